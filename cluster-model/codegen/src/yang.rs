@@ -1,0 +1,210 @@
+//! YANG 1.1 backend: one list per concrete class under the top container,
+//! keyed by the persistent name; writable attributes are configuration,
+//! the rest `config false`; methods are actions; indications notifications.
+
+use std::fmt::Write;
+
+use crate::ir::{ClassDef, Measure, Method, Property, Schema, Type};
+use crate::names;
+
+/// The top-level container every list lives in.
+pub const TOP_CONTAINER: &str = "element";
+
+fn quoted(text: &str, indent: usize) -> String {
+    let text = text.replace('\\', "\\\\").replace('"', "\\\"");
+    // Continuation lines align one column after the opening quote.
+    let pad = " ".repeat(indent + 1);
+    let mut lines = Vec::new();
+    let mut cur = String::new();
+    for word in text.split_whitespace() {
+        if !cur.is_empty() && cur.len() + word.len() + 1 > 60 {
+            lines.push(std::mem::take(&mut cur));
+        }
+        if !cur.is_empty() {
+            cur.push(' ');
+        }
+        cur.push_str(word);
+    }
+    lines.push(cur);
+    format!("\"{}\"", lines.join(&format!("\n{pad}")))
+}
+
+struct W {
+    out: String,
+    depth: usize,
+}
+
+impl W {
+    fn line(&mut self, s: &str) {
+        let _ = writeln!(self.out, "{}{s}", "  ".repeat(self.depth));
+    }
+    fn open(&mut self, s: &str) {
+        self.line(&format!("{s} {{"));
+        self.depth += 1;
+    }
+    fn close(&mut self) {
+        self.depth -= 1;
+        self.line("}");
+    }
+    fn desc(&mut self, text: &str) {
+        let pad = "  ".repeat(self.depth + 1);
+        self.line("description");
+        let _ = writeln!(self.out, "{pad}{};", quoted(text, pad.len()));
+    }
+    fn blank(&mut self) {
+        self.out.push('\n');
+    }
+}
+
+fn type_stmt(w: &mut W, ty: &Type, measure: Measure, max_len: Option<u32>) {
+    match (ty, measure) {
+        (Type::Boolean, _) => w.line("type boolean;"),
+        (Type::String, _) => {
+            w.open("type string");
+            w.line(&format!("length \"0..{}\";", max_len.unwrap_or(255)));
+            w.close();
+        }
+        (Type::Uint32, Measure::Counter) => w.line("type yang:counter32;"),
+        (Type::Uint32, Measure::Gauge) => w.line("type yang:gauge32;"),
+        (Type::Uint32, Measure::None) => w.line("type uint32;"),
+        (Type::Uint64, _) => w.line("type yang:counter64;"),
+        (Type::Sint32, _) => w.line("type int32;"),
+        (Type::Real64 { scale }, _) => {
+            w.open("type decimal64");
+            w.line(&format!("fraction-digits {};", (*scale).max(1)));
+            w.close();
+        }
+        (Type::DateTime, _) => w.line("type yang:date-and-time;"),
+        (Type::Enum(e), _) => w.line(&format!("type {};", names::kebab(e))),
+    }
+}
+
+fn leaf(w: &mut W, p: &Property, list_config: bool) {
+    w.open(&format!("leaf {}", p.yang_name));
+    type_stmt(w, &p.ty, p.measure, p.max_len);
+    if let Some(u) = &p.units {
+        w.line(&format!("units \"{u}\";"));
+    }
+    if list_config && !p.write && !p.key {
+        w.line("config false;");
+    }
+    w.desc(&p.description);
+    w.close();
+}
+
+fn action(w: &mut W, m: &Method) {
+    w.open(&format!("action {}", m.yang_name));
+    w.desc(&m.description);
+    if !m.params.is_empty() {
+        w.open("input");
+        for p in &m.params {
+            w.open(&format!("leaf {}", p.yang_name));
+            type_stmt(w, &p.ty, Measure::None, None);
+            w.desc(&p.description);
+            w.close();
+        }
+        w.close();
+    }
+    w.open("output");
+    w.open("leaf result");
+    type_stmt(w, &m.returns, Measure::None, None);
+    w.desc("Result code of the operation: 0 when accepted.");
+    w.close();
+    if m.job {
+        w.open("leaf job");
+        w.line("type string;");
+        w.desc("Persistent name of the job that runs the operation; poll it for progress.");
+        w.close();
+    }
+    w.close();
+    w.close();
+}
+
+fn list(w: &mut W, c: &ClassDef) {
+    let config = c.attributes.iter().any(|a| a.write);
+    w.open(&format!("list {}", c.yang_name));
+    let key = c
+        .attributes
+        .iter()
+        .find(|a| a.key)
+        .map_or("name", |a| a.yang_name.as_str());
+    w.line(&format!("key \"{key}\";"));
+    if !config {
+        w.line("config false;");
+    }
+    w.desc(&c.description);
+    for a in &c.attributes {
+        leaf(w, a, config);
+    }
+    for m in &c.methods {
+        action(w, m);
+    }
+    w.close();
+}
+
+/// Generates the YANG module text.
+pub fn generate(schema: &Schema) -> String {
+    let m = &schema.module;
+    let mut w = W {
+        out: String::new(),
+        depth: 0,
+    };
+    w.open(&format!("module {}", m.yang_module));
+    w.line("yang-version 1.1;");
+    w.line(&format!("namespace \"{}\";", m.namespace));
+    w.line(&format!("prefix {};", m.prefix));
+    w.blank();
+    w.open("import ietf-yang-types");
+    w.line("prefix yang;");
+    w.line("reference \"RFC 6991: Common YANG Data Types\";");
+    w.close();
+    w.blank();
+    w.line(&format!(
+        "organization\n    {};",
+        quoted(&m.organization, 4)
+    ));
+    w.line(&format!("contact\n    {};", quoted(&m.contact, 4)));
+    w.desc(&format!(
+        "{} Generated by halyard-schema from cluster-model/schema: do not edit; change the schema and run `cargo codegen`.",
+        m.description
+    ));
+    w.blank();
+    w.open(&format!("revision {}", m.revision));
+    w.desc("Generated from the Halyard schema of this revision.");
+    w.close();
+
+    for e in &schema.enums {
+        w.blank();
+        w.open(&format!("typedef {}", names::kebab(&e.name)));
+        w.open("type enumeration");
+        for v in &e.values {
+            w.open(&format!("enum {}", names::kebab(&v.name)));
+            w.line(&format!("value {};", v.value));
+            w.desc(&v.description);
+            w.close();
+        }
+        w.close();
+        w.desc(&e.description);
+        w.close();
+    }
+
+    w.blank();
+    w.open(&format!("container {TOP_CONTAINER}"));
+    w.desc("The managed element: every managed object, one list per class.");
+    for c in schema.object_classes() {
+        list(&mut w, c);
+    }
+    w.close();
+
+    for c in schema.indications() {
+        w.blank();
+        w.open(&format!("notification {}", c.yang_name));
+        w.desc(&c.description);
+        for a in &c.attributes {
+            leaf(&mut w, a, false);
+        }
+        w.close();
+    }
+    w.close();
+    w.out
+}

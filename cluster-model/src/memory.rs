@@ -1,0 +1,657 @@
+//! An in-memory implementation of the information-model port.
+//!
+//! It enforces what the port promises (metadata-checked, all-or-nothing
+//! writes; ordered traversal; filtered, bounded notifications) so adapters
+//! can be developed and tested before the agent exists. Operations are
+//! accepted and recorded, and finish at once: the agent runs real ones.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, watch};
+
+use crate::meta::ClassMeta;
+use crate::model::{JobState, SCHEMA};
+use crate::name::ObjectName;
+use crate::port::{
+    Change, InformationModel, JobHandle, JobStatus, ManagedObject, ModelError, Notification,
+    NotificationFilter, Principal, Query, Scope, Subscription, Transaction, TxError,
+};
+use crate::value::{Timestamp, Value};
+
+/// Notifications kept for replay.
+const HISTORY: usize = 10_000;
+/// Per-subscriber queue bound.
+const QUEUE: usize = 1024;
+
+#[derive(Debug, Default)]
+struct State {
+    objects: BTreeMap<u32, ManagedObject>,
+    by_name: HashMap<ObjectName, u32>,
+    next_index: u32,
+    history: VecDeque<Arc<Notification>>,
+    next_seq: u64,
+}
+
+/// An operation the in-memory model accepted, for tests to inspect.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invocation {
+    pub target: ObjectName,
+    pub operation: String,
+    pub args: Vec<(String, Value)>,
+    pub principal: Principal,
+}
+
+#[derive(Debug)]
+pub struct MemoryModel {
+    state: RwLock<State>,
+    tx: broadcast::Sender<Arc<Notification>>,
+    invocations: Mutex<Vec<Invocation>>,
+}
+
+impl Default for MemoryModel {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn no_such(name: &ObjectName) -> ModelError {
+    ModelError::NoSuchObject {
+        name: name.to_string(),
+    }
+}
+
+impl MemoryModel {
+    pub fn new() -> Self {
+        MemoryModel {
+            state: RwLock::new(State {
+                next_index: 1,
+                ..State::default()
+            }),
+            tx: broadcast::channel(QUEUE).0,
+            invocations: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds an object; its parent must exist (except for a root) and the
+    /// class must allow that container. Returns the new stable index.
+    pub fn insert(
+        &self,
+        class: &str,
+        name: &str,
+        values: &[(&str, Value)],
+    ) -> Result<u32, ModelError> {
+        let name = ObjectName::parse(name).map_err(|e| ModelError::NoCreation {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let change = Change::Create {
+            class: class.to_string(),
+            object: name.clone(),
+            values: values
+                .iter()
+                .map(|(a, v)| ((*a).to_string(), v.clone()))
+                .collect(),
+        };
+        let mut st = self.write();
+        let obj = build_create(&st, &change)?;
+        Ok(commit_create(&mut st, obj))
+    }
+
+    /// Publishes a notification (the agent's events; tests).
+    pub fn publish(
+        &self,
+        class: &str,
+        source: &ObjectName,
+        values: Vec<Value>,
+    ) -> Result<u64, ModelError> {
+        let class = SCHEMA
+            .class(class)
+            .filter(|c| c.is_indication)
+            .ok_or_else(|| ModelError::NoSuchClass {
+                class: class.to_string(),
+            })?;
+        let severity = class
+            .attribute("Severity")
+            .and_then(|(i, _)| match values.get(i) {
+                Some(Value::Enum(v)) => {
+                    <crate::model::PerceivedSeverity as crate::SchemaEnum>::from_value(*v)
+                }
+                _ => None,
+            });
+        let mut st = self.write();
+        let n = Arc::new(Notification {
+            seq: st.next_seq,
+            time: Timestamp::now(),
+            class,
+            source: source.clone(),
+            severity,
+            values,
+        });
+        st.next_seq += 1;
+        if st.history.len() == HISTORY {
+            st.history.pop_front();
+        }
+        st.history.push_back(n.clone());
+        drop(st);
+        // No receiver is not an error: nobody is listening.
+        let _ = self.tx.send(n.clone());
+        Ok(n.seq)
+    }
+
+    /// Operations accepted so far.
+    pub fn invocations(&self) -> Vec<Invocation> {
+        self.invocations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn len(&self) -> usize {
+        self.read().objects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Validates a create against metadata and the current state.
+fn build_create(st: &State, change: &Change) -> Result<ManagedObject, ModelError> {
+    let Change::Create {
+        class,
+        object,
+        values,
+    } = change
+    else {
+        unreachable!("build_create takes creates");
+    };
+    let meta = SCHEMA.class(class).ok_or_else(|| ModelError::NoSuchClass {
+        class: class.clone(),
+    })?;
+    let refuse = |reason: String| ModelError::NoCreation {
+        name: object.to_string(),
+        reason,
+    };
+    if meta.is_abstract || meta.is_indication {
+        return Err(refuse(format!("{} has no instances", meta.name)));
+    }
+    if st.by_name.contains_key(object) {
+        return Err(ModelError::AlreadyExists {
+            name: object.to_string(),
+        });
+    }
+    let (rdn, _) = object.leaf();
+    if meta.rdn != Some(rdn) {
+        return Err(refuse(format!(
+            "a {} is named {}=..., not {rdn}=...",
+            meta.name,
+            meta.rdn.unwrap_or("?")
+        )));
+    }
+    let parent_index = match object.parent() {
+        None => {
+            if !meta.contained_in.is_empty() {
+                return Err(refuse(format!(
+                    "a {} must be contained in {}",
+                    meta.name,
+                    meta.contained_in.join(" or ")
+                )));
+            }
+            0
+        }
+        Some(p) => {
+            let pi = *st
+                .by_name
+                .get(&p)
+                .ok_or_else(|| refuse(format!("no container {p}")))?;
+            let pclass = st.objects[&pi].class.name;
+            if !meta.contained_in.iter().any(|c| SCHEMA.is_a(pclass, c)) {
+                return Err(refuse(format!(
+                    "a {} cannot be contained in a {pclass}",
+                    meta.name
+                )));
+            }
+            pi
+        }
+    };
+    let mut vals: Vec<Value> = meta.attributes.iter().map(|a| default_value(a)).collect();
+    for (attr, v) in values {
+        let (i, a) = meta
+            .attribute(attr)
+            .ok_or_else(|| ModelError::NoSuchAttribute {
+                class: meta.name.to_string(),
+                attribute: attr.clone(),
+            })?;
+        v.check(&a.ty).map_err(|error| ModelError::InvalidValue {
+            attribute: a.name.to_string(),
+            error,
+        })?;
+        vals[i] = v.clone();
+    }
+    if let Some(k) = meta.key_index() {
+        vals[k] = Value::Str(object.to_string());
+    }
+    if let Some((i, _)) = meta.attribute("Parent") {
+        vals[i] = Value::Str(object.parent().map(|p| p.to_string()).unwrap_or_default());
+    }
+    Ok(ManagedObject {
+        class: meta,
+        index: 0,
+        name: object.clone(),
+        parent_index,
+        values: vals,
+    })
+}
+
+fn commit_create(st: &mut State, mut obj: ManagedObject) -> u32 {
+    let index = st.next_index;
+    st.next_index += 1;
+    obj.index = index;
+    st.by_name.insert(obj.name.clone(), index);
+    st.objects.insert(index, obj);
+    index
+}
+
+/// The zero value of an attribute's type (first label of an enumeration).
+pub fn default_value(a: &crate::meta::AttrMeta) -> Value {
+    use crate::meta::AttrType;
+    match a.ty {
+        AttrType::Boolean => Value::Bool(false),
+        AttrType::String { .. } => Value::Str(String::new()),
+        AttrType::Uint32 => Value::U32(0),
+        AttrType::Uint64 => Value::U64(0),
+        AttrType::Sint32 => Value::I32(0),
+        AttrType::Real64 { .. } => Value::Real(0.0),
+        AttrType::DateTime => Value::Absent,
+        AttrType::Enum(e) => Value::Enum(e.values.first().map_or(0, |v| v.value)),
+    }
+}
+
+fn matches_query(obj: &ManagedObject, q: &Query) -> bool {
+    let in_scope = match &q.scope {
+        Scope::All => true,
+        Scope::Subtree(root) => obj.name.is_within(root),
+        Scope::Children(parent) => obj.name.parent().as_ref() == Some(parent),
+    };
+    in_scope
+        && (q.classes.is_empty()
+            || q.classes.iter().any(|c| {
+                SCHEMA
+                    .class(c)
+                    .is_some_and(|cm| SCHEMA.is_a(obj.class.name, cm.name))
+            }))
+        && q.filters.iter().all(|(attr, text)| {
+            obj.class
+                .attribute(attr)
+                .is_some_and(|(i, a)| obj.values[i].render(&a.ty) == *text)
+        })
+}
+
+#[async_trait]
+impl InformationModel for MemoryModel {
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
+        let st = self.read();
+        st.by_name
+            .get(name)
+            .map(|i| st.objects[i].clone())
+            .ok_or_else(|| no_such(name))
+    }
+
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+        self.read()
+            .objects
+            .get(&index)
+            .cloned()
+            .ok_or_else(|| ModelError::NoSuchObject {
+                name: format!("#{index}"),
+            })
+    }
+
+    async fn query(&self, q: &Query) -> Result<Vec<ManagedObject>, ModelError> {
+        for c in &q.classes {
+            if SCHEMA.class(c).is_none() {
+                return Err(ModelError::NoSuchClass { class: c.clone() });
+            }
+        }
+        let st = self.read();
+        if let Scope::Subtree(root) | Scope::Children(root) = &q.scope
+            && !st.by_name.contains_key(root)
+        {
+            return Err(no_such(root));
+        }
+        let mut out: Vec<ManagedObject> = st
+            .objects
+            .values()
+            .filter(|o| matches_query(o, q))
+            .cloned()
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        let st = self.read();
+        Ok(st
+            .objects
+            .range(after.saturating_add(1)..)
+            .map(|(_, o)| o)
+            .filter(|o| class.is_none_or(|c| std::ptr::eq(o.class, c)))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        let mut st = self.write();
+        // Validate everything against a scratch copy of the touched objects,
+        // then apply: a refused change leaves the model untouched.
+        let mut staged: BTreeMap<u32, ManagedObject> = BTreeMap::new();
+        let mut creates: Vec<ManagedObject> = Vec::new();
+        let mut deletes: Vec<u32> = Vec::new();
+        for (index, change) in tx.changes.iter().enumerate() {
+            let fail = |error| TxError { index, error };
+            match change {
+                Change::Set {
+                    object,
+                    attribute,
+                    value,
+                } => {
+                    let i = *st
+                        .by_name
+                        .get(object)
+                        .ok_or_else(|| fail(no_such(object)))?;
+                    let obj = staged.entry(i).or_insert_with(|| st.objects[&i].clone());
+                    let (ai, a) = obj.class.attribute(attribute).ok_or_else(|| {
+                        fail(ModelError::NoSuchAttribute {
+                            class: obj.class.name.to_string(),
+                            attribute: attribute.clone(),
+                        })
+                    })?;
+                    if !a.writable {
+                        return Err(fail(ModelError::NotWritable {
+                            attribute: a.name.to_string(),
+                        }));
+                    }
+                    value.check(&a.ty).map_err(|error| {
+                        fail(ModelError::InvalidValue {
+                            attribute: a.name.to_string(),
+                            error,
+                        })
+                    })?;
+                    if matches!(value, Value::Absent) {
+                        return Err(fail(ModelError::InvalidValue {
+                            attribute: a.name.to_string(),
+                            error: crate::value::ValueError::WrongValue {
+                                reason: "a value is required".into(),
+                            },
+                        }));
+                    }
+                    obj.values[ai] = value.clone();
+                }
+                Change::Create { object, .. } => {
+                    if creates.iter().any(|c| &c.name == object) {
+                        return Err(fail(ModelError::AlreadyExists {
+                            name: object.to_string(),
+                        }));
+                    }
+                    creates.push(build_create(&st, change).map_err(fail)?);
+                }
+                Change::Delete { object } => {
+                    if !st.by_name.contains_key(object) {
+                        return Err(fail(no_such(object)));
+                    }
+                    // Removing a parent removes its subtree.
+                    deletes.extend(
+                        st.objects
+                            .values()
+                            .filter(|o| o.name.is_within(object))
+                            .map(|o| o.index),
+                    );
+                }
+            }
+        }
+        for (i, obj) in staged {
+            st.objects.insert(i, obj);
+        }
+        for obj in creates {
+            commit_create(&mut st, obj);
+        }
+        for i in deletes {
+            if let Some(o) = st.objects.remove(&i) {
+                st.by_name.remove(&o.name);
+            }
+        }
+        Ok(())
+    }
+
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError> {
+        let obj = self.get(target).await?;
+        let m = obj
+            .class
+            .method(operation)
+            .ok_or_else(|| ModelError::NoSuchOperation {
+                class: obj.class.name.to_string(),
+                operation: operation.to_string(),
+            })?;
+        for (name, v) in &args {
+            let p = m
+                .params
+                .iter()
+                .find(|p| p.name == name || p.yang_name == name)
+                .ok_or_else(|| ModelError::Inconsistent {
+                    reason: format!("{} takes no parameter {name}", m.name),
+                })?;
+            v.check(&p.ty).map_err(|error| ModelError::InvalidValue {
+                attribute: p.name.to_string(),
+                error,
+            })?;
+        }
+        let seq = {
+            let mut inv = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
+            inv.push(Invocation {
+                target: target.clone(),
+                operation: m.name.to_string(),
+                args,
+                principal,
+            });
+            inv.len()
+        };
+        let job = ObjectName::root("ne", "1")
+            .and_then(|ne| ne.child("job", &seq.to_string()))
+            .map_err(|e| ModelError::CommitFailed {
+                reason: e.to_string(),
+            })?;
+        let (_tx, status) = watch::channel(JobStatus {
+            state: JobState::Succeeded,
+            steps_done: 1,
+            steps_total: 1,
+            detail: format!("{} accepted", m.name),
+            result: Some(0),
+        });
+        Ok(JobHandle { job, status })
+    }
+
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
+        Subscription::new(self.tx.subscribe(), filter)
+    }
+
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError> {
+        Ok(self
+            .read()
+            .history
+            .iter()
+            .filter(|n| n.time >= since && until.is_none_or(|u| n.time <= u))
+            .filter(|n| filter.matches(n))
+            .cloned()
+            .collect())
+    }
+}
+
+/// A small element for adapter tests: one shelf with a hot-swap controller,
+/// two fans, two power supplies, two host boards, two nodes, a 2N service
+/// group of `counterd` with its service instance and assignments.
+pub fn demo_element() -> MemoryModel {
+    use crate::model::{AssignmentRole, AvailabilityState, ComponentKind, RedundancyModel};
+    use crate::value::SchemaEnum;
+    let m = MemoryModel::new();
+    let e = |v: u32| Value::Enum(v);
+    let s = |v: &str| Value::Str(v.to_string());
+    let unlocked = e(crate::model::AdminState::Unlocked.value());
+    let ins = |class: &str, name: &str, values: &[(&str, Value)]| {
+        m.insert(class, name, values)
+            .unwrap_or_else(|err| panic!("demo element {name}: {err}"));
+    };
+    ins(
+        "NetworkElement",
+        "ne=1",
+        &[
+            ("Vendor", s("Halyard")),
+            ("Model", s("demo")),
+            ("SoftwareVersion", s("0.1.0")),
+        ],
+    );
+    ins(
+        "Shelf",
+        "ne=1/shelf=1",
+        &[
+            ("AdminState", unlocked.clone()),
+            ("PowerGood", Value::Bool(true)),
+            ("Position", Value::U32(1)),
+        ],
+    );
+    let fru = |class: &str, name: &str, slot: u32, extra: &[(&str, Value)]| {
+        let mut v = vec![
+            ("AdminState", unlocked.clone()),
+            ("AvailabilityState", e(AvailabilityState::Primary.value())),
+            ("Slot", Value::U32(slot)),
+            ("Present", Value::Bool(true)),
+            ("SerialNumber", s(&format!("HY{slot:04}"))),
+        ];
+        v.extend(extra.iter().cloned());
+        ins(class, name, &v);
+    };
+    fru("HotSwapController", "ne=1/shelf=1/hsc=1", 1, &[]);
+    fru(
+        "Fan",
+        "ne=1/shelf=1/fan=1",
+        2,
+        &[("Speed", Value::U32(4200))],
+    );
+    fru(
+        "Fan",
+        "ne=1/shelf=1/fan=2",
+        3,
+        &[("Speed", Value::U32(4150))],
+    );
+    fru(
+        "PowerSupply",
+        "ne=1/shelf=1/psu=1",
+        4,
+        &[("OutputPower", Value::U32(310))],
+    );
+    fru(
+        "PowerSupply",
+        "ne=1/shelf=1/psu=2",
+        5,
+        &[("OutputPower", Value::U32(295))],
+    );
+    fru(
+        "HostBoard",
+        "ne=1/shelf=1/board=1",
+        6,
+        &[("CpuLoad", Value::U32(12))],
+    );
+    fru(
+        "HostBoard",
+        "ne=1/shelf=1/board=2",
+        7,
+        &[("CpuLoad", Value::U32(9))],
+    );
+    for n in ["a", "b"] {
+        ins(
+            "Node",
+            &format!("ne=1/shelf=1/node={n}"),
+            &[
+                ("AdminState", unlocked.clone()),
+                ("Address", s("127.0.0.1")),
+            ],
+        );
+    }
+    for (n, role) in [
+        ("a", AvailabilityState::Primary),
+        ("b", AvailabilityState::Secondary),
+    ] {
+        ins(
+            "SoftwareComponent",
+            &format!("ne=1/shelf=1/node={n}/comp=counterd-{n}"),
+            &[
+                ("AdminState", unlocked.clone()),
+                ("AvailabilityState", e(role.value())),
+                ("Kind", e(ComponentKind::HaAware.value())),
+                ("ServiceGroup", s("ne=1/sg=counter")),
+            ],
+        );
+    }
+    ins(
+        "ServiceGroup",
+        "ne=1/sg=counter",
+        &[
+            ("AdminState", unlocked.clone()),
+            ("RedundancyModel", e(RedundancyModel::TwoN.value())),
+            ("PreferredPrimaries", Value::U32(1)),
+            ("PreferredSecondaries", Value::U32(1)),
+        ],
+    );
+    ins(
+        "ServiceInstance",
+        "ne=1/sg=counter/si=1",
+        &[
+            ("AdminState", unlocked.clone()),
+            ("Assigned", Value::Bool(true)),
+        ],
+    );
+    for (n, role) in [
+        ("a", AssignmentRole::Active),
+        ("b", AssignmentRole::Standby),
+    ] {
+        ins(
+            "Assignment",
+            &format!("ne=1/sg=counter/si=1/asg={n}"),
+            &[
+                (
+                    "Component",
+                    s(&format!("ne=1/shelf=1/node={n}/comp=counterd-{n}")),
+                ),
+                ("Role", e(role.value())),
+                ("Acknowledged", Value::Bool(true)),
+            ],
+        );
+    }
+    m
+}

@@ -1,0 +1,334 @@
+//! The information-model port: the one interface through which every
+//! adapter (SNMP, NETCONF, HTTP, Prometheus) reaches the agent.
+//!
+//! Reads return [`ManagedObject`]s whose values line up with their class's
+//! metadata, so an adapter translates any class with no per-attribute code.
+//! Writes are [`Transaction`]s, applied all-or-nothing. Operations return
+//! a [`JobHandle`] whose progress can be watched. Notifications arrive on a
+//! [`Subscription`] that says how many it missed when its reader is slow.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{broadcast, watch};
+
+use crate::meta::ClassMeta;
+use crate::model::{JobState, PerceivedSeverity, Protocol};
+use crate::name::ObjectName;
+use crate::value::{Timestamp, Value, ValueError};
+
+/// One managed object: an instance of a schema class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManagedObject {
+    pub class: &'static ClassMeta,
+    /// Stable index, unique across classes, persisted across restarts (> 0).
+    pub index: u32,
+    pub name: ObjectName,
+    /// Index of the containing object; 0 for the root.
+    pub parent_index: u32,
+    /// One value per entry of `class.attributes`, in that order.
+    pub values: Vec<Value>,
+}
+
+impl ManagedObject {
+    pub fn get(&self, attribute: &str) -> Option<&Value> {
+        let (i, _) = self.class.attribute(attribute)?;
+        self.values.get(i)
+    }
+}
+
+/// Which objects a read covers.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Scope {
+    #[default]
+    All,
+    /// The object and everything beneath it.
+    Subtree(ObjectName),
+    /// The object's direct children only.
+    Children(ObjectName),
+}
+
+/// A read over a scope, with a class filter and attribute filters.
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    pub scope: Scope,
+    /// Class names (schema or YANG spelling); a class matches its subclasses.
+    /// Empty means every class.
+    pub classes: Vec<String>,
+    /// Attribute equality filters: (attribute, text form of the value).
+    pub filters: Vec<(String, String)>,
+}
+
+/// Who asks, and through which face. Recorded in the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub user: String,
+    pub protocol: Protocol,
+}
+
+impl Principal {
+    pub fn new(user: impl Into<String>, protocol: Protocol) -> Self {
+        Principal {
+            user: user.into(),
+            protocol,
+        }
+    }
+}
+
+/// One change of a transaction.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    Set {
+        object: ObjectName,
+        attribute: String,
+        value: Value,
+    },
+    Create {
+        class: String,
+        object: ObjectName,
+        values: Vec<(String, Value)>,
+    },
+    Delete {
+        object: ObjectName,
+    },
+}
+
+impl Change {
+    pub fn object(&self) -> &ObjectName {
+        match self {
+            Change::Set { object, .. }
+            | Change::Create { object, .. }
+            | Change::Delete { object } => object,
+        }
+    }
+}
+
+/// Changes applied together or not at all.
+#[derive(Debug, Clone)]
+pub struct Transaction {
+    pub principal: Principal,
+    pub changes: Vec<Change>,
+}
+
+/// Why the model refused or failed a request. Each adapter maps these to
+/// its protocol's codes in one table.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    #[error("no such object: {name}")]
+    NoSuchObject { name: String },
+    #[error("class {class} has no attribute {attribute}")]
+    NoSuchAttribute { class: String, attribute: String },
+    #[error("unknown class {class}")]
+    NoSuchClass { class: String },
+    #[error("class {class} has no operation {operation}")]
+    NoSuchOperation { class: String, operation: String },
+    #[error("attribute {attribute} is not writable")]
+    NotWritable { attribute: String },
+    #[error("attribute {attribute}: {error}")]
+    InvalidValue {
+        attribute: String,
+        error: ValueError,
+    },
+    #[error("inconsistent: {reason}")]
+    Inconsistent { reason: String },
+    #[error("cannot create {name}: {reason}")]
+    NoCreation { name: String, reason: String },
+    #[error("already exists: {name}")]
+    AlreadyExists { name: String },
+    #[error("access denied: {reason}")]
+    AccessDenied { reason: String },
+    /// COpCo refused the request because it conflicts with running work.
+    #[error("conflict: {reason}")]
+    Conflict { reason: String },
+    #[error("commit failed: {reason}")]
+    CommitFailed { reason: String },
+    #[error("unavailable: {reason}")]
+    Unavailable { reason: String },
+    #[error("timed out")]
+    Timeout,
+}
+
+/// A refused transaction: which change (position in `changes`) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("change {index}: {error}")]
+pub struct TxError {
+    pub index: usize,
+    pub error: ModelError,
+}
+
+/// Progress of a job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobStatus {
+    pub state: JobState,
+    pub steps_done: u32,
+    pub steps_total: u32,
+    /// The current step, or the outcome once finished.
+    pub detail: String,
+    /// The operation's result code once finished (0: success).
+    pub result: Option<u32>,
+}
+
+impl JobStatus {
+    pub fn finished(&self) -> bool {
+        !matches!(
+            self.state,
+            JobState::Queued | JobState::Running | JobState::Paused
+        )
+    }
+}
+
+/// A running (or finished) operation.
+#[derive(Debug, Clone)]
+pub struct JobHandle {
+    /// Persistent name of the job object.
+    pub job: ObjectName,
+    pub status: watch::Receiver<JobStatus>,
+}
+
+impl JobHandle {
+    /// Waits until the job finishes and returns its final status.
+    pub async fn wait(mut self) -> JobStatus {
+        loop {
+            let s = self.status.borrow_and_update().clone();
+            if s.finished() || self.status.changed().await.is_err() {
+                return self.status.borrow().clone();
+            }
+        }
+    }
+}
+
+/// A notification: an instance of an indication class.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notification {
+    /// Increases by one per notification; replay and gap detection use it.
+    pub seq: u64,
+    pub time: Timestamp,
+    pub class: &'static ClassMeta,
+    /// The object the notification is about.
+    pub source: ObjectName,
+    pub severity: Option<PerceivedSeverity>,
+    /// One value per entry of `class.attributes`.
+    pub values: Vec<Value>,
+}
+
+/// What a subscriber wants to receive.
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    /// Indication class names; empty means all.
+    pub classes: Vec<String>,
+    /// Only notifications about objects in this subtree.
+    pub subtree: Option<ObjectName>,
+    /// Only notifications at least this severe (alarms); others pass.
+    pub min_severity: Option<PerceivedSeverity>,
+}
+
+/// Lower numbers are more severe in X.733 numbering, except `cleared`.
+fn severity_rank(s: PerceivedSeverity) -> u32 {
+    match s {
+        PerceivedSeverity::Critical => 6,
+        PerceivedSeverity::Major => 5,
+        PerceivedSeverity::Minor => 4,
+        PerceivedSeverity::Warning => 3,
+        PerceivedSeverity::Indeterminate => 2,
+        PerceivedSeverity::Cleared => 1,
+    }
+}
+
+impl NotificationFilter {
+    pub fn matches(&self, n: &Notification) -> bool {
+        (self.classes.is_empty()
+            || self
+                .classes
+                .iter()
+                .any(|c| c == n.class.name || c == n.class.yang_name))
+            && self.subtree.as_ref().is_none_or(|s| n.source.is_within(s))
+            && match (self.min_severity, n.severity) {
+                (Some(min), Some(sev)) => {
+                    sev == PerceivedSeverity::Cleared || severity_rank(sev) >= severity_rank(min)
+                }
+                _ => true,
+            }
+    }
+}
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    Notification(Arc<Notification>),
+    /// The subscriber was too slow; this many notifications were dropped
+    /// for it (the publisher never waits).
+    Missed(u64),
+}
+
+/// A filtered stream of notifications over a bounded broadcast queue.
+#[derive(Debug)]
+pub struct Subscription {
+    rx: broadcast::Receiver<Arc<Notification>>,
+    filter: NotificationFilter,
+}
+
+impl Subscription {
+    pub fn new(rx: broadcast::Receiver<Arc<Notification>>, filter: NotificationFilter) -> Self {
+        Subscription { rx, filter }
+    }
+
+    /// The next matching notification; `None` when the model shut down.
+    pub async fn recv(&mut self) -> Option<Delivery> {
+        loop {
+            match self.rx.recv().await {
+                Ok(n) if self.filter.matches(&n) => return Some(Delivery::Notification(n)),
+                Ok(_) => continue,
+                Err(broadcast::error::RecvError::Lagged(k)) => return Some(Delivery::Missed(k)),
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    }
+}
+
+/// The information-model port. The agent implements it over the HA core;
+/// [`crate::memory::MemoryModel`] implements it in memory for tests.
+#[async_trait]
+pub trait InformationModel: Send + Sync + 'static {
+    /// One object by persistent name.
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError>;
+
+    /// One object by stable index.
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError>;
+
+    /// Objects matching a query, in persistent-name order.
+    async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError>;
+
+    /// Ordered traversal (GETNEXT/GETBULK): up to `limit` objects with an
+    /// index greater than `after`, in index order; only instances of exactly
+    /// `class` when given, else every object.
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError>;
+
+    /// Applies every change or none. Availability-affecting writes go
+    /// through COpCo in the agent.
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError>;
+
+    /// Invokes a schema operation on an object.
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError>;
+
+    /// Live notifications matching the filter.
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription;
+
+    /// Stored notifications with `since <= time <= until`, oldest first (replay).
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError>;
+}
