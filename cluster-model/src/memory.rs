@@ -224,7 +224,7 @@ fn build_create(st: &State, change: &Change) -> Result<ManagedObject, ModelError
             pi
         }
     };
-    let mut vals: Vec<Value> = meta.attributes.iter().map(|a| default_value(a)).collect();
+    let mut vals: Vec<Value> = meta.attributes.iter().map(default_value).collect();
     for (attr, v) in values {
         let (i, a) = meta
             .attribute(attr)

@@ -912,7 +912,7 @@ fn build_property(
             m.ty.text
         )));
     }
-    if counter && !matches!(ty, Type::Uint32 | Type::Uint64) {
+    if counter && ty.is_numeric() && !matches!(ty, Type::Uint32 | Type::Uint64) {
         errs.push(here(format!(
             "found Counter on '{name}' of type {}, expected uint32 or uint64",
             m.ty.text

@@ -116,7 +116,22 @@ pub fn parse_file(file: &SourceFile, errors: &mut Vec<Diagnostic>) -> Vec<Decl> 
             Err(e) => {
                 let at = pos + error_pos(&e);
                 errors.push(syntax_error(file, at, &e, "a declaration"));
-                pos = skip_blank(text, resync_declaration(text, at));
+                let mut next = resync_declaration(text, at);
+                // A broken qualifier list: the keyword line that follows is
+                // the same declaration, so skip its body too.
+                if text[pos..].starts_with('[')
+                    && next < text.len()
+                    && !text[next..].starts_with('[')
+                    && let Some(end) = text[next..].find("};").or_else(|| text[next..].find(';'))
+                {
+                    let close = if text[next + end..].starts_with("};") {
+                        2
+                    } else {
+                        1
+                    };
+                    next += end + close;
+                }
+                pos = skip_blank(text, next);
             }
         }
     }
@@ -153,6 +168,16 @@ fn parse_members(
             Err(e) => {
                 let at = pos + error_pos(&e);
                 errors.push(syntax_error(file, at, &e, "a class member"));
+                // A member that lacks only its ';': keep it and go on from
+                // the error, so one slip does not hide the next member.
+                if expects(&e, Rule::semi)
+                    && let Ok(mut pairs) =
+                        MofParser::parse(Rule::member, &format!("{};", &text[pos..at]))
+                {
+                    members.push(build_member(file, pos, pairs.next().expect("member pair")));
+                    pos = skip_blank(text, at);
+                    continue;
+                }
                 // A declaration starting at column 1 means the class lost its
                 // `};`: stop here and let the caller parse the declaration.
                 let next_decl = next_declaration_start(text, at);
@@ -169,6 +194,10 @@ fn parse_members(
             }
         }
     }
+}
+
+fn expects(e: &pest::error::Error<Rule>, rule: Rule) -> bool {
+    matches!(&e.variant, pest::error::ErrorVariant::ParsingError { positives, .. } if positives.contains(&rule))
 }
 
 fn error_pos(e: &pest::error::Error<Rule>) -> usize {

@@ -1,0 +1,4 @@
+//! cluster-model tests: the compiled fixture and the in-memory port.
+
+mod fixture;
+mod memory;

@@ -1,0 +1,3 @@
+//! End-to-end and architecture tests for the whole workspace.
+
+mod architecture;
