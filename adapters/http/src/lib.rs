@@ -1,0 +1,1 @@
+//! The HTTP face: XML/JSON API, the operator web console and Prometheus metrics over the information-model port.
