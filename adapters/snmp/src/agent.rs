@@ -1,0 +1,939 @@
+//! The agent: UDP sockets, message processing for v1, v2c (RFC 3584) and
+//! v3 with USM (RFC 3412, 3414), and the command responder (RFC 3416).
+//!
+//! Every datagram is handled in its own task under a per-request deadline,
+//! so a slow model call never holds up other requests. Bad input is
+//! counted in its MIB counter and dropped or answered with a Report.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use halyard_cluster_model::port::{InformationModel, NotificationFilter, Subscription};
+use rasn::types::{Integer, OctetString};
+use rasn_snmp::{v1, v2, v2c, v3};
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::codec::{self, counter32};
+use crate::config::{AuthProtocol, Community, PrivProtocol, SnmpConfig, View};
+use crate::engine::{Counter, Engine};
+use crate::error::SnmpError;
+use crate::mib::{Ctx, Mib, SysInfo};
+use crate::oid::{self, Oid};
+use crate::status::{code, to_v1};
+use crate::usm;
+
+/// RFC 3414 3.2.7: the time window, in seconds.
+const TIME_WINDOW: i64 = 150;
+/// Envelope octets reserved around the variable bindings when trimming.
+const ENVELOPE_SLACK: usize = 48;
+
+/// A USM user with keys localised for this engine.
+#[derive(Debug)]
+struct LocalUser {
+    name: Vec<u8>,
+    auth: Option<(AuthProtocol, Vec<u8>)>,
+    privacy: Option<(PrivProtocol, Vec<u8>)>,
+    read_view: View,
+    write_view: Option<View>,
+}
+
+/// What one request may do.
+#[derive(Debug)]
+struct Access<'a> {
+    user: String,
+    read_view: &'a View,
+    write_view: Option<&'a View>,
+    v1: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) mib: Mib,
+    pub(crate) engine: Arc<Engine>,
+    communities: Vec<Community>,
+    users: Vec<LocalUser>,
+    pub(crate) config: SnmpConfig,
+    salt: AtomicU64,
+    in_flight: Arc<Semaphore>,
+}
+
+/// The SNMP agent: bound sockets, ready to [`run`](SnmpAgent::run).
+#[derive(Debug)]
+pub struct SnmpAgent {
+    sockets: Vec<Arc<UdpSocket>>,
+    shared: Arc<Shared>,
+    subscriptions: Vec<Subscription>,
+}
+
+impl SnmpAgent {
+    /// Loads the engine state, localises the users' keys and binds every
+    /// listen address.
+    pub async fn bind(
+        config: SnmpConfig,
+        model: Arc<dyn InformationModel>,
+    ) -> Result<SnmpAgent, SnmpError> {
+        if config.listen.is_empty() {
+            return Err(SnmpError::NoListenAddress);
+        }
+        for u in &config.users {
+            if u.privacy.is_some() && u.auth.is_none() {
+                return Err(SnmpError::Config(format!(
+                    "user {}: privacy needs authentication",
+                    u.name
+                )));
+            }
+            let short = |p: &String| p.chars().count() < 8;
+            if u.auth.as_ref().is_some_and(|(_, p)| short(p))
+                || u.privacy.as_ref().is_some_and(|(_, p)| short(p))
+            {
+                return Err(SnmpError::Config(format!(
+                    "user {}: passwords need at least 8 characters",
+                    u.name
+                )));
+            }
+        }
+        let engine = Arc::new(Engine::load(
+            config.engine_state.as_deref(),
+            config.engine_id.clone(),
+        )?);
+        let users = config
+            .users
+            .iter()
+            .map(|u| {
+                let auth = u
+                    .auth
+                    .as_ref()
+                    .map(|(p, pw)| (*p, usm::localized_key(*p, pw, &engine.id)));
+                let privacy = match (&u.privacy, &u.auth) {
+                    (Some((pp, pw)), Some((ap, _))) => {
+                        Some((*pp, usm::localized_key(*ap, pw, &engine.id)))
+                    }
+                    _ => None,
+                };
+                LocalUser {
+                    name: u.name.as_bytes().to_vec(),
+                    auth,
+                    privacy,
+                    read_view: u.read_view.clone(),
+                    write_view: u.write_view.clone(),
+                }
+            })
+            .collect();
+        let mut sockets = Vec::new();
+        for addr in &config.listen {
+            let s = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| SnmpError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            sockets.push(Arc::new(s));
+        }
+        let sys = SysInfo {
+            descr: config.sys_descr.clone(),
+            contact: config.sys_contact.clone(),
+            name: config.sys_name.clone(),
+            location: config.sys_location.clone(),
+        };
+        let subscriptions = config
+            .trap_targets
+            .iter()
+            .map(|_| model.subscribe(NotificationFilter::default()))
+            .collect();
+        let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32);
+        let salt = AtomicU64::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        );
+        tracing::debug!(engine_id = %crate::engine::to_hex(&engine.id), boots = engine.boots, "snmp engine ready");
+        Ok(SnmpAgent {
+            sockets,
+            shared: Arc::new(Shared {
+                mib,
+                engine,
+                communities: config.communities.clone(),
+                users,
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                config,
+                salt,
+            }),
+            subscriptions,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The engine (ID, boots, counters).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.shared.engine.clone()
+    }
+
+    /// Serves requests and sends notifications until `shutdown` resolves;
+    /// then stops every task it spawned.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), SnmpError> {
+        let mut tasks = JoinSet::new();
+        for s in &self.sockets {
+            tasks.spawn(serve(s.clone(), self.shared.clone()));
+        }
+        for (target, sub) in self
+            .shared
+            .config
+            .trap_targets
+            .iter()
+            .cloned()
+            .zip(self.subscriptions)
+        {
+            tasks.spawn(crate::notify::run_target(self.shared.clone(), target, sub));
+        }
+        tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
+        let result = tokio::select! {
+            () = shutdown => Ok(()),
+            Some(r) = tasks.join_next() => match r {
+                Ok(Err(e)) => Err(e),
+                _ => Ok(()),
+            },
+        };
+        tasks.shutdown().await;
+        tracing::info!("snmp agent stopped");
+        result
+    }
+}
+
+/// The receive loop of one socket: one task per datagram.
+async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<(), SnmpError> {
+    let mut requests = JoinSet::new();
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        tokio::select! {
+            r = socket.recv_from(&mut buf) => {
+                let (n, from) = match r {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // ICMP errors surface here on some systems: not fatal.
+                        tracing::debug!(error = %e, "udp receive error");
+                        continue;
+                    }
+                };
+                shared.engine.count(Counter::InPkts);
+                let Ok(permit) = shared.in_flight.clone().try_acquire_owned() else {
+                    shared.engine.count(Counter::SilentDrops);
+                    continue;
+                };
+                let datagram = buf[..n].to_vec();
+                let (socket, shared) = (socket.clone(), shared.clone());
+                requests.spawn(async move {
+                    let _permit = permit;
+                    if let Some(out) = shared.handle(&datagram).await {
+                        if out.len() > shared.config.max_message_size {
+                            shared.engine.count(Counter::SilentDrops);
+                        } else if socket.send_to(&out, from).await.is_ok() {
+                            shared.engine.count(Counter::OutPkts);
+                        }
+                    }
+                });
+            }
+            Some(_) = requests.join_next(), if !requests.is_empty() => {}
+        }
+    }
+}
+
+/// A request PDU in SNMPv2 form.
+#[derive(Debug)]
+enum Request {
+    Get(v2::Pdu),
+    GetNext(v2::Pdu),
+    GetBulk(v2::BulkPdu),
+    Set(v2::Pdu),
+}
+
+impl Request {
+    fn request_id(&self) -> i32 {
+        match self {
+            Request::Get(p) | Request::GetNext(p) | Request::Set(p) => p.request_id,
+            Request::GetBulk(b) => b.request_id,
+        }
+    }
+
+    fn varbinds(&self) -> &[v2::VarBind] {
+        match self {
+            Request::Get(p) | Request::GetNext(p) | Request::Set(p) => &p.variable_bindings,
+            Request::GetBulk(b) => &b.variable_bindings,
+        }
+    }
+}
+
+fn response(
+    request_id: i32,
+    error_status: u32,
+    error_index: u32,
+    vbs: Vec<v2::VarBind>,
+) -> v2::Pdu {
+    v2::Pdu {
+        request_id,
+        error_status,
+        error_index,
+        variable_bindings: vbs,
+    }
+}
+
+fn vb(name: &[u32], value: v2::VarBindValue) -> v2::VarBind {
+    v2::VarBind {
+        name: oid::to_asn(name),
+        value,
+    }
+}
+
+fn encoded_len<T: rasn::Encode>(v: &T) -> usize {
+    rasn::ber::encode(v).map_or(usize::MAX / 4, |b| b.len())
+}
+
+impl Shared {
+    /// One datagram in, at most one datagram out.
+    async fn handle(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        match codec::peek_version(buf) {
+            None => {
+                self.engine.count(Counter::InAsnParseErrs);
+                None
+            }
+            Some(0) => self.handle_v1(buf).await,
+            Some(1) => self.handle_v2c(buf).await,
+            Some(3) => self.handle_v3(buf).await,
+            Some(_) => {
+                self.engine.count(Counter::InBadVersions);
+                None
+            }
+        }
+    }
+
+    fn community(&self, name: &[u8]) -> Option<&Community> {
+        let c = self.communities.iter().find(|c| c.name.as_bytes() == name);
+        if c.is_none() {
+            self.engine.count(Counter::InBadCommunityNames);
+        }
+        c
+    }
+
+    async fn handle_v2c(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        let msg = match rasn::ber::decode_with_remainder::<v2c::Message<v2::Pdus>>(buf) {
+            Ok((m, [])) => m,
+            _ => {
+                self.engine.count(Counter::InAsnParseErrs);
+                return None;
+            }
+        };
+        let community = self.community(&msg.community)?;
+        let request = match msg.data {
+            v2::Pdus::GetRequest(r) => Request::Get(r.0),
+            v2::Pdus::GetNextRequest(r) => Request::GetNext(r.0),
+            v2::Pdus::GetBulkRequest(r) => Request::GetBulk(r.0),
+            v2::Pdus::SetRequest(r) => Request::Set(r.0),
+            _ => {
+                self.engine.count(Counter::UnknownPduHandlers);
+                return None;
+            }
+        };
+        let access = Access {
+            user: format!("community:{}", community.name),
+            read_view: &community.view,
+            write_view: community.write.then_some(&community.view),
+            v1: false,
+        };
+        if matches!(request, Request::Set(_)) && !community.write {
+            self.engine.count(Counter::InBadCommunityUses);
+        }
+        let bulk = matches!(request, Request::GetBulk(_));
+        let envelope = ENVELOPE_SLACK + msg.community.len();
+        let max = self.config.max_message_size;
+        let pdu = self
+            .process(request, &access, max.saturating_sub(envelope))
+            .await;
+        let encode = |pdu: v2::Pdu| {
+            rasn::ber::encode(&v2c::Message {
+                version: msg.version.clone(),
+                community: msg.community.clone(),
+                data: v2::Pdus::Response(v2::Response(pdu)),
+            })
+            .ok()
+        };
+        fit(pdu, max, bulk, encode)
+    }
+
+    async fn handle_v1(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        let msg = match rasn::ber::decode_with_remainder::<v1::Message<v1::Pdus>>(buf) {
+            Ok((m, [])) => m,
+            _ => {
+                self.engine.count(Counter::InAsnParseErrs);
+                return None;
+            }
+        };
+        let community = self.community(&msg.community)?;
+        let to_v2 = |p: &v1::Pdu| -> Option<v2::Pdu> {
+            Some(v2::Pdu {
+                request_id: i32::try_from(&p.request_id).ok()?,
+                error_status: 0,
+                error_index: 0,
+                variable_bindings: p
+                    .variable_bindings
+                    .iter()
+                    .map(|b| v2::VarBind {
+                        name: b.name.clone(),
+                        value: codec::v1_to_v2(&b.value),
+                    })
+                    .collect(),
+            })
+        };
+        let request = match &msg.data {
+            v1::Pdus::GetRequest(r) => to_v2(&r.0).map(Request::Get),
+            v1::Pdus::GetNextRequest(r) => to_v2(&r.0).map(Request::GetNext),
+            v1::Pdus::SetRequest(r) => to_v2(&r.0).map(Request::Set),
+            _ => {
+                self.engine.count(Counter::UnknownPduHandlers);
+                return None;
+            }
+        };
+        let Some(request) = request else {
+            self.engine.count(Counter::InAsnParseErrs);
+            return None;
+        };
+        if matches!(request, Request::Set(_)) && !community.write {
+            self.engine.count(Counter::InBadCommunityUses);
+        }
+        let access = Access {
+            user: format!("community:{}", community.name),
+            read_view: &community.view,
+            write_view: community.write.then_some(&community.view),
+            v1: true,
+        };
+        let request_vbs: Vec<v1::VarBind> = match &msg.data {
+            v1::Pdus::GetRequest(r) => r.0.variable_bindings.clone(),
+            v1::Pdus::GetNextRequest(r) => r.0.variable_bindings.clone(),
+            v1::Pdus::SetRequest(r) => r.0.variable_bindings.clone(),
+            _ => Vec::new(),
+        };
+        let max = self.config.max_message_size.min(65_507);
+        let pdu = self
+            .process(
+                request,
+                &access,
+                max.saturating_sub(ENVELOPE_SLACK + msg.community.len()),
+            )
+            .await;
+        // v1: any exception is noSuchName at that position, with the
+        // request's bindings echoed (RFC 3584 4.2.2.1).
+        let mut status = to_v1(pdu.error_status);
+        let mut index = pdu.error_index;
+        let mut out = Vec::with_capacity(pdu.variable_bindings.len());
+        if status == 0 {
+            for (i, b) in pdu.variable_bindings.iter().enumerate() {
+                match &b.value {
+                    v2::VarBindValue::Value(v) => match codec::v2_to_v1(v) {
+                        Some(v) => out.push(v1::VarBind {
+                            name: b.name.clone(),
+                            value: v,
+                        }),
+                        None => {
+                            status = code::NO_SUCH_NAME;
+                            index = i as u32 + 1;
+                            break;
+                        }
+                    },
+                    _ => {
+                        status = code::NO_SUCH_NAME;
+                        index = i as u32 + 1;
+                        break;
+                    }
+                }
+            }
+        }
+        if status != 0 {
+            out = request_vbs;
+        }
+        let encode = |status: u32, index: u32, vbs: Vec<v1::VarBind>| {
+            rasn::ber::encode(&v1::Message {
+                version: msg.version.clone(),
+                community: msg.community.clone(),
+                data: v1::Pdus::GetResponse(v1::GetResponse(v1::Pdu {
+                    request_id: Integer::from(i64::from(pdu.request_id)),
+                    error_status: Integer::from(i64::from(status)),
+                    error_index: Integer::from(i64::from(index)),
+                    variable_bindings: vbs,
+                })),
+            })
+            .ok()
+        };
+        let bytes = encode(status, index, out)?;
+        if bytes.len() <= max {
+            Some(bytes)
+        } else {
+            encode(code::TOO_BIG, 0, Vec::new()).filter(|b| b.len() <= max)
+        }
+    }
+
+    /// Runs one request under the per-request deadline.
+    async fn process(&self, request: Request, access: &Access<'_>, budget: usize) -> v2::Pdu {
+        let id = request.request_id();
+        let echo = request.varbinds().to_vec();
+        match tokio::time::timeout(
+            self.config.request_timeout,
+            self.process_inner(request, access, budget),
+        )
+        .await
+        {
+            Ok(pdu) => pdu,
+            Err(_) => {
+                tracing::warn!(request_id = id, "snmp request exceeded its deadline");
+                response(id, code::GEN_ERR, 0, echo)
+            }
+        }
+    }
+
+    async fn process_inner(&self, request: Request, access: &Access<'_>, budget: usize) -> v2::Pdu {
+        let mib = &self.mib;
+        let mut ctx = Ctx::default();
+        let id = request.request_id();
+        match request {
+            Request::Get(p) => {
+                let mut out = Vec::with_capacity(p.variable_bindings.len());
+                for (i, b) in p.variable_bindings.iter().enumerate() {
+                    let name: &[u32] = &b.name;
+                    let value = if access.read_view.contains(name) {
+                        match mib.get(&mut ctx, name).await {
+                            Ok(v) => v,
+                            Err(e) => {
+                                tracing::debug!(error = %e, "model read failed");
+                                return response(
+                                    id,
+                                    code::GEN_ERR,
+                                    i as u32 + 1,
+                                    p.variable_bindings,
+                                );
+                            }
+                        }
+                    } else {
+                        v2::VarBindValue::NoSuchObject
+                    };
+                    out.push(v2::VarBind {
+                        name: b.name.clone(),
+                        value,
+                    });
+                }
+                response(id, 0, 0, out)
+            }
+            Request::GetNext(p) => {
+                let mut out = Vec::with_capacity(p.variable_bindings.len());
+                for (i, b) in p.variable_bindings.iter().enumerate() {
+                    match self.next_visible(&mut ctx, &b.name, access).await {
+                        Ok(Some((o, v))) => out.push(vb(&o, v2::VarBindValue::Value(v))),
+                        Ok(None) => out.push(v2::VarBind {
+                            name: b.name.clone(),
+                            value: v2::VarBindValue::EndOfMibView,
+                        }),
+                        Err(_) => {
+                            return response(id, code::GEN_ERR, i as u32 + 1, p.variable_bindings);
+                        }
+                    }
+                }
+                response(id, 0, 0, out)
+            }
+            Request::GetBulk(b) => {
+                let n = (b.non_repeaters as usize).min(b.variable_bindings.len());
+                let mut out = Vec::new();
+                let mut used = 0usize;
+                let mut push = |out: &mut Vec<v2::VarBind>, v: v2::VarBind| -> bool {
+                    let len = encoded_len(&v);
+                    if used + len > budget {
+                        return false;
+                    }
+                    used += len;
+                    out.push(v);
+                    true
+                };
+                for (i, x) in b.variable_bindings[..n].iter().enumerate() {
+                    let v = match self.next_visible(&mut ctx, &x.name, access).await {
+                        Ok(Some((o, v))) => vb(&o, v2::VarBindValue::Value(v)),
+                        Ok(None) => v2::VarBind {
+                            name: x.name.clone(),
+                            value: v2::VarBindValue::EndOfMibView,
+                        },
+                        Err(_) => {
+                            return response(id, code::GEN_ERR, i as u32 + 1, b.variable_bindings);
+                        }
+                    };
+                    if !push(&mut out, v) {
+                        return response(id, 0, 0, out);
+                    }
+                }
+                let mut cursors: Vec<(Oid, bool)> = b.variable_bindings[n..]
+                    .iter()
+                    .map(|x| (x.name.to_vec(), false))
+                    .collect();
+                let reps = b.max_repetitions.min(65_535);
+                'reps: for _ in 0..reps {
+                    if cursors.is_empty() || cursors.iter().all(|(_, end)| *end) {
+                        break;
+                    }
+                    for (k, (cur, end)) in cursors.iter_mut().enumerate() {
+                        let v = if *end {
+                            vb(cur, v2::VarBindValue::EndOfMibView)
+                        } else {
+                            match self.next_visible(&mut ctx, cur, access).await {
+                                Ok(Some((o, v))) => {
+                                    *cur = o;
+                                    vb(cur, v2::VarBindValue::Value(v))
+                                }
+                                Ok(None) => {
+                                    *end = true;
+                                    vb(cur, v2::VarBindValue::EndOfMibView)
+                                }
+                                Err(_) => {
+                                    return response(
+                                        id,
+                                        code::GEN_ERR,
+                                        (n + k) as u32 + 1,
+                                        b.variable_bindings,
+                                    );
+                                }
+                            }
+                        };
+                        if !push(&mut out, v) {
+                            break 'reps;
+                        }
+                    }
+                }
+                response(id, 0, 0, out)
+            }
+            Request::Set(p) => {
+                let Some(view) = access.write_view else {
+                    return response(id, code::NO_ACCESS, 1, p.variable_bindings);
+                };
+                let vbs: Vec<(Oid, v2::VarBindValue)> = p
+                    .variable_bindings
+                    .iter()
+                    .map(|b| (b.name.to_vec(), b.value.clone()))
+                    .collect();
+                match mib.set(&vbs, &access.user, view).await {
+                    Ok(()) => response(id, 0, 0, p.variable_bindings),
+                    Err((status, index)) => response(id, status, index, p.variable_bindings),
+                }
+            }
+        }
+    }
+
+    /// GETNEXT within the read view (and without Counter64 for v1).
+    async fn next_visible(
+        &self,
+        ctx: &mut Ctx,
+        from: &[u32],
+        access: &Access<'_>,
+    ) -> Result<Option<(Oid, rasn_smi::v2::ObjectSyntax)>, halyard_cluster_model::port::ModelError>
+    {
+        let mut cur = from.to_vec();
+        loop {
+            match self.mib.next(ctx, &cur).await? {
+                None => return Ok(None),
+                Some((o, v)) => {
+                    let v1_hidden = access.v1 && codec::v2_to_v1(&v).is_none();
+                    if access.read_view.contains(&o) && !v1_hidden {
+                        return Ok(Some((o, v)));
+                    }
+                    cur = o;
+                }
+            }
+        }
+    }
+
+    // ---- SNMPv3 ----
+
+    async fn handle_v3(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        let e = &self.engine;
+        let msg = match rasn::ber::decode_with_remainder::<v3::Message>(buf) {
+            Ok((m, [])) => m,
+            _ => {
+                e.count(Counter::InAsnParseErrs);
+                return None;
+            }
+        };
+        let h = &msg.global_data;
+        let msg_id = i32::try_from(&h.message_id).ok().filter(|x| *x >= 0);
+        let max_size = i64::try_from(&h.max_size)
+            .ok()
+            .filter(|x| (484..=0x7fff_ffff).contains(x));
+        let (Some(msg_id), Some(max_size), [flags]) = (msg_id, max_size, &h.flags[..]) else {
+            e.count(Counter::InvalidMsgs);
+            return None;
+        };
+        let flags = *flags;
+        if i64::try_from(&h.security_model).ok() != Some(3) {
+            e.count(Counter::UnknownSecurityModels);
+            return None;
+        }
+        let (auth, privacy, reportable) = (flags & 1 != 0, flags & 2 != 0, flags & 4 != 0);
+        if privacy && !auth {
+            e.count(Counter::InvalidMsgs);
+            return None;
+        }
+        let max = (max_size as usize).min(self.config.max_message_size);
+        let usm = match rasn::ber::decode_with_remainder::<v3::USMSecurityParameters>(
+            &msg.security_parameters,
+        ) {
+            Ok((u, [])) => u,
+            _ => {
+                e.count(Counter::InAsnParseErrs);
+                return None;
+            }
+        };
+        let cleartext_request_id = match &msg.scoped_data {
+            v3::ScopedPduData::CleartextPdu(s) => pdu_request_id(&s.data),
+            v3::ScopedPduData::EncryptedPdu(_) => 0,
+        };
+        let report = |counter: Counter, user: Option<&LocalUser>| {
+            e.count(counter);
+            if !reportable {
+                return None;
+            }
+            self.report(msg_id, max, counter, cleartext_request_id, user)
+        };
+        if usm.authoritative_engine_id[..] != e.id[..] {
+            return report(Counter::UnknownEngineIds, None);
+        }
+        let Some(user) = self.users.iter().find(|u| u.name[..] == usm.user_name[..]) else {
+            return report(Counter::UnknownUserNames, None);
+        };
+        if (auth && user.auth.is_none())
+            || (privacy && user.privacy.is_none())
+            || (!auth && user.auth.is_some())
+            || (!privacy && user.privacy.is_some())
+        {
+            return report(Counter::UnsupportedSecLevels, None);
+        }
+        if let Some((proto, key)) = &user.auth {
+            let received = &usm.authentication_parameters[..];
+            if received.len() != proto.mac_len() {
+                return report(Counter::WrongDigests, None);
+            }
+            let mut pat = vec![0x04, received.len() as u8];
+            pat.extend_from_slice(received);
+            let Some(pos) = buf.windows(pat.len()).position(|w| w == pat) else {
+                return report(Counter::WrongDigests, None);
+            };
+            let mut zeroed = buf.to_vec();
+            zeroed[pos + 2..pos + 2 + received.len()].fill(0);
+            if !usm::digest_eq(&usm::digest(*proto, key, &zeroed), received) {
+                return report(Counter::WrongDigests, None);
+            }
+            let boots = i64::try_from(&usm.authoritative_engine_boots).unwrap_or(-1);
+            let time = i64::try_from(&usm.authoritative_engine_time).unwrap_or(-1);
+            if boots == 0x7fff_ffff
+                || boots != i64::from(e.boots)
+                || (time - i64::from(e.time())).abs() > TIME_WINDOW
+            {
+                return report(Counter::NotInTimeWindows, Some(user));
+            }
+        }
+        let scoped = match (&msg.scoped_data, &user.privacy) {
+            (v3::ScopedPduData::CleartextPdu(s), None) if !privacy => s.clone(),
+            (v3::ScopedPduData::EncryptedPdu(data), Some((_, key))) if privacy => {
+                let salt: Option<[u8; 8]> = usm.privacy_parameters[..].try_into().ok();
+                let boots = u32::try_from(&usm.authoritative_engine_boots).ok();
+                let time = u32::try_from(&usm.authoritative_engine_time).ok();
+                let (Some(salt), Some(boots), Some(time)) = (salt, boots, time) else {
+                    return report(Counter::DecryptionErrors, None);
+                };
+                let mut plain = data.to_vec();
+                if !usm::aes_decrypt(key, boots, time, &salt, &mut plain) {
+                    return report(Counter::DecryptionErrors, None);
+                }
+                match rasn::ber::decode::<v3::ScopedPdu>(&plain) {
+                    Ok(s) => s,
+                    Err(_) => return report(Counter::DecryptionErrors, None),
+                }
+            }
+            _ => {
+                e.count(Counter::InvalidMsgs);
+                return None;
+            }
+        };
+        if !scoped.name.is_empty() {
+            return report(Counter::UnknownContexts, Some(user)).filter(|_| auth);
+        }
+        let request = match scoped.data.clone() {
+            v2::Pdus::GetRequest(r) => Request::Get(r.0),
+            v2::Pdus::GetNextRequest(r) => Request::GetNext(r.0),
+            v2::Pdus::GetBulkRequest(r) => Request::GetBulk(r.0),
+            v2::Pdus::SetRequest(r) => Request::Set(r.0),
+            _ => {
+                e.count(Counter::UnknownPduHandlers);
+                return None;
+            }
+        };
+        let access = Access {
+            user: String::from_utf8_lossy(&user.name).into_owned(),
+            read_view: &user.read_view,
+            write_view: user.write_view.as_ref(),
+            v1: false,
+        };
+        let bulk = matches!(request, Request::GetBulk(_));
+        let envelope = ENVELOPE_SLACK * 2
+            + 2 * e.id.len()
+            + user.name.len()
+            + user.auth.as_ref().map_or(0, |(p, _)| p.mac_len())
+            + 16;
+        let pdu = self
+            .process(request, &access, max.saturating_sub(envelope))
+            .await;
+        let encode = |pdu: v2::Pdu| {
+            let scoped = v3::ScopedPdu {
+                engine_id: OctetString::from(e.id.clone()),
+                name: scoped.name.clone(),
+                data: v2::Pdus::Response(v2::Response(pdu)),
+            };
+            self.encode_v3(msg_id, scoped, Some(user), auth, privacy)
+        };
+        fit(pdu, max, bulk, encode)
+    }
+
+    fn report(
+        &self,
+        msg_id: i32,
+        max: usize,
+        counter: Counter,
+        request_id: i32,
+        user: Option<&LocalUser>,
+    ) -> Option<Vec<u8>> {
+        let (prefix, arc) = match counter {
+            Counter::UnknownContexts => (&[1, 3, 6, 1, 6, 3, 12, 1][..], 5),
+            Counter::UnsupportedSecLevels => (oid::USM_STATS, 1),
+            Counter::NotInTimeWindows => (oid::USM_STATS, 2),
+            Counter::UnknownUserNames => (oid::USM_STATS, 3),
+            Counter::UnknownEngineIds => (oid::USM_STATS, 4),
+            Counter::WrongDigests => (oid::USM_STATS, 5),
+            _ => (oid::USM_STATS, 6),
+        };
+        let name = oid::join(prefix, &[arc, 0]);
+        let value = counter32(self.engine.get(counter));
+        let scoped = v3::ScopedPdu {
+            engine_id: OctetString::from(self.engine.id.clone()),
+            name: OctetString::from_static(b""),
+            data: v2::Pdus::Report(v2::Report(response(
+                request_id,
+                0,
+                0,
+                vec![vb(&name, v2::VarBindValue::Value(value))],
+            ))),
+        };
+        // notInTimeWindow reports are authenticated (RFC 3414 3.2.7a).
+        let out = self.encode_v3(msg_id, scoped, user, user.is_some(), false)?;
+        (out.len() <= max).then_some(out)
+    }
+
+    /// Builds (and authenticates / encrypts) an outgoing v3 message.
+    fn encode_v3(
+        &self,
+        msg_id: i32,
+        scoped: v3::ScopedPdu,
+        user: Option<&LocalUser>,
+        auth: bool,
+        privacy: bool,
+    ) -> Option<Vec<u8>> {
+        let e = &self.engine;
+        let (boots, time) = (e.boots, e.time());
+        let auth_key = user.and_then(|u| u.auth.as_ref()).filter(|_| auth);
+        let priv_key = user
+            .and_then(|u| u.privacy.as_ref())
+            .filter(|_| privacy && auth);
+        let mut salt = [0u8; 8];
+        let scoped_data = match priv_key {
+            Some((_, key)) => {
+                salt = self.salt.fetch_add(1, Ordering::Relaxed).to_be_bytes();
+                let mut plain = rasn::ber::encode(&scoped).ok()?;
+                usm::aes_encrypt(key, boots, time, &salt, &mut plain);
+                v3::ScopedPduData::EncryptedPdu(OctetString::from(plain))
+            }
+            None => v3::ScopedPduData::CleartextPdu(scoped),
+        };
+        let mac_len = auth_key.map_or(0, |(p, _)| p.mac_len());
+        let params = v3::USMSecurityParameters {
+            authoritative_engine_id: OctetString::from(e.id.clone()),
+            authoritative_engine_boots: Integer::from(i64::from(boots)),
+            authoritative_engine_time: Integer::from(i64::from(time)),
+            user_name: OctetString::from(user.map_or(Vec::new(), |u| u.name.clone())),
+            authentication_parameters: OctetString::from(vec![0u8; mac_len]),
+            privacy_parameters: OctetString::from(if priv_key.is_some() {
+                salt.to_vec()
+            } else {
+                Vec::new()
+            }),
+        };
+        let flags = u8::from(auth_key.is_some()) | (u8::from(priv_key.is_some()) << 1);
+        let msg = v3::Message {
+            version: Integer::from(3),
+            global_data: v3::HeaderData {
+                message_id: Integer::from(i64::from(msg_id)),
+                max_size: Integer::from(self.config.max_message_size as i64),
+                flags: OctetString::from(vec![flags]),
+                security_model: Integer::from(3),
+            },
+            security_parameters: OctetString::from(rasn::ber::encode(&params).ok()?),
+            scoped_data,
+        };
+        let mut out = rasn::ber::encode(&msg).ok()?;
+        if let Some((proto, key)) = auth_key {
+            let pos = usm::find_auth_params(&out, mac_len)?;
+            let d = usm::digest(*proto, key, &out);
+            out[pos..pos + mac_len].copy_from_slice(&d);
+        }
+        Some(out)
+    }
+}
+
+fn pdu_request_id(p: &v2::Pdus) -> i32 {
+    match p {
+        v2::Pdus::GetRequest(r) => r.0.request_id,
+        v2::Pdus::GetNextRequest(r) => r.0.request_id,
+        v2::Pdus::GetBulkRequest(r) => r.0.request_id,
+        v2::Pdus::SetRequest(r) => r.0.request_id,
+        v2::Pdus::InformRequest(r) => r.0.request_id,
+        v2::Pdus::Response(r) => r.0.request_id,
+        v2::Pdus::Trap(r) => r.0.request_id,
+        v2::Pdus::Report(r) => r.0.request_id,
+    }
+}
+
+/// Encodes a response within `max` octets: drops trailing bindings of an
+/// over-long GETBULK answer, else answers tooBig with no bindings (RFC
+/// 3416 4.2.1), else nothing.
+fn fit(
+    mut pdu: v2::Pdu,
+    max: usize,
+    bulk: bool,
+    encode: impl Fn(v2::Pdu) -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    loop {
+        let bytes = encode(pdu.clone())?;
+        if bytes.len() <= max {
+            return Some(bytes);
+        }
+        if bulk && pdu.error_status == 0 && pdu.variable_bindings.len() > 1 {
+            let excess = bytes.len() - max;
+            let avg = bytes.len() / pdu.variable_bindings.len().max(1);
+            let drop = (excess / avg.max(1) + 1).min(pdu.variable_bindings.len() - 1);
+            let keep = pdu.variable_bindings.len() - drop;
+            pdu.variable_bindings.truncate(keep);
+            continue;
+        }
+        if pdu.error_status == code::TOO_BIG {
+            return None;
+        }
+        pdu = response(pdu.request_id, code::TOO_BIG, 0, Vec::new());
+    }
+}

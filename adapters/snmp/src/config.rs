@@ -1,0 +1,136 @@
+//! Configuration of the SNMP face. The agent fills it from its config file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// USM authentication protocols (RFC 3414, RFC 7860).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthProtocol {
+    Md5,
+    Sha1,
+    Sha224,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+/// USM privacy protocols (RFC 3826).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrivProtocol {
+    Aes128,
+}
+
+/// A named MIB view (RFC 3415): included subtrees minus excluded ones.
+/// A view with no included subtree includes everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct View {
+    pub included: Vec<Vec<u32>>,
+    pub excluded: Vec<Vec<u32>>,
+}
+
+impl View {
+    /// Everything.
+    pub fn all() -> Self {
+        View::default()
+    }
+
+    pub fn contains(&self, oid: &[u32]) -> bool {
+        (self.included.is_empty() || self.included.iter().any(|p| oid.starts_with(p)))
+            && !self.excluded.iter().any(|p| oid.starts_with(p))
+    }
+}
+
+/// A v1/v2c community. Read-only unless `write` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Community {
+    pub name: String,
+    pub view: View,
+    pub write: bool,
+}
+
+impl Community {
+    pub fn read_only(name: &str) -> Self {
+        Community {
+            name: name.to_string(),
+            view: View::all(),
+            write: false,
+        }
+    }
+}
+
+/// An SNMPv3 USM user with its access (a one-user VACM group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsmUser {
+    pub name: String,
+    /// Protocol and password (at least 8 characters).
+    pub auth: Option<(AuthProtocol, String)>,
+    /// Protocol and password; requires `auth`.
+    pub privacy: Option<(PrivProtocol, String)>,
+    pub read_view: View,
+    /// `None`: the user may not write.
+    pub write_view: Option<View>,
+}
+
+/// Trap (unconfirmed) or inform (acknowledged, retried).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotifyKind {
+    Trap,
+    Inform { timeout: Duration, retries: u32 },
+}
+
+/// Where notifications go (SNMPv2c).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrapTarget {
+    pub address: SocketAddr,
+    pub community: String,
+    pub kind: NotifyKind,
+}
+
+/// The whole configuration of the SNMP face.
+#[derive(Debug, Clone)]
+pub struct SnmpConfig {
+    /// UDP addresses to listen on (IPv4 and/or IPv6); port 0 picks one.
+    pub listen: Vec<SocketAddr>,
+    pub communities: Vec<Community>,
+    pub users: Vec<UsmUser>,
+    pub trap_targets: Vec<TrapTarget>,
+    /// File holding the engine ID and boot counter; `None` keeps them in
+    /// memory (a fresh engine ID per start: tests only).
+    pub engine_state: Option<PathBuf>,
+    /// A fixed engine ID (hex in the file otherwise); `None` generates one.
+    pub engine_id: Option<Vec<u8>>,
+    pub sys_descr: String,
+    pub sys_contact: String,
+    pub sys_name: String,
+    pub sys_location: String,
+    /// Deadline of one request, model calls included.
+    pub request_timeout: Duration,
+    /// Largest message the agent sends or accepts.
+    pub max_message_size: usize,
+    /// Requests handled at once; more are dropped (snmpSilentDrops).
+    pub max_in_flight: usize,
+}
+
+impl Default for SnmpConfig {
+    fn default() -> Self {
+        SnmpConfig {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 161))],
+            communities: Vec::new(),
+            users: Vec::new(),
+            trap_targets: Vec::new(),
+            engine_state: None,
+            engine_id: None,
+            sys_descr: format!(
+                "Halyard network-element agent {}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            sys_contact: String::new(),
+            sys_name: String::new(),
+            sys_location: String::new(),
+            request_timeout: Duration::from_secs(5),
+            max_message_size: 65_507,
+            max_in_flight: 1024,
+        }
+    }
+}

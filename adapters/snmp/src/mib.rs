@@ -1,0 +1,765 @@
+//! The managed objects the agent serves, in one ordered list of subtrees.
+//!
+//! Everything under HALYARD-CLUSTER-MIB is derived from the schema
+//! metadata (`SCHEMA`): a table per concrete class whose columns are the
+//! attributes' `column` numbers, indexed by the object's stable index. No
+//! code here names an attribute of a generated table. The standard MIBs
+//! (system, snmp, engine, USM statistics, ENTITY-MIB, ENTITY-STATE-MIB)
+//! map fixed objects.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use halyard_cluster_model::SCHEMA;
+use halyard_cluster_model::meta::ClassMeta;
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::{
+    Change, InformationModel, ManagedObject, ModelError, Principal, Transaction,
+};
+use halyard_cluster_model::value::Value;
+use rasn_smi::v2::ObjectSyntax;
+use rasn_snmp::v2::VarBindValue;
+
+use crate::codec::{self, counter32, encode_value, gauge32, int, object_id, octets, ticks};
+use crate::config::View;
+use crate::engine::{Counter, Engine};
+use crate::oid::{self, Oid};
+use crate::status::{code, error_status};
+
+/// The system group's configured strings.
+#[derive(Debug, Clone, Default)]
+pub struct SysInfo {
+    pub descr: String,
+    pub contact: String,
+    pub name: String,
+    pub location: String,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Scalar {
+    SysDescr,
+    SysObjectId,
+    SysUpTime,
+    SysContact,
+    SysName,
+    SysLocation,
+    SysServices,
+    SysOrLastChange,
+    Count(Counter),
+    EnableAuthenTraps,
+    EngineId,
+    EngineBoots,
+    EngineTime,
+    EngineMaxMessageSize,
+}
+
+#[derive(Debug)]
+enum Node {
+    Scalar(Scalar),
+    /// A generated class table: (column, attribute position) by column.
+    Class(&'static ClassMeta, Vec<(u32, usize)>),
+    ObjectTable,
+    ChildTable,
+    EntPhysical,
+    EntState,
+}
+
+/// Hardware classes as ENTITY-MIB physical entities (most specific first).
+const PHYSICAL_CLASSES: &[(&str, i64)] = &[
+    ("Shelf", oid::phys_class::CHASSIS),
+    ("Fan", oid::phys_class::FAN),
+    ("PowerSupply", oid::phys_class::POWER_SUPPLY),
+    ("HotSwapController", oid::phys_class::MODULE),
+    ("LineCard", oid::phys_class::MODULE),
+    ("HostBoard", oid::phys_class::MODULE),
+    ("HardwareFru", oid::phys_class::OTHER),
+];
+
+fn physical_class(class: &ClassMeta) -> Option<i64> {
+    PHYSICAL_CLASSES
+        .iter()
+        .find(|(c, _)| SCHEMA.is_a(class.name, c))
+        .map(|(_, k)| *k)
+}
+
+const ENT_PHYSICAL_COLUMNS: &[u32] = &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+const ENT_STATE_COLUMNS: &[u32] = &[2, 3, 4, 6];
+
+/// State of one request: a snapshot of every object, taken at most once,
+/// for the subtrees that need the whole tree (containment, ENTITY-MIB).
+#[derive(Debug, Default)]
+pub struct Ctx {
+    snapshot: Option<Arc<Snapshot>>,
+}
+
+#[derive(Debug)]
+struct Snapshot {
+    objects: Vec<ManagedObject>,
+    by_index: HashMap<u32, usize>,
+    /// (parent index, child index) in order.
+    children: Vec<(u32, u32, usize)>,
+    /// Positions of physical entities, by index.
+    physical: Vec<usize>,
+}
+
+/// The ordered MIB the agent serves.
+pub struct Mib {
+    model: Arc<dyn InformationModel>,
+    engine: Arc<Engine>,
+    sys: SysInfo,
+    max_message_size: u32,
+    nodes: Vec<(Oid, Node)>,
+}
+
+impl std::fmt::Debug for Mib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mib")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+/// `1.3.6.1.4.1.<enterprise>.<arc>`.
+pub fn module_root() -> Oid {
+    SCHEMA.module.root_oid().to_vec()
+}
+
+/// The entry OID of a class table: `<root>.1.<class>.1`.
+pub fn class_entry(class: &ClassMeta) -> Oid {
+    oid::join(&module_root(), &[1, class.oid, 1])
+}
+
+/// The notification OID of an indication class: `<root>.0.<n>`.
+pub fn notification_oid(class: &ClassMeta) -> Oid {
+    oid::join(&module_root(), &[0, class.oid])
+}
+
+/// The instance OID of an accessible-for-notify object: `<root>.3.<n>.<k>.0`.
+pub fn notification_object(class: &ClassMeta, column: u32) -> Oid {
+    oid::join(&module_root(), &[3, class.oid, column, 0])
+}
+
+fn scalar(prefix: &[u32], arc: u32, s: Scalar) -> (Oid, Node) {
+    (oid::join(prefix, &[arc]), Node::Scalar(s))
+}
+
+/// Where the columns scan starts: the first column position at or after
+/// the requested one, and the index to continue after (None: all rows).
+fn column_start<'a>(columns: &[u32], rel: Option<&'a [u32]>) -> (usize, Option<&'a [u32]>) {
+    match rel {
+        None | Some([]) => (0, None),
+        Some([c, rest @ ..]) => {
+            let pos = columns.partition_point(|x| x < c);
+            if columns.get(pos) == Some(c) && !rest.is_empty() {
+                (pos, Some(rest))
+            } else {
+                (pos, None)
+            }
+        }
+    }
+}
+
+impl Mib {
+    pub fn new(
+        model: Arc<dyn InformationModel>,
+        engine: Arc<Engine>,
+        sys: SysInfo,
+        max_message_size: u32,
+    ) -> Self {
+        use Counter as C;
+        let mut nodes = vec![
+            scalar(oid::SYSTEM, 1, Scalar::SysDescr),
+            scalar(oid::SYSTEM, 2, Scalar::SysObjectId),
+            scalar(oid::SYSTEM, 3, Scalar::SysUpTime),
+            scalar(oid::SYSTEM, 4, Scalar::SysContact),
+            scalar(oid::SYSTEM, 5, Scalar::SysName),
+            scalar(oid::SYSTEM, 6, Scalar::SysLocation),
+            scalar(oid::SYSTEM, 7, Scalar::SysServices),
+            scalar(oid::SYSTEM, 8, Scalar::SysOrLastChange),
+            scalar(oid::SNMP_GROUP, 1, Scalar::Count(C::InPkts)),
+            scalar(oid::SNMP_GROUP, 2, Scalar::Count(C::OutPkts)),
+            scalar(oid::SNMP_GROUP, 3, Scalar::Count(C::InBadVersions)),
+            scalar(oid::SNMP_GROUP, 4, Scalar::Count(C::InBadCommunityNames)),
+            scalar(oid::SNMP_GROUP, 5, Scalar::Count(C::InBadCommunityUses)),
+            scalar(oid::SNMP_GROUP, 6, Scalar::Count(C::InAsnParseErrs)),
+            scalar(oid::SNMP_GROUP, 30, Scalar::EnableAuthenTraps),
+            scalar(oid::SNMP_GROUP, 31, Scalar::Count(C::SilentDrops)),
+            scalar(oid::SNMP_GROUP, 32, Scalar::Count(C::ProxyDrops)),
+            (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
+            (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
+            scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
+            scalar(oid::ENGINE_GROUP, 2, Scalar::EngineBoots),
+            scalar(oid::ENGINE_GROUP, 3, Scalar::EngineTime),
+            scalar(oid::ENGINE_GROUP, 4, Scalar::EngineMaxMessageSize),
+            scalar(oid::MPD_STATS, 1, Scalar::Count(C::UnknownSecurityModels)),
+            scalar(oid::MPD_STATS, 2, Scalar::Count(C::InvalidMsgs)),
+            scalar(oid::MPD_STATS, 3, Scalar::Count(C::UnknownPduHandlers)),
+            scalar(oid::USM_STATS, 1, Scalar::Count(C::UnsupportedSecLevels)),
+            scalar(oid::USM_STATS, 2, Scalar::Count(C::NotInTimeWindows)),
+            scalar(oid::USM_STATS, 3, Scalar::Count(C::UnknownUserNames)),
+            scalar(oid::USM_STATS, 4, Scalar::Count(C::UnknownEngineIds)),
+            scalar(oid::USM_STATS, 5, Scalar::Count(C::WrongDigests)),
+            scalar(oid::USM_STATS, 6, Scalar::Count(C::DecryptionErrors)),
+        ];
+        let root = module_root();
+        nodes.push((oid::join(&root, &[1, 100, 1]), Node::ObjectTable));
+        nodes.push((oid::join(&root, &[1, 101, 1]), Node::ChildTable));
+        for class in SCHEMA.object_classes() {
+            let mut cols: Vec<(u32, usize)> = class
+                .attributes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.column, i))
+                .collect();
+            cols.sort();
+            nodes.push((class_entry(class), Node::Class(class, cols)));
+        }
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        Mib {
+            model,
+            engine,
+            sys,
+            max_message_size,
+            nodes,
+        }
+    }
+
+    pub fn model(&self) -> &Arc<dyn InformationModel> {
+        &self.model
+    }
+
+    fn scalar_value(&self, s: Scalar) -> ObjectSyntax {
+        let e = &self.engine;
+        match s {
+            Scalar::SysDescr => octets(self.sys.descr.as_bytes()),
+            Scalar::SysObjectId => object_id(&module_root()),
+            Scalar::SysUpTime => ticks(e.uptime_ticks()),
+            Scalar::SysContact => octets(self.sys.contact.as_bytes()),
+            Scalar::SysName => octets(self.sys.name.as_bytes()),
+            Scalar::SysLocation => octets(self.sys.location.as_bytes()),
+            // Applications (layer 7) and end-to-end (layer 4).
+            Scalar::SysServices => int(72),
+            Scalar::SysOrLastChange => ticks(0),
+            Scalar::Count(c) => counter32(e.get(c)),
+            Scalar::EnableAuthenTraps => int(2),
+            Scalar::EngineId => octets(e.id.clone()),
+            Scalar::EngineBoots => int(i64::from(e.boots)),
+            Scalar::EngineTime => int(i64::from(e.time())),
+            Scalar::EngineMaxMessageSize => int(i64::from(self.max_message_size)),
+        }
+    }
+
+    async fn snapshot(&self, ctx: &mut Ctx) -> Result<Arc<Snapshot>, ModelError> {
+        if let Some(s) = &ctx.snapshot {
+            return Ok(s.clone());
+        }
+        let objects = self.model.walk(None, 0, usize::MAX).await?;
+        let by_index: HashMap<u32, usize> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.index, i))
+            .collect();
+        let mut children: Vec<(u32, u32, usize)> = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.parent_index != 0)
+            .map(|(i, o)| (o.parent_index, o.index, i))
+            .collect();
+        children.sort();
+        let mut physical: Vec<usize> = (0..objects.len())
+            .filter(|i| physical_class(objects[*i].class).is_some())
+            .collect();
+        physical.sort_by_key(|i| objects[*i].index);
+        let s = Arc::new(Snapshot {
+            objects,
+            by_index,
+            children,
+            physical,
+        });
+        ctx.snapshot = Some(s.clone());
+        Ok(s)
+    }
+
+    fn find_node(&self, oid: &[u32]) -> Option<(&Oid, &Node)> {
+        // The last node whose prefix is <= oid is the only candidate.
+        let pos = self.nodes.partition_point(|(p, _)| p.as_slice() <= oid);
+        let (p, n) = self.nodes.get(pos.checked_sub(1)?)?;
+        oid.starts_with(p).then_some((p, n))
+    }
+
+    /// GET of one instance.
+    pub async fn get(&self, ctx: &mut Ctx, oid: &[u32]) -> Result<VarBindValue, ModelError> {
+        let Some((prefix, node)) = self.find_node(oid) else {
+            return Ok(VarBindValue::NoSuchObject);
+        };
+        let rel = &oid[prefix.len()..];
+        let found = match node {
+            Node::Scalar(s) => {
+                return Ok(if rel == [0] {
+                    VarBindValue::Value(self.scalar_value(*s))
+                } else {
+                    VarBindValue::NoSuchInstance
+                });
+            }
+            Node::Class(class, cols) => {
+                let Some(col) = rel.first() else {
+                    return Ok(VarBindValue::NoSuchObject);
+                };
+                let Some((_, ai)) = cols.iter().find(|(c, _)| c == col) else {
+                    return Ok(VarBindValue::NoSuchObject);
+                };
+                let [_, index] = rel else {
+                    return Ok(VarBindValue::NoSuchInstance);
+                };
+                match self.model.get_by_index(*index).await {
+                    Ok(o) if o.class.name == class.name => {
+                        encode_value(&class.attributes[*ai], &o.values[*ai])
+                    }
+                    Ok(_) | Err(ModelError::NoSuchObject { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            Node::ObjectTable => {
+                let (Some(col), [_, index]) = (rel.first(), rel) else {
+                    return Ok(self.missing_column(rel, &[2, 3, 4]));
+                };
+                if !(2..=4).contains(col) {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                match self.model.get_by_index(*index).await {
+                    Ok(o) => Some(object_row(*col, &o)),
+                    Err(ModelError::NoSuchObject { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            Node::ChildTable => {
+                let [col, parent, child] = rel else {
+                    return Ok(self.missing_column(rel, &[2]));
+                };
+                if *col != 2 {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                match self.model.get_by_index(*child).await {
+                    Ok(o) if o.parent_index == *parent => Some(object_id(&class_entry(o.class))),
+                    Ok(_) | Err(ModelError::NoSuchObject { .. }) => None,
+                    Err(e) => return Err(e),
+                }
+            }
+            Node::EntPhysical | Node::EntState => {
+                let cols = if matches!(node, Node::EntPhysical) {
+                    ENT_PHYSICAL_COLUMNS
+                } else {
+                    ENT_STATE_COLUMNS
+                };
+                let [col, index] = rel else {
+                    return Ok(self.missing_column(rel, cols));
+                };
+                if !cols.contains(col) {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                let snap = self.snapshot(ctx).await?;
+                snap.by_index
+                    .get(index)
+                    .filter(|i| snap.physical.contains(i))
+                    .and_then(|i| {
+                        let o = &snap.objects[*i];
+                        if matches!(node, Node::EntPhysical) {
+                            ent_physical(&snap, *col, o)
+                        } else {
+                            ent_state(*col, o)
+                        }
+                    })
+            }
+        };
+        Ok(found.map_or(VarBindValue::NoSuchInstance, VarBindValue::Value))
+    }
+
+    fn missing_column(&self, rel: &[u32], cols: &[u32]) -> VarBindValue {
+        match rel.first() {
+            Some(c) if cols.contains(c) => VarBindValue::NoSuchInstance,
+            _ => VarBindValue::NoSuchObject,
+        }
+    }
+
+    /// GETNEXT: the first instance after `oid`, or `None` at the end.
+    pub async fn next(
+        &self,
+        ctx: &mut Ctx,
+        oid: &[u32],
+    ) -> Result<Option<(Oid, ObjectSyntax)>, ModelError> {
+        // Skip the nodes entirely before `oid`.
+        let start = self
+            .nodes
+            .partition_point(|(p, _)| p.as_slice() < oid && !oid.starts_with(p));
+        for (prefix, node) in &self.nodes[start..] {
+            let rel = oid.starts_with(prefix).then(|| &oid[prefix.len()..]);
+            if let Some(found) = self.next_in(ctx, prefix, node, rel).await? {
+                return Ok(Some(found));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn next_in(
+        &self,
+        ctx: &mut Ctx,
+        prefix: &[u32],
+        node: &Node,
+        rel: Option<&[u32]>,
+    ) -> Result<Option<(Oid, ObjectSyntax)>, ModelError> {
+        match node {
+            Node::Scalar(s) => Ok(match rel {
+                None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar_value(*s))),
+                Some(_) => None,
+            }),
+            Node::Class(class, cols) => {
+                let columns: Vec<u32> = cols.iter().map(|(c, _)| *c).collect();
+                let (pos, rest) = column_start(&columns, rel);
+                for (k, (col, ai)) in cols.iter().enumerate().skip(pos) {
+                    let mut after = if k == pos {
+                        rest.map_or(0, |r| r[0])
+                    } else {
+                        0
+                    };
+                    let attr = &class.attributes[*ai];
+                    'rows: loop {
+                        if after == u32::MAX {
+                            break 'rows;
+                        }
+                        let rows = self.model.walk(Some(class), after, 8).await?;
+                        for o in &rows {
+                            if let Some(v) = o.values.get(*ai).and_then(|v| encode_value(attr, v)) {
+                                return Ok(Some((oid::join(prefix, &[*col, o.index]), v)));
+                            }
+                            after = o.index;
+                        }
+                        if rows.len() < 8 {
+                            break 'rows;
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            Node::ObjectTable => {
+                let (pos, rest) = column_start(&[2, 3, 4], rel);
+                for (k, col) in [2u32, 3, 4].iter().enumerate().skip(pos) {
+                    let after = if k == pos {
+                        rest.map_or(0, |r| r[0])
+                    } else {
+                        0
+                    };
+                    if after == u32::MAX {
+                        continue;
+                    }
+                    if let Some(o) = self.model.walk(None, after, 1).await?.first() {
+                        return Ok(Some((
+                            oid::join(prefix, &[*col, o.index]),
+                            object_row(*col, o),
+                        )));
+                    }
+                }
+                Ok(None)
+            }
+            Node::ChildTable => {
+                let (pos, rest) = column_start(&[2], rel);
+                if pos > 0 {
+                    return Ok(None);
+                }
+                let snap = self.snapshot(ctx).await?;
+                let found = snap
+                    .children
+                    .iter()
+                    .find(|(p, c, _)| rest.is_none_or(|r| [*p, *c].as_slice() > r));
+                Ok(found.map(|(p, c, i)| {
+                    (
+                        oid::join(prefix, &[2, *p, *c]),
+                        object_id(&class_entry(snap.objects[*i].class)),
+                    )
+                }))
+            }
+            Node::EntPhysical | Node::EntState => {
+                let physical = matches!(node, Node::EntPhysical);
+                let cols = if physical {
+                    ENT_PHYSICAL_COLUMNS
+                } else {
+                    ENT_STATE_COLUMNS
+                };
+                let (pos, rest) = column_start(cols, rel);
+                if pos >= cols.len() {
+                    return Ok(None);
+                }
+                let snap = self.snapshot(ctx).await?;
+                for (k, col) in cols.iter().enumerate().skip(pos) {
+                    for i in &snap.physical {
+                        let o = &snap.objects[*i];
+                        if k == pos && rest.is_some_and(|r| [o.index].as_slice() <= r) {
+                            continue;
+                        }
+                        let v = if physical {
+                            ent_physical(&snap, *col, o)
+                        } else {
+                            ent_state(*col, o)
+                        };
+                        if let Some(v) = v {
+                            return Ok(Some((oid::join(prefix, &[*col, o.index]), v)));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// SET: validates every varbind, then applies them in one transaction.
+    /// `Err((error-status, error-index))` with a 1-based index.
+    pub async fn set(
+        &self,
+        varbinds: &[(Oid, VarBindValue)],
+        user: &str,
+        write_view: &View,
+    ) -> Result<(), (u32, u32)> {
+        let mut changes = Vec::with_capacity(varbinds.len());
+        for (i, (oid, value)) in varbinds.iter().enumerate() {
+            let fail = |status| (status, i as u32 + 1);
+            if !write_view.contains(oid) {
+                return Err(fail(code::NO_ACCESS));
+            }
+            let Some((prefix, Node::Class(class, cols))) = self.find_node(oid) else {
+                return Err(fail(code::NOT_WRITABLE));
+            };
+            let rel = &oid[prefix.len()..];
+            let Some((_, ai)) = rel.first().and_then(|c| cols.iter().find(|(k, _)| k == c)) else {
+                return Err(fail(code::NOT_WRITABLE));
+            };
+            let attr = &class.attributes[*ai];
+            if !attr.writable {
+                return Err(fail(code::NOT_WRITABLE));
+            }
+            let [_, index] = rel else {
+                return Err(fail(code::NO_CREATION));
+            };
+            let object = match self.model.get_by_index(*index).await {
+                Ok(o) if o.class.name == class.name => o,
+                Ok(_) | Err(ModelError::NoSuchObject { .. }) => {
+                    return Err(fail(code::NO_CREATION));
+                }
+                Err(e) => return Err(fail(error_status(&e))),
+            };
+            let value = codec::decode_value(attr, value).map_err(fail)?;
+            if let Err(e) = value.check(&attr.ty) {
+                return Err(fail(error_status(&ModelError::InvalidValue {
+                    attribute: attr.name.to_string(),
+                    error: e,
+                })));
+            }
+            changes.push(Change::Set {
+                object: object.name,
+                attribute: attr.name.to_string(),
+                value,
+            });
+        }
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let tx = Transaction {
+            principal: Principal::new(user, Protocol::Snmp),
+            changes,
+        };
+        self.model
+            .transact(tx)
+            .await
+            .map_err(|e| (error_status(&e.error), e.index as u32 + 1))
+    }
+}
+
+fn object_row(col: u32, o: &ManagedObject) -> ObjectSyntax {
+    match col {
+        2 => object_id(&class_entry(o.class)),
+        3 => octets(o.name.as_str().as_bytes()),
+        _ => gauge32(o.parent_index),
+    }
+}
+
+fn attr_u32(o: &ManagedObject, name: &str) -> Option<u32> {
+    match o.get(name) {
+        Some(Value::U32(v)) => Some(*v),
+        _ => None,
+    }
+}
+
+fn attr_str<'a>(o: &'a ManagedObject, name: &str) -> &'a str {
+    o.get(name).and_then(Value::as_str).unwrap_or("")
+}
+
+/// The enumeration label of an attribute, by the schema's spelling.
+fn enum_label(o: &ManagedObject, name: &str) -> Option<&'static str> {
+    let (i, a) = o.class.attribute(name)?;
+    match (&a.ty, o.values.get(i)?) {
+        (halyard_cluster_model::AttrType::Enum(e), Value::Enum(v)) => Some(e.by_value(*v)?.name),
+        _ => None,
+    }
+}
+
+/// ENTITY-MIB entPhysicalEntry columns.
+fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
+    Some(match col {
+        2 => octets(format!("{} {}", o.class.name, o.name).into_bytes()),
+        3 => object_id(&class_entry(o.class)),
+        4 => {
+            // The nearest physical ancestor.
+            let mut parent = o.parent_index;
+            let mut found = 0;
+            while parent != 0 {
+                let Some(i) = snap.by_index.get(&parent) else {
+                    break;
+                };
+                let p = &snap.objects[*i];
+                if physical_class(p.class).is_some() {
+                    found = p.index;
+                    break;
+                }
+                parent = p.parent_index;
+            }
+            int(i64::from(found))
+        }
+        5 => int(physical_class(o.class)?),
+        6 => int(attr_u32(o, "Slot")
+            .or_else(|| attr_u32(o, "Position"))
+            .map_or(-1, i64::from)),
+        7 => octets(o.name.as_str().as_bytes()),
+        8 => octets(attr_str(o, "HardwareRevision").as_bytes()),
+        9 | 10 | 12 | 13 | 15 => octets(Vec::new()),
+        11 => octets(attr_str(o, "SerialNumber").as_bytes()),
+        14 => octets(attr_str(o, "Label").as_bytes()),
+        16 => int(if SCHEMA.is_a(o.class.name, "HardwareFru") {
+            1
+        } else {
+            2
+        }),
+        _ => return None,
+    })
+}
+
+/// ENTITY-STATE-MIB entStateEntry columns from the X.731 states.
+fn ent_state(col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
+    let availability = enum_label(o, "AvailabilityState");
+    Some(int(match col {
+        // EntityAdminState: unknown(1) locked(2) shuttingDown(3) unlocked(4)
+        2 => match enum_label(o, "AdminState") {
+            Some("locked") => 2,
+            Some("shuttingDown") => 3,
+            Some("unlocked") => 4,
+            _ => 1,
+        },
+        // EntityOperState: unknown(1) disabled(2) enabled(3) testing(4)
+        3 => match enum_label(o, "OperState") {
+            Some("disabled") => 2,
+            Some("enabled") => 3,
+            _ => 1,
+        },
+        // EntityUsageState: unknown(1) idle(2) active(3) busy(4)
+        4 => match availability {
+            Some("primary") => 3,
+            Some("secondary" | "spare") => 2,
+            _ => 1,
+        },
+        // EntityStandbyStatus: unknown(1) hotStandby(2) coldStandby(3)
+        // providingService(4)
+        6 => match availability {
+            Some("primary") => 4,
+            Some("secondary") => 2,
+            Some("spare") => 3,
+            _ => 1,
+        },
+        _ => return None,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halyard_cluster_model::memory::demo_element;
+
+    fn mib() -> Mib {
+        Mib::new(
+            Arc::new(demo_element()),
+            Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+            SysInfo::default(),
+            65_507,
+        )
+    }
+
+    #[tokio::test]
+    async fn walk_is_strictly_increasing_and_complete() {
+        let mib = mib();
+        let mut ctx = Ctx::default();
+        let mut cur: Oid = vec![0];
+        let mut seen = 0;
+        while let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() {
+            assert!(
+                next > cur,
+                "{} after {}",
+                oid::format(&next),
+                oid::format(&cur)
+            );
+            // Every instance a walk returns is readable with GET.
+            let v = mib.get(&mut ctx, &next).await.unwrap();
+            assert!(
+                matches!(v, VarBindValue::Value(_)),
+                "{}",
+                oid::format(&next)
+            );
+            cur = next;
+            seen += 1;
+        }
+        assert!(seen > 300, "only {seen} instances");
+        // Starting in the middle of an index skips to the next row.
+        let fan = SCHEMA.class("Fan").unwrap();
+        let mut mid = class_entry(fan);
+        mid.extend([1, 4, 7]);
+        let (n, _) = mib.next(&mut ctx, &mid).await.unwrap().unwrap();
+        assert_eq!(
+            n[..n.len() - 1],
+            class_entry(fan)
+                .iter()
+                .copied()
+                .chain([1])
+                .collect::<Vec<_>>()[..]
+        );
+        assert!(*n.last().unwrap() > 4);
+    }
+
+    #[tokio::test]
+    async fn exceptions() {
+        let mib = mib();
+        let mut ctx = Ctx::default();
+        let get = |o: &str| oid::parse(o).unwrap();
+        assert_eq!(
+            mib.get(&mut ctx, &get("1.3.6.1.2.1.1.9.0")).await.unwrap(),
+            VarBindValue::NoSuchObject
+        );
+        assert_eq!(
+            mib.get(&mut ctx, &get("1.3.6.1.2.1.1.1.1")).await.unwrap(),
+            VarBindValue::NoSuchInstance
+        );
+        assert_eq!(
+            mib.get(&mut ctx, &get("1.3.6.1.4.1.32473.77.1.5.1.40.9999"))
+                .await
+                .unwrap(),
+            VarBindValue::NoSuchInstance
+        );
+        assert_eq!(
+            mib.get(&mut ctx, &get("1.3.6.1.4.1.32473.77.1.5.1.99.1"))
+                .await
+                .unwrap(),
+            VarBindValue::NoSuchObject
+        );
+        assert!(
+            mib.next(&mut ctx, &get("1.3.6.1.6.3.15.1.1.6.0"))
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(mib.next(&mut ctx, &get("2")).await.unwrap().is_none());
+    }
+}

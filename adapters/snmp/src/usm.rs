@@ -1,0 +1,192 @@
+//! USM cryptography: password to key and key localisation (RFC 3414 A.2,
+//! RFC 7860), HMAC authentication, AES-128-CFB privacy (RFC 3826).
+//! Every primitive comes from the RustCrypto crates.
+
+use aes::Aes128;
+use cfb_mode::cipher::KeyIvInit;
+use hmac::{Hmac, KeyInit, Mac};
+use md5::Md5;
+use sha1::Sha1;
+use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
+
+use crate::config::AuthProtocol;
+
+impl AuthProtocol {
+    /// Length of msgAuthenticationParameters.
+    pub fn mac_len(self) -> usize {
+        match self {
+            AuthProtocol::Md5 | AuthProtocol::Sha1 => 12,
+            AuthProtocol::Sha224 => 16,
+            AuthProtocol::Sha256 => 24,
+            AuthProtocol::Sha384 => 32,
+            AuthProtocol::Sha512 => 48,
+        }
+    }
+}
+
+fn password_to_key_with<D: Digest>(password: &[u8]) -> Vec<u8> {
+    let mut h = D::new();
+    if !password.is_empty() {
+        // Hash 1 MiB of the repeated password, 64 octets at a time.
+        let mut block = [0u8; 64];
+        let mut idx = 0usize;
+        for _ in 0..(1_048_576 / 64) {
+            for b in &mut block {
+                *b = password[idx % password.len()];
+                idx += 1;
+            }
+            h.update(block);
+        }
+    }
+    h.finalize().to_vec()
+}
+
+fn localize_with<D: Digest>(ku: &[u8], engine_id: &[u8]) -> Vec<u8> {
+    let mut h = D::new();
+    h.update(ku);
+    h.update(engine_id);
+    h.update(ku);
+    h.finalize().to_vec()
+}
+
+/// The key localised for `engine_id` (Kul).
+pub fn localized_key(proto: AuthProtocol, password: &str, engine_id: &[u8]) -> Vec<u8> {
+    let p = password.as_bytes();
+    match proto {
+        AuthProtocol::Md5 => localize_with::<Md5>(&password_to_key_with::<Md5>(p), engine_id),
+        AuthProtocol::Sha1 => localize_with::<Sha1>(&password_to_key_with::<Sha1>(p), engine_id),
+        AuthProtocol::Sha224 => {
+            localize_with::<Sha224>(&password_to_key_with::<Sha224>(p), engine_id)
+        }
+        AuthProtocol::Sha256 => {
+            localize_with::<Sha256>(&password_to_key_with::<Sha256>(p), engine_id)
+        }
+        AuthProtocol::Sha384 => {
+            localize_with::<Sha384>(&password_to_key_with::<Sha384>(p), engine_id)
+        }
+        AuthProtocol::Sha512 => {
+            localize_with::<Sha512>(&password_to_key_with::<Sha512>(p), engine_id)
+        }
+    }
+}
+
+macro_rules! mac {
+    ($d:ty, $key:expr, $data:expr) => {{
+        let mut m = <Hmac<$d> as KeyInit>::new_from_slice($key).expect("HMAC takes any key length");
+        m.update($data);
+        m.finalize().into_bytes().to_vec()
+    }};
+}
+
+/// The truncated HMAC of `data` (the whole message with zeroed auth params).
+pub fn digest(proto: AuthProtocol, key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut full = match proto {
+        AuthProtocol::Md5 => mac!(Md5, key, data),
+        AuthProtocol::Sha1 => mac!(Sha1, key, data),
+        AuthProtocol::Sha224 => mac!(Sha224, key, data),
+        AuthProtocol::Sha256 => mac!(Sha256, key, data),
+        AuthProtocol::Sha384 => mac!(Sha384, key, data),
+        AuthProtocol::Sha512 => mac!(Sha512, key, data),
+    };
+    full.truncate(proto.mac_len());
+    full
+}
+
+/// Constant-time comparison of two digests.
+pub fn digest_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Finds the zeroed msgAuthenticationParameters (`04 len 00*len`) in an
+/// encoded message: the offset of its first content octet.
+pub fn find_auth_params(msg: &[u8], len: usize) -> Option<usize> {
+    let mut pat = vec![0x04, len as u8];
+    pat.resize(len + 2, 0);
+    msg.windows(pat.len()).position(|w| w == pat).map(|p| p + 2)
+}
+
+fn aes_iv(boots: u32, time: u32, salt: &[u8; 8]) -> [u8; 16] {
+    let mut iv = [0u8; 16];
+    iv[..4].copy_from_slice(&boots.to_be_bytes());
+    iv[4..8].copy_from_slice(&time.to_be_bytes());
+    iv[8..].copy_from_slice(salt);
+    iv
+}
+
+/// AES-128-CFB encryption in place (RFC 3826); the key is the first 16
+/// octets of the localised privacy key.
+pub fn aes_encrypt(key: &[u8], boots: u32, time: u32, salt: &[u8; 8], data: &mut [u8]) {
+    let iv = aes_iv(boots, time, salt);
+    if let Ok(c) = cfb_mode::Encryptor::<Aes128>::new_from_slices(&key[..16.min(key.len())], &iv) {
+        c.encrypt(data);
+    }
+}
+
+/// AES-128-CFB decryption in place; `false` if the key is unusable.
+pub fn aes_decrypt(key: &[u8], boots: u32, time: u32, salt: &[u8; 8], data: &mut [u8]) -> bool {
+    let iv = aes_iv(boots, time, salt);
+    match cfb_mode::Decryptor::<Aes128>::new_from_slices(&key[..16.min(key.len())], &iv) {
+        Ok(c) => {
+            c.decrypt(data);
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(b: &[u8]) -> String {
+        crate::engine::to_hex(b)
+    }
+
+    /// RFC 3414 A.3.1 and A.3.2: "maplesyrup" localised for engine
+    /// 000000000000000000000002.
+    #[test]
+    fn rfc3414_key_localisation_vectors() {
+        let engine = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        assert_eq!(
+            hex(&localized_key(AuthProtocol::Md5, "maplesyrup", &engine)),
+            "526f5eed9fcce26f8964c2930787d82b"
+        );
+        assert_eq!(
+            hex(&localized_key(AuthProtocol::Sha1, "maplesyrup", &engine)),
+            "6695febc9288e36282235fc7151f128497b38f3f"
+        );
+    }
+
+    #[test]
+    fn digest_lengths_and_aes_round_trip() {
+        for (p, n) in [
+            (AuthProtocol::Md5, 12),
+            (AuthProtocol::Sha1, 12),
+            (AuthProtocol::Sha224, 16),
+            (AuthProtocol::Sha256, 24),
+            (AuthProtocol::Sha384, 32),
+            (AuthProtocol::Sha512, 48),
+        ] {
+            let k = localized_key(p, "password1", b"engine1");
+            let d = digest(p, &k, b"hello");
+            assert_eq!(d.len(), n);
+            assert!(digest_eq(&d, &digest(p, &k, b"hello")));
+            assert!(!digest_eq(&d, &digest(p, &k, b"hellO")));
+        }
+        let key = localized_key(AuthProtocol::Sha256, "privpass", b"engine1");
+        let mut data = b"a scoped PDU of any length".to_vec();
+        aes_encrypt(&key, 3, 77, &[1; 8], &mut data);
+        assert_ne!(&data[..], b"a scoped PDU of any length");
+        assert!(aes_decrypt(&key, 3, 77, &[1; 8], &mut data));
+        assert_eq!(&data[..], b"a scoped PDU of any length");
+    }
+
+    #[test]
+    fn finds_zeroed_auth_params() {
+        let msg = [
+            0x30, 0x10, 0x04, 0x02, 0x00, 0x01, 0x04, 0x03, 0, 0, 0, 0x05,
+        ];
+        assert_eq!(find_auth_params(&msg, 3), Some(8));
+        assert_eq!(find_auth_params(&msg, 4), None);
+    }
+}
