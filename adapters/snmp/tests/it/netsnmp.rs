@@ -1,0 +1,439 @@
+//! Walks, tables and SETs with the net-snmp command-line tools.
+
+use std::collections::BTreeSet;
+
+use halyard_cluster_model::port::InformationModel;
+use halyard_cluster_model::{ObjectName, Value};
+
+use crate::harness::*;
+
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+pub fn object(r: &Running, name: &str) -> halyard_cluster_model::port::ManagedObject {
+    block_on(r.model.get(&ObjectName::parse(name).unwrap())).expect("object")
+}
+
+/// `<root>.1.<class>.1.<column>.<index>` of an attribute of an object.
+pub fn instance(r: &Running, name: &str, attribute: &str) -> String {
+    let o = object(r, name);
+    let (_, a) = o.class.attribute(attribute).expect("attribute");
+    format!(
+        ".1.3.6.1.4.1.32473.77.1.{}.1.{}.{}",
+        o.class.oid, a.column, o.index
+    )
+}
+
+fn assert_strictly_increasing(lines: &[(Vec<u32>, String)]) {
+    for w in lines.windows(2) {
+        assert!(
+            w[0].0 < w[1].0,
+            "not increasing: {:?} then {:?}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// What every whole-tree walk must contain.
+fn assert_whole_tree(lines: &[(Vec<u32>, String)], r: &Running) {
+    let oids: BTreeSet<String> = lines
+        .iter()
+        .map(|(o, _)| halyard_snmp::oid::format(o))
+        .collect();
+    for want in [
+        "1.3.6.1.2.1.1.1.0",
+        "1.3.6.1.2.1.1.5.0",
+        "1.3.6.1.2.1.11.1.0",
+        "1.3.6.1.2.1.11.6.0",
+        "1.3.6.1.6.3.10.2.1.1.0",
+        "1.3.6.1.6.3.10.2.1.2.0",
+        "1.3.6.1.6.3.15.1.1.4.0",
+    ] {
+        assert!(oids.contains(want), "{want} missing");
+    }
+    // Every attribute of every demo object, in its generated table.
+    let objects = block_on(r.model.walk(None, 0, usize::MAX)).unwrap();
+    assert_eq!(objects.len(), 17);
+    for o in &objects {
+        for (a, v) in o.class.attributes.iter().zip(&o.values) {
+            let want = format!(
+                "1.3.6.1.4.1.32473.77.1.{}.1.{}.{}",
+                o.class.oid, a.column, o.index
+            );
+            assert_eq!(
+                oids.contains(&want),
+                !matches!(v, Value::Absent),
+                "{} {} ({want})",
+                o.name,
+                a.name
+            );
+        }
+        for col in [2, 3, 4] {
+            let want = format!("1.3.6.1.4.1.32473.77.1.100.1.{col}.{}", o.index);
+            assert!(oids.contains(&want), "{want}");
+        }
+    }
+}
+
+#[test]
+fn v2c_walk_and_bulkwalk_return_the_whole_tree_in_order() {
+    let r = start();
+    let walk = tool("snmpwalk", &cat(v2c("public", r.addr), &["-On", ".1"]));
+    assert!(walk.ok, "{walk:?}");
+    assert!(!walk.stderr.contains("OID not increasing"), "{walk:?}");
+    let wl = numeric_lines(&walk.stdout);
+    assert_strictly_increasing(&wl);
+    assert_whole_tree(&wl, &r);
+    assert!(
+        walk.stdout
+            .contains(".1.3.6.1.2.1.1.5.0 = STRING: \"halyard-demo\""),
+        "{walk:?}"
+    );
+    // The walk ends at the end of the MIB view (the last USM counter).
+    assert_eq!(
+        halyard_snmp::oid::format(&wl.last().unwrap().0),
+        "1.3.6.1.6.3.15.1.1.6.0"
+    );
+
+    for reps in ["-Cr1", "-Cr10", "-Cr50"] {
+        let bulk = tool(
+            "snmpbulkwalk",
+            &cat(v2c("public", r.addr), &["-On", reps, ".1"]),
+        );
+        assert!(bulk.ok, "{bulk:?}");
+        assert!(!bulk.stderr.contains("OID not increasing"), "{bulk:?}");
+        let bl = numeric_lines(&bulk.stdout);
+        assert_strictly_increasing(&bl);
+        let a: Vec<_> = wl.iter().map(|x| &x.0).collect();
+        let b: Vec<_> = bl.iter().map(|x| &x.0).collect();
+        assert_eq!(a, b, "bulkwalk {reps} differs from walk");
+    }
+    // Counters count: every walk step was a packet in and out.
+    let get = tool(
+        "snmpget",
+        &cat(
+            v2c("public", r.addr),
+            &["-On", ".1.3.6.1.2.1.11.1.0", ".1.3.6.1.2.1.11.2.0"],
+        ),
+    );
+    assert!(get.ok, "{get:?}");
+    let g = numeric_lines(&get.stdout);
+    let count = |s: &str| -> u64 { s.rsplit(' ').next().unwrap().parse().unwrap() };
+    assert!(count(&g[0].1) > wl.len() as u64, "{get:?}");
+    assert!(count(&g[1].1) >= wl.len() as u64, "{get:?}");
+}
+
+#[test]
+fn v1_get_and_walk() {
+    let r = start();
+    let walk = tool(
+        "snmpwalk",
+        &cat(
+            s(&[
+                "-v1",
+                "-c",
+                "public",
+                "-t",
+                "5",
+                "-r",
+                "1",
+                &r.addr.to_string(),
+            ]),
+            &["-On", ".1.3.6.1.2.1.1"],
+        ),
+    );
+    assert!(walk.ok, "{walk:?}");
+    assert_eq!(numeric_lines(&walk.stdout).len(), 8, "{walk:?}");
+    let get = tool(
+        "snmpget",
+        &cat(
+            s(&[
+                "-v1",
+                "-c",
+                "public",
+                "-t",
+                "5",
+                "-r",
+                "1",
+                &r.addr.to_string(),
+            ]),
+            &["-On", ".1.3.6.1.2.1.1.5.0", ".1.3.6.1.2.1.1.99.0"],
+        ),
+    );
+    assert!(
+        get.stdout.contains("noSuchName") || get.stderr.contains("noSuchName"),
+        "{get:?}"
+    );
+}
+
+#[test]
+fn v3_authpriv_sha256_aes_walk() {
+    let r = start();
+    let walk = tool(
+        "snmpwalk",
+        &cat(v3("admin", "authPriv", r.addr), &["-On", ".1"]),
+    );
+    assert!(walk.ok, "{walk:?}");
+    assert!(!walk.stderr.contains("OID not increasing"), "{walk:?}");
+    let wl = numeric_lines(&walk.stdout);
+    assert_strictly_increasing(&wl);
+    assert_whole_tree(&wl, &r);
+
+    // SHA-1 + AES and SHA-512 authNoPriv users, bulk.
+    let bulk = tool(
+        "snmpbulkwalk",
+        &cat(v3("reader", "authPriv", r.addr), &["-On", "-Cr20", ".1"]),
+    );
+    assert!(bulk.ok, "{bulk:?}");
+    assert_eq!(numeric_lines(&bulk.stdout).len(), wl.len());
+    let get = tool(
+        "snmpget",
+        &cat(
+            v3("auther", "authNoPriv", r.addr),
+            &["-On", ".1.3.6.1.6.3.10.2.1.2.0"],
+        ),
+    );
+    assert!(get.ok, "{get:?}");
+    assert!(get.stdout.contains("INTEGER: 1"), "engine boots: {get:?}");
+
+    // A wrong password is refused (usmStatsWrongDigests report).
+    let mut bad = v3("admin", "authPriv", r.addr);
+    let i = bad.iter().position(|a| a == AUTH_PASS).unwrap();
+    bad[i] = "wrong-password".into();
+    let out = tool("snmpget", &cat(bad, &["-On", ".1.3.6.1.2.1.1.5.0"]));
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("Authentication failure"), "{out:?}");
+    // An unknown user too.
+    let out = tool(
+        "snmpget",
+        &cat(
+            v3("nobody", "authPriv", r.addr),
+            &["-On", ".1.3.6.1.2.1.1.5.0"],
+        ),
+    );
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("Unknown user name"), "{out:?}");
+}
+
+#[test]
+fn symbolic_names_and_snmptable() {
+    let r = start();
+    let mut args = v2c("public", r.addr);
+    args.extend(mib_args());
+    args.push(".1.3.6.1.4.1.32473.77".into());
+    let walk = tool("snmpwalk", &args);
+    assert!(walk.ok, "{walk:?}");
+    assert!(!walk.stderr.contains("OID not increasing"), "{walk:?}");
+    let lines: Vec<&str> = walk.stdout.lines().filter(|l| l.contains(" = ")).collect();
+    assert!(lines.len() > 250, "{walk:?}");
+    for l in &lines {
+        assert!(
+            l.starts_with("HALYARD-CLUSTER-MIB::hc"),
+            "not symbolic: {l}"
+        );
+    }
+    let comp = object(&r, "ne=1/shelf=1/node=a/comp=counterd-a").index;
+    let want = format!("HALYARD-CLUSTER-MIB::hcSwAdminState.{comp} = INTEGER: unlocked(2)");
+    assert!(walk.stdout.contains(&want), "{walk:?}");
+    let fan = object(&r, "ne=1/shelf=1/fan=1").index;
+    let want =
+        format!("HALYARD-CLUSTER-MIB::hcObjectClass.{fan} = OID: HALYARD-CLUSTER-MIB::hcFanEntry");
+    assert!(walk.stdout.contains(&want), "{walk:?}");
+
+    let mut args = v2c("public", r.addr);
+    args.extend(mib_args());
+    args.extend(s(&["-Cb", "HALYARD-CLUSTER-MIB::hcSwTable"]));
+    let table = tool("snmptable", &args);
+    assert!(table.ok, "{table:?}");
+    assert!(
+        table
+            .stdout
+            .contains("SNMP table: HALYARD-CLUSTER-MIB::hcSwTable"),
+        "{table:?}"
+    );
+    let header = table
+        .stdout
+        .lines()
+        .find(|l| l.contains("Name"))
+        .unwrap_or("");
+    assert!(
+        header.contains("AdminState") && header.contains("AvailabilityState"),
+        "{table:?}"
+    );
+    let rows: Vec<&str> = table
+        .stdout
+        .lines()
+        .filter(|l| l.contains("comp=counterd-"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{table:?}");
+    assert!(
+        rows[0].contains("primary") && rows[1].contains("secondary"),
+        "{table:?}"
+    );
+}
+
+#[test]
+fn entity_mib_lists_the_hardware_with_containment() {
+    let r = start();
+    let walk = tool(
+        "snmpwalk",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.47.1.1.1"]),
+    );
+    assert!(walk.ok, "{walk:?}");
+    let lines = numeric_lines(&walk.stdout);
+    let col = |c: u32| -> Vec<(u32, String)> {
+        lines
+            .iter()
+            .filter(|(o, _)| o.len() == 13 && o[11] == c)
+            .map(|(o, v)| (o[12], v.clone()))
+            .collect()
+    };
+    let names = col(7);
+    let shelf = object(&r, "ne=1/shelf=1").index;
+    let want = [
+        ("ne=1/shelf=1", 3, 0),
+        ("ne=1/shelf=1/hsc=1", 9, shelf),
+        ("ne=1/shelf=1/fan=1", 7, shelf),
+        ("ne=1/shelf=1/fan=2", 7, shelf),
+        ("ne=1/shelf=1/psu=1", 6, shelf),
+        ("ne=1/shelf=1/psu=2", 6, shelf),
+        ("ne=1/shelf=1/board=1", 9, shelf),
+        ("ne=1/shelf=1/board=2", 9, shelf),
+    ];
+    assert_eq!(names.len(), want.len(), "{walk:?}");
+    let class = col(5);
+    let contained = col(4);
+    for (name, phys_class, parent) in want {
+        let idx = object(&r, name).index;
+        assert!(
+            names.contains(&(idx, format!("STRING: \"{name}\""))),
+            "{name}"
+        );
+        assert!(
+            class.contains(&(idx, format!("INTEGER: {phys_class}"))),
+            "{name} class"
+        );
+        assert!(
+            contained.contains(&(idx, format!("INTEGER: {parent}"))),
+            "{name} parent"
+        );
+    }
+    // Serial numbers and FRU flags.
+    let fan = object(&r, "ne=1/shelf=1/fan=1").index;
+    assert!(col(11).contains(&(fan, "STRING: \"HY0002\"".into())));
+    assert!(col(16).contains(&(fan, "INTEGER: 1".into())));
+    // ENTITY-STATE-MIB: unlocked(4), providingService(4) for a primary fan.
+    let state = tool(
+        "snmpget",
+        &cat(
+            v2c("public", r.addr),
+            &[
+                "-On",
+                &format!(".1.3.6.1.2.1.131.1.1.1.2.{fan}"),
+                &format!(".1.3.6.1.2.1.131.1.1.1.6.{fan}"),
+            ],
+        ),
+    );
+    assert!(state.ok, "{state:?}");
+    let s = numeric_lines(&state.stdout);
+    assert_eq!(s[0].1, "INTEGER: 4");
+    assert_eq!(s[1].1, "INTEGER: 4");
+}
+
+#[test]
+fn set_through_v3_write_user_and_refusals() {
+    let r = start();
+    let comp = "ne=1/shelf=1/node=a/comp=counterd-a";
+    let admin = instance(&r, comp, "AdminState");
+    let label = instance(&r, comp, "Label");
+    let locked = Value::Enum(1);
+    assert_ne!(object(&r, comp).get("AdminState"), Some(&locked));
+
+    // v2c public is read-only: noAccess, nothing changes.
+    let out = tool("snmpset", &cat(v2c("public", r.addr), &[&admin, "i", "1"]));
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("noAccess"), "{out:?}");
+    assert_ne!(object(&r, comp).get("AdminState"), Some(&locked));
+    // A read-only v3 user too.
+    let out = tool(
+        "snmpset",
+        &cat(v3("reader", "authPriv", r.addr), &[&admin, "i", "1"]),
+    );
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("noAccess"), "{out:?}");
+
+    // One bad varbind among good ones: nothing changes, error-index 2.
+    let out = tool(
+        "snmpset",
+        &cat(
+            v3("admin", "authPriv", r.addr),
+            &[&label, "s", "new-label", &admin, "i", "99"],
+        ),
+    );
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("wrongValue"), "{out:?}");
+    // error-index 2: the failed object is the admin state, not the label.
+    let failed = format!("Failed object: iso{}\n", admin.trim_start_matches(".1"));
+    assert!(out.stderr.contains(&failed), "{out:?}");
+    assert_eq!(
+        object(&r, comp).get("Label"),
+        Some(&Value::Str(String::new()))
+    );
+    // A read-only column: notWritable.
+    let serial = instance(&r, "ne=1/shelf=1/fan=1", "SerialNumber");
+    let out = tool(
+        "snmpset",
+        &cat(
+            v3("admin", "authPriv", r.addr),
+            &[&label, "s", "x", &serial, "s", "x"],
+        ),
+    );
+    assert!(out.stderr.contains("notWritable"), "{out:?}");
+    // Wrong type.
+    let out = tool(
+        "snmpset",
+        &cat(v3("admin", "authPriv", r.addr), &[&admin, "s", "locked"]),
+    );
+    assert!(out.stderr.contains("wrongType"), "{out:?}");
+    // A row that does not exist: noCreation.
+    let missing = format!("{}.999", admin.rsplit_once('.').unwrap().0);
+    let out = tool(
+        "snmpset",
+        &cat(v3("admin", "authPriv", r.addr), &[&missing, "i", "1"]),
+    );
+    assert!(out.stderr.contains("noCreation"), "{out:?}");
+    assert_eq!(
+        object(&r, comp).get("Label"),
+        Some(&Value::Str(String::new()))
+    );
+
+    // The write user locks the component, and sets its label, at once.
+    let out = tool(
+        "snmpset",
+        &cat(
+            v3("admin", "authPriv", r.addr),
+            &[&admin, "i", "1", &label, "s", "locked by NMS"],
+        ),
+    );
+    assert!(out.ok, "{out:?}");
+    let o = object(&r, comp);
+    assert_eq!(o.get("AdminState"), Some(&locked));
+    assert_eq!(o.get("Label"), Some(&Value::Str("locked by NMS".into())));
+    let mut args = v2c("public", r.addr);
+    args.extend(mib_args());
+    args.push(admin.clone());
+    let get = tool("snmpget", &args);
+    assert!(get.stdout.contains("INTEGER: locked(1)"), "{get:?}");
+    // The community's misuse was counted (snmpInBadCommunityUses).
+    let get = tool(
+        "snmpget",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.11.5.0"]),
+    );
+    assert!(get.stdout.contains("Counter32: 1"), "{get:?}");
+}

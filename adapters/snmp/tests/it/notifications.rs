@@ -1,0 +1,217 @@
+//! Traps and informs received by a real `snmptrapd`.
+
+use std::io::Read;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use halyard_cluster_model::{ObjectName, SCHEMA, Value};
+use halyard_snmp::engine::Counter;
+use halyard_snmp::{NotifyKind, TrapTarget};
+
+use crate::harness::*;
+
+/// A `snmptrapd` in the foreground, logging to stdout, killed on drop.
+struct TrapD {
+    child: Child,
+    out: Arc<Mutex<String>>,
+    dir: std::path::PathBuf,
+}
+
+impl TrapD {
+    fn start(port: u16) -> TrapD {
+        let dir = temp_dir("trapd");
+        let conf = dir.join("snmptrapd.conf");
+        std::fs::write(&conf, "authCommunity log,execute,net public\n").unwrap();
+        std::fs::write(dir.join("snmp.conf"), "mibs :\n").unwrap();
+        let mut args = s(&["-f", "-Lo", "-C", "-c", conf.to_str().unwrap()]);
+        // Only the modules needed: -C skips snmp.conf and its empty list.
+        args.extend(s(&["-M", &format!("+{}:{}", repo_mib_dir(), base_mibs())]));
+        args.extend(s(&["-m", "SNMPv2-MIB:HALYARD-CLUSTER-MIB"]));
+        args.push(format!("udp:127.0.0.1:{port}"));
+        let mut child = Command::new("/usr/sbin/snmptrapd")
+            .args(&args)
+            .env("SNMP_PERSISTENT_DIR", &dir)
+            .env("SNMPCONFPATH", &dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("snmptrapd");
+        let out = Arc::new(Mutex::new(String::new()));
+        for mut pipe in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let t = TrapD { child, out, dir };
+        t.wait_for("NET-SNMP version", Duration::from_secs(20));
+        t
+    }
+
+    fn text(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, needle: &str, within: Duration) -> String {
+        let end = Instant::now() + within;
+        loop {
+            let t = self.text();
+            if t.contains(needle) {
+                return t;
+            }
+            assert!(
+                Instant::now() < end,
+                "snmptrapd never printed {needle:?}:\n{t}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for TrapD {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The values of an indication, by attribute name; the rest take the
+/// first label or an empty string.
+fn values(class: &str, set: &[(&str, Value)]) -> Vec<Value> {
+    let c = SCHEMA.class(class).unwrap();
+    c.attributes
+        .iter()
+        .map(|a| {
+            set.iter()
+                .find(|(n, _)| *n == a.name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| halyard_cluster_model::memory::default_value(a))
+        })
+        .collect()
+}
+
+fn label(class: &str, attr: &str, name: &str) -> Value {
+    let (_, a) = SCHEMA.class(class).unwrap().attribute(attr).unwrap();
+    match a.ty {
+        halyard_cluster_model::AttrType::Enum(e) => Value::Enum(e.by_name(name).unwrap().value),
+        _ => panic!("{attr} is no enumeration"),
+    }
+}
+
+#[test]
+fn traps_and_informs_reach_snmptrapd() {
+    let trap_port = free_udp_port();
+    let inform_port = free_udp_port();
+    let trapd = TrapD::start(trap_port);
+    let r = start_with(|mut c| {
+        c.trap_targets = vec![
+            TrapTarget {
+                address: ([127, 0, 0, 1], trap_port).into(),
+                community: "public".into(),
+                kind: NotifyKind::Trap,
+            },
+            TrapTarget {
+                address: ([127, 0, 0, 1], inform_port).into(),
+                community: "public".into(),
+                kind: NotifyKind::Inform {
+                    timeout: Duration::from_millis(300),
+                    retries: 40,
+                },
+            },
+        ];
+        c
+    });
+    let fan = ObjectName::parse("ne=1/shelf=1/fan=1").unwrap();
+    r.model
+        .publish(
+            "AlarmRaised",
+            &fan,
+            values(
+                "AlarmRaised",
+                &[
+                    ("Alarm", Value::Str("ne=1/alarm=7".into())),
+                    ("Resource", Value::Str(fan.to_string())),
+                    (
+                        "EventType",
+                        label("AlarmRaised", "EventType", "equipmentAlarm"),
+                    ),
+                    ("Severity", label("AlarmRaised", "Severity", "major")),
+                    ("AdditionalText", Value::Str("fan speed low".into())),
+                ],
+            ),
+        )
+        .unwrap();
+    r.model
+        .publish(
+            "AlarmCleared",
+            &fan,
+            values(
+                "AlarmCleared",
+                &[
+                    ("Alarm", Value::Str("ne=1/alarm=7".into())),
+                    ("Resource", Value::Str(fan.to_string())),
+                ],
+            ),
+        )
+        .unwrap();
+    let text = trapd.wait_for(
+        "HALYARD-CLUSTER-MIB::hcAlarmCleared",
+        Duration::from_secs(20),
+    );
+    assert!(
+        text.contains("OID: HALYARD-CLUSTER-MIB::hcAlarmRaised"),
+        "{text}"
+    );
+    assert!(
+        text.contains("HALYARD-CLUSTER-MIB::hcAlarmRaisedResource.0 = STRING: ne=1/shelf=1/fan=1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("HALYARD-CLUSTER-MIB::hcAlarmRaisedSeverity.0 = INTEGER: major("),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "HALYARD-CLUSTER-MIB::hcAlarmRaisedAdditionalText.0 = STRING: fan speed low\t"
+        ),
+        "{text}"
+    );
+    assert_eq!(r.engine.get(Counter::TrapsSent), 2);
+
+    // Nobody listens for informs yet: the agent retries.
+    let end = Instant::now() + Duration::from_secs(20);
+    while r.engine.get(Counter::InformsSent) < 3 {
+        assert!(Instant::now() < end, "inform not retried");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(r.engine.get(Counter::InformsAcked), 0);
+    let informd = TrapD::start(inform_port);
+    let text = informd.wait_for(
+        "HALYARD-CLUSTER-MIB::hcAlarmCleared",
+        Duration::from_secs(30),
+    );
+    assert!(
+        text.contains("OID: HALYARD-CLUSTER-MIB::hcAlarmRaised"),
+        "{text}"
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while r.engine.get(Counter::InformsAcked) < 2 {
+        assert!(Instant::now() < end, "informs not acknowledged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(r.engine.get(Counter::InformsSent) >= 4);
+    assert_eq!(r.engine.get(Counter::InformsTimedOut), 0);
+}
