@@ -1,1 +1,162 @@
 //! The NETCONF face: an RFC 6241/6242 server over SSH on the information-model port.
+//!
+//! - [`ssh`]: russh server, authentication, the `netconf` subsystem.
+//! - [`framing`]: RFC 6242 end-of-message and chunked framing.
+//! - [`xml`]: a namespace-aware element tree read with quick-xml's `NsReader`.
+//! - [`data`]: instance data of `halyard-cluster` from the schema metadata,
+//!   edit-config, diff into one transaction, subtree and XPath filters.
+//! - [`datastore`]: running / candidate, locks, commit, confirmed commit.
+//! - [`session`]: one NETCONF session: hello, RPC dispatch, notifications.
+//! - [`monitoring`]: ietf-netconf-monitoring, ietf-yang-library, get-schema.
+//! - [`error`]: typed errors and the one ModelError -> rpc-error table.
+//!
+//! The agent wires it in with [`NetconfServer::bind`] and [`NetconfServer::run`].
+
+pub mod data;
+pub mod datastore;
+pub mod error;
+pub mod framing;
+pub mod monitoring;
+pub mod session;
+pub mod ssh;
+pub mod xml;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halyard_cluster_model::SCHEMA;
+use halyard_cluster_model::port::InformationModel;
+
+pub use error::{NetconfError, RpcError};
+pub use monitoring::Stats;
+
+/// The NETCONF base namespace.
+pub const BASE_NS: &str = "urn:ietf:params:xml:ns:netconf:base:1.0";
+/// RFC 5277 notifications.
+pub const NOTIF_NS: &str = "urn:ietf:params:xml:ns:netconf:notification:1.0";
+/// RFC 5277 nc-notifications (replayComplete, notificationComplete).
+pub const NC_NOTIF_NS: &str = "urn:ietf:params:xml:ns:netmod:notification";
+/// RFC 6022.
+pub const MONITORING_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring";
+/// RFC 8525.
+pub const YANG_LIBRARY_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-yang-library";
+/// RFC 6243.
+pub const WITH_DEFAULTS_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults";
+/// YANG 1.1 `<action>`.
+pub const YANG1_NS: &str = "urn:ietf:params:xml:ns:yang:1";
+
+/// The namespace of the halyard-cluster module.
+pub fn schema_ns() -> &'static str {
+    SCHEMA.module.namespace
+}
+
+/// The text of the halyard-cluster module, embedded (served by get-schema).
+pub const SCHEMA_TEXT: &str = include_str!("../../../yang/halyard-cluster@2026-11-26.yang");
+
+/// A user allowed to log in.
+#[derive(Debug, Clone, Default)]
+pub struct UserConfig {
+    pub name: String,
+    /// Password authentication when set.
+    pub password: Option<String>,
+    /// Public keys in OpenSSH `authorized_keys` form (`ssh-ed25519 AAAA... comment`).
+    pub authorized_keys: Vec<String>,
+}
+
+/// Limits that protect the server from one client.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest accepted message (bytes, after de-framing).
+    pub max_message_size: usize,
+    /// Deepest accepted XML nesting.
+    pub max_depth: usize,
+    /// Concurrent NETCONF sessions.
+    pub max_sessions: usize,
+    /// Time allowed from TCP accept to the client's `<hello>`.
+    pub hello_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 16 * 1024 * 1024,
+            max_depth: 64,
+            max_sessions: 64,
+            hello_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Configuration of the NETCONF face (the agent reads it from its config file).
+#[derive(Debug, Clone)]
+pub struct NetconfConfig {
+    pub listen: Vec<SocketAddr>,
+    /// The SSH host key (OpenSSH format); generated (Ed25519) on first start.
+    pub host_key_path: PathBuf,
+    pub users: Vec<UserConfig>,
+    /// A session with no RPC and no subscription for this long is closed.
+    pub idle_timeout: Duration,
+    /// Time a failed authentication attempt takes (constant, against probing).
+    pub auth_rejection_time: Duration,
+    pub limits: Limits,
+    /// Extra directories get-schema serves IETF modules from
+    /// (`<name>.yang` or `<name>@<revision>.yang`), e.g. `/usr/share/yang/modules/ietf`.
+    /// The halyard-cluster module is always served from the binary.
+    pub schema_dirs: Vec<PathBuf>,
+}
+
+impl NetconfConfig {
+    pub fn new(listen: SocketAddr, host_key_path: impl Into<PathBuf>) -> Self {
+        NetconfConfig {
+            listen: vec![listen],
+            host_key_path: host_key_path.into(),
+            users: Vec::new(),
+            idle_timeout: Duration::from_secs(3600),
+            auth_rejection_time: Duration::from_secs(1),
+            limits: Limits::default(),
+            schema_dirs: Vec::new(),
+        }
+    }
+}
+
+/// The NETCONF server: bound, not yet serving.
+pub struct NetconfServer {
+    inner: ssh::Listener,
+}
+
+impl std::fmt::Debug for NetconfServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NetconfServer")
+            .field("local_addrs", &self.local_addrs())
+            .finish()
+    }
+}
+
+impl NetconfServer {
+    /// Loads or creates the host key and binds every listen address.
+    pub async fn bind(
+        config: NetconfConfig,
+        model: Arc<dyn InformationModel>,
+    ) -> Result<NetconfServer, NetconfError> {
+        Ok(NetconfServer {
+            inner: ssh::Listener::bind(config, model).await?,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.local_addrs()
+    }
+
+    /// Counters (sessions, RPCs, failed logins), live.
+    pub fn stats(&self) -> Arc<Stats> {
+        self.inner.stats()
+    }
+
+    /// Serves until `shutdown` completes, then stops every task it spawned.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) {
+        self.inner.run(shutdown).await
+    }
+}

@@ -1,0 +1,1062 @@
+//! Instance data of the halyard-cluster module, translated purely through
+//! the schema metadata: rendering managed objects, the configuration
+//! (writable attributes) as a store, edit-config on it, the diff that
+//! becomes one transaction, and subtree / XPath filtering.
+
+use std::collections::BTreeMap;
+
+use halyard_cluster_model::memory::default_value;
+use halyard_cluster_model::port::{Change, ManagedObject};
+use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, Value};
+
+use crate::error::{ErrorType, RpcError, Tag};
+use crate::xml::Element;
+use crate::{BASE_NS, schema_ns};
+
+/// The top-level container of the module.
+pub const TOP: &str = "element";
+
+/// A class is configuration when it has a writable attribute.
+pub fn is_config_class(c: &ClassMeta) -> bool {
+    c.attributes.iter().any(|a| a.writable)
+}
+
+/// The YANG name of an attribute given its schema name (for error-info).
+pub fn yang_attr_name(attr: &str) -> String {
+    SCHEMA
+        .classes
+        .iter()
+        .find_map(|c| c.attribute(attr).map(|(_, a)| a.yang_name.to_string()))
+        .unwrap_or_else(|| attr.to_string())
+}
+
+fn key_yang(c: &ClassMeta) -> &'static str {
+    c.key_index().map_or("name", |i| c.attributes[i].yang_name)
+}
+
+/// The instance-identifier of a list entry (prefix `hc`), optionally a leaf of it.
+pub fn entry_path(c: &ClassMeta, name: &str, leaf: Option<&str>) -> String {
+    let p = SCHEMA.module.prefix;
+    let quoted = if name.contains('\'') {
+        format!("\"{name}\"")
+    } else {
+        format!("'{name}'")
+    };
+    let mut s = format!(
+        "/{p}:{TOP}/{p}:{}[{p}:{}={quoted}]",
+        c.yang_name,
+        key_yang(c)
+    );
+    if let Some(l) = leaf {
+        s.push_str(&format!("/{p}:{l}"));
+    }
+    s
+}
+
+fn object_class(name: &str) -> Option<&'static ClassMeta> {
+    SCHEMA.object_classes().find(|c| c.yang_name == name)
+}
+
+fn class_rank(c: &ClassMeta) -> usize {
+    SCHEMA
+        .object_classes()
+        .position(|x| x.name == c.name)
+        .unwrap_or(usize::MAX)
+}
+
+/// Renders objects into the `element` container: one list per class in
+/// schema order, entries in name order. `config_only` keeps the key and
+/// writable leaves of configuration classes.
+pub fn render_objects<'a>(
+    objects: impl IntoIterator<Item = &'a ManagedObject>,
+    config_only: bool,
+) -> Element {
+    let mut by_class: BTreeMap<(usize, &str), &ManagedObject> = BTreeMap::new();
+    for o in objects {
+        if config_only && !is_config_class(o.class) {
+            continue;
+        }
+        by_class.insert((class_rank(o.class), o.name.as_str()), o);
+    }
+    let ns = schema_ns();
+    let mut top = Element::new(ns, TOP);
+    for o in by_class.values() {
+        top.push(render_entry(o.class, &o.values, config_only));
+    }
+    top
+}
+
+fn render_entry(class: &ClassMeta, values: &[Value], config_only: bool) -> Element {
+    let ns = schema_ns();
+    let mut e = Element::new(ns, class.yang_name);
+    // The key first, as YANG requires.
+    if let Some(k) = class.key_index() {
+        e.push(Element::with_text(
+            ns,
+            class.attributes[k].yang_name,
+            values[k].render(&class.attributes[k].ty),
+        ));
+    }
+    for (i, a) in class.attributes.iter().enumerate() {
+        if a.key || (config_only && !a.writable) {
+            continue;
+        }
+        match values.get(i) {
+            None | Some(Value::Absent) => {}
+            Some(v) => e.push(Element::with_text(ns, a.yang_name, v.render(&a.ty))),
+        }
+    }
+    e
+}
+
+/// One configuration entry: the writable values of an object (other
+/// attributes are `Absent`), aligned with `class.attributes`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigEntry {
+    pub class: &'static ClassMeta,
+    pub values: Vec<Value>,
+}
+
+/// A configuration datastore's content.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ConfigStore {
+    pub entries: BTreeMap<ObjectName, ConfigEntry>,
+}
+
+impl ConfigStore {
+    pub fn from_objects(objects: &[ManagedObject]) -> Self {
+        let entries = objects
+            .iter()
+            .filter(|o| is_config_class(o.class))
+            .map(|o| {
+                let values = o
+                    .class
+                    .attributes
+                    .iter()
+                    .zip(&o.values)
+                    .map(|(a, v)| if a.writable { v.clone() } else { Value::Absent })
+                    .collect();
+                (
+                    o.name.clone(),
+                    ConfigEntry {
+                        class: o.class,
+                        values,
+                    },
+                )
+            })
+            .collect();
+        ConfigStore { entries }
+    }
+
+    pub fn render(&self) -> Element {
+        let mut sorted: Vec<(&ObjectName, &ConfigEntry)> = self.entries.iter().collect();
+        sorted.sort_by_key(|(n, e)| (class_rank(e.class), n.as_str()));
+        let mut top = Element::new(schema_ns(), TOP);
+        for (name, e) in sorted {
+            let mut values = e.values.clone();
+            if let Some(k) = e.class.key_index() {
+                values[k] = Value::Str(name.to_string());
+            }
+            top.push(render_entry(e.class, &values, true));
+        }
+        top
+    }
+
+    /// The changes that turn `self` into `target`: deletes (outermost
+    /// only), then creates (parents first), then sets.
+    pub fn diff(&self, target: &ConfigStore) -> Vec<Change> {
+        let mut deletes: Vec<&ObjectName> = self
+            .entries
+            .keys()
+            .filter(|n| !target.entries.contains_key(*n))
+            .collect();
+        let all_deleted = deletes.clone();
+        deletes.retain(|n| !all_deleted.iter().any(|d| *d != *n && n.is_within(d)));
+        let mut creates: Vec<(&ObjectName, &ConfigEntry)> = target
+            .entries
+            .iter()
+            .filter(|(n, _)| !self.entries.contains_key(*n))
+            .collect();
+        creates.sort_by_key(|(n, _)| (n.depth(), n.as_str()));
+        let mut changes: Vec<Change> = deletes
+            .into_iter()
+            .map(|n| Change::Delete { object: n.clone() })
+            .collect();
+        for (n, e) in creates {
+            changes.push(Change::Create {
+                class: e.class.name.to_string(),
+                object: n.clone(),
+                values: e
+                    .class
+                    .attributes
+                    .iter()
+                    .zip(&e.values)
+                    .filter(|(a, v)| a.writable && !matches!(v, Value::Absent))
+                    .map(|(a, v)| (a.name.to_string(), v.clone()))
+                    .collect(),
+            });
+        }
+        for (n, new) in &target.entries {
+            let Some(old) = self.entries.get(n) else {
+                continue;
+            };
+            for (i, a) in new.class.attributes.iter().enumerate() {
+                if a.writable && new.values[i] != old.values[i] {
+                    changes.push(Change::Set {
+                        object: n.clone(),
+                        attribute: a.name.to_string(),
+                        value: new.values[i].clone(),
+                    });
+                }
+            }
+        }
+        changes
+    }
+}
+
+/// The path of the object a change concerns (for error-path).
+pub fn change_path(change: &Change, store: &ConfigStore) -> Option<String> {
+    let name = change.object();
+    let class = match change {
+        Change::Create { class, .. } => SCHEMA.class(class),
+        _ => store.entries.get(name).map(|e| e.class),
+    }?;
+    let leaf = match change {
+        Change::Set { attribute, .. } => class.attribute(attribute).map(|(_, a)| a.yang_name),
+        _ => None,
+    };
+    Some(entry_path(class, name.as_str(), leaf))
+}
+
+/// The `operation` attribute of RFC 6241 §7.2.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Merge,
+    Replace,
+    Create,
+    Delete,
+    Remove,
+    None,
+}
+
+impl Op {
+    pub fn parse(s: &str) -> Option<Op> {
+        Some(match s {
+            "merge" => Op::Merge,
+            "replace" => Op::Replace,
+            "create" => Op::Create,
+            "delete" => Op::Delete,
+            "remove" => Op::Remove,
+            "none" => Op::None,
+            _ => return None,
+        })
+    }
+}
+
+fn op_of(e: &Element, inherited: Op) -> Result<Op, RpcError> {
+    match e.attr(BASE_NS, "operation") {
+        None => Ok(inherited),
+        Some(v) => Op::parse(v).ok_or_else(|| {
+            RpcError::new(
+                ErrorType::Application,
+                Tag::BadAttribute,
+                format!("'{v}' is not an edit operation"),
+            )
+            .with_info("bad-attribute", "operation")
+            .with_info("bad-element", e.name.clone())
+        }),
+    }
+}
+
+fn app_error(tag: Tag, element: &str, message: String) -> RpcError {
+    RpcError::application(tag, message).with_info("bad-element", element)
+}
+
+/// Applies the content of `<config>` to `store`. Stops at the first error
+/// unless `continue_on_error`; returns every error met.
+pub fn apply_edit(
+    store: &mut ConfigStore,
+    config: &Element,
+    default_op: Op,
+    continue_on_error: bool,
+) -> Vec<RpcError> {
+    let mut errors = Vec::new();
+    let ns = schema_ns();
+    for top in &config.children {
+        if top.ns != ns {
+            errors.push(
+                RpcError::application(
+                    Tag::UnknownNamespace,
+                    format!("namespace '{}' is not supported", top.ns),
+                )
+                .with_info("bad-element", top.name.clone())
+                .with_info("bad-namespace", top.ns.clone()),
+            );
+            if !continue_on_error {
+                return errors;
+            }
+            continue;
+        }
+        if top.name != TOP {
+            errors.push(app_error(
+                Tag::UnknownElement,
+                &top.name,
+                format!("unknown element '{}'", top.name),
+            ));
+            if !continue_on_error {
+                return errors;
+            }
+            continue;
+        }
+        let top_op = match op_of(top, default_op) {
+            Ok(o) => o,
+            Err(e) => {
+                errors.push(e);
+                return errors;
+            }
+        };
+        match top_op {
+            Op::Delete if store.entries.is_empty() => {
+                errors.push(
+                    app_error(
+                        Tag::DataMissing,
+                        TOP,
+                        "the configuration is already empty".into(),
+                    )
+                    .with_path(format!("/{}:{TOP}", SCHEMA.module.prefix)),
+                );
+                return errors;
+            }
+            Op::Delete | Op::Remove => {
+                store.entries.clear();
+                continue;
+            }
+            Op::Replace => store.entries.clear(),
+            _ => {}
+        }
+        let child_op = if top_op == Op::Replace {
+            Op::Merge
+        } else {
+            top_op
+        };
+        for entry in &top.children {
+            if let Err(e) = edit_entry(store, entry, child_op) {
+                errors.push(e);
+                if !continue_on_error {
+                    return errors;
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn edit_entry(store: &mut ConfigStore, entry: &Element, inherited: Op) -> Result<(), RpcError> {
+    let ns = schema_ns();
+    if entry.ns != ns {
+        return Err(RpcError::application(
+            Tag::UnknownNamespace,
+            format!("namespace '{}' is not supported", entry.ns),
+        )
+        .with_info("bad-element", entry.name.clone())
+        .with_info("bad-namespace", entry.ns.clone()));
+    }
+    let class = object_class(&entry.name).ok_or_else(|| {
+        app_error(
+            Tag::UnknownElement,
+            &entry.name,
+            format!("unknown element '{}'", entry.name),
+        )
+        .with_path(format!("/{}:{TOP}", SCHEMA.module.prefix))
+    })?;
+    let key = key_yang(class);
+    let key_el = entry.find(ns, key).ok_or_else(|| {
+        app_error(
+            Tag::MissingElement,
+            key,
+            format!("list entry {} without its key '{key}'", class.yang_name),
+        )
+        .with_path(format!(
+            "/{}:{TOP}/{}:{}",
+            SCHEMA.module.prefix, SCHEMA.module.prefix, class.yang_name
+        ))
+    })?;
+    let name_text = key_el.trimmed();
+    let name = ObjectName::parse(name_text).map_err(|e| {
+        app_error(Tag::InvalidValue, key, e.to_string()).with_path(entry_path(
+            class,
+            name_text,
+            Some(key),
+        ))
+    })?;
+    let path = |leaf: Option<&str>| entry_path(class, name.as_str(), leaf);
+    if class.rdn != Some(name.leaf().0) {
+        return Err(app_error(
+            Tag::InvalidValue,
+            key,
+            format!(
+                "a {} is named {}=..., not {}",
+                class.yang_name,
+                class.rdn.unwrap_or("?"),
+                name
+            ),
+        )
+        .with_path(path(Some(key))));
+    }
+    if !is_config_class(class) {
+        return Err(app_error(
+            Tag::InvalidValue,
+            &entry.name,
+            format!("{} is state data (config false)", class.yang_name),
+        )
+        .with_path(path(None)));
+    }
+    let op = op_of(entry, inherited)?;
+    // The leaves with their operations and parsed values.
+    let mut leaves = Vec::new();
+    for leaf in &entry.children {
+        if leaf.ns == ns && leaf.name == key {
+            continue;
+        }
+        if leaf.ns != ns {
+            return Err(RpcError::application(
+                Tag::UnknownNamespace,
+                format!("namespace '{}' is not supported", leaf.ns),
+            )
+            .with_info("bad-element", leaf.name.clone())
+            .with_info("bad-namespace", leaf.ns.clone()));
+        }
+        let (i, a) = class
+            .attributes
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.yang_name == leaf.name)
+            .ok_or_else(|| {
+                app_error(
+                    Tag::UnknownElement,
+                    &leaf.name,
+                    format!("{} has no leaf '{}'", class.yang_name, leaf.name),
+                )
+                .with_path(path(None))
+            })?;
+        if !a.writable {
+            return Err(app_error(
+                Tag::InvalidValue,
+                a.yang_name,
+                format!("{} is state data (config false)", a.yang_name),
+            )
+            .with_path(path(Some(a.yang_name))));
+        }
+        let lop = op_of(leaf, op)?;
+        let value = if matches!(lop, Op::Delete | Op::Remove) {
+            None
+        } else {
+            Some(Value::parse(&a.ty, &leaf.text).map_err(|e| {
+                app_error(
+                    Tag::InvalidValue,
+                    a.yang_name,
+                    format!("{}: {e}", a.yang_name),
+                )
+                .with_path(path(Some(a.yang_name)))
+            })?)
+        };
+        leaves.push((i, lop, value));
+    }
+    let exists = store.entries.contains_key(&name);
+    let defaults = || ConfigEntry {
+        class,
+        values: class
+            .attributes
+            .iter()
+            .map(|a| {
+                if a.writable {
+                    default_value(a)
+                } else {
+                    Value::Absent
+                }
+            })
+            .collect(),
+    };
+    match op {
+        Op::Delete | Op::Remove => {
+            if !exists {
+                if op == Op::Delete {
+                    return Err(app_error(
+                        Tag::DataMissing,
+                        &entry.name,
+                        format!("{name} does not exist"),
+                    )
+                    .with_path(path(None)));
+                }
+                return Ok(());
+            }
+            store.entries.retain(|n, _| !n.is_within(&name));
+            return Ok(());
+        }
+        Op::Create if exists => {
+            return Err(app_error(
+                Tag::DataExists,
+                &entry.name,
+                format!("{name} already exists"),
+            )
+            .with_path(path(None)));
+        }
+        Op::Create => {
+            store.entries.insert(name.clone(), defaults());
+        }
+        Op::Replace => {
+            store.entries.insert(name.clone(), defaults());
+        }
+        Op::Merge => {
+            if !exists {
+                store.entries.insert(name.clone(), defaults());
+            }
+        }
+        Op::None => {
+            if !exists {
+                if leaves
+                    .iter()
+                    .any(|(_, o, _)| matches!(o, Op::Merge | Op::Replace | Op::Create))
+                {
+                    store.entries.insert(name.clone(), defaults());
+                } else {
+                    return Err(app_error(
+                        Tag::DataMissing,
+                        &entry.name,
+                        format!("{name} does not exist"),
+                    )
+                    .with_path(path(None)));
+                }
+            }
+        }
+    }
+    let e = store.entries.get_mut(&name).expect("entry present");
+    for (i, lop, value) in leaves {
+        let a = &class.attributes[i];
+        match (lop, value) {
+            (Op::Create, Some(_)) if exists && op != Op::Replace => {
+                return Err(app_error(
+                    Tag::DataExists,
+                    a.yang_name,
+                    format!("{} of {name} already exists", a.yang_name),
+                )
+                .with_path(path(Some(a.yang_name))));
+            }
+            (_, Some(v)) => e.values[i] = v,
+            (_, None) => e.values[i] = default_value(a),
+        }
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- filters
+
+fn ns_matches(filter_ns: &str, data_ns: &str) -> bool {
+    filter_ns.is_empty() || filter_ns == data_ns
+}
+
+fn is_content_match(f: &Element) -> bool {
+    f.children.is_empty() && !f.trimmed().is_empty()
+}
+
+/// RFC 6241 §6 subtree filtering of one data node against one filter node
+/// with the same name.
+fn subtree_node(data: &Element, filter: &Element) -> Option<Element> {
+    if filter.children.is_empty() {
+        if is_content_match(filter) {
+            return (data.trimmed() == filter.trimmed()).then(|| data.clone());
+        }
+        return Some(data.clone());
+    }
+    let mut out = Element {
+        children: Vec::new(),
+        ..data.clone()
+    };
+    // Content-match nodes must all match.
+    let mut only_content = true;
+    for f in &filter.children {
+        if is_content_match(f) {
+            let m = data.children.iter().find(|d| {
+                ns_matches(&f.ns, &d.ns) && d.name == f.name && d.trimmed() == f.trimmed()
+            });
+            match m {
+                Some(_) => {}
+                None => return None,
+            }
+        } else {
+            only_content = false;
+        }
+    }
+    if only_content {
+        return Some(data.clone());
+    }
+    for d in &data.children {
+        let mut selected = None;
+        for f in filter
+            .children
+            .iter()
+            .filter(|f| ns_matches(&f.ns, &d.ns) && f.name == d.name)
+        {
+            if is_content_match(f) {
+                if d.trimmed() == f.trimmed() {
+                    selected = Some(d.clone());
+                }
+            } else if let Some(x) = subtree_node(d, f) {
+                selected = Some(x);
+            }
+            if selected.is_some() {
+                break;
+            }
+        }
+        if let Some(x) = selected {
+            out.children.push(x);
+        }
+    }
+    if out.children.is_empty() {
+        return None;
+    }
+    Some(out)
+}
+
+/// Applies a subtree filter (the children of `<filter>`) to top-level data nodes.
+pub fn subtree_filter(data: &[Element], filter: &[Element]) -> Vec<Element> {
+    let mut out = Vec::new();
+    for d in data {
+        for f in filter
+            .iter()
+            .filter(|f| ns_matches(&f.ns, &d.ns) && f.name == d.name)
+        {
+            if let Some(x) = subtree_node(d, f) {
+                out.push(x);
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// Whether a subtree filter can select anything under a top-level node.
+pub fn filter_wants(filter: &[Element], ns: &str, name: &str) -> bool {
+    filter
+        .iter()
+        .any(|f| ns_matches(&f.ns, ns) && f.name == name)
+}
+
+/// One step of the XPath subset: a name test and predicates.
+#[derive(Debug, Clone, PartialEq)]
+struct Step {
+    /// None: any namespace.
+    ns: Option<String>,
+    /// None: `*`.
+    name: Option<String>,
+    preds: Vec<Pred>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Pred {
+    Equals {
+        ns: Option<String>,
+        name: String,
+        value: String,
+    },
+    Exists {
+        ns: Option<String>,
+        name: String,
+    },
+    Position(usize),
+}
+
+fn xpath_error(msg: String) -> RpcError {
+    RpcError::protocol(Tag::InvalidValue, msg).with_info("bad-attribute", "select")
+}
+
+fn qname(text: &str, ctx: &Element) -> Result<(Option<String>, Option<String>), RpcError> {
+    let text = text.trim();
+    let (prefix, local) = match text.split_once(':') {
+        Some((p, l)) => (Some(p), l),
+        None => (None, text),
+    };
+    let ns = match prefix {
+        None => None,
+        Some(p) => Some(
+            ctx.resolve_prefix(p)
+                .ok_or_else(|| xpath_error(format!("unknown prefix '{p}' in select")))?
+                .to_string(),
+        ),
+    };
+    let name = if local == "*" {
+        None
+    } else if !local.is_empty()
+        && local
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        Some(local.to_string())
+    } else {
+        return Err(xpath_error(format!("unsupported name test '{text}'")));
+    };
+    Ok((ns, name))
+}
+
+/// Splits on `sep` outside quotes and brackets.
+fn split_top(s: &str, sep: char) -> Vec<String> {
+    let mut out = vec![String::new()];
+    let mut quote: Option<char> = None;
+    let mut depth = 0;
+    for c in s.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '[') => depth += 1,
+            (None, ']') => depth -= 1,
+            (None, c) if c == sep && depth == 0 => {
+                out.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        out.last_mut().expect("one part").push(c);
+    }
+    out
+}
+
+fn parse_pred(p: &str, ctx: &Element) -> Result<Vec<Pred>, RpcError> {
+    let mut out = Vec::new();
+    for part in p.split(" and ") {
+        let part = part.trim();
+        if let Ok(n) = part.parse::<usize>() {
+            out.push(Pred::Position(n));
+            continue;
+        }
+        if let Some((l, r)) = part.split_once('=') {
+            let r = r.trim();
+            let value = if (r.starts_with('\'') && r.ends_with('\'') && r.len() >= 2)
+                || (r.starts_with('"') && r.ends_with('"') && r.len() >= 2)
+            {
+                r[1..r.len() - 1].to_string()
+            } else if r.parse::<f64>().is_ok() {
+                r.to_string()
+            } else {
+                return Err(xpath_error(format!("unsupported predicate '[{p}]'")));
+            };
+            let (ns, name) = qname(l, ctx)?;
+            let name = name.ok_or_else(|| xpath_error(format!("unsupported predicate '[{p}]'")))?;
+            out.push(Pred::Equals { ns, name, value });
+        } else {
+            let (ns, name) = qname(part, ctx)?;
+            let name = name.ok_or_else(|| xpath_error(format!("unsupported predicate '[{p}]'")))?;
+            out.push(Pred::Exists { ns, name });
+        }
+    }
+    Ok(out)
+}
+
+fn parse_path(expr: &str, ctx: &Element) -> Result<Vec<Step>, RpcError> {
+    let expr = expr.trim();
+    let rest = expr.strip_prefix('/').ok_or_else(|| {
+        xpath_error(format!(
+            "only absolute location paths are supported, not '{expr}'"
+        ))
+    })?;
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut steps = Vec::new();
+    for raw in split_top(rest, '/') {
+        if raw.is_empty() {
+            return Err(xpath_error("'//' is not supported".into()));
+        }
+        let (name_part, preds) = match raw.find('[') {
+            Some(i) => (&raw[..i], &raw[i..]),
+            None => (raw.as_str(), ""),
+        };
+        let (ns, name) = qname(name_part, ctx)?;
+        let mut ps = Vec::new();
+        let mut rem = preds;
+        while !rem.is_empty() {
+            let inner_end = find_close(rem)
+                .ok_or_else(|| xpath_error(format!("unbalanced predicate in '{raw}'")))?;
+            ps.extend(parse_pred(&rem[1..inner_end], ctx)?);
+            rem = &rem[inner_end + 1..];
+        }
+        steps.push(Step {
+            ns,
+            name,
+            preds: ps,
+        });
+    }
+    Ok(steps)
+}
+
+fn find_close(s: &str) -> Option<usize> {
+    let mut quote = None;
+    for (i, c) in s.char_indices().skip(1) {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, ']') => return Some(i),
+            _ => {}
+        }
+    }
+    None
+}
+
+fn name_test(el: &Element, ns: &Option<String>, name: &Option<String>) -> bool {
+    ns.as_ref().is_none_or(|n| *n == el.ns) && name.as_ref().is_none_or(|n| *n == el.name)
+}
+
+fn step_matches(el: &Element, step: &Step, position: usize) -> bool {
+    name_test(el, &step.ns, &step.name)
+        && step.preds.iter().all(|p| match p {
+            Pred::Position(n) => *n == position,
+            Pred::Exists { ns, name } => el
+                .children
+                .iter()
+                .any(|c| name_test(c, ns, &Some(name.clone()))),
+            Pred::Equals { ns, name, value } => el
+                .children
+                .iter()
+                .any(|c| name_test(c, ns, &Some(name.clone())) && c.trimmed() == value),
+        })
+}
+
+fn select_steps(el: &Element, steps: &[Step]) -> Option<Element> {
+    if steps.is_empty() {
+        return Some(el.clone());
+    }
+    let mut out = Element {
+        children: Vec::new(),
+        ..el.clone()
+    };
+    let mut positions: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+    let mut any = false;
+    for c in &el.children {
+        let pos = positions.entry((&c.ns, &c.name)).or_insert(0);
+        *pos += 1;
+        if step_matches(c, &steps[0], *pos)
+            && let Some(x) = select_steps(c, &steps[1..])
+        {
+            any = true;
+            out.children.push(x);
+        }
+    }
+    if !any {
+        return None;
+    }
+    // Keep list keys so the output is valid instance data.
+    if !out.children.iter().any(|c| c.name == "name")
+        && let Some(k) = el
+            .children
+            .iter()
+            .find(|c| c.name == "name" && c.children.is_empty())
+    {
+        out.children.insert(0, k.clone());
+    }
+    Some(out)
+}
+
+/// Evaluates the XPath subset (absolute paths with key/leaf predicates,
+/// unions with `|`) over top-level data nodes; `ctx` is the `<filter>`
+/// element whose namespace declarations give the prefixes.
+pub fn xpath_filter(data: &[Element], expr: &str, ctx: &Element) -> Result<Vec<Element>, RpcError> {
+    let mut out: Vec<Element> = Vec::new();
+    for path in split_top(expr, '|') {
+        let steps = parse_path(&path, ctx)?;
+        for d in data {
+            let got = match steps.split_first() {
+                None => Some(d.clone()),
+                Some((first, rest)) if step_matches(d, first, 1) => select_steps(d, rest),
+                Some(_) => None,
+            };
+            if let Some(x) = got {
+                merge(&mut out, x);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Merges a selected tree into the output, joining identical nodes.
+fn merge(out: &mut Vec<Element>, x: Element) {
+    if let Some(same) = out.iter_mut().find(|o| {
+        o.ns == x.ns
+            && o.name == x.name
+            && o.text == x.text
+            && o.children.iter().find(|c| c.name == "name")
+                == x.children.iter().find(|c| c.name == "name")
+    }) {
+        if same.children.is_empty() || x.children.is_empty() {
+            return;
+        }
+        for c in x.children {
+            if c.children.is_empty() && same.children.contains(&c) {
+                continue;
+            }
+            merge(&mut same.children, c);
+        }
+    } else {
+        out.push(x);
+    }
+}
+
+/// Whether an XPath can select anything under a top-level node.
+pub fn xpath_wants(expr: &str, ctx: &Element, ns: &str, name: &str) -> bool {
+    split_top(expr, '|')
+        .iter()
+        .any(|p| match parse_path(p, ctx) {
+            Ok(steps) => steps.first().is_none_or(|s| {
+                s.ns.as_ref().is_none_or(|n| n == ns) && s.name.as_ref().is_none_or(|n| n == name)
+            }),
+            Err(_) => true,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halyard_cluster_model::memory::demo_element;
+    use halyard_cluster_model::port::{InformationModel, Query};
+
+    async fn demo() -> (Vec<ManagedObject>, ConfigStore) {
+        let m = demo_element();
+        let objs = m.query(&Query::default()).await.unwrap();
+        let cs = ConfigStore::from_objects(&objs);
+        (objs, cs)
+    }
+
+    fn parse(s: &str) -> Element {
+        crate::xml::parse(s, 64).unwrap()
+    }
+
+    #[tokio::test]
+    async fn render_and_subtree_filter() {
+        let (objs, _) = demo().await;
+        let top = render_objects(&objs, false);
+        let xml = top.to_xml();
+        assert!(
+            xml.contains("<fan><name>ne=1/shelf=1/fan=1</name>"),
+            "{xml}"
+        );
+        assert!(xml.contains("<speed>4200</speed>"));
+        let f = parse(&format!(
+            r#"<filter><element xmlns="{}"><fan><name>ne=1/shelf=1/fan=2</name><speed/></fan></element></filter>"#,
+            schema_ns()
+        ));
+        let got = subtree_filter(std::slice::from_ref(&top), &f.children);
+        assert_eq!(got.len(), 1);
+        let x = got[0].to_xml();
+        assert!(
+            x.contains("<fan><name>ne=1/shelf=1/fan=2</name><speed>4150</speed></fan>"),
+            "{x}"
+        );
+        assert!(!x.contains("fan=1"), "{x}");
+        // No match: nothing.
+        let f = parse(&format!(
+            r#"<filter><element xmlns="{}"><fan><name>nope</name></fan></element></filter>"#,
+            schema_ns()
+        ));
+        assert!(subtree_filter(&[top], &f.children).is_empty());
+    }
+
+    #[tokio::test]
+    async fn xpath_selects_by_key() {
+        let (objs, _) = demo().await;
+        let top = render_objects(&objs, false);
+        let ctx = parse(&format!(r#"<filter xmlns:hc="{}"/>"#, schema_ns()));
+        let got = xpath_filter(
+            std::slice::from_ref(&top),
+            "/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1']/hc:speed",
+            &ctx,
+        )
+        .unwrap();
+        let x = got[0].to_xml();
+        assert!(
+            x.contains("<fan><name>ne=1/shelf=1/fan=1</name><speed>4200</speed></fan>"),
+            "{x}"
+        );
+        assert!(!x.contains("fan=2"));
+        let got = xpath_filter(
+            std::slice::from_ref(&top),
+            "/hc:element/hc:power-supply",
+            &ctx,
+        )
+        .unwrap();
+        assert_eq!(got[0].children.len(), 2);
+        assert!(xpath_filter(std::slice::from_ref(&top), "/zz:element", &ctx).is_err());
+        assert!(xpath_filter(&[top], "hc:element", &ctx).is_err());
+    }
+
+    #[tokio::test]
+    async fn edit_and_diff() {
+        let (_, running) = demo().await;
+        let mut cand = running.clone();
+        let ns = schema_ns();
+        let cfg = parse(&format!(
+            r#"<config xmlns:nc="{BASE_NS}"><element xmlns="{ns}">
+              <fan><name>ne=1/shelf=1/fan=1</name><admin-state>locked</admin-state></fan>
+              <fan nc:operation="delete"><name>ne=1/shelf=1/fan=2</name></fan>
+            </element></config>"#
+        ));
+        assert!(apply_edit(&mut cand, &cfg, Op::Merge, false).is_empty());
+        let changes = running.diff(&cand);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            matches!(&changes[0], Change::Delete { object } if object.as_str() == "ne=1/shelf=1/fan=2")
+        );
+        assert!(matches!(&changes[1], Change::Set { attribute, .. } if attribute == "AdminState"));
+        // create of an existing entry, delete of a missing one, state data, bad values.
+        for (body, tag) in [
+            (
+                r#"<fan nc:operation="create"><name>ne=1/shelf=1/fan=1</name></fan>"#,
+                "data-exists",
+            ),
+            (
+                r#"<fan nc:operation="delete"><name>ne=1/shelf=1/fan=9</name></fan>"#,
+                "data-missing",
+            ),
+            (
+                r#"<fan><name>ne=1/shelf=1/fan=1</name><speed>1</speed></fan>"#,
+                "invalid-value",
+            ),
+            (
+                r#"<fan><name>ne=1/shelf=1/fan=1</name><admin-state>sideways</admin-state></fan>"#,
+                "invalid-value",
+            ),
+            (
+                r#"<fan><name>ne=1/shelf=1/fan=1</name><colour>red</colour></fan>"#,
+                "unknown-element",
+            ),
+            (
+                r#"<fan><admin-state>locked</admin-state></fan>"#,
+                "missing-element",
+            ),
+            (r#"<toaster><name>x=1</name></toaster>"#, "unknown-element"),
+            (
+                r#"<fan nc:operation="frobnicate"><name>ne=1/shelf=1/fan=1</name></fan>"#,
+                "bad-attribute",
+            ),
+        ] {
+            let cfg = parse(&format!(
+                r#"<config xmlns:nc="{BASE_NS}"><element xmlns="{ns}">{body}</element></config>"#
+            ));
+            let mut c = running.clone();
+            let errs = apply_edit(&mut c, &cfg, Op::Merge, false);
+            assert_eq!(errs.len(), 1, "{body}");
+            assert_eq!(errs[0].tag.as_str(), tag, "{body}: {errs:?}");
+        }
+        // Replace of the whole container, then a create of a new node.
+        let cfg = parse(&format!(
+            r#"<config xmlns:nc="{BASE_NS}"><element xmlns="{ns}">
+              <node nc:operation="create"><name>ne=1/shelf=1/node=c</name><admin-state>locked</admin-state></node>
+            </element></config>"#
+        ));
+        let mut c = running.clone();
+        assert!(apply_edit(&mut c, &cfg, Op::Merge, false).is_empty());
+        let changes = running.diff(&c);
+        assert!(
+            matches!(&changes[..], [Change::Create { class, values, .. }] if class == "Node" && values.iter().any(|(a, _)| a == "AdminState"))
+        );
+    }
+}

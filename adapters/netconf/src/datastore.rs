@@ -1,0 +1,765 @@
+//! The datastores shared by every session: running (the model itself),
+//! candidate (a copy with pending edits), locks, commit and confirmed
+//! commit with its rollback timer, and the session registry.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use halyard_cluster_model::Timestamp;
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::{InformationModel, Principal, Query, Transaction};
+use tokio::sync::{Mutex, watch};
+use tracing::{info, warn};
+
+use crate::data::{ConfigStore, change_path};
+use crate::error::{RpcError, Tag, from_model};
+use crate::monitoring::{SchemaStore, SessionInfo, Stats};
+
+/// A configuration datastore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Datastore {
+    Running,
+    Candidate,
+}
+
+impl Datastore {
+    pub fn name(self) -> &'static str {
+        match self {
+            Datastore::Running => "running",
+            Datastore::Candidate => "candidate",
+        }
+    }
+}
+
+#[derive(Debug)]
+struct PendingCommit {
+    /// Running before the first confirmed commit: what a rollback restores.
+    backup: ConfigStore,
+    session: u32,
+    persist: Option<String>,
+    generation: u64,
+    timer: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Debug, Default)]
+struct DsState {
+    locks: BTreeMap<Datastore, (u32, Timestamp)>,
+    /// None: the candidate equals running.
+    candidate: Option<ConfigStore>,
+    /// The session whose edits the candidate holds.
+    candidate_modified_by: Option<u32>,
+    pending: Option<PendingCommit>,
+    generation: u64,
+}
+
+/// A registered session.
+#[derive(Debug)]
+pub struct SessionEntry {
+    pub info: SessionInfo,
+    /// Set to true to kill the session (kill-session, shutdown).
+    pub kill: watch::Sender<bool>,
+}
+
+/// Options of `<commit>`.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub confirmed: bool,
+    pub timeout: Option<Duration>,
+    pub persist: Option<String>,
+    pub persist_id: Option<String>,
+}
+
+/// What every session shares.
+pub struct Shared {
+    pub model: Arc<dyn InformationModel>,
+    pub stats: Arc<Stats>,
+    pub schemas: SchemaStore,
+    pub start_time: Timestamp,
+    pub limits: crate::Limits,
+    pub idle_timeout: Duration,
+    ds: Mutex<DsState>,
+    sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
+    next_session: std::sync::atomic::AtomicU32,
+    me: Weak<Shared>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// The default confirm-timeout (RFC 6241 §8.4.5.1).
+pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn in_use(ds: Datastore, holder: u32) -> RpcError {
+    RpcError::protocol(
+        Tag::InUse,
+        format!("the {} datastore is locked by session {holder}", ds.name()),
+    )
+    .with_info("session-id", holder.to_string())
+}
+
+impl Shared {
+    pub fn new(
+        model: Arc<dyn InformationModel>,
+        stats: Arc<Stats>,
+        schemas: SchemaStore,
+        limits: crate::Limits,
+        idle_timeout: Duration,
+    ) -> Arc<Shared> {
+        Arc::new_cyclic(|me| Shared {
+            model,
+            stats,
+            schemas,
+            start_time: Timestamp::now(),
+            limits,
+            idle_timeout,
+            ds: Mutex::new(DsState::default()),
+            sessions: std::sync::Mutex::new(BTreeMap::new()),
+            next_session: std::sync::atomic::AtomicU32::new(1),
+            me: me.clone(),
+        })
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, BTreeMap<u32, SessionEntry>> {
+        self.sessions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a new session; returns its id and its kill switch.
+    pub fn register(&self, user: &str, source_host: &str) -> (u32, watch::Receiver<bool>) {
+        let id = self
+            .next_session
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = watch::channel(false);
+        self.sessions().insert(
+            id,
+            SessionEntry {
+                info: SessionInfo {
+                    id,
+                    user: user.to_string(),
+                    source_host: source_host.to_string(),
+                    login_time: Timestamp::now(),
+                    in_rpcs: 0,
+                    in_bad_rpcs: 0,
+                    out_rpc_errors: 0,
+                    out_notifications: 0,
+                },
+                kill: tx,
+            },
+        );
+        Stats::inc(&self.stats.in_sessions);
+        (id, rx)
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.sessions().len()
+    }
+
+    /// Updates a session's counters.
+    pub fn count(&self, id: u32, f: impl FnOnce(&mut SessionInfo)) {
+        if let Some(e) = self.sessions().get_mut(&id) {
+            f(&mut e.info);
+        }
+    }
+
+    pub fn session_infos(&self) -> Vec<SessionInfo> {
+        self.sessions().values().map(|e| e.info.clone()).collect()
+    }
+
+    /// Kills every session (shutdown).
+    pub fn kill_all(&self) {
+        for e in self.sessions().values() {
+            let _ = e.kill.send(true);
+        }
+    }
+
+    /// Ends a session: releases its locks, discards the candidate it
+    /// locked, rolls back its unconfirmed (non-persistent) commit.
+    pub async fn unregister(&self, id: u32) {
+        self.sessions().remove(&id);
+        self.release_session(id).await;
+    }
+
+    async fn release_session(&self, id: u32) {
+        let mut ds = self.ds.lock().await;
+        let held: Vec<Datastore> = ds
+            .locks
+            .iter()
+            .filter(|(_, (s, _))| *s == id)
+            .map(|(d, _)| *d)
+            .collect();
+        for d in held {
+            ds.locks.remove(&d);
+            if d == Datastore::Candidate {
+                ds.candidate = None;
+                ds.candidate_modified_by = None;
+            }
+            info!(
+                session = id,
+                datastore = d.name(),
+                "lock released at session end"
+            );
+        }
+        if ds
+            .pending
+            .as_ref()
+            .is_some_and(|p| p.session == id && p.persist.is_none())
+        {
+            warn!(
+                session = id,
+                "session ended before its confirmed commit was confirmed: rolling back"
+            );
+            if let Err(e) = self.rollback(&mut ds).await {
+                warn!(error = %e.message, "rollback of the confirmed commit failed");
+            }
+        }
+    }
+
+    /// `<kill-session>`: RFC 6241 §7.9.
+    pub async fn kill_session(&self, me: u32, target: u32) -> Result<(), RpcError> {
+        if target == me {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "session-id",
+                "a session cannot kill itself; use close-session",
+            ));
+        }
+        let found = self.sessions().remove(&target);
+        let Some(entry) = found else {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "session-id",
+                format!("no session {target}"),
+            ));
+        };
+        let _ = entry.kill.send(true);
+        self.release_session(target).await;
+        info!(session = me, killed = target, "session killed");
+        Ok(())
+    }
+
+    /// The running configuration, read from the model.
+    pub async fn running(&self) -> Result<ConfigStore, RpcError> {
+        let objs = self
+            .model
+            .query(&Query::default())
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        Ok(ConfigStore::from_objects(&objs))
+    }
+
+    /// The candidate (running when it has no pending change).
+    pub async fn candidate(&self) -> Result<ConfigStore, RpcError> {
+        let ds = self.ds.lock().await;
+        match &ds.candidate {
+            Some(c) => Ok(c.clone()),
+            None => {
+                drop(ds);
+                self.running().await
+            }
+        }
+    }
+
+    pub async fn locks(&self) -> Vec<(&'static str, u32, Timestamp)> {
+        self.ds
+            .lock()
+            .await
+            .locks
+            .iter()
+            .map(|(d, (s, t))| (d.name(), *s, *t))
+            .collect()
+    }
+
+    /// Refuses a write when another session holds the lock.
+    fn check_writable(ds: &DsState, target: Datastore, me: u32) -> Result<(), RpcError> {
+        match ds.locks.get(&target) {
+            Some((holder, _)) if *holder != me => Err(in_use(target, *holder)),
+            _ => Ok(()),
+        }
+    }
+
+    pub async fn lock(&self, me: u32, target: Datastore) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        if let Some((holder, _)) = ds.locks.get(&target) {
+            return Err(RpcError::protocol(
+                Tag::LockDenied,
+                format!(
+                    "the {} datastore is locked by session {holder}",
+                    target.name()
+                ),
+            )
+            .with_info("session-id", holder.to_string()));
+        }
+        if target == Datastore::Candidate
+            && let Some(by) = ds.candidate_modified_by
+            && by != me
+        {
+            return Err(RpcError::protocol(
+                Tag::LockDenied,
+                format!("the candidate holds uncommitted changes of session {by}"),
+            )
+            .with_info("session-id", by.to_string()));
+        }
+        ds.locks.insert(target, (me, Timestamp::now()));
+        info!(session = me, datastore = target.name(), "locked");
+        Ok(())
+    }
+
+    pub async fn unlock(&self, me: u32, target: Datastore) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        match ds.locks.get(&target) {
+            Some((holder, _)) if *holder == me => {
+                ds.locks.remove(&target);
+                if target == Datastore::Candidate {
+                    ds.candidate = None;
+                    ds.candidate_modified_by = None;
+                }
+                info!(session = me, datastore = target.name(), "unlocked");
+                Ok(())
+            }
+            Some((holder, _)) => Err(RpcError::protocol(
+                Tag::OperationFailed,
+                format!("the lock is held by session {holder}"),
+            )
+            .with_info("session-id", holder.to_string())),
+            None => Err(RpcError::protocol(
+                Tag::OperationFailed,
+                format!("the {} datastore is not locked", target.name()),
+            )),
+        }
+    }
+
+    fn principal(user: &str) -> Principal {
+        Principal::new(user, Protocol::Netconf)
+    }
+
+    /// Applies `target_store` to running as one transaction.
+    async fn apply_running(
+        &self,
+        user: &str,
+        from: &ConfigStore,
+        to: &ConfigStore,
+    ) -> Result<usize, RpcError> {
+        let changes = from.diff(to);
+        let n = changes.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let tx = Transaction {
+            principal: Self::principal(user),
+            changes: changes.clone(),
+        };
+        self.model.transact(tx).await.map_err(|e| {
+            let store = if matches!(
+                changes.get(e.index),
+                Some(halyard_cluster_model::port::Change::Create { .. })
+            ) {
+                to
+            } else {
+                from
+            };
+            let path = changes.get(e.index).and_then(|c| change_path(c, store));
+            from_model(&e.error, path)
+        })?;
+        Ok(n)
+    }
+
+    /// Edits a datastore: `edit` transforms a copy and returns the errors
+    /// it met; running is written as one transaction, the candidate is
+    /// stored. With `keep_partial` (continue-on-error) what succeeded is
+    /// kept despite errors; otherwise any error leaves the target untouched.
+    pub async fn edit(
+        &self,
+        me: u32,
+        user: &str,
+        target: Datastore,
+        test_only: bool,
+        keep_partial: bool,
+        edit: impl FnOnce(&mut ConfigStore) -> Vec<RpcError>,
+    ) -> Vec<RpcError> {
+        let mut ds = self.ds.lock().await;
+        if let Err(e) = Self::check_writable(&ds, target, me) {
+            return vec![e];
+        }
+        let base = match target {
+            Datastore::Candidate if ds.candidate.is_some() => {
+                ds.candidate.clone().expect("checked")
+            }
+            _ => match self.running().await {
+                Ok(r) => r,
+                Err(e) => return vec![e],
+            },
+        };
+        let mut new = base.clone();
+        let mut errors = edit(&mut new);
+        if (!errors.is_empty() && !keep_partial) || test_only {
+            return errors;
+        }
+        match target {
+            Datastore::Running => match self.apply_running(user, &base, &new).await {
+                Ok(0) => {}
+                Ok(n) => {
+                    if ds.candidate_modified_by.is_none() {
+                        ds.candidate = None;
+                    }
+                    info!(session = me, changes = n, "running edited");
+                }
+                Err(e) => errors.push(e),
+            },
+            Datastore::Candidate => {
+                ds.candidate = Some(new);
+                ds.candidate_modified_by = Some(me);
+            }
+        }
+        errors
+    }
+
+    /// Replaces the candidate (copy-config / delete-config).
+    pub async fn set_candidate(&self, me: u32, store: ConfigStore) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        Self::check_writable(&ds, Datastore::Candidate, me)?;
+        ds.candidate = Some(store);
+        ds.candidate_modified_by = Some(me);
+        Ok(())
+    }
+
+    pub async fn discard_changes(&self, me: u32) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        Self::check_writable(&ds, Datastore::Candidate, me)?;
+        ds.candidate = None;
+        ds.candidate_modified_by = None;
+        Ok(())
+    }
+
+    /// `<commit>`, including confirmed commit (RFC 6241 §8.3, §8.4).
+    pub async fn commit(&self, me: u32, user: &str, opts: CommitOptions) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        Self::check_writable(&ds, Datastore::Running, me)?;
+        Self::check_writable(&ds, Datastore::Candidate, me)?;
+        match &ds.pending {
+            Some(p) => match (&p.persist, &opts.persist_id) {
+                (Some(pid), Some(given)) if pid == given => {}
+                (Some(_), Some(_)) => {
+                    return Err(RpcError::bad_element(
+                        Tag::InvalidValue,
+                        "persist-id",
+                        "persist-id does not match the pending confirmed commit",
+                    ));
+                }
+                (Some(_), None) if p.session != me => {
+                    return Err(RpcError::protocol(
+                        Tag::InUse,
+                        "a persistent confirmed commit is pending; give its persist-id",
+                    ));
+                }
+                (None, _) if p.session != me => {
+                    return Err(RpcError::protocol(
+                        Tag::InUse,
+                        format!("session {} has a confirmed commit pending", p.session),
+                    )
+                    .with_info("session-id", p.session.to_string()));
+                }
+                _ => {}
+            },
+            None if opts.persist_id.is_some() => {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "persist-id",
+                    "no confirmed commit is pending",
+                ));
+            }
+            None => {}
+        }
+        let running = self.running().await?;
+        let cand = ds.candidate.clone().unwrap_or_else(|| running.clone());
+        let n = self.apply_running(user, &running, &cand).await?;
+        ds.candidate = None;
+        ds.candidate_modified_by = None;
+        if opts.confirmed {
+            let timeout = opts.timeout.unwrap_or(DEFAULT_CONFIRM_TIMEOUT);
+            let backup = match ds.pending.take() {
+                Some(p) => {
+                    p.timer.abort();
+                    p.backup
+                }
+                None => running,
+            };
+            ds.generation += 1;
+            let generation = ds.generation;
+            let me_weak = self.me.clone();
+            let timer = tokio::spawn(async move {
+                tokio::time::sleep(timeout).await;
+                if let Some(shared) = me_weak.upgrade() {
+                    shared.expire(generation).await;
+                }
+            });
+            ds.pending = Some(PendingCommit {
+                backup,
+                session: me,
+                persist: opts.persist.clone(),
+                generation,
+                timer,
+            });
+            info!(
+                session = me,
+                changes = n,
+                timeout_s = timeout.as_secs(),
+                "confirmed commit: rolls back unless confirmed"
+            );
+        } else {
+            if let Some(p) = ds.pending.take() {
+                p.timer.abort();
+                info!(session = me, "confirmed commit confirmed");
+            }
+            info!(session = me, changes = n, "committed");
+        }
+        Ok(())
+    }
+
+    /// `<cancel-commit>` (RFC 6241 §8.4.4.1).
+    pub async fn cancel_commit(&self, me: u32, persist_id: Option<String>) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        let Some(p) = &ds.pending else {
+            return Err(RpcError::protocol(
+                Tag::OperationFailed,
+                "no confirmed commit is pending",
+            ));
+        };
+        match (&p.persist, &persist_id) {
+            (Some(pid), Some(given)) if pid == given => {}
+            (Some(_), _) => {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "persist-id",
+                    "persist-id does not match the pending confirmed commit",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "persist-id",
+                    "the pending confirmed commit has no persist-id",
+                ));
+            }
+            (None, None) if p.session != me => {
+                return Err(RpcError::protocol(
+                    Tag::InUse,
+                    format!("the confirmed commit belongs to session {}", p.session),
+                ));
+            }
+            (None, None) => {}
+        }
+        self.rollback(&mut ds).await
+    }
+
+    /// The confirm timer fired.
+    async fn expire(&self, generation: u64) {
+        let mut ds = self.ds.lock().await;
+        if ds.pending.as_ref().map(|p| p.generation) != Some(generation) {
+            return;
+        }
+        warn!("confirmed commit not confirmed in time: rolling back");
+        if let Err(e) = self.rollback(&mut ds).await {
+            warn!(error = %e.message, "rollback of the confirmed commit failed");
+        }
+    }
+
+    async fn rollback(&self, ds: &mut DsState) -> Result<(), RpcError> {
+        let Some(p) = ds.pending.take() else {
+            return Ok(());
+        };
+        p.timer.abort();
+        let running = self.running().await?;
+        let n = self
+            .apply_running("confirmed-commit-rollback", &running, &p.backup)
+            .await?;
+        ds.candidate = None;
+        ds.candidate_modified_by = None;
+        info!(changes = n, "confirmed commit rolled back");
+        Ok(())
+    }
+
+    /// Whether a confirmed commit is pending (tests, monitoring).
+    pub async fn commit_pending(&self) -> bool {
+        self.ds.lock().await.pending.is_some()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use halyard_cluster_model::memory::demo_element;
+    use halyard_cluster_model::{ObjectName, Value};
+
+    fn shared() -> (Arc<halyard_cluster_model::memory::MemoryModel>, Arc<Shared>) {
+        let m = Arc::new(demo_element());
+        let s = Shared::new(
+            m.clone(),
+            Arc::new(Stats::default()),
+            SchemaStore::new(Vec::new()),
+            crate::Limits::default(),
+            Duration::from_secs(60),
+        );
+        (m, s)
+    }
+
+    fn lock_fan(c: &mut ConfigStore) -> Vec<RpcError> {
+        let n = ObjectName::parse("ne=1/shelf=1/fan=1").unwrap();
+        let e = c.entries.get_mut(&n).unwrap();
+        let (i, _) = e.class.attribute("AdminState").unwrap();
+        e.values[i] = Value::Enum(1);
+        Vec::new()
+    }
+
+    async fn fan_admin(m: &halyard_cluster_model::memory::MemoryModel) -> Value {
+        m.get(&ObjectName::parse("ne=1/shelf=1/fan=1").unwrap())
+            .await
+            .unwrap()
+            .get("AdminState")
+            .unwrap()
+            .clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn confirmed_commit_rolls_back_after_its_timeout() {
+        let (m, s) = shared();
+        let before = fan_admin(&m).await;
+        assert!(
+            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
+                .await
+                .is_empty()
+        );
+        s.commit(
+            1,
+            "u",
+            CommitOptions {
+                confirmed: true,
+                timeout: Some(Duration::from_secs(30)),
+                ..CommitOptions::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(fan_admin(&m).await, Value::Enum(1));
+        tokio::time::sleep(Duration::from_secs(29)).await;
+        assert_eq!(fan_admin(&m).await, Value::Enum(1));
+        assert!(s.commit_pending().await);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert_eq!(fan_admin(&m).await, before);
+        assert!(!s.commit_pending().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn confirming_commit_keeps_the_change() {
+        let (m, s) = shared();
+        assert!(
+            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
+                .await
+                .is_empty()
+        );
+        let confirmed = CommitOptions {
+            confirmed: true,
+            timeout: Some(Duration::from_secs(10)),
+            persist: Some("p1".into()),
+            ..CommitOptions::default()
+        };
+        s.commit(1, "u", confirmed).await.unwrap();
+        // Another session confirms with the persist-id; the first one ending does not roll back.
+        s.unregister(1).await;
+        let wrong = CommitOptions {
+            persist_id: Some("nope".into()),
+            ..CommitOptions::default()
+        };
+        assert_eq!(
+            s.commit(2, "u", wrong).await.unwrap_err().tag,
+            Tag::InvalidValue
+        );
+        let right = CommitOptions {
+            persist_id: Some("p1".into()),
+            ..CommitOptions::default()
+        };
+        s.commit(2, "u", right).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        assert_eq!(fan_admin(&m).await, Value::Enum(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cancel_commit_and_session_end_roll_back() {
+        let (m, s) = shared();
+        let before = fan_admin(&m).await;
+        assert!(
+            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
+                .await
+                .is_empty()
+        );
+        let c = CommitOptions {
+            confirmed: true,
+            ..CommitOptions::default()
+        };
+        s.commit(1, "u", c.clone()).await.unwrap();
+        assert_eq!(s.cancel_commit(2, None).await.unwrap_err().tag, Tag::InUse);
+        s.cancel_commit(1, None).await.unwrap();
+        assert_eq!(fan_admin(&m).await, before);
+        assert!(
+            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
+                .await
+                .is_empty()
+        );
+        s.commit(1, "u", c).await.unwrap();
+        assert_eq!(fan_admin(&m).await, Value::Enum(1));
+        s.unregister(1).await;
+        assert_eq!(fan_admin(&m).await, before);
+    }
+
+    #[tokio::test]
+    async fn locks() {
+        let (_, s) = shared();
+        s.lock(1, Datastore::Running).await.unwrap();
+        let e = s.lock(2, Datastore::Running).await.unwrap_err();
+        assert_eq!(e.tag, Tag::LockDenied);
+        assert_eq!(e.info, vec![("session-id", "1".to_string())]);
+        let e = s
+            .edit(2, "u", Datastore::Running, false, false, lock_fan)
+            .await;
+        assert_eq!(e[0].tag, Tag::InUse);
+        assert_eq!(
+            s.unlock(2, Datastore::Running).await.unwrap_err().tag,
+            Tag::OperationFailed
+        );
+        // The candidate with another session's changes cannot be locked.
+        assert!(
+            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
+                .await
+                .is_empty()
+        );
+        let e = s.lock(2, Datastore::Candidate).await.unwrap_err();
+        assert_eq!(e.tag, Tag::LockDenied);
+        // Ending session 1 releases its lock; its candidate edits stay until discarded.
+        s.unregister(1).await;
+        s.lock(2, Datastore::Running).await.unwrap();
+        assert_eq!(
+            s.lock(2, Datastore::Candidate).await.unwrap_err().tag,
+            Tag::LockDenied
+        );
+        s.discard_changes(2).await.unwrap();
+        s.lock(2, Datastore::Candidate).await.unwrap();
+        // kill-session releases the victim's locks at once.
+        let (a, _) = s.register("a", "h");
+        let (b, mut killed) = s.register("b", "h");
+        s.unlock(2, Datastore::Running).await.unwrap();
+        s.lock(b, Datastore::Running).await.unwrap();
+        s.kill_session(a, b).await.unwrap();
+        assert!(*killed.borrow_and_update());
+        s.lock(a, Datastore::Running).await.unwrap();
+        assert_eq!(
+            s.kill_session(a, a).await.unwrap_err().tag,
+            Tag::InvalidValue
+        );
+        assert_eq!(
+            s.kill_session(a, 999).await.unwrap_err().tag,
+            Tag::InvalidValue
+        );
+    }
+}

@@ -1,0 +1,419 @@
+//! Monitoring and discovery: ietf-netconf-monitoring (RFC 6022) state,
+//! get-schema, ietf-yang-library (RFC 8525, and the RFC 7895
+//! `modules-state` it keeps), the capabilities of the hello.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use halyard_cluster_model::{SCHEMA, Timestamp};
+
+use crate::error::{RpcError, Tag};
+use crate::xml::{Element, XMLNS_DECL};
+use crate::{BASE_NS, MONITORING_NS, SCHEMA_TEXT, YANG_LIBRARY_NS, schema_ns};
+
+/// Server-wide counters (RFC 6022 statistics, plus failed logins).
+#[derive(Debug, Default)]
+pub struct Stats {
+    pub in_bad_hellos: AtomicU64,
+    pub in_sessions: AtomicU64,
+    pub dropped_sessions: AtomicU64,
+    pub in_rpcs: AtomicU64,
+    pub in_bad_rpcs: AtomicU64,
+    pub out_rpc_errors: AtomicU64,
+    pub out_notifications: AtomicU64,
+    /// Failed SSH authentication attempts (password or key).
+    pub auth_failures: AtomicU64,
+    /// Sessions closed for a framing error or an oversize message.
+    pub framing_errors: AtomicU64,
+}
+
+impl Stats {
+    pub fn get(c: &AtomicU64) -> u64 {
+        c.load(Ordering::Relaxed)
+    }
+    pub fn inc(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// What the monitoring `sessions` list shows about one session.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: u32,
+    pub user: String,
+    pub source_host: String,
+    pub login_time: Timestamp,
+    pub in_rpcs: u64,
+    pub in_bad_rpcs: u64,
+    pub out_rpc_errors: u64,
+    pub out_notifications: u64,
+}
+
+/// A module the server implements or imports.
+#[derive(Debug, Clone)]
+pub struct ModuleInfo {
+    pub name: &'static str,
+    pub revision: &'static str,
+    pub namespace: &'static str,
+    /// Implemented (else import-only).
+    pub implement: bool,
+}
+
+/// Every module of the server's schema.
+pub fn modules() -> Vec<ModuleInfo> {
+    let m = |name, revision, namespace, implement| ModuleInfo {
+        name,
+        revision,
+        namespace,
+        implement,
+    };
+    vec![
+        m(
+            SCHEMA.module.yang_module,
+            SCHEMA.module.revision,
+            SCHEMA.module.namespace,
+            true,
+        ),
+        m("ietf-netconf", "2011-06-01", BASE_NS, true),
+        m("ietf-netconf-monitoring", "2010-10-04", MONITORING_NS, true),
+        m(
+            "ietf-netconf-with-defaults",
+            "2011-06-01",
+            crate::WITH_DEFAULTS_NS,
+            true,
+        ),
+        m("ietf-yang-library", "2019-01-04", YANG_LIBRARY_NS, true),
+        m("notifications", "2008-07-14", crate::NOTIF_NS, true),
+        m(
+            "ietf-yang-types",
+            "2013-07-15",
+            "urn:ietf:params:xml:ns:yang:ietf-yang-types",
+            false,
+        ),
+        m(
+            "ietf-inet-types",
+            "2013-07-15",
+            "urn:ietf:params:xml:ns:yang:ietf-inet-types",
+            false,
+        ),
+        m(
+            "ietf-netconf-acm",
+            "2018-02-14",
+            "urn:ietf:params:xml:ns:yang:ietf-netconf-acm",
+            false,
+        ),
+        m(
+            "ietf-datastores",
+            "2018-02-14",
+            "urn:ietf:params:xml:ns:yang:ietf-datastores",
+            false,
+        ),
+    ]
+}
+
+/// A stable identifier of the module set (yang-library content-id).
+pub fn content_id() -> String {
+    // FNV-1a over names and revisions.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for m in modules() {
+        for b in m.name.bytes().chain(m.revision.bytes()).chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// The capabilities of the server hello.
+pub fn capabilities() -> Vec<String> {
+    let mut caps: Vec<String> = [
+        "urn:ietf:params:netconf:base:1.0",
+        "urn:ietf:params:netconf:base:1.1",
+        "urn:ietf:params:netconf:capability:writable-running:1.0",
+        "urn:ietf:params:netconf:capability:candidate:1.0",
+        "urn:ietf:params:netconf:capability:confirmed-commit:1.0",
+        "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+        "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
+        "urn:ietf:params:netconf:capability:validate:1.0",
+        "urn:ietf:params:netconf:capability:validate:1.1",
+        "urn:ietf:params:netconf:capability:xpath:1.0",
+        "urn:ietf:params:netconf:capability:notification:1.0",
+        "urn:ietf:params:netconf:capability:interleave:1.0",
+        "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=report-all&also-supported=trim,explicit,report-all-tagged",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    caps.push(format!(
+        "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2019-01-04&module-set-id={}",
+        content_id()
+    ));
+    for m in modules().iter().filter(|m| m.implement) {
+        if m.name == "ietf-netconf" {
+            continue;
+        }
+        caps.push(format!(
+            "{}?module={}&revision={}",
+            m.namespace, m.name, m.revision
+        ));
+    }
+    caps
+}
+
+/// Modules get-schema can return: halyard-cluster from the binary, the
+/// others from the configured directories when found there.
+#[derive(Debug)]
+pub struct SchemaStore {
+    dirs: Vec<PathBuf>,
+    cache: Mutex<BTreeMap<String, Option<String>>>,
+}
+
+impl SchemaStore {
+    pub fn new(dirs: Vec<PathBuf>) -> Self {
+        SchemaStore {
+            dirs,
+            cache: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The text of a module, if it can be served.
+    pub fn text(&self, name: &str, revision: &str) -> Option<String> {
+        if name == SCHEMA.module.yang_module {
+            return (revision.is_empty() || revision == SCHEMA.module.revision)
+                .then(|| SCHEMA_TEXT.to_string());
+        }
+        let m = modules().into_iter().find(|m| m.name == name)?;
+        if !revision.is_empty() && revision != m.revision {
+            return None;
+        }
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry(name.to_string())
+            .or_insert_with(|| {
+                self.dirs.iter().find_map(|d| {
+                    [
+                        d.join(format!("{name}@{}.yang", m.revision)),
+                        d.join(format!("{name}.yang")),
+                    ]
+                    .iter()
+                    .find_map(|p| std::fs::read_to_string(p).ok())
+                    .filter(|t| t.contains(m.revision))
+                })
+            })
+            .clone()
+    }
+
+    /// Modules available for retrieval.
+    pub fn available(&self) -> Vec<ModuleInfo> {
+        modules()
+            .into_iter()
+            .filter(|m| self.text(m.name, m.revision).is_some())
+            .collect()
+    }
+
+    /// The `<get-schema>` RPC (RFC 6022 §3.1).
+    pub fn get_schema(&self, rpc: &Element) -> Result<Element, RpcError> {
+        let id = rpc
+            .find(MONITORING_NS, "identifier")
+            .map(|e| e.trimmed().to_string())
+            .ok_or_else(|| {
+                RpcError::bad_element(Tag::MissingElement, "identifier", "identifier is required")
+            })?;
+        let version = rpc
+            .find(MONITORING_NS, "version")
+            .map(|e| e.trimmed().to_string())
+            .unwrap_or_default();
+        if let Some(f) = rpc.find(MONITORING_NS, "format") {
+            let f = f.trimmed();
+            if f != "yang" && !f.ends_with(":yang") {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "format",
+                    format!("format '{f}' is not available"),
+                ));
+            }
+        }
+        let text = self.text(&id, &version).ok_or_else(|| {
+            RpcError::application(Tag::InvalidValue, format!("no schema {id} {version}"))
+                .with_info("bad-element", "identifier")
+        })?;
+        Ok(Element::with_text(MONITORING_NS, "data", text))
+    }
+}
+
+fn leaf(ns: &str, name: &str, v: impl Into<String>) -> Element {
+    Element::with_text(ns, name, v)
+}
+
+/// State for `<netconf-state>`.
+#[derive(Debug)]
+pub struct MonitoringView<'a> {
+    pub sessions: Vec<SessionInfo>,
+    /// (datastore, holder session, locked since).
+    pub locks: Vec<(&'static str, u32, Timestamp)>,
+    pub schemas: Vec<ModuleInfo>,
+    pub stats: &'a Stats,
+    pub start_time: Timestamp,
+}
+
+impl MonitoringView<'_> {
+    pub fn render(&self) -> Element {
+        let ns = MONITORING_NS;
+        let mut top = Element::new(ns, "netconf-state");
+        let mut caps = Element::new(ns, "capabilities");
+        for c in capabilities() {
+            caps.push(leaf(ns, "capability", c));
+        }
+        top.push(caps);
+        let mut dss = Element::new(ns, "datastores");
+        for name in ["running", "candidate"] {
+            let mut ds = Element::new(ns, "datastore");
+            ds.push(leaf(ns, "name", name));
+            if let Some((_, sid, since)) = self.locks.iter().find(|(d, _, _)| *d == name) {
+                let mut locks = Element::new(ns, "locks");
+                let mut g = Element::new(ns, "global-lock");
+                g.push(leaf(ns, "locked-by-session", sid.to_string()));
+                g.push(leaf(ns, "locked-time", since.to_string()));
+                locks.push(g);
+                ds.push(locks);
+            }
+            dss.push(ds);
+        }
+        top.push(dss);
+        let mut schemas = Element::new(ns, "schemas");
+        for m in &self.schemas {
+            let mut s = Element::new(ns, "schema");
+            s.push(leaf(ns, "identifier", m.name));
+            s.push(leaf(ns, "version", m.revision));
+            s.push(leaf(ns, "format", "yang"));
+            s.push(leaf(ns, "namespace", m.namespace));
+            s.push(leaf(ns, "location", "NETCONF"));
+            schemas.push(s);
+        }
+        top.push(schemas);
+        let mut sessions = Element::new(ns, "sessions");
+        for s in &self.sessions {
+            let mut e = Element::new(ns, "session");
+            e.push(leaf(ns, "session-id", s.id.to_string()));
+            e.push(leaf(ns, "transport", "netconf-ssh"));
+            e.push(leaf(ns, "username", s.user.clone()));
+            e.push(leaf(ns, "source-host", s.source_host.clone()));
+            e.push(leaf(ns, "login-time", s.login_time.to_string()));
+            e.push(leaf(ns, "in-rpcs", s.in_rpcs.to_string()));
+            e.push(leaf(ns, "in-bad-rpcs", s.in_bad_rpcs.to_string()));
+            e.push(leaf(ns, "out-rpc-errors", s.out_rpc_errors.to_string()));
+            e.push(leaf(
+                ns,
+                "out-notifications",
+                s.out_notifications.to_string(),
+            ));
+            sessions.push(e);
+        }
+        top.push(sessions);
+        let st = self.stats;
+        let mut stats = Element::new(ns, "statistics");
+        let c = |v: &AtomicU64| Stats::get(v).min(u64::from(u32::MAX)).to_string();
+        stats.push(leaf(ns, "netconf-start-time", self.start_time.to_string()));
+        stats.push(leaf(ns, "in-bad-hellos", c(&st.in_bad_hellos)));
+        stats.push(leaf(ns, "in-sessions", c(&st.in_sessions)));
+        stats.push(leaf(ns, "dropped-sessions", c(&st.dropped_sessions)));
+        stats.push(leaf(ns, "in-rpcs", c(&st.in_rpcs)));
+        stats.push(leaf(ns, "in-bad-rpcs", c(&st.in_bad_rpcs)));
+        stats.push(leaf(ns, "out-rpc-errors", c(&st.out_rpc_errors)));
+        stats.push(leaf(ns, "out-notifications", c(&st.out_notifications)));
+        top.push(stats);
+        top
+    }
+}
+
+/// `<yang-library>` (RFC 8525) and the deprecated `<modules-state>`.
+pub fn yang_library() -> Vec<Element> {
+    let ns = YANG_LIBRARY_NS;
+    let mut lib = Element::new(ns, "yang-library");
+    let mut set = Element::new(ns, "module-set");
+    set.push(leaf(ns, "name", "halyard"));
+    for m in modules() {
+        let mut e = Element::new(
+            ns,
+            if m.implement {
+                "module"
+            } else {
+                "import-only-module"
+            },
+        );
+        e.push(leaf(ns, "name", m.name));
+        e.push(leaf(ns, "revision", m.revision));
+        e.push(leaf(ns, "namespace", m.namespace));
+        set.push(e);
+    }
+    lib.push(set);
+    let mut schema = Element::new(ns, "schema");
+    schema.push(leaf(ns, "name", "halyard"));
+    schema.push(leaf(ns, "module-set", "halyard"));
+    lib.push(schema);
+    for ds in ["running", "candidate", "operational"] {
+        let mut d = Element::new(ns, "datastore");
+        let mut name = leaf(ns, "name", format!("ds:{ds}"));
+        name.attrs.push((
+            XMLNS_DECL.into(),
+            "ds".into(),
+            "urn:ietf:params:xml:ns:yang:ietf-datastores".into(),
+        ));
+        d.push(name);
+        d.push(leaf(ns, "schema", "halyard"));
+        lib.push(d);
+    }
+    lib.push(leaf(ns, "content-id", content_id()));
+
+    let mut state = Element::new(ns, "modules-state");
+    state.push(leaf(ns, "module-set-id", content_id()));
+    for m in modules() {
+        let mut e = Element::new(ns, "module");
+        e.push(leaf(ns, "name", m.name));
+        e.push(leaf(ns, "revision", m.revision));
+        e.push(leaf(ns, "namespace", m.namespace));
+        e.push(leaf(
+            ns,
+            "conformance-type",
+            if m.implement { "implement" } else { "import" },
+        ));
+        state.push(e);
+    }
+    vec![lib, state]
+}
+
+/// Whether the element data of `halyard-cluster` is in the namespace.
+pub fn is_schema_ns(ns: &str) -> bool {
+    ns == schema_ns()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halyard_module_is_always_served() {
+        let s = SchemaStore::new(Vec::new());
+        let rpc = crate::xml::parse(
+            &format!(r#"<get-schema xmlns="{MONITORING_NS}"><identifier>halyard-cluster</identifier></get-schema>"#),
+            8,
+        )
+        .unwrap();
+        let d = s.get_schema(&rpc).unwrap();
+        assert!(d.text.starts_with("module halyard-cluster"));
+        let rpc = crate::xml::parse(
+            &format!(r#"<get-schema xmlns="{MONITORING_NS}"><identifier>ietf-yang-types</identifier></get-schema>"#),
+            8,
+        )
+        .unwrap();
+        assert_eq!(s.get_schema(&rpc).unwrap_err().tag, Tag::InvalidValue);
+        assert_eq!(s.available().len(), 1);
+        assert!(
+            capabilities()
+                .iter()
+                .any(|c| c.contains("module=halyard-cluster"))
+        );
+    }
+}

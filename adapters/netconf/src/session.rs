@@ -1,0 +1,1092 @@
+//! One NETCONF session over any byte stream (an SSH channel in
+//! production): the hello exchange, framing choice, RPC dispatch, and
+//! RFC 5277 notification delivery interleaved with RPCs.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::{
+    Delivery, Notification, NotificationFilter, Principal, Query, Subscription,
+};
+use halyard_cluster_model::{AttrType, SCHEMA, Timestamp, Value};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::data::{
+    self, ConfigStore, Op, apply_edit, render_objects, subtree_filter, xpath_filter,
+};
+use crate::datastore::{CommitOptions, Datastore, Shared};
+use crate::error::{ErrorType, RpcError, Tag, from_model};
+use crate::framing::{FrameError, FrameReader, Framing, encode};
+use crate::monitoring::{MonitoringView, Stats, capabilities, yang_library};
+use crate::xml::{self, Element};
+use crate::{
+    BASE_NS, MONITORING_NS, NC_NOTIF_NS, NOTIF_NS, WITH_DEFAULTS_NS, YANG_LIBRARY_NS, YANG1_NS,
+    schema_ns,
+};
+
+const BASE_1_0: &str = "urn:ietf:params:netconf:base:1.0";
+const BASE_1_1: &str = "urn:ietf:params:netconf:base:1.1";
+
+/// A `<filter>`: subtree or XPath.
+#[derive(Debug, Clone)]
+pub enum Filter {
+    Subtree(Vec<Element>),
+    XPath { select: String, ctx: Element },
+}
+
+impl Filter {
+    pub fn parse(f: &Element) -> Result<Filter, RpcError> {
+        let ty = f
+            .attr("", "type")
+            .or_else(|| f.attr(BASE_NS, "type"))
+            .unwrap_or("subtree");
+        match ty {
+            "subtree" => Ok(Filter::Subtree(f.children.clone())),
+            "xpath" => {
+                let select = f
+                    .attr("", "select")
+                    .or_else(|| f.attr(BASE_NS, "select"))
+                    .ok_or_else(|| {
+                        RpcError::protocol(Tag::MissingAttribute, "xpath filter without select")
+                            .with_info("bad-attribute", "select")
+                            .with_info("bad-element", "filter")
+                    })?;
+                let mut ctx = f.clone();
+                ctx.children.clear();
+                Ok(Filter::XPath {
+                    select: select.to_string(),
+                    ctx,
+                })
+            }
+            other => Err(RpcError::protocol(
+                Tag::BadAttribute,
+                format!("filter type '{other}' is not supported"),
+            )
+            .with_info("bad-attribute", "type")
+            .with_info("bad-element", "filter")),
+        }
+    }
+
+    fn wants(&self, ns: &str, name: &str) -> bool {
+        match self {
+            Filter::Subtree(f) => data::filter_wants(f, ns, name),
+            Filter::XPath { select, ctx } => data::xpath_wants(select, ctx, ns, name),
+        }
+    }
+
+    fn apply(&self, data: &[Element]) -> Result<Vec<Element>, RpcError> {
+        match self {
+            Filter::Subtree(f) => Ok(subtree_filter(data, f)),
+            Filter::XPath { select, ctx } => xpath_filter(data, select, ctx),
+        }
+    }
+}
+
+enum Reply {
+    Ok,
+    Data(Vec<Element>),
+    /// Elements straight under rpc-reply (action output).
+    Raw(Vec<Element>),
+    Errors(Vec<RpcError>),
+}
+
+impl From<Result<(), RpcError>> for Reply {
+    fn from(r: Result<(), RpcError>) -> Reply {
+        match r {
+            Ok(()) => Reply::Ok,
+            Err(e) => Reply::Errors(vec![e]),
+        }
+    }
+}
+
+struct ActiveSub {
+    live: Subscription,
+    filter: Option<Filter>,
+    stop: Option<Timestamp>,
+    /// Notifications already sent by the replay.
+    replayed_up_to: Option<u64>,
+}
+
+/// A session in progress.
+struct Session {
+    shared: Arc<Shared>,
+    id: u32,
+    user: String,
+    framing: Framing,
+    subscribed: bool,
+    sub: Option<ActiveSub>,
+    /// Notifications (rendered) waiting to go out after the current reply.
+    outbox: VecDeque<String>,
+    close: bool,
+}
+
+fn ok_or_errors(errors: Vec<RpcError>) -> Reply {
+    if errors.is_empty() {
+        Reply::Ok
+    } else {
+        Reply::Errors(errors)
+    }
+}
+
+fn missing(name: &str) -> RpcError {
+    RpcError::bad_element(Tag::MissingElement, name, format!("<{name}> is required"))
+}
+
+fn datastore_of(parent: &Element, which: &str) -> Result<Datastore, RpcError> {
+    let t = parent.find(BASE_NS, which).ok_or_else(|| missing(which))?;
+    let ds = t.children.first().ok_or_else(|| missing(which))?;
+    match (ds.ns.as_str(), ds.name.as_str()) {
+        (BASE_NS, "running") => Ok(Datastore::Running),
+        (BASE_NS, "candidate") => Ok(Datastore::Candidate),
+        (_, name) => Err(RpcError::bad_element(
+            Tag::InvalidValue,
+            name,
+            format!("datastore '{name}' is not supported"),
+        )),
+    }
+}
+
+/// A source that may be a datastore or an inline `<config>`.
+enum Source {
+    Ds(Datastore),
+    Inline(ConfigStore),
+}
+
+fn source_of(rpc: &Element) -> Result<Source, RpcError> {
+    let s = rpc
+        .find(BASE_NS, "source")
+        .ok_or_else(|| missing("source"))?;
+    if let Some(cfg) = s.find(BASE_NS, "config") {
+        let mut store = ConfigStore::default();
+        let errors = apply_edit(&mut store, cfg, Op::Merge, false);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        return Ok(Source::Inline(store));
+    }
+    datastore_of(rpc, "source").map(Source::Ds)
+}
+
+fn with_defaults(rpc: &Element) -> Result<(), RpcError> {
+    match rpc.find(WITH_DEFAULTS_NS, "with-defaults") {
+        None => Ok(()),
+        // The module declares no defaults: every mode gives the same data.
+        Some(w)
+            if matches!(
+                w.trimmed(),
+                "report-all" | "trim" | "explicit" | "report-all-tagged"
+            ) =>
+        {
+            Ok(())
+        }
+        Some(w) => Err(RpcError::bad_element(
+            Tag::InvalidValue,
+            "with-defaults",
+            format!("'{}' is not a with-defaults mode", w.trimmed()),
+        )),
+    }
+}
+
+fn filter_of(rpc: &Element) -> Result<Option<Filter>, RpcError> {
+    rpc.find(BASE_NS, "filter").map(Filter::parse).transpose()
+}
+
+/// Renders a notification's event element.
+pub fn event_element(n: &Notification) -> Element {
+    let ns = schema_ns();
+    let mut e = Element::new(ns, n.class.yang_name);
+    for (a, v) in n.class.attributes.iter().zip(&n.values) {
+        if !matches!(v, Value::Absent) {
+            e.push(Element::with_text(ns, a.yang_name, v.render(&a.ty)));
+        }
+    }
+    e
+}
+
+fn notification_xml(time: Timestamp, event: Element) -> String {
+    let mut n = Element::new(NOTIF_NS, "notification");
+    n.push(Element::with_text(NOTIF_NS, "eventTime", time.to_string()));
+    n.push(event);
+    n.to_xml()
+}
+
+fn render_result(ty: &AttrType, r: u32) -> String {
+    match ty {
+        AttrType::Enum(_) => Value::Enum(r).render(ty),
+        AttrType::Sint32 => (r as i32).to_string(),
+        AttrType::Boolean => (r != 0).to_string(),
+        _ => r.to_string(),
+    }
+}
+
+impl Session {
+    async fn write(&self, w: &mut (impl AsyncWrite + Unpin), msg: &str) -> std::io::Result<()> {
+        w.write_all(&encode(msg, self.framing)).await?;
+        w.flush().await
+    }
+
+    async fn compose(
+        &self,
+        source: Option<Datastore>,
+        filter: &Option<Filter>,
+    ) -> Result<Vec<Element>, RpcError> {
+        let wants = |ns: &str, name: &str| filter.as_ref().is_none_or(|f| f.wants(ns, name));
+        let mut roots = Vec::new();
+        if wants(schema_ns(), data::TOP) {
+            roots.push(match source {
+                None => {
+                    let objs = self
+                        .shared
+                        .model
+                        .query(&Query::default())
+                        .await
+                        .map_err(|e| from_model(&e, None))?;
+                    render_objects(&objs, false)
+                }
+                Some(Datastore::Running) => self.shared.running().await?.render(),
+                Some(Datastore::Candidate) => self.shared.candidate().await?.render(),
+            });
+        }
+        if source.is_none() {
+            if wants(MONITORING_NS, "netconf-state") {
+                let view = MonitoringView {
+                    sessions: self.shared.session_infos(),
+                    locks: self.shared.locks().await,
+                    schemas: self.shared.schemas.available(),
+                    stats: &self.shared.stats,
+                    start_time: self.shared.start_time,
+                };
+                roots.push(view.render());
+            }
+            if wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state") {
+                roots.extend(yang_library());
+            }
+        }
+        match filter {
+            None => Ok(roots),
+            Some(f) => f.apply(&roots),
+        }
+    }
+
+    async fn dispatch(&mut self, op: &Element) -> Reply {
+        let sh = self.shared.clone();
+        let me = self.id;
+        match (op.ns.as_str(), op.name.as_str()) {
+            (BASE_NS, "get") => {
+                let r = async {
+                    with_defaults(op)?;
+                    let f = filter_of(op)?;
+                    self.compose(None, &f).await
+                }
+                .await;
+                match r {
+                    Ok(d) => Reply::Data(d),
+                    Err(e) => Reply::Errors(vec![e]),
+                }
+            }
+            (BASE_NS, "get-config") => {
+                let r = async {
+                    with_defaults(op)?;
+                    let ds = datastore_of(op, "source")?;
+                    let f = filter_of(op)?;
+                    self.compose(Some(ds), &f).await
+                }
+                .await;
+                match r {
+                    Ok(d) => Reply::Data(d),
+                    Err(e) => Reply::Errors(vec![e]),
+                }
+            }
+            (BASE_NS, "edit-config") => self.edit_config(op).await,
+            (BASE_NS, "copy-config") => self.copy_config(op).await,
+            (BASE_NS, "delete-config") => match datastore_of(op, "target") {
+                Ok(Datastore::Candidate) => {
+                    sh.set_candidate(me, ConfigStore::default()).await.into()
+                }
+                Ok(Datastore::Running) => Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "running",
+                    "the running datastore cannot be deleted",
+                )]),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "lock") => match datastore_of(op, "target") {
+                Ok(ds) => sh.lock(me, ds).await.into(),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "unlock") => match datastore_of(op, "target") {
+                Ok(ds) => sh.unlock(me, ds).await.into(),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "close-session") => {
+                self.close = true;
+                Reply::Ok
+            }
+            (BASE_NS, "kill-session") => {
+                let target = op
+                    .find(BASE_NS, "session-id")
+                    .ok_or_else(|| missing("session-id"))
+                    .and_then(|e| {
+                        e.trimmed().parse::<u32>().map_err(|_| {
+                            RpcError::bad_element(
+                                Tag::InvalidValue,
+                                "session-id",
+                                "not a session-id",
+                            )
+                        })
+                    });
+                match target {
+                    Ok(t) => sh.kill_session(me, t).await.into(),
+                    Err(e) => Reply::Errors(vec![e]),
+                }
+            }
+            (BASE_NS, "validate") => self.validate(op).await.into(),
+            (BASE_NS, "commit") => match commit_options(op) {
+                Ok(o) => sh.commit(me, &self.user, o).await.into(),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "cancel-commit") => {
+                let pid = op
+                    .find(BASE_NS, "persist-id")
+                    .map(|e| e.trimmed().to_string());
+                sh.cancel_commit(me, pid).await.into()
+            }
+            (BASE_NS, "discard-changes") => sh.discard_changes(me).await.into(),
+            (MONITORING_NS, "get-schema") => match sh.schemas.get_schema(op) {
+                Ok(d) => Reply::Raw(vec![d]),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (NOTIF_NS, "create-subscription") => self.create_subscription(op).await.into(),
+            (YANG1_NS, "action") => match self.action(op).await {
+                Ok(out) => Reply::Raw(out),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, name) | (MONITORING_NS, name) | (NOTIF_NS, name) | (YANG1_NS, name) => {
+                Reply::Errors(vec![RpcError::bad_element(
+                    Tag::OperationNotSupported,
+                    name,
+                    format!("operation '{name}' is not supported"),
+                )])
+            }
+            (ns, name) => Reply::Errors(vec![
+                RpcError::protocol(
+                    Tag::UnknownNamespace,
+                    format!("namespace '{ns}' of <{name}> is not supported"),
+                )
+                .with_info("bad-element", name)
+                .with_info("bad-namespace", ns),
+            ]),
+        }
+    }
+
+    async fn edit_config(&mut self, op: &Element) -> Reply {
+        let target = match datastore_of(op, "target") {
+            Ok(t) => t,
+            Err(e) => return Reply::Errors(vec![e]),
+        };
+        let text = |n: &str| op.find(BASE_NS, n).map(|e| e.trimmed().to_string());
+        let default_op = match text("default-operation").as_deref() {
+            None | Some("merge") => Op::Merge,
+            Some("replace") => Op::Replace,
+            Some("none") => Op::None,
+            Some(o) => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "default-operation",
+                    format!("'{o}' is not a default-operation"),
+                )]);
+            }
+        };
+        let test_only = match text("test-option").as_deref() {
+            None | Some("test-then-set") | Some("set") => false,
+            Some("test-only") => true,
+            Some(o) => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "test-option",
+                    format!("'{o}' is not a test-option"),
+                )]);
+            }
+        };
+        let keep_partial = match text("error-option").as_deref() {
+            // Stop-on-error applies nothing after an error; we apply nothing
+            // at all (every edit is one transaction), which RFC 6241 allows.
+            None | Some("stop-on-error") | Some("rollback-on-error") => false,
+            Some("continue-on-error") => true,
+            Some(o) => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "error-option",
+                    format!("'{o}' is not an error-option"),
+                )]);
+            }
+        };
+        let Some(config) = op.find(BASE_NS, "config") else {
+            if op.find(BASE_NS, "url").is_some() {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::OperationNotSupported,
+                    "url",
+                    ":url is not supported",
+                )]);
+            }
+            return Reply::Errors(vec![missing("config")]);
+        };
+        let config = config.clone();
+        let errors = self
+            .shared
+            .edit(
+                self.id,
+                &self.user,
+                target,
+                test_only,
+                keep_partial,
+                |store| apply_edit(store, &config, default_op, keep_partial),
+            )
+            .await;
+        ok_or_errors(errors)
+    }
+
+    async fn copy_config(&mut self, op: &Element) -> Reply {
+        let (source, target) = match (source_of(op), datastore_of(op, "target")) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => return Reply::Errors(vec![e]),
+        };
+        let store = match source {
+            Source::Ds(s) if s == target => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "source",
+                    "source and target are the same datastore",
+                )]);
+            }
+            Source::Ds(Datastore::Running) => self.shared.running().await,
+            Source::Ds(Datastore::Candidate) => self.shared.candidate().await,
+            Source::Inline(s) => Ok(s),
+        };
+        let store = match store {
+            Ok(s) => s,
+            Err(e) => return Reply::Errors(vec![e]),
+        };
+        match target {
+            Datastore::Candidate => self.shared.set_candidate(self.id, store).await.into(),
+            Datastore::Running => ok_or_errors(
+                self.shared
+                    .edit(self.id, &self.user, target, false, false, |s| {
+                        *s = store;
+                        Vec::new()
+                    })
+                    .await,
+            ),
+        }
+    }
+
+    /// Validates containment of every entry (what the port lets us check
+    /// without applying: it has no dry-run).
+    async fn validate(&self, op: &Element) -> Result<(), RpcError> {
+        let store = match source_of(op)? {
+            Source::Ds(Datastore::Running) => self.shared.running().await?,
+            Source::Ds(Datastore::Candidate) => self.shared.candidate().await?,
+            Source::Inline(s) => s,
+        };
+        let objs = self
+            .shared
+            .model
+            .query(&Query::default())
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let class_of = |n: &halyard_cluster_model::ObjectName| {
+            store
+                .entries
+                .get(n)
+                .map(|e| e.class)
+                .or_else(|| objs.iter().find(|o| &o.name == n).map(|o| o.class))
+        };
+        for (name, e) in &store.entries {
+            let ok = match name.parent() {
+                None => e.class.contained_in.is_empty(),
+                Some(p) => class_of(&p)
+                    .is_some_and(|pc| e.class.contained_in.iter().any(|c| SCHEMA.is_a(pc.name, c))),
+            };
+            if !ok {
+                return Err(RpcError::application(
+                    Tag::OperationFailed,
+                    format!("{name}: no valid container for a {}", e.class.yang_name),
+                )
+                .with_path(data::entry_path(e.class, name.as_str(), None)));
+            }
+        }
+        Ok(())
+    }
+
+    async fn action(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
+        let ns = schema_ns();
+        let top = op.children.first().ok_or_else(|| missing(data::TOP))?;
+        if top.ns != ns {
+            return Err(RpcError::protocol(
+                Tag::UnknownNamespace,
+                format!("namespace '{}' has no actions", top.ns),
+            )
+            .with_info("bad-element", top.name.clone())
+            .with_info("bad-namespace", top.ns.clone()));
+        }
+        let entry = top.children.first().ok_or_else(|| missing("list entry"))?;
+        let class = SCHEMA
+            .object_classes()
+            .find(|c| c.yang_name == entry.name)
+            .ok_or_else(|| {
+                RpcError::bad_element(
+                    Tag::UnknownElement,
+                    &entry.name,
+                    format!("unknown element '{}'", entry.name),
+                )
+            })?;
+        let key = class
+            .key_index()
+            .map_or("name", |i| class.attributes[i].yang_name);
+        let name_el = entry.find(ns, key).ok_or_else(|| missing(key))?;
+        let target = halyard_cluster_model::ObjectName::parse(name_el.trimmed())
+            .map_err(|e| RpcError::bad_element(Tag::InvalidValue, key, e.to_string()))?;
+        let act = entry
+            .children
+            .iter()
+            .find(|c| c.name != key)
+            .ok_or_else(|| missing("action"))?;
+        let m = class
+            .methods
+            .iter()
+            .find(|m| m.yang_name == act.name)
+            .ok_or_else(|| {
+                RpcError::bad_element(
+                    Tag::UnknownElement,
+                    &act.name,
+                    format!("{} has no action '{}'", class.yang_name, act.name),
+                )
+            })?;
+        let path = data::entry_path(class, target.as_str(), Some(m.yang_name));
+        let mut args = Vec::new();
+        for p in &act.children {
+            let pm = m
+                .params
+                .iter()
+                .find(|x| x.yang_name == p.name && p.ns == ns)
+                .ok_or_else(|| {
+                    RpcError::bad_element(
+                        Tag::UnknownElement,
+                        &p.name,
+                        format!("action {} has no input '{}'", m.yang_name, p.name),
+                    )
+                    .with_path(path.clone())
+                })?;
+            let v = Value::parse(&pm.ty, &p.text).map_err(|e| {
+                RpcError::bad_element(
+                    Tag::InvalidValue,
+                    pm.yang_name,
+                    format!("{}: {e}", pm.yang_name),
+                )
+                .with_path(path.clone())
+            })?;
+            args.push((pm.name.to_string(), v));
+        }
+        let job = self
+            .shared
+            .model
+            .invoke(
+                &target,
+                m.name,
+                args,
+                Principal::new(self.user.clone(), Protocol::Netconf),
+            )
+            .await
+            .map_err(|e| from_model(&e, Some(path.clone())))?;
+        info!(target = %target, action = m.yang_name, job = %job.job, "action invoked");
+        let job_name = job.job.to_string();
+        let result = if m.job {
+            job.status.borrow().result.unwrap_or(0)
+        } else {
+            match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
+                Ok(s) => s.result.unwrap_or(0),
+                Err(_) => {
+                    return Err(RpcError::operation_failed(format!(
+                        "{} did not finish in 60 s",
+                        m.yang_name
+                    ))
+                    .with_path(path));
+                }
+            }
+        };
+        let mut out = vec![Element::with_text(
+            ns,
+            "result",
+            render_result(&m.returns, result),
+        )];
+        if m.job {
+            out.push(Element::with_text(ns, "job", job_name));
+        }
+        Ok(out)
+    }
+
+    async fn create_subscription(&mut self, op: &Element) -> Result<(), RpcError> {
+        if self.subscribed {
+            return Err(RpcError::protocol(
+                Tag::OperationFailed,
+                "this session already has a subscription",
+            ));
+        }
+        let text = |n: &str| op.find(NOTIF_NS, n).map(|e| e.trimmed().to_string());
+        if let Some(s) = text("stream")
+            && s != "NETCONF"
+        {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "stream",
+                format!("no stream '{s}'; the server has NETCONF"),
+            ));
+        }
+        let filter = op.find(NOTIF_NS, "filter").map(Filter::parse).transpose()?;
+        let time = |n: &str| -> Result<Option<Timestamp>, RpcError> {
+            text(n)
+                .map(|t| {
+                    Timestamp::parse_rfc3339(&t).ok_or_else(|| {
+                        RpcError::bad_element(
+                            Tag::InvalidValue,
+                            n,
+                            format!("'{t}' is not a date-and-time"),
+                        )
+                    })
+                })
+                .transpose()
+        };
+        let start = time("startTime")?;
+        let stop = time("stopTime")?;
+        let now = Timestamp::now();
+        match (start, stop) {
+            (None, Some(_)) => {
+                return Err(RpcError::bad_element(
+                    Tag::MissingElement,
+                    "startTime",
+                    "stopTime needs a startTime",
+                ));
+            }
+            (Some(s), _) if s > now => {
+                return Err(RpcError::bad_element(
+                    Tag::BadElement,
+                    "startTime",
+                    "startTime is in the future",
+                ));
+            }
+            (Some(s), Some(e)) if e < s => {
+                return Err(RpcError::bad_element(
+                    Tag::BadElement,
+                    "stopTime",
+                    "stopTime is before startTime",
+                ));
+            }
+            _ => {}
+        }
+        // Subscribe first so nothing falls between the replay and live delivery.
+        let live = self.shared.model.subscribe(NotificationFilter::default());
+        let mut sub = ActiveSub {
+            live,
+            filter,
+            stop,
+            replayed_up_to: None,
+        };
+        if let Some(s) = start {
+            let past = self
+                .shared
+                .model
+                .history(&NotificationFilter::default(), s, stop)
+                .await
+                .map_err(|e| from_model(&e, None))?;
+            for n in &past {
+                sub.replayed_up_to = Some(n.seq);
+                if let Some(x) = render_for(&sub, n) {
+                    self.outbox.push_back(x);
+                }
+            }
+            self.outbox.push_back(notification_xml(
+                Timestamp::now(),
+                Element::new(NC_NOTIF_NS, "replayComplete"),
+            ));
+            if stop.is_some_and(|e| e <= Timestamp::now()) {
+                self.outbox.push_back(notification_xml(
+                    Timestamp::now(),
+                    Element::new(NC_NOTIF_NS, "notificationComplete"),
+                ));
+                self.subscribed = true;
+                return Ok(());
+            }
+        }
+        self.subscribed = true;
+        self.sub = Some(sub);
+        info!(replay = start.is_some(), "subscribed to NETCONF stream");
+        Ok(())
+    }
+}
+
+fn render_for(sub: &ActiveSub, n: &Notification) -> Option<String> {
+    let ev = event_element(n);
+    let ev = match &sub.filter {
+        None => ev,
+        Some(f) => f
+            .apply(std::slice::from_ref(&ev))
+            .ok()?
+            .into_iter()
+            .next()?,
+    };
+    Some(notification_xml(n.time, ev))
+}
+
+fn commit_options(op: &Element) -> Result<CommitOptions, RpcError> {
+    let text = |n: &str| op.find(BASE_NS, n).map(|e| e.trimmed().to_string());
+    let timeout = match text("confirm-timeout") {
+        None => None,
+        Some(t) => match t.parse::<u32>() {
+            Ok(s) if s > 0 => Some(Duration::from_secs(u64::from(s))),
+            _ => {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "confirm-timeout",
+                    format!("'{t}' is not a timeout in seconds (1..4294967295)"),
+                ));
+            }
+        },
+    };
+    Ok(CommitOptions {
+        confirmed: op.find(BASE_NS, "confirmed").is_some(),
+        timeout,
+        persist: text("persist"),
+        persist_id: text("persist-id"),
+    })
+}
+
+enum SubEvent {
+    Send(String),
+    Missed(u64),
+    Complete,
+    Nothing,
+}
+
+async fn next_sub_event(sub: &mut ActiveSub) -> SubEvent {
+    let until_stop = sub.stop.map(|s| {
+        let ms = (s.0 - Timestamp::now().0).max(0) as u64;
+        Instant::now() + Duration::from_millis(ms)
+    });
+    let stop_timer = async {
+        match until_stop {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        d = sub.live.recv() => match d {
+            Some(Delivery::Notification(n)) => {
+                if sub.replayed_up_to.is_some_and(|s| n.seq <= s) {
+                    return SubEvent::Nothing;
+                }
+                if sub.stop.is_some_and(|s| n.time > s) {
+                    return SubEvent::Complete;
+                }
+                match render_for(sub, &n) {
+                    Some(x) => SubEvent::Send(x),
+                    None => SubEvent::Nothing,
+                }
+            }
+            Some(Delivery::Missed(k)) => SubEvent::Missed(k),
+            None => SubEvent::Complete,
+        },
+        () = stop_timer => SubEvent::Complete,
+    }
+}
+
+fn hello_xml(id: u32) -> String {
+    let mut h = Element::new(BASE_NS, "hello");
+    let mut caps = Element::new(BASE_NS, "capabilities");
+    for c in capabilities() {
+        caps.push(Element::with_text(BASE_NS, "capability", c));
+    }
+    h.push(caps);
+    h.push(Element::with_text(BASE_NS, "session-id", id.to_string()));
+    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}", h.to_xml())
+}
+
+/// Checks the client's hello; returns whether base:1.1 was offered.
+fn client_hello(msg: &[u8], max_depth: usize) -> Result<bool, String> {
+    let text = std::str::from_utf8(msg).map_err(|_| "hello is not UTF-8".to_string())?;
+    let h = xml::parse(text, max_depth).map_err(|e| e.to_string())?;
+    if !h.is(BASE_NS, "hello") {
+        return Err(format!("expected <hello>, got <{}> in '{}'", h.name, h.ns));
+    }
+    if h.find(BASE_NS, "session-id").is_some() {
+        return Err("a client hello must not carry a session-id".into());
+    }
+    let caps: Vec<&str> = h
+        .find(BASE_NS, "capabilities")
+        .map(|c| {
+            c.children
+                .iter()
+                .filter(|x| x.is(BASE_NS, "capability"))
+                .map(Element::trimmed)
+                .collect()
+        })
+        .unwrap_or_default();
+    let v11 = caps.contains(&BASE_1_1);
+    if !v11 && !caps.contains(&BASE_1_0) {
+        return Err("no common base capability".into());
+    }
+    Ok(v11)
+}
+
+/// Builds `<rpc-reply>` carrying every attribute of the `<rpc>`.
+fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
+    let mut r = Element::new(BASE_NS, "rpc-reply");
+    r.attrs = attrs.to_vec();
+    match reply {
+        Reply::Ok => {
+            r.push(Element::new(BASE_NS, "ok"));
+        }
+        Reply::Data(d) => {
+            let mut data = Element::new(BASE_NS, "data");
+            data.children = d;
+            r.push(data);
+        }
+        Reply::Raw(items) => r.children = items,
+        Reply::Errors(es) => {
+            for e in es {
+                r.push(e.to_element());
+            }
+        }
+    }
+    r.to_xml()
+}
+
+/// Runs one session to its end over `stream`.
+pub async fn run_session<S>(shared: Arc<Shared>, stream: S, user: String, peer: String)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (id, kill) = shared.register(&user, &peer);
+    let span = info_span!("netconf", session = id, user = %user, peer = %peer);
+    let closed_cleanly = serve(shared.clone(), stream, id, user, kill)
+        .instrument(span.clone())
+        .await;
+    if !closed_cleanly {
+        Stats::inc(&shared.stats.dropped_sessions);
+    }
+    shared.unregister(id).instrument(span).await;
+}
+
+/// The session loop; true when the client closed the session with close-session.
+async fn serve<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    id: u32,
+    user: String,
+    mut kill: tokio::sync::watch::Receiver<bool>,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let (rd, mut wr) = tokio::io::split(stream);
+    let limits = shared.limits.clone();
+    let mut reader = FrameReader::new(rd, limits.max_message_size);
+    let mut s = Session {
+        shared: shared.clone(),
+        id,
+        user,
+        framing: Framing::EndOfMessage,
+        subscribed: false,
+        sub: None,
+        outbox: VecDeque::new(),
+        close: false,
+    };
+    // Our hello goes out at once, without waiting for the client's (RFC 6241 §8.1).
+    if let Err(e) = s.write(&mut wr, &hello_xml(id)).await {
+        debug!(error = %e, "client gone before the hello");
+        return false;
+    }
+    let hello = tokio::select! {
+        r = tokio::time::timeout(limits.hello_timeout, reader.read_message()) => r,
+        _ = kill.changed() => return false,
+    };
+    let v11 = match hello {
+        Ok(Ok(Some(m))) => match client_hello(&m, limits.max_depth) {
+            Ok(v) => v,
+            Err(e) => {
+                warn!(error = %e, "bad hello: closing the session");
+                Stats::inc(&shared.stats.in_bad_hellos);
+                return false;
+            }
+        },
+        Ok(Ok(None)) => return false,
+        Ok(Err(e)) => {
+            warn!(error = %e, "framing error in the hello: closing the session");
+            Stats::inc(&shared.stats.in_bad_hellos);
+            return false;
+        }
+        Err(_) => {
+            warn!("no hello in time: closing the session");
+            Stats::inc(&shared.stats.in_bad_hellos);
+            return false;
+        }
+    };
+    if v11 {
+        s.framing = Framing::Chunked;
+        reader.framing = Framing::Chunked;
+    }
+    info!(framing = ?s.framing, "session started");
+    let idle = shared.idle_timeout;
+    let mut deadline = Instant::now() + idle;
+    loop {
+        // Notifications queued by a reply (replay) go out first.
+        while let Some(n) = s.outbox.pop_front() {
+            if s.write(&mut wr, &n).await.is_err() {
+                return false;
+            }
+            Stats::inc(&shared.stats.out_notifications);
+            shared.count(id, |i| i.out_notifications += 1);
+        }
+        if s.close {
+            info!("session closed by the client");
+            let _ = wr.shutdown().await;
+            return true;
+        }
+        let has_sub = s.sub.is_some();
+        let sub_event = async {
+            match s.sub.as_mut() {
+                Some(sub) => next_sub_event(sub).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = kill.changed() => {
+                info!("session killed");
+                let _ = wr.shutdown().await;
+                return false;
+            }
+            msg = reader.read_message() => {
+                match msg {
+                    Ok(Some(m)) => {
+                        deadline = Instant::now() + idle;
+                        let out = s.handle_message(&m).await;
+                        if s.write(&mut wr, &out).await.is_err() {
+                            return false;
+                        }
+                    }
+                    Ok(None) => {
+                        info!("client closed the connection");
+                        return false;
+                    }
+                    Err(e) => {
+                        Stats::inc(&shared.stats.framing_errors);
+                        match e {
+                            FrameError::Io(e) => info!(error = %e, "connection lost"),
+                            FrameError::Truncated => info!("client vanished in the middle of a message"),
+                            e => {
+                                warn!(error = %e, "framing error: closing the session");
+                                let err = RpcError::malformed(e.to_string());
+                                let _ = s.write(&mut wr, &reply_xml(&[], Reply::Errors(vec![err]))).await;
+                            }
+                        }
+                        let _ = wr.shutdown().await;
+                        return false;
+                    }
+                }
+            }
+            ev = sub_event => {
+                match ev {
+                    SubEvent::Send(x) => s.outbox.push_back(x),
+                    SubEvent::Missed(k) => warn!(missed = k, "subscriber too slow: notifications dropped"),
+                    SubEvent::Complete => {
+                        s.outbox.push_back(notification_xml(Timestamp::now(), Element::new(NC_NOTIF_NS, "notificationComplete")));
+                        s.sub = None;
+                    }
+                    SubEvent::Nothing => {}
+                }
+            }
+            () = tokio::time::sleep_until(deadline), if !has_sub => {
+                info!(idle_s = idle.as_secs(), "idle timeout: closing the session");
+                let _ = wr.shutdown().await;
+                return false;
+            }
+        }
+    }
+}
+
+impl Session {
+    /// One message in, one reply out.
+    async fn handle_message(&mut self, m: &[u8]) -> String {
+        let sh = self.shared.clone();
+        let id = self.id;
+        Stats::inc(&sh.stats.in_rpcs);
+        sh.count(id, |i| i.in_rpcs += 1);
+        let bad = |sh: &Shared, e: RpcError, attrs: &[(String, String, String)]| {
+            Stats::inc(&sh.stats.in_bad_rpcs);
+            Stats::inc(&sh.stats.out_rpc_errors);
+            sh.count(id, |i| {
+                i.in_bad_rpcs += 1;
+                i.out_rpc_errors += 1;
+            });
+            reply_xml(attrs, Reply::Errors(vec![e]))
+        };
+        let text = match std::str::from_utf8(m) {
+            Ok(t) => t,
+            Err(_) => return bad(&sh, RpcError::malformed("message is not UTF-8"), &[]),
+        };
+        let rpc = match xml::parse(text, sh.limits.max_depth) {
+            Ok(r) => r,
+            Err(e) => {
+                warn!(error = %e, "malformed message");
+                return bad(&sh, RpcError::malformed(e.to_string()), &[]);
+            }
+        };
+        let attrs = rpc.attrs.clone();
+        if rpc.name != "rpc" || rpc.ns != BASE_NS {
+            let e = if rpc.name == "rpc" {
+                RpcError::protocol(
+                    Tag::UnknownNamespace,
+                    format!("<rpc> must be in {BASE_NS}, not '{}'", rpc.ns),
+                )
+                .with_info("bad-element", "rpc")
+                .with_info("bad-namespace", rpc.ns.clone())
+            } else {
+                RpcError::new(
+                    ErrorType::Rpc,
+                    Tag::MalformedMessage,
+                    format!("expected <rpc>, got <{}>", rpc.name),
+                )
+            };
+            return bad(&sh, e, &attrs);
+        }
+        if rpc.attr("", "message-id").is_none() {
+            let e = RpcError::new(
+                ErrorType::Rpc,
+                Tag::MissingAttribute,
+                "<rpc> without message-id",
+            )
+            .with_info("bad-attribute", "message-id")
+            .with_info("bad-element", "rpc");
+            return bad(&sh, e, &attrs);
+        }
+        let Some(op) = rpc.children.first() else {
+            return bad(&sh, missing("operation"), &attrs);
+        };
+        debug!(op = %op.name, "rpc");
+        let reply = self.dispatch(op).await;
+        if let Reply::Errors(es) = &reply {
+            let n = es.len() as u64;
+            for e in es {
+                info!(op = %op.name, tag = e.tag.as_str(), message = %e.message, "rpc-error");
+            }
+            sh.stats
+                .out_rpc_errors
+                .fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            sh.count(id, |i| i.out_rpc_errors += n);
+        }
+        reply_xml(&attrs, reply)
+    }
+}

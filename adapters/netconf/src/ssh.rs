@@ -1,0 +1,429 @@
+//! SSH transport (RFC 6242) with russh: host key, password and public-key
+//! authentication, the `netconf` subsystem, one task per session.
+//!
+//! The lost-`<hello>` race. The session task must not write before the
+//! client has been told the subsystem started, and the client's first bytes
+//! must not be lost if they arrive before the task reads. We therefore:
+//! - keep the `Channel` from `channel_open_session` until the subsystem
+//!   request (russh buffers the client's data in the channel meanwhile, so
+//!   a client that writes right after `subsystem()` loses nothing);
+//! - in `subsystem_request`, first queue `channel_success`, then spawn the
+//!   session on `channel.into_stream()`. The task's writes travel through the
+//!   connection's event loop, which only picks them up after this handler
+//!   has returned, so SUCCESS always precedes the server hello on the wire;
+//! - never write from inside a handler and never run the session there (it
+//!   would block the connection's event loop, and with it the hello).
+//!   The `hello_race` integration test drives many libssh2/paramiko/OpenSSH
+//!   sessions that write immediately and checks every hello arrives.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use halyard_cluster_model::port::InformationModel;
+use russh::keys::{Algorithm, PrivateKey, PublicKey};
+use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, Session, VerifiedPublicKey};
+use russh::{Channel, ChannelId, MethodKind, MethodSet};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::datastore::Shared;
+use crate::monitoring::{SchemaStore, Stats};
+use crate::{NetconfConfig, NetconfError, UserConfig};
+
+/// Loads the host key, or generates an Ed25519 key and saves it (mode 0600).
+pub fn load_or_create_host_key(path: &std::path::Path) -> Result<PrivateKey, NetconfError> {
+    let err = |reason: String| NetconfError::HostKey {
+        path: path.display().to_string(),
+        reason,
+    };
+    if path.exists() {
+        return russh::keys::load_secret_key(path, None).map_err(|e| err(e.to_string()));
+    }
+    let key =
+        PrivateKey::random(&mut rand::rng(), Algorithm::Ed25519).map_err(|e| err(e.to_string()))?;
+    let text = key
+        .to_openssh(russh::keys::ssh_key::LineEnding::LF)
+        .map_err(|e| err(e.to_string()))?;
+    if let Some(dir) = path.parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| err(e.to_string()))?;
+    f.write_all(text.as_bytes())
+        .map_err(|e| err(e.to_string()))?;
+    info!(path = %path.display(), "generated a new SSH host key");
+    Ok(key)
+}
+
+#[derive(Debug)]
+struct User {
+    password: Option<String>,
+    keys: Vec<PublicKey>,
+}
+
+/// What every connection shares.
+struct Ctx {
+    shared: Arc<Shared>,
+    users: HashMap<String, User>,
+    ssh: Arc<russh::server::Config>,
+    max_sessions: usize,
+    /// Session tasks, stopped at shutdown.
+    tasks: std::sync::Mutex<JoinSet<()>>,
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    let mut diff = a.len() ^ b.len();
+    for (i, x) in a.iter().enumerate() {
+        diff |= usize::from(x ^ b.get(i % b.len().max(1)).copied().unwrap_or(0));
+    }
+    diff == 0
+}
+
+/// The russh handler of one connection.
+struct Conn {
+    ctx: Arc<Ctx>,
+    peer: String,
+    user: Option<String>,
+    channels: HashMap<ChannelId, Channel<Msg>>,
+    started: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn failed(&self, user: &str, method: &str) -> Auth {
+        Stats::inc(&self.ctx.shared.stats.auth_failures);
+        warn!(user, peer = %self.peer, method, "NETCONF login failed");
+        Auth::Reject {
+            proceed_with_methods: None,
+            partial_success: false,
+        }
+    }
+}
+
+impl Handler for Conn {
+    type Error = russh::Error;
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let ok = self
+            .ctx
+            .users
+            .get(user)
+            .and_then(|u| u.password.as_deref())
+            .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
+        if ok {
+            info!(user, peer = %self.peer, method = "password", "NETCONF login");
+            self.user = Some(user.to_string());
+            Ok(Auth::Accept)
+        } else {
+            Ok(self.failed(user, "password"))
+        }
+    }
+
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let ok = self.ctx.users.get(user).is_some_and(|u| {
+            u.keys
+                .iter()
+                .any(|k| k.key_data() == key.public_key.key_data())
+        });
+        if ok {
+            info!(user, peer = %self.peer, method = "publickey", "NETCONF login");
+            self.user = Some(user.to_string());
+            Ok(Auth::Accept)
+        } else {
+            Ok(self.failed(user, "publickey"))
+        }
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        // Keep the channel: data the client sends before the subsystem
+        // request is buffered in it, not lost.
+        self.channels.insert(channel.id(), channel);
+        reply.accept().await;
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        id: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(channel) = self.channels.remove(&id) else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        if name != "netconf" {
+            debug!(subsystem = name, "unknown subsystem refused");
+            session.channel_failure(id)?;
+            return Ok(());
+        }
+        if self.ctx.shared.session_count() >= self.ctx.max_sessions {
+            warn!(peer = %self.peer, limit = self.ctx.max_sessions, "session limit reached: subsystem refused");
+            session.channel_failure(id)?;
+            return Ok(());
+        }
+        let Some(user) = self.user.clone() else {
+            session.channel_failure(id)?;
+            return Ok(());
+        };
+        // SUCCESS is queued before the session task exists: its hello can only follow.
+        session.channel_success(id)?;
+        self.started.store(true, Ordering::Relaxed);
+        let shared = self.ctx.shared.clone();
+        let peer = self.peer.clone();
+        let stream = channel.into_stream();
+        self.ctx
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spawn(crate::session::run_session(shared, stream, user, peer));
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.channels.remove(&channel);
+        Ok(())
+    }
+}
+
+/// Bound listeners, ready to serve.
+pub struct Listener {
+    listeners: Vec<TcpListener>,
+    ctx: Arc<Ctx>,
+    hello_timeout: Duration,
+}
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Listener")
+            .field("addrs", &self.local_addrs())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Listener {
+    pub async fn bind(
+        config: NetconfConfig,
+        model: Arc<dyn InformationModel>,
+    ) -> Result<Listener, NetconfError> {
+        if config.listen.is_empty() {
+            return Err(NetconfError::Config("no listen address".into()));
+        }
+        let key = load_or_create_host_key(&config.host_key_path)?;
+        let mut users = HashMap::new();
+        for UserConfig {
+            name,
+            password,
+            authorized_keys,
+        } in &config.users
+        {
+            let keys = authorized_keys
+                .iter()
+                .map(|k| {
+                    PublicKey::from_openssh(k.trim()).map_err(|e| NetconfError::AuthorizedKey {
+                        user: name.clone(),
+                        reason: e.to_string(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            users.insert(
+                name.clone(),
+                User {
+                    password: password.clone(),
+                    keys,
+                },
+            );
+        }
+        let ssh = russh::server::Config {
+            keys: vec![key],
+            methods: MethodSet::from(&[MethodKind::Password, MethodKind::PublicKey][..]),
+            auth_rejection_time: config.auth_rejection_time,
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            // NETCONF idleness is judged by the session (a subscriber may be
+            // silent for hours); keepalives find dead peers.
+            inactivity_timeout: None,
+            keepalive_interval: Some(Duration::from_secs(30)),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        };
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|source| NetconfError::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            listeners.push(l);
+        }
+        let stats = Arc::new(Stats::default());
+        let shared = Shared::new(
+            model,
+            stats,
+            SchemaStore::new(config.schema_dirs.clone()),
+            config.limits.clone(),
+            config.idle_timeout,
+        );
+        Ok(Listener {
+            listeners,
+            hello_timeout: config.limits.hello_timeout,
+            ctx: Arc::new(Ctx {
+                shared,
+                users,
+                ssh: Arc::new(ssh),
+                max_sessions: config.limits.max_sessions,
+                tasks: std::sync::Mutex::new(JoinSet::new()),
+            }),
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect()
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        self.ctx.shared.stats.clone()
+    }
+
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send) {
+        let addrs = self.local_addrs();
+        let mut conns: JoinSet<()> = JoinSet::new();
+        let (accept_tx, mut accept_rx) = tokio::sync::mpsc::channel(64);
+        let mut acceptors: JoinSet<()> = JoinSet::new();
+        for l in self.listeners {
+            let tx = accept_tx.clone();
+            acceptors.spawn(async move {
+                loop {
+                    match l.accept().await {
+                        Ok(c) => {
+                            if tx.send(c).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(accept_tx);
+        info!(?addrs, "NETCONF server running");
+        tokio::pin!(shutdown);
+        let mut reap = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                c = accept_rx.recv() => {
+                    let Some((sock, peer)) = c else { break };
+                    self.ctx.clone().spawn_connection(&mut conns, sock, peer, self.hello_timeout);
+                }
+                _ = reap.tick() => {
+                    while conns.try_join_next().is_some() {}
+                    let mut t = self.ctx.tasks.lock().unwrap_or_else(|e| e.into_inner());
+                    while t.try_join_next().is_some() {}
+                }
+            }
+        }
+        info!("NETCONF server stopping");
+        acceptors.shutdown().await;
+        self.ctx.shared.kill_all();
+        let mut tasks =
+            std::mem::take(&mut *self.ctx.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        // Sessions end on their kill switch; give them a moment to release locks.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while tasks.join_next().await.is_some() {}
+        })
+        .await;
+        tasks.shutdown().await;
+        conns.shutdown().await;
+        info!("NETCONF server stopped");
+    }
+}
+
+impl Ctx {
+    fn spawn_connection(
+        self: Arc<Self>,
+        conns: &mut JoinSet<()>,
+        sock: tokio::net::TcpStream,
+        peer: SocketAddr,
+        hello_timeout: Duration,
+    ) {
+        let started = Arc::new(AtomicBool::new(false));
+        let handler = Conn {
+            ctx: self.clone(),
+            peer: peer.to_string(),
+            user: None,
+            channels: HashMap::new(),
+            started: started.clone(),
+        };
+        let span = info_span!("ssh", peer = %peer);
+        conns.spawn(
+            async move {
+                let _ = sock.set_nodelay(true);
+                let running = match russh::server::run_stream(self.ssh.clone(), sock, handler).await
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        debug!(error = %e, "SSH handshake failed");
+                        return;
+                    }
+                };
+                let handle = running.handle();
+                // A connection that never starts a NETCONF session is closed.
+                let guard = async {
+                    tokio::time::sleep(hello_timeout).await;
+                    if !started.load(Ordering::Relaxed) {
+                        info!("no NETCONF session started in time: disconnecting");
+                        let _ = handle
+                            .disconnect(
+                                russh::Disconnect::ByApplication,
+                                "no netconf subsystem".into(),
+                                String::new(),
+                            )
+                            .await;
+                    }
+                    std::future::pending::<()>().await
+                };
+                tokio::select! {
+                    r = running => {
+                        if let Err(e) = r {
+                            debug!(error = %e, "SSH connection ended");
+                        }
+                    }
+                    () = guard => {}
+                }
+            }
+            .instrument(span),
+        );
+    }
+}
