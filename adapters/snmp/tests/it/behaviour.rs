@@ -1,0 +1,228 @@
+//! Concurrency, deadlines, message-size limits, IPv6 and engine state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use halyard_cluster_model::memory::{MemoryModel, demo_element};
+use halyard_cluster_model::meta::ClassMeta;
+use halyard_cluster_model::port::*;
+use halyard_cluster_model::{ObjectName, Timestamp, Value};
+
+use crate::harness::*;
+use crate::netsnmp::instance;
+
+/// The demo element, where every read of a fan takes three seconds.
+struct SlowFans(Arc<MemoryModel>);
+
+const SLOW: Duration = Duration::from_secs(3);
+
+#[async_trait]
+impl InformationModel for SlowFans {
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
+        self.0.get(name).await
+    }
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+        let o = self.0.get_by_index(index).await?;
+        if o.class.name == "Fan" {
+            tokio::time::sleep(SLOW).await;
+        }
+        Ok(o)
+    }
+    async fn query(&self, q: &Query) -> Result<Vec<ManagedObject>, ModelError> {
+        self.0.query(q).await
+    }
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.0.walk(class, after, limit).await
+    }
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        self.0.transact(tx).await
+    }
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError> {
+        self.0.invoke(target, operation, args, principal).await
+    }
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
+        self.0.subscribe(filter)
+    }
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError> {
+        self.0.history(filter, since, until).await
+    }
+}
+
+#[test]
+fn a_slow_model_call_blocks_nothing_else_and_meets_its_deadline() {
+    let model = Arc::new(demo_element());
+    let r = start_model(model.clone(), Arc::new(SlowFans(model)), |mut c| {
+        c.request_timeout = Duration::from_secs(1);
+        c
+    });
+    let speed = instance(&r, "ne=1/shelf=1/fan=1", "Speed");
+    let addr = r.addr;
+    let slow = std::thread::spawn(move || {
+        let t = Instant::now();
+        let out = tool(
+            "snmpget",
+            &cat(
+                s(&[
+                    "-v2c",
+                    "-c",
+                    "public",
+                    "-t",
+                    "10",
+                    "-r",
+                    "0",
+                    &addr.to_string(),
+                ]),
+                &["-On", &speed],
+            ),
+        );
+        (out, t.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // While the fan read hangs in the model, other requests are served.
+    for _ in 0..5 {
+        let t = Instant::now();
+        let out = tool(
+            "snmpget",
+            &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.1.5.0"]),
+        );
+        assert!(out.stdout.contains("halyard-demo"), "{out:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(800),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    let (out, took) = slow.join().unwrap();
+    assert!(out.stderr.contains("genErr"), "{out:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < SLOW,
+        "deadline not applied: {took:?}"
+    );
+}
+
+#[test]
+fn responses_fit_the_message_size_and_too_big_only_when_nothing_fits() {
+    let r = start_with(|mut c| {
+        c.max_message_size = 600;
+        c
+    });
+    // GETBULK asking for far too much: trimmed, not refused.
+    let out = tool(
+        "snmpbulkget",
+        &cat(
+            v2c("public", r.addr),
+            &["-On", "-Cn0", "-Cr500", ".1.3.6.1.4.1.32473.77"],
+        ),
+    );
+    assert!(out.ok, "{out:?}");
+    let n = numeric_lines(&out.stdout).len();
+    assert!(n > 5 && n < 500, "{n} bindings: {out:?}");
+    // The whole walk still works in small messages.
+    let walk = tool(
+        "snmpbulkwalk",
+        &cat(v2c("public", r.addr), &["-On", "-Cr100", ".1"]),
+    );
+    assert!(
+        walk.ok && !walk.stderr.contains("OID not increasing"),
+        "{walk:?}"
+    );
+    assert!(numeric_lines(&walk.stdout).len() > 300);
+    // A GET whose answer cannot fit: tooBig.
+    let mut args = cat(v2c("public", r.addr), &["-On"]);
+    for _ in 0..20 {
+        args.push(".1.3.6.1.2.1.1.1.0".into());
+    }
+    let out = tool("snmpget", &args);
+    assert!(out.stderr.contains("tooBig"), "{out:?}");
+}
+
+#[test]
+fn serves_ipv6() {
+    let r = start_with(|mut c| {
+        c.listen = vec!["[::1]:0".parse().unwrap()];
+        c
+    });
+    assert!(r.addr.is_ipv6());
+    let target = format!("udp6:[::1]:{}", r.addr.port());
+    let out = tool(
+        "snmpget",
+        &s(&[
+            "-v2c",
+            "-c",
+            "public",
+            "-t",
+            "5",
+            "-On",
+            &target,
+            ".1.3.6.1.2.1.1.5.0",
+        ]),
+    );
+    assert!(out.stdout.contains("halyard-demo"), "{out:?}");
+    let out = tool(
+        "snmpget",
+        &s(&[
+            "-v3",
+            "-l",
+            "authPriv",
+            "-u",
+            "admin",
+            "-a",
+            "SHA-256",
+            "-A",
+            AUTH_PASS,
+            "-x",
+            "AES",
+            "-X",
+            PRIV_PASS,
+            "-t",
+            "5",
+            "-On",
+            &target,
+            ".1.3.6.1.2.1.1.5.0",
+        ]),
+    );
+    assert!(out.stdout.contains("halyard-demo"), "{out:?}");
+}
+
+#[test]
+fn engine_boots_persist_across_restarts() {
+    let dir = temp_dir("boots");
+    let state = dir.join("engine");
+    let mut ids = Vec::new();
+    for boots in 1..=3 {
+        let st = state.clone();
+        let r = start_with(move |mut c| {
+            c.engine_state = Some(st);
+            c
+        });
+        assert_eq!(r.engine.boots, boots);
+        ids.push(r.engine.id.clone());
+        let out = tool(
+            "snmpget",
+            &cat(
+                v3("admin", "authPriv", r.addr),
+                &["-On", ".1.3.6.1.6.3.10.2.1.2.0"],
+            ),
+        );
+        assert!(out.stdout.contains(&format!("INTEGER: {boots}")), "{out:?}");
+    }
+    assert!(ids.windows(2).all(|w| w[0] == w[1]));
+    std::fs::remove_dir_all(dir).unwrap();
+}
