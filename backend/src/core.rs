@@ -1,0 +1,1511 @@
+//! The HA core at run time: one task owns CRIM and the CEC and executes
+//! their effects through the component factory (child processes, HA-aware
+//! sessions on the Unix socket, simulated hardware).
+//!
+//! Decisions are single-writer: every input reaches the core task through
+//! one bounded channel. Nothing slow runs on that task: checkpoint writes
+//! run in the session tasks, process starts in supervisor tasks, journal
+//! writes in a writer task.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halyard_cluster_model::Timestamp;
+use halyard_cluster_model::model::{
+    AvailabilityState, CheckpointMode, PerceivedSeverity, ProbableCause,
+};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tracing::Instrument;
+
+use crate::asr::Asr;
+use crate::cec::{Cec, CecRules, ErrorKind, ErrorReport, Verdict};
+use crate::checkpoint::{CheckpointPush, CheckpointService};
+use crate::crim::{ComponentView, Crim, CrimError, Effect, Input, SgConfig};
+use crate::events::{EventKind, EventService};
+use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit};
+use crate::naming::NamingService;
+use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode};
+use crate::repo::Repository;
+
+/// How a component is run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A child process in the style of OCF resource agents: `start` runs
+    /// it, `health` (exit 0 = healthy) audits it, `role` is run with
+    /// HALYARD_ROLE set whenever its role changes.
+    Process {
+        start: Vec<String>,
+        health: Option<Vec<String>>,
+        role: Option<Vec<String>>,
+        env: Vec<(String, String)>,
+    },
+    /// A daemon speaking the HA-aware protocol on the agent's socket.
+    HaAware {
+        command: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    /// Simulated hardware, with fault injection.
+    Hardware,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentSpec {
+    pub name: String,
+    /// The containing component, for error correlation.
+    pub parent: Option<String>,
+    pub kind: Kind,
+    pub checkpoint: CheckpointMode,
+    /// Audit period and deadline.
+    pub audit: Option<(Duration, Duration)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub node: String,
+    /// The Unix socket HA-aware components connect to.
+    pub socket: PathBuf,
+    pub groups: Vec<SgConfig>,
+    pub components: Vec<ComponentSpec>,
+    pub cec: CecRules,
+    /// Longest a synchronous checkpoint write waits for standbys.
+    pub checkpoint_deadline: Duration,
+    pub watchdog_timeout: Duration,
+    pub watchdog_device: Option<PathBuf>,
+    /// Grace between SIGTERM and SIGKILL when stopping a process.
+    pub stop_grace: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Repo(#[from] crate::repo::RepoError),
+    #[error("the HA core has stopped")]
+    Stopped,
+    #[error(transparent)]
+    Crim(#[from] CrimError),
+    #[error("unknown component {0}")]
+    UnknownComponent(String),
+    #[error(
+        "component {component}: no fault named {fault} (known: crash, power-loss, fan-stall, repair)"
+    )]
+    UnknownFault { component: String, fault: String },
+}
+
+/// A request to the core task.
+#[derive(Debug)]
+enum Msg {
+    Input(Input, Option<oneshot::Sender<Result<(), CrimError>>>),
+    Report(ErrorReport),
+    Views(oneshot::Sender<Vec<ComponentView>>),
+    SessionOpen {
+        component: String,
+        pid: u32,
+        session: SessionHandle,
+        reply: oneshot::Sender<Result<u32, (ErrorCode, String)>>,
+    },
+    SessionMsg {
+        component: String,
+        id: u64,
+        msg: ToAgent,
+    },
+    SessionClosed {
+        component: String,
+        id: u64,
+    },
+    Spawned {
+        component: String,
+        incarnation: u32,
+        pid: Option<u32>,
+    },
+    RoleDone {
+        component: String,
+        incarnation: u32,
+        state: AvailabilityState,
+    },
+    Fault {
+        component: String,
+        fault: String,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// The role a session's component holds, for its checkpoint requests.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Role {
+    state: Option<AvailabilityState>,
+    active: Vec<String>,
+    standby: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct SessionHandle {
+    id: u64,
+    tx: mpsc::Sender<ToComponent>,
+    push: mpsc::Sender<CheckpointPush>,
+    role: Arc<watch::Sender<Role>>,
+}
+
+/// Commands to a process supervisor.
+#[derive(Debug)]
+enum SupCmd {
+    Start(u32),
+    Stop,
+}
+
+/// A handle on the running HA core, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct HaCore {
+    tx: mpsc::Sender<Msg>,
+    pub events: EventService,
+    pub checkpoints: CheckpointService,
+    pub naming: NamingService,
+    pub repo: Repository,
+    pub asr: Asr,
+    pub watchdog: Arc<Watchdog>,
+}
+
+/// Owns the core's tasks; `shutdown` stops components (children first)
+/// and every task.
+#[derive(Debug)]
+pub struct Running {
+    core: HaCore,
+    tasks: JoinSet<()>,
+    stop: watch::Sender<bool>,
+    socket: PathBuf,
+}
+
+impl HaCore {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Msg) -> Result<T, CoreError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| CoreError::Stopped)?;
+        rx.await.map_err(|_| CoreError::Stopped)
+    }
+
+    /// Every component as CRIM sees it.
+    pub async fn components(&self) -> Result<Vec<ComponentView>, CoreError> {
+        self.call(Msg::Views).await
+    }
+
+    /// An operator or COpCo request (lock, unlock, switch-over, restart).
+    pub async fn request(&self, input: Input) -> Result<(), CoreError> {
+        self.call(|tx| Msg::Input(input, Some(tx)))
+            .await?
+            .map_err(CoreError::from)
+    }
+
+    /// An error report from outside the core (e.g. the agent's audits).
+    pub async fn report(&self, report: ErrorReport) -> Result<(), CoreError> {
+        self.tx
+            .send(Msg::Report(report))
+            .await
+            .map_err(|_| CoreError::Stopped)
+    }
+
+    /// Injects a simulated fault: `crash` (any component), `power-loss`
+    /// (hardware: it and its hardware children), `fan-stall`, `repair`.
+    pub async fn inject_fault(&self, component: &str, fault: &str) -> Result<(), CoreError> {
+        self.call(|reply| Msg::Fault {
+            component: component.to_string(),
+            fault: fault.to_string(),
+            reply,
+        })
+        .await?
+    }
+
+    /// Starts the core: listens on the socket and starts every component.
+    pub async fn start(
+        config: CoreConfig,
+        repo: Repository,
+    ) -> Result<(HaCore, Running), CoreError> {
+        validate(&config)?;
+        let _ = std::fs::remove_file(&config.socket);
+        if let Some(dir) = config.socket.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let listener = UnixListener::bind(&config.socket).map_err(|source| CoreError::Socket {
+            path: config.socket.clone(),
+            source,
+        })?;
+        let (tx, rx) = mpsc::channel(1024);
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let events = EventService::new(4096);
+        let checkpoints = CheckpointService::new();
+        let watchdog = Watchdog::new(config.watchdog_timeout, config.watchdog_device.clone());
+        let core = HaCore {
+            tx: tx.clone(),
+            events: events.clone(),
+            checkpoints: checkpoints.clone(),
+            naming: NamingService::new(),
+            repo: repo.clone(),
+            asr: Asr::new(repo.pool().clone()),
+            watchdog: watchdog.clone(),
+        };
+        let mut tasks = JoinSet::new();
+
+        // Journal writer: decisions are recorded without slowing decisions.
+        let (journal_tx, mut journal_rx) =
+            mpsc::channel::<(String, String, serde_json::Value)>(4096);
+        let jrepo = repo.clone();
+        tasks.spawn(async move {
+            while let Some((kind, subject, body)) = journal_rx.recv().await {
+                if let Err(e) = jrepo.journal(&kind, &subject, &body).await {
+                    tracing::warn!(error = %e, "journal write failed");
+                }
+            }
+        });
+
+        // Incarnations continue across agent restarts.
+        let mut incarnations = HashMap::new();
+        for c in &config.components {
+            let key = format!("/components/{}/incarnation", c.name);
+            let inc: u32 = repo.get_as(&key).await?.unwrap_or(0);
+            incarnations.insert(c.name.clone(), inc);
+        }
+
+        tasks.spawn(watchdog.clone().run(stop_rx.clone()));
+        tasks.spawn(accept_sessions(
+            listener,
+            tx.clone(),
+            checkpoints.clone(),
+            config.checkpoint_deadline,
+            config.components.clone(),
+            stop_rx.clone(),
+        ));
+
+        let parents = config
+            .components
+            .iter()
+            .filter_map(|c| c.parent.clone().map(|p| (c.name.clone(), p)))
+            .collect();
+        let mut state = CoreState {
+            crim: Crim::new(config.groups.clone()),
+            cec: Cec::new(config.cec.clone(), parents),
+            specs: config
+                .components
+                .iter()
+                .map(|c| (c.name.clone(), c.clone()))
+                .collect(),
+            incarnations,
+            supervisors: HashMap::new(),
+            sessions: HashMap::new(),
+            faults: HashMap::new(),
+            blackboxes: HashMap::new(),
+            audit_incarnations: HashMap::new(),
+            core: core.clone(),
+            journal: journal_tx,
+            self_tx: tx.clone(),
+            repo,
+            last_recovery: None,
+        };
+        // Supervisors and audits, then start every component.
+        for c in &config.components {
+            state.blackboxes.insert(c.name.clone(), BlackBox::new(64));
+            let (inc_tx, inc_rx) = watch::channel(state.incarnations[&c.name]);
+            state.audit_incarnations.insert(c.name.clone(), inc_tx);
+            if matches!(c.kind, Kind::Process { .. } | Kind::HaAware { .. }) {
+                let (sup_tx, sup_rx) = mpsc::channel(16);
+                state.supervisors.insert(c.name.clone(), sup_tx);
+                let span =
+                    tracing::info_span!("component", node = %config.node, component = %c.name);
+                tasks.spawn(
+                    supervise(
+                        c.clone(),
+                        config.socket.clone(),
+                        sup_rx,
+                        tx.clone(),
+                        config.stop_grace,
+                        stop_rx.clone(),
+                    )
+                    .instrument(span),
+                );
+            }
+            if let Some((period, deadline)) = c.audit
+                && let Kind::Process {
+                    health: Some(cmd), ..
+                } = &c.kind
+            {
+                let cmd = cmd.clone();
+                let check: AuditCheck = Arc::new(move || {
+                    let cmd = cmd.clone();
+                    Box::pin(async move { run_health_command(&cmd).await })
+                });
+                let (rep_tx, mut rep_rx) = mpsc::channel(16);
+                let fwd = tx.clone();
+                tasks.spawn(async move {
+                    while let Some(r) = rep_rx.recv().await {
+                        if fwd.send(Msg::Report(r)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tasks.spawn(run_audit(
+                    Audit {
+                        component: c.name.clone(),
+                        period,
+                        deadline,
+                        check,
+                    },
+                    inc_rx,
+                    rep_tx,
+                    Some(watchdog.clone()),
+                    stop_rx.clone(),
+                ));
+            }
+        }
+        for c in &config.components {
+            state.start_component(&c.name).await;
+        }
+        let span = tracing::info_span!("crim", node = %config.node);
+        tasks.spawn(state.run(rx).instrument(span));
+        let socket = config.socket.clone();
+        Ok((
+            core.clone(),
+            Running {
+                core,
+                tasks,
+                stop: stop_tx,
+                socket,
+            },
+        ))
+    }
+}
+
+impl Running {
+    pub fn core(&self) -> &HaCore {
+        &self.core
+    }
+
+    /// Stops components (children before parents) and every task.
+    pub async fn shutdown(mut self) {
+        let (tx, rx) = oneshot::channel();
+        if self.core.tx.send(Msg::Shutdown(tx)).await.is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
+        }
+        let _ = self.stop.send(true);
+        let deadline = tokio::time::sleep(Duration::from_secs(10));
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                r = self.tasks.join_next() => if r.is_none() { break },
+                _ = &mut deadline => { self.tasks.abort_all(); break }
+            }
+        }
+        let _ = std::fs::remove_file(&self.socket);
+    }
+}
+
+fn validate(config: &CoreConfig) -> Result<(), CoreError> {
+    let names: std::collections::HashSet<&str> =
+        config.components.iter().map(|c| c.name.as_str()).collect();
+    let mut member_of: HashMap<&str, &str> = HashMap::new();
+    for g in &config.groups {
+        if g.sis.is_empty() {
+            return Err(CoreError::Config(format!(
+                "service group {} has no service instance",
+                g.name
+            )));
+        }
+        for m in &g.members {
+            if !names.contains(m.as_str()) {
+                return Err(CoreError::Config(format!(
+                    "service group {} names unknown component {m}",
+                    g.name
+                )));
+            }
+            if let Some(other) = member_of.insert(m, &g.name) {
+                return Err(CoreError::Config(format!(
+                    "component {m} is in two service groups, {other} and {}",
+                    g.name
+                )));
+            }
+        }
+    }
+    for c in &config.components {
+        if !member_of.contains_key(c.name.as_str()) {
+            return Err(CoreError::Config(format!(
+                "component {} is in no service group",
+                c.name
+            )));
+        }
+        if let Some(p) = &c.parent
+            && !names.contains(p.as_str())
+        {
+            return Err(CoreError::Config(format!(
+                "component {} has unknown parent {p}",
+                c.name
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn run_health_command(cmd: &[String]) -> Result<(), String> {
+    let (prog, args) = cmd.split_first().ok_or("empty health command")?;
+    let status = tokio::process::Command::new(prog)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .status()
+        .await
+        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("health command exited with {status}"))
+    }
+}
+
+/// The core task's state.
+struct CoreState {
+    crim: Crim,
+    cec: Cec,
+    specs: BTreeMap<String, ComponentSpec>,
+    incarnations: HashMap<String, u32>,
+    supervisors: HashMap<String, mpsc::Sender<SupCmd>>,
+    sessions: HashMap<String, SessionHandle>,
+    /// Active simulated faults per hardware component.
+    faults: HashMap<String, String>,
+    blackboxes: HashMap<String, BlackBox>,
+    audit_incarnations: HashMap<String, watch::Sender<u32>>,
+    core: HaCore,
+    journal: mpsc::Sender<(String, String, serde_json::Value)>,
+    self_tx: mpsc::Sender<Msg>,
+    repo: Repository,
+    /// The recovery CRIM chose for the failure being handled (for the ASR).
+    last_recovery: Option<String>,
+}
+
+impl CoreState {
+    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        loop {
+            let deadline = self.cec.next_deadline();
+            let msg = tokio::select! {
+                m = rx.recv() => match m { Some(m) => m, None => return },
+                _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
+                    let now = Instant::now();
+                    for d in self.cec.tick(now) {
+                        self.verdict(d).await;
+                    }
+                    continue;
+                }
+            };
+            match msg {
+                Msg::Input(input, reply) => {
+                    let r = self.input(input).await;
+                    if let Some(reply) = reply {
+                        let _ = reply.send(r);
+                    }
+                }
+                Msg::Report(r) => {
+                    let d = self.cec.report(r, Instant::now());
+                    self.verdict(d).await;
+                }
+                Msg::Views(reply) => {
+                    let _ = reply.send(self.crim.components());
+                }
+                Msg::SessionOpen {
+                    component,
+                    pid,
+                    session,
+                    reply,
+                } => {
+                    let r = self.session_open(&component, pid, session);
+                    let ok = r.is_ok();
+                    let _ = reply.send(r);
+                    if ok {
+                        let inc = self.incarnations[&component];
+                        let _ = self
+                            .input(Input::Registered {
+                                component,
+                                incarnation: inc,
+                            })
+                            .await;
+                    }
+                }
+                Msg::SessionMsg { component, id, msg } => {
+                    self.session_msg(&component, id, msg).await
+                }
+                Msg::SessionClosed { component, id } => {
+                    if self.sessions.get(&component).is_some_and(|s| s.id == id) {
+                        self.sessions.remove(&component);
+                        self.core.checkpoints.remove_component(&component);
+                        let inc = self.incarnations[&component];
+                        let d = self.cec.report(
+                            ErrorReport {
+                                component,
+                                incarnation: inc,
+                                kind: ErrorKind::HealthReport,
+                                detail: "connection to the agent closed".into(),
+                            },
+                            Instant::now(),
+                        );
+                        self.verdict(d).await;
+                    }
+                }
+                Msg::Spawned {
+                    component,
+                    incarnation,
+                    pid,
+                } => {
+                    self.core.naming.bind(
+                        &format!("component/{component}"),
+                        &pid.map_or_else(|| "none".to_string(), |p| format!("pid:{p}")),
+                    );
+                    self.record(
+                        &component,
+                        format!("started incarnation {incarnation} pid {pid:?}"),
+                    );
+                    self.publish(EventKind::Process {
+                        component: component.clone(),
+                        pid,
+                        incarnation,
+                    });
+                    // A plain process is ready once started.
+                    if pid.is_some()
+                        && matches!(self.specs[&component].kind, Kind::Process { .. })
+                        && self.incarnations[&component] == incarnation
+                    {
+                        let _ = self
+                            .input(Input::Registered {
+                                component,
+                                incarnation,
+                            })
+                            .await;
+                    }
+                }
+                Msg::RoleDone {
+                    component,
+                    incarnation,
+                    state,
+                } => {
+                    if self.incarnations.get(&component) == Some(&incarnation) {
+                        let _ = self.input(Input::Acked { component, state }).await;
+                    }
+                }
+                Msg::Fault {
+                    component,
+                    fault,
+                    reply,
+                } => {
+                    let r = self.fault(&component, &fault).await;
+                    let _ = reply.send(r);
+                }
+                Msg::Shutdown(reply) => {
+                    self.shutdown_components().await;
+                    let _ = reply.send(());
+                    return;
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, kind: EventKind) {
+        let e = self.core.events.publish(kind);
+        let body = serde_json::to_value(&*e).unwrap_or_default();
+        // A full journal queue drops the record, never blocks a decision.
+        if self
+            .journal
+            .try_send((
+                e.kind.name().to_string(),
+                e.kind.subject().to_string(),
+                body,
+            ))
+            .is_err()
+        {
+            tracing::warn!("journal queue full: an event was not recorded");
+        }
+    }
+
+    fn record(&mut self, component: &str, text: String) {
+        if let Some(b) = self.blackboxes.get_mut(component) {
+            b.record(text);
+        }
+    }
+
+    async fn verdict(&mut self, d: crate::cec::Decision) {
+        tracing::info!(component = %d.component, verdict = d.verdict.name(), reason = %d.reason, "CEC verdict");
+        self.publish(EventKind::Verdict {
+            component: d.component.clone(),
+            verdict: match &d.verdict {
+                Verdict::Retarget { to, .. } => format!("retarget:{to}"),
+                v => v.name().to_string(),
+            },
+            reason: d.reason.clone(),
+        });
+        let (report, escalated) = match d.verdict {
+            Verdict::Forward(r) => (r, false),
+            Verdict::Escalate(r) => (r, true),
+            Verdict::Retarget { to, mut report } => {
+                report.incarnation = self.incarnations.get(&to).copied().unwrap_or(0);
+                report.component = to;
+                (report, false)
+            }
+            Verdict::Hold | Verdict::DiscardStale | Verdict::DiscardDuplicate => return,
+        };
+        let component = report.component.clone();
+        let incarnation = report.incarnation;
+        // Saved with the failure report: what the component did lately.
+        let blackbox = self
+            .blackboxes
+            .get(&component)
+            .map(BlackBox::snapshot)
+            .unwrap_or_default();
+        let _ = self.journal.try_send((
+            "failure".into(),
+            component.clone(),
+            serde_json::json!({
+                "kind": report.kind.name(), "detail": report.detail, "incarnation": incarnation,
+                "blackbox": blackbox.iter().map(|(t, r)| serde_json::json!({"time": t, "record": r})).collect::<Vec<_>>(),
+            }),
+        ));
+        let served = self
+            .crim
+            .component(&component)
+            .map(|v| v.active)
+            .unwrap_or_default();
+        let input = Input::Failed {
+            component: component.clone(),
+            incarnation,
+            reason: format!("{}: {}", report.kind.name(), report.detail),
+            escalated,
+        };
+        match self.input(input).await {
+            Ok(()) => {
+                self.cec.recovery_started(&component, incarnation);
+                // An incident; service is lost if one of its SIs has no active now.
+                let lost = served
+                    .iter()
+                    .any(|si| self.crim.si(si).is_none_or(|(a, _)| a.is_none()));
+                let recovery = self.last_recovery.take().unwrap_or_default();
+                let asr = self.core.asr.clone();
+                let si = served.join(",");
+                tokio::spawn(async move {
+                    if let Err(e) = asr
+                        .open(&component, &si, Timestamp::now().0, lost, &recovery)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot record incident");
+                    }
+                });
+            }
+            Err(e) => tracing::debug!(error = %e, "failure report not applied"),
+        }
+    }
+
+    async fn input(&mut self, input: Input) -> Result<(), CrimError> {
+        let acked =
+            matches!(&input, Input::Acked { state, .. } if *state != AvailabilityState::OffLine)
+                .then(|| match &input {
+                    Input::Acked { component, .. } => component.clone(),
+                    _ => unreachable!(),
+                });
+        let effects = self.crim.handle(input, Instant::now())?;
+        if let Some(c) = acked
+            && self.crim.component(&c).is_some_and(|v| v.acked.is_some())
+        {
+            let asr = self.core.asr.clone();
+            tokio::spawn(async move {
+                let _ = asr.close(&c, Timestamp::now().0).await;
+            });
+        }
+        // Roles first: the fail-over path must not wait for restarts.
+        let (assigns, rest): (Vec<Effect>, Vec<Effect>) = effects
+            .into_iter()
+            .partition(|e| matches!(e, Effect::Assign { .. }));
+        for e in assigns.into_iter().chain(rest) {
+            self.effect(e).await;
+        }
+        Ok(())
+    }
+
+    async fn effect(&mut self, e: Effect) {
+        match e {
+            Effect::Assign {
+                component,
+                state,
+                active,
+                standby,
+            } => {
+                self.record(
+                    &component,
+                    format!("assigned {state} active={active:?} standby={standby:?}"),
+                );
+                self.assign(&component, state, active, standby);
+            }
+            Effect::Restart { component, reason } => {
+                self.record(&component, format!("restart: {reason}"));
+                self.core.checkpoints.remove_component(&component);
+                self.start_component(&component).await;
+            }
+            Effect::Stop { component, reason } => {
+                self.record(&component, format!("stop: {reason}"));
+                self.core.checkpoints.remove_component(&component);
+                if let Some(s) = self.supervisors.get(&component) {
+                    let _ = s.send(SupCmd::Stop).await;
+                }
+            }
+            Effect::Event(kind) => {
+                if let EventKind::Recovery { action, .. } = &kind {
+                    self.last_recovery = Some(action.clone());
+                }
+                if let EventKind::StateChanged {
+                    component,
+                    from,
+                    to,
+                    reason,
+                } = &kind
+                {
+                    tracing::info!(%component, %from, %to, %reason, "availability state changed");
+                }
+                self.publish(kind);
+            }
+        }
+    }
+
+    fn assign(
+        &mut self,
+        component: &str,
+        state: AvailabilityState,
+        active: Vec<String>,
+        standby: Vec<String>,
+    ) {
+        let inc = self.incarnations[component];
+        match &self.specs[component].kind {
+            Kind::HaAware { .. } => {
+                let Some(s) = self.sessions.get(component) else {
+                    return;
+                };
+                s.role.send_replace(Role {
+                    state: Some(state),
+                    active: active.clone(),
+                    standby: standby.clone(),
+                });
+                for si in &active {
+                    self.core.checkpoints.remove_standby(si, component);
+                }
+                // Hot standbys follow the checkpoints; warm ones do not.
+                let hot = self
+                    .crim
+                    .group(
+                        &self
+                            .crim
+                            .component(component)
+                            .map(|v| v.sg)
+                            .unwrap_or_default(),
+                    )
+                    .is_some_and(|g| g.standby == halyard_cluster_model::model::StandbyMode::Hot);
+                if hot && self.specs[component].checkpoint != CheckpointMode::NoCheckpoints {
+                    for si in &standby {
+                        self.core
+                            .checkpoints
+                            .add_standby(si, component, s.push.clone());
+                    }
+                }
+                let _ = s.tx.try_send(ToComponent::Assign {
+                    state: state.yang_name().to_string(),
+                    active,
+                    standby,
+                });
+            }
+            Kind::Process {
+                role: Some(cmd),
+                env,
+                ..
+            } => {
+                let cmd = cmd.clone();
+                let env = env.clone();
+                let tx = self.self_tx.clone();
+                let component = component.to_string();
+                tokio::spawn(async move {
+                    let Some((prog, args)) = cmd.split_first() else {
+                        return;
+                    };
+                    let ok = tokio::process::Command::new(prog)
+                        .args(args)
+                        .envs(env)
+                        .env("HALYARD_COMPONENT", &component)
+                        .env("HALYARD_ROLE", state.yang_name())
+                        .env("HALYARD_ACTIVE", active.join(","))
+                        .env("HALYARD_STANDBY", standby.join(","))
+                        .stdin(Stdio::null())
+                        .kill_on_drop(true)
+                        .status()
+                        .await
+                        .is_ok_and(|s| s.success());
+                    if ok {
+                        let _ = tx
+                            .send(Msg::RoleDone {
+                                component,
+                                incarnation: inc,
+                                state,
+                            })
+                            .await;
+                    }
+                });
+            }
+            Kind::Process { role: None, .. } | Kind::Hardware => {
+                let tx = self.self_tx.clone();
+                let component = component.to_string();
+                // No role command: the role is taken at once.
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Msg::RoleDone {
+                            component,
+                            incarnation: inc,
+                            state,
+                        })
+                        .await;
+                });
+            }
+        }
+    }
+
+    /// Starts (or restarts) a component as a new incarnation.
+    async fn start_component(&mut self, name: &str) {
+        let inc = self.incarnations.get(name).copied().unwrap_or(0) + 1;
+        self.incarnations.insert(name.to_string(), inc);
+        self.cec.incarnation(name, inc);
+        if let Some(w) = self.audit_incarnations.get(name) {
+            w.send_replace(inc);
+        }
+        let repo = self.repo.clone();
+        let key = format!("/components/{name}/incarnation");
+        tokio::spawn(async move {
+            if let Err(e) = repo.set(&key, inc).await {
+                tracing::warn!(error = %e, "cannot persist incarnation");
+            }
+        });
+        match &self.specs[name].kind {
+            Kind::Hardware => {
+                if self.faults.contains_key(name) {
+                    // A persistent fault: the reset does not bring it back.
+                    return;
+                }
+                let _ = self.self_tx.try_send(Msg::Spawned {
+                    component: name.to_string(),
+                    incarnation: inc,
+                    pid: None,
+                });
+                let tx = self.self_tx.clone();
+                let component = name.to_string();
+                tokio::spawn(async move {
+                    let _ = tx
+                        .send(Msg::Input(
+                            Input::Registered {
+                                component,
+                                incarnation: inc,
+                            },
+                            None,
+                        ))
+                        .await;
+                });
+            }
+            _ => {
+                if let Some(s) = self.supervisors.get(name) {
+                    let _ = s.send(SupCmd::Start(inc)).await;
+                }
+            }
+        }
+    }
+
+    fn session_open(
+        &mut self,
+        component: &str,
+        _pid: u32,
+        session: SessionHandle,
+    ) -> Result<u32, (ErrorCode, String)> {
+        match self.specs.get(component).map(|s| &s.kind) {
+            Some(Kind::HaAware { .. }) => {}
+            Some(_) => {
+                return Err((
+                    ErrorCode::UnknownComponent,
+                    format!("{component} is not an HA-aware component"),
+                ));
+            }
+            None => {
+                return Err((
+                    ErrorCode::UnknownComponent,
+                    format!("no component named {component}"),
+                ));
+            }
+        }
+        let incarnation = self.incarnations[component];
+        // Sent by the core, so it precedes every assignment in the queue.
+        let _ = session.tx.try_send(ToComponent::Registered { incarnation });
+        self.sessions.insert(component.to_string(), session);
+        Ok(incarnation)
+    }
+
+    async fn session_msg(&mut self, component: &str, id: u64, msg: ToAgent) {
+        if self.sessions.get(component).is_none_or(|s| s.id != id) {
+            return;
+        }
+        let r = match msg {
+            ToAgent::Ack { state } => match state.parse::<AvailabilityState>() {
+                Ok(state) => {
+                    self.input(Input::Acked {
+                        component: component.to_string(),
+                        state,
+                    })
+                    .await
+                }
+                Err(e) => {
+                    self.session_error(component, ErrorCode::Malformed, e);
+                    return;
+                }
+            },
+            ToAgent::Health { ok: false, detail } => {
+                let inc = self.incarnations[component];
+                let d = self.cec.report(
+                    ErrorReport {
+                        component: component.to_string(),
+                        incarnation: inc,
+                        kind: ErrorKind::HealthReport,
+                        detail,
+                    },
+                    Instant::now(),
+                );
+                self.verdict(d).await;
+                return;
+            }
+            ToAgent::Health { ok: true, .. } => {
+                self.core.watchdog.pet();
+                return;
+            }
+            ToAgent::Offline { reason } => {
+                self.input(Input::RequestOffline {
+                    component: component.to_string(),
+                    reason,
+                })
+                .await
+            }
+            ToAgent::Online => {
+                self.input(Input::RequestOnline {
+                    component: component.to_string(),
+                })
+                .await
+            }
+            other => {
+                self.session_error(
+                    component,
+                    ErrorCode::OutOfOrder,
+                    format!("unexpected {other:?}"),
+                );
+                return;
+            }
+        };
+        if let Err(e) = r {
+            self.session_error(component, ErrorCode::Refused, e.to_string());
+        }
+    }
+
+    fn session_error(&self, component: &str, code: ErrorCode, message: String) {
+        if let Some(s) = self.sessions.get(component) {
+            let _ = s.tx.try_send(ToComponent::Error { code, message });
+        }
+    }
+
+    async fn fault(&mut self, name: &str, fault: &str) -> Result<(), CoreError> {
+        let spec = self
+            .specs
+            .get(name)
+            .ok_or_else(|| CoreError::UnknownComponent(name.to_string()))?
+            .clone();
+        let inc = self.incarnations[name];
+        let unknown = || CoreError::UnknownFault {
+            component: name.to_string(),
+            fault: fault.to_string(),
+        };
+        match (fault, &spec.kind) {
+            ("crash", Kind::Process { .. } | Kind::HaAware { .. }) => {
+                // A real crash: the process is killed and the supervisor reports its exit.
+                if let Some(pid) = self
+                    .core
+                    .naming
+                    .resolve(&format!("component/{name}"))
+                    .and_then(|h| h.strip_prefix("pid:").and_then(|p| p.parse::<i32>().ok()))
+                {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(pid),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
+                Ok(())
+            }
+            ("crash" | "fan-stall" | "power-loss", Kind::Hardware) => {
+                // power-loss takes the hardware children down with it.
+                let mut victims = vec![name.to_string()];
+                if fault == "power-loss" {
+                    victims.extend(
+                        self.descendants(name)
+                            .into_iter()
+                            .filter(|c| self.specs[c].kind == Kind::Hardware),
+                    );
+                }
+                let (cause, text) = match fault {
+                    "power-loss" => (ProbableCause::PowerProblem, "power lost"),
+                    "fan-stall" => (ProbableCause::CoolingFanFailure, "fan stalled"),
+                    _ => (ProbableCause::ReplaceableUnitProblem, "unit failed"),
+                };
+                self.publish(EventKind::alarm(
+                    name,
+                    cause,
+                    PerceivedSeverity::Critical,
+                    text,
+                    false,
+                ));
+                for v in victims {
+                    self.faults.insert(v.clone(), fault.to_string());
+                    let vinc = self.incarnations[&v];
+                    let d = self.cec.report(
+                        ErrorReport {
+                            component: v,
+                            incarnation: vinc,
+                            kind: ErrorKind::Hardware,
+                            detail: text.to_string(),
+                        },
+                        Instant::now(),
+                    );
+                    self.verdict(d).await;
+                }
+                let _ = inc;
+                Ok(())
+            }
+            ("repair", Kind::Hardware) => {
+                let mut repaired = vec![name.to_string()];
+                repaired.extend(self.descendants(name));
+                for r in repaired {
+                    if self.faults.remove(&r).is_some() {
+                        self.publish(EventKind::alarm(
+                            &r,
+                            ProbableCause::ReplaceableUnitProblem,
+                            PerceivedSeverity::Cleared,
+                            "repaired",
+                            true,
+                        ));
+                        self.start_component(&r).await;
+                    }
+                }
+                Ok(())
+            }
+            _ => Err(unknown()),
+        }
+    }
+
+    fn descendants(&self, name: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut stack = vec![name.to_string()];
+        while let Some(p) = stack.pop() {
+            for c in self
+                .specs
+                .values()
+                .filter(|c| c.parent.as_deref() == Some(p.as_str()))
+            {
+                out.push(c.name.clone());
+                stack.push(c.name.clone());
+            }
+        }
+        out
+    }
+
+    /// Children before parents: deepest components stop first.
+    async fn shutdown_components(&mut self) {
+        let depth = |n: &str| {
+            let mut d = 0;
+            let mut cur = self.specs.get(n).and_then(|s| s.parent.clone());
+            while let Some(p) = cur {
+                d += 1;
+                cur = self.specs.get(&p).and_then(|s| s.parent.clone());
+            }
+            d
+        };
+        let mut order: Vec<String> = self.specs.keys().cloned().collect();
+        order.sort_by_key(|n| std::cmp::Reverse(depth(n)));
+        for name in order {
+            if let Some(s) = self.supervisors.get(&name) {
+                let _ = s.send(SupCmd::Stop).await;
+            }
+        }
+    }
+}
+
+/// Runs one process component: starts it on command, reports its exit at once.
+async fn supervise(
+    spec: ComponentSpec,
+    socket: PathBuf,
+    mut cmds: mpsc::Receiver<SupCmd>,
+    core: mpsc::Sender<Msg>,
+    grace: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (command, env) = match &spec.kind {
+        Kind::Process { start, env, .. } => (start.clone(), env.clone()),
+        Kind::HaAware { command, env } => (command.clone(), env.clone()),
+        Kind::Hardware => return,
+    };
+    let mut child: Option<(tokio::process::Child, u32)> = None;
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                None => break,
+                Some(SupCmd::Start(inc)) => {
+                    if let Some((mut old, _)) = child.take() {
+                        let _ = old.start_kill();
+                        let _ = old.wait().await;
+                    }
+                    let Some((prog, args)) = command.split_first() else { continue };
+                    let spawned = tokio::process::Command::new(prog)
+                        .args(args)
+                        .envs(env.iter().cloned())
+                        .env("HALYARD_SOCKET", &socket)
+                        .env("HALYARD_COMPONENT", &spec.name)
+                        .env("HALYARD_INCARNATION", inc.to_string())
+                        .stdin(Stdio::null())
+                        .kill_on_drop(true)
+                        .spawn();
+                    match spawned {
+                        Ok(c) => {
+                            let pid = c.id();
+                            tracing::info!(incarnation = inc, pid, "component process started");
+                            child = Some((c, inc));
+                            let _ = core.send(Msg::Spawned { component: spec.name.clone(), incarnation: inc, pid }).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, command = %prog, "cannot start component process");
+                            let _ = core.send(Msg::Report(ErrorReport {
+                                component: spec.name.clone(),
+                                incarnation: inc,
+                                kind: ErrorKind::ProcessExit,
+                                detail: format!("cannot start {prog}: {e}"),
+                            })).await;
+                        }
+                    }
+                }
+                Some(SupCmd::Stop) => {
+                    if let Some((c, _)) = child.take() {
+                        stop_child(c, grace).await;
+                    }
+                }
+            },
+            status = async { child.as_mut().expect("guarded").0.wait().await }, if child.is_some() => {
+                let (_, inc) = child.take().expect("child");
+                let detail = match status {
+                    Ok(s) => format!("process exited: {s}"),
+                    Err(e) => format!("process lost: {e}"),
+                };
+                tracing::warn!(incarnation = inc, %detail, "component process exited");
+                let _ = core.send(Msg::Report(ErrorReport {
+                    component: spec.name.clone(),
+                    incarnation: inc,
+                    kind: ErrorKind::ProcessExit,
+                    detail,
+                })).await;
+            }
+            _ = stop.changed() => break,
+        }
+    }
+    if let Some((c, _)) = child.take() {
+        stop_child(c, grace).await;
+    }
+}
+
+/// SIGTERM, then SIGKILL after the grace period.
+async fn stop_child(mut c: tokio::process::Child, grace: Duration) {
+    if let Some(pid) = c.id() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+    }
+    if tokio::time::timeout(grace, c.wait()).await.is_err() {
+        let _ = c.start_kill();
+        let _ = c.wait().await;
+    }
+}
+
+/// Accepts HA-aware sessions on the Unix socket.
+async fn accept_sessions(
+    listener: UnixListener,
+    core: mpsc::Sender<Msg>,
+    checkpoints: CheckpointService,
+    deadline: Duration,
+    specs: Vec<ComponentSpec>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let modes: Arc<HashMap<String, CheckpointMode>> = Arc::new(
+        specs
+            .iter()
+            .map(|s| (s.name.clone(), s.checkpoint))
+            .collect(),
+    );
+    let mut sessions = JoinSet::new();
+    let mut next_id = 1u64;
+    loop {
+        tokio::select! {
+            conn = listener.accept() => {
+                let Ok((stream, _)) = conn else { continue };
+                let id = next_id;
+                next_id += 1;
+                sessions.spawn(session(stream, id, core.clone(), checkpoints.clone(), deadline, modes.clone()));
+            }
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            _ = stop.changed() => break,
+        }
+    }
+    sessions.abort_all();
+}
+
+/// One HA-aware component's connection.
+async fn session(
+    stream: UnixStream,
+    id: u64,
+    core: mpsc::Sender<Msg>,
+    checkpoints: CheckpointService,
+    deadline: Duration,
+    modes: Arc<HashMap<String, CheckpointMode>>,
+) {
+    let (r, mut w) = stream.into_split();
+    let mut reader = BufReader::new(r);
+    let (out_tx, mut out_rx) = mpsc::channel::<ToComponent>(256);
+    let (push_tx, mut push_rx) = mpsc::channel::<CheckpointPush>(1024);
+    let role = Arc::new(watch::channel(Role::default()).0);
+    // The writer: everything to the component goes through one queue.
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            if w.write_all(encode(&m).as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut component: Option<String> = None;
+    let mut line = Vec::new();
+    loop {
+        // A push may interrupt a partly read line: what was read stays in
+        // `line` (read_line_limited only appends), so nothing is lost.
+        let read = tokio::select! {
+            r = read_line_limited(&mut reader, &mut line) => r,
+            Some(push) = push_rx.recv() => {
+                let m = match push {
+                    CheckpointPush::Full { seq, entries } => ToComponent::CheckpointState { seq, entries },
+                    CheckpointPush::Increment { seq, key, value } => ToComponent::Checkpoint { seq, key, value },
+                };
+                let _ = out_tx.send(m).await;
+                continue;
+            }
+        };
+        match read {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(LineError::TooLong) => {
+                let _ = out_tx
+                    .send(ToComponent::Error {
+                        code: ErrorCode::Fatal,
+                        message: format!("line longer than {MAX_LINE} bytes"),
+                    })
+                    .await;
+                break;
+            }
+            Err(LineError::Io) => break,
+        }
+        let parsed = serde_json::from_slice::<ToAgent>(&line);
+        line.clear();
+        let msg: ToAgent = match parsed {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = out_tx
+                    .send(ToComponent::Error {
+                        code: ErrorCode::Malformed,
+                        message: e.to_string(),
+                    })
+                    .await;
+                continue;
+            }
+        };
+        match (&component, msg) {
+            (
+                None,
+                ToAgent::Register {
+                    version,
+                    component: name,
+                    pid,
+                },
+            ) => {
+                if version != VERSION {
+                    let _ = out_tx.send(ToComponent::Error { code: ErrorCode::Version, message: format!("protocol version {version} unsupported; this agent speaks {VERSION}") }).await;
+                    continue;
+                }
+                let (reply_tx, reply_rx) = oneshot::channel();
+                let handle = SessionHandle {
+                    id,
+                    tx: out_tx.clone(),
+                    push: push_tx.clone(),
+                    role: role.clone(),
+                };
+                if core
+                    .send(Msg::SessionOpen {
+                        component: name.clone(),
+                        pid,
+                        session: handle,
+                        reply: reply_tx,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+                match reply_rx.await {
+                    Ok(Ok(_incarnation)) => component = Some(name),
+                    Ok(Err((code, message))) => {
+                        let _ = out_tx.send(ToComponent::Error { code, message }).await;
+                    }
+                    Err(_) => break,
+                }
+            }
+            (None, other) => {
+                let _ = out_tx
+                    .send(ToComponent::Error {
+                        code: ErrorCode::OutOfOrder,
+                        message: format!("register first (got {})", op_name(&other)),
+                    })
+                    .await;
+            }
+            (Some(_), ToAgent::Register { .. }) => {
+                let _ = out_tx
+                    .send(ToComponent::Error {
+                        code: ErrorCode::OutOfOrder,
+                        message: "already registered".into(),
+                    })
+                    .await;
+            }
+            (Some(name), ToAgent::CheckpointWrite { key, value }) => {
+                let r = role.borrow().clone();
+                let Some(si) = r
+                    .active
+                    .first()
+                    .cloned()
+                    .filter(|_| r.state == Some(AvailabilityState::Primary))
+                else {
+                    let _ = out_tx
+                        .send(ToComponent::Error {
+                            code: ErrorCode::Refused,
+                            message: "only a primary writes checkpoints".into(),
+                        })
+                        .await;
+                    continue;
+                };
+                let sync = modes.get(name) == Some(&CheckpointMode::Synchronous);
+                let seq = match checkpoints.write(&si, &key, &value, sync, deadline).await {
+                    Ok(seq) => seq,
+                    Err(e) => {
+                        tracing::warn!(component = %name, error = %e, "synchronous checkpoint incomplete");
+                        e.seq
+                    }
+                };
+                let _ = out_tx.send(ToComponent::CheckpointWritten { seq }).await;
+            }
+            (Some(_), ToAgent::CheckpointRead) => {
+                let r = role.borrow().clone();
+                let si = r
+                    .active
+                    .first()
+                    .or(r.standby.first())
+                    .cloned()
+                    .unwrap_or_default();
+                let (seq, entries) = checkpoints.read(&si);
+                let _ = out_tx
+                    .send(ToComponent::CheckpointState { seq, entries })
+                    .await;
+            }
+            (Some(name), ToAgent::CheckpointAck { seq }) => {
+                for si in role.borrow().standby.iter() {
+                    checkpoints.acknowledge(si, name, seq);
+                }
+            }
+            (Some(name), msg) => {
+                if core
+                    .send(Msg::SessionMsg {
+                        component: name.clone(),
+                        id,
+                        msg,
+                    })
+                    .await
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        }
+    }
+    if let Some(name) = component {
+        let _ = core
+            .send(Msg::SessionClosed {
+                component: name,
+                id,
+            })
+            .await;
+    }
+    drop(out_tx);
+    let _ = writer.await;
+}
+
+fn op_name(m: &ToAgent) -> &'static str {
+    match m {
+        ToAgent::Register { .. } => "register",
+        ToAgent::Ack { .. } => "ack",
+        ToAgent::CheckpointWrite { .. } => "checkpoint-write",
+        ToAgent::CheckpointRead => "checkpoint-read",
+        ToAgent::CheckpointAck { .. } => "checkpoint-ack",
+        ToAgent::Health { .. } => "health",
+        ToAgent::Offline { .. } => "offline",
+        ToAgent::Online => "online",
+    }
+}
+
+enum LineError {
+    TooLong,
+    Io,
+}
+
+/// Reads one line of at most MAX_LINE bytes (without the newline).
+async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
+    r: &mut R,
+    out: &mut Vec<u8>,
+) -> Result<usize, LineError> {
+    loop {
+        let buf = r.fill_buf().await.map_err(|_| LineError::Io)?;
+        if buf.is_empty() {
+            return Ok(out.len());
+        }
+        if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            out.extend_from_slice(&buf[..i]);
+            r.consume(i + 1);
+            return Ok(out.len() + 1);
+        }
+        let n = buf.len();
+        out.extend_from_slice(buf);
+        r.consume(n);
+        if out.len() > MAX_LINE {
+            return Err(LineError::TooLong);
+        }
+    }
+}

@@ -1,0 +1,724 @@
+//! CRIM, the component role and instance manager: the only decider of
+//! availability states and assignments.
+//!
+//! A pure state machine: [`Crim::handle`] takes one input and the current
+//! time and returns effects (assign a role, restart, stop, publish an
+//! event). The runtime executes the effects; tests replay inputs and check
+//! effects, with no processes and no clock.
+//!
+//! After every input CRIM reconciles each affected service group: it drops
+//! assignments of components that cannot serve, gives every service
+//! instance an active component (promoting its standby first: that is the
+//! fail-over), fills standbys per the redundancy model, and moves every
+//! component to the availability state its assignments imply, along the
+//! transitions of FIG. 5 only.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use halyard_cluster_model::model::{
+    AdminState, AssignmentRole, AvailabilityState, OperState, PerceivedSeverity, ProbableCause,
+    RecoveryAction, RedundancyModel, StandbyMode,
+};
+use tokio::time::Instant;
+
+use crate::events::EventKind;
+use crate::state::{check_transition, path};
+
+/// A service group's configuration (from the repository / config file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SgConfig {
+    pub name: String,
+    pub model: RedundancyModel,
+    pub standby: StandbyMode,
+    /// Wanted secondaries (N+M: M; 2N: 1).
+    pub preferred_secondaries: u32,
+    /// The first step of the escalation ladder.
+    pub first_recovery: RecoveryAction,
+    /// Failures allowed within `probation` before escalating.
+    pub max_restarts: u32,
+    pub probation: Duration,
+    /// Member components, in preference order.
+    pub members: Vec<String>,
+    /// Service instances.
+    pub sis: Vec<String>,
+}
+
+/// An input to CRIM.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Input {
+    /// The component (re)started and is ready for a role.
+    Registered {
+        component: String,
+        incarnation: u32,
+    },
+    /// The component acknowledged its role.
+    Acked {
+        component: String,
+        state: AvailabilityState,
+    },
+    /// A correlated error report: the component failed.
+    Failed {
+        component: String,
+        incarnation: u32,
+        reason: String,
+        /// The CEC saw repeated reports: skip a rung of the ladder.
+        escalated: bool,
+    },
+    /// Operator (or COpCo) requests, and a component's own request.
+    SetAdmin {
+        component: String,
+        admin: AdminState,
+    },
+    SwitchOver {
+        component: String,
+    },
+    Restart {
+        component: String,
+    },
+    /// The component asks to go off-line (e.g. to run diagnostics).
+    RequestOffline {
+        component: String,
+        reason: String,
+    },
+    RequestOnline {
+        component: String,
+    },
+}
+
+/// What CRIM wants done.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Tell the component its role and service instances.
+    Assign {
+        component: String,
+        state: AvailabilityState,
+        active: Vec<String>,
+        standby: Vec<String>,
+    },
+    /// Restart the component (a new incarnation).
+    Restart { component: String, reason: String },
+    /// Stop the component and keep it stopped.
+    Stop { component: String, reason: String },
+    /// Publish (and journal) an event.
+    Event(EventKind),
+}
+
+/// Refusals of operator requests and bad inputs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CrimError {
+    #[error("unknown component {0}")]
+    UnknownComponent(String),
+    #[error("component {component} cannot switch over: {reason}")]
+    CannotSwitchOver { component: String, reason: String },
+    #[error("stale report about incarnation {got} of {component}, now {current}")]
+    Stale {
+        component: String,
+        got: u32,
+        current: u32,
+    },
+    #[error(transparent)]
+    Illegal(#[from] crate::state::IllegalTransition),
+}
+
+#[derive(Debug, Clone)]
+struct Comp {
+    sg: String,
+    admin: AdminState,
+    oper: OperState,
+    avail: AvailabilityState,
+    incarnation: u32,
+    /// Registered and not failed since.
+    up: bool,
+    /// Restarting in place: keeps its assignments while it restarts.
+    keep_role: bool,
+    /// Asked to go off-line by itself.
+    offline_requested: bool,
+    /// Disabled by escalation: not restarted, not assigned.
+    disabled: bool,
+    /// Avoid giving it active assignments (switch-over in progress).
+    demote: bool,
+    failures: Vec<Instant>,
+    acked: Option<AvailabilityState>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct SiAssign {
+    active: Option<String>,
+    standby: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+struct Sg {
+    cfg: SgConfig,
+    sis: BTreeMap<String, SiAssign>,
+}
+
+/// The decider. Owned by one task: decisions are single-writer.
+#[derive(Debug, Default)]
+pub struct Crim {
+    sgs: BTreeMap<String, Sg>,
+    comps: BTreeMap<String, Comp>,
+}
+
+/// A component's view, for reads and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComponentView {
+    pub name: String,
+    pub sg: String,
+    pub admin: AdminState,
+    pub oper: OperState,
+    pub avail: AvailabilityState,
+    pub incarnation: u32,
+    pub active: Vec<String>,
+    pub standby: Vec<String>,
+    pub acked: Option<AvailabilityState>,
+}
+
+impl Crim {
+    pub fn new(groups: Vec<SgConfig>) -> Self {
+        let mut crim = Crim::default();
+        for cfg in groups {
+            for m in &cfg.members {
+                crim.comps.insert(
+                    m.clone(),
+                    Comp {
+                        sg: cfg.name.clone(),
+                        admin: AdminState::Unlocked,
+                        oper: OperState::Disabled,
+                        avail: AvailabilityState::OffLine,
+                        incarnation: 0,
+                        up: false,
+                        keep_role: false,
+                        offline_requested: false,
+                        disabled: false,
+                        demote: false,
+                        failures: Vec::new(),
+                        acked: None,
+                    },
+                );
+            }
+            let sis = cfg
+                .sis
+                .iter()
+                .map(|s| (s.clone(), SiAssign::default()))
+                .collect();
+            crim.sgs.insert(cfg.name.clone(), Sg { cfg, sis });
+        }
+        crim
+    }
+
+    pub fn component(&self, name: &str) -> Option<ComponentView> {
+        let c = self.comps.get(name)?;
+        let sg = &self.sgs[&c.sg];
+        Some(ComponentView {
+            name: name.to_string(),
+            sg: c.sg.clone(),
+            admin: c.admin,
+            oper: c.oper,
+            avail: c.avail,
+            incarnation: c.incarnation,
+            active: sg
+                .sis
+                .iter()
+                .filter(|(_, a)| a.active.as_deref() == Some(name))
+                .map(|(s, _)| s.clone())
+                .collect(),
+            standby: sg
+                .sis
+                .iter()
+                .filter(|(_, a)| a.standby.iter().any(|x| x == name))
+                .map(|(s, _)| s.clone())
+                .collect(),
+            acked: c.acked,
+        })
+    }
+
+    pub fn components(&self) -> Vec<ComponentView> {
+        self.comps
+            .keys()
+            .filter_map(|n| self.component(n))
+            .collect()
+    }
+
+    /// (active, standbys) of a service instance.
+    pub fn si(&self, si: &str) -> Option<(Option<String>, Vec<String>)> {
+        self.sgs
+            .values()
+            .find_map(|g| g.sis.get(si))
+            .map(|a| (a.active.clone(), a.standby.clone()))
+    }
+
+    pub fn group(&self, name: &str) -> Option<&SgConfig> {
+        self.sgs.get(name).map(|g| &g.cfg)
+    }
+
+    /// Handles one input at time `now`.
+    pub fn handle(&mut self, input: Input, now: Instant) -> Result<Vec<Effect>, CrimError> {
+        let mut fx = Vec::new();
+        let name = match &input {
+            Input::Registered { component, .. }
+            | Input::Acked { component, .. }
+            | Input::Failed { component, .. }
+            | Input::SetAdmin { component, .. }
+            | Input::SwitchOver { component }
+            | Input::Restart { component }
+            | Input::RequestOffline { component, .. }
+            | Input::RequestOnline { component } => component.clone(),
+        };
+        let comp = self
+            .comps
+            .get_mut(&name)
+            .ok_or_else(|| CrimError::UnknownComponent(name.clone()))?;
+        let sg = comp.sg.clone();
+        let reason: String;
+        match input {
+            Input::Registered { incarnation, .. } => {
+                comp.incarnation = comp.incarnation.max(incarnation);
+                comp.up = true;
+                comp.oper = OperState::Enabled;
+                comp.acked = None;
+                fx.push(Effect::Event(EventKind::OperChanged {
+                    component: name.clone(),
+                    enabled: true,
+                    reason: "registered".into(),
+                }));
+                // Restarted in place: its assignments were kept for it.
+                reason = if std::mem::take(&mut comp.keep_role) {
+                    "restarted in place".into()
+                } else {
+                    "registered".into()
+                };
+            }
+            Input::Acked { state, .. } => {
+                if state == comp.avail {
+                    comp.acked = Some(state);
+                }
+                return Ok(fx);
+            }
+            Input::Failed {
+                incarnation,
+                reason: why,
+                escalated,
+                ..
+            } => {
+                if incarnation < comp.incarnation || (!comp.up && !comp.keep_role) {
+                    return Err(CrimError::Stale {
+                        component: name,
+                        got: incarnation,
+                        current: comp.incarnation,
+                    });
+                }
+                let cfg = self.sgs[&sg].cfg.clone();
+                let comp = self.comps.get_mut(&name).expect("component");
+                comp.failures
+                    .retain(|t| now.saturating_duration_since(*t) <= cfg.probation);
+                comp.failures.push(now);
+                let k = comp.failures.len() as u32 + u32::from(escalated);
+                let action = ladder(&cfg, k);
+                comp.up = false;
+                comp.oper = OperState::Disabled;
+                comp.acked = None;
+                let why = format!(
+                    "{why} (failure {k} within {}s probation)",
+                    cfg.probation.as_secs()
+                );
+                fx.push(Effect::Event(EventKind::OperChanged {
+                    component: name.clone(),
+                    enabled: false,
+                    reason: why.clone(),
+                }));
+                fx.push(Effect::Event(EventKind::recovery(&name, action, &why)));
+                match action {
+                    RecoveryAction::SoftReset | RecoveryAction::HotRestart => {
+                        comp.keep_role = true;
+                        fx.push(Effect::Restart {
+                            component: name.clone(),
+                            reason: why.clone(),
+                        });
+                        // Keeps its assignments; shown off-line while restarting.
+                        if comp.avail != AvailabilityState::OffLine {
+                            let from = comp.avail;
+                            comp.avail = AvailabilityState::OffLine;
+                            fx.push(Effect::Event(EventKind::state_changed(
+                                &name,
+                                from,
+                                AvailabilityState::OffLine,
+                                &why,
+                            )));
+                        }
+                        return Ok(fx);
+                    }
+                    RecoveryAction::FailOver => {
+                        fx.push(Effect::Restart {
+                            component: name.clone(),
+                            reason: why.clone(),
+                        });
+                    }
+                    RecoveryAction::DisableComponent | RecoveryAction::NoRecovery => {
+                        comp.disabled = true;
+                        fx.push(Effect::Stop {
+                            component: name.clone(),
+                            reason: why.clone(),
+                        });
+                        fx.push(Effect::Event(EventKind::alarm(
+                            &name,
+                            ProbableCause::SoftwareError,
+                            PerceivedSeverity::Major,
+                            &format!("component disabled after repeated failures: {why}"),
+                            false,
+                        )));
+                    }
+                }
+                reason = why;
+            }
+            Input::SetAdmin { admin, .. } => {
+                let was = comp.admin;
+                comp.admin = admin;
+                if admin == AdminState::Unlocked && comp.disabled {
+                    // Unlocking a disabled component is the operator's repair.
+                    comp.disabled = false;
+                    comp.failures.clear();
+                    fx.push(Effect::Restart {
+                        component: name.clone(),
+                        reason: "unlocked after repair".into(),
+                    });
+                    fx.push(Effect::Event(EventKind::alarm(
+                        &name,
+                        ProbableCause::SoftwareError,
+                        PerceivedSeverity::Cleared,
+                        "component repaired",
+                        true,
+                    )));
+                }
+                reason = format!("administrative state {was} -> {admin}");
+            }
+            Input::SwitchOver { .. } => {
+                let g = &self.sgs[&sg];
+                let has_standby = g.sis.values().any(|a| {
+                    a.active.as_deref() == Some(name.as_str())
+                        && a.standby
+                            .iter()
+                            .any(|s| self.comps.get(s).is_some_and(|c| c.up))
+                });
+                if !has_standby {
+                    return Err(CrimError::CannotSwitchOver {
+                        component: name,
+                        reason: "it is not primary with a ready standby".into(),
+                    });
+                }
+                self.comps.get_mut(&name).expect("component").demote = true;
+                reason = "operator switch-over".into();
+            }
+            Input::Restart { .. } => {
+                comp.up = false;
+                comp.oper = OperState::Disabled;
+                fx.push(Effect::Restart {
+                    component: name.clone(),
+                    reason: "operator restart".into(),
+                });
+                reason = "operator restart".into();
+            }
+            Input::RequestOffline { reason: why, .. } => {
+                comp.offline_requested = true;
+                reason = format!("component asked to go off-line: {why}");
+            }
+            Input::RequestOnline { .. } => {
+                comp.offline_requested = false;
+                reason = "component asked to come back on-line".into();
+            }
+        }
+        self.reconcile(&sg, &reason, &mut fx);
+        if let Some(c) = self.comps.get_mut(&name) {
+            c.demote = false;
+        }
+        Ok(fx)
+    }
+
+    fn can_serve(&self, name: &str) -> bool {
+        self.comps.get(name).is_some_and(|c| {
+            c.up && !c.disabled && !c.offline_requested && c.admin == AdminState::Unlocked
+        })
+    }
+
+    /// Recomputes a group's assignments and moves states accordingly.
+    fn reconcile(&mut self, sg_name: &str, reason: &str, fx: &mut Vec<Effect>) {
+        let Some(sg) = self.sgs.get(sg_name) else {
+            return;
+        };
+        let cfg = sg.cfg.clone();
+        let before = sg.sis.clone();
+        let mut sis = sg.sis.clone();
+        let keeps = |c: &str| self.comps.get(c).is_some_and(|x| x.keep_role);
+        let serve = |c: &str| self.can_serve(c) || keeps(c);
+        let demoted: BTreeSet<String> = self
+            .comps
+            .iter()
+            .filter(|(_, c)| c.demote)
+            .map(|(n, _)| n.clone())
+            .collect();
+
+        // 1. Drop assignments that cannot stand.
+        for a in sis.values_mut() {
+            if a.active.as_deref().is_some_and(|c| !serve(c)) {
+                a.active = None;
+            }
+            a.standby.retain(|c| self.can_serve(c));
+        }
+        // Switch-over: the demoted primary yields to its standby.
+        for a in sis.values_mut() {
+            if let Some(act) = &a.active
+                && demoted.contains(act)
+                && let Some(pos) = a.standby.iter().position(|s| self.can_serve(s))
+            {
+                let new = a.standby.remove(pos);
+                let old = a.active.replace(new).expect("active");
+                a.standby.push(old);
+            }
+        }
+
+        let members: Vec<String> = cfg.members.clone();
+        let available: Vec<String> = members
+            .iter()
+            .filter(|m| self.can_serve(m))
+            .cloned()
+            .collect();
+        let primaries = |sis: &BTreeMap<String, SiAssign>| -> BTreeSet<String> {
+            sis.values().filter_map(|a| a.active.clone()).collect()
+        };
+
+        match cfg.model {
+            RedundancyModel::TwoN => {
+                // One primary carries every SI; one secondary backs them all.
+                let current = sis.values().find_map(|a| a.active.clone());
+                let primary = current.or_else(|| {
+                    let standby = sis
+                        .values()
+                        .flat_map(|a| a.standby.iter())
+                        .find(|s| !demoted.contains(*s))
+                        .cloned();
+                    standby
+                        .or_else(|| available.iter().find(|c| !demoted.contains(*c)).cloned())
+                        .or_else(|| available.first().cloned())
+                });
+                let secondary = primary.as_ref().and_then(|p| {
+                    sis.values()
+                        .flat_map(|a| a.standby.iter())
+                        .find(|s| *s != p)
+                        .cloned()
+                        .or_else(|| available.iter().find(|c| *c != p).cloned())
+                });
+                for a in sis.values_mut() {
+                    a.active = primary.clone();
+                    a.standby = secondary.iter().cloned().collect();
+                }
+            }
+            RedundancyModel::NoRedundancy => {
+                let mut used: BTreeSet<String> = primaries(&sis);
+                for a in sis.values_mut() {
+                    a.standby.clear();
+                    if a.active.is_none()
+                        && let Some(c) = available.iter().find(|c| !used.contains(*c))
+                    {
+                        a.active = Some(c.clone());
+                        used.insert(c.clone());
+                    }
+                }
+            }
+            RedundancyModel::NPlusM => {
+                // Each SI has its own primary; M secondaries back every SI.
+                let mut used = primaries(&sis);
+                for a in sis.values_mut() {
+                    if a.active.is_none() {
+                        let promote = a
+                            .standby
+                            .iter()
+                            .find(|s| !used.contains(*s))
+                            .cloned()
+                            .or_else(|| available.iter().find(|c| !used.contains(*c)).cloned());
+                        if let Some(c) = promote {
+                            used.insert(c.clone());
+                            a.active = Some(c);
+                        }
+                    }
+                }
+                let mut secondaries: Vec<String> = Vec::new();
+                for a in sis.values() {
+                    for s in &a.standby {
+                        if !used.contains(s) && !secondaries.contains(s) {
+                            secondaries.push(s.clone());
+                        }
+                    }
+                }
+                for c in &available {
+                    if secondaries.len() >= cfg.preferred_secondaries as usize {
+                        break;
+                    }
+                    if !used.contains(c) && !secondaries.contains(c) {
+                        secondaries.push(c.clone());
+                    }
+                }
+                secondaries.truncate(cfg.preferred_secondaries as usize);
+                for a in sis.values_mut() {
+                    a.standby = secondaries.clone();
+                }
+            }
+            RedundancyModel::NWayActive => {
+                // Everyone serves; SIs spread over the available components.
+                let mut load: BTreeMap<String, usize> =
+                    available.iter().map(|c| (c.clone(), 0)).collect();
+                for a in sis.values() {
+                    if let Some(c) = &a.active
+                        && let Some(n) = load.get_mut(c)
+                    {
+                        *n += 1;
+                    }
+                }
+                for a in sis.values_mut() {
+                    a.standby.clear();
+                    if a.active.is_none()
+                        && let Some((c, n)) = load.iter_mut().min_by_key(|(_, n)| **n)
+                    {
+                        *n += 1;
+                        a.active = Some(c.clone());
+                    }
+                }
+                // Rebalance onto idle components (one move each).
+                loop {
+                    let idle = load.iter().find(|(_, n)| **n == 0).map(|(c, _)| c.clone());
+                    let busiest = load
+                        .iter()
+                        .max_by_key(|(_, n)| **n)
+                        .map(|(c, n)| (c.clone(), *n));
+                    match (idle, busiest) {
+                        (Some(idle), Some((busy, n))) if n >= 2 => {
+                            if let Some(a) = sis
+                                .values_mut()
+                                .rev()
+                                .find(|a| a.active.as_deref() == Some(busy.as_str()))
+                            {
+                                a.active = Some(idle.clone());
+                            }
+                            *load.get_mut(&busy).expect("busy") -= 1;
+                            *load.get_mut(&idle).expect("idle") += 1;
+                        }
+                        _ => break,
+                    }
+                }
+            }
+        }
+
+        // Events for changed service instances.
+        for (si, a) in &sis {
+            let old = before.get(si).cloned().unwrap_or_default();
+            if old.active != a.active {
+                if let (Some(from), Some(to)) = (&old.active, &a.active) {
+                    fx.push(Effect::Event(EventKind::FailedOver {
+                        si: si.clone(),
+                        from: from.clone(),
+                        to: to.clone(),
+                        reason: reason.to_string(),
+                    }));
+                }
+                if let Some(from) = &old.active {
+                    fx.push(assignment_event(si, from, AssignmentRole::Active, false));
+                }
+                if let Some(to) = &a.active {
+                    fx.push(assignment_event(si, to, AssignmentRole::Active, true));
+                }
+            }
+            for s in old.standby.iter().filter(|s| !a.standby.contains(s)) {
+                fx.push(assignment_event(si, s, AssignmentRole::Standby, false));
+            }
+            for s in a.standby.iter().filter(|s| !old.standby.contains(s)) {
+                fx.push(assignment_event(si, s, AssignmentRole::Standby, true));
+            }
+        }
+        if let Some(g) = self.sgs.get_mut(sg_name) {
+            g.sis = sis.clone();
+        }
+
+        // Move each member to the state its assignments imply.
+        for m in &members {
+            let Some(c) = self.comps.get(m) else { continue };
+            if c.keep_role {
+                continue;
+            }
+            let active: Vec<String> = sis
+                .iter()
+                .filter(|(_, a)| a.active.as_deref() == Some(m.as_str()))
+                .map(|(s, _)| s.clone())
+                .collect();
+            let standby: Vec<String> = sis
+                .iter()
+                .filter(|(_, a)| a.standby.contains(m))
+                .map(|(s, _)| s.clone())
+                .collect();
+            let target = if !self.can_serve(m) {
+                AvailabilityState::OffLine
+            } else if !active.is_empty() || cfg.model == RedundancyModel::NWayActive {
+                AvailabilityState::Primary
+            } else if !standby.is_empty() {
+                AvailabilityState::Secondary
+            } else {
+                AvailabilityState::Spare
+            };
+            let from = c.avail;
+            let changed_sis = before.iter().any(|(si, old)| {
+                let now = &sis[si];
+                (old.active.as_deref() == Some(m.as_str()))
+                    != (now.active.as_deref() == Some(m.as_str()))
+                    || old.standby.contains(m) != now.standby.contains(m)
+            });
+            if from == target && !changed_sis {
+                continue;
+            }
+            let mut cur = from;
+            for step in path(from, target) {
+                // path() only yields legal steps; checked again, never applied otherwise.
+                if check_transition(cur, step).is_err() {
+                    break;
+                }
+                fx.push(Effect::Event(EventKind::state_changed(
+                    m, cur, step, reason,
+                )));
+                cur = step;
+            }
+            let c = self.comps.get_mut(m).expect("member");
+            c.avail = cur;
+            c.acked = None;
+            if c.up {
+                fx.push(Effect::Assign {
+                    component: m.clone(),
+                    state: cur,
+                    active,
+                    standby,
+                });
+            }
+        }
+    }
+}
+
+fn assignment_event(si: &str, component: &str, role: AssignmentRole, assigned: bool) -> Effect {
+    Effect::Event(EventKind::Assignment {
+        si: si.to_string(),
+        component: component.to_string(),
+        role: role.yang_name().to_string(),
+        assigned,
+    })
+}
+
+/// The escalation ladder: failure `k` (1-based) within the probation window.
+/// `first_recovery` up to `max_restarts` times, then one fail-over (unless
+/// that was already the first step), then the component is disabled.
+pub fn ladder(cfg: &SgConfig, k: u32) -> RecoveryAction {
+    let first = cfg.first_recovery;
+    if k <= cfg.max_restarts.max(1) {
+        return first;
+    }
+    let failover_possible = cfg.model != RedundancyModel::NoRedundancy;
+    if k == cfg.max_restarts.max(1) + 1 && first != RecoveryAction::FailOver && failover_possible {
+        return RecoveryAction::FailOver;
+    }
+    RecoveryAction::DisableComponent
+}

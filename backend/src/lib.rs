@@ -1,0 +1,28 @@
+//! The HA core of Halyard (the seed's FIG. 5, 6, 7, 9, 10 on one node).
+//!
+//! - [`state`]: availability transitions (FIG. 5);
+//! - [`crim`]: the component role and instance manager, a pure state machine;
+//! - [`cec`]: the component error correlator;
+//! - [`health`]: audits, the watchdog, black boxes;
+//! - [`asr`]: availability incidents and figures;
+//! - [`events`], [`naming`], [`repo`], [`checkpoint`]: distributed system
+//!   services (single-node implementations);
+//! - [`core`]: the run-time that executes CRIM's decisions through the
+//!   component factory (processes, HA-aware daemons, simulated hardware);
+//! - [`protocol`] and [`client`]: the HA-aware component protocol and its
+//!   client library (used by `counterd`).
+//!
+//! The backend knows nothing about SNMP, NETCONF, HTTP or Prometheus.
+
+pub mod asr;
+pub mod cec;
+pub mod checkpoint;
+pub mod client;
+pub mod core;
+pub mod crim;
+pub mod events;
+pub mod health;
+pub mod naming;
+pub mod protocol;
+pub mod repo;
+pub mod state;
