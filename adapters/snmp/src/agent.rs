@@ -178,6 +178,13 @@ impl SnmpAgent {
         self.shared.engine.clone()
     }
 
+    /// Processes one datagram as the socket loop does and returns the
+    /// answer, if any (fuzzing and benchmarks drive this directly).
+    pub async fn handle_datagram(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+        self.shared.engine.count(Counter::InPkts);
+        self.shared.handle(datagram).await
+    }
+
     /// Serves requests and sends notifications until `shutdown` resolves;
     /// then stops every task it spawned.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), SnmpError> {
@@ -764,7 +771,7 @@ impl Shared {
             }
         };
         if !scoped.name.is_empty() {
-            return report(Counter::UnknownContexts, Some(user)).filter(|_| auth);
+            return report(Counter::UnknownContexts, auth.then_some(user));
         }
         let request = match scoped.data.clone() {
             v2::Pdus::GetRequest(r) => Request::Get(r.0),

@@ -194,6 +194,7 @@ impl Mib {
             scalar(oid::MPD_STATS, 1, Scalar::Count(C::UnknownSecurityModels)),
             scalar(oid::MPD_STATS, 2, Scalar::Count(C::InvalidMsgs)),
             scalar(oid::MPD_STATS, 3, Scalar::Count(C::UnknownPduHandlers)),
+            scalar(oid::TARGET_STATS, 5, Scalar::Count(C::UnknownContexts)),
             scalar(oid::USM_STATS, 1, Scalar::Count(C::UnsupportedSecLevels)),
             scalar(oid::USM_STATS, 2, Scalar::Count(C::NotInTimeWindows)),
             scalar(oid::USM_STATS, 3, Scalar::Count(C::UnknownUserNames)),

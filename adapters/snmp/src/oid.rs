@@ -38,6 +38,8 @@ pub const ENT_PHYSICAL_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1];
 pub const ENT_STATE_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 131, 1, 1, 1];
 pub const ENGINE_GROUP: &[u32] = &[1, 3, 6, 1, 6, 3, 10, 2, 1];
 pub const MPD_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 11, 2, 1];
+/// SNMP-TARGET-MIB snmpTargetObjects (snmpUnknownContexts is `.5`).
+pub const TARGET_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 12, 1];
 pub const USM_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 15, 1, 1];
 /// entPhysicalClass values (ENTITY-MIB PhysicalClass).
 pub mod phys_class {
