@@ -108,7 +108,8 @@ pub fn modules() -> Vec<ModuleInfo> {
             "ietf-datastores",
             "2018-02-14",
             "urn:ietf:params:xml:ns:yang:ietf-datastores",
-            false,
+            // Implemented: yang-library names datastores by its identities.
+            true,
         ),
     ]
 }

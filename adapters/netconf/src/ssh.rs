@@ -95,6 +95,8 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 struct Conn {
     ctx: Arc<Ctx>,
     peer: String,
+    /// The client's address alone (monitoring's source-host is an ip-address).
+    peer_ip: String,
     user: Option<String>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     started: Arc<AtomicBool>,
@@ -190,7 +192,7 @@ impl Handler for Conn {
         session.channel_success(id)?;
         self.started.store(true, Ordering::Relaxed);
         let shared = self.ctx.shared.clone();
-        let peer = self.peer.clone();
+        let peer = self.peer_ip.clone();
         let stream = channel.into_stream();
         self.ctx
             .tasks
@@ -382,6 +384,7 @@ impl Ctx {
         let handler = Conn {
             ctx: self.clone(),
             peer: peer.to_string(),
+            peer_ip: peer.ip().to_string(),
             user: None,
             channels: HashMap::new(),
             started: started.clone(),

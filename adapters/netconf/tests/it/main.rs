@@ -1,0 +1,1012 @@
+//! End-to-end tests of the NETCONF face with real clients: ncclient
+//! (paramiko), libssh2 (ssh2-python), OpenSSH `ssh -s netconf`,
+//! netconf-console2, and yanglint for the data of a full `<get>`.
+//!
+//! Each test starts the server in-process on 127.0.0.1:0 over
+//! `memory::demo_element()` with its own temporary directory.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use halyard_cluster_model::memory::{MemoryModel, demo_element};
+use halyard_cluster_model::model::{AdminState, PerceivedSeverity};
+use halyard_cluster_model::port::InformationModel;
+use halyard_cluster_model::{ObjectName, SchemaEnum, Value};
+use halyard_netconf::{NetconfConfig, NetconfServer, Stats, UserConfig};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::oneshot;
+
+const PASSWORD: &str = "admin-pw";
+/// Generous: the machine is shared and Python starts slowly.
+const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// The helpers every Python script imports.
+const NCHELP: &str = r#"
+import sys, time, socket, re
+import paramiko
+from ncclient import manager
+from ncclient.operations import RPCError
+from ncclient.xml_ import to_ele
+
+PORT = int(sys.argv[1])
+HC = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+
+def connect(user="admin", password="admin-pw"):
+    return manager.connect(host="127.0.0.1", port=PORT, username=user, password=password,
+                           hostkey_verify=False, allow_agent=False, look_for_keys=False,
+                           timeout=60, device_params={"name": "default"})
+
+def raw_channel(user="admin", password="admin-pw"):
+    t = paramiko.Transport(("127.0.0.1", PORT))
+    t.connect(username=user, password=password)
+    ch = t.open_session()
+    ch.invoke_subsystem("netconf")
+    ch.settimeout(60)
+    return t, ch
+
+def read_until(ch, marker):
+    buf = b""
+    while marker not in buf:
+        d = ch.recv(65536)
+        if not d:
+            break
+        buf += d
+    return buf
+
+HELLO10 = b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>]]>]]>'
+HELLO11 = b'<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>urn:ietf:params:netconf:base:1.1</capability></capabilities></hello>]]>]]>'
+
+def chunk(msg):
+    return b"\n#%d\n%s\n##\n" % (len(msg), msg)
+
+def rpc(body, mid="1"):
+    return ('<rpc xmlns="%s" message-id="%s">%s</rpc>' % (NC, mid, body)).encode()
+
+def session_id_of(hello):
+    return int(re.search(rb"<session-id>(\d+)</session-id>", hello).group(1))
+"#;
+
+struct Server {
+    port: u16,
+    model: Arc<MemoryModel>,
+    stats: Arc<Stats>,
+    dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// pyang ships the IETF modules get-schema serves in these tests.
+fn pyang_modules() -> Vec<PathBuf> {
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import pyang,os,sys;print(os.path.join(sys.prefix,'share','yang','modules'))",
+        ])
+        .output()
+        .expect("python3 runs");
+    let base = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    vec![base.join("ietf"), base.join("iana")]
+}
+
+fn key_user_config(dir: &Path) -> UserConfig {
+    let key = dir.join("client_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen runs");
+    assert!(st.success());
+    let public = std::fs::read_to_string(dir.join("client_key.pub")).unwrap();
+    UserConfig {
+        name: "keyuser".into(),
+        password: None,
+        authorized_keys: vec![public],
+    }
+}
+
+async fn start_with(f: impl FnOnce(&mut NetconfConfig)) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let model = Arc::new(demo_element());
+    let mut config = NetconfConfig::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dir.path().join("keys/ssh_host_ed25519_key"),
+    );
+    config.users = vec![
+        UserConfig {
+            name: "admin".into(),
+            password: Some(PASSWORD.into()),
+            authorized_keys: Vec::new(),
+        },
+        UserConfig {
+            name: "oper".into(),
+            password: Some("oper-pw".into()),
+            authorized_keys: Vec::new(),
+        },
+        key_user_config(dir.path()),
+    ];
+    config.auth_rejection_time = Duration::from_millis(200);
+    config.schema_dirs = pyang_modules();
+    f(&mut config);
+    let server = NetconfServer::bind(config, model.clone() as Arc<dyn InformationModel>)
+        .await
+        .expect("server binds");
+    let port = server.local_addrs()[0].port();
+    let stats = server.stats();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.run(async move {
+        let _ = rx.await;
+    }));
+    std::fs::write(dir.path().join("nchelp.py"), NCHELP).unwrap();
+    Server {
+        port,
+        model,
+        stats,
+        dir,
+        stop: Some(tx),
+        task,
+    }
+}
+
+async fn start() -> Server {
+    start_with(|_| {}).await
+}
+
+impl Server {
+    fn script(&self, name: &str, body: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, format!("from nchelp import *\n{body}")).unwrap();
+        p
+    }
+
+    /// Runs a Python script (with the helpers) to completion; returns stdout.
+    async fn python(&self, name: &str, body: &str) -> String {
+        let p = self.script(name, body);
+        let out = tokio::time::timeout(
+            SCRIPT_TIMEOUT,
+            Command::new("python3")
+                .arg(&p)
+                .arg(self.port.to_string())
+                .current_dir(self.dir.path())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{name} timed out"))
+        .expect("python3 runs");
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            out.status.success(),
+            "{name} failed: {}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            out.status
+        );
+        stdout
+    }
+
+    async fn admin_state(&self, name: &str) -> Value {
+        self.model
+            .get(&ObjectName::parse(name).unwrap())
+            .await
+            .unwrap()
+            .get("AdminState")
+            .unwrap()
+            .clone()
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("server stops")
+            .expect("server task ends cleanly");
+    }
+}
+
+fn locked() -> Value {
+    Value::Enum(AdminState::Locked.value())
+}
+
+fn unlocked() -> Value {
+    Value::Enum(AdminState::Unlocked.value())
+}
+
+fn line_value<'a>(out: &'a str, key: &str) -> &'a str {
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in output:\n{out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ncclient_negotiates_base11_reads_and_commits_the_candidate() {
+    let s = start().await;
+    let out = s
+        .python(
+            "basics.py",
+            r#"
+from ncclient.transport.session import NetconfBase
+m = connect()
+print("base=%s" % ("1.1" if m._session._base == NetconfBase.BASE_11 else "1.0"))
+print("session=%d" % int(m.session_id))
+caps = list(m.server_capabilities)
+print("caps_ok=%s" % all(any(c.startswith(x) for c in caps) for x in [
+    "urn:ietf:params:netconf:capability:candidate:1.0",
+    "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
+    "urn:ietf:params:netconf:capability:xpath:1.0",
+    "urn:ietf:params:netconf:capability:interleave:1.0",
+    "urn:ietf:params:netconf:capability:with-defaults:1.0",
+    "urn:ietf:params:netconf:capability:yang-library:1.0",
+    HC + "?module=halyard-cluster"]))
+r = m.get_config(source="running")
+x = r.data_xml
+print("running_has_fan=%s" % ("<name>ne=1/shelf=1/fan=1</name>" in x))
+print("running_has_state=%s" % ("<speed>" in x))
+cfg = '''<config xmlns="%s"><element xmlns="%s"><fan><name>ne=1/shelf=1/fan=1</name>
+<admin-state>locked</admin-state></fan></element></config>''' % (NC, HC)
+m.edit_config(target="candidate", config=cfg)
+c = m.get_config(source="candidate").data_xml
+print("candidate_locked=%s" % bool(re.search(r"fan=1</name>\s*<admin-state>locked", c)))
+r = m.get_config(source="running").data_xml
+print("running_still_unlocked=%s" % bool(re.search(r"fan=1</name>\s*<admin-state>unlocked", r)))
+m.commit()
+r = m.get_config(source="running").data_xml
+print("running_locked=%s" % bool(re.search(r"fan=1</name>\s*<admin-state>locked", r)))
+# subtree filter on operational state
+f = '<element xmlns="%s"><fan><name>ne=1/shelf=1/fan=2</name><speed/></fan></element>' % HC
+g = m.get(filter=("subtree", f)).data_xml
+print("subtree=%s" % ("<speed>4150</speed>" in g and "fan=1" not in g and "psu" not in g))
+# XPath filter with a key predicate
+g = m.get(filter=("xpath", ({"hc": HC}, "/hc:element/hc:power-supply[hc:name='ne=1/shelf=1/psu=2']/hc:output-power"))).data_xml
+print("xpath=%s" % ("<output-power>295</output-power>" in g and "psu=1" not in g))
+# monitoring: our own session is listed
+g = m.get(filter=("subtree", '<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><sessions/></netconf-state>')).data_xml
+print("monitoring=%s" % ("<session-id>%d</session-id>" % int(m.session_id) in g and "<username>admin</username>" in g))
+# get-schema returns the module text
+sch = m.get_schema("halyard-cluster")
+print("schema=%s" % ("module halyard-cluster" in sch.data))
+# discard-changes, with-defaults, validate
+m.edit_config(target="candidate", config=cfg.replace("locked", "unlocked"))
+m.discard_changes()
+c = m.get_config(source="candidate").data_xml
+print("discarded=%s" % bool(re.search(r"fan=1</name>\s*<admin-state>locked", c)))
+m.validate(source="candidate")
+print("validated=True")
+m.close_session()
+"#,
+        )
+        .await;
+    assert_eq!(line_value(&out, "base"), "1.1", "{out}");
+    for key in [
+        "caps_ok",
+        "running_has_fan",
+        "candidate_locked",
+        "running_still_unlocked",
+        "running_locked",
+        "subtree",
+        "xpath",
+        "monitoring",
+        "schema",
+        "discarded",
+        "validated",
+    ] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    assert_eq!(line_value(&out, "running_has_state"), "False", "{out}");
+    // The commit reached the model as one transaction.
+    assert_eq!(s.admin_state("ne=1/shelf=1/fan=1").await, locked());
+    assert_eq!(s.admin_state("ne=1/shelf=1/fan=2").await, unlocked());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirmed_commit_rolls_back_after_its_timeout() {
+    let s = start().await;
+    let out = s
+        .python(
+            "confirmed.py",
+            r#"
+m = connect()
+cfg = '''<config xmlns="%s"><element xmlns="%s"><power-supply><name>ne=1/shelf=1/psu=1</name>
+<admin-state>locked</admin-state></power-supply></element></config>''' % (NC, HC)
+m.edit_config(target="candidate", config=cfg)
+m.commit(confirmed=True, timeout="2")
+r = m.get_config(source="running").data_xml
+print("applied=%s" % bool(re.search(r"psu=1</name>\s*<admin-state>locked", r)))
+time.sleep(5)
+r = m.get_config(source="running").data_xml
+print("rolled_back=%s" % bool(re.search(r"psu=1</name>\s*<admin-state>unlocked", r)))
+# A confirmed commit that is confirmed stays.
+m.edit_config(target="candidate", config=cfg)
+m.commit(confirmed=True, timeout="2")
+m.commit()
+time.sleep(3)
+r = m.get_config(source="running").data_xml
+print("confirmed_stays=%s" % bool(re.search(r"psu=1</name>\s*<admin-state>locked", r)))
+m.close_session()
+"#,
+        )
+        .await;
+    for key in ["applied", "rolled_back", "confirmed_stays"] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    assert_eq!(s.admin_state("ne=1/shelf=1/psu=1").await, locked());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lock_contention_reports_the_holder_and_kill_session_releases_it() {
+    let s = start().await;
+    let out = s
+        .python(
+            "locks.py",
+            r#"
+m1 = connect()
+m2 = connect()
+m1.lock("running")
+try:
+    m2.lock("running")
+    print("denied=False")
+except RPCError as e:
+    print("denied=%s" % (e.tag == "lock-denied"))
+    print("holder_ok=%s" % ("<session-id>%d</session-id>" % int(m1.session_id) in e.info.replace("nc:", "")))
+    print("type=%s" % e.type)
+# An edit of the locked datastore by the other session is refused with in-use.
+cfg = '''<config xmlns="%s"><element xmlns="%s"><fan><name>ne=1/shelf=1/fan=2</name>
+<admin-state>locked</admin-state></fan></element></config>''' % (NC, HC)
+try:
+    m2.edit_config(target="running", config=cfg)
+    print("in_use=False")
+except RPCError as e:
+    print("in_use=%s" % (e.tag == "in-use"))
+# Candidate with another session's changes cannot be locked.
+m1.edit_config(target="candidate", config=cfg)
+try:
+    m2.lock("candidate")
+    print("cand_denied=False")
+except RPCError as e:
+    print("cand_denied=%s" % (e.tag == "lock-denied"))
+m2.kill_session(m1.session_id)
+m2.lock("running")
+print("relocked=True")
+m2.edit_config(target="running", config=cfg)
+m2.unlock("running")
+m2.close_session()
+"#,
+        )
+        .await;
+    for key in ["denied", "holder_ok", "in_use", "cand_denied", "relocked"] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    assert_eq!(line_value(&out, "type"), "protocol", "{out}");
+    assert_eq!(s.admin_state("ne=1/shelf=1/fan=2").await, locked());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notifications_are_delivered_live_and_replayed() {
+    let s = start().await;
+    let alarm = |text: &str| {
+        vec![
+            Value::Str("ne=1/alarm=7".into()),
+            Value::Str("ne=1/shelf=1/fan=1".into()),
+            Value::Absent,
+            Value::Absent,
+            Value::Enum(PerceivedSeverity::Major.value()),
+            Value::Str("fan stalled".into()),
+            Value::Str(text.into()),
+            Value::Absent,
+        ]
+    };
+    let fan = ObjectName::parse("ne=1/shelf=1/fan=1").unwrap();
+    // An alarm from before the subscription, for replay.
+    s.model
+        .publish("AlarmRaised", &fan, alarm("earlier"))
+        .unwrap();
+    let p = s.script(
+        "notif.py",
+        r#"
+m = connect()
+m.create_subscription(start_time="2000-01-01T00:00:00Z")
+n = m.take_notification(timeout=60)
+print("replayed=%s" % ("earlier" in n.notification_xml and "<alarm-raised" in n.notification_xml), flush=True)
+n = m.take_notification(timeout=60)
+print("replay_complete=%s" % ("replayComplete" in n.notification_xml), flush=True)
+# Interleave: RPCs work on a subscribed session.
+m.get_config(source="running")
+print("SUBSCRIBED", flush=True)
+n = m.take_notification(timeout=60)
+print("live=%s" % ("live one" in n.notification_xml and "<severity>major</severity>" in n.notification_xml), flush=True)
+m2 = connect()
+try:
+    m2.create_subscription(start_time="2099-01-01T00:00:00Z")
+    print("future_refused=False")
+except RPCError as e:
+    print("future_refused=%s" % (e.tag == "bad-element"))
+# A filtered subscription with a stop time in the past: replay, then complete.
+m2.create_subscription(filter=("subtree", '<state-changed xmlns="%s"/>' % HC),
+                       start_time="2000-01-01T00:00:00Z", stop_time="2000-01-02T00:00:00Z")
+n = m2.take_notification(timeout=60)
+print("filtered_first_is_replay_complete=%s" % ("replayComplete" in n.notification_xml))
+n = m2.take_notification(timeout=60)
+print("complete=%s" % ("notificationComplete" in n.notification_xml))
+m.close_session()
+m2.close_session()
+"#,
+    );
+    let mut child = Command::new("python3")
+        .arg(&p)
+        .arg(s.port.to_string())
+        .current_dir(s.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut out = String::new();
+    tokio::time::timeout(SCRIPT_TIMEOUT, async {
+        while let Some(l) = lines.next_line().await.unwrap() {
+            out.push_str(&l);
+            out.push('\n');
+            if l == "SUBSCRIBED" {
+                s.model
+                    .publish("AlarmRaised", &fan, alarm("live one"))
+                    .unwrap();
+            }
+        }
+    })
+    .await
+    .expect("notification script finishes");
+    let status = child.wait().await.unwrap();
+    let mut err = String::new();
+    use tokio::io::AsyncReadExt;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .await
+        .unwrap();
+    assert!(status.success(), "{out}\n{err}");
+    for key in [
+        "replayed",
+        "replay_complete",
+        "live",
+        "future_refused",
+        "filtered_first_is_replay_complete",
+        "complete",
+    ] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}\n{err}");
+    }
+    assert!(Stats::get(&s.stats.out_notifications) >= 5);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_closes_only_the_offending_session() {
+    let s = start_with(|c| c.limits.max_message_size = 64 * 1024).await;
+    let out = s
+        .python(
+            "bad.py",
+            r#"
+good = connect()
+results = {}
+
+# Wrong password: refused, counted.
+try:
+    connect(password="wrong")
+    results["wrong_password"] = False
+except Exception as e:
+    results["wrong_password"] = "uthentication" in type(e).__name__ + str(e)
+
+# Malformed XML (base:1.0): malformed-message, the session survives.
+t, ch = raw_channel()
+h = read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+ch.sendall(b"<rpc xmlns='" + NC.encode() + b"' message-id='1'><get></rpc>]]>]]>")
+r = read_until(ch, b"]]>]]>")
+results["malformed"] = b"<error-tag>malformed-message</error-tag>" in r and b"<error-type>rpc</error-type>" in r
+ch.sendall(b'<rpc xmlns="urn:not-netconf" message-id="2"><get/></rpc>]]>]]>')
+r = read_until(ch, b"]]>]]>")
+results["wrong_ns"] = b"<error-tag>unknown-namespace</error-tag>" in r and b"<bad-namespace>urn:not-netconf</bad-namespace>" in r
+ch.sendall(rpc('<get-config><source><running/></source><filter type="subtree"><element xmlns="%s"><shelf/></element></filter></get-config>' % HC, "3") + b"]]>]]>")
+r = read_until(ch, b"]]>]]>")
+results["survives"] = b"<name>ne=1/shelf=1</name>" in r and b'message-id="3"' in r
+ch.sendall(rpc('<frobnicate/>', "4") + b"]]>]]>")
+r = read_until(ch, b"]]>]]>")
+results["unknown_op"] = b"<error-tag>operation-not-supported</error-tag>" in r
+ch.sendall(b'<rpc xmlns="' + NC.encode() + b'"><get/></rpc>]]>]]>')
+r = read_until(ch, b"]]>]]>")
+results["missing_attr"] = b"<error-tag>missing-attribute</error-tag>" in r and b"<bad-attribute>message-id</bad-attribute>" in r
+t.close()
+
+# Edit errors carry tag, type and path.
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+def edit(body, mid):
+    ch.sendall(rpc('<edit-config><target><candidate/></target><config><element xmlns="%s">%s</element></config></edit-config>' % (HC, body), mid) + b"]]>]]>")
+    return read_until(ch, b"]]>]]>")
+r = edit('<fan><name>ne=1/shelf=1/fan=1</name><admin-state>sideways</admin-state></fan>', "5")
+results["invalid_value"] = b"<error-tag>invalid-value</error-tag>" in r and b"<error-type>application</error-type>" in r and b"hc:fan[hc:name='ne=1/shelf=1/fan=1']/hc:admin-state</error-path>" in r
+r = edit('<fan><name>ne=1/shelf=1/fan=1</name><colour>red</colour></fan>', "6")
+results["unknown_element"] = b"<error-tag>unknown-element</error-tag>" in r and b"<bad-element>colour</bad-element>" in r
+r = edit('<fan xmlns:nc="%s" nc:operation="create"><name>ne=1/shelf=1/fan=1</name></fan>' % NC, "7")
+results["data_exists"] = b"<error-tag>data-exists</error-tag>" in r
+r = edit('<fan xmlns:nc="%s" nc:operation="delete"><name>ne=1/shelf=1/fan=9</name></fan>' % NC, "8")
+results["data_missing"] = b"<error-tag>data-missing</error-tag>" in r
+r = edit('<fan><admin-state>locked</admin-state></fan>', "9")
+results["missing_element"] = b"<error-tag>missing-element</error-tag>" in r
+ch.sendall(rpc('<lock><target><startup/></target></lock>', "10") + b"]]>]]>")
+r = read_until(ch, b"]]>]]>")
+results["bad_target"] = b"<error-tag>invalid-value</error-tag>" in r
+t.close()
+
+# Broken chunk header (base:1.1): that session is closed.
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO11)
+ch.sendall(b"\n#abc\n<rpc/>\n##\n")
+r = b""
+try:
+    while True:
+        d = ch.recv(65536)
+        if not d:
+            break
+        r += d
+    results["bad_chunk_closed"] = True
+except socket.timeout:
+    results["bad_chunk_closed"] = False
+results["bad_chunk_reported"] = b"malformed-message" in r
+t.close()
+
+# Oversize message: closed.
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+try:
+    ch.sendall(b"<rpc>" + b"x" * (200 * 1024))
+except Exception:
+    pass
+try:
+    r = read_until(ch, b"\x00never")
+    results["oversize_closed"] = True
+except socket.timeout:
+    results["oversize_closed"] = False
+t.close()
+
+# A client that vanishes in the middle of a chunk.
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO11)
+ch.sendall(b"\n#500\n<rpc xmlns=")
+time.sleep(0.2)
+t.sock.close()
+
+# A bad hello.
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(b"<hello xmlns='urn:wrong'/>]]>]]>")
+try:
+    read_until(ch, b"\x00never")
+    results["bad_hello_closed"] = True
+except socket.timeout:
+    results["bad_hello_closed"] = False
+t.close()
+
+# The first session still works.
+g = good.get_config(source="running").data_xml
+results["good_still_served"] = "<name>ne=1/shelf=1/fan=1</name>" in g
+good.close_session()
+for k, v in results.items():
+    print("%s=%s" % (k, v))
+"#,
+        )
+        .await;
+    for key in [
+        "wrong_password",
+        "malformed",
+        "wrong_ns",
+        "survives",
+        "unknown_op",
+        "missing_attr",
+        "invalid_value",
+        "unknown_element",
+        "data_exists",
+        "data_missing",
+        "missing_element",
+        "bad_target",
+        "bad_chunk_closed",
+        "bad_chunk_reported",
+        "oversize_closed",
+        "bad_hello_closed",
+        "good_still_served",
+    ] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    assert!(Stats::get(&s.stats.auth_failures) >= 1);
+    assert!(Stats::get(&s.stats.framing_errors) >= 3, "{:?}", s.stats);
+    assert!(Stats::get(&s.stats.in_bad_hellos) >= 1);
+    // The server still accepts new sessions.
+    let out = s
+        .python(
+            "after.py",
+            "m = connect()\nprint('ok=%s' % ('fan=2' in m.get_config(source='running').data_xml))\n",
+        )
+        .await;
+    assert_eq!(line_value(&out, "ok"), "True");
+    s.stop().await;
+}
+
+/// The lost-hello race (CRATES.md §2): libssh2 clients that write their
+/// hello right after the subsystem request, many at once, plus paramiko;
+/// every session must receive the server hello and a reply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hello_is_never_lost_under_many_concurrent_eager_clients() {
+    let s = start().await;
+    let out = s
+        .python(
+            "race.py",
+            r#"
+import threading
+from ssh2.session import Session as S2
+GET = b'<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="1"><get-config><source><running/></source></get-config></rpc>]]>]]>'
+ok = []
+bad = []
+def libssh2_once(i):
+    try:
+        sock = socket.create_connection(("127.0.0.1", PORT), timeout=60)
+        s = S2()
+        s.handshake(sock)
+        s.userauth_password("admin", "admin-pw")
+        ch = s.open_session()
+        ch.subsystem("netconf")
+        # Write at once, before reading anything: the pattern that lost hellos.
+        ch.write(HELLO10 + GET)
+        buf = b""
+        deadline = time.time() + 60
+        while buf.count(b"]]>]]>") < 2 and time.time() < deadline:
+            n, d = ch.read(65536)
+            if n > 0:
+                buf += d
+            elif n == 0 and ch.eof():
+                break
+        if b"<hello" in buf and b"<session-id>" in buf and b"fan=1" in buf:
+            ok.append(i)
+        else:
+            bad.append((i, buf[:200]))
+        ch.close()
+        s.disconnect()
+        sock.close()
+    except Exception as e:
+        bad.append((i, repr(e)))
+
+def paramiko_once(i):
+    try:
+        t = paramiko.Transport(("127.0.0.1", PORT))
+        t.connect(username="admin", password="admin-pw")
+        ch = t.open_session()
+        ch.settimeout(60)
+        ch.invoke_subsystem("netconf")
+        ch.sendall(HELLO10 + GET)
+        buf = b""
+        while buf.count(b"]]>]]>") < 2:
+            d = ch.recv(65536)
+            if not d:
+                break
+            buf += d
+        if b"<hello" in buf and b"fan=1" in buf:
+            ok.append(i)
+        else:
+            bad.append((i, buf[:200]))
+        t.close()
+    except Exception as e:
+        bad.append((i, repr(e)))
+
+total = 0
+for round in range(4):
+    threads = [threading.Thread(target=libssh2_once, args=(round * 100 + k,)) for k in range(10)]
+    threads += [threading.Thread(target=paramiko_once, args=(round * 100 + 50 + k,)) for k in range(3)]
+    total += len(threads)
+    for th in threads: th.start()
+    for th in threads: th.join()
+print("total=%d" % total)
+print("ok=%d" % len(ok))
+print("bad=%r" % bad)
+"#,
+        )
+        .await;
+    assert_eq!(line_value(&out, "bad"), "[]", "{out}");
+    assert_eq!(line_value(&out, "ok"), line_value(&out, "total"), "{out}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_subsystem_with_a_public_key() {
+    let s = start().await;
+    let key = s.dir.path().join("client_key");
+    let input = format!(
+        "{}{}",
+        r#"<hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>]]>]]>"#,
+        r#"<rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="7"><get><filter type="subtree"><element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><node/></element></filter></get></rpc>]]>]]><rpc xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="8"><close-session/></rpc>]]>]]>"#
+    );
+    let mut child = Command::new("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-i",
+        ])
+        .arg(&key)
+        .args([
+            "-p",
+            &s.port.to_string(),
+            "-s",
+            "keyuser@127.0.0.1",
+            "netconf",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    use tokio::io::AsyncWriteExt;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+        .await
+        .expect("ssh finishes")
+        .unwrap();
+    drop(stdin);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("<session-id>"),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("<name>ne=1/shelf=1/node=a</name>"), "{text}");
+    assert!(text.contains(r#"message-id="8"><ok/>"#), "{text}");
+    assert!(!text.contains("fan=1"), "{text}");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn yanglint_validates_a_full_get_and_every_served_module() {
+    let s = start().await;
+    let mods = s.dir.path().join("mods");
+    std::fs::create_dir_all(&mods).unwrap();
+    let out = s
+        .python(
+            "yl.py",
+            r#"
+from lxml import etree
+m = connect()
+r = m.get()
+with open("get-data.xml", "wb") as f:
+    f.write(b"".join(etree.tostring(c) for c in r.data_ele))
+g = m.get(filter=("subtree", '<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><schemas/></netconf-state>')).data_ele
+names = []
+for sch in g.iter("{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}schema"):
+    ident = sch.find("{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}identifier").text
+    ver = sch.find("{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}version").text
+    text = m.get_schema(ident, version=ver).data
+    with open("mods/%s@%s.yang" % (ident, ver), "w") as f:
+        f.write(text)
+    names.append(ident)
+print("modules=%s" % ",".join(sorted(names)))
+m.close_session()
+"#,
+        )
+        .await;
+    let modules = line_value(&out, "modules").to_string();
+    for m in [
+        "halyard-cluster",
+        "ietf-netconf-monitoring",
+        "ietf-yang-library",
+        "ietf-yang-types",
+        "ietf-inet-types",
+        "ietf-datastores",
+    ] {
+        assert!(
+            modules.split(',').any(|x| x == m),
+            "{m} not served: {modules}"
+        );
+    }
+    // Every module get-schema returned compiles with yanglint (imports from the same dir).
+    for entry in std::fs::read_dir(&mods).unwrap() {
+        let p = entry.unwrap().path();
+        let o = Command::new("yanglint")
+            .arg("-p")
+            .arg(&mods)
+            .arg(&p)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "yanglint rejects {}: {}",
+            p.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    // The data of a full <get> validates against the modules it uses.
+    let data = s.dir.path().join("get-data.xml");
+    let wanted = [
+        "halyard-cluster@2026-11-26.yang",
+        "ietf-netconf-monitoring@2010-10-04.yang",
+        "ietf-yang-library@2019-01-04.yang",
+        "ietf-datastores@2018-02-14.yang",
+    ];
+    let o = Command::new("yanglint")
+        .arg("-p")
+        .arg(&mods)
+        .args(["-t", "get", "-f", "xml"])
+        .args(wanted.iter().map(|w| mods.join(w)))
+        .arg(&data)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "yanglint rejects the <get> data: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn netconf_console2_gets_and_edits() {
+    let s = start().await;
+    let port = s.port.to_string();
+    let base = [
+        "--host",
+        "127.0.0.1",
+        "--port",
+        port.as_str(),
+        "-u",
+        "admin",
+        "-p",
+        PASSWORD,
+    ];
+    let run = |args: Vec<String>| {
+        let mut c = Command::new("netconf-console2");
+        c.args(base)
+            .args(args)
+            .current_dir(s.dir.path())
+            .kill_on_drop(true);
+        c
+    };
+    let o = tokio::time::timeout(
+        SCRIPT_TIMEOUT,
+        run(vec!["--get".into(), "-x".into(), "/element/shelf".into()]).output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(text.contains("<name>ne=1/shelf=1</name>"), "{text}");
+    assert!(!text.contains("fan=1"), "{text}");
+    let edit = s.dir.path().join("edit.xml");
+    std::fs::write(
+        &edit,
+        // netconf-console2 wraps the file in <config> itself.
+        r#"<element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><host-board><name>ne=1/shelf=1/board=2</name><admin-state>locked</admin-state></host-board></element>"#,
+    )
+    .unwrap();
+    let o = tokio::time::timeout(
+        SCRIPT_TIMEOUT,
+        run(vec![
+            "--db".into(),
+            "candidate".into(),
+            "--edit-config".into(),
+            edit.display().to_string(),
+            "--commit".into(),
+        ])
+        .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(!text.contains("rpc-error"), "{text}");
+    assert_eq!(s.admin_state("ne=1/shelf=1/board=2").await, locked());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_invoke_operations_on_the_model() {
+    let s = start().await;
+    let out = s
+        .python(
+            "action.py",
+            r#"
+m = connect()
+r = m.dispatch(to_ele('''<action xmlns="urn:ietf:params:xml:ns:yang:1"><element xmlns="%s">
+<fan><name>ne=1/shelf=1/fan=2</name><lock/></fan></element></action>''' % HC))
+print("result=%s" % ("<result" in r.xml))
+try:
+    m.dispatch(to_ele('''<action xmlns="urn:ietf:params:xml:ns:yang:1"><element xmlns="%s">
+<fan><name>ne=1/shelf=1/fan=2</name><fly/></fan></element></action>''' % HC))
+    print("unknown_action=False")
+except RPCError as e:
+    print("unknown_action=%s" % (e.tag == "unknown-element"))
+try:
+    m.dispatch(to_ele('''<action xmlns="urn:ietf:params:xml:ns:yang:1"><element xmlns="%s">
+<fan><name>ne=1/shelf=1/fan=77</name><lock/></fan></element></action>''' % HC))
+    print("missing_target=False")
+except RPCError as e:
+    print("missing_target=%s" % (e.tag == "data-missing"))
+m.close_session()
+"#,
+        )
+        .await;
+    for key in ["result", "unknown_action", "missing_target"] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    let inv = s.model.invocations();
+    assert_eq!(inv.len(), 1, "{inv:?}");
+    assert_eq!(inv[0].target.as_str(), "ne=1/shelf=1/fan=2");
+    assert_eq!(inv[0].principal.user, "admin");
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_key_is_generated_once_and_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("k/host_key");
+    let bind = || {
+        let mut c = NetconfConfig::new("127.0.0.1:0".parse().unwrap(), path.clone());
+        c.users.push(UserConfig {
+            name: "a".into(),
+            password: Some("b".into()),
+            authorized_keys: Vec::new(),
+        });
+        NetconfServer::bind(c, Arc::new(demo_element()) as Arc<dyn InformationModel>)
+    };
+    let first = bind().await.unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    drop(first);
+    let _second = bind().await.unwrap();
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+    // A bad authorized key is a configuration error, not a silent skip.
+    let mut c = NetconfConfig::new("127.0.0.1:0".parse().unwrap(), path.clone());
+    c.users.push(UserConfig {
+        name: "x".into(),
+        password: None,
+        authorized_keys: vec!["ssh-ed25519 not-base64".into()],
+    });
+    let e = NetconfServer::bind(c, Arc::new(demo_element()) as Arc<dyn InformationModel>)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("user x"), "{e}");
+}
