@@ -1,0 +1,534 @@
+//! Benchmark: Net-SNMP `snmpd` serving its default tree against halyard
+//! serving the demo element, driven by the same client in one run.
+//!
+//! - GET of sysName.0 (a scalar both agents serve): requests per second
+//!   and p50/p99 latency with 1, 4 and 16 requests outstanding;
+//! - GETBULK (max-repetitions 30) from the start of a three-column table
+//!   (snmpd: sysORTable; halyard: hcObjectTable): varbinds per second;
+//! - `snmpbulkwalk` of those tables: varbinds per second;
+//! - all over SNMPv2c and SNMPv3 authPriv (SHA-256, AES-128);
+//! - resident memory of each agent process.
+//!
+//! `cargo bench -p halyard-snmp --bench vs_snmpd [-- --secs N]`
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
+
+use halyard_cluster_model::memory::demo_element;
+use halyard_snmp::oid::to_asn;
+use halyard_snmp::usm;
+use halyard_snmp::{AuthProtocol, Community, PrivProtocol, SnmpAgent, SnmpConfig, UsmUser, View};
+use rasn::types::{Integer, OctetString};
+use rasn_snmp::{v2, v2c, v3};
+use tokio::net::UdpSocket;
+
+const AUTH: &str = "authpass-2026";
+const PRIV: &str = "privpass-2026";
+const SYS_NAME: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 5, 0];
+const SYS_OR_TABLE: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 9];
+const HC_OBJECT_TABLE: &[u32] = &[1, 3, 6, 1, 4, 1, 32473, 77, 1, 100];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--serve-halyard") {
+        let port: u16 = args[i + 1].parse().expect("port");
+        serve_halyard(port);
+        return;
+    }
+    let secs: u64 = args
+        .iter()
+        .position(|a| a == "--secs")
+        .and_then(|i| args.get(i + 1)?.parse().ok())
+        .unwrap_or(3);
+    let dir = std::env::temp_dir().join(format!("halyard-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let snmpd_port = free_port();
+    let halyard_port = free_port();
+    let mut snmpd = start_snmpd(&dir, snmpd_port);
+    let mut halyard = start_halyard(halyard_port);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let agents = [
+        (
+            "snmpd",
+            SocketAddr::from(([127, 0, 0, 1], snmpd_port)),
+            SYS_OR_TABLE,
+            snmpd.id(),
+        ),
+        (
+            "halyard",
+            SocketAddr::from(([127, 0, 0, 1], halyard_port)),
+            HC_OBJECT_TABLE,
+            halyard.id(),
+        ),
+    ];
+    println!("SNMP benchmark: {secs} s per cell, same client for both agents");
+    let mut results: Vec<(String, f64, f64, f64)> = Vec::new();
+    for v3 in [false, true] {
+        let version = if v3 { "v3 authPriv" } else { "v2c" };
+        for outstanding in [1usize, 4, 16] {
+            for (name, addr, _, _) in &agents {
+                let (rate, p50, p99) = rt.block_on(get_load(*addr, v3, outstanding, secs));
+                println!(
+                    "GET  {version:11} {outstanding:2} outstanding  {name:8} {rate:9.0} req/s  p50 {p50:7.1} us  p99 {p99:7.1} us"
+                );
+                results.push((
+                    format!("get {version} {outstanding} {name}"),
+                    rate,
+                    p50,
+                    p99,
+                ));
+            }
+        }
+        for (name, addr, table, _) in &agents {
+            let rate = rt.block_on(bulk_load(*addr, v3, table, 4, secs));
+            println!("BULK {version:11} r=30, 4 outstanding  {name:8} {rate:9.0} varbinds/s");
+            results.push((format!("bulk {version} {name}"), rate, 0.0, 0.0));
+        }
+        for (name, addr, table, _) in &agents {
+            let rate = bulkwalk_rate(*addr, v3, table, secs);
+            println!("snmpbulkwalk {version:11} -Cr30  {name:8} {rate:9.0} varbinds/s");
+            results.push((format!("walk {version} {name}"), rate, 0.0, 0.0));
+        }
+    }
+    for (name, _, _, pid) in &agents {
+        println!("RSS  {name:8} {} kB", rss_kb(*pid));
+    }
+    println!("ratios (halyard / snmpd):");
+    for r in results.iter().filter(|r| r.0.ends_with(" halyard")) {
+        let key = r.0.trim_end_matches(" halyard");
+        if let Some(s) = results.iter().find(|x| x.0 == format!("{key} snmpd")) {
+            if r.2 > 0.0 {
+                println!(
+                    "  {key:28} throughput x{:.2}  p99 x{:.2}",
+                    r.1 / s.1,
+                    r.3 / s.3
+                );
+            } else {
+                println!("  {key:28} throughput x{:.2}", r.1 / s.1);
+            }
+        }
+    }
+    let _ = snmpd.kill();
+    let _ = snmpd.wait();
+    let _ = halyard.kill();
+    let _ = halyard.wait();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+fn free_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("port")
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn start_snmpd(dir: &std::path::Path, port: u16) -> Child {
+    let conf = dir.join("snmpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "rocommunity public 127.0.0.1\ncreateUser bench SHA-256 {AUTH} AES {PRIV}\nrouser bench priv\n"
+        ),
+    )
+    .expect("snmpd.conf");
+    let mut child = Command::new("/usr/sbin/snmpd")
+        .args(["-f", "-Lf", "/dev/null", "-C", "-c"])
+        .arg(&conf)
+        .arg(format!("udp:127.0.0.1:{port}"))
+        .env("SNMP_PERSISTENT_DIR", dir)
+        .env("MIBS", "")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("snmpd (apt-get install snmpd)");
+    // Wait until it answers.
+    let end = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < end {
+        let ok = Command::new("snmpget")
+            .args(["-v2c", "-c", "public", "-t", "0.5", "-r", "0"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("1.3.6.1.2.1.1.5.0")
+            .env("MIBS", "")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return child;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("snmpd did not start");
+}
+
+fn start_halyard(port: u16) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("exe"))
+        .args(["--serve-halyard", &port.to_string()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("halyard");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("ready");
+    assert!(line.starts_with("READY"), "{line}");
+    child
+}
+
+/// The halyard agent alone in this process (so its RSS is its own).
+fn serve_halyard(port: u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let config = SnmpConfig {
+            listen: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+            communities: vec![Community::read_only("public")],
+            users: vec![UsmUser {
+                name: "bench".into(),
+                auth: Some((AuthProtocol::Sha256, AUTH.into())),
+                privacy: Some((PrivProtocol::Aes128, PRIV.into())),
+                read_view: View::all(),
+                write_view: None,
+            }],
+            ..SnmpConfig::default()
+        };
+        let agent = SnmpAgent::bind(config, Arc::new(demo_element()))
+            .await
+            .expect("bind");
+        println!("READY");
+        agent.run(std::future::pending()).await.expect("run");
+    });
+}
+
+static IDS: AtomicI32 = AtomicI32::new(1);
+
+/// A v3 USM session: discovered engine, localised keys.
+struct Usm {
+    engine_id: Vec<u8>,
+    boots: u32,
+    time: u32,
+    since: Instant,
+    auth_key: Vec<u8>,
+    priv_key: Vec<u8>,
+}
+
+async fn discover(sock: &UdpSocket) -> Usm {
+    let msg = v3_message(
+        &[],
+        0,
+        0,
+        b"",
+        4,
+        None,
+        None,
+        scoped(&[], get_pdu(1, SYS_NAME)),
+    );
+    let mut buf = vec![0u8; 65_536];
+    for _ in 0..10 {
+        sock.send(&msg).await.expect("send");
+        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await {
+            let m: v3::Message = rasn::ber::decode(&buf[..n]).expect("report");
+            let p: v3::USMSecurityParameters =
+                rasn::ber::decode(&m.security_parameters).expect("usm");
+            let id = p.authoritative_engine_id.to_vec();
+            return Usm {
+                auth_key: usm::localized_key(AuthProtocol::Sha256, AUTH, &id),
+                priv_key: usm::localized_key(AuthProtocol::Sha256, PRIV, &id),
+                boots: u32::try_from(&p.authoritative_engine_boots).unwrap_or(0),
+                time: u32::try_from(&p.authoritative_engine_time).unwrap_or(0),
+                since: Instant::now(),
+                engine_id: id,
+            };
+        }
+    }
+    panic!("no engine discovery report");
+}
+
+fn get_pdu(id: i32, oid: &[u32]) -> v2::Pdus {
+    v2::Pdus::GetRequest(v2::GetRequest(v2::Pdu {
+        request_id: id,
+        error_status: 0,
+        error_index: 0,
+        variable_bindings: vec![v2::VarBind {
+            name: to_asn(oid),
+            value: v2::VarBindValue::Unspecified,
+        }],
+    }))
+}
+
+fn bulk_pdu(id: i32, oid: &[u32]) -> v2::Pdus {
+    v2::Pdus::GetBulkRequest(v2::GetBulkRequest(v2::BulkPdu {
+        request_id: id,
+        non_repeaters: 0,
+        max_repetitions: 30,
+        variable_bindings: vec![v2::VarBind {
+            name: to_asn(oid),
+            value: v2::VarBindValue::Unspecified,
+        }],
+    }))
+}
+
+fn scoped(engine_id: &[u8], pdu: v2::Pdus) -> v3::ScopedPdu {
+    v3::ScopedPdu {
+        engine_id: OctetString::from(engine_id.to_vec()),
+        name: OctetString::from_static(b""),
+        data: pdu,
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn v3_message(
+    engine_id: &[u8],
+    boots: u32,
+    time: u32,
+    user: &[u8],
+    flags: u8,
+    auth_key: Option<&[u8]>,
+    priv_key: Option<&[u8]>,
+    scoped: v3::ScopedPdu,
+) -> Vec<u8> {
+    let mut salt = [0u8; 8];
+    let data = match priv_key {
+        Some(k) => {
+            salt = (IDS.fetch_add(1, Ordering::Relaxed) as u64 | 1 << 40).to_be_bytes();
+            let mut plain = rasn::ber::encode(&scoped).expect("scoped");
+            usm::aes_encrypt(k, boots, time, &salt, &mut plain);
+            v3::ScopedPduData::EncryptedPdu(OctetString::from(plain))
+        }
+        None => v3::ScopedPduData::CleartextPdu(scoped),
+    };
+    let mac_len = if auth_key.is_some() { 24 } else { 0 };
+    let params = v3::USMSecurityParameters {
+        authoritative_engine_id: OctetString::from(engine_id.to_vec()),
+        authoritative_engine_boots: Integer::from(i64::from(boots)),
+        authoritative_engine_time: Integer::from(i64::from(time)),
+        user_name: OctetString::from(user.to_vec()),
+        authentication_parameters: OctetString::from(vec![0u8; mac_len]),
+        privacy_parameters: OctetString::from(if priv_key.is_some() {
+            salt.to_vec()
+        } else {
+            Vec::new()
+        }),
+    };
+    let msg = v3::Message {
+        version: Integer::from(3),
+        global_data: v3::HeaderData {
+            message_id: Integer::from(i64::from(IDS.fetch_add(1, Ordering::Relaxed))),
+            max_size: Integer::from(65_507),
+            flags: OctetString::from(vec![flags]),
+            security_model: Integer::from(3),
+        },
+        security_parameters: OctetString::from(rasn::ber::encode(&params).expect("usm")),
+        scoped_data: data,
+    };
+    let mut out = rasn::ber::encode(&msg).expect("message");
+    if let Some(k) = auth_key {
+        let pos = usm::find_auth_params(&out, mac_len).expect("auth params");
+        let d = usm::digest(AuthProtocol::Sha256, k, &out);
+        out[pos..pos + mac_len].copy_from_slice(&d);
+    }
+    out
+}
+
+/// Encodes a request; returns its bytes.
+fn request(usm: Option<&Usm>, pdu: v2::Pdus) -> Vec<u8> {
+    match usm {
+        None => rasn::ber::encode(&v2c::Message {
+            version: Integer::from(1),
+            community: OctetString::from_static(b"public"),
+            data: pdu,
+        })
+        .expect("v2c"),
+        Some(u) => {
+            let time = u.time + u.since.elapsed().as_secs() as u32;
+            v3_message(
+                &u.engine_id,
+                u.boots,
+                time,
+                b"bench",
+                7,
+                Some(&u.auth_key),
+                Some(&u.priv_key),
+                scoped(&u.engine_id, pdu),
+            )
+        }
+    }
+}
+
+/// The number of variable bindings in a response (0 if it is none).
+fn response_varbinds(usm: Option<&Usm>, bytes: &[u8]) -> usize {
+    let pdus = match usm {
+        None => match rasn::ber::decode::<v2c::Message<v2::Pdus>>(bytes) {
+            Ok(m) => m.data,
+            Err(_) => return 0,
+        },
+        Some(u) => {
+            let Ok(m) = rasn::ber::decode::<v3::Message>(bytes) else {
+                return 0;
+            };
+            let Ok(p) = rasn::ber::decode::<v3::USMSecurityParameters>(&m.security_parameters)
+            else {
+                return 0;
+            };
+            match m.scoped_data {
+                v3::ScopedPduData::EncryptedPdu(data) => {
+                    let salt: [u8; 8] = p.privacy_parameters[..].try_into().unwrap_or([0; 8]);
+                    let boots = u32::try_from(&p.authoritative_engine_boots).unwrap_or(0);
+                    let time = u32::try_from(&p.authoritative_engine_time).unwrap_or(0);
+                    let mut plain = data.to_vec();
+                    usm::aes_decrypt(&u.priv_key, boots, time, &salt, &mut plain);
+                    match rasn::ber::decode::<v3::ScopedPdu>(&plain) {
+                        Ok(s) => s.data,
+                        Err(_) => return 0,
+                    }
+                }
+                v3::ScopedPduData::CleartextPdu(s) => s.data,
+            }
+        }
+    };
+    match pdus {
+        v2::Pdus::Response(r) if r.0.error_status == 0 => r.0.variable_bindings.len(),
+        _ => 0,
+    }
+}
+
+/// One worker: request, wait, repeat until the deadline. Returns the
+/// latencies (us) and the variable bindings received.
+async fn worker(
+    addr: SocketAddr,
+    v3: bool,
+    bulk: Option<&'static [u32]>,
+    end: Instant,
+) -> (Vec<f64>, usize) {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    sock.connect(addr).await.expect("connect");
+    let usm = if v3 {
+        Some(discover(&sock).await)
+    } else {
+        None
+    };
+    let mut buf = vec![0u8; 65_536];
+    let mut lat = Vec::new();
+    let mut varbinds = 0;
+    while Instant::now() < end {
+        let id = IDS.fetch_add(1, Ordering::Relaxed);
+        let pdu = match bulk {
+            Some(t) => bulk_pdu(id, t),
+            None => get_pdu(id, SYS_NAME),
+        };
+        let msg = request(usm.as_ref(), pdu);
+        let t = Instant::now();
+        sock.send(&msg).await.expect("send");
+        match tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await {
+            Ok(Ok(n)) => {
+                let k = response_varbinds(usm.as_ref(), &buf[..n]);
+                if k > 0 {
+                    lat.push(t.elapsed().as_secs_f64() * 1e6);
+                    varbinds += k;
+                }
+            }
+            _ => continue,
+        }
+    }
+    (lat, varbinds)
+}
+
+async fn run_workers(
+    addr: SocketAddr,
+    v3: bool,
+    bulk: Option<&'static [u32]>,
+    outstanding: usize,
+    secs: u64,
+) -> (Vec<f64>, usize, f64) {
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let tasks: Vec<_> = (0..outstanding)
+        .map(|_| tokio::spawn(worker(addr, v3, bulk, end)))
+        .collect();
+    let mut lat = Vec::new();
+    let mut varbinds = 0;
+    for t in tasks {
+        let (l, v) = t.await.expect("worker");
+        lat.extend(l);
+        varbinds += v;
+    }
+    (lat, varbinds, start.elapsed().as_secs_f64())
+}
+
+async fn get_load(addr: SocketAddr, v3: bool, outstanding: usize, secs: u64) -> (f64, f64, f64) {
+    let (mut lat, _, took) = run_workers(addr, v3, None, outstanding, secs).await;
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        if lat.is_empty() {
+            0.0
+        } else {
+            lat[((lat.len() - 1) as f64 * p) as usize]
+        }
+    };
+    (lat.len() as f64 / took, pct(0.50), pct(0.99))
+}
+
+async fn bulk_load(
+    addr: SocketAddr,
+    v3: bool,
+    table: &'static [u32],
+    outstanding: usize,
+    secs: u64,
+) -> f64 {
+    let (_, varbinds, took) = run_workers(addr, v3, Some(table), outstanding, secs).await;
+    varbinds as f64 / took
+}
+
+/// Repeated `snmpbulkwalk -Cr30` of the table for about `secs` seconds.
+fn bulkwalk_rate(addr: SocketAddr, v3: bool, table: &[u32], secs: u64) -> f64 {
+    let oid = halyard_snmp::oid::format(table);
+    let mut args: Vec<String> = if v3 {
+        [
+            "-v3", "-l", "authPriv", "-u", "bench", "-a", "SHA-256", "-A", AUTH, "-x", "AES", "-X",
+            PRIV,
+        ]
+        .map(String::from)
+        .to_vec()
+    } else {
+        ["-v2c", "-c", "public"].map(String::from).to_vec()
+    };
+    args.extend(["-Cr30", "-On", "-t", "5"].map(String::from));
+    args.push(addr.to_string());
+    args.push(oid);
+    let start = Instant::now();
+    let mut varbinds = 0usize;
+    while start.elapsed() < Duration::from_secs(secs) {
+        let out = Command::new("snmpbulkwalk")
+            .args(&args)
+            .env("MIBS", "")
+            .output()
+            .expect("snmpbulkwalk");
+        varbinds += String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(" = "))
+            .count();
+    }
+    varbinds as f64 / start.elapsed().as_secs_f64()
+}
