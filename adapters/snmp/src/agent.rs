@@ -96,6 +96,22 @@ impl SnmpAgent {
                 )));
             }
         }
+        for t in &config.trap_targets {
+            if let crate::config::TrapSecurity::Usm { user } = &t.security {
+                if !config.users.iter().any(|u| &u.name == user) {
+                    return Err(SnmpError::Config(format!(
+                        "notification target {}: no user {user}",
+                        t.address
+                    )));
+                }
+                if matches!(t.kind, crate::config::NotifyKind::Inform { .. }) {
+                    return Err(SnmpError::Config(format!(
+                        "notification target {}: SNMPv3 informs are not supported; use a trap or a community",
+                        t.address
+                    )));
+                }
+            }
+        }
         let engine = Arc::new(Engine::load(
             config.engine_state.as_deref(),
             config.engine_id.clone(),
@@ -841,6 +857,24 @@ impl Shared {
         // notInTimeWindow reports are authenticated (RFC 3414 3.2.7a).
         let out = self.encode_v3(msg_id, scoped, user, user.is_some(), false)?;
         (out.len() <= max).then_some(out)
+    }
+
+    /// An SNMPv3 notification message from this (authoritative) engine.
+    pub(crate) fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
+        let u = self.users.iter().find(|u| u.name == user.as_bytes())?;
+        let scoped = v3::ScopedPdu {
+            engine_id: OctetString::from(self.engine.id.clone()),
+            name: OctetString::from_static(b""),
+            data: pdu,
+        };
+        let msg_id = (self.salt.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
+        self.encode_v3(
+            msg_id,
+            scoped,
+            Some(u),
+            u.auth.is_some(),
+            u.privacy.is_some(),
+        )
     }
 
     /// Builds (and authenticates / encrypts) an outgoing v3 message.

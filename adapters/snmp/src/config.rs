@@ -79,11 +79,23 @@ pub enum NotifyKind {
     Inform { timeout: Duration, retries: u32 },
 }
 
-/// Where notifications go (SNMPv2c).
+/// How notifications to a target are secured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrapSecurity {
+    /// SNMPv2c with this community.
+    Community(String),
+    /// SNMPv3 USM as this configured user, at the highest level the user
+    /// has (authPriv when it has a privacy key). This engine is the
+    /// authoritative one: the receiver knows the user under our engine ID.
+    /// Traps only (informs would need the receiver's engine discovered).
+    Usm { user: String },
+}
+
+/// Where notifications go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrapTarget {
     pub address: SocketAddr,
-    pub community: String,
+    pub security: TrapSecurity,
     pub kind: NotifyKind,
 }
 

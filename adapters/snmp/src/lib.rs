@@ -25,6 +25,7 @@ pub mod usm;
 
 pub use agent::SnmpAgent;
 pub use config::{
-    AuthProtocol, Community, NotifyKind, PrivProtocol, SnmpConfig, TrapTarget, UsmUser, View,
+    AuthProtocol, Community, NotifyKind, PrivProtocol, SnmpConfig, TrapSecurity, TrapTarget,
+    UsmUser, View,
 };
 pub use error::SnmpError;

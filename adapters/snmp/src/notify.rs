@@ -14,7 +14,7 @@ use tokio::net::UdpSocket;
 
 use crate::agent::Shared;
 use crate::codec::{encode_value, object_id, ticks};
-use crate::config::{NotifyKind, TrapTarget};
+use crate::config::{NotifyKind, TrapSecurity, TrapTarget};
 use crate::engine::Counter;
 use crate::error::SnmpError;
 use crate::mib::{notification_object, notification_oid};
@@ -87,7 +87,12 @@ pub(crate) async fn run_target(
         };
         match target.kind {
             NotifyKind::Trap => {
-                let Some(bytes) = encode(&target.community, v2::Pdus::Trap(v2::Trap(pdu))) else {
+                let trap = v2::Pdus::Trap(v2::Trap(pdu));
+                let bytes = match &target.security {
+                    TrapSecurity::Community(c) => encode(c, trap),
+                    TrapSecurity::Usm { user } => shared.encode_v3_notification(user, trap),
+                };
+                let Some(bytes) = bytes else {
                     continue;
                 };
                 if socket.send_to(&bytes, target.address).await.is_ok() {
@@ -96,10 +101,12 @@ pub(crate) async fn run_target(
                 }
             }
             NotifyKind::Inform { timeout, retries } => {
-                let Some(bytes) = encode(
-                    &target.community,
-                    v2::Pdus::InformRequest(v2::InformRequest(pdu)),
-                ) else {
+                // SNMPv3 informs are refused at bind time.
+                let TrapSecurity::Community(community) = &target.security else {
+                    continue;
+                };
+                let inform = v2::Pdus::InformRequest(v2::InformRequest(pdu));
+                let Some(bytes) = encode(community, inform) else {
                     continue;
                 };
                 let mut acked = false;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use halyard_cluster_model::{ObjectName, SCHEMA, Value};
 use halyard_snmp::engine::Counter;
-use halyard_snmp::{NotifyKind, TrapTarget};
+use halyard_snmp::{NotifyKind, TrapSecurity, TrapTarget};
 
 use crate::harness::*;
 
@@ -19,10 +19,10 @@ struct TrapD {
 }
 
 impl TrapD {
-    fn start(port: u16) -> TrapD {
+    fn start(port: u16, conf_text: &str) -> TrapD {
         let dir = temp_dir("trapd");
         let conf = dir.join("snmptrapd.conf");
-        std::fs::write(&conf, "authCommunity log,execute,net public\n").unwrap();
+        std::fs::write(&conf, conf_text).unwrap();
         std::fs::write(dir.join("snmp.conf"), "mibs :\n").unwrap();
         let mut args = s(&["-f", "-Lo", "-C", "-c", conf.to_str().unwrap()]);
         // Only the modules needed: -C skips snmp.conf and its empty list.
@@ -115,17 +115,37 @@ fn label(class: &str, attr: &str, name: &str) -> Value {
 fn traps_and_informs_reach_snmptrapd() {
     let trap_port = free_udp_port();
     let inform_port = free_udp_port();
-    let trapd = TrapD::start(trap_port);
+    const COMMUNITY_CONF: &str = "authCommunity log,execute,net public\n";
+    const ENGINE_ID: [u8; 9] = [0x80, 0x00, 0x7e, 0xd9, 0x05, 0xca, 0xfe, 0x00, 0x01];
+
+    let v3_port = free_udp_port();
+    let trapd = TrapD::start(trap_port, COMMUNITY_CONF);
+    // The v3 receiver knows our user under our (authoritative) engine ID.
+    let v3d = TrapD::start(
+        v3_port,
+        &format!(
+            "createUser -e 0x{} admin SHA-256 {AUTH_PASS} AES {PRIV_PASS}\nauthUser log admin priv\n",
+            halyard_snmp::engine::to_hex(&ENGINE_ID)
+        ),
+    );
     let r = start_with(|mut c| {
+        c.engine_id = Some(ENGINE_ID.to_vec());
         c.trap_targets = vec![
             TrapTarget {
+                address: ([127, 0, 0, 1], v3_port).into(),
+                security: TrapSecurity::Usm {
+                    user: "admin".into(),
+                },
+                kind: NotifyKind::Trap,
+            },
+            TrapTarget {
                 address: ([127, 0, 0, 1], trap_port).into(),
-                community: "public".into(),
+                security: TrapSecurity::Community("public".into()),
                 kind: NotifyKind::Trap,
             },
             TrapTarget {
                 address: ([127, 0, 0, 1], inform_port).into(),
-                community: "public".into(),
+                security: TrapSecurity::Community("public".into()),
                 kind: NotifyKind::Inform {
                     timeout: Duration::from_millis(300),
                     retries: 40,
@@ -189,7 +209,20 @@ fn traps_and_informs_reach_snmptrapd() {
         ),
         "{text}"
     );
-    assert_eq!(r.engine.get(Counter::TrapsSent), 2);
+    // The same over SNMPv3 authPriv (SHA-256, AES), decoded by snmptrapd.
+    let text = v3d.wait_for(
+        "HALYARD-CLUSTER-MIB::hcAlarmCleared",
+        Duration::from_secs(20),
+    );
+    assert!(
+        text.contains("OID: HALYARD-CLUSTER-MIB::hcAlarmRaised"),
+        "{text}"
+    );
+    assert!(
+        text.contains("HALYARD-CLUSTER-MIB::hcAlarmRaisedResource.0 = STRING: ne=1/shelf=1/fan=1"),
+        "{text}"
+    );
+    assert_eq!(r.engine.get(Counter::TrapsSent), 4);
 
     // Nobody listens for informs yet: the agent retries.
     let end = Instant::now() + Duration::from_secs(20);
@@ -198,7 +231,7 @@ fn traps_and_informs_reach_snmptrapd() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(r.engine.get(Counter::InformsAcked), 0);
-    let informd = TrapD::start(inform_port);
+    let informd = TrapD::start(inform_port, COMMUNITY_CONF);
     let text = informd.wait_for(
         "HALYARD-CLUSTER-MIB::hcAlarmCleared",
         Duration::from_secs(30),
