@@ -1,0 +1,676 @@
+//! `/api/v1`: objects, the containment tree, class listings, alarms,
+//! operations and jobs, events, the XML Schema; and `/metrics`.
+
+use std::convert::Infallible;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Extension, extract::FromRequestParts, http::request::Parts};
+use futures_util::Stream;
+use halyard_cluster_model::meta::{AttrMeta, ClassMeta};
+use halyard_cluster_model::model::{PerceivedSeverity, Protocol};
+use halyard_cluster_model::port::{
+    Change, Delivery, ManagedObject, NotificationFilter, Principal, Query, Scope, Transaction,
+};
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+
+use crate::auth::Caller;
+use crate::body;
+use crate::config::Role;
+use crate::error::ApiError;
+use crate::repr::{self, Format};
+use crate::server::{JobEntry, Shared};
+
+impl<S: Send + Sync> FromRequestParts<S> for Format {
+    type Rejection = Infallible;
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Infallible> {
+        Ok(parts
+            .extensions
+            .get::<Format>()
+            .copied()
+            .unwrap_or(Format::Xml))
+    }
+}
+
+pub(crate) fn routes() -> Router<Shared> {
+    Router::new()
+        .route("/api/v1", get(index))
+        .route("/api/v1/", get(index))
+        .route("/api/v1/schema.xsd", get(schema_xsd))
+        .route("/api/v1/classes", get(classes))
+        .route("/api/v1/classes/{class}", get(class_objects))
+        .route("/api/v1/tree", get(tree))
+        .route("/api/v1/objects", get(objects))
+        .route(
+            "/api/v1/objects/{*path}",
+            get(object).patch(patch_object).post(post_object),
+        )
+        .route("/api/v1/jobs/{*job}", get(job))
+        .route("/api/v1/alarms", get(alarms))
+        .route("/api/v1/alarms/summary", get(alarm_summary))
+        .route("/api/v1/alarms/events", get(alarm_events))
+        .route("/api/v1/alarms/{*path}", axum::routing::post(acknowledge))
+        .route("/api/v1/events", get(events))
+        .route("/api/v1/notifications", get(notifications))
+        .route("/metrics", get(metrics))
+}
+
+fn reply(status: StatusCode, format: Format, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    r
+}
+
+fn parse_name(s: &str) -> Result<ObjectName, ApiError> {
+    ObjectName::parse(s).map_err(|e| ApiError::bad_request(e.to_string()))
+}
+
+async fn index(Extension(c): Extension<Caller>, f: Format) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let links = [
+        ("schema", "/api/v1/schema.xsd"),
+        ("classes", "/api/v1/classes"),
+        ("tree", "/api/v1/tree"),
+        ("objects", "/api/v1/objects"),
+        ("alarms", "/api/v1/alarms"),
+        ("alarm-summary", "/api/v1/alarms/summary"),
+        ("events", "/api/v1/events"),
+        ("notifications", "/api/v1/notifications"),
+        ("metrics", "/metrics"),
+    ];
+    Ok(match f {
+        Format::Json => reply(
+            StatusCode::OK,
+            f,
+            serde_json::json!({ "module": SCHEMA.module.yang_module, "revision": SCHEMA.module.revision,
+                "links": links.iter().map(|(r, h)| serde_json::json!({"rel": r, "href": h})).collect::<Vec<_>>() })
+            .to_string(),
+        ),
+        Format::Xml => {
+            let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<api>");
+            for (r, h) in links {
+                s.push_str(&format!("<link rel=\"{r}\" href=\"{h}\"/>"));
+            }
+            s.push_str("</api>");
+            reply(StatusCode::OK, f, s)
+        }
+    })
+}
+
+/// The XML Schema is public: clients validate before they authenticate.
+async fn schema_xsd() -> Response {
+    let mut r = repr::xsd().into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/xml; charset=utf-8"),
+    );
+    r
+}
+
+async fn classes(Extension(c): Extension<Caller>, f: Format) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    Ok(match f {
+        Format::Json => reply(StatusCode::OK, f, repr::classes_json().to_string()),
+        Format::Xml => reply(StatusCode::OK, f, repr::classes_xml()),
+    })
+}
+
+/// Query parameters every listing understands; the others are attribute filters.
+const RESERVED: &[&str] = &["class", "scope", "base", "format", "access_token"];
+
+/// Builds a query from `?class=..&scope=all|subtree|children&base=<name>&<attr>=<value>`.
+fn build_query(
+    raw: Option<&str>,
+    fixed_class: Option<&'static ClassMeta>,
+) -> Result<Query, ApiError> {
+    let pairs = body::form(raw.unwrap_or(""));
+    let mut q = Query::default();
+    let mut scope = "all".to_string();
+    let mut base = None;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "class" => {
+                let c = SCHEMA
+                    .class(v)
+                    .filter(|c| !c.is_indication)
+                    .ok_or_else(|| ApiError::not_found(format!("unknown class {v}")))?;
+                q.classes.push(c.name.to_string());
+            }
+            "scope" => scope = v.clone(),
+            "base" => base = Some(parse_name(v)?),
+            _ => {}
+        }
+    }
+    if let Some(c) = fixed_class {
+        q.classes.push(c.name.to_string());
+    }
+    q.scope = match (scope.as_str(), base) {
+        ("all", None) => Scope::All,
+        ("all" | "subtree", Some(b)) => Scope::Subtree(b),
+        ("children", Some(b)) => Scope::Children(b),
+        ("subtree" | "children", None) => {
+            return Err(ApiError::bad_request(format!(
+                "scope={scope} needs base=<name>"
+            )));
+        }
+        (s, _) => {
+            return Err(ApiError::bad_request(format!(
+                "unknown scope {s}: use all, subtree or children"
+            )));
+        }
+    };
+    let candidates: Vec<&'static ClassMeta> = if q.classes.is_empty() {
+        SCHEMA.object_classes().collect()
+    } else {
+        SCHEMA
+            .object_classes()
+            .filter(|c| q.classes.iter().any(|n| SCHEMA.is_a(c.name, n)))
+            .collect()
+    };
+    for (k, v) in pairs
+        .iter()
+        .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
+    {
+        let a: &AttrMeta = candidates
+            .iter()
+            .find_map(|c| c.attribute(k).map(|(_, a)| a))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "no attribute {k} to filter on in the classes listed"
+                ))
+            })?;
+        let canonical = if v.is_empty() {
+            String::new()
+        } else {
+            Value::parse(&a.ty, v)
+                .map_err(|e| ApiError::invalid(format!("filter {k}: {e}")))?
+                .render(&a.ty)
+        };
+        q.filters.push((a.name.to_string(), canonical));
+    }
+    Ok(q)
+}
+
+async fn list(st: &Shared, q: &Query) -> Result<Vec<ManagedObject>, ApiError> {
+    st.call(st.model.query(q)).await
+}
+
+async fn objects(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let q = build_query(raw.as_deref(), None)?;
+    let objs = list(&st, &q).await?;
+    Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
+}
+
+async fn class_objects(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(class): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let meta = SCHEMA
+        .class(&class)
+        .filter(|c| !c.is_indication)
+        .ok_or_else(|| ApiError::not_found(format!("unknown class {class}")))?;
+    let q = build_query(raw.as_deref(), Some(meta))?;
+    let objs = list(&st, &q).await?;
+    Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
+}
+
+async fn tree(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let root = body::form(raw.as_deref().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "root")
+        .map(|(_, v)| parse_name(&v))
+        .transpose()?;
+    let q = Query {
+        scope: root.map_or(Scope::All, Scope::Subtree),
+        ..Query::default()
+    };
+    let objs = list(&st, &q).await?;
+    Ok(reply(StatusCode::OK, f, repr::tree_doc(&objs, f)))
+}
+
+async fn object(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let name = parse_name(&path)?;
+    let o = st.call(st.model.get(&name)).await?;
+    Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
+}
+
+fn content_type(h: &HeaderMap) -> Option<&str> {
+    h.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok())
+}
+
+/// Sets attributes, all in one transaction.
+async fn patch_object(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let user = c.require(Role::Admin)?.to_string();
+    let name = parse_name(&path)?;
+    let fields = body::fields(content_type(&headers), &bytes)?;
+    if fields.is_empty() {
+        return Err(ApiError::bad_request("no attribute to set"));
+    }
+    let current = st.call(st.model.get(&name)).await?;
+    let mut changes = Vec::new();
+    for (k, text) in fields {
+        let (_, a) = current.class.attribute(&k).ok_or_else(|| {
+            ApiError::from(halyard_cluster_model::port::ModelError::NoSuchAttribute {
+                class: current.class.name.to_string(),
+                attribute: k.clone(),
+            })
+        })?;
+        let value = Value::parse(&a.ty, &text).map_err(|error| {
+            ApiError::from(halyard_cluster_model::port::ModelError::InvalidValue {
+                attribute: a.name.to_string(),
+                error,
+            })
+        })?;
+        changes.push(Change::Set {
+            object: name.clone(),
+            attribute: a.name.to_string(),
+            value,
+        });
+    }
+    let tx = Transaction {
+        principal: Principal::new(user, Protocol::Http),
+        changes,
+    };
+    st.call(st.model.transact(tx)).await?;
+    tracing::info!(object = %name, "attributes set");
+    let o = st.call(st.model.get(&name)).await?;
+    Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
+}
+
+/// `POST /api/v1/objects/<name>/operations/<operation>`.
+async fn post_object(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let (target, op) = path
+        .rsplit_once("/operations/")
+        .filter(|(_, op)| !op.is_empty() && !op.contains('/'))
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method-not-allowed",
+                "POST to <object>/operations/<operation> to invoke an operation",
+            )
+        })?;
+    let user = c.require(Role::Operator)?.to_string();
+    let fields = body::fields(content_type(&headers), &bytes)?;
+    invoke(&st, f, &user, target, op, fields).await
+}
+
+async fn invoke(
+    st: &Shared,
+    f: Format,
+    user: &str,
+    target: &str,
+    op: &str,
+    fields: Vec<(String, String)>,
+) -> Result<Response, ApiError> {
+    let name = parse_name(target)?;
+    let obj = st.call(st.model.get(&name)).await?;
+    let m = obj.class.method(op).ok_or_else(|| {
+        ApiError::from(halyard_cluster_model::port::ModelError::NoSuchOperation {
+            class: obj.class.name.to_string(),
+            operation: op.to_string(),
+        })
+    })?;
+    let mut args = Vec::new();
+    for (k, text) in fields {
+        let p = m
+            .params
+            .iter()
+            .find(|p| p.name == k || p.yang_name == k)
+            .ok_or_else(|| ApiError::invalid(format!("{} takes no parameter {k}", m.name)))?;
+        let v = Value::parse(&p.ty, &text)
+            .map_err(|e| ApiError::invalid(format!("parameter {k}: {e}")))?;
+        args.push((p.name.to_string(), v));
+    }
+    let principal = Principal::new(user, Protocol::Http);
+    let handle = st
+        .call(st.model.invoke(&name, m.name, args, principal))
+        .await?;
+    let job = handle.job.to_string();
+    tracing::info!(target = %name, operation = m.name, %job, user, "operation invoked");
+    let view = repr::JobView {
+        job: job.clone(),
+        operation: m.name.to_string(),
+        target: name.to_string(),
+        status: handle.status.borrow().clone(),
+    };
+    st.lock_jobs().insert(
+        job.clone(),
+        JobEntry {
+            operation: m.name.to_string(),
+            target: name.to_string(),
+            status: handle.status,
+        },
+    );
+    let mut r = reply(StatusCode::ACCEPTED, f, repr::job_doc(&view, f));
+    if let Ok(v) = HeaderValue::from_str(&format!("/api/v1/jobs/{job}")) {
+        r.headers_mut().insert(header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+async fn job(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(job): Path<String>,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let view = st.lock_jobs().view(&job);
+    match view {
+        Some(v) => Ok(reply(StatusCode::OK, f, repr::job_doc(&v, f))),
+        None => {
+            // A job started elsewhere (NETCONF, CLI): the model's Job object.
+            let o = st.call(st.model.get(&parse_name(&job)?)).await?;
+            Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
+        }
+    }
+}
+
+fn alarm_class() -> Result<&'static ClassMeta, ApiError> {
+    SCHEMA
+        .class("Alarm")
+        .ok_or_else(|| ApiError::not_found("the schema has no Alarm class"))
+}
+
+async fn alarms(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let q = build_query(raw.as_deref(), Some(alarm_class()?))?;
+    let objs = list(&st, &q).await?;
+    Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
+}
+
+/// Active (uncleared) alarms by severity, most severe first.
+async fn alarm_summary(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let class = alarm_class()?;
+    let q = Query {
+        classes: vec![class.name.to_string()],
+        ..Query::default()
+    };
+    let objs = list(&st, &q).await?;
+    let order = [
+        PerceivedSeverity::Critical,
+        PerceivedSeverity::Major,
+        PerceivedSeverity::Minor,
+        PerceivedSeverity::Warning,
+        PerceivedSeverity::Indeterminate,
+    ];
+    let meta = <PerceivedSeverity as SchemaEnum>::META;
+    let mut s = repr::AlarmSummary {
+        rows: order
+            .iter()
+            .filter_map(|sev| meta.by_value(sev.value()).map(|v| (v.yang_name, 0, 0)))
+            .collect(),
+        ..Default::default()
+    };
+    for o in &objs {
+        let cleared = o
+            .get("ClearedAt")
+            .is_some_and(|v| !matches!(v, Value::Absent))
+            || matches!(o.get("Severity"), Some(Value::Enum(v)) if *v == PerceivedSeverity::Cleared.value());
+        if cleared {
+            continue;
+        }
+        let acked = matches!(o.get("Acknowledged"), Some(Value::Bool(true)));
+        let label = match o.get("Severity") {
+            Some(Value::Enum(v)) => meta.by_value(*v).map(|x| x.yang_name),
+            _ => None,
+        };
+        if let Some(row) = s.rows.iter_mut().find(|r| Some(r.0) == label) {
+            row.1 += 1;
+            if !acked {
+                row.2 += 1;
+            }
+        }
+        s.total += 1;
+        if !acked {
+            s.unacknowledged += 1;
+        }
+    }
+    Ok(reply(StatusCode::OK, f, repr::summary_doc(&s, f)))
+}
+
+/// `POST /api/v1/alarms/<name>/acknowledge`: the Alarm's Acknowledge operation.
+async fn acknowledge(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let target = path.strip_suffix("/acknowledge").ok_or_else(|| {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method-not-allowed",
+            "POST to /api/v1/alarms/<name>/acknowledge",
+        )
+    })?;
+    let user = c.require(Role::Operator)?.to_string();
+    let op = alarm_class()?
+        .method("Acknowledge")
+        .ok_or_else(|| ApiError::not_found("the Alarm class has no Acknowledge operation"))?;
+    invoke(&st, f, &user, target, op.name, Vec::new()).await
+}
+
+fn filter_from(raw: Option<&str>, classes: Vec<String>) -> Result<NotificationFilter, ApiError> {
+    let mut nf = NotificationFilter {
+        classes,
+        ..Default::default()
+    };
+    for (k, v) in body::form(raw.unwrap_or("")) {
+        match k.as_str() {
+            "class" => {
+                let c = SCHEMA
+                    .class(&v)
+                    .filter(|c| c.is_indication)
+                    .ok_or_else(|| ApiError::not_found(format!("unknown notification {v}")))?;
+                nf.classes.push(c.name.to_string());
+            }
+            "subtree" => nf.subtree = Some(parse_name(&v)?),
+            "min-severity" => {
+                let meta = <PerceivedSeverity as SchemaEnum>::META;
+                let x = meta
+                    .by_name(&v)
+                    .and_then(|x| PerceivedSeverity::from_value(x.value))
+                    .ok_or_else(|| ApiError::invalid(format!("unknown severity {v}")))?;
+                nf.min_severity = Some(x);
+            }
+            _ => {}
+        }
+    }
+    Ok(nf)
+}
+
+/// Decrements the open-streams gauge when a stream ends.
+struct StreamGuard(prometheus_client::metrics::gauge::Gauge);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+fn sse(
+    st: &Shared,
+    nf: NotificationFilter,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    let sub = st.model.subscribe(nf);
+    st.metrics.event_streams.inc();
+    let guard = StreamGuard(st.metrics.event_streams.clone());
+    let shutdown = st.shutdown.clone();
+    let hello = Event::default().event("hello").data(
+        serde_json::json!({"module": SCHEMA.module.yang_module, "time": Timestamp::now().to_string()})
+            .to_string(),
+    );
+    let stream = futures_util::stream::unfold(
+        (sub, shutdown, guard, Some(hello)),
+        |(mut sub, mut shutdown, guard, hello)| async move {
+            if let Some(h) = hello {
+                return Some((Ok(h), (sub, shutdown, guard, None)));
+            }
+            if *shutdown.borrow() {
+                return None;
+            }
+            let ev = tokio::select! {
+                d = sub.recv() => d?,
+                _ = shutdown.wait_for(|s| *s) => return None,
+            };
+            let ev = match ev {
+                Delivery::Notification(n) => Event::default()
+                    .event(n.class.yang_name)
+                    .id(n.seq.to_string())
+                    .data(repr::notification_json(&n).to_string()),
+                Delivery::Missed(k) => Event::default()
+                    .event("missed")
+                    .data(serde_json::json!({"missed": k}).to_string()),
+            };
+            Some((Ok(ev), (sub, shutdown, guard, None)))
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+async fn events(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let nf = filter_from(raw.as_deref(), Vec::new())?;
+    Ok(sse(&st, nf).into_response())
+}
+
+/// The notifications about alarms: the indications that carry an `Alarm` name.
+fn alarm_notifications() -> Vec<String> {
+    SCHEMA
+        .indications()
+        .filter(|c| c.attribute("Alarm").is_some())
+        .map(|c| c.name.to_string())
+        .collect()
+}
+
+async fn alarm_events(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let nf = filter_from(raw.as_deref(), alarm_notifications())?;
+    Ok(sse(&st, nf).into_response())
+}
+
+/// Stored notifications: `?since=<RFC 3339>&until=..&class=..&subtree=..`.
+async fn notifications(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let nf = filter_from(raw.as_deref(), Vec::new())?;
+    let mut since = Timestamp(0);
+    let mut until = None;
+    for (k, v) in body::form(raw.as_deref().unwrap_or("")) {
+        let t = || {
+            Timestamp::parse_rfc3339(&v)
+                .ok_or_else(|| ApiError::invalid(format!("{k}: not an RFC 3339 time: {v}")))
+        };
+        match k.as_str() {
+            "since" => since = t()?,
+            "until" => until = Some(t()?),
+            _ => {}
+        }
+    }
+    let ns = st.call(st.model.history(&nf, since, until)).await?;
+    Ok(reply(StatusCode::OK, f, repr::notifications_doc(&ns, f)))
+}
+
+async fn metrics(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    let start = Instant::now();
+    let objects = crate::metrics::snapshot(
+        st.model.as_ref(),
+        st.limits.page_size,
+        st.limits.request_timeout,
+    )
+    .await?;
+    st.metrics.scrape_objects.set(objects.len() as i64);
+    let format = crate::metrics::Exposition::negotiate(
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
+    );
+    let body = {
+        crate::metrics::encode(&st.registry, objects, format).map_err(|_| {
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "metrics encoding failed",
+            )
+        })?
+    };
+    st.metrics
+        .scrape_duration
+        .set(start.elapsed().as_secs_f64());
+    let mut r = body.into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    Ok(r)
+}

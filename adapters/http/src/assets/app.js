@@ -1,0 +1,419 @@
+// Halyard operator console. Plain JavaScript, no dependencies: it reads
+// /api/v1 in JSON and follows /api/v1/events (server-sent events).
+'use strict';
+
+const API = '/api/v1';
+const state = {
+  classes: {},          // class name -> metadata (attributes, operations)
+  objects: new Map(),   // name -> object (JSON form)
+  tree: [],
+  selected: null,
+  series: new Map(),    // "name|attr" -> [[t, v], ...]
+  alarms: [],
+  jobs: new Map(),
+};
+const SERIES_POINTS = 90;
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k === 'class') e.className = v;
+    else if (k === 'text') e.textContent = v;
+    else if (k.startsWith('on')) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, v === true ? '' : v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) e.append(c);
+  return e;
+};
+
+// ---- credentials -------------------------------------------------------
+function creds() {
+  try { return JSON.parse(sessionStorage.getItem('halyard-creds') || 'null'); } catch { return null; }
+}
+function authHeader() {
+  const c = creds();
+  if (!c) return {};
+  if (!c.user) return { Authorization: 'Bearer ' + c.secret };
+  return { Authorization: 'Basic ' + btoa(c.user + ':' + c.secret) };
+}
+function showWho() {
+  const c = creds();
+  $('#login').classList.toggle('hidden', !!c);
+  $('#whoami').classList.toggle('hidden', !c);
+  $('#whoami-name').textContent = c ? (c.user || 'token') : '';
+}
+
+async function api(path, opts = {}) {
+  const headers = Object.assign({ Accept: 'application/json' }, authHeader(), opts.headers || {});
+  const r = await fetch(API + path, Object.assign({}, opts, { headers }));
+  const text = await r.text();
+  let body = null;
+  try { body = text ? JSON.parse(text) : null; } catch { body = { error: { message: text } }; }
+  if (!r.ok) {
+    const e = new Error((body && body.error && body.error.message) || r.statusText);
+    e.status = r.status;
+    throw e;
+  }
+  return body;
+}
+
+function toast(msg, error = false) {
+  const t = $('#toast');
+  t.textContent = msg;
+  t.className = 'toast' + (error ? ' error' : '');
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => t.classList.add('hidden'), error ? 6000 : 3000);
+}
+
+// ---- helpers over metadata ---------------------------------------------
+const enc = encodeURIComponent;
+const objPath = (name) => name.split('/').map(enc).join('/');
+const leaf = (name) => name.split('/').pop();
+function attrMeta(cls, yang) {
+  const c = state.classes[cls];
+  return c ? c.attributes.find((a) => a['yang-name'] === yang) : undefined;
+}
+function isStatistic(a) { return a.measure === 'counter' || a.measure === 'gauge'; }
+function pillFor(attr, value) {
+  if (attr === 'availability-state') return el('span', { class: 'pill av-' + value, 'data-attr': attr, text: value });
+  if (attr === 'admin-state') return el('span', { class: 'pill ad-' + value, 'data-attr': attr, text: value });
+  if (attr === 'oper-state') return el('span', { class: 'pill op-' + value, 'data-attr': attr, text: value });
+  if (value === 'true' || value === 'false') return el('span', { class: 'pill flag-' + value, 'data-attr': attr, text: (value === 'false' ? 'no ' : '') + attr });
+  return el('span', { class: 'pill', 'data-attr': attr, text: value });
+}
+const STATE_ORDER = ['availability-state', 'oper-state', 'admin-state'];
+function sortedStates(states) {
+  return Object.entries(states).sort((a, b) => {
+    const ia = STATE_ORDER.indexOf(a[0]), ib = STATE_ORDER.indexOf(b[0]);
+    return (ia < 0 ? 99 : ia) - (ib < 0 ? 99 : ib);
+  });
+}
+function fmtTime(s) {
+  if (!s) return '';
+  const d = new Date(s);
+  return isNaN(d) ? s : d.toLocaleTimeString([], { hour12: false });
+}
+
+// ---- tree --------------------------------------------------------------
+function renderTree() {
+  const filter = $('#tree-filter').value.trim().toLowerCase();
+  const ul = $('#tree');
+  ul.replaceChildren();
+  const match = (n) => !filter || n.name.toLowerCase().includes(filter) || n.class.toLowerCase().includes(filter) || n.children.some(match);
+  const build = (n) => {
+    if (!match(n)) return null;
+    const pills = sortedStates(n.states).map(([k, v]) => pillFor(k, v));
+    const row = el('div', {
+      class: 'row' + (state.selected === n.name ? ' selected' : ''),
+      'data-name': n.name, 'data-class': n.class, title: n.name,
+      onclick: () => select(n.name),
+    }, el('span', { class: 'leaf', text: leaf(n.name) }), el('span', { class: 'cls', text: n.class }), el('span', { class: 'pills' }, pills));
+    const kids = n.children.map(build).filter(Boolean);
+    return el('li', {}, row, kids.length ? el('ul', {}, kids) : null);
+  };
+  for (const r of state.tree) { const li = build(r); if (li) ul.append(li); }
+  const root = state.tree[0];
+  $('#element').textContent = root ? root.name : '';
+}
+
+async function loadTree() {
+  const t = await api('/tree');
+  state.tree = t.tree;
+  renderTree();
+}
+
+// ---- detail ------------------------------------------------------------
+async function select(name) {
+  state.selected = name;
+  location.hash = '#' + name;
+  renderTree();
+  await loadDetail();
+}
+
+function sample(o) {
+  const now = Date.now();
+  for (const [k, v] of Object.entries(o.attributes)) {
+    const a = attrMeta(o.class, k);
+    if (!a || !isStatistic(a)) continue;
+    const key = o.attributes.name + '|' + k;
+    const s = state.series.get(key) || [];
+    s.push([now, Number(v)]);
+    while (s.length > SERIES_POINTS) s.shift();
+    state.series.set(key, s);
+  }
+}
+
+function chart(name, a, unit) {
+  const s = state.series.get(name + '|' + a['yang-name']) || [];
+  const W = 200, H = 50;
+  const svgNS = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(svgNS, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  svg.setAttribute('preserveAspectRatio', 'none');
+  if (s.length) {
+    const t0 = s[0][0], t1 = Math.max(s[s.length - 1][0], t0 + 1);
+    let lo = Math.min(...s.map((p) => p[1])), hi = Math.max(...s.map((p) => p[1]));
+    if (hi === lo) { hi += 1; lo -= 1; }
+    const pts = s.map(([t, v]) => [((t - t0) / (t1 - t0)) * W, H - 3 - ((v - lo) / (hi - lo)) * (H - 6)]);
+    if (pts.length === 1) pts.push([W, pts[0][1]]);
+    const line = document.createElementNS(svgNS, 'polyline');
+    line.setAttribute('points', pts.map((p) => p.map((x) => x.toFixed(1)).join(',')).join(' '));
+    const area = document.createElementNS(svgNS, 'path');
+    area.setAttribute('class', 'area');
+    area.setAttribute('d', `M${pts[0][0]},${H} ` + pts.map((p) => `L${p[0].toFixed(1)},${p[1].toFixed(1)}`).join(' ') + ` L${pts[pts.length - 1][0]},${H} Z`);
+    svg.append(area, line);
+  }
+  const last = s.length ? s[s.length - 1][1] : '';
+  return el('div', { class: 'chart', 'data-attr': a['yang-name'] },
+    el('div', { class: 'ch-head' }, el('span', { text: a['yang-name'] + (a.measure === 'counter' ? ' (counter)' : '') }),
+      el('span', { class: 'ch-val', text: `${last}${unit ? ' ' + unit : ''}` })), svg);
+}
+
+async function loadDetail() {
+  const name = state.selected;
+  const box = $('#detail');
+  if (!name) return;
+  let o;
+  try { o = await api('/objects/' + objPath(name)); } catch (e) {
+    box.replaceChildren(el('p', { class: 'muted', text: `${name}: ${e.message}` }));
+    return;
+  }
+  if (state.selected !== name) return;
+  state.objects.set(name, o);
+  sample(o);
+  const meta = state.classes[o.class] || { attributes: [], operations: [] };
+  const states = meta.attributes.filter((a) => a.metric && (a.type === 'enumeration' || a.type === 'boolean') && o.attributes[a['yang-name']] !== undefined);
+  const stats = meta.attributes.filter(isStatistic);
+  const rows = meta.attributes.filter((a) => !isStatistic(a)).map((a) => {
+    const v = o.attributes[a['yang-name']];
+    const isRef = a.reference && typeof v === 'string' && v.includes('=');
+    return el('tr', { class: a.writable ? 'writable' : '', title: a.description },
+      el('td', { text: a['yang-name'] }),
+      el('td', { class: typeof v === 'number' ? 'num' : '' }, isRef ? el('a', { class: 'link', text: v, onclick: () => select(v) }) : (v === undefined ? el('span', { class: 'muted', text: '—' }) : String(v) + (a.units ? ' ' + a.units : ''))));
+  });
+  const ops = meta.operations.map((m) => el('button', {
+    'data-op': m.name, title: m.description,
+    class: /Lock|Fault|Restart|Reset/.test(m.name) && m.name !== 'Unlock' ? 'danger' : '',
+    onclick: () => confirmOp(name, m),
+  }, m.name.replace(/([a-z])([A-Z])/g, '$1 $2')));
+  box.replaceChildren(
+    el('div', { class: 'title' }, el('h3', { id: 'detail-name', text: name }), el('span', { class: 'muted', text: `${o.class} · index ${o.index}` })),
+    el('div', { class: 'states', id: 'detail-states' }, states.map((a) => pillFor(a['yang-name'], String(o.attributes[a['yang-name']])))),
+    ops.length ? el('div', { class: 'ops', id: 'ops' }, ops) : null,
+    stats.length ? el('div', { class: 'charts', id: 'charts' }, stats.map((a) => chart(name, a, a.units))) : null,
+    el('table', { class: 'grid attrs' }, el('tbody', {}, rows)),
+  );
+}
+
+// ---- operations and jobs -----------------------------------------------
+function confirmOp(target, m) {
+  const modal = $('#modal');
+  $('#modal-title').textContent = `${m.name} ${leaf(target)}?`;
+  $('#modal-text').textContent = `${m.description} Target: ${target}.`;
+  const params = $('#modal-params');
+  params.replaceChildren(...m.parameters.map((p) => el('div', {},
+    el('label', { for: 'param-' + p['yang-name'], text: `${p['yang-name']} — ${p.description}` }),
+    el('input', { id: 'param-' + p['yang-name'], name: p['yang-name'] }))));
+  modal.classList.remove('hidden');
+  const ok = $('#confirm-ok');
+  ok.focus();
+  const form = $('#modal-form');
+  const close = () => { modal.classList.add('hidden'); form.onsubmit = null; };
+  $('#confirm-cancel').onclick = close;
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const args = {};
+    for (const i of params.querySelectorAll('input')) if (i.value !== '') args[i.name] = i.value;
+    close();
+    await runOp(target, m.name, args);
+  };
+}
+
+async function runOp(target, op, args) {
+  try {
+    const j = await api(`/objects/${objPath(target)}/operations/${enc(op)}`, {
+      method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(args || {}),
+    });
+    trackJob(j);
+  } catch (e) {
+    toast(`${op} on ${target}: ${e.message}${e.status === 401 ? ' — sign in first' : ''}`, true);
+  }
+}
+
+function renderJob(j) {
+  let row = document.querySelector(`.job[data-job="${CSS.escape(j.job)}"]`);
+  if (!row) {
+    row = el('div', { class: 'job', 'data-job': j.job }, el('span', { class: 'what' }), el('div', { class: 'bar' }, el('span')), el('span', { class: 'state' }));
+    $('#jobs').prepend(row);
+    while ($('#jobs').children.length > 8) $('#jobs').lastChild.remove();
+  }
+  row.className = 'job ' + j.state;
+  row.querySelector('.what').textContent = `${j.operation} ${j.target} — ${j.detail}`;
+  const pct = j['steps-total'] ? Math.round((100 * j['steps-done']) / j['steps-total']) : (j.finished ? 100 : 5);
+  row.querySelector('.bar span').style.width = pct + '%';
+  row.querySelector('.state').textContent = j.state;
+}
+
+async function trackJob(j) {
+  renderJob(j);
+  while (!j.finished) {
+    await new Promise((r) => setTimeout(r, 500));
+    try { j = await api('/jobs/' + objPath(j.job)); } catch (e) { toast(`job ${j.job}: ${e.message}`, true); return; }
+    renderJob(j);
+  }
+  toast(`${j.operation} ${j.target}: ${j.state}`);
+  refreshSoon();
+}
+
+// ---- alarms ------------------------------------------------------------
+async function loadAlarms() {
+  const [list, sum] = await Promise.all([api('/alarms'), api('/alarms/summary')]);
+  const before = new Set(state.alarms.map((a) => a.attributes.name));
+  state.alarms = list.objects;
+  const showAcked = $('#show-acked').checked;
+  const rank = { critical: 0, major: 1, minor: 2, warning: 3, indeterminate: 4, cleared: 5 };
+  const rows = state.alarms
+    .filter((a) => showAcked || !a.attributes.acknowledged)
+    .sort((a, b) => (rank[a.attributes.severity] - rank[b.attributes.severity]) || String(b.attributes['raised-at'] || '').localeCompare(String(a.attributes['raised-at'] || '')))
+    .map((a) => {
+      const x = a.attributes;
+      const acked = !!x.acknowledged;
+      return el('tr', { 'data-alarm': x.name, class: (acked ? 'acked' : '') + (before.size && !before.has(x.name) ? ' fresh' : '') },
+        el('td', { class: 'sev' }, el('span', { class: 'sev ' + x.severity, text: x.severity })),
+        el('td', {}, el('a', { class: 'link', text: x.resource || '', onclick: () => x.resource && select(x.resource) })),
+        el('td', { title: x['additional-text'] || '', text: [x['probable-cause'], x['specific-problem']].filter(Boolean).join(': ') }),
+        el('td', { class: 'num', text: fmtTime(x['raised-at']) }),
+        el('td', {}, acked ? el('span', { class: 'muted small ack-by', text: '✓ ' + (x['acknowledged-by'] || '') })
+          : el('button', { class: 'ack', onclick: () => ack(x.name) }, 'Ack')));
+    });
+  $('#alarms tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No alarms.' }))]));
+  $('#summary').replaceChildren(...sum.severities.map((s) => el('span', {
+    class: 'chip ' + s.severity + (s.active ? ' on' : ''), 'data-severity': s.severity,
+    title: `${s.active} active, ${s.unacknowledged} unacknowledged`,
+  }, `${s.severity} ${s.active}` + (s.unacknowledged ? ` (${s.unacknowledged})` : ''))));
+}
+
+async function ack(name) {
+  try {
+    const j = await api(`/alarms/${objPath(name)}/acknowledge`, { method: 'POST' });
+    trackJob(j);
+  } catch (e) {
+    toast(`acknowledge ${name}: ${e.message}${e.status === 401 ? ' — sign in first' : ''}`, true);
+  }
+}
+
+// ---- service groups ----------------------------------------------------
+async function loadGroups() {
+  const [sgs, sis, asgs] = await Promise.all([
+    api('/classes/ServiceGroup'), api('/classes/ServiceInstance'), api('/classes/Assignment'),
+  ]);
+  const comp = (n) => state.flat && state.flat.get(n);
+  const out = sgs.objects.map((g) => {
+    const gn = g.attributes.name;
+    const myS = sis.objects.filter((s) => s.attributes.parent === gn);
+    return el('div', { class: 'group', 'data-group': gn },
+      el('div', { class: 'g-head' }, el('a', { class: 'link', text: leaf(gn), onclick: () => select(gn) }),
+        el('span', { class: 'muted small', text: `${g.attributes['redundancy-model'] || ''} · ${g.attributes['admin-state'] || ''}` })),
+      myS.map((s) => el('div', { class: 'si' },
+        el('a', { class: 'link', text: leaf(s.attributes.name), onclick: () => select(s.attributes.name) }),
+        s.attributes.assigned ? null : el('span', { class: 'pill op-disabled', text: 'unassigned' }),
+        asgs.objects.filter((a) => a.attributes.parent === s.attributes.name).map((a) => {
+          const c = comp(a.attributes.component);
+          const av = c && c.states['availability-state'];
+          return el('div', { class: 'asg', 'data-assignment': a.attributes.name },
+            el('span', { class: 'pill role-' + a.attributes.role, text: a.attributes.role }),
+            el('a', { class: 'link', text: leaf(a.attributes.component || ''), onclick: () => select(a.attributes.component) }),
+            av ? pillFor('availability-state', av) : null,
+            c && c.states['admin-state'] ? pillFor('admin-state', c.states['admin-state']) : null);
+        }))));
+  });
+  $('#groups').replaceChildren(...(out.length ? out : [el('p', { class: 'muted', text: 'No service groups.' })]));
+}
+
+// ---- refresh and live events -------------------------------------------
+function flatten() {
+  const m = new Map();
+  const walk = (n) => { m.set(n.name, n); n.children.forEach(walk); };
+  state.tree.forEach(walk);
+  state.flat = m;
+}
+
+async function refresh() {
+  try {
+    await loadTree();
+    flatten();
+    await Promise.all([loadAlarms(), loadGroups(), loadDetail()]);
+  } catch (e) {
+    toast('refresh: ' + e.message, true);
+  }
+}
+function refreshSoon() {
+  clearTimeout(refreshSoon.t);
+  refreshSoon.t = setTimeout(refresh, 120);
+}
+
+function logEvent(kind, d) {
+  const ol = $('#events');
+  const v = d.values || {};
+  const what = v.alarm || v.component || v['service-instance'] || v.node || d.source || '';
+  const extra = v.severity || v['availability-state'] || v['admin-state'] || v.state || '';
+  ol.prepend(el('li', { 'data-event': kind }, el('span', { class: 't', text: fmtTime(d.time) }), el('span', { class: 'k', text: kind }), el('span', { text: `${leaf(what)} ${extra}` })));
+  while (ol.children.length > 60) ol.lastChild.remove();
+}
+
+function connect() {
+  const c = creds();
+  const q = c && !c.user ? '?access_token=' + enc(c.secret) : '';
+  const es = new EventSource(API + '/events' + q);
+  const live = $('#live');
+  es.addEventListener('hello', () => { live.className = 'live on'; $('#live-text').textContent = 'live'; refreshSoon(); });
+  es.onerror = () => { live.className = 'live off'; $('#live-text').textContent = 'reconnecting'; };
+  es.addEventListener('missed', () => refreshSoon());
+  es.onmessage = () => refreshSoon();
+  connect.es = es;
+  for (const cls of Object.values(state.classes).filter((c) => c.indication)) {
+    es.addEventListener(cls['yang-name'], (ev) => {
+      let d = {};
+      try { d = JSON.parse(ev.data); } catch { /* ignore */ }
+      logEvent(cls['yang-name'], d);
+      refreshSoon();
+    });
+  }
+}
+
+// ---- start -------------------------------------------------------------
+async function start() {
+  showWho();
+  $('#login').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const user = $('#login-user').value.trim();
+    const secret = $('#login-pass').value;
+    if (!secret) return;
+    sessionStorage.setItem('halyard-creds', JSON.stringify({ user, secret }));
+    $('#login-pass').value = '';
+    showWho();
+    if (connect.es) connect.es.close();
+    connect();
+    refreshSoon();
+  });
+  $('#logout').addEventListener('click', () => { sessionStorage.removeItem('halyard-creds'); showWho(); });
+  $('#tree-filter').addEventListener('input', renderTree);
+  $('#show-acked').addEventListener('change', () => loadAlarms().catch(() => {}));
+  try {
+    const meta = await api('/classes');
+    for (const c of meta.classes) state.classes[c.name] = c;
+  } catch (e) {
+    toast('cannot read the schema: ' + e.message + (e.status === 401 ? ' — sign in' : ''), true);
+  }
+  const fromHash = decodeURIComponent(location.hash.slice(1));
+  if (fromHash) state.selected = fromHash;
+  await refresh();
+  if (!state.selected && state.tree[0]) await select(state.tree[0].name);
+  connect();
+  // Statistics are sampled for the chart even when nothing is published.
+  setInterval(() => { if (state.selected && !document.hidden) loadDetail().catch(() => {}); }, 2000);
+}
+
+document.addEventListener('DOMContentLoaded', start);

@@ -1,0 +1,156 @@
+//! Authentication (basic and bearer) and role checks.
+
+use std::collections::HashMap;
+
+use base64::Engine as _;
+
+use crate::config::{HttpConfig, Role};
+use crate::error::ApiError;
+
+/// Who sent a request, once authenticated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// `None` for an anonymous request.
+    pub user: Option<(String, Role)>,
+    anonymous_read: bool,
+}
+
+impl Caller {
+    /// Checks that the caller holds at least `role` (anonymous callers may read
+    /// when the configuration allows it).
+    pub fn require(&self, role: Role) -> Result<&str, ApiError> {
+        match &self.user {
+            Some((name, r)) if *r >= role => Ok(name),
+            Some((name, r)) => Err(ApiError::forbidden(format!(
+                "user {name} has role {}, this needs {}",
+                r.as_str(),
+                role.as_str()
+            ))),
+            None if role == Role::Viewer && self.anonymous_read => Ok("anonymous"),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Account {
+    password: Option<String>,
+    role: Role,
+}
+
+/// The users and tokens of the configuration, looked up per request.
+#[derive(Debug)]
+pub struct Authenticator {
+    users: HashMap<String, Account>,
+    tokens: Vec<(String, String)>,
+    anonymous_read: bool,
+}
+
+/// Compares secrets without an early exit on the first differing byte.
+fn same(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Authenticator {
+    pub fn new(config: &HttpConfig) -> Result<Self, String> {
+        let mut users = HashMap::new();
+        let mut tokens = Vec::new();
+        for u in &config.users {
+            if u.name.is_empty() || u.name.contains(':') {
+                return Err(format!("user name '{}' is empty or contains ':'", u.name));
+            }
+            if users
+                .insert(
+                    u.name.clone(),
+                    Account {
+                        password: u.password.clone(),
+                        role: u.role,
+                    },
+                )
+                .is_some()
+            {
+                return Err(format!("user {} is configured twice", u.name));
+            }
+            for t in &u.tokens {
+                if t.len() < 16 {
+                    return Err(format!(
+                        "a token of user {} is shorter than 16 characters",
+                        u.name
+                    ));
+                }
+                tokens.push((t.clone(), u.name.clone()));
+            }
+        }
+        Ok(Authenticator {
+            users,
+            tokens,
+            anonymous_read: config.allow_anonymous_read,
+        })
+    }
+
+    fn caller(&self, user: &str) -> Caller {
+        Caller {
+            user: self.users.get(user).map(|a| (user.to_string(), a.role)),
+            anonymous_read: self.anonymous_read,
+        }
+    }
+
+    fn token(&self, token: &str) -> Result<Caller, ApiError> {
+        // Every token is compared, so timing does not tell which one matched.
+        let mut found = None;
+        for (t, u) in &self.tokens {
+            if same(t, token) {
+                found = Some(u);
+            }
+        }
+        found
+            .map(|u| self.caller(u))
+            .ok_or_else(ApiError::bad_credentials)
+    }
+
+    /// Authenticates from the `Authorization` header, or an `access_token`
+    /// query parameter (for `EventSource`, which cannot send headers).
+    /// Wrong credentials are refused even for reads.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        query: Option<&str>,
+    ) -> Result<Caller, ApiError> {
+        if let Some(h) = authorization {
+            let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h, ""));
+            let rest = rest.trim();
+            if scheme.eq_ignore_ascii_case("bearer") {
+                return self.token(rest);
+            }
+            if scheme.eq_ignore_ascii_case("basic") {
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(ApiError::bad_credentials)?;
+                let (user, pass) = decoded
+                    .split_once(':')
+                    .ok_or_else(ApiError::bad_credentials)?;
+                return match self.users.get(user) {
+                    Some(Account {
+                        password: Some(p), ..
+                    }) if same(p, pass) => Ok(self.caller(user)),
+                    _ => Err(ApiError::bad_credentials()),
+                };
+            }
+            return Err(ApiError::bad_credentials());
+        }
+        if let Some(t) = query.and_then(|q| {
+            q.split('&')
+                .find_map(|p| p.strip_prefix("access_token="))
+                .map(str::to_string)
+        }) {
+            return self.token(&t);
+        }
+        Ok(Caller {
+            user: None,
+            anonymous_read: self.anonymous_read,
+        })
+    }
+}

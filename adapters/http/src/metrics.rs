@@ -1,0 +1,371 @@
+//! Prometheus metrics (OpenMetrics text) with the official `prometheus-client`.
+//!
+//! Model families come from `AttrMeta.metric` of every object: counters,
+//! gauges, state sets (one series per label, the current one at 1) and
+//! flags, labelled with the object's persistent `name` and its `class`.
+//! A scrape reads the model in bounded pages (no lock of ours is held across
+//! an await), then encodes synchronously from that snapshot.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use halyard_cluster_model::meta::{AttrType, MetricKind};
+use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// The media type Prometheus negotiates for OpenMetrics text.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.5 ms .. about 4 s.
+    Histogram::new(exponential_buckets(0.0005, 2.0, 14))
+}
+
+/// The HTTP face's own instruments.
+#[derive(Debug, Clone)]
+pub struct HttpMetrics {
+    pub requests: Family<RequestLabels, Counter>,
+    pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    pub event_streams: Gauge,
+    pub scrape_objects: Gauge,
+    pub scrape_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+}
+
+impl HttpMetrics {
+    /// Creates the instruments and registers them (with the `halyard_http_` prefix).
+    pub fn register(registry: &mut Registry) -> Self {
+        let m = HttpMetrics {
+            requests: Family::default(),
+            latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
+            event_streams: Gauge::default(),
+            scrape_objects: Gauge::default(),
+            scrape_duration: Gauge::default(),
+        };
+        registry.register(
+            "halyard_http_requests",
+            "HTTP requests served, by method, route and status",
+            m.requests.clone(),
+        );
+        registry.register(
+            "halyard_http_request_duration_seconds",
+            "Time to answer an HTTP request, by method and route",
+            m.latency.clone(),
+        );
+        registry.register(
+            "halyard_http_event_streams",
+            "Server-sent event streams open now",
+            m.event_streams.clone(),
+        );
+        registry.register(
+            "halyard_http_scrape_objects",
+            "Objects read from the model by the last scrape",
+            m.scrape_objects.clone(),
+        );
+        registry.register(
+            "halyard_http_scrape_duration_seconds",
+            "Time the last scrape took to read the model and encode it",
+            m.scrape_duration.clone(),
+        );
+        registry.register_collector(Box::new(ProcessCollector));
+        m
+    }
+}
+
+/// A family name in base units: (name, factor to multiply values by).
+/// Schema units such as `millivolts` become `volts` (Prometheus naming).
+pub fn base_unit(name: &str) -> (String, f64) {
+    const PREFIXED: &[(&str, &str, f64)] = &[
+        ("_milliseconds", "_seconds", 1e-3),
+        ("_microseconds", "_seconds", 1e-6),
+        ("_millivolts", "_volts", 1e-3),
+        ("_milliamperes", "_amperes", 1e-3),
+        ("_milliwatts", "_watts", 1e-3),
+        ("_kilobytes", "_bytes", 1e3),
+        ("_megabytes", "_bytes", 1e6),
+        ("_percent", "_ratio", 1e-2),
+    ];
+    for (from, to, f) in PREFIXED {
+        if let Some(stem) = name.strip_suffix(from) {
+            return (format!("{stem}{to}"), *f);
+        }
+    }
+    (name.to_string(), 1.0)
+}
+
+struct FamilyPlan {
+    kind: MetricKind,
+    help: &'static str,
+    factor: f64,
+    /// (object, attribute position)
+    series: Vec<(usize, usize)>,
+}
+
+/// A snapshot of the model, encoded as metric families.
+#[derive(Debug)]
+pub struct ModelCollector {
+    objects: Vec<ManagedObject>,
+}
+
+impl ModelCollector {
+    pub fn new(objects: Vec<ManagedObject>) -> Self {
+        ModelCollector { objects }
+    }
+
+    fn plan(&self) -> BTreeMap<String, FamilyPlan> {
+        let mut fams: BTreeMap<String, FamilyPlan> = BTreeMap::new();
+        for (oi, o) in self.objects.iter().enumerate() {
+            for (ai, a) in o.class.attributes.iter().enumerate() {
+                let Some(m) = &a.metric else { continue };
+                let (name, factor) = base_unit(m.name);
+                fams.entry(name)
+                    .or_insert_with(|| FamilyPlan {
+                        kind: m.kind,
+                        help: a.description,
+                        factor,
+                        series: Vec::new(),
+                    })
+                    .series
+                    .push((oi, ai));
+            }
+        }
+        fams
+    }
+}
+
+impl Collector for ModelCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        for (name, f) in self.plan() {
+            let ty = match f.kind {
+                MetricKind::Counter => MetricType::Counter,
+                _ => MetricType::Gauge,
+            };
+            let help = f.help.trim_end_matches('.');
+            let mut me = encoder.encode_descriptor(&name, help, None, ty)?;
+            for (oi, ai) in f.series {
+                let o = &self.objects[oi];
+                let a = &o.class.attributes[ai];
+                let v = &o.values[ai];
+                let base = [("name", o.name.as_str()), ("class", o.class.name)];
+                match (f.kind, &a.ty) {
+                    (MetricKind::StateSet, AttrType::Enum(e)) => {
+                        let current = match v {
+                            halyard_cluster_model::Value::Enum(x) => Some(*x),
+                            _ => None,
+                        };
+                        for label in e.values {
+                            let labels = [base[0], base[1], ("state", label.yang_name)];
+                            let fe = me.encode_family(&labels)?;
+                            ConstGauge::new(i64::from(current == Some(label.value))).encode(fe)?;
+                        }
+                    }
+                    (MetricKind::Counter, _) => {
+                        let Some(x) = v.as_f64() else { continue };
+                        let fe = me.encode_family(&base)?;
+                        if f.factor == 1.0
+                            && let halyard_cluster_model::Value::U64(n) = v
+                        {
+                            ConstCounter::new(*n).encode(fe)?;
+                            continue;
+                        }
+                        ConstCounter::new(x * f.factor).encode(fe)?;
+                    }
+                    _ => {
+                        let Some(x) = v.as_f64() else { continue };
+                        let fe = me.encode_family(&base)?;
+                        ConstGauge::new(x * f.factor).encode(fe)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads every object of the model in pages of `page` objects.
+pub async fn snapshot(
+    model: &dyn InformationModel,
+    page: usize,
+    deadline: Duration,
+) -> Result<Vec<ManagedObject>, ModelError> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    let mut after = 0;
+    let page = page.max(1);
+    loop {
+        let left = deadline
+            .checked_sub(start.elapsed())
+            .ok_or(ModelError::Timeout)?;
+        let batch = tokio::time::timeout(left, model.walk(None, after, page))
+            .await
+            .map_err(|_| ModelError::Timeout)??;
+        let n = batch.len();
+        if let Some(last) = batch.last() {
+            after = last.index;
+        }
+        out.extend(batch);
+        if n < page {
+            return Ok(out);
+        }
+        // Let other tasks (and the model's writers) in between pages.
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The exposition formats: OpenMetrics for clients that ask for it
+/// (Prometheus does), the classic text format 0.0.4 for the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exposition {
+    OpenMetrics,
+    Text,
+}
+
+impl Exposition {
+    pub fn negotiate(accept: Option<&str>) -> Self {
+        if accept.is_some_and(|a| a.contains("application/openmetrics-text")) {
+            Exposition::OpenMetrics
+        } else {
+            Exposition::Text
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Exposition::OpenMetrics => CONTENT_TYPE,
+            Exposition::Text => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
+        }
+    }
+}
+
+/// Encodes the registry and the model snapshot as one document.
+pub fn encode(
+    registry: &Registry,
+    objects: Vec<ManagedObject>,
+    format: Exposition,
+) -> Result<String, std::fmt::Error> {
+    use prometheus_client::encoding::{prometheus_text, text};
+    let mut out = String::with_capacity(256 + objects.len() * 1024);
+    let mut model = Registry::default();
+    model.register_collector(Box::new(ModelCollector::new(objects)));
+    match format {
+        Exposition::OpenMetrics => {
+            text::encode_registry(&mut out, registry)?;
+            text::encode_registry(&mut out, &model)?;
+            text::encode_eof(&mut out)?;
+        }
+        Exposition::Text => {
+            prometheus_text::encode(&mut out, registry)?;
+            prometheus_text::encode(&mut out, &model)?;
+        }
+    }
+    Ok(out)
+}
+
+/// Process metrics from `/proc/self` (Linux); nothing elsewhere.
+#[derive(Debug)]
+struct ProcessCollector;
+
+/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ, 100 on Linux ABIs).
+const USER_HZ: f64 = 100.0;
+
+fn proc_stat() -> Option<(f64, f64, f64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // f[0] is field 3 (state); utime=14, stime=15, starttime=22, vsize=23.
+    let utime: f64 = f.get(11)?.parse().ok()?;
+    let stime: f64 = f.get(12)?.parse().ok()?;
+    let start: f64 = f.get(19)?.parse().ok()?;
+    let vsize: f64 = f.get(20)?.parse().ok()?;
+    let btime: f64 = std::fs::read_to_string("/proc/stat")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("btime "))?
+        .trim()
+        .parse()
+        .ok()?;
+    let _ = vsize;
+    Some(((utime + stime) / USER_HZ, btime + start / USER_HZ, vsize))
+}
+
+fn proc_status_kb(key: &str) -> Option<f64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = s.lines().find_map(|l| l.strip_prefix(key))?;
+    line.trim_start_matches(':')
+        .split_whitespace()
+        .next()?
+        .parse::<f64>()
+        .ok()
+        .map(|kb| kb * 1024.0)
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some((cpu, start, vsize)) = proc_stat() {
+            let me = encoder.encode_descriptor(
+                "process_cpu_seconds",
+                "Total user and system CPU time spent in seconds",
+                None,
+                MetricType::Counter,
+            )?;
+            ConstCounter::new(cpu).encode(me)?;
+            let me = encoder.encode_descriptor(
+                "process_start_time_seconds",
+                "Start time of the process since unix epoch in seconds",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(start).encode(me)?;
+            let me = encoder.encode_descriptor(
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(vsize).encode(me)?;
+        }
+        if let Some(rss) = proc_status_kb("VmRSS") {
+            let me = encoder.encode_descriptor(
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(rss).encode(me)?;
+        }
+        if let Ok(fds) = std::fs::read_dir("/proc/self/fd") {
+            let me = encoder.encode_descriptor(
+                "process_open_fds",
+                "Number of open file descriptors",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(fds.count() as i64).encode(me)?;
+        }
+        Ok(())
+    }
+}
+
+/// Shared so the server can hand the same registry to every scrape.
+pub type SharedRegistry = Arc<Registry>;

@@ -1,0 +1,392 @@
+//! The server: listeners, the router, the layers around it, and shutdown.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use halyard_cluster_model::port::{InformationModel, JobStatus};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+use tracing::Instrument as _;
+
+use crate::auth::Authenticator;
+use crate::config::{HttpConfig, Limits};
+use crate::error::{ApiError, HttpError};
+use crate::metrics::{HttpMetrics, RequestLabels, RouteLabels};
+use crate::repr::{self, Format};
+
+/// Jobs kept for polling after their operation was invoked.
+const JOBS_KEPT: usize = 1024;
+/// Client addresses tracked by the rate limiter.
+const RATE_CLIENTS: usize = 10_000;
+/// How long `run` waits for open connections after shutdown.
+const DRAIN: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub(crate) struct JobEntry {
+    pub operation: String,
+    pub target: String,
+    pub status: watch::Receiver<JobStatus>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    map: HashMap<String, JobEntry>,
+    order: VecDeque<String>,
+}
+
+impl Jobs {
+    pub fn insert(&mut self, job: String, entry: JobEntry) {
+        if self.map.insert(job.clone(), entry).is_none() {
+            self.order.push_back(job);
+        }
+        while self.order.len() > JOBS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    pub fn view(&self, job: &str) -> Option<repr::JobView> {
+        self.map.get(job).map(|e| repr::JobView {
+            job: job.to_string(),
+            operation: e.operation.clone(),
+            target: e.target.clone(),
+            status: e.status.borrow().clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Everything a request handler can reach.
+pub(crate) struct AppState {
+    pub model: Arc<dyn InformationModel>,
+    pub auth: Authenticator,
+    pub limits: Limits,
+    pub metrics: HttpMetrics,
+    pub registry: Registry,
+    pub jobs: Mutex<Jobs>,
+    pub shutdown: watch::Receiver<bool>,
+    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Runs a model call under the request deadline.
+    pub async fn call<T, E: Into<ApiError>>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.limits.request_timeout, fut).await {
+            Ok(r) => r.map_err(Into::into),
+            Err(_) => Err(ApiError::timeout()),
+        }
+    }
+
+    pub fn lock_jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Token bucket per client address; `false` when the client must wait.
+    fn admit(&self, ip: IpAddr) -> bool {
+        let rate = f64::from(self.limits.requests_per_second.max(1));
+        let burst = f64::from(self.limits.burst.max(1));
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= RATE_CLIENTS && !b.contains_key(&ip) {
+            // Forget clients whose buckets are full again.
+            b.retain(|_, k| k.tokens + now.duration_since(k.at).as_secs_f64() * rate < burst);
+        }
+        let k = b.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        k.tokens = (k.tokens + now.duration_since(k.at).as_secs_f64() * rate).min(burst);
+        k.at = now;
+        if k.tokens >= 1.0 {
+            k.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(crate) type Shared = Arc<AppState>;
+
+/// Negotiates the format, renders error bodies, counts and times requests,
+/// and opens a tracing span per request.
+async fn front(
+    State(st): State<Shared>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let accept = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let format = Format::negotiate(accept.as_deref(), req.uri().query());
+    let method = req.method().as_str().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let span = tracing::info_span!("http", %method, path = %req.uri().path(), %peer, status = tracing::field::Empty);
+    let resp = async {
+        if !st.admit(peer.ip()) {
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate-limited",
+                "too many requests from this address; slow down",
+            )
+            .into_response();
+        }
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        match st.auth.authenticate(auth, req.uri().query()) {
+            Ok(caller) => {
+                req.extensions_mut().insert(caller);
+                req.extensions_mut().insert(format);
+                next.run(req).await
+            }
+            Err(e) => e.into_response(),
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let resp = render_error(resp, format).await;
+    let status = resp.status().as_u16();
+    span.record("status", status);
+    let elapsed = start.elapsed();
+    st.metrics
+        .requests
+        .get_or_create(&RequestLabels {
+            method: method.clone(),
+            route: route.clone(),
+            status,
+        })
+        .inc();
+    st.metrics
+        .latency
+        .get_or_create(&RouteLabels { method, route })
+        .observe(elapsed.as_secs_f64());
+    tracing::debug!(parent: &span, status, elapsed_ms = elapsed.as_millis() as u64, "answered");
+    resp
+}
+
+/// Gives every error answer a structured body in the negotiated format,
+/// including the framework's own (unknown route, body too large, ...).
+async fn render_error(resp: Response, format: Format) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let err = match resp.extensions().get::<ApiError>() {
+        Some(e) => e.clone(),
+        None => {
+            let (parts, body) = resp.into_parts();
+            let text = axum::body::to_bytes(body, 64 * 1024)
+                .await
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .unwrap_or_default();
+            let code = match parts.status {
+                StatusCode::NOT_FOUND => "not-found",
+                StatusCode::METHOD_NOT_ALLOWED => "method-not-allowed",
+                StatusCode::PAYLOAD_TOO_LARGE => "too-large",
+                StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported-media-type",
+                StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+                s if s.is_client_error() => "bad-request",
+                _ => "internal",
+            };
+            let msg = if text.is_empty() {
+                parts
+                    .status
+                    .canonical_reason()
+                    .unwrap_or("error")
+                    .to_string()
+            } else {
+                text
+            };
+            ApiError::new(parts.status, code, msg)
+        }
+    };
+    let mut r = (err.status, repr::error_doc(&err, format)).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    if err.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"halyard\""),
+        );
+    }
+    r
+}
+
+/// The HTTP face, bound to its addresses and ready to run.
+pub struct HttpServer {
+    listeners: Vec<std::net::TcpListener>,
+    addrs: Vec<SocketAddr>,
+    router: Router,
+    stop: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for HttpServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpServer")
+            .field("addrs", &self.addrs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpServer {
+    /// Binds every configured address. Nothing is served until [`run`](Self::run).
+    pub fn bind(config: HttpConfig, model: Arc<dyn InformationModel>) -> Result<Self, HttpError> {
+        Self::bind_with_registry(config, model, Registry::default())
+    }
+
+    /// As [`bind`](Self::bind), exposing the caller's own metrics (the
+    /// agent's, the other faces') on `/metrics` next to the HTTP face's.
+    pub fn bind_with_registry(
+        config: HttpConfig,
+        model: Arc<dyn InformationModel>,
+        mut registry: Registry,
+    ) -> Result<Self, HttpError> {
+        if config.listen.is_empty() {
+            return Err(HttpError::NoListenAddress);
+        }
+        if config.tls.is_some() {
+            return Err(HttpError::Tls(
+                "HTTPS is not implemented yet in this build; remove the tls section".into(),
+            ));
+        }
+        let auth = Authenticator::new(&config).map_err(HttpError::Config)?;
+        let metrics = HttpMetrics::register(&mut registry);
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for addr in &config.listen {
+            let l = std::net::TcpListener::bind(addr).map_err(|source| HttpError::Bind {
+                addr: *addr,
+                source,
+            })?;
+            l.set_nonblocking(true).map_err(|source| HttpError::Bind {
+                addr: *addr,
+                source,
+            })?;
+            addrs.push(l.local_addr().map_err(|source| HttpError::Bind {
+                addr: *addr,
+                source,
+            })?);
+            listeners.push(l);
+        }
+        let (stop, shutdown) = watch::channel(false);
+        let state = Arc::new(AppState {
+            model,
+            auth,
+            limits: config.limits.clone(),
+            metrics,
+            registry,
+            jobs: Mutex::new(Jobs::default()),
+            shutdown,
+            buckets: Mutex::new(HashMap::new()),
+        });
+        let router = crate::api::routes()
+            .merge(crate::console::routes())
+            .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+            .layer(tower::limit::ConcurrencyLimitLayer::new(
+                config.limits.max_concurrent_requests.max(1),
+            ))
+            .layer(middleware::from_fn_with_state(state.clone(), front))
+            .with_state(state);
+        Ok(HttpServer {
+            listeners,
+            addrs,
+            router,
+            stop,
+        })
+    }
+
+    /// The bound addresses (with the ports picked for port 0).
+    pub fn local_addrs(&self) -> &[SocketAddr] {
+        &self.addrs
+    }
+
+    /// Serves until `shutdown` completes, then closes event streams, lets
+    /// open requests finish (a few seconds at most) and stops every task it
+    /// spawned.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), HttpError> {
+        let HttpServer {
+            listeners,
+            addrs,
+            router,
+            stop,
+        } = self;
+        let mut tasks = tokio::task::JoinSet::new();
+        for (l, addr) in listeners.into_iter().zip(addrs) {
+            let l = tokio::net::TcpListener::from_std(l).map_err(HttpError::Serve)?;
+            let app = router
+                .clone()
+                .into_make_service_with_connect_info::<SocketAddr>();
+            let mut rx = stop.subscribe();
+            tracing::info!(%addr, "HTTP face listening");
+            tasks.spawn(async move {
+                axum::serve(l, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|s| *s).await;
+                    })
+                    .await
+            });
+        }
+        let mut failure = None;
+        tokio::select! {
+            () = shutdown => {}
+            Some(r) = tasks.join_next() => {
+                failure = Some(match r {
+                    Ok(Ok(())) => HttpError::Serve(std::io::Error::other("a listener stopped")),
+                    Ok(Err(e)) => HttpError::Serve(e),
+                    Err(e) => HttpError::Serve(std::io::Error::other(e.to_string())),
+                });
+            }
+        }
+        let _ = stop.send(true);
+        let drained = tokio::time::timeout(DRAIN, async {
+            while let Some(r) = tasks.join_next().await {
+                if let Ok(Err(e)) = r {
+                    tracing::warn!(error = %e, "HTTP listener ended with an error");
+                }
+            }
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("HTTP connections still open after shutdown; closing them");
+            tasks.shutdown().await;
+        }
+        tracing::info!("HTTP face stopped");
+        failure.map_or(Ok(()), Err)
+    }
+}
