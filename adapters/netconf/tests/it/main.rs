@@ -666,8 +666,13 @@ def libssh2_once(i):
         s.userauth_password("admin", "admin-pw")
         ch = s.open_session()
         ch.subsystem("netconf")
-        # Write at once, before reading anything: the pattern that lost hellos.
-        ch.write(HELLO10 + GET)
+        # Write at once, before reading anything: the pattern that lost hellos;
+        # in one write or two.
+        if i % 2:
+            ch.write(HELLO10 + GET)
+        else:
+            ch.write(HELLO10)
+            ch.write(GET)
         buf = b""
         deadline = time.time() + 60
         while buf.count(b"]]>]]>") < 2 and time.time() < deadline:
@@ -709,7 +714,7 @@ def paramiko_once(i):
         bad.append((i, repr(e)))
 
 total = 0
-for round in range(4):
+for round in range(5):
     threads = [threading.Thread(target=libssh2_once, args=(round * 100 + k,)) for k in range(10)]
     threads += [threading.Thread(target=paramiko_once, args=(round * 100 + 50 + k,)) for k in range(3)]
     total += len(threads)
@@ -1009,4 +1014,231 @@ async fn host_key_is_generated_once_and_kept() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("user x"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn edit_config_options_copy_and_delete_config() {
+    let s = start().await;
+    let out = s
+        .python(
+            "options.py",
+            r#"
+results = {}
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+n = [100]
+def call(body):
+    n[0] += 1
+    ch.sendall(rpc(body, str(n[0])) + b"]]>]]>")
+    r = read_until(ch, b"]]>]]>").decode()
+    assert 'message-id="%d"' % n[0] in r, r
+    return r
+def edit(target, body, extra=""):
+    return call('<edit-config><target><%s/></target>%s<config><element xmlns="%s">%s</element></config></edit-config>' % (target, extra, HC, body))
+def running():
+    return call('<get-config><source><running/></source></get-config>')
+def candidate():
+    return call('<get-config><source><candidate/></source></get-config>')
+FAN1 = '<fan><name>ne=1/shelf=1/fan=1</name><admin-state>locked</admin-state></fan>'
+BAD = '<fan><name>ne=1/shelf=1/fan=2</name><admin-state>sideways</admin-state></fan>'
+def fan1_locked(x):
+    return bool(re.search(r"fan=1</name>\s*<admin-state>locked", x))
+
+# test-only validates without applying.
+r = edit("running", FAN1, "<test-option>test-only</test-option>")
+results["test_only_ok"] = "<ok/>" in r and not fan1_locked(running())
+# rollback-on-error (and stop-on-error): nothing applied when one part fails.
+r = edit("running", FAN1 + BAD, "<error-option>rollback-on-error</error-option>")
+results["rollback_on_error"] = "invalid-value" in r and not fan1_locked(running())
+# continue-on-error: the good part is applied, the error reported.
+r = edit("running", FAN1 + BAD, "<error-option>continue-on-error</error-option>")
+results["continue_on_error"] = "invalid-value" in r and fan1_locked(running())
+# default-operation none: a leaf without operation changes nothing; a leaf with merge does.
+r = edit("candidate", '<fan><name>ne=1/shelf=1/fan=2</name><admin-state>locked</admin-state></fan>', "<default-operation>none</default-operation>")
+results["none_ok"] = "<ok/>" in r
+r = edit("candidate", '<fan><name>ne=1/shelf=1/fan=2</name><admin-state xmlns:nc="%s" nc:operation="merge">locked</admin-state></fan>' % NC, "<default-operation>none</default-operation>")
+results["none_with_merge"] = bool(re.search(r"fan=2</name>\s*<admin-state>locked", candidate()))
+r = call("<discard-changes/>")
+# create a new node in the candidate, commit: the model gets a Create.
+r = edit("candidate", '<node xmlns:nc="%s" nc:operation="create"><name>ne=1/shelf=1/node=c</name><admin-state>locked</admin-state></node>' % NC)
+r = call("<commit/>")
+results["created"] = "<ok/>" in r and "node=c" in running()
+# delete it again through the candidate.
+r = edit("candidate", '<node xmlns:nc="%s" nc:operation="delete"><name>ne=1/shelf=1/node=c</name></node>' % NC)
+r = call("<commit/>")
+results["deleted"] = "<ok/>" in r and "node=c" not in running()
+# copy-config running -> candidate, then candidate -> running (no change).
+r = call("<copy-config><target><candidate/></target><source><running/></source></copy-config>")
+results["copy_to_candidate"] = "<ok/>" in r
+r = call("<copy-config><target><running/></target><source><candidate/></source></copy-config>")
+results["copy_to_running"] = "<ok/>" in r and fan1_locked(running())
+r = call("<copy-config><target><running/></target><source><running/></source></copy-config>")
+results["copy_same"] = "invalid-value" in r
+# delete-config of the candidate empties it; running is untouched; running cannot be deleted.
+r = call("<delete-config><target><candidate/></target></delete-config>")
+results["delete_candidate"] = "<ok/>" in r and "ne=1/shelf=1/fan=1" not in candidate() and "ne=1/shelf=1/fan=1" in running()
+r = call("<delete-config><target><running/></target></delete-config>")
+results["delete_running_refused"] = "rpc-error" in r
+r = call("<discard-changes/>")
+results["discard"] = "ne=1/shelf=1/fan=1" in candidate()
+# with-defaults: known modes accepted, others refused.
+r = call('<get><with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">report-all</with-defaults><filter type="subtree"><element xmlns="%s"><shelf/></element></filter></get>' % HC)
+results["with_defaults"] = "<name>ne=1/shelf=1</name>" in r
+r = call('<get><with-defaults xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults">bogus</with-defaults></get>')
+results["with_defaults_bad"] = "invalid-value" in r
+# A persistent confirmed commit survives its session and is cancelled by persist-id.
+edit("candidate", '<fan><name>ne=1/shelf=1/fan=2</name><admin-state>locked</admin-state></fan>')
+r = call("<commit><confirmed/><confirm-timeout>60</confirm-timeout><persist>p-1</persist></commit>")
+results["persist_commit"] = "<ok/>" in r
+t.close()
+time.sleep(0.5)
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+results["persist_survives"] = bool(re.search(r"fan=2</name>\s*<admin-state>locked", running()))
+r = call("<cancel-commit><persist-id>wrong</persist-id></cancel-commit>")
+results["cancel_wrong_id"] = "invalid-value" in r
+r = call("<cancel-commit><persist-id>p-1</persist-id></cancel-commit>")
+results["cancelled"] = "<ok/>" in r and bool(re.search(r"fan=2</name>\s*<admin-state>unlocked", running()))
+r = call("<close-session/>")
+t.close()
+for k, v in results.items():
+    print("%s=%s" % (k, v))
+"#,
+        )
+        .await;
+    for key in [
+        "test_only_ok",
+        "rollback_on_error",
+        "continue_on_error",
+        "none_ok",
+        "none_with_merge",
+        "created",
+        "deleted",
+        "copy_to_candidate",
+        "copy_to_running",
+        "copy_same",
+        "delete_candidate",
+        "delete_running_refused",
+        "discard",
+        "with_defaults",
+        "with_defaults_bad",
+        "persist_commit",
+        "persist_survives",
+        "cancel_wrong_id",
+        "cancelled",
+    ] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    assert!(
+        s.model
+            .get(&ObjectName::parse("ne=1/shelf=1/node=c").unwrap())
+            .await
+            .is_err()
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_timeout_and_session_limit() {
+    let s = start_with(|c| {
+        c.idle_timeout = Duration::from_secs(2);
+        c.limits.max_sessions = 3;
+    })
+    .await;
+    let out = s
+        .python(
+            "limits.py",
+            r#"
+results = {}
+# An idle session is closed by the server.
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+start = time.time()
+read_until(ch, b"\x00never")
+results["idle_closed"] = 1.5 < time.time() - start < 30
+t.close()
+time.sleep(0.5)
+# At most three sessions: the fourth subsystem request is refused.
+held = [raw_channel() for _ in range(3)]
+for t, ch in held:
+    read_until(ch, b"]]>]]>")
+    ch.sendall(HELLO10)
+try:
+    raw_channel()
+    results["limit"] = False
+except Exception as e:
+    results["limit"] = True
+for t, ch in held:
+    t.close()
+time.sleep(0.5)
+t, ch = raw_channel()
+h = read_until(ch, b"]]>]]>")
+results["after_limit"] = b"<session-id>" in h
+ch.sendall(HELLO10)
+for k, v in results.items():
+    print("%s=%s" % (k, v))
+"#,
+        )
+        .await;
+    for key in ["idle_closed", "limit", "after_limit"] {
+        assert_eq!(line_value(&out, key), "True", "{key}: {out}");
+    }
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_every_session() {
+    let s = start().await;
+    let p = s.script(
+        "shutdown.py",
+        r#"
+t, ch = raw_channel()
+read_until(ch, b"]]>]]>")
+ch.sendall(HELLO10)
+m = connect()
+m.lock("running")
+print("WAITING", flush=True)
+start = time.time()
+read_until(ch, b"\x00never")
+print("closed_in=%.1f" % (time.time() - start), flush=True)
+"#,
+    );
+    let mut child = Command::new("python3")
+        .arg(&p)
+        .arg(s.port.to_string())
+        .current_dir(s.dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = tokio::time::timeout(SCRIPT_TIMEOUT, lines.next_line())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("WAITING"));
+    let port = s.port;
+    s.stop().await;
+    let next = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("the session is closed at shutdown")
+        .unwrap()
+        .unwrap_or_default();
+    let secs: f64 = next
+        .strip_prefix("closed_in=")
+        .unwrap_or_else(|| panic!("{next}"))
+        .parse()
+        .unwrap();
+    assert!(secs < 30.0, "{secs}");
+    // Nothing listens any more.
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+    );
+    let _ = child.wait().await;
 }
