@@ -117,7 +117,7 @@ enum Msg {
         session: SessionHandle,
         reply: oneshot::Sender<Result<u32, (ErrorCode, String)>>,
     },
-    SessionMsg {
+    FromSession {
         component: String,
         id: u64,
         msg: ToAgent,
@@ -542,7 +542,7 @@ impl CoreState {
                             .await;
                     }
                 }
-                Msg::SessionMsg { component, id, msg } => {
+                Msg::FromSession { component, id, msg } => {
                     self.session_msg(&component, id, msg).await
                 }
                 Msg::SessionClosed { component, id } => {
@@ -721,8 +721,12 @@ impl CoreState {
                 });
         let effects = self.crim.handle(input, Instant::now())?;
         if let Some(c) = acked
-            && self.crim.component(&c).is_some_and(|v| v.acked.is_some())
+            && let Some(state) = self.crim.component(&c).and_then(|v| v.acked)
         {
+            self.publish(EventKind::Acked {
+                component: c.clone(),
+                state: state.yang_name().into(),
+            });
             let asr = self.core.asr.clone();
             tokio::spawn(async move {
                 let _ = asr.close(&c, Timestamp::now().0).await;
@@ -888,13 +892,15 @@ impl CoreState {
         if let Some(w) = self.audit_incarnations.get(name) {
             w.send_replace(inc);
         }
-        let repo = self.repo.clone();
-        let key = format!("/components/{name}/incarnation");
-        tokio::spawn(async move {
-            if let Err(e) = repo.set(&key, inc).await {
-                tracing::warn!(error = %e, "cannot persist incarnation");
-            }
-        });
+        // Persisted before the process starts, so an agent restart never
+        // reuses an incarnation (fail-overs have been executed already).
+        if let Err(e) = self
+            .repo
+            .set(&format!("/components/{name}/incarnation"), inc)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot persist incarnation");
+        }
         match &self.specs[name].kind {
             Kind::Hardware => {
                 if self.faults.contains_key(name) {
@@ -1443,7 +1449,7 @@ async fn session(
             }
             (Some(name), msg) => {
                 if core
-                    .send(Msg::SessionMsg {
+                    .send(Msg::FromSession {
                         component: name.clone(),
                         id,
                         msg,
@@ -1497,6 +1503,9 @@ async fn read_line_limited<R: tokio::io::AsyncBufRead + Unpin>(
             return Ok(out.len());
         }
         if let Some(i) = buf.iter().position(|b| *b == b'\n') {
+            if out.len() + i > MAX_LINE {
+                return Err(LineError::TooLong);
+            }
             out.extend_from_slice(&buf[..i]);
             r.consume(i + 1);
             return Ok(out.len() + 1);

@@ -62,6 +62,8 @@ pub enum EventKind {
         enabled: bool,
         reason: String,
     },
+    /// A component acknowledged its role.
+    Acked { component: String, state: String },
     /// A process component started (pid) or stopped.
     Process {
         component: String,
@@ -117,6 +119,7 @@ impl EventKind {
             | EventKind::Recovery { component, .. }
             | EventKind::Assignment { component, .. }
             | EventKind::Verdict { component, .. }
+            | EventKind::Acked { component, .. }
             | EventKind::OperChanged { component, .. }
             | EventKind::Process { component, .. } => component,
             EventKind::FailedOver { si, .. } => si,
@@ -134,6 +137,7 @@ impl EventKind {
             EventKind::Alarm { .. } => "alarm",
             EventKind::OperChanged { .. } => "oper-changed",
             EventKind::Process { .. } => "process",
+            EventKind::Acked { .. } => "acked",
         }
     }
 }
