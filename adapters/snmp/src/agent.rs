@@ -141,12 +141,10 @@ impl SnmpAgent {
             .collect();
         let mut sockets = Vec::new();
         for addr in &config.listen {
-            let s = UdpSocket::bind(addr)
-                .await
-                .map_err(|source| SnmpError::Bind {
-                    addr: *addr,
-                    source,
-                })?;
+            let s = bind_udp(*addr).map_err(|source| SnmpError::Bind {
+                addr: *addr,
+                source,
+            })?;
             sockets.push(Arc::new(s));
         }
         let sys = SysInfo {
@@ -230,6 +228,24 @@ impl SnmpAgent {
         tracing::info!("snmp agent stopped");
         result
     }
+}
+
+/// Binds a UDP socket; an IPv6 one is IPv6-only, so that the IPv4 and
+/// IPv6 wildcard addresses can share a port.
+fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = if addr.is_ipv6() {
+        Domain::IPV6
+    } else {
+        Domain::IPV4
+    };
+    let s = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.set_nonblocking(true)?;
+    s.bind(&addr.into())?;
+    UdpSocket::from_std(s.into())
 }
 
 /// The receive loop of one socket: one task per datagram.

@@ -154,13 +154,31 @@ fn responses_fit_the_message_size_and_too_big_only_when_nothing_fits() {
 }
 
 #[test]
-fn serves_ipv6() {
+fn serves_ipv4_and_ipv6_on_one_port() {
+    let port = free_udp_port();
     let r = start_with(|mut c| {
-        c.listen = vec!["[::1]:0".parse().unwrap()];
+        c.listen = vec![
+            format!("[::]:{port}").parse().unwrap(),
+            format!("0.0.0.0:{port}").parse().unwrap(),
+        ];
         c
     });
     assert!(r.addr.is_ipv6());
-    let target = format!("udp6:[::1]:{}", r.addr.port());
+    let out = tool(
+        "snmpget",
+        &s(&[
+            "-v2c",
+            "-c",
+            "public",
+            "-t",
+            "5",
+            "-On",
+            &format!("127.0.0.1:{port}"),
+            ".1.3.6.1.2.1.1.5.0",
+        ]),
+    );
+    assert!(out.stdout.contains("halyard-demo"), "{out:?}");
+    let target = format!("udp6:[::1]:{port}");
     let out = tool(
         "snmpget",
         &s(&[
