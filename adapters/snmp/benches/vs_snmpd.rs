@@ -21,7 +21,9 @@ use std::time::{Duration, Instant};
 use halyard_cluster_model::memory::demo_element;
 use halyard_snmp::oid::to_asn;
 use halyard_snmp::usm;
-use halyard_snmp::{AuthProtocol, Community, PrivProtocol, SnmpAgent, SnmpConfig, UsmUser, View};
+use halyard_snmp::{
+    AuthProtocol, Community, Group, PrivProtocol, SecurityLevel, SnmpAgent, SnmpConfig, UsmUser,
+};
 use rasn::types::{Integer, OctetString};
 use rasn_snmp::{v2, v2c, v3};
 use tokio::net::UdpSocket;
@@ -209,8 +211,13 @@ fn serve_halyard(port: u16) {
                 name: "bench".into(),
                 auth: Some((AuthProtocol::Sha256, AUTH.into())),
                 privacy: Some((PrivProtocol::Aes128, PRIV.into())),
-                read_view: View::all(),
+                group: "g".into(),
+            }],
+            groups: vec![Group {
+                name: "g".into(),
+                read_view: Some("all".into()),
                 write_view: None,
+                min_level: SecurityLevel::AuthPriv,
             }],
             ..SnmpConfig::default()
         };

@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::codec::{self, counter32};
-use crate::config::{AuthProtocol, Community, PrivProtocol, SnmpConfig, View};
+use crate::config::{AuthProtocol, Community, PrivProtocol, SecurityLevel, SnmpConfig, View};
 use crate::engine::{Counter, Engine};
 use crate::error::SnmpError;
 use crate::mib::{Ctx, Mib, SysInfo};
@@ -39,6 +39,7 @@ struct LocalUser {
     privacy: Option<(PrivProtocol, Vec<u8>)>,
     read_view: View,
     write_view: Option<View>,
+    min_level: SecurityLevel,
 }
 
 /// What one request may do.
@@ -112,6 +113,36 @@ impl SnmpAgent {
                 }
             }
         }
+        let view = |name: &Option<String>| -> Result<Option<View>, SnmpError> {
+            match name.as_deref() {
+                None => Ok(None),
+                Some(n) => match config.views.get(n) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None if n == "all" => Ok(Some(View::all())),
+                    None => Err(SnmpError::Config(format!("no view named {n}"))),
+                },
+            }
+        };
+        let mut access = Vec::new();
+        for u in &config.users {
+            let g = config
+                .groups
+                .iter()
+                .find(|g| g.name == u.group)
+                .ok_or_else(|| {
+                    SnmpError::Config(format!("user {}: no group {}", u.name, u.group))
+                })?;
+            // A view that matches nothing: an empty include list would be all.
+            let nothing = View {
+                included: Vec::new(),
+                excluded: vec![Vec::new()],
+            };
+            access.push((
+                view(&g.read_view)?.unwrap_or(nothing),
+                view(&g.write_view)?,
+                g.min_level,
+            ));
+        }
         let engine = Arc::new(Engine::load(
             config.engine_state.as_deref(),
             config.engine_id.clone(),
@@ -119,7 +150,8 @@ impl SnmpAgent {
         let users = config
             .users
             .iter()
-            .map(|u| {
+            .zip(access)
+            .map(|(u, (read_view, write_view, min_level))| {
                 let auth = u
                     .auth
                     .as_ref()
@@ -134,8 +166,9 @@ impl SnmpAgent {
                     name: u.name.as_bytes().to_vec(),
                     auth,
                     privacy,
-                    read_view: u.read_view.clone(),
-                    write_view: u.write_view.clone(),
+                    read_view,
+                    write_view,
+                    min_level,
                 }
             })
             .collect();
@@ -748,14 +781,10 @@ impl Shared {
         let Some(user) = self.users.iter().find(|u| u.name[..] == usm.user_name[..]) else {
             return report(Counter::UnknownUserNames, None);
         };
-        if (auth && user.auth.is_none())
-            || (privacy && user.privacy.is_none())
-            || (!auth && user.auth.is_some())
-            || (!privacy && user.privacy.is_some())
-        {
+        if (auth && user.auth.is_none()) || (privacy && user.privacy.is_none()) {
             return report(Counter::UnsupportedSecLevels, None);
         }
-        if let Some((proto, key)) = &user.auth {
+        if let Some((proto, key)) = user.auth.as_ref().filter(|_| auth) {
             let received = &usm.authentication_parameters[..];
             if received.len() != proto.mac_len() {
                 return report(Counter::WrongDigests, None);
@@ -780,7 +809,7 @@ impl Shared {
             }
         }
         let scoped = match (&msg.scoped_data, &user.privacy) {
-            (v3::ScopedPduData::CleartextPdu(s), None) if !privacy => s.clone(),
+            (v3::ScopedPduData::CleartextPdu(s), _) if !privacy => s.clone(),
             (v3::ScopedPduData::EncryptedPdu(data), Some((_, key))) if privacy => {
                 let salt: Option<[u8; 8]> = usm.privacy_parameters[..].try_into().ok();
                 let boots = u32::try_from(&usm.authoritative_engine_boots).ok();
@@ -815,6 +844,12 @@ impl Shared {
                 return None;
             }
         };
+        let level = match (auth, privacy) {
+            (false, _) => SecurityLevel::NoAuthNoPriv,
+            (true, false) => SecurityLevel::AuthNoPriv,
+            (true, true) => SecurityLevel::AuthPriv,
+        };
+        let request_id = request.request_id();
         let access = Access {
             user: String::from_utf8_lossy(&user.name).into_owned(),
             read_view: &user.read_view,
@@ -827,9 +862,18 @@ impl Shared {
             + user.name.len()
             + user.auth.as_ref().map_or(0, |(p, _)| p.mac_len())
             + 16;
-        let pdu = self
-            .process(request, &access, max.saturating_sub(envelope))
-            .await;
+        let pdu = if level < user.min_level {
+            // VACM: no access entry at this level (RFC 3415 3.2).
+            response(
+                request_id,
+                code::AUTHORIZATION_ERROR,
+                0,
+                request.varbinds().to_vec(),
+            )
+        } else {
+            self.process(request, &access, max.saturating_sub(envelope))
+                .await
+        };
         let encode = |pdu: v2::Pdu| {
             let scoped = v3::ScopedPdu {
                 engine_id: OctetString::from(e.id.clone()),

@@ -1,5 +1,6 @@
 //! Configuration of the SNMP face. The agent fills it from its config file.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,7 +60,27 @@ impl Community {
     }
 }
 
-/// An SNMPv3 USM user with its access (a one-user VACM group).
+/// SNMPv3 security levels, weakest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum SecurityLevel {
+    NoAuthNoPriv,
+    AuthNoPriv,
+    AuthPriv,
+}
+
+/// A VACM group (RFC 3415): what its members may read and write, and the
+/// weakest security level their requests may use.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    /// Name of a view in [`SnmpConfig::views`]; `None` reads nothing.
+    pub read_view: Option<String>,
+    /// Name of a view; `None`: members may not write.
+    pub write_view: Option<String>,
+    pub min_level: SecurityLevel,
+}
+
+/// An SNMPv3 USM user, member of one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UsmUser {
     pub name: String,
@@ -67,9 +88,7 @@ pub struct UsmUser {
     pub auth: Option<(AuthProtocol, String)>,
     /// Protocol and password; requires `auth`.
     pub privacy: Option<(PrivProtocol, String)>,
-    pub read_view: View,
-    /// `None`: the user may not write.
-    pub write_view: Option<View>,
+    pub group: String,
 }
 
 /// Trap (unconfirmed) or inform (acknowledged, retried).
@@ -106,6 +125,9 @@ pub struct SnmpConfig {
     pub listen: Vec<SocketAddr>,
     pub communities: Vec<Community>,
     pub users: Vec<UsmUser>,
+    pub groups: Vec<Group>,
+    /// Named views for groups; the name `all` is predefined as everything.
+    pub views: BTreeMap<String, View>,
     pub trap_targets: Vec<TrapTarget>,
     /// File holding the engine ID and boot counter; `None` keeps them in
     /// memory (a fresh engine ID per start: tests only).
@@ -130,6 +152,8 @@ impl Default for SnmpConfig {
             listen: vec![SocketAddr::from(([0, 0, 0, 0], 161))],
             communities: Vec::new(),
             users: Vec::new(),
+            groups: Vec::new(),
+            views: BTreeMap::new(),
             trap_targets: Vec::new(),
             engine_state: None,
             engine_id: None,

@@ -25,7 +25,7 @@ pub mod usm;
 
 pub use agent::SnmpAgent;
 pub use config::{
-    AuthProtocol, Community, NotifyKind, PrivProtocol, SnmpConfig, TrapSecurity, TrapTarget,
-    UsmUser, View,
+    AuthProtocol, Community, Group, NotifyKind, PrivProtocol, SecurityLevel, SnmpConfig,
+    TrapSecurity, TrapTarget, UsmUser, View,
 };
 pub use error::SnmpError;

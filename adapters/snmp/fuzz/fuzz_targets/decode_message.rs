@@ -6,7 +6,10 @@
 use std::sync::{Arc, OnceLock};
 
 use halyard_cluster_model::memory::demo_element;
-use halyard_snmp::{AuthProtocol, Community, PrivProtocol, SnmpAgent, SnmpConfig, UsmUser, View};
+use halyard_snmp::{
+    AuthProtocol, Community, Group, PrivProtocol, SecurityLevel, SnmpAgent, SnmpConfig, UsmUser,
+    View,
+};
 use libfuzzer_sys::fuzz_target;
 
 struct Harness {
@@ -28,12 +31,17 @@ fn harness() -> &'static Harness {
                 view: View::all(),
                 write: true,
             }],
+            groups: vec![Group {
+                name: "g".into(),
+                read_view: Some("all".into()),
+                write_view: Some("all".into()),
+                min_level: SecurityLevel::AuthPriv,
+            }],
             users: vec![UsmUser {
                 name: "admin".into(),
                 auth: Some((AuthProtocol::Sha256, "authpass-2026".into())),
                 privacy: Some((PrivProtocol::Aes128, "privpass-2026".into())),
-                read_view: View::all(),
-                write_view: Some(View::all()),
+                group: "g".into(),
             }],
             // A fixed engine ID so that seeds stay meaningful.
             engine_id: Some(vec![0x80, 0x00, 0x7e, 0xd9, 0x05, 1, 2, 3, 4]),

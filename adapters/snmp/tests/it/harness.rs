@@ -10,7 +10,10 @@ use std::time::Duration;
 use halyard_cluster_model::memory::{MemoryModel, demo_element};
 use halyard_cluster_model::port::InformationModel;
 use halyard_snmp::engine::Engine;
-use halyard_snmp::{AuthProtocol, Community, PrivProtocol, SnmpAgent, SnmpConfig, UsmUser, View};
+use halyard_snmp::{
+    AuthProtocol, Community, Group, PrivProtocol, SecurityLevel, SnmpAgent, SnmpConfig, UsmUser,
+    View,
+};
 
 pub const AUTH_PASS: &str = "authpass-2026";
 pub const PRIV_PASS: &str = "privpass-2026";
@@ -61,24 +64,55 @@ pub fn config(dir: &std::path::Path) -> SnmpConfig {
                 name: "admin".into(),
                 auth: Some((AuthProtocol::Sha256, AUTH_PASS.into())),
                 privacy: Some((PrivProtocol::Aes128, PRIV_PASS.into())),
-                read_view: View::all(),
-                write_view: Some(View::all()),
+                group: "operators".into(),
             },
             UsmUser {
                 name: "reader".into(),
                 auth: Some((AuthProtocol::Sha1, AUTH_PASS.into())),
                 privacy: Some((PrivProtocol::Aes128, PRIV_PASS.into())),
-                read_view: View::all(),
-                write_view: None,
+                group: "observers".into(),
+            },
+            UsmUser {
+                name: "limited".into(),
+                auth: Some((AuthProtocol::Sha256, AUTH_PASS.into())),
+                privacy: Some((PrivProtocol::Aes128, PRIV_PASS.into())),
+                group: "system-only".into(),
             },
             UsmUser {
                 name: "auther".into(),
                 auth: Some((AuthProtocol::Sha512, AUTH_PASS.into())),
                 privacy: None,
-                read_view: View::all(),
-                write_view: None,
+                group: "observers".into(),
             },
         ],
+        groups: vec![
+            Group {
+                name: "operators".into(),
+                read_view: Some("all".into()),
+                write_view: Some("all".into()),
+                min_level: SecurityLevel::AuthPriv,
+            },
+            Group {
+                name: "observers".into(),
+                read_view: Some("all".into()),
+                write_view: None,
+                min_level: SecurityLevel::AuthNoPriv,
+            },
+            Group {
+                name: "system-only".into(),
+                read_view: Some("system".into()),
+                write_view: Some("system".into()),
+                min_level: SecurityLevel::AuthPriv,
+            },
+        ],
+        views: [(
+            "system".to_string(),
+            View {
+                included: vec![vec![1, 3, 6, 1, 2, 1, 1]],
+                excluded: vec![vec![1, 3, 6, 1, 2, 1, 1, 4]],
+            },
+        )]
+        .into(),
         engine_state: Some(dir.join("snmp-engine")),
         sys_name: "halyard-demo".into(),
         sys_location: "lab rack 1".into(),
@@ -217,7 +251,7 @@ pub fn v2c(community: &str, addr: SocketAddr) -> Vec<String> {
 pub fn v3(user: &str, level: &str, addr: SocketAddr) -> Vec<String> {
     let mut a = s(&["-v3", "-l", level, "-u", user, "-t", "5", "-r", "1"]);
     let auth = match user {
-        "admin" => "SHA-256",
+        "admin" | "limited" => "SHA-256",
         "reader" => "SHA",
         _ => "SHA-512",
     };

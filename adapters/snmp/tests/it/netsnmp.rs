@@ -209,6 +209,49 @@ fn v3_authpriv_sha256_aes_walk() {
     let out = tool("snmpget", &cat(bad, &["-On", ".1.3.6.1.2.1.1.5.0"]));
     assert!(!out.ok, "{out:?}");
     assert!(out.stderr.contains("Authentication failure"), "{out:?}");
+    // VACM views: the system group minus sysContact, nothing else.
+    let out = tool(
+        "snmpwalk",
+        &cat(v3("limited", "authPriv", r.addr), &["-On", ".1"]),
+    );
+    assert!(out.ok, "{out:?}");
+    let names: Vec<String> = numeric_lines(&out.stdout)
+        .iter()
+        .map(|(o, _)| halyard_snmp::oid::format(o))
+        .collect();
+    assert_eq!(names.len(), 7, "{out:?}");
+    assert!(
+        names.iter().all(|n| n.starts_with("1.3.6.1.2.1.1.")),
+        "{out:?}"
+    );
+    assert!(!names.contains(&"1.3.6.1.2.1.1.4.0".to_string()), "{out:?}");
+    let out = tool(
+        "snmpget",
+        &cat(
+            v3("limited", "authPriv", r.addr),
+            &["-On", ".1.3.6.1.2.1.1.4.0", ".1.3.6.1.6.3.15.1.1.4.0"],
+        ),
+    );
+    assert_eq!(out.stdout.matches("No Such Object").count(), 2, "{out:?}");
+    let out = tool(
+        "snmpset",
+        &cat(
+            v3("limited", "authPriv", r.addr),
+            &[&instance(&r, "ne=1/shelf=1/fan=1", "Label"), "s", "x"],
+        ),
+    );
+    assert!(out.stderr.contains("noAccess"), "{out:?}");
+
+    // VACM: the operators group needs authPriv; authNoPriv is refused.
+    let out = tool(
+        "snmpget",
+        &cat(
+            v3("admin", "authNoPriv", r.addr),
+            &["-On", ".1.3.6.1.2.1.1.5.0"],
+        ),
+    );
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("authorizationError"), "{out:?}");
     // An unknown user too.
     let out = tool(
         "snmpget",
