@@ -300,3 +300,68 @@ fn fuzz_seed_corpus_replays_cleanly() {
     // boots 1, time within the window) are answered; trap, garbage not.
     assert_eq!(answered, 13, "answered");
 }
+
+/// GETBULK (RFC 3416 4.2.3): non-repeaters answered once, then
+/// max-repetitions rows of the repeaters, endOfMibView repeated for a
+/// repeater past the end.
+#[test]
+fn getbulk_honours_non_repeaters_and_max_repetitions() {
+    use halyard_snmp::oid::{format, to_asn};
+    use rasn::types::{Integer, OctetString};
+    use rasn_snmp::{v2, v2c};
+    let r = start();
+    let vb = |o: &[u32]| v2::VarBind {
+        name: to_asn(o),
+        value: v2::VarBindValue::Unspecified,
+    };
+    let msg = rasn::ber::encode(&v2c::Message {
+        version: Integer::from(1),
+        community: OctetString::from_static(b"public"),
+        data: v2::Pdus::GetBulkRequest(v2::GetBulkRequest(v2::BulkPdu {
+            request_id: 77,
+            non_repeaters: 1,
+            max_repetitions: 3,
+            variable_bindings: vec![
+                vb(&[1, 3, 6, 1, 2, 1, 1, 1]),
+                vb(&[1, 3, 6, 1, 6, 3, 15, 1, 1, 6, 0]),
+                vb(&[1, 3, 6, 1, 2, 1, 1, 5, 0]),
+            ],
+        })),
+    })
+    .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.send_to(&msg, r.addr).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    let m: v2c::Message<v2::Pdus> = rasn::ber::decode(&buf[..n]).unwrap();
+    let v2::Pdus::Response(resp) = m.data else {
+        panic!("not a response");
+    };
+    assert_eq!(resp.0.request_id, 77);
+    let got: Vec<(String, bool)> = resp
+        .0
+        .variable_bindings
+        .iter()
+        .map(|b| {
+            (
+                format(&b.name),
+                matches!(b.value, v2::VarBindValue::EndOfMibView),
+            )
+        })
+        .collect();
+    let end = "1.3.6.1.6.3.15.1.1.6.0".to_string();
+    assert_eq!(
+        got,
+        vec![
+            ("1.3.6.1.2.1.1.1.0".to_string(), false),
+            (end.clone(), true),
+            ("1.3.6.1.2.1.1.6.0".to_string(), false),
+            (end.clone(), true),
+            ("1.3.6.1.2.1.1.7.0".to_string(), false),
+            (end, true),
+            ("1.3.6.1.2.1.1.8.0".to_string(), false),
+        ]
+    );
+}
