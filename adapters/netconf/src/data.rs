@@ -351,6 +351,47 @@ pub fn apply_edit(
     errors
 }
 
+/// What an edit reads: the list entries it names, the subtrees it deletes,
+/// or everything (container-level replace/delete/remove).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Touched {
+    pub names: Vec<ObjectName>,
+    pub subtrees: Vec<ObjectName>,
+    pub full: bool,
+}
+
+/// Finds what [`apply_edit`] will look at, so the edit can run on a
+/// partial store: its cost then depends on the edit, not on the datastore.
+pub fn touched(config: &Element, default_op: Op) -> Touched {
+    let mut t = Touched {
+        full: default_op == Op::Replace,
+        ..Touched::default()
+    };
+    let ns = schema_ns();
+    for top in &config.children {
+        let top_op = op_of(top, default_op).unwrap_or(default_op);
+        if matches!(top_op, Op::Replace | Op::Delete | Op::Remove) {
+            t.full = true;
+        }
+        for entry in &top.children {
+            let Some(class) = object_class(&entry.name) else {
+                continue;
+            };
+            let Some(name) = entry
+                .find(ns, key_yang(class))
+                .and_then(|k| ObjectName::parse(k.trimmed()).ok())
+            else {
+                continue;
+            };
+            match op_of(entry, top_op).unwrap_or(top_op) {
+                Op::Delete | Op::Remove => t.subtrees.push(name),
+                _ => t.names.push(name),
+            }
+        }
+    }
+    t
+}
+
 fn edit_entry(store: &mut ConfigStore, entry: &Element, inherited: Op) -> Result<(), RpcError> {
     let ns = schema_ns();
     if entry.ns != ns {

@@ -2,17 +2,20 @@
 //! candidate (a copy with pending edits), locks, commit and confirmed
 //! commit with its rollback timer, and the session registry.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
+use halyard_cluster_model::ObjectName;
 use halyard_cluster_model::Timestamp;
 use halyard_cluster_model::model::Protocol;
-use halyard_cluster_model::port::{InformationModel, Principal, Query, Transaction};
+use halyard_cluster_model::port::{
+    InformationModel, ModelError, Principal, Query, Scope, Transaction,
+};
 use tokio::sync::{Mutex, watch};
 use tracing::{info, warn};
 
-use crate::data::{ConfigStore, change_path};
+use crate::data::{ConfigEntry, ConfigStore, Touched, change_path};
 use crate::error::{RpcError, Tag, from_model};
 use crate::monitoring::{SchemaStore, SessionInfo, Stats};
 
@@ -32,10 +35,105 @@ impl Datastore {
     }
 }
 
+/// Running as it was before a confirmed commit, for what the commit touched.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    store: ConfigStore,
+    /// The names the snapshot covers (present in `store` or absent then);
+    /// None: all of running.
+    names: Option<BTreeSet<ObjectName>>,
+}
+
+impl Snapshot {
+    /// Combines the snapshot of an earlier confirmed commit with the one
+    /// taken before a later commit that extends it: the earlier values win.
+    fn merge(old: Snapshot, new: Snapshot) -> Snapshot {
+        match (old.names, new.names) {
+            (None, _) => Snapshot {
+                store: old.store,
+                names: None,
+            },
+            (Some(old_names), Some(new_names)) => {
+                let mut store = old.store;
+                for n in new_names.difference(&old_names) {
+                    if let Some(e) = new.store.entries.get(n) {
+                        store.entries.insert(n.clone(), e.clone());
+                    }
+                }
+                Snapshot {
+                    store,
+                    names: Some(old_names.union(&new_names).cloned().collect()),
+                }
+            }
+            (Some(old_names), None) => {
+                let mut store = new.store;
+                for n in &old_names {
+                    store.entries.remove(n);
+                    if let Some(e) = old.store.entries.get(n) {
+                        store.entries.insert(n.clone(), e.clone());
+                    }
+                }
+                Snapshot { store, names: None }
+            }
+        }
+    }
+}
+
+/// The candidate: running plus the entries edited since the last commit
+/// (so an edit and a commit cost what they touch, not the datastore size),
+/// or a whole replacement after copy-config, delete-config or a
+/// container-level replace.
+#[derive(Debug, Default)]
+struct Candidate {
+    /// Edited entries; None marks a deleted one.
+    overlay: BTreeMap<ObjectName, Option<ConfigEntry>>,
+    full: Option<ConfigStore>,
+}
+
+impl Candidate {
+    fn is_modified(&self) -> bool {
+        !self.overlay.is_empty() || self.full.is_some()
+    }
+
+    fn apply_to(&self, store: &mut ConfigStore, within: impl Fn(&ObjectName) -> bool) {
+        for (n, v) in self.overlay.iter().filter(|(n, _)| within(n)) {
+            match v {
+                Some(e) => {
+                    store.entries.insert(n.clone(), e.clone());
+                }
+                None => {
+                    store.entries.remove(n);
+                }
+            }
+        }
+    }
+
+    /// Records the result of an edit of the entries in `base`.
+    fn record(&mut self, base: &ConfigStore, new: ConfigStore) {
+        let names: BTreeSet<&ObjectName> = base.entries.keys().chain(new.entries.keys()).collect();
+        for n in names {
+            let v = new.entries.get(n).cloned();
+            match &mut self.full {
+                Some(f) => match v {
+                    Some(e) => {
+                        f.entries.insert(n.clone(), e);
+                    }
+                    None => {
+                        f.entries.remove(n);
+                    }
+                },
+                None => {
+                    self.overlay.insert(n.clone(), v);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 struct PendingCommit {
     /// Running before the first confirmed commit: what a rollback restores.
-    backup: ConfigStore,
+    backup: Snapshot,
     session: u32,
     persist: Option<String>,
     generation: u64,
@@ -45,8 +143,7 @@ struct PendingCommit {
 #[derive(Debug, Default)]
 struct DsState {
     locks: BTreeMap<Datastore, (u32, Timestamp)>,
-    /// None: the candidate equals running.
-    candidate: Option<ConfigStore>,
+    candidate: Candidate,
     /// The session whose edits the candidate holds.
     candidate_modified_by: Option<u32>,
     pending: Option<PendingCommit>,
@@ -193,7 +290,7 @@ impl Shared {
         for d in held {
             ds.locks.remove(&d);
             if d == Datastore::Candidate {
-                ds.candidate = None;
+                ds.candidate = Candidate::default();
                 ds.candidate_modified_by = None;
             }
             info!(
@@ -250,16 +347,70 @@ impl Shared {
         Ok(ConfigStore::from_objects(&objs))
     }
 
+    /// Running's entries for these names and subtrees.
+    async fn load_running(
+        &self,
+        names: &[ObjectName],
+        subtrees: &[ObjectName],
+    ) -> Result<ConfigStore, RpcError> {
+        let mut objs = Vec::new();
+        for n in names {
+            match self.model.get(n).await {
+                Ok(o) => objs.push(o),
+                Err(ModelError::NoSuchObject { .. }) => {}
+                Err(e) => return Err(from_model(&e, None)),
+            }
+        }
+        for root in subtrees {
+            let q = Query {
+                scope: Scope::Subtree(root.clone()),
+                ..Query::default()
+            };
+            match self.model.query(&q).await {
+                Ok(v) => objs.extend(v),
+                Err(ModelError::NoSuchObject { .. }) => {}
+                Err(e) => return Err(from_model(&e, None)),
+            }
+        }
+        Ok(ConfigStore::from_objects(&objs))
+    }
+
+    /// The candidate's entries for these names and subtrees.
+    async fn load_candidate(
+        &self,
+        cand: &Candidate,
+        names: &[ObjectName],
+        subtrees: &[ObjectName],
+    ) -> Result<ConfigStore, RpcError> {
+        let wanted = |n: &ObjectName| names.contains(n) || subtrees.iter().any(|r| n.is_within(r));
+        if let Some(full) = &cand.full {
+            let entries = full
+                .entries
+                .iter()
+                .filter(|(n, _)| wanted(n))
+                .map(|(n, e)| (n.clone(), e.clone()))
+                .collect();
+            return Ok(ConfigStore { entries });
+        }
+        let mut s = self.load_running(names, subtrees).await?;
+        cand.apply_to(&mut s, wanted);
+        Ok(s)
+    }
+
+    /// The whole candidate.
+    async fn materialize(&self, cand: &Candidate) -> Result<ConfigStore, RpcError> {
+        if let Some(f) = &cand.full {
+            return Ok(f.clone());
+        }
+        let mut s = self.running().await?;
+        cand.apply_to(&mut s, |_| true);
+        Ok(s)
+    }
+
     /// The candidate (running when it has no pending change).
     pub async fn candidate(&self) -> Result<ConfigStore, RpcError> {
         let ds = self.ds.lock().await;
-        match &ds.candidate {
-            Some(c) => Ok(c.clone()),
-            None => {
-                drop(ds);
-                self.running().await
-            }
-        }
+        self.materialize(&ds.candidate).await
     }
 
     pub async fn locks(&self) -> Vec<(&'static str, u32, Timestamp)> {
@@ -293,6 +444,7 @@ impl Shared {
             .with_info("session-id", holder.to_string()));
         }
         if target == Datastore::Candidate
+            && ds.candidate.is_modified()
             && let Some(by) = ds.candidate_modified_by
             && by != me
         {
@@ -313,7 +465,7 @@ impl Shared {
             Some((holder, _)) if *holder == me => {
                 ds.locks.remove(&target);
                 if target == Datastore::Candidate {
-                    ds.candidate = None;
+                    ds.candidate = Candidate::default();
                     ds.candidate_modified_by = None;
                 }
                 info!(session = me, datastore = target.name(), "unlocked");
@@ -366,10 +518,12 @@ impl Shared {
         Ok(n)
     }
 
-    /// Edits a datastore: `edit` transforms a copy and returns the errors
-    /// it met; running is written as one transaction, the candidate is
-    /// stored. With `keep_partial` (continue-on-error) what succeeded is
+    /// Edits a datastore: `edit` transforms a copy of the entries the edit
+    /// touches (all of them when `touched.full`) and returns the errors it
+    /// met; running is written as one transaction, the candidate is
+    /// recorded. With `keep_partial` (continue-on-error) what succeeded is
     /// kept despite errors; otherwise any error leaves the target untouched.
+    #[allow(clippy::too_many_arguments)]
     pub async fn edit(
         &self,
         me: u32,
@@ -377,20 +531,25 @@ impl Shared {
         target: Datastore,
         test_only: bool,
         keep_partial: bool,
+        touched: &Touched,
         edit: impl FnOnce(&mut ConfigStore) -> Vec<RpcError>,
     ) -> Vec<RpcError> {
         let mut ds = self.ds.lock().await;
         if let Err(e) = Self::check_writable(&ds, target, me) {
             return vec![e];
         }
-        let base = match target {
-            Datastore::Candidate if ds.candidate.is_some() => {
-                ds.candidate.clone().expect("checked")
+        let (names, subtrees) = (&touched.names, &touched.subtrees);
+        let base = match (target, touched.full) {
+            (Datastore::Running, true) => self.running().await,
+            (Datastore::Running, false) => self.load_running(names, subtrees).await,
+            (Datastore::Candidate, true) => self.materialize(&ds.candidate).await,
+            (Datastore::Candidate, false) => {
+                self.load_candidate(&ds.candidate, names, subtrees).await
             }
-            _ => match self.running().await {
-                Ok(r) => r,
-                Err(e) => return vec![e],
-            },
+        };
+        let base = match base {
+            Ok(b) => b,
+            Err(e) => return vec![e],
         };
         let mut new = base.clone();
         let mut errors = edit(&mut new);
@@ -400,16 +559,18 @@ impl Shared {
         match target {
             Datastore::Running => match self.apply_running(user, &base, &new).await {
                 Ok(0) => {}
-                Ok(n) => {
-                    if ds.candidate_modified_by.is_none() {
-                        ds.candidate = None;
-                    }
-                    info!(session = me, changes = n, "running edited");
-                }
+                Ok(n) => info!(session = me, changes = n, "running edited"),
                 Err(e) => errors.push(e),
             },
             Datastore::Candidate => {
-                ds.candidate = Some(new);
+                if touched.full {
+                    ds.candidate = Candidate {
+                        overlay: BTreeMap::new(),
+                        full: Some(new),
+                    };
+                } else {
+                    ds.candidate.record(&base, new);
+                }
                 ds.candidate_modified_by = Some(me);
             }
         }
@@ -420,7 +581,10 @@ impl Shared {
     pub async fn set_candidate(&self, me: u32, store: ConfigStore) -> Result<(), RpcError> {
         let mut ds = self.ds.lock().await;
         Self::check_writable(&ds, Datastore::Candidate, me)?;
-        ds.candidate = Some(store);
+        ds.candidate = Candidate {
+            overlay: BTreeMap::new(),
+            full: Some(store),
+        };
         ds.candidate_modified_by = Some(me);
         Ok(())
     }
@@ -428,7 +592,7 @@ impl Shared {
     pub async fn discard_changes(&self, me: u32) -> Result<(), RpcError> {
         let mut ds = self.ds.lock().await;
         Self::check_writable(&ds, Datastore::Candidate, me)?;
-        ds.candidate = None;
+        ds.candidate = Candidate::default();
         ds.candidate_modified_by = None;
         Ok(())
     }
@@ -472,19 +636,29 @@ impl Shared {
             }
             None => {}
         }
-        let running = self.running().await?;
-        let cand = ds.candidate.clone().unwrap_or_else(|| running.clone());
-        let n = self.apply_running(user, &running, &cand).await?;
-        ds.candidate = None;
+        // Only what the candidate changed is read back and compared.
+        let (from, to, names) = match &ds.candidate.full {
+            Some(full) => (self.running().await?, full.clone(), None),
+            None => {
+                let names: Vec<ObjectName> = ds.candidate.overlay.keys().cloned().collect();
+                let from = self.load_running(&names, &[]).await?;
+                let mut to = from.clone();
+                ds.candidate.apply_to(&mut to, |_| true);
+                (from, to, Some(names.into_iter().collect()))
+            }
+        };
+        let n = self.apply_running(user, &from, &to).await?;
+        ds.candidate = Candidate::default();
         ds.candidate_modified_by = None;
         if opts.confirmed {
             let timeout = opts.timeout.unwrap_or(DEFAULT_CONFIRM_TIMEOUT);
+            let before = Snapshot { store: from, names };
             let backup = match ds.pending.take() {
                 Some(p) => {
                     p.timer.abort();
-                    p.backup
+                    Snapshot::merge(p.backup, before)
                 }
-                None => running,
+                None => before,
             };
             ds.generation += 1;
             let generation = ds.generation;
@@ -571,11 +745,17 @@ impl Shared {
             return Ok(());
         };
         p.timer.abort();
-        let running = self.running().await?;
+        let current = match &p.backup.names {
+            None => self.running().await?,
+            Some(names) => {
+                let names: Vec<ObjectName> = names.iter().cloned().collect();
+                self.load_running(&names, &[]).await?
+            }
+        };
         let n = self
-            .apply_running("confirmed-commit-rollback", &running, &p.backup)
+            .apply_running("confirmed-commit-rollback", &current, &p.backup.store)
             .await?;
-        ds.candidate = None;
+        ds.candidate = Candidate::default();
         ds.candidate_modified_by = None;
         info!(changes = n, "confirmed commit rolled back");
         Ok(())
@@ -590,8 +770,8 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use halyard_cluster_model::Value;
     use halyard_cluster_model::memory::demo_element;
-    use halyard_cluster_model::{ObjectName, Value};
 
     fn shared() -> (Arc<halyard_cluster_model::memory::MemoryModel>, Arc<Shared>) {
         let m = Arc::new(demo_element());
@@ -603,6 +783,13 @@ mod tests {
             Duration::from_secs(60),
         );
         (m, s)
+    }
+
+    fn fan1() -> Touched {
+        Touched {
+            names: vec![ObjectName::parse("ne=1/shelf=1/fan=1").unwrap()],
+            ..Touched::default()
+        }
     }
 
     fn lock_fan(c: &mut ConfigStore) -> Vec<RpcError> {
@@ -627,9 +814,17 @@ mod tests {
         let (m, s) = shared();
         let before = fan_admin(&m).await;
         assert!(
-            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
-                .await
-                .is_empty()
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &fan1(),
+                lock_fan
+            )
+            .await
+            .is_empty()
         );
         s.commit(
             1,
@@ -655,9 +850,17 @@ mod tests {
     async fn confirming_commit_keeps_the_change() {
         let (m, s) = shared();
         assert!(
-            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
-                .await
-                .is_empty()
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &fan1(),
+                lock_fan
+            )
+            .await
+            .is_empty()
         );
         let confirmed = CommitOptions {
             confirmed: true,
@@ -690,9 +893,17 @@ mod tests {
         let (m, s) = shared();
         let before = fan_admin(&m).await;
         assert!(
-            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
-                .await
-                .is_empty()
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &fan1(),
+                lock_fan
+            )
+            .await
+            .is_empty()
         );
         let c = CommitOptions {
             confirmed: true,
@@ -703,9 +914,17 @@ mod tests {
         s.cancel_commit(1, None).await.unwrap();
         assert_eq!(fan_admin(&m).await, before);
         assert!(
-            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
-                .await
-                .is_empty()
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &fan1(),
+                lock_fan
+            )
+            .await
+            .is_empty()
         );
         s.commit(1, "u", c).await.unwrap();
         assert_eq!(fan_admin(&m).await, Value::Enum(1));
@@ -721,7 +940,7 @@ mod tests {
         assert_eq!(e.tag, Tag::LockDenied);
         assert_eq!(e.info, vec![("session-id", "1".to_string())]);
         let e = s
-            .edit(2, "u", Datastore::Running, false, false, lock_fan)
+            .edit(2, "u", Datastore::Running, false, false, &fan1(), lock_fan)
             .await;
         assert_eq!(e[0].tag, Tag::InUse);
         assert_eq!(
@@ -730,9 +949,17 @@ mod tests {
         );
         // The candidate with another session's changes cannot be locked.
         assert!(
-            s.edit(1, "u", Datastore::Candidate, false, false, lock_fan)
-                .await
-                .is_empty()
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &fan1(),
+                lock_fan
+            )
+            .await
+            .is_empty()
         );
         let e = s.lock(2, Datastore::Candidate).await.unwrap_err();
         assert_eq!(e.tag, Tag::LockDenied);

@@ -436,6 +436,7 @@ impl Session {
             return Reply::Errors(vec![missing("config")]);
         };
         let config = config.clone();
+        let touched = data::touched(&config, default_op);
         let errors = self
             .shared
             .edit(
@@ -444,6 +445,7 @@ impl Session {
                 target,
                 test_only,
                 keep_partial,
+                &touched,
                 |store| apply_edit(store, &config, default_op, keep_partial),
             )
             .await;
@@ -475,10 +477,21 @@ impl Session {
             Datastore::Candidate => self.shared.set_candidate(self.id, store).await.into(),
             Datastore::Running => ok_or_errors(
                 self.shared
-                    .edit(self.id, &self.user, target, false, false, |s| {
-                        *s = store;
-                        Vec::new()
-                    })
+                    .edit(
+                        self.id,
+                        &self.user,
+                        target,
+                        false,
+                        false,
+                        &data::Touched {
+                            full: true,
+                            ..data::Touched::default()
+                        },
+                        |s| {
+                            *s = store;
+                            Vec::new()
+                        },
+                    )
                     .await,
             ),
         }
