@@ -16,6 +16,7 @@ use rasn_snmp::{v1, v2, v2c, v3};
 use tokio::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tracing::Instrument;
 
 use crate::codec::{self, counter32};
 use crate::config::{AuthProtocol, Community, PrivProtocol, SecurityLevel, SnmpConfig, View};
@@ -303,16 +304,20 @@ async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<(), SnmpEr
                 };
                 let datagram = buf[..n].to_vec();
                 let (socket, shared) = (socket.clone(), shared.clone());
-                requests.spawn(async move {
-                    let _permit = permit;
-                    if let Some(out) = shared.handle(&datagram).await {
-                        if out.len() > shared.config.max_message_size {
-                            shared.engine.count(Counter::SilentDrops);
-                        } else if socket.send_to(&out, from).await.is_ok() {
-                            shared.engine.count(Counter::OutPkts);
+                let span = tracing::debug_span!("snmp_request", peer = %from, len = n);
+                requests.spawn(
+                    async move {
+                        let _permit = permit;
+                        if let Some(out) = shared.handle(&datagram).await {
+                            if out.len() > shared.config.max_message_size {
+                                shared.engine.count(Counter::SilentDrops);
+                            } else if socket.send_to(&out, from).await.is_ok() {
+                                shared.engine.count(Counter::OutPkts);
+                            }
                         }
                     }
-                });
+                    .instrument(span),
+                );
             }
             Some(_) = requests.join_next(), if !requests.is_empty() => {}
         }
@@ -770,6 +775,7 @@ impl Shared {
         };
         let report = |counter: Counter, user: Option<&LocalUser>| {
             e.count(counter);
+            tracing::debug!(?counter, reportable, "snmpv3 message refused");
             if !reportable {
                 return None;
             }
