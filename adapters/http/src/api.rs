@@ -655,15 +655,21 @@ async fn metrics(
     let format = crate::metrics::Exposition::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
     );
-    let body = {
-        crate::metrics::encode(&st.registry, objects, format).map_err(|_| {
-            ApiError::new(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "metrics encoding failed",
-            )
-        })?
-    };
+    // Encoding is CPU work in proportion to the model: off the async workers.
+    let encoder = st.clone();
+    let body = tokio::task::spawn_blocking(move || {
+        crate::metrics::encode(&encoder.registry, objects, format)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .ok_or_else(|| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "metrics encoding failed",
+        )
+    })?;
     st.metrics
         .scrape_duration
         .set(start.elapsed().as_secs_f64());

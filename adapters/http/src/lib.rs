@@ -23,6 +23,7 @@ pub mod repr;
 mod api;
 mod console;
 mod server;
+mod tls;
 
 pub use config::{HttpConfig, Limits, Role, TlsConfig, UserConfig};
 pub use error::{ApiError, HttpError, status_of};

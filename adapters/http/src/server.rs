@@ -21,6 +21,7 @@ use crate::config::{HttpConfig, Limits};
 use crate::error::{ApiError, HttpError};
 use crate::metrics::{HttpMetrics, RequestLabels, RouteLabels};
 use crate::repr::{self, Format};
+use crate::tls::{Peer, TlsListener};
 
 /// Jobs kept for polling after their operation was invoked.
 const JOBS_KEPT: usize = 1024;
@@ -137,7 +138,7 @@ pub(crate) type Shared = Arc<AppState>;
 /// and opens a tracing span per request.
 async fn front(
     State(st): State<Shared>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     mut req: Request,
     next: Next,
 ) -> Response {
@@ -253,6 +254,7 @@ pub struct HttpServer {
     listeners: Vec<std::net::TcpListener>,
     addrs: Vec<SocketAddr>,
     router: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: watch::Sender<bool>,
 }
 
@@ -280,11 +282,7 @@ impl HttpServer {
         if config.listen.is_empty() {
             return Err(HttpError::NoListenAddress);
         }
-        if config.tls.is_some() {
-            return Err(HttpError::Tls(
-                "HTTPS is not implemented yet in this build; remove the tls section".into(),
-            ));
-        }
+        let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let auth = Authenticator::new(&config).map_err(HttpError::Config)?;
         let metrics = HttpMetrics::register(&mut registry);
         let mut listeners = Vec::new();
@@ -327,6 +325,7 @@ impl HttpServer {
             listeners,
             addrs,
             router,
+            tls,
             stop,
         })
     }
@@ -344,23 +343,32 @@ impl HttpServer {
             listeners,
             addrs,
             router,
+            tls,
             stop,
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
         for (l, addr) in listeners.into_iter().zip(addrs) {
             let l = tokio::net::TcpListener::from_std(l).map_err(HttpError::Serve)?;
-            let app = router
-                .clone()
-                .into_make_service_with_connect_info::<SocketAddr>();
+            let app = router.clone().into_make_service_with_connect_info::<Peer>();
             let mut rx = stop.subscribe();
-            tracing::info!(%addr, "HTTP face listening");
-            tasks.spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|s| *s).await;
-                    })
-                    .await
-            });
+            let stopped = async move {
+                let _ = rx.wait_for(|s| *s).await;
+            };
+            match &tls {
+                Some(acceptor) => {
+                    let l = TlsListener::new(l, acceptor.clone()).map_err(HttpError::Serve)?;
+                    tracing::info!(%addr, "HTTP face listening (HTTPS)");
+                    tasks.spawn(async move {
+                        axum::serve(l, app).with_graceful_shutdown(stopped).await
+                    });
+                }
+                None => {
+                    tracing::info!(%addr, "HTTP face listening");
+                    tasks.spawn(async move {
+                        axum::serve(l, app).with_graceful_shutdown(stopped).await
+                    });
+                }
+            }
         }
         let mut failure = None;
         tokio::select! {

@@ -80,6 +80,7 @@ function pillFor(attr, value) {
   if (attr === 'availability-state') return el('span', { class: 'pill av-' + value, 'data-attr': attr, text: value });
   if (attr === 'admin-state') return el('span', { class: 'pill ad-' + value, 'data-attr': attr, text: value });
   if (attr === 'oper-state') return el('span', { class: 'pill op-' + value, 'data-attr': attr, text: value });
+  if (attr === 'severity') return el('span', { class: 'pill sv-' + value, 'data-attr': attr, text: value });
   if (value === 'true' || value === 'false') return el('span', { class: 'pill flag-' + value, 'data-attr': attr, text: (value === 'false' ? 'no ' : '') + attr });
   return el('span', { class: 'pill', 'data-attr': attr, text: value });
 }

@@ -772,3 +772,83 @@ fn model_errors_map_to_statuses_in_one_table() {
     });
     assert_eq!((a.status.as_u16(), a.change), (409, Some(2)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_when_a_certificate_is_configured() {
+    let dir = temp_dir("tls");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args([
+            "-addext",
+            "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A missing key is refused at bind, with the path.
+    let mut bad = config(true);
+    bad.tls = Some(halyard_http::TlsConfig {
+        cert_path: cert.clone(),
+        key_path: dir.join("missing.pem"),
+    });
+    let model: std::sync::Arc<dyn halyard_cluster_model::port::InformationModel> =
+        std::sync::Arc::new(crate::TestModel::new());
+    let err = halyard_http::HttpServer::bind(bad, model).unwrap_err();
+    assert!(err.to_string().contains("missing.pem"), "{err}");
+    let mut cfg = config(true);
+    cfg.tls = Some(halyard_http::TlsConfig {
+        cert_path: cert.clone(),
+        key_path: key,
+    });
+    let h = Harness::with_config(cfg).await;
+    let url = format!("https://{}/api/v1/objects/ne=1/shelf=1/fan=1", h.addr);
+    let out = tokio::process::Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "20",
+            "-H",
+            "Accept: application/json",
+            "--cacert",
+        ])
+        .arg(&cert)
+        .arg(&url)
+        .output()
+        .await
+        .expect("curl");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(body.contains("\"speed\":4200"), "{body}");
+    // Plain HTTP on the HTTPS port gets no answer.
+    let plain = client()
+        .get(format!("http://{}/api/v1/tree", h.addr))
+        .timeout(Duration::from_secs(15))
+        .send()
+        .await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+    h.stop().await.expect("clean shutdown");
+    let _ = std::fs::remove_dir_all(dir);
+}
