@@ -647,7 +647,7 @@ impl Shared {
                         }
                     };
                     if !push(&mut out, v) {
-                        return response(id, 0, 0, out);
+                        return bulk_trimmed(id, out);
                     }
                 }
                 let mut cursors: Vec<(Oid, bool)> = b.variable_bindings[n..]
@@ -655,7 +655,7 @@ impl Shared {
                     .map(|x| (x.name.to_vec(), false))
                     .collect();
                 let reps = b.max_repetitions.min(65_535);
-                'reps: for _ in 0..reps {
+                for _ in 0..reps {
                     if cursors.is_empty() || cursors.iter().all(|(_, end)| *end) {
                         break;
                     }
@@ -683,7 +683,7 @@ impl Shared {
                             }
                         };
                         if !push(&mut out, v) {
-                            break 'reps;
+                            return bulk_trimmed(id, out);
                         }
                     }
                 }
@@ -1000,6 +1000,15 @@ impl Shared {
             out[pos..pos + mac_len].copy_from_slice(&d);
         }
         Some(out)
+    }
+}
+
+/// A GETBULK answer cut at the size limit: tooBig only if nothing fits.
+fn bulk_trimmed(id: i32, out: Vec<v2::VarBind>) -> v2::Pdu {
+    if out.is_empty() {
+        response(id, code::TOO_BIG, 0, out)
+    } else {
+        response(id, 0, 0, out)
     }
 }
 

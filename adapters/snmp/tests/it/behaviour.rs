@@ -151,6 +151,30 @@ fn responses_fit_the_message_size_and_too_big_only_when_nothing_fits() {
     }
     let out = tool("snmpget", &args);
     assert!(out.stderr.contains("tooBig"), "{out:?}");
+
+    // A GETBULK of which not one binding fits: tooBig, never empty.
+    let big = start_with(|mut c| {
+        c.max_message_size = 600;
+        c.sys_descr = "x".repeat(700);
+        c
+    });
+    let out = tool(
+        "snmpbulkget",
+        &cat(
+            v2c("public", big.addr),
+            &["-On", "-Cn0", "-Cr5", ".1.3.6.1.2.1.1"],
+        ),
+    );
+    assert!(out.stderr.contains("tooBig"), "{out:?}");
+    // The bindings after it still come, one GETNEXT at a time.
+    let out = tool(
+        "snmpbulkget",
+        &cat(
+            v2c("public", big.addr),
+            &["-On", "-Cn0", "-Cr5", ".1.3.6.1.2.1.1.1.0"],
+        ),
+    );
+    assert_eq!(numeric_lines(&out.stdout).len(), 5, "{out:?}");
 }
 
 #[test]
