@@ -106,12 +106,6 @@ impl SnmpAgent {
                         t.address
                     )));
                 }
-                if matches!(t.kind, crate::config::NotifyKind::Inform { .. }) {
-                    return Err(SnmpError::Config(format!(
-                        "notification target {}: SNMPv3 informs are not supported; use a trap or a community",
-                        t.address
-                    )));
-                }
             }
         }
         let view = |name: &Option<String>| -> Result<Option<View>, SnmpError> {
@@ -943,7 +937,8 @@ impl Shared {
         )
     }
 
-    /// Builds (and authenticates / encrypts) an outgoing v3 message.
+    /// Builds (and authenticates / encrypts) an outgoing v3 message from
+    /// this engine.
     fn encode_v3(
         &self,
         msg_id: i32,
@@ -953,53 +948,33 @@ impl Shared {
         privacy: bool,
     ) -> Option<Vec<u8>> {
         let e = &self.engine;
-        let (boots, time) = (e.boots, e.time());
         let auth_key = user.and_then(|u| u.auth.as_ref()).filter(|_| auth);
         let priv_key = user
             .and_then(|u| u.privacy.as_ref())
             .filter(|_| privacy && auth);
-        let mut salt = [0u8; 8];
-        let scoped_data = match priv_key {
-            Some((_, key)) => {
-                salt = self.salt.fetch_add(1, Ordering::Relaxed).to_be_bytes();
-                let mut plain = rasn::ber::encode(&scoped).ok()?;
-                usm::aes_encrypt(key, boots, time, &salt, &mut plain);
-                v3::ScopedPduData::EncryptedPdu(OctetString::from(plain))
-            }
-            None => v3::ScopedPduData::CleartextPdu(scoped),
-        };
-        let mac_len = auth_key.map_or(0, |(p, _)| p.mac_len());
-        let params = v3::USMSecurityParameters {
-            authoritative_engine_id: OctetString::from(e.id.clone()),
-            authoritative_engine_boots: Integer::from(i64::from(boots)),
-            authoritative_engine_time: Integer::from(i64::from(time)),
-            user_name: OctetString::from(user.map_or(Vec::new(), |u| u.name.clone())),
-            authentication_parameters: OctetString::from(vec![0u8; mac_len]),
-            privacy_parameters: OctetString::from(if priv_key.is_some() {
-                salt.to_vec()
-            } else {
-                Vec::new()
-            }),
-        };
-        let flags = u8::from(auth_key.is_some()) | (u8::from(priv_key.is_some()) << 1);
-        let msg = v3::Message {
-            version: Integer::from(3),
-            global_data: v3::HeaderData {
-                message_id: Integer::from(i64::from(msg_id)),
-                max_size: Integer::from(self.config.max_message_size as i64),
-                flags: OctetString::from(vec![flags]),
-                security_model: Integer::from(3),
-            },
-            security_parameters: OctetString::from(rasn::ber::encode(&params).ok()?),
-            scoped_data,
-        };
-        let mut out = rasn::ber::encode(&msg).ok()?;
-        if let Some((proto, key)) = auth_key {
-            let pos = usm::find_auth_params(&out, mac_len)?;
-            let d = usm::digest(*proto, key, &out);
-            out[pos..pos + mac_len].copy_from_slice(&d);
-        }
-        Some(out)
+        usm::build_message(&usm::Outgoing {
+            msg_id,
+            max_size: self.config.max_message_size,
+            engine_id: &e.id,
+            boots: e.boots,
+            time: e.time(),
+            user: user.map_or(&[][..], |u| &u.name[..]),
+            auth: auth_key.map(|(p, k)| (*p, &k[..])),
+            privacy: priv_key.map(|(_, k)| &k[..]),
+            salt: self.salt.fetch_add(1, Ordering::Relaxed),
+            reportable: false,
+            scoped,
+        })
+    }
+
+    /// Password, protocols and name of a configured user (notification
+    /// targets localise keys for a remote engine).
+    pub(crate) fn user_config(&self, name: &str) -> Option<&crate::config::UsmUser> {
+        self.config.users.iter().find(|u| u.name == name)
+    }
+
+    pub(crate) fn next_salt(&self) -> u64 {
+        self.salt.fetch_add(1, Ordering::Relaxed)
     }
 }
 

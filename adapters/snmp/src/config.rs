@@ -104,9 +104,9 @@ pub enum TrapSecurity {
     /// SNMPv2c with this community.
     Community(String),
     /// SNMPv3 USM as this configured user, at the highest level the user
-    /// has (authPriv when it has a privacy key). This engine is the
-    /// authoritative one: the receiver knows the user under our engine ID.
-    /// Traps only (informs would need the receiver's engine discovered).
+    /// has (authPriv when it has a privacy key). For traps this engine is
+    /// authoritative (the receiver knows the user under our engine ID);
+    /// for informs the receiver is, and is discovered first (RFC 3414 4).
     Usm { user: String },
 }
 

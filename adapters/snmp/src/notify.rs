@@ -6,19 +6,21 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::time::{Duration, Instant};
 
 use halyard_cluster_model::port::{Delivery, Notification, Subscription};
 use rasn::types::{Integer, OctetString};
-use rasn_snmp::{v2, v2c};
+use rasn_snmp::{v2, v2c, v3};
 use tokio::net::UdpSocket;
 
 use crate::agent::Shared;
 use crate::codec::{encode_value, object_id, ticks};
-use crate::config::{NotifyKind, TrapSecurity, TrapTarget};
+use crate::config::{AuthProtocol, NotifyKind, TrapSecurity, TrapTarget};
 use crate::engine::Counter;
 use crate::error::SnmpError;
 use crate::mib::{notification_object, notification_oid};
 use crate::oid;
+use crate::usm;
 
 static REQUEST_ID: AtomicI32 = AtomicI32::new(1);
 
@@ -65,6 +67,8 @@ pub(crate) async fn run_target(
         SocketAddr::from(([0u16; 8], 0))
     };
     let socket = UdpSocket::bind(local).await?;
+    // The receiver's engine, for SNMPv3 informs (it is authoritative).
+    let mut remote: Option<Remote> = None;
     while let Some(d) = sub.recv().await {
         let n = match d {
             Delivery::Notification(n) => n,
@@ -101,28 +105,31 @@ pub(crate) async fn run_target(
                 }
             }
             NotifyKind::Inform { timeout, retries } => {
-                // SNMPv3 informs are refused at bind time.
-                let TrapSecurity::Community(community) = &target.security else {
-                    continue;
-                };
                 let inform = v2::Pdus::InformRequest(v2::InformRequest(pdu));
-                let Some(bytes) = encode(community, inform) else {
-                    continue;
-                };
-                let mut acked = false;
-                for _attempt in 0..=retries {
-                    if socket.send_to(&bytes, target.address).await.is_ok() {
-                        shared.engine.count(Counter::InformsSent);
-                        shared.engine.count(Counter::OutPkts);
-                    }
-                    if tokio::time::timeout(timeout, wait_ack(&socket, target.address, request_id))
+                let acked = match &target.security {
+                    TrapSecurity::Community(c) => {
+                        let Some(bytes) = encode(c, inform) else {
+                            continue;
+                        };
+                        send_v2c_inform(
+                            &shared, &socket, &target, &bytes, request_id, timeout, retries,
+                        )
                         .await
-                        .is_ok()
-                    {
-                        acked = true;
-                        break;
                     }
-                }
+                    TrapSecurity::Usm { user } => {
+                        send_v3_inform(
+                            &shared,
+                            &socket,
+                            &target,
+                            user,
+                            &mut remote,
+                            inform,
+                            timeout,
+                            retries,
+                        )
+                        .await
+                    }
+                };
                 if acked {
                     shared.engine.count(Counter::InformsAcked);
                 } else {
@@ -133,6 +140,212 @@ pub(crate) async fn run_target(
         }
     }
     Ok(())
+}
+
+async fn send_v2c_inform(
+    shared: &Shared,
+    socket: &UdpSocket,
+    target: &TrapTarget,
+    bytes: &[u8],
+    request_id: i32,
+    timeout: Duration,
+    retries: u32,
+) -> bool {
+    for _attempt in 0..=retries {
+        if socket.send_to(bytes, target.address).await.is_ok() {
+            shared.engine.count(Counter::InformsSent);
+            shared.engine.count(Counter::OutPkts);
+        }
+        if tokio::time::timeout(timeout, wait_ack(socket, target.address, request_id))
+            .await
+            .is_ok()
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// A remote authoritative engine and our user's keys localised for it.
+#[derive(Debug)]
+struct Remote {
+    engine_id: Vec<u8>,
+    boots: u32,
+    time: u32,
+    at: Instant,
+    auth: Option<(AuthProtocol, Vec<u8>)>,
+    privacy: Option<Vec<u8>>,
+}
+
+impl Remote {
+    fn time_now(&self) -> u32 {
+        self.time
+            .saturating_add(self.at.elapsed().as_secs().min(u64::from(u32::MAX)) as u32)
+    }
+}
+
+fn next_msg_id() -> i32 {
+    next_request_id()
+}
+
+/// Reads v3 datagrams until one carries `msg_id`: its USM parameters and
+/// whether it is a (cleartext) Report.
+async fn wait_v3(
+    socket: &UdpSocket,
+    from: SocketAddr,
+    msg_id: i32,
+) -> (v3::USMSecurityParameters, bool) {
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        if peer.ip() != from.ip() {
+            continue;
+        }
+        let Ok(m) = rasn::ber::decode::<v3::Message>(&buf[..n]) else {
+            continue;
+        };
+        if i32::try_from(&m.global_data.message_id).ok() != Some(msg_id) {
+            continue;
+        }
+        let Ok(usm) = rasn::ber::decode::<v3::USMSecurityParameters>(&m.security_parameters) else {
+            continue;
+        };
+        let report = matches!(
+            &m.scoped_data,
+            v3::ScopedPduData::CleartextPdu(s) if matches!(s.data, v2::Pdus::Report(_))
+        );
+        return (usm, report);
+    }
+}
+
+/// Engine discovery (RFC 3414 4): a reportable, unauthenticated probe.
+async fn discover(
+    shared: &Shared,
+    socket: &UdpSocket,
+    target: &TrapTarget,
+    user: &str,
+    timeout: Duration,
+) -> Option<Remote> {
+    let msg_id = next_msg_id();
+    let probe = usm::build_message(&usm::Outgoing {
+        msg_id,
+        max_size: shared.config.max_message_size,
+        engine_id: &[],
+        boots: 0,
+        time: 0,
+        user: &[],
+        auth: None,
+        privacy: None,
+        salt: 0,
+        reportable: true,
+        scoped: v3::ScopedPdu {
+            engine_id: OctetString::from_static(b""),
+            name: OctetString::from_static(b""),
+            data: v2::Pdus::GetRequest(v2::GetRequest(v2::Pdu {
+                request_id: next_request_id(),
+                error_status: 0,
+                error_index: 0,
+                variable_bindings: Vec::new(),
+            })),
+        },
+    })?;
+    socket.send_to(&probe, target.address).await.ok()?;
+    shared.engine.count(Counter::OutPkts);
+    let (p, _) = tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id))
+        .await
+        .ok()?;
+    let engine_id = p.authoritative_engine_id.to_vec();
+    if engine_id.is_empty() {
+        return None;
+    }
+    let u = shared.user_config(user)?;
+    let auth = u
+        .auth
+        .as_ref()
+        .map(|(proto, pw)| (*proto, usm::localized_key(*proto, pw, &engine_id)));
+    let privacy = match (&u.privacy, &u.auth) {
+        (Some((_, pw)), Some((proto, _))) => Some(usm::localized_key(*proto, pw, &engine_id)),
+        _ => None,
+    };
+    tracing::debug!(target = %target.address, engine_id = %crate::engine::to_hex(&engine_id), "discovered inform receiver engine");
+    Some(Remote {
+        boots: u32::try_from(&p.authoritative_engine_boots).unwrap_or(0),
+        time: u32::try_from(&p.authoritative_engine_time).unwrap_or(0),
+        at: Instant::now(),
+        engine_id,
+        auth,
+        privacy,
+    })
+}
+
+/// An SNMPv3 InformRequest to a receiver that is the authoritative
+/// engine: discovered first, re-synchronised on notInTimeWindow reports.
+#[allow(clippy::too_many_arguments)]
+async fn send_v3_inform(
+    shared: &Shared,
+    socket: &UdpSocket,
+    target: &TrapTarget,
+    user: &str,
+    remote: &mut Option<Remote>,
+    inform: v2::Pdus,
+    timeout: Duration,
+    retries: u32,
+) -> bool {
+    let mut attempt = 0;
+    while attempt <= retries {
+        attempt += 1;
+        if remote.is_none() {
+            *remote = discover(shared, socket, target, user, timeout).await;
+        }
+        let Some(r) = remote.as_ref() else {
+            continue;
+        };
+        let msg_id = next_msg_id();
+        let Some(bytes) = usm::build_message(&usm::Outgoing {
+            msg_id,
+            max_size: shared.config.max_message_size,
+            engine_id: &r.engine_id,
+            boots: r.boots,
+            time: r.time_now(),
+            user: user.as_bytes(),
+            auth: r.auth.as_ref().map(|(p, k)| (*p, &k[..])),
+            privacy: r.privacy.as_deref(),
+            salt: shared.next_salt(),
+            reportable: true,
+            scoped: v3::ScopedPdu {
+                engine_id: OctetString::from(r.engine_id.clone()),
+                name: OctetString::from_static(b""),
+                data: inform.clone(),
+            },
+        }) else {
+            return false;
+        };
+        if socket.send_to(&bytes, target.address).await.is_ok() {
+            shared.engine.count(Counter::InformsSent);
+            shared.engine.count(Counter::OutPkts);
+        }
+        match tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id)).await {
+            Ok((_, false)) => return true,
+            Ok((p, true)) => {
+                // notInTimeWindow (or another report): take its clock and
+                // engine, and try again.
+                if p.authoritative_engine_id[..] == r.engine_id[..] {
+                    if let Some(r) = remote.as_mut() {
+                        r.boots = u32::try_from(&p.authoritative_engine_boots).unwrap_or(r.boots);
+                        r.time = u32::try_from(&p.authoritative_engine_time).unwrap_or(r.time);
+                        r.at = Instant::now();
+                    }
+                } else {
+                    *remote = None;
+                }
+            }
+            Err(_) => {}
+        }
+    }
+    false
 }
 
 /// Waits for the Response to an InformRequest; other datagrams are ignored.

@@ -248,3 +248,57 @@ fn traps_and_informs_reach_snmptrapd() {
     assert!(r.engine.get(Counter::InformsSent) >= 4);
     assert_eq!(r.engine.get(Counter::InformsTimedOut), 0);
 }
+
+/// SNMPv3 informs: the receiver is the authoritative engine, discovered
+/// first; keys are localised for it. snmptrapd knows the user under its
+/// own engine ID.
+#[test]
+fn v3_informs_are_acknowledged_by_snmptrapd() {
+    let port = free_udp_port();
+    let trapd = TrapD::start(
+        port,
+        &format!("createUser admin SHA-256 {AUTH_PASS} AES {PRIV_PASS}\nauthUser log admin priv\n"),
+    );
+    let r = start_with(|mut c| {
+        c.trap_targets = vec![TrapTarget {
+            address: ([127, 0, 0, 1], port).into(),
+            security: TrapSecurity::Usm {
+                user: "admin".into(),
+            },
+            kind: NotifyKind::Inform {
+                timeout: Duration::from_millis(1000),
+                retries: 5,
+            },
+        }];
+        c
+    });
+    let node = ObjectName::parse("ne=1/shelf=1/node=a").unwrap();
+    r.model
+        .publish(
+            "StateChanged",
+            &node,
+            values(
+                "StateChanged",
+                &[
+                    ("Component", Value::Str(node.to_string())),
+                    ("AdminState", label("StateChanged", "AdminState", "locked")),
+                    ("Reason", Value::Str("operator lock".into())),
+                ],
+            ),
+        )
+        .unwrap();
+    let text = trapd.wait_for(
+        "HALYARD-CLUSTER-MIB::hcStateChanged",
+        Duration::from_secs(20),
+    );
+    assert!(
+        text.contains("HALYARD-CLUSTER-MIB::hcStateChangedAdminState.0 = INTEGER: locked(1)"),
+        "{text}"
+    );
+    let end = Instant::now() + Duration::from_secs(10);
+    while r.engine.get(Counter::InformsAcked) < 1 {
+        assert!(Instant::now() < end, "v3 inform not acknowledged");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(r.engine.get(Counter::InformsTimedOut), 0);
+}
