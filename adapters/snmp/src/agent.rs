@@ -99,13 +99,13 @@ impl SnmpAgent {
             }
         }
         for t in &config.trap_targets {
-            if let crate::config::TrapSecurity::Usm { user } = &t.security {
-                if !config.users.iter().any(|u| &u.name == user) {
-                    return Err(SnmpError::Config(format!(
-                        "notification target {}: no user {user}",
-                        t.address
-                    )));
-                }
+            if let crate::config::TrapSecurity::Usm { user } = &t.security
+                && !config.users.iter().any(|u| &u.name == user)
+            {
+                return Err(SnmpError::Config(format!(
+                    "notification target {}: no user {user}",
+                    t.address
+                )));
             }
         }
         let view = |name: &Option<String>| -> Result<Option<View>, SnmpError> {
