@@ -12,6 +12,44 @@
 //! - [`status`]: the one table mapping model errors to SNMP error-status.
 //! - [`notify`]: SNMPv2-Trap and InformRequest senders.
 
+//!
+//! Wiring it in (the agent does this with its config file and data dir):
+//!
+//! ```no_run
+//! # async fn wire(model: std::sync::Arc<dyn halyard_cluster_model::port::InformationModel>)
+//! # -> Result<(), halyard_snmp::SnmpError> {
+//! use halyard_snmp::*;
+//! let config = SnmpConfig {
+//!     listen: vec!["0.0.0.0:1161".parse().unwrap(), "[::]:1161".parse().unwrap()],
+//!     communities: vec![Community::read_only("public")],
+//!     users: vec![UsmUser {
+//!         name: "nms".into(),
+//!         auth: Some((AuthProtocol::Sha256, "auth-secret".into())),
+//!         privacy: Some((PrivProtocol::Aes128, "priv-secret".into())),
+//!         group: "operators".into(),
+//!     }],
+//!     groups: vec![Group {
+//!         name: "operators".into(),
+//!         read_view: Some("all".into()),
+//!         write_view: Some("all".into()),
+//!         min_level: SecurityLevel::AuthPriv,
+//!     }],
+//!     trap_targets: vec![TrapTarget {
+//!         address: "192.0.2.10:162".parse().unwrap(),
+//!         security: TrapSecurity::Community("public".into()),
+//!         kind: NotifyKind::Trap,
+//!     }],
+//!     engine_state: Some("/var/lib/halyard/snmp-engine".into()),
+//!     ..SnmpConfig::default()
+//! };
+//! let agent = SnmpAgent::bind(config, model).await?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! # drop(stop);
+//! // Every task the agent spawned ends when `stop` is sent or dropped.
+//! agent.run(async { let _ = stopped.await; }).await
+//! # }
+//! ```
+
 pub mod agent;
 pub mod codec;
 pub mod config;

@@ -389,3 +389,96 @@ fn getbulk_honours_non_repeaters_and_max_repetitions() {
         ]
     );
 }
+
+/// Configuration mistakes are refused at bind time with a reason.
+#[test]
+fn bad_configurations_are_refused() {
+    use halyard_snmp::{
+        AuthProtocol, NotifyKind, PrivProtocol, SnmpAgent, SnmpError, TrapSecurity, TrapTarget,
+        UsmUser,
+    };
+    let dir = temp_dir("badcfg");
+    let user = |auth: Option<&str>, privacy: Option<&str>, group: &str| UsmUser {
+        name: "u".into(),
+        auth: auth.map(|p| (AuthProtocol::Sha1, p.to_string())),
+        privacy: privacy.map(|p| (PrivProtocol::Aes128, p.to_string())),
+        group: group.into(),
+    };
+    let cases: Vec<(halyard_snmp::SnmpConfig, &str)> = vec![
+        (
+            {
+                let mut c = config(&dir);
+                c.users = vec![user(None, Some("privpass-1"), "operators")];
+                c
+            },
+            "privacy needs authentication",
+        ),
+        (
+            {
+                let mut c = config(&dir);
+                c.users = vec![user(Some("short"), None, "operators")];
+                c
+            },
+            "at least 8 characters",
+        ),
+        (
+            {
+                let mut c = config(&dir);
+                c.users = vec![user(Some("authpass-1"), None, "nobody")];
+                c
+            },
+            "no group nobody",
+        ),
+        (
+            {
+                let mut c = config(&dir);
+                c.groups[0].read_view = Some("nowhere".into());
+                c
+            },
+            "no view named nowhere",
+        ),
+        (
+            {
+                let mut c = config(&dir);
+                c.trap_targets = vec![TrapTarget {
+                    address: ([127, 0, 0, 1], 162).into(),
+                    security: TrapSecurity::Usm {
+                        user: "ghost".into(),
+                    },
+                    kind: NotifyKind::Trap,
+                }];
+                c
+            },
+            "no user ghost",
+        ),
+        (
+            {
+                let mut c = config(&dir);
+                c.listen.clear();
+                c
+            },
+            "no listen address",
+        ),
+    ];
+    crate::netsnmp::block_on(async {
+        for (c, want) in cases {
+            let err = SnmpAgent::bind(c, Arc::new(demo_element()))
+                .await
+                .expect_err(want);
+            assert!(err.to_string().contains(want), "{err} / {want}");
+            assert!(matches!(
+                err,
+                SnmpError::Config(_) | SnmpError::NoListenAddress
+            ));
+        }
+        // A port in use is a Bind error naming the address.
+        let held = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut c = config(&dir);
+        c.listen = vec![held.local_addr().unwrap()];
+        let err = SnmpAgent::bind(c, Arc::new(demo_element()))
+            .await
+            .expect_err("in use");
+        assert!(matches!(err, SnmpError::Bind { addr, .. } if addr == held.local_addr().unwrap()));
+    });
+    std::fs::remove_dir_all(dir).unwrap();
+}
