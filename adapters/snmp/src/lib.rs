@@ -11,7 +11,6 @@
 //! - [`usm`]: RFC 3414 / RFC 7860 / RFC 3826 keys, digests and privacy.
 //! - [`status`]: the one table mapping model errors to SNMP error-status.
 //! - [`notify`]: SNMPv2-Trap and InformRequest senders.
-
 //!
 //! Wiring it in (the agent does this with its config file and data dir):
 //!

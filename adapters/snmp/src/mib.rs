@@ -83,7 +83,7 @@ fn physical_class(class: &ClassMeta) -> Option<i64> {
 }
 
 const ENT_PHYSICAL_COLUMNS: &[u32] = &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-const ENT_STATE_COLUMNS: &[u32] = &[2, 3, 4, 6];
+const ENT_STATE_COLUMNS: &[u32] = &[1, 2, 3, 4, 5, 6];
 
 /// State of one request: a snapshot of every object, taken at most once,
 /// for the subtrees that need the whole tree (containment, ENTITY-MIB).
@@ -100,6 +100,8 @@ struct Snapshot {
     children: Vec<(u32, u32, usize)>,
     /// Positions of physical entities, by index.
     physical: Vec<usize>,
+    /// EntityAlarmStatus bits of each alarmed resource (by name).
+    alarms: HashMap<String, u8>,
 }
 
 /// The ordered MIB the agent serves.
@@ -271,11 +273,34 @@ impl Mib {
             .filter(|i| physical_class(objects[*i].class).is_some())
             .collect();
         physical.sort_by_key(|i| objects[*i].index);
+        let mut alarms: HashMap<String, u8> = HashMap::new();
+        for a in objects
+            .iter()
+            .filter(|o| SCHEMA.is_a(o.class.name, "Alarm"))
+        {
+            let active = matches!(a.get("ClearedAt"), None | Some(Value::Absent));
+            // EntityAlarmStatus: critical(2) major(3) minor(4) warning(5)
+            // indeterminate(6); bit 0 is the most significant.
+            let bit = match enum_label(a, "Severity") {
+                Some("critical") => 2,
+                Some("major") => 3,
+                Some("minor") => 4,
+                Some("warning") => 5,
+                Some("indeterminate") => 6,
+                _ => continue,
+            };
+            if active {
+                *alarms
+                    .entry(attr_str(a, "Resource").to_string())
+                    .or_default() |= 0x80 >> bit;
+            }
+        }
         let s = Arc::new(Snapshot {
             objects,
             by_index,
             children,
             physical,
+            alarms,
         });
         ctx.snapshot = Some(s.clone());
         Ok(s)
@@ -367,7 +392,7 @@ impl Mib {
                         if matches!(node, Node::EntPhysical) {
                             ent_physical(&snap, *col, o)
                         } else {
-                            ent_state(*col, o)
+                            ent_state(&snap, *col, o)
                         }
                     })
             }
@@ -499,7 +524,7 @@ impl Mib {
                         let v = if physical {
                             ent_physical(&snap, *col, o)
                         } else {
-                            ent_state(*col, o)
+                            ent_state(&snap, *col, o)
                         };
                         if let Some(v) = v {
                             return Ok(Some((oid::join(prefix, &[*col, o.index]), v)));
@@ -642,8 +667,23 @@ fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSy
 }
 
 /// ENTITY-STATE-MIB entStateEntry columns from the X.731 states.
-fn ent_state(col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
+fn ent_state(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
     let availability = enum_label(o, "AvailabilityState");
+    match col {
+        // entStateLastChanged, when the model knows it.
+        1 => {
+            return match o.get("LastChange") {
+                Some(Value::Time(t)) => Some(octets(codec::date_and_time(*t))),
+                _ => None,
+            };
+        }
+        // entStateAlarm: BITS of the active alarms on this entity.
+        5 => {
+            let bits = snap.alarms.get(o.name.as_str()).copied().unwrap_or(0);
+            return Some(octets(vec![bits]));
+        }
+        _ => {}
+    }
     Some(int(match col {
         // EntityAdminState: unknown(1) locked(2) shuttingDown(3) unlocked(4)
         2 => match enum_label(o, "AdminState") {

@@ -371,6 +371,35 @@ fn entity_mib_lists_the_hardware_with_containment() {
     let fan = object(&r, "ne=1/shelf=1/fan=1").index;
     assert!(col(11).contains(&(fan, "STRING: \"HY0002\"".into())));
     assert!(col(16).contains(&(fan, "INTEGER: 1".into())));
+    // An active major alarm on the fan shows in entStateAlarm (bit 3).
+    r.model
+        .insert(
+            "Alarm",
+            "ne=1/alarm=1",
+            &[
+                ("Resource", Value::Str("ne=1/shelf=1/fan=1".into())),
+                ("Severity", Value::Enum(major())),
+            ],
+        )
+        .unwrap();
+    let alarm = tool(
+        "snmpget",
+        &cat(
+            v2c("public", r.addr),
+            &[
+                "-On",
+                "-Ox",
+                &format!(".1.3.6.1.2.1.131.1.1.1.5.{fan}"),
+                &format!(
+                    ".1.3.6.1.2.1.131.1.1.1.5.{}",
+                    object(&r, "ne=1/shelf=1/fan=2").index
+                ),
+            ],
+        ),
+    );
+    let a = numeric_lines(&alarm.stdout);
+    assert_eq!(a[0].1.trim(), "Hex-STRING: 10", "{alarm:?}");
+    assert_eq!(a[1].1.trim(), "Hex-STRING: 00", "{alarm:?}");
     // ENTITY-STATE-MIB: unlocked(4), providingService(4) for a primary fan.
     let state = tool(
         "snmpget",
@@ -479,4 +508,16 @@ fn set_through_v3_write_user_and_refusals() {
         &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.11.5.0"]),
     );
     assert!(get.stdout.contains("Counter32: 1"), "{get:?}");
+}
+
+fn major() -> u32 {
+    let (_, a) = halyard_cluster_model::SCHEMA
+        .class("Alarm")
+        .unwrap()
+        .attribute("Severity")
+        .unwrap();
+    match a.ty {
+        halyard_cluster_model::AttrType::Enum(e) => e.by_name("major").unwrap().value,
+        _ => unreachable!("Severity is an enumeration"),
+    }
 }
