@@ -267,12 +267,29 @@ fn v3_authpriv_sha256_aes_walk() {
 #[test]
 fn symbolic_names_and_snmptable() {
     let r = start();
+    // A datetime, shown as DateAndTime.
+    let alarm = r
+        .model
+        .insert(
+            "Alarm",
+            "ne=1/alarm=3",
+            &[
+                ("Resource", Value::Str("ne=1/shelf=1/psu=1".into())),
+                (
+                    "RaisedAt",
+                    Value::Time(halyard_cluster_model::Timestamp(1_795_714_200_200)),
+                ),
+            ],
+        )
+        .unwrap();
     let mut args = v2c("public", r.addr);
     args.extend(mib_args());
     args.push(".1.3.6.1.4.1.32473.77".into());
     let walk = tool("snmpwalk", &args);
     assert!(walk.ok, "{walk:?}");
     assert!(!walk.stderr.contains("OID not increasing"), "{walk:?}");
+    // Every value has the syntax the MIB declares.
+    assert!(!walk.stdout.contains("Wrong Type"), "{walk:?}");
     let lines: Vec<&str> = walk.stdout.lines().filter(|l| l.contains(" = ")).collect();
     assert!(lines.len() > 250, "{walk:?}");
     for l in &lines {
@@ -283,6 +300,9 @@ fn symbolic_names_and_snmptable() {
     }
     let comp = object(&r, "ne=1/shelf=1/node=a/comp=counterd-a").index;
     let want = format!("HALYARD-CLUSTER-MIB::hcSwAdminState.{comp} = INTEGER: unlocked(2)");
+    assert!(walk.stdout.contains(&want), "{walk:?}");
+    let want =
+        format!("HALYARD-CLUSTER-MIB::hcAlarmRaisedAt.{alarm} = STRING: 2026-11-26,17:30:0.2,+0:0");
     assert!(walk.stdout.contains(&want), "{walk:?}");
     let fan = object(&r, "ne=1/shelf=1/fan=1").index;
     let want =
