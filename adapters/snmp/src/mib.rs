@@ -62,6 +62,8 @@ enum Node {
     ChildTable,
     EntPhysical,
     EntState,
+    /// entPhysicalContainsTable: (container, contained) physical pairs.
+    EntContains,
 }
 
 /// Hardware classes as ENTITY-MIB physical entities (most specific first).
@@ -102,6 +104,8 @@ struct Snapshot {
     physical: Vec<usize>,
     /// EntityAlarmStatus bits of each alarmed resource (by name).
     alarms: HashMap<String, u8>,
+    /// (container, contained) physical entity pairs, in order.
+    contains: Vec<(u32, u32)>,
 }
 
 /// The ordered MIB the agent serves.
@@ -189,6 +193,7 @@ impl Mib {
             scalar(oid::SNMP_GROUP, 32, Scalar::Count(C::ProxyDrops)),
             (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
             (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
+            (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
             scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
             scalar(oid::ENGINE_GROUP, 2, Scalar::EngineBoots),
             scalar(oid::ENGINE_GROUP, 3, Scalar::EngineTime),
@@ -295,13 +300,23 @@ impl Mib {
                     .or_default() |= 0x80 >> bit;
             }
         }
-        let s = Arc::new(Snapshot {
+        let mut snap = Snapshot {
             objects,
             by_index,
             children,
             physical,
             alarms,
-        });
+            contains: Vec::new(),
+        };
+        let mut contains: Vec<(u32, u32)> = snap
+            .physical
+            .iter()
+            .map(|i| &snap.objects[*i])
+            .filter_map(|o| Some((physical_parent(&snap, o)?, o.index)))
+            .collect();
+        contains.sort();
+        snap.contains = contains;
+        let s = Arc::new(snap);
         ctx.snapshot = Some(s.clone());
         Ok(s)
     }
@@ -370,6 +385,19 @@ impl Mib {
                     Ok(_) | Err(ModelError::NoSuchObject { .. }) => None,
                     Err(e) => return Err(e),
                 }
+            }
+            Node::EntContains => {
+                let [col, parent, child] = rel else {
+                    return Ok(self.missing_column(rel, &[1]));
+                };
+                if *col != 1 {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                let snap = self.snapshot(ctx).await?;
+                snap.contains
+                    .binary_search(&(*parent, *child))
+                    .ok()
+                    .map(|_| int(i64::from(*child)))
             }
             Node::EntPhysical | Node::EntState => {
                 let cols = if matches!(node, Node::EntPhysical) {
@@ -503,6 +531,18 @@ impl Mib {
                     )
                 }))
             }
+            Node::EntContains => {
+                let (pos, rest) = column_start(&[1], rel);
+                if pos > 0 {
+                    return Ok(None);
+                }
+                let snap = self.snapshot(ctx).await?;
+                let found = snap
+                    .contains
+                    .iter()
+                    .find(|(p, c)| rest.is_none_or(|r| [*p, *c].as_slice() > r));
+                Ok(found.map(|(p, c)| (oid::join(prefix, &[1, *p, *c]), int(i64::from(*c)))))
+            }
             Node::EntPhysical | Node::EntState => {
                 let physical = matches!(node, Node::EntPhysical);
                 let cols = if physical {
@@ -626,28 +666,26 @@ fn enum_label(o: &ManagedObject, name: &str) -> Option<&'static str> {
     }
 }
 
+/// The nearest physical ancestor of an object.
+fn physical_parent(snap: &Snapshot, o: &ManagedObject) -> Option<u32> {
+    let mut parent = o.parent_index;
+    // The containment tree is finite; the bound guards against a cycle.
+    for _ in 0..snap.objects.len() {
+        let p = &snap.objects[*snap.by_index.get(&parent)?];
+        if physical_class(p.class).is_some() {
+            return Some(p.index);
+        }
+        parent = p.parent_index;
+    }
+    None
+}
+
 /// ENTITY-MIB entPhysicalEntry columns.
 fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
     Some(match col {
         2 => octets(format!("{} {}", o.class.name, o.name).into_bytes()),
         3 => object_id(&class_entry(o.class)),
-        4 => {
-            // The nearest physical ancestor.
-            let mut parent = o.parent_index;
-            let mut found = 0;
-            while parent != 0 {
-                let Some(i) = snap.by_index.get(&parent) else {
-                    break;
-                };
-                let p = &snap.objects[*i];
-                if physical_class(p.class).is_some() {
-                    found = p.index;
-                    break;
-                }
-                parent = p.parent_index;
-            }
-            int(i64::from(found))
-        }
+        4 => int(i64::from(physical_parent(snap, o).unwrap_or(0))),
         5 => int(physical_class(o.class)?),
         6 => int(attr_u32(o, "Slot")
             .or_else(|| attr_u32(o, "Position"))

@@ -387,6 +387,17 @@ fn entity_mib_lists_the_hardware_with_containment() {
             "{name} parent"
         );
     }
+    // entPhysicalContainsTable: the shelf contains the seven FRUs.
+    let contains = tool(
+        "snmpwalk",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.47.1.3.3"]),
+    );
+    let pairs: Vec<(u32, u32)> = numeric_lines(&contains.stdout)
+        .iter()
+        .map(|(o, _)| (o[12], o[13]))
+        .collect();
+    assert_eq!(pairs.len(), 7, "{contains:?}");
+    assert!(pairs.iter().all(|(p, _)| *p == shelf), "{contains:?}");
     // Serial numbers and FRU flags.
     let fan = object(&r, "ne=1/shelf=1/fan=1").index;
     assert!(col(11).contains(&(fan, "STRING: \"HY0002\"".into())));
