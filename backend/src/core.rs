@@ -892,46 +892,42 @@ impl CoreState {
         if let Some(w) = self.audit_incarnations.get(name) {
             w.send_replace(inc);
         }
-        // Persisted before the process starts, so an agent restart never
-        // reuses an incarnation (fail-overs have been executed already).
-        if let Err(e) = self
-            .repo
-            .set(&format!("/components/{name}/incarnation"), inc)
-            .await
-        {
-            tracing::warn!(error = %e, "cannot persist incarnation");
-        }
-        match &self.specs[name].kind {
-            Kind::Hardware => {
-                if self.faults.contains_key(name) {
-                    // A persistent fault: the reset does not bring it back.
-                    return;
-                }
-                let _ = self.self_tx.try_send(Msg::Spawned {
-                    component: name.to_string(),
-                    incarnation: inc,
-                    pid: None,
-                });
-                let tx = self.self_tx.clone();
-                let component = name.to_string();
-                tokio::spawn(async move {
-                    let _ = tx
-                        .send(Msg::Input(
-                            Input::Registered {
-                                component,
-                                incarnation: inc,
-                            },
-                            None,
-                        ))
-                        .await;
-                });
+        // Persisted before the component starts, so an agent restart never
+        // reuses an incarnation; off the core task, so an fsync never delays
+        // the next decision (a fail-over's acknowledgement, say).
+        let repo = self.repo.clone();
+        let key = format!("/components/{name}/incarnation");
+        let supervisor = self.supervisors.get(name).cloned();
+        let hardware = self.specs[name].kind == Kind::Hardware;
+        let faulty = self.faults.contains_key(name);
+        let tx = self.self_tx.clone();
+        let component = name.to_string();
+        tokio::spawn(async move {
+            if let Err(e) = repo.set(&key, inc).await {
+                tracing::warn!(error = %e, "cannot persist incarnation");
             }
-            _ => {
-                if let Some(s) = self.supervisors.get(name) {
-                    let _ = s.send(SupCmd::Start(inc)).await;
-                }
+            if let Some(s) = supervisor {
+                let _ = s.send(SupCmd::Start(inc)).await;
+            } else if hardware && !faulty {
+                // Simulated hardware is up at once; a persistent fault keeps it down.
+                let _ = tx
+                    .send(Msg::Spawned {
+                        component: component.clone(),
+                        incarnation: inc,
+                        pid: None,
+                    })
+                    .await;
+                let _ = tx
+                    .send(Msg::Input(
+                        Input::Registered {
+                            component,
+                            incarnation: inc,
+                        },
+                        None,
+                    ))
+                    .await;
             }
-        }
+        });
     }
 
     fn session_open(
@@ -1170,11 +1166,15 @@ async fn supervise(
         Kind::Hardware => return,
     };
     let mut child: Option<(tokio::process::Child, u32)> = None;
+    let mut last_started = 0;
     loop {
         tokio::select! {
             cmd = cmds.recv() => match cmd {
                 None => break,
+                // Starts may arrive out of order: only a newer incarnation counts.
+                Some(SupCmd::Start(inc)) if inc <= last_started => {}
                 Some(SupCmd::Start(inc)) => {
+                    last_started = inc;
                     if let Some((mut old, _)) = child.take() {
                         let _ = old.start_kill();
                         let _ = old.wait().await;
