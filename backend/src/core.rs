@@ -692,6 +692,8 @@ impl CoreState {
         match self.input(input).await {
             Ok(()) => {
                 self.cec.recovery_started(&component, incarnation);
+                // Contained components cannot serve without their container.
+                self.cascade(&component, true).await;
                 // An incident; service is lost if one of its SIs has no active now.
                 let lost = served
                     .iter()
@@ -712,7 +714,29 @@ impl CoreState {
         }
     }
 
+    /// Takes a component's descendants off-line (its failure) or back
+    /// on-line (its recovery), through CRIM like any other request.
+    async fn cascade(&mut self, parent: &str, offline: bool) {
+        for child in self.descendants(parent) {
+            let input = if offline {
+                Input::RequestOffline {
+                    component: child,
+                    reason: format!("container {parent} failed"),
+                }
+            } else {
+                Input::RequestOnline { component: child }
+            };
+            if let Err(e) = Box::pin(self.input(input)).await {
+                tracing::debug!(error = %e, "cascade not applied");
+            }
+        }
+    }
+
     async fn input(&mut self, input: Input) -> Result<(), CrimError> {
+        let registered = match &input {
+            Input::Registered { component, .. } => Some(component.clone()),
+            _ => None,
+        };
         let acked =
             matches!(&input, Input::Acked { state, .. } if *state != AvailabilityState::OffLine)
                 .then(|| match &input {
@@ -731,6 +755,9 @@ impl CoreState {
             tokio::spawn(async move {
                 let _ = asr.close(&c, Timestamp::now().0).await;
             });
+        }
+        if let Some(c) = registered {
+            self.cascade(&c, false).await;
         }
         // Roles first: the fail-over path must not wait for restarts.
         let (assigns, rest): (Vec<Effect>, Vec<Effect>) = effects

@@ -4,6 +4,7 @@
 
 mod cec;
 mod crim;
+mod factory;
 mod health;
 mod repo;
 mod supervision;

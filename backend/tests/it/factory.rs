@@ -1,0 +1,283 @@
+//! Process components (OCF style), simulated hardware with fault
+//! injection, and what the core records about failures.
+
+use std::time::Duration;
+
+use halyard_backend::cec::CecRules;
+use halyard_backend::core::{ComponentSpec, CoreConfig, HaCore, Kind};
+use halyard_backend::crim::{ComponentView, SgConfig};
+use halyard_backend::events::{EventFilter, EventKind, EventService, Received};
+use halyard_backend::repo::Repository;
+use halyard_cluster_model::model::{
+    AvailabilityState, CheckpointMode, RecoveryAction, RedundancyModel, StandbyMode,
+};
+
+fn sg(name: &str, model: RedundancyModel, members: &[&str], first: RecoveryAction) -> SgConfig {
+    SgConfig {
+        name: name.into(),
+        model,
+        standby: StandbyMode::Warm,
+        preferred_secondaries: 0,
+        first_recovery: first,
+        max_restarts: 3,
+        probation: Duration::from_secs(60),
+        members: members.iter().map(|s| s.to_string()).collect(),
+        sis: vec![format!("si={name}")],
+    }
+}
+
+fn hw(name: &str, parent: Option<&str>) -> ComponentSpec {
+    ComponentSpec {
+        name: name.into(),
+        parent: parent.map(Into::into),
+        kind: Kind::Hardware,
+        checkpoint: CheckpointMode::NoCheckpoints,
+        audit: None,
+    }
+}
+
+fn base(
+    dir: &std::path::Path,
+    groups: Vec<SgConfig>,
+    components: Vec<ComponentSpec>,
+) -> CoreConfig {
+    CoreConfig {
+        node: "test".into(),
+        socket: dir.join("ha.sock"),
+        groups,
+        components,
+        cec: CecRules {
+            correlation_window: Duration::from_millis(200),
+            ..CecRules::default()
+        },
+        checkpoint_deadline: Duration::from_secs(1),
+        watchdog_timeout: Duration::from_secs(30),
+        watchdog_device: None,
+        stop_grace: Duration::from_secs(1),
+    }
+}
+
+async fn wait_for(
+    core: &HaCore,
+    what: &str,
+    pred: impl Fn(&[ComponentView]) -> bool,
+) -> Vec<ComponentView> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = core.components().await.unwrap();
+        if pred(&v) {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}: {v:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn get<'a>(v: &'a [ComponentView], n: &str) -> &'a ComponentView {
+    v.iter().find(|c| c.name == n).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_process_component_with_a_failing_health_command_is_restarted_and_told_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let healthy = dir.path().join("healthy");
+    let roles = dir.path().join("roles");
+    std::fs::write(&healthy, "").unwrap();
+    let spec = ComponentSpec {
+        name: "web".into(),
+        parent: None,
+        kind: Kind::Process {
+            start: vec!["sleep".into(), "1000".into()],
+            health: Some(vec![
+                "test".into(),
+                "-f".into(),
+                healthy.display().to_string(),
+            ]),
+            role: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!("echo $HALYARD_ROLE >> {}", roles.display()),
+            ]),
+            env: vec![],
+        },
+        checkpoint: CheckpointMode::NoCheckpoints,
+        audit: Some((Duration::from_millis(100), Duration::from_secs(2))),
+    };
+    let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
+    let (core, running) = HaCore::start(
+        base(
+            dir.path(),
+            vec![sg(
+                "web",
+                RedundancyModel::NoRedundancy,
+                &["web"],
+                RecoveryAction::HotRestart,
+            )],
+            vec![spec],
+        ),
+        repo.clone(),
+    )
+    .await
+    .unwrap();
+    let v = wait_for(&core, "web primary", |v| {
+        get(v, "web").acked == Some(AvailabilityState::Primary)
+    })
+    .await;
+    let first = get(&v, "web").incarnation;
+    assert_eq!(
+        std::fs::read_to_string(&roles).unwrap().trim(),
+        "primary",
+        "told its role through HALYARD_ROLE"
+    );
+    // Fail the audit: the health monitor reports, CRIM restarts it in place.
+    std::fs::remove_file(&healthy).unwrap();
+    let v = wait_for(&core, "a restart", |v| get(v, "web").incarnation > first).await;
+    assert!(get(&v, "web").incarnation > first);
+    std::fs::write(&healthy, "").unwrap();
+    wait_for(&core, "web primary again", |v| {
+        get(v, "web").acked == Some(AvailabilityState::Primary)
+    })
+    .await;
+    running.shutdown().await;
+    // The failure was saved with the component's black box.
+    let failures = repo.journal_entries("failure").await.unwrap();
+    let (_, subject, body) = failures.first().expect("a failure record");
+    assert_eq!(subject, "web");
+    assert_eq!(body["kind"], "audit-failed");
+    assert!(body["blackbox"].as_array().unwrap().iter().any(|r| {
+        r["record"]
+            .as_str()
+            .unwrap()
+            .contains("started incarnation")
+    }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_on_a_shelf_is_correlated_to_the_shelf_and_repair_brings_it_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
+    let config = base(
+        dir.path(),
+        vec![
+            sg(
+                "chassis",
+                RedundancyModel::NoRedundancy,
+                &["shelf"],
+                RecoveryAction::SoftReset,
+            ),
+            sg(
+                "cooling",
+                RedundancyModel::NWayActive,
+                &["fan-1", "fan-2"],
+                RecoveryAction::SoftReset,
+            ),
+        ],
+        vec![
+            hw("shelf", None),
+            hw("fan-1", Some("shelf")),
+            hw("fan-2", Some("shelf")),
+        ],
+    );
+    let (core, running) = HaCore::start(config, repo).await.unwrap();
+    let mut events = core.events.subscribe(EventFilter::default());
+    wait_for(&core, "all up", |v| {
+        v.iter()
+            .all(|c| c.acked == Some(AvailabilityState::Primary))
+    })
+    .await;
+    core.inject_fault("shelf", "power-loss").await.unwrap();
+    wait_for(&core, "all down", |v| {
+        v.iter().all(|c| c.avail == AvailabilityState::OffLine)
+    })
+    .await;
+    // One root alarm (the shelf), and the fans' reports re-targeted to it.
+    let mut alarms = Vec::new();
+    let mut verdicts = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline
+        && !verdicts.iter().any(|v: &String| v.starts_with("retarget"))
+    {
+        if let Ok(Some(Received::Event(e))) =
+            tokio::time::timeout(Duration::from_millis(500), events.recv()).await
+        {
+            match &e.kind {
+                EventKind::Alarm {
+                    resource,
+                    clear: false,
+                    ..
+                } => alarms.push(resource.clone()),
+                EventKind::Verdict { verdict, .. } => verdicts.push(verdict.clone()),
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(alarms, ["shelf"]);
+    assert!(
+        verdicts.iter().any(|v| v == "retarget:shelf"),
+        "{verdicts:?}"
+    );
+    assert!(
+        core.inject_fault("shelf", "melt").await.is_err(),
+        "unknown faults are refused"
+    );
+    core.inject_fault("shelf", "repair").await.unwrap();
+    wait_for(&core, "all back", |v| {
+        v.iter()
+            .all(|c| c.acked == Some(AvailabilityState::Primary))
+    })
+    .await;
+    running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_slow_event_subscriber_never_blocks_the_publisher_and_learns_what_it_missed() {
+    let svc = EventService::new(8);
+    let mut slow = svc.subscribe(EventFilter::default());
+    let mut only_b = svc.subscribe(EventFilter {
+        kinds: vec!["process"],
+        subject_prefix: Some("b".into()),
+    });
+    for i in 0..100 {
+        svc.publish(EventKind::Process {
+            component: if i == 99 { "b".into() } else { "a".into() },
+            pid: None,
+            incarnation: i,
+        });
+    }
+    assert_eq!(slow.recv().await, Some(Received::Missed(92)));
+    assert!(matches!(only_b.recv().await, Some(Received::Missed(_))));
+    match only_b.recv().await {
+        Some(Received::Event(e)) => assert_eq!(e.kind.subject(), "b"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn availability_figures_from_incidents() {
+    use halyard_backend::asr::{Incident, figures};
+    let inc = |start, end: Option<i64>| Incident {
+        id: 0,
+        component: "a".into(),
+        si: "si=1".into(),
+        started: start,
+        ended: end,
+        service_lost: false,
+        recovery: "fail-over".into(),
+        completed: end.is_some(),
+    };
+    let (a, b) = (inc(1_000, Some(2_000)), inc(5_000, Some(8_000)));
+    let f = figures(&[&a, &b], 0, 10_000);
+    assert_eq!(f.outage_ms, 4_000);
+    assert!((f.availability - 0.6).abs() < 1e-9);
+    assert_eq!(f.mttr_ms, Some(2_000.0));
+    assert_eq!(f.mtbf_ms, Some(3_000.0));
+    let open = inc(9_000, None);
+    assert_eq!(
+        figures(&[&open], 0, 10_000).outage_ms,
+        1_000,
+        "an open outage counts until now"
+    );
+}
