@@ -109,6 +109,67 @@ fn render_entry(class: &ClassMeta, values: &[Value], config_only: bool) -> Eleme
     e
 }
 
+/// The same XML as `render_objects(..).to_xml()`, written straight into a
+/// string: the unfiltered `<get>` of a large element skips the tree.
+pub fn write_objects<'a>(
+    objects: impl IntoIterator<Item = &'a ManagedObject>,
+    config_only: bool,
+    out: &mut String,
+) {
+    let mut by_class: BTreeMap<(usize, &str), &ManagedObject> = BTreeMap::new();
+    for o in objects {
+        if config_only && !is_config_class(o.class) {
+            continue;
+        }
+        by_class.insert((class_rank(o.class), o.name.as_str()), o);
+    }
+    if by_class.is_empty() {
+        out.push_str(&format!("<{TOP} xmlns=\"{}\"/>", schema_ns()));
+        return;
+    }
+    out.push_str(&format!("<{TOP} xmlns=\"{}\">", schema_ns()));
+    for o in by_class.values() {
+        write_entry(o.class, &o.values, config_only, out);
+    }
+    out.push_str(&format!("</{TOP}>"));
+}
+
+fn write_leaf(name: &str, text: &str, out: &mut String) {
+    out.push('<');
+    out.push_str(name);
+    if text.is_empty() {
+        out.push_str("/>");
+        return;
+    }
+    out.push('>');
+    crate::xml::escape_into(out, text, false);
+    out.push_str("</");
+    out.push_str(name);
+    out.push('>');
+}
+
+fn write_entry(class: &ClassMeta, values: &[Value], config_only: bool, out: &mut String) {
+    out.push('<');
+    out.push_str(class.yang_name);
+    out.push('>');
+    if let Some(k) = class.key_index() {
+        let a = &class.attributes[k];
+        write_leaf(a.yang_name, &values[k].render(&a.ty), out);
+    }
+    for (i, a) in class.attributes.iter().enumerate() {
+        if a.key || (config_only && !a.writable) {
+            continue;
+        }
+        match values.get(i) {
+            None | Some(Value::Absent) => {}
+            Some(v) => write_leaf(a.yang_name, &v.render(&a.ty), out),
+        }
+    }
+    out.push_str("</");
+    out.push_str(class.yang_name);
+    out.push('>');
+}
+
 /// One configuration entry: the writable values of an object (other
 /// attributes are `Absent`), aligned with `class.attributes`.
 #[derive(Debug, Clone, PartialEq)]
@@ -1002,6 +1063,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn direct_writer_matches_the_tree() {
+        let (objs, _) = demo().await;
+        for config_only in [false, true] {
+            let mut s = String::new();
+            write_objects(&objs, config_only, &mut s);
+            assert_eq!(s, render_objects(&objs, config_only).to_xml());
+        }
+        let mut s = String::new();
+        write_objects(&[], false, &mut s);
+        assert_eq!(s, render_objects(&[], false).to_xml());
+    }
+
+    #[tokio::test]
     async fn xpath_selects_by_key() {
         let (objs, _) = demo().await;
         let top = render_objects(&objs, false);
@@ -1027,6 +1101,32 @@ mod tests {
         assert_eq!(got[0].children.len(), 2);
         assert!(xpath_filter(std::slice::from_ref(&top), "/zz:element", &ctx).is_err());
         assert!(xpath_filter(&[top], "hc:element", &ctx).is_err());
+    }
+
+    #[test]
+    fn touched_names_what_an_edit_reads() {
+        let ns = schema_ns();
+        let cfg = parse(&format!(
+            r#"<config xmlns:nc="{BASE_NS}"><element xmlns="{ns}">
+              <fan><name>ne=1/shelf=1/fan=1</name><admin-state>locked</admin-state></fan>
+              <node nc:operation="delete"><name>ne=1/shelf=1/node=b</name></node>
+            </element></config>"#
+        ));
+        let t = touched(&cfg, Op::Merge);
+        assert_eq!(
+            t.names,
+            vec![ObjectName::parse("ne=1/shelf=1/fan=1").unwrap()]
+        );
+        assert_eq!(
+            t.subtrees,
+            vec![ObjectName::parse("ne=1/shelf=1/node=b").unwrap()]
+        );
+        assert!(!t.full);
+        assert!(touched(&cfg, Op::Replace).full);
+        let cfg = parse(&format!(
+            r#"<config xmlns:nc="{BASE_NS}"><element xmlns="{ns}" nc:operation="replace"/></config>"#
+        ));
+        assert!(touched(&cfg, Op::Merge).full);
     }
 
     #[tokio::test]

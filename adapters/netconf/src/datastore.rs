@@ -772,6 +772,7 @@ mod tests {
     use super::*;
     use halyard_cluster_model::Value;
     use halyard_cluster_model::memory::demo_element;
+    use halyard_cluster_model::port::InformationModel;
 
     fn shared() -> (Arc<halyard_cluster_model::memory::MemoryModel>, Arc<Shared>) {
         let m = Arc::new(demo_element());
@@ -844,6 +845,107 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(fan_admin(&m).await, before);
         assert!(!s.commit_pending().await);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_extended_confirmed_commit_rolls_back_to_the_first_state() {
+        let (m, s) = shared();
+        let before = fan_admin(&m).await;
+        let confirmed = CommitOptions {
+            confirmed: true,
+            timeout: Some(Duration::from_secs(10)),
+            ..CommitOptions::default()
+        };
+        assert!(
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &fan1(),
+                lock_fan
+            )
+            .await
+            .is_empty()
+        );
+        s.commit(1, "u", confirmed.clone()).await.unwrap();
+        // The second confirmed commit touches another entry and extends the timer.
+        let psu = ObjectName::parse("ne=1/shelf=1/psu=1").unwrap();
+        let touched = Touched {
+            names: vec![psu.clone()],
+            ..Touched::default()
+        };
+        let errs = s
+            .edit(1, "u", Datastore::Candidate, false, false, &touched, |c| {
+                let e = c.entries.get_mut(&psu).unwrap();
+                let (i, _) = e.class.attribute("AdminState").unwrap();
+                e.values[i] = Value::Enum(1);
+                Vec::new()
+            })
+            .await;
+        assert!(errs.is_empty());
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        s.commit(1, "u", confirmed).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        // 16 s after the first commit: the extension keeps both.
+        assert_eq!(fan_admin(&m).await, Value::Enum(1));
+        let psu_admin = |m: Arc<halyard_cluster_model::memory::MemoryModel>| async move {
+            m.get(&ObjectName::parse("ne=1/shelf=1/psu=1").unwrap())
+                .await
+                .unwrap()
+                .get("AdminState")
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(psu_admin(m.clone()).await, Value::Enum(1));
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(fan_admin(&m).await, before);
+        assert_eq!(psu_admin(m.clone()).await, before);
+    }
+
+    #[test]
+    fn snapshots_merge_keeping_the_earliest_values() {
+        let n = |s: &str| ObjectName::parse(s).unwrap();
+        let class = halyard_cluster_model::SCHEMA.class("Fan").unwrap();
+        let entry = |v: u32| ConfigEntry {
+            class,
+            values: class
+                .attributes
+                .iter()
+                .map(|a| {
+                    if a.writable {
+                        Value::Enum(v)
+                    } else {
+                        Value::Absent
+                    }
+                })
+                .collect(),
+        };
+        let store = |items: &[(&str, u32)]| ConfigStore {
+            entries: items.iter().map(|(k, v)| (n(k), entry(*v))).collect(),
+        };
+        let names = |items: &[&str]| Some(items.iter().map(|k| n(k)).collect());
+        // a existed (1), b did not exist before the first commit.
+        let old = Snapshot {
+            store: store(&[("ne=1/fan=a", 1)]),
+            names: names(&["ne=1/fan=a", "ne=1/fan=b"]),
+        };
+        let new = Snapshot {
+            store: store(&[("ne=1/fan=a", 2), ("ne=1/fan=b", 2), ("ne=1/fan=c", 2)]),
+            names: names(&["ne=1/fan=a", "ne=1/fan=b", "ne=1/fan=c"]),
+        };
+        let m = Snapshot::merge(old.clone(), new);
+        assert_eq!(m.store, store(&[("ne=1/fan=a", 1), ("ne=1/fan=c", 2)]));
+        assert_eq!(m.names.unwrap().len(), 3);
+        // With a full snapshot after: the earlier partial values are put back.
+        let full = Snapshot {
+            store: store(&[("ne=1/fan=a", 2), ("ne=1/fan=b", 2), ("ne=1/fan=z", 3)]),
+            names: None,
+        };
+        let m = Snapshot::merge(old, full);
+        assert_eq!(m.store, store(&[("ne=1/fan=a", 1), ("ne=1/fan=z", 3)]));
+        assert!(m.names.is_none());
     }
 
     #[tokio::test(start_paused = true)]

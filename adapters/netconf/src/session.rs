@@ -13,7 +13,7 @@ use halyard_cluster_model::port::{
 use halyard_cluster_model::{AttrType, SCHEMA, Timestamp, Value};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
-use tracing::{Instrument, debug, info, info_span, warn};
+use tracing::{Instrument, debug, error, info, info_span, warn};
 
 use crate::data::{
     self, ConfigStore, Op, apply_edit, render_objects, subtree_filter, xpath_filter,
@@ -89,6 +89,8 @@ impl Filter {
 enum Reply {
     Ok,
     Data(Vec<Element>),
+    /// `<data>` content already serialized (the unfiltered `<get>`).
+    DataText(String),
     /// Elements straight under rpc-reply (action output).
     Raw(Vec<Element>),
     Errors(Vec<RpcError>),
@@ -252,24 +254,50 @@ impl Session {
             });
         }
         if source.is_none() {
-            if wants(MONITORING_NS, "netconf-state") {
-                let view = MonitoringView {
-                    sessions: self.shared.session_infos(),
-                    locks: self.shared.locks().await,
-                    schemas: self.shared.schemas.available(),
-                    stats: &self.shared.stats,
-                    start_time: self.shared.start_time,
-                };
-                roots.push(view.render());
-            }
-            if wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state") {
-                roots.extend(yang_library());
+            let lib =
+                wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state");
+            if wants(MONITORING_NS, "netconf-state") || lib {
+                for e in self.monitoring_and_library().await {
+                    if wants(&e.ns, &e.name) {
+                        roots.push(e);
+                    }
+                }
             }
         }
         match filter {
             None => Ok(roots),
             Some(f) => f.apply(&roots),
         }
+    }
+
+    /// The whole operational tree, serialized without building a tree.
+    async fn compose_all(&self) -> Result<String, RpcError> {
+        let objs = self
+            .shared
+            .model
+            .query(&Query::default())
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let mut out = String::with_capacity(objs.len() * 512);
+        data::write_objects(&objs, false, &mut out);
+        drop(objs);
+        for e in self.monitoring_and_library().await {
+            e.write(&mut out, BASE_NS);
+        }
+        Ok(out)
+    }
+
+    async fn monitoring_and_library(&self) -> Vec<Element> {
+        let view = MonitoringView {
+            sessions: self.shared.session_infos(),
+            locks: self.shared.locks().await,
+            schemas: self.shared.schemas.available(),
+            stats: &self.shared.stats,
+            start_time: self.shared.start_time,
+        };
+        let mut v = vec![view.render()];
+        v.extend(yang_library());
+        v
     }
 
     async fn dispatch(&mut self, op: &Element) -> Reply {
@@ -279,14 +307,13 @@ impl Session {
             (BASE_NS, "get") => {
                 let r = async {
                     with_defaults(op)?;
-                    let f = filter_of(op)?;
-                    self.compose(None, &f).await
+                    match filter_of(op)? {
+                        None => self.compose_all().await.map(Reply::DataText),
+                        f => self.compose(None, &f).await.map(Reply::Data),
+                    }
                 }
                 .await;
-                match r {
-                    Ok(d) => Reply::Data(d),
-                    Err(e) => Reply::Errors(vec![e]),
-                }
+                r.unwrap_or_else(|e| Reply::Errors(vec![e]))
             }
             (BASE_NS, "get-config") => {
                 let r = async {
@@ -867,6 +894,13 @@ fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
             data.children = d;
             r.push(data);
         }
+        Reply::DataText(text) => {
+            // Splice the serialized content into <data>.
+            let mut head = String::new();
+            r.push(Element::with_text(BASE_NS, "data", "\u{0}"));
+            r.write(&mut head, "");
+            return head.replacen('\u{0}', &text, 1);
+        }
         Reply::Raw(items) => r.children = items,
         Reply::Errors(es) => {
             for e in es {
@@ -877,16 +911,35 @@ fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
     r.to_xml()
 }
 
-/// Runs one session to its end over `stream`.
+/// Aborts the task when dropped (shutdown aborts the outer task).
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Runs one session to its end over `stream`. The session runs in its own
+/// task so that even a panic in it releases its locks and registration.
 pub async fn run_session<S>(shared: Arc<Shared>, stream: S, user: String, peer: String)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (id, kill) = shared.register(&user, &peer);
     let span = info_span!("netconf", session = id, user = %user, peer = %peer);
-    let closed_cleanly = serve(shared.clone(), stream, id, user, kill)
-        .instrument(span.clone())
-        .await;
+    let mut task = AbortOnDrop(tokio::spawn(
+        serve(shared.clone(), stream, id, user, kill).instrument(span.clone()),
+    ));
+    let closed_cleanly = match (&mut task.0).await {
+        Ok(clean) => clean,
+        Err(e) => {
+            if e.is_panic() {
+                error!(parent: &span, "session task panicked: its locks are released");
+            }
+            false
+        }
+    };
     if !closed_cleanly {
         Stats::inc(&shared.stats.dropped_sessions);
     }

@@ -785,6 +785,48 @@ async fn openssh_subsystem_with_a_public_key() {
     assert!(text.contains("<name>ne=1/shelf=1/node=a</name>"), "{text}");
     assert!(text.contains(r#"message-id="8"><ok/>"#), "{text}");
     assert!(!text.contains("fan=1"), "{text}");
+    // A key that is not authorized is refused, logged and counted.
+    let other = s.dir.path().join("other_key");
+    let st = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&other)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let failures = Stats::get(&s.stats.auth_failures);
+    let o = Command::new("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-i",
+        ])
+        .arg(&other)
+        .args([
+            "-p",
+            &s.port.to_string(),
+            "-s",
+            "keyuser@127.0.0.1",
+            "netconf",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(Stats::get(&s.stats.auth_failures) > failures);
     s.stop().await;
 }
 
