@@ -543,54 +543,80 @@ impl Drop for StreamGuard {
     }
 }
 
-fn sse(
+fn notification_event(n: &halyard_cluster_model::port::Notification) -> Event {
+    Event::default()
+        .event(n.class.yang_name)
+        .id(n.seq.to_string())
+        .data(repr::notification_json(n).to_string())
+}
+
+/// A live stream of notifications. With `Last-Event-ID` (an
+/// `EventSource` reconnecting), the stored notifications after that one
+/// are replayed first, so a reconnect loses nothing the model still holds.
+async fn sse(
     st: &Shared,
     nf: NotificationFilter,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
-    let sub = st.model.subscribe(nf);
+    headers: &HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+    // Subscribe before reading the history: nothing falls between the two.
+    let sub = st.model.subscribe(nf.clone());
+    let mut queue = std::collections::VecDeque::new();
+    queue.push_back(Event::default().event("hello").data(
+        serde_json::json!({"module": SCHEMA.module.yang_module, "time": Timestamp::now().to_string()})
+            .to_string(),
+    ));
+    let mut replayed = None;
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(last) = last {
+        let stored = st.call(st.model.history(&nf, Timestamp(0), None)).await?;
+        for n in stored.iter().filter(|n| n.seq > last) {
+            queue.push_back(notification_event(n));
+            replayed = Some(n.seq);
+        }
+    }
     st.metrics.event_streams.inc();
     let guard = StreamGuard(st.metrics.event_streams.clone());
     let shutdown = st.shutdown.clone();
-    let hello = Event::default().event("hello").data(
-        serde_json::json!({"module": SCHEMA.module.yang_module, "time": Timestamp::now().to_string()})
-            .to_string(),
-    );
     let stream = futures_util::stream::unfold(
-        (sub, shutdown, guard, Some(hello)),
-        |(mut sub, mut shutdown, guard, hello)| async move {
-            if let Some(h) = hello {
-                return Some((Ok(h), (sub, shutdown, guard, None)));
+        (sub, shutdown, guard, queue, replayed),
+        |(mut sub, mut shutdown, guard, mut queue, replayed)| async move {
+            if let Some(ev) = queue.pop_front() {
+                return Some((Ok(ev), (sub, shutdown, guard, queue, replayed)));
             }
-            if *shutdown.borrow() {
-                return None;
+            loop {
+                if *shutdown.borrow() {
+                    return None;
+                }
+                let d = tokio::select! {
+                    d = sub.recv() => d?,
+                    _ = shutdown.wait_for(|s| *s) => return None,
+                };
+                let ev = match d {
+                    Delivery::Notification(n) if replayed.is_some_and(|r| n.seq <= r) => continue,
+                    Delivery::Notification(n) => notification_event(&n),
+                    Delivery::Missed(k) => Event::default()
+                        .event("missed")
+                        .data(serde_json::json!({"missed": k}).to_string()),
+                };
+                return Some((Ok(ev), (sub, shutdown, guard, queue, replayed)));
             }
-            let ev = tokio::select! {
-                d = sub.recv() => d?,
-                _ = shutdown.wait_for(|s| *s) => return None,
-            };
-            let ev = match ev {
-                Delivery::Notification(n) => Event::default()
-                    .event(n.class.yang_name)
-                    .id(n.seq.to_string())
-                    .data(repr::notification_json(&n).to_string()),
-                Delivery::Missed(k) => Event::default()
-                    .event("missed")
-                    .data(serde_json::json!({"missed": k}).to_string()),
-            };
-            Some((Ok(ev), (sub, shutdown, guard, None)))
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 async fn events(
     State(st): State<Shared>,
     Extension(c): Extension<Caller>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     let nf = filter_from(raw.as_deref(), Vec::new())?;
-    Ok(sse(&st, nf).into_response())
+    Ok(sse(&st, nf, &headers).await?.into_response())
 }
 
 /// The notifications about alarms: the indications that carry an `Alarm` name.
@@ -606,10 +632,11 @@ async fn alarm_events(
     State(st): State<Shared>,
     Extension(c): Extension<Caller>,
     RawQuery(raw): RawQuery,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     let nf = filter_from(raw.as_deref(), alarm_notifications())?;
-    Ok(sse(&st, nf).into_response())
+    Ok(sse(&st, nf, &headers).await?.into_response())
 }
 
 /// Stored notifications: `?since=<RFC 3339>&until=..&class=..&subtree=..`.

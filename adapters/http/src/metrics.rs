@@ -132,24 +132,84 @@ impl ModelCollector {
         ModelCollector { objects }
     }
 
-    fn plan(&self) -> BTreeMap<String, FamilyPlan> {
-        let mut fams: BTreeMap<String, FamilyPlan> = BTreeMap::new();
+    /// The families and their series, in name order. Keyed by the schema's
+    /// static family name, so planning allocates nothing per object.
+    fn plan(&self) -> Vec<(String, FamilyPlan)> {
+        let mut fams: BTreeMap<&'static str, FamilyPlan> = BTreeMap::new();
         for (oi, o) in self.objects.iter().enumerate() {
             for (ai, a) in o.class.attributes.iter().enumerate() {
                 let Some(m) = &a.metric else { continue };
-                let (name, factor) = base_unit(m.name);
-                fams.entry(name)
+                fams.entry(m.name)
                     .or_insert_with(|| FamilyPlan {
                         kind: m.kind,
                         help: a.description,
-                        factor,
+                        factor: base_unit(m.name).1,
                         series: Vec::new(),
                     })
                     .series
                     .push((oi, ai));
             }
         }
-        fams
+        let mut out: Vec<(String, FamilyPlan)> =
+            fams.into_iter().map(|(n, f)| (base_unit(n).0, f)).collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+}
+
+impl ModelCollector {
+    /// Active (uncleared) alarms by severity, and how many of them are not
+    /// acknowledged: low-cardinality aggregates next to the per-alarm series.
+    fn encode_alarm_summary(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use halyard_cluster_model::SchemaEnum;
+        use halyard_cluster_model::model::PerceivedSeverity;
+        let Some(alarm) = halyard_cluster_model::SCHEMA.class("Alarm") else {
+            return Ok(());
+        };
+        let meta = <PerceivedSeverity as SchemaEnum>::META;
+        let mut active: BTreeMap<&'static str, (i64, i64)> = meta
+            .values
+            .iter()
+            .filter(|v| v.value != PerceivedSeverity::Cleared.value())
+            .map(|v| (v.yang_name, (0, 0)))
+            .collect();
+        for o in self.objects.iter().filter(|o| std::ptr::eq(o.class, alarm)) {
+            let cleared = o.get("ClearedAt").is_some_and(|v| v.as_f64().is_some());
+            let sev = match o.get("Severity") {
+                Some(halyard_cluster_model::Value::Enum(v)) => meta.by_value(*v),
+                _ => None,
+            };
+            let acked = matches!(
+                o.get("Acknowledged"),
+                Some(halyard_cluster_model::Value::Bool(true))
+            );
+            if let (false, Some(sev)) = (cleared, sev)
+                && let Some(e) = active.get_mut(sev.yang_name)
+            {
+                e.0 += 1;
+                e.1 += i64::from(!acked);
+            }
+        }
+        for (name, help, pick) in [
+            (
+                "halyard_alarms_active",
+                "Active (uncleared) alarms by severity",
+                0,
+            ),
+            (
+                "halyard_alarms_unacknowledged",
+                "Active alarms not yet acknowledged, by severity",
+                1,
+            ),
+        ] {
+            let mut me = encoder.encode_descriptor(name, help, None, MetricType::Gauge)?;
+            for (sev, counts) in &active {
+                let labels = [("severity", *sev)];
+                let fe = me.encode_family(&labels)?;
+                ConstGauge::new(if pick == 0 { counts.0 } else { counts.1 }).encode(fe)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -191,13 +251,23 @@ impl Collector for ModelCollector {
                         ConstCounter::new(x * f.factor).encode(fe)?;
                     }
                     _ => {
-                        let Some(x) = v.as_f64() else { continue };
+                        use halyard_cluster_model::Value as V;
                         let fe = me.encode_family(&base)?;
-                        ConstGauge::new(x * f.factor).encode(fe)?;
+                        // Integers stay integers (exact, and cheaper to format).
+                        match (v, f.factor == 1.0) {
+                            (V::U32(n), true) => ConstGauge::new(i64::from(*n)).encode(fe)?,
+                            (V::I32(n), true) => ConstGauge::new(i64::from(*n)).encode(fe)?,
+                            (V::Bool(b), _) => ConstGauge::new(i64::from(*b)).encode(fe)?,
+                            _ => {
+                                let Some(x) = v.as_f64() else { continue };
+                                ConstGauge::new(x * f.factor).encode(fe)?;
+                            }
+                        }
                     }
                 }
             }
         }
+        self.encode_alarm_summary(&mut encoder)?;
         Ok(())
     }
 }

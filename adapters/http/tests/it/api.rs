@@ -852,3 +852,64 @@ async fn https_when_a_certificate_is_configured() {
     h.stop().await.expect("clean shutdown");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnecting_event_stream_gets_what_it_missed() {
+    let h = Harness::start().await;
+    let first = h
+        .model
+        .raise_alarm("ne=1/shelf=1/fan=1", "minor", "first")
+        .await;
+    let second = h
+        .model
+        .raise_alarm("ne=1/shelf=1/fan=2", "major", "second")
+        .await;
+    let history: Json =
+        serde_json::from_str(&get(&h, "/api/v1/notifications", JSON).await.2).unwrap();
+    let seqs: Vec<u64> = history["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 2, "{history}");
+    // Reconnect as an EventSource would, having seen the first one.
+    let mut r = client()
+        .get(h.url("/api/v1/events"))
+        .header("Last-Event-ID", seqs[0].to_string())
+        .send()
+        .await
+        .unwrap();
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !seen.contains(&second) {
+            let chunk = r.chunk().await.unwrap().expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no replay of {second}: {seen}"));
+    assert!(seen.contains(&format!("id: {}", seqs[1])), "{seen}");
+    assert!(
+        !seen.contains(&format!("\"alarm\":\"{first}\"")),
+        "already seen: {seen}"
+    );
+    // Then live ones follow, once each.
+    let third = h
+        .model
+        .raise_alarm("ne=1/shelf=1/psu=1", "critical", "third")
+        .await;
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while !seen.contains(&third) {
+            let chunk = r.chunk().await.unwrap().expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no live {third}: {seen}"));
+    assert_eq!(
+        seen.matches(&format!("\"alarm\":\"{second}\"")).count(),
+        1,
+        "{seen}"
+    );
+}

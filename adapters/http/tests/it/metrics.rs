@@ -116,6 +116,22 @@ async fn openmetrics_when_asked() {
         ),
         "{after}"
     );
+    assert!(
+        after.contains("halyard_alarms_active{severity=\"critical\"} 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("halyard_alarms_unacknowledged{severity=\"critical\"} 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("halyard_alarms_active{severity=\"major\"} 0"),
+        "{after}"
+    );
+    assert!(
+        before.contains("halyard_alarms_active{severity=\"critical\"} 0"),
+        "{before}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
