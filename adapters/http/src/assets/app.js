@@ -11,6 +11,8 @@ const state = {
   series: new Map(),    // "name|attr" -> [[t, v], ...]
   alarms: [],
   jobs: new Map(),
+  collapsed: new Set(),   // tree nodes the operator folded
+  folded: false,          // large trees start folded below the third level
 };
 const SERIES_POINTS = 90;
 
@@ -106,14 +108,36 @@ function renderTree() {
   const build = (n) => {
     if (!match(n)) return null;
     const pills = sortedStates(n.states).map(([k, v]) => pillFor(k, v));
+    const open = filter || !state.collapsed.has(n.name);
+    const caret = el('span', {
+      class: 'caret' + (n.children.length ? ' has' : ''),
+      text: n.children.length ? (open ? '▾' : '▸') : '',
+      title: n.children.length ? `${n.children.length} contained` : undefined,
+      onclick: (ev) => {
+        if (!n.children.length) return;
+        ev.stopPropagation();
+        if (state.collapsed.has(n.name)) state.collapsed.delete(n.name); else state.collapsed.add(n.name);
+        renderTree();
+      },
+    });
     const row = el('div', {
       class: 'row' + (state.selected === n.name ? ' selected' : ''),
       'data-name': n.name, 'data-class': n.class, title: n.name,
       onclick: () => select(n.name),
-    }, el('span', { class: 'leaf', text: leaf(n.name) }), el('span', { class: 'cls', text: n.class }), el('span', { class: 'pills' }, pills));
-    const kids = n.children.map(build).filter(Boolean);
+    }, caret, el('span', { class: 'leaf', text: leaf(n.name) }), el('span', { class: 'cls', text: n.class }), el('span', { class: 'pills' }, pills));
+    const kids = open ? n.children.map(build).filter(Boolean) : [];
     return el('li', {}, row, kids.length ? el('ul', {}, kids) : null);
   };
+  if (!state.folded && state.tree.length) {
+    let count = 0;
+    const walk = (n, depth) => { count++; n.children.forEach((c) => walk(c, depth + 1)); };
+    state.tree.forEach((r) => walk(r, 1));
+    if (count > 300) {
+      const fold = (n, depth) => { if (depth >= 3 && n.children.length) state.collapsed.add(n.name); n.children.forEach((c) => fold(c, depth + 1)); };
+      state.tree.forEach((r) => fold(r, 1));
+    }
+    state.folded = true;
+  }
   for (const r of state.tree) { const li = build(r); if (li) ul.append(li); }
   const root = state.tree[0];
   $('#element').textContent = root ? root.name : '';
@@ -128,6 +152,8 @@ async function loadTree() {
 // ---- detail ------------------------------------------------------------
 async function select(name) {
   state.selected = name;
+  const parts = name.split('/');
+  for (let i = 1; i < parts.length; i++) state.collapsed.delete(parts.slice(0, i).join('/'));
   location.hash = '#' + name;
   renderTree();
   await loadDetail();

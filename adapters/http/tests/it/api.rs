@@ -661,17 +661,19 @@ async fn rate_limit_answers_429() {
     for _ in 0..12 {
         statuses.push(get(&h, "/api/v1/objects/ne=1", JSON).await.0);
     }
-    assert_eq!(
-        statuses.iter().filter(|s| **s == StatusCode::OK).count(),
-        5,
-        "{statuses:?}"
-    );
+    // The burst passes; then the bucket refills at one per second, so at
+    // most one more (on a slow machine) gets through.
     assert!(
-        statuses[5..]
-            .iter()
-            .all(|s| *s == StatusCode::TOO_MANY_REQUESTS),
+        statuses[..5].iter().all(|s| *s == StatusCode::OK),
         "{statuses:?}"
     );
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(limited >= 6, "{statuses:?}");
+    let ok = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(limited + ok, 12, "{statuses:?}");
 }
 
 #[test]
