@@ -648,6 +648,20 @@ for k, v in results.items():
 /// every session must receive the server hello and a reply.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hello_is_never_lost_under_many_concurrent_eager_clients() {
+    // libssh2 for Python; tests/run.sh installs ncclient but not this one yet.
+    let have = Command::new("python3")
+        .args(["-c", "import ssh2"])
+        .status()
+        .await
+        .unwrap();
+    if !have.success() {
+        let st = Command::new("python3")
+            .args(["-m", "pip", "install", "-q", "ssh2-python"])
+            .status()
+            .await
+            .unwrap();
+        assert!(st.success(), "cannot install ssh2-python from PyPI");
+    }
     let s = start().await;
     let out = s
         .python(
