@@ -686,7 +686,12 @@ impl Session {
                 format!("no stream '{s}'; the server has NETCONF"),
             ));
         }
-        let filter = op.find(NOTIF_NS, "filter").map(Filter::parse).transpose()?;
+        // RFC 5277 puts <filter> in its own namespace; ncclient sends the base one.
+        let filter = op
+            .find(NOTIF_NS, "filter")
+            .or_else(|| op.find(BASE_NS, "filter"))
+            .map(Filter::parse)
+            .transpose()?;
         let time = |n: &str| -> Result<Option<Timestamp>, RpcError> {
             text(n)
                 .map(|t| {
@@ -1146,7 +1151,7 @@ impl Session {
         if let Reply::Errors(es) = &reply {
             let n = es.len() as u64;
             for e in es {
-                info!(op = %op.name, tag = e.tag.as_str(), message = %e.message, "rpc-error");
+                debug!(op = %op.name, tag = e.tag.as_str(), message = %e.message, "rpc-error");
             }
             sh.stats
                 .out_rpc_errors
@@ -1154,5 +1159,28 @@ impl Session {
             sh.count(id, |i| i.out_rpc_errors += n);
         }
         reply_xml(&attrs, reply)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn xpath_filter_on_a_notification() {
+        let f = xml::parse(
+            &format!(
+                r#"<nc:filter xmlns:nc="{BASE_NS}" xmlns:hc="{}" type="xpath" select="/hc:alarm-raised[hc:severity='critical']"/>"#,
+                schema_ns()
+            ),
+            8,
+        )
+        .unwrap();
+        let f = Filter::parse(&f).unwrap();
+        let mut ev = Element::new(schema_ns(), "alarm-raised");
+        ev.push(Element::with_text(schema_ns(), "severity", "critical"));
+        assert_eq!(f.apply(std::slice::from_ref(&ev)).unwrap().len(), 1);
+        ev.children[0].text = "major".into();
+        assert!(f.apply(std::slice::from_ref(&ev)).unwrap().is_empty());
     }
 }

@@ -427,15 +427,34 @@ try:
     print("future_refused=False")
 except RPCError as e:
     print("future_refused=%s" % (e.tag == "bad-element"))
-# A filtered subscription with a stop time in the past: replay, then complete.
+# A filtered subscription with a stop time in the past: the alarms in the
+# window are filtered out, then replayComplete and notificationComplete.
 m2.create_subscription(filter=("subtree", '<state-changed xmlns="%s"/>' % HC),
-                       start_time="2000-01-01T00:00:00Z", stop_time="2000-01-02T00:00:00Z")
+                       start_time="2000-01-01T00:00:00Z",
+                       stop_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1)))
 n = m2.take_notification(timeout=60)
 print("filtered_first_is_replay_complete=%s" % ("replayComplete" in n.notification_xml))
 n = m2.take_notification(timeout=60)
 print("complete=%s" % ("notificationComplete" in n.notification_xml))
+# An XPath-filtered live subscription that ends at its stopTime.
+m3 = connect()
+stop = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+m3.create_subscription(filter=("xpath", ({"hc": HC}, "/hc:alarm-raised[hc:severity='critical']")),
+                       start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600)),
+                       stop_time=stop)
+print("XPATH", flush=True)
+got = []
+while True:
+    n = m3.take_notification(timeout=60)
+    if n is None:
+        break
+    got.append(n.notification_xml)
+    if "notificationComplete" in n.notification_xml:
+        break
+print("xpath_filtered=%s" % (len(got) == 3 and "replayComplete" in got[0] and "fans on fire" in got[1] and "notificationComplete" in got[2]))
 m.close_session()
 m2.close_session()
+m3.close_session()
 "#,
     );
     let mut child = Command::new("python3")
@@ -457,6 +476,15 @@ m2.close_session()
                 s.model
                     .publish("AlarmRaised", &fan, alarm("live one"))
                     .unwrap();
+            }
+            if l == "XPATH" {
+                // Only the critical one passes the XPath filter.
+                s.model
+                    .publish("AlarmRaised", &fan, alarm("major again"))
+                    .unwrap();
+                let mut v = alarm("fans on fire");
+                v[4] = Value::Enum(PerceivedSeverity::Critical.value());
+                s.model.publish("AlarmRaised", &fan, v).unwrap();
             }
         }
     })
@@ -480,6 +508,7 @@ m2.close_session()
         "future_refused",
         "filtered_first_is_replay_complete",
         "complete",
+        "xpath_filtered",
     ] {
         assert_eq!(line_value(&out, key), "True", "{key}: {out}\n{err}");
     }
