@@ -636,6 +636,8 @@ fn edit_entry(store: &mut ConfigStore, entry: &Element, inherited: Op) -> Result
     for (i, lop, value) in leaves {
         let a = &class.attributes[i];
         match (lop, value) {
+            // "none": the leaf only identifies; nothing changes (RFC 6241 §7.2).
+            (Op::None, _) => {}
             (Op::Create, Some(_)) if exists && op != Op::Replace => {
                 return Err(app_error(
                     Tag::DataExists,

@@ -1141,7 +1141,7 @@ r = edit("running", FAN1 + BAD, "<error-option>continue-on-error</error-option>"
 results["continue_on_error"] = "invalid-value" in r and fan1_locked(running())
 # default-operation none: a leaf without operation changes nothing; a leaf with merge does.
 r = edit("candidate", '<fan><name>ne=1/shelf=1/fan=2</name><admin-state>locked</admin-state></fan>', "<default-operation>none</default-operation>")
-results["none_ok"] = "<ok/>" in r
+results["none_ok"] = "<ok/>" in r and bool(re.search(r"fan=2</name>\s*<admin-state>unlocked", candidate()))
 r = edit("candidate", '<fan><name>ne=1/shelf=1/fan=2</name><admin-state xmlns:nc="%s" nc:operation="merge">locked</admin-state></fan>' % NC, "<default-operation>none</default-operation>")
 results["none_with_merge"] = bool(re.search(r"fan=2</name>\s*<admin-state>locked", candidate()))
 r = call("<discard-changes/>")
