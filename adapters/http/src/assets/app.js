@@ -373,7 +373,7 @@ async function refresh() {
     flatten();
     await Promise.all([loadAlarms(), loadGroups(), loadDetail()]);
   } catch (e) {
-    toast('refresh: ' + e.message, true);
+    toast(e.status === 401 ? 'Sign in to see the element (' + e.message + ')' : 'refresh: ' + e.message, true);
   }
 }
 function refreshSoon() {
@@ -390,23 +390,69 @@ function logEvent(kind, d) {
   while (ol.children.length > 60) ol.lastChild.remove();
 }
 
-function connect() {
-  const c = creds();
-  const q = c && !c.user ? '?access_token=' + enc(c.secret) : '';
-  const es = new EventSource(API + '/events' + q);
+function onEvent(kind, data) {
   const live = $('#live');
-  es.addEventListener('hello', () => { live.className = 'live on'; $('#live-text').textContent = 'live'; refreshSoon(); });
-  es.onerror = () => { live.className = 'live off'; $('#live-text').textContent = 'reconnecting'; };
-  es.addEventListener('missed', () => refreshSoon());
-  es.onmessage = () => refreshSoon();
-  connect.es = es;
-  for (const cls of Object.values(state.classes).filter((c) => c.indication)) {
-    es.addEventListener(cls['yang-name'], (ev) => {
-      let d = {};
-      try { d = JSON.parse(ev.data); } catch { /* ignore */ }
-      logEvent(cls['yang-name'], d);
-      refreshSoon();
-    });
+  if (kind === 'hello') {
+    live.className = 'live on';
+    $('#live-text').textContent = 'live';
+    refreshSoon();
+    return;
+  }
+  if (kind === 'missed') { refreshSoon(); return; }
+  let d = {};
+  try { d = JSON.parse(data); } catch { /* not JSON: still a change */ }
+  logEvent(kind, d);
+  refreshSoon();
+}
+
+// Server-sent events over fetch rather than EventSource, so the stream
+// carries the same Authorization header as every other request (basic or
+// bearer); reconnects with Last-Event-ID, and the server replays the gap.
+async function connect() {
+  if (connect.ctrl) connect.ctrl.abort();
+  const ctrl = new AbortController();
+  connect.ctrl = ctrl;
+  const live = $('#live');
+  let lastId = null;
+  while (!ctrl.signal.aborted) {
+    try {
+      const headers = Object.assign({ Accept: 'text/event-stream' }, authHeader());
+      if (lastId !== null) headers['Last-Event-ID'] = lastId;
+      const r = await fetch(API + '/events', { headers, signal: ctrl.signal, cache: 'no-store' });
+      if (!r.ok) throw new Error('events: ' + r.status);
+      const reader = r.body.getReader();
+      const dec = new TextDecoder();
+      let buf = '';
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buf += dec.decode(value, { stream: true }).replace(/\r\n?/g, '\n');
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+          const block = buf.slice(0, i);
+          buf = buf.slice(i + 2);
+          let kind = 'message', id = null;
+          const data = [];
+          for (const line of block.split('\n')) {
+            if (line === '' || line.startsWith(':')) continue;
+            const c = line.indexOf(':');
+            const field = c < 0 ? line : line.slice(0, c);
+            let v = c < 0 ? '' : line.slice(c + 1);
+            if (v.startsWith(' ')) v = v.slice(1);
+            if (field === 'event') kind = v;
+            else if (field === 'data') data.push(v);
+            else if (field === 'id') id = v;
+          }
+          if (id !== null) lastId = id;
+          if (data.length) onEvent(kind, data.join('\n'));
+        }
+      }
+    } catch (e) {
+      if (ctrl.signal.aborted) return;
+    }
+    live.className = 'live off';
+    $('#live-text').textContent = 'reconnecting';
+    await new Promise((res) => setTimeout(res, 2000));
   }
 }
 
@@ -421,19 +467,16 @@ async function start() {
     sessionStorage.setItem('halyard-creds', JSON.stringify({ user, secret }));
     $('#login-pass').value = '';
     showWho();
-    if (connect.es) connect.es.close();
     connect();
-    refreshSoon();
+    start.meta().then(async () => {
+      await refresh();
+      if (!state.selected && state.tree[0]) await select(state.tree[0].name);
+    });
   });
-  $('#logout').addEventListener('click', () => { sessionStorage.removeItem('halyard-creds'); showWho(); });
+  $('#logout').addEventListener('click', () => { sessionStorage.removeItem('halyard-creds'); showWho(); connect(); });
   $('#tree-filter').addEventListener('input', renderTree);
   $('#show-acked').addEventListener('change', () => loadAlarms().catch(() => {}));
-  try {
-    const meta = await api('/classes');
-    for (const c of meta.classes) state.classes[c.name] = c;
-  } catch (e) {
-    toast('cannot read the schema: ' + e.message + (e.status === 401 ? ' — sign in' : ''), true);
-  }
+  await start.meta();
   const fromHash = decodeURIComponent(location.hash.slice(1));
   if (fromHash) state.selected = fromHash;
   await refresh();
@@ -442,5 +485,16 @@ async function start() {
   // Statistics are sampled for the chart even when nothing is published.
   setInterval(() => { if (state.selected && !document.hidden) loadDetail().catch(() => {}); }, 2000);
 }
+
+/// The class metadata; again after signing in when reads need credentials.
+start.meta = async () => {
+  if (Object.keys(state.classes).length) return;
+  try {
+    const meta = await api('/classes');
+    for (const c of meta.classes) state.classes[c.name] = c;
+  } catch (e) {
+    toast('cannot read the schema: ' + e.message + (e.status === 401 ? ' — sign in' : ''), true);
+  }
+};
 
 document.addEventListener('DOMContentLoaded', start);

@@ -217,3 +217,41 @@ async fn console_in_headless_chromium() {
     let _ = driver.kill().await;
     let _ = std::fs::remove_dir_all(profile);
 }
+
+/// With anonymous reads off, the console signs in with HTTP basic
+/// credentials and its event stream carries them too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_signed_in_with_basic_auth() {
+    let h = Harness::with_config(crate::config(false)).await;
+    let profile = temp_dir("chromium");
+    let (mut driver, c) = start_browser(&profile).await;
+    c.goto(&h.url("/")).await.unwrap();
+    wait_text(&c, "#toast", "Sign in").await;
+    assert!(
+        c.find(Locator::Css(".row[data-name=\"ne=1\"]"))
+            .await
+            .is_err()
+    );
+    let user = c.find(Locator::Css("#login-user")).await.unwrap();
+    user.send_keys(crate::ADMIN.0).await.unwrap();
+    let pass = c.find(Locator::Css("#login-pass")).await.unwrap();
+    pass.send_keys(crate::ADMIN.1).await.unwrap();
+    click(&c, "#login button[type=submit]").await;
+    wait_text(&c, "#whoami-name", crate::ADMIN.0).await;
+    wait_text(&c, ".row[data-name=\"ne=1/shelf=1/fan=2\"]", "fan=2").await;
+    wait_text(&c, "#live", "live").await;
+    let alarm = h
+        .model
+        .raise_alarm("ne=1/shelf=1/fan=2", "warning", "bearing noise")
+        .await;
+    wait_text(
+        &c,
+        &format!("#alarms tr[data-alarm=\"{alarm}\"]"),
+        "bearing noise",
+    )
+    .await;
+    wait_text(&c, "#summary [data-severity=\"warning\"]", "warning 1 (1)").await;
+    c.close().await.unwrap();
+    let _ = driver.kill().await;
+    let _ = std::fs::remove_dir_all(profile);
+}
