@@ -1005,6 +1005,45 @@ fn merge(out: &mut Vec<Element>, x: Element) {
     }
 }
 
+/// The classes (YANG list names) a subtree filter can select under the
+/// `element` container; None when it may select every list.
+pub fn subtree_classes(filter: &[Element]) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for f in filter
+        .iter()
+        .filter(|f| ns_matches(&f.ns, schema_ns()) && f.name == TOP)
+    {
+        if f.children.is_empty() {
+            return None;
+        }
+        for c in &f.children {
+            if object_class(&c.name).is_some() && !out.contains(&c.name) {
+                out.push(c.name.clone());
+            }
+        }
+    }
+    Some(out)
+}
+
+/// The classes an XPath filter can select; None when it may select all.
+pub fn xpath_classes(expr: &str, ctx: &Element) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    for p in split_top(expr, '|') {
+        let steps = parse_path(&p, ctx).ok()?;
+        let first = steps.first()?;
+        if first.ns.as_ref().is_some_and(|n| n != schema_ns())
+            || first.name.as_ref().is_some_and(|n| n != TOP)
+        {
+            continue;
+        }
+        let name = steps.get(1)?.name.clone()?;
+        if object_class(&name).is_some() && !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    Some(out)
+}
+
 /// Whether an XPath can select anything under a top-level node.
 pub fn xpath_wants(expr: &str, ctx: &Element, ns: &str, name: &str) -> bool {
     split_top(expr, '|')
@@ -1075,6 +1114,30 @@ mod tests {
         let mut s = String::new();
         write_objects(&[], false, &mut s);
         assert_eq!(s, render_objects(&[], false).to_xml());
+    }
+
+    #[test]
+    fn filters_name_the_classes_they_need() {
+        let ns = schema_ns();
+        let f = parse(&format!(
+            r#"<filter><element xmlns="{ns}"><fan><name>x</name></fan><node/><toaster/></element></filter>"#
+        ));
+        assert_eq!(
+            subtree_classes(&f.children),
+            Some(vec!["fan".to_string(), "node".to_string()])
+        );
+        let f = parse(&format!(r#"<filter><element xmlns="{ns}"/></filter>"#));
+        assert_eq!(subtree_classes(&f.children), None);
+        let ctx = parse(&format!(r#"<filter xmlns:hc="{ns}"/>"#));
+        assert_eq!(
+            xpath_classes(
+                "/hc:element/hc:fan[hc:name='a'] | /hc:element/hc:shelf",
+                &ctx
+            ),
+            Some(vec!["fan".to_string(), "shelf".to_string()])
+        );
+        assert_eq!(xpath_classes("/hc:element", &ctx), None);
+        assert_eq!(xpath_classes("/hc:element/*", &ctx), None);
     }
 
     #[tokio::test]

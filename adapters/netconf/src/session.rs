@@ -71,6 +71,14 @@ impl Filter {
         }
     }
 
+    /// The lists the filter can select (None: all of them).
+    fn classes(&self) -> Option<Vec<String>> {
+        match self {
+            Filter::Subtree(f) => data::subtree_classes(f),
+            Filter::XPath { select, ctx } => data::xpath_classes(select, ctx),
+        }
+    }
+
     fn wants(&self, ns: &str, name: &str) -> bool {
         match self {
             Filter::Subtree(f) => data::filter_wants(f, ns, name),
@@ -241,12 +249,20 @@ impl Session {
         if wants(schema_ns(), data::TOP) {
             roots.push(match source {
                 None => {
-                    let objs = self
-                        .shared
-                        .model
-                        .query(&Query::default())
-                        .await
-                        .map_err(|e| from_model(&e, None))?;
+                    // Read only the classes the filter can select.
+                    let classes = filter.as_ref().and_then(Filter::classes);
+                    let objs = match classes {
+                        Some(c) if c.is_empty() => Vec::new(),
+                        classes => self
+                            .shared
+                            .model
+                            .query(&Query {
+                                classes: classes.unwrap_or_default(),
+                                ..Query::default()
+                            })
+                            .await
+                            .map_err(|e| from_model(&e, None))?,
+                    };
                     render_objects(&objs, false)
                 }
                 Some(Datastore::Running) => self.shared.running().await?.render(),
