@@ -1153,6 +1153,18 @@ results["created"] = "<ok/>" in r and "node=c" in running()
 r = edit("candidate", '<node xmlns:nc="%s" nc:operation="delete"><name>ne=1/shelf=1/node=c</name></node>' % NC)
 r = call("<commit/>")
 results["deleted"] = "<ok/>" in r and "node=c" not in running()
+# A fan outside a shelf: validate and commit refuse it with its path.
+edit("candidate", '<fan><name>ne=1/fan=x</name><admin-state>locked</admin-state></fan>')
+r = call('<validate><source><candidate/></source></validate>')
+results["validate_refuses"] = "<error-tag>operation-failed</error-tag>" in r and "hc:fan[hc:name='ne=1/fan=x']</error-path>" in r
+r = call("<commit/>")
+results["commit_refuses"] = "<error-tag>operation-failed</error-tag>" in r and "hc:fan[hc:name='ne=1/fan=x']</error-path>" in r and "fan=x" not in running()
+call("<discard-changes/>")
+# Deleting a node through the candidate removes its components too.
+edit("candidate", '<node xmlns:nc="%s" nc:operation="delete"><name>ne=1/shelf=1/node=b</name></node>' % NC)
+r = call("<commit/>")
+x = running()
+results["subtree_deleted"] = "<ok/>" in r and "node=b" not in x and "node=a" in x
 # copy-config running -> candidate, then candidate -> running (no change).
 r = call("<copy-config><target><candidate/></target><source><running/></source></copy-config>")
 results["copy_to_candidate"] = "<ok/>" in r
@@ -1201,6 +1213,9 @@ for k, v in results.items():
         "none_with_merge",
         "created",
         "deleted",
+        "validate_refuses",
+        "commit_refuses",
+        "subtree_deleted",
         "copy_to_candidate",
         "copy_to_running",
         "copy_same",
