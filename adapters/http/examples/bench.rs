@@ -133,12 +133,15 @@ async fn scrape_bench(label: &str, model: Arc<dyn InformationModel>, rounds: usi
                 .send()
                 .await
                 .unwrap()
-                .text()
+                .bytes()
                 .await
                 .unwrap();
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             size = body.len();
-            series = body.lines().filter(|l| !l.starts_with('#')).count();
+            series = body
+                .split(|b| *b == b'\n')
+                .filter(|l| !l.is_empty() && !l.starts_with(b"#"))
+                .count();
         }
         println!(
             "scrape {label:>6} ({objects:>5} objects, {fmt:<11}): p50 {:7.2} ms  p90 {:7.2} ms  max {:7.2} ms  size {:>9} bytes  {series} series",

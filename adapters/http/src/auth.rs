@@ -154,3 +154,91 @@ impl Authenticator {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::UserConfig;
+
+    fn auth(anonymous: bool) -> Authenticator {
+        Authenticator::new(&HttpConfig {
+            users: vec![
+                UserConfig {
+                    name: "ann".into(),
+                    password: Some("pw".into()),
+                    tokens: vec!["0123456789abcdef-ann".into()],
+                    role: Role::Operator,
+                },
+                UserConfig {
+                    name: "tok".into(),
+                    password: None,
+                    tokens: vec![],
+                    role: Role::Admin,
+                },
+            ],
+            allow_anonymous_read: anonymous,
+            ..HttpConfig::default()
+        })
+        .unwrap()
+    }
+
+    fn basic(u: &str, p: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+        )
+    }
+
+    #[test]
+    fn credentials_and_roles() {
+        let a = auth(false);
+        let ann = a.authenticate(Some(&basic("ann", "pw")), None).unwrap();
+        assert_eq!(ann.require(Role::Operator).unwrap(), "ann");
+        assert_eq!(ann.require(Role::Admin).unwrap_err().status.as_u16(), 403);
+        let t = a
+            .authenticate(Some("Bearer 0123456789abcdef-ann"), None)
+            .unwrap();
+        assert_eq!(t.require(Role::Viewer).unwrap(), "ann");
+        let q = a
+            .authenticate(None, Some("x=1&access_token=0123456789abcdef-ann"))
+            .unwrap();
+        assert_eq!(q.require(Role::Viewer).unwrap(), "ann");
+        for bad in [
+            basic("ann", "PW"),
+            basic("tok", ""),
+            basic("nobody", "pw"),
+            "Bearer nope".into(),
+            "Basic !!!".into(),
+            "Digest x".into(),
+        ] {
+            let e = a.authenticate(Some(&bad), None).unwrap_err();
+            assert_eq!(e.status.as_u16(), 401, "{bad}");
+        }
+        let anon = a.authenticate(None, None).unwrap();
+        assert_eq!(anon.require(Role::Viewer).unwrap_err().status.as_u16(), 401);
+        let anon = auth(true).authenticate(None, None).unwrap();
+        assert_eq!(anon.require(Role::Viewer).unwrap(), "anonymous");
+        assert_eq!(
+            anon.require(Role::Operator).unwrap_err().status.as_u16(),
+            401
+        );
+    }
+
+    #[test]
+    fn configuration_mistakes() {
+        let mut c = HttpConfig::default();
+        c.users.push(UserConfig {
+            name: "a:b".into(),
+            password: None,
+            tokens: vec![],
+            role: Role::Viewer,
+        });
+        assert!(Authenticator::new(&c).unwrap_err().contains("':'"));
+        c.users[0].name = "a".into();
+        c.users[0].tokens = vec!["short".into()];
+        assert!(Authenticator::new(&c).unwrap_err().contains("shorter"));
+        c.users[0].tokens.clear();
+        c.users.push(c.users[0].clone());
+        assert!(Authenticator::new(&c).unwrap_err().contains("twice"));
+    }
+}

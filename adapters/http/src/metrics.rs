@@ -439,3 +439,57 @@ impl Collector for ProcessCollector {
 
 /// Shared so the server can hand the same registry to every scrape.
 pub type SharedRegistry = Arc<Registry>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_units() {
+        for (name, want, factor) in [
+            (
+                "halyard_power_supply_input_voltage_millivolts",
+                "halyard_power_supply_input_voltage_volts",
+                1e-3,
+            ),
+            (
+                "halyard_x_audit_period_milliseconds",
+                "halyard_x_audit_period_seconds",
+                1e-3,
+            ),
+            (
+                "halyard_host_board_cpu_load_percent",
+                "halyard_host_board_cpu_load_ratio",
+                1e-2,
+            ),
+            (
+                "halyard_component_outage_seconds",
+                "halyard_component_outage_seconds",
+                1.0,
+            ),
+            ("halyard_fan_speed_rpm", "halyard_fan_speed_rpm", 1.0),
+        ] {
+            assert_eq!(base_unit(name), (want.to_string(), factor), "{name}");
+        }
+    }
+
+    #[test]
+    fn every_schema_family_has_a_conventional_name() {
+        for c in halyard_cluster_model::SCHEMA.object_classes() {
+            for a in c.attributes {
+                let Some(m) = &a.metric else { continue };
+                let (name, _) = base_unit(m.name);
+                assert!(name.starts_with("halyard_"), "{name}");
+                assert!(
+                    !name.ends_with("_total"),
+                    "{name}: the crate appends _total"
+                );
+                assert!(
+                    name.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
+                    "{name}"
+                );
+            }
+        }
+    }
+}

@@ -637,3 +637,48 @@ pub fn xsd() -> String {
     ));
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn negotiation() {
+        let cases: &[(Option<&str>, Option<&str>, Format)] = &[
+            (None, None, Format::Xml),
+            (Some("*/*"), None, Format::Xml),
+            (Some("application/json"), None, Format::Json),
+            (Some("application/xml"), None, Format::Xml),
+            (
+                Some("text/html,application/json;q=0.9,*/*;q=0.8"),
+                None,
+                Format::Json,
+            ),
+            (
+                Some("application/json;q=0.5, application/xml"),
+                None,
+                Format::Xml,
+            ),
+            (Some("application/json, application/xml"), None, Format::Xml),
+            (Some("image/png"), None, Format::Xml),
+            (Some("application/xml"), Some("format=json"), Format::Json),
+            (
+                Some("application/json"),
+                Some("a=1&format=xml"),
+                Format::Xml,
+            ),
+        ];
+        for (accept, query, want) in cases {
+            assert_eq!(
+                Format::negotiate(*accept, *query),
+                *want,
+                "{accept:?} {query:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(esc("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+    }
+}
