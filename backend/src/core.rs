@@ -314,6 +314,7 @@ impl HaCore {
             self_tx: tx.clone(),
             repo,
             last_recovery: None,
+            stopping: false,
         };
         // Supervisors and audits, then start every component.
         for c in &config.components {
@@ -493,6 +494,8 @@ struct CoreState {
     repo: Repository,
     /// The recovery CRIM chose for the failure being handled (for the ASR).
     last_recovery: Option<String>,
+    /// Shutting down: exits are expected, not failures.
+    stopping: bool,
 }
 
 impl CoreState {
@@ -643,6 +646,9 @@ impl CoreState {
     }
 
     async fn verdict(&mut self, d: crate::cec::Decision) {
+        if self.stopping {
+            return;
+        }
         tracing::info!(component = %d.component, verdict = d.verdict.name(), reason = %d.reason, "CEC verdict");
         self.publish(EventKind::Verdict {
             component: d.component.clone(),
@@ -831,9 +837,9 @@ impl CoreState {
                     active: active.clone(),
                     standby: standby.clone(),
                 });
-                for si in &active {
-                    self.core.checkpoints.remove_standby(si, component);
-                }
+                // Standby registrations follow the assignment exactly: the
+                // component stops receiving what it no longer stands by for.
+                self.core.checkpoints.remove_component(component);
                 // Hot standbys follow the checkpoints; warm ones do not.
                 let hot = self
                     .crim
@@ -1159,6 +1165,7 @@ impl CoreState {
 
     /// Children before parents: deepest components stop first.
     async fn shutdown_components(&mut self) {
+        self.stopping = true;
         let depth = |n: &str| {
             let mut d = 0;
             let mut cur = self.specs.get(n).and_then(|s| s.parent.clone());

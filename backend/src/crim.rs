@@ -140,6 +140,9 @@ struct Comp {
     demote: bool,
     failures: Vec<Instant>,
     acked: Option<AvailabilityState>,
+    /// A new incarnation registered: it must be told its role even if the
+    /// role did not change.
+    needs_assign: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -195,6 +198,7 @@ impl Crim {
                         demote: false,
                         failures: Vec::new(),
                         acked: None,
+                        needs_assign: false,
                     },
                 );
             }
@@ -278,6 +282,7 @@ impl Crim {
                 comp.up = true;
                 comp.oper = OperState::Enabled;
                 comp.acked = None;
+                comp.needs_assign = true;
                 fx.push(Effect::Event(EventKind::OperChanged {
                     component: name.clone(),
                     enabled: true,
@@ -670,7 +675,7 @@ impl Crim {
                     != (now.active.as_deref() == Some(m.as_str()))
                     || old.standby.contains(m) != now.standby.contains(m)
             });
-            if from == target && !changed_sis {
+            if from == target && !changed_sis && !c.needs_assign {
                 continue;
             }
             let mut cur = from;
@@ -688,6 +693,7 @@ impl Crim {
             c.avail = cur;
             c.acked = None;
             if c.up {
+                c.needs_assign = false;
                 fx.push(Effect::Assign {
                     component: m.clone(),
                     state: cur,

@@ -19,6 +19,7 @@ pub mod cec;
 pub mod checkpoint;
 pub mod client;
 pub mod core;
+pub mod counterd;
 pub mod crim;
 pub mod events;
 pub mod health;

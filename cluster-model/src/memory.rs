@@ -104,7 +104,93 @@ impl MemoryModel {
         };
         let mut st = self.write();
         let obj = build_create(&st, &change)?;
-        Ok(commit_create(&mut st, obj))
+        Ok(commit_create(&mut st, obj, None))
+    }
+
+    /// Like [`MemoryModel::insert`], with a stable index chosen by the
+    /// caller (the agent persists indices across restarts). A taken index
+    /// is refused.
+    pub fn insert_at(
+        &self,
+        class: &str,
+        name: &str,
+        values: &[(&str, Value)],
+        index: u32,
+    ) -> Result<u32, ModelError> {
+        let object = ObjectName::parse(name).map_err(|e| ModelError::NoCreation {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+        let change = Change::Create {
+            class: class.to_string(),
+            object,
+            values: values
+                .iter()
+                .map(|(a, v)| ((*a).to_string(), v.clone()))
+                .collect(),
+        };
+        let mut st = self.write();
+        if index == 0 || st.objects.contains_key(&index) {
+            return Err(ModelError::NoCreation {
+                name: name.to_string(),
+                reason: format!("index {index} is taken"),
+            });
+        }
+        let obj = build_create(&st, &change)?;
+        Ok(commit_create(&mut st, obj, Some(index)))
+    }
+
+    /// Sets attributes the model itself owns (states, counters), read-only
+    /// to managers: checked for type, not for writability. Returns the old
+    /// values.
+    pub fn update(
+        &self,
+        name: &ObjectName,
+        values: &[(&str, Value)],
+    ) -> Result<Vec<Value>, ModelError> {
+        let mut st = self.write();
+        let i = *st.by_name.get(name).ok_or_else(|| no_such(name))?;
+        let obj = st.objects.get_mut(&i).expect("indexed object");
+        let mut staged = obj.values.clone();
+        let mut old = Vec::with_capacity(values.len());
+        for (attr, v) in values {
+            let (ai, a) = obj
+                .class
+                .attribute(attr)
+                .ok_or_else(|| ModelError::NoSuchAttribute {
+                    class: obj.class.name.to_string(),
+                    attribute: (*attr).to_string(),
+                })?;
+            v.check(&a.ty).map_err(|error| ModelError::InvalidValue {
+                attribute: a.name.to_string(),
+                error,
+            })?;
+            old.push(std::mem::replace(&mut staged[ai], v.clone()));
+        }
+        obj.values = staged;
+        Ok(old)
+    }
+
+    /// Removes an object and its subtree; returns how many went.
+    pub fn remove(&self, name: &ObjectName) -> usize {
+        let mut st = self.write();
+        let gone: Vec<u32> = st
+            .objects
+            .values()
+            .filter(|o| o.name.is_within(name))
+            .map(|o| o.index)
+            .collect();
+        for i in &gone {
+            if let Some(o) = st.objects.remove(i) {
+                st.by_name.remove(&o.name);
+            }
+        }
+        gone.len()
+    }
+
+    /// Checks a transaction as `transact` would, without applying it.
+    pub fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        stage(&self.read(), tx).map(|_| ())
     }
 
     /// Publishes a notification (the agent's events; tests).
@@ -253,9 +339,9 @@ fn build_create(st: &State, change: &Change) -> Result<ManagedObject, ModelError
     })
 }
 
-fn commit_create(st: &mut State, mut obj: ManagedObject) -> u32 {
-    let index = st.next_index;
-    st.next_index += 1;
+fn commit_create(st: &mut State, mut obj: ManagedObject, at: Option<u32>) -> u32 {
+    let index = at.unwrap_or(st.next_index);
+    st.next_index = st.next_index.max(index + 1);
     obj.index = index;
     st.by_name.insert(obj.name.clone(), index);
     st.objects.insert(index, obj);
@@ -295,6 +381,89 @@ fn matches_query(obj: &ManagedObject, q: &Query) -> bool {
                 .attribute(attr)
                 .is_some_and(|(i, a)| obj.values[i].render(&a.ty) == *text)
         })
+}
+
+/// The outcome of validating a transaction: what to write.
+struct Staged {
+    sets: BTreeMap<u32, ManagedObject>,
+    creates: Vec<ManagedObject>,
+    deletes: Vec<u32>,
+}
+
+/// Validates every change against metadata and a scratch copy of the
+/// touched objects: a refused change leaves the model untouched.
+fn stage(st: &State, tx: &Transaction) -> Result<Staged, TxError> {
+    let mut staged = Staged {
+        sets: BTreeMap::new(),
+        creates: Vec::new(),
+        deletes: Vec::new(),
+    };
+    for (index, change) in tx.changes.iter().enumerate() {
+        let fail = |error| TxError { index, error };
+        match change {
+            Change::Set {
+                object,
+                attribute,
+                value,
+            } => {
+                let i = *st
+                    .by_name
+                    .get(object)
+                    .ok_or_else(|| fail(no_such(object)))?;
+                let obj = staged
+                    .sets
+                    .entry(i)
+                    .or_insert_with(|| st.objects[&i].clone());
+                let (ai, a) = obj.class.attribute(attribute).ok_or_else(|| {
+                    fail(ModelError::NoSuchAttribute {
+                        class: obj.class.name.to_string(),
+                        attribute: attribute.clone(),
+                    })
+                })?;
+                if !a.writable {
+                    return Err(fail(ModelError::NotWritable {
+                        attribute: a.name.to_string(),
+                    }));
+                }
+                value.check(&a.ty).map_err(|error| {
+                    fail(ModelError::InvalidValue {
+                        attribute: a.name.to_string(),
+                        error,
+                    })
+                })?;
+                if matches!(value, Value::Absent) {
+                    return Err(fail(ModelError::InvalidValue {
+                        attribute: a.name.to_string(),
+                        error: crate::value::ValueError::WrongValue {
+                            reason: "a value is required".into(),
+                        },
+                    }));
+                }
+                obj.values[ai] = value.clone();
+            }
+            Change::Create { object, .. } => {
+                if staged.creates.iter().any(|c| &c.name == object) {
+                    return Err(fail(ModelError::AlreadyExists {
+                        name: object.to_string(),
+                    }));
+                }
+                staged.creates.push(build_create(st, change).map_err(fail)?);
+            }
+            Change::Delete { object } => {
+                if !st.by_name.contains_key(object) {
+                    return Err(fail(no_such(object)));
+                }
+                // Removing a parent removes its subtree.
+                staged.deletes.extend(
+                    st.objects
+                        .values()
+                        .filter(|o| o.name.is_within(object))
+                        .map(|o| o.index),
+                );
+            }
+        }
+    }
+    Ok(staged)
 }
 
 #[async_trait]
@@ -358,80 +527,14 @@ impl InformationModel for MemoryModel {
 
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         let mut st = self.write();
-        // Validate everything against a scratch copy of the touched objects,
-        // then apply: a refused change leaves the model untouched.
-        let mut staged: BTreeMap<u32, ManagedObject> = BTreeMap::new();
-        let mut creates: Vec<ManagedObject> = Vec::new();
-        let mut deletes: Vec<u32> = Vec::new();
-        for (index, change) in tx.changes.iter().enumerate() {
-            let fail = |error| TxError { index, error };
-            match change {
-                Change::Set {
-                    object,
-                    attribute,
-                    value,
-                } => {
-                    let i = *st
-                        .by_name
-                        .get(object)
-                        .ok_or_else(|| fail(no_such(object)))?;
-                    let obj = staged.entry(i).or_insert_with(|| st.objects[&i].clone());
-                    let (ai, a) = obj.class.attribute(attribute).ok_or_else(|| {
-                        fail(ModelError::NoSuchAttribute {
-                            class: obj.class.name.to_string(),
-                            attribute: attribute.clone(),
-                        })
-                    })?;
-                    if !a.writable {
-                        return Err(fail(ModelError::NotWritable {
-                            attribute: a.name.to_string(),
-                        }));
-                    }
-                    value.check(&a.ty).map_err(|error| {
-                        fail(ModelError::InvalidValue {
-                            attribute: a.name.to_string(),
-                            error,
-                        })
-                    })?;
-                    if matches!(value, Value::Absent) {
-                        return Err(fail(ModelError::InvalidValue {
-                            attribute: a.name.to_string(),
-                            error: crate::value::ValueError::WrongValue {
-                                reason: "a value is required".into(),
-                            },
-                        }));
-                    }
-                    obj.values[ai] = value.clone();
-                }
-                Change::Create { object, .. } => {
-                    if creates.iter().any(|c| &c.name == object) {
-                        return Err(fail(ModelError::AlreadyExists {
-                            name: object.to_string(),
-                        }));
-                    }
-                    creates.push(build_create(&st, change).map_err(fail)?);
-                }
-                Change::Delete { object } => {
-                    if !st.by_name.contains_key(object) {
-                        return Err(fail(no_such(object)));
-                    }
-                    // Removing a parent removes its subtree.
-                    deletes.extend(
-                        st.objects
-                            .values()
-                            .filter(|o| o.name.is_within(object))
-                            .map(|o| o.index),
-                    );
-                }
-            }
-        }
-        for (i, obj) in staged {
+        let staged = stage(&st, &tx)?;
+        for (i, obj) in staged.sets {
             st.objects.insert(i, obj);
         }
-        for obj in creates {
-            commit_create(&mut st, obj);
+        for obj in staged.creates {
+            commit_create(&mut st, obj, None);
         }
-        for i in deletes {
+        for i in staged.deletes {
             if let Some(o) = st.objects.remove(&i) {
                 st.by_name.remove(&o.name);
             }

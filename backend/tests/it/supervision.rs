@@ -316,12 +316,26 @@ async fn n_way_active_three_with_processes() {
         .wait_for("one SI each", |v| v.iter().all(|c| c.active.len() == 1))
         .await;
     let b_si = v.iter().find(|c| c.name == "b").unwrap().active[0].clone();
+    let mut events = e.core.events.subscribe(EventFilter {
+        kinds: vec!["failed-over"],
+        subject_prefix: None,
+    });
     e.kill9("b");
-    // b's SI moves to a survivor while b restarts; then b is primary again.
-    e.wait_for("b's SI moved", |v| {
-        v.iter().any(|c| c.name != "b" && c.active.contains(&b_si))
+    // b's SI moves to a survivor while b restarts (it may move back soon after).
+    let moved = tokio::time::timeout(WAIT, async {
+        loop {
+            if let Some(Received::Event(ev)) = events.recv().await
+                && let EventKind::FailedOver { si, from, to, .. } = &ev.kind
+                && from == "b"
+            {
+                return (si.clone(), to.clone());
+            }
+        }
     })
-    .await;
+    .await
+    .expect("b's SI failed over");
+    assert_eq!(moved.0, b_si);
+    assert_ne!(moved.1, "b");
     e.wait_acked(&[("b", Primary)]).await;
     e.stop().await;
 }

@@ -1,0 +1,538 @@
+//! The config file: TOML describing the agent, its faces and the element.
+//! Every error names `file:line:col` and says what was expected; semantic
+//! checks report every mistake, not only the first.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+/// The built-in demo element, also shipped as `examples/demo.toml`.
+pub const DEMO: &str = include_str!("../../examples/demo.toml");
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file, self.line, self.col, self.message
+        )
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub agent: AgentSection,
+    #[serde(default)]
+    pub snmp: SnmpSection,
+    #[serde(default)]
+    pub netconf: NetconfSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    pub element: ElementSection,
+    #[serde(default, rename = "shelf")]
+    pub shelves: Vec<ShelfSection>,
+    #[serde(default, rename = "node")]
+    pub nodes: Vec<NodeSection>,
+    #[serde(default, rename = "service_group")]
+    pub groups: Vec<GroupSection>,
+    #[serde(default, rename = "component")]
+    pub components: Vec<ComponentSection>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSection {
+    pub node: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    /// Path of a hardware watchdog device, e.g. /dev/watchdog.
+    pub watchdog_device: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpSection {
+    #[serde(default)]
+    pub listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub communities: Vec<CommunityEntry>,
+    #[serde(default)]
+    pub users: Vec<SnmpUserEntry>,
+    #[serde(default)]
+    pub traps: Vec<TrapEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommunityEntry {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub write: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SnmpUserEntry {
+    pub name: Spanned<String>,
+    pub auth: Spanned<String>,
+    pub auth_pass: Spanned<String>,
+    #[serde(rename = "priv")]
+    pub privacy: Option<Spanned<String>>,
+    pub priv_pass: Option<Spanned<String>>,
+    #[serde(default)]
+    pub write: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrapEntry {
+    pub target: Spanned<String>,
+    pub community: Option<String>,
+    #[serde(default)]
+    pub inform: bool,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NetconfSection {
+    #[serde(default)]
+    pub listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub users: Vec<LoginEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct HttpSection {
+    #[serde(default)]
+    pub listen: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub users: Vec<LoginEntry>,
+    #[serde(default)]
+    pub anonymous_read: bool,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginEntry {
+    pub name: Spanned<String>,
+    pub password: Option<Spanned<String>>,
+    #[serde(default)]
+    pub authorized_keys: Vec<String>,
+    #[serde(default = "default_role")]
+    pub role: String,
+}
+
+fn default_role() -> String {
+    "operator".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElementSection {
+    pub name: Spanned<String>,
+    #[serde(default)]
+    pub vendor: String,
+    #[serde(default)]
+    pub model: String,
+    #[serde(default)]
+    pub software_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShelfSection {
+    pub name: Spanned<String>,
+    #[serde(default = "one")]
+    pub position: u32,
+    #[serde(default, rename = "fru")]
+    pub frus: Vec<FruEntry>,
+}
+
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FruEntry {
+    /// hsc, fan, psu, board, linecard
+    pub kind: Spanned<String>,
+    pub name: Spanned<String>,
+    pub slot: u32,
+    #[serde(default)]
+    pub serial: String,
+    #[serde(default)]
+    pub revision: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeSection {
+    pub name: Spanned<String>,
+    pub shelf: Option<Spanned<String>>,
+    #[serde(default = "localhost")]
+    pub address: String,
+    #[serde(default)]
+    pub non_peer: bool,
+}
+
+fn localhost() -> String {
+    "127.0.0.1".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSection {
+    pub name: Spanned<String>,
+    /// 2n, n+m, n-way-active, no-redundancy
+    pub model: Spanned<String>,
+    /// hot or warm
+    #[serde(default = "hot")]
+    pub standby: Spanned<String>,
+    #[serde(default = "one")]
+    pub secondaries: u32,
+    /// soft-reset, hot-restart, fail-over
+    #[serde(default = "failover")]
+    pub first_recovery: Spanned<String>,
+    #[serde(default = "three")]
+    pub max_restarts: u32,
+    #[serde(default = "sixty")]
+    pub probation_seconds: u32,
+    pub service_instances: Vec<Spanned<String>>,
+}
+
+fn hot() -> Spanned<String> {
+    Spanned::new(0..0, "hot".into())
+}
+fn failover() -> Spanned<String> {
+    Spanned::new(0..0, "fail-over".into())
+}
+fn three() -> u32 {
+    3
+}
+fn sixty() -> u32 {
+    60
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentSection {
+    pub name: Spanned<String>,
+    pub node: Spanned<String>,
+    pub group: Spanned<String>,
+    /// ha-aware or process
+    pub kind: Spanned<String>,
+    /// The command; `@counterd` runs the built-in example daemon.
+    pub command: Spanned<Vec<String>>,
+    pub health: Option<Vec<String>>,
+    pub role: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// none, synchronous, asynchronous
+    #[serde(default = "sync_mode")]
+    pub checkpoint: Spanned<String>,
+    pub audit_period_ms: Option<u32>,
+    pub audit_deadline_ms: Option<u32>,
+}
+
+fn sync_mode() -> Spanned<String> {
+    Spanned::new(0..0, "synchronous".into())
+}
+
+/// Turns byte offsets into line and column.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, offset: usize, message: impl Into<String>) -> ConfigError {
+        let before = &self.text[..offset.min(self.text.len())];
+        let line = before.matches('\n').count() + 1;
+        let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        ConfigError {
+            file: self.file.to_string(),
+            line,
+            col,
+            message: message.into(),
+        }
+    }
+
+    fn span<T>(&self, s: &Spanned<T>, message: impl Into<String>) -> ConfigError {
+        self.at(s.span().start, message)
+    }
+}
+
+fn valid_rdn(v: &str) -> bool {
+    !v.is_empty()
+        && v.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Parses and checks a config; every semantic error is reported.
+pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
+    let loc = Locator { file, text };
+    let config: Config = toml::from_str(text).map_err(|e| {
+        let offset = e.span().map_or(0, |s| s.start);
+        let msg = e.message().trim().replace('\n', " ");
+        ConfigErrors(vec![loc.at(offset, msg)])
+    })?;
+    let mut errs = Vec::new();
+    check(&config, &loc, &mut errs);
+    if errs.is_empty() {
+        Ok(config)
+    } else {
+        errs.sort_by_key(|e| (e.line, e.col));
+        Err(ConfigErrors(errs))
+    }
+}
+
+fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    let names = |what: &str,
+                 items: Vec<&Spanned<String>>,
+                 errs: &mut Vec<ConfigError>|
+     -> BTreeSet<String> {
+        let mut seen = BTreeSet::new();
+        for n in items {
+            if !valid_rdn(n.get_ref()) {
+                errs.push(loc.span(
+                    n,
+                    format!(
+                        "found {what} name \"{}\", expected letters, digits, '-', '_' or '.'",
+                        n.get_ref()
+                    ),
+                ));
+            } else if !seen.insert(n.get_ref().clone()) {
+                errs.push(loc.span(
+                    n,
+                    format!(
+                        "found a second {what} named \"{}\", expected unique names",
+                        n.get_ref()
+                    ),
+                ));
+            }
+        }
+        seen
+    };
+    names("element", vec![&c.element.name], errs);
+    let shelves = names("shelf", c.shelves.iter().map(|s| &s.name).collect(), errs);
+    let nodes = names("node", c.nodes.iter().map(|n| &n.name).collect(), errs);
+    let groups = names(
+        "service group",
+        c.groups.iter().map(|g| &g.name).collect(),
+        errs,
+    );
+    names(
+        "component",
+        c.components.iter().map(|x| &x.name).collect(),
+        errs,
+    );
+    for s in &c.shelves {
+        let mut frus = BTreeSet::new();
+        for f in &s.frus {
+            if !["hsc", "fan", "psu", "board", "linecard"].contains(&f.kind.get_ref().as_str()) {
+                errs.push(loc.span(
+                    &f.kind,
+                    format!(
+                        "found FRU kind \"{}\", expected hsc, fan, psu, board or linecard",
+                        f.kind.get_ref()
+                    ),
+                ));
+            }
+            if !valid_rdn(f.name.get_ref())
+                || !frus.insert((f.kind.get_ref().clone(), f.name.get_ref().clone()))
+            {
+                errs.push(loc.span(
+                    &f.name,
+                    format!(
+                        "found FRU name \"{}\", expected a unique name per kind in the shelf",
+                        f.name.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    for n in &c.nodes {
+        if let Some(s) = &n.shelf
+            && !shelves.contains(s.get_ref())
+        {
+            errs.push(loc.span(
+                s,
+                format!(
+                    "found unknown shelf \"{}\", expected one of: {}",
+                    s.get_ref(),
+                    list(&shelves)
+                ),
+            ));
+        }
+    }
+    for g in &c.groups {
+        if !["2n", "n+m", "n-way-active", "no-redundancy"].contains(&g.model.get_ref().as_str()) {
+            errs.push(loc.span(&g.model, format!("found redundancy model \"{}\", expected 2n, n+m, n-way-active or no-redundancy", g.model.get_ref())));
+        }
+        if !["hot", "warm"].contains(&g.standby.get_ref().as_str()) {
+            errs.push(loc.span(
+                &g.standby,
+                format!(
+                    "found standby \"{}\", expected hot or warm",
+                    g.standby.get_ref()
+                ),
+            ));
+        }
+        if !["soft-reset", "hot-restart", "fail-over"]
+            .contains(&g.first_recovery.get_ref().as_str())
+        {
+            errs.push(loc.span(
+                &g.first_recovery,
+                format!(
+                    "found recovery \"{}\", expected soft-reset, hot-restart or fail-over",
+                    g.first_recovery.get_ref()
+                ),
+            ));
+        }
+        if g.service_instances.is_empty() {
+            errs.push(loc.span(
+                &g.name,
+                "found a service group without service instances, expected at least one",
+            ));
+        }
+        for si in &g.service_instances {
+            if !valid_rdn(si.get_ref()) {
+                errs.push(loc.span(
+                    si,
+                    format!(
+                        "found service instance \"{}\", expected letters, digits, '-', '_' or '.'",
+                        si.get_ref()
+                    ),
+                ));
+            }
+        }
+    }
+    for x in &c.components {
+        if !nodes.contains(x.node.get_ref()) {
+            errs.push(loc.span(
+                &x.node,
+                format!(
+                    "found unknown node \"{}\", expected one of: {}",
+                    x.node.get_ref(),
+                    list(&nodes)
+                ),
+            ));
+        }
+        if !groups.contains(x.group.get_ref()) {
+            errs.push(loc.span(
+                &x.group,
+                format!(
+                    "found unknown service group \"{}\", expected one of: {}",
+                    x.group.get_ref(),
+                    list(&groups)
+                ),
+            ));
+        }
+        if !["ha-aware", "process"].contains(&x.kind.get_ref().as_str()) {
+            errs.push(loc.span(
+                &x.kind,
+                format!(
+                    "found component kind \"{}\", expected ha-aware or process",
+                    x.kind.get_ref()
+                ),
+            ));
+        }
+        if x.command.get_ref().is_empty() {
+            errs.push(loc.span(
+                &x.command,
+                "found an empty command, expected a program and its arguments",
+            ));
+        }
+        if !["none", "synchronous", "asynchronous"].contains(&x.checkpoint.get_ref().as_str()) {
+            errs.push(loc.span(
+                &x.checkpoint,
+                format!(
+                    "found checkpoint mode \"{}\", expected none, synchronous or asynchronous",
+                    x.checkpoint.get_ref()
+                ),
+            ));
+        }
+    }
+    // Listen addresses parse, and demo credentials stay on loopback.
+    let demo_creds = c.http.users.iter().chain(c.netconf.users.iter()).any(|u| {
+        u.password
+            .as_ref()
+            .is_some_and(|p| p.get_ref() == DEMO_PASSWORD)
+    }) || c
+        .snmp
+        .users
+        .iter()
+        .any(|u| u.auth_pass.get_ref() == DEMO_AUTH);
+    for l in c
+        .snmp
+        .listen
+        .iter()
+        .chain(&c.netconf.listen)
+        .chain(&c.http.listen)
+    {
+        match l.get_ref().parse::<SocketAddr>() {
+            Err(_) => errs.push(loc.span(l, format!("found listen address \"{}\", expected IP:PORT such as 127.0.0.1:8080 or [::1]:8080", l.get_ref()))),
+            Ok(a) if demo_creds && !a.ip().is_loopback() => errs.push(loc.span(
+                l,
+                format!("found the demo credentials with non-loopback address {a}, expected a loopback address or credentials of your own"),
+            )),
+            Ok(_) => {}
+        }
+    }
+    for u in &c.snmp.users {
+        if ![
+            "SHA", "SHA-1", "SHA-224", "SHA-256", "SHA-384", "SHA-512", "MD5",
+        ]
+        .contains(&u.auth.get_ref().as_str())
+        {
+            errs.push(loc.span(&u.auth, format!("found auth protocol \"{}\", expected SHA, SHA-224, SHA-256, SHA-384, SHA-512 or MD5", u.auth.get_ref())));
+        }
+        if u.auth_pass.get_ref().len() < 8 {
+            errs.push(loc.span(
+                &u.auth_pass,
+                "found a passphrase of fewer than 8 characters, expected at least 8 (RFC 3414)",
+            ));
+        }
+        if let Some(p) = &u.privacy
+            && !["AES", "AES-128", "DES"].contains(&p.get_ref().as_str())
+        {
+            errs.push(loc.span(
+                p,
+                format!(
+                    "found privacy protocol \"{}\", expected AES or DES",
+                    p.get_ref()
+                ),
+            ));
+        }
+    }
+}
+
+pub const DEMO_PASSWORD: &str = "halyard-demo";
+pub const DEMO_AUTH: &str = "halyard-demo-auth";
+
+fn list(s: &BTreeSet<String>) -> String {
+    if s.is_empty() {
+        "(none declared)".into()
+    } else {
+        s.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}

@@ -1,0 +1,400 @@
+//! COpCo, the operation coordinator. Every availability-affecting
+//! operation goes through it: it locks the affected subtree, refuses a
+//! conflicting command with the reason (policy: reject; the holder's job is
+//! named), runs multi-step commands as a job with per-step progress and
+//! one overall result, walks subtrees in the right order (children first
+//! on shutdown, parent first on start-up), and routes availability changes
+//! through CRIM before anything else acts.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use halyard_backend::crim::Input;
+use halyard_cluster_model::model::{AdminState, AvailabilityState, JobState};
+use halyard_cluster_model::port::{
+    InformationModel, JobHandle, JobStatus, ModelError, Principal, Query, Scope,
+};
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use tokio::sync::{Mutex, watch};
+
+use crate::model::AgentModel;
+
+/// How long a step waits for CRIM to reach the requested state.
+const STEP_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Default)]
+pub struct Copco {
+    /// Subtrees locked by running jobs: (root, job).
+    held: Mutex<Vec<(ObjectName, ObjectName)>>,
+}
+
+impl Copco {
+    /// Whether `target` can be acted on: no running job holds a subtree
+    /// that contains it or lies within it.
+    pub async fn check_free(&self, target: &ObjectName) -> Result<(), String> {
+        let held = self.held.lock().await;
+        match held
+            .iter()
+            .find(|(root, _)| target.is_within(root) || root.is_within(target))
+        {
+            Some((root, job)) => Err(format!("{root} is locked by {job}, which is still running")),
+            None => Ok(()),
+        }
+    }
+
+    async fn acquire(&self, target: &ObjectName, job: &ObjectName) -> Result<(), String> {
+        let mut held = self.held.lock().await;
+        if let Some((root, holder)) = held
+            .iter()
+            .find(|(root, _)| target.is_within(root) || root.is_within(target))
+        {
+            return Err(format!(
+                "{root} is locked by {holder}, which is still running"
+            ));
+        }
+        held.push((target.clone(), job.clone()));
+        Ok(())
+    }
+
+    pub(crate) async fn release(&self, job: &ObjectName) {
+        self.held.lock().await.retain(|(_, j)| j != job);
+    }
+}
+
+/// One step of a job.
+#[derive(Debug, Clone)]
+enum Step {
+    Admin(ObjectName, AdminState),
+    SwitchOver(ObjectName),
+    Restart(ObjectName),
+    Fault(ObjectName, String),
+    Offline(ObjectName),
+    Online(ObjectName),
+}
+
+impl Step {
+    fn describe(&self) -> String {
+        match self {
+            Step::Admin(n, s) => format!("set {n} {}", s.label()),
+            Step::SwitchOver(n) => format!("switch over {n}"),
+            Step::Restart(n) => format!("restart {n}"),
+            Step::Fault(n, f) => format!("inject {f} into {n}"),
+            Step::Offline(n) => format!("take {n} off-line for diagnostics"),
+            Step::Online(n) => format!("bring {n} back on-line"),
+        }
+    }
+}
+
+/// Components of a subtree, deepest first (the shutdown order).
+async fn components_under(
+    model: &AgentModel,
+    root: &ObjectName,
+) -> Result<Vec<ObjectName>, ModelError> {
+    let mut v: Vec<ObjectName> = model
+        .store
+        .query(&Query {
+            scope: Scope::Subtree(root.clone()),
+            classes: vec!["Component".into()],
+            ..Query::default()
+        })
+        .await?
+        .into_iter()
+        .map(|o| o.name)
+        .collect();
+    v.sort_by_key(|n| std::cmp::Reverse(n.depth()));
+    Ok(v)
+}
+
+/// Runs a schema operation on an object.
+pub async fn invoke(
+    model: &AgentModel,
+    copco: &Copco,
+    target: &ObjectName,
+    operation: &str,
+    args: Vec<(String, Value)>,
+    principal: Principal,
+) -> Result<JobHandle, ModelError> {
+    let obj = model.store.get(target).await?;
+    let method = obj
+        .class
+        .method(operation)
+        .ok_or_else(|| ModelError::NoSuchOperation {
+            class: obj.class.name.to_string(),
+            operation: operation.to_string(),
+        })?;
+    for (n, v) in &args {
+        let p = method
+            .params
+            .iter()
+            .find(|p| p.name == n || p.yang_name == n)
+            .ok_or_else(|| ModelError::Inconsistent {
+                reason: format!("{} takes no parameter {n}", method.name),
+            })?;
+        v.check(&p.ty).map_err(|error| ModelError::InvalidValue {
+            attribute: p.name.to_string(),
+            error,
+        })?;
+    }
+    let arg = |n: &str| {
+        args.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(n))
+            .and_then(|(_, v)| v.as_str())
+            .map(str::to_string)
+    };
+    let is_component = SCHEMA.is_a(obj.class.name, "Component");
+
+    // Alarm acknowledgement is no availability operation: no job, no lock.
+    if obj.class.name == "Alarm" && method.name == "Acknowledge" {
+        model.acknowledge_alarm(target, &principal.user).await?;
+        model
+            .audit(&principal, &format!("acknowledge {target}"), "ok")
+            .await;
+        let (_tx, status) = watch::channel(JobStatus {
+            state: JobState::Succeeded,
+            steps_done: 1,
+            steps_total: 1,
+            detail: "acknowledged".into(),
+            result: Some(0),
+        });
+        return Ok(JobHandle {
+            job: target.clone(),
+            status,
+        });
+    }
+
+    let steps: Vec<Step> = match (method.name, is_component) {
+        ("Lock", true) => components_under(model, target)
+            .await?
+            .into_iter()
+            .map(|c| Step::Admin(c, AdminState::Locked))
+            .collect(),
+        ("Unlock", true) => {
+            let mut v = components_under(model, target).await?;
+            v.reverse(); // parent first on start-up
+            v.into_iter()
+                .map(|c| Step::Admin(c, AdminState::Unlocked))
+                .collect()
+        }
+        ("Restart" | "Reset", true) => vec![Step::Restart(target.clone())],
+        ("SwitchOver", true) => vec![Step::SwitchOver(target.clone())],
+        ("SwitchOver", false) if obj.class.name == "ServiceGroup" => {
+            let views = model
+                .core
+                .components()
+                .await
+                .map_err(|e| ModelError::Unavailable {
+                    reason: e.to_string(),
+                })?;
+            views
+                .iter()
+                .filter(|v| v.sg == target.as_str() && v.avail == AvailabilityState::Primary)
+                .filter_map(|v| ObjectName::parse(&v.name).ok())
+                .map(Step::SwitchOver)
+                .collect()
+        }
+        ("RunDiagnostics", true) => {
+            vec![Step::Offline(target.clone()), Step::Online(target.clone())]
+        }
+        ("InjectFault", true) => vec![Step::Fault(
+            target.clone(),
+            arg("Fault").unwrap_or_else(|| "crash".into()),
+        )],
+        _ => {
+            return Err(ModelError::NoSuchOperation {
+                class: obj.class.name.to_string(),
+                operation: format!("{} (not supported on this object)", method.name),
+            });
+        }
+    };
+    if steps.is_empty() {
+        return Err(ModelError::Inconsistent {
+            reason: format!("nothing to do for {} on {target}", method.name),
+        });
+    }
+
+    let n = model.next_job.fetch_add(1, Ordering::Relaxed);
+    let job = ObjectName::parse(&format!("{}/job={}-{n}", model.root, Timestamp::now().0))
+        .map_err(|e| ModelError::CommitFailed {
+            reason: e.to_string(),
+        })?;
+    let what = format!("{} {target}", method.name);
+    if let Err(reason) = copco.acquire(target, &job).await {
+        model
+            .audit(&principal, &what, &format!("rejected: {reason}"))
+            .await;
+        return Err(ModelError::Conflict { reason });
+    }
+    let total = steps.len() as u32;
+    model
+        .create_dynamic(
+            "Job",
+            job.as_str(),
+            &[
+                ("Operation", Value::Str(method.name.to_string())),
+                ("Target", Value::Str(target.to_string())),
+                ("State", Value::Enum(JobState::Running.value())),
+                ("StepsDone", Value::U32(0)),
+                ("StepsTotal", Value::U32(total)),
+                ("Detail", Value::Str(steps[0].describe())),
+                (
+                    "Principal",
+                    Value::Str(principal.user.chars().take(64).collect()),
+                ),
+            ],
+        )
+        .await?;
+    let (tx, status) = watch::channel(JobStatus {
+        state: JobState::Running,
+        steps_done: 0,
+        steps_total: total,
+        detail: steps[0].describe(),
+        result: None,
+    });
+    let handle = JobHandle {
+        job: job.clone(),
+        status,
+    };
+    // The job runs on its own; its lock is released when it finishes.
+    let model = model.self_arc();
+    tokio::spawn(async move {
+        let mut done = 0;
+        let mut failure = None;
+        for step in &steps {
+            let detail = step.describe();
+            let _ = model.store.update(
+                &job,
+                &[("Detail", Value::Str(detail.chars().take(255).collect()))],
+            );
+            tx.send_replace(JobStatus {
+                state: JobState::Running,
+                steps_done: done,
+                steps_total: total,
+                detail: detail.clone(),
+                result: None,
+            });
+            if let Err(e) = run_step(&model, step).await {
+                failure = Some(format!("{detail}: {e}"));
+                break;
+            }
+            done += 1;
+            let _ = model.store.update(&job, &[("StepsDone", Value::U32(done))]);
+        }
+        let (state, detail, result) = match failure {
+            None => (JobState::Succeeded, format!("{what}: done"), 0),
+            Some(f) => (JobState::Failed, f, 1),
+        };
+        let _ = model.store.update(
+            &job,
+            &[
+                ("State", Value::Enum(state.value())),
+                ("Detail", Value::Str(detail.chars().take(255).collect())),
+            ],
+        );
+        model.copco_release(&job).await;
+        model.audit(&principal, &what, &detail).await;
+        tx.send_replace(JobStatus {
+            state,
+            steps_done: done,
+            steps_total: total,
+            detail,
+            result: Some(result),
+        });
+    });
+    Ok(handle)
+}
+
+async fn wait_state(
+    model: &AgentModel,
+    component: &str,
+    pred: impl Fn(&halyard_backend::crim::ComponentView) -> bool,
+) -> Result<(), String> {
+    let deadline = tokio::time::Instant::now() + STEP_TIMEOUT;
+    loop {
+        let views = model.core.components().await.map_err(|e| e.to_string())?;
+        if views
+            .iter()
+            .find(|v| v.name == component)
+            .is_some_and(&pred)
+        {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!(
+                "{component} did not reach the requested state in {} s",
+                STEP_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn run_step(model: &Arc<AgentModel>, step: &Step) -> Result<(), String> {
+    let core = &model.core;
+    match step {
+        Step::Admin(n, s) => {
+            core.request(Input::SetAdmin {
+                component: n.to_string(),
+                admin: *s,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            let _ = model
+                .store
+                .update(n, &[("AdminState", Value::Enum(s.value()))]);
+            if *s == AdminState::Locked {
+                wait_state(model, n.as_str(), |v| v.avail == AvailabilityState::OffLine).await
+            } else {
+                Ok(())
+            }
+        }
+        Step::SwitchOver(n) => {
+            core.request(Input::SwitchOver {
+                component: n.to_string(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            wait_state(model, n.as_str(), |v| v.avail != AvailabilityState::Primary).await
+        }
+        Step::Restart(n) => {
+            let before = core
+                .components()
+                .await
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .find(|v| v.name == n.as_str())
+                .map_or(0, |v| v.incarnation);
+            core.request(Input::Restart {
+                component: n.to_string(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            wait_state(model, n.as_str(), |v| {
+                v.incarnation > before && v.acked.is_some()
+            })
+            .await
+        }
+        Step::Fault(n, f) => core
+            .inject_fault(n.as_str(), f)
+            .await
+            .map_err(|e| e.to_string()),
+        Step::Offline(n) => {
+            core.request(Input::RequestOffline {
+                component: n.to_string(),
+                reason: "diagnostics".into(),
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            wait_state(model, n.as_str(), |v| v.avail == AvailabilityState::OffLine).await?;
+            // The simulated diagnostics take a moment and pass.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(())
+        }
+        Step::Online(n) => core
+            .request(Input::RequestOnline {
+                component: n.to_string(),
+            })
+            .await
+            .map_err(|e| e.to_string()),
+    }
+}

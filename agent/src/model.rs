@@ -1,0 +1,921 @@
+//! The management agent's information model: managed objects over the HA
+//! core, implementing the information-model port every adapter uses.
+//!
+//! Objects live in a [`MemoryModel`] store with stable indices persisted in
+//! the repository. Backend events keep them current and become
+//! notifications. Writes and operations that affect availability go through
+//! COpCo ([`crate::copco`]) and CRIM; every write is audited; alarms are
+//! persisted before they are announced.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+use halyard_backend::core::HaCore;
+use halyard_backend::events::{EventFilter, EventKind, Received};
+use halyard_backend::repo::Repository;
+use halyard_cluster_model::memory::MemoryModel;
+use halyard_cluster_model::model::{
+    AdminState, AlarmCorrelation, AssignmentRole, AvailabilityState, EventType, OperState,
+    PerceivedSeverity, ProbableCause, Protocol,
+};
+use halyard_cluster_model::port::{
+    Change, InformationModel, JobHandle, ManagedObject, ModelError, Notification,
+    NotificationFilter, Principal, Query, Subscription, Transaction, TxError,
+};
+use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use serde_json::json;
+use tokio::sync::Mutex;
+
+use crate::copco::Copco;
+use crate::element::Element;
+
+/// Audit records kept as managed objects (all are in the journal).
+const AUDIT_KEPT: usize = 1000;
+
+#[derive(Debug)]
+pub struct AgentModel {
+    me: std::sync::Weak<AgentModel>,
+    pub(crate) store: MemoryModel,
+    pub(crate) core: HaCore,
+    pub(crate) repo: Repository,
+    pub(crate) root: ObjectName,
+    copco: Copco,
+    /// Persistent name -> stable index.
+    indices: Mutex<BTreeMap<String, u32>>,
+    next_index: AtomicU32,
+    next_alarm: AtomicU32,
+    next_audit: AtomicU32,
+    pub(crate) next_job: AtomicU32,
+    audits: Mutex<std::collections::VecDeque<ObjectName>>,
+    /// Serializes alarm changes (raise, fold, clear).
+    alarm_lock: Mutex<()>,
+}
+
+fn err_commit(e: impl std::fmt::Display) -> ModelError {
+    ModelError::CommitFailed {
+        reason: e.to_string(),
+    }
+}
+
+fn name(s: &str) -> Result<ObjectName, ModelError> {
+    ObjectName::parse(s).map_err(|e| ModelError::NoSuchObject {
+        name: e.to_string(),
+    })
+}
+
+impl AgentModel {
+    /// Builds the managed-object tree; names keep the indices they had
+    /// before a restart; persisted alarms come back.
+    pub async fn load(
+        element: &Element,
+        core: HaCore,
+        repo: Repository,
+    ) -> Result<Arc<Self>, ModelError> {
+        let mut indices = BTreeMap::new();
+        for (k, v) in repo.list("/mo/index").await.map_err(err_commit)? {
+            if let (Some(n), Some(i)) = (k.strip_prefix("/mo/index/"), v.as_u64()) {
+                indices.insert(n.to_string(), i as u32);
+            }
+        }
+        let next = indices.values().max().copied().unwrap_or(0) + 1;
+        let root = name(&element.root)?;
+        let model = Arc::new_cyclic(|me| AgentModel {
+            me: me.clone(),
+            store: MemoryModel::new(),
+            core,
+            repo,
+            root,
+            copco: Copco::default(),
+            indices: Mutex::new(indices),
+            next_index: AtomicU32::new(next),
+            next_alarm: AtomicU32::new(1),
+            next_audit: AtomicU32::new(1),
+            next_job: AtomicU32::new(1),
+            audits: Mutex::new(Default::default()),
+            alarm_lock: Mutex::new(()),
+        });
+        let mut fresh = Vec::new();
+        for o in &element.objects {
+            model
+                .create(o.class, &o.name, &o.values, &mut fresh)
+                .await?;
+        }
+        // Alarms survive restarts: they were persisted before announced.
+        let mut max_alarm = 0;
+        for (k, v) in model.repo.list("/alarms").await.map_err(err_commit)? {
+            let Some(n) = k
+                .strip_prefix("/alarms/")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            max_alarm = max_alarm.max(n);
+            let values = alarm_values(&v);
+            let refs: Vec<(&'static str, Value)> = values;
+            model
+                .create(
+                    "Alarm",
+                    &format!("{}/alarm={n}", model.root),
+                    &refs,
+                    &mut fresh,
+                )
+                .await?;
+        }
+        model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
+        let audits = model
+            .repo
+            .journal_entries("audit")
+            .await
+            .map_err(err_commit)?
+            .len() as u32;
+        model.next_audit.store(audits + 1, Ordering::Relaxed);
+        model.persist_indices(fresh).await?;
+        Ok(model)
+    }
+
+    /// This model, shared (jobs outlive the call that started them).
+    pub(crate) fn self_arc(&self) -> Arc<AgentModel> {
+        self.me
+            .upgrade()
+            .expect("the model is alive while it runs jobs")
+    }
+
+    pub(crate) async fn copco_release(&self, job: &ObjectName) {
+        self.copco.release(job).await;
+    }
+
+    /// Creates an object with its persisted index (or a new one).
+    async fn create(
+        &self,
+        class: &str,
+        object: &str,
+        values: &[(&'static str, Value)],
+        fresh: &mut Vec<(String, u32)>,
+    ) -> Result<u32, ModelError> {
+        let mut indices = self.indices.lock().await;
+        let index = match indices.get(object) {
+            Some(i) => *i,
+            None => {
+                let i = self.next_index.fetch_add(1, Ordering::Relaxed);
+                indices.insert(object.to_string(), i);
+                fresh.push((object.to_string(), i));
+                i
+            }
+        };
+        drop(indices);
+        self.store.insert_at(class, object, values, index)
+    }
+
+    async fn persist_indices(&self, fresh: Vec<(String, u32)>) -> Result<(), ModelError> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let entries = fresh
+            .into_iter()
+            .map(|(n, i)| (format!("/mo/index/{n}"), Some(json!(i))))
+            .collect();
+        self.repo.apply(entries).await.map_err(err_commit)?;
+        Ok(())
+    }
+
+    /// Creates a dynamic object (alarm, job, audit record, assignment).
+    pub(crate) async fn create_dynamic(
+        &self,
+        class: &str,
+        object: &str,
+        values: &[(&'static str, Value)],
+    ) -> Result<u32, ModelError> {
+        let mut fresh = Vec::new();
+        let i = self.create(class, object, values, &mut fresh).await?;
+        self.persist_indices(fresh).await?;
+        Ok(i)
+    }
+
+    fn publish(&self, class: &str, source: &ObjectName, values: Vec<(&str, Value)>) {
+        let Some(meta) = SCHEMA.class(class) else {
+            return;
+        };
+        let mut v = vec![Value::Absent; meta.attributes.len()];
+        for (a, val) in values {
+            if let Some((i, _)) = meta.attribute(a) {
+                v[i] = val;
+            }
+        }
+        if let Err(e) = self.store.publish(class, source, v) {
+            tracing::warn!(error = %e, "cannot publish notification");
+        }
+    }
+
+    /// Records a management write in the audit trail.
+    pub(crate) async fn audit(&self, who: &Principal, operation: &str, result: &str) {
+        let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
+        let now = Timestamp::now();
+        let _ = self
+            .repo
+            .journal("audit", &who.user, &json!({"time": now.0, "principal": who.user, "protocol": who.protocol.yang_name(), "operation": operation, "result": result}))
+            .await;
+        let object = format!("{}/audit={n}", self.root);
+        let values = [
+            ("Time", Value::Time(now)),
+            ("Principal", Value::Str(truncate(&who.user, 64))),
+            ("Protocol", Value::Enum(who.protocol.value())),
+            ("Operation", Value::Str(truncate(operation, 255))),
+            ("Result", Value::Str(truncate(result, 255))),
+        ];
+        if self
+            .create_dynamic("AuditRecord", &object, &values)
+            .await
+            .is_ok()
+            && let Ok(o) = ObjectName::parse(&object)
+        {
+            let mut q = self.audits.lock().await;
+            q.push_back(o);
+            while q.len() > AUDIT_KEPT {
+                if let Some(old) = q.pop_front() {
+                    self.store.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Raises an alarm, or folds it into the active one for the same
+    /// resource and cause. Persisted before it is announced.
+    pub(crate) async fn raise_alarm(
+        &self,
+        resource: &str,
+        cause: ProbableCause,
+        severity: PerceivedSeverity,
+        text: &str,
+    ) -> Result<ObjectName, ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        let now = Timestamp::now();
+        let active = self.active_alarms().await?;
+        if let Some(a) = active.iter().find(|a| {
+            a.get("Resource").and_then(Value::as_str) == Some(resource)
+                && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
+        }) {
+            let n = match a.get("Occurrences") {
+                Some(Value::U32(n)) => n + 1,
+                _ => 2,
+            };
+            self.store.update(
+                &a.name,
+                &[
+                    ("Occurrences", Value::U32(n)),
+                    ("ChangedAt", Value::Time(now)),
+                    ("Severity", Value::Enum(severity.value())),
+                ],
+            )?;
+            self.persist_alarm(&a.name).await?;
+            return Ok(a.name.clone());
+        }
+        // Root-cause suppression: under an alarmed container, this alarm is secondary.
+        let root_alarm = active.iter().find(|a| {
+            a.get("Resource")
+                .and_then(Value::as_str)
+                .and_then(|r| ObjectName::parse(r).ok())
+                .zip(ObjectName::parse(resource).ok())
+                .is_some_and(|(r, me)| me.is_within(&r) && me != r)
+        });
+        let correlation = if root_alarm.is_some() {
+            AlarmCorrelation::Secondary
+        } else {
+            AlarmCorrelation::Independent
+        };
+        let n = self.next_alarm.fetch_add(1, Ordering::Relaxed);
+        let object = format!("{}/alarm={n}", self.root);
+        let event_type = match cause {
+            ProbableCause::PowerProblem
+            | ProbableCause::CoolingFanFailure
+            | ProbableCause::HighTemperature => EventType::EnvironmentalAlarm,
+            ProbableCause::SoftwareError | ProbableCause::ApplicationSubsystemFailure => {
+                EventType::ProcessingErrorAlarm
+            }
+            ProbableCause::ThresholdCrossed => EventType::QualityOfServiceAlarm,
+            _ => EventType::EquipmentAlarm,
+        };
+        let values = vec![
+            ("Resource", Value::Str(truncate(resource, 255))),
+            ("EventType", Value::Enum(event_type.value())),
+            ("ProbableCause", Value::Enum(cause.value())),
+            ("Severity", Value::Enum(severity.value())),
+            ("SpecificProblem", Value::Str(truncate(text, 255))),
+            ("AdditionalText", Value::Str(String::new())),
+            ("RaisedAt", Value::Time(now)),
+            ("ChangedAt", Value::Time(now)),
+            ("Acknowledged", Value::Bool(false)),
+            ("Occurrences", Value::U32(1)),
+            ("Correlation", Value::Enum(correlation.value())),
+            (
+                "RootAlarm",
+                Value::Str(root_alarm.map(|a| a.name.to_string()).unwrap_or_default()),
+            ),
+        ];
+        self.create_dynamic("Alarm", &object, &values).await?;
+        let alarm = name(&object)?;
+        if let Some(root) = root_alarm {
+            self.store.update(
+                &root.name,
+                &[("Correlation", Value::Enum(AlarmCorrelation::Root.value()))],
+            )?;
+            self.persist_alarm(&root.name).await?;
+        }
+        self.persist_alarm(&alarm).await?;
+        let source = name(resource).unwrap_or_else(|_| self.root.clone());
+        self.publish(
+            "AlarmRaised",
+            &source,
+            vec![
+                ("Alarm", Value::Str(object.clone())),
+                ("Resource", Value::Str(resource.to_string())),
+                ("EventType", Value::Enum(event_type.value())),
+                ("ProbableCause", Value::Enum(cause.value())),
+                ("Severity", Value::Enum(severity.value())),
+                ("SpecificProblem", Value::Str(truncate(text, 255))),
+                ("AdditionalText", Value::Str(String::new())),
+                ("Correlation", Value::Enum(correlation.value())),
+            ],
+        );
+        tracing::warn!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), "alarm raised");
+        Ok(alarm)
+    }
+
+    /// Clears the active alarms of a resource (and its secondaries).
+    pub(crate) async fn clear_alarms(&self, resource: &str) -> Result<usize, ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        let now = Timestamp::now();
+        let mut n = 0;
+        for a in self.active_alarms().await? {
+            let res = a
+                .get("Resource")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let under = ObjectName::parse(&res)
+                .ok()
+                .zip(ObjectName::parse(resource).ok())
+                .is_some_and(|(r, root)| r.is_within(&root));
+            if !under {
+                continue;
+            }
+            self.store.update(
+                &a.name,
+                &[
+                    ("Severity", Value::Enum(PerceivedSeverity::Cleared.value())),
+                    ("ClearedAt", Value::Time(now)),
+                    ("ChangedAt", Value::Time(now)),
+                ],
+            )?;
+            self.persist_alarm(&a.name).await?;
+            let cause = a.get("ProbableCause").cloned().unwrap_or(Value::Absent);
+            self.publish(
+                "AlarmCleared",
+                &name(&res).unwrap_or_else(|_| self.root.clone()),
+                vec![
+                    ("Alarm", Value::Str(a.name.to_string())),
+                    ("Resource", Value::Str(res.clone())),
+                    ("ProbableCause", cause),
+                ],
+            );
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn acknowledge_alarm(
+        &self,
+        alarm: &ObjectName,
+        who: &str,
+    ) -> Result<(), ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        self.store.update(
+            alarm,
+            &[
+                ("Acknowledged", Value::Bool(true)),
+                ("AcknowledgedBy", Value::Str(truncate(who, 64))),
+                ("ChangedAt", Value::Time(Timestamp::now())),
+            ],
+        )?;
+        self.persist_alarm(alarm).await
+    }
+
+    async fn active_alarms(&self) -> Result<Vec<ManagedObject>, ModelError> {
+        let all = self
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await?;
+        Ok(all
+            .into_iter()
+            .filter(|a| a.get("Severity") != Some(&Value::Enum(PerceivedSeverity::Cleared.value())))
+            .collect())
+    }
+
+    async fn persist_alarm(&self, alarm: &ObjectName) -> Result<(), ModelError> {
+        let o = self.store.get(alarm).await?;
+        let mut body = serde_json::Map::new();
+        for (a, v) in o.class.attributes.iter().zip(&o.values) {
+            if a.key || a.name == "Parent" || matches!(v, Value::Absent) {
+                continue;
+            }
+            body.insert(a.name.to_string(), json!(v.render(&a.ty)));
+        }
+        let (_, n) = alarm.leaf();
+        self.repo
+            .set(&format!("/alarms/{n}"), serde_json::Value::Object(body))
+            .await
+            .map_err(err_commit)?;
+        Ok(())
+    }
+
+    /// Keeps the objects current from the HA core's events, until `stop`.
+    pub async fn sync(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut events = self.core.events.subscribe(EventFilter::default());
+        loop {
+            let ev = tokio::select! {
+                e = events.recv() => e,
+                _ = stop.changed() => return,
+            };
+            match ev {
+                None => return,
+                Some(Received::Missed(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "agent fell behind the HA core's events; refreshing states"
+                    );
+                    self.refresh_states().await;
+                }
+                Some(Received::Event(e)) => self.apply(&e.kind).await,
+            }
+        }
+    }
+
+    /// Re-reads every component's states from CRIM.
+    async fn refresh_states(&self) {
+        if let Ok(views) = self.core.components().await {
+            for v in views {
+                if let Ok(n) = ObjectName::parse(&v.name) {
+                    let _ = self.store.update(
+                        &n,
+                        &[
+                            ("AvailabilityState", Value::Enum(v.avail.value())),
+                            ("OperState", Value::Enum(v.oper.value())),
+                            ("Incarnation", Value::U32(v.incarnation)),
+                        ],
+                    );
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, kind: &EventKind) {
+        let now = Timestamp::now();
+        match kind {
+            EventKind::StateChanged {
+                component,
+                to,
+                reason,
+                ..
+            } => {
+                let Ok(n) = ObjectName::parse(component) else {
+                    return;
+                };
+                let Ok(to) = to.parse::<AvailabilityState>() else {
+                    return;
+                };
+                let _ = self.store.update(
+                    &n,
+                    &[
+                        ("AvailabilityState", Value::Enum(to.value())),
+                        ("LastChange", Value::Time(now)),
+                    ],
+                );
+                let (admin, oper) = match self.store.get(&n).await {
+                    Ok(o) => (
+                        o.get("AdminState").cloned().unwrap_or_default(),
+                        o.get("OperState").cloned().unwrap_or_default(),
+                    ),
+                    Err(_) => return,
+                };
+                self.publish(
+                    "StateChanged",
+                    &n,
+                    vec![
+                        ("Component", Value::Str(component.clone())),
+                        ("AdminState", admin),
+                        ("OperState", oper),
+                        ("AvailabilityState", Value::Enum(to.value())),
+                        ("Reason", Value::Str(truncate(reason, 255))),
+                    ],
+                );
+                // A component taken down by its container's failure: a secondary alarm.
+                if to == AvailabilityState::OffLine && reason.starts_with("container ") {
+                    let _ = self
+                        .raise_alarm(
+                            component,
+                            ProbableCause::UnderlyingResourceUnavailable,
+                            PerceivedSeverity::Major,
+                            reason,
+                        )
+                        .await;
+                }
+            }
+            EventKind::OperChanged {
+                component, enabled, ..
+            } => {
+                if let Ok(n) = ObjectName::parse(component) {
+                    let s = if *enabled {
+                        OperState::Enabled
+                    } else {
+                        OperState::Disabled
+                    };
+                    let _ = self
+                        .store
+                        .update(&n, &[("OperState", Value::Enum(s.value()))]);
+                    if *enabled {
+                        let _ = self.clear_alarms_if_secondary(component).await;
+                    }
+                }
+            }
+            EventKind::Process {
+                component,
+                pid,
+                incarnation,
+            } => {
+                if let Ok(n) = ObjectName::parse(component)
+                    && let Ok(o) = self.store.get(&n).await
+                {
+                    let restarts = match o.get("Restarts") {
+                        Some(Value::U64(r)) if *incarnation > 1 => r + 1,
+                        Some(Value::U64(r)) => *r,
+                        _ => 0,
+                    };
+                    let mut v = vec![
+                        ("Incarnation", Value::U32(*incarnation)),
+                        ("Restarts", Value::U64(restarts)),
+                    ];
+                    if o.class.attribute("Pid").is_some() {
+                        v.push(("Pid", Value::U32(pid.unwrap_or(0))));
+                    }
+                    let _ = self.store.update(&n, &v);
+                }
+            }
+            EventKind::FailedOver {
+                si,
+                from,
+                to,
+                reason,
+            } => {
+                if let Ok(n) = ObjectName::parse(from)
+                    && let Ok(o) = self.store.get(&n).await
+                    && let Some(Value::U64(f)) = o.get("FailOvers")
+                {
+                    let _ = self.store.update(&n, &[("FailOvers", Value::U64(f + 1))]);
+                }
+                if let Some(sg) = ObjectName::parse(si).ok().and_then(|s| s.parent())
+                    && let Ok(o) = self.store.get(&sg).await
+                    && let Some(Value::U64(f)) = o.get("FailOvers")
+                {
+                    let _ = self.store.update(&sg, &[("FailOvers", Value::U64(f + 1))]);
+                }
+                let src = ObjectName::parse(si).unwrap_or_else(|_| self.root.clone());
+                self.publish(
+                    "FailedOver",
+                    &src,
+                    vec![
+                        ("ServiceInstance", Value::Str(si.clone())),
+                        ("FromComponent", Value::Str(from.clone())),
+                        ("ToComponent", Value::Str(to.clone())),
+                        ("Reason", Value::Str(truncate(reason, 255))),
+                    ],
+                );
+            }
+            EventKind::Assignment {
+                si,
+                component,
+                role,
+                assigned,
+            } => self.assignment(si, component, role, *assigned).await,
+            EventKind::Acked { component, .. } => {
+                if let Ok(n) = ObjectName::parse(component) {
+                    for a in self
+                        .store
+                        .query(&Query {
+                            classes: vec!["Assignment".into()],
+                            filters: vec![("component".into(), component.clone())],
+                            ..Query::default()
+                        })
+                        .await
+                        .unwrap_or_default()
+                    {
+                        let _ = self
+                            .store
+                            .update(&a.name, &[("Acknowledged", Value::Bool(true))]);
+                    }
+                    let _ = n;
+                }
+            }
+            EventKind::Alarm {
+                resource,
+                cause,
+                severity,
+                text,
+                clear,
+            } => {
+                if *clear {
+                    let _ = self.clear_alarms(resource).await;
+                } else {
+                    let cause = ProbableCause::from_value(*cause).unwrap_or(ProbableCause::Other);
+                    let sev = PerceivedSeverity::from_value(*severity)
+                        .unwrap_or(PerceivedSeverity::Major);
+                    if let Err(e) = self.raise_alarm(resource, cause, sev, text).await {
+                        tracing::error!(error = %e, "cannot raise alarm");
+                    }
+                    if cause == ProbableCause::PowerProblem
+                        && let Ok(n) = ObjectName::parse(resource)
+                    {
+                        let _ = self.store.update(&n, &[("PowerGood", Value::Bool(false))]);
+                    }
+                }
+                if *clear && let Ok(n) = ObjectName::parse(resource) {
+                    let _ = self.store.update(&n, &[("PowerGood", Value::Bool(true))]);
+                }
+            }
+            EventKind::Recovery { .. } | EventKind::Verdict { .. } => {}
+        }
+    }
+
+    async fn clear_alarms_if_secondary(&self, component: &str) -> Result<(), ModelError> {
+        // A component back in service clears the alarms its container caused.
+        let secondary: Vec<ManagedObject> = self
+            .active_alarms()
+            .await?
+            .into_iter()
+            .filter(|a| {
+                a.get("Resource").and_then(Value::as_str) == Some(component)
+                    && a.get("Correlation")
+                        == Some(&Value::Enum(AlarmCorrelation::Secondary.value()))
+            })
+            .collect();
+        if !secondary.is_empty() {
+            self.clear_alarms(component).await?;
+        }
+        Ok(())
+    }
+
+    async fn assignment(&self, si: &str, component: &str, role: &str, assigned: bool) {
+        let leaf = component.rsplit('=').next().unwrap_or(component);
+        let object = format!("{si}/asg={leaf}");
+        let Ok(n) = ObjectName::parse(&object) else {
+            return;
+        };
+        if assigned {
+            let role = if role == "active" {
+                AssignmentRole::Active
+            } else {
+                AssignmentRole::Standby
+            };
+            if self.store.get(&n).await.is_ok() {
+                let _ = self.store.update(
+                    &n,
+                    &[
+                        ("Role", Value::Enum(role.value())),
+                        ("Acknowledged", Value::Bool(false)),
+                        ("AssignedAt", Value::Time(Timestamp::now())),
+                    ],
+                );
+            } else {
+                let _ = self
+                    .create_dynamic(
+                        "Assignment",
+                        &object,
+                        &[
+                            ("Component", Value::Str(component.to_string())),
+                            ("Role", Value::Enum(role.value())),
+                            ("Acknowledged", Value::Bool(false)),
+                            ("AssignedAt", Value::Time(Timestamp::now())),
+                        ],
+                    )
+                    .await;
+            }
+        } else if let Ok(o) = self.store.get(&n).await
+            && o.get("Role")
+                .and_then(|r| match r {
+                    Value::Enum(v) => AssignmentRole::from_value(*v),
+                    _ => None,
+                })
+                .map(|r| r.yang_name())
+                == Some(role)
+        {
+            self.store.remove(&n);
+        }
+        // Service-instance counters.
+        if let Ok(si_name) = ObjectName::parse(si) {
+            let asg = self
+                .store
+                .query(&Query {
+                    scope: halyard_cluster_model::port::Scope::Children(si_name.clone()),
+                    ..Query::default()
+                })
+                .await
+                .unwrap_or_default();
+            let count = |r: AssignmentRole| {
+                asg.iter()
+                    .filter(|a| a.get("Role") == Some(&Value::Enum(r.value())))
+                    .count() as u32
+            };
+            let active = count(AssignmentRole::Active);
+            let _ = self.store.update(
+                &si_name,
+                &[
+                    ("ActiveAssignments", Value::U32(active)),
+                    (
+                        "StandbyAssignments",
+                        Value::U32(count(AssignmentRole::Standby)),
+                    ),
+                    ("Assigned", Value::Bool(active > 0)),
+                ],
+            );
+        }
+        // Group counters.
+        if let Some(sg) = ObjectName::parse(si).ok().and_then(|s| s.parent())
+            && let Ok(views) = self.core.components().await
+        {
+            let members: Vec<_> = views.iter().filter(|v| v.sg == sg.as_str()).collect();
+            let p = members
+                .iter()
+                .filter(|v| v.avail == AvailabilityState::Primary)
+                .count() as u32;
+            let s = members
+                .iter()
+                .filter(|v| v.avail == AvailabilityState::Secondary)
+                .count() as u32;
+            let _ = self.store.update(
+                &sg,
+                &[("Primaries", Value::U32(p)), ("Secondaries", Value::U32(s))],
+            );
+        }
+    }
+
+    fn is_availability_attr(class: &ClassMeta, attribute: &str) -> bool {
+        class
+            .attribute(attribute)
+            .is_some_and(|(_, a)| a.name == "AdminState")
+            && SCHEMA.is_a(class.name, "Component")
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+/// Alarm attributes from their persisted JSON form.
+fn alarm_values(v: &serde_json::Value) -> Vec<(&'static str, Value)> {
+    let meta = SCHEMA.class("Alarm").expect("Alarm class");
+    let mut out = Vec::new();
+    for a in meta.attributes {
+        if let Some(text) = v.get(a.name).and_then(|x| x.as_str())
+            && let Ok(val) = Value::parse(&a.ty, text)
+        {
+            out.push((a.name, val));
+        }
+    }
+    out
+}
+
+#[async_trait]
+impl InformationModel for AgentModel {
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
+        self.store.get(name).await
+    }
+
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+        self.store.get_by_index(index).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store.query(query).await
+    }
+
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store.walk(class, after, limit).await
+    }
+
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        // Validate everything first: all or nothing.
+        self.store.validate(&tx)?;
+        let what = tx
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Set {
+                    object,
+                    attribute,
+                    value,
+                } => format!("set {object} {attribute}={value:?}"),
+                Change::Create { object, .. } => format!("create {object}"),
+                Change::Delete { object } => format!("delete {object}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        // Administrative states go through COpCo and CRIM before anything else.
+        let mut admin = Vec::new();
+        for (i, c) in tx.changes.iter().enumerate() {
+            if let Change::Set {
+                object,
+                attribute,
+                value: Value::Enum(v),
+            } = c
+            {
+                let o = self
+                    .store
+                    .get(object)
+                    .await
+                    .map_err(|error| TxError { index: i, error })?;
+                if Self::is_availability_attr(o.class, attribute) {
+                    let admin_state = AdminState::from_value(*v).ok_or(TxError {
+                        index: i,
+                        error: ModelError::Inconsistent {
+                            reason: format!("{v} is not an administrative state"),
+                        },
+                    })?;
+                    admin.push((i, object.clone(), admin_state));
+                }
+            }
+        }
+        for (i, object, _) in &admin {
+            if let Err(reason) = self.copco.check_free(object).await {
+                let error = ModelError::Conflict { reason };
+                self.audit(&tx.principal, &what, &format!("refused: {error}"))
+                    .await;
+                return Err(TxError { index: *i, error });
+            }
+        }
+        for (i, object, state) in &admin {
+            let r = self
+                .core
+                .request(halyard_backend::crim::Input::SetAdmin {
+                    component: object.to_string(),
+                    admin: *state,
+                })
+                .await;
+            if let Err(e) = r {
+                let error = ModelError::CommitFailed {
+                    reason: e.to_string(),
+                };
+                self.audit(&tx.principal, &what, &format!("failed: {error}"))
+                    .await;
+                return Err(TxError { index: *i, error });
+            }
+        }
+        let principal = tx.principal.clone();
+        let r = self.store.transact(tx).await;
+        self.audit(
+            &principal,
+            &what,
+            &match &r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("failed: {e}"),
+            },
+        )
+        .await;
+        r
+    }
+
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError> {
+        crate::copco::invoke(self, &self.copco, target, operation, args, principal).await
+    }
+
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
+        self.store.subscribe(filter)
+    }
+
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError> {
+        self.store.history(filter, since, until).await
+    }
+}
+
+/// The principal of the agent's own actions.
+pub fn internal() -> Principal {
+    Principal::new("halyard", Protocol::Internal)
+}

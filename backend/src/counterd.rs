@@ -1,0 +1,74 @@
+//! counterd: the example HA-aware daemon, also run as `halyard counterd`.
+//!
+//! While primary it counts (every COUNTERD_INTERVAL_MS, default 20 ms) and
+//! checkpoints every increment; when it becomes primary it resumes from
+//! the checkpoint; as a standby it follows the checkpoint increments. A
+//! connection to the Unix socket COUNTERD_QUERY gets one line back:
+//! `<count> <state>`.
+
+use std::time::Duration;
+
+use crate::client::{HaClient, Notice};
+use tokio::io::AsyncWriteExt;
+use tokio::net::UnixListener;
+
+/// Runs counterd until the agent goes away or an error occurs.
+pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let interval = std::env::var("COUNTERD_INTERVAL_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20u64);
+    let query = match std::env::var("COUNTERD_QUERY") {
+        Ok(path) => {
+            let _ = std::fs::remove_file(&path);
+            Some(UnixListener::bind(path)?)
+        }
+        Err(_) => None,
+    };
+    let mut ha = HaClient::connect_from_env().await?;
+    let mut count: u64 = 0;
+    let mut state = String::from("off-line");
+    let mut tick = tokio::time::interval(Duration::from_millis(interval.max(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            notice = ha.next() => match notice? {
+                Notice::Assigned { state: s, .. } => {
+                    if s == "primary" {
+                        // Resume from the last checkpoint of the service instance
+                        // taken over (what a standby of several held may differ).
+                        let (_, entries) = ha.read_checkpoint().await?;
+                        if let Some(saved) = entries.get("count").and_then(|v| v.parse().ok()) {
+                            count = saved;
+                        }
+                    }
+                    state = s;
+                    ha.ack(&state).await?;
+                }
+                // A primary's count is its own: late pushes are only acknowledged.
+                Notice::State { seq, entries } => {
+                    if state != "primary" && let Some(v) = entries.get("count").and_then(|v| v.parse().ok()) {
+                        count = v;
+                    }
+                    ha.ack_checkpoint(seq).await?;
+                }
+                Notice::Checkpoint { seq, key, value } => {
+                    if state != "primary" && key == "count" && let Ok(v) = value.parse() {
+                        count = v;
+                    }
+                    ha.ack_checkpoint(seq).await?;
+                }
+            },
+            _ = tick.tick(), if state == "primary" => {
+                ha.checkpoint("count", &(count + 1).to_string()).await?;
+                // Counted only once the checkpoint holds it: nothing is lost.
+                count += 1;
+            }
+            conn = async { query.as_ref().expect("guarded").accept().await }, if query.is_some() => {
+                if let Ok((mut s, _)) = conn {
+                    let _ = s.write_all(format!("{count} {state}\n").as_bytes()).await;
+                }
+            }
+        }
+    }
+}
