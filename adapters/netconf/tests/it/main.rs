@@ -438,7 +438,7 @@ n = m2.take_notification(timeout=60)
 print("complete=%s" % ("notificationComplete" in n.notification_xml))
 # An XPath-filtered live subscription that ends at its stopTime.
 m3 = connect()
-stop = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 4))
+stop = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 8))
 m3.create_subscription(filter=("xpath", ({"hc": HC}, "/hc:alarm-raised[hc:severity='critical']")),
                        start_time=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 3600)),
                        stop_time=stop)
