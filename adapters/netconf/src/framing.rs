@@ -37,6 +37,10 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     /// Where to resume scanning for the end marker (base:1.0).
     scanned: usize,
+    /// Where the next chunk header starts in `buf` (base:1.1).
+    chunk_pos: usize,
+    /// The chunks of the current message so far.
+    chunk_msg: Vec<u8>,
     pub framing: Framing,
     pub max_message: usize,
 }
@@ -47,6 +51,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             inner,
             buf: Vec::with_capacity(8192),
             scanned: 0,
+            chunk_pos: 0,
+            chunk_msg: Vec::new(),
             framing: Framing::EndOfMessage,
             max_message,
         }
@@ -61,7 +67,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.buf.reserve(8192);
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
-                return if self.buf.iter().all(u8::is_ascii_whitespace) {
+                return if self.chunk_msg.is_empty() && self.buf.iter().all(u8::is_ascii_whitespace)
+                {
                     Ok(None)
                 } else {
                     Err(FrameError::Truncated)
@@ -94,13 +101,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Parses chunks from where the last call stopped (`chunk_pos`), so a
+    /// message of many small chunks costs linear time, not quadratic.
     fn try_take_chunked(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         let b = &self.buf;
-        let mut pos = 0;
-        let mut msg = Vec::new();
+        let mut pos = self.chunk_pos;
         loop {
             // Each chunk and the end marker start with "\n#".
             if b.len() < pos + 2 {
+                self.chunk_pos = pos;
                 return Ok(None);
             }
             if b[pos] != b'\n' || b[pos + 1] != b'#' {
@@ -109,41 +118,45 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     String::from_utf8_lossy(&b[pos..(pos + 2).min(b.len())])
                 )));
             }
-            pos += 2;
-            if b.len() <= pos {
+            let mut p = pos + 2;
+            if b.len() <= p {
+                self.chunk_pos = pos;
                 return Ok(None);
             }
-            if b[pos] == b'#' {
-                if b.len() <= pos + 1 {
+            if b[p] == b'#' {
+                if b.len() <= p + 1 {
+                    self.chunk_pos = pos;
                     return Ok(None);
                 }
-                if b[pos + 1] != b'\n' {
+                if b[p + 1] != b'\n' {
                     return Err(FrameError::BadChunk(
                         "end-of-chunks not followed by LF".into(),
                     ));
                 }
-                if msg.is_empty() {
+                if self.chunk_msg.is_empty() {
                     return Err(FrameError::BadChunk(
                         "end-of-chunks before any chunk".into(),
                     ));
                 }
-                self.buf.drain(..pos + 2);
-                return Ok(Some(msg));
+                self.buf.drain(..p + 2);
+                self.chunk_pos = 0;
+                return Ok(Some(std::mem::take(&mut self.chunk_msg)));
             }
-            let start = pos;
-            while pos < b.len() && b[pos].is_ascii_digit() {
-                pos += 1;
-                if pos - start > 10 {
+            let start = p;
+            while p < b.len() && b[p].is_ascii_digit() {
+                p += 1;
+                if p - start > 10 {
                     return Err(FrameError::BadChunk("chunk size too long".into()));
                 }
             }
-            if pos == b.len() {
+            if p == b.len() {
+                self.chunk_pos = pos;
                 return Ok(None);
             }
-            if b[pos] != b'\n' || pos == start {
+            if b[p] != b'\n' || p == start {
                 return Err(FrameError::BadChunk("chunk size is not a number".into()));
             }
-            let digits = std::str::from_utf8(&b[start..pos]).unwrap_or("x");
+            let digits = std::str::from_utf8(&b[start..p]).unwrap_or("x");
             if digits.starts_with('0') {
                 return Err(FrameError::BadChunk(
                     "chunk size with a leading zero".into(),
@@ -157,18 +170,25 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     "chunk size {size} out of range"
                 )));
             }
-            if msg.len() as u64 + size > self.max_message as u64 {
+            if self.chunk_msg.len() as u64 + size > self.max_message as u64 {
                 return Err(FrameError::TooLarge {
                     limit: self.max_message,
                 });
             }
-            pos += 1;
+            p += 1;
             let size = size as usize;
-            if b.len() < pos + size {
+            if b.len() < p + size {
+                self.chunk_pos = pos;
                 return Ok(None);
             }
-            msg.extend_from_slice(&b[pos..pos + size]);
-            pos += size;
+            self.chunk_msg.extend_from_slice(&b[p..p + size]);
+            pos = p + size;
+            // Consumed chunks leave the buffer now and then, so it stays small.
+            if pos > 64 * 1024 {
+                self.buf.drain(..pos);
+                self.chunk_pos = 0;
+                return self.try_take_chunked();
+            }
         }
     }
 }
@@ -253,6 +273,14 @@ mod tests {
                 String::from_utf8_lossy(bad)
             );
         }
+        // Many one-byte chunks: linear, and the message is reassembled.
+        let mut many = Vec::new();
+        for _ in 0..200_000 {
+            many.extend_from_slice(b"\n#1\nx");
+        }
+        many.extend_from_slice(b"\n##\n");
+        let got = read_all(&many, Framing::Chunked, 1 << 20).await;
+        assert_eq!(got, vec![Ok(vec![b'x'; 200_000])]);
         let got = read_all(b"\n#101\n", Framing::Chunked, 100).await;
         assert!(got[0].as_ref().unwrap_err().contains("larger"));
         assert_eq!(
