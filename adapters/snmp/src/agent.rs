@@ -245,12 +245,25 @@ impl SnmpAgent {
             tasks.spawn(crate::notify::run_target(self.shared.clone(), target, sub));
         }
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
-        let result = tokio::select! {
-            () = shutdown => Ok(()),
-            Some(r) = tasks.join_next() => match r {
-                Ok(Err(e)) => Err(e),
-                _ => Ok(()),
-            },
+        let mut shutdown = std::pin::pin!(shutdown);
+        let result = loop {
+            tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                r = tasks.join_next() => match r {
+                    // Every task ended (cannot happen while sockets serve).
+                    None => break Ok(()),
+                    // A notification sender whose subscription closed.
+                    Some(Ok(Ok(()))) => continue,
+                    Some(Ok(Err(e))) => {
+                        tracing::error!(error = %e, "snmp agent task failed");
+                        break Err(e);
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "snmp agent task panicked");
+                        break Err(SnmpError::Task(e.to_string()));
+                    }
+                },
+            }
         };
         tasks.shutdown().await;
         tracing::info!("snmp agent stopped");
@@ -288,6 +301,7 @@ async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<(), SnmpEr
                     Err(e) => {
                         // ICMP errors surface here on some systems: not fatal.
                         tracing::debug!(error = %e, "udp receive error");
+                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                         continue;
                     }
                 };

@@ -21,6 +21,8 @@ pub enum SnmpError {
     EngineStateCorrupt { path: String, reason: String },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error("agent task failed: {0}")]
+    Task(String),
     #[error("socket error: {0}")]
     Io(#[from] std::io::Error),
 }

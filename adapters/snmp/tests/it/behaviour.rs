@@ -482,3 +482,31 @@ fn bad_configurations_are_refused() {
     });
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// `run` returns when shutdown resolves, and every task it spawned is
+/// gone: the port is free again and nothing answers.
+#[test]
+fn shutdown_stops_every_task() {
+    let port = free_udp_port();
+    let r = start_with(|mut c| {
+        c.listen = vec![([127, 0, 0, 1], port).into()];
+        c.trap_targets = vec![halyard_snmp::TrapTarget {
+            address: ([127, 0, 0, 1], free_udp_port()).into(),
+            security: halyard_snmp::TrapSecurity::Community("public".into()),
+            kind: halyard_snmp::NotifyKind::Trap,
+        }];
+        c
+    });
+    let out = tool(
+        "snmpget",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.1.5.0"]),
+    );
+    assert!(out.ok, "{out:?}");
+    let engine = r.engine.clone();
+    drop(r);
+    // The socket is closed: the port can be bound again.
+    let again = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("port released");
+    drop(again);
+    // The notification sender is gone too: only this test holds the engine.
+    assert_eq!(Arc::strong_count(&engine), 1);
+}
