@@ -2,6 +2,7 @@
 //! operations and jobs, events, the XML Schema; and `/metrics`.
 
 use std::convert::Infallible;
+use std::time::Duration;
 use std::time::Instant;
 
 use axum::Router;
@@ -393,13 +394,40 @@ async fn invoke(
     Ok(r)
 }
 
+/// Longest wait a `?wait=<ms>` long poll may ask for.
+const MAX_WAIT_MS: u64 = 30_000;
+
+/// A job's progress. `?wait=<ms>` holds the answer until the job changes
+/// (or finishes) or the time is up, so a client can follow it without
+/// busy polling.
 async fn job(
     State(st): State<Shared>,
     Extension(c): Extension<Caller>,
     f: Format,
     Path(job): Path<String>,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
+    let wait = body::form(raw.as_deref().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "wait")
+        .map(|(_, v)| {
+            v.parse::<u64>()
+                .map_err(|_| ApiError::bad_request(format!("wait={v}: expected milliseconds")))
+        })
+        .transpose()?;
+    let rx = st.lock_jobs().watch(&job);
+    if let (Some(ms), Some(mut rx)) = (wait, rx) {
+        rx.mark_unchanged();
+        if !rx.borrow().finished() {
+            let mut stop = st.shutdown.clone();
+            let limit = Duration::from_millis(ms.min(MAX_WAIT_MS));
+            tokio::select! {
+                _ = tokio::time::timeout(limit, rx.changed()) => {}
+                _ = stop.wait_for(|s| *s) => {}
+            }
+        }
+    }
     let view = st.lock_jobs().view(&job);
     match view {
         Some(v) => Ok(reply(StatusCode::OK, f, repr::job_doc(&v, f))),

@@ -55,6 +55,11 @@ impl Jobs {
         }
     }
 
+    /// A receiver of the job's progress, to wait for its next change.
+    pub fn watch(&self, job: &str) -> Option<watch::Receiver<JobStatus>> {
+        self.map.get(job).map(|e| e.status.clone())
+    }
+
     pub fn view(&self, job: &str) -> Option<repr::JobView> {
         self.map.get(job).map(|e| repr::JobView {
             job: job.to_string(),

@@ -286,8 +286,8 @@ function renderJob(j) {
 async function trackJob(j) {
   renderJob(j);
   while (!j.finished) {
-    await new Promise((r) => setTimeout(r, 500));
-    try { j = await api('/jobs/' + objPath(j.job)); } catch (e) { toast(`job ${j.job}: ${e.message}`, true); return; }
+    // A long poll: the server answers when the job moves on.
+    try { j = await api('/jobs/' + objPath(j.job) + '?wait=15000'); } catch (e) { toast(`job ${j.job}: ${e.message}`, true); return; }
     renderJob(j);
   }
   toast(`${j.operation} ${j.target}: ${j.state}`);
@@ -376,9 +376,19 @@ async function refresh() {
     toast(e.status === 401 ? 'Sign in to see the element (' + e.message + ')' : 'refresh: ' + e.message, true);
   }
 }
+// Coalesces bursts of events: at most one refresh per second, the first
+// one 120 ms after a quiet period.
 function refreshSoon() {
-  clearTimeout(refreshSoon.t);
-  refreshSoon.t = setTimeout(refresh, 120);
+  if (refreshSoon.t) { refreshSoon.again = true; return; }
+  const since = Date.now() - (refreshSoon.last || 0);
+  refreshSoon.t = setTimeout(async () => {
+    refreshSoon.last = Date.now();
+    refreshSoon.again = false;
+    await refresh();
+    refreshSoon.t = null;
+    // Something changed while the refresh ran: one more.
+    if (refreshSoon.again) refreshSoon();
+  }, Math.max(120, 1000 - since));
 }
 
 function logEvent(kind, d) {

@@ -915,3 +915,70 @@ async fn a_reconnecting_event_stream_gets_what_it_missed() {
         "{seen}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_step_job_can_be_followed() {
+    let h = Harness::start().await;
+    let r = client()
+        .post(h.url("/api/v1/objects/ne=1/shelf=1/board=1/operations/RunDiagnostics"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .header("Accept", JSON)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::ACCEPTED);
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    let j = r.json_text().await;
+    assert_eq!(
+        (j["state"].as_str(), j["finished"].as_bool()),
+        (Some("running"), Some(false))
+    );
+    assert_eq!(
+        (j["steps-done"].as_u64(), j["steps-total"].as_u64()),
+        (Some(0), Some(2))
+    );
+    // A long poll returns when the job moves on, not before.
+    let poll = {
+        let url = h.url(&format!("{loc}?wait=20000"));
+        tokio::spawn(async move {
+            let t = std::time::Instant::now();
+            let r = client()
+                .get(url)
+                .header("Accept", JSON)
+                .send()
+                .await
+                .unwrap();
+            (t.elapsed(), r.json_text().await)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!poll.is_finished(), "the long poll waits for a change");
+    let tx = h.model.diagnostics.lock().unwrap()[0].clone();
+    tx.send_modify(|s| {
+        s.steps_done = 1;
+        s.detail = "running the self-test".into();
+    });
+    let (took, j) = tokio::time::timeout(Duration::from_secs(10), poll)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        took >= Duration::from_millis(400) && took < Duration::from_secs(10),
+        "{took:?}"
+    );
+    assert_eq!(j["steps-done"], 1);
+    assert_eq!(j["detail"], "running the self-test");
+    tx.send_modify(|s| {
+        s.steps_done = 2;
+        s.state = halyard_cluster_model::model::JobState::Succeeded;
+        s.detail = "passed".into();
+        s.result = Some(0);
+    });
+    let (_, _, body) = get(&h, &format!("{loc}?wait=20000"), XML).await;
+    assert!(
+        body.contains("<state>succeeded</state>") && body.contains("<result>0</result>"),
+        "{body}"
+    );
+    let (st, _, _) = get(&h, &format!("{loc}?wait=soon"), JSON).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+}

@@ -14,8 +14,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use halyard_cluster_model::memory::{MemoryModel, demo_element};
 use halyard_cluster_model::meta::ClassMeta;
+use halyard_cluster_model::model::JobState;
 use halyard_cluster_model::port::{
-    Change, InformationModel, JobHandle, ManagedObject, ModelError, Notification,
+    Change, InformationModel, JobHandle, JobStatus, ManagedObject, ModelError, Notification,
     NotificationFilter, Principal, Query, Subscription, Transaction, TxError,
 };
 use halyard_cluster_model::{ObjectName, SCHEMA, Timestamp, Value};
@@ -38,6 +39,8 @@ pub const CONFLICT_REASON: &str = "a switch-over of ne=1/sg=counter is already r
 pub struct TestModel {
     pub inner: MemoryModel,
     alarms: AtomicU32,
+    /// Progress senders of the RunDiagnostics jobs, which the test drives.
+    pub diagnostics: std::sync::Mutex<Vec<tokio::sync::watch::Sender<JobStatus>>>,
 }
 
 fn value(class: &str, attr: &str, text: &str) -> Value {
@@ -69,6 +72,7 @@ impl TestModel {
         TestModel {
             inner: demo_element(),
             alarms: AtomicU32::new(0),
+            diagnostics: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -233,10 +237,22 @@ impl InformationModel for TestModel {
             });
         }
         let user = principal.user.clone();
-        let job = self
+        let mut job = self
             .inner
             .invoke(target, operation, args.clone(), principal)
             .await?;
+        if operation == "RunDiagnostics" {
+            // A multi-step job that runs until the test says otherwise.
+            let (tx, rx) = tokio::sync::watch::channel(JobStatus {
+                state: JobState::Running,
+                steps_done: 0,
+                steps_total: 2,
+                detail: "taking the component off-line".into(),
+                result: None,
+            });
+            self.diagnostics.lock().unwrap().push(tx);
+            job.status = rx;
+        }
         match operation {
             "Lock" => self.set_admin(target, "locked").await?,
             "Unlock" => self.set_admin(target, "unlocked").await?,
