@@ -84,6 +84,7 @@ fn physical_class(class: &ClassMeta) -> Option<i64> {
         .map(|(_, k)| *k)
 }
 
+const SNAPSHOT_PAGE: usize = 512;
 const ENT_PHYSICAL_COLUMNS: &[u32] = &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 const ENT_STATE_COLUMNS: &[u32] = &[1, 2, 3, 4, 5, 6];
 
@@ -261,7 +262,17 @@ impl Mib {
         if let Some(s) = &ctx.snapshot {
             return Ok(s.clone());
         }
-        let objects = self.model.walk(None, 0, usize::MAX).await?;
+        // Paged, so that no implementation is asked for an unbounded batch.
+        let mut objects: Vec<ManagedObject> = Vec::new();
+        loop {
+            let after = objects.last().map_or(0, |o| o.index);
+            let page = self.model.walk(None, after, SNAPSHOT_PAGE).await?;
+            let full = page.len() == SNAPSHOT_PAGE;
+            objects.extend(page);
+            if !full || objects.last().is_none_or(|o| o.index == u32::MAX) {
+                break;
+            }
+        }
         let by_index: HashMap<u32, usize> = objects
             .iter()
             .enumerate()
