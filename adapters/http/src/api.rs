@@ -586,6 +586,16 @@ async fn sse(
     nf: NotificationFilter,
     headers: &HeaderMap,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>> + use<>>, ApiError> {
+    if st.metrics.event_streams.get() >= st.limits.max_event_streams as i64 {
+        return Err(ApiError::from(
+            halyard_cluster_model::port::ModelError::Unavailable {
+                reason: format!(
+                    "{} event streams are open, the most this server allows",
+                    st.limits.max_event_streams
+                ),
+            },
+        ));
+    }
     // Subscribe before reading the history: nothing falls between the two.
     let sub = st.model.subscribe(nf.clone());
     let mut queue = std::collections::VecDeque::new();

@@ -49,8 +49,10 @@ pub struct TlsConfig {
     pub key_path: PathBuf,
 }
 
-/// Request limits, applied to every listener.
+/// Request limits, applied to every listener. Fields left out of a config
+/// file take their defaults.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Limits {
     /// Largest request body accepted (413 above).
     pub max_body_bytes: usize,
@@ -65,6 +67,8 @@ pub struct Limits {
     pub request_timeout: Duration,
     /// Objects fetched from the model per step of a scrape or listing.
     pub page_size: usize,
+    /// Server-sent event streams open at once (503 above).
+    pub max_event_streams: usize,
 }
 
 impl Default for Limits {
@@ -76,6 +80,7 @@ impl Default for Limits {
             max_concurrent_requests: 256,
             request_timeout: Duration::from_secs(10),
             page_size: 512,
+            max_event_streams: 64,
         }
     }
 }

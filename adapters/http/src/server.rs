@@ -184,7 +184,10 @@ async fn front(
     }
     .instrument(span.clone())
     .await;
-    let resp = render_error(resp, format).await;
+    let mut resp = render_error(resp, format).await;
+    resp.headers_mut()
+        .entry(header::X_CONTENT_TYPE_OPTIONS)
+        .or_insert(HeaderValue::from_static("nosniff"));
     let status = resp.status().as_u16();
     span.record("status", status);
     let elapsed = start.elapsed();

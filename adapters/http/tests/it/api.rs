@@ -982,3 +982,44 @@ async fn a_multi_step_job_can_be_followed() {
     let (st, _, _) = get(&h, &format!("{loc}?wait=soon"), JSON).await;
     assert_eq!(st, StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_streams_are_limited() {
+    let mut cfg = config(true);
+    cfg.limits.max_event_streams = 2;
+    let h = Harness::with_config(cfg).await;
+    let open = |h: &Harness| client().get(h.url("/api/v1/events")).send();
+    let a = open(&h).await.unwrap();
+    let b = open(&h).await.unwrap();
+    assert_eq!((a.status(), b.status()), (StatusCode::OK, StatusCode::OK));
+    let c = open(&h).await.unwrap();
+    assert_eq!(c.status(), StatusCode::SERVICE_UNAVAILABLE);
+    drop(a);
+    // The closed stream's slot comes back.
+    crate::eventually(
+        "a free event stream slot",
+        Duration::from_secs(20),
+        || async {
+            let r = open(&h).await.ok()?;
+            (r.status() == StatusCode::OK).then_some(())
+        },
+    )
+    .await;
+    drop(b);
+}
+
+#[test]
+fn limits_in_a_config_file_default_field_by_field() {
+    let c: halyard_http::HttpConfig = serde_json::from_str(
+        r#"{"listen": ["127.0.0.1:8443"], "allow_anonymous_read": true,
+            "users": [{"name": "ops", "tokens": ["0123456789abcdef0123"], "role": "operator"}],
+            "limits": {"requests_per_second": 5}}"#,
+    )
+    .unwrap();
+    assert_eq!(c.limits.requests_per_second, 5);
+    assert_eq!(
+        c.limits.max_event_streams,
+        halyard_http::Limits::default().max_event_streams
+    );
+    assert_eq!(c.users[0].role, halyard_http::Role::Operator);
+}
