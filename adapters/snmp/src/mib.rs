@@ -820,6 +820,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn snapshots_page_through_large_models() {
+        let model = demo_element();
+        for n in 3..=700 {
+            model
+                .insert("Fan", &format!("ne=1/shelf=1/fan={n}"), &[])
+                .unwrap();
+        }
+        let mib = Mib::new(
+            Arc::new(model),
+            Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+            SysInfo::default(),
+            65_507,
+        );
+        let mut ctx = Ctx::default();
+        // Count entPhysicalName instances: shelf, hsc, 700 fans, 2 PSUs, 2 boards.
+        let column: Oid = oid::join(oid::ENT_PHYSICAL_ENTRY, &[7]);
+        let mut cur = column.clone();
+        let mut n = 0;
+        while let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() {
+            if !next.starts_with(&column) {
+                break;
+            }
+            n += 1;
+            cur = next;
+        }
+        assert_eq!(n, 1 + 1 + 700 + 2 + 2);
+    }
+
+    #[tokio::test]
     async fn exceptions() {
         let mib = mib();
         let mut ctx = Ctx::default();
