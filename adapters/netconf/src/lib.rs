@@ -75,6 +75,8 @@ pub struct Limits {
     pub max_depth: usize,
     /// Concurrent NETCONF sessions.
     pub max_sessions: usize,
+    /// Concurrent TCP connections (authenticated or not).
+    pub max_connections: usize,
     /// Time allowed from TCP accept to the client's `<hello>`.
     pub hello_timeout: Duration,
 }
@@ -85,6 +87,7 @@ impl Default for Limits {
             max_message_size: 16 * 1024 * 1024,
             max_depth: 64,
             max_sessions: 64,
+            max_connections: 128,
             hello_timeout: Duration::from_secs(60),
         }
     }

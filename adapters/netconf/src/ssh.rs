@@ -223,6 +223,7 @@ pub struct Listener {
     listeners: Vec<TcpListener>,
     ctx: Arc<Ctx>,
     hello_timeout: Duration,
+    max_connections: usize,
 }
 
 impl std::fmt::Debug for Listener {
@@ -300,6 +301,7 @@ impl Listener {
         Ok(Listener {
             listeners,
             hello_timeout: config.limits.hello_timeout,
+            max_connections: config.limits.max_connections,
             ctx: Arc::new(Ctx {
                 shared,
                 users,
@@ -353,6 +355,12 @@ impl Listener {
                 () = &mut shutdown => break,
                 c = accept_rx.recv() => {
                     let Some((sock, peer)) = c else { break };
+                    while conns.try_join_next().is_some() {}
+                    if conns.len() >= self.max_connections {
+                        warn!(%peer, limit = self.max_connections, "connection limit reached: refused");
+                        drop(sock);
+                        continue;
+                    }
                     self.ctx.clone().spawn_connection(&mut conns, sock, peer, self.hello_timeout);
                 }
                 _ = reap.tick() => {
@@ -399,11 +407,20 @@ impl Ctx {
         conns.spawn(
             async move {
                 let _ = sock.set_nodelay(true);
-                let running = match russh::server::run_stream(self.ssh.clone(), sock, handler).await
+                // A peer that never sends its SSH identification is dropped.
+                let running = match tokio::time::timeout(
+                    hello_timeout,
+                    russh::server::run_stream(self.ssh.clone(), sock, handler),
+                )
+                .await
                 {
-                    Ok(r) => r,
-                    Err(e) => {
+                    Ok(Ok(r)) => r,
+                    Ok(Err(e)) => {
                         debug!(error = %e, "SSH handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        info!("no SSH identification in time: closing");
                         return;
                     }
                 };

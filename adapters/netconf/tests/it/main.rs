@@ -1245,6 +1245,7 @@ async fn idle_timeout_and_session_limit() {
     let s = start_with(|c| {
         c.idle_timeout = Duration::from_secs(2);
         c.limits.max_sessions = 3;
+        c.limits.hello_timeout = Duration::from_secs(3);
     })
     .await;
     let out = s
@@ -1261,6 +1262,18 @@ read_until(ch, b"\x00never")
 results["idle_closed"] = 1.5 < time.time() - start < 30
 t.close()
 time.sleep(0.5)
+# A TCP peer that never speaks SSH is dropped after the hello timeout (3 s).
+raw = socket.create_connection(("127.0.0.1", PORT))
+raw.settimeout(60)
+start = time.time()
+data = b""
+while True:
+    d = raw.recv(4096)
+    if not d:
+        break
+    data += d
+results["silent_tcp_dropped"] = data.startswith(b"SSH-2.0-") and 2 < time.time() - start < 30
+raw.close()
 # At most three sessions: the fourth subsystem request is refused.
 held = [raw_channel() for _ in range(3)]
 for t, ch in held:
@@ -1283,7 +1296,7 @@ for k, v in results.items():
 "#,
         )
         .await;
-    for key in ["idle_closed", "limit", "after_limit"] {
+    for key in ["idle_closed", "silent_tcp_dropped", "limit", "after_limit"] {
         assert_eq!(line_value(&out, key), "True", "{key}: {out}");
     }
     s.stop().await;
