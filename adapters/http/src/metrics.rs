@@ -7,7 +7,6 @@
 //! an await), then encodes synchronously from that snapshot.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use halyard_cluster_model::meta::{AttrType, MetricKind};
@@ -436,9 +435,6 @@ impl Collector for ProcessCollector {
         Ok(())
     }
 }
-
-/// Shared so the server can hand the same registry to every scrape.
-pub type SharedRegistry = Arc<Registry>;
 
 #[cfg(test)]
 mod tests {

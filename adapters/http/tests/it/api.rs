@@ -5,18 +5,14 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use axum_status::*;
 use halyard_cluster_model::port::ModelError;
 use halyard_cluster_model::value::ValueError;
 use halyard_http::{ApiError, status_of};
 use reqwest::StatusCode;
+use reqwest::StatusCode as S;
 use serde_json::Value as Json;
 
 use crate::{ADMIN, CONFLICT_REASON, Harness, OPERATOR_TOKEN, VIEWER, client, config, temp_dir};
-
-mod axum_status {
-    pub use reqwest::StatusCode as S;
-}
 
 const XML: &str = "application/xml";
 const JSON: &str = "application/json";
