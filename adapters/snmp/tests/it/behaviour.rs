@@ -510,3 +510,58 @@ fn shutdown_stops_every_task() {
     // The notification sender is gone too: only this test holds the engine.
     assert_eq!(Arc::strong_count(&engine), 1);
 }
+
+/// SNMPv3 answers fit the manager's msgMaxSize (here the minimum, 484).
+#[test]
+fn v3_getbulk_is_trimmed_to_the_managers_max_size() {
+    use halyard_snmp::AuthProtocol;
+    use halyard_snmp::oid::to_asn;
+    use halyard_snmp::usm;
+    use rasn::types::OctetString;
+    use rasn_snmp::{v2, v3};
+    let r = start();
+    let key = usm::localized_key(AuthProtocol::Sha512, AUTH_PASS, &r.engine.id);
+    let msg = usm::build_message(&usm::Outgoing {
+        msg_id: 99,
+        max_size: 484,
+        engine_id: &r.engine.id,
+        boots: r.engine.boots,
+        time: r.engine.time(),
+        user: b"auther",
+        auth: Some((AuthProtocol::Sha512, &key)),
+        privacy: None,
+        salt: 0,
+        reportable: true,
+        scoped: v3::ScopedPdu {
+            engine_id: OctetString::from(r.engine.id.clone()),
+            name: OctetString::from_static(b""),
+            data: v2::Pdus::GetBulkRequest(v2::GetBulkRequest(v2::BulkPdu {
+                request_id: 5,
+                non_repeaters: 0,
+                max_repetitions: 200,
+                variable_bindings: vec![v2::VarBind {
+                    name: to_asn(&[1, 3, 6, 1, 4, 1, 32473, 77, 1]),
+                    value: v2::VarBindValue::Unspecified,
+                }],
+            })),
+        },
+    })
+    .unwrap();
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    sock.send_to(&msg, r.addr).unwrap();
+    let mut buf = vec![0u8; 65_536];
+    let (n, _) = sock.recv_from(&mut buf).unwrap();
+    assert!(n <= 484, "{n} octets");
+    let m: v3::Message = rasn::ber::decode(&buf[..n]).unwrap();
+    let v3::ScopedPduData::CleartextPdu(s) = m.scoped_data else {
+        panic!("encrypted answer to authNoPriv");
+    };
+    let v2::Pdus::Response(resp) = s.data else {
+        panic!("not a response: {:?}", s.data);
+    };
+    assert_eq!(resp.0.error_status, 0);
+    let k = resp.0.variable_bindings.len();
+    assert!((5..200).contains(&k), "{k} bindings in {n} octets");
+}
