@@ -1183,6 +1183,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn client_hellos() {
+        let hello = |caps: &str, extra: &str| {
+            format!(
+                r#"<hello xmlns="{BASE_NS}"><capabilities>{caps}</capabilities>{extra}</hello>"#
+            )
+        };
+        let cap = |c: &str| format!("<capability>{c}</capability>");
+        let both = format!("{}{}", cap(BASE_1_0), cap(BASE_1_1));
+        assert_eq!(client_hello(hello(&both, "").as_bytes(), 8), Ok(true));
+        assert_eq!(
+            client_hello(hello(&cap(BASE_1_0), "").as_bytes(), 8),
+            Ok(false)
+        );
+        assert!(client_hello(hello(&cap("urn:x"), "").as_bytes(), 8).is_err());
+        assert!(client_hello(hello(&both, "<session-id>4</session-id>").as_bytes(), 8).is_err());
+        assert!(client_hello(b"<hello xmlns='urn:wrong'/>", 8).is_err());
+        assert!(client_hello(b"<hello", 8).is_err());
+        // The server's own hello advertises both bases and a session-id.
+        let h = hello_xml(9);
+        assert!(
+            h.contains(BASE_1_0)
+                && h.contains(BASE_1_1)
+                && h.contains("<session-id>9</session-id>")
+        );
+    }
+
+    #[test]
+    fn replies_carry_the_rpc_attributes() {
+        let attrs = vec![
+            (String::new(), "message-id".to_string(), "m-1".to_string()),
+            ("urn:ex".to_string(), "user".to_string(), "x".to_string()),
+        ];
+        let r = reply_xml(&attrs, Reply::Ok);
+        assert!(r.starts_with(r#"<rpc-reply xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" message-id="m-1" xmlns:a1="urn:ex" a1:user="x"><ok/>"#), "{r}");
+        let r = reply_xml(&attrs[..1], Reply::DataText("<x/>".into()));
+        assert!(
+            r.ends_with(r#"message-id="m-1"><data><x/></data></rpc-reply>"#),
+            "{r}"
+        );
+    }
+
+    #[test]
     fn xpath_filter_on_a_notification() {
         let f = xml::parse(
             &format!(
