@@ -208,6 +208,28 @@ impl Handler for Conn {
         Ok(())
     }
 
+    /// Only the `netconf` subsystem is served: shells and commands are refused.
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        debug!("shell refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        _data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        debug!("exec refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
     async fn channel_close(
         &mut self,
         channel: ChannelId,

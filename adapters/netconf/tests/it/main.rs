@@ -828,6 +828,29 @@ async fn openssh_subsystem_with_a_public_key() {
     assert!(text.contains("<name>ne=1/shelf=1/node=a</name>"), "{text}");
     assert!(text.contains(r#"message-id="8"><ok/>"#), "{text}");
     assert!(!text.contains("fan=1"), "{text}");
+    // Commands and shells are refused: only the netconf subsystem is served.
+    let o = Command::new("ssh")
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            "-o",
+            "LogLevel=ERROR",
+            "-i",
+        ])
+        .arg(&key)
+        .args(["-p", &s.port.to_string(), "keyuser@127.0.0.1", "id"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(o.stdout.is_empty());
     // A key that is not authorized is refused, logged and counted.
     let other = s.dir.path().join("other_key");
     let st = std::process::Command::new("ssh-keygen")
