@@ -148,7 +148,7 @@ fn traps_and_informs_reach_snmptrapd() {
                 security: TrapSecurity::Community("public".into()),
                 kind: NotifyKind::Inform {
                     timeout: Duration::from_millis(300),
-                    retries: 40,
+                    retries: 100,
                 },
             },
         ];
