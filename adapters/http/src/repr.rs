@@ -506,30 +506,50 @@ pub fn classes_xml() -> String {
     s
 }
 
-fn xsd_type(out: &mut String, ty: &AttrType) {
-    match ty {
-        AttrType::Boolean => out.push_str(" type=\"xs:boolean\"/>"),
-        AttrType::Uint32 => out.push_str(" type=\"xs:unsignedInt\"/>"),
-        AttrType::Uint64 => out.push_str(" type=\"xs:unsignedLong\"/>"),
-        AttrType::Sint32 => out.push_str(" type=\"xs:int\"/>"),
-        AttrType::DateTime => out.push_str(" type=\"xs:dateTime\"/>"),
+/// An attribute's element declaration, with its description (and units,
+/// and whether it can be written) as documentation.
+fn xsd_element(out: &mut String, a: &AttrMeta) {
+    let _ = write!(out, "<xs:element name=\"{}\" minOccurs=\"0\"", a.yang_name);
+    match a.ty {
+        AttrType::Boolean => out.push_str(" type=\"xs:boolean\">"),
+        AttrType::Uint32 => out.push_str(" type=\"xs:unsignedInt\">"),
+        AttrType::Uint64 => out.push_str(" type=\"xs:unsignedLong\">"),
+        AttrType::Sint32 => out.push_str(" type=\"xs:int\">"),
+        AttrType::DateTime => out.push_str(" type=\"xs:dateTime\">"),
         AttrType::Enum(e) => {
-            let _ = write!(out, " type=\"hc:{}\"/>", enum_type_name(e.name));
+            let _ = write!(out, " type=\"hc:{}\">", enum_type_name(e.name));
         }
+        AttrType::String { .. } | AttrType::Real64 { .. } => out.push('>'),
+    }
+    let mut doc = a.description.to_string();
+    if let Some(u) = a.units {
+        let _ = write!(doc, " Units: {u}.");
+    }
+    if a.writable {
+        doc.push_str(" Writable.");
+    }
+    let _ = write!(
+        out,
+        "<xs:annotation><xs:documentation>{}</xs:documentation></xs:annotation>",
+        esc(&doc)
+    );
+    match a.ty {
         AttrType::String { max_len } => {
             let _ = write!(
                 out,
-                "><xs:simpleType><xs:restriction base=\"xs:string\"><xs:maxLength value=\"{max_len}\"/></xs:restriction></xs:simpleType></xs:element>"
+                "<xs:simpleType><xs:restriction base=\"xs:string\"><xs:maxLength value=\"{max_len}\"/></xs:restriction></xs:simpleType>"
             );
         }
         AttrType::Real64 { scale } => {
             let _ = write!(
                 out,
-                "><xs:simpleType><xs:restriction base=\"xs:decimal\"><xs:fractionDigits value=\"{}\"/></xs:restriction></xs:simpleType></xs:element>",
-                (*scale).max(1)
+                "<xs:simpleType><xs:restriction base=\"xs:decimal\"><xs:fractionDigits value=\"{}\"/></xs:restriction></xs:simpleType>",
+                scale.max(1)
             );
         }
+        _ => {}
     }
+    out.push_str("</xs:element>");
 }
 
 fn enum_type_name(name: &str) -> String {
@@ -544,8 +564,7 @@ fn class_type(out: &mut String, c: &ClassMeta) {
         esc(c.description)
     );
     for a in c.attributes {
-        let _ = write!(out, "<xs:element name=\"{}\" minOccurs=\"0\"", a.yang_name);
-        xsd_type(out, &a.ty);
+        xsd_element(out, a);
     }
     out.push_str("</xs:sequence><xs:attribute name=\"class\" type=\"xs:string\"/><xs:attribute name=\"index\" type=\"xs:unsignedInt\"/></xs:complexType>");
 }
