@@ -93,7 +93,23 @@ const ENT_STATE_COLUMNS: &[u32] = &[1, 2, 3, 4, 5, 6];
 #[derive(Debug, Default)]
 pub struct Ctx {
     snapshot: Option<Arc<Snapshot>>,
+    /// The last batch of ordered rows read for a table walk: GETBULK and
+    /// multi-binding GETNEXT continue from it without asking again.
+    rows: Option<RowCache>,
 }
+
+#[derive(Debug)]
+struct RowCache {
+    /// The class walked (`None`: every object).
+    class: Option<&'static str>,
+    /// The batch holds every row with an index in `(after, last]`.
+    after: u32,
+    rows: Vec<ManagedObject>,
+    /// Fewer rows than asked came back: nothing follows the last.
+    complete: bool,
+}
+
+const ROW_BATCH: usize = 32;
 
 #[derive(Debug)]
 struct Snapshot {
@@ -332,6 +348,49 @@ impl Mib {
         Ok(s)
     }
 
+    /// The first row after `after` (in index order, of exactly `class`
+    /// when given) for which `value` yields something, from the request's
+    /// row cache when it covers the range, else from the model in batches.
+    async fn row_after(
+        &self,
+        ctx: &mut Ctx,
+        class: Option<&'static ClassMeta>,
+        mut after: u32,
+        value: impl Fn(&ManagedObject) -> Option<ObjectSyntax>,
+    ) -> Result<Option<(u32, ObjectSyntax)>, ModelError> {
+        let key = class.map(|c| c.name);
+        loop {
+            if after == u32::MAX {
+                return Ok(None);
+            }
+            let cached = ctx
+                .rows
+                .as_ref()
+                .filter(|c| c.class == key && c.after <= after);
+            let cache = match cached {
+                Some(c) if c.complete || c.rows.last().is_some_and(|o| o.index > after) => c,
+                _ => {
+                    let rows = self.model.walk(class, after, ROW_BATCH).await?;
+                    &*ctx.rows.insert(RowCache {
+                        class: key,
+                        after,
+                        complete: rows.len() < ROW_BATCH,
+                        rows,
+                    })
+                }
+            };
+            for o in cache.rows.iter().filter(|o| o.index > after) {
+                if let Some(v) = value(o) {
+                    return Ok(Some((o.index, v)));
+                }
+            }
+            match cache.rows.last() {
+                Some(last) if !cache.complete && last.index > after => after = last.index,
+                _ => return Ok(None),
+            }
+        }
+    }
+
     fn find_node(&self, oid: &[u32]) -> Option<(&Oid, &Node)> {
         // The last node whose prefix is <= oid is the only candidate.
         let pos = self.nodes.partition_point(|(p, _)| p.as_slice() <= oid);
@@ -481,26 +540,19 @@ impl Mib {
                 let columns: Vec<u32> = cols.iter().map(|(c, _)| *c).collect();
                 let (pos, rest) = column_start(&columns, rel);
                 for (k, (col, ai)) in cols.iter().enumerate().skip(pos) {
-                    let mut after = if k == pos {
+                    let after = if k == pos {
                         rest.map_or(0, |r| r[0])
                     } else {
                         0
                     };
                     let attr = &class.attributes[*ai];
-                    'rows: loop {
-                        if after == u32::MAX {
-                            break 'rows;
-                        }
-                        let rows = self.model.walk(Some(class), after, 8).await?;
-                        for o in &rows {
-                            if let Some(v) = o.values.get(*ai).and_then(|v| encode_value(attr, v)) {
-                                return Ok(Some((oid::join(prefix, &[*col, o.index]), v)));
-                            }
-                            after = o.index;
-                        }
-                        if rows.len() < 8 {
-                            break 'rows;
-                        }
+                    let found = self
+                        .row_after(ctx, Some(class), after, |o| {
+                            o.values.get(*ai).and_then(|v| encode_value(attr, v))
+                        })
+                        .await?;
+                    if let Some((index, v)) = found {
+                        return Ok(Some((oid::join(prefix, &[*col, index]), v)));
                     }
                 }
                 Ok(None)
@@ -513,14 +565,11 @@ impl Mib {
                     } else {
                         0
                     };
-                    if after == u32::MAX {
-                        continue;
-                    }
-                    if let Some(o) = self.model.walk(None, after, 1).await?.first() {
-                        return Ok(Some((
-                            oid::join(prefix, &[*col, o.index]),
-                            object_row(*col, o),
-                        )));
+                    let found = self
+                        .row_after(ctx, None, after, |o| Some(object_row(*col, o)))
+                        .await?;
+                    if let Some((index, v)) = found {
+                        return Ok(Some((oid::join(prefix, &[*col, index]), v)));
                     }
                 }
                 Ok(None)
@@ -846,6 +895,31 @@ mod tests {
             cur = next;
         }
         assert_eq!(n, 1 + 1 + 700 + 2 + 2);
+        // A generated column over many row batches, in order, complete;
+        // a fresh request context per step (GETNEXT) and one for all (GETBULK).
+        let fan = SCHEMA.class("Fan").unwrap();
+        let (_, speed) = fan.attribute("Speed").unwrap();
+        let column = oid::join(&class_entry(fan), &[speed.column]);
+        for shared_ctx in [false, true] {
+            let mut ctx = Ctx::default();
+            let mut cur = column.clone();
+            let mut seen = Vec::new();
+            loop {
+                if !shared_ctx {
+                    ctx = Ctx::default();
+                }
+                let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() else {
+                    break;
+                };
+                if !next.starts_with(&column) {
+                    break;
+                }
+                seen.push(*next.last().unwrap());
+                cur = next;
+            }
+            assert_eq!(seen.len(), 700);
+            assert!(seen.windows(2).all(|w| w[0] < w[1]));
+        }
     }
 
     #[tokio::test]
