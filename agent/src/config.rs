@@ -512,6 +512,12 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                 "found a passphrase of fewer than 8 characters, expected at least 8 (RFC 3414)",
             ));
         }
+        if u.privacy.is_some() != u.priv_pass.is_some() {
+            errs.push(loc.span(
+                &u.name,
+                "found only one of priv and priv_pass, expected both or neither",
+            ));
+        }
         if let Some(p) = &u.privacy
             && !["AES", "AES-128", "DES"].contains(&p.get_ref().as_str())
         {

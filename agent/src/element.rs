@@ -18,6 +18,9 @@ use halyard_cluster_model::{SchemaEnum, Value};
 
 use crate::config::Config;
 
+/// A FRU of a shelf: kind, name, slot, serial number, revision.
+type Fru = (String, String, u32, String, String);
+
 /// One managed object to create: class, persistent name, attributes.
 #[derive(Debug, Clone)]
 pub struct ObjectSpec {
@@ -96,7 +99,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         audit: None,
     };
 
-    let mut shelves: Vec<(String, u32, Vec<(String, String, u32, String, String)>)> = c
+    let mut shelves: Vec<(String, u32, Vec<Fru>)> = c
         .shelves
         .iter()
         .map(|sh| {

@@ -172,6 +172,7 @@ async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()
         &cli,
         &cfg,
         &data_dir,
+        &node,
         model.clone() as Arc<dyn halyard_cluster_model::port::InformationModel>,
         stop_rx.clone(),
     )
@@ -200,11 +201,15 @@ async fn wait_for_signal() {
 }
 
 mod faces {
-    //! Starting and stopping the protocol faces.
+    //! Starting and stopping the protocol faces. Each gets the same
+    //! information model; each stops when `stop` flips.
 
+    use std::net::SocketAddr;
     use std::path::Path;
     use std::sync::Arc;
+    use std::time::Duration;
 
+    use anyhow::Context;
     use halyard_cluster_model::port::InformationModel;
 
     use crate::Cli;
@@ -229,19 +234,217 @@ mod faces {
         }
 
         pub async fn stop(self) {
-            for (_, t) in self.tasks {
-                let _ = t.await;
+            for (name, t) in self.tasks {
+                if tokio::time::timeout(Duration::from_secs(10), t)
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(face = %name, "face did not stop in 10 s");
+                }
             }
         }
     }
 
+    fn addrs(flag: Option<SocketAddr>, listen: &[toml::Spanned<String>]) -> Vec<SocketAddr> {
+        match flag {
+            Some(a) => vec![a],
+            // Checked by the config validation already.
+            None => listen
+                .iter()
+                .filter_map(|l| l.get_ref().parse().ok())
+                .collect(),
+        }
+    }
+
+    async fn until(mut stop: tokio::sync::watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    fn snmp_config(
+        cfg: &Config,
+        listen: Vec<SocketAddr>,
+        data_dir: &Path,
+        node: &str,
+    ) -> anyhow::Result<halyard_snmp::SnmpConfig> {
+        use halyard_snmp::{
+            AuthProtocol, Community, Group, NotifyKind, PrivProtocol, SecurityLevel, SnmpConfig,
+            TrapSecurity, TrapTarget, UsmUser, View,
+        };
+        let mut c = SnmpConfig {
+            listen,
+            ..SnmpConfig::default()
+        };
+        c.communities = cfg
+            .snmp
+            .communities
+            .iter()
+            .map(|x| Community {
+                name: x.name.get_ref().clone(),
+                view: View::all(),
+                write: x.write,
+            })
+            .collect();
+        c.views.insert("all".into(), View::all());
+        c.groups = vec![
+            Group {
+                name: "ro".into(),
+                read_view: Some("all".into()),
+                write_view: None,
+                min_level: SecurityLevel::AuthNoPriv,
+            },
+            Group {
+                name: "rw".into(),
+                read_view: Some("all".into()),
+                write_view: Some("all".into()),
+                min_level: SecurityLevel::AuthNoPriv,
+            },
+        ];
+        for u in &cfg.snmp.users {
+            let auth = match u.auth.get_ref().as_str() {
+                "MD5" => AuthProtocol::Md5,
+                "SHA" | "SHA-1" => AuthProtocol::Sha1,
+                "SHA-224" => AuthProtocol::Sha224,
+                "SHA-256" => AuthProtocol::Sha256,
+                "SHA-384" => AuthProtocol::Sha384,
+                _ => AuthProtocol::Sha512,
+            };
+            c.users.push(UsmUser {
+                name: u.name.get_ref().clone(),
+                auth: Some((auth, u.auth_pass.get_ref().clone())),
+                privacy: u
+                    .priv_pass
+                    .as_ref()
+                    .map(|p| (PrivProtocol::Aes128, p.get_ref().clone())),
+                group: if u.write { "rw".into() } else { "ro".into() },
+            });
+        }
+        for t in &cfg.snmp.traps {
+            let address = t.target.get_ref().parse().context("trap target")?;
+            c.trap_targets.push(TrapTarget {
+                address,
+                security: TrapSecurity::Community(
+                    t.community.clone().unwrap_or_else(|| "public".into()),
+                ),
+                kind: if t.inform {
+                    NotifyKind::Inform {
+                        timeout: Duration::from_secs(1),
+                        retries: 3,
+                    }
+                } else {
+                    NotifyKind::Trap
+                },
+            });
+        }
+        c.engine_state = Some(data_dir.join("snmp-engine"));
+        c.sys_name = format!("halyard node {node}");
+        Ok(c)
+    }
+
     pub async fn start(
-        _cli: &Cli,
-        _cfg: &Config,
-        _data_dir: &Path,
-        _model: Arc<dyn InformationModel>,
-        _stop: tokio::sync::watch::Receiver<bool>,
+        cli: &Cli,
+        cfg: &Config,
+        data_dir: &Path,
+        node: &str,
+        model: Arc<dyn InformationModel>,
+        stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<Faces> {
-        Ok(Faces::default())
+        let mut faces = Faces::default();
+        let listen = addrs(cli.snmp_listen, &cfg.snmp.listen);
+        if !listen.is_empty() {
+            let agent = halyard_snmp::SnmpAgent::bind(
+                snmp_config(cfg, listen, data_dir, node)?,
+                model.clone(),
+            )
+            .await
+            .context("cannot start the SNMP face")?;
+            let at: Vec<String> = agent
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let s = until(stop.clone());
+            faces.tasks.push((
+                format!("snmp udp {}", at.join(" ")),
+                tokio::spawn(async move {
+                    if let Err(e) = agent.run(s).await {
+                        tracing::error!(error = %e, "SNMP face stopped");
+                    }
+                }),
+            ));
+        }
+        let listen = addrs(cli.netconf_listen, &cfg.netconf.listen);
+        if let Some(first) = listen.first() {
+            let mut c =
+                halyard_netconf::NetconfConfig::new(*first, data_dir.join("ssh_host_ed25519_key"));
+            c.listen = listen.clone();
+            c.users = cfg
+                .netconf
+                .users
+                .iter()
+                .map(|u| halyard_netconf::UserConfig {
+                    name: u.name.get_ref().clone(),
+                    password: u.password.as_ref().map(|p| p.get_ref().clone()),
+                    authorized_keys: u.authorized_keys.clone(),
+                })
+                .collect();
+            let server = halyard_netconf::NetconfServer::bind(c, model.clone())
+                .await
+                .context("cannot start the NETCONF face")?;
+            let at: Vec<String> = server
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let s = until(stop.clone());
+            faces.tasks.push((
+                format!("netconf ssh {}", at.join(" ")),
+                tokio::spawn(server.run(s)),
+            ));
+        }
+        let listen = addrs(cli.http_listen, &cfg.http.listen);
+        if !listen.is_empty() {
+            let users = cfg
+                .http
+                .users
+                .iter()
+                .map(|u| halyard_http::UserConfig {
+                    name: u.name.get_ref().clone(),
+                    password: u.password.as_ref().map(|p| p.get_ref().clone()),
+                    tokens: Vec::new(),
+                    role: match u.role.as_str() {
+                        "viewer" => halyard_http::Role::Viewer,
+                        "admin" => halyard_http::Role::Admin,
+                        _ => halyard_http::Role::Operator,
+                    },
+                })
+                .collect();
+            let c = halyard_http::HttpConfig {
+                listen,
+                users,
+                allow_anonymous_read: cfg.http.anonymous_read,
+                ..halyard_http::HttpConfig::default()
+            };
+            let server = halyard_http::HttpServer::bind(c, model.clone())
+                .context("cannot start the HTTP face")?;
+            let at: Vec<String> = server
+                .local_addrs()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let s = until(stop.clone());
+            faces.tasks.push((
+                format!("http {}", at.join(" ")),
+                tokio::spawn(async move {
+                    if let Err(e) = server.run(s).await {
+                        tracing::error!(error = %e, "HTTP face stopped");
+                    }
+                }),
+            ));
+        }
+        Ok(faces)
     }
 }

@@ -18,7 +18,7 @@ use halyard_backend::repo::Repository;
 use halyard_cluster_model::memory::MemoryModel;
 use halyard_cluster_model::model::{
     AdminState, AlarmCorrelation, AssignmentRole, AvailabilityState, EventType, OperState,
-    PerceivedSeverity, ProbableCause, Protocol,
+    PerceivedSeverity, ProbableCause,
 };
 use halyard_cluster_model::port::{
     Change, InformationModel, JobHandle, ManagedObject, ModelError, Notification,
@@ -435,6 +435,8 @@ impl AgentModel {
     /// Keeps the objects current from the HA core's events, until `stop`.
     pub async fn sync(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut events = self.core.events.subscribe(EventFilter::default());
+        // What happened before this subscription is read from CRIM once.
+        self.refresh_states().await;
         loop {
             let ev = tokio::select! {
                 e = events.recv() => e,
@@ -467,6 +469,12 @@ impl AgentModel {
                             ("Incarnation", Value::U32(v.incarnation)),
                         ],
                     );
+                }
+                for si in &v.active {
+                    self.assignment(si, &v.name, "active", true).await;
+                }
+                for si in &v.standby {
+                    self.assignment(si, &v.name, "standby", true).await;
                 }
             }
         }
@@ -913,9 +921,4 @@ impl InformationModel for AgentModel {
     ) -> Result<Vec<Arc<Notification>>, ModelError> {
         self.store.history(filter, since, until).await
     }
-}
-
-/// The principal of the agent's own actions.
-pub fn internal() -> Principal {
-    Principal::new("halyard", Protocol::Internal)
 }
