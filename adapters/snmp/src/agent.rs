@@ -584,7 +584,11 @@ impl Shared {
 
     async fn process_inner(&self, request: Request, access: &Access<'_>, budget: usize) -> v2::Pdu {
         let mib = &self.mib;
-        let mut ctx = Ctx::default();
+        let mut ctx = match &request {
+            // A GETBULK reads about max-repetitions rows of each table.
+            Request::GetBulk(b) => Ctx::for_rows(b.max_repetitions as usize + 1),
+            _ => Ctx::default(),
+        };
         let id = request.request_id();
         match request {
             Request::Get(p) => {

@@ -96,6 +96,23 @@ pub struct Ctx {
     /// The last batch of ordered rows read for a table walk: GETBULK and
     /// multi-binding GETNEXT continue from it without asking again.
     rows: Option<RowCache>,
+    /// Rows asked for per model walk (0: a small default).
+    batch: usize,
+}
+
+impl Ctx {
+    /// A context for a request expected to read about `rows` rows of a
+    /// table (GETBULK: its max-repetitions).
+    pub fn for_rows(rows: usize) -> Self {
+        Ctx {
+            batch: rows.clamp(1, MAX_ROW_BATCH),
+            ..Ctx::default()
+        }
+    }
+
+    fn batch(&self) -> usize {
+        if self.batch == 0 { 4 } else { self.batch }
+    }
 }
 
 #[derive(Debug)]
@@ -109,7 +126,7 @@ struct RowCache {
     complete: bool,
 }
 
-const ROW_BATCH: usize = 32;
+const MAX_ROW_BATCH: usize = 64;
 
 #[derive(Debug)]
 struct Snapshot {
@@ -370,11 +387,12 @@ impl Mib {
             let cache = match cached {
                 Some(c) if c.complete || c.rows.last().is_some_and(|o| o.index > after) => c,
                 _ => {
-                    let rows = self.model.walk(class, after, ROW_BATCH).await?;
+                    let batch = ctx.batch();
+                    let rows = self.model.walk(class, after, batch).await?;
                     &*ctx.rows.insert(RowCache {
                         class: key,
                         after,
-                        complete: rows.len() < ROW_BATCH,
+                        complete: rows.len() < batch,
                         rows,
                     })
                 }
@@ -901,7 +919,7 @@ mod tests {
         let (_, speed) = fan.attribute("Speed").unwrap();
         let column = oid::join(&class_entry(fan), &[speed.column]);
         for shared_ctx in [false, true] {
-            let mut ctx = Ctx::default();
+            let mut ctx = Ctx::for_rows(32);
             let mut cur = column.clone();
             let mut seen = Vec::new();
             loop {
