@@ -17,6 +17,7 @@ use tracing::{info, warn};
 
 use crate::data::{ConfigEntry, ConfigStore, Touched, change_path};
 use crate::error::{RpcError, Tag, from_model};
+use crate::events::{self, EventLog, Who};
 use crate::monitoring::{SchemaStore, SessionInfo, Stats};
 
 /// A configuration datastore.
@@ -135,6 +136,7 @@ struct PendingCommit {
     /// Running before the first confirmed commit: what a rollback restores.
     backup: Snapshot,
     session: u32,
+    who: Who,
     persist: Option<String>,
     generation: u64,
     timer: tokio::task::JoinHandle<()>,
@@ -154,8 +156,8 @@ struct DsState {
 #[derive(Debug)]
 pub struct SessionEntry {
     pub info: SessionInfo,
-    /// Set to true to kill the session (kill-session, shutdown).
-    pub kill: watch::Sender<bool>,
+    /// Set to the killer's session-id (0: the server) to end the session.
+    pub kill: watch::Sender<Option<u32>>,
 }
 
 /// Options of `<commit>`.
@@ -175,6 +177,8 @@ pub struct Shared {
     pub start_time: Timestamp,
     pub limits: crate::Limits,
     pub idle_timeout: Duration,
+    /// RFC 6470 events of the server itself.
+    pub events: EventLog,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,
@@ -213,6 +217,7 @@ impl Shared {
             start_time: Timestamp::now(),
             limits,
             idle_timeout,
+            events: EventLog::default(),
             ds: Mutex::new(DsState::default()),
             sessions: std::sync::Mutex::new(BTreeMap::new()),
             next_session: std::sync::atomic::AtomicU32::new(1),
@@ -225,11 +230,11 @@ impl Shared {
     }
 
     /// Registers a new session; returns its id and its kill switch.
-    pub fn register(&self, user: &str, source_host: &str) -> (u32, watch::Receiver<bool>) {
+    pub fn register(&self, user: &str, source_host: &str) -> (u32, watch::Receiver<Option<u32>>) {
         let id = self
             .next_session
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let (tx, rx) = watch::channel(false);
+        let (tx, rx) = watch::channel(None);
         self.sessions().insert(
             id,
             SessionEntry {
@@ -250,6 +255,17 @@ impl Shared {
         (id, rx)
     }
 
+    /// The RFC 6470 session parameters of a session.
+    pub fn who(&self, id: u32) -> Who {
+        let sessions = self.sessions();
+        let info = sessions.get(&id).map(|e| &e.info);
+        Who {
+            user: info.map(|i| i.user.clone()).unwrap_or_default(),
+            session: id,
+            host: info.map(|i| i.source_host.clone()).unwrap_or_default(),
+        }
+    }
+
     pub fn session_count(&self) -> usize {
         self.sessions().len()
     }
@@ -268,7 +284,7 @@ impl Shared {
     /// Kills every session (shutdown).
     pub fn kill_all(&self) {
         for e in self.sessions().values() {
-            let _ = e.kill.send(true);
+            let _ = e.kill.send(Some(0));
         }
     }
 
@@ -308,7 +324,7 @@ impl Shared {
                 session = id,
                 "session ended before its confirmed commit was confirmed: rolling back"
             );
-            if let Err(e) = self.rollback(&mut ds).await {
+            if let Err(e) = self.rollback(&mut ds, "cancel").await {
                 warn!(error = %e.message, "rollback of the confirmed commit failed");
             }
         }
@@ -331,7 +347,7 @@ impl Shared {
                 format!("no session {target}"),
             ));
         };
-        let _ = entry.kill.send(true);
+        let _ = entry.kill.send(Some(me));
         self.release_session(target).await;
         info!(session = me, killed = target, "session killed");
         Ok(())
@@ -490,6 +506,7 @@ impl Shared {
     /// Applies `target_store` to running as one transaction.
     async fn apply_running(
         &self,
+        by: Option<u32>,
         user: &str,
         from: &ConfigStore,
         to: &ConfigStore,
@@ -515,6 +532,21 @@ impl Shared {
             let path = changes.get(e.index).and_then(|c| change_path(c, store));
             from_model(&e.error, path)
         })?;
+        let edits: Vec<(String, &'static str)> = changes
+            .iter()
+            .filter_map(|c| {
+                use halyard_cluster_model::port::Change;
+                let (store, op) = match c {
+                    Change::Create { .. } => (to, "create"),
+                    Change::Delete { .. } => (from, "delete"),
+                    Change::Set { .. } => (from, "replace"),
+                };
+                change_path(c, store).map(|p| (p, op))
+            })
+            .collect();
+        let who = by.map(|id| self.who(id));
+        self.events
+            .emit(events::config_change(who.as_ref(), &edits));
         Ok(n)
     }
 
@@ -557,7 +589,7 @@ impl Shared {
             return errors;
         }
         match target {
-            Datastore::Running => match self.apply_running(user, &base, &new).await {
+            Datastore::Running => match self.apply_running(Some(me), user, &base, &new).await {
                 Ok(0) => {}
                 Ok(n) => info!(session = me, changes = n, "running edited"),
                 Err(e) => errors.push(e),
@@ -647,19 +679,25 @@ impl Shared {
                 (from, to, Some(names.into_iter().collect()))
             }
         };
-        let n = self.apply_running(user, &from, &to).await?;
+        let n = self.apply_running(Some(me), user, &from, &to).await?;
         ds.candidate = Candidate::default();
         ds.candidate_modified_by = None;
         if opts.confirmed {
             let timeout = opts.timeout.unwrap_or(DEFAULT_CONFIRM_TIMEOUT);
             let before = Snapshot { store: from, names };
-            let backup = match ds.pending.take() {
+            let who = self.who(me);
+            let (backup, event) = match ds.pending.take() {
                 Some(p) => {
                     p.timer.abort();
-                    Snapshot::merge(p.backup, before)
+                    (Snapshot::merge(p.backup, before), "extend")
                 }
-                None => before,
+                None => (before, "start"),
             };
+            self.events.emit(events::confirmed_commit(
+                &who,
+                event,
+                Some(timeout.as_secs()),
+            ));
             ds.generation += 1;
             let generation = ds.generation;
             let me_weak = self.me.clone();
@@ -672,6 +710,7 @@ impl Shared {
             ds.pending = Some(PendingCommit {
                 backup,
                 session: me,
+                who,
                 persist: opts.persist.clone(),
                 generation,
                 timer,
@@ -685,6 +724,8 @@ impl Shared {
         } else {
             if let Some(p) = ds.pending.take() {
                 p.timer.abort();
+                self.events
+                    .emit(events::confirmed_commit(&self.who(me), "complete", None));
                 info!(session = me, "confirmed commit confirmed");
             }
             info!(session = me, changes = n, "committed");
@@ -725,7 +766,7 @@ impl Shared {
             }
             (None, None) => {}
         }
-        self.rollback(&mut ds).await
+        self.rollback(&mut ds, "cancel").await
     }
 
     /// The confirm timer fired.
@@ -735,16 +776,22 @@ impl Shared {
             return;
         }
         warn!("confirmed commit not confirmed in time: rolling back");
-        if let Err(e) = self.rollback(&mut ds).await {
+        if let Err(e) = self.rollback(&mut ds, "timeout").await {
             warn!(error = %e.message, "rollback of the confirmed commit failed");
         }
     }
 
-    async fn rollback(&self, ds: &mut DsState) -> Result<(), RpcError> {
+    async fn rollback(&self, ds: &mut DsState, event: &str) -> Result<(), RpcError> {
         let Some(p) = ds.pending.take() else {
             return Ok(());
         };
         p.timer.abort();
+        let mut who = p.who.clone();
+        if event == "timeout" {
+            who.session = 0;
+        }
+        self.events
+            .emit(events::confirmed_commit(&who, event, None));
         let current = match &p.backup.names {
             None => self.running().await?,
             Some(names) => {
@@ -753,7 +800,7 @@ impl Shared {
             }
         };
         let n = self
-            .apply_running("confirmed-commit-rollback", &current, &p.backup.store)
+            .apply_running(None, "confirmed-commit-rollback", &current, &p.backup.store)
             .await?;
         ds.candidate = Candidate::default();
         ds.candidate_modified_by = None;
@@ -1080,7 +1127,7 @@ mod tests {
         s.unlock(2, Datastore::Running).await.unwrap();
         s.lock(b, Datastore::Running).await.unwrap();
         s.kill_session(a, b).await.unwrap();
-        assert!(*killed.borrow_and_update());
+        assert_eq!(*killed.borrow_and_update(), Some(a));
         s.lock(a, Datastore::Running).await.unwrap();
         assert_eq!(
             s.kill_session(a, a).await.unwrap_err().tag,

@@ -8,6 +8,7 @@
 //! - [`datastore`]: running / candidate, locks, commit, confirmed commit.
 //! - [`session`]: one NETCONF session: hello, RPC dispatch, notifications.
 //! - [`monitoring`]: ietf-netconf-monitoring, ietf-yang-library, get-schema.
+//! - [`events`]: RFC 6470 notifications the server generates itself.
 //! - [`error`]: typed errors and the one ModelError -> rpc-error table.
 //!
 //! The agent wires it in with [`NetconfServer::bind`] and [`NetconfServer::run`].
@@ -15,6 +16,7 @@
 pub mod data;
 pub mod datastore;
 pub mod error;
+pub mod events;
 pub mod framing;
 pub mod monitoring;
 pub mod session;

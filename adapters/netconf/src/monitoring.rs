@@ -87,6 +87,12 @@ pub fn modules() -> Vec<ModuleInfo> {
         m("ietf-yang-library", "2019-01-04", YANG_LIBRARY_NS, true),
         m("notifications", "2008-07-14", crate::NOTIF_NS, true),
         m(
+            "ietf-netconf-notifications",
+            "2012-02-06",
+            crate::events::NCN_NS,
+            true,
+        ),
+        m(
             "ietf-yang-types",
             "2013-07-15",
             "urn:ietf:params:xml:ns:yang:ietf-yang-types",

@@ -20,6 +20,7 @@ use crate::data::{
 };
 use crate::datastore::{CommitOptions, Datastore, Shared};
 use crate::error::{ErrorType, RpcError, Tag, from_model};
+use crate::events::{self, End, ServerEvent};
 use crate::framing::{FrameError, FrameReader, Framing, encode};
 use crate::monitoring::{MonitoringView, Stats, capabilities, yang_library};
 use crate::xml::{self, Element};
@@ -115,10 +116,13 @@ impl From<Result<(), RpcError>> for Reply {
 
 struct ActiveSub {
     live: Subscription,
+    /// The server's own events (RFC 6470).
+    server: tokio::sync::broadcast::Receiver<Arc<ServerEvent>>,
     filter: Option<Filter>,
     stop: Option<Timestamp>,
     /// Notifications already sent by the replay.
     replayed_up_to: Option<u64>,
+    server_replayed_up_to: Option<u64>,
 }
 
 /// A session in progress.
@@ -750,11 +754,14 @@ impl Session {
         }
         // Subscribe first so nothing falls between the replay and live delivery.
         let live = self.shared.model.subscribe(NotificationFilter::default());
+        let server = self.shared.events.subscribe();
         let mut sub = ActiveSub {
             live,
+            server,
             filter,
             stop,
             replayed_up_to: None,
+            server_replayed_up_to: None,
         };
         if let Some(s) = start {
             let past = self
@@ -763,12 +770,20 @@ impl Session {
                 .history(&NotificationFilter::default(), s, stop)
                 .await
                 .map_err(|e| from_model(&e, None))?;
+            let past_server = self.shared.events.history(s, stop);
+            // The model's and the server's own events, merged in time order.
+            let mut replay: Vec<(Timestamp, Option<String>)> = Vec::new();
             for n in &past {
                 sub.replayed_up_to = Some(n.seq);
-                if let Some(x) = render_for(&sub, n) {
-                    self.outbox.push_back(x);
-                }
+                replay.push((n.time, render_for(&sub, n)));
             }
+            for e in &past_server {
+                sub.server_replayed_up_to = Some(e.seq);
+                replay.push((e.time, render_element(&sub, e.time, e.event.clone())));
+            }
+            replay.sort_by_key(|(t, _)| *t);
+            self.outbox
+                .extend(replay.into_iter().filter_map(|(_, x)| x));
             self.outbox.push_back(notification_xml(
                 Timestamp::now(),
                 Element::new(NC_NOTIF_NS, "replayComplete"),
@@ -790,7 +805,11 @@ impl Session {
 }
 
 fn render_for(sub: &ActiveSub, n: &Notification) -> Option<String> {
-    let ev = event_element(n);
+    render_element(sub, n.time, event_element(n))
+}
+
+/// An event element through the subscription's filter, as a notification.
+fn render_element(sub: &ActiveSub, time: Timestamp, ev: Element) -> Option<String> {
     let ev = match &sub.filter {
         None => ev,
         Some(f) => f
@@ -799,7 +818,7 @@ fn render_for(sub: &ActiveSub, n: &Notification) -> Option<String> {
             .into_iter()
             .next()?,
     };
-    Some(notification_xml(n.time, ev))
+    Some(notification_xml(time, ev))
 }
 
 fn commit_options(op: &Element) -> Result<CommitOptions, RpcError> {
@@ -859,6 +878,22 @@ async fn next_sub_event(sub: &mut ActiveSub) -> SubEvent {
             }
             Some(Delivery::Missed(k)) => SubEvent::Missed(k),
             None => SubEvent::Complete,
+        },
+        r = sub.server.recv() => match r {
+            Ok(e) => {
+                if sub.server_replayed_up_to.is_some_and(|s| e.seq <= s) {
+                    return SubEvent::Nothing;
+                }
+                if sub.stop.is_some_and(|s| e.time > s) {
+                    return SubEvent::Complete;
+                }
+                match render_element(sub, e.time, e.event.clone()) {
+                    Some(x) => SubEvent::Send(x),
+                    None => SubEvent::Nothing,
+                }
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => SubEvent::Missed(k),
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => SubEvent::Complete,
         },
         () = stop_timer => SubEvent::Complete,
     }
@@ -949,32 +984,38 @@ where
 {
     let (id, kill) = shared.register(&user, &peer);
     let span = info_span!("netconf", session = id, user = %user, peer = %peer);
+    let who = shared.who(id);
     let mut task = AbortOnDrop(tokio::spawn(
         serve(shared.clone(), stream, id, user, kill).instrument(span.clone()),
     ));
-    let closed_cleanly = match (&mut task.0).await {
-        Ok(clean) => clean,
+    let end = match (&mut task.0).await {
+        Ok(end) => end,
         Err(e) => {
             if e.is_panic() {
                 error!(parent: &span, "session task panicked: its locks are released");
             }
-            false
+            End::Dropped
         }
     };
-    if !closed_cleanly {
+    if end != End::Closed {
         Stats::inc(&shared.stats.dropped_sessions);
     }
+    shared.events.emit(events::session_end(&who, end));
     shared.unregister(id).instrument(span).await;
 }
 
-/// The session loop; true when the client closed the session with close-session.
+fn killed(kill: &tokio::sync::watch::Receiver<Option<u32>>) -> End {
+    End::Killed(kill.borrow().unwrap_or(0))
+}
+
+/// The session loop; returns why the session ended.
 async fn serve<S>(
     shared: Arc<Shared>,
     stream: S,
     id: u32,
     user: String,
-    mut kill: tokio::sync::watch::Receiver<bool>,
-) -> bool
+    mut kill: tokio::sync::watch::Receiver<Option<u32>>,
+) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
@@ -994,11 +1035,11 @@ where
     // Our hello goes out at once, without waiting for the client's (RFC 6241 §8.1).
     if let Err(e) = s.write(&mut wr, &hello_xml(id)).await {
         debug!(error = %e, "client gone before the hello");
-        return false;
+        return End::Dropped;
     }
     let hello = tokio::select! {
         r = tokio::time::timeout(limits.hello_timeout, reader.read_message()) => r,
-        _ = kill.changed() => return false,
+        _ = kill.changed() => return killed(&kill),
     };
     let v11 = match hello {
         Ok(Ok(Some(m))) => match client_hello(&m, limits.max_depth) {
@@ -1006,19 +1047,19 @@ where
             Err(e) => {
                 warn!(error = %e, "bad hello: closing the session");
                 Stats::inc(&shared.stats.in_bad_hellos);
-                return false;
+                return End::BadHello;
             }
         },
-        Ok(Ok(None)) => return false,
+        Ok(Ok(None)) => return End::Dropped,
         Ok(Err(e)) => {
             warn!(error = %e, "framing error in the hello: closing the session");
             Stats::inc(&shared.stats.in_bad_hellos);
-            return false;
+            return End::BadHello;
         }
         Err(_) => {
             warn!("no hello in time: closing the session");
             Stats::inc(&shared.stats.in_bad_hellos);
-            return false;
+            return End::Timeout;
         }
     };
     if v11 {
@@ -1026,13 +1067,14 @@ where
         reader.framing = Framing::Chunked;
     }
     info!(framing = ?s.framing, "session started");
+    shared.events.emit(events::session_start(&shared.who(id)));
     let idle = shared.idle_timeout;
     let mut deadline = Instant::now() + idle;
     loop {
         // Notifications queued by a reply (replay) go out first.
         while let Some(n) = s.outbox.pop_front() {
             if s.write(&mut wr, &n).await.is_err() {
-                return false;
+                return End::Dropped;
             }
             Stats::inc(&shared.stats.out_notifications);
             shared.count(id, |i| i.out_notifications += 1);
@@ -1040,7 +1082,7 @@ where
         if s.close {
             info!("session closed by the client");
             let _ = wr.shutdown().await;
-            return true;
+            return End::Closed;
         }
         let has_sub = s.sub.is_some();
         let sub_event = async {
@@ -1053,7 +1095,7 @@ where
             _ = kill.changed() => {
                 info!("session killed");
                 let _ = wr.shutdown().await;
-                return false;
+                return killed(&kill);
             }
             msg = reader.read_message() => {
                 match msg {
@@ -1061,12 +1103,12 @@ where
                         deadline = Instant::now() + idle;
                         let out = s.handle_message(&m).await;
                         if s.write(&mut wr, &out).await.is_err() {
-                            return false;
+                            return End::Dropped;
                         }
                     }
                     Ok(None) => {
                         info!("client closed the connection");
-                        return false;
+                        return End::Dropped;
                     }
                     Err(e) => {
                         Stats::inc(&shared.stats.framing_errors);
@@ -1080,7 +1122,7 @@ where
                             }
                         }
                         let _ = wr.shutdown().await;
-                        return false;
+                        return End::Dropped;
                     }
                 }
             }
@@ -1098,7 +1140,7 @@ where
             () = tokio::time::sleep_until(deadline), if !has_sub => {
                 info!(idle_s = idle.as_secs(), "idle timeout: closing the session");
                 let _ = wr.shutdown().await;
-                return false;
+                return End::Timeout;
             }
         }
     }

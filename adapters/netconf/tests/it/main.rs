@@ -411,8 +411,9 @@ async fn notifications_are_delivered_live_and_replayed() {
         "notif.py",
         r#"
 m = connect()
-m.create_subscription(start_time="2000-01-01T00:00:00Z")
+m.create_subscription(filter=("subtree", '<alarm-raised xmlns="%s"/>' % HC), start_time="2000-01-01T00:00:00Z")
 n = m.take_notification(timeout=60)
+open("notif-alarm.xml", "w").write(n.notification_xml)
 print("replayed=%s" % ("earlier" in n.notification_xml and "<alarm-raised" in n.notification_xml), flush=True)
 n = m.take_notification(timeout=60)
 print("replay_complete=%s" % ("replayComplete" in n.notification_xml), flush=True)
@@ -452,9 +453,25 @@ while True:
     if "notificationComplete" in n.notification_xml:
         break
 print("xpath_filtered=%s" % (len(got) == 3 and "replayComplete" in got[0] and "fans on fire" in got[1] and "notificationComplete" in got[2]))
+# RFC 6470 events of the server: a config change and a killed session.
+NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+m4 = connect()
+m4.create_subscription(filter=['<netconf-config-change xmlns="%s"/>' % NCN, '<netconf-session-end xmlns="%s"/>' % NCN])
+m5 = connect()
+m5.edit_config(target="running", config='<config xmlns="%s"><element xmlns="%s"><fan><name>ne=1/shelf=1/fan=2</name><admin-state>locked</admin-state></fan></element></config>' % (NC, HC))
+n = m4.take_notification(timeout=60).notification_xml
+open("notif-change.xml", "w").write(n)
+print("config_change=%s" % ("<netconf-config-change" in n and "<session-id>%d</session-id>" % int(m5.session_id) in n
+      and "fan=2']/hc:admin-state</target>" in n and "<operation>replace</operation>" in n), flush=True)
+m4.kill_session(m5.session_id)
+n = m4.take_notification(timeout=60).notification_xml
+open("notif-end.xml", "w").write(n)
+print("session_end=%s" % ("<netconf-session-end" in n and "<killed-by>%d</killed-by>" % int(m4.session_id) in n
+      and "<termination-reason>killed</termination-reason>" in n), flush=True)
 m.close_session()
 m2.close_session()
 m3.close_session()
+m4.close_session()
 "#,
     );
     let mut child = Command::new("python3")
@@ -509,10 +526,45 @@ m3.close_session()
         "filtered_first_is_replay_complete",
         "complete",
         "xpath_filtered",
+        "config_change",
+        "session_end",
     ] {
         assert_eq!(line_value(&out, key), "True", "{key}: {out}\n{err}");
     }
     assert!(Stats::get(&s.stats.out_notifications) >= 5);
+    // The notifications validate against their modules.
+    let yang = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../yang");
+    let ietf = &pyang_modules()[0];
+    for (file, module) in [
+        ("notif-alarm.xml", ietf.join("ietf-yang-types.yang")),
+        (
+            "notif-change.xml",
+            ietf.join("ietf-netconf-notifications.yang"),
+        ),
+        (
+            "notif-end.xml",
+            ietf.join("ietf-netconf-notifications.yang"),
+        ),
+    ] {
+        let o = Command::new("yanglint")
+            .arg("-p")
+            .arg(ietf)
+            .arg("-p")
+            .arg(&yang)
+            .args(["-t", "nc-notif", "-f", "xml"])
+            .arg(&module)
+            .arg(yang.join("halyard-cluster@2026-11-26.yang"))
+            .arg(s.dir.path().join(file))
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "yanglint rejects {file}: {}\n{}",
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(s.dir.path().join(file)).unwrap_or_default()
+        );
+    }
     s.stop().await;
 }
 
