@@ -421,7 +421,8 @@ async fn job(
         rx.mark_unchanged();
         if !rx.borrow().finished() {
             let mut stop = st.shutdown.clone();
-            let limit = Duration::from_millis(ms.min(MAX_WAIT_MS));
+            // Shorter than the idle bound, or the connection would be cut.
+            let limit = Duration::from_millis(ms.min(MAX_WAIT_MS)).min(st.limits.idle_timeout / 2);
             tokio::select! {
                 _ = tokio::time::timeout(limit, rx.changed()) => {}
                 _ = stop.wait_for(|s| *s) => {}
@@ -643,7 +644,9 @@ async fn sse(
             }
         },
     );
-    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
+    // Keep-alives well within the idle bound of the connection.
+    let every = Duration::from_secs(15).min(st.limits.idle_timeout / 2);
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(every)))
 }
 
 async fn events(

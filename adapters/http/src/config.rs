@@ -69,6 +69,12 @@ pub struct Limits {
     pub page_size: usize,
     /// Server-sent event streams open at once (503 above).
     pub max_event_streams: usize,
+    /// Connections open at once per listener; more are closed at once.
+    pub max_connections: usize,
+    /// A connection with no traffic either way for this long is closed
+    /// (event streams send a keep-alive every 15 s).
+    #[serde(with = "millis")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -81,6 +87,8 @@ impl Default for Limits {
             request_timeout: Duration::from_secs(10),
             page_size: 512,
             max_event_streams: 64,
+            max_connections: 1024,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }

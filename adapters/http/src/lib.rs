@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod repr;
 
 mod api;
+mod conn;
 mod console;
 mod server;
 mod tls;

@@ -18,6 +18,7 @@ use tracing::Instrument as _;
 
 use crate::auth::Authenticator;
 use crate::config::{HttpConfig, Limits};
+use crate::conn::{Gate, PlainListener};
 use crate::error::{ApiError, HttpError};
 use crate::metrics::{HttpMetrics, RequestLabels, RouteLabels};
 use crate::repr::{self, Format};
@@ -263,6 +264,7 @@ pub struct HttpServer {
     addrs: Vec<SocketAddr>,
     router: Router,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
     stop: watch::Sender<bool>,
 }
 
@@ -334,6 +336,7 @@ impl HttpServer {
             addrs,
             router,
             tls,
+            limits: config.limits.clone(),
             stop,
         })
     }
@@ -352,6 +355,7 @@ impl HttpServer {
             addrs,
             router,
             tls,
+            limits,
             stop,
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
@@ -364,13 +368,17 @@ impl HttpServer {
             };
             match &tls {
                 Some(acceptor) => {
-                    let l = TlsListener::new(l, acceptor.clone()).map_err(HttpError::Serve)?;
+                    let gate = Gate::new(limits.max_connections, limits.idle_timeout);
+                    let l =
+                        TlsListener::new(l, acceptor.clone(), gate).map_err(HttpError::Serve)?;
                     tracing::info!(%addr, "HTTP face listening (HTTPS)");
                     tasks.spawn(async move {
                         axum::serve(l, app).with_graceful_shutdown(stopped).await
                     });
                 }
                 None => {
+                    let gate = Gate::new(limits.max_connections, limits.idle_timeout);
+                    let l = PlainListener::new(l, gate);
                     tracing::info!(%addr, "HTTP face listening");
                     tasks.spawn(async move {
                         axum::serve(l, app).with_graceful_shutdown(stopped).await

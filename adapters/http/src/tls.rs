@@ -17,6 +17,7 @@ use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
+use crate::conn::{Gate, Guarded};
 use crate::error::HttpError;
 
 /// A TLS handshake must finish within this time.
@@ -53,13 +54,13 @@ pub fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, HttpError> {
 /// or silent client never holds up the others.
 #[derive(Debug)]
 pub struct TlsListener {
-    rx: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
+    rx: mpsc::Receiver<(TlsStream<Guarded<TcpStream>>, SocketAddr)>,
     local: SocketAddr,
     task: JoinHandle<()>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> std::io::Result<Self> {
+    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor, gate: Gate) -> std::io::Result<Self> {
         let local = tcp.local_addr()?;
         let (tx, rx) = mpsc::channel(64);
         let task = tokio::spawn(async move {
@@ -68,6 +69,11 @@ impl TlsListener {
                 tokio::select! {
                     r = tcp.accept(), if handshakes.len() < MAX_HANDSHAKES => match r {
                         Ok((stream, peer)) => {
+                            // Full: the stream is dropped, which closes it.
+                            let Some(stream) = gate.admit(stream) else {
+                                tracing::debug!(%peer, "connection refused: too many open");
+                                continue;
+                            };
                             let acceptor = acceptor.clone();
                             let tx = tx.clone();
                             handshakes.spawn(async move {
@@ -101,7 +107,7 @@ impl Drop for TlsListener {
 }
 
 impl Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
+    type Io = TlsStream<Guarded<TcpStream>>;
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {

@@ -1019,3 +1019,110 @@ fn limits_in_a_config_file_default_field_by_field() {
     );
     assert_eq!(c.users[0].role, halyard_http::Role::Operator);
 }
+
+/// Reads until the server closes the connection (or errors), within `limit`.
+async fn closed_within(s: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_are_bounded_and_idle_ones_closed() {
+    use tokio::io::AsyncWriteExt;
+    let mut cfg = config(true);
+    cfg.limits.max_connections = 2;
+    cfg.limits.idle_timeout = Duration::from_millis(1500);
+    let h = Harness::with_config(cfg).await;
+    let connect = || tokio::net::TcpStream::connect(h.addr);
+    let mut a = connect().await.unwrap();
+    let _b = connect().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The third is closed at once.
+    let mut c = connect().await.unwrap();
+    assert!(
+        closed_within(&mut c, Duration::from_secs(1)).await,
+        "a third connection was kept"
+    );
+    // A silent connection is closed after the idle time, not before.
+    let t = std::time::Instant::now();
+    assert!(
+        closed_within(&mut a, Duration::from_secs(10)).await,
+        "idle connection kept"
+    );
+    assert!(
+        t.elapsed() >= Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+    // Their slots come back: a request is served.
+    let mut d = crate::eventually(
+        "a free connection slot",
+        Duration::from_secs(10),
+        || async {
+            let mut s = connect().await.ok()?;
+            s.write_all(
+                b"GET /api/v1/objects/ne=1 HTTP/1.1\r\nHost: x\r\nAccept: application/json\r\n\r\n",
+            )
+            .await
+            .ok()?;
+            let mut buf = vec![0u8; 4096];
+            let n = tokio::time::timeout(
+                Duration::from_secs(2),
+                tokio::io::AsyncReadExt::read(&mut s, &mut buf),
+            )
+            .await
+            .ok()?
+            .ok()?;
+            let head = String::from_utf8_lossy(&buf[..n]).into_owned();
+            head.starts_with("HTTP/1.1 200").then_some(s)
+        },
+    )
+    .await;
+    d.shutdown().await.ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stream_outlives_the_idle_bound() {
+    let mut cfg = config(true);
+    cfg.limits.idle_timeout = Duration::from_millis(1200);
+    let h = Harness::with_config(cfg).await;
+    let mut r = client().get(h.url("/api/v1/events")).send().await.unwrap();
+    let mut seen = String::new();
+    // Keep-alive comments every 600 ms keep the silent stream open.
+    tokio::time::timeout(Duration::from_secs(20), async {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(3) {
+            let chunk = r.chunk().await.unwrap().expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap();
+    assert!(seen.contains("event: hello"), "{seen}");
+    assert!(
+        seen.matches("\n:").count() + seen.matches(":\n").count() >= 2,
+        "keep-alives: {seen:?}"
+    );
+    let alarm = h
+        .model
+        .raise_alarm("ne=1/shelf=1/fan=1", "minor", "late")
+        .await;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains(&alarm) {
+            let chunk = r.chunk().await.unwrap().expect("stream open");
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .unwrap();
+}
