@@ -860,6 +860,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn confirmed_commit_rolls_back_after_its_timeout() {
         let (m, s) = shared();
+        let mut events = s.events.subscribe();
         let before = fan_admin(&m).await;
         assert!(
             s.edit(
@@ -885,6 +886,17 @@ mod tests {
         )
         .await
         .unwrap();
+        let change = events.try_recv().unwrap().event.to_xml();
+        assert!(change.contains("netconf-config-change"), "{change}");
+        assert!(
+            change.contains("<operation>replace</operation>"),
+            "{change}"
+        );
+        let start = events.try_recv().unwrap().event.to_xml();
+        assert!(
+            start.contains("<confirm-event>start</confirm-event><timeout>30</timeout>"),
+            "{start}"
+        );
         assert_eq!(fan_admin(&m).await, Value::Enum(1));
         tokio::time::sleep(Duration::from_secs(29)).await;
         assert_eq!(fan_admin(&m).await, Value::Enum(1));
@@ -892,6 +904,16 @@ mod tests {
         tokio::time::sleep(Duration::from_secs(2)).await;
         assert_eq!(fan_admin(&m).await, before);
         assert!(!s.commit_pending().await);
+        let timeout = events.try_recv().unwrap().event.to_xml();
+        assert!(
+            timeout.contains("<session-id>0</session-id><confirm-event>timeout</confirm-event>"),
+            "{timeout}"
+        );
+        let rollback = events.try_recv().unwrap().event.to_xml();
+        assert!(
+            rollback.contains("<changed-by><server/></changed-by>"),
+            "{rollback}"
+        );
     }
 
     #[tokio::test(start_paused = true)]

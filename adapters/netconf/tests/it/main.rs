@@ -962,6 +962,9 @@ m = connect()
 r = m.get()
 with open("get-data.xml", "wb") as f:
     f.write(b"".join(etree.tostring(c) for c in r.data_ele))
+r = m.get_config(source="running")
+with open("get-config-data.xml", "wb") as f:
+    f.write(b"".join(etree.tostring(c) for c in r.data_ele))
 g = m.get(filter=("subtree", '<netconf-state xmlns="urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"><schemas/></netconf-state>')).data_ele
 names = []
 for sch in g.iter("{urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring}schema"):
@@ -1029,6 +1032,21 @@ m.close_session()
         "yanglint rejects the <get> data: {}\n{}",
         String::from_utf8_lossy(&o.stderr),
         String::from_utf8_lossy(&o.stdout)
+    );
+    // And the data of <get-config>.
+    let o = Command::new("yanglint")
+        .arg("-p")
+        .arg(&mods)
+        .args(["-t", "getconfig", "-f", "xml"])
+        .arg(mods.join("halyard-cluster@2026-11-26.yang"))
+        .arg(s.dir.path().join("get-config-data.xml"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "yanglint rejects the <get-config> data: {}",
+        String::from_utf8_lossy(&o.stderr)
     );
     s.stop().await;
 }
