@@ -181,20 +181,27 @@ fn build_query(
         .iter()
         .filter(|(k, _)| !RESERVED.contains(&k.as_str()))
     {
-        let a: &AttrMeta = candidates
+        // Classes may spell the same attribute name with different types
+        // (State of a job, a release, a member): the value must fit one.
+        let attrs: Vec<&AttrMeta> = candidates
             .iter()
-            .find_map(|c| c.attribute(k).map(|(_, a)| a))
-            .ok_or_else(|| {
-                ApiError::bad_request(format!(
-                    "no attribute {k} to filter on in the classes listed"
-                ))
-            })?;
-        let canonical = if v.is_empty() {
-            String::new()
+            .filter_map(|c| c.attribute(k).map(|(_, a)| a))
+            .collect();
+        let Some(first) = attrs.first() else {
+            return Err(ApiError::bad_request(format!(
+                "no attribute {k} to filter on in the classes listed"
+            )));
+        };
+        let (a, canonical) = if v.is_empty() {
+            (*first, String::new())
         } else {
-            Value::parse(&a.ty, v)
-                .map_err(|e| ApiError::invalid(format!("filter {k}: {e}")))?
-                .render(&a.ty)
+            attrs
+                .iter()
+                .find_map(|a| Value::parse(&a.ty, v).ok().map(|x| (*a, x.render(&a.ty))))
+                .ok_or_else(|| {
+                    let e = Value::parse(&first.ty, v).err().map(|e| e.to_string());
+                    ApiError::invalid(format!("filter {k}: {}", e.unwrap_or_default()))
+                })?
         };
         q.filters.push((a.name.to_string(), canonical));
     }

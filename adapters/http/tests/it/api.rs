@@ -568,6 +568,10 @@ async fn listings_scope_and_filter() {
     )
     .await;
     assert_eq!(names(b), ["ne=1/shelf=1/node=a/comp=counterd-a"]);
+    // The same attribute name with different types in different classes.
+    let (st, _, b) = get(&h, "/api/v1/objects?state=running", JSON).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    assert!(names(b).is_empty());
     // Bad listings.
     for (p, s) in [
         ("/api/v1/classes/Fan?colour=red", StatusCode::BAD_REQUEST),
