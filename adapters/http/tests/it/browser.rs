@@ -4,7 +4,10 @@
 use std::process::Stdio;
 use std::time::Duration;
 
+use std::panic::AssertUnwindSafe;
+
 use fantoccini::{Client, ClientBuilder, Locator};
+use futures_util::FutureExt;
 use serde_json::json;
 use tokio::process::Command;
 
@@ -100,122 +103,131 @@ async fn console_in_headless_chromium() {
     let h = Harness::start().await;
     let profile = temp_dir("chromium");
     let (mut driver, c) = start_browser(&profile).await;
-    c.goto(&h.url("/")).await.unwrap();
-    assert_eq!(c.title().await.unwrap(), "Halyard console");
-    // The tree: the shelf and the demo's components, with their states.
-    let comp = "ne=1/shelf=1/node=a/comp=counterd-a";
-    for name in [
-        "ne=1/shelf=1",
-        "ne=1/shelf=1/fan=1",
-        "ne=1/shelf=1/psu=2",
-        comp,
-        "ne=1/shelf=1/node=b/comp=counterd-b",
-    ] {
-        let c = &c;
-        eventually(&format!("{name} in the tree"), WAIT, || async move {
-            c.find(Locator::Css(&format!(".row[data-name=\"{name}\"]")))
-                .await
-                .ok()
-        })
+    // Whatever happens, the browser is closed: a panic must not orphan it.
+    let outcome = AssertUnwindSafe(async {
+        c.goto(&h.url("/")).await.unwrap();
+        assert_eq!(c.title().await.unwrap(), "Halyard console");
+        // The tree: the shelf and the demo's components, with their states.
+        let comp = "ne=1/shelf=1/node=a/comp=counterd-a";
+        for name in [
+            "ne=1/shelf=1",
+            "ne=1/shelf=1/fan=1",
+            "ne=1/shelf=1/psu=2",
+            comp,
+            "ne=1/shelf=1/node=b/comp=counterd-b",
+        ] {
+            let c = &c;
+            eventually(&format!("{name} in the tree"), WAIT, || async move {
+                c.find(Locator::Css(&format!(".row[data-name=\"{name}\"]")))
+                    .await
+                    .ok()
+            })
+            .await;
+        }
+        let row = format!(".row[data-name=\"{comp}\"]");
+        wait_text(
+            &c,
+            &format!("{row} .pill[data-attr=\"availability-state\"]"),
+            "primary",
+        )
         .await;
-    }
-    let row = format!(".row[data-name=\"{comp}\"]");
-    wait_text(
-        &c,
-        &format!("{row} .pill[data-attr=\"availability-state\"]"),
-        "primary",
-    )
-    .await;
-    wait_text(&c, ".group .asg", "active").await;
-    wait_text(&c, "#live", "live").await;
-    // Nothing below reloads the page: this marker would be lost.
-    c.execute("window.__noReload = 42; return 0;", vec![])
-        .await
-        .unwrap();
+        wait_text(&c, ".group .asg", "active").await;
+        wait_text(&c, "#live", "live").await;
+        // Nothing below reloads the page: this marker would be lost.
+        c.execute("window.__noReload = 42; return 0;", vec![])
+            .await
+            .unwrap();
 
-    // Sign in with the operator's token, select the component, lock it.
-    c.find(Locator::Css("#login-pass"))
-        .await
-        .unwrap()
-        .send_keys(OPERATOR_TOKEN)
-        .await
-        .unwrap();
-    click(&c, "#login button[type=submit]").await;
-    wait_text(&c, "#whoami-name", "token").await;
-    click(&c, &row).await;
-    wait_text(&c, "#detail-name", comp).await;
-    wait_text(&c, "#charts", "restarts").await;
-    confirm_op(&c, "Lock", Some(("reason", "maintenance"))).await;
-    wait_text(
-        &c,
-        &format!("{row} .pill[data-attr=\"admin-state\"]"),
-        "locked",
-    )
-    .await;
-    wait_text(&c, "#detail-states", "locked").await;
-    wait_text(&c, ".job.succeeded", "Lock").await;
-    let o = h
-        .model
-        .inner
-        .invocations()
-        .into_iter()
-        .find(|i| i.operation == "Lock")
-        .expect("the console invoked Lock");
-    assert_eq!(o.target.as_str(), comp);
-    assert_eq!(o.principal.user, "operator");
-
-    // Inject a fault from the console: the alarm appears without a reload.
-    confirm_op(&c, "InjectFault", Some(("fault", "crash"))).await;
-    wait_text(&c, "#alarms tbody", "injected fault: crash").await;
-    // An alarm published by the agent shows up live, with the summary.
-    let alarm = h
-        .model
-        .raise_alarm("ne=1/shelf=1/psu=2", "critical", "output lost")
+        // Sign in with the operator's token, select the component, lock it.
+        c.find(Locator::Css("#login-pass"))
+            .await
+            .unwrap()
+            .send_keys(OPERATOR_TOKEN)
+            .await
+            .unwrap();
+        click(&c, "#login button[type=submit]").await;
+        wait_text(&c, "#whoami-name", "token").await;
+        click(&c, &row).await;
+        wait_text(&c, "#detail-name", comp).await;
+        wait_text(&c, "#charts", "restarts").await;
+        confirm_op(&c, "Lock", Some(("reason", "maintenance"))).await;
+        wait_text(
+            &c,
+            &format!("{row} .pill[data-attr=\"admin-state\"]"),
+            "locked",
+        )
         .await;
-    let arow = format!("#alarms tr[data-alarm=\"{alarm}\"]");
-    wait_text(&c, &arow, "output lost").await;
-    wait_text(&c, &format!("{arow} .sev"), "critical").await;
-    wait_text(&c, "#summary [data-severity=\"critical\"]", "critical 1").await;
-    wait_text(&c, "#events", "alarm-raised").await;
-    // Acknowledge it.
-    click(&c, &format!("{arow} button.ack")).await;
-    wait_text(&c, &format!("{arow} .ack-by"), "operator").await;
-    let class = c
-        .find(Locator::Css(&arow))
-        .await
-        .unwrap()
-        .attr("class")
-        .await
-        .unwrap()
-        .unwrap_or_default();
-    assert!(class.contains("acked"), "{class}");
-    wait_text(&c, "#summary [data-severity=\"critical\"]", "critical 1").await;
-    let unacked = text_of(&c, "#summary [data-severity=\"critical\"]")
-        .await
-        .unwrap();
-    assert!(
-        !unacked.contains('('),
-        "acknowledged: no unacknowledged count: {unacked}"
-    );
-    let marker = c
-        .execute("return window.__noReload;", vec![])
-        .await
-        .unwrap();
-    assert_eq!(marker, json!(42), "the page was reloaded");
+        wait_text(&c, "#detail-states", "locked").await;
+        wait_text(&c, ".job.succeeded", "Lock").await;
+        let o = h
+            .model
+            .inner
+            .invocations()
+            .into_iter()
+            .find(|i| i.operation == "Lock")
+            .expect("the console invoked Lock");
+        assert_eq!(o.target.as_str(), comp);
+        assert_eq!(o.principal.user, "operator");
 
-    // The screenshot, as an artifact.
-    let png = c.screenshot().await.unwrap();
-    assert!(
-        png.starts_with(b"\x89PNG") && png.len() > 10_000,
-        "{} bytes",
-        png.len()
-    );
-    let path = artifact_dir().join("halyard-http-console.png");
-    std::fs::write(&path, &png).unwrap();
-    eprintln!("console screenshot: {}", path.display());
-    c.close().await.unwrap();
+        // Inject a fault from the console: the alarm appears without a reload.
+        confirm_op(&c, "InjectFault", Some(("fault", "crash"))).await;
+        wait_text(&c, "#alarms tbody", "injected fault: crash").await;
+        // An alarm published by the agent shows up live, with the summary.
+        let alarm = h
+            .model
+            .raise_alarm("ne=1/shelf=1/psu=2", "critical", "output lost")
+            .await;
+        let arow = format!("#alarms tr[data-alarm=\"{alarm}\"]");
+        wait_text(&c, &arow, "output lost").await;
+        wait_text(&c, &format!("{arow} .sev"), "critical").await;
+        wait_text(&c, "#summary [data-severity=\"critical\"]", "critical 1").await;
+        wait_text(&c, "#events", "alarm-raised").await;
+        // Acknowledge it.
+        click(&c, &format!("{arow} button.ack")).await;
+        wait_text(&c, &format!("{arow} .ack-by"), "operator").await;
+        let class = c
+            .find(Locator::Css(&arow))
+            .await
+            .unwrap()
+            .attr("class")
+            .await
+            .unwrap()
+            .unwrap_or_default();
+        assert!(class.contains("acked"), "{class}");
+        wait_text(&c, "#summary [data-severity=\"critical\"]", "critical 1").await;
+        let unacked = text_of(&c, "#summary [data-severity=\"critical\"]")
+            .await
+            .unwrap();
+        assert!(
+            !unacked.contains('('),
+            "acknowledged: no unacknowledged count: {unacked}"
+        );
+        let marker = c
+            .execute("return window.__noReload;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(marker, json!(42), "the page was reloaded");
+
+        // The screenshot, as an artifact.
+        let png = c.screenshot().await.unwrap();
+        assert!(
+            png.starts_with(b"\x89PNG") && png.len() > 10_000,
+            "{} bytes",
+            png.len()
+        );
+        let path = artifact_dir().join("halyard-http-console.png");
+        std::fs::write(&path, &png).unwrap();
+        eprintln!("console screenshot: {}", path.display());
+    })
+    .catch_unwind()
+    .await;
+    let _ = c.close().await;
     let _ = driver.kill().await;
+    let _ = driver.wait().await;
     let _ = std::fs::remove_dir_all(profile);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
 
 /// With anonymous reads off, the console signs in with HTTP basic
@@ -225,33 +237,42 @@ async fn console_signed_in_with_basic_auth() {
     let h = Harness::with_config(crate::config(false)).await;
     let profile = temp_dir("chromium");
     let (mut driver, c) = start_browser(&profile).await;
-    c.goto(&h.url("/")).await.unwrap();
-    wait_text(&c, "#toast", "Sign in").await;
-    assert!(
-        c.find(Locator::Css(".row[data-name=\"ne=1\"]"))
-            .await
-            .is_err()
-    );
-    let user = c.find(Locator::Css("#login-user")).await.unwrap();
-    user.send_keys(crate::ADMIN.0).await.unwrap();
-    let pass = c.find(Locator::Css("#login-pass")).await.unwrap();
-    pass.send_keys(crate::ADMIN.1).await.unwrap();
-    click(&c, "#login button[type=submit]").await;
-    wait_text(&c, "#whoami-name", crate::ADMIN.0).await;
-    wait_text(&c, ".row[data-name=\"ne=1/shelf=1/fan=2\"]", "fan=2").await;
-    wait_text(&c, "#live", "live").await;
-    let alarm = h
-        .model
-        .raise_alarm("ne=1/shelf=1/fan=2", "warning", "bearing noise")
+    // Whatever happens, the browser is closed: a panic must not orphan it.
+    let outcome = AssertUnwindSafe(async {
+        c.goto(&h.url("/")).await.unwrap();
+        wait_text(&c, "#toast", "Sign in").await;
+        assert!(
+            c.find(Locator::Css(".row[data-name=\"ne=1\"]"))
+                .await
+                .is_err()
+        );
+        let user = c.find(Locator::Css("#login-user")).await.unwrap();
+        user.send_keys(crate::ADMIN.0).await.unwrap();
+        let pass = c.find(Locator::Css("#login-pass")).await.unwrap();
+        pass.send_keys(crate::ADMIN.1).await.unwrap();
+        click(&c, "#login button[type=submit]").await;
+        wait_text(&c, "#whoami-name", crate::ADMIN.0).await;
+        wait_text(&c, ".row[data-name=\"ne=1/shelf=1/fan=2\"]", "fan=2").await;
+        wait_text(&c, "#live", "live").await;
+        let alarm = h
+            .model
+            .raise_alarm("ne=1/shelf=1/fan=2", "warning", "bearing noise")
+            .await;
+        wait_text(
+            &c,
+            &format!("#alarms tr[data-alarm=\"{alarm}\"]"),
+            "bearing noise",
+        )
         .await;
-    wait_text(
-        &c,
-        &format!("#alarms tr[data-alarm=\"{alarm}\"]"),
-        "bearing noise",
-    )
+        wait_text(&c, "#summary [data-severity=\"warning\"]", "warning 1 (1)").await;
+    })
+    .catch_unwind()
     .await;
-    wait_text(&c, "#summary [data-severity=\"warning\"]", "warning 1 (1)").await;
-    c.close().await.unwrap();
+    let _ = c.close().await;
     let _ = driver.kill().await;
+    let _ = driver.wait().await;
     let _ = std::fs::remove_dir_all(profile);
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
 }
