@@ -395,7 +395,9 @@ function logEvent(kind, d) {
   const ol = $('#events');
   const v = d.values || {};
   const what = v.alarm || v.component || v['service-instance'] || v.node || d.source || '';
-  const extra = v.severity || v['availability-state'] || v['admin-state'] || v.state || '';
+  const extra = v.severity
+    || [v['admin-state'], v['oper-state'], v['availability-state']].filter(Boolean).join(' / ')
+    || v.state || v['to-component'] || '';
   ol.prepend(el('li', { 'data-event': kind }, el('span', { class: 't', text: fmtTime(d.time) }), el('span', { class: 'k', text: kind }), el('span', { text: `${leaf(what)} ${extra}` })));
   while (ol.children.length > 60) ol.lastChild.remove();
 }
