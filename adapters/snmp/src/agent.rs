@@ -803,18 +803,7 @@ impl Shared {
             return report(Counter::UnsupportedSecLevels, None);
         }
         if let Some((proto, key)) = user.auth.as_ref().filter(|_| auth) {
-            let received = &usm.authentication_parameters[..];
-            if received.len() != proto.mac_len() {
-                return report(Counter::WrongDigests, None);
-            }
-            let mut pat = vec![0x04, received.len() as u8];
-            pat.extend_from_slice(received);
-            let Some(pos) = buf.windows(pat.len()).position(|w| w == pat) else {
-                return report(Counter::WrongDigests, None);
-            };
-            let mut zeroed = buf.to_vec();
-            zeroed[pos + 2..pos + 2 + received.len()].fill(0);
-            if !usm::digest_eq(&usm::digest(*proto, key, &zeroed), received) {
+            if !usm::verify(*proto, key, &usm.authentication_parameters, buf) {
                 return report(Counter::WrongDigests, None);
             }
             let boots = i64::try_from(&usm.authoritative_engine_boots).unwrap_or(-1);

@@ -194,7 +194,7 @@ async fn wait_v3(
     socket: &UdpSocket,
     from: SocketAddr,
     msg_id: i32,
-) -> (v3::USMSecurityParameters, bool) {
+) -> (v3::USMSecurityParameters, bool, Vec<u8>) {
     let mut buf = vec![0u8; 65_536];
     loop {
         let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
@@ -217,8 +217,18 @@ async fn wait_v3(
             &m.scoped_data,
             v3::ScopedPduData::CleartextPdu(s) if matches!(s.data, v2::Pdus::Report(_))
         );
-        return (usm, report);
+        return (usm, report, buf[..n].to_vec());
     }
+}
+
+/// Whether a message from the remote engine carries a valid digest (or
+/// none is expected).
+fn authentic(r: &Remote, p: &v3::USMSecurityParameters, bytes: &[u8]) -> bool {
+    let Some((proto, key)) = &r.auth else {
+        return true;
+    };
+    p.authoritative_engine_id[..] == r.engine_id[..]
+        && usm::verify(*proto, key, &p.authentication_parameters, bytes)
 }
 
 /// Engine discovery (RFC 3414 4): a reportable, unauthenticated probe.
@@ -254,7 +264,7 @@ async fn discover(
     })?;
     socket.send_to(&probe, target.address).await.ok()?;
     shared.engine.count(Counter::OutPkts);
-    let (p, _) = tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id))
+    let (p, _, _) = tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id))
         .await
         .ok()?;
     let engine_id = p.authoritative_engine_id.to_vec();
@@ -328,8 +338,14 @@ async fn send_v3_inform(
             shared.engine.count(Counter::OutPkts);
         }
         match tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id)).await {
-            Ok((_, false)) => return true,
-            Ok((p, true)) => {
+            Ok((p, false, bytes)) => {
+                // The Response must be authenticated with the receiver's key.
+                if authentic(r, &p, &bytes) {
+                    return true;
+                }
+                tracing::debug!(target = %target.address, "inform response failed authentication");
+            }
+            Ok((p, true, _)) => {
                 // notInTimeWindow (or another report): take its clock and
                 // engine, and try again.
                 if p.authoritative_engine_id[..] == r.engine_id[..] {

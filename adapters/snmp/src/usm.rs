@@ -105,6 +105,22 @@ pub fn find_auth_params(msg: &[u8], len: usize) -> Option<usize> {
     msg.windows(pat.len()).position(|w| w == pat).map(|p| p + 2)
 }
 
+/// Verifies the digest `received` of a whole message `bytes` (RFC 3414
+/// 6.3.2): the digest is located in the message, zeroed, recomputed.
+pub fn verify(proto: AuthProtocol, key: &[u8], received: &[u8], bytes: &[u8]) -> bool {
+    if received.len() != proto.mac_len() {
+        return false;
+    }
+    let mut pat = vec![0x04, received.len() as u8];
+    pat.extend_from_slice(received);
+    let Some(pos) = bytes.windows(pat.len()).position(|w| w == pat) else {
+        return false;
+    };
+    let mut zeroed = bytes.to_vec();
+    zeroed[pos + 2..pos + 2 + received.len()].fill(0);
+    digest_eq(&digest(proto, key, &zeroed), received)
+}
+
 fn aes_iv(boots: u32, time: u32, salt: &[u8; 8]) -> [u8; 16] {
     let mut iv = [0u8; 16];
     iv[..4].copy_from_slice(&boots.to_be_bytes());
@@ -251,6 +267,21 @@ mod tests {
         assert_ne!(&data[..], b"a scoped PDU of any length");
         assert!(aes_decrypt(&key, 3, 77, &[1; 8], &mut data));
         assert_eq!(&data[..], b"a scoped PDU of any length");
+    }
+
+    #[test]
+    fn verifies_digests_in_place() {
+        let key = localized_key(AuthProtocol::Sha256, "password1", b"engine1");
+        let mut msg = vec![0x30, 0x1c, 0x04, 0x18];
+        msg.extend_from_slice(&[0u8; 24]);
+        let d = digest(AuthProtocol::Sha256, &key, &msg);
+        msg[4..].copy_from_slice(&d);
+        assert!(verify(AuthProtocol::Sha256, &key, &d, &msg));
+        assert!(!verify(AuthProtocol::Sha256, &key, &d[..12], &msg));
+        assert!(!verify(AuthProtocol::Sha1, &key, &d, &msg));
+        let mut bad = msg.clone();
+        bad[1] ^= 1;
+        assert!(!verify(AuthProtocol::Sha256, &key, &d, &bad));
     }
 
     #[test]
