@@ -107,6 +107,9 @@ pub struct NetconfConfig {
     /// Time a failed authentication attempt takes (constant, against probing).
     pub auth_rejection_time: Duration,
     pub limits: Limits,
+    /// Users (by name) who may read and subscribe but not change anything:
+    /// edits, locks, commits, actions and kill-session get `access-denied`.
+    pub read_only_users: Vec<String>,
     /// Extra directories get-schema serves IETF modules from
     /// (`<name>.yang` or `<name>@<revision>.yang`), e.g. `/usr/share/yang/modules/ietf`.
     /// The halyard-cluster module is always served from the binary.
@@ -122,6 +125,7 @@ impl NetconfConfig {
             idle_timeout: Duration::from_secs(3600),
             auth_rejection_time: Duration::from_secs(1),
             limits: Limits::default(),
+            read_only_users: Vec::new(),
             schema_dirs: Vec::new(),
         }
     }

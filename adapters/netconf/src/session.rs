@@ -130,6 +130,8 @@ struct Session {
     shared: Arc<Shared>,
     id: u32,
     user: String,
+    /// May read and subscribe only.
+    read_only: bool,
     framing: Framing,
     subscribed: bool,
     sub: Option<ActiveSub>,
@@ -323,6 +325,28 @@ impl Session {
     async fn dispatch(&mut self, op: &Element) -> Reply {
         let sh = self.shared.clone();
         let me = self.id;
+        let writes = matches!(
+            (op.ns.as_str(), op.name.as_str()),
+            (
+                BASE_NS,
+                "edit-config"
+                    | "copy-config"
+                    | "delete-config"
+                    | "lock"
+                    | "unlock"
+                    | "commit"
+                    | "cancel-commit"
+                    | "discard-changes"
+                    | "kill-session"
+            ) | (YANG1_NS, "action")
+        );
+        if writes && self.read_only {
+            warn!(op = %op.name, user = %self.user, "access denied: read-only user");
+            return Reply::Errors(vec![RpcError::protocol(
+                Tag::AccessDenied,
+                format!("user {} may not use <{}>", self.user, op.name),
+            )]);
+        }
         match (op.ns.as_str(), op.name.as_str()) {
             (BASE_NS, "get") => {
                 let r = async {
@@ -978,15 +1002,20 @@ impl<T> Drop for AbortOnDrop<T> {
 
 /// Runs one session to its end over `stream`. The session runs in its own
 /// task so that even a panic in it releases its locks and registration.
-pub async fn run_session<S>(shared: Arc<Shared>, stream: S, user: String, peer: String)
-where
+pub async fn run_session<S>(
+    shared: Arc<Shared>,
+    stream: S,
+    user: String,
+    peer: String,
+    read_only: bool,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (id, kill) = shared.register(&user, &peer);
     let span = info_span!("netconf", session = id, user = %user, peer = %peer);
     let who = shared.who(id);
     let mut task = AbortOnDrop(tokio::spawn(
-        serve(shared.clone(), stream, id, user, kill).instrument(span.clone()),
+        serve(shared.clone(), stream, id, user, read_only, kill).instrument(span.clone()),
     ));
     let end = match (&mut task.0).await {
         Ok(end) => end,
@@ -1014,6 +1043,7 @@ async fn serve<S>(
     stream: S,
     id: u32,
     user: String,
+    read_only: bool,
     mut kill: tokio::sync::watch::Receiver<Option<u32>>,
 ) -> End
 where
@@ -1026,6 +1056,7 @@ where
         shared: shared.clone(),
         id,
         user,
+        read_only,
         framing: Framing::EndOfMessage,
         subscribed: false,
         sub: None,

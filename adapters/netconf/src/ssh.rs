@@ -77,6 +77,7 @@ pub fn load_or_create_host_key(path: &std::path::Path) -> Result<PrivateKey, Net
 struct User {
     password: Option<String>,
     keys: Vec<PublicKey>,
+    read_only: bool,
 }
 
 /// What every connection shares.
@@ -198,13 +199,16 @@ impl Handler for Conn {
         session.channel_success(id)?;
         self.started.store(true, Ordering::Relaxed);
         let shared = self.ctx.shared.clone();
+        let read_only = self.ctx.users.get(&user).is_some_and(|u| u.read_only);
         let peer = self.peer_ip.clone();
         let stream = channel.into_stream();
         self.ctx
             .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .spawn(crate::session::run_session(shared, stream, user, peer));
+            .spawn(crate::session::run_session(
+                shared, stream, user, peer, read_only,
+            ));
         Ok(())
     }
 
@@ -286,6 +290,7 @@ impl Listener {
                 User {
                     password: password.clone(),
                     keys,
+                    read_only: config.read_only_users.contains(name),
                 },
             );
         }

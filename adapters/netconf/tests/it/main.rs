@@ -129,6 +129,7 @@ async fn start_with(f: impl FnOnce(&mut NetconfConfig)) -> Server {
         key_user_config(dir.path()),
     ];
     config.auth_rejection_time = Duration::from_millis(200);
+    config.read_only_users = vec!["oper".into()];
     config.schema_dirs = pyang_modules();
     f(&mut config);
     let server = NetconfServer::bind(config, model.clone() as Arc<dyn InformationModel>)
@@ -345,6 +346,25 @@ async fn lock_contention_reports_the_holder_and_kill_session_releases_it() {
         .python(
             "locks.py",
             r#"
+# A read-only user reads but gets access-denied for any change.
+ro = connect(user="oper", password="oper-pw")
+print("read_only_reads=%s" % ("fan=1" in ro.get_config(source="running").data_xml))
+try:
+    ro.edit_config(target="running", config='<config xmlns="%s"><element xmlns="%s"><fan><name>ne=1/shelf=1/fan=1</name><admin-state>locked</admin-state></fan></element></config>' % (NC, HC))
+    print("read_only_edit_denied=False")
+except RPCError as e:
+    print("read_only_edit_denied=%s" % (e.tag == "access-denied" and e.type == "protocol"))
+try:
+    ro.lock("running")
+    print("read_only_lock_denied=False")
+except RPCError as e:
+    print("read_only_lock_denied=%s" % (e.tag == "access-denied"))
+try:
+    ro.dispatch(to_ele('<action xmlns="urn:ietf:params:xml:ns:yang:1"><element xmlns="%s"><fan><name>ne=1/shelf=1/fan=1</name><lock/></fan></element></action>' % HC))
+    print("read_only_action_denied=False")
+except RPCError as e:
+    print("read_only_action_denied=%s" % (e.tag == "access-denied"))
+ro.close_session()
 m1 = connect()
 m2 = connect()
 m1.lock("running")
@@ -379,7 +399,17 @@ m2.close_session()
 "#,
         )
         .await;
-    for key in ["denied", "holder_ok", "in_use", "cand_denied", "relocked"] {
+    for key in [
+        "read_only_reads",
+        "read_only_edit_denied",
+        "read_only_lock_denied",
+        "read_only_action_denied",
+        "denied",
+        "holder_ok",
+        "in_use",
+        "cand_denied",
+        "relocked",
+    ] {
         assert_eq!(line_value(&out, key), "True", "{key}: {out}");
     }
     assert_eq!(line_value(&out, "type"), "protocol", "{out}");
