@@ -6,13 +6,20 @@ cd "$(dirname "$0")/.."
 
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# Debian packages: net-snmp tools and daemons, libsmi, libyang.
+# Debian packages: net-snmp tools and daemons, libsmi, libyang, headless
+# Chromium with its WebDriver, Prometheus (and promtool), xmllint, curl.
 need=()
 command -v smilint   >/dev/null || need+=(smitools)
 command -v snmpwalk  >/dev/null || need+=(snmp)
 [ -x /usr/sbin/snmpd ]     || need+=(snmpd)
 [ -x /usr/sbin/snmptrapd ] || need+=(snmptrapd)
 command -v yanglint  >/dev/null || need+=(libyang-tools)
+[ -x /usr/bin/chromium ]       || need+=(chromium)
+[ -x /usr/bin/chromedriver ]   || need+=(chromium-driver)
+command -v prometheus >/dev/null || need+=(prometheus)
+command -v xmllint   >/dev/null || need+=(libxml2-utils)
+command -v curl      >/dev/null || need+=(curl)
+command -v openssl   >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo_ apt-get update -q

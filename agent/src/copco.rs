@@ -386,8 +386,8 @@ async fn run_step(model: &Arc<AgentModel>, step: &Step) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
             wait_state(model, n.as_str(), |v| v.avail == AvailabilityState::OffLine).await?;
-            // The simulated diagnostics take a moment and pass.
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The simulated diagnostics take two seconds and pass.
+            tokio::time::sleep(Duration::from_secs(2)).await;
             Ok(())
         }
         Step::Online(n) => core

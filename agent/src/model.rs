@@ -18,7 +18,7 @@ use halyard_backend::repo::Repository;
 use halyard_cluster_model::memory::MemoryModel;
 use halyard_cluster_model::model::{
     AdminState, AlarmCorrelation, AssignmentRole, AvailabilityState, EventType, OperState,
-    PerceivedSeverity, ProbableCause,
+    PerceivedSeverity, ProbableCause, Protocol,
 };
 use halyard_cluster_model::port::{
     Change, InformationModel, JobHandle, ManagedObject, ModelError, Notification,
@@ -124,13 +124,55 @@ impl AgentModel {
                 .await?;
         }
         model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
+        // The audit trail: the latest records come back as objects.
         let audits = model
             .repo
             .journal_entries("audit")
             .await
-            .map_err(err_commit)?
-            .len() as u32;
-        model.next_audit.store(audits + 1, Ordering::Relaxed);
+            .map_err(err_commit)?;
+        let skip = audits.len().saturating_sub(AUDIT_KEPT);
+        for (n, (_, _, body)) in audits.iter().enumerate().skip(skip) {
+            let text = |k: &str| {
+                body.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .chars()
+                    .take(255)
+                    .collect::<String>()
+            };
+            let protocol = text("protocol")
+                .parse::<Protocol>()
+                .unwrap_or(Protocol::Internal);
+            let object = format!("{}/audit={}", model.root, n + 1);
+            model
+                .create(
+                    "AuditRecord",
+                    &object,
+                    &[
+                        (
+                            "Time",
+                            Value::Time(Timestamp(
+                                body.get("time").and_then(|v| v.as_i64()).unwrap_or(0),
+                            )),
+                        ),
+                        (
+                            "Principal",
+                            Value::Str(text("principal").chars().take(64).collect()),
+                        ),
+                        ("Protocol", Value::Enum(protocol.value())),
+                        ("Operation", Value::Str(text("operation"))),
+                        ("Result", Value::Str(text("result"))),
+                    ],
+                    &mut fresh,
+                )
+                .await?;
+            if let Ok(o) = ObjectName::parse(&object) {
+                model.audits.lock().await.push_back(o);
+            }
+        }
+        model
+            .next_audit
+            .store(audits.len() as u32 + 1, Ordering::Relaxed);
         model.persist_indices(fresh).await?;
         Ok(model)
     }
@@ -521,7 +563,10 @@ impl AgentModel {
                     ],
                 );
                 // A component taken down by its container's failure: a secondary alarm.
-                if to == AvailabilityState::OffLine && reason.starts_with("container ") {
+                if to == AvailabilityState::OffLine
+                    && reason.contains("container ")
+                    && reason.ends_with(" failed")
+                {
                     let _ = self
                         .raise_alarm(
                             component,

@@ -12,8 +12,18 @@ use crate::client::{HaClient, Notice};
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 
-/// Runs counterd until the agent goes away or an error occurs.
+/// Runs counterd until the agent goes away (a normal end) or an error occurs.
 pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    match serve().await {
+        Err(e) => match e.downcast_ref::<crate::client::ClientError>() {
+            Some(crate::client::ClientError::Closed | crate::client::ClientError::Io(_)) => Ok(()),
+            _ => Err(e),
+        },
+        Ok(()) => Ok(()),
+    }
+}
+
+async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     let interval = std::env::var("COUNTERD_INTERVAL_MS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -32,8 +42,11 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            notice = ha.next() => match notice? {
-                Notice::Assigned { state: s, .. } => {
+            notice = ha.next() => match notice {
+                // The agent went away (stopped, or died): so do we.
+                Err(crate::client::ClientError::Closed) => return Ok(()),
+                Err(e) => return Err(e.into()),
+                Ok(Notice::Assigned { state: s, .. }) => {
                     if s == "primary" {
                         // Resume from the last checkpoint of the service instance
                         // taken over (what a standby of several held may differ).
@@ -46,13 +59,13 @@ pub async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     ha.ack(&state).await?;
                 }
                 // A primary's count is its own: late pushes are only acknowledged.
-                Notice::State { seq, entries } => {
+                Ok(Notice::State { seq, entries }) => {
                     if state != "primary" && let Some(v) = entries.get("count").and_then(|v| v.parse().ok()) {
                         count = v;
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
-                Notice::Checkpoint { seq, key, value } => {
+                Ok(Notice::Checkpoint { seq, key, value }) => {
                     if state != "primary" && key == "count" && let Ok(v) = value.parse() {
                         count = v;
                     }

@@ -1,3 +1,4 @@
 //! End-to-end and architecture tests for the whole workspace.
 
+mod agent;
 mod architecture;

@@ -1,0 +1,515 @@
+//! The real `halyard` binary on the demo element, driven by real clients:
+//! net-snmp's tools and curl.
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const V3: &[&str] = &[
+    "-v3",
+    "-l",
+    "authPriv",
+    "-u",
+    "operator",
+    "-a",
+    "SHA-256",
+    "-A",
+    "halyard-demo-auth",
+    "-x",
+    "AES",
+    "-X",
+    "halyard-demo-priv",
+];
+const HC: &str = "1.3.6.1.4.1.32473.77";
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the binary once (a no-op when `cargo test --workspace` built it).
+fn halyard() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let st = Command::new(env!("CARGO"))
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "halyard-agent",
+                "--bin",
+                "halyard",
+            ])
+            .current_dir(workspace())
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "cannot build halyard");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace().join("target"), PathBuf::from);
+        target.join("debug/halyard")
+    })
+}
+
+fn free_tcp() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn free_udp() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Agent {
+    child: Option<Child>,
+    data: PathBuf,
+    snmp: String,
+    http: String,
+    netconf: String,
+}
+
+impl Agent {
+    fn start(data: &Path) -> Agent {
+        let (snmp, http, netconf) = (
+            format!("127.0.0.1:{}", free_udp()),
+            format!("127.0.0.1:{}", free_tcp()),
+            format!("127.0.0.1:{}", free_tcp()),
+        );
+        let mut a = Agent {
+            child: None,
+            data: data.to_path_buf(),
+            snmp,
+            http,
+            netconf,
+        };
+        a.spawn();
+        a
+    }
+
+    fn spawn(&mut self) {
+        let mut child = Command::new(halyard())
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args([
+                "--snmp-listen",
+                &self.snmp,
+                "--http-listen",
+                &self.http,
+                "--netconf-listen",
+                &self.netconf,
+            ])
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start halyard");
+        // The ready line is logged once every face listens.
+        let out = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if line.contains(" ready ") {
+                    let _ = tx.send(line.clone());
+                }
+            }
+        });
+        let ready = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("halyard logged no ready line within 60 s");
+        assert!(
+            ready.contains("snmp udp") && ready.contains("netconf ssh") && ready.contains("http"),
+            "{ready}"
+        );
+        self.child = Some(child);
+    }
+
+    /// Runs a net-snmp tool: options, then this agent, then `rest`.
+    fn snmp(&self, tool: &str, opts: &[&str], rest: &[&str]) -> (bool, String) {
+        let out = Command::new(tool)
+            .args(opts)
+            .arg(&self.snmp)
+            .args(rest)
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    fn walk(&self, oid: &str) -> Vec<(String, String)> {
+        let o = Command::new("snmpbulkwalk")
+            .args([
+                "-v2c", "-c", "public", "-On", "-Oq", "-Oe", "-t", "5", "-r", "3", &self.snmp, oid,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "snmpbulkwalk {oid}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once(' ')
+                    .map(|(a, b)| (a.to_string(), b.trim_matches('"').to_string()))
+            })
+            .collect()
+    }
+
+    fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            method,
+            "-u",
+            "operator:halyard-demo",
+            "-H",
+            "Accept: application/json",
+        ]);
+        if let Some(b) = body {
+            c.args(["-H", "Content-Type: application/json", "-d", b]);
+        }
+        let out = c
+            .arg(format!("http://{}{path}", self.http))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    fn pid(&self) -> i32 {
+        self.child.as_ref().unwrap().id() as i32
+    }
+
+    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+        Command::new("kill")
+            .args([sig, &self.pid().to_string()])
+            .status()
+            .unwrap();
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "halyard did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// index -> persistent name, from hcObjectTable.
+fn names(a: &Agent) -> Vec<(String, String)> {
+    a.walk(&format!("{HC}.1.100.1.3"))
+        .into_iter()
+        .map(|(oid, name)| (oid.rsplit('.').next().unwrap().to_string(), name))
+        .collect()
+}
+
+fn index_of(a: &Agent, name: &str) -> String {
+    names(a)
+        .into_iter()
+        .find(|(_, n)| n == name)
+        .unwrap_or_else(|| panic!("no object {name}"))
+        .0
+}
+
+fn get(a: &Agent, oid: &str) -> String {
+    let (_, out) = a.snmp("snmpget", &["-v2c", "-c", "public", "-Oqv", "-Oe"], &[oid]);
+    out.trim().trim_matches('"').to_string()
+}
+
+#[test]
+fn the_demo_element_on_snmp_lock_through_crim_and_names_stable_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::start(dir.path());
+
+    // ENTITY-MIB, walked by number: the shelf, controller, fans, PSUs, boards.
+    let classes = a.walk("1.3.6.1.2.1.47.1.1.1.1.5");
+    let names_ent = a.walk("1.3.6.1.2.1.47.1.1.1.1.7");
+    let all: Vec<&str> = names_ent.iter().map(|(_, n)| n.as_str()).collect();
+    for want in [
+        "ne=1/shelf=1",
+        "ne=1/shelf=1/hsc=1",
+        "ne=1/shelf=1/fan=1",
+        "ne=1/shelf=1/fan=2",
+        "ne=1/shelf=1/psu=1",
+        "ne=1/shelf=1/psu=2",
+        "ne=1/shelf=1/board=1",
+        "ne=1/shelf=1/board=2",
+    ] {
+        assert!(
+            all.iter().any(|n| n.contains(want)),
+            "entPhysicalTable lacks {want}: {all:?}"
+        );
+    }
+    assert!(
+        classes.iter().any(|(_, c)| c == "3"),
+        "a chassis(3): {classes:?}"
+    );
+    assert!(
+        classes.iter().any(|(_, c)| c == "7"),
+        "a fan(7): {classes:?}"
+    );
+
+    // Lock the primary counterd through SNMPv3: CRIM moves the service.
+    let comp = "ne=1/shelf=1/node=a/comp=counterd-a";
+    let i = index_of(&a, comp);
+    let avail = format!("{HC}.1.9.1.12.{i}");
+    wait_until("counterd-a in service", || {
+        ["3", "4"].contains(&get(&a, &avail).as_str())
+    });
+    let (ok, out) = a.snmp("snmpset", V3, &[&format!("{HC}.1.9.1.10.{i}"), "i", "1"]);
+    assert!(ok, "{out}");
+    wait_until("counterd-a off-line", || get(&a, &avail) == "1");
+    let other = index_of(&a, "ne=1/shelf=1/node=b/comp=counterd-b");
+    wait_until("counterd-b primary", || {
+        get(&a, &format!("{HC}.1.9.1.12.{other}")) == "4"
+    });
+    // The public community is read-only.
+    let (ok, out) = a.snmp(
+        "snmpset",
+        &["-v2c", "-c", "public"],
+        &[&format!("{HC}.1.9.1.10.{i}"), "i", "2"],
+    );
+    assert!(
+        !ok || out.contains("noAccess") || out.contains("notWritable"),
+        "{out}"
+    );
+    // The write is in the audit trail.
+    let audit = a.walk(&format!("{HC}.1.35.1.13"));
+    assert!(audit.iter().any(|(_, op)| op.contains(comp)), "{audit:?}");
+
+    let before = names(&a);
+    assert!(before.len() > 30);
+    // SIGTERM: ordered shutdown, exit 0, components stopped.
+    let st = a.signal("-TERM");
+    assert!(st.success(), "{st:?}");
+    a.spawn();
+    let after = names(&a);
+    // Every object of the element, and the audit record, keep name and index;
+    // assignments are remade by CRIM and may differ.
+    for (i, n) in before.iter().filter(|(_, n)| !n.contains("/asg=")) {
+        assert!(
+            after.contains(&(i.clone(), n.clone())),
+            "{n} (index {i}) did not survive the restart: {after:?}"
+        );
+    }
+    assert!(
+        before.iter().any(|(_, n)| n.contains("/audit=")),
+        "the SET was audited: {before:?}"
+    );
+}
+
+#[test]
+fn a_shelf_power_loss_gives_one_root_alarm_and_alarms_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::start(dir.path());
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/operations/inject-fault",
+        Some(r#"{"fault":"power-loss"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    // Alarm table: resource (col 10) and correlation (col 22).
+    let alarms = |a: &Agent| {
+        let res = a.walk(&format!("{HC}.1.30.1.10"));
+        let cor = a.walk(&format!("{HC}.1.30.1.22"));
+        res.into_iter()
+            .zip(cor)
+            .map(|((_, r), (_, c))| (r, c))
+            .collect::<Vec<_>>()
+    };
+    wait_until("the root alarm and secondary ones", || {
+        let v = alarms(&a);
+        v.iter().any(|(r, c)| r == "ne=1/shelf=1" && c == "2")
+            && v.iter().filter(|(_, c)| c == "3").count() >= 2
+    });
+    let v = alarms(&a);
+    let roots: Vec<_> = v.iter().filter(|(_, c)| c == "2" || c == "1").collect();
+    assert_eq!(roots.len(), 1, "one root alarm, the rest secondary: {v:?}");
+    // kill -9 of the agent: the alarms were persisted before they were announced.
+    let st = a.signal("-KILL");
+    assert!(!st.success());
+    a.spawn();
+    let after = alarms(&a);
+    assert!(
+        after.iter().any(|(r, c)| r == "ne=1/shelf=1" && c == "2"),
+        "{after:?}"
+    );
+    assert!(after.len() >= v.len());
+}
+
+#[test]
+fn conflicting_operations_one_runs_one_is_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let job_name = |body: &str| -> String {
+        let v: serde_json::Value =
+            serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        v["job"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no job in {body}"))
+            .to_string()
+    };
+    let wait_job = |name: &str| -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        wait_until("the job to finish", || {
+            let (_, b) = a.curl("GET", &format!("/api/v1/jobs/{name}"), None);
+            last = serde_json::from_str(&b).unwrap_or_default();
+            last["finished"] == serde_json::Value::Bool(true)
+        });
+        last
+    };
+    // Diagnostics of the shelf hold its subtree while they run.
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/operations/run-diagnostics",
+        Some("{}"),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let diag = job_name(&body);
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/fan=1/operations/restart",
+        Some("{}"),
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(
+        body.contains("locked by") && body.contains(&diag),
+        "the reason names the holder: {body}"
+    );
+    let done = wait_job(&diag);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    // Locking the shelf is a multi-step job: its components, children first.
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/operations/lock",
+        Some(r#"{"reason":"maintenance"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let lock = wait_job(&job_name(&body));
+    assert_eq!(lock["state"], "succeeded", "{lock}");
+    let total = lock["steps-total"].as_u64().unwrap();
+    assert!(total >= 10, "one step per component of the shelf: {lock}");
+    assert_eq!(lock["steps-done"].as_u64(), Some(total));
+}
+
+#[test]
+fn broken_config_files_are_reported_with_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "syntax.toml",
+            "[element]\nname = \"1\"\n[[node]\nname = \"a\"\n",
+            ":3:",
+        ),
+        (
+            "unknown-field.toml",
+            "[element]\nname = \"1\"\ncolour = \"red\"\n",
+            ":3:1: error: unknown field `colour`",
+        ),
+        (
+            "bad-group.toml",
+            "[element]\nname = \"1\"\n[[node]]\nname = \"a\"\n[[component]]\nname = \"x\"\nnode = \"a\"\ngroup = \"nope\"\nkind = \"ha-aware\"\ncommand = [\"@counterd\"]\n",
+            ":8:9: error: found unknown service group \"nope\"",
+        ),
+        (
+            "bad-model.toml",
+            "[element]\nname = \"1\"\n[[service_group]]\nname = \"g\"\nmodel = \"3n\"\nservice_instances = [\"1\"]\n",
+            ":5:9: error: found redundancy model \"3n\", expected 2n, n+m, n-way-active or no-redundancy",
+        ),
+        (
+            "demo-creds-public.toml",
+            "[http]\nlisten = [\"0.0.0.0:8080\"]\nusers = [{ name = \"operator\", password = \"halyard-demo\" }]\n[element]\nname = \"1\"\n",
+            ":2:11: error: found the demo credentials with non-loopback address",
+        ),
+        (
+            "bad-listen.toml",
+            "[snmp]\nlisten = [\"localhost\"]\n[element]\nname = \"1\"\n",
+            ":2:11: error: found listen address \"localhost\", expected IP:PORT",
+        ),
+    ];
+    for (file, text, want) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, text).unwrap();
+        let out = Command::new(halyard())
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        let expected = format!("{}{want}", path.display());
+        assert!(
+            err.lines().any(|l| l.starts_with(&expected)),
+            "{file}: expected a line starting with\n  {expected}\ngot:\n{err}"
+        );
+    }
+    // Several mistakes in one file: every one is reported.
+    let path = dir.path().join("many.toml");
+    std::fs::write(
+        &path,
+        "[element]\nname = \"1\"\n[[service_group]]\nname = \"g\"\nmodel = \"3n\"\nstandby = \"tepid\"\nservice_instances = [\"1\"]\n[[component]]\nname = \"x\"\nnode = \"zz\"\ngroup = \"g\"\nkind = \"daemon\"\ncommand = [\"@counterd\"]\n",
+    )
+    .unwrap();
+    let out = Command::new(halyard())
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [":5:9:", ":6:11:", ":10:8:", ":12:8:"] {
+        assert!(
+            err.contains(&format!("{}{want}", path.display())),
+            "missing {want} in:\n{err}"
+        );
+    }
+    // A good file passes.
+    let ok = Command::new(halyard())
+        .arg("check")
+        .arg("--config")
+        .arg(workspace().join("examples/demo.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}
