@@ -808,6 +808,19 @@ impl Shared {
         Ok(())
     }
 
+    /// At shutdown: a confirmed commit nobody can confirm any more is
+    /// rolled back now (as RFC 6241 §8.4 wants after a restart), and its
+    /// timer task stops.
+    pub async fn shutdown(&self) {
+        let mut ds = self.ds.lock().await;
+        if ds.pending.is_some() {
+            warn!("shutting down with an unconfirmed commit: rolling back");
+            if let Err(e) = self.rollback(&mut ds, "cancel").await {
+                warn!(error = %e.message, "rollback of the confirmed commit failed");
+            }
+        }
+    }
+
     /// Whether a confirmed commit is pending (tests, monitoring).
     pub async fn commit_pending(&self) -> bool {
         self.ds.lock().await.pending.is_some()
@@ -1101,6 +1114,36 @@ mod tests {
         assert_eq!(fan_admin(&m).await, Value::Enum(1));
         s.unregister(1).await;
         assert_eq!(fan_admin(&m).await, before);
+    }
+
+    #[tokio::test]
+    async fn shutdown_rolls_back_an_unconfirmed_commit() {
+        let (m, s) = shared();
+        let before = fan_admin(&m).await;
+        let touched = fan1();
+        assert!(
+            s.edit(
+                1,
+                "u",
+                Datastore::Candidate,
+                false,
+                false,
+                &touched,
+                lock_fan
+            )
+            .await
+            .is_empty()
+        );
+        let c = CommitOptions {
+            confirmed: true,
+            persist: Some("p".into()),
+            ..CommitOptions::default()
+        };
+        s.commit(1, "u", c).await.unwrap();
+        assert_eq!(fan_admin(&m).await, Value::Enum(1));
+        s.shutdown().await;
+        assert_eq!(fan_admin(&m).await, before);
+        assert!(!s.commit_pending().await);
     }
 
     #[tokio::test]

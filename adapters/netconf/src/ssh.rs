@@ -400,6 +400,7 @@ impl Listener {
         info!("NETCONF server stopping");
         acceptors.shutdown().await;
         self.ctx.shared.kill_all();
+        self.ctx.shared.shutdown().await;
         let mut tasks =
             std::mem::take(&mut *self.ctx.tasks.lock().unwrap_or_else(|e| e.into_inner()));
         // Sessions end on their kill switch; give them a moment to release locks.
