@@ -11,7 +11,7 @@ use halyard_cluster_model::{SCHEMA, Timestamp};
 
 use crate::error::{RpcError, Tag};
 use crate::xml::{Element, XMLNS_DECL};
-use crate::{BASE_NS, MONITORING_NS, SCHEMA_TEXT, YANG_LIBRARY_NS, schema_ns};
+use crate::{BASE_NS, MONITORING_NS, SCHEMA_TEXT, YANG_LIBRARY_NS};
 
 /// Server-wide counters (RFC 6022 statistics, plus failed logins).
 #[derive(Debug, Default)]
@@ -389,11 +389,6 @@ pub fn yang_library() -> Vec<Element> {
         state.push(e);
     }
     vec![lib, state]
-}
-
-/// Whether the element data of `halyard-cluster` is in the namespace.
-pub fn is_schema_ns(ns: &str) -> bool {
-    ns == schema_ns()
 }
 
 #[cfg(test)]

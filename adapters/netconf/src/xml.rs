@@ -51,11 +51,6 @@ impl Element {
         self.children.push(child);
     }
 
-    pub fn child(mut self, child: Element) -> Self {
-        self.children.push(child);
-        self
-    }
-
     pub fn is(&self, ns: &str, name: &str) -> bool {
         self.ns == ns && self.name == name
     }
