@@ -26,11 +26,13 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive sudo_ apt-get install -y -q "${need[@]}"
 fi
 
-# Python peers: pyang (YANG), ncclient and netconf-console2 (NETCONF clients).
+# Python peers: pyang (YANG), ncclient, netconf-console2 and ssh2-python
+# (libssh2) as NETCONF clients.
 py_need=()
 python3 -c 'import pyang' 2>/dev/null || py_need+=(pyang)
 python3 -c 'import ncclient' 2>/dev/null || py_need+=(ncclient)
 command -v netconf-console2 >/dev/null || py_need+=(netconf-console2)
+python3 -c 'import ssh2' 2>/dev/null || py_need+=(ssh2-python)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "installing from PyPI: ${py_need[*]}"
   python3 -m pip install -q "${py_need[@]}"
