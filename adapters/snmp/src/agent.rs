@@ -61,6 +61,8 @@ pub(crate) struct Shared {
     pub(crate) config: SnmpConfig,
     salt: AtomicU64,
     in_flight: Arc<Semaphore>,
+    /// authenticationFailure events for the notification senders.
+    pub(crate) auth_failures: tokio::sync::broadcast::Sender<()>,
 }
 
 /// The SNMP agent: bound sockets, ready to [`run`](SnmpAgent::run).
@@ -180,6 +182,7 @@ impl SnmpAgent {
             contact: config.sys_contact.clone(),
             name: config.sys_name.clone(),
             location: config.sys_location.clone(),
+            enable_authen_traps: config.authentication_failure_traps,
         };
         let subscriptions = config
             .trap_targets
@@ -201,6 +204,7 @@ impl SnmpAgent {
                 communities: config.communities.clone(),
                 users,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                auth_failures: tokio::sync::broadcast::channel(16).0,
                 config,
                 salt,
             }),
@@ -242,7 +246,13 @@ impl SnmpAgent {
             .cloned()
             .zip(self.subscriptions)
         {
-            tasks.spawn(crate::notify::run_target(self.shared.clone(), target, sub));
+            let auth = self.shared.auth_failures.subscribe();
+            tasks.spawn(crate::notify::run_target(
+                self.shared.clone(),
+                target,
+                sub,
+                auth,
+            ));
         }
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
@@ -400,10 +410,18 @@ impl Shared {
         }
     }
 
+    /// RFC 3418 authenticationFailure, when enabled (no receiver: none sent).
+    fn authentication_failure(&self) {
+        if self.config.authentication_failure_traps {
+            let _ = self.auth_failures.send(());
+        }
+    }
+
     fn community(&self, name: &[u8]) -> Option<&Community> {
         let c = self.communities.iter().find(|c| c.name.as_bytes() == name);
         if c.is_none() {
             self.engine.count(Counter::InBadCommunityNames);
+            self.authentication_failure();
         }
         c
     }
@@ -804,6 +822,7 @@ impl Shared {
         }
         if let Some((proto, key)) = user.auth.as_ref().filter(|_| auth) {
             if !usm::verify(*proto, key, &usm.authentication_parameters, buf) {
+                self.authentication_failure();
                 return report(Counter::WrongDigests, None);
             }
             let boots = i64::try_from(&usm.authoritative_engine_boots).unwrap_or(-1);

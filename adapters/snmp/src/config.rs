@@ -144,6 +144,9 @@ pub struct SnmpConfig {
     pub max_message_size: usize,
     /// Requests handled at once; more are dropped (snmpSilentDrops).
     pub max_in_flight: usize,
+    /// Send authenticationFailure traps (snmpEnableAuthenTraps) on bad
+    /// communities and wrong digests.
+    pub authentication_failure_traps: bool,
 }
 
 impl Default for SnmpConfig {
@@ -167,6 +170,7 @@ impl Default for SnmpConfig {
             request_timeout: Duration::from_secs(5),
             max_message_size: 65_507,
             max_in_flight: 1024,
+            authentication_failure_traps: false,
         }
     }
 }

@@ -33,6 +33,8 @@ pub struct SysInfo {
     pub contact: String,
     pub name: String,
     pub location: String,
+    /// snmpEnableAuthenTraps.
+    pub enable_authen_traps: bool,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -283,7 +285,8 @@ impl Mib {
             Scalar::SysServices => int(72),
             Scalar::SysOrLastChange => ticks(0),
             Scalar::Count(c) => counter32(e.get(c)),
-            Scalar::EnableAuthenTraps => int(2),
+            // TruthValue: true(1), false(2).
+            Scalar::EnableAuthenTraps => int(if self.sys.enable_authen_traps { 1 } else { 2 }),
             Scalar::EngineId => octets(e.id.clone()),
             Scalar::EngineBoots => int(i64::from(e.boots)),
             Scalar::EngineTime => int(i64::from(e.time())),

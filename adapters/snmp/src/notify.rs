@@ -46,6 +46,21 @@ pub fn varbinds(n: &Notification, uptime: u32) -> Vec<v2::VarBind> {
     out
 }
 
+/// The bindings of SNMPv2-MIB authenticationFailure (snmpTraps.5).
+pub fn authentication_failure(uptime: u32) -> Vec<v2::VarBind> {
+    let vb = |name: &[u32], v| v2::VarBind {
+        name: oid::to_asn(name),
+        value: v2::VarBindValue::Value(v),
+    };
+    vec![
+        vb(oid::SYS_UPTIME, ticks(uptime)),
+        vb(
+            oid::SNMP_TRAP_OID,
+            object_id(&[1, 3, 6, 1, 6, 3, 1, 1, 5, 5]),
+        ),
+    ]
+}
+
 /// Encodes a v2c notification message.
 pub fn encode(community: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
     rasn::ber::encode(&v2c::Message {
@@ -60,6 +75,7 @@ pub(crate) async fn run_target(
     shared: Arc<Shared>,
     target: TrapTarget,
     mut sub: Subscription,
+    mut auth_failures: tokio::sync::broadcast::Receiver<()>,
 ) -> Result<(), SnmpError> {
     let local: SocketAddr = if target.address.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
@@ -69,19 +85,33 @@ pub(crate) async fn run_target(
     let socket = UdpSocket::bind(local).await?;
     // The receiver's engine, for SNMPv3 informs (it is authoritative).
     let mut remote: Option<Remote> = None;
-    while let Some(d) = sub.recv().await {
-        let n = match d {
-            Delivery::Notification(n) => n,
-            Delivery::Missed(k) => {
-                shared.engine.add(
-                    Counter::NotificationsMissed,
-                    u32::try_from(k).unwrap_or(u32::MAX),
-                );
-                tracing::warn!(missed = k, target = %target.address, "snmp notifications dropped: sender too slow");
-                continue;
-            }
+    let mut auth_open = true;
+    loop {
+        let (vbs, seq) = tokio::select! {
+            d = sub.recv() => match d {
+                None => break,
+                Some(Delivery::Notification(n)) => {
+                    (varbinds(&n, shared.engine.uptime_ticks()), Some(n.seq))
+                }
+                Some(Delivery::Missed(k)) => {
+                    shared.engine.add(
+                        Counter::NotificationsMissed,
+                        u32::try_from(k).unwrap_or(u32::MAX),
+                    );
+                    tracing::warn!(missed = k, target = %target.address, "snmp notifications dropped: sender too slow");
+                    continue;
+                }
+            },
+            r = auth_failures.recv(), if auth_open => match r {
+                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    (authentication_failure(shared.engine.uptime_ticks()), None)
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    auth_open = false;
+                    continue;
+                }
+            },
         };
-        let vbs = varbinds(&n, shared.engine.uptime_ticks());
         let request_id = next_request_id();
         let pdu = v2::Pdu {
             request_id,
@@ -134,7 +164,7 @@ pub(crate) async fn run_target(
                     shared.engine.count(Counter::InformsAcked);
                 } else {
                     shared.engine.count(Counter::InformsTimedOut);
-                    tracing::warn!(target = %target.address, seq = n.seq, "snmp inform not acknowledged");
+                    tracing::warn!(target = %target.address, ?seq, "snmp inform not acknowledged");
                 }
             }
         }

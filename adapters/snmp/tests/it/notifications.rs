@@ -302,3 +302,58 @@ fn v3_informs_are_acknowledged_by_snmptrapd() {
     }
     assert_eq!(r.engine.get(Counter::InformsTimedOut), 0);
 }
+
+/// snmpEnableAuthenTraps: a bad community and a wrong digest each send an
+/// authenticationFailure trap.
+#[test]
+fn authentication_failures_are_trapped_when_enabled() {
+    let port = free_udp_port();
+    let trapd = TrapD::start(port, COMMUNITY_CONF_TOP);
+    let r = start_with(|mut c| {
+        c.authentication_failure_traps = true;
+        c.trap_targets = vec![TrapTarget {
+            address: ([127, 0, 0, 1], port).into(),
+            security: TrapSecurity::Community("public".into()),
+            kind: NotifyKind::Trap,
+        }];
+        c
+    });
+    let out = tool(
+        "snmpget",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.11.30.0"]),
+    );
+    assert!(out.stdout.contains("INTEGER: 1"), "{out:?}");
+    let bad = tool(
+        "snmpget",
+        &s(&[
+            "-v2c",
+            "-c",
+            "wrong",
+            "-t",
+            "0.5",
+            "-r",
+            "0",
+            &r.addr.to_string(),
+            ".1.3.6.1.2.1.1.5.0",
+        ]),
+    );
+    assert!(!bad.ok, "{bad:?}");
+    let text = trapd.wait_for("SNMPv2-MIB::authenticationFailure", Duration::from_secs(20));
+    assert_eq!(text.matches("authenticationFailure").count(), 1, "{text}");
+    let mut args = v3("admin", "authPriv", r.addr);
+    let i = args.iter().position(|a| a == AUTH_PASS).unwrap();
+    args[i] = "not-the-password".into();
+    let bad = tool("snmpget", &cat(args, &["-On", ".1.3.6.1.2.1.1.5.0"]));
+    assert!(!bad.ok, "{bad:?}");
+    let end = Instant::now() + Duration::from_secs(20);
+    while trapd.text().matches("authenticationFailure").count() < 2 {
+        assert!(
+            Instant::now() < end,
+            "no trap for the wrong digest: {}",
+            trapd.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+const COMMUNITY_CONF_TOP: &str = "authCommunity log,execute,net public\n";
