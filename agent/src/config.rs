@@ -55,6 +55,72 @@ pub struct Config {
     pub groups: Vec<GroupSection>,
     #[serde(default, rename = "component")]
     pub components: Vec<ComponentSection>,
+    #[serde(default)]
+    pub statistics: StatisticsSection,
+    #[serde(default, rename = "aggregate")]
+    pub aggregates: Vec<AggregateEntry>,
+    #[serde(default, rename = "threshold")]
+    pub thresholds: Vec<ThresholdEntry>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatisticsSection {
+    /// Collection period.
+    #[serde(default = "two_seconds")]
+    pub period_ms: u32,
+    /// History kept in the repository.
+    #[serde(default = "sixty")]
+    pub retention_minutes: u32,
+}
+
+impl Default for StatisticsSection {
+    fn default() -> Self {
+        StatisticsSection {
+            period_ms: two_seconds(),
+            retention_minutes: sixty(),
+        }
+    }
+}
+
+fn two_seconds() -> u32 {
+    2000
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregateEntry {
+    pub name: Spanned<String>,
+    /// Statistic name, e.g. speed, temperature, cpu_load, output_power.
+    pub statistic: Spanned<String>,
+    /// sum, average, minimum, maximum
+    pub function: Spanned<String>,
+    /// Persistent name of the subtree aggregated.
+    pub scope: Spanned<String>,
+}
+
+impl AggregateEntry {
+    pub fn function(&self) -> halyard_cluster_model::model::AggregateFunction {
+        self.function
+            .get_ref()
+            .parse()
+            .unwrap_or(halyard_cluster_model::model::AggregateFunction::Average)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdEntry {
+    pub name: Spanned<String>,
+    pub statistic: Spanned<String>,
+    /// Persistent name of the measured component.
+    pub resource: Spanned<String>,
+    pub rising: f64,
+    pub falling: f64,
+    /// rising (default) or falling
+    pub direction: Option<String>,
+    /// critical, major, minor, warning
+    pub severity: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -469,6 +535,52 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                     "found checkpoint mode \"{}\", expected none, synchronous or asynchronous",
                     x.checkpoint.get_ref()
                 ),
+            ));
+        }
+    }
+    for a in &c.aggregates {
+        if a.function
+            .get_ref()
+            .parse::<halyard_cluster_model::model::AggregateFunction>()
+            .is_err()
+        {
+            errs.push(loc.span(
+                &a.function,
+                format!(
+                    "found aggregate function \"{}\", expected sum, average, minimum or maximum",
+                    a.function.get_ref()
+                ),
+            ));
+        }
+        if halyard_cluster_model::ObjectName::parse(a.scope.get_ref()).is_err() {
+            errs.push(loc.span(
+                &a.scope,
+                format!(
+                    "found scope \"{}\", expected a persistent name such as ne=1/shelf=1",
+                    a.scope.get_ref()
+                ),
+            ));
+        }
+        if !valid_rdn(a.name.get_ref()) || !valid_rdn(a.statistic.get_ref()) {
+            errs.push(loc.span(&a.name, "found an aggregate name or statistic with other characters than letters, digits, '-', '_' or '.'"));
+        }
+    }
+    for t in &c.thresholds {
+        if halyard_cluster_model::ObjectName::parse(t.resource.get_ref()).is_err() {
+            errs.push(loc.span(&t.resource, format!("found resource \"{}\", expected a persistent name such as ne=1/shelf=1/board=1", t.resource.get_ref())));
+        }
+        if !valid_rdn(t.name.get_ref()) || !valid_rdn(t.statistic.get_ref()) {
+            errs.push(loc.span(&t.name, "found a threshold name or statistic with other characters than letters, digits, '-', '_' or '.'"));
+        }
+        if t.falling > t.rising {
+            errs.push(loc.span(&t.name, format!("found falling {} above rising {}, expected falling <= rising (the hysteresis band)", t.falling, t.rising)));
+        }
+        if let Some(s) = &t.severity
+            && !["critical", "major", "minor", "warning"].contains(&s.as_str())
+        {
+            errs.push(loc.span(
+                &t.name,
+                format!("found severity \"{s}\", expected critical, major, minor or warning"),
             ));
         }
     }

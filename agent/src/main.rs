@@ -9,6 +9,7 @@ mod config;
 mod copco;
 mod element;
 mod model;
+mod stats;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -167,6 +168,18 @@ async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()
         .context("cannot build the managed objects")?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sync = tokio::spawn(model.clone().sync(stop_rx.clone()));
+    // One collection before the faces open, so statistics exist from the start.
+    let mut collector = stats::Collector::new(
+        model.clone(),
+        cfg.aggregates.clone(),
+        cfg.thresholds.clone(),
+        std::time::Duration::from_secs(u64::from(cfg.statistics.retention_minutes) * 60),
+    );
+    collector.cycle().await;
+    let stats = tokio::spawn(collector.run(
+        std::time::Duration::from_millis(u64::from(cfg.statistics.period_ms.max(100))),
+        stop_rx.clone(),
+    ));
 
     let faces = faces::start(
         &cli,
@@ -185,6 +198,7 @@ async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()
     faces.stop().await;
     running.shutdown().await;
     let _ = sync.await;
+    let _ = stats.await;
     repo.close().await;
     tracing::info!("stopped");
     Ok(())

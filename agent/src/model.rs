@@ -386,6 +386,15 @@ impl AgentModel {
 
     /// Clears the active alarms of a resource (and its secondaries).
     pub(crate) async fn clear_alarms(&self, resource: &str) -> Result<usize, ModelError> {
+        self.clear_alarms_matching(resource, None).await
+    }
+
+    /// Clears the active alarms of a resource's subtree, of one cause if given.
+    pub(crate) async fn clear_alarms_matching(
+        &self,
+        resource: &str,
+        only: Option<ProbableCause>,
+    ) -> Result<usize, ModelError> {
         let _g = self.alarm_lock.lock().await;
         let now = Timestamp::now();
         let mut n = 0;
@@ -399,7 +408,9 @@ impl AgentModel {
                 .ok()
                 .zip(ObjectName::parse(resource).ok())
                 .is_some_and(|(r, root)| r.is_within(&root));
-            if !under {
+            let cause_ok =
+                only.is_none_or(|c| a.get("ProbableCause") == Some(&Value::Enum(c.value())));
+            if !under || !cause_ok {
                 continue;
             }
             self.store.update(

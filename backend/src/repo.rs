@@ -240,6 +240,16 @@ impl Repository {
             .collect())
     }
 
+    /// Deletes journal entries of one kind older than `before` (retention).
+    pub async fn prune_journal(&self, kind: &str, before: i64) -> Result<u64, RepoError> {
+        let r = sqlx::query("DELETE FROM journal WHERE kind = ?1 AND time < ?2")
+            .bind(kind)
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
     }

@@ -513,3 +513,48 @@ fn broken_config_files_are_reported_with_file_line_col() {
         String::from_utf8_lossy(&ok.stderr)
     );
 }
+
+#[test]
+fn a_threshold_raises_and_clears_its_alarm_with_hysteresis() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let thr = "ne=1/shelf=1/board=1/stat=temperature/thr=hot";
+    let i = index_of(&a, thr);
+    let col = |c: u32| format!("{HC}.1.33.1.{c}.{i}");
+    let set = |pairs: &[(u32, i64)]| {
+        let mut args: Vec<String> = Vec::new();
+        for (c, v) in pairs {
+            args.extend([col(*c), "i".into(), v.to_string()]);
+        }
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (ok, out) = a.snmp("snmpset", V3, &refs);
+        assert!(ok, "{out}");
+    };
+    // The board runs at 41 degrees. The alarm of this threshold, if any: severity.
+    let alarm = || {
+        let res = a.walk(&format!("{HC}.1.30.1.10"));
+        let sev = a.walk(&format!("{HC}.1.30.1.13"));
+        res.into_iter()
+            .zip(sev)
+            .find(|((_, r), _)| r == thr)
+            .map(|(_, (_, s))| s)
+    };
+    assert_eq!(get(&a, &col(14)), "2", "not crossed at 41 < 70");
+    // Rising 38, falling 35 (fixed point, 3 decimals): crossed, alarm raised.
+    set(&[(12, 35_000), (11, 38_000)]);
+    wait_until("the threshold to cross", || get(&a, &col(14)) == "1");
+    wait_until("its alarm", || alarm().is_some_and(|s| s != "1"));
+    // Rising moved above the value: still crossed, because 41 > falling 35.
+    set(&[(11, 45_000)]);
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(
+        get(&a, &col(14)),
+        "1",
+        "hysteresis: stays crossed between falling and rising"
+    );
+    assert!(alarm().is_some_and(|s| s != "1"));
+    // Falling moved above the value: cleared.
+    set(&[(12, 42_000)]);
+    wait_until("the threshold to re-arm", || get(&a, &col(14)) == "2");
+    wait_until("its alarm to clear", || alarm().as_deref() == Some("1"));
+}

@@ -1,0 +1,409 @@
+//! The key statistics collector, aggregates and thresholds.
+//!
+//! On a schedule it samples the simulated hardware sensors, pulls every
+//! component's gauge attributes into `Statistic` objects (history in the
+//! repository journal, with retention), recomputes the configured
+//! `Aggregate` objects, and evaluates every `Threshold`: rising and falling
+//! values with hysteresis raise and clear `thresholdCrossed` alarms.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use halyard_cluster_model::meta::Measure;
+use halyard_cluster_model::model::{
+    AggregateFunction, OperState, PerceivedSeverity, ProbableCause, ThresholdDirection,
+};
+use halyard_cluster_model::port::{InformationModel, ManagedObject, Query, Scope};
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+
+use crate::config::{AggregateEntry, ThresholdEntry};
+use crate::model::AgentModel;
+
+/// What a threshold does on a new sample.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crossing {
+    Raise,
+    Clear,
+    Stay,
+}
+
+/// Hysteresis: a rising threshold fires at `rising` and re-arms only at
+/// `falling`; a falling one mirrors it.
+pub fn evaluate(
+    direction: ThresholdDirection,
+    crossed: bool,
+    value: f64,
+    rising: f64,
+    falling: f64,
+) -> Crossing {
+    match (direction, crossed) {
+        (ThresholdDirection::Rising, false) if value >= rising => Crossing::Raise,
+        (ThresholdDirection::Rising, true) if value <= falling => Crossing::Clear,
+        (ThresholdDirection::Falling, false) if value <= falling => Crossing::Raise,
+        (ThresholdDirection::Falling, true) if value >= rising => Crossing::Clear,
+        _ => Crossing::Stay,
+    }
+}
+
+/// Combines member values.
+pub fn aggregate(function: AggregateFunction, values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    Some(match function {
+        AggregateFunction::Sum => values.iter().sum(),
+        AggregateFunction::Average => values.iter().sum::<f64>() / values.len() as f64,
+        AggregateFunction::Minimum => values.iter().copied().fold(f64::INFINITY, f64::min),
+        AggregateFunction::Maximum => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    })
+}
+
+fn stat_name(attr: &str) -> String {
+    attr.to_string()
+}
+
+#[derive(Debug)]
+pub struct Collector {
+    model: Arc<AgentModel>,
+    aggregates: Vec<AggregateEntry>,
+    thresholds: Vec<ThresholdEntry>,
+    retention: Duration,
+    tick: u64,
+}
+
+impl Collector {
+    pub fn new(
+        model: Arc<AgentModel>,
+        aggregates: Vec<AggregateEntry>,
+        thresholds: Vec<ThresholdEntry>,
+        retention: Duration,
+    ) -> Self {
+        Collector {
+            model,
+            aggregates,
+            thresholds,
+            retention,
+            tick: 0,
+        }
+    }
+
+    /// Runs one cycle every `period` until `stop`.
+    pub async fn run(mut self, period: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut t = tokio::time::interval(period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        t.tick().await;
+        loop {
+            tokio::select! {
+                _ = t.tick() => {}
+                _ = stop.changed() => return,
+            }
+            if *stop.borrow() {
+                return;
+            }
+            self.cycle().await;
+        }
+    }
+
+    /// One collection: sensors, statistics, aggregates, thresholds.
+    pub async fn cycle(&mut self) {
+        self.tick += 1;
+        self.simulate_sensors().await;
+        let stats = self.collect().await;
+        self.aggregates(&stats).await;
+        self.thresholds().await;
+        let cutoff = Timestamp::now().0 - self.retention.as_millis() as i64;
+        if let Err(e) = self.model.repo.prune_journal("statistic", cutoff).await {
+            tracing::warn!(error = %e, "cannot prune statistics history");
+        }
+    }
+
+    /// Simulated hardware: fans spin unless failed, boards warm with load.
+    async fn simulate_sensors(&self) {
+        let m = &self.model;
+        let jitter = |i: u32| {
+            ((self.tick as u32)
+                .wrapping_mul(2_654_435_761)
+                .wrapping_add(i.wrapping_mul(40_503))
+                % 100) as f64
+                / 100.0
+        };
+        for o in objects(m, "Component").await {
+            let down = o.get("OperState") == Some(&Value::Enum(OperState::Disabled.value()));
+            let j = jitter(o.index);
+            let v: Vec<(&str, Value)> = match o.class.name {
+                "Fan" => vec![(
+                    "Speed",
+                    Value::U32(if down { 0 } else { 4150 + (j * 100.0) as u32 }),
+                )],
+                "HostBoard" => vec![
+                    (
+                        "CpuLoad",
+                        Value::U32(if down { 0 } else { 8 + (j * 4.0) as u32 }),
+                    ),
+                    ("Temperature", Value::U32(if down { 25 } else { 41 })),
+                ],
+                "PowerSupply" => vec![(
+                    "OutputPower",
+                    Value::U32(if down { 0 } else { 290 + (j * 20.0) as u32 }),
+                )],
+                _ => continue,
+            };
+            let _ = m.store.update(&o.name, &v);
+        }
+    }
+
+    /// Pulls every gauge of every component into its Statistic object.
+    async fn collect(&self) -> Vec<ManagedObject> {
+        let m = &self.model;
+        let now = Timestamp::now();
+        let mut out = Vec::new();
+        for o in objects(m, "Component").await {
+            for (i, a) in o.class.attributes.iter().enumerate() {
+                if a.measure != Measure::Gauge || a.declared_in == "Component" {
+                    continue;
+                }
+                let Some(value) = o.values[i].as_f64() else {
+                    continue;
+                };
+                let name = format!("{}/stat={}", o.name, stat_name(a.field));
+                let values = [
+                    ("Resource", Value::Str(o.name.to_string())),
+                    ("Value", Value::Real(value)),
+                    (
+                        "Unit",
+                        Value::Str(a.units.unwrap_or("").chars().take(32).collect()),
+                    ),
+                    ("CollectedAt", Value::Time(now)),
+                ];
+                let ok = match ObjectName::parse(&name) {
+                    Ok(n) if m.store.get(&n).await.is_ok() => m.store.update(&n, &values).is_ok(),
+                    Ok(_) => m.create_dynamic("Statistic", &name, &values).await.is_ok(),
+                    Err(_) => false,
+                };
+                if ok {
+                    let _ = m
+                        .repo
+                        .journal(
+                            "statistic",
+                            &name,
+                            &serde_json::json!({"time": now.0, "value": value}),
+                        )
+                        .await;
+                    if let Ok(s) = m
+                        .store
+                        .get(&ObjectName::parse(&name).expect("checked"))
+                        .await
+                    {
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    async fn aggregates(&self, stats: &[ManagedObject]) {
+        let m = &self.model;
+        for a in &self.aggregates {
+            let Ok(scope) = ObjectName::parse(a.scope.get_ref()) else {
+                continue;
+            };
+            let values: Vec<f64> = stats
+                .iter()
+                .filter(|s| {
+                    s.name.leaf() == ("stat", a.statistic.get_ref().as_str())
+                        && s.name.is_within(&scope)
+                })
+                .filter_map(|s| s.get("Value").and_then(Value::as_f64))
+                .collect();
+            let function = a.function();
+            let name = format!("{}/agg={}", m.root, a.name.get_ref());
+            let v = [
+                ("Scope", Value::Str(a.scope.get_ref().clone())),
+                (
+                    "Statistic",
+                    Value::Str(a.statistic.get_ref().chars().take(64).collect()),
+                ),
+                ("Function", Value::Enum(function.value())),
+                (
+                    "Value",
+                    Value::Real(aggregate(function, &values).unwrap_or(0.0)),
+                ),
+                ("Members", Value::U32(values.len() as u32)),
+            ];
+            match ObjectName::parse(&name) {
+                Ok(n) if m.store.get(&n).await.is_ok() => {
+                    let _ = m.store.update(&n, &v);
+                }
+                Ok(_) => {
+                    let _ = m.create_dynamic("Aggregate", &name, &v).await;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    /// Creates configured thresholds (once their statistic exists) and evaluates all.
+    async fn thresholds(&self) {
+        let m = &self.model;
+        for t in &self.thresholds {
+            let name = format!(
+                "{}/stat={}/thr={}",
+                t.resource.get_ref(),
+                t.statistic.get_ref(),
+                t.name.get_ref()
+            );
+            let Ok(n) = ObjectName::parse(&name) else {
+                continue;
+            };
+            if m.store.get(&n).await.is_err() {
+                let dir = if t.direction.as_deref() == Some("falling") {
+                    ThresholdDirection::Falling
+                } else {
+                    ThresholdDirection::Rising
+                };
+                let sev = t
+                    .severity
+                    .as_deref()
+                    .and_then(|s| s.parse::<PerceivedSeverity>().ok())
+                    .unwrap_or(PerceivedSeverity::Major);
+                let _ = m
+                    .create_dynamic(
+                        "Threshold",
+                        &name,
+                        &[
+                            ("Direction", Value::Enum(dir.value())),
+                            ("Rising", Value::Real(t.rising)),
+                            ("Falling", Value::Real(t.falling)),
+                            ("Severity", Value::Enum(sev.value())),
+                            ("Crossed", Value::Bool(false)),
+                        ],
+                    )
+                    .await;
+            }
+        }
+        for thr in objects(m, "Threshold").await {
+            let Some(stat) = thr.name.parent() else {
+                continue;
+            };
+            let Ok(s) = m.store.get(&stat).await else {
+                continue;
+            };
+            let (Some(value), Some(rising), Some(falling)) = (
+                s.get("Value").and_then(Value::as_f64),
+                thr.get("Rising").and_then(Value::as_f64),
+                thr.get("Falling").and_then(Value::as_f64),
+            ) else {
+                continue;
+            };
+            let dir = match thr.get("Direction") {
+                Some(Value::Enum(v)) => {
+                    ThresholdDirection::from_value(*v).unwrap_or(ThresholdDirection::Rising)
+                }
+                _ => ThresholdDirection::Rising,
+            };
+            let crossed = thr.get("Crossed") == Some(&Value::Bool(true));
+            let sev = match thr.get("Severity") {
+                Some(Value::Enum(v)) => {
+                    PerceivedSeverity::from_value(*v).unwrap_or(PerceivedSeverity::Major)
+                }
+                _ => PerceivedSeverity::Major,
+            };
+            match evaluate(dir, crossed, value, rising, falling) {
+                Crossing::Raise => {
+                    let text = format!(
+                        "{} is {value} ({} {})",
+                        stat,
+                        if dir == ThresholdDirection::Rising {
+                            "at or above"
+                        } else {
+                            "at or below"
+                        },
+                        if dir == ThresholdDirection::Rising {
+                            rising
+                        } else {
+                            falling
+                        }
+                    );
+                    if m.raise_alarm(
+                        thr.name.as_str(),
+                        ProbableCause::ThresholdCrossed,
+                        sev,
+                        &text,
+                    )
+                    .await
+                    .is_ok()
+                    {
+                        let _ = m.store.update(&thr.name, &[("Crossed", Value::Bool(true))]);
+                    }
+                }
+                Crossing::Clear => {
+                    if m.clear_alarms_matching(
+                        thr.name.as_str(),
+                        Some(ProbableCause::ThresholdCrossed),
+                    )
+                    .await
+                    .is_ok()
+                    {
+                        let _ = m
+                            .store
+                            .update(&thr.name, &[("Crossed", Value::Bool(false))]);
+                    }
+                }
+                Crossing::Stay => {}
+            }
+        }
+    }
+}
+
+async fn objects(m: &AgentModel, class: &str) -> Vec<ManagedObject> {
+    debug_assert!(SCHEMA.class(class).is_some());
+    m.store
+        .query(&Query {
+            scope: Scope::All,
+            classes: vec![class.into()],
+            ..Query::default()
+        })
+        .await
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hysteresis() {
+        use Crossing::*;
+        use ThresholdDirection::Rising;
+        // Armed: fires at the rising value, not below.
+        assert_eq!(evaluate(Rising, false, 69.9, 70.0, 60.0), Stay);
+        assert_eq!(evaluate(Rising, false, 70.0, 70.0, 60.0), Raise);
+        // Crossed: stays until the falling value, even below rising.
+        assert_eq!(evaluate(Rising, true, 65.0, 70.0, 60.0), Stay);
+        assert_eq!(evaluate(Rising, true, 60.0, 70.0, 60.0), Clear);
+        // Falling thresholds mirror it.
+        assert_eq!(
+            evaluate(ThresholdDirection::Falling, false, 10.0, 50.0, 10.0),
+            Raise
+        );
+        assert_eq!(
+            evaluate(ThresholdDirection::Falling, true, 30.0, 50.0, 10.0),
+            Stay
+        );
+        assert_eq!(
+            evaluate(ThresholdDirection::Falling, true, 50.0, 50.0, 10.0),
+            Clear
+        );
+    }
+
+    #[test]
+    fn aggregates() {
+        let v = [4200.0, 4100.0, 4300.0];
+        assert_eq!(aggregate(AggregateFunction::Sum, &v), Some(12600.0));
+        assert_eq!(aggregate(AggregateFunction::Average, &v), Some(4200.0));
+        assert_eq!(aggregate(AggregateFunction::Minimum, &v), Some(4100.0));
+        assert_eq!(aggregate(AggregateFunction::Maximum, &v), Some(4300.0));
+        assert_eq!(aggregate(AggregateFunction::Sum, &[]), None);
+    }
+}
