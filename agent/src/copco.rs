@@ -116,26 +116,7 @@ pub async fn invoke(
     principal: Principal,
 ) -> Result<JobHandle, ModelError> {
     let obj = model.store.get(target).await?;
-    let method = obj
-        .class
-        .method(operation)
-        .ok_or_else(|| ModelError::NoSuchOperation {
-            class: obj.class.name.to_string(),
-            operation: operation.to_string(),
-        })?;
-    for (n, v) in &args {
-        let p = method
-            .params
-            .iter()
-            .find(|p| p.name == n || p.yang_name == n)
-            .ok_or_else(|| ModelError::Inconsistent {
-                reason: format!("{} takes no parameter {n}", method.name),
-            })?;
-        v.check(&p.ty).map_err(|error| ModelError::InvalidValue {
-            attribute: p.name.to_string(),
-            error,
-        })?;
-    }
+    let method = halyard_cluster_model::port::resolve_operation(&obj, operation, &args)?;
     let arg = |n: &str| {
         args.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(n))

@@ -514,10 +514,14 @@ impl InformationModel for MemoryModel {
         after: u32,
         limit: usize,
     ) -> Result<Vec<ManagedObject>, ModelError> {
+        // Nothing comes after the largest index.
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Vec::new());
+        };
         let st = self.read();
         Ok(st
             .objects
-            .range(after.saturating_add(1)..)
+            .range(first..)
             .map(|(_, o)| o)
             .filter(|o| class.is_none_or(|c| std::ptr::eq(o.class, c)))
             .take(limit)
@@ -550,26 +554,7 @@ impl InformationModel for MemoryModel {
         principal: Principal,
     ) -> Result<JobHandle, ModelError> {
         let obj = self.get(target).await?;
-        let m = obj
-            .class
-            .method(operation)
-            .ok_or_else(|| ModelError::NoSuchOperation {
-                class: obj.class.name.to_string(),
-                operation: operation.to_string(),
-            })?;
-        for (name, v) in &args {
-            let p = m
-                .params
-                .iter()
-                .find(|p| p.name == name || p.yang_name == name)
-                .ok_or_else(|| ModelError::Inconsistent {
-                    reason: format!("{} takes no parameter {name}", m.name),
-                })?;
-            v.check(&p.ty).map_err(|error| ModelError::InvalidValue {
-                attribute: p.name.to_string(),
-                error,
-            })?;
-        }
+        let m = crate::port::resolve_operation(&obj, operation, &args)?;
         let seq = {
             let mut inv = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
             inv.push(Invocation {

@@ -148,6 +148,36 @@ pub enum ModelError {
     Timeout,
 }
 
+/// Finds an object's operation and checks the arguments against its
+/// parameters: what every implementation of `invoke` does first.
+pub fn resolve_operation(
+    obj: &ManagedObject,
+    operation: &str,
+    args: &[(String, Value)],
+) -> Result<&'static crate::meta::MethodMeta, ModelError> {
+    let m = obj
+        .class
+        .method(operation)
+        .ok_or_else(|| ModelError::NoSuchOperation {
+            class: obj.class.name.to_string(),
+            operation: operation.to_string(),
+        })?;
+    for (name, v) in args {
+        let p = m
+            .params
+            .iter()
+            .find(|p| p.name == name || p.yang_name == name)
+            .ok_or_else(|| ModelError::Inconsistent {
+                reason: format!("{} takes no parameter {name}", m.name),
+            })?;
+        v.check(&p.ty).map_err(|error| ModelError::InvalidValue {
+            attribute: p.name.to_string(),
+            error,
+        })?;
+    }
+    Ok(m)
+}
+
 /// A refused transaction: which change (position in `changes`) and why.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("change {index}: {error}")]
