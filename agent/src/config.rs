@@ -308,6 +308,8 @@ pub struct ComponentSection {
     pub kind: Spanned<String>,
     /// The command; `@counterd` runs the built-in example daemon.
     pub command: Spanned<Vec<String>>,
+    /// OCF-style stop command (HALYARD_PID set); SIGTERM without one.
+    pub stop: Option<Vec<String>>,
     pub health: Option<Vec<String>>,
     pub role: Option<Vec<String>>,
     #[serde(default)]

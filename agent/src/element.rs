@@ -403,6 +403,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         } else {
             Kind::Process {
                 start: command,
+                stop: x.stop.clone(),
                 health: x.health.clone(),
                 role: x.role.clone(),
                 env,

@@ -38,10 +38,12 @@ use crate::repo::Repository;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Kind {
     /// A child process in the style of OCF resource agents: `start` runs
-    /// it, `health` (exit 0 = healthy) audits it, `role` is run with
+    /// it, `stop` (when given) asks it to stop before the signals do,
+    /// `health` (exit 0 = healthy) audits it, `role` is run with
     /// HALYARD_ROLE set whenever its role changes.
     Process {
         start: Vec<String>,
+        stop: Option<Vec<String>>,
         health: Option<Vec<String>>,
         role: Option<Vec<String>>,
         env: Vec<(String, String)>,
@@ -1194,9 +1196,11 @@ async fn supervise(
     grace: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let (command, env) = match &spec.kind {
-        Kind::Process { start, env, .. } => (start.clone(), env.clone()),
-        Kind::HaAware { command, env } => (command.clone(), env.clone()),
+    let (command, env, stop_cmd) = match &spec.kind {
+        Kind::Process {
+            start, env, stop, ..
+        } => (start.clone(), env.clone(), stop.clone()),
+        Kind::HaAware { command, env } => (command.clone(), env.clone(), None),
         Kind::Hardware => return,
     };
     let mut child: Option<(tokio::process::Child, u32)> = None;
@@ -1243,7 +1247,7 @@ async fn supervise(
                 }
                 Some(SupCmd::Stop) => {
                     if let Some((c, _)) = child.take() {
-                        stop_child(c, grace).await;
+                        stop_child(c, grace, stop_cmd.as_deref(), &spec.name).await;
                     }
                 }
             },
@@ -1265,17 +1269,43 @@ async fn supervise(
         }
     }
     if let Some((c, _)) = child.take() {
-        stop_child(c, grace).await;
+        stop_child(c, grace, stop_cmd.as_deref(), &spec.name).await;
     }
 }
 
-/// SIGTERM, then SIGKILL after the grace period.
-async fn stop_child(mut c: tokio::process::Child, grace: Duration) {
-    if let Some(pid) = c.id() {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(pid as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+/// The stop command when there is one (OCF style, with HALYARD_PID set),
+/// else SIGTERM; SIGKILL after the grace period either way.
+async fn stop_child(
+    mut c: tokio::process::Child,
+    grace: Duration,
+    stop: Option<&[String]>,
+    name: &str,
+) {
+    let pid = c.id();
+    match (stop.and_then(<[String]>::split_first), pid) {
+        (Some((prog, args)), Some(pid)) => {
+            let run = tokio::process::Command::new(prog)
+                .args(args)
+                .env("HALYARD_COMPONENT", name)
+                .env("HALYARD_PID", pid.to_string())
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .status();
+            if !matches!(tokio::time::timeout(grace, run).await, Ok(Ok(s)) if s.success()) {
+                tracing::warn!(component = %name, "stop command failed or timed out; signalling");
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGTERM,
+                );
+            }
+        }
+        (None, Some(pid)) => {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        _ => {}
     }
     if tokio::time::timeout(grace, c.wait()).await.is_err() {
         let _ = c.start_kill();

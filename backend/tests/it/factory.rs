@@ -85,12 +85,21 @@ async fn a_process_component_with_a_failing_health_command_is_restarted_and_told
     let dir = tempfile::tempdir().unwrap();
     let healthy = dir.path().join("healthy");
     let roles = dir.path().join("roles");
+    let stops = dir.path().join("stops");
     std::fs::write(&healthy, "").unwrap();
     let spec = ComponentSpec {
         name: "web".into(),
         parent: None,
         kind: Kind::Process {
             start: vec!["sleep".into(), "1000".into()],
+            stop: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "echo stopped $HALYARD_PID >> {} && kill $HALYARD_PID",
+                    stops.display()
+                ),
+            ]),
             health: Some(vec![
                 "test".into(),
                 "-f".into(),
@@ -142,6 +151,13 @@ async fn a_process_component_with_a_failing_health_command_is_restarted_and_told
     })
     .await;
     running.shutdown().await;
+    // Shutdown ran the OCF-style stop command with the process id.
+    assert!(
+        std::fs::read_to_string(&stops)
+            .unwrap()
+            .starts_with("stopped "),
+        "the stop command ran"
+    );
     // The failure was saved with the component's black box.
     let failures = repo.journal_entries("failure").await.unwrap();
     let (_, subject, body) = failures.first().expect("a failure record");
