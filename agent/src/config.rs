@@ -72,6 +72,9 @@ pub struct StatisticsSection {
     /// History kept in the repository.
     #[serde(default = "sixty")]
     pub retention_minutes: u32,
+    /// How long cleared alarms are kept.
+    #[serde(default = "one_day")]
+    pub alarm_retention_minutes: u32,
 }
 
 impl Default for StatisticsSection {
@@ -79,8 +82,13 @@ impl Default for StatisticsSection {
         StatisticsSection {
             period_ms: two_seconds(),
             retention_minutes: sixty(),
+            alarm_retention_minutes: one_day(),
         }
     }
+}
+
+fn one_day() -> u32 {
+    24 * 60
 }
 
 fn two_seconds() -> u32 {

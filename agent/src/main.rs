@@ -174,6 +174,7 @@ async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()
         cfg.aggregates.clone(),
         cfg.thresholds.clone(),
         std::time::Duration::from_secs(u64::from(cfg.statistics.retention_minutes) * 60),
+        std::time::Duration::from_secs(u64::from(cfg.statistics.alarm_retention_minutes) * 60),
     );
     collector.cycle().await;
     let stats = tokio::spawn(collector.run(

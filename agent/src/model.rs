@@ -50,8 +50,24 @@ pub struct AgentModel {
     pub(crate) next_job: AtomicU32,
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
     /// Serializes alarm changes (raise, fold, clear).
-    alarm_lock: Mutex<()>,
+    alarm_lock: Mutex<AlarmGuards>,
 }
+
+/// Flapping and storm state, kept under the alarm lock.
+#[derive(Debug, Default)]
+struct AlarmGuards {
+    /// (resource, cause) -> recent raise times.
+    raises: std::collections::HashMap<(String, u32), std::collections::VecDeque<i64>>,
+    /// Secondary alarms dropped because the active set was full.
+    dropped: u64,
+}
+
+/// More raises than this for one resource and cause within the window is
+/// flapping: the alarm is updated, not announced again.
+const FLAP_LIMIT: usize = 3;
+const FLAP_WINDOW_MS: i64 = 60_000;
+/// Active alarms kept; past it only root and independent alarms are added.
+pub(crate) const STORM_LIMIT: usize = 2_000;
 
 fn err_commit(e: impl std::fmt::Display) -> ModelError {
     ModelError::CommitFailed {
@@ -94,7 +110,7 @@ impl AgentModel {
             next_audit: AtomicU32::new(1),
             next_job: AtomicU32::new(1),
             audits: Mutex::new(Default::default()),
-            alarm_lock: Mutex::new(()),
+            alarm_lock: Mutex::new(AlarmGuards::default()),
         });
         let mut fresh = Vec::new();
         for o in &element.objects {
@@ -291,9 +307,46 @@ impl AgentModel {
         severity: PerceivedSeverity,
         text: &str,
     ) -> Result<ObjectName, ModelError> {
-        let _g = self.alarm_lock.lock().await;
+        let mut guards = self.alarm_lock.lock().await;
         let now = Timestamp::now();
+        let key = (resource.to_string(), cause.value());
+        let recent = guards.raises.entry(key).or_default();
+        recent.retain(|t| now.0 - t <= FLAP_WINDOW_MS);
+        recent.push_back(now.0);
+        let flapping = recent.len() > FLAP_LIMIT;
         let active = self.active_alarms().await?;
+        if flapping {
+            // Damped: the latest alarm of this resource and cause is
+            // reopened and counted, without a new announcement.
+            let all = self
+                .store
+                .query(&Query {
+                    classes: vec!["Alarm".into()],
+                    ..Query::default()
+                })
+                .await?;
+            if let Some(a) = all.iter().rev().find(|a| {
+                a.get("Resource").and_then(Value::as_str) == Some(resource)
+                    && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
+            }) {
+                let n = match a.get("Occurrences") {
+                    Some(Value::U32(n)) => n + 1,
+                    _ => 2,
+                };
+                self.store.update(
+                    &a.name,
+                    &[
+                        ("Occurrences", Value::U32(n)),
+                        ("ChangedAt", Value::Time(now)),
+                        ("Severity", Value::Enum(severity.value())),
+                        ("ClearedAt", Value::Absent),
+                    ],
+                )?;
+                self.persist_alarm(&a.name).await?;
+                tracing::debug!(alarm = %a.name, "flapping alarm damped");
+                return Ok(a.name.clone());
+            }
+        }
         if let Some(a) = active.iter().find(|a| {
             a.get("Resource").and_then(Value::as_str) == Some(resource)
                 && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
@@ -326,6 +379,15 @@ impl AgentModel {
         } else {
             AlarmCorrelation::Independent
         };
+        // A storm is bounded: past the limit, secondary alarms are dropped
+        // (counted); root and independent alarms are always kept.
+        if correlation == AlarmCorrelation::Secondary && active.len() >= STORM_LIMIT {
+            guards.dropped += 1;
+            tracing::warn!(dropped = guards.dropped, %resource, "alarm storm: secondary alarm dropped");
+            return Err(ModelError::Unavailable {
+                reason: format!("alarm storm: {} active alarms", active.len()),
+            });
+        }
         let n = self.next_alarm.fetch_add(1, Ordering::Relaxed);
         let object = format!("{}/alarm={n}", self.root);
         let event_type = match cause {
@@ -433,6 +495,38 @@ impl AgentModel {
                 ],
             );
             n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Forgets cleared alarms older than `retention` (scheduled by the
+    /// statistics cycle); returns how many went.
+    pub(crate) async fn prune_alarms(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<usize, ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        let cutoff = Timestamp::now().0 - retention.as_millis() as i64;
+        let all = self
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await?;
+        let mut n = 0;
+        for a in all {
+            if let Some(Value::Time(t)) = a.get("ClearedAt")
+                && t.0 < cutoff
+            {
+                self.store.remove(&a.name);
+                let (_, id) = a.name.leaf();
+                self.repo
+                    .delete(&format!("/alarms/{id}"))
+                    .await
+                    .map_err(err_commit)?;
+                n += 1;
+            }
         }
         Ok(n)
     }
@@ -976,5 +1070,187 @@ impl InformationModel for AgentModel {
         until: Option<Timestamp>,
     ) -> Result<Vec<Arc<Notification>>, ModelError> {
         self.store.history(filter, since, until).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::ObjectSpec;
+    use halyard_cluster_model::port::Delivery;
+
+    async fn model(dir: &std::path::Path) -> (Arc<AgentModel>, halyard_backend::core::Running) {
+        let el = Element {
+            root: "ne=1".into(),
+            objects: vec![
+                ObjectSpec {
+                    class: "NetworkElement",
+                    name: "ne=1".into(),
+                    values: vec![],
+                },
+                ObjectSpec {
+                    class: "Shelf",
+                    name: "ne=1/shelf=1".into(),
+                    values: vec![],
+                },
+            ],
+            groups: vec![],
+            components: vec![],
+        };
+        let repo = Repository::open(&dir.join("db")).await.unwrap();
+        let (core, running) = HaCore::start(
+            crate::element::core_config(&el, "t", dir, None),
+            repo.clone(),
+        )
+        .await
+        .unwrap();
+        (AgentModel::load(&el, core, repo).await.unwrap(), running)
+    }
+
+    fn alarms_raised(sub: &mut Subscription) -> usize {
+        let mut n = 0;
+        while let Some(Some(Delivery::Notification(x))) = sub.recv().now_or_never() {
+            n += usize::from(x.class.name == "AlarmRaised");
+        }
+        n
+    }
+
+    trait NowOrNever: std::future::Future + Sized {
+        fn now_or_never(self) -> Option<Self::Output> {
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut f = std::pin::pin!(self);
+            match f.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            }
+        }
+    }
+    impl<F: std::future::Future> NowOrNever for F {}
+
+    #[tokio::test]
+    async fn duplicates_fold_flapping_is_damped_and_cleared_alarms_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let mut sub = m.subscribe(NotificationFilter::default());
+        let shelf = "ne=1/shelf=1";
+        // Duplicates fold into one alarm with a counter.
+        let a = m
+            .raise_alarm(
+                shelf,
+                ProbableCause::PowerProblem,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .unwrap();
+        let b = m
+            .raise_alarm(
+                shelf,
+                ProbableCause::PowerProblem,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            m.store.get(&a).await.unwrap().get("Occurrences"),
+            Some(&Value::U32(2))
+        );
+        assert_eq!(alarms_raised(&mut sub), 1);
+        // Raise, clear, raise, clear...: past the limit it is damped, no new alarms or announcements.
+        for _ in 0..6 {
+            m.clear_alarms(shelf).await.unwrap();
+            m.raise_alarm(
+                shelf,
+                ProbableCause::PowerProblem,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .unwrap();
+        }
+        let all = m
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            all.len() <= 3,
+            "flapping makes few alarm objects: {}",
+            all.len()
+        );
+        assert!(
+            alarms_raised(&mut sub) <= 2,
+            "flapping is not announced every time"
+        );
+        // Retention: cleared alarms older than the retention go, from the store and the repository.
+        m.clear_alarms(shelf).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let n = m
+            .prune_alarms(std::time::Duration::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(n, all.len());
+        assert!(m.repo.list("/alarms").await.unwrap().is_empty());
+        running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_alarm_storm_keeps_root_alarms_and_drops_secondaries_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        // The root, then a storm of alarms beneath it (secondary) and elsewhere (independent).
+        m.raise_alarm(
+            "ne=1/shelf=1",
+            ProbableCause::PowerProblem,
+            PerceivedSeverity::Critical,
+            "root",
+        )
+        .await
+        .unwrap();
+        let mut dropped = 0;
+        for i in 0..STORM_LIMIT + 50 {
+            if m.raise_alarm(
+                &format!("ne=1/shelf=1/fan={i}"),
+                ProbableCause::CoolingFanFailure,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .is_err()
+            {
+                dropped += 1;
+            }
+        }
+        assert!(
+            dropped >= 50,
+            "secondaries past the limit are dropped: {dropped}"
+        );
+        // A new root-cause (independent) alarm is still taken in the storm.
+        m.raise_alarm(
+            "ne=1/shelf=2",
+            ProbableCause::PowerProblem,
+            PerceivedSeverity::Critical,
+            "another root",
+        )
+        .await
+        .unwrap();
+        let active = m.active_alarms().await.unwrap();
+        assert!(
+            active
+                .iter()
+                .any(|a| a.get("Resource").and_then(Value::as_str) == Some("ne=1/shelf=2"))
+        );
+        assert!(
+            active
+                .iter()
+                .any(|a| a.get("Resource").and_then(Value::as_str) == Some("ne=1/shelf=1"))
+        );
+        running.shutdown().await;
     }
 }

@@ -68,6 +68,7 @@ pub struct Collector {
     aggregates: Vec<AggregateEntry>,
     thresholds: Vec<ThresholdEntry>,
     retention: Duration,
+    alarm_retention: Duration,
     tick: u64,
 }
 
@@ -77,12 +78,14 @@ impl Collector {
         aggregates: Vec<AggregateEntry>,
         thresholds: Vec<ThresholdEntry>,
         retention: Duration,
+        alarm_retention: Duration,
     ) -> Self {
         Collector {
             model,
             aggregates,
             thresholds,
             retention,
+            alarm_retention,
             tick: 0,
         }
     }
@@ -114,6 +117,9 @@ impl Collector {
         let cutoff = Timestamp::now().0 - self.retention.as_millis() as i64;
         if let Err(e) = self.model.repo.prune_journal("statistic", cutoff).await {
             tracing::warn!(error = %e, "cannot prune statistics history");
+        }
+        if let Err(e) = self.model.prune_alarms(self.alarm_retention).await {
+            tracing::warn!(error = %e, "cannot prune alarm history");
         }
     }
 
