@@ -138,6 +138,9 @@ pub struct AgentSection {
     pub data_dir: Option<PathBuf>,
     /// Path of a hardware watchdog device, e.g. /dev/watchdog.
     pub watchdog_device: Option<PathBuf>,
+    /// COpCo's policy for a command that conflicts with a running job:
+    /// reject (default) or queue.
+    pub conflict_policy: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -409,6 +412,17 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
         seen
     };
     names("element", vec![&c.element.name], errs);
+    if let Some(p) = &c.agent.conflict_policy
+        && !["reject", "queue"].contains(&p.get_ref().as_str())
+    {
+        errs.push(loc.span(
+            p,
+            format!(
+                "found conflict policy \"{}\", expected reject or queue",
+                p.get_ref()
+            ),
+        ));
+    }
     let shelves = names("shelf", c.shelves.iter().map(|s| &s.name).collect(), errs);
     let nodes = names("node", c.nodes.iter().map(|n| &n.name).collect(), errs);
     let groups = names(

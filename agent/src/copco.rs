@@ -23,13 +23,36 @@ use crate::model::AgentModel;
 /// How long a step waits for CRIM to reach the requested state.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// What COpCo does with a command that conflicts with a running job.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ConflictPolicy {
+    /// Refuse it at once, naming the job that holds the subtree.
+    #[default]
+    Reject,
+    /// Queue it (job state `queued`) until the subtree is free, at most
+    /// [`QUEUE_LIMIT`]; then reject it.
+    Queue,
+}
+
+/// Longest a queued command waits for its subtree.
+pub const QUEUE_LIMIT: Duration = Duration::from_secs(60);
+
 #[derive(Debug, Default)]
 pub struct Copco {
     /// Subtrees locked by running jobs: (root, job).
     held: Mutex<Vec<(ObjectName, ObjectName)>>,
+    pub policy: ConflictPolicy,
+    freed: tokio::sync::Notify,
 }
 
 impl Copco {
+    pub fn new(policy: ConflictPolicy) -> Self {
+        Copco {
+            policy,
+            ..Copco::default()
+        }
+    }
+
     /// Whether `target` can be acted on: no running job holds a subtree
     /// that contains it or lies within it.
     pub async fn check_free(&self, target: &ObjectName) -> Result<(), String> {
@@ -59,6 +82,29 @@ impl Copco {
 
     pub(crate) async fn release(&self, job: &ObjectName) {
         self.held.lock().await.retain(|(_, j)| j != job);
+        self.freed.notify_waiters();
+    }
+
+    /// Waits until the subtree is free and takes it, at most `limit`.
+    pub(crate) async fn acquire_queued(
+        &self,
+        target: &ObjectName,
+        job: &ObjectName,
+        limit: Duration,
+    ) -> Result<(), String> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            // Registered before the check, so a release in between is not missed.
+            let freed = self.freed.notified();
+            match self.acquire(target, job).await {
+                Ok(()) => return Ok(()),
+                Err(reason) => {
+                    if tokio::time::timeout_at(deadline, freed).await.is_err() {
+                        return Err(format!("{reason}; waited {} s", limit.as_secs()));
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -200,11 +246,15 @@ pub async fn invoke(
             reason: e.to_string(),
         })?;
     let what = format!("{} {target}", method.name);
+    let mut queued = None;
     if let Err(reason) = copco.acquire(target, &job).await {
-        model
-            .audit(&principal, &what, &format!("rejected: {reason}"))
-            .await;
-        return Err(ModelError::Conflict { reason });
+        if copco.policy == ConflictPolicy::Reject {
+            model
+                .audit(&principal, &what, &format!("rejected: {reason}"))
+                .await;
+            return Err(ModelError::Conflict { reason });
+        }
+        queued = Some(reason);
     }
     let total = steps.len() as u32;
     model
@@ -214,7 +264,17 @@ pub async fn invoke(
             &[
                 ("Operation", Value::Str(method.name.to_string())),
                 ("Target", Value::Str(target.to_string())),
-                ("State", Value::Enum(JobState::Running.value())),
+                (
+                    "State",
+                    Value::Enum(
+                        if queued.is_some() {
+                            JobState::Queued
+                        } else {
+                            JobState::Running
+                        }
+                        .value(),
+                    ),
+                ),
                 ("StepsDone", Value::U32(0)),
                 ("StepsTotal", Value::U32(total)),
                 ("Detail", Value::Str(steps[0].describe())),
@@ -226,10 +286,16 @@ pub async fn invoke(
         )
         .await?;
     let (tx, status) = watch::channel(JobStatus {
-        state: JobState::Running,
+        state: if queued.is_some() {
+            JobState::Queued
+        } else {
+            JobState::Running
+        },
         steps_done: 0,
         steps_total: total,
-        detail: steps[0].describe(),
+        detail: queued
+            .as_ref()
+            .map_or_else(|| steps[0].describe(), |r| format!("queued: {r}")),
         result: None,
     });
     let handle = JobHandle {
@@ -238,7 +304,32 @@ pub async fn invoke(
     };
     // The job runs on its own; its lock is released when it finishes.
     let model = model.self_arc();
+    let target_owned = target.clone();
     tokio::spawn(async move {
+        if queued.is_some()
+            && let Err(reason) = model.copco_acquire_queued(&target_owned, &job).await
+        {
+            let detail = format!("rejected: {reason}");
+            let _ = model.store.update(
+                &job,
+                &[
+                    ("State", Value::Enum(JobState::Rejected.value())),
+                    ("Detail", Value::Str(detail.chars().take(255).collect())),
+                ],
+            );
+            model.audit(&principal, &what, &detail).await;
+            tx.send_replace(JobStatus {
+                state: JobState::Rejected,
+                steps_done: 0,
+                steps_total: total,
+                detail,
+                result: Some(1),
+            });
+            return;
+        }
+        let _ = model
+            .store
+            .update(&job, &[("State", Value::Enum(JobState::Running.value()))]);
         let mut done = 0;
         let mut failure = None;
         for step in &steps {

@@ -32,6 +32,8 @@ pub struct ObjectSpec {
 #[derive(Debug, Clone)]
 pub struct Element {
     pub root: String,
+    /// What COpCo does with conflicting commands.
+    pub conflict_policy: crate::copco::ConflictPolicy,
     pub objects: Vec<ObjectSpec>,
     pub groups: Vec<SgConfig>,
     pub components: Vec<ComponentSpec>,
@@ -423,8 +425,18 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             audit,
         });
     }
+    let conflict_policy = match c
+        .agent
+        .conflict_policy
+        .as_ref()
+        .map(|p| p.get_ref().as_str())
+    {
+        Some("queue") => crate::copco::ConflictPolicy::Queue,
+        _ => crate::copco::ConflictPolicy::Reject,
+    };
     Element {
         root,
+        conflict_policy,
         objects,
         groups,
         components,

@@ -103,7 +103,7 @@ impl AgentModel {
             core,
             repo,
             root,
-            copco: Copco::default(),
+            copco: Copco::new(element.conflict_policy),
             indices: Mutex::new(indices),
             next_index: AtomicU32::new(next),
             next_alarm: AtomicU32::new(1),
@@ -202,6 +202,16 @@ impl AgentModel {
 
     pub(crate) async fn copco_release(&self, job: &ObjectName) {
         self.copco.release(job).await;
+    }
+
+    pub(crate) async fn copco_acquire_queued(
+        &self,
+        target: &ObjectName,
+        job: &ObjectName,
+    ) -> Result<(), String> {
+        self.copco
+            .acquire_queued(target, job, crate::copco::QUEUE_LIMIT)
+            .await
     }
 
     /// Creates an object with its persisted index (or a new one).
@@ -1082,6 +1092,7 @@ mod tests {
     async fn model(dir: &std::path::Path) -> (Arc<AgentModel>, halyard_backend::core::Running) {
         let el = Element {
             root: "ne=1".into(),
+            conflict_policy: crate::copco::ConflictPolicy::Queue,
             objects: vec![
                 ObjectSpec {
                     class: "NetworkElement",

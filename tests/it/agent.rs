@@ -71,6 +71,7 @@ fn free_udp() -> u16 {
 struct Agent {
     child: Option<Child>,
     data: PathBuf,
+    config: Option<PathBuf>,
     snmp: String,
     http: String,
     netconf: String,
@@ -78,6 +79,10 @@ struct Agent {
 
 impl Agent {
     fn start(data: &Path) -> Agent {
+        Self::start_with(data, None)
+    }
+
+    fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
         let (snmp, http, netconf) = (
             format!("127.0.0.1:{}", free_udp()),
             format!("127.0.0.1:{}", free_tcp()),
@@ -86,6 +91,7 @@ impl Agent {
         let mut a = Agent {
             child: None,
             data: data.to_path_buf(),
+            config,
             snmp,
             http,
             netconf,
@@ -95,7 +101,11 @@ impl Agent {
     }
 
     fn spawn(&mut self) {
-        let mut child = Command::new(halyard())
+        let mut cmd = Command::new(halyard());
+        if let Some(c) = &self.config {
+            cmd.arg("--config").arg(c);
+        }
+        let mut child = cmd
             .arg("--data-dir")
             .arg(&self.data)
             .args([
@@ -557,4 +567,103 @@ fn a_threshold_raises_and_clears_its_alarm_with_hysteresis() {
     set(&[(12, 42_000)]);
     wait_until("the threshold to re-arm", || get(&a, &col(14)) == "2");
     wait_until("its alarm to clear", || alarm().as_deref() == Some("1"));
+}
+
+/// Job name from an operation's JSON reply.
+fn job_of(body: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+    v["job"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no job in {body}"))
+        .to_string()
+}
+
+fn wait_job(a: &Agent, name: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    wait_until("the job to finish", || {
+        let (_, b) = a.curl("GET", &format!("/api/v1/jobs/{name}"), None);
+        last = serde_json::from_str(&b).unwrap_or_default();
+        last["finished"] == serde_json::Value::Bool(true)
+    });
+    last
+}
+
+#[test]
+fn concurrent_conflicting_commands_never_deadlock() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let ops = [
+        "ne=1/shelf=1/operations/lock",
+        "ne=1/shelf=1/fan=1/operations/restart",
+        "ne=1/shelf=1/node=a/operations/lock",
+        "ne=1/shelf=1/node=a/comp=counterd-a/operations/switch-over",
+        "ne=1/shelf=1/operations/unlock",
+        "ne=1/shelf=1/psu=2/operations/run-diagnostics",
+        "ne=1/shelf=1/node=b/comp=ticker-2/operations/restart",
+        "ne=1/shelf=1/fan=2/operations/lock",
+    ];
+    let replies: Vec<(u16, String)> = std::thread::scope(|s| {
+        let a = &a;
+        let hs: Vec<_> = ops
+            .iter()
+            .map(|op| s.spawn(move || a.curl("POST", &format!("/api/v1/objects/{op}"), Some("{}"))))
+            .collect();
+        hs.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut accepted = 0;
+    for ((code, body), op) in replies.iter().zip(ops) {
+        assert!(
+            (200..300).contains(code) || *code == 409,
+            "{op}: {code} {body}"
+        );
+        if *code == 409 {
+            assert!(body.contains("locked by"), "{op}: {body}");
+        } else {
+            accepted += 1;
+            let done = wait_job(&a, &job_of(body));
+            assert!(
+                done["state"] == "succeeded" || done["state"] == "failed",
+                "{op}: {done}"
+            );
+        }
+    }
+    assert!(accepted >= 1);
+    // And the agent still answers.
+    let (code, _) = a.curl("GET", "/api/v1/tree", None);
+    assert_eq!(code, 200);
+}
+
+#[test]
+fn with_the_queue_policy_a_conflicting_command_waits_its_turn() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("queue.toml");
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    std::fs::write(
+        &config,
+        demo.replace("[agent]\n", "[agent]\nconflict_policy = \"queue\"\n"),
+    )
+    .unwrap();
+    let a = Agent::start_with(&dir.path().join("data"), Some(config));
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/operations/run-diagnostics",
+        Some("{}"),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let diag = job_of(&body);
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/fan=1/operations/restart",
+        Some("{}"),
+    );
+    assert!(
+        (200..300).contains(&code),
+        "queued, not refused: {code} {body}"
+    );
+    assert!(body.contains("queued"), "{body}");
+    let restart = job_of(&body);
+    let first = wait_job(&a, &diag);
+    let second = wait_job(&a, &restart);
+    assert_eq!(first["state"], "succeeded", "{first}");
+    assert_eq!(second["state"], "succeeded", "{second}");
 }
