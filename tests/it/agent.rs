@@ -23,9 +23,9 @@ const V3: &[&str] = &[
     "-X",
     "halyard-demo-priv",
 ];
-const HC: &str = "1.3.6.1.4.1.32473.77";
+pub(crate) const HC: &str = "1.3.6.1.4.1.32473.77";
 
-fn workspace() -> PathBuf {
+pub(crate) fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
@@ -68,17 +68,17 @@ fn free_udp() -> u16 {
         .port()
 }
 
-struct Agent {
+pub(crate) struct Agent {
     child: Option<Child>,
     data: PathBuf,
     config: Option<PathBuf>,
     snmp: String,
     http: String,
-    netconf: String,
+    pub(crate) netconf: String,
 }
 
 impl Agent {
-    fn start(data: &Path) -> Agent {
+    pub(crate) fn start(data: &Path) -> Agent {
         Self::start_with(data, None)
     }
 
@@ -178,7 +178,7 @@ impl Agent {
             .collect()
     }
 
-    fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
+    pub(crate) fn curl(&self, method: &str, path: &str, body: Option<&str>) -> (u16, String) {
         let mut c = Command::new("curl");
         c.args([
             "-s",
@@ -233,7 +233,7 @@ impl Drop for Agent {
     }
 }
 
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+pub(crate) fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while !f() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -249,7 +249,7 @@ fn names(a: &Agent) -> Vec<(String, String)> {
         .collect()
 }
 
-fn index_of(a: &Agent, name: &str) -> String {
+pub(crate) fn index_of(a: &Agent, name: &str) -> String {
     names(a)
         .into_iter()
         .find(|(_, n)| n == name)
@@ -257,7 +257,7 @@ fn index_of(a: &Agent, name: &str) -> String {
         .0
 }
 
-fn get(a: &Agent, oid: &str) -> String {
+pub(crate) fn get(a: &Agent, oid: &str) -> String {
     let (_, out) = a.snmp("snmpget", &["-v2c", "-c", "public", "-Oqv", "-Oe"], &[oid]);
     out.trim().trim_matches('"').to_string()
 }
