@@ -191,6 +191,9 @@ pub struct TrapEntry {
 pub struct NetconfSection {
     #[serde(default)]
     pub listen: Vec<Spanned<String>>,
+    /// Where get-schema finds the IETF modules' texts (halyard-cluster is
+    /// built in); default: Debian's libyang module directory when present.
+    pub schema_dirs: Option<Vec<PathBuf>>,
     #[serde(default)]
     pub users: Vec<LoginEntry>,
 }

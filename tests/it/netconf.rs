@@ -40,6 +40,16 @@ print("alarm-notification=%s" % ("alarm-raised" in got and "ne=1/shelf=1" in got
 data = m.get(filter=("subtree", '<element xmlns="%s"/>' % NS)).data_ele
 with open(sys.argv[2], "wb") as f:
     f.write(b"".join(etree.tostring(c) for c in data))
+MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+g = m.get(filter=("subtree", '<netconf-state xmlns="%s"><schemas/></netconf-state>' % MON)).data_ele
+names = []
+for sch in g.iter("{%s}schema" % MON):
+    ident = sch.find("{%s}identifier" % MON).text
+    ver = sch.find("{%s}version" % MON).text
+    with open("%s/%s@%s.yang" % (sys.argv[3], ident, ver), "w") as f:
+        f.write(m.get_schema(ident, version=ver).data)
+    names.append(ident)
+print("schemas=%s" % ",".join(sorted(names)))
 m.close_session()
 "#;
 
@@ -50,10 +60,13 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
     let script = dir.path().join("nc.py");
     std::fs::write(&script, SCRIPT).unwrap();
     let data = dir.path().join("get.xml");
+    let mods = dir.path().join("mods");
+    std::fs::create_dir_all(&mods).unwrap();
     let out = Command::new("python3")
         .arg(&script)
         .arg(&a.netconf)
         .arg(&data)
+        .arg(&mods)
         .output()
         .expect("python3 with ncclient (tests/run.sh installs it)");
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -69,6 +82,26 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
         "alarm-notification=True",
     ] {
         assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
+    // Every module the server lists is served by get-schema, and compiles.
+    assert!(
+        text.contains("schemas=") && text.contains("halyard-cluster"),
+        "{text}"
+    );
+    for entry in std::fs::read_dir(&mods).unwrap() {
+        let p = entry.unwrap().path();
+        let o = Command::new("yanglint")
+            .arg("-p")
+            .arg(&mods)
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "yanglint rejects {}: {}",
+            p.display(),
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     // The commit went through CRIM: counterd-a is off-line, its pair primary.
     let i = index_of(&a, "ne=1/shelf=1/node=a/comp=counterd-a");
