@@ -215,7 +215,7 @@ impl AgentModel {
     }
 
     /// Creates an object with its persisted index (or a new one).
-    async fn create(
+    pub(crate) async fn create(
         &self,
         class: &str,
         object: &str,
@@ -236,7 +236,10 @@ impl AgentModel {
         self.store.insert_at(class, object, values, index)
     }
 
-    async fn persist_indices(&self, fresh: Vec<(String, u32)>) -> Result<(), ModelError> {
+    pub(crate) async fn persist_indices(
+        &self,
+        fresh: Vec<(String, u32)>,
+    ) -> Result<(), ModelError> {
         if fresh.is_empty() {
             return Ok(());
         }
@@ -881,51 +884,70 @@ impl AgentModel {
         {
             self.store.remove(&n);
         }
-        // Service-instance counters.
-        if let Ok(si_name) = ObjectName::parse(si) {
-            let asg = self
-                .store
-                .query(&Query {
-                    scope: halyard_cluster_model::port::Scope::Children(si_name.clone()),
-                    ..Query::default()
-                })
-                .await
-                .unwrap_or_default();
-            let count = |r: AssignmentRole| {
-                asg.iter()
-                    .filter(|a| a.get("Role") == Some(&Value::Enum(r.value())))
-                    .count() as u32
-            };
-            let active = count(AssignmentRole::Active);
+        // Counters of service instances and groups are refreshed by the
+        // statistics cycle, in one pass, not per event.
+    }
+
+    /// Recomputes service-instance and service-group counters in one pass.
+    pub(crate) async fn refresh_counters(&self) {
+        let asg = self
+            .store
+            .query(&Query {
+                classes: vec!["Assignment".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap_or_default();
+        let mut per_si: std::collections::HashMap<ObjectName, (u32, u32)> =
+            std::collections::HashMap::new();
+        for a in &asg {
+            if let Some(si) = a.name.parent() {
+                let e = per_si.entry(si).or_default();
+                match a.get("Role") {
+                    Some(Value::Enum(v)) if *v == AssignmentRole::Active.value() => e.0 += 1,
+                    Some(Value::Enum(v)) if *v == AssignmentRole::Standby.value() => e.1 += 1,
+                    _ => {}
+                }
+            }
+        }
+        for si in self
+            .store
+            .query(&Query {
+                classes: vec!["ServiceInstance".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap_or_default()
+        {
+            let (active, standby) = per_si.get(&si.name).copied().unwrap_or_default();
             let _ = self.store.update(
-                &si_name,
+                &si.name,
                 &[
                     ("ActiveAssignments", Value::U32(active)),
-                    (
-                        "StandbyAssignments",
-                        Value::U32(count(AssignmentRole::Standby)),
-                    ),
+                    ("StandbyAssignments", Value::U32(standby)),
                     ("Assigned", Value::Bool(active > 0)),
                 ],
             );
         }
-        // Group counters.
-        if let Some(sg) = ObjectName::parse(si).ok().and_then(|s| s.parent())
-            && let Ok(views) = self.core.components().await
-        {
-            let members: Vec<_> = views.iter().filter(|v| v.sg == sg.as_str()).collect();
-            let p = members
-                .iter()
-                .filter(|v| v.avail == AvailabilityState::Primary)
-                .count() as u32;
-            let s = members
-                .iter()
-                .filter(|v| v.avail == AvailabilityState::Secondary)
-                .count() as u32;
-            let _ = self.store.update(
-                &sg,
-                &[("Primaries", Value::U32(p)), ("Secondaries", Value::U32(s))],
-            );
+        if let Ok(views) = self.core.components().await {
+            let mut per_sg: std::collections::HashMap<&str, (u32, u32)> =
+                std::collections::HashMap::new();
+            for v in &views {
+                let e = per_sg.entry(v.sg.as_str()).or_default();
+                match v.avail {
+                    AvailabilityState::Primary => e.0 += 1,
+                    AvailabilityState::Secondary => e.1 += 1,
+                    _ => {}
+                }
+            }
+            for (sg, (p, s)) in per_sg {
+                if let Ok(n) = ObjectName::parse(sg) {
+                    let _ = self.store.update(
+                        &n,
+                        &[("Primaries", Value::U32(p)), ("Secondaries", Value::U32(s))],
+                    );
+                }
+            }
         }
     }
 

@@ -114,6 +114,7 @@ impl Collector {
         let stats = self.collect().await;
         self.aggregates(&stats).await;
         self.thresholds().await;
+        self.model.refresh_counters().await;
         let cutoff = Timestamp::now().0 - self.retention.as_millis() as i64;
         if let Err(e) = self.model.repo.prune_journal("statistic", cutoff).await {
             tracing::warn!(error = %e, "cannot prune statistics history");
@@ -158,11 +159,15 @@ impl Collector {
         }
     }
 
-    /// Pulls every gauge of every component into its Statistic object.
+    /// Pulls every gauge of every component into its Statistic object;
+    /// new objects' indices and the history go to the repository in one
+    /// transaction each.
     async fn collect(&self) -> Vec<ManagedObject> {
         let m = &self.model;
         let now = Timestamp::now();
         let mut out = Vec::new();
+        let mut fresh = Vec::new();
+        let mut history = Vec::new();
         for o in objects(m, "Component").await {
             for (i, a) in o.class.attributes.iter().enumerate() {
                 if a.measure != Measure::Gauge || a.declared_in == "Component" {
@@ -181,29 +186,33 @@ impl Collector {
                     ),
                     ("CollectedAt", Value::Time(now)),
                 ];
-                let ok = match ObjectName::parse(&name) {
-                    Ok(n) if m.store.get(&n).await.is_ok() => m.store.update(&n, &values).is_ok(),
-                    Ok(_) => m.create_dynamic("Statistic", &name, &values).await.is_ok(),
-                    Err(_) => false,
+                let Ok(n) = ObjectName::parse(&name) else {
+                    continue;
+                };
+                let ok = if m.store.update(&n, &values).is_ok() {
+                    true
+                } else {
+                    m.create("Statistic", &name, &values, &mut fresh)
+                        .await
+                        .is_ok()
                 };
                 if ok {
-                    let _ = m
-                        .repo
-                        .journal(
-                            "statistic",
-                            &name,
-                            &serde_json::json!({"time": now.0, "value": value}),
-                        )
-                        .await;
-                    if let Ok(s) = m
-                        .store
-                        .get(&ObjectName::parse(&name).expect("checked"))
-                        .await
-                    {
+                    history.push((
+                        "statistic".to_string(),
+                        name.clone(),
+                        serde_json::json!({"time": now.0, "value": value}),
+                    ));
+                    if let Ok(s) = m.store.get(&n).await {
                         out.push(s);
                     }
                 }
             }
+        }
+        if let Err(e) = m.persist_indices(fresh).await {
+            tracing::warn!(error = %e, "cannot persist statistic indices");
+        }
+        if let Err(e) = m.repo.journal_many(history).await {
+            tracing::warn!(error = %e, "cannot record statistics history");
         }
         out
     }

@@ -73,9 +73,13 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
                 }
             },
             _ = tick.tick(), if state == "primary" => {
-                ha.checkpoint("count", &(count + 1).to_string()).await?;
-                // Counted only once the checkpoint holds it: nothing is lost.
-                count += 1;
+                match ha.checkpoint("count", &(count + 1).to_string()).await {
+                    // Counted only once the checkpoint holds it: nothing is lost.
+                    Ok(_) => count += 1,
+                    // Demoted an instant ago: the new role is on its way.
+                    Err(crate::client::ClientError::Refused { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
             }
             conn = async { query.as_ref().expect("guarded").accept().await }, if query.is_some() => {
                 if let Ok((mut s, _)) = conn {

@@ -220,6 +220,26 @@ impl Repository {
         Ok(())
     }
 
+    /// Appends many journal entries in one transaction (one fsync).
+    pub async fn journal_many(
+        &self,
+        entries: Vec<(String, String, Json)>,
+    ) -> Result<(), RepoError> {
+        let now = halyard_cluster_model::Timestamp::now().0;
+        let mut tx = self.pool.begin().await?;
+        for (kind, subject, body) in entries {
+            sqlx::query("INSERT INTO journal(time, kind, subject, body) VALUES (?1, ?2, ?3, ?4)")
+                .bind(now)
+                .bind(kind)
+                .bind(subject)
+                .bind(body.to_string())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Journal entries of one kind, oldest first: (time, subject, body).
     pub async fn journal_entries(&self, kind: &str) -> Result<Vec<(i64, String, Json)>, RepoError> {
         let rows =
