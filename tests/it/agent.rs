@@ -371,6 +371,17 @@ fn a_shelf_power_loss_gives_one_root_alarm_and_alarms_survive_kill_9() {
     let v = alarms(&a);
     let roots: Vec<_> = v.iter().filter(|(_, c)| c == "2" || c == "1").collect();
     assert_eq!(roots.len(), 1, "one root alarm, the rest secondary: {v:?}");
+    // The alarm summary counts per severity, for the whole element or a subtree.
+    let (code, shelf) = a.curl("GET", "/api/v1/alarms/summary?scope=ne=1/shelf=1", None);
+    assert_eq!(code, 200, "{shelf}");
+    let (_, elsewhere) = a.curl("GET", "/api/v1/alarms/summary?scope=ne=1/sg=counter", None);
+    let total = |b: &str| {
+        serde_json::from_str::<serde_json::Value>(b).unwrap()["total"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{b}"))
+    };
+    assert!(total(&shelf) >= 3, "{shelf}");
+    assert_eq!(total(&elsewhere), 0, "{elsewhere}");
     // kill -9 of the agent: the alarms were persisted before they were announced.
     let st = a.signal("-KILL");
     assert!(!st.success());

@@ -470,8 +470,15 @@ async fn alarm_summary(
     State(st): State<Shared>,
     Extension(c): Extension<Caller>,
     f: Format,
+    RawQuery(raw): RawQuery,
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
+    // `?scope=<persistent name>`: only alarms on resources in that subtree.
+    let scope = body::form(raw.as_deref().unwrap_or(""))
+        .into_iter()
+        .find(|(k, _)| k == "scope")
+        .map(|(_, v)| parse_name(&v))
+        .transpose()?;
     let class = alarm_class()?;
     let q = Query {
         classes: vec![class.name.to_string()],
@@ -498,7 +505,13 @@ async fn alarm_summary(
             .get("ClearedAt")
             .is_some_and(|v| !matches!(v, Value::Absent))
             || matches!(o.get("Severity"), Some(Value::Enum(v)) if *v == PerceivedSeverity::Cleared.value());
-        if cleared {
+        let in_scope = scope.as_ref().is_none_or(|root| {
+            o.get("Resource")
+                .and_then(Value::as_str)
+                .and_then(|r| halyard_cluster_model::ObjectName::parse(r).ok())
+                .is_some_and(|r| r.is_within(root))
+        });
+        if cleared || !in_scope {
             continue;
         }
         let acked = matches!(o.get("Acknowledged"), Some(Value::Bool(true)));
