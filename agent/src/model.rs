@@ -328,42 +328,27 @@ impl AgentModel {
         recent.push_back(now.0);
         let flapping = recent.len() > FLAP_LIMIT;
         let active = self.active_alarms().await?;
-        if flapping {
-            // Damped: the latest alarm of this resource and cause is
-            // reopened and counted, without a new announcement.
-            let all = self
+        let same = |a: &&ManagedObject| {
+            a.get("Resource").and_then(Value::as_str) == Some(resource)
+                && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
+        };
+        // A duplicate folds into the active alarm; a flapping one reopens
+        // the latest alarm of its resource and cause, without a new
+        // announcement.
+        let all;
+        let existing = if flapping {
+            all = self
                 .store
                 .query(&Query {
                     classes: vec!["Alarm".into()],
                     ..Query::default()
                 })
                 .await?;
-            if let Some(a) = all.iter().rev().find(|a| {
-                a.get("Resource").and_then(Value::as_str) == Some(resource)
-                    && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
-            }) {
-                let n = match a.get("Occurrences") {
-                    Some(Value::U32(n)) => n + 1,
-                    _ => 2,
-                };
-                self.store.update(
-                    &a.name,
-                    &[
-                        ("Occurrences", Value::U32(n)),
-                        ("ChangedAt", Value::Time(now)),
-                        ("Severity", Value::Enum(severity.value())),
-                        ("ClearedAt", Value::Absent),
-                    ],
-                )?;
-                self.persist_alarm(&a.name).await?;
-                tracing::debug!(alarm = %a.name, "flapping alarm damped");
-                return Ok(a.name.clone());
-            }
-        }
-        if let Some(a) = active.iter().find(|a| {
-            a.get("Resource").and_then(Value::as_str) == Some(resource)
-                && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
-        }) {
+            all.iter().rev().find(same)
+        } else {
+            active.iter().find(same)
+        };
+        if let Some(a) = existing {
             let n = match a.get("Occurrences") {
                 Some(Value::U32(n)) => n + 1,
                 _ => 2,
@@ -374,9 +359,13 @@ impl AgentModel {
                     ("Occurrences", Value::U32(n)),
                     ("ChangedAt", Value::Time(now)),
                     ("Severity", Value::Enum(severity.value())),
+                    ("ClearedAt", Value::Absent),
                 ],
             )?;
             self.persist_alarm(&a.name).await?;
+            if flapping {
+                tracing::debug!(alarm = %a.name, "flapping alarm damped");
+            }
             return Ok(a.name.clone());
         }
         // Root-cause suppression: under an alarmed container, this alarm is secondary.
