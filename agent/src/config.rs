@@ -216,12 +216,15 @@ pub struct LoginEntry {
     pub password: Option<Spanned<String>>,
     #[serde(default)]
     pub authorized_keys: Vec<String>,
+    /// HTTP bearer tokens of this user.
+    #[serde(default)]
+    pub tokens: Vec<String>,
     #[serde(default = "default_role")]
-    pub role: String,
+    pub role: Spanned<String>,
 }
 
-fn default_role() -> String {
-    "operator".into()
+fn default_role() -> Spanned<String> {
+    Spanned::new(0..0, "operator".into())
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -608,6 +611,17 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
             errs.push(loc.span(
                 &t.name,
                 format!("found severity \"{s}\", expected critical, major, minor or warning"),
+            ));
+        }
+    }
+    for u in c.http.users.iter().chain(&c.netconf.users) {
+        if !["viewer", "operator", "admin"].contains(&u.role.get_ref().as_str()) {
+            errs.push(loc.span(
+                &u.role,
+                format!(
+                    "found role \"{}\", expected viewer, operator or admin",
+                    u.role.get_ref()
+                ),
             ));
         }
     }

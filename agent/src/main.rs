@@ -439,8 +439,8 @@ mod faces {
                 .map(|u| halyard_http::UserConfig {
                     name: u.name.get_ref().clone(),
                     password: u.password.as_ref().map(|p| p.get_ref().clone()),
-                    tokens: Vec::new(),
-                    role: match u.role.as_str() {
+                    tokens: u.tokens.clone(),
+                    role: match u.role.get_ref().as_str() {
                         "viewer" => halyard_http::Role::Viewer,
                         "admin" => halyard_http::Role::Admin,
                         _ => halyard_http::Role::Operator,

@@ -479,6 +479,11 @@ fn broken_config_files_are_reported_with_file_line_col() {
             ":2:11: error: found the demo credentials with non-loopback address",
         ),
         (
+            "bad-role.toml",
+            "[http]\nusers = [{ name = \"x\", password = \"long-enough\", role = \"root\" }]\n[element]\nname = \"1\"\n",
+            ":2:57: error: found role \"root\", expected viewer, operator or admin",
+        ),
+        (
             "bad-listen.toml",
             "[snmp]\nlisten = [\"localhost\"]\n[element]\nname = \"1\"\n",
             ":2:11: error: found listen address \"localhost\", expected IP:PORT",
