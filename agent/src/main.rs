@@ -8,6 +8,7 @@
 mod config;
 mod copco;
 mod element;
+mod face_metrics;
 mod model;
 mod stats;
 
@@ -368,6 +369,7 @@ mod faces {
         stop: tokio::sync::watch::Receiver<bool>,
     ) -> anyhow::Result<Faces> {
         let mut faces = Faces::default();
+        let mut face_metrics = crate::face_metrics::FaceMetrics::default();
         let listen = addrs(cli.snmp_listen, &cfg.snmp.listen);
         if !listen.is_empty() {
             let agent = halyard_snmp::SnmpAgent::bind(
@@ -376,6 +378,7 @@ mod faces {
             )
             .await
             .context("cannot start the SNMP face")?;
+            face_metrics.snmp = Some(agent.engine());
             let at: Vec<String> = agent
                 .local_addrs()
                 .iter()
@@ -419,6 +422,7 @@ mod faces {
             let server = halyard_netconf::NetconfServer::bind(c, model.clone())
                 .await
                 .context("cannot start the NETCONF face")?;
+            face_metrics.netconf = Some(server.stats());
             let at: Vec<String> = server
                 .local_addrs()
                 .iter()
@@ -453,7 +457,9 @@ mod faces {
                 allow_anonymous_read: cfg.http.anonymous_read,
                 ..halyard_http::HttpConfig::default()
             };
-            let server = halyard_http::HttpServer::bind(c, model.clone())
+            let mut registry = halyard_http::Registry::default();
+            registry.register_collector(Box::new(face_metrics));
+            let server = halyard_http::HttpServer::bind_with_registry(c, model.clone(), registry)
                 .context("cannot start the HTTP face")?;
             let at: Vec<String> = server
                 .local_addrs()

@@ -319,6 +319,20 @@ fn the_demo_element_on_snmp_lock_through_crim_and_names_stable_across_a_restart(
         !ok || out.contains("noAccess") || out.contains("notWritable"),
         "{out}"
     );
+    // The SNMP face's own counters are on /metrics: the refused SET counts.
+    let (code, metrics) = a.curl("GET", "/metrics", None);
+    assert_eq!(code, 200);
+    let count = |counter: &str| -> u64 {
+        let prefix = format!("halyard_snmp_messages_total{{counter=\"{counter}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {counter} in /metrics"))
+    };
+    assert!(count("in_pkts") > 10, "{}", count("in_pkts"));
+    assert!(count("in_bad_community_uses") >= 1);
+    assert!(metrics.contains("halyard_netconf_events_total{counter=\"in_sessions\"}"));
     // The write is in the audit trail.
     let audit = a.walk(&format!("{HC}.1.35.1.13"));
     assert!(audit.iter().any(|(_, op)| op.contains(comp)), "{audit:?}");

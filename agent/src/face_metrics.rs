@@ -1,0 +1,76 @@
+//! The SNMP and NETCONF faces' own counters on `/metrics`, read at each
+//! scrape from the faces' statistics (no copy kept in the agent).
+
+use std::sync::Arc;
+
+use halyard_netconf::Stats;
+use halyard_snmp::engine::{Counter as C, Engine};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::metrics::MetricType;
+use prometheus_client::metrics::counter::ConstCounter;
+
+/// SNMP engine counters, labelled as the SNMPv2-MIB / USM objects they are.
+const SNMP: &[(C, &str)] = &[
+    (C::InPkts, "in_pkts"),
+    (C::OutPkts, "out_pkts"),
+    (C::InBadVersions, "in_bad_versions"),
+    (C::InBadCommunityNames, "in_bad_community_names"),
+    (C::InBadCommunityUses, "in_bad_community_uses"),
+    (C::InAsnParseErrs, "in_asn_parse_errs"),
+    (C::SilentDrops, "silent_drops"),
+    (C::UnknownUserNames, "usm_unknown_user_names"),
+    (C::WrongDigests, "usm_wrong_digests"),
+    (C::NotInTimeWindows, "usm_not_in_time_windows"),
+    (C::DecryptionErrors, "usm_decryption_errors"),
+    (C::TrapsSent, "traps_sent"),
+    (C::InformsSent, "informs_sent"),
+    (C::InformsAcked, "informs_acked"),
+    (C::InformsTimedOut, "informs_timed_out"),
+];
+
+#[derive(Debug, Default)]
+pub struct FaceMetrics {
+    pub snmp: Option<Arc<Engine>>,
+    pub netconf: Option<Arc<Stats>>,
+}
+
+impl Collector for FaceMetrics {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        if let Some(e) = &self.snmp {
+            let mut me = encoder.encode_descriptor(
+                "halyard_snmp_messages",
+                "SNMP messages and notifications, by SNMPv2-MIB / SNMP-USER-BASED-SM-MIB counter",
+                None,
+                MetricType::Counter,
+            )?;
+            for (c, name) in SNMP {
+                ConstCounter::new(u64::from(e.get(*c)))
+                    .encode(me.encode_family(&[("counter", *name)])?)?;
+            }
+        }
+        if let Some(s) = &self.netconf {
+            let get = |c: &std::sync::atomic::AtomicU64| Stats::get(c);
+            let mut me = encoder.encode_descriptor(
+                "halyard_netconf_events",
+                "NETCONF sessions, RPCs, errors and notifications, by ietf-netconf-monitoring statistic",
+                None,
+                MetricType::Counter,
+            )?;
+            for (name, v) in [
+                ("in_sessions", get(&s.in_sessions)),
+                ("dropped_sessions", get(&s.dropped_sessions)),
+                ("in_bad_hellos", get(&s.in_bad_hellos)),
+                ("in_rpcs", get(&s.in_rpcs)),
+                ("in_bad_rpcs", get(&s.in_bad_rpcs)),
+                ("out_rpc_errors", get(&s.out_rpc_errors)),
+                ("out_notifications", get(&s.out_notifications)),
+                ("auth_failures", get(&s.auth_failures)),
+                ("framing_errors", get(&s.framing_errors)),
+            ] {
+                ConstCounter::new(v).encode(me.encode_family(&[("counter", name)])?)?;
+            }
+        }
+        Ok(())
+    }
+}
