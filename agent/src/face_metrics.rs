@@ -3,10 +3,11 @@
 
 use std::sync::Arc;
 
+use halyard_cluster_model::latency::LatencyHistogram;
 use halyard_netconf::Stats;
 use halyard_snmp::engine::{Counter as C, Engine};
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::ConstCounter;
 
@@ -29,6 +30,28 @@ const SNMP: &[(C, &str)] = &[
     (C::InformsTimedOut, "informs_timed_out"),
 ];
 
+/// A face's latency histogram, encoded from its lock-free snapshot.
+struct Latency<'a>(&'a LatencyHistogram);
+
+impl EncodeMetric for Latency<'_> {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let (sum, count, cumulative) = self.0.snapshot();
+        // The encoder takes per-bucket counts and accumulates them itself.
+        let mut buckets = Vec::with_capacity(cumulative.len() + 1);
+        let mut prev = 0;
+        for (bound, c) in cumulative {
+            buckets.push((bound, c - prev));
+            prev = c;
+        }
+        buckets.push((f64::INFINITY, count - prev));
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 #[derive(Debug, Default)]
 pub struct FaceMetrics {
     pub snmp: Option<Arc<Engine>>,
@@ -48,6 +71,13 @@ impl Collector for FaceMetrics {
                 ConstCounter::new(u64::from(e.get(*c)))
                     .encode(me.encode_family(&[("counter", *name)])?)?;
             }
+            let me = encoder.encode_descriptor(
+                "halyard_snmp_request_duration_seconds",
+                "Time from an SNMP request's arrival to its response being sent",
+                None,
+                MetricType::Histogram,
+            )?;
+            Latency(&e.latency).encode(me)?;
         }
         if let Some(s) = &self.netconf {
             let get = |c: &std::sync::atomic::AtomicU64| Stats::get(c);
@@ -70,6 +100,13 @@ impl Collector for FaceMetrics {
             ] {
                 ConstCounter::new(v).encode(me.encode_family(&[("counter", name)])?)?;
             }
+            let me = encoder.encode_descriptor(
+                "halyard_netconf_rpc_duration_seconds",
+                "Time to handle one NETCONF RPC, from the whole message to the reply",
+                None,
+                MetricType::Histogram,
+            )?;
+            Latency(&s.rpc_latency).encode(me)?;
         }
         Ok(())
     }

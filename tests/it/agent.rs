@@ -333,6 +333,14 @@ fn the_demo_element_on_snmp_lock_through_crim_and_names_stable_across_a_restart(
     assert!(count("in_pkts") > 10, "{}", count("in_pkts"));
     assert!(count("in_bad_community_uses") >= 1);
     assert!(metrics.contains("halyard_netconf_events_total{counter=\"in_sessions\"}"));
+    // And their latency histograms.
+    let snmp_count: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("halyard_snmp_request_duration_seconds_count "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("the SNMP latency histogram");
+    assert!(snmp_count > 10, "{snmp_count}");
+    assert!(metrics.contains("halyard_netconf_rpc_duration_seconds_bucket{le=\"+Inf\"}"));
     // The write is in the audit trail.
     let audit = a.walk(&format!("{HC}.1.35.1.13"));
     assert!(audit.iter().any(|(_, op)| op.contains(comp)), "{audit:?}");

@@ -27,6 +27,8 @@ pub struct Stats {
     pub auth_failures: AtomicU64,
     /// Sessions closed for a framing error or an oversize message.
     pub framing_errors: AtomicU64,
+    /// Time to handle one RPC, from the whole message to the reply.
+    pub rpc_latency: halyard_cluster_model::latency::LatencyHistogram,
 }
 
 impl Stats {

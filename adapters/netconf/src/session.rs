@@ -1132,7 +1132,9 @@ where
                 match msg {
                     Ok(Some(m)) => {
                         deadline = Instant::now() + idle;
+                        let started = std::time::Instant::now();
                         let out = s.handle_message(&m).await;
+                        s.shared.stats.rpc_latency.observe(started.elapsed());
                         if s.write(&mut wr, &out).await.is_err() {
                             return End::Dropped;
                         }

@@ -326,11 +326,13 @@ async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<(), SnmpEr
                 requests.spawn(
                     async move {
                         let _permit = permit;
+                        let started = std::time::Instant::now();
                         if let Some(out) = shared.handle(&datagram).await {
                             if out.len() > shared.config.max_message_size {
                                 shared.engine.count(Counter::SilentDrops);
                             } else if socket.send_to(&out, from).await.is_ok() {
                                 shared.engine.count(Counter::OutPkts);
+                                shared.engine.latency.observe(started.elapsed());
                             }
                         }
                     }

@@ -48,6 +48,8 @@ pub struct Engine {
     pub boots: u32,
     started: Instant,
     counters: [AtomicU32; N_COUNTERS],
+    /// Time from a request's arrival to its response being sent.
+    pub latency: halyard_cluster_model::latency::LatencyHistogram,
 }
 
 impl Engine {
@@ -57,6 +59,7 @@ impl Engine {
             boots,
             started: Instant::now(),
             counters: std::array::from_fn(|_| AtomicU32::new(0)),
+            latency: Default::default(),
         }
     }
 
