@@ -53,28 +53,23 @@ impl Copco {
         }
     }
 
+    /// The running job whose subtree contains `target` or lies within it.
+    fn holder(held: &[(ObjectName, ObjectName)], target: &ObjectName) -> Option<String> {
+        held.iter()
+            .find(|(root, _)| target.is_within(root) || root.is_within(target))
+            .map(|(root, job)| format!("{root} is locked by {job}, which is still running"))
+    }
+
     /// Whether `target` can be acted on: no running job holds a subtree
     /// that contains it or lies within it.
     pub async fn check_free(&self, target: &ObjectName) -> Result<(), String> {
-        let held = self.held.lock().await;
-        match held
-            .iter()
-            .find(|(root, _)| target.is_within(root) || root.is_within(target))
-        {
-            Some((root, job)) => Err(format!("{root} is locked by {job}, which is still running")),
-            None => Ok(()),
-        }
+        Self::holder(&self.held.lock().await, target).map_or(Ok(()), Err)
     }
 
     async fn acquire(&self, target: &ObjectName, job: &ObjectName) -> Result<(), String> {
         let mut held = self.held.lock().await;
-        if let Some((root, holder)) = held
-            .iter()
-            .find(|(root, _)| target.is_within(root) || root.is_within(target))
-        {
-            return Err(format!(
-                "{root} is locked by {holder}, which is still running"
-            ));
+        if let Some(reason) = Self::holder(&held, target) {
+            return Err(reason);
         }
         held.push((target.clone(), job.clone()));
         Ok(())

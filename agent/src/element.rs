@@ -56,11 +56,12 @@ fn component_states() -> Vec<(&'static str, Value)> {
     ]
 }
 
+/// A group of hardware components: one service instance per member, so
+/// every healthy unit carries one (load sharing, or one each).
 fn hw_group(name: String, model: RedundancyModel, members: Vec<String>) -> SgConfig {
-    let sis = members
-        .iter()
-        .map(|m| format!("{m}/si=1"))
-        .collect::<Vec<_>>();
+    let sis = (1..=members.len())
+        .map(|i| format!("{name}/si={i}"))
+        .collect();
     SgConfig {
         name,
         model,
@@ -70,11 +71,7 @@ fn hw_group(name: String, model: RedundancyModel, members: Vec<String>) -> SgCon
         max_restarts: 3,
         probation: Duration::from_secs(60),
         members,
-        sis: if model == RedundancyModel::NoRedundancy {
-            sis
-        } else {
-            vec![]
-        },
+        sis,
     }
 }
 
@@ -195,22 +192,11 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             } else {
                 RedundancyModel::NWayActive
             };
-            let mut g = hw_group(
+            groups.push(hw_group(
                 format!("{root}/sg=hw-{sname}-{role}"),
                 model,
-                members.clone(),
-            );
-            if model == RedundancyModel::NWayActive {
-                // Load sharing: one service instance per member.
-                g.sis = (1..=members.len())
-                    .map(|i| format!("{}/si={i}", g.name))
-                    .collect();
-            } else {
-                g.sis = (1..=members.len())
-                    .map(|i| format!("{}/si={i}", g.name))
-                    .collect();
-            }
-            groups.push(g);
+                members,
+            ));
         }
     }
 
@@ -263,15 +249,11 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     }
     if !node_names.is_empty() {
         let members: Vec<String> = node_names.values().cloned().collect();
-        let mut g = hw_group(
+        groups.push(hw_group(
             format!("{root}/sg=hw-nodes"),
             RedundancyModel::NWayActive,
-            members.clone(),
-        );
-        g.sis = (1..=members.len())
-            .map(|i| format!("{}/si={i}", g.name))
-            .collect();
-        groups.push(g);
+            members,
+        ));
     }
 
     for g in &c.groups {

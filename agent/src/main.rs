@@ -272,6 +272,15 @@ mod faces {
         }
     }
 
+    /// Listening addresses, for the ready line.
+    fn joined(addrs: &[SocketAddr]) -> String {
+        addrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     async fn until(mut stop: tokio::sync::watch::Receiver<bool>) {
         while !*stop.borrow() {
             if stop.changed().await.is_err() {
@@ -379,14 +388,10 @@ mod faces {
             .await
             .context("cannot start the SNMP face")?;
             face_metrics.snmp = Some(agent.engine());
-            let at: Vec<String> = agent
-                .local_addrs()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let at = joined(&agent.local_addrs());
             let s = until(stop.clone());
             faces.tasks.push((
-                format!("snmp udp {}", at.join(" ")),
+                format!("snmp udp {at}"),
                 tokio::spawn(async move {
                     if let Err(e) = agent.run(s).await {
                         tracing::error!(error = %e, "SNMP face stopped");
@@ -423,16 +428,11 @@ mod faces {
                 .await
                 .context("cannot start the NETCONF face")?;
             face_metrics.netconf = Some(server.stats());
-            let at: Vec<String> = server
-                .local_addrs()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let at = joined(&server.local_addrs());
             let s = until(stop.clone());
-            faces.tasks.push((
-                format!("netconf ssh {}", at.join(" ")),
-                tokio::spawn(server.run(s)),
-            ));
+            faces
+                .tasks
+                .push((format!("netconf ssh {at}"), tokio::spawn(server.run(s))));
         }
         let listen = addrs(cli.http_listen, &cfg.http.listen);
         if !listen.is_empty() {
@@ -461,14 +461,10 @@ mod faces {
             registry.register_collector(Box::new(face_metrics));
             let server = halyard_http::HttpServer::bind_with_registry(c, model.clone(), registry)
                 .context("cannot start the HTTP face")?;
-            let at: Vec<String> = server
-                .local_addrs()
-                .iter()
-                .map(ToString::to_string)
-                .collect();
+            let at = joined(server.local_addrs());
             let s = until(stop.clone());
             faces.tasks.push((
-                format!("http {}", at.join(" ")),
+                format!("http {at}"),
                 tokio::spawn(async move {
                     if let Err(e) = server.run(s).await {
                         tracing::error!(error = %e, "HTTP face stopped");

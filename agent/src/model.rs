@@ -761,22 +761,19 @@ impl AgentModel {
                 assigned,
             } => self.assignment(si, component, role, *assigned).await,
             EventKind::Acked { component, .. } => {
-                if let Ok(n) = ObjectName::parse(component) {
-                    for a in self
+                for a in self
+                    .store
+                    .query(&Query {
+                        classes: vec!["Assignment".into()],
+                        filters: vec![("component".into(), component.clone())],
+                        ..Query::default()
+                    })
+                    .await
+                    .unwrap_or_default()
+                {
+                    let _ = self
                         .store
-                        .query(&Query {
-                            classes: vec!["Assignment".into()],
-                            filters: vec![("component".into(), component.clone())],
-                            ..Query::default()
-                        })
-                        .await
-                        .unwrap_or_default()
-                    {
-                        let _ = self
-                            .store
-                            .update(&a.name, &[("Acknowledged", Value::Bool(true))]);
-                    }
-                    let _ = n;
+                        .update(&a.name, &[("Acknowledged", Value::Bool(true))]);
                 }
             }
             EventKind::Alarm {
