@@ -18,7 +18,7 @@
 //! - **Proposals** go through the leader ([`Consensus::propose`] forwards them over the
 //!   transport) and are retried across leader changes until the deadline. Each carries its
 //!   origin node and a nonce; the state machine folds a command it has already applied (within a
-//!   window of recent proposals), so a retry after an ambiguous failure (sent, then timed out)
+//!   window of the last 1024 proposals, evicted in log order so every node folds alike), so a retry after an ambiguous failure (sent, then timed out)
 //!   does not apply it twice.
 //! - **Transport** (`net.rs`): TCP on each of the node's addresses (one per cluster link); frames
 //!   are a 4-byte big-endian length plus JSON, at most 64 MiB; garbage or oversize frames drop the
@@ -33,12 +33,24 @@
 //!
 //! A new cluster: start every initial node with the same `members` (all voters and their
 //! addresses). Each node whose log is empty initializes the cluster with `members`; openraft
-//! allows this on every node with the same membership, so no node is special.
+//! allows this on every node with the same membership, so no node is special (the lowest id
+//! merely campaigns at once instead of waiting out an election timeout).
 //!
 //! A node joining an existing cluster: start it with [`ConsensusConfig::join`] set (see
 //! [`ConsensusConfig::joining`]); `members` then only needs its own addresses. It does not
 //! initialize, it waits; [`Consensus::add_node`] called on any member admits it (as a learner
-//! until caught up, then as a voter). A restarted node (joined or not) resumes from raft.db.
+//! until caught up, then as a voter). A restarted node (joined or not) resumes from raft.db,
+//! whatever `join` says. A node whose raft.db is lost must not come back as a founding member
+//! (it would have forgotten its votes): remove it, then let it join again with a fresh
+//! directory.
+//!
+//! # Proposals and retries
+//!
+//! [`Consensus::propose`] tries one attempt of at most 2 s at a time (local if this node leads,
+//! else forwarded), retrying on a refusal, an unreachable or silent leader, or a leader change,
+//! until the deadline. Retrying is safe because of the origin/nonce folding above; a proposal
+//! that fails at the deadline may still commit later (raft cannot tell), so callers that retry
+//! at their own level must make commands idempotent.
 
 mod net;
 mod store;
@@ -52,7 +64,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
+use openraft::error::{ChangeMembershipError, ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, ChangeMembers, Raft, ServerState, SnapshotPolicy};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -76,6 +88,8 @@ openraft::declare_raft_types!(
 
 /// How long a membership change may take (the learner must catch up first).
 const ADMIN_DEADLINE: Duration = Duration::from_secs(60);
+/// The longest one attempt of a write may take before it is retried (see `route`).
+const WRITE_ATTEMPT: Duration = Duration::from_secs(2);
 /// Pause between routing attempts when the leader is unknown or refused.
 const RETRY_WAIT: Duration = Duration::from_millis(50);
 
@@ -131,7 +145,8 @@ impl ConsensusConfig {
 pub trait Machine: Send + Sync + 'static {
     /// Applies one committed command. Called in log order on every node. After a process restart
     /// the state machine starts empty and every command is applied again from the start of the
-    /// log (or from a snapshot: see reset). Must be deterministic.
+    /// log (or from a snapshot: see reset). Must be deterministic. `index` is the raft log index:
+    /// increasing but not contiguous (raft's own entries and folded retries are skipped).
     fn apply(
         &self,
         index: u64,
@@ -213,6 +228,10 @@ fn refusal(e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Refusal
         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
             Refusal::NotLeader(f.leader_id)
         }
+        // Another change is still being committed: ours can go once it has.
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(
+            c @ ChangeMembershipError::InProgress(_),
+        )) => Refusal::Transient(c.to_string()),
         RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
             Refusal::Rejected(c.to_string())
         }
@@ -344,6 +363,14 @@ impl std::fmt::Debug for ConsensusTask {
         f.debug_struct("ConsensusTask")
             .field("tasks", &self.tasks.len())
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for ConsensusTask {
+    /// Without [`ConsensusTask::shutdown`], at least cut this node off the network (raft's own
+    /// task ends only with the runtime, as stopping it needs an await).
+    fn drop(&mut self) {
+        self.transport.abort();
     }
 }
 
@@ -508,7 +535,14 @@ impl Consensus {
                 .collect();
             match raft.initialize(nodes).await {
                 Ok(()) => {
-                    tracing::info!(members = ?config.members.keys().collect::<Vec<_>>(), "cluster initialized")
+                    tracing::info!(members = ?config.members.keys().collect::<Vec<_>>(), "cluster initialized");
+                    // One founding member campaigns at once instead of waiting out an election
+                    // timeout; if its peers are not up yet, ordinary timeouts take over.
+                    if config.members.keys().next() == Some(&id)
+                        && let Err(e) = raft.trigger().elect().await
+                    {
+                        tracing::warn!(error = %e, "cannot trigger the first election");
+                    }
                 }
                 // Another founding member got there first and already replicated to us.
                 Err(RaftError::APIError(InitializeError::NotAllowed(e))) => {
@@ -560,6 +594,8 @@ impl Consensus {
         let until = Instant::now() + deadline;
         let mut leader_rx = self.inner.leader.clone();
         let mut last = String::from("no leader known");
+        // A refusing node's idea of the leader, tried before our own (which may lag).
+        let mut hint: Option<NodeId> = None;
         loop {
             if self.inner.transport.is_closed() {
                 return Err(ConsensusError::Stopped);
@@ -569,11 +605,18 @@ impl Consensus {
                 return Err(ConsensusError::Deadline { deadline, last });
             }
             let remaining = until - now;
-            let leader = *leader_rx.borrow_and_update();
+            // Writes are retried safely (folded by nonce), so a silent leader costs one attempt,
+            // not the whole deadline. A membership change gets all the time there is.
+            let attempt = match op {
+                Op::Write(_) => remaining.min(WRITE_ATTEMPT),
+                _ => remaining,
+            };
+            let known = *leader_rx.borrow_and_update();
+            let leader = hint.take().or(known);
             let outcome = match leader {
                 None => Err(Refusal::NotLeader(None)),
                 Some(l) if l == self.node_id() => {
-                    self.inner.local.execute(op.clone(), remaining).await
+                    self.inner.local.execute(op.clone(), attempt).await
                 }
                 Some(l) => {
                     let addrs = self.addrs_of(l);
@@ -581,8 +624,8 @@ impl Consensus {
                         l,
                         &addrs,
                         Lane::Control,
-                        op.request(remaining),
-                        remaining,
+                        op.request(attempt),
+                        attempt,
                     );
                     match call.await {
                         Ok(Response::Routed(r)) => r,
@@ -597,6 +640,11 @@ impl Consensus {
                 Ok(v) => return Ok(v),
                 Err(Refusal::Rejected(msg)) => return Err(ConsensusError::Raft(msg)),
                 Err(refusal) => {
+                    if let Refusal::NotLeader(Some(h)) = refusal
+                        && Some(h) != leader
+                    {
+                        hint = Some(h);
+                    }
                     tracing::debug!(?leader, %refusal, "routing to the leader failed, retrying");
                     last = match leader {
                         Some(l) => format!("node {l}: {refusal}"),

@@ -13,7 +13,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Timeout, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Timeout,
+    Unreachable,
 };
 use openraft::network::{Backoff, RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -226,6 +227,8 @@ pub(crate) enum CallError {
     Timeout(NodeId, Duration),
     #[error("connection to node {0} failed: {1}")]
     Network(NodeId, String),
+    #[error("request to node {0} is too large: {1}")]
+    TooLarge(NodeId, String),
 }
 
 type Pending = Arc<Mutex<HashMap<u64, oneshot::Sender<Response>>>>;
@@ -291,6 +294,12 @@ impl Transport {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// Stops every connection task without waiting; later calls fail as unreachable.
+    pub(crate) fn abort(&self) {
+        self.closed.store(true, Ordering::Release);
+        lock(&self.tasks).abort_all();
+    }
+
     /// Stops every connection task; later calls fail as unreachable.
     pub(crate) async fn shutdown(&self) {
         self.closed.store(true, Ordering::Release);
@@ -342,7 +351,10 @@ impl Transport {
             id,
             msg: Msg::Request(request),
         };
-        let bytes = encode(&frame).map_err(|e| CallError::Network(target, e.to_string()))?;
+        let bytes = encode(&frame).map_err(|e| match e {
+            FrameError::TooLarge(_) => CallError::TooLarge(target, e.to_string()),
+            _ => CallError::Network(target, e.to_string()),
+        })?;
         let (tx, rx) = oneshot::channel();
         lock(&conn.pending).insert(id, tx);
         let _guard = PendingGuard {
@@ -635,7 +647,9 @@ impl PeerClient {
                 target,
                 timeout,
             }),
-            CallError::Network(..) => RPCError::Network(NetworkError::new(&err)),
+            CallError::Network(..) | CallError::TooLarge(..) => {
+                RPCError::Network(NetworkError::new(&err))
+            }
         }
     }
 
@@ -654,7 +668,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        let lane = if rpc.entries.is_empty() {
+        let entries = rpc.entries.len() as u64;
+        let lane = if entries == 0 {
             Lane::Control
         } else {
             Lane::Bulk
@@ -672,6 +687,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
                 Err(RPCError::RemoteError(RemoteError::new(self.target, e)))
             }
             Ok(other) => Err(self.unexpected(&other)),
+            // Over the frame limit: openraft retries with fewer entries.
+            Err(CallError::TooLarge(..)) => Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint((entries / 2).max(1)),
+            )),
             Err(e) => Err(self.rpc_error(e, RPCTypes::AppendEntries)),
         }
     }
