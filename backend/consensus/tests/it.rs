@@ -253,6 +253,14 @@ async fn leader_failover_and_restart_replays() {
 
     let stopped = Instant::now();
     cluster.stop(old).await;
+    // Shutdown released the listener and the handle refuses work.
+    let refused = tokio::net::TcpStream::connect(cluster.members[&old][0]).await;
+    assert!(refused.is_err(), "listener of a stopped node still accepts");
+    let r = cluster
+        .c(old)
+        .propose(json!("to a stopped node"), DEADLINE)
+        .await;
+    assert!(matches!(r, Err(ConsensusError::Stopped)), "{r:?}");
     let rest: Vec<NodeId> = (1..=3).filter(|id| *id != old).collect();
     let new = cluster.leader_among(&rest).await;
     let failover = stopped.elapsed();
