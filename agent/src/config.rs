@@ -61,6 +61,51 @@ pub struct Config {
     pub aggregates: Vec<AggregateEntry>,
     #[serde(default, rename = "threshold")]
     pub thresholds: Vec<ThresholdEntry>,
+    #[serde(default)]
+    pub cluster: ClusterSection,
+}
+
+/// Cluster timers. A cluster runs when the nodes have `cluster` addresses.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Heartbeat period of the membership monitor.
+    #[serde(default = "hb_ms")]
+    pub heartbeat_ms: Spanned<u32>,
+    /// A node without a round trip to the majority for this long gives up
+    /// its primaries.
+    #[serde(default = "lease_ms")]
+    pub lease_ms: Spanned<u32>,
+    /// The master declares a node lost after this long without a heartbeat.
+    #[serde(default = "failure_ms")]
+    pub failure_ms: Spanned<u32>,
+    /// Consensus election timeout range.
+    #[serde(default = "election_ms")]
+    pub election_ms: Spanned<Vec<u32>>,
+}
+
+impl Default for ClusterSection {
+    fn default() -> Self {
+        Self {
+            heartbeat_ms: hb_ms(),
+            lease_ms: lease_ms(),
+            failure_ms: failure_ms(),
+            election_ms: election_ms(),
+        }
+    }
+}
+
+fn hb_ms() -> Spanned<u32> {
+    Spanned::new(0..0, 50)
+}
+fn lease_ms() -> Spanned<u32> {
+    Spanned::new(0..0, 300)
+}
+fn failure_ms() -> Spanned<u32> {
+    Spanned::new(0..0, 500)
+}
+fn election_ms() -> Spanned<Vec<u32>> {
+    Spanned::new(0..0, vec![150, 300])
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -275,6 +320,23 @@ pub struct NodeSection {
     pub address: String,
     #[serde(default)]
     pub non_peer: bool,
+    /// Cluster addresses (consensus over TCP, heartbeats over UDP, same
+    /// port), one per cluster link; a second link is redundancy.
+    #[serde(default)]
+    pub cluster: Vec<Spanned<String>>,
+    /// This node's data directory and face addresses, when the nodes of a
+    /// cluster share one config file (they override [agent] and the faces).
+    pub data_dir: Option<PathBuf>,
+    pub snmp: Option<Vec<Spanned<String>>>,
+    pub netconf: Option<Vec<Spanned<String>>>,
+    pub http: Option<Vec<Spanned<String>>>,
+}
+
+impl Config {
+    /// Whether the nodes form a cluster (each runs its own halyard).
+    pub fn clustered(&self) -> bool {
+        self.nodes.iter().any(|n| !n.cluster.is_empty())
+    }
 }
 
 fn localhost() -> String {
@@ -466,7 +528,34 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
             }
         }
     }
+    let clustered = c.clustered();
     for n in &c.nodes {
+        if clustered && !n.non_peer && n.cluster.is_empty() {
+            errs.push(loc.span(
+                &n.name,
+                "found a peer node without cluster addresses, expected cluster = [\"ip:port\", ...] on every peer node",
+            ));
+        }
+        if n.cluster.len() > 2 {
+            errs.push(loc.span(
+                &n.cluster[2],
+                "found a third cluster address, expected one or two (one per cluster link)",
+            ));
+        }
+        for a in n
+            .cluster
+            .iter()
+            .chain(n.snmp.iter().flatten())
+            .chain(n.netconf.iter().flatten())
+            .chain(n.http.iter().flatten())
+        {
+            if a.get_ref().parse::<std::net::SocketAddr>().is_err() {
+                errs.push(loc.span(
+                    a,
+                    format!("found address \"{}\", expected ip:port", a.get_ref()),
+                ));
+            }
+        }
         if let Some(s) = &n.shelf
             && !shelves.contains(s.get_ref())
         {
@@ -477,6 +566,42 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                     s.get_ref(),
                     list(&shelves)
                 ),
+            ));
+        }
+    }
+    if clustered {
+        let k = &c.cluster;
+        let (hb, lease, failure) = (
+            *k.heartbeat_ms.get_ref(),
+            *k.lease_ms.get_ref(),
+            *k.failure_ms.get_ref(),
+        );
+        if hb == 0 {
+            errs.push(loc.span(
+                &k.heartbeat_ms,
+                "found 0, expected a heartbeat period in ms",
+            ));
+        }
+        if lease <= hb {
+            errs.push(loc.span(
+                &k.lease_ms,
+                format!("found lease {lease} ms, expected more than the heartbeat ({hb} ms)"),
+            ));
+        }
+        if failure < lease + 2 * hb {
+            errs.push(loc.span(
+                &k.failure_ms,
+                format!(
+                    "found failure detection {failure} ms, expected at least the lease plus two heartbeats ({} ms), so a cut-off node gives up its primaries before they are promoted elsewhere",
+                    lease + 2 * hb
+                ),
+            ));
+        }
+        let e = k.election_ms.get_ref();
+        if e.len() != 2 || e[0] >= e[1] || e[0] <= hb {
+            errs.push(loc.span(
+                &k.election_ms,
+                format!("found {e:?}, expected [min, max] in ms with heartbeat < min < max"),
             ));
         }
     }

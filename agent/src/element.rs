@@ -37,6 +37,12 @@ pub struct Element {
     pub objects: Vec<ObjectSpec>,
     pub groups: Vec<SgConfig>,
     pub components: Vec<ComponentSpec>,
+    /// In a cluster: component -> the node that runs it (a node's own
+    /// hardware component included). Shared hardware is not listed: the
+    /// master hosts it.
+    pub hosts: std::collections::BTreeMap<String, String>,
+    /// Node name -> its managed object's name.
+    pub node_objects: std::collections::BTreeMap<String, String>,
 }
 
 fn e<E: SchemaEnum>(v: E) -> Value {
@@ -207,6 +213,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .unwrap_or_default()
     });
     let mut node_names = std::collections::BTreeMap::new();
+    let mut hosts = std::collections::BTreeMap::new();
     for n in &c.nodes {
         let parent = n
             .shelf
@@ -245,6 +252,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .as_ref()
             .map(|sh| format!("{root}/shelf={}", sh.get_ref()));
         components.push(hw(&name, parent_comp.as_deref()));
+        hosts.insert(name.clone(), n.name.get_ref().clone());
         node_names.insert(n.name.get_ref().clone(), name);
     }
     if !node_names.is_empty() {
@@ -399,6 +407,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                 Duration::from_millis(u64::from(x.audit_deadline_ms.unwrap_or(p))),
             )
         });
+        hosts.insert(name.clone(), x.node.get_ref().clone());
         components.push(ComponentSpec {
             name,
             parent: Some(node.clone()),
@@ -422,6 +431,8 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         objects,
         groups,
         components,
+        hosts,
+        node_objects: node_names,
     }
 }
 

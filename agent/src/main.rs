@@ -5,6 +5,7 @@
 //! config file; `halyard counterd` is the example HA-aware daemon the demo
 //! supervises.
 
+mod cluster;
 mod config;
 mod copco;
 mod element;
@@ -135,22 +136,61 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(run(cli, source, cfg))
 }
 
-async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()> {
-    let data_dir = cli
-        .data_dir
-        .clone()
-        .or(cfg.agent.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from("./halyard-data"));
+async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Result<()> {
     let node = cli
         .node
         .clone()
         .or(cfg.agent.node.clone())
         .unwrap_or_else(|| "a".into());
+    let clustered = cfg.clustered();
+    // In a cluster the nodes share one config: a node's own section gives
+    // its data directory and face addresses.
+    let own = cfg
+        .nodes
+        .iter()
+        .find(|n| *n.name.get_ref() == node)
+        .cloned();
+    if clustered && own.is_none() {
+        bail!("node {node} is not in the config's [[node]] list");
+    }
+    let base = cfg
+        .agent
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("./halyard-data"));
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .or(own.as_ref().and_then(|n| n.data_dir.clone()))
+        .unwrap_or_else(|| if clustered { base.join(&node) } else { base });
+    if let Some(own) = &own {
+        if let Some(l) = &own.snmp {
+            cfg.snmp.listen = l.clone();
+        }
+        if let Some(l) = &own.netconf {
+            cfg.netconf.listen = l.clone();
+        }
+        if let Some(l) = &own.http {
+            cfg.http.listen = l.clone();
+        }
+    }
     let run_dir = data_dir.join("run");
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
     let span = tracing::info_span!("agent", node = %node);
-    let _g = span.enter();
+    tracing::Instrument::instrument(run_node(cli, source, cfg, node, data_dir, run_dir), span).await
+}
+
+/// Runs the node; everything it logs carries the node's name.
+async fn run_node(
+    cli: Cli,
+    source: String,
+    cfg: config::Config,
+    node: String,
+    data_dir: PathBuf,
+    run_dir: PathBuf,
+) -> anyhow::Result<()> {
+    let clustered = cfg.clustered();
     tracing::info!(config = %source, data_dir = %data_dir.display(), "starting");
 
     let exe = std::env::current_exe().context("cannot find the halyard executable")?;
@@ -158,17 +198,69 @@ async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()
     let repo = Repository::open(&data_dir.join("halyard.db"))
         .await
         .context("cannot open the repository")?;
-    let (core, running) = HaCore::start(
-        element::core_config(&el, &node, &run_dir, cfg.agent.watchdog_device.clone()),
-        repo.clone(),
-    )
-    .await
-    .context("cannot start the HA core")?;
+    let core_config = element::core_config(&el, &node, &run_dir, cfg.agent.watchdog_device.clone());
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut cluster_tasks = Vec::new();
+    let mut cluster_node = None;
+    let (core, running) = if clustered {
+        let n = cluster::start(&cfg, &node, &data_dir).await?;
+        let spec = halyard_backend::core::ClusterSpec {
+            consensus: n.consensus.clone(),
+            view: n.view.clone(),
+            hosts: el.hosts.clone(),
+            applied: n.applied,
+            applier: n.applier,
+        };
+        let (core, running) = HaCore::start_clustered(core_config, repo.clone(), spec)
+            .await
+            .context("cannot start the HA core")?;
+        let cmm = tracing::Instrument::instrument(
+            halyard_backend::cmm::run(
+                n.cmm.clone(),
+                n.consensus.clone(),
+                core.clone(),
+                n.view.clone(),
+                stop_rx.clone(),
+            ),
+            tracing::info_span!("cmm", node = %node),
+        );
+        cluster_tasks.push(tokio::spawn(async move {
+            if let Err(e) = cmm.await {
+                tracing::error!(error = %e, "cluster membership monitor stopped");
+            }
+        }));
+        cluster_node = Some((n.consensus, n.task, n.view, n.cmm.failure));
+        (core, running)
+    } else {
+        HaCore::start(core_config, repo.clone())
+            .await
+            .context("cannot start the HA core")?
+    };
     let model = model::AgentModel::load(&el, core.clone(), repo.clone())
         .await
         .context("cannot build the managed objects")?;
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let sync = tokio::spawn(model.clone().sync(stop_rx.clone()));
+    if let Some((consensus, _, view, failure)) = &cluster_node {
+        let ids: std::collections::BTreeMap<String, u64> =
+            view.nodes().into_iter().map(|n| (n.name, n.id)).collect();
+        let _ = model.cluster.set(model::ClusterHooks {
+            faults: consensus.faults(),
+            nodes: el
+                .node_objects
+                .iter()
+                .filter_map(|(n, obj)| ids.get(n).map(|id| (obj.clone(), (n.clone(), *id))))
+                .collect(),
+            me: node.clone(),
+        });
+        cluster_tasks.push(tokio::spawn(cluster::publish_status(
+            model.clone(),
+            view.clone(),
+            el.root.clone(),
+            el.node_objects.clone(),
+            *failure,
+            stop_rx.clone(),
+        )));
+    }
     // One collection before the faces open, so statistics exist from the start.
     let mut collector = stats::Collector::new(
         model.clone(),
@@ -196,9 +288,35 @@ async fn run(cli: Cli, source: String, cfg: config::Config) -> anyhow::Result<()
 
     wait_for_signal().await;
     tracing::info!("stopping: faces, then components (children first), then state");
+    if let Some((consensus, _, _, _)) = &cluster_node {
+        // Leave cleanly: give up primaries first, then let the cluster move
+        // them at once instead of waiting for failure detection.
+        let _ = core
+            .membership(halyard_backend::core::Membership::Fence)
+            .await;
+        let leave = halyard_backend::cluster::Command::NodeLost {
+            node: node.clone(),
+            restart: false,
+            reason: "node shutting down".into(),
+            boot: None,
+        };
+        if let Ok(v) = serde_json::to_value(leave)
+            && let Err(e) = consensus
+                .propose(v, std::time::Duration::from_secs(2))
+                .await
+        {
+            tracing::warn!(error = %e, "could not announce the shutdown to the cluster");
+        }
+    }
     let _ = stop_tx.send(true);
     faces.stop().await;
     running.shutdown().await;
+    for t in cluster_tasks {
+        let _ = t.await;
+    }
+    if let Some((_, task, _, _)) = cluster_node {
+        task.shutdown().await;
+    }
     let _ = sync.await;
     let _ = stats.await;
     repo.close().await;

@@ -34,9 +34,20 @@ use crate::element::Element;
 /// Audit records kept as managed objects (all are in the journal).
 const AUDIT_KEPT: usize = 1000;
 
+/// What the cluster fault-injection operations act on.
+#[derive(Debug, Clone)]
+pub struct ClusterHooks {
+    pub faults: halyard_consensus::Faults,
+    /// Node object name -> (node name, consensus id).
+    pub nodes: BTreeMap<String, (String, u64)>,
+    pub me: String,
+}
+
 #[derive(Debug)]
 pub struct AgentModel {
     me: std::sync::Weak<AgentModel>,
+    /// Set when the agent runs as a node of a cluster.
+    pub(crate) cluster: std::sync::OnceLock<ClusterHooks>,
     pub(crate) store: MemoryModel,
     pub(crate) core: HaCore,
     pub(crate) repo: Repository,
@@ -99,6 +110,7 @@ impl AgentModel {
         let root = name(&element.root)?;
         let model = Arc::new_cyclic(|me| AgentModel {
             me: me.clone(),
+            cluster: std::sync::OnceLock::new(),
             store: MemoryModel::new(),
             core,
             repo,
@@ -603,6 +615,12 @@ impl AgentModel {
                 Some(Received::Event(e)) => self.apply(&e.kind).await,
             }
         }
+    }
+
+    /// Re-reads every component's states from CRIM (in a cluster, the
+    /// local replica).
+    pub async fn refresh(&self) {
+        self.refresh_states().await;
     }
 
     /// Re-reads every component's states from CRIM.
@@ -1115,6 +1133,8 @@ mod tests {
             ],
             groups: vec![],
             components: vec![],
+            hosts: Default::default(),
+            node_objects: Default::default(),
         };
         let repo = Repository::open(&dir.join("db")).await.unwrap();
         let (core, running) = HaCore::start(

@@ -40,6 +40,20 @@ struct Store {
 #[derive(Debug, Clone, Default)]
 pub struct CheckpointService {
     stores: Arc<Mutex<HashMap<String, Store>>>,
+    /// In a cluster, writes go through the consensus log: every node
+    /// applies them in log order (see [`CheckpointService::apply_write`]),
+    /// so a standby promoted by a later log entry has every earlier write.
+    log: Option<halyard_consensus::Consensus>,
+}
+
+/// Why a write did not complete.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckpointError {
+    #[error(transparent)]
+    SyncTimeout(#[from] SyncTimeout),
+    /// Not committed by the cluster (no quorum before the deadline).
+    #[error("checkpoint not committed: {0}")]
+    NotCommitted(String),
 }
 
 /// Standbys that did not acknowledge a synchronous write in time.
@@ -55,6 +69,39 @@ impl CheckpointService {
         Self::default()
     }
 
+    /// A service whose writes are replicated through `log`.
+    pub fn replicated(log: halyard_consensus::Consensus) -> Self {
+        Self {
+            log: Some(log),
+            ..Self::default()
+        }
+    }
+
+    /// Applies a committed write (cluster mode): stores it and pushes it to
+    /// this node's standbys. Returns its sequence number.
+    pub fn apply_write(&self, si: &str, key: &str, value: &str) -> u64 {
+        let mut stores = self.lock();
+        let store = stores.entry(si.to_string()).or_default();
+        store.seq += 1;
+        store.entries.insert(key.to_string(), value.to_string());
+        for tx in store.standbys.values() {
+            let _ = tx.try_send(CheckpointPush::Increment {
+                seq: store.seq,
+                key: key.to_string(),
+                value: value.to_string(),
+            });
+        }
+        store.seq
+    }
+
+    /// Forgets every service instance's state (a snapshot is installed next).
+    pub fn clear(&self) {
+        for s in self.lock().values_mut() {
+            s.seq = 0;
+            s.entries.clear();
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Store>> {
         self.stores.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -68,7 +115,26 @@ impl CheckpointService {
         value: &str,
         sync: bool,
         deadline: Duration,
-    ) -> Result<u64, SyncTimeout> {
+    ) -> Result<u64, CheckpointError> {
+        if let Some(log) = &self.log {
+            let cmd = crate::cluster::Command::Checkpoint {
+                si: si.to_string(),
+                key: key.to_string(),
+                value: value.to_string(),
+            };
+            let cmd = serde_json::to_value(cmd)
+                .map_err(|e| CheckpointError::NotCommitted(e.to_string()))?;
+            // Committed means applied on the master; it is in the log ahead
+            // of any fail-over decision taken after it.
+            let r = log
+                .propose(cmd, deadline)
+                .await
+                .map_err(|e| CheckpointError::NotCommitted(e.to_string()))?;
+            return r
+                .get("seq")
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| CheckpointError::NotCommitted(r.to_string()));
+        }
         let (seq, waits) = {
             let mut stores = self.lock();
             let store = stores.entry(si.to_string()).or_default();
@@ -116,7 +182,7 @@ impl CheckpointService {
             if let Some(s) = stores.get_mut(si) {
                 s.waiting.retain(|(_, q), _| *q != seq);
             }
-            Err(SyncTimeout { seq, missing })
+            Err(SyncTimeout { seq, missing }.into())
         }
     }
 
@@ -222,6 +288,9 @@ mod tests {
             .write("si=1", "count", "3", true, Duration::from_millis(200))
             .await
             .unwrap_err();
+        let CheckpointError::SyncTimeout(err) = err else {
+            panic!("not a timeout: {err}")
+        };
         assert_eq!(err.missing, vec!["b".to_string()]);
         // The agent's copy holds every write regardless.
         assert_eq!(svc.read("si=1").1["count"], "3");

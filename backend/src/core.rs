@@ -26,7 +26,8 @@ use tracing::Instrument;
 
 use crate::asr::Asr;
 use crate::cec::{Cec, CecRules, ErrorKind, ErrorReport, Verdict};
-use crate::checkpoint::{CheckpointPush, CheckpointService};
+use crate::checkpoint::{CheckpointError, CheckpointPush, CheckpointService};
+use crate::cluster::{Applied, ClusterClock, ClusterView, Command, WireInput, wall_ms};
 use crate::crim::{ComponentView, Crim, CrimError, Effect, Input, SgConfig};
 use crate::events::{EventKind, EventService};
 use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit};
@@ -105,6 +106,35 @@ pub enum CoreError {
         "component {component}: no fault named {fault} (known: crash, power-loss, fan-stall, repair)"
     )]
     UnknownFault { component: String, fault: String },
+    /// Refused or not committed by the cluster.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// What the core needs to run as one node of a cluster.
+#[derive(Debug)]
+pub struct ClusterSpec {
+    pub consensus: halyard_consensus::Consensus,
+    pub view: ClusterView,
+    /// Component -> the node hosting it. Components not listed (the
+    /// shelves' shared hardware) are hosted by the master.
+    pub hosts: BTreeMap<String, String>,
+    /// Committed commands, from the [`crate::cluster::Applier`] given to
+    /// the consensus engine (attached once the core reads them).
+    pub applied: mpsc::UnboundedReceiver<Applied>,
+    pub applier: crate::cluster::Applier,
+}
+
+/// Messages from the cluster membership monitor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    /// This node lost contact with the majority: it must give up its
+    /// primaries before the majority promotes their standbys.
+    Fence,
+    /// Contact with the majority is back after a fence.
+    Rejoin,
+    /// This node is the master: start the shared hardware it hosts.
+    MasterTick,
 }
 
 /// A request to the core task.
@@ -143,7 +173,143 @@ enum Msg {
         fault: String,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
+    Membership(Membership),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// A command on its way to the consensus log.
+#[derive(Debug)]
+struct Proposal {
+    /// Proposals of an older generation are dropped: the node restarted
+    /// its components since (after losing quorum), so they are stale.
+    generation: u64,
+    command: Command,
+    /// Operator requests get the cluster's answer; internal inputs are
+    /// retried until committed.
+    reply: Option<oneshot::Sender<Result<serde_json::Value, String>>>,
+}
+
+/// The cluster side of the core task.
+#[derive(Debug)]
+struct ClusterRt {
+    consensus: halyard_consensus::Consensus,
+    view: ClusterView,
+    hosts: BTreeMap<String, String>,
+    me: String,
+    clock: ClusterClock,
+    /// This process's start-up announcement (`NodeLost` with this boot id).
+    /// Log entries before it were decided before this process started:
+    /// they rebuild the replica's state and nothing is executed for them.
+    boot: u64,
+    announced: bool,
+    proposals: mpsc::Sender<Proposal>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    /// Primaries given up after losing the majority.
+    fenced: bool,
+    /// Master-hosted components being started (not again until they register).
+    starting: HashMap<String, Instant>,
+}
+
+impl ClusterRt {
+    fn replaying(&self) -> bool {
+        !self.announced
+    }
+
+    fn propose(&self, command: Command) {
+        self.propose_with(command, None);
+    }
+
+    fn propose_with(
+        &self,
+        command: Command,
+        reply: Option<oneshot::Sender<Result<serde_json::Value, String>>>,
+    ) {
+        let p = Proposal {
+            generation: self.generation.load(std::sync::atomic::Ordering::SeqCst),
+            command,
+            reply,
+        };
+        // A full queue means the cluster has been unreachable for long: the
+        // node restarts its components when it rejoins, so dropping is safe.
+        if let Err(e) = self.proposals.try_send(p) {
+            tracing::warn!(error = %e, "proposal queue full: input dropped");
+        }
+    }
+
+    fn bump(&self) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Proposes commands in order; internal inputs are retried until the
+/// cluster commits them or a newer generation supersedes them.
+async fn propose_loop(
+    consensus: halyard_consensus::Consensus,
+    mut rx: mpsc::Receiver<Proposal>,
+    generation: Arc<std::sync::atomic::AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering;
+    loop {
+        let p = tokio::select! {
+            p = rx.recv() => match p { Some(p) => p, None => return },
+            _ = stop.changed() => return,
+        };
+        if p.generation < generation.load(Ordering::SeqCst) {
+            if let Some(r) = p.reply {
+                let _ = r.send(Err("superseded: this node rejoined the cluster".into()));
+            }
+            continue;
+        }
+        let Ok(cmd) = serde_json::to_value(&p.command) else {
+            continue;
+        };
+        if let Some(reply) = p.reply {
+            let r = consensus
+                .propose(cmd, Duration::from_secs(5))
+                .await
+                .map_err(|e| e.to_string());
+            let _ = reply.send(r);
+            continue;
+        }
+        let mut warned = false;
+        loop {
+            match consensus.propose(cmd.clone(), Duration::from_secs(2)).await {
+                Ok(_) => break,
+                Err(e) => {
+                    if p.generation < generation.load(Ordering::SeqCst) || *stop.borrow() {
+                        break;
+                    }
+                    if !warned {
+                        tracing::warn!(error = %e, command = ?p.command, "not committed yet; retrying");
+                        warned = true;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {},
+                        _ = stop.changed() => return,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply_error(e: impl std::fmt::Display) -> serde_json::Value {
+    serde_json::json!({"error": e.to_string()})
+}
+
+fn apply_ok() -> serde_json::Value {
+    serde_json::json!({"ok": true})
+}
+
+/// The cluster's answer as a result.
+fn answer(v: Result<serde_json::Value, String>) -> Result<(), String> {
+    let v = v?;
+    match v.get("error").and_then(serde_json::Value::as_str) {
+        Some(e) => Err(e.to_string()),
+        None => Ok(()),
+    }
 }
 
 /// The role a session's component holds, for its checkpoint requests.
@@ -157,6 +323,8 @@ struct Role {
 #[derive(Debug, Clone)]
 struct SessionHandle {
     id: u64,
+    /// The incarnation the session registered as (set by the core).
+    incarnation: u32,
     tx: mpsc::Sender<ToComponent>,
     push: mpsc::Sender<CheckpointPush>,
     role: Arc<watch::Sender<Role>>,
@@ -201,6 +369,14 @@ impl HaCore {
         rx.await.map_err(|_| CoreError::Stopped)
     }
 
+    /// A cluster membership change (from the CMM).
+    pub async fn membership(&self, m: Membership) -> Result<(), CoreError> {
+        self.tx
+            .send(Msg::Membership(m))
+            .await
+            .map_err(|_| CoreError::Stopped)
+    }
+
     /// Every component as CRIM sees it.
     pub async fn components(&self) -> Result<Vec<ComponentView>, CoreError> {
         self.call(Msg::Views).await
@@ -237,6 +413,24 @@ impl HaCore {
         config: CoreConfig,
         repo: Repository,
     ) -> Result<(HaCore, Running), CoreError> {
+        Self::start_node(config, repo, None).await
+    }
+
+    /// Starts the core as one node of a cluster: CRIM is a replica fed by
+    /// the consensus log, and only this node's components are run here.
+    pub async fn start_clustered(
+        config: CoreConfig,
+        repo: Repository,
+        cluster: ClusterSpec,
+    ) -> Result<(HaCore, Running), CoreError> {
+        Self::start_node(config, repo, Some(cluster)).await
+    }
+
+    async fn start_node(
+        config: CoreConfig,
+        repo: Repository,
+        cluster: Option<ClusterSpec>,
+    ) -> Result<(HaCore, Running), CoreError> {
         validate(&config)?;
         let _ = std::fs::remove_file(&config.socket);
         if let Some(dir) = config.socket.parent() {
@@ -249,7 +443,10 @@ impl HaCore {
         let (tx, rx) = mpsc::channel(1024);
         let (stop_tx, stop_rx) = watch::channel(false);
         let events = EventService::new(4096);
-        let checkpoints = CheckpointService::new();
+        let checkpoints = match &cluster {
+            Some(c) => CheckpointService::replicated(c.consensus.clone()),
+            None => CheckpointService::new(),
+        };
         let watchdog = Watchdog::new(config.watchdog_timeout, config.watchdog_device.clone());
         let core = HaCore {
             tx: tx.clone(),
@@ -292,6 +489,43 @@ impl HaCore {
             stop_rx.clone(),
         ));
 
+        let (cluster_rt, applied_rx) = match cluster {
+            Some(c) => {
+                let (ptx, prx) = mpsc::channel(1024);
+                let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
+                tasks.spawn(propose_loop(
+                    c.consensus.clone(),
+                    prx,
+                    generation.clone(),
+                    stop_rx.clone(),
+                ));
+                let rt = ClusterRt {
+                    consensus: c.consensus,
+                    view: c.view,
+                    hosts: c.hosts,
+                    me: config.node.clone(),
+                    clock: ClusterClock::new(),
+                    boot: crate::cluster::wall_ms() ^ u64::from(std::process::id()) << 32,
+                    announced: false,
+                    proposals: ptx,
+                    generation,
+                    fenced: false,
+                    starting: HashMap::new(),
+                };
+                // This node's earlier incarnations are gone: say so first.
+                rt.propose(Command::NodeLost {
+                    node: config.node.clone(),
+                    restart: false,
+                    reason: "node started".into(),
+                    boot: Some(rt.boot),
+                });
+                rt.propose(Command::NodeUp {
+                    node: config.node.clone(),
+                });
+                (Some(rt), Some((c.applied, c.applier)))
+            }
+            None => (None, None),
+        };
         let parents = config
             .components
             .iter()
@@ -317,6 +551,8 @@ impl HaCore {
             repo,
             last_recovery: None,
             stopping: false,
+            groups: config.groups.clone(),
+            cluster: cluster_rt,
         };
         // Supervisors and audits, then start every component.
         for c in &config.components {
@@ -374,10 +610,25 @@ impl HaCore {
             }
         }
         for c in &config.components {
-            state.start_component(&c.name).await;
+            // In a cluster each node starts its own; the master starts the
+            // shared hardware when it is master (Membership::MasterTick).
+            let here = match &state.cluster {
+                None => true,
+                Some(rt) => rt.hosts.get(&c.name) == Some(&rt.me),
+            };
+            if here {
+                state.start_component(&c.name).await;
+            }
         }
         let span = tracing::info_span!("crim", node = %config.node);
-        tasks.spawn(state.run(rx).instrument(span));
+        let (applied_rx, applier) = match applied_rx {
+            Some((rx, a)) => (Some(rx), Some(a)),
+            None => (None, None),
+        };
+        tasks.spawn(state.run(rx, applied_rx).instrument(span));
+        if let Some(a) = applier {
+            a.attach();
+        }
         let socket = config.socket.clone();
         Ok((
             core.clone(),
@@ -498,14 +749,38 @@ struct CoreState {
     last_recovery: Option<String>,
     /// Shutting down: exits are expected, not failures.
     stopping: bool,
+    groups: Vec<SgConfig>,
+    cluster: Option<ClusterRt>,
 }
 
 impl CoreState {
-    async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Msg>,
+        mut applied: Option<mpsc::UnboundedReceiver<Applied>>,
+    ) {
         loop {
             let deadline = self.cec.next_deadline();
             let msg = tokio::select! {
                 m = rx.recv() => match m { Some(m) => m, None => return },
+                a = async { applied.as_mut().expect("guarded").recv().await }, if applied.is_some() => {
+                    match a {
+                        Some(Applied::Command { index, command, reply }) => {
+                            let out = self.apply(index, command).await;
+                            let _ = reply.send(out);
+                        }
+                        Some(Applied::Reset(done)) => {
+                            self.crim = Crim::new(self.groups.clone());
+                            self.core.checkpoints.clear();
+                            if let Some(rt) = &self.cluster {
+                                rt.view.reset();
+                            }
+                            let _ = done.send(());
+                        }
+                        None => applied = None,
+                    }
+                    continue;
+                }
                 _ = async { tokio::time::sleep_until(deadline.expect("guarded")).await }, if deadline.is_some() => {
                     let now = Instant::now();
                     for d in self.cec.tick(now) {
@@ -515,12 +790,32 @@ impl CoreState {
                 }
             };
             match msg {
+                Msg::Input(input, Some(reply)) if self.cluster.is_some() => {
+                    // Decided by the cluster's CRIM; answered once committed.
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(rt) = &self.cluster {
+                        rt.propose_with(
+                            Command::Crim {
+                                input: WireInput::from(&input),
+                                at_ms: wall_ms(),
+                            },
+                            Some(tx),
+                        );
+                    }
+                    tokio::spawn(async move {
+                        let r = rx
+                            .await
+                            .unwrap_or_else(|_| Err("the HA core has stopped".into()));
+                        let _ = reply.send(answer(r).map_err(CrimError::Refused));
+                    });
+                }
                 Msg::Input(input, reply) => {
                     let r = self.input(input).await;
                     if let Some(reply) = reply {
                         let _ = reply.send(r);
                     }
                 }
+                Msg::Membership(m) => self.membership(m).await,
                 Msg::Report(r) => {
                     let d = self.cec.report(r, Instant::now());
                     self.verdict(d).await;
@@ -552,9 +847,13 @@ impl CoreState {
                 }
                 Msg::SessionClosed { component, id } => {
                     if self.sessions.get(&component).is_some_and(|s| s.id == id) {
-                        self.sessions.remove(&component);
+                        // The incarnation that went away: when the core
+                        // replaced it on purpose, the report is stale.
+                        let inc = self
+                            .sessions
+                            .remove(&component)
+                            .map_or(0, |s| s.incarnation);
                         self.core.checkpoints.remove_component(&component);
-                        let inc = self.incarnations[&component];
                         let d = self.cec.report(
                             ErrorReport {
                                 component,
@@ -611,6 +910,28 @@ impl CoreState {
                     component,
                     fault,
                     reply,
+                } if self.cluster.is_some() => {
+                    // Replicated, so every node knows the unit is faulty;
+                    // executed by the node hosting the component.
+                    if !self.specs.contains_key(&component) {
+                        let _ = reply.send(Err(CoreError::UnknownComponent(component)));
+                        continue;
+                    }
+                    let (tx, rx) = oneshot::channel();
+                    if let Some(rt) = &self.cluster {
+                        rt.propose_with(Command::Fault { component, fault }, Some(tx));
+                    }
+                    tokio::spawn(async move {
+                        let r = rx
+                            .await
+                            .unwrap_or_else(|_| Err("the HA core has stopped".into()));
+                        let _ = reply.send(answer(r).map_err(CoreError::Refused));
+                    });
+                }
+                Msg::Fault {
+                    component,
+                    fault,
+                    reply,
                 } => {
                     let r = self.fault(&component, &fault).await;
                     let _ = reply.send(r);
@@ -625,6 +946,10 @@ impl CoreState {
     }
 
     fn publish(&mut self, kind: EventKind) {
+        // Replayed decisions were announced by this node's earlier life.
+        if self.replaying() {
+            return;
+        }
         let e = self.core.events.publish(kind);
         let body = serde_json::to_value(&*e).unwrap_or_default();
         // A full journal queue drops the record, never blocks a decision.
@@ -702,6 +1027,11 @@ impl CoreState {
                 self.cec.recovery_started(&component, incarnation);
                 // Contained components cannot serve without their container.
                 self.cascade(&component, true).await;
+                // In a cluster every node records the incident when it
+                // applies the failure (see `decide`).
+                if self.cluster.is_some() {
+                    return;
+                }
                 // An incident; service is lost if one of its SIs has no active now.
                 let lost = served
                     .iter()
@@ -740,7 +1070,47 @@ impl CoreState {
         }
     }
 
+    /// An input: decided here, or in a cluster proposed to the log and
+    /// decided by every replica when committed.
     async fn input(&mut self, input: Input) -> Result<(), CrimError> {
+        if let Some(rt) = &self.cluster {
+            rt.propose(Command::Crim {
+                input: WireInput::from(&input),
+                at_ms: wall_ms(),
+            });
+            return Ok(());
+        }
+        self.decide(input, Instant::now()).await
+    }
+
+    fn replaying(&self) -> bool {
+        self.cluster.as_ref().is_some_and(ClusterRt::replaying)
+    }
+
+    /// Whether this node executes the component's effects.
+    fn is_local(&self, component: &str) -> bool {
+        match &self.cluster {
+            None => true,
+            Some(rt) => match rt.hosts.get(component) {
+                Some(n) => *n == rt.me,
+                None => rt.consensus.is_leader(),
+            },
+        }
+    }
+
+    /// Applies one input to CRIM and executes the effects for this node.
+    async fn decide(&mut self, input: Input, now: Instant) -> Result<(), CrimError> {
+        let failed = match &input {
+            Input::Failed { component, .. } | Input::Lost { component, .. } => {
+                Some(component.clone())
+            }
+            _ => None,
+        };
+        let served = failed
+            .as_ref()
+            .and_then(|c| self.crim.component(c))
+            .map(|v| v.active)
+            .unwrap_or_default();
         let registered = match &input {
             Input::Registered { component, .. } => Some(component.clone()),
             _ => None,
@@ -751,8 +1121,9 @@ impl CoreState {
                     Input::Acked { component, .. } => component.clone(),
                     _ => unreachable!(),
                 });
-        let effects = self.crim.handle(input, Instant::now())?;
+        let effects = self.crim.handle(input, now)?;
         if let Some(c) = acked
+            && !self.replaying()
             && let Some(state) = self.crim.component(&c).and_then(|v| v.acked)
         {
             self.publish(EventKind::Acked {
@@ -764,7 +1135,10 @@ impl CoreState {
                 let _ = asr.close(&c, Timestamp::now().0).await;
             });
         }
-        if let Some(c) = registered {
+        if let Some(c) = registered
+            && !self.replaying()
+            && self.is_local(&c)
+        {
             self.cascade(&c, false).await;
         }
         // Roles first: the fail-over path must not wait for restarts.
@@ -774,11 +1148,295 @@ impl CoreState {
         for e in assigns.into_iter().chain(rest) {
             self.effect(e).await;
         }
+        // In a cluster every node records the incident in its repository.
+        if self.cluster.is_some()
+            && !self.replaying()
+            && let Some(component) = failed
+        {
+            let lost = served
+                .iter()
+                .any(|si| self.crim.si(si).is_none_or(|(a, _)| a.is_none()));
+            let recovery = self
+                .last_recovery
+                .take()
+                .unwrap_or_else(|| "fail-over".into());
+            let asr = self.core.asr.clone();
+            let si = served.join(",");
+            tokio::spawn(async move {
+                if let Err(e) = asr
+                    .open(&component, &si, Timestamp::now().0, lost, &recovery)
+                    .await
+                {
+                    tracing::warn!(error = %e, "cannot record incident");
+                }
+            });
+        }
         Ok(())
     }
 
+    /// Applies one committed command (cluster mode).
+    async fn apply(&mut self, index: u64, value: serde_json::Value) -> serde_json::Value {
+        let cmd: Command = match serde_json::from_value(value) {
+            Ok(c) => c,
+            Err(e) => return apply_error(format!("malformed command: {e}")),
+        };
+        let out = match cmd {
+            Command::Crim { input, at_ms } => match Input::try_from(input) {
+                Err(e) => apply_error(e),
+                Ok(input) => {
+                    let now = self
+                        .cluster
+                        .as_ref()
+                        .map_or_else(Instant::now, |rt| rt.clock.instant(at_ms));
+                    if let (Input::Registered { component, .. }, Some(rt)) =
+                        (&input, &mut self.cluster)
+                    {
+                        rt.starting.remove(component);
+                    }
+                    match self.decide(input, now).await {
+                        Ok(()) => apply_ok(),
+                        Err(e) => apply_error(e),
+                    }
+                }
+            },
+            Command::NodeLost {
+                node,
+                restart,
+                reason,
+                boot,
+            } => {
+                self.node_lost(&node, restart, &reason).await;
+                if let Some(rt) = &mut self.cluster
+                    && node == rt.me
+                    && boot == Some(rt.boot)
+                {
+                    rt.announced = true;
+                    tracing::info!(
+                        index,
+                        "replica caught up with this node's start: executing decisions from here"
+                    );
+                }
+                apply_ok()
+            }
+            Command::NodeUp { node } => {
+                if let Some(rt) = &self.cluster {
+                    rt.view.set_up(&node, true);
+                    if !rt.replaying() {
+                        tracing::info!(%node, "node is a member");
+                    }
+                }
+                apply_ok()
+            }
+            Command::Checkpoint { si, key, value } => {
+                let seq = self.core.checkpoints.apply_write(&si, &key, &value);
+                serde_json::json!({"ok": true, "seq": seq})
+            }
+            Command::Fault { component, fault } => self.apply_fault(&component, &fault).await,
+        };
+        if let Some(rt) = &self.cluster {
+            rt.view.applied(index);
+        }
+        out
+    }
+
+    /// A node's components are lost; the node itself restarts them when it
+    /// is alive to see this (it must not keep the roles CRIM moved away).
+    async fn node_lost(&mut self, node: &str, restart: bool, reason: &str) {
+        let Some(rt) = &self.cluster else { return };
+        rt.view.set_up(node, false);
+        let live = !rt.replaying();
+        let me = rt.me.clone();
+        let hosted: Vec<String> = rt
+            .hosts
+            .iter()
+            .filter(|(_, n)| n.as_str() == node)
+            .map(|(c, _)| c.clone())
+            .collect();
+        if live {
+            tracing::warn!(%node, %reason, "node lost: its components' roles move elsewhere");
+        }
+        for c in &hosted {
+            let input = Input::Lost {
+                component: c.clone(),
+                reason: format!("node {node} lost: {reason}"),
+            };
+            if let Err(e) = self.decide(input, Instant::now()).await {
+                tracing::debug!(error = %e, "loss not applied");
+            }
+        }
+        if node == me && restart && live {
+            if let Some(rt) = &mut self.cluster {
+                rt.bump();
+                rt.fenced = false;
+            }
+            for c in &hosted {
+                self.core.checkpoints.remove_component(c);
+                self.start_component(c).await;
+            }
+            if let Some(rt) = &self.cluster {
+                rt.propose(Command::NodeUp { node: me });
+            }
+        }
+    }
+
+    fn fault_known(kind: &Kind, fault: &str) -> bool {
+        matches!(
+            (fault, kind),
+            ("crash", Kind::Process { .. } | Kind::HaAware { .. })
+                | (
+                    "crash" | "fan-stall" | "power-loss" | "repair",
+                    Kind::Hardware
+                )
+        )
+    }
+
+    /// A replicated fault: the hosting node executes it; the others note
+    /// which hardware is faulty, so a new master does not start it.
+    async fn apply_fault(&mut self, component: &str, fault: &str) -> serde_json::Value {
+        let Some(spec) = self.specs.get(component).cloned() else {
+            return apply_error(CoreError::UnknownComponent(component.to_string()));
+        };
+        if !Self::fault_known(&spec.kind, fault) {
+            return apply_error(CoreError::UnknownFault {
+                component: component.to_string(),
+                fault: fault.to_string(),
+            });
+        }
+        if self.is_local(component) && !self.replaying() {
+            return match self.fault(component, fault).await {
+                Ok(()) => apply_ok(),
+                Err(e) => apply_error(e),
+            };
+        }
+        if spec.kind == Kind::Hardware {
+            let mut units = vec![component.to_string()];
+            if matches!(fault, "power-loss" | "repair") {
+                units.extend(
+                    self.descendants(component)
+                        .into_iter()
+                        .filter(|c| self.specs[c].kind == Kind::Hardware),
+                );
+            }
+            for u in units {
+                if fault == "repair" {
+                    self.faults.remove(&u);
+                } else {
+                    self.faults.insert(u, fault.to_string());
+                }
+            }
+        }
+        apply_ok()
+    }
+
+    /// Tells a component of this node to give up its roles at once (the
+    /// node lost the majority), without waiting for CRIM.
+    fn demote_local(&mut self, component: &str) {
+        match &self.specs[component].kind {
+            Kind::HaAware { .. } => {
+                if let Some(s) = self.sessions.get(component) {
+                    s.role.send_replace(Role {
+                        state: Some(AvailabilityState::Spare),
+                        active: Vec::new(),
+                        standby: Vec::new(),
+                    });
+                    let _ = s.tx.try_send(ToComponent::Assign {
+                        state: AvailabilityState::Spare.yang_name().to_string(),
+                        active: Vec::new(),
+                        standby: Vec::new(),
+                    });
+                }
+                self.core.checkpoints.remove_component(component);
+            }
+            Kind::Process { .. } => {
+                if let Some(s) = self.supervisors.get(component) {
+                    let _ = s.try_send(SupCmd::Stop);
+                }
+            }
+            Kind::Hardware => {}
+        }
+    }
+
+    async fn membership(&mut self, m: Membership) {
+        let Some(rt) = &self.cluster else { return };
+        let me = rt.me.clone();
+        let local: Vec<String> = rt
+            .hosts
+            .iter()
+            .filter(|(_, n)| **n == me)
+            .map(|(c, _)| c.clone())
+            .collect();
+        match m {
+            Membership::Fence => {
+                if rt.fenced {
+                    return;
+                }
+                let active: Vec<String> = local
+                    .into_iter()
+                    .filter(|c| {
+                        self.crim.component(c).is_some_and(|v| !v.active.is_empty())
+                            || self.sessions.get(c).is_some_and(|s| {
+                                s.role.borrow().state == Some(AvailabilityState::Primary)
+                            })
+                    })
+                    .collect();
+                if active.is_empty() {
+                    return;
+                }
+                tracing::warn!(components = ?active, "lost contact with the majority: giving up primaries");
+                for c in &active {
+                    self.demote_local(c);
+                    self.record(c, "fenced: lost contact with the majority".into());
+                }
+                if let Some(rt) = &mut self.cluster {
+                    rt.fenced = true;
+                }
+            }
+            Membership::Rejoin => {
+                if !rt.fenced {
+                    return;
+                }
+                tracing::info!("majority reachable again: restarting this node's components");
+                // Inputs queued while cut off are stale now.
+                rt.bump();
+                rt.propose(Command::NodeLost {
+                    node: me,
+                    restart: true,
+                    reason: "rejoined after losing the majority".into(),
+                    boot: None,
+                });
+            }
+            Membership::MasterTick => {
+                let now = Instant::now();
+                let todo: Vec<String> = self
+                    .specs
+                    .keys()
+                    .filter(|c| !rt.hosts.contains_key(*c) && !self.faults.contains_key(*c))
+                    .filter(|c| self.crim.component(c).is_some_and(|v| v.incarnation == 0))
+                    .filter(|c| {
+                        rt.starting
+                            .get(*c)
+                            .is_none_or(|t| now.duration_since(*t) > Duration::from_secs(5))
+                    })
+                    .cloned()
+                    .collect();
+                for c in todo {
+                    if let Some(rt) = &mut self.cluster {
+                        rt.starting.insert(c.clone(), now);
+                    }
+                    self.start_component(&c).await;
+                }
+            }
+        }
+    }
+
     async fn effect(&mut self, e: Effect) {
+        // In a cluster each node executes what concerns its components.
+        let here = |s: &Self, c: &str| !s.replaying() && s.is_local(c);
         match e {
+            Effect::Assign { component, .. }
+            | Effect::Restart { component, .. }
+            | Effect::Stop { component, .. }
+                if !here(self, &component) => {}
             Effect::Assign {
                 component,
                 state,
@@ -989,6 +1647,8 @@ impl CoreState {
         let incarnation = self.incarnations[component];
         // Sent by the core, so it precedes every assignment in the queue.
         let _ = session.tx.try_send(ToComponent::Registered { incarnation });
+        let mut session = session;
+        session.incarnation = incarnation;
         self.sessions.insert(component.to_string(), session);
         Ok(incarnation)
     }
@@ -1427,6 +2087,7 @@ async fn session(
                 let (reply_tx, reply_rx) = oneshot::channel();
                 let handle = SessionHandle {
                     id,
+                    incarnation: 0,
                     tx: out_tx.clone(),
                     push: push_tx.clone(),
                     role: role.clone(),
@@ -1486,9 +2147,19 @@ async fn session(
                 let sync = modes.get(name) == Some(&CheckpointMode::Synchronous);
                 let seq = match checkpoints.write(&si, &key, &value, sync, deadline).await {
                     Ok(seq) => seq,
-                    Err(e) => {
+                    Err(CheckpointError::SyncTimeout(e)) => {
                         tracing::warn!(component = %name, error = %e, "synchronous checkpoint incomplete");
                         e.seq
+                    }
+                    // Not held by the cluster: the component must not count it.
+                    Err(e @ CheckpointError::NotCommitted(_)) => {
+                        let _ = out_tx
+                            .send(ToComponent::Error {
+                                code: ErrorCode::Refused,
+                                message: e.to_string(),
+                            })
+                            .await;
+                        continue;
                     }
                 };
                 let _ = out_tx.send(ToComponent::CheckpointWritten { seq }).await;

@@ -84,6 +84,14 @@ pub enum Input {
     RequestOnline {
         component: String,
     },
+    /// The component is gone with its node (the node died, or was cut off
+    /// from the majority): its assignments move elsewhere. Nothing is
+    /// restarted here: the node restarts its components when it returns,
+    /// and they register as new incarnations.
+    Lost {
+        component: String,
+        reason: String,
+    },
 }
 
 /// What CRIM wants done.
@@ -119,6 +127,10 @@ pub enum CrimError {
     },
     #[error(transparent)]
     Illegal(#[from] crate::state::IllegalTransition),
+    /// Refused by the cluster's CRIM (the text of its error), or not
+    /// committed by the cluster.
+    #[error("{0}")]
+    Refused(String),
 }
 
 #[derive(Debug, Clone)]
@@ -268,7 +280,8 @@ impl Crim {
             | Input::SwitchOver { component }
             | Input::Restart { component }
             | Input::RequestOffline { component, .. }
-            | Input::RequestOnline { component } => component.clone(),
+            | Input::RequestOnline { component }
+            | Input::Lost { component, .. } => component.clone(),
         };
         let comp = self
             .comps
@@ -431,6 +444,21 @@ impl Crim {
             Input::RequestOnline { .. } => {
                 comp.offline_requested = false;
                 reason = "component asked to come back on-line".into();
+            }
+            Input::Lost { reason: why, .. } => {
+                let was_up = comp.up || comp.keep_role;
+                comp.up = false;
+                comp.keep_role = false;
+                comp.oper = OperState::Disabled;
+                comp.acked = None;
+                if was_up {
+                    fx.push(Effect::Event(EventKind::OperChanged {
+                        component: name.clone(),
+                        enabled: false,
+                        reason: why.clone(),
+                    }));
+                }
+                reason = why;
             }
         }
         self.reconcile(&sg, &reason, &mut fx);

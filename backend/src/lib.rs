@@ -9,6 +9,10 @@
 //!   services (single-node implementations);
 //! - [`core`]: the run-time that executes CRIM's decisions through the
 //!   component factory (processes, HA-aware daemons, simulated hardware);
+//! - [`cluster`] and [`cmm`]: the node of a cluster — replicated commands
+//!   applied by every node's CRIM replica, heartbeats, failure detection and
+//!   the lease that fences a node cut off from the majority (consensus
+//!   itself is `halyard-consensus`, on openraft);
 //! - [`protocol`] and [`client`]: the HA-aware component protocol and its
 //!   client library (used by `counterd`).
 //!
@@ -18,6 +22,8 @@ pub mod asr;
 pub mod cec;
 pub mod checkpoint;
 pub mod client;
+pub mod cluster;
+pub mod cmm;
 pub mod core;
 pub mod counterd;
 pub mod crim;

@@ -48,7 +48,8 @@ fn crate_edges_follow_the_architecture() {
         let allowed: &[&str] = match name.as_str() {
             "halyard-schema" => &[],
             "halyard-cluster-model" => &["halyard-schema"],
-            "halyard-backend" => &["halyard-cluster-model"],
+            "halyard-consensus" => &[],
+            "halyard-backend" => &["halyard-cluster-model", "halyard-consensus"],
             "halyard-agent" | "halyard-tests" => continue,
             _ if is_adapter(path) => &["halyard-cluster-model"],
             other => {
@@ -86,7 +87,10 @@ fn the_core_knows_no_protocol_and_adapters_no_persistence() {
     let mut violations = Vec::new();
     for (name, (path, deps)) in &ws {
         let forbidden: &[&str] = match name.as_str() {
-            "halyard-backend" | "halyard-cluster-model" | "halyard-schema" => &protocol,
+            "halyard-backend"
+            | "halyard-consensus"
+            | "halyard-cluster-model"
+            | "halyard-schema" => &protocol,
             _ if is_adapter(path) => &persistence,
             _ => continue,
         };

@@ -1,0 +1,281 @@
+//! The cluster membership monitor (CMM): heartbeats between the nodes,
+//! failure detection by the master, and the lease that keeps a cut-off
+//! node from holding primaries.
+//!
+//! Every node sends a UDP heartbeat to every other node on every cluster
+//! link each `heartbeat`. A heartbeat echoes the last sequence number heard
+//! from each peer, so a node knows when a peer last heard *it* (a round
+//! trip), not just when it heard the peer.
+//!
+//! - The master declares a node lost (a committed `NodeLost`) when it has
+//!   not heard it for `failure`; CRIM then promotes the standbys.
+//! - A node whose round trips with a majority (itself included) are all
+//!   older than `lease` gives up its primaries at once (fencing). Since
+//!   `lease` < `failure`, a node cut off from the majority has demoted its
+//!   primaries before the master promotes their standbys: two primaries of
+//!   one service instance never coexist.
+//!
+//! Consensus (openraft) elects the master; this only watches liveness.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use halyard_consensus::{Consensus, NodeId};
+use serde::{Deserialize, Serialize};
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::cluster::{ClusterView, Command};
+use crate::core::{HaCore, Membership};
+
+#[derive(Debug, Clone)]
+pub struct CmmConfig {
+    pub me: String,
+    /// Every node: name, consensus id, and its cluster addresses (one per
+    /// link; heartbeats use the same address and port over UDP).
+    pub nodes: Vec<(String, NodeId, Vec<SocketAddr>)>,
+    pub heartbeat: Duration,
+    pub lease: Duration,
+    pub failure: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CmmError {
+    #[error("node {0} is not in the cluster configuration")]
+    UnknownNode(String),
+    #[error("cannot bind heartbeat socket {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "the lease ({lease:?}) must be shorter than failure detection ({failure:?}) by two heartbeats ({heartbeat:?})"
+    )]
+    Timers {
+        heartbeat: Duration,
+        lease: Duration,
+        failure: Duration,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Beat {
+    from: NodeId,
+    seq: u64,
+    /// The last sequence number this sender heard from each node.
+    echo: BTreeMap<NodeId, u64>,
+}
+
+/// Largest heartbeat accepted (a handful of nodes fits easily).
+const MAX_BEAT: usize = 4096;
+
+#[derive(Debug)]
+struct Peer {
+    name: String,
+    addrs: Vec<SocketAddr>,
+    heard: Option<Instant>,
+    last_seq: u64,
+    /// When we sent the heartbeat this peer last echoed: it heard us then.
+    round_trip: Option<Instant>,
+}
+
+/// Runs the CMM until `stop`.
+pub async fn run(
+    cfg: CmmConfig,
+    consensus: Consensus,
+    core: HaCore,
+    view: ClusterView,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), CmmError> {
+    if cfg.failure < cfg.lease + 2 * cfg.heartbeat {
+        return Err(CmmError::Timers {
+            heartbeat: cfg.heartbeat,
+            lease: cfg.lease,
+            failure: cfg.failure,
+        });
+    }
+    let (my_id, my_addrs) = cfg
+        .nodes
+        .iter()
+        .find(|(n, _, _)| *n == cfg.me)
+        .map(|(_, id, a)| (*id, a.clone()))
+        .ok_or_else(|| CmmError::UnknownNode(cfg.me.clone()))?;
+    let mut sockets = Vec::new();
+    for a in &my_addrs {
+        let s = UdpSocket::bind(a)
+            .await
+            .map_err(|source| CmmError::Bind { addr: *a, source })?;
+        sockets.push(std::sync::Arc::new(s));
+    }
+    // One receiver per link, feeding one queue (full: the beat is dropped,
+    // as the network might have).
+    let (beat_tx, mut beats) = tokio::sync::mpsc::channel::<(usize, Vec<u8>)>(256);
+    let mut receivers = tokio::task::JoinSet::new();
+    for (link, s) in sockets.iter().enumerate() {
+        let s = s.clone();
+        let tx = beat_tx.clone();
+        receivers.spawn(async move {
+            let mut buf = vec![0u8; MAX_BEAT];
+            loop {
+                match s.recv_from(&mut buf).await {
+                    Ok((n, _)) => {
+                        let _ = tx.try_send((link, buf[..n].to_vec()));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                }
+            }
+        });
+    }
+    drop(beat_tx);
+    let faults = consensus.faults();
+    let mut peers: BTreeMap<NodeId, Peer> = cfg
+        .nodes
+        .iter()
+        .filter(|(n, _, _)| *n != cfg.me)
+        .map(|(n, id, a)| {
+            (
+                *id,
+                Peer {
+                    name: n.clone(),
+                    addrs: a.clone(),
+                    heard: None,
+                    last_seq: 0,
+                    round_trip: None,
+                },
+            )
+        })
+        .collect();
+    let names: HashMap<NodeId, String> = cfg
+        .nodes
+        .iter()
+        .map(|(n, id, _)| (*id, n.clone()))
+        .collect();
+    let majority = cfg.nodes.len() / 2 + 1;
+    let started = Instant::now();
+    let mut seq = 0u64;
+    let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut tick = tokio::time::interval(cfg.heartbeat);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut had_quorum = false;
+    let mut cut_off = false;
+    let mut leader_since: Option<Instant> = None;
+    let mut last_master_tick = started;
+    // Declarations in flight, so one silence is declared once.
+    let mut declaring: tokio::task::JoinSet<NodeId> = tokio::task::JoinSet::new();
+    let mut pending: std::collections::BTreeSet<NodeId> = Default::default();
+
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(done) = declaring.join_next(), if !declaring.is_empty() => {
+                if let Ok(id) = done { pending.remove(&id); }
+            }
+            Some((link, bytes)) = beats.recv() => {
+                if faults.link_down(link) { continue }
+                let Ok(beat) = serde_json::from_slice::<Beat>(&bytes) else {
+                    tracing::debug!("malformed heartbeat dropped");
+                    continue;
+                };
+                if faults.is_isolated_from(beat.from) { continue }
+                let now = Instant::now();
+                if let Some(p) = peers.get_mut(&beat.from) {
+                    p.heard = Some(now);
+                    p.last_seq = p.last_seq.max(beat.seq);
+                    if let Some(s) = beat.echo.get(&my_id)
+                        && let Some((_, at)) = sent.iter().find(|(q, _)| q == s)
+                    {
+                        p.round_trip = Some(p.round_trip.map_or(*at, |t| t.max(*at)));
+                    }
+                }
+                if consensus.leader() == Some(beat.from) {
+                    view.heard_master();
+                }
+            }
+            _ = tick.tick() => {
+                let now = Instant::now();
+                seq += 1;
+                sent.push_back((seq, now));
+                while sent.front().is_some_and(|(_, t)| now.duration_since(*t) > cfg.failure * 4) {
+                    sent.pop_front();
+                }
+                let beat = Beat {
+                    from: my_id,
+                    seq,
+                    echo: peers.iter().map(|(id, p)| (*id, p.last_seq)).collect(),
+                };
+                let bytes = serde_json::to_vec(&beat).unwrap_or_default();
+                for (id, p) in &peers {
+                    if faults.is_isolated_from(*id) { continue }
+                    for (link, (sock, addr)) in sockets.iter().zip(p.addrs.iter()).enumerate() {
+                        if faults.link_down(link) { continue }
+                        // Loss is what heartbeats measure: errors are not fatal.
+                        let _ = sock.try_send_to(&bytes, *addr);
+                    }
+                }
+
+                // The lease: round trips with a majority, this node included.
+                let mut trips: Vec<Instant> = peers.values().filter_map(|p| p.round_trip).collect();
+                trips.sort_unstable_by(|a, b| b.cmp(a));
+                let quorum = majority <= 1
+                    || trips.get(majority - 2).is_some_and(|t| now.duration_since(*t) <= cfg.lease);
+                if quorum {
+                    if cut_off {
+                        cut_off = false;
+                        let _ = core.membership(Membership::Rejoin).await;
+                    }
+                    had_quorum = true;
+                } else if had_quorum && !cut_off {
+                    cut_off = true;
+                    tracing::warn!(lease_ms = cfg.lease.as_millis() as u64, "no round trip with a majority within the lease");
+                    let _ = core.membership(Membership::Fence).await;
+                }
+
+                // What every face shows.
+                for p in peers.values() {
+                    view.set_heard(&p.name, p.heard.map(|t| now.duration_since(t).as_millis() as u64));
+                }
+                view.set_heard(&cfg.me, Some(0));
+                let leader = consensus.leader();
+                view.set_master(leader.and_then(|l| names.get(&l)).map(String::as_str));
+
+                // The master's duties.
+                if consensus.is_leader() && !cut_off {
+                    let since = *leader_since.get_or_insert(now);
+                    for (id, p) in &peers {
+                        // Never heard since this node became master: counted from then.
+                        let silent = now.duration_since(p.heard.unwrap_or(since));
+                        let up = view.node(&p.name).is_some_and(|n| n.up);
+                        if up && silent > cfg.failure && !pending.contains(id) {
+                            pending.insert(*id);
+                            let c = consensus.clone();
+                            let node = p.name.clone();
+                            let id = *id;
+                            let ms = silent.as_millis();
+                            tracing::warn!(%node, silent_ms = ms as u64, "no heartbeat: declaring the node lost");
+                            declaring.spawn(async move {
+                                let cmd = Command::NodeLost { node, restart: true, reason: format!("no heartbeat for {ms} ms"), boot: None };
+                                if let Ok(v) = serde_json::to_value(cmd)
+                                    && let Err(e) = c.propose(v, Duration::from_secs(2)).await
+                                {
+                                    tracing::warn!(error = %e, "node loss not committed");
+                                }
+                                id
+                            });
+                        }
+                    }
+                    if now.duration_since(last_master_tick) >= Duration::from_millis(500) {
+                        last_master_tick = now;
+                        let _ = core.membership(Membership::MasterTick).await;
+                    }
+                } else {
+                    leader_since = None;
+                }
+            }
+        }
+    }
+    declaring.abort_all();
+    receivers.abort_all();
+    Ok(())
+}
