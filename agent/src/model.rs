@@ -631,6 +631,7 @@ impl AgentModel {
                     let _ = self.store.update(
                         &n,
                         &[
+                            ("AdminState", Value::Enum(v.admin.value())),
                             ("AvailabilityState", Value::Enum(v.avail.value())),
                             ("OperState", Value::Enum(v.oper.value())),
                             ("Incarnation", Value::U32(v.incarnation)),

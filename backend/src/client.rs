@@ -69,6 +69,7 @@ pub struct HaClient {
     pub incarnation: u32,
     /// Replies that arrived while waiting for something else.
     pending: std::collections::VecDeque<ToComponent>,
+    roles: tokio::sync::watch::Receiver<Option<String>>,
 }
 
 impl HaClient {
@@ -83,11 +84,15 @@ impl HaClient {
         let stream = UnixStream::connect(socket).await?;
         let (r, w) = stream.into_split();
         let (tx, incoming) = mpsc::channel(256);
+        let (role_tx, roles) = tokio::sync::watch::channel(None);
         // Ends when the agent closes the socket or the client is dropped.
         tokio::spawn(async move {
             let mut lines = BufReader::new(r).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let msg = serde_json::from_str::<ToComponent>(&line).map_err(|e| e.to_string());
+                if let Ok(ToComponent::Assign { state, .. }) = &msg {
+                    role_tx.send_replace(Some(state.clone()));
+                }
                 if tx.send(msg).await.is_err() {
                     break;
                 }
@@ -99,6 +104,7 @@ impl HaClient {
             component: component.to_string(),
             incarnation: 0,
             pending: Default::default(),
+            roles,
         };
         c.send(&ToAgent::Register {
             version: VERSION,
@@ -130,6 +136,13 @@ impl HaClient {
             None => Err(ClientError::Closed),
             Some(m) => m.map_err(ClientError::Protocol),
         }
+    }
+
+    /// The latest role the agent assigned, as soon as it arrives (even
+    /// while the component waits for a checkpoint write): a demotion is
+    /// known at once.
+    pub fn roles(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.roles.clone()
     }
 
     /// The next notice from the agent.

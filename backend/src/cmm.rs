@@ -66,6 +66,9 @@ struct Beat {
     seq: u64,
     /// The last sequence number this sender heard from each node.
     echo: BTreeMap<NodeId, u64>,
+    /// Milliseconds since this sender last heard each node (absent: never).
+    #[serde(default)]
+    ages: BTreeMap<NodeId, u64>,
 }
 
 /// Largest heartbeat accepted (a handful of nodes fits easily).
@@ -79,6 +82,8 @@ struct Peer {
     last_seq: u64,
     /// When we sent the heartbeat this peer last echoed: it heard us then.
     round_trip: Option<Instant>,
+    /// The peer's latest report of how long ago it heard each node.
+    reported: Option<(Instant, BTreeMap<NodeId, u64>)>,
 }
 
 /// Runs the CMM until `stop`.
@@ -143,6 +148,7 @@ pub async fn run(
                     heard: None,
                     last_seq: 0,
                     round_trip: None,
+                    reported: None,
                 },
             )
         })
@@ -183,6 +189,7 @@ pub async fn run(
                 if let Some(p) = peers.get_mut(&beat.from) {
                     p.heard = Some(now);
                     p.last_seq = p.last_seq.max(beat.seq);
+                    p.reported = Some((now, beat.ages));
                     if let Some(s) = beat.echo.get(&my_id)
                         && let Some((_, at)) = sent.iter().find(|(q, _)| q == s)
                     {
@@ -204,6 +211,10 @@ pub async fn run(
                     from: my_id,
                     seq,
                     echo: peers.iter().map(|(id, p)| (*id, p.last_seq)).collect(),
+                    ages: peers
+                        .iter()
+                        .filter_map(|(id, p)| p.heard.map(|h| (*id, now.duration_since(h).as_millis() as u64)))
+                        .collect(),
                 };
                 let bytes = serde_json::to_vec(&beat).unwrap_or_default();
                 for (id, p) in &peers {
@@ -247,7 +258,27 @@ pub async fn run(
                         // Never heard since this node became master: counted from then.
                         let silent = now.duration_since(p.heard.unwrap_or(since));
                         let up = view.node(&p.name).is_some_and(|n| n.up);
-                        if up && silent > cfg.failure && !pending.contains(id) {
+                        // A majority of the other nodes must have lost it,
+                        // the master included: then the node cannot hold a
+                        // lease (it has no round trip with a majority), so
+                        // it has given up its primaries. One silent link
+                        // (the master's) does not declare a node that
+                        // others still hear.
+                        let silent_others = peers
+                            .iter()
+                            .filter(|(y, _)| *y != id)
+                            .filter(|(_, q)| {
+                                q.reported.as_ref().is_some_and(|(at, ages)| {
+                                    let fresh = now.duration_since(*at) <= cfg.failure / 2;
+                                    let age = ages.get(id).map_or(u64::MAX, |a| {
+                                        a.saturating_add(now.duration_since(*at).as_millis() as u64)
+                                    });
+                                    fresh && age > cfg.failure.as_millis() as u64
+                                })
+                            })
+                            .count();
+                        let agreed = 1 + silent_others >= majority;
+                        if up && silent > cfg.failure && agreed && !pending.contains(id) {
                             pending.insert(*id);
                             let c = consensus.clone();
                             let node = p.name.clone();

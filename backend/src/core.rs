@@ -1243,6 +1243,9 @@ impl CoreState {
     /// is alive to see this (it must not keep the roles CRIM moved away).
     async fn node_lost(&mut self, node: &str, restart: bool, reason: &str) {
         let Some(rt) = &self.cluster else { return };
+        // Lost twice in a row (declared by the master, and by itself on
+        // rejoining): its components restart once.
+        let was_up = rt.view.node(node).is_none_or(|n| n.up);
         rt.view.set_up(node, false);
         let live = !rt.replaying();
         let me = rt.me.clone();
@@ -1264,7 +1267,7 @@ impl CoreState {
                 tracing::debug!(error = %e, "loss not applied");
             }
         }
-        if node == me && restart && live {
+        if node == me && restart && live && was_up {
             if let Some(rt) = &mut self.cluster {
                 rt.bump();
                 rt.fenced = false;

@@ -28,16 +28,32 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20u64);
-    let query = match std::env::var("COUNTERD_QUERY") {
+    let mut ha = HaClient::connect_from_env().await?;
+    // Queries are answered by their own task, with the count and the
+    // latest role received, so a checkpoint write in flight never delays
+    // the answer nor hides a demotion.
+    let shown = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let _query = match std::env::var("COUNTERD_QUERY") {
         Ok(path) => {
             let _ = std::fs::remove_file(&path);
-            Some(UnixListener::bind(path)?)
+            let listener = UnixListener::bind(path)?;
+            let shown = shown.clone();
+            let roles = ha.roles();
+            Some(AbortOnDrop(tokio::spawn(async move {
+                while let Ok((mut s, _)) = listener.accept().await {
+                    let role = roles.borrow().clone().unwrap_or_else(|| "off-line".into());
+                    let count = shown.load(std::sync::atomic::Ordering::SeqCst);
+                    let _ = s.write_all(format!("{count} {role}\n").as_bytes()).await;
+                }
+            })))
         }
         Err(_) => None,
     };
-    let mut ha = HaClient::connect_from_env().await?;
     let mut count: u64 = 0;
     let mut state = String::from("off-line");
+    let show = |count: u64, _state: &str| {
+        shown.store(count, std::sync::atomic::Ordering::SeqCst);
+    };
     let mut tick = tokio::time::interval(Duration::from_millis(interval.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -56,18 +72,21 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
                         }
                     }
                     state = s;
+                    show(count, &state);
                     ha.ack(&state).await?;
                 }
                 // A primary's count is its own: late pushes are only acknowledged.
                 Ok(Notice::State { seq, entries }) => {
                     if state != "primary" && let Some(v) = entries.get("count").and_then(|v| v.parse().ok()) {
                         count = v;
+                        show(count, &state);
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
                 Ok(Notice::Checkpoint { seq, key, value }) => {
                     if state != "primary" && key == "count" && let Ok(v) = value.parse() {
                         count = v;
+                        show(count, &state);
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
@@ -75,17 +94,24 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             _ = tick.tick(), if state == "primary" => {
                 match ha.checkpoint("count", &(count + 1).to_string()).await {
                     // Counted only once the checkpoint holds it: nothing is lost.
-                    Ok(_) => count += 1,
+                    Ok(_) => {
+                        count += 1;
+                        show(count, &state);
+                    }
                     // Demoted an instant ago: the new role is on its way.
                     Err(crate::client::ClientError::Refused { .. }) => {}
                     Err(e) => return Err(e.into()),
                 }
             }
-            conn = async { query.as_ref().expect("guarded").accept().await }, if query.is_some() => {
-                if let Ok((mut s, _)) = conn {
-                    let _ = s.write_all(format!("{count} {state}\n").as_bytes()).await;
-                }
-            }
         }
+    }
+}
+
+/// Stops the query task with counterd.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

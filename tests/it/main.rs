@@ -2,4 +2,5 @@
 
 mod agent;
 mod architecture;
+mod cluster;
 mod netconf;

@@ -1,0 +1,269 @@
+//! The three-node example (examples/three-node.toml) as real processes:
+//! `kill -9` of a node and of the master, a partition, a lost link. A
+//! checker samples every 2N member's own role at 100 Hz or more and fails
+//! the test if one service instance ever has two primaries.
+
+use std::process::Command;
+use std::time::Duration;
+
+use halyard_tests::{Checker, Cluster, NODES, PAIRS, host_of, wait_until};
+
+/// One three-node cluster at a time: each is three agents and seven
+/// daemons, and the checker's 100 Hz must not starve on two cores.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Waits until both pairs have a primary and a secondary.
+fn wait_steady(c: &Cluster) {
+    wait_until("a primary and a secondary in every 2N pair", 60, || {
+        c.steady()
+    });
+}
+
+fn node_object(n: &str) -> String {
+    format!("ne=1/shelf=1/node={n}")
+}
+
+fn assert_one_primary(r: &halyard_tests::CheckReport) {
+    assert!(
+        r.rate_hz() >= 100.0,
+        "the checker sampled at {:.0} Hz only",
+        r.rate_hz()
+    );
+    assert!(
+        r.double_primaries.is_empty(),
+        "two primaries at once: {:?}",
+        &r.double_primaries[..r.double_primaries.len().min(5)]
+    );
+}
+
+#[test]
+fn a_node_killed_with_sigkill_has_its_primaries_taken_over_with_their_state_and_rejoins_as_standby()
+{
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+
+    let (primary, before) = c.primary_of("counter").unwrap();
+    let victim = host_of(&primary).unwrap();
+    // Let it count a little more, then read the count just before the kill.
+    std::thread::sleep(Duration::from_millis(300));
+    let (before, _) = c.query(&primary).unwrap_or((before, String::new()));
+    c.kill9(victim);
+
+    // Every pair is served again, by the survivors (the victim's daemons
+    // exit when their agent's socket closes, a moment after the kill).
+    wait_until("every 2N pair primary again after kill -9", 20, || {
+        PAIRS.iter().all(|(p, _)| {
+            c.primary_of(p)
+                .is_some_and(|(comp, _)| host_of(&comp) != Some(victim))
+        })
+    });
+    let (now, after) = c.primary_of("counter").unwrap();
+    assert_ne!(now, primary);
+    assert!(
+        after >= before,
+        "the count went back from {before} to {after}: checkpointed state was lost"
+    );
+    // It keeps counting as primary.
+    wait_until("the new primary counting", 10, || {
+        c.query(&now).is_some_and(|(n, _)| n > after)
+    });
+
+    // The survivors show the node down, in HTTP and in SNMP (hcNodeMembership).
+    let survivor = NODES.iter().find(|n| **n != victim).unwrap();
+    wait_until("the lost node shown down", 10, || {
+        c.attrs(survivor, &node_object(victim))
+            .is_some_and(|a| a["membership"] == "down")
+    });
+    let snmp = c
+        .nodes
+        .iter()
+        .find(|n| n.name == *survivor)
+        .unwrap()
+        .snmp
+        .clone();
+    let out = Command::new("snmpwalk")
+        .args(["-v2c", "-c", "public", "-On", "-Oq", "-Oe", &snmp])
+        .arg(format!("{}.1.3.1.42", "1.3.6.1.4.1.32473.77"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        text.lines().filter(|l| l.ends_with(" 4")).count(),
+        1,
+        "one node down (4) in hcNodeMembership:\n{text}"
+    );
+
+    // The node comes back and its components rejoin as standbys.
+    c.spawn(victim);
+    c.wait_ready(victim);
+    wait_until(
+        "the restarted node's counterd back as secondary",
+        60,
+        || c.query(&primary).is_some_and(|(_, s)| s == "secondary"),
+    );
+    wait_steady(&c);
+    wait_until("the node a member again", 20, || {
+        c.attrs(survivor, &node_object(victim))
+            .is_some_and(|a| a["membership"] == "member")
+    });
+    let r = checker.finish();
+    assert_one_primary(&r);
+}
+
+#[test]
+fn the_master_killed_a_new_master_is_elected_and_no_decision_is_lost() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+    let master = NODES.iter().find_map(|n| c.master(n)).expect("a master");
+    // A decision taken through a node that is not the master (the write is
+    // forwarded): lock ticker-3.
+    let via = NODES.iter().find(|n| **n != master).unwrap();
+    let ticker = "ne=1/shelf=1/node=n3/comp=ticker-3";
+    assert_eq!(c.invoke(via, ticker, "Lock", &[("Reason", "test")]), 202);
+    for n in NODES {
+        wait_until(&format!("ticker-3 locked as {n} sees it"), 20, || {
+            c.attrs(n, ticker)
+                .is_some_and(|a| a["admin-state"] == "locked")
+        });
+    }
+
+    c.kill9(&master);
+    let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
+    wait_until("a new master", 20, || {
+        survivors
+            .iter()
+            .all(|n| c.master(n).is_some_and(|m| m != master))
+    });
+    let new_master = c.master(survivors[0]).unwrap();
+    assert_eq!(c.master(survivors[1]).as_deref(), Some(new_master.as_str()));
+    // The decision committed before is still there.
+    for n in &survivors {
+        assert_eq!(c.attrs(n, ticker).unwrap()["admin-state"], "locked");
+    }
+    wait_until("every 2N pair primary after the master's death", 20, || {
+        PAIRS.iter().all(|(p, _)| {
+            c.primary_of(p)
+                .is_some_and(|(comp, _)| host_of(&comp) != Some(master.as_str()))
+        })
+    });
+    // A new decision through the new master's cluster.
+    assert_eq!(c.invoke(survivors[1], ticker, "Unlock", &[]), 202);
+    // The old master returns as a follower and its replica catches up.
+    c.spawn(&master);
+    c.wait_ready(&master);
+    wait_until("the old master caught up (ticker-3 unlocked)", 60, || {
+        c.attrs(&master, ticker)
+            .is_some_and(|a| a["admin-state"] == "unlocked")
+    });
+    wait_until("the old master a follower member", 30, || {
+        c.attrs(&master, &node_object(&master))
+            .is_some_and(|a| a["role"] == "follower" && a["membership"] == "member")
+    });
+    // Reads are the same from every node.
+    let views: Vec<String> = NODES
+        .iter()
+        .map(|n| c.attrs(n, ticker).unwrap()["admin-state"].to_string())
+        .collect();
+    assert!(views.iter().all(|v| *v == views[0]), "{views:?}");
+    wait_steady(&c);
+    assert_one_primary(&checker.finish());
+}
+
+#[test]
+fn a_partitioned_node_gives_up_its_primaries_and_the_majority_serves() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+    let (primary, before) = c.primary_of("counter").unwrap();
+    let cut = host_of(&primary).unwrap();
+    let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != cut).collect();
+    // Both ways: the cut node drops the others, the others drop it.
+    for o in &others {
+        assert_eq!(c.invoke(cut, &node_object(o), "Disconnect", &[]), 202);
+        assert_eq!(c.invoke(o, &node_object(cut), "Disconnect", &[]), 202);
+    }
+    // The cut-off primary demotes itself; the majority promotes the standby.
+    wait_until("the cut-off node's counterd no longer primary", 10, || {
+        c.query(&primary).is_some_and(|(_, s)| s != "primary")
+    });
+    wait_until("the counter served on the majority side", 20, || {
+        c.primary_of("counter")
+            .is_some_and(|(p, n)| p != primary && n >= before)
+    });
+    wait_until("the session pair served on the majority side", 20, || {
+        c.primary_of("session")
+            .is_some_and(|(p, _)| host_of(&p) != Some(cut))
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    // Heal: the node rejoins and its components come back as standbys.
+    for o in &others {
+        assert_eq!(c.invoke(cut, &node_object(o), "Reconnect", &[]), 202);
+        assert_eq!(c.invoke(o, &node_object(cut), "Reconnect", &[]), 202);
+    }
+    wait_until("the healed node's counterd back as secondary", 60, || {
+        c.query(&primary).is_some_and(|(_, s)| s == "secondary")
+    });
+    wait_steady(&c);
+    let r = checker.finish();
+    assert_one_primary(&r);
+}
+
+#[test]
+fn losing_one_cluster_link_fails_no_node() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let (primary, _) = c.primary_of("counter").unwrap();
+    for n in NODES {
+        assert_eq!(
+            c.invoke(
+                n,
+                &node_object(n),
+                "SetLinkDown",
+                &[("Link", "0"), ("Down", "true")]
+            ),
+            202
+        );
+    }
+    // Well past failure detection (500 ms) and the lease (300 ms).
+    std::thread::sleep(Duration::from_secs(3));
+    for n in NODES {
+        for m in NODES {
+            assert_eq!(
+                c.attrs(n, &node_object(m)).unwrap()["membership"],
+                "member",
+                "{n} sees {m}"
+            );
+        }
+    }
+    assert_eq!(c.primary_of("counter").unwrap().0, primary);
+    assert!(c.steady());
+    // Decisions still commit over the remaining link.
+    let ticker = "ne=1/shelf=1/node=n3/comp=ticker-3";
+    assert_eq!(
+        c.invoke("n1", ticker, "Lock", &[("Reason", "link test")]),
+        202
+    );
+    wait_until("the lock committed over link 1", 20, || {
+        c.attrs("n2", ticker)
+            .is_some_and(|a| a["admin-state"] == "locked")
+    });
+    let lost = std::fs::read_to_string(c.log("n1")).unwrap();
+    assert!(
+        !lost.contains("no heartbeat: declaring the node lost"),
+        "a node was declared lost with one link down"
+    );
+}

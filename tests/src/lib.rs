@@ -1,0 +1,500 @@
+//! A three-node halyard cluster on loopback, made of real processes, for
+//! the cluster tests and the fail-over benchmark.
+//!
+//! The config is `examples/three-node.toml` with free ports and data
+//! directories in a temporary directory, so the example itself is what
+//! runs. Each node logs to `<dir>/<node>.log`.
+
+use std::io::Read;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
+
+/// The 2N service instances of the example and their members' hosts.
+pub const PAIRS: [(&str, [(&str, &str); 2]); 2] = [
+    ("counter", [("counterd-a", "n1"), ("counterd-b", "n2")]),
+    ("session", [("session-a", "n3"), ("session-b", "n2")]),
+];
+
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Builds the agent once (a no-op when the workspace is built).
+pub fn halyard(release: bool) -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut args = vec![
+            "build",
+            "--quiet",
+            "-p",
+            "halyard-agent",
+            "--bin",
+            "halyard",
+        ];
+        if release {
+            args.push("--release");
+        }
+        let st = Command::new(env!("CARGO"))
+            .args(&args)
+            .current_dir(workspace())
+            .status()
+            .expect("cargo build");
+        assert!(st.success(), "cannot build halyard");
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace().join("target"), PathBuf::from);
+        target
+            .join(if release { "release" } else { "debug" })
+            .join("halyard")
+    })
+    .clone()
+}
+
+/// A port free on TCP and UDP on both loopback links, below Linux's
+/// ephemeral range (32768 and up), so no outgoing connection of the nodes
+/// themselves can take it between this check and the node's bind.
+fn free_port() -> u16 {
+    use std::sync::atomic::AtomicU64;
+    static SEED: AtomicU64 = AtomicU64::new(0);
+    let mut x = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
+        ^ u64::from(std::process::id()) << 16
+        ^ std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+    loop {
+        // xorshift: cheap, and different in every test process.
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let p = 20_000 + (x % 12_000) as u16;
+        let ok = std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
+            && std::net::TcpListener::bind(("127.0.0.2", p)).is_ok()
+            && std::net::UdpSocket::bind(("127.0.0.2", p)).is_ok();
+        if ok {
+            return p;
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Node {
+    pub name: String,
+    pub data: PathBuf,
+    pub http: String,
+    pub snmp: String,
+    child: Option<Child>,
+}
+
+#[derive(Debug)]
+pub struct Cluster {
+    pub dir: PathBuf,
+    pub config: PathBuf,
+    pub nodes: Vec<Node>,
+    bin: PathBuf,
+}
+
+impl Cluster {
+    /// Writes the config and starts every node; returns once each logged
+    /// its ready line.
+    pub fn start(dir: &Path, release: bool) -> Cluster {
+        let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
+            .expect("examples/three-node.toml");
+        let mut nodes = Vec::new();
+        for (i, n) in NODES.iter().enumerate() {
+            let data = dir.join(n);
+            let cluster = free_port();
+            let (snmp, netconf, http) = (free_port(), free_port(), free_port());
+            for (old, new) in [
+                (format!(":{}\"", 7101 + i), format!(":{cluster}\"")),
+                (
+                    format!("127.0.0.1:{}\"", 1161 + i),
+                    format!("127.0.0.1:{snmp}\""),
+                ),
+                (
+                    format!("127.0.0.1:{}\"", 8830 + i),
+                    format!("127.0.0.1:{netconf}\""),
+                ),
+                (
+                    format!("127.0.0.1:{}\"", 8080 + i),
+                    format!("127.0.0.1:{http}\""),
+                ),
+                (
+                    format!("\"./halyard-data/{n}\""),
+                    format!("\"{}\"", data.display()),
+                ),
+            ] {
+                assert!(text.contains(&old), "{old} not in the example");
+                text = text.replace(&old, &new);
+            }
+            nodes.push(Node {
+                name: n.to_string(),
+                data,
+                http: format!("127.0.0.1:{http}"),
+                snmp: format!("127.0.0.1:{snmp}"),
+                child: None,
+            });
+        }
+        let config = dir.join("three-node.toml");
+        std::fs::write(&config, text).unwrap();
+        let mut c = Cluster {
+            dir: dir.to_path_buf(),
+            config,
+            nodes,
+            bin: halyard(release),
+        };
+        for n in NODES {
+            c.spawn(n);
+        }
+        for n in NODES {
+            c.wait_ready(n);
+        }
+        c
+    }
+
+    fn node(&self, name: &str) -> &Node {
+        self.nodes.iter().find(|n| n.name == name).expect("node")
+    }
+
+    fn node_mut(&mut self, name: &str) -> &mut Node {
+        self.nodes
+            .iter_mut()
+            .find(|n| n.name == name)
+            .expect("node")
+    }
+
+    pub fn log(&self, name: &str) -> PathBuf {
+        self.dir.join(format!("{name}.log"))
+    }
+
+    /// Starts a node (again); see [`Cluster::wait_ready`].
+    pub fn spawn(&mut self, name: &str) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log(name))
+            .unwrap();
+        let child = Command::new(&self.bin)
+            .arg("--config")
+            .arg(&self.config)
+            .args(["--node", name])
+            .env("RUST_LOG", "info,openraft=warn")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start halyard");
+        self.node_mut(name).child = Some(child);
+    }
+
+    /// Waits for the node's latest ready line.
+    pub fn wait_ready(&self, name: &str) {
+        let starts = |t: &str| t.matches(" starting ").count();
+        let readies = |t: &str| t.matches(" ready ").count();
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let t = std::fs::read_to_string(self.log(name)).unwrap_or_default();
+            if starts(&t) > 0 && readies(&t) >= starts(&t) {
+                return;
+            }
+            if let Some(c) = self.node(name).child.as_ref()
+                && t.contains("\nError: ")
+            {
+                panic!("{name} (pid {}) failed to start:\n{t}", c.id());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{name} logged no ready line within 90 s:\n{t}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(&mut self, name: &str) {
+        if let Some(mut c) = self.node_mut(name).child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for the process to end.
+    pub fn stop(&mut self, name: &str) -> std::process::ExitStatus {
+        let mut c = self.node_mut(name).child.take().expect("running");
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "{name} did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn running(&self, name: &str) -> bool {
+        self.node(name).child.is_some()
+    }
+
+    /// A counterd's `<count> <state>`, asked on its query socket.
+    /// None while its node is down (its daemons exit a moment after).
+    pub fn query(&self, component: &str) -> Option<(u64, String)> {
+        let host = host_of(component)?;
+        if !self.running(host) {
+            return None;
+        }
+        query_socket(&self.node(host).data.join(format!("run/{component}.q")))
+    }
+
+    /// HTTP on a node, as the demo operator.
+    pub fn curl(&self, node: &str, method: &str, path: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-m",
+                "10",
+                "-w",
+                "\n%{http_code}",
+                "-X",
+                method,
+                "-u",
+                "operator:halyard-demo",
+                "-H",
+                "Accept: application/json",
+            ])
+            .arg(format!("http://{}{path}", self.node(node).http))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// An object's attributes as a node serves them.
+    pub fn attrs(&self, node: &str, object: &str) -> Option<serde_json::Value> {
+        let (code, body) = self.curl(node, "GET", &format!("/api/v1/objects/{object}"));
+        if code != 200 {
+            return None;
+        }
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .map(|v| v["attributes"].clone())
+    }
+
+    /// The master as `node` knows it.
+    pub fn master(&self, node: &str) -> Option<String> {
+        self.attrs(node, "ne=1")?["master"]
+            .as_str()
+            .filter(|m| !m.is_empty())
+            .map(str::to_string)
+    }
+
+    /// Invokes an operation on an object through a node; returns the HTTP status.
+    pub fn invoke(&self, node: &str, object: &str, op: &str, form: &[(&str, &str)]) -> u16 {
+        let mut c = Command::new("curl");
+        c.args([
+            "-s",
+            "-m",
+            "10",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            "operator:halyard-demo",
+        ]);
+        for (k, v) in form {
+            c.args(["--data-urlencode", &format!("{k}={v}")]);
+        }
+        if form.is_empty() {
+            c.args(["-X", "POST"]);
+        }
+        let out = c
+            .arg(format!(
+                "http://{}/api/v1/objects/{object}/operations/{op}",
+                self.node(node).http
+            ))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    }
+
+    /// The node hosting the primary of a 2N pair, with its count.
+    pub fn primary_of(&self, pair: &str) -> Option<(String, u64)> {
+        let (_, members) = PAIRS.iter().find(|(p, _)| *p == pair)?;
+        members.iter().find_map(|(c, _)| {
+            self.query(c)
+                .filter(|(_, s)| s == "primary")
+                .map(|(n, _)| (c.to_string(), n))
+        })
+    }
+
+    /// Both pairs have a primary and a secondary.
+    pub fn steady(&self) -> bool {
+        PAIRS.iter().all(|(_, members)| {
+            let states: Vec<String> = members
+                .iter()
+                .filter_map(|(c, _)| self.query(c).map(|(_, s)| s))
+                .collect();
+            states.iter().filter(|s| *s == "primary").count() == 1
+                && states.iter().filter(|s| *s == "secondary").count() == 1
+        })
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for n in NODES {
+            self.kill9(n);
+        }
+        // A failed test shows what the nodes said last.
+        if std::thread::panicking() {
+            for n in NODES {
+                let t = std::fs::read_to_string(self.log(n)).unwrap_or_default();
+                let lines: Vec<&str> = t.lines().collect();
+                eprintln!("---- last lines of {n}.log ----");
+                for l in &lines[lines.len().saturating_sub(60)..] {
+                    eprintln!("{}", l.chars().take(300).collect::<String>());
+                }
+            }
+        }
+    }
+}
+
+/// The node hosting a component of the example.
+pub fn host_of(component: &str) -> Option<&'static str> {
+    match component {
+        "counterd-a" | "ticker-1" => Some("n1"),
+        "counterd-b" | "session-b" | "ticker-2" => Some("n2"),
+        "session-a" | "ticker-3" => Some("n3"),
+        _ => None,
+    }
+}
+
+pub fn query_socket(path: &Path) -> Option<(u64, String)> {
+    let mut s = UnixStream::connect(path).ok()?;
+    s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
+    let mut line = String::new();
+    s.read_to_string(&mut line).ok()?;
+    let (n, state) = line.trim().split_once(' ')?;
+    Some((n.parse().ok()?, state.to_string()))
+}
+
+pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// What the role checker saw.
+#[derive(Debug, Default, Clone)]
+pub struct CheckReport {
+    pub samples: u64,
+    pub elapsed: Duration,
+    /// (pair, time since start, primaries seen) for every sample with two.
+    pub double_primaries: Vec<(String, Duration, Vec<String>)>,
+    /// Per pair, the longest run of samples without a primary.
+    pub longest_gap: Vec<(String, Duration)>,
+}
+
+impl CheckReport {
+    pub fn rate_hz(&self) -> f64 {
+        self.samples as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+/// Samples every pair member's own role (its query socket) as fast as it
+/// can, at least 100 times a second, until stopped.
+#[derive(Debug)]
+pub struct Checker {
+    stop: Arc<AtomicBool>,
+    handle: Option<std::thread::JoinHandle<CheckReport>>,
+    pub live: Arc<Mutex<CheckReport>>,
+}
+
+impl Checker {
+    pub fn start(c: &Cluster) -> Checker {
+        let sockets: Vec<(String, Vec<PathBuf>)> = PAIRS
+            .iter()
+            .map(|(p, members)| {
+                (
+                    p.to_string(),
+                    members
+                        .iter()
+                        .map(|(comp, host)| c.node(host).data.join(format!("run/{comp}.q")))
+                        .collect(),
+                )
+            })
+            .collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let live = Arc::new(Mutex::new(CheckReport::default()));
+        let (s2, l2) = (stop.clone(), live.clone());
+        let handle = std::thread::spawn(move || {
+            let start = Instant::now();
+            let mut r = CheckReport::default();
+            let mut gaps: Vec<(Option<Instant>, Duration)> =
+                vec![(None, Duration::ZERO); sockets.len()];
+            while !s2.load(Ordering::SeqCst) {
+                let t = Instant::now();
+                for (i, (pair, paths)) in sockets.iter().enumerate() {
+                    let primaries: Vec<String> = paths
+                        .iter()
+                        .filter(|p| query_socket(p).is_some_and(|(_, s)| s == "primary"))
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    if primaries.len() > 1 {
+                        r.double_primaries
+                            .push((pair.clone(), t - start, primaries.clone()));
+                    }
+                    let g = &mut gaps[i];
+                    if primaries.is_empty() {
+                        let since = *g.0.get_or_insert(t);
+                        g.1 = g.1.max(t - since);
+                    } else {
+                        g.0 = None;
+                    }
+                }
+                r.samples += 1;
+                r.elapsed = start.elapsed();
+                r.longest_gap = sockets
+                    .iter()
+                    .zip(&gaps)
+                    .map(|((p, _), g)| (p.clone(), g.1))
+                    .collect();
+                *l2.lock().unwrap() = r.clone();
+                // At most 200 Hz, so the checker does not starve the nodes.
+                let spent = t.elapsed();
+                if spent < Duration::from_millis(5) {
+                    std::thread::sleep(Duration::from_millis(5) - spent);
+                }
+            }
+            r
+        });
+        Checker {
+            stop,
+            handle: Some(handle),
+            live,
+        }
+    }
+
+    pub fn finish(mut self) -> CheckReport {
+        self.stop.store(true, Ordering::SeqCst);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
