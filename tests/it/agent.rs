@@ -705,3 +705,158 @@ fn with_the_queue_policy_a_conflicting_command_waits_its_turn() {
     assert_eq!(first["state"], "succeeded", "{first}");
     assert_eq!(second["state"], "succeeded", "{second}");
 }
+
+/// A `snmptrapd` in the foreground on a loopback port, printing what it
+/// decodes (with HALYARD-CLUSTER-MIB) to stdout; killed on drop.
+struct TrapD {
+    child: Child,
+    out: std::sync::Arc<std::sync::Mutex<String>>,
+    _dir: tempfile::TempDir,
+}
+
+impl TrapD {
+    fn start(port: u16) -> TrapD {
+        use std::io::Read;
+        let dir = tempfile::tempdir().unwrap();
+        let conf = dir.path().join("snmptrapd.conf");
+        std::fs::write(
+            &conf,
+            "disableAuthorization yes\nauthCommunity log,execute,net public\n",
+        )
+        .unwrap();
+        // The base SMIv2 modules as tests/run.sh installs them.
+        let base = std::env::var("HALYARD_BASE_MIBS").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/halyard-npm/node_modules/net-snmp/lib/mibs",
+                std::env::var("HOME").unwrap_or_default()
+            )
+        });
+        let mibs = format!("+{}:{base}", workspace().join("mib").display());
+        let mut child = Command::new("/usr/sbin/snmptrapd")
+            .args(["-f", "-Lo", "-n", "-C", "-c"])
+            .arg(&conf)
+            .args(["-m", "+HALYARD-CLUSTER-MIB", "-M", &mibs])
+            .arg(format!("udp:127.0.0.1:{port}"))
+            .env("SNMP_PERSISTENT_DIR", dir.path())
+            .env("SNMPCONFPATH", dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("snmptrapd (tests/run.sh installs net-snmp)");
+        let out = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipes: [Box<dyn Read + Send>; 2] = [
+            Box::new(child.stdout.take().unwrap()),
+            Box::new(child.stderr.take().unwrap()),
+        ];
+        for mut pipe in pipes {
+            let out = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = pipe.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    out.lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        let t = TrapD {
+            child,
+            out,
+            _dir: dir,
+        };
+        t.wait_for("NET-SNMP version");
+        t
+    }
+
+    fn text(&self) -> String {
+        self.out.lock().unwrap().clone()
+    }
+
+    fn wait_for(&self, needle: &str) -> String {
+        let mut text = String::new();
+        wait_until(&format!("snmptrapd to print {needle:?}"), || {
+            text = self.text();
+            text.contains(needle)
+        });
+        text
+    }
+}
+
+impl Drop for TrapD {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_agent_sends_alarm_traps_and_informs_that_snmptrapd_decodes() {
+    let (trap_port, inform_port) = (free_udp(), free_udp());
+    // Both receivers listen before the agent starts: nothing is missed.
+    let traps = TrapD::start(trap_port);
+    let informs = TrapD::start(inform_port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("traps.toml");
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    let targets = format!(
+        "traps = [\n  {{ target = \"127.0.0.1:{trap_port}\", community = \"public\" }},\n  \
+         {{ target = \"127.0.0.1:{inform_port}\", community = \"public\", inform = true }},\n]\n\n[netconf]\n"
+    );
+    assert!(demo.contains("\n[netconf]\n"));
+    std::fs::write(
+        &config,
+        demo.replacen("\n[netconf]\n", &format!("\n{targets}"), 1),
+    )
+    .unwrap();
+    let a = Agent::start_with(&dir.path().join("data"), Some(config));
+
+    let fan = "ne=1/shelf=1/fan=1";
+    let (code, body) = a.curl(
+        "POST",
+        &format!("/api/v1/objects/{fan}/operations/inject-fault"),
+        Some(r#"{"fault":"fan-stall"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let text = traps.wait_for("HALYARD-CLUSTER-MIB::hcAlarmRaised");
+    assert!(
+        text.contains(&format!(
+            "HALYARD-CLUSTER-MIB::hcAlarmRaisedResource.0 = STRING: {fan}"
+        )),
+        "{text}"
+    );
+    let (code, body) = a.curl(
+        "POST",
+        &format!("/api/v1/objects/{fan}/operations/inject-fault"),
+        Some(r#"{"fault":"repair"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let text = traps.wait_for("HALYARD-CLUSTER-MIB::hcAlarmCleared");
+    assert!(
+        text.contains(&format!(
+            "HALYARD-CLUSTER-MIB::hcAlarmClearedResource.0 = STRING: {fan}"
+        )),
+        "{text}"
+    );
+
+    // The same notifications as informs, acknowledged by the receiver.
+    let text = informs.wait_for("HALYARD-CLUSTER-MIB::hcAlarmCleared");
+    assert!(
+        text.contains("HALYARD-CLUSTER-MIB::hcAlarmRaised"),
+        "{text}"
+    );
+    let counter = |name: &str| -> u64 {
+        let (_, metrics) = a.curl("GET", "/metrics", None);
+        let prefix = format!("halyard_snmp_messages_total{{counter=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    wait_until("two informs acknowledged", || counter("informs_acked") >= 2);
+    assert!(counter("traps_sent") >= 2);
+    assert_eq!(counter("informs_timed_out"), 0);
+}
