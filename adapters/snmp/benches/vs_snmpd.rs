@@ -41,6 +41,10 @@ fn main() {
         serve_halyard(port);
         return;
     }
+    if args.iter().any(|a| a == "--cpu") {
+        cpu_profile();
+        return;
+    }
     let secs: u64 = args
         .iter()
         .position(|a| a == "--secs")
@@ -224,6 +228,27 @@ fn start_halyard(port: u16) -> Child {
     child
 }
 
+/// The halyard agent's configuration: `public` and the v3 user `bench`.
+fn halyard_config(port: u16) -> SnmpConfig {
+    SnmpConfig {
+        listen: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+        communities: vec![Community::read_only("public")],
+        users: vec![UsmUser {
+            name: "bench".into(),
+            auth: Some((AuthProtocol::Sha256, AUTH.into())),
+            privacy: Some((PrivProtocol::Aes128, PRIV.into())),
+            group: "g".into(),
+        }],
+        groups: vec![Group {
+            name: "g".into(),
+            read_view: Some("all".into()),
+            write_view: None,
+            min_level: SecurityLevel::AuthPriv,
+        }],
+        ..SnmpConfig::default()
+    }
+}
+
 /// The halyard agent alone in this process (so its RSS is its own).
 fn serve_halyard(port: u16) {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -232,23 +257,7 @@ fn serve_halyard(port: u16) {
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let config = SnmpConfig {
-            listen: vec![SocketAddr::from(([127, 0, 0, 1], port))],
-            communities: vec![Community::read_only("public")],
-            users: vec![UsmUser {
-                name: "bench".into(),
-                auth: Some((AuthProtocol::Sha256, AUTH.into())),
-                privacy: Some((PrivProtocol::Aes128, PRIV.into())),
-                group: "g".into(),
-            }],
-            groups: vec![Group {
-                name: "g".into(),
-                read_view: Some("all".into()),
-                write_view: None,
-                min_level: SecurityLevel::AuthPriv,
-            }],
-            ..SnmpConfig::default()
-        };
+        let config = halyard_config(port);
         let agent = SnmpAgent::bind(config, Arc::new(demo_element()))
             .await
             .expect("bind");
@@ -566,4 +575,105 @@ fn bulkwalk_rate(addr: SocketAddr, v3: bool, table: &[u32], secs: u64) -> f64 {
             .count();
     }
     varbinds as f64 / start.elapsed().as_secs_f64()
+}
+
+/// `--cpu`: halyard's own cost per request, in this process, without
+/// sockets: the whole `handle_datagram` and its parts (decode, encode,
+/// crypto), to see where the time of a request goes.
+fn cpu_profile() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let agent = SnmpAgent::bind(halyard_config(0), Arc::new(demo_element()))
+            .await
+            .expect("bind");
+        let probe = v3_message(&[], 0, 0, b"", 4, None, None, scoped(&[], get_pdu(1, SYS_NAME)));
+        let report = agent.handle_datagram(&probe).await.expect("report");
+        let m: v3::Message = rasn::ber::decode(&report).expect("report");
+        let p: v3::USMSecurityParameters = rasn::ber::decode(&m.security_parameters).expect("usm");
+        let id = p.authoritative_engine_id.to_vec();
+        let usm = Usm {
+            auth_key: usm::localized_key(AuthProtocol::Sha256, AUTH, &id),
+            priv_key: usm::localized_key(AuthProtocol::Sha256, PRIV, &id),
+            boots: u32::try_from(&p.authoritative_engine_boots).unwrap_or(0),
+            time: u32::try_from(&p.authoritative_engine_time).unwrap_or(0),
+            since: Instant::now(),
+            engine_id: id,
+        };
+        let n = 20_000u32;
+        let model = demo_element();
+        let t = cpu_ns();
+        for _ in 0..n {
+            std::hint::black_box(
+                halyard_cluster_model::port::InformationModel::walk(&model, None, 0, 31).await,
+            )
+            .ok();
+        }
+        println!(
+            "model walk of 31 rows: {:.0} ns",
+            (cpu_ns() - t) as f64 / f64::from(n)
+        );
+        let mib = halyard_snmp::mib::Mib::new(
+            Arc::new(demo_element()),
+            Arc::new(halyard_snmp::engine::Engine::new(vec![1, 2, 3, 4, 5], 1)),
+            halyard_snmp::mib::SysInfo::default(),
+            65_507,
+        );
+        let t = cpu_ns();
+        for _ in 0..n {
+            let mut ctx = halyard_snmp::mib::Ctx::for_rows(31);
+            let mut cur = HC_OBJECT_TABLE.to_vec();
+            for _ in 0..30 {
+                cur = mib.next(&mut ctx, &cur).await.unwrap().unwrap().0;
+            }
+        }
+        println!(
+            "30 x mib.next: {:.0} ns",
+            (cpu_ns() - t) as f64 / f64::from(n)
+        );
+        for (what, u, pdu) in [
+            ("GET  v2c", None, get_pdu(7, SYS_NAME)),
+            ("GET  v3 authPriv", Some(&usm), get_pdu(7, SYS_NAME)),
+            ("BULK v2c r=30", None, bulk_pdu(7, HC_OBJECT_TABLE)),
+            ("BULK v3 authPriv r=30", Some(&usm), bulk_pdu(7, HC_OBJECT_TABLE)),
+        ] {
+            let msg = request(u, pdu);
+            let out = agent.handle_datagram(&msg).await.expect("answer");
+            assert!(response_varbinds(u, &out) > 0, "{what}: no answer");
+            let t = cpu_ns();
+            for _ in 0..n {
+                std::hint::black_box(agent.handle_datagram(&msg).await);
+            }
+            let whole = (cpu_ns() - t) as f64 / f64::from(n);
+            let t = cpu_ns();
+            for _ in 0..n {
+                std::hint::black_box(response_varbinds(u, &out));
+            }
+            let client = (cpu_ns() - t) as f64 / f64::from(n);
+            let mut enc = 0.0;
+            if u.is_none() {
+                let m: v2c::Message<v2::Pdus> = rasn::ber::decode(&out).expect("answer");
+                let t = cpu_ns();
+                for _ in 0..n {
+                    std::hint::black_box(rasn::ber::encode(&m).expect("encode"));
+                }
+                enc = (cpu_ns() - t) as f64 / f64::from(n);
+            }
+            println!("  rasn encode of the answer {enc:6.0} ns");
+            println!(
+                "{what:24} handle_datagram {whole:8.0} ns   (client decode of the answer {client:6.0} ns, {} octets)",
+                out.len()
+            );
+        }
+    });
+}
+
+/// CPU time of this thread (ns): a busy machine does not inflate it.
+fn cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }

@@ -36,6 +36,8 @@ const ENVELOPE_SLACK: usize = 48;
 #[derive(Debug)]
 struct LocalUser {
     name: Vec<u8>,
+    /// The name as the audit trail records it.
+    principal: String,
     auth: Option<(AuthProtocol, Vec<u8>)>,
     privacy: Option<(PrivProtocol, Vec<u8>)>,
     read_view: View,
@@ -46,7 +48,8 @@ struct LocalUser {
 /// What one request may do.
 #[derive(Debug)]
 struct Access<'a> {
-    user: String,
+    /// The principal named in the audit trail.
+    user: &'a str,
     read_view: &'a View,
     write_view: Option<&'a View>,
     v1: bool,
@@ -56,7 +59,10 @@ struct Access<'a> {
 pub(crate) struct Shared {
     pub(crate) mib: Mib,
     pub(crate) engine: Arc<Engine>,
-    communities: Vec<Community>,
+    /// The engine ID as it goes into every scoped PDU (shared, not copied).
+    engine_id: OctetString,
+    /// Each community with its principal name, made once.
+    communities: Vec<(Community, String)>,
     users: Vec<LocalUser>,
     pub(crate) config: SnmpConfig,
     salt: AtomicU64,
@@ -161,6 +167,7 @@ impl SnmpAgent {
                 };
                 LocalUser {
                     name: u.name.as_bytes().to_vec(),
+                    principal: u.name.clone(),
                     auth,
                     privacy,
                     read_view,
@@ -200,8 +207,13 @@ impl SnmpAgent {
             sockets,
             shared: Arc::new(Shared {
                 mib,
+                engine_id: OctetString::from(engine.id.clone()),
                 engine,
-                communities: config.communities.clone(),
+                communities: config
+                    .communities
+                    .iter()
+                    .map(|c| (c.clone(), format!("community:{}", c.name)))
+                    .collect(),
                 users,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 auth_failures: tokio::sync::broadcast::channel(16).0,
@@ -299,48 +311,106 @@ fn bind_udp(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(s.into())
 }
 
-/// The receive loop of one socket: one task per datagram.
+/// Datagrams read per wake-up before the loop reaps finished tasks.
+const RECV_BATCH: usize = 32;
+
+/// The receive loop of one socket. Each datagram's answer is computed on
+/// this task when it is ready at once (no spawn, no hop to another
+/// worker); a request that waits on the model becomes its own task, so it
+/// holds up nothing else and runs under its deadline.
 async fn serve(socket: Arc<UdpSocket>, shared: Arc<Shared>) -> Result<(), SnmpError> {
     let mut requests = JoinSet::new();
     let mut buf = vec![0u8; 65_536];
     loop {
         tokio::select! {
-            r = socket.recv_from(&mut buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // ICMP errors surface here on some systems: not fatal.
-                        tracing::debug!(error = %e, "udp receive error");
-                        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-                        continue;
-                    }
-                };
-                shared.engine.count(Counter::InPkts);
-                let Ok(permit) = shared.in_flight.clone().try_acquire_owned() else {
-                    shared.engine.count(Counter::SilentDrops);
+            r = socket.readable() => {
+                if let Err(e) = r {
+                    tracing::debug!(error = %e, "udp readiness error");
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
                     continue;
-                };
-                let datagram = buf[..n].to_vec();
-                let (socket, shared) = (socket.clone(), shared.clone());
-                let span = tracing::debug_span!("snmp_request", peer = %from, len = n);
-                requests.spawn(
-                    async move {
-                        let _permit = permit;
-                        let started = std::time::Instant::now();
-                        if let Some(out) = shared.handle(&datagram).await {
-                            if out.len() > shared.config.max_message_size {
-                                shared.engine.count(Counter::SilentDrops);
-                            } else if socket.send_to(&out, from).await.is_ok() {
-                                shared.engine.count(Counter::OutPkts);
-                                shared.engine.latency.observe(started.elapsed());
-                            }
+                }
+                // Drain what is queued without a trip through the reactor.
+                for _ in 0..RECV_BATCH {
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, from)) => accept(&socket, &shared, &buf[..n], from, &mut requests),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            // ICMP errors surface here on some systems: not fatal.
+                            tracing::debug!(error = %e, "udp receive error");
+                            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                            break;
                         }
                     }
-                    .instrument(span),
-                );
+                }
             }
             Some(_) = requests.join_next(), if !requests.is_empty() => {}
         }
+    }
+}
+
+/// One datagram: answered inline if its answer is ready on the first
+/// poll, else handed to its own task.
+fn accept(
+    socket: &Arc<UdpSocket>,
+    shared: &Arc<Shared>,
+    datagram: &[u8],
+    from: SocketAddr,
+    requests: &mut JoinSet<()>,
+) {
+    shared.engine.count(Counter::InPkts);
+    let Ok(permit) = shared.in_flight.clone().try_acquire_owned() else {
+        shared.engine.count(Counter::SilentDrops);
+        return;
+    };
+    let span = tracing::debug_span!("snmp_request", peer = %from, len = datagram.len());
+    let mut request = Box::pin(
+        respond(
+            socket.clone(),
+            shared.clone(),
+            datagram.to_vec(),
+            from,
+            permit,
+        )
+        .instrument(span),
+    );
+    // A no-op waker: if the request is pending, the task it becomes
+    // polls it again at once and registers its own waker.
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    if request.as_mut().poll(&mut cx).is_pending() {
+        requests.spawn(request);
+    }
+}
+
+/// Answers one datagram and sends the answer.
+async fn respond(
+    socket: Arc<UdpSocket>,
+    shared: Arc<Shared>,
+    datagram: Vec<u8>,
+    from: SocketAddr,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let started = std::time::Instant::now();
+    let Some(out) = shared.handle(&datagram).await else {
+        return;
+    };
+    if out.len() > shared.config.max_message_size {
+        shared.engine.count(Counter::SilentDrops);
+        return;
+    }
+    let sent = match socket.try_send_to(&out, from) {
+        Ok(_) => true,
+        // The send buffer is full: wait for room (this request only).
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+            socket.send_to(&out, from).await.is_ok()
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "udp send error");
+            false
+        }
+    };
+    if sent {
+        shared.engine.count(Counter::OutPkts);
+        shared.engine.latency.observe(started.elapsed());
     }
 }
 
@@ -390,10 +460,6 @@ fn vb(name: &[u32], value: v2::VarBindValue) -> v2::VarBind {
     }
 }
 
-fn encoded_len<T: rasn::Encode>(v: &T) -> usize {
-    rasn::ber::encode(v).map_or(usize::MAX / 4, |b| b.len())
-}
-
 impl Shared {
     /// One datagram in, at most one datagram out.
     async fn handle(&self, buf: &[u8]) -> Option<Vec<u8>> {
@@ -419,8 +485,11 @@ impl Shared {
         }
     }
 
-    fn community(&self, name: &[u8]) -> Option<&Community> {
-        let c = self.communities.iter().find(|c| c.name.as_bytes() == name);
+    fn community(&self, name: &[u8]) -> Option<&(Community, String)> {
+        let c = self
+            .communities
+            .iter()
+            .find(|(c, _)| c.name.as_bytes() == name);
         if c.is_none() {
             self.engine.count(Counter::InBadCommunityNames);
             self.authentication_failure();
@@ -436,7 +505,7 @@ impl Shared {
                 return None;
             }
         };
-        let community = self.community(&msg.community)?;
+        let (community, principal) = self.community(&msg.community)?;
         let request = match msg.data {
             v2::Pdus::GetRequest(r) => Request::Get(r.0),
             v2::Pdus::GetNextRequest(r) => Request::GetNext(r.0),
@@ -448,7 +517,7 @@ impl Shared {
             }
         };
         let access = Access {
-            user: format!("community:{}", community.name),
+            user: principal,
             read_view: &community.view,
             write_view: community.write.then_some(&community.view),
             v1: false,
@@ -463,12 +532,12 @@ impl Shared {
             .process(request, &access, max.saturating_sub(envelope))
             .await;
         let encode = |pdu: v2::Pdu| {
-            rasn::ber::encode(&v2c::Message {
+            let m = v2c::Message {
                 version: msg.version.clone(),
                 community: msg.community.clone(),
                 data: v2::Pdus::Response(v2::Response(pdu)),
-            })
-            .ok()
+            };
+            (rasn::ber::encode(&m).ok(), take_response(m.data))
         };
         fit(pdu, max, bulk, encode)
     }
@@ -481,7 +550,7 @@ impl Shared {
                 return None;
             }
         };
-        let community = self.community(&msg.community)?;
+        let (community, principal) = self.community(&msg.community)?;
         let to_v2 = |p: &v1::Pdu| -> Option<v2::Pdu> {
             Some(v2::Pdu {
                 request_id: i32::try_from(&p.request_id).ok()?,
@@ -514,7 +583,7 @@ impl Shared {
             self.engine.count(Counter::InBadCommunityUses);
         }
         let access = Access {
-            user: format!("community:{}", community.name),
+            user: principal,
             read_view: &community.view,
             write_view: community.write.then_some(&community.view),
             v1: true,
@@ -584,25 +653,31 @@ impl Shared {
         }
     }
 
-    /// Runs one request under the per-request deadline.
+    /// Runs one request under the per-request deadline. An answer ready
+    /// on the first poll needs no timer.
     async fn process(&self, request: Request, access: &Access<'_>, budget: usize) -> v2::Pdu {
-        let id = request.request_id();
-        let echo = request.varbinds().to_vec();
-        match tokio::time::timeout(
-            self.config.request_timeout,
-            self.process_inner(request, access, budget),
-        )
-        .await
+        let mut inner = std::pin::pin!(self.process_inner(&request, access, budget));
+        if let std::task::Poll::Ready(pdu) =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(inner.as_mut().poll(cx))).await
         {
+            return pdu;
+        }
+        match tokio::time::timeout(self.config.request_timeout, inner).await {
             Ok(pdu) => pdu,
             Err(_) => {
+                let id = request.request_id();
                 tracing::warn!(request_id = id, "snmp request exceeded its deadline");
-                response(id, code::GEN_ERR, 0, echo)
+                response(id, code::GEN_ERR, 0, request.varbinds().to_vec())
             }
         }
     }
 
-    async fn process_inner(&self, request: Request, access: &Access<'_>, budget: usize) -> v2::Pdu {
+    async fn process_inner(
+        &self,
+        request: &Request,
+        access: &Access<'_>,
+        budget: usize,
+    ) -> v2::Pdu {
         let mib = &self.mib;
         let mut ctx = match &request {
             // A GETBULK reads about max-repetitions rows of each table.
@@ -624,7 +699,7 @@ impl Shared {
                                     id,
                                     code::GEN_ERR,
                                     i as u32 + 1,
-                                    p.variable_bindings,
+                                    p.variable_bindings.clone(),
                                 );
                             }
                         }
@@ -648,7 +723,12 @@ impl Shared {
                             value: v2::VarBindValue::EndOfMibView,
                         }),
                         Err(_) => {
-                            return response(id, code::GEN_ERR, i as u32 + 1, p.variable_bindings);
+                            return response(
+                                id,
+                                code::GEN_ERR,
+                                i as u32 + 1,
+                                p.variable_bindings.clone(),
+                            );
                         }
                     }
                 }
@@ -659,7 +739,7 @@ impl Shared {
                 let mut out = Vec::new();
                 let mut used = 0usize;
                 let mut push = |out: &mut Vec<v2::VarBind>, v: v2::VarBind| -> bool {
-                    let len = encoded_len(&v);
+                    let len = codec::varbind_len(&v.name, &v.value);
                     if used + len > budget {
                         return false;
                     }
@@ -675,7 +755,12 @@ impl Shared {
                             value: v2::VarBindValue::EndOfMibView,
                         },
                         Err(_) => {
-                            return response(id, code::GEN_ERR, i as u32 + 1, b.variable_bindings);
+                            return response(
+                                id,
+                                code::GEN_ERR,
+                                i as u32 + 1,
+                                b.variable_bindings.clone(),
+                            );
                         }
                     };
                     if !push(&mut out, v) {
@@ -709,7 +794,7 @@ impl Shared {
                                         id,
                                         code::GEN_ERR,
                                         (n + k) as u32 + 1,
-                                        b.variable_bindings,
+                                        b.variable_bindings.clone(),
                                     );
                                 }
                             }
@@ -723,16 +808,18 @@ impl Shared {
             }
             Request::Set(p) => {
                 let Some(view) = access.write_view else {
-                    return response(id, code::NO_ACCESS, 1, p.variable_bindings);
+                    return response(id, code::NO_ACCESS, 1, p.variable_bindings.clone());
                 };
                 let vbs: Vec<(Oid, v2::VarBindValue)> = p
                     .variable_bindings
                     .iter()
                     .map(|b| (b.name.to_vec(), b.value.clone()))
                     .collect();
-                match mib.set(&vbs, &access.user, view).await {
-                    Ok(()) => response(id, 0, 0, p.variable_bindings),
-                    Err((status, index)) => response(id, status, index, p.variable_bindings),
+                match mib.set(&vbs, access.user, view).await {
+                    Ok(()) => response(id, 0, 0, p.variable_bindings.clone()),
+                    Err((status, index)) => {
+                        response(id, status, index, p.variable_bindings.clone())
+                    }
                 }
             }
         }
@@ -879,7 +966,7 @@ impl Shared {
         };
         let request_id = request.request_id();
         let access = Access {
-            user: String::from_utf8_lossy(&user.name).into_owned(),
+            user: &user.principal,
             read_view: &user.read_view,
             write_view: user.write_view.as_ref(),
             v1: false,
@@ -904,11 +991,12 @@ impl Shared {
         };
         let encode = |pdu: v2::Pdu| {
             let scoped = v3::ScopedPdu {
-                engine_id: OctetString::from(e.id.clone()),
+                engine_id: self.engine_id.clone(),
                 name: scoped.name.clone(),
                 data: v2::Pdus::Response(v2::Response(pdu)),
             };
-            self.encode_v3(msg_id, scoped, Some(user), auth, privacy)
+            let (bytes, scoped) = self.encode_v3_parts(msg_id, scoped, Some(user), auth, privacy);
+            (bytes, take_response(scoped.data))
         };
         fit(pdu, max, bulk, encode)
     }
@@ -933,7 +1021,7 @@ impl Shared {
         let name = oid::join(prefix, &[arc, 0]);
         let value = counter32(self.engine.get(counter));
         let scoped = v3::ScopedPdu {
-            engine_id: OctetString::from(self.engine.id.clone()),
+            engine_id: self.engine_id.clone(),
             name: OctetString::from_static(b""),
             data: v2::Pdus::Report(v2::Report(response(
                 request_id,
@@ -951,7 +1039,7 @@ impl Shared {
     pub(crate) fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
         let u = self.users.iter().find(|u| u.name == user.as_bytes())?;
         let scoped = v3::ScopedPdu {
-            engine_id: OctetString::from(self.engine.id.clone()),
+            engine_id: self.engine_id.clone(),
             name: OctetString::from_static(b""),
             data: pdu,
         };
@@ -975,12 +1063,24 @@ impl Shared {
         auth: bool,
         privacy: bool,
     ) -> Option<Vec<u8>> {
+        self.encode_v3_parts(msg_id, scoped, user, auth, privacy).0
+    }
+
+    /// [`encode_v3`](Self::encode_v3), handing the scoped PDU back.
+    fn encode_v3_parts(
+        &self,
+        msg_id: i32,
+        scoped: v3::ScopedPdu,
+        user: Option<&LocalUser>,
+        auth: bool,
+        privacy: bool,
+    ) -> (Option<Vec<u8>>, v3::ScopedPdu) {
         let e = &self.engine;
         let auth_key = user.and_then(|u| u.auth.as_ref()).filter(|_| auth);
         let priv_key = user
             .and_then(|u| u.privacy.as_ref())
             .filter(|_| privacy && auth);
-        usm::build_message(&usm::Outgoing {
+        let out = usm::Outgoing {
             msg_id,
             max_size: self.config.max_message_size,
             engine_id: &e.id,
@@ -992,7 +1092,8 @@ impl Shared {
             salt: self.salt.fetch_add(1, Ordering::Relaxed),
             reportable: false,
             scoped,
-        })
+        };
+        (usm::build_message(&out), out.scoped)
     }
 
     /// Password, protocols and name of a configured user (notification
@@ -1030,15 +1131,18 @@ fn pdu_request_id(p: &v2::Pdus) -> i32 {
 
 /// Encodes a response within `max` octets: drops trailing bindings of an
 /// over-long GETBULK answer, else answers tooBig with no bindings (RFC
-/// 3416 4.2.1), else nothing.
+/// 3416 4.2.1), else nothing. `encode` hands the PDU back, so that the
+/// usual single attempt copies nothing.
 fn fit(
     mut pdu: v2::Pdu,
     max: usize,
     bulk: bool,
-    encode: impl Fn(v2::Pdu) -> Option<Vec<u8>>,
+    mut encode: impl FnMut(v2::Pdu) -> (Option<Vec<u8>>, v2::Pdu),
 ) -> Option<Vec<u8>> {
     loop {
-        let bytes = encode(pdu.clone())?;
+        let (bytes, back) = encode(pdu);
+        pdu = back;
+        let bytes = bytes?;
         if bytes.len() <= max {
             return Some(bytes);
         }
@@ -1054,5 +1158,13 @@ fn fit(
             return None;
         }
         pdu = response(pdu.request_id, code::TOO_BIG, 0, Vec::new());
+    }
+}
+
+/// The PDU of a Response the agent built (an empty one cannot occur).
+fn take_response(pdus: v2::Pdus) -> v2::Pdu {
+    match pdus {
+        v2::Pdus::Response(r) => r.0,
+        _ => response(0, code::GEN_ERR, 0, Vec::new()),
     }
 }

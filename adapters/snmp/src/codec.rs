@@ -257,6 +257,70 @@ pub fn v2_to_v1(v: &ObjectSyntax) -> Option<v1::ObjectSyntax> {
     })
 }
 
+/// The BER length of a variable binding, computed rather than encoded
+/// (GETBULK sizes each binding it adds); forms not covered here are
+/// measured by rasn, whose encoding the tests compare against.
+pub fn varbind_len(name: &[u32], value: &VarBindValue) -> usize {
+    let value_len = match value {
+        VarBindValue::Value(v) => syntax_len(v),
+        // NULL, or an exception: a context tag with no content.
+        _ => Some(2),
+    };
+    match (value_len, oid_content_len(name)) {
+        (Some(v), Some(n)) => tlv(tlv(n) + v),
+        _ => rasn::ber::encode(&rasn_snmp::v2::VarBind {
+            name: crate::oid::to_asn(name),
+            value: value.clone(),
+        })
+        .map_or(usize::MAX / 4, |b| b.len()),
+    }
+}
+
+fn tlv(content: usize) -> usize {
+    let len_octets = match content {
+        0..=0x7f => 1,
+        0x80..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xff_ffff => 4,
+        _ => 5,
+    };
+    1 + len_octets + content
+}
+
+/// Two's-complement content octets of an INTEGER (minimal form).
+fn int_content_len(v: i128) -> usize {
+    let mut n = 1;
+    while n < 16 && !(-(1i128 << (8 * n - 1))..(1i128 << (8 * n - 1))).contains(&v) {
+        n += 1;
+    }
+    n
+}
+
+fn oid_content_len(oid: &[u32]) -> Option<usize> {
+    let base128 = |x: u64| (64 - x.leading_zeros() as usize).div_ceil(7).max(1);
+    match oid {
+        [a @ 0..=2, b, rest @ ..] => Some(
+            base128(u64::from(*a) * 40 + u64::from(*b))
+                + rest.iter().map(|x| base128(u64::from(*x))).sum::<usize>(),
+        ),
+        _ => None,
+    }
+}
+
+fn syntax_len(v: &ObjectSyntax) -> Option<usize> {
+    let int = |x: i128| Some(tlv(int_content_len(x)));
+    match v {
+        ObjectSyntax::Simple(SimpleSyntax::Integer(i)) => int(i64::try_from(i).ok()?.into()),
+        ObjectSyntax::Simple(SimpleSyntax::String(s)) => Some(tlv(s.len())),
+        ObjectSyntax::Simple(SimpleSyntax::ObjectId(o)) => Some(tlv(oid_content_len(o)?)),
+        ObjectSyntax::ApplicationWide(ApplicationSyntax::Counter(c)) => int(c.0.into()),
+        ObjectSyntax::ApplicationWide(ApplicationSyntax::Unsigned(g)) => int(g.0.into()),
+        ObjectSyntax::ApplicationWide(ApplicationSyntax::Ticks(t)) => int(t.0.into()),
+        ObjectSyntax::ApplicationWide(ApplicationSyntax::BigCounter(c)) => int(c.0.into()),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -322,5 +386,54 @@ mod tests {
             decode_value(admin, &VarBindValue::Unspecified),
             Err(code::WRONG_TYPE)
         );
+    }
+
+    #[test]
+    fn computed_varbind_lengths_match_rasn() {
+        let names: Vec<Vec<u32>> = vec![
+            vec![1, 3],
+            vec![1, 3, 6, 1, 2, 1, 1, 5, 0],
+            vec![2, 999, 127, 128, 16_383, 16_384, u32::MAX],
+            vec![1, 3, 6, 1, 4, 1, 32473, 77, 1, 100, 1, 3, 4_000_000],
+        ];
+        let mut values = vec![
+            VarBindValue::Unspecified,
+            VarBindValue::NoSuchObject,
+            VarBindValue::NoSuchInstance,
+            VarBindValue::EndOfMibView,
+        ];
+        for x in [0i64, 1, 127, 128, 255, 256, -1, -128, -129, 32_767, -32_769] {
+            values.push(VarBindValue::Value(int(x)));
+        }
+        values.push(VarBindValue::Value(int(i64::from(i32::MIN))));
+        values.push(VarBindValue::Value(int(i64::MAX)));
+        for x in [0u32, 127, 128, 255, 65_535, 1 << 23, 1 << 31, u32::MAX] {
+            values.push(VarBindValue::Value(counter32(x)));
+            values.push(VarBindValue::Value(gauge32(x)));
+            values.push(VarBindValue::Value(ticks(x)));
+        }
+        for x in [0u64, 1 << 31, 1 << 63, u64::MAX] {
+            values.push(VarBindValue::Value(counter64(x)));
+        }
+        for n in [0usize, 1, 127, 128, 255, 256, 65_535, 65_536, 70_000] {
+            values.push(VarBindValue::Value(octets(vec![b'x'; n])));
+        }
+        for o in &names {
+            values.push(VarBindValue::Value(object_id(o)));
+        }
+        for name in &names {
+            for value in &values {
+                let encoded = rasn::ber::encode(&rasn_snmp::v2::VarBind {
+                    name: crate::oid::to_asn(name),
+                    value: value.clone(),
+                })
+                .unwrap();
+                assert_eq!(
+                    varbind_len(name, value),
+                    encoded.len(),
+                    "{name:?} {value:?}"
+                );
+            }
+        }
     }
 }

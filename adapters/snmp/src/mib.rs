@@ -58,8 +58,9 @@ enum Scalar {
 #[derive(Debug)]
 enum Node {
     Scalar(Scalar),
-    /// A generated class table: (column, attribute position) by column.
-    Class(&'static ClassMeta, Vec<(u32, usize)>),
+    /// A generated class table: (column, attribute position) by column,
+    /// and the column numbers alone.
+    Class(&'static ClassMeta, Vec<(u32, usize)>, Vec<u32>),
     ObjectTable,
     ChildTable,
     EntPhysical,
@@ -256,7 +257,8 @@ impl Mib {
                 .map(|(i, a)| (a.column, i))
                 .collect();
             cols.sort();
-            nodes.push((class_entry(class), Node::Class(class, cols)));
+            let columns = cols.iter().map(|(c, _)| *c).collect();
+            nodes.push((class_entry(class), Node::Class(class, cols, columns)));
         }
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
         Mib {
@@ -270,6 +272,27 @@ impl Mib {
 
     pub fn model(&self) -> &Arc<dyn InformationModel> {
         &self.model
+    }
+
+    /// A class's table entry OID as a value, from the table's node.
+    fn entry_of(&self, class: &'static ClassMeta) -> ObjectSyntax {
+        let node = self.nodes.iter().find_map(|(p, n)| match n {
+            Node::Class(c, _, _) if std::ptr::eq(*c, class) => Some(p),
+            _ => None,
+        });
+        match node {
+            Some(p) => object_id(p),
+            None => object_id(&class_entry(class)),
+        }
+    }
+
+    /// hcObjectTable: class, name, parent.
+    fn object_row(&self, col: u32, o: &ManagedObject) -> ObjectSyntax {
+        match col {
+            2 => self.entry_of(o.class),
+            3 => octets(o.name.as_str().as_bytes()),
+            _ => gauge32(o.parent_index),
+        }
     }
 
     fn scalar_value(&self, s: Scalar) -> ObjectSyntax {
@@ -433,7 +456,7 @@ impl Mib {
                     VarBindValue::NoSuchInstance
                 });
             }
-            Node::Class(class, cols) => {
+            Node::Class(class, cols, _) => {
                 let Some(col) = rel.first() else {
                     return Ok(VarBindValue::NoSuchObject);
                 };
@@ -459,7 +482,7 @@ impl Mib {
                     return Ok(VarBindValue::NoSuchObject);
                 }
                 match self.model.get_by_index(*index).await {
-                    Ok(o) => Some(object_row(*col, &o)),
+                    Ok(o) => Some(self.object_row(*col, &o)),
                     Err(ModelError::NoSuchObject { .. }) => None,
                     Err(e) => return Err(e),
                 }
@@ -472,7 +495,7 @@ impl Mib {
                     return Ok(VarBindValue::NoSuchObject);
                 }
                 match self.model.get_by_index(*child).await {
-                    Ok(o) if o.parent_index == *parent => Some(object_id(&class_entry(o.class))),
+                    Ok(o) if o.parent_index == *parent => Some(self.entry_of(o.class)),
                     Ok(_) | Err(ModelError::NoSuchObject { .. }) => None,
                     Err(e) => return Err(e),
                 }
@@ -557,9 +580,8 @@ impl Mib {
                 None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar_value(*s))),
                 Some(_) => None,
             }),
-            Node::Class(class, cols) => {
-                let columns: Vec<u32> = cols.iter().map(|(c, _)| *c).collect();
-                let (pos, rest) = column_start(&columns, rel);
+            Node::Class(class, cols, columns) => {
+                let (pos, rest) = column_start(columns, rel);
                 for (k, (col, ai)) in cols.iter().enumerate().skip(pos) {
                     let after = if k == pos {
                         rest.map_or(0, |r| r[0])
@@ -587,7 +609,7 @@ impl Mib {
                         0
                     };
                     let found = self
-                        .row_after(ctx, None, after, |o| Some(object_row(*col, o)))
+                        .row_after(ctx, None, after, |o| Some(self.object_row(*col, o)))
                         .await?;
                     if let Some((index, v)) = found {
                         return Ok(Some((oid::join(prefix, &[*col, index]), v)));
@@ -671,7 +693,7 @@ impl Mib {
             if !write_view.contains(oid) {
                 return Err(fail(code::NO_ACCESS));
             }
-            let Some((prefix, Node::Class(class, cols))) = self.find_node(oid) else {
+            let Some((prefix, Node::Class(class, cols, _))) = self.find_node(oid) else {
                 return Err(fail(code::NOT_WRITABLE));
             };
             let rel = &oid[prefix.len()..];
@@ -716,14 +738,6 @@ impl Mib {
             .transact(tx)
             .await
             .map_err(|e| (error_status(&e.error), e.index as u32 + 1))
-    }
-}
-
-fn object_row(col: u32, o: &ManagedObject) -> ObjectSyntax {
-    match col {
-        2 => object_id(&class_entry(o.class)),
-        3 => octets(o.name.as_str().as_bytes()),
-        _ => gauge32(o.parent_index),
     }
 }
 
