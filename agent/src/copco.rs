@@ -43,6 +43,9 @@ pub struct Copco {
     held: Mutex<Vec<(ObjectName, ObjectName)>>,
     pub policy: ConflictPolicy,
     freed: tokio::sync::Notify,
+    /// In a cluster the locks are the cluster's (committed through the
+    /// log, so jobs on two nodes never conflict): the core and this node.
+    pub(crate) cluster: std::sync::OnceLock<(halyard_backend::core::HaCore, String)>,
 }
 
 impl Copco {
@@ -63,10 +66,24 @@ impl Copco {
     /// Whether `target` can be acted on: no running job holds a subtree
     /// that contains it or lies within it.
     pub async fn check_free(&self, target: &ObjectName) -> Result<(), String> {
+        if let Some((core, _)) = self.cluster.get() {
+            return match core.lock_holder(target.as_str()).await {
+                Ok(None) => Ok(()),
+                Ok(Some(reason)) => Err(reason),
+                Err(e) => Err(e.to_string()),
+            };
+        }
         Self::holder(&self.held.lock().await, target).map_or(Ok(()), Err)
     }
 
     async fn acquire(&self, target: &ObjectName, job: &ObjectName) -> Result<(), String> {
+        if let Some((core, node)) = self.cluster.get() {
+            let holder = halyard_backend::cluster::lock_holder(job.as_str(), node);
+            return core
+                .lock(target.as_str(), &holder)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let mut held = self.held.lock().await;
         if let Some(reason) = Self::holder(&held, target) {
             return Err(reason);
@@ -76,6 +93,12 @@ impl Copco {
     }
 
     pub(crate) async fn release(&self, job: &ObjectName) {
+        if let Some((core, node)) = self.cluster.get() {
+            let holder = halyard_backend::cluster::lock_holder(job.as_str(), node);
+            if let Err(e) = core.unlock(&holder).await {
+                tracing::warn!(error = %e, %job, "cluster lock not released");
+            }
+        }
         self.held.lock().await.retain(|(_, j)| j != job);
         self.freed.notify_waiters();
     }
@@ -88,6 +111,18 @@ impl Copco {
         limit: Duration,
     ) -> Result<(), String> {
         let deadline = tokio::time::Instant::now() + limit;
+        // Cluster locks are freed on other nodes too: look again shortly.
+        if self.cluster.get().is_some() {
+            loop {
+                match self.acquire(target, job).await {
+                    Ok(()) => return Ok(()),
+                    Err(reason) if tokio::time::Instant::now() >= deadline => {
+                        return Err(format!("{reason}; waited {} s", limit.as_secs()));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        }
         loop {
             // Registered before the check, so a release in between is not missed.
             let freed = self.freed.notified();

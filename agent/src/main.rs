@@ -133,7 +133,11 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(run(cli, source, cfg))
+    let r = rt.block_on(run(cli, source, cfg));
+    // Tasks that outlive the ordered shutdown (openraft's core, blocking
+    // SQLite work) must not keep the process alive.
+    rt.shutdown_timeout(std::time::Duration::from_secs(2));
+    r
 }
 
 async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Result<()> {
@@ -252,6 +256,7 @@ async fn run_node(
                 .collect(),
             me: node.clone(),
         });
+        let _ = model.copco.cluster.set((core.clone(), node.clone()));
         cluster_tasks.push(tokio::spawn(cluster::publish_status(
             model.clone(),
             view.clone(),

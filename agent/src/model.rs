@@ -52,11 +52,13 @@ pub struct AgentModel {
     pub(crate) core: HaCore,
     pub(crate) repo: Repository,
     pub(crate) root: ObjectName,
-    copco: Copco,
+    pub(crate) copco: Copco,
     /// Persistent name -> stable index.
     indices: Mutex<BTreeMap<String, u32>>,
     next_index: AtomicU32,
     next_alarm: AtomicU32,
+    /// Replicated writes applied so far (see `refresh`).
+    replicated_seen: tokio::sync::Mutex<usize>,
     next_audit: AtomicU32,
     pub(crate) next_job: AtomicU32,
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
@@ -119,6 +121,7 @@ impl AgentModel {
             indices: Mutex::new(indices),
             next_index: AtomicU32::new(next),
             next_alarm: AtomicU32::new(1),
+            replicated_seen: tokio::sync::Mutex::new(0),
             next_audit: AtomicU32::new(1),
             next_job: AtomicU32::new(1),
             audits: Mutex::new(Default::default()),
@@ -618,9 +621,52 @@ impl AgentModel {
     }
 
     /// Re-reads every component's states from CRIM (in a cluster, the
-    /// local replica).
+    /// local replica) and applies replicated writes not seen yet.
     pub async fn refresh(&self) {
         self.refresh_states().await;
+        self.catch_up().await;
+    }
+
+    /// Applies the replicated writes not applied yet, in order.
+    async fn catch_up(&self) {
+        let mut seen = self.replicated_seen.lock().await;
+        if let Ok(changes) = self.core.replicated_since(*seen).await {
+            *seen += changes.len();
+            for (topic, body) in changes {
+                self.apply_replicated(&topic, &body).await;
+            }
+        }
+    }
+
+    /// Applies a replicated attribute write (idempotent).
+    async fn apply_replicated(&self, topic: &str, body: &serde_json::Value) {
+        if topic != "set" {
+            return;
+        }
+        for set in body.as_array().into_iter().flatten() {
+            let (Some(object), Some(attribute), Some(text)) = (
+                set["object"].as_str(),
+                set["attribute"].as_str(),
+                set["value"].as_str(),
+            ) else {
+                continue;
+            };
+            let Ok(name) = ObjectName::parse(object) else {
+                continue;
+            };
+            let Some(ty) = self
+                .store
+                .get(&name)
+                .await
+                .ok()
+                .and_then(|o| o.class.attribute(attribute).map(|(_, m)| m.ty.clone()))
+            else {
+                continue;
+            };
+            if let Ok(v) = Value::parse(&ty, text) {
+                let _ = self.store.update(&name, &[(attribute, v)]);
+            }
+        }
     }
 
     /// Re-reads every component's states from CRIM.
@@ -821,6 +867,7 @@ impl AgentModel {
                     let _ = self.store.update(&n, &[("PowerGood", Value::Bool(true))]);
                 }
             }
+            EventKind::Replicated { .. } => self.catch_up().await,
             EventKind::Recovery { .. } | EventKind::Verdict { .. } => {}
         }
     }
@@ -1073,6 +1120,40 @@ impl InformationModel for AgentModel {
             }
         }
         let principal = tx.principal.clone();
+        // In a cluster, attribute writes are committed to the log and
+        // applied by every node, so every face of every node reads them.
+        if self.cluster.get().is_some() {
+            let mut sets = Vec::new();
+            for c in &tx.changes {
+                if let Change::Set {
+                    object,
+                    attribute,
+                    value,
+                } = c
+                    && let Ok(o) = self.store.get(object).await
+                    && let Some((_, m)) = o.class.attribute(attribute)
+                {
+                    sets.push(serde_json::json!({
+                        "object": object.as_str(),
+                        "attribute": attribute,
+                        "value": value.render(&m.ty),
+                    }));
+                }
+            }
+            if !sets.is_empty()
+                && let Err(e) = self
+                    .core
+                    .replicate("set", serde_json::Value::Array(sets))
+                    .await
+            {
+                let error = ModelError::CommitFailed {
+                    reason: e.to_string(),
+                };
+                self.audit(&principal, &what, &format!("failed: {error}"))
+                    .await;
+                return Err(TxError { index: 0, error });
+            }
+        }
         let r = self.store.transact(tx).await;
         self.audit(
             &principal,

@@ -52,6 +52,17 @@ pub enum Command {
     },
     /// A simulated fault, executed by the node hosting the component.
     Fault { component: String, fault: String },
+    /// COpCo's subtree lock, cluster-wide: granted unless a held subject
+    /// contains this one or lies within it.
+    Lock { subject: String, holder: String },
+    /// Releases every lock of a holder.
+    Unlock { holder: String },
+    /// A configuration change every node applies (published as
+    /// [`crate::events::EventKind::Replicated`]).
+    Replicated {
+        topic: String,
+        body: serde_json::Value,
+    },
 }
 
 /// [`Input`] on the wire: enums by their YANG names.
@@ -177,6 +188,20 @@ impl TryFrom<WireInput> for Input {
             WireInput::Lost { component, reason } => Input::Lost { component, reason },
         })
     }
+}
+
+/// Whether two persistent names overlap: equal, or one contains the other
+/// (`ne=1/shelf=1` contains `ne=1/shelf=1/fan=2`).
+pub fn overlaps(a: &str, b: &str) -> bool {
+    let within =
+        |x: &str, y: &str| x.len() > y.len() && x.starts_with(y) && x.as_bytes()[y.len()] == b'/';
+    a == b || within(a, b) || within(b, a)
+}
+
+/// The holder of a lock taken by a job of a node; a lost node's locks are
+/// released with it.
+pub fn lock_holder(job: &str, node: &str) -> String {
+    format!("{job} on node {node}")
 }
 
 /// Milliseconds since the epoch, now.
@@ -465,6 +490,15 @@ mod tests {
             state: "sideways".into(),
         };
         assert!(Input::try_from(bad).is_err());
+    }
+
+    #[test]
+    fn subtrees_overlap_on_whole_names_only() {
+        assert!(overlaps("ne=1/shelf=1", "ne=1/shelf=1/fan=2"));
+        assert!(overlaps("ne=1/shelf=1/fan=2", "ne=1/shelf=1"));
+        assert!(overlaps("ne=1/shelf=1", "ne=1/shelf=1"));
+        assert!(!overlaps("ne=1/shelf=1", "ne=1/shelf=10"));
+        assert!(!overlaps("ne=1/shelf=1/fan=1", "ne=1/shelf=1/fan=2"));
     }
 
     #[test]

@@ -174,6 +174,17 @@ enum Msg {
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
     Membership(Membership),
+    Replicate {
+        topic: String,
+        body: serde_json::Value,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    ReplicatedSince(usize, oneshot::Sender<Vec<(String, serde_json::Value)>>),
+    Lock {
+        command: Command,
+        reply: oneshot::Sender<Result<(), CoreError>>,
+    },
+    LockHolder(String, oneshot::Sender<Option<String>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -377,6 +388,59 @@ impl HaCore {
             .map_err(|_| CoreError::Stopped)
     }
 
+    /// A configuration change for every node: published at once on one
+    /// node, committed to the log first in a cluster (then published by
+    /// every node as it applies it). Returns once committed.
+    pub async fn replicate(&self, topic: &str, body: serde_json::Value) -> Result<(), CoreError> {
+        self.call(|reply| Msg::Replicate {
+            topic: topic.to_string(),
+            body,
+            reply,
+        })
+        .await?
+    }
+
+    /// The replicated configuration changes this node applied, from the
+    /// `from`-th on (a model catching up after start-up or a lag).
+    pub async fn replicated_since(
+        &self,
+        from: usize,
+    ) -> Result<Vec<(String, serde_json::Value)>, CoreError> {
+        self.call(|reply| Msg::ReplicatedSince(from, reply)).await
+    }
+
+    /// Takes COpCo's lock on a subtree for `holder` (see
+    /// [`crate::cluster::lock_holder`]); in a cluster, through the log, so
+    /// two nodes never run conflicting jobs. Refused with the reason.
+    pub async fn lock(&self, subject: &str, holder: &str) -> Result<(), CoreError> {
+        self.call(|reply| Msg::Lock {
+            command: Command::Lock {
+                subject: subject.to_string(),
+                holder: holder.to_string(),
+            },
+            reply,
+        })
+        .await?
+    }
+
+    /// Releases every lock of `holder`.
+    pub async fn unlock(&self, holder: &str) -> Result<(), CoreError> {
+        self.call(|reply| Msg::Lock {
+            command: Command::Unlock {
+                holder: holder.to_string(),
+            },
+            reply,
+        })
+        .await?
+    }
+
+    /// Why `subject` cannot be acted on now (a held lock overlaps it), as
+    /// this node's replica knows.
+    pub async fn lock_holder(&self, subject: &str) -> Result<Option<String>, CoreError> {
+        self.call(|reply| Msg::LockHolder(subject.to_string(), reply))
+            .await
+    }
+
     /// Every component as CRIM sees it.
     pub async fn components(&self) -> Result<Vec<ComponentView>, CoreError> {
         self.call(Msg::Views).await
@@ -553,6 +617,8 @@ impl HaCore {
             stopping: false,
             groups: config.groups.clone(),
             cluster: cluster_rt,
+            replicated: Vec::new(),
+            locks: Vec::new(),
         };
         // Supervisors and audits, then start every component.
         for c in &config.components {
@@ -751,6 +817,10 @@ struct CoreState {
     stopping: bool,
     groups: Vec<SgConfig>,
     cluster: Option<ClusterRt>,
+    /// Replicated configuration changes, in log order.
+    replicated: Vec<(String, serde_json::Value)>,
+    /// COpCo's held subtrees: (subject, holder).
+    locks: Vec<(String, String)>,
 }
 
 impl CoreState {
@@ -772,6 +842,8 @@ impl CoreState {
                         Some(Applied::Reset(done)) => {
                             self.crim = Crim::new(self.groups.clone());
                             self.core.checkpoints.clear();
+                            self.replicated.clear();
+                            self.locks.clear();
                             if let Some(rt) = &self.cluster {
                                 rt.view.reset();
                             }
@@ -816,6 +888,45 @@ impl CoreState {
                     }
                 }
                 Msg::Membership(m) => self.membership(m).await,
+                Msg::Lock { command, reply } => match &self.cluster {
+                    None => {
+                        let r = answer(Ok(self.apply_lock(command)));
+                        let _ = reply.send(r.map_err(CoreError::Refused));
+                    }
+                    Some(rt) => {
+                        let (tx, rx) = oneshot::channel();
+                        rt.propose_with(command, Some(tx));
+                        tokio::spawn(async move {
+                            let r = rx
+                                .await
+                                .unwrap_or_else(|_| Err("the HA core has stopped".into()));
+                            let _ = reply.send(answer(r).map_err(CoreError::Refused));
+                        });
+                    }
+                },
+                Msg::LockHolder(subject, reply) => {
+                    let _ = reply.send(self.lock_conflict(&subject));
+                }
+                Msg::ReplicatedSince(from, reply) => {
+                    let _ = reply.send(self.replicated.iter().skip(from).cloned().collect());
+                }
+                Msg::Replicate { topic, body, reply } => match &self.cluster {
+                    None => {
+                        self.replicated.push((topic.clone(), body.clone()));
+                        self.publish(EventKind::Replicated { topic, body });
+                        let _ = reply.send(Ok(()));
+                    }
+                    Some(rt) => {
+                        let (tx, rx) = oneshot::channel();
+                        rt.propose_with(Command::Replicated { topic, body }, Some(tx));
+                        tokio::spawn(async move {
+                            let r = rx
+                                .await
+                                .unwrap_or_else(|_| Err("the HA core has stopped".into()));
+                            let _ = reply.send(answer(r).map_err(CoreError::Refused));
+                        });
+                    }
+                },
                 Msg::Report(r) => {
                     let d = self.cec.report(r, Instant::now());
                     self.verdict(d).await;
@@ -1232,6 +1343,16 @@ impl CoreState {
                 serde_json::json!({"ok": true, "seq": seq})
             }
             Command::Fault { component, fault } => self.apply_fault(&component, &fault).await,
+            c @ (Command::Lock { .. } | Command::Unlock { .. }) => self.apply_lock(c),
+            Command::Replicated { topic, body } => {
+                // Kept, so a model that starts after the replay (or lags)
+                // catches up with `replicated_since`.
+                self.replicated.push((topic.clone(), body.clone()));
+                self.core
+                    .events
+                    .publish(EventKind::Replicated { topic, body });
+                apply_ok()
+            }
         };
         if let Some(rt) = &self.cluster {
             rt.view.applied(index);
@@ -1239,9 +1360,36 @@ impl CoreState {
         out
     }
 
+    fn lock_conflict(&self, subject: &str) -> Option<String> {
+        self.locks
+            .iter()
+            .find(|(s, _)| crate::cluster::overlaps(s, subject))
+            .map(|(s, h)| format!("{s} is locked by {h}, which is still running"))
+    }
+
+    fn apply_lock(&mut self, c: Command) -> serde_json::Value {
+        match c {
+            Command::Lock { subject, holder } => match self.lock_conflict(&subject) {
+                Some(reason) => apply_error(reason),
+                None => {
+                    self.locks.push((subject, holder));
+                    apply_ok()
+                }
+            },
+            Command::Unlock { holder } => {
+                self.locks.retain(|(_, h)| *h != holder);
+                apply_ok()
+            }
+            _ => apply_error("not a lock command"),
+        }
+    }
+
     /// A node's components are lost; the node itself restarts them when it
     /// is alive to see this (it must not keep the roles CRIM moved away).
     async fn node_lost(&mut self, node: &str, restart: bool, reason: &str) {
+        // Jobs of a lost node hold nothing any more.
+        let suffix = format!(" on node {node}");
+        self.locks.retain(|(_, h)| !h.ends_with(&suffix));
         let Some(rt) = &self.cluster else { return };
         // Lost twice in a row (declared by the master, and by itself on
         // rejoining): its components restart once.

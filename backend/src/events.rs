@@ -64,6 +64,12 @@ pub enum EventKind {
     },
     /// A component acknowledged its role.
     Acked { component: String, state: String },
+    /// A configuration change every node applies (in a cluster, once
+    /// committed to the log), e.g. an operator's write of an attribute.
+    Replicated {
+        topic: String,
+        body: serde_json::Value,
+    },
     /// A process component started (pid) or stopped.
     Process {
         component: String,
@@ -124,6 +130,7 @@ impl EventKind {
             | EventKind::Process { component, .. } => component,
             EventKind::FailedOver { si, .. } => si,
             EventKind::Alarm { resource, .. } => resource,
+            EventKind::Replicated { topic, .. } => topic,
         }
     }
 
@@ -138,6 +145,7 @@ impl EventKind {
             EventKind::OperChanged { .. } => "oper-changed",
             EventKind::Process { .. } => "process",
             EventKind::Acked { .. } => "acked",
+            EventKind::Replicated { .. } => "replicated",
         }
     }
 }

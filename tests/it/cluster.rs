@@ -137,6 +137,21 @@ fn the_master_killed_a_new_master_is_elected_and_no_decision_is_lost() {
         });
     }
 
+    // An attribute written over SNMPv3 on a follower is committed to the
+    // log and read back from every node (hcSwLabel of ticker-3).
+    let index = c
+        .snmp_index(via, ticker)
+        .expect("ticker-3 in hcObjectTable");
+    let label_oid = format!("1.3.6.1.4.1.32473.77.1.9.1.19.{index}");
+    let (ok, out) = c.snmp_v3("snmpset", via, &[&label_oid, "s", "rack 4, left"]);
+    assert!(ok, "snmpset: {out}");
+    for n in NODES {
+        wait_until(&format!("the label as {n} reads it"), 20, || {
+            c.attrs(n, ticker)
+                .is_some_and(|a| a["label"] == "rack 4, left")
+        });
+    }
+
     c.kill9(&master);
     let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
     wait_until("a new master", 20, || {
@@ -164,6 +179,11 @@ fn the_master_killed_a_new_master_is_elected_and_no_decision_is_lost() {
     wait_until("the old master caught up (ticker-3 unlocked)", 60, || {
         c.attrs(&master, ticker)
             .is_some_and(|a| a["admin-state"] == "unlocked")
+    });
+    // Its replica rebuilt the label from the log too.
+    wait_until("the old master's replica has the label", 30, || {
+        c.attrs(&master, ticker)
+            .is_some_and(|a| a["label"] == "rack 4, left")
     });
     wait_until("the old master a follower member", 30, || {
         c.attrs(&master, &node_object(&master))
@@ -266,4 +286,36 @@ fn losing_one_cluster_link_fails_no_node() {
         !lost.contains("no heartbeat: declaring the node lost"),
         "a node was declared lost with one link down"
     );
+
+    // COpCo's locks are the cluster's: while a job started on n2 holds the
+    // shelf, a conflicting command on n3 is refused, naming that job.
+    assert_eq!(
+        c.invoke("n2", "ne=1/shelf=1", "Lock", &[("Reason", "maintenance")]),
+        202
+    );
+    let (code, body) = c.invoke_full("n3", "ne=1/shelf=1/node=n1/comp=ticker-1", "Restart", &[]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("on node n2"), "{body}");
+}
+
+#[test]
+fn a_node_stopped_with_sigterm_hands_over_its_primaries_and_exits() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+    let (session_primary, _) = c.primary_of("session").unwrap();
+    let leaving = host_of(&session_primary).unwrap();
+    assert!(c.stop(leaving).success(), "{leaving} did not exit cleanly");
+    wait_until("the session pair served by the other node", 20, || {
+        c.primary_of("session")
+            .is_some_and(|(p, _)| host_of(&p) != Some(leaving))
+    });
+    let survivor = NODES.iter().find(|n| **n != leaving).unwrap();
+    wait_until("the leaving node shown down", 10, || {
+        c.attrs(survivor, &node_object(leaving))
+            .is_some_and(|a| a["membership"] == "down")
+    });
+    assert_one_primary(&checker.finish());
 }

@@ -299,15 +299,26 @@ impl Cluster {
 
     /// Invokes an operation on an object through a node; returns the HTTP status.
     pub fn invoke(&self, node: &str, object: &str, op: &str, form: &[(&str, &str)]) -> u16 {
+        self.invoke_full(node, object, op, form).0
+    }
+
+    /// Invokes an operation; returns the HTTP status and the body.
+    pub fn invoke_full(
+        &self,
+        node: &str,
+        object: &str,
+        op: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String) {
         let mut c = Command::new("curl");
         c.args([
             "-s",
             "-m",
             "10",
-            "-o",
-            "/dev/null",
             "-w",
-            "%{http_code}",
+            "\n%{http_code}",
+            "-H",
+            "Accept: application/json",
             "-u",
             "operator:halyard-demo",
         ]);
@@ -324,10 +335,57 @@ impl Cluster {
             ))
             .output()
             .expect("curl");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The SNMP index of an object as a node serves it (hcObjectTable).
+    pub fn snmp_index(&self, node: &str, object: &str) -> Option<String> {
+        let out = Command::new("snmpwalk")
+            .args(["-v2c", "-c", "public", "-On", "-Oq", "-t", "5", "-r", "2"])
+            .arg(&self.node(node).snmp)
+            .arg("1.3.6.1.4.1.32473.77.1.100.1.3")
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+            let (oid, name) = l.split_once(' ')?;
+            (name.trim().trim_matches('"') == object)
+                .then(|| oid.rsplit('.').next().unwrap_or_default().to_string())
+        })
+    }
+
+    /// A net-snmp tool against a node, as the demo's v3 write user.
+    pub fn snmp_v3(&self, tool: &str, node: &str, rest: &[&str]) -> (bool, String) {
+        let out = Command::new(tool)
+            .args([
+                "-v3",
+                "-l",
+                "authPriv",
+                "-u",
+                "operator",
+                "-a",
+                "SHA-256",
+                "-A",
+                "halyard-demo-auth",
+                "-x",
+                "AES",
+                "-X",
+                "halyard-demo-priv",
+                "-t",
+                "5",
+                "-r",
+                "2",
+            ])
+            .arg(&self.node(node).snmp)
+            .args(rest)
+            .output()
+            .expect("net-snmp tool");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
     }
 
     /// The node hosting the primary of a 2N pair, with its count.
@@ -478,10 +536,10 @@ impl Checker {
                     .map(|((p, _), g)| (p.clone(), g.1))
                     .collect();
                 *l2.lock().unwrap() = r.clone();
-                // At most 200 Hz, so the checker does not starve the nodes.
+                // At most 500 Hz, so the checker does not starve the nodes.
                 let spent = t.elapsed();
-                if spent < Duration::from_millis(5) {
-                    std::thread::sleep(Duration::from_millis(5) - spent);
+                if spent < Duration::from_millis(2) {
+                    std::thread::sleep(Duration::from_millis(2) - spent);
                 }
             }
             r
