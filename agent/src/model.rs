@@ -659,7 +659,7 @@ impl AgentModel {
                 .get(&name)
                 .await
                 .ok()
-                .and_then(|o| o.class.attribute(attribute).map(|(_, m)| m.ty.clone()))
+                .and_then(|o| o.class.attribute(attribute).map(|(_, m)| m.ty))
             else {
                 continue;
             };
