@@ -302,11 +302,40 @@ impl AgentModel {
             .repo
             .journal("audit", &who.user, &json!({"time": now.0, "principal": who.user, "protocol": who.protocol.yang_name(), "operation": operation, "result": result}))
             .await;
+        // In a cluster the record goes through the log, so every node's
+        // audit trail shows every node's operations (the journal keeps the
+        // handling node's own).
+        if self.cluster.get().is_some() {
+            let core = self.core.clone();
+            let body = json!({"time": now.0, "principal": who.user, "protocol": who.protocol.value(), "operation": operation, "result": result});
+            // Not on the request's path: a cut-off node still answers.
+            tokio::spawn(async move {
+                if let Err(e) = core.replicate("audit", body).await {
+                    tracing::warn!(error = %e, "audit record not replicated");
+                }
+            });
+            return;
+        }
+        self.add_audit_record(n, now, &who.user, who.protocol.value(), operation, result)
+            .await;
+    }
+
+    /// One record of the audit trail as a managed object (the last
+    /// `AUDIT_KEPT` are kept).
+    async fn add_audit_record(
+        &self,
+        n: u32,
+        now: Timestamp,
+        user: &str,
+        protocol: u32,
+        operation: &str,
+        result: &str,
+    ) {
         let object = format!("{}/audit={n}", self.root);
         let values = [
             ("Time", Value::Time(now)),
-            ("Principal", Value::Str(truncate(&who.user, 64))),
-            ("Protocol", Value::Enum(who.protocol.value())),
+            ("Principal", Value::Str(truncate(user, 64))),
+            ("Protocol", Value::Enum(protocol)),
             ("Operation", Value::Str(truncate(operation, 255))),
             ("Result", Value::Str(truncate(result, 255))),
         ];
@@ -640,6 +669,19 @@ impl AgentModel {
 
     /// Applies a replicated attribute write (idempotent).
     async fn apply_replicated(&self, topic: &str, body: &serde_json::Value) {
+        if topic == "audit" {
+            let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
+            self.add_audit_record(
+                n,
+                Timestamp(body["time"].as_i64().unwrap_or_default()),
+                body["principal"].as_str().unwrap_or_default(),
+                body["protocol"].as_u64().unwrap_or_default() as u32,
+                body["operation"].as_str().unwrap_or_default(),
+                body["result"].as_str().unwrap_or_default(),
+            )
+            .await;
+            return;
+        }
         if topic != "set" {
             return;
         }

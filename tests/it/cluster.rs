@@ -150,6 +150,11 @@ fn the_master_killed_a_new_master_is_elected_and_no_decision_is_lost() {
             c.attrs(n, ticker)
                 .is_some_and(|a| a["label"] == "rack 4, left")
         });
+        // And every node's audit trail records who set it, from where.
+        wait_until(&format!("the audit record on {n}"), 20, || {
+            let (_, body) = c.curl(n, "GET", "/api/v1/classes/AuditRecord");
+            body.contains("rack 4, left") && body.contains("snmp")
+        });
     }
 
     c.kill9(&master);
