@@ -101,6 +101,9 @@ pub struct Ctx {
     rows: Option<RowCache>,
     /// Rows asked for per model walk (0: a small default).
     batch: usize,
+    /// The node the last GETNEXT answered from: the next one usually
+    /// starts there (a GETBULK walking a table), so no search.
+    node: Option<usize>,
 }
 
 impl Ctx {
@@ -261,6 +264,11 @@ impl Mib {
             nodes.push((class_entry(class), Node::Class(class, cols, columns)));
         }
         nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        // GETNEXT's start-node shortcut relies on this.
+        debug_assert!(
+            nodes.windows(2).all(|w| !w[1].0.starts_with(&w[0].0)),
+            "MIB node prefixes nest"
+        );
         Mib {
             model,
             engine,
@@ -555,13 +563,18 @@ impl Mib {
         ctx: &mut Ctx,
         oid: &[u32],
     ) -> Result<Option<(Oid, ObjectSyntax)>, ModelError> {
-        // Skip the nodes entirely before `oid`.
-        let start = self
-            .nodes
-            .partition_point(|(p, _)| p.as_slice() < oid && !oid.starts_with(p));
-        for (prefix, node) in &self.nodes[start..] {
+        // Skip the nodes entirely before `oid`: prefixes never nest, so
+        // the node whose prefix `oid` starts with is the first candidate.
+        let start = match ctx.node {
+            Some(k) if self.nodes.get(k).is_some_and(|(p, _)| oid.starts_with(p)) => k,
+            _ => self
+                .nodes
+                .partition_point(|(p, _)| p.as_slice() < oid && !oid.starts_with(p)),
+        };
+        for (k, (prefix, node)) in self.nodes.iter().enumerate().skip(start) {
             let rel = oid.starts_with(prefix).then(|| &oid[prefix.len()..]);
             if let Some(found) = self.next_in(ctx, prefix, node, rel).await? {
+                ctx.node = Some(k);
                 return Ok(Some(found));
             }
         }
