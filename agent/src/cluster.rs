@@ -58,14 +58,25 @@ pub async fn start(cfg: &Config, me: &str, data_dir: &Path) -> anyhow::Result<No
                 .join(", ")
         );
     };
-    let members: BTreeMap<u64, Vec<SocketAddr>> =
-        nodes.iter().map(|(_, id, a)| (*id, a.clone())).collect();
+    let joining: Vec<&str> = cfg
+        .nodes
+        .iter()
+        .filter(|n| n.join)
+        .map(|n| n.name.get_ref().as_str())
+        .collect();
+    let members: BTreeMap<u64, Vec<SocketAddr>> = nodes
+        .iter()
+        .filter(|(n, _, _)| !joining.contains(&n.as_str()) || n == me)
+        .map(|(_, id, a)| (*id, a.clone()))
+        .collect();
     let k = &cfg.cluster;
     let ms = |v: u32| Duration::from_millis(u64::from(v));
     let mut c = ConsensusConfig::new(*my_id, members, data_dir.join("consensus"));
     c.heartbeat = ms(*k.heartbeat_ms.get_ref());
     let e = k.election_ms.get_ref();
     c.election_timeout = (ms(e[0]), ms(e[1]));
+    // A joining node waits to be admitted (the Admit operation).
+    c.join = joining.contains(&me);
     let (machine, applied) = applier();
     let (consensus, task) = Consensus::start(c, Arc::new(machine.clone()))
         .await
@@ -122,7 +133,9 @@ pub async fn publish_status(
                 continue;
             };
             let age = s.heard_ms.unwrap_or(u64::from(u32::MAX));
-            let membership = if !s.up {
+            let membership = if !s.voter {
+                MembershipState::Joining
+            } else if !s.up {
                 MembershipState::Down
             } else if s.name != me && age > failure.as_millis() as u64 {
                 MembershipState::Suspect

@@ -324,6 +324,10 @@ pub struct NodeSection {
     /// port), one per cluster link; a second link is redundancy.
     #[serde(default)]
     pub cluster: Vec<Spanned<String>>,
+    /// Not a founding member: the node starts waiting, and joins when an
+    /// operator invokes Admit on its Node object.
+    #[serde(default)]
+    pub join: bool,
     /// This node's data directory and face addresses, when the nodes of a
     /// cluster share one config file (they override [agent] and the faces).
     pub data_dir: Option<PathBuf>,

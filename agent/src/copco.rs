@@ -221,6 +221,45 @@ pub async fn invoke(
     }
 
     // Cluster fault injection acts at once on this node's transport.
+    if obj.class.name == "Node" && method.name == "Admit" {
+        let hooks = model
+            .cluster
+            .get()
+            .ok_or_else(|| ModelError::Inconsistent {
+                reason: "this agent is not a node of a cluster".into(),
+            })?;
+        let (node, id) =
+            hooks
+                .nodes
+                .get(target.as_str())
+                .cloned()
+                .ok_or_else(|| ModelError::Inconsistent {
+                    reason: format!("{target} is not a peer node"),
+                })?;
+        let addrs = hooks.addrs.get(&node).cloned().unwrap_or_default();
+        let r = hooks.consensus.add_node(id, addrs).await;
+        let detail = match &r {
+            Ok(()) => format!("{node} admitted as a voting member"),
+            Err(e) => format!("{node} not admitted: {e}"),
+        };
+        model
+            .audit(&principal, &format!("Admit {target}"), &detail)
+            .await;
+        if r.is_err() {
+            return Err(ModelError::CommitFailed { reason: detail });
+        }
+        let (_tx, status) = watch::channel(JobStatus {
+            state: JobState::Succeeded,
+            steps_done: 1,
+            steps_total: 1,
+            detail,
+            result: Some(0),
+        });
+        return Ok(JobHandle {
+            job: target.clone(),
+            status,
+        });
+    }
     if obj.class.name == "Node" && matches!(method.name, "Disconnect" | "Reconnect" | "SetLinkDown")
     {
         let hooks = model

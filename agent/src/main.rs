@@ -248,6 +248,11 @@ async fn run_node(
         let ids: std::collections::BTreeMap<String, u64> =
             view.nodes().into_iter().map(|n| (n.name, n.id)).collect();
         let _ = model.cluster.set(model::ClusterHooks {
+            consensus: consensus.clone(),
+            addrs: cluster::peers(&cfg)?
+                .into_iter()
+                .map(|(n, _, a)| (n, a))
+                .collect(),
             faults: consensus.faults(),
             nodes: el
                 .node_objects

@@ -37,6 +37,9 @@ const AUDIT_KEPT: usize = 1000;
 /// What the cluster fault-injection operations act on.
 #[derive(Debug, Clone)]
 pub struct ClusterHooks {
+    pub consensus: halyard_consensus::Consensus,
+    /// Node name -> its cluster addresses.
+    pub addrs: BTreeMap<String, Vec<std::net::SocketAddr>>,
     pub faults: halyard_consensus::Faults,
     /// Node object name -> (node name, consensus id).
     pub nodes: BTreeMap<String, (String, u64)>,

@@ -334,6 +334,8 @@ pub struct NodeStatus {
     /// (None: never; 0 for this node itself).
     pub heard_ms: Option<u64>,
     pub master: bool,
+    /// A voting member of the consensus group (false: not admitted yet).
+    pub voter: bool,
 }
 
 /// The cluster as this node sees it; shared by the core (which applies
@@ -368,6 +370,7 @@ impl ClusterView {
                         up: true,
                         heard_ms: None,
                         master: false,
+                        voter: true,
                     },
                 );
             }
@@ -406,6 +409,13 @@ impl ClusterView {
     pub fn set_heard(&self, name: &str, ms: Option<u64>) {
         if let Some(n) = self.lock().nodes.get_mut(name) {
             n.heard_ms = ms;
+        }
+    }
+
+    /// The consensus group's voters, by id.
+    pub fn set_voters(&self, voters: &[u64]) {
+        for n in self.lock().nodes.values_mut() {
+            n.voter = voters.contains(&n.id);
         }
     }
 

@@ -158,7 +158,6 @@ pub async fn run(
         .iter()
         .map(|(n, id, _)| (*id, n.clone()))
         .collect();
-    let majority = cfg.nodes.len() / 2 + 1;
     let started = Instant::now();
     let mut seq = 0u64;
     let mut sent: VecDeque<(u64, Instant)> = VecDeque::new();
@@ -226,8 +225,17 @@ pub async fn run(
                     }
                 }
 
+                // Majorities count the consensus group's voters (a node
+                // configured to join later counts once admitted).
+                let voters = consensus.status().voters;
+                view.set_voters(&voters);
+                let majority = voters.len().max(1) / 2 + 1;
                 // The lease: round trips with a majority, this node included.
-                let mut trips: Vec<Instant> = peers.values().filter_map(|p| p.round_trip).collect();
+                let mut trips: Vec<Instant> = peers
+                    .iter()
+                    .filter(|(id, _)| voters.contains(id))
+                    .filter_map(|(_, p)| p.round_trip)
+                    .collect();
                 trips.sort_unstable_by(|a, b| b.cmp(a));
                 let quorum = majority <= 1
                     || trips.get(majority - 2).is_some_and(|t| now.duration_since(*t) <= cfg.lease);
@@ -266,7 +274,7 @@ pub async fn run(
                         // others still hear.
                         let silent_others = peers
                             .iter()
-                            .filter(|(y, _)| *y != id)
+                            .filter(|(y, _)| *y != id && voters.contains(y))
                             .filter(|(_, q)| {
                                 q.reported.as_ref().is_some_and(|(at, ages)| {
                                     let fresh = now.duration_since(*at) <= cfg.failure / 2;

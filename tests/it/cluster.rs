@@ -324,3 +324,42 @@ fn a_node_stopped_with_sigterm_hands_over_its_primaries_and_exits() {
     });
     assert_one_primary(&checker.finish());
 }
+
+#[test]
+fn a_fourth_node_is_admitted_by_a_management_operation_and_takes_part() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start_joining(dir.path(), false, "n4");
+    wait_steady(&c);
+    // Configured, running, not admitted: shown joining; its ticker has no role.
+    wait_until("n4 shown joining", 20, || {
+        c.attrs("n1", &node_object("n4"))
+            .is_some_and(|a| a["membership"] == "joining")
+    });
+    assert_ne!(
+        c.query("ticker-4").map(|(_, s)| s),
+        Some("primary".to_string())
+    );
+    // Admitted through another node's face (forwarded to the master).
+    let (code, body) = c.invoke_full("n2", &node_object("n4"), "Admit", &[]);
+    assert_eq!(code, 202, "{body}");
+    for n in ["n1", "n2", "n3", "n4"] {
+        wait_until(&format!("n4 a member as {n} sees it"), 30, || {
+            c.attrs(n, &node_object("n4"))
+                .is_some_and(|a| a["membership"] == "member")
+        });
+    }
+    // Its component registers and gets a role from CRIM.
+    wait_until("ticker-4 given a role", 30, || {
+        c.query("ticker-4")
+            .is_some_and(|(_, s)| s == "secondary" || s == "spare" || s == "primary")
+    });
+    // With four voters, losing one node still leaves a majority: fail-over works.
+    let (primary, before) = c.primary_of("counter").unwrap();
+    let victim = host_of(&primary).unwrap();
+    c.kill9(victim);
+    wait_until("the counter served again among four voters", 20, || {
+        c.primary_of("counter")
+            .is_some_and(|(p, n)| host_of(&p) != Some(victim) && n >= before)
+    });
+}

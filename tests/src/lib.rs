@@ -103,6 +103,17 @@ impl Cluster {
     /// Writes the config and starts every node; returns once each logged
     /// its ready line.
     pub fn start(dir: &Path, release: bool) -> Cluster {
+        Self::start_with(dir, release, None)
+    }
+
+    /// The example plus `joiner`, a fourth node configured to join later
+    /// (`join = true`) with one ticker of its own, `ticker-4`; it is
+    /// started too, and waits to be admitted.
+    pub fn start_joining(dir: &Path, release: bool, joiner: &str) -> Cluster {
+        Self::start_with(dir, release, Some(joiner))
+    }
+
+    fn start_with(dir: &Path, release: bool, joiner: Option<&str>) -> Cluster {
         let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
             .expect("examples/three-node.toml");
         let mut nodes = Vec::new();
@@ -140,6 +151,41 @@ impl Cluster {
                 child: None,
             });
         }
+        if let Some(j) = joiner {
+            let data = dir.join(j);
+            let (cluster, snmp, netconf, http) =
+                (free_port(), free_port(), free_port(), free_port());
+            text.push_str(&format!(
+                r#"
+[[node]]
+name = "{j}"
+shelf = "1"
+join = true
+cluster = ["127.0.0.1:{cluster}", "127.0.0.2:{cluster}"]
+data_dir = "{}"
+snmp = ["127.0.0.1:{snmp}"]
+netconf = ["127.0.0.1:{netconf}"]
+http = ["127.0.0.1:{http}"]
+
+[[component]]
+name = "ticker-4"
+node = "{j}"
+group = "ticker"
+kind = "ha-aware"
+command = ["@counterd"]
+env = {{ COUNTERD_INTERVAL_MS = "1000" }}
+checkpoint = "asynchronous"
+"#,
+                data.display()
+            ));
+            nodes.push(Node {
+                name: j.to_string(),
+                data,
+                http: format!("127.0.0.1:{http}"),
+                snmp: format!("127.0.0.1:{snmp}"),
+                child: None,
+            });
+        }
         let config = dir.join("three-node.toml");
         std::fs::write(&config, text).unwrap();
         let mut c = Cluster {
@@ -148,10 +194,11 @@ impl Cluster {
             nodes,
             bin: halyard(release),
         };
-        for n in NODES {
+        let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
+        for n in &names {
             c.spawn(n);
         }
-        for n in NODES {
+        for n in &names {
             c.wait_ready(n);
         }
         c
@@ -413,12 +460,13 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        for n in NODES {
+        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        for n in &names {
             self.kill9(n);
         }
         // A failed test shows what the nodes said last.
         if std::thread::panicking() {
-            for n in NODES {
+            for n in &names {
                 let t = std::fs::read_to_string(self.log(n)).unwrap_or_default();
                 let lines: Vec<&str> = t.lines().collect();
                 eprintln!("---- last lines of {n}.log ----");
@@ -436,6 +484,7 @@ pub fn host_of(component: &str) -> Option<&'static str> {
         "counterd-a" | "ticker-1" => Some("n1"),
         "counterd-b" | "session-b" | "ticker-2" => Some("n2"),
         "session-a" | "ticker-3" => Some("n3"),
+        "ticker-4" => Some("n4"),
         _ => None,
     }
 }
