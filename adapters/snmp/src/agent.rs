@@ -717,7 +717,10 @@ impl Shared {
                 let mut out = Vec::with_capacity(p.variable_bindings.len());
                 for (i, b) in p.variable_bindings.iter().enumerate() {
                     match self.next_visible(&mut ctx, &b.name, access).await {
-                        Ok(Some((o, v))) => out.push(vb(&o, v2::VarBindValue::Value(v))),
+                        Ok(Some((o, v))) => out.push(v2::VarBind {
+                            name: oid::into_asn(o),
+                            value: v2::VarBindValue::Value(v),
+                        }),
                         Ok(None) => out.push(v2::VarBind {
                             name: b.name.clone(),
                             value: v2::VarBindValue::EndOfMibView,
@@ -749,7 +752,10 @@ impl Shared {
                 };
                 for (i, x) in b.variable_bindings[..n].iter().enumerate() {
                     let v = match self.next_visible(&mut ctx, &x.name, access).await {
-                        Ok(Some((o, v))) => vb(&o, v2::VarBindValue::Value(v)),
+                        Ok(Some((o, v))) => v2::VarBind {
+                            name: oid::into_asn(o),
+                            value: v2::VarBindValue::Value(v),
+                        },
                         Ok(None) => v2::VarBind {
                             name: x.name.clone(),
                             value: v2::VarBindValue::EndOfMibView,
@@ -767,27 +773,38 @@ impl Shared {
                         return bulk_trimmed(id, out);
                     }
                 }
-                let mut cursors: Vec<(Oid, bool)> = b.variable_bindings[n..]
-                    .iter()
-                    .map(|x| (x.name.to_vec(), false))
-                    .collect();
+                // Each repeater continues from the name it answered last,
+                // read from `out` (None: the request's own name); at the
+                // end of the view it repeats that name.
+                let mut cursors: Vec<(Option<usize>, bool)> =
+                    vec![(None, false); b.variable_bindings.len() - n];
                 let reps = b.max_repetitions.min(65_535);
                 for _ in 0..reps {
                     if cursors.is_empty() || cursors.iter().all(|(_, end)| *end) {
                         break;
                     }
                     for (k, (cur, end)) in cursors.iter_mut().enumerate() {
+                        let name = match cur {
+                            Some(i) => &out[*i].name,
+                            None => &b.variable_bindings[n + k].name,
+                        };
                         let v = if *end {
-                            vb(cur, v2::VarBindValue::EndOfMibView)
+                            v2::VarBind {
+                                name: name.clone(),
+                                value: v2::VarBindValue::EndOfMibView,
+                            }
                         } else {
-                            match self.next_visible(&mut ctx, cur, access).await {
-                                Ok(Some((o, v))) => {
-                                    *cur = o;
-                                    vb(cur, v2::VarBindValue::Value(v))
-                                }
+                            match self.next_visible(&mut ctx, name, access).await {
+                                Ok(Some((o, v))) => v2::VarBind {
+                                    name: oid::into_asn(o),
+                                    value: v2::VarBindValue::Value(v),
+                                },
                                 Ok(None) => {
                                     *end = true;
-                                    vb(cur, v2::VarBindValue::EndOfMibView)
+                                    v2::VarBind {
+                                        name: name.clone(),
+                                        value: v2::VarBindValue::EndOfMibView,
+                                    }
                                 }
                                 Err(_) => {
                                     return response(
@@ -802,6 +819,7 @@ impl Shared {
                         if !push(&mut out, v) {
                             return bulk_trimmed(id, out);
                         }
+                        *cur = Some(out.len() - 1);
                     }
                 }
                 response(id, 0, 0, out)
@@ -833,16 +851,16 @@ impl Shared {
         access: &Access<'_>,
     ) -> Result<Option<(Oid, rasn_smi::v2::ObjectSyntax)>, halyard_cluster_model::port::ModelError>
     {
-        let mut cur = from.to_vec();
+        let mut found = self.mib.next(ctx, from).await?;
         loop {
-            match self.mib.next(ctx, &cur).await? {
+            match found {
                 None => return Ok(None),
                 Some((o, v)) => {
                     let v1_hidden = access.v1 && codec::v2_to_v1(&v).is_none();
                     if access.read_view.contains(&o) && !v1_hidden {
                         return Ok(Some((o, v)));
                     }
-                    cur = o;
+                    found = self.mib.next(ctx, &o).await?;
                 }
             }
         }

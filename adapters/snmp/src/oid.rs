@@ -11,6 +11,11 @@ pub fn to_asn(oid: &[u32]) -> ObjectIdentifier {
     ObjectIdentifier::new_unchecked(Cow::Owned(oid.to_vec()))
 }
 
+/// [`to_asn`] without the copy.
+pub fn into_asn(oid: Oid) -> ObjectIdentifier {
+    ObjectIdentifier::new_unchecked(Cow::Owned(oid))
+}
+
 pub fn join(prefix: &[u32], rest: &[u32]) -> Oid {
     let mut v = Vec::with_capacity(prefix.len() + rest.len());
     v.extend_from_slice(prefix);

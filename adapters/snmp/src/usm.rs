@@ -84,25 +84,79 @@ pub fn localized_key(proto: AuthProtocol, password: &str, engine_id: &[u8]) -> V
 }
 
 macro_rules! mac {
-    ($d:ty, $key:expr, $data:expr) => {{
+    ($d:ty, $key:expr, $parts:expr) => {{
         let mut m = <Hmac<$d> as KeyInit>::new_from_slice($key).expect("HMAC takes any key length");
-        m.update($data);
+        for p in $parts {
+            m.update(p);
+        }
         m.finalize().into_bytes().to_vec()
     }};
 }
 
 /// The truncated HMAC of `data` (the whole message with zeroed auth params).
 pub fn digest(proto: AuthProtocol, key: &[u8], data: &[u8]) -> Vec<u8> {
+    digest_parts(proto, key, &[data])
+}
+
+/// [`digest`] of the concatenation of `parts` (no copy of the message).
+fn digest_parts(proto: AuthProtocol, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     let mut full = match proto {
-        AuthProtocol::Md5 => mac!(Md5, key, data),
-        AuthProtocol::Sha1 => mac!(Sha1, key, data),
-        AuthProtocol::Sha224 => mac!(Sha224, key, data),
-        AuthProtocol::Sha256 => mac!(Sha256, key, data),
-        AuthProtocol::Sha384 => mac!(Sha384, key, data),
-        AuthProtocol::Sha512 => mac!(Sha512, key, data),
+        AuthProtocol::Md5 => mac!(Md5, key, parts),
+        AuthProtocol::Sha1 => mac!(Sha1, key, parts),
+        AuthProtocol::Sha224 => mac!(Sha224, key, parts),
+        AuthProtocol::Sha256 => mac!(Sha256, key, parts),
+        AuthProtocol::Sha384 => mac!(Sha384, key, parts),
+        AuthProtocol::Sha512 => mac!(Sha512, key, parts),
     };
     full.truncate(proto.mac_len());
     full
+}
+
+/// One BER TLV at `pos` with a definite length: (tag, content range).
+fn tlv(b: &[u8], pos: usize) -> Option<(u8, std::ops::Range<usize>)> {
+    let tag = *b.get(pos)?;
+    let first = usize::from(*b.get(pos + 1)?);
+    let (len, start) = if first < 0x80 {
+        (first, pos + 2)
+    } else {
+        let n = first & 0x7f;
+        if n == 0 || n > 4 {
+            return None;
+        }
+        let mut len = 0usize;
+        for i in 0..n {
+            len = len << 8 | usize::from(*b.get(pos + 2 + i)?);
+        }
+        (len, pos + 2 + n)
+    };
+    let end = start.checked_add(len).filter(|e| *e <= b.len())?;
+    Some((tag, start..end))
+}
+
+/// Where the content of msgAuthenticationParameters lies in an encoded
+/// v3 message, found by walking its structure (message, version, header,
+/// security parameters; engine ID, boots, time, user name) rather than
+/// by searching the octets.
+pub fn auth_params_range(msg: &[u8]) -> Option<std::ops::Range<usize>> {
+    let (0x30, m) = tlv(msg, 0)? else {
+        return None;
+    };
+    let (_, version) = tlv(msg, m.start)?;
+    let (_, header) = tlv(msg, version.end)?;
+    let (0x04, params) = tlv(msg, header.end)? else {
+        return None;
+    };
+    let (0x30, usm) = tlv(msg, params.start)? else {
+        return None;
+    };
+    let mut pos = usm.start;
+    for _ in 0..4 {
+        pos = tlv(msg, pos)?.1.end;
+    }
+    match tlv(msg, pos)? {
+        (0x04, r) if r.end <= usm.end => Some(r),
+        _ => None,
+    }
 }
 
 /// Constant-time comparison of two digests.
@@ -124,14 +178,27 @@ pub fn verify(proto: AuthProtocol, key: &[u8], received: &[u8], bytes: &[u8]) ->
     if received.len() != proto.mac_len() {
         return false;
     }
-    let mut pat = vec![0x04, received.len() as u8];
-    pat.extend_from_slice(received);
-    let Some(pos) = bytes.windows(pat.len()).position(|w| w == pat) else {
-        return false;
+    let at = match auth_params_range(bytes) {
+        Some(r) if bytes[r.clone()] == *received => r.start,
+        // Not where the structure says: search, as RFC 3414 allows any
+        // encoding the decoder accepted.
+        _ => {
+            let mut pat = vec![0x04, received.len() as u8];
+            pat.extend_from_slice(received);
+            let Some(pos) = bytes.windows(pat.len()).position(|w| w == pat) else {
+                return false;
+            };
+            pos + 2
+        }
     };
-    let mut zeroed = bytes.to_vec();
-    zeroed[pos + 2..pos + 2 + received.len()].fill(0);
-    digest_eq(&digest(proto, key, &zeroed), received)
+    let zeros = [0u8; 64];
+    let end = at + received.len();
+    let d = digest_parts(
+        proto,
+        key,
+        &[&bytes[..at], &zeros[..received.len()], &bytes[end..]],
+    );
+    digest_eq(&d, received)
 }
 
 fn aes_iv(boots: u32, time: u32, salt: &[u8; 8]) -> [u8; 16] {
@@ -228,7 +295,10 @@ pub fn build_message(m: &Outgoing<'_>) -> Option<Vec<u8>> {
     };
     let mut out = rasn::ber::encode(&msg).ok()?;
     if let Some((proto, key)) = m.auth {
-        let pos = find_auth_params(&out, mac_len)?;
+        let pos = auth_params_range(&out)
+            .filter(|r| r.len() == mac_len)
+            .map(|r| r.start)
+            .or_else(|| find_auth_params(&out, mac_len))?;
         let d = digest(proto, key, &out);
         out[pos..pos + mac_len].copy_from_slice(&d);
     }
@@ -304,5 +374,44 @@ mod tests {
         ];
         assert_eq!(find_auth_params(&msg, 3), Some(8));
         assert_eq!(find_auth_params(&msg, 4), None);
+    }
+
+    #[test]
+    fn auth_params_are_found_by_structure() {
+        use rasn::types::OctetString;
+        use rasn_snmp::{v2, v3};
+        let key = localized_key(AuthProtocol::Sha256, "password1", b"engine1");
+        let out = build_message(&Outgoing {
+            msg_id: 7,
+            max_size: 1500,
+            engine_id: b"engine1",
+            boots: 1,
+            time: 2,
+            user: b"user",
+            auth: Some((AuthProtocol::Sha256, &key)),
+            privacy: None,
+            salt: 3,
+            reportable: false,
+            scoped: v3::ScopedPdu {
+                engine_id: OctetString::from_static(b"engine1"),
+                name: OctetString::from_static(b""),
+                data: v2::Pdus::GetRequest(v2::GetRequest(v2::Pdu {
+                    request_id: 1,
+                    error_status: 0,
+                    error_index: 0,
+                    variable_bindings: Vec::new(),
+                })),
+            },
+        })
+        .unwrap();
+        let r = auth_params_range(&out).unwrap();
+        assert_eq!(r.len(), 24);
+        let mut zeroed = out.clone();
+        zeroed[r.clone()].fill(0);
+        assert_eq!(find_auth_params(&zeroed, 24), Some(r.start));
+        assert!(verify(AuthProtocol::Sha256, &key, &out[r.clone()], &out));
+        let mut bad = out.clone();
+        *bad.last_mut().unwrap() ^= 1;
+        assert!(!verify(AuthProtocol::Sha256, &key, &out[r], &bad));
     }
 }
