@@ -41,8 +41,17 @@ fn main() {
         serve_halyard(port);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--serve-floor") {
+        let port: u16 = args[i + 1].parse().expect("port");
+        serve_floor(port);
+        return;
+    }
     if args.iter().any(|a| a == "--cpu") {
         cpu_profile();
+        return;
+    }
+    if args.iter().any(|a| a == "--floor") {
+        floor();
         return;
     }
     let secs: u64 = args
@@ -218,8 +227,12 @@ fn start_snmpd(dir: &std::path::Path, port: u16) -> Child {
 }
 
 fn start_halyard(port: u16) -> Child {
+    start_self("--serve-halyard", port)
+}
+
+fn start_self(mode: &str, port: u16) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("exe"))
-        .args(["--serve-halyard", &port.to_string()])
+        .args([mode, &port.to_string()])
         .stdout(Stdio::piped())
         .spawn()
         .expect("halyard");
@@ -834,4 +847,58 @@ fn cpu_ns() -> u64 {
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// `--serve-floor`: no agent at all, the same runtime as halyard's (two
+/// workers), answering each GetRequest by retagging it as a Response: the
+/// round trip through the kernel, the runtime and the client alone.
+fn serve_floor(port: u16) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let sock = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
+        println!("READY");
+        let mut buf = vec![0u8; 65_536];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                continue;
+            };
+            // v2c: SEQUENCE, version, community, then the PDU tag.
+            let pdu = tlv(&buf[..n], 0)
+                .and_then(|(_, m)| tlv(&buf[..n], m.start))
+                .and_then(|(_, v)| tlv(&buf[..n], v.end))
+                .map(|(_, c)| c.end);
+            if let Some(at) = pdu.filter(|at| *at < n) {
+                buf[at] = 0xa2;
+                let _ = sock.send_to(&buf[..n], from).await;
+            }
+        }
+    });
+}
+
+/// `--floor`: GET v2c against the floor server, to show how much of a
+/// round trip is left to any agent.
+fn floor() {
+    let port = free_port();
+    let mut child = start_self("--serve-floor", port);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for outstanding in [1usize, 4, 16] {
+        let mut rounds: Vec<_> = (0..3)
+            .map(|_| rt.block_on(get_load(addr, false, outstanding, 2)))
+            .collect();
+        let (rate, p50, p99) = median(&mut rounds);
+        println!(
+            "GET  v2c {outstanding:2} outstanding  floor {rate:9.0} req/s  p50 {p50:7.1} us  p99 {p99:7.1} us"
+        );
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
