@@ -312,6 +312,18 @@ impl halyard_consensus::Machine for Applier {
             .unwrap_or_else(|_| serde_json::json!({"error": "the HA core has stopped"}))
     }
 
+    /// A checkpoint write replaces the previous write of the same entry:
+    /// snapshots keep the latest value, not every increment.
+    fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
+        (command["cmd"] == "checkpoint").then(|| {
+            format!(
+                "checkpoint/{}/{}",
+                command["si"].as_str().unwrap_or_default(),
+                command["key"].as_str().unwrap_or_default()
+            )
+        })
+    }
+
     async fn reset(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Applied::Reset(tx)).is_ok()

@@ -154,6 +154,13 @@ pub trait Machine: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = serde_json::Value> + Send;
     /// Called before a snapshot is installed (the commands it holds are then applied in order).
     fn reset(&self) -> impl std::future::Future<Output = ()> + Send;
+    /// Commands with the same key replace each other in snapshots: only the latest is kept (at
+    /// its place in the order), so state that is overwritten (a checkpointed value) does not
+    /// make snapshots grow without bound. None (the default): always kept.
+    fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
+        let _ = command;
+        None
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -310,7 +310,11 @@ pub(crate) struct StateMachine<M> {
     pool: SqlitePool,
     last_applied: Option<LogId<NodeId>>,
     membership: StoredMembership<NodeId, BasicNode>,
-    history: Vec<Applied>,
+    /// The applied commands a snapshot holds, in order (by a running number); a command
+    /// superseded by a later one with the same key is dropped.
+    history: std::collections::BTreeMap<u64, Applied>,
+    next: u64,
+    latest: HashMap<String, u64>,
     dedup: Dedup,
     snapshots_built: u64,
 }
@@ -364,7 +368,9 @@ impl<M: Machine> StateMachine<M> {
             pool,
             last_applied: None,
             membership: StoredMembership::default(),
-            history: Vec::new(),
+            history: Default::default(),
+            next: 0,
+            latest: HashMap::new(),
             dedup: Dedup::default(),
             snapshots_built: 0,
         };
@@ -383,6 +389,7 @@ impl<M: Machine> StateMachine<M> {
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), any(e)))?;
         self.machine.reset().await;
         self.history.clear();
+        self.latest.clear();
         self.dedup = Dedup::default();
         for applied in parsed.commands {
             self.apply_command(applied.index, applied.command).await;
@@ -406,7 +413,13 @@ impl<M: Machine> StateMachine<M> {
         }
         let result = self.machine.apply(index, command.command.clone()).await;
         self.dedup.insert(key, result.clone());
-        self.history.push(Applied { index, command });
+        self.next += 1;
+        if let Some(k) = self.machine.supersede_key(&command.command)
+            && let Some(old) = self.latest.insert(k, self.next)
+        {
+            self.history.remove(&old);
+        }
+        self.history.insert(self.next, Applied { index, command });
         result
     }
 }
@@ -449,7 +462,7 @@ impl<M: Machine> RaftStateMachine<TypeConfig> for StateMachine<M> {
             pool: self.pool.clone(),
             last_applied: self.last_applied,
             membership: self.membership.clone(),
-            history: self.history.clone(),
+            history: self.history.values().cloned().collect(),
             seq: self.snapshots_built,
         }
     }
@@ -598,5 +611,70 @@ mod tests {
         assert_eq!(*rec2.0.lock().unwrap(), *rec.0.lock().unwrap());
         let (applied, _) = sm2.applied_state().await.unwrap();
         assert_eq!(applied.map(|l| l.index), Some(4));
+    }
+
+    /// A command superseded by a later one with the same key is not in the snapshot; the
+    /// others keep their order.
+    #[tokio::test]
+    async fn superseded_commands_leave_the_snapshot() {
+        #[derive(Debug, Default)]
+        struct Last(std::sync::Mutex<Vec<serde_json::Value>>);
+        impl Machine for Last {
+            async fn apply(&self, _index: u64, command: serde_json::Value) -> serde_json::Value {
+                self.0.lock().unwrap().push(command);
+                serde_json::Value::Null
+            }
+            async fn reset(&self) {
+                self.0.lock().unwrap().clear();
+            }
+            fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
+                command["key"].as_str().map(str::to_string)
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let pool = open_pool(dir.path()).await.unwrap();
+        let mut sm = StateMachine::open(Arc::new(Last::default()), pool.clone())
+            .await
+            .unwrap();
+        let commands = [
+            serde_json::json!({"key": "count", "v": 1}),
+            serde_json::json!("event a"),
+            serde_json::json!({"key": "count", "v": 2}),
+            serde_json::json!({"key": "other", "v": 1}),
+            serde_json::json!({"key": "count", "v": 3}),
+            serde_json::json!("event b"),
+        ];
+        let entries: Vec<Entry<TypeConfig>> = commands
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Entry {
+                log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), i as u64 + 1),
+                payload: EntryPayload::Normal(Command {
+                    origin: 1,
+                    nonce: i as u64,
+                    command: c.clone(),
+                }),
+            })
+            .collect();
+        sm.apply(entries).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        pool.close().await;
+
+        let pool = open_pool(dir.path()).await.unwrap();
+        let last = Arc::new(Last::default());
+        let _sm = StateMachine::open(last.clone(), pool).await.unwrap();
+        assert_eq!(
+            *last.0.lock().unwrap(),
+            vec![
+                serde_json::json!("event a"),
+                serde_json::json!({"key": "other", "v": 1}),
+                serde_json::json!({"key": "count", "v": 3}),
+                serde_json::json!("event b"),
+            ]
+        );
     }
 }
