@@ -221,121 +221,13 @@ pub async fn invoke(
     }
 
     // Cluster fault injection acts at once on this node's transport.
-    if obj.class.name == "Node" && method.name == "Admit" {
-        let hooks = model
-            .cluster
-            .get()
-            .ok_or_else(|| ModelError::Inconsistent {
-                reason: "this agent is not a node of a cluster".into(),
-            })?;
-        let (node, id) =
-            hooks
-                .nodes
-                .get(target.as_str())
-                .cloned()
-                .ok_or_else(|| ModelError::Inconsistent {
-                    reason: format!("{target} is not a peer node"),
-                })?;
-        let addrs = hooks.addrs.get(&node).cloned().unwrap_or_default();
-        let r = hooks.consensus.add_node(id, addrs).await;
-        let detail = match &r {
-            Ok(()) => format!("{node} admitted as a voting member"),
-            Err(e) => format!("{node} not admitted: {e}"),
-        };
-        model
-            .audit(&principal, &format!("Admit {target}"), &detail)
-            .await;
-        if r.is_err() {
-            return Err(ModelError::CommitFailed { reason: detail });
-        }
-        let (_tx, status) = watch::channel(JobStatus {
-            state: JobState::Succeeded,
-            steps_done: 1,
-            steps_total: 1,
-            detail,
-            result: Some(0),
-        });
-        return Ok(JobHandle {
-            job: target.clone(),
-            status,
-        });
-    }
-    if obj.class.name == "Node" && matches!(method.name, "Disconnect" | "Reconnect" | "SetLinkDown")
+    if obj.class.name == "Node"
+        && matches!(
+            method.name,
+            "Admit" | "Disconnect" | "Reconnect" | "SetLinkDown"
+        )
     {
-        let hooks = model
-            .cluster
-            .get()
-            .ok_or_else(|| ModelError::Inconsistent {
-                reason: "this agent is not a node of a cluster".into(),
-            })?;
-        let (node, id) =
-            hooks
-                .nodes
-                .get(target.as_str())
-                .cloned()
-                .ok_or_else(|| ModelError::Inconsistent {
-                    reason: format!("{target} is not a peer node"),
-                })?;
-        let detail = match method.name {
-            "SetLinkDown" => {
-                if node != hooks.me {
-                    return Err(ModelError::Inconsistent {
-                        reason: format!(
-                            "links are set on the serving node's own object ({})",
-                            hooks.me
-                        ),
-                    });
-                }
-                let link = args
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("Link"))
-                    .and_then(|(_, v)| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
-                    .unwrap_or(0.0) as usize;
-                let down = args
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case("Down"))
-                    .is_none_or(|(_, v)| {
-                        v.as_f64() == Some(1.0) || matches!(v.as_str(), Some("true" | "1"))
-                    });
-                hooks.faults.set_link_down(link, down);
-                format!("link {link} {}", if down { "down" } else { "up" })
-            }
-            m => {
-                if node == hooks.me {
-                    return Err(ModelError::Inconsistent {
-                        reason: "a node cannot disconnect from itself".into(),
-                    });
-                }
-                let mut set: std::collections::BTreeSet<u64> = hooks
-                    .nodes
-                    .values()
-                    .map(|(_, i)| *i)
-                    .filter(|i| hooks.faults.is_isolated_from(*i))
-                    .collect();
-                if m == "Disconnect" {
-                    set.insert(id);
-                } else {
-                    set.remove(&id);
-                }
-                hooks.faults.isolate_from(set);
-                format!("{} {node}", m.to_lowercase())
-            }
-        };
-        tracing::warn!(%detail, "cluster fault injection");
-        model
-            .audit(&principal, &format!("{} {target}", method.name), &detail)
-            .await;
-        let (_tx, status) = watch::channel(JobStatus {
-            state: JobState::Succeeded,
-            steps_done: 1,
-            steps_total: 1,
-            detail,
-            result: Some(0),
-        });
-        return Ok(JobHandle {
-            job: target.clone(),
-            status,
-        });
+        return cluster_operation(model, target, method.name, &args, &principal).await;
     }
 
     let steps: Vec<Step> = match (method.name, is_component) {
@@ -617,4 +509,101 @@ async fn run_step(model: &Arc<AgentModel>, step: &Step) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string()),
     }
+}
+
+/// Operations on the cluster from a Node object: admitting it, and the
+/// fault injection of the node-to-node transport. Done at once (no job).
+async fn cluster_operation(
+    model: &AgentModel,
+    target: &ObjectName,
+    operation: &str,
+    args: &[(String, Value)],
+    principal: &Principal,
+) -> Result<JobHandle, ModelError> {
+    let hooks = model
+        .cluster
+        .get()
+        .ok_or_else(|| ModelError::Inconsistent {
+            reason: "this agent is not a node of a cluster".into(),
+        })?;
+    let (node, id) =
+        hooks
+            .nodes
+            .get(target.as_str())
+            .cloned()
+            .ok_or_else(|| ModelError::Inconsistent {
+                reason: format!("{target} is not a peer node"),
+            })?;
+    let refuse = |reason: String| Err(ModelError::Inconsistent { reason });
+    let arg = |name: &str| {
+        args.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let detail = match operation {
+        "Admit" => {
+            let addrs = hooks.addrs.get(&node).cloned().unwrap_or_default();
+            let r = hooks.consensus.add_node(id, addrs).await;
+            let detail = match &r {
+                Ok(()) => format!("{node} admitted as a voting member"),
+                Err(e) => format!("{node} not admitted: {e}"),
+            };
+            if r.is_err() {
+                model
+                    .audit(principal, &format!("Admit {target}"), &detail)
+                    .await;
+                return Err(ModelError::CommitFailed { reason: detail });
+            }
+            detail
+        }
+        "SetLinkDown" => {
+            if node != hooks.me {
+                return refuse(format!(
+                    "links are set on the serving node's own object ({})",
+                    hooks.me
+                ));
+            }
+            let link = arg("Link")
+                .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+                .unwrap_or(0.0) as usize;
+            let down = arg("Down").is_none_or(|v| {
+                v.as_f64() == Some(1.0) || matches!(v.as_str(), Some("true" | "1"))
+            });
+            hooks.faults.set_link_down(link, down);
+            format!("link {link} {}", if down { "down" } else { "up" })
+        }
+        m => {
+            if node == hooks.me {
+                return refuse("a node cannot disconnect from itself".into());
+            }
+            let mut set: std::collections::BTreeSet<u64> = hooks
+                .nodes
+                .values()
+                .map(|(_, i)| *i)
+                .filter(|i| hooks.faults.is_isolated_from(*i))
+                .collect();
+            if m == "Disconnect" {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+            }
+            hooks.faults.isolate_from(set);
+            tracing::warn!(operation = m, %node, "cluster fault injection");
+            format!("{} {node}", m.to_lowercase())
+        }
+    };
+    model
+        .audit(principal, &format!("{operation} {target}"), &detail)
+        .await;
+    let (_tx, status) = watch::channel(JobStatus {
+        state: JobState::Succeeded,
+        steps_done: 1,
+        steps_total: 1,
+        detail,
+        result: Some(0),
+    });
+    Ok(JobHandle {
+        job: target.clone(),
+        status,
+    })
 }

@@ -247,6 +247,25 @@ impl ClusterRt {
         }
     }
 
+    /// Proposes `command` and answers `reply` once the cluster has
+    /// committed it (an error text from the cluster's apply, or no commit,
+    /// becomes `refused`).
+    fn propose_answered<E: Send + 'static>(
+        &self,
+        command: Command,
+        reply: oneshot::Sender<Result<(), E>>,
+        refused: fn(String) -> E,
+    ) {
+        let (tx, rx) = oneshot::channel();
+        self.propose_with(command, Some(tx));
+        tokio::spawn(async move {
+            let r = rx
+                .await
+                .unwrap_or_else(|_| Err("the HA core has stopped".into()));
+            let _ = reply.send(answer(r).map_err(refused));
+        });
+    }
+
     fn bump(&self) {
         self.generation
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -864,22 +883,13 @@ impl CoreState {
             match msg {
                 Msg::Input(input, Some(reply)) if self.cluster.is_some() => {
                     // Decided by the cluster's CRIM; answered once committed.
-                    let (tx, rx) = oneshot::channel();
                     if let Some(rt) = &self.cluster {
-                        rt.propose_with(
-                            Command::Crim {
-                                input: WireInput::from(&input),
-                                at_ms: wall_ms(),
-                            },
-                            Some(tx),
-                        );
+                        let command = Command::Crim {
+                            input: WireInput::from(&input),
+                            at_ms: wall_ms(),
+                        };
+                        rt.propose_answered(command, reply, CrimError::Refused);
                     }
-                    tokio::spawn(async move {
-                        let r = rx
-                            .await
-                            .unwrap_or_else(|_| Err("the HA core has stopped".into()));
-                        let _ = reply.send(answer(r).map_err(CrimError::Refused));
-                    });
                 }
                 Msg::Input(input, reply) => {
                     let r = self.input(input).await;
@@ -893,16 +903,7 @@ impl CoreState {
                         let r = answer(Ok(self.apply_lock(command)));
                         let _ = reply.send(r.map_err(CoreError::Refused));
                     }
-                    Some(rt) => {
-                        let (tx, rx) = oneshot::channel();
-                        rt.propose_with(command, Some(tx));
-                        tokio::spawn(async move {
-                            let r = rx
-                                .await
-                                .unwrap_or_else(|_| Err("the HA core has stopped".into()));
-                            let _ = reply.send(answer(r).map_err(CoreError::Refused));
-                        });
-                    }
+                    Some(rt) => rt.propose_answered(command, reply, CoreError::Refused),
                 },
                 Msg::LockHolder(subject, reply) => {
                     let _ = reply.send(self.lock_conflict(&subject));
@@ -916,16 +917,11 @@ impl CoreState {
                         self.publish(EventKind::Replicated { topic, body });
                         let _ = reply.send(Ok(()));
                     }
-                    Some(rt) => {
-                        let (tx, rx) = oneshot::channel();
-                        rt.propose_with(Command::Replicated { topic, body }, Some(tx));
-                        tokio::spawn(async move {
-                            let r = rx
-                                .await
-                                .unwrap_or_else(|_| Err("the HA core has stopped".into()));
-                            let _ = reply.send(answer(r).map_err(CoreError::Refused));
-                        });
-                    }
+                    Some(rt) => rt.propose_answered(
+                        Command::Replicated { topic, body },
+                        reply,
+                        CoreError::Refused,
+                    ),
                 },
                 Msg::Report(r) => {
                     let d = self.cec.report(r, Instant::now());
@@ -1028,16 +1024,13 @@ impl CoreState {
                         let _ = reply.send(Err(CoreError::UnknownComponent(component)));
                         continue;
                     }
-                    let (tx, rx) = oneshot::channel();
                     if let Some(rt) = &self.cluster {
-                        rt.propose_with(Command::Fault { component, fault }, Some(tx));
+                        rt.propose_answered(
+                            Command::Fault { component, fault },
+                            reply,
+                            CoreError::Refused,
+                        );
                     }
-                    tokio::spawn(async move {
-                        let r = rx
-                            .await
-                            .unwrap_or_else(|_| Err("the HA core has stopped".into()));
-                        let _ = reply.send(answer(r).map_err(CoreError::Refused));
-                    });
                 }
                 Msg::Fault {
                     component,
