@@ -363,3 +363,61 @@ fn a_fourth_node_is_admitted_by_a_management_operation_and_takes_part() {
             .is_some_and(|(p, n)| host_of(&p) != Some(victim) && n >= before)
     });
 }
+
+#[test]
+fn a_master_cut_off_from_the_majority_is_replaced_and_gives_up_its_primaries() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+    let master = NODES.iter().find_map(|n| c.master(n)).expect("a master");
+    let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
+    for o in &others {
+        assert_eq!(c.invoke(&master, &node_object(o), "Disconnect", &[]), 202);
+        assert_eq!(c.invoke(o, &node_object(&master), "Disconnect", &[]), 202);
+    }
+    // The majority elects another master and serves every pair.
+    wait_until("a new master on the majority side", 20, || {
+        others
+            .iter()
+            .all(|n| c.master(n).is_some_and(|m| m != master))
+    });
+    wait_until("every pair served on the majority side", 20, || {
+        PAIRS.iter().all(|(p, _)| {
+            c.primary_of(p)
+                .is_some_and(|(comp, _)| host_of(&comp) != Some(master.as_str()))
+        })
+    });
+    wait_until("the old master declared lost by the majority", 20, || {
+        others.iter().all(|n| {
+            c.attrs(n, &node_object(&master))
+                .is_some_and(|a| a["membership"] == "down")
+        })
+    });
+    // The old master's own daemons hold no primary.
+    for (_, members) in PAIRS {
+        for (comp, host) in members {
+            if host == master {
+                assert_ne!(
+                    c.query(comp).map(|(_, s)| s),
+                    Some("primary".into()),
+                    "{comp}"
+                );
+            }
+        }
+    }
+    for o in &others {
+        assert_eq!(c.invoke(&master, &node_object(o), "Reconnect", &[]), 202);
+        assert_eq!(c.invoke(o, &node_object(&master), "Reconnect", &[]), 202);
+    }
+    // It rejoins as a follower and a member, its components as standbys.
+    wait_until("the old master a follower member again", 30, || {
+        others.iter().all(|n| {
+            c.attrs(n, &node_object(&master))
+                .is_some_and(|a| a["membership"] == "member" && a["role"] == "follower")
+        })
+    });
+    wait_steady(&c);
+    assert_one_primary(&checker.finish());
+}
