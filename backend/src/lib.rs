@@ -13,6 +13,8 @@
 //!   applied by every node's CRIM replica, heartbeats, failure detection and
 //!   the lease that fences a node cut off from the majority (consensus
 //!   itself is `halyard-consensus`, on openraft);
+//! - [`release`]: a node's two-slot software store (fetch, incremental
+//!   propagation, checksums; the base of the upgrade manager);
 //! - [`protocol`] and [`client`]: the HA-aware component protocol and its
 //!   client library (used by `counterd`).
 //!
@@ -31,5 +33,6 @@ pub mod events;
 pub mod health;
 pub mod naming;
 pub mod protocol;
+pub mod release;
 pub mod repo;
 pub mod state;

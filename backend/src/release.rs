@@ -1,0 +1,459 @@
+//! Software releases on a node: the two-slot store the software load and
+//! propagation managers fill (the seed's FIG. 10 services).
+//!
+//! A release is a directory with a `manifest.json` (version, and every
+//! file with its SHA-256 and size) and the files it names. A node keeps at
+//! most two loads, in slots `a` and `b`; the running load and the last
+//! committed one are never overwritten. A fetch recognises a version
+//! already present (nothing is copied), copies only files whose checksum
+//! differs from what the slot holds (incremental propagation), verifies
+//! every copied file, and writes the manifest last: a slot without its
+//! manifest is not a load. File work runs on the blocking pool.
+//!
+//! Not yet wired: the upgrade manager and the agent's operations (issue
+//! #9) build on this.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub const MANIFEST: &str = "manifest.json";
+const STATE: &str = "slots.json";
+const SLOTS: [&str; 2] = ["a", "b"];
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative path inside the release.
+    pub path: String,
+    /// Lower-case hex SHA-256 of the content.
+    pub sha256: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: String,
+    pub files: Vec<FileEntry>,
+}
+
+/// Which slot runs, and which version was last committed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotState {
+    pub running: Option<String>,
+    pub committed: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReleaseError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a release manifest: {reason}")]
+    Manifest { path: PathBuf, reason: String },
+    #[error("{path}: checksum {actual}, the manifest says {expected}")]
+    Checksum {
+        path: PathBuf,
+        expected: String,
+        actual: String,
+    },
+    #[error(
+        "no room for release {version}: slot a holds {a:?}, slot b {b:?}, and neither may be overwritten (running or last committed)"
+    )]
+    NoRoom {
+        version: String,
+        a: Option<String>,
+        b: Option<String>,
+    },
+    #[error("no slot holds release {0}")]
+    Absent(String),
+    #[error("file work did not finish: {0}")]
+    Join(String),
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ReleaseError + '_ {
+    move |source| ReleaseError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+/// SHA-256 of a file, as lower-case hex.
+pub fn sha256_file(path: &Path) -> Result<String, ReleaseError> {
+    let mut f = std::fs::File::open(path).map_err(io(path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Builds a manifest for a directory's files (the release tool's job).
+pub fn manifest_of(dir: &Path, version: &str) -> Result<Manifest, ReleaseError> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(io(&d))? {
+            let p = e.map_err(io(&d))?.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != MANIFEST) {
+                let rel = p
+                    .strip_prefix(dir)
+                    .map_err(|e| ReleaseError::Manifest {
+                        path: p.clone(),
+                        reason: e.to_string(),
+                    })?
+                    .to_string_lossy()
+                    .into_owned();
+                let size = std::fs::metadata(&p).map_err(io(&p))?.len();
+                files.push(FileEntry {
+                    path: rel,
+                    sha256: sha256_file(&p)?,
+                    size,
+                });
+            }
+        }
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Manifest {
+        version: version.to_string(),
+        files,
+    })
+}
+
+fn read_manifest(dir: &Path) -> Result<Manifest, ReleaseError> {
+    let path = dir.join(MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(io(&path))?;
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| ReleaseError::Manifest {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    // A manifest must not reach outside its release.
+    for f in &m.files {
+        let p = Path::new(&f.path);
+        if p.is_absolute() || p.components().any(|c| !matches!(c, Component::Normal(_))) {
+            return Err(ReleaseError::Manifest {
+                path,
+                reason: format!("file path {} leaves the release", f.path),
+            });
+        }
+    }
+    Ok(m)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReleaseError> {
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        f.write_all(bytes).map_err(io(&tmp))?;
+        f.sync_all().map_err(io(&tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(io(path))
+}
+
+/// What a fetch did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fetched {
+    pub slot: String,
+    pub version: String,
+    /// The version was there already: nothing was copied.
+    pub already_present: bool,
+    /// Files copied (the others were already in the slot).
+    pub copied: usize,
+}
+
+/// A node's two-slot release store.
+#[derive(Debug, Clone)]
+pub struct ReleaseStore {
+    root: PathBuf,
+}
+
+impl ReleaseStore {
+    pub fn new(root: &Path) -> Self {
+        Self {
+            root: root.to_path_buf(),
+        }
+    }
+
+    pub fn slot_dir(&self, slot: &str) -> PathBuf {
+        self.root.join(slot)
+    }
+
+    /// The version each slot holds (a slot without a valid manifest holds none).
+    pub fn slots(&self) -> BTreeMap<String, Option<String>> {
+        SLOTS
+            .iter()
+            .map(|s| {
+                (
+                    s.to_string(),
+                    read_manifest(&self.slot_dir(s)).ok().map(|m| m.version),
+                )
+            })
+            .collect()
+    }
+
+    pub fn state(&self) -> SlotState {
+        std::fs::read_to_string(self.root.join(STATE))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default()
+    }
+
+    fn save_state(&self, s: &SlotState) -> Result<(), ReleaseError> {
+        std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
+        let bytes = serde_json::to_vec_pretty(s).unwrap_or_default();
+        write_atomic(&self.root.join(STATE), &bytes)
+    }
+
+    /// The slot holding `version`, if any.
+    pub fn slot_of(&self, version: &str) -> Option<String> {
+        self.slots()
+            .into_iter()
+            .find(|(_, v)| v.as_deref() == Some(version))
+            .map(|(s, _)| s)
+    }
+
+    /// Records that `version` runs now (after a switch).
+    pub fn set_running(&self, version: &str) -> Result<(), ReleaseError> {
+        self.slot_of(version)
+            .ok_or_else(|| ReleaseError::Absent(version.to_string()))?;
+        let mut s = self.state();
+        s.running = Some(version.to_string());
+        self.save_state(&s)
+    }
+
+    /// Commits `version`: the release to fall back to from now on.
+    pub fn commit(&self, version: &str) -> Result<(), ReleaseError> {
+        self.slot_of(version)
+            .ok_or_else(|| ReleaseError::Absent(version.to_string()))?;
+        let mut s = self.state();
+        s.committed = Some(version.to_string());
+        self.save_state(&s)
+    }
+
+    /// Checks every file of a slot against its manifest.
+    pub fn verify(&self, slot: &str) -> Result<Manifest, ReleaseError> {
+        let dir = self.slot_dir(slot);
+        let m = read_manifest(&dir)?;
+        for f in &m.files {
+            let p = dir.join(&f.path);
+            let actual = sha256_file(&p)?;
+            if actual != f.sha256 {
+                return Err(ReleaseError::Checksum {
+                    path: p,
+                    expected: f.sha256.clone(),
+                    actual,
+                });
+            }
+        }
+        Ok(m)
+    }
+
+    /// Fetches release `version` from `source` (a release directory: a load
+    /// server's, or another node's slot for propagation) into a slot that
+    /// is neither running nor committed, copying only what differs.
+    pub async fn fetch(&self, source: &Path, version: &str) -> Result<Fetched, ReleaseError> {
+        let store = self.clone();
+        let source = source.to_path_buf();
+        let version = version.to_string();
+        tokio::task::spawn_blocking(move || store.fetch_blocking(&source, &version))
+            .await
+            .map_err(|e| ReleaseError::Join(e.to_string()))?
+    }
+
+    fn fetch_blocking(&self, source: &Path, version: &str) -> Result<Fetched, ReleaseError> {
+        let m = read_manifest(source)?;
+        if m.version != version {
+            return Err(ReleaseError::Manifest {
+                path: source.join(MANIFEST),
+                reason: format!("it is release {}, not {version}", m.version),
+            });
+        }
+        if let Some(slot) = self.slot_of(version)
+            && self.verify(&slot).is_ok()
+        {
+            return Ok(Fetched {
+                slot,
+                version: version.to_string(),
+                already_present: true,
+                copied: 0,
+            });
+        }
+        let state = self.state();
+        let slots = self.slots();
+        let keep = |v: &Option<String>| {
+            v.is_some() && (v.as_ref() == state.running.as_ref() || *v == state.committed)
+        };
+        // An empty slot first, else one that holds neither kept release.
+        let slot = slots
+            .iter()
+            .find(|(_, v)| v.is_none())
+            .or_else(|| slots.iter().find(|(_, v)| !keep(v)))
+            .map(|(s, _)| s.clone())
+            .ok_or_else(|| ReleaseError::NoRoom {
+                version: version.to_string(),
+                a: slots.get("a").cloned().flatten(),
+                b: slots.get("b").cloned().flatten(),
+            })?;
+        let dir = self.slot_dir(&slot);
+        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
+        // No manifest while the slot is being filled: it is no load.
+        let manifest = dir.join(MANIFEST);
+        if manifest.exists() {
+            std::fs::remove_file(&manifest).map_err(io(&manifest))?;
+        }
+        let mut copied = 0;
+        for f in &m.files {
+            let to = dir.join(&f.path);
+            if to.exists() && sha256_file(&to)? == f.sha256 {
+                continue;
+            }
+            let from = source.join(&f.path);
+            if let Some(parent) = to.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            let tmp = to.with_extension("part");
+            std::fs::copy(&from, &tmp).map_err(io(&from))?;
+            let actual = sha256_file(&tmp)?;
+            if actual != f.sha256 {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(ReleaseError::Checksum {
+                    path: from,
+                    expected: f.sha256.clone(),
+                    actual,
+                });
+            }
+            std::fs::File::open(&tmp)
+                .and_then(|f| f.sync_all())
+                .map_err(io(&tmp))?;
+            std::fs::rename(&tmp, &to).map_err(io(&to))?;
+            copied += 1;
+        }
+        // Files the new release does not have go.
+        let wanted: std::collections::BTreeSet<PathBuf> =
+            m.files.iter().map(|f| dir.join(&f.path)).collect();
+        let mut stack = vec![dir.clone()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).map_err(io(&d))? {
+                let p = e.map_err(io(&d))?.path();
+                if p.is_dir() {
+                    stack.push(p);
+                } else if !wanted.contains(&p) {
+                    std::fs::remove_file(&p).map_err(io(&p))?;
+                }
+            }
+        }
+        let bytes = serde_json::to_vec_pretty(&m).unwrap_or_default();
+        write_atomic(&manifest, &bytes)?;
+        Ok(Fetched {
+            slot,
+            version: version.to_string(),
+            already_present: false,
+            copied,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(dir: &Path, version: &str, files: &[(&str, &str)]) -> PathBuf {
+        let d = dir.join(format!("server/{version}"));
+        for (p, content) in files {
+            let f = d.join(p);
+            std::fs::create_dir_all(f.parent().unwrap()).unwrap();
+            std::fs::write(f, content).unwrap();
+        }
+        let m = manifest_of(&d, version).unwrap();
+        std::fs::write(d.join(MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();
+        d
+    }
+
+    #[tokio::test]
+    async fn two_slots_incremental_copies_and_kept_releases() {
+        let t = tempfile::tempdir().unwrap();
+        let r1 = release(t.path(), "1", &[("bin/halyard", "one"), ("etc/conf", "c")]);
+        let r2 = release(t.path(), "2", &[("bin/halyard", "two"), ("etc/conf", "c")]);
+        let r3 = release(t.path(), "3", &[("bin/halyard", "three")]);
+        let store = ReleaseStore::new(&t.path().join("node"));
+
+        let f = store.fetch(&r1, "1").await.unwrap();
+        assert_eq!(
+            (f.slot.as_str(), f.copied, f.already_present),
+            ("a", 2, false)
+        );
+        // Already present: nothing copied.
+        let again = store.fetch(&r1, "1").await.unwrap();
+        assert!(again.already_present);
+        assert_eq!(again.copied, 0);
+        store.set_running("1").unwrap();
+        store.commit("1").unwrap();
+
+        let f2 = store.fetch(&r2, "2").await.unwrap();
+        assert_eq!(f2.slot, "b");
+        store.verify("b").unwrap();
+        // Release 3 may replace 2 (neither running nor committed), not 1.
+        let f3 = store.fetch(&r3, "3").await.unwrap();
+        assert_eq!(f3.slot, "b");
+        assert_eq!(f3.copied, 1, "only the changed file is copied");
+        assert!(
+            !store.slot_dir("b").join("etc/conf").exists(),
+            "stale files go"
+        );
+        assert_eq!(store.slots()["a"].as_deref(), Some("1"));
+
+        // Running 3 with 1 committed: no slot may take release 2.
+        store.set_running("3").unwrap();
+        let err = store.fetch(&r2, "2").await.unwrap_err();
+        assert!(matches!(err, ReleaseError::NoRoom { .. }), "{err}");
+        // Once 3 is committed, 1 may go.
+        store.commit("3").unwrap();
+        let f = store.fetch(&r2, "2").await.unwrap();
+        assert_eq!(f.slot, "a");
+        // Propagation: a peer's slot is a source like any other.
+        let peer = ReleaseStore::new(&t.path().join("peer"));
+        let p = peer.fetch(&store.slot_dir("a"), "2").await.unwrap();
+        assert_eq!(p.copied, 2);
+        peer.verify(&p.slot).unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_or_hostile_releases_are_refused_and_leave_no_load() {
+        let t = tempfile::tempdir().unwrap();
+        let r1 = release(t.path(), "1", &[("bin/halyard", "one")]);
+        std::fs::write(r1.join("bin/halyard"), "tampered").unwrap();
+        let store = ReleaseStore::new(&t.path().join("node"));
+        let err = store.fetch(&r1, "1").await.unwrap_err();
+        assert!(matches!(err, ReleaseError::Checksum { .. }), "{err}");
+        assert_eq!(store.slots()["a"], None, "a half-filled slot is no load");
+
+        let evil = t.path().join("server/evil");
+        std::fs::create_dir_all(&evil).unwrap();
+        let m = Manifest {
+            version: "evil".into(),
+            files: vec![FileEntry {
+                path: "../../outside".into(),
+                sha256: String::new(),
+                size: 0,
+            }],
+        };
+        std::fs::write(evil.join(MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();
+        let err = store.fetch(&evil, "evil").await.unwrap_err();
+        assert!(err.to_string().contains("leaves the release"), "{err}");
+        // Asking for a version the source is not.
+        let r2 = release(t.path(), "2", &[("x", "y")]);
+        assert!(store.fetch(&r2, "3").await.is_err());
+    }
+}
