@@ -593,8 +593,13 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
             ));
         }
         if failure < lease + 2 * hb {
+            // Point at what the file set (a default has no place in it).
+            let at = [&k.failure_ms, &k.lease_ms, &k.heartbeat_ms]
+                .into_iter()
+                .find(|s| !s.span().is_empty())
+                .unwrap_or(&k.failure_ms);
             errs.push(loc.span(
-                &k.failure_ms,
+                at,
                 format!(
                     "found failure detection {failure} ms, expected at least the lease plus two heartbeats ({} ms), so a cut-off node gives up its primaries before they are promoted elsewhere",
                     lease + 2 * hb

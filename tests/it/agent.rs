@@ -510,6 +510,16 @@ fn broken_config_files_are_reported_with_file_line_col() {
             "[snmp]\nlisten = [\"localhost\"]\n[element]\nname = \"1\"\n",
             ":2:11: error: found listen address \"localhost\", expected IP:PORT",
         ),
+        (
+            "cluster-lease.toml",
+            "[cluster]\nlease_ms = 600\n[element]\nname = \"1\"\n[[node]]\nname = \"a\"\ncluster = [\"127.0.0.1:7101\"]\n",
+            ":2:12: error: found failure detection 500 ms, expected at least the lease plus two heartbeats",
+        ),
+        (
+            "cluster-address.toml",
+            "[element]\nname = \"1\"\n[[node]]\nname = \"a\"\ncluster = [\"127.0.0.1\"]\n",
+            ":5:12: error: found address \"127.0.0.1\", expected ip:port",
+        ),
     ];
     for (file, text, want) in cases {
         let path = dir.path().join(file);
