@@ -119,6 +119,9 @@ pub async fn publish_status(
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut n = 0u32;
     let me = view.me();
+    // Announced on change, as the schema's MembershipChanged notification
+    // (an SNMP trap, a NETCONF notification, an HTTP event).
+    let mut last: BTreeMap<String, (MembershipState, ClusterRole)> = BTreeMap::new();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
@@ -147,6 +150,19 @@ pub async fn publish_status(
             } else {
                 ClusterRole::Follower
             };
+            if last.insert(s.name.clone(), (membership, role)) != Some((membership, role)) && n > 0
+            {
+                tracing::info!(node = %s.name, membership = membership.label(), role = role.label(), "membership changed");
+                model.publish(
+                    "MembershipChanged",
+                    &name,
+                    vec![
+                        ("Node", Value::Str(s.name.clone())),
+                        ("State", Value::Enum(membership.value())),
+                        ("Role", Value::Enum(role.value())),
+                    ],
+                );
+            }
             let _ = model.store.update(
                 &name,
                 &[

@@ -282,7 +282,7 @@ impl AgentModel {
         Ok(i)
     }
 
-    fn publish(&self, class: &str, source: &ObjectName, values: Vec<(&str, Value)>) {
+    pub(crate) fn publish(&self, class: &str, source: &ObjectName, values: Vec<(&str, Value)>) {
         let Some(meta) = SCHEMA.class(class) else {
             return;
         };

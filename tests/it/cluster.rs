@@ -81,6 +81,17 @@ fn a_node_killed_with_sigkill_has_its_primaries_taken_over_with_their_state_and_
         c.attrs(survivor, &node_object(victim))
             .is_some_and(|a| a["membership"] == "down")
     });
+    // The change was announced as a MembershipChanged notification.
+    let (_, body) = c.curl(survivor, "GET", "/api/v1/notifications");
+    let ns: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        ns["notifications"].as_array().unwrap().iter().any(|n| {
+            n["class"] == "MembershipChanged"
+                && n["values"]["node"] == victim
+                && n["values"]["state"] == "down"
+        }),
+        "no MembershipChanged(down) for {victim}: {body}"
+    );
     let snmp = c
         .nodes
         .iter()
