@@ -244,6 +244,27 @@ impl ClusterClock {
     }
 }
 
+/// Which earlier command a command makes redundant in snapshots: a
+/// checkpoint write the previous write of the same entry, an attribute
+/// write the previous write of the same attributes. (Locks are history: a
+/// refused lock replays as refused only if the lock it met is replayed.)
+pub fn supersede_key(command: &serde_json::Value) -> Option<String> {
+    let s = |k: &str| command[k].as_str().unwrap_or_default().to_string();
+    match command["cmd"].as_str()? {
+        "checkpoint" => Some(format!("checkpoint/{}/{}", s("si"), s("key"))),
+        "replicated" if command["topic"] == "set" => {
+            let mut targets: Vec<String> = command["body"]
+                .as_array()?
+                .iter()
+                .map(|set| format!("{}#{}", set["object"], set["attribute"]))
+                .collect();
+            targets.sort();
+            Some(format!("set/{}", targets.join(",")))
+        }
+        _ => None,
+    }
+}
+
 /// A committed command on its way to the core task.
 #[derive(Debug)]
 pub enum Applied {
@@ -315,13 +336,7 @@ impl halyard_consensus::Machine for Applier {
     /// A checkpoint write replaces the previous write of the same entry:
     /// snapshots keep the latest value, not every increment.
     fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
-        (command["cmd"] == "checkpoint").then(|| {
-            format!(
-                "checkpoint/{}/{}",
-                command["si"].as_str().unwrap_or_default(),
-                command["key"].as_str().unwrap_or_default()
-            )
-        })
+        supersede_key(command)
     }
 
     async fn reset(&self) {
@@ -521,6 +536,37 @@ mod tests {
         assert!(overlaps("ne=1/shelf=1", "ne=1/shelf=1"));
         assert!(!overlaps("ne=1/shelf=1", "ne=1/shelf=10"));
         assert!(!overlaps("ne=1/shelf=1/fan=1", "ne=1/shelf=1/fan=2"));
+    }
+
+    #[test]
+    fn snapshots_keep_the_latest_write_only_where_state_is_overwritten() {
+        let key = |c: Command| supersede_key(&serde_json::to_value(c).unwrap());
+        let w = |v: &str| Command::Checkpoint {
+            si: "si=1".into(),
+            key: "count".into(),
+            value: v.into(),
+        };
+        assert_eq!(key(w("1")), key(w("2")));
+        let lock = key(Command::Lock {
+            subject: "ne=1/shelf=1".into(),
+            holder: "job 1 on node n1".into(),
+        });
+        assert_eq!(lock, None);
+        let set = |o: &str| Command::Replicated {
+            topic: "set".into(),
+            body: serde_json::json!([{"object": o, "attribute": "Label", "value": "x"}]),
+        };
+        assert_eq!(key(set("ne=1/a")), key(set("ne=1/a")));
+        assert_ne!(key(set("ne=1/a")), key(set("ne=1/b")));
+        // Decisions and audit records are history: always kept.
+        assert_eq!(key(Command::NodeUp { node: "n1".into() }), None);
+        assert_eq!(
+            key(Command::Replicated {
+                topic: "audit".into(),
+                body: serde_json::json!({})
+            }),
+            None
+        );
     }
 
     #[test]
