@@ -33,6 +33,9 @@ use crate::element::Element;
 
 /// Audit records kept as managed objects (all are in the journal).
 const AUDIT_KEPT: usize = 1000;
+/// Availability incidents shown as managed objects (the newest; the
+/// repository keeps them all).
+const INCIDENTS_SHOWN: usize = 200;
 
 /// What the cluster fault-injection operations act on.
 #[derive(Debug, Clone)]
@@ -466,15 +469,16 @@ impl AgentModel {
                 Value::Str(root_alarm.map(|a| a.name.to_string()).unwrap_or_default()),
             ),
         ];
-        self.create_dynamic("Alarm", &object, &values).await?;
+        // Persisted before anyone can read it (a walk, a get), not only
+        // before it is announced: a kill -9 never loses an alarm a manager saw.
         let alarm = name(&object)?;
+        self.persist_alarm_as(&alarm, &values).await?;
         if let Some(root) = root_alarm {
-            self.store.update(
-                &root.name,
-                &[("Correlation", Value::Enum(AlarmCorrelation::Root.value()))],
-            )?;
-            self.persist_alarm(&root.name).await?;
+            let root_now = [("Correlation", Value::Enum(AlarmCorrelation::Root.value()))];
+            self.persist_alarm_as(&root.name, &root_now).await?;
+            self.store.update(&root.name, &root_now)?;
         }
+        self.create_dynamic("Alarm", &object, &values).await?;
         self.persist_alarm(&alarm).await?;
         let source = name(resource).unwrap_or_else(|_| self.root.clone());
         self.publish(
@@ -612,13 +616,35 @@ impl AgentModel {
     }
 
     async fn persist_alarm(&self, alarm: &ObjectName) -> Result<(), ModelError> {
-        let o = self.store.get(alarm).await?;
+        self.persist_alarm_as(alarm, &[]).await
+    }
+
+    /// Persists an alarm as it is in the store (if there) with `values`
+    /// applied over it: a change is durable before it is visible.
+    async fn persist_alarm_as(
+        &self,
+        alarm: &ObjectName,
+        values: &[(&str, Value)],
+    ) -> Result<(), ModelError> {
+        let meta = SCHEMA
+            .class("Alarm")
+            .ok_or_else(|| ModelError::CommitFailed {
+                reason: "no Alarm class in the schema".into(),
+            })?;
+        let current = self.store.get(alarm).await.ok();
         let mut body = serde_json::Map::new();
-        for (a, v) in o.class.attributes.iter().zip(&o.values) {
-            if a.key || a.name == "Parent" || matches!(v, Value::Absent) {
+        for (i, a) in meta.attributes.iter().enumerate() {
+            if a.key || a.name == "Parent" {
                 continue;
             }
-            body.insert(a.name.to_string(), json!(v.render(&a.ty)));
+            let v = values
+                .iter()
+                .find(|(n, _)| *n == a.name)
+                .map(|(_, v)| v)
+                .or_else(|| current.as_ref().and_then(|o| o.values.get(i)));
+            if let Some(v) = v.filter(|v| !matches!(v, Value::Absent)) {
+                body.insert(a.name.to_string(), json!(v.render(&a.ty)));
+            }
         }
         let (_, n) = alarm.leaf();
         self.repo
@@ -648,6 +674,71 @@ impl AgentModel {
                     self.refresh_states().await;
                 }
                 Some(Received::Event(e)) => self.apply(&e.kind).await,
+            }
+        }
+    }
+
+    /// Shows the availability incidents the ASR recorded (in a cluster,
+    /// every node records each one as it applies the failure) as
+    /// AvailabilityIncident objects, so every face of every node lists them.
+    pub(crate) async fn sync_incidents(&self) {
+        let Ok(all) = self.core.asr.incidents().await else {
+            return;
+        };
+        let start = all.len().saturating_sub(INCIDENTS_SHOWN);
+        let shown: std::collections::BTreeSet<i64> = all[start..].iter().map(|i| i.id).collect();
+        for i in &all[start..] {
+            let name = format!("{}/incident={}", self.root, i.id);
+            let recovery = i
+                .recovery
+                .parse::<halyard_cluster_model::model::RecoveryAction>()
+                .unwrap_or_default();
+            let values = [
+                ("Component", Value::Str(truncate(&i.component, 255))),
+                ("ServiceInstance", Value::Str(truncate(&i.si, 255))),
+                ("StartedAt", Value::Time(Timestamp(i.started))),
+                (
+                    "EndedAt",
+                    i.ended.map_or(Value::Absent, |e| Value::Time(Timestamp(e))),
+                ),
+                ("ServiceLost", Value::Bool(i.service_lost)),
+                ("Recovery", Value::Enum(recovery.value())),
+                ("RecoveryCompleted", Value::Bool(i.completed)),
+                (
+                    "Duration",
+                    Value::U32(
+                        i.ended
+                            .map_or(0, |e| (e - i.started).clamp(0, i64::from(u32::MAX)) as u32),
+                    ),
+                ),
+            ];
+            let Ok(n) = ObjectName::parse(&name) else {
+                continue;
+            };
+            if self.store.update(&n, &values).is_err() {
+                let _ = self
+                    .create_dynamic("AvailabilityIncident", &name, &values)
+                    .await;
+            }
+        }
+        // Older ones leave the tree (not the repository).
+        if let Ok(objs) = self
+            .store
+            .query(&Query {
+                classes: vec!["AvailabilityIncident".into()],
+                ..Query::default()
+            })
+            .await
+        {
+            for o in objs {
+                let id = o
+                    .name
+                    .as_str()
+                    .rsplit_once("incident=")
+                    .and_then(|(_, id)| id.parse::<i64>().ok());
+                if id.is_some_and(|id| !shown.contains(&id)) {
+                    self.store.remove(&o.name);
+                }
             }
         }
     }

@@ -115,6 +115,7 @@ impl Collector {
         self.aggregates(&stats).await;
         self.thresholds().await;
         self.model.refresh_counters().await;
+        self.model.sync_incidents().await;
         let cutoff = Timestamp::now().0 - self.retention.as_millis() as i64;
         if let Err(e) = self.model.repo.prune_journal("statistic", cutoff).await {
             tracing::warn!(error = %e, "cannot prune statistics history");

@@ -81,6 +81,14 @@ fn a_node_killed_with_sigkill_has_its_primaries_taken_over_with_their_state_and_
         c.attrs(survivor, &node_object(victim))
             .is_some_and(|a| a["membership"] == "down")
     });
+    // Every survivor lists the outage of the victim's counterd among its
+    // availability incidents (recorded as each applied the loss).
+    for n in NODES.iter().filter(|n| **n != victim) {
+        wait_until(&format!("the incident on {n}"), 20, || {
+            let (_, body) = c.curl(n, "GET", "/api/v1/classes/AvailabilityIncident");
+            body.contains(&format!("comp={primary}"))
+        });
+    }
     // The change was announced as a MembershipChanged notification.
     let (_, body) = c.curl(survivor, "GET", "/api/v1/notifications");
     let ns: serde_json::Value = serde_json::from_str(&body).unwrap();
