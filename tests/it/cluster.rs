@@ -89,6 +89,20 @@ fn a_node_killed_with_sigkill_has_its_primaries_taken_over_with_their_state_and_
             body.contains(&format!("comp={primary}"))
         });
     }
+    // NETCONF (ncclient) and Prometheus on the survivor say the same.
+    let nc = c.netconf_nodes(survivor);
+    assert!(
+        nc.contains(&(node_object(victim), "down".to_string())),
+        "NETCONF node list: {nc:?}"
+    );
+    let (_, metrics) = c.curl(survivor, "GET", "/metrics");
+    assert!(
+        metrics.lines().any(|l| l.contains("membership")
+            && l.contains(&node_object(victim))
+            && l.contains("\"down\"")
+            && l.ends_with(" 1")),
+        "no membership=down series for {victim} in /metrics"
+    );
     // The change was announced as a MembershipChanged notification.
     let (_, body) = c.curl(survivor, "GET", "/api/v1/notifications");
     let ns: serde_json::Value = serde_json::from_str(&body).unwrap();

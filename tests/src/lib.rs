@@ -88,6 +88,7 @@ pub struct Node {
     pub data: PathBuf,
     pub http: String,
     pub snmp: String,
+    pub netconf: String,
     child: Option<Child>,
 }
 
@@ -148,6 +149,7 @@ impl Cluster {
                 data,
                 http: format!("127.0.0.1:{http}"),
                 snmp: format!("127.0.0.1:{snmp}"),
+                netconf: format!("127.0.0.1:{netconf}"),
                 child: None,
             });
         }
@@ -183,6 +185,7 @@ checkpoint = "asynchronous"
                 data,
                 http: format!("127.0.0.1:{http}"),
                 snmp: format!("127.0.0.1:{snmp}"),
+                netconf: format!("127.0.0.1:{netconf}"),
                 child: None,
             });
         }
@@ -385,6 +388,37 @@ checkpoint = "asynchronous"
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
         (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The node table as a node serves it over NETCONF (ncclient `get`):
+    /// (node object, membership) pairs.
+    pub fn netconf_nodes(&self, node: &str) -> Vec<(String, String)> {
+        const SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+host, port = sys.argv[1].rsplit(":", 1)
+NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+data = m.get(filter=("subtree", '<element xmlns="%s"><node/></element>' % NS)).data_ele
+for n in data.iter("{%s}node" % NS):
+    print(n.find("{%s}name" % NS).text, n.find("{%s}membership" % NS).text)
+m.close_session()
+"#;
+        let out = Command::new("python3")
+            .args(["-c", SCRIPT, &self.node(node).netconf])
+            .output()
+            .expect("python3 with ncclient");
+        assert!(
+            out.status.success(),
+            "ncclient: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
     }
 
     /// The SNMP index of an object as a node serves it (hcObjectTable).
