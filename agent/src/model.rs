@@ -302,7 +302,6 @@ impl AgentModel {
 
     /// Records a management write in the audit trail.
     pub(crate) async fn audit(&self, who: &Principal, operation: &str, result: &str) {
-        let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
         let now = Timestamp::now();
         let _ = self
             .repo
@@ -322,6 +321,7 @@ impl AgentModel {
             });
             return;
         }
+        let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
         self.add_audit_record(n, now, &who.user, who.protocol.value(), operation, result)
             .await;
     }

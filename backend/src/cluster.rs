@@ -376,7 +376,6 @@ pub struct ClusterView {
 #[derive(Debug, Default)]
 struct ViewInner {
     nodes: BTreeMap<String, NodeStatus>,
-    applied_index: u64,
     /// When this replica last applied a command or heard the master.
     fresh_at: Option<Instant>,
     me: String,
@@ -461,18 +460,13 @@ impl ClusterView {
             .map(|n| n.name.clone())
     }
 
-    pub fn applied(&self, index: u64) {
-        let mut i = self.lock();
-        i.applied_index = index;
-        i.fresh_at = Some(Instant::now());
+    /// This replica applied a committed command.
+    pub fn applied(&self) {
+        self.lock().fresh_at = Some(Instant::now());
     }
 
     pub fn heard_master(&self) {
         self.lock().fresh_at = Some(Instant::now());
-    }
-
-    pub fn applied_index(&self) -> u64 {
-        self.lock().applied_index
     }
 
     /// How stale this replica may be: the time since it last applied a

@@ -1136,21 +1136,7 @@ impl CoreState {
                 if self.cluster.is_some() {
                     return;
                 }
-                // An incident; service is lost if one of its SIs has no active now.
-                let lost = served
-                    .iter()
-                    .any(|si| self.crim.si(si).is_none_or(|(a, _)| a.is_none()));
-                let recovery = self.last_recovery.take().unwrap_or_default();
-                let asr = self.core.asr.clone();
-                let si = served.join(",");
-                tokio::spawn(async move {
-                    if let Err(e) = asr
-                        .open(&component, &si, Timestamp::now().0, lost, &recovery)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "cannot record incident");
-                    }
-                });
+                self.record_incident(component, &served, "");
             }
             Err(e) => tracing::debug!(error = %e, "failure report not applied"),
         }
@@ -1257,25 +1243,32 @@ impl CoreState {
             && !self.replaying()
             && let Some(component) = failed
         {
-            let lost = served
-                .iter()
-                .any(|si| self.crim.si(si).is_none_or(|(a, _)| a.is_none()));
-            let recovery = self
-                .last_recovery
-                .take()
-                .unwrap_or_else(|| "fail-over".into());
-            let asr = self.core.asr.clone();
-            let si = served.join(",");
-            tokio::spawn(async move {
-                if let Err(e) = asr
-                    .open(&component, &si, Timestamp::now().0, lost, &recovery)
-                    .await
-                {
-                    tracing::warn!(error = %e, "cannot record incident");
-                }
-            });
+            // A loss has no recovery event of its own: its SIs fail over.
+            self.record_incident(component, &served, "fail-over");
         }
         Ok(())
+    }
+
+    /// Opens an incident for a failed component (off the core task); the
+    /// service is lost if one of the SIs it served has no active now.
+    fn record_incident(&mut self, component: String, served: &[String], default_recovery: &str) {
+        let lost = served
+            .iter()
+            .any(|si| self.crim.si(si).is_none_or(|(a, _)| a.is_none()));
+        let recovery = self
+            .last_recovery
+            .take()
+            .unwrap_or_else(|| default_recovery.to_string());
+        let asr = self.core.asr.clone();
+        let si = served.join(",");
+        tokio::spawn(async move {
+            if let Err(e) = asr
+                .open(&component, &si, Timestamp::now().0, lost, &recovery)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot record incident");
+            }
+        });
     }
 
     /// Applies one committed command (cluster mode).
@@ -1348,7 +1341,7 @@ impl CoreState {
             }
         };
         if let Some(rt) = &self.cluster {
-            rt.view.applied(index);
+            rt.view.applied();
         }
         out
     }

@@ -97,31 +97,42 @@ pub fn sha256_file(path: &Path) -> Result<String, ReleaseError> {
     Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Builds a manifest for a directory's files (the release tool's job).
-pub fn manifest_of(dir: &Path, version: &str) -> Result<Manifest, ReleaseError> {
-    let mut files = Vec::new();
+/// Every file below `dir` (directories walked, not listed).
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>, ReleaseError> {
+    let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).map_err(io(&d))? {
             let p = e.map_err(io(&d))?.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().is_some_and(|n| n != MANIFEST) {
-                let rel = p
-                    .strip_prefix(dir)
-                    .map_err(|e| ReleaseError::Manifest {
-                        path: p.clone(),
-                        reason: e.to_string(),
-                    })?
-                    .to_string_lossy()
-                    .into_owned();
-                let size = std::fs::metadata(&p).map_err(io(&p))?.len();
-                files.push(FileEntry {
-                    path: rel,
-                    sha256: sha256_file(&p)?,
-                    size,
-                });
+            } else {
+                out.push(p);
             }
+        }
+    }
+    Ok(out)
+}
+
+/// Builds a manifest for a directory's files (the release tool's job).
+pub fn manifest_of(dir: &Path, version: &str) -> Result<Manifest, ReleaseError> {
+    let mut files = Vec::new();
+    for p in files_under(dir)? {
+        if p.file_name().is_some_and(|n| n != MANIFEST) {
+            let rel = p
+                .strip_prefix(dir)
+                .map_err(|e| ReleaseError::Manifest {
+                    path: p.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_string_lossy()
+                .into_owned();
+            let size = std::fs::metadata(&p).map_err(io(&p))?.len();
+            files.push(FileEntry {
+                path: rel,
+                sha256: sha256_file(&p)?,
+                size,
+            });
         }
     }
     files.sort_by(|a, b| a.path.cmp(&b.path));
@@ -343,15 +354,9 @@ impl ReleaseStore {
         // Files the new release does not have go.
         let wanted: std::collections::BTreeSet<PathBuf> =
             m.files.iter().map(|f| dir.join(&f.path)).collect();
-        let mut stack = vec![dir.clone()];
-        while let Some(d) = stack.pop() {
-            for e in std::fs::read_dir(&d).map_err(io(&d))? {
-                let p = e.map_err(io(&d))?.path();
-                if p.is_dir() {
-                    stack.push(p);
-                } else if !wanted.contains(&p) {
-                    std::fs::remove_file(&p).map_err(io(&p))?;
-                }
+        for p in files_under(&dir)? {
+            if !wanted.contains(&p) {
+                std::fs::remove_file(&p).map_err(io(&p))?;
             }
         }
         let bytes = serde_json::to_vec_pretty(&m).unwrap_or_default();

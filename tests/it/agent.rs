@@ -5,51 +5,16 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-const V3: &[&str] = &[
-    "-v3",
-    "-l",
-    "authPriv",
-    "-u",
-    "operator",
-    "-a",
-    "SHA-256",
-    "-A",
-    "halyard-demo-auth",
-    "-x",
-    "AES",
-    "-X",
-    "halyard-demo-priv",
-];
+use halyard_tests::V3;
 pub(crate) const HC: &str = "1.3.6.1.4.1.32473.77";
 
-pub(crate) fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+pub(crate) use halyard_tests::workspace;
 
 /// Builds the binary once (a no-op when `cargo test --workspace` built it).
-fn halyard() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let st = Command::new(env!("CARGO"))
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "halyard-agent",
-                "--bin",
-                "halyard",
-            ])
-            .current_dir(workspace())
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "cannot build halyard");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| workspace().join("target"), PathBuf::from);
-        target.join("debug/halyard")
-    })
+fn halyard() -> PathBuf {
+    halyard_tests::halyard(false)
 }
 
 fn free_tcp() -> u16 {

@@ -15,6 +15,23 @@ use std::time::{Duration, Instant};
 
 pub const NODES: [&str; 3] = ["n1", "n2", "n3"];
 
+/// net-snmp options for the demo's v3 write user (authPriv, SHA-256, AES).
+pub const V3: &[&str] = &[
+    "-v3",
+    "-l",
+    "authPriv",
+    "-u",
+    "operator",
+    "-a",
+    "SHA-256",
+    "-A",
+    "halyard-demo-auth",
+    "-x",
+    "AES",
+    "-X",
+    "halyard-demo-priv",
+];
+
 /// The 2N service instances of the example and their members' hosts.
 pub const PAIRS: [(&str, [(&str, &str); 2]); 2] = [
     ("counter", [("counterd-a", "n1"), ("counterd-b", "n2")]),
@@ -439,25 +456,8 @@ m.close_session()
     /// A net-snmp tool against a node, as the demo's v3 write user.
     pub fn snmp_v3(&self, tool: &str, node: &str, rest: &[&str]) -> (bool, String) {
         let out = Command::new(tool)
-            .args([
-                "-v3",
-                "-l",
-                "authPriv",
-                "-u",
-                "operator",
-                "-a",
-                "SHA-256",
-                "-A",
-                "halyard-demo-auth",
-                "-x",
-                "AES",
-                "-X",
-                "halyard-demo-priv",
-                "-t",
-                "5",
-                "-r",
-                "2",
-            ])
+            .args(V3)
+            .args(["-t", "5", "-r", "2"])
             .arg(&self.node(node).snmp)
             .args(rest)
             .output()
