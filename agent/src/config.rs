@@ -63,6 +63,27 @@ pub struct Config {
     pub thresholds: Vec<ThresholdEntry>,
     #[serde(default)]
     pub cluster: ClusterSection,
+    /// Software releases (load server, fail-safe commit); see `halyard boot`.
+    pub release: Option<ReleaseSection>,
+}
+
+/// Where releases come from and how long a trial release has to prove
+/// itself healthy before the node falls back to the committed one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseSection {
+    /// The load server: a directory with one release directory per version
+    /// (`<load_server>/<version>/manifest.json`).
+    pub load_server: Spanned<PathBuf>,
+    /// The release `halyard boot` installs and commits on a fresh node.
+    pub initial: Option<Spanned<String>>,
+    /// Watchdog deadline of a trial boot.
+    #[serde(default = "thirty_s")]
+    pub watchdog_ms: Spanned<u32>,
+}
+
+fn thirty_s() -> Spanned<u32> {
+    Spanned::new(0..0, 30_000)
 }
 
 /// Cluster timers. A cluster runs when the nodes have `cluster` addresses.
@@ -457,6 +478,23 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
 }
 
 fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    if let Some(r) = &c.release {
+        if r.load_server.get_ref().as_os_str().is_empty() {
+            errs.push(loc.span(
+                &r.load_server,
+                "found an empty load_server, expected a directory",
+            ));
+        }
+        if *r.watchdog_ms.get_ref() < 1000 {
+            errs.push(loc.span(
+                &r.watchdog_ms,
+                format!(
+                    "found watchdog_ms = {}, expected at least 1000 (a node needs time to start)",
+                    r.watchdog_ms.get_ref()
+                ),
+            ));
+        }
+    }
     let names = |what: &str,
                  items: Vec<&Spanned<String>>,
                  errs: &mut Vec<ConfigError>|

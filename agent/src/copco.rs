@@ -230,6 +230,36 @@ pub async fn invoke(
         return cluster_operation(model, target, method.name, &args, &principal).await;
     }
 
+    // The software upgrade manager runs campaigns of its own (replicated,
+    // resumed by a new master); it holds COpCo's lock on the element.
+    if (obj.class.name == "NetworkElement" && method.name == "Upgrade")
+        || obj.class.name == "UpgradeCampaign"
+    {
+        let up = model.upgrades.get().ok_or_else(|| ModelError::Inconsistent {
+            reason: "software upgrades need a cluster node started with `halyard boot` and a [release] section".into(),
+        })?;
+        let r = if method.name == "Upgrade" {
+            up.start(
+                &arg("Release").unwrap_or_default(),
+                &arg("Method").unwrap_or_else(|| "rolling".into()),
+                &principal,
+            )
+            .await
+        } else {
+            up.request(target, method.name, &principal).await
+        };
+        if let Err(e) = &r {
+            model
+                .audit(
+                    &principal,
+                    &format!("{} {target}", method.name),
+                    &format!("rejected: {e}"),
+                )
+                .await;
+        }
+        return r;
+    }
+
     let steps: Vec<Step> = match (method.name, is_component) {
         ("Lock", true) => components_under(model, target)
             .await?

@@ -5,6 +5,7 @@
 //! config file; `halyard counterd` is the example HA-aware daemon the demo
 //! supervises.
 
+mod boot;
 mod cluster;
 mod config;
 mod copco;
@@ -12,6 +13,7 @@ mod element;
 mod face_metrics;
 mod model;
 mod stats;
+mod upgrade;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +62,18 @@ enum Command {
     Check,
     /// Runs the example HA-aware daemon (the demo's components).
     Counterd,
+    /// Boot supervisor: runs this node from its release store (the config's
+    /// `[release]` section), with the fail-safe watchdog and fall-back.
+    Boot,
+    /// Writes DIR/manifest.json for a release (its version, and every file
+    /// with its SHA-256 and size): what a load server holds per version.
+    Pack {
+        /// Release version.
+        #[arg(long)]
+        release: String,
+        /// The release directory.
+        dir: PathBuf,
+    },
 }
 
 fn load(cli: &Cli) -> Result<(String, config::Config), config::ConfigErrors> {
@@ -83,7 +97,7 @@ fn load(cli: &Cli) -> Result<(String, config::Config), config::ConfigErrors> {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    match &cli.command {
         Some(Command::Counterd) => {
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -111,7 +125,20 @@ fn main() -> anyhow::Result<()> {
                 }
             };
         }
-        None => {}
+        Some(Command::Pack { release, dir }) => {
+            let m = halyard_backend::release::manifest_of(dir, release)
+                .with_context(|| format!("cannot read {}", dir.display()))?;
+            let path = dir.join(halyard_backend::release::MANIFEST);
+            std::fs::write(&path, serde_json::to_vec_pretty(&m)?)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "{}: release {release}, {} files",
+                path.display(),
+                m.files.len()
+            );
+            return Ok(());
+        }
+        Some(Command::Boot) | None => {}
     }
     // A config error is reported before anything starts.
     let (source, cfg) = match load(&cli) {
@@ -129,6 +156,22 @@ fn main() -> anyhow::Result<()> {
         )
         .with_target(false)
         .init();
+    if matches!(cli.command, Some(Command::Boot)) {
+        let Some(release) = cfg.release.clone() else {
+            bail!("{source}: `halyard boot` needs a [release] section");
+        };
+        let (node, data_dir) = node_dirs(&cli, &cfg)?;
+        // The node runs with the same arguments, minus `boot`.
+        let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "boot").collect();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let span = tracing::info_span!("boot", node = %node);
+        return rt.block_on(tracing::Instrument::instrument(
+            boot::run(&release, &data_dir, args),
+            span,
+        ));
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -137,23 +180,31 @@ fn main() -> anyhow::Result<()> {
     // Tasks that outlive the ordered shutdown (openraft's core, blocking
     // SQLite work) must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
-    r
+    match r {
+        // Stopped to boot onto another release: the supervisor restarts it.
+        Ok(Exit::Reboot) => std::process::exit(boot::REBOOT),
+        Ok(Exit::Stopped) => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
-async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Result<()> {
+/// Why the node stopped.
+#[derive(Debug)]
+enum Exit {
+    Stopped,
+    Reboot,
+}
+
+/// The node's name and data directory, from the flags and the config (in
+/// a cluster the nodes share one config: a node's own section gives them).
+fn node_dirs(cli: &Cli, cfg: &config::Config) -> anyhow::Result<(String, PathBuf)> {
     let node = cli
         .node
         .clone()
         .or(cfg.agent.node.clone())
         .unwrap_or_else(|| "a".into());
     let clustered = cfg.clustered();
-    // In a cluster the nodes share one config: a node's own section gives
-    // its data directory and face addresses.
-    let own = cfg
-        .nodes
-        .iter()
-        .find(|n| *n.name.get_ref() == node)
-        .cloned();
+    let own = cfg.nodes.iter().find(|n| *n.name.get_ref() == node);
     if clustered && own.is_none() {
         bail!("node {node} is not in the config's [[node]] list");
     }
@@ -165,8 +216,18 @@ async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Resul
     let data_dir = cli
         .data_dir
         .clone()
-        .or(own.as_ref().and_then(|n| n.data_dir.clone()))
+        .or(own.and_then(|n| n.data_dir.clone()))
         .unwrap_or_else(|| if clustered { base.join(&node) } else { base });
+    Ok((node, data_dir))
+}
+
+async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Result<Exit> {
+    let (node, data_dir) = node_dirs(&cli, &cfg)?;
+    let own = cfg
+        .nodes
+        .iter()
+        .find(|n| *n.name.get_ref() == node)
+        .cloned();
     if let Some(own) = &own {
         if let Some(l) = &own.snmp {
             cfg.snmp.listen = l.clone();
@@ -193,7 +254,7 @@ async fn run_node(
     node: String,
     data_dir: PathBuf,
     run_dir: PathBuf,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Exit> {
     let clustered = cfg.clustered();
     tracing::info!(config = %source, data_dir = %data_dir.display(), "starting");
 
@@ -296,8 +357,42 @@ async fn run_node(
     .await?;
     tracing::info!(objects = model.store.len(), faces = %faces.describe(), "ready");
 
-    wait_for_signal().await;
-    tracing::info!("stopping: faces, then components (children first), then state");
+    let reboot = Arc::new(tokio::sync::Notify::new());
+    // The software load, propagation and upgrade managers: a cluster node
+    // that runs from its release store (started by `halyard boot`).
+    if let (Some(release), Some((_, _, view, _))) = (&cfg.release, &cluster_node)
+        && std::env::var_os("HALYARD_RELEASE").is_some()
+    {
+        let up = Arc::new(upgrade::Upgrades::new(
+            model.clone(),
+            view.clone(),
+            el.root.clone(),
+            boot::store(&data_dir),
+            release.load_server.get_ref().clone(),
+            std::time::Duration::from_millis(u64::from(*release.watchdog_ms.get_ref())),
+            el.hosts.clone(),
+            el.groups
+                .iter()
+                .map(|g| (g.name.clone(), g.model, g.members.clone()))
+                .collect(),
+            el.node_objects.clone(),
+            reboot.clone(),
+        ));
+        let _ = model.upgrades.set(up.clone());
+        cluster_tasks.push(tokio::spawn(tracing::Instrument::instrument(
+            up.run(stop_rx.clone()),
+            tracing::info_span!("upgrade", node = %node),
+        )));
+    }
+
+    let exit = tokio::select! {
+        _ = wait_for_signal() => Exit::Stopped,
+        _ = reboot.notified() => Exit::Reboot,
+    };
+    tracing::info!(
+        ?exit,
+        "stopping: faces, then components (children first), then state"
+    );
     if let Some((consensus, _, _, _)) = &cluster_node {
         // Leave cleanly: give up primaries first, then let the cluster move
         // them at once instead of waiting for failure detection.
@@ -331,7 +426,7 @@ async fn run_node(
     let _ = stats.await;
     repo.close().await;
     tracing::info!("stopped");
-    Ok(())
+    Ok(exit)
 }
 
 async fn wait_for_signal() {

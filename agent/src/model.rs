@@ -54,6 +54,8 @@ pub struct AgentModel {
     me: std::sync::Weak<AgentModel>,
     /// Set when the agent runs as a node of a cluster.
     pub(crate) cluster: std::sync::OnceLock<ClusterHooks>,
+    /// Set when the node runs from a release store (`halyard boot`).
+    pub(crate) upgrades: std::sync::OnceLock<Arc<crate::upgrade::Upgrades>>,
     pub(crate) store: MemoryModel,
     pub(crate) core: HaCore,
     pub(crate) repo: Repository,
@@ -119,6 +121,7 @@ impl AgentModel {
         let model = Arc::new_cyclic(|me| AgentModel {
             me: me.clone(),
             cluster: std::sync::OnceLock::new(),
+            upgrades: std::sync::OnceLock::new(),
             store: MemoryModel::new(),
             core,
             repo,

@@ -261,6 +261,14 @@ pub fn supersede_key(command: &serde_json::Value) -> Option<String> {
             targets.sort();
             Some(format!("set/{}", targets.join(",")))
         }
+        // Upgrade campaigns and node release reports: only the latest counts.
+        "replicated" if command["topic"] == "campaign" => {
+            Some(format!("campaign/{}", command["body"]["id"]))
+        }
+        "replicated" if command["topic"] == "release-status" => Some(format!(
+            "release-status/{}",
+            command["body"]["node"].as_str().unwrap_or_default()
+        )),
         _ => None,
     }
 }

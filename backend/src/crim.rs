@@ -167,6 +167,9 @@ struct SiAssign {
 struct Sg {
     cfg: SgConfig,
     sis: BTreeMap<String, SiAssign>,
+    /// A 2N switch-over in progress: (old primary, new primary, whether
+    /// the old one acknowledged stepping down).
+    handover: Option<(String, String, bool)>,
 }
 
 /// The decider. Owned by one task: decisions are single-writer.
@@ -219,7 +222,14 @@ impl Crim {
                 .iter()
                 .map(|s| (s.clone(), SiAssign::default()))
                 .collect();
-            crim.sgs.insert(cfg.name.clone(), Sg { cfg, sis });
+            crim.sgs.insert(
+                cfg.name.clone(),
+                Sg {
+                    cfg,
+                    sis,
+                    handover: None,
+                },
+            );
         }
         crim
     }
@@ -312,7 +322,18 @@ impl Crim {
                 if state == comp.avail {
                     comp.acked = Some(state);
                 }
-                return Ok(fx);
+                // The old primary of a 2N switch-over stepped down: now
+                // its standby may take over.
+                let g = self.sgs.get_mut(&sg).expect("group");
+                match &mut g.handover {
+                    Some((old, _, acked))
+                        if *old == name && state == AvailabilityState::Secondary =>
+                    {
+                        *acked = true;
+                    }
+                    _ => return Ok(fx),
+                }
+                reason = "switch-over: the old primary stepped down".into();
             }
             Input::Failed {
                 incarnation,
@@ -498,15 +519,31 @@ impl Crim {
             }
             a.standby.retain(|c| self.can_serve(c));
         }
-        // Switch-over: the demoted primary yields to its standby.
+        // A hand-over whose old primary cannot serve any more is over; a
+        // failed new one leaves the choice to the usual rules.
+        let mut handover = sg.handover.clone().filter(|(old, _, _)| serve(old));
+        let mut handed_over: Option<String> = None;
+        // Switch-over: the demoted primary yields to its standby. In 2N it
+        // takes two decisions so the pair never has two primaries: the old
+        // primary steps down to secondary, and only once it acknowledged
+        // (Input::Acked) is the standby promoted.
         for a in sis.values_mut() {
             if let Some(act) = &a.active
                 && demoted.contains(act)
                 && let Some(pos) = a.standby.iter().position(|s| self.can_serve(s))
             {
-                let new = a.standby.remove(pos);
-                let old = a.active.replace(new).expect("active");
-                a.standby.push(old);
+                if cfg.model == RedundancyModel::TwoN {
+                    let old = a.active.take().expect("active");
+                    let new = a.standby[pos].clone();
+                    if !a.standby.contains(&old) {
+                        a.standby.push(old.clone());
+                    }
+                    handover = Some((old, new, false));
+                } else {
+                    let new = a.standby.remove(pos);
+                    let old = a.active.replace(new).expect("active");
+                    a.standby.push(old);
+                }
             }
         }
 
@@ -521,7 +558,27 @@ impl Crim {
         };
 
         match cfg.model {
+            RedundancyModel::TwoN if handover.as_ref().is_some_and(|h| !h.2) => {
+                // Stepping down: nobody is primary until the old one says so.
+                for a in sis.values_mut() {
+                    a.active = None;
+                }
+            }
             RedundancyModel::TwoN => {
+                // The old primary stepped down: its standby takes over.
+                if let Some((old, new, _)) = handover.take()
+                    && self.can_serve(&new)
+                {
+                    handed_over = Some(old.clone());
+                    for a in sis.values_mut() {
+                        a.active = Some(new.clone());
+                        a.standby = if self.can_serve(&old) {
+                            vec![old.clone()]
+                        } else {
+                            Vec::new()
+                        };
+                    }
+                }
                 // One primary carries every SI; one secondary backs them all.
                 let current = sis.values().find_map(|a| a.active.clone());
                 let primary = current.or_else(|| {
@@ -645,7 +702,9 @@ impl Crim {
         for (si, a) in &sis {
             let old = before.get(si).cloned().unwrap_or_default();
             if old.active != a.active {
-                if let (Some(from), Some(to)) = (&old.active, &a.active) {
+                // A 2N switch-over ends with no active in between.
+                let from = old.active.clone().or_else(|| handed_over.clone());
+                if let (Some(from), Some(to)) = (&from, &a.active) {
                     fx.push(Effect::Event(EventKind::FailedOver {
                         si: si.clone(),
                         from: from.clone(),
@@ -669,6 +728,7 @@ impl Crim {
         }
         if let Some(g) = self.sgs.get_mut(sg_name) {
             g.sis = sis.clone();
+            g.handover = handover;
         }
 
         // Move each member to the state its assignments imply.

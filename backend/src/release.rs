@@ -10,8 +10,10 @@
 //! every copied file, and writes the manifest last: a slot without its
 //! manifest is not a load. File work runs on the blocking pool.
 //!
-//! Not yet wired: the upgrade manager and the agent's operations (issue
-//! #9) build on this.
+//! Fail-safe commit: a release to try is *armed* as a trial; the node's
+//! boot supervisor (`halyard boot`) boots it once, and unless the running
+//! node marks it healthy before the watchdog deadline, the next boot falls
+//! back to the committed release by itself. Committing clears the trial.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -44,6 +46,33 @@ pub struct Manifest {
 pub struct SlotState {
     pub running: Option<String>,
     pub committed: Option<String>,
+    /// An uncommitted release to boot once, on probation.
+    #[serde(default)]
+    pub trial: Option<Trial>,
+    /// The last trial that failed, and why (kept for the faces).
+    #[serde(default)]
+    pub fallback: Option<String>,
+}
+
+/// A release on probation (fail-safe commit).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trial {
+    pub version: String,
+    /// The supervisor has booted it once.
+    pub booted: bool,
+    /// The node running it proved healthy.
+    pub healthy: bool,
+}
+
+/// What the boot supervisor runs next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootChoice {
+    pub version: String,
+    pub slot: String,
+    /// On probation: the watchdog applies.
+    pub trial: bool,
+    /// A trial just failed: why the committed release boots instead.
+    pub fell_back: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -250,10 +279,117 @@ impl ReleaseStore {
             .ok_or_else(|| ReleaseError::Absent(version.to_string()))?;
         let mut s = self.state();
         s.committed = Some(version.to_string());
+        if s.trial.as_ref().is_some_and(|t| t.version == version) {
+            s.trial = None;
+        }
         self.save_state(&s)
     }
 
     /// Checks every file of a slot against its manifest.
+    /// Installs a node's first release from `source` and commits it, unless
+    /// a committed release is already there.
+    pub async fn install_initial(&self, source: &Path, version: &str) -> Result<(), ReleaseError> {
+        if self.state().committed.is_some() {
+            return Ok(());
+        }
+        self.fetch(source, version).await?;
+        self.set_running(version)?;
+        self.commit(version)
+    }
+
+    /// Arms `version` (already in a slot) to be booted once, on probation.
+    /// Arming the committed release disarms any trial instead (rollback).
+    pub fn arm_trial(&self, version: &str) -> Result<(), ReleaseError> {
+        self.slot_of(version)
+            .ok_or_else(|| ReleaseError::Absent(version.to_string()))?;
+        let mut s = self.state();
+        s.trial = (s.committed.as_deref() != Some(version)).then(|| Trial {
+            version: version.to_string(),
+            booted: false,
+            healthy: false,
+        });
+        self.save_state(&s)
+    }
+
+    /// The running node proved healthy on its trial release.
+    pub fn mark_healthy(&self, version: &str) -> Result<(), ReleaseError> {
+        let mut s = self.state();
+        match &mut s.trial {
+            Some(t) if t.version == version && !t.healthy => t.healthy = true,
+            _ => return Ok(()),
+        }
+        self.save_state(&s)
+    }
+
+    /// The supervisor saw the trial of `version` fail (it exited, or the
+    /// watchdog fired): the next boot is the committed release, and `why`
+    /// is kept for the faces.
+    pub fn fail_trial(&self, version: &str, why: &str) -> Result<(), ReleaseError> {
+        let mut s = self.state();
+        if s.trial.as_ref().is_none_or(|t| t.version != version) {
+            return Ok(());
+        }
+        s.trial = None;
+        s.fallback = Some(format!("release {version} {why}"));
+        self.save_state(&s)
+    }
+
+    /// The boot supervisor's decision, recorded before it boots: a trial
+    /// boots once; a trial that was booted and has not been committed
+    /// (whether or not it was healthy) falls back to the committed release.
+    pub fn boot_choice(&self) -> Result<BootChoice, ReleaseError> {
+        let mut s = self.state();
+        let mut fell_back = None;
+        if let Some(t) = s.trial.take() {
+            if !t.booted && self.slot_of(&t.version).is_some() {
+                s.trial = Some(Trial {
+                    booted: true,
+                    ..t.clone()
+                });
+                s.running = Some(t.version.clone());
+                self.save_state(&s)?;
+                let slot = self.slot_of(&t.version).expect("slot checked");
+                return Ok(BootChoice {
+                    version: t.version,
+                    slot,
+                    trial: true,
+                    fell_back: None,
+                });
+            }
+            let why = if t.healthy {
+                format!("release {} stopped before it was committed", t.version)
+            } else {
+                format!(
+                    "release {} did not become healthy before the watchdog deadline",
+                    t.version
+                )
+            };
+            s.fallback = Some(why.clone());
+            fell_back = Some(why);
+        }
+        let version = s
+            .committed
+            .clone()
+            .or_else(|| s.running.clone())
+            .ok_or_else(|| ReleaseError::Absent("(no committed release)".into()))?;
+        let slot = self
+            .slot_of(&version)
+            .ok_or_else(|| ReleaseError::Absent(version.clone()))?;
+        s.running = Some(version.clone());
+        self.save_state(&s)?;
+        Ok(BootChoice {
+            version,
+            slot,
+            trial: false,
+            fell_back,
+        })
+    }
+
+    /// A slot's manifest, unverified.
+    pub fn manifest(&self, slot: &str) -> Result<Manifest, ReleaseError> {
+        read_manifest(&self.slot_dir(slot))
+    }
+
     pub fn verify(&self, slot: &str) -> Result<Manifest, ReleaseError> {
         let dir = self.slot_dir(slot);
         let m = read_manifest(&dir)?;
@@ -432,6 +568,38 @@ mod tests {
         let p = peer.fetch(&store.slot_dir("a"), "2").await.unwrap();
         assert_eq!(p.copied, 2);
         peer.verify(&p.slot).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_trial_boots_once_and_falls_back_unless_committed() {
+        let t = tempfile::tempdir().unwrap();
+        let r1 = release(t.path(), "1", &[("bin/halyard", "one")]);
+        let r2 = release(t.path(), "2", &[("bin/halyard", "two")]);
+        let store = ReleaseStore::new(&t.path().join("node"));
+        store.install_initial(&r1, "1").await.unwrap();
+        assert_eq!(store.boot_choice().unwrap().version, "1");
+        store.fetch(&r2, "2").await.unwrap();
+        store.arm_trial("2").unwrap();
+        let b = store.boot_choice().unwrap();
+        assert_eq!((b.version.as_str(), b.trial), ("2", true));
+        // Not marked healthy: the next boot is the committed release.
+        let b = store.boot_choice().unwrap();
+        assert_eq!((b.version.as_str(), b.trial), ("1", false));
+        assert!(b.fell_back.unwrap().contains("watchdog"));
+        assert_eq!(store.state().running.as_deref(), Some("1"));
+        // Healthy and committed: it stays.
+        store.arm_trial("2").unwrap();
+        store.boot_choice().unwrap();
+        store.mark_healthy("2").unwrap();
+        store.commit("2").unwrap();
+        let b = store.boot_choice().unwrap();
+        assert_eq!(
+            (b.version.as_str(), b.trial, b.fell_back),
+            ("2", false, None)
+        );
+        // Arming the committed release is a rollback: nothing on probation.
+        store.arm_trial("2").unwrap();
+        assert_eq!(store.state().trial, None);
     }
 
     #[tokio::test]

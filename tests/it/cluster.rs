@@ -12,22 +12,22 @@ use halyard_tests::{Checker, Cluster, NODES, PAIRS, host_of, wait_until};
 /// daemons, and the checker's 100 Hz must not starve on two cores.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits until both pairs have a primary and a secondary.
-fn wait_steady(c: &Cluster) {
+pub(crate) fn wait_steady(c: &Cluster) {
     wait_until("a primary and a secondary in every 2N pair", 60, || {
         c.steady()
     });
 }
 
-fn node_object(n: &str) -> String {
+pub(crate) fn node_object(n: &str) -> String {
     format!("ne=1/shelf=1/node={n}")
 }
 
-fn assert_one_primary(r: &halyard_tests::CheckReport) {
+pub(crate) fn assert_one_primary(r: &halyard_tests::CheckReport) {
     assert!(
         r.rate_hz() >= 100.0,
         "the checker sampled at {:.0} Hz only",

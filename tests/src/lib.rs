@@ -115,23 +115,36 @@ pub struct Cluster {
     pub config: PathBuf,
     pub nodes: Vec<Node>,
     bin: PathBuf,
+    /// Nodes run under their boot supervisor (`halyard boot`).
+    boot: bool,
 }
 
 impl Cluster {
     /// Writes the config and starts every node; returns once each logged
     /// its ready line.
     pub fn start(dir: &Path, release: bool) -> Cluster {
-        Self::start_with(dir, release, None)
+        Self::start_with(dir, release, None, None)
+    }
+
+    /// The example run from release stores: each node under `halyard boot`,
+    /// installing release `1` from `load_server` (see [`make_release`]).
+    pub fn start_upgradable(dir: &Path, release: bool, load_server: &Path) -> Cluster {
+        Self::start_with(dir, release, None, Some(load_server))
     }
 
     /// The example plus `joiner`, a fourth node configured to join later
     /// (`join = true`) with one ticker of its own, `ticker-4`; it is
     /// started too, and waits to be admitted.
     pub fn start_joining(dir: &Path, release: bool, joiner: &str) -> Cluster {
-        Self::start_with(dir, release, Some(joiner))
+        Self::start_with(dir, release, Some(joiner), None)
     }
 
-    fn start_with(dir: &Path, release: bool, joiner: Option<&str>) -> Cluster {
+    fn start_with(
+        dir: &Path,
+        release: bool,
+        joiner: Option<&str>,
+        load_server: Option<&Path>,
+    ) -> Cluster {
         let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
             .expect("examples/three-node.toml");
         let mut nodes = Vec::new();
@@ -206,6 +219,12 @@ checkpoint = "asynchronous"
                 child: None,
             });
         }
+        if let Some(ls) = load_server {
+            text.push_str(&format!(
+                "\n[release]\nload_server = \"{}\"\ninitial = \"1\"\nwatchdog_ms = 20000\n",
+                ls.display()
+            ));
+        }
         let config = dir.join("three-node.toml");
         std::fs::write(&config, text).unwrap();
         let mut c = Cluster {
@@ -213,6 +232,7 @@ checkpoint = "asynchronous"
             config,
             nodes,
             bin: halyard(release),
+            boot: load_server.is_some(),
         };
         let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
         for n in &names {
@@ -246,10 +266,18 @@ checkpoint = "asynchronous"
             .append(true)
             .open(self.log(name))
             .unwrap();
-        let child = Command::new(&self.bin)
-            .arg("--config")
-            .arg(&self.config)
-            .args(["--node", name])
+        let mut cmd = Command::new(&self.bin);
+        if self.boot {
+            // The supervisor, the node it runs and the node's daemons share
+            // a process group, so kill9 takes them all.
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        cmd.arg("--config").arg(&self.config).args(["--node", name]);
+        if self.boot {
+            cmd.arg("boot");
+        }
+        let child = cmd
             .env("RUST_LOG", "info,openraft=warn")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
@@ -284,7 +312,13 @@ checkpoint = "asynchronous"
     }
 
     pub fn kill9(&mut self, name: &str) {
+        let boot = self.boot;
         if let Some(mut c) = self.node_mut(name).child.take() {
+            if boot {
+                let _ = Command::new("kill")
+                    .args(["-KILL", "--", &format!("-{}", c.id())])
+                    .status();
+            }
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -512,6 +546,42 @@ impl Drop for Cluster {
     }
 }
 
+/// Puts release `version` on the load server: the agent binary (or, with
+/// `crash`, an executable that crashes at start-up) and a file naming the
+/// version, packed with `halyard pack`.
+pub fn make_release(load_server: &Path, version: &str, crash: bool) -> PathBuf {
+    let dir = load_server.join(version);
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::create_dir_all(dir.join("etc")).unwrap();
+    let exe = dir.join("bin/halyard");
+    if crash {
+        std::fs::write(
+            &exe,
+            format!(
+                "#!/bin/sh\necho \"release {version}: crashing at start-up\" >&2\nkill -SEGV $$\n"
+            ),
+        )
+        .unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+    } else {
+        std::fs::copy(halyard(false), &exe).unwrap();
+    }
+    std::fs::write(
+        dir.join("etc/release.txt"),
+        format!("halyard release {version}\n"),
+    )
+    .unwrap();
+    let st = Command::new(halyard(false))
+        .args(["pack", "--release", version])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "halyard pack failed");
+    dir
+}
+
 /// The node hosting a component of the example.
 pub fn host_of(component: &str) -> Option<&'static str> {
     match component {
@@ -552,6 +622,8 @@ pub struct CheckReport {
     pub double_primaries: Vec<(String, Duration, Vec<String>)>,
     /// Per pair, the longest run of samples without a primary.
     pub longest_gap: Vec<(String, Duration)>,
+    /// Per pair, the samples that saw no primary at all.
+    pub without_primary: Vec<(String, u64)>,
 }
 
 impl CheckReport {
@@ -602,6 +674,12 @@ impl Checker {
                     if primaries.len() > 1 {
                         r.double_primaries
                             .push((pair.clone(), t - start, primaries.clone()));
+                    }
+                    if primaries.is_empty() {
+                        match r.without_primary.iter_mut().find(|(p, _)| p == pair) {
+                            Some((_, n)) => *n += 1,
+                            None => r.without_primary.push((pair.clone(), 1)),
+                        }
                     }
                     let g = &mut gaps[i];
                     if primaries.is_empty() {

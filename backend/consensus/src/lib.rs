@@ -278,12 +278,18 @@ impl Local {
     async fn execute(&self, op: Op, timeout: Duration) -> Result<serde_json::Value, Refusal> {
         let work = async {
             match op {
-                Op::Write(command) => self
-                    .raft
-                    .client_write(command)
-                    .await
-                    .map(|r| r.data)
-                    .map_err(refusal),
+                Op::Write(command) => {
+                    let r = self.raft.client_write(command).await;
+                    if r.is_ok() {
+                        // Followers learn the new commit index now rather
+                        // than at the next heartbeat: a decision that
+                        // waits on another node's acknowledgement (a 2N
+                        // switch-over) then costs two round trips, not two
+                        // heartbeat periods.
+                        let _ = self.raft.trigger().heartbeat().await;
+                    }
+                    r.map(|r| r.data).map_err(refusal)
+                }
                 Op::Add(id, addrs) => {
                     let node = BasicNode::new(net::format_addrs(&addrs));
                     // Blocking: returns once the learner has caught up with the leader's log.

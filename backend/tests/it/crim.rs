@@ -317,9 +317,17 @@ fn switch_over_lock_and_self_requested_offline_go_through_legal_states() {
         (r.state("a"), r.state("b"), r.state("c")),
         (Primary, Secondary, Spare)
     );
-    // Switch-over: primary -> spare -> secondary, the secondary becomes primary.
+    // Switch-over in two decisions, so the pair never has two primaries:
+    // the primary steps down (primary -> spare -> secondary) ...
     let fx = r.run(Input::SwitchOver {
         component: "a".into(),
+    });
+    assert!(failovers(&fx).is_empty());
+    assert_eq!((r.state("a"), r.state("b")), (Secondary, Secondary));
+    // ... and once it acknowledged, the secondary becomes primary.
+    let fx = r.run(Input::Acked {
+        component: "a".into(),
+        state: Secondary,
     });
     assert_eq!(failovers(&fx), [("a".to_string(), "b".to_string())]);
     assert_eq!((r.state("a"), r.state("b")), (Secondary, Primary));

@@ -1,0 +1,199 @@
+//! Software upgrades of the three-node example, every node under its boot
+//! supervisor (`halyard boot`), releases on a load-server directory: a
+//! rolling upgrade, a release that crashes at start-up and is rolled back
+//! by the fail-safe commit, a split-mode upgrade and COpCo's arbitration
+//! against it. The checker samples every 2N member's own role at 100 Hz
+//! or more throughout: never two primaries, and no gap but the brief
+//! hand-over of a switch-over.
+
+use halyard_tests::{CheckReport, Checker, Cluster, NODES, make_release, wait_until};
+
+use crate::cluster::{assert_one_primary, node_object, serial, wait_steady};
+
+/// The campaign as the first node that answers shows it.
+fn campaign(c: &Cluster, id: u32) -> Option<serde_json::Value> {
+    NODES
+        .iter()
+        .find_map(|n| c.attrs(n, &format!("ne=1/campaign={id}")))
+}
+
+fn campaign_state(c: &Cluster, id: u32) -> String {
+    campaign(c, id)
+        .map(|a| format!("{} ({})", a["state"], a["detail"]))
+        .unwrap_or_default()
+}
+
+/// Waits for the campaign to end and returns its final state.
+fn finished(c: &Cluster, id: u32, secs: u64) -> serde_json::Value {
+    let mut last = String::new();
+    wait_until(&format!("campaign {id} to finish"), secs, || {
+        let s = campaign_state(c, id);
+        if s != last {
+            eprintln!("campaign {id}: {s}");
+            last = s.clone();
+        }
+        campaign(c, id).is_some_and(|a| a["state"] != "running" && a["state"] != "paused")
+    });
+    campaign(c, id).unwrap()
+}
+
+/// Every node runs and has committed `version`, as every node shows it.
+fn on_release(c: &Cluster, version: &str) -> bool {
+    NODES.iter().all(|seen_by| {
+        NODES.iter().all(|n| {
+            c.attrs(seen_by, &node_object(n)).is_some_and(|a| {
+                a["software-version"] == version && a["committed-version"] == version
+            })
+        })
+    })
+}
+
+/// Never two primaries; and a pair is without a primary only for the
+/// hand-overs of its switch-overs (the old primary steps down, and its
+/// acknowledgement is committed before the standby is promoted), well
+/// under a second each, never for a failure-detection interval.
+fn assert_handed_over(r: &CheckReport) {
+    assert_one_primary(r);
+    eprintln!(
+        "checker: {} samples at {:.0} Hz; samples without a primary {:?}; longest gaps {:?}",
+        r.samples,
+        r.rate_hz(),
+        r.without_primary,
+        r.longest_gap
+    );
+    for (pair, gap) in &r.longest_gap {
+        assert!(
+            *gap < std::time::Duration::from_secs(1),
+            "{pair} had no primary for {gap:?}"
+        );
+    }
+}
+
+#[test]
+fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_back() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ls = dir.path().join("load-server");
+    make_release(&ls, "1", false);
+    make_release(&ls, "2", false);
+    make_release(&ls, "3", true);
+    let c = Cluster::start_upgradable(dir.path(), false, &ls);
+    wait_steady(&c);
+    wait_until("every node reports release 1 committed", 60, || {
+        on_release(&c, "1")
+    });
+    let checker = Checker::start(&c);
+
+    // An unknown release and an unknown method are refused with the reason.
+    let (code, body) = c.invoke_full(
+        "n1",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "9"), ("Method", "rolling")],
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("not on the load server"), "{body}");
+
+    let (code, body) = c.invoke_full(
+        "n2",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "2"), ("Method", "rolling")],
+    );
+    assert_eq!(code, 202, "{body}");
+    // A second campaign while the first runs: COpCo refuses it, naming it.
+    let (code, body) = c.invoke_full(
+        "n3",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "2"), ("Method", "reboot")],
+    );
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("campaign 1"), "{body}");
+
+    let done = finished(&c, 1, 400);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["steps-done"], done["steps-total"], "{done}");
+    wait_until("every node on release 2, committed", 60, || {
+        on_release(&c, "2")
+    });
+    for n in NODES {
+        assert_eq!(
+            c.attrs(n, "ne=1").unwrap()["software-version"],
+            "2",
+            "the element's committed release as {n} shows it"
+        );
+    }
+    wait_steady(&c);
+
+    // Release 3 crashes at start-up: the first node's supervisor falls back
+    // to release 2 by itself, and the campaign rolls back.
+    let (code, body) = c.invoke_full(
+        "n1",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "3"), ("Method", "rolling")],
+    );
+    assert_eq!(code, 202, "{body}");
+    let done = finished(&c, 2, 400);
+    assert_eq!(done["state"], "rolled-back", "{done}");
+    assert!(
+        done["detail"].as_str().unwrap().contains("release 3"),
+        "the reason names the failed release: {done}"
+    );
+    wait_until("every node back on release 2, committed", 60, || {
+        on_release(&c, "2")
+    });
+    let fell_back: Vec<String> = NODES
+        .iter()
+        .filter_map(|n| c.attrs("n1", &node_object(n)))
+        .filter_map(|a| a["fallback"].as_str().map(str::to_string))
+        .filter(|f| f.contains("release 3"))
+        .collect();
+    assert_eq!(
+        fell_back.len(),
+        1,
+        "one node tried release 3: {fell_back:?}"
+    );
+    let release3 = c.attrs("n2", "ne=1/release=3").unwrap();
+    assert_eq!(release3["state"], "failed", "{release3}");
+    wait_steady(&c);
+    assert_handed_over(&checker.finish());
+}
+
+#[test]
+fn a_split_mode_upgrade_hands_every_pair_over_and_copco_refuses_a_power_off_meanwhile() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ls = dir.path().join("load-server");
+    make_release(&ls, "1", false);
+    make_release(&ls, "2", false);
+    let c = Cluster::start_upgradable(dir.path(), false, &ls);
+    wait_steady(&c);
+    wait_until("every node reports release 1 committed", 60, || {
+        on_release(&c, "1")
+    });
+    let checker = Checker::start(&c);
+    let (code, body) = c.invoke_full(
+        "n1",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "2"), ("Method", "splitMode")],
+    );
+    assert_eq!(code, 202, "{body}");
+    // Powering the shelf off in the middle of it is refused, with the reason.
+    let (code, body) = c.invoke_full("n2", "ne=1/shelf=1", "Lock", &[("Reason", "power-off")]);
+    assert_eq!(code, 409, "{body}");
+    assert!(body.contains("upgrade campaign 1"), "{body}");
+    let done = finished(&c, 1, 400);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    assert_eq!(done["method"], "split-mode", "{done}");
+    wait_until("every node on release 2, committed", 60, || {
+        on_release(&c, "2")
+    });
+    wait_steady(&c);
+    assert_handed_over(&checker.finish());
+    // Once it is over, the shelf is free again.
+    let (code, body) = c.invoke_full("n2", "ne=1/shelf=1", "Lock", &[("Reason", "power-off")]);
+    assert_eq!(code, 202, "{body}");
+}
