@@ -139,6 +139,9 @@ pub struct Campaign {
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
     pub detail: String,
+    /// Why the campaign is rolling back.
+    #[serde(default)]
+    pub reason: Option<String>,
     /// Operator requests folded in so far.
     pub ops_seen: u64,
     pub principal: String,
@@ -693,6 +696,7 @@ impl Upgrades {
         c.epoch += 1;
         c.step_started_ms = wall_ms();
         c.detail = format!("rolling back to {}: {why}", c.from);
+        c.reason = Some(why);
     }
 
     /// Nodes in upgrade order: the master last (one leadership change).
@@ -820,7 +824,12 @@ impl Upgrades {
         c.current += 1;
         c.step_started_ms = wall_ms();
         match c.steps.get(c.current) {
-            Some(next) => c.detail = next.describe(),
+            Some(next) => {
+                c.detail = match &c.reason {
+                    Some(why) => format!("rolling back ({why}): {}", next.describe()),
+                    None => next.describe(),
+                }
+            }
             None => {
                 (c.state, c.detail) = match c.state {
                     CampaignState::RollingBack => (
@@ -828,8 +837,7 @@ impl Upgrades {
                         format!(
                             "rolled back to {}: {}",
                             c.from,
-                            c.detail
-                                .trim_start_matches(&format!("rolling back to {}: ", c.from))
+                            c.reason.clone().unwrap_or_default()
                         ),
                     ),
                     _ => (
@@ -1080,6 +1088,7 @@ impl Upgrades {
             started_ms: now,
             ended_ms: None,
             ops_seen: 0,
+            reason: None,
             principal: principal.user.clone(),
         };
         // COpCo: the campaign holds the whole element; a conflicting

@@ -74,9 +74,9 @@ fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let ls = dir.path().join("load-server");
-    make_release(&ls, "1", false);
-    make_release(&ls, "2", false);
-    make_release(&ls, "3", true);
+    make_release(false, &ls, "1", false);
+    make_release(false, &ls, "2", false);
+    make_release(false, &ls, "3", true);
     let c = Cluster::start_upgradable(dir.path(), false, &ls);
     wait_steady(&c);
     wait_until("every node reports release 1 committed", 60, || {
@@ -166,8 +166,8 @@ fn a_split_mode_upgrade_hands_every_pair_over_and_copco_refuses_a_power_off_mean
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
     let ls = dir.path().join("load-server");
-    make_release(&ls, "1", false);
-    make_release(&ls, "2", false);
+    make_release(false, &ls, "1", false);
+    make_release(false, &ls, "2", false);
     let c = Cluster::start_upgradable(dir.path(), false, &ls);
     wait_steady(&c);
     wait_until("every node reports release 1 committed", 60, || {
@@ -196,4 +196,132 @@ fn a_split_mode_upgrade_hands_every_pair_over_and_copco_refuses_a_power_off_mean
     // Once it is over, the shelf is free again.
     let (code, body) = c.invoke_full("n2", "ne=1/shelf=1", "Lock", &[("Reason", "power-off")]);
     assert_eq!(code, 202, "{body}");
+}
+
+/// The campaign table over SNMP, walked with HALYARD-CLUSTER-MIB.
+fn snmp_campaigns(c: &Cluster, node: &str) -> String {
+    let base = std::env::var("HALYARD_BASE_MIBS").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/halyard-npm/node_modules/net-snmp/lib/mibs",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let mibs = format!(
+        "+{}:{base}",
+        halyard_tests::workspace().join("mib").display()
+    );
+    let out = std::process::Command::new("snmpwalk")
+        .args(["-v2c", "-c", "public", "-t", "5", "-r", "2"])
+        .args(["-m", "+HALYARD-CLUSTER-MIB", "-M", &mibs])
+        .arg(&c.nodes.iter().find(|n| n.name == node).unwrap().snmp)
+        .arg("HALYARD-CLUSTER-MIB::hcCampTable")
+        .output()
+        .expect("snmpwalk");
+    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+}
+
+/// The campaign's state and step count over NETCONF (ncclient).
+fn netconf_campaign(c: &Cluster, node: &str) -> String {
+    const SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+host, port = sys.argv[1].rsplit(":", 1)
+NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+data = m.get(filter=("subtree", '<element xmlns="%s"><upgrade-campaign/></element>' % NS)).data_ele
+for n in data.iter("{%s}upgrade-campaign" % NS):
+    print(n.find("{%s}name" % NS).text, n.find("{%s}state" % NS).text, n.find("{%s}steps-done" % NS).text)
+m.close_session()
+"#;
+    let addr = &c.nodes.iter().find(|n| n.name == node).unwrap().netconf;
+    let out = std::process::Command::new("python3")
+        .args(["-c", SCRIPT, addr])
+        .output()
+        .expect("python3 with ncclient");
+    assert!(
+        out.status.success(),
+        "ncclient: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let ls = dir.path().join("load-server");
+    make_release(false, &ls, "1", false);
+    make_release(false, &ls, "2", false);
+    let c = Cluster::start_upgradable(dir.path(), false, &ls);
+    wait_steady(&c);
+    wait_until("every node reports release 1 committed", 60, || {
+        on_release(&c, "1")
+    });
+    let (code, body) = c.invoke_full(
+        "n3",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "2"), ("Method", "rolling")],
+    );
+    assert_eq!(code, 202, "{body}");
+    wait_until("n1 shows the campaign", 10, || {
+        c.attrs("n1", "ne=1/campaign=1").is_some()
+    });
+    let (code, body) = c.invoke_full("n1", "ne=1/campaign=1", "Pause", &[]);
+    assert_eq!(code, 202, "{body}");
+    let paused = campaign(&c, 1).unwrap();
+    assert_eq!(paused["state"], "paused", "{paused}");
+    // Paused: no step moves on.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let still = campaign(&c, 1).unwrap();
+    assert_eq!(still["steps-done"], paused["steps-done"], "{still}");
+    // Every face shows the paused campaign.
+    let walk = snmp_campaigns(&c, "n2");
+    assert!(
+        walk.contains("hcCampState") && walk.contains("paused"),
+        "{walk}"
+    );
+    let nc = netconf_campaign(&c, "n1");
+    assert!(nc.contains("ne=1/campaign=1 paused"), "{nc}");
+
+    let (code, body) = c.invoke_full("n2", "ne=1/campaign=1", "Resume", &[]);
+    assert_eq!(code, 202, "{body}");
+    // Once the first node runs release 2 (uncommitted), roll back.
+    wait_until("a node on trial release 2", 120, || {
+        NODES.iter().any(|n| {
+            c.attrs("n1", &node_object(n))
+                .is_some_and(|a| a["software-version"] == "2" && a["committed-version"] == "1")
+        })
+    });
+    let (code, body) = c.invoke_full("n1", "ne=1/campaign=1", "Rollback", &[]);
+    assert_eq!(code, 202, "{body}");
+    let done = finished(&c, 1, 300);
+    assert_eq!(done["state"], "rolled-back", "{done}");
+    assert!(
+        done["detail"]
+            .as_str()
+            .unwrap()
+            .contains("rollback requested by operator"),
+        "{done}"
+    );
+    wait_until("every node back on release 1, committed", 60, || {
+        on_release(&c, "1")
+    });
+    let walk = snmp_campaigns(&c, "n3");
+    assert!(walk.contains("rolledBack"), "{walk}");
+    // The lock is released: a new campaign may start.
+    let (code, body) = c.invoke_full(
+        "n2",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "2"), ("Method", "reboot")],
+    );
+    assert_eq!(code, 202, "{body}");
+    let done = finished(&c, 2, 300);
+    assert_eq!(done["state"], "succeeded", "{done}");
+    wait_until("every node on release 2, committed", 60, || {
+        on_release(&c, "2")
+    });
 }

@@ -44,32 +44,33 @@ pub fn workspace() -> PathBuf {
 
 /// Builds the agent once (a no-op when the workspace is built).
 pub fn halyard(release: bool) -> PathBuf {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut args = vec![
-            "build",
-            "--quiet",
-            "-p",
-            "halyard-agent",
-            "--bin",
-            "halyard",
-        ];
-        if release {
-            args.push("--release");
-        }
-        let st = Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(workspace())
-            .status()
-            .expect("cargo build");
-        assert!(st.success(), "cannot build halyard");
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map_or_else(|| workspace().join("target"), PathBuf::from);
-        target
-            .join(if release { "release" } else { "debug" })
-            .join("halyard")
-    })
-    .clone()
+    static BIN: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
+    BIN[usize::from(release)]
+        .get_or_init(|| {
+            let mut args = vec![
+                "build",
+                "--quiet",
+                "-p",
+                "halyard-agent",
+                "--bin",
+                "halyard",
+            ];
+            if release {
+                args.push("--release");
+            }
+            let st = Command::new(env!("CARGO"))
+                .args(&args)
+                .current_dir(workspace())
+                .status()
+                .expect("cargo build");
+            assert!(st.success(), "cannot build halyard");
+            let target = std::env::var_os("CARGO_TARGET_DIR")
+                .map_or_else(|| workspace().join("target"), PathBuf::from);
+            target
+                .join(if release { "release" } else { "debug" })
+                .join("halyard")
+        })
+        .clone()
 }
 
 /// A port free on TCP and UDP on both loopback links, below Linux's
@@ -549,7 +550,7 @@ impl Drop for Cluster {
 /// Puts release `version` on the load server: the agent binary (or, with
 /// `crash`, an executable that crashes at start-up) and a file naming the
 /// version, packed with `halyard pack`.
-pub fn make_release(load_server: &Path, version: &str, crash: bool) -> PathBuf {
+pub fn make_release(release: bool, load_server: &Path, version: &str, crash: bool) -> PathBuf {
     let dir = load_server.join(version);
     std::fs::create_dir_all(dir.join("bin")).unwrap();
     std::fs::create_dir_all(dir.join("etc")).unwrap();
@@ -565,14 +566,14 @@ pub fn make_release(load_server: &Path, version: &str, crash: bool) -> PathBuf {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
     } else {
-        std::fs::copy(halyard(false), &exe).unwrap();
+        std::fs::copy(halyard(release), &exe).unwrap();
     }
     std::fs::write(
         dir.join("etc/release.txt"),
         format!("halyard release {version}\n"),
     )
     .unwrap();
-    let st = Command::new(halyard(false))
+    let st = Command::new(halyard(release))
         .args(["pack", "--release", version])
         .arg(&dir)
         .stdout(Stdio::null())
