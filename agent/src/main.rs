@@ -7,6 +7,7 @@
 
 mod boot;
 mod cluster;
+mod clusterlog;
 mod config;
 mod copco;
 mod element;
@@ -150,12 +151,20 @@ fn main() -> anyhow::Result<()> {
             std::process::exit(2);
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_target(false)
-        .init();
+    // The node's own log (stderr), and its warnings to the cluster log.
+    let (capture, log_rx) = clusterlog::capture();
+    {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "info".into()),
+            )
+            .with(tracing_subscriber::fmt::layer().with_target(false))
+            .with(capture)
+            .init();
+    }
     if matches!(cli.command, Some(Command::Boot)) {
         let Some(release) = cfg.release.clone() else {
             bail!("{source}: `halyard boot` needs a [release] section");
@@ -176,7 +185,7 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let r = rt.block_on(run(cli, source, cfg));
+    let r = rt.block_on(run(cli, source, cfg, log_rx));
     // Tasks that outlive the ordered shutdown (openraft's core, blocking
     // SQLite work) must not keep the process alive.
     rt.shutdown_timeout(std::time::Duration::from_secs(2));
@@ -221,7 +230,12 @@ fn node_dirs(cli: &Cli, cfg: &config::Config) -> anyhow::Result<(String, PathBuf
     Ok((node, data_dir))
 }
 
-async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Result<Exit> {
+async fn run(
+    cli: Cli,
+    source: String,
+    mut cfg: config::Config,
+    log_rx: tokio::sync::mpsc::Receiver<clusterlog::Rec>,
+) -> anyhow::Result<Exit> {
     let (node, data_dir) = node_dirs(&cli, &cfg)?;
     let own = cfg
         .nodes
@@ -243,7 +257,11 @@ async fn run(cli: Cli, source: String, mut cfg: config::Config) -> anyhow::Resul
     std::fs::create_dir_all(&run_dir)
         .with_context(|| format!("cannot create {}", run_dir.display()))?;
     let span = tracing::info_span!("agent", node = %node);
-    tracing::Instrument::instrument(run_node(cli, source, cfg, node, data_dir, run_dir), span).await
+    tracing::Instrument::instrument(
+        run_node(cli, source, cfg, node, data_dir, run_dir, log_rx),
+        span,
+    )
+    .await
 }
 
 /// Runs the node; everything it logs carries the node's name.
@@ -254,6 +272,7 @@ async fn run_node(
     node: String,
     data_dir: PathBuf,
     run_dir: PathBuf,
+    log_rx: tokio::sync::mpsc::Receiver<clusterlog::Rec>,
 ) -> anyhow::Result<Exit> {
     let clustered = cfg.clustered();
     tracing::info!(config = %source, data_dir = %data_dir.display(), "starting");
@@ -357,6 +376,12 @@ async fn run_node(
     .await?;
     tracing::info!(objects = model.store.len(), faces = %faces.describe(), "ready");
 
+    let log = clusterlog::ClusterLog {
+        model: model.clone(),
+        node: node.clone(),
+        root: el.root.clone(),
+    };
+    cluster_tasks.push(tokio::spawn(log.run(log_rx, stop_rx.clone())));
     let reboot = Arc::new(tokio::sync::Notify::new());
     // The software load, propagation and upgrade managers: a cluster node
     // that runs from its release store (started by `halyard boot`).

@@ -248,6 +248,9 @@ impl ClusterClock {
 /// checkpoint write the previous write of the same entry, an attribute
 /// write the previous write of the same attributes. (Locks are history: a
 /// refused lock replays as refused only if the lock it met is replayed.)
+/// Cluster-log batches of each node that consensus snapshots keep.
+pub const LOG_BATCHES_KEPT: u64 = 64;
+
 pub fn supersede_key(command: &serde_json::Value) -> Option<String> {
     let s = |k: &str| command[k].as_str().unwrap_or_default().to_string();
     match command["cmd"].as_str()? {
@@ -265,6 +268,12 @@ pub fn supersede_key(command: &serde_json::Value) -> Option<String> {
         "replicated" if command["topic"] == "campaign" => {
             Some(format!("campaign/{}", command["body"]["id"]))
         }
+        // The cluster log keeps each node's newest batches (a ring of keys).
+        "replicated" if command["topic"] == "log" => Some(format!(
+            "log/{}/{}",
+            command["body"]["node"].as_str().unwrap_or_default(),
+            command["body"]["seq"].as_u64().unwrap_or_default() % LOG_BATCHES_KEPT
+        )),
         "replicated" if command["topic"] == "release-status" => Some(format!(
             "release-status/{}",
             command["body"]["node"].as_str().unwrap_or_default()

@@ -1107,6 +1107,19 @@ impl CoreState {
             .get(&component)
             .map(BlackBox::snapshot)
             .unwrap_or_default();
+        // Also to the cluster log (the agent ships warnings there), where
+        // the failure's incident links to it.
+        if !blackbox.is_empty() {
+            let records: Vec<serde_json::Value> = blackbox
+                .iter()
+                .map(|(t, r)| serde_json::json!([t, r]))
+                .collect();
+            tracing::warn!(
+                component = %component,
+                blackbox = %serde_json::Value::Array(records),
+                "black box of the failed component"
+            );
+        }
         let _ = self.journal.try_send((
             "failure".into(),
             component.clone(),

@@ -454,3 +454,51 @@ fn a_master_cut_off_from_the_majority_is_replaced_and_gives_up_its_primaries() {
     wait_steady(&c);
     assert_one_primary(&checker.finish());
 }
+
+#[test]
+fn a_failures_black_box_reaches_every_node_through_the_cluster_log() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let (primary, _) = c.primary_of("counter").unwrap();
+    let host = host_of(&primary).unwrap();
+    let component = format!("{}/comp={primary}", node_object(host));
+    assert_eq!(
+        c.invoke(host, &component, "InjectFault", &[("Fault", "crash")]),
+        202
+    );
+    // Another node's incident for the failure links to the black box,
+    // which the failing node shipped through the replicated cluster log.
+    let other = *NODES.iter().find(|n| **n != host).unwrap();
+    let mut first = String::new();
+    wait_until("the incident with its black box on another node", 30, || {
+        let (_, body) = c.curl(other, "GET", "/api/v1/classes/AvailabilityIncident");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+        let found = v["objects"].as_array().into_iter().flatten().find_map(|o| {
+            let a = &o["attributes"];
+            (a["component"] == component.as_str())
+                .then(|| a["black-box"].as_str().unwrap_or_default().to_string())
+                .filter(|b| !b.is_empty())
+        });
+        first = found.unwrap_or_default();
+        !first.is_empty()
+    });
+    let rec = c.attrs(other, &first).expect("the black box's first record");
+    assert_eq!(rec["source"], component.as_str(), "{rec}");
+    assert_eq!(rec["node-name"], host, "{rec}");
+    assert!(
+        rec["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("black box: started incarnation"),
+        "{rec}"
+    );
+    // One log: every node has the same record.
+    for n in NODES {
+        wait_until(&format!("the record on {n}"), 10, || {
+            c.attrs(n, &first)
+                .is_some_and(|r| r["message"] == rec["message"] && r["time"] == rec["time"])
+        });
+    }
+}
