@@ -48,8 +48,15 @@ pub async fn run(
     args: Vec<String>,
 ) -> anyhow::Result<()> {
     let store = store(data_dir);
-    if let Some(initial) = &release.initial {
-        let source = release.load_server.get_ref().join(initial.get_ref());
+    if let Some(initial) = &release.initial
+        && store.state().committed.is_none()
+    {
+        let ls = crate::loadserver::LoadServer::new(release.load_server.get_ref());
+        let source = ls
+            .local(initial.get_ref(), &store)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| format!("cannot get the initial release {}", initial.get_ref()))?;
         store
             .install_initial(&source, initial.get_ref())
             .await

@@ -112,7 +112,10 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
         } else {
             "warn"
         };
-        let source = f.component.clone().unwrap_or_else(|| meta.target().to_string());
+        let source = f
+            .component
+            .clone()
+            .unwrap_or_else(|| meta.target().to_string());
         let mut recs = Vec::new();
         if let Some(bb) = &f.blackbox {
             // The failed component's recent records, one record each.
@@ -235,7 +238,12 @@ impl ClusterLog {
                         ("Source", Value::Str(truncate(&r.source, 255))),
                         ("Message", Value::Str(truncate(&r.message, 255))),
                     ];
-                    if self.model.create_dynamic("LogRecord", &name, &values).await.is_err() {
+                    if self
+                        .model
+                        .create_dynamic("LogRecord", &name, &values)
+                        .await
+                        .is_err()
+                    {
                         continue;
                     }
                     if let Some(failure) = r.failure {

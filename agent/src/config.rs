@@ -73,8 +73,9 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ReleaseSection {
     /// The load server: a directory with one release directory per version
-    /// (`<load_server>/<version>/manifest.json`).
-    pub load_server: Spanned<PathBuf>,
+    /// (`<load_server>/<version>/manifest.json`), or an `http://` URL of
+    /// one with the same layout.
+    pub load_server: Spanned<String>,
     /// The release `halyard boot` installs and commits on a fresh node.
     pub initial: Option<Spanned<String>>,
     /// Watchdog deadline of a trial boot.
@@ -479,10 +480,11 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
 
 fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
     if let Some(r) = &c.release {
-        if r.load_server.get_ref().as_os_str().is_empty() {
+        let ls = r.load_server.get_ref();
+        if ls.is_empty() || (ls.contains("://") && !ls.starts_with("http://")) {
             errs.push(loc.span(
                 &r.load_server,
-                "found an empty load_server, expected a directory",
+                format!("found load_server \"{ls}\", expected a directory or an http:// URL"),
             ));
         }
         if *r.watchdog_ms.get_ref() < 1000 {

@@ -12,6 +12,7 @@ mod config;
 mod copco;
 mod element;
 mod face_metrics;
+mod loadserver;
 mod model;
 mod stats;
 mod upgrade;
@@ -393,7 +394,7 @@ async fn run_node(
             view.clone(),
             el.root.clone(),
             boot::store(&data_dir),
-            release.load_server.get_ref().clone(),
+            loadserver::LoadServer::new(release.load_server.get_ref()),
             std::time::Duration::from_millis(u64::from(*release.watchdog_ms.get_ref())),
             el.hosts.clone(),
             el.groups

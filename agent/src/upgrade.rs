@@ -197,7 +197,7 @@ pub struct Upgrades {
     pub me: String,
     pub root: String,
     pub store: ReleaseStore,
-    pub load_server: PathBuf,
+    pub load_server: crate::loadserver::LoadServer,
     pub watchdog: Duration,
     /// The release this process runs and whether it is on probation.
     pub running: String,
@@ -250,7 +250,7 @@ impl Upgrades {
         view: ClusterView,
         root: String,
         store: ReleaseStore,
-        load_server: PathBuf,
+        load_server: crate::loadserver::LoadServer,
         watchdog: Duration,
         hosts: BTreeMap<String, String>,
         groups: Vec<(String, RedundancyModel, Vec<String>)>,
@@ -563,15 +563,12 @@ impl Upgrades {
         let mut error = None;
         let mut reboot = false;
         match step {
-            Step::Stage { version } => {
-                let source = self.load_server.join(version);
-                match self.store.fetch(&source, version).await {
-                    Ok(f) => {
-                        tracing::info!(release = %version, slot = %f.slot, copied = f.copied, already_present = f.already_present, "release staged")
-                    }
-                    Err(e) => error = Some(format!("{}: staging {version}: {e}", self.me)),
+            Step::Stage { version } => match self.fetch(version).await {
+                Ok(f) => {
+                    tracing::info!(release = %version, slot = %f.slot, copied = f.copied, already_present = f.already_present, "release staged")
                 }
-            }
+                Err(e) => error = Some(format!("{}: staging {version}: {e}", self.me)),
+            },
             Step::Reboot { nodes, version }
                 if nodes.contains(&self.me) && self.running != *version =>
             {
@@ -727,15 +724,12 @@ impl Upgrades {
             return self.fail(c, statuses, e.to_string());
         }
         let done = match &step {
-            Step::Fetch { version } => {
-                let source = self.load_server.join(version);
-                match self.store.fetch(&source, version).await {
-                    Ok(_) => true,
-                    Err(e) => {
-                        return self.fail(c, statuses, format!("load manager: {e}"));
-                    }
+            Step::Fetch { version } => match self.fetch(version).await {
+                Ok(_) => true,
+                Err(e) => {
+                    return self.fail(c, statuses, format!("load manager: {e}"));
                 }
-            }
+            },
             Step::Stage { version } => {
                 if waited > STAGE_TIMEOUT {
                     return self.fail(
@@ -978,6 +972,15 @@ impl Upgrades {
         }
     }
 
+    /// The release from the load server into this node's store.
+    async fn fetch(&self, version: &str) -> Result<halyard_backend::release::Fetched, String> {
+        let source = self.load_server.local(version, &self.store).await?;
+        self.store
+            .fetch(&source, version)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// The software upgrade manager's entry: `Upgrade` on the element.
     pub async fn start(
         &self,
@@ -1018,15 +1021,10 @@ impl Upgrades {
         if let Some(n) = self.nodes.iter().find(|n| !statuses.contains_key(*n)) {
             return Err(refuse(format!("node {n} has not reported its release yet")));
         }
-        if !self
-            .load_server
-            .join(version)
-            .join(halyard_backend::release::MANIFEST)
-            .is_file()
-        {
+        if !self.load_server.has(version).await {
             return Err(refuse(format!(
                 "release {version} is not on the load server {}",
-                self.load_server.display()
+                self.load_server.describe()
             )));
         }
         let id = previous.map_or(1, |p| p.id + 1);

@@ -33,6 +33,10 @@ pub struct FileEntry {
     /// Lower-case hex SHA-256 of the content.
     pub sha256: String,
     pub size: u64,
+    /// Installed executable (a download from an HTTP load server carries
+    /// no file modes).
+    #[serde(default)]
+    pub executable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -156,11 +160,19 @@ pub fn manifest_of(dir: &Path, version: &str) -> Result<Manifest, ReleaseError> 
                 })?
                 .to_string_lossy()
                 .into_owned();
-            let size = std::fs::metadata(&p).map_err(io(&p))?.len();
+            let meta = std::fs::metadata(&p).map_err(io(&p))?;
+            #[cfg(unix)]
+            let executable = {
+                use std::os::unix::fs::PermissionsExt;
+                meta.permissions().mode() & 0o111 != 0
+            };
+            #[cfg(not(unix))]
+            let executable = false;
             files.push(FileEntry {
                 path: rel,
                 sha256: sha256_file(&p)?,
-                size,
+                size: meta.len(),
+                executable,
             });
         }
     }
@@ -620,6 +632,7 @@ mod tests {
                 path: "../../outside".into(),
                 sha256: String::new(),
                 size: 0,
+                executable: false,
             }],
         };
         std::fs::write(evil.join(MANIFEST), serde_json::to_vec(&m).unwrap()).unwrap();

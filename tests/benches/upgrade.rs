@@ -17,7 +17,7 @@ fn run(method: &str) -> (u64, CheckReport) {
     let ls = dir.path().join("load-server");
     make_release(true, &ls, "1", false);
     make_release(true, &ls, "2", false);
-    let c = Cluster::start_upgradable(dir.path(), true, &ls);
+    let c = Cluster::start_upgradable(dir.path(), true, ls.to_str().unwrap());
     wait_until("steady", 60, || c.steady());
     wait_until("release 1 reported by every node", 60, || {
         NODES.iter().all(|n| {

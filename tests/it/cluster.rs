@@ -472,19 +472,25 @@ fn a_failures_black_box_reaches_every_node_through_the_cluster_log() {
     // which the failing node shipped through the replicated cluster log.
     let other = *NODES.iter().find(|n| **n != host).unwrap();
     let mut first = String::new();
-    wait_until("the incident with its black box on another node", 30, || {
-        let (_, body) = c.curl(other, "GET", "/api/v1/classes/AvailabilityIncident");
-        let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
-        let found = v["objects"].as_array().into_iter().flatten().find_map(|o| {
-            let a = &o["attributes"];
-            (a["component"] == component.as_str())
-                .then(|| a["black-box"].as_str().unwrap_or_default().to_string())
-                .filter(|b| !b.is_empty())
-        });
-        first = found.unwrap_or_default();
-        !first.is_empty()
-    });
-    let rec = c.attrs(other, &first).expect("the black box's first record");
+    wait_until(
+        "the incident with its black box on another node",
+        30,
+        || {
+            let (_, body) = c.curl(other, "GET", "/api/v1/classes/AvailabilityIncident");
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            let found = v["objects"].as_array().into_iter().flatten().find_map(|o| {
+                let a = &o["attributes"];
+                (a["component"] == component.as_str())
+                    .then(|| a["black-box"].as_str().unwrap_or_default().to_string())
+                    .filter(|b| !b.is_empty())
+            });
+            first = found.unwrap_or_default();
+            !first.is_empty()
+        },
+    );
+    let rec = c
+        .attrs(other, &first)
+        .expect("the black box's first record");
     assert_eq!(rec["source"], component.as_str(), "{rec}");
     assert_eq!(rec["node-name"], host, "{rec}");
     assert!(

@@ -10,6 +10,47 @@ use halyard_tests::{CheckReport, Checker, Cluster, NODES, make_release, wait_unt
 
 use crate::cluster::{assert_one_primary, node_object, serial, wait_steady};
 
+/// `python3 -m http.server` serving a load-server directory; killed on drop.
+struct HttpLoadServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl HttpLoadServer {
+    fn start(dir: &std::path::Path) -> HttpLoadServer {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                "--bind",
+                "127.0.0.1",
+                &port.to_string(),
+            ])
+            .current_dir(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m http.server");
+        let url = format!("http://127.0.0.1:{port}");
+        wait_until("the HTTP load server", 20, || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        HttpLoadServer { child, url }
+    }
+}
+
+impl Drop for HttpLoadServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The campaign as the first node that answers shows it.
 fn campaign(c: &Cluster, id: u32) -> Option<serde_json::Value> {
     NODES
@@ -77,7 +118,7 @@ fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_
     make_release(false, &ls, "1", false);
     make_release(false, &ls, "2", false);
     make_release(false, &ls, "3", true);
-    let c = Cluster::start_upgradable(dir.path(), false, &ls);
+    let c = Cluster::start_upgradable(dir.path(), false, ls.to_str().unwrap());
     wait_steady(&c);
     wait_until("every node reports release 1 committed", 60, || {
         on_release(&c, "1")
@@ -168,7 +209,9 @@ fn a_split_mode_upgrade_hands_every_pair_over_and_copco_refuses_a_power_off_mean
     let ls = dir.path().join("load-server");
     make_release(false, &ls, "1", false);
     make_release(false, &ls, "2", false);
-    let c = Cluster::start_upgradable(dir.path(), false, &ls);
+    // Releases come from an HTTP load server (python's http.server).
+    let server = HttpLoadServer::start(&ls);
+    let c = Cluster::start_upgradable(dir.path(), false, &server.url);
     wait_steady(&c);
     wait_until("every node reports release 1 committed", 60, || {
         on_release(&c, "1")
@@ -254,7 +297,7 @@ fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it(
     let ls = dir.path().join("load-server");
     make_release(false, &ls, "1", false);
     make_release(false, &ls, "2", false);
-    let c = Cluster::start_upgradable(dir.path(), false, &ls);
+    let c = Cluster::start_upgradable(dir.path(), false, ls.to_str().unwrap());
     wait_steady(&c);
     wait_until("every node reports release 1 committed", 60, || {
         on_release(&c, "1")

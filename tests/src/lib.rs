@@ -128,8 +128,9 @@ impl Cluster {
     }
 
     /// The example run from release stores: each node under `halyard boot`,
-    /// installing release `1` from `load_server` (see [`make_release`]).
-    pub fn start_upgradable(dir: &Path, release: bool, load_server: &Path) -> Cluster {
+    /// installing release `1` from `load_server`, a directory or an
+    /// `http://` URL (see [`make_release`]).
+    pub fn start_upgradable(dir: &Path, release: bool, load_server: &str) -> Cluster {
         Self::start_with(dir, release, None, Some(load_server))
     }
 
@@ -144,7 +145,7 @@ impl Cluster {
         dir: &Path,
         release: bool,
         joiner: Option<&str>,
-        load_server: Option<&Path>,
+        load_server: Option<&str>,
     ) -> Cluster {
         let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
             .expect("examples/three-node.toml");
@@ -222,8 +223,7 @@ checkpoint = "asynchronous"
         }
         if let Some(ls) = load_server {
             text.push_str(&format!(
-                "\n[release]\nload_server = \"{}\"\ninitial = \"1\"\nwatchdog_ms = 20000\n",
-                ls.display()
+                "\n[release]\nload_server = \"{ls}\"\ninitial = \"1\"\nwatchdog_ms = 20000\n"
             ));
         }
         let config = dir.join("three-node.toml");

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod body;
+pub mod client;
 pub mod config;
 pub mod error;
 pub mod metrics;
