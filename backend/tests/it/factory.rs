@@ -46,6 +46,7 @@ fn base(
         socket: dir.join("ha.sock"),
         groups,
         components,
+        locked: Vec::new(),
         cec: CecRules {
             correlation_window: Duration::from_millis(200),
             ..CecRules::default()
