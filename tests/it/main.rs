@@ -3,4 +3,5 @@
 mod agent;
 mod architecture;
 mod cluster;
+mod hotswap;
 mod netconf;
