@@ -873,8 +873,7 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                     "found an empty command, expected a program and its arguments",
                 ));
             }
-            if !["none", "synchronous", "asynchronous"].contains(&x.checkpoint.get_ref().as_str())
-            {
+            if !["none", "synchronous", "asynchronous"].contains(&x.checkpoint.get_ref().as_str()) {
                 errs.push(loc.span(
                     &x.checkpoint,
                     format!(

@@ -515,10 +515,7 @@ fn component_kind(ctx: &FruCtx<'_>, r: ComponentRun<'_>, query: &str) -> Kind {
         r.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
     env.push((
         "COUNTERD_QUERY".into(),
-        ctx.run_dir
-            .join(format!("{query}.q"))
-            .display()
-            .to_string(),
+        ctx.run_dir.join(format!("{query}.q")).display().to_string(),
     ));
     if r.kind == "ha-aware" {
         Kind::HaAware { command, env }

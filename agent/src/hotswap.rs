@@ -219,7 +219,11 @@ impl HotSwap {
             .iter()
             .find(|t| t.name.get_ref() == fru_type)
             .ok_or_else(|| {
-                let known: Vec<&str> = self.types.iter().map(|t| t.name.get_ref().as_str()).collect();
+                let known: Vec<&str> = self
+                    .types
+                    .iter()
+                    .map(|t| t.name.get_ref().as_str())
+                    .collect();
                 format!(
                     "unknown FRU type {fru_type:?}, expected one of: {}",
                     known.join(", ")
@@ -290,7 +294,12 @@ impl HotSwap {
         ))
     }
 
-    async fn remove(&self, o: &ManagedObject, slot: u32, hsc: Option<String>) -> Result<String, String> {
+    async fn remove(
+        &self,
+        o: &ManagedObject,
+        slot: u32,
+        hsc: Option<String>,
+    ) -> Result<String, String> {
         let comps = self.subtree(&o.name).await?;
         let in_service = comps.iter().any(|v| {
             matches!(
@@ -310,7 +319,11 @@ impl HotSwap {
             format!(
                 "{} {} (serial {}) removed from slot {slot} while in service",
                 o.class.name,
-                if fru_type.is_empty() { "unit" } else { &fru_type },
+                if fru_type.is_empty() {
+                    "unit"
+                } else {
+                    &fru_type
+                },
                 o.get("SerialNumber")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
@@ -386,7 +399,10 @@ impl HotSwap {
             o.class.name,
             &[
                 ("Present", Value::Bool(true)),
-                ("SerialNumber", Value::Str(serial.chars().take(32).collect())),
+                (
+                    "SerialNumber",
+                    Value::Str(serial.chars().take(32).collect()),
+                ),
                 (
                     "HardwareRevision",
                     Value::Str(revision.chars().take(32).collect()),
@@ -407,7 +423,10 @@ impl HotSwap {
             .reconfigure(change)
             .await
             .map_err(|e| e.to_string())?;
-        Ok(format!("{unit} is back ({} components restarted)", comps.len()))
+        Ok(format!(
+            "{unit} is back ({} components restarted)",
+            comps.len()
+        ))
     }
 }
 
@@ -455,7 +474,9 @@ pub async fn operation(
     let event = if operation == "Insert" {
         let fru_type = text("FruType");
         if fru_type.is_empty() {
-            return Err(inconsistent("found no FruType, expected a FRU type name".into()));
+            return Err(inconsistent(
+                "found no FruType, expected a FRU type name".into(),
+            ));
         }
         SwapEvent::Inserted {
             shelf,
@@ -467,9 +488,12 @@ pub async fn operation(
     } else {
         SwapEvent::Removed { shelf, slot }
     };
-    let bus = model.swap_bus.get().ok_or_else(|| ModelError::Unavailable {
-        reason: "the simulated hot-swap bus is not running".into(),
-    })?;
+    let bus = model
+        .swap_bus
+        .get()
+        .ok_or_else(|| ModelError::Unavailable {
+            reason: "the simulated hot-swap bus is not running".into(),
+        })?;
     let detail = format!("{event:?} reported on the simulated bus");
     bus.report(event)
         .await

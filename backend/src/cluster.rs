@@ -173,10 +173,19 @@ impl TryFrom<WireReconfigure> for crate::core::Reconfigure {
         for g in w.add_groups {
             groups.push(crate::crim::SgConfig {
                 name: g.name,
-                model: g.model.parse().map_err(|e| format!("{e}"))?,
-                standby: g.standby.parse().map_err(|e| format!("{e}"))?,
+                model: g
+                    .model
+                    .parse::<halyard_cluster_model::model::RedundancyModel>()
+                    .map_err(|e| e.to_string())?,
+                standby: g
+                    .standby
+                    .parse::<halyard_cluster_model::model::StandbyMode>()
+                    .map_err(|e| e.to_string())?,
                 preferred_secondaries: g.preferred_secondaries,
-                first_recovery: g.first_recovery.parse().map_err(|e| format!("{e}"))?,
+                first_recovery: g
+                    .first_recovery
+                    .parse::<halyard_cluster_model::model::RecoveryAction>()
+                    .map_err(|e| e.to_string())?,
                 max_restarts: g.max_restarts,
                 probation: Duration::from_millis(g.probation_ms),
                 members: g.members,
@@ -189,7 +198,10 @@ impl TryFrom<WireReconfigure> for crate::core::Reconfigure {
                 name: c.name,
                 parent: c.parent,
                 kind: c.kind,
-                checkpoint: c.checkpoint.parse().map_err(|e| format!("{e}"))?,
+                checkpoint: c
+                    .checkpoint
+                    .parse::<halyard_cluster_model::model::CheckpointMode>()
+                    .map_err(|e| e.to_string())?,
                 audit: c
                     .audit_ms
                     .map(|(p, d)| (Duration::from_millis(p), Duration::from_millis(d))),

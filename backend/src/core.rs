@@ -696,14 +696,11 @@ impl HaCore {
             state.blackboxes.insert(c.name.clone(), BlackBox::new(64));
             let (inc_tx, inc_rx) = watch::channel(state.incarnations[&c.name]);
             state.audit_incarnations.insert(c.name.clone(), inc_tx);
-            if let Some(sup) = state.runner.spawn_tasks(
-                &mut tasks,
-                c,
-                inc_rx,
-                &tx,
-                &watchdog,
-                stop_rx.clone(),
-            ) {
+            if let Some(sup) =
+                state
+                    .runner
+                    .spawn_tasks(&mut tasks, c, inc_rx, &tx, &watchdog, stop_rx.clone())
+            {
                 state.supervisors.insert(c.name.clone(), sup);
             }
         }
@@ -1817,9 +1814,9 @@ impl CoreState {
                     .keys()
                     .filter(|c| !rt.hosts.contains_key(*c) && !self.faults.contains_key(*c))
                     .filter(|c| {
-                        self.crim.component(c).is_some_and(|v| {
-                            v.incarnation == 0 && v.admin != AdminState::Locked
-                        })
+                        self.crim
+                            .component(c)
+                            .is_some_and(|v| v.incarnation == 0 && v.admin != AdminState::Locked)
                     })
                     .filter(|c| {
                         rt.starting
@@ -2547,8 +2544,8 @@ async fn session(
                         .await;
                     continue;
                 };
-                let sync = modes.read().expect("modes").get(name)
-                    == Some(&CheckpointMode::Synchronous);
+                let sync =
+                    modes.read().expect("modes").get(name) == Some(&CheckpointMode::Synchronous);
                 let seq = match checkpoints.write(&si, &key, &value, sync, deadline).await {
                     Ok(seq) => seq,
                     Err(CheckpointError::SyncTimeout(e)) => {

@@ -384,8 +384,10 @@ impl Crim {
             touched.insert(cfg.name.clone());
         }
         for j in &r.join {
-            self.comps
-                .insert(j.component.clone(), Comp::new(&j.group, admin(&j.component)));
+            self.comps.insert(
+                j.component.clone(),
+                Comp::new(&j.group, admin(&j.component)),
+            );
             if let Some(sg) = self.sgs.get_mut(&j.group) {
                 sg.cfg.members.push(j.component.clone());
                 for si in &j.sis {

@@ -305,7 +305,11 @@ mod tests {
         write(dir.path(), 3, "linecard-10g", "L1");
         assert_eq!(bus.next().await, Some(inserted(3, "linecard-10g", "L1")));
         // Seen at the next poll, not before.
-        assert!(t0.elapsed() >= Duration::from_millis(500), "{:?}", t0.elapsed());
+        assert!(
+            t0.elapsed() >= Duration::from_millis(500),
+            "{:?}",
+            t0.elapsed()
+        );
 
         // A different unit in the same slot: removal, then insertion.
         write(dir.path(), 3, "linecard-10g", "L2");

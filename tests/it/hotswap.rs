@@ -27,7 +27,8 @@ fn insert(dir: &Path, slot: u32, ty: &str, serial: &str) {
 
 fn attrs(a: &Agent, object: &str) -> Option<serde_json::Value> {
     let (code, body) = a.curl("GET", &format!("/api/v1/objects/{object}"), None);
-    (code == 200).then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap()["attributes"].clone())
+    (code == 200)
+        .then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap()["attributes"].clone())
 }
 
 fn attr(a: &Agent, object: &str, name: &str) -> String {
@@ -81,7 +82,10 @@ fn alive(pid: &str) -> bool {
 
 fn wait_job(a: &Agent, body: &str) {
     let v: serde_json::Value = serde_json::from_str(body).unwrap();
-    let job = v["job"].as_str().unwrap_or_else(|| panic!("{body}")).to_string();
+    let job = v["job"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{body}"))
+        .to_string();
     wait_until(&format!("job {job}"), || {
         let (_, b) = a.curl("GET", &format!("/api/v1/jobs/{job}"), None);
         b.contains("\"succeeded\"")
@@ -125,9 +129,10 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     let diagd = format!("{unit}/comp=diagd");
     let t0 = Instant::now();
     insert(&bus, 8, "linecard-10g", "LC0008");
-    wait_until("the inserted unit's component manager to be primary", || {
-        attr(&a, &portd, "availability-state") == "primary"
-    });
+    wait_until(
+        "the inserted unit's component manager to be primary",
+        || attr(&a, &portd, "availability-state") == "primary",
+    );
     assert!(t0.elapsed() < Duration::from_secs(15));
     let u = attrs(&a, &unit).unwrap();
     assert_eq!(u["present"], true, "{u}");
@@ -137,7 +142,11 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     let pid = attr(&a, &portd, "pid");
     assert!(pid != "0" && alive(&pid), "portd runs: pid {pid}");
     assert_eq!(attr(&a, &diagd, "admin-state"), "locked");
-    assert_eq!(attr(&a, &diagd, "pid"), "0", "a locked component is not started");
+    assert_eq!(
+        attr(&a, &diagd, "pid"),
+        "0",
+        "a locked component is not started"
+    );
     assert_eq!(attr(&a, &diagd, "incarnation"), "0");
     assert_eq!(attr(&a, &diagd, "availability-state"), "off-line");
     assert_eq!(swap_events(&a), 1);
@@ -146,15 +155,39 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     // slot, name and serial; its components hang under it in hcObjectTable.
     let idx = index_of(&a, &unit);
     let row = entity(&a, &idx);
-    assert_eq!(row.get(&4), Some(&shelf_index), "entPhysicalContainedIn: {row:?}");
-    assert_eq!(row.get(&5).map(String::as_str), Some("9"), "entPhysicalClass module: {row:?}");
-    assert_eq!(row.get(&6).map(String::as_str), Some("8"), "entPhysicalParentRelPos: {row:?}");
+    assert_eq!(
+        row.get(&4),
+        Some(&shelf_index),
+        "entPhysicalContainedIn: {row:?}"
+    );
+    assert_eq!(
+        row.get(&5).map(String::as_str),
+        Some("9"),
+        "entPhysicalClass module: {row:?}"
+    );
+    assert_eq!(
+        row.get(&6).map(String::as_str),
+        Some("8"),
+        "entPhysicalParentRelPos: {row:?}"
+    );
     assert_eq!(row.get(&7), Some(&unit), "entPhysicalName: {row:?}");
-    assert_eq!(row.get(&11).map(String::as_str), Some("LC0008"), "entPhysicalSerialNum: {row:?}");
-    assert_eq!(row.get(&16).map(String::as_str), Some("1"), "entPhysicalIsFRU: {row:?}");
+    assert_eq!(
+        row.get(&11).map(String::as_str),
+        Some("LC0008"),
+        "entPhysicalSerialNum: {row:?}"
+    );
+    assert_eq!(
+        row.get(&16).map(String::as_str),
+        Some("1"),
+        "entPhysicalIsFRU: {row:?}"
+    );
     for c in [&portd, &diagd] {
         let ci = index_of(&a, c);
-        assert_eq!(get(&a, &format!("{HC}.1.100.1.4.{ci}")), idx, "hcObjectParent of {c}");
+        assert_eq!(
+            get(&a, &format!("{HC}.1.100.1.4.{ci}")),
+            idx,
+            "hcObjectParent of {c}"
+        );
     }
     let text = traps.wait_for("HALYARD-CLUSTER-MIB::hcFruChanged");
     assert!(
@@ -165,11 +198,16 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     // Removal: the subtree goes from HTTP and ENTITY-MIB, the processes
     // stop, the unit (in service) is alarmed and the alarm is a trap.
     std::fs::remove_file(bus.join("1/slot-8.toml")).unwrap();
-    wait_until("the removed unit to leave the tree", || attrs(&a, &unit).is_none());
+    wait_until("the removed unit to leave the tree", || {
+        attrs(&a, &unit).is_none()
+    });
     for gone in [&portd, &diagd, &"ne=1/sg=fru-1-linecard-slot-8".to_string()] {
         assert!(attrs(&a, gone).is_none(), "{gone} is gone");
     }
-    assert!(entity(&a, &idx).is_empty(), "no entPhysicalTable row for {idx}");
+    assert!(
+        entity(&a, &idx).is_empty(),
+        "no entPhysicalTable row for {idx}"
+    );
     assert!(
         !a.walk(&format!("{HC}.1.100.1.3"))
             .iter()
@@ -182,7 +220,10 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
         vec![("replaceable-unit-missing".to_string(), "major".to_string())]
     );
     let text = traps.wait_for(&format!("hcAlarmRaisedResource.0 = STRING: {unit}"));
-    assert!(text.contains("hcFruChangedPresent.0 = INTEGER: false(2)"), "{text}");
+    assert!(
+        text.contains("hcFruChangedPresent.0 = INTEGER: false(2)"),
+        "{text}"
+    );
     assert_eq!(swap_events(&a), 2);
 
     // Back in its slot: instantiated again (same entity index), alarm cleared.
@@ -193,7 +234,10 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     assert_eq!(index_of(&a, &unit), idx, "the entity keeps its index");
     assert_eq!(
         alarms_of(&a, &unit),
-        vec![("replaceable-unit-missing".to_string(), "cleared".to_string())]
+        vec![(
+            "replaceable-unit-missing".to_string(),
+            "cleared".to_string()
+        )]
     );
     assert_eq!(swap_events(&a), 3);
 

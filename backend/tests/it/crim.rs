@@ -58,7 +58,10 @@ impl Replay {
     }
 
     fn reconfigure(&mut self, r: Reconfig) -> Vec<Effect> {
-        let fx = self.crim.reconfigure(&r, "hot swap").expect("change accepted");
+        let fx = self
+            .crim
+            .reconfigure(&r, "hot swap")
+            .expect("change accepted");
         self.check(fx)
     }
 
