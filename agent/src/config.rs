@@ -1038,3 +1038,68 @@ fn list(s: &BTreeSet<String>) -> String {
         s.iter().cloned().collect::<Vec<_>>().join(", ")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_parses_with_its_fru_types() {
+        let c = parse("demo.toml", DEMO).unwrap();
+        assert!(c.fru_types.iter().any(|t| t.instantiate.get_ref() == "manual"));
+        assert_eq!(*c.hotswap.poll_ms.get_ref(), 500);
+    }
+
+    #[test]
+    fn hot_swap_mistakes_are_reported_with_file_line_col() {
+        let text = r#"
+[element]
+name = "1"
+
+[hotswap]
+poll_ms = 0
+
+[[service_group]]
+name = "g"
+model = "2n"
+service_instances = ["1"]
+
+[[shelf]]
+name = "1"
+fru = [
+  { kind = "fan", name = "1", slot = 2 },
+  { kind = "fan", name = "2", slot = 2, type = "lc" },
+  { kind = "psu", name = "1", slot = 3, type = "nope" },
+]
+
+[[fru_type]]
+name = "lc"
+class = "linecard"
+instantiate = "sometimes"
+components = [
+  { name = "a", kind = "daemon", command = [] },
+  { name = "a", kind = "process", command = ["x"], group = "h", admin = "off", checkpoint = "maybe" },
+]
+"#;
+        let errs = parse("hs.toml", text).unwrap_err().0;
+        let at = |line: usize, needle: &str| {
+            assert!(
+                errs.iter()
+                    .any(|e| e.line == line && e.message.contains(needle)),
+                "no error at line {line} containing {needle:?}: {errs:#?}"
+            );
+        };
+        at(6, "expected a polling period");
+        at(17, "second unit in slot 2");
+        at(17, "of class linecard on a unit of kind fan");
+        at(18, "unknown FRU type \"nope\"");
+        at(24, "expected dynamic or manual");
+        at(26, "expected ha-aware or process");
+        at(26, "found an empty command");
+        at(27, "second component of the FRU type named \"a\"");
+        at(27, "unknown service group \"h\"");
+        at(27, "expected locked or unlocked");
+        at(27, "expected none, synchronous or asynchronous");
+        assert!(errs.iter().all(|e| e.file == "hs.toml" && e.col > 0));
+    }
+}
