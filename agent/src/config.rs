@@ -1046,7 +1046,11 @@ mod tests {
     #[test]
     fn the_demo_parses_with_its_fru_types() {
         let c = parse("demo.toml", DEMO).unwrap();
-        assert!(c.fru_types.iter().any(|t| t.instantiate.get_ref() == "manual"));
+        assert!(
+            c.fru_types
+                .iter()
+                .any(|t| t.instantiate.get_ref() == "manual")
+        );
         assert_eq!(*c.hotswap.poll_ms.get_ref(), 500);
     }
 

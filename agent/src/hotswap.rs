@@ -488,6 +488,14 @@ pub async fn operation(
     } else {
         SwapEvent::Removed { shelf, slot }
     };
+    if let Some(h) = model.cluster.get()
+        && !h.consensus.is_leader()
+    {
+        return Err(ModelError::Unavailable {
+            reason: "the master's hot-swap manager handles the bus: invoke this on the master"
+                .into(),
+        });
+    }
     let bus = model
         .swap_bus
         .get()

@@ -289,9 +289,43 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     assert!(alarms_of(&a, &idle).is_empty());
     assert_eq!(swap_events(&a), 6);
 
+    // A configured unit (fan 2, slot 3) taken out stays in the tree, not
+    // present, off-line and alarmed; back in, it serves again.
+    let fan = format!("{SHELF}/fan=2");
+    insert(&bus, 3, "fan", "FAN0002");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(swap_events(&a), 6, "a unit already in its slot is no event");
+    std::fs::remove_file(bus.join("1/slot-3.toml")).unwrap();
+    wait_until("the configured unit to be out", || {
+        attr(&a, &fan, "present") == "false"
+    });
+    wait_until("the configured unit off-line", || {
+        attr(&a, &fan, "availability-state") == "off-line"
+    });
+    assert_eq!(
+        alarms_of(&a, &fan),
+        vec![("replaceable-unit-missing".to_string(), "major".to_string())]
+    );
+    let fan_index = index_of(&a, &fan);
+    assert!(!entity(&a, &fan_index).is_empty(), "still an entity");
+    insert(&bus, 3, "fan", "FAN0022");
+    wait_until("the configured unit back in service", || {
+        attr(&a, &fan, "availability-state") == "primary"
+    });
+    assert_eq!(attr(&a, &fan, "present"), "true");
+    assert_eq!(attr(&a, &fan, "serial-number"), "FAN0022");
+    assert_eq!(
+        alarms_of(&a, &fan),
+        vec![(
+            "replaceable-unit-missing".to_string(),
+            "cleared".to_string()
+        )]
+    );
+    assert_eq!(swap_events(&a), 8);
+
     // An unknown FRU type instantiates nothing.
     insert(&bus, 11, "no-such-card", "X");
     std::thread::sleep(Duration::from_secs(1));
     assert!(attrs(&a, &format!("{SHELF}/linecard=slot-11")).is_none());
-    assert_eq!(swap_events(&a), 6);
+    assert_eq!(swap_events(&a), 8);
 }
