@@ -108,7 +108,7 @@ impl Agent {
     }
 
     /// Runs a net-snmp tool: options, then this agent, then `rest`.
-    fn snmp(&self, tool: &str, opts: &[&str], rest: &[&str]) -> (bool, String) {
+    pub(crate) fn snmp(&self, tool: &str, opts: &[&str], rest: &[&str]) -> (bool, String) {
         let out = Command::new(tool)
             .args(opts)
             .arg(&self.snmp)

@@ -76,6 +76,17 @@ fn alarms_of(a: &Agent, resource: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// entLastChangeTime in ticks.
+fn last_change(a: &Agent) -> u64 {
+    let (ok, out) = a.snmp(
+        "snmpget",
+        &["-v2c", "-c", "public", "-Oqv", "-Ot"],
+        &["1.3.6.1.2.1.47.1.4.1.0"],
+    );
+    assert!(ok, "{out}");
+    out.trim().parse().unwrap_or_else(|_| panic!("{out}"))
+}
+
 fn alive(pid: &str) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
@@ -127,6 +138,7 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     let unit = format!("{SHELF}/linecard=slot-8");
     let portd = format!("{unit}/comp=portd");
     let diagd = format!("{unit}/comp=diagd");
+    let changed = last_change(&a);
     let t0 = Instant::now();
     insert(&bus, 8, "linecard-10g", "LC0008");
     wait_until(
@@ -189,6 +201,11 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
             "hcObjectParent of {c}"
         );
     }
+    let inserted_at = last_change(&a);
+    assert!(
+        inserted_at > changed,
+        "entLastChangeTime {changed} -> {inserted_at}"
+    );
     let text = traps.wait_for("HALYARD-CLUSTER-MIB::hcFruChanged");
     assert!(
         text.contains(&format!("hcFruChangedFru.0 = STRING: {unit}")),
@@ -207,6 +224,10 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     assert!(
         entity(&a, &idx).is_empty(),
         "no entPhysicalTable row for {idx}"
+    );
+    assert!(
+        last_change(&a) > inserted_at,
+        "entLastChangeTime moves on removal"
     );
     assert!(
         !a.walk(&format!("{HC}.1.100.1.3"))

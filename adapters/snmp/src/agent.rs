@@ -266,6 +266,7 @@ impl SnmpAgent {
                 auth,
             ));
         }
+        tasks.spawn(watch_entities(self.shared.clone()));
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
@@ -290,6 +291,19 @@ impl SnmpAgent {
         tasks.shutdown().await;
         tracing::info!("snmp agent stopped");
         result
+    }
+}
+
+/// Looks at the physical entity table every second, so entLastChangeTime
+/// says when a unit came or went even if nobody was reading.
+async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Err(e) = shared.mib.observe_entities().await {
+            tracing::debug!(error = %e, "entity table not observed");
+        }
     }
 }
 
