@@ -207,6 +207,11 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
         "entLastChangeTime {changed} -> {inserted_at}"
     );
     let text = traps.wait_for("HALYARD-CLUSTER-MIB::hcFruChanged");
+    // ENTITY-MIB entConfigChange, by number or by name.
+    wait_until("snmptrapd to print entConfigChange", || {
+        let t = traps.text();
+        t.contains("mib-2.47.2.0.1") || t.contains("entConfigChange")
+    });
     assert!(
         text.contains(&format!("hcFruChangedFru.0 = STRING: {unit}")),
         "{text}"
