@@ -1543,6 +1543,8 @@ impl CoreState {
                 rt.starting.remove(name);
             }
         }
+        // Tasks of components removed earlier have ended: reap them.
+        while self.runner.dynamic.try_join_next().is_some() {}
         let (tx, watchdog) = (self.self_tx.clone(), self.core.watchdog.clone());
         for spec in ch.components {
             let name = spec.name.clone();
