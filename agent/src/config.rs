@@ -65,6 +65,10 @@ pub struct Config {
     pub cluster: ClusterSection,
     /// Software releases (load server, fail-safe commit); see `halyard boot`.
     pub release: Option<ReleaseSection>,
+    #[serde(default)]
+    pub hotswap: HotswapSection,
+    #[serde(default, rename = "fru_type")]
+    pub fru_types: Vec<FruTypeEntry>,
 }
 
 /// Where releases come from and how long a trial release has to prove
@@ -85,6 +89,79 @@ pub struct ReleaseSection {
 
 fn thirty_s() -> Spanned<u32> {
     Spanned::new(0..0, 30_000)
+}
+
+/// The hot-swap manager's buses. The simulated bus (the hot-swap
+/// controllers' Insert and Remove operations) is always there.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HotswapSection {
+    /// A directory-watching bus: `<directory>/<shelf>/slot-<n>.toml` with
+    /// `type`, `serial` and `revision` is the unit in slot n of that shelf.
+    pub directory: Option<PathBuf>,
+    /// How often the directory is read.
+    #[serde(default = "poll_ms")]
+    pub poll_ms: Spanned<u32>,
+}
+
+impl Default for HotswapSection {
+    fn default() -> Self {
+        Self {
+            directory: None,
+            poll_ms: poll_ms(),
+        }
+    }
+}
+
+fn poll_ms() -> Spanned<u32> {
+    Spanned::new(0..0, 500)
+}
+
+/// A FRU type: its class and the component managers to instantiate for it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FruTypeEntry {
+    pub name: Spanned<String>,
+    /// hsc, fan, psu, board, linecard
+    pub class: Spanned<String>,
+    /// dynamic (default): instantiated when inserted; manual: instantiated
+    /// locked, started when an operator unlocks it.
+    #[serde(default = "dynamic")]
+    pub instantiate: Spanned<String>,
+    #[serde(default)]
+    pub components: Vec<FruComponentEntry>,
+}
+
+fn dynamic() -> Spanned<String> {
+    Spanned::new(0..0, "dynamic".into())
+}
+
+/// A component manager of a FRU type, one per unit.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FruComponentEntry {
+    pub name: Spanned<String>,
+    /// ha-aware or process
+    pub kind: Spanned<String>,
+    pub command: Spanned<Vec<String>>,
+    pub stop: Option<Vec<String>>,
+    pub health: Option<Vec<String>>,
+    pub role: Option<Vec<String>>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default = "no_checkpoints")]
+    pub checkpoint: Spanned<String>,
+    pub audit_period_ms: Option<u32>,
+    pub audit_deadline_ms: Option<u32>,
+    /// A [[service_group]] the component joins; without one, the unit's
+    /// own group (no redundancy) takes it.
+    pub group: Option<Spanned<String>>,
+    /// unlocked (default) or locked: a locked component is not started.
+    pub admin: Option<Spanned<String>>,
+}
+
+fn no_checkpoints() -> Spanned<String> {
+    Spanned::new(0..0, "none".into())
 }
 
 /// Cluster timers. A cluster runs when the nodes have `cluster` addresses.
@@ -326,7 +403,10 @@ pub struct FruEntry {
     /// hsc, fan, psu, board, linecard
     pub kind: Spanned<String>,
     pub name: Spanned<String>,
-    pub slot: u32,
+    pub slot: Spanned<u32>,
+    /// A [[fru_type]]: its components are instantiated with the unit.
+    #[serde(rename = "type")]
+    pub fru_type: Option<Spanned<String>>,
     #[serde(default)]
     pub serial: String,
     #[serde(default)]
@@ -424,6 +504,9 @@ pub struct ComponentSection {
     pub checkpoint: Spanned<String>,
     pub audit_period_ms: Option<u32>,
     pub audit_deadline_ms: Option<u32>,
+    /// unlocked (default) or locked: a locked component is not started
+    /// until an operator unlocks it.
+    pub admin: Option<Spanned<String>>,
 }
 
 fn sync_mode() -> Spanned<String> {
@@ -547,9 +630,48 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
         c.components.iter().map(|x| &x.name).collect(),
         errs,
     );
+    let fru_types = names(
+        "FRU type",
+        c.fru_types.iter().map(|t| &t.name).collect(),
+        errs,
+    );
     for s in &c.shelves {
         let mut frus = BTreeSet::new();
+        let mut slots = BTreeSet::new();
         for f in &s.frus {
+            if !slots.insert(*f.slot.get_ref()) {
+                errs.push(loc.span(
+                    &f.slot,
+                    format!(
+                        "found a second unit in slot {} of shelf \"{}\", expected one unit per slot",
+                        f.slot.get_ref(),
+                        s.name.get_ref()
+                    ),
+                ));
+            }
+            if let Some(t) = &f.fru_type {
+                match c.fru_types.iter().find(|x| x.name.get_ref() == t.get_ref()) {
+                    None => errs.push(loc.span(
+                        t,
+                        format!(
+                            "found unknown FRU type \"{}\", expected one of: {}",
+                            t.get_ref(),
+                            list(&fru_types)
+                        ),
+                    )),
+                    Some(x) if x.class.get_ref() != f.kind.get_ref() => errs.push(loc.span(
+                        t,
+                        format!(
+                            "found FRU type \"{}\" of class {} on a unit of kind {}, expected a type of class {}",
+                            t.get_ref(),
+                            x.class.get_ref(),
+                            f.kind.get_ref(),
+                            f.kind.get_ref()
+                        ),
+                    )),
+                    Some(_) => {}
+                }
+            }
             if !["hsc", "fan", "psu", "board", "linecard"].contains(&f.kind.get_ref().as_str()) {
                 errs.push(loc.span(
                     &f.kind,
@@ -742,6 +864,79 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
             ));
         }
     }
+    for x in &c.components {
+        check_admin(x.admin.as_ref(), loc, errs);
+    }
+    if *c.hotswap.poll_ms.get_ref() == 0 {
+        errs.push(loc.span(
+            &c.hotswap.poll_ms,
+            "found 0, expected a polling period in ms",
+        ));
+    }
+    for t in &c.fru_types {
+        if !["hsc", "fan", "psu", "board", "linecard"].contains(&t.class.get_ref().as_str()) {
+            errs.push(loc.span(
+                &t.class,
+                format!(
+                    "found FRU class \"{}\", expected hsc, fan, psu, board or linecard",
+                    t.class.get_ref()
+                ),
+            ));
+        }
+        if !["dynamic", "manual"].contains(&t.instantiate.get_ref().as_str()) {
+            errs.push(loc.span(
+                &t.instantiate,
+                format!(
+                    "found instantiate = \"{}\", expected dynamic or manual (static units are the [[shelf]] fru entries)",
+                    t.instantiate.get_ref()
+                ),
+            ));
+        }
+        names(
+            "component of the FRU type",
+            t.components.iter().map(|x| &x.name).collect(),
+            errs,
+        );
+        for x in &t.components {
+            if !["ha-aware", "process"].contains(&x.kind.get_ref().as_str()) {
+                errs.push(loc.span(
+                    &x.kind,
+                    format!(
+                        "found component kind \"{}\", expected ha-aware or process",
+                        x.kind.get_ref()
+                    ),
+                ));
+            }
+            if x.command.get_ref().is_empty() {
+                errs.push(loc.span(
+                    &x.command,
+                    "found an empty command, expected a program and its arguments",
+                ));
+            }
+            if !["none", "synchronous", "asynchronous"].contains(&x.checkpoint.get_ref().as_str()) {
+                errs.push(loc.span(
+                    &x.checkpoint,
+                    format!(
+                        "found checkpoint mode \"{}\", expected none, synchronous or asynchronous",
+                        x.checkpoint.get_ref()
+                    ),
+                ));
+            }
+            if let Some(g) = &x.group
+                && !groups.contains(g.get_ref())
+            {
+                errs.push(loc.span(
+                    g,
+                    format!(
+                        "found unknown service group \"{}\", expected one of: {}",
+                        g.get_ref(),
+                        list(&groups)
+                    ),
+                ));
+            }
+            check_admin(x.admin.as_ref(), loc, errs);
+        }
+    }
     for a in &c.aggregates {
         if a.function
             .get_ref()
@@ -859,6 +1054,20 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
     }
 }
 
+fn check_admin(admin: Option<&Spanned<String>>, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    if let Some(a) = admin
+        && !["locked", "unlocked"].contains(&a.get_ref().as_str())
+    {
+        errs.push(loc.span(
+            a,
+            format!(
+                "found admin state \"{}\", expected locked or unlocked",
+                a.get_ref()
+            ),
+        ));
+    }
+}
+
 pub const DEMO_PASSWORD: &str = "halyard-demo";
 pub const DEMO_AUTH: &str = "halyard-demo-auth";
 
@@ -867,5 +1076,74 @@ fn list(s: &BTreeSet<String>) -> String {
         "(none declared)".into()
     } else {
         s.iter().cloned().collect::<Vec<_>>().join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_parses_with_its_fru_types() {
+        let c = parse("demo.toml", DEMO).unwrap();
+        assert!(
+            c.fru_types
+                .iter()
+                .any(|t| t.instantiate.get_ref() == "manual")
+        );
+        assert_eq!(*c.hotswap.poll_ms.get_ref(), 500);
+    }
+
+    #[test]
+    fn hot_swap_mistakes_are_reported_with_file_line_col() {
+        let text = r#"
+[element]
+name = "1"
+
+[hotswap]
+poll_ms = 0
+
+[[service_group]]
+name = "g"
+model = "2n"
+service_instances = ["1"]
+
+[[shelf]]
+name = "1"
+fru = [
+  { kind = "fan", name = "1", slot = 2 },
+  { kind = "fan", name = "2", slot = 2, type = "lc" },
+  { kind = "psu", name = "1", slot = 3, type = "nope" },
+]
+
+[[fru_type]]
+name = "lc"
+class = "linecard"
+instantiate = "sometimes"
+components = [
+  { name = "a", kind = "daemon", command = [] },
+  { name = "a", kind = "process", command = ["x"], group = "h", admin = "off", checkpoint = "maybe" },
+]
+"#;
+        let errs = parse("hs.toml", text).unwrap_err().0;
+        let at = |line: usize, needle: &str| {
+            assert!(
+                errs.iter()
+                    .any(|e| e.line == line && e.message.contains(needle)),
+                "no error at line {line} containing {needle:?}: {errs:#?}"
+            );
+        };
+        at(6, "expected a polling period");
+        at(17, "second unit in slot 2");
+        at(17, "of class linecard on a unit of kind fan");
+        at(18, "unknown FRU type \"nope\"");
+        at(24, "expected dynamic or manual");
+        at(26, "expected ha-aware or process");
+        at(26, "found an empty command");
+        at(27, "second component of the FRU type named \"a\"");
+        at(27, "unknown service group \"h\"");
+        at(27, "expected locked or unlocked");
+        at(27, "expected none, synchronous or asynchronous");
+        assert!(errs.iter().all(|e| e.file == "hs.toml" && e.col > 0));
     }
 }

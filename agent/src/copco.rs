@@ -260,6 +260,11 @@ pub async fn invoke(
         return r;
     }
 
+    // The simulated hot-swap bus: the manager acts on what it reports.
+    if obj.class.name == "HotSwapController" && matches!(method.name, "Insert" | "Remove") {
+        return crate::hotswap::operation(model, target, method.name, &args, &principal).await;
+    }
+
     let steps: Vec<Step> = match (method.name, is_component) {
         ("Lock", true) => components_under(model, target)
             .await?

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use halyard_backend::cec::CecRules;
 use halyard_backend::core::{ComponentSpec, CoreConfig, Kind};
-use halyard_backend::crim::SgConfig;
+use halyard_backend::crim::{GroupMember, SgConfig};
 use halyard_cluster_model::model::{
     AdminState, AvailabilityState, CheckpointMode, ClusterRole, ComponentKind, MembershipState,
     NodeKind, OperState, RecoveryAction, RedundancyModel, StandbyMode,
 };
 use halyard_cluster_model::{SchemaEnum, Value};
 
-use crate::config::Config;
+use crate::config::{Config, FruTypeEntry};
 
-/// A FRU of a shelf: kind, name, slot, serial number, revision.
-type Fru = (String, String, u32, String, String);
+/// A FRU of a shelf: kind, name, slot, serial number, revision, FRU type.
+type Fru = (String, String, u32, String, String, Option<String>);
 
 /// One managed object to create: class, persistent name, attributes.
 #[derive(Debug, Clone)]
@@ -43,6 +43,10 @@ pub struct Element {
     pub hosts: std::collections::BTreeMap<String, String>,
     /// Node name -> its managed object's name.
     pub node_objects: std::collections::BTreeMap<String, String>,
+    /// Components configured administratively locked (not started).
+    pub locked: Vec<String>,
+    /// The configured units: persistent name -> (shelf, slot).
+    pub static_frus: std::collections::BTreeMap<String, (String, u32)>,
 }
 
 fn e<E: SchemaEnum>(v: E) -> Value {
@@ -96,6 +100,15 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     }];
     let mut groups = Vec::new();
     let mut components = Vec::new();
+    let mut locked = Vec::new();
+    let mut static_frus = std::collections::BTreeMap::new();
+    // Components of typed units joining configured groups (made below).
+    let mut pending_joins: Vec<GroupMember> = Vec::new();
+    let ctx = FruCtx {
+        root: &root,
+        self_exe,
+        run_dir,
+    };
     let hw = |name: &str, parent: Option<&str>| ComponentSpec {
         name: name.to_string(),
         parent: parent.map(str::to_string),
@@ -117,9 +130,10 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                         (
                             f.kind.get_ref().clone(),
                             f.name.get_ref().clone(),
-                            f.slot,
+                            *f.slot.get_ref(),
                             f.serial.clone(),
                             f.revision.clone(),
+                            f.fru_type.as_ref().map(|t| t.get_ref().clone()),
                         )
                     })
                     .collect(),
@@ -139,6 +153,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             (k % 50) as u32 + 1,
             format!("SC{k:06}"),
             "A".into(),
+            None,
         ));
     }
 
@@ -157,40 +172,27 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         components.push(hw(&shelf, None));
         let mut by_role: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         by_role.entry("chassis").or_default().push(shelf.clone());
-        for (kind, name, slot, serial, rev) in frus {
-            let (class, rdn, role) = match kind.as_str() {
-                "hsc" => ("HotSwapController", "hsc", "chassis"),
-                "fan" => ("Fan", "fan", "cooling"),
-                "psu" => ("PowerSupply", "psu", "power"),
-                "board" => ("HostBoard", "board", "hosts"),
-                _ => ("LineCard", "linecard", "chassis"),
+        for (kind, name, slot, serial, rev, ty) in frus {
+            let ty = ty
+                .as_ref()
+                .and_then(|t| c.fru_types.iter().find(|x| x.name.get_ref() == t));
+            let unit = Unit {
+                shelf: sname,
+                kind,
+                name,
+                slot: *slot,
+                serial,
+                revision: rev,
             };
-            let n = format!("{shelf}/{rdn}={name}");
-            let mut v = component_states();
-            v.extend([
-                ("Slot", Value::U32(*slot)),
-                ("SerialNumber", s(serial)),
-                ("HardwareRevision", s(rev)),
-                ("Present", Value::Bool(true)),
-            ]);
-            match class {
-                "Fan" => v.push(("Speed", Value::U32(4200))),
-                "PowerSupply" => v.extend([
-                    ("OutputPower", Value::U32(300)),
-                    ("InputVoltage", Value::U32(48_000)),
-                ]),
-                "HostBoard" => {
-                    v.extend([("CpuLoad", Value::U32(10)), ("Temperature", Value::U32(41))])
-                }
-                _ => {}
-            }
-            objects.push(ObjectSpec {
-                class,
-                name: n.clone(),
-                values: v,
-            });
-            components.push(hw(&n, Some(&shelf)));
-            by_role.entry(role).or_default().push(n);
+            let parts = fru_parts(&ctx, &unit, ty, false, false);
+            let (_, _, role) = fru_class(kind);
+            static_frus.insert(parts.unit.clone(), (sname.clone(), *slot));
+            by_role.entry(role).or_default().push(parts.unit.clone());
+            objects.extend(parts.objects);
+            components.extend(parts.components);
+            pending_joins.extend(parts.joins);
+            locked.extend(parts.locked);
+            groups.extend(parts.group);
         }
         for (role, members) in by_role {
             let model = if role == "chassis" {
@@ -292,6 +294,12 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .iter()
             .filter(|x| x.group.get_ref() == g.name.get_ref())
             .map(|x| format!("{}/comp={}", node_names[x.node.get_ref()], x.name.get_ref()))
+            .chain(
+                pending_joins
+                    .iter()
+                    .filter(|j| j.group == name)
+                    .map(|j| j.component.clone()),
+            )
             .collect();
         let sis: Vec<String> = g
             .service_instances
@@ -312,101 +320,38 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     }
     // Every group (hardware ones too) and its service instances are objects.
     for g in &groups {
-        objects.push(ObjectSpec {
-            class: "ServiceGroup",
-            name: g.name.clone(),
-            values: vec![
-                ("AdminState", e(AdminState::Unlocked)),
-                ("RedundancyModel", e(g.model)),
-                ("StandbyMode", e(g.standby)),
-                (
-                    "PreferredPrimaries",
-                    Value::U32(match g.model {
-                        RedundancyModel::TwoN | RedundancyModel::NoRedundancy => 1,
-                        RedundancyModel::NPlusM => g.sis.len() as u32,
-                        RedundancyModel::NWayActive => g.members.len() as u32,
-                    }),
-                ),
-                ("PreferredSecondaries", Value::U32(g.preferred_secondaries)),
-                ("PreferredSpares", Value::U32(0)),
-                ("MaxRestarts", Value::U32(g.max_restarts)),
-                ("ProbationPeriod", Value::U32(g.probation.as_secs() as u32)),
-                ("FirstRecovery", e(g.first_recovery)),
-            ],
-        });
-        for si in &g.sis {
-            objects.push(ObjectSpec {
-                class: "ServiceInstance",
-                name: si.clone(),
-                values: vec![
-                    ("AdminState", e(AdminState::Unlocked)),
-                    ("Availability", Value::Real(1.0)),
-                ],
-            });
-        }
+        objects.extend(group_objects(g));
     }
 
     for x in &c.components {
         let node = &node_names[x.node.get_ref()];
         let name = format!("{node}/comp={}", x.name.get_ref());
-        let mode = match x.checkpoint.get_ref().as_str() {
-            "none" => CheckpointMode::NoCheckpoints,
-            "asynchronous" => CheckpointMode::Asynchronous,
-            _ => CheckpointMode::Synchronous,
-        };
-        let ha = x.kind.get_ref() == "ha-aware";
-        let mut v = component_states();
-        v.extend([
-            (
-                "Kind",
-                e(if ha {
-                    ComponentKind::HaAware
-                } else {
-                    ComponentKind::Process
-                }),
-            ),
-            (
-                "ServiceGroup",
-                s(&format!("{root}/sg={}", x.group.get_ref())),
-            ),
-            ("CheckpointMode", e(mode)),
-            ("AuditPeriod", Value::U32(x.audit_period_ms.unwrap_or(0))),
-        ]);
-        objects.push(ObjectSpec {
-            class: "SoftwareComponent",
-            name: name.clone(),
-            values: v,
-        });
-        let mut command = x.command.get_ref().clone();
-        if command.first().map(String::as_str) == Some("@counterd") {
-            command = vec![self_exe.display().to_string(), "counterd".into()];
+        let mode = checkpoint_mode(x.checkpoint.get_ref());
+        let admin = admin_state(x.admin.as_ref().map(|a| a.get_ref().as_str()));
+        if admin == AdminState::Locked {
+            locked.push(name.clone());
         }
-        let mut env: Vec<(String, String)> =
-            x.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        env.push((
-            "COUNTERD_QUERY".into(),
-            run_dir
-                .join(format!("{}.q", x.name.get_ref()))
-                .display()
-                .to_string(),
+        objects.push(sw_object(
+            &name,
+            x.kind.get_ref(),
+            &format!("{root}/sg={}", x.group.get_ref()),
+            mode,
+            x.audit_period_ms,
+            admin,
         ));
-        let kind = if ha {
-            Kind::HaAware { command, env }
-        } else {
-            Kind::Process {
-                start: command,
-                stop: x.stop.clone(),
-                health: x.health.clone(),
-                role: x.role.clone(),
-                env,
-            }
-        };
-        let audit = x.audit_period_ms.map(|p| {
-            (
-                Duration::from_millis(u64::from(p)),
-                Duration::from_millis(u64::from(x.audit_deadline_ms.unwrap_or(p))),
-            )
-        });
+        let kind = component_kind(
+            &ctx,
+            ComponentRun {
+                kind: x.kind.get_ref(),
+                command: x.command.get_ref(),
+                stop: &x.stop,
+                health: &x.health,
+                role: &x.role,
+                env: &x.env,
+            },
+            x.name.get_ref(),
+        );
+        let audit = audit_of(x.audit_period_ms, x.audit_deadline_ms);
         hosts.insert(name.clone(), x.node.get_ref().clone());
         components.push(ComponentSpec {
             name,
@@ -433,7 +378,319 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         components,
         hosts,
         node_objects: node_names,
+        locked,
+        static_frus,
     }
+}
+
+/// Class, relative-name type and hardware group role of a FRU kind.
+pub fn fru_class(kind: &str) -> (&'static str, &'static str, &'static str) {
+    match kind {
+        "hsc" => ("HotSwapController", "hsc", "chassis"),
+        "fan" => ("Fan", "fan", "cooling"),
+        "psu" => ("PowerSupply", "psu", "power"),
+        "board" => ("HostBoard", "board", "hosts"),
+        _ => ("LineCard", "linecard", "chassis"),
+    }
+}
+
+fn admin_state(admin: Option<&str>) -> AdminState {
+    if admin == Some("locked") {
+        AdminState::Locked
+    } else {
+        AdminState::Unlocked
+    }
+}
+
+fn checkpoint_mode(mode: &str) -> CheckpointMode {
+    match mode {
+        "none" => CheckpointMode::NoCheckpoints,
+        "asynchronous" => CheckpointMode::Asynchronous,
+        _ => CheckpointMode::Synchronous,
+    }
+}
+
+fn audit_of(period: Option<u32>, deadline: Option<u32>) -> Option<(Duration, Duration)> {
+    period.map(|p| {
+        (
+            Duration::from_millis(u64::from(p)),
+            Duration::from_millis(u64::from(deadline.unwrap_or(p))),
+        )
+    })
+}
+
+/// A software component's managed object.
+fn sw_object(
+    name: &str,
+    kind: &str,
+    group: &str,
+    mode: CheckpointMode,
+    audit_ms: Option<u32>,
+    admin: AdminState,
+) -> ObjectSpec {
+    let mut v = component_states();
+    v[0] = ("AdminState", e(admin));
+    v.extend([
+        (
+            "Kind",
+            e(if kind == "ha-aware" {
+                ComponentKind::HaAware
+            } else {
+                ComponentKind::Process
+            }),
+        ),
+        ("ServiceGroup", s(group)),
+        ("CheckpointMode", e(mode)),
+        ("AuditPeriod", Value::U32(audit_ms.unwrap_or(0))),
+    ]);
+    ObjectSpec {
+        class: "SoftwareComponent",
+        name: name.to_string(),
+        values: v,
+    }
+}
+
+/// A service group's object and its service instances'.
+pub fn group_objects(g: &SgConfig) -> Vec<ObjectSpec> {
+    let mut out = vec![ObjectSpec {
+        class: "ServiceGroup",
+        name: g.name.clone(),
+        values: vec![
+            ("AdminState", e(AdminState::Unlocked)),
+            ("RedundancyModel", e(g.model)),
+            ("StandbyMode", e(g.standby)),
+            (
+                "PreferredPrimaries",
+                Value::U32(match g.model {
+                    RedundancyModel::TwoN | RedundancyModel::NoRedundancy => 1,
+                    RedundancyModel::NPlusM => g.sis.len() as u32,
+                    RedundancyModel::NWayActive => g.members.len() as u32,
+                }),
+            ),
+            ("PreferredSecondaries", Value::U32(g.preferred_secondaries)),
+            ("PreferredSpares", Value::U32(0)),
+            ("MaxRestarts", Value::U32(g.max_restarts)),
+            ("ProbationPeriod", Value::U32(g.probation.as_secs() as u32)),
+            ("FirstRecovery", e(g.first_recovery)),
+        ],
+    }];
+    for si in &g.sis {
+        out.push(ObjectSpec {
+            class: "ServiceInstance",
+            name: si.clone(),
+            values: vec![
+                ("AdminState", e(AdminState::Unlocked)),
+                ("Availability", Value::Real(1.0)),
+            ],
+        });
+    }
+    out
+}
+
+/// Where components are built: the element's root, the binary that runs
+/// `@counterd`, the directory of sockets and query files.
+pub struct FruCtx<'a> {
+    pub root: &'a str,
+    pub self_exe: &'a Path,
+    pub run_dir: &'a Path,
+}
+
+/// How a configured component runs.
+struct ComponentRun<'a> {
+    kind: &'a str,
+    command: &'a [String],
+    stop: &'a Option<Vec<String>>,
+    health: &'a Option<Vec<String>>,
+    role: &'a Option<Vec<String>>,
+    env: &'a std::collections::BTreeMap<String, String>,
+}
+
+/// The factory's view of a component; `query` names its counterd query file.
+fn component_kind(ctx: &FruCtx<'_>, r: ComponentRun<'_>, query: &str) -> Kind {
+    let mut command = r.command.to_vec();
+    if command.first().map(String::as_str) == Some("@counterd") {
+        command = vec![ctx.self_exe.display().to_string(), "counterd".into()];
+    }
+    let mut env: Vec<(String, String)> =
+        r.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    env.push((
+        "COUNTERD_QUERY".into(),
+        ctx.run_dir.join(format!("{query}.q")).display().to_string(),
+    ));
+    if r.kind == "ha-aware" {
+        Kind::HaAware { command, env }
+    } else {
+        Kind::Process {
+            start: command,
+            stop: r.stop.clone(),
+            health: r.health.clone(),
+            role: r.role.clone(),
+            env,
+        }
+    }
+}
+
+/// A unit in a slot of a shelf (`shelf` is the shelf's name in the config).
+#[derive(Debug, Clone, Copy)]
+pub struct Unit<'a> {
+    pub shelf: &'a str,
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub slot: u32,
+    pub serial: &'a str,
+    pub revision: &'a str,
+}
+
+/// What instantiating a unit creates.
+#[derive(Debug, Clone, Default)]
+pub struct FruParts {
+    /// The unit's persistent name.
+    pub unit: String,
+    /// The unit's object, its components', and its own group's.
+    pub objects: Vec<ObjectSpec>,
+    /// The unit's hardware component first, then its component managers.
+    pub components: Vec<ComponentSpec>,
+    /// The unit's own group (no redundancy, one service instance per
+    /// member): its component managers that join no configured group, and
+    /// for a dynamic unit the unit itself.
+    pub group: Option<SgConfig>,
+    /// Component managers joining configured groups.
+    pub joins: Vec<GroupMember>,
+    /// Components that start locked.
+    pub locked: Vec<String>,
+}
+
+/// The unit's own group's name.
+pub fn unit_group(root: &str, unit: &Unit<'_>) -> String {
+    let (_, rdn, _) = fru_class(unit.kind);
+    format!("{root}/sg=fru-{}-{rdn}-{}", unit.shelf, unit.name)
+}
+
+/// Builds a unit of a FRU type (or of none): a configured unit (`dynamic`
+/// false) has its hardware component in the shelf's role group, made by
+/// the caller; `manual` locks every component of the unit.
+pub fn fru_parts(
+    ctx: &FruCtx<'_>,
+    unit: &Unit<'_>,
+    ty: Option<&FruTypeEntry>,
+    dynamic: bool,
+    manual: bool,
+) -> FruParts {
+    let (class, rdn, _) = fru_class(unit.kind);
+    let shelf = format!("{}/shelf={}", ctx.root, unit.shelf);
+    let name = format!("{shelf}/{rdn}={}", unit.name);
+    let unit_admin = if manual {
+        AdminState::Locked
+    } else {
+        AdminState::Unlocked
+    };
+    let mut v = component_states();
+    v[0] = ("AdminState", e(unit_admin));
+    v.extend([
+        ("Slot", Value::U32(unit.slot)),
+        ("SerialNumber", s(unit.serial)),
+        ("HardwareRevision", s(unit.revision)),
+        ("Present", Value::Bool(true)),
+    ]);
+    match class {
+        "Fan" => v.push(("Speed", Value::U32(4200))),
+        "PowerSupply" => v.extend([
+            ("OutputPower", Value::U32(300)),
+            ("InputVoltage", Value::U32(48_000)),
+        ]),
+        "HostBoard" => v.extend([("CpuLoad", Value::U32(10)), ("Temperature", Value::U32(41))]),
+        "LineCard" => v.push(("Ports", Value::U32(0))),
+        _ => {}
+    }
+    let mut parts = FruParts {
+        unit: name.clone(),
+        objects: vec![ObjectSpec {
+            class,
+            name: name.clone(),
+            values: v,
+        }],
+        components: vec![ComponentSpec {
+            name: name.clone(),
+            parent: Some(shelf.clone()),
+            kind: Kind::Hardware,
+            checkpoint: CheckpointMode::NoCheckpoints,
+            audit: None,
+        }],
+        ..FruParts::default()
+    };
+    if manual {
+        parts.locked.push(name.clone());
+    }
+    let group = unit_group(ctx.root, unit);
+    let mut own: Vec<String> = Vec::new();
+    if dynamic {
+        own.push(name.clone());
+    }
+    for x in ty.map(|t| t.components.as_slice()).unwrap_or_default() {
+        let comp = format!("{name}/comp={}", x.name.get_ref());
+        let in_group = x
+            .group
+            .as_ref()
+            .map(|g| format!("{}/sg={}", ctx.root, g.get_ref()));
+        let mode = checkpoint_mode(x.checkpoint.get_ref());
+        let admin = if manual {
+            AdminState::Locked
+        } else {
+            admin_state(x.admin.as_ref().map(|a| a.get_ref().as_str()))
+        };
+        if admin == AdminState::Locked {
+            parts.locked.push(comp.clone());
+        }
+        parts.objects.push(sw_object(
+            &comp,
+            x.kind.get_ref(),
+            in_group.as_deref().unwrap_or(&group),
+            mode,
+            x.audit_period_ms,
+            admin,
+        ));
+        let query = format!(
+            "fru-{}-{}-{}-{}",
+            unit.shelf,
+            rdn,
+            unit.name,
+            x.name.get_ref()
+        );
+        parts.components.push(ComponentSpec {
+            name: comp.clone(),
+            parent: Some(name.clone()),
+            kind: component_kind(
+                ctx,
+                ComponentRun {
+                    kind: x.kind.get_ref(),
+                    command: x.command.get_ref(),
+                    stop: &x.stop,
+                    health: &x.health,
+                    role: &x.role,
+                    env: &x.env,
+                },
+                &query,
+            ),
+            checkpoint: mode,
+            audit: audit_of(x.audit_period_ms, x.audit_deadline_ms),
+        });
+        match in_group {
+            Some(g) => parts.joins.push(GroupMember {
+                group: g,
+                component: comp,
+                sis: Vec::new(),
+            }),
+            None => own.push(comp),
+        }
+    }
+    if !own.is_empty() {
+        let g = hw_group(group, RedundancyModel::NoRedundancy, own);
+        if dynamic {
+            parts.objects.extend(group_objects(&g));
+        }
+        parts.group = Some(g);
+    }
+    parts
 }
 
 /// The HA core configuration for an element.
@@ -448,6 +705,7 @@ pub fn core_config(
         socket: run_dir.join("ha.sock"),
         groups: el.groups.clone(),
         components: el.components.clone(),
+        locked: el.locked.clone(),
         cec: CecRules::default(),
         checkpoint_deadline: Duration::from_secs(1),
         watchdog_timeout: Duration::from_secs(10),

@@ -12,6 +12,7 @@ mod config;
 mod copco;
 mod element;
 mod face_metrics;
+mod hotswap;
 mod loadserver;
 mod model;
 mod stats;
@@ -352,6 +353,20 @@ async fn run_node(
             stop_rx.clone(),
         )));
     }
+    // The hot-swap manager on the simulated bus, and a directory bus when configured.
+    let (swap_handle, sim_bus) = halyard_backend::hotswap::sim_bus(64);
+    let _ = model.swap_bus.set(swap_handle);
+    let dir_bus = cfg.hotswap.directory.as_ref().map(|d| {
+        halyard_backend::hotswap::DirBus::new(
+            d,
+            std::time::Duration::from_millis(u64::from(*cfg.hotswap.poll_ms.get_ref())),
+        )
+    });
+    let hsm = hotswap::HotSwap::new(model.clone(), &cfg, &el, exe.clone(), run_dir.clone());
+    let hotswap_task = tokio::spawn(hsm.run(
+        halyard_backend::hotswap::Both::new(Some(sim_bus), dir_bus),
+        stop_rx.clone(),
+    ));
     // One collection before the faces open, so statistics exist from the start.
     let mut collector = stats::Collector::new(
         model.clone(),
@@ -440,6 +455,7 @@ async fn run_node(
         }
     }
     let _ = stop_tx.send(true);
+    let _ = hotswap_task.await;
     faces.stop().await;
     running.shutdown().await;
     for t in cluster_tasks {

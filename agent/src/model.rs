@@ -72,6 +72,8 @@ pub struct AgentModel {
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
     /// Serializes alarm changes (raise, fold, clear).
     alarm_lock: Mutex<AlarmGuards>,
+    /// The simulated hot-swap bus the controllers' Insert and Remove feed.
+    pub(crate) swap_bus: std::sync::OnceLock<halyard_backend::hotswap::SimBusHandle>,
 }
 
 /// Flapping and storm state, kept under the alarm lock.
@@ -135,6 +137,7 @@ impl AgentModel {
             next_job: AtomicU32::new(1),
             audits: Mutex::new(Default::default()),
             alarm_lock: Mutex::new(AlarmGuards::default()),
+            swap_bus: std::sync::OnceLock::new(),
         });
         let mut fresh = Vec::new();
         for o in &element.objects {
@@ -779,6 +782,10 @@ impl AgentModel {
             .await;
             return;
         }
+        if topic == halyard_backend::core::HOTSWAP_TOPIC {
+            self.apply_hotswap(body).await;
+            return;
+        }
         if topic != "set" {
             return;
         }
@@ -806,6 +813,98 @@ impl AgentModel {
                 let _ = self.store.update(&name, &[(attribute, v)]);
             }
         }
+    }
+
+    /// A unit inserted or removed, as the hot-swap manager described it
+    /// ([`crate::hotswap`]); every node of a cluster applies it in log
+    /// order. Subtrees go, objects come, presence and the controller's
+    /// counter change, FruChanged is announced, the missing-unit alarm is
+    /// raised or cleared.
+    async fn apply_hotswap(&self, note: &serde_json::Value) {
+        for gone in note["remove"].as_array().into_iter().flatten() {
+            if let Some(n) = gone.as_str().and_then(|n| ObjectName::parse(n).ok()) {
+                self.store.remove(&n);
+            }
+        }
+        let values_of = |class: &'static ClassMeta, v: &serde_json::Value| {
+            let mut out: Vec<(&'static str, Value)> = Vec::new();
+            for (a, text) in v.as_object().into_iter().flatten() {
+                if let (Some((_, m)), Some(text)) = (class.attribute(a), text.as_str())
+                    && let Ok(v) = Value::parse(&m.ty, text)
+                {
+                    out.push((m.name, v));
+                }
+            }
+            out
+        };
+        for o in note["create"].as_array().into_iter().flatten() {
+            let (Some(class), Some(object)) = (
+                o["class"].as_str().and_then(|c| SCHEMA.class(c)),
+                o["name"].as_str(),
+            ) else {
+                continue;
+            };
+            let values = values_of(class, &o["values"]);
+            if let Err(e) = self.create_dynamic(class.name, object, &values).await {
+                tracing::warn!(%object, error = %e, "hot swap: cannot create the object");
+            }
+        }
+        for o in note["set"].as_array().into_iter().flatten() {
+            let Some(n) = o["name"].as_str().and_then(|n| ObjectName::parse(n).ok()) else {
+                continue;
+            };
+            if let Ok(obj) = self.store.get(&n).await {
+                let _ = self.store.update(&n, &values_of(obj.class, &o["values"]));
+            }
+        }
+        if let Some(hsc) = note["hsc"].as_str().and_then(|n| ObjectName::parse(n).ok())
+            && let Ok(o) = self.store.get(&hsc).await
+        {
+            let n = match o.get("SwapEvents") {
+                Some(Value::U64(n)) => n + 1,
+                _ => 1,
+            };
+            let _ = self.store.update(&hsc, &[("SwapEvents", Value::U64(n))]);
+        }
+        let fru = note["fru"].as_str().unwrap_or_default();
+        let present = note["present"].as_bool().unwrap_or_default();
+        let source = ObjectName::parse(fru).unwrap_or_else(|_| self.root.clone());
+        self.publish(
+            "FruChanged",
+            &source,
+            vec![
+                ("Fru", Value::Str(truncate(fru, 255))),
+                (
+                    "Slot",
+                    Value::U32(note["slot"].as_u64().unwrap_or_default() as u32),
+                ),
+                ("Present", Value::Bool(present)),
+                (
+                    "FruType",
+                    Value::Str(truncate(note["fru_type"].as_str().unwrap_or_default(), 64)),
+                ),
+            ],
+        );
+        for c in note["clear"].as_array().into_iter().flatten() {
+            if let Some(c) = c.as_str() {
+                let _ = self
+                    .clear_alarms_matching(c, Some(ProbableCause::ReplaceableUnitMissing))
+                    .await;
+            }
+        }
+        if let Some(text) = note["alarm"].as_str()
+            && let Err(e) = self
+                .raise_alarm(
+                    fru,
+                    ProbableCause::ReplaceableUnitMissing,
+                    PerceivedSeverity::Major,
+                    text,
+                )
+                .await
+        {
+            tracing::error!(error = %e, "cannot raise the missing-unit alarm");
+        }
+        tracing::info!(%fru, present, "hot swap applied");
     }
 
     /// Re-reads every component's states from CRIM.
@@ -1356,6 +1455,8 @@ mod tests {
             components: vec![],
             hosts: Default::default(),
             node_objects: Default::default(),
+            locked: Vec::new(),
+            static_frus: Default::default(),
         };
         let repo = Repository::open(&dir.join("db")).await.unwrap();
         let (core, running) = HaCore::start(

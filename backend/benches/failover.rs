@@ -46,6 +46,7 @@ async fn main() {
             sis: vec!["si=1".into()],
         }],
         components: vec![comp("a"), comp("b")],
+        locked: Vec::new(),
         cec: CecRules::default(),
         checkpoint_deadline: Duration::from_secs(1),
         watchdog_timeout: Duration::from_secs(60),

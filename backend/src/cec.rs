@@ -141,6 +141,21 @@ impl Cec {
         }
     }
 
+    /// A component added (with its container, if any) or removed at run
+    /// time (hot swap).
+    pub fn set_parent(&mut self, component: &str, parent: Option<&str>) {
+        match parent {
+            Some(p) => {
+                self.parents.insert(component.to_string(), p.to_string());
+            }
+            None => {
+                self.parents.remove(component);
+                self.incarnations.remove(component);
+                self.recovering.remove(component);
+            }
+        }
+    }
+
     /// CRIM started a new incarnation of a component.
     pub fn incarnation(&mut self, component: &str, incarnation: u32) {
         self.incarnations.insert(component.to_string(), incarnation);

@@ -63,6 +63,164 @@ pub enum Command {
         topic: String,
         body: serde_json::Value,
     },
+    /// Components and groups added and removed at run time (hot swap),
+    /// applied by every replica's CRIM; the hosts start and stop them.
+    Reconfigure(Box<WireReconfigure>),
+}
+
+/// [`crate::core::Reconfigure`] on the wire: enums by their YANG names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireReconfigure {
+    pub add_groups: Vec<WireGroup>,
+    pub join: Vec<WireMember>,
+    pub leave: Vec<WireMember>,
+    pub remove_groups: Vec<String>,
+    pub locked: Vec<String>,
+    pub components: Vec<WireComponent>,
+    pub lost: Vec<String>,
+    pub restart: Vec<String>,
+    pub note: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireMember {
+    pub group: String,
+    pub component: String,
+    pub sis: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireGroup {
+    pub name: String,
+    pub model: String,
+    pub standby: String,
+    pub preferred_secondaries: u32,
+    pub first_recovery: String,
+    pub max_restarts: u32,
+    pub probation_ms: u64,
+    pub members: Vec<String>,
+    pub sis: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WireComponent {
+    pub name: String,
+    pub parent: Option<String>,
+    pub kind: crate::core::Kind,
+    pub checkpoint: String,
+    /// Audit period and deadline in ms.
+    pub audit_ms: Option<(u64, u64)>,
+}
+
+impl From<&crate::core::Reconfigure> for WireReconfigure {
+    fn from(r: &crate::core::Reconfigure) -> Self {
+        let member = |m: &crate::crim::GroupMember| WireMember {
+            group: m.group.clone(),
+            component: m.component.clone(),
+            sis: m.sis.clone(),
+        };
+        WireReconfigure {
+            add_groups: r
+                .crim
+                .add_groups
+                .iter()
+                .map(|g| WireGroup {
+                    name: g.name.clone(),
+                    model: g.model.yang_name().into(),
+                    standby: g.standby.yang_name().into(),
+                    preferred_secondaries: g.preferred_secondaries,
+                    first_recovery: g.first_recovery.yang_name().into(),
+                    max_restarts: g.max_restarts,
+                    probation_ms: g.probation.as_millis() as u64,
+                    members: g.members.clone(),
+                    sis: g.sis.clone(),
+                })
+                .collect(),
+            join: r.crim.join.iter().map(member).collect(),
+            leave: r.crim.leave.iter().map(member).collect(),
+            remove_groups: r.crim.remove_groups.clone(),
+            locked: r.crim.locked.clone(),
+            components: r
+                .components
+                .iter()
+                .map(|c| WireComponent {
+                    name: c.name.clone(),
+                    parent: c.parent.clone(),
+                    kind: c.kind.clone(),
+                    checkpoint: c.checkpoint.yang_name().into(),
+                    audit_ms: c
+                        .audit
+                        .map(|(p, d)| (p.as_millis() as u64, d.as_millis() as u64)),
+                })
+                .collect(),
+            lost: r.lost.clone(),
+            restart: r.restart.clone(),
+            note: r.note.clone(),
+        }
+    }
+}
+
+impl TryFrom<WireReconfigure> for crate::core::Reconfigure {
+    type Error = String;
+
+    fn try_from(w: WireReconfigure) -> Result<Self, String> {
+        let member = |m: WireMember| crate::crim::GroupMember {
+            group: m.group,
+            component: m.component,
+            sis: m.sis,
+        };
+        let mut groups = Vec::new();
+        for g in w.add_groups {
+            groups.push(crate::crim::SgConfig {
+                name: g.name,
+                model: g
+                    .model
+                    .parse::<halyard_cluster_model::model::RedundancyModel>()
+                    .map_err(|e| e.to_string())?,
+                standby: g
+                    .standby
+                    .parse::<halyard_cluster_model::model::StandbyMode>()
+                    .map_err(|e| e.to_string())?,
+                preferred_secondaries: g.preferred_secondaries,
+                first_recovery: g
+                    .first_recovery
+                    .parse::<halyard_cluster_model::model::RecoveryAction>()
+                    .map_err(|e| e.to_string())?,
+                max_restarts: g.max_restarts,
+                probation: Duration::from_millis(g.probation_ms),
+                members: g.members,
+                sis: g.sis,
+            });
+        }
+        let mut components = Vec::new();
+        for c in w.components {
+            components.push(crate::core::ComponentSpec {
+                name: c.name,
+                parent: c.parent,
+                kind: c.kind,
+                checkpoint: c
+                    .checkpoint
+                    .parse::<halyard_cluster_model::model::CheckpointMode>()
+                    .map_err(|e| e.to_string())?,
+                audit: c
+                    .audit_ms
+                    .map(|(p, d)| (Duration::from_millis(p), Duration::from_millis(d))),
+            });
+        }
+        Ok(crate::core::Reconfigure {
+            crim: crate::crim::Reconfig {
+                add_groups: groups,
+                join: w.join.into_iter().map(member).collect(),
+                leave: w.leave.into_iter().map(member).collect(),
+                remove_groups: w.remove_groups,
+                locked: w.locked,
+            },
+            components,
+            lost: w.lost,
+            restart: w.restart,
+            note: w.note,
+        })
+    }
 }
 
 /// [`Input`] on the wire: enums by their YANG names.
@@ -578,6 +736,60 @@ mod tests {
             }),
             None
         );
+    }
+
+    #[test]
+    fn a_hot_swap_change_crosses_the_wire_unchanged() {
+        use halyard_cluster_model::model::{
+            CheckpointMode, RecoveryAction, RedundancyModel, StandbyMode,
+        };
+        let change = crate::core::Reconfigure {
+            crim: crate::crim::Reconfig {
+                add_groups: vec![crate::crim::SgConfig {
+                    name: "ne=1/sg=fru-1-3".into(),
+                    model: RedundancyModel::NoRedundancy,
+                    standby: StandbyMode::Warm,
+                    preferred_secondaries: 0,
+                    first_recovery: RecoveryAction::SoftReset,
+                    max_restarts: 3,
+                    probation: Duration::from_secs(60),
+                    members: vec!["ne=1/shelf=1/linecard=slot-3".into()],
+                    sis: vec!["ne=1/sg=fru-1-3/si=1".into()],
+                }],
+                join: vec![crate::crim::GroupMember {
+                    group: "ne=1/sg=ports".into(),
+                    component: "ne=1/shelf=1/linecard=slot-3/comp=portd".into(),
+                    sis: vec![],
+                }],
+                leave: vec![],
+                remove_groups: vec!["ne=1/sg=fru-1-4".into()],
+                locked: vec!["ne=1/shelf=1/linecard=slot-3/comp=portd".into()],
+            },
+            components: vec![crate::core::ComponentSpec {
+                name: "ne=1/shelf=1/linecard=slot-3/comp=portd".into(),
+                parent: Some("ne=1/shelf=1/linecard=slot-3".into()),
+                kind: crate::core::Kind::Process {
+                    start: vec!["sleep".into(), "60".into()],
+                    stop: None,
+                    health: Some(vec!["true".into()]),
+                    role: None,
+                    env: vec![("A".into(), "b".into())],
+                },
+                checkpoint: CheckpointMode::NoCheckpoints,
+                audit: Some((Duration::from_millis(500), Duration::from_millis(200))),
+            }],
+            lost: vec!["ne=1/shelf=1/fan=1".into()],
+            restart: vec![],
+            note: serde_json::json!({"inserted": true}),
+        };
+        let cmd = Command::Reconfigure(Box::new(WireReconfigure::from(&change)));
+        let json = serde_json::to_value(&cmd).unwrap();
+        assert_eq!(json["cmd"], "reconfigure");
+        assert_eq!(supersede_key(&json), None, "a hot swap is history");
+        let Command::Reconfigure(back) = serde_json::from_value(json).unwrap() else {
+            panic!("not a reconfiguration")
+        };
+        assert_eq!(crate::core::Reconfigure::try_from(*back).unwrap(), change);
     }
 
     #[test]

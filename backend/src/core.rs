@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use halyard_cluster_model::Timestamp;
 use halyard_cluster_model::model::{
-    AvailabilityState, CheckpointMode, PerceivedSeverity, ProbableCause,
+    AdminState, AvailabilityState, CheckpointMode, PerceivedSeverity, ProbableCause,
 };
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
@@ -27,8 +27,10 @@ use tracing::Instrument;
 use crate::asr::Asr;
 use crate::cec::{Cec, CecRules, ErrorKind, ErrorReport, Verdict};
 use crate::checkpoint::{CheckpointError, CheckpointPush, CheckpointService};
-use crate::cluster::{Applied, ClusterClock, ClusterView, Command, WireInput, wall_ms};
-use crate::crim::{ComponentView, Crim, CrimError, Effect, Input, SgConfig};
+use crate::cluster::{
+    Applied, ClusterClock, ClusterView, Command, WireInput, WireReconfigure, wall_ms,
+};
+use crate::crim::{ComponentView, Crim, CrimError, Effect, Input, Reconfig, SgConfig};
 use crate::events::{EventKind, EventService};
 use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit};
 use crate::naming::NamingService;
@@ -36,7 +38,8 @@ use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode
 use crate::repo::Repository;
 
 /// How a component is run.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Kind {
     /// A child process in the style of OCF resource agents: `start` runs
     /// it, `stop` (when given) asks it to stop before the signals do,
@@ -76,6 +79,9 @@ pub struct CoreConfig {
     pub socket: PathBuf,
     pub groups: Vec<SgConfig>,
     pub components: Vec<ComponentSpec>,
+    /// Components configured administratively locked: not started until
+    /// an operator unlocks them.
+    pub locked: Vec<String>,
     pub cec: CecRules,
     /// Longest a synchronous checkpoint write waits for standbys.
     pub checkpoint_deadline: Duration,
@@ -84,6 +90,28 @@ pub struct CoreConfig {
     /// Grace between SIGTERM and SIGKILL when stopping a process.
     pub stop_grace: Duration,
 }
+
+/// A run-time change of the element (the hot-swap manager's: FRUs
+/// inserted and removed). In a cluster it is committed to the log and
+/// every node applies it; the node hosting a component starts or stops it.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Reconfigure {
+    /// Groups and members that appear and disappear.
+    pub crim: Reconfig,
+    /// How to run each component the change adds.
+    pub components: Vec<ComponentSpec>,
+    /// Existing components whose unit is gone (a configured FRU removed):
+    /// CRIM loses them and they are stopped, until `restart`.
+    pub lost: Vec<String>,
+    /// Existing components whose unit is back: started again.
+    pub restart: Vec<String>,
+    /// For the agent: applied by every node's model as the replicated
+    /// topic [`HOTSWAP_TOPIC`], before the components' states change.
+    pub note: serde_json::Value,
+}
+
+/// The replicated topic under which a [`Reconfigure`]'s note is published.
+pub const HOTSWAP_TOPIC: &str = "hotswap";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
@@ -185,6 +213,7 @@ enum Msg {
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
     LockHolder(String, oneshot::Sender<Option<String>>),
+    Reconfigure(Box<Reconfigure>, oneshot::Sender<Result<(), CoreError>>),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -460,6 +489,13 @@ impl HaCore {
             .await
     }
 
+    /// Adds and removes components and groups at run time (hot swap); in
+    /// a cluster, through the log. Returns once applied (committed).
+    pub async fn reconfigure(&self, change: Reconfigure) -> Result<(), CoreError> {
+        self.call(|reply| Msg::Reconfigure(Box::new(change), reply))
+            .await?
+    }
+
     /// Every component as CRIM sees it.
     pub async fn components(&self) -> Result<Vec<ComponentView>, CoreError> {
         self.call(Msg::Views).await
@@ -563,12 +599,19 @@ impl HaCore {
         }
 
         tasks.spawn(watchdog.clone().run(stop_rx.clone()));
+        let modes: Modes = Arc::new(std::sync::RwLock::new(
+            config
+                .components
+                .iter()
+                .map(|s| (s.name.clone(), s.checkpoint))
+                .collect(),
+        ));
         tasks.spawn(accept_sessions(
             listener,
             tx.clone(),
             checkpoints.clone(),
             config.checkpoint_deadline,
-            config.components.clone(),
+            modes.clone(),
             stop_rx.clone(),
         ));
 
@@ -615,7 +658,7 @@ impl HaCore {
             .filter_map(|c| c.parent.clone().map(|p| (c.name.clone(), p)))
             .collect();
         let mut state = CoreState {
-            crim: Crim::new(config.groups.clone()),
+            crim: fresh_crim(&config.groups, &config.locked),
             cec: Cec::new(config.cec.clone(), parents),
             specs: config
                 .components
@@ -638,60 +681,27 @@ impl HaCore {
             cluster: cluster_rt,
             replicated: Vec::new(),
             locks: Vec::new(),
+            locked: config.locked.clone(),
+            runner: Runner {
+                node: config.node.clone(),
+                socket: config.socket.clone(),
+                stop_grace: config.stop_grace,
+                modes,
+                dynamic: JoinSet::new(),
+                stops: HashMap::new(),
+            },
         };
         // Supervisors and audits, then start every component.
         for c in &config.components {
             state.blackboxes.insert(c.name.clone(), BlackBox::new(64));
             let (inc_tx, inc_rx) = watch::channel(state.incarnations[&c.name]);
             state.audit_incarnations.insert(c.name.clone(), inc_tx);
-            if matches!(c.kind, Kind::Process { .. } | Kind::HaAware { .. }) {
-                let (sup_tx, sup_rx) = mpsc::channel(16);
-                state.supervisors.insert(c.name.clone(), sup_tx);
-                let span =
-                    tracing::info_span!("component", node = %config.node, component = %c.name);
-                tasks.spawn(
-                    supervise(
-                        c.clone(),
-                        config.socket.clone(),
-                        sup_rx,
-                        tx.clone(),
-                        config.stop_grace,
-                        stop_rx.clone(),
-                    )
-                    .instrument(span),
-                );
-            }
-            if let Some((period, deadline)) = c.audit
-                && let Kind::Process {
-                    health: Some(cmd), ..
-                } = &c.kind
+            if let Some(sup) =
+                state
+                    .runner
+                    .spawn_tasks(&mut tasks, c, inc_rx, &tx, &watchdog, stop_rx.clone())
             {
-                let cmd = cmd.clone();
-                let check: AuditCheck = Arc::new(move || {
-                    let cmd = cmd.clone();
-                    Box::pin(async move { run_health_command(&cmd).await })
-                });
-                let (rep_tx, mut rep_rx) = mpsc::channel(16);
-                let fwd = tx.clone();
-                tasks.spawn(async move {
-                    while let Some(r) = rep_rx.recv().await {
-                        if fwd.send(Msg::Report(r)).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                tasks.spawn(run_audit(
-                    Audit {
-                        component: c.name.clone(),
-                        period,
-                        deadline,
-                        check,
-                    },
-                    inc_rx,
-                    rep_tx,
-                    Some(watchdog.clone()),
-                    stop_rx.clone(),
-                ));
+                state.supervisors.insert(c.name.clone(), sup);
             }
         }
         for c in &config.components {
@@ -701,7 +711,8 @@ impl HaCore {
                 None => true,
                 Some(rt) => rt.hosts.get(&c.name) == Some(&rt.me),
             };
-            if here {
+            // A component configured locked waits for its unlock.
+            if here && !config.locked.contains(&c.name) {
                 state.start_component(&c.name).await;
             }
         }
@@ -840,6 +851,100 @@ struct CoreState {
     replicated: Vec<(String, serde_json::Value)>,
     /// COpCo's held subtrees: (subject, holder).
     locks: Vec<(String, String)>,
+    /// Components configured locked (CRIM starts them locked).
+    locked: Vec<String>,
+    /// Runs the tasks of components added at run time.
+    runner: Runner,
+}
+
+/// Checkpoint modes by component, read by the sessions of HA-aware
+/// components (components come and go with hot swap).
+type Modes = Arc<std::sync::RwLock<HashMap<String, CheckpointMode>>>;
+
+/// What the core needs to run a component's tasks (supervisor, audit),
+/// and the tasks of components added at run time, each with its own stop.
+#[derive(Debug)]
+struct Runner {
+    node: String,
+    socket: PathBuf,
+    stop_grace: Duration,
+    modes: Modes,
+    dynamic: JoinSet<()>,
+    stops: HashMap<String, watch::Sender<bool>>,
+}
+
+impl Runner {
+    /// Spawns a component's supervisor (processes and HA-aware daemons)
+    /// and health audit into `tasks`; returns the supervisor's handle.
+    fn spawn_tasks(
+        &self,
+        tasks: &mut JoinSet<()>,
+        c: &ComponentSpec,
+        inc_rx: watch::Receiver<u32>,
+        tx: &mpsc::Sender<Msg>,
+        watchdog: &Arc<Watchdog>,
+        stop_rx: watch::Receiver<bool>,
+    ) -> Option<mpsc::Sender<SupCmd>> {
+        let mut supervisor = None;
+        if matches!(c.kind, Kind::Process { .. } | Kind::HaAware { .. }) {
+            let (sup_tx, sup_rx) = mpsc::channel(16);
+            supervisor = Some(sup_tx);
+            let span = tracing::info_span!("component", node = %self.node, component = %c.name);
+            tasks.spawn(
+                supervise(
+                    c.clone(),
+                    self.socket.clone(),
+                    sup_rx,
+                    tx.clone(),
+                    self.stop_grace,
+                    stop_rx.clone(),
+                )
+                .instrument(span),
+            );
+        }
+        if let Some((period, deadline)) = c.audit
+            && let Kind::Process {
+                health: Some(cmd), ..
+            } = &c.kind
+        {
+            let cmd = cmd.clone();
+            let check: AuditCheck = Arc::new(move || {
+                let cmd = cmd.clone();
+                Box::pin(async move { run_health_command(&cmd).await })
+            });
+            let (rep_tx, mut rep_rx) = mpsc::channel(16);
+            let fwd = tx.clone();
+            tasks.spawn(async move {
+                while let Some(r) = rep_rx.recv().await {
+                    if fwd.send(Msg::Report(r)).await.is_err() {
+                        break;
+                    }
+                }
+            });
+            tasks.spawn(run_audit(
+                Audit {
+                    component: c.name.clone(),
+                    period,
+                    deadline,
+                    check,
+                },
+                inc_rx,
+                rep_tx,
+                Some(watchdog.clone()),
+                stop_rx,
+            ));
+        }
+        supervisor
+    }
+}
+
+/// CRIM over the configured groups, configured-locked components locked.
+fn fresh_crim(groups: &[SgConfig], locked: &[String]) -> Crim {
+    let mut crim = Crim::new(groups.to_vec());
+    for c in locked {
+        crim.set_initial_admin(c, AdminState::Locked);
+    }
+    crim
 }
 
 impl CoreState {
@@ -859,7 +964,7 @@ impl CoreState {
                             let _ = reply.send(out);
                         }
                         Some(Applied::Reset(done)) => {
-                            self.crim = Crim::new(self.groups.clone());
+                            self.crim = fresh_crim(&self.groups, &self.locked);
                             self.core.checkpoints.clear();
                             self.replicated.clear();
                             self.locks.clear();
@@ -908,6 +1013,17 @@ impl CoreState {
                 Msg::LockHolder(subject, reply) => {
                     let _ = reply.send(self.lock_conflict(&subject));
                 }
+                Msg::Reconfigure(change, reply) => match &self.cluster {
+                    None => {
+                        let r = self.reconfigure(*change).await;
+                        let _ = reply.send(r);
+                    }
+                    Some(rt) => rt.propose_answered(
+                        Command::Reconfigure(Box::new(WireReconfigure::from(&*change))),
+                        reply,
+                        CoreError::Refused,
+                    ),
+                },
                 Msg::ReplicatedSince(from, reply) => {
                     let _ = reply.send(self.replicated.iter().skip(from).cloned().collect());
                 }
@@ -1042,6 +1158,15 @@ impl CoreState {
                 }
                 Msg::Shutdown(reply) => {
                     self.shutdown_components().await;
+                    // Components added at run time stop with the others.
+                    for stop in self.runner.stops.values() {
+                        let _ = stop.send(true);
+                    }
+                    let mut dynamic = std::mem::take(&mut self.runner.dynamic);
+                    let _ = tokio::time::timeout(Duration::from_secs(8), async {
+                        while dynamic.join_next().await.is_some() {}
+                    })
+                    .await;
                     let _ = reply.send(());
                     return;
                 }
@@ -1342,6 +1467,13 @@ impl CoreState {
                 serde_json::json!({"ok": true, "seq": seq})
             }
             Command::Fault { component, fault } => self.apply_fault(&component, &fault).await,
+            Command::Reconfigure(change) => match Reconfigure::try_from(*change) {
+                Err(e) => apply_error(e),
+                Ok(change) => match self.reconfigure(change).await {
+                    Ok(()) => apply_ok(),
+                    Err(e) => apply_error(e),
+                },
+            },
             c @ (Command::Lock { .. } | Command::Unlock { .. }) => self.apply_lock(c),
             Command::Replicated { topic, body } => {
                 // Kept, so a model that starts after the replay (or lags)
@@ -1357,6 +1489,141 @@ impl CoreState {
             rt.view.applied();
         }
         out
+    }
+
+    /// Applies a run-time change (hot swap): CRIM first (checked whole),
+    /// then the note for the agent, then the components' tasks; this node
+    /// starts and stops what it hosts.
+    async fn reconfigure(&mut self, ch: Reconfigure) -> Result<(), CoreError> {
+        let added = ch.crim.added();
+        if added.len() != ch.components.len()
+            || ch.components.iter().any(|c| !added.contains(&c.name))
+        {
+            return Err(CoreError::Config(
+                "the components to run are not the components added".into(),
+            ));
+        }
+        if let Some(c) = ch
+            .lost
+            .iter()
+            .chain(&ch.restart)
+            .find(|c| !self.specs.contains_key(*c))
+        {
+            return Err(CoreError::UnknownComponent(c.clone()));
+        }
+        let removed: Vec<String> = ch
+            .crim
+            .leave
+            .iter()
+            .map(|l| l.component.clone())
+            .chain(
+                ch.crim
+                    .remove_groups
+                    .iter()
+                    .filter_map(|g| self.crim.group(g))
+                    .flat_map(|g| g.members.clone()),
+            )
+            .collect();
+        let effects = self.crim.reconfigure(&ch.crim, "hot swap")?;
+        // The agent's objects exist before their components' states change;
+        // kept like every replicated change, so a model catches up with it.
+        self.replicated
+            .push((HOTSWAP_TOPIC.to_string(), ch.note.clone()));
+        self.core.events.publish(EventKind::Replicated {
+            topic: HOTSWAP_TOPIC.to_string(),
+            body: ch.note.clone(),
+        });
+        for e in effects {
+            self.effect(e).await;
+        }
+        for name in &removed {
+            // The supervisor stops the process, then ends with its channel.
+            self.supervisors.remove(name);
+            if let Some(stop) = self.runner.stops.remove(name) {
+                let _ = stop.send(true);
+            }
+            if let Some(spec) = self.specs.remove(name) {
+                tracing::info!(component = %name, kind = ?spec.kind, "component removed");
+            }
+            self.sessions.remove(name);
+            self.faults.remove(name);
+            self.blackboxes.remove(name);
+            self.audit_incarnations.remove(name);
+            self.cec.set_parent(name, None);
+            self.core.checkpoints.remove_component(name);
+            self.runner.modes.write().expect("modes").remove(name);
+            if let Some(rt) = &mut self.cluster {
+                rt.starting.remove(name);
+            }
+        }
+        // Tasks of components removed earlier have ended: reap them.
+        while self.runner.dynamic.try_join_next().is_some() {}
+        let (tx, watchdog) = (self.self_tx.clone(), self.core.watchdog.clone());
+        for spec in ch.components {
+            let name = spec.name.clone();
+            self.blackboxes.insert(name.clone(), BlackBox::new(64));
+            let inc = *self.incarnations.entry(name.clone()).or_insert(0);
+            let (inc_tx, inc_rx) = watch::channel(inc);
+            self.audit_incarnations.insert(name.clone(), inc_tx);
+            if let Some(p) = &spec.parent {
+                self.cec.set_parent(&name, Some(p));
+            }
+            self.runner
+                .modes
+                .write()
+                .expect("modes")
+                .insert(name.clone(), spec.checkpoint);
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let mut dynamic = std::mem::take(&mut self.runner.dynamic);
+            let sup = self
+                .runner
+                .spawn_tasks(&mut dynamic, &spec, inc_rx, &tx, &watchdog, stop_rx);
+            self.runner.dynamic = dynamic;
+            if let Some(old) = self.runner.stops.insert(name.clone(), stop_tx) {
+                let _ = old.send(true);
+            }
+            match sup {
+                Some(s) => {
+                    self.supervisors.insert(name.clone(), s);
+                }
+                None => {
+                    self.supervisors.remove(&name);
+                }
+            }
+            self.specs.insert(name, spec);
+        }
+        // A configured unit gone: CRIM loses its components, they stop here.
+        for c in &ch.lost {
+            let input = Input::Lost {
+                component: c.clone(),
+                reason: "unit removed from its slot".into(),
+            };
+            if let Err(e) = self.decide(input, Instant::now()).await {
+                tracing::debug!(error = %e, "loss not applied");
+            }
+            self.faults.insert(c.clone(), "removed".into());
+            if !self.replaying() && self.is_local(c) {
+                self.core.checkpoints.remove_component(c);
+                if let Some(s) = self.supervisors.get(c) {
+                    let _ = s.send(SupCmd::Stop).await;
+                }
+            }
+        }
+        let locked = |s: &Self, c: &str| {
+            s.crim
+                .component(c)
+                .is_some_and(|v| v.admin == AdminState::Locked)
+        };
+        for c in ch.restart.iter().chain(&added) {
+            self.faults.remove(c);
+            if !self.replaying() && self.is_local(c) && !locked(self, c) {
+                if let Some(rt) = &mut self.cluster {
+                    rt.starting.insert(c.clone(), Instant::now());
+                }
+                self.start_component(c).await;
+            }
+        }
+        Ok(())
     }
 
     fn lock_conflict(&self, subject: &str) -> Option<String> {
@@ -1561,7 +1828,11 @@ impl CoreState {
                     .specs
                     .keys()
                     .filter(|c| !rt.hosts.contains_key(*c) && !self.faults.contains_key(*c))
-                    .filter(|c| self.crim.component(c).is_some_and(|v| v.incarnation == 0))
+                    .filter(|c| {
+                        self.crim
+                            .component(c)
+                            .is_some_and(|v| v.incarnation == 0 && v.admin != AdminState::Locked)
+                    })
                     .filter(|c| {
                         rt.starting
                             .get(*c)
@@ -2129,15 +2400,9 @@ async fn accept_sessions(
     core: mpsc::Sender<Msg>,
     checkpoints: CheckpointService,
     deadline: Duration,
-    specs: Vec<ComponentSpec>,
+    modes: Modes,
     mut stop: watch::Receiver<bool>,
 ) {
-    let modes: Arc<HashMap<String, CheckpointMode>> = Arc::new(
-        specs
-            .iter()
-            .map(|s| (s.name.clone(), s.checkpoint))
-            .collect(),
-    );
     let mut sessions = JoinSet::new();
     let mut next_id = 1u64;
     loop {
@@ -2162,7 +2427,7 @@ async fn session(
     core: mpsc::Sender<Msg>,
     checkpoints: CheckpointService,
     deadline: Duration,
-    modes: Arc<HashMap<String, CheckpointMode>>,
+    modes: Modes,
 ) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
@@ -2294,7 +2559,8 @@ async fn session(
                         .await;
                     continue;
                 };
-                let sync = modes.get(name) == Some(&CheckpointMode::Synchronous);
+                let sync =
+                    modes.read().expect("modes").get(name) == Some(&CheckpointMode::Synchronous);
                 let seq = match checkpoints.write(&si, &key, &value, sync, deadline).await {
                     Ok(seq) => seq,
                     Err(CheckpointError::SyncTimeout(e)) => {

@@ -13,6 +13,8 @@
 //!   applied by every node's CRIM replica, heartbeats, failure detection and
 //!   the lease that fences a node cut off from the majority (consensus
 //!   itself is `halyard-consensus`, on openraft);
+//! - [`hotswap`]: hot-swap bus support — FRU insertions and removals from
+//!   a bus behind one trait (the simulated bus, a directory-watching bus);
 //! - [`release`]: a node's two-slot software store (fetch, incremental
 //!   propagation, checksums; the base of the upgrade manager);
 //! - [`protocol`] and [`client`]: the HA-aware component protocol and its
@@ -31,6 +33,7 @@ pub mod counterd;
 pub mod crim;
 pub mod events;
 pub mod health;
+pub mod hotswap;
 pub mod naming;
 pub mod protocol;
 pub mod release;

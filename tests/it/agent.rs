@@ -25,7 +25,7 @@ fn free_tcp() -> u16 {
         .port()
 }
 
-fn free_udp() -> u16 {
+pub(crate) fn free_udp() -> u16 {
     UdpSocket::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -47,7 +47,7 @@ impl Agent {
         Self::start_with(data, None)
     }
 
-    fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
+    pub(crate) fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
         let (snmp, http, netconf) = (
             format!("127.0.0.1:{}", free_udp()),
             format!("127.0.0.1:{}", free_tcp()),
@@ -108,7 +108,7 @@ impl Agent {
     }
 
     /// Runs a net-snmp tool: options, then this agent, then `rest`.
-    fn snmp(&self, tool: &str, opts: &[&str], rest: &[&str]) -> (bool, String) {
+    pub(crate) fn snmp(&self, tool: &str, opts: &[&str], rest: &[&str]) -> (bool, String) {
         let out = Command::new(tool)
             .args(opts)
             .arg(&self.snmp)
@@ -122,7 +122,7 @@ impl Agent {
         )
     }
 
-    fn walk(&self, oid: &str) -> Vec<(String, String)> {
+    pub(crate) fn walk(&self, oid: &str) -> Vec<(String, String)> {
         let o = Command::new("snmpbulkwalk")
             .args([
                 "-v2c", "-c", "public", "-On", "-Oq", "-Oe", "-t", "5", "-r", "3", &self.snmp, oid,
@@ -683,14 +683,14 @@ fn with_the_queue_policy_a_conflicting_command_waits_its_turn() {
 
 /// A `snmptrapd` in the foreground on a loopback port, printing what it
 /// decodes (with HALYARD-CLUSTER-MIB) to stdout; killed on drop.
-struct TrapD {
+pub(crate) struct TrapD {
     child: Child,
     out: std::sync::Arc<std::sync::Mutex<String>>,
     _dir: tempfile::TempDir,
 }
 
 impl TrapD {
-    fn start(port: u16) -> TrapD {
+    pub(crate) fn start(port: u16) -> TrapD {
         use std::io::Read;
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("snmptrapd.conf");
@@ -746,11 +746,11 @@ impl TrapD {
         t
     }
 
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.out.lock().unwrap().clone()
     }
 
-    fn wait_for(&self, needle: &str) -> String {
+    pub(crate) fn wait_for(&self, needle: &str) -> String {
         let mut text = String::new();
         wait_until(&format!("snmptrapd to print {needle:?}"), || {
             text = self.text();

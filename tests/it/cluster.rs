@@ -508,3 +508,48 @@ fn a_failures_black_box_reaches_every_node_through_the_cluster_log() {
         });
     }
 }
+
+#[test]
+fn a_unit_inserted_and_removed_on_the_master_is_seen_by_every_node() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let master = c.master("n1").expect("a master");
+    let hsc = "ne=1/shelf=1/hsc=1";
+    let insert = [
+        ("Slot", "8"),
+        ("FruType", "linecard-10g"),
+        ("SerialNumber", "LC0008"),
+    ];
+    // Only the master's hot-swap manager acts on the bus.
+    let other = NODES.iter().find(|n| **n != master).unwrap();
+    let (code, body) = c.invoke_full(other, hsc, "Insert", &insert);
+    assert!(!(200..300).contains(&code), "{code} {body}");
+    assert!(body.contains("master"), "{body}");
+
+    assert_eq!(c.invoke(&master, hsc, "Insert", &insert), 202);
+    let unit = "ne=1/shelf=1/linecard=slot-8";
+    let portd = format!("{unit}/comp=portd");
+    for n in NODES {
+        wait_until(&format!("{n} to show the unit serving"), 30, || {
+            c.attrs(n, &portd)
+                .is_some_and(|a| a["availability-state"] == "primary")
+        });
+        assert_eq!(c.attrs(n, hsc).unwrap()["swap-events"], "1", "{n}");
+        assert_eq!(c.attrs(n, unit).unwrap()["serial-number"], "LC0008", "{n}");
+    }
+
+    assert_eq!(c.invoke(&master, hsc, "Remove", &[("Slot", "8")]), 202);
+    for n in NODES {
+        wait_until(&format!("{n} to drop the unit"), 30, || {
+            c.attrs(n, unit).is_none() && c.attrs(n, &portd).is_none()
+        });
+        wait_until(&format!("{n} to show the missing-unit alarm"), 30, || {
+            let (_, alarms) = c.curl(n, "GET", "/api/v1/alarms");
+            alarms.contains(&format!("\"resource\":\"{unit}\""))
+                && alarms.contains("replaceable-unit-missing")
+        });
+        assert_eq!(c.attrs(n, hsc).unwrap()["swap-events"], "2", "{n}");
+    }
+}

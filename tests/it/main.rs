@@ -3,5 +3,6 @@
 mod agent;
 mod architecture;
 mod cluster;
+mod hotswap;
 mod netconf;
 mod upgrade;

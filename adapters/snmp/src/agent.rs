@@ -67,8 +67,9 @@ pub(crate) struct Shared {
     pub(crate) config: SnmpConfig,
     salt: AtomicU64,
     in_flight: Arc<Semaphore>,
-    /// authenticationFailure events for the notification senders.
-    pub(crate) auth_failures: tokio::sync::broadcast::Sender<()>,
+    /// Standard notifications (authenticationFailure, entConfigChange)
+    /// for the notification senders.
+    pub(crate) standard: tokio::sync::broadcast::Sender<crate::notify::Standard>,
 }
 
 /// The SNMP agent: bound sockets, ready to [`run`](SnmpAgent::run).
@@ -216,7 +217,7 @@ impl SnmpAgent {
                     .collect(),
                 users,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
-                auth_failures: tokio::sync::broadcast::channel(16).0,
+                standard: tokio::sync::broadcast::channel(16).0,
                 config,
                 salt,
             }),
@@ -258,7 +259,7 @@ impl SnmpAgent {
             .cloned()
             .zip(self.subscriptions)
         {
-            let auth = self.shared.auth_failures.subscribe();
+            let auth = self.shared.standard.subscribe();
             tasks.spawn(crate::notify::run_target(
                 self.shared.clone(),
                 target,
@@ -266,6 +267,7 @@ impl SnmpAgent {
                 auth,
             ));
         }
+        tasks.spawn(watch_entities(self.shared.clone()));
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
@@ -290,6 +292,38 @@ impl SnmpAgent {
         tasks.shutdown().await;
         tracing::info!("snmp agent stopped");
         result
+    }
+}
+
+/// Looks at the physical entity table every second, so entLastChangeTime
+/// says when a unit came or went even if nobody was reading, and sends
+/// ENTITY-MIB's entConfigChange when it changed — at most one every five
+/// seconds (RFC 4133); later changes in the interval are announced at its
+/// end.
+async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
+    const THROTTLE: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut announced: Option<u32> = None;
+    let mut last_sent: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        let changed = match shared.mib.observe_entities().await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::debug!(error = %e, "entity table not observed");
+                continue;
+            }
+        };
+        // The first look is the start: nothing to announce.
+        let known = *announced.get_or_insert(changed);
+        if changed != known && last_sent.is_none_or(|t| t.elapsed() >= THROTTLE) {
+            announced = Some(changed);
+            last_sent = Some(tokio::time::Instant::now());
+            let _ = shared
+                .standard
+                .send(crate::notify::Standard::EntConfigChange);
+        }
     }
 }
 
@@ -481,7 +515,9 @@ impl Shared {
     /// RFC 3418 authenticationFailure, when enabled (no receiver: none sent).
     fn authentication_failure(&self) {
         if self.config.authentication_failure_traps {
-            let _ = self.auth_failures.send(());
+            let _ = self
+                .standard
+                .send(crate::notify::Standard::AuthenticationFailure);
         }
     }
 

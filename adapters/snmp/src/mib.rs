@@ -67,6 +67,8 @@ enum Node {
     EntState,
     /// entPhysicalContainsTable: (container, contained) physical pairs.
     EntContains,
+    /// entLastChangeTime.
+    EntLastChange,
 }
 
 /// Hardware classes as ENTITY-MIB physical entities (most specific first).
@@ -148,6 +150,20 @@ struct Snapshot {
     contains: Vec<(u32, u32)>,
 }
 
+impl Snapshot {
+    /// What identifies the physical entity table's shape: each entity's
+    /// index, class and container (entLastChangeTime follows it).
+    fn physical_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for i in &self.physical {
+            let o = &self.objects[*i];
+            (o.index, o.class.name, physical_parent(self, o)).hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
 /// The ordered MIB the agent serves.
 pub struct Mib {
     model: Arc<dyn InformationModel>,
@@ -155,6 +171,9 @@ pub struct Mib {
     sys: SysInfo,
     max_message_size: u32,
     nodes: Vec<(Oid, Node)>,
+    /// The physical table's last fingerprint and the sysUpTime at which it
+    /// was first seen (entLastChangeTime).
+    physical_seen: std::sync::Mutex<Option<(u64, u32)>>,
 }
 
 impl std::fmt::Debug for Mib {
@@ -234,6 +253,7 @@ impl Mib {
             (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
             (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
             (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
+            (oid::ENT_LAST_CHANGE_TIME.to_vec(), Node::EntLastChange),
             scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
             scalar(oid::ENGINE_GROUP, 2, Scalar::EngineBoots),
             scalar(oid::ENGINE_GROUP, 3, Scalar::EngineTime),
@@ -275,7 +295,35 @@ impl Mib {
             sys,
             max_message_size,
             nodes,
+            physical_seen: std::sync::Mutex::new(None),
         }
+    }
+
+    /// entLastChangeTime: the sysUpTime at which this agent saw the
+    /// physical entity table change (units inserted, removed, moved). The
+    /// agent looks every second ([`Mib::observe_entities`]) and at every
+    /// ENTITY-MIB read; the first look is the start (0).
+    fn last_change(&self, snap: &Snapshot) -> u32 {
+        let fp = snap.physical_fingerprint();
+        let mut seen = self.physical_seen.lock().expect("entity fingerprint");
+        match *seen {
+            Some((old, at)) if old == fp => at,
+            Some(_) => {
+                let at = self.engine.uptime_ticks();
+                *seen = Some((fp, at));
+                at
+            }
+            None => {
+                *seen = Some((fp, 0));
+                0
+            }
+        }
+    }
+
+    /// Looks at the physical entity table (entLastChangeTime).
+    pub async fn observe_entities(&self) -> Result<u32, ModelError> {
+        let snap = self.snapshot(&mut Ctx::default()).await?;
+        Ok(self.last_change(&snap))
     }
 
     pub fn model(&self) -> &Arc<dyn InformationModel> {
@@ -464,6 +512,13 @@ impl Mib {
                     VarBindValue::NoSuchInstance
                 });
             }
+            Node::EntLastChange => {
+                if rel != [0] {
+                    return Ok(VarBindValue::NoSuchInstance);
+                }
+                let snap = self.snapshot(ctx).await?;
+                return Ok(VarBindValue::Value(ticks(self.last_change(&snap))));
+            }
             Node::Class(class, cols, _) => {
                 let Some(col) = rel.first() else {
                     return Ok(VarBindValue::NoSuchObject);
@@ -591,6 +646,13 @@ impl Mib {
         match node {
             Node::Scalar(s) => Ok(match rel {
                 None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar_value(*s))),
+                Some(_) => None,
+            }),
+            Node::EntLastChange => Ok(match rel {
+                None | Some([]) => {
+                    let snap = self.snapshot(ctx).await?;
+                    Some((oid::join(prefix, &[0]), ticks(self.last_change(&snap))))
+                }
                 Some(_) => None,
             }),
             Node::Class(class, cols, columns) => {
@@ -914,6 +976,50 @@ mod tests {
                 .collect::<Vec<_>>()[..]
         );
         assert!(*n.last().unwrap() > 4);
+    }
+
+    #[tokio::test]
+    async fn ent_last_change_time_follows_the_physical_table_only() {
+        let model = Arc::new(demo_element());
+        let mib = Mib::new(
+            model.clone(),
+            Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+            SysInfo::default(),
+            65_507,
+        );
+        let at = |v: VarBindValue| match v {
+            VarBindValue::Value(ObjectSyntax::ApplicationWide(
+                rasn_smi::v2::ApplicationSyntax::Ticks(t),
+            )) => t.0,
+            other => panic!("{other:?}"),
+        };
+        let instance = oid::join(oid::ENT_LAST_CHANGE_TIME, &[0]);
+        assert_eq!(mib.observe_entities().await.unwrap(), 0);
+        assert_eq!(
+            at(mib.get(&mut Ctx::default(), &instance).await.unwrap()),
+            0
+        );
+        // Time passes; something that is no physical entity changes nothing.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        model.insert("Alarm", "ne=1/alarm=77", &[]).unwrap();
+        assert_eq!(mib.observe_entities().await.unwrap(), 0);
+        // A unit inserted: the time it was seen.
+        model
+            .insert("LineCard", "ne=1/shelf=1/linecard=9", &[])
+            .unwrap();
+        let t = at(mib.get(&mut Ctx::default(), &instance).await.unwrap());
+        assert!(t >= 3, "{t}");
+        assert_eq!(mib.observe_entities().await.unwrap(), t);
+        let (next, v) = mib
+            .next(&mut Ctx::default(), oid::ENT_LAST_CHANGE_TIME)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((next, at(VarBindValue::Value(v))), (instance.clone(), t));
+        // And removed: a later time.
+        tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        model.remove(&halyard_cluster_model::ObjectName::parse("ne=1/shelf=1/linecard=9").unwrap());
+        assert!(mib.observe_entities().await.unwrap() > t);
     }
 
     #[tokio::test]

@@ -61,6 +61,31 @@ pub fn authentication_failure(uptime: u32) -> Vec<v2::VarBind> {
     ]
 }
 
+/// The bindings of ENTITY-MIB entConfigChange (entityMIBTraps.1): the
+/// physical entity table changed; entLastChangeTime says when.
+pub fn ent_config_change(uptime: u32) -> Vec<v2::VarBind> {
+    let vb = |name: &[u32], v| v2::VarBind {
+        name: oid::to_asn(name),
+        value: v2::VarBindValue::Value(v),
+    };
+    vec![
+        vb(oid::SYS_UPTIME, ticks(uptime)),
+        vb(
+            oid::SNMP_TRAP_OID,
+            object_id(&[1, 3, 6, 1, 2, 1, 47, 2, 0, 1]),
+        ),
+    ]
+}
+
+/// Notifications of standard MIBs, not of the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standard {
+    /// SNMPv2-MIB authenticationFailure.
+    AuthenticationFailure,
+    /// ENTITY-MIB entConfigChange.
+    EntConfigChange,
+}
+
 /// Encodes a v2c notification message.
 pub fn encode(community: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
     rasn::ber::encode(&v2c::Message {
@@ -75,7 +100,7 @@ pub(crate) async fn run_target(
     shared: Arc<Shared>,
     target: TrapTarget,
     mut sub: Subscription,
-    mut auth_failures: tokio::sync::broadcast::Receiver<()>,
+    mut standard: tokio::sync::broadcast::Receiver<Standard>,
 ) -> Result<(), SnmpError> {
     let local: SocketAddr = if target.address.is_ipv4() {
         SocketAddr::from(([0, 0, 0, 0], 0))
@@ -102,8 +127,12 @@ pub(crate) async fn run_target(
                     continue;
                 }
             },
-            r = auth_failures.recv(), if auth_open => match r {
-                Ok(()) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+            r = standard.recv(), if auth_open => match r {
+                Ok(Standard::EntConfigChange) => {
+                    (ent_config_change(shared.engine.uptime_ticks()), None)
+                }
+                Ok(Standard::AuthenticationFailure)
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                     (authentication_failure(shared.engine.uptime_ticks()), None)
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {

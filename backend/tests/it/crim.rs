@@ -1,7 +1,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use halyard_backend::crim::{Crim, Effect, Input, SgConfig, ladder};
+use halyard_backend::crim::{
+    Crim, CrimError, Effect, GroupMember, Input, Reconfig, SgConfig, ladder,
+};
 use halyard_backend::events::EventKind;
 use halyard_backend::state::check_transition;
 use halyard_cluster_model::model::{
@@ -52,6 +54,18 @@ impl Replay {
 
     fn run(&mut self, input: Input) -> Vec<Effect> {
         let fx = self.crim.handle(input, self.now).expect("input accepted");
+        self.check(fx)
+    }
+
+    fn reconfigure(&mut self, r: Reconfig) -> Vec<Effect> {
+        let fx = self
+            .crim
+            .reconfigure(&r, "hot swap")
+            .expect("change accepted");
+        self.check(fx)
+    }
+
+    fn check(&mut self, fx: Vec<Effect>) -> Vec<Effect> {
         for e in &fx {
             if let Effect::Event(EventKind::StateChanged {
                 component,
@@ -410,4 +424,136 @@ fn stale_failures_and_unknown_components_are_typed_errors() {
             .is_err()
     );
     assert_eq!(r.state("a"), Secondary, "nothing applied");
+}
+
+fn stops(fx: &[Effect]) -> Vec<String> {
+    fx.iter()
+        .filter_map(|e| match e {
+            Effect::Stop { component, .. } => Some(component.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn components_and_group_members_appear_and_disappear_at_run_time() {
+    let mut r = Replay::new(group(
+        RedundancyModel::TwoN,
+        &["a"],
+        &["si"],
+        1,
+        RecoveryAction::FailOver,
+    ));
+    r.register("a");
+    assert_eq!(r.state("a"), Primary);
+
+    // A member appears in a running group and becomes its standby.
+    r.reconfigure(Reconfig {
+        join: vec![GroupMember {
+            group: "sg".into(),
+            component: "b".into(),
+            sis: vec![],
+        }],
+        ..Reconfig::default()
+    });
+    assert_eq!(r.state("b"), OffLine);
+    r.register("b");
+    assert_eq!(r.state("b"), Secondary);
+
+    // The primary disappears: it is stopped and its standby takes over.
+    let fx = r.reconfigure(Reconfig {
+        leave: vec![GroupMember {
+            group: "sg".into(),
+            component: "a".into(),
+            sis: vec![],
+        }],
+        ..Reconfig::default()
+    });
+    assert_eq!(stops(&fx), vec!["a".to_string()]);
+    assert_eq!(failovers(&fx), vec![("a".into(), "b".into())]);
+    assert_eq!(r.state("b"), Primary);
+    assert!(r.crim.component("a").is_none());
+    assert_eq!(r.crim.group("sg").unwrap().members, vec!["b".to_string()]);
+
+    // A whole group appears, one member locked: that one is not assigned
+    // (nor started: no restart effect) until it is unlocked.
+    let fru = SgConfig {
+        name: "fru".into(),
+        members: vec!["x".into(), "y".into()],
+        sis: vec!["fru/1".into(), "fru/2".into()],
+        ..group(
+            RedundancyModel::NoRedundancy,
+            &[],
+            &[],
+            0,
+            RecoveryAction::SoftReset,
+        )
+    };
+    let fx = r.reconfigure(Reconfig {
+        add_groups: vec![fru.clone()],
+        locked: vec!["y".into()],
+        ..Reconfig::default()
+    });
+    assert!(
+        !fx.iter().any(|e| matches!(e, Effect::Restart { .. })),
+        "{fx:?}"
+    );
+    r.register("x");
+    assert_eq!(r.state("x"), Primary);
+    assert_eq!(r.crim.component("y").unwrap().admin, AdminState::Locked);
+    assert_eq!(r.crim.si("fru/2"), Some((None, vec![])));
+    let fx = r.run(Input::SetAdmin {
+        component: "y".into(),
+        admin: AdminState::Unlocked,
+    });
+    assert!(
+        fx.iter()
+            .any(|e| matches!(e, Effect::Restart { component, .. } if component == "y")),
+        "unlocking a never-started component starts it: {fx:?}"
+    );
+    r.register("y");
+    assert_eq!(r.state("y"), Primary);
+
+    // A change that does not fit is refused whole: nothing of it applies.
+    let before = r.crim.components();
+    let e = r
+        .crim
+        .reconfigure(
+            &Reconfig {
+                join: vec![
+                    GroupMember {
+                        group: "sg".into(),
+                        component: "c".into(),
+                        sis: vec![],
+                    },
+                    GroupMember {
+                        group: "sg".into(),
+                        component: "x".into(),
+                        sis: vec![],
+                    },
+                ],
+                ..Reconfig::default()
+            },
+            "hot swap",
+        )
+        .unwrap_err();
+    assert!(matches!(e, CrimError::Reconfig(_)), "{e}");
+    assert_eq!(r.crim.components(), before);
+
+    // The group goes with its members: off-line through legal states,
+    // stopped, assignments removed.
+    let fx = r.reconfigure(Reconfig {
+        remove_groups: vec!["fru".into()],
+        ..Reconfig::default()
+    });
+    let mut stopped = stops(&fx);
+    stopped.sort();
+    assert_eq!(stopped, vec!["x".to_string(), "y".to_string()]);
+    assert_eq!(r.states["x"], OffLine);
+    assert!(fx.iter().any(|e| matches!(
+        e,
+        Effect::Event(EventKind::Assignment { si, assigned: false, .. }) if si == "fru/1"
+    )));
+    assert!(r.crim.group("fru").is_none() && r.crim.si("fru/1").is_none());
+    assert_eq!(r.crim.components().len(), 1);
 }

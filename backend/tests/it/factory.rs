@@ -46,6 +46,7 @@ fn base(
         socket: dir.join("ha.sock"),
         groups,
         components,
+        locked: Vec::new(),
         cec: CecRules {
             correlation_window: Duration::from_millis(200),
             ..CecRules::default()
@@ -296,4 +297,172 @@ fn availability_figures_from_incidents() {
         1_000,
         "an open outage counts until now"
     );
+}
+
+fn sleeper(name: &str, parent: &str) -> ComponentSpec {
+    ComponentSpec {
+        name: name.into(),
+        parent: Some(parent.into()),
+        kind: Kind::Process {
+            start: vec!["sleep".into(), "1000".into()],
+            stop: None,
+            health: Some(vec!["true".into()]),
+            role: None,
+            env: vec![],
+        },
+        checkpoint: CheckpointMode::NoCheckpoints,
+        audit: Some((Duration::from_millis(50), Duration::from_secs(2))),
+    }
+}
+
+fn pid_of(core: &HaCore, component: &str) -> Option<String> {
+    core.naming
+        .resolve(&format!("component/{component}"))
+        .and_then(|h| h.strip_prefix("pid:").map(str::to_string))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn components_added_at_run_time_start_unless_locked_and_removed_ones_stop() {
+    use halyard_backend::core::Reconfigure;
+    use halyard_backend::crim::{GroupMember, Reconfig};
+    use halyard_cluster_model::model::AdminState;
+
+    let dir = tempfile::tempdir().unwrap();
+    let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
+    let chassis = sg(
+        "sg=chassis",
+        RedundancyModel::NoRedundancy,
+        &["shelf"],
+        RecoveryAction::SoftReset,
+    );
+    let (core, running) = HaCore::start(
+        base(dir.path(), vec![chassis], vec![hw("shelf", None)]),
+        repo,
+    )
+    .await
+    .unwrap();
+    wait_for(&core, "the shelf", |v| {
+        get(v, "shelf").avail == AvailabilityState::Primary
+    })
+    .await;
+
+    // A unit with two component managers, one of them locked.
+    let insert = || Reconfigure {
+        crim: Reconfig {
+            add_groups: vec![SgConfig {
+                sis: vec!["si=1".into(), "si=2".into(), "si=3".into()],
+                ..sg(
+                    "sg=fru",
+                    RedundancyModel::NoRedundancy,
+                    &["unit", "unit/a", "unit/b"],
+                    RecoveryAction::SoftReset,
+                )
+            }],
+            locked: vec!["unit/b".into()],
+            ..Reconfig::default()
+        },
+        components: vec![
+            hw("unit", Some("shelf")),
+            sleeper("unit/a", "unit"),
+            sleeper("unit/b", "unit"),
+        ],
+        note: serde_json::json!({"unit": "in"}),
+        ..Reconfigure::default()
+    };
+    let mut events = core.events.subscribe(EventFilter::default());
+    core.reconfigure(insert()).await.unwrap();
+    // The note is published for the agent.
+    loop {
+        match events.recv().await {
+            Some(Received::Event(e)) => {
+                if let EventKind::Replicated { topic, body } = &e.kind {
+                    assert_eq!(topic, halyard_backend::core::HOTSWAP_TOPIC);
+                    assert_eq!(body["unit"], "in");
+                    break;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let v = wait_for(&core, "the unit and its unlocked component", |v| {
+        ["unit", "unit/a"].iter().all(|c| {
+            v.iter()
+                .any(|x| x.name == *c && x.avail == AvailabilityState::Primary)
+        })
+    })
+    .await;
+    let b = get(&v, "unit/b");
+    assert_eq!((b.admin, b.incarnation), (AdminState::Locked, 0));
+    assert!(
+        pid_of(&core, "unit/b").is_none(),
+        "a locked component is not started"
+    );
+    let pid_a = pid_of(&core, "unit/a").unwrap();
+    assert!(std::path::Path::new(&format!("/proc/{pid_a}")).exists());
+
+    // Unlocking starts it.
+    core.request(halyard_backend::crim::Input::SetAdmin {
+        component: "unit/b".into(),
+        admin: AdminState::Unlocked,
+    })
+    .await
+    .unwrap();
+    wait_for(&core, "the unlocked component", |v| {
+        get(v, "unit/b").avail == AvailabilityState::Primary
+    })
+    .await;
+    let pid_b = pid_of(&core, "unit/b").unwrap();
+
+    // A change that does not fit is refused whole.
+    let bad = Reconfigure {
+        crim: Reconfig {
+            join: vec![GroupMember {
+                group: "sg=none".into(),
+                component: "x".into(),
+                sis: vec![],
+            }],
+            ..Reconfig::default()
+        },
+        components: vec![hw("x", None)],
+        ..Reconfigure::default()
+    };
+    assert!(core.reconfigure(bad).await.is_err());
+    assert_eq!(core.components().await.unwrap().len(), 4);
+
+    // Removal: CRIM forgets them, their processes stop.
+    core.reconfigure(Reconfigure {
+        crim: Reconfig {
+            remove_groups: vec!["sg=fru".into()],
+            ..Reconfig::default()
+        },
+        ..Reconfigure::default()
+    })
+    .await
+    .unwrap();
+    let v = core.components().await.unwrap();
+    assert_eq!(
+        v.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
+        ["shelf"]
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    for pid in [&pid_a, &pid_b] {
+        while std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "pid {pid} still runs"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    // In again: new incarnations of the same components.
+    core.reconfigure(insert()).await.unwrap();
+    let v = wait_for(&core, "the unit back", |v| {
+        v.iter()
+            .any(|x| x.name == "unit/a" && x.avail == AvailabilityState::Primary)
+    })
+    .await;
+    assert_eq!(get(&v, "unit/a").incarnation, 2);
+    assert_ne!(pid_of(&core, "unit/a").unwrap(), pid_a);
+    running.shutdown().await;
 }

@@ -70,6 +70,7 @@ fn config(
             .iter()
             .map(|m| counterd(m, dir, CheckpointMode::Synchronous))
             .collect(),
+        locked: Vec::new(),
         cec: CecRules::default(),
         checkpoint_deadline: Duration::from_secs(2),
         watchdog_timeout: Duration::from_secs(30),
