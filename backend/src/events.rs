@@ -56,6 +56,15 @@ pub enum EventKind {
         text: String,
         clear: bool,
     },
+    /// A proxy cleared the alarm of one cause on its non-peer node.
+    AlarmCleared { resource: String, cause: u32 },
+    /// A statistic a proxy relayed from its non-peer node.
+    Statistic {
+        resource: String,
+        name: String,
+        value: f64,
+        unit: String,
+    },
     /// Operational state of a component changed.
     OperChanged {
         component: String,
@@ -129,7 +138,9 @@ impl EventKind {
             | EventKind::OperChanged { component, .. }
             | EventKind::Process { component, .. } => component,
             EventKind::FailedOver { si, .. } => si,
-            EventKind::Alarm { resource, .. } => resource,
+            EventKind::Alarm { resource, .. }
+            | EventKind::AlarmCleared { resource, .. }
+            | EventKind::Statistic { resource, .. } => resource,
             EventKind::Replicated { topic, .. } => topic,
         }
     }
@@ -142,6 +153,8 @@ impl EventKind {
             EventKind::Assignment { .. } => "assignment",
             EventKind::Verdict { .. } => "verdict",
             EventKind::Alarm { .. } => "alarm",
+            EventKind::AlarmCleared { .. } => "alarm-cleared",
+            EventKind::Statistic { .. } => "relayed-statistic",
             EventKind::OperChanged { .. } => "oper-changed",
             EventKind::Process { .. } => "process",
             EventKind::Acked { .. } => "acked",

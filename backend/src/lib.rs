@@ -15,6 +15,8 @@
 //!   itself is `halyard-consensus`, on openraft);
 //! - [`release`]: a node's two-slot software store (fetch, incremental
 //!   propagation, checksums; the base of the upgrade manager);
+//! - [`remote`]: the port through which proxy components manage non-peer
+//!   nodes (FIG. 8), and the report format of their `stats` command;
 //! - [`protocol`] and [`client`]: the HA-aware component protocol and its
 //!   client library (used by `counterd`).
 //!
@@ -34,5 +36,6 @@ pub mod health;
 pub mod naming;
 pub mod protocol;
 pub mod release;
+pub mod remote;
 pub mod repo;
 pub mod state;
