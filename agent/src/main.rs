@@ -11,6 +11,7 @@ mod copco;
 mod element;
 mod face_metrics;
 mod model;
+mod proxy;
 mod stats;
 
 use std::net::SocketAddr;
@@ -202,6 +203,9 @@ async fn run_node(
     let repo = Repository::open(&data_dir.join("halyard.db"))
         .await
         .context("cannot open the repository")?;
+    element::seed_repository(&el, &repo)
+        .await
+        .context("cannot store the non-peer nodes' files in the repository")?;
     let core_config = element::core_config(&el, &node, &run_dir, cfg.agent.watchdog_device.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut cluster_tasks = Vec::new();

@@ -70,6 +70,8 @@ pub struct AgentModel {
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
     /// Serializes alarm changes (raise, fold, clear).
     alarm_lock: Mutex<AlarmGuards>,
+    /// Proxy component -> (its non-peer node's object, its host node).
+    proxies: BTreeMap<String, (String, String)>,
 }
 
 /// Flapping and storm state, kept under the alarm lock.
@@ -132,6 +134,7 @@ impl AgentModel {
             next_job: AtomicU32::new(1),
             audits: Mutex::new(Default::default()),
             alarm_lock: Mutex::new(AlarmGuards::default()),
+            proxies: element.proxies.clone(),
         });
         let mut fresh = Vec::new();
         for o in &element.objects {
@@ -820,6 +823,7 @@ impl AgentModel {
                         ],
                     );
                 }
+                self.proxied_by(&v.name, v.avail).await;
                 for si in &v.active {
                     self.assignment(si, &v.name, "active", true).await;
                 }
@@ -852,6 +856,7 @@ impl AgentModel {
                         ("LastChange", Value::Time(now)),
                     ],
                 );
+                self.proxied_by(component, to).await;
                 let (admin, oper) = match self.store.get(&n).await {
                     Ok(o) => (
                         o.get("AdminState").cloned().unwrap_or_default(),
@@ -1003,8 +1008,77 @@ impl AgentModel {
                     let _ = self.store.update(&n, &[("PowerGood", Value::Bool(true))]);
                 }
             }
+            EventKind::AlarmCleared { resource, cause } => {
+                if let Some(cause) = ProbableCause::from_value(*cause)
+                    && let Err(e) = self.clear_alarms_matching(resource, Some(cause)).await
+                {
+                    tracing::error!(error = %e, "cannot clear alarm");
+                }
+            }
+            EventKind::Statistic {
+                resource,
+                name,
+                value,
+                unit,
+            } => self.relayed_statistic(resource, name, *value, unit).await,
             EventKind::Replicated { .. } => self.catch_up().await,
             EventKind::Recovery { .. } | EventKind::Verdict { .. } => {}
+        }
+    }
+
+    /// A proxy's role names the peer node managing its non-peer node.
+    async fn proxied_by(&self, component: &str, state: AvailabilityState) {
+        let Some((target, host)) = self.proxies.get(component) else {
+            return;
+        };
+        let Ok(n) = ObjectName::parse(target) else {
+            return;
+        };
+        let current = self
+            .store
+            .get(&n)
+            .await
+            .ok()
+            .and_then(|o| o.get("ProxiedBy").and_then(Value::as_str).map(str::to_string))
+            .unwrap_or_default();
+        let next = if state == AvailabilityState::Primary {
+            host.clone()
+        } else if current == *host {
+            String::new()
+        } else {
+            return;
+        };
+        if next != current {
+            let _ = self.store.update(&n, &[("ProxiedBy", Value::Str(next))]);
+        }
+    }
+
+    /// A statistic a proxy relayed from its non-peer node: the node's
+    /// Statistic object, with its history like the collector's.
+    async fn relayed_statistic(&self, resource: &str, stat: &str, value: f64, unit: &str) {
+        let object = format!("{resource}/stat={stat}");
+        let Ok(n) = ObjectName::parse(&object) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let values = [
+            ("Resource", Value::Str(resource.to_string())),
+            ("Value", Value::Real(value)),
+            ("Unit", Value::Str(unit.chars().take(32).collect())),
+            ("CollectedAt", Value::Time(now)),
+        ];
+        if self.store.update(&n, &values).is_err()
+            && let Err(e) = self.create_dynamic("Statistic", &object, &values).await
+        {
+            tracing::warn!(error = %e, %object, "cannot create relayed statistic");
+            return;
+        }
+        if let Err(e) = self
+            .repo
+            .journal("statistic", &object, &json!({"time": now.0, "value": value}))
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record statistics history");
         }
     }
 
