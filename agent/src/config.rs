@@ -942,10 +942,16 @@ fn check_proxy(c: &Config, x: &ComponentSection, loc: &Locator<'_>, errs: &mut V
         },
     }
     if x.stats.as_ref().is_some_and(Vec::is_empty) {
-        errs.push(loc.span(&x.name, "found an empty stats command, expected a program and its arguments"));
+        errs.push(loc.span(
+            &x.name,
+            "found an empty stats command, expected a program and its arguments",
+        ));
     }
     if x.stats_period_ms == 0 || x.timeout_ms == 0 {
-        errs.push(loc.span(&x.name, "found stats_period_ms or timeout_ms = 0, expected milliseconds > 0"));
+        errs.push(loc.span(
+            &x.name,
+            "found stats_period_ms or timeout_ms = 0, expected milliseconds > 0",
+        ));
     }
 }
 
@@ -968,7 +974,10 @@ fn check_ssh(n: &NodeSection, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                 format!("found file path \"{p}\", expected an absolute path of a file on the non-peer node"),
             ));
         } else if !paths.insert(p.clone()) {
-            errs.push(loc.span(&f.path, format!("found a second file \"{p}\", expected each path once")));
+            errs.push(loc.span(
+                &f.path,
+                format!("found a second file \"{p}\", expected each path once"),
+            ));
         }
         match (&f.contents, &f.source) {
             (Some(_), Some(src)) => errs.push(loc.span(
@@ -992,7 +1001,10 @@ fn check_ssh(n: &NodeSection, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
     }
     let Some(ssh) = &n.ssh else { return };
     if !n.non_peer {
-        errs.push(loc.span(ssh, "found ssh on a peer node, expected it on a node with non_peer = true"));
+        errs.push(loc.span(
+            ssh,
+            "found ssh on a peer node, expected it on a node with non_peer = true",
+        ));
     }
     let s = ssh.get_ref();
     if s.port == 0 {

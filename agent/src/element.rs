@@ -425,9 +425,16 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         let kind = if ha {
             Kind::HaAware { command, env }
         } else if proxy {
-            let target = x.target.as_ref().map(|t| t.get_ref().clone()).unwrap_or_default();
+            let target = x
+                .target
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
             let target_object = node_names.get(&target).cloned().unwrap_or_default();
-            proxies.insert(name.clone(), (target_object.clone(), x.node.get_ref().clone()));
+            proxies.insert(
+                name.clone(),
+                (target_object.clone(), x.node.get_ref().clone()),
+            );
             let line = |v: &Vec<String>| halyard_ssh_proxy::command_line(v);
             Kind::Proxy {
                 target: target_object,
@@ -440,7 +447,12 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                     .iter()
                     .filter(|n| *n.name.get_ref() == target)
                     .flat_map(|n| &n.files)
-                    .map(|f| (f.path.get_ref().clone(), file_key(&target, f.path.get_ref())))
+                    .map(|f| {
+                        (
+                            f.path.get_ref().clone(),
+                            file_key(&target, f.path.get_ref()),
+                        )
+                    })
                     .collect(),
                 stats_period: Duration::from_millis(u64::from(x.stats_period_ms)),
                 timeout: Duration::from_millis(u64::from(x.timeout_ms)),
@@ -454,10 +466,15 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                 env,
             }
         };
+        // A proxy's audit is a remote call: by default it may take as long
+        // as one (timeout_ms), not only one period.
+        let default_deadline = |p: u32| if proxy { p.max(x.timeout_ms) } else { p };
         let audit = x.audit_period_ms.map(|p| {
             (
                 Duration::from_millis(u64::from(p)),
-                Duration::from_millis(u64::from(x.audit_deadline_ms.unwrap_or(p))),
+                Duration::from_millis(u64::from(
+                    x.audit_deadline_ms.unwrap_or(default_deadline(p)),
+                )),
             )
         });
         hosts.insert(name.clone(), x.node.get_ref().clone());

@@ -1039,7 +1039,11 @@ impl AgentModel {
             .get(&n)
             .await
             .ok()
-            .and_then(|o| o.get("ProxiedBy").and_then(Value::as_str).map(str::to_string))
+            .and_then(|o| {
+                o.get("ProxiedBy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
             .unwrap_or_default();
         let next = if state == AvailabilityState::Primary {
             host.clone()
@@ -1075,7 +1079,11 @@ impl AgentModel {
         }
         if let Err(e) = self
             .repo
-            .journal("statistic", &object, &json!({"time": now.0, "value": value}))
+            .journal(
+                "statistic",
+                &object,
+                &json!({"time": now.0, "value": value}),
+            )
             .await
         {
             tracing::warn!(error = %e, "cannot record statistics history");

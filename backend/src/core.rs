@@ -13,10 +13,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use halyard_cluster_model::{SchemaEnum, Timestamp};
 use halyard_cluster_model::model::{
     AvailabilityState, CheckpointMode, PerceivedSeverity, ProbableCause,
 };
+use halyard_cluster_model::{SchemaEnum, Timestamp};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -704,7 +704,8 @@ impl HaCore {
             }
             if let Kind::Proxy { .. } = &c.kind {
                 let remote = config.remote.clone().expect("validated");
-                let primary = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                // The incarnation holding the primary role (0: none).
+                let primary = Arc::new(std::sync::atomic::AtomicU32::new(0));
                 let (sup_tx, sup_rx) = mpsc::channel(16);
                 state.supervisors.insert(c.name.clone(), sup_tx);
                 let span =
@@ -739,7 +740,7 @@ impl HaCore {
                             component: c.name.clone(),
                             period,
                             deadline,
-                            check: proxy_audit(c, remote, primary),
+                            check: proxy_audit(c, remote, primary, inc_rx.clone()),
                         },
                         inc_rx.clone(),
                         rep_tx,
@@ -1091,8 +1092,7 @@ impl CoreState {
                         Kind::Proxy { .. } => true,
                         _ => false,
                     };
-                    if ready && self.incarnations[&component] == incarnation
-                    {
+                    if ready && self.incarnations[&component] == incarnation {
                         let _ = self
                             .input(Input::Registered {
                                 component,
@@ -2219,7 +2219,8 @@ fn status_text(o: &crate::remote::RemoteOutput) -> String {
 fn proxy_audit(
     spec: &ComponentSpec,
     remote: Arc<dyn RemoteShell>,
-    primary: Arc<std::sync::atomic::AtomicBool>,
+    primary: Arc<std::sync::atomic::AtomicU32>,
+    incarnation: watch::Receiver<u32>,
 ) -> AuditCheck {
     let Kind::Proxy {
         target,
@@ -2233,9 +2234,12 @@ fn proxy_audit(
     let prefix = proxy_env(&spec.name, &target, None);
     Arc::new(move || {
         let (remote, target, prefix) = (remote.clone(), target.clone(), prefix.clone());
-        let health = health
-            .clone()
-            .filter(|_| primary.load(std::sync::atomic::Ordering::SeqCst));
+        // The incarnation audited must be the one that took the role (a
+        // new one has not yet, even if the previous one had).
+        let audited = *incarnation.borrow();
+        let health = health.clone().filter(|_| {
+            audited != 0 && primary.load(std::sync::atomic::Ordering::SeqCst) == audited
+        });
         Box::pin(async move {
             let (what, cmd) = match &health {
                 Some(h) => ("health command", format!("{prefix}{h}")),
@@ -2257,7 +2261,7 @@ fn proxy_audit(
 async fn supervise_proxy(
     spec: ComponentSpec,
     remote: Arc<dyn RemoteShell>,
-    primary: Arc<std::sync::atomic::AtomicBool>,
+    primary: Arc<std::sync::atomic::AtomicU32>,
     mut cmds: mpsc::Receiver<SupCmd>,
     core: mpsc::Sender<Msg>,
     events: EventService,
@@ -2300,7 +2304,7 @@ async fn supervise_proxy(
                 Some(SupCmd::Start(inc)) if inc <= current => {}
                 Some(SupCmd::Start(inc)) => {
                     current = inc;
-                    primary.store(false, SeqCst);
+                    primary.store(0, SeqCst);
                     match remote.run(&target, "true", timeout).await {
                         Ok(o) if o.status == 0 => {
                             tracing::info!(incarnation = inc, %target, "proxy started: target reachable");
@@ -2340,7 +2344,7 @@ async fn supervise_proxy(
                     match r {
                         Ok(()) => {
                             tracing::info!(incarnation = inc, %target, files = config.len(), "proxy is primary: configuration pushed, service started");
-                            primary.store(true, SeqCst);
+                            primary.store(inc, SeqCst);
                             alarms.clear();
                             tick.reset_immediately();
                             let _ = core.send(Msg::RoleDone { component: name.clone(), incarnation: inc, state: AvailabilityState::Primary }).await;
@@ -2352,11 +2356,11 @@ async fn supervise_proxy(
                     }
                 }
                 Some(SupCmd::Assign(inc, state)) => {
-                    primary.store(false, SeqCst);
+                    primary.store(0, SeqCst);
                     let _ = core.send(Msg::RoleDone { component: name.clone(), incarnation: inc, state }).await;
                 }
                 Some(SupCmd::Stop) => {
-                    if primary.swap(false, SeqCst)
+                    if primary.swap(0, SeqCst) != 0
                         && let Some(cmd) = &stop_cmd
                     {
                         let cmd = format!("{}{cmd}", proxy_env(&name, &target, Some(current)));
@@ -2367,9 +2371,9 @@ async fn supervise_proxy(
                         }
                     }
                 }
-                Some(SupCmd::Release) => primary.store(false, SeqCst),
+                Some(SupCmd::Release) => primary.store(0, SeqCst),
             },
-            _ = tick.tick(), if stats.is_some() && primary.load(SeqCst) => {
+            _ = tick.tick(), if stats.is_some() && primary.load(SeqCst) != 0 => {
                 let cmd = format!("{}{}", proxy_env(&name, &target, Some(current)), stats.as_deref().unwrap_or_default());
                 let out = match remote.run(&target, &cmd, timeout).await {
                     Ok(o) if o.status == 0 => o,

@@ -125,8 +125,7 @@ pub enum Report {
 fn valid_name(v: &str) -> bool {
     !v.is_empty()
         && v.len() <= 64
-        && v
-            .chars()
+        && v.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 

@@ -47,7 +47,7 @@ impl Agent {
         Self::start_with(data, None)
     }
 
-    fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
+    pub(crate) fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
         let (snmp, http, netconf) = (
             format!("127.0.0.1:{}", free_udp()),
             format!("127.0.0.1:{}", free_tcp()),

@@ -4,3 +4,4 @@ mod agent;
 mod architecture;
 mod cluster;
 mod netconf;
+mod proxy;

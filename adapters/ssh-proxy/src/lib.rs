@@ -289,7 +289,8 @@ fn connect(slot: &Slot, addr: &str, deadline: Instant) -> Result<ssh2::Session, 
     s.set_tcp_stream(tcp);
     s.set_blocking(true);
     set_deadline(&s, deadline);
-    s.handshake().map_err(|e| classify(e, addr, deadline, total))?;
+    s.handshake()
+        .map_err(|e| classify(e, addr, deadline, total))?;
     let found = fingerprint_of(&s).ok_or_else(|| conn_err("the server sent no host key".into()))?;
     let expected = match &c.host_key {
         Some(pinned) => Some(pinned.clone()),

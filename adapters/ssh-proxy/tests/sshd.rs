@@ -218,7 +218,10 @@ async fn puts_a_file_atomically_creating_its_directory() {
     let out = p
         .run(
             "np",
-            &format!("wc -c < {}", halyard_ssh_proxy::quote(path.to_str().unwrap())),
+            &format!(
+                "wc -c < {}",
+                halyard_ssh_proxy::quote(path.to_str().unwrap())
+            ),
             T,
         )
         .await
@@ -318,5 +321,8 @@ async fn sshd_killed_mid_operation_gives_an_error_not_a_hang_then_reconnects() {
     assert!(matches!(e, SshError::Connect { .. }), "{e:?}");
     // Back on the same port: the proxy reconnects by itself.
     sshd.spawn();
-    assert_eq!(p.run("np", "echo again", T).await.unwrap().stdout, "again\n");
+    assert_eq!(
+        p.run("np", "echo again", T).await.unwrap().stdout,
+        "again\n"
+    );
 }

@@ -1,0 +1,181 @@
+//! Proxies for non-peer nodes (FIG. 8) with the real `halyard` binary and
+//! a real OpenSSH server standing in for the non-peer node.
+
+use std::path::Path;
+
+use halyard_tests::{Sshd, remote_service_pid, remote_service_toml};
+
+use crate::agent::{Agent, HC, get, index_of, wait_until};
+
+const NP: &str = "ne=1/node=np1";
+const PROXY: &str = "ne=1/node=a/comp=proxy-np1";
+const APP_CONF: &str = "# from the repository\nthreshold = 5\nname = \"np 1\"\n";
+
+fn config(sshd: &Sshd, remote: &Path) -> String {
+    format!(
+        r#"[agent]
+node = "a"
+
+[snmp]
+communities = [{{ name = "public" }}]
+
+[netconf]
+users = [{{ name = "operator", password = "halyard-demo" }}]
+
+[http]
+users = [{{ name = "operator", password = "halyard-demo", role = "operator" }}]
+
+[element]
+name = "1"
+
+[[node]]
+name = "a"
+
+{np}
+[[node.file]]
+path = "{remote}/etc/app.conf"
+contents = {conf}
+
+[[service_group]]
+name = "np1-proxy"
+model = "no-redundancy"
+first_recovery = "hot-restart"
+max_restarts = 10
+service_instances = ["np1"]
+
+[[component]]
+name = "proxy-np1"
+node = "a"
+group = "np1-proxy"
+kind = "proxy"
+target = "np1"
+{service}audit_period_ms = 300
+stats_period_ms = 300
+"#,
+        np = sshd.node_toml("np1"),
+        remote = remote.display(),
+        conf = serde_json::to_string(APP_CONF).unwrap(),
+        service = remote_service_toml(remote),
+    )
+}
+
+fn attrs(a: &Agent, object: &str) -> Option<serde_json::Value> {
+    let (code, body) = a.curl("GET", &format!("/api/v1/objects/{object}"), None);
+    (code == 200)
+        .then(|| serde_json::from_str::<serde_json::Value>(&body).unwrap()["attributes"].clone())
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().map_or_else(|| v.to_string(), str::to_string)
+}
+
+/// The severity of the node's highTemperature alarm, if there is one.
+fn np_alarm(a: &Agent) -> Option<String> {
+    let (code, body) = a.curl("GET", "/api/v1/alarms", None);
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+    v["objects"].as_array().unwrap().iter().find_map(|o| {
+        let at = &o["attributes"];
+        (at["resource"] == NP && at["probable-cause"] == "high-temperature")
+            .then(|| text(&at["severity"]))
+    })
+}
+
+#[test]
+fn a_proxy_manages_a_non_peer_node_over_ssh() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(&dir.path().join("sshd"));
+    let remote = dir.path().join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let cfg = dir.path().join("proxy.toml");
+    std::fs::write(&cfg, config(&sshd, &remote)).unwrap();
+    let a = Agent::start_with(&dir.path().join("data"), Some(cfg));
+
+    // Started over SSH: the service runs on the "remote", with the
+    // repository's configuration written there first.
+    wait_until("the remote service to run", || {
+        remote_service_pid(&remote).is_some()
+    });
+    assert_eq!(
+        std::fs::read_to_string(remote.join("etc/app.conf")).unwrap(),
+        APP_CONF
+    );
+    let first = remote_service_pid(&remote).unwrap();
+    wait_until("the proxy to be primary", || {
+        attrs(&a, PROXY).is_some_and(|p| p["availability-state"] == "primary")
+    });
+    let p = attrs(&a, PROXY).unwrap();
+    assert_eq!(p["kind"], "proxy", "{p}");
+    let np = attrs(&a, NP).unwrap();
+    assert_eq!(np["kind"], "non-peer", "{np}");
+    assert_eq!(np["proxied-by"], "a", "{np}");
+    assert_eq!(np["address"], "127.0.0.1", "{np}");
+
+    // Statistics relayed: one start so far.
+    wait_until("the relayed statistic", || {
+        attrs(&a, &format!("{NP}/stat=sessions"))
+            .is_some_and(|s| text(&s["value"]) == "1.000" || text(&s["value"]) == "1")
+    });
+    let s = attrs(&a, &format!("{NP}/stat=sessions")).unwrap();
+    assert_eq!(s["resource"], NP, "{s}");
+    assert_eq!(s["unit"], "count", "{s}");
+    // Alarms relayed: raised while the node says so, cleared after.
+    assert_eq!(np_alarm(&a), None);
+    std::fs::write(remote.join("hot"), "").unwrap();
+    wait_until("the relayed alarm", || {
+        np_alarm(&a).as_deref() == Some("major")
+    });
+    std::fs::remove_file(remote.join("hot")).unwrap();
+    wait_until("the relayed alarm to clear", || {
+        np_alarm(&a).as_deref() == Some("cleared")
+    });
+
+    // The same over SNMP: the non-peer node's row and its statistic.
+    let i = index_of(&a, NP);
+    assert_eq!(
+        get(&a, &format!("{HC}.1.3.1.44.{i}")),
+        "a",
+        "ProxiedBy over SNMP"
+    );
+    index_of(&a, &format!("{NP}/stat=sessions"));
+
+    // The remote service dies: the health audit fails, the proxy is
+    // restarted (a new incarnation) and starts the service again.
+    std::fs::write(remote.join("etc/app.conf"), "changed on the node").unwrap();
+    let restarts =
+        |a: &Agent| attrs(a, PROXY).map_or(0, |p| text(&p["restarts"]).parse::<u64>().unwrap_or(0));
+    assert_eq!(restarts(&a), 0);
+    std::process::Command::new("kill")
+        .args(["-9", &first.to_string()])
+        .status()
+        .unwrap();
+    wait_until("the proxy to restart the remote service", || {
+        remote_service_pid(&remote).is_some_and(|p| p != first)
+    });
+    wait_until("the restart to be counted", || restarts(&a) >= 1);
+    let starts = std::fs::read_to_string(remote.join("starts")).unwrap();
+    assert_eq!(
+        starts.lines().collect::<Vec<_>>(),
+        ["1", "2"],
+        "incarnations started"
+    );
+    // A restart pushes the repository's configuration again.
+    assert_eq!(
+        std::fs::read_to_string(remote.join("etc/app.conf")).unwrap(),
+        APP_CONF
+    );
+    wait_until("the proxy to be primary again", || {
+        attrs(&a, PROXY).is_some_and(|p| p["availability-state"] == "primary")
+    });
+    wait_until("the statistic to follow", || {
+        attrs(&a, &format!("{NP}/stat=sessions"))
+            .is_some_and(|s| text(&s["value"]).starts_with('2'))
+    });
+    drop(a);
+    // The service outlives the agent (another proxy, or the next start,
+    // takes it over as it runs).
+    let last = remote_service_pid(&remote).expect("still running");
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &last.to_string()])
+        .status();
+}
