@@ -12,7 +12,7 @@ use halyard_tests::{Checker, Cluster, NODES, PAIRS, host_of, wait_until};
 /// daemons, and the checker's 100 Hz must not starve on two cores.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn serial() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -179,3 +179,101 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
         .args(["-9", &last.to_string()])
         .status();
 }
+
+/// The proxy pair of the cluster test: (component, host node).
+const PAIR: [(&str, &str); 2] = [("proxy-n1", "n1"), ("proxy-n2", "n2")];
+
+fn cluster_extra(sshd: &Sshd, remote: &Path) -> String {
+    let mut t = format!(
+        "{np}\n[[node.file]]\npath = \"{remote}/etc/app.conf\"\ncontents = {conf}\n\n\
+         [[service_group]]\nname = \"np1-proxy\"\nmodel = \"2n\"\nfirst_recovery = \"fail-over\"\n\
+         service_instances = [\"np1\"]\n",
+        np = sshd.node_toml("np1"),
+        remote = remote.display(),
+        conf = serde_json::to_string(APP_CONF).unwrap(),
+    );
+    for (comp, host) in PAIR {
+        t.push_str(&format!(
+            "\n[[component]]\nname = \"{comp}\"\nnode = \"{host}\"\ngroup = \"np1-proxy\"\n\
+             kind = \"proxy\"\ntarget = \"np1\"\n{}audit_period_ms = 300\nstats_period_ms = 500\n",
+            remote_service_toml(remote)
+        ));
+    }
+    t
+}
+
+/// The proxy a node says is primary, and the np1 object's ProxiedBy there.
+fn proxy_view(c: &halyard_tests::Cluster, node: &str) -> Option<(String, String)> {
+    let primary = PAIR.iter().find(|(comp, host)| {
+        c.attrs(node, &format!("ne=1/shelf=1/node={host}/comp={comp}"))
+            .is_some_and(|a| a["availability-state"] == "primary")
+    })?;
+    let np = c.attrs(node, NP)?;
+    Some((primary.1.to_string(), text(&np["proxied-by"])))
+}
+
+#[test]
+fn the_proxy_fails_over_to_another_peer_node_when_its_host_is_killed() {
+    let _one = crate::cluster::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(&dir.path().join("sshd"));
+    let remote = dir.path().join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let mut c =
+        halyard_tests::Cluster::start_extended(dir.path(), false, &cluster_extra(&sshd, &remote));
+    halyard_tests::wait_until("the remote service to run", 60, || {
+        remote_service_pid(&remote).is_some()
+    });
+    // Every node knows which peer node proxies np1.
+    let mut host = String::new();
+    halyard_tests::wait_until("every node to name the primary proxy's host", 30, || {
+        let views: Vec<_> = ["n1", "n2", "n3"]
+            .iter()
+            .map(|n| proxy_view(&c, n))
+            .collect();
+        match &views[0] {
+            Some((h, by)) if h == by && views.iter().all(|v| v == &views[0]) => {
+                host = h.clone();
+                true
+            }
+            _ => false,
+        }
+    });
+    let other = if host == "n1" { "n2" } else { "n1" };
+    let service = remote_service_pid(&remote).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(remote.join("etc/app.conf")).unwrap(),
+        APP_CONF
+    );
+    // Edited on the node meanwhile: the new primary pushes it again.
+    std::fs::write(remote.join("etc/app.conf"), "edited on the node").unwrap();
+
+    c.kill9(&host);
+    halyard_tests::wait_until("the other proxy to take np1 over", 30, || {
+        ["n3", other]
+            .iter()
+            .all(|n| proxy_view(&c, n) == Some((other.to_string(), other.to_string())))
+    });
+    halyard_tests::wait_until("the configuration pushed by the new primary", 10, || {
+        std::fs::read_to_string(remote.join("etc/app.conf")).is_ok_and(|t| t == APP_CONF)
+    });
+    // The service kept running through the fail-over (start is idempotent).
+    assert_eq!(remote_service_pid(&remote), Some(service));
+    // And the new primary manages it: killed, it is started again.
+    std::process::Command::new("kill")
+        .args(["-9", &service.to_string()])
+        .status()
+        .unwrap();
+    halyard_tests::wait_until("the new primary to start the service again", 30, || {
+        remote_service_pid(&remote).is_some_and(|p| p != service)
+    });
+    // The relayed statistic shows on the proxy's node.
+    halyard_tests::wait_until("the relayed statistic on the new host", 30, || {
+        c.attrs(other, &format!("{NP}/stat=sessions")).is_some()
+    });
+    let last = remote_service_pid(&remote).unwrap();
+    drop(c);
+    let _ = std::process::Command::new("kill")
+        .args(["-9", &last.to_string()])
+        .status();
+}

@@ -121,17 +121,23 @@ impl Cluster {
     /// Writes the config and starts every node; returns once each logged
     /// its ready line.
     pub fn start(dir: &Path, release: bool) -> Cluster {
-        Self::start_with(dir, release, None)
+        Self::start_with(dir, release, None, "")
+    }
+
+    /// The example with `extra` appended to its config (more nodes,
+    /// groups, components).
+    pub fn start_extended(dir: &Path, release: bool, extra: &str) -> Cluster {
+        Self::start_with(dir, release, None, extra)
     }
 
     /// The example plus `joiner`, a fourth node configured to join later
     /// (`join = true`) with one ticker of its own, `ticker-4`; it is
     /// started too, and waits to be admitted.
     pub fn start_joining(dir: &Path, release: bool, joiner: &str) -> Cluster {
-        Self::start_with(dir, release, Some(joiner))
+        Self::start_with(dir, release, Some(joiner), "")
     }
 
-    fn start_with(dir: &Path, release: bool, joiner: Option<&str>) -> Cluster {
+    fn start_with(dir: &Path, release: bool, joiner: Option<&str>, extra: &str) -> Cluster {
         let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
             .expect("examples/three-node.toml");
         let mut nodes = Vec::new();
@@ -206,6 +212,8 @@ checkpoint = "asynchronous"
                 child: None,
             });
         }
+        text.push('\n');
+        text.push_str(extra);
         let config = dir.join("three-node.toml");
         std::fs::write(&config, text).unwrap();
         let mut c = Cluster {
