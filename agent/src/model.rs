@@ -1435,6 +1435,9 @@ mod tests {
             components: vec![],
             hosts: Default::default(),
             node_objects: Default::default(),
+            proxy_files: vec![],
+            ssh_targets: vec![],
+            proxies: Default::default(),
         };
         let repo = Repository::open(&dir.join("db")).await.unwrap();
         let (core, running) = HaCore::start(

@@ -713,12 +713,14 @@ impl HaCore {
                 tasks.spawn(
                     supervise_proxy(
                         c.clone(),
-                        remote.clone(),
-                        primary.clone(),
+                        ProxyCtx {
+                            remote: remote.clone(),
+                            primary: primary.clone(),
+                            events: events.clone(),
+                            repo: repo.clone(),
+                        },
                         sup_rx,
                         tx.clone(),
-                        events.clone(),
-                        repo.clone(),
                         stop_rx.clone(),
                     )
                     .instrument(span),
@@ -2254,21 +2256,35 @@ fn proxy_audit(
     })
 }
 
+/// What a proxy's supervisor works with.
+#[derive(Debug, Clone)]
+struct ProxyCtx {
+    remote: Arc<dyn RemoteShell>,
+    /// The incarnation holding the primary role (0: none), shared with
+    /// the audit.
+    primary: Arc<std::sync::atomic::AtomicU32>,
+    events: EventService,
+    repo: Repository,
+}
+
 /// Runs one proxy component (see [`crate::remote`]): a new incarnation
 /// checks the target answers; made primary it pushes the configuration and
 /// runs `start`; while primary it relays `stats`; stopped by CRIM while
 /// primary it runs `stop`.
 async fn supervise_proxy(
     spec: ComponentSpec,
-    remote: Arc<dyn RemoteShell>,
-    primary: Arc<std::sync::atomic::AtomicU32>,
+    ctx: ProxyCtx,
     mut cmds: mpsc::Receiver<SupCmd>,
     core: mpsc::Sender<Msg>,
-    events: EventService,
-    repo: Repository,
     mut stop: watch::Receiver<bool>,
 ) {
     use std::sync::atomic::Ordering::SeqCst;
+    let ProxyCtx {
+        remote,
+        primary,
+        repo,
+        ..
+    } = ctx.clone();
     let Kind::Proxy {
         target,
         start,
@@ -2393,19 +2409,19 @@ async fn supervise_proxy(
                         None => {}
                         Some(Err(e)) => tracing::warn!(%target, error = %e, "malformed stats line skipped"),
                         Some(Ok(Report::Metric { name: stat, value, unit })) => {
-                            events.publish(EventKind::Statistic { resource: target.clone(), name: stat, value, unit });
+                            ctx.events.publish(EventKind::Statistic { resource: target.clone(), name: stat, value, unit });
                         }
                         Some(Ok(Report::Raise { cause, severity, text })) => {
                             let now = Some((severity, text.clone()));
-                            if alarms.get(&cause) != Some(&now) {
-                                alarms.insert(cause, now);
-                                events.publish(EventKind::alarm(&target, cause, severity, &text, false));
+                            let was = alarms.insert(cause, now.clone());
+                            if was != Some(now) {
+                                ctx.events.publish(EventKind::alarm(&target, cause, severity, &text, false));
                             }
                         }
                         Some(Ok(Report::Clear { cause })) => {
-                            if alarms.get(&cause) != Some(&None) {
-                                alarms.insert(cause, None);
-                                events.publish(EventKind::AlarmCleared { resource: target.clone(), cause: cause.value() });
+                            let was = alarms.insert(cause, None);
+                            if was != Some(None) {
+                                ctx.events.publish(EventKind::AlarmCleared { resource: target.clone(), cause: cause.value() });
                             }
                         }
                     }

@@ -277,3 +277,86 @@ fn the_proxy_fails_over_to_another_peer_node_when_its_host_is_killed() {
         .args(["-9", &last.to_string()])
         .status();
 }
+
+#[test]
+fn broken_proxy_configs_are_reported_with_file_line_col() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, "not checked here").unwrap();
+    let head = "[element]\nname = \"1\"\n[[node]]\nname = \"a\"\n[[service_group]]\nname = \"g\"\nmodel = \"2n\"\nservice_instances = [\"1\"]\n";
+    let np = format!(
+        "[[node]]\nname = \"np\"\nnon_peer = true\nssh = {{ key = \"{}\" }}\n",
+        key.display()
+    );
+    let comp = "[[component]]\nname = \"p\"\nnode = \"a\"\ngroup = \"g\"\nkind = \"proxy\"\ncommand = [\"true\"]\n";
+    let cases: Vec<(&str, String, &str)> = vec![
+        (
+            "no-target.toml",
+            format!("{head}{np}{comp}"),
+            ":14:8: error: found a proxy without a target",
+        ),
+        (
+            "peer-target.toml",
+            format!("{head}{np}{comp}target = \"a\"\n"),
+            ":19:10: error: found peer node \"a\" as a proxy's target",
+        ),
+        (
+            "non-peer-host.toml",
+            format!(
+                "{head}{np}{}target = \"np\"\n",
+                comp.replace("node = \"a\"", "node = \"np\"")
+            ),
+            ":15:8: error: found non-peer node \"np\" as a proxy's host",
+        ),
+        (
+            "no-ssh.toml",
+            format!("{head}[[node]]\nname = \"np\"\nnon_peer = true\n{comp}target = \"np\"\n"),
+            ":18:10: error: found target node \"np\" without ssh access",
+        ),
+        (
+            "missing-key.toml",
+            format!(
+                "{head}[[node]]\nname = \"np\"\nnon_peer = true\nssh = {{ key = \"/nonexistent/key\" }}\n"
+            ),
+            ":12:15: error: cannot read key /nonexistent/key",
+        ),
+        (
+            "bad-host-key.toml",
+            format!(
+                "{head}[[node]]\nname = \"np\"\nnon_peer = true\nssh = {{ host_key = \"MD5:aa\", key = \"{}\" }}\n",
+                key.display()
+            ),
+            ":12:20: error: found host key \"MD5:aa\", expected a fingerprint SHA256:",
+        ),
+        (
+            "relative-file.toml",
+            format!("{head}{np}[[node.file]]\npath = \"etc/app.conf\"\ncontents = \"x\"\n"),
+            ":14:8: error: found file path \"etc/app.conf\", expected an absolute path",
+        ),
+        (
+            "target-on-process.toml",
+            format!(
+                "{head}{}target = \"a\"\n",
+                comp.replace("\"proxy\"", "\"process\"")
+            ),
+            ":15:10: error: found target on a component that is not a proxy",
+        ),
+    ];
+    for (file, text, want) in cases {
+        let path = dir.path().join(file);
+        std::fs::write(&path, &text).unwrap();
+        let out = std::process::Command::new(halyard_tests::halyard(false))
+            .arg("check")
+            .arg("--config")
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{file}: {err}");
+        let expected = format!("{}{want}", path.display());
+        assert!(
+            err.lines().any(|l| l.starts_with(&expected)),
+            "{file}: expected a line starting with\n  {expected}\ngot:\n{err}\n{text}"
+        );
+    }
+}
