@@ -16,9 +16,10 @@
 //!   healthy) and a reachability probe on the others;
 //! - the primary runs the `stats` command periodically; its output is
 //!   relayed to the agent as statistics and alarms of the non-peer node;
-//! - stopped by CRIM (locked, out of service) while primary, it runs
-//!   `stop`. A demotion or the agent's own shutdown stops nothing: another
-//!   proxy (or the next start) takes the service over as it runs.
+//! - stopped by CRIM while primary (disabled after repeated failures), it
+//!   runs `stop`. A lock, a demotion or the agent's own shutdown stops
+//!   nothing, as for a process component: another proxy (or the next
+//!   start) takes the service over as it runs.
 //!
 //! The implementation of the port lives outside the backend (the SSH one
 //! is the `halyard-ssh-proxy` adapter crate): the backend knows no

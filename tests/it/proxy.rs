@@ -171,6 +171,30 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
         attrs(&a, &format!("{NP}/stat=sessions"))
             .is_some_and(|s| text(&s["value"]).starts_with('2'))
     });
+    // Locked, the proxy leaves its role (like a process, it stops
+    // nothing: the service runs on, unmanaged); unlocked, it takes the
+    // node over again.
+    let running = remote_service_pid(&remote).unwrap();
+    let op = |op: &str, body: Option<&str>| {
+        let (code, reply) = a.curl(
+            "POST",
+            &format!("/api/v1/objects/{PROXY}/operations/{op}"),
+            body,
+        );
+        assert!((200..300).contains(&code), "{op}: {code} {reply}");
+    };
+    op("lock", Some(r#"{"reason":"maintenance of np1"}"#));
+    wait_until("the locked proxy to leave its role", || {
+        attrs(&a, PROXY).is_some_and(|p| p["availability-state"] != "primary")
+            && attrs(&a, NP).is_some_and(|n| n["proxied-by"] == "")
+    });
+    assert_eq!(remote_service_pid(&remote), Some(running));
+    op("unlock", None);
+    wait_until("the proxy to be primary after the unlock", || {
+        attrs(&a, PROXY).is_some_and(|p| p["availability-state"] == "primary")
+            && attrs(&a, NP).is_some_and(|n| n["proxied-by"] == "a")
+    });
+    assert_eq!(remote_service_pid(&remote), Some(running));
     drop(a);
     // The service outlives the agent (another proxy, or the next start,
     // takes it over as it runs).
