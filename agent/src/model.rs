@@ -779,6 +779,10 @@ impl AgentModel {
             .await;
             return;
         }
+        if topic == halyard_backend::core::RELAYED_ALARM {
+            self.relayed_alarm(body).await;
+            return;
+        }
         if topic != "set" {
             return;
         }
@@ -1008,13 +1012,6 @@ impl AgentModel {
                     let _ = self.store.update(&n, &[("PowerGood", Value::Bool(true))]);
                 }
             }
-            EventKind::AlarmCleared { resource, cause } => {
-                if let Some(cause) = ProbableCause::from_value(*cause)
-                    && let Err(e) = self.clear_alarms_matching(resource, Some(cause)).await
-                {
-                    tracing::error!(error = %e, "cannot clear alarm");
-                }
-            }
             EventKind::Statistic {
                 resource,
                 name,
@@ -1054,6 +1051,40 @@ impl AgentModel {
         };
         if next != current {
             let _ = self.store.update(&n, &[("ProxiedBy", Value::Str(next))]);
+        }
+    }
+
+    /// An alarm change a proxy relayed from its non-peer node: raised
+    /// (folded into the active one) or cleared, by resource and cause.
+    async fn relayed_alarm(&self, body: &serde_json::Value) {
+        let (Some(resource), Some(cause)) = (
+            body["resource"].as_str(),
+            body["cause"]
+                .as_u64()
+                .and_then(|c| ProbableCause::from_value(c as u32)),
+        ) else {
+            return;
+        };
+        let severity = body["severity"]
+            .as_u64()
+            .and_then(|s| PerceivedSeverity::from_value(s as u32));
+        let r = match severity {
+            Some(sev) => self
+                .raise_alarm(
+                    resource,
+                    cause,
+                    sev,
+                    body["text"].as_str().unwrap_or_default(),
+                )
+                .await
+                .map(drop),
+            None => self
+                .clear_alarms_matching(resource, Some(cause))
+                .await
+                .map(drop),
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, %resource, "cannot apply a relayed alarm");
         }
     }
 

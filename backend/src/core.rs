@@ -2256,6 +2256,35 @@ fn proxy_audit(
     })
 }
 
+/// The topic of the alarms proxies relay (see [`relay_alarm`]).
+pub const RELAYED_ALARM: &str = "relayed-alarm";
+
+/// A relayed alarm change goes to every node like a configuration change
+/// (through the log in a cluster), so every node's agent shows the
+/// non-peer node's alarms. Body: `resource`, `cause`, and `severity` and
+/// `text` for a raise (no severity: a clear). Not awaited: the
+/// supervisor never waits for the cluster.
+async fn relay_alarm(
+    core: &mpsc::Sender<Msg>,
+    resource: &str,
+    cause: ProbableCause,
+    raise: Option<(PerceivedSeverity, &str)>,
+) {
+    let mut body = serde_json::json!({"resource": resource, "cause": cause.value()});
+    if let Some((severity, text)) = raise {
+        body["severity"] = severity.value().into();
+        body["text"] = text.into();
+    }
+    let (reply, _) = oneshot::channel();
+    let _ = core
+        .send(Msg::Replicate {
+            topic: RELAYED_ALARM.into(),
+            body,
+            reply,
+        })
+        .await;
+}
+
 /// What a proxy's supervisor works with.
 #[derive(Debug, Clone)]
 struct ProxyCtx {
@@ -2415,13 +2444,13 @@ async fn supervise_proxy(
                             let now = Some((severity, text.clone()));
                             let was = alarms.insert(cause, now.clone());
                             if was != Some(now) {
-                                ctx.events.publish(EventKind::alarm(&target, cause, severity, &text, false));
+                                relay_alarm(&core, &target, cause, Some((severity, &text))).await;
                             }
                         }
                         Some(Ok(Report::Clear { cause })) => {
                             let was = alarms.insert(cause, None);
                             if was != Some(None) {
-                                ctx.events.publish(EventKind::AlarmCleared { resource: target.clone(), cause: cause.value() });
+                                relay_alarm(&core, &target, cause, None).await;
                             }
                         }
                     }

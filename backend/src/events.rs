@@ -56,9 +56,9 @@ pub enum EventKind {
         text: String,
         clear: bool,
     },
-    /// A proxy cleared the alarm of one cause on its non-peer node.
-    AlarmCleared { resource: String, cause: u32 },
-    /// A statistic a proxy relayed from its non-peer node.
+    /// A statistic a proxy relayed from its non-peer node (published on
+    /// the proxy's node only; alarms go to every node, see
+    /// `core::RELAYED_ALARM`).
     Statistic {
         resource: String,
         name: String,
@@ -138,9 +138,7 @@ impl EventKind {
             | EventKind::OperChanged { component, .. }
             | EventKind::Process { component, .. } => component,
             EventKind::FailedOver { si, .. } => si,
-            EventKind::Alarm { resource, .. }
-            | EventKind::AlarmCleared { resource, .. }
-            | EventKind::Statistic { resource, .. } => resource,
+            EventKind::Alarm { resource, .. } | EventKind::Statistic { resource, .. } => resource,
             EventKind::Replicated { topic, .. } => topic,
         }
     }
@@ -153,7 +151,6 @@ impl EventKind {
             EventKind::Assignment { .. } => "assignment",
             EventKind::Verdict { .. } => "verdict",
             EventKind::Alarm { .. } => "alarm",
-            EventKind::AlarmCleared { .. } => "alarm-cleared",
             EventKind::Statistic { .. } => "relayed-statistic",
             EventKind::OperChanged { .. } => "oper-changed",
             EventKind::Process { .. } => "process",

@@ -15,7 +15,9 @@
 //! - the health audit runs the `health` command on the primary (exit 0 =
 //!   healthy) and a reachability probe on the others;
 //! - the primary runs the `stats` command periodically; its output is
-//!   relayed to the agent as statistics and alarms of the non-peer node;
+//!   relayed to the agent as statistics (events on the proxy's node) and
+//!   alarm changes (replicated: every node's agent shows them) of the
+//!   non-peer node;
 //! - stopped by CRIM while primary (disabled after repeated failures), it
 //!   runs `stop`. A lock, a demotion or the agent's own shutdown stops
 //!   nothing, as for a process component: another proxy (or the next

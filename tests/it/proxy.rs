@@ -264,6 +264,29 @@ fn the_proxy_fails_over_to_another_peer_node_when_its_host_is_killed() {
         }
     });
     let other = if host == "n1" { "n2" } else { "n1" };
+    // Relayed alarms are committed to the log: every node shows them.
+    let alarm_on = |node: &str| -> Option<String> {
+        let (code, body) = c.curl(node, "GET", "/api/v1/alarms");
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["objects"].as_array().unwrap().iter().find_map(|o| {
+            let at = &o["attributes"];
+            (at["resource"] == NP && at["probable-cause"] == "high-temperature")
+                .then(|| text(&at["severity"]))
+        })
+    };
+    std::fs::write(remote.join("hot"), "").unwrap();
+    halyard_tests::wait_until("the relayed alarm on every node", 30, || {
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| alarm_on(n).as_deref() == Some("major"))
+    });
+    std::fs::remove_file(remote.join("hot")).unwrap();
+    halyard_tests::wait_until("the relayed alarm cleared on every node", 30, || {
+        ["n1", "n2", "n3"]
+            .iter()
+            .all(|n| alarm_on(n).as_deref() == Some("cleared"))
+    });
     let service = remote_service_pid(&remote).unwrap();
     assert_eq!(
         std::fs::read_to_string(remote.join("etc/app.conf")).unwrap(),
