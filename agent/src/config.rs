@@ -459,13 +459,9 @@ pub struct FileEntry {
 }
 
 impl FileEntry {
-    /// The file's contents (a `source` was checked readable by `parse`).
+    /// The file's contents (`parse` reads a `source` into `contents`).
     pub fn text(&self) -> String {
-        match (&self.contents, &self.source) {
-            (Some(c), _) => c.clone(),
-            (None, Some(p)) => std::fs::read_to_string(p.get_ref()).unwrap_or_default(),
-            (None, None) => String::new(),
-        }
+        self.contents.clone().unwrap_or_default()
     }
 }
 
@@ -506,13 +502,16 @@ fn valid_rdn(v: &str) -> bool {
 /// Parses and checks a config; every semantic error is reported.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     let loc = Locator { file, text };
-    let config: Config = toml::from_str(text).map_err(|e| {
+    let mut config: Config = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let msg = e.message().trim().replace('\n', " ");
         ConfigErrors(vec![loc.at(offset, msg)])
     })?;
     let mut errs = Vec::new();
     check(&config, &loc, &mut errs);
+    if errs.is_empty() {
+        load_sources(&mut config, &loc, &mut errs);
+    }
     if errs.is_empty() {
         Ok(config)
     } else {
@@ -882,6 +881,22 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                     p.get_ref()
                 ),
             ));
+        }
+    }
+}
+
+/// Reads the non-peer nodes' files given by `source` once, so what is
+/// checked is what the repository gets.
+fn load_sources(c: &mut Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    for f in c.nodes.iter_mut().flat_map(|n| n.files.iter_mut()) {
+        if let (None, Some(src)) = (&f.contents, &f.source) {
+            match std::fs::read_to_string(src.get_ref()) {
+                Ok(t) => f.contents = Some(t),
+                Err(e) => errs.push(loc.span(
+                    src,
+                    format!("cannot read source {}: {e}", src.get_ref().display()),
+                )),
+            }
         }
     }
 }

@@ -36,6 +36,10 @@ name = "a"
 path = "{remote}/etc/app.conf"
 contents = {conf}
 
+[[node.file]]
+path = "{remote}/etc/motd"
+source = "{remote}.motd"
+
 [[service_group]]
 name = "np1-proxy"
 model = "no-redundancy"
@@ -87,6 +91,8 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
     let sshd = Sshd::start(&dir.path().join("sshd"));
     let remote = dir.path().join("remote");
     std::fs::create_dir_all(&remote).unwrap();
+    // A file given by its source on the peer node, read when the agent starts.
+    std::fs::write(remote.with_extension("motd"), "welcome to np1\n").unwrap();
     let cfg = dir.path().join("proxy.toml");
     std::fs::write(&cfg, config(&sshd, &remote)).unwrap();
     let a = Agent::start_with(&dir.path().join("data"), Some(cfg));
@@ -99,6 +105,10 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
     assert_eq!(
         std::fs::read_to_string(remote.join("etc/app.conf")).unwrap(),
         APP_CONF
+    );
+    assert_eq!(
+        std::fs::read_to_string(remote.join("etc/motd")).unwrap(),
+        "welcome to np1\n"
     );
     let first = remote_service_pid(&remote).unwrap();
     wait_until("the proxy to be primary", || {
