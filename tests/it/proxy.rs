@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use halyard_tests::{Sshd, remote_service_pid, remote_service_toml};
+use halyard_tests::{RemoteServices, Sshd, remote_service_pid, remote_service_toml};
 
 use crate::agent::{Agent, HC, get, index_of, wait_until};
 
@@ -91,6 +91,7 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
     let sshd = Sshd::start(&dir.path().join("sshd"));
     let remote = dir.path().join("remote");
     std::fs::create_dir_all(&remote).unwrap();
+    let _services = RemoteServices(remote.clone());
     // A file given by its source on the peer node, read when the agent starts.
     std::fs::write(remote.with_extension("motd"), "welcome to np1\n").unwrap();
     let cfg = dir.path().join("proxy.toml");
@@ -208,10 +209,8 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
     drop(a);
     // The service outlives the agent (another proxy, or the next start,
     // takes it over as it runs).
-    let last = remote_service_pid(&remote).expect("still running");
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &last.to_string()])
-        .status();
+    assert_eq!(remote_service_pid(&remote), Some(running));
+    // (`_services` kills it at the end.)
 }
 
 /// The proxy pair of the cluster test: (component, host node).
@@ -253,6 +252,7 @@ fn the_proxy_fails_over_to_another_peer_node_when_its_host_is_killed() {
     let sshd = Sshd::start(&dir.path().join("sshd"));
     let remote = dir.path().join("remote");
     std::fs::create_dir_all(&remote).unwrap();
+    let _services = RemoteServices(remote.clone());
     let mut c =
         halyard_tests::Cluster::start_extended(dir.path(), false, &cluster_extra(&sshd, &remote));
     halyard_tests::wait_until("the remote service to run", 60, || {
@@ -328,11 +328,6 @@ fn the_proxy_fails_over_to_another_peer_node_when_its_host_is_killed() {
     halyard_tests::wait_until("the relayed statistic on the new host", 30, || {
         c.attrs(other, &format!("{NP}/stat=sessions")).is_some()
     });
-    let last = remote_service_pid(&remote).unwrap();
-    drop(c);
-    let _ = std::process::Command::new("kill")
-        .args(["-9", &last.to_string()])
-        .status();
 }
 
 #[test]

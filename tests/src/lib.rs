@@ -780,7 +780,7 @@ pub fn remote_service_toml(dir: &Path) -> String {
         "alive() { kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:.*Z' /proc/\"$1\"/status; }; ";
     let start = format!(
         "{alive}if [ -f {d}/svc.pid ] && alive $(cat {d}/svc.pid); then exit 0; fi; \
-         sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > {d}/svc.pid; \
+         sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > {d}/svc.pid; echo $! >> {d}/all.pids; \
          echo $HALYARD_INCARNATION >> {d}/starts"
     );
     let stop = format!("kill $(cat {d}/svc.pid) && rm -f {d}/svc.pid");
@@ -802,6 +802,20 @@ pub fn remote_service_toml(dir: &Path) -> String {
 
 fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string")
+}
+
+/// Kills every remote service ever started in `dir` when dropped (a
+/// failed test leaves none behind).
+#[derive(Debug)]
+pub struct RemoteServices(pub PathBuf);
+
+impl Drop for RemoteServices {
+    fn drop(&mut self) {
+        let pids = std::fs::read_to_string(self.0.join("all.pids")).unwrap_or_default();
+        for p in pids.split_whitespace() {
+            let _ = Command::new("kill").args(["-9", p]).status();
+        }
+    }
 }
 
 /// The pid of the remote service, when it runs.
