@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # Debian packages: net-snmp tools and daemons, libsmi, libyang, headless
-# Chromium with its WebDriver, Prometheus (and promtool), xmllint, curl.
+# Chromium with its WebDriver, Prometheus (and promtool), xmllint, curl,
+# OpenSSH's sshd and ssh-keygen (the non-peer node the proxy tests manage).
 need=()
 command -v smilint   >/dev/null || need+=(smitools)
 command -v snmpwalk  >/dev/null || need+=(snmp)
@@ -20,6 +21,8 @@ command -v prometheus >/dev/null || need+=(prometheus)
 command -v xmllint   >/dev/null || need+=(libxml2-utils)
 command -v curl      >/dev/null || need+=(curl)
 command -v openssl   >/dev/null || need+=(openssl)
+[ -x /usr/sbin/sshd ]      || need+=(openssh-server)
+command -v ssh-keygen >/dev/null || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo_ apt-get update -q

@@ -436,6 +436,35 @@ pub struct NodeSection {
     pub snmp: Option<Vec<Spanned<String>>>,
     pub netconf: Option<Vec<Spanned<String>>>,
     pub http: Option<Vec<Spanned<String>>>,
+    /// How proxies reach a non-peer node (at `address`).
+    pub ssh: Option<Spanned<SshSection>>,
+    /// A non-peer node's configuration files: kept in the configuration
+    /// repository, written to the node by its primary proxy before every
+    /// start.
+    #[serde(default, rename = "file")]
+    pub files: Vec<FileEntry>,
+}
+
+/// SSH access to a non-peer node, for the proxies that manage it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshSection {
+    #[serde(default = "ssh_port")]
+    pub port: u16,
+    #[serde(default = "root")]
+    pub user: String,
+    /// Private key file of the proxies (OpenSSH format).
+    pub key: Spanned<PathBuf>,
+    /// The node's host-key fingerprint as `ssh-keygen -lf` prints it
+    /// (SHA256:...). Without it the first key seen is trusted and logged.
+    pub host_key: Option<Spanned<String>>,
+}
+
+fn ssh_port() -> u16 {
+    22
+}
+fn root() -> String {
+    "root".into()
 }
 
 impl Config {
@@ -489,7 +518,7 @@ pub struct ComponentSection {
     pub name: Spanned<String>,
     pub node: Spanned<String>,
     pub group: Spanned<String>,
-    /// ha-aware or process
+    /// ha-aware, process or proxy
     pub kind: Spanned<String>,
     /// The command; `@counterd` runs the built-in example daemon.
     pub command: Spanned<Vec<String>>,
@@ -507,6 +536,38 @@ pub struct ComponentSection {
     /// unlocked (default) or locked: a locked component is not started
     /// until an operator unlocks it.
     pub admin: Option<Spanned<String>>,
+    /// proxy: the non-peer node it manages (its `command`, `stop`,
+    /// `health` and `stats` run there).
+    pub target: Option<Spanned<String>>,
+    /// proxy: prints statistics and alarms (see the README).
+    pub stats: Option<Vec<String>>,
+    #[serde(default = "two_seconds")]
+    pub stats_period_ms: u32,
+    /// proxy: deadline of one remote call.
+    #[serde(default = "five_seconds")]
+    pub timeout_ms: u32,
+}
+
+fn five_seconds() -> u32 {
+    5000
+}
+
+/// A configuration file of a non-peer node: its contents inline, or read
+/// from a file on the peer node when the agent starts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileEntry {
+    /// Absolute path on the non-peer node.
+    pub path: Spanned<String>,
+    pub contents: Option<String>,
+    pub source: Option<Spanned<PathBuf>>,
+}
+
+impl FileEntry {
+    /// The file's contents (`parse` reads a `source` into `contents`).
+    pub fn text(&self) -> String {
+        self.contents.clone().unwrap_or_default()
+    }
 }
 
 fn sync_mode() -> Spanned<String> {
@@ -546,13 +607,16 @@ fn valid_rdn(v: &str) -> bool {
 /// Parses and checks a config; every semantic error is reported.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     let loc = Locator { file, text };
-    let config: Config = toml::from_str(text).map_err(|e| {
+    let mut config: Config = toml::from_str(text).map_err(|e| {
         let offset = e.span().map_or(0, |s| s.start);
         let msg = e.message().trim().replace('\n', " ");
         ConfigErrors(vec![loc.at(offset, msg)])
     })?;
     let mut errs = Vec::new();
     check(&config, &loc, &mut errs);
+    if errs.is_empty() {
+        load_sources(&mut config, &loc, &mut errs);
+    }
     if errs.is_empty() {
         Ok(config)
     } else {
@@ -702,6 +766,7 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                 "found a peer node without cluster addresses, expected cluster = [\"ip:port\", ...] on every peer node",
             ));
         }
+        check_ssh(n, loc, errs);
         if n.cluster.len() > 2 {
             errs.push(loc.span(
                 &n.cluster[2],
@@ -839,15 +904,16 @@ fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
                 ),
             ));
         }
-        if !["ha-aware", "process"].contains(&x.kind.get_ref().as_str()) {
+        if !["ha-aware", "process", "proxy"].contains(&x.kind.get_ref().as_str()) {
             errs.push(loc.span(
                 &x.kind,
                 format!(
-                    "found component kind \"{}\", expected ha-aware or process",
+                    "found component kind \"{}\", expected ha-aware, process or proxy",
                     x.kind.get_ref()
                 ),
             ));
         }
+        check_proxy(c, x, loc, errs);
         if x.command.get_ref().is_empty() {
             errs.push(loc.span(
                 &x.command,
@@ -1064,6 +1130,162 @@ fn check_admin(admin: Option<&Spanned<String>>, loc: &Locator<'_>, errs: &mut Ve
                 "found admin state \"{}\", expected locked or unlocked",
                 a.get_ref()
             ),
+        ));
+    }
+}
+
+/// Reads the non-peer nodes' files given by `source` once, so what is
+/// checked is what the repository gets.
+fn load_sources(c: &mut Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    for f in c.nodes.iter_mut().flat_map(|n| n.files.iter_mut()) {
+        if let (None, Some(src)) = (&f.contents, &f.source) {
+            match std::fs::read_to_string(src.get_ref()) {
+                Ok(t) => f.contents = Some(t),
+                Err(e) => errs.push(loc.span(
+                    src,
+                    format!("cannot read source {}: {e}", src.get_ref().display()),
+                )),
+            }
+        }
+    }
+}
+
+/// A proxy names a non-peer node with SSH access and runs on a peer node;
+/// only proxies have targets, stats and files.
+fn check_proxy(c: &Config, x: &ComponentSection, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    let node = |n: &str| c.nodes.iter().find(|m| m.name.get_ref() == n);
+    if x.kind.get_ref() != "proxy" {
+        if let Some(t) = &x.target {
+            errs.push(loc.span(
+                t,
+                "found target on a component that is not a proxy, expected kind = \"proxy\"",
+            ));
+        }
+        if x.stats.is_some() {
+            errs.push(loc.span(
+                &x.kind,
+                "found stats on a component that is not a proxy, expected kind = \"proxy\"",
+            ));
+        }
+        return;
+    }
+    if node(x.node.get_ref()).is_some_and(|n| n.non_peer) {
+        errs.push(loc.span(
+            &x.node,
+            format!(
+                "found non-peer node \"{}\" as a proxy's host, expected a peer node (one that runs halyard)",
+                x.node.get_ref()
+            ),
+        ));
+    }
+    match &x.target {
+        None => errs.push(loc.span(
+            &x.name,
+            "found a proxy without a target, expected target = \"<non-peer node>\"",
+        )),
+        Some(t) => match node(t.get_ref()) {
+            None => errs.push(loc.span(
+                t,
+                format!("found unknown target node \"{}\", expected a non-peer node", t.get_ref()),
+            )),
+            Some(n) if !n.non_peer => errs.push(loc.span(
+                t,
+                format!(
+                    "found peer node \"{}\" as a proxy's target, expected a node with non_peer = true",
+                    t.get_ref()
+                ),
+            )),
+            Some(n) if n.ssh.is_none() => errs.push(loc.span(
+                t,
+                format!(
+                    "found target node \"{}\" without ssh access, expected ssh = {{ key = \"...\" }} on that node",
+                    t.get_ref()
+                ),
+            )),
+            Some(_) => {}
+        },
+    }
+    if x.stats.as_ref().is_some_and(Vec::is_empty) {
+        errs.push(loc.span(
+            &x.name,
+            "found an empty stats command, expected a program and its arguments",
+        ));
+    }
+    if x.stats_period_ms == 0 || x.timeout_ms == 0 {
+        errs.push(loc.span(
+            &x.name,
+            "found stats_period_ms or timeout_ms = 0, expected milliseconds > 0",
+        ));
+    }
+}
+
+/// Checks a non-peer node's SSH access and files.
+fn check_ssh(n: &NodeSection, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
+    if let Some(f) = n.files.first()
+        && !n.non_peer
+    {
+        errs.push(loc.span(
+            &f.path,
+            "found a file on a peer node, expected files on nodes with non_peer = true",
+        ));
+    }
+    let mut paths = BTreeSet::new();
+    for f in &n.files {
+        let p = f.path.get_ref();
+        if !p.starts_with('/') || p[1..].split('/').any(str::is_empty) || p.contains('\0') {
+            errs.push(loc.span(
+                &f.path,
+                format!("found file path \"{p}\", expected an absolute path of a file on the non-peer node"),
+            ));
+        } else if !paths.insert(p.clone()) {
+            errs.push(loc.span(
+                &f.path,
+                format!("found a second file \"{p}\", expected each path once"),
+            ));
+        }
+        match (&f.contents, &f.source) {
+            (Some(_), Some(src)) => errs.push(loc.span(
+                src,
+                "found both contents and source, expected one of them",
+            )),
+            (None, Some(src)) => {
+                if let Err(e) = std::fs::read_to_string(src.get_ref()) {
+                    errs.push(loc.span(
+                        src,
+                        format!("cannot read source {}: {e}", src.get_ref().display()),
+                    ));
+                }
+            }
+            (None, None) => errs.push(loc.span(
+                &f.path,
+                "found a file without contents, expected contents = \"...\" or source = \"<local file>\"",
+            )),
+            (Some(_), None) => {}
+        }
+    }
+    let Some(ssh) = &n.ssh else { return };
+    if !n.non_peer {
+        errs.push(loc.span(
+            ssh,
+            "found ssh on a peer node, expected it on a node with non_peer = true",
+        ));
+    }
+    let s = ssh.get_ref();
+    if s.port == 0 {
+        errs.push(loc.span(ssh, "found port 0, expected the node's SSH port"));
+    }
+    if let Err(e) = std::fs::metadata(s.key.get_ref()) {
+        errs.push(loc.span(
+            &s.key,
+            format!("cannot read key {}: {e}", s.key.get_ref().display()),
+        ));
+    }
+    if let Some(h) = &s.host_key
+        && !h.get_ref().starts_with("SHA256:")
+    {
+        errs.push(loc.span(
+            h,
+            format!("found host key \"{}\", expected a fingerprint SHA256:... as ssh-keygen -lf prints it", h.get_ref()),
         ));
     }
 }

@@ -47,6 +47,13 @@ pub struct Element {
     pub locked: Vec<String>,
     /// The configured units: persistent name -> (shelf, slot).
     pub static_frus: std::collections::BTreeMap<String, (String, u32)>,
+    /// Non-peer nodes' configuration files: repository key -> contents
+    /// (written to the repository at start, read by the proxies).
+    pub proxy_files: Vec<(String, String)>,
+    /// How proxies reach each non-peer node (by its object's name).
+    pub ssh_targets: Vec<(String, halyard_ssh_proxy::TargetConfig)>,
+    /// Proxy component -> (its target node's object, the node hosting it).
+    pub proxies: std::collections::BTreeMap<String, (String, String)>,
 }
 
 fn e<E: SchemaEnum>(v: E) -> Value {
@@ -216,6 +223,9 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     });
     let mut node_names = std::collections::BTreeMap::new();
     let mut hosts = std::collections::BTreeMap::new();
+    let mut ssh_targets = Vec::new();
+    let mut proxy_files = Vec::new();
+    let mut proxies = std::collections::BTreeMap::new();
     for n in &c.nodes {
         let parent = n
             .shelf
@@ -254,7 +264,26 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .as_ref()
             .map(|sh| format!("{root}/shelf={}", sh.get_ref()));
         components.push(hw(&name, parent_comp.as_deref()));
-        hosts.insert(name.clone(), n.name.get_ref().clone());
+        // A non-peer node runs no halyard: the master hosts its object.
+        if !n.non_peer {
+            hosts.insert(name.clone(), n.name.get_ref().clone());
+        }
+        if let Some(ssh) = &n.ssh {
+            let ssh = ssh.get_ref();
+            ssh_targets.push((
+                name.clone(),
+                halyard_ssh_proxy::TargetConfig {
+                    host: n.address.clone(),
+                    port: ssh.port,
+                    user: ssh.user.clone(),
+                    key: ssh.key.get_ref().clone(),
+                    host_key: ssh.host_key.as_ref().map(|h| h.get_ref().clone()),
+                },
+            ));
+        }
+        for f in &n.files {
+            proxy_files.push((file_key(n.name.get_ref(), f.path.get_ref()), f.text()));
+        }
         node_names.insert(n.name.get_ref().clone(), name);
     }
     if !node_names.is_empty() {
@@ -339,19 +368,65 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             x.audit_period_ms,
             admin,
         ));
-        let kind = component_kind(
-            &ctx,
-            ComponentRun {
-                kind: x.kind.get_ref(),
-                command: x.command.get_ref(),
-                stop: &x.stop,
-                health: &x.health,
-                role: &x.role,
-                env: &x.env,
-            },
-            x.name.get_ref(),
-        );
-        let audit = audit_of(x.audit_period_ms, x.audit_deadline_ms);
+        let proxy = x.kind.get_ref() == "proxy";
+        let kind = if proxy {
+            let target = x
+                .target
+                .as_ref()
+                .map(|t| t.get_ref().clone())
+                .unwrap_or_default();
+            let target_object = node_names.get(&target).cloned().unwrap_or_default();
+            proxies.insert(
+                name.clone(),
+                (target_object.clone(), x.node.get_ref().clone()),
+            );
+            let line = |v: &Vec<String>| halyard_ssh_proxy::command_line(v);
+            Kind::Proxy {
+                target: target_object,
+                start: line(x.command.get_ref()),
+                stop: x.stop.as_ref().map(line),
+                health: x.health.as_ref().map(line),
+                stats: x.stats.as_ref().map(line),
+                config: c
+                    .nodes
+                    .iter()
+                    .filter(|n| *n.name.get_ref() == target)
+                    .flat_map(|n| &n.files)
+                    .map(|f| {
+                        (
+                            f.path.get_ref().clone(),
+                            file_key(&target, f.path.get_ref()),
+                        )
+                    })
+                    .collect(),
+                stats_period: Duration::from_millis(u64::from(x.stats_period_ms)),
+                timeout: Duration::from_millis(u64::from(x.timeout_ms)),
+            }
+        } else {
+            component_kind(
+                &ctx,
+                ComponentRun {
+                    kind: x.kind.get_ref(),
+                    command: x.command.get_ref(),
+                    stop: &x.stop,
+                    health: &x.health,
+                    role: &x.role,
+                    env: &x.env,
+                },
+                x.name.get_ref(),
+            )
+        };
+        // A proxy's audit is a remote call: by default it may take as long
+        // as one (timeout_ms), not only one period.
+        let audit = if proxy {
+            audit_of(
+                x.audit_period_ms,
+                x.audit_deadline_ms
+                    .or(x.audit_period_ms.map(|p| p.max(x.timeout_ms))),
+            )
+        } else {
+            audit_of(x.audit_period_ms, x.audit_deadline_ms)
+        };
         hosts.insert(name.clone(), x.node.get_ref().clone());
         components.push(ComponentSpec {
             name,
@@ -380,6 +455,9 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         node_objects: node_names,
         locked,
         static_frus,
+        proxy_files,
+        ssh_targets,
+        proxies,
     }
 }
 
@@ -433,10 +511,10 @@ fn sw_object(
     v.extend([
         (
             "Kind",
-            e(if kind == "ha-aware" {
-                ComponentKind::HaAware
-            } else {
-                ComponentKind::Process
+            e(match kind {
+                "ha-aware" => ComponentKind::HaAware,
+                "proxy" => ComponentKind::Proxy,
+                _ => ComponentKind::Process,
             }),
         ),
         ("ServiceGroup", s(group)),
@@ -693,6 +771,30 @@ pub fn fru_parts(
     parts
 }
 
+/// The repository key of a non-peer node's configuration file.
+fn file_key(node: &str, path: &str) -> String {
+    format!("/nonpeer/{node}/file{path}")
+}
+
+/// Writes the non-peer nodes' configuration files into the repository,
+/// where the proxies read them at every take-over.
+pub async fn seed_repository(
+    el: &Element,
+    repo: &halyard_backend::repo::Repository,
+) -> Result<(), halyard_backend::repo::RepoError> {
+    if el.proxy_files.is_empty() {
+        return Ok(());
+    }
+    repo.apply(
+        el.proxy_files
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(serde_json::Value::String(v.clone()))))
+            .collect(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// The HA core configuration for an element.
 pub fn core_config(
     el: &Element,
@@ -711,5 +813,9 @@ pub fn core_config(
         watchdog_timeout: Duration::from_secs(10),
         watchdog_device: watchdog,
         stop_grace: Duration::from_secs(3),
+        remote: (!el.ssh_targets.is_empty()).then(|| {
+            std::sync::Arc::new(crate::proxy::SshRemote::new(el.ssh_targets.clone()))
+                as std::sync::Arc<dyn halyard_backend::remote::RemoteShell>
+        }),
     }
 }

@@ -15,6 +15,7 @@ mod face_metrics;
 mod hotswap;
 mod loadserver;
 mod model;
+mod proxy;
 mod stats;
 mod upgrade;
 
@@ -284,6 +285,9 @@ async fn run_node(
     let repo = Repository::open(&data_dir.join("halyard.db"))
         .await
         .context("cannot open the repository")?;
+    element::seed_repository(&el, &repo)
+        .await
+        .context("cannot store the non-peer nodes' files in the repository")?;
     let core_config = element::core_config(&el, &node, &run_dir, cfg.agent.watchdog_device.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut cluster_tasks = Vec::new();

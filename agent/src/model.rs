@@ -74,6 +74,8 @@ pub struct AgentModel {
     alarm_lock: Mutex<AlarmGuards>,
     /// The simulated hot-swap bus the controllers' Insert and Remove feed.
     pub(crate) swap_bus: std::sync::OnceLock<halyard_backend::hotswap::SimBusHandle>,
+    /// Proxy component -> (its non-peer node's object, its host node).
+    proxies: BTreeMap<String, (String, String)>,
 }
 
 /// Flapping and storm state, kept under the alarm lock.
@@ -138,6 +140,7 @@ impl AgentModel {
             audits: Mutex::new(Default::default()),
             alarm_lock: Mutex::new(AlarmGuards::default()),
             swap_bus: std::sync::OnceLock::new(),
+            proxies: element.proxies.clone(),
         });
         let mut fresh = Vec::new();
         for o in &element.objects {
@@ -784,6 +787,8 @@ impl AgentModel {
         }
         if topic == halyard_backend::core::HOTSWAP_TOPIC {
             self.apply_hotswap(body).await;
+        } else if topic == halyard_backend::core::RELAYED_ALARM {
+            self.relayed_alarm(body).await;
             return;
         }
         if topic != "set" {
@@ -922,6 +927,7 @@ impl AgentModel {
                         ],
                     );
                 }
+                self.proxied_by(&v.name, v.avail).await;
                 for si in &v.active {
                     self.assignment(si, &v.name, "active", true).await;
                 }
@@ -954,6 +960,7 @@ impl AgentModel {
                         ("LastChange", Value::Time(now)),
                     ],
                 );
+                self.proxied_by(component, to).await;
                 let (admin, oper) = match self.store.get(&n).await {
                     Ok(o) => (
                         o.get("AdminState").cloned().unwrap_or_default(),
@@ -1105,8 +1112,112 @@ impl AgentModel {
                     let _ = self.store.update(&n, &[("PowerGood", Value::Bool(true))]);
                 }
             }
+            EventKind::Statistic {
+                resource,
+                name,
+                value,
+                unit,
+            } => self.relayed_statistic(resource, name, *value, unit).await,
             EventKind::Replicated { .. } => self.catch_up().await,
             EventKind::Recovery { .. } | EventKind::Verdict { .. } => {}
+        }
+    }
+
+    /// A proxy's role names the peer node managing its non-peer node.
+    async fn proxied_by(&self, component: &str, state: AvailabilityState) {
+        let Some((target, host)) = self.proxies.get(component) else {
+            return;
+        };
+        let Ok(n) = ObjectName::parse(target) else {
+            return;
+        };
+        let current = self
+            .store
+            .get(&n)
+            .await
+            .ok()
+            .and_then(|o| {
+                o.get("ProxiedBy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let next = if state == AvailabilityState::Primary {
+            host.clone()
+        } else if current == *host {
+            String::new()
+        } else {
+            return;
+        };
+        if next != current {
+            let _ = self.store.update(&n, &[("ProxiedBy", Value::Str(next))]);
+        }
+    }
+
+    /// An alarm change a proxy relayed from its non-peer node: raised
+    /// (folded into the active one) or cleared, by resource and cause.
+    async fn relayed_alarm(&self, body: &serde_json::Value) {
+        let (Some(resource), Some(cause)) = (
+            body["resource"].as_str(),
+            body["cause"]
+                .as_u64()
+                .and_then(|c| ProbableCause::from_value(c as u32)),
+        ) else {
+            return;
+        };
+        let severity = body["severity"]
+            .as_u64()
+            .and_then(|s| PerceivedSeverity::from_value(s as u32));
+        let r = match severity {
+            Some(sev) => self
+                .raise_alarm(
+                    resource,
+                    cause,
+                    sev,
+                    body["text"].as_str().unwrap_or_default(),
+                )
+                .await
+                .map(drop),
+            None => self
+                .clear_alarms_matching(resource, Some(cause))
+                .await
+                .map(drop),
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, %resource, "cannot apply a relayed alarm");
+        }
+    }
+
+    /// A statistic a proxy relayed from its non-peer node: the node's
+    /// Statistic object, with its history like the collector's.
+    async fn relayed_statistic(&self, resource: &str, stat: &str, value: f64, unit: &str) {
+        let object = format!("{resource}/stat={stat}");
+        let Ok(n) = ObjectName::parse(&object) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let values = [
+            ("Resource", Value::Str(resource.to_string())),
+            ("Value", Value::Real(value)),
+            ("Unit", Value::Str(unit.chars().take(32).collect())),
+            ("CollectedAt", Value::Time(now)),
+        ];
+        if self.store.update(&n, &values).is_err()
+            && let Err(e) = self.create_dynamic("Statistic", &object, &values).await
+        {
+            tracing::warn!(error = %e, %object, "cannot create relayed statistic");
+            return;
+        }
+        if let Err(e) = self
+            .repo
+            .journal(
+                "statistic",
+                &object,
+                &json!({"time": now.0, "value": value}),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record statistics history");
         }
     }
 
@@ -1457,6 +1568,9 @@ mod tests {
             node_objects: Default::default(),
             locked: Vec::new(),
             static_frus: Default::default(),
+            proxy_files: vec![],
+            ssh_targets: vec![],
+            proxies: Default::default(),
         };
         let repo = Repository::open(&dir.join("db")).await.unwrap();
         let (core, running) = HaCore::start(

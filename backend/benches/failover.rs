@@ -52,6 +52,7 @@ async fn main() {
         watchdog_timeout: Duration::from_secs(60),
         watchdog_device: None,
         stop_grace: Duration::from_secs(1),
+        remote: None,
     };
     let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
     let (core, running) = HaCore::start(config, repo).await.unwrap();

@@ -13,10 +13,10 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use halyard_cluster_model::Timestamp;
 use halyard_cluster_model::model::{
     AdminState, AvailabilityState, CheckpointMode, PerceivedSeverity, ProbableCause,
 };
+use halyard_cluster_model::{SchemaEnum, Timestamp};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -35,6 +35,7 @@ use crate::events::{EventKind, EventService};
 use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit};
 use crate::naming::NamingService;
 use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode};
+use crate::remote::{RemoteShell, Report, parse_report, sh_quote};
 use crate::repo::Repository;
 
 /// How a component is run.
@@ -59,6 +60,27 @@ pub enum Kind {
     },
     /// Simulated hardware, with fault injection.
     Hardware,
+    /// A proxy for a non-peer node (FIG. 8): the component runs here, its
+    /// commands run on `target` through the core's [`RemoteShell`]
+    /// (semantics in [`crate::remote`]). Commands are shell command lines.
+    Proxy {
+        /// The non-peer node's persistent name.
+        target: String,
+        /// Idempotent: returns once the service runs (OCF `start`).
+        start: String,
+        stop: Option<String>,
+        /// Exit 0 = healthy; run by the primary's audit.
+        health: Option<String>,
+        /// Prints the report of [`crate::remote`]; run by the primary.
+        stats: Option<String>,
+        /// Files written to the target before `start`: (path on the
+        /// target, key in the configuration repository holding the
+        /// contents as a string). Read at every take-over.
+        config: Vec<(String, String)>,
+        stats_period: Duration,
+        /// Deadline of one remote call.
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +111,9 @@ pub struct CoreConfig {
     pub watchdog_device: Option<PathBuf>,
     /// Grace between SIGTERM and SIGKILL when stopping a process.
     pub stop_grace: Duration,
+    /// How proxy components reach their non-peer nodes (required when
+    /// there are proxies).
+    pub remote: Option<Arc<dyn RemoteShell>>,
 }
 
 /// A run-time change of the element (the hot-swap manager's: FRUs
@@ -394,6 +419,11 @@ struct SessionHandle {
 enum SupCmd {
     Start(u32),
     Stop,
+    /// A proxy's role for an incarnation.
+    Assign(u32, AvailabilityState),
+    /// A proxy gives up its role without stopping anything (fencing,
+    /// the agent's shutdown).
+    Release,
 }
 
 /// A handle on the running HA core, cheap to clone.
@@ -615,6 +645,17 @@ impl HaCore {
             stop_rx.clone(),
         ));
 
+        // In a cluster only this node's components are audited here.
+        let local: std::collections::HashSet<String> = config
+            .components
+            .iter()
+            .filter(|c| {
+                cluster
+                    .as_ref()
+                    .is_none_or(|k| k.hosts.get(&c.name) == Some(&config.node))
+            })
+            .map(|c| c.name.clone())
+            .collect();
         let (cluster_rt, applied_rx) = match cluster {
             Some(c) => {
                 let (ptx, prx) = mpsc::channel(1024);
@@ -674,7 +715,7 @@ impl HaCore {
             core: core.clone(),
             journal: journal_tx,
             self_tx: tx.clone(),
-            repo,
+            repo: repo.clone(),
             last_recovery: None,
             stopping: false,
             groups: config.groups.clone(),
@@ -689,6 +730,15 @@ impl HaCore {
                 modes,
                 dynamic: JoinSet::new(),
                 stops: HashMap::new(),
+                remote: config.remote.clone(),
+                events: events.clone(),
+                repo: repo.clone(),
+                elsewhere: config
+                    .components
+                    .iter()
+                    .filter(|c| !local.contains(&c.name))
+                    .map(|c| c.name.clone())
+                    .collect(),
             },
         };
         // Supervisors and audits, then start every component.
@@ -789,6 +839,12 @@ fn validate(config: &CoreConfig) -> Result<(), CoreError> {
         }
     }
     for c in &config.components {
+        if matches!(c.kind, Kind::Proxy { .. }) && config.remote.is_none() {
+            return Err(CoreError::Config(format!(
+                "component {} is a proxy, and the core has no remote shell",
+                c.name
+            )));
+        }
         if !member_of.contains_key(c.name.as_str()) {
             return Err(CoreError::Config(format!(
                 "component {} is in no service group",
@@ -871,6 +927,12 @@ struct Runner {
     modes: Modes,
     dynamic: JoinSet<()>,
     stops: HashMap<String, watch::Sender<bool>>,
+    /// Proxies reach their non-peer nodes through it.
+    remote: Option<Arc<dyn RemoteShell>>,
+    events: EventService,
+    repo: Repository,
+    /// Configured components another node hosts: not audited here.
+    elsewhere: std::collections::HashSet<String>,
 }
 
 impl Runner {
@@ -902,7 +964,57 @@ impl Runner {
                 .instrument(span),
             );
         }
+        if let Kind::Proxy { .. } = &c.kind
+            && let Some(remote) = self.remote.clone()
+        {
+            // The incarnation holding the primary role (0: none).
+            let primary = Arc::new(std::sync::atomic::AtomicU32::new(0));
+            let (sup_tx, sup_rx) = mpsc::channel(16);
+            supervisor = Some(sup_tx);
+            let span = tracing::info_span!("component", node = %self.node, component = %c.name);
+            tasks.spawn(
+                supervise_proxy(
+                    c.clone(),
+                    ProxyCtx {
+                        remote: remote.clone(),
+                        primary: primary.clone(),
+                        events: self.events.clone(),
+                        repo: self.repo.clone(),
+                    },
+                    sup_rx,
+                    tx.clone(),
+                    stop_rx.clone(),
+                )
+                .instrument(span),
+            );
+            if let Some((period, deadline)) = c.audit
+                && !self.elsewhere.contains(&c.name)
+            {
+                let (rep_tx, mut rep_rx) = mpsc::channel(16);
+                let fwd = tx.clone();
+                tasks.spawn(async move {
+                    while let Some(r) = rep_rx.recv().await {
+                        if fwd.send(Msg::Report(r)).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+                tasks.spawn(run_audit(
+                    Audit {
+                        component: c.name.clone(),
+                        period,
+                        deadline,
+                        check: proxy_audit(c, remote, primary, inc_rx.clone()),
+                    },
+                    inc_rx.clone(),
+                    rep_tx,
+                    Some(watchdog.clone()),
+                    stop_rx.clone(),
+                ));
+            }
+        }
         if let Some((period, deadline)) = c.audit
+            && !self.elsewhere.contains(&c.name)
             && let Kind::Process {
                 health: Some(cmd), ..
             } = &c.kind
@@ -1108,10 +1220,13 @@ impl CoreState {
                         incarnation,
                     });
                     // A plain process is ready once started.
-                    if pid.is_some()
-                        && matches!(self.specs[&component].kind, Kind::Process { .. })
-                        && self.incarnations[&component] == incarnation
-                    {
+                    let ready = match self.specs[&component].kind {
+                        Kind::Process { .. } => pid.is_some(),
+                        // A proxy is ready once its target answers.
+                        Kind::Proxy { .. } => true,
+                        _ => false,
+                    };
+                    if ready && self.incarnations[&component] == incarnation {
                         let _ = self
                             .input(Input::Registered {
                                 component,
@@ -1769,6 +1884,11 @@ impl CoreState {
                     let _ = s.try_send(SupCmd::Stop);
                 }
             }
+            Kind::Proxy { .. } => {
+                if let Some(s) = self.supervisors.get(component) {
+                    let _ = s.try_send(SupCmd::Release);
+                }
+            }
             Kind::Hardware => {}
         }
     }
@@ -1980,6 +2100,13 @@ impl CoreState {
                             .await;
                     }
                 });
+            }
+            Kind::Proxy { .. } => {
+                // The proxy's supervisor takes the role over (configuration
+                // and start on the target) and acknowledges it.
+                if let Some(s) = self.supervisors.get(component) {
+                    let _ = s.try_send(SupCmd::Assign(inc, state));
+                }
             }
             Kind::Process { role: None, .. } | Kind::Hardware => {
                 let tx = self.self_tx.clone();
@@ -2261,8 +2388,14 @@ impl CoreState {
         let mut order: Vec<String> = self.specs.keys().cloned().collect();
         order.sort_by_key(|n| std::cmp::Reverse(depth(n)));
         for name in order {
+            // A proxy's service outlives the agent: another proxy, or this
+            // one's next start, takes it over as it runs.
+            let cmd = match self.specs[&name].kind {
+                Kind::Proxy { .. } => SupCmd::Release,
+                _ => SupCmd::Stop,
+            };
             if let Some(s) = self.supervisors.get(&name) {
-                let _ = s.send(SupCmd::Stop).await;
+                let _ = s.send(cmd).await;
             }
         }
     }
@@ -2282,7 +2415,7 @@ async fn supervise(
             start, env, stop, ..
         } => (start.clone(), env.clone(), stop.clone()),
         Kind::HaAware { command, env } => (command.clone(), env.clone(), None),
-        Kind::Hardware => return,
+        Kind::Hardware | Kind::Proxy { .. } => return,
     };
     let mut child: Option<(tokio::process::Child, u32)> = None;
     let mut last_started = 0;
@@ -2331,6 +2464,7 @@ async fn supervise(
                         stop_child(c, grace, stop_cmd.as_deref(), &spec.name).await;
                     }
                 }
+                Some(SupCmd::Assign(..) | SupCmd::Release) => {}
             },
             status = async { child.as_mut().expect("guarded").0.wait().await }, if child.is_some() => {
                 let (_, inc) = child.take().expect("child");
@@ -2351,6 +2485,279 @@ async fn supervise(
     }
     if let Some((c, _)) = child.take() {
         stop_child(c, grace, stop_cmd.as_deref(), &spec.name).await;
+    }
+}
+
+/// The environment a proxy's commands see on the target, as a prefix of
+/// the command line.
+fn proxy_env(component: &str, target: &str, incarnation: Option<u32>) -> String {
+    let mut s = format!(
+        "export HALYARD_COMPONENT={} HALYARD_TARGET={};",
+        sh_quote(component),
+        sh_quote(target)
+    );
+    if let Some(i) = incarnation {
+        s.push_str(&format!(" export HALYARD_INCARNATION={i};"));
+    }
+    s.push(' ');
+    s
+}
+
+fn status_text(o: &crate::remote::RemoteOutput) -> String {
+    let err = o.stderr.trim();
+    if err.is_empty() {
+        format!("exited with status {}", o.status)
+    } else {
+        format!(
+            "exited with status {}: {}",
+            o.status,
+            err.chars().take(200).collect::<String>()
+        )
+    }
+}
+
+/// A proxy's audit: the health command on the target while primary, a
+/// reachability probe otherwise (a standby must be able to take over).
+fn proxy_audit(
+    spec: &ComponentSpec,
+    remote: Arc<dyn RemoteShell>,
+    primary: Arc<std::sync::atomic::AtomicU32>,
+    incarnation: watch::Receiver<u32>,
+) -> AuditCheck {
+    let Kind::Proxy {
+        target,
+        health,
+        timeout,
+        ..
+    } = spec.kind.clone()
+    else {
+        unreachable!("proxy audits are made for proxies")
+    };
+    let prefix = proxy_env(&spec.name, &target, None);
+    Arc::new(move || {
+        let (remote, target, prefix) = (remote.clone(), target.clone(), prefix.clone());
+        // The incarnation audited must be the one that took the role (a
+        // new one has not yet, even if the previous one had).
+        let audited = *incarnation.borrow();
+        let health = health.clone().filter(|_| {
+            audited != 0 && primary.load(std::sync::atomic::Ordering::SeqCst) == audited
+        });
+        Box::pin(async move {
+            let (what, cmd) = match &health {
+                Some(h) => ("health command", format!("{prefix}{h}")),
+                None => ("reachability probe", "true".to_string()),
+            };
+            match remote.run(&target, &cmd, timeout).await {
+                Ok(o) if o.status == 0 => Ok(()),
+                Ok(o) => Err(format!("{what} on {target} {}", status_text(&o))),
+                Err(e) => Err(format!("{what} on {target}: {e}")),
+            }
+        })
+    })
+}
+
+/// The topic of the alarms proxies relay (see [`relay_alarm`]).
+pub const RELAYED_ALARM: &str = "relayed-alarm";
+
+/// A relayed alarm change goes to every node like a configuration change
+/// (through the log in a cluster), so every node's agent shows the
+/// non-peer node's alarms. Body: `resource`, `cause`, and `severity` and
+/// `text` for a raise (no severity: a clear). Not awaited: the
+/// supervisor never waits for the cluster.
+async fn relay_alarm(
+    core: &mpsc::Sender<Msg>,
+    resource: &str,
+    cause: ProbableCause,
+    raise: Option<(PerceivedSeverity, &str)>,
+) {
+    let mut body = serde_json::json!({"resource": resource, "cause": cause.value()});
+    if let Some((severity, text)) = raise {
+        body["severity"] = severity.value().into();
+        body["text"] = text.into();
+    }
+    let (reply, _) = oneshot::channel();
+    let _ = core
+        .send(Msg::Replicate {
+            topic: RELAYED_ALARM.into(),
+            body,
+            reply,
+        })
+        .await;
+}
+
+/// What a proxy's supervisor works with.
+#[derive(Debug, Clone)]
+struct ProxyCtx {
+    remote: Arc<dyn RemoteShell>,
+    /// The incarnation holding the primary role (0: none), shared with
+    /// the audit.
+    primary: Arc<std::sync::atomic::AtomicU32>,
+    events: EventService,
+    repo: Repository,
+}
+
+/// Runs one proxy component (see [`crate::remote`]): a new incarnation
+/// checks the target answers; made primary it pushes the configuration and
+/// runs `start`; while primary it relays `stats`; stopped by CRIM while
+/// primary it runs `stop`.
+async fn supervise_proxy(
+    spec: ComponentSpec,
+    ctx: ProxyCtx,
+    mut cmds: mpsc::Receiver<SupCmd>,
+    core: mpsc::Sender<Msg>,
+    mut stop: watch::Receiver<bool>,
+) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let ProxyCtx {
+        remote,
+        primary,
+        repo,
+        ..
+    } = ctx.clone();
+    let Kind::Proxy {
+        target,
+        start,
+        stop: stop_cmd,
+        stats,
+        config,
+        stats_period,
+        timeout,
+        ..
+    } = spec.kind.clone()
+    else {
+        return;
+    };
+    let name = spec.name.clone();
+    let report = |incarnation: u32, detail: String| {
+        Msg::Report(ErrorReport {
+            component: name.clone(),
+            incarnation,
+            kind: ErrorKind::ProcessExit,
+            detail,
+        })
+    };
+    let mut current = 0u32;
+    // Relayed alarms by cause: Some((severity, text)) raised, None cleared.
+    let mut alarms: HashMap<ProbableCause, Option<(PerceivedSeverity, String)>> = HashMap::new();
+    let mut stats_failing = false;
+    let mut tick = tokio::time::interval(stats_period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            cmd = cmds.recv() => match cmd {
+                None => break,
+                Some(SupCmd::Start(inc)) if inc <= current => {}
+                Some(SupCmd::Start(inc)) => {
+                    current = inc;
+                    primary.store(0, SeqCst);
+                    match remote.run(&target, "true", timeout).await {
+                        Ok(o) if o.status == 0 => {
+                            tracing::info!(incarnation = inc, %target, "proxy started: target reachable");
+                            let _ = core.send(Msg::Spawned { component: name.clone(), incarnation: inc, pid: None }).await;
+                        }
+                        Ok(o) => {
+                            let _ = core.send(report(inc, format!("{target}: probe {}", status_text(&o)))).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(incarnation = inc, %target, error = %e, "proxy cannot reach its target");
+                            let _ = core.send(report(inc, format!("cannot reach {target}: {e}"))).await;
+                        }
+                    }
+                }
+                Some(SupCmd::Assign(inc, _)) if inc != current => {}
+                Some(SupCmd::Assign(inc, AvailabilityState::Primary)) => {
+                    let r = async {
+                        for (path, key) in &config {
+                            let contents: String = repo
+                                .get_as(key)
+                                .await
+                                .map_err(|e| format!("cannot read {key} from the repository: {e}"))?
+                                .ok_or_else(|| format!("the repository has no {key} (the contents of {path})"))?;
+                            remote
+                                .put_file(&target, path, contents.as_bytes(), timeout)
+                                .await
+                                .map_err(|e| format!("cannot write {path} on {target}: {e}"))?;
+                        }
+                        let cmd = format!("{}{start}", proxy_env(&name, &target, Some(inc)));
+                        match remote.run(&target, &cmd, timeout).await {
+                            Ok(o) if o.status == 0 => Ok(()),
+                            Ok(o) => Err(format!("start command on {target} {}", status_text(&o))),
+                            Err(e) => Err(format!("start command on {target}: {e}")),
+                        }
+                    }
+                    .await;
+                    match r {
+                        Ok(()) => {
+                            tracing::info!(incarnation = inc, %target, files = config.len(), "proxy is primary: configuration pushed, service started");
+                            primary.store(inc, SeqCst);
+                            alarms.clear();
+                            tick.reset_immediately();
+                            let _ = core.send(Msg::RoleDone { component: name.clone(), incarnation: inc, state: AvailabilityState::Primary }).await;
+                        }
+                        Err(detail) => {
+                            tracing::warn!(incarnation = inc, %detail, "proxy cannot take its target over");
+                            let _ = core.send(report(inc, detail)).await;
+                        }
+                    }
+                }
+                Some(SupCmd::Assign(inc, state)) => {
+                    primary.store(0, SeqCst);
+                    let _ = core.send(Msg::RoleDone { component: name.clone(), incarnation: inc, state }).await;
+                }
+                Some(SupCmd::Stop) => {
+                    if primary.swap(0, SeqCst) != 0
+                        && let Some(cmd) = &stop_cmd
+                    {
+                        let cmd = format!("{}{cmd}", proxy_env(&name, &target, Some(current)));
+                        match remote.run(&target, &cmd, timeout).await {
+                            Ok(o) if o.status == 0 => tracing::info!(%target, "service stopped on the target"),
+                            Ok(o) => tracing::warn!(%target, "stop command {}", status_text(&o)),
+                            Err(e) => tracing::warn!(%target, error = %e, "stop command failed"),
+                        }
+                    }
+                }
+                Some(SupCmd::Release) => primary.store(0, SeqCst),
+            },
+            _ = tick.tick(), if stats.is_some() && primary.load(SeqCst) != 0 => {
+                let cmd = format!("{}{}", proxy_env(&name, &target, Some(current)), stats.as_deref().unwrap_or_default());
+                let out = match remote.run(&target, &cmd, timeout).await {
+                    Ok(o) if o.status == 0 => o,
+                    r => {
+                        // The health audit decides about failures; this only tells once.
+                        if !stats_failing {
+                            let why = match r { Ok(o) => status_text(&o), Err(e) => e.to_string() };
+                            tracing::warn!(%target, %why, "stats command failed");
+                        }
+                        stats_failing = true;
+                        continue;
+                    }
+                };
+                stats_failing = false;
+                for line in out.stdout.lines() {
+                    match parse_report(line) {
+                        None => {}
+                        Some(Err(e)) => tracing::warn!(%target, error = %e, "malformed stats line skipped"),
+                        Some(Ok(Report::Metric { name: stat, value, unit })) => {
+                            ctx.events.publish(EventKind::Statistic { resource: target.clone(), name: stat, value, unit });
+                        }
+                        Some(Ok(Report::Raise { cause, severity, text })) => {
+                            let now = Some((severity, text.clone()));
+                            let was = alarms.insert(cause, now.clone());
+                            if was != Some(now) {
+                                relay_alarm(&core, &target, cause, Some((severity, &text))).await;
+                            }
+                        }
+                        Some(Ok(Report::Clear { cause })) => {
+                            let was = alarms.insert(cause, None);
+                            if was != Some(None) {
+                                relay_alarm(&core, &target, cause, None).await;
+                            }
+                        }
+                    }
+                }
+            }
+            _ = stop.changed() => break,
+        }
     }
 }
 

@@ -56,6 +56,15 @@ pub enum EventKind {
         text: String,
         clear: bool,
     },
+    /// A statistic a proxy relayed from its non-peer node (published on
+    /// the proxy's node only; alarms go to every node, see
+    /// `core::RELAYED_ALARM`).
+    Statistic {
+        resource: String,
+        name: String,
+        value: f64,
+        unit: String,
+    },
     /// Operational state of a component changed.
     OperChanged {
         component: String,
@@ -129,7 +138,7 @@ impl EventKind {
             | EventKind::OperChanged { component, .. }
             | EventKind::Process { component, .. } => component,
             EventKind::FailedOver { si, .. } => si,
-            EventKind::Alarm { resource, .. } => resource,
+            EventKind::Alarm { resource, .. } | EventKind::Statistic { resource, .. } => resource,
             EventKind::Replicated { topic, .. } => topic,
         }
     }
@@ -142,6 +151,7 @@ impl EventKind {
             EventKind::Assignment { .. } => "assignment",
             EventKind::Verdict { .. } => "verdict",
             EventKind::Alarm { .. } => "alarm",
+            EventKind::Statistic { .. } => "relayed-statistic",
             EventKind::OperChanged { .. } => "oper-changed",
             EventKind::Process { .. } => "process",
             EventKind::Acked { .. } => "acked",

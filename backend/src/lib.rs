@@ -17,6 +17,8 @@
 //!   a bus behind one trait (the simulated bus, a directory-watching bus);
 //! - [`release`]: a node's two-slot software store (fetch, incremental
 //!   propagation, checksums; the base of the upgrade manager);
+//! - [`remote`]: the port through which proxy components manage non-peer
+//!   nodes (FIG. 8), and the report format of their `stats` command;
 //! - [`protocol`] and [`client`]: the HA-aware component protocol and its
 //!   client library (used by `counterd`).
 //!
@@ -37,5 +39,6 @@ pub mod hotswap;
 pub mod naming;
 pub mod protocol;
 pub mod release;
+pub mod remote;
 pub mod repo;
 pub mod state;

@@ -5,4 +5,5 @@ mod architecture;
 mod cluster;
 mod hotswap;
 mod netconf;
+mod proxy;
 mod upgrade;

@@ -124,27 +124,34 @@ impl Cluster {
     /// Writes the config and starts every node; returns once each logged
     /// its ready line.
     pub fn start(dir: &Path, release: bool) -> Cluster {
-        Self::start_with(dir, release, None, None)
+        Self::start_with(dir, release, None, "", None)
+    }
+
+    /// The example with `extra` appended to its config (more nodes,
+    /// groups, components).
+    pub fn start_extended(dir: &Path, release: bool, extra: &str) -> Cluster {
+        Self::start_with(dir, release, None, extra, None)
     }
 
     /// The example run from release stores: each node under `halyard boot`,
     /// installing release `1` from `load_server`, a directory or an
     /// `http://` URL (see [`make_release`]).
     pub fn start_upgradable(dir: &Path, release: bool, load_server: &str) -> Cluster {
-        Self::start_with(dir, release, None, Some(load_server))
+        Self::start_with(dir, release, None, "", Some(load_server))
     }
 
     /// The example plus `joiner`, a fourth node configured to join later
     /// (`join = true`) with one ticker of its own, `ticker-4`; it is
     /// started too, and waits to be admitted.
     pub fn start_joining(dir: &Path, release: bool, joiner: &str) -> Cluster {
-        Self::start_with(dir, release, Some(joiner), None)
+        Self::start_with(dir, release, Some(joiner), "", None)
     }
 
     fn start_with(
         dir: &Path,
         release: bool,
         joiner: Option<&str>,
+        extra: &str,
         load_server: Option<&str>,
     ) -> Cluster {
         let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
@@ -221,6 +228,8 @@ checkpoint = "asynchronous"
                 child: None,
             });
         }
+        text.push('\n');
+        text.push_str(extra);
         if let Some(ls) = load_server {
             text.push_str(&format!(
                 "\n[release]\nload_server = \"{ls}\"\ninitial = \"1\"\nwatchdog_ms = 20000\n"
@@ -717,4 +726,188 @@ impl Checker {
         self.stop.store(true, Ordering::SeqCst);
         self.handle.take().unwrap().join().unwrap()
     }
+}
+
+/// A private OpenSSH server on a free loopback port, standing in for a
+/// non-peer node: `/usr/sbin/sshd -D -e` as the current user with a
+/// generated host key and client key (`StrictModes no`, no PAM). Its log
+/// is `<dir>/sshd.log`; `dir` is also the "remote" file system's root for
+/// the tests.
+#[derive(Debug)]
+pub struct Sshd {
+    pub dir: PathBuf,
+    pub port: u16,
+    pub client_key: PathBuf,
+    /// `SHA256:...`, as `ssh-keygen -lf` prints it.
+    pub host_fingerprint: String,
+    pub user: String,
+    child: Option<Child>,
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "halyard-test", "-f"])
+        .arg(path)
+        .status()
+        .expect("ssh-keygen (openssh-client) is installed");
+    assert!(st.success());
+}
+
+impl Sshd {
+    pub fn start(dir: &Path) -> Sshd {
+        std::fs::create_dir_all(dir).unwrap();
+        let host_key = dir.join("host_ed25519");
+        let client_key = dir.join("client_ed25519");
+        keygen(&host_key);
+        keygen(&client_key);
+        std::fs::copy(
+            client_key.with_extension("pub"),
+            dir.join("authorized_keys"),
+        )
+        .unwrap();
+        let fp = Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(host_key.with_extension("pub"))
+            .output()
+            .unwrap();
+        let host_fingerprint = String::from_utf8_lossy(&fp.stdout)
+            .split_whitespace()
+            .nth(1)
+            .expect("a fingerprint")
+            .to_string();
+        let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
+            .unwrap()
+            .trim()
+            .to_string();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let d = dir.display();
+        std::fs::write(
+            dir.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_ed25519\nPidFile {d}/sshd.pid\n\
+                 AuthorizedKeysFile {d}/authorized_keys\nStrictModes no\nUsePAM no\n\
+                 PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n\
+                 PermitRootLogin prohibit-password\nLogLevel VERBOSE\n"
+            ),
+        )
+        .unwrap();
+        // sshd running as root wants its privilege-separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-e")
+            .arg("-f")
+            .arg(dir.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("/usr/sbin/sshd (openssh-server) is installed");
+        let t0 = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "sshd did not listen: {}",
+                std::fs::read_to_string(dir.join("sshd.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sshd {
+            dir: dir.to_path_buf(),
+            port,
+            client_key,
+            host_fingerprint,
+            user,
+            child: Some(child),
+        }
+    }
+
+    /// The `[[node]]` lines of a non-peer node reached through this sshd.
+    pub fn node_toml(&self, name: &str) -> String {
+        format!(
+            "[[node]]\nname = \"{name}\"\nnon_peer = true\naddress = \"127.0.0.1\"\n\
+             ssh = {{ port = {}, user = \"{}\", key = \"{}\", host_key = \"{}\" }}\n",
+            self.port,
+            self.user,
+            self.client_key.display(),
+            self.host_fingerprint
+        )
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A service on the "remote" node for the proxy tests, all in `dir`: the
+/// proxy component's TOML lines (`command`, `stop`, `health`, `stats`)
+/// for an OCF-style `sleep` daemon whose pid is in `<dir>/svc.pid`; every
+/// start appends its incarnation to `<dir>/starts`; `stats` prints a
+/// metric and raises highTemperature while `<dir>/hot` exists.
+pub fn remote_service_toml(dir: &Path) -> String {
+    let d = dir.display();
+    // Alive and not a zombie (killed daemons may wait long for a reaper).
+    let alive =
+        "alive() { kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:.*Z' /proc/\"$1\"/status; }; ";
+    let start = format!(
+        "{alive}if [ -f {d}/svc.pid ] && alive $(cat {d}/svc.pid); then exit 0; fi; \
+         sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > {d}/svc.pid; echo $! >> {d}/all.pids; \
+         echo $HALYARD_INCARNATION >> {d}/starts"
+    );
+    let stop = format!("kill $(cat {d}/svc.pid) && rm -f {d}/svc.pid");
+    let health = format!("{alive}alive $(cat {d}/svc.pid)");
+    let stats = format!(
+        "echo '# np stats'; echo \"metric sessions $(wc -l < {d}/starts) count\"; \
+         if [ -f {d}/hot ]; then echo 'alarm raise highTemperature major inlet at 71 C'; \
+         else echo 'alarm clear highTemperature'; fi"
+    );
+    let q = |s: &str| format!("[\"sh\", \"-c\", {}]", toml_str(s));
+    format!(
+        "command = {}\nstop = {}\nhealth = {}\nstats = {}\n",
+        q(&start),
+        q(&stop),
+        q(&health),
+        q(&stats)
+    )
+}
+
+fn toml_str(s: &str) -> String {
+    serde_json::to_string(s).expect("a string")
+}
+
+/// Kills every remote service ever started in `dir` when dropped (a
+/// failed test leaves none behind).
+#[derive(Debug)]
+pub struct RemoteServices(pub PathBuf);
+
+impl Drop for RemoteServices {
+    fn drop(&mut self) {
+        let pids = std::fs::read_to_string(self.0.join("all.pids")).unwrap_or_default();
+        for p in pids.split_whitespace() {
+            let _ = Command::new("kill").args(["-9", p]).status();
+        }
+    }
+}
+
+/// The pid of the remote service, when it runs.
+pub fn remote_service_pid(dir: &Path) -> Option<i32> {
+    let pid: i32 = std::fs::read_to_string(dir.join("svc.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let zombie = status
+        .lines()
+        .any(|l| l.starts_with("State:") && l.contains('Z'));
+    (!zombie).then_some(pid)
 }

@@ -55,6 +55,7 @@ fn base(
         watchdog_timeout: Duration::from_secs(30),
         watchdog_device: None,
         stop_grace: Duration::from_secs(1),
+        remote: None,
     }
 }
 

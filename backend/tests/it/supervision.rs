@@ -76,6 +76,7 @@ fn config(
         watchdog_timeout: Duration::from_secs(30),
         watchdog_device: None,
         stop_grace: Duration::from_secs(2),
+        remote: None,
     }
 }
 
