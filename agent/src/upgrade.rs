@@ -1163,13 +1163,16 @@ impl Upgrades {
         for _ in 0..50 {
             tokio::time::sleep(Duration::from_millis(100)).await;
             self.fold().await;
-            let r = self.state.lock().await;
-            if r.campaign.as_ref().is_some_and(|x| x.ops_seen >= seq) {
-                let detail = r
-                    .campaign
+            let detail = {
+                let r = self.state.lock().await;
+                r.campaign
                     .as_ref()
+                    .filter(|x| x.ops_seen >= seq)
                     .map(|x| x.detail.clone())
-                    .unwrap_or_default();
+            };
+            if let Some(detail) = detail {
+                // The serving node's objects show it before the answer.
+                self.show().await;
                 return Ok(done_job(target.clone(), detail));
             }
         }

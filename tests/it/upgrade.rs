@@ -314,8 +314,16 @@ fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it(
     });
     let (code, body) = c.invoke_full("n1", "ne=1/campaign=1", "Pause", &[]);
     assert_eq!(code, 202, "{body}");
-    let paused = campaign(&c, 1).unwrap();
+    // The serving node shows it at once; the others within a tick.
+    let paused = c.attrs("n1", "ne=1/campaign=1").unwrap();
     assert_eq!(paused["state"], "paused", "{paused}");
+    wait_until("every node shows the campaign paused", 10, || {
+        NODES.iter().all(|n| {
+            c.attrs(n, "ne=1/campaign=1")
+                .is_some_and(|a| a["state"] == "paused")
+        })
+    });
+    let paused = c.attrs("n1", "ne=1/campaign=1").unwrap();
     // Paused: no step moves on.
     std::thread::sleep(std::time::Duration::from_secs(3));
     let still = campaign(&c, 1).unwrap();
@@ -367,4 +375,19 @@ fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it(
     wait_until("every node on release 2, committed", 60, || {
         on_release(&c, "2")
     });
+    // And Prometheus: the campaign's state set and its steps.
+    let (_, metrics) = c.curl("n1", "GET", "/metrics");
+    assert!(
+        metrics.lines().any(|l| l.contains("upgrade_campaign_state")
+            && l.contains("ne=1/campaign=2")
+            && l.contains("\"succeeded\"")
+            && l.ends_with(" 1")),
+        "no succeeded state for campaign 2 in /metrics"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("upgrade_campaign_steps_done") && l.contains("ne=1/campaign=2")),
+        "no steps gauge for campaign 2 in /metrics"
+    );
 }
