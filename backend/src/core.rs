@@ -990,27 +990,14 @@ impl Runner {
             if let Some((period, deadline)) = c.audit
                 && !self.elsewhere.contains(&c.name)
             {
-                let (rep_tx, mut rep_rx) = mpsc::channel(16);
-                let fwd = tx.clone();
-                tasks.spawn(async move {
-                    while let Some(r) = rep_rx.recv().await {
-                        if fwd.send(Msg::Report(r)).await.is_err() {
-                            break;
-                        }
-                    }
-                });
-                tasks.spawn(run_audit(
-                    Audit {
-                        component: c.name.clone(),
-                        period,
-                        deadline,
-                        check: proxy_audit(c, remote, primary, inc_rx.clone()),
-                    },
-                    inc_rx.clone(),
-                    rep_tx,
-                    Some(watchdog.clone()),
-                    stop_rx.clone(),
-                ));
+                let check = proxy_audit(c, remote, primary, inc_rx.clone());
+                let audit = Audit {
+                    component: c.name.clone(),
+                    period,
+                    deadline,
+                    check,
+                };
+                spawn_audit(tasks, audit, inc_rx.clone(), tx, watchdog, stop_rx.clone());
             }
         }
         if let Some((period, deadline)) = c.audit
@@ -1024,30 +1011,44 @@ impl Runner {
                 let cmd = cmd.clone();
                 Box::pin(async move { run_health_command(&cmd).await })
             });
-            let (rep_tx, mut rep_rx) = mpsc::channel(16);
-            let fwd = tx.clone();
-            tasks.spawn(async move {
-                while let Some(r) = rep_rx.recv().await {
-                    if fwd.send(Msg::Report(r)).await.is_err() {
-                        break;
-                    }
-                }
-            });
-            tasks.spawn(run_audit(
-                Audit {
-                    component: c.name.clone(),
-                    period,
-                    deadline,
-                    check,
-                },
-                inc_rx,
-                rep_tx,
-                Some(watchdog.clone()),
-                stop_rx,
-            ));
+            let audit = Audit {
+                component: c.name.clone(),
+                period,
+                deadline,
+                check,
+            };
+            spawn_audit(tasks, audit, inc_rx, tx, watchdog, stop_rx);
         }
         supervisor
     }
+}
+
+/// Runs a component's health audit; its reports go to the core like
+/// anyone's.
+fn spawn_audit(
+    tasks: &mut JoinSet<()>,
+    audit: Audit,
+    inc_rx: watch::Receiver<u32>,
+    tx: &mpsc::Sender<Msg>,
+    watchdog: &Arc<Watchdog>,
+    stop_rx: watch::Receiver<bool>,
+) {
+    let (rep_tx, mut rep_rx) = mpsc::channel(16);
+    let fwd = tx.clone();
+    tasks.spawn(async move {
+        while let Some(r) = rep_rx.recv().await {
+            if fwd.send(Msg::Report(r)).await.is_err() {
+                break;
+            }
+        }
+    });
+    tasks.spawn(run_audit(
+        audit,
+        inc_rx,
+        rep_tx,
+        Some(watchdog.clone()),
+        stop_rx,
+    ));
 }
 
 /// CRIM over the configured groups, configured-locked components locked.

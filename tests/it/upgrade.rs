@@ -51,6 +51,29 @@ impl Drop for HttpLoadServer {
     }
 }
 
+/// The example under `halyard boot` on release 1, with `releases` on the
+/// load server (`(version, crashes at start-up)`), steady and reporting.
+fn upgradable(
+    dir: &std::path::Path,
+    releases: &[(&str, bool)],
+    http: bool,
+) -> (Cluster, Option<HttpLoadServer>) {
+    let ls = dir.join("load-server");
+    for (v, crash) in releases {
+        make_release(false, &ls, v, *crash);
+    }
+    let server = http.then(|| HttpLoadServer::start(&ls));
+    let url = server
+        .as_ref()
+        .map_or_else(|| ls.display().to_string(), |s| s.url.clone());
+    let c = Cluster::start_upgradable(dir, false, &url);
+    wait_steady(&c);
+    wait_until("every node reports release 1 committed", 60, || {
+        on_release(&c, "1")
+    });
+    (c, server)
+}
+
 /// The campaign as the first node that answers shows it.
 fn campaign(c: &Cluster, id: u32) -> Option<serde_json::Value> {
     NODES
@@ -114,15 +137,11 @@ fn assert_handed_over(r: &CheckReport) {
 fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_back() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
-    let ls = dir.path().join("load-server");
-    make_release(false, &ls, "1", false);
-    make_release(false, &ls, "2", false);
-    make_release(false, &ls, "3", true);
-    let c = Cluster::start_upgradable(dir.path(), false, ls.to_str().unwrap());
-    wait_steady(&c);
-    wait_until("every node reports release 1 committed", 60, || {
-        on_release(&c, "1")
-    });
+    let (c, _) = upgradable(
+        dir.path(),
+        &[("1", false), ("2", false), ("3", true)],
+        false,
+    );
     let checker = Checker::start(&c);
 
     // An unknown release and an unknown method are refused with the reason.
@@ -206,16 +225,8 @@ fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_
 fn a_split_mode_upgrade_hands_every_pair_over_and_copco_refuses_a_power_off_meanwhile() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
-    let ls = dir.path().join("load-server");
-    make_release(false, &ls, "1", false);
-    make_release(false, &ls, "2", false);
     // Releases come from an HTTP load server (python's http.server).
-    let server = HttpLoadServer::start(&ls);
-    let c = Cluster::start_upgradable(dir.path(), false, &server.url);
-    wait_steady(&c);
-    wait_until("every node reports release 1 committed", 60, || {
-        on_release(&c, "1")
-    });
+    let (c, _server) = upgradable(dir.path(), &[("1", false), ("2", false)], true);
     let checker = Checker::start(&c);
     let (code, body) = c.invoke_full(
         "n1",
@@ -294,14 +305,7 @@ m.close_session()
 fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it() {
     let _one = serial();
     let dir = tempfile::tempdir().unwrap();
-    let ls = dir.path().join("load-server");
-    make_release(false, &ls, "1", false);
-    make_release(false, &ls, "2", false);
-    let c = Cluster::start_upgradable(dir.path(), false, ls.to_str().unwrap());
-    wait_steady(&c);
-    wait_until("every node reports release 1 committed", 60, || {
-        on_release(&c, "1")
-    });
+    let (c, _) = upgradable(dir.path(), &[("1", false), ("2", false)], false);
     let (code, body) = c.invoke_full(
         "n3",
         "ne=1",
