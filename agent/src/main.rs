@@ -422,6 +422,14 @@ async fn run_node(
                 .collect(),
             el.node_objects.clone(),
             reboot.clone(),
+            // Where each node's HTTP face serves its releases.
+            cfg.nodes
+                .iter()
+                .filter_map(|n| {
+                    let a = n.http.as_ref()?.first()?.get_ref().clone();
+                    Some((n.name.get_ref().clone(), format!("http://{a}/releases")))
+                })
+                .collect(),
         ));
         let _ = model.upgrades.set(up.clone());
         cluster_tasks.push(tokio::spawn(tracing::Instrument::instrument(
@@ -724,6 +732,11 @@ mod faces {
                 listen,
                 users,
                 allow_anonymous_read: cfg.http.anonymous_read,
+                // Peers copy releases from this node (propagation).
+                release_dir: cfg
+                    .release
+                    .as_ref()
+                    .map(|_| crate::boot::store(data_dir).slot_dir("")),
                 ..halyard_http::HttpConfig::default()
             };
             let mut registry = halyard_http::Registry::default();

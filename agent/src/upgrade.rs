@@ -94,8 +94,14 @@ impl CampaignState {
 pub enum Step {
     /// The load manager (master) fetches the release from the load server.
     Fetch { version: String },
-    /// The propagation manager: every node copies it to its alternate slot.
-    Stage { version: String },
+    /// The propagation manager: every node copies it to its alternate slot
+    /// from `from`, the node whose load manager fetched it (or from the
+    /// load server when that node serves no HTTP).
+    Stage {
+        version: String,
+        #[serde(default)]
+        from: Option<String>,
+    },
     /// CRIM moves the primaries of these nodes to their standbys.
     SwitchAway { nodes: Vec<String> },
     /// These nodes reboot onto the release and must come back healthy on it.
@@ -110,7 +116,10 @@ impl Step {
     fn describe(&self) -> String {
         match self {
             Step::Fetch { version } => format!("fetch release {version} from the load server"),
-            Step::Stage { version } => format!("copy release {version} to every node"),
+            Step::Stage { version, from } => match from {
+                Some(n) => format!("copy release {version} from {n} to every node"),
+                None => format!("copy release {version} to every node"),
+            },
             Step::SwitchAway { nodes } => {
                 format!("switch primaries away from {}", nodes.join(", "))
             }
@@ -210,6 +219,8 @@ pub struct Upgrades {
     pub node_objects: BTreeMap<String, String>,
     /// Flipped to ask `main` for an orderly exit with [`crate::boot::REBOOT`].
     pub reboot: Arc<Notify>,
+    /// Node -> where its HTTP face serves its releases.
+    pub peers: BTreeMap<String, String>,
     state: tokio::sync::Mutex<Replica>,
 }
 
@@ -256,6 +267,7 @@ impl Upgrades {
         groups: Vec<(String, RedundancyModel, Vec<String>)>,
         node_objects: BTreeMap<String, String>,
         reboot: Arc<Notify>,
+        peers: BTreeMap<String, String>,
     ) -> Self {
         let running = std::env::var("HALYARD_RELEASE")
             .ok()
@@ -279,6 +291,7 @@ impl Upgrades {
             groups,
             node_objects,
             reboot,
+            peers,
             state: Default::default(),
         }
     }
@@ -563,7 +576,7 @@ impl Upgrades {
         let mut error = None;
         let mut reboot = false;
         match step {
-            Step::Stage { version } => match self.fetch(version).await {
+            Step::Stage { version, from } => match self.stage(version, from.as_deref()).await {
                 Ok(f) => {
                     tracing::info!(release = %version, slot = %f.slot, copied = f.copied, already_present = f.already_present, "release staged")
                 }
@@ -730,7 +743,7 @@ impl Upgrades {
                     return self.fail(c, statuses, format!("load manager: {e}"));
                 }
             },
-            Step::Stage { version } => {
+            Step::Stage { version, .. } => {
                 if waited > STAGE_TIMEOUT {
                     return self.fail(
                         c,
@@ -815,6 +828,13 @@ impl Upgrades {
             return;
         }
         tracing::info!(campaign = c.id, step = %step.describe(), ms = waited.as_millis() as u64, "upgrade step done");
+        // Staging copies from the node whose load manager fetched it.
+        if matches!(step, Step::Fetch { .. })
+            && let Some(Step::Stage { from, .. }) = c.steps.get_mut(c.current + 1)
+            && self.peers.contains_key(&self.me)
+        {
+            *from = Some(self.me.clone());
+        }
         c.current += 1;
         c.step_started_ms = wall_ms();
         match c.steps.get(c.current) {
@@ -972,6 +992,27 @@ impl Upgrades {
         }
     }
 
+    /// Propagation: the release from the node that fetched it (its HTTP
+    /// face), else from the load server, into this node's alternate slot.
+    async fn stage(
+        &self,
+        version: &str,
+        from: Option<&str>,
+    ) -> Result<halyard_backend::release::Fetched, String> {
+        let Some(url) = from
+            .filter(|n| *n != self.me)
+            .and_then(|n| self.peers.get(n))
+        else {
+            return self.fetch(version).await;
+        };
+        let peer = crate::loadserver::LoadServer::Http(url.clone());
+        let source = peer.local(version, &self.store).await?;
+        self.store
+            .fetch(&source, version)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// The release from the load server into this node's store.
     async fn fetch(&self, version: &str) -> Result<halyard_backend::release::Fetched, String> {
         let source = self.load_server.local(version, &self.store).await?;
@@ -1034,6 +1075,7 @@ impl Upgrades {
             },
             Step::Stage {
                 version: version.into(),
+                from: None,
             },
         ];
         match method {

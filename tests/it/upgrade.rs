@@ -185,6 +185,20 @@ fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_
         );
     }
     wait_steady(&c);
+    // Every node serves the releases it holds to its peers (propagation
+    // copies from the node that fetched): the manifest and its files only.
+    let (code, body) = c.curl("n3", "GET", "/releases/2/manifest.json");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"bin/halyard\""), "{body}");
+    let (code, _) = c.curl("n3", "GET", "/releases/2/etc/release.txt");
+    assert_eq!(code, 200);
+    for path in [
+        "/releases/2/slots.json",
+        "/releases/2/../slots.json",
+        "/releases/9/manifest.json",
+    ] {
+        assert_eq!(c.curl("n3", "GET", path).0, 404, "{path}");
+    }
 
     // Release 3 crashes at start-up: the first node's supervisor falls back
     // to release 2 by itself, and the campaign rolls back.

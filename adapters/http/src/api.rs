@@ -60,6 +60,46 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/v1/events", get(events))
         .route("/api/v1/notifications", get(notifications))
         .route("/metrics", get(metrics))
+        .route("/releases/{version}/{*file}", get(release_file))
+}
+
+/// A file of a release this node holds, for a peer's propagation. Only
+/// the manifest and the files it lists are served, with no credentials:
+/// release files are no secret, and the receiver verifies every file
+/// against the manifest's checksums.
+async fn release_file(
+    State(s): State<Shared>,
+    Path((version, file)): Path<(String, String)>,
+) -> Response {
+    let Some(dir) = s.release_dir.clone() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    for slot in ["a", "b"] {
+        let d = dir.join(slot);
+        let Ok(text) = tokio::fs::read(d.join("manifest.json")).await else {
+            continue;
+        };
+        let Ok(m) = serde_json::from_slice::<serde_json::Value>(&text) else {
+            continue;
+        };
+        if m["version"].as_str() != Some(version.as_str()) {
+            continue;
+        }
+        if file == "manifest.json" {
+            return (StatusCode::OK, text).into_response();
+        }
+        let listed = m["files"]
+            .as_array()
+            .is_some_and(|fs| fs.iter().any(|f| f["path"].as_str() == Some(file.as_str())));
+        if !listed {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        return match tokio::fs::read(d.join(&file)).await {
+            Ok(bytes) => (StatusCode::OK, bytes).into_response(),
+            Err(_) => StatusCode::NOT_FOUND.into_response(),
+        };
+    }
+    StatusCode::NOT_FOUND.into_response()
 }
 
 fn reply(status: StatusCode, format: Format, body: String) -> Response {

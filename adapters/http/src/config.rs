@@ -122,6 +122,11 @@ pub struct HttpConfig {
     pub tls: Option<TlsConfig>,
     #[serde(default)]
     pub limits: Limits,
+    /// A node's release store (slots `a` and `b`, each with its
+    /// `manifest.json`): its releases are served at
+    /// `/releases/<version>/<file>` so peers copy them from this node.
+    #[serde(default)]
+    pub release_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for HttpConfig {
@@ -132,6 +137,7 @@ impl Default for HttpConfig {
             allow_anonymous_read: false,
             tls: None,
             limits: Limits::default(),
+            release_dir: None,
         }
     }
 }

@@ -87,6 +87,7 @@ pub(crate) struct AppState {
     pub jobs: Mutex<Jobs>,
     pub shutdown: watch::Receiver<bool>,
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    pub release_dir: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -322,6 +323,7 @@ impl HttpServer {
             jobs: Mutex::new(Jobs::default()),
             shutdown,
             buckets: Mutex::new(HashMap::new()),
+            release_dir: config.release_dir.clone(),
         });
         let router = crate::api::routes()
             .merge(crate::console::routes())

@@ -329,6 +329,7 @@ pub fn config(anonymous_read: bool) -> HttpConfig {
             max_body_bytes: 4096,
             ..Limits::default()
         },
+        release_dir: None,
     }
 }
 
