@@ -6,7 +6,9 @@
 //! or more throughout: never two primaries, and no gap but the brief
 //! hand-over of a switch-over.
 
-use halyard_tests::{CheckReport, Checker, Cluster, NODES, make_release, wait_until};
+use halyard_tests::{
+    CheckReport, Checker, Cluster, NODES, make_hanging_release, make_release, wait_until,
+};
 
 use crate::cluster::{assert_one_primary, node_object, serial, wait_steady};
 
@@ -408,4 +410,30 @@ fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it(
             .any(|l| l.contains("upgrade_campaign_steps_done") && l.contains("ne=1/campaign=2")),
         "no steps gauge for campaign 2 in /metrics"
     );
+}
+
+#[test]
+fn a_release_that_never_becomes_healthy_is_ended_by_the_watchdog_and_rolled_back() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let (c, _) = upgradable(dir.path(), &[("1", false)], false);
+    make_hanging_release(&dir.path().join("load-server"), "4");
+    let (code, body) = c.invoke_full(
+        "n1",
+        "ne=1",
+        "Upgrade",
+        &[("Release", "4"), ("Method", "rolling")],
+    );
+    assert_eq!(code, 202, "{body}");
+    // The test config's watchdog is 20 s.
+    let done = finished(&c, 1, 300);
+    assert_eq!(done["state"], "rolled-back", "{done}");
+    assert!(
+        done["detail"].as_str().unwrap().contains("watchdog"),
+        "the reason is the watchdog: {done}"
+    );
+    wait_until("every node back on release 1, committed", 60, || {
+        on_release(&c, "1")
+    });
+    wait_steady(&c);
 }

@@ -592,6 +592,28 @@ pub fn make_release(release: bool, load_server: &Path, version: &str, crash: boo
     dir
 }
 
+/// Puts release `version` on the load server as an executable that never
+/// becomes healthy (it sleeps): only the boot supervisor's watchdog ends it.
+pub fn make_hanging_release(load_server: &Path, version: &str) -> PathBuf {
+    let dir = make_release(false, load_server, version, true);
+    let exe = dir.join("bin/halyard");
+    std::fs::write(
+        &exe,
+        format!(
+            "#!/bin/sh\necho \"release {version}: hanging at start-up\" >&2\nexec sleep 3600\n"
+        ),
+    )
+    .unwrap();
+    let st = Command::new(halyard(false))
+        .args(["pack", "--release", version])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "halyard pack failed");
+    dir
+}
+
 /// The node hosting a component of the example.
 pub fn host_of(component: &str) -> Option<&'static str> {
     match component {
