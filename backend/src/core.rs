@@ -221,6 +221,11 @@ enum Msg {
         incarnation: u32,
         state: AvailabilityState,
     },
+    /// A 2N switch-over's old primary must have stepped down by now.
+    HandoverDeadline {
+        component: String,
+        incarnation: u32,
+    },
     Fault {
         component: String,
         fault: String,
@@ -413,6 +418,10 @@ struct SessionHandle {
     push: mpsc::Sender<CheckpointPush>,
     role: Arc<watch::Sender<Role>>,
 }
+
+/// How long the old primary of a 2N switch-over has to step down before
+/// it is failed (its standby waits for it, with the service unassigned).
+const HANDOVER_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Commands to a process supervisor.
 #[derive(Debug)]
@@ -1245,6 +1254,29 @@ impl CoreState {
                         let _ = self.input(Input::Acked { component, state }).await;
                     }
                 }
+                Msg::HandoverDeadline {
+                    component,
+                    incarnation,
+                } => {
+                    // Its standby waits for it: a component that cannot
+                    // step down is failed, so the standby takes over.
+                    if self.incarnations.get(&component) == Some(&incarnation)
+                        && self.crim.stepping_down(&component)
+                    {
+                        tracing::warn!(%component, "did not step down in time: failing it so its standby takes over");
+                        let _ = self
+                            .input(Input::Failed {
+                                component,
+                                incarnation,
+                                reason: format!(
+                                    "did not step down within {} ms of a switch-over",
+                                    HANDOVER_DEADLINE.as_millis()
+                                ),
+                                escalated: false,
+                            })
+                            .await;
+                    }
+                }
                 Msg::Fault {
                     component,
                     fault,
@@ -2029,6 +2061,19 @@ impl CoreState {
         standby: Vec<String>,
     ) {
         let inc = self.incarnations[component];
+        if self.crim.stepping_down(component) {
+            let tx = self.self_tx.clone();
+            let component = component.to_string();
+            tokio::spawn(async move {
+                tokio::time::sleep(HANDOVER_DEADLINE).await;
+                let _ = tx
+                    .send(Msg::HandoverDeadline {
+                        component,
+                        incarnation: inc,
+                    })
+                    .await;
+            });
+        }
         match &self.specs[component].kind {
             Kind::HaAware { .. } => {
                 let Some(s) = self.sessions.get(component) else {

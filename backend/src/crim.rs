@@ -322,6 +322,16 @@ impl Crim {
             .map(|a| (a.active.clone(), a.standby.clone()))
     }
 
+    /// Whether `component` is the old primary of a 2N switch-over that
+    /// has not acknowledged stepping down yet.
+    pub fn stepping_down(&self, component: &str) -> bool {
+        self.comps
+            .get(component)
+            .and_then(|c| self.sgs.get(&c.sg))
+            .and_then(|g| g.handover.as_ref())
+            .is_some_and(|(old, _, acked)| old == component && !acked)
+    }
+
     pub fn group(&self, name: &str) -> Option<&SgConfig> {
         self.sgs.get(name).map(|g| &g.cfg)
     }
@@ -752,7 +762,11 @@ impl Crim {
         }
         // A hand-over whose old primary cannot serve any more is over; a
         // failed new one leaves the choice to the usual rules.
-        let mut handover = sg.handover.clone().filter(|(old, _, _)| serve(old));
+        // (Restarting in place does not count: it failed to step down.)
+        let mut handover = sg
+            .handover
+            .clone()
+            .filter(|(old, _, _)| self.can_serve(old));
         let mut handed_over: Option<String> = None;
         // Switch-over: the demoted primary yields to its standby. In 2N it
         // takes two decisions so the pair never has two primaries: the old

@@ -467,3 +467,73 @@ async fn components_added_at_run_time_start_unless_locked_and_removed_ones_stop(
     assert_ne!(pid_of(&core, "unit/a").unwrap(), pid_a);
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_primary_that_cannot_step_down_in_a_switch_over_is_failed_and_its_standby_takes_over() {
+    let dir = tempfile::tempdir().unwrap();
+    // Once `stuck` exists, the role command hangs when told "secondary".
+    let stuck = dir.path().join("stuck");
+    let proc = |name: &str| ComponentSpec {
+        name: name.into(),
+        parent: None,
+        kind: Kind::Process {
+            start: vec!["sleep".into(), "1000".into()],
+            stop: None,
+            health: None,
+            role: Some(vec![
+                "sh".into(),
+                "-c".into(),
+                format!(
+                    "[ \"$HALYARD_ROLE\" = secondary ] && [ -f {} ] && exec sleep 1000; exit 0",
+                    stuck.display()
+                ),
+            ]),
+            env: vec![],
+        },
+        checkpoint: CheckpointMode::NoCheckpoints,
+        audit: None,
+    };
+    let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
+    let (core, running) = HaCore::start(
+        base(
+            dir.path(),
+            vec![sg(
+                "pair",
+                RedundancyModel::TwoN,
+                &["a", "b"],
+                RecoveryAction::HotRestart,
+            )],
+            vec![proc("a"), proc("b")],
+        ),
+        repo,
+    )
+    .await
+    .unwrap();
+    let acked = |v: &[ComponentView], n: &str, s| get(v, n).acked == Some(s);
+    let v = wait_for(&core, "a primary and a secondary", |v| {
+        (acked(v, "a", AvailabilityState::Primary) && acked(v, "b", AvailabilityState::Secondary))
+            || (acked(v, "b", AvailabilityState::Primary)
+                && acked(v, "a", AvailabilityState::Secondary))
+    })
+    .await;
+    let (old, new) = if acked(&v, "a", AvailabilityState::Primary) {
+        ("a", "b")
+    } else {
+        ("b", "a")
+    };
+    std::fs::write(&stuck, "").unwrap();
+    core.request(halyard_backend::crim::Input::SwitchOver {
+        component: old.into(),
+    })
+    .await
+    .unwrap();
+    // The standby waits for the old primary to step down; it never does:
+    // it is failed after the deadline and the standby takes over.
+    let v = wait_for(&core, "the standby primary", |v| {
+        get(v, new).avail == AvailabilityState::Primary
+    })
+    .await;
+    assert_ne!(get(&v, old).avail, AvailabilityState::Primary);
+    std::fs::remove_file(&stuck).unwrap();
+    running.shutdown().await;
+}
