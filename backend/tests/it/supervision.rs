@@ -438,6 +438,23 @@ async fn incarnations_and_history_survive_an_agent_restart() {
         .find(|c| c.name == a)
         .unwrap()
         .incarnation;
+    // The incident is written off the core task: recorded before the stop.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !e
+        .core
+        .asr
+        .incidents()
+        .await
+        .unwrap()
+        .iter()
+        .any(|i| i.component == a)
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the incident was not recorded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     e.stop().await;
     let Element { dir, .. } = e;
     let mut e = Element::start_in(dir, RedundancyModel::TwoN, &["a", "b"], &["si=1"], 1).await;
