@@ -90,6 +90,13 @@ fn free_port() -> u16 {
         x ^= x >> 7;
         x ^= x << 17;
         let p = 20_000 + (x % 12_000) as u16;
+        // Never the same port twice in one test process: a cluster's nodes
+        // are configured before any of them binds.
+        static GIVEN: Mutex<std::collections::BTreeSet<u16>> =
+            Mutex::new(std::collections::BTreeSet::new());
+        if !GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(p) {
+            continue;
+        }
         let ok = std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
             && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
             && std::net::TcpListener::bind(("127.0.0.2", p)).is_ok()
