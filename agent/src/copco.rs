@@ -23,6 +23,18 @@ use crate::model::AgentModel;
 /// How long a step waits for CRIM to reach the requested state.
 const STEP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// The handle of an operation that finished as it was asked for.
+pub(crate) fn finished_job(job: ObjectName, detail: String) -> JobHandle {
+    let (_tx, status) = watch::channel(JobStatus {
+        state: JobState::Succeeded,
+        steps_done: 1,
+        steps_total: 1,
+        detail,
+        result: Some(0),
+    });
+    JobHandle { job, status }
+}
+
 /// What COpCo does with a command that conflicts with a running job.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum ConflictPolicy {
@@ -207,17 +219,7 @@ pub async fn invoke(
         model
             .audit(&principal, &format!("acknowledge {target}"), "ok")
             .await;
-        let (_tx, status) = watch::channel(JobStatus {
-            state: JobState::Succeeded,
-            steps_done: 1,
-            steps_total: 1,
-            detail: "acknowledged".into(),
-            result: Some(0),
-        });
-        return Ok(JobHandle {
-            job: target.clone(),
-            status,
-        });
+        return Ok(finished_job(target.clone(), "acknowledged".into()));
     }
 
     // Cluster fault injection acts at once on this node's transport.
@@ -630,15 +632,5 @@ async fn cluster_operation(
     model
         .audit(principal, &format!("{operation} {target}"), &detail)
         .await;
-    let (_tx, status) = watch::channel(JobStatus {
-        state: JobState::Succeeded,
-        steps_done: 1,
-        steps_total: 1,
-        detail,
-        result: Some(0),
-    });
-    Ok(JobHandle {
-        job: target.clone(),
-        status,
-    })
+    Ok(finished_job(target.clone(), detail))
 }

@@ -23,9 +23,9 @@ use std::sync::Arc;
 use halyard_backend::core::Reconfigure;
 use halyard_backend::crim::{GroupMember, Reconfig};
 use halyard_backend::hotswap::{SwapBus, SwapEvent};
-use halyard_cluster_model::model::{AvailabilityState, JobState};
+use halyard_cluster_model::model::AvailabilityState;
 use halyard_cluster_model::port::{
-    InformationModel, JobHandle, JobStatus, ManagedObject, ModelError, Principal, Query, Scope,
+    InformationModel, JobHandle, ManagedObject, ModelError, Principal, Query, Scope,
 };
 use halyard_cluster_model::{ObjectName, SCHEMA, Value};
 use serde_json::json;
@@ -511,17 +511,7 @@ pub async fn operation(
     model
         .audit(principal, &format!("{operation} {target}"), &detail)
         .await;
-    let (_tx, status) = watch::channel(JobStatus {
-        state: JobState::Succeeded,
-        steps_done: 1,
-        steps_total: 1,
-        detail,
-        result: Some(0),
-    });
-    Ok(JobHandle {
-        job: target.clone(),
-        status,
-    })
+    Ok(crate::copco::finished_job(target.clone(), detail))
 }
 
 #[cfg(test)]

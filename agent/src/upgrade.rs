@@ -28,7 +28,7 @@ use halyard_cluster_model::model::{
     AdminState, AvailabilityState, JobState, OperState, RedundancyModel, ReleaseState,
     UpgradeMethod,
 };
-use halyard_cluster_model::port::{JobHandle, JobStatus, ModelError, Principal};
+use halyard_cluster_model::port::{JobHandle, ModelError, Principal};
 use halyard_cluster_model::{ObjectName, SchemaEnum, Value};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
@@ -241,17 +241,6 @@ fn refuse(reason: impl Into<String>) -> ModelError {
     ModelError::Inconsistent {
         reason: reason.into(),
     }
-}
-
-fn done_job(job: ObjectName, detail: String) -> JobHandle {
-    let (_tx, status) = watch::channel(JobStatus {
-        state: JobState::Succeeded,
-        steps_done: 1,
-        steps_total: 1,
-        detail,
-        result: Some(0),
-    });
-    JobHandle { job, status }
 }
 
 impl Upgrades {
@@ -1153,7 +1142,7 @@ impl Upgrades {
         self.fold().await;
         self.show().await;
         let job = ObjectName::parse(&c.object(&self.root)).map_err(|e| refuse(e.to_string()))?;
-        Ok(done_job(
+        Ok(crate::copco::finished_job(
             job,
             format!("campaign {id} started: {}", c.steps.len()),
         ))
@@ -1215,7 +1204,7 @@ impl Upgrades {
             if let Some(detail) = detail {
                 // The serving node's objects show it before the answer.
                 self.show().await;
-                return Ok(done_job(target.clone(), detail));
+                return Ok(crate::copco::finished_job(target.clone(), detail));
             }
         }
         Err(ModelError::Unavailable {

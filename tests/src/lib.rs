@@ -589,14 +589,19 @@ pub fn make_release(release: bool, load_server: &Path, version: &str, crash: boo
         format!("halyard release {version}\n"),
     )
     .unwrap();
+    pack(release, &dir, version);
+    dir
+}
+
+/// Writes a release's manifest with `halyard pack`.
+fn pack(release: bool, dir: &Path, version: &str) {
     let st = Command::new(halyard(release))
         .args(["pack", "--release", version])
-        .arg(&dir)
+        .arg(dir)
         .stdout(Stdio::null())
         .status()
         .unwrap();
     assert!(st.success(), "halyard pack failed");
-    dir
 }
 
 /// Puts release `version` on the load server as an executable that never
@@ -611,13 +616,7 @@ pub fn make_hanging_release(load_server: &Path, version: &str) -> PathBuf {
         ),
     )
     .unwrap();
-    let st = Command::new(halyard(false))
-        .args(["pack", "--release", version])
-        .arg(&dir)
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "halyard pack failed");
+    pack(false, &dir, version);
     dir
 }
 
