@@ -290,31 +290,12 @@ fn snmp_campaigns(c: &Cluster, node: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
 }
 
-/// The campaign's state and step count over NETCONF (ncclient).
+/// The campaign's name, state and step count over NETCONF (ncclient).
 fn netconf_campaign(c: &Cluster, node: &str) -> String {
-    const SCRIPT: &str = r#"
-import sys
-from ncclient import manager
-host, port = sys.argv[1].rsplit(":", 1)
-NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
-m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
-                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
-data = m.get(filter=("subtree", '<element xmlns="%s"><upgrade-campaign/></element>' % NS)).data_ele
-for n in data.iter("{%s}upgrade-campaign" % NS):
-    print(n.find("{%s}name" % NS).text, n.find("{%s}state" % NS).text, n.find("{%s}steps-done" % NS).text)
-m.close_session()
-"#;
-    let addr = &c.nodes.iter().find(|n| n.name == node).unwrap().netconf;
-    let out = std::process::Command::new("python3")
-        .args(["-c", SCRIPT, addr])
-        .output()
-        .expect("python3 with ncclient");
-    assert!(
-        out.status.success(),
-        "ncclient: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    c.netconf_list(node, "upgrade-campaign", &["name", "state", "steps-done"])
+        .iter()
+        .map(|v| v.join(" ") + "\n")
+        .collect()
 }
 
 #[test]

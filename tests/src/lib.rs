@@ -458,23 +458,25 @@ checkpoint = "asynchronous"
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
-    /// The node table as a node serves it over NETCONF (ncclient `get`):
-    /// (node object, membership) pairs.
-    pub fn netconf_nodes(&self, node: &str) -> Vec<(String, String)> {
+    /// A list of the element as a node serves it over NETCONF (ncclient
+    /// `get` with a subtree filter): per entry, the given leaves' texts.
+    pub fn netconf_list(&self, node: &str, list: &str, leaves: &[&str]) -> Vec<Vec<String>> {
         const SCRIPT: &str = r#"
 import sys
 from ncclient import manager
 host, port = sys.argv[1].rsplit(":", 1)
+lst, leaves = sys.argv[2], sys.argv[3:]
 NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
 m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
                     hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
-data = m.get(filter=("subtree", '<element xmlns="%s"><node/></element>' % NS)).data_ele
-for n in data.iter("{%s}node" % NS):
-    print(n.find("{%s}name" % NS).text, n.find("{%s}membership" % NS).text)
+data = m.get(filter=("subtree", '<element xmlns="%s"><%s/></element>' % (NS, lst))).data_ele
+for n in data.iter("{%s}%s" % (NS, lst)):
+    print("\t".join((n.find("{%s}%s" % (NS, l)).text or "") for l in leaves))
 m.close_session()
 "#;
         let out = Command::new("python3")
-            .args(["-c", SCRIPT, &self.node(node).netconf])
+            .args(["-c", SCRIPT, &self.node(node).netconf, list])
+            .args(leaves)
             .output()
             .expect("python3 with ncclient");
         assert!(
@@ -484,8 +486,15 @@ m.close_session()
         );
         String::from_utf8_lossy(&out.stdout)
             .lines()
-            .filter_map(|l| l.split_once(' '))
-            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// The node table over NETCONF: (node object, membership) pairs.
+    pub fn netconf_nodes(&self, node: &str) -> Vec<(String, String)> {
+        self.netconf_list(node, "node", &["name", "membership"])
+            .into_iter()
+            .map(|v| (v[0].clone(), v[1].clone()))
             .collect()
     }
 
