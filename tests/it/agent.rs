@@ -2,12 +2,11 @@
 //! net-snmp's tools and curl.
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use halyard_tests::V3;
+use halyard_tests::{V3, free_port};
 pub(crate) const HC: &str = "1.3.6.1.4.1.32473.77";
 
 pub(crate) use halyard_tests::workspace;
@@ -15,22 +14,6 @@ pub(crate) use halyard_tests::workspace;
 /// Builds the binary once (a no-op when `cargo test --workspace` built it).
 fn halyard() -> PathBuf {
     halyard_tests::halyard(false)
-}
-
-fn free_tcp() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub(crate) fn free_udp() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub(crate) struct Agent {
@@ -49,9 +32,9 @@ impl Agent {
 
     pub(crate) fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
         let (snmp, http, netconf) = (
-            format!("127.0.0.1:{}", free_udp()),
-            format!("127.0.0.1:{}", free_tcp()),
-            format!("127.0.0.1:{}", free_tcp()),
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
+            format!("127.0.0.1:{}", free_port()),
         );
         let mut a = Agent {
             child: None,
@@ -769,7 +752,7 @@ impl Drop for TrapD {
 
 #[test]
 fn the_agent_sends_alarm_traps_and_informs_that_snmptrapd_decodes() {
-    let (trap_port, inform_port) = (free_udp(), free_udp());
+    let (trap_port, inform_port) = (free_port(), free_port());
     // Both receivers listen before the agent starts: nothing is missed.
     let traps = TrapD::start(trap_port);
     let informs = TrapD::start(inform_port);

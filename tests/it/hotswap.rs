@@ -7,7 +7,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::agent::{Agent, HC, TrapD, free_udp, get, index_of, wait_until, workspace};
+use halyard_tests::free_port;
+
+use crate::agent::{Agent, HC, TrapD, get, index_of, wait_until, workspace};
 
 const ENT: &str = "1.3.6.1.2.1.47.1.1.1";
 const SHELF: &str = "ne=1/shelf=1";
@@ -105,7 +107,7 @@ fn wait_job(a: &Agent, body: &str) {
 
 #[test]
 fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_subtree_and_alarms() {
-    let trap_port = free_udp();
+    let trap_port = free_port();
     let traps = TrapD::start(trap_port);
     let dir = tempfile::tempdir().unwrap();
     let bus = dir.path().join("bus");

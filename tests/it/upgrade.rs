@@ -20,11 +20,7 @@ struct HttpLoadServer {
 
 impl HttpLoadServer {
     fn start(dir: &std::path::Path) -> HttpLoadServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = halyard_tests::free_port();
         let child = std::process::Command::new("python3")
             .args([
                 "-m",

@@ -73,39 +73,7 @@ pub fn halyard(release: bool) -> PathBuf {
         .clone()
 }
 
-/// A port free on TCP and UDP on both loopback links, below Linux's
-/// ephemeral range (32768 and up), so no outgoing connection of the nodes
-/// themselves can take it between this check and the node's bind.
-fn free_port() -> u16 {
-    use std::sync::atomic::AtomicU64;
-    static SEED: AtomicU64 = AtomicU64::new(0);
-    let mut x = SEED.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed)
-        ^ u64::from(std::process::id()) << 16
-        ^ std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64);
-    loop {
-        // xorshift: cheap, and different in every test process.
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        let p = 20_000 + (x % 12_000) as u16;
-        // Never the same port twice in one test process: a cluster's nodes
-        // are configured before any of them binds.
-        static GIVEN: Mutex<std::collections::BTreeSet<u16>> =
-            Mutex::new(std::collections::BTreeSet::new());
-        if !GIVEN.lock().unwrap_or_else(|e| e.into_inner()).insert(p) {
-            continue;
-        }
-        let ok = std::net::TcpListener::bind(("127.0.0.1", p)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()
-            && std::net::TcpListener::bind(("127.0.0.2", p)).is_ok()
-            && std::net::UdpSocket::bind(("127.0.0.2", p)).is_ok();
-        if ok {
-            return p;
-        }
-    }
-}
+pub use halyard_test_ports::free_port;
 
 #[derive(Debug)]
 pub struct Node {

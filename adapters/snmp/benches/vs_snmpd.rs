@@ -181,12 +181,7 @@ fn median(rounds: &mut [(f64, f64, f64)]) -> (f64, f64, f64) {
     rounds[rounds.len() / 2]
 }
 
-fn free_port() -> u16 {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("port")
-}
+use halyard_test_ports::free_port;
 
 fn rss_kb(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))

@@ -28,13 +28,7 @@ fn keygen(path: &Path) {
     assert!(st.success());
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use halyard_test_ports::free_port;
 
 impl Sshd {
     fn start() -> Sshd {

@@ -63,9 +63,11 @@ fn logs() {
         .try_init();
 }
 
+/// A port the tests reserve for one node's link (below the ephemeral range, never reused).
 fn free_addr(ip: &str) -> SocketAddr {
-    let l = std::net::TcpListener::bind(format!("{ip}:0")).unwrap();
-    l.local_addr().unwrap()
+    format!("{ip}:{}", halyard_test_ports::free_port())
+        .parse()
+        .unwrap()
 }
 
 struct Node {

@@ -387,14 +387,7 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
-/// A free TCP port on loopback (for peers that need one on their command line).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use halyard_test_ports::free_port;
 
 /// A fresh directory under the system temp dir.
 pub fn temp_dir(tag: &str) -> std::path::PathBuf {

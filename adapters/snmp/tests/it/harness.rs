@@ -1,6 +1,6 @@
 //! Starting the agent and running net-snmp commands.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -283,10 +283,4 @@ pub fn numeric_lines(out: &str) -> Vec<(Vec<u32>, String)> {
         .collect()
 }
 
-/// A free UDP port on 127.0.0.1.
-pub fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .and_then(|s| s.local_addr())
-        .map(|a| a.port())
-        .expect("free port")
-}
+pub use halyard_test_ports::free_port as free_udp_port;

@@ -2,7 +2,7 @@
 //! `/metrics` scrape time and size for the demo element and for a large
 //! in-memory element, and API object reads per second.
 //!
-//! `cargo run --release -p halyard-http --example bench [objects] [seconds]`
+//! `cargo run --release -p halyard-http --example http_bench [objects] [seconds]`
 //! (defaults: 10000 objects, 5 seconds of reads).
 
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! - `<get>` of the full operational tree: latency and MB/s;
 //! - edit-config (candidate) + commit pairs per second.
 //!
-//! `cargo run --release -p halyard-netconf --example bench -- --demo-scale 10000`
+//! `cargo run --release -p halyard-netconf --example netconf_bench -- --demo-scale 10000`
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
