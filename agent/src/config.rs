@@ -149,6 +149,9 @@ pub struct FruComponentEntry {
     pub role: Option<Vec<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// ha-aware: it takes timed assignments (see `timed_switchover` of
+    /// [[component]]).
+    pub timed_switchover: Option<bool>,
     #[serde(default = "no_checkpoints")]
     pub checkpoint: Spanned<String>,
     pub audit_period_ms: Option<u32>,
@@ -181,6 +184,12 @@ pub struct ClusterSection {
     /// Consensus election timeout range.
     #[serde(default = "election_ms")]
     pub election_ms: Spanned<Vec<u32>>,
+    /// A planned 2N switch-over between components that take timed
+    /// assignments is scheduled this far ahead (0: at once, in two steps
+    /// with a short interval without a primary). Nodes' clocks must agree
+    /// far better than this (NTP or PTP).
+    #[serde(default = "lead_ms")]
+    pub switchover_lead_ms: Spanned<u32>,
 }
 
 impl Default for ClusterSection {
@@ -190,10 +199,14 @@ impl Default for ClusterSection {
             lease_ms: lease_ms(),
             failure_ms: failure_ms(),
             election_ms: election_ms(),
+            switchover_lead_ms: lead_ms(),
         }
     }
 }
 
+fn lead_ms() -> Spanned<u32> {
+    Spanned::new(0..0, 500)
+}
 fn hb_ms() -> Spanned<u32> {
     Spanned::new(0..0, 50)
 }
@@ -528,6 +541,10 @@ pub struct ComponentSection {
     pub role: Option<Vec<String>>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// ha-aware: it takes timed assignments (`assign` with `at`), so a
+    /// planned 2N switch-over is scheduled for one instant. Default: true
+    /// for `@counterd`, false otherwise.
+    pub timed_switchover: Option<bool>,
     /// none, synchronous, asynchronous
     #[serde(default = "sync_mode")]
     pub checkpoint: Spanned<String>,

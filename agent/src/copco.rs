@@ -500,10 +500,17 @@ async fn run_step(model: &Arc<AgentModel>, step: &Step) -> Result<(), String> {
         Step::SwitchOver(n) => {
             core.request(Input::SwitchOver {
                 component: n.to_string(),
+                at: None,
             })
             .await
             .map_err(|e| e.to_string())?;
-            wait_state(model, n.as_str(), |v| v.avail != AvailabilityState::Primary).await
+            // A timed switch-over is over at its instant, not when decided.
+            wait_state(model, n.as_str(), |v| {
+                v.avail != AvailabilityState::Primary
+                    && v.primary_until
+                        .is_none_or(|t| t <= halyard_backend::protocol::unix_ns())
+            })
+            .await
         }
         Step::Restart(n) => {
             let before = core

@@ -54,6 +54,8 @@ pub struct Element {
     pub ssh_targets: Vec<(String, halyard_ssh_proxy::TargetConfig)>,
     /// Proxy component -> (its target node's object, the node hosting it).
     pub proxies: std::collections::BTreeMap<String, (String, String)>,
+    /// How far ahead a planned 2N switch-over is scheduled.
+    pub switchover_lead: Duration,
 }
 
 fn e<E: SchemaEnum>(v: E) -> Value {
@@ -412,6 +414,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                     health: &x.health,
                     role: &x.role,
                     env: &x.env,
+                    timed: x.timed_switchover,
                 },
                 x.name.get_ref(),
             )
@@ -458,6 +461,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         proxy_files,
         ssh_targets,
         proxies,
+        switchover_lead: Duration::from_millis(u64::from(*c.cluster.switchover_lead_ms.get_ref())),
     }
 }
 
@@ -581,12 +585,14 @@ struct ComponentRun<'a> {
     health: &'a Option<Vec<String>>,
     role: &'a Option<Vec<String>>,
     env: &'a std::collections::BTreeMap<String, String>,
+    timed: Option<bool>,
 }
 
 /// The factory's view of a component; `query` names its counterd query file.
 fn component_kind(ctx: &FruCtx<'_>, r: ComponentRun<'_>, query: &str) -> Kind {
     let mut command = r.command.to_vec();
-    if command.first().map(String::as_str) == Some("@counterd") {
+    let counterd = command.first().map(String::as_str) == Some("@counterd");
+    if counterd {
         command = vec![ctx.self_exe.display().to_string(), "counterd".into()];
     }
     let mut env: Vec<(String, String)> =
@@ -596,7 +602,11 @@ fn component_kind(ctx: &FruCtx<'_>, r: ComponentRun<'_>, query: &str) -> Kind {
         ctx.run_dir.join(format!("{query}.q")).display().to_string(),
     ));
     if r.kind == "ha-aware" {
-        Kind::HaAware { command, env }
+        Kind::HaAware {
+            command,
+            env,
+            timed: r.timed.unwrap_or(counterd),
+        }
     } else {
         Kind::Process {
             start: command,
@@ -746,6 +756,7 @@ pub fn fru_parts(
                     health: &x.health,
                     role: &x.role,
                     env: &x.env,
+                    timed: x.timed_switchover,
                 },
                 &query,
             ),
@@ -813,6 +824,7 @@ pub fn core_config(
         watchdog_timeout: Duration::from_secs(10),
         watchdog_device: watchdog,
         stop_grace: Duration::from_secs(3),
+        switchover_lead: el.switchover_lead,
         remote: (!el.ssh_targets.is_empty()).then(|| {
             std::sync::Arc::new(crate::proxy::SshRemote::new(el.ssh_targets.clone()))
                 as std::sync::Arc<dyn halyard_backend::remote::RemoteShell>

@@ -1571,6 +1571,7 @@ mod tests {
             proxy_files: vec![],
             ssh_targets: vec![],
             proxies: Default::default(),
+            switchover_lead: std::time::Duration::ZERO,
         };
         let repo = Repository::open(&dir.join("db")).await.unwrap();
         let (core, running) = HaCore::start(

@@ -881,6 +881,12 @@ impl Upgrades {
         let now = wall_ms();
         for v in &views {
             let on = self.hosts.get(&v.name).is_some_and(|h| nodes.contains(h));
+            // A timed switch-over not yet due: it still serves until then.
+            let until = v.primary_until.unwrap_or(0);
+            if on && until > halyard_backend::protocol::unix_ns() {
+                pending.push(v.name.clone());
+                continue;
+            }
             if !on || v.avail != AvailabilityState::Primary {
                 continue;
             }
@@ -906,6 +912,7 @@ impl Upgrades {
                     .core
                     .request(Input::SwitchOver {
                         component: v.name.clone(),
+                        at: None,
                     })
                     .await
                 {

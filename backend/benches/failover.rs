@@ -27,6 +27,7 @@ async fn main() {
         kind: Kind::HaAware {
             command: vec![env!("CARGO_BIN_EXE_counterd").into()],
             env: vec![],
+            timed: true,
         },
         checkpoint: CheckpointMode::Synchronous,
         audit: None,
@@ -52,6 +53,7 @@ async fn main() {
         watchdog_timeout: Duration::from_secs(60),
         watchdog_device: None,
         stop_grace: Duration::from_secs(1),
+        switchover_lead: Duration::from_millis(500),
         remote: None,
     };
     let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();

@@ -107,9 +107,12 @@ impl CheckpointService {
     }
 
     /// Writes one entry of a service instance's state. With `sync`, waits
-    /// until every standby acknowledged it, at most `deadline`.
+    /// until every standby acknowledged it, at most `deadline`. The writer
+    /// itself is not waited for nor pushed to, even when it already stands
+    /// by (an old primary whose timed step-down is not due yet).
     pub async fn write(
         &self,
+        writer: &str,
         si: &str,
         key: &str,
         value: &str,
@@ -145,6 +148,7 @@ impl CheckpointService {
             let standbys: Vec<(String, mpsc::Sender<CheckpointPush>)> = store
                 .standbys
                 .iter()
+                .filter(|(k, _)| k.as_str() != writer)
                 .map(|(k, v)| (k.clone(), v.clone()))
                 .collect();
             for (name, tx) in standbys {
@@ -256,7 +260,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_new_standby_gets_the_full_state_then_increments_and_sync_waits_for_acks() {
         let svc = CheckpointService::new();
-        svc.write("si=1", "count", "1", true, Duration::from_secs(1))
+        svc.write("p", "si=1", "count", "1", true, Duration::from_secs(1))
             .await
             .unwrap();
         let (tx, mut rx) = mpsc::channel(16);
@@ -270,7 +274,7 @@ mod tests {
         );
         let svc2 = svc.clone();
         let writer = tokio::spawn(async move {
-            svc2.write("si=1", "count", "2", true, Duration::from_secs(1))
+            svc2.write("p", "si=1", "count", "2", true, Duration::from_secs(1))
                 .await
         });
         assert_eq!(
@@ -285,7 +289,7 @@ mod tests {
         assert_eq!(writer.await.unwrap(), Ok(2));
         // No ack: the synchronous write reports the standby after the deadline.
         let err = svc
-            .write("si=1", "count", "3", true, Duration::from_millis(200))
+            .write("p", "si=1", "count", "3", true, Duration::from_millis(200))
             .await
             .unwrap_err();
         let CheckpointError::SyncTimeout(err) = err else {

@@ -45,6 +45,10 @@ pub enum Notice {
         state: String,
         active: Vec<String>,
         standby: Vec<String>,
+        /// A timed assignment: the state holds from this instant (unix ns).
+        /// Acknowledge at once; [`HaClient::roles`] tells which state is in
+        /// force at any instant.
+        at: Option<u64>,
     },
     /// Full checkpoint state (sent to a new standby).
     State {
@@ -69,7 +73,58 @@ pub struct HaClient {
     pub incarnation: u32,
     /// Replies that arrived while waiting for something else.
     pending: std::collections::VecDeque<ToComponent>,
-    roles: tokio::sync::watch::Receiver<Option<String>>,
+    roles: tokio::sync::watch::Receiver<Timeline>,
+}
+
+/// The roles a component was assigned over time, including one scheduled
+/// for a later instant (a timed assignment). Instants are unix ns.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Timeline {
+    /// (from, state), oldest first.
+    changes: Vec<(u64, String)>,
+}
+
+impl Timeline {
+    /// Longest history kept: enough for an observer a moment behind.
+    const KEPT: usize = 8;
+
+    /// Records an assignment received at `now`: it holds from `at` (if that
+    /// is later) and replaces anything scheduled after its start.
+    pub fn assign(&mut self, state: &str, at: Option<u64>, now: u64) {
+        let from = at.map_or(now, |at| at.max(now));
+        self.changes.retain(|(t, _)| *t < from);
+        self.changes.push((from, state.to_string()));
+        let extra = self.changes.len().saturating_sub(Self::KEPT);
+        self.changes.drain(..extra);
+    }
+
+    /// The state in force at instant `t`.
+    pub fn at(&self, t: u64) -> Option<&str> {
+        self.changes
+            .iter()
+            .rev()
+            .find(|(from, _)| *from <= t)
+            .map(|(_, s)| s.as_str())
+    }
+
+    /// The state in force now.
+    pub fn now(&self) -> Option<&str> {
+        self.at(crate::protocol::unix_ns())
+    }
+
+    /// The next scheduled change after `t`, if any.
+    pub fn next_after(&self, t: u64) -> Option<u64> {
+        self.changes.iter().map(|(f, _)| *f).find(|f| *f > t)
+    }
+
+    /// `from:state` pairs, oldest first, space-separated (for observers).
+    pub fn render(&self) -> String {
+        self.changes
+            .iter()
+            .map(|(f, s)| format!("{f}:{s}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
 }
 
 impl HaClient {
@@ -84,14 +139,15 @@ impl HaClient {
         let stream = UnixStream::connect(socket).await?;
         let (r, w) = stream.into_split();
         let (tx, incoming) = mpsc::channel(256);
-        let (role_tx, roles) = tokio::sync::watch::channel(None);
+        let (role_tx, roles) = tokio::sync::watch::channel(Timeline::default());
         // Ends when the agent closes the socket or the client is dropped.
         tokio::spawn(async move {
             let mut lines = BufReader::new(r).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 let msg = serde_json::from_str::<ToComponent>(&line).map_err(|e| e.to_string());
-                if let Ok(ToComponent::Assign { state, .. }) = &msg {
-                    role_tx.send_replace(Some(state.clone()));
+                if let Ok(ToComponent::Assign { state, at, .. }) = &msg {
+                    let now = crate::protocol::unix_ns();
+                    role_tx.send_modify(|t| t.assign(state, *at, now));
                 }
                 if tx.send(msg).await.is_err() {
                     break;
@@ -138,10 +194,10 @@ impl HaClient {
         }
     }
 
-    /// The latest role the agent assigned, as soon as it arrives (even
-    /// while the component waits for a checkpoint write): a demotion is
-    /// known at once.
-    pub fn roles(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+    /// The roles the agent assigned, as soon as they arrive (even while the
+    /// component waits for a checkpoint write): a demotion is known at
+    /// once, and a timed one takes effect at its instant.
+    pub fn roles(&self) -> tokio::sync::watch::Receiver<Timeline> {
         self.roles.clone()
     }
 
@@ -157,11 +213,13 @@ impl HaClient {
                     state,
                     active,
                     standby,
+                    at,
                 } => {
                     return Ok(Notice::Assigned {
                         state,
                         active,
                         standby,
+                        at,
                     });
                 }
                 ToComponent::CheckpointState { seq, entries } => {
@@ -241,5 +299,35 @@ impl HaClient {
 
     pub async fn go_online(&mut self) -> Result<(), ClientError> {
         self.send(&ToAgent::Online).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Timeline;
+
+    #[test]
+    fn a_timed_assignment_takes_effect_at_its_instant() {
+        let mut t = Timeline::default();
+        t.assign("secondary", None, 100);
+        t.assign("primary", Some(500), 200);
+        assert_eq!(t.at(99), None);
+        assert_eq!(t.at(100), Some("secondary"));
+        assert_eq!(t.at(499), Some("secondary"));
+        assert_eq!(t.at(500), Some("primary"));
+        assert_eq!(t.next_after(200), Some(500));
+        // A late one holds from when it arrived, not before.
+        t.assign("secondary", Some(550), 700);
+        assert_eq!(t.at(650), Some("primary"));
+        assert_eq!(t.at(700), Some("secondary"));
+        // An immediate assignment cancels what was scheduled after it.
+        t.assign("primary", Some(2000), 800);
+        t.assign("off-line", None, 900);
+        assert_eq!(t.at(3000), Some("off-line"));
+        assert_eq!(t.next_after(900), None);
+        assert_eq!(
+            t.render(),
+            "100:secondary 500:primary 700:secondary 900:off-line"
+        );
     }
 }

@@ -247,6 +247,8 @@ pub enum WireInput {
     },
     SwitchOver {
         component: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
     },
     Restart {
         component: String,
@@ -293,7 +295,7 @@ impl From<&Input> for WireInput {
                 component,
                 admin: admin.yang_name().into(),
             },
-            Input::SwitchOver { component } => WireInput::SwitchOver { component },
+            Input::SwitchOver { component, at } => WireInput::SwitchOver { component, at },
             Input::Restart { component } => WireInput::Restart { component },
             Input::RequestOffline { component, reason } => {
                 WireInput::RequestOffline { component, reason }
@@ -337,7 +339,7 @@ impl TryFrom<WireInput> for Input {
                 component,
                 admin: admin.parse::<AdminState>().map_err(|e| e.to_string())?,
             },
-            WireInput::SwitchOver { component } => Input::SwitchOver { component },
+            WireInput::SwitchOver { component, at } => Input::SwitchOver { component, at },
             WireInput::Restart { component } => Input::Restart { component },
             WireInput::RequestOffline { component, reason } => {
                 Input::RequestOffline { component, reason }

@@ -57,6 +57,10 @@ pub enum Kind {
     HaAware {
         command: Vec<String>,
         env: Vec<(String, String)>,
+        /// It takes timed assignments (`assign` with `at`): a planned 2N
+        /// switch-over between two such components is scheduled, with no
+        /// instant without a primary.
+        timed: bool,
     },
     /// Simulated hardware, with fault injection.
     Hardware,
@@ -111,6 +115,11 @@ pub struct CoreConfig {
     pub watchdog_device: Option<PathBuf>,
     /// Grace between SIGTERM and SIGKILL when stopping a process.
     pub stop_grace: Duration,
+    /// How far ahead a planned 2N switch-over between components that take
+    /// timed assignments is scheduled (zero: not scheduled). It must cover
+    /// two commits and the old primary's acknowledgement; a late decision
+    /// only makes that hand-over immediate.
+    pub switchover_lead: Duration,
     /// How proxy components reach their non-peer nodes (required when
     /// there are proxies).
     pub remote: Option<Arc<dyn RemoteShell>>,
@@ -407,7 +416,23 @@ struct Role {
     state: Option<AvailabilityState>,
     active: Vec<String>,
     standby: Vec<String>,
+    /// A timed assignment: the role holds from this instant (unix ns);
+    /// until then the component keeps `before` (state and active SIs).
+    at: Option<u64>,
+    before: Option<(Option<AvailabilityState>, Vec<String>)>,
 }
+
+impl Role {
+    /// The state and active SIs in force at `now` (unix ns).
+    fn at_time(&self, now: u64) -> (Option<AvailabilityState>, &[String]) {
+        match (&self.at, &self.before) {
+            (Some(at), Some((state, active))) if now < *at => (*state, active),
+            _ => (self.state, &self.active),
+        }
+    }
+}
+
+pub use crate::protocol::unix_ns;
 
 #[derive(Debug, Clone)]
 struct SessionHandle {
@@ -708,6 +733,7 @@ impl HaCore {
             .filter_map(|c| c.parent.clone().map(|p| (c.name.clone(), p)))
             .collect();
         let mut state = CoreState {
+            switchover_lead: config.switchover_lead,
             crim: fresh_crim(&config.groups, &config.locked),
             cec: Cec::new(config.cec.clone(), parents),
             specs: config
@@ -892,6 +918,7 @@ async fn run_health_command(cmd: &[String]) -> Result<(), String> {
 
 /// The core task's state.
 struct CoreState {
+    switchover_lead: Duration,
     crim: Crim,
     cec: Cec,
     specs: BTreeMap<String, ComponentSpec>,
@@ -1060,6 +1087,39 @@ fn spawn_audit(
     ));
 }
 
+impl CoreState {
+    /// Times a planned switch-over (the proposer decides the instant, so
+    /// every node applies the same one) when its 2N pair takes timed
+    /// assignments.
+    fn schedule(&self, msg: Msg) -> Msg {
+        let Msg::Input(
+            Input::SwitchOver {
+                component,
+                at: None,
+            },
+            reply,
+        ) = msg
+        else {
+            return msg;
+        };
+        let timed = !self.switchover_lead.is_zero()
+            && self
+                .crim
+                .component(&component)
+                .and_then(|v| self.crim.group(&v.sg))
+                .is_some_and(|g| {
+                    g.model == halyard_cluster_model::model::RedundancyModel::TwoN
+                        && g.members.iter().all(|m| {
+                            self.specs.get(m).is_some_and(|s| {
+                                matches!(s.kind, Kind::HaAware { timed: true, .. })
+                            })
+                        })
+                });
+        let at = timed.then(|| unix_ns() + self.switchover_lead.as_nanos() as u64);
+        Msg::Input(Input::SwitchOver { component, at }, reply)
+    }
+}
+
 /// CRIM over the configured groups, configured-locked components locked.
 fn fresh_crim(groups: &[SgConfig], locked: &[String]) -> Crim {
     let mut crim = Crim::new(groups.to_vec());
@@ -1107,6 +1167,7 @@ impl CoreState {
                     continue;
                 }
             };
+            let msg = self.schedule(msg);
             match msg {
                 Msg::Input(input, Some(reply)) if self.cluster.is_some() => {
                     // Decided by the cluster's CRIM; answered once committed.
@@ -1901,13 +1962,13 @@ impl CoreState {
                 if let Some(s) = self.sessions.get(component) {
                     s.role.send_replace(Role {
                         state: Some(AvailabilityState::Spare),
-                        active: Vec::new(),
-                        standby: Vec::new(),
+                        ..Role::default()
                     });
                     let _ = s.tx.try_send(ToComponent::Assign {
                         state: AvailabilityState::Spare.yang_name().to_string(),
                         active: Vec::new(),
                         standby: Vec::new(),
+                        at: None,
                     });
                 }
                 self.core.checkpoints.remove_component(component);
@@ -2016,12 +2077,16 @@ impl CoreState {
                 state,
                 active,
                 standby,
+                at,
             } => {
+                let when = at.map_or(String::new(), |at| {
+                    format!(" at +{} ms", at.saturating_sub(unix_ns()) / 1_000_000)
+                });
                 self.record(
                     &component,
-                    format!("assigned {state} active={active:?} standby={standby:?}"),
+                    format!("assigned {state} active={active:?} standby={standby:?}{when}"),
                 );
-                self.assign(&component, state, active, standby);
+                self.assign(&component, state, active, standby, at);
             }
             Effect::Restart { component, reason } => {
                 self.record(&component, format!("restart: {reason}"));
@@ -2059,13 +2124,26 @@ impl CoreState {
         state: AvailabilityState,
         active: Vec<String>,
         standby: Vec<String>,
+        at: Option<u64>,
     ) {
         let inc = self.incarnations[component];
+        let now = unix_ns();
+        // Only components that take timed assignments get one; the others
+        // are told at once.
+        let at = at.filter(|_| {
+            matches!(
+                self.specs[component].kind,
+                Kind::HaAware { timed: true, .. }
+            )
+        });
         if self.crim.stepping_down(component) {
             let tx = self.self_tx.clone();
             let component = component.to_string();
+            // A timed step-down is due at its instant, not before.
+            let wait =
+                HANDOVER_DEADLINE + Duration::from_nanos(at.map_or(0, |at| at.saturating_sub(now)));
             tokio::spawn(async move {
-                tokio::time::sleep(HANDOVER_DEADLINE).await;
+                tokio::time::sleep(wait).await;
                 let _ = tx
                     .send(Msg::HandoverDeadline {
                         component,
@@ -2079,10 +2157,20 @@ impl CoreState {
                 let Some(s) = self.sessions.get(component) else {
                     return;
                 };
+                // Until a timed assignment's instant the component keeps
+                // the role it holds now (e.g. an old primary still writes
+                // checkpoints).
+                let before = at.filter(|at| *at > now).map(|_| {
+                    let r = s.role.borrow();
+                    let (state, active) = r.at_time(now);
+                    (state, active.to_vec())
+                });
                 s.role.send_replace(Role {
                     state: Some(state),
                     active: active.clone(),
                     standby: standby.clone(),
+                    at,
+                    before,
                 });
                 // Standby registrations follow the assignment exactly: the
                 // component stops receiving what it no longer stands by for.
@@ -2109,6 +2197,7 @@ impl CoreState {
                     state: state.yang_name().to_string(),
                     active,
                     standby,
+                    at,
                 });
             }
             Kind::Process {
@@ -2460,7 +2549,7 @@ async fn supervise(
         Kind::Process {
             start, env, stop, ..
         } => (start.clone(), env.clone(), stop.clone()),
-        Kind::HaAware { command, env } => (command.clone(), env.clone(), None),
+        Kind::HaAware { command, env, .. } => (command.clone(), env.clone(), None),
         Kind::Hardware | Kind::Proxy { .. } => return,
     };
     let mut child: Option<(tokio::process::Child, u32)> = None;
@@ -2998,11 +3087,12 @@ async fn session(
             }
             (Some(name), ToAgent::CheckpointWrite { key, value }) => {
                 let r = role.borrow().clone();
-                let Some(si) = r
-                    .active
+                // A timed step-down: primary until its instant.
+                let (state, active) = r.at_time(unix_ns());
+                let Some(si) = active
                     .first()
                     .cloned()
-                    .filter(|_| r.state == Some(AvailabilityState::Primary))
+                    .filter(|_| state == Some(AvailabilityState::Primary))
                 else {
                     let _ = out_tx
                         .send(ToComponent::Error {
@@ -3014,7 +3104,10 @@ async fn session(
                 };
                 let sync =
                     modes.read().expect("modes").get(name) == Some(&CheckpointMode::Synchronous);
-                let seq = match checkpoints.write(&si, &key, &value, sync, deadline).await {
+                let seq = match checkpoints
+                    .write(name, &si, &key, &value, sync, deadline)
+                    .await
+                {
                     Ok(seq) => seq,
                     Err(CheckpointError::SyncTimeout(e)) => {
                         tracing::warn!(component = %name, error = %e, "synchronous checkpoint incomplete");

@@ -2,13 +2,19 @@
 //!
 //! While primary it counts (every COUNTERD_INTERVAL_MS, default 20 ms) and
 //! checkpoints every increment; when it becomes primary it resumes from
-//! the checkpoint; as a standby it follows the checkpoint increments. A
-//! connection to the Unix socket COUNTERD_QUERY gets one line back:
-//! `<count> <state>`.
+//! the checkpoint; as a standby it follows the checkpoint increments. It
+//! takes timed assignments: a role scheduled for an instant holds from
+//! that instant exactly.
+//!
+//! A connection to the Unix socket COUNTERD_QUERY gets two lines back:
+//! `<count> <state>` (the state in force now), then `roles <from>:<state> …`,
+//! its recent and scheduled roles with the instant (unix ns) each began, so
+//! an observer can tell the role it held at any recent instant.
 
 use std::time::Duration;
 
-use crate::client::{HaClient, Notice};
+use crate::client::{HaClient, Notice, Timeline};
+use crate::protocol::unix_ns;
 use tokio::io::AsyncWriteExt;
 use tokio::net::UnixListener;
 
@@ -29,74 +35,84 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
         .and_then(|v| v.parse().ok())
         .unwrap_or(20u64);
     let mut ha = HaClient::connect_from_env().await?;
+    let roles = ha.roles();
     // Queries are answered by their own task, with the count and the
-    // latest role received, so a checkpoint write in flight never delays
-    // the answer nor hides a demotion.
+    // roles received, so a checkpoint write in flight never delays the
+    // answer nor hides a demotion.
     let shown = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let _query = match std::env::var("COUNTERD_QUERY") {
         Ok(path) => {
             let _ = std::fs::remove_file(&path);
             let listener = UnixListener::bind(path)?;
             let shown = shown.clone();
-            let roles = ha.roles();
+            let roles = roles.clone();
             Some(AbortOnDrop(tokio::spawn(async move {
                 while let Ok((mut s, _)) = listener.accept().await {
-                    let role = roles.borrow().clone().unwrap_or_else(|| "off-line".into());
+                    let (role, history) = {
+                        let t = roles.borrow();
+                        (t.now().unwrap_or("off-line").to_string(), t.render())
+                    };
                     let count = shown.load(std::sync::atomic::Ordering::SeqCst);
-                    let _ = s.write_all(format!("{count} {role}\n").as_bytes()).await;
+                    let _ = s
+                        .write_all(format!("{count} {role}\nroles {history}\n").as_bytes())
+                        .await;
                 }
             })))
         }
         Err(_) => None,
     };
     let mut count: u64 = 0;
-    let mut state = String::from("off-line");
-    let show = |count: u64, _state: &str| {
-        shown.store(count, std::sync::atomic::Ordering::SeqCst);
-    };
+    // The role counterd acts in; it follows the timeline, a timed change at
+    // its instant.
+    let mut acting = String::from("off-line");
+    let show = |count: u64| shown.store(count, std::sync::atomic::Ordering::SeqCst);
     let mut tick = tokio::time::interval(Duration::from_millis(interval.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        let next = roles.borrow().next_after(unix_ns());
         tokio::select! {
             notice = ha.next() => match notice {
                 // The agent went away (stopped, or died): so do we.
                 Err(crate::client::ClientError::Closed) => return Ok(()),
                 Err(e) => return Err(e.into()),
-                Ok(Notice::Assigned { state: s, .. }) => {
-                    if s == "primary" {
-                        // Resume from the last checkpoint of the service instance
-                        // taken over (what a standby of several held may differ).
-                        let (_, entries) = ha.read_checkpoint().await?;
-                        if let Some(saved) = entries.get("count").and_then(|v| v.parse().ok()) {
-                            count = saved;
-                        }
-                    }
-                    state = s;
-                    show(count, &state);
+                Ok(Notice::Assigned { state, .. }) => {
+                    // Take it up before acknowledging (a timed one is a
+                    // promise: taken up at its instant).
+                    take_up(&mut ha, &roles.borrow().clone(), &mut acting, &mut count).await?;
+                    show(count);
                     ha.ack(&state).await?;
                 }
                 // A primary's count is its own: late pushes are only acknowledged.
                 Ok(Notice::State { seq, entries }) => {
-                    if state != "primary" && let Some(v) = entries.get("count").and_then(|v| v.parse().ok()) {
+                    if acting != "primary" && let Some(v) = entries.get("count").and_then(|v| v.parse().ok()) {
                         count = v;
-                        show(count, &state);
+                        show(count);
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
                 Ok(Notice::Checkpoint { seq, key, value }) => {
-                    if state != "primary" && key == "count" && let Ok(v) = value.parse() {
+                    if acting != "primary" && key == "count" && let Ok(v) = value.parse() {
                         count = v;
-                        show(count, &state);
+                        show(count);
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
             },
-            _ = tick.tick(), if state == "primary" => {
+            // A timed role's instant.
+            _ = tokio::time::sleep(Duration::from_nanos(next.unwrap_or(0).saturating_sub(unix_ns()))), if next.is_some() => {
+                take_up(&mut ha, &roles.borrow().clone(), &mut acting, &mut count).await?;
+                show(count);
+            }
+            _ = tick.tick(), if acting == "primary" => {
+                // Stepped down an instant ago (timed): not ours to count.
+                if roles.borrow().now() != Some("primary") {
+                    continue;
+                }
                 match ha.checkpoint("count", &(count + 1).to_string()).await {
                     // Counted only once the checkpoint holds it: nothing is lost.
                     Ok(_) => {
                         count += 1;
-                        show(count, &state);
+                        show(count);
                     }
                     // Demoted an instant ago: the new role is on its way.
                     Err(crate::client::ClientError::Refused { .. }) => {}
@@ -105,6 +121,29 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             }
         }
     }
+}
+
+/// Acts in the role in force now: becoming primary resumes from the last
+/// checkpoint of the service instance taken over (what a standby of
+/// several held may differ).
+async fn take_up(
+    ha: &mut HaClient,
+    roles: &Timeline,
+    acting: &mut String,
+    count: &mut u64,
+) -> Result<(), crate::client::ClientError> {
+    let now = roles.now().unwrap_or("off-line").to_string();
+    if now == *acting {
+        return Ok(());
+    }
+    if now == "primary" {
+        let (_, entries) = ha.read_checkpoint().await?;
+        if let Some(saved) = entries.get("count").and_then(|v| v.parse().ok()) {
+            *count = saved;
+        }
+    }
+    *acting = now;
+    Ok(())
 }
 
 /// Stops the query task with counterd.

@@ -72,6 +72,11 @@ pub enum Input {
     },
     SwitchOver {
         component: String,
+        /// A timed hand-over (unix time, ns): the old primary stays primary
+        /// until this instant and its standby takes over at it, so the
+        /// pair has one primary at every instant. `None`: the old primary
+        /// steps down at once and the standby follows its acknowledgement.
+        at: Option<u64>,
     },
     Restart {
         component: String,
@@ -103,6 +108,9 @@ pub enum Effect {
         state: AvailabilityState,
         active: Vec<String>,
         standby: Vec<String>,
+        /// Take the state at this instant (unix time, ns) rather than at
+        /// once: the two halves of a timed 2N hand-over.
+        at: Option<u64>,
     },
     /// Restart the component (a new incarnation).
     Restart { component: String, reason: String },
@@ -193,6 +201,10 @@ struct Comp {
     disabled: bool,
     /// Avoid giving it active assignments (switch-over in progress).
     demote: bool,
+    /// The instant of the timed hand-over it was asked for, if any.
+    switch_at: Option<u64>,
+    /// Told to step down at this instant (unix ns): primary until then.
+    primary_until: Option<u64>,
     failures: Vec<Instant>,
     acked: Option<AvailabilityState>,
     /// A new incarnation registered: it must be told its role even if the
@@ -210,9 +222,20 @@ struct SiAssign {
 struct Sg {
     cfg: SgConfig,
     sis: BTreeMap<String, SiAssign>,
-    /// A 2N switch-over in progress: (old primary, new primary, whether
-    /// the old one acknowledged stepping down).
-    handover: Option<(String, String, bool)>,
+    /// A 2N switch-over in progress.
+    handover: Option<Handover>,
+}
+
+/// A 2N switch-over in progress.
+#[derive(Debug, Clone, PartialEq)]
+struct Handover {
+    old: String,
+    new: String,
+    /// The old primary acknowledged stepping down (or, when timed, that
+    /// it will step down at `at`).
+    acked: bool,
+    /// The instant (unix time, ns) of a timed hand-over.
+    at: Option<u64>,
 }
 
 /// The decider. Owned by one task: decisions are single-writer.
@@ -234,6 +257,10 @@ pub struct ComponentView {
     pub active: Vec<String>,
     pub standby: Vec<String>,
     pub acked: Option<AvailabilityState>,
+    /// A timed step-down not yet due: it still serves as primary until
+    /// this instant (unix ns), though its assigned state is already the
+    /// new one.
+    pub primary_until: Option<u64>,
 }
 
 impl Comp {
@@ -249,6 +276,8 @@ impl Comp {
             offline_requested: false,
             disabled: false,
             demote: false,
+            switch_at: None,
+            primary_until: None,
             failures: Vec::new(),
             acked: None,
             needs_assign: false,
@@ -304,6 +333,7 @@ impl Crim {
                 .map(|(s, _)| s.clone())
                 .collect(),
             acked: c.acked,
+            primary_until: c.primary_until,
         })
     }
 
@@ -329,7 +359,7 @@ impl Crim {
             .get(component)
             .and_then(|c| self.sgs.get(&c.sg))
             .and_then(|g| g.handover.as_ref())
-            .is_some_and(|(old, _, acked)| old == component && !acked)
+            .is_some_and(|h| h.old == component && !h.acked)
     }
 
     pub fn group(&self, name: &str) -> Option<&SgConfig> {
@@ -517,7 +547,7 @@ impl Crim {
             | Input::Acked { component, .. }
             | Input::Failed { component, .. }
             | Input::SetAdmin { component, .. }
-            | Input::SwitchOver { component }
+            | Input::SwitchOver { component, .. }
             | Input::Restart { component }
             | Input::RequestOffline { component, .. }
             | Input::RequestOnline { component }
@@ -556,10 +586,8 @@ impl Crim {
                 // its standby may take over.
                 let g = self.sgs.get_mut(&sg).expect("group");
                 match &mut g.handover {
-                    Some((old, _, acked))
-                        if *old == name && state == AvailabilityState::Secondary =>
-                    {
-                        *acked = true;
+                    Some(h) if h.old == name && state == AvailabilityState::Secondary => {
+                        h.acked = true;
                     }
                     _ => return Ok(fx),
                 }
@@ -673,7 +701,7 @@ impl Crim {
                 }
                 reason = format!("administrative state {was} -> {admin}");
             }
-            Input::SwitchOver { .. } => {
+            Input::SwitchOver { at, .. } => {
                 let g = &self.sgs[&sg];
                 let has_standby = g.sis.values().any(|a| {
                     a.active.as_deref() == Some(name.as_str())
@@ -687,7 +715,9 @@ impl Crim {
                         reason: "it is not primary with a ready standby".into(),
                     });
                 }
-                self.comps.get_mut(&name).expect("component").demote = true;
+                let c = self.comps.get_mut(&name).expect("component");
+                c.demote = true;
+                c.switch_at = at;
                 reason = "operator switch-over".into();
             }
             Input::Restart { .. } => {
@@ -726,6 +756,7 @@ impl Crim {
         self.reconcile(&sg, &reason, &mut fx);
         if let Some(c) = self.comps.get_mut(&name) {
             c.demote = false;
+            c.switch_at = None;
         }
         Ok(fx)
     }
@@ -763,11 +794,9 @@ impl Crim {
         // A hand-over whose old primary cannot serve any more is over; a
         // failed new one leaves the choice to the usual rules.
         // (Restarting in place does not count: it failed to step down.)
-        let mut handover = sg
-            .handover
-            .clone()
-            .filter(|(old, _, _)| self.can_serve(old));
-        let mut handed_over: Option<String> = None;
+        let mut handover = sg.handover.clone().filter(|h| self.can_serve(&h.old));
+        // The old primary and the instant of a hand-over completed now.
+        let mut handed_over: Option<(String, Option<u64>)> = None;
         // Switch-over: the demoted primary yields to its standby. In 2N it
         // takes two decisions so the pair never has two primaries: the old
         // primary steps down to secondary, and only once it acknowledged
@@ -783,7 +812,13 @@ impl Crim {
                     if !a.standby.contains(&old) {
                         a.standby.push(old.clone());
                     }
-                    handover = Some((old, new, false));
+                    let at = self.comps.get(&old).and_then(|c| c.switch_at);
+                    handover = Some(Handover {
+                        old,
+                        new,
+                        acked: false,
+                        at,
+                    });
                 } else {
                     let new = a.standby.remove(pos);
                     let old = a.active.replace(new).expect("active");
@@ -803,7 +838,7 @@ impl Crim {
         };
 
         match cfg.model {
-            RedundancyModel::TwoN if handover.as_ref().is_some_and(|h| !h.2) => {
+            RedundancyModel::TwoN if handover.as_ref().is_some_and(|h| !h.acked) => {
                 // Stepping down: nobody is primary until the old one says so.
                 for a in sis.values_mut() {
                     a.active = None;
@@ -811,10 +846,10 @@ impl Crim {
             }
             RedundancyModel::TwoN => {
                 // The old primary stepped down: its standby takes over.
-                if let Some((old, new, _)) = handover.take()
+                if let Some(Handover { old, new, at, .. }) = handover.take()
                     && self.can_serve(&new)
                 {
-                    handed_over = Some(old.clone());
+                    handed_over = Some((old.clone(), at));
                     for a in sis.values_mut() {
                         a.active = Some(new.clone());
                         a.standby = if self.can_serve(&old) {
@@ -948,7 +983,10 @@ impl Crim {
             let old = before.get(si).cloned().unwrap_or_default();
             if old.active != a.active {
                 // A 2N switch-over ends with no active in between.
-                let from = old.active.clone().or_else(|| handed_over.clone());
+                let from = old
+                    .active
+                    .clone()
+                    .or_else(|| handed_over.as_ref().map(|h| h.0.clone()));
                 if let (Some(from), Some(to)) = (&from, &a.active) {
                     fx.push(Effect::Event(EventKind::FailedOver {
                         si: si.clone(),
@@ -973,7 +1011,7 @@ impl Crim {
         }
         if let Some(g) = self.sgs.get_mut(sg_name) {
             g.sis = sis.clone();
-            g.handover = handover;
+            g.handover = handover.clone();
         }
 
         // Move each member to the state its assignments imply.
@@ -1027,11 +1065,21 @@ impl Crim {
             c.acked = None;
             if c.up {
                 c.needs_assign = false;
+                // The two halves of a timed hand-over take effect at its
+                // instant: the old primary's step-down, then (once that is
+                // promised) its standby's promotion.
+                let at = match (&handover, &handed_over) {
+                    (Some(h), _) if h.old == *m && cur == AvailabilityState::Secondary => h.at,
+                    (_, Some((_, at))) if cur == AvailabilityState::Primary => *at,
+                    _ => None,
+                };
+                c.primary_until = at.filter(|_| cur != AvailabilityState::Primary);
                 fx.push(Effect::Assign {
                     component: m.clone(),
                     state: cur,
                     active,
                     standby,
+                    at,
                 });
             }
         }

@@ -19,6 +19,10 @@
 //! Agent -> component:
 //! - `{"op":"registered","incarnation":3}`
 //! - `{"op":"assign","state":"secondary","active":[],"standby":["si=1"]}`
+//! - `{"op":"assign","state":"primary","active":["si=1"],"standby":[],"at":1764201600000000000}`
+//!   — a timed assignment (planned 2N switch-over): the state holds from
+//!   that instant (unix ns) on; acknowledge at once (a promise). Sent only
+//!   to components configured to take them.
 //! - `{"op":"checkpoint-state","seq":7,"entries":{"count":"41"}}` — full state.
 //! - `{"op":"checkpoint","seq":8,"key":"count","value":"42"}` — an increment
 //!   pushed to a standby.
@@ -76,6 +80,11 @@ pub enum ToComponent {
         state: String,
         active: Vec<String>,
         standby: Vec<String>,
+        /// Take the state at this instant (unix time, ns), not at once; the
+        /// `ack` is then a promise to. Sent only to components configured
+        /// for timed assignments (a planned 2N switch-over).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<u64>,
     },
     CheckpointState {
         seq: u64,
@@ -115,6 +124,14 @@ pub enum ErrorCode {
     Fatal,
 }
 
+/// Now, in unix nanoseconds: the clock of timed assignments. A timed 2N
+/// switch-over is exact across nodes only as far as their clocks agree.
+pub fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
 /// Encodes a message as one line.
 pub fn encode<T: Serialize>(msg: &T) -> String {
     let mut s = serde_json::to_string(msg).unwrap_or_else(|_| "{}".into());
@@ -142,7 +159,8 @@ mod tests {
             encode(&ToComponent::Assign {
                 state: "primary".into(),
                 active: vec!["si=1".into()],
-                standby: vec![]
+                standby: vec![],
+                at: None,
             }),
             "{\"op\":\"assign\",\"state\":\"primary\",\"active\":[\"si=1\"],\"standby\":[]}\n"
         );

@@ -110,10 +110,9 @@ fn on_release(c: &Cluster, version: &str) -> bool {
     })
 }
 
-/// Never two primaries; and a pair is without a primary only for the
-/// hand-overs of its switch-overs (the old primary steps down, and its
-/// acknowledgement is committed before the standby is promoted), well
-/// under a second each, never for a failure-detection interval.
+/// Every pair had exactly one primary at every sample, at 100 Hz or more:
+/// its switch-overs are timed, the old primary stepping down at the very
+/// instant its standby takes over.
 fn assert_handed_over(r: &CheckReport) {
     assert_one_primary(r);
     eprintln!(
@@ -123,12 +122,12 @@ fn assert_handed_over(r: &CheckReport) {
         r.without_primary,
         r.longest_gap
     );
-    for (pair, gap) in &r.longest_gap {
-        assert!(
-            *gap < std::time::Duration::from_secs(1),
-            "{pair} had no primary for {gap:?}"
-        );
-    }
+    assert!(
+        r.without_primary.is_empty(),
+        "samples without a primary: {:?}; longest gaps {:?}",
+        r.without_primary,
+        r.longest_gap
+    );
 }
 
 #[test]

@@ -608,13 +608,42 @@ pub fn host_of(component: &str) -> Option<&'static str> {
     }
 }
 
+/// A counterd's count and the state it is in now.
 pub fn query_socket(path: &Path) -> Option<(u64, String)> {
+    let answer = query_answer(path)?;
+    let (n, state) = answer.lines().next()?.trim().split_once(' ')?;
+    Some((n.parse().ok()?, state.to_string()))
+}
+
+/// A counterd query socket's whole answer.
+fn query_answer(path: &Path) -> Option<String> {
     let mut s = UnixStream::connect(path).ok()?;
     s.set_read_timeout(Some(Duration::from_millis(500))).ok()?;
-    let mut line = String::new();
-    s.read_to_string(&mut line).ok()?;
-    let (n, state) = line.trim().split_once(' ')?;
-    Some((n.parse().ok()?, state.to_string()))
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).ok()?;
+    Some(answer)
+}
+
+/// Now in unix ns, the clock counterd's role history uses.
+fn unix_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The state a counterd was in at instant `t` (unix ns), from its answer's
+/// `roles <from>:<state> …` history; None when it does not answer.
+pub fn role_at(path: &Path, t: u64) -> Option<String> {
+    let answer = query_answer(path)?;
+    let history = answer.lines().find_map(|l| l.strip_prefix("roles"))?;
+    Some(
+        history
+            .split_whitespace()
+            .filter_map(|c| c.split_once(':'))
+            .rfind(|(from, _)| from.parse::<u64>().is_ok_and(|f| f <= t))
+            .map_or("off-line", |(_, s)| s)
+            .to_string(),
+    )
 }
 
 pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -648,7 +677,11 @@ impl CheckReport {
 }
 
 /// Samples every pair member's own role (its query socket) as fast as it
-/// can, at least 100 times a second, until stopped.
+/// can, at least 100 times a second, until stopped. A sample is an
+/// instant: the members are asked one after the other, and each tells the
+/// role it held at the sample's instant (counterd answers with its recent
+/// role history), so a change between two queries is not miscounted as
+/// two primaries or none.
 #[derive(Debug)]
 pub struct Checker {
     stop: Arc<AtomicBool>,
@@ -681,9 +714,10 @@ impl Checker {
             while !s2.load(Ordering::SeqCst) {
                 let t = Instant::now();
                 for (i, (pair, paths)) in sockets.iter().enumerate() {
+                    let instant = unix_ns();
                     let primaries: Vec<String> = paths
                         .iter()
-                        .filter(|p| query_socket(p).is_some_and(|(_, s)| s == "primary"))
+                        .filter(|p| role_at(p, instant).is_some_and(|s| s == "primary"))
                         .map(|p| p.display().to_string())
                         .collect();
                     if primaries.len() > 1 {

@@ -316,6 +316,48 @@ fn the_escalation_ladder_step_by_step() {
 }
 
 #[test]
+fn a_timed_switch_over_schedules_both_halves_at_one_instant() {
+    let mut r = Replay::new(group(
+        RedundancyModel::TwoN,
+        &["a", "b"],
+        &["si=1"],
+        1,
+        RecoveryAction::FailOver,
+    ));
+    r.register("a");
+    r.register("b");
+    let at = |fx: &[Effect], who: &str| {
+        fx.iter().find_map(|e| match e {
+            Effect::Assign {
+                component,
+                state,
+                at,
+                ..
+            } if component == who => Some((*state, *at)),
+            _ => None,
+        })
+    };
+    let t = 1_764_201_600_000_000_000;
+    // The old primary is told to step down at the instant...
+    let fx = r.run(Input::SwitchOver {
+        component: "a".into(),
+        at: Some(t),
+    });
+    assert_eq!(at(&fx, "a"), Some((Secondary, Some(t))));
+    assert_eq!(at(&fx, "b"), None);
+    // ... and once it promised to, its standby is told to take over at it.
+    let fx = r.run(Input::Acked {
+        component: "a".into(),
+        state: Secondary,
+    });
+    assert_eq!(at(&fx, "b"), Some((Primary, Some(t))));
+    assert_eq!((r.state("a"), r.state("b")), (Secondary, Primary));
+    // Later assignments are immediate again.
+    let fx = r.fail("b");
+    assert_eq!(at(&fx, "a"), Some((Primary, None)));
+}
+
+#[test]
 fn switch_over_lock_and_self_requested_offline_go_through_legal_states() {
     let mut r = Replay::new(group(
         RedundancyModel::TwoN,
@@ -335,6 +377,7 @@ fn switch_over_lock_and_self_requested_offline_go_through_legal_states() {
     // the primary steps down (primary -> spare -> secondary) ...
     let fx = r.run(Input::SwitchOver {
         component: "a".into(),
+        at: None,
     });
     assert!(failovers(&fx).is_empty());
     assert_eq!((r.state("a"), r.state("b")), (Secondary, Secondary));
@@ -350,7 +393,8 @@ fn switch_over_lock_and_self_requested_offline_go_through_legal_states() {
         r.crim
             .handle(
                 Input::SwitchOver {
-                    component: "c".into()
+                    component: "c".into(),
+                    at: None,
                 },
                 r.now
             )

@@ -55,6 +55,7 @@ fn base(
         watchdog_timeout: Duration::from_secs(30),
         watchdog_device: None,
         stop_grace: Duration::from_secs(1),
+        switchover_lead: Duration::from_millis(0),
         remote: None,
     }
 }
@@ -524,6 +525,7 @@ async fn a_primary_that_cannot_step_down_in_a_switch_over_is_failed_and_its_stan
     std::fs::write(&stuck, "").unwrap();
     core.request(halyard_backend::crim::Input::SwitchOver {
         component: old.into(),
+        at: None,
     })
     .await
     .unwrap();

@@ -39,6 +39,7 @@ fn counterd(name: &str, dir: &Path, mode: CheckpointMode) -> ComponentSpec {
                 ),
                 ("COUNTERD_INTERVAL_MS".into(), "5".into()),
             ],
+            timed: true,
         },
         checkpoint: mode,
         audit: None,
@@ -76,6 +77,7 @@ fn config(
         watchdog_timeout: Duration::from_secs(30),
         watchdog_device: None,
         stop_grace: Duration::from_secs(2),
+        switchover_lead: Duration::from_millis(500),
         remote: None,
     }
 }
@@ -192,7 +194,8 @@ impl Element {
             .unwrap_or_else(|e| panic!("query {name}: {e}"));
         let mut out = String::new();
         s.read_to_string(&mut out).await.unwrap();
-        let (n, state) = out.trim().split_once(' ').unwrap();
+        let first = out.lines().next().unwrap_or_default();
+        let (n, state) = first.trim().split_once(' ').unwrap();
         (n.parse().unwrap(), state.to_string())
     }
 
@@ -269,6 +272,128 @@ async fn two_n_kill_9_of_the_primary_fails_over_with_no_increment_lost() {
             .unwrap()
             .is_empty()
     );
+}
+
+/// A counterd's role at instant `t` (unix ns), from its query answer's
+/// `roles` line; and its count.
+fn role_at(answer: &str, t: u64) -> (String, u64) {
+    let mut lines = answer.lines();
+    let count = lines
+        .next()
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let role = lines
+        .find_map(|l| l.strip_prefix("roles"))
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .filter_map(|c| c.split_once(':'))
+        .rfind(|(from, _)| from.parse::<u64>().is_ok_and(|f| f <= t))
+        .map_or("off-line", |(_, s)| s);
+    (role.to_string(), count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planned_two_n_switch_over_has_one_primary_at_every_instant() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut e = Element::start(RedundancyModel::TwoN, &["a", "b"], &["si=1"], 1).await;
+    let (p, s) = e.wait_roles(1, 1).await;
+    let (a, b) = (p[0].clone(), s[0].clone());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = e.count(&a).await.0;
+
+    // Samples both members at one instant each time: each answers with its
+    // roles since, so the instant is the sample's, not the query's.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let sockets: Vec<PathBuf> = [&a, &b]
+        .iter()
+        .map(|n| e.dir.path().join(format!("{n}.q")))
+        .collect();
+    let sampler = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut samples = Vec::new();
+            while !stop.load(Ordering::SeqCst) {
+                let t = halyard_backend::protocol::unix_ns();
+                let roles: Vec<(String, u64)> = sockets
+                    .iter()
+                    .map(|q| {
+                        let mut out = String::new();
+                        if let Ok(mut s) = std::os::unix::net::UnixStream::connect(q) {
+                            let _ = s.read_to_string(&mut out);
+                        }
+                        role_at(&out, t)
+                    })
+                    .collect();
+                samples.push(roles);
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            samples
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    e.core
+        .request(halyard_backend::crim::Input::SwitchOver {
+            component: a.clone(),
+            at: None,
+        })
+        .await
+        .unwrap();
+    e.wait_acked(&[(b.as_str(), Primary), (a.as_str(), Secondary)])
+        .await;
+    // Past the scheduled instant (lead 500 ms), then a while more.
+    while e.count(&b).await.1 != "primary" {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let took = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::SeqCst);
+    let samples = sampler.join().unwrap();
+
+    let bad: Vec<_> = samples
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.iter().filter(|(role, _)| role == "primary").count() != 1)
+        .collect();
+    assert!(
+        samples.len() > 100,
+        "sampled {} times in {took:?}",
+        samples.len()
+    );
+    assert!(
+        bad.is_empty(),
+        "{} of {} samples without exactly one primary: {:?}",
+        bad.len(),
+        samples.len(),
+        &bad[..bad.len().min(5)]
+    );
+    // Both halves at one instant: a's step-down and b's promotion.
+    let history = |n: &str| {
+        let mut out = String::new();
+        std::os::unix::net::UnixStream::connect(e.dir.path().join(format!("{n}.q")))
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out.lines()
+            .find_map(|l| l.strip_prefix("roles "))
+            .unwrap()
+            .split(' ')
+            .filter_map(|c| c.split_once(':'))
+            .map(|(f, s)| (f.to_string(), s.to_string()))
+            .next_back()
+            .unwrap()
+    };
+    let (ta, ra) = history(&a);
+    let (tb, rb) = history(&b);
+    assert_eq!((ra.as_str(), rb.as_str()), ("secondary", "primary"));
+    assert_eq!(ta, tb, "one instant for both halves");
+    // The service went on: the new primary counts on from the old one's count.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = e.count(&b).await.0;
+    assert!(after > before, "counting on: {after} > {before}");
+    e.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
