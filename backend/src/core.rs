@@ -2006,7 +2006,9 @@ impl CoreState {
                     .filter(|c| {
                         self.crim.component(c).is_some_and(|v| !v.active.is_empty())
                             || self.sessions.get(c).is_some_and(|s| {
-                                s.role.borrow().state == Some(AvailabilityState::Primary)
+                                // Primary until a timed step-down's instant.
+                                s.role.borrow().at_time(unix_ns()).0
+                                    == Some(AvailabilityState::Primary)
                             })
                     })
                     .collect();

@@ -78,7 +78,10 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
                 Ok(Notice::Assigned { state, .. }) => {
                     // Take it up before acknowledging (a timed one is a
                     // promise: taken up at its instant).
-                    take_up(&mut ha, &roles.borrow().clone(), &mut acting, &mut count).await?;
+                    // (A copy: the borrow must not be held across an await,
+                    // it would block the reader task that updates it.)
+                    let now = roles.borrow().clone();
+                    take_up(&mut ha, &now, &mut acting, &mut count).await?;
                     show(count);
                     ha.ack(&state).await?;
                 }
@@ -100,7 +103,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             },
             // A timed role's instant.
             _ = tokio::time::sleep(Duration::from_nanos(next.unwrap_or(0).saturating_sub(unix_ns()))), if next.is_some() => {
-                take_up(&mut ha, &roles.borrow().clone(), &mut acting, &mut count).await?;
+                let now = roles.borrow().clone();
+                take_up(&mut ha, &now, &mut acting, &mut count).await?;
                 show(count);
             }
             _ = tick.tick(), if acting == "primary" => {

@@ -78,11 +78,6 @@ fn main() {
     let halyard_port = free_port();
     let mut snmpd = start_snmpd(&dir, snmpd_port);
     let mut halyard = start_halyard(halyard_port);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let agents = [
         (
             "snmpd",
@@ -107,7 +102,7 @@ fn main() {
             let mut cells: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); agents.len()];
             for _ in 0..rounds {
                 for (k, (_, addr, _, _)) in agents.iter().enumerate() {
-                    cells[k].push(rt.block_on(get_load(*addr, v3, outstanding, secs)));
+                    cells[k].push(get_load(*addr, v3, outstanding, secs));
                 }
             }
             for (k, (name, _, _, _)) in agents.iter().enumerate() {
@@ -126,7 +121,7 @@ fn main() {
         let mut cells: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new(); agents.len()];
         for _ in 0..rounds {
             for (k, (_, addr, table, _)) in agents.iter().enumerate() {
-                cells[k].push((rt.block_on(bulk_load(*addr, v3, table, 4, secs)), 0.0, 0.0));
+                cells[k].push((bulk_load(*addr, v3, table, 4, secs), 0.0, 0.0));
             }
         }
         for (k, (name, _, _, _)) in agents.iter().enumerate() {
@@ -301,7 +296,7 @@ struct Usm {
     priv_key: Vec<u8>,
 }
 
-async fn discover(sock: &UdpSocket) -> Usm {
+fn discover(sock: &std::net::UdpSocket) -> Usm {
     let msg = v3_message(
         &[],
         0,
@@ -314,8 +309,8 @@ async fn discover(sock: &UdpSocket) -> Usm {
     );
     let mut buf = vec![0u8; 65_536];
     for _ in 0..10 {
-        sock.send(&msg).await.expect("send");
-        if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(1), sock.recv(&mut buf)).await {
+        sock.send(&msg).expect("send");
+        if let Ok(n) = sock.recv(&mut buf) {
             let m: v3::Message = rasn::ber::decode(&buf[..n]).expect("report");
             let p: v3::USMSecurityParameters =
                 rasn::ber::decode(&m.security_parameters).expect("usm");
@@ -602,20 +597,22 @@ fn response_varbinds_fast(usm: Option<&Usm>, b: &[u8]) -> usize {
 }
 
 /// One worker: request, wait, repeat until the deadline. Returns the
-/// latencies (us) and the variable bindings received.
-async fn worker(
+/// latencies (us) and the variable bindings received. A plain blocking
+/// socket on its own thread: the cheapest client there is, so that what
+/// it measures is the agents (an async client added its runtime's
+/// wake-ups to every round trip, the same for both agents, which hid
+/// part of the difference between them at one request outstanding).
+fn worker(
     addr: SocketAddr,
     v3: bool,
     bulk: Option<&'static [u32]>,
     end: Instant,
 ) -> (Vec<f64>, usize) {
-    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
-    sock.connect(addr).await.expect("connect");
-    let usm = if v3 {
-        Some(discover(&sock).await)
-    } else {
-        None
-    };
+    let sock = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    sock.connect(addr).expect("connect");
+    sock.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
+    let usm = if v3 { Some(discover(&sock)) } else { None };
     let mut buf = vec![0u8; 65_536];
     let mut lat = Vec::new();
     let mut varbinds = 0;
@@ -627,25 +624,24 @@ async fn worker(
         };
         let msg = request(usm.as_ref(), pdu);
         let t = Instant::now();
-        sock.send(&msg).await.expect("send");
-        match tokio::time::timeout(Duration::from_secs(2), sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => {
-                let k = response_varbinds_fast(usm.as_ref(), &buf[..n]);
-                if lat.is_empty() {
-                    assert_eq!(k, response_varbinds(usm.as_ref(), &buf[..n]), "{addr}");
-                }
-                if k > 0 {
-                    lat.push(t.elapsed().as_secs_f64() * 1e6);
-                    varbinds += k;
-                }
+        sock.send(&msg).expect("send");
+        // A lost answer times out and is not counted.
+        if let Ok(n) = sock.recv(&mut buf) {
+            let k = response_varbinds_fast(usm.as_ref(), &buf[..n]);
+            if lat.is_empty() {
+                assert_eq!(k, response_varbinds(usm.as_ref(), &buf[..n]), "{addr}");
             }
-            _ => continue,
+            if k > 0 {
+                lat.push(t.elapsed().as_secs_f64() * 1e6);
+                varbinds += k;
+            }
         }
     }
     (lat, varbinds)
 }
 
-async fn run_workers(
+/// `outstanding` workers, one thread each, for `secs` seconds.
+fn run_workers(
     addr: SocketAddr,
     v3: bool,
     bulk: Option<&'static [u32]>,
@@ -654,21 +650,21 @@ async fn run_workers(
 ) -> (Vec<f64>, usize, f64) {
     let start = Instant::now();
     let end = start + Duration::from_secs(secs);
-    let tasks: Vec<_> = (0..outstanding)
-        .map(|_| tokio::spawn(worker(addr, v3, bulk, end)))
+    let threads: Vec<_> = (0..outstanding)
+        .map(|_| std::thread::spawn(move || worker(addr, v3, bulk, end)))
         .collect();
     let mut lat = Vec::new();
     let mut varbinds = 0;
-    for t in tasks {
-        let (l, v) = t.await.expect("worker");
+    for t in threads {
+        let (l, v) = t.join().expect("worker");
         lat.extend(l);
         varbinds += v;
     }
     (lat, varbinds, start.elapsed().as_secs_f64())
 }
 
-async fn get_load(addr: SocketAddr, v3: bool, outstanding: usize, secs: u64) -> (f64, f64, f64) {
-    let (mut lat, _, took) = run_workers(addr, v3, None, outstanding, secs).await;
+fn get_load(addr: SocketAddr, v3: bool, outstanding: usize, secs: u64) -> (f64, f64, f64) {
+    let (mut lat, _, took) = run_workers(addr, v3, None, outstanding, secs);
     lat.sort_by(f64::total_cmp);
     let pct = |p: f64| {
         if lat.is_empty() {
@@ -680,14 +676,14 @@ async fn get_load(addr: SocketAddr, v3: bool, outstanding: usize, secs: u64) -> 
     (lat.len() as f64 / took, pct(0.50), pct(0.99))
 }
 
-async fn bulk_load(
+fn bulk_load(
     addr: SocketAddr,
     v3: bool,
     table: &'static [u32],
     outstanding: usize,
     secs: u64,
 ) -> f64 {
-    let (_, varbinds, took) = run_workers(addr, v3, Some(table), outstanding, secs).await;
+    let (_, varbinds, took) = run_workers(addr, v3, Some(table), outstanding, secs);
     varbinds as f64 / took
 }
 
@@ -891,15 +887,10 @@ fn serve_floor(port: u16) {
 fn floor() {
     let port = free_port();
     let mut child = start_self("--serve-floor", port);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for outstanding in [1usize, 4, 16] {
         let mut rounds: Vec<_> = (0..3)
-            .map(|_| rt.block_on(get_load(addr, false, outstanding, 2)))
+            .map(|_| get_load(addr, false, outstanding, 2))
             .collect();
         let (rate, p50, p99) = median(&mut rounds);
         println!(
