@@ -128,8 +128,18 @@ pub struct FruTypeEntry {
     /// locked, started when an operator unlocks it.
     #[serde(default = "dynamic")]
     pub instantiate: Spanned<String>,
+    /// linecard: its ports, physical entities created with the card.
+    #[serde(default)]
+    pub ports: u32,
+    /// linecard: the ports' nominal speed.
+    #[serde(default = "gigabit")]
+    pub port_speed_mbps: u32,
     #[serde(default)]
     pub components: Vec<FruComponentEntry>,
+}
+
+fn gigabit() -> u32 {
+    1000
 }
 
 fn dynamic() -> Spanned<String> {

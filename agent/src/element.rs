@@ -687,7 +687,7 @@ pub fn fru_parts(
             ("InputVoltage", Value::U32(48_000)),
         ]),
         "HostBoard" => v.extend([("CpuLoad", Value::U32(10)), ("Temperature", Value::U32(41))]),
-        "LineCard" => v.push(("Ports", Value::U32(0))),
+        "LineCard" => v.push(("Ports", Value::U32(ty.map_or(0, |t| t.ports)))),
         _ => {}
     }
     let mut parts = FruParts {
@@ -713,6 +713,33 @@ pub fn fru_parts(
     let mut own: Vec<String> = Vec::new();
     if dynamic {
         own.push(name.clone());
+    }
+    // A line card's ports: hardware of the unit, in its own group.
+    if class == "LineCard" {
+        let ports = ty.map_or(0, |t| t.ports);
+        let speed = ty.map_or(0, |t| t.port_speed_mbps);
+        for k in 1..=ports {
+            let port = format!("{name}/port={k}");
+            let mut v = component_states();
+            v[0] = ("AdminState", e(unit_admin));
+            v.extend([("Position", Value::U32(k)), ("Speed", Value::U32(speed))]);
+            parts.objects.push(ObjectSpec {
+                class: "Port",
+                name: port.clone(),
+                values: v,
+            });
+            parts.components.push(ComponentSpec {
+                name: port.clone(),
+                parent: Some(name.clone()),
+                kind: Kind::Hardware,
+                checkpoint: CheckpointMode::NoCheckpoints,
+                audit: None,
+            });
+            if manual {
+                parts.locked.push(port.clone());
+            }
+            own.push(port);
+        }
     }
     for x in ty.map(|t| t.components.as_slice()).unwrap_or_default() {
         let comp = format!("{name}/comp={}", x.name.get_ref());

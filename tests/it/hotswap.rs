@@ -195,6 +195,31 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
         Some("1"),
         "entPhysicalIsFRU: {row:?}"
     );
+    // Its ports are physical entities contained in it, at their positions.
+    let ports: Vec<String> = (1..=2).map(|k| format!("{unit}/port={k}")).collect();
+    let port_idx: Vec<String> = ports.iter().map(|p| index_of(&a, p)).collect();
+    for (k, pi) in port_idx.iter().enumerate() {
+        let row = entity(&a, pi);
+        assert_eq!(
+            row.get(&4),
+            Some(&idx),
+            "port contained in the card: {row:?}"
+        );
+        assert_eq!(
+            row.get(&5).map(String::as_str),
+            Some("10"),
+            "class port: {row:?}"
+        );
+        let pos = (k + 1).to_string();
+        assert_eq!(row.get(&6), Some(&pos), "port position: {row:?}");
+        assert_eq!(
+            row.get(&16).map(String::as_str),
+            Some("2"),
+            "not a FRU: {row:?}"
+        );
+    }
+    assert_eq!(attrs(&a, &ports[0]).unwrap()["speed"], 10000);
+    assert_eq!(u["ports"], 2, "{u}");
     for c in [&portd, &diagd] {
         let ci = index_of(&a, c);
         assert_eq!(
@@ -225,13 +250,15 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     wait_until("the removed unit to leave the tree", || {
         attrs(&a, &unit).is_none()
     });
-    for gone in [&portd, &diagd, &"ne=1/sg=fru-1-linecard-slot-8".to_string()] {
+    for gone in [&portd, &diagd, &"ne=1/sg=fru-1-linecard-slot-8".to_string()]
+        .into_iter()
+        .chain(&ports)
+    {
         assert!(attrs(&a, gone).is_none(), "{gone} is gone");
     }
-    assert!(
-        entity(&a, &idx).is_empty(),
-        "no entPhysicalTable row for {idx}"
-    );
+    for i in std::iter::once(&idx).chain(&port_idx) {
+        assert!(entity(&a, i).is_empty(), "no entPhysicalTable row for {i}");
+    }
     assert!(
         last_change(&a) > inserted_at,
         "entLastChangeTime moves on removal"

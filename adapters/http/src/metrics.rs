@@ -102,6 +102,7 @@ pub fn base_unit(name: &str) -> (String, f64) {
         ("_milliwatts", "_watts", 1e-3),
         ("_kilobytes", "_bytes", 1e3),
         ("_megabytes", "_bytes", 1e6),
+        ("_megabits_per_second", "_bits_per_second", 1e6),
         ("_percent", "_ratio", 1e-2),
     ];
     for (from, to, f) in PREFIXED {
@@ -535,6 +536,11 @@ mod tests {
                 1.0,
             ),
             ("halyard_fan_speed_rpm", "halyard_fan_speed_rpm", 1.0),
+            (
+                "halyard_port_speed_megabits_per_second",
+                "halyard_port_speed_bits_per_second",
+                1e6,
+            ),
         ] {
             assert_eq!(base_unit(name), (want.to_string(), factor), "{name}");
         }

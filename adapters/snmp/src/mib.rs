@@ -79,6 +79,7 @@ const PHYSICAL_CLASSES: &[(&str, i64)] = &[
     ("HotSwapController", oid::phys_class::MODULE),
     ("LineCard", oid::phys_class::MODULE),
     ("HostBoard", oid::phys_class::MODULE),
+    ("Port", oid::phys_class::PORT),
     ("HardwareFru", oid::phys_class::OTHER),
 ];
 

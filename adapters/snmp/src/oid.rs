@@ -56,6 +56,7 @@ pub mod phys_class {
     pub const POWER_SUPPLY: i64 = 6;
     pub const FAN: i64 = 7;
     pub const MODULE: i64 = 9;
+    pub const PORT: i64 = 10;
 }
 
 #[cfg(test)]
