@@ -120,9 +120,10 @@ fn with_fan_temperature() -> Vec<SourceFile> {
     real_schema_sources()
         .into_iter()
         .map(|f| {
+            // The fan's speed (rpm), not the port's.
             let text = f.text.replace(
-                "    uint32 Speed;\n",
-                "    uint32 Speed;\n    [Oid(41), Gauge, Units(\"celsius\"), Description(\"Air temperature at the fan.\")]\n    uint32 AirTemperature;\n",
+                "Units(\"rpm\"), Description(\"Measured speed.\")]\n    uint32 Speed;\n",
+                "Units(\"rpm\"), Description(\"Measured speed.\")]\n    uint32 Speed;\n    [Oid(41), Gauge, Units(\"celsius\"), Description(\"Air temperature at the fan.\")]\n    uint32 AirTemperature;\n",
             );
             SourceFile::new(f.path.to_string(), text)
         })
