@@ -12,9 +12,14 @@
 //! - all over SNMPv2c and SNMPv3 authPriv (SHA-256, AES-128);
 //! - resident memory of each agent process.
 //!
+//! The client is plain blocking UDP sockets, one thread per outstanding
+//! request, the same for both agents.
+//!
 //! `cargo bench -p halyard-snmp --bench vs_snmpd [-- --secs N --rounds R]`;
 //! `-- --cpu`: halyard's own CPU time per request, in process; `-- --floor`:
-//! the round trip with no agent behind the socket.
+//! the round trip with no agent behind the socket (a responder on tokio's
+//! multi-thread runtime, on its current-thread runtime, and on one blocking
+//! thread).
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -46,9 +51,19 @@ fn main() {
         serve_halyard(port);
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--serve-floor-blocking") {
+        let port: u16 = args[i + 1].parse().expect("port");
+        serve_floor_blocking(port);
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--serve-floor") {
         let port: u16 = args[i + 1].parse().expect("port");
-        serve_floor(port);
+        serve_floor(port, false);
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--serve-floor-current") {
+        let port: u16 = args[i + 1].parse().expect("port");
+        serve_floor(port, true);
         return;
     }
     if args.iter().any(|a| a == "--cpu") {
@@ -855,12 +870,18 @@ fn cpu_ns() -> u64 {
 /// `--serve-floor`: no agent at all, the same runtime as halyard's (two
 /// workers), answering each GetRequest by retagging it as a Response: the
 /// round trip through the kernel, the runtime and the client alone.
-fn serve_floor(port: u16) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+fn serve_floor(port: u16, current: bool) {
+    let rt = if current {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+    }
+    .expect("runtime");
     rt.block_on(async {
         let sock = UdpSocket::bind(("127.0.0.1", port)).await.expect("bind");
         println!("READY");
@@ -882,11 +903,42 @@ fn serve_floor(port: u16) {
     });
 }
 
+/// `--serve-floor-blocking`: the same responder on one plain thread with a
+/// blocking socket (snmpd's shape: one thread, one wait per datagram).
+fn serve_floor_blocking(port: u16) {
+    let sock = std::net::UdpSocket::bind(("127.0.0.1", port)).expect("bind");
+    println!("READY");
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let pdu = tlv(&buf[..n], 0)
+            .and_then(|(_, m)| tlv(&buf[..n], m.start))
+            .and_then(|(_, v)| tlv(&buf[..n], v.end))
+            .map(|(_, c)| c.end);
+        if let Some(at) = pdu.filter(|at| *at < n) {
+            buf[at] = 0xa2;
+            let _ = sock.send_to(&buf[..n], from);
+        }
+    }
+}
+
 /// `--floor`: GET v2c against the floor server, to show how much of a
 /// round trip is left to any agent.
 fn floor() {
+    for (mode, name) in [
+        ("--serve-floor", "floor (tokio, 2 workers)"),
+        ("--serve-floor-current", "floor (tokio, current thread)"),
+        ("--serve-floor-blocking", "floor (one blocking thread)"),
+    ] {
+        floor_of(mode, name);
+    }
+}
+
+fn floor_of(mode: &str, name: &str) {
     let port = free_port();
-    let mut child = start_self("--serve-floor", port);
+    let mut child = start_self(mode, port);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     for outstanding in [1usize, 4, 16] {
         let mut rounds: Vec<_> = (0..3)
@@ -894,7 +946,7 @@ fn floor() {
             .collect();
         let (rate, p50, p99) = median(&mut rounds);
         println!(
-            "GET  v2c {outstanding:2} outstanding  floor {rate:9.0} req/s  p50 {p50:7.1} us  p99 {p99:7.1} us"
+            "GET  v2c {outstanding:2} outstanding  {name} {rate:9.0} req/s  p50 {p50:7.1} us  p99 {p99:7.1} us"
         );
     }
     let _ = child.kill();
