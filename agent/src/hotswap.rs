@@ -35,6 +35,9 @@ use crate::config::{Config, FruTypeEntry};
 use crate::element::{Element, FruCtx, ObjectSpec, Unit, fru_class, fru_parts};
 use crate::model::AgentModel;
 
+/// How often a follower looks whether the events it keeps were applied.
+const PENDING_CHECK: std::time::Duration = std::time::Duration::from_millis(250);
+
 /// FRU classes by relative-name type, for the names a slot's unit may have.
 const FRU_RDNS: [&str; 5] = ["hsc", "fan", "psu", "board", "linecard"];
 
@@ -106,28 +109,81 @@ impl HotSwap {
         }
     }
 
+    fn is_master(&self) -> bool {
+        self.model
+            .cluster
+            .get()
+            .is_none_or(|h| h.consensus.is_leader())
+    }
+
     /// The manager's main loop: every event the bus reports, until `stop`.
+    ///
+    /// Every node's bus sees the same events, and only the master acts on
+    /// them. A follower keeps the latest event of each slot until the
+    /// model shows it applied; if it becomes master first (the master died
+    /// before acting), it applies what is left. Applying is idempotent.
     pub async fn run(self, mut bus: impl SwapBus, mut stop: watch::Receiver<bool>) {
+        let mut pending: BTreeMap<(String, u32), SwapEvent> = BTreeMap::new();
+        let mut check = tokio::time::interval(PENDING_CHECK);
+        check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let ev = tokio::select! {
-                e = bus.next() => e,
+            tokio::select! {
+                e = bus.next() => {
+                    let Some(ev) = e else { return };
+                    if self.is_master() {
+                        self.apply(&ev, "").await;
+                    } else {
+                        pending.insert((ev.shelf().to_string(), ev.slot()), ev);
+                    }
+                }
+                _ = check.tick(), if !pending.is_empty() => {
+                    if self.is_master() {
+                        for (_, ev) in std::mem::take(&mut pending) {
+                            self.apply(&ev, " (seen before this node became master)").await;
+                        }
+                    } else {
+                        let mut done = Vec::new();
+                        for (k, ev) in &pending {
+                            if self.applied(ev).await {
+                                done.push(k.clone());
+                            }
+                        }
+                        for k in done {
+                            pending.remove(&k);
+                        }
+                    }
+                }
                 _ = stop.changed() => return,
-            };
-            let Some(ev) = ev else { return };
-            match self.handle(&ev).await {
-                Ok(what) => tracing::info!(event = ?ev, "hot swap: {what}"),
-                Err(why) => tracing::warn!(event = ?ev, %why, "hot swap: event not applied"),
             }
         }
     }
 
-    /// Handles one event; says what it did, or why it did nothing.
-    pub async fn handle(&self, ev: &SwapEvent) -> Result<String, String> {
-        if let Some(h) = self.model.cluster.get()
-            && !h.consensus.is_leader()
-        {
-            return Err("not the master: the master's hot-swap manager acts on it".into());
+    async fn apply(&self, ev: &SwapEvent, note: &str) {
+        match self.handle(ev).await {
+            Ok(what) => tracing::info!(event = ?ev, "hot swap{note}: {what}"),
+            Err(why) => tracing::warn!(event = ?ev, %why, "hot swap{note}: event not applied"),
         }
+    }
+
+    /// Whether the model already shows the event (the master applied it).
+    async fn applied(&self, ev: &SwapEvent) -> bool {
+        let Ok((_, current, _)) = self.slot(ev).await else {
+            return false;
+        };
+        match ev {
+            SwapEvent::Inserted { serial, .. } => current.is_some_and(|o| {
+                present(&o) && o.get("SerialNumber") == Some(&Value::Str(serial.clone()))
+            }),
+            SwapEvent::Removed { .. } => current.is_none_or(|o| !present(&o)),
+        }
+    }
+
+    /// The event's shelf, the unit in its slot (if any) and the shelf's
+    /// hot-swap controller.
+    async fn slot(
+        &self,
+        ev: &SwapEvent,
+    ) -> Result<(ObjectName, Option<ManagedObject>, Option<String>), String> {
         let shelf = ObjectName::parse(&format!("{}/shelf={}", self.root, ev.shelf()))
             .map_err(|e| e.to_string())?;
         if self.model.store.get(&shelf).await.is_err() {
@@ -143,13 +199,25 @@ impl HotSwap {
             })
             .await
             .map_err(|e| e.to_string())?;
-        let current = units
-            .iter()
-            .find(|o| o.get("Slot") == Some(&Value::U32(ev.slot())));
         let hsc = units
             .iter()
             .find(|o| o.class.name == "HotSwapController")
             .map(|o| o.name.to_string());
+        let current = units
+            .into_iter()
+            .find(|o| o.get("Slot") == Some(&Value::U32(ev.slot())));
+        Ok((shelf, current, hsc))
+    }
+
+    /// Handles one event; says what it did, or why it did nothing.
+    pub async fn handle(&self, ev: &SwapEvent) -> Result<String, String> {
+        if let Some(h) = self.model.cluster.get()
+            && !h.consensus.is_leader()
+        {
+            return Err("not the master: the master's hot-swap manager acts on it".into());
+        }
+        let (_, current, hsc) = self.slot(ev).await?;
+        let current = current.as_ref();
         match ev {
             SwapEvent::Inserted {
                 shelf: sname,

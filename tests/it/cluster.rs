@@ -555,3 +555,46 @@ fn a_unit_inserted_and_removed_on_the_master_is_seen_by_every_node() {
         assert_eq!(c.attrs(n, hsc).unwrap()["swap-events"], "2", "{n}");
     }
 }
+
+#[test]
+fn a_unit_inserted_as_the_master_dies_is_instantiated_by_the_next_master() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let bus = dir.path().join("bus");
+    // Every node watches the same directory bus, quickly.
+    let mut c = Cluster::start_extended(
+        dir.path(),
+        false,
+        &format!(
+            "[hotswap]\ndirectory = \"{}\"\npoll_ms = 20\n",
+            bus.display()
+        ),
+    );
+    wait_steady(&c);
+    let master = c.master("n1").expect("a master");
+    // The master is gone before its bus could see the unit; the others see
+    // it (in 20 ms) before they elect a new master (150 ms at the least).
+    c.kill9(&master);
+    let shelf = bus.join("1");
+    std::fs::create_dir_all(&shelf).unwrap();
+    let tmp = shelf.join(".slot-8.tmp");
+    std::fs::write(
+        &tmp,
+        "type = \"linecard-10g\"\nserial = \"LC0808\"\nrevision = \"B\"\n",
+    )
+    .unwrap();
+    std::fs::rename(tmp, shelf.join("slot-8.toml")).unwrap();
+    let survivor = NODES.iter().find(|n| **n != master).unwrap();
+    wait_until("a new master", 30, || {
+        c.master(survivor).is_some_and(|m| m != master)
+    });
+    let portd = "ne=1/shelf=1/linecard=slot-8/comp=portd";
+    for n in NODES.iter().filter(|n| **n != master) {
+        wait_until(&format!("{n} to show the unit serving"), 30, || {
+            c.attrs(n, portd)
+                .is_some_and(|a| a["availability-state"] == "primary")
+        });
+        let unit = c.attrs(n, "ne=1/shelf=1/linecard=slot-8").unwrap();
+        assert_eq!(unit["serial-number"], "LC0808", "{n}");
+    }
+}

@@ -890,17 +890,27 @@ fn serve_floor(port: u16, current: bool) {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 continue;
             };
-            // v2c: SEQUENCE, version, community, then the PDU tag.
-            let pdu = tlv(&buf[..n], 0)
-                .and_then(|(_, m)| tlv(&buf[..n], m.start))
-                .and_then(|(_, v)| tlv(&buf[..n], v.end))
-                .map(|(_, c)| c.end);
-            if let Some(at) = pdu.filter(|at| *at < n) {
-                buf[at] = 0xa2;
+            if retag_as_response(&mut buf[..n]) {
                 let _ = sock.send_to(&buf[..n], from).await;
             }
         }
     });
+}
+
+/// Turns a v2c request into its answer by retagging its PDU as a Response
+/// (SEQUENCE, version, community, then the PDU tag); false if it is not one.
+fn retag_as_response(m: &mut [u8]) -> bool {
+    let pdu = tlv(m, 0)
+        .and_then(|(_, s)| tlv(m, s.start))
+        .and_then(|(_, v)| tlv(m, v.end))
+        .map(|(_, c)| c.end);
+    match pdu.filter(|at| *at < m.len()) {
+        Some(at) => {
+            m[at] = 0xa2;
+            true
+        }
+        None => false,
+    }
 }
 
 /// `--serve-floor-blocking`: the same responder on one plain thread with a
@@ -913,12 +923,7 @@ fn serve_floor_blocking(port: u16) {
         let Ok((n, from)) = sock.recv_from(&mut buf) else {
             continue;
         };
-        let pdu = tlv(&buf[..n], 0)
-            .and_then(|(_, m)| tlv(&buf[..n], m.start))
-            .and_then(|(_, v)| tlv(&buf[..n], v.end))
-            .map(|(_, c)| c.end);
-        if let Some(at) = pdu.filter(|at| *at < n) {
-            buf[at] = 0xa2;
+        if retag_as_response(&mut buf[..n]) {
             let _ = sock.send_to(&buf[..n], from);
         }
     }
