@@ -2130,6 +2130,14 @@ impl CoreState {
     ) {
         let inc = self.incarnations[component];
         let now = unix_ns();
+        if let Some(late) = at.map(|at| now.saturating_sub(at)).filter(|l| *l > 0) {
+            // The pair has no primary from the instant until now.
+            tracing::warn!(
+                component,
+                late_ms = late / 1_000_000,
+                "a timed switch-over reached this node after its instant: raise switchover_lead_ms"
+            );
+        }
         // Only components that take timed assignments get one; the others
         // are told at once.
         let at = at.filter(|_| {

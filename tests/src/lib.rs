@@ -203,6 +203,14 @@ checkpoint = "asynchronous"
                 child: None,
             });
         }
+        // A timed switch-over's lead must cover two commits and the old
+        // primary's acknowledgement; a debug build on a loaded CI machine
+        // takes far longer than the release build the default is for.
+        if !release {
+            let lead = "switchover_lead_ms = 500\n";
+            assert!(text.contains(lead), "{lead} not in the example");
+            text = text.replace(lead, "switchover_lead_ms = 2000\n");
+        }
         text.push('\n');
         text.push_str(extra);
         if let Some(ls) = load_server {
