@@ -117,6 +117,31 @@ impl Timeline {
         self.changes.iter().map(|(f, _)| *f).find(|f| *f > t)
     }
 
+    /// The latest change: (from, state).
+    pub fn last(&self) -> Option<(u64, &str)> {
+        self.changes.last().map(|(f, s)| (*f, s.as_str()))
+    }
+
+    /// Reads what [`Timeline::render`] wrote (pairs it cannot read are
+    /// skipped).
+    pub fn parse(text: &str) -> Timeline {
+        Timeline {
+            changes: text
+                .split_whitespace()
+                .filter_map(|c| c.split_once(':'))
+                .filter_map(|(f, s)| Some((f.parse().ok()?, s.to_string())))
+                .collect(),
+        }
+    }
+
+    /// The timeline of a counterd query answer (its `roles …` line).
+    pub fn from_query_answer(answer: &str) -> Option<Timeline> {
+        answer
+            .lines()
+            .find_map(|l| l.strip_prefix("roles"))
+            .map(Timeline::parse)
+    }
+
     /// `from:state` pairs, oldest first, space-separated (for observers).
     pub fn render(&self) -> String {
         self.changes
@@ -329,5 +354,9 @@ mod tests {
             t.render(),
             "100:secondary 500:primary 700:secondary 900:off-line"
         );
+        assert_eq!(Timeline::parse(&t.render()), t);
+        let answer = format!("41 off-line\nroles {}\n", t.render());
+        assert_eq!(Timeline::from_query_answer(&answer), Some(t.clone()));
+        assert_eq!(t.last(), Some((900, "off-line")));
     }
 }

@@ -416,23 +416,22 @@ struct Role {
     state: Option<AvailabilityState>,
     active: Vec<String>,
     standby: Vec<String>,
-    /// A timed assignment: the role holds from this instant (unix ns);
-    /// until then the component keeps `before` (state and active SIs).
-    at: Option<u64>,
-    before: Option<(Option<AvailabilityState>, Vec<String>)>,
+    /// A timed assignment not yet due: until this instant (unix ns) the
+    /// component keeps the state and active SIs it had.
+    until: Option<(u64, Option<AvailabilityState>, Vec<String>)>,
 }
 
 impl Role {
     /// The state and active SIs in force at `now` (unix ns).
     fn at_time(&self, now: u64) -> (Option<AvailabilityState>, &[String]) {
-        match (&self.at, &self.before) {
-            (Some(at), Some((state, active))) if now < *at => (*state, active),
+        match &self.until {
+            Some((at, state, active)) if now < *at => (*state, active),
             _ => (self.state, &self.active),
         }
     }
 }
 
-pub use crate::protocol::unix_ns;
+use crate::protocol::unix_ns;
 
 #[derive(Debug, Clone)]
 struct SessionHandle {
@@ -2170,17 +2169,16 @@ impl CoreState {
                 // Until a timed assignment's instant the component keeps
                 // the role it holds now (e.g. an old primary still writes
                 // checkpoints).
-                let before = at.filter(|at| *at > now).map(|_| {
+                let until = at.filter(|at| *at > now).map(|at| {
                     let r = s.role.borrow();
                     let (state, active) = r.at_time(now);
-                    (state, active.to_vec())
+                    (at, state, active.to_vec())
                 });
                 s.role.send_replace(Role {
                     state: Some(state),
                     active: active.clone(),
                     standby: standby.clone(),
-                    at,
-                    before,
+                    until,
                 });
                 // Standby registrations follow the assignment exactly: the
                 // component stops receiving what it no longer stands by for.

@@ -5,6 +5,7 @@
 //! directories in a temporary directory, so the example itself is what
 //! runs. Each node logs to `<dir>/<node>.log`.
 
+use halyard_backend::client::Timeline;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -632,26 +633,11 @@ fn query_answer(path: &Path) -> Option<String> {
     Some(answer)
 }
 
-/// Now in unix ns, the clock counterd's role history uses.
-fn unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
-}
-
 /// The state a counterd was in at instant `t` (unix ns), from its answer's
-/// `roles <from>:<state> …` history; None when it does not answer.
+/// role history; None when it does not answer.
 pub fn role_at(path: &Path, t: u64) -> Option<String> {
-    let answer = query_answer(path)?;
-    let history = answer.lines().find_map(|l| l.strip_prefix("roles"))?;
-    Some(
-        history
-            .split_whitespace()
-            .filter_map(|c| c.split_once(':'))
-            .rfind(|(from, _)| from.parse::<u64>().is_ok_and(|f| f <= t))
-            .map_or("off-line", |(_, s)| s)
-            .to_string(),
-    )
+    let history = Timeline::from_query_answer(&query_answer(path)?)?;
+    Some(history.at(t).unwrap_or("off-line").to_string())
 }
 
 pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -722,7 +708,7 @@ impl Checker {
             while !s2.load(Ordering::SeqCst) {
                 let t = Instant::now();
                 for (i, (pair, paths)) in sockets.iter().enumerate() {
-                    let instant = unix_ns();
+                    let instant = halyard_backend::protocol::unix_ns();
                     let primaries: Vec<String> = paths
                         .iter()
                         .filter(|p| role_at(p, instant).is_some_and(|s| s == "primary"))

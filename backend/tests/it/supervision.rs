@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use halyard_backend::cec::CecRules;
+use halyard_backend::client::Timeline;
 use halyard_backend::core::{ComponentSpec, CoreConfig, HaCore, Kind, Running};
 use halyard_backend::crim::{ComponentView, SgConfig};
 use halyard_backend::events::{EventFilter, EventKind, Received};
@@ -283,14 +284,10 @@ fn role_at(answer: &str, t: u64) -> (String, u64) {
         .and_then(|l| l.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    let role = lines
-        .find_map(|l| l.strip_prefix("roles"))
-        .into_iter()
-        .flat_map(str::split_whitespace)
-        .filter_map(|c| c.split_once(':'))
-        .rfind(|(from, _)| from.parse::<u64>().is_ok_and(|f| f <= t))
-        .map_or("off-line", |(_, s)| s);
-    (role.to_string(), count)
+    let role = Timeline::from_query_answer(answer)
+        .and_then(|h| h.at(t).map(str::to_string))
+        .unwrap_or_else(|| "off-line".into());
+    (role, count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -376,14 +373,9 @@ async fn a_planned_two_n_switch_over_has_one_primary_at_every_instant() {
             .unwrap()
             .read_to_string(&mut out)
             .unwrap();
-        out.lines()
-            .find_map(|l| l.strip_prefix("roles "))
-            .unwrap()
-            .split(' ')
-            .filter_map(|c| c.split_once(':'))
-            .map(|(f, s)| (f.to_string(), s.to_string()))
-            .next_back()
-            .unwrap()
+        let h = Timeline::from_query_answer(&out).unwrap();
+        let (from, state) = h.last().unwrap();
+        (from, state.to_string())
     };
     let (ta, ra) = history(&a);
     let (tb, rb) = history(&b);
