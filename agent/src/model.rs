@@ -1352,6 +1352,67 @@ impl AgentModel {
         }
     }
 
+    /// Whether objects of this class come from the element itself (its
+    /// configuration file and hot swap): hardware units and the components,
+    /// groups and service instances the HA core runs.
+    fn is_element_class(class: &ClassMeta) -> bool {
+        ["Component", "ServiceGroup", "ServiceInstance"]
+            .iter()
+            .any(|base| SCHEMA.is_a(class.name, base))
+    }
+
+    /// What no configuration edit may do, checked over the whole
+    /// transaction before anything is applied: create or delete an object
+    /// that stands for hardware or a running component. Deleting one would
+    /// leave its process running unmanaged and its hardware unseen; creating
+    /// one would show hardware that is not there. Their writable leaves are
+    /// configuration; their existence is not.
+    async fn check_element_rules(&self, tx: &Transaction) -> Result<(), TxError> {
+        for (index, c) in tx.changes.iter().enumerate() {
+            let fail = |error| TxError { index, error };
+            match c {
+                Change::Create { class, object, .. } => {
+                    if let Some(meta) = SCHEMA.class(class)
+                        && Self::is_element_class(meta)
+                    {
+                        return Err(fail(ModelError::NoCreation {
+                            name: object.to_string(),
+                            reason: format!(
+                                "a {} stands for hardware or a running component: it comes from \
+                                 the element's configuration file or hot swap, not from a \
+                                 configuration edit",
+                                meta.name
+                            ),
+                        }));
+                    }
+                }
+                Change::Delete { object } => {
+                    let q = Query {
+                        scope: halyard_cluster_model::port::Scope::Subtree(object.clone()),
+                        ..Query::default()
+                    };
+                    let within = match self.store.query(&q).await {
+                        Ok(v) => v,
+                        Err(ModelError::NoSuchObject { .. }) => Vec::new(),
+                        Err(e) => return Err(fail(e)),
+                    };
+                    if let Some(o) = within.iter().find(|o| Self::is_element_class(o.class)) {
+                        return Err(fail(ModelError::Inconsistent {
+                            reason: format!(
+                                "cannot delete {object}: {} is a {} that stands for hardware or \
+                                 a running component (remove it from the element's \
+                                 configuration file or by hot swap)",
+                                o.name, o.class.name
+                            ),
+                        }));
+                    }
+                }
+                Change::Set { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
     fn is_availability_attr(class: &ClassMeta, attribute: &str) -> bool {
         class
             .attribute(attribute)
@@ -1401,9 +1462,19 @@ impl InformationModel for AgentModel {
         self.store.walk(class, after, limit).await
     }
 
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        self.store.validate(tx)?;
+        self.check_element_rules(tx).await
+    }
+
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         // Validate everything first: all or nothing.
-        self.store.validate(&tx)?;
+        if let Err(e) = InformationModel::validate(self, &tx).await {
+            let what = format!("{} change(s)", tx.changes.len());
+            self.audit(&tx.principal, &what, &format!("refused: {}", e.error))
+                .await;
+            return Err(e);
+        }
         let what = tx
             .changes
             .iter()

@@ -348,9 +348,13 @@ fn commit_create(st: &mut State, mut obj: ManagedObject, at: Option<u32>) -> u32
     index
 }
 
-/// The zero value of an attribute's type (first label of an enumeration).
+/// An attribute's schema `Default` when it has one, else the zero value
+/// of its type (first label of an enumeration).
 pub fn default_value(a: &crate::meta::AttrMeta) -> Value {
     use crate::meta::AttrType;
+    if let Some(v) = a.default.and_then(|d| Value::parse(&a.ty, d).ok()) {
+        return v;
+    }
     match a.ty {
         AttrType::Boolean => Value::Bool(false),
         AttrType::String { .. } => Value::Str(String::new()),
@@ -527,6 +531,10 @@ impl InformationModel for MemoryModel {
             .take(limit)
             .cloned()
             .collect())
+    }
+
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        MemoryModel::validate(self, tx)
     }
 
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {

@@ -118,6 +118,9 @@ pub struct AttrMeta {
     pub writable: bool,
     pub measure: Measure,
     pub units: Option<&'static str>,
+    /// The text form of the value a writable attribute takes when
+    /// configuration omits it; None on a writable attribute: mandatory.
+    pub default: Option<&'static str>,
     /// The full SMIv2 descriptor, e.g. `hcFanAdminState`.
     pub mib_name: &'static str,
     pub yang_name: &'static str,

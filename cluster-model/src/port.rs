@@ -342,6 +342,11 @@ pub trait InformationModel: Send + Sync + 'static {
     /// through COpCo in the agent.
     async fn transact(&self, tx: Transaction) -> Result<(), TxError>;
 
+    /// Checks a transaction as a whole exactly as `transact` would (types,
+    /// containment, and what may be created or deleted at all), applying
+    /// nothing: NETCONF's `<validate>` and `test-only` ask this.
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError>;
+
     /// Invokes a schema operation on an object.
     async fn invoke(
         &self,

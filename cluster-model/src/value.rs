@@ -117,6 +117,13 @@ pub enum ValueError {
     WrongValue { reason: String },
 }
 
+/// XML 1.0's `Char` production (which YANG strings follow): tab, newline,
+/// carriage return and everything from U+0020 but U+FFFE and U+FFFF
+/// (Rust's `char` excludes the surrogates already).
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+}
+
 impl Value {
     /// Checks that the value fits the type: kind, length, range, labels.
     pub fn check(&self, ty: &AttrType) -> Result<(), ValueError> {
@@ -134,6 +141,15 @@ impl Value {
             (AttrType::String { max_len }, Value::Str(s)) => {
                 if s.chars().count() > *max_len as usize {
                     Err(ValueError::WrongLength { max: *max_len })
+                } else if let Some(c) = s.chars().find(|c| !is_xml_char(*c)) {
+                    // YANG's string type is XML 1.0 Char: a stored 0x01 would
+                    // make every later XML document of every face ill-formed.
+                    Err(ValueError::WrongValue {
+                        reason: format!(
+                            "character U+{:04X} is not allowed (XML 1.0 Char production)",
+                            c as u32
+                        ),
+                    })
                 } else {
                     Ok(())
                 }

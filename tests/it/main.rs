@@ -5,5 +5,6 @@ mod architecture;
 mod cluster;
 mod hotswap;
 mod netconf;
+mod netconf_correctness;
 mod proxy;
 mod upgrade;

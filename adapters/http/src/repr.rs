@@ -71,6 +71,8 @@ pub fn esc(s: &str) -> String {
             '&' => o.push_str("&amp;"),
             '"' => o.push_str("&quot;"),
             '\'' => o.push_str("&apos;"),
+            // Never emit what XML 1.0 forbids (the model refuses such values).
+            c if !halyard_cluster_model::value::is_xml_char(c) => o.push('\u{FFFD}'),
             c => o.push(c),
         }
     }

@@ -565,13 +565,15 @@ fn edit_entry(store: &mut ConfigStore, entry: &Element, inherited: Op) -> Result
         leaves.push((i, lop, value));
     }
     let exists = store.entries.contains_key(&name);
+    // A new or replaced entry starts from the module's defaults; a leaf
+    // without one is mandatory and must be given (never an invented value).
     let defaults = || ConfigEntry {
         class,
         values: class
             .attributes
             .iter()
             .map(|a| {
-                if a.writable {
+                if a.writable && a.default.is_some() {
                     default_value(a)
                 } else {
                     Value::Absent
@@ -647,8 +649,34 @@ fn edit_entry(store: &mut ConfigStore, entry: &Element, inherited: Op) -> Result
                 .with_path(path(Some(a.yang_name))));
             }
             (_, Some(v)) => e.values[i] = v,
-            (_, None) => e.values[i] = default_value(a),
+            // A deleted leaf falls back to its YANG default.
+            (_, None) if a.default.is_some() => e.values[i] = default_value(a),
+            (_, None) => {
+                return Err(app_error(
+                    Tag::DataMissing,
+                    a.yang_name,
+                    format!(
+                        "{} of {name} is mandatory (it has no default): give a value instead",
+                        a.yang_name
+                    ),
+                )
+                .with_path(path(Some(a.yang_name))));
+            }
         }
+    }
+    if let Some(a) = class
+        .attributes
+        .iter()
+        .zip(&e.values)
+        .find(|(a, v)| a.writable && matches!(v, Value::Absent))
+        .map(|(a, _)| a)
+    {
+        return Err(app_error(
+            Tag::DataMissing,
+            a.yang_name,
+            format!("{} of {name} is mandatory (it has no default)", a.yang_name),
+        )
+        .with_path(path(Some(a.yang_name))));
     }
     Ok(())
 }

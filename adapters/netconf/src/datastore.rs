@@ -146,8 +146,9 @@ struct PendingCommit {
 struct DsState {
     locks: BTreeMap<Datastore, (u32, Timestamp)>,
     candidate: Candidate,
-    /// The session whose edits the candidate holds.
-    candidate_modified_by: Option<u32>,
+    /// The sessions whose edits the candidate holds (RFC 6241 §7.5: a lock
+    /// is refused while another session's changes are in it).
+    candidate_modified_by: BTreeSet<u32>,
     pending: Option<PendingCommit>,
     generation: u64,
 }
@@ -193,6 +194,26 @@ impl std::fmt::Debug for Shared {
 
 /// The default confirm-timeout (RFC 6241 §8.4.5.1).
 pub const DEFAULT_CONFIRM_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// A refused transaction as an rpc-error naming the entry (or leaf) of the
+/// change that failed.
+fn tx_error(
+    e: &halyard_cluster_model::port::TxError,
+    changes: &[halyard_cluster_model::port::Change],
+    from: &ConfigStore,
+    to: &ConfigStore,
+) -> RpcError {
+    let store = if matches!(
+        changes.get(e.index),
+        Some(halyard_cluster_model::port::Change::Create { .. })
+    ) {
+        to
+    } else {
+        from
+    };
+    let path = changes.get(e.index).and_then(|c| change_path(c, store));
+    from_model(&e.error, path)
+}
 
 fn in_use(ds: Datastore, holder: u32) -> RpcError {
     RpcError::protocol(
@@ -307,7 +328,7 @@ impl Shared {
             ds.locks.remove(&d);
             if d == Datastore::Candidate {
                 ds.candidate = Candidate::default();
-                ds.candidate_modified_by = None;
+                ds.candidate_modified_by.clear();
             }
             info!(
                 session = id,
@@ -461,8 +482,7 @@ impl Shared {
         }
         if target == Datastore::Candidate
             && ds.candidate.is_modified()
-            && let Some(by) = ds.candidate_modified_by
-            && by != me
+            && let Some(&by) = ds.candidate_modified_by.iter().find(|s| **s != me)
         {
             return Err(RpcError::protocol(
                 Tag::LockDenied,
@@ -482,7 +502,7 @@ impl Shared {
                 ds.locks.remove(&target);
                 if target == Datastore::Candidate {
                     ds.candidate = Candidate::default();
-                    ds.candidate_modified_by = None;
+                    ds.candidate_modified_by.clear();
                 }
                 info!(session = me, datastore = target.name(), "unlocked");
                 Ok(())
@@ -520,18 +540,10 @@ impl Shared {
             principal: Self::principal(user),
             changes: changes.clone(),
         };
-        self.model.transact(tx).await.map_err(|e| {
-            let store = if matches!(
-                changes.get(e.index),
-                Some(halyard_cluster_model::port::Change::Create { .. })
-            ) {
-                to
-            } else {
-                from
-            };
-            let path = changes.get(e.index).and_then(|c| change_path(c, store));
-            from_model(&e.error, path)
-        })?;
+        self.model
+            .transact(tx)
+            .await
+            .map_err(|e| tx_error(&e, &changes, from, to))?;
         let edits: Vec<(String, &'static str)> = changes
             .iter()
             .filter_map(|c| {
@@ -548,6 +560,25 @@ impl Shared {
         self.events
             .emit(events::config_change(who.as_ref(), &edits));
         Ok(n)
+    }
+
+    /// Checks that turning running into `to` is a transaction the model
+    /// accepts as a whole (`<validate>`: containment, types, and what may be
+    /// created or deleted at all), applying nothing.
+    pub async fn validate_config(&self, user: &str, to: &ConfigStore) -> Result<(), RpcError> {
+        let from = self.running().await?;
+        let changes = from.diff(to);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let tx = Transaction {
+            principal: Self::principal(user),
+            changes,
+        };
+        self.model
+            .validate(&tx)
+            .await
+            .map_err(|e| tx_error(&e, &tx.changes, &from, to))
     }
 
     /// Edits a datastore: `edit` transforms a copy of the entries the edit
@@ -603,7 +634,7 @@ impl Shared {
                 } else {
                     ds.candidate.record(&base, new);
                 }
-                ds.candidate_modified_by = Some(me);
+                ds.candidate_modified_by.insert(me);
             }
         }
         errors
@@ -617,7 +648,7 @@ impl Shared {
             overlay: BTreeMap::new(),
             full: Some(store),
         };
-        ds.candidate_modified_by = Some(me);
+        ds.candidate_modified_by.insert(me);
         Ok(())
     }
 
@@ -625,7 +656,7 @@ impl Shared {
         let mut ds = self.ds.lock().await;
         Self::check_writable(&ds, Datastore::Candidate, me)?;
         ds.candidate = Candidate::default();
-        ds.candidate_modified_by = None;
+        ds.candidate_modified_by.clear();
         Ok(())
     }
 
@@ -681,7 +712,7 @@ impl Shared {
         };
         let n = self.apply_running(Some(me), user, &from, &to).await?;
         ds.candidate = Candidate::default();
-        ds.candidate_modified_by = None;
+        ds.candidate_modified_by.clear();
         if opts.confirmed {
             let timeout = opts.timeout.unwrap_or(DEFAULT_CONFIRM_TIMEOUT);
             let before = Snapshot { store: from, names };
@@ -785,13 +816,13 @@ impl Shared {
         let Some(p) = ds.pending.take() else {
             return Ok(());
         };
-        p.timer.abort();
-        let mut who = p.who.clone();
-        if event == "timeout" {
-            who.session = 0;
+        // The timer's own task runs the rollback on a timeout: aborting it
+        // would cancel this very rollback at its next await.
+        if tokio::task::try_id() != Some(p.timer.id()) {
+            p.timer.abort();
         }
         self.events
-            .emit(events::confirmed_commit(&who, event, None));
+            .emit(events::confirmed_commit(&p.who, event, None));
         let current = match &p.backup.names {
             None => self.running().await?,
             Some(names) => {
@@ -803,8 +834,11 @@ impl Shared {
             .apply_running(None, "confirmed-commit-rollback", &current, &p.backup.store)
             .await?;
         ds.candidate = Candidate::default();
-        ds.candidate_modified_by = None;
-        info!(changes = n, "confirmed commit rolled back");
+        ds.candidate_modified_by.clear();
+        warn!(
+            changes = n,
+            event, "confirmed commit rolled back: running is as before it"
+        );
         Ok(())
     }
 
@@ -919,7 +953,7 @@ mod tests {
         assert!(!s.commit_pending().await);
         let timeout = events.try_recv().unwrap().event.to_xml();
         assert!(
-            timeout.contains("<session-id>0</session-id><confirm-event>timeout</confirm-event>"),
+            timeout.contains("<netconf-confirmed-commit xmlns=\"urn:ietf:params:xml:ns:yang:ietf-netconf-notifications\"><confirm-event>timeout</confirm-event>"),
             "{timeout}"
         );
         let rollback = events.try_recv().unwrap().event.to_xml();

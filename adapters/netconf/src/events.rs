@@ -159,10 +159,13 @@ pub fn config_change(by: Option<&Who>, edits: &[(String, &'static str)]) -> Elem
     e
 }
 
-/// `netconf-confirmed-commit`.
+/// `netconf-confirmed-commit`. The module's `when` leaves out the session
+/// parameters of a timeout: the server itself rolled back, no session did.
 pub fn confirmed_commit(who: &Who, event: &str, timeout_s: Option<u64>) -> Element {
     let mut e = Element::new(NCN_NS, "netconf-confirmed-commit");
-    session_parms(&mut e, who);
+    if event != "timeout" {
+        session_parms(&mut e, who);
+    }
     e.push(leaf("confirm-event", event));
     if let Some(t) = timeout_s.filter(|_| matches!(event, "start" | "extend")) {
         e.push(leaf("timeout", t.to_string()));

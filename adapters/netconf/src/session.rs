@@ -568,42 +568,16 @@ impl Session {
         }
     }
 
-    /// Validates containment of every entry (what the port lets us check
-    /// without applying: it has no dry-run).
+    /// `<validate>`: the datastore (or inline config) as a whole, as the
+    /// commit that would make it running: the model checks the one
+    /// transaction that commit would be, applying nothing.
     async fn validate(&self, op: &Element) -> Result<(), RpcError> {
         let store = match source_of(op)? {
             Source::Ds(Datastore::Running) => self.shared.running().await?,
             Source::Ds(Datastore::Candidate) => self.shared.candidate().await?,
             Source::Inline(s) => s,
         };
-        let objs = self
-            .shared
-            .model
-            .query(&Query::default())
-            .await
-            .map_err(|e| from_model(&e, None))?;
-        let class_of = |n: &halyard_cluster_model::ObjectName| {
-            store
-                .entries
-                .get(n)
-                .map(|e| e.class)
-                .or_else(|| objs.iter().find(|o| &o.name == n).map(|o| o.class))
-        };
-        for (name, e) in &store.entries {
-            let ok = match name.parent() {
-                None => e.class.contained_in.is_empty(),
-                Some(p) => class_of(&p)
-                    .is_some_and(|pc| e.class.contained_in.iter().any(|c| SCHEMA.is_a(pc.name, c))),
-            };
-            if !ok {
-                return Err(RpcError::application(
-                    Tag::OperationFailed,
-                    format!("{name}: no valid container for a {}", e.class.yang_name),
-                )
-                .with_path(data::entry_path(e.class, name.as_str(), None)));
-            }
-        }
-        Ok(())
+        self.shared.validate_config(&self.user, &store).await
     }
 
     async fn action(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
@@ -651,6 +625,17 @@ impl Session {
                 )
             })?;
         let path = data::entry_path(class, target.as_str(), Some(m.yang_name));
+        // The entry must exist in the list the request names: a shelf's
+        // name under <fan> is no fan (as edit-config answers).
+        let obj = self.shared.model.get(&target).await.ok();
+        if obj.as_ref().is_none_or(|o| o.class.name != class.name) {
+            return Err(RpcError::application(
+                Tag::DataMissing,
+                format!("{} has no entry {target}", class.yang_name),
+            )
+            .with_info("bad-element", class.yang_name)
+            .with_path(data::entry_path(class, target.as_str(), None)));
+        }
         let mut args = Vec::new();
         for p in &act.children {
             let pm = m
@@ -975,11 +960,16 @@ fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
             r.push(data);
         }
         Reply::DataText(text) => {
-            // Splice the serialized content into <data>.
+            // Splice the serialized content into <data>: the marker is the
+            // last text of the reply, after any attribute the client sent.
+            const MARK: char = '\u{E000}';
             let mut head = String::new();
-            r.push(Element::with_text(BASE_NS, "data", "\u{0}"));
+            r.push(Element::with_text(BASE_NS, "data", MARK.to_string()));
             r.write(&mut head, "");
-            return head.replacen('\u{0}', &text, 1);
+            if let Some(at) = head.rfind(MARK) {
+                head.replace_range(at..at + MARK.len_utf8(), &text);
+            }
+            return head;
         }
         Reply::Raw(items) => r.children = items,
         Reply::Errors(es) => {

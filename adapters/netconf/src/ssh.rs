@@ -107,14 +107,40 @@ struct Conn {
     user: Option<String>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     started: Arc<AtomicBool>,
+    /// Failed password attempts on this connection.
+    password_failures: u32,
 }
 
+/// Password tries per connection, as OpenSSH's MaxAuthTries (6) allows in
+/// all: a mistyped password must not end password login (russh's default
+/// drops the method after one failure, and OpenSSH's client then gives up).
+const PASSWORD_TRIES: u32 = 3;
+/// Authentication attempts of any method per connection (OpenSSH's default).
+const MAX_AUTH_ATTEMPTS: usize = 6;
+
 impl Conn {
-    fn failed(&self, user: &str, method: &str) -> Auth {
+    fn failed(&mut self, user: &str, method: &str) -> Auth {
         Stats::inc(&self.ctx.shared.stats.auth_failures);
-        warn!(user, peer = %self.peer, method, "NETCONF login failed");
+        if method == "password" {
+            self.password_failures += 1;
+        }
+        let left = PASSWORD_TRIES.saturating_sub(self.password_failures);
+        warn!(
+            user,
+            peer = %self.peer,
+            method,
+            password_failures = self.password_failures,
+            password_tries_left = left,
+            delay_ms = self.ctx.ssh.auth_rejection_time.as_millis() as u64,
+            "NETCONF login failed"
+        );
+        let methods: &[MethodKind] = if left > 0 {
+            &[MethodKind::Password, MethodKind::PublicKey]
+        } else {
+            &[MethodKind::PublicKey]
+        };
         Auth::Reject {
-            proceed_with_methods: None,
+            proceed_with_methods: Some(MethodSet::from(methods)),
             partial_success: false,
         }
     }
@@ -298,6 +324,7 @@ impl Listener {
             keys: vec![key],
             methods: MethodSet::from(&[MethodKind::Password, MethodKind::PublicKey][..]),
             auth_rejection_time: config.auth_rejection_time,
+            max_auth_attempts: MAX_AUTH_ATTEMPTS,
             auth_rejection_time_initial: Some(Duration::ZERO),
             // NETCONF idleness is judged by the session (a subscriber may be
             // silent for hours); keepalives find dead peers.
@@ -430,6 +457,7 @@ impl Ctx {
             user: None,
             channels: HashMap::new(),
             started: started.clone(),
+            password_failures: 0,
         };
         let span = info_span!("ssh", peer = %peer);
         conns.spawn(

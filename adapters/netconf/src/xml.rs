@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use halyard_cluster_model::value::is_xml_char;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
@@ -143,6 +144,9 @@ pub fn escape_into(out: &mut String, s: &str, attr: bool) {
             '&' => out.push_str("&amp;"),
             '"' if attr => out.push_str("&quot;"),
             '\'' if attr => out.push_str("&apos;"),
+            // Never emit what XML 1.0 forbids (the model refuses such
+            // values; this keeps any that slipped in from breaking clients).
+            c if !is_xml_char(c) => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
@@ -170,6 +174,9 @@ fn resolve_ref(name: &str) -> Result<char, XmlError> {
         "amp" => '&',
         "apos" => '\'',
         "quot" => '"',
+        // A reference to a character XML 1.0 forbids (&#1;) is decoded, not
+        // a parse error: the value checks refuse it with an rpc-error that
+        // names the leaf and carries the message-id, which a client waits on.
         n if n.starts_with("#x") => {
             char::from_u32(u32::from_str_radix(&n[2..], 16).map_err(|_| bad())?).ok_or_else(bad)?
         }

@@ -82,6 +82,9 @@ pub struct Property {
     pub write: bool,
     pub description: String,
     pub units: Option<String>,
+    /// The value a writable attribute takes when configuration omits it
+    /// (YANG `default`); a writable attribute without one is mandatory.
+    pub default: Option<String>,
     pub measure: Measure,
     /// Exported as a state metric (enums, booleans).
     pub metric: bool,
@@ -206,6 +209,7 @@ const PROPERTY_QUALIFIERS: &[&str] = &[
     "Write",
     "Description",
     "Units",
+    "Default",
     "Counter",
     "Gauge",
     "Metric",
@@ -411,6 +415,7 @@ pub fn build(decls: &[Decl], errs: &mut Vec<Diagnostic>) -> Option<Schema> {
         }
     }
     check_class_set(&classes, &class_decls, errs);
+    check_enum_defaults(&classes, &enums, &class_decls, errs);
 
     if errs.len() > start_errors {
         return None;
@@ -420,6 +425,36 @@ pub fn build(decls: &[Decl], errs: &mut Vec<Diagnostic>) -> Option<Schema> {
         enums,
         classes,
     })
+}
+
+/// An enumeration's `Default` must name one of its labels.
+fn check_enum_defaults(
+    classes: &[ClassDef],
+    enums: &[EnumDef],
+    class_decls: &BTreeMap<&str, &Decl>,
+    errs: &mut Vec<Diagnostic>,
+) {
+    for c in classes {
+        for p in &c.attributes {
+            let (Type::Enum(e), Some(d)) = (&p.ty, &p.default) else {
+                continue;
+            };
+            let Some(def) = enums.iter().find(|x| &x.name == e) else {
+                continue;
+            };
+            if !def.values.iter().any(|v| &v.name == d)
+                && let Some(decl) = class_decls.get(c.name.as_str())
+            {
+                errs.push(Diagnostic::new(
+                    decl.name.loc.clone(),
+                    format!(
+                        "found Default(\"{d}\") on {}.{}, expected a label of {e}",
+                        c.name, p.name
+                    ),
+                ));
+            }
+        }
+    }
 }
 
 fn build_module(decls: &[Decl], errs: &mut Vec<Diagnostic>) -> Option<Module> {
@@ -878,6 +913,7 @@ fn build_property(
     )
     .unwrap_or_default();
     let units = q.string("Units", errs);
+    let default = q.string("Default", errs);
     let oid = q.uint("Oid", errs);
     let oid = required(oid, &q, "Oid", &m.name.loc, "a property", errs);
     let max_len = q.uint("MaxLen", errs);
@@ -957,6 +993,29 @@ fn build_property(
             "found Write on the Key, expected a read-only key".to_string(),
         ));
     }
+    if let Some(d) = &default {
+        if !write {
+            errs.push(here(format!(
+                "found Default on read-only '{name}', expected it on a Write property only"
+            )));
+        }
+        let ok = match &ty {
+            Type::Boolean => matches!(d.as_str(), "true" | "false"),
+            Type::String => max_len.is_none_or(|n| d.chars().count() <= n as usize),
+            Type::Uint32 => d.parse::<u32>().is_ok(),
+            Type::Sint32 => d.parse::<i32>().is_ok(),
+            Type::Real64 { .. } => d.parse::<f64>().is_ok(),
+            // Checked against the labels once every enumeration is known.
+            Type::Enum(_) => true,
+            Type::Uint64 | Type::DateTime => false,
+        };
+        if !ok {
+            errs.push(here(format!(
+                "found Default(\"{d}\") on '{name}' of type {}, expected a value of that type",
+                m.ty.text
+            )));
+        }
+    }
     if let Some(r) = &reference {
         if ty != Type::String {
             errs.push(here(format!(
@@ -977,6 +1036,7 @@ fn build_property(
         write,
         description,
         units,
+        default,
         measure: if counter {
             Measure::Counter
         } else if gauge {

@@ -246,7 +246,7 @@ fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property) {
     };
     let _ = writeln!(
         o,
-        "        AttrMeta {{ name: {:?}, field: {:?}, column: {}, ty: {}, key: {}, writable: {}, measure: Measure::{measure}, units: {}, mib_name: {:?}, yang_name: {:?}, metric: {metric}, reference: {}, declared_in: {:?}, description: {:?} }},",
+        "        AttrMeta {{ name: {:?}, field: {:?}, column: {}, ty: {}, key: {}, writable: {}, measure: Measure::{measure}, units: {}, default: {}, mib_name: {:?}, yang_name: {:?}, metric: {metric}, reference: {}, declared_in: {:?}, description: {:?} }},",
         p.name,
         names::snake(&p.name),
         p.oid,
@@ -254,6 +254,7 @@ fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property) {
         p.key,
         p.write,
         opt_str(p.units.as_deref()),
+        opt_str(p.default.as_deref()),
         format!("{prefix}{}", p.mib_name),
         p.yang_name,
         opt_str(p.reference.as_deref()),

@@ -85,6 +85,12 @@ fn leaf(w: &mut W, p: &Property, list_config: bool) {
     if let Some(u) = &p.units {
         w.line(&format!("units \"{u}\";"));
     }
+    if list_config && p.write {
+        match &p.default {
+            Some(d) => w.line(&format!("default \"{d}\";")),
+            None => w.line("mandatory true;"),
+        }
+    }
     if list_config && !p.write && !p.key {
         w.line("config false;");
     }

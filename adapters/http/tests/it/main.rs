@@ -228,6 +228,9 @@ impl InformationModel for TestModel {
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         self.inner.transact(tx).await
     }
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        InformationModel::validate(&self.inner, tx).await
+    }
     async fn invoke(
         &self,
         target: &ObjectName,

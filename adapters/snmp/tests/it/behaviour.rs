@@ -43,6 +43,9 @@ impl InformationModel for SlowFans {
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         self.0.transact(tx).await
     }
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        InformationModel::validate(&*self.0, tx).await
+    }
     async fn invoke(
         &self,
         target: &ObjectName,

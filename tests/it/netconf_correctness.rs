@@ -1,0 +1,428 @@
+//! NETCONF correctness on the real agent (issue #19), each case driven by
+//! ncclient (or paramiko, ncclient's SSH layer, where ncclient hides what is
+//! tested): a confirmed commit that times out is rolled back with every side
+//! effect; `<validate>` and `<commit>` refuse a candidate that would delete
+//! the element; a replace never invents a state; an action is bound to its
+//! list's class; XML-illegal characters are refused; a lock is refused over
+//! another session's edits; a mistyped password leaves password login open.
+
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::agent::{Agent, workspace};
+
+const SCRIPT: &str = r#"
+import sys, time, re
+from ncclient import manager
+from ncclient.operations import RPCError
+from lxml import etree
+host, port = sys.argv[1].rsplit(":", 1)
+case = sys.argv[2]
+out_dir = sys.argv[3]
+NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+NCN = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+
+def connect(password="halyard-demo"):
+    return manager.connect(host=host, port=int(port), username="operator", password=password,
+                           hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+
+def cfg(body, extra=""):
+    return '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0" %s><element xmlns="%s">%s</element></config>' % (extra, NS, body)
+
+def leaf(m, lst, name, leafname, source="running"):
+    f = '<element xmlns="%s"><%s><name>%s</name><%s/></%s></element>' % (NS, lst, name, leafname, lst)
+    if source == "state":
+        d = m.get(filter=("subtree", f)).data_ele
+    else:
+        d = m.get_config(source=source, filter=("subtree", f)).data_ele
+    e = d.find(".//{%s}%s" % (NS, leafname))
+    return None if e is None else (e.text or "")
+
+def count(m, lst):
+    d = m.get_config(source="running", filter=("subtree", '<element xmlns="%s"><%s/></element>' % (NS, lst))).data_ele
+    return len(d.findall(".//{%s}%s" % (NS, lst)))
+
+def error_of(f):
+    try:
+        f()
+    except RPCError as e:
+        return "%s|%s" % (e.tag, e.message)
+    return "ok"
+
+PSU = "ne=1/shelf=1/psu=1"
+FAN = "ne=1/shelf=1/fan=1"
+
+if case == "confirmed-timeout":
+    m = connect()
+    m.create_subscription()
+    label0 = leaf(m, "power-supply", PSU, "label")
+    print("admin-before=%s" % leaf(m, "power-supply", PSU, "admin-state"))
+    m.lock(target="candidate")
+    m.edit_config(target="candidate", config=cfg(
+        "<power-supply><name>%s</name><admin-state>locked</admin-state><label>relabelled</label></power-supply>" % PSU))
+    m.dispatch(etree.fromstring('<commit xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><confirmed/><confirm-timeout>2</confirm-timeout></commit>'))
+    m.unlock(target="candidate")
+    print("admin-committed=%s" % leaf(m, "power-supply", PSU, "admin-state"))
+    print("avail-committed=%s" % leaf(m, "power-supply", PSU, "availability-state", "state"))
+    notes = []
+    deadline = time.time() + 40
+    rolled = False
+    while time.time() < deadline:
+        n = m.take_notification(timeout=1)
+        if n is not None:
+            notes.append(n.notification_xml)
+        if leaf(m, "power-supply", PSU, "admin-state") == "unlocked" and \
+           leaf(m, "power-supply", PSU, "availability-state", "state") != "off-line" and \
+           any("<confirm-event>timeout" in x for x in notes) and \
+           any("netconf-config-change" in x and "<server" in x for x in notes):
+            rolled = True
+            break
+    print("rolled-back=%s" % rolled)
+    print("admin-after=%s" % leaf(m, "power-supply", PSU, "admin-state"))
+    print("label-restored=%s" % (leaf(m, "power-supply", PSU, "label") == label0))
+    print("avail-after=%s" % leaf(m, "power-supply", PSU, "availability-state", "state"))
+    timeouts = [x for x in notes if "<confirm-event>timeout" in x]
+    for i, x in enumerate(timeouts + [x for x in notes if "netconf-config-change" in x]):
+        with open("%s/notif-%d.xml" % (out_dir, i), "w") as f:
+            f.write(x)
+    print("timeout-has-session=%s" % any(("username" in x or "session-id" in x) for x in timeouts))
+    audit = m.get(filter=("subtree", '<element xmlns="%s"><audit-record/></element>' % NS)).data_xml
+    print("audited=%s" % ("confirmed-commit-rollback" in audit))
+    m.close_session()
+
+elif case == "validate-wipe":
+    m = connect()
+    fans0, sw0 = count(m, "fan"), count(m, "software-component")
+    m.lock(target="candidate")
+    one_fan = '<source>%s</source>' % cfg("<fan><name>%s</name><label>only</label></fan>" % FAN)
+    r = error_of(lambda: m.dispatch(etree.fromstring(
+        '<copy-config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><target><candidate/></target>%s</copy-config>' % one_fan)))
+    print("copy=%s" % r)
+    print("validate=%s" % error_of(lambda: m.validate(source="candidate")))
+    print("commit=%s" % error_of(lambda: m.commit()))
+    m.discard_changes()
+    # default-operation=replace with partial content builds the same candidate.
+    r = error_of(lambda: m.edit_config(target="candidate", default_operation="replace",
+                                       config=cfg("<fan><name>%s</name></fan>" % FAN)))
+    print("replace-edit=%s" % r)
+    print("validate2=%s" % error_of(lambda: m.validate(source="candidate")))
+    print("commit2=%s" % error_of(lambda: m.commit()))
+    m.discard_changes()
+    m.unlock(target="candidate")
+    print("intact=%s" % (count(m, "fan") == fans0 and count(m, "software-component") == sw0 and fans0 > 0))
+    m.close_session()
+
+elif case == "replace-defaults":
+    m = connect()
+    r = error_of(lambda: m.edit_config(target="running", config=cfg(
+        '<fan xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="replace"><name>%s</name><label>new label</label></fan>' % FAN)))
+    print("replace=%s" % r)
+    print("fan-admin=%s" % leaf(m, "fan", FAN, "admin-state"))
+    print("fan-label=%s" % leaf(m, "fan", FAN, "label"))
+    r = error_of(lambda: m.edit_config(target="running", config=cfg(
+        '<fan><name>%s</name><label xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0" nc:operation="delete"/></fan>' % FAN)))
+    print("delete-leaf=%s" % r)
+    print("fan-admin2=%s" % leaf(m, "fan", FAN, "admin-state"))
+    print("fan-label2=[%s]" % leaf(m, "fan", FAN, "label"))
+    r = error_of(lambda: m.edit_config(target="running", config=cfg(
+        "<fan><name>ne=1/shelf=1/fan=9</name><label>phantom</label></fan>")))
+    print("create-fan=%s" % r)
+    print("phantom=%s" % (leaf(m, "fan", "ne=1/shelf=1/fan=9", "admin-state") is not None))
+    m.close_session()
+
+elif case == "action-class":
+    m = connect()
+    act = lambda lst, name, body: error_of(lambda: m.dispatch(etree.fromstring(
+        '<action xmlns="urn:ietf:params:xml:ns:yang:1"><element xmlns="%s"><%s><name>%s</name>%s</%s></element></action>'
+        % (NS, lst, name, body, lst))))
+    print("fan-on-shelf=%s" % act("fan", "ne=1/shelf=1", "<lock><reason>x</reason></lock>"))
+    print("fan-on-psu=%s" % act("fan", PSU, "<restart/>"))
+    print("shelf-admin=%s" % leaf(m, "shelf", "ne=1/shelf=1", "admin-state"))
+    print("psu-restarts=%s" % leaf(m, "power-supply", PSU, "restarts", "state"))
+    m.close_session()
+
+elif case == "lock-over-edits":
+    x = connect()
+    y = connect()
+    x.edit_config(target="candidate", config=cfg("<fan><name>%s</name><label>x-half-done</label></fan>" % FAN))
+    y.edit_config(target="candidate", config=cfg("<fan><name>ne=1/shelf=1/fan=2</name><label>y</label></fan>"))
+    print("y-lock=%s" % error_of(lambda: y.lock(target="candidate")))
+    x.discard_changes()
+    print("y-lock-after-discard=%s" % error_of(lambda: y.lock(target="candidate")))
+    y.unlock(target="candidate")
+    x.close_session(); y.close_session()
+
+"#;
+
+fn run(case: &str) -> (String, PathBuf, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let script = dir.path().join("nc.py");
+    std::fs::write(&script, SCRIPT).unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&a.netconf)
+        .arg(case)
+        .arg(&out_dir)
+        .output()
+        .expect("python3 with ncclient (tests/run.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{case}: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    drop(a);
+    (text, out_dir, dir)
+}
+
+fn expect(text: &str, wants: &[&str]) {
+    for w in wants {
+        assert!(text.contains(w), "missing {w} in:\n{text}");
+    }
+}
+
+/// The directory of IETF YANG modules the `pyang` package ships.
+fn ietf_modules() -> PathBuf {
+    let o = Command::new("python3")
+        .args([
+            "-c",
+            "import sys, os; print(os.path.join(sys.prefix, 'share', 'yang', 'modules', 'ietf'))",
+        ])
+        .output()
+        .expect("python3");
+    PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
+}
+
+#[test]
+fn a_confirmed_commit_that_times_out_is_rolled_back_with_its_side_effects() {
+    let (text, out, _d) = run("confirmed-timeout");
+    expect(
+        &text,
+        &[
+            "admin-before=unlocked",
+            "admin-committed=locked",
+            "rolled-back=True",
+            "admin-after=unlocked",
+            "label-restored=True",
+            "timeout-has-session=False",
+            "audited=True",
+        ],
+    );
+    assert!(!text.contains("avail-after=off-line"), "{text}");
+    // Every notification sent about the rollback validates against
+    // ietf-netconf-notifications (the timeout's `when` forbids session
+    // parameters).
+    let mods = ietf_modules();
+    let mut n = 0;
+    for entry in std::fs::read_dir(&out).unwrap() {
+        let p = entry.unwrap().path();
+        let o = Command::new("yanglint")
+            .args(["-t", "nc-notif", "-f", "xml", "-p"])
+            .arg(&mods)
+            .arg("-p")
+            .arg(workspace().join("yang"))
+            .arg(mods.join("ietf-netconf-notifications.yang"))
+            .arg(workspace().join("yang/halyard-cluster@2026-11-26.yang"))
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "yanglint rejects {}: {}{}\n{}",
+            p.display(),
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+            std::fs::read_to_string(&p).unwrap_or_default()
+        );
+        n += 1;
+    }
+    assert!(
+        n >= 2,
+        "expected the timeout and config-change notifications, got {n}"
+    );
+}
+
+#[test]
+fn validate_and_commit_refuse_a_candidate_that_would_wipe_the_element() {
+    let (text, _, _d) = run("validate-wipe");
+    expect(&text, &["copy=ok", "replace-edit=ok", "intact=True"]);
+    for key in ["validate=", "commit=", "validate2=", "commit2="] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(key))
+            .unwrap_or_else(|| panic!("no {key} in {text}"));
+        assert!(
+            !line.ends_with("=ok") && line.contains("stands for hardware or a running component"),
+            "{line}\n{text}"
+        );
+    }
+}
+
+#[test]
+fn replace_and_leaf_delete_use_the_module_defaults_and_hardware_is_never_invented() {
+    let (text, _, _d) = run("replace-defaults");
+    expect(
+        &text,
+        &[
+            "replace=ok",
+            "fan-admin=unlocked",
+            "fan-label=new label",
+            "delete-leaf=ok",
+            "fan-admin2=unlocked",
+            "fan-label2=[]",
+            "phantom=False",
+        ],
+    );
+    assert!(
+        text.contains("create-fan=") && !text.contains("create-fan=ok"),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_action_on_an_entry_of_another_class_is_data_missing() {
+    let (text, _, _d) = run("action-class");
+    expect(
+        &text,
+        &[
+            "fan-on-shelf=data-missing",
+            "fan-on-psu=data-missing",
+            "shelf-admin=unlocked",
+            "psu-restarts=0",
+        ],
+    );
+}
+
+#[test]
+fn a_lock_is_refused_while_another_sessions_edits_are_in_the_candidate() {
+    let (text, _, _d) = run("lock-over-edits");
+    expect(&text, &["y-lock=lock-denied", "y-lock-after-discard=ok"]);
+}
+
+/// A NETCONF session through OpenSSH's client (`ssh -s netconf`), password
+/// login through SSH_ASKPASS answering `passwords` in turn: for input
+/// ncclient refuses to send, and for OpenSSH's own retry behaviour.
+fn openssh_session(a: &Agent, dir: &Path, passwords: &[&str], input: &str) -> (String, usize) {
+    let answers = dir.join("answers");
+    std::fs::write(&answers, passwords.join("\n") + "\n").unwrap();
+    let count = dir.join("count");
+    let askpass = dir.join("askpass.sh");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\nn=$(cat {c} 2>/dev/null || echo 0); n=$((n+1)); echo $n > {c}\nsed -n \"${{n}}p\" {a}\n",
+            c = count.display(),
+            a = answers.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (host, port) = a.netconf.rsplit_once(':').unwrap();
+    let mut child = Command::new("ssh")
+        .args(["-p", port])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=3",
+            "-o",
+            "ConnectTimeout=30",
+        ])
+        .arg(format!("operator@{host}"))
+        .args(["-s", "netconf"])
+        .env("SSH_ASKPASS", &askpass)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .env("DISPLAY", ":0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("OpenSSH's ssh (tests/run.sh installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let asked = std::fs::read_to_string(&count)
+        .ok()
+        .and_then(|c| c.trim().parse().ok())
+        .unwrap_or(0);
+    (String::from_utf8_lossy(&out.stdout).into_owned(), asked)
+}
+
+const HELLO: &str = r#"<?xml version="1.0"?><hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>urn:ietf:params:netconf:base:1.0</capability></capabilities></hello>]]>]]>"#;
+
+fn rpc(id: u32, body: &str) -> String {
+    format!(
+        r#"<rpc message-id="{id}" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{body}</rpc>]]>]]>"#
+    )
+}
+
+#[test]
+fn characters_xml_forbids_are_refused_and_never_stored() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let edit = |r: &str| {
+        format!(
+            r#"<edit-config><target><running/></target><config><element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><fan><name>ne=1/shelf=1/fan=1</name><label>bad{r}x</label></fan></element></config></edit-config>"#
+        )
+    };
+    let get = r#"<get-config><source><running/></source><filter type="subtree"><element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><fan><name>ne=1/shelf=1/fan=1</name></fan></element></filter></get-config>"#;
+    let mut input = HELLO.to_string();
+    input += &rpc(1, &edit("&#1;"));
+    input += &rpc(2, &edit("&#0;"));
+    input += &rpc(3, &edit("\u{1}"));
+    input += &rpc(4, get);
+    input += &rpc(5, "<close-session/>");
+    let (out, _) = openssh_session(&a, dir.path(), &["halyard-demo"], &input);
+    let replies: Vec<&str> = out.split("]]>]]>").collect();
+    let reply = |id: u32| {
+        replies
+            .iter()
+            .find(|r| r.contains(&format!("message-id=\"{id}\"")))
+            .unwrap_or_else(|| panic!("no reply {id} in {out}"))
+    };
+    for id in 1..=3 {
+        let r = reply(id);
+        assert!(
+            r.contains("<error-tag>invalid-value</error-tag>") && r.contains("label"),
+            "reply {id}: {r}"
+        );
+    }
+    let got = reply(4);
+    assert!(
+        got.contains("<label></label>") || got.contains("<label/>"),
+        "{got}"
+    );
+    assert!(!out.contains('\u{1}') && !out.contains('\u{0}'), "{out}");
+    // And nothing of it reached the model through another face either.
+    let (code, body) = a.curl("GET", "/api/v1/objects/ne=1/shelf=1/fan=1", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("bad"), "{body}");
+}
+
+#[test]
+fn a_mistyped_password_leaves_password_login_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let input = HELLO.to_string() + &rpc(1, "<close-session/>");
+    let (out, asked) = openssh_session(&a, dir.path(), &["wrong-password", "halyard-demo"], &input);
+    assert_eq!(asked, 2, "OpenSSH asked {asked} times: {out}");
+    assert!(
+        out.contains("<capabilities>") && out.contains("<ok/>"),
+        "no session after a retried password: {out}"
+    );
+}
