@@ -143,6 +143,42 @@ elif case == "action-class":
     print("psu-restarts=%s" % leaf(m, "power-supply", PSU, "restarts", "state"))
     m.close_session()
 
+elif case == "discovery":
+    MON = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
+    YL = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
+    NOTIF = "urn:ietf:params:xml:ns:netmod:notification"
+    m = connect()
+    caps = list(m.server_capabilities)
+    print("hello-has-yang11=%s" % any("module=halyard-cluster" in c or "module=ietf-yang-library" in c for c in caps))
+    st = m.get(filter=("subtree", '<netconf xmlns="%s"><streams/></netconf>' % NOTIF)).data_ele
+    names = [e.text for e in st.iter("{%s}name" % NOTIF)]
+    replay = [e.text for e in st.iter("{%s}replaySupport" % NOTIF)]
+    print("streams=%s replay=%s" % (",".join(names), ",".join(replay)))
+    lib = m.get(filter=("subtree", '<yang-library xmlns="%s"/>' % YL)).data_ele
+    mods = {}
+    for mod in lib.iter("{%s}module" % YL):
+        mods[mod.find("{%s}name" % YL).text] = [f.text for f in mod.findall("{%s}feature" % YL)]
+    print("nc-notifications-listed=%s" % ("nc-notifications" in mods))
+    print("netconf-features=%s" % ",".join(sorted(mods.get("ietf-netconf", []))))
+    g = m.get(filter=("subtree", '<netconf-state xmlns="%s"><schemas/></netconf-state>' % MON)).data_ele
+    listed = set(mods)
+    served = set()
+    for sch in g.iter("{%s}schema" % MON):
+        ident = sch.find("{%s}identifier" % MON).text
+        ver = sch.find("{%s}version" % MON).text
+        if m.get_schema(ident, version=ver).data.lstrip().startswith("module " + ident):
+            served.add(ident)
+    print("unserved=%s" % ",".join(sorted(listed - served)))
+    def dropped():
+        d = m.get(filter=("subtree", '<netconf-state xmlns="%s"><statistics/></netconf-state>' % MON)).data_ele
+        return int(d.find(".//{%s}dropped-sessions" % MON).text)
+    d0 = dropped()
+    victim = connect()
+    m.kill_session(victim.session_id)
+    time.sleep(1)
+    print("dropped-delta=%d" % (dropped() - d0))
+    m.close_session()
+
 elif case == "lock-over-edits":
     x = connect()
     y = connect()
@@ -294,6 +330,22 @@ fn an_action_on_an_entry_of_another_class_is_data_missing() {
             "fan-on-psu=data-missing",
             "shelf-admin=unlocked",
             "psu-restarts=0",
+        ],
+    );
+}
+
+#[test]
+fn discovery_every_module_served_features_streams_and_monitoring() {
+    let (text, _, _d) = run("discovery");
+    expect(
+        &text,
+        &[
+            "hello-has-yang11=False",
+            "streams=NETCONF replay=true",
+            "nc-notifications-listed=True",
+            "netconf-features=candidate,confirmed-commit,rollback-on-error,validate,writable-running,xpath",
+            "unserved=\n",
+            "dropped-delta=0",
         ],
     );
 }

@@ -790,6 +790,8 @@ enum Pred {
         ns: Option<String>,
         name: String,
         value: String,
+        /// An unquoted number: compared numerically.
+        numeric: bool,
     },
     Exists {
         ns: Option<String>,
@@ -863,18 +865,23 @@ fn parse_pred(p: &str, ctx: &Element) -> Result<Vec<Pred>, RpcError> {
         }
         if let Some((l, r)) = part.split_once('=') {
             let r = r.trim();
-            let value = if (r.starts_with('\'') && r.ends_with('\'') && r.len() >= 2)
+            let (value, numeric) = if (r.starts_with('\'') && r.ends_with('\'') && r.len() >= 2)
                 || (r.starts_with('"') && r.ends_with('"') && r.len() >= 2)
             {
-                r[1..r.len() - 1].to_string()
+                (r[1..r.len() - 1].to_string(), false)
             } else if r.parse::<f64>().is_ok() {
-                r.to_string()
+                (r.to_string(), true)
             } else {
                 return Err(xpath_error(format!("unsupported predicate '[{p}]'")));
             };
             let (ns, name) = qname(l, ctx)?;
             let name = name.ok_or_else(|| xpath_error(format!("unsupported predicate '[{p}]'")))?;
-            out.push(Pred::Equals { ns, name, value });
+            out.push(Pred::Equals {
+                ns,
+                name,
+                value,
+                numeric,
+            });
         } else {
             let (ns, name) = qname(part, ctx)?;
             let name = name.ok_or_else(|| xpath_error(format!("unsupported predicate '[{p}]'")))?;
@@ -886,6 +893,7 @@ fn parse_pred(p: &str, ctx: &Element) -> Result<Vec<Pred>, RpcError> {
 
 fn parse_path(expr: &str, ctx: &Element) -> Result<Vec<Step>, RpcError> {
     let expr = expr.trim();
+    check_subset(expr)?;
     let rest = expr.strip_prefix('/').ok_or_else(|| {
         xpath_error(format!(
             "only absolute location paths are supported, not '{expr}'"
@@ -935,6 +943,55 @@ fn find_close(s: &str) -> Option<usize> {
     None
 }
 
+/// XPath 1.0 `=` between a node and a literal: a number compares
+/// numerically (`[x=1]` matches `1.000000`), a string literal as text.
+fn xpath_equal(node: &str, literal: &str, numeric: bool) -> bool {
+    match literal.parse::<f64>() {
+        Ok(n) if numeric => node.parse::<f64>().is_ok_and(|v| v == n),
+        _ => node == literal,
+    }
+}
+
+/// Refuses what this XPath subset does not implement, so that an
+/// unsupported expression is an error, never silently empty data.
+fn check_subset(expr: &str) -> Result<(), RpcError> {
+    let mut quote: Option<char> = None;
+    let mut bare = String::new();
+    for c in expr.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, c) => bare.push(c),
+        }
+    }
+    let padded = format!(" {bare} ");
+    for (what, found) in [
+        ("'or'", padded.contains(" or ")),
+        (
+            "'..' or '.'",
+            bare.split(['/', '[', ']', '='])
+                .any(|t| t.trim().starts_with('.')),
+        ),
+        ("functions", bare.contains('(')),
+        ("comparisons other than '='", bare.contains(['!', '<', '>'])),
+        ("'|'", bare.contains('|')),
+    ] {
+        if found {
+            return Err(RpcError::protocol(
+                Tag::OperationNotSupported,
+                format!(
+                    "{what} in select: this server's XPath is absolute child paths with \
+                     [leaf='literal'], [leaf=number], [leaf] and [position] predicates joined \
+                     by 'and'"
+                ),
+            )
+            .with_info("bad-attribute", "select"));
+        }
+    }
+    Ok(())
+}
+
 fn name_test(el: &Element, ns: &Option<String>, name: &Option<String>) -> bool {
     ns.as_ref().is_none_or(|n| *n == el.ns) && name.as_ref().is_none_or(|n| *n == el.name)
 }
@@ -947,10 +1004,14 @@ fn step_matches(el: &Element, step: &Step, position: usize) -> bool {
                 .children
                 .iter()
                 .any(|c| name_test(c, ns, &Some(name.clone()))),
-            Pred::Equals { ns, name, value } => el
-                .children
-                .iter()
-                .any(|c| name_test(c, ns, &Some(name.clone())) && c.trimmed() == value),
+            Pred::Equals {
+                ns,
+                name,
+                value,
+                numeric,
+            } => el.children.iter().any(|c| {
+                name_test(c, ns, &Some(name.clone())) && xpath_equal(c.trimmed(), value, *numeric)
+            }),
         })
 }
 
@@ -1193,6 +1254,32 @@ mod tests {
         .unwrap();
         assert_eq!(got[0].children.len(), 2);
         assert!(xpath_filter(std::slice::from_ref(&top), "/zz:element", &ctx).is_err());
+        // What the subset lacks is refused, never answered with empty data.
+        for e in [
+            "/hc:element/hc:fan[hc:name='a' or hc:name='b']",
+            "/hc:element/hc:fan/..",
+            "/hc:element/hc:fan/hc:name[.='x']",
+            "/hc:element/hc:fan[contains(hc:name,'x')]",
+            "/hc:element/hc:fan[hc:slot!=1]",
+        ] {
+            let r = xpath_filter(std::slice::from_ref(&top), e, &ctx);
+            assert!(
+                r.as_ref()
+                    .is_err_and(|x| x.tag == Tag::OperationNotSupported),
+                "{e}: {r:?}"
+            );
+        }
+        // '=' with a number compares numerically; quoted 'or' is a literal.
+        assert!(xpath_equal("1.000000", "1", true));
+        assert!(!xpath_equal("1.000000", "1", false));
+        assert!(
+            xpath_filter(
+                std::slice::from_ref(&top),
+                "/hc:element/hc:fan[hc:name='a or b']",
+                &ctx
+            )
+            .is_ok()
+        );
         assert!(xpath_filter(&[top], "hc:element", &ctx).is_err());
     }
 

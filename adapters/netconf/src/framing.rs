@@ -108,6 +108,30 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let mut pos = self.chunk_pos;
         loop {
             // Each chunk and the end marker start with "\n#".
+            // Lenience that libnetconf2 shows too, and that cannot confuse
+            // where a message ends: a stray end-of-message marker between
+            // messages (a client still framing 1.0 after the hello), and CR
+            // before the LFs of chunk headers (CRLF line ends).
+            if self.chunk_msg.is_empty() {
+                let ws = b[pos..]
+                    .iter()
+                    .take_while(|c| matches!(c, b'\r' | b'\n' | b' ' | b'\t'))
+                    .count();
+                let rest = &b[pos + ws..];
+                if rest.starts_with(EOM) {
+                    let skip = pos + ws + EOM.len();
+                    self.buf.drain(..skip);
+                    self.chunk_pos = 0;
+                    return self.try_take_chunked();
+                }
+                if rest.len() < EOM.len() && EOM.starts_with(rest) && !rest.is_empty() {
+                    self.chunk_pos = pos;
+                    return Ok(None);
+                }
+            }
+            if b.len() > pos && b[pos] == b'\r' {
+                pos += 1;
+            }
             if b.len() < pos + 2 {
                 self.chunk_pos = pos;
                 return Ok(None);
@@ -127,6 +151,14 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 if b.len() <= p + 1 {
                     self.chunk_pos = pos;
                     return Ok(None);
+                }
+                let crlf = b[p + 1] == b'\r';
+                if crlf && b.len() <= p + 2 {
+                    self.chunk_pos = pos;
+                    return Ok(None);
+                }
+                if crlf {
+                    p += 1;
                 }
                 if b[p + 1] != b'\n' {
                     return Err(FrameError::BadChunk(
@@ -153,10 +185,19 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 self.chunk_pos = pos;
                 return Ok(None);
             }
+            let crlf = b[p] == b'\r' && p > start;
+            if crlf && p + 1 == b.len() {
+                self.chunk_pos = pos;
+                return Ok(None);
+            }
+            let digits_end = p;
+            if crlf {
+                p += 1;
+            }
             if b[p] != b'\n' || p == start {
                 return Err(FrameError::BadChunk("chunk size is not a number".into()));
             }
-            let digits = std::str::from_utf8(&b[start..p]).unwrap_or("x");
+            let digits = std::str::from_utf8(&b[start..digits_end]).unwrap_or("x");
             if digits.starts_with('0') {
                 return Err(FrameError::BadChunk(
                     "chunk size with a leading zero".into(),
@@ -281,6 +322,15 @@ mod tests {
         many.extend_from_slice(b"\n##\n");
         let got = read_all(&many, Framing::Chunked, 1 << 20).await;
         assert_eq!(got, vec![Ok(vec![b'x'; 200_000])]);
+        // Accepted as libnetconf2 accepts them: CRLF in chunk headers and
+        // a stray end-of-message marker between messages.
+        let got = read_all(
+            b"\r\n#4\r\n<rpc\r\n#2\r\n/>\r\n##\r\n]]>]]>\n#1\ny\n##\n\r\n]]>]]>",
+            Framing::Chunked,
+            100,
+        )
+        .await;
+        assert_eq!(got, vec![Ok(b"<rpc/>".to_vec()), Ok(b"y".to_vec())]);
         let got = read_all(b"\n#101\n", Framing::Chunked, 100).await;
         assert!(got[0].as_ref().unwrap_err().contains("larger"));
         assert_eq!(

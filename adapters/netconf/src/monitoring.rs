@@ -61,7 +61,68 @@ pub struct ModuleInfo {
     pub namespace: &'static str,
     /// Implemented (else import-only).
     pub implement: bool,
+    /// The features of the module the server supports (yang-library).
+    pub features: &'static [&'static str],
 }
+
+impl ModuleInfo {
+    /// The module's text, byte-exact as published (`yang/standard/`,
+    /// sources and licences in its SOURCES.md) or generated (ours).
+    pub fn text(&self) -> Option<&'static str> {
+        if self.name == SCHEMA.module.yang_module {
+            return Some(SCHEMA_TEXT);
+        }
+        STANDARD
+            .iter()
+            .find(|(n, r, _)| *n == self.name && *r == self.revision)
+            .map(|(_, _, t)| *t)
+    }
+
+    /// A YANG 1.1 module is listed in the yang-library only, never as a
+    /// hello capability (RFC 7950 §5.6.4).
+    pub fn is_yang11(&self) -> bool {
+        self.text().is_some_and(|t| {
+            t.lines()
+                .take(8)
+                .any(|l| l.trim_start().starts_with("yang-version 1.1"))
+        })
+    }
+}
+
+macro_rules! standard {
+    ($($name:literal @ $rev:literal),* $(,)?) => {
+        &[$(($name, $rev, include_str!(concat!("../../../yang/standard/", $name, "@", $rev, ".yang")))),*]
+    };
+}
+
+/// The standard modules served by `<get-schema>`, embedded byte-exact.
+const STANDARD: &[(&str, &str, &str)] = standard![
+    "ietf-netconf" @ "2011-06-01",
+    "ietf-netconf-monitoring" @ "2010-10-04",
+    "ietf-netconf-with-defaults" @ "2011-06-01",
+    "ietf-yang-library" @ "2019-01-04",
+    "notifications" @ "2008-07-14",
+    "nc-notifications" @ "2008-07-14",
+    "ietf-netconf-notifications" @ "2012-02-06",
+    "ietf-yang-types" @ "2013-07-15",
+    "ietf-inet-types" @ "2013-07-15",
+    "ietf-netconf-acm" @ "2018-02-14",
+    "ietf-datastores" @ "2018-02-14",
+];
+
+/// The features of ietf-netconf the server supports, one per capability
+/// of the hello (RFC 6241 §10.4 maps each to its capability).
+pub const NETCONF_FEATURES: &[&str] = &[
+    "writable-running",
+    "candidate",
+    "confirmed-commit",
+    "rollback-on-error",
+    "validate",
+    "xpath",
+];
+
+/// The RFC 5277 stream-discovery namespace (module nc-notifications).
+pub const NC_NOTIFICATIONS_NS: &str = "urn:ietf:params:xml:ns:netmod:notification";
 
 /// Every module of the server's schema.
 pub fn modules() -> Vec<ModuleInfo> {
@@ -70,6 +131,7 @@ pub fn modules() -> Vec<ModuleInfo> {
         revision,
         namespace,
         implement,
+        features: &[],
     };
     vec![
         m(
@@ -78,7 +140,10 @@ pub fn modules() -> Vec<ModuleInfo> {
             SCHEMA.module.namespace,
             true,
         ),
-        m("ietf-netconf", "2011-06-01", BASE_NS, true),
+        ModuleInfo {
+            features: NETCONF_FEATURES,
+            ..m("ietf-netconf", "2011-06-01", BASE_NS, true)
+        },
         m("ietf-netconf-monitoring", "2010-10-04", MONITORING_NS, true),
         m(
             "ietf-netconf-with-defaults",
@@ -88,6 +153,7 @@ pub fn modules() -> Vec<ModuleInfo> {
         ),
         m("ietf-yang-library", "2019-01-04", YANG_LIBRARY_NS, true),
         m("notifications", "2008-07-14", crate::NOTIF_NS, true),
+        m("nc-notifications", "2008-07-14", NC_NOTIFICATIONS_NS, true),
         m(
             "ietf-netconf-notifications",
             "2012-02-06",
@@ -159,7 +225,7 @@ pub fn capabilities() -> Vec<String> {
         "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2019-01-04&module-set-id={}",
         content_id()
     ));
-    for m in modules().iter().filter(|m| m.implement) {
+    for m in modules().iter().filter(|m| m.implement && !m.is_yang11()) {
         if m.name == "ietf-netconf" {
             continue;
         }
@@ -187,15 +253,15 @@ impl SchemaStore {
         }
     }
 
-    /// The text of a module, if it can be served.
+    /// The text of a module, if it can be served: every module listed is
+    /// embedded; the configured directories are searched for others.
     pub fn text(&self, name: &str, revision: &str) -> Option<String> {
-        if name == SCHEMA.module.yang_module {
-            return (revision.is_empty() || revision == SCHEMA.module.revision)
-                .then(|| SCHEMA_TEXT.to_string());
-        }
         let m = modules().into_iter().find(|m| m.name == name)?;
         if !revision.is_empty() && revision != m.revision {
             return None;
+        }
+        if let Some(t) = m.text() {
+            return Some(t.to_string());
         }
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         cache
@@ -337,6 +403,26 @@ impl MonitoringView<'_> {
     }
 }
 
+/// RFC 5277 §3.2.5.1 stream discovery: `/netconf/streams` lists the one
+/// stream the server has, with its replay support.
+pub fn streams(replay_since: Timestamp) -> Element {
+    let ns = NC_NOTIFICATIONS_NS;
+    let mut stream = Element::new(ns, "stream");
+    stream.push(leaf(ns, "name", "NETCONF"));
+    stream.push(leaf(
+        ns,
+        "description",
+        "The element's notifications (alarms, state changes, jobs) and the server's own (RFC 6470)",
+    ));
+    stream.push(leaf(ns, "replaySupport", "true"));
+    stream.push(leaf(ns, "replayLogCreationTime", replay_since.to_string()));
+    let mut streams = Element::new(ns, "streams");
+    streams.push(stream);
+    let mut top = Element::new(ns, "netconf");
+    top.push(streams);
+    top
+}
+
 /// `<yang-library>` (RFC 8525) and the deprecated `<modules-state>`.
 pub fn yang_library() -> Vec<Element> {
     let ns = YANG_LIBRARY_NS;
@@ -355,6 +441,9 @@ pub fn yang_library() -> Vec<Element> {
         e.push(leaf(ns, "name", m.name));
         e.push(leaf(ns, "revision", m.revision));
         e.push(leaf(ns, "namespace", m.namespace));
+        for f in m.features {
+            e.push(leaf(ns, "feature", *f));
+        }
         set.push(e);
     }
     lib.push(set);
@@ -383,6 +472,9 @@ pub fn yang_library() -> Vec<Element> {
         e.push(leaf(ns, "name", m.name));
         e.push(leaf(ns, "revision", m.revision));
         e.push(leaf(ns, "namespace", m.namespace));
+        for f in m.features {
+            e.push(leaf(ns, "feature", *f));
+        }
         e.push(leaf(
             ns,
             "conformance-type",
@@ -412,12 +504,27 @@ mod tests {
             8,
         )
         .unwrap();
-        assert_eq!(s.get_schema(&rpc).unwrap_err().tag, Tag::InvalidValue);
-        assert_eq!(s.available().len(), 1);
         assert!(
-            capabilities()
-                .iter()
-                .any(|c| c.contains("module=halyard-cluster"))
+            s.get_schema(&rpc)
+                .unwrap()
+                .text
+                .contains("module ietf-yang-types")
+        );
+        // Every module listed is served.
+        assert_eq!(s.available().len(), modules().len());
+        let rpc = crate::xml::parse(
+            &format!(r#"<get-schema xmlns="{MONITORING_NS}"><identifier>ietf-netconf</identifier><version>2000-01-01</version></get-schema>"#),
+            8,
+        )
+        .unwrap();
+        assert_eq!(s.get_schema(&rpc).unwrap_err().tag, Tag::InvalidValue);
+        // YANG 1.1 modules are not hello capabilities; 1.0 modules are.
+        let caps = capabilities();
+        assert!(!caps.iter().any(|c| c.contains("module=halyard-cluster")));
+        assert!(!caps.iter().any(|c| c.contains("module=ietf-yang-library")));
+        assert!(
+            caps.iter()
+                .any(|c| c.contains("module=ietf-netconf-monitoring"))
         );
     }
 }

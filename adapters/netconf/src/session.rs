@@ -285,6 +285,9 @@ impl Session {
                     }
                 }
             }
+            if wants(crate::monitoring::NC_NOTIFICATIONS_NS, "netconf") {
+                roots.push(self.streams().await);
+            }
         }
         match filter {
             None => Ok(roots),
@@ -306,7 +309,32 @@ impl Session {
         for e in self.monitoring_and_library().await {
             e.write(&mut out, BASE_NS);
         }
+        self.streams().await.write(&mut out, BASE_NS);
         Ok(out)
+    }
+
+    /// `/netconf/streams`: replay reaches back to the oldest notification
+    /// kept (the model's or the server's own), or the server's start.
+    async fn streams(&self) -> Element {
+        let model_oldest = self
+            .shared
+            .model
+            .history(&NotificationFilter::default(), Timestamp(0), None)
+            .await
+            .ok()
+            .and_then(|h| h.first().map(|n| n.time));
+        let server_oldest = self
+            .shared
+            .events
+            .history(Timestamp(0), None)
+            .first()
+            .map(|e| e.time);
+        let since = [Some(self.shared.start_time), model_oldest, server_oldest]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.shared.start_time);
+        crate::monitoring::streams(since)
     }
 
     async fn monitoring_and_library(&self) -> Vec<Element> {
@@ -1016,7 +1044,10 @@ pub async fn run_session<S>(
             End::Dropped
         }
     };
-    if end != End::Closed {
+    // RFC 6022: dropped-sessions counts sessions "abnormally terminated,
+    // e.g., due to idle timeout or transport close"; a close-session or a
+    // kill-session is an orderly end.
+    if !matches!(end, End::Closed | End::Killed(_)) {
         Stats::inc(&shared.stats.dropped_sessions);
     }
     shared.events.emit(events::session_end(&who, end));

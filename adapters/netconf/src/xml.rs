@@ -342,5 +342,8 @@ mod tests {
             e.to_xml(),
             r#"<x xmlns="urn:a"><y>1&lt;2</y><z xmlns="urn:b">&amp;</z></x>"#
         );
+        // What XML 1.0 forbids is never written.
+        let e = Element::with_text("urn:a", "y", "a\u{1}b\u{0}c");
+        assert_eq!(e.to_xml(), "<y xmlns=\"urn:a\">a\u{FFFD}b\u{FFFD}c</y>");
     }
 }

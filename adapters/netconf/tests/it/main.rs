@@ -1012,7 +1012,13 @@ m.close_session()
     let modules = line_value(&out, "modules").to_string();
     for m in [
         "halyard-cluster",
+        "ietf-netconf",
         "ietf-netconf-monitoring",
+        "ietf-netconf-with-defaults",
+        "ietf-netconf-notifications",
+        "ietf-netconf-acm",
+        "notifications",
+        "nc-notifications",
         "ietf-yang-library",
         "ietf-yang-types",
         "ietf-inet-types",
@@ -1047,6 +1053,7 @@ m.close_session()
         "ietf-netconf-monitoring@2010-10-04.yang",
         "ietf-yang-library@2019-01-04.yang",
         "ietf-datastores@2018-02-14.yang",
+        "nc-notifications@2008-07-14.yang",
     ];
     let o = Command::new("yanglint")
         .arg("-p")
