@@ -235,14 +235,15 @@ m = connect()
 print("base=%s" % ("1.1" if m._session._base == NetconfBase.BASE_11 else "1.0"))
 print("session=%d" % int(m.session_id))
 caps = list(m.server_capabilities)
-print("caps_ok=%s" % all(any(c.startswith(x) for c in caps) for x in [
+print("caps_ok=%s" % (all(any(c.startswith(x) for c in caps) for x in [
     "urn:ietf:params:netconf:capability:candidate:1.0",
     "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
     "urn:ietf:params:netconf:capability:xpath:1.0",
     "urn:ietf:params:netconf:capability:interleave:1.0",
     "urn:ietf:params:netconf:capability:with-defaults:1.0",
-    "urn:ietf:params:netconf:capability:yang-library:1.0",
-    HC + "?module=halyard-cluster"]))
+    "urn:ietf:params:netconf:capability:yang-library:1.0"]) and
+    # A YANG 1.1 module is announced through the yang-library only (RFC 7950 5.6.4).
+    not any("module=halyard-cluster" in c for c in caps)))
 r = m.get_config(source="running")
 x = r.data_xml
 print("running_has_fan=%s" % ("<name>ne=1/shelf=1/fan=1</name>" in x))
