@@ -179,6 +179,29 @@ elif case == "discovery":
     print("dropped-delta=%d" % (dropped() - d0))
     m.close_session()
 
+elif case == "xpath":
+    m = connect()
+    def sel(expr):
+        try:
+            d = m.get(filter=("xpath", ({"hc": NS}, expr))).data_ele
+        except RPCError as e:
+            return "error:" + e.tag
+        return ",".join(sorted(e.text for e in d.iter("{%s}name" % NS) if e.getparent().tag != "{%s}element" % NS))
+    cases = {
+        "or": "/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1' or hc:name='ne=1/shelf=1/fan=2']",
+        "number": "/hc:element/hc:fan[hc:slot=2.0]",
+        "parent": "/hc:element/hc:fan/hc:label/..",
+        "dot": "/hc:element/hc:fan/hc:name[.='ne=1/shelf=1/fan=2']",
+        "descendant": "//hc:power-supply",
+        "contains": "/hc:element/hc:fan[contains(hc:name, 'fan=2')]",
+        "not-equal": "/hc:element/hc:fan[hc:name!='ne=1/shelf=1/fan=1']",
+        "greater": "/hc:element/hc:fan[hc:slot>2]",
+        "count": "/hc:element[count(hc:fan)=2]/hc:fan[1]",
+    }
+    for k, v in cases.items():
+        print("xpath-%s=%s" % (k, sel(v)))
+    m.close_session()
+
 elif case == "lock-over-edits":
     x = connect()
     y = connect()
@@ -346,6 +369,28 @@ fn discovery_every_module_served_features_streams_and_monitoring() {
             "netconf-features=candidate,confirmed-commit,rollback-on-error,validate,writable-running,xpath",
             "unserved=\n",
             "dropped-delta=0",
+        ],
+    );
+}
+
+#[test]
+fn xpath_filters_are_xpath_1_0_as_advertised() {
+    let (text, _, _d) = run("xpath");
+    let (f1, f2) = ("ne=1/shelf=1/fan=1", "ne=1/shelf=1/fan=2");
+    let p1 = "ne=1/shelf=1/psu=1";
+    let p2 = "ne=1/shelf=1/psu=2";
+    expect(
+        &text,
+        &[
+            &format!("xpath-or={f1},{f2}\n"),
+            &format!("xpath-number={f1}\n"),
+            &format!("xpath-parent={f1},{f2}\n"),
+            &format!("xpath-dot={f2}\n"),
+            &format!("xpath-descendant={p1},{p2}\n"),
+            &format!("xpath-contains={f2}\n"),
+            &format!("xpath-not-equal={f2}\n"),
+            &format!("xpath-greater={f2}\n"),
+            &format!("xpath-count={f1}\n"),
         ],
     );
 }

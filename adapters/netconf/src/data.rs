@@ -774,37 +774,20 @@ pub fn filter_wants(filter: &[Element], ns: &str, name: &str) -> bool {
         .any(|f| ns_matches(&f.ns, ns) && f.name == name)
 }
 
-/// One step of the XPath subset: a name test and predicates.
+/// One child step of a simple location path: a name test (None: any
+/// namespace, or `*`). Predicates are skipped: they never change which top
+/// node or which list a step names.
 #[derive(Debug, Clone, PartialEq)]
 struct Step {
-    /// None: any namespace.
     ns: Option<String>,
-    /// None: `*`.
     name: Option<String>,
-    preds: Vec<Pred>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-enum Pred {
-    Equals {
-        ns: Option<String>,
-        name: String,
-        value: String,
-        /// An unquoted number: compared numerically.
-        numeric: bool,
-    },
-    Exists {
-        ns: Option<String>,
-        name: String,
-    },
-    Position(usize),
-}
+/// Why an expression is not a simple path (then every class is read).
+#[derive(Debug)]
+struct NotSimple;
 
-fn xpath_error(msg: String) -> RpcError {
-    RpcError::protocol(Tag::InvalidValue, msg).with_info("bad-attribute", "select")
-}
-
-fn qname(text: &str, ctx: &Element) -> Result<(Option<String>, Option<String>), RpcError> {
+fn qname(text: &str, ctx: &Element) -> Result<(Option<String>, Option<String>), NotSimple> {
     let text = text.trim();
     let (prefix, local) = match text.split_once(':') {
         Some((p, l)) => (Some(p), l),
@@ -812,22 +795,19 @@ fn qname(text: &str, ctx: &Element) -> Result<(Option<String>, Option<String>), 
     };
     let ns = match prefix {
         None => None,
-        Some(p) => Some(
-            ctx.resolve_prefix(p)
-                .ok_or_else(|| xpath_error(format!("unknown prefix '{p}' in select")))?
-                .to_string(),
-        ),
+        Some(p) => Some(ctx.resolve_prefix(p).ok_or(NotSimple)?.to_string()),
     };
     let name = if local == "*" {
         None
     } else if !local.is_empty()
+        && !local.starts_with('.')
         && local
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
     {
         Some(local.to_string())
     } else {
-        return Err(xpath_error(format!("unsupported name test '{text}'")));
+        return Err(NotSimple);
     };
     Ok((ns, name))
 }
@@ -842,8 +822,8 @@ fn split_top(s: &str, sep: char) -> Vec<String> {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
-            (None, '[') => depth += 1,
-            (None, ']') => depth -= 1,
+            (None, '[' | '(') => depth += 1,
+            (None, ']' | ')') => depth -= 1,
             (None, c) if c == sep && depth == 0 => {
                 out.push(String::new());
                 continue;
@@ -855,224 +835,61 @@ fn split_top(s: &str, sep: char) -> Vec<String> {
     out
 }
 
-fn parse_pred(p: &str, ctx: &Element) -> Result<Vec<Pred>, RpcError> {
-    let mut out = Vec::new();
-    for part in p.split(" and ") {
-        let part = part.trim();
-        if let Ok(n) = part.parse::<usize>() {
-            out.push(Pred::Position(n));
-            continue;
-        }
-        if let Some((l, r)) = part.split_once('=') {
-            let r = r.trim();
-            let (value, numeric) = if (r.starts_with('\'') && r.ends_with('\'') && r.len() >= 2)
-                || (r.starts_with('"') && r.ends_with('"') && r.len() >= 2)
-            {
-                (r[1..r.len() - 1].to_string(), false)
-            } else if r.parse::<f64>().is_ok() {
-                (r.to_string(), true)
-            } else {
-                return Err(xpath_error(format!("unsupported predicate '[{p}]'")));
-            };
-            let (ns, name) = qname(l, ctx)?;
-            let name = name.ok_or_else(|| xpath_error(format!("unsupported predicate '[{p}]'")))?;
-            out.push(Pred::Equals {
-                ns,
-                name,
-                value,
-                numeric,
-            });
-        } else {
-            let (ns, name) = qname(part, ctx)?;
-            let name = name.ok_or_else(|| xpath_error(format!("unsupported predicate '[{p}]'")))?;
-            out.push(Pred::Exists { ns, name });
-        }
-    }
-    Ok(out)
-}
-
-fn parse_path(expr: &str, ctx: &Element) -> Result<Vec<Step>, RpcError> {
-    let expr = expr.trim();
-    check_subset(expr)?;
-    let rest = expr.strip_prefix('/').ok_or_else(|| {
-        xpath_error(format!(
-            "only absolute location paths are supported, not '{expr}'"
-        ))
-    })?;
+/// The steps of an absolute path of child steps (`/a/b[...]/c`); anything
+/// else (`//`, `..`, functions, a top-level `or`) is not simple.
+fn parse_path(expr: &str, ctx: &Element) -> Result<Vec<Step>, NotSimple> {
+    let rest = expr.trim().strip_prefix('/').ok_or(NotSimple)?;
     if rest.is_empty() {
         return Ok(Vec::new());
     }
     let mut steps = Vec::new();
     for raw in split_top(rest, '/') {
-        if raw.is_empty() {
-            return Err(xpath_error("'//' is not supported".into()));
-        }
-        let (name_part, preds) = match raw.find('[') {
+        let (name_part, mut preds) = match raw.find('[') {
             Some(i) => (&raw[..i], &raw[i..]),
             None => (raw.as_str(), ""),
         };
         let (ns, name) = qname(name_part, ctx)?;
-        let mut ps = Vec::new();
-        let mut rem = preds;
-        while !rem.is_empty() {
-            let inner_end = find_close(rem)
-                .ok_or_else(|| xpath_error(format!("unbalanced predicate in '{raw}'")))?;
-            ps.extend(parse_pred(&rem[1..inner_end], ctx)?);
-            rem = &rem[inner_end + 1..];
+        while !preds.is_empty() {
+            let end = find_close(preds).ok_or(NotSimple)?;
+            preds = preds[end + 1..].trim_start();
+            if !preds.is_empty() && !preds.starts_with('[') {
+                return Err(NotSimple);
+            }
         }
-        steps.push(Step {
-            ns,
-            name,
-            preds: ps,
-        });
+        steps.push(Step { ns, name });
     }
     Ok(steps)
 }
 
+/// The end of the predicate that starts `s` (nested brackets, quotes).
 fn find_close(s: &str) -> Option<usize> {
     let mut quote = None;
-    for (i, c) in s.char_indices().skip(1) {
+    let mut depth = 0;
+    for (i, c) in s.char_indices() {
         match (quote, c) {
             (Some(q), c) if c == q => quote = None,
             (Some(_), _) => {}
             (None, '\'' | '"') => quote = Some(c),
-            (None, ']') => return Some(i),
+            (None, '[') => depth += 1,
+            (None, ']') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
             _ => {}
         }
     }
     None
 }
 
-/// XPath 1.0 `=` between a node and a literal: a number compares
-/// numerically (`[x=1]` matches `1.000000`), a string literal as text.
-fn xpath_equal(node: &str, literal: &str, numeric: bool) -> bool {
-    match literal.parse::<f64>() {
-        Ok(n) if numeric => node.parse::<f64>().is_ok_and(|v| v == n),
-        _ => node == literal,
-    }
-}
-
-/// Refuses what this XPath subset does not implement, so that an
-/// unsupported expression is an error, never silently empty data.
-fn check_subset(expr: &str) -> Result<(), RpcError> {
-    let mut quote: Option<char> = None;
-    let mut bare = String::new();
-    for c in expr.chars() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some(_), _) => {}
-            (None, '\'' | '"') => quote = Some(c),
-            (None, c) => bare.push(c),
-        }
-    }
-    let padded = format!(" {bare} ");
-    for (what, found) in [
-        ("'or'", padded.contains(" or ")),
-        (
-            "'..' or '.'",
-            bare.split(['/', '[', ']', '='])
-                .any(|t| t.trim().starts_with('.')),
-        ),
-        ("functions", bare.contains('(')),
-        ("comparisons other than '='", bare.contains(['!', '<', '>'])),
-        ("'|'", bare.contains('|')),
-    ] {
-        if found {
-            return Err(RpcError::protocol(
-                Tag::OperationNotSupported,
-                format!(
-                    "{what} in select: this server's XPath is absolute child paths with \
-                     [leaf='literal'], [leaf=number], [leaf] and [position] predicates joined \
-                     by 'and'"
-                ),
-            )
-            .with_info("bad-attribute", "select"));
-        }
-    }
-    Ok(())
-}
-
-fn name_test(el: &Element, ns: &Option<String>, name: &Option<String>) -> bool {
-    ns.as_ref().is_none_or(|n| *n == el.ns) && name.as_ref().is_none_or(|n| *n == el.name)
-}
-
-fn step_matches(el: &Element, step: &Step, position: usize) -> bool {
-    name_test(el, &step.ns, &step.name)
-        && step.preds.iter().all(|p| match p {
-            Pred::Position(n) => *n == position,
-            Pred::Exists { ns, name } => el
-                .children
-                .iter()
-                .any(|c| name_test(c, ns, &Some(name.clone()))),
-            Pred::Equals {
-                ns,
-                name,
-                value,
-                numeric,
-            } => el.children.iter().any(|c| {
-                name_test(c, ns, &Some(name.clone())) && xpath_equal(c.trimmed(), value, *numeric)
-            }),
-        })
-}
-
-fn select_steps(el: &Element, steps: &[Step]) -> Option<Element> {
-    if steps.is_empty() {
-        return Some(el.clone());
-    }
-    let mut out = Element {
-        children: Vec::new(),
-        ..el.clone()
-    };
-    let mut positions: BTreeMap<(&str, &str), usize> = BTreeMap::new();
-    let mut any = false;
-    for c in &el.children {
-        let pos = positions.entry((&c.ns, &c.name)).or_insert(0);
-        *pos += 1;
-        if step_matches(c, &steps[0], *pos)
-            && let Some(x) = select_steps(c, &steps[1..])
-        {
-            any = true;
-            out.children.push(x);
-        }
-    }
-    if !any {
-        return None;
-    }
-    // Keep list keys so the output is valid instance data.
-    if !out.children.iter().any(|c| c.name == "name")
-        && let Some(k) = el
-            .children
-            .iter()
-            .find(|c| c.name == "name" && c.children.is_empty())
-    {
-        out.children.insert(0, k.clone());
-    }
-    Some(out)
-}
-
-/// Evaluates the XPath subset (absolute paths with key/leaf predicates,
-/// unions with `|`) over top-level data nodes; `ctx` is the `<filter>`
-/// element whose namespace declarations give the prefixes.
+/// An XPath filter (RFC 6241 §8.9): XPath 1.0, by [`crate::xpath`].
 pub fn xpath_filter(data: &[Element], expr: &str, ctx: &Element) -> Result<Vec<Element>, RpcError> {
-    let mut out: Vec<Element> = Vec::new();
-    for path in split_top(expr, '|') {
-        let steps = parse_path(&path, ctx)?;
-        for d in data {
-            let got = match steps.split_first() {
-                None => Some(d.clone()),
-                Some((first, rest)) if step_matches(d, first, 1) => select_steps(d, rest),
-                Some(_) => None,
-            };
-            if let Some(x) = got {
-                merge(&mut out, x);
-            }
-        }
-    }
-    Ok(out)
+    crate::xpath::select(data, expr, ctx)
 }
 
 /// Merges a selected tree into the output, joining identical nodes.
-fn merge(out: &mut Vec<Element>, x: Element) {
+pub(crate) fn merge(out: &mut Vec<Element>, x: Element) {
     if let Some(same) = out.iter_mut().find(|o| {
         o.ns == x.ns
             && o.name == x.name
@@ -1254,33 +1071,25 @@ mod tests {
         .unwrap();
         assert_eq!(got[0].children.len(), 2);
         assert!(xpath_filter(std::slice::from_ref(&top), "/zz:element", &ctx).is_err());
-        // What the subset lacks is refused, never answered with empty data.
-        for e in [
-            "/hc:element/hc:fan[hc:name='a' or hc:name='b']",
-            "/hc:element/hc:fan/..",
-            "/hc:element/hc:fan/hc:name[.='x']",
-            "/hc:element/hc:fan[contains(hc:name,'x')]",
-            "/hc:element/hc:fan[hc:slot!=1]",
-        ] {
-            let r = xpath_filter(std::slice::from_ref(&top), e, &ctx);
-            assert!(
-                r.as_ref()
-                    .is_err_and(|x| x.tag == Tag::OperationNotSupported),
-                "{e}: {r:?}"
-            );
-        }
-        // '=' with a number compares numerically; quoted 'or' is a literal.
-        assert!(xpath_equal("1.000000", "1", true));
-        assert!(!xpath_equal("1.000000", "1", false));
-        assert!(
-            xpath_filter(
-                std::slice::from_ref(&top),
-                "/hc:element/hc:fan[hc:name='a or b']",
-                &ctx
-            )
-            .is_ok()
+        // Full XPath 1.0 (the crate's own tests cover the operators).
+        let got = xpath_filter(
+            std::slice::from_ref(&top),
+            "/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1' or contains(hc:name, 'fan=2')]/hc:name",
+            &ctx,
+        )
+        .unwrap();
+        let x = got[0].to_xml();
+        assert!(x.contains("fan=1") && x.contains("fan=2"), "{x}");
+        // Only simple paths narrow the classes read; the rest read all.
+        assert_eq!(
+            xpath_classes("/hc:element/hc:fan[hc:name='a or b']/hc:speed", &ctx),
+            Some(vec!["fan".to_string()])
         );
-        assert!(xpath_filter(&[top], "hc:element", &ctx).is_err());
+        assert_eq!(xpath_classes("//hc:fan", &ctx), None);
+        assert_eq!(xpath_classes("/hc:element/hc:fan/..", &ctx), None);
+        assert!(xpath_wants("//hc:fan", &ctx, "urn:x", "other"));
+        // The context node is the root: a relative path works as well.
+        assert_eq!(xpath_filter(&[top], "hc:element", &ctx).unwrap().len(), 1);
     }
 
     #[test]

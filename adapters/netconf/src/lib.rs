@@ -22,6 +22,7 @@ pub mod monitoring;
 pub mod session;
 pub mod ssh;
 pub mod xml;
+pub mod xpath;
 
 use std::future::Future;
 use std::net::SocketAddr;
