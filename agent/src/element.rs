@@ -105,6 +105,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             ("Model", s(&c.element.model)),
             ("SoftwareVersion", s(&c.element.software_version)),
             ("MemberNodes", Value::U32(c.nodes.len() as u32)),
+            ("WatchdogExpirations", Value::U64(0)),
         ],
     }];
     let mut groups = Vec::new();

@@ -74,6 +74,85 @@ fn present(o: &ManagedObject) -> bool {
     o.get("Present") != Some(&Value::Bool(false))
 }
 
+fn unknown_type<'a>(fru_type: &str, known: impl Iterator<Item = &'a String>) -> String {
+    let known: Vec<&str> = known.map(String::as_str).collect();
+    format!(
+        "unknown FRU type {fru_type:?}, expected one of: {}",
+        known.join(", ")
+    )
+}
+
+/// The event's shelf, the unit in its slot (if any) and the shelf's
+/// hot-swap controller.
+async fn slot_of(
+    model: &AgentModel,
+    root: &str,
+    ev: &SwapEvent,
+) -> Result<(ObjectName, Option<ManagedObject>, Option<String>), String> {
+    let shelf =
+        ObjectName::parse(&format!("{root}/shelf={}", ev.shelf())).map_err(|e| e.to_string())?;
+    if model.store.get(&shelf).await.is_err() {
+        return Err(format!("no shelf {}", ev.shelf()));
+    }
+    let units = model
+        .store
+        .query(&Query {
+            scope: Scope::Children(shelf.clone()),
+            classes: vec!["HardwareFru".into()],
+            ..Query::default()
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    let hsc = units
+        .iter()
+        .find(|o| o.class.name == "HotSwapController")
+        .map(|o| o.name.to_string());
+    let current = units
+        .into_iter()
+        .find(|o| o.get("Slot") == Some(&Value::U32(ev.slot())));
+    Ok((shelf, current, hsc))
+}
+
+/// What the controllers' Insert and Remove need: the simulated bus, and
+/// the configured FRU types, to refuse what the manager would ignore.
+#[derive(Debug, Clone)]
+pub struct SimBusPort {
+    pub bus: halyard_backend::hotswap::SimBusHandle,
+    pub fru_types: Vec<String>,
+}
+
+/// Why an operation's event would change nothing (the manager takes
+/// such bus events as no-ops, for idempotence; an operator's request
+/// with wrong input is refused instead of "succeeding").
+async fn pointless(model: &AgentModel, port: &SimBusPort, ev: &SwapEvent) -> Result<(), String> {
+    let (_, current, _) = slot_of(model, model.root.as_str(), ev).await?;
+    let shelf = ev.shelf();
+    match ev {
+        SwapEvent::Inserted { slot, fru_type, .. } => {
+            if !port.fru_types.contains(fru_type) {
+                return Err(unknown_type(fru_type, port.fru_types.iter()));
+            }
+            match current {
+                Some(o) if present(&o) => Err(format!(
+                    "slot {slot} of shelf {shelf} is occupied by {}: remove it first",
+                    o.name
+                )),
+                _ => Ok(()),
+            }
+        }
+        SwapEvent::Removed { slot, .. } => match current {
+            None => Err(format!(
+                "slot {slot} of shelf {shelf} is empty: nothing to remove"
+            )),
+            Some(o) if !present(&o) => Err(format!(
+                "slot {slot} of shelf {shelf} is empty ({} is already out): nothing to remove",
+                o.name
+            )),
+            Some(_) => Ok(()),
+        },
+    }
+}
+
 impl HotSwap {
     pub fn new(
         model: Arc<AgentModel>,
@@ -184,29 +263,7 @@ impl HotSwap {
         &self,
         ev: &SwapEvent,
     ) -> Result<(ObjectName, Option<ManagedObject>, Option<String>), String> {
-        let shelf = ObjectName::parse(&format!("{}/shelf={}", self.root, ev.shelf()))
-            .map_err(|e| e.to_string())?;
-        if self.model.store.get(&shelf).await.is_err() {
-            return Err(format!("no shelf {}", ev.shelf()));
-        }
-        let units = self
-            .model
-            .store
-            .query(&Query {
-                scope: Scope::Children(shelf.clone()),
-                classes: vec!["HardwareFru".into()],
-                ..Query::default()
-            })
-            .await
-            .map_err(|e| e.to_string())?;
-        let hsc = units
-            .iter()
-            .find(|o| o.class.name == "HotSwapController")
-            .map(|o| o.name.to_string());
-        let current = units
-            .into_iter()
-            .find(|o| o.get("Slot") == Some(&Value::U32(ev.slot())));
-        Ok((shelf, current, hsc))
+        slot_of(&self.model, &self.root, ev).await
     }
 
     /// Handles one event; says what it did, or why it did nothing.
@@ -286,17 +343,7 @@ impl HotSwap {
             .types
             .iter()
             .find(|t| t.name.get_ref() == fru_type)
-            .ok_or_else(|| {
-                let known: Vec<&str> = self
-                    .types
-                    .iter()
-                    .map(|t| t.name.get_ref().as_str())
-                    .collect();
-                format!(
-                    "unknown FRU type {fru_type:?}, expected one of: {}",
-                    known.join(", ")
-                )
-            })?;
+            .ok_or_else(|| unknown_type(fru_type, self.types.iter().map(|t| t.name.get_ref())))?;
         let name = format!("slot-{slot}");
         let unit = Unit {
             shelf,
@@ -564,21 +611,27 @@ pub async fn operation(
                 .into(),
         });
     }
-    let bus = model
+    let port = model
         .swap_bus
         .get()
         .ok_or_else(|| ModelError::Unavailable {
             reason: "the simulated hot-swap bus is not running".into(),
         })?;
+    let what = format!("{operation} {target}");
+    if let Err(reason) = pointless(model, port, &event).await {
+        model
+            .audit(principal, &what, &format!("rejected: {reason}"))
+            .await;
+        return Err(inconsistent(reason));
+    }
     let detail = format!("{event:?} reported on the simulated bus");
-    bus.report(event)
+    port.bus
+        .report(event)
         .await
         .map_err(|e| ModelError::Unavailable {
             reason: e.to_string(),
         })?;
-    model
-        .audit(principal, &format!("{operation} {target}"), &detail)
-        .await;
+    model.audit(principal, &what, &detail).await;
     Ok(crate::copco::finished_job(target.clone(), detail))
 }
 

@@ -73,7 +73,7 @@ pub struct AgentModel {
     /// Serializes alarm changes (raise, fold, clear).
     alarm_lock: Mutex<AlarmGuards>,
     /// The simulated hot-swap bus the controllers' Insert and Remove feed.
-    pub(crate) swap_bus: std::sync::OnceLock<halyard_backend::hotswap::SimBusHandle>,
+    pub(crate) swap_bus: std::sync::OnceLock<crate::hotswap::SimBusPort>,
     /// Proxy component -> (its non-peer node's object, its host node).
     proxies: BTreeMap<String, (String, String)>,
 }

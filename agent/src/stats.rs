@@ -115,6 +115,7 @@ impl Collector {
         self.aggregates(&stats).await;
         self.thresholds().await;
         self.model.refresh_counters().await;
+        self.watchdog().await;
         self.model.sync_incidents().await;
         let cutoff = Timestamp::now().0 - self.retention.as_millis() as i64;
         if let Err(e) = self.model.repo.prune_journal("statistic", cutoff).await {
@@ -122,6 +123,19 @@ impl Collector {
         }
         if let Err(e) = self.model.prune_alarms(self.alarm_retention).await {
             tracing::warn!(error = %e, "cannot prune alarm history");
+        }
+    }
+
+    /// The serving node's watchdog expirations, on the element's object
+    /// (hence in every face and in /metrics).
+    async fn watchdog(&self) {
+        let m = &self.model;
+        let n = m.core.watchdog.expirations();
+        if let Err(e) = m
+            .store
+            .update(&m.root, &[("WatchdogExpirations", Value::U64(n))])
+        {
+            tracing::error!(error = %e, "cannot show the watchdog expirations");
         }
     }
 

@@ -32,7 +32,7 @@ use crate::cluster::{
 };
 use crate::crim::{ComponentView, Crim, CrimError, Effect, Input, Reconfig, SgConfig};
 use crate::events::{EventKind, EventService};
-use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit};
+use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit, run_monitor};
 use crate::naming::NamingService;
 use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode};
 use crate::remote::{RemoteShell, Report, parse_report, sh_quote};
@@ -158,6 +158,11 @@ pub enum CoreError {
     },
     #[error(transparent)]
     Repo(#[from] crate::repo::RepoError),
+    #[error("cannot open the watchdog device {path}: {source}")]
+    Watchdog {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the HA core has stopped")]
     Stopped,
     #[error(transparent)]
@@ -629,7 +634,17 @@ impl HaCore {
             Some(c) => CheckpointService::replicated(c.consensus.clone()),
             None => CheckpointService::new(),
         };
-        let watchdog = Watchdog::new(config.watchdog_timeout, config.watchdog_device.clone());
+        let watchdog = match &config.watchdog_device {
+            None => Watchdog::new(config.watchdog_timeout),
+            Some(path) => {
+                Watchdog::with_device(config.watchdog_timeout, path).map_err(|source| {
+                    CoreError::Watchdog {
+                        path: path.clone(),
+                        source,
+                    }
+                })?
+            }
+        };
         let core = HaCore {
             tx: tx.clone(),
             events: events.clone(),
@@ -662,6 +677,7 @@ impl HaCore {
         }
 
         tasks.spawn(watchdog.clone().run(stop_rx.clone()));
+        tasks.spawn(run_monitor(watchdog.clone(), stop_rx.clone()));
         let modes: Modes = Arc::new(std::sync::RwLock::new(
             config
                 .components
@@ -780,10 +796,9 @@ impl HaCore {
             state.blackboxes.insert(c.name.clone(), BlackBox::new(64));
             let (inc_tx, inc_rx) = watch::channel(state.incarnations[&c.name]);
             state.audit_incarnations.insert(c.name.clone(), inc_tx);
-            if let Some(sup) =
-                state
-                    .runner
-                    .spawn_tasks(&mut tasks, c, inc_rx, &tx, &watchdog, stop_rx.clone())
+            if let Some(sup) = state
+                .runner
+                .spawn_tasks(&mut tasks, c, inc_rx, &tx, stop_rx.clone())
             {
                 state.supervisors.insert(c.name.clone(), sup);
             }
@@ -979,7 +994,6 @@ impl Runner {
         c: &ComponentSpec,
         inc_rx: watch::Receiver<u32>,
         tx: &mpsc::Sender<Msg>,
-        watchdog: &Arc<Watchdog>,
         stop_rx: watch::Receiver<bool>,
     ) -> Option<mpsc::Sender<SupCmd>> {
         let mut supervisor = None;
@@ -1032,7 +1046,7 @@ impl Runner {
                     deadline,
                     check,
                 };
-                spawn_audit(tasks, audit, inc_rx.clone(), tx, watchdog, stop_rx.clone());
+                spawn_audit(tasks, audit, inc_rx.clone(), tx, stop_rx.clone());
             }
         }
         if let Some((period, deadline)) = c.audit
@@ -1052,7 +1066,7 @@ impl Runner {
                 deadline,
                 check,
             };
-            spawn_audit(tasks, audit, inc_rx, tx, watchdog, stop_rx);
+            spawn_audit(tasks, audit, inc_rx, tx, stop_rx);
         }
         supervisor
     }
@@ -1065,7 +1079,6 @@ fn spawn_audit(
     audit: Audit,
     inc_rx: watch::Receiver<u32>,
     tx: &mpsc::Sender<Msg>,
-    watchdog: &Arc<Watchdog>,
     stop_rx: watch::Receiver<bool>,
 ) {
     let (rep_tx, mut rep_rx) = mpsc::channel(16);
@@ -1077,13 +1090,7 @@ fn spawn_audit(
             }
         }
     });
-    tasks.spawn(run_audit(
-        audit,
-        inc_rx,
-        rep_tx,
-        Some(watchdog.clone()),
-        stop_rx,
-    ));
+    tasks.spawn(run_audit(audit, inc_rx, rep_tx, stop_rx));
 }
 
 impl CoreState {
@@ -1766,7 +1773,7 @@ impl CoreState {
         }
         // Tasks of components removed earlier have ended: reap them.
         while self.runner.dynamic.try_join_next().is_some() {}
-        let (tx, watchdog) = (self.self_tx.clone(), self.core.watchdog.clone());
+        let tx = self.self_tx.clone();
         for spec in ch.components {
             let name = spec.name.clone();
             self.blackboxes.insert(name.clone(), BlackBox::new(64));
@@ -1785,7 +1792,7 @@ impl CoreState {
             let mut dynamic = std::mem::take(&mut self.runner.dynamic);
             let sup = self
                 .runner
-                .spawn_tasks(&mut dynamic, &spec, inc_rx, &tx, &watchdog, stop_rx);
+                .spawn_tasks(&mut dynamic, &spec, inc_rx, &tx, stop_rx);
             self.runner.dynamic = dynamic;
             if let Some(old) = self.runner.stops.insert(name.clone(), stop_tx) {
                 let _ = old.send(true);
@@ -2376,10 +2383,9 @@ impl CoreState {
                 self.verdict(d).await;
                 return;
             }
-            ToAgent::Health { ok: true, .. } => {
-                self.core.watchdog.pet();
-                return;
-            }
+            // A healthy report is no news; the watchdog follows the health
+            // monitor's own heartbeat (health::run_monitor).
+            ToAgent::Health { ok: true, .. } => return,
             ToAgent::Offline { reason } => {
                 self.input(Input::RequestOffline {
                     component: component.to_string(),

@@ -987,7 +987,15 @@ impl Crim {
                     .active
                     .clone()
                     .or_else(|| handed_over.as_ref().map(|h| h.0.clone()));
-                if let (Some(from), Some(to)) = (&from, &a.active) {
+                // Only a move away from a member that can no longer serve
+                // it, or that was told to yield (switch-over), is a
+                // fail-over. Moving work onto a member that just registered
+                // (N-way-active rebalancing, at start-up or after a
+                // restart) is an assignment change: nothing failed.
+                let yielded = from
+                    .as_ref()
+                    .is_some_and(|f| !serve(f) || demoted.contains(f) || handed_over.is_some());
+                if let (true, Some(from), Some(to)) = (yielded, &from, &a.active) {
                     fx.push(Effect::Event(EventKind::FailedOver {
                         si: si.clone(),
                         from: from.clone(),

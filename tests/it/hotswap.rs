@@ -384,3 +384,75 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     assert!(attrs(&a, &format!("{SHELF}/linecard=slot-11")).is_none());
     assert_eq!(swap_events(&a), 8);
 }
+
+/// Body of a refused operation: (status, error text).
+fn refused(a: &Agent, op: &str, body: &str) -> (u16, String) {
+    let (code, text) = a.curl(
+        "POST",
+        &format!("/api/v1/objects/{SHELF}/hsc=1/operations/{op}"),
+        Some(body),
+    );
+    (code, text)
+}
+
+#[test]
+fn hot_swap_operations_that_would_change_nothing_are_refused_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(&dir.path().join("data"));
+
+    // An unknown FRU type: refused, naming it and the known ones.
+    let (code, body) = refused(
+        &a,
+        "insert",
+        r#"{"slot":"11","fru-type":"no-such-card","serial-number":"X"}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("unknown FRU type") && body.contains("no-such-card"),
+        "{body}"
+    );
+    assert!(
+        body.contains("linecard-10g"),
+        "names the known types: {body}"
+    );
+
+    // An empty slot: nothing to remove.
+    let (code, body) = refused(&a, "remove", r#"{"slot":"12"}"#);
+    assert_eq!(code, 422, "{body}");
+    assert!(body.contains("slot 12") && body.contains("empty"), "{body}");
+
+    // An occupied slot (fan 2 is configured in slot 3): nothing to insert.
+    let (code, body) = refused(
+        &a,
+        "insert",
+        r#"{"slot":"3","fru-type":"linecard-10g","serial-number":"Y"}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("slot 3") && body.contains(&format!("{SHELF}/fan=2")),
+        "{body}"
+    );
+
+    // Nothing happened, and the refusals are in the audit trail.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(swap_events(&a), 0);
+    assert!(attrs(&a, &format!("{SHELF}/linecard=slot-11")).is_none());
+    let (code, body) = a.curl("GET", "/api/v1/classes/AuditRecord", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("rejected") && body.contains("no-such-card"),
+        "audit records of the refusals: {body}"
+    );
+
+    // A valid insertion still works.
+    let (code, body) = refused(
+        &a,
+        "insert",
+        r#"{"slot":"11","fru-type":"linecard-10g","serial-number":"Z"}"#,
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    wait_job(&a, &body);
+    wait_until("the unit", || {
+        attrs(&a, &format!("{SHELF}/linecard=slot-11")).is_some()
+    });
+}

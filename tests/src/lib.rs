@@ -43,35 +43,48 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Builds the agent once (a no-op when the workspace is built).
+/// Builds the agent once (a no-op when the workspace is built): release,
+/// or with the tests' own profile.
 pub fn halyard(release: bool) -> PathBuf {
     static BIN: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
     BIN[usize::from(release)]
         .get_or_init(|| {
-            let mut args = vec![
-                "build",
-                "--quiet",
-                "-p",
-                "halyard-agent",
-                "--bin",
-                "halyard",
-            ];
-            if release {
-                args.push("--release");
-            }
+            // Otherwise the profile the tests themselves were built with
+            // (a custom one has its own directory in a shared target dir).
+            let dir = if release {
+                "release".to_string()
+            } else {
+                own_profile_dir().unwrap_or_else(|| "debug".into())
+            };
+            let profile = if dir == "debug" { "dev" } else { dir.as_str() };
             let st = Command::new(env!("CARGO"))
-                .args(&args)
+                .args([
+                    "build",
+                    "--quiet",
+                    "-p",
+                    "halyard-agent",
+                    "--bin",
+                    "halyard",
+                ])
+                .args(["--profile", profile])
                 .current_dir(workspace())
                 .status()
                 .expect("cargo build");
             assert!(st.success(), "cannot build halyard");
             let target = std::env::var_os("CARGO_TARGET_DIR")
                 .map_or_else(|| workspace().join("target"), PathBuf::from);
-            target
-                .join(if release { "release" } else { "debug" })
-                .join("halyard")
+            target.join(dir).join("halyard")
         })
         .clone()
+}
+
+/// The running test's profile directory: `<target>/<dir>/deps/<test>`.
+fn own_profile_dir() -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let deps = exe.parent()?;
+    (deps.file_name()? == "deps")
+        .then(|| deps.parent()?.file_name()?.to_str().map(str::to_string))
+        .flatten()
 }
 
 pub use halyard_test_ports::free_port;

@@ -601,3 +601,51 @@ fn components_and_group_members_appear_and_disappear_at_run_time() {
     assert!(r.crim.group("fru").is_none() && r.crim.si("fru/1").is_none());
     assert_eq!(r.crim.components().len(), 1);
 }
+
+#[test]
+fn start_up_and_rebalancing_are_not_fail_overs_but_a_failure_is() {
+    // N-way-active: the first member to register takes every SI, the
+    // second takes one over. Nothing failed, so nothing is a fail-over.
+    let mut r = Replay::new(group(
+        RedundancyModel::NWayActive,
+        &["a", "b"],
+        &["si=1", "si=2"],
+        0,
+        RecoveryAction::FailOver,
+    ));
+    r.register("a");
+    assert_eq!(r.crim.si("si=2").unwrap().0.as_deref(), Some("a"));
+    let fx = r.register("b");
+    assert_eq!(r.crim.si("si=2").unwrap().0.as_deref(), Some("b"));
+    assert!(
+        fx.iter().any(|e| matches!(e,
+            Effect::Event(EventKind::Assignment { si, component, assigned: true, .. })
+                if si == "si=2" && component == "b")),
+        "the move is still announced as assignments: {fx:?}"
+    );
+    assert_eq!(failovers(&r.effects), []);
+
+    // A real failure moves b's SI to a: that is a fail-over.
+    let fx = r.fail("b");
+    assert_eq!(failovers(&fx), [("b".to_string(), "a".to_string())]);
+    // b back from its restart takes work back: a rebalance again.
+    let fx = r.register("b");
+    assert_eq!(r.state("b"), Primary);
+    assert_eq!(failovers(&fx), []);
+
+    // 2N: the first primary and secondary are assignments, not fail-overs.
+    let mut r = Replay::new(group(
+        RedundancyModel::TwoN,
+        &["a", "b"],
+        &["si=1"],
+        1,
+        RecoveryAction::FailOver,
+    ));
+    r.register("a");
+    r.register("b");
+    assert_eq!(failovers(&r.effects), []);
+    assert_eq!(
+        failovers(&r.fail("a")),
+        [("a".to_string(), "b".to_string())]
+    );
+}

@@ -31,7 +31,7 @@ async fn audits_run_every_period_and_overruns_are_failures_at_the_deadline() {
         deadline: Duration::from_secs(2),
         check: check(Duration::from_secs(5), true),
     };
-    tokio::spawn(run_audit(audit, inc_rx, tx, None, stop_rx));
+    tokio::spawn(run_audit(audit, inc_rx, tx, stop_rx));
     let r = rx.recv().await.unwrap();
     assert_eq!(r.kind, ErrorKind::AuditOverrun);
     assert_eq!(r.incarnation, 7);
@@ -46,14 +46,13 @@ async fn failed_audits_are_reported_and_passing_ones_are_not() {
     let (tx, mut rx) = mpsc::channel(8);
     let (_inc_tx, inc_rx) = watch::channel(1);
     let (stop_tx, stop_rx) = watch::channel(false);
-    let dog = Watchdog::new(Duration::from_secs(30), None);
     let audit = Audit {
         component: "bad".into(),
         period: Duration::from_secs(1),
         deadline: Duration::from_millis(500),
         check: check(Duration::from_millis(10), false),
     };
-    let h = tokio::spawn(run_audit(audit, inc_rx, tx, Some(dog.clone()), stop_rx));
+    let h = tokio::spawn(run_audit(audit, inc_rx, tx, stop_rx));
     let r = rx.recv().await.unwrap();
     assert_eq!(
         (r.kind, r.detail.as_str()),
@@ -71,7 +70,7 @@ async fn failed_audits_are_reported_and_passing_ones_are_not() {
         deadline: Duration::from_millis(500),
         check: check(Duration::from_millis(10), true),
     };
-    tokio::spawn(run_audit(audit, inc_rx, tx, None, stop_rx));
+    tokio::spawn(run_audit(audit, inc_rx, tx, stop_rx));
     assert!(
         tokio::time::timeout(Duration::from_secs(30), rx.recv())
             .await
@@ -82,7 +81,7 @@ async fn failed_audits_are_reported_and_passing_ones_are_not() {
 
 #[tokio::test(start_paused = true)]
 async fn the_watchdog_fires_when_nobody_pets_it() {
-    let dog = Watchdog::new(Duration::from_secs(2), None);
+    let dog = Watchdog::new(Duration::from_secs(2));
     let (stop_tx, stop_rx) = watch::channel(false);
     let h = tokio::spawn(dog.clone().run(stop_rx));
     for _ in 0..10 {
