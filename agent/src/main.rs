@@ -698,16 +698,8 @@ mod faces {
                     authorized_keys: u.authorized_keys.clone(),
                 })
                 .collect();
-            c.schema_dirs = cfg.netconf.schema_dirs.clone().unwrap_or_else(|| {
-                [
-                    "/usr/share/yang/modules/libyang",
-                    "/usr/share/yang/modules/ietf",
-                ]
-                .iter()
-                .map(std::path::PathBuf::from)
-                .filter(|d| d.is_dir())
-                .collect()
-            });
+            c.schema_dirs = cfg.netconf.schema_dirs.clone().unwrap_or_default();
+            c.trace_dir = cfg.netconf.trace_dir.clone();
             let server = halyard_netconf::NetconfServer::bind(c, model.clone())
                 .await
                 .context("cannot start the NETCONF face")?;

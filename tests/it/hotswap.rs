@@ -143,9 +143,15 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     let changed = last_change(&a);
     let t0 = Instant::now();
     insert(&bus, 8, "linecard-10g", "LC0008");
+    // The unit's own hardware and its component managers are started
+    // side by side: wait for both (a loaded run saw portd primary while the
+    // unit's simulated hardware had not reported yet).
     wait_until(
-        "the inserted unit's component manager to be primary",
-        || attr(&a, &portd, "availability-state") == "primary",
+        "the inserted unit and its component manager to be primary",
+        || {
+            attr(&a, &portd, "availability-state") == "primary"
+                && attr(&a, &unit, "availability-state") == "primary"
+        },
     );
     assert!(t0.elapsed() < Duration::from_secs(15));
     let u = attrs(&a, &unit).unwrap();

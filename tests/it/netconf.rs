@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::agent::{Agent, HC, get, index_of, wait_until, workspace};
+use crate::agent::{HC, get, index_of, wait_until, workspace};
 
 const SCRIPT: &str = r#"
 import sys, time
@@ -56,7 +56,7 @@ m.close_session()
 #[test]
 fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Agent::start(dir.path());
+    let (a, trace) = crate::netconf_correctness::traced_agent(dir.path());
     let script = dir.path().join("nc.py");
     std::fs::write(&script, SCRIPT).unwrap();
     let data = dir.path().join("get.xml");
@@ -121,4 +121,7 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
+    drop(a);
+    // Every reply and notification of the session validates.
+    crate::netconf_correctness::check_trace(&trace);
 }

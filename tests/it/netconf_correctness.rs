@@ -215,9 +215,39 @@ elif case == "lock-over-edits":
 
 "#;
 
+/// The demo element, with every NETCONF message traced to `trace`.
+pub(crate) fn traced_agent(dir: &Path) -> (Agent, PathBuf) {
+    let trace = dir.join("trace");
+    std::fs::create_dir_all(&trace).unwrap();
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    let config = demo.replacen(
+        "\n[netconf]\n",
+        &format!("\n[netconf]\ntrace_dir = \"{}\"\n", trace.display()),
+        1,
+    );
+    assert!(config.contains("trace_dir"));
+    let path = dir.join("traced.toml");
+    std::fs::write(&path, config).unwrap();
+    (Agent::start_with(&dir.join("data"), Some(path)), trace)
+}
+
+/// yanglint over every reply and notification the agent sent.
+pub(crate) fn check_trace(trace: &Path) {
+    let r = halyard_netconf::conformance::check_trace(trace, &workspace().join("yang"));
+    assert!(
+        r.failures.is_empty(),
+        "yanglint rejects what the agent sent ({} of {} replies, {} data sets, {} notifications):\n{}",
+        r.failures.len(),
+        r.replies + r.refused,
+        r.data,
+        r.notifications,
+        r.failures.join("\n")
+    );
+}
+
 fn run(case: &str) -> (String, PathBuf, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let a = Agent::start(dir.path());
+    let (a, trace) = traced_agent(dir.path());
     let script = dir.path().join("nc.py");
     std::fs::write(&script, SCRIPT).unwrap();
     let out_dir = dir.path().join("out");
@@ -236,6 +266,7 @@ fn run(case: &str) -> (String, PathBuf, tempfile::TempDir) {
         String::from_utf8_lossy(&out.stderr)
     );
     drop(a);
+    check_trace(&trace);
     (text, out_dir, dir)
 }
 
@@ -471,7 +502,7 @@ fn rpc(id: u32, body: &str) -> String {
 #[test]
 fn characters_xml_forbids_are_refused_and_never_stored() {
     let dir = tempfile::tempdir().unwrap();
-    let a = Agent::start(dir.path());
+    let (a, trace) = traced_agent(dir.path());
     let edit = |r: &str| {
         format!(
             r#"<edit-config><target><running/></target><config><element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><fan><name>ne=1/shelf=1/fan=1</name><label>bad{r}x</label></fan></element></config></edit-config>"#
@@ -509,6 +540,8 @@ fn characters_xml_forbids_are_refused_and_never_stored() {
     let (code, body) = a.curl("GET", "/api/v1/objects/ne=1/shelf=1/fan=1", None);
     assert_eq!(code, 200, "{body}");
     assert!(!body.contains("bad"), "{body}");
+    drop(a);
+    check_trace(&trace);
 }
 
 #[test]

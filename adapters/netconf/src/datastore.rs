@@ -180,6 +180,8 @@ pub struct Shared {
     pub idle_timeout: Duration,
     /// RFC 6470 events of the server itself.
     pub events: EventLog,
+    /// Every message exchanged, written to files (conformance checks).
+    pub trace: Option<Trace>,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,
@@ -189,6 +191,33 @@ pub struct Shared {
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Shared").finish_non_exhaustive()
+    }
+}
+
+/// The message trace: each rpc with its reply, and each notification, in a
+/// numbered file (`000042-s3-rpc.xml`, `000042-s3-reply.xml`,
+/// `000043-s3-notif.xml`), so a test can validate every one with yanglint.
+#[derive(Debug)]
+pub struct Trace {
+    dir: std::path::PathBuf,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Trace {
+    /// Writes one exchange; `request` is None for a notification.
+    pub async fn record(&self, session: u32, request: Option<&[u8]>, sent: &str) {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = |kind: &str| self.dir.join(format!("{n:06}-s{session}-{kind}.xml"));
+        let r = match request {
+            Some(req) => match tokio::fs::write(path("rpc"), req).await {
+                Ok(()) => tokio::fs::write(path("reply"), sent).await,
+                Err(e) => Err(e),
+            },
+            None => tokio::fs::write(path("notif"), sent).await,
+        };
+        if let Err(e) = r {
+            warn!(error = %e, dir = %self.dir.display(), "cannot write the message trace");
+        }
     }
 }
 
@@ -230,8 +259,13 @@ impl Shared {
         schemas: SchemaStore,
         limits: crate::Limits,
         idle_timeout: Duration,
+        trace_dir: Option<std::path::PathBuf>,
     ) -> Arc<Shared> {
         Arc::new_cyclic(|me| Shared {
+            trace: trace_dir.map(|dir| Trace {
+                dir,
+                next: std::sync::atomic::AtomicU64::new(1),
+            }),
             model,
             stats,
             schemas,
@@ -876,6 +910,7 @@ mod tests {
             SchemaStore::new(Vec::new()),
             crate::Limits::default(),
             Duration::from_secs(60),
+            None,
         );
         (m, s)
     }

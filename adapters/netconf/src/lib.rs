@@ -13,6 +13,7 @@
 //!
 //! The agent wires it in with [`NetconfServer::bind`] and [`NetconfServer::run`].
 
+pub mod conformance;
 pub mod data;
 pub mod datastore;
 pub mod error;
@@ -111,10 +112,14 @@ pub struct NetconfConfig {
     /// Users (by name) who may read and subscribe but not change anything:
     /// edits, locks, commits, actions and kill-session get `access-denied`.
     pub read_only_users: Vec<String>,
-    /// Extra directories get-schema serves IETF modules from
-    /// (`<name>.yang` or `<name>@<revision>.yang`), e.g. `/usr/share/yang/modules/ietf`.
-    /// The halyard-cluster module is always served from the binary.
+    /// Extra directories get-schema looks in (`<name>.yang` or
+    /// `<name>@<revision>.yang`) for a listed module the binary does not
+    /// embed; every module listed today is embedded.
     pub schema_dirs: Vec<PathBuf>,
+    /// When set, every rpc with its reply and every notification sent is
+    /// also written to a numbered file here ([`datastore::Trace`]): the
+    /// conformance tests validate each with yanglint.
+    pub trace_dir: Option<PathBuf>,
 }
 
 impl NetconfConfig {
@@ -128,6 +133,7 @@ impl NetconfConfig {
             limits: Limits::default(),
             read_only_users: Vec::new(),
             schema_dirs: Vec::new(),
+            trace_dir: None,
         }
     }
 }

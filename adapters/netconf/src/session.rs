@@ -1130,6 +1130,9 @@ where
             }
             Stats::inc(&shared.stats.out_notifications);
             shared.count(id, |i| i.out_notifications += 1);
+            if let Some(t) = &shared.trace {
+                t.record(id, None, &n).await;
+            }
         }
         if s.close {
             info!("session closed by the client");
@@ -1155,6 +1158,9 @@ where
                         deadline = Instant::now() + idle;
                         let started = std::time::Instant::now();
                         let out = s.handle_message(&m).await;
+                        if let Some(t) = &shared.trace {
+                            t.record(id, Some(&m), &out).await;
+                        }
                         s.shared.stats.rpc_latency.observe(started.elapsed());
                         if s.write(&mut wr, &out).await.is_err() {
                             return End::Dropped;

@@ -351,6 +351,7 @@ impl Listener {
             SchemaStore::new(config.schema_dirs.clone()),
             config.limits.clone(),
             config.idle_timeout,
+            config.trace_dir.clone(),
         );
         Ok(Listener {
             listeners,

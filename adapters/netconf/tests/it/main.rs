@@ -131,6 +131,9 @@ async fn start_with(f: impl FnOnce(&mut NetconfConfig)) -> Server {
     config.auth_rejection_time = Duration::from_millis(200);
     config.read_only_users = vec!["oper".into()];
     config.schema_dirs = pyang_modules();
+    let trace = dir.path().join("trace");
+    std::fs::create_dir_all(&trace).unwrap();
+    config.trace_dir = Some(trace);
     f(&mut config);
     let server = NetconfServer::bind(config, model.clone() as Arc<dyn InformationModel>)
         .await
@@ -198,6 +201,8 @@ impl Server {
             .clone()
     }
 
+    /// Stops the server, then checks with yanglint every reply and every
+    /// notification it sent during the test (the message trace).
     async fn stop(mut self) {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
@@ -206,6 +211,22 @@ impl Server {
             .await
             .expect("server stops")
             .expect("server task ends cleanly");
+        let trace = self.dir.path().join("trace");
+        let yang = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../yang");
+        let r = tokio::task::spawn_blocking(move || {
+            halyard_netconf::conformance::check_trace(&trace, &yang)
+        })
+        .await
+        .unwrap();
+        assert!(
+            r.failures.is_empty(),
+            "yanglint rejects what the server sent ({} of {} replies, {} data sets, {} notifications):\n{}",
+            r.failures.len(),
+            r.replies + r.refused,
+            r.data,
+            r.notifications,
+            r.failures.join("\n")
+        );
     }
 }
 
