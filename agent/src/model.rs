@@ -1462,6 +1462,10 @@ impl InformationModel for AgentModel {
         self.store.walk(class, after, limit).await
     }
 
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        AgentModel::audit(self, principal, event, result).await
+    }
+
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         self.store.validate(tx)?;
         self.check_element_rules(tx).await

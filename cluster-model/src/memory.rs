@@ -48,6 +48,8 @@ pub struct MemoryModel {
     state: RwLock<State>,
     tx: broadcast::Sender<Arc<Notification>>,
     invocations: Mutex<Vec<Invocation>>,
+    /// Audit events recorded by the faces: (user, event, result).
+    audits: Mutex<Vec<(String, String, String)>>,
 }
 
 impl Default for MemoryModel {
@@ -71,6 +73,7 @@ impl MemoryModel {
             }),
             tx: broadcast::channel(QUEUE).0,
             invocations: Mutex::new(Vec::new()),
+            audits: Mutex::new(Vec::new()),
         }
     }
 
@@ -232,6 +235,14 @@ impl MemoryModel {
         // No receiver is not an error: nobody is listening.
         let _ = self.tx.send(n.clone());
         Ok(n.seq)
+    }
+
+    /// Audit events the faces recorded: (user, event, result).
+    pub fn audits(&self) -> Vec<(String, String, String)> {
+        self.audits
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Operations accepted so far.
@@ -535,6 +546,14 @@ impl InformationModel for MemoryModel {
 
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         MemoryModel::validate(self, tx)
+    }
+
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        self.audits.lock().unwrap_or_else(|e| e.into_inner()).push((
+            principal.user.clone(),
+            event.to_string(),
+            result.to_string(),
+        ));
     }
 
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {

@@ -347,6 +347,10 @@ pub trait InformationModel: Send + Sync + 'static {
     /// nothing: NETCONF's `<validate>` and `test-only` ask this.
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError>;
 
+    /// Records a face's security event in the audit trail (a failed
+    /// login: who tried, how, the count), never a secret.
+    async fn audit(&self, principal: &Principal, event: &str, result: &str);
+
     /// Invokes a schema operation on an object.
     async fn invoke(
         &self,

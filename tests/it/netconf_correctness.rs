@@ -555,4 +555,13 @@ fn a_mistyped_password_leaves_password_login_open() {
         out.contains("<capabilities>") && out.contains("<ok/>"),
         "no session after a retried password: {out}"
     );
+    // The failure is in the audit trail, with the count and the delay.
+    let (code, body) = a.curl("GET", "/api/v1/classes/AuditRecord", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("login from 127.0.0.1 (password)")
+            && body.contains("password failures 1 of 3 on this connection")
+            && body.contains("ms delay"),
+        "{body}"
+    );
 }

@@ -119,21 +119,40 @@ const PASSWORD_TRIES: u32 = 3;
 const MAX_AUTH_ATTEMPTS: usize = 6;
 
 impl Conn {
-    fn failed(&mut self, user: &str, method: &str) -> Auth {
+    async fn failed(&mut self, user: &str, method: &str) -> Auth {
         Stats::inc(&self.ctx.shared.stats.auth_failures);
         if method == "password" {
             self.password_failures += 1;
         }
         let left = PASSWORD_TRIES.saturating_sub(self.password_failures);
+        let delay_ms = self.ctx.ssh.auth_rejection_time.as_millis() as u64;
         warn!(
             user,
             peer = %self.peer,
             method,
             password_failures = self.password_failures,
             password_tries_left = left,
-            delay_ms = self.ctx.ssh.auth_rejection_time.as_millis() as u64,
+            delay_ms,
             "NETCONF login failed"
         );
+        // The audit trail names who tried from where, how, and the count.
+        let event = format!("login from {} ({method})", self.peer_ip);
+        let result = format!(
+            "refused: password failures {} of {PASSWORD_TRIES} on this connection, {delay_ms} ms delay",
+            self.password_failures
+        );
+        self.ctx
+            .shared
+            .model
+            .audit(
+                &halyard_cluster_model::port::Principal::new(
+                    user,
+                    halyard_cluster_model::model::Protocol::Netconf,
+                ),
+                &event,
+                &result,
+            )
+            .await;
         let methods: &[MethodKind] = if left > 0 {
             &[MethodKind::Password, MethodKind::PublicKey]
         } else {
@@ -161,7 +180,7 @@ impl Handler for Conn {
             self.user = Some(user.to_string());
             Ok(Auth::Accept)
         } else {
-            Ok(self.failed(user, "password"))
+            Ok(self.failed(user, "password").await)
         }
     }
 
@@ -180,7 +199,7 @@ impl Handler for Conn {
             self.user = Some(user.to_string());
             Ok(Auth::Accept)
         } else {
-            Ok(self.failed(user, "publickey"))
+            Ok(self.failed(user, "publickey").await)
         }
     }
 

@@ -228,6 +228,9 @@ impl InformationModel for TestModel {
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         self.inner.transact(tx).await
     }
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        InformationModel::audit(&self.inner, principal, event, result).await
+    }
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         InformationModel::validate(&self.inner, tx).await
     }

@@ -43,6 +43,9 @@ impl InformationModel for SlowFans {
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         self.0.transact(tx).await
     }
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        InformationModel::audit(&*self.0, principal, event, result).await
+    }
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         InformationModel::validate(&*self.0, tx).await
     }
