@@ -163,7 +163,7 @@ pub async fn publish_status(
                     ],
                 );
             }
-            let _ = model.store.update(
+            model.set(
                 &name,
                 &[
                     ("Membership", Value::Enum(membership.value())),
@@ -179,7 +179,7 @@ pub async fn publish_status(
             let stale = view
                 .staleness()
                 .map_or(u32::MAX, |d| d.as_millis().min(u128::from(u32::MAX)) as u32);
-            let _ = model.store.update(
+            model.set(
                 &el,
                 &[
                     ("Master", Value::Str(view.master().unwrap_or_default())),

@@ -303,7 +303,7 @@ impl ClusterLog {
                 .filter(|b| b.0 == component && (b.1 - started.0).abs() <= ATTACH_WINDOW_MS)
                 .min_by_key(|b| (b.1 - started.0).abs());
             if let Some((_, _, first, n)) = found {
-                let _ = self.model.store.update(
+                self.model.set(
                     &o.name,
                     &[
                         ("BlackBox", Value::Str(first.clone())),

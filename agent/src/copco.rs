@@ -387,7 +387,7 @@ pub async fn invoke(
             && let Err(reason) = model.copco_acquire_queued(&target_owned, &job).await
         {
             let detail = format!("rejected: {reason}");
-            let _ = model.store.update(
+            model.set(
                 &job,
                 &[
                     ("State", Value::Enum(JobState::Rejected.value())),
@@ -411,7 +411,7 @@ pub async fn invoke(
         let mut failure = None;
         for step in &steps {
             let detail = step.describe();
-            let _ = model.store.update(
+            model.set(
                 &job,
                 &[("Detail", Value::Str(detail.chars().take(255).collect()))],
             );
@@ -427,13 +427,13 @@ pub async fn invoke(
                 break;
             }
             done += 1;
-            let _ = model.store.update(&job, &[("StepsDone", Value::U32(done))]);
+            model.set(&job, &[("StepsDone", Value::U32(done))]);
         }
         let (state, detail, result) = match failure {
             None => (JobState::Succeeded, format!("{what}: done"), 0),
             Some(f) => (JobState::Failed, f, 1),
         };
-        let _ = model.store.update(
+        model.set(
             &job,
             &[
                 ("State", Value::Enum(state.value())),

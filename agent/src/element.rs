@@ -106,6 +106,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             ("SoftwareVersion", s(&c.element.software_version)),
             ("MemberNodes", Value::U32(c.nodes.len() as u32)),
             ("WatchdogExpirations", Value::U64(0)),
+            ("ModelUpdateErrors", Value::U64(0)),
         ],
     }];
     let mut groups = Vec::new();

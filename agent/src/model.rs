@@ -69,6 +69,8 @@ pub struct AgentModel {
     replicated_seen: tokio::sync::Mutex<usize>,
     next_audit: AtomicU32,
     pub(crate) next_job: AtomicU32,
+    /// Updates of the agent's own that the store refused (see `set`).
+    update_errors: std::sync::atomic::AtomicU64,
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
     /// Serializes alarm changes (raise, fold, clear).
     alarm_lock: Mutex<AlarmGuards>,
@@ -137,6 +139,7 @@ impl AgentModel {
             replicated_seen: tokio::sync::Mutex::new(0),
             next_audit: AtomicU32::new(1),
             next_job: AtomicU32::new(1),
+            update_errors: std::sync::atomic::AtomicU64::new(0),
             audits: Mutex::new(Default::default()),
             alarm_lock: Mutex::new(AlarmGuards::default()),
             swap_bus: std::sync::OnceLock::new(),
@@ -224,6 +227,61 @@ impl AgentModel {
     }
 
     /// This model, shared (jobs outlive the call that started them).
+    /// Writes attributes of an object the agent keeps current: the one way
+    /// the agent updates its own objects. A string longer than its
+    /// attribute's MaxLen is cut to it (reasons and details are free text);
+    /// anything else the store refuses (an unknown attribute, a wrong type)
+    /// is a defect of the agent: logged at ERROR with what was written,
+    /// counted in the element's `ModelUpdateErrors`, never dropped silently.
+    /// Returns whether the update was applied.
+    pub(crate) fn set(&self, name: &ObjectName, values: &[(&str, Value)]) -> bool {
+        let class = self.store.class_of(name);
+        let fitted: Vec<(&str, Value)> = values
+            .iter()
+            .map(|(attr, v)| {
+                let cut = match (v, class.and_then(|c| c.attribute(attr))) {
+                    (
+                        Value::Str(s),
+                        Some((_, a)),
+                    ) => match a.ty {
+                        halyard_cluster_model::AttrType::String { max_len }
+                            if s.chars().count() > max_len as usize =>
+                        {
+                            Some(Value::Str(s.chars().take(max_len as usize).collect()))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                (*attr, cut.unwrap_or_else(|| v.clone()))
+            })
+            .collect();
+        match self.store.update(name, &fitted) {
+            Ok(_) => true,
+            // An object that went away meanwhile (a removed unit, a pruned
+            // record) is no defect: there is nothing left to keep current.
+            Err(ModelError::NoSuchObject { .. }) => false,
+            Err(e) => {
+                let n = self.update_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                let attrs: Vec<&str> = values.iter().map(|(a, _)| *a).collect();
+                tracing::error!(
+                    object = %name,
+                    attributes = ?attrs,
+                    error = %e,
+                    count = n,
+                    "the model refused an update of the agent's own"
+                );
+                if let Err(e) = self
+                    .store
+                    .update(&self.root, &[("ModelUpdateErrors", Value::U64(n))])
+                {
+                    tracing::error!(error = %e, "cannot count the refused update");
+                }
+                false
+            }
+        }
+    }
+
     pub(crate) fn self_arc(&self) -> Arc<AgentModel> {
         self.me
             .upgrade()
@@ -815,7 +873,7 @@ impl AgentModel {
                 continue;
             };
             if let Ok(v) = Value::parse(&ty, text) {
-                let _ = self.store.update(&name, &[(attribute, v)]);
+                self.set(&name, &[(attribute, v)]);
             }
         }
     }
@@ -859,7 +917,7 @@ impl AgentModel {
                 continue;
             };
             if let Ok(obj) = self.store.get(&n).await {
-                let _ = self.store.update(&n, &values_of(obj.class, &o["values"]));
+                self.set(&n, &values_of(obj.class, &o["values"]));
             }
         }
         if let Some(hsc) = note["hsc"].as_str().and_then(|n| ObjectName::parse(n).ok())
@@ -869,7 +927,7 @@ impl AgentModel {
                 Some(Value::U64(n)) => n + 1,
                 _ => 1,
             };
-            let _ = self.store.update(&hsc, &[("SwapEvents", Value::U64(n))]);
+            self.set(&hsc, &[("SwapEvents", Value::U64(n))]);
         }
         let fru = note["fru"].as_str().unwrap_or_default();
         let present = note["present"].as_bool().unwrap_or_default();
@@ -917,7 +975,7 @@ impl AgentModel {
         if let Ok(views) = self.core.components().await {
             for v in views {
                 if let Ok(n) = ObjectName::parse(&v.name) {
-                    let _ = self.store.update(
+                    self.set(
                         &n,
                         &[
                             ("AdminState", Value::Enum(v.admin.value())),
@@ -953,7 +1011,7 @@ impl AgentModel {
                 let Ok(to) = to.parse::<AvailabilityState>() else {
                     return;
                 };
-                let _ = self.store.update(
+                self.set(
                     &n,
                     &[
                         ("AvailabilityState", Value::Enum(to.value())),
@@ -1031,7 +1089,7 @@ impl AgentModel {
                     if o.class.attribute("Pid").is_some() {
                         v.push(("Pid", Value::U32(pid.unwrap_or(0))));
                     }
-                    let _ = self.store.update(&n, &v);
+                    self.set(&n, &v);
                 }
             }
             EventKind::FailedOver {
@@ -1044,13 +1102,13 @@ impl AgentModel {
                     && let Ok(o) = self.store.get(&n).await
                     && let Some(Value::U64(f)) = o.get("FailOvers")
                 {
-                    let _ = self.store.update(&n, &[("FailOvers", Value::U64(f + 1))]);
+                    self.set(&n, &[("FailOvers", Value::U64(f + 1))]);
                 }
                 if let Some(sg) = ObjectName::parse(si).ok().and_then(|s| s.parent())
                     && let Ok(o) = self.store.get(&sg).await
                     && let Some(Value::U64(f)) = o.get("FailOvers")
                 {
-                    let _ = self.store.update(&sg, &[("FailOvers", Value::U64(f + 1))]);
+                    self.set(&sg, &[("FailOvers", Value::U64(f + 1))]);
                 }
                 let src = ObjectName::parse(si).unwrap_or_else(|_| self.root.clone());
                 self.publish(
@@ -1105,11 +1163,11 @@ impl AgentModel {
                     if cause == ProbableCause::PowerProblem
                         && let Ok(n) = ObjectName::parse(resource)
                     {
-                        let _ = self.store.update(&n, &[("PowerGood", Value::Bool(false))]);
+                        self.set(&n, &[("PowerGood", Value::Bool(false))]);
                     }
                 }
                 if *clear && let Ok(n) = ObjectName::parse(resource) {
-                    let _ = self.store.update(&n, &[("PowerGood", Value::Bool(true))]);
+                    self.set(&n, &[("PowerGood", Value::Bool(true))]);
                 }
             }
             EventKind::Statistic {
@@ -1150,7 +1208,7 @@ impl AgentModel {
             return;
         };
         if next != current {
-            let _ = self.store.update(&n, &[("ProxiedBy", Value::Str(next))]);
+            self.set(&n, &[("ProxiedBy", Value::Str(next))]);
         }
     }
 
@@ -1252,7 +1310,7 @@ impl AgentModel {
                 AssignmentRole::Standby
             };
             if self.store.get(&n).await.is_ok() {
-                let _ = self.store.update(
+                self.set(
                     &n,
                     &[
                         ("Role", Value::Enum(role.value())),
@@ -1321,7 +1379,7 @@ impl AgentModel {
             .unwrap_or_default()
         {
             let (active, standby) = per_si.get(&si.name).copied().unwrap_or_default();
-            let _ = self.store.update(
+            self.set(
                 &si.name,
                 &[
                     ("ActiveAssignments", Value::U32(active)),
@@ -1343,7 +1401,7 @@ impl AgentModel {
             }
             for (sg, (p, s)) in per_sg {
                 if let Ok(n) = ObjectName::parse(sg) {
-                    let _ = self.store.update(
+                    self.set(
                         &n,
                         &[("Primaries", Value::U32(p)), ("Secondaries", Value::U32(s))],
                     );
@@ -1802,6 +1860,35 @@ mod tests {
                 .iter()
                 .any(|a| a.get("Resource").and_then(Value::as_str) == Some("ne=1/shelf=1"))
         );
+        running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_update_is_logged_and_counted_and_long_text_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let shelf = ObjectName::parse("ne=1/shelf=1").unwrap();
+        let root = ObjectName::parse("ne=1").unwrap();
+        async fn errors(m: &AgentModel, root: &ObjectName) -> Option<Value> {
+            InformationModel::get(&m.store, root)
+                .await
+                .ok()
+                .and_then(|o| o.get("ModelUpdateErrors").cloned())
+        }
+        // A misspelled attribute and a wrong type: refused, counted.
+        assert!(!m.set(&shelf, &[("Lable", Value::Str("x".into()))]));
+        assert!(!m.set(&shelf, &[("Label", Value::U32(3))]));
+        assert_eq!(errors(&m, &root).await, Some(Value::U64(2)));
+        // Over-long free text is cut to MaxLen, not dropped.
+        let long = "x".repeat(400);
+        assert!(m.set(&shelf, &[("Label", Value::Str(long))]));
+        let o = InformationModel::get(&m.store, &shelf).await.unwrap();
+        assert_eq!(o.get("Label"), Some(&Value::Str("x".repeat(255))));
+        assert_eq!(errors(&m, &root).await, Some(Value::U64(2)));
+        // An object that is gone is no defect.
+        let gone = ObjectName::parse("ne=1/shelf=9").unwrap();
+        assert!(!m.set(&gone, &[("Label", Value::Str("y".into()))]));
+        assert_eq!(errors(&m, &root).await, Some(Value::U64(2)));
         running.shutdown().await;
     }
 }

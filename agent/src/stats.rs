@@ -170,7 +170,7 @@ impl Collector {
                 )],
                 _ => continue,
             };
-            let _ = m.store.update(&o.name, &v);
+            m.set(&o.name, &v);
         }
     }
 
@@ -263,7 +263,7 @@ impl Collector {
             ];
             match ObjectName::parse(&name) {
                 Ok(n) if m.store.get(&n).await.is_ok() => {
-                    let _ = m.store.update(&n, &v);
+                    m.set(&n, &v);
                 }
                 Ok(_) => {
                     let _ = m.create_dynamic("Aggregate", &name, &v).await;
@@ -364,7 +364,7 @@ impl Collector {
                     .await
                     .is_ok()
                     {
-                        let _ = m.store.update(&thr.name, &[("Crossed", Value::Bool(true))]);
+                        m.set(&thr.name, &[("Crossed", Value::Bool(true))]);
                     }
                 }
                 Crossing::Clear => {

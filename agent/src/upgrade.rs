@@ -418,7 +418,7 @@ impl Upgrades {
                 continue;
             };
             if let Ok(name) = ObjectName::parse(obj) {
-                let _ = self.model.store.update(
+                self.model.set(
                     &name,
                     &[
                         (

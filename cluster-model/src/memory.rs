@@ -174,6 +174,12 @@ impl MemoryModel {
         Ok(old)
     }
 
+    /// The class of an object, if it exists.
+    pub fn class_of(&self, name: &ObjectName) -> Option<&'static ClassMeta> {
+        let st = self.read();
+        st.by_name.get(name).map(|i| st.objects[i].class)
+    }
+
     /// Removes an object and its subtree; returns how many went.
     pub fn remove(&self, name: &ObjectName) -> usize {
         let mut st = self.write();
