@@ -240,10 +240,7 @@ impl AgentModel {
             .iter()
             .map(|(attr, v)| {
                 let cut = match (v, class.and_then(|c| c.attribute(attr))) {
-                    (
-                        Value::Str(s),
-                        Some((_, a)),
-                    ) => match a.ty {
+                    (Value::Str(s), Some((_, a))) => match a.ty {
                         halyard_cluster_model::AttrType::String { max_len }
                             if s.chars().count() > max_len as usize =>
                         {
