@@ -9,11 +9,19 @@ use std::time::Duration;
 use halyard_tests::{Checker, Cluster, NODES, PAIRS, host_of, wait_until};
 
 /// One three-node cluster at a time: each is three agents and seven
-/// daemons, and the checker's 100 Hz must not starve on two cores.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+/// daemons, and the checker's 100 Hz must not starve on two cores. Tests
+/// that load the machine as much (an agent driven by Python clients and
+/// checked by yanglint) take the shared side: they run beside each other,
+/// never beside a cluster.
+static ONE_AT_A_TIME: std::sync::RwLock<()> = std::sync::RwLock::new(());
 
-pub(crate) fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+pub(crate) fn serial() -> std::sync::RwLockWriteGuard<'static, ()> {
+    ONE_AT_A_TIME.write().unwrap_or_else(|e| e.into_inner())
+}
+
+/// See [`ONE_AT_A_TIME`]: never beside a cluster test.
+pub(crate) fn not_beside_a_cluster() -> std::sync::RwLockReadGuard<'static, ()> {
+    ONE_AT_A_TIME.read().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Waits until both pairs have a primary and a secondary.

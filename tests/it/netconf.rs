@@ -55,6 +55,7 @@ m.close_session()
 
 #[test]
 fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
+    let _load = crate::cluster::not_beside_a_cluster();
     let dir = tempfile::tempdir().unwrap();
     let (a, trace) = crate::netconf_correctness::traced_agent(dir.path());
     let script = dir.path().join("nc.py");

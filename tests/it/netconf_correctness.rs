@@ -246,6 +246,7 @@ pub(crate) fn check_trace(trace: &Path) {
 }
 
 fn run(case: &str) -> (String, PathBuf, tempfile::TempDir) {
+    let _load = crate::cluster::not_beside_a_cluster();
     let dir = tempfile::tempdir().unwrap();
     let (a, trace) = traced_agent(dir.path());
     let script = dir.path().join("nc.py");
@@ -501,6 +502,7 @@ fn rpc(id: u32, body: &str) -> String {
 
 #[test]
 fn characters_xml_forbids_are_refused_and_never_stored() {
+    let _load = crate::cluster::not_beside_a_cluster();
     let dir = tempfile::tempdir().unwrap();
     let (a, trace) = traced_agent(dir.path());
     let edit = |r: &str| {
@@ -546,6 +548,7 @@ fn characters_xml_forbids_are_refused_and_never_stored() {
 
 #[test]
 fn a_mistyped_password_leaves_password_login_open() {
+    let _load = crate::cluster::not_beside_a_cluster();
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::start(dir.path());
     let input = HELLO.to_string() + &rpc(1, "<close-session/>");
