@@ -21,7 +21,7 @@ pub(crate) struct Agent {
     data: PathBuf,
     config: Option<PathBuf>,
     snmp: String,
-    http: String,
+    pub(crate) http: String,
     pub(crate) netconf: String,
 }
 

@@ -220,12 +220,18 @@ pub(crate) fn traced_agent(dir: &Path) -> (Agent, PathBuf) {
     let trace = dir.join("trace");
     std::fs::create_dir_all(&trace).unwrap();
     let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
-    let config = demo.replacen(
-        "\n[netconf]\n",
-        &format!("\n[netconf]\ntrace_dir = \"{}\"\n", trace.display()),
-        1,
-    );
-    assert!(config.contains("trace_dir"));
+    let config = demo
+        .replacen(
+            "\n[netconf]\n",
+            &format!("\n[netconf]\ntrace_dir = \"{}\"\n", trace.display()),
+            1,
+        )
+        .replacen(
+            r#"users = [{ name = "operator", password = "halyard-demo", role = "operator" }]"#,
+            r#"users = [{ name = "operator", password = "halyard-demo", role = "operator" }, { name = "admin", password = "admin-pw", role = "admin" }]"#,
+            1,
+        );
+    assert!(config.contains("trace_dir") && config.contains("admin-pw"));
     let path = dir.join("traced.toml");
     std::fs::write(&path, config).unwrap();
     (Agent::start_with(&dir.join("data"), Some(path)), trace)
@@ -538,10 +544,43 @@ fn characters_xml_forbids_are_refused_and_never_stored() {
         "{got}"
     );
     assert!(!out.contains('\u{1}') && !out.contains('\u{0}'), "{out}");
-    // And nothing of it reached the model through another face either.
+    // The other faces refuse it too: SNMP (a SET of the fan's label with
+    // 0x01 in it) and HTTP (an admin's PATCH).
+    let i = crate::agent::index_of(&a, "ne=1/shelf=1/fan=1");
+    let (ok, out) = a.snmp(
+        "snmpset",
+        halyard_tests::V3,
+        &[
+            &format!("{}.1.5.1.19.{i}", crate::agent::HC),
+            "x",
+            "62616401",
+        ],
+    );
+    assert!(!ok && out.contains("wrongValue"), "snmpset: {out}");
+    let http = |body: &str| {
+        let o = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH"])
+            .args([
+                "-u",
+                "admin:admin-pw",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-d", body])
+            .arg(format!(
+                "http://{}/api/v1/objects/ne=1/shelf=1/fan=1",
+                a.http
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    assert_eq!(http(r#"{"label":"bad\u0001x"}"#), "422");
+    assert_eq!(http(r#"{"label":"fine"}"#), "200");
+    // And nothing of it reached the model.
     let (code, body) = a.curl("GET", "/api/v1/objects/ne=1/shelf=1/fan=1", None);
     assert_eq!(code, 200, "{body}");
-    assert!(!body.contains("bad"), "{body}");
+    assert!(!body.contains("bad") && body.contains("fine"), "{body}");
     drop(a);
     check_trace(&trace);
 }
