@@ -446,6 +446,7 @@ fn openssh_session(a: &Agent, dir: &Path, passwords: &[&str], input: &str) -> (S
     let answers = dir.join("answers");
     std::fs::write(&answers, passwords.join("\n") + "\n").unwrap();
     let count = dir.join("count");
+    let _ = std::fs::remove_file(&count);
     let askpass = dir.join("askpass.sh");
     std::fs::write(
         &askpass,
@@ -606,4 +607,51 @@ fn a_mistyped_password_leaves_password_login_open() {
             && body.contains("ms delay"),
         "{body}"
     );
+}
+
+#[test]
+fn chunked_framing_accepts_crlf_headers_and_a_stray_end_of_message_marker() {
+    let _load = crate::cluster::not_beside_a_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, trace) = traced_agent(dir.path());
+    let hello11 = r#"<?xml version="1.0"?><hello xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><capabilities><capability>urn:ietf:params:netconf:base:1.1</capability></capabilities></hello>]]>]]>"#;
+    let chunk = |m: &str, eol: &str| format!("{eol}#{}{eol}{m}{eol}##{eol}", m.len());
+    let rpc11 = |id: u32, body: &str| {
+        format!(
+            r#"<rpc message-id="{id}" xmlns="urn:ietf:params:xml:ns:netconf:base:1.0">{body}</rpc>"#
+        )
+    };
+    let mut input = hello11.to_string();
+    // CRLF line ends in the chunk headers (as some Windows-built clients send).
+    input += &chunk(
+        &rpc11(1, "<get-config><source><running/></source></get-config>"),
+        "\r\n",
+    );
+    // A stray end-of-message marker between two messages.
+    input += "]]>]]>";
+    input += &chunk(&rpc11(2, "<close-session/>"), "\n");
+    let (out, _) = openssh_session(&a, dir.path(), &["halyard-demo"], &input);
+    assert!(
+        out.contains(r#"message-id="1""#) && out.contains("ne=1/shelf=1/fan=1"),
+        "no reply to the CRLF-framed get-config: {out}"
+    );
+    assert!(
+        out.contains(r#"message-id="2""#) && out.contains("<ok/>"),
+        "no reply after the stray marker: {out}"
+    );
+    // Unsafe framing still ends the session, with malformed-message: a chunk
+    // size with a leading zero; the rpc after it is never answered.
+    let mut bad = hello11.to_string() + "\n#04\n<rpc\n##\n";
+    bad += &chunk(
+        &rpc11(3, "<get-config><source><running/></source></get-config>"),
+        "\n",
+    );
+    let (out, _) = openssh_session(&a, dir.path(), &["halyard-demo"], &bad);
+    assert!(
+        out.contains("<error-tag>malformed-message</error-tag>")
+            && !out.contains(r#"message-id="3""#),
+        "{out}"
+    );
+    drop(a);
+    check_trace(&trace);
 }
