@@ -88,6 +88,25 @@ pub struct Report {
     pub failures: Vec<String>,
 }
 
+impl Report {
+    /// Whether yanglint accepted everything.
+    pub fn is_clean(&self) -> bool {
+        self.failures.is_empty()
+    }
+
+    /// The counts and every failure, for a test's assertion message.
+    pub fn summary(&self) -> String {
+        format!(
+            "yanglint rejects {} of {} replies ({} data sets, {} notifications checked):\n{}",
+            self.failures.len(),
+            self.replies + self.refused,
+            self.data,
+            self.notifications,
+            self.failures.join("\n")
+        )
+    }
+}
+
 /// Checks every message of the trace in `dir`; `yang` is the workspace's
 /// `yang/` directory.
 pub fn check_trace(dir: &Path, yang: &Path) -> Report {
