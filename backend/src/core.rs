@@ -443,9 +443,56 @@ struct SessionHandle {
     id: u64,
     /// The incarnation the session registered as (set by the core).
     incarnation: u32,
-    tx: mpsc::Sender<ToComponent>,
+    /// What the core tells the component (registration, assignments,
+    /// errors): never dropped, never waited on (see [`ControlLane`]).
+    control: Arc<ControlLane>,
     push: mpsc::Sender<CheckpointPush>,
     role: Arc<watch::Sender<Role>>,
+}
+
+/// The core's messages to one HA-aware component: ordered, never dropped,
+/// and never waited on by the core (its task must not wait on a session's
+/// I/O). A bounded queue with `try_send` lost a demotion (fencing) or an
+/// assignment whenever checkpoint traffic had filled it. The lane stays
+/// small by coalescing: an assignment replaces one not yet written (the
+/// component needs the latest role, and acknowledges what it gets). The
+/// session's writer takes the lane before its data queue, and a write that
+/// cannot complete within the session's deadline ends the session, so the
+/// component is handled as failed rather than left in an old role.
+#[derive(Debug, Default)]
+struct ControlLane {
+    queue: std::sync::Mutex<std::collections::VecDeque<ToComponent>>,
+    ready: tokio::sync::Notify,
+}
+
+impl ControlLane {
+    fn push(&self, m: ToComponent) {
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(m, ToComponent::Assign { .. }) {
+            q.retain(|x| !matches!(x, ToComponent::Assign { .. }));
+        }
+        q.push_back(m);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    fn pop(&self) -> Option<ToComponent> {
+        self.queue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+    }
+
+    /// The next message, waiting for one.
+    async fn next(&self) -> ToComponent {
+        loop {
+            if let Some(m) = self.pop() {
+                return m;
+            }
+            // notify_one keeps a permit when nobody waits: no lost wake-up.
+            self.ready.notified().await;
+        }
+    }
 }
 
 /// How long the old primary of a 2N switch-over has to step down before
@@ -1970,7 +2017,7 @@ impl CoreState {
                         state: Some(AvailabilityState::Spare),
                         ..Role::default()
                     });
-                    let _ = s.tx.try_send(ToComponent::Assign {
+                    s.control.push(ToComponent::Assign {
                         state: AvailabilityState::Spare.yang_name().to_string(),
                         active: Vec::new(),
                         standby: Vec::new(),
@@ -2208,7 +2255,7 @@ impl CoreState {
                             .add_standby(si, component, s.push.clone());
                     }
                 }
-                let _ = s.tx.try_send(ToComponent::Assign {
+                s.control.push(ToComponent::Assign {
                     state: state.yang_name().to_string(),
                     active,
                     standby,
@@ -2343,8 +2390,10 @@ impl CoreState {
             }
         }
         let incarnation = self.incarnations[component];
-        // Sent by the core, so it precedes every assignment in the queue.
-        let _ = session.tx.try_send(ToComponent::Registered { incarnation });
+        // On the control lane, so it precedes every assignment.
+        session
+            .control
+            .push(ToComponent::Registered { incarnation });
         let mut session = session;
         session.incarnation = incarnation;
         self.sessions.insert(component.to_string(), session);
@@ -2415,7 +2464,7 @@ impl CoreState {
 
     fn session_error(&self, component: &str, code: ErrorCode, message: String) {
         if let Some(s) = self.sessions.get(component) {
-            let _ = s.tx.try_send(ToComponent::Error { code, message });
+            s.control.push(ToComponent::Error { code, message });
         }
     }
 
@@ -2990,14 +3039,36 @@ async fn session(
     let (out_tx, mut out_rx) = mpsc::channel::<ToComponent>(256);
     let (push_tx, mut push_rx) = mpsc::channel::<CheckpointPush>(1024);
     let role = Arc::new(watch::channel(Role::default()).0);
-    // The writer: everything to the component goes through one queue.
-    let writer = tokio::spawn(async move {
-        while let Some(m) = out_rx.recv().await {
-            if w.write_all(encode(&m).as_bytes()).await.is_err() {
-                break;
+    let control = Arc::new(ControlLane::default());
+    // The writer: the core's control lane first, then the data queue
+    // (checkpoints, replies). A component that stops reading for longer
+    // than the deadline loses its session.
+    let lane = control.clone();
+    let mut writer = tokio::spawn(async move {
+        loop {
+            let m = tokio::select! {
+                biased;
+                m = lane.next() => m,
+                m = out_rx.recv() => match m {
+                    Some(m) => m,
+                    // The session is over: what the core said last still goes.
+                    None => match lane.pop() { Some(m) => m, None => break },
+                },
+            };
+            match tokio::time::timeout(deadline, w.write_all(encode(&m).as_bytes())).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => break,
+                Err(_) => {
+                    tracing::warn!(
+                        deadline_ms = deadline.as_millis() as u64,
+                        "HA-aware component has not read its socket within the deadline: its session ends"
+                    );
+                    break;
+                }
             }
         }
     });
+    let mut writer_done = false;
     let mut component: Option<String> = None;
     let mut line = Vec::new();
     loop {
@@ -3005,6 +3076,8 @@ async fn session(
         // `line` (read_line_limited only appends), so nothing is lost.
         let read = tokio::select! {
             r = read_line_limited(&mut reader, &mut line) => r,
+            // The writer gave up (a dead or stalled reader): so does the session.
+            _ = &mut writer, if !writer_done => { writer_done = true; break }
             Some(push) = push_rx.recv() => {
                 let m = match push {
                     CheckpointPush::Full { seq, entries } => ToComponent::CheckpointState { seq, entries },
@@ -3059,7 +3132,7 @@ async fn session(
                 let handle = SessionHandle {
                     id,
                     incarnation: 0,
-                    tx: out_tx.clone(),
+                    control: control.clone(),
                     push: push_tx.clone(),
                     role: role.clone(),
                 };
@@ -3182,7 +3255,9 @@ async fn session(
             .await;
     }
     drop(out_tx);
-    let _ = writer.await;
+    if !writer_done {
+        let _ = writer.await;
+    }
 }
 
 fn op_name(m: &ToAgent) -> &'static str {

@@ -539,3 +539,146 @@ async fn a_primary_that_cannot_step_down_in_a_switch_over_is_failed_and_its_stan
     std::fs::remove_file(&stuck).unwrap();
     running.shutdown().await;
 }
+
+/// A raw HA-aware client on the core's socket: its reader forwards every
+/// line unless paused (a component that stops reading its socket).
+struct RawClient {
+    write: tokio::net::unix::OwnedWriteHalf,
+    lines: tokio::sync::mpsc::UnboundedReceiver<serde_json::Value>,
+    pause: tokio::sync::watch::Sender<bool>,
+}
+
+impl RawClient {
+    async fn register(socket: &std::path::Path, name: &str) -> RawClient {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+        let (r, mut write) = stream.into_split();
+        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
+        let (pause, mut paused) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            let mut r = BufReader::new(r);
+            let mut line = String::new();
+            loop {
+                // Not a byte is read while paused.
+                while *paused.borrow_and_update() {
+                    if paused.changed().await.is_err() {
+                        return;
+                    }
+                }
+                line.clear();
+                match r.read_line(&mut line).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {
+                        if let Ok(v) = serde_json::from_str(&line)
+                            && tx.send(v).is_err()
+                        {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let reg = format!(r#"{{"op":"register","version":1,"component":"{name}","pid":0}}"#);
+        write
+            .write_all(format!("{reg}\n").as_bytes())
+            .await
+            .unwrap();
+        RawClient {
+            write,
+            lines,
+            pause,
+        }
+    }
+
+    async fn send(&mut self, v: serde_json::Value) {
+        use tokio::io::AsyncWriteExt;
+        self.write
+            .write_all(format!("{v}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Reads until an assignment to `state`, acknowledging it.
+    async fn until_assigned(&mut self, state: &str, within: Duration) -> bool {
+        let end = tokio::time::Instant::now() + within;
+        loop {
+            let Ok(Some(v)) = tokio::time::timeout_at(end, self.lines.recv()).await else {
+                return false;
+            };
+            if v["op"] == "assign" {
+                let s = v["state"].as_str().unwrap_or_default().to_string();
+                self.send(serde_json::json!({"op": "ack", "state": s}))
+                    .await;
+                if s == state {
+                    return true;
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_assignment_is_never_dropped_when_the_components_queue_is_full() {
+    let dir = tempfile::tempdir().unwrap();
+    let ha = |name: &str| ComponentSpec {
+        name: name.into(),
+        parent: None,
+        kind: Kind::HaAware {
+            command: vec!["sleep".into(), "1000".into()],
+            env: vec![],
+            timed: false,
+        },
+        checkpoint: CheckpointMode::Asynchronous,
+        audit: None,
+    };
+    let mut group = sg(
+        "pair",
+        RedundancyModel::TwoN,
+        &["a", "b"],
+        RecoveryAction::HotRestart,
+    );
+    group.standby = StandbyMode::Hot;
+    let mut config = base(dir.path(), vec![group], vec![ha("a"), ha("b")]);
+    // The session's write deadline: longer than the pause below.
+    config.checkpoint_deadline = Duration::from_secs(5);
+    let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
+    let (core, running) = HaCore::start(config, repo).await.unwrap();
+    let socket = dir.path().join("ha.sock");
+    let mut a = RawClient::register(&socket, "a").await;
+    assert!(a.until_assigned("primary", Duration::from_secs(30)).await);
+    let mut b = RawClient::register(&socket, "b").await;
+    assert!(b.until_assigned("secondary", Duration::from_secs(30)).await);
+    wait_for(&core, "a primary and b secondary acknowledged", |v| {
+        get(v, "a").acked == Some(AvailabilityState::Primary)
+            && get(v, "b").acked == Some(AvailabilityState::Secondary)
+    })
+    .await;
+    // b stops reading; a's checkpoints fill b's socket and then its queue.
+    b.pause.send_replace(true);
+    let value = "x".repeat(200);
+    for i in 0..6000 {
+        a.send(serde_json::json!({"op": "checkpoint-write", "key": format!("k{}", i % 50), "value": value}))
+            .await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A switch-over now: a steps down, b is told to take over while its
+    // queue is full. The assignment must wait for b, not be dropped.
+    core.request(halyard_backend::crim::Input::SwitchOver {
+        component: "a".into(),
+        at: None,
+    })
+    .await
+    .unwrap();
+    assert!(a.until_assigned("secondary", Duration::from_secs(10)).await);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    b.pause.send_replace(false);
+    assert!(
+        b.until_assigned("primary", Duration::from_secs(20)).await,
+        "b never heard it was primary"
+    );
+    wait_for(&core, "b primary", |v| {
+        get(v, "b").acked == Some(AvailabilityState::Primary)
+    })
+    .await;
+    running.shutdown().await;
+}
