@@ -33,6 +33,7 @@ use crate::cluster::{
 use crate::crim::{ComponentView, Crim, CrimError, Effect, Input, Reconfig, SgConfig};
 use crate::events::{EventKind, EventService};
 use crate::health::{Audit, AuditCheck, BlackBox, Watchdog, run_audit, run_monitor};
+use crate::lane::{Lane, Supersedes};
 use crate::naming::NamingService;
 use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode};
 use crate::remote::{RemoteShell, Report, parse_report, sh_quote};
@@ -444,54 +445,38 @@ struct SessionHandle {
     /// The incarnation the session registered as (set by the core).
     incarnation: u32,
     /// What the core tells the component (registration, assignments,
-    /// errors): never dropped, never waited on (see [`ControlLane`]).
-    control: Arc<ControlLane>,
+    /// errors): never dropped, never waited on.
+    control: Arc<Lane<ToComponent>>,
     push: mpsc::Sender<CheckpointPush>,
     role: Arc<watch::Sender<Role>>,
 }
 
-/// The core's messages to one HA-aware component: ordered, never dropped,
-/// and never waited on by the core (its task must not wait on a session's
-/// I/O). A bounded queue with `try_send` lost a demotion (fencing) or an
-/// assignment whenever checkpoint traffic had filled it. The lane stays
-/// small by coalescing: an assignment replaces one not yet written (the
-/// component needs the latest role, and acknowledges what it gets). The
-/// session's writer takes the lane before its data queue, and a write that
-/// cannot complete within the session's deadline ends the session, so the
-/// component is handled as failed rather than left in an old role.
-#[derive(Debug, Default)]
-struct ControlLane {
-    queue: std::sync::Mutex<std::collections::VecDeque<ToComponent>>,
-    ready: tokio::sync::Notify,
+/// The core's messages to an HA-aware component (registration,
+/// assignments, errors) ride a [`Lane`]: a new assignment makes a pending
+/// one moot (the component needs the latest role and acknowledges what it
+/// gets). The session's writer serves the lane before checkpoint traffic,
+/// and a write that cannot complete within the session's deadline ends the
+/// session, so the component is handled as failed rather than left in an
+/// old role.
+impl Supersedes for ToComponent {
+    fn supersedes(&self, earlier: &Self) -> bool {
+        matches!(
+            (self, earlier),
+            (ToComponent::Assign { .. }, ToComponent::Assign { .. })
+        )
+    }
 }
 
-impl ControlLane {
-    fn push(&self, m: ToComponent) {
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(m, ToComponent::Assign { .. }) {
-            q.retain(|x| !matches!(x, ToComponent::Assign { .. }));
-        }
-        q.push_back(m);
-        drop(q);
-        self.ready.notify_one();
-    }
-
-    fn pop(&self) -> Option<ToComponent> {
-        self.queue
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-    }
-
-    /// The next message, waiting for one.
-    async fn next(&self) -> ToComponent {
-        loop {
-            if let Some(m) = self.pop() {
-                return m;
-            }
-            // notify_one keeps a permit when nobody waits: no lost wake-up.
-            self.ready.notified().await;
-        }
+/// A supervisor's commands: a start or a stop makes pending starts and
+/// stops moot (a start replaces the running incarnation, a stop ends it);
+/// a proxy's role or release makes its pending role moot.
+impl Supersedes for SupCmd {
+    fn supersedes(&self, earlier: &Self) -> bool {
+        use SupCmd::*;
+        matches!(
+            (self, earlier),
+            (Start(_) | Stop, Start(_) | Stop) | (Assign(..) | Release, Assign(..) | Release)
+        )
     }
 }
 
@@ -984,7 +969,8 @@ struct CoreState {
     cec: Cec,
     specs: BTreeMap<String, ComponentSpec>,
     incarnations: HashMap<String, u32>,
-    supervisors: HashMap<String, mpsc::Sender<SupCmd>>,
+    /// Each supervisor's command lane (never waited on: see [`Lane`]).
+    supervisors: HashMap<String, Arc<Lane<SupCmd>>>,
     sessions: HashMap<String, SessionHandle>,
     /// Active simulated faults per hardware component.
     faults: HashMap<String, String>,
@@ -1042,17 +1028,17 @@ impl Runner {
         inc_rx: watch::Receiver<u32>,
         tx: &mpsc::Sender<Msg>,
         stop_rx: watch::Receiver<bool>,
-    ) -> Option<mpsc::Sender<SupCmd>> {
+    ) -> Option<Arc<Lane<SupCmd>>> {
         let mut supervisor = None;
         if matches!(c.kind, Kind::Process { .. } | Kind::HaAware { .. }) {
-            let (sup_tx, sup_rx) = mpsc::channel(16);
-            supervisor = Some(sup_tx);
+            let lane = Arc::new(Lane::default());
+            supervisor = Some(lane.clone());
             let span = tracing::info_span!("component", node = %self.node, component = %c.name);
             tasks.spawn(
                 supervise(
                     c.clone(),
                     self.socket.clone(),
-                    sup_rx,
+                    lane,
                     tx.clone(),
                     self.stop_grace,
                     stop_rx.clone(),
@@ -1065,8 +1051,8 @@ impl Runner {
         {
             // The incarnation holding the primary role (0: none).
             let primary = Arc::new(std::sync::atomic::AtomicU32::new(0));
-            let (sup_tx, sup_rx) = mpsc::channel(16);
-            supervisor = Some(sup_tx);
+            let lane = Arc::new(Lane::default());
+            supervisor = Some(lane.clone());
             let span = tracing::info_span!("component", node = %self.node, component = %c.name);
             tasks.spawn(
                 supervise_proxy(
@@ -1077,7 +1063,7 @@ impl Runner {
                         events: self.events.clone(),
                         repo: self.repo.clone(),
                     },
-                    sup_rx,
+                    lane,
                     tx.clone(),
                     stop_rx.clone(),
                 )
@@ -1799,8 +1785,10 @@ impl CoreState {
             self.effect(e).await;
         }
         for name in &removed {
-            // The supervisor stops the process, then ends with its channel.
-            self.supervisors.remove(name);
+            // The supervisor stops the process, then ends with its lane.
+            if let Some(lane) = self.supervisors.remove(name) {
+                lane.close();
+            }
             if let Some(stop) = self.runner.stops.remove(name) {
                 let _ = stop.send(true);
             }
@@ -1849,7 +1837,9 @@ impl CoreState {
                     self.supervisors.insert(name.clone(), s);
                 }
                 None => {
-                    self.supervisors.remove(&name);
+                    if let Some(lane) = self.supervisors.remove(&name) {
+                        lane.close();
+                    }
                 }
             }
             self.specs.insert(name, spec);
@@ -1867,7 +1857,7 @@ impl CoreState {
             if !self.replaying() && self.is_local(c) {
                 self.core.checkpoints.remove_component(c);
                 if let Some(s) = self.supervisors.get(c) {
-                    let _ = s.send(SupCmd::Stop).await;
+                    s.push(SupCmd::Stop);
                 }
             }
         }
@@ -2028,12 +2018,12 @@ impl CoreState {
             }
             Kind::Process { .. } => {
                 if let Some(s) = self.supervisors.get(component) {
-                    let _ = s.try_send(SupCmd::Stop);
+                    s.push(SupCmd::Stop);
                 }
             }
             Kind::Proxy { .. } => {
                 if let Some(s) = self.supervisors.get(component) {
-                    let _ = s.try_send(SupCmd::Release);
+                    s.push(SupCmd::Release);
                 }
             }
             Kind::Hardware => {}
@@ -2152,7 +2142,7 @@ impl CoreState {
                 self.record(&component, format!("stop: {reason}"));
                 self.core.checkpoints.remove_component(&component);
                 if let Some(s) = self.supervisors.get(&component) {
-                    let _ = s.send(SupCmd::Stop).await;
+                    s.push(SupCmd::Stop);
                 }
             }
             Effect::Event(kind) => {
@@ -2302,7 +2292,7 @@ impl CoreState {
                 // The proxy's supervisor takes the role over (configuration
                 // and start on the target) and acknowledges it.
                 if let Some(s) = self.supervisors.get(component) {
-                    let _ = s.try_send(SupCmd::Assign(inc, state));
+                    s.push(SupCmd::Assign(inc, state));
                 }
             }
             Kind::Process { role: None, .. } | Kind::Hardware => {
@@ -2345,7 +2335,7 @@ impl CoreState {
                 tracing::warn!(error = %e, "cannot persist incarnation");
             }
             if let Some(s) = supervisor {
-                let _ = s.send(SupCmd::Start(inc)).await;
+                s.push(SupCmd::Start(inc));
             } else if hardware && !faulty {
                 // Simulated hardware is up at once; a persistent fault keeps it down.
                 let _ = tx
@@ -2593,7 +2583,7 @@ impl CoreState {
                 _ => SupCmd::Stop,
             };
             if let Some(s) = self.supervisors.get(&name) {
-                let _ = s.send(cmd).await;
+                s.push(cmd);
             }
         }
     }
@@ -2603,7 +2593,7 @@ impl CoreState {
 async fn supervise(
     spec: ComponentSpec,
     socket: PathBuf,
-    mut cmds: mpsc::Receiver<SupCmd>,
+    cmds: Arc<Lane<SupCmd>>,
     core: mpsc::Sender<Msg>,
     grace: Duration,
     mut stop: watch::Receiver<bool>,
@@ -2619,7 +2609,7 @@ async fn supervise(
     let mut last_started = 0;
     loop {
         tokio::select! {
-            cmd = cmds.recv() => match cmd {
+            cmd = cmds.next() => match cmd {
                 None => break,
                 // Starts may arrive out of order: only a newer incarnation counts.
                 Some(SupCmd::Start(inc)) if inc <= last_started => {}
@@ -2801,7 +2791,7 @@ struct ProxyCtx {
 async fn supervise_proxy(
     spec: ComponentSpec,
     ctx: ProxyCtx,
-    mut cmds: mpsc::Receiver<SupCmd>,
+    cmds: Arc<Lane<SupCmd>>,
     core: mpsc::Sender<Msg>,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -2842,7 +2832,7 @@ async fn supervise_proxy(
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            cmd = cmds.recv() => match cmd {
+            cmd = cmds.next() => match cmd {
                 None => break,
                 Some(SupCmd::Start(inc)) if inc <= current => {}
                 Some(SupCmd::Start(inc)) => {
@@ -3039,7 +3029,7 @@ async fn session(
     let (out_tx, mut out_rx) = mpsc::channel::<ToComponent>(256);
     let (push_tx, mut push_rx) = mpsc::channel::<CheckpointPush>(1024);
     let role = Arc::new(watch::channel(Role::default()).0);
-    let control = Arc::new(ControlLane::default());
+    let control = Arc::new(Lane::<ToComponent>::default());
     // The writer: the core's control lane first, then the data queue
     // (checkpoints, replies). A component that stops reading for longer
     // than the deadline loses its session.
@@ -3048,7 +3038,7 @@ async fn session(
         loop {
             let m = tokio::select! {
                 biased;
-                m = lane.next() => m,
+                Some(m) = lane.next() => m,
                 m = out_rx.recv() => match m {
                     Some(m) => m,
                     // The session is over: what the core said last still goes.

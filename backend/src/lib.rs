@@ -36,6 +36,7 @@ pub mod crim;
 pub mod events;
 pub mod health;
 pub mod hotswap;
+pub mod lane;
 pub mod naming;
 pub mod protocol;
 pub mod release;
