@@ -480,6 +480,72 @@ impl Supersedes for SupCmd {
     }
 }
 
+/// A persisted record the core writes off its task. One writer task (owned
+/// by the core's task set) writes them in the order the core decided them,
+/// so an incident's close never lands before its open (a detached task per
+/// write could, leaving the incident open forever) and a component's
+/// incarnations are stored in order.
+enum Record {
+    IncidentOpen {
+        component: String,
+        si: String,
+        at: i64,
+        lost: bool,
+        recovery: String,
+    },
+    IncidentClose {
+        component: String,
+        at: i64,
+    },
+    /// The incarnation is stored, then the component is started (`then`),
+    /// so an agent restart never reuses an incarnation.
+    Incarnation {
+        key: String,
+        incarnation: u32,
+        then: std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>,
+    },
+}
+
+/// Records are never superseded: each is written.
+impl Supersedes for Record {
+    fn supersedes(&self, _earlier: &Self) -> bool {
+        false
+    }
+}
+
+impl Record {
+    async fn write(self, asr: &Asr, repo: &Repository) {
+        match self {
+            Record::IncidentOpen {
+                component,
+                si,
+                at,
+                lost,
+                recovery,
+            } => {
+                if let Err(e) = asr.open(&component, &si, at, lost, &recovery).await {
+                    tracing::error!(error = %e, %component, "cannot record incident");
+                }
+            }
+            Record::IncidentClose { component, at } => {
+                if let Err(e) = asr.close(&component, at).await {
+                    tracing::error!(error = %e, %component, "cannot close incident");
+                }
+            }
+            Record::Incarnation {
+                key,
+                incarnation,
+                then,
+            } => {
+                if let Err(e) = repo.set(&key, incarnation).await {
+                    tracing::error!(error = %e, %key, "cannot persist incarnation");
+                }
+                then.await;
+            }
+        }
+    }
+}
+
 /// How long the old primary of a 2N switch-over has to step down before
 /// it is failed (its standby waits for it, with the service unassigned).
 const HANDOVER_DEADLINE: Duration = Duration::from_secs(3);
@@ -700,6 +766,25 @@ impl HaCore {
             }
         });
 
+        // The records writer: incidents and incarnations, in decision order.
+        let records = Arc::new(Lane::<Record>::default());
+        {
+            let lane = records.clone();
+            let (asr, repo) = (core.asr.clone(), repo.clone());
+            let mut stop = stop_rx.clone();
+            tasks.spawn(async move {
+                loop {
+                    let r = tokio::select! {
+                        r = lane.next() => r,
+                        // At shutdown what was decided is still written.
+                        _ = stop.changed() => { lane.close(); lane.next().await }
+                    };
+                    let Some(r) = r else { break };
+                    r.write(&asr, &repo).await;
+                }
+            });
+        }
+
         // Incarnations continue across agent restarts.
         let mut incarnations = HashMap::new();
         for c in &config.components {
@@ -780,6 +865,7 @@ impl HaCore {
             .filter_map(|c| c.parent.clone().map(|p| (c.name.clone(), p)))
             .collect();
         let mut state = CoreState {
+            records,
             switchover_lead: config.switchover_lead,
             crim: fresh_crim(&config.groups, &config.locked),
             cec: Cec::new(config.cec.clone(), parents),
@@ -797,7 +883,6 @@ impl HaCore {
             core: core.clone(),
             journal: journal_tx,
             self_tx: tx.clone(),
-            repo: repo.clone(),
             last_recovery: None,
             stopping: false,
             groups: config.groups.clone(),
@@ -971,6 +1056,8 @@ struct CoreState {
     incarnations: HashMap<String, u32>,
     /// Each supervisor's command lane (never waited on: see [`Lane`]).
     supervisors: HashMap<String, Arc<Lane<SupCmd>>>,
+    /// Persisted records, written in order by one owned task.
+    records: Arc<Lane<Record>>,
     sessions: HashMap<String, SessionHandle>,
     /// Active simulated faults per hardware component.
     faults: HashMap<String, String>,
@@ -979,7 +1066,6 @@ struct CoreState {
     core: HaCore,
     journal: mpsc::Sender<(String, String, serde_json::Value)>,
     self_tx: mpsc::Sender<Msg>,
-    repo: Repository,
     /// The recovery CRIM chose for the failure being handled (for the ASR).
     last_recovery: Option<String>,
     /// Shutting down: exits are expected, not failures.
@@ -1606,9 +1692,9 @@ impl CoreState {
                 component: c.clone(),
                 state: state.yang_name().into(),
             });
-            let asr = self.core.asr.clone();
-            tokio::spawn(async move {
-                let _ = asr.close(&c, Timestamp::now().0).await;
+            self.records.push(Record::IncidentClose {
+                component: c.clone(),
+                at: Timestamp::now().0,
             });
         }
         if let Some(c) = registered
@@ -1645,15 +1731,12 @@ impl CoreState {
             .last_recovery
             .take()
             .unwrap_or_else(|| default_recovery.to_string());
-        let asr = self.core.asr.clone();
-        let si = served.join(",");
-        tokio::spawn(async move {
-            if let Err(e) = asr
-                .open(&component, &si, Timestamp::now().0, lost, &recovery)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot record incident");
-            }
+        self.records.push(Record::IncidentOpen {
+            component,
+            si: served.join(","),
+            at: Timestamp::now().0,
+            lost,
+            recovery,
         });
     }
 
@@ -2321,19 +2404,16 @@ impl CoreState {
             w.send_replace(inc);
         }
         // Persisted before the component starts, so an agent restart never
-        // reuses an incarnation; off the core task, so an fsync never delays
-        // the next decision (a fail-over's acknowledgement, say).
-        let repo = self.repo.clone();
+        // reuses an incarnation; by the records writer, so an fsync never
+        // delays the next decision (a fail-over's acknowledgement, say) and
+        // incarnations land in order.
         let key = format!("/components/{name}/incarnation");
         let supervisor = self.supervisors.get(name).cloned();
         let hardware = self.specs[name].kind == Kind::Hardware;
         let faulty = self.faults.contains_key(name);
         let tx = self.self_tx.clone();
         let component = name.to_string();
-        tokio::spawn(async move {
-            if let Err(e) = repo.set(&key, inc).await {
-                tracing::warn!(error = %e, "cannot persist incarnation");
-            }
+        let then = Box::pin(async move {
             if let Some(s) = supervisor {
                 s.push(SupCmd::Start(inc));
             } else if hardware && !faulty {
@@ -2355,6 +2435,11 @@ impl CoreState {
                     ))
                     .await;
             }
+        });
+        self.records.push(Record::Incarnation {
+            key,
+            incarnation: inc,
+            then,
         });
     }
 

@@ -682,3 +682,78 @@ async fn an_assignment_is_never_dropped_when_the_components_queue_is_full() {
     .await;
     running.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_incident_of_quick_failures_is_closed_and_incarnations_are_stored_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = sleeper("p", "shelf");
+    p.parent = None;
+    p.audit = None;
+    let repo = Repository::open(&dir.path().join("repo.db")).await.unwrap();
+    let mut solo = sg(
+        "solo",
+        RedundancyModel::NoRedundancy,
+        &["p"],
+        RecoveryAction::HotRestart,
+    );
+    // Restart every time: no escalation within the test.
+    solo.max_restarts = 100;
+    let (core, running) = HaCore::start(base(dir.path(), vec![solo], vec![p]), repo.clone())
+        .await
+        .unwrap();
+    // Ten kill -9 in a row, each as soon as the restart is running: the
+    // incidents' opens and closes, and the incarnations, come in bursts.
+    let mut last = String::new();
+    for round in 0..10 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let pid = loop {
+            if let Some(pid) = pid_of(&core, "p").filter(|p| *p != last) {
+                let v = core.components().await.unwrap();
+                if get(&v, "p").acked == Some(AvailabilityState::Primary) {
+                    break pid;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: p not back"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        let st = std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        last = pid;
+    }
+    // Back after the last kill: a new process, acknowledged primary.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let incarnation = loop {
+        if pid_of(&core, "p").is_some_and(|p| p != last) {
+            let v = core.components().await.unwrap();
+            if get(&v, "p").acked == Some(AvailabilityState::Primary) {
+                break get(&v, "p").incarnation;
+            }
+        }
+        assert!(tokio::time::Instant::now() < deadline, "p not back");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    };
+    // Every incident is closed once p serves again, and the stored
+    // incarnation is the running one (not an older write landing last).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let incidents = core.asr.incidents().await.unwrap();
+        let stored: Option<u32> = repo.get_as("/components/p/incarnation").await.unwrap();
+        let open: Vec<_> = incidents.iter().filter(|i| i.ended.is_none()).collect();
+        if incidents.len() >= 10 && open.is_empty() && stored == Some(incarnation) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} incidents, open: {open:?}; stored incarnation {stored:?}, running {incarnation}",
+            incidents.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shutdown().await;
+}
