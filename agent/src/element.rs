@@ -687,6 +687,7 @@ pub fn fru_parts(
         "PowerSupply" => v.extend([
             ("OutputPower", Value::U32(300)),
             ("InputVoltage", Value::U32(48_000)),
+            ("PowerGood", Value::Bool(true)),
         ]),
         "HostBoard" => v.extend([("CpuLoad", Value::U32(10)), ("Temperature", Value::U32(41))]),
         "LineCard" => v.push(("Ports", Value::U32(ty.map_or(0, |t| t.ports)))),

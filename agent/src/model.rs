@@ -279,6 +279,15 @@ impl AgentModel {
         }
     }
 
+    /// The object named `resource`, if its class has `attribute`.
+    fn with_attribute(&self, resource: &str, attribute: &str) -> Option<ObjectName> {
+        let n = ObjectName::parse(resource).ok()?;
+        self.store
+            .class_of(&n)
+            .and_then(|c| c.attribute(attribute))
+            .map(|_| n)
+    }
+
     pub(crate) fn self_arc(&self) -> Arc<AgentModel> {
         self.me
             .upgrade()
@@ -1158,12 +1167,14 @@ impl AgentModel {
                         tracing::error!(error = %e, "cannot raise alarm");
                     }
                     if cause == ProbableCause::PowerProblem
-                        && let Ok(n) = ObjectName::parse(resource)
+                        && let Some(n) = self.with_attribute(resource, "PowerGood")
                     {
                         self.set(&n, &[("PowerGood", Value::Bool(false))]);
                     }
                 }
-                if *clear && let Ok(n) = ObjectName::parse(resource) {
+                // Only a power supply has the flag (a shelf's or a fan's
+                // power fault clears too).
+                if *clear && let Some(n) = self.with_attribute(resource, "PowerGood") {
                     self.set(&n, &[("PowerGood", Value::Bool(true))]);
                 }
             }

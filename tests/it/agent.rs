@@ -365,6 +365,43 @@ fn a_shelf_power_loss_gives_one_root_alarm_and_alarms_survive_kill_9() {
 }
 
 #[test]
+fn a_power_supplys_power_fault_shows_in_power_good_and_the_agent_refuses_none_of_its_own_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let attr = |object: &str, name: &str| {
+        let (_, body) = a.curl("GET", &format!("/api/v1/objects/{object}"), None);
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["attributes"][name].clone()
+    };
+    let psu = "ne=1/shelf=1/psu=1";
+    assert_eq!(attr(psu, "power-good"), true);
+    let fault = |f: &str| {
+        let (code, body) = a.curl(
+            "POST",
+            &format!("/api/v1/objects/{psu}/operations/inject-fault"),
+            Some(&format!(r#"{{"fault":"{f}"}}"#)),
+        );
+        assert!((200..300).contains(&code), "{code} {body}");
+    };
+    fault("power-loss");
+    wait_until("power-good false", || attr(psu, "power-good") == false);
+    fault("repair");
+    wait_until("power-good true", || attr(psu, "power-good") == true);
+    // A power fault of the shelf (it has no such flag) is no refused update.
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/operations/inject-fault",
+        Some(r#"{"fault":"power-loss"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    wait_until("the shelf's alarm", || {
+        a.curl("GET", "/api/v1/alarms", None)
+            .1
+            .contains("ne=1/shelf=1\"")
+    });
+    assert_eq!(attr("ne=1", "model-update-errors"), "0");
+}
+
+#[test]
 fn conflicting_operations_one_runs_one_is_refused_with_the_reason() {
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::start(dir.path());
