@@ -47,9 +47,10 @@ pub struct Authenticator {
 }
 
 /// Compares secrets without an early exit on the first differing byte.
+/// Secrets are compared in constant time (`subtle`).
 fn same(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    a.as_bytes().ct_eq(b.as_bytes()).into()
 }
 
 impl Authenticator {

@@ -1009,15 +1009,6 @@ fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
     r.to_xml()
 }
 
-/// Aborts the task when dropped (shutdown aborts the outer task).
-struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
-
-impl<T> Drop for AbortOnDrop<T> {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
 /// Runs one session to its end over `stream`. The session runs in its own
 /// task so that even a panic in it releases its locks and registration.
 pub async fn run_session<S>(
@@ -1032,10 +1023,11 @@ pub async fn run_session<S>(
     let (id, kill) = shared.register(&user, &peer);
     let span = info_span!("netconf", session = id, user = %user, peer = %peer);
     let who = shared.who(id);
-    let mut task = AbortOnDrop(tokio::spawn(
+    // Aborted when dropped: shutdown aborts the outer task.
+    let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
         serve(shared.clone(), stream, id, user, read_only, kill).instrument(span.clone()),
     ));
-    let end = match (&mut task.0).await {
+    let end = match task.await {
         Ok(end) => end,
         Err(e) => {
             if e.is_panic() {
