@@ -358,9 +358,6 @@ pub struct TrapEntry {
 pub struct NetconfSection {
     #[serde(default)]
     pub listen: Vec<Spanned<String>>,
-    /// Extra directories get-schema looks in for a listed module the
-    /// binary does not embed (every module listed today is embedded).
-    pub schema_dirs: Option<Vec<PathBuf>>,
     /// Writes every rpc, reply and notification to numbered files in this
     /// directory (conformance checks; off by default).
     pub trace_dir: Option<PathBuf>,

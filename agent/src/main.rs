@@ -698,7 +698,6 @@ mod faces {
                     authorized_keys: u.authorized_keys.clone(),
                 })
                 .collect();
-            c.schema_dirs = cfg.netconf.schema_dirs.clone().unwrap_or_default();
             c.trace_dir = cfg.netconf.trace_dir.clone();
             let server = halyard_netconf::NetconfServer::bind(c, model.clone())
                 .await

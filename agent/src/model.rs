@@ -1538,13 +1538,6 @@ impl InformationModel for AgentModel {
     }
 
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
-        // Validate everything first: all or nothing.
-        if let Err(e) = InformationModel::validate(self, &tx).await {
-            let what = format!("{} change(s)", tx.changes.len());
-            self.audit(&tx.principal, &what, &format!("refused: {}", e.error))
-                .await;
-            return Err(e);
-        }
         let what = tx
             .changes
             .iter()
@@ -1559,6 +1552,12 @@ impl InformationModel for AgentModel {
             })
             .collect::<Vec<_>>()
             .join("; ");
+        // Validate everything first: all or nothing.
+        if let Err(e) = InformationModel::validate(self, &tx).await {
+            self.audit(&tx.principal, &what, &format!("refused: {}", e.error))
+                .await;
+            return Err(e);
+        }
         // Administrative states go through COpCo and CRIM before anything else.
         let mut admin = Vec::new();
         for (i, c) in tx.changes.iter().enumerate() {

@@ -129,6 +129,10 @@ elif case == "replace-defaults":
     r = error_of(lambda: m.edit_config(target="running", config=cfg(
         "<fan><name>ne=1/shelf=1/fan=9</name><label>phantom</label></fan>")))
     print("create-fan=%s" % r)
+    # test-only tests what the set would do: the model refuses it as well.
+    r = error_of(lambda: m.edit_config(target="running", test_option="test-only", config=cfg(
+        "<fan><name>ne=1/shelf=1/fan=9</name><label>phantom</label></fan>")))
+    print("test-only-create=%s" % r)
     print("phantom=%s" % (leaf(m, "fan", "ne=1/shelf=1/fan=9", "admin-state") is not None))
     m.close_session()
 
@@ -369,6 +373,10 @@ fn replace_and_leaf_delete_use_the_module_defaults_and_hardware_is_never_invente
     );
     assert!(
         text.contains("create-fan=") && !text.contains("create-fan=ok"),
+        "{text}"
+    );
+    assert!(
+        text.contains("test-only-create=") && !text.contains("test-only-create=ok"),
         "{text}"
     );
 }

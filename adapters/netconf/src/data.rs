@@ -883,11 +883,6 @@ fn find_close(s: &str) -> Option<usize> {
     None
 }
 
-/// An XPath filter (RFC 6241 §8.9): XPath 1.0, by [`crate::xpath`].
-pub fn xpath_filter(data: &[Element], expr: &str, ctx: &Element) -> Result<Vec<Element>, RpcError> {
-    crate::xpath::select(data, expr, ctx)
-}
-
 /// Merges a selected tree into the output, joining identical nodes.
 pub(crate) fn merge(out: &mut Vec<Element>, x: Element) {
     if let Some(same) = out.iter_mut().find(|o| {
@@ -1051,7 +1046,7 @@ mod tests {
         let (objs, _) = demo().await;
         let top = render_objects(&objs, false);
         let ctx = parse(&format!(r#"<filter xmlns:hc="{}"/>"#, schema_ns()));
-        let got = xpath_filter(
+        let got = crate::xpath::select(
             std::slice::from_ref(&top),
             "/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1']/hc:speed",
             &ctx,
@@ -1063,16 +1058,16 @@ mod tests {
             "{x}"
         );
         assert!(!x.contains("fan=2"));
-        let got = xpath_filter(
+        let got = crate::xpath::select(
             std::slice::from_ref(&top),
             "/hc:element/hc:power-supply",
             &ctx,
         )
         .unwrap();
         assert_eq!(got[0].children.len(), 2);
-        assert!(xpath_filter(std::slice::from_ref(&top), "/zz:element", &ctx).is_err());
+        assert!(crate::xpath::select(std::slice::from_ref(&top), "/zz:element", &ctx).is_err());
         // Full XPath 1.0 (the crate's own tests cover the operators).
-        let got = xpath_filter(
+        let got = crate::xpath::select(
             std::slice::from_ref(&top),
             "/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1' or contains(hc:name, 'fan=2')]/hc:name",
             &ctx,
@@ -1089,7 +1084,12 @@ mod tests {
         assert_eq!(xpath_classes("/hc:element/hc:fan/..", &ctx), None);
         assert!(xpath_wants("//hc:fan", &ctx, "urn:x", "other"));
         // The context node is the root: a relative path works as well.
-        assert_eq!(xpath_filter(&[top], "hc:element", &ctx).unwrap().len(), 1);
+        assert_eq!(
+            crate::xpath::select(&[top], "hc:element", &ctx)
+                .unwrap()
+                .len(),
+            1
+        );
     }
 
     #[test]

@@ -650,7 +650,25 @@ impl Shared {
         };
         let mut new = base.clone();
         let mut errors = edit(&mut new);
-        if (!errors.is_empty() && !keep_partial) || test_only {
+        if !errors.is_empty() && !keep_partial {
+            return errors;
+        }
+        if test_only {
+            // test-only tests what a set would: on running, the model checks
+            // the transaction (the candidate is checked whole by validate
+            // and commit).
+            if target == Datastore::Running {
+                let changes = base.diff(&new);
+                if !changes.is_empty() {
+                    let tx = Transaction {
+                        principal: Self::principal(user),
+                        changes,
+                    };
+                    if let Err(e) = self.model.validate(&tx).await {
+                        errors.push(tx_error(&e, &tx.changes, &base, &new));
+                    }
+                }
+            }
             return errors;
         }
         match target {
@@ -907,7 +925,7 @@ mod tests {
         let s = Shared::new(
             m.clone(),
             Arc::new(Stats::default()),
-            SchemaStore::new(Vec::new()),
+            SchemaStore,
             crate::Limits::default(),
             Duration::from_secs(60),
             None,

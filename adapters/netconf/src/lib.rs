@@ -112,10 +112,6 @@ pub struct NetconfConfig {
     /// Users (by name) who may read and subscribe but not change anything:
     /// edits, locks, commits, actions and kill-session get `access-denied`.
     pub read_only_users: Vec<String>,
-    /// Extra directories get-schema looks in (`<name>.yang` or
-    /// `<name>@<revision>.yang`) for a listed module the binary does not
-    /// embed; every module listed today is embedded.
-    pub schema_dirs: Vec<PathBuf>,
     /// When set, every rpc with its reply and every notification sent is
     /// also written to a numbered file here ([`datastore::Trace`]): the
     /// conformance tests validate each with yanglint.
@@ -132,7 +128,6 @@ impl NetconfConfig {
             auth_rejection_time: Duration::from_secs(1),
             limits: Limits::default(),
             read_only_users: Vec::new(),
-            schema_dirs: Vec::new(),
             trace_dir: None,
         }
     }

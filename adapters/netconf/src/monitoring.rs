@@ -2,9 +2,6 @@
 //! get-schema, ietf-yang-library (RFC 8525, and the RFC 7895
 //! `modules-state` it keeps), the capabilities of the hello.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use halyard_cluster_model::{SCHEMA, Timestamp};
@@ -203,24 +200,25 @@ pub fn content_id() -> String {
 
 /// The capabilities of the server hello.
 pub fn capabilities() -> Vec<String> {
-    let mut caps: Vec<String> = [
+    // Each ietf-netconf feature is its :1.0 capability (RFC 6241 §10.4),
+    // so the hello and the yang-library cannot disagree.
+    let mut caps: Vec<String> = NETCONF_FEATURES
+        .iter()
+        .map(|f| format!("urn:ietf:params:netconf:capability:{f}:1.0"))
+        .collect();
+    caps.extend(
+        [
         "urn:ietf:params:netconf:base:1.0",
         "urn:ietf:params:netconf:base:1.1",
-        "urn:ietf:params:netconf:capability:writable-running:1.0",
-        "urn:ietf:params:netconf:capability:candidate:1.0",
-        "urn:ietf:params:netconf:capability:confirmed-commit:1.0",
         "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
-        "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
-        "urn:ietf:params:netconf:capability:validate:1.0",
         "urn:ietf:params:netconf:capability:validate:1.1",
-        "urn:ietf:params:netconf:capability:xpath:1.0",
         "urn:ietf:params:netconf:capability:notification:1.0",
         "urn:ietf:params:netconf:capability:interleave:1.0",
         "urn:ietf:params:netconf:capability:with-defaults:1.0?basic-mode=report-all&also-supported=trim,explicit,report-all-tagged",
     ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+        .iter()
+        .map(|s| s.to_string()),
+    );
     caps.push(format!(
         "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2019-01-04&module-set-id={}",
         content_id()
@@ -237,47 +235,19 @@ pub fn capabilities() -> Vec<String> {
     caps
 }
 
-/// Modules get-schema can return: halyard-cluster from the binary, the
-/// others from the configured directories when found there.
+/// What `<get-schema>` serves: every module listed, from the binary
+/// (ours generated, the standard ones byte-exact from `yang/standard/`).
 #[derive(Debug)]
-pub struct SchemaStore {
-    dirs: Vec<PathBuf>,
-    cache: Mutex<BTreeMap<String, Option<String>>>,
-}
+pub struct SchemaStore;
 
 impl SchemaStore {
-    pub fn new(dirs: Vec<PathBuf>) -> Self {
-        SchemaStore {
-            dirs,
-            cache: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    /// The text of a module, if it can be served: every module listed is
-    /// embedded; the configured directories are searched for others.
-    pub fn text(&self, name: &str, revision: &str) -> Option<String> {
-        let m = modules().into_iter().find(|m| m.name == name)?;
-        if !revision.is_empty() && revision != m.revision {
-            return None;
-        }
-        if let Some(t) = m.text() {
-            return Some(t.to_string());
-        }
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache
-            .entry(name.to_string())
-            .or_insert_with(|| {
-                self.dirs.iter().find_map(|d| {
-                    [
-                        d.join(format!("{name}@{}.yang", m.revision)),
-                        d.join(format!("{name}.yang")),
-                    ]
-                    .iter()
-                    .find_map(|p| std::fs::read_to_string(p).ok())
-                    .filter(|t| t.contains(m.revision))
-                })
-            })
-            .clone()
+    /// The text of a listed module (every one is embedded, see
+    /// [`ModuleInfo::text`]); an empty revision means the one served.
+    pub fn text(&self, name: &str, revision: &str) -> Option<&'static str> {
+        modules()
+            .into_iter()
+            .find(|m| m.name == name && (revision.is_empty() || revision == m.revision))?
+            .text()
     }
 
     /// Modules available for retrieval.
@@ -491,7 +461,7 @@ mod tests {
 
     #[test]
     fn halyard_module_is_always_served() {
-        let s = SchemaStore::new(Vec::new());
+        let s = SchemaStore;
         let rpc = crate::xml::parse(
             &format!(r#"<get-schema xmlns="{MONITORING_NS}"><identifier>halyard-cluster</identifier></get-schema>"#),
             8,

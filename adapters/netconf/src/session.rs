@@ -15,9 +15,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
 
-use crate::data::{
-    self, ConfigStore, Op, apply_edit, render_objects, subtree_filter, xpath_filter,
-};
+use crate::data::{self, ConfigStore, Op, apply_edit, render_objects, subtree_filter};
 use crate::datastore::{CommitOptions, Datastore, Shared};
 use crate::error::{ErrorType, RpcError, Tag, from_model};
 use crate::events::{self, End, ServerEvent};
@@ -90,7 +88,7 @@ impl Filter {
     fn apply(&self, data: &[Element]) -> Result<Vec<Element>, RpcError> {
         match self {
             Filter::Subtree(f) => Ok(subtree_filter(data, f)),
-            Filter::XPath { select, ctx } => xpath_filter(data, select, ctx),
+            Filter::XPath { select, ctx } => crate::xpath::select(data, select, ctx),
         }
     }
 }

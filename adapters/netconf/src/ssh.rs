@@ -366,7 +366,7 @@ impl Listener {
         let shared = Shared::new(
             model,
             stats,
-            SchemaStore::new(config.schema_dirs.clone()),
+            SchemaStore,
             config.limits.clone(),
             config.idle_timeout,
             config.trace_dir.clone(),

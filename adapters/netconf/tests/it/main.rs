@@ -130,7 +130,6 @@ async fn start_with(f: impl FnOnce(&mut NetconfConfig)) -> Server {
     ];
     config.auth_rejection_time = Duration::from_millis(200);
     config.read_only_users = vec!["oper".into()];
-    config.schema_dirs = pyang_modules();
     let trace = dir.path().join("trace");
     std::fs::create_dir_all(&trace).unwrap();
     config.trace_dir = Some(trace);
