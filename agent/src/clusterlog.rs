@@ -2,9 +2,9 @@
 //! every component that fails, merged into one ordered log through the
 //! replicated log (topic `log`), so every node shows the same records in
 //! the same order as `LogRecord` objects — hence in every face. Retention:
-//! the newest [`KEEP`] records stay in the tree; consensus snapshots keep
-//! the newest `halyard_backend::cluster::LOG_BATCHES_KEPT` batches of each
-//! node (see `halyard_backend::cluster::supersede_key`). A failure's incident links
+//! the newest [`KEEP`] records stay in the tree; the replicated log keeps
+//! the newest [`crate::replication::LOG_BATCHES_KEPT`] batches of each
+//! node (see [`crate::replication::Replicated::retention`]). A failure's incident links
 //! to the first record of its black box (`AvailabilityIncident.BlackBox`).
 
 use std::collections::VecDeque;
@@ -21,6 +21,7 @@ use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 use crate::model::AgentModel;
+use crate::replication::{Reader, Replicated};
 
 /// Records kept as objects.
 pub const KEEP: usize = 500;
@@ -41,12 +42,12 @@ pub struct Rec {
     pub failure: Option<i64>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-struct Batch {
-    node: String,
-    boot: u64,
-    seq: u64,
-    records: Vec<Rec>,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub node: String,
+    pub boot: u64,
+    pub seq: u64,
+    pub records: Vec<Rec>,
 }
 
 /// The tracing layer that feeds the cluster log: warnings and errors of
@@ -170,7 +171,7 @@ impl ClusterLog {
     ) {
         let boot = halyard_backend::cluster::wall_ms();
         let mut seq = 0u64;
-        let mut seen = 0usize;
+        let mut reader = Reader::new("cluster log");
         let mut shown: VecDeque<ObjectName> = VecDeque::new();
         // (component, failure time, first record) of recent black boxes.
         let mut boxes: VecDeque<(String, i64, String, u32)> = VecDeque::new();
@@ -197,30 +198,23 @@ impl ClusterLog {
                 };
                 // Bounded: a node that cannot commit (no majority, still
                 // joining) must not stop showing the others' records.
-                let shipped = match serde_json::to_value(&batch) {
-                    Ok(v) => tokio::time::timeout(
-                        Duration::from_secs(3),
-                        self.model.core.replicate("log", v),
-                    )
-                    .await
-                    .is_ok_and(|r| r.is_ok()),
-                    Err(_) => false,
-                };
+                let shipped = tokio::time::timeout(
+                    Duration::from_secs(3),
+                    Replicated::Log(batch).replicate(&self.model.core),
+                )
+                .await
+                .is_ok_and(|r| r.is_ok());
                 if !shipped {
                     // Not committed (no majority): these records are lost,
                     // the node's own log file still has them.
                     seq -= 1;
                 }
             }
-            let Ok(new) = self.model.core.replicated_since(seen).await else {
+            let Ok(new) = reader.next(&self.model.core).await else {
                 continue;
             };
-            seen += new.len();
-            for (topic, body) in new {
-                if topic != "log" {
-                    continue;
-                }
-                let Ok(b) = serde_json::from_value::<Batch>(body) else {
+            for change in new {
+                let Replicated::Log(b) = change else {
                     continue;
                 };
                 for (i, r) in b.records.iter().enumerate() {

@@ -16,6 +16,7 @@ mod hotswap;
 mod loadserver;
 mod model;
 mod proxy;
+mod replication;
 mod stats;
 mod upgrade;
 

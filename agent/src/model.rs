@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use halyard_backend::core::HaCore;
 use halyard_backend::events::{EventFilter, EventKind, Received};
 use halyard_backend::repo::Repository;
+use halyard_cluster_model::alarm;
 use halyard_cluster_model::memory::MemoryModel;
 use halyard_cluster_model::model::{
     AdminState, AlarmCorrelation, AssignmentRole, AvailabilityState, EventType, OperState,
@@ -30,9 +31,11 @@ use tokio::sync::Mutex;
 
 use crate::copco::Copco;
 use crate::element::Element;
+use crate::replication::{AuditEntry, Reader, Replicated, SetOp};
+use halyard_backend::replicated::RelayedAlarm;
 
 /// Audit records kept as managed objects (all are in the journal).
-const AUDIT_KEPT: usize = 1000;
+use crate::replication::AUDIT_KEPT;
 /// Availability incidents shown as managed objects (the newest; the
 /// repository keeps them all).
 const INCIDENTS_SHOWN: usize = 200;
@@ -65,8 +68,8 @@ pub struct AgentModel {
     indices: Mutex<BTreeMap<String, u32>>,
     next_index: AtomicU32,
     next_alarm: AtomicU32,
-    /// Replicated writes applied so far (see `refresh`).
-    replicated_seen: tokio::sync::Mutex<usize>,
+    /// Reads the replicated changes (see `refresh`).
+    replicated: tokio::sync::Mutex<Reader>,
     next_audit: AtomicU32,
     pub(crate) next_job: AtomicU32,
     /// Updates of the agent's own that the store refused (see `set`).
@@ -136,7 +139,7 @@ impl AgentModel {
             indices: Mutex::new(indices),
             next_index: AtomicU32::new(next),
             next_alarm: AtomicU32::new(1),
-            replicated_seen: tokio::sync::Mutex::new(0),
+            replicated: tokio::sync::Mutex::new(Reader::new("model")),
             next_audit: AtomicU32::new(1),
             next_job: AtomicU32::new(1),
             update_errors: std::sync::atomic::AtomicU64::new(0),
@@ -376,19 +379,28 @@ impl AgentModel {
     /// Records a management write in the audit trail.
     pub(crate) async fn audit(&self, who: &Principal, operation: &str, result: &str) {
         let now = Timestamp::now();
-        let _ = self
+        if let Err(e) = self
             .repo
             .journal("audit", &who.user, &json!({"time": now.0, "principal": who.user, "protocol": who.protocol.yang_name(), "operation": operation, "result": result}))
-            .await;
+            .await
+        {
+            tracing::error!(error = %e, %operation, "audit record not stored");
+        }
         // In a cluster the record goes through the log, so every node's
         // audit trail shows every node's operations (the journal keeps the
         // handling node's own).
         if self.cluster.get().is_some() {
             let core = self.core.clone();
-            let body = json!({"time": now.0, "principal": who.user, "protocol": who.protocol.value(), "operation": operation, "result": result});
+            let entry = Replicated::Audit(AuditEntry {
+                time: now.0,
+                principal: who.user.clone(),
+                protocol: who.protocol.value(),
+                operation: operation.to_string(),
+                result: result.to_string(),
+            });
             // Not on the request's path: a cut-off node still answers.
             tokio::spawn(async move {
-                if let Err(e) = core.replicate("audit", body).await {
+                if let Err(e) = entry.replicate(&core).await {
                     tracing::warn!(error = %e, "audit record not replicated");
                 }
             });
@@ -682,10 +694,7 @@ impl AgentModel {
                 ..Query::default()
             })
             .await?;
-        Ok(all
-            .into_iter()
-            .filter(|a| a.get("Severity") != Some(&Value::Enum(PerceivedSeverity::Cleared.value())))
-            .collect())
+        Ok(all.into_iter().filter(alarm::is_active).collect())
     }
 
     async fn persist_alarm(&self, alarm: &ObjectName) -> Result<(), ModelError> {
@@ -825,61 +834,63 @@ impl AgentModel {
 
     /// Applies the replicated writes not applied yet, in order.
     async fn catch_up(&self) {
-        let mut seen = self.replicated_seen.lock().await;
-        if let Ok(changes) = self.core.replicated_since(*seen).await {
-            *seen += changes.len();
-            for (topic, body) in changes {
-                self.apply_replicated(&topic, &body).await;
+        let mut reader = self.replicated.lock().await;
+        if let Ok(changes) = reader.next(&self.core).await {
+            for change in changes {
+                self.apply_replicated(change).await;
             }
         }
     }
 
-    /// Applies a replicated attribute write (idempotent).
-    async fn apply_replicated(&self, topic: &str, body: &serde_json::Value) {
-        if topic == "audit" {
-            let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
-            self.add_audit_record(
-                n,
-                Timestamp(body["time"].as_i64().unwrap_or_default()),
-                body["principal"].as_str().unwrap_or_default(),
-                body["protocol"].as_u64().unwrap_or_default() as u32,
-                body["operation"].as_str().unwrap_or_default(),
-                body["result"].as_str().unwrap_or_default(),
-            )
-            .await;
-            return;
-        }
-        if topic == halyard_backend::core::HOTSWAP_TOPIC {
-            self.apply_hotswap(body).await;
-        } else if topic == halyard_backend::core::RELAYED_ALARM {
-            self.relayed_alarm(body).await;
-            return;
-        }
-        if topic != "set" {
-            return;
-        }
-        for set in body.as_array().into_iter().flatten() {
-            let (Some(object), Some(attribute), Some(text)) = (
-                set["object"].as_str(),
-                set["attribute"].as_str(),
-                set["value"].as_str(),
-            ) else {
+    /// Applies a replicated change: attribute writes (idempotent), audit
+    /// records, hot swaps and relayed alarms (the other kinds have their
+    /// own readers).
+    async fn apply_replicated(&self, change: Replicated) {
+        let ops = match change {
+            Replicated::Audit(a) => {
+                let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
+                self.add_audit_record(
+                    n,
+                    Timestamp(a.time),
+                    &a.principal,
+                    a.protocol,
+                    &a.operation,
+                    &a.result,
+                )
+                .await;
+                return;
+            }
+            Replicated::Hotswap(note) => {
+                self.apply_hotswap(&note).await;
+                return;
+            }
+            Replicated::RelayedAlarm(alarm) => {
+                self.relayed_alarm(&alarm).await;
+                return;
+            }
+            Replicated::Set(ops) => ops,
+            _ => return,
+        };
+        for op in ops {
+            let Ok(name) = ObjectName::parse(&op.object) else {
+                tracing::error!(object = %op.object, "replicated write names no object");
                 continue;
             };
-            let Ok(name) = ObjectName::parse(object) else {
-                continue;
-            };
-            let Some(ty) = self
+            let ty = self
                 .store
                 .get(&name)
                 .await
                 .ok()
-                .and_then(|o| o.class.attribute(attribute).map(|(_, m)| m.ty))
-            else {
-                continue;
-            };
-            if let Ok(v) = Value::parse(&ty, text) {
-                self.set(&name, &[(attribute, v)]);
+                .and_then(|o| o.class.attribute(&op.attribute).map(|(_, m)| m.ty));
+            // An object removed since (hot swap) takes no write.
+            let Some(ty) = ty else { continue };
+            match Value::parse(&ty, &op.value) {
+                Ok(v) => {
+                    self.set(&name, &[(op.attribute.as_str(), v)]);
+                }
+                Err(e) => {
+                    tracing::error!(object = %op.object, attribute = %op.attribute, error = %e, "replicated write does not parse")
+                }
             }
         }
     }
@@ -1043,19 +1054,25 @@ impl AgentModel {
                         ("Reason", Value::Str(truncate(reason, 255))),
                     ],
                 );
-                // A component taken down by its container's failure: a secondary alarm.
-                if to == AvailabilityState::OffLine
-                    && reason.contains("container ")
-                    && reason.ends_with(" failed")
+            }
+            // A component taken down by its container's failure: a
+            // secondary alarm (root-cause suppression files it under the
+            // container's).
+            EventKind::ContainerFailed {
+                component,
+                container,
+            } => {
+                let text = format!("container {container} failed");
+                if let Err(e) = self
+                    .raise_alarm(
+                        component,
+                        ProbableCause::UnderlyingResourceUnavailable,
+                        PerceivedSeverity::Major,
+                        &text,
+                    )
+                    .await
                 {
-                    let _ = self
-                        .raise_alarm(
-                            component,
-                            ProbableCause::UnderlyingResourceUnavailable,
-                            PerceivedSeverity::Major,
-                            reason,
-                        )
-                        .await;
+                    tracing::error!(error = %e, %component, "cannot raise the secondary alarm");
                 }
             }
             EventKind::OperChanged {
@@ -1222,25 +1239,20 @@ impl AgentModel {
 
     /// An alarm change a proxy relayed from its non-peer node: raised
     /// (folded into the active one) or cleared, by resource and cause.
-    async fn relayed_alarm(&self, body: &serde_json::Value) {
-        let (Some(resource), Some(cause)) = (
-            body["resource"].as_str(),
-            body["cause"]
-                .as_u64()
-                .and_then(|c| ProbableCause::from_value(c as u32)),
-        ) else {
+    async fn relayed_alarm(&self, alarm: &RelayedAlarm) {
+        let resource = alarm.resource.as_str();
+        let Some(cause) = ProbableCause::from_value(alarm.cause) else {
+            tracing::error!(%resource, cause = alarm.cause, "relayed alarm with an unknown cause");
             return;
         };
-        let severity = body["severity"]
-            .as_u64()
-            .and_then(|s| PerceivedSeverity::from_value(s as u32));
+        let severity = alarm.severity.and_then(PerceivedSeverity::from_value);
         let r = match severity {
             Some(sev) => self
                 .raise_alarm(
                     resource,
                     cause,
                     sev,
-                    body["text"].as_str().unwrap_or_default(),
+                    alarm.text.as_deref().unwrap_or_default(),
                 )
                 .await
                 .map(drop),
@@ -1622,18 +1634,15 @@ impl InformationModel for AgentModel {
                     && let Ok(o) = self.store.get(object).await
                     && let Some((_, m)) = o.class.attribute(attribute)
                 {
-                    sets.push(serde_json::json!({
-                        "object": object.as_str(),
-                        "attribute": attribute,
-                        "value": value.render(&m.ty),
-                    }));
+                    sets.push(SetOp {
+                        object: object.as_str().to_string(),
+                        attribute: attribute.to_string(),
+                        value: value.render(&m.ty),
+                    });
                 }
             }
             if !sets.is_empty()
-                && let Err(e) = self
-                    .core
-                    .replicate("set", serde_json::Value::Array(sets))
-                    .await
+                && let Err(e) = Replicated::Set(sets).replicate(&self.core).await
             {
                 let error = ModelError::CommitFailed {
                     reason: e.to_string(),

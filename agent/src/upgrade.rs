@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
 
 use crate::model::AgentModel;
+use crate::replication::{CAMPAIGN_OPS_KEPT, Reader, Replicated};
 
 /// How long the master waits for a step before it fails the campaign.
 const STAGE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -191,11 +192,11 @@ pub struct NodeRelease {
 
 /// An operator's request about a campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct CampaignOp {
-    seq: u64,
-    campaign: u64,
-    op: String,
-    principal: String,
+pub struct CampaignOp {
+    pub seq: u64,
+    pub campaign: u64,
+    pub op: String,
+    pub principal: String,
 }
 
 /// Per node: what it needs to run the managers.
@@ -225,9 +226,9 @@ pub struct Upgrades {
 }
 
 /// What this node folded from the log.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Replica {
-    seen: usize,
+    reader: Reader,
     campaign: Option<Campaign>,
     statuses: BTreeMap<String, NodeRelease>,
     ops: Vec<CampaignOp>,
@@ -281,7 +282,15 @@ impl Upgrades {
             node_objects,
             reboot,
             peers,
-            state: Default::default(),
+            state: tokio::sync::Mutex::new(Replica {
+                reader: Reader::new("upgrade"),
+                campaign: None,
+                statuses: BTreeMap::new(),
+                ops: Vec::new(),
+                reported: None,
+                last_error: None,
+                switched: BTreeMap::new(),
+            }),
         }
     }
 
@@ -309,26 +318,22 @@ impl Upgrades {
 
     async fn fold(&self) {
         let mut r = self.state.lock().await;
-        let Ok(new) = self.model.core.replicated_since(r.seen).await else {
+        let r = &mut *r;
+        let Ok(new) = r.reader.next(&self.model.core).await else {
             return;
         };
-        r.seen += new.len();
-        for (topic, body) in new {
-            match topic.as_str() {
-                "campaign" => {
-                    if let Ok(c) = serde_json::from_value::<Campaign>(body) {
-                        r.campaign = Some(c);
-                    }
+        for change in new {
+            match change {
+                Replicated::Campaign(c) => r.campaign = Some(c),
+                Replicated::ReleaseStatus(s) => {
+                    r.statuses.insert(s.node.clone(), s);
                 }
-                "release-status" => {
-                    if let Ok(s) = serde_json::from_value::<NodeRelease>(body) {
-                        r.statuses.insert(s.node.clone(), s);
-                    }
-                }
-                "campaign-op" => {
-                    if let Ok(op) = serde_json::from_value::<CampaignOp>(body) {
-                        r.ops.push(op);
-                    }
+                Replicated::CampaignOp(op) => {
+                    r.ops.push(op);
+                    // As bounded as the log keeps them; the newest stays,
+                    // which numbers the next request.
+                    let excess = r.ops.len().saturating_sub(CAMPAIGN_OPS_KEPT);
+                    r.ops.drain(..excess);
                 }
                 _ => {}
             }
@@ -395,11 +400,8 @@ impl Upgrades {
         if r.reported.as_ref() == Some(&status) {
             return;
         }
-        let body = serde_json::to_value(&status).unwrap_or_default();
-        if self
-            .model
-            .core
-            .replicate("release-status", body)
+        if Replicated::ReleaseStatus(status.clone())
+            .replicate(&self.model.core)
             .await
             .is_ok()
         {
@@ -654,14 +656,12 @@ impl Upgrades {
             if finished && c.ended_ms.is_none() {
                 c.ended_ms = Some(wall_ms());
             }
-            match serde_json::to_value(&c) {
-                Ok(v) => {
-                    if let Err(e) = self.model.core.replicate("campaign", v).await {
-                        tracing::warn!(error = %e, "cannot commit the campaign's progress");
-                        return;
-                    }
-                }
-                Err(e) => tracing::error!(error = %e, "campaign not serializable"),
+            if let Err(e) = Replicated::Campaign(c.clone())
+                .replicate(&self.model.core)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot commit the campaign's progress");
+                return;
             }
             if finished {
                 tracing::info!(campaign = c.id, state = ?c.state, detail = %c.detail, "campaign finished");
@@ -1137,8 +1137,10 @@ impl Upgrades {
             .map_err(|e| ModelError::Conflict {
                 reason: e.to_string(),
             })?;
-        let body = serde_json::to_value(&c).map_err(|e| refuse(e.to_string()))?;
-        if let Err(e) = self.model.core.replicate("campaign", body).await {
+        if let Err(e) = Replicated::Campaign(c.clone())
+            .replicate(&self.model.core)
+            .await
+        {
             let _ = self.model.core.unlock(&c.holder()).await;
             return Err(ModelError::CommitFailed {
                 reason: e.to_string(),
@@ -1180,20 +1182,17 @@ impl Upgrades {
                 c.id, c.state
             )));
         }
-        let body = serde_json::to_value(CampaignOp {
+        Replicated::CampaignOp(CampaignOp {
             seq,
             campaign: c.id,
             op: op.to_string(),
             principal: principal.user.clone(),
         })
-        .map_err(|e| refuse(e.to_string()))?;
-        self.model
-            .core
-            .replicate("campaign-op", body)
-            .await
-            .map_err(|e| ModelError::CommitFailed {
-                reason: e.to_string(),
-            })?;
+        .replicate(&self.model.core)
+        .await
+        .map_err(|e| ModelError::CommitFailed {
+            reason: e.to_string(),
+        })?;
         self.model
             .audit(principal, &format!("{op} {target}"), "requested")
             .await;

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::crim::Input;
+use crate::replicated::Retention;
 
 /// A replicated command. Applied by every node, in log order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,10 +60,7 @@ pub enum Command {
     Unlock { holder: String },
     /// A configuration change every node applies (published as
     /// [`crate::events::EventKind::Replicated`]).
-    Replicated {
-        topic: String,
-        body: serde_json::Value,
-    },
+    Replicated(crate::replicated::Change),
     /// Components and groups added and removed at run time (hot swap),
     /// applied by every replica's CRIM; the hosts start and stop them.
     Reconfigure(Box<WireReconfigure>),
@@ -260,6 +258,10 @@ pub enum WireInput {
     RequestOnline {
         component: String,
     },
+    ContainerFailed {
+        component: String,
+        container: String,
+    },
     Lost {
         component: String,
         reason: String,
@@ -301,6 +303,13 @@ impl From<&Input> for WireInput {
                 WireInput::RequestOffline { component, reason }
             }
             Input::RequestOnline { component } => WireInput::RequestOnline { component },
+            Input::ContainerFailed {
+                component,
+                container,
+            } => WireInput::ContainerFailed {
+                component,
+                container,
+            },
             Input::Lost { component, reason } => WireInput::Lost { component, reason },
         }
     }
@@ -345,6 +354,13 @@ impl TryFrom<WireInput> for Input {
                 Input::RequestOffline { component, reason }
             }
             WireInput::RequestOnline { component } => Input::RequestOnline { component },
+            WireInput::ContainerFailed {
+                component,
+                container,
+            } => Input::ContainerFailed {
+                component,
+                container,
+            },
             WireInput::Lost { component, reason } => Input::Lost { component, reason },
         })
     }
@@ -404,41 +420,19 @@ impl ClusterClock {
     }
 }
 
-/// Which earlier command a command makes redundant in snapshots: a
-/// checkpoint write the previous write of the same entry, an attribute
-/// write the previous write of the same attributes. (Locks are history: a
-/// refused lock replays as refused only if the lock it met is replayed.)
-/// Cluster-log batches of each node that consensus snapshots keep.
-pub const LOG_BATCHES_KEPT: u64 = 64;
-
-pub fn supersede_key(command: &serde_json::Value) -> Option<String> {
+/// How long consensus snapshots keep a command: a checkpoint write until
+/// the next write of the same entry; a replicated change as its proposer
+/// said (the agent's typed changes carry their rule); anything else always
+/// (locks are history: a refused lock replays as refused only if the lock
+/// it met is replayed; a hot swap changes the structure).
+pub fn retention(command: &serde_json::Value) -> Retention {
     let s = |k: &str| command[k].as_str().unwrap_or_default().to_string();
-    match command["cmd"].as_str()? {
-        "checkpoint" => Some(format!("checkpoint/{}/{}", s("si"), s("key"))),
-        "replicated" if command["topic"] == "set" => {
-            let mut targets: Vec<String> = command["body"]
-                .as_array()?
-                .iter()
-                .map(|set| format!("{}#{}", set["object"], set["attribute"]))
-                .collect();
-            targets.sort();
-            Some(format!("set/{}", targets.join(",")))
+    match command["cmd"].as_str() {
+        Some("checkpoint") => Retention::Latest(format!("checkpoint/{}/{}", s("si"), s("key"))),
+        Some("replicated") => {
+            serde_json::from_value(command["retention"].clone()).unwrap_or_default()
         }
-        // Upgrade campaigns and node release reports: only the latest counts.
-        "replicated" if command["topic"] == "campaign" => {
-            Some(format!("campaign/{}", command["body"]["id"]))
-        }
-        // The cluster log keeps each node's newest batches (a ring of keys).
-        "replicated" if command["topic"] == "log" => Some(format!(
-            "log/{}/{}",
-            command["body"]["node"].as_str().unwrap_or_default(),
-            command["body"]["seq"].as_u64().unwrap_or_default() % LOG_BATCHES_KEPT
-        )),
-        "replicated" if command["topic"] == "release-status" => Some(format!(
-            "release-status/{}",
-            command["body"]["node"].as_str().unwrap_or_default()
-        )),
-        _ => None,
+        _ => Retention::Keep,
     }
 }
 
@@ -510,10 +504,9 @@ impl halyard_consensus::Machine for Applier {
             .unwrap_or_else(|_| serde_json::json!({"error": "the HA core has stopped"}))
     }
 
-    /// A checkpoint write replaces the previous write of the same entry:
-    /// snapshots keep the latest value, not every increment.
-    fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
-        supersede_key(command)
+    /// See [`retention`].
+    fn retention(&self, command: &serde_json::Value) -> Retention {
+        retention(command)
     }
 
     async fn reset(&self) {
@@ -711,33 +704,38 @@ mod tests {
 
     #[test]
     fn snapshots_keep_the_latest_write_only_where_state_is_overwritten() {
-        let key = |c: Command| supersede_key(&serde_json::to_value(c).unwrap());
+        let keep = |c: Command| retention(&serde_json::to_value(c).unwrap());
         let w = |v: &str| Command::Checkpoint {
             si: "si=1".into(),
             key: "count".into(),
             value: v.into(),
         };
-        assert_eq!(key(w("1")), key(w("2")));
-        let lock = key(Command::Lock {
+        assert_eq!(keep(w("1")), keep(w("2")));
+        assert!(matches!(keep(w("1")), Retention::Latest(_)));
+        let lock = keep(Command::Lock {
             subject: "ne=1/shelf=1".into(),
             holder: "job 1 on node n1".into(),
         });
-        assert_eq!(lock, None);
-        let set = |o: &str| Command::Replicated {
-            topic: "set".into(),
-            body: serde_json::json!([{"object": o, "attribute": "Label", "value": "x"}]),
+        assert_eq!(lock, Retention::Keep);
+        assert_eq!(keep(Command::NodeUp { node: "n1".into() }), Retention::Keep);
+        // A replicated change carries its proposer's rule across the wire.
+        let bounded = Retention::Recent {
+            class: "audit".into(),
+            keep: 1000,
         };
-        assert_eq!(key(set("ne=1/a")), key(set("ne=1/a")));
-        assert_ne!(key(set("ne=1/a")), key(set("ne=1/b")));
-        // Decisions and audit records are history: always kept.
-        assert_eq!(key(Command::NodeUp { node: "n1".into() }), None);
-        assert_eq!(
-            key(Command::Replicated {
-                topic: "audit".into(),
-                body: serde_json::json!({})
-            }),
-            None
-        );
+        let change = Command::Replicated(crate::replicated::Change {
+            topic: "audit".into(),
+            retention: bounded.clone(),
+            body: serde_json::json!({}),
+        });
+        assert_eq!(keep(change), bounded);
+        // A command logged before changes carried a rule is kept.
+        let old = serde_json::json!({"cmd": "replicated", "topic": "set", "body": []});
+        assert_eq!(retention(&old), Retention::Keep);
+        let Command::Replicated(c) = serde_json::from_value(old).unwrap() else {
+            panic!("not a replicated change")
+        };
+        assert_eq!(c.retention, Retention::Keep);
     }
 
     #[test]
@@ -787,7 +785,7 @@ mod tests {
         let cmd = Command::Reconfigure(Box::new(WireReconfigure::from(&change)));
         let json = serde_json::to_value(&cmd).unwrap();
         assert_eq!(json["cmd"], "reconfigure");
-        assert_eq!(supersede_key(&json), None, "a hot swap is history");
+        assert_eq!(retention(&json), Retention::Keep, "a hot swap is history");
         let Command::Reconfigure(back) = serde_json::from_value(json).unwrap() else {
             panic!("not a reconfiguration")
         };

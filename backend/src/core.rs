@@ -37,6 +37,7 @@ use crate::lane::{Lane, Supersedes};
 use crate::naming::NamingService;
 use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode};
 use crate::remote::{RemoteShell, Report, parse_report, sh_quote};
+use crate::replicated::{Change, ReplicatedLog, Retention, Since};
 use crate::repo::Repository;
 
 /// How a component is run.
@@ -248,11 +249,10 @@ enum Msg {
     },
     Membership(Membership),
     Replicate {
-        topic: String,
-        body: serde_json::Value,
+        change: Change,
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
-    ReplicatedSince(usize, oneshot::Sender<Vec<(String, serde_json::Value)>>),
+    ReplicatedSince(u64, oneshot::Sender<Since>),
     Lock {
         command: Command,
         reply: oneshot::Sender<Result<(), CoreError>>,
@@ -605,22 +605,15 @@ impl HaCore {
     /// A configuration change for every node: published at once on one
     /// node, committed to the log first in a cluster (then published by
     /// every node as it applies it). Returns once committed.
-    pub async fn replicate(&self, topic: &str, body: serde_json::Value) -> Result<(), CoreError> {
-        self.call(|reply| Msg::Replicate {
-            topic: topic.to_string(),
-            body,
-            reply,
-        })
-        .await?
+    pub async fn replicate(&self, change: Change) -> Result<(), CoreError> {
+        self.call(|reply| Msg::Replicate { change, reply }).await?
     }
 
-    /// The replicated configuration changes this node applied, from the
-    /// `from`-th on (a model catching up after start-up or a lag).
-    pub async fn replicated_since(
-        &self,
-        from: usize,
-    ) -> Result<Vec<(String, serde_json::Value)>, CoreError> {
-        self.call(|reply| Msg::ReplicatedSince(from, reply)).await
+    /// The replicated changes this node applied after `cursor` (the index
+    /// of the last entry the caller read; 0 at first), as far as their
+    /// retention keeps them: a model catching up after start-up or a lag.
+    pub async fn replicated_since(&self, cursor: u64) -> Result<Since, CoreError> {
+        self.call(|reply| Msg::ReplicatedSince(cursor, reply)).await
     }
 
     /// Takes COpCo's lock on a subtree for `holder` (see
@@ -887,7 +880,7 @@ impl HaCore {
             stopping: false,
             groups: config.groups.clone(),
             cluster: cluster_rt,
-            replicated: Vec::new(),
+            replicated: ReplicatedLog::default(),
             locks: Vec::new(),
             locked: config.locked.clone(),
             runner: Runner {
@@ -1072,8 +1065,8 @@ struct CoreState {
     stopping: bool,
     groups: Vec<SgConfig>,
     cluster: Option<ClusterRt>,
-    /// Replicated configuration changes, in log order.
-    replicated: Vec<(String, serde_json::Value)>,
+    /// Replicated changes, in log order, bounded by their retention.
+    replicated: ReplicatedLog,
     /// COpCo's held subtrees: (subject, holder).
     locks: Vec<(String, String)>,
     /// Components configured locked (CRIM starts them locked).
@@ -1273,7 +1266,7 @@ impl CoreState {
                         Some(Applied::Reset(done)) => {
                             self.crim = fresh_crim(&self.groups, &self.locked);
                             self.core.checkpoints.clear();
-                            self.replicated.clear();
+                            self.replicated.reset();
                             self.locks.clear();
                             if let Some(rt) = &self.cluster {
                                 rt.view.reset();
@@ -1323,7 +1316,7 @@ impl CoreState {
                 }
                 Msg::Reconfigure(change, reply) => match &self.cluster {
                     None => {
-                        let r = self.reconfigure(*change).await;
+                        let r = self.reconfigure(*change, None).await;
                         let _ = reply.send(r);
                     }
                     Some(rt) => rt.propose_answered(
@@ -1332,20 +1325,18 @@ impl CoreState {
                         CoreError::Refused,
                     ),
                 },
-                Msg::ReplicatedSince(from, reply) => {
-                    let _ = reply.send(self.replicated.iter().skip(from).cloned().collect());
+                Msg::ReplicatedSince(cursor, reply) => {
+                    let _ = reply.send(self.replicated.since(cursor));
                 }
-                Msg::Replicate { topic, body, reply } => match &self.cluster {
+                Msg::Replicate { change, reply } => match &self.cluster {
                     None => {
-                        self.replicated.push((topic.clone(), body.clone()));
-                        self.publish(EventKind::Replicated { topic, body });
+                        let index = self.replicated.next_local();
+                        self.keep_replicated(index, change);
                         let _ = reply.send(Ok(()));
                     }
-                    Some(rt) => rt.propose_answered(
-                        Command::Replicated { topic, body },
-                        reply,
-                        CoreError::Refused,
-                    ),
+                    Some(rt) => {
+                        rt.propose_answered(Command::Replicated(change), reply, CoreError::Refused)
+                    }
                 },
                 Msg::Report(r) => {
                     let d = self.cec.report(r, Instant::now());
@@ -1619,9 +1610,9 @@ impl CoreState {
     async fn cascade(&mut self, parent: &str, offline: bool) {
         for child in self.descendants(parent) {
             let input = if offline {
-                Input::RequestOffline {
+                Input::ContainerFailed {
                     component: child,
-                    reason: format!("container {parent} failed"),
+                    container: parent.to_string(),
                 }
             } else {
                 Input::RequestOnline { component: child }
@@ -1800,19 +1791,14 @@ impl CoreState {
             Command::Fault { component, fault } => self.apply_fault(&component, &fault).await,
             Command::Reconfigure(change) => match Reconfigure::try_from(*change) {
                 Err(e) => apply_error(e),
-                Ok(change) => match self.reconfigure(change).await {
+                Ok(change) => match self.reconfigure(change, Some(index)).await {
                     Ok(()) => apply_ok(),
                     Err(e) => apply_error(e),
                 },
             },
             c @ (Command::Lock { .. } | Command::Unlock { .. }) => self.apply_lock(c),
-            Command::Replicated { topic, body } => {
-                // Kept, so a model that starts after the replay (or lags)
-                // catches up with `replicated_since`.
-                self.replicated.push((topic.clone(), body.clone()));
-                self.core
-                    .events
-                    .publish(EventKind::Replicated { topic, body });
+            Command::Replicated(change) => {
+                self.keep_replicated(index, change);
                 apply_ok()
             }
         };
@@ -1822,10 +1808,21 @@ impl CoreState {
         out
     }
 
+    /// Keeps a replicated change for the model's readers (bounded by its
+    /// retention) and announces it.
+    fn keep_replicated(&mut self, index: u64, change: Change) {
+        self.core.events.publish(EventKind::Replicated {
+            topic: change.topic.clone(),
+            body: change.body.clone(),
+        });
+        self.replicated.push(index, change);
+    }
+
     /// Applies a run-time change (hot swap): CRIM first (checked whole),
     /// then the note for the agent, then the components' tasks; this node
     /// starts and stops what it hosts.
-    async fn reconfigure(&mut self, ch: Reconfigure) -> Result<(), CoreError> {
+    /// `index`: the log index it was committed at (None on one node).
+    async fn reconfigure(&mut self, ch: Reconfigure, index: Option<u64>) -> Result<(), CoreError> {
         let added = ch.crim.added();
         if added.len() != ch.components.len()
             || ch.components.iter().any(|c| !added.contains(&c.name))
@@ -1858,12 +1855,15 @@ impl CoreState {
         let effects = self.crim.reconfigure(&ch.crim, "hot swap")?;
         // The agent's objects exist before their components' states change;
         // kept like every replicated change, so a model catches up with it.
-        self.replicated
-            .push((HOTSWAP_TOPIC.to_string(), ch.note.clone()));
-        self.core.events.publish(EventKind::Replicated {
-            topic: HOTSWAP_TOPIC.to_string(),
-            body: ch.note.clone(),
-        });
+        let index = index.unwrap_or_else(|| self.replicated.next_local());
+        self.keep_replicated(
+            index,
+            Change {
+                topic: HOTSWAP_TOPIC.to_string(),
+                retention: Retention::Keep,
+                body: ch.note.clone(),
+            },
+        );
         for e in effects {
             self.effect(e).await;
         }
@@ -2834,28 +2834,31 @@ pub const RELAYED_ALARM: &str = "relayed-alarm";
 
 /// A relayed alarm change goes to every node like a configuration change
 /// (through the log in a cluster), so every node's agent shows the
-/// non-peer node's alarms. Body: `resource`, `cause`, and `severity` and
-/// `text` for a raise (no severity: a clear). Not awaited: the
-/// supervisor never waits for the cluster.
+/// non-peer node's alarms. Body: a [`crate::replicated::RelayedAlarm`].
+/// Not awaited: the supervisor never waits for the cluster.
 async fn relay_alarm(
     core: &mpsc::Sender<Msg>,
     resource: &str,
     cause: ProbableCause,
     raise: Option<(PerceivedSeverity, &str)>,
 ) {
-    let mut body = serde_json::json!({"resource": resource, "cause": cause.value()});
-    if let Some((severity, text)) = raise {
-        body["severity"] = severity.value().into();
-        body["text"] = text.into();
-    }
+    let alarm = crate::replicated::RelayedAlarm {
+        resource: resource.to_string(),
+        cause: cause.value(),
+        severity: raise.map(|(s, _)| s.value()),
+        text: raise.map(|(_, t)| t.to_string()),
+    };
+    let Ok(body) = serde_json::to_value(&alarm) else {
+        return;
+    };
     let (reply, _) = oneshot::channel();
-    let _ = core
-        .send(Msg::Replicate {
-            topic: RELAYED_ALARM.into(),
-            body,
-            reply,
-        })
-        .await;
+    // The newest change of an alarm is its state.
+    let change = Change {
+        topic: RELAYED_ALARM.into(),
+        retention: Retention::Latest(format!("{RELAYED_ALARM}/{resource}/{}", cause.value())),
+        body,
+    };
+    let _ = core.send(Msg::Replicate { change, reply }).await;
 }
 
 /// What a proxy's supervisor works with.

@@ -89,6 +89,13 @@ pub enum Input {
     RequestOnline {
         component: String,
     },
+    /// The component's container (a FRU, a node) failed: it cannot serve
+    /// and goes off-line with it (the core's cascade); `RequestOnline`
+    /// brings it back when the container recovers.
+    ContainerFailed {
+        component: String,
+        container: String,
+    },
     /// The component is gone with its node (the node died, or was cut off
     /// from the majority): its assignments move elsewhere. Nothing is
     /// restarted here: the node restarts its components when it returns,
@@ -550,6 +557,7 @@ impl Crim {
             | Input::SwitchOver { component, .. }
             | Input::Restart { component }
             | Input::RequestOffline { component, .. }
+            | Input::ContainerFailed { component, .. }
             | Input::RequestOnline { component }
             | Input::Lost { component, .. } => component.clone(),
         };
@@ -559,6 +567,8 @@ impl Crim {
             .ok_or_else(|| CrimError::UnknownComponent(name.clone()))?;
         let sg = comp.sg.clone();
         let reason: String;
+        // The container whose failure takes this component down.
+        let mut container_failed = None;
         match input {
             Input::Registered { incarnation, .. } => {
                 comp.incarnation = comp.incarnation.max(incarnation);
@@ -733,6 +743,11 @@ impl Crim {
                 comp.offline_requested = true;
                 reason = format!("component asked to go off-line: {why}");
             }
+            Input::ContainerFailed { container, .. } => {
+                comp.offline_requested = true;
+                reason = format!("container {container} failed");
+                container_failed = Some(container);
+            }
             Input::RequestOnline { .. } => {
                 comp.offline_requested = false;
                 reason = "component asked to come back on-line".into();
@@ -753,7 +768,23 @@ impl Crim {
                 reason = why;
             }
         }
+        let before = fx.len();
         self.reconcile(&sg, &reason, &mut fx);
+        // Said typed, for the agent's secondary alarm: this input took the
+        // component off-line.
+        if let Some(container) = container_failed {
+            let offline = AvailabilityState::OffLine.yang_name();
+            let went_offline = fx[before..].iter().any(|e| {
+                matches!(e, Effect::Event(EventKind::StateChanged { component, to, .. })
+                    if *component == name && to == offline)
+            });
+            if went_offline {
+                fx.push(Effect::Event(EventKind::ContainerFailed {
+                    component: name.clone(),
+                    container,
+                }));
+            }
+        }
         if let Some(c) = self.comps.get_mut(&name) {
             c.demote = false;
             c.switch_at = None;

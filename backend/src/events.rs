@@ -71,6 +71,12 @@ pub enum EventKind {
         enabled: bool,
         reason: String,
     },
+    /// A component went off-line because its container failed (after its
+    /// `StateChanged`): the agent's secondary alarm.
+    ContainerFailed {
+        component: String,
+        container: String,
+    },
     /// A component acknowledged its role.
     Acked { component: String, state: String },
     /// A configuration change every node applies (in a cluster, once
@@ -136,6 +142,7 @@ impl EventKind {
             | EventKind::Verdict { component, .. }
             | EventKind::Acked { component, .. }
             | EventKind::OperChanged { component, .. }
+            | EventKind::ContainerFailed { component, .. }
             | EventKind::Process { component, .. } => component,
             EventKind::FailedOver { si, .. } => si,
             EventKind::Alarm { resource, .. } | EventKind::Statistic { resource, .. } => resource,
@@ -153,6 +160,7 @@ impl EventKind {
             EventKind::Alarm { .. } => "alarm",
             EventKind::Statistic { .. } => "relayed-statistic",
             EventKind::OperChanged { .. } => "oper-changed",
+            EventKind::ContainerFailed { .. } => "container-failed",
             EventKind::Process { .. } => "process",
             EventKind::Acked { .. } => "acked",
             EventKind::Replicated { .. } => "replicated",

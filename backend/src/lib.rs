@@ -9,6 +9,8 @@
 //!   services (single-node implementations);
 //! - [`core`]: the run-time that executes CRIM's decisions through the
 //!   component factory (processes, HA-aware daemons, simulated hardware);
+//! - [`replicated`]: the replicated changes kept for the agent's readers
+//!   (bounded retention, cursors by log index);
 //! - [`cluster`] and [`cmm`]: the node of a cluster — replicated commands
 //!   applied by every node's CRIM replica, heartbeats, failure detection and
 //!   the lease that fences a node cut off from the majority (consensus
@@ -41,5 +43,6 @@ pub mod naming;
 pub mod protocol;
 pub mod release;
 pub mod remote;
+pub mod replicated;
 pub mod repo;
 pub mod state;

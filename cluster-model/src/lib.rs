@@ -7,6 +7,7 @@
 //! - [`memory`]: an in-memory implementation of the port, so adapters can be
 //!   tested before (and without) the agent.
 
+pub mod alarm;
 pub mod latency;
 pub mod memory;
 pub mod meta;

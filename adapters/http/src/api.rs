@@ -14,6 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, extract::FromRequestParts, http::request::Parts};
 use futures_util::Stream;
+use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::{AttrMeta, ClassMeta};
 use halyard_cluster_model::model::{PerceivedSeverity, Protocol};
 use halyard_cluster_model::port::{
@@ -489,7 +490,7 @@ async fn job(
 
 fn alarm_class() -> Result<&'static ClassMeta, ApiError> {
     SCHEMA
-        .class("Alarm")
+        .class(alarm::CLASS)
         .ok_or_else(|| ApiError::not_found("the schema has no Alarm class"))
 }
 
@@ -525,40 +526,27 @@ async fn alarm_summary(
         ..Query::default()
     };
     let objs = list(&st, &q).await?;
-    let order = [
-        PerceivedSeverity::Critical,
-        PerceivedSeverity::Major,
-        PerceivedSeverity::Minor,
-        PerceivedSeverity::Warning,
-        PerceivedSeverity::Indeterminate,
-    ];
     let meta = <PerceivedSeverity as SchemaEnum>::META;
     let mut s = repr::AlarmSummary {
-        rows: order
+        rows: alarm::ACTIVE_SEVERITIES
             .iter()
             .filter_map(|sev| meta.by_value(sev.value()).map(|v| (v.yang_name, 0, 0)))
             .collect(),
         ..Default::default()
     };
     for o in &objs {
-        let cleared = o
-            .get("ClearedAt")
-            .is_some_and(|v| !matches!(v, Value::Absent))
-            || matches!(o.get("Severity"), Some(Value::Enum(v)) if *v == PerceivedSeverity::Cleared.value());
         let in_scope = scope.as_ref().is_none_or(|root| {
-            o.get("Resource")
-                .and_then(Value::as_str)
+            alarm::resource(o)
                 .and_then(|r| halyard_cluster_model::ObjectName::parse(r).ok())
                 .is_some_and(|r| r.is_within(root))
         });
-        if cleared || !in_scope {
+        if !alarm::is_active(o) || !in_scope {
             continue;
         }
-        let acked = matches!(o.get("Acknowledged"), Some(Value::Bool(true)));
-        let label = match o.get("Severity") {
-            Some(Value::Enum(v)) => meta.by_value(*v).map(|x| x.yang_name),
-            _ => None,
-        };
+        let acked = alarm::acknowledged(o);
+        let label = alarm::severity(o)
+            .and_then(|v| meta.by_value(v.value()))
+            .map(|x| x.yang_name);
         if let Some(row) = s.rows.iter_mut().find(|r| Some(r.0) == label) {
             row.1 += 1;
             if !acked {

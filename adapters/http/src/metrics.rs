@@ -162,10 +162,8 @@ impl ModelCollector {
     /// acknowledged: low-cardinality aggregates next to the per-alarm series.
     fn encode_alarm_summary(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         use halyard_cluster_model::SchemaEnum;
+        use halyard_cluster_model::alarm;
         use halyard_cluster_model::model::PerceivedSeverity;
-        let Some(alarm) = halyard_cluster_model::SCHEMA.class("Alarm") else {
-            return Ok(());
-        };
         let meta = <PerceivedSeverity as SchemaEnum>::META;
         let mut active: BTreeMap<&'static str, (i64, i64)> = meta
             .values
@@ -173,17 +171,10 @@ impl ModelCollector {
             .filter(|v| v.value != PerceivedSeverity::Cleared.value())
             .map(|v| (v.yang_name, (0, 0)))
             .collect();
-        for o in self.objects.iter().filter(|o| std::ptr::eq(o.class, alarm)) {
-            let cleared = o.get("ClearedAt").is_some_and(|v| v.as_f64().is_some());
-            let sev = match o.get("Severity") {
-                Some(halyard_cluster_model::Value::Enum(v)) => meta.by_value(*v),
-                _ => None,
-            };
-            let acked = matches!(
-                o.get("Acknowledged"),
-                Some(halyard_cluster_model::Value::Bool(true))
-            );
-            if let (false, Some(sev)) = (cleared, sev)
+        for o in self.objects.iter().filter(|o| alarm::is_active(o)) {
+            let sev = alarm::severity(o).and_then(|s| meta.by_value(s.value()));
+            let acked = alarm::acknowledged(o);
+            if let Some(sev) = sev
                 && let Some(e) = active.get_mut(sev.yang_name)
             {
                 e.0 += 1;

@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use halyard_cluster_model::SCHEMA;
+use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::ClassMeta;
 use halyard_cluster_model::model::Protocol;
 use halyard_cluster_model::port::{
@@ -406,25 +407,20 @@ impl Mib {
             .collect();
         physical.sort_by_key(|i| objects[*i].index);
         let mut alarms: HashMap<String, u8> = HashMap::new();
-        for a in objects
-            .iter()
-            .filter(|o| SCHEMA.is_a(o.class.name, "Alarm"))
-        {
-            let active = matches!(a.get("ClearedAt"), None | Some(Value::Absent));
+        for a in objects.iter().filter(|o| alarm::is_active(o)) {
+            use halyard_cluster_model::model::PerceivedSeverity as S;
             // EntityAlarmStatus: critical(2) major(3) minor(4) warning(5)
             // indeterminate(6); bit 0 is the most significant.
-            let bit = match enum_label(a, "Severity") {
-                Some("critical") => 2,
-                Some("major") => 3,
-                Some("minor") => 4,
-                Some("warning") => 5,
-                Some("indeterminate") => 6,
+            let bit = match alarm::severity(a) {
+                Some(S::Critical) => 2,
+                Some(S::Major) => 3,
+                Some(S::Minor) => 4,
+                Some(S::Warning) => 5,
+                Some(S::Indeterminate) => 6,
                 _ => continue,
             };
-            if active {
-                *alarms
-                    .entry(attr_str(a, "Resource").to_string())
-                    .or_default() |= 0x80 >> bit;
+            if let Some(r) = alarm::resource(a) {
+                *alarms.entry(r.to_string()).or_default() |= 0x80 >> bit;
             }
         }
         let mut snap = Snapshot {

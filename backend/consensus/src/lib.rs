@@ -154,13 +154,29 @@ pub trait Machine: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = serde_json::Value> + Send;
     /// Called before a snapshot is installed (the commands it holds are then applied in order).
     fn reset(&self) -> impl std::future::Future<Output = ()> + Send;
-    /// Commands with the same key replace each other in snapshots: only the latest is kept (at
-    /// its place in the order), so state that is overwritten (a checkpointed value) does not
-    /// make snapshots grow without bound. None (the default): always kept.
-    fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
+    /// How long snapshots keep `command` (see [`Retention`]). The default keeps everything,
+    /// which makes snapshots grow without bound: a Machine whose commands overwrite state or
+    /// record history says so here.
+    fn retention(&self, command: &serde_json::Value) -> Retention {
         let _ = command;
-        None
+        Retention::Keep
     }
+}
+
+/// How long a snapshot keeps an applied command. Decided per command, in apply order, so every
+/// node drops the same commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Retention {
+    /// Always: the command is part of the state (a membership or a structure change).
+    #[default]
+    Keep,
+    /// Until a later command with the same key: only the latest counts (a checkpointed value,
+    /// an attribute write), kept at the later command's place in the order.
+    Latest(String),
+    /// The newest `keep` commands of `class` (history such as audit records: the log carries
+    /// the recent part, older history lives in the application's own store).
+    Recent { class: String, keep: usize },
 }
 
 #[derive(Debug, thiserror::Error)]

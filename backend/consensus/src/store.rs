@@ -315,6 +315,8 @@ pub(crate) struct StateMachine<M> {
     history: std::collections::BTreeMap<u64, Applied>,
     next: u64,
     latest: HashMap<String, u64>,
+    /// The running numbers of the kept commands of each [`crate::Retention::Recent`] class.
+    recent: HashMap<String, VecDeque<u64>>,
     dedup: Dedup,
     snapshots_built: u64,
 }
@@ -371,6 +373,7 @@ impl<M: Machine> StateMachine<M> {
             history: Default::default(),
             next: 0,
             latest: HashMap::new(),
+            recent: HashMap::new(),
             dedup: Dedup::default(),
             snapshots_built: 0,
         };
@@ -390,6 +393,7 @@ impl<M: Machine> StateMachine<M> {
         self.machine.reset().await;
         self.history.clear();
         self.latest.clear();
+        self.recent.clear();
         self.dedup = Dedup::default();
         for applied in parsed.commands {
             self.apply_command(applied.index, applied.command).await;
@@ -414,10 +418,22 @@ impl<M: Machine> StateMachine<M> {
         let result = self.machine.apply(index, command.command.clone()).await;
         self.dedup.insert(key, result.clone());
         self.next += 1;
-        if let Some(k) = self.machine.supersede_key(&command.command)
-            && let Some(old) = self.latest.insert(k, self.next)
-        {
-            self.history.remove(&old);
+        match self.machine.retention(&command.command) {
+            crate::Retention::Keep => {}
+            crate::Retention::Latest(k) => {
+                if let Some(old) = self.latest.insert(k, self.next) {
+                    self.history.remove(&old);
+                }
+            }
+            crate::Retention::Recent { class, keep } => {
+                let kept = self.recent.entry(class).or_default();
+                kept.push_back(self.next);
+                while kept.len() > keep.max(1) {
+                    if let Some(old) = kept.pop_front() {
+                        self.history.remove(&old);
+                    }
+                }
+            }
         }
         self.history.insert(self.next, Applied { index, command });
         result
@@ -613,8 +629,8 @@ mod tests {
         assert_eq!(applied.map(|l| l.index), Some(4));
     }
 
-    /// A command superseded by a later one with the same key is not in the snapshot; the
-    /// others keep their order.
+    /// A command superseded by a later one with the same key is not in the snapshot, nor a
+    /// history command beyond its class's bound; the others keep their order.
     #[tokio::test]
     async fn superseded_commands_leave_the_snapshot() {
         #[derive(Debug, Default)]
@@ -627,8 +643,15 @@ mod tests {
             async fn reset(&self) {
                 self.0.lock().unwrap().clear();
             }
-            fn supersede_key(&self, command: &serde_json::Value) -> Option<String> {
-                command["key"].as_str().map(str::to_string)
+            fn retention(&self, command: &serde_json::Value) -> crate::Retention {
+                match (command["key"].as_str(), command["audit"].as_u64()) {
+                    (Some(k), _) => crate::Retention::Latest(k.to_string()),
+                    (None, Some(_)) => crate::Retention::Recent {
+                        class: "audit".into(),
+                        keep: 2,
+                    },
+                    _ => crate::Retention::Keep,
+                }
             }
         }
         let dir = tempfile::tempdir().unwrap();
@@ -638,9 +661,12 @@ mod tests {
             .unwrap();
         let commands = [
             serde_json::json!({"key": "count", "v": 1}),
+            serde_json::json!({"audit": 1}),
             serde_json::json!("event a"),
+            serde_json::json!({"audit": 2}),
             serde_json::json!({"key": "count", "v": 2}),
             serde_json::json!({"key": "other", "v": 1}),
+            serde_json::json!({"audit": 3}),
             serde_json::json!({"key": "count", "v": 3}),
             serde_json::json!("event b"),
         ];
@@ -671,7 +697,9 @@ mod tests {
             *last.0.lock().unwrap(),
             vec![
                 serde_json::json!("event a"),
+                serde_json::json!({"audit": 2}),
                 serde_json::json!({"key": "other", "v": 1}),
+                serde_json::json!({"audit": 3}),
                 serde_json::json!({"key": "count", "v": 3}),
                 serde_json::json!("event b"),
             ]
