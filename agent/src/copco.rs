@@ -379,77 +379,111 @@ pub async fn invoke(
         job: job.clone(),
         status,
     };
-    // The job runs on its own; its lock is released when it finishes.
+    // The job runs on its own; its lock is released when it finishes, or
+    // if its task panics (then the job fails with the reason).
     let model = model.self_arc();
     let target_owned = target.clone();
-    tokio::spawn(async move {
-        if queued.is_some()
-            && let Err(reason) = model.copco_acquire_queued(&target_owned, &job).await
-        {
-            let detail = format!("rejected: {reason}");
+    let tx = Arc::new(tx);
+    let on_panic = {
+        let (model, job, tx, principal, what) = (
+            model.clone(),
+            job.clone(),
+            tx.clone(),
+            principal.clone(),
+            what.clone(),
+        );
+        move |panic: String| async move {
+            let detail = format!("failed: internal error (the job's task panicked: {panic})");
             model.set(
                 &job,
                 &[
-                    ("State", Value::Enum(JobState::Rejected.value())),
+                    ("State", Value::Enum(JobState::Failed.value())),
                     ("Detail", Value::Str(detail.chars().take(255).collect())),
                 ],
             );
+            model.copco_release(&job).await;
             model.audit(&principal, &what, &detail).await;
-            tx.send_replace(JobStatus {
-                state: JobState::Rejected,
-                steps_done: 0,
-                steps_total: total,
-                detail,
-                result: Some(1),
+            tx.send_modify(|s| {
+                s.state = JobState::Failed;
+                s.detail = detail;
+                s.result = Some(1);
             });
-            return;
         }
-        let _ = model
-            .store
-            .update(&job, &[("State", Value::Enum(JobState::Running.value()))]);
-        let mut done = 0;
-        let mut failure = None;
-        for step in &steps {
-            let detail = step.describe();
+    };
+    let tasks = model.tasks.clone();
+    let name = format!("job {job}");
+    tasks.spawn_or(
+        name,
+        async move {
+            if queued.is_some()
+                && let Err(reason) = model.copco_acquire_queued(&target_owned, &job).await
+            {
+                let detail = format!("rejected: {reason}");
+                model.set(
+                    &job,
+                    &[
+                        ("State", Value::Enum(JobState::Rejected.value())),
+                        ("Detail", Value::Str(detail.chars().take(255).collect())),
+                    ],
+                );
+                model.audit(&principal, &what, &detail).await;
+                tx.send_replace(JobStatus {
+                    state: JobState::Rejected,
+                    steps_done: 0,
+                    steps_total: total,
+                    detail,
+                    result: Some(1),
+                });
+                return;
+            }
+            let _ = model
+                .store
+                .update(&job, &[("State", Value::Enum(JobState::Running.value()))]);
+            let mut done = 0;
+            let mut failure = None;
+            for step in &steps {
+                let detail = step.describe();
+                model.set(
+                    &job,
+                    &[("Detail", Value::Str(detail.chars().take(255).collect()))],
+                );
+                tx.send_replace(JobStatus {
+                    state: JobState::Running,
+                    steps_done: done,
+                    steps_total: total,
+                    detail: detail.clone(),
+                    result: None,
+                });
+                if let Err(e) = run_step(&model, step).await {
+                    failure = Some(format!("{detail}: {e}"));
+                    break;
+                }
+                done += 1;
+                model.set(&job, &[("StepsDone", Value::U32(done))]);
+            }
+            let (state, detail, result) = match failure {
+                None => (JobState::Succeeded, format!("{what}: done"), 0),
+                Some(f) => (JobState::Failed, f, 1),
+            };
             model.set(
                 &job,
-                &[("Detail", Value::Str(detail.chars().take(255).collect()))],
+                &[
+                    ("State", Value::Enum(state.value())),
+                    ("Detail", Value::Str(detail.chars().take(255).collect())),
+                ],
             );
+            model.copco_release(&job).await;
+            model.audit(&principal, &what, &detail).await;
             tx.send_replace(JobStatus {
-                state: JobState::Running,
+                state,
                 steps_done: done,
                 steps_total: total,
-                detail: detail.clone(),
-                result: None,
+                detail,
+                result: Some(result),
             });
-            if let Err(e) = run_step(&model, step).await {
-                failure = Some(format!("{detail}: {e}"));
-                break;
-            }
-            done += 1;
-            model.set(&job, &[("StepsDone", Value::U32(done))]);
-        }
-        let (state, detail, result) = match failure {
-            None => (JobState::Succeeded, format!("{what}: done"), 0),
-            Some(f) => (JobState::Failed, f, 1),
-        };
-        model.set(
-            &job,
-            &[
-                ("State", Value::Enum(state.value())),
-                ("Detail", Value::Str(detail.chars().take(255).collect())),
-            ],
-        );
-        model.copco_release(&job).await;
-        model.audit(&principal, &what, &detail).await;
-        tx.send_replace(JobStatus {
-            state,
-            steps_done: done,
-            steps_total: total,
-            detail,
-            result: Some(result),
-        });
-    });
+        },
+        on_panic,
+    );
     Ok(handle)
 }
 

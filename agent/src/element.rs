@@ -107,6 +107,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             ("MemberNodes", Value::U32(c.nodes.len() as u32)),
             ("WatchdogExpirations", Value::U64(0)),
             ("ModelUpdateErrors", Value::U64(0)),
+            ("TaskPanics", Value::U64(0)),
         ],
     }];
     let mut groups = Vec::new();

@@ -331,6 +331,12 @@ async fn run_node(
         .await
         .context("cannot build the managed objects")?;
     let sync = tokio::spawn(model.clone().sync(stop_rx.clone()));
+    // Jobs and the model's other tasks: a panic is logged, counted and
+    // handled (a job fails, its lock is released).
+    let reaper = tokio::spawn({
+        let tasks = model.tasks.clone();
+        async move { tasks.reap().await }
+    });
     if let Some((consensus, _, view, failure)) = &cluster_node {
         let ids: std::collections::BTreeMap<String, u64> =
             view.nodes().into_iter().map(|n| (n.name, n.id)).collect();
@@ -477,6 +483,11 @@ async fn run_node(
     let _ = stop_tx.send(true);
     let _ = hotswap_task.await;
     faces.stop().await;
+    reaper.abort();
+    model
+        .tasks
+        .shutdown(std::time::Duration::from_secs(10))
+        .await;
     running.shutdown().await;
     for t in cluster_tasks {
         let _ = t.await;

@@ -55,6 +55,9 @@ pub struct ClusterHooks {
 #[derive(Debug)]
 pub struct AgentModel {
     me: std::sync::Weak<AgentModel>,
+    /// Owns the model's own tasks (jobs, audit records on their way to the
+    /// log); `main` reaps them and joins them at shutdown.
+    pub(crate) tasks: halyard_backend::tasks::Tasks,
     /// Set when the agent runs as a node of a cluster.
     pub(crate) cluster: std::sync::OnceLock<ClusterHooks>,
     /// Set when the node runs from a release store (`halyard boot`).
@@ -129,6 +132,7 @@ impl AgentModel {
         let root = name(&element.root)?;
         let model = Arc::new_cyclic(|me| AgentModel {
             me: me.clone(),
+            tasks: halyard_backend::tasks::Tasks::new(),
             cluster: std::sync::OnceLock::new(),
             upgrades: std::sync::OnceLock::new(),
             store: MemoryModel::new(),
@@ -399,7 +403,7 @@ impl AgentModel {
                 result: result.to_string(),
             });
             // Not on the request's path: a cut-off node still answers.
-            tokio::spawn(async move {
+            self.tasks.spawn("audit record to the log", async move {
                 if let Err(e) = entry.replicate(&core).await {
                     tracing::warn!(error = %e, "audit record not replicated");
                 }

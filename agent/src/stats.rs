@@ -126,15 +126,19 @@ impl Collector {
         }
     }
 
-    /// The serving node's watchdog expirations, on the element's object
-    /// (hence in every face and in /metrics).
+    /// The serving node's watchdog expirations and panicked tasks, on the
+    /// element's object (hence in every face and in /metrics).
     async fn watchdog(&self) {
         let m = &self.model;
         let n = m.core.watchdog.expirations();
-        if let Err(e) = m
-            .store
-            .update(&m.root, &[("WatchdogExpirations", Value::U64(n))])
-        {
+        let panics = halyard_backend::tasks::panics();
+        if let Err(e) = m.store.update(
+            &m.root,
+            &[
+                ("WatchdogExpirations", Value::U64(n)),
+                ("TaskPanics", Value::U64(panics)),
+            ],
+        ) {
             tracing::error!(error = %e, "cannot show the watchdog expirations");
         }
     }

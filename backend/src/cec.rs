@@ -24,6 +24,9 @@ pub enum ErrorKind {
     HealthReport,
     /// A hardware fault (simulated FRUs, hot-swap).
     Hardware,
+    /// A task of the agent serving the component (its supervisor or its
+    /// audit) panicked: the component is no longer watched as it should be.
+    TaskPanicked,
 }
 
 impl ErrorKind {
@@ -34,6 +37,7 @@ impl ErrorKind {
             ErrorKind::AuditOverrun => "audit-overrun",
             ErrorKind::HealthReport => "health-report",
             ErrorKind::Hardware => "hardware",
+            ErrorKind::TaskPanicked => "task-panicked",
         }
     }
 }

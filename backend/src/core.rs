@@ -39,6 +39,7 @@ use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode
 use crate::remote::{RemoteShell, Report, parse_report, sh_quote};
 use crate::replicated::{Change, ReplicatedLog, Retention, Since};
 use crate::repo::Repository;
+use crate::tasks::Tasks;
 
 /// How a component is run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -253,6 +254,12 @@ enum Msg {
         reply: oneshot::Sender<Result<(), CoreError>>,
     },
     ReplicatedSince(u64, oneshot::Sender<Since>),
+    /// A task serving a component panicked (its supervisor, or its audit).
+    TaskPanicked {
+        component: String,
+        supervisor: bool,
+        panic: String,
+    },
     Lock {
         command: Command,
         reply: oneshot::Sender<Result<(), CoreError>>,
@@ -293,6 +300,8 @@ struct ClusterRt {
     fenced: bool,
     /// Master-hosted components being started (not again until they register).
     starting: HashMap<String, Instant>,
+    /// The core's tasks (a proposal's answer waits in one).
+    tasks: Tasks,
 }
 
 impl ClusterRt {
@@ -332,7 +341,7 @@ impl ClusterRt {
     ) {
         let (tx, rx) = oneshot::channel();
         self.propose_with(command, Some(tx));
-        tokio::spawn(async move {
+        self.tasks.spawn("proposal answer", async move {
             let r = rx
                 .await
                 .unwrap_or_else(|_| Err("the HA core has stopped".into()));
@@ -579,7 +588,9 @@ pub struct HaCore {
 #[derive(Debug)]
 pub struct Running {
     core: HaCore,
-    tasks: JoinSet<()>,
+    tasks: Tasks,
+    /// Reaps `tasks` (panics are logged, counted and handled).
+    reaper: tokio_util::task::AbortOnDropHandle<()>,
     stop: watch::Sender<bool>,
     socket: PathBuf,
 }
@@ -745,13 +756,13 @@ impl HaCore {
             asr: Asr::new(repo.pool().clone()),
             watchdog: watchdog.clone(),
         };
-        let mut tasks = JoinSet::new();
+        let tasks = Tasks::new();
 
         // Journal writer: decisions are recorded without slowing decisions.
         let (journal_tx, mut journal_rx) =
             mpsc::channel::<(String, String, serde_json::Value)>(4096);
         let jrepo = repo.clone();
-        tasks.spawn(async move {
+        tasks.spawn("journal writer", async move {
             while let Some((kind, subject, body)) = journal_rx.recv().await {
                 if let Err(e) = jrepo.journal(&kind, &subject, &body).await {
                     tracing::warn!(error = %e, "journal write failed");
@@ -765,7 +776,7 @@ impl HaCore {
             let lane = records.clone();
             let (asr, repo) = (core.asr.clone(), repo.clone());
             let mut stop = stop_rx.clone();
-            tasks.spawn(async move {
+            tasks.spawn("records writer", async move {
                 loop {
                     let r = tokio::select! {
                         r = lane.next() => r,
@@ -786,8 +797,11 @@ impl HaCore {
             incarnations.insert(c.name.clone(), inc);
         }
 
-        tasks.spawn(watchdog.clone().run(stop_rx.clone()));
-        tasks.spawn(run_monitor(watchdog.clone(), stop_rx.clone()));
+        tasks.spawn("watchdog", watchdog.clone().run(stop_rx.clone()));
+        tasks.spawn(
+            "health monitor",
+            run_monitor(watchdog.clone(), stop_rx.clone()),
+        );
         let modes: Modes = Arc::new(std::sync::RwLock::new(
             config
                 .components
@@ -795,14 +809,17 @@ impl HaCore {
                 .map(|s| (s.name.clone(), s.checkpoint))
                 .collect(),
         ));
-        tasks.spawn(accept_sessions(
-            listener,
-            tx.clone(),
-            checkpoints.clone(),
-            config.checkpoint_deadline,
-            modes.clone(),
-            stop_rx.clone(),
-        ));
+        tasks.spawn(
+            "session acceptor",
+            accept_sessions(
+                listener,
+                tx.clone(),
+                checkpoints.clone(),
+                config.checkpoint_deadline,
+                modes.clone(),
+                stop_rx.clone(),
+            ),
+        );
 
         // In a cluster only this node's components are audited here.
         let local: std::collections::HashSet<String> = config
@@ -819,12 +836,15 @@ impl HaCore {
             Some(c) => {
                 let (ptx, prx) = mpsc::channel(1024);
                 let generation = Arc::new(std::sync::atomic::AtomicU64::new(0));
-                tasks.spawn(propose_loop(
-                    c.consensus.clone(),
-                    prx,
-                    generation.clone(),
-                    stop_rx.clone(),
-                ));
+                tasks.spawn(
+                    "proposer",
+                    propose_loop(
+                        c.consensus.clone(),
+                        prx,
+                        generation.clone(),
+                        stop_rx.clone(),
+                    ),
+                );
                 let rt = ClusterRt {
                     consensus: c.consensus,
                     view: c.view,
@@ -837,6 +857,7 @@ impl HaCore {
                     generation,
                     fenced: false,
                     starting: HashMap::new(),
+                    tasks: tasks.clone(),
                 };
                 // This node's earlier incarnations are gone: say so first.
                 rt.propose(Command::NodeLost {
@@ -888,7 +909,9 @@ impl HaCore {
                 socket: config.socket.clone(),
                 stop_grace: config.stop_grace,
                 modes,
-                dynamic: JoinSet::new(),
+                tasks: tasks.clone(),
+                stop: stop_rx.clone(),
+                primaries: HashMap::new(),
                 stops: HashMap::new(),
                 remote: config.remote.clone(),
                 events: events.clone(),
@@ -906,10 +929,7 @@ impl HaCore {
             state.blackboxes.insert(c.name.clone(), BlackBox::new(64));
             let (inc_tx, inc_rx) = watch::channel(state.incarnations[&c.name]);
             state.audit_incarnations.insert(c.name.clone(), inc_tx);
-            if let Some(sup) = state
-                .runner
-                .spawn_tasks(&mut tasks, c, inc_rx, &tx, stop_rx.clone())
-            {
+            if let Some(sup) = state.runner.spawn_tasks(c, inc_rx, &tx, stop_rx.clone()) {
                 state.supervisors.insert(c.name.clone(), sup);
             }
         }
@@ -930,16 +950,21 @@ impl HaCore {
             Some((rx, a)) => (Some(rx), Some(a)),
             None => (None, None),
         };
-        tasks.spawn(state.run(rx, applied_rx).instrument(span));
+        tasks.spawn("decisions", state.run(rx, applied_rx).instrument(span));
         if let Some(a) = applier {
             a.attach();
         }
         let socket = config.socket.clone();
+        let reaper = tokio_util::task::AbortOnDropHandle::new(tokio::spawn({
+            let tasks = tasks.clone();
+            async move { tasks.reap().await }
+        }));
         Ok((
             core.clone(),
             Running {
                 core,
                 tasks,
+                reaper,
                 stop: stop_tx,
                 socket,
             },
@@ -953,20 +978,15 @@ impl Running {
     }
 
     /// Stops components (children before parents) and every task.
-    pub async fn shutdown(mut self) {
+    pub async fn shutdown(self) {
         let (tx, rx) = oneshot::channel();
         if self.core.tx.send(Msg::Shutdown(tx)).await.is_ok() {
             let _ = tokio::time::timeout(Duration::from_secs(10), rx).await;
         }
         let _ = self.stop.send(true);
-        let deadline = tokio::time::sleep(Duration::from_secs(10));
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                r = self.tasks.join_next() => if r.is_none() { break },
-                _ = &mut deadline => { self.tasks.abort_all(); break }
-            }
-        }
+        // One poller at a time: the shutdown joins what is left.
+        self.reaper.abort();
+        self.tasks.shutdown(Duration::from_secs(10)).await;
         let _ = std::fs::remove_file(&self.socket);
     }
 }
@@ -1087,7 +1107,14 @@ struct Runner {
     socket: PathBuf,
     stop_grace: Duration,
     modes: Modes,
-    dynamic: JoinSet<()>,
+    /// Owns every task the core spawns (shared with `Running`).
+    tasks: Tasks,
+    /// The core's stop, for the tasks of configured components.
+    stop: watch::Receiver<bool>,
+    /// The incarnation holding each proxy's primary role, shared by its
+    /// supervisor and its audit (kept so a respawned supervisor shares it).
+    primaries: HashMap<String, Arc<std::sync::atomic::AtomicU32>>,
+    /// Stops of components added at run time.
     stops: HashMap<String, watch::Sender<bool>>,
     /// Proxies reach their non-peer nodes through it.
     remote: Option<Arc<dyn RemoteShell>>,
@@ -1098,111 +1125,150 @@ struct Runner {
 }
 
 impl Runner {
-    /// Spawns a component's supervisor (processes and HA-aware daemons)
-    /// and health audit into `tasks`; returns the supervisor's handle.
+    /// Spawns a component's supervisor (processes, HA-aware daemons and
+    /// proxies) and health audit; returns the supervisor's handle.
     fn spawn_tasks(
-        &self,
-        tasks: &mut JoinSet<()>,
+        &mut self,
         c: &ComponentSpec,
         inc_rx: watch::Receiver<u32>,
         tx: &mpsc::Sender<Msg>,
         stop_rx: watch::Receiver<bool>,
     ) -> Option<Arc<Lane<SupCmd>>> {
-        let mut supervisor = None;
-        if matches!(c.kind, Kind::Process { .. } | Kind::HaAware { .. }) {
-            let lane = Arc::new(Lane::default());
-            supervisor = Some(lane.clone());
-            let span = tracing::info_span!("component", node = %self.node, component = %c.name);
-            tasks.spawn(
-                supervise(
-                    c.clone(),
-                    self.socket.clone(),
-                    lane,
-                    tx.clone(),
-                    self.stop_grace,
-                    stop_rx.clone(),
-                )
-                .instrument(span),
-            );
-        }
-        if let Kind::Proxy { .. } = &c.kind
-            && let Some(remote) = self.remote.clone()
-        {
-            // The incarnation holding the primary role (0: none).
-            let primary = Arc::new(std::sync::atomic::AtomicU32::new(0));
-            let lane = Arc::new(Lane::default());
-            supervisor = Some(lane.clone());
-            let span = tracing::info_span!("component", node = %self.node, component = %c.name);
-            tasks.spawn(
-                supervise_proxy(
-                    c.clone(),
-                    ProxyCtx {
-                        remote: remote.clone(),
-                        primary: primary.clone(),
-                        events: self.events.clone(),
-                        repo: self.repo.clone(),
-                    },
-                    lane,
-                    tx.clone(),
-                    stop_rx.clone(),
-                )
-                .instrument(span),
-            );
-            if let Some((period, deadline)) = c.audit
-                && !self.elsewhere.contains(&c.name)
-            {
-                let check = proxy_audit(c, remote, primary, inc_rx.clone());
-                let audit = Audit {
-                    component: c.name.clone(),
-                    period,
-                    deadline,
-                    check,
-                };
-                spawn_audit(tasks, audit, inc_rx.clone(), tx, stop_rx.clone());
-            }
-        }
-        if let Some((period, deadline)) = c.audit
-            && !self.elsewhere.contains(&c.name)
-            && let Kind::Process {
-                health: Some(cmd), ..
-            } = &c.kind
-        {
-            let cmd = cmd.clone();
-            let check: AuditCheck = Arc::new(move || {
-                let cmd = cmd.clone();
-                Box::pin(async move { run_health_command(&cmd).await })
-            });
-            let audit = Audit {
-                component: c.name.clone(),
-                period,
-                deadline,
-                check,
-            };
-            spawn_audit(tasks, audit, inc_rx, tx, stop_rx);
-        }
+        let supervisor = self.spawn_supervisor(c, tx, stop_rx.clone());
+        self.spawn_audit(c, inc_rx, tx, stop_rx);
         supervisor
     }
-}
 
-/// Runs a component's health audit; its reports go to the core like
-/// anyone's.
-fn spawn_audit(
-    tasks: &mut JoinSet<()>,
-    audit: Audit,
-    inc_rx: watch::Receiver<u32>,
-    tx: &mpsc::Sender<Msg>,
-    stop_rx: watch::Receiver<bool>,
-) {
-    let (rep_tx, mut rep_rx) = mpsc::channel(16);
-    let fwd = tx.clone();
-    tasks.spawn(async move {
-        while let Some(r) = rep_rx.recv().await {
-            if fwd.send(Msg::Report(r)).await.is_err() {
-                break;
-            }
+    /// The stop a component's tasks follow.
+    fn stop_of(&self, component: &str) -> watch::Receiver<bool> {
+        self.stops
+            .get(component)
+            .map_or_else(|| self.stop.clone(), watch::Sender::subscribe)
+    }
+
+    /// A panic of one of the component's tasks goes to the core as a
+    /// failure of the component.
+    fn on_panic(
+        tx: &mpsc::Sender<Msg>,
+        component: &str,
+        supervisor: bool,
+    ) -> impl FnOnce(String) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+    + Send
+    + 'static {
+        let (tx, component) = (tx.clone(), component.to_string());
+        move |panic| {
+            Box::pin(async move {
+                let _ = tx
+                    .send(Msg::TaskPanicked {
+                        component,
+                        supervisor,
+                        panic,
+                    })
+                    .await;
+            })
         }
-    });
-    tasks.spawn(run_audit(audit, inc_rx, rep_tx, stop_rx));
+    }
+
+    fn spawn_supervisor(
+        &mut self,
+        c: &ComponentSpec,
+        tx: &mpsc::Sender<Msg>,
+        stop_rx: watch::Receiver<bool>,
+    ) -> Option<Arc<Lane<SupCmd>>> {
+        let span = tracing::info_span!("component", node = %self.node, component = %c.name);
+        let what = format!("supervisor of {}", c.name);
+        let on_panic = Self::on_panic(tx, &c.name, true);
+        match &c.kind {
+            Kind::Process { .. } | Kind::HaAware { .. } => {
+                let lane = Arc::new(Lane::default());
+                let task = supervise(
+                    c.clone(),
+                    self.socket.clone(),
+                    lane.clone(),
+                    tx.clone(),
+                    self.stop_grace,
+                    stop_rx,
+                );
+                self.tasks.spawn_or(what, task.instrument(span), on_panic);
+                Some(lane)
+            }
+            Kind::Proxy { .. } => {
+                let remote = self.remote.clone()?;
+                let primary = self.primaries.entry(c.name.clone()).or_default().clone();
+                let lane = Arc::new(Lane::default());
+                let ctx = ProxyCtx {
+                    remote,
+                    primary,
+                    events: self.events.clone(),
+                    repo: self.repo.clone(),
+                };
+                let task = supervise_proxy(c.clone(), ctx, lane.clone(), tx.clone(), stop_rx);
+                self.tasks.spawn_or(what, task.instrument(span), on_panic);
+                Some(lane)
+            }
+            Kind::Hardware => None,
+        }
+    }
+
+    /// Runs a component's health audit (none for a component another node
+    /// hosts); its reports go to the core like anyone's.
+    fn spawn_audit(
+        &mut self,
+        c: &ComponentSpec,
+        inc_rx: watch::Receiver<u32>,
+        tx: &mpsc::Sender<Msg>,
+        stop_rx: watch::Receiver<bool>,
+    ) {
+        let Some((period, deadline)) = c.audit else {
+            return;
+        };
+        if self.elsewhere.contains(&c.name) {
+            return;
+        }
+        let check: AuditCheck = match &c.kind {
+            Kind::Proxy { .. } => {
+                let Some(remote) = self.remote.clone() else {
+                    return;
+                };
+                let primary = self.primaries.entry(c.name.clone()).or_default().clone();
+                proxy_audit(c, remote, primary, inc_rx.clone())
+            }
+            Kind::Process {
+                health: Some(cmd), ..
+            } => {
+                let cmd = cmd.clone();
+                Arc::new(move || {
+                    let cmd = cmd.clone();
+                    Box::pin(async move { run_health_command(&cmd).await })
+                })
+            }
+            _ => return,
+        };
+        let audit = Audit {
+            component: c.name.clone(),
+            period,
+            deadline,
+            check,
+        };
+        let (rep_tx, mut rep_rx) = mpsc::channel(16);
+        let fwd = tx.clone();
+        let what = format!("audit of {}", c.name);
+        let on_panic = Self::on_panic(tx, &c.name, false);
+        self.tasks.spawn_or(
+            what,
+            async move {
+                let forward = async {
+                    while let Some(r) = rep_rx.recv().await {
+                        if fwd.send(Msg::Report(r)).await.is_err() {
+                            break;
+                        }
+                    }
+                };
+                tokio::join!(run_audit(audit, inc_rx, rep_tx, stop_rx), forward);
+            },
+            on_panic,
+        );
+    }
 }
 
 impl CoreState {
@@ -1342,6 +1408,11 @@ impl CoreState {
                     let d = self.cec.report(r, Instant::now());
                     self.verdict(d).await;
                 }
+                Msg::TaskPanicked {
+                    component,
+                    supervisor,
+                    panic,
+                } => self.task_panicked(&component, supervisor, &panic).await,
                 Msg::Views(reply) => {
                     let _ = reply.send(self.crim.components());
                 }
@@ -1483,15 +1554,11 @@ impl CoreState {
                 }
                 Msg::Shutdown(reply) => {
                     self.shutdown_components().await;
-                    // Components added at run time stop with the others.
+                    // Components added at run time stop with the others
+                    // (`Running::shutdown` joins their tasks).
                     for stop in self.runner.stops.values() {
                         let _ = stop.send(true);
                     }
-                    let mut dynamic = std::mem::take(&mut self.runner.dynamic);
-                    let _ = tokio::time::timeout(Duration::from_secs(8), async {
-                        while dynamic.join_next().await.is_some() {}
-                    })
-                    .await;
                     let _ = reply.send(());
                     return;
                 }
@@ -1808,6 +1875,42 @@ impl CoreState {
         out
     }
 
+    /// A task serving `component` panicked (the reaper logged and counted
+    /// it): the task is replaced, and the component is failed, because
+    /// while the task was gone nobody supervised or audited it.
+    async fn task_panicked(&mut self, component: &str, supervisor: bool, panic: &str) {
+        if self.stopping {
+            return;
+        }
+        let Some(spec) = self.specs.get(component).cloned() else {
+            return;
+        };
+        let tx = self.self_tx.clone();
+        let stop = self.runner.stop_of(component);
+        if supervisor {
+            if let Some(old) = self.supervisors.remove(component) {
+                old.close();
+            }
+            if let Some(lane) = self.runner.spawn_supervisor(&spec, &tx, stop) {
+                self.supervisors.insert(component.to_string(), lane);
+            }
+        } else if let Some(inc) = self.audit_incarnations.get(component) {
+            let inc_rx = inc.subscribe();
+            self.runner.spawn_audit(&spec, inc_rx, &tx, stop);
+        }
+        let report = ErrorReport {
+            component: component.to_string(),
+            incarnation: self.incarnations.get(component).copied().unwrap_or(0),
+            kind: ErrorKind::TaskPanicked,
+            detail: format!(
+                "its {} panicked: {panic}",
+                if supervisor { "supervisor" } else { "audit" }
+            ),
+        };
+        let d = self.cec.report(report, Instant::now());
+        self.verdict(d).await;
+    }
+
     /// Keeps a replicated change for the model's readers (bounded by its
     /// retention) and announces it.
     fn keep_replicated(&mut self, index: u64, change: Change) {
@@ -1889,8 +1992,6 @@ impl CoreState {
                 rt.starting.remove(name);
             }
         }
-        // Tasks of components removed earlier have ended: reap them.
-        while self.runner.dynamic.try_join_next().is_some() {}
         let tx = self.self_tx.clone();
         for spec in ch.components {
             let name = spec.name.clone();
@@ -1907,11 +2008,7 @@ impl CoreState {
                 .expect("modes")
                 .insert(name.clone(), spec.checkpoint);
             let (stop_tx, stop_rx) = watch::channel(false);
-            let mut dynamic = std::mem::take(&mut self.runner.dynamic);
-            let sup = self
-                .runner
-                .spawn_tasks(&mut dynamic, &spec, inc_rx, &tx, stop_rx);
-            self.runner.dynamic = dynamic;
+            let sup = self.runner.spawn_tasks(&spec, inc_rx, &tx, stop_rx);
             if let Some(old) = self.runner.stops.insert(name.clone(), stop_tx) {
                 let _ = old.send(true);
             }
@@ -2278,7 +2375,7 @@ impl CoreState {
             // A timed step-down is due at its instant, not before.
             let wait =
                 HANDOVER_DEADLINE + Duration::from_nanos(at.map_or(0, |at| at.saturating_sub(now)));
-            tokio::spawn(async move {
+            self.runner.tasks.spawn("hand-over deadline", async move {
                 tokio::time::sleep(wait).await;
                 let _ = tx
                     .send(Msg::HandoverDeadline {
@@ -2344,7 +2441,7 @@ impl CoreState {
                 let env = env.clone();
                 let tx = self.self_tx.clone();
                 let component = component.to_string();
-                tokio::spawn(async move {
+                self.runner.tasks.spawn("role command", async move {
                     let Some((prog, args)) = cmd.split_first() else {
                         return;
                     };
@@ -2382,7 +2479,7 @@ impl CoreState {
                 let tx = self.self_tx.clone();
                 let component = component.to_string();
                 // No role command: the role is taken at once.
-                tokio::spawn(async move {
+                self.runner.tasks.spawn("role taken", async move {
                     let _ = tx
                         .send(Msg::RoleDone {
                             component,
@@ -3096,7 +3193,9 @@ async fn accept_sessions(
                 next_id += 1;
                 sessions.spawn(session(stream, id, core.clone(), checkpoints.clone(), deadline, modes.clone()));
             }
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+            Some(r) = sessions.join_next(), if !sessions.is_empty() => {
+                crate::tasks::note_panic(r, "an HA-aware component's session");
+            }
             _ = stop.changed() => break,
         }
     }

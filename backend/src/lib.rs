@@ -17,6 +17,7 @@
 //!   itself is `halyard-consensus`, on openraft);
 //! - [`hotswap`]: hot-swap bus support — FRU insertions and removals from
 //!   a bus behind one trait (the simulated bus, a directory-watching bus);
+//! - [`tasks`]: owned tasks (a reaper logs, counts and handles panics);
 //! - [`release`]: a node's two-slot software store (fetch, incremental
 //!   propagation, checksums; the base of the upgrade manager);
 //! - [`remote`]: the port through which proxy components manage non-peer
@@ -46,3 +47,4 @@ pub mod remote;
 pub mod replicated;
 pub mod repo;
 pub mod state;
+pub mod tasks;
