@@ -11,7 +11,7 @@ use std::time::Duration;
 use halyard_backend::release::{MANIFEST, Manifest, ReleaseStore, sha256_file};
 
 const MANIFEST_LIMIT: usize = 4 << 20;
-const FILE_LIMIT: usize = 1 << 30;
+const FILE_LIMIT: u64 = 1 << 30;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LoadServer {
@@ -115,17 +115,20 @@ impl LoadServer {
                 continue;
             }
             let url = format!("{base}/{version}/{}", f.path);
-            let body = halyard_http::client::get(&url, FILE_LIMIT, Duration::from_secs(300))
+            if let Some(p) = to.parent() {
+                tokio::fs::create_dir_all(p)
+                    .await
+                    .map_err(|e| format!("{}: {e}", p.display()))?;
+            }
+            // Streamed to disk under a temporary name, then verified: a
+            // release file is never held in memory whole.
+            let tmp = to.with_extension("part");
+            halyard_http::client::download(&url, &tmp, FILE_LIMIT, Duration::from_secs(300))
                 .await
                 .map_err(|e| e.to_string())?;
             let path = f.path.clone();
             let executable = f.executable;
             tokio::task::spawn_blocking(move || -> Result<(), String> {
-                if let Some(p) = to.parent() {
-                    std::fs::create_dir_all(p).map_err(|e| e.to_string())?;
-                }
-                let tmp = to.with_extension("part");
-                std::fs::write(&tmp, &body).map_err(|e| e.to_string())?;
                 let got = sha256_file(&tmp).map_err(|e| e.to_string())?;
                 if got != want {
                     let _ = std::fs::remove_file(&tmp);
