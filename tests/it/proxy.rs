@@ -412,3 +412,92 @@ fn broken_proxy_configs_are_reported_with_file_line_col() {
         );
     }
 }
+
+/// A 2N pair of processes beside a proxy whose non-peer node hangs (its
+/// sshd and sessions stopped with SIGSTOP, remote calls allowed 20 s): the
+/// pair's fail-over keeps its usual time, because no decision of the core
+/// waits on a proxy's SSH calls (#15 item 2).
+#[test]
+fn a_hanging_ssh_target_does_not_slow_a_process_fail_over_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let sshd = Sshd::start(&dir.path().join("sshd"));
+    let remote = dir.path().join("remote");
+    std::fs::create_dir_all(&remote).unwrap();
+    let _services = RemoteServices(remote.clone());
+    std::fs::write(remote.with_extension("motd"), "welcome to np1\n").unwrap();
+    let mut toml = config(&sshd, &remote).replace(
+        "stats_period_ms = 300\n",
+        "stats_period_ms = 300\ntimeout_ms = 20000\n",
+    );
+    toml.push_str(
+        r#"
+[[service_group]]
+name = "pair"
+model = "2n"
+first_recovery = "fail-over"
+service_instances = ["work"]
+
+[[component]]
+name = "p1"
+node = "a"
+group = "pair"
+kind = "process"
+command = ["sleep", "100000"]
+
+[[component]]
+name = "p2"
+node = "a"
+group = "pair"
+kind = "process"
+command = ["sleep", "100000"]
+"#,
+    );
+    let cfg = dir.path().join("proxy.toml");
+    std::fs::write(&cfg, toml).unwrap();
+    let a = Agent::start_with(&dir.path().join("data"), Some(cfg));
+    let member = |c: &str| format!("ne=1/node=a/comp={c}");
+    let state = |c: &str| attrs(&a, &member(c)).map(|p| text(&p["availability-state"]));
+    let primary = || {
+        ["p1", "p2"]
+            .into_iter()
+            .find(|c| state(c).as_deref() == Some("primary"))
+    };
+    wait_until("the proxy and the pair to be in service", || {
+        attrs(&a, PROXY).is_some_and(|p| p["availability-state"] == "primary")
+            && primary().is_some()
+            && ["p1", "p2"]
+                .iter()
+                .all(|c| matches!(state(c).as_deref(), Some("primary" | "secondary")))
+    });
+    // Kills the pair's primary; the time until the other one is primary.
+    let fail_over = || {
+        let victim = primary().unwrap();
+        let other = if victim == "p1" { "p2" } else { "p1" };
+        let pid = text(&attrs(&a, &member(victim)).unwrap()["pid"]);
+        let began = std::time::Instant::now();
+        std::process::Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap();
+        wait_until("the other member to take over", || {
+            state(other).as_deref() == Some("primary")
+        });
+        let took = began.elapsed();
+        wait_until("the victim to be back as secondary", || {
+            state(victim).as_deref() == Some("secondary")
+        });
+        took
+    };
+    let usual = fail_over();
+    // The non-peer node stalls: every SSH call of the proxy (audit every
+    // 300 ms, statistics) now hangs for up to 20 s.
+    sshd.signal_all("-STOP");
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let stalled = fail_over();
+    sshd.signal_all("-CONT");
+    eprintln!("process fail-over: {usual:?} usually, {stalled:?} beside a hanging SSH target");
+    assert!(
+        stalled < std::time::Duration::from_secs(5),
+        "a fail-over took {stalled:?} while a proxy's target hung (usually {usual:?})"
+    );
+}

@@ -885,8 +885,39 @@ impl Sshd {
     }
 }
 
+impl Sshd {
+    /// Sends `signal` (`-STOP`, `-CONT`) to the server and to every
+    /// session process it forked: a stalled, not dead, non-peer node (its
+    /// TCP port still accepts, nothing answers).
+    pub fn signal_all(&self, signal: &str) {
+        let Some(c) = &self.child else { return };
+        let mut pids = vec![c.id()];
+        let mut i = 0;
+        while i < pids.len() {
+            let out = Command::new("ps")
+                .args(["-o", "pid=", "--ppid", &pids[i].to_string()])
+                .output()
+                .expect("ps (procps) is installed");
+            pids.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+            i += 1;
+        }
+        for pid in pids {
+            // Some have exited since ps listed them.
+            let _ = Command::new("kill")
+                .args([signal, &pid.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
 impl Drop for Sshd {
     fn drop(&mut self) {
+        self.signal_all("-CONT");
         if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
@@ -939,7 +970,10 @@ impl Drop for RemoteServices {
     fn drop(&mut self) {
         let pids = std::fs::read_to_string(self.0.join("all.pids")).unwrap_or_default();
         for p in pids.split_whitespace() {
-            let _ = Command::new("kill").args(["-9", p]).status();
+            let _ = Command::new("kill")
+                .args(["-9", p])
+                .stderr(Stdio::null())
+                .status();
         }
     }
 }
