@@ -1,0 +1,355 @@
+//! Alarms: raising, folding and clearing them, flap and storm limits, and
+//! their persisted form.
+
+use std::sync::atomic::Ordering;
+
+use halyard_cluster_model::alarm;
+use halyard_cluster_model::model::{AlarmCorrelation, EventType, PerceivedSeverity, ProbableCause};
+use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query};
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use serde_json::json;
+
+use super::{AgentModel, err_commit, name, truncate};
+
+/// Flapping and storm state, kept under the alarm lock.
+#[derive(Debug, Default)]
+pub(super) struct AlarmGuards {
+    /// (resource, cause) -> recent raise times.
+    raises: std::collections::HashMap<(String, u32), std::collections::VecDeque<i64>>,
+    /// Secondary alarms dropped because the active set was full.
+    dropped: u64,
+}
+
+/// More raises than this for one resource and cause within the window is
+/// flapping: the alarm is updated, not announced again.
+const FLAP_LIMIT: usize = 3;
+const FLAP_WINDOW_MS: i64 = 60_000;
+/// Active alarms kept; past it only root and independent alarms are added.
+pub(crate) const STORM_LIMIT: usize = 2_000;
+
+impl AgentModel {
+    /// Raises an alarm, or folds it into the active one for the same
+    /// resource and cause. Persisted before it is announced.
+    pub(crate) async fn raise_alarm(
+        &self,
+        resource: &str,
+        cause: ProbableCause,
+        severity: PerceivedSeverity,
+        text: &str,
+    ) -> Result<ObjectName, ModelError> {
+        let mut guards = self.alarm_lock.lock().await;
+        let now = Timestamp::now();
+        let key = (resource.to_string(), cause.value());
+        let recent = guards.raises.entry(key).or_default();
+        recent.retain(|t| now.0 - t <= FLAP_WINDOW_MS);
+        recent.push_back(now.0);
+        let flapping = recent.len() > FLAP_LIMIT;
+        let active = self.active_alarms().await?;
+        let same = |a: &&ManagedObject| {
+            a.get("Resource").and_then(Value::as_str) == Some(resource)
+                && a.get("ProbableCause") == Some(&Value::Enum(cause.value()))
+        };
+        // A duplicate folds into the active alarm; a flapping one reopens
+        // the latest alarm of its resource and cause, without a new
+        // announcement.
+        let all;
+        let existing = if flapping {
+            all = self
+                .store
+                .query(&Query {
+                    classes: vec!["Alarm".into()],
+                    ..Query::default()
+                })
+                .await?;
+            all.iter().rev().find(same)
+        } else {
+            active.iter().find(same)
+        };
+        if let Some(a) = existing {
+            let n = match a.get("Occurrences") {
+                Some(Value::U32(n)) => n + 1,
+                _ => 2,
+            };
+            self.store.update(
+                &a.name,
+                &[
+                    ("Occurrences", Value::U32(n)),
+                    ("ChangedAt", Value::Time(now)),
+                    ("Severity", Value::Enum(severity.value())),
+                    ("ClearedAt", Value::Absent),
+                ],
+            )?;
+            self.persist_alarm(&a.name).await?;
+            if flapping {
+                tracing::debug!(alarm = %a.name, "flapping alarm damped");
+            }
+            return Ok(a.name.clone());
+        }
+        // Root-cause suppression: under an alarmed container, this alarm is secondary.
+        let root_alarm = active.iter().find(|a| {
+            a.get("Resource")
+                .and_then(Value::as_str)
+                .and_then(|r| ObjectName::parse(r).ok())
+                .zip(ObjectName::parse(resource).ok())
+                .is_some_and(|(r, me)| me.is_within(&r) && me != r)
+        });
+        let correlation = if root_alarm.is_some() {
+            AlarmCorrelation::Secondary
+        } else {
+            AlarmCorrelation::Independent
+        };
+        // A storm is bounded: past the limit, secondary alarms are dropped
+        // (counted); root and independent alarms are always kept.
+        if correlation == AlarmCorrelation::Secondary && active.len() >= STORM_LIMIT {
+            guards.dropped += 1;
+            tracing::warn!(dropped = guards.dropped, %resource, "alarm storm: secondary alarm dropped");
+            return Err(ModelError::Unavailable {
+                reason: format!("alarm storm: {} active alarms", active.len()),
+            });
+        }
+        let n = self.next_alarm.fetch_add(1, Ordering::Relaxed);
+        let object = format!("{}/alarm={n}", self.root);
+        let event_type = match cause {
+            ProbableCause::PowerProblem
+            | ProbableCause::CoolingFanFailure
+            | ProbableCause::HighTemperature => EventType::EnvironmentalAlarm,
+            ProbableCause::SoftwareError | ProbableCause::ApplicationSubsystemFailure => {
+                EventType::ProcessingErrorAlarm
+            }
+            ProbableCause::ThresholdCrossed => EventType::QualityOfServiceAlarm,
+            _ => EventType::EquipmentAlarm,
+        };
+        let values = vec![
+            ("Resource", Value::Str(truncate(resource, 255))),
+            ("EventType", Value::Enum(event_type.value())),
+            ("ProbableCause", Value::Enum(cause.value())),
+            ("Severity", Value::Enum(severity.value())),
+            ("SpecificProblem", Value::Str(truncate(text, 255))),
+            ("AdditionalText", Value::Str(String::new())),
+            ("RaisedAt", Value::Time(now)),
+            ("ChangedAt", Value::Time(now)),
+            ("Acknowledged", Value::Bool(false)),
+            ("Occurrences", Value::U32(1)),
+            ("Correlation", Value::Enum(correlation.value())),
+            (
+                "RootAlarm",
+                Value::Str(root_alarm.map(|a| a.name.to_string()).unwrap_or_default()),
+            ),
+        ];
+        // Persisted before anyone can read it (a walk, a get), not only
+        // before it is announced: a kill -9 never loses an alarm a manager saw.
+        let alarm = name(&object)?;
+        self.persist_alarm_as(&alarm, &values).await?;
+        if let Some(root) = root_alarm {
+            let root_now = [("Correlation", Value::Enum(AlarmCorrelation::Root.value()))];
+            self.persist_alarm_as(&root.name, &root_now).await?;
+            self.store.update(&root.name, &root_now)?;
+        }
+        self.create_dynamic("Alarm", &object, &values).await?;
+        self.persist_alarm(&alarm).await?;
+        let source = name(resource).unwrap_or_else(|_| self.root.clone());
+        self.publish(
+            "AlarmRaised",
+            &source,
+            vec![
+                ("Alarm", Value::Str(object.clone())),
+                ("Resource", Value::Str(resource.to_string())),
+                ("EventType", Value::Enum(event_type.value())),
+                ("ProbableCause", Value::Enum(cause.value())),
+                ("Severity", Value::Enum(severity.value())),
+                ("SpecificProblem", Value::Str(truncate(text, 255))),
+                ("AdditionalText", Value::Str(String::new())),
+                ("Correlation", Value::Enum(correlation.value())),
+            ],
+        );
+        tracing::warn!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), "alarm raised");
+        Ok(alarm)
+    }
+
+    /// Clears the active alarms of a resource (and its secondaries).
+    pub(crate) async fn clear_alarms(&self, resource: &str) -> Result<usize, ModelError> {
+        self.clear_alarms_matching(resource, None).await
+    }
+
+    /// Clears the active alarms of a resource's subtree, of one cause if given.
+    pub(crate) async fn clear_alarms_matching(
+        &self,
+        resource: &str,
+        only: Option<ProbableCause>,
+    ) -> Result<usize, ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        let now = Timestamp::now();
+        let mut n = 0;
+        for a in self.active_alarms().await? {
+            let res = a
+                .get("Resource")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string();
+            let under = ObjectName::parse(&res)
+                .ok()
+                .zip(ObjectName::parse(resource).ok())
+                .is_some_and(|(r, root)| r.is_within(&root));
+            let cause_ok =
+                only.is_none_or(|c| a.get("ProbableCause") == Some(&Value::Enum(c.value())));
+            if !under || !cause_ok {
+                continue;
+            }
+            self.store.update(
+                &a.name,
+                &[
+                    ("Severity", Value::Enum(PerceivedSeverity::Cleared.value())),
+                    ("ClearedAt", Value::Time(now)),
+                    ("ChangedAt", Value::Time(now)),
+                ],
+            )?;
+            self.persist_alarm(&a.name).await?;
+            let cause = a.get("ProbableCause").cloned().unwrap_or(Value::Absent);
+            self.publish(
+                "AlarmCleared",
+                &name(&res).unwrap_or_else(|_| self.root.clone()),
+                vec![
+                    ("Alarm", Value::Str(a.name.to_string())),
+                    ("Resource", Value::Str(res.clone())),
+                    ("ProbableCause", cause),
+                ],
+            );
+            n += 1;
+        }
+        Ok(n)
+    }
+
+    /// Forgets cleared alarms older than `retention` (scheduled by the
+    /// statistics cycle); returns how many went.
+    pub(crate) async fn prune_alarms(
+        &self,
+        retention: std::time::Duration,
+    ) -> Result<usize, ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        let cutoff = Timestamp::now().0 - retention.as_millis() as i64;
+        let all = self
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await?;
+        let mut n = 0;
+        for a in all {
+            if let Some(Value::Time(t)) = a.get("ClearedAt")
+                && t.0 < cutoff
+            {
+                self.store.remove(&a.name);
+                let (_, id) = a.name.leaf();
+                self.repo
+                    .delete(&format!("/alarms/{id}"))
+                    .await
+                    .map_err(err_commit)?;
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    pub(crate) async fn acknowledge_alarm(
+        &self,
+        alarm: &ObjectName,
+        who: &str,
+    ) -> Result<(), ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        self.store.update(
+            alarm,
+            &[
+                ("Acknowledged", Value::Bool(true)),
+                ("AcknowledgedBy", Value::Str(truncate(who, 64))),
+                ("ChangedAt", Value::Time(Timestamp::now())),
+            ],
+        )?;
+        self.persist_alarm(alarm).await
+    }
+
+    pub(super) async fn active_alarms(&self) -> Result<Vec<ManagedObject>, ModelError> {
+        let all = self
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await?;
+        Ok(all.into_iter().filter(alarm::is_active).collect())
+    }
+
+    async fn persist_alarm(&self, alarm: &ObjectName) -> Result<(), ModelError> {
+        self.persist_alarm_as(alarm, &[]).await
+    }
+
+    /// Persists an alarm as it is in the store (if there) with `values`
+    /// applied over it: a change is durable before it is visible.
+    async fn persist_alarm_as(
+        &self,
+        alarm: &ObjectName,
+        values: &[(&str, Value)],
+    ) -> Result<(), ModelError> {
+        let meta = SCHEMA
+            .class("Alarm")
+            .ok_or_else(|| ModelError::CommitFailed {
+                reason: "no Alarm class in the schema".into(),
+            })?;
+        let current = self.store.get(alarm).await.ok();
+        let mut body = serde_json::Map::new();
+        for (i, a) in meta.attributes.iter().enumerate() {
+            if a.key || a.name == "Parent" {
+                continue;
+            }
+            let v = values
+                .iter()
+                .find(|(n, _)| *n == a.name)
+                .map(|(_, v)| v)
+                .or_else(|| current.as_ref().and_then(|o| o.values.get(i)));
+            if let Some(v) = v.filter(|v| !matches!(v, Value::Absent)) {
+                body.insert(a.name.to_string(), json!(v.render(&a.ty)));
+            }
+        }
+        let (_, n) = alarm.leaf();
+        self.repo
+            .set(&format!("/alarms/{n}"), serde_json::Value::Object(body))
+            .await
+            .map_err(err_commit)?;
+        Ok(())
+    }
+
+    pub(super) async fn clear_alarms_if_secondary(
+        &self,
+        component: &str,
+    ) -> Result<(), ModelError> {
+        // A component back in service clears the alarms its container caused.
+        let secondary: Vec<ManagedObject> = self
+            .active_alarms()
+            .await?
+            .into_iter()
+            .filter(|a| {
+                a.get("Resource").and_then(Value::as_str) == Some(component)
+                    && a.get("Correlation")
+                        == Some(&Value::Enum(AlarmCorrelation::Secondary.value()))
+            })
+            .collect();
+        if !secondary.is_empty() {
+            self.clear_alarms(component).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Alarm attributes from their persisted JSON form.
+pub(super) fn alarm_values(v: &serde_json::Value) -> Vec<(&'static str, Value)> {
+    let meta = SCHEMA.class("Alarm").expect("Alarm class");
+    let mut out = Vec::new();
+    for a in meta.attributes {
+        if let Some(text) = v.get(a.name).and_then(|x| x.as_str())
+            && let Ok(val) = Value::parse(&a.ty, text)
+        {
+            out.push((a.name, val));
+        }
+    }
+    out
+}

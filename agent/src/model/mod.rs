@@ -1,0 +1,476 @@
+//! The management agent's information model: managed objects over the HA
+//! core, implementing the information-model port every adapter uses.
+//!
+//! Objects live in a [`MemoryModel`] store with stable indices persisted in
+//! the repository. Backend events keep them current and become
+//! notifications. Writes and operations that affect availability go through
+//! COpCo ([`crate::copco`]) and CRIM; every write is audited; alarms are
+//! persisted before they are announced.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use halyard_backend::core::HaCore;
+use halyard_backend::repo::Repository;
+use halyard_cluster_model::memory::MemoryModel;
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::ModelError;
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use tokio::sync::Mutex;
+
+use crate::copco::Copco;
+use crate::element::Element;
+use crate::replication::Reader;
+
+mod alarms;
+mod audit;
+mod incidents;
+mod projection;
+mod tree;
+
+use alarms::{AlarmGuards, alarm_values};
+
+/// Audit records kept as managed objects (all are in the journal).
+use crate::replication::AUDIT_KEPT;
+
+/// What the cluster fault-injection operations act on.
+#[derive(Debug, Clone)]
+pub struct ClusterHooks {
+    pub consensus: halyard_consensus::Consensus,
+    /// Node name -> its cluster addresses.
+    pub addrs: BTreeMap<String, Vec<std::net::SocketAddr>>,
+    pub faults: halyard_consensus::Faults,
+    /// Node object name -> (node name, consensus id).
+    pub nodes: BTreeMap<String, (String, u64)>,
+    pub me: String,
+}
+
+#[derive(Debug)]
+pub struct AgentModel {
+    me: std::sync::Weak<AgentModel>,
+    /// Owns the model's own tasks (jobs, audit records on their way to the
+    /// log); `main` reaps them and joins them at shutdown.
+    pub(crate) tasks: halyard_backend::tasks::Tasks,
+    /// Set when the agent runs as a node of a cluster.
+    pub(crate) cluster: std::sync::OnceLock<ClusterHooks>,
+    /// Set when the node runs from a release store (`halyard boot`).
+    pub(crate) upgrades: std::sync::OnceLock<Arc<crate::upgrade::Upgrades>>,
+    pub(crate) store: MemoryModel,
+    pub(crate) core: HaCore,
+    pub(crate) repo: Repository,
+    pub(crate) root: ObjectName,
+    pub(crate) copco: Copco,
+    /// Persistent name -> stable index.
+    indices: Mutex<BTreeMap<String, u32>>,
+    next_index: AtomicU32,
+    next_alarm: AtomicU32,
+    /// Reads the replicated changes (see `refresh`).
+    replicated: tokio::sync::Mutex<Reader>,
+    next_audit: AtomicU32,
+    pub(crate) next_job: AtomicU32,
+    /// Updates of the agent's own that the store refused (see `set`).
+    update_errors: std::sync::atomic::AtomicU64,
+    audits: Mutex<std::collections::VecDeque<ObjectName>>,
+    /// Serializes alarm changes (raise, fold, clear).
+    alarm_lock: Mutex<AlarmGuards>,
+    /// The simulated hot-swap bus the controllers' Insert and Remove feed.
+    pub(crate) swap_bus: std::sync::OnceLock<crate::hotswap::SimBusPort>,
+    /// Proxy component -> (its non-peer node's object, its host node).
+    proxies: BTreeMap<String, (String, String)>,
+}
+
+fn err_commit(e: impl std::fmt::Display) -> ModelError {
+    ModelError::CommitFailed {
+        reason: e.to_string(),
+    }
+}
+
+fn name(s: &str) -> Result<ObjectName, ModelError> {
+    ObjectName::parse(s).map_err(|e| ModelError::NoSuchObject {
+        name: e.to_string(),
+    })
+}
+
+impl AgentModel {
+    /// Builds the managed-object tree; names keep the indices they had
+    /// before a restart; persisted alarms come back.
+    pub async fn load(
+        element: &Element,
+        core: HaCore,
+        repo: Repository,
+    ) -> Result<Arc<Self>, ModelError> {
+        let mut indices = BTreeMap::new();
+        for (k, v) in repo.list("/mo/index").await.map_err(err_commit)? {
+            if let (Some(n), Some(i)) = (k.strip_prefix("/mo/index/"), v.as_u64()) {
+                indices.insert(n.to_string(), i as u32);
+            }
+        }
+        let next = indices.values().max().copied().unwrap_or(0) + 1;
+        let root = name(&element.root)?;
+        let model = Arc::new_cyclic(|me| AgentModel {
+            me: me.clone(),
+            tasks: halyard_backend::tasks::Tasks::new(),
+            cluster: std::sync::OnceLock::new(),
+            upgrades: std::sync::OnceLock::new(),
+            store: MemoryModel::new(),
+            core,
+            repo,
+            root,
+            copco: Copco::new(element.conflict_policy),
+            indices: Mutex::new(indices),
+            next_index: AtomicU32::new(next),
+            next_alarm: AtomicU32::new(1),
+            replicated: tokio::sync::Mutex::new(Reader::new("model")),
+            next_audit: AtomicU32::new(1),
+            next_job: AtomicU32::new(1),
+            update_errors: std::sync::atomic::AtomicU64::new(0),
+            audits: Mutex::new(Default::default()),
+            alarm_lock: Mutex::new(AlarmGuards::default()),
+            swap_bus: std::sync::OnceLock::new(),
+            proxies: element.proxies.clone(),
+        });
+        let mut fresh = Vec::new();
+        for o in &element.objects {
+            model
+                .create(o.class, &o.name, &o.values, &mut fresh)
+                .await?;
+        }
+        // Alarms survive restarts: they were persisted before announced.
+        let mut max_alarm = 0;
+        for (k, v) in model.repo.list("/alarms").await.map_err(err_commit)? {
+            let Some(n) = k
+                .strip_prefix("/alarms/")
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            max_alarm = max_alarm.max(n);
+            let values = alarm_values(&v);
+            let refs: Vec<(&'static str, Value)> = values;
+            model
+                .create(
+                    "Alarm",
+                    &format!("{}/alarm={n}", model.root),
+                    &refs,
+                    &mut fresh,
+                )
+                .await?;
+        }
+        model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
+        // The audit trail: the latest records come back as objects.
+        let audits = model
+            .repo
+            .journal_entries("audit")
+            .await
+            .map_err(err_commit)?;
+        let skip = audits.len().saturating_sub(AUDIT_KEPT);
+        for (n, (_, _, body)) in audits.iter().enumerate().skip(skip) {
+            let text = |k: &str| {
+                body.get(k)
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .chars()
+                    .take(255)
+                    .collect::<String>()
+            };
+            let protocol = text("protocol")
+                .parse::<Protocol>()
+                .unwrap_or(Protocol::Internal);
+            let object = format!("{}/audit={}", model.root, n + 1);
+            model
+                .create(
+                    "AuditRecord",
+                    &object,
+                    &[
+                        (
+                            "Time",
+                            Value::Time(Timestamp(
+                                body.get("time").and_then(|v| v.as_i64()).unwrap_or(0),
+                            )),
+                        ),
+                        (
+                            "Principal",
+                            Value::Str(text("principal").chars().take(64).collect()),
+                        ),
+                        ("Protocol", Value::Enum(protocol.value())),
+                        ("Operation", Value::Str(text("operation"))),
+                        ("Result", Value::Str(text("result"))),
+                    ],
+                    &mut fresh,
+                )
+                .await?;
+            if let Ok(o) = ObjectName::parse(&object) {
+                model.audits.lock().await.push_back(o);
+            }
+        }
+        model
+            .next_audit
+            .store(audits.len() as u32 + 1, Ordering::Relaxed);
+        model.persist_indices(fresh).await?;
+        Ok(model)
+    }
+
+    pub(crate) fn self_arc(&self) -> Arc<AgentModel> {
+        self.me
+            .upgrade()
+            .expect("the model is alive while it runs jobs")
+    }
+
+    pub(crate) async fn copco_release(&self, job: &ObjectName) {
+        self.copco.release(job).await;
+    }
+
+    pub(crate) async fn copco_acquire_queued(
+        &self,
+        target: &ObjectName,
+        job: &ObjectName,
+    ) -> Result<(), String> {
+        self.copco
+            .acquire_queued(target, job, crate::copco::QUEUE_LIMIT)
+            .await
+    }
+
+    pub(crate) fn publish(&self, class: &str, source: &ObjectName, values: Vec<(&str, Value)>) {
+        let Some(meta) = SCHEMA.class(class) else {
+            return;
+        };
+        let mut v = vec![Value::Absent; meta.attributes.len()];
+        for (a, val) in values {
+            if let Some((i, _)) = meta.attribute(a) {
+                v[i] = val;
+            }
+        }
+        if let Err(e) = self.store.publish(class, source, v) {
+            tracing::warn!(error = %e, "cannot publish notification");
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    s.chars().take(n).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::element::ObjectSpec;
+    use halyard_cluster_model::port::Delivery;
+
+    use super::alarms::STORM_LIMIT;
+    use halyard_cluster_model::model::{PerceivedSeverity, ProbableCause};
+    use halyard_cluster_model::port::{InformationModel, NotificationFilter, Query, Subscription};
+
+    async fn model(dir: &std::path::Path) -> (Arc<AgentModel>, halyard_backend::core::Running) {
+        let el = Element {
+            root: "ne=1".into(),
+            conflict_policy: crate::copco::ConflictPolicy::Queue,
+            objects: vec![
+                ObjectSpec {
+                    class: "NetworkElement",
+                    name: "ne=1".into(),
+                    values: vec![],
+                },
+                ObjectSpec {
+                    class: "Shelf",
+                    name: "ne=1/shelf=1".into(),
+                    values: vec![],
+                },
+            ],
+            groups: vec![],
+            components: vec![],
+            hosts: Default::default(),
+            node_objects: Default::default(),
+            locked: Vec::new(),
+            static_frus: Default::default(),
+            proxy_files: vec![],
+            ssh_targets: vec![],
+            proxies: Default::default(),
+            switchover_lead: std::time::Duration::ZERO,
+        };
+        let repo = Repository::open(&dir.join("db")).await.unwrap();
+        let (core, running) = HaCore::start(
+            crate::element::core_config(&el, "t", dir, None),
+            repo.clone(),
+        )
+        .await
+        .unwrap();
+        (AgentModel::load(&el, core, repo).await.unwrap(), running)
+    }
+
+    fn alarms_raised(sub: &mut Subscription) -> usize {
+        let mut n = 0;
+        while let Some(Some(Delivery::Notification(x))) = sub.recv().now_or_never() {
+            n += usize::from(x.class.name == "AlarmRaised");
+        }
+        n
+    }
+
+    trait NowOrNever: std::future::Future + Sized {
+        fn now_or_never(self) -> Option<Self::Output> {
+            let waker = std::task::Waker::noop();
+            let mut cx = std::task::Context::from_waker(waker);
+            let mut f = std::pin::pin!(self);
+            match f.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(v) => Some(v),
+                std::task::Poll::Pending => None,
+            }
+        }
+    }
+    impl<F: std::future::Future> NowOrNever for F {}
+
+    #[tokio::test]
+    async fn duplicates_fold_flapping_is_damped_and_cleared_alarms_expire() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let mut sub = m.subscribe(NotificationFilter::default());
+        let shelf = "ne=1/shelf=1";
+        // Duplicates fold into one alarm with a counter.
+        let a = m
+            .raise_alarm(
+                shelf,
+                ProbableCause::PowerProblem,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .unwrap();
+        let b = m
+            .raise_alarm(
+                shelf,
+                ProbableCause::PowerProblem,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .unwrap();
+        assert_eq!(a, b);
+        assert_eq!(
+            m.store.get(&a).await.unwrap().get("Occurrences"),
+            Some(&Value::U32(2))
+        );
+        assert_eq!(alarms_raised(&mut sub), 1);
+        // Raise, clear, raise, clear...: past the limit it is damped, no new alarms or announcements.
+        for _ in 0..6 {
+            m.clear_alarms(shelf).await.unwrap();
+            m.raise_alarm(
+                shelf,
+                ProbableCause::PowerProblem,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .unwrap();
+        }
+        let all = m
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap();
+        assert!(
+            all.len() <= 3,
+            "flapping makes few alarm objects: {}",
+            all.len()
+        );
+        assert!(
+            alarms_raised(&mut sub) <= 2,
+            "flapping is not announced every time"
+        );
+        // Retention: cleared alarms older than the retention go, from the store and the repository.
+        m.clear_alarms(shelf).await.unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let n = m
+            .prune_alarms(std::time::Duration::from_millis(1))
+            .await
+            .unwrap();
+        assert_eq!(n, all.len());
+        assert!(m.repo.list("/alarms").await.unwrap().is_empty());
+        running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn an_alarm_storm_keeps_root_alarms_and_drops_secondaries_past_the_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        // The root, then a storm of alarms beneath it (secondary) and elsewhere (independent).
+        m.raise_alarm(
+            "ne=1/shelf=1",
+            ProbableCause::PowerProblem,
+            PerceivedSeverity::Critical,
+            "root",
+        )
+        .await
+        .unwrap();
+        let mut dropped = 0;
+        for i in 0..STORM_LIMIT + 50 {
+            if m.raise_alarm(
+                &format!("ne=1/shelf=1/fan={i}"),
+                ProbableCause::CoolingFanFailure,
+                PerceivedSeverity::Major,
+                "x",
+            )
+            .await
+            .is_err()
+            {
+                dropped += 1;
+            }
+        }
+        assert!(
+            dropped >= 50,
+            "secondaries past the limit are dropped: {dropped}"
+        );
+        // A new root-cause (independent) alarm is still taken in the storm.
+        m.raise_alarm(
+            "ne=1/shelf=2",
+            ProbableCause::PowerProblem,
+            PerceivedSeverity::Critical,
+            "another root",
+        )
+        .await
+        .unwrap();
+        let active = m.active_alarms().await.unwrap();
+        assert!(
+            active
+                .iter()
+                .any(|a| a.get("Resource").and_then(Value::as_str) == Some("ne=1/shelf=2"))
+        );
+        assert!(
+            active
+                .iter()
+                .any(|a| a.get("Resource").and_then(Value::as_str) == Some("ne=1/shelf=1"))
+        );
+        running.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_refused_update_is_logged_and_counted_and_long_text_is_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let shelf = ObjectName::parse("ne=1/shelf=1").unwrap();
+        let root = ObjectName::parse("ne=1").unwrap();
+        async fn errors(m: &AgentModel, root: &ObjectName) -> Option<Value> {
+            InformationModel::get(&m.store, root)
+                .await
+                .ok()
+                .and_then(|o| o.get("ModelUpdateErrors").cloned())
+        }
+        // A misspelled attribute and a wrong type: refused, counted.
+        assert!(!m.set(&shelf, &[("Lable", Value::Str("x".into()))]));
+        assert!(!m.set(&shelf, &[("Label", Value::U32(3))]));
+        assert_eq!(errors(&m, &root).await, Some(Value::U64(2)));
+        // Over-long free text is cut to MaxLen, not dropped.
+        let long = "x".repeat(400);
+        assert!(m.set(&shelf, &[("Label", Value::Str(long))]));
+        let o = InformationModel::get(&m.store, &shelf).await.unwrap();
+        assert_eq!(o.get("Label"), Some(&Value::Str("x".repeat(255))));
+        assert_eq!(errors(&m, &root).await, Some(Value::U64(2)));
+        // An object that is gone is no defect.
+        let gone = ObjectName::parse("ne=1/shelf=9").unwrap();
+        assert!(!m.set(&gone, &[("Label", Value::Str("y".into()))]));
+        assert_eq!(errors(&m, &root).await, Some(Value::U64(2)));
+        running.shutdown().await;
+    }
+}

@@ -1,0 +1,631 @@
+//! The projection of the HA core's events and of replicated changes into
+//! the object tree.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use halyard_backend::events::{EventFilter, EventKind, Received};
+use halyard_backend::replicated::RelayedAlarm;
+use halyard_cluster_model::model::{
+    AssignmentRole, AvailabilityState, OperState, PerceivedSeverity, ProbableCause,
+};
+use halyard_cluster_model::port::{InformationModel, Query};
+use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use serde_json::json;
+
+use crate::replication::Replicated;
+
+use super::{AgentModel, truncate};
+
+impl AgentModel {
+    /// Keeps the objects current from the HA core's events, until `stop`.
+    pub async fn sync(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let mut events = self.core.events.subscribe(EventFilter::default());
+        // What happened before this subscription is read from CRIM once.
+        self.refresh_states().await;
+        loop {
+            let ev = tokio::select! {
+                e = events.recv() => e,
+                _ = stop.changed() => return,
+            };
+            match ev {
+                None => return,
+                Some(Received::Missed(n)) => {
+                    tracing::warn!(
+                        missed = n,
+                        "agent fell behind the HA core's events; refreshing states"
+                    );
+                    self.refresh_states().await;
+                }
+                Some(Received::Event(e)) => self.apply(&e.kind).await,
+            }
+        }
+    }
+
+    /// Re-reads every component's states from CRIM (in a cluster, the
+    /// local replica) and applies replicated writes not seen yet.
+    pub async fn refresh(&self) {
+        self.refresh_states().await;
+        self.catch_up().await;
+    }
+
+    /// Applies the replicated writes not applied yet, in order.
+    async fn catch_up(&self) {
+        let mut reader = self.replicated.lock().await;
+        if let Ok(changes) = reader.next(&self.core).await {
+            for change in changes {
+                self.apply_replicated(change).await;
+            }
+        }
+    }
+
+    /// Applies a replicated change: attribute writes (idempotent), audit
+    /// records, hot swaps and relayed alarms (the other kinds have their
+    /// own readers).
+    async fn apply_replicated(&self, change: Replicated) {
+        let ops = match change {
+            Replicated::Audit(a) => {
+                let n = self.next_audit.fetch_add(1, Ordering::Relaxed);
+                self.add_audit_record(
+                    n,
+                    Timestamp(a.time),
+                    &a.principal,
+                    a.protocol,
+                    &a.operation,
+                    &a.result,
+                )
+                .await;
+                return;
+            }
+            Replicated::Hotswap(note) => {
+                self.apply_hotswap(&note).await;
+                return;
+            }
+            Replicated::RelayedAlarm(alarm) => {
+                self.relayed_alarm(&alarm).await;
+                return;
+            }
+            Replicated::Set(ops) => ops,
+            _ => return,
+        };
+        for op in ops {
+            let Ok(name) = ObjectName::parse(&op.object) else {
+                tracing::error!(object = %op.object, "replicated write names no object");
+                continue;
+            };
+            let ty = self
+                .store
+                .get(&name)
+                .await
+                .ok()
+                .and_then(|o| o.class.attribute(&op.attribute).map(|(_, m)| m.ty));
+            // An object removed since (hot swap) takes no write.
+            let Some(ty) = ty else { continue };
+            match Value::parse(&ty, &op.value) {
+                Ok(v) => {
+                    self.set(&name, &[(op.attribute.as_str(), v)]);
+                }
+                Err(e) => {
+                    tracing::error!(object = %op.object, attribute = %op.attribute, error = %e, "replicated write does not parse")
+                }
+            }
+        }
+    }
+
+    /// A unit inserted or removed, as the hot-swap manager described it
+    /// ([`crate::hotswap`]); every node of a cluster applies it in log
+    /// order. Subtrees go, objects come, presence and the controller's
+    /// counter change, FruChanged is announced, the missing-unit alarm is
+    /// raised or cleared.
+    async fn apply_hotswap(&self, note: &serde_json::Value) {
+        for gone in note["remove"].as_array().into_iter().flatten() {
+            if let Some(n) = gone.as_str().and_then(|n| ObjectName::parse(n).ok()) {
+                self.store.remove(&n);
+            }
+        }
+        let values_of = |class: &'static ClassMeta, v: &serde_json::Value| {
+            let mut out: Vec<(&'static str, Value)> = Vec::new();
+            for (a, text) in v.as_object().into_iter().flatten() {
+                if let (Some((_, m)), Some(text)) = (class.attribute(a), text.as_str())
+                    && let Ok(v) = Value::parse(&m.ty, text)
+                {
+                    out.push((m.name, v));
+                }
+            }
+            out
+        };
+        for o in note["create"].as_array().into_iter().flatten() {
+            let (Some(class), Some(object)) = (
+                o["class"].as_str().and_then(|c| SCHEMA.class(c)),
+                o["name"].as_str(),
+            ) else {
+                continue;
+            };
+            let values = values_of(class, &o["values"]);
+            if let Err(e) = self.create_dynamic(class.name, object, &values).await {
+                tracing::warn!(%object, error = %e, "hot swap: cannot create the object");
+            }
+        }
+        for o in note["set"].as_array().into_iter().flatten() {
+            let Some(n) = o["name"].as_str().and_then(|n| ObjectName::parse(n).ok()) else {
+                continue;
+            };
+            if let Ok(obj) = self.store.get(&n).await {
+                self.set(&n, &values_of(obj.class, &o["values"]));
+            }
+        }
+        if let Some(hsc) = note["hsc"].as_str().and_then(|n| ObjectName::parse(n).ok())
+            && let Ok(o) = self.store.get(&hsc).await
+        {
+            let n = match o.get("SwapEvents") {
+                Some(Value::U64(n)) => n + 1,
+                _ => 1,
+            };
+            self.set(&hsc, &[("SwapEvents", Value::U64(n))]);
+        }
+        let fru = note["fru"].as_str().unwrap_or_default();
+        let present = note["present"].as_bool().unwrap_or_default();
+        let source = ObjectName::parse(fru).unwrap_or_else(|_| self.root.clone());
+        self.publish(
+            "FruChanged",
+            &source,
+            vec![
+                ("Fru", Value::Str(truncate(fru, 255))),
+                (
+                    "Slot",
+                    Value::U32(note["slot"].as_u64().unwrap_or_default() as u32),
+                ),
+                ("Present", Value::Bool(present)),
+                (
+                    "FruType",
+                    Value::Str(truncate(note["fru_type"].as_str().unwrap_or_default(), 64)),
+                ),
+            ],
+        );
+        for c in note["clear"].as_array().into_iter().flatten() {
+            if let Some(c) = c.as_str() {
+                let _ = self
+                    .clear_alarms_matching(c, Some(ProbableCause::ReplaceableUnitMissing))
+                    .await;
+            }
+        }
+        if let Some(text) = note["alarm"].as_str()
+            && let Err(e) = self
+                .raise_alarm(
+                    fru,
+                    ProbableCause::ReplaceableUnitMissing,
+                    PerceivedSeverity::Major,
+                    text,
+                )
+                .await
+        {
+            tracing::error!(error = %e, "cannot raise the missing-unit alarm");
+        }
+        tracing::info!(%fru, present, "hot swap applied");
+    }
+
+    /// Re-reads every component's states from CRIM.
+    async fn refresh_states(&self) {
+        if let Ok(views) = self.core.components().await {
+            for v in views {
+                if let Ok(n) = ObjectName::parse(&v.name) {
+                    self.set(
+                        &n,
+                        &[
+                            ("AdminState", Value::Enum(v.admin.value())),
+                            ("AvailabilityState", Value::Enum(v.avail.value())),
+                            ("OperState", Value::Enum(v.oper.value())),
+                            ("Incarnation", Value::U32(v.incarnation)),
+                        ],
+                    );
+                }
+                self.proxied_by(&v.name, v.avail).await;
+                for si in &v.active {
+                    self.assignment(si, &v.name, "active", true).await;
+                }
+                for si in &v.standby {
+                    self.assignment(si, &v.name, "standby", true).await;
+                }
+            }
+        }
+    }
+
+    async fn apply(&self, kind: &EventKind) {
+        let now = Timestamp::now();
+        match kind {
+            EventKind::StateChanged {
+                component,
+                to,
+                reason,
+                ..
+            } => {
+                let Ok(n) = ObjectName::parse(component) else {
+                    return;
+                };
+                let Ok(to) = to.parse::<AvailabilityState>() else {
+                    return;
+                };
+                self.set(
+                    &n,
+                    &[
+                        ("AvailabilityState", Value::Enum(to.value())),
+                        ("LastChange", Value::Time(now)),
+                    ],
+                );
+                self.proxied_by(component, to).await;
+                let (admin, oper) = match self.store.get(&n).await {
+                    Ok(o) => (
+                        o.get("AdminState").cloned().unwrap_or_default(),
+                        o.get("OperState").cloned().unwrap_or_default(),
+                    ),
+                    Err(_) => return,
+                };
+                self.publish(
+                    "StateChanged",
+                    &n,
+                    vec![
+                        ("Component", Value::Str(component.clone())),
+                        ("AdminState", admin),
+                        ("OperState", oper),
+                        ("AvailabilityState", Value::Enum(to.value())),
+                        ("Reason", Value::Str(truncate(reason, 255))),
+                    ],
+                );
+            }
+            // A component taken down by its container's failure: a
+            // secondary alarm (root-cause suppression files it under the
+            // container's).
+            EventKind::ContainerFailed {
+                component,
+                container,
+            } => {
+                let text = format!("container {container} failed");
+                if let Err(e) = self
+                    .raise_alarm(
+                        component,
+                        ProbableCause::UnderlyingResourceUnavailable,
+                        PerceivedSeverity::Major,
+                        &text,
+                    )
+                    .await
+                {
+                    tracing::error!(error = %e, %component, "cannot raise the secondary alarm");
+                }
+            }
+            EventKind::OperChanged {
+                component, enabled, ..
+            } => {
+                if let Ok(n) = ObjectName::parse(component) {
+                    let s = if *enabled {
+                        OperState::Enabled
+                    } else {
+                        OperState::Disabled
+                    };
+                    let _ = self
+                        .store
+                        .update(&n, &[("OperState", Value::Enum(s.value()))]);
+                    if *enabled {
+                        let _ = self.clear_alarms_if_secondary(component).await;
+                    }
+                }
+            }
+            EventKind::Process {
+                component,
+                pid,
+                incarnation,
+            } => {
+                if let Ok(n) = ObjectName::parse(component)
+                    && let Ok(o) = self.store.get(&n).await
+                {
+                    let restarts = match o.get("Restarts") {
+                        Some(Value::U64(r)) if *incarnation > 1 => r + 1,
+                        Some(Value::U64(r)) => *r,
+                        _ => 0,
+                    };
+                    let mut v = vec![
+                        ("Incarnation", Value::U32(*incarnation)),
+                        ("Restarts", Value::U64(restarts)),
+                    ];
+                    if o.class.attribute("Pid").is_some() {
+                        v.push(("Pid", Value::U32(pid.unwrap_or(0))));
+                    }
+                    self.set(&n, &v);
+                }
+            }
+            EventKind::FailedOver {
+                si,
+                from,
+                to,
+                reason,
+            } => {
+                if let Ok(n) = ObjectName::parse(from)
+                    && let Ok(o) = self.store.get(&n).await
+                    && let Some(Value::U64(f)) = o.get("FailOvers")
+                {
+                    self.set(&n, &[("FailOvers", Value::U64(f + 1))]);
+                }
+                if let Some(sg) = ObjectName::parse(si).ok().and_then(|s| s.parent())
+                    && let Ok(o) = self.store.get(&sg).await
+                    && let Some(Value::U64(f)) = o.get("FailOvers")
+                {
+                    self.set(&sg, &[("FailOvers", Value::U64(f + 1))]);
+                }
+                let src = ObjectName::parse(si).unwrap_or_else(|_| self.root.clone());
+                self.publish(
+                    "FailedOver",
+                    &src,
+                    vec![
+                        ("ServiceInstance", Value::Str(si.clone())),
+                        ("FromComponent", Value::Str(from.clone())),
+                        ("ToComponent", Value::Str(to.clone())),
+                        ("Reason", Value::Str(truncate(reason, 255))),
+                    ],
+                );
+            }
+            EventKind::Assignment {
+                si,
+                component,
+                role,
+                assigned,
+            } => self.assignment(si, component, role, *assigned).await,
+            EventKind::Acked { component, .. } => {
+                for a in self
+                    .store
+                    .query(&Query {
+                        classes: vec!["Assignment".into()],
+                        filters: vec![("component".into(), component.clone())],
+                        ..Query::default()
+                    })
+                    .await
+                    .unwrap_or_default()
+                {
+                    let _ = self
+                        .store
+                        .update(&a.name, &[("Acknowledged", Value::Bool(true))]);
+                }
+            }
+            EventKind::Alarm {
+                resource,
+                cause,
+                severity,
+                text,
+                clear,
+            } => {
+                if *clear {
+                    let _ = self.clear_alarms(resource).await;
+                } else {
+                    let cause = ProbableCause::from_value(*cause).unwrap_or(ProbableCause::Other);
+                    let sev = PerceivedSeverity::from_value(*severity)
+                        .unwrap_or(PerceivedSeverity::Major);
+                    if let Err(e) = self.raise_alarm(resource, cause, sev, text).await {
+                        tracing::error!(error = %e, "cannot raise alarm");
+                    }
+                    if cause == ProbableCause::PowerProblem
+                        && let Some(n) = self.with_attribute(resource, "PowerGood")
+                    {
+                        self.set(&n, &[("PowerGood", Value::Bool(false))]);
+                    }
+                }
+                // Only a power supply has the flag (a shelf's or a fan's
+                // power fault clears too).
+                if *clear && let Some(n) = self.with_attribute(resource, "PowerGood") {
+                    self.set(&n, &[("PowerGood", Value::Bool(true))]);
+                }
+            }
+            EventKind::Statistic {
+                resource,
+                name,
+                value,
+                unit,
+            } => self.relayed_statistic(resource, name, *value, unit).await,
+            EventKind::Replicated { .. } => self.catch_up().await,
+            EventKind::Recovery { .. } | EventKind::Verdict { .. } => {}
+        }
+    }
+
+    /// A proxy's role names the peer node managing its non-peer node.
+    async fn proxied_by(&self, component: &str, state: AvailabilityState) {
+        let Some((target, host)) = self.proxies.get(component) else {
+            return;
+        };
+        let Ok(n) = ObjectName::parse(target) else {
+            return;
+        };
+        let current = self
+            .store
+            .get(&n)
+            .await
+            .ok()
+            .and_then(|o| {
+                o.get("ProxiedBy")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .unwrap_or_default();
+        let next = if state == AvailabilityState::Primary {
+            host.clone()
+        } else if current == *host {
+            String::new()
+        } else {
+            return;
+        };
+        if next != current {
+            self.set(&n, &[("ProxiedBy", Value::Str(next))]);
+        }
+    }
+
+    /// An alarm change a proxy relayed from its non-peer node: raised
+    /// (folded into the active one) or cleared, by resource and cause.
+    async fn relayed_alarm(&self, alarm: &RelayedAlarm) {
+        let resource = alarm.resource.as_str();
+        let Some(cause) = ProbableCause::from_value(alarm.cause) else {
+            tracing::error!(%resource, cause = alarm.cause, "relayed alarm with an unknown cause");
+            return;
+        };
+        let severity = alarm.severity.and_then(PerceivedSeverity::from_value);
+        let r = match severity {
+            Some(sev) => self
+                .raise_alarm(
+                    resource,
+                    cause,
+                    sev,
+                    alarm.text.as_deref().unwrap_or_default(),
+                )
+                .await
+                .map(drop),
+            None => self
+                .clear_alarms_matching(resource, Some(cause))
+                .await
+                .map(drop),
+        };
+        if let Err(e) = r {
+            tracing::error!(error = %e, %resource, "cannot apply a relayed alarm");
+        }
+    }
+
+    /// A statistic a proxy relayed from its non-peer node: the node's
+    /// Statistic object, with its history like the collector's.
+    async fn relayed_statistic(&self, resource: &str, stat: &str, value: f64, unit: &str) {
+        let object = format!("{resource}/stat={stat}");
+        let Ok(n) = ObjectName::parse(&object) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let values = [
+            ("Resource", Value::Str(resource.to_string())),
+            ("Value", Value::Real(value)),
+            ("Unit", Value::Str(unit.chars().take(32).collect())),
+            ("CollectedAt", Value::Time(now)),
+        ];
+        if self.store.update(&n, &values).is_err()
+            && let Err(e) = self.create_dynamic("Statistic", &object, &values).await
+        {
+            tracing::warn!(error = %e, %object, "cannot create relayed statistic");
+            return;
+        }
+        if let Err(e) = self
+            .repo
+            .journal(
+                "statistic",
+                &object,
+                &json!({"time": now.0, "value": value}),
+            )
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record statistics history");
+        }
+    }
+
+    async fn assignment(&self, si: &str, component: &str, role: &str, assigned: bool) {
+        let leaf = component.rsplit('=').next().unwrap_or(component);
+        let object = format!("{si}/asg={leaf}");
+        let Ok(n) = ObjectName::parse(&object) else {
+            return;
+        };
+        if assigned {
+            let role = if role == "active" {
+                AssignmentRole::Active
+            } else {
+                AssignmentRole::Standby
+            };
+            if self.store.get(&n).await.is_ok() {
+                self.set(
+                    &n,
+                    &[
+                        ("Role", Value::Enum(role.value())),
+                        ("Acknowledged", Value::Bool(false)),
+                        ("AssignedAt", Value::Time(Timestamp::now())),
+                    ],
+                );
+            } else {
+                let _ = self
+                    .create_dynamic(
+                        "Assignment",
+                        &object,
+                        &[
+                            ("Component", Value::Str(component.to_string())),
+                            ("Role", Value::Enum(role.value())),
+                            ("Acknowledged", Value::Bool(false)),
+                            ("AssignedAt", Value::Time(Timestamp::now())),
+                        ],
+                    )
+                    .await;
+            }
+        } else if let Ok(o) = self.store.get(&n).await
+            && o.get("Role")
+                .and_then(|r| match r {
+                    Value::Enum(v) => AssignmentRole::from_value(*v),
+                    _ => None,
+                })
+                .map(|r| r.yang_name())
+                == Some(role)
+        {
+            self.store.remove(&n);
+        }
+        // Counters of service instances and groups are refreshed by the
+        // statistics cycle, in one pass, not per event.
+    }
+
+    /// Recomputes service-instance and service-group counters in one pass.
+    pub(crate) async fn refresh_counters(&self) {
+        let asg = self
+            .store
+            .query(&Query {
+                classes: vec!["Assignment".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap_or_default();
+        let mut per_si: std::collections::HashMap<ObjectName, (u32, u32)> =
+            std::collections::HashMap::new();
+        for a in &asg {
+            if let Some(si) = a.name.parent() {
+                let e = per_si.entry(si).or_default();
+                match a.get("Role") {
+                    Some(Value::Enum(v)) if *v == AssignmentRole::Active.value() => e.0 += 1,
+                    Some(Value::Enum(v)) if *v == AssignmentRole::Standby.value() => e.1 += 1,
+                    _ => {}
+                }
+            }
+        }
+        for si in self
+            .store
+            .query(&Query {
+                classes: vec!["ServiceInstance".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap_or_default()
+        {
+            let (active, standby) = per_si.get(&si.name).copied().unwrap_or_default();
+            self.set(
+                &si.name,
+                &[
+                    ("ActiveAssignments", Value::U32(active)),
+                    ("StandbyAssignments", Value::U32(standby)),
+                    ("Assigned", Value::Bool(active > 0)),
+                ],
+            );
+        }
+        if let Ok(views) = self.core.components().await {
+            let mut per_sg: std::collections::HashMap<&str, (u32, u32)> =
+                std::collections::HashMap::new();
+            for v in &views {
+                let e = per_sg.entry(v.sg.as_str()).or_default();
+                match v.avail {
+                    AvailabilityState::Primary => e.0 += 1,
+                    AvailabilityState::Secondary => e.1 += 1,
+                    _ => {}
+                }
+            }
+            for (sg, (p, s)) in per_sg {
+                if let Ok(n) = ObjectName::parse(sg) {
+                    self.set(
+                        &n,
+                        &[("Primaries", Value::U32(p)), ("Secondaries", Value::U32(s))],
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! The object tree: reads, writes and sets of ordinary objects, and the
+//! validation of configuration edits.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use halyard_cluster_model::model::AdminState;
+use halyard_cluster_model::port::{
+    Change, InformationModel, JobHandle, ManagedObject, ModelError, Notification,
+    NotificationFilter, Principal, Query, Subscription, Transaction, TxError,
+};
+use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use serde_json::json;
+
+use crate::replication::{Replicated, SetOp};
+
+use super::{AgentModel, err_commit};
+
+impl AgentModel {
+    /// This model, shared (jobs outlive the call that started them).
+    /// Writes attributes of an object the agent keeps current: the one way
+    /// the agent updates its own objects. A string longer than its
+    /// attribute's MaxLen is cut to it (reasons and details are free text);
+    /// anything else the store refuses (an unknown attribute, a wrong type)
+    /// is a defect of the agent: logged at ERROR with what was written,
+    /// counted in the element's `ModelUpdateErrors`, never dropped silently.
+    /// Returns whether the update was applied.
+    pub(crate) fn set(&self, name: &ObjectName, values: &[(&str, Value)]) -> bool {
+        let class = self.store.class_of(name);
+        let fitted: Vec<(&str, Value)> = values
+            .iter()
+            .map(|(attr, v)| {
+                let cut = match (v, class.and_then(|c| c.attribute(attr))) {
+                    (Value::Str(s), Some((_, a))) => match a.ty {
+                        halyard_cluster_model::AttrType::String { max_len }
+                            if s.chars().count() > max_len as usize =>
+                        {
+                            Some(Value::Str(s.chars().take(max_len as usize).collect()))
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                (*attr, cut.unwrap_or_else(|| v.clone()))
+            })
+            .collect();
+        match self.store.update(name, &fitted) {
+            Ok(_) => true,
+            // An object that went away meanwhile (a removed unit, a pruned
+            // record) is no defect: there is nothing left to keep current.
+            Err(ModelError::NoSuchObject { .. }) => false,
+            Err(e) => {
+                let n = self.update_errors.fetch_add(1, Ordering::Relaxed) + 1;
+                let attrs: Vec<&str> = values.iter().map(|(a, _)| *a).collect();
+                tracing::error!(
+                    object = %name,
+                    attributes = ?attrs,
+                    error = %e,
+                    count = n,
+                    "the model refused an update of the agent's own"
+                );
+                if let Err(e) = self
+                    .store
+                    .update(&self.root, &[("ModelUpdateErrors", Value::U64(n))])
+                {
+                    tracing::error!(error = %e, "cannot count the refused update");
+                }
+                false
+            }
+        }
+    }
+
+    /// The object named `resource`, if its class has `attribute`.
+    pub(super) fn with_attribute(&self, resource: &str, attribute: &str) -> Option<ObjectName> {
+        let n = ObjectName::parse(resource).ok()?;
+        self.store
+            .class_of(&n)
+            .and_then(|c| c.attribute(attribute))
+            .map(|_| n)
+    }
+
+    /// Creates an object with its persisted index (or a new one).
+    pub(crate) async fn create(
+        &self,
+        class: &str,
+        object: &str,
+        values: &[(&'static str, Value)],
+        fresh: &mut Vec<(String, u32)>,
+    ) -> Result<u32, ModelError> {
+        let mut indices = self.indices.lock().await;
+        let index = match indices.get(object) {
+            Some(i) => *i,
+            None => {
+                let i = self.next_index.fetch_add(1, Ordering::Relaxed);
+                indices.insert(object.to_string(), i);
+                fresh.push((object.to_string(), i));
+                i
+            }
+        };
+        drop(indices);
+        self.store.insert_at(class, object, values, index)
+    }
+
+    pub(crate) async fn persist_indices(
+        &self,
+        fresh: Vec<(String, u32)>,
+    ) -> Result<(), ModelError> {
+        if fresh.is_empty() {
+            return Ok(());
+        }
+        let entries = fresh
+            .into_iter()
+            .map(|(n, i)| (format!("/mo/index/{n}"), Some(json!(i))))
+            .collect();
+        self.repo.apply(entries).await.map_err(err_commit)?;
+        Ok(())
+    }
+
+    /// Creates a dynamic object (alarm, job, audit record, assignment).
+    pub(crate) async fn create_dynamic(
+        &self,
+        class: &str,
+        object: &str,
+        values: &[(&'static str, Value)],
+    ) -> Result<u32, ModelError> {
+        let mut fresh = Vec::new();
+        let i = self.create(class, object, values, &mut fresh).await?;
+        self.persist_indices(fresh).await?;
+        Ok(i)
+    }
+
+    /// Whether objects of this class come from the element itself (its
+    /// configuration file and hot swap): hardware units and the components,
+    /// groups and service instances the HA core runs.
+    fn is_element_class(class: &ClassMeta) -> bool {
+        ["Component", "ServiceGroup", "ServiceInstance"]
+            .iter()
+            .any(|base| SCHEMA.is_a(class.name, base))
+    }
+
+    /// What no configuration edit may do, checked over the whole
+    /// transaction before anything is applied: create or delete an object
+    /// that stands for hardware or a running component. Deleting one would
+    /// leave its process running unmanaged and its hardware unseen; creating
+    /// one would show hardware that is not there. Their writable leaves are
+    /// configuration; their existence is not.
+    async fn check_element_rules(&self, tx: &Transaction) -> Result<(), TxError> {
+        for (index, c) in tx.changes.iter().enumerate() {
+            let fail = |error| TxError { index, error };
+            match c {
+                Change::Create { class, object, .. } => {
+                    if let Some(meta) = SCHEMA.class(class)
+                        && Self::is_element_class(meta)
+                    {
+                        return Err(fail(ModelError::NoCreation {
+                            name: object.to_string(),
+                            reason: format!(
+                                "a {} stands for hardware or a running component: it comes from \
+                                 the element's configuration file or hot swap, not from a \
+                                 configuration edit",
+                                meta.name
+                            ),
+                        }));
+                    }
+                }
+                Change::Delete { object } => {
+                    let q = Query {
+                        scope: halyard_cluster_model::port::Scope::Subtree(object.clone()),
+                        ..Query::default()
+                    };
+                    let within = match self.store.query(&q).await {
+                        Ok(v) => v,
+                        Err(ModelError::NoSuchObject { .. }) => Vec::new(),
+                        Err(e) => return Err(fail(e)),
+                    };
+                    if let Some(o) = within.iter().find(|o| Self::is_element_class(o.class)) {
+                        return Err(fail(ModelError::Inconsistent {
+                            reason: format!(
+                                "cannot delete {object}: {} is a {} that stands for hardware or \
+                                 a running component (remove it from the element's \
+                                 configuration file or by hot swap)",
+                                o.name, o.class.name
+                            ),
+                        }));
+                    }
+                }
+                Change::Set { .. } => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn is_availability_attr(class: &ClassMeta, attribute: &str) -> bool {
+        class
+            .attribute(attribute)
+            .is_some_and(|(_, a)| a.name == "AdminState")
+            && SCHEMA.is_a(class.name, "Component")
+    }
+}
+
+#[async_trait]
+impl InformationModel for AgentModel {
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
+        self.store.get(name).await
+    }
+
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+        self.store.get_by_index(index).await
+    }
+
+    async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store.query(query).await
+    }
+
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store.walk(class, after, limit).await
+    }
+
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        AgentModel::audit(self, principal, event, result).await
+    }
+
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        self.store.validate(tx)?;
+        self.check_element_rules(tx).await
+    }
+
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        let what = tx
+            .changes
+            .iter()
+            .map(|c| match c {
+                Change::Set {
+                    object,
+                    attribute,
+                    value,
+                } => format!("set {object} {attribute}={value:?}"),
+                Change::Create { object, .. } => format!("create {object}"),
+                Change::Delete { object } => format!("delete {object}"),
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        // Validate everything first: all or nothing.
+        if let Err(e) = InformationModel::validate(self, &tx).await {
+            self.audit(&tx.principal, &what, &format!("refused: {}", e.error))
+                .await;
+            return Err(e);
+        }
+        // Administrative states go through COpCo and CRIM before anything else.
+        let mut admin = Vec::new();
+        for (i, c) in tx.changes.iter().enumerate() {
+            if let Change::Set {
+                object,
+                attribute,
+                value: Value::Enum(v),
+            } = c
+            {
+                let o = self
+                    .store
+                    .get(object)
+                    .await
+                    .map_err(|error| TxError { index: i, error })?;
+                if Self::is_availability_attr(o.class, attribute) {
+                    let admin_state = AdminState::from_value(*v).ok_or(TxError {
+                        index: i,
+                        error: ModelError::Inconsistent {
+                            reason: format!("{v} is not an administrative state"),
+                        },
+                    })?;
+                    admin.push((i, object.clone(), admin_state));
+                }
+            }
+        }
+        for (i, object, _) in &admin {
+            if let Err(reason) = self.copco.check_free(object).await {
+                let error = ModelError::Conflict { reason };
+                self.audit(&tx.principal, &what, &format!("refused: {error}"))
+                    .await;
+                return Err(TxError { index: *i, error });
+            }
+        }
+        for (i, object, state) in &admin {
+            let r = self
+                .core
+                .request(halyard_backend::crim::Input::SetAdmin {
+                    component: object.to_string(),
+                    admin: *state,
+                })
+                .await;
+            if let Err(e) = r {
+                let error = ModelError::CommitFailed {
+                    reason: e.to_string(),
+                };
+                self.audit(&tx.principal, &what, &format!("failed: {error}"))
+                    .await;
+                return Err(TxError { index: *i, error });
+            }
+        }
+        let principal = tx.principal.clone();
+        // In a cluster, attribute writes are committed to the log and
+        // applied by every node, so every face of every node reads them.
+        if self.cluster.get().is_some() {
+            let mut sets = Vec::new();
+            for c in &tx.changes {
+                if let Change::Set {
+                    object,
+                    attribute,
+                    value,
+                } = c
+                    && let Ok(o) = self.store.get(object).await
+                    && let Some((_, m)) = o.class.attribute(attribute)
+                {
+                    sets.push(SetOp {
+                        object: object.as_str().to_string(),
+                        attribute: attribute.to_string(),
+                        value: value.render(&m.ty),
+                    });
+                }
+            }
+            if !sets.is_empty()
+                && let Err(e) = Replicated::Set(sets).replicate(&self.core).await
+            {
+                let error = ModelError::CommitFailed {
+                    reason: e.to_string(),
+                };
+                self.audit(&principal, &what, &format!("failed: {error}"))
+                    .await;
+                return Err(TxError { index: 0, error });
+            }
+        }
+        let r = self.store.transact(tx).await;
+        self.audit(
+            &principal,
+            &what,
+            &match &r {
+                Ok(()) => "ok".to_string(),
+                Err(e) => format!("failed: {e}"),
+            },
+        )
+        .await;
+        r
+    }
+
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError> {
+        crate::copco::invoke(self, &self.copco, target, operation, args, principal).await
+    }
+
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
+        self.store.subscribe(filter)
+    }
+
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError> {
+        self.store.history(filter, since, until).await
+    }
+}
