@@ -11,7 +11,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 /// The built-in demo element, also shipped as `examples/demo.toml`.
-pub const DEMO: &str = include_str!("../../examples/demo.toml");
+pub const DEMO: &str = include_str!("../../../examples/demo.toml");
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
