@@ -1,14 +1,22 @@
 //! The config file: TOML describing the agent, its faces and the element.
-//! Every error names `file:line:col` and says what was expected; semantic
-//! checks report every mistake, not only the first.
+//! Every error names `file:line:col` and says what was expected. Reading
+//! the file stops at the first syntax error or unknown word of a fixed set
+//! (`words`); the semantic checks (`check`, one per section) then report
+//! every mistake, not only the first.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
 use toml::Spanned;
+
+mod check;
+#[cfg(test)]
+mod tests;
+mod words;
+
+pub use words::*;
 
 /// The built-in demo element, also shipped as `examples/demo.toml`.
 pub const DEMO: &str = include_str!("../../../examples/demo.toml");
@@ -122,12 +130,9 @@ fn poll_ms() -> Spanned<u32> {
 #[serde(deny_unknown_fields)]
 pub struct FruTypeEntry {
     pub name: Spanned<String>,
-    /// hsc, fan, psu, board, linecard
-    pub class: Spanned<String>,
-    /// dynamic (default): instantiated when inserted; manual: instantiated
-    /// locked, started when an operator unlocks it.
-    #[serde(default = "dynamic")]
-    pub instantiate: Spanned<String>,
+    pub class: FruClass,
+    #[serde(default)]
+    pub instantiate: Instantiate,
     /// linecard: its ports, physical entities created with the card.
     #[serde(default)]
     pub ports: u32,
@@ -142,17 +147,12 @@ fn gigabit() -> u32 {
     1000
 }
 
-fn dynamic() -> Spanned<String> {
-    Spanned::new(0..0, "dynamic".into())
-}
-
 /// A component manager of a FRU type, one per unit.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FruComponentEntry {
     pub name: Spanned<String>,
-    /// ha-aware or process
-    pub kind: Spanned<String>,
+    pub kind: FruComponentKind,
     pub command: Spanned<Vec<String>>,
     pub stop: Option<Vec<String>>,
     pub health: Option<Vec<String>>,
@@ -163,18 +163,19 @@ pub struct FruComponentEntry {
     /// [[component]]).
     pub timed_switchover: Option<bool>,
     #[serde(default = "no_checkpoints")]
-    pub checkpoint: Spanned<String>,
+    pub checkpoint: Checkpoint,
     pub audit_period_ms: Option<u32>,
     pub audit_deadline_ms: Option<u32>,
     /// A [[service_group]] the component joins; without one, the unit's
     /// own group (no redundancy) takes it.
     pub group: Option<Spanned<String>>,
-    /// unlocked (default) or locked: a locked component is not started.
-    pub admin: Option<Spanned<String>>,
+    /// A locked component is not started.
+    #[serde(default)]
+    pub admin: Admin,
 }
 
-fn no_checkpoints() -> Spanned<String> {
-    Spanned::new(0..0, "none".into())
+fn no_checkpoints() -> Checkpoint {
+    Checkpoint::None
 }
 
 /// Cluster timers. A cluster runs when the nodes have `cluster` addresses.
@@ -268,19 +269,9 @@ pub struct AggregateEntry {
     pub name: Spanned<String>,
     /// Statistic name, e.g. speed, temperature, cpu_load, output_power.
     pub statistic: Spanned<String>,
-    /// sum, average, minimum, maximum
-    pub function: Spanned<String>,
+    pub function: AggregateFunction,
     /// Persistent name of the subtree aggregated.
     pub scope: Spanned<String>,
-}
-
-impl AggregateEntry {
-    pub fn function(&self) -> halyard_cluster_model::model::AggregateFunction {
-        self.function
-            .get_ref()
-            .parse()
-            .unwrap_or(halyard_cluster_model::model::AggregateFunction::Average)
-    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -292,10 +283,10 @@ pub struct ThresholdEntry {
     pub resource: Spanned<String>,
     pub rising: f64,
     pub falling: f64,
-    /// rising (default) or falling
-    pub direction: Option<String>,
-    /// critical, major, minor, warning
-    pub severity: Option<String>,
+    #[serde(default)]
+    pub direction: Direction,
+    #[serde(default)]
+    pub severity: Severity,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -305,9 +296,9 @@ pub struct AgentSection {
     pub data_dir: Option<PathBuf>,
     /// Path of a hardware watchdog device, e.g. /dev/watchdog.
     pub watchdog_device: Option<PathBuf>,
-    /// COpCo's policy for a command that conflicts with a running job:
-    /// reject (default) or queue.
-    pub conflict_policy: Option<Spanned<String>>,
+    /// COpCo's policy for a command that conflicts with a running job.
+    #[serde(default)]
+    pub conflict_policy: crate::copco::ConflictPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]
@@ -335,10 +326,10 @@ pub struct CommunityEntry {
 #[serde(deny_unknown_fields)]
 pub struct SnmpUserEntry {
     pub name: Spanned<String>,
-    pub auth: Spanned<String>,
+    pub auth: SnmpAuth,
     pub auth_pass: Spanned<String>,
     #[serde(rename = "priv")]
-    pub privacy: Option<Spanned<String>>,
+    pub privacy: Option<SnmpPriv>,
     pub priv_pass: Option<Spanned<String>>,
     #[serde(default)]
     pub write: bool,
@@ -386,12 +377,8 @@ pub struct LoginEntry {
     /// HTTP bearer tokens of this user.
     #[serde(default)]
     pub tokens: Vec<String>,
-    #[serde(default = "default_role")]
-    pub role: Spanned<String>,
-}
-
-fn default_role() -> Spanned<String> {
-    Spanned::new(0..0, "operator".into())
+    #[serde(default)]
+    pub role: Role,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -423,8 +410,7 @@ fn one() -> u32 {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FruEntry {
-    /// hsc, fan, psu, board, linecard
-    pub kind: Spanned<String>,
+    pub kind: FruClass,
     pub name: Spanned<String>,
     pub slot: Spanned<u32>,
     /// A [[fru_type]]: its components are instantiated with the unit.
@@ -505,16 +491,13 @@ fn localhost() -> String {
 #[serde(deny_unknown_fields)]
 pub struct GroupSection {
     pub name: Spanned<String>,
-    /// 2n, n+m, n-way-active, no-redundancy
-    pub model: Spanned<String>,
-    /// hot or warm
-    #[serde(default = "hot")]
-    pub standby: Spanned<String>,
+    pub model: RedundancyModel,
+    #[serde(default)]
+    pub standby: Standby,
     #[serde(default = "one")]
     pub secondaries: u32,
-    /// soft-reset, hot-restart, fail-over
-    #[serde(default = "failover")]
-    pub first_recovery: Spanned<String>,
+    #[serde(default)]
+    pub first_recovery: Recovery,
     #[serde(default = "three")]
     pub max_restarts: u32,
     #[serde(default = "sixty")]
@@ -522,12 +505,6 @@ pub struct GroupSection {
     pub service_instances: Vec<Spanned<String>>,
 }
 
-fn hot() -> Spanned<String> {
-    Spanned::new(0..0, "hot".into())
-}
-fn failover() -> Spanned<String> {
-    Spanned::new(0..0, "fail-over".into())
-}
 fn three() -> u32 {
     3
 }
@@ -541,8 +518,8 @@ pub struct ComponentSection {
     pub name: Spanned<String>,
     pub node: Spanned<String>,
     pub group: Spanned<String>,
-    /// ha-aware, process or proxy
-    pub kind: Spanned<String>,
+    /// Spanned: only a proxy may have stats.
+    pub kind: Spanned<ComponentKind>,
     /// The command; `@counterd` runs the built-in example daemon.
     pub command: Spanned<Vec<String>>,
     /// OCF-style stop command (HALYARD_PID set); SIGTERM without one.
@@ -555,14 +532,13 @@ pub struct ComponentSection {
     /// planned 2N switch-over is scheduled for one instant. Default: true
     /// for `@counterd`, false otherwise.
     pub timed_switchover: Option<bool>,
-    /// none, synchronous, asynchronous
-    #[serde(default = "sync_mode")]
-    pub checkpoint: Spanned<String>,
+    #[serde(default)]
+    pub checkpoint: Checkpoint,
     pub audit_period_ms: Option<u32>,
     pub audit_deadline_ms: Option<u32>,
-    /// unlocked (default) or locked: a locked component is not started
-    /// until an operator unlocks it.
-    pub admin: Option<Spanned<String>>,
+    /// A locked component is not started until an operator unlocks it.
+    #[serde(default)]
+    pub admin: Admin,
     /// proxy: the non-peer node it manages (its `command`, `stop`,
     /// `health` and `stats` run there).
     pub target: Option<Spanned<String>>,
@@ -597,10 +573,6 @@ impl FileEntry {
     }
 }
 
-fn sync_mode() -> Spanned<String> {
-    Spanned::new(0..0, "synchronous".into())
-}
-
 /// Turns byte offsets into line and column.
 struct Locator<'a> {
     file: &'a str,
@@ -625,12 +597,6 @@ impl Locator<'_> {
     }
 }
 
-fn valid_rdn(v: &str) -> bool {
-    !v.is_empty()
-        && v.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-}
-
 /// Parses and checks a config; every semantic error is reported.
 pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     let loc = Locator { file, text };
@@ -640,7 +606,7 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
         ConfigErrors(vec![loc.at(offset, msg)])
     })?;
     let mut errs = Vec::new();
-    check(&config, &loc, &mut errs);
+    check::check(&config, &loc, &mut errs);
     if errs.is_empty() {
         load_sources(&mut config, &loc, &mut errs);
     }
@@ -649,515 +615,6 @@ pub fn parse(file: &str, text: &str) -> Result<Config, ConfigErrors> {
     } else {
         errs.sort_by_key(|e| (e.line, e.col));
         Err(ConfigErrors(errs))
-    }
-}
-
-fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
-    if let Some(r) = &c.release {
-        let ls = r.load_server.get_ref();
-        if ls.is_empty() || (ls.contains("://") && !ls.starts_with("http://")) {
-            errs.push(loc.span(
-                &r.load_server,
-                format!("found load_server \"{ls}\", expected a directory or an http:// URL"),
-            ));
-        }
-        if *r.watchdog_ms.get_ref() < 1000 {
-            errs.push(loc.span(
-                &r.watchdog_ms,
-                format!(
-                    "found watchdog_ms = {}, expected at least 1000 (a node needs time to start)",
-                    r.watchdog_ms.get_ref()
-                ),
-            ));
-        }
-    }
-    let names = |what: &str,
-                 items: Vec<&Spanned<String>>,
-                 errs: &mut Vec<ConfigError>|
-     -> BTreeSet<String> {
-        let mut seen = BTreeSet::new();
-        for n in items {
-            if !valid_rdn(n.get_ref()) {
-                errs.push(loc.span(
-                    n,
-                    format!(
-                        "found {what} name \"{}\", expected letters, digits, '-', '_' or '.'",
-                        n.get_ref()
-                    ),
-                ));
-            } else if !seen.insert(n.get_ref().clone()) {
-                errs.push(loc.span(
-                    n,
-                    format!(
-                        "found a second {what} named \"{}\", expected unique names",
-                        n.get_ref()
-                    ),
-                ));
-            }
-        }
-        seen
-    };
-    names("element", vec![&c.element.name], errs);
-    if let Some(p) = &c.agent.conflict_policy
-        && !["reject", "queue"].contains(&p.get_ref().as_str())
-    {
-        errs.push(loc.span(
-            p,
-            format!(
-                "found conflict policy \"{}\", expected reject or queue",
-                p.get_ref()
-            ),
-        ));
-    }
-    let shelves = names("shelf", c.shelves.iter().map(|s| &s.name).collect(), errs);
-    let nodes = names("node", c.nodes.iter().map(|n| &n.name).collect(), errs);
-    let groups = names(
-        "service group",
-        c.groups.iter().map(|g| &g.name).collect(),
-        errs,
-    );
-    names(
-        "component",
-        c.components.iter().map(|x| &x.name).collect(),
-        errs,
-    );
-    let fru_types = names(
-        "FRU type",
-        c.fru_types.iter().map(|t| &t.name).collect(),
-        errs,
-    );
-    for s in &c.shelves {
-        let mut frus = BTreeSet::new();
-        let mut slots = BTreeSet::new();
-        for f in &s.frus {
-            if !slots.insert(*f.slot.get_ref()) {
-                errs.push(loc.span(
-                    &f.slot,
-                    format!(
-                        "found a second unit in slot {} of shelf \"{}\", expected one unit per slot",
-                        f.slot.get_ref(),
-                        s.name.get_ref()
-                    ),
-                ));
-            }
-            if let Some(t) = &f.fru_type {
-                match c.fru_types.iter().find(|x| x.name.get_ref() == t.get_ref()) {
-                    None => errs.push(loc.span(
-                        t,
-                        format!(
-                            "found unknown FRU type \"{}\", expected one of: {}",
-                            t.get_ref(),
-                            list(&fru_types)
-                        ),
-                    )),
-                    Some(x) if x.class.get_ref() != f.kind.get_ref() => errs.push(loc.span(
-                        t,
-                        format!(
-                            "found FRU type \"{}\" of class {} on a unit of kind {}, expected a type of class {}",
-                            t.get_ref(),
-                            x.class.get_ref(),
-                            f.kind.get_ref(),
-                            f.kind.get_ref()
-                        ),
-                    )),
-                    Some(_) => {}
-                }
-            }
-            if !["hsc", "fan", "psu", "board", "linecard"].contains(&f.kind.get_ref().as_str()) {
-                errs.push(loc.span(
-                    &f.kind,
-                    format!(
-                        "found FRU kind \"{}\", expected hsc, fan, psu, board or linecard",
-                        f.kind.get_ref()
-                    ),
-                ));
-            }
-            if !valid_rdn(f.name.get_ref())
-                || !frus.insert((f.kind.get_ref().clone(), f.name.get_ref().clone()))
-            {
-                errs.push(loc.span(
-                    &f.name,
-                    format!(
-                        "found FRU name \"{}\", expected a unique name per kind in the shelf",
-                        f.name.get_ref()
-                    ),
-                ));
-            }
-        }
-    }
-    let clustered = c.clustered();
-    for n in &c.nodes {
-        if clustered && !n.non_peer && n.cluster.is_empty() {
-            errs.push(loc.span(
-                &n.name,
-                "found a peer node without cluster addresses, expected cluster = [\"ip:port\", ...] on every peer node",
-            ));
-        }
-        check_ssh(n, loc, errs);
-        if n.cluster.len() > 2 {
-            errs.push(loc.span(
-                &n.cluster[2],
-                "found a third cluster address, expected one or two (one per cluster link)",
-            ));
-        }
-        for a in n
-            .cluster
-            .iter()
-            .chain(n.snmp.iter().flatten())
-            .chain(n.netconf.iter().flatten())
-            .chain(n.http.iter().flatten())
-        {
-            if a.get_ref().parse::<std::net::SocketAddr>().is_err() {
-                errs.push(loc.span(
-                    a,
-                    format!("found address \"{}\", expected ip:port", a.get_ref()),
-                ));
-            }
-        }
-        if let Some(s) = &n.shelf
-            && !shelves.contains(s.get_ref())
-        {
-            errs.push(loc.span(
-                s,
-                format!(
-                    "found unknown shelf \"{}\", expected one of: {}",
-                    s.get_ref(),
-                    list(&shelves)
-                ),
-            ));
-        }
-    }
-    if clustered {
-        let k = &c.cluster;
-        let (hb, lease, failure) = (
-            *k.heartbeat_ms.get_ref(),
-            *k.lease_ms.get_ref(),
-            *k.failure_ms.get_ref(),
-        );
-        if hb == 0 {
-            errs.push(loc.span(
-                &k.heartbeat_ms,
-                "found 0, expected a heartbeat period in ms",
-            ));
-        }
-        if lease <= hb {
-            errs.push(loc.span(
-                &k.lease_ms,
-                format!("found lease {lease} ms, expected more than the heartbeat ({hb} ms)"),
-            ));
-        }
-        if failure < lease + 2 * hb {
-            // Point at what the file set (a default has no place in it).
-            let at = [&k.failure_ms, &k.lease_ms, &k.heartbeat_ms]
-                .into_iter()
-                .find(|s| !s.span().is_empty())
-                .unwrap_or(&k.failure_ms);
-            errs.push(loc.span(
-                at,
-                format!(
-                    "found failure detection {failure} ms, expected at least the lease plus two heartbeats ({} ms), so a cut-off node gives up its primaries before they are promoted elsewhere",
-                    lease + 2 * hb
-                ),
-            ));
-        }
-        let e = k.election_ms.get_ref();
-        if e.len() != 2 || e[0] >= e[1] || e[0] <= hb {
-            errs.push(loc.span(
-                &k.election_ms,
-                format!("found {e:?}, expected [min, max] in ms with heartbeat < min < max"),
-            ));
-        }
-    }
-    for g in &c.groups {
-        if !["2n", "n+m", "n-way-active", "no-redundancy"].contains(&g.model.get_ref().as_str()) {
-            errs.push(loc.span(&g.model, format!("found redundancy model \"{}\", expected 2n, n+m, n-way-active or no-redundancy", g.model.get_ref())));
-        }
-        if !["hot", "warm"].contains(&g.standby.get_ref().as_str()) {
-            errs.push(loc.span(
-                &g.standby,
-                format!(
-                    "found standby \"{}\", expected hot or warm",
-                    g.standby.get_ref()
-                ),
-            ));
-        }
-        if !["soft-reset", "hot-restart", "fail-over"]
-            .contains(&g.first_recovery.get_ref().as_str())
-        {
-            errs.push(loc.span(
-                &g.first_recovery,
-                format!(
-                    "found recovery \"{}\", expected soft-reset, hot-restart or fail-over",
-                    g.first_recovery.get_ref()
-                ),
-            ));
-        }
-        if g.service_instances.is_empty() {
-            errs.push(loc.span(
-                &g.name,
-                "found a service group without service instances, expected at least one",
-            ));
-        }
-        for si in &g.service_instances {
-            if !valid_rdn(si.get_ref()) {
-                errs.push(loc.span(
-                    si,
-                    format!(
-                        "found service instance \"{}\", expected letters, digits, '-', '_' or '.'",
-                        si.get_ref()
-                    ),
-                ));
-            }
-        }
-    }
-    for x in &c.components {
-        if !nodes.contains(x.node.get_ref()) {
-            errs.push(loc.span(
-                &x.node,
-                format!(
-                    "found unknown node \"{}\", expected one of: {}",
-                    x.node.get_ref(),
-                    list(&nodes)
-                ),
-            ));
-        }
-        if !groups.contains(x.group.get_ref()) {
-            errs.push(loc.span(
-                &x.group,
-                format!(
-                    "found unknown service group \"{}\", expected one of: {}",
-                    x.group.get_ref(),
-                    list(&groups)
-                ),
-            ));
-        }
-        if !["ha-aware", "process", "proxy"].contains(&x.kind.get_ref().as_str()) {
-            errs.push(loc.span(
-                &x.kind,
-                format!(
-                    "found component kind \"{}\", expected ha-aware, process or proxy",
-                    x.kind.get_ref()
-                ),
-            ));
-        }
-        check_proxy(c, x, loc, errs);
-        if x.command.get_ref().is_empty() {
-            errs.push(loc.span(
-                &x.command,
-                "found an empty command, expected a program and its arguments",
-            ));
-        }
-        if !["none", "synchronous", "asynchronous"].contains(&x.checkpoint.get_ref().as_str()) {
-            errs.push(loc.span(
-                &x.checkpoint,
-                format!(
-                    "found checkpoint mode \"{}\", expected none, synchronous or asynchronous",
-                    x.checkpoint.get_ref()
-                ),
-            ));
-        }
-    }
-    for x in &c.components {
-        check_admin(x.admin.as_ref(), loc, errs);
-    }
-    if *c.hotswap.poll_ms.get_ref() == 0 {
-        errs.push(loc.span(
-            &c.hotswap.poll_ms,
-            "found 0, expected a polling period in ms",
-        ));
-    }
-    for t in &c.fru_types {
-        if !["hsc", "fan", "psu", "board", "linecard"].contains(&t.class.get_ref().as_str()) {
-            errs.push(loc.span(
-                &t.class,
-                format!(
-                    "found FRU class \"{}\", expected hsc, fan, psu, board or linecard",
-                    t.class.get_ref()
-                ),
-            ));
-        }
-        if !["dynamic", "manual"].contains(&t.instantiate.get_ref().as_str()) {
-            errs.push(loc.span(
-                &t.instantiate,
-                format!(
-                    "found instantiate = \"{}\", expected dynamic or manual (static units are the [[shelf]] fru entries)",
-                    t.instantiate.get_ref()
-                ),
-            ));
-        }
-        names(
-            "component of the FRU type",
-            t.components.iter().map(|x| &x.name).collect(),
-            errs,
-        );
-        for x in &t.components {
-            if !["ha-aware", "process"].contains(&x.kind.get_ref().as_str()) {
-                errs.push(loc.span(
-                    &x.kind,
-                    format!(
-                        "found component kind \"{}\", expected ha-aware or process",
-                        x.kind.get_ref()
-                    ),
-                ));
-            }
-            if x.command.get_ref().is_empty() {
-                errs.push(loc.span(
-                    &x.command,
-                    "found an empty command, expected a program and its arguments",
-                ));
-            }
-            if !["none", "synchronous", "asynchronous"].contains(&x.checkpoint.get_ref().as_str()) {
-                errs.push(loc.span(
-                    &x.checkpoint,
-                    format!(
-                        "found checkpoint mode \"{}\", expected none, synchronous or asynchronous",
-                        x.checkpoint.get_ref()
-                    ),
-                ));
-            }
-            if let Some(g) = &x.group
-                && !groups.contains(g.get_ref())
-            {
-                errs.push(loc.span(
-                    g,
-                    format!(
-                        "found unknown service group \"{}\", expected one of: {}",
-                        g.get_ref(),
-                        list(&groups)
-                    ),
-                ));
-            }
-            check_admin(x.admin.as_ref(), loc, errs);
-        }
-    }
-    for a in &c.aggregates {
-        if a.function
-            .get_ref()
-            .parse::<halyard_cluster_model::model::AggregateFunction>()
-            .is_err()
-        {
-            errs.push(loc.span(
-                &a.function,
-                format!(
-                    "found aggregate function \"{}\", expected sum, average, minimum or maximum",
-                    a.function.get_ref()
-                ),
-            ));
-        }
-        if halyard_cluster_model::ObjectName::parse(a.scope.get_ref()).is_err() {
-            errs.push(loc.span(
-                &a.scope,
-                format!(
-                    "found scope \"{}\", expected a persistent name such as ne=1/shelf=1",
-                    a.scope.get_ref()
-                ),
-            ));
-        }
-        if !valid_rdn(a.name.get_ref()) || !valid_rdn(a.statistic.get_ref()) {
-            errs.push(loc.span(&a.name, "found an aggregate name or statistic with other characters than letters, digits, '-', '_' or '.'"));
-        }
-    }
-    for t in &c.thresholds {
-        if halyard_cluster_model::ObjectName::parse(t.resource.get_ref()).is_err() {
-            errs.push(loc.span(&t.resource, format!("found resource \"{}\", expected a persistent name such as ne=1/shelf=1/board=1", t.resource.get_ref())));
-        }
-        if !valid_rdn(t.name.get_ref()) || !valid_rdn(t.statistic.get_ref()) {
-            errs.push(loc.span(&t.name, "found a threshold name or statistic with other characters than letters, digits, '-', '_' or '.'"));
-        }
-        if t.falling > t.rising {
-            errs.push(loc.span(&t.name, format!("found falling {} above rising {}, expected falling <= rising (the hysteresis band)", t.falling, t.rising)));
-        }
-        if let Some(s) = &t.severity
-            && !["critical", "major", "minor", "warning"].contains(&s.as_str())
-        {
-            errs.push(loc.span(
-                &t.name,
-                format!("found severity \"{s}\", expected critical, major, minor or warning"),
-            ));
-        }
-    }
-    for u in c.http.users.iter().chain(&c.netconf.users) {
-        if !["viewer", "operator", "admin"].contains(&u.role.get_ref().as_str()) {
-            errs.push(loc.span(
-                &u.role,
-                format!(
-                    "found role \"{}\", expected viewer, operator or admin",
-                    u.role.get_ref()
-                ),
-            ));
-        }
-    }
-    // Listen addresses parse, and demo credentials stay on loopback.
-    let demo_creds = c.http.users.iter().chain(c.netconf.users.iter()).any(|u| {
-        u.password
-            .as_ref()
-            .is_some_and(|p| p.get_ref() == DEMO_PASSWORD)
-    }) || c
-        .snmp
-        .users
-        .iter()
-        .any(|u| u.auth_pass.get_ref() == DEMO_AUTH);
-    for l in c
-        .snmp
-        .listen
-        .iter()
-        .chain(&c.netconf.listen)
-        .chain(&c.http.listen)
-    {
-        match l.get_ref().parse::<SocketAddr>() {
-            Err(_) => errs.push(loc.span(l, format!("found listen address \"{}\", expected IP:PORT such as 127.0.0.1:8080 or [::1]:8080", l.get_ref()))),
-            Ok(a) if demo_creds && !a.ip().is_loopback() => errs.push(loc.span(
-                l,
-                format!("found the demo credentials with non-loopback address {a}, expected a loopback address or credentials of your own"),
-            )),
-            Ok(_) => {}
-        }
-    }
-    for u in &c.snmp.users {
-        if ![
-            "SHA", "SHA-1", "SHA-224", "SHA-256", "SHA-384", "SHA-512", "MD5",
-        ]
-        .contains(&u.auth.get_ref().as_str())
-        {
-            errs.push(loc.span(&u.auth, format!("found auth protocol \"{}\", expected SHA, SHA-224, SHA-256, SHA-384, SHA-512 or MD5", u.auth.get_ref())));
-        }
-        if u.auth_pass.get_ref().len() < 8 {
-            errs.push(loc.span(
-                &u.auth_pass,
-                "found a passphrase of fewer than 8 characters, expected at least 8 (RFC 3414)",
-            ));
-        }
-        if u.privacy.is_some() != u.priv_pass.is_some() {
-            errs.push(loc.span(
-                &u.name,
-                "found only one of priv and priv_pass, expected both or neither",
-            ));
-        }
-        if let Some(p) = &u.privacy
-            && !["AES", "AES-128", "DES"].contains(&p.get_ref().as_str())
-        {
-            errs.push(loc.span(
-                p,
-                format!(
-                    "found privacy protocol \"{}\", expected AES or DES",
-                    p.get_ref()
-                ),
-            ));
-        }
-    }
-}
-
-fn check_admin(admin: Option<&Spanned<String>>, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
-    if let Some(a) = admin
-        && !["locked", "unlocked"].contains(&a.get_ref().as_str())
-    {
-        errs.push(loc.span(
-            a,
-            format!(
-                "found admin state \"{}\", expected locked or unlocked",
-                a.get_ref()
-            ),
-        ));
     }
 }
 
@@ -1177,222 +634,5 @@ fn load_sources(c: &mut Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) 
     }
 }
 
-/// A proxy names a non-peer node with SSH access and runs on a peer node;
-/// only proxies have targets, stats and files.
-fn check_proxy(c: &Config, x: &ComponentSection, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
-    let node = |n: &str| c.nodes.iter().find(|m| m.name.get_ref() == n);
-    if x.kind.get_ref() != "proxy" {
-        if let Some(t) = &x.target {
-            errs.push(loc.span(
-                t,
-                "found target on a component that is not a proxy, expected kind = \"proxy\"",
-            ));
-        }
-        if x.stats.is_some() {
-            errs.push(loc.span(
-                &x.kind,
-                "found stats on a component that is not a proxy, expected kind = \"proxy\"",
-            ));
-        }
-        return;
-    }
-    if node(x.node.get_ref()).is_some_and(|n| n.non_peer) {
-        errs.push(loc.span(
-            &x.node,
-            format!(
-                "found non-peer node \"{}\" as a proxy's host, expected a peer node (one that runs halyard)",
-                x.node.get_ref()
-            ),
-        ));
-    }
-    match &x.target {
-        None => errs.push(loc.span(
-            &x.name,
-            "found a proxy without a target, expected target = \"<non-peer node>\"",
-        )),
-        Some(t) => match node(t.get_ref()) {
-            None => errs.push(loc.span(
-                t,
-                format!("found unknown target node \"{}\", expected a non-peer node", t.get_ref()),
-            )),
-            Some(n) if !n.non_peer => errs.push(loc.span(
-                t,
-                format!(
-                    "found peer node \"{}\" as a proxy's target, expected a node with non_peer = true",
-                    t.get_ref()
-                ),
-            )),
-            Some(n) if n.ssh.is_none() => errs.push(loc.span(
-                t,
-                format!(
-                    "found target node \"{}\" without ssh access, expected ssh = {{ key = \"...\" }} on that node",
-                    t.get_ref()
-                ),
-            )),
-            Some(_) => {}
-        },
-    }
-    if x.stats.as_ref().is_some_and(Vec::is_empty) {
-        errs.push(loc.span(
-            &x.name,
-            "found an empty stats command, expected a program and its arguments",
-        ));
-    }
-    if x.stats_period_ms == 0 || x.timeout_ms == 0 {
-        errs.push(loc.span(
-            &x.name,
-            "found stats_period_ms or timeout_ms = 0, expected milliseconds > 0",
-        ));
-    }
-}
-
-/// Checks a non-peer node's SSH access and files.
-fn check_ssh(n: &NodeSection, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) {
-    if let Some(f) = n.files.first()
-        && !n.non_peer
-    {
-        errs.push(loc.span(
-            &f.path,
-            "found a file on a peer node, expected files on nodes with non_peer = true",
-        ));
-    }
-    let mut paths = BTreeSet::new();
-    for f in &n.files {
-        let p = f.path.get_ref();
-        if !p.starts_with('/') || p[1..].split('/').any(str::is_empty) || p.contains('\0') {
-            errs.push(loc.span(
-                &f.path,
-                format!("found file path \"{p}\", expected an absolute path of a file on the non-peer node"),
-            ));
-        } else if !paths.insert(p.clone()) {
-            errs.push(loc.span(
-                &f.path,
-                format!("found a second file \"{p}\", expected each path once"),
-            ));
-        }
-        match (&f.contents, &f.source) {
-            (Some(_), Some(src)) => errs.push(loc.span(
-                src,
-                "found both contents and source, expected one of them",
-            )),
-            (None, Some(src)) => {
-                if let Err(e) = std::fs::read_to_string(src.get_ref()) {
-                    errs.push(loc.span(
-                        src,
-                        format!("cannot read source {}: {e}", src.get_ref().display()),
-                    ));
-                }
-            }
-            (None, None) => errs.push(loc.span(
-                &f.path,
-                "found a file without contents, expected contents = \"...\" or source = \"<local file>\"",
-            )),
-            (Some(_), None) => {}
-        }
-    }
-    let Some(ssh) = &n.ssh else { return };
-    if !n.non_peer {
-        errs.push(loc.span(
-            ssh,
-            "found ssh on a peer node, expected it on a node with non_peer = true",
-        ));
-    }
-    let s = ssh.get_ref();
-    if s.port == 0 {
-        errs.push(loc.span(ssh, "found port 0, expected the node's SSH port"));
-    }
-    if let Err(e) = std::fs::metadata(s.key.get_ref()) {
-        errs.push(loc.span(
-            &s.key,
-            format!("cannot read key {}: {e}", s.key.get_ref().display()),
-        ));
-    }
-    if let Some(h) = &s.host_key
-        && !h.get_ref().starts_with("SHA256:")
-    {
-        errs.push(loc.span(
-            h,
-            format!("found host key \"{}\", expected a fingerprint SHA256:... as ssh-keygen -lf prints it", h.get_ref()),
-        ));
-    }
-}
-
 pub const DEMO_PASSWORD: &str = "halyard-demo";
 pub const DEMO_AUTH: &str = "halyard-demo-auth";
-
-fn list(s: &BTreeSet<String>) -> String {
-    if s.is_empty() {
-        "(none declared)".into()
-    } else {
-        s.iter().cloned().collect::<Vec<_>>().join(", ")
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_demo_parses_with_its_fru_types() {
-        let c = parse("demo.toml", DEMO).unwrap();
-        assert!(
-            c.fru_types
-                .iter()
-                .any(|t| t.instantiate.get_ref() == "manual")
-        );
-        assert_eq!(*c.hotswap.poll_ms.get_ref(), 500);
-    }
-
-    #[test]
-    fn hot_swap_mistakes_are_reported_with_file_line_col() {
-        let text = r#"
-[element]
-name = "1"
-
-[hotswap]
-poll_ms = 0
-
-[[service_group]]
-name = "g"
-model = "2n"
-service_instances = ["1"]
-
-[[shelf]]
-name = "1"
-fru = [
-  { kind = "fan", name = "1", slot = 2 },
-  { kind = "fan", name = "2", slot = 2, type = "lc" },
-  { kind = "psu", name = "1", slot = 3, type = "nope" },
-]
-
-[[fru_type]]
-name = "lc"
-class = "linecard"
-instantiate = "sometimes"
-components = [
-  { name = "a", kind = "daemon", command = [] },
-  { name = "a", kind = "process", command = ["x"], group = "h", admin = "off", checkpoint = "maybe" },
-]
-"#;
-        let errs = parse("hs.toml", text).unwrap_err().0;
-        let at = |line: usize, needle: &str| {
-            assert!(
-                errs.iter()
-                    .any(|e| e.line == line && e.message.contains(needle)),
-                "no error at line {line} containing {needle:?}: {errs:#?}"
-            );
-        };
-        at(6, "expected a polling period");
-        at(17, "second unit in slot 2");
-        at(17, "of class linecard on a unit of kind fan");
-        at(18, "unknown FRU type \"nope\"");
-        at(24, "expected dynamic or manual");
-        at(26, "expected ha-aware or process");
-        at(26, "found an empty command");
-        at(27, "second component of the FRU type named \"a\"");
-        at(27, "unknown service group \"h\"");
-        at(27, "expected locked or unlocked");
-        at(27, "expected none, synchronous or asynchronous");
-        assert!(errs.iter().all(|e| e.file == "hs.toml" && e.col > 0));
-    }
-}
