@@ -35,8 +35,10 @@ pub(crate) fn finished_job(job: ObjectName, detail: String) -> JobHandle {
     JobHandle { job, status }
 }
 
-/// What COpCo does with a command that conflicts with a running job.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// What COpCo does with a command that conflicts with a running job
+/// (`[agent] conflict_policy` in the config file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum ConflictPolicy {
     /// Refuse it at once, naming the job that holds the subtree.
     #[default]

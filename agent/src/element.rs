@@ -16,10 +16,10 @@ use halyard_cluster_model::model::{
 };
 use halyard_cluster_model::{SchemaEnum, Value};
 
-use crate::config::{Config, FruTypeEntry};
+use crate::config::{self, Config, FruClass, FruTypeEntry};
 
 /// A FRU of a shelf: kind, name, slot, serial number, revision, FRU type.
-type Fru = (String, String, u32, String, String, Option<String>);
+type Fru = (FruClass, String, u32, String, String, Option<String>);
 
 /// One managed object to create: class, persistent name, attributes.
 #[derive(Debug, Clone)]
@@ -140,7 +140,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                     .iter()
                     .map(|f| {
                         (
-                            f.kind.get_ref().clone(),
+                            f.kind,
                             f.name.get_ref().clone(),
                             *f.slot.get_ref(),
                             f.serial.clone(),
@@ -160,7 +160,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         }
         let last = shelves.last_mut().expect("shelf");
         last.2.push((
-            "fan".into(),
+            FruClass::Fan,
             format!("{k}"),
             (k % 50) as u32 + 1,
             format!("SC{k:06}"),
@@ -190,14 +190,14 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                 .and_then(|t| c.fru_types.iter().find(|x| x.name.get_ref() == t));
             let unit = Unit {
                 shelf: sname,
-                kind,
+                kind: *kind,
                 name,
                 slot: *slot,
                 serial,
                 revision: rev,
             };
             let parts = fru_parts(&ctx, &unit, ty, false, false);
-            let (_, _, role) = fru_class(kind);
+            let (_, _, role) = fru_class(*kind);
             static_frus.insert(parts.unit.clone(), (sname.clone(), *slot));
             by_role.entry(role).or_default().push(parts.unit.clone());
             objects.extend(parts.objects);
@@ -302,21 +302,20 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
 
     for g in &c.groups {
         let name = format!("{root}/sg={}", g.name.get_ref());
-        let model = match g.model.get_ref().as_str() {
-            "2n" => RedundancyModel::TwoN,
-            "n+m" => RedundancyModel::NPlusM,
-            "n-way-active" => RedundancyModel::NWayActive,
-            _ => RedundancyModel::NoRedundancy,
+        let model = match g.model {
+            config::RedundancyModel::TwoN => RedundancyModel::TwoN,
+            config::RedundancyModel::NPlusM => RedundancyModel::NPlusM,
+            config::RedundancyModel::NWayActive => RedundancyModel::NWayActive,
+            config::RedundancyModel::NoRedundancy => RedundancyModel::NoRedundancy,
         };
-        let standby = if g.standby.get_ref() == "warm" {
-            StandbyMode::Warm
-        } else {
-            StandbyMode::Hot
+        let standby = match g.standby {
+            config::Standby::Hot => StandbyMode::Hot,
+            config::Standby::Warm => StandbyMode::Warm,
         };
-        let first = match g.first_recovery.get_ref().as_str() {
-            "soft-reset" => RecoveryAction::SoftReset,
-            "hot-restart" => RecoveryAction::HotRestart,
-            _ => RecoveryAction::FailOver,
+        let first = match g.first_recovery {
+            config::Recovery::SoftReset => RecoveryAction::SoftReset,
+            config::Recovery::HotRestart => RecoveryAction::HotRestart,
+            config::Recovery::FailOver => RecoveryAction::FailOver,
         };
         let secondaries = if model == RedundancyModel::TwoN {
             1
@@ -360,20 +359,20 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     for x in &c.components {
         let node = &node_names[x.node.get_ref()];
         let name = format!("{node}/comp={}", x.name.get_ref());
-        let mode = checkpoint_mode(x.checkpoint.get_ref());
-        let admin = admin_state(x.admin.as_ref().map(|a| a.get_ref().as_str()));
+        let mode = checkpoint_mode(x.checkpoint);
+        let admin = admin_state(x.admin);
         if admin == AdminState::Locked {
             locked.push(name.clone());
         }
         objects.push(sw_object(
             &name,
-            x.kind.get_ref(),
+            *x.kind.get_ref(),
             &format!("{root}/sg={}", x.group.get_ref()),
             mode,
             x.audit_period_ms,
             admin,
         ));
-        let proxy = x.kind.get_ref() == "proxy";
+        let proxy = *x.kind.get_ref() == config::ComponentKind::Proxy;
         let kind = if proxy {
             let target = x
                 .target
@@ -411,7 +410,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             component_kind(
                 &ctx,
                 ComponentRun {
-                    kind: x.kind.get_ref(),
+                    ha_aware: *x.kind.get_ref() == config::ComponentKind::HaAware,
                     command: x.command.get_ref(),
                     stop: &x.stop,
                     health: &x.health,
@@ -442,18 +441,9 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             audit,
         });
     }
-    let conflict_policy = match c
-        .agent
-        .conflict_policy
-        .as_ref()
-        .map(|p| p.get_ref().as_str())
-    {
-        Some("queue") => crate::copco::ConflictPolicy::Queue,
-        _ => crate::copco::ConflictPolicy::Reject,
-    };
     Element {
         root,
-        conflict_policy,
+        conflict_policy: c.agent.conflict_policy,
         objects,
         groups,
         components,
@@ -469,29 +459,28 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
 }
 
 /// Class, relative-name type and hardware group role of a FRU kind.
-pub fn fru_class(kind: &str) -> (&'static str, &'static str, &'static str) {
+pub fn fru_class(kind: FruClass) -> (&'static str, &'static str, &'static str) {
     match kind {
-        "hsc" => ("HotSwapController", "hsc", "chassis"),
-        "fan" => ("Fan", "fan", "cooling"),
-        "psu" => ("PowerSupply", "psu", "power"),
-        "board" => ("HostBoard", "board", "hosts"),
-        _ => ("LineCard", "linecard", "chassis"),
+        FruClass::Hsc => ("HotSwapController", "hsc", "chassis"),
+        FruClass::Fan => ("Fan", "fan", "cooling"),
+        FruClass::Psu => ("PowerSupply", "psu", "power"),
+        FruClass::Board => ("HostBoard", "board", "hosts"),
+        FruClass::Linecard => ("LineCard", "linecard", "chassis"),
     }
 }
 
-fn admin_state(admin: Option<&str>) -> AdminState {
-    if admin == Some("locked") {
-        AdminState::Locked
-    } else {
-        AdminState::Unlocked
+fn admin_state(admin: config::Admin) -> AdminState {
+    match admin {
+        config::Admin::Locked => AdminState::Locked,
+        config::Admin::Unlocked => AdminState::Unlocked,
     }
 }
 
-fn checkpoint_mode(mode: &str) -> CheckpointMode {
+fn checkpoint_mode(mode: config::Checkpoint) -> CheckpointMode {
     match mode {
-        "none" => CheckpointMode::NoCheckpoints,
-        "asynchronous" => CheckpointMode::Asynchronous,
-        _ => CheckpointMode::Synchronous,
+        config::Checkpoint::None => CheckpointMode::NoCheckpoints,
+        config::Checkpoint::Synchronous => CheckpointMode::Synchronous,
+        config::Checkpoint::Asynchronous => CheckpointMode::Asynchronous,
     }
 }
 
@@ -507,7 +496,7 @@ fn audit_of(period: Option<u32>, deadline: Option<u32>) -> Option<(Duration, Dur
 /// A software component's managed object.
 fn sw_object(
     name: &str,
-    kind: &str,
+    kind: config::ComponentKind,
     group: &str,
     mode: CheckpointMode,
     audit_ms: Option<u32>,
@@ -519,9 +508,9 @@ fn sw_object(
         (
             "Kind",
             e(match kind {
-                "ha-aware" => ComponentKind::HaAware,
-                "proxy" => ComponentKind::Proxy,
-                _ => ComponentKind::Process,
+                config::ComponentKind::HaAware => ComponentKind::HaAware,
+                config::ComponentKind::Process => ComponentKind::Process,
+                config::ComponentKind::Proxy => ComponentKind::Proxy,
             }),
         ),
         ("ServiceGroup", s(group)),
@@ -582,7 +571,8 @@ pub struct FruCtx<'a> {
 
 /// How a configured component runs.
 struct ComponentRun<'a> {
-    kind: &'a str,
+    /// An HA-aware component; a process otherwise.
+    ha_aware: bool,
     command: &'a [String],
     stop: &'a Option<Vec<String>>,
     health: &'a Option<Vec<String>>,
@@ -604,7 +594,7 @@ fn component_kind(ctx: &FruCtx<'_>, r: ComponentRun<'_>, query: &str) -> Kind {
         "COUNTERD_QUERY".into(),
         ctx.run_dir.join(format!("{query}.q")).display().to_string(),
     ));
-    if r.kind == "ha-aware" {
+    if r.ha_aware {
         Kind::HaAware {
             command,
             env,
@@ -625,7 +615,7 @@ fn component_kind(ctx: &FruCtx<'_>, r: ComponentRun<'_>, query: &str) -> Kind {
 #[derive(Debug, Clone, Copy)]
 pub struct Unit<'a> {
     pub shelf: &'a str,
-    pub kind: &'a str,
+    pub kind: FruClass,
     pub name: &'a str,
     pub slot: u32,
     pub serial: &'a str,
@@ -751,18 +741,18 @@ pub fn fru_parts(
             .group
             .as_ref()
             .map(|g| format!("{}/sg={}", ctx.root, g.get_ref()));
-        let mode = checkpoint_mode(x.checkpoint.get_ref());
+        let mode = checkpoint_mode(x.checkpoint);
         let admin = if manual {
             AdminState::Locked
         } else {
-            admin_state(x.admin.as_ref().map(|a| a.get_ref().as_str()))
+            admin_state(x.admin)
         };
         if admin == AdminState::Locked {
             parts.locked.push(comp.clone());
         }
         parts.objects.push(sw_object(
             &comp,
-            x.kind.get_ref(),
+            x.kind.into(),
             in_group.as_deref().unwrap_or(&group),
             mode,
             x.audit_period_ms,
@@ -781,7 +771,7 @@ pub fn fru_parts(
             kind: component_kind(
                 ctx,
                 ComponentRun {
-                    kind: x.kind.get_ref(),
+                    ha_aware: x.kind == config::FruComponentKind::HaAware,
                     command: x.command.get_ref(),
                     stop: &x.stop,
                     health: &x.health,

@@ -31,7 +31,7 @@ use halyard_cluster_model::{ObjectName, SCHEMA, Value};
 use serde_json::json;
 use tokio::sync::{Mutex, watch};
 
-use crate::config::{Config, FruTypeEntry};
+use crate::config::{Config, FruTypeEntry, Instantiate};
 use crate::element::{Element, FruCtx, ObjectSpec, Unit, fru_class, fru_parts};
 use crate::model::AgentModel;
 
@@ -166,7 +166,7 @@ impl HotSwap {
             .iter()
             .flat_map(|s| {
                 s.frus.iter().filter_map(|f| {
-                    let (_, rdn, _) = fru_class(f.kind.get_ref());
+                    let (_, rdn, _) = fru_class(f.kind);
                     let name = format!(
                         "{}/shelf={}/{rdn}={}",
                         el.root,
@@ -347,13 +347,13 @@ impl HotSwap {
         let name = format!("slot-{slot}");
         let unit = Unit {
             shelf,
-            kind: ty.class.get_ref(),
+            kind: ty.class,
             name: &name,
             slot,
             serial,
             revision,
         };
-        let manual = ty.instantiate.get_ref() == "manual";
+        let manual = ty.instantiate == Instantiate::Manual;
         let ctx = FruCtx {
             root: &self.root,
             self_exe: &self.self_exe,

@@ -625,13 +625,13 @@ mod faces {
             },
         ];
         for u in &cfg.snmp.users {
-            let auth = match u.auth.get_ref().as_str() {
-                "MD5" => AuthProtocol::Md5,
-                "SHA" | "SHA-1" => AuthProtocol::Sha1,
-                "SHA-224" => AuthProtocol::Sha224,
-                "SHA-256" => AuthProtocol::Sha256,
-                "SHA-384" => AuthProtocol::Sha384,
-                _ => AuthProtocol::Sha512,
+            let auth = match u.auth {
+                crate::config::SnmpAuth::Md5 => AuthProtocol::Md5,
+                crate::config::SnmpAuth::Sha1 => AuthProtocol::Sha1,
+                crate::config::SnmpAuth::Sha224 => AuthProtocol::Sha224,
+                crate::config::SnmpAuth::Sha256 => AuthProtocol::Sha256,
+                crate::config::SnmpAuth::Sha384 => AuthProtocol::Sha384,
+                crate::config::SnmpAuth::Sha512 => AuthProtocol::Sha512,
             };
             c.users.push(UsmUser {
                 name: u.name.get_ref().clone(),
@@ -731,10 +731,10 @@ mod faces {
                     name: u.name.get_ref().clone(),
                     password: u.password.as_ref().map(|p| p.get_ref().clone()),
                     tokens: u.tokens.clone(),
-                    role: match u.role.get_ref().as_str() {
-                        "viewer" => halyard_http::Role::Viewer,
-                        "admin" => halyard_http::Role::Admin,
-                        _ => halyard_http::Role::Operator,
+                    role: match u.role {
+                        crate::config::Role::Viewer => halyard_http::Role::Viewer,
+                        crate::config::Role::Operator => halyard_http::Role::Operator,
+                        crate::config::Role::Admin => halyard_http::Role::Admin,
                     },
                 })
                 .collect();

@@ -16,7 +16,7 @@ use halyard_cluster_model::model::{
 use halyard_cluster_model::port::{InformationModel, ManagedObject, Query, Scope};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 
-use crate::config::{AggregateEntry, ThresholdEntry};
+use crate::config::{self, AggregateEntry, ThresholdEntry};
 use crate::model::AgentModel;
 
 /// What a threshold does on a new sample.
@@ -250,7 +250,12 @@ impl Collector {
                 })
                 .filter_map(|s| s.get("Value").and_then(Value::as_f64))
                 .collect();
-            let function = a.function();
+            let function = match a.function {
+                config::AggregateFunction::Sum => AggregateFunction::Sum,
+                config::AggregateFunction::Average => AggregateFunction::Average,
+                config::AggregateFunction::Minimum => AggregateFunction::Minimum,
+                config::AggregateFunction::Maximum => AggregateFunction::Maximum,
+            };
             let name = format!("{}/agg={}", m.root, a.name.get_ref());
             let v = [
                 ("Scope", Value::Str(a.scope.get_ref().clone())),
@@ -291,16 +296,16 @@ impl Collector {
                 continue;
             };
             if m.store.get(&n).await.is_err() {
-                let dir = if t.direction.as_deref() == Some("falling") {
-                    ThresholdDirection::Falling
-                } else {
-                    ThresholdDirection::Rising
+                let dir = match t.direction {
+                    config::Direction::Rising => ThresholdDirection::Rising,
+                    config::Direction::Falling => ThresholdDirection::Falling,
                 };
-                let sev = t
-                    .severity
-                    .as_deref()
-                    .and_then(|s| s.parse::<PerceivedSeverity>().ok())
-                    .unwrap_or(PerceivedSeverity::Major);
+                let sev = match t.severity {
+                    config::Severity::Critical => PerceivedSeverity::Critical,
+                    config::Severity::Major => PerceivedSeverity::Major,
+                    config::Severity::Minor => PerceivedSeverity::Minor,
+                    config::Severity::Warning => PerceivedSeverity::Warning,
+                };
                 let _ = m
                     .create_dynamic(
                         "Threshold",

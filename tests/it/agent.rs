@@ -486,7 +486,7 @@ fn broken_config_files_are_reported_with_file_line_col() {
         (
             "bad-model.toml",
             "[element]\nname = \"1\"\n[[service_group]]\nname = \"g\"\nmodel = \"3n\"\nservice_instances = [\"1\"]\n",
-            ":5:9: error: found redundancy model \"3n\", expected 2n, n+m, n-way-active or no-redundancy",
+            ":5:9: error: unknown variant `3n`, expected one of `2n`, `n+m`, `n-way-active`, `no-redundancy`",
         ),
         (
             "demo-creds-public.toml",
@@ -496,7 +496,7 @@ fn broken_config_files_are_reported_with_file_line_col() {
         (
             "bad-role.toml",
             "[http]\nusers = [{ name = \"x\", password = \"long-enough\", role = \"root\" }]\n[element]\nname = \"1\"\n",
-            ":2:57: error: found role \"root\", expected viewer, operator or admin",
+            ":2:57: error: unknown variant `root`, expected one of `viewer`, `operator`, `admin`",
         ),
         (
             "bad-listen.toml",
@@ -531,11 +531,12 @@ fn broken_config_files_are_reported_with_file_line_col() {
             "{file}: expected a line starting with\n  {expected}\ngot:\n{err}"
         );
     }
-    // Several mistakes in one file: every one is reported.
+    // Several mistakes in one file: every one is reported. (An unknown
+    // word stops the reading, as a syntax error does: one at a time.)
     let path = dir.path().join("many.toml");
     std::fs::write(
         &path,
-        "[element]\nname = \"1\"\n[[service_group]]\nname = \"g\"\nmodel = \"3n\"\nstandby = \"tepid\"\nservice_instances = [\"1\"]\n[[component]]\nname = \"x\"\nnode = \"zz\"\ngroup = \"g\"\nkind = \"daemon\"\ncommand = [\"@counterd\"]\n",
+        "[element]\nname = \"1\"\n[[service_group]]\nname = \"g\"\nmodel = \"2n\"\nstandby = \"hot\"\nservice_instances = [\"1 2\"]\n[[component]]\nname = \"x\"\nnode = \"zz\"\ngroup = \"g\"\nkind = \"process\"\ncommand = []\n",
     )
     .unwrap();
     let out = Command::new(halyard())
@@ -545,7 +546,7 @@ fn broken_config_files_are_reported_with_file_line_col() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    for want in [":5:9:", ":6:11:", ":10:8:", ":12:8:"] {
+    for want in [":7:22:", ":10:8:", ":13:11:"] {
         assert!(
             err.contains(&format!("{}{want}", path.display())),
             "missing {want} in:\n{err}"
