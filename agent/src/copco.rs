@@ -438,9 +438,7 @@ pub async fn invoke(
                 });
                 return;
             }
-            let _ = model
-                .store
-                .update(&job, &[("State", Value::Enum(JobState::Running.value()))]);
+            model.set(&job, &[("State", Value::Enum(JobState::Running.value()))]);
             let mut done = 0;
             let mut failure = None;
             for step in &steps {
@@ -524,9 +522,7 @@ async fn run_step(model: &Arc<AgentModel>, step: &Step) -> Result<(), String> {
             })
             .await
             .map_err(|e| e.to_string())?;
-            let _ = model
-                .store
-                .update(n, &[("AdminState", Value::Enum(s.value()))]);
+            model.set(n, &[("AdminState", Value::Enum(s.value()))]);
             if *s == AdminState::Locked {
                 wait_state(model, n.as_str(), |v| v.avail == AvailabilityState::OffLine).await
             } else {

@@ -384,9 +384,7 @@ impl Collector {
                     .await
                     .is_ok()
                     {
-                        let _ = m
-                            .store
-                            .update(&thr.name, &[("Crossed", Value::Bool(false))]);
+                        m.set(&thr.name, &[("Crossed", Value::Bool(false))]);
                     }
                 }
                 Crossing::Stay => {}

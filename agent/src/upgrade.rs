@@ -455,10 +455,7 @@ impl Upgrades {
             && let Ok(root) = ObjectName::parse(&self.root)
         {
             let v = committed.iter().next().expect("one").to_string();
-            let _ = self
-                .model
-                .store
-                .update(&root, &[("SoftwareVersion", Value::Str(v))]);
+            self.model.set(&root, &[("SoftwareVersion", Value::Str(v))]);
         }
         // Releases the element knows.
         let mut versions: BTreeSet<String> = statuses

@@ -211,6 +211,7 @@ impl AgentModel {
         Ok(model)
     }
 
+    /// This model, shared (jobs outlive the call that started them).
     pub(crate) fn self_arc(&self) -> Arc<AgentModel> {
         self.me
             .upgrade()

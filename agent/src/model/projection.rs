@@ -301,9 +301,7 @@ impl AgentModel {
                     } else {
                         OperState::Disabled
                     };
-                    let _ = self
-                        .store
-                        .update(&n, &[("OperState", Value::Enum(s.value()))]);
+                    self.set(&n, &[("OperState", Value::Enum(s.value()))]);
                     if *enabled {
                         let _ = self.clear_alarms_if_secondary(component).await;
                     }
@@ -379,9 +377,7 @@ impl AgentModel {
                     .await
                     .unwrap_or_default()
                 {
-                    let _ = self
-                        .store
-                        .update(&a.name, &[("Acknowledged", Value::Bool(true))]);
+                    self.set(&a.name, &[("Acknowledged", Value::Bool(true))]);
                 }
             }
             EventKind::Alarm {

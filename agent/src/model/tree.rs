@@ -18,7 +18,6 @@ use crate::replication::{Replicated, SetOp};
 use super::{AgentModel, err_commit};
 
 impl AgentModel {
-    /// This model, shared (jobs outlive the call that started them).
     /// Writes attributes of an object the agent keeps current: the one way
     /// the agent updates its own objects. A string longer than its
     /// attribute's MaxLen is cut to it (reasons and details are free text);
