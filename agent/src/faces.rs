@@ -1,0 +1,346 @@
+//! The protocol faces. Each is a [`Face`]: bound at start-up (a port in
+//! use fails the start, before the ready line), then run until the agent
+//! stops. Each gets the same information model; `main` loops over them.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use halyard_cluster_model::port::InformationModel;
+use tokio::sync::watch;
+
+use crate::Cli;
+use crate::config::Config;
+use crate::face_metrics::FaceMetrics;
+
+/// One protocol face, bound and ready to serve.
+#[async_trait::async_trait]
+pub trait Face: Send + 'static {
+    /// The face and where it listens, for the ready line
+    /// (`snmp udp 0.0.0.0:1161`).
+    fn name(&self) -> String;
+
+    /// Adds the face's own counters to what `/metrics` serves.
+    fn resources(&self, _metrics: &mut FaceMetrics) {}
+
+    /// Serves until `stop` flips; an error ends the face, not the agent.
+    async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()>;
+}
+
+/// The SNMP face (UDP, v1/v2c/v3).
+struct Snmp(halyard_snmp::SnmpAgent);
+
+#[async_trait::async_trait]
+impl Face for Snmp {
+    fn name(&self) -> String {
+        format!("snmp udp {}", joined(&self.0.local_addrs()))
+    }
+    fn resources(&self, metrics: &mut FaceMetrics) {
+        metrics.snmp = Some(self.0.engine());
+    }
+    async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        Ok(self.0.run(until(stop)).await?)
+    }
+}
+
+/// The NETCONF face (SSH).
+struct Netconf(halyard_netconf::NetconfServer);
+
+#[async_trait::async_trait]
+impl Face for Netconf {
+    fn name(&self) -> String {
+        format!("netconf ssh {}", joined(&self.0.local_addrs()))
+    }
+    fn resources(&self, metrics: &mut FaceMetrics) {
+        metrics.netconf = Some(self.0.stats());
+    }
+    async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        self.0.run(until(stop)).await;
+        Ok(())
+    }
+}
+
+/// The HTTP face: the XML API, the console and `/metrics`.
+struct Http(halyard_http::HttpServer);
+
+#[async_trait::async_trait]
+impl Face for Http {
+    fn name(&self) -> String {
+        format!("http {}", joined(self.0.local_addrs()))
+    }
+    async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        Ok(self.0.run(until(stop)).await?)
+    }
+}
+
+/// The running faces.
+#[derive(Debug, Default)]
+pub struct Faces {
+    tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+}
+
+impl Faces {
+    pub fn describe(&self) -> String {
+        if self.tasks.is_empty() {
+            "none".into()
+        } else {
+            self.tasks
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    }
+
+    pub async fn stop(self) {
+        for (name, t) in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(10), t)
+                .await
+                .is_err()
+            {
+                tracing::warn!(face = %name, "face did not stop in 10 s");
+            }
+        }
+    }
+}
+
+fn addrs(flag: Option<SocketAddr>, listen: &[toml::Spanned<String>]) -> Vec<SocketAddr> {
+    match flag {
+        Some(a) => vec![a],
+        // Checked by the config validation already.
+        None => listen
+            .iter()
+            .filter_map(|l| l.get_ref().parse().ok())
+            .collect(),
+    }
+}
+
+/// Listening addresses, for the ready line.
+fn joined(addrs: &[SocketAddr]) -> String {
+    addrs
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn until(mut stop: tokio::sync::watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn snmp_config(
+    cfg: &Config,
+    listen: Vec<SocketAddr>,
+    data_dir: &Path,
+    node: &str,
+) -> anyhow::Result<halyard_snmp::SnmpConfig> {
+    use halyard_snmp::{
+        AuthProtocol, Community, Group, NotifyKind, PrivProtocol, SecurityLevel, SnmpConfig,
+        TrapSecurity, TrapTarget, UsmUser, View,
+    };
+    let mut c = SnmpConfig {
+        listen,
+        ..SnmpConfig::default()
+    };
+    c.communities = cfg
+        .snmp
+        .communities
+        .iter()
+        .map(|x| Community {
+            name: x.name.get_ref().clone(),
+            view: View::all(),
+            write: x.write,
+        })
+        .collect();
+    c.views.insert("all".into(), View::all());
+    c.groups = vec![
+        Group {
+            name: "ro".into(),
+            read_view: Some("all".into()),
+            write_view: None,
+            min_level: SecurityLevel::AuthNoPriv,
+        },
+        Group {
+            name: "rw".into(),
+            read_view: Some("all".into()),
+            write_view: Some("all".into()),
+            min_level: SecurityLevel::AuthNoPriv,
+        },
+    ];
+    for u in &cfg.snmp.users {
+        let auth = match u.auth {
+            crate::config::SnmpAuth::Md5 => AuthProtocol::Md5,
+            crate::config::SnmpAuth::Sha1 => AuthProtocol::Sha1,
+            crate::config::SnmpAuth::Sha224 => AuthProtocol::Sha224,
+            crate::config::SnmpAuth::Sha256 => AuthProtocol::Sha256,
+            crate::config::SnmpAuth::Sha384 => AuthProtocol::Sha384,
+            crate::config::SnmpAuth::Sha512 => AuthProtocol::Sha512,
+        };
+        c.users.push(UsmUser {
+            name: u.name.get_ref().clone(),
+            auth: Some((auth, u.auth_pass.get_ref().clone())),
+            privacy: u
+                .priv_pass
+                .as_ref()
+                .map(|p| (PrivProtocol::Aes128, p.get_ref().clone())),
+            group: if u.write { "rw".into() } else { "ro".into() },
+        });
+    }
+    for t in &cfg.snmp.traps {
+        let address = t.target.get_ref().parse().context("trap target")?;
+        c.trap_targets.push(TrapTarget {
+            address,
+            security: TrapSecurity::Community(
+                t.community.clone().unwrap_or_else(|| "public".into()),
+            ),
+            kind: if t.inform {
+                NotifyKind::Inform {
+                    timeout: Duration::from_secs(1),
+                    retries: 3,
+                }
+            } else {
+                NotifyKind::Trap
+            },
+        });
+    }
+    c.engine_state = Some(data_dir.join("snmp-engine"));
+    c.sys_name = format!("halyard node {node}");
+    Ok(c)
+}
+
+/// The SNMP face, when it listens anywhere.
+async fn bind_snmp(
+    cli: &Cli,
+    cfg: &Config,
+    data_dir: &Path,
+    node: &str,
+    model: &Arc<dyn InformationModel>,
+) -> anyhow::Result<Option<Box<dyn Face>>> {
+    let listen = addrs(cli.snmp_listen, &cfg.snmp.listen);
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let agent =
+        halyard_snmp::SnmpAgent::bind(snmp_config(cfg, listen, data_dir, node)?, model.clone())
+            .await
+            .context("cannot start the SNMP face")?;
+    Ok(Some(Box::new(Snmp(agent))))
+}
+
+/// The NETCONF face, when it listens anywhere.
+async fn bind_netconf(
+    cli: &Cli,
+    cfg: &Config,
+    data_dir: &Path,
+    model: &Arc<dyn InformationModel>,
+) -> anyhow::Result<Option<Box<dyn Face>>> {
+    let listen = addrs(cli.netconf_listen, &cfg.netconf.listen);
+    let Some(first) = listen.first() else {
+        return Ok(None);
+    };
+    let mut c = halyard_netconf::NetconfConfig::new(*first, data_dir.join("ssh_host_ed25519_key"));
+    c.listen = listen.clone();
+    c.users = cfg
+        .netconf
+        .users
+        .iter()
+        .map(|u| halyard_netconf::UserConfig {
+            name: u.name.get_ref().clone(),
+            password: u.password.as_ref().map(|p| p.get_ref().clone()),
+            authorized_keys: u.authorized_keys.clone(),
+        })
+        .collect();
+    c.trace_dir = cfg.netconf.trace_dir.clone();
+    let server = halyard_netconf::NetconfServer::bind(c, model.clone())
+        .await
+        .context("cannot start the NETCONF face")?;
+    Ok(Some(Box::new(Netconf(server))))
+}
+
+/// The HTTP face, when it listens anywhere; its `/metrics` also serves
+/// the other faces' counters (`metrics`).
+fn bind_http(
+    cli: &Cli,
+    cfg: &Config,
+    data_dir: &Path,
+    model: &Arc<dyn InformationModel>,
+    metrics: FaceMetrics,
+) -> anyhow::Result<Option<Box<dyn Face>>> {
+    let listen = addrs(cli.http_listen, &cfg.http.listen);
+    if listen.is_empty() {
+        return Ok(None);
+    }
+    let users = cfg
+        .http
+        .users
+        .iter()
+        .map(|u| halyard_http::UserConfig {
+            name: u.name.get_ref().clone(),
+            password: u.password.as_ref().map(|p| p.get_ref().clone()),
+            tokens: u.tokens.clone(),
+            role: match u.role {
+                crate::config::Role::Viewer => halyard_http::Role::Viewer,
+                crate::config::Role::Operator => halyard_http::Role::Operator,
+                crate::config::Role::Admin => halyard_http::Role::Admin,
+            },
+        })
+        .collect();
+    let c = halyard_http::HttpConfig {
+        listen,
+        users,
+        allow_anonymous_read: cfg.http.anonymous_read,
+        // Peers copy releases from this node (propagation).
+        release_dir: cfg
+            .release
+            .as_ref()
+            .map(|_| crate::boot::store(data_dir).slot_dir("")),
+        ..halyard_http::HttpConfig::default()
+    };
+    let mut registry = halyard_http::Registry::default();
+    registry.register_collector(Box::new(metrics));
+    let server = halyard_http::HttpServer::bind_with_registry(c, model.clone(), registry)
+        .context("cannot start the HTTP face")?;
+    Ok(Some(Box::new(Http(server))))
+}
+
+/// Binds every configured face (all or none: a failure stops the start),
+/// then runs each in its own task.
+pub async fn start(
+    cli: &Cli,
+    cfg: &Config,
+    data_dir: &Path,
+    node: &str,
+    model: Arc<dyn InformationModel>,
+    stop: watch::Receiver<bool>,
+) -> anyhow::Result<Faces> {
+    let mut bound: Vec<Box<dyn Face>> = Vec::new();
+    bound.extend(bind_snmp(cli, cfg, data_dir, node, &model).await?);
+    bound.extend(bind_netconf(cli, cfg, data_dir, &model).await?);
+    // HTTP last: its /metrics serves the others' counters.
+    let mut metrics = FaceMetrics::default();
+    for f in &bound {
+        f.resources(&mut metrics);
+    }
+    bound.extend(bind_http(cli, cfg, data_dir, &model, metrics)?);
+    let mut faces = Faces::default();
+    for face in bound {
+        let name = face.name();
+        let stop = stop.clone();
+        let task = tokio::spawn({
+            let name = name.clone();
+            async move {
+                if let Err(e) = face.run(stop).await {
+                    tracing::error!(face = %name, error = format!("{e:#}"), "face stopped");
+                }
+            }
+        });
+        faces.tasks.push((name, task));
+    }
+    Ok(faces)
+}
