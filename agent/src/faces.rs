@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use halyard_cluster_model::layer::{CallStats, Traced};
 use halyard_cluster_model::port::InformationModel;
 use tokio::sync::watch;
 
@@ -29,8 +30,24 @@ pub trait Face: Send + 'static {
     async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()>;
 }
 
+/// Longest a face waits for one read of the model (a get, a page of a
+/// walk, a query, a replay) before it answers with a timeout. Each face
+/// also bounds whole requests (SNMP 5 s, HTTP 10 s): this guards the rest
+/// (NETCONF's, notifications' replays) against a stuck model.
+const MODEL_READ_DEADLINE: Duration = Duration::from_secs(10);
+
+/// The model as `face` sees it: traced, timed, reads bounded.
+fn layered(
+    model: &Arc<dyn InformationModel>,
+    face: &'static str,
+) -> (Arc<dyn InformationModel>, Arc<CallStats>) {
+    let t = Traced::new(model.clone(), face).with_read_deadline(MODEL_READ_DEADLINE);
+    let stats = t.stats();
+    (Arc::new(t), stats)
+}
+
 /// The SNMP face (UDP, v1/v2c/v3).
-struct Snmp(halyard_snmp::SnmpAgent);
+struct Snmp(halyard_snmp::SnmpAgent, Arc<CallStats>);
 
 #[async_trait::async_trait]
 impl Face for Snmp {
@@ -39,6 +56,7 @@ impl Face for Snmp {
     }
     fn resources(&self, metrics: &mut FaceMetrics) {
         metrics.snmp = Some(self.0.engine());
+        metrics.calls.push(("snmp", self.1.clone()));
     }
     async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         Ok(self.0.run(until(stop)).await?)
@@ -46,7 +64,7 @@ impl Face for Snmp {
 }
 
 /// The NETCONF face (SSH).
-struct Netconf(halyard_netconf::NetconfServer);
+struct Netconf(halyard_netconf::NetconfServer, Arc<CallStats>);
 
 #[async_trait::async_trait]
 impl Face for Netconf {
@@ -55,6 +73,7 @@ impl Face for Netconf {
     }
     fn resources(&self, metrics: &mut FaceMetrics) {
         metrics.netconf = Some(self.0.stats());
+        metrics.calls.push(("netconf", self.1.clone()));
     }
     async fn run(self: Box<Self>, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
         self.0.run(until(stop)).await;
@@ -226,11 +245,11 @@ async fn bind_snmp(
     if listen.is_empty() {
         return Ok(None);
     }
-    let agent =
-        halyard_snmp::SnmpAgent::bind(snmp_config(cfg, listen, data_dir, node)?, model.clone())
-            .await
-            .context("cannot start the SNMP face")?;
-    Ok(Some(Box::new(Snmp(agent))))
+    let (model, calls) = layered(model, "snmp");
+    let agent = halyard_snmp::SnmpAgent::bind(snmp_config(cfg, listen, data_dir, node)?, model)
+        .await
+        .context("cannot start the SNMP face")?;
+    Ok(Some(Box::new(Snmp(agent, calls))))
 }
 
 /// The NETCONF face, when it listens anywhere.
@@ -257,10 +276,11 @@ async fn bind_netconf(
         })
         .collect();
     c.trace_dir = cfg.netconf.trace_dir.clone();
-    let server = halyard_netconf::NetconfServer::bind(c, model.clone())
+    let (model, calls) = layered(model, "netconf");
+    let server = halyard_netconf::NetconfServer::bind(c, model)
         .await
         .context("cannot start the NETCONF face")?;
-    Ok(Some(Box::new(Netconf(server))))
+    Ok(Some(Box::new(Netconf(server, calls))))
 }
 
 /// The HTTP face, when it listens anywhere; its `/metrics` also serves
@@ -270,7 +290,7 @@ fn bind_http(
     cfg: &Config,
     data_dir: &Path,
     model: &Arc<dyn InformationModel>,
-    metrics: FaceMetrics,
+    mut metrics: FaceMetrics,
 ) -> anyhow::Result<Option<Box<dyn Face>>> {
     let listen = addrs(cli.http_listen, &cfg.http.listen);
     if listen.is_empty() {
@@ -302,9 +322,11 @@ fn bind_http(
             .map(|_| crate::boot::store(data_dir).slot_dir("")),
         ..halyard_http::HttpConfig::default()
     };
+    let (model, calls) = layered(model, "http");
+    metrics.calls.push(("http", calls));
     let mut registry = halyard_http::Registry::default();
     registry.register_collector(Box::new(metrics));
-    let server = halyard_http::HttpServer::bind_with_registry(c, model.clone(), registry)
+    let server = halyard_http::HttpServer::bind_with_registry(c, model, registry)
         .context("cannot start the HTTP face")?;
     Ok(Some(Box::new(Http(server))))
 }

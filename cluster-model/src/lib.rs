@@ -9,6 +9,7 @@
 
 pub mod alarm;
 pub mod latency;
+pub mod layer;
 pub mod memory;
 pub mod meta;
 pub mod name;

@@ -371,3 +371,135 @@ pub trait InformationModel: Send + Sync + 'static {
         until: Option<Timestamp>,
     ) -> Result<Vec<Arc<Notification>>, ModelError>;
 }
+
+/// A model that hands every call to a base model unless it overrides it:
+/// a layer over the port, or a test double that changes one call. Every
+/// `Forward` is an [`InformationModel`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// use async_trait::async_trait;
+/// use halyard_cluster_model::memory::{MemoryModel, demo_element};
+/// use halyard_cluster_model::port::{Forward, InformationModel, ManagedObject, ModelError};
+///
+/// /// Counts reads by index; everything else is the memory model's.
+/// struct Counting(Arc<MemoryModel>, AtomicU32);
+///
+/// #[async_trait]
+/// impl Forward for Counting {
+///     fn base(&self) -> &dyn InformationModel {
+///         &*self.0
+///     }
+///     async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+///         self.1.fetch_add(1, Ordering::Relaxed);
+///         self.base().get_by_index(index).await
+///     }
+/// }
+///
+/// let model: Arc<dyn InformationModel> =
+///     Arc::new(Counting(Arc::new(demo_element()), AtomicU32::new(0)));
+/// # let _ = model;
+/// ```
+#[async_trait]
+pub trait Forward: Send + Sync + 'static {
+    /// The model the calls not overridden go to.
+    fn base(&self) -> &dyn InformationModel;
+
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
+        self.base().get(name).await
+    }
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+        self.base().get_by_index(index).await
+    }
+    async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
+        self.base().query(query).await
+    }
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.base().walk(class, after, limit).await
+    }
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        self.base().transact(tx).await
+    }
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        self.base().validate(tx).await
+    }
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        self.base().audit(principal, event, result).await
+    }
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError> {
+        self.base().invoke(target, operation, args, principal).await
+    }
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
+        self.base().subscribe(filter)
+    }
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError> {
+        self.base().history(filter, since, until).await
+    }
+}
+
+#[async_trait]
+impl<T: Forward> InformationModel for T {
+    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
+        Forward::get(self, name).await
+    }
+    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
+        Forward::get_by_index(self, index).await
+    }
+    async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
+        Forward::query(self, query).await
+    }
+    async fn walk(
+        &self,
+        class: Option<&'static ClassMeta>,
+        after: u32,
+        limit: usize,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        Forward::walk(self, class, after, limit).await
+    }
+    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        Forward::transact(self, tx).await
+    }
+    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        Forward::validate(self, tx).await
+    }
+    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
+        Forward::audit(self, principal, event, result).await
+    }
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: Vec<(String, Value)>,
+        principal: Principal,
+    ) -> Result<JobHandle, ModelError> {
+        Forward::invoke(self, target, operation, args, principal).await
+    }
+    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
+        Forward::subscribe(self, filter)
+    }
+    async fn history(
+        &self,
+        filter: &NotificationFilter,
+        since: Timestamp,
+        until: Option<Timestamp>,
+    ) -> Result<Vec<Arc<Notification>>, ModelError> {
+        Forward::history(self, filter, since, until).await
+    }
+}

@@ -16,8 +16,8 @@ use halyard_cluster_model::memory::{MemoryModel, demo_element};
 use halyard_cluster_model::meta::ClassMeta;
 use halyard_cluster_model::model::JobState;
 use halyard_cluster_model::port::{
-    Change, InformationModel, JobHandle, JobStatus, ManagedObject, ModelError, Notification,
-    NotificationFilter, Principal, Query, Subscription, Transaction, TxError,
+    Change, Forward, InformationModel, JobHandle, JobStatus, ManagedObject, ModelError, Principal,
+    Transaction, TxError,
 };
 use halyard_cluster_model::{ObjectName, SCHEMA, Timestamp, Value};
 use halyard_http::{HttpConfig, HttpError, HttpServer, Limits, Role, UserConfig};
@@ -205,16 +205,12 @@ impl TestModel {
     }
 }
 
+/// Overrides what the tests watch (walks' page sizes) or script (jobs,
+/// conflicts, alarms); the rest reach the memory model.
 #[async_trait]
-impl InformationModel for TestModel {
-    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
-        self.inner.get(name).await
-    }
-    async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
-        self.inner.get_by_index(index).await
-    }
-    async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
-        self.inner.query(query).await
+impl Forward for TestModel {
+    fn base(&self) -> &dyn InformationModel {
+        &self.inner
     }
     async fn walk(
         &self,
@@ -224,15 +220,6 @@ impl InformationModel for TestModel {
     ) -> Result<Vec<ManagedObject>, ModelError> {
         self.walks.lock().unwrap().push(limit);
         self.inner.walk(class, after, limit).await
-    }
-    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
-        self.inner.transact(tx).await
-    }
-    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
-        InformationModel::audit(&self.inner, principal, event, result).await
-    }
-    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
-        InformationModel::validate(&self.inner, tx).await
     }
     async fn invoke(
         &self,
@@ -282,17 +269,6 @@ impl InformationModel for TestModel {
             _ => {}
         }
         Ok(job)
-    }
-    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
-        self.inner.subscribe(filter)
-    }
-    async fn history(
-        &self,
-        filter: &NotificationFilter,
-        since: Timestamp,
-        until: Option<Timestamp>,
-    ) -> Result<Vec<Arc<Notification>>, ModelError> {
-        self.inner.history(filter, since, until).await
     }
 }
 

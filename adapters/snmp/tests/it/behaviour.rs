@@ -5,9 +5,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use halyard_cluster_model::memory::{MemoryModel, demo_element};
-use halyard_cluster_model::meta::ClassMeta;
 use halyard_cluster_model::port::*;
-use halyard_cluster_model::{ObjectName, Timestamp, Value};
 
 use crate::harness::*;
 use crate::netsnmp::instance;
@@ -17,10 +15,11 @@ struct SlowFans(Arc<MemoryModel>);
 
 const SLOW: Duration = Duration::from_secs(6);
 
+/// Overrides one call; the rest reach the demo element.
 #[async_trait]
-impl InformationModel for SlowFans {
-    async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
-        self.0.get(name).await
+impl Forward for SlowFans {
+    fn base(&self) -> &dyn InformationModel {
+        &*self.0
     }
     async fn get_by_index(&self, index: u32) -> Result<ManagedObject, ModelError> {
         let o = self.0.get_by_index(index).await?;
@@ -28,46 +27,6 @@ impl InformationModel for SlowFans {
             tokio::time::sleep(SLOW).await;
         }
         Ok(o)
-    }
-    async fn query(&self, q: &Query) -> Result<Vec<ManagedObject>, ModelError> {
-        self.0.query(q).await
-    }
-    async fn walk(
-        &self,
-        class: Option<&'static ClassMeta>,
-        after: u32,
-        limit: usize,
-    ) -> Result<Vec<ManagedObject>, ModelError> {
-        self.0.walk(class, after, limit).await
-    }
-    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
-        self.0.transact(tx).await
-    }
-    async fn audit(&self, principal: &Principal, event: &str, result: &str) {
-        InformationModel::audit(&*self.0, principal, event, result).await
-    }
-    async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
-        InformationModel::validate(&*self.0, tx).await
-    }
-    async fn invoke(
-        &self,
-        target: &ObjectName,
-        operation: &str,
-        args: Vec<(String, Value)>,
-        principal: Principal,
-    ) -> Result<JobHandle, ModelError> {
-        self.0.invoke(target, operation, args, principal).await
-    }
-    fn subscribe(&self, filter: NotificationFilter) -> Subscription {
-        self.0.subscribe(filter)
-    }
-    async fn history(
-        &self,
-        filter: &NotificationFilter,
-        since: Timestamp,
-        until: Option<Timestamp>,
-    ) -> Result<Vec<Arc<Notification>>, ModelError> {
-        self.0.history(filter, since, until).await
     }
 }
 
