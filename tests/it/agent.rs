@@ -50,10 +50,6 @@ impl Agent {
 
     fn spawn(&mut self) {
         let mut cmd = Command::new(halyard());
-        // The agent and its components share a process group, so dropping
-        // the Agent leaves no component process behind.
-        use std::os::unix::process::CommandExt;
-        cmd.process_group(0);
         if let Some(c) = &self.config {
             cmd.arg("--config").arg(c);
         }
@@ -179,10 +175,7 @@ impl Agent {
 impl Drop for Agent {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
-            let _ = Command::new("kill")
-                .args(["-KILL", "--", &format!("-{}", c.id())])
-                .stderr(Stdio::null())
-                .status();
+            halyard_tests::kill_tree(c.id());
             let _ = c.kill();
             let _ = c.wait();
         }

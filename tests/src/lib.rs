@@ -321,9 +321,11 @@ checkpoint = "asynchronous"
     pub fn kill9(&mut self, name: &str) {
         let boot = self.boot;
         if let Some(mut c) = self.node_mut(name).child.take() {
+            kill_tree(c.id());
             if boot {
                 let _ = Command::new("kill")
                     .args(["-KILL", "--", &format!("-{}", c.id())])
+                    .stderr(Stdio::null())
                     .status();
             }
             let _ = c.kill();
@@ -891,27 +893,45 @@ impl Sshd {
     /// TCP port still accepts, nothing answers).
     pub fn signal_all(&self, signal: &str) {
         let Some(c) = &self.child else { return };
-        let mut pids = vec![c.id()];
-        let mut i = 0;
-        while i < pids.len() {
-            let out = Command::new("ps")
-                .args(["-o", "pid=", "--ppid", &pids[i].to_string()])
-                .output()
-                .expect("ps (procps) is installed");
-            pids.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-            i += 1;
-        }
-        for pid in pids {
+        for pid in process_tree(c.id()) {
             // Some have exited since ps listed them.
             let _ = Command::new("kill")
                 .args([signal, &pid.to_string()])
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+/// `pid` and every process descended from it (children first listed after
+/// their parents), read from ps before anything is signalled.
+pub fn process_tree(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        let out = Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &pids[i].to_string()])
+            .output()
+            .expect("ps (procps) is installed");
+        pids.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+        i += 1;
+    }
+    pids
+}
+
+/// SIGKILL to `pid` and everything descended from it, as a node crash
+/// would: components run in process groups of their own, so the agent's
+/// group alone would leave them running.
+pub fn kill_tree(pid: u32) {
+    for p in process_tree(pid) {
+        let _ = Command::new("kill")
+            .args(["-KILL", &p.to_string()])
+            .stderr(Stdio::null())
+            .status();
     }
 }
 

@@ -70,6 +70,12 @@ pub(in crate::core) async fn supervise(
                         .env("HALYARD_INCARNATION", inc.to_string())
                         .stdin(Stdio::null())
                         .kill_on_drop(true)
+                        // Its own process group: a terminal's Ctrl-C (SIGINT
+                        // to the foreground group) reaches the agent alone,
+                        // which stops components in order, children first,
+                        // instead of every component dying at once and
+                        // being handled as failed.
+                        .process_group(0)
                         .spawn();
                     match spawned {
                         Ok(c) => {
