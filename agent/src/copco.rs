@@ -35,18 +35,7 @@ pub(crate) fn finished_job(job: ObjectName, detail: String) -> JobHandle {
     JobHandle { job, status }
 }
 
-/// What COpCo does with a command that conflicts with a running job
-/// (`[agent] conflict_policy` in the config file).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ConflictPolicy {
-    /// Refuse it at once, naming the job that holds the subtree.
-    #[default]
-    Reject,
-    /// Queue it (job state `queued`) until the subtree is free, at most
-    /// [`QUEUE_LIMIT`]; then reject it.
-    Queue,
-}
+use crate::config::ConflictPolicy;
 
 /// Longest a queued command waits for its subtree.
 pub const QUEUE_LIMIT: Duration = Duration::from_secs(60);

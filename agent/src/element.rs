@@ -33,7 +33,7 @@ pub struct ObjectSpec {
 pub struct Element {
     pub root: String,
     /// What COpCo does with conflicting commands.
-    pub conflict_policy: crate::copco::ConflictPolicy,
+    pub conflict_policy: crate::config::ConflictPolicy,
     pub objects: Vec<ObjectSpec>,
     pub groups: Vec<SgConfig>,
     pub components: Vec<ComponentSpec>,

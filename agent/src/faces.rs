@@ -356,11 +356,12 @@ pub async fn start(
         let stop = stop.clone();
         let task = tokio::spawn({
             let name = name.clone();
-            async move {
+            // In the agent's span (the node's name), as every log line is.
+            tracing::Instrument::in_current_span(async move {
                 if let Err(e) = face.run(stop).await {
                     tracing::error!(face = %name, error = format!("{e:#}"), "face stopped");
                 }
-            }
+            })
         });
         faces.tasks.push((name, task));
     }

@@ -298,7 +298,7 @@ pub struct AgentSection {
     pub watchdog_device: Option<PathBuf>,
     /// COpCo's policy for a command that conflicts with a running job.
     #[serde(default)]
-    pub conflict_policy: crate::copco::ConflictPolicy,
+    pub conflict_policy: crate::config::ConflictPolicy,
 }
 
 #[derive(Debug, Clone, Deserialize, Default)]

@@ -105,7 +105,10 @@ severity = "minor"
 #[test]
 fn words_become_their_enums() {
     let c = parse("w.toml", WORDS).unwrap();
-    assert_eq!(c.agent.conflict_policy, crate::copco::ConflictPolicy::Queue);
+    assert_eq!(
+        c.agent.conflict_policy,
+        crate::config::ConflictPolicy::Queue
+    );
     assert_eq!(c.snmp.users[0].auth, SnmpAuth::Sha256);
     assert_eq!(c.snmp.users[0].privacy, Some(SnmpPriv::Des));
     assert_eq!(c.http.users[0].role, Role::Viewer);
@@ -148,7 +151,7 @@ fn omitted_words_take_their_defaults() {
     let c = parse("d.toml", &text).unwrap();
     assert_eq!(
         c.agent.conflict_policy,
-        crate::copco::ConflictPolicy::Reject
+        crate::config::ConflictPolicy::Reject
     );
     assert_eq!(c.http.users[0].role, Role::Operator);
     let g = &c.groups[0];

@@ -193,3 +193,16 @@ pub enum SnmpPriv {
     #[serde(rename = "DES")]
     Des,
 }
+
+/// What COpCo does with a command that conflicts with a running job
+/// (`[agent] conflict_policy` in the config file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConflictPolicy {
+    /// Refuse it at once, naming the job that holds the subtree.
+    #[default]
+    Reject,
+    /// Queue it (job state `queued`) until the subtree is free, at most
+    /// COpCo's `QUEUE_LIMIT`; then reject it.
+    Queue,
+}

@@ -265,7 +265,7 @@ mod tests {
     async fn model(dir: &std::path::Path) -> (Arc<AgentModel>, halyard_backend::core::Running) {
         let el = Element {
             root: "ne=1".into(),
-            conflict_policy: crate::copco::ConflictPolicy::Queue,
+            conflict_policy: crate::config::ConflictPolicy::Queue,
             objects: vec![
                 ObjectSpec {
                     class: "NetworkElement",
