@@ -42,7 +42,7 @@ conflict_policy = "queue"
 name = "u"
 auth = "SHA-256"
 auth_pass = "12345678"
-priv = "DES"
+priv = "AES-128"
 priv_pass = "12345678"
 [[http.users]]
 name = "h"
@@ -110,7 +110,7 @@ fn words_become_their_enums() {
         crate::config::ConflictPolicy::Queue
     );
     assert_eq!(c.snmp.users[0].auth, SnmpAuth::Sha256);
-    assert_eq!(c.snmp.users[0].privacy, Some(SnmpPriv::Des));
+    assert_eq!(c.snmp.users[0].privacy, Some(SnmpPriv::Aes));
     assert_eq!(c.http.users[0].role, Role::Viewer);
     assert_eq!(c.netconf.users[0].role, Role::Admin);
     assert_eq!(c.shelves[0].frus[0].kind, FruClass::Linecard);
@@ -184,7 +184,7 @@ fn an_unknown_word_names_file_line_column_and_the_expected_words() {
                 "SHA", "SHA-1", "SHA-224", "SHA-256", "SHA-384", "SHA-512", "MD5",
             ],
         ),
-        ("priv = ", &["AES", "AES-128", "DES"]),
+        ("priv = ", &["AES", "AES-128"]),
         ("role = \"viewer", &["viewer", "operator", "admin"]),
         ("role = \"admin", &["viewer", "operator", "admin"]),
         (
@@ -501,4 +501,15 @@ fn check_thresholds_refuses_falling_above_rising() {
         "name = \"t\"",
         "found falling 3 above rising 2, expected falling <= rising",
     );
+}
+
+/// DES was accepted and AES-128 used instead, so net-snmp's `-x DES`
+/// failed with "decryption error"; now the file is refused at the word.
+#[test]
+fn des_privacy_is_refused_where_it_is_written() {
+    let text = WORDS.replace("priv = \"AES-128\"", "priv = \"DES\"");
+    let line = text.lines().position(|l| l.starts_with("priv = ")).unwrap() + 1;
+    let e = parse("w.toml", &text).unwrap_err().to_string();
+    assert!(e.contains(&format!("w.toml:{line}:")), "{e}");
+    assert!(e.contains("DES") && e.contains("`AES`"), "{e}");
 }

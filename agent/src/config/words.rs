@@ -184,14 +184,13 @@ pub enum SnmpAuth {
 }
 
 /// `priv` of an SNMPv3 user (USM privacy protocol). The SNMP face has
-/// only AES-128: it uses that whichever word is given (as it did when this
-/// was a string).
+/// AES-128 (RFC 3826) only, so "DES" is refused where it is written: it
+/// was accepted and AES used instead, and clients configured for DES got
+/// "decryption error" with no hint why.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SnmpPriv {
     #[serde(rename = "AES", alias = "AES-128")]
     Aes,
-    #[serde(rename = "DES")]
-    Des,
 }
 
 /// What COpCo does with a command that conflicts with a running job
