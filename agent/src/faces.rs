@@ -178,20 +178,22 @@ fn snmp_config(
         })
         .collect();
     c.views.insert("all".into(), View::all());
-    c.groups = vec![
-        Group {
-            name: "ro".into(),
-            read_view: Some("all".into()),
-            write_view: None,
-            min_level: SecurityLevel::AuthNoPriv,
-        },
-        Group {
-            name: "rw".into(),
-            read_view: Some("all".into()),
-            write_view: Some("all".into()),
-            min_level: SecurityLevel::AuthNoPriv,
-        },
-    ];
+    // A user with a privacy key is served at authPriv only: accepted at
+    // authNoPriv, its SETs (and reads) travelled in clear text.
+    c.groups = [
+        ("ro", false, SecurityLevel::AuthNoPriv),
+        ("rw", true, SecurityLevel::AuthNoPriv),
+        ("ro-priv", false, SecurityLevel::AuthPriv),
+        ("rw-priv", true, SecurityLevel::AuthPriv),
+    ]
+    .into_iter()
+    .map(|(name, write, min_level)| Group {
+        name: name.into(),
+        read_view: Some("all".into()),
+        write_view: write.then(|| "all".into()),
+        min_level,
+    })
+    .collect();
     for u in &cfg.snmp.users {
         let auth = match u.auth {
             crate::config::SnmpAuth::Md5 => AuthProtocol::Md5,
@@ -208,7 +210,12 @@ fn snmp_config(
                 .priv_pass
                 .as_ref()
                 .map(|p| (PrivProtocol::Aes128, p.get_ref().clone())),
-            group: if u.write { "rw".into() } else { "ro".into() },
+            group: match (u.write, u.priv_pass.is_some()) {
+                (false, false) => "ro".into(),
+                (true, false) => "rw".into(),
+                (false, true) => "ro-priv".into(),
+                (true, true) => "rw-priv".into(),
+            },
         });
     }
     for t in &cfg.snmp.traps {

@@ -268,6 +268,27 @@ fn the_demo_element_on_snmp_lock_through_crim_and_names_stable_across_a_restart(
         !ok || out.contains("noAccess") || out.contains("notWritable"),
         "{out}"
     );
+    // The v3 user has a privacy key: without privacy (authNoPriv) it is
+    // refused, reads and writes, so no SET travels in clear text.
+    let no_priv = [
+        "-v3",
+        "-l",
+        "authNoPriv",
+        "-u",
+        "operator",
+        "-a",
+        "SHA-256",
+        "-A",
+        "halyard-demo-auth",
+    ];
+    let (ok, out) = a.snmp(
+        "snmpset",
+        &no_priv,
+        &[&format!("{HC}.1.9.1.10.{i}"), "i", "2"],
+    );
+    assert!(!ok && out.contains("authorizationError"), "{out}");
+    let (ok, out) = a.snmp("snmpget", &no_priv, &["1.3.6.1.2.1.1.5.0"]);
+    assert!(!ok && out.contains("authorizationError"), "{out}");
     // The SNMP face's own counters are on /metrics: the refused SET counts.
     let (code, metrics) = a.curl("GET", "/metrics", None);
     assert_eq!(code, 200);
