@@ -13,9 +13,11 @@ use serde::{Deserialize, Serialize};
 pub enum Role {
     /// Reads objects, alarms, events, metrics.
     Viewer,
-    /// Also invokes operations (lock, switch-over, acknowledge, ...).
+    /// Also invokes operations (lock, switch-over, acknowledge, ...) and
+    /// writes attributes.
     Operator,
-    /// Also writes attributes.
+    /// Everything an operator does; kept for the rights only an
+    /// administrator will have (users, rules, upgrades).
     Admin,
 }
 
