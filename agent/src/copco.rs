@@ -253,9 +253,9 @@ pub async fn invoke(
         return r;
     }
 
-    // The simulated hot-swap bus: the manager acts on what it reports.
-    if obj.class.name == "HotSwapController" && matches!(method.name, "Insert" | "Remove") {
-        return crate::hotswap::operation(model, target, method.name, &args, &principal).await;
+    // Served by a manager of its own (the simulated hot-swap bus's).
+    if let Some(server) = model.server_of(obj.class, method.name) {
+        return server.invoke(target, method.name, &args, &principal).await;
     }
 
     let steps: Vec<Step> = match (method.name, is_component) {

@@ -548,8 +548,38 @@ impl HotSwap {
 /// The hot-swap controllers' Insert and Remove operations: the simulated
 /// bus reports the unit inserted into (removed from) a slot of the
 /// controller's shelf; the manager acts on it as on any bus event.
-pub async fn operation(
+#[derive(Debug)]
+pub struct SimBusOperations {
+    pub model: std::sync::Weak<AgentModel>,
+    pub port: SimBusPort,
+}
+
+#[async_trait::async_trait]
+impl crate::operations::Operations for SimBusOperations {
+    fn serves(&self, class: &halyard_cluster_model::meta::ClassMeta, operation: &str) -> bool {
+        class.name == "HotSwapController" && matches!(operation, "Insert" | "Remove")
+    }
+
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: &[(String, Value)],
+        principal: &Principal,
+    ) -> Result<JobHandle, ModelError> {
+        let model = self
+            .model
+            .upgrade()
+            .ok_or_else(|| ModelError::Unavailable {
+                reason: "the agent is stopping".into(),
+            })?;
+        sim_bus_operation(&model, &self.port, target, operation, args, principal).await
+    }
+}
+
+async fn sim_bus_operation(
     model: &AgentModel,
+    port: &SimBusPort,
     target: &ObjectName,
     operation: &str,
     args: &[(String, Value)],
@@ -611,12 +641,6 @@ pub async fn operation(
                 .into(),
         });
     }
-    let port = model
-        .swap_bus
-        .get()
-        .ok_or_else(|| ModelError::Unavailable {
-            reason: "the simulated hot-swap bus is not running".into(),
-        })?;
     let what = format!("{operation} {target}");
     if let Err(reason) = pointless(model, port, &event).await {
         model

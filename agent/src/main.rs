@@ -16,6 +16,7 @@ mod faces;
 mod hotswap;
 mod loadserver;
 mod model;
+mod operations;
 mod proxy;
 mod replication;
 mod stats;
@@ -367,14 +368,17 @@ async fn run_node(
     }
     // The hot-swap manager on the simulated bus, and a directory bus when configured.
     let (swap_handle, sim_bus) = halyard_backend::hotswap::sim_bus(64);
-    let _ = model.swap_bus.set(hotswap::SimBusPort {
-        bus: swap_handle,
-        fru_types: cfg
-            .fru_types
-            .iter()
-            .map(|t| t.name.get_ref().clone())
-            .collect(),
-    });
+    model.serve(Arc::new(hotswap::SimBusOperations {
+        model: Arc::downgrade(&model),
+        port: hotswap::SimBusPort {
+            bus: swap_handle,
+            fru_types: cfg
+                .fru_types
+                .iter()
+                .map(|t| t.name.get_ref().clone())
+                .collect(),
+        },
+    }));
     let dir_bus = cfg.hotswap.directory.as_ref().map(|d| {
         halyard_backend::hotswap::DirBus::new(
             d,

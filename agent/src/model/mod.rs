@@ -74,8 +74,8 @@ pub struct AgentModel {
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
     /// Serializes alarm changes (raise, fold, clear).
     alarm_lock: Mutex<AlarmGuards>,
-    /// The simulated hot-swap bus the controllers' Insert and Remove feed.
-    pub(crate) swap_bus: std::sync::OnceLock<crate::hotswap::SimBusPort>,
+    /// Managers serving operations of their own (see [`crate::operations`]).
+    operations: std::sync::RwLock<Vec<Arc<dyn crate::operations::Operations>>>,
     /// Proxy component -> (its non-peer node's object, its host node).
     proxies: BTreeMap<String, (String, String)>,
 }
@@ -127,7 +127,7 @@ impl AgentModel {
             update_errors: std::sync::atomic::AtomicU64::new(0),
             audits: Mutex::new(Default::default()),
             alarm_lock: Mutex::new(AlarmGuards::default()),
-            swap_bus: std::sync::OnceLock::new(),
+            operations: std::sync::RwLock::default(),
             proxies: element.proxies.clone(),
         });
         let mut fresh = Vec::new();
@@ -212,6 +212,28 @@ impl AgentModel {
     }
 
     /// This model, shared (jobs outlive the call that started them).
+    /// Registers a manager's operations (at start-up).
+    pub(crate) fn serve(&self, ops: Arc<dyn crate::operations::Operations>) {
+        self.operations
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push(ops);
+    }
+
+    /// The manager serving `operation` on `class`, if one does.
+    pub(crate) fn server_of(
+        &self,
+        class: &halyard_cluster_model::meta::ClassMeta,
+        operation: &str,
+    ) -> Option<Arc<dyn crate::operations::Operations>> {
+        self.operations
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|o| o.serves(class, operation))
+            .cloned()
+    }
+
     pub(crate) fn self_arc(&self) -> Arc<AgentModel> {
         self.me
             .upgrade()
