@@ -15,40 +15,19 @@ use std::time::Duration;
 use halyard_cluster_model::model::LogLevel;
 use halyard_cluster_model::port::{InformationModel, Query};
 use halyard_cluster_model::{ObjectName, SchemaEnum, Timestamp, Value};
-use serde::{Deserialize, Serialize};
+
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
 use tracing_subscriber::layer::Context;
 
 use crate::model::AgentModel;
-use crate::replication::{Reader, Replicated};
+use crate::replication::{Batch, Reader, Rec, Replicated};
 
 /// Records kept as objects.
 pub const KEEP: usize = 500;
 /// A black box is attached to an incident of its component that started
 /// this close to the failure.
 const ATTACH_WINDOW_MS: i64 = 10_000;
-
-/// One record as it travels through the log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Rec {
-    /// Milliseconds since the epoch.
-    pub t: i64,
-    pub level: String,
-    pub source: String,
-    pub message: String,
-    /// Part of a black box: the failure's time.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failure: Option<i64>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Batch {
-    pub node: String,
-    pub boot: u64,
-    pub seq: u64,
-    pub records: Vec<Rec>,
-}
 
 /// The tracing layer that feeds the cluster log: warnings and errors of
 /// this process (a full queue drops records and counts them; logging never

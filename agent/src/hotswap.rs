@@ -656,7 +656,7 @@ async fn sim_bus_operation(
             reason: e.to_string(),
         })?;
     model.audit(principal, &what, &detail).await;
-    Ok(crate::copco::finished_job(target.clone(), detail))
+    Ok(crate::copco::locks::finished_job(target.clone(), detail))
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ async fn run(
     cli: Cli,
     source: String,
     mut cfg: config::Config,
-    log_rx: tokio::sync::mpsc::Receiver<clusterlog::Rec>,
+    log_rx: tokio::sync::mpsc::Receiver<replication::Rec>,
 ) -> anyhow::Result<Exit> {
     let (node, data_dir) = node_dirs(&cli, &cfg)?;
     let own = cfg
@@ -278,7 +278,7 @@ async fn run_node(
     node: String,
     data_dir: PathBuf,
     run_dir: PathBuf,
-    log_rx: tokio::sync::mpsc::Receiver<clusterlog::Rec>,
+    log_rx: tokio::sync::mpsc::Receiver<replication::Rec>,
 ) -> anyhow::Result<Exit> {
     let clustered = cfg.clustered();
     tracing::info!(config = %source, data_dir = %data_dir.display(), "starting");

@@ -11,7 +11,6 @@ use halyard_backend::core::HaCore;
 use halyard_backend::replicated::{Change, RelayedAlarm, Retention};
 use serde::{Deserialize, Serialize};
 
-use crate::clusterlog::Batch;
 use crate::upgrade::{Campaign, CampaignOp, NodeRelease};
 
 /// Audit records the log keeps (the model shows as many).
@@ -221,4 +220,27 @@ mod tests {
             }
         );
     }
+}
+
+/// The cluster log's payload (`crate::clusterlog`): one record, and a
+/// node's batch of them.
+/// One record as it travels through the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rec {
+    /// Milliseconds since the epoch.
+    pub t: i64,
+    pub level: String,
+    pub source: String,
+    pub message: String,
+    /// Part of a black box: the failure's time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    pub node: String,
+    pub boot: u64,
+    pub seq: u64,
+    pub records: Vec<Rec>,
 }

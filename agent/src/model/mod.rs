@@ -19,7 +19,7 @@ use halyard_cluster_model::port::ModelError;
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use tokio::sync::Mutex;
 
-use crate::copco::Copco;
+use crate::copco::locks::Copco;
 use crate::element::Element;
 use crate::replication::Reader;
 
@@ -250,7 +250,7 @@ impl AgentModel {
         job: &ObjectName,
     ) -> Result<(), String> {
         self.copco
-            .acquire_queued(target, job, crate::copco::QUEUE_LIMIT)
+            .acquire_queued(target, job, crate::copco::locks::QUEUE_LIMIT)
             .await
     }
 
