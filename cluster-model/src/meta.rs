@@ -106,6 +106,130 @@ pub struct MetricMeta {
     pub kind: MetricKind,
 }
 
+/// ENTITY-MIB `PhysicalClass` (RFC 6933): what kind of physical entity a
+/// class's objects are (the schema's `Entity` class qualifier). The
+/// discriminant is the SMIv2 value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u32)]
+pub enum PhysicalClass {
+    Other = 1,
+    Unknown = 2,
+    Chassis = 3,
+    Backplane = 4,
+    Container = 5,
+    PowerSupply = 6,
+    Fan = 7,
+    Sensor = 8,
+    Module = 9,
+    Port = 10,
+    Stack = 11,
+    Cpu = 12,
+    EnergyObject = 13,
+    Battery = 14,
+    StorageDrive = 15,
+}
+
+impl PhysicalClass {
+    pub const ALL: [Self; 15] = [
+        Self::Other,
+        Self::Unknown,
+        Self::Chassis,
+        Self::Backplane,
+        Self::Container,
+        Self::PowerSupply,
+        Self::Fan,
+        Self::Sensor,
+        Self::Module,
+        Self::Port,
+        Self::Stack,
+        Self::Cpu,
+        Self::EnergyObject,
+        Self::Battery,
+        Self::StorageDrive,
+    ];
+
+    /// The SMIv2 value (entPhysicalClass).
+    pub fn value(self) -> u32 {
+        self as u32
+    }
+
+    /// The ENTITY-MIB label, as the schema spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Other => "other",
+            Self::Unknown => "unknown",
+            Self::Chassis => "chassis",
+            Self::Backplane => "backplane",
+            Self::Container => "container",
+            Self::PowerSupply => "powerSupply",
+            Self::Fan => "fan",
+            Self::Sensor => "sensor",
+            Self::Module => "module",
+            Self::Port => "port",
+            Self::Stack => "stack",
+            Self::Cpu => "cpu",
+            Self::EnergyObject => "energyObject",
+            Self::Battery => "battery",
+            Self::StorageDrive => "storageDrive",
+        }
+    }
+}
+
+/// The standard meaning of an attribute (the schema's `Role` property
+/// qualifier), named after the ENTITY-MIB / ENTITY-STATE-MIB / RFC 8348
+/// leaf it feeds. Faces find attributes by role, never by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// entPhysicalSerialNum, ietf-hardware `serial-num` (string).
+    SerialNum,
+    /// entPhysicalHardwareRev, ietf-hardware `hardware-rev` (string).
+    HardwareRev,
+    /// entPhysicalAlias, ietf-hardware `alias`: the operator's name for it (string).
+    Alias,
+    /// entPhysicalParentRelPos, ietf-hardware `parent-rel-pos` (integer).
+    ParentRelPos,
+    /// entStateAdmin, ietf-hardware `state/admin-state`: an AdminState.
+    AdminState,
+    /// entStateOper, ietf-hardware `state/oper-state`: an OperState.
+    OperState,
+    /// The availability state (an AvailabilityState): entStateUsage and
+    /// entStateStandby derive from it.
+    Availability,
+    /// entStateLastChanged, ietf-hardware `state/state-last-changed` (datetime).
+    StateLastChanged,
+    /// On an indication: the persistent name of the alarm it is about (string).
+    Alarm,
+}
+
+impl Role {
+    pub const ALL: [Self; 9] = [
+        Self::SerialNum,
+        Self::HardwareRev,
+        Self::Alias,
+        Self::ParentRelPos,
+        Self::AdminState,
+        Self::OperState,
+        Self::Availability,
+        Self::StateLastChanged,
+        Self::Alarm,
+    ];
+
+    /// The schema spelling, as in `Role("serialNum")`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::SerialNum => "serialNum",
+            Self::HardwareRev => "hardwareRev",
+            Self::Alias => "alias",
+            Self::ParentRelPos => "parentRelPos",
+            Self::AdminState => "adminState",
+            Self::OperState => "operState",
+            Self::Availability => "availability",
+            Self::StateLastChanged => "stateLastChanged",
+            Self::Alarm => "alarm",
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct AttrMeta {
     pub name: &'static str,
@@ -127,6 +251,8 @@ pub struct AttrMeta {
     pub metric: Option<MetricMeta>,
     /// The class a reference attribute points to.
     pub reference: Option<&'static str>,
+    /// The standard meaning of the attribute, if it has one.
+    pub role: Option<Role>,
     pub declared_in: &'static str,
     pub description: &'static str,
 }
@@ -166,6 +292,11 @@ pub struct ClassMeta {
     pub mib_name: &'static str,
     pub yang_name: &'static str,
     pub description: &'static str,
+    /// The ENTITY-MIB physical class of its objects (inherited from the
+    /// base unless the class sets its own); `None`: not a physical entity.
+    pub entity: Option<PhysicalClass>,
+    /// Its objects are field-replaceable units (entPhysicalIsFRU).
+    pub is_fru: bool,
     /// Every attribute, inherited ones first, in column order.
     pub attributes: &'static [AttrMeta],
     pub methods: &'static [MethodMeta],
@@ -184,6 +315,19 @@ impl ClassMeta {
             .iter()
             .enumerate()
             .find(|(_, a)| a.column == column)
+    }
+
+    /// The attribute with a standard role, if the class has one.
+    pub fn attribute_by_role(&self, role: Role) -> Option<(usize, &'static AttrMeta)> {
+        self.attributes
+            .iter()
+            .enumerate()
+            .find(|(_, a)| a.role == Some(role))
+    }
+
+    /// The ENTITY-MIB physical class of its objects, if they are physical entities.
+    pub fn entity(&self) -> Option<PhysicalClass> {
+        self.entity
     }
 
     pub fn method(&self, name: &str) -> Option<&'static MethodMeta> {

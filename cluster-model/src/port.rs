@@ -35,6 +35,12 @@ impl ManagedObject {
         let (i, _) = self.class.attribute(attribute)?;
         self.values.get(i)
     }
+
+    /// The value of the attribute with a standard role, if the class has one.
+    pub fn by_role(&self, role: crate::meta::Role) -> Option<&Value> {
+        let (i, _) = self.class.attribute_by_role(role)?;
+        self.values.get(i)
+    }
 }
 
 /// Which objects a read covers.

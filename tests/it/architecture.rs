@@ -107,3 +107,364 @@ fn the_core_knows_no_protocol_and_adapters_no_persistence() {
     }
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// Adapters translate through metadata and the schema's qualifiers: none
+/// names a schema class or attribute in a string literal (test code aside).
+#[test]
+fn no_adapter_names_a_schema_class_or_attribute() {
+    let names = schema_names();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for adapter in std::fs::read_dir(root.join("adapters")).expect("adapters/") {
+        let src = adapter.expect("adapter dir").path().join("src");
+        if src.is_dir() {
+            rust_files(&src, &mut files);
+        }
+    }
+    files.sort();
+    assert!(
+        !files.is_empty(),
+        "no adapter sources under {}",
+        root.display()
+    );
+    let mut test_files = Vec::new();
+    for f in &files {
+        test_files.extend(scan(f, &std::fs::read_to_string(f).expect("read source")).test_modules);
+    }
+    let mut violations = Vec::new();
+    for f in &files {
+        if test_files
+            .iter()
+            .any(|t: &std::path::PathBuf| f == t || (t.extension().is_none() && f.starts_with(t)))
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(f).expect("read source");
+        let rel = f.strip_prefix(&root).unwrap_or(f).display().to_string();
+        for (line, lit) in scan(f, &text).literals {
+            if names.contains(lit.as_str()) {
+                violations.push(format!("{rel}:{line}: \"{lit}\""));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "string literals naming a schema class or attribute in adapter code (use the Entity, Fru and Role qualifiers or other metadata; see ARCHITECTURE.md, The schema language):\n{}",
+        violations.join("\n")
+    );
+}
+
+/// Every class and attribute name of the schema.
+fn schema_names() -> std::collections::BTreeSet<&'static str> {
+    let schema = &halyard_cluster_model::SCHEMA;
+    schema
+        .classes
+        .iter()
+        .flat_map(|c| std::iter::once(c.name).chain(c.attributes.iter().map(|a| a.name)))
+        .collect()
+}
+
+fn rust_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read dir") {
+        let p = e.expect("dir entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// What [`scan`] finds in a Rust source file.
+#[derive(Debug, Default)]
+struct Scanned {
+    /// (line, contents) of each string literal outside `#[cfg(test)]` items.
+    literals: Vec<(usize, String)>,
+    /// Files (`x.rs`) and directories (`x/`) of out-of-line `#[cfg(test)] mod x;`.
+    test_modules: Vec<std::path::PathBuf>,
+}
+
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Str(String),
+    Ident(String),
+    Punct(char),
+}
+
+/// Splits Rust source into tokens, each with its line; comments, char
+/// literals and lifetimes are dropped.
+fn tokens(text: &str) -> Vec<(usize, Tok)> {
+    let c: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let (mut i, mut line) = (0, 1);
+    let at = |i: usize| c.get(i).copied().unwrap_or('\0');
+    while i < c.len() {
+        let ch = c[i];
+        if ch == '\n' {
+            line += 1;
+            i += 1;
+        } else if ch.is_whitespace() {
+            i += 1;
+        } else if ch == '/' && at(i + 1) == '/' {
+            while i < c.len() && c[i] != '\n' {
+                i += 1;
+            }
+        } else if ch == '/' && at(i + 1) == '*' {
+            let mut depth = 0;
+            while i < c.len() {
+                if c[i] == '/' && at(i + 1) == '*' {
+                    depth += 1;
+                    i += 2;
+                } else if c[i] == '*' && at(i + 1) == '/' {
+                    depth -= 1;
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    if c[i] == '\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+            }
+        } else if ch == '"' {
+            let start = line;
+            let mut s = String::new();
+            i += 1;
+            while i < c.len() && c[i] != '"' {
+                if c[i] == '\\' {
+                    i += 1;
+                    match at(i) {
+                        'n' => s.push('\n'),
+                        't' => s.push('\t'),
+                        '\n' => {
+                            // A line continuation: the newline and the
+                            // next line's leading blanks are dropped.
+                            line += 1;
+                            while at(i + 1).is_whitespace() {
+                                if at(i + 1) == '\n' {
+                                    line += 1;
+                                }
+                                i += 1;
+                            }
+                        }
+                        other => s.push(other),
+                    }
+                } else {
+                    if c[i] == '\n' {
+                        line += 1;
+                    }
+                    s.push(c[i]);
+                }
+                i += 1;
+            }
+            i += 1;
+            out.push((start, Tok::Str(s)));
+        } else if ch == '\'' {
+            // A char literal ('a', '\n', '\u{..}') or a lifetime/label ('a).
+            if at(i + 1) == '\\' {
+                i += 3;
+                while i < c.len() && c[i] != '\'' {
+                    i += 1;
+                }
+                i += 1;
+            } else if at(i + 2) == '\'' {
+                i += 3;
+            } else {
+                i += 1;
+            }
+        } else if ch.is_alphanumeric() || ch == '_' {
+            let s0 = i;
+            while i < c.len() && (c[i].is_alphanumeric() || c[i] == '_') {
+                i += 1;
+            }
+            let word: String = c[s0..i].iter().collect();
+            let raw = matches!(word.as_str(), "r" | "br" | "cr");
+            if raw && (at(i) == '"' || (at(i) == '#' && matches!(at(i + 1), '"' | '#'))) {
+                let mut hashes = 0;
+                while at(i) == '#' {
+                    hashes += 1;
+                    i += 1;
+                }
+                i += 1;
+                let start = line;
+                let mut s = String::new();
+                loop {
+                    if i >= c.len() {
+                        break;
+                    }
+                    if c[i] == '"' && (1..=hashes).all(|k| at(i + k) == '#') {
+                        i += 1 + hashes;
+                        break;
+                    }
+                    if c[i] == '\n' {
+                        line += 1;
+                    }
+                    s.push(c[i]);
+                    i += 1;
+                }
+                out.push((start, Tok::Str(s)));
+            } else if matches!(word.as_str(), "b" | "c") && at(i) == '"' {
+                // A byte or C string: the next round reads it as a string.
+            } else if matches!(word.as_str(), "b") && at(i) == '\'' && at(i + 1) != '\\' {
+                i += 3;
+            } else {
+                out.push((line, Tok::Ident(word)));
+            }
+        } else {
+            out.push((line, Tok::Punct(ch)));
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The string literals of a file outside `#[cfg(test)]` items, and the
+/// files of its out-of-line test modules.
+fn scan(path: &std::path::Path, text: &str) -> Scanned {
+    let toks = tokens(text);
+    let mut out = Scanned::default();
+    let punct = |i: usize, p: char| matches!(toks.get(i), Some((_, Tok::Punct(x))) if *x == p);
+    let ident = |i: usize, w: &str| matches!(toks.get(i), Some((_, Tok::Ident(x))) if x == w);
+    // The end (exclusive) of the bracketed group opening at `i`.
+    let group_end = |i: usize| {
+        let mut depth = 0usize;
+        let mut j = i;
+        while j < toks.len() {
+            match &toks[j].1 {
+                Tok::Punct('(' | '[' | '{') => depth += 1,
+                Tok::Punct(')' | ']' | '}') => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        return j + 1;
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        toks.len()
+    };
+    // `#[cfg(...)]` or `#![cfg(...)]` at `i` whose predicate holds under
+    // test only: it names `test` and has no `not`.
+    let test_attr = |i: usize| -> Option<(usize, bool)> {
+        if !punct(i, '#') {
+            return None;
+        }
+        let inner = punct(i + 1, '!');
+        let open = if inner { i + 2 } else { i + 1 };
+        if !punct(open, '[') || !ident(open + 1, "cfg") {
+            return None;
+        }
+        let end = group_end(open);
+        let words = || toks[open + 2..end].iter().map(|(_, t)| t);
+        let test = words().any(|t| *t == Tok::Ident("test".into()))
+            && !words().any(|t| *t == Tok::Ident("not".into()));
+        test.then_some((end, inner))
+    };
+    let mut i = 0;
+    while i < toks.len() {
+        let Some((mut j, inner)) = test_attr(i) else {
+            // A `Debug` impl's `f.debug_struct("Slot")` names a Rust type.
+            let type_name = i >= 2
+                && punct(i - 1, '(')
+                && (ident(i - 2, "debug_struct") || ident(i - 2, "debug_tuple"));
+            if let (line, Tok::Str(s)) = &toks[i]
+                && !type_name
+            {
+                out.literals.push((*line, s.clone()));
+            }
+            i += 1;
+            continue;
+        };
+        if inner {
+            // `#![cfg(test)]`: the whole file is test code.
+            out.test_modules.push(path.to_path_buf());
+            break;
+        }
+        // Further attributes of the same item.
+        while punct(j, '#') && punct(j + 1, '[') {
+            j = group_end(j + 1);
+        }
+        // `mod name;` in another file.
+        if ident(j, "mod")
+            && let Some((_, Tok::Ident(name))) = toks.get(j + 1)
+            && punct(j + 2, ';')
+        {
+            let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("");
+            let dir = path.parent().expect("source dir");
+            let dir = if matches!(stem, "lib" | "main" | "mod") {
+                dir.to_path_buf()
+            } else {
+                dir.join(stem)
+            };
+            out.test_modules.push(dir.join(format!("{name}.rs")));
+            out.test_modules.push(dir.join(name));
+        }
+        // Skip the item: to its `;` or the end of its first top-level block.
+        let mut depth = 0usize;
+        while j < toks.len() {
+            match &toks[j].1 {
+                Tok::Punct(';') if depth == 0 => break,
+                Tok::Punct('(' | '[' | '{') => depth += 1,
+                Tok::Punct(')' | ']') => depth = depth.saturating_sub(1),
+                Tok::Punct('}') => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+#[test]
+fn the_literal_scan_skips_test_code_comments_and_chars() {
+    let src = r####"
+//! "Fan" in a doc comment
+fn a() -> &'static str { let _q = '"'; let _e = '\''; "Fan" }
+/* "Shelf" /* nested "Port" */ still comment */
+const X: &str = r#"Raw "quoted""#;
+#[cfg(test)]
+mod tests {
+    fn b() -> &'static str { "Port" }
+    const Y: &[&str] = &["Shelf", "}"];
+}
+#[cfg(test)]
+const Z: &[&str] = &["LineCard"];
+#[cfg(not(test))]
+const W: &str = "Label";
+#[cfg(test)]
+#[path = "t.rs"]
+mod ext;
+fn c() { let _ = b"bytes"; let _ = "multi
+line"; let _ = "Slot"; }
+fn fmt(f: &mut F) { f.debug_struct("Slot").finish() }
+"####;
+    let s = scan(std::path::Path::new("src/foo.rs"), src);
+    let lits: Vec<(usize, &str)> = s.literals.iter().map(|(l, x)| (*l, x.as_str())).collect();
+    assert_eq!(
+        lits,
+        [
+            (3, "Fan"),
+            (5, "Raw \"quoted\""),
+            (14, "Label"),
+            (18, "bytes"),
+            (18, "multi\nline"),
+            (19, "Slot"),
+        ]
+    );
+    assert_eq!(
+        s.test_modules,
+        [
+            std::path::PathBuf::from("src/foo/ext.rs"),
+            std::path::PathBuf::from("src/foo/ext")
+        ]
+    );
+}

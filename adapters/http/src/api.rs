@@ -709,11 +709,15 @@ async fn events(
     Ok(sse(&st, nf, &headers).await?.into_response())
 }
 
-/// The notifications about alarms: the indications that carry an `Alarm` name.
+/// The notifications about alarms: the indications that carry an alarm's
+/// name (an attribute with the schema's `Role("alarm")`).
 fn alarm_notifications() -> Vec<String> {
     SCHEMA
         .indications()
-        .filter(|c| c.attribute("Alarm").is_some())
+        .filter(|c| {
+            c.attribute_by_role(halyard_cluster_model::meta::Role::Alarm)
+                .is_some()
+        })
         .map(|c| c.name.to_string())
         .collect()
 }

@@ -3,16 +3,18 @@
 //! Everything under HALYARD-CLUSTER-MIB is derived from the schema
 //! metadata (`SCHEMA`): a table per concrete class whose columns are the
 //! attributes' `column` numbers, indexed by the object's stable index. No
-//! code here names an attribute of a generated table. The standard MIBs
+//! code here names a schema class or attribute. The standard MIBs
 //! (system, snmp, engine, USM statistics, ENTITY-MIB, ENTITY-STATE-MIB)
-//! map fixed objects.
+//! map fixed objects; ENTITY-MIB and ENTITY-STATE-MIB find their entities
+//! and columns through the schema's `Entity`, `Fru` and `Role` qualifiers
+//! (`ClassMeta::entity`, `ClassMeta::is_fru`, `ManagedObject::by_role`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use halyard_cluster_model::SCHEMA;
 use halyard_cluster_model::alarm;
-use halyard_cluster_model::meta::ClassMeta;
+use halyard_cluster_model::meta::{ClassMeta, Role};
 use halyard_cluster_model::model::Protocol;
 use halyard_cluster_model::port::{
     Change, InformationModel, ManagedObject, ModelError, Principal, Transaction,
@@ -72,23 +74,10 @@ enum Node {
     EntLastChange,
 }
 
-/// Hardware classes as ENTITY-MIB physical entities (most specific first).
-const PHYSICAL_CLASSES: &[(&str, i64)] = &[
-    ("Shelf", oid::phys_class::CHASSIS),
-    ("Fan", oid::phys_class::FAN),
-    ("PowerSupply", oid::phys_class::POWER_SUPPLY),
-    ("HotSwapController", oid::phys_class::MODULE),
-    ("LineCard", oid::phys_class::MODULE),
-    ("HostBoard", oid::phys_class::MODULE),
-    ("Port", oid::phys_class::PORT),
-    ("HardwareFru", oid::phys_class::OTHER),
-];
-
+/// entPhysicalClass of a class's objects: the schema's `Entity` qualifier
+/// (`None`: not a physical entity).
 fn physical_class(class: &ClassMeta) -> Option<i64> {
-    PHYSICAL_CLASSES
-        .iter()
-        .find(|(c, _)| SCHEMA.is_a(class.name, c))
-        .map(|(_, k)| *k)
+    class.entity().map(|k| i64::from(k.value()))
 }
 
 const SNAPSHOT_PAGE: usize = 512;
@@ -813,20 +802,20 @@ impl Mib {
     }
 }
 
-fn attr_u32(o: &ManagedObject, name: &str) -> Option<u32> {
-    match o.get(name) {
+fn role_u32(o: &ManagedObject, role: Role) -> Option<u32> {
+    match o.by_role(role) {
         Some(Value::U32(v)) => Some(*v),
         _ => None,
     }
 }
 
-fn attr_str<'a>(o: &'a ManagedObject, name: &str) -> &'a str {
-    o.get(name).and_then(Value::as_str).unwrap_or("")
+fn role_str(o: &ManagedObject, role: Role) -> &str {
+    o.by_role(role).and_then(Value::as_str).unwrap_or("")
 }
 
-/// The enumeration label of an attribute, by the schema's spelling.
-fn enum_label(o: &ManagedObject, name: &str) -> Option<&'static str> {
-    let (i, a) = o.class.attribute(name)?;
+/// The enumeration label of the attribute with a role, by the schema's spelling.
+fn role_label(o: &ManagedObject, role: Role) -> Option<&'static str> {
+    let (i, a) = o.class.attribute_by_role(role)?;
     match (&a.ty, o.values.get(i)?) {
         (halyard_cluster_model::AttrType::Enum(e), Value::Enum(v)) => Some(e.by_value(*v)?.name),
         _ => None,
@@ -854,30 +843,24 @@ fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSy
         3 => object_id(&class_entry(o.class)),
         4 => int(i64::from(physical_parent(snap, o).unwrap_or(0))),
         5 => int(physical_class(o.class)?),
-        6 => int(attr_u32(o, "Slot")
-            .or_else(|| attr_u32(o, "Position"))
-            .map_or(-1, i64::from)),
+        6 => int(role_u32(o, Role::ParentRelPos).map_or(-1, i64::from)),
         7 => octets(o.name.as_str().as_bytes()),
-        8 => octets(attr_str(o, "HardwareRevision").as_bytes()),
+        8 => octets(role_str(o, Role::HardwareRev).as_bytes()),
         9 | 10 | 12 | 13 | 15 => octets(Vec::new()),
-        11 => octets(attr_str(o, "SerialNumber").as_bytes()),
-        14 => octets(attr_str(o, "Label").as_bytes()),
-        16 => int(if SCHEMA.is_a(o.class.name, "HardwareFru") {
-            1
-        } else {
-            2
-        }),
+        11 => octets(role_str(o, Role::SerialNum).as_bytes()),
+        14 => octets(role_str(o, Role::Alias).as_bytes()),
+        16 => int(if o.class.is_fru { 1 } else { 2 }),
         _ => return None,
     })
 }
 
 /// ENTITY-STATE-MIB entStateEntry columns from the X.731 states.
 fn ent_state(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
-    let availability = enum_label(o, "AvailabilityState");
+    let availability = role_label(o, Role::Availability);
     match col {
         // entStateLastChanged, when the model knows it.
         1 => {
-            return match o.get("LastChange") {
+            return match o.by_role(Role::StateLastChanged) {
                 Some(Value::Time(t)) => Some(octets(codec::date_and_time(*t))),
                 _ => None,
             };
@@ -891,14 +874,14 @@ fn ent_state(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSynta
     }
     Some(int(match col {
         // EntityAdminState: unknown(1) locked(2) shuttingDown(3) unlocked(4)
-        2 => match enum_label(o, "AdminState") {
+        2 => match role_label(o, Role::AdminState) {
             Some("locked") => 2,
             Some("shuttingDown") => 3,
             Some("unlocked") => 4,
             _ => 1,
         },
         // EntityOperState: unknown(1) disabled(2) enabled(3) testing(4)
-        3 => match enum_label(o, "OperState") {
+        3 => match role_label(o, Role::OperState) {
             Some("disabled") => 2,
             Some("enabled") => 3,
             _ => 1,

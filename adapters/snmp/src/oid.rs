@@ -49,15 +49,6 @@ pub const MPD_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 11, 2, 1];
 /// SNMP-TARGET-MIB snmpTargetObjects (snmpUnknownContexts is `.5`).
 pub const TARGET_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 12, 1];
 pub const USM_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 15, 1, 1];
-/// entPhysicalClass values (ENTITY-MIB PhysicalClass).
-pub mod phys_class {
-    pub const OTHER: i64 = 1;
-    pub const CHASSIS: i64 = 3;
-    pub const POWER_SUPPLY: i64 = 6;
-    pub const FAN: i64 = 7;
-    pub const MODULE: i64 = 9;
-    pub const PORT: i64 = 10;
-}
 
 #[cfg(test)]
 mod tests {

@@ -95,6 +95,8 @@ pub struct Property {
     pub mib_name: String,
     pub yang_name: String,
     pub declared_in: String,
+    /// The standard meaning of the attribute (`Role` qualifier), one of [`ROLES`].
+    pub role: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -130,6 +132,11 @@ pub struct ClassDef {
     pub contained_in: Vec<String>,
     pub mib_name: String,
     pub yang_name: String,
+    /// The ENTITY-MIB physical class (`Entity` qualifier, inherited unless
+    /// overridden), one of [`PHYSICAL_CLASSES`]; `None`: not a physical entity.
+    pub entity: Option<String>,
+    /// A field-replaceable unit (`Fru` qualifier, inherited).
+    pub is_fru: bool,
     /// Every attribute, inherited ones included, ordered by column number.
     pub attributes: Vec<Property>,
     /// Every method, inherited ones included.
@@ -178,6 +185,72 @@ impl Schema {
     }
 }
 
+/// ENTITY-MIB `PhysicalClass` labels (RFC 6933), in value order from 1: the
+/// values of the `Entity` class qualifier.
+pub const PHYSICAL_CLASSES: &[&str] = &[
+    "other",
+    "unknown",
+    "chassis",
+    "backplane",
+    "container",
+    "powerSupply",
+    "fan",
+    "sensor",
+    "module",
+    "port",
+    "stack",
+    "cpu",
+    "energyObject",
+    "battery",
+    "storageDrive",
+];
+
+/// The values of the `Role` property qualifier: the standard meaning of an
+/// attribute, named after the ENTITY-MIB, ENTITY-STATE-MIB and RFC 8348
+/// (ietf-hardware) leaves it feeds, and the type it must have.
+pub const ROLES: &[(&str, RoleType)] = &[
+    ("serialNum", RoleType::String),
+    ("hardwareRev", RoleType::String),
+    ("alias", RoleType::String),
+    ("parentRelPos", RoleType::Integer),
+    ("adminState", RoleType::Enum),
+    ("operState", RoleType::Enum),
+    ("availability", RoleType::Enum),
+    ("stateLastChanged", RoleType::DateTime),
+    ("alarm", RoleType::String),
+];
+
+/// The type an attribute with a given role must have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoleType {
+    String,
+    /// uint32 or sint32.
+    Integer,
+    /// Any enumeration.
+    Enum,
+    DateTime,
+}
+
+impl RoleType {
+    fn accepts(self, ty: &Type) -> bool {
+        match self {
+            RoleType::String => *ty == Type::String,
+            RoleType::Integer => matches!(ty, Type::Uint32 | Type::Sint32),
+            RoleType::Enum => matches!(ty, Type::Enum(_)),
+            RoleType::DateTime => *ty == Type::DateTime,
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            RoleType::String => "string",
+            RoleType::Integer => "uint32 or sint32",
+            RoleType::Enum => "an enumeration",
+            RoleType::DateTime => "datetime",
+        }
+    }
+}
+
 /// Which qualifiers each kind of declaration accepts.
 const SCHEMA_QUALIFIERS: &[&str] = &[
     "Module",
@@ -203,6 +276,8 @@ const CLASS_QUALIFIERS: &[&str] = &[
     "ContainedIn",
     "MibName",
     "Yang",
+    "Entity",
+    "Fru",
 ];
 const PROPERTY_QUALIFIERS: &[&str] = &[
     "Key",
@@ -219,6 +294,7 @@ const PROPERTY_QUALIFIERS: &[&str] = &[
     "Reference",
     "MibName",
     "Yang",
+    "Role",
 ];
 const METHOD_QUALIFIERS: &[&str] = &["Description", "Job", "Yang"];
 const PARAM_QUALIFIERS: &[&str] = &["In", "Description", "Yang"];
@@ -292,6 +368,29 @@ impl<'a> Quals<'a> {
                 None
             }
         }
+    }
+
+    /// A string that must be one of `allowed`.
+    fn one_of<'n>(
+        &self,
+        name: &str,
+        allowed: impl IntoIterator<Item = &'n str>,
+        errs: &mut Vec<Diagnostic>,
+    ) -> Option<String> {
+        let v = self.string(name, errs)?;
+        let allowed: Vec<&str> = allowed.into_iter().collect();
+        if allowed.contains(&v.as_str()) {
+            return Some(v);
+        }
+        let loc = self.get(name).expect("qualifier present").loc.clone();
+        errs.push(Diagnostic::new(
+            loc,
+            format!(
+                "found {name}(\"{v}\"), expected one of {}",
+                allowed.join(", ")
+            ),
+        ));
+        None
     }
 
     fn uint(&self, name: &str, errs: &mut Vec<Diagnostic>) -> Option<u32> {
@@ -671,6 +770,8 @@ fn build_class(
     let yang_name = q
         .string("Yang", errs)
         .unwrap_or_else(|| names::kebab(&d.name.text));
+    let own_entity = q.one_of("Entity", PHYSICAL_CLASSES.iter().copied(), errs);
+    let own_fru = q.flag("Fru", errs);
     let name = &d.name.text;
 
     if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
@@ -768,6 +869,38 @@ fn build_class(
     }
     chain.reverse();
 
+    // Entity and Fru are inherited; a class's own Entity overrides its base's.
+    let mut entity = None;
+    let mut is_fru = false;
+    for cd in &chain {
+        if std::ptr::eq(*cd, d) {
+            entity = own_entity.clone().or(entity);
+            is_fru |= own_fru;
+        } else {
+            // Errors inside a base class are reported once, when that class is built.
+            let mut scratch = Vec::new();
+            let bq = Quals::new(&cd.qualifiers, CLASS_QUALIFIERS, "a class", &mut scratch);
+            entity = bq
+                .one_of("Entity", PHYSICAL_CLASSES.iter().copied(), &mut scratch)
+                .or(entity);
+            is_fru |= bq.flag("Fru", &mut scratch);
+        }
+    }
+    if is_indication && (own_entity.is_some() || own_fru) {
+        errs.push(Diagnostic::new(
+            d.name.loc.clone(),
+            "found Entity or Fru on an indication, expected neither".to_string(),
+        ));
+    }
+    if own_fru && entity.is_none() && q.get("Entity").is_none() {
+        errs.push(Diagnostic::new(
+            q.get("Fru").map_or(&d.name.loc, |x| &x.loc).clone(),
+            format!(
+                "found Fru on class {name}, which is no physical entity, expected an Entity qualifier on it or a base"
+            ),
+        ));
+    }
+
     let mut attributes: Vec<Property> = Vec::new();
     let mut methods: Vec<Method> = Vec::new();
     let mut by_oid: BTreeMap<u32, String> = BTreeMap::new();
@@ -829,6 +962,25 @@ fn build_class(
     }
     attributes.sort_by_key(|p| p.oid);
 
+    // A role names one attribute of a class (with its bases).
+    let mut roles: BTreeMap<&str, &str> = BTreeMap::new();
+    for p in &attributes {
+        let Some(r) = &p.role else { continue };
+        if let Some(prev) = roles.insert(r, &p.name)
+            && let Some(m) = members
+                .iter()
+                .find(|x| x.name.text == p.name || x.name.text == prev)
+        {
+            errs.push(Diagnostic::new(
+                m.name.loc.clone(),
+                format!(
+                    "found Role(\"{r}\") on '{}' and '{prev}' in class {name} or its bases, expected it on one attribute",
+                    p.name
+                ),
+            ));
+        }
+    }
+
     if !is_abstract && !is_indication {
         let keys = attributes.iter().filter(|p| p.key).count();
         if keys != 1 {
@@ -882,6 +1034,8 @@ fn build_class(
         contained_in: contained_in.into_iter().map(|(c, _)| c).collect(),
         mib_name,
         yang_name,
+        entity,
+        is_fru,
         attributes,
         methods,
     })
@@ -921,6 +1075,7 @@ fn build_property(
     let reference = q.string("Reference", errs);
     let mib_name = q.string("MibName", errs).unwrap_or_else(|| name.clone());
     let yang_name = q.string("Yang", errs).unwrap_or_else(|| names::kebab(name));
+    let role = q.one_of("Role", ROLES.iter().map(|(r, _)| *r), errs);
     let ty = resolve_type(&m.ty, enums, scale, errs);
 
     if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
@@ -1016,6 +1171,16 @@ fn build_property(
             )));
         }
     }
+    if let Some(r) = &role
+        && let Some((_, want)) = ROLES.iter().find(|(x, _)| x == r)
+        && !want.accepts(&ty)
+    {
+        errs.push(here(format!(
+            "found Role(\"{r}\") on '{name}' of type {}, expected {}",
+            m.ty.text,
+            want.describe()
+        )));
+    }
     if let Some(r) = &reference {
         if ty != Type::String {
             errs.push(here(format!(
@@ -1051,6 +1216,7 @@ fn build_property(
         mib_name,
         yang_name,
         declared_in: class.to_string(),
+        role,
     })
 }
 

@@ -25,7 +25,7 @@ pub fn generate(schema: &Schema, krate: &str) -> String {
         enum_def(&mut o, e);
     }
     for c in &schema.classes {
-        class_meta(&mut o, schema, c);
+        class_meta(&mut o, schema, c, krate);
         if !c.is_abstract {
             class_struct(&mut o, c);
         }
@@ -186,7 +186,15 @@ fn opt_str(v: Option<&str>) -> String {
     v.map_or_else(|| "None".to_string(), |s| format!("Some({s:?})"))
 }
 
-fn class_meta(o: &mut String, schema: &Schema, c: &ClassDef) {
+/// `Some(<krate>::meta::<ty>::<Variant>)` for a qualifier's label, or `None`.
+fn opt_variant(krate: &str, ty: &str, label: Option<&str>) -> String {
+    label.map_or_else(
+        || "None".to_string(),
+        |l| format!("Some({krate}::meta::{ty}::{})", names::pascal(l)),
+    )
+}
+
+fn class_meta(o: &mut String, schema: &Schema, c: &ClassDef, krate: &str) {
     let prefix = format!("{}{}", schema.module.mib_prefix, c.mib_name);
     let _ = writeln!(
         o,
@@ -215,9 +223,15 @@ fn class_meta(o: &mut String, schema: &Schema, c: &ClassDef) {
         c.yang_name,
         c.description
     );
+    let _ = writeln!(
+        o,
+        "    entity: {},\n    is_fru: {},",
+        opt_variant(krate, "PhysicalClass", c.entity.as_deref()),
+        c.is_fru
+    );
     o.push_str("    attributes: &[\n");
     for p in &c.attributes {
-        attr_meta(o, schema, &prefix, p);
+        attr_meta(o, schema, &prefix, p, krate);
     }
     o.push_str("    ],\n    methods: &[\n");
     for m in &c.methods {
@@ -226,7 +240,7 @@ fn class_meta(o: &mut String, schema: &Schema, c: &ClassDef) {
     o.push_str("    ],\n};\n\n");
 }
 
-fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property) {
+fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property, krate: &str) {
     let metric = metrics::metric_for(schema, p).map_or_else(
         || "None".to_string(),
         |(name, kind)| {
@@ -246,7 +260,7 @@ fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property) {
     };
     let _ = writeln!(
         o,
-        "        AttrMeta {{ name: {:?}, field: {:?}, column: {}, ty: {}, key: {}, writable: {}, measure: Measure::{measure}, units: {}, default: {}, mib_name: {:?}, yang_name: {:?}, metric: {metric}, reference: {}, declared_in: {:?}, description: {:?} }},",
+        "        AttrMeta {{ name: {:?}, field: {:?}, column: {}, ty: {}, key: {}, writable: {}, measure: Measure::{measure}, units: {}, default: {}, mib_name: {:?}, yang_name: {:?}, metric: {metric}, reference: {}, role: {}, declared_in: {:?}, description: {:?} }},",
         p.name,
         names::snake(&p.name),
         p.oid,
@@ -258,6 +272,7 @@ fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property) {
         format!("{prefix}{}", p.mib_name),
         p.yang_name,
         opt_str(p.reference.as_deref()),
+        opt_variant(krate, "Role", p.role.as_deref()),
         p.declared_in,
         p.description
     );

@@ -6,6 +6,7 @@ mod mini {
     include!("../../codegen/tests/data/fixture/minimal.rs");
 }
 
+use halyard_cluster_model::meta::{PhysicalClass, Role};
 use halyard_cluster_model::{ManagedClass, SchemaEnum, Timestamp, Value};
 use mini::{Box, Power, SCHEMA};
 
@@ -28,6 +29,14 @@ fn generated_fixture_types_round_trip_through_values() {
     assert_eq!(Power::On.to_string(), "on");
     let meta = Box::META;
     assert_eq!(meta.attributes.len(), values.len());
+    // Entity overridden, Fru and Role carried into the metadata.
+    assert_eq!(meta.entity(), Some(PhysicalClass::Container));
+    assert!(meta.is_fru);
+    assert_eq!(mini::THING_META.entity(), Some(PhysicalClass::Other));
+    assert!(!mini::THING_META.is_fru);
+    let (i, power) = meta.attribute_by_role(Role::AdminState).unwrap();
+    assert_eq!((i, power.name), (1, "Power"));
+    assert!(meta.attribute_by_role(Role::SerialNum).is_none());
     assert_eq!(meta.attribute("Fill").unwrap().1.column, 13);
     assert_eq!(
         meta.attribute("Temperature")

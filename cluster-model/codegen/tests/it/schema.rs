@@ -49,6 +49,16 @@ fn a_broken_schema_reports_every_error_with_file_line_col() {
         (32, "expected ',' or ']'"),
         (38, "found '='"),
         (39, "without qualifier 'Oid'"),
+        (
+            42,
+            "found Entity(\"rack\"), expected one of other, unknown, chassis",
+        ),
+        (44, "found Role(\"serial\"), expected one of serialNum"),
+        (
+            45,
+            "found Role(\"serialNum\") on 'Number' of type uint32, expected string",
+        ),
+        (48, "found Fru on class Cog"),
     ] {
         let prefix = format!("tests/data/broken/errors.mof:{line}:");
         assert!(
@@ -59,6 +69,44 @@ fn a_broken_schema_reports_every_error_with_file_line_col() {
             errors.join("\n")
         );
     }
+}
+
+#[test]
+fn entity_and_fru_are_inherited_and_an_own_entity_overrides() {
+    let head = "[Module(\"M-MIB\"), Yang(\"m\"), Namespace(\"urn:m\"), Prefix(\"m\"), MibPrefix(\"m\"), MetricPrefix(\"m\"), Arc(1), Revision(\"2026-01-01\"), Organization(\"O\"), Contact(\"C\"), Description(\"M.\")]\nschema M;\n";
+    let text = format!(
+        "{head}[Abstract, Entity(\"other\"), Fru, Description(\"Unit.\")]\nclass Unit {{\n  [Key, Oid(1), Description(\"Name.\")] string Name;\n  [Oid(2), Role(\"serialNum\"), Description(\"Serial.\")] string Serial;\n}};\n\
+         [Rdn(\"a\"), Oid(1), Description(\"Inherits.\")]\nclass A : Unit {{\n}};\n\
+         [Rdn(\"b\"), Oid(2), Entity(\"fan\"), Description(\"Overrides.\")]\nclass B : Unit {{\n}};\n\
+         [Rdn(\"c\"), Oid(3), Description(\"No entity.\")]\nclass C {{\n  [Key, Oid(1), Description(\"Name.\")] string Name;\n}};\n"
+    );
+    let schema = compile(&[SourceFile::new("m.mof", text)]).expect("compiles");
+    let class = |n: &str| schema.class(n).unwrap();
+    assert_eq!(class("A").entity.as_deref(), Some("other"));
+    assert!(class("A").is_fru);
+    assert_eq!(class("B").entity.as_deref(), Some("fan"));
+    assert!(class("B").is_fru);
+    assert_eq!(class("C").entity, None);
+    assert!(!class("C").is_fru);
+    let serial = class("B")
+        .attributes
+        .iter()
+        .find(|p| p.name == "Serial")
+        .unwrap();
+    assert_eq!(serial.role.as_deref(), Some("serialNum"));
+}
+
+#[test]
+fn a_role_names_one_attribute_per_class() {
+    let text = "[Module(\"M-MIB\"), Yang(\"m\"), Namespace(\"urn:m\"), Prefix(\"m\"), MibPrefix(\"m\"), MetricPrefix(\"m\"), Arc(1), Revision(\"2026-01-01\"), Organization(\"O\"), Contact(\"C\"), Description(\"M.\")]\nschema M;\n\
+        [Abstract, Description(\"Base.\")]\nclass Base {\n  [Key, Oid(1), Description(\"Name.\")] string Name;\n  [Oid(2), Role(\"alias\"), Description(\"Label.\")] string Label;\n};\n\
+        [Rdn(\"d\"), Oid(1), Description(\"Two aliases.\")]\nclass D : Base {\n  [Oid(3), Role(\"alias\"), Description(\"Another.\")] string Other;\n};\n";
+    let errors = errors_of(&[SourceFile::new("m.mof", text)]);
+    assert!(
+        errors.iter().any(|e| e.starts_with("m.mof:10:")
+            && e.contains("found Role(\"alias\") on 'Other' and 'Label' in class D")),
+        "{errors:#?}"
+    );
 }
 
 #[test]
