@@ -339,6 +339,13 @@ pub mod conv {
     pub fn time_value(t: Option<Timestamp>) -> Value {
         t.map_or(Value::Absent, Value::Time)
     }
+    /// `s` cut to at most `max` characters (an attribute's `MaxLen`).
+    pub fn cut(s: String, max: usize) -> String {
+        match s.char_indices().nth(max) {
+            Some((at, _)) => s[..at].to_string(),
+            None => s,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use halyard_backend::crim::Input;
-use halyard_cluster_model::model::{AdminState, AvailabilityState, JobState};
+use halyard_cluster_model::model::{AdminState, AvailabilityState, JobPatch, JobState};
 use halyard_cluster_model::port::{
     InformationModel, JobHandle, JobStatus, ModelError, Principal, Query, Scope,
 };
@@ -274,10 +274,10 @@ pub async fn invoke(
             let detail = format!("failed: internal error (the job's task panicked: {panic})");
             model.set(
                 &job,
-                &[
-                    ("State", Value::Enum(JobState::Failed.value())),
-                    ("Detail", Value::Str(detail.chars().take(255).collect())),
-                ],
+                JobPatch::new()
+                    .state(JobState::Failed)
+                    .detail(detail.as_str())
+                    .values(),
             );
             model.copco_release(&job).await;
             model.audit(&principal, &what, &detail).await;
@@ -299,10 +299,10 @@ pub async fn invoke(
                 let detail = format!("rejected: {reason}");
                 model.set(
                     &job,
-                    &[
-                        ("State", Value::Enum(JobState::Rejected.value())),
-                        ("Detail", Value::Str(detail.chars().take(255).collect())),
-                    ],
+                    JobPatch::new()
+                        .state(JobState::Rejected)
+                        .detail(detail.as_str())
+                        .values(),
                 );
                 model.audit(&principal, &what, &detail).await;
                 tx.send_replace(JobStatus {
@@ -314,15 +314,12 @@ pub async fn invoke(
                 });
                 return;
             }
-            model.set(&job, &[("State", Value::Enum(JobState::Running.value()))]);
+            model.set(&job, JobPatch::new().state(JobState::Running).values());
             let mut done = 0;
             let mut failure = None;
             for step in &steps {
                 let detail = step.describe();
-                model.set(
-                    &job,
-                    &[("Detail", Value::Str(detail.chars().take(255).collect()))],
-                );
+                model.set(&job, JobPatch::new().detail(detail.as_str()).values());
                 tx.send_replace(JobStatus {
                     state: JobState::Running,
                     steps_done: done,
@@ -335,7 +332,7 @@ pub async fn invoke(
                     break;
                 }
                 done += 1;
-                model.set(&job, &[("StepsDone", Value::U32(done))]);
+                model.set(&job, JobPatch::new().steps_done(done).values());
             }
             let (state, detail, result) = match failure {
                 None => (JobState::Succeeded, format!("{what}: done"), 0),
@@ -343,10 +340,10 @@ pub async fn invoke(
             };
             model.set(
                 &job,
-                &[
-                    ("State", Value::Enum(state.value())),
-                    ("Detail", Value::Str(detail.chars().take(255).collect())),
-                ],
+                JobPatch::new()
+                    .state(state)
+                    .detail(detail.as_str())
+                    .values(),
             );
             model.copco_release(&job).await;
             model.audit(&principal, &what, &detail).await;

@@ -28,6 +28,7 @@ pub fn generate(schema: &Schema, krate: &str) -> String {
         class_meta(&mut o, schema, c, krate);
         if !c.is_abstract {
             class_struct(&mut o, c);
+            class_patch(&mut o, c);
         }
     }
     let m = &schema.module;
@@ -380,4 +381,51 @@ fn class_struct(o: &mut String, c: &ClassDef) {
         );
     }
     o.push_str("        }\n    }\n}\n\n");
+}
+
+/// `<Class>Patch`: a change of some of a class's attributes, one typed
+/// setter per attribute (so a misspelt attribute or a wrong type does not
+/// compile), strings cut to their `MaxLen`. The agent writes it with its
+/// `set`; `values()` gives the (attribute, value) pairs the store takes.
+fn class_patch(o: &mut String, c: &ClassDef) {
+    let _ = writeln!(
+        o,
+        "/// A change of some attributes of a {}, attribute by attribute.",
+        c.name
+    );
+    o.push_str("#[derive(Debug, Clone, PartialEq, Default)]\n");
+    let _ = writeln!(
+        o,
+        "pub struct {}Patch(Vec<(&'static str, Value)>);\n",
+        c.name
+    );
+    let _ = writeln!(o, "impl {}Patch {{", c.name);
+    o.push_str("    pub fn new() -> Self {\n        Self::default()\n    }\n\n");
+    o.push_str(
+        "    /// The (attribute, value) pairs, in the order they were set.\n    pub fn values(&self) -> &[(&'static str, Value)] {\n        &self.0\n    }\n",
+    );
+    for p in &c.attributes {
+        let f = names::rust_ident(&names::snake(&p.name));
+        let _ = writeln!(o);
+        let _ = writeln!(o, "    /// Sets `{}`.", p.name);
+        let (arg, value) = match (&p.ty, p.max_len) {
+            (Type::String, Some(n)) => (
+                "v: impl Into<String>".to_string(),
+                format!("Value::Str(conv::cut(v.into(), {n}))"),
+            ),
+            (Type::String, None) => (
+                "v: impl Into<String>".to_string(),
+                "Value::Str(v.into())".to_string(),
+            ),
+            (Type::DateTime, _) => ("v: Timestamp".to_string(), "Value::Time(v)".to_string()),
+            (ty, _) => (
+                format!("v: {}", field_type(ty)),
+                to_value(ty, "v").replace("v.clone()", "v"),
+            ),
+        };
+        let _ = writeln!(o, "    pub fn {f}(mut self, {arg}) -> Self {{");
+        let _ = writeln!(o, "        self.0.push(({:?}, {value}));", p.name);
+        o.push_str("        self\n    }\n");
+    }
+    o.push_str("}\n\n");
 }
