@@ -448,7 +448,8 @@ impl Machine {
             .filter_map(|s| s.error.as_deref())
             .find(|e| e.starts_with(&format!("{key}: ")))
         {
-            return self.fail(c, e.to_string(), now_ms, fx);
+            let why = e[key.len() + 2..].to_string();
+            return self.fail(c, why, now_ms, fx);
         }
         let done = match &step {
             Step::Fetch { version } => {
@@ -606,10 +607,12 @@ impl Machine {
     fn roll_back(&self, c: &mut Campaign, why: String, now_ms: u64, fx: &mut Vec<Effect>) {
         let mut steps = Vec::new();
         for n in order(&self.setup.nodes, Some(&self.setup.me)) {
+            // A node with a trial armed may be booting onto it (its last
+            // report still shows the old release): it reboots back too.
             let on_target = self
                 .statuses
                 .get(&n)
-                .is_none_or(|s| s.running.as_deref() != Some(c.from.as_str()));
+                .is_none_or(|s| s.running.as_deref() != Some(c.from.as_str()) || s.trial.is_some());
             if on_target {
                 steps.push(Step::SwitchAway {
                     nodes: vec![n.clone()],
