@@ -15,6 +15,17 @@
 //! store and process. A node "reboots onto a release" by arming it as a
 //! trial and exiting with [`crate::boot::REBOOT`]: its boot supervisor owns
 //! the watchdog and the fall-back (see `boot.rs`).
+//!
+//! The master's decisions are a pure state machine (`campaign.rs`, time
+//! passed in, replayed by `scenario_tests.rs` from `test_data/upgrade/`);
+//! the plan of a campaign and a node's part of a step are pure functions
+//! (`plan.rs`). This module is their I/O: the log, the release store, the
+//! load server, CRIM and the model objects.
+
+mod campaign;
+mod plan;
+#[cfg(test)]
+mod scenario_tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -22,182 +33,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use halyard_backend::cluster::{ClusterView, wall_ms};
-use halyard_backend::crim::Input;
+use halyard_backend::crim::Input as CrimInput;
 use halyard_backend::release::ReleaseStore;
 use halyard_cluster_model::model::{
     AdminState, AvailabilityState, JobState, OperState, RedundancyModel, ReleaseState,
-    UpgradeMethod,
 };
 use halyard_cluster_model::port::{JobHandle, ModelError, Principal};
 use halyard_cluster_model::{ObjectName, SchemaEnum, Value};
-use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, watch};
+
+pub use campaign::{Campaign, CampaignOp, CampaignState, Method, NodeRelease};
+use campaign::{Effect, Input, Level, Machine, Setup};
+use plan::Duty;
 
 use crate::model::AgentModel;
 use crate::replication::{CAMPAIGN_OPS_KEPT, Reader, Replicated};
-
-/// How long the master waits for a step before it fails the campaign.
-const STAGE_TIMEOUT: Duration = Duration::from_secs(120);
-const SWITCH_TIMEOUT: Duration = Duration::from_secs(15);
-/// On top of the watchdog: a node's stop, start and rejoin.
-const REBOOT_SLACK: Duration = Duration::from_secs(60);
-const COMMIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum Method {
-    Rolling,
-    SplitMode,
-    Reboot,
-}
-
-impl Method {
-    fn parse(s: &str) -> Option<Method> {
-        match s {
-            "rolling" => Some(Method::Rolling),
-            "splitMode" | "split-mode" | "split" => Some(Method::SplitMode),
-            "reboot" => Some(Method::Reboot),
-            _ => None,
-        }
-    }
-
-    fn schema(self) -> UpgradeMethod {
-        match self {
-            Method::Rolling => UpgradeMethod::Rolling,
-            Method::SplitMode => UpgradeMethod::SplitMode,
-            Method::Reboot => UpgradeMethod::Reboot,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum CampaignState {
-    Running,
-    Paused,
-    RollingBack,
-    Succeeded,
-    Failed,
-    RolledBack,
-}
-
-impl CampaignState {
-    fn active(self) -> bool {
-        matches!(
-            self,
-            CampaignState::Running | CampaignState::Paused | CampaignState::RollingBack
-        )
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "do", rename_all = "kebab-case")]
-pub enum Step {
-    /// The load manager (master) fetches the release from the load server.
-    Fetch { version: String },
-    /// The propagation manager: every node copies it to its alternate slot
-    /// from `from`, the node whose load manager fetched it (or from the
-    /// load server when that node serves no HTTP).
-    Stage {
-        version: String,
-        #[serde(default)]
-        from: Option<String>,
-    },
-    /// CRIM moves the primaries of these nodes to their standbys.
-    SwitchAway { nodes: Vec<String> },
-    /// These nodes reboot onto the release and must come back healthy on it.
-    Reboot { nodes: Vec<String>, version: String },
-    /// Every node commits the release.
-    Commit { version: String },
-    /// Every node drops its armed trial (end of a rollback).
-    Disarm,
-}
-
-impl Step {
-    fn describe(&self) -> String {
-        match self {
-            Step::Fetch { version } => format!("fetch release {version} from the load server"),
-            Step::Stage { version, from } => match from {
-                Some(n) => format!("copy release {version} from {n} to every node"),
-                None => format!("copy release {version} to every node"),
-            },
-            Step::SwitchAway { nodes } => {
-                format!("switch primaries away from {}", nodes.join(", "))
-            }
-            Step::Reboot { nodes, version } => {
-                format!("reboot {} onto release {version}", nodes.join(", "))
-            }
-            Step::Commit { version } => format!("commit release {version}"),
-            Step::Disarm => "disarm trial releases".into(),
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Campaign {
-    pub id: u64,
-    pub method: Method,
-    pub target: String,
-    pub from: String,
-    pub state: CampaignState,
-    pub steps: Vec<Step>,
-    pub current: usize,
-    /// Bumped when the steps are replaced (rollback), so a node's record of
-    /// what it did never matches a step of the old plan.
-    pub epoch: u32,
-    pub step_started_ms: u64,
-    pub started_ms: u64,
-    pub ended_ms: Option<u64>,
-    pub detail: String,
-    /// Why the campaign is rolling back.
-    #[serde(default)]
-    pub reason: Option<String>,
-    /// Operator requests folded in so far.
-    pub ops_seen: u64,
-    pub principal: String,
-}
-
-impl Campaign {
-    fn object(&self, root: &str) -> String {
-        format!("{root}/campaign={}", self.id)
-    }
-
-    fn holder(&self) -> String {
-        format!("upgrade campaign {}", self.id)
-    }
-
-    fn step_key(&self) -> String {
-        format!("{}/{}/{}", self.id, self.epoch, self.current)
-    }
-}
-
-/// A node's release status, as it reports it through the log.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeRelease {
-    pub node: String,
-    pub running: Option<String>,
-    pub committed: Option<String>,
-    /// Releases in its slots.
-    pub slots: Vec<String>,
-    pub trial: Option<String>,
-    pub healthy: bool,
-    pub fallback: Option<String>,
-    /// When this process started (wall clock, ms): a reboot shows as a
-    /// later value.
-    pub boot_ms: u64,
-    /// The last step this node carried out, and its error if it failed.
-    pub acted: Option<String>,
-    pub error: Option<String>,
-}
-
-/// An operator's request about a campaign.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CampaignOp {
-    pub seq: u64,
-    pub campaign: u64,
-    pub op: String,
-    pub principal: String,
-}
 
 /// Per node: what it needs to run the managers.
 #[derive(Debug)]
@@ -208,7 +58,6 @@ pub struct Upgrades {
     pub root: String,
     pub store: ReleaseStore,
     pub load_server: crate::loadserver::LoadServer,
-    pub watchdog: Duration,
     /// The release this process runs and whether it is on probation.
     pub running: String,
     pub trial: bool,
@@ -223,6 +72,8 @@ pub struct Upgrades {
     /// Node -> where its HTTP face serves its releases.
     pub peers: BTreeMap<String, String>,
     state: tokio::sync::Mutex<Replica>,
+    /// The master's campaign machine (driven only while master).
+    machine: tokio::sync::Mutex<Machine>,
 }
 
 /// What this node folded from the log.
@@ -265,6 +116,12 @@ impl Upgrades {
             .unwrap_or_default();
         let trial = std::env::var("HALYARD_TRIAL").is_ok_and(|v| v == "1");
         let me = view.me();
+        let machine = Machine::new(Setup {
+            me: me.clone(),
+            nodes: node_objects.keys().cloned().collect(),
+            serves_http: peers.contains_key(&me),
+            watchdog_ms: u64::try_from(watchdog.as_millis()).unwrap_or(u64::MAX),
+        });
         Upgrades {
             model,
             nodes: node_objects.keys().cloned().collect(),
@@ -273,7 +130,6 @@ impl Upgrades {
             root,
             store,
             load_server,
-            watchdog,
             running,
             trial,
             boot_ms: wall_ms(),
@@ -291,6 +147,7 @@ impl Upgrades {
                 last_error: None,
                 switched: BTreeMap::new(),
             }),
+            machine: tokio::sync::Mutex::new(machine),
         }
     }
 
@@ -545,54 +402,41 @@ impl Upgrades {
             tracing::warn!(%object, error = %e, "cannot show the object");
         }
     }
-
-    /// This node's part of the current step. True when the node must now
-    /// stop and boot again.
+    /// This node's part of the current step (see [`plan::duty`]). True
+    /// when the node must now stop and boot again.
     async fn act(&self) -> bool {
         let campaign = self.state.lock().await.campaign.clone();
         let Some(c) = campaign else { return false };
-        if !matches!(c.state, CampaignState::Running | CampaignState::RollingBack) {
-            return false;
-        }
-        let Some(step) = c.steps.get(c.current) else {
+        let acted = self.acted();
+        let Some((key, duty)) = plan::duty(&c, &self.me, &self.running, acted.as_deref()) else {
             return false;
         };
-        let key = c.step_key();
-        if self.acted().as_deref() == Some(key.as_str()) {
-            return false;
-        }
         let mut error = None;
         let mut reboot = false;
-        match step {
-            Step::Stage { version, from } => match self.stage(version, from.as_deref()).await {
+        match duty {
+            Duty::Stage { version, from } => match self.stage(&version, from.as_deref()).await {
                 Ok(f) => {
                     tracing::info!(release = %version, slot = %f.slot, copied = f.copied, already_present = f.already_present, "release staged")
                 }
                 Err(e) => error = Some(format!("{}: staging {version}: {e}", self.me)),
             },
-            Step::Reboot { nodes, version }
-                if nodes.contains(&self.me) && self.running != *version =>
-            {
-                match self.store.arm_trial(version) {
-                    Ok(()) => reboot = true,
-                    Err(e) => error = Some(format!("{}: cannot arm {version}: {e}", self.me)),
-                }
-            }
-            Step::Commit { version } => {
-                if self.running == *version
-                    && let Err(e) = self.store.commit(version)
-                {
+            Duty::ArmAndReboot { version } => match self.store.arm_trial(&version) {
+                Ok(()) => reboot = true,
+                Err(e) => error = Some(format!("{}: cannot arm {version}: {e}", self.me)),
+            },
+            Duty::Commit { version } => {
+                if let Err(e) = self.store.commit(&version) {
                     error = Some(format!("{}: commit {version}: {e}", self.me));
                 }
             }
-            Step::Disarm => {
+            Duty::Disarm => {
                 if let Some(committed) = self.store.state().committed
                     && let Err(e) = self.store.arm_trial(&committed)
                 {
                     error = Some(format!("{}: disarm: {e}", self.me));
                 }
             }
-            _ => {}
+            Duty::Nothing => {}
         }
         self.set_acted(&key);
         self.state.lock().await.last_error = error.clone().map(|e| format!("{key}: {e}"));
@@ -607,264 +451,89 @@ impl Upgrades {
         reboot
     }
 
-    /// The master's part: fold operator requests, check the current step,
-    /// move on.
+    /// The master's part: bring the campaign machine up to date with the
+    /// log and the cluster view, let the time pass, and carry out what it
+    /// answers (see [`campaign::Machine`]).
     async fn drive(&self) {
         let (campaign, statuses, ops) = {
             let r = self.state.lock().await;
             (r.campaign.clone(), r.statuses.clone(), r.ops.clone())
         };
-        let Some(mut c) = campaign else { return };
-        if !c.state.active() {
-            return;
+        let Some(campaign) = campaign else { return };
+        let mut m = self.machine.lock().await;
+        let now = wall_ms();
+        // The log is the truth: every tick starts from its campaign.
+        if m.campaign() != Some(&campaign) {
+            m.handle(Input::Logged(campaign), now);
         }
-        let before = c.clone();
-        let (id, seen) = (c.id, c.ops_seen);
-        for op in ops.iter().filter(|o| o.campaign == id && o.seq > seen) {
-            c.ops_seen = op.seq;
-            match (op.op.as_str(), c.state) {
-                ("Pause", CampaignState::Running) => {
-                    c.state = CampaignState::Paused;
-                    c.detail = format!("paused by {}", op.principal);
-                }
-                ("Resume", CampaignState::Paused) => {
-                    c.state = CampaignState::Running;
-                    c.step_started_ms = wall_ms();
-                    c.detail = c
-                        .steps
-                        .get(c.current)
-                        .map_or_else(String::new, Step::describe);
-                }
-                ("Rollback", CampaignState::Running | CampaignState::Paused) => {
-                    self.roll_back(
-                        &mut c,
-                        &statuses,
-                        format!("rollback requested by {}", op.principal),
-                    );
-                }
-                _ => {}
+        for s in statuses.into_values() {
+            if m.status(&s.node) != Some(&s) {
+                m.handle(Input::Status(s), now);
             }
         }
-        if matches!(c.state, CampaignState::Running | CampaignState::RollingBack) {
-            self.advance(&mut c, &statuses).await;
-        }
-        if c != before {
-            let finished = !c.state.active();
-            if finished && c.ended_ms.is_none() {
-                c.ended_ms = Some(wall_ms());
-            }
-            if let Err(e) = Replicated::Campaign(c.clone())
-                .replicate(&self.model.core)
-                .await
-            {
-                tracing::warn!(error = %e, "cannot commit the campaign's progress");
-                return;
-            }
-            if finished {
-                tracing::info!(campaign = c.id, state = ?c.state, detail = %c.detail, "campaign finished");
-                let _ = self.model.core.unlock(&c.holder()).await;
+        for n in &self.nodes {
+            let up = self.view.node(n).is_some_and(|v| v.up);
+            if m.is_up(n) != up {
+                m.handle(
+                    Input::Membership {
+                        node: n.clone(),
+                        up,
+                    },
+                    now,
+                );
             }
         }
+        let mut fx = Vec::new();
+        let last = m.last_op();
+        for op in ops.into_iter().filter(|o| o.seq > last) {
+            fx.extend(m.handle(Input::Op(op), now));
+        }
+        fx.extend(m.handle(Input::Tick, now));
+        self.execute(&mut m, fx).await;
     }
 
-    /// Replaces the remaining steps with the way back to `from`.
-    fn roll_back(&self, c: &mut Campaign, statuses: &BTreeMap<String, NodeRelease>, why: String) {
-        let mut steps = Vec::new();
-        for n in self.order() {
-            let on_target = statuses
-                .get(&n)
-                .is_none_or(|s| s.running.as_deref() != Some(c.from.as_str()));
-            if on_target {
-                steps.push(Step::SwitchAway {
-                    nodes: vec![n.clone()],
-                });
-                steps.push(Step::Reboot {
-                    nodes: vec![n],
-                    version: c.from.clone(),
-                });
-            }
-        }
-        steps.push(Step::Disarm);
-        tracing::warn!(campaign = c.id, reason = %why, "rolling back");
-        c.state = CampaignState::RollingBack;
-        c.steps = steps;
-        c.current = 0;
-        c.epoch += 1;
-        c.step_started_ms = wall_ms();
-        c.detail = format!("rolling back to {}: {why}", c.from);
-        c.reason = Some(why);
-    }
-
-    /// Nodes in upgrade order: the master last (one leadership change).
-    fn order(&self) -> Vec<String> {
-        let master = self.view.master();
-        let mut v: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| Some(*n) != master.as_ref())
-            .cloned()
-            .collect();
-        v.extend(master);
-        v
-    }
-
-    async fn advance(&self, c: &mut Campaign, statuses: &BTreeMap<String, NodeRelease>) {
-        let Some(step) = c.steps.get(c.current).cloned() else {
-            return;
-        };
-        let key = c.step_key();
-        let waited = Duration::from_millis(wall_ms().saturating_sub(c.step_started_ms));
-        // A node's error on this step fails it.
-        if let Some(e) = statuses
-            .values()
-            .filter_map(|s| s.error.as_deref())
-            .find(|e| e.starts_with(&format!("{key}: ")))
-        {
-            return self.fail(c, statuses, e.to_string());
-        }
-        let done = match &step {
-            Step::Fetch { version } => match self.fetch(version).await {
-                Ok(_) => true,
-                Err(e) => {
-                    return self.fail(c, statuses, format!("load manager: {e}"));
+    /// Carries out the machine's effects in order, feeding the answers to
+    /// fetch and switch-away back. A campaign that cannot be written to the
+    /// log drops the rest: the next tick starts again from the log.
+    async fn execute(&self, m: &mut Machine, fx: Vec<Effect>) {
+        let mut queue: std::collections::VecDeque<Effect> = fx.into();
+        while let Some(e) = queue.pop_front() {
+            let answer = match e {
+                Effect::Fetch { version } => {
+                    let error = self.fetch(&version).await.err();
+                    Input::Fetched { version, error }
                 }
-            },
-            Step::Stage { version, .. } => {
-                if waited > STAGE_TIMEOUT {
-                    return self.fail(
-                        c,
-                        statuses,
-                        format!("release {version} not staged on every node in time"),
-                    );
+                Effect::SwitchAway { nodes } => {
+                    let pending = self.switch_away(&nodes).await;
+                    Input::Switching { nodes, pending }
                 }
-                self.nodes
-                    .iter()
-                    .all(|n| statuses.get(n).is_some_and(|s| s.slots.contains(version)))
-            }
-            Step::SwitchAway { nodes } => {
-                let pending = self.switch_away(nodes).await;
-                if pending.is_empty() {
-                    true
-                } else if waited > SWITCH_TIMEOUT {
-                    tracing::warn!(?pending, "no standby took over in time; going on");
-                    true
-                } else {
-                    false
-                }
-            }
-            Step::Reboot { nodes, version } => {
-                let mut all = true;
-                for n in nodes {
-                    let Some(s) = statuses.get(n) else {
-                        all = false;
-                        continue;
-                    };
-                    let up = self.view.node(n).is_some_and(|v| v.up);
-                    let restarted = s.boot_ms > c.step_started_ms;
-                    let on = s.running.as_deref() == Some(version.as_str());
-                    if on
-                        && s.healthy
-                        && up
-                        && (restarted || s.acted.as_deref() == Some(key.as_str()))
-                    {
-                        continue;
+                Effect::Publish(c) => {
+                    if let Err(e) = Replicated::Campaign(c).replicate(&self.model.core).await {
+                        tracing::warn!(error = %e, "cannot commit the campaign's progress");
+                        return;
                     }
-                    all = false;
-                    if restarted && !on && s.healthy {
-                        let why = s
-                            .fallback
-                            .clone()
-                            .unwrap_or_else(|| format!("{n} came back on release {:?}", s.running));
-                        return self.fail(c, statuses, format!("{n}: {why}"));
+                    continue;
+                }
+                Effect::Unlock { holder } => {
+                    if let Some(c) = m.campaign() {
+                        tracing::info!(campaign = c.id, state = ?c.state, detail = %c.detail, "campaign finished");
                     }
+                    let _ = self.model.core.unlock(&holder).await;
+                    continue;
                 }
-                if !all && waited > self.watchdog + REBOOT_SLACK {
-                    return self.fail(
-                        c,
-                        statuses,
-                        format!(
-                            "{} not healthy on release {version} in time",
-                            nodes.join(", ")
-                        ),
-                    );
+                Effect::Log { level, message } => {
+                    match level {
+                        Level::Info => tracing::info!("{message}"),
+                        Level::Warn => tracing::warn!("{message}"),
+                        Level::Error => tracing::error!("{message}"),
+                    }
+                    continue;
                 }
-                all
+            };
+            let more = m.handle(answer, wall_ms());
+            for e in more.into_iter().rev() {
+                queue.push_front(e);
             }
-            Step::Commit { version } => {
-                if waited > COMMIT_TIMEOUT {
-                    return self.fail(
-                        c,
-                        statuses,
-                        format!("release {version} not committed everywhere in time"),
-                    );
-                }
-                self.nodes.iter().all(|n| {
-                    statuses
-                        .get(n)
-                        .is_some_and(|s| s.committed.as_deref() == Some(version.as_str()))
-                })
-            }
-            Step::Disarm => self.nodes.iter().all(|n| {
-                statuses
-                    .get(n)
-                    .is_some_and(|s| s.trial.is_none() && s.acted.as_deref() == Some(key.as_str()))
-            }),
-        };
-        if !done {
-            return;
-        }
-        tracing::info!(campaign = c.id, step = %step.describe(), ms = waited.as_millis() as u64, "upgrade step done");
-        // Staging copies from the node whose load manager fetched it.
-        if matches!(step, Step::Fetch { .. })
-            && let Some(Step::Stage { from, .. }) = c.steps.get_mut(c.current + 1)
-            && self.peers.contains_key(&self.me)
-        {
-            *from = Some(self.me.clone());
-        }
-        c.current += 1;
-        c.step_started_ms = wall_ms();
-        match c.steps.get(c.current) {
-            Some(next) => {
-                c.detail = match &c.reason {
-                    Some(why) => format!("rolling back ({why}): {}", next.describe()),
-                    None => next.describe(),
-                }
-            }
-            None => {
-                (c.state, c.detail) = match c.state {
-                    CampaignState::RollingBack => (
-                        CampaignState::RolledBack,
-                        format!(
-                            "rolled back to {}: {}",
-                            c.from,
-                            c.reason.clone().unwrap_or_default()
-                        ),
-                    ),
-                    _ => (
-                        CampaignState::Succeeded,
-                        format!("element committed on release {}", c.target),
-                    ),
-                };
-            }
-        }
-    }
-
-    fn fail(&self, c: &mut Campaign, statuses: &BTreeMap<String, NodeRelease>, why: String) {
-        tracing::error!(campaign = c.id, reason = %why, "upgrade step failed");
-        if c.state == CampaignState::RollingBack {
-            c.state = CampaignState::Failed;
-            c.detail = format!("rollback failed: {why}");
-            return;
-        }
-        // Nothing reached the nodes before staging: no rollback needed.
-        let touched = c.steps[..=c.current.min(c.steps.len() - 1)]
-            .iter()
-            .any(|s| matches!(s, Step::Reboot { .. }));
-        if touched {
-            self.roll_back(c, statuses, why);
-        } else {
-            c.state = CampaignState::Failed;
-            c.detail = why;
         }
     }
 
@@ -907,7 +576,7 @@ impl Upgrades {
                 if let Err(e) = self
                     .model
                     .core
-                    .request(Input::SwitchOver {
+                    .request(CrimInput::SwitchOver {
                         component: v.name.clone(),
                         at: None,
                     })
@@ -920,10 +589,9 @@ impl Upgrades {
         pending
     }
 
-    /// The nodes of the split: every 2N pair has one member on each side.
-    /// The first half holds no primary if it can: it is upgraded first.
+    /// The nodes of the split (see [`plan::halves`]): the 2N pairs'
+    /// hosting nodes and the nodes that host a primary now.
     async fn halves(&self) -> (Vec<String>, Vec<String>) {
-        let mut color: BTreeMap<String, bool> = BTreeMap::new();
         let pairs: Vec<(String, String)> = self
             .groups
             .iter()
@@ -934,31 +602,7 @@ impl Upgrades {
                     self.hosts.get(&m[1])?.clone(),
                 ))
             })
-            .filter(|(a, b)| a != b)
             .collect();
-        for n in &self.nodes {
-            if color.contains_key(n) {
-                continue;
-            }
-            color.insert(n.clone(), false);
-            let mut stack = vec![n.clone()];
-            while let Some(x) = stack.pop() {
-                let cx = color[&x];
-                for (a, b) in &pairs {
-                    let other = if *a == x {
-                        b
-                    } else if *b == x {
-                        a
-                    } else {
-                        continue;
-                    };
-                    if !color.contains_key(other) {
-                        color.insert(other.clone(), !cx);
-                        stack.push(other.clone());
-                    }
-                }
-            }
-        }
         let primaries: BTreeSet<String> = self
             .model
             .core
@@ -969,20 +613,7 @@ impl Upgrades {
             .filter(|v| v.avail == AvailabilityState::Primary)
             .filter_map(|v| self.hosts.get(&v.name).cloned())
             .collect();
-        let side = |c: bool| -> Vec<String> {
-            color
-                .iter()
-                .filter(|(_, v)| **v == c)
-                .map(|(n, _)| n.clone())
-                .collect()
-        };
-        let (a, b) = (side(false), side(true));
-        let count = |s: &[String]| s.iter().filter(|n| primaries.contains(*n)).count();
-        if count(&a) <= count(&b) {
-            (a, b)
-        } else {
-            (b, a)
-        }
+        plan::halves(&self.nodes, &pairs, &primaries)
     }
 
     /// Propagation: the release from the node that fetched it (its HTTP
@@ -1062,68 +693,21 @@ impl Upgrades {
             )));
         }
         let id = previous.map_or(1, |p| p.id + 1);
-        let mut steps = vec![
-            Step::Fetch {
-                version: version.into(),
-            },
-            Step::Stage {
-                version: version.into(),
-                from: None,
-            },
-        ];
-        match method {
-            Method::Rolling => {
-                for n in self.order() {
-                    steps.push(Step::SwitchAway {
-                        nodes: vec![n.clone()],
-                    });
-                    steps.push(Step::Reboot {
-                        nodes: vec![n],
-                        version: version.into(),
-                    });
-                }
-            }
-            Method::SplitMode => {
-                let (first, second) = self.halves().await;
-                for half in [first, second] {
-                    if half.is_empty() {
-                        continue;
-                    }
-                    steps.push(Step::SwitchAway {
-                        nodes: half.clone(),
-                    });
-                    steps.push(Step::Reboot {
-                        nodes: half,
-                        version: version.into(),
-                    });
-                }
-            }
-            Method::Reboot => steps.push(Step::Reboot {
-                nodes: self.nodes.clone(),
-                version: version.into(),
-            }),
-        }
-        steps.push(Step::Commit {
-            version: version.into(),
-        });
-        let now = wall_ms();
-        let c = Campaign {
+        let halves = match method {
+            Method::SplitMode => self.halves().await,
+            _ => Default::default(),
+        };
+        let master = self.view.master();
+        let steps = plan::plan(method, version, &self.nodes, master.as_deref(), halves);
+        let c = plan::new_campaign(
             id,
             method,
-            target: version.into(),
-            from,
-            state: CampaignState::Running,
-            detail: steps[0].describe(),
+            version,
+            &from,
             steps,
-            current: 0,
-            epoch: 0,
-            step_started_ms: now,
-            started_ms: now,
-            ended_ms: None,
-            ops_seen: 0,
-            reason: None,
-            principal: principal.user.clone(),
-        };
+            &principal.user,
+            wall_ms(),
+        );
         // COpCo: the campaign holds the whole element; a conflicting
         // command (a second campaign, a shelf power-off) is refused with
         // this holder as the reason.
