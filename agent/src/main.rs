@@ -450,7 +450,7 @@ async fn run_node(
                 })
                 .collect(),
         ));
-        let _ = model.upgrades.set(up.clone());
+        model.serve(up.clone());
         cluster_tasks.push(tokio::spawn(tracing::Instrument::instrument(
             up.run(stop_rx.clone()),
             tracing::info_span!("upgrade", node = %node),

@@ -11,14 +11,12 @@ use halyard_backend::core::HaCore;
 use halyard_backend::replicated::{Change, RelayedAlarm, Retention};
 use serde::{Deserialize, Serialize};
 
-use crate::upgrade::{Campaign, CampaignOp, NodeRelease};
+use crate::upgrade::campaign::{CAMPAIGN_OPS_KEPT, Campaign, CampaignOp, NodeRelease};
 
 /// Audit records the log keeps (the model shows as many).
 pub const AUDIT_KEPT: usize = 1000;
 /// Cluster-log batches of each node the log keeps.
 pub const LOG_BATCHES_KEPT: usize = 64;
-/// Campaign requests the log keeps (the master folds each within seconds).
-pub const CAMPAIGN_OPS_KEPT: usize = 256;
 
 /// One replicated change. The topic names are the wire format: `hotswap`
 /// and `relayed-alarm` are written by the core.

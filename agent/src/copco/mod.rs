@@ -110,39 +110,18 @@ pub async fn invoke(
         return cluster_operation(model, target, method.name, &args, &principal).await;
     }
 
-    // The software upgrade manager runs campaigns of its own (replicated,
-    // resumed by a new master); it holds COpCo's lock on the element.
+    // Operations a manager serves itself: the software upgrade manager's
+    // campaigns (replicated, resumed by a new master, holding COpCo's lock
+    // on the element), the simulated hot-swap bus's Insert and Remove.
+    if let Some(server) = model.server_of(obj.class, method.name) {
+        return server.invoke(target, method.name, &args, &principal).await;
+    }
     if (obj.class.name == "NetworkElement" && method.name == "Upgrade")
         || obj.class.name == "UpgradeCampaign"
     {
-        let up = model.upgrades.get().ok_or_else(|| ModelError::Inconsistent {
+        return Err(ModelError::Inconsistent {
             reason: "software upgrades need a cluster node started with `halyard boot` and a [release] section".into(),
-        })?;
-        let r = if method.name == "Upgrade" {
-            up.start(
-                &arg("Release").unwrap_or_default(),
-                &arg("Method").unwrap_or_else(|| "rolling".into()),
-                &principal,
-            )
-            .await
-        } else {
-            up.request(target, method.name, &principal).await
-        };
-        if let Err(e) = &r {
-            model
-                .audit(
-                    &principal,
-                    &format!("{} {target}", method.name),
-                    &format!("rejected: {e}"),
-                )
-                .await;
-        }
-        return r;
-    }
-
-    // Served by a manager of its own (the simulated hot-swap bus's).
-    if let Some(server) = model.server_of(obj.class, method.name) {
-        return server.invoke(target, method.name, &args, &principal).await;
+        });
     }
 
     let steps: Vec<Step> = match (method.name, is_component) {

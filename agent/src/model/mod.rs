@@ -54,8 +54,6 @@ pub struct AgentModel {
     pub(crate) tasks: halyard_backend::tasks::Tasks,
     /// Set when the agent runs as a node of a cluster.
     pub(crate) cluster: std::sync::OnceLock<ClusterHooks>,
-    /// Set when the node runs from a release store (`halyard boot`).
-    pub(crate) upgrades: std::sync::OnceLock<Arc<crate::upgrade::Upgrades>>,
     pub(crate) store: MemoryModel,
     pub(crate) core: HaCore,
     pub(crate) repo: Repository,
@@ -112,7 +110,6 @@ impl AgentModel {
             me: me.clone(),
             tasks: halyard_backend::tasks::Tasks::new(),
             cluster: std::sync::OnceLock::new(),
-            upgrades: std::sync::OnceLock::new(),
             store: MemoryModel::new(),
             core,
             repo,

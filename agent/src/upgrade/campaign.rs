@@ -15,8 +15,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use halyard_cluster_model::model::UpgradeMethod;
 use serde::{Deserialize, Serialize};
 
-use super::plan::order;
-use crate::replication::CAMPAIGN_OPS_KEPT;
+/// Campaign requests the log keeps (the master folds each within seconds).
+pub const CAMPAIGN_OPS_KEPT: usize = 256;
 
 /// How long the master waits for a step before it fails the campaign (ms).
 pub const STAGE_TIMEOUT_MS: u64 = 120_000;
@@ -636,4 +636,15 @@ impl Machine {
         c.detail = format!("rolling back to {}: {why}", c.from);
         c.reason = Some(why);
     }
+}
+
+/// Nodes in upgrade order: the master last (one leadership change).
+pub fn order(nodes: &[String], master: Option<&str>) -> Vec<String> {
+    let mut v: Vec<String> = nodes
+        .iter()
+        .filter(|n| Some(n.as_str()) != master)
+        .cloned()
+        .collect();
+    v.extend(master.map(str::to_string));
+    v
 }

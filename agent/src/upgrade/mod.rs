@@ -22,7 +22,7 @@
 //! (`plan.rs`). This module is their I/O: the log, the release store, the
 //! load server, CRIM and the model objects.
 
-mod campaign;
+pub(crate) mod campaign;
 mod plan;
 #[cfg(test)]
 mod scenario_tests;
@@ -47,7 +47,8 @@ use campaign::{Effect, Input, Level, Machine, Setup};
 use plan::Duty;
 
 use crate::model::AgentModel;
-use crate::replication::{CAMPAIGN_OPS_KEPT, Reader, Replicated};
+use crate::replication::{Reader, Replicated};
+use campaign::CAMPAIGN_OPS_KEPT;
 
 /// Per node: what it needs to run the managers.
 #[derive(Debug)]
@@ -732,7 +733,7 @@ impl Upgrades {
         self.fold().await;
         self.show().await;
         let job = ObjectName::parse(&c.object(&self.root)).map_err(|e| refuse(e.to_string()))?;
-        Ok(crate::copco::finished_job(
+        Ok(crate::copco::locks::finished_job(
             job,
             format!("campaign {id} started: {}", c.steps.len()),
         ))
@@ -791,11 +792,55 @@ impl Upgrades {
             if let Some(detail) = detail {
                 // The serving node's objects show it before the answer.
                 self.show().await;
-                return Ok(crate::copco::finished_job(target.clone(), detail));
+                return Ok(crate::copco::locks::finished_job(target.clone(), detail));
             }
         }
         Err(ModelError::Unavailable {
             reason: "the master did not take the request within 5 s".into(),
         })
+    }
+}
+
+/// The element's Upgrade and a campaign's Pause, Resume and Rollback.
+#[async_trait::async_trait]
+impl crate::operations::Operations for Upgrades {
+    fn serves(&self, class: &halyard_cluster_model::meta::ClassMeta, operation: &str) -> bool {
+        (class.name == "NetworkElement" && operation == "Upgrade")
+            || class.name == "UpgradeCampaign"
+    }
+
+    async fn invoke(
+        &self,
+        target: &ObjectName,
+        operation: &str,
+        args: &[(String, Value)],
+        principal: &Principal,
+    ) -> Result<JobHandle, ModelError> {
+        let arg = |n: &str| {
+            args.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .and_then(|(_, v)| v.as_str())
+                .map(str::to_string)
+        };
+        let r = if operation == "Upgrade" {
+            self.start(
+                &arg("Release").unwrap_or_default(),
+                &arg("Method").unwrap_or_else(|| "rolling".into()),
+                principal,
+            )
+            .await
+        } else {
+            self.request(target, operation, principal).await
+        };
+        if let Err(e) = &r {
+            self.model
+                .audit(
+                    principal,
+                    &format!("{operation} {target}"),
+                    &format!("rejected: {e}"),
+                )
+                .await;
+        }
+        r
     }
 }

@@ -5,18 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::campaign::{Campaign, CampaignState, Method, Step};
-
-/// Nodes in upgrade order: the master last (one leadership change).
-pub fn order(nodes: &[String], master: Option<&str>) -> Vec<String> {
-    let mut v: Vec<String> = nodes
-        .iter()
-        .filter(|n| Some(n.as_str()) != master)
-        .cloned()
-        .collect();
-    v.extend(master.map(str::to_string));
-    v
-}
+use super::campaign::{Campaign, CampaignState, Method, Step, order};
 
 /// The nodes of the split: every 2N pair (`pairs`: the nodes hosting its
 /// two members) has one member on each side. The first half holds no
