@@ -174,14 +174,14 @@ impl Session {
             .query(&Query::default())
             .await
             .map_err(|e| from_model(&e, None))?;
-        let mut out = String::with_capacity(objs.len() * 512);
-        data::write_objects(&objs, false, &mut out);
+        let mut w = quick_xml::Writer::new(Vec::with_capacity(objs.len() * 512));
+        data::write_objects(&objs, false, &mut w);
         drop(objs);
         for e in self.monitoring_and_library().await {
-            e.write(&mut out, BASE_NS);
+            e.write_to(&mut w, BASE_NS);
         }
-        self.streams().await.write(&mut out, BASE_NS);
-        Ok(out)
+        self.streams().await.write_to(&mut w, BASE_NS);
+        Ok(crate::xml::into_string(w))
     }
 
     /// `/netconf/streams`: replay reaches back to the oldest notification

@@ -16,6 +16,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use halyard_cluster_model::Timestamp;
+use quick_xml::events::{BytesDecl, BytesEnd, BytesStart, Event};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{Instrument, debug, error, info, info_span, warn};
@@ -66,7 +67,13 @@ fn hello_xml(id: u32) -> String {
     }
     h.push(caps);
     h.push(Element::with_text(BASE_NS, "session-id", id.to_string()));
-    format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>{}", h.to_xml())
+    let mut w = xml::writer();
+    xml::emit(
+        &mut w,
+        Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None)),
+    );
+    h.write_to(&mut w, "");
+    xml::into_string(w)
 }
 
 /// Checks the client's hello; returns whether base:1.1 was offered.
@@ -110,16 +117,14 @@ fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
             r.push(data);
         }
         Reply::DataText(text) => {
-            // Splice the serialized content into <data>: the marker is the
-            // last text of the reply, after any attribute the client sent.
-            const MARK: char = '\u{E000}';
-            let mut head = String::new();
-            r.push(Element::with_text(BASE_NS, "data", MARK.to_string()));
-            r.write(&mut head, "");
-            if let Some(at) = head.rfind(MARK) {
-                head.replace_range(at..at + MARK.len_utf8(), &text);
-            }
-            return head;
+            // `<data>` around content an XmlWriter has written already.
+            let mut w = xml::writer();
+            xml::emit(&mut w, Event::Start(r.start_tag("")));
+            xml::emit(&mut w, Event::Start(BytesStart::new("data")));
+            w.get_mut().extend_from_slice(text.as_bytes());
+            xml::emit(&mut w, Event::End(BytesEnd::new("data")));
+            xml::emit(&mut w, Event::End(BytesEnd::new("rpc-reply")));
+            return xml::into_string(w);
         }
         Reply::Raw(items) => r.children = items,
         Reply::Errors(es) => {
@@ -347,6 +352,31 @@ impl Session {
                 return bad(&sh, RpcError::malformed(e.to_string()), &[]);
             }
         };
+        // The reply echoes every attribute of the <rpc>: one with a
+        // character XML 1.0 forbids (&#1; decodes to one) is the client's
+        // input, refused with bad-attribute and left out of the echo
+        // (xml::clean has the face's rule).
+        let forbidden = |(ns, name, value): &(String, String, String)| {
+            [ns, name, value]
+                .iter()
+                .any(|s| !s.chars().all(halyard_cluster_model::value::is_xml_char))
+        };
+        if let Some((_, name, _)) = rpc.attrs.iter().find(|a| forbidden(a)) {
+            let kept: Vec<_> = rpc
+                .attrs
+                .iter()
+                .filter(|a| !forbidden(a))
+                .cloned()
+                .collect();
+            let e = RpcError::new(
+                ErrorType::Rpc,
+                Tag::BadAttribute,
+                format!("attribute {name} of <rpc> has a character XML 1.0 forbids"),
+            )
+            .with_info("bad-attribute", name.clone())
+            .with_info("bad-element", rpc.name.clone());
+            return bad(&sh, e, &kept);
+        }
         let attrs = rpc.attrs.clone();
         if rpc.name != "rpc" || rpc.ns != BASE_NS {
             let e = if rpc.name == "rpc" {
@@ -397,6 +427,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema_ns;
 
     #[test]
     fn client_hellos() {
@@ -438,5 +469,184 @@ mod tests {
             r.ends_with(r#"message-id="m-1"><data><x/></data></rpc-reply>"#),
             "{r}"
         );
+    }
+
+    fn session() -> Session {
+        let shared = Shared::new(
+            Arc::new(halyard_cluster_model::memory::demo_element()),
+            Arc::new(Stats::default()),
+            crate::monitoring::SchemaStore,
+            crate::Limits::default(),
+            std::time::Duration::from_secs(60),
+            None,
+        );
+        let (id, _kill) = shared.register("admin", "test");
+        Session {
+            shared,
+            id,
+            user: "admin".into(),
+            read_only: false,
+            framing: Framing::EndOfMessage,
+            subscribed: false,
+            sub: None,
+            outbox: VecDeque::new(),
+            close: false,
+        }
+    }
+
+    /// Parses a document the face wrote (quick-xml's NsReader, through
+    /// xml::parse) after checking that no character XML 1.0 forbids is in
+    /// it (the reader does not check the Char production itself).
+    fn read_back(doc: &str) -> Element {
+        assert!(
+            doc.chars().all(halyard_cluster_model::value::is_xml_char),
+            "{doc:?}"
+        );
+        xml::parse(doc, 64).unwrap_or_else(|e| panic!("{e}: {doc:?}"))
+    }
+
+    fn rpc(id: &str, body: &str) -> String {
+        format!(r#"<rpc message-id="{id}" xmlns="{BASE_NS}">{body}</rpc>"#)
+    }
+
+    const FAN: &str = "ne=1/shelf=1/fan=1";
+
+    fn edit_label(label: &str) -> String {
+        format!(
+            r#"<edit-config><target><running/></target><config><element xmlns="{}"><fan><name>{FAN}</name><label>{label}</label></fan></element></config></edit-config>"#,
+            schema_ns()
+        )
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_character_in_edit_config_is_refused_naming_the_leaf() {
+        let mut s = session();
+        for (id, label) in [
+            ("m-1", "bad\u{1}x"),
+            ("m-2", "bad&#1;x"),
+            ("m-3", "bad&#xFFFE;x"),
+        ] {
+            let out = s
+                .handle_message(rpc(id, &edit_label(label)).as_bytes())
+                .await;
+            let r = read_back(&out);
+            assert_eq!(r.attr("", "message-id"), Some(id), "{out}");
+            let e = r
+                .find(BASE_NS, "rpc-error")
+                .unwrap_or_else(|| panic!("{out}"));
+            assert_eq!(e.find(BASE_NS, "error-tag").unwrap().text, "invalid-value");
+            let info = e.find(BASE_NS, "error-info").unwrap();
+            assert_eq!(
+                info.find(BASE_NS, "bad-element").unwrap().text,
+                "label",
+                "{out}"
+            );
+        }
+        // Nothing of it reached the running datastore; a clean value does.
+        let get = format!(
+            r#"<get-config><source><running/></source><filter><element xmlns="{}"><fan><name>{FAN}</name></fan></element></filter></get-config>"#,
+            schema_ns()
+        );
+        let out = s.handle_message(rpc("m-4", &get).as_bytes()).await;
+        assert!(!read_back(&out).to_xml().contains("bad"), "{out}");
+        let out = s
+            .handle_message(rpc("m-5", &edit_label("fine &lt;&amp;&gt;")).as_bytes())
+            .await;
+        assert!(read_back(&out).find(BASE_NS, "ok").is_some(), "{out}");
+        let out = s.handle_message(rpc("m-6", &get).as_bytes()).await;
+        assert!(out.contains("<label>fine &lt;&amp;&gt;</label>"), "{out}");
+    }
+
+    #[tokio::test]
+    async fn a_forbidden_character_in_an_rpc_attribute_is_refused() {
+        let mut s = session();
+        let msg = format!(r#"<rpc message-id="m-7" user="a&#1;b" xmlns="{BASE_NS}"><get/></rpc>"#);
+        let out = s.handle_message(msg.as_bytes()).await;
+        let r = read_back(&out);
+        // The clean attributes are echoed, the offending one is named.
+        assert_eq!(r.attr("", "message-id"), Some("m-7"), "{out}");
+        assert_eq!(r.attr("", "user"), None, "{out}");
+        let e = r
+            .find(BASE_NS, "rpc-error")
+            .unwrap_or_else(|| panic!("{out}"));
+        assert_eq!(e.find(BASE_NS, "error-tag").unwrap().text, "bad-attribute");
+        let info = e.find(BASE_NS, "error-info").unwrap();
+        assert_eq!(info.find(BASE_NS, "bad-attribute").unwrap().text, "user");
+    }
+
+    #[tokio::test]
+    async fn the_agents_own_strings_render_well_formed() {
+        const NASTY: &str = "a\u{1}b<&>\"'\u{FFFF}";
+        const READ: &str = "a\u{FFFD}b<&>\"'\u{FFFD}";
+        let s = session();
+        let mut fan = s
+            .shared
+            .model
+            .get(&halyard_cluster_model::ObjectName::parse(FAN).unwrap())
+            .await
+            .unwrap();
+        let (i, leaf) = fan
+            .class
+            .attributes
+            .iter()
+            .enumerate()
+            .find(|(_, a)| !a.key && matches!(a.ty, halyard_cluster_model::AttrType::String { .. }))
+            .unwrap();
+        // Past the model's checks, as a bug would put it there.
+        fan.values[i] = halyard_cluster_model::Value::Str(NASTY.into());
+        let leaf_of = |top: &Element| {
+            top.find(schema_ns(), fan.class.yang_name)
+                .and_then(|e| e.find(schema_ns(), leaf.yang_name))
+                .map(|e| e.text.clone())
+        };
+        let before = xml::replaced_chars();
+        // The unfiltered <get> (written straight), a filtered one (a tree).
+        let mut w = xml::writer();
+        crate::data::write_objects([&fan], false, &mut w);
+        let reply = reply_xml(
+            &[(String::new(), "message-id".into(), "1".into())],
+            Reply::DataText(xml::into_string(w)),
+        );
+        let data = read_back(&reply).children.remove(0);
+        assert_eq!(leaf_of(&data.children[0]).as_deref(), Some(READ), "{reply}");
+        let tree = crate::data::render_objects([&fan], false);
+        let reply = reply_xml(&[], Reply::Data(vec![tree]));
+        let data = read_back(&reply).children.remove(0);
+        assert_eq!(leaf_of(&data.children[0]).as_deref(), Some(READ), "{reply}");
+        // An rpc-error quoting it, and an attribute carrying it.
+        let mut e = Element::with_text(schema_ns(), "x", NASTY);
+        e.attrs.push((String::new(), "v".into(), NASTY.into()));
+        let reply = reply_xml(&[], Reply::Errors(vec![RpcError::operation_failed(NASTY)]));
+        let r = read_back(&reply);
+        let msg = &r.children[0].find(BASE_NS, "error-message").unwrap().text;
+        assert_eq!(msg, READ, "{reply}");
+        let back = read_back(&e.to_xml());
+        assert_eq!((back.text.as_str(), back.attr("", "v")), (READ, Some(READ)));
+        // A notification of the model.
+        let n = halyard_cluster_model::port::Notification {
+            seq: 1,
+            time: Timestamp(0),
+            class: fan.class,
+            source: fan.name.clone(),
+            severity: None,
+            values: fan.values.clone(),
+        };
+        let doc = notification_xml(Timestamp(0), event_element(&n));
+        let back = read_back(&doc);
+        let ev = back.find(schema_ns(), fan.class.yang_name).unwrap();
+        assert_eq!(
+            ev.find(schema_ns(), leaf.yang_name).unwrap().text,
+            READ,
+            "{doc}"
+        );
+        // Each document replaced two characters of each copy, and counted them.
+        assert!(
+            xml::replaced_chars() >= before + 12,
+            "{}",
+            xml::replaced_chars()
+        );
+        // Markup characters alone are escaped, never replaced.
+        let plain = Element::with_text(schema_ns(), "x", "<&>\"'");
+        assert_eq!(read_back(&plain.to_xml()).text, "<&>\"'");
     }
 }
