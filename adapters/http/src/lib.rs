@@ -20,6 +20,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod repr;
+pub mod xml;
 
 mod api;
 mod conn;
