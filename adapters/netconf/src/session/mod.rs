@@ -4,9 +4,9 @@
 //!
 //! - this file: the session loop (hello, framing, one reply per RPC,
 //!   notifications between replies);
-//! - [`dispatch`]: one function per operation;
-//! - [`filters`]: subtree and XPath `<filter>`;
-//! - [`subscriptions`]: create-subscription, replay and live delivery.
+//! - `dispatch.rs`: one function per operation;
+//! - `filters.rs`: subtree and XPath `<filter>`;
+//! - `subscriptions.rs`: create-subscription, replay and live delivery.
 
 mod dispatch;
 mod filters;
