@@ -27,6 +27,7 @@ mod conn;
 mod console;
 mod server;
 mod tls;
+mod xsd;
 
 pub use config::{HttpConfig, Limits, Role, TlsConfig, UserConfig};
 pub use error::{ApiError, HttpError, status_of};
