@@ -138,12 +138,13 @@ async fn index(Extension(c): Extension<Caller>, f: Format) -> Result<Response, A
             .to_string(),
         ),
         Format::Xml => {
-            let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<api>");
+            let mut d = crate::xml::Doc::new();
+            d.start("api", &[]);
             for (r, h) in links {
-                s.push_str(&format!("<link rel=\"{r}\" href=\"{h}\"/>"));
+                d.empty("link", &[("rel", r), ("href", h)]);
             }
-            s.push_str("</api>");
-            reply(StatusCode::OK, f, s)
+            d.end("api");
+            reply(StatusCode::OK, f, d.finish())
         }
     })
 }

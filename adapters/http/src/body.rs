@@ -7,8 +7,22 @@ use serde_json::Value as Json;
 use crate::error::ApiError;
 use crate::repr::json_text;
 
-/// Parses a body into (name, text) pairs according to its media type.
+/// Parses a body into (name, text) pairs according to its media type. A
+/// name or value with a character XML 1.0 forbids is refused (422
+/// `invalid-value` naming the field; `xml::clean` has the face's rule).
 pub fn fields(content_type: Option<&str>, body: &[u8]) -> Result<Vec<(String, String)>, ApiError> {
+    let fields = parse_fields(content_type, body)?;
+    for (name, value) in &fields {
+        crate::xml::check_input(name, name)?;
+        crate::xml::check_input(name, value)?;
+    }
+    Ok(fields)
+}
+
+fn parse_fields(
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<(String, String)>, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
     if text.trim().is_empty() {
@@ -225,6 +239,35 @@ mod tests {
         assert_eq!(
             fields(Some("application/json"), br#"{"speed": 10, "on": true}"#).unwrap(),
             vec![("on".into(), "true".into()), ("speed".into(), "10".into())]
+        );
+    }
+
+    #[test]
+    fn forbidden_characters_are_refused_naming_the_field() {
+        for (ct, body) in [
+            (Some("application/json"), r#"{"label": "bad\u0001x"}"#),
+            (
+                Some("application/xml"),
+                "<fan><label>bad&#1;x</label></fan>",
+            ),
+            (
+                Some("application/xml"),
+                "<fan><label>bad\u{1}x</label></fan>",
+            ),
+            (Some("application/x-www-form-urlencoded"), "label=bad%01x"),
+            (Some("application/json"), r#"{"label": "bad\uFFFFx"}"#),
+        ] {
+            let e = fields(ct, body.as_bytes()).unwrap_err();
+            assert_eq!(e.status.as_u16(), 422, "{body}");
+            assert_eq!(e.code, "invalid-value", "{body}");
+            assert!(e.message.starts_with("label:"), "{body}: {}", e.message);
+        }
+        // A forbidden character in a field's name is refused too.
+        let e = fields(Some("application/json"), br#"{"la\u0002bel": "x"}"#).unwrap_err();
+        assert_eq!(e.status.as_u16(), 422);
+        assert_eq!(
+            fields(Some("application/json"), br#"{"label": "tab\tand <&>"}"#).unwrap(),
+            vec![("label".to_string(), "tab\tand <&>".to_string())]
         );
     }
 }

@@ -20,12 +20,14 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod repr;
+pub mod xml;
 
 mod api;
 mod conn;
 mod console;
 mod server;
 mod tls;
+mod xsd;
 
 pub use config::{HttpConfig, Limits, Role, TlsConfig, UserConfig};
 pub use error::{ApiError, HttpError, status_of};

@@ -86,6 +86,11 @@ impl HttpMetrics {
             "Time the last scrape took to read the model and encode it",
             m.scrape_duration.clone(),
         );
+        registry.register(
+            "halyard_http_xml_replaced_characters",
+            "Characters XML 1.0 forbids replaced by U+FFFD in XML responses (the agent's own data; a client's are refused)",
+            crate::xml::REPLACED.clone(),
+        );
         registry.register_collector(Box::new(ProcessCollector));
         m
     }

@@ -1,15 +1,16 @@
 //! Representations: every object, tree, job, notification and error as XML
-//! (the default) or JSON, and the XML Schema that describes the XML. All of
-//! it is driven by the schema metadata; nothing here names an attribute.
+//! (the default, written through [`crate::xml::Doc`]) or JSON; the XML
+//! Schema that describes the XML is generated in `xsd.rs` ([`xsd`]). All
+//! of it is driven by the schema metadata; nothing here names an attribute.
 
-use std::fmt::Write as _;
-
-use halyard_cluster_model::meta::{AttrMeta, AttrType, ClassMeta};
+use halyard_cluster_model::meta::{AttrMeta, AttrType};
 use halyard_cluster_model::port::{JobStatus, ManagedObject, Notification};
 use halyard_cluster_model::{SCHEMA, Value};
 use serde_json::{Map, Value as Json, json};
 
 use crate::error::ApiError;
+use crate::xml::Doc;
+pub use crate::xsd::xsd;
 
 /// The media type of a reply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,33 +63,18 @@ impl Format {
     }
 }
 
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '&' => o.push_str("&amp;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            // Never emit what XML 1.0 forbids (the model refuses such values).
-            c if !halyard_cluster_model::value::is_xml_char(c) => o.push('\u{FFFD}'),
-            c => o.push(c),
-        }
-    }
-    o
-}
-
 fn ns() -> &'static str {
     SCHEMA.module.namespace
 }
 
-/// XML declaration and the root element's opening with the namespace.
-pub fn xml_root(name: &str, attrs: &str) -> String {
-    format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<{name} xmlns=\"{}\"{attrs}>",
-        ns()
-    )
+/// A document: the XML declaration and the root element's opening, with
+/// the namespace and then `attrs`.
+pub fn xml_root(name: &str, attrs: &[(&str, &str)]) -> Doc {
+    let mut d = Doc::new();
+    let mut all = vec![("xmlns", ns())];
+    all.extend_from_slice(attrs);
+    d.start(name, &all);
+    d
 }
 
 /// A value in JSON, after RFC 7951: 32-bit integers and booleans as JSON
@@ -113,12 +99,12 @@ pub fn json_text(v: &Json) -> Option<String> {
     }
 }
 
-fn write_values_xml(out: &mut String, attrs: &[AttrMeta], values: &[Value]) {
+fn write_values_xml(d: &mut Doc, attrs: &[AttrMeta], values: &[Value]) {
     for (a, v) in attrs.iter().zip(values) {
         if matches!(v, Value::Absent) {
             continue;
         }
-        let _ = write!(out, "<{0}>{1}</{0}>", a.yang_name, esc(&v.render(&a.ty)));
+        d.leaf(a.yang_name, &v.render(&a.ty));
     }
 }
 
@@ -131,14 +117,14 @@ fn values_json(attrs: &[AttrMeta], values: &[Value]) -> Map<String, Json> {
 }
 
 /// One object as an XML element (no declaration).
-pub fn object_xml(out: &mut String, o: &ManagedObject) {
-    let _ = write!(
-        out,
-        "<{} class=\"{}\" index=\"{}\">",
-        o.class.yang_name, o.class.name, o.index
+pub fn object_xml(d: &mut Doc, o: &ManagedObject) {
+    let index = o.index.to_string();
+    d.start(
+        o.class.yang_name,
+        &[("class", o.class.name), ("index", &index)],
     );
-    write_values_xml(out, o.class.attributes, &o.values);
-    let _ = write!(out, "</{}>", o.class.yang_name);
+    write_values_xml(d, o.class.attributes, &o.values);
+    d.end(o.class.yang_name);
 }
 
 pub fn object_json(o: &ManagedObject) -> Json {
@@ -153,18 +139,14 @@ pub fn object_doc(o: &ManagedObject, f: Format) -> String {
     match f {
         Format::Json => object_json(o).to_string(),
         Format::Xml => {
-            let mut s = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-            let _ = write!(
-                s,
-                "<{} xmlns=\"{}\" class=\"{}\" index=\"{}\">",
+            let index = o.index.to_string();
+            let mut d = xml_root(
                 o.class.yang_name,
-                ns(),
-                o.class.name,
-                o.index
+                &[("class", o.class.name), ("index", &index)],
             );
-            write_values_xml(&mut s, o.class.attributes, &o.values);
-            let _ = write!(s, "</{}>", o.class.yang_name);
-            s
+            write_values_xml(&mut d, o.class.attributes, &o.values);
+            d.end(o.class.yang_name);
+            d.finish()
         }
     }
 }
@@ -175,12 +157,12 @@ pub fn objects_doc(objs: &[ManagedObject], f: Format) -> String {
             json!({ "objects": objs.iter().map(object_json).collect::<Vec<_>>() }).to_string()
         }
         Format::Xml => {
-            let mut s = xml_root("objects", &format!(" count=\"{}\"", objs.len()));
+            let mut d = xml_root("objects", &[("count", &objs.len().to_string())]);
             for o in objs {
-                object_xml(&mut s, o);
+                object_xml(&mut d, o);
             }
-            s.push_str("</objects>");
-            s
+            d.end("objects");
+            d.finish()
         }
     }
 }
@@ -208,27 +190,26 @@ pub fn tree_doc(objs: &[ManagedObject], f: Format) -> String {
             children.entry(o.parent_index).or_default().push(i);
         }
     }
-    fn xml(out: &mut String, objs: &[ManagedObject], ch: &HashMap<u32, Vec<usize>>, i: usize) {
+    fn xml(d: &mut Doc, objs: &[ManagedObject], ch: &HashMap<u32, Vec<usize>>, i: usize) {
         let o = &objs[i];
-        let _ = write!(
-            out,
-            "<object name=\"{}\" class=\"{}\" index=\"{}\">",
-            esc(o.name.as_str()),
-            o.class.name,
-            o.index
+        d.start(
+            "object",
+            &[
+                ("name", o.name.as_str()),
+                ("class", o.class.name),
+                ("index", &o.index.to_string()),
+            ],
         );
         for (a, v) in tree_states(o) {
-            let _ = write!(
-                out,
-                "<state name=\"{}\" value=\"{}\"/>",
-                a.yang_name,
-                esc(&v.render(&a.ty))
+            d.empty(
+                "state",
+                &[("name", a.yang_name), ("value", &v.render(&a.ty))],
             );
         }
         for &c in ch.get(&o.index).map(Vec::as_slice).unwrap_or(&[]) {
-            xml(out, objs, ch, c);
+            xml(d, objs, ch, c);
         }
-        out.push_str("</object>");
+        d.end("object");
     }
     fn js(objs: &[ManagedObject], ch: &HashMap<u32, Vec<usize>>, i: usize) -> Json {
         let o = &objs[i];
@@ -249,12 +230,12 @@ pub fn tree_doc(objs: &[ManagedObject], f: Format) -> String {
                 .to_string()
         }
         Format::Xml => {
-            let mut s = xml_root("tree", "");
+            let mut d = xml_root("tree", &[]);
             for &r in &roots {
-                xml(&mut s, objs, &children, r);
+                xml(&mut d, objs, &children, r);
             }
-            s.push_str("</tree>");
-            s
+            d.end("tree");
+            d.finish()
         }
     }
 }
@@ -289,23 +270,20 @@ pub fn job_doc(j: &JobView, f: Format) -> String {
         })
         .to_string(),
         Format::Xml => {
-            let mut s = xml_root("job-status", "");
-            let _ = write!(
-                s,
-                "<job>{}</job><operation>{}</operation><target>{}</target><state>{state}</state><finished>{}</finished><steps-done>{}</steps-done><steps-total>{}</steps-total><detail>{}</detail>",
-                esc(&j.job),
-                esc(&j.operation),
-                esc(&j.target),
-                j.status.finished(),
-                j.status.steps_done,
-                j.status.steps_total,
-                esc(&j.status.detail)
-            );
+            let mut d = xml_root("job-status", &[]);
+            d.leaf("job", &j.job);
+            d.leaf("operation", &j.operation);
+            d.leaf("target", &j.target);
+            d.leaf("state", state);
+            d.leaf("finished", &j.status.finished().to_string());
+            d.leaf("steps-done", &j.status.steps_done.to_string());
+            d.leaf("steps-total", &j.status.steps_total.to_string());
+            d.leaf("detail", &j.status.detail);
             if let Some(r) = j.status.result {
-                let _ = write!(s, "<result>{r}</result>");
+                d.leaf("result", &r.to_string());
             }
-            s.push_str("</job-status>");
-            s
+            d.end("job-status");
+            d.finish()
         }
     }
 }
@@ -326,17 +304,19 @@ pub fn notification_json(n: &Notification) -> Json {
     })
 }
 
-pub fn notification_xml(out: &mut String, n: &Notification) {
-    let _ = write!(
-        out,
-        "<notification seq=\"{}\" time=\"{}\" source=\"{}\"><{}>",
-        n.seq,
-        n.time,
-        esc(n.source.as_str()),
-        n.class.yang_name
+pub fn notification_xml(d: &mut Doc, n: &Notification) {
+    d.start(
+        "notification",
+        &[
+            ("seq", &n.seq.to_string()),
+            ("time", &n.time.to_string()),
+            ("source", n.source.as_str()),
+        ],
     );
-    write_values_xml(out, n.class.attributes, &n.values);
-    let _ = write!(out, "</{}></notification>", n.class.yang_name);
+    d.start(n.class.yang_name, &[]);
+    write_values_xml(d, n.class.attributes, &n.values);
+    d.end(n.class.yang_name);
+    d.end("notification");
 }
 
 pub fn notifications_doc(ns_: &[std::sync::Arc<Notification>], f: Format) -> String {
@@ -346,12 +326,12 @@ pub fn notifications_doc(ns_: &[std::sync::Arc<Notification>], f: Format) -> Str
                 .to_string()
         }
         Format::Xml => {
-            let mut s = xml_root("notifications", "");
+            let mut d = xml_root("notifications", &[]);
             for n in ns_ {
-                notification_xml(&mut s, n);
+                notification_xml(&mut d, n);
             }
-            s.push_str("</notifications>");
-            s
+            d.end("notifications");
+            d.finish()
         }
     }
 }
@@ -374,18 +354,25 @@ pub fn summary_doc(s: &AlarmSummary, f: Format) -> String {
         })
         .to_string(),
         Format::Xml => {
-            let mut o = xml_root(
+            let mut d = xml_root(
                 "alarm-summary",
-                &format!(" total=\"{}\" unacknowledged=\"{}\"", s.total, s.unacknowledged),
+                &[
+                    ("total", &s.total.to_string()),
+                    ("unacknowledged", &s.unacknowledged.to_string()),
+                ],
             );
             for (sev, n, u) in &s.rows {
-                let _ = write!(
-                    o,
-                    "<severity name=\"{sev}\" active=\"{n}\" unacknowledged=\"{u}\"/>"
+                d.empty(
+                    "severity",
+                    &[
+                        ("name", sev),
+                        ("active", &n.to_string()),
+                        ("unacknowledged", &u.to_string()),
+                    ],
                 );
             }
-            o.push_str("</alarm-summary>");
-            o
+            d.end("alarm-summary");
+            d.finish()
         }
     }
 }
@@ -400,19 +387,15 @@ pub fn error_doc(e: &ApiError, f: Format) -> String {
         }})
         .to_string(),
         Format::Xml => {
-            let mut s = xml_root("error", "");
-            let _ = write!(
-                s,
-                "<status>{}</status><code>{}</code><message>{}</message>",
-                e.status.as_u16(),
-                e.code,
-                esc(&e.message)
-            );
+            let mut d = xml_root("error", &[]);
+            d.leaf("status", &e.status.as_u16().to_string());
+            d.leaf("code", e.code);
+            d.leaf("message", &e.message);
             if let Some(c) = e.change {
-                let _ = write!(s, "<change>{c}</change>");
+                d.leaf("change", &c.to_string());
             }
-            s.push_str("</error>");
-            s
+            d.end("error");
+            d.finish()
         }
     }
 }
@@ -473,190 +456,45 @@ pub fn classes_json() -> Json {
 }
 
 pub fn classes_xml() -> String {
-    let mut s = xml_root("classes", "");
+    let mut d = xml_root("classes", &[]);
     for c in SCHEMA.classes.iter().filter(|c| !c.is_abstract) {
-        let _ = write!(
-            s,
-            "<class name=\"{}\" yang-name=\"{}\" indication=\"{}\"",
-            c.name, c.yang_name, c.is_indication
-        );
+        let indication = c.is_indication.to_string();
+        let mut attrs = vec![
+            ("name", c.name),
+            ("yang-name", c.yang_name),
+            ("indication", indication.as_str()),
+        ];
         if let Some(r) = c.rdn {
-            let _ = write!(s, " rdn=\"{r}\"");
+            attrs.push(("rdn", r));
         }
-        let _ = write!(s, "><description>{}</description>", esc(c.description));
+        d.start("class", &attrs);
+        d.leaf("description", c.description);
         for a in c.attributes {
-            let _ = write!(
-                s,
-                "<attribute name=\"{}\" yang-name=\"{}\" writable=\"{}\"",
-                a.name, a.yang_name, a.writable
-            );
+            let writable = a.writable.to_string();
+            let mut attrs = vec![
+                ("name", a.name),
+                ("yang-name", a.yang_name),
+                ("writable", writable.as_str()),
+            ];
             if let Some(m) = &a.metric {
-                let _ = write!(s, " metric=\"{}\"", m.name);
+                attrs.push(("metric", m.name));
             }
-            s.push_str("/>");
+            d.empty("attribute", &attrs);
         }
         for m in c.methods {
-            let _ = write!(
-                s,
-                "<operation name=\"{}\" yang-name=\"{}\" job=\"{}\"/>",
-                m.name, m.yang_name, m.job
+            d.empty(
+                "operation",
+                &[
+                    ("name", m.name),
+                    ("yang-name", m.yang_name),
+                    ("job", &m.job.to_string()),
+                ],
             );
         }
-        s.push_str("</class>");
+        d.end("class");
     }
-    s.push_str("</classes>");
-    s
-}
-
-/// An attribute's element declaration, with its description (and units,
-/// and whether it can be written) as documentation.
-fn xsd_element(out: &mut String, a: &AttrMeta) {
-    let _ = write!(out, "<xs:element name=\"{}\" minOccurs=\"0\"", a.yang_name);
-    match a.ty {
-        AttrType::Boolean => out.push_str(" type=\"xs:boolean\">"),
-        AttrType::Uint32 => out.push_str(" type=\"xs:unsignedInt\">"),
-        AttrType::Uint64 => out.push_str(" type=\"xs:unsignedLong\">"),
-        AttrType::Sint32 => out.push_str(" type=\"xs:int\">"),
-        AttrType::DateTime => out.push_str(" type=\"xs:dateTime\">"),
-        AttrType::Enum(e) => {
-            let _ = write!(out, " type=\"hc:{}\">", enum_type_name(e.name));
-        }
-        AttrType::String { .. } | AttrType::Real64 { .. } => out.push('>'),
-    }
-    let mut doc = a.description.to_string();
-    if let Some(u) = a.units {
-        let _ = write!(doc, " Units: {u}.");
-    }
-    if a.writable {
-        doc.push_str(" Writable.");
-    }
-    let _ = write!(
-        out,
-        "<xs:annotation><xs:documentation>{}</xs:documentation></xs:annotation>",
-        esc(&doc)
-    );
-    match a.ty {
-        AttrType::String { max_len } => {
-            let _ = write!(
-                out,
-                "<xs:simpleType><xs:restriction base=\"xs:string\"><xs:maxLength value=\"{max_len}\"/></xs:restriction></xs:simpleType>"
-            );
-        }
-        AttrType::Real64 { scale } => {
-            let _ = write!(
-                out,
-                "<xs:simpleType><xs:restriction base=\"xs:decimal\"><xs:fractionDigits value=\"{}\"/></xs:restriction></xs:simpleType>",
-                scale.max(1)
-            );
-        }
-        _ => {}
-    }
-    out.push_str("</xs:element>");
-}
-
-fn enum_type_name(name: &str) -> String {
-    format!("{name}Type")
-}
-
-fn class_type(out: &mut String, c: &ClassMeta) {
-    let _ = write!(
-        out,
-        "<xs:complexType name=\"{}Type\"><xs:annotation><xs:documentation>{}</xs:documentation></xs:annotation><xs:sequence>",
-        c.name,
-        esc(c.description)
-    );
-    for a in c.attributes {
-        xsd_element(out, a);
-    }
-    out.push_str("</xs:sequence><xs:attribute name=\"class\" type=\"xs:string\"/><xs:attribute name=\"index\" type=\"xs:unsignedInt\"/></xs:complexType>");
-}
-
-/// The XML Schema of every document the API serves, generated from `SCHEMA`.
-pub fn xsd() -> String {
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<xs:schema xmlns:xs=\"http://www.w3.org/2001/XMLSchema\" xmlns:hc=\"{0}\" targetNamespace=\"{0}\" elementFormDefault=\"qualified\" version=\"{1}\">\n",
-        ns(),
-        SCHEMA.module.revision
-    );
-    let _ = writeln!(
-        s,
-        "<xs:annotation><xs:documentation>Documents of the Halyard HTTP API, generated from the {} schema (revision {}).</xs:documentation></xs:annotation>",
-        SCHEMA.module.name, SCHEMA.module.revision
-    );
-    for e in SCHEMA.enums {
-        let _ = write!(
-            s,
-            "<xs:simpleType name=\"{}\"><xs:restriction base=\"xs:string\">",
-            enum_type_name(e.name)
-        );
-        for v in e.values {
-            let _ = write!(s, "<xs:enumeration value=\"{}\"/>", v.yang_name);
-        }
-        s.push_str("</xs:restriction></xs:simpleType>\n");
-    }
-    let concrete: Vec<&ClassMeta> = SCHEMA
-        .classes
-        .iter()
-        .copied()
-        .filter(|c| !c.is_abstract)
-        .collect();
-    for c in &concrete {
-        class_type(&mut s, c);
-        let _ = writeln!(
-            s,
-            "<xs:element name=\"{}\" type=\"hc:{}Type\"/>",
-            c.yang_name, c.name
-        );
-    }
-    // objects: any number of objects of any class.
-    s.push_str("<xs:element name=\"objects\"><xs:complexType><xs:choice minOccurs=\"0\" maxOccurs=\"unbounded\">");
-    for c in concrete.iter().filter(|c| !c.is_indication) {
-        let _ = write!(s, "<xs:element ref=\"hc:{}\"/>", c.yang_name);
-    }
-    s.push_str("</xs:choice><xs:attribute name=\"count\" type=\"xs:unsignedInt\"/></xs:complexType></xs:element>\n");
-    // the containment tree.
-    s.push_str(concat!(
-        "<xs:complexType name=\"TreeObjectType\"><xs:sequence>",
-        "<xs:element name=\"state\" minOccurs=\"0\" maxOccurs=\"unbounded\"><xs:complexType>",
-        "<xs:attribute name=\"name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"value\" type=\"xs:string\" use=\"required\"/>",
-        "</xs:complexType></xs:element>",
-        "<xs:element name=\"object\" type=\"hc:TreeObjectType\" minOccurs=\"0\" maxOccurs=\"unbounded\"/>",
-        "</xs:sequence>",
-        "<xs:attribute name=\"name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"class\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"index\" type=\"xs:unsignedInt\" use=\"required\"/>",
-        "</xs:complexType>\n",
-        "<xs:element name=\"tree\"><xs:complexType><xs:sequence><xs:element name=\"object\" type=\"hc:TreeObjectType\" minOccurs=\"0\" maxOccurs=\"unbounded\"/></xs:sequence></xs:complexType></xs:element>\n",
-    ));
-    // notifications.
-    s.push_str("<xs:element name=\"notifications\"><xs:complexType><xs:sequence><xs:element name=\"notification\" minOccurs=\"0\" maxOccurs=\"unbounded\"><xs:complexType><xs:choice>");
-    for c in concrete.iter().filter(|c| c.is_indication) {
-        let _ = write!(s, "<xs:element ref=\"hc:{}\"/>", c.yang_name);
-    }
-    s.push_str("</xs:choice><xs:attribute name=\"seq\" type=\"xs:unsignedLong\" use=\"required\"/><xs:attribute name=\"time\" type=\"xs:dateTime\" use=\"required\"/><xs:attribute name=\"source\" type=\"xs:string\" use=\"required\"/></xs:complexType></xs:element></xs:sequence></xs:complexType></xs:element>\n");
-    s.push_str(concat!(
-        "<xs:element name=\"job-status\"><xs:complexType><xs:sequence>",
-        "<xs:element name=\"job\" type=\"xs:string\"/><xs:element name=\"operation\" type=\"xs:string\"/><xs:element name=\"target\" type=\"xs:string\"/>",
-        "<xs:element name=\"state\" type=\"hc:JobStateType\"/><xs:element name=\"finished\" type=\"xs:boolean\"/>",
-        "<xs:element name=\"steps-done\" type=\"xs:unsignedInt\"/><xs:element name=\"steps-total\" type=\"xs:unsignedInt\"/>",
-        "<xs:element name=\"detail\" type=\"xs:string\"/><xs:element name=\"result\" type=\"xs:unsignedInt\" minOccurs=\"0\"/>",
-        "</xs:sequence></xs:complexType></xs:element>\n",
-        "<xs:element name=\"alarm-summary\"><xs:complexType><xs:sequence><xs:element name=\"severity\" minOccurs=\"0\" maxOccurs=\"unbounded\"><xs:complexType>",
-        "<xs:attribute name=\"name\" type=\"hc:PerceivedSeverityType\" use=\"required\"/><xs:attribute name=\"active\" type=\"xs:unsignedInt\" use=\"required\"/><xs:attribute name=\"unacknowledged\" type=\"xs:unsignedInt\" use=\"required\"/>",
-        "</xs:complexType></xs:element></xs:sequence>",
-        "<xs:attribute name=\"total\" type=\"xs:unsignedInt\" use=\"required\"/><xs:attribute name=\"unacknowledged\" type=\"xs:unsignedInt\" use=\"required\"/></xs:complexType></xs:element>\n",
-        "<xs:element name=\"error\"><xs:complexType><xs:sequence>",
-        "<xs:element name=\"status\" type=\"xs:unsignedShort\"/><xs:element name=\"code\" type=\"xs:string\"/><xs:element name=\"message\" type=\"xs:string\"/><xs:element name=\"change\" type=\"xs:unsignedInt\" minOccurs=\"0\"/>",
-        "</xs:sequence></xs:complexType></xs:element>\n",
-        "<xs:element name=\"classes\"><xs:complexType><xs:sequence><xs:element name=\"class\" minOccurs=\"0\" maxOccurs=\"unbounded\"><xs:complexType><xs:sequence>",
-        "<xs:element name=\"description\" type=\"xs:string\"/>",
-        "<xs:element name=\"attribute\" minOccurs=\"0\" maxOccurs=\"unbounded\"><xs:complexType><xs:attribute name=\"name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"yang-name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"writable\" type=\"xs:boolean\" use=\"required\"/><xs:attribute name=\"metric\" type=\"xs:string\"/></xs:complexType></xs:element>",
-        "<xs:element name=\"operation\" minOccurs=\"0\" maxOccurs=\"unbounded\"><xs:complexType><xs:attribute name=\"name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"yang-name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"job\" type=\"xs:boolean\" use=\"required\"/></xs:complexType></xs:element>",
-        "</xs:sequence><xs:attribute name=\"name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"yang-name\" type=\"xs:string\" use=\"required\"/><xs:attribute name=\"indication\" type=\"xs:boolean\" use=\"required\"/><xs:attribute name=\"rdn\" type=\"xs:string\"/>",
-        "</xs:complexType></xs:element></xs:sequence></xs:complexType></xs:element>\n",
-        "</xs:schema>\n",
-    ));
-    s
+    d.end("classes");
+    d.finish()
 }
 
 #[cfg(test)]
@@ -700,6 +538,158 @@ mod tests {
 
     #[test]
     fn escaping() {
-        assert_eq!(esc("a<b>&\"c'"), "a&lt;b&gt;&amp;&quot;c&apos;");
+        let mut d = Doc::fragment();
+        d.leaf("x", "a<b>&\"c'");
+        d.empty("y", &[("v", "a<b>&\"c'")]);
+        assert_eq!(
+            d.finish(),
+            "<x>a&lt;b&gt;&amp;&quot;c&apos;</x><y v=\"a&lt;b&gt;&amp;&quot;c&apos;\"/>"
+        );
+    }
+
+    /// An element read back: name, attributes, text.
+    type ReadElement = (String, Vec<(String, String)>, String);
+
+    /// Every element's text and attributes of a document, read back with
+    /// quick-xml's Reader, after checking that it holds no character XML
+    /// 1.0 forbids (the reader does not check the Char production).
+    fn read_back(doc: &str) -> Vec<ReadElement> {
+        use quick_xml::events::Event;
+        assert!(
+            doc.chars().all(halyard_cluster_model::value::is_xml_char),
+            "{doc:?}"
+        );
+        let mut r = quick_xml::Reader::from_str(doc);
+        r.config_mut().check_end_names = true;
+        let mut out: Vec<ReadElement> = Vec::new();
+        let mut open: Vec<usize> = Vec::new();
+        loop {
+            let (e, is_start) = match r.read_event().unwrap_or_else(|e| panic!("{e}: {doc:?}")) {
+                Event::Start(e) => (e, true),
+                Event::Empty(e) => (e, false),
+                Event::End(_) => {
+                    open.pop().expect("an end tag closes an open element");
+                    continue;
+                }
+                Event::Text(t) => {
+                    if let Some(&i) = open.last() {
+                        out[i].2.push_str(&t.xml10_content());
+                    }
+                    continue;
+                }
+                Event::GeneralRef(g) => {
+                    let c = quick_xml::escape::resolve_predefined_entity(&g)
+                        .map(str::to_string)
+                        .or_else(|| g.resolve_char_ref().unwrap().map(|c| c.to_string()))
+                        .unwrap_or_else(|| panic!("entity {}", &*g));
+                    if let Some(&i) = open.last() {
+                        out[i].2.push_str(&c);
+                    }
+                    continue;
+                }
+                Event::Eof => break,
+                _ => continue,
+            };
+            let attrs = e
+                .attributes()
+                .map(|a| {
+                    let a = a.unwrap();
+                    let v = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .unwrap()
+                        .into_owned();
+                    (a.key.as_ref().to_string(), v)
+                })
+                .collect();
+            out.push((e.name().as_ref().to_string(), attrs, String::new()));
+            if is_start {
+                open.push(out.len() - 1);
+            }
+        }
+        assert!(open.is_empty(), "unclosed elements in {doc:?}");
+        out
+    }
+
+    fn text_of<'a>(doc: &'a [ReadElement], name: &str) -> &'a str {
+        &doc.iter()
+            .find(|(n, _, _)| n == name)
+            .unwrap_or_else(|| panic!("no <{name}> in {doc:?}"))
+            .2
+    }
+
+    #[tokio::test]
+    async fn the_agents_own_strings_render_well_formed() {
+        use halyard_cluster_model::port::{InformationModel, Query};
+        const NASTY: &str = "a\u{1}b<&>\"'\u{FFFE}";
+        const READ: &str = "a\u{FFFD}b<&>\"'\u{FFFD}";
+        let before = crate::xml::REPLACED.get();
+        let m = halyard_cluster_model::memory::demo_element();
+        let mut objs = m.query(&Query::default()).await.unwrap();
+        // A string attribute set past the model's checks, as a bug would.
+        let (o, leaf) = objs
+            .iter_mut()
+            .find_map(|o| {
+                let i = o
+                    .class
+                    .attributes
+                    .iter()
+                    .position(|a| !a.key && matches!(a.ty, AttrType::String { .. }))?;
+                o.values[i] = Value::Str(NASTY.into());
+                Some((o.clone(), o.class.attributes[i].yang_name))
+            })
+            .unwrap();
+        for doc in [
+            object_doc(&o, Format::Xml),
+            objects_doc(std::slice::from_ref(&o), Format::Xml),
+        ] {
+            assert_eq!(text_of(&read_back(&doc), leaf), READ, "{doc}");
+        }
+        let n = Notification {
+            seq: 1,
+            time: halyard_cluster_model::Timestamp(0),
+            class: o.class,
+            source: o.name.clone(),
+            severity: None,
+            values: o.values.clone(),
+        };
+        let doc = notifications_doc(&[std::sync::Arc::new(n)], Format::Xml);
+        assert_eq!(text_of(&read_back(&doc), leaf), READ, "{doc}");
+        let job = JobView {
+            job: NASTY.into(),
+            operation: "lock".into(),
+            target: o.name.to_string(),
+            status: JobStatus {
+                state: halyard_cluster_model::model::JobState::Running,
+                steps_done: 0,
+                steps_total: 1,
+                detail: NASTY.into(),
+                result: None,
+            },
+        };
+        let doc = read_back(&job_doc(&job, Format::Xml));
+        assert_eq!(
+            (text_of(&doc, "job"), text_of(&doc, "detail")),
+            (READ, READ)
+        );
+        // An error quoting a client's path: replaced too (it is a 4xx already).
+        let e = ApiError::bad_request(NASTY);
+        let doc = read_back(&error_doc(&e, Format::Xml));
+        assert_eq!(text_of(&doc, "message"), READ);
+        // In an attribute (the tree's name attribute is the object's name).
+        let mut d = Doc::fragment();
+        d.empty("x", &[("v", NASTY)]);
+        let doc = read_back(&d.finish());
+        assert_eq!(doc[0].1, vec![("v".to_string(), READ.to_string())]);
+        // Two characters per copy, seven copies, each counted.
+        let replaced = crate::xml::REPLACED.get() - before;
+        assert!(replaced >= 14, "{replaced}");
+        // Markup characters alone are escaped, never replaced.
+        let mut d = Doc::fragment();
+        d.leaf("x", "<&>\"'");
+        assert_eq!(text_of(&read_back(&d.finish()), "x"), "<&>\"'");
+        // The documents without bad data are well-formed as they are.
+        read_back(&tree_doc(&objs, Format::Xml));
+        read_back(&classes_xml());
+        read_back(&xsd());
     }
 }

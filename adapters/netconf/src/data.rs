@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 use halyard_cluster_model::memory::default_value;
 use halyard_cluster_model::port::{Change, ManagedObject};
 use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, Value};
+use quick_xml::events::{BytesEnd, BytesStart, Event};
 
 use crate::error::{ErrorType, RpcError, Tag};
-use crate::xml::Element;
+use crate::xml::{self, Element, XmlWriter};
 use crate::{BASE_NS, schema_ns};
 
 /// The top-level container of the module.
@@ -109,12 +110,12 @@ fn render_entry(class: &ClassMeta, values: &[Value], config_only: bool) -> Eleme
     e
 }
 
-/// The same XML as `render_objects(..).to_xml()`, written straight into a
-/// string: the unfiltered `<get>` of a large element skips the tree.
+/// The same XML as `render_objects(..).to_xml()`, written straight into
+/// `w`: the unfiltered `<get>` of a large element skips the tree.
 pub fn write_objects<'a>(
     objects: impl IntoIterator<Item = &'a ManagedObject>,
     config_only: bool,
-    out: &mut String,
+    w: &mut XmlWriter,
 ) {
     let mut by_class: BTreeMap<(usize, &str), &ManagedObject> = BTreeMap::new();
     for o in objects {
@@ -123,38 +124,34 @@ pub fn write_objects<'a>(
         }
         by_class.insert((class_rank(o.class), o.name.as_str()), o);
     }
+    let mut top = BytesStart::new(TOP);
+    top.push_attribute(("xmlns", schema_ns()));
     if by_class.is_empty() {
-        out.push_str(&format!("<{TOP} xmlns=\"{}\"/>", schema_ns()));
+        xml::emit(w, Event::Empty(top));
         return;
     }
-    out.push_str(&format!("<{TOP} xmlns=\"{}\">", schema_ns()));
+    xml::emit(w, Event::Start(top));
     for o in by_class.values() {
-        write_entry(o.class, &o.values, config_only, out);
+        write_entry(o.class, &o.values, config_only, w);
     }
-    out.push_str(&format!("</{TOP}>"));
+    xml::emit(w, Event::End(BytesEnd::new(TOP)));
 }
 
-fn write_leaf(name: &str, text: &str, out: &mut String) {
-    out.push('<');
-    out.push_str(name);
+fn write_leaf(name: &str, text: &str, w: &mut XmlWriter) {
     if text.is_empty() {
-        out.push_str("/>");
+        xml::emit(w, Event::Empty(BytesStart::new(name)));
         return;
     }
-    out.push('>');
-    crate::xml::escape_into(out, text, false);
-    out.push_str("</");
-    out.push_str(name);
-    out.push('>');
+    xml::emit(w, Event::Start(BytesStart::new(name)));
+    xml::text(w, text, name);
+    xml::emit(w, Event::End(BytesEnd::new(name)));
 }
 
-fn write_entry(class: &ClassMeta, values: &[Value], config_only: bool, out: &mut String) {
-    out.push('<');
-    out.push_str(class.yang_name);
-    out.push('>');
+fn write_entry(class: &ClassMeta, values: &[Value], config_only: bool, w: &mut XmlWriter) {
+    xml::emit(w, Event::Start(BytesStart::new(class.yang_name)));
     if let Some(k) = class.key_index() {
         let a = &class.attributes[k];
-        write_leaf(a.yang_name, &values[k].render(&a.ty), out);
+        write_leaf(a.yang_name, &values[k].render(&a.ty), w);
     }
     for (i, a) in class.attributes.iter().enumerate() {
         if a.key || (config_only && !a.writable) {
@@ -162,12 +159,10 @@ fn write_entry(class: &ClassMeta, values: &[Value], config_only: bool, out: &mut
         }
         match values.get(i) {
             None | Some(Value::Absent) => {}
-            Some(v) => write_leaf(a.yang_name, &v.render(&a.ty), out),
+            Some(v) => write_leaf(a.yang_name, &v.render(&a.ty), w),
         }
     }
-    out.push_str("</");
-    out.push_str(class.yang_name);
-    out.push('>');
+    xml::emit(w, Event::End(BytesEnd::new(class.yang_name)));
 }
 
 /// One configuration entry: the writable values of an object (other
@@ -1007,14 +1002,18 @@ mod tests {
     #[tokio::test]
     async fn direct_writer_matches_the_tree() {
         let (objs, _) = demo().await;
+        let written = |objs: &[ManagedObject], config_only| {
+            let mut w = xml::writer();
+            write_objects(objs, config_only, &mut w);
+            xml::into_string(w)
+        };
         for config_only in [false, true] {
-            let mut s = String::new();
-            write_objects(&objs, config_only, &mut s);
-            assert_eq!(s, render_objects(&objs, config_only).to_xml());
+            assert_eq!(
+                written(&objs, config_only),
+                render_objects(&objs, config_only).to_xml()
+            );
         }
-        let mut s = String::new();
-        write_objects(&[], false, &mut s);
-        assert_eq!(s, render_objects(&[], false).to_xml());
+        assert_eq!(written(&[], false), render_objects(&[], false).to_xml());
     }
 
     #[test]

@@ -1,13 +1,19 @@
 //! A namespace-aware element tree of our own, read with quick-xml's
 //! `NsReader` (its serde mode matches local names only and drops
-//! namespaces), and a small writer for replies.
+//! namespaces), written with quick-xml's `Writer` (see [`clean`] for
+//! characters XML 1.0 forbids).
 
+use std::borrow::Cow;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use halyard_cluster_model::value::is_xml_char;
-use quick_xml::events::Event;
+use quick_xml::escape::partial_escape;
+use quick_xml::events::{BytesEnd, BytesStart, BytesText, Event};
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
+use quick_xml::writer::Writer;
+use tracing::warn;
 
 /// In-scope prefix bindings: (prefix, namespace); "" is the default.
 pub type Bindings = Arc<Vec<(String, String)>>;
@@ -82,51 +88,55 @@ impl Element {
             .map(|(_, n)| n.as_str())
     }
 
-    /// Serializes the element; `parent_ns` is the default namespace in scope.
-    pub fn write(&self, out: &mut String, parent_ns: &str) {
-        out.push('<');
-        out.push_str(&self.name);
+    /// The start tag: `xmlns` when the namespace differs from `parent_ns`
+    /// (the default namespace in scope), then the attributes, a
+    /// namespaced one with a prefix `aN` declared beside it.
+    pub fn start_tag(&self, parent_ns: &str) -> BytesStart<'_> {
+        let mut tag = BytesStart::new(self.name.as_str());
         if self.ns != parent_ns {
-            out.push_str(" xmlns=\"");
-            escape_into(out, &self.ns, true);
-            out.push('"');
+            tag.push_attribute(("xmlns", clean(&self.ns, &self.name).as_ref()));
         }
         let mut prefixes = 0;
         for (ns, name, value) in &self.attrs {
+            let value = clean(value, name);
             if ns.is_empty() {
-                out.push_str(&format!(" {name}=\""));
+                tag.push_attribute((name.as_str(), value.as_ref()));
             } else if ns == XML_NS {
-                out.push_str(&format!(" xml:{name}=\""));
+                tag.push_attribute((format!("xml:{name}").as_str(), value.as_ref()));
             } else if ns == XMLNS_DECL {
                 // A prefix declaration the writer was asked to carry.
-                out.push_str(&format!(" xmlns:{name}=\""));
+                tag.push_attribute((format!("xmlns:{name}").as_str(), value.as_ref()));
             } else {
                 prefixes += 1;
-                out.push_str(&format!(" xmlns:a{prefixes}=\""));
-                escape_into(out, ns, true);
-                out.push_str(&format!("\" a{prefixes}:{name}=\""));
+                tag.push_attribute((
+                    format!("xmlns:a{prefixes}").as_str(),
+                    clean(ns, name).as_ref(),
+                ));
+                tag.push_attribute((format!("a{prefixes}:{name}").as_str(), value.as_ref()));
             }
-            escape_into(out, value, true);
-            out.push('"');
         }
+        tag
+    }
+
+    /// Writes the element; `parent_ns` is the default namespace in scope.
+    pub fn write_to(&self, w: &mut XmlWriter, parent_ns: &str) {
+        let tag = self.start_tag(parent_ns);
         if self.children.is_empty() && self.text.is_empty() {
-            out.push_str("/>");
+            emit(w, Event::Empty(tag));
             return;
         }
-        out.push('>');
-        escape_into(out, &self.text, false);
+        emit(w, Event::Start(tag));
+        text(w, &self.text, &self.name);
         for c in &self.children {
-            c.write(out, &self.ns);
+            c.write_to(w, &self.ns);
         }
-        out.push_str("</");
-        out.push_str(&self.name);
-        out.push('>');
+        emit(w, Event::End(BytesEnd::new(self.name.as_str())));
     }
 
     pub fn to_xml(&self) -> String {
-        let mut s = String::new();
-        self.write(&mut s, "");
-        s
+        let mut w = writer();
+        self.write_to(&mut w, "");
+        into_string(w)
     }
 }
 
@@ -136,26 +146,95 @@ pub const XML_NS: &str = "http://www.w3.org/XML/1998/namespace";
 /// Pseudo-namespace of attributes that declare a prefix (`xmlns:p`).
 pub const XMLNS_DECL: &str = "http://www.w3.org/2000/xmlns/";
 
-pub fn escape_into(out: &mut String, s: &str, attr: bool) {
-    for c in s.chars() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' if attr => out.push_str("&quot;"),
-            '\'' if attr => out.push_str("&apos;"),
-            // Never emit what XML 1.0 forbids (the model refuses such
-            // values; this keeps any that slipped in from breaking clients).
-            c if !is_xml_char(c) => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
+/// Every document the NETCONF face sends is written by quick-xml's
+/// `Writer` into memory (then framed): escaping is the library's.
+pub type XmlWriter = Writer<Vec<u8>>;
+
+pub fn writer() -> XmlWriter {
+    Writer::new(Vec::new())
+}
+
+/// The document written, as text.
+pub fn into_string(w: XmlWriter) -> String {
+    // Only `&str` goes in, so the bytes are UTF-8.
+    String::from_utf8(w.into_inner())
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// Writes one event.
+pub fn emit<'a>(w: &mut XmlWriter, event: impl Into<Event<'a>>) {
+    if let Err(e) = w.write_event(event) {
+        // A Vec<u8> takes every write (an allocation failure aborts).
+        unreachable!("writing XML into memory failed: {e}");
     }
 }
 
+/// Writes character content: `<`, `>`, `&` (and CR) escaped by
+/// quick-xml (`partial_escape`: quotes stay as they are in text, as they
+/// always have in this face's output), after [`clean`].
+pub fn text(w: &mut XmlWriter, s: &str, element: &str) {
+    if s.is_empty() {
+        return;
+    }
+    let clean = clean(s, element);
+    emit(
+        w,
+        Event::Text(BytesText::from_escaped(partial_escape(clean.as_ref()))),
+    );
+}
+
+/// Characters XML 1.0 forbids that the writer replaced (U+FFFD).
+static REPLACED: AtomicU64 = AtomicU64::new(0);
+
+/// How many characters XML 1.0 forbids the NETCONF face has replaced in
+/// what it sent, since the process started.
+pub fn replaced_chars() -> u64 {
+    REPLACED.load(Ordering::Relaxed)
+}
+
+/// What the NETCONF face does with a character XML 1.0 forbids (a control
+/// character other than tab, LF and CR; U+FFFE; U+FFFF):
+///
+/// - in a client's input it is refused before anything is written: a
+///   value of edit-config, copy-config, validate or an action input gets
+///   an rpc-error `invalid-value` naming the leaf (the value checks of
+///   `Value::parse`), an attribute of `<rpc>` (echoed in the reply) gets
+///   `bad-attribute` naming it (`session::handle_message`);
+/// - in the agent's own data (a value in the model, a notification, the
+///   text of an rpc-error that quotes a client's input) it is replaced by
+///   U+FFFD here, at the last step, with a WARN log naming the element or
+///   attribute and a count ([`replaced_chars`]): a document the face
+///   sends is always well-formed, and the stray character is visible.
+pub fn clean<'a>(s: &'a str, context: &str) -> Cow<'a, str> {
+    if s.chars().all(is_xml_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut n = 0u64;
+    let out: String = s
+        .chars()
+        .map(|c| {
+            if is_xml_char(c) {
+                c
+            } else {
+                n += 1;
+                '\u{FFFD}'
+            }
+        })
+        .collect();
+    REPLACED.fetch_add(n, Ordering::Relaxed);
+    warn!(
+        element = context,
+        replaced = n,
+        "characters XML 1.0 forbids replaced by U+FFFD in an outgoing NETCONF document"
+    );
+    Cow::Owned(out)
+}
+
+/// Text as it appears in character content (what [`text`] writes).
 pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    escape_into(&mut out, s, false);
-    out
+    let mut w = writer();
+    text(&mut w, s, "");
+    into_string(w)
 }
 
 fn owned_ns(r: &ResolveResult<'_>) -> Result<String, XmlError> {

@@ -1,0 +1,622 @@
+//! RPC dispatch: one function per operation (get, get-config,
+//! edit-config, copy-config, delete-config, lock, unlock, validate,
+//! commit, actions, ...), and the data get and get-config compose.
+
+use std::time::Duration;
+
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::{NotificationFilter, Principal, Query};
+use halyard_cluster_model::{AttrType, SCHEMA, Timestamp, Value};
+use tracing::{info, warn};
+
+use super::Session;
+use super::filters::{Filter, filter_of};
+use crate::data::{self, ConfigStore, Op, apply_edit, render_objects};
+use crate::datastore::{CommitOptions, Datastore};
+use crate::error::{RpcError, Tag, from_model};
+use crate::monitoring::{MonitoringView, yang_library};
+use crate::xml::Element;
+use crate::{
+    BASE_NS, MONITORING_NS, NOTIF_NS, WITH_DEFAULTS_NS, YANG_LIBRARY_NS, YANG1_NS, schema_ns,
+};
+
+pub(super) enum Reply {
+    Ok,
+    Data(Vec<Element>),
+    /// `<data>` content already serialized (the unfiltered `<get>`).
+    DataText(String),
+    /// Elements straight under rpc-reply (action output).
+    Raw(Vec<Element>),
+    Errors(Vec<RpcError>),
+}
+
+impl From<Result<(), RpcError>> for Reply {
+    fn from(r: Result<(), RpcError>) -> Reply {
+        match r {
+            Ok(()) => Reply::Ok,
+            Err(e) => Reply::Errors(vec![e]),
+        }
+    }
+}
+
+fn ok_or_errors(errors: Vec<RpcError>) -> Reply {
+    if errors.is_empty() {
+        Reply::Ok
+    } else {
+        Reply::Errors(errors)
+    }
+}
+
+pub(super) fn missing(name: &str) -> RpcError {
+    RpcError::bad_element(Tag::MissingElement, name, format!("<{name}> is required"))
+}
+
+fn datastore_of(parent: &Element, which: &str) -> Result<Datastore, RpcError> {
+    let t = parent.find(BASE_NS, which).ok_or_else(|| missing(which))?;
+    let ds = t.children.first().ok_or_else(|| missing(which))?;
+    match (ds.ns.as_str(), ds.name.as_str()) {
+        (BASE_NS, "running") => Ok(Datastore::Running),
+        (BASE_NS, "candidate") => Ok(Datastore::Candidate),
+        (_, name) => Err(RpcError::bad_element(
+            Tag::InvalidValue,
+            name,
+            format!("datastore '{name}' is not supported"),
+        )),
+    }
+}
+
+/// A source that may be a datastore or an inline `<config>`.
+enum Source {
+    Ds(Datastore),
+    Inline(ConfigStore),
+}
+
+fn source_of(rpc: &Element) -> Result<Source, RpcError> {
+    let s = rpc
+        .find(BASE_NS, "source")
+        .ok_or_else(|| missing("source"))?;
+    if let Some(cfg) = s.find(BASE_NS, "config") {
+        let mut store = ConfigStore::default();
+        let errors = apply_edit(&mut store, cfg, Op::Merge, false);
+        if let Some(e) = errors.into_iter().next() {
+            return Err(e);
+        }
+        return Ok(Source::Inline(store));
+    }
+    datastore_of(rpc, "source").map(Source::Ds)
+}
+
+fn with_defaults(rpc: &Element) -> Result<(), RpcError> {
+    match rpc.find(WITH_DEFAULTS_NS, "with-defaults") {
+        None => Ok(()),
+        // The module declares no defaults: every mode gives the same data.
+        Some(w)
+            if matches!(
+                w.trimmed(),
+                "report-all" | "trim" | "explicit" | "report-all-tagged"
+            ) =>
+        {
+            Ok(())
+        }
+        Some(w) => Err(RpcError::bad_element(
+            Tag::InvalidValue,
+            "with-defaults",
+            format!("'{}' is not a with-defaults mode", w.trimmed()),
+        )),
+    }
+}
+
+fn render_result(ty: &AttrType, r: u32) -> String {
+    match ty {
+        AttrType::Enum(_) => Value::Enum(r).render(ty),
+        AttrType::Sint32 => (r as i32).to_string(),
+        AttrType::Boolean => (r != 0).to_string(),
+        _ => r.to_string(),
+    }
+}
+
+impl Session {
+    async fn compose(
+        &self,
+        source: Option<Datastore>,
+        filter: &Option<Filter>,
+    ) -> Result<Vec<Element>, RpcError> {
+        let wants = |ns: &str, name: &str| filter.as_ref().is_none_or(|f| f.wants(ns, name));
+        let mut roots = Vec::new();
+        if wants(schema_ns(), data::TOP) {
+            roots.push(match source {
+                None => {
+                    // Read only the classes the filter can select.
+                    let classes = filter.as_ref().and_then(Filter::classes);
+                    let objs = match classes {
+                        Some(c) if c.is_empty() => Vec::new(),
+                        classes => self
+                            .shared
+                            .model
+                            .query(&Query {
+                                classes: classes.unwrap_or_default(),
+                                ..Query::default()
+                            })
+                            .await
+                            .map_err(|e| from_model(&e, None))?,
+                    };
+                    render_objects(&objs, false)
+                }
+                Some(Datastore::Running) => self.shared.running().await?.render(),
+                Some(Datastore::Candidate) => self.shared.candidate().await?.render(),
+            });
+        }
+        if source.is_none() {
+            let lib =
+                wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state");
+            if wants(MONITORING_NS, "netconf-state") || lib {
+                for e in self.monitoring_and_library().await {
+                    if wants(&e.ns, &e.name) {
+                        roots.push(e);
+                    }
+                }
+            }
+            if wants(crate::monitoring::NC_NOTIFICATIONS_NS, "netconf") {
+                roots.push(self.streams().await);
+            }
+        }
+        match filter {
+            None => Ok(roots),
+            Some(f) => f.apply(&roots),
+        }
+    }
+
+    /// The whole operational tree, serialized without building a tree.
+    async fn compose_all(&self) -> Result<String, RpcError> {
+        let objs = self
+            .shared
+            .model
+            .query(&Query::default())
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let mut w = quick_xml::Writer::new(Vec::with_capacity(objs.len() * 512));
+        data::write_objects(&objs, false, &mut w);
+        drop(objs);
+        for e in self.monitoring_and_library().await {
+            e.write_to(&mut w, BASE_NS);
+        }
+        self.streams().await.write_to(&mut w, BASE_NS);
+        Ok(crate::xml::into_string(w))
+    }
+
+    /// `/netconf/streams`: replay reaches back to the oldest notification
+    /// kept (the model's or the server's own), or the server's start.
+    async fn streams(&self) -> Element {
+        let model_oldest = self
+            .shared
+            .model
+            .history(&NotificationFilter::default(), Timestamp(0), None)
+            .await
+            .ok()
+            .and_then(|h| h.first().map(|n| n.time));
+        let server_oldest = self
+            .shared
+            .events
+            .history(Timestamp(0), None)
+            .first()
+            .map(|e| e.time);
+        let since = [Some(self.shared.start_time), model_oldest, server_oldest]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(self.shared.start_time);
+        crate::monitoring::streams(since)
+    }
+
+    async fn monitoring_and_library(&self) -> Vec<Element> {
+        let view = MonitoringView {
+            sessions: self.shared.session_infos(),
+            locks: self.shared.locks().await,
+            schemas: self.shared.schemas.available(),
+            stats: &self.shared.stats,
+            start_time: self.shared.start_time,
+        };
+        let mut v = vec![view.render()];
+        v.extend(yang_library());
+        v
+    }
+
+    pub(super) async fn dispatch(&mut self, op: &Element) -> Reply {
+        let sh = self.shared.clone();
+        let me = self.id;
+        let writes = matches!(
+            (op.ns.as_str(), op.name.as_str()),
+            (
+                BASE_NS,
+                "edit-config"
+                    | "copy-config"
+                    | "delete-config"
+                    | "lock"
+                    | "unlock"
+                    | "commit"
+                    | "cancel-commit"
+                    | "discard-changes"
+                    | "kill-session"
+            ) | (YANG1_NS, "action")
+        );
+        if writes && self.read_only {
+            warn!(op = %op.name, user = %self.user, "access denied: read-only user");
+            return Reply::Errors(vec![RpcError::protocol(
+                Tag::AccessDenied,
+                format!("user {} may not use <{}>", self.user, op.name),
+            )]);
+        }
+        match (op.ns.as_str(), op.name.as_str()) {
+            (BASE_NS, "get") => {
+                let r = async {
+                    with_defaults(op)?;
+                    match filter_of(op)? {
+                        None => self.compose_all().await.map(Reply::DataText),
+                        f => self.compose(None, &f).await.map(Reply::Data),
+                    }
+                }
+                .await;
+                r.unwrap_or_else(|e| Reply::Errors(vec![e]))
+            }
+            (BASE_NS, "get-config") => {
+                let r = async {
+                    with_defaults(op)?;
+                    let ds = datastore_of(op, "source")?;
+                    let f = filter_of(op)?;
+                    self.compose(Some(ds), &f).await
+                }
+                .await;
+                match r {
+                    Ok(d) => Reply::Data(d),
+                    Err(e) => Reply::Errors(vec![e]),
+                }
+            }
+            (BASE_NS, "edit-config") => self.edit_config(op).await,
+            (BASE_NS, "copy-config") => self.copy_config(op).await,
+            (BASE_NS, "delete-config") => match datastore_of(op, "target") {
+                Ok(Datastore::Candidate) => {
+                    sh.set_candidate(me, ConfigStore::default()).await.into()
+                }
+                Ok(Datastore::Running) => Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "running",
+                    "the running datastore cannot be deleted",
+                )]),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "lock") => match datastore_of(op, "target") {
+                Ok(ds) => sh.lock(me, ds).await.into(),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "unlock") => match datastore_of(op, "target") {
+                Ok(ds) => sh.unlock(me, ds).await.into(),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "close-session") => {
+                self.close = true;
+                Reply::Ok
+            }
+            (BASE_NS, "kill-session") => {
+                let target = op
+                    .find(BASE_NS, "session-id")
+                    .ok_or_else(|| missing("session-id"))
+                    .and_then(|e| {
+                        e.trimmed().parse::<u32>().map_err(|_| {
+                            RpcError::bad_element(
+                                Tag::InvalidValue,
+                                "session-id",
+                                "not a session-id",
+                            )
+                        })
+                    });
+                match target {
+                    Ok(t) => sh.kill_session(me, t).await.into(),
+                    Err(e) => Reply::Errors(vec![e]),
+                }
+            }
+            (BASE_NS, "validate") => self.validate(op).await.into(),
+            (BASE_NS, "commit") => match commit_options(op) {
+                Ok(o) => sh.commit(me, &self.user, o).await.into(),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, "cancel-commit") => {
+                let pid = op
+                    .find(BASE_NS, "persist-id")
+                    .map(|e| e.trimmed().to_string());
+                sh.cancel_commit(me, pid).await.into()
+            }
+            (BASE_NS, "discard-changes") => sh.discard_changes(me).await.into(),
+            (MONITORING_NS, "get-schema") => match sh.schemas.get_schema(op) {
+                Ok(d) => Reply::Raw(vec![d]),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (NOTIF_NS, "create-subscription") => self.create_subscription(op).await.into(),
+            (YANG1_NS, "action") => match self.action(op).await {
+                Ok(out) => Reply::Raw(out),
+                Err(e) => Reply::Errors(vec![e]),
+            },
+            (BASE_NS, name) | (MONITORING_NS, name) | (NOTIF_NS, name) | (YANG1_NS, name) => {
+                Reply::Errors(vec![RpcError::bad_element(
+                    Tag::OperationNotSupported,
+                    name,
+                    format!("operation '{name}' is not supported"),
+                )])
+            }
+            (ns, name) => Reply::Errors(vec![
+                RpcError::protocol(
+                    Tag::UnknownNamespace,
+                    format!("namespace '{ns}' of <{name}> is not supported"),
+                )
+                .with_info("bad-element", name)
+                .with_info("bad-namespace", ns),
+            ]),
+        }
+    }
+
+    async fn edit_config(&mut self, op: &Element) -> Reply {
+        let target = match datastore_of(op, "target") {
+            Ok(t) => t,
+            Err(e) => return Reply::Errors(vec![e]),
+        };
+        let text = |n: &str| op.find(BASE_NS, n).map(|e| e.trimmed().to_string());
+        let default_op = match text("default-operation").as_deref() {
+            None | Some("merge") => Op::Merge,
+            Some("replace") => Op::Replace,
+            Some("none") => Op::None,
+            Some(o) => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "default-operation",
+                    format!("'{o}' is not a default-operation"),
+                )]);
+            }
+        };
+        let test_only = match text("test-option").as_deref() {
+            None | Some("test-then-set") | Some("set") => false,
+            Some("test-only") => true,
+            Some(o) => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "test-option",
+                    format!("'{o}' is not a test-option"),
+                )]);
+            }
+        };
+        let keep_partial = match text("error-option").as_deref() {
+            // Stop-on-error applies nothing after an error; we apply nothing
+            // at all (every edit is one transaction), which RFC 6241 allows.
+            None | Some("stop-on-error") | Some("rollback-on-error") => false,
+            Some("continue-on-error") => true,
+            Some(o) => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "error-option",
+                    format!("'{o}' is not an error-option"),
+                )]);
+            }
+        };
+        let Some(config) = op.find(BASE_NS, "config") else {
+            if op.find(BASE_NS, "url").is_some() {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::OperationNotSupported,
+                    "url",
+                    ":url is not supported",
+                )]);
+            }
+            return Reply::Errors(vec![missing("config")]);
+        };
+        let config = config.clone();
+        let touched = data::touched(&config, default_op);
+        let errors = self
+            .shared
+            .edit(
+                self.id,
+                &self.user,
+                target,
+                test_only,
+                keep_partial,
+                &touched,
+                |store| apply_edit(store, &config, default_op, keep_partial),
+            )
+            .await;
+        ok_or_errors(errors)
+    }
+
+    async fn copy_config(&mut self, op: &Element) -> Reply {
+        let (source, target) = match (source_of(op), datastore_of(op, "target")) {
+            (Ok(s), Ok(t)) => (s, t),
+            (Err(e), _) | (_, Err(e)) => return Reply::Errors(vec![e]),
+        };
+        let store = match source {
+            Source::Ds(s) if s == target => {
+                return Reply::Errors(vec![RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "source",
+                    "source and target are the same datastore",
+                )]);
+            }
+            Source::Ds(Datastore::Running) => self.shared.running().await,
+            Source::Ds(Datastore::Candidate) => self.shared.candidate().await,
+            Source::Inline(s) => Ok(s),
+        };
+        let store = match store {
+            Ok(s) => s,
+            Err(e) => return Reply::Errors(vec![e]),
+        };
+        match target {
+            Datastore::Candidate => self.shared.set_candidate(self.id, store).await.into(),
+            Datastore::Running => ok_or_errors(
+                self.shared
+                    .edit(
+                        self.id,
+                        &self.user,
+                        target,
+                        false,
+                        false,
+                        &data::Touched {
+                            full: true,
+                            ..data::Touched::default()
+                        },
+                        |s| {
+                            *s = store;
+                            Vec::new()
+                        },
+                    )
+                    .await,
+            ),
+        }
+    }
+
+    /// `<validate>`: the datastore (or inline config) as a whole, as the
+    /// commit that would make it running: the model checks the one
+    /// transaction that commit would be, applying nothing.
+    async fn validate(&self, op: &Element) -> Result<(), RpcError> {
+        let store = match source_of(op)? {
+            Source::Ds(Datastore::Running) => self.shared.running().await?,
+            Source::Ds(Datastore::Candidate) => self.shared.candidate().await?,
+            Source::Inline(s) => s,
+        };
+        self.shared.validate_config(&self.user, &store).await
+    }
+
+    async fn action(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
+        let ns = schema_ns();
+        let top = op.children.first().ok_or_else(|| missing(data::TOP))?;
+        if top.ns != ns {
+            return Err(RpcError::protocol(
+                Tag::UnknownNamespace,
+                format!("namespace '{}' has no actions", top.ns),
+            )
+            .with_info("bad-element", top.name.clone())
+            .with_info("bad-namespace", top.ns.clone()));
+        }
+        let entry = top.children.first().ok_or_else(|| missing("list entry"))?;
+        let class = SCHEMA
+            .object_classes()
+            .find(|c| c.yang_name == entry.name)
+            .ok_or_else(|| {
+                RpcError::bad_element(
+                    Tag::UnknownElement,
+                    &entry.name,
+                    format!("unknown element '{}'", entry.name),
+                )
+            })?;
+        let key = class
+            .key_index()
+            .map_or("name", |i| class.attributes[i].yang_name);
+        let name_el = entry.find(ns, key).ok_or_else(|| missing(key))?;
+        let target = halyard_cluster_model::ObjectName::parse(name_el.trimmed())
+            .map_err(|e| RpcError::bad_element(Tag::InvalidValue, key, e.to_string()))?;
+        let act = entry
+            .children
+            .iter()
+            .find(|c| c.name != key)
+            .ok_or_else(|| missing("action"))?;
+        let m = class
+            .methods
+            .iter()
+            .find(|m| m.yang_name == act.name)
+            .ok_or_else(|| {
+                RpcError::bad_element(
+                    Tag::UnknownElement,
+                    &act.name,
+                    format!("{} has no action '{}'", class.yang_name, act.name),
+                )
+            })?;
+        let path = data::entry_path(class, target.as_str(), Some(m.yang_name));
+        // The entry must exist in the list the request names: a shelf's
+        // name under <fan> is no fan (as edit-config answers).
+        let obj = self.shared.model.get(&target).await.ok();
+        if obj.as_ref().is_none_or(|o| o.class.name != class.name) {
+            return Err(RpcError::application(
+                Tag::DataMissing,
+                format!("{} has no entry {target}", class.yang_name),
+            )
+            .with_info("bad-element", class.yang_name)
+            .with_path(data::entry_path(class, target.as_str(), None)));
+        }
+        let mut args = Vec::new();
+        for p in &act.children {
+            let pm = m
+                .params
+                .iter()
+                .find(|x| x.yang_name == p.name && p.ns == ns)
+                .ok_or_else(|| {
+                    RpcError::bad_element(
+                        Tag::UnknownElement,
+                        &p.name,
+                        format!("action {} has no input '{}'", m.yang_name, p.name),
+                    )
+                    .with_path(path.clone())
+                })?;
+            let v = Value::parse(&pm.ty, &p.text).map_err(|e| {
+                RpcError::bad_element(
+                    Tag::InvalidValue,
+                    pm.yang_name,
+                    format!("{}: {e}", pm.yang_name),
+                )
+                .with_path(path.clone())
+            })?;
+            args.push((pm.name.to_string(), v));
+        }
+        let job = self
+            .shared
+            .model
+            .invoke(
+                &target,
+                m.name,
+                args,
+                Principal::new(self.user.clone(), Protocol::Netconf),
+            )
+            .await
+            .map_err(|e| from_model(&e, Some(path.clone())))?;
+        info!(target = %target, action = m.yang_name, job = %job.job, "action invoked");
+        let job_name = job.job.to_string();
+        let result = if m.job {
+            job.status.borrow().result.unwrap_or(0)
+        } else {
+            match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
+                Ok(s) => s.result.unwrap_or(0),
+                Err(_) => {
+                    return Err(RpcError::operation_failed(format!(
+                        "{} did not finish in 60 s",
+                        m.yang_name
+                    ))
+                    .with_path(path));
+                }
+            }
+        };
+        let mut out = vec![Element::with_text(
+            ns,
+            "result",
+            render_result(&m.returns, result),
+        )];
+        if m.job {
+            out.push(Element::with_text(ns, "job", job_name));
+        }
+        Ok(out)
+    }
+}
+
+fn commit_options(op: &Element) -> Result<CommitOptions, RpcError> {
+    let text = |n: &str| op.find(BASE_NS, n).map(|e| e.trimmed().to_string());
+    let timeout = match text("confirm-timeout") {
+        None => None,
+        Some(t) => match t.parse::<u32>() {
+            Ok(s) if s > 0 => Some(Duration::from_secs(u64::from(s))),
+            _ => {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "confirm-timeout",
+                    format!("'{t}' is not a timeout in seconds (1..4294967295)"),
+                ));
+            }
+        },
+    };
+    Ok(CommitOptions {
+        confirmed: op.find(BASE_NS, "confirmed").is_some(),
+        timeout,
+        persist: text("persist"),
+        persist_id: text("persist-id"),
+    })
+}
