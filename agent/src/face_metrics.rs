@@ -100,6 +100,11 @@ impl Collector for FaceMetrics {
                 ("out_notifications", get(&s.out_notifications)),
                 ("auth_failures", get(&s.auth_failures)),
                 ("framing_errors", get(&s.framing_errors)),
+                // Characters XML 1.0 forbids, replaced in what it sent.
+                (
+                    "xml_replaced_characters",
+                    halyard_netconf::xml::replaced_chars(),
+                ),
             ] {
                 ConstCounter::new(v).encode(me.encode_family(&[("counter", name)])?)?;
             }
