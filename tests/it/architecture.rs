@@ -468,3 +468,123 @@ fn fmt(f: &mut F) { f.debug_struct("Slot").finish() }
         ]
     );
 }
+
+/// The resolved graph of normal (not dev, not build) dependencies:
+/// package name -> the names it depends on.
+fn resolved_graph() -> BTreeMap<String, Vec<String>> {
+    // This machine's packages only: they are the ones the build fetched.
+    let rustc = Command::new("rustc")
+        .arg("-vV")
+        .output()
+        .expect("rustc -vV");
+    let host = String::from_utf8_lossy(&rustc.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("host: ").map(str::to_string))
+        .expect("rustc names its host");
+    let out = Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--offline",
+            "--filter-platform",
+            &host,
+        ])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: BTreeMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let mut graph: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for node in meta["resolve"]["nodes"].as_array().unwrap() {
+        let name = names[node["id"].as_str().unwrap()].to_string();
+        let deps = node["deps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| {
+                d["dep_kinds"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|k| k["kind"].is_null())
+            })
+            .map(|d| names[d["pkg"].as_str().unwrap()].to_string());
+        graph.entry(name).or_default().extend(deps);
+    }
+    graph
+}
+
+/// Every package `root` reaches through normal dependencies.
+fn closure(graph: &BTreeMap<String, Vec<String>>, root: &str) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut stack = vec![root.to_string()];
+    while let Some(p) = stack.pop() {
+        for d in graph.get(&p).into_iter().flatten() {
+            if seen.insert(d.clone()) {
+                stack.push(d.clone());
+            }
+        }
+    }
+    seen.into_iter().collect()
+}
+
+/// What a crate may not reach even through another crate: a protocol
+/// library in the core, persistence in an adapter, the agent anywhere but
+/// the tests (it is the top: nothing builds on it).
+#[test]
+fn no_crate_reaches_what_it_may_not_even_indirectly() {
+    let protocol = [
+        "rasn",
+        "russh",
+        "ssh2",
+        "axum",
+        "hyper",
+        "quick-xml",
+        "prometheus-client",
+    ];
+    let persistence = ["sqlx", "sqlx-core", "rusqlite", "libsqlite3-sys"];
+    let graph = resolved_graph();
+    let ws = workspace();
+    let mut violations = Vec::new();
+    for (name, (path, _)) in &ws {
+        let forbidden: Vec<&str> = match name.as_str() {
+            "halyard-backend"
+            | "halyard-consensus"
+            | "halyard-cluster-model"
+            | "halyard-schema" => protocol
+                .iter()
+                .chain(["halyard-agent"].iter())
+                .copied()
+                .collect(),
+            _ if is_adapter(path) => persistence
+                .iter()
+                .chain(["halyard-backend", "halyard-consensus", "halyard-agent"].iter())
+                .copied()
+                .collect(),
+            "halyard-tests" | "halyard-agent" => continue,
+            _ => vec!["halyard-agent"],
+        };
+        let reached = closure(&graph, name);
+        for f in forbidden {
+            if reached.iter().any(|r| r == f) {
+                violations.push(format!("{name} reaches {f}"));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{violations:#?}");
+    // The check sees through crates: the agent reaches sqlx through the
+    // backend, though it does not name it.
+    let agent = closure(&graph, "halyard-agent");
+    assert!(agent.iter().any(|p| p == "sqlx"), "{agent:?}");
+}
