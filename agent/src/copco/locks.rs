@@ -9,6 +9,8 @@ use halyard_cluster_model::model::JobState;
 use halyard_cluster_model::port::{JobHandle, JobStatus};
 use tokio::sync::{Mutex, watch};
 
+use super::machine::LockTable;
+
 /// The handle of an operation that finished as it was asked for.
 pub(crate) fn finished_job(job: ObjectName, detail: String) -> JobHandle {
     let (_tx, status) = watch::channel(JobStatus {
@@ -28,8 +30,8 @@ pub const QUEUE_LIMIT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
 pub struct Copco {
-    /// Subtrees locked by running jobs: (root, job).
-    held: Mutex<Vec<(ObjectName, ObjectName)>>,
+    /// Subtrees locked by running jobs.
+    held: Mutex<LockTable>,
     pub policy: ConflictPolicy,
     freed: tokio::sync::Notify,
     /// In a cluster the locks are the cluster's (committed through the
@@ -45,13 +47,6 @@ impl Copco {
         }
     }
 
-    /// The running job whose subtree contains `target` or lies within it.
-    fn holder(held: &[(ObjectName, ObjectName)], target: &ObjectName) -> Option<String> {
-        held.iter()
-            .find(|(root, _)| target.is_within(root) || root.is_within(target))
-            .map(|(root, job)| format!("{root} is locked by {job}, which is still running"))
-    }
-
     /// Whether `target` can be acted on: no running job holds a subtree
     /// that contains it or lies within it.
     pub async fn check_free(&self, target: &ObjectName) -> Result<(), String> {
@@ -62,7 +57,7 @@ impl Copco {
                 Err(e) => Err(e.to_string()),
             };
         }
-        Self::holder(&self.held.lock().await, target).map_or(Ok(()), Err)
+        self.held.lock().await.holder(target).map_or(Ok(()), Err)
     }
 
     pub(super) async fn acquire(
@@ -77,12 +72,7 @@ impl Copco {
                 .await
                 .map_err(|e| e.to_string());
         }
-        let mut held = self.held.lock().await;
-        if let Some(reason) = Self::holder(&held, target) {
-            return Err(reason);
-        }
-        held.push((target.clone(), job.clone()));
-        Ok(())
+        self.held.lock().await.take(target, job)
     }
 
     pub(crate) async fn release(&self, job: &ObjectName) {
@@ -92,7 +82,7 @@ impl Copco {
                 tracing::warn!(error = %e, %job, "cluster lock not released");
             }
         }
-        self.held.lock().await.retain(|(_, j)| j != job);
+        self.held.lock().await.release(job);
         self.freed.notify_waiters();
     }
 

@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use halyard_backend::crim::Input;
-use halyard_cluster_model::model::{AdminState, AvailabilityState, JobPatch, JobState};
+use halyard_cluster_model::model::{AdminState, AvailabilityState};
 use halyard_cluster_model::port::{
     InformationModel, JobHandle, JobStatus, ModelError, Principal, Query, Scope,
 };
@@ -19,6 +19,11 @@ use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use tokio::sync::watch;
 
 pub(crate) mod locks;
+mod machine;
+
+use machine::{JobEvent, Progress};
+#[cfg(test)]
+mod scenario_tests;
 
 pub(crate) use locks::finished_job;
 use locks::{ConflictPolicy, Copco};
@@ -191,6 +196,12 @@ pub async fn invoke(
         queued = Some(reason);
     }
     let total = steps.len() as u32;
+    let progress = Progress::new(
+        what.clone(),
+        steps.iter().map(Step::describe).collect(),
+        queued.as_deref(),
+    );
+    let first = progress.status();
     model
         .create_dynamic(
             "Job",
@@ -198,20 +209,13 @@ pub async fn invoke(
             &[
                 ("Operation", Value::Str(method.name.to_string())),
                 ("Target", Value::Str(target.to_string())),
-                (
-                    "State",
-                    Value::Enum(
-                        if queued.is_some() {
-                            JobState::Queued
-                        } else {
-                            JobState::Running
-                        }
-                        .value(),
-                    ),
-                ),
+                ("State", Value::Enum(first.state.value())),
                 ("StepsDone", Value::U32(0)),
                 ("StepsTotal", Value::U32(total)),
-                ("Detail", Value::Str(steps[0].describe())),
+                (
+                    "Detail",
+                    Value::Str(first.detail.chars().take(255).collect()),
+                ),
                 (
                     "Principal",
                     Value::Str(principal.user.chars().take(64).collect()),
@@ -219,19 +223,7 @@ pub async fn invoke(
             ],
         )
         .await?;
-    let (tx, status) = watch::channel(JobStatus {
-        state: if queued.is_some() {
-            JobState::Queued
-        } else {
-            JobState::Running
-        },
-        steps_done: 0,
-        steps_total: total,
-        detail: queued
-            .as_ref()
-            .map_or_else(|| steps[0].describe(), |r| format!("queued: {r}")),
-        result: None,
-    });
+    let (tx, status) = watch::channel(first);
     let handle = JobHandle {
         job: job.clone(),
         status,
@@ -241,30 +233,35 @@ pub async fn invoke(
     let model = model.self_arc();
     let target_owned = target.clone();
     let tx = Arc::new(tx);
+    // Shared with the panic handler, which ends the job where it stood.
+    let progress = Arc::new(std::sync::Mutex::new(progress));
+    // Each event: the Job object, then the handle.
+    let show = {
+        let (model, job, tx, progress) = (model.clone(), job.clone(), tx.clone(), progress.clone());
+        move |e: Option<JobEvent>| -> JobStatus {
+            let mut p = progress
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if let Some(e) = e {
+                p.apply(e);
+            }
+            model.set(&job, p.patch().values());
+            tx.send_replace(p.status());
+            p.status()
+        }
+    };
     let on_panic = {
-        let (model, job, tx, principal, what) = (
+        let (model, job, principal, what, show) = (
             model.clone(),
             job.clone(),
-            tx.clone(),
             principal.clone(),
             what.clone(),
+            show.clone(),
         );
         move |panic: String| async move {
-            let detail = format!("failed: internal error (the job's task panicked: {panic})");
-            model.set(
-                &job,
-                JobPatch::new()
-                    .state(JobState::Failed)
-                    .detail(detail.as_str())
-                    .values(),
-            );
+            let status = show(Some(JobEvent::Panicked(panic)));
             model.copco_release(&job).await;
-            model.audit(&principal, &what, &detail).await;
-            tx.send_modify(|s| {
-                s.state = JobState::Failed;
-                s.detail = detail;
-                s.result = Some(1);
-            });
+            model.audit(&principal, &what, &status.detail).await;
         }
     };
     let tasks = model.tasks.clone();
@@ -275,64 +272,27 @@ pub async fn invoke(
             if queued.is_some()
                 && let Err(reason) = model.copco_acquire_queued(&target_owned, &job).await
             {
-                let detail = format!("rejected: {reason}");
-                model.set(
-                    &job,
-                    JobPatch::new()
-                        .state(JobState::Rejected)
-                        .detail(detail.as_str())
-                        .values(),
-                );
-                model.audit(&principal, &what, &detail).await;
-                tx.send_replace(JobStatus {
-                    state: JobState::Rejected,
-                    steps_done: 0,
-                    steps_total: total,
-                    detail,
-                    result: Some(1),
-                });
+                let status = show(Some(JobEvent::Refused(reason)));
+                model.audit(&principal, &what, &status.detail).await;
                 return;
             }
-            model.set(&job, JobPatch::new().state(JobState::Running).values());
-            let mut done = 0;
-            let mut failure = None;
+            show(Some(JobEvent::Admitted));
+            let mut failed = false;
             for step in &steps {
-                let detail = step.describe();
-                model.set(&job, JobPatch::new().detail(detail.as_str()).values());
-                tx.send_replace(JobStatus {
-                    state: JobState::Running,
-                    steps_done: done,
-                    steps_total: total,
-                    detail: detail.clone(),
-                    result: None,
-                });
-                if let Err(e) = run_step(&model, step).await {
-                    failure = Some(format!("{detail}: {e}"));
+                show(Some(JobEvent::StepStarted));
+                let r = run_step(&model, step).await;
+                failed = r.is_err();
+                show(Some(match r {
+                    Ok(()) => JobEvent::StepDone,
+                    Err(e) => JobEvent::StepFailed(e),
+                }));
+                if failed {
                     break;
                 }
-                done += 1;
-                model.set(&job, JobPatch::new().steps_done(done).values());
             }
-            let (state, detail, result) = match failure {
-                None => (JobState::Succeeded, format!("{what}: done"), 0),
-                Some(f) => (JobState::Failed, f, 1),
-            };
-            model.set(
-                &job,
-                JobPatch::new()
-                    .state(state)
-                    .detail(detail.as_str())
-                    .values(),
-            );
+            let status = show((!failed).then_some(JobEvent::Finished));
             model.copco_release(&job).await;
-            model.audit(&principal, &what, &detail).await;
-            tx.send_replace(JobStatus {
-                state,
-                steps_done: done,
-                steps_total: total,
-                detail,
-                result: Some(result),
-            });
+            model.audit(&principal, &what, &status.detail).await;
         },
         on_panic,
     );
