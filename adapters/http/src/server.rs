@@ -156,6 +156,8 @@ async fn front(
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
     let format = Format::negotiate(accept.as_deref(), req.uri().query());
+    // The console signs in with its own form (see render_error).
+    let scripted = req.headers().contains_key("x-requested-with");
     let method = req.method().as_str().to_string();
     let route = req
         .extensions()
@@ -186,7 +188,7 @@ async fn front(
     }
     .instrument(span.clone())
     .await;
-    let mut resp = render_error(resp, format).await;
+    let mut resp = render_error(resp, format, scripted).await;
     resp.headers_mut()
         .entry(header::X_CONTENT_TYPE_OPTIONS)
         .or_insert(HeaderValue::from_static("nosniff"));
@@ -211,7 +213,11 @@ async fn front(
 
 /// Gives every error answer a structured body in the negotiated format,
 /// including the framework's own (unknown route, body too large, ...).
-async fn render_error(resp: Response, format: Format) -> Response {
+/// A 401 offers Basic (the documented scheme: a browser then asks for a
+/// user and password) and Bearer; to a script that says so with
+/// `X-Requested-With` (the console, which has its own sign-in form) only
+/// Bearer, so no browser dialog covers the page.
+async fn render_error(resp: Response, format: Format, scripted: bool) -> Response {
     let status = resp.status();
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
@@ -251,7 +257,13 @@ async fn render_error(resp: Response, format: Format) -> Response {
         HeaderValue::from_static(format.content_type()),
     );
     if err.status == StatusCode::UNAUTHORIZED {
-        r.headers_mut().insert(
+        if !scripted {
+            r.headers_mut().append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"halyard\", charset=\"UTF-8\""),
+            );
+        }
+        r.headers_mut().append(
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer realm=\"halyard\""),
         );

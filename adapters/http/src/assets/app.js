@@ -48,7 +48,9 @@ function showWho() {
 }
 
 async function api(path, opts = {}) {
-  const headers = Object.assign({ Accept: 'application/json' }, authHeader(), opts.headers || {});
+  // X-Requested-With: the console signs in with its own form, so a 401
+  // must not bring up the browser's Basic dialog.
+  const headers = Object.assign({ Accept: 'application/json', 'X-Requested-With': 'halyard-console' }, authHeader(), opts.headers || {});
   const r = await fetch(API + path, Object.assign({}, opts, { headers }));
   const text = await r.text();
   let body = null;
@@ -428,7 +430,7 @@ async function connect() {
   let lastId = null;
   while (!ctrl.signal.aborted) {
     try {
-      const headers = Object.assign({ Accept: 'text/event-stream' }, authHeader());
+      const headers = Object.assign({ Accept: 'text/event-stream', 'X-Requested-With': 'halyard-console' }, authHeader());
       if (lastId !== null) headers['Last-Event-ID'] = lastId;
       const r = await fetch(API + '/events', { headers, signal: ctrl.signal, cache: 'no-store' });
       if (!r.ok) throw new Error('events: ' + r.status);

@@ -212,11 +212,40 @@ async fn writes_need_credentials_and_roles() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.headers().contains_key("www-authenticate"));
+    // Basic first (a browser asks for a user and password), then Bearer.
+    let challenges: Vec<&str> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            "Basic realm=\"halyard\", charset=\"UTF-8\"",
+            "Bearer realm=\"halyard\""
+        ]
+    );
     let body = r.text().await.unwrap();
     assert!(body.contains("<code>unauthorized</code>"), "{body}");
     let r = c.post(&lock).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The console signs in with its own form: no Basic challenge for it,
+    // so the browser shows no dialog over the page.
+    let r = c
+        .post(&lock)
+        .header("X-Requested-With", "halyard-console")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let challenges: Vec<&str> = r
+        .headers()
+        .get_all("www-authenticate")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(challenges, ["Bearer realm=\"halyard\""]);
     let r = c
         .post(h.url("/api/v1/alarms/ne=1/alarm=1/acknowledge"))
         .send()
