@@ -222,9 +222,14 @@ fn snmp_config(
         let address = t.target.get_ref().parse().context("trap target")?;
         c.trap_targets.push(TrapTarget {
             address,
-            security: TrapSecurity::Community(
-                t.community.clone().unwrap_or_else(|| "public".into()),
-            ),
+            security: match &t.user {
+                Some(u) => TrapSecurity::Usm {
+                    user: u.get_ref().clone(),
+                },
+                None => {
+                    TrapSecurity::Community(t.community.clone().unwrap_or_else(|| "public".into()))
+                }
+            },
             kind: if t.inform {
                 NotifyKind::Inform {
                     timeout: Duration::from_secs(1),

@@ -734,12 +734,17 @@ pub(crate) struct TrapD {
 
 impl TrapD {
     pub(crate) fn start(port: u16) -> TrapD {
+        Self::start_with(port, "")
+    }
+
+    /// With more snmptrapd.conf lines (v3 users).
+    pub(crate) fn start_with(port: u16, extra: &str) -> TrapD {
         use std::io::Read;
         let dir = tempfile::tempdir().unwrap();
         let conf = dir.path().join("snmptrapd.conf");
         std::fs::write(
             &conf,
-            "disableAuthorization yes\nauthCommunity log,execute,net public\n",
+            format!("disableAuthorization yes\nauthCommunity log,execute,net public\n{extra}"),
         )
         .unwrap();
         // The base SMIv2 modules as tests/run.sh installs them.
@@ -876,5 +881,54 @@ fn the_agent_sends_alarm_traps_and_informs_that_snmptrapd_decodes() {
     };
     wait_until("two informs acknowledged", || counter("informs_acked") >= 2);
     assert!(counter("traps_sent") >= 2);
+    assert_eq!(counter("informs_timed_out"), 0);
+}
+
+/// A v3 trap target (#17): informs as the demo's `operator` (SHA-256,
+/// AES), which snmptrapd (authoritative for informs, discovered by the
+/// agent) authenticates, decrypts and acknowledges.
+#[test]
+fn v3_informs_reach_snmptrapd_as_the_configured_user() {
+    let port = free_port();
+    let informs = TrapD::start_with(
+        port,
+        "createUser operator SHA-256 halyard-demo-auth AES halyard-demo-priv\nauthUser log,execute operator priv\n",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("v3traps.toml");
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    let targets = format!(
+        "traps = [{{ target = \"127.0.0.1:{port}\", user = \"operator\", inform = true }}]\n\n[netconf]\n"
+    );
+    std::fs::write(
+        &config,
+        demo.replacen("\n[netconf]\n", &format!("\n{targets}"), 1),
+    )
+    .unwrap();
+    let a = Agent::start_with(&dir.path().join("data"), Some(config));
+    let fan = "ne=1/shelf=1/fan=1";
+    let (code, body) = a.curl(
+        "POST",
+        &format!("/api/v1/objects/{fan}/operations/inject-fault"),
+        Some(r#"{"fault":"fan-stall"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let text = informs.wait_for("HALYARD-CLUSTER-MIB::hcAlarmRaised");
+    assert!(
+        text.contains(&format!(
+            "HALYARD-CLUSTER-MIB::hcAlarmRaisedResource.0 = STRING: {fan}"
+        )),
+        "{text}"
+    );
+    let counter = |name: &str| -> u64 {
+        let (_, metrics) = a.curl("GET", "/metrics", None);
+        let prefix = format!("halyard_snmp_messages_total{{counter=\"{name}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /metrics"))
+    };
+    wait_until("the inform acknowledged", || counter("informs_acked") >= 1);
     assert_eq!(counter("informs_timed_out"), 0);
 }

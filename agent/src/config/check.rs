@@ -33,6 +33,7 @@ pub(super) fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) 
     check_element(c, r);
     check_faces(c, r);
     check_snmp_users(c, r);
+    check_snmp_traps(c, r);
     let groups = check_groups(c, r);
     let fru_types = check_fru_types(c, &groups, r);
     let shelves = check_shelves(c, &fru_types, r);
@@ -157,6 +158,39 @@ fn check_snmp_users(c: &Config, r: &mut Report<'_>) {
             r.at(
                 &u.name,
                 "found only one of priv and priv_pass, expected both or neither",
+            );
+        }
+    }
+}
+
+/// `[snmp] traps`: a receiver's address, and a v3 user that exists.
+fn check_snmp_traps(c: &Config, r: &mut Report<'_>) {
+    for t in &c.snmp.traps {
+        if t.target.get_ref().parse::<std::net::SocketAddr>().is_err() {
+            r.at(
+                &t.target,
+                format!(
+                    "found trap target {:?}, expected an address and port such as 192.0.2.1:162",
+                    t.target.get_ref()
+                ),
+            );
+        }
+        let Some(user) = &t.user else { continue };
+        if t.community.is_some() {
+            r.at(user, "found both community and user, expected one of them");
+        }
+        if !c
+            .snmp
+            .users
+            .iter()
+            .any(|u| u.name.get_ref() == user.get_ref())
+        {
+            r.at(
+                user,
+                format!(
+                    "found user {:?}, expected one of [[snmp.users]]",
+                    user.get_ref()
+                ),
             );
         }
     }

@@ -338,8 +338,14 @@ pub struct SnmpUserEntry {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrapEntry {
+    /// `host:port` of the receiver.
     pub target: Spanned<String>,
+    /// SNMPv2c with this community (default `public`)...
     pub community: Option<String>,
+    /// ...or SNMPv3 as this `[[snmp.users]]` user, at authPriv when it
+    /// has a privacy key.
+    pub user: Option<Spanned<String>>,
+    /// Informs (acknowledged, retried) instead of traps.
     #[serde(default)]
     pub inform: bool,
 }

@@ -513,3 +513,29 @@ fn des_privacy_is_refused_where_it_is_written() {
     assert!(e.contains(&format!("w.toml:{line}:")), "{e}");
     assert!(e.contains("DES") && e.contains("`AES`"), "{e}");
 }
+
+#[test]
+fn check_snmp_traps_refuses_a_bad_address_and_an_unknown_or_doubled_v3_user() {
+    let ok = with_element(
+        "[[snmp.users]]\nname = \"u\"\nauth = \"SHA-256\"\nauth_pass = \"12345678\"\n\
+         [[snmp.traps]]\ntarget = \"127.0.0.1:162\"\nuser = \"u\"\ninform = true\n",
+    );
+    refused(
+        &ok,
+        &ok.replace("\"127.0.0.1:162\"", "\"nms.example\""),
+        "target",
+        "expected an address and port",
+    );
+    refused(
+        &ok,
+        &ok.replace("user = \"u\"", "user = \"nobody\""),
+        "user = ",
+        "found user \"nobody\", expected one of [[snmp.users]]",
+    );
+    refused(
+        &ok,
+        &ok.replace("user = \"u\"", "user = \"u\"\ncommunity = \"public\""),
+        "user = ",
+        "found both community and user",
+    );
+}
