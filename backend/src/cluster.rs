@@ -66,7 +66,7 @@ pub enum Command {
     Reconfigure(Box<WireReconfigure>),
 }
 
-/// [`crate::core::Reconfigure`] on the wire: enums by their YANG names.
+/// [`crate::core::spec::Reconfigure`] on the wire: enums by their YANG names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WireReconfigure {
     pub add_groups: Vec<WireGroup>,
@@ -104,14 +104,14 @@ pub struct WireGroup {
 pub struct WireComponent {
     pub name: String,
     pub parent: Option<String>,
-    pub kind: crate::core::Kind,
+    pub kind: crate::core::spec::Kind,
     pub checkpoint: String,
     /// Audit period and deadline in ms.
     pub audit_ms: Option<(u64, u64)>,
 }
 
-impl From<&crate::core::Reconfigure> for WireReconfigure {
-    fn from(r: &crate::core::Reconfigure) -> Self {
+impl From<&crate::core::spec::Reconfigure> for WireReconfigure {
+    fn from(r: &crate::core::spec::Reconfigure) -> Self {
         let member = |m: &crate::crim::GroupMember| WireMember {
             group: m.group.clone(),
             component: m.component.clone(),
@@ -158,7 +158,7 @@ impl From<&crate::core::Reconfigure> for WireReconfigure {
     }
 }
 
-impl TryFrom<WireReconfigure> for crate::core::Reconfigure {
+impl TryFrom<WireReconfigure> for crate::core::spec::Reconfigure {
     type Error = String;
 
     fn try_from(w: WireReconfigure) -> Result<Self, String> {
@@ -192,7 +192,7 @@ impl TryFrom<WireReconfigure> for crate::core::Reconfigure {
         }
         let mut components = Vec::new();
         for c in w.components {
-            components.push(crate::core::ComponentSpec {
+            components.push(crate::core::spec::ComponentSpec {
                 name: c.name,
                 parent: c.parent,
                 kind: c.kind,
@@ -205,7 +205,7 @@ impl TryFrom<WireReconfigure> for crate::core::Reconfigure {
                     .map(|(p, d)| (Duration::from_millis(p), Duration::from_millis(d))),
             });
         }
-        Ok(crate::core::Reconfigure {
+        Ok(crate::core::spec::Reconfigure {
             crim: crate::crim::Reconfig {
                 add_groups: groups,
                 join: w.join.into_iter().map(member).collect(),
@@ -650,6 +650,20 @@ impl ClusterView {
     }
 }
 
+/// What the core needs to run as one node of a cluster.
+#[derive(Debug)]
+pub struct ClusterSpec {
+    pub consensus: halyard_consensus::Consensus,
+    pub view: ClusterView,
+    /// Component -> the node hosting it. Components not listed (the
+    /// shelves' shared hardware) are hosted by the master.
+    pub hosts: BTreeMap<String, String>,
+    /// Committed commands, from the [`Applier`] given to
+    /// the consensus engine (attached once the core reads them).
+    pub applied: mpsc::UnboundedReceiver<Applied>,
+    pub applier: Applier,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,7 +757,7 @@ mod tests {
         use halyard_cluster_model::model::{
             CheckpointMode, RecoveryAction, RedundancyModel, StandbyMode,
         };
-        let change = crate::core::Reconfigure {
+        let change = crate::core::spec::Reconfigure {
             crim: crate::crim::Reconfig {
                 add_groups: vec![crate::crim::SgConfig {
                     name: "ne=1/sg=fru-1-3".into(),
@@ -765,10 +779,10 @@ mod tests {
                 remove_groups: vec!["ne=1/sg=fru-1-4".into()],
                 locked: vec!["ne=1/shelf=1/linecard=slot-3/comp=portd".into()],
             },
-            components: vec![crate::core::ComponentSpec {
+            components: vec![crate::core::spec::ComponentSpec {
                 name: "ne=1/shelf=1/linecard=slot-3/comp=portd".into(),
                 parent: Some("ne=1/shelf=1/linecard=slot-3".into()),
-                kind: crate::core::Kind::Process {
+                kind: crate::core::spec::Kind::Process {
                     start: vec!["sleep".into(), "60".into()],
                     stop: None,
                     health: Some(vec!["true".into()]),
@@ -789,7 +803,10 @@ mod tests {
         let Command::Reconfigure(back) = serde_json::from_value(json).unwrap() else {
             panic!("not a reconfiguration")
         };
-        assert_eq!(crate::core::Reconfigure::try_from(*back).unwrap(), change);
+        assert_eq!(
+            crate::core::spec::Reconfigure::try_from(*back).unwrap(),
+            change
+        );
     }
 
     #[test]

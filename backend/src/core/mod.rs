@@ -19,11 +19,12 @@ mod effects;
 mod factory;
 mod reconfig;
 mod run;
-mod spec;
+pub(crate) mod spec;
 
+pub use crate::cluster::ClusterSpec;
 pub use factory::proxy::RELAYED_ALARM;
 pub use spec::{
-    ClusterSpec, ComponentSpec, CoreConfig, CoreError, HOTSWAP_TOPIC, Kind, Membership, Reconfigure,
+    ComponentSpec, CoreConfig, CoreError, HOTSWAP_TOPIC, Kind, Membership, Reconfigure,
 };
 
 use cluster_apply::*;

@@ -1,16 +1,14 @@
 //! What the core is given: component kinds and specs, its configuration, run-time
 //! changes (hot swap), its errors, and the checks of a configuration.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 use halyard_cluster_model::model::CheckpointMode;
-use tokio::sync::mpsc;
 
 use crate::cec::CecRules;
-use crate::cluster::{Applied, ClusterView};
 use crate::crim::{CrimError, Reconfig, SgConfig};
 use crate::remote::RemoteShell;
 
@@ -152,20 +150,6 @@ pub enum CoreError {
     /// Refused or not committed by the cluster.
     #[error("{0}")]
     Refused(String),
-}
-
-/// What the core needs to run as one node of a cluster.
-#[derive(Debug)]
-pub struct ClusterSpec {
-    pub consensus: halyard_consensus::Consensus,
-    pub view: ClusterView,
-    /// Component -> the node hosting it. Components not listed (the
-    /// shelves' shared hardware) are hosted by the master.
-    pub hosts: BTreeMap<String, String>,
-    /// Committed commands, from the [`crate::cluster::Applier`] given to
-    /// the consensus engine (attached once the core reads them).
-    pub applied: mpsc::UnboundedReceiver<Applied>,
-    pub applier: crate::cluster::Applier,
 }
 
 /// Messages from the cluster membership monitor.
