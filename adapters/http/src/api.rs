@@ -27,7 +27,7 @@ use crate::body;
 use crate::config::Role;
 use crate::error::ApiError;
 use crate::repr::{self, Format};
-use crate::server::{JobEntry, Shared};
+use crate::state::{JobEntry, Shared};
 
 impl<S: Send + Sync> FromRequestParts<S> for Format {
     type Rejection = Infallible;

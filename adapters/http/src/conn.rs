@@ -17,8 +17,6 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, Sleep};
 
-use crate::tls::Peer;
-
 /// A connection holding one of the listener's permits, closed when idle.
 #[derive(Debug)]
 pub struct Guarded<S> {
@@ -178,6 +176,16 @@ impl Listener for PlainListener {
 
 impl Connected<IncomingStream<'_, PlainListener>> for Peer {
     fn connect_info(s: IncomingStream<'_, PlainListener>) -> Self {
+        Peer(*s.remote_addr())
+    }
+}
+
+/// The client address of a request, over plain TCP or TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+impl Connected<IncomingStream<'_, TcpListener>> for Peer {
+    fn connect_info(s: IncomingStream<'_, TcpListener>) -> Self {
         Peer(*s.remote_addr())
     }
 }

@@ -26,6 +26,7 @@ mod api;
 mod conn;
 mod console;
 mod server;
+mod state;
 mod tls;
 mod xsd;
 

@@ -17,7 +17,7 @@ use tokio_rustls::rustls::{self, ServerConfig};
 use tokio_rustls::server::TlsStream;
 
 use crate::config::TlsConfig;
-use crate::conn::{Gate, Guarded};
+use crate::conn::{Gate, Guarded, Peer};
 use crate::error::HttpError;
 
 /// A TLS handshake must finish within this time.
@@ -119,16 +119,6 @@ impl Listener for TlsListener {
 
     fn local_addr(&self) -> std::io::Result<SocketAddr> {
         Ok(self.local)
-    }
-}
-
-/// The client address of a request, over plain TCP or TLS.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub SocketAddr);
-
-impl Connected<IncomingStream<'_, TcpListener>> for Peer {
-    fn connect_info(s: IncomingStream<'_, TcpListener>) -> Self {
-        Peer(*s.remote_addr())
     }
 }
 

@@ -1,0 +1,134 @@
+//! What every request handler can reach: the model, authentication,
+//! limits, metrics, the jobs kept for polling, the rate limiter. The
+//! server builds it; the API and the console read it.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use halyard_cluster_model::port::{InformationModel, JobStatus};
+use prometheus_client::registry::Registry;
+use tokio::sync::watch;
+
+use crate::auth::Authenticator;
+use crate::config::Limits;
+use crate::error::ApiError;
+use crate::metrics::HttpMetrics;
+use crate::repr;
+
+/// Jobs kept for polling after their operation was invoked.
+const JOBS_KEPT: usize = 1024;
+/// Client addresses tracked by the rate limiter.
+pub(crate) const RATE_CLIENTS: usize = 10_000;
+
+#[derive(Debug)]
+pub(crate) struct JobEntry {
+    pub operation: String,
+    pub target: String,
+    pub status: watch::Receiver<JobStatus>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Jobs {
+    map: HashMap<String, JobEntry>,
+    order: VecDeque<String>,
+}
+
+impl Jobs {
+    pub fn insert(&mut self, job: String, entry: JobEntry) {
+        if self.map.insert(job.clone(), entry).is_none() {
+            self.order.push_back(job);
+        }
+        while self.order.len() > JOBS_KEPT {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+
+    /// A receiver of the job's progress, to wait for its next change.
+    pub fn watch(&self, job: &str) -> Option<watch::Receiver<JobStatus>> {
+        self.map.get(job).map(|e| e.status.clone())
+    }
+
+    pub fn view(&self, job: &str) -> Option<repr::JobView> {
+        self.map.get(job).map(|e| repr::JobView {
+            job: job.to_string(),
+            operation: e.operation.clone(),
+            target: e.target.clone(),
+            status: e.status.borrow().clone(),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// Everything a request handler can reach.
+pub(crate) struct AppState {
+    pub model: Arc<dyn InformationModel>,
+    pub auth: Authenticator,
+    pub limits: Limits,
+    pub metrics: HttpMetrics,
+    pub registry: Registry,
+    pub jobs: Mutex<Jobs>,
+    pub shutdown: watch::Receiver<bool>,
+    pub(crate) buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    pub release_dir: Option<std::path::PathBuf>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Runs a model call under the request deadline.
+    pub async fn call<T, E: Into<ApiError>>(
+        &self,
+        fut: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, ApiError> {
+        match tokio::time::timeout(self.limits.request_timeout, fut).await {
+            Ok(r) => r.map_err(Into::into),
+            Err(_) => Err(ApiError::timeout()),
+        }
+    }
+
+    pub fn lock_jobs(&self) -> std::sync::MutexGuard<'_, Jobs> {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Token bucket per client address; `false` when the client must wait.
+    pub(crate) fn admit(&self, ip: IpAddr) -> bool {
+        let rate = f64::from(self.limits.requests_per_second.max(1));
+        let burst = f64::from(self.limits.burst.max(1));
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= RATE_CLIENTS && !b.contains_key(&ip) {
+            // Forget clients whose buckets are full again.
+            b.retain(|_, k| k.tokens + now.duration_since(k.at).as_secs_f64() * rate < burst);
+        }
+        let k = b.entry(ip).or_insert(Bucket {
+            tokens: burst,
+            at: now,
+        });
+        k.tokens = (k.tokens + now.duration_since(k.at).as_secs_f64() * rate).min(burst);
+        k.at = now;
+        if k.tokens >= 1.0 {
+            k.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+pub(crate) type Shared = Arc<AppState>;
