@@ -12,8 +12,10 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use halyard_backend::cluster::{Applied, ClusterView, applier};
 use halyard_backend::cmm::CmmConfig;
-use halyard_cluster_model::model::{ClusterRole, MembershipState};
-use halyard_cluster_model::{ObjectName, SchemaEnum, Value};
+use halyard_cluster_model::ObjectName;
+use halyard_cluster_model::model::{
+    ClusterRole, MembershipChangedPatch, MembershipState, NetworkElementPatch, NodePatch,
+};
 use halyard_consensus::{Consensus, ConsensusConfig, ConsensusTask};
 use tokio::sync::mpsc;
 
@@ -156,23 +158,21 @@ pub async fn publish_status(
                 model.publish(
                     "MembershipChanged",
                     &name,
-                    vec![
-                        ("Node", Value::Str(s.name.clone())),
-                        ("State", Value::Enum(membership.value())),
-                        ("Role", Value::Enum(role.value())),
-                    ],
+                    MembershipChangedPatch::new()
+                        .node(s.name.as_str())
+                        .state(membership)
+                        .role(role)
+                        .values()
+                        .to_vec(),
                 );
             }
             model.set(
                 &name,
-                &[
-                    ("Membership", Value::Enum(membership.value())),
-                    ("Role", Value::Enum(role.value())),
-                    (
-                        "HeartbeatAge",
-                        Value::U32(age.min(u64::from(u32::MAX)) as u32),
-                    ),
-                ],
+                NodePatch::new()
+                    .membership(membership)
+                    .role(role)
+                    .heartbeat_age(age.min(u64::from(u32::MAX)) as u32)
+                    .values(),
             );
         }
         if let Ok(el) = ObjectName::parse(&root) {
@@ -181,15 +181,12 @@ pub async fn publish_status(
                 .map_or(u32::MAX, |d| d.as_millis().min(u128::from(u32::MAX)) as u32);
             model.set(
                 &el,
-                &[
-                    ("Master", Value::Str(view.master().unwrap_or_default())),
-                    ("ServingNode", Value::Str(me.clone())),
-                    ("ReplicaStaleness", Value::U32(stale)),
-                    (
-                        "MemberNodes",
-                        Value::U32(nodes.iter().filter(|s| s.up).count() as u32),
-                    ),
-                ],
+                NetworkElementPatch::new()
+                    .master(view.master().unwrap_or_default())
+                    .serving_node(me.as_str())
+                    .replica_staleness(stale)
+                    .member_nodes(nodes.iter().filter(|s| s.up).count() as u32)
+                    .values(),
             );
         }
         n += 1;

@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use halyard_cluster_model::model::LogLevel;
+use halyard_cluster_model::model::{AvailabilityIncidentPatch, LogLevel, LogRecordPatch};
 use halyard_cluster_model::port::{InformationModel, Query};
-use halyard_cluster_model::{ObjectName, SchemaEnum, Timestamp, Value};
+use halyard_cluster_model::{ObjectName, Timestamp, Value};
 
 use tokio::sync::mpsc;
 use tracing::field::{Field, Visit};
@@ -130,10 +130,6 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
-}
-
 /// Ships this node's records and shows everyone's.
 #[derive(Debug)]
 pub struct ClusterLog {
@@ -204,16 +200,15 @@ impl ClusterLog {
                         "debug" => LogLevel::Debug,
                         _ => LogLevel::Info,
                     };
-                    let values = [
-                        ("Time", Value::Time(Timestamp(r.t))),
-                        ("Level", Value::Enum(level.value())),
-                        ("NodeName", Value::Str(truncate(&b.node, 64))),
-                        ("Source", Value::Str(truncate(&r.source, 255))),
-                        ("Message", Value::Str(truncate(&r.message, 255))),
-                    ];
+                    let values = LogRecordPatch::new()
+                        .time(Timestamp(r.t))
+                        .level(level)
+                        .node_name(b.node.as_str())
+                        .source(r.source.as_str())
+                        .message(r.message.as_str());
                     if self
                         .model
-                        .create_dynamic("LogRecord", &name, &values)
+                        .create_dynamic("LogRecord", &name, values.values())
                         .await
                         .is_err()
                     {
@@ -278,10 +273,10 @@ impl ClusterLog {
             if let Some((_, _, first, n)) = found {
                 self.model.set(
                     &o.name,
-                    &[
-                        ("BlackBox", Value::Str(first.clone())),
-                        ("BlackBoxRecords", Value::U32(*n)),
-                    ],
+                    AvailabilityIncidentPatch::new()
+                        .black_box(first.as_str())
+                        .black_box_records(*n)
+                        .values(),
                 );
             }
         }

@@ -11,8 +11,10 @@ use halyard_backend::cec::CecRules;
 use halyard_backend::core::{ComponentSpec, CoreConfig, Kind};
 use halyard_backend::crim::{GroupMember, SgConfig};
 use halyard_cluster_model::model::{
-    AdminState, AvailabilityState, CheckpointMode, ClusterRole, ComponentKind, MembershipState,
-    NodeKind, OperState, RecoveryAction, RedundancyModel, StandbyMode,
+    AdminState, AvailabilityState, CheckpointMode, ClusterRole, ComponentKind, FanPatch,
+    HostBoardPatch, LineCardPatch, MembershipState, NetworkElementPatch, NodeKind, NodePatch,
+    OperState, PortPatch, PowerSupplyPatch, RecoveryAction, RedundancyModel, ServiceGroupPatch,
+    ServiceInstancePatch, ShelfPatch, SoftwareComponentPatch, StandbyMode,
 };
 use halyard_cluster_model::{SchemaEnum, Value};
 
@@ -66,6 +68,7 @@ fn s(v: &str) -> Value {
     Value::Str(v.to_string())
 }
 
+/// The states every component class has (for objects of several classes).
 fn component_states() -> Vec<(&'static str, Value)> {
     vec![
         ("AdminState", e(AdminState::Unlocked)),
@@ -100,15 +103,16 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     let mut objects = vec![ObjectSpec {
         class: "NetworkElement",
         name: root.clone(),
-        values: vec![
-            ("Vendor", s(&c.element.vendor)),
-            ("Model", s(&c.element.model)),
-            ("SoftwareVersion", s(&c.element.software_version)),
-            ("MemberNodes", Value::U32(c.nodes.len() as u32)),
-            ("WatchdogExpirations", Value::U64(0)),
-            ("ModelUpdateErrors", Value::U64(0)),
-            ("TaskPanics", Value::U64(0)),
-        ],
+        values: NetworkElementPatch::new()
+            .vendor(c.element.vendor.as_str())
+            .model(c.element.model.as_str())
+            .software_version(c.element.software_version.as_str())
+            .member_nodes(c.nodes.len() as u32)
+            .watchdog_expirations(0)
+            .model_update_errors(0)
+            .task_panics(0)
+            .values()
+            .to_vec(),
     }];
     let mut groups = Vec::new();
     let mut components = Vec::new();
@@ -172,10 +176,12 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
     for (sname, position, frus) in &shelves {
         let shelf = format!("{root}/shelf={sname}");
         let mut v = component_states();
-        v.extend([
-            ("Position", Value::U32(*position)),
-            ("PowerGood", Value::Bool(true)),
-        ]);
+        v.extend_from_slice(
+            ShelfPatch::new()
+                .position(*position)
+                .power_good(true)
+                .values(),
+        );
         objects.push(ObjectSpec {
             class: "Shelf",
             name: shelf.clone(),
@@ -238,27 +244,23 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .map_or(root.clone(), |sh| format!("{root}/shelf={}", sh.get_ref()));
         let name = format!("{parent}/node={}", n.name.get_ref());
         let mut v = component_states();
-        v.extend([
-            (
-                "Kind",
-                e(if n.non_peer {
+        v.extend_from_slice(
+            NodePatch::new()
+                .kind(if n.non_peer {
                     NodeKind::NonPeer
                 } else {
                     NodeKind::Peer
-                }),
-            ),
-            ("Address", s(&n.address)),
-            ("Membership", e(MembershipState::Member)),
-            (
-                "Role",
-                e(if *n.name.get_ref() == own_node {
+                })
+                .address(n.address.as_str())
+                .membership(MembershipState::Member)
+                .role(if *n.name.get_ref() == own_node {
                     ClusterRole::Master
                 } else {
                     ClusterRole::Follower
-                }),
-            ),
-            ("SoftwareVersion", s(&c.element.software_version)),
-        ]);
+                })
+                .software_version(c.element.software_version.as_str())
+                .values(),
+        );
         objects.push(ObjectSpec {
             class: "Node",
             name: name.clone(),
@@ -504,19 +506,18 @@ fn sw_object(
 ) -> ObjectSpec {
     let mut v = component_states();
     v[0] = ("AdminState", e(admin));
-    v.extend([
-        (
-            "Kind",
-            e(match kind {
+    v.extend_from_slice(
+        SoftwareComponentPatch::new()
+            .kind(match kind {
                 config::ComponentKind::HaAware => ComponentKind::HaAware,
                 config::ComponentKind::Process => ComponentKind::Process,
                 config::ComponentKind::Proxy => ComponentKind::Proxy,
-            }),
-        ),
-        ("ServiceGroup", s(group)),
-        ("CheckpointMode", e(mode)),
-        ("AuditPeriod", Value::U32(audit_ms.unwrap_or(0))),
-    ]);
+            })
+            .service_group(group)
+            .checkpoint_mode(mode)
+            .audit_period(audit_ms.unwrap_or(0))
+            .values(),
+    );
     ObjectSpec {
         class: "SoftwareComponent",
         name: name.to_string(),
@@ -529,33 +530,32 @@ pub fn group_objects(g: &SgConfig) -> Vec<ObjectSpec> {
     let mut out = vec![ObjectSpec {
         class: "ServiceGroup",
         name: g.name.clone(),
-        values: vec![
-            ("AdminState", e(AdminState::Unlocked)),
-            ("RedundancyModel", e(g.model)),
-            ("StandbyMode", e(g.standby)),
-            (
-                "PreferredPrimaries",
-                Value::U32(match g.model {
-                    RedundancyModel::TwoN | RedundancyModel::NoRedundancy => 1,
-                    RedundancyModel::NPlusM => g.sis.len() as u32,
-                    RedundancyModel::NWayActive => g.members.len() as u32,
-                }),
-            ),
-            ("PreferredSecondaries", Value::U32(g.preferred_secondaries)),
-            ("PreferredSpares", Value::U32(0)),
-            ("MaxRestarts", Value::U32(g.max_restarts)),
-            ("ProbationPeriod", Value::U32(g.probation.as_secs() as u32)),
-            ("FirstRecovery", e(g.first_recovery)),
-        ],
+        values: ServiceGroupPatch::new()
+            .admin_state(AdminState::Unlocked)
+            .redundancy_model(g.model)
+            .standby_mode(g.standby)
+            .preferred_primaries(match g.model {
+                RedundancyModel::TwoN | RedundancyModel::NoRedundancy => 1,
+                RedundancyModel::NPlusM => g.sis.len() as u32,
+                RedundancyModel::NWayActive => g.members.len() as u32,
+            })
+            .preferred_secondaries(g.preferred_secondaries)
+            .preferred_spares(0)
+            .max_restarts(g.max_restarts)
+            .probation_period(g.probation.as_secs() as u32)
+            .first_recovery(g.first_recovery)
+            .values()
+            .to_vec(),
     }];
     for si in &g.sis {
         out.push(ObjectSpec {
             class: "ServiceInstance",
             name: si.clone(),
-            values: vec![
-                ("AdminState", e(AdminState::Unlocked)),
-                ("Availability", Value::Real(1.0)),
-            ],
+            values: ServiceInstancePatch::new()
+                .admin_state(AdminState::Unlocked)
+                .availability(1.0)
+                .values()
+                .to_vec(),
         });
     }
     out
@@ -667,6 +667,7 @@ pub fn fru_parts(
     };
     let mut v = component_states();
     v[0] = ("AdminState", e(unit_admin));
+    // Attributes every unit class has; the class is the unit's kind.
     v.extend([
         ("Slot", Value::U32(unit.slot)),
         ("SerialNumber", s(unit.serial)),
@@ -674,14 +675,22 @@ pub fn fru_parts(
         ("Present", Value::Bool(true)),
     ]);
     match class {
-        "Fan" => v.push(("Speed", Value::U32(4200))),
-        "PowerSupply" => v.extend([
-            ("OutputPower", Value::U32(300)),
-            ("InputVoltage", Value::U32(48_000)),
-            ("PowerGood", Value::Bool(true)),
-        ]),
-        "HostBoard" => v.extend([("CpuLoad", Value::U32(10)), ("Temperature", Value::U32(41))]),
-        "LineCard" => v.push(("Ports", Value::U32(ty.map_or(0, |t| t.ports)))),
+        "Fan" => v.extend_from_slice(FanPatch::new().speed(4200).values()),
+        "PowerSupply" => v.extend_from_slice(
+            PowerSupplyPatch::new()
+                .output_power(300)
+                .input_voltage(48_000)
+                .power_good(true)
+                .values(),
+        ),
+        "HostBoard" => {
+            v.extend_from_slice(HostBoardPatch::new().cpu_load(10).temperature(41).values())
+        }
+        "LineCard" => v.extend_from_slice(
+            LineCardPatch::new()
+                .ports(ty.map_or(0, |t| t.ports))
+                .values(),
+        ),
         _ => {}
     }
     let mut parts = FruParts {
@@ -716,7 +725,7 @@ pub fn fru_parts(
             let port = format!("{name}/port={k}");
             let mut v = component_states();
             v[0] = ("AdminState", e(unit_admin));
-            v.extend([("Position", Value::U32(k)), ("Speed", Value::U32(speed))]);
+            v.extend_from_slice(PortPatch::new().position(k).speed(speed).values());
             parts.objects.push(ObjectSpec {
                 class: "Port",
                 name: port.clone(),

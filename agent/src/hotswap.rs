@@ -451,6 +451,7 @@ impl HotSwap {
         let mut change = Reconfigure::default();
         if self.static_frus.contains_key(&unit) {
             // A configured unit stays, not present; its components are lost.
+            // (The unit's class, any FRU class, is known at run time only.)
             note["set"] = json!([{"name": unit, "values": values_json(o.class.name, &[("Present", Value::Bool(false))])}]);
             change.lost = comps.iter().map(|v| v.name.clone()).collect();
         } else {
@@ -510,6 +511,7 @@ impl HotSwap {
         };
         let comps = self.subtree(&o.name).await?;
         let unit = o.name.to_string();
+        // The unit's class (any FRU class) is known at run time only.
         let values = values_json(
             o.class.name,
             &[
@@ -663,18 +665,19 @@ async fn sim_bus_operation(
 mod tests {
     use super::*;
     use halyard_cluster_model::SchemaEnum;
-    use halyard_cluster_model::model::AdminState;
+    use halyard_cluster_model::model::{AdminState, LineCardPatch};
 
     #[test]
     fn notes_carry_objects_as_attribute_texts() {
         let o = ObjectSpec {
             class: "LineCard",
             name: "ne=1/shelf=1/linecard=slot-3".into(),
-            values: vec![
-                ("Slot", Value::U32(3)),
-                ("Present", Value::Bool(true)),
-                ("AdminState", Value::Enum(AdminState::Locked.value())),
-            ],
+            values: LineCardPatch::new()
+                .slot(3)
+                .present(true)
+                .admin_state(AdminState::Locked)
+                .values()
+                .to_vec(),
         };
         let j = object_json(&o);
         assert_eq!(j["class"], "LineCard");

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use halyard_cluster_model::meta::Measure;
 use halyard_cluster_model::model::{
-    AggregateFunction, OperState, PerceivedSeverity, ProbableCause, ThresholdDirection,
+    AggregateFunction, AggregatePatch, FanPatch, HostBoardPatch, NetworkElementPatch, OperState,
+    PerceivedSeverity, PowerSupplyPatch, ProbableCause, StatisticPatch, ThresholdDirection,
+    ThresholdPatch,
 };
 use halyard_cluster_model::port::{InformationModel, ManagedObject, Query, Scope};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
@@ -134,10 +136,10 @@ impl Collector {
         let panics = halyard_backend::tasks::panics();
         if let Err(e) = m.store.update(
             &m.root,
-            &[
-                ("WatchdogExpirations", Value::U64(n)),
-                ("TaskPanics", Value::U64(panics)),
-            ],
+            NetworkElementPatch::new()
+                .watchdog_expirations(n)
+                .task_panics(panics)
+                .values(),
         ) {
             tracing::error!(error = %e, "cannot show the watchdog expirations");
         }
@@ -157,21 +159,19 @@ impl Collector {
             let down = o.get("OperState") == Some(&Value::Enum(OperState::Disabled.value()));
             let j = jitter(o.index);
             let v: Vec<(&str, Value)> = match o.class.name {
-                "Fan" => vec![(
-                    "Speed",
-                    Value::U32(if down { 0 } else { 4150 + (j * 100.0) as u32 }),
-                )],
-                "HostBoard" => vec![
-                    (
-                        "CpuLoad",
-                        Value::U32(if down { 0 } else { 8 + (j * 4.0) as u32 }),
-                    ),
-                    ("Temperature", Value::U32(if down { 25 } else { 41 })),
-                ],
-                "PowerSupply" => vec![(
-                    "OutputPower",
-                    Value::U32(if down { 0 } else { 290 + (j * 20.0) as u32 }),
-                )],
+                "Fan" => FanPatch::new()
+                    .speed(if down { 0 } else { 4150 + (j * 100.0) as u32 })
+                    .values()
+                    .to_vec(),
+                "HostBoard" => HostBoardPatch::new()
+                    .cpu_load(if down { 0 } else { 8 + (j * 4.0) as u32 })
+                    .temperature(if down { 25 } else { 41 })
+                    .values()
+                    .to_vec(),
+                "PowerSupply" => PowerSupplyPatch::new()
+                    .output_power(if down { 0 } else { 290 + (j * 20.0) as u32 })
+                    .values()
+                    .to_vec(),
                 _ => continue,
             };
             m.set(&o.name, &v);
@@ -196,22 +196,19 @@ impl Collector {
                     continue;
                 };
                 let name = format!("{}/stat={}", o.name, stat_name(a.field));
-                let values = [
-                    ("Resource", Value::Str(o.name.to_string())),
-                    ("Value", Value::Real(value)),
-                    (
-                        "Unit",
-                        Value::Str(a.units.unwrap_or("").chars().take(32).collect()),
-                    ),
-                    ("CollectedAt", Value::Time(now)),
-                ];
+                let patch = StatisticPatch::new()
+                    .resource(o.name.to_string())
+                    .value(value)
+                    .unit(a.units.unwrap_or(""))
+                    .collected_at(now);
+                let values = patch.values();
                 let Ok(n) = ObjectName::parse(&name) else {
                     continue;
                 };
-                let ok = if m.store.update(&n, &values).is_ok() {
+                let ok = if m.store.update(&n, values).is_ok() {
                     true
                 } else {
-                    m.create("Statistic", &name, &values, &mut fresh)
+                    m.create("Statistic", &name, values, &mut fresh)
                         .await
                         .is_ok()
                 };
@@ -257,25 +254,18 @@ impl Collector {
                 config::AggregateFunction::Maximum => AggregateFunction::Maximum,
             };
             let name = format!("{}/agg={}", m.root, a.name.get_ref());
-            let v = [
-                ("Scope", Value::Str(a.scope.get_ref().clone())),
-                (
-                    "Statistic",
-                    Value::Str(a.statistic.get_ref().chars().take(64).collect()),
-                ),
-                ("Function", Value::Enum(function.value())),
-                (
-                    "Value",
-                    Value::Real(aggregate(function, &values).unwrap_or(0.0)),
-                ),
-                ("Members", Value::U32(values.len() as u32)),
-            ];
+            let v = AggregatePatch::new()
+                .scope(a.scope.get_ref().as_str())
+                .statistic(a.statistic.get_ref().as_str())
+                .function(function)
+                .value(aggregate(function, &values).unwrap_or(0.0))
+                .members(values.len() as u32);
             match ObjectName::parse(&name) {
                 Ok(n) if m.store.get(&n).await.is_ok() => {
-                    m.set(&n, &v);
+                    m.set(&n, v.values());
                 }
                 Ok(_) => {
-                    let _ = m.create_dynamic("Aggregate", &name, &v).await;
+                    let _ = m.create_dynamic("Aggregate", &name, v.values()).await;
                 }
                 Err(_) => {}
             }
@@ -310,13 +300,13 @@ impl Collector {
                     .create_dynamic(
                         "Threshold",
                         &name,
-                        &[
-                            ("Direction", Value::Enum(dir.value())),
-                            ("Rising", Value::Real(t.rising)),
-                            ("Falling", Value::Real(t.falling)),
-                            ("Severity", Value::Enum(sev.value())),
-                            ("Crossed", Value::Bool(false)),
-                        ],
+                        ThresholdPatch::new()
+                            .direction(dir)
+                            .rising(t.rising)
+                            .falling(t.falling)
+                            .severity(sev)
+                            .crossed(false)
+                            .values(),
                     )
                     .await;
             }
@@ -373,7 +363,7 @@ impl Collector {
                     .await
                     .is_ok()
                     {
-                        m.set(&thr.name, &[("Crossed", Value::Bool(true))]);
+                        m.set(&thr.name, ThresholdPatch::new().crossed(true).values());
                     }
                 }
                 Crossing::Clear => {
@@ -384,7 +374,7 @@ impl Collector {
                     .await
                     .is_ok()
                     {
-                        m.set(&thr.name, &[("Crossed", Value::Bool(false))]);
+                        m.set(&thr.name, ThresholdPatch::new().crossed(false).values());
                     }
                 }
                 Crossing::Stay => {}

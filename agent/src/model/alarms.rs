@@ -4,12 +4,15 @@
 use std::sync::atomic::Ordering;
 
 use halyard_cluster_model::alarm;
-use halyard_cluster_model::model::{AlarmCorrelation, EventType, PerceivedSeverity, ProbableCause};
+use halyard_cluster_model::model::{
+    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, EventType,
+    PerceivedSeverity, ProbableCause,
+};
 use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use serde_json::json;
 
-use super::{AgentModel, err_commit, name, truncate};
+use super::{AgentModel, err_commit, name};
 
 /// Flapping and storm state, kept under the alarm lock.
 #[derive(Debug, Default)]
@@ -70,15 +73,15 @@ impl AgentModel {
                 Some(Value::U32(n)) => n + 1,
                 _ => 2,
             };
-            self.store.update(
-                &a.name,
-                &[
-                    ("Occurrences", Value::U32(n)),
-                    ("ChangedAt", Value::Time(now)),
-                    ("Severity", Value::Enum(severity.value())),
-                    ("ClearedAt", Value::Absent),
-                ],
-            )?;
+            let mut values = AlarmPatch::new()
+                .occurrences(n)
+                .changed_at(now)
+                .severity(severity)
+                .values()
+                .to_vec();
+            // Reopened: ClearedAt unset (a patch's datetime setter takes a Timestamp).
+            values.push(("ClearedAt", Value::Absent));
+            self.store.update(&a.name, &values)?;
             self.persist_alarm(&a.name).await?;
             if flapping {
                 tracing::debug!(alarm = %a.name, "flapping alarm damped");
@@ -119,48 +122,46 @@ impl AgentModel {
             ProbableCause::ThresholdCrossed => EventType::QualityOfServiceAlarm,
             _ => EventType::EquipmentAlarm,
         };
-        let values = vec![
-            ("Resource", Value::Str(truncate(resource, 255))),
-            ("EventType", Value::Enum(event_type.value())),
-            ("ProbableCause", Value::Enum(cause.value())),
-            ("Severity", Value::Enum(severity.value())),
-            ("SpecificProblem", Value::Str(truncate(text, 255))),
-            ("AdditionalText", Value::Str(String::new())),
-            ("RaisedAt", Value::Time(now)),
-            ("ChangedAt", Value::Time(now)),
-            ("Acknowledged", Value::Bool(false)),
-            ("Occurrences", Value::U32(1)),
-            ("Correlation", Value::Enum(correlation.value())),
-            (
-                "RootAlarm",
-                Value::Str(root_alarm.map(|a| a.name.to_string()).unwrap_or_default()),
-            ),
-        ];
+        let patch = AlarmPatch::new()
+            .resource(resource)
+            .event_type(event_type)
+            .probable_cause(cause)
+            .severity(severity)
+            .specific_problem(text)
+            .additional_text("")
+            .raised_at(now)
+            .changed_at(now)
+            .acknowledged(false)
+            .occurrences(1)
+            .correlation(correlation)
+            .root_alarm(root_alarm.map(|a| a.name.to_string()).unwrap_or_default());
+        let values = patch.values();
         // Persisted before anyone can read it (a walk, a get), not only
         // before it is announced: a kill -9 never loses an alarm a manager saw.
         let alarm = name(&object)?;
-        self.persist_alarm_as(&alarm, &values).await?;
+        self.persist_alarm_as(&alarm, values).await?;
         if let Some(root) = root_alarm {
-            let root_now = [("Correlation", Value::Enum(AlarmCorrelation::Root.value()))];
-            self.persist_alarm_as(&root.name, &root_now).await?;
-            self.store.update(&root.name, &root_now)?;
+            let root_now = AlarmPatch::new().correlation(AlarmCorrelation::Root);
+            self.persist_alarm_as(&root.name, root_now.values()).await?;
+            self.store.update(&root.name, root_now.values())?;
         }
-        self.create_dynamic("Alarm", &object, &values).await?;
+        self.create_dynamic("Alarm", &object, values).await?;
         self.persist_alarm(&alarm).await?;
         let source = name(resource).unwrap_or_else(|_| self.root.clone());
         self.publish(
             "AlarmRaised",
             &source,
-            vec![
-                ("Alarm", Value::Str(object.clone())),
-                ("Resource", Value::Str(resource.to_string())),
-                ("EventType", Value::Enum(event_type.value())),
-                ("ProbableCause", Value::Enum(cause.value())),
-                ("Severity", Value::Enum(severity.value())),
-                ("SpecificProblem", Value::Str(truncate(text, 255))),
-                ("AdditionalText", Value::Str(String::new())),
-                ("Correlation", Value::Enum(correlation.value())),
-            ],
+            AlarmRaisedPatch::new()
+                .alarm(object.as_str())
+                .resource(resource)
+                .event_type(event_type)
+                .probable_cause(cause)
+                .severity(severity)
+                .specific_problem(text)
+                .additional_text("")
+                .correlation(correlation)
+                .values()
+                .to_vec(),
         );
         tracing::warn!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), "alarm raised");
         Ok(alarm)
@@ -197,22 +198,25 @@ impl AgentModel {
             }
             self.store.update(
                 &a.name,
-                &[
-                    ("Severity", Value::Enum(PerceivedSeverity::Cleared.value())),
-                    ("ClearedAt", Value::Time(now)),
-                    ("ChangedAt", Value::Time(now)),
-                ],
+                AlarmPatch::new()
+                    .severity(PerceivedSeverity::Cleared)
+                    .cleared_at(now)
+                    .changed_at(now)
+                    .values(),
             )?;
             self.persist_alarm(&a.name).await?;
+            let mut cleared = AlarmClearedPatch::new()
+                .alarm(a.name.to_string())
+                .resource(res.as_str())
+                .values()
+                .to_vec();
+            // The alarm's stored cause as it is (a Value, possibly absent).
             let cause = a.get("ProbableCause").cloned().unwrap_or(Value::Absent);
+            cleared.push(("ProbableCause", cause));
             self.publish(
                 "AlarmCleared",
                 &name(&res).unwrap_or_else(|_| self.root.clone()),
-                vec![
-                    ("Alarm", Value::Str(a.name.to_string())),
-                    ("Resource", Value::Str(res.clone())),
-                    ("ProbableCause", cause),
-                ],
+                cleared,
             );
             n += 1;
         }
@@ -259,11 +263,11 @@ impl AgentModel {
         let _g = self.alarm_lock.lock().await;
         self.store.update(
             alarm,
-            &[
-                ("Acknowledged", Value::Bool(true)),
-                ("AcknowledgedBy", Value::Str(truncate(who, 64))),
-                ("ChangedAt", Value::Time(Timestamp::now())),
-            ],
+            AlarmPatch::new()
+                .acknowledged(true)
+                .acknowledged_by(who)
+                .changed_at(Timestamp::now())
+                .values(),
         )?;
         self.persist_alarm(alarm).await
     }

@@ -3,13 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
+use halyard_cluster_model::model::{AuditRecordPatch, Protocol};
 use halyard_cluster_model::port::Principal;
-use halyard_cluster_model::{ObjectName, SchemaEnum, Timestamp, Value};
+use halyard_cluster_model::{ObjectName, SchemaEnum, Timestamp};
 use serde_json::json;
 
 use crate::replication::{AUDIT_KEPT, AuditEntry, Replicated};
 
-use super::{AgentModel, truncate};
+use super::AgentModel;
 
 impl AgentModel {
     /// Records a management write in the audit trail.
@@ -59,15 +60,19 @@ impl AgentModel {
         result: &str,
     ) {
         let object = format!("{}/audit={n}", self.root);
-        let values = [
-            ("Time", Value::Time(now)),
-            ("Principal", Value::Str(truncate(user, 64))),
-            ("Protocol", Value::Enum(protocol)),
-            ("Operation", Value::Str(truncate(operation, 255))),
-            ("Result", Value::Str(truncate(result, 255))),
-        ];
+        // A protocol this build does not know (a replicated record) the
+        // store would refuse: no record, as before.
+        let Some(protocol) = Protocol::from_value(protocol) else {
+            return;
+        };
+        let values = AuditRecordPatch::new()
+            .time(now)
+            .principal(user)
+            .protocol(protocol)
+            .operation(operation)
+            .result(result);
         if self
-            .create_dynamic("AuditRecord", &object, &values)
+            .create_dynamic("AuditRecord", &object, values.values())
             .await
             .is_ok()
             && let Ok(o) = ObjectName::parse(&object)

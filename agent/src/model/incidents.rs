@@ -1,9 +1,10 @@
 //! Availability incidents shown as managed objects.
 
+use halyard_cluster_model::model::AvailabilityIncidentPatch;
 use halyard_cluster_model::port::{InformationModel, Query};
-use halyard_cluster_model::{ObjectName, SchemaEnum, Timestamp, Value};
+use halyard_cluster_model::{ObjectName, Timestamp, Value};
 
-use super::{AgentModel, truncate};
+use super::AgentModel;
 
 /// Availability incidents shown as managed objects (the newest; the
 /// repository keeps them all).
@@ -25,25 +26,24 @@ impl AgentModel {
                 .recovery
                 .parse::<halyard_cluster_model::model::RecoveryAction>()
                 .unwrap_or_default();
-            let values = [
-                ("Component", Value::Str(truncate(&i.component, 255))),
-                ("ServiceInstance", Value::Str(truncate(&i.si, 255))),
-                ("StartedAt", Value::Time(Timestamp(i.started))),
-                (
-                    "EndedAt",
-                    i.ended.map_or(Value::Absent, |e| Value::Time(Timestamp(e))),
-                ),
-                ("ServiceLost", Value::Bool(i.service_lost)),
-                ("Recovery", Value::Enum(recovery.value())),
-                ("RecoveryCompleted", Value::Bool(i.completed)),
-                (
-                    "Duration",
-                    Value::U32(
-                        i.ended
-                            .map_or(0, |e| (e - i.started).clamp(0, i64::from(u32::MAX)) as u32),
-                    ),
-                ),
-            ];
+            let mut values = AvailabilityIncidentPatch::new()
+                .component(i.component.as_str())
+                .service_instance(i.si.as_str())
+                .started_at(Timestamp(i.started))
+                .service_lost(i.service_lost)
+                .recovery(recovery)
+                .recovery_completed(i.completed)
+                .duration(
+                    i.ended
+                        .map_or(0, |e| (e - i.started).clamp(0, i64::from(u32::MAX)) as u32),
+                )
+                .values()
+                .to_vec();
+            // Unset while the outage lasts (the patch's setter takes a Timestamp).
+            values.push((
+                "EndedAt",
+                i.ended.map_or(Value::Absent, |e| Value::Time(Timestamp(e))),
+            ));
             let Ok(n) = ObjectName::parse(&name) else {
                 continue;
             };

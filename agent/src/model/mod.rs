@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use halyard_backend::core::HaCore;
 use halyard_backend::repo::Repository;
 use halyard_cluster_model::memory::MemoryModel;
-use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::model::{AuditRecordPatch, Protocol};
 use halyard_cluster_model::port::ModelError;
-use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use halyard_cluster_model::{ObjectName, SCHEMA, Timestamp, Value};
 use tokio::sync::Mutex;
 
 use crate::copco::locks::Copco;
@@ -167,9 +167,7 @@ impl AgentModel {
                 body.get(k)
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
-                    .chars()
-                    .take(255)
-                    .collect::<String>()
+                    .to_string()
             };
             let protocol = text("protocol")
                 .parse::<Protocol>()
@@ -179,21 +177,15 @@ impl AgentModel {
                 .create(
                     "AuditRecord",
                     &object,
-                    &[
-                        (
-                            "Time",
-                            Value::Time(Timestamp(
-                                body.get("time").and_then(|v| v.as_i64()).unwrap_or(0),
-                            )),
-                        ),
-                        (
-                            "Principal",
-                            Value::Str(text("principal").chars().take(64).collect()),
-                        ),
-                        ("Protocol", Value::Enum(protocol.value())),
-                        ("Operation", Value::Str(text("operation"))),
-                        ("Result", Value::Str(text("result"))),
-                    ],
+                    AuditRecordPatch::new()
+                        .time(Timestamp(
+                            body.get("time").and_then(|v| v.as_i64()).unwrap_or(0),
+                        ))
+                        .principal(text("principal"))
+                        .protocol(protocol)
+                        .operation(text("operation"))
+                        .result(text("result"))
+                        .values(),
                     &mut fresh,
                 )
                 .await?;
@@ -265,10 +257,6 @@ impl AgentModel {
             tracing::warn!(error = %e, "cannot publish notification");
         }
     }
-}
-
-fn truncate(s: &str, n: usize) -> String {
-    s.chars().take(n).collect()
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use halyard_backend::events::{EventFilter, EventKind, Received};
 use halyard_backend::replicated::RelayedAlarm;
 use halyard_cluster_model::model::{
-    AssignmentRole, AvailabilityState, OperState, PerceivedSeverity, ProbableCause,
+    AssignmentPatch, AssignmentRole, AvailabilityState, FailedOverPatch, FruChangedPatch,
+    HotSwapControllerPatch, NodePatch, OperState, PerceivedSeverity, ProbableCause,
+    ServiceGroupPatch, ServiceInstancePatch, StateChangedPatch, StatisticPatch,
 };
 use halyard_cluster_model::port::{InformationModel, Query};
 use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
@@ -15,7 +17,7 @@ use serde_json::json;
 
 use crate::replication::Replicated;
 
-use super::{AgentModel, truncate};
+use super::AgentModel;
 
 impl AgentModel {
     /// Keeps the objects current from the HA core's events, until `stop`.
@@ -161,7 +163,7 @@ impl AgentModel {
                 Some(Value::U64(n)) => n + 1,
                 _ => 1,
             };
-            self.set(&hsc, &[("SwapEvents", Value::U64(n))]);
+            self.set(&hsc, HotSwapControllerPatch::new().swap_events(n).values());
         }
         let fru = note["fru"].as_str().unwrap_or_default();
         let present = note["present"].as_bool().unwrap_or_default();
@@ -169,18 +171,13 @@ impl AgentModel {
         self.publish(
             "FruChanged",
             &source,
-            vec![
-                ("Fru", Value::Str(truncate(fru, 255))),
-                (
-                    "Slot",
-                    Value::U32(note["slot"].as_u64().unwrap_or_default() as u32),
-                ),
-                ("Present", Value::Bool(present)),
-                (
-                    "FruType",
-                    Value::Str(truncate(note["fru_type"].as_str().unwrap_or_default(), 64)),
-                ),
-            ],
+            FruChangedPatch::new()
+                .fru(fru)
+                .slot(note["slot"].as_u64().unwrap_or_default() as u32)
+                .present(present)
+                .fru_type(note["fru_type"].as_str().unwrap_or_default())
+                .values()
+                .to_vec(),
         );
         for c in note["clear"].as_array().into_iter().flatten() {
             if let Some(c) = c.as_str() {
@@ -209,6 +206,8 @@ impl AgentModel {
         if let Ok(views) = self.core.components().await {
             for v in views {
                 if let Ok(n) = ObjectName::parse(&v.name) {
+                    // A component is a node, a unit or a software component:
+                    // its class is known at run time only (so in `apply`).
                     self.set(
                         &n,
                         &[
@@ -260,17 +259,17 @@ impl AgentModel {
                     ),
                     Err(_) => return,
                 };
-                self.publish(
-                    "StateChanged",
-                    &n,
-                    vec![
-                        ("Component", Value::Str(component.clone())),
-                        ("AdminState", admin),
-                        ("OperState", oper),
-                        ("AvailabilityState", Value::Enum(to.value())),
-                        ("Reason", Value::Str(truncate(reason, 255))),
-                    ],
-                );
+                self.publish("StateChanged", &n, {
+                    let mut v = StateChangedPatch::new()
+                        .component(component.as_str())
+                        .availability_state(to)
+                        .reason(reason.as_str())
+                        .values()
+                        .to_vec();
+                    // The component's states as stored (Values, possibly absent).
+                    v.extend([("AdminState", admin), ("OperState", oper)]);
+                    v
+                });
             }
             // A component taken down by its container's failure: a
             // secondary alarm (root-cause suppression files it under the
@@ -346,18 +345,19 @@ impl AgentModel {
                     && let Ok(o) = self.store.get(&sg).await
                     && let Some(Value::U64(f)) = o.get("FailOvers")
                 {
-                    self.set(&sg, &[("FailOvers", Value::U64(f + 1))]);
+                    self.set(&sg, ServiceGroupPatch::new().fail_overs(f + 1).values());
                 }
                 let src = ObjectName::parse(si).unwrap_or_else(|_| self.root.clone());
                 self.publish(
                     "FailedOver",
                     &src,
-                    vec![
-                        ("ServiceInstance", Value::Str(si.clone())),
-                        ("FromComponent", Value::Str(from.clone())),
-                        ("ToComponent", Value::Str(to.clone())),
-                        ("Reason", Value::Str(truncate(reason, 255))),
-                    ],
+                    FailedOverPatch::new()
+                        .service_instance(si.as_str())
+                        .from_component(from.as_str())
+                        .to_component(to.as_str())
+                        .reason(reason.as_str())
+                        .values()
+                        .to_vec(),
                 );
             }
             EventKind::Assignment {
@@ -377,7 +377,7 @@ impl AgentModel {
                     .await
                     .unwrap_or_default()
                 {
-                    self.set(&a.name, &[("Acknowledged", Value::Bool(true))]);
+                    self.set(&a.name, AssignmentPatch::new().acknowledged(true).values());
                 }
             }
             EventKind::Alarm {
@@ -396,6 +396,7 @@ impl AgentModel {
                     if let Err(e) = self.raise_alarm(resource, cause, sev, text).await {
                         tracing::error!(error = %e, "cannot raise alarm");
                     }
+                    // A power supply or a shelf: whichever has the flag.
                     if cause == ProbableCause::PowerProblem
                         && let Some(n) = self.with_attribute(resource, "PowerGood")
                     {
@@ -446,7 +447,7 @@ impl AgentModel {
             return;
         };
         if next != current {
-            self.set(&n, &[("ProxiedBy", Value::Str(next))]);
+            self.set(&n, NodePatch::new().proxied_by(next).values());
         }
     }
 
@@ -487,14 +488,15 @@ impl AgentModel {
             return;
         };
         let now = Timestamp::now();
-        let values = [
-            ("Resource", Value::Str(resource.to_string())),
-            ("Value", Value::Real(value)),
-            ("Unit", Value::Str(unit.chars().take(32).collect())),
-            ("CollectedAt", Value::Time(now)),
-        ];
-        if self.store.update(&n, &values).is_err()
-            && let Err(e) = self.create_dynamic("Statistic", &object, &values).await
+        let patch = StatisticPatch::new()
+            .resource(resource)
+            .value(value)
+            .unit(unit)
+            .collected_at(now);
+        if self.store.update(&n, patch.values()).is_err()
+            && let Err(e) = self
+                .create_dynamic("Statistic", &object, patch.values())
+                .await
         {
             tracing::warn!(error = %e, %object, "cannot create relayed statistic");
             return;
@@ -527,23 +529,23 @@ impl AgentModel {
             if self.store.get(&n).await.is_ok() {
                 self.set(
                     &n,
-                    &[
-                        ("Role", Value::Enum(role.value())),
-                        ("Acknowledged", Value::Bool(false)),
-                        ("AssignedAt", Value::Time(Timestamp::now())),
-                    ],
+                    AssignmentPatch::new()
+                        .role(role)
+                        .acknowledged(false)
+                        .assigned_at(Timestamp::now())
+                        .values(),
                 );
             } else {
                 let _ = self
                     .create_dynamic(
                         "Assignment",
                         &object,
-                        &[
-                            ("Component", Value::Str(component.to_string())),
-                            ("Role", Value::Enum(role.value())),
-                            ("Acknowledged", Value::Bool(false)),
-                            ("AssignedAt", Value::Time(Timestamp::now())),
-                        ],
+                        AssignmentPatch::new()
+                            .component(component)
+                            .role(role)
+                            .acknowledged(false)
+                            .assigned_at(Timestamp::now())
+                            .values(),
                     )
                     .await;
             }
@@ -596,11 +598,11 @@ impl AgentModel {
             let (active, standby) = per_si.get(&si.name).copied().unwrap_or_default();
             self.set(
                 &si.name,
-                &[
-                    ("ActiveAssignments", Value::U32(active)),
-                    ("StandbyAssignments", Value::U32(standby)),
-                    ("Assigned", Value::Bool(active > 0)),
-                ],
+                ServiceInstancePatch::new()
+                    .active_assignments(active)
+                    .standby_assignments(standby)
+                    .assigned(active > 0)
+                    .values(),
             );
         }
         if let Ok(views) = self.core.components().await {
@@ -618,7 +620,10 @@ impl AgentModel {
                 if let Ok(n) = ObjectName::parse(sg) {
                     self.set(
                         &n,
-                        &[("Primaries", Value::U32(p)), ("Secondaries", Value::U32(s))],
+                        ServiceGroupPatch::new()
+                            .primaries(p)
+                            .secondaries(s)
+                            .values(),
                     );
                 }
             }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use async_trait::async_trait;
-use halyard_cluster_model::model::AdminState;
+use halyard_cluster_model::model::{AdminState, NetworkElementPatch};
 use halyard_cluster_model::port::{
     Change, InformationModel, JobHandle, ManagedObject, ModelError, Notification,
     NotificationFilter, Principal, Query, Subscription, Transaction, TxError,
@@ -59,10 +59,10 @@ impl AgentModel {
                     count = n,
                     "the model refused an update of the agent's own"
                 );
-                if let Err(e) = self
-                    .store
-                    .update(&self.root, &[("ModelUpdateErrors", Value::U64(n))])
-                {
+                if let Err(e) = self.store.update(
+                    &self.root,
+                    NetworkElementPatch::new().model_update_errors(n).values(),
+                ) {
                     tracing::error!(error = %e, "cannot count the refused update");
                 }
                 false

@@ -36,10 +36,11 @@ use halyard_backend::cluster::{ClusterView, wall_ms};
 use halyard_backend::crim::Input as CrimInput;
 use halyard_backend::release::ReleaseStore;
 use halyard_cluster_model::model::{
-    AdminState, AvailabilityState, JobState, OperState, RedundancyModel, ReleaseState,
+    AdminState, AvailabilityState, JobState, NetworkElementPatch, NodePatch, OperState,
+    RedundancyModel, ReleasePatch, ReleaseState, UpgradeCampaignPatch,
 };
 use halyard_cluster_model::port::{JobHandle, ModelError, Principal};
-use halyard_cluster_model::{ObjectName, SchemaEnum, Value};
+use halyard_cluster_model::{ObjectName, Value};
 use tokio::sync::{Notify, watch};
 
 pub use campaign::{Campaign, CampaignOp, CampaignState, Method, NodeRelease};
@@ -280,27 +281,11 @@ impl Upgrades {
             if let Ok(name) = ObjectName::parse(obj) {
                 self.model.set(
                     &name,
-                    &[
-                        (
-                            "SoftwareVersion",
-                            Value::Str(s.running.clone().unwrap_or_default()),
-                        ),
-                        (
-                            "CommittedVersion",
-                            Value::Str(s.committed.clone().unwrap_or_default()),
-                        ),
-                        (
-                            "Fallback",
-                            Value::Str(
-                                s.fallback
-                                    .clone()
-                                    .unwrap_or_default()
-                                    .chars()
-                                    .take(255)
-                                    .collect(),
-                            ),
-                        ),
-                    ],
+                    NodePatch::new()
+                        .software_version(s.running.clone().unwrap_or_default())
+                        .committed_version(s.committed.clone().unwrap_or_default())
+                        .fallback(s.fallback.clone().unwrap_or_default())
+                        .values(),
                 );
             }
         }
@@ -313,7 +298,10 @@ impl Upgrades {
             && let Ok(root) = ObjectName::parse(&self.root)
         {
             let v = committed.iter().next().expect("one").to_string();
-            self.model.set(&root, &[("SoftwareVersion", Value::Str(v))]);
+            self.model.set(
+                &root,
+                NetworkElementPatch::new().software_version(v).values(),
+            );
         }
         // Releases the element knows.
         let mut versions: BTreeSet<String> = statuses
@@ -352,11 +340,11 @@ impl Upgrades {
             self.upsert(
                 "Release",
                 &format!("{}/release={v}", self.root),
-                vec![
-                    ("Version", Value::Str(v.clone())),
-                    ("State", Value::Enum(state.value())),
-                    ("Files", Value::U32(files)),
-                ],
+                ReleasePatch::new()
+                    .version(v.as_str())
+                    .state(state)
+                    .files(files)
+                    .values(),
             )
             .await;
         }
@@ -375,30 +363,27 @@ impl Upgrades {
             self.upsert(
                 "UpgradeCampaign",
                 &c.object(&self.root),
-                vec![
-                    ("Release", Value::Str(c.target.clone())),
-                    ("Method", Value::Enum(c.method.schema().value())),
-                    ("State", Value::Enum(state.value())),
-                    ("StepsDone", Value::U32(c.current.min(c.steps.len()) as u32)),
-                    ("StepsTotal", Value::U32(c.steps.len() as u32)),
-                    ("FromRelease", Value::Str(c.from.clone())),
-                    ("Detail", Value::Str(c.detail.chars().take(255).collect())),
-                    (
-                        "Elapsed",
-                        Value::U32(elapsed.min(u64::from(u32::MAX)) as u32),
-                    ),
-                ],
+                UpgradeCampaignPatch::new()
+                    .release(c.target.as_str())
+                    .method(c.method.schema())
+                    .state(state)
+                    .steps_done(c.current.min(c.steps.len()) as u32)
+                    .steps_total(c.steps.len() as u32)
+                    .from_release(c.from.as_str())
+                    .detail(c.detail.as_str())
+                    .elapsed(elapsed.min(u64::from(u32::MAX)) as u32)
+                    .values(),
             )
             .await;
         }
     }
 
-    async fn upsert(&self, class: &str, object: &str, values: Vec<(&'static str, Value)>) {
+    async fn upsert(&self, class: &str, object: &str, values: &[(&'static str, Value)]) {
         let Ok(name) = ObjectName::parse(object) else {
             return;
         };
-        if self.model.store.update(&name, &values).is_err()
-            && let Err(e) = self.model.create_dynamic(class, object, &values).await
+        if self.model.store.update(&name, values).is_err()
+            && let Err(e) = self.model.create_dynamic(class, object, values).await
         {
             tracing::warn!(%object, error = %e, "cannot show the object");
         }
