@@ -1,0 +1,321 @@
+//! Running and the candidate: reading, editing, validating, replacing, discarding.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use halyard_cluster_model::ObjectName;
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::{ModelError, Principal, Query, Scope, Transaction};
+use tracing::info;
+
+use super::{Datastore, Shared};
+use crate::data::{ConfigEntry, ConfigStore, Touched, change_path};
+use crate::error::{RpcError, from_model};
+use crate::events;
+
+/// The candidate: running plus the entries edited since the last commit
+/// (so an edit and a commit cost what they touch, not the datastore size),
+/// or a whole replacement after copy-config, delete-config or a
+/// container-level replace.
+#[derive(Debug, Default)]
+pub(super) struct Candidate {
+    /// Edited entries; None marks a deleted one.
+    pub(super) overlay: BTreeMap<ObjectName, Option<ConfigEntry>>,
+    pub(super) full: Option<ConfigStore>,
+}
+
+impl Candidate {
+    pub(super) fn is_modified(&self) -> bool {
+        !self.overlay.is_empty() || self.full.is_some()
+    }
+
+    pub(super) fn apply_to(&self, store: &mut ConfigStore, within: impl Fn(&ObjectName) -> bool) {
+        for (n, v) in self.overlay.iter().filter(|(n, _)| within(n)) {
+            match v {
+                Some(e) => {
+                    store.entries.insert(n.clone(), e.clone());
+                }
+                None => {
+                    store.entries.remove(n);
+                }
+            }
+        }
+    }
+
+    /// Records the result of an edit of the entries in `base`.
+    fn record(&mut self, base: &ConfigStore, new: ConfigStore) {
+        let names: BTreeSet<&ObjectName> = base.entries.keys().chain(new.entries.keys()).collect();
+        for n in names {
+            let v = new.entries.get(n).cloned();
+            match &mut self.full {
+                Some(f) => match v {
+                    Some(e) => {
+                        f.entries.insert(n.clone(), e);
+                    }
+                    None => {
+                        f.entries.remove(n);
+                    }
+                },
+                None => {
+                    self.overlay.insert(n.clone(), v);
+                }
+            }
+        }
+    }
+}
+
+/// A refused transaction as an rpc-error naming the entry (or leaf) of the
+/// change that failed.
+fn tx_error(
+    e: &halyard_cluster_model::port::TxError,
+    changes: &[halyard_cluster_model::port::Change],
+    from: &ConfigStore,
+    to: &ConfigStore,
+) -> RpcError {
+    let store = if matches!(
+        changes.get(e.index),
+        Some(halyard_cluster_model::port::Change::Create { .. })
+    ) {
+        to
+    } else {
+        from
+    };
+    let path = changes.get(e.index).and_then(|c| change_path(c, store));
+    from_model(&e.error, path)
+}
+
+impl Shared {
+    /// The running configuration, read from the model.
+    pub async fn running(&self) -> Result<ConfigStore, RpcError> {
+        let objs = self
+            .model
+            .query(&Query::default())
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        Ok(ConfigStore::from_objects(&objs))
+    }
+
+    /// Running's entries for these names and subtrees.
+    pub(super) async fn load_running(
+        &self,
+        names: &[ObjectName],
+        subtrees: &[ObjectName],
+    ) -> Result<ConfigStore, RpcError> {
+        let mut objs = Vec::new();
+        for n in names {
+            match self.model.get(n).await {
+                Ok(o) => objs.push(o),
+                Err(ModelError::NoSuchObject { .. }) => {}
+                Err(e) => return Err(from_model(&e, None)),
+            }
+        }
+        for root in subtrees {
+            let q = Query {
+                scope: Scope::Subtree(root.clone()),
+                ..Query::default()
+            };
+            match self.model.query(&q).await {
+                Ok(v) => objs.extend(v),
+                Err(ModelError::NoSuchObject { .. }) => {}
+                Err(e) => return Err(from_model(&e, None)),
+            }
+        }
+        Ok(ConfigStore::from_objects(&objs))
+    }
+
+    /// The candidate's entries for these names and subtrees.
+    async fn load_candidate(
+        &self,
+        cand: &Candidate,
+        names: &[ObjectName],
+        subtrees: &[ObjectName],
+    ) -> Result<ConfigStore, RpcError> {
+        let wanted = |n: &ObjectName| names.contains(n) || subtrees.iter().any(|r| n.is_within(r));
+        if let Some(full) = &cand.full {
+            let entries = full
+                .entries
+                .iter()
+                .filter(|(n, _)| wanted(n))
+                .map(|(n, e)| (n.clone(), e.clone()))
+                .collect();
+            return Ok(ConfigStore { entries });
+        }
+        let mut s = self.load_running(names, subtrees).await?;
+        cand.apply_to(&mut s, wanted);
+        Ok(s)
+    }
+
+    /// The whole candidate.
+    async fn materialize(&self, cand: &Candidate) -> Result<ConfigStore, RpcError> {
+        if let Some(f) = &cand.full {
+            return Ok(f.clone());
+        }
+        let mut s = self.running().await?;
+        cand.apply_to(&mut s, |_| true);
+        Ok(s)
+    }
+
+    /// The candidate (running when it has no pending change).
+    pub async fn candidate(&self) -> Result<ConfigStore, RpcError> {
+        let ds = self.ds.lock().await;
+        self.materialize(&ds.candidate).await
+    }
+
+    fn principal(user: &str) -> Principal {
+        Principal::new(user, Protocol::Netconf)
+    }
+
+    /// Applies `target_store` to running as one transaction.
+    pub(super) async fn apply_running(
+        &self,
+        by: Option<u32>,
+        user: &str,
+        from: &ConfigStore,
+        to: &ConfigStore,
+    ) -> Result<usize, RpcError> {
+        let changes = from.diff(to);
+        let n = changes.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        let tx = Transaction {
+            principal: Self::principal(user),
+            changes: changes.clone(),
+        };
+        self.model
+            .transact(tx)
+            .await
+            .map_err(|e| tx_error(&e, &changes, from, to))?;
+        let edits: Vec<(String, &'static str)> = changes
+            .iter()
+            .filter_map(|c| {
+                use halyard_cluster_model::port::Change;
+                let (store, op) = match c {
+                    Change::Create { .. } => (to, "create"),
+                    Change::Delete { .. } => (from, "delete"),
+                    Change::Set { .. } => (from, "replace"),
+                };
+                change_path(c, store).map(|p| (p, op))
+            })
+            .collect();
+        let who = by.map(|id| self.who(id));
+        self.events
+            .emit(events::config_change(who.as_ref(), &edits));
+        Ok(n)
+    }
+
+    /// Checks that turning running into `to` is a transaction the model
+    /// accepts as a whole (`<validate>`: containment, types, and what may be
+    /// created or deleted at all), applying nothing.
+    pub async fn validate_config(&self, user: &str, to: &ConfigStore) -> Result<(), RpcError> {
+        let from = self.running().await?;
+        let changes = from.diff(to);
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let tx = Transaction {
+            principal: Self::principal(user),
+            changes,
+        };
+        self.model
+            .validate(&tx)
+            .await
+            .map_err(|e| tx_error(&e, &tx.changes, &from, to))
+    }
+
+    /// Edits a datastore: `edit` transforms a copy of the entries the edit
+    /// touches (all of them when `touched.full`) and returns the errors it
+    /// met; running is written as one transaction, the candidate is
+    /// recorded. With `keep_partial` (continue-on-error) what succeeded is
+    /// kept despite errors; otherwise any error leaves the target untouched.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn edit(
+        &self,
+        me: u32,
+        user: &str,
+        target: Datastore,
+        test_only: bool,
+        keep_partial: bool,
+        touched: &Touched,
+        edit: impl FnOnce(&mut ConfigStore) -> Vec<RpcError>,
+    ) -> Vec<RpcError> {
+        let mut ds = self.ds.lock().await;
+        if let Err(e) = Self::check_writable(&ds, target, me) {
+            return vec![e];
+        }
+        let (names, subtrees) = (&touched.names, &touched.subtrees);
+        let base = match (target, touched.full) {
+            (Datastore::Running, true) => self.running().await,
+            (Datastore::Running, false) => self.load_running(names, subtrees).await,
+            (Datastore::Candidate, true) => self.materialize(&ds.candidate).await,
+            (Datastore::Candidate, false) => {
+                self.load_candidate(&ds.candidate, names, subtrees).await
+            }
+        };
+        let base = match base {
+            Ok(b) => b,
+            Err(e) => return vec![e],
+        };
+        let mut new = base.clone();
+        let mut errors = edit(&mut new);
+        if !errors.is_empty() && !keep_partial {
+            return errors;
+        }
+        if test_only {
+            // test-only tests what a set would: on running, the model checks
+            // the transaction (the candidate is checked whole by validate
+            // and commit).
+            if target == Datastore::Running {
+                let changes = base.diff(&new);
+                if !changes.is_empty() {
+                    let tx = Transaction {
+                        principal: Self::principal(user),
+                        changes,
+                    };
+                    if let Err(e) = self.model.validate(&tx).await {
+                        errors.push(tx_error(&e, &tx.changes, &base, &new));
+                    }
+                }
+            }
+            return errors;
+        }
+        match target {
+            Datastore::Running => match self.apply_running(Some(me), user, &base, &new).await {
+                Ok(0) => {}
+                Ok(n) => info!(session = me, changes = n, "running edited"),
+                Err(e) => errors.push(e),
+            },
+            Datastore::Candidate => {
+                if touched.full {
+                    ds.candidate = Candidate {
+                        overlay: BTreeMap::new(),
+                        full: Some(new),
+                    };
+                } else {
+                    ds.candidate.record(&base, new);
+                }
+                ds.candidate_modified_by.insert(me);
+            }
+        }
+        errors
+    }
+
+    /// Replaces the candidate (copy-config / delete-config).
+    pub async fn set_candidate(&self, me: u32, store: ConfigStore) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        Self::check_writable(&ds, Datastore::Candidate, me)?;
+        ds.candidate = Candidate {
+            overlay: BTreeMap::new(),
+            full: Some(store),
+        };
+        ds.candidate_modified_by.insert(me);
+        Ok(())
+    }
+
+    pub async fn discard_changes(&self, me: u32) -> Result<(), RpcError> {
+        let mut ds = self.ds.lock().await;
+        Self::check_writable(&ds, Datastore::Candidate, me)?;
+        ds.candidate = Candidate::default();
+        ds.candidate_modified_by.clear();
+        Ok(())
+    }
+}

@@ -1,0 +1,338 @@
+//! The agent: UDP sockets, message processing for v1, v2c (RFC 3584) and
+//! v3 with USM (RFC 3412, 3414), and the command responder (RFC 3416).
+//!
+//! Every datagram is handled in its own task under a per-request deadline,
+//! so a slow model call never holds up other requests. Bad input is
+//! counted in its MIB counter and dropped or answered with a Report.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use halyard_cluster_model::port::{InformationModel, NotificationFilter, Subscription};
+use rasn::types::OctetString;
+use std::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::{AuthProtocol, Community, PrivProtocol, SecurityLevel, SnmpConfig, View};
+use crate::engine::{Counter, Engine};
+use crate::error::SnmpError;
+use crate::mib::{Mib, SysInfo};
+use crate::usm;
+
+mod dispatch;
+mod process;
+mod receive;
+mod response;
+mod v3;
+
+use receive::{Receiver, bind_udp};
+
+/// RFC 3414 3.2.7: the time window, in seconds.
+const TIME_WINDOW: i64 = 150;
+/// Envelope octets reserved around the variable bindings when trimming.
+const ENVELOPE_SLACK: usize = 48;
+
+/// A USM user with keys localised for this engine.
+#[derive(Debug)]
+struct LocalUser {
+    name: Vec<u8>,
+    /// The name as the audit trail records it.
+    principal: String,
+    auth: Option<(AuthProtocol, Vec<u8>)>,
+    privacy: Option<(PrivProtocol, Vec<u8>)>,
+    read_view: View,
+    write_view: Option<View>,
+    min_level: SecurityLevel,
+}
+
+/// What one request may do.
+#[derive(Debug)]
+struct Access<'a> {
+    /// The principal named in the audit trail.
+    user: &'a str,
+    read_view: &'a View,
+    write_view: Option<&'a View>,
+    v1: bool,
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) mib: Mib,
+    pub(crate) engine: Arc<Engine>,
+    /// The engine ID as it goes into every scoped PDU (shared, not copied).
+    engine_id: OctetString,
+    /// Each community with its principal name, made once.
+    communities: Vec<(Community, String)>,
+    users: Vec<LocalUser>,
+    pub(crate) config: SnmpConfig,
+    salt: AtomicU64,
+    in_flight: Arc<Semaphore>,
+    /// Standard notifications (authenticationFailure, entConfigChange)
+    /// for the notification senders.
+    pub(crate) standard: tokio::sync::broadcast::Sender<crate::notify::Standard>,
+}
+
+/// The SNMP agent: bound sockets, ready to [`run`](SnmpAgent::run).
+#[derive(Debug)]
+pub struct SnmpAgent {
+    sockets: Vec<Arc<UdpSocket>>,
+    shared: Arc<Shared>,
+    subscriptions: Vec<Subscription>,
+}
+
+impl SnmpAgent {
+    /// Loads the engine state, localises the users' keys and binds every
+    /// listen address.
+    pub async fn bind(
+        config: SnmpConfig,
+        model: Arc<dyn InformationModel>,
+    ) -> Result<SnmpAgent, SnmpError> {
+        if config.listen.is_empty() {
+            return Err(SnmpError::NoListenAddress);
+        }
+        for u in &config.users {
+            if u.privacy.is_some() && u.auth.is_none() {
+                return Err(SnmpError::Config(format!(
+                    "user {}: privacy needs authentication",
+                    u.name
+                )));
+            }
+            let short = |p: &String| p.chars().count() < 8;
+            if u.auth.as_ref().is_some_and(|(_, p)| short(p))
+                || u.privacy.as_ref().is_some_and(|(_, p)| short(p))
+            {
+                return Err(SnmpError::Config(format!(
+                    "user {}: passwords need at least 8 characters",
+                    u.name
+                )));
+            }
+        }
+        for t in &config.trap_targets {
+            if let crate::config::TrapSecurity::Usm { user } = &t.security
+                && !config.users.iter().any(|u| &u.name == user)
+            {
+                return Err(SnmpError::Config(format!(
+                    "notification target {}: no user {user}",
+                    t.address
+                )));
+            }
+        }
+        let view = |name: &Option<String>| -> Result<Option<View>, SnmpError> {
+            match name.as_deref() {
+                None => Ok(None),
+                Some(n) => match config.views.get(n) {
+                    Some(v) => Ok(Some(v.clone())),
+                    None if n == "all" => Ok(Some(View::all())),
+                    None => Err(SnmpError::Config(format!("no view named {n}"))),
+                },
+            }
+        };
+        let mut access = Vec::new();
+        for u in &config.users {
+            let g = config
+                .groups
+                .iter()
+                .find(|g| g.name == u.group)
+                .ok_or_else(|| {
+                    SnmpError::Config(format!("user {}: no group {}", u.name, u.group))
+                })?;
+            // A view that matches nothing: an empty include list would be all.
+            let nothing = View {
+                included: Vec::new(),
+                excluded: vec![Vec::new()],
+            };
+            access.push((
+                view(&g.read_view)?.unwrap_or(nothing),
+                view(&g.write_view)?,
+                g.min_level,
+            ));
+        }
+        let engine = Arc::new(Engine::load(
+            config.engine_state.as_deref(),
+            config.engine_id.clone(),
+        )?);
+        let users = config
+            .users
+            .iter()
+            .zip(access)
+            .map(|(u, (read_view, write_view, min_level))| {
+                let auth = u
+                    .auth
+                    .as_ref()
+                    .map(|(p, pw)| (*p, usm::localized_key(*p, pw, &engine.id)));
+                let privacy = match (&u.privacy, &u.auth) {
+                    (Some((pp, pw)), Some((ap, _))) => {
+                        Some((*pp, usm::localized_key(*ap, pw, &engine.id)))
+                    }
+                    _ => None,
+                };
+                LocalUser {
+                    name: u.name.as_bytes().to_vec(),
+                    principal: u.name.clone(),
+                    auth,
+                    privacy,
+                    read_view,
+                    write_view,
+                    min_level,
+                }
+            })
+            .collect();
+        let mut sockets = Vec::new();
+        for addr in &config.listen {
+            let s = bind_udp(*addr).map_err(|source| SnmpError::Bind {
+                addr: *addr,
+                source,
+            })?;
+            sockets.push(Arc::new(s));
+        }
+        let sys = SysInfo {
+            descr: config.sys_descr.clone(),
+            contact: config.sys_contact.clone(),
+            name: config.sys_name.clone(),
+            location: config.sys_location.clone(),
+            enable_authen_traps: config.authentication_failure_traps,
+        };
+        let subscriptions = config
+            .trap_targets
+            .iter()
+            .map(|_| model.subscribe(NotificationFilter::default()))
+            .collect();
+        let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32);
+        let salt = AtomicU64::new(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64),
+        );
+        tracing::debug!(engine_id = %crate::engine::to_hex(&engine.id), boots = engine.boots, "snmp engine ready");
+        Ok(SnmpAgent {
+            sockets,
+            shared: Arc::new(Shared {
+                mib,
+                engine_id: OctetString::from(engine.id.clone()),
+                engine,
+                communities: config
+                    .communities
+                    .iter()
+                    .map(|c| (c.clone(), format!("community:{}", c.name)))
+                    .collect(),
+                users,
+                in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+                standard: tokio::sync::broadcast::channel(16).0,
+                config,
+                salt,
+            }),
+            subscriptions,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.sockets
+            .iter()
+            .filter_map(|s| s.local_addr().ok())
+            .collect()
+    }
+
+    /// The engine (ID, boots, counters).
+    pub fn engine(&self) -> Arc<Engine> {
+        self.shared.engine.clone()
+    }
+
+    /// Processes one datagram as the socket loop does and returns the
+    /// answer, if any (fuzzing and benchmarks drive this directly).
+    pub async fn handle_datagram(&self, datagram: &[u8]) -> Option<Vec<u8>> {
+        self.shared.engine.count(Counter::InPkts);
+        self.shared.handle(datagram).await
+    }
+
+    /// Serves requests and sends notifications until `shutdown` resolves;
+    /// then stops every task it spawned.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), SnmpError> {
+        let mut tasks = JoinSet::new();
+        let mut receivers = Vec::new();
+        for s in &self.sockets {
+            receivers.push(
+                Receiver::start(s.clone(), self.shared.clone(), &mut tasks)
+                    .map_err(|e| SnmpError::Task(format!("receive thread: {e}")))?,
+            );
+        }
+        for (target, sub) in self
+            .shared
+            .config
+            .trap_targets
+            .iter()
+            .cloned()
+            .zip(self.subscriptions)
+        {
+            let auth = self.shared.standard.subscribe();
+            tasks.spawn(crate::notify::run_target(
+                self.shared.clone(),
+                target,
+                sub,
+                auth,
+            ));
+        }
+        tasks.spawn(watch_entities(self.shared.clone()));
+        tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
+        let mut shutdown = std::pin::pin!(shutdown);
+        let result = loop {
+            tokio::select! {
+                () = &mut shutdown => break Ok(()),
+                r = tasks.join_next() => match r {
+                    // Every task ended (cannot happen while sockets serve).
+                    None => break Ok(()),
+                    // A notification sender whose subscription closed.
+                    Some(Ok(Ok(()))) => continue,
+                    Some(Ok(Err(e))) => {
+                        tracing::error!(error = %e, "snmp agent task failed");
+                        break Err(e);
+                    }
+                    Some(Err(e)) => {
+                        tracing::error!(error = %e, "snmp agent task panicked");
+                        break Err(SnmpError::Task(e.to_string()));
+                    }
+                },
+            }
+        };
+        for r in receivers {
+            r.stop().await;
+        }
+        tasks.shutdown().await;
+        tracing::info!("snmp agent stopped");
+        result
+    }
+}
+
+/// Looks at the physical entity table every second, so entLastChangeTime
+/// says when a unit came or went even if nobody was reading, and sends
+/// ENTITY-MIB's entConfigChange when it changed — at most one every five
+/// seconds (RFC 4133); later changes in the interval are announced at its
+/// end.
+async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
+    const THROTTLE: std::time::Duration = std::time::Duration::from_secs(5);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut announced: Option<u32> = None;
+    let mut last_sent: Option<tokio::time::Instant> = None;
+    loop {
+        tick.tick().await;
+        let changed = match shared.mib.observe_entities().await {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::debug!(error = %e, "entity table not observed");
+                continue;
+            }
+        };
+        // The first look is the start: nothing to announce.
+        let known = *announced.get_or_insert(changed);
+        if changed != known && last_sent.is_none_or(|t| t.elapsed() >= THROTTLE) {
+            announced = Some(changed);
+            last_sent = Some(tokio::time::Instant::now());
+            let _ = shared
+                .standard
+                .send(crate::notify::Standard::EntConfigChange);
+        }
+    }
+}

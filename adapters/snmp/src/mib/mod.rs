@@ -1,0 +1,203 @@
+//! The managed objects the agent serves, in one ordered list of subtrees.
+//!
+//! Everything under HALYARD-CLUSTER-MIB is derived from the schema
+//! metadata (`SCHEMA`): a table per concrete class whose columns are the
+//! attributes' `column` numbers, indexed by the object's stable index. No
+//! code here names a schema class or attribute. The standard MIBs
+//! (system, snmp, engine, USM statistics, ENTITY-MIB, ENTITY-STATE-MIB)
+//! map fixed objects; ENTITY-MIB and ENTITY-STATE-MIB find their entities
+//! and columns through the schema's `Entity`, `Fru` and `Role` qualifiers
+//! (`ClassMeta::entity`, `ClassMeta::is_fru`, `ManagedObject::by_role`).
+
+use std::sync::Arc;
+
+use halyard_cluster_model::SCHEMA;
+use halyard_cluster_model::meta::ClassMeta;
+use halyard_cluster_model::port::{InformationModel, ManagedObject};
+
+use crate::engine::{Counter, Engine};
+use crate::oid::{self, Oid};
+
+mod cluster;
+mod entity;
+mod entity_state;
+mod lookup;
+mod scalars;
+mod set;
+mod snapshot;
+#[cfg(test)]
+mod tests;
+
+pub use cluster::{class_entry, module_root, notification_object, notification_oid};
+use scalars::{Scalar, scalar};
+use snapshot::Snapshot;
+
+/// The system group's configured strings.
+#[derive(Debug, Clone, Default)]
+pub struct SysInfo {
+    pub descr: String,
+    pub contact: String,
+    pub name: String,
+    pub location: String,
+    /// snmpEnableAuthenTraps.
+    pub enable_authen_traps: bool,
+}
+
+#[derive(Debug)]
+enum Node {
+    Scalar(Scalar),
+    /// A generated class table: (column, attribute position) by column,
+    /// and the column numbers alone.
+    Class(&'static ClassMeta, Vec<(u32, usize)>, Vec<u32>),
+    ObjectTable,
+    ChildTable,
+    EntPhysical,
+    EntState,
+    /// entPhysicalContainsTable: (container, contained) physical pairs.
+    EntContains,
+    /// entLastChangeTime.
+    EntLastChange,
+}
+
+/// State of one request: a snapshot of every object, taken at most once,
+/// for the subtrees that need the whole tree (containment, ENTITY-MIB).
+#[derive(Debug, Default)]
+pub struct Ctx {
+    snapshot: Option<Arc<Snapshot>>,
+    /// The last batch of ordered rows read for a table walk: GETBULK and
+    /// multi-binding GETNEXT continue from it without asking again.
+    rows: Option<RowCache>,
+    /// Rows asked for per model walk (0: a small default).
+    batch: usize,
+    /// The node the last GETNEXT answered from: the next one usually
+    /// starts there (a GETBULK walking a table), so no search.
+    node: Option<usize>,
+}
+
+impl Ctx {
+    /// A context for a request expected to read about `rows` rows of a
+    /// table (GETBULK: its max-repetitions).
+    pub fn for_rows(rows: usize) -> Self {
+        Ctx {
+            batch: rows.clamp(1, MAX_ROW_BATCH),
+            ..Ctx::default()
+        }
+    }
+
+    fn batch(&self) -> usize {
+        if self.batch == 0 { 4 } else { self.batch }
+    }
+}
+
+#[derive(Debug)]
+struct RowCache {
+    /// The class walked (`None`: every object).
+    class: Option<&'static str>,
+    /// The batch holds every row with an index in `(after, last]`.
+    after: u32,
+    rows: Vec<ManagedObject>,
+    /// Fewer rows than asked came back: nothing follows the last.
+    complete: bool,
+}
+
+const MAX_ROW_BATCH: usize = 64;
+
+/// The ordered MIB the agent serves.
+pub struct Mib {
+    model: Arc<dyn InformationModel>,
+    engine: Arc<Engine>,
+    sys: SysInfo,
+    max_message_size: u32,
+    nodes: Vec<(Oid, Node)>,
+    /// The physical table's last fingerprint and the sysUpTime at which it
+    /// was first seen (entLastChangeTime).
+    physical_seen: std::sync::Mutex<Option<(u64, u32)>>,
+}
+
+impl std::fmt::Debug for Mib {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mib")
+            .field("nodes", &self.nodes.len())
+            .finish()
+    }
+}
+
+impl Mib {
+    pub fn new(
+        model: Arc<dyn InformationModel>,
+        engine: Arc<Engine>,
+        sys: SysInfo,
+        max_message_size: u32,
+    ) -> Self {
+        use Counter as C;
+        let mut nodes = vec![
+            scalar(oid::SYSTEM, 1, Scalar::SysDescr),
+            scalar(oid::SYSTEM, 2, Scalar::SysObjectId),
+            scalar(oid::SYSTEM, 3, Scalar::SysUpTime),
+            scalar(oid::SYSTEM, 4, Scalar::SysContact),
+            scalar(oid::SYSTEM, 5, Scalar::SysName),
+            scalar(oid::SYSTEM, 6, Scalar::SysLocation),
+            scalar(oid::SYSTEM, 7, Scalar::SysServices),
+            scalar(oid::SYSTEM, 8, Scalar::SysOrLastChange),
+            scalar(oid::SNMP_GROUP, 1, Scalar::Count(C::InPkts)),
+            scalar(oid::SNMP_GROUP, 2, Scalar::Count(C::OutPkts)),
+            scalar(oid::SNMP_GROUP, 3, Scalar::Count(C::InBadVersions)),
+            scalar(oid::SNMP_GROUP, 4, Scalar::Count(C::InBadCommunityNames)),
+            scalar(oid::SNMP_GROUP, 5, Scalar::Count(C::InBadCommunityUses)),
+            scalar(oid::SNMP_GROUP, 6, Scalar::Count(C::InAsnParseErrs)),
+            scalar(oid::SNMP_GROUP, 30, Scalar::EnableAuthenTraps),
+            scalar(oid::SNMP_GROUP, 31, Scalar::Count(C::SilentDrops)),
+            scalar(oid::SNMP_GROUP, 32, Scalar::Count(C::ProxyDrops)),
+            (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
+            (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
+            (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
+            (oid::ENT_LAST_CHANGE_TIME.to_vec(), Node::EntLastChange),
+            scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
+            scalar(oid::ENGINE_GROUP, 2, Scalar::EngineBoots),
+            scalar(oid::ENGINE_GROUP, 3, Scalar::EngineTime),
+            scalar(oid::ENGINE_GROUP, 4, Scalar::EngineMaxMessageSize),
+            scalar(oid::MPD_STATS, 1, Scalar::Count(C::UnknownSecurityModels)),
+            scalar(oid::MPD_STATS, 2, Scalar::Count(C::InvalidMsgs)),
+            scalar(oid::MPD_STATS, 3, Scalar::Count(C::UnknownPduHandlers)),
+            scalar(oid::TARGET_STATS, 5, Scalar::Count(C::UnknownContexts)),
+            scalar(oid::USM_STATS, 1, Scalar::Count(C::UnsupportedSecLevels)),
+            scalar(oid::USM_STATS, 2, Scalar::Count(C::NotInTimeWindows)),
+            scalar(oid::USM_STATS, 3, Scalar::Count(C::UnknownUserNames)),
+            scalar(oid::USM_STATS, 4, Scalar::Count(C::UnknownEngineIds)),
+            scalar(oid::USM_STATS, 5, Scalar::Count(C::WrongDigests)),
+            scalar(oid::USM_STATS, 6, Scalar::Count(C::DecryptionErrors)),
+        ];
+        let root = module_root();
+        nodes.push((oid::join(&root, &[1, 100, 1]), Node::ObjectTable));
+        nodes.push((oid::join(&root, &[1, 101, 1]), Node::ChildTable));
+        for class in SCHEMA.object_classes() {
+            let mut cols: Vec<(u32, usize)> = class
+                .attributes
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.column, i))
+                .collect();
+            cols.sort();
+            let columns = cols.iter().map(|(c, _)| *c).collect();
+            nodes.push((class_entry(class), Node::Class(class, cols, columns)));
+        }
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        // GETNEXT's start-node shortcut relies on this.
+        debug_assert!(
+            nodes.windows(2).all(|w| !w[1].0.starts_with(&w[0].0)),
+            "MIB node prefixes nest"
+        );
+        Mib {
+            model,
+            engine,
+            sys,
+            max_message_size,
+            nodes,
+            physical_seen: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub fn model(&self) -> &Arc<dyn InformationModel> {
+        &self.model
+    }
+}

@@ -1,0 +1,111 @@
+//! The per-request snapshot of every object, for containment and the ENTITY-MIB tables.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use halyard_cluster_model::alarm;
+use halyard_cluster_model::port::{ManagedObject, ModelError};
+
+use super::entity::{physical_class, physical_parent};
+use super::{Ctx, Mib};
+
+const SNAPSHOT_PAGE: usize = 512;
+
+#[derive(Debug)]
+pub(super) struct Snapshot {
+    pub(super) objects: Vec<ManagedObject>,
+    pub(super) by_index: HashMap<u32, usize>,
+    /// (parent index, child index) in order.
+    pub(super) children: Vec<(u32, u32, usize)>,
+    /// Positions of physical entities, by index.
+    pub(super) physical: Vec<usize>,
+    /// EntityAlarmStatus bits of each alarmed resource (by name).
+    pub(super) alarms: HashMap<String, u8>,
+    /// (container, contained) physical entity pairs, in order.
+    pub(super) contains: Vec<(u32, u32)>,
+}
+
+impl Snapshot {
+    /// What identifies the physical entity table's shape: each entity's
+    /// index, class and container (entLastChangeTime follows it).
+    pub(super) fn physical_fingerprint(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for i in &self.physical {
+            let o = &self.objects[*i];
+            (o.index, o.class.name, physical_parent(self, o)).hash(&mut h);
+        }
+        h.finish()
+    }
+}
+
+impl Mib {
+    pub(super) async fn snapshot(&self, ctx: &mut Ctx) -> Result<Arc<Snapshot>, ModelError> {
+        if let Some(s) = &ctx.snapshot {
+            return Ok(s.clone());
+        }
+        // Paged, so that no implementation is asked for an unbounded batch.
+        let mut objects: Vec<ManagedObject> = Vec::new();
+        loop {
+            let after = objects.last().map_or(0, |o| o.index);
+            let page = self.model.walk(None, after, SNAPSHOT_PAGE).await?;
+            let full = page.len() == SNAPSHOT_PAGE;
+            objects.extend(page);
+            if !full || objects.last().is_none_or(|o| o.index == u32::MAX) {
+                break;
+            }
+        }
+        let by_index: HashMap<u32, usize> = objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.index, i))
+            .collect();
+        let mut children: Vec<(u32, u32, usize)> = objects
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.parent_index != 0)
+            .map(|(i, o)| (o.parent_index, o.index, i))
+            .collect();
+        children.sort();
+        let mut physical: Vec<usize> = (0..objects.len())
+            .filter(|i| physical_class(objects[*i].class).is_some())
+            .collect();
+        physical.sort_by_key(|i| objects[*i].index);
+        let mut alarms: HashMap<String, u8> = HashMap::new();
+        for a in objects.iter().filter(|o| alarm::is_active(o)) {
+            use halyard_cluster_model::model::PerceivedSeverity as S;
+            // EntityAlarmStatus: critical(2) major(3) minor(4) warning(5)
+            // indeterminate(6); bit 0 is the most significant.
+            let bit = match alarm::severity(a) {
+                Some(S::Critical) => 2,
+                Some(S::Major) => 3,
+                Some(S::Minor) => 4,
+                Some(S::Warning) => 5,
+                Some(S::Indeterminate) => 6,
+                _ => continue,
+            };
+            if let Some(r) = alarm::resource(a) {
+                *alarms.entry(r.to_string()).or_default() |= 0x80 >> bit;
+            }
+        }
+        let mut snap = Snapshot {
+            objects,
+            by_index,
+            children,
+            physical,
+            alarms,
+            contains: Vec::new(),
+        };
+        let mut contains: Vec<(u32, u32)> = snap
+            .physical
+            .iter()
+            .map(|i| &snap.objects[*i])
+            .filter_map(|o| Some((physical_parent(&snap, o)?, o.index)))
+            .collect();
+        contains.sort();
+        snap.contains = contains;
+        let s = Arc::new(snap);
+        ctx.snapshot = Some(s.clone());
+        Ok(s)
+    }
+}

@@ -1,0 +1,187 @@
+//! Tests of the MIB: walks, entLastChangeTime, paging through large models, exceptions.
+
+use super::*;
+use halyard_cluster_model::memory::demo_element;
+use rasn_smi::v2::ObjectSyntax;
+use rasn_snmp::v2::VarBindValue;
+
+fn mib() -> Mib {
+    Mib::new(
+        Arc::new(demo_element()),
+        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+        SysInfo::default(),
+        65_507,
+    )
+}
+
+#[tokio::test]
+async fn walk_is_strictly_increasing_and_complete() {
+    let mib = mib();
+    let mut ctx = Ctx::default();
+    let mut cur: Oid = vec![0];
+    let mut seen = 0;
+    while let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() {
+        assert!(
+            next > cur,
+            "{} after {}",
+            oid::format(&next),
+            oid::format(&cur)
+        );
+        // Every instance a walk returns is readable with GET.
+        let v = mib.get(&mut ctx, &next).await.unwrap();
+        assert!(
+            matches!(v, VarBindValue::Value(_)),
+            "{}",
+            oid::format(&next)
+        );
+        cur = next;
+        seen += 1;
+    }
+    assert!(seen > 300, "only {seen} instances");
+    // Starting in the middle of an index skips to the next row.
+    let fan = SCHEMA.class("Fan").unwrap();
+    let mut mid = class_entry(fan);
+    mid.extend([1, 4, 7]);
+    let (n, _) = mib.next(&mut ctx, &mid).await.unwrap().unwrap();
+    assert_eq!(
+        n[..n.len() - 1],
+        class_entry(fan)
+            .iter()
+            .copied()
+            .chain([1])
+            .collect::<Vec<_>>()[..]
+    );
+    assert!(*n.last().unwrap() > 4);
+}
+
+#[tokio::test]
+async fn ent_last_change_time_follows_the_physical_table_only() {
+    let model = Arc::new(demo_element());
+    let mib = Mib::new(
+        model.clone(),
+        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+        SysInfo::default(),
+        65_507,
+    );
+    let at = |v: VarBindValue| match v {
+        VarBindValue::Value(ObjectSyntax::ApplicationWide(
+            rasn_smi::v2::ApplicationSyntax::Ticks(t),
+        )) => t.0,
+        other => panic!("{other:?}"),
+    };
+    let instance = oid::join(oid::ENT_LAST_CHANGE_TIME, &[0]);
+    assert_eq!(mib.observe_entities().await.unwrap(), 0);
+    assert_eq!(
+        at(mib.get(&mut Ctx::default(), &instance).await.unwrap()),
+        0
+    );
+    // Time passes; something that is no physical entity changes nothing.
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    model.insert("Alarm", "ne=1/alarm=77", &[]).unwrap();
+    assert_eq!(mib.observe_entities().await.unwrap(), 0);
+    // A unit inserted: the time it was seen.
+    model
+        .insert("LineCard", "ne=1/shelf=1/linecard=9", &[])
+        .unwrap();
+    let t = at(mib.get(&mut Ctx::default(), &instance).await.unwrap());
+    assert!(t >= 3, "{t}");
+    assert_eq!(mib.observe_entities().await.unwrap(), t);
+    let (next, v) = mib
+        .next(&mut Ctx::default(), oid::ENT_LAST_CHANGE_TIME)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((next, at(VarBindValue::Value(v))), (instance.clone(), t));
+    // And removed: a later time.
+    tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+    model.remove(&halyard_cluster_model::ObjectName::parse("ne=1/shelf=1/linecard=9").unwrap());
+    assert!(mib.observe_entities().await.unwrap() > t);
+}
+
+#[tokio::test]
+async fn snapshots_page_through_large_models() {
+    let model = demo_element();
+    for n in 3..=700 {
+        model
+            .insert("Fan", &format!("ne=1/shelf=1/fan={n}"), &[])
+            .unwrap();
+    }
+    let mib = Mib::new(
+        Arc::new(model),
+        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+        SysInfo::default(),
+        65_507,
+    );
+    let mut ctx = Ctx::default();
+    // Count entPhysicalName instances: shelf, hsc, 700 fans, 2 PSUs, 2 boards.
+    let column: Oid = oid::join(oid::ENT_PHYSICAL_ENTRY, &[7]);
+    let mut cur = column.clone();
+    let mut n = 0;
+    while let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() {
+        if !next.starts_with(&column) {
+            break;
+        }
+        n += 1;
+        cur = next;
+    }
+    assert_eq!(n, 1 + 1 + 700 + 2 + 2);
+    // A generated column over many row batches, in order, complete;
+    // a fresh request context per step (GETNEXT) and one for all (GETBULK).
+    let fan = SCHEMA.class("Fan").unwrap();
+    let (_, speed) = fan.attribute("Speed").unwrap();
+    let column = oid::join(&class_entry(fan), &[speed.column]);
+    for shared_ctx in [false, true] {
+        let mut ctx = Ctx::for_rows(32);
+        let mut cur = column.clone();
+        let mut seen = Vec::new();
+        loop {
+            if !shared_ctx {
+                ctx = Ctx::default();
+            }
+            let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() else {
+                break;
+            };
+            if !next.starts_with(&column) {
+                break;
+            }
+            seen.push(*next.last().unwrap());
+            cur = next;
+        }
+        assert_eq!(seen.len(), 700);
+        assert!(seen.windows(2).all(|w| w[0] < w[1]));
+    }
+}
+
+#[tokio::test]
+async fn exceptions() {
+    let mib = mib();
+    let mut ctx = Ctx::default();
+    let get = |o: &str| oid::parse(o).unwrap();
+    assert_eq!(
+        mib.get(&mut ctx, &get("1.3.6.1.2.1.1.9.0")).await.unwrap(),
+        VarBindValue::NoSuchObject
+    );
+    assert_eq!(
+        mib.get(&mut ctx, &get("1.3.6.1.2.1.1.1.1")).await.unwrap(),
+        VarBindValue::NoSuchInstance
+    );
+    assert_eq!(
+        mib.get(&mut ctx, &get("1.3.6.1.4.1.32473.77.1.5.1.40.9999"))
+            .await
+            .unwrap(),
+        VarBindValue::NoSuchInstance
+    );
+    assert_eq!(
+        mib.get(&mut ctx, &get("1.3.6.1.4.1.32473.77.1.5.1.99.1"))
+            .await
+            .unwrap(),
+        VarBindValue::NoSuchObject
+    );
+    assert!(
+        mib.next(&mut ctx, &get("1.3.6.1.6.3.15.1.1.6.0"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(mib.next(&mut ctx, &get("2")).await.unwrap().is_none());
+}
