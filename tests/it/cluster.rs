@@ -31,6 +31,17 @@ pub(crate) fn wait_steady(c: &Cluster) {
     });
 }
 
+/// The master as `node` shows it, once it shows one: the membership view
+/// may follow the first assignments by a moment.
+pub(crate) fn wait_master(c: &Cluster, node: &str) -> String {
+    let mut master = None;
+    wait_until(&format!("{node} to show a master"), 30, || {
+        master = c.master(node);
+        master.is_some()
+    });
+    master.unwrap()
+}
+
 pub(crate) fn node_object(n: &str) -> String {
     format!("ne=1/shelf=1/node={n}")
 }
@@ -165,7 +176,7 @@ fn the_master_killed_a_new_master_is_elected_and_no_decision_is_lost() {
     let mut c = Cluster::start(dir.path(), false);
     wait_steady(&c);
     let checker = Checker::start(&c);
-    let master = NODES.iter().find_map(|n| c.master(n)).expect("a master");
+    let master = wait_master(&c, "n1");
     // A decision taken through a node that is not the master (the write is
     // forwarded): lock ticker-3.
     let via = NODES.iter().find(|n| **n != master).unwrap();
@@ -414,7 +425,7 @@ fn a_master_cut_off_from_the_majority_is_replaced_and_gives_up_its_primaries() {
     let c = Cluster::start(dir.path(), false);
     wait_steady(&c);
     let checker = Checker::start(&c);
-    let master = NODES.iter().find_map(|n| c.master(n)).expect("a master");
+    let master = wait_master(&c, "n1");
     let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
     for o in &others {
         assert_eq!(c.invoke(&master, &node_object(o), "Disconnect", &[]), 202);
@@ -525,7 +536,7 @@ fn a_unit_inserted_and_removed_on_the_master_is_seen_by_every_node() {
     let dir = tempfile::tempdir().unwrap();
     let c = Cluster::start(dir.path(), false);
     wait_steady(&c);
-    let master = c.master("n1").expect("a master");
+    let master = wait_master(&c, "n1");
     let hsc = "ne=1/shelf=1/hsc=1";
     let insert = [
         ("Slot", "8"),
@@ -579,7 +590,7 @@ fn a_unit_inserted_as_the_master_dies_is_instantiated_by_the_next_master() {
         ),
     );
     wait_steady(&c);
-    let master = c.master("n1").expect("a master");
+    let master = wait_master(&c, "n1");
     // The master is gone before its bus could see the unit; the others see
     // it (in 20 ms) before they elect a new master (150 ms at the least).
     c.kill9(&master);

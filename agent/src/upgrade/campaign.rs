@@ -24,6 +24,8 @@ pub const SWITCH_TIMEOUT_MS: u64 = 15_000;
 /// On top of the watchdog: a node's stop, start and rejoin.
 pub const REBOOT_SLACK_MS: u64 = 60_000;
 pub const COMMIT_TIMEOUT_MS: u64 = 30_000;
+/// The end of a rollback: every node drops its trial.
+pub const DISARM_TIMEOUT_MS: u64 = 30_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -133,6 +135,13 @@ pub struct Campaign {
     /// what it did never matches a step of the old plan.
     pub epoch: u32,
     pub step_started_ms: u64,
+    /// Time the current step spent paused (ms): its timeouts leave it out,
+    /// while a reboot is still judged from the step's real start.
+    #[serde(default)]
+    pub step_paused_ms: u64,
+    /// Since when it is paused.
+    #[serde(default)]
+    pub paused_since_ms: Option<u64>,
     pub started_ms: u64,
     pub ended_ms: Option<u64>,
     pub detail: String,
@@ -151,6 +160,15 @@ impl Campaign {
 
     pub fn holder(&self) -> String {
         format!("upgrade campaign {}", self.id)
+    }
+
+    /// How long the current step has waited, paused time left out.
+    pub fn waited(&self, now_ms: u64) -> u64 {
+        let paused =
+            self.step_paused_ms + self.paused_since_ms.map_or(0, |p| now_ms.saturating_sub(p));
+        now_ms
+            .saturating_sub(self.step_started_ms)
+            .saturating_sub(paused)
     }
 
     /// The current step's key: a node's record of what it carried out.
@@ -248,7 +266,7 @@ pub enum Effect {
     /// Write the campaign's new state to the log (only the master does).
     /// If that fails, the rest of this batch is dropped: the next tick
     /// starts again from the log.
-    Publish(Campaign),
+    Publish(Box<Campaign>),
     /// The campaign is over: release COpCo's lock it held.
     Unlock { holder: String },
     /// A line for the log.
@@ -346,7 +364,7 @@ impl Machine {
             if finished && c.ended_ms.is_none() {
                 c.ended_ms = Some(now_ms);
             }
-            fx.push(Effect::Publish(c.clone()));
+            fx.push(Effect::Publish(Box::new(c.clone())));
             if finished {
                 fx.push(Effect::Unlock { holder: c.holder() });
             }
@@ -368,11 +386,15 @@ impl Machine {
             match (op.op.as_str(), c.state) {
                 ("Pause", CampaignState::Running) => {
                     c.state = CampaignState::Paused;
+                    c.paused_since_ms = Some(now_ms);
                     c.detail = format!("paused by {}", op.principal);
                 }
                 ("Resume", CampaignState::Paused) => {
                     c.state = CampaignState::Running;
-                    c.step_started_ms = now_ms;
+                    // The step keeps its start: a node that rebooted, or
+                    // fell back, while it was paused is judged by it.
+                    let since = c.paused_since_ms.take().unwrap_or(now_ms);
+                    c.step_paused_ms += now_ms.saturating_sub(since);
                     c.detail = c
                         .steps
                         .get(c.current)
@@ -420,7 +442,7 @@ impl Machine {
         if pending.is_empty() {
             return self.step_done(c, now_ms, fx);
         }
-        if now_ms.saturating_sub(c.step_started_ms) > SWITCH_TIMEOUT_MS {
+        if c.waited(now_ms) > SWITCH_TIMEOUT_MS {
             fx.push(Effect::Log {
                 level: Level::Warn,
                 message: format!(
@@ -439,7 +461,7 @@ impl Machine {
             return;
         };
         let key = c.step_key();
-        let waited = now_ms.saturating_sub(c.step_started_ms);
+        let waited = c.waited(now_ms);
         let statuses = &self.statuses;
         let nodes = &self.setup.nodes;
         // A node's error on this step fails it.
@@ -519,11 +541,22 @@ impl Machine {
                         .is_some_and(|s| s.committed.as_deref() == Some(version.as_str()))
                 })
             }
-            Step::Disarm => nodes.iter().all(|n| {
-                statuses
-                    .get(n)
-                    .is_some_and(|s| s.trial.is_none() && s.acted.as_deref() == Some(key.as_str()))
-            }),
+            Step::Disarm => {
+                let armed: Vec<&str> = nodes
+                    .iter()
+                    .filter(|n| {
+                        !statuses.get(*n).is_some_and(|s| {
+                            s.trial.is_none() && s.acted.as_deref() == Some(key.as_str())
+                        })
+                    })
+                    .map(String::as_str)
+                    .collect();
+                if !armed.is_empty() && waited > DISARM_TIMEOUT_MS {
+                    let why = format!("trial release not disarmed in time on {}", armed.join(", "));
+                    return self.fail(c, why, now_ms, fx);
+                }
+                armed.is_empty()
+            }
         };
         if done {
             self.step_done(c, now_ms, fx);
@@ -552,6 +585,7 @@ impl Machine {
         }
         c.current += 1;
         c.step_started_ms = now_ms;
+        c.step_paused_ms = 0;
         match c.steps.get(c.current) {
             Some(next) => {
                 c.detail = match &c.reason {
@@ -633,6 +667,8 @@ impl Machine {
         c.current = 0;
         c.epoch += 1;
         c.step_started_ms = now_ms;
+        c.step_paused_ms = 0;
+        c.paused_since_ms = None;
         c.detail = format!("rolling back to {}: {why}", c.from);
         c.reason = Some(why);
     }

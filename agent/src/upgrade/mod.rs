@@ -494,7 +494,7 @@ impl Upgrades {
                     Input::Switching { nodes, pending }
                 }
                 Effect::Publish(c) => {
-                    if let Err(e) = Replicated::Campaign(c).replicate(&self.model.core).await {
+                    if let Err(e) = Replicated::Campaign(*c).replicate(&self.model.core).await {
                         tracing::warn!(error = %e, "cannot commit the campaign's progress");
                         return;
                     }

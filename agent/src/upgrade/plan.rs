@@ -57,7 +57,8 @@ pub fn halves(
 
 /// The steps of a campaign to `version`: fetch, stage, then per node
 /// (rolling: in [`order`], the master last), per half (split mode: the
-/// [`halves`]) or all at once (reboot) switch away and reboot, then commit.
+/// [`halves`], each rebooted in batches that keep a majority up, the master
+/// last) or all at once (reboot) switch away and reboot, then commit.
 pub fn plan(
     method: Method,
     version: &str,
@@ -87,6 +88,11 @@ pub fn plan(
             }
         }
         Method::SplitMode => {
+            // A half reboots in batches that leave a majority of the nodes
+            // up: two of three nodes rebooting at once would take the
+            // consensus with them, and the other half, which carries every
+            // primary meanwhile, would have to fence itself.
+            let batch = (nodes.len().saturating_sub(1) / 2).max(1);
             let (first, second) = halves;
             for half in [first, second] {
                 if half.is_empty() {
@@ -95,10 +101,13 @@ pub fn plan(
                 steps.push(Step::SwitchAway {
                     nodes: half.clone(),
                 });
-                steps.push(Step::Reboot {
-                    nodes: half,
-                    version: version.into(),
-                });
+                let last = master.filter(|m| half.iter().any(|n| n == m));
+                for nodes in order(&half, last).chunks(batch) {
+                    steps.push(Step::Reboot {
+                        nodes: nodes.to_vec(),
+                        version: version.into(),
+                    });
+                }
             }
         }
         Method::Reboot => steps.push(Step::Reboot {
@@ -133,6 +142,8 @@ pub fn new_campaign(
         current: 0,
         epoch: 0,
         step_started_ms: now_ms,
+        step_paused_ms: 0,
+        paused_since_ms: None,
         started_ms: now_ms,
         ended_ms: None,
         ops_seen: 0,

@@ -396,6 +396,14 @@ impl Replay {
             c.step_started_ms,
             c.ended_ms.map_or_else(|| "-".into(), |e| e.to_string())
         )];
+        if c.step_paused_ms > 0 || c.paused_since_ms.is_some() {
+            out.push(format!(
+                "step paused {} ms, paused since {}",
+                c.step_paused_ms,
+                c.paused_since_ms
+                    .map_or_else(|| "-".into(), |p| p.to_string())
+            ));
+        }
         out.push(format!("detail: {}", c.detail));
         if let Some(r) = &c.reason {
             out.push(format!("reason: {r}"));
