@@ -13,14 +13,26 @@ use rasn::types::{Integer, OctetString};
 use rasn_snmp::{v2, v2c, v3};
 use tokio::net::UdpSocket;
 
-use crate::agent::Shared;
 use crate::codec::{encode_value, object_id, ticks};
-use crate::config::{AuthProtocol, NotifyKind, TrapSecurity, TrapTarget};
-use crate::engine::Counter;
+use crate::config::{AuthProtocol, NotifyKind, TrapSecurity, TrapTarget, UsmUser};
+use crate::engine::{Counter, Engine};
 use crate::error::SnmpError;
 use crate::mib::{notification_object, notification_oid};
 use crate::oid;
 use crate::usm;
+
+/// What a notification sender needs of the agent: its engine, its USM
+/// users and its message size. The agent implements it, so the sender
+/// never reaches into the agent's state (and the two modules do not import
+/// each other).
+pub(crate) trait Originator: Send + Sync + 'static {
+    fn engine(&self) -> &Engine;
+    fn max_message_size(&self) -> usize;
+    /// A v3 notification from this (authoritative) engine to `user`.
+    fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>>;
+    fn user_config(&self, name: &str) -> Option<&UsmUser>;
+    fn next_salt(&self) -> u64;
+}
 
 static REQUEST_ID: AtomicI32 = AtomicI32::new(1);
 
@@ -97,7 +109,7 @@ pub fn encode(community: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
 }
 
 pub(crate) async fn run_target(
-    shared: Arc<Shared>,
+    shared: Arc<impl Originator>,
     target: TrapTarget,
     mut sub: Subscription,
     mut standard: tokio::sync::broadcast::Receiver<Standard>,
@@ -116,10 +128,10 @@ pub(crate) async fn run_target(
             d = sub.recv() => match d {
                 None => break,
                 Some(Delivery::Notification(n)) => {
-                    (varbinds(&n, shared.engine.uptime_ticks()), Some(n.seq))
+                    (varbinds(&n, shared.engine().uptime_ticks()), Some(n.seq))
                 }
                 Some(Delivery::Missed(k)) => {
-                    shared.engine.add(
+                    shared.engine().add(
                         Counter::NotificationsMissed,
                         u32::try_from(k).unwrap_or(u32::MAX),
                     );
@@ -129,11 +141,11 @@ pub(crate) async fn run_target(
             },
             r = standard.recv(), if auth_open => match r {
                 Ok(Standard::EntConfigChange) => {
-                    (ent_config_change(shared.engine.uptime_ticks()), None)
+                    (ent_config_change(shared.engine().uptime_ticks()), None)
                 }
                 Ok(Standard::AuthenticationFailure)
                 | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                    (authentication_failure(shared.engine.uptime_ticks()), None)
+                    (authentication_failure(shared.engine().uptime_ticks()), None)
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                     auth_open = false;
@@ -159,8 +171,8 @@ pub(crate) async fn run_target(
                     continue;
                 };
                 if socket.send_to(&bytes, target.address).await.is_ok() {
-                    shared.engine.count(Counter::TrapsSent);
-                    shared.engine.count(Counter::OutPkts);
+                    shared.engine().count(Counter::TrapsSent);
+                    shared.engine().count(Counter::OutPkts);
                 }
             }
             NotifyKind::Inform { timeout, retries } => {
@@ -171,13 +183,13 @@ pub(crate) async fn run_target(
                             continue;
                         };
                         send_v2c_inform(
-                            &shared, &socket, &target, &bytes, request_id, timeout, retries,
+                            &*shared, &socket, &target, &bytes, request_id, timeout, retries,
                         )
                         .await
                     }
                     TrapSecurity::Usm { user } => {
                         send_v3_inform(
-                            &shared,
+                            &*shared,
                             &socket,
                             &target,
                             user,
@@ -190,9 +202,9 @@ pub(crate) async fn run_target(
                     }
                 };
                 if acked {
-                    shared.engine.count(Counter::InformsAcked);
+                    shared.engine().count(Counter::InformsAcked);
                 } else {
-                    shared.engine.count(Counter::InformsTimedOut);
+                    shared.engine().count(Counter::InformsTimedOut);
                     tracing::warn!(target = %target.address, ?seq, "snmp inform not acknowledged");
                 }
             }
@@ -202,7 +214,7 @@ pub(crate) async fn run_target(
 }
 
 async fn send_v2c_inform(
-    shared: &Shared,
+    shared: &impl Originator,
     socket: &UdpSocket,
     target: &TrapTarget,
     bytes: &[u8],
@@ -212,8 +224,8 @@ async fn send_v2c_inform(
 ) -> bool {
     for _attempt in 0..=retries {
         if socket.send_to(bytes, target.address).await.is_ok() {
-            shared.engine.count(Counter::InformsSent);
-            shared.engine.count(Counter::OutPkts);
+            shared.engine().count(Counter::InformsSent);
+            shared.engine().count(Counter::OutPkts);
         }
         if tokio::time::timeout(timeout, wait_ack(socket, target.address, request_id))
             .await
@@ -292,7 +304,7 @@ fn authentic(r: &Remote, p: &v3::USMSecurityParameters, bytes: &[u8]) -> bool {
 
 /// Engine discovery (RFC 3414 4): a reportable, unauthenticated probe.
 async fn discover(
-    shared: &Shared,
+    shared: &impl Originator,
     socket: &UdpSocket,
     target: &TrapTarget,
     user: &str,
@@ -301,7 +313,7 @@ async fn discover(
     let msg_id = next_msg_id();
     let probe = usm::build_message(&usm::Outgoing {
         msg_id,
-        max_size: shared.config.max_message_size,
+        max_size: shared.max_message_size(),
         engine_id: &[],
         boots: 0,
         time: 0,
@@ -322,7 +334,7 @@ async fn discover(
         },
     })?;
     socket.send_to(&probe, target.address).await.ok()?;
-    shared.engine.count(Counter::OutPkts);
+    shared.engine().count(Counter::OutPkts);
     let (p, _, _) = tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id))
         .await
         .ok()?;
@@ -354,7 +366,7 @@ async fn discover(
 /// engine: discovered first, re-synchronised on notInTimeWindow reports.
 #[allow(clippy::too_many_arguments)]
 async fn send_v3_inform(
-    shared: &Shared,
+    shared: &impl Originator,
     socket: &UdpSocket,
     target: &TrapTarget,
     user: &str,
@@ -375,7 +387,7 @@ async fn send_v3_inform(
         let msg_id = next_msg_id();
         let Some(bytes) = usm::build_message(&usm::Outgoing {
             msg_id,
-            max_size: shared.config.max_message_size,
+            max_size: shared.max_message_size(),
             engine_id: &r.engine_id,
             boots: r.boots,
             time: r.time_now(),
@@ -393,8 +405,8 @@ async fn send_v3_inform(
             return false;
         };
         if socket.send_to(&bytes, target.address).await.is_ok() {
-            shared.engine.count(Counter::InformsSent);
-            shared.engine.count(Counter::OutPkts);
+            shared.engine().count(Counter::InformsSent);
+            shared.engine().count(Counter::OutPkts);
         }
         match tokio::time::timeout(timeout, wait_v3(socket, target.address, msg_id)).await {
             Ok((p, false, bytes)) => {

@@ -272,3 +272,25 @@ impl Shared {
         self.salt.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+impl crate::notify::Originator for Shared {
+    fn engine(&self) -> &crate::engine::Engine {
+        &self.engine
+    }
+
+    fn max_message_size(&self) -> usize {
+        self.config.max_message_size
+    }
+
+    fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
+        Shared::encode_v3_notification(self, user, pdu)
+    }
+
+    fn user_config(&self, name: &str) -> Option<&crate::config::UsmUser> {
+        Shared::user_config(self, name)
+    }
+
+    fn next_salt(&self) -> u64 {
+        Shared::next_salt(self)
+    }
+}

@@ -1,19 +1,13 @@
 //! ENTITY-MIB (RFC 4133): entPhysicalTable columns, containment and entLastChangeTime.
 
-use halyard_cluster_model::meta::{ClassMeta, Role};
+use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::port::{ManagedObject, ModelError};
 use halyard_cluster_model::value::Value;
 use rasn_smi::v2::ObjectSyntax;
 
-use super::snapshot::Snapshot;
+use super::snapshot::{Snapshot, physical_class, physical_parent};
 use super::{Ctx, Mib, class_entry};
 use crate::codec::{int, object_id, octets};
-
-/// entPhysicalClass of a class's objects: the schema's `Entity` qualifier
-/// (`None`: not a physical entity).
-pub(super) fn physical_class(class: &ClassMeta) -> Option<i64> {
-    class.entity().map(|k| i64::from(k.value()))
-}
 
 pub(super) const ENT_PHYSICAL_COLUMNS: &[u32] =
     &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
@@ -56,20 +50,6 @@ fn role_u32(o: &ManagedObject, role: Role) -> Option<u32> {
 
 fn role_str(o: &ManagedObject, role: Role) -> &str {
     o.by_role(role).and_then(Value::as_str).unwrap_or("")
-}
-
-/// The nearest physical ancestor of an object.
-pub(super) fn physical_parent(snap: &Snapshot, o: &ManagedObject) -> Option<u32> {
-    let mut parent = o.parent_index;
-    // The containment tree is finite; the bound guards against a cycle.
-    for _ in 0..snap.objects.len() {
-        let p = &snap.objects[*snap.by_index.get(&parent)?];
-        if physical_class(p.class).is_some() {
-            return Some(p.index);
-        }
-        parent = p.parent_index;
-    }
-    None
 }
 
 /// ENTITY-MIB entPhysicalEntry columns.

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use halyard_cluster_model::alarm;
+use halyard_cluster_model::meta::ClassMeta;
 use halyard_cluster_model::port::{ManagedObject, ModelError};
 
-use super::entity::{physical_class, physical_parent};
 use super::{Ctx, Mib};
 
 const SNAPSHOT_PAGE: usize = 512;
@@ -108,4 +108,24 @@ impl Mib {
         ctx.snapshot = Some(s.clone());
         Ok(s)
     }
+}
+
+/// entPhysicalClass of a class's objects: the schema's `Entity` qualifier
+/// (`None`: not a physical entity).
+pub(super) fn physical_class(class: &ClassMeta) -> Option<i64> {
+    class.entity().map(|k| i64::from(k.value()))
+}
+
+/// The nearest physical ancestor of an object.
+pub(super) fn physical_parent(snap: &Snapshot, o: &ManagedObject) -> Option<u32> {
+    let mut parent = o.parent_index;
+    // The containment tree is finite; the bound guards against a cycle.
+    for _ in 0..snap.objects.len() {
+        let p = &snap.objects[*snap.by_index.get(&parent)?];
+        if physical_class(p.class).is_some() {
+            return Some(p.index);
+        }
+        parent = p.parent_index;
+    }
+    None
 }
