@@ -23,7 +23,7 @@ use std::sync::Arc;
 use halyard_backend::core::Reconfigure;
 use halyard_backend::crim::{GroupMember, Reconfig};
 use halyard_backend::hotswap::{SwapBus, SwapEvent};
-use halyard_cluster_model::model::AvailabilityState;
+use halyard_cluster_model::model::{AvailabilityState, HardwareFruPatch};
 use halyard_cluster_model::port::{
     InformationModel, JobHandle, ManagedObject, ModelError, Principal, Query, Scope,
 };
@@ -452,7 +452,11 @@ impl HotSwap {
         if self.static_frus.contains_key(&unit) {
             // A configured unit stays, not present; its components are lost.
             // (The unit's class, any FRU class, is known at run time only.)
-            note["set"] = json!([{"name": unit, "values": values_json(o.class.name, &[("Present", Value::Bool(false))])}]);
+            let values = values_json(
+                o.class.name,
+                HardwareFruPatch::new().present(false).values(),
+            );
+            note["set"] = json!([{"name": unit, "values": values}]);
             change.lost = comps.iter().map(|v| v.name.clone()).collect();
         } else {
             // The unit's own group goes with it; members of configured
@@ -514,17 +518,11 @@ impl HotSwap {
         // The unit's class (any FRU class) is known at run time only.
         let values = values_json(
             o.class.name,
-            &[
-                ("Present", Value::Bool(true)),
-                (
-                    "SerialNumber",
-                    Value::Str(serial.chars().take(32).collect()),
-                ),
-                (
-                    "HardwareRevision",
-                    Value::Str(revision.chars().take(32).collect()),
-                ),
-            ],
+            HardwareFruPatch::new()
+                .present(true)
+                .serial_number(serial.clone())
+                .hardware_revision(revision.clone())
+                .values(),
         );
         let note = json!({
             "fru": unit, "slot": slot, "present": true, "fru_type": fru_type,

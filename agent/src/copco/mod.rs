@@ -11,11 +11,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use halyard_backend::crim::Input;
-use halyard_cluster_model::model::{AdminState, AvailabilityState};
+use halyard_cluster_model::model::{AdminState, AvailabilityState, ComponentPatch, Job, JobPatch};
 use halyard_cluster_model::port::{
     InformationModel, JobHandle, JobStatus, ModelError, Principal, Query, Scope,
 };
-use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use halyard_cluster_model::{ManagedClass, ObjectName, SCHEMA, Timestamp, Value};
 use tokio::sync::watch;
 
 pub(crate) mod locks;
@@ -204,23 +204,17 @@ pub async fn invoke(
     let first = progress.status();
     model
         .create_dynamic(
-            "Job",
+            Job::META.name,
             job.as_str(),
-            &[
-                ("Operation", Value::Str(method.name.to_string())),
-                ("Target", Value::Str(target.to_string())),
-                ("State", Value::Enum(first.state.value())),
-                ("StepsDone", Value::U32(0)),
-                ("StepsTotal", Value::U32(total)),
-                (
-                    "Detail",
-                    Value::Str(first.detail.chars().take(255).collect()),
-                ),
-                (
-                    "Principal",
-                    Value::Str(principal.user.chars().take(64).collect()),
-                ),
-            ],
+            JobPatch::new()
+                .operation(method.name)
+                .target(target.to_string())
+                .state(first.state)
+                .steps_done(0)
+                .steps_total(total)
+                .detail(first.detail.clone())
+                .principal(principal.user.clone())
+                .values(),
         )
         .await?;
     let (tx, status) = watch::channel(first);
@@ -334,7 +328,7 @@ async fn run_step(model: &Arc<AgentModel>, step: &Step) -> Result<(), String> {
             })
             .await
             .map_err(|e| e.to_string())?;
-            model.set(n, &[("AdminState", Value::Enum(s.value()))]);
+            model.set(n, ComponentPatch::new().admin_state(*s).values());
             if *s == AdminState::Locked {
                 wait_state(model, n.as_str(), |v| v.avail == AvailabilityState::OffLine).await
             } else {

@@ -7,12 +7,18 @@ use std::sync::atomic::Ordering;
 use halyard_backend::events::{EventFilter, EventKind, Received};
 use halyard_backend::replicated::RelayedAlarm;
 use halyard_cluster_model::model::{
-    AssignmentPatch, AssignmentRole, AvailabilityState, FailedOverPatch, FruChangedPatch,
-    HotSwapControllerPatch, NodePatch, OperState, PerceivedSeverity, ProbableCause,
-    ServiceGroupPatch, ServiceInstancePatch, StateChangedPatch, StatisticPatch,
+    AssignmentPatch, AssignmentRole, AvailabilityState, ComponentPatch, FailedOverPatch,
+    FruChangedPatch, HotSwapControllerPatch, NodePatch, OperState, PerceivedSeverity, PowerSupply,
+    PowerSupplyPatch, ProbableCause, ServiceGroupPatch, ServiceInstancePatch, Shelf, ShelfPatch,
+    SoftwareComponent, SoftwareComponentPatch, StateChangedPatch, StatisticPatch,
 };
+
+/// Attribute changes, as the store takes them.
+type Patch = Vec<(&'static str, Value)>;
 use halyard_cluster_model::port::{InformationModel, Query};
-use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
+use halyard_cluster_model::{
+    ClassMeta, ManagedClass, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value,
+};
 use serde_json::json;
 
 use crate::replication::Replicated;
@@ -20,6 +26,21 @@ use crate::replication::Replicated;
 use super::AgentModel;
 
 impl AgentModel {
+    /// The power flag of a power supply or a shelf (whichever `resource`
+    /// is; other classes have none).
+    fn power_good(&self, resource: &str, good: bool) -> Option<(ObjectName, Patch)> {
+        let n = ObjectName::parse(resource).ok()?;
+        let class = self.store.class_of(&n)?;
+        let patch = if class.name == PowerSupply::META.name {
+            PowerSupplyPatch::new().power_good(good).values().to_vec()
+        } else if class.name == Shelf::META.name {
+            ShelfPatch::new().power_good(good).values().to_vec()
+        } else {
+            return None;
+        };
+        Some((n, patch))
+    }
+
     /// Keeps the objects current from the HA core's events, until `stop`.
     pub async fn sync(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
         let mut events = self.core.events.subscribe(EventFilter::default());
@@ -210,12 +231,12 @@ impl AgentModel {
                     // its class is known at run time only (so in `apply`).
                     self.set(
                         &n,
-                        &[
-                            ("AdminState", Value::Enum(v.admin.value())),
-                            ("AvailabilityState", Value::Enum(v.avail.value())),
-                            ("OperState", Value::Enum(v.oper.value())),
-                            ("Incarnation", Value::U32(v.incarnation)),
-                        ],
+                        ComponentPatch::new()
+                            .admin_state(v.admin)
+                            .availability_state(v.avail)
+                            .oper_state(v.oper)
+                            .incarnation(v.incarnation)
+                            .values(),
                     );
                 }
                 self.proxied_by(&v.name, v.avail).await;
@@ -246,10 +267,10 @@ impl AgentModel {
                 };
                 self.set(
                     &n,
-                    &[
-                        ("AvailabilityState", Value::Enum(to.value())),
-                        ("LastChange", Value::Time(now)),
-                    ],
+                    ComponentPatch::new()
+                        .availability_state(to)
+                        .last_change(now)
+                        .values(),
                 );
                 self.proxied_by(component, to).await;
                 let (admin, oper) = match self.store.get(&n).await {
@@ -300,7 +321,7 @@ impl AgentModel {
                     } else {
                         OperState::Disabled
                     };
-                    self.set(&n, &[("OperState", Value::Enum(s.value()))]);
+                    self.set(&n, ComponentPatch::new().oper_state(s).values());
                     if *enabled {
                         let _ = self.clear_alarms_if_secondary(component).await;
                     }
@@ -319,12 +340,16 @@ impl AgentModel {
                         Some(Value::U64(r)) => *r,
                         _ => 0,
                     };
-                    let mut v = vec![
-                        ("Incarnation", Value::U32(*incarnation)),
-                        ("Restarts", Value::U64(restarts)),
-                    ];
-                    if o.class.attribute("Pid").is_some() {
-                        v.push(("Pid", Value::U32(pid.unwrap_or(0))));
+                    let mut v = ComponentPatch::new()
+                        .incarnation(*incarnation)
+                        .restarts(restarts)
+                        .values()
+                        .to_vec();
+                    // Only a software component has a process.
+                    if o.class.name == SoftwareComponent::META.name {
+                        v.extend_from_slice(
+                            SoftwareComponentPatch::new().pid(pid.unwrap_or(0)).values(),
+                        );
                     }
                     self.set(&n, &v);
                 }
@@ -339,7 +364,7 @@ impl AgentModel {
                     && let Ok(o) = self.store.get(&n).await
                     && let Some(Value::U64(f)) = o.get("FailOvers")
                 {
-                    self.set(&n, &[("FailOvers", Value::U64(f + 1))]);
+                    self.set(&n, ComponentPatch::new().fail_overs(f + 1).values());
                 }
                 if let Some(sg) = ObjectName::parse(si).ok().and_then(|s| s.parent())
                     && let Ok(o) = self.store.get(&sg).await
@@ -398,15 +423,15 @@ impl AgentModel {
                     }
                     // A power supply or a shelf: whichever has the flag.
                     if cause == ProbableCause::PowerProblem
-                        && let Some(n) = self.with_attribute(resource, "PowerGood")
+                        && let Some((n, patch)) = self.power_good(resource, false)
                     {
-                        self.set(&n, &[("PowerGood", Value::Bool(false))]);
+                        self.set(&n, &patch);
                     }
                 }
-                // Only a power supply has the flag (a shelf's or a fan's
-                // power fault clears too).
-                if *clear && let Some(n) = self.with_attribute(resource, "PowerGood") {
-                    self.set(&n, &[("PowerGood", Value::Bool(true))]);
+                // Any clear of a power supply's or a shelf's fault (a fan's
+                // power fault clears too) sets the flag again.
+                if *clear && let Some((n, patch)) = self.power_good(resource, true) {
+                    self.set(&n, &patch);
                 }
             }
             EventKind::Statistic {

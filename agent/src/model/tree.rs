@@ -70,15 +70,6 @@ impl AgentModel {
         }
     }
 
-    /// The object named `resource`, if its class has `attribute`.
-    pub(super) fn with_attribute(&self, resource: &str, attribute: &str) -> Option<ObjectName> {
-        let n = ObjectName::parse(resource).ok()?;
-        self.store
-            .class_of(&n)
-            .and_then(|c| c.attribute(attribute))
-            .map(|_| n)
-    }
-
     /// Creates an object with its persisted index (or a new one).
     pub(crate) async fn create(
         &self,

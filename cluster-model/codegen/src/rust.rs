@@ -28,8 +28,10 @@ pub fn generate(schema: &Schema, krate: &str) -> String {
         class_meta(&mut o, schema, c, krate);
         if !c.is_abstract {
             class_struct(&mut o, c);
-            class_patch(&mut o, c);
         }
+        // An abstract class's patch changes what every subclass inherits:
+        // the agent sets a component's states without knowing its class.
+        class_patch(&mut o, c);
     }
     let m = &schema.module;
     let _ = writeln!(o, "/// The whole schema: module, enumerations and classes.");
@@ -390,8 +392,13 @@ fn class_struct(o: &mut String, c: &ClassDef) {
 fn class_patch(o: &mut String, c: &ClassDef) {
     let _ = writeln!(
         o,
-        "/// A change of some attributes of a {}, attribute by attribute.",
-        c.name
+        "/// A change of some attributes of a {}{}, attribute by attribute.",
+        c.name,
+        if c.is_abstract {
+            " (any of its subclasses)"
+        } else {
+            ""
+        }
     );
     o.push_str("#[derive(Debug, Clone, PartialEq, Default)]\n");
     let _ = writeln!(
