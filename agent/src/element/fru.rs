@@ -5,15 +5,14 @@
 
 use halyard_backend::core::{ComponentSpec, Kind};
 use halyard_backend::crim::{GroupMember, SgConfig};
-use halyard_cluster_model::Value;
 use halyard_cluster_model::model::{
-    AdminState, CheckpointMode, FanPatch, HostBoardPatch, LineCardPatch, PortPatch,
-    PowerSupplyPatch, RedundancyModel,
+    AdminState, CheckpointMode, FanPatch, HardwareFruPatch, HostBoardPatch, LineCardPatch,
+    PortPatch, PowerSupplyPatch, RedundancyModel,
 };
 
 use super::{
     ComponentRun, FruCtx, ObjectSpec, admin_state, audit_of, checkpoint_mode, component_kind,
-    component_states, e, group_objects, hw_group, s, sw_object,
+    component_states, group_objects, hw_group, sw_object,
 };
 use crate::config::{self, FruClass, FruTypeEntry};
 
@@ -82,15 +81,16 @@ pub fn fru_parts(
     } else {
         AdminState::Unlocked
     };
-    let mut v = component_states();
-    v[0] = ("AdminState", e(unit_admin));
+    let mut v = component_states(unit_admin);
     // Attributes every unit class has; the class is the unit's kind.
-    v.extend([
-        ("Slot", Value::U32(unit.slot)),
-        ("SerialNumber", s(unit.serial)),
-        ("HardwareRevision", s(unit.revision)),
-        ("Present", Value::Bool(true)),
-    ]);
+    v.extend_from_slice(
+        HardwareFruPatch::new()
+            .slot(unit.slot)
+            .serial_number(unit.serial)
+            .hardware_revision(unit.revision)
+            .present(true)
+            .values(),
+    );
     match class {
         "Fan" => v.extend_from_slice(FanPatch::new().speed(4200).values()),
         "PowerSupply" => v.extend_from_slice(
@@ -140,8 +140,7 @@ pub fn fru_parts(
         let speed = ty.map_or(0, |t| t.port_speed_mbps);
         for k in 1..=ports {
             let port = format!("{name}/port={k}");
-            let mut v = component_states();
-            v[0] = ("AdminState", e(unit_admin));
+            let mut v = component_states(unit_admin);
             v.extend_from_slice(PortPatch::new().position(k).speed(speed).values());
             parts.objects.push(ObjectSpec {
                 class: "Port",

@@ -15,12 +15,13 @@ use std::time::Duration;
 use halyard_backend::cec::CecRules;
 use halyard_backend::core::{ComponentSpec, CoreConfig, Kind};
 use halyard_backend::crim::{GroupMember, SgConfig};
+use halyard_cluster_model::Value;
 use halyard_cluster_model::model::{
-    AdminState, AvailabilityState, CheckpointMode, ClusterRole, ComponentKind, MembershipState,
-    NetworkElementPatch, NodeKind, NodePatch, OperState, RecoveryAction, RedundancyModel,
-    ServiceGroupPatch, ServiceInstancePatch, ShelfPatch, SoftwareComponentPatch, StandbyMode,
+    AdminState, AvailabilityState, CheckpointMode, ClusterRole, ComponentKind, ComponentPatch,
+    MembershipState, NetworkElementPatch, NodeKind, NodePatch, OperState, RecoveryAction,
+    RedundancyModel, ServiceGroupPatch, ServiceInstancePatch, ShelfPatch, SoftwareComponentPatch,
+    StandbyMode,
 };
-use halyard_cluster_model::{SchemaEnum, Value};
 
 pub use fru::{Unit, fru_class, fru_parts};
 
@@ -66,22 +67,16 @@ pub struct Element {
     pub switchover_lead: Duration,
 }
 
-fn e<E: SchemaEnum>(v: E) -> Value {
-    Value::Enum(v.value())
-}
-
-fn s(v: &str) -> Value {
-    Value::Str(v.to_string())
-}
-
-/// The states every component class has (for objects of several classes).
-fn component_states() -> Vec<(&'static str, Value)> {
-    vec![
-        ("AdminState", e(AdminState::Unlocked)),
-        ("OperState", e(OperState::Disabled)),
-        ("AvailabilityState", e(AvailabilityState::OffLine)),
-        ("Availability", Value::Real(1.0)),
-    ]
+/// The states every component class starts with (for objects of several
+/// classes).
+fn component_states(admin: AdminState) -> Vec<(&'static str, Value)> {
+    ComponentPatch::new()
+        .admin_state(admin)
+        .oper_state(OperState::Disabled)
+        .availability_state(AvailabilityState::OffLine)
+        .availability(1.0)
+        .values()
+        .to_vec()
 }
 
 /// A group of hardware components: one service instance per member, so
@@ -181,7 +176,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
 
     for (sname, position, frus) in &shelves {
         let shelf = format!("{root}/shelf={sname}");
-        let mut v = component_states();
+        let mut v = component_states(AdminState::Unlocked);
         v.extend_from_slice(
             ShelfPatch::new()
                 .position(*position)
@@ -249,7 +244,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .as_ref()
             .map_or(root.clone(), |sh| format!("{root}/shelf={}", sh.get_ref()));
         let name = format!("{parent}/node={}", n.name.get_ref());
-        let mut v = component_states();
+        let mut v = component_states(AdminState::Unlocked);
         v.extend_from_slice(
             NodePatch::new()
                 .kind(if n.non_peer {
@@ -499,8 +494,7 @@ fn sw_object(
     audit_ms: Option<u32>,
     admin: AdminState,
 ) -> ObjectSpec {
-    let mut v = component_states();
-    v[0] = ("AdminState", e(admin));
+    let mut v = component_states(admin);
     v.extend_from_slice(
         SoftwareComponentPatch::new()
             .kind(match kind {

@@ -12,7 +12,7 @@ use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Q
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use serde_json::json;
 
-use super::{AgentModel, err_commit, name};
+use super::{AgentModel, enum_of, err_commit, name};
 
 /// Flapping and storm state, kept under the alarm lock.
 #[derive(Debug, Default)]
@@ -73,15 +73,13 @@ impl AgentModel {
                 Some(Value::U32(n)) => n + 1,
                 _ => 2,
             };
-            let mut values = AlarmPatch::new()
+            let patch = AlarmPatch::new()
                 .occurrences(n)
                 .changed_at(now)
                 .severity(severity)
-                .values()
-                .to_vec();
-            // Reopened: ClearedAt unset (a patch's datetime setter takes a Timestamp).
-            values.push(("ClearedAt", Value::Absent));
-            self.store.update(&a.name, &values)?;
+                // Reopened.
+                .unset_cleared_at();
+            self.store.update(&a.name, patch.values())?;
             self.persist_alarm(&a.name).await?;
             if flapping {
                 tracing::debug!(alarm = %a.name, "flapping alarm damped");
@@ -207,16 +205,14 @@ impl AgentModel {
             self.persist_alarm(&a.name).await?;
             let mut cleared = AlarmClearedPatch::new()
                 .alarm(a.name.to_string())
-                .resource(res.as_str())
-                .values()
-                .to_vec();
-            // The alarm's stored cause as it is (a Value, possibly absent).
-            let cause = a.get("ProbableCause").cloned().unwrap_or(Value::Absent);
-            cleared.push(("ProbableCause", cause));
+                .resource(res.as_str());
+            if let Some(cause) = a.get("ProbableCause").and_then(enum_of) {
+                cleared = cleared.probable_cause(cause);
+            }
             self.publish(
                 "AlarmCleared",
                 &name(&res).unwrap_or_else(|_| self.root.clone()),
-                cleared,
+                cleared.values().to_vec(),
             );
             n += 1;
         }

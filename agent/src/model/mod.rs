@@ -16,7 +16,7 @@ use halyard_backend::repo::Repository;
 use halyard_cluster_model::memory::MemoryModel;
 use halyard_cluster_model::model::{AuditRecordPatch, Protocol};
 use halyard_cluster_model::port::ModelError;
-use halyard_cluster_model::{ObjectName, SCHEMA, Timestamp, Value};
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use tokio::sync::Mutex;
 
 use crate::copco::locks::Copco;
@@ -256,6 +256,14 @@ impl AgentModel {
         if let Err(e) = self.store.publish(class, source, v) {
             tracing::warn!(error = %e, "cannot publish notification");
         }
+    }
+}
+
+/// A stored enumeration value, typed.
+pub(crate) fn enum_of<E: SchemaEnum>(v: &Value) -> Option<E> {
+    match v {
+        Value::Enum(x) => E::from_value(*x),
+        _ => None,
     }
 }
 

@@ -23,7 +23,7 @@ use serde_json::json;
 
 use crate::replication::Replicated;
 
-use super::AgentModel;
+use super::{AgentModel, enum_of};
 
 impl AgentModel {
     /// The power flag of a power supply or a shelf (whichever `resource`
@@ -273,24 +273,21 @@ impl AgentModel {
                         .values(),
                 );
                 self.proxied_by(component, to).await;
-                let (admin, oper) = match self.store.get(&n).await {
-                    Ok(o) => (
-                        o.get("AdminState").cloned().unwrap_or_default(),
-                        o.get("OperState").cloned().unwrap_or_default(),
-                    ),
-                    Err(_) => return,
+                let Ok(o) = self.store.get(&n).await else {
+                    return;
                 };
-                self.publish("StateChanged", &n, {
-                    let mut v = StateChangedPatch::new()
-                        .component(component.as_str())
-                        .availability_state(to)
-                        .reason(reason.as_str())
-                        .values()
-                        .to_vec();
-                    // The component's states as stored (Values, possibly absent).
-                    v.extend([("AdminState", admin), ("OperState", oper)]);
-                    v
-                });
+                let mut patch = StateChangedPatch::new()
+                    .component(component.as_str())
+                    .availability_state(to)
+                    .reason(reason.as_str());
+                // The component's other states, as stored.
+                if let Some(a) = o.get("AdminState").and_then(enum_of) {
+                    patch = patch.admin_state(a);
+                }
+                if let Some(s) = o.get("OperState").and_then(enum_of) {
+                    patch = patch.oper_state(s);
+                }
+                self.publish("StateChanged", &n, patch.values().to_vec());
             }
             // A component taken down by its container's failure: a
             // secondary alarm (root-cause suppression files it under the

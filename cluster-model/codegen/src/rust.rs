@@ -433,6 +433,14 @@ fn class_patch(o: &mut String, c: &ClassDef) {
         let _ = writeln!(o, "    pub fn {f}(mut self, {arg}) -> Self {{");
         let _ = writeln!(o, "        self.0.push(({:?}, {value}));", p.name);
         o.push_str("        self\n    }\n");
+        // A time may be unset (an alarm reopened: no ClearedAt).
+        if p.ty == Type::DateTime {
+            let _ = writeln!(o);
+            let _ = writeln!(o, "    /// Unsets `{}`.", p.name);
+            let _ = writeln!(o, "    pub fn unset_{f}(mut self) -> Self {{");
+            let _ = writeln!(o, "        self.0.push(({:?}, Value::Absent));", p.name);
+            o.push_str("        self\n    }\n");
+        }
     }
     o.push_str("}\n\n");
 }
