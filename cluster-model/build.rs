@@ -1,4 +1,5 @@
-//! Compiles the schema into Rust types and metadata in OUT_DIR.
+//! Compiles the schema into Rust types and metadata, and its YANG module
+//! text, in OUT_DIR.
 
 use std::path::PathBuf;
 
@@ -19,6 +20,18 @@ fn main() {
             std::process::exit(1);
         }
     };
-    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR")).join("model.rs");
-    std::fs::write(&out, halyard_schema::rust::generate(&schema, "crate")).expect("write model.rs");
+    let out = PathBuf::from(std::env::var("OUT_DIR").expect("OUT_DIR"));
+    std::fs::write(
+        out.join("model.rs"),
+        halyard_schema::rust::generate(&schema, "crate"),
+    )
+    .expect("write model.rs");
+    // The YANG module's text as the schema makes it (the shipped copy under
+    // yang/ is this text: the codegen's freshness test checks it), so the
+    // NETCONF face serves it without naming a file or a revision.
+    std::fs::write(
+        out.join("module.yang"),
+        halyard_schema::yang::generate(&schema),
+    )
+    .expect("write module.yang");
 }

@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::agent::{HC, get, index_of, wait_until, workspace};
+use crate::agent::{HC, get, index_of, wait_until};
 
 const SCRIPT: &str = r#"
 import sys, time
@@ -112,7 +112,7 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
     // yanglint accepts the element's data from a full get.
     let o = Command::new("yanglint")
         .args(["-t", "get", "-f", "xml"])
-        .arg(workspace().join("yang/halyard-cluster@2026-11-26.yang"))
+        .arg(halyard_tests::yang_module())
         .arg(&data)
         .output()
         .unwrap();

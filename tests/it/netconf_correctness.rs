@@ -320,7 +320,7 @@ fn a_confirmed_commit_that_times_out_is_rolled_back_with_its_side_effects() {
             .arg("-p")
             .arg(workspace().join("yang"))
             .arg(mods.join("ietf-netconf-notifications.yang"))
-            .arg(workspace().join("yang/halyard-cluster@2026-11-26.yang"))
+            .arg(halyard_tests::yang_module())
             .arg(&p)
             .output()
             .unwrap();

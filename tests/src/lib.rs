@@ -43,6 +43,14 @@ pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
+/// The shipped YANG module of the schema (`yang/<module>@<revision>.yang`).
+pub fn yang_module() -> PathBuf {
+    let m = &halyard_cluster_model::SCHEMA.module;
+    workspace()
+        .join("yang")
+        .join(format!("{}@{}.yang", m.yang_module, m.revision))
+}
+
 /// Builds the agent once (a no-op when the workspace is built): release,
 /// or with the tests' own profile.
 pub fn halyard(release: bool) -> PathBuf {

@@ -57,8 +57,9 @@ pub fn schema_ns() -> &'static str {
     SCHEMA.module.namespace
 }
 
-/// The text of the halyard-cluster module, embedded (served by get-schema).
-pub const SCHEMA_TEXT: &str = include_str!("../../../yang/halyard-cluster@2026-11-26.yang");
+/// The text of the schema's module, as the schema generates it (served by
+/// get-schema; no file name or revision written here).
+pub const SCHEMA_TEXT: &str = halyard_cluster_model::YANG_MODULE_TEXT;
 
 /// A user allowed to log in.
 #[derive(Debug, Clone, Default)]

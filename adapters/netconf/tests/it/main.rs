@@ -19,6 +19,12 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::oneshot;
 
+/// The file name of the schema's YANG module.
+fn ours() -> String {
+    let m = &halyard_cluster_model::SCHEMA.module;
+    format!("{}@{}.yang", m.yang_module, m.revision)
+}
+
 const PASSWORD: &str = "admin-pw";
 /// Generous: the machine is shared and Python starts slowly.
 const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
@@ -596,7 +602,7 @@ m4.close_session()
             .arg(&yang)
             .args(["-t", "nc-notif", "-f", "xml"])
             .arg(&module)
-            .arg(yang.join("halyard-cluster@2026-11-26.yang"))
+            .arg(yang.join(ours()))
             .arg(s.dir.path().join(file))
             .output()
             .await
@@ -1061,8 +1067,9 @@ m.close_session()
     }
     // The data of a full <get> validates against the modules it uses.
     let data = s.dir.path().join("get-data.xml");
+    let our_file = ours();
     let wanted = [
-        "halyard-cluster@2026-11-26.yang",
+        our_file.as_str(),
         "ietf-netconf-monitoring@2010-10-04.yang",
         "ietf-yang-library@2019-01-04.yang",
         "ietf-datastores@2018-02-14.yang",
@@ -1088,7 +1095,7 @@ m.close_session()
         .arg("-p")
         .arg(&mods)
         .args(["-t", "getconfig", "-f", "xml"])
-        .arg(mods.join("halyard-cluster@2026-11-26.yang"))
+        .arg(mods.join(ours()))
         .arg(s.dir.path().join("get-config-data.xml"))
         .output()
         .await
