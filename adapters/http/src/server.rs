@@ -51,7 +51,7 @@ async fn front(
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
-    let span = tracing::info_span!("http", %method, path = %req.uri().path(), %peer, status = tracing::field::Empty);
+    let span = tracing::info_span!(parent: &st.span, "http", %method, path = %req.uri().path(), %peer, status = tracing::field::Empty);
     let resp = async {
         if !st.admit(peer.ip()) {
             return ApiError::new(
@@ -224,6 +224,7 @@ impl HttpServer {
             shutdown,
             buckets: Mutex::new(HashMap::new()),
             release_dir: config.release_dir.clone(),
+            span: tracing::Span::current(),
         });
         let router = crate::api::routes()
             .merge(crate::console::routes())

@@ -80,6 +80,10 @@ pub(crate) struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub(crate) buckets: Mutex<HashMap<IpAddr, Bucket>>,
     pub release_dir: Option<std::path::PathBuf>,
+    /// The span the server was bound in (the agent's, with the node's
+    /// name): the parent of every request's span, since the connections'
+    /// tasks run in none.
+    pub span: tracing::Span,
 }
 
 impl std::fmt::Debug for AppState {

@@ -88,6 +88,9 @@ struct Ctx {
     max_sessions: usize,
     /// Session tasks, stopped at shutdown.
     tasks: std::sync::Mutex<JoinSet<()>>,
+    /// The span the server was bound in (the agent's, with the node's
+    /// name): the parent of every connection's and session's span.
+    span: tracing::Span,
 }
 
 /// Secrets are compared in constant time (`subtle`): the time taken tells
@@ -250,9 +253,10 @@ impl Handler for Conn {
             .tasks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .spawn(crate::session::run_session(
-                shared, stream, user, peer, read_only,
-            ));
+            .spawn(
+                crate::session::run_session(shared, stream, user, peer, read_only)
+                    .instrument(self.ctx.span.clone()),
+            );
         Ok(())
     }
 
@@ -381,6 +385,7 @@ impl Listener {
                 ssh: Arc::new(ssh),
                 max_sessions: config.limits.max_sessions,
                 tasks: std::sync::Mutex::new(JoinSet::new()),
+                span: tracing::Span::current(),
             }),
         })
     }
@@ -478,7 +483,7 @@ impl Ctx {
             started: started.clone(),
             password_failures: 0,
         };
-        let span = info_span!("ssh", peer = %peer);
+        let span = info_span!(parent: &self.span, "ssh", peer = %peer);
         conns.spawn(
             async move {
                 let _ = sock.set_nodelay(true);
