@@ -281,6 +281,9 @@ struct CoreState {
     audit_incarnations: HashMap<String, watch::Sender<u32>>,
     core: HaCore,
     journal: mpsc::Sender<(String, String, serde_json::Value)>,
+    /// Journal records dropped on a full queue since the last warning,
+    /// and when that was (one line per interval, not one per record).
+    journal_dropped: (u64, Option<std::time::Instant>),
     self_tx: mpsc::Sender<Msg>,
     /// The recovery CRIM chose for the failure being handled (for the ASR).
     last_recovery: Option<String>,
