@@ -47,6 +47,9 @@ pub struct Engine {
     pub id: Vec<u8>,
     pub boots: u32,
     started: Instant,
+    /// The wall-clock time of this engine's start (the local system's
+    /// initialization, for ENTITY-STATE-MIB).
+    pub started_at: halyard_cluster_model::Timestamp,
     counters: [AtomicU32; N_COUNTERS],
     /// Time from a request's arrival to its response being sent.
     pub latency: halyard_cluster_model::latency::LatencyHistogram,
@@ -58,6 +61,7 @@ impl Engine {
             id,
             boots,
             started: Instant::now(),
+            started_at: halyard_cluster_model::Timestamp::now(),
             counters: std::array::from_fn(|_| AtomicU32::new(0)),
             latency: Default::default(),
         }

@@ -23,12 +23,16 @@ fn role_label(o: &ManagedObject, role: Role) -> Option<&'static str> {
 pub(super) fn ent_state(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
     let availability = role_label(o, Role::Availability);
     match col {
-        // entStateLastChanged, when the model knows it.
+        // entStateLastChanged: the last change the model knows of, else
+        // the agent's start (RFC 4268: "no change since the last
+        // re-initialization"), so that every row has the column and
+        // snmptable lines values up with their entities.
         1 => {
-            return match o.by_role(Role::StateLastChanged) {
-                Some(Value::Time(t)) => Some(octets(codec::date_and_time(*t))),
-                _ => None,
+            let t = match o.by_role(Role::StateLastChanged) {
+                Some(Value::Time(t)) => *t,
+                _ => snap.started,
             };
+            return Some(octets(codec::date_and_time(t)));
         }
         // entStateAlarm: BITS of the active alarms on this entity.
         5 => {

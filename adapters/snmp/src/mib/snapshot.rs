@@ -23,6 +23,9 @@ pub(super) struct Snapshot {
     pub(super) alarms: HashMap<String, u8>,
     /// (container, contained) physical entity pairs, in order.
     pub(super) contains: Vec<(u32, u32)>,
+    /// When the agent started: entStateLastChanged of an entity whose
+    /// states have not changed since (RFC 4268).
+    pub(super) started: halyard_cluster_model::Timestamp,
 }
 
 impl Snapshot {
@@ -95,6 +98,7 @@ impl Mib {
             physical,
             alarms,
             contains: Vec::new(),
+            started: self.engine.started_at,
         };
         let mut contains: Vec<(u32, u32)> = snap
             .physical

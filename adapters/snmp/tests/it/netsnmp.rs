@@ -447,6 +447,23 @@ fn entity_mib_lists_the_hardware_with_containment() {
     let s = numeric_lines(&state.stdout);
     assert_eq!(s[0].1, "INTEGER: 4");
     assert_eq!(s[1].1, "INTEGER: 4");
+    // Every entStateTable row has entStateLastChanged (RFC 4268: the
+    // agent's start when nothing changed since), so snmptable's columns
+    // line up with their rows.
+    let table = tool(
+        "snmpwalk",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.131.1.1.1"]),
+    );
+    assert!(table.ok, "{table:?}");
+    let rows = |c: u32| -> Vec<u32> {
+        numeric_lines(&table.stdout)
+            .iter()
+            .filter(|(o, _)| o.len() == 12 && o[10] == c)
+            .map(|(o, _)| o[11])
+            .collect()
+    };
+    assert!(!rows(2).is_empty(), "{table:?}");
+    assert_eq!(rows(1), rows(2), "entStateLastChanged rows: {table:?}");
 }
 
 #[test]
