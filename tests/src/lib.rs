@@ -960,15 +960,18 @@ impl Drop for Sshd {
 /// metric and raises highTemperature while `<dir>/hot` exists.
 pub fn remote_service_toml(dir: &Path) -> String {
     let d = dir.display();
-    // Alive and not a zombie (killed daemons may wait long for a reaper).
-    let alive =
-        "alive() { kill -0 \"$1\" 2>/dev/null && ! grep -q '^State:.*Z' /proc/\"$1\"/status; }; ";
+    // Alive, not a zombie (killed daemons may wait long for a reaper; a
+    // zombie's command line is empty) and ours (a stale pid may be another
+    // process's now).
+    let alive = "alive() { [ \"$(tr '\\0' ' ' < /proc/\"$1\"/cmdline 2>/dev/null)\" = 'sleep 100000 ' ]; }; ";
     let start = format!(
         "{alive}if [ -f {d}/svc.pid ] && alive $(cat {d}/svc.pid); then exit 0; fi; \
          sleep 100000 </dev/null >/dev/null 2>&1 & echo $! > {d}/svc.pid; echo $! >> {d}/all.pids; \
          echo $HALYARD_INCARNATION >> {d}/starts"
     );
-    let stop = format!("kill $(cat {d}/svc.pid) && rm -f {d}/svc.pid");
+    // Only the service itself: a stale pid may be another process's now.
+    let stop =
+        format!("{alive}p=$(cat {d}/svc.pid) && if alive $p; then kill $p; fi; rm -f {d}/svc.pid");
     let health = format!("{alive}alive $(cat {d}/svc.pid)");
     let stats = format!(
         "echo '# np stats'; echo \"metric sessions $(wc -l < {d}/starts) count\"; \
@@ -989,6 +992,9 @@ fn toml_str(s: &str) -> String {
     serde_json::to_string(s).expect("a string")
 }
 
+/// The command line of a remote service (`/proc/<pid>/cmdline`).
+const SERVICE_CMDLINE: &[u8] = b"sleep\x00100000\x00";
+
 /// Kills every remote service ever started in `dir` when dropped (a
 /// failed test leaves none behind).
 #[derive(Debug)]
@@ -997,7 +1003,13 @@ pub struct RemoteServices(pub PathBuf);
 impl Drop for RemoteServices {
     fn drop(&mut self) {
         let pids = std::fs::read_to_string(self.0.join("all.pids")).unwrap_or_default();
-        for p in pids.split_whitespace() {
+        // Only those still running: the pid of one that died long ago may
+        // be another process's now (pid_max is 32,768 here, and a test run
+        // starts tens of thousands), and a kill -9 of it took the test
+        // runner's own shell with it.
+        for p in pids.split_whitespace().filter(|p| {
+            std::fs::read(format!("/proc/{p}/cmdline")).is_ok_and(|c| c == SERVICE_CMDLINE)
+        }) {
             let _ = Command::new("kill")
                 .args(["-9", p])
                 .stderr(Stdio::null())
