@@ -30,12 +30,16 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Python peers: pyang (YANG), ncclient, netconf-console2 and ssh2-python
-# (libssh2) as NETCONF clients.
+# (libssh2) as NETCONF clients, pysnmp as an SNMP manager.
 py_need=()
 python3 -c 'import pyang' 2>/dev/null || py_need+=(pyang)
 python3 -c 'import ncclient' 2>/dev/null || py_need+=(ncclient)
 command -v netconf-console2 >/dev/null || py_need+=(netconf-console2)
 python3 -c 'import ssh2' 2>/dev/null || py_need+=(ssh2-python)
+# pysnmp (LeXtudio's, pinned: its API moves between releases) is the
+# second SNMPv3 peer, for the privacy protocols net-snmp's build lacks.
+python3 -c 'import pysnmp, cryptography; assert pysnmp.__version__ == "7.1.21"' 2>/dev/null ||
+  py_need+=(pysnmp==7.1.21 cryptography)
 if [ ${#py_need[@]} -gt 0 ]; then
   echo "installing from PyPI: ${py_need[*]}"
   python3 -m pip install -q "${py_need[@]}"

@@ -13,7 +13,7 @@ use halyard_cluster_model::port::InformationModel;
 use tokio::sync::watch;
 
 use crate::Cli;
-use crate::config::Config;
+use crate::config::{Config, SnmpAuth, SnmpPriv};
 use crate::face_metrics::FaceMetrics;
 
 /// One protocol face, bound and ready to serve.
@@ -196,20 +196,27 @@ fn snmp_config(
     .collect();
     for u in &cfg.snmp.users {
         let auth = match u.auth {
-            crate::config::SnmpAuth::Md5 => AuthProtocol::Md5,
-            crate::config::SnmpAuth::Sha1 => AuthProtocol::Sha1,
-            crate::config::SnmpAuth::Sha224 => AuthProtocol::Sha224,
-            crate::config::SnmpAuth::Sha256 => AuthProtocol::Sha256,
-            crate::config::SnmpAuth::Sha384 => AuthProtocol::Sha384,
-            crate::config::SnmpAuth::Sha512 => AuthProtocol::Sha512,
+            SnmpAuth::Md5 => AuthProtocol::Md5,
+            SnmpAuth::Sha1 => AuthProtocol::Sha1,
+            SnmpAuth::Sha224 => AuthProtocol::Sha224,
+            SnmpAuth::Sha256 => AuthProtocol::Sha256,
+            SnmpAuth::Sha384 => AuthProtocol::Sha384,
+            SnmpAuth::Sha512 => AuthProtocol::Sha512,
         };
         c.users.push(UsmUser {
             name: u.name.get_ref().clone(),
             auth: Some((auth, u.auth_pass.get_ref().clone())),
-            privacy: u
-                .priv_pass
-                .as_ref()
-                .map(|p| (PrivProtocol::Aes128, p.get_ref().clone())),
+            privacy: u.privacy.zip(u.priv_pass.as_ref()).map(|(proto, p)| {
+                let proto = match proto {
+                    SnmpPriv::Des => PrivProtocol::Des,
+                    SnmpPriv::Aes => PrivProtocol::Aes128,
+                    SnmpPriv::Aes192 => PrivProtocol::Aes192,
+                    SnmpPriv::Aes256 => PrivProtocol::Aes256,
+                    SnmpPriv::Aes192Reeder => PrivProtocol::Aes192Reeder,
+                    SnmpPriv::Aes256Reeder => PrivProtocol::Aes256Reeder,
+                };
+                (proto, p.get_ref().clone())
+            }),
             group: match (u.write, u.priv_pass.is_some()) {
                 (false, false) => "ro".into(),
                 (true, false) => "rw".into(),

@@ -16,10 +16,33 @@ pub enum AuthProtocol {
     Sha512,
 }
 
-/// USM privacy protocols (RFC 3826).
+/// USM privacy protocols: CBC-DES (RFC 3414 8), AES-128-CFB (RFC 3826)
+/// and AES-192/256-CFB with either of the two key extensions in use:
+/// Blumenthal's (draft-blumenthal-aes-usm-04, net-snmp's `AES-192` and
+/// `AES-256`) and Reeder's (draft-reeder-snmpv3-usm-3desede-00, Cisco's
+/// and pysnmp's `usmAesCfb192Protocol`). The two differ only in how a
+/// localised key shorter than the cipher's is extended, so a manager set
+/// for the other variant fails with a decryption error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PrivProtocol {
+    Des,
     Aes128,
+    Aes192,
+    Aes256,
+    Aes192Reeder,
+    Aes256Reeder,
+}
+
+impl PrivProtocol {
+    /// Octets of localised key the protocol takes: DES uses 8 for the key
+    /// and 8 for the pre-IV (RFC 3414 8.1.1.1).
+    pub fn key_len(self) -> usize {
+        match self {
+            PrivProtocol::Des | PrivProtocol::Aes128 => 16,
+            PrivProtocol::Aes192 | PrivProtocol::Aes192Reeder => 24,
+            PrivProtocol::Aes256 | PrivProtocol::Aes256Reeder => 32,
+        }
+    }
 }
 
 /// A named MIB view (RFC 3415): included subtrees minus excluded ones.

@@ -106,9 +106,22 @@ impl Engine {
         }
         // RFC 3414 2.2.2: at 2^31-1 the engine stays there (needs re-keying).
         let boots = boots.saturating_add(1).min(0x7fff_ffff);
+        // Durable before the first message carries it (RFC 3414 2.2.2:
+        // boots must never repeat with the same keys): the new file is
+        // synced, renamed over the old one atomically, and the rename
+        // synced too, so a kill -9 or a power cut leaves the old count or
+        // the new one, never a torn file or a count that goes back.
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, format!("engine-id {}\nboots {boots}\n", to_hex(&id))).map_err(io)?;
+        let text = format!("engine-id {}\nboots {boots}\n", to_hex(&id));
+        let mut f = std::fs::File::create(&tmp).map_err(io)?;
+        std::io::Write::write_all(&mut f, text.as_bytes()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        drop(f);
         std::fs::rename(&tmp, path).map_err(io)?;
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+        std::fs::File::open(dir.unwrap_or(Path::new(".")))
+            .and_then(|d| d.sync_all())
+            .map_err(io)?;
         Ok(Engine::new(id, boots))
     }
 

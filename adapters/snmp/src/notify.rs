@@ -245,7 +245,7 @@ struct Remote {
     time: u32,
     at: Instant,
     auth: Option<(AuthProtocol, Vec<u8>)>,
-    privacy: Option<Vec<u8>>,
+    privacy: Option<usm::PrivKey>,
 }
 
 impl Remote {
@@ -348,7 +348,7 @@ async fn discover(
         .as_ref()
         .map(|(proto, pw)| (*proto, usm::localized_key(*proto, pw, &engine_id)));
     let privacy = match (&u.privacy, &u.auth) {
-        (Some((_, pw)), Some((proto, _))) => Some(usm::localized_key(*proto, pw, &engine_id)),
+        (Some((pp, pw)), Some((ap, _))) => Some(usm::PrivKey::new(*ap, *pp, pw, &engine_id)),
         _ => None,
     };
     tracing::debug!(target = %target.address, engine_id = %crate::engine::to_hex(&engine_id), "discovered inform receiver engine");
@@ -393,7 +393,7 @@ async fn send_v3_inform(
             time: r.time_now(),
             user: user.as_bytes(),
             auth: r.auth.as_ref().map(|(p, k)| (*p, &k[..])),
-            privacy: r.privacy.as_deref(),
+            privacy: r.privacy.as_ref(),
             salt: shared.next_salt(),
             reportable: true,
             scoped: v3::ScopedPdu {

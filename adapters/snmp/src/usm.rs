@@ -1,15 +1,17 @@
 //! USM cryptography: password to key and key localisation (RFC 3414 A.2,
-//! RFC 7860), HMAC authentication, AES-128-CFB privacy (RFC 3826).
-//! Every primitive comes from the RustCrypto crates.
+//! RFC 7860), HMAC authentication, and privacy: CBC-DES (RFC 3414 8),
+//! AES-CFB with 128-bit keys (RFC 3826) and 192/256-bit keys in both key
+//! extensions (Blumenthal, Reeder). Every primitive comes from the
+//! RustCrypto crates.
 
-use aes::Aes128;
-use cfb_mode::cipher::KeyIvInit;
+use aes::{Aes128, Aes192, Aes256};
+use cfb_mode::cipher::{BlockModeDecrypt, BlockModeEncrypt, KeyIvInit};
 use hmac::{Hmac, KeyInit, Mac};
 use md5::Md5;
 use sha1::Sha1;
 use sha2::{Digest, Sha224, Sha256, Sha384, Sha512};
 
-use crate::config::AuthProtocol;
+use crate::config::{AuthProtocol, PrivProtocol};
 
 impl AuthProtocol {
     /// Length of msgAuthenticationParameters.
@@ -64,21 +66,187 @@ pub fn password_to_key(proto: AuthProtocol, password: &str) -> Vec<u8> {
 
 /// The key localised for `engine_id` (Kul).
 pub fn localized_key(proto: AuthProtocol, password: &str, engine_id: &[u8]) -> Vec<u8> {
-    let p = password.as_bytes();
+    localize(proto, &password_to_key(proto, password), engine_id)
+}
+
+/// Kul of a master key Ku.
+fn localize(proto: AuthProtocol, ku: &[u8], engine_id: &[u8]) -> Vec<u8> {
     match proto {
-        AuthProtocol::Md5 => localize_with::<Md5>(&password_to_key_with::<Md5>(p), engine_id),
-        AuthProtocol::Sha1 => localize_with::<Sha1>(&password_to_key_with::<Sha1>(p), engine_id),
-        AuthProtocol::Sha224 => {
-            localize_with::<Sha224>(&password_to_key_with::<Sha224>(p), engine_id)
+        AuthProtocol::Md5 => localize_with::<Md5>(ku, engine_id),
+        AuthProtocol::Sha1 => localize_with::<Sha1>(ku, engine_id),
+        AuthProtocol::Sha224 => localize_with::<Sha224>(ku, engine_id),
+        AuthProtocol::Sha256 => localize_with::<Sha256>(ku, engine_id),
+        AuthProtocol::Sha384 => localize_with::<Sha384>(ku, engine_id),
+        AuthProtocol::Sha512 => localize_with::<Sha512>(ku, engine_id),
+    }
+}
+
+/// Ku of any octets taken as a passphrase (the Reeder extension feeds
+/// a key back in).
+fn octets_to_key(proto: AuthProtocol, p: &[u8]) -> Vec<u8> {
+    match proto {
+        AuthProtocol::Md5 => password_to_key_with::<Md5>(p),
+        AuthProtocol::Sha1 => password_to_key_with::<Sha1>(p),
+        AuthProtocol::Sha224 => password_to_key_with::<Sha224>(p),
+        AuthProtocol::Sha256 => password_to_key_with::<Sha256>(p),
+        AuthProtocol::Sha384 => password_to_key_with::<Sha384>(p),
+        AuthProtocol::Sha512 => password_to_key_with::<Sha512>(p),
+    }
+}
+
+fn hash(proto: AuthProtocol, data: &[u8]) -> Vec<u8> {
+    match proto {
+        AuthProtocol::Md5 => Md5::digest(data).to_vec(),
+        AuthProtocol::Sha1 => Sha1::digest(data).to_vec(),
+        AuthProtocol::Sha224 => Sha224::digest(data).to_vec(),
+        AuthProtocol::Sha256 => Sha256::digest(data).to_vec(),
+        AuthProtocol::Sha384 => Sha384::digest(data).to_vec(),
+        AuthProtocol::Sha512 => Sha512::digest(data).to_vec(),
+    }
+}
+
+/// A user's privacy key: localised with the user's authentication hash
+/// and, where that is shorter than the cipher's key, extended the way the
+/// protocol's variant says. Only this form is kept, never the passphrase.
+#[derive(Clone)]
+pub struct PrivKey {
+    proto: PrivProtocol,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PrivKey {
+    // The key is a secret: its protocol only.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivKey")
+            .field("proto", &self.proto)
+            .finish()
+    }
+}
+
+impl PrivKey {
+    /// The key of `password` for `engine_id`.
+    pub fn new(auth: AuthProtocol, proto: PrivProtocol, password: &str, engine_id: &[u8]) -> Self {
+        Self::from_localized(
+            auth,
+            proto,
+            localized_key(auth, password, engine_id),
+            engine_id,
+        )
+    }
+
+    /// Extends an already localised key (Kul) as `proto` needs.
+    pub fn from_localized(
+        auth: AuthProtocol,
+        proto: PrivProtocol,
+        mut key: Vec<u8>,
+        engine_id: &[u8],
+    ) -> Self {
+        while key.len() < proto.key_len() {
+            let more = match proto {
+                // Reeder: Kul2 = localize(P2K(Kul1)).
+                PrivProtocol::Aes192Reeder | PrivProtocol::Aes256Reeder => {
+                    localize(auth, &octets_to_key(auth, &key), engine_id)
+                }
+                // Blumenthal: Kul' = Kul || H(Kul).
+                _ => hash(auth, &key),
+            };
+            key.extend_from_slice(&more);
         }
-        AuthProtocol::Sha256 => {
-            localize_with::<Sha256>(&password_to_key_with::<Sha256>(p), engine_id)
+        key.truncate(proto.key_len());
+        PrivKey { proto, key }
+    }
+
+    pub fn protocol(&self) -> PrivProtocol {
+        self.proto
+    }
+
+    /// Encrypts a scoped PDU: the ciphertext and msgPrivacyParameters.
+    /// `salt` must differ for every message sent with this key.
+    pub fn encrypt(
+        &self,
+        boots: u32,
+        time: u32,
+        salt: u64,
+        mut data: Vec<u8>,
+    ) -> (Vec<u8>, [u8; 8]) {
+        match self.proto {
+            PrivProtocol::Des => {
+                // RFC 3414 8.1.1.1: salt = boots, then a local counter.
+                let mut params = [0u8; 8];
+                params[..4].copy_from_slice(&boots.to_be_bytes());
+                params[4..].copy_from_slice(&(salt as u32).to_be_bytes());
+                let iv = self.des_iv(&params);
+                data.resize(data.len().div_ceil(8) * 8, 0);
+                if let Ok(mut c) = cbc::Encryptor::<des::Des>::new_from_slices(&self.key[..8], &iv)
+                {
+                    for block in data.chunks_exact_mut(8) {
+                        if let Ok(b) = block.try_into() {
+                            c.encrypt_block(b);
+                        }
+                    }
+                }
+                (data, params)
+            }
+            _ => {
+                let params = salt.to_be_bytes();
+                let iv = aes_iv(boots, time, &params);
+                self.aes(&iv, &mut data, true);
+                (data, params)
+            }
         }
-        AuthProtocol::Sha384 => {
-            localize_with::<Sha384>(&password_to_key_with::<Sha384>(p), engine_id)
+    }
+
+    /// Decrypts a scoped PDU; `None` where the parameters or the length
+    /// cannot be right (the caller counts a decryption error).
+    pub fn decrypt(&self, boots: u32, time: u32, params: &[u8], data: &[u8]) -> Option<Vec<u8>> {
+        let params: [u8; 8] = params.try_into().ok()?;
+        let mut plain = data.to_vec();
+        match self.proto {
+            PrivProtocol::Des => {
+                if plain.is_empty() || !plain.len().is_multiple_of(8) {
+                    return None;
+                }
+                let iv = self.des_iv(&params);
+                let mut c =
+                    cbc::Decryptor::<des::Des>::new_from_slices(&self.key[..8], &iv).ok()?;
+                for block in plain.chunks_exact_mut(8) {
+                    c.decrypt_block(block.try_into().ok()?);
+                }
+            }
+            _ => {
+                let iv = aes_iv(boots, time, &params);
+                self.aes(&iv, &mut plain, false);
+            }
         }
-        AuthProtocol::Sha512 => {
-            localize_with::<Sha512>(&password_to_key_with::<Sha512>(p), engine_id)
+        Some(plain)
+    }
+
+    /// The pre-IV (the key's second 8 octets) XOR the salt.
+    fn des_iv(&self, salt: &[u8; 8]) -> [u8; 8] {
+        let mut iv = [0u8; 8];
+        for (i, b) in iv.iter_mut().enumerate() {
+            *b = self.key[8 + i] ^ salt[i];
+        }
+        iv
+    }
+
+    fn aes(&self, iv: &[u8; 16], data: &mut [u8], encrypt: bool) {
+        macro_rules! cfb {
+            ($c:ty) => {{
+                if encrypt {
+                    if let Ok(c) = cfb_mode::Encryptor::<$c>::new_from_slices(&self.key, iv) {
+                        c.encrypt(data);
+                    }
+                } else if let Ok(c) = cfb_mode::Decryptor::<$c>::new_from_slices(&self.key, iv) {
+                    c.decrypt(data);
+                }
+            }};
+        }
+        match self.proto {
+            PrivProtocol::Des => {}
+            PrivProtocol::Aes128 => cfb!(Aes128),
+            PrivProtocol::Aes192 | PrivProtocol::Aes192Reeder => cfb!(Aes192),
+            PrivProtocol::Aes256 | PrivProtocol::Aes256Reeder => cfb!(Aes256),
         }
     }
 }
@@ -243,9 +411,9 @@ pub struct Outgoing<'a> {
     pub user: &'a [u8],
     /// Authentication protocol and localised key.
     pub auth: Option<(AuthProtocol, &'a [u8])>,
-    /// Localised privacy key (AES-128); needs `auth`.
-    pub privacy: Option<&'a [u8]>,
-    /// Unique per message: the AES salt.
+    /// Privacy key; needs `auth`.
+    pub privacy: Option<&'a PrivKey>,
+    /// Unique per message: the salt (AES) or its local half (DES).
     pub salt: u64,
     pub reportable: bool,
     pub scoped: rasn_snmp::v3::ScopedPdu,
@@ -257,12 +425,13 @@ pub fn build_message(m: &Outgoing<'_>) -> Option<Vec<u8>> {
     use rasn::types::{Integer, OctetString};
     use rasn_snmp::v3;
     let privacy = m.privacy.filter(|_| m.auth.is_some());
-    let salt = m.salt.to_be_bytes();
+    let mut salt = Vec::new();
     let scoped_data = match privacy {
         Some(key) => {
-            let mut plain = rasn::ber::encode(&m.scoped).ok()?;
-            aes_encrypt(key, m.boots, m.time, &salt, &mut plain);
-            v3::ScopedPduData::EncryptedPdu(OctetString::from(plain))
+            let plain = rasn::ber::encode(&m.scoped).ok()?;
+            let (data, params) = key.encrypt(m.boots, m.time, m.salt, plain);
+            salt = params.to_vec();
+            v3::ScopedPduData::EncryptedPdu(OctetString::from(data))
         }
         None => v3::ScopedPduData::CleartextPdu(m.scoped.clone()),
     };
@@ -273,11 +442,7 @@ pub fn build_message(m: &Outgoing<'_>) -> Option<Vec<u8>> {
         authoritative_engine_time: Integer::from(i64::from(m.time)),
         user_name: OctetString::from(m.user.to_vec()),
         authentication_parameters: OctetString::from(vec![0u8; mac_len]),
-        privacy_parameters: OctetString::from(if privacy.is_some() {
-            salt.to_vec()
-        } else {
-            Vec::new()
-        }),
+        privacy_parameters: OctetString::from(salt),
     };
     let flags = u8::from(m.auth.is_some())
         | (u8::from(privacy.is_some()) << 1)
@@ -350,6 +515,100 @@ mod tests {
         assert_ne!(&data[..], b"a scoped PDU of any length");
         assert!(aes_decrypt(&key, 3, 77, &[1; 8], &mut data));
         assert_eq!(&data[..], b"a scoped PDU of any length");
+    }
+
+    /// "maplesyrup" for engine 000000000000000000000002, extended by each
+    /// variant; the expected keys were computed by pysnmp 7.1's
+    /// `localize_key` (an independent implementation).
+    #[test]
+    fn aes_key_extensions_match_pysnmp() {
+        let engine = [0u8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+        let key = |a, p| hex(&PrivKey::new(a, p, "maplesyrup", &engine).key);
+        use AuthProtocol::{Md5, Sha1};
+        use PrivProtocol::*;
+        let want = [
+            (
+                Md5,
+                Aes192Reeder,
+                "526f5eed9fcce26f8964c2930787d82b79eff44a90650ee0",
+            ),
+            (
+                Sha1,
+                Aes192Reeder,
+                "6695febc9288e36282235fc7151f128497b38f3f9b8b6d78",
+            ),
+            (
+                Md5,
+                Aes256Reeder,
+                "526f5eed9fcce26f8964c2930787d82b79eff44a90650ee0a3a40abfac5acc12",
+            ),
+            (
+                Sha1,
+                Aes256Reeder,
+                "6695febc9288e36282235fc7151f128497b38f3f9b8b6d78936ba6e7d19dfd9c",
+            ),
+            (
+                Md5,
+                Aes192,
+                "526f5eed9fcce26f8964c2930787d82bfa24a92467426c2f",
+            ),
+            (
+                Sha1,
+                Aes192,
+                "6695febc9288e36282235fc7151f128497b38f3f505e07eb",
+            ),
+            (
+                Md5,
+                Aes256,
+                "526f5eed9fcce26f8964c2930787d82bfa24a92467426c2f4b09192be10dfaec",
+            ),
+            (
+                Sha1,
+                Aes256,
+                "6695febc9288e36282235fc7151f128497b38f3f505e07eb9af25568fa1f5dbe",
+            ),
+        ];
+        for (a, p, k) in want {
+            assert_eq!(key(a, p), k, "{a:?} {p:?}");
+        }
+        // A localised key long enough is not extended: both variants agree.
+        assert_eq!(
+            key(AuthProtocol::Sha256, Aes256),
+            key(AuthProtocol::Sha256, Aes256Reeder)
+        );
+    }
+
+    #[test]
+    fn every_privacy_protocol_round_trips_and_refuses_a_wrong_key() {
+        let text = b"a scoped PDU of any length, 47 octets long....".to_vec();
+        for p in [
+            PrivProtocol::Des,
+            PrivProtocol::Aes128,
+            PrivProtocol::Aes192,
+            PrivProtocol::Aes256,
+            PrivProtocol::Aes192Reeder,
+            PrivProtocol::Aes256Reeder,
+        ] {
+            let k = PrivKey::new(AuthProtocol::Sha1, p, "privpass", b"engine1");
+            let (data, params) = k.encrypt(3, 77, 0x0102_0304_0506_0708, text.clone());
+            assert_ne!(&data[..text.len()], &text[..], "{p:?}");
+            let plain = k.decrypt(3, 77, &params, &data).unwrap();
+            assert_eq!(&plain[..text.len()], &text[..], "{p:?}");
+            let other = PrivKey::new(AuthProtocol::Sha1, p, "otherpass", b"engine1");
+            let wrong = other.decrypt(3, 77, &params, &data).unwrap();
+            assert_ne!(&wrong[..text.len()], &text[..], "{p:?}");
+            assert!(k.decrypt(3, 77, &params[..7], &data).is_none(), "{p:?}");
+            if p == PrivProtocol::Des {
+                // CBC: padded to whole blocks; the salt is boots, then the
+                // counter's low half (RFC 3414 8.1.1.1).
+                assert_eq!(data.len(), 48);
+                assert_eq!(params, [0, 0, 0, 3, 5, 6, 7, 8]);
+                assert!(k.decrypt(3, 77, &params, &data[..47]).is_none());
+            } else {
+                assert_eq!(data.len(), text.len());
+                assert_eq!(params, [1, 2, 3, 4, 5, 6, 7, 8]);
+            }
+        }
     }
 
     #[test]

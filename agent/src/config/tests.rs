@@ -184,7 +184,18 @@ fn an_unknown_word_names_file_line_column_and_the_expected_words() {
                 "SHA", "SHA-1", "SHA-224", "SHA-256", "SHA-384", "SHA-512", "MD5",
             ],
         ),
-        ("priv = ", &["AES", "AES-128"]),
+        (
+            "priv = ",
+            &[
+                "DES",
+                "AES",
+                "AES-128",
+                "AES-192",
+                "AES-256",
+                "AES-192-C",
+                "AES-256-C",
+            ],
+        ),
         ("role = \"viewer", &["viewer", "operator", "admin"]),
         ("role = \"admin", &["viewer", "operator", "admin"]),
         (
@@ -503,15 +514,25 @@ fn check_thresholds_refuses_falling_above_rising() {
     );
 }
 
-/// DES was accepted and AES-128 used instead, so net-snmp's `-x DES`
-/// failed with "decryption error"; now the file is refused at the word.
+/// DES was once accepted and AES-128 used instead, so net-snmp's `-x DES`
+/// failed with "decryption error". Every protocol named is the one used
+/// now, and a name not known is refused where it is written.
 #[test]
-fn des_privacy_is_refused_where_it_is_written() {
-    let text = WORDS.replace("priv = \"AES-128\"", "priv = \"DES\"");
+fn privacy_protocols_are_taken_as_written_or_refused() {
+    for (word, want) in [
+        ("DES", SnmpPriv::Des),
+        ("AES-192", SnmpPriv::Aes192),
+        ("AES-256-C", SnmpPriv::Aes256Reeder),
+    ] {
+        let text = WORDS.replace("priv = \"AES-128\"", &format!("priv = \"{word}\""));
+        let c = parse("w.toml", &text).unwrap();
+        assert_eq!(c.snmp.users[0].privacy, Some(want), "{word}");
+    }
+    let text = WORDS.replace("priv = \"AES-128\"", "priv = \"3DES\"");
     let line = text.lines().position(|l| l.starts_with("priv = ")).unwrap() + 1;
     let e = parse("w.toml", &text).unwrap_err().to_string();
     assert!(e.contains(&format!("w.toml:{line}:")), "{e}");
-    assert!(e.contains("DES") && e.contains("`AES`"), "{e}");
+    assert!(e.contains("3DES") && e.contains("`AES-256-C`"), "{e}");
 }
 
 #[test]

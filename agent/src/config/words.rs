@@ -183,14 +183,25 @@ pub enum SnmpAuth {
     Md5,
 }
 
-/// `priv` of an SNMPv3 user (USM privacy protocol). The SNMP face has
-/// AES-128 (RFC 3826) only, so "DES" is refused where it is written: it
-/// was accepted and AES used instead, and clients configured for DES got
-/// "decryption error" with no hint why.
+/// `priv` of an SNMPv3 user (USM privacy protocol), by net-snmp's names.
+/// AES-192 and AES-256 extend a short localised key as net-snmp does
+/// (Blumenthal); the `-C` forms as Cisco and pysnmp's
+/// `usmAesCfb192Protocol` do (Reeder). A name not listed is refused where
+/// it is written, never replaced by another protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SnmpPriv {
+    #[serde(rename = "DES")]
+    Des,
     #[serde(rename = "AES", alias = "AES-128")]
     Aes,
+    #[serde(rename = "AES-192")]
+    Aes192,
+    #[serde(rename = "AES-256")]
+    Aes256,
+    #[serde(rename = "AES-192-C")]
+    Aes192Reeder,
+    #[serde(rename = "AES-256-C")]
+    Aes256Reeder,
 }
 
 /// What COpCo does with a command that conflicts with a running job

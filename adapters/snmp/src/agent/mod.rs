@@ -16,7 +16,7 @@ use std::net::UdpSocket;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::config::{AuthProtocol, Community, PrivProtocol, SecurityLevel, SnmpConfig, View};
+use crate::config::{AuthProtocol, Community, SecurityLevel, SnmpConfig, View};
 use crate::engine::{Counter, Engine};
 use crate::error::SnmpError;
 use crate::mib::{Mib, SysInfo};
@@ -42,7 +42,7 @@ struct LocalUser {
     /// The name as the audit trail records it.
     principal: String,
     auth: Option<(AuthProtocol, Vec<u8>)>,
-    privacy: Option<(PrivProtocol, Vec<u8>)>,
+    privacy: Option<usm::PrivKey>,
     read_view: View,
     write_view: Option<View>,
     min_level: SecurityLevel,
@@ -165,7 +165,7 @@ impl SnmpAgent {
                     .map(|(p, pw)| (*p, usm::localized_key(*p, pw, &engine.id)));
                 let privacy = match (&u.privacy, &u.auth) {
                     (Some((pp, pw)), Some((ap, _))) => {
-                        Some((*pp, usm::localized_key(*ap, pw, &engine.id)))
+                        Some(usm::PrivKey::new(*ap, *pp, pw, &engine.id))
                     }
                     _ => None,
                 };

@@ -91,17 +91,15 @@ impl Shared {
         }
         let scoped = match (&msg.scoped_data, &user.privacy) {
             (v3::ScopedPduData::CleartextPdu(s), _) if !privacy => s.clone(),
-            (v3::ScopedPduData::EncryptedPdu(data), Some((_, key))) if privacy => {
-                let salt: Option<[u8; 8]> = usm.privacy_parameters[..].try_into().ok();
+            (v3::ScopedPduData::EncryptedPdu(data), Some(key)) if privacy => {
                 let boots = u32::try_from(&usm.authoritative_engine_boots).ok();
                 let time = u32::try_from(&usm.authoritative_engine_time).ok();
-                let (Some(salt), Some(boots), Some(time)) = (salt, boots, time) else {
+                let plain = boots.zip(time).and_then(|(boots, time)| {
+                    key.decrypt(boots, time, &usm.privacy_parameters, data)
+                });
+                let Some(plain) = plain else {
                     return report(Counter::DecryptionErrors, None);
                 };
-                let mut plain = data.to_vec();
-                if !usm::aes_decrypt(key, boots, time, &salt, &mut plain) {
-                    return report(Counter::DecryptionErrors, None);
-                }
                 match rasn::ber::decode::<v3::ScopedPdu>(&plain) {
                     Ok(s) => s,
                     Err(_) => return report(Counter::DecryptionErrors, None),
@@ -254,7 +252,7 @@ impl Shared {
             time: e.time(),
             user: user.map_or(&[][..], |u| &u.name[..]),
             auth: auth_key.map(|(p, k)| (*p, &k[..])),
-            privacy: priv_key.map(|(_, k)| &k[..]),
+            privacy: priv_key,
             salt: self.salt.fetch_add(1, Ordering::Relaxed),
             reportable: false,
             scoped,

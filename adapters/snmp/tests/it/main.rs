@@ -2,6 +2,7 @@
 //! in-memory demo element and the REAL net-snmp tools talk to it.
 
 mod behaviour;
+mod crypto;
 mod harness;
 mod malformed;
 mod netsnmp;
