@@ -10,37 +10,25 @@
 //! the core's Unix socket and injects the fence as the membership monitor
 //! does when no round trip reaches a majority within the lease.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use halyard_backend::cec::CecRules;
-use halyard_backend::cluster::{ClusterView, applier};
-use halyard_backend::core::{
-    ClusterSpec, ComponentSpec, CoreConfig, HaCore, Kind, Membership, Running,
-};
+use halyard_backend::core::{ComponentSpec, CoreConfig, HaCore, Kind, Membership, Running};
 use halyard_backend::crim::SgConfig;
-use halyard_backend::repo::Repository;
 use halyard_cluster_model::model::{
     AvailabilityState, CheckpointMode, RecoveryAction, RedundancyModel, StandbyMode,
 };
-use halyard_consensus::{Consensus, ConsensusConfig, ConsensusTask};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use halyard_consensus::{Consensus, ConsensusTask};
+use tokio::io::AsyncWriteExt;
 use tokio::net::UnixStream;
 use tokio::net::unix::OwnedWriteHalf;
 use tokio::sync::{mpsc, watch};
 
 /// The membership monitor's lease in the agent's default configuration.
 const LEASE: Duration = Duration::from_millis(300);
-
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
 
 fn ha(name: &str) -> ComponentSpec {
     ComponentSpec {
@@ -58,25 +46,7 @@ fn ha(name: &str) -> ComponentSpec {
 }
 
 async fn start(dir: &Path) -> (HaCore, Running, Consensus, ConsensusTask) {
-    let addr = free_addr();
-    let c = ConsensusConfig::new(1, BTreeMap::from([(1, vec![addr])]), dir.join("consensus"));
-    let (machine, applied) = applier();
-    let (consensus, task) = Consensus::start(c, Arc::new(machine.clone()))
-        .await
-        .unwrap();
-    let spec = ClusterSpec {
-        consensus: consensus.clone(),
-        view: ClusterView::new("n1", &[("n1".to_string(), 1)]),
-        hosts: BTreeMap::from([
-            ("a".to_string(), "n1".to_string()),
-            ("b".to_string(), "n1".to_string()),
-        ]),
-        applied,
-        applier: machine,
-    };
     let config = CoreConfig {
-        node: "n1".into(),
-        socket: dir.join("ha.sock"),
         groups: vec![SgConfig {
             name: "pair".into(),
             model: RedundancyModel::TwoN,
@@ -89,24 +59,16 @@ async fn start(dir: &Path) -> (HaCore, Running, Consensus, ConsensusTask) {
             sis: vec!["si=pair".into()],
         }],
         components: vec![ha("a"), ha("b")],
-        locked: Vec::new(),
-        cec: CecRules::default(),
         // Longer than the pause below: the session is slow, not dead.
         checkpoint_deadline: Duration::from_secs(10),
-        watchdog_timeout: Duration::from_secs(30),
-        watchdog_device: None,
         stop_grace: Duration::from_secs(1),
-        switchover_lead: Duration::ZERO,
-        remote: None,
+        ..support::core_config(dir)
     };
-    let repo = Repository::open(&dir.join("halyard.db")).await.unwrap();
-    let (core, running) = HaCore::start_clustered(config, repo, spec).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !consensus.is_leader() {
-        assert!(Instant::now() < deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    (core, running, consensus, task)
+    let hosts = BTreeMap::from([
+        ("a".to_string(), "n1".to_string()),
+        ("b".to_string(), "n1".to_string()),
+    ]);
+    support::one_node_cluster(dir, support::free_addr(), |_| {}, config, hosts).await
 }
 
 /// One component's end of the socket: lines as JSON, a reader that can be
@@ -122,30 +84,7 @@ impl Client {
     async fn register(socket: &Path, name: &str) -> Client {
         let stream = UnixStream::connect(socket).await.unwrap();
         let (r, write) = stream.into_split();
-        let (tx, lines) = mpsc::unbounded_channel();
-        let (pause, mut paused) = watch::channel(false);
-        tokio::spawn(async move {
-            let mut r = BufReader::new(r);
-            let mut line = String::new();
-            loop {
-                while *paused.borrow_and_update() {
-                    if paused.changed().await.is_err() {
-                        return;
-                    }
-                }
-                line.clear();
-                match r.read_line(&mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if let Ok(v) = serde_json::from_str(&line)
-                            && tx.send(v).is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let (lines, pause) = support::pausable_lines(r);
         let mut c = Client {
             write: Some(write),
             lines,

@@ -3,18 +3,16 @@
 //! the snapshot nor the restart grows with them; a reader's cursor never
 //! skips or repeats a change.
 
+mod support;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use halyard_backend::cec::CecRules;
-use halyard_backend::cluster::{ClusterView, applier};
-use halyard_backend::core::{ClusterSpec, CoreConfig, HaCore, Running};
+use halyard_backend::core::{HaCore, Running};
 use halyard_backend::replicated::{Change, Retention};
-use halyard_backend::repo::Repository;
-use halyard_consensus::{Consensus, ConsensusConfig, ConsensusTask};
+use halyard_consensus::{Consensus, ConsensusTask};
 
 /// The audit trail's bound, as the agent sets it.
 const KEPT: usize = 1000;
@@ -26,48 +24,15 @@ struct Node {
     task: ConsensusTask,
 }
 
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 async fn start(dir: &Path, addr: SocketAddr) -> Node {
-    let mut c = ConsensusConfig::new(1, BTreeMap::from([(1, vec![addr])]), dir.join("consensus"));
-    c.snapshot_every = 10_000;
-    let (machine, applied) = applier();
-    let (consensus, task) = Consensus::start(c, Arc::new(machine.clone()))
-        .await
-        .unwrap();
-    let spec = ClusterSpec {
-        consensus: consensus.clone(),
-        view: ClusterView::new("n1", &[("n1".to_string(), 1)]),
-        hosts: BTreeMap::new(),
-        applied,
-        applier: machine,
-    };
-    let config = CoreConfig {
-        node: "n1".into(),
-        socket: dir.join("ha.sock"),
-        groups: Vec::new(),
-        components: Vec::new(),
-        locked: Vec::new(),
-        cec: CecRules::default(),
-        checkpoint_deadline: Duration::from_secs(2),
-        watchdog_timeout: Duration::from_secs(30),
-        watchdog_device: None,
-        stop_grace: Duration::from_secs(2),
-        switchover_lead: Duration::ZERO,
-        remote: None,
-    };
-    let repo = Repository::open(&dir.join("halyard.db")).await.unwrap();
-    let (core, running) = HaCore::start_clustered(config, repo, spec).await.unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !consensus.is_leader() {
-        assert!(Instant::now() < deadline, "no leader");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (core, running, consensus, task) = support::one_node_cluster(
+        dir,
+        addr,
+        |c| c.snapshot_every = 10_000,
+        support::core_config(dir),
+        BTreeMap::new(),
+    )
+    .await;
     Node {
         core,
         running,
@@ -141,7 +106,7 @@ async fn a_hundred_thousand_audited_operations_keep_snapshot_and_restart_bounded
         .and_then(|v| v.parse().ok())
         .unwrap_or(100_000);
     let dir = tempfile::tempdir().unwrap();
-    let addr = free_addr();
+    let addr = support::free_addr();
     let node = start(dir.path(), addr).await;
 
     // Many operators at once: the log orders them.

@@ -550,34 +550,10 @@ struct RawClient {
 
 impl RawClient {
     async fn register(socket: &std::path::Path, name: &str) -> RawClient {
-        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        use tokio::io::AsyncWriteExt;
         let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
         let (r, mut write) = stream.into_split();
-        let (tx, lines) = tokio::sync::mpsc::unbounded_channel();
-        let (pause, mut paused) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            let mut r = BufReader::new(r);
-            let mut line = String::new();
-            loop {
-                // Not a byte is read while paused.
-                while *paused.borrow_and_update() {
-                    if paused.changed().await.is_err() {
-                        return;
-                    }
-                }
-                line.clear();
-                match r.read_line(&mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        if let Ok(v) = serde_json::from_str(&line)
-                            && tx.send(v).is_err()
-                        {
-                            return;
-                        }
-                    }
-                }
-            }
-        });
+        let (lines, pause) = crate::support::pausable_lines(r);
         let reg = format!(r#"{{"op":"register","version":1,"component":"{name}","pid":0}}"#);
         write
             .write_all(format!("{reg}\n").as_bytes())

@@ -10,3 +10,5 @@ mod health;
 mod repo;
 mod scenario;
 mod supervision;
+#[path = "../support/mod.rs"]
+mod support;
