@@ -13,7 +13,7 @@ use halyard_cluster_model::port::InformationModel;
 use tokio::sync::watch;
 
 use crate::Cli;
-use crate::config::{Config, SnmpAuth, SnmpPriv};
+use crate::config::{Config, SnmpAuth, SnmpLevel, SnmpPriv};
 use crate::face_metrics::FaceMetrics;
 
 /// One protocol face, bound and ready to serve.
@@ -178,22 +178,6 @@ fn snmp_config(
         })
         .collect();
     c.views.insert("all".into(), View::all());
-    // A user with a privacy key is served at authPriv only: accepted at
-    // authNoPriv, its SETs (and reads) travelled in clear text.
-    c.groups = [
-        ("ro", false, SecurityLevel::AuthNoPriv),
-        ("rw", true, SecurityLevel::AuthNoPriv),
-        ("ro-priv", false, SecurityLevel::AuthPriv),
-        ("rw-priv", true, SecurityLevel::AuthPriv),
-    ]
-    .into_iter()
-    .map(|(name, write, min_level)| Group {
-        name: name.into(),
-        read_view: Some("all".into()),
-        write_view: write.then(|| "all".into()),
-        min_level,
-    })
-    .collect();
     for u in &cfg.snmp.users {
         let auth = match u.auth {
             SnmpAuth::Md5 => AuthProtocol::Md5,
@@ -217,12 +201,20 @@ fn snmp_config(
                 };
                 (proto, p.get_ref().clone())
             }),
-            group: match (u.write, u.priv_pass.is_some()) {
-                (false, false) => "ro".into(),
-                (true, false) => "rw".into(),
-                (false, true) => "ro-priv".into(),
-                (true, true) => "rw-priv".into(),
-            },
+            group: u.name.get_ref().clone(),
+        });
+        // One VACM group per user: its views and its levels.
+        let level = |l| match l {
+            SnmpLevel::AuthNoPriv => SecurityLevel::AuthNoPriv,
+            SnmpLevel::AuthPriv => SecurityLevel::AuthPriv,
+        };
+        let (read, write) = u.levels();
+        c.groups.push(Group {
+            name: u.name.get_ref().clone(),
+            read_view: Some("all".into()),
+            write_view: u.write.then(|| "all".into()),
+            min_level: level(read),
+            write_min_level: level(write),
         });
     }
     for t in &cfg.snmp.traps {

@@ -277,6 +277,7 @@ fn halyard_config(port: u16) -> SnmpConfig {
             read_view: Some("all".into()),
             write_view: None,
             min_level: SecurityLevel::AuthPriv,
+            write_min_level: SecurityLevel::AuthPriv,
         }],
         ..SnmpConfig::default()
     }

@@ -92,7 +92,9 @@ pub enum SecurityLevel {
 }
 
 /// A VACM group (RFC 3415): what its members may read and write, and the
-/// weakest security level their requests may use.
+/// weakest security level their requests may use, for reads and, never
+/// weaker, for writes (a group's access entries per level, in VACM's
+/// terms: below `write_min_level` the entry has no write view).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
     pub name: String,
@@ -101,6 +103,9 @@ pub struct Group {
     /// Name of a view; `None`: members may not write.
     pub write_view: Option<String>,
     pub min_level: SecurityLevel,
+    /// Writes below this level get noAccess; the stronger of this and
+    /// `min_level` applies.
+    pub write_min_level: SecurityLevel,
 }
 
 /// An SNMPv3 USM user, member of one group.

@@ -32,6 +32,7 @@
 //!         read_view: Some("all".into()),
 //!         write_view: Some("all".into()),
 //!         min_level: SecurityLevel::AuthPriv,
+//!         write_min_level: SecurityLevel::AuthPriv,
 //!     }],
 //!     trap_targets: vec![TrapTarget {
 //!         address: "192.0.2.10:162".parse().unwrap(),

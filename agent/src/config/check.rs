@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::{
     ComponentKind, ComponentSection, Config, ConfigError, DEMO_AUTH, DEMO_PASSWORD, Locator,
-    NodeSection,
+    NodeSection, SnmpLevel,
 };
 
 /// Where the checkers put what they find.
@@ -158,6 +158,22 @@ fn check_snmp_users(c: &Config, r: &mut Report<'_>) {
             r.at(
                 &u.name,
                 "found only one of priv and priv_pass, expected both or neither",
+            );
+        }
+        for level in [&u.read_level, &u.write_level].into_iter().flatten() {
+            if *level.get_ref() == SnmpLevel::AuthPriv && u.priv_pass.is_none() {
+                r.at(
+                    level,
+                    "found authPriv for a user without priv_pass, expected authNoPriv or a privacy key",
+                );
+            }
+        }
+        if let (Some(read), Some(write)) = (&u.read_level, &u.write_level)
+            && write.get_ref() < read.get_ref()
+        {
+            r.at(
+                write,
+                "found a write level weaker than the read level, expected at least the read level",
             );
         }
     }

@@ -333,6 +333,26 @@ pub struct SnmpUserEntry {
     pub priv_pass: Option<Spanned<String>>,
     #[serde(default)]
     pub write: bool,
+    /// Weakest level for reads; authPriv when the user has a privacy key.
+    pub read_level: Option<Spanned<SnmpLevel>>,
+    /// Weakest level for writes; never weaker than reads'.
+    pub write_level: Option<Spanned<SnmpLevel>>,
+}
+
+impl SnmpUserEntry {
+    /// The levels reads and writes need: by default the strongest the
+    /// user has keys for (a user with a privacy key is served at authPriv
+    /// only: accepted at authNoPriv, its SETs travelled in clear text).
+    pub fn levels(&self) -> (SnmpLevel, SnmpLevel) {
+        let strongest = if self.priv_pass.is_some() {
+            SnmpLevel::AuthPriv
+        } else {
+            SnmpLevel::AuthNoPriv
+        };
+        let read = self.read_level.as_ref().map_or(strongest, |l| *l.get_ref());
+        let write = self.write_level.as_ref().map_or(read, |l| *l.get_ref());
+        (read, write.max(read))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

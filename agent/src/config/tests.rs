@@ -560,3 +560,38 @@ fn check_snmp_traps_refuses_a_bad_address_and_an_unknown_or_doubled_v3_user() {
         "found both community and user",
     );
 }
+
+#[test]
+fn snmp_read_and_write_levels_default_to_the_keys_and_are_checked() {
+    let ok = with_element(
+        "[[snmp.users]]\nname = \"u\"\nauth = \"MD5\"\nauth_pass = \"12345678\"\npriv = \"AES\"\npriv_pass = \"abcdefgh\"\nread_level = \"authNoPriv\"\nwrite_level = \"authPriv\"\n",
+    );
+    let c = parse("t.toml", &ok).unwrap();
+    assert_eq!(
+        c.snmp.users[0].levels(),
+        (SnmpLevel::AuthNoPriv, SnmpLevel::AuthPriv)
+    );
+    // Unset: the strongest level the keys allow, for both.
+    let plain = ok.replace(
+        "read_level = \"authNoPriv\"\nwrite_level = \"authPriv\"\n",
+        "",
+    );
+    let c = parse("t.toml", &plain).unwrap();
+    assert_eq!(
+        c.snmp.users[0].levels(),
+        (SnmpLevel::AuthPriv, SnmpLevel::AuthPriv)
+    );
+    refused(
+        &ok,
+        &ok.replace("write_level = \"authPriv\"", "write_level = \"authNoPriv\"")
+            .replace("read_level = \"authNoPriv\"", "read_level = \"authPriv\""),
+        "write_level",
+        "found a write level weaker than the read level",
+    );
+    refused(
+        &ok,
+        &ok.replace("priv = \"AES\"\npriv_pass = \"abcdefgh\"\n", ""),
+        "write_level",
+        "found authPriv for a user without priv_pass",
+    );
+}

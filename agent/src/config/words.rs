@@ -166,6 +166,16 @@ pub enum Role {
     Admin,
 }
 
+/// `read_level` / `write_level` of an SNMPv3 user: the weakest security
+/// level its reads or writes are served at (net-snmp's `-l` words).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum SnmpLevel {
+    #[serde(rename = "authNoPriv")]
+    AuthNoPriv,
+    #[serde(rename = "authPriv")]
+    AuthPriv,
+}
+
 /// `auth` of an SNMPv3 user (USM authentication protocol).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum SnmpAuth {

@@ -36,6 +36,7 @@ fn harness() -> &'static Harness {
                 read_view: Some("all".into()),
                 write_view: Some("all".into()),
                 min_level: SecurityLevel::AuthPriv,
+                write_min_level: SecurityLevel::AuthPriv,
             }],
             users: vec![UsmUser {
                 name: "admin".into(),

@@ -46,6 +46,7 @@ struct LocalUser {
     read_view: View,
     write_view: Option<View>,
     min_level: SecurityLevel,
+    write_min_level: SecurityLevel,
 }
 
 /// What one request may do.
@@ -148,6 +149,7 @@ impl SnmpAgent {
                 view(&g.read_view)?.unwrap_or(nothing),
                 view(&g.write_view)?,
                 g.min_level,
+                g.write_min_level.max(g.min_level),
             ));
         }
         let engine = Arc::new(Engine::load(
@@ -158,7 +160,7 @@ impl SnmpAgent {
             .users
             .iter()
             .zip(access)
-            .map(|(u, (read_view, write_view, min_level))| {
+            .map(|(u, (read_view, write_view, min_level, write_min_level))| {
                 let auth = u
                     .auth
                     .as_ref()
@@ -177,6 +179,7 @@ impl SnmpAgent {
                     read_view,
                     write_view,
                     min_level,
+                    write_min_level,
                 }
             })
             .collect();

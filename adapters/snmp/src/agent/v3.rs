@@ -132,7 +132,11 @@ impl Shared {
         let access = Access {
             user: &user.principal,
             read_view: &user.read_view,
-            write_view: user.write_view.as_ref(),
+            // No write view below the user's write level: noAccess.
+            write_view: user
+                .write_view
+                .as_ref()
+                .filter(|_| level >= user.write_min_level),
             v1: false,
         };
         let bulk = matches!(request, Request::GetBulk(_));

@@ -150,3 +150,49 @@ fn pysnmp_talks_every_auth_and_priv_pair_in_both_aes_key_extensions() {
         .get(halyard_snmp::engine::Counter::DecryptionErrors);
     assert!(after >= before + 2, "decryption errors {before} -> {after}");
 }
+
+/// Reads and writes have their own minimum level: a user read at
+/// authNoPriv is refused a SET at authNoPriv (noAccess, nothing changes)
+/// and may SET at authPriv.
+#[test]
+fn writes_need_their_own_security_level() {
+    use halyard_snmp::{Group, SecurityLevel};
+    let r = start_with(|mut c| {
+        c.users.push(UsmUser {
+            name: "split".into(),
+            auth: Some((AuthProtocol::Sha256, AUTH_PASS.into())),
+            privacy: Some((PrivProtocol::Aes128, PRIV_PASS.into())),
+            group: "split".into(),
+        });
+        c.groups.push(Group {
+            name: "split".into(),
+            read_view: Some("all".into()),
+            write_view: Some("all".into()),
+            min_level: SecurityLevel::AuthNoPriv,
+            write_min_level: SecurityLevel::AuthPriv,
+        });
+        c
+    });
+    let label = crate::netsnmp::instance(&r, "ne=1/shelf=1/node=a/comp=counterd-a", "Label");
+    let args = |level: &str| {
+        let mut a = s(&["-v3", "-l", level, "-u", "split", "-t", "3", "-r", "1"]);
+        a.extend(s(&["-a", "SHA-256", "-A", AUTH_PASS]));
+        if level == "authPriv" {
+            a.extend(s(&["-x", "AES", "-X", PRIV_PASS]));
+        }
+        a.push(r.addr.to_string());
+        a
+    };
+    let read = tool("snmpget", &cat(args("authNoPriv"), &["-Ov", &label]));
+    assert!(read.ok, "{read:?}");
+    let set = |level: &str, text: &str| tool("snmpset", &cat(args(level), &[&label, "s", text]));
+    let out = set("authNoPriv", "in-clear");
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("noAccess"), "{out:?}");
+    let now = tool("snmpget", &cat(args("authPriv"), &["-Ov", &label]));
+    assert!(!now.stdout.contains("in-clear"), "{now:?}");
+    let out = set("authPriv", "private");
+    assert!(out.ok, "{out:?}");
+    let now = tool("snmpget", &cat(args("authNoPriv"), &["-Ov", &label]));
+    assert!(now.stdout.contains("private"), "{now:?}");
+}

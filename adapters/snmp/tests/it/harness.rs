@@ -91,18 +91,21 @@ pub fn config(dir: &std::path::Path) -> SnmpConfig {
                 read_view: Some("all".into()),
                 write_view: Some("all".into()),
                 min_level: SecurityLevel::AuthPriv,
+                write_min_level: SecurityLevel::AuthPriv,
             },
             Group {
                 name: "observers".into(),
                 read_view: Some("all".into()),
                 write_view: None,
                 min_level: SecurityLevel::AuthNoPriv,
+                write_min_level: SecurityLevel::AuthNoPriv,
             },
             Group {
                 name: "system-only".into(),
                 read_view: Some("system".into()),
                 write_view: Some("system".into()),
                 min_level: SecurityLevel::AuthPriv,
+                write_min_level: SecurityLevel::AuthPriv,
             },
         ],
         views: [(
