@@ -156,10 +156,7 @@ fn a_proxy_manages_a_non_peer_node_over_ssh() {
     let restarts =
         |a: &Agent| attrs(a, PROXY).map_or(0, |p| text(&p["restarts"]).parse::<u64>().unwrap_or(0));
     assert_eq!(restarts(&a), 0);
-    std::process::Command::new("kill")
-        .args(["-9", &first.to_string()])
-        .status()
-        .unwrap();
+    halyard_tests::kill9(&first.to_string());
     wait_until("the proxy to restart the remote service", || {
         remote_service_pid(&remote).is_some_and(|p| p != first)
     });
@@ -317,10 +314,7 @@ fn the_proxy_fails_over_to_another_peer_node_when_its_host_is_killed() {
     // The service kept running through the fail-over (start is idempotent).
     assert_eq!(remote_service_pid(&remote), Some(service));
     // And the new primary manages it: killed, it is started again.
-    std::process::Command::new("kill")
-        .args(["-9", &service.to_string()])
-        .status()
-        .unwrap();
+    halyard_tests::kill9(&service.to_string());
     halyard_tests::wait_until("the new primary to start the service again", 30, || {
         remote_service_pid(&remote).is_some_and(|p| p != service)
     });
@@ -473,12 +467,14 @@ command = ["sleep", "100000"]
     let fail_over = || {
         let victim = primary().unwrap();
         let other = if victim == "p1" { "p2" } else { "p1" };
-        let pid = text(&attrs(&a, &member(victim)).unwrap()["pid"]);
+        // Its pid reads 0 between incarnations: wait for the running one.
+        let mut pid = String::new();
+        wait_until("the primary's pid", || {
+            pid = text(&attrs(&a, &member(victim)).unwrap()["pid"]);
+            pid.parse::<u32>().is_ok_and(|p| p > 1)
+        });
         let began = std::time::Instant::now();
-        std::process::Command::new("kill")
-            .args(["-9", &pid])
-            .status()
-            .unwrap();
+        halyard_tests::kill9(&pid);
         wait_until("the other member to take over", || {
             state(other).as_deref() == Some("primary")
         });

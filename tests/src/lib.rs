@@ -911,6 +911,23 @@ impl Sshd {
     }
 }
 
+/// SIGKILL to one process by a pid the test read (from a file, an
+/// attribute): never 0, 1 or a negative number, which `kill` takes as
+/// "my process group" or "every process" (a member's `pid` reads 0
+/// between incarnations, and `kill -9 0` took the whole test run with it,
+/// cargo and its shell included, with nothing printed).
+pub fn kill9(pid: &str) {
+    let n: i64 = pid
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("not a pid: {pid:?}"));
+    assert!(n > 1, "refusing kill -9 {n}: not one process");
+    let _ = Command::new("kill")
+        .args(["-9", &n.to_string()])
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// `pid` and every process descended from it (children first listed after
 /// their parents), read from ps before anything is signalled.
 pub fn process_tree(pid: u32) -> Vec<u32> {

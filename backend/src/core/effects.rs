@@ -395,6 +395,9 @@ impl CoreState {
                     .naming
                     .resolve(&format!("component/{name}"))
                     .and_then(|h| h.strip_prefix("pid:").and_then(|p| p.parse::<i32>().ok()))
+                    // 0, -1 and the like are not one process: kill(2) takes
+                    // them as our own process group, or every process.
+                    .filter(|pid| *pid > 1)
                 {
                     let _ = nix::sys::signal::kill(
                         nix::unistd::Pid::from_raw(pid),
