@@ -53,15 +53,7 @@ fn localize_with<D: Digest>(ku: &[u8], engine_id: &[u8]) -> Vec<u8> {
 
 /// The master key of a password (Ku, RFC 3414 A.2), before localisation.
 pub fn password_to_key(proto: AuthProtocol, password: &str) -> Vec<u8> {
-    let p = password.as_bytes();
-    match proto {
-        AuthProtocol::Md5 => password_to_key_with::<Md5>(p),
-        AuthProtocol::Sha1 => password_to_key_with::<Sha1>(p),
-        AuthProtocol::Sha224 => password_to_key_with::<Sha224>(p),
-        AuthProtocol::Sha256 => password_to_key_with::<Sha256>(p),
-        AuthProtocol::Sha384 => password_to_key_with::<Sha384>(p),
-        AuthProtocol::Sha512 => password_to_key_with::<Sha512>(p),
-    }
+    octets_to_key(proto, password.as_bytes())
 }
 
 /// The key localised for `engine_id` (Kul).
