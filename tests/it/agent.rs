@@ -20,6 +20,10 @@ pub(crate) struct Agent {
     child: Option<Child>,
     data: PathBuf,
     config: Option<PathBuf>,
+    /// Further arguments on the command line.
+    extra: Vec<String>,
+    /// Every line the agent logged.
+    log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     snmp: String,
     pub(crate) http: String,
     pub(crate) netconf: String,
@@ -31,6 +35,10 @@ impl Agent {
     }
 
     pub(crate) fn start_with(data: &Path, config: Option<PathBuf>) -> Agent {
+        Self::start_args(data, config, &[])
+    }
+
+    pub(crate) fn start_args(data: &Path, config: Option<PathBuf>, extra: &[&str]) -> Agent {
         let (snmp, http, netconf) = (
             format!("127.0.0.1:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
@@ -40,6 +48,8 @@ impl Agent {
             child: None,
             data: data.to_path_buf(),
             config,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            log: Default::default(),
             snmp,
             http,
             netconf,
@@ -64,6 +74,7 @@ impl Agent {
                 "--netconf-listen",
                 &self.netconf,
             ])
+            .args(&self.extra)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
@@ -76,11 +87,13 @@ impl Agent {
         // The ready line is logged once every face listens.
         let out = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
                 if line.contains(" ready ") {
                     let _ = tx.send(line.clone());
                 }
+                log.lock().unwrap().push(line);
             }
         });
         let ready = rx
@@ -152,6 +165,12 @@ impl Agent {
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
         (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// The lines the agent logged so far that contain `needle`.
+    pub(crate) fn logged(&self, needle: &str) -> Vec<String> {
+        let log = self.log.lock().unwrap();
+        log.iter().filter(|l| l.contains(needle)).cloned().collect()
     }
 
     fn pid(&self) -> i32 {
@@ -993,4 +1012,64 @@ fn v3_informs_reach_snmptrapd_as_the_configured_user() {
     };
     wait_until("the inform acknowledged", || counter("informs_acked") >= 1);
     assert_eq!(counter("informs_timed_out"), 0);
+}
+
+/// The projection at scale: 2,000 extra fans start at once (tens of
+/// thousands of HA events in a burst). Every assignment CRIM made is in
+/// the tree, acknowledged, once; the element's own hardware included,
+/// whose acknowledgements came before the projection subscribed.
+#[test]
+fn at_scale_every_assignment_is_in_the_tree_and_acknowledged() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_args(dir.path(), None, &["--demo-scale", "2000"]);
+    let assignments = || -> Vec<serde_json::Value> {
+        let (code, body) = a.curl("GET", "/api/v1/classes/Assignment", None);
+        assert_eq!(code, 200, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        v["objects"].as_array().cloned().unwrap_or_default()
+    };
+    let scale = |all: &[serde_json::Value]| {
+        all.iter()
+            .filter(|o| {
+                o["attributes"]["name"]
+                    .as_str()
+                    .is_some_and(|n| n.contains("/sg=hw-scale-"))
+            })
+            .count()
+    };
+    let mut last = Vec::new();
+    let settled = (0..240).any(|_| {
+        last = assignments();
+        // 40 shelves of 50 fans: 50 fan assignments and the chassis's.
+        if scale(&last) == 40 * 51
+            && last
+                .iter()
+                .all(|o| o["attributes"]["acknowledged"] == serde_json::json!(true))
+        {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+        false
+    });
+    let unacked: Vec<&str> = last
+        .iter()
+        .filter(|o| o["attributes"]["acknowledged"] != serde_json::json!(true))
+        .filter_map(|o| o["attributes"]["name"].as_str())
+        .take(10)
+        .collect();
+    assert!(
+        settled,
+        "after 120 s: {} scale assignments (want 2040), unacknowledged: {unacked:?}",
+        scale(&last)
+    );
+    // Each (service instance, component) once.
+    let mut names: Vec<&str> = last
+        .iter()
+        .filter_map(|o| o["attributes"]["name"].as_str())
+        .collect();
+    let n = names.len();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), n);
+    assert!(a.logged("the model refused").is_empty());
 }

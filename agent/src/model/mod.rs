@@ -62,6 +62,18 @@ pub struct AgentModel {
     /// Persistent name -> stable index.
     indices: Mutex<BTreeMap<String, u32>>,
     next_index: AtomicU32,
+    /// Indices given to objects the projection created (assignments) and
+    /// not written yet: saved once per batch of events, in one
+    /// transaction, not one SQLite commit per object (see
+    /// [`AgentModel::save_indices`]).
+    unsaved_indices: Mutex<Vec<(String, u32)>>,
+    /// Component -> its Assignment objects, kept by the projection: an
+    /// acknowledgement marks them without a scan of every assignment
+    /// (which made the projection fall behind at ten thousand
+    /// components). An entry whose object went away (hot swap) is
+    /// harmless: setting it does nothing.
+    assignments_of:
+        std::sync::Mutex<std::collections::HashMap<String, std::collections::BTreeSet<ObjectName>>>,
     next_alarm: AtomicU32,
     /// Reads the replicated changes (see `refresh`).
     replicated: tokio::sync::Mutex<Reader>,
@@ -117,6 +129,8 @@ impl AgentModel {
             copco: Copco::new(element.conflict_policy),
             indices: Mutex::new(indices),
             next_index: AtomicU32::new(next),
+            unsaved_indices: Mutex::new(Vec::new()),
+            assignments_of: std::sync::Mutex::default(),
             next_alarm: AtomicU32::new(1),
             replicated: tokio::sync::Mutex::new(Reader::new("model")),
             next_audit: AtomicU32::new(1),

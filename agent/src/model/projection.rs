@@ -42,26 +42,47 @@ impl AgentModel {
     }
 
     /// Keeps the objects current from the HA core's events, until `stop`.
+    /// Events are taken in batches (what is queued, up to [`BATCH`]): the
+    /// indices of the assignments a batch creates are saved in one
+    /// transaction after it, which keeps the projection ahead of the core
+    /// when ten thousand components start at once.
     pub async fn sync(self: Arc<Self>, mut stop: tokio::sync::watch::Receiver<bool>) {
+        /// Events applied before the indices are saved.
+        const BATCH: usize = 4096;
         let mut events = self.core.events.subscribe(EventFilter::default());
         // What happened before this subscription is read from CRIM once.
         self.refresh_states().await;
+        self.save_indices().await;
         loop {
-            let ev = tokio::select! {
+            let mut next = tokio::select! {
                 e = events.recv() => e,
                 _ = stop.changed() => return,
             };
-            match ev {
-                None => return,
-                Some(Received::Missed(n)) => {
-                    tracing::warn!(
-                        missed = n,
-                        "agent fell behind the HA core's events; refreshing states"
-                    );
-                    self.refresh_states().await;
+            let mut missed = 0;
+            let mut taken = 0;
+            loop {
+                match next {
+                    None => return,
+                    Some(Received::Missed(n)) => missed += n,
+                    Some(Received::Event(e)) => self.apply(&e.kind).await,
                 }
-                Some(Received::Event(e)) => self.apply(&e.kind).await,
+                taken += 1;
+                if taken == BATCH {
+                    break;
+                }
+                next = match events.try_recv() {
+                    Some(r) => Some(r),
+                    None => break,
+                };
             }
+            if missed > 0 {
+                tracing::warn!(
+                    missed,
+                    "agent fell behind the HA core's events; re-reading states and replicated writes"
+                );
+                self.refresh().await;
+            }
+            self.save_indices().await;
         }
     }
 
@@ -222,29 +243,78 @@ impl AgentModel {
         tracing::info!(%fru, present, "hot swap applied");
     }
 
-    /// Re-reads every component's states from CRIM.
+    /// Re-reads every component's states and assignments from CRIM: the
+    /// assignments CRIM no longer has are removed, the ones it has and the
+    /// tree lacks (or holds in another role) are made.
     async fn refresh_states(&self) {
-        if let Ok(views) = self.core.components().await {
-            for v in views {
-                if let Ok(n) = ObjectName::parse(&v.name) {
-                    // A component is a node, a unit or a software component:
-                    // its class is known at run time only (so in `apply`).
+        let Ok(views) = self.core.components().await else {
+            return;
+        };
+        let mut expected = std::collections::HashSet::new();
+        for v in &views {
+            if let Ok(n) = ObjectName::parse(&v.name) {
+                // A component is a node, a unit or a software component:
+                // its class is known at run time only (so in `apply`).
+                self.set(
+                    &n,
+                    ComponentPatch::new()
+                        .admin_state(v.admin)
+                        .availability_state(v.avail)
+                        .oper_state(v.oper)
+                        .incarnation(v.incarnation)
+                        .values(),
+                );
+            }
+            self.proxied_by(&v.name, v.avail).await;
+            let roles = v
+                .active
+                .iter()
+                .map(|si| (si, AssignmentRole::Active))
+                .chain(v.standby.iter().map(|si| (si, AssignmentRole::Standby)));
+            for (si, role) in roles {
+                let object = assignment_name(si, &v.name);
+                let held = match ObjectName::parse(&object) {
+                    Ok(n) => self
+                        .store
+                        .get(&n)
+                        .await
+                        .ok()
+                        .and_then(|o| match o.get("Role") {
+                            Some(Value::Enum(e)) => AssignmentRole::from_value(*e),
+                            _ => None,
+                        }),
+                    Err(_) => None,
+                };
+                if held != Some(role) {
+                    self.assignment(si, &v.name, role.yang_name(), true).await;
+                }
+                // Acknowledgements before the subscription (or missed) are
+                // read from CRIM too: the role the component acknowledged
+                // is its current one.
+                if let Ok(n) = ObjectName::parse(&object) {
                     self.set(
                         &n,
-                        ComponentPatch::new()
-                            .admin_state(v.admin)
-                            .availability_state(v.avail)
-                            .oper_state(v.oper)
-                            .incarnation(v.incarnation)
+                        AssignmentPatch::new()
+                            .acknowledged(v.acked == Some(v.avail))
                             .values(),
                     );
                 }
-                self.proxied_by(&v.name, v.avail).await;
-                for si in &v.active {
-                    self.assignment(si, &v.name, "active", true).await;
-                }
-                for si in &v.standby {
-                    self.assignment(si, &v.name, "standby", true).await;
+                expected.insert(object);
+            }
+        }
+        for a in self
+            .store
+            .query(&Query {
+                classes: vec!["Assignment".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap_or_default()
+        {
+            if !expected.contains(&a.name.to_string()) {
+                self.store.remove(&a.name);
+                if let Some(c) = a.get("Component").and_then(Value::as_str) {
+                    self.forget_assignment(c, &a.name);
                 }
             }
         }
@@ -389,17 +459,15 @@ impl AgentModel {
                 assigned,
             } => self.assignment(si, component, role, *assigned).await,
             EventKind::Acked { component, .. } => {
-                for a in self
-                    .store
-                    .query(&Query {
-                        classes: vec!["Assignment".into()],
-                        filters: vec![("component".into(), component.clone())],
-                        ..Query::default()
-                    })
-                    .await
-                    .unwrap_or_default()
-                {
-                    self.set(&a.name, AssignmentPatch::new().acknowledged(true).values());
+                let held: Vec<ObjectName> = self
+                    .assignments_of
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(component.as_str())
+                    .map(|s| s.iter().cloned().collect())
+                    .unwrap_or_default();
+                for a in held {
+                    self.set(&a, AssignmentPatch::new().acknowledged(true).values());
                 }
             }
             EventKind::Alarm {
@@ -537,8 +605,7 @@ impl AgentModel {
     }
 
     async fn assignment(&self, si: &str, component: &str, role: &str, assigned: bool) {
-        let leaf = component.rsplit('=').next().unwrap_or(component);
-        let object = format!("{si}/asg={leaf}");
+        let object = assignment_name(si, component);
         let Ok(n) = ObjectName::parse(&object) else {
             return;
         };
@@ -548,6 +615,12 @@ impl AgentModel {
             } else {
                 AssignmentRole::Standby
             };
+            self.assignments_of
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(component.to_string())
+                .or_default()
+                .insert(n.clone());
             if self.store.get(&n).await.is_ok() {
                 self.set(
                     &n,
@@ -559,7 +632,7 @@ impl AgentModel {
                 );
             } else {
                 let _ = self
-                    .create_dynamic(
+                    .create_deferred(
                         "Assignment",
                         &object,
                         AssignmentPatch::new()
@@ -581,9 +654,23 @@ impl AgentModel {
                 == Some(role)
         {
             self.store.remove(&n);
+            self.forget_assignment(component, &n);
         }
         // Counters of service instances and groups are refreshed by the
         // statistics cycle, in one pass, not per event.
+    }
+
+    fn forget_assignment(&self, component: &str, n: &ObjectName) {
+        let mut of = self
+            .assignments_of
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(set) = of.get_mut(component) {
+            set.remove(n);
+            if set.is_empty() {
+                of.remove(component);
+            }
+        }
     }
 
     /// Recomputes service-instance and service-group counters in one pass.
@@ -651,4 +738,11 @@ impl AgentModel {
             }
         }
     }
+}
+
+/// The name of the Assignment object of `component` in service instance
+/// `si`.
+fn assignment_name(si: &str, component: &str) -> String {
+    let leaf = component.rsplit('=').next().unwrap_or(component);
+    format!("{si}/asg={leaf}")
 }

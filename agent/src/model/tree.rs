@@ -107,6 +107,33 @@ impl AgentModel {
         Ok(())
     }
 
+    /// Creates a dynamic object whose index is saved later, with others,
+    /// by [`AgentModel::save_indices`]: for the projection, which creates
+    /// thousands of assignments at start-up. An index lost to a crash
+    /// before the save costs nothing but the index: the object itself
+    /// (an assignment) is rebuilt from the HA core at the next start.
+    pub(crate) async fn create_deferred(
+        &self,
+        class: &str,
+        object: &str,
+        values: &[(&'static str, Value)],
+    ) -> Result<u32, ModelError> {
+        let mut fresh = Vec::new();
+        let i = self.create(class, object, values, &mut fresh).await?;
+        self.unsaved_indices.lock().await.extend(fresh);
+        Ok(i)
+    }
+
+    /// Saves the indices [`AgentModel::create_deferred`] gave, in one
+    /// transaction.
+    pub(crate) async fn save_indices(&self) {
+        let fresh = std::mem::take(&mut *self.unsaved_indices.lock().await);
+        let n = fresh.len();
+        if let Err(e) = self.persist_indices(fresh).await {
+            tracing::warn!(error = %e, indices = n, "cannot save the indices of new objects; they may change at the next start");
+        }
+    }
+
     /// Creates a dynamic object (alarm, job, audit record, assignment).
     pub(crate) async fn create_dynamic(
         &self,
