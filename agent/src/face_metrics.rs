@@ -99,6 +99,7 @@ impl Collector for FaceMetrics {
                 ("out_rpc_errors", get(&s.out_rpc_errors)),
                 ("out_notifications", get(&s.out_notifications)),
                 ("auth_failures", get(&s.auth_failures)),
+                ("auth_refused", get(&s.auth_refused)),
                 ("framing_errors", get(&s.framing_errors)),
                 // Characters XML 1.0 forbids, replaced in what it sent.
                 (

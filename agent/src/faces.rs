@@ -269,6 +269,7 @@ async fn bind_netconf(
     cfg: &Config,
     data_dir: &Path,
     model: &Arc<dyn InformationModel>,
+    guard: &Arc<halyard_cluster_model::guard::FailureGuard>,
 ) -> anyhow::Result<Option<Box<dyn Face>>> {
     let listen = addrs(cli.netconf_listen, &cfg.netconf.listen);
     let Some(first) = listen.first() else {
@@ -287,6 +288,7 @@ async fn bind_netconf(
         })
         .collect();
     c.trace_dir = cfg.netconf.trace_dir.clone();
+    c.auth_guard = guard.clone();
     let (model, calls) = layered(model, "netconf");
     let server = halyard_netconf::NetconfServer::bind(c, model)
         .await
@@ -302,6 +304,7 @@ fn bind_http(
     data_dir: &Path,
     model: &Arc<dyn InformationModel>,
     mut metrics: FaceMetrics,
+    guard: &Arc<halyard_cluster_model::guard::FailureGuard>,
 ) -> anyhow::Result<Option<Box<dyn Face>>> {
     let listen = addrs(cli.http_listen, &cfg.http.listen);
     if listen.is_empty() {
@@ -331,6 +334,7 @@ fn bind_http(
             .release
             .as_ref()
             .map(|_| crate::boot::store(data_dir).slot_dir("")),
+        auth_guard: guard.clone(),
         ..halyard_http::HttpConfig::default()
     };
     let (model, calls) = layered(model, "http");
@@ -353,14 +357,17 @@ pub async fn start(
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<Faces> {
     let mut bound: Vec<Box<dyn Face>> = Vec::new();
+    // Failed password logins per address, one record for the faces that
+    // take passwords over TCP: a guesser switching faces stays refused.
+    let guard = Arc::new(halyard_cluster_model::guard::FailureGuard::default());
     bound.extend(bind_snmp(cli, cfg, data_dir, node, &model).await?);
-    bound.extend(bind_netconf(cli, cfg, data_dir, &model).await?);
+    bound.extend(bind_netconf(cli, cfg, data_dir, &model, &guard).await?);
     // HTTP last: its /metrics serves the others' counters.
     let mut metrics = FaceMetrics::default();
     for f in &bound {
         f.resources(&mut metrics);
     }
-    bound.extend(bind_http(cli, cfg, data_dir, &model, metrics)?);
+    bound.extend(bind_http(cli, cfg, data_dir, &model, metrics, &guard)?);
     let mut faces = Faces::default();
     for face in bound {
         let name = face.name();

@@ -8,6 +8,7 @@
 //!   tested before (and without) the agent.
 
 pub mod alarm;
+pub mod guard;
 pub mod latency;
 pub mod layer;
 pub mod memory;

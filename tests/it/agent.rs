@@ -1073,3 +1073,91 @@ fn at_scale_every_assignment_is_in_the_tree_and_acknowledged() {
     assert_eq!(names.len(), n);
     assert!(a.logged("the model refused").is_empty());
 }
+
+/// ncclient from a chosen source address (a socket bound to it): whether
+/// the password login succeeds.
+const NC_LOGIN: &str = r#"
+import socket, sys
+from ncclient import manager
+host, port = sys.argv[1].rsplit(":", 1)
+s = socket.create_connection((host, int(port)), timeout=30, source_address=(sys.argv[2], 0))
+try:
+    m = manager.connect(host=host, port=int(port), sock=s, username="operator", password=sys.argv[3],
+                        hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+    m.close_session()
+    print("login=ok")
+except Exception as e:
+    print("login=refused %s" % type(e).__name__)
+"#;
+
+/// Password guessing from one address: after five failures it is refused
+/// (HTTP 429 with Retry-After, NETCONF login refused) even with the right
+/// password, on both faces, while a client at another address is served;
+/// once the refusal period is over the right password works again. The
+/// refusals are counted in /metrics.
+#[test]
+fn a_password_guesser_is_refused_on_every_face_and_nobody_else_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start(dir.path());
+    let curl_from = |source: &str, password: &str| -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-D", "-", "-o", "/dev/null", "--interface", source])
+            .args(["-u", &format!("operator:{password}")])
+            .arg(format!("http://{}/api/v1/tree", a.http))
+            .output()
+            .expect("curl");
+        let head = String::from_utf8_lossy(&out.stdout).into_owned();
+        let code = head
+            .split_whitespace()
+            .nth(1)
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        (code, head)
+    };
+    let script = dir.path().join("login.py");
+    std::fs::write(&script, NC_LOGIN).unwrap();
+    let netconf_from = |source: &str, password: &str| -> String {
+        let out = Command::new("python3")
+            .arg(&script)
+            .args([a.netconf.as_str(), source, password])
+            .output()
+            .expect("python3 with ncclient");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let guesser = "127.0.0.2";
+    for i in 1..=6 {
+        let (code, head) = curl_from(guesser, &format!("guess-{i}"));
+        assert_eq!(code, 401, "guess {i}: {head}");
+    }
+    // Refused now, even with the right password, and told when to retry.
+    let (code, head) = curl_from(guesser, "halyard-demo");
+    assert_eq!(code, 429, "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("retry-after: "),
+        "{head}"
+    );
+    // The other face shares the record.
+    assert!(
+        netconf_from(guesser, "halyard-demo").starts_with("login=refused"),
+        "NETCONF took a login from a refused address"
+    );
+    // Somebody else is served all along.
+    assert_eq!(curl_from("127.0.0.1", "halyard-demo").0, 200);
+    assert_eq!(netconf_from("127.0.0.1", "halyard-demo"), "login=ok");
+    // After the refusal (1 s for the sixth failure) the right password works.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(curl_from(guesser, "halyard-demo").0, 200);
+    assert_eq!(netconf_from(guesser, "halyard-demo"), "login=ok");
+    let (_, metrics) = a.curl("GET", "/metrics", None);
+    let value = |line_start: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(line_start))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {line_start} in /metrics"))
+    };
+    assert!(value("halyard_http_auth_failures_total") >= 6.0);
+    assert!(value("halyard_http_auth_refused_total") >= 1.0);
+    assert!(value("halyard_netconf_events_total{counter=\"auth_refused\"}") >= 1.0);
+}

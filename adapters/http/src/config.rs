@@ -129,6 +129,10 @@ pub struct HttpConfig {
     /// `/releases/<version>/<file>` so peers copy them from this node.
     #[serde(default)]
     pub release_dir: Option<std::path::PathBuf>,
+    /// Failed logins per source address; the agent shares one with the
+    /// NETCONF face, so a guesser switching faces stays refused.
+    #[serde(skip)]
+    pub auth_guard: std::sync::Arc<halyard_cluster_model::guard::FailureGuard>,
 }
 
 impl Default for HttpConfig {
@@ -140,6 +144,7 @@ impl Default for HttpConfig {
             tls: None,
             limits: Limits::default(),
             release_dir: None,
+            auth_guard: Default::default(),
         }
     }
 }

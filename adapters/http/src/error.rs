@@ -119,6 +119,19 @@ impl From<TxError> for ApiError {
     }
 }
 
+impl ApiError {
+    /// The answer with `Retry-After` (whole seconds, at least one).
+    pub fn into_response_after(self, wait: std::time::Duration) -> Response {
+        let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+        let mut r = self.into_response();
+        r.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from(secs.max(1)),
+        );
+        r
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut r = self.status.into_response();

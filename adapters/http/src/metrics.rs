@@ -49,6 +49,10 @@ pub struct HttpMetrics {
     pub event_streams: Gauge,
     pub scrape_objects: Gauge,
     pub scrape_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
+    /// Requests with wrong credentials.
+    pub auth_failures: Counter,
+    /// Requests refused unread because their source failed too often.
+    pub auth_refused: Counter,
 }
 
 impl HttpMetrics {
@@ -60,7 +64,19 @@ impl HttpMetrics {
             event_streams: Gauge::default(),
             scrape_objects: Gauge::default(),
             scrape_duration: Gauge::default(),
+            auth_failures: Counter::default(),
+            auth_refused: Counter::default(),
         };
+        registry.register(
+            "halyard_http_auth_failures",
+            "Requests with wrong credentials",
+            m.auth_failures.clone(),
+        );
+        registry.register(
+            "halyard_http_auth_refused",
+            "Requests refused unread: their address failed to log in too often",
+            m.auth_refused.clone(),
+        );
         registry.register(
             "halyard_http_requests",
             "HTTP requests served, by method, route and status",

@@ -65,13 +65,35 @@ async fn front(
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
+        let now = std::time::Instant::now();
+        // A source refused for failed logins is answered at once, whatever
+        // it sends: its guesses are not even checked.
+        if let Err(wait) = st.auth_guard.check(peer.ip(), now) {
+            st.metrics.auth_refused.inc();
+            return ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "login-refused",
+                "too many failed logins from this address; try again later",
+            )
+            .into_response_after(wait);
+        }
         match st.auth.authenticate(auth, req.uri().query()) {
             Ok(caller) => {
+                if caller.user.is_some() {
+                    st.auth_guard.succeeded(peer.ip());
+                }
                 req.extensions_mut().insert(caller);
                 req.extensions_mut().insert(format);
                 next.run(req).await
             }
-            Err(e) => e.into_response(),
+            Err(e) => {
+                st.metrics.auth_failures.inc();
+                let verdict = st.auth_guard.failed(peer.ip(), now);
+                if let halyard_cluster_model::guard::Verdict::Refused { failures, for_ } = verdict {
+                    tracing::warn!(%peer, failures, refused_for_s = for_.as_secs(), "HTTP logins from this address refused for a while");
+                }
+                e.into_response()
+            }
         }
     }
     .instrument(span.clone())
@@ -110,6 +132,7 @@ async fn render_error(resp: Response, format: Format, scripted: bool) -> Respons
     if !(status.is_client_error() || status.is_server_error()) {
         return resp;
     }
+    let retry_after = resp.headers().get(header::RETRY_AFTER).cloned();
     let err = match resp.extensions().get::<ApiError>() {
         Some(e) => e.clone(),
         None => {
@@ -144,6 +167,9 @@ async fn render_error(resp: Response, format: Format, scripted: bool) -> Respons
         header::CONTENT_TYPE,
         HeaderValue::from_static(format.content_type()),
     );
+    if let Some(v) = retry_after {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
     if err.status == StatusCode::UNAUTHORIZED {
         if !scripted {
             r.headers_mut().append(
@@ -224,6 +250,7 @@ impl HttpServer {
             shutdown,
             buckets: Mutex::new(HashMap::new()),
             release_dir: config.release_dir.clone(),
+            auth_guard: config.auth_guard.clone(),
             span: tracing::Span::current(),
         });
         let router = crate::api::routes()

@@ -80,6 +80,7 @@ pub(crate) struct AppState {
     pub shutdown: watch::Receiver<bool>,
     pub(crate) buckets: Mutex<HashMap<IpAddr, Bucket>>,
     pub release_dir: Option<std::path::PathBuf>,
+    pub auth_guard: Arc<halyard_cluster_model::guard::FailureGuard>,
     /// The span the server was bound in (the agent's, with the node's
     /// name): the parent of every request's span, since the connections'
     /// tasks run in none.

@@ -117,6 +117,9 @@ pub struct NetconfConfig {
     /// also written to a numbered file here ([`datastore::Trace`]): the
     /// conformance tests validate each with yanglint.
     pub trace_dir: Option<PathBuf>,
+    /// Failed password logins per source address, across connections (the
+    /// agent shares one with the HTTP face).
+    pub auth_guard: std::sync::Arc<halyard_cluster_model::guard::FailureGuard>,
 }
 
 impl NetconfConfig {
@@ -130,6 +133,7 @@ impl NetconfConfig {
             limits: Limits::default(),
             read_only_users: Vec::new(),
             trace_dir: None,
+            auth_guard: Default::default(),
         }
     }
 }

@@ -22,6 +22,9 @@ pub struct Stats {
     pub out_notifications: AtomicU64,
     /// Failed SSH authentication attempts (password or key).
     pub auth_failures: AtomicU64,
+    /// Password logins refused unchecked: their address failed too often
+    /// (see `halyard_cluster_model::guard`).
+    pub auth_refused: AtomicU64,
     /// Sessions closed for a framing error or an oversize message.
     pub framing_errors: AtomicU64,
     /// Time to handle one RPC, from the whole message to the reply.

@@ -86,6 +86,7 @@ struct Ctx {
     users: HashMap<String, User>,
     ssh: Arc<russh::server::Config>,
     max_sessions: usize,
+    auth_guard: Arc<halyard_cluster_model::guard::FailureGuard>,
     /// Session tasks, stopped at shutdown.
     tasks: std::sync::Mutex<JoinSet<()>>,
     /// The span the server was bound in (the agent's, with the node's
@@ -106,6 +107,7 @@ struct Conn {
     peer: String,
     /// The client's address alone (monitoring's source-host is an ip-address).
     peer_ip: String,
+    peer_addr: std::net::IpAddr,
     user: Option<String>,
     channels: HashMap<ChannelId, Channel<Msg>>,
     started: Arc<AtomicBool>,
@@ -171,6 +173,14 @@ impl Handler for Conn {
     type Error = russh::Error;
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let now = std::time::Instant::now();
+        // A source refused for failed logins (on any face) is not even
+        // checked: its guess is refused as a wrong one would be.
+        if let Err(wait) = self.ctx.auth_guard.check(self.peer_addr, now) {
+            Stats::inc(&self.ctx.shared.stats.auth_refused);
+            warn!(user, peer = %self.peer, retry_after_s = wait.as_secs() + 1, "NETCONF login refused unchecked: too many failed logins from this address");
+            return Ok(self.failed(user, "password").await);
+        }
         let ok = self
             .ctx
             .users
@@ -179,9 +189,15 @@ impl Handler for Conn {
             .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
         if ok {
             info!(user, peer = %self.peer, method = "password", "NETCONF login");
+            self.ctx.auth_guard.succeeded(self.peer_addr);
             self.user = Some(user.to_string());
             Ok(Auth::Accept)
         } else {
+            if let halyard_cluster_model::guard::Verdict::Refused { failures, for_ } =
+                self.ctx.auth_guard.failed(self.peer_addr, now)
+            {
+                warn!(peer = %self.peer, failures, refused_for_s = for_.as_secs(), "NETCONF logins from this address refused for a while");
+            }
             Ok(self.failed(user, "password").await)
         }
     }
@@ -384,6 +400,7 @@ impl Listener {
                 users,
                 ssh: Arc::new(ssh),
                 max_sessions: config.limits.max_sessions,
+                auth_guard: config.auth_guard.clone(),
                 tasks: std::sync::Mutex::new(JoinSet::new()),
                 span: tracing::Span::current(),
             }),
@@ -478,6 +495,7 @@ impl Ctx {
             ctx: self.clone(),
             peer: peer.to_string(),
             peer_ip: peer.ip().to_string(),
+            peer_addr: peer.ip(),
             user: None,
             channels: HashMap::new(),
             started: started.clone(),

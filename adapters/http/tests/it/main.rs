@@ -312,6 +312,7 @@ pub fn config(anonymous_read: bool) -> HttpConfig {
             ..Limits::default()
         },
         release_dir: None,
+        auth_guard: Default::default(),
     }
 }
 
