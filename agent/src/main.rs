@@ -69,6 +69,10 @@ enum Command {
     Check,
     /// Runs the example HA-aware daemon (the demo's components).
     Counterd,
+    /// Reads a password on standard input (its first line) and prints its
+    /// Argon2id hash, which a config file's `password` takes in place of
+    /// the plain text (HTTP and NETCONF users).
+    HashPassword,
     /// Boot supervisor: runs this node from its release store (the config's
     /// `[release]` section), with the fail-safe watchdog and fall-back.
     Boot,
@@ -114,6 +118,21 @@ fn main() -> anyhow::Result<()> {
                     .await
                     .map_err(|e| anyhow::anyhow!("counterd: {e}"))
             });
+        }
+        Some(Command::HashPassword) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("cannot read the password")?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                bail!("no password on standard input");
+            }
+            println!(
+                "{}",
+                halyard_cluster_model::secret::hash_password(password)?
+            );
+            return Ok(());
         }
         Some(Command::Check) => {
             if cli.config.is_none() {

@@ -15,6 +15,7 @@ pub mod memory;
 pub mod meta;
 pub mod name;
 pub mod port;
+pub mod secret;
 pub mod value;
 
 /// Generated from the schema by `build.rs`.

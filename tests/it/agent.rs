@@ -1161,3 +1161,101 @@ fn a_password_guesser_is_refused_on_every_face_and_nobody_else_is() {
     assert!(value("halyard_http_auth_refused_total") >= 1.0);
     assert!(value("halyard_netconf_events_total{counter=\"auth_refused\"}") >= 1.0);
 }
+
+/// Passwords stored hashed: `halyard hash-password` makes an Argon2id hash,
+/// the config takes it in place of the plain text, curl (Basic) and
+/// ncclient log in with the password and not with the hash, the password
+/// appears in no log line and no /metrics, and a broken hash is reported
+/// at its line by `halyard check`.
+#[test]
+fn hashed_passwords_log_in_on_http_and_netconf() {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let secret = "Correct-Horse-7";
+    let mut hasher = Command::new(halyard())
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(hasher.stdin.take().unwrap(), "{secret}").unwrap();
+    let out = hasher.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let phc = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(phc.starts_with("$argon2id$"), "{phc}");
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    let config = dir.path().join("hashed.toml");
+    std::fs::write(
+        &config,
+        demo.replace(
+            "password = \"halyard-demo\"",
+            &format!("password = \"{phc}\""),
+        ),
+    )
+    .unwrap();
+    let check = Command::new(halyard())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let a = Agent::start_with(&dir.path().join("data"), Some(config.clone()));
+    let http_code = |password: &str| -> u16 {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH"])
+            .args(["-u", &format!("operator:{password}")])
+            .args([
+                "-H",
+                "Content-Type: application/json",
+                "-d",
+                "{\"label\":\"hashed\"}",
+            ])
+            .arg(format!(
+                "http://{}/api/v1/objects/ne=1/shelf=1/fan=1",
+                a.http
+            ))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    };
+    assert_eq!(http_code(secret), 200);
+    assert_eq!(http_code("halyard-demo"), 401);
+    assert_eq!(http_code(&phc), 401);
+    let script = dir.path().join("login.py");
+    std::fs::write(&script, NC_LOGIN).unwrap();
+    let netconf = |password: &str| -> String {
+        let out = Command::new("python3")
+            .arg(&script)
+            .args([a.netconf.as_str(), "127.0.0.1", password])
+            .output()
+            .expect("python3 with ncclient");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(netconf(secret), "login=ok");
+    assert!(netconf("halyard-demo").starts_with("login=refused"));
+    let (_, metrics) = a.curl("GET", "/metrics", None);
+    assert!(!metrics.contains(secret));
+    assert!(a.logged(secret).is_empty());
+    drop(a);
+    // A broken hash is an error at its line.
+    let broken = phc[..phc.len() - 10].to_string() + "!!";
+    std::fs::write(
+        &config,
+        demo.replace(
+            "password = \"halyard-demo\"",
+            &format!("password = \"{broken}\""),
+        ),
+    )
+    .unwrap();
+    let check = Command::new(halyard())
+        .args(["check", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&check.stderr).into_owned();
+    assert!(!check.status.success());
+    assert!(
+        err.contains("hashed.toml:18:") && err.contains("halyard hash-password"),
+        "{err}"
+    );
+}

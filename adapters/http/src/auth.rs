@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 
+use halyard_cluster_model::secret::Password;
+
 use crate::config::{HttpConfig, Role};
 use crate::error::ApiError;
 
@@ -34,7 +36,7 @@ impl Caller {
 
 #[derive(Debug)]
 struct Account {
-    password: Option<String>,
+    password: Option<std::sync::Arc<Password>>,
     role: Role,
 }
 
@@ -61,11 +63,17 @@ impl Authenticator {
             if u.name.is_empty() || u.name.contains(':') {
                 return Err(format!("user name '{}' is empty or contains ':'", u.name));
             }
+            let password = match &u.password {
+                Some(p) => Some(std::sync::Arc::new(
+                    Password::from_config(p).map_err(|e| format!("user {}: {e}", u.name))?,
+                )),
+                None => None,
+            };
             if users
                 .insert(
                     u.name.clone(),
                     Account {
-                        password: u.password.clone(),
+                        password,
                         role: u.role,
                     },
                 )
@@ -112,8 +120,9 @@ impl Authenticator {
 
     /// Authenticates from the `Authorization` header, or an `access_token`
     /// query parameter (for `EventSource`, which cannot send headers).
-    /// Wrong credentials are refused even for reads.
-    pub fn authenticate(
+    /// Wrong credentials are refused even for reads. A hashed password is
+    /// checked on the blocking pool (Argon2 takes tens of milliseconds).
+    pub async fn authenticate(
         &self,
         authorization: Option<&str>,
         query: Option<&str>,
@@ -133,11 +142,24 @@ impl Authenticator {
                 let (user, pass) = decoded
                     .split_once(':')
                     .ok_or_else(ApiError::bad_credentials)?;
-                return match self.users.get(user) {
-                    Some(Account {
-                        password: Some(p), ..
-                    }) if same(p, pass) => Ok(self.caller(user)),
-                    _ => Err(ApiError::bad_credentials()),
+                let Some(Account {
+                    password: Some(p), ..
+                }) = self.users.get(user)
+                else {
+                    return Err(ApiError::bad_credentials());
+                };
+                let ok = if p.is_hashed() {
+                    let (p, pass) = (p.clone(), pass.to_string());
+                    tokio::task::spawn_blocking(move || p.matches(&pass))
+                        .await
+                        .unwrap_or(false)
+                } else {
+                    p.matches(pass)
+                };
+                return if ok {
+                    Ok(self.caller(user))
+                } else {
+                    Err(ApiError::bad_credentials())
                 };
             }
             return Err(ApiError::bad_credentials());
@@ -190,18 +212,23 @@ mod tests {
         )
     }
 
-    #[test]
-    fn credentials_and_roles() {
+    #[tokio::test]
+    async fn credentials_and_roles() {
         let a = auth(false);
-        let ann = a.authenticate(Some(&basic("ann", "pw")), None).unwrap();
+        let ann = a
+            .authenticate(Some(&basic("ann", "pw")), None)
+            .await
+            .unwrap();
         assert_eq!(ann.require(Role::Operator).unwrap(), "ann");
         assert_eq!(ann.require(Role::Admin).unwrap_err().status.as_u16(), 403);
         let t = a
             .authenticate(Some("Bearer 0123456789abcdef-ann"), None)
+            .await
             .unwrap();
         assert_eq!(t.require(Role::Viewer).unwrap(), "ann");
         let q = a
             .authenticate(None, Some("x=1&access_token=0123456789abcdef-ann"))
+            .await
             .unwrap();
         assert_eq!(q.require(Role::Viewer).unwrap(), "ann");
         for bad in [
@@ -212,17 +239,48 @@ mod tests {
             "Basic !!!".into(),
             "Digest x".into(),
         ] {
-            let e = a.authenticate(Some(&bad), None).unwrap_err();
+            let e = a.authenticate(Some(&bad), None).await.unwrap_err();
             assert_eq!(e.status.as_u16(), 401, "{bad}");
         }
-        let anon = a.authenticate(None, None).unwrap();
+        let anon = a.authenticate(None, None).await.unwrap();
         assert_eq!(anon.require(Role::Viewer).unwrap_err().status.as_u16(), 401);
-        let anon = auth(true).authenticate(None, None).unwrap();
+        let anon = auth(true).authenticate(None, None).await.unwrap();
         assert_eq!(anon.require(Role::Viewer).unwrap(), "anonymous");
         assert_eq!(
             anon.require(Role::Operator).unwrap_err().status.as_u16(),
             401
         );
+    }
+
+    #[tokio::test]
+    async fn a_hashed_password() {
+        let phc = halyard_cluster_model::secret::hash_password("pw2").unwrap();
+        let a = Authenticator::new(&HttpConfig {
+            users: vec![UserConfig {
+                name: "h".into(),
+                password: Some(phc),
+                tokens: vec![],
+                role: Role::Viewer,
+            }],
+            ..HttpConfig::default()
+        })
+        .unwrap();
+        let ok = a
+            .authenticate(Some(&basic("h", "pw2")), None)
+            .await
+            .unwrap();
+        assert_eq!(ok.require(Role::Viewer).unwrap(), "h");
+        let e = a
+            .authenticate(Some(&basic("h", "pw")), None)
+            .await
+            .unwrap_err();
+        assert_eq!(e.status.as_u16(), 401);
+        // The hash itself is no password.
+        let phc = match &a.users["h"].password {
+            Some(_) => halyard_cluster_model::secret::hash_password("pw2").unwrap(),
+            None => unreachable!(),
+        };
+        assert!(a.authenticate(Some(&basic("h", &phc)), None).await.is_err());
     }
 
     #[test]
@@ -239,6 +297,13 @@ mod tests {
         c.users[0].tokens = vec!["short".into()];
         assert!(Authenticator::new(&c).unwrap_err().contains("shorter"));
         c.users[0].tokens.clear();
+        c.users[0].password = Some("$argon2id$v=19$broken".into());
+        assert!(
+            Authenticator::new(&c)
+                .unwrap_err()
+                .contains("hash-password")
+        );
+        c.users[0].password = None;
         c.users.push(c.users[0].clone());
         assert!(Authenticator::new(&c).unwrap_err().contains("twice"));
     }

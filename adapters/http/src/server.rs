@@ -77,7 +77,7 @@ async fn front(
             )
             .into_response_after(wait);
         }
-        match st.auth.authenticate(auth, req.uri().query()) {
+        match st.auth.authenticate(auth, req.uri().query()).await {
             Ok(caller) => {
                 if caller.user.is_some() {
                     st.auth_guard.succeeded(peer.ip());

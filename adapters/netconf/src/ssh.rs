@@ -75,7 +75,7 @@ pub fn load_or_create_host_key(path: &std::path::Path) -> Result<PrivateKey, Net
 
 #[derive(Debug)]
 struct User {
-    password: Option<String>,
+    password: Option<Arc<halyard_cluster_model::secret::Password>>,
     keys: Vec<PublicKey>,
     read_only: bool,
 }
@@ -92,13 +92,6 @@ struct Ctx {
     /// The span the server was bound in (the agent's, with the node's
     /// name): the parent of every connection's and session's span.
     span: tracing::Span,
-}
-
-/// Secrets are compared in constant time (`subtle`): the time taken tells
-/// nothing about how much of a guess was right.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    a.ct_eq(b).into()
 }
 
 /// The russh handler of one connection.
@@ -181,12 +174,17 @@ impl Handler for Conn {
             warn!(user, peer = %self.peer, retry_after_s = wait.as_secs() + 1, "NETCONF login refused unchecked: too many failed logins from this address");
             return Ok(self.failed(user, "password").await);
         }
-        let ok = self
-            .ctx
-            .users
-            .get(user)
-            .and_then(|u| u.password.as_deref())
-            .is_some_and(|p| constant_time_eq(p.as_bytes(), password.as_bytes()));
+        let ok = match self.ctx.users.get(user).and_then(|u| u.password.clone()) {
+            // Argon2 takes tens of milliseconds: not on an async thread.
+            Some(p) if p.is_hashed() => {
+                let given = password.to_string();
+                tokio::task::spawn_blocking(move || p.matches(&given))
+                    .await
+                    .unwrap_or(false)
+            }
+            Some(p) => p.matches(password),
+            None => false,
+        };
         if ok {
             info!(user, peer = %self.peer, method = "password", "NETCONF login");
             self.ctx.auth_guard.succeeded(self.peer_addr);
@@ -352,7 +350,13 @@ impl Listener {
             users.insert(
                 name.clone(),
                 User {
-                    password: password.clone(),
+                    password: match password {
+                        Some(p) => Some(Arc::new(
+                            halyard_cluster_model::secret::Password::from_config(p)
+                                .map_err(|e| NetconfError::Config(format!("user {name}: {e}")))?,
+                        )),
+                        None => None,
+                    },
                     keys,
                     read_only: config.read_only_users.contains(name),
                 },

@@ -127,6 +127,20 @@ fn check_faces(c: &Config, r: &mut Report<'_>) {
         .users
         .iter()
         .any(|u| u.auth_pass.get_ref() == DEMO_AUTH);
+    for p in c
+        .http
+        .users
+        .iter()
+        .chain(&c.netconf.users)
+        .filter_map(|u| u.password.as_ref())
+    {
+        if let Err(e) = halyard_cluster_model::secret::Password::from_config(p.get_ref()) {
+            r.at(
+                p,
+                format!("found a password starting with $argon2 that is {e}"),
+            );
+        }
+    }
     for l in c
         .snmp
         .listen
