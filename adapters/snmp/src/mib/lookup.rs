@@ -48,6 +48,14 @@ impl Mib {
                     VarBindValue::NoSuchInstance
                 });
             }
+            Node::Fixed(rows) => {
+                return Ok(
+                    match rows.binary_search_by(|(r, _)| r.as_slice().cmp(rel)) {
+                        Ok(k) => VarBindValue::Value(rows[k].1.clone()),
+                        Err(_) => VarBindValue::NoSuchInstance,
+                    },
+                );
+            }
             Node::EntLastChange => {
                 if rel != [0] {
                     return Ok(VarBindValue::NoSuchInstance);
@@ -184,6 +192,10 @@ impl Mib {
                 None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar_value(*s))),
                 Some(_) => None,
             }),
+            Node::Fixed(rows) => Ok(rows
+                .iter()
+                .find(|(r, _)| rel.is_none_or(|x| r.as_slice() > x))
+                .map(|(r, v)| (oid::join(prefix, r), v.clone()))),
             Node::EntLastChange => Ok(match rel {
                 None | Some([]) => {
                     let snap = self.snapshot(ctx).await?;

@@ -57,6 +57,9 @@ enum Node {
     EntContains,
     /// entLastChangeTime.
     EntLastChange,
+    /// A table whose rows never change (sysORTable): (instance relative to
+    /// the entry, value), in OID order.
+    Fixed(Vec<(Oid, rasn_smi::v2::ObjectSyntax)>),
 }
 
 /// State of one request: a snapshot of every object, taken at most once,
@@ -168,6 +171,10 @@ impl Mib {
             scalar(oid::USM_STATS, 6, Scalar::Count(C::DecryptionErrors)),
         ];
         let root = module_root();
+        nodes.push((
+            oid::join(oid::SYSTEM, &[9, 1]),
+            Node::Fixed(sys_or_table(&root)),
+        ));
         nodes.push((oid::join(&root, &[1, 100, 1]), Node::ObjectTable));
         nodes.push((oid::join(&root, &[1, 101, 1]), Node::ChildTable));
         for class in SCHEMA.object_classes() {
@@ -200,4 +207,50 @@ impl Mib {
     pub fn model(&self) -> &Arc<dyn InformationModel> {
         &self.model
     }
+}
+
+/// sysORTable (RFC 3418): the MIB modules this agent implements, by their
+/// MODULE-IDENTITY, all present since start (sysORUpTime 0, as
+/// sysORLastChange).
+fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
+    use crate::codec::{object_id, octets, ticks};
+    let modules: [(&[u32], &str); 7] = [
+        (
+            &[1, 3, 6, 1, 6, 3, 1],
+            "SNMPv2-MIB: the system and snmp groups (RFC 3418)",
+        ),
+        (
+            &[1, 3, 6, 1, 6, 3, 10],
+            "SNMP-FRAMEWORK-MIB: the SNMP engine (RFC 3411)",
+        ),
+        (
+            &[1, 3, 6, 1, 6, 3, 11],
+            "SNMP-MPD-MIB: message processing statistics (RFC 3412)",
+        ),
+        (
+            &[1, 3, 6, 1, 6, 3, 15],
+            "SNMP-USER-BASED-SM-MIB: USM statistics (RFC 3414)",
+        ),
+        (
+            &[1, 3, 6, 1, 2, 1, 47],
+            "ENTITY-MIB: the physical entities (RFC 6933)",
+        ),
+        (
+            &[1, 3, 6, 1, 2, 1, 131],
+            "ENTITY-STATE-MIB: the entities' states (RFC 4268)",
+        ),
+        (
+            halyard,
+            "HALYARD-CLUSTER-MIB: the element's managed objects",
+        ),
+    ];
+    let mut rows = Vec::new();
+    for (i, (id, descr)) in modules.iter().enumerate() {
+        let index = i as u32 + 1;
+        rows.push((vec![2, index], object_id(id)));
+        rows.push((vec![3, index], octets(descr.as_bytes())));
+        rows.push((vec![4, index], ticks(0)));
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
 }

@@ -149,7 +149,8 @@ fn v1_get_and_walk() {
         ),
     );
     assert!(walk.ok, "{walk:?}");
-    assert_eq!(numeric_lines(&walk.stdout).len(), 8, "{walk:?}");
+    // Eight scalars and sysORTable's 7 rows of 3 columns.
+    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 21, "{walk:?}");
     let get = tool(
         "snmpget",
         &cat(
@@ -219,7 +220,7 @@ fn v3_authpriv_sha256_aes_walk() {
         .iter()
         .map(|(o, _)| halyard_snmp::oid::format(o))
         .collect();
-    assert_eq!(names.len(), 7, "{out:?}");
+    assert_eq!(names.len(), 7 + 21, "{out:?}");
     assert!(
         names.iter().all(|n| n.starts_with("1.3.6.1.2.1.1.")),
         "{out:?}"
@@ -567,5 +568,74 @@ fn major() -> u32 {
     match a.ty {
         halyard_cluster_model::AttrType::Enum(e) => e.by_name("major").unwrap().value,
         _ => unreachable!("Severity is an enumeration"),
+    }
+}
+
+/// sysORTable lists every MIB module the agent serves, as snmptable shows
+/// it with the MIBs loaded, and each listed module answers a walk.
+#[test]
+fn sys_or_table_lists_the_served_mibs() {
+    let r = start();
+    let mut args = v2c("public", r.addr);
+    args.extend(mib_args());
+    args.extend(s(&["-Cf", "|", "SNMPv2-MIB::sysORTable"]));
+    let table = tool("snmptable", &args);
+    assert!(table.ok, "{table:?}");
+    let rows: Vec<&str> = table
+        .stdout
+        .lines()
+        .filter(|l| l.matches('|').count() == 2)
+        .skip(1)
+        .collect();
+    assert_eq!(rows.len(), 7, "{table:?}");
+    for want in [
+        "|SNMPv2-MIB: ",
+        "|SNMP-FRAMEWORK-MIB: ",
+        "|SNMP-MPD-MIB: ",
+        "|SNMP-USER-BASED-SM-MIB: ",
+        "|ENTITY-MIB: ",
+        "|ENTITY-STATE-MIB: ",
+        "|HALYARD-CLUSTER-MIB: ",
+    ] {
+        assert!(rows.iter().any(|l| l.contains(want)), "{want}: {table:?}");
+    }
+    assert!(
+        rows.iter().all(|l| l.ends_with("|0:0:00:00.00")),
+        "{table:?}"
+    );
+    // Every module listed has objects under it.
+    let mut args = v2c("public", r.addr);
+    args.extend(s(&["-On", "-Oq", ".1.3.6.1.2.1.1.9.1.2"]));
+    let ids = tool("snmpwalk", &args);
+    let listed: Vec<&str> = ids
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ".1.3.6.1.6.3.1",
+            ".1.3.6.1.6.3.10",
+            ".1.3.6.1.6.3.11",
+            ".1.3.6.1.6.3.15",
+            ".1.3.6.1.2.1.47",
+            ".1.3.6.1.2.1.131",
+            ".1.3.6.1.4.1.32473.77"
+        ],
+        "{ids:?}"
+    );
+    // (SNMPv2-MIB's system and snmp groups live under mib-2, not under
+    // its MODULE-IDENTITY.)
+    for id in listed.iter().filter(|id| **id != ".1.3.6.1.6.3.1") {
+        let mut args = v2c("public", r.addr);
+        args.extend(s(&["-On", id]));
+        let walk = tool("snmpwalk", &args);
+        assert!(
+            walk.stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{id}."))),
+            "nothing under {id}: {walk:?}"
+        );
     }
 }
