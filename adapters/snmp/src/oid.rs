@@ -38,6 +38,8 @@ pub fn parse(s: &str) -> Option<Oid> {
 pub const SYSTEM: &[u32] = &[1, 3, 6, 1, 2, 1, 1];
 pub const SYS_UPTIME: &[u32] = &[1, 3, 6, 1, 2, 1, 1, 3, 0];
 pub const SNMP_GROUP: &[u32] = &[1, 3, 6, 1, 2, 1, 11];
+/// SNMPv2-MIB snmpSet group (snmpSetSerialNo).
+pub const SNMP_SET: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 6];
 pub const SNMP_TRAP_OID: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 pub const ENT_PHYSICAL_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1];
 pub const ENT_CONTAINS_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 3, 3, 1];

@@ -112,6 +112,8 @@ pub struct Mib {
     sys: SysInfo,
     max_message_size: u32,
     nodes: Vec<(Oid, Node)>,
+    /// snmpSetSerialNo's value (RFC 2579 TestAndIncr, 0..2^31-1).
+    set_serial: std::sync::atomic::AtomicI32,
     /// The physical table's last fingerprint and the sysUpTime at which it
     /// was first seen (entLastChangeTime).
     physical_seen: std::sync::Mutex<Option<(u64, u32)>>,
@@ -151,6 +153,7 @@ impl Mib {
             scalar(oid::SNMP_GROUP, 30, Scalar::EnableAuthenTraps),
             scalar(oid::SNMP_GROUP, 31, Scalar::Count(C::SilentDrops)),
             scalar(oid::SNMP_GROUP, 32, Scalar::Count(C::ProxyDrops)),
+            scalar(oid::SNMP_SET, 1, Scalar::SetSerialNo),
             (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
             (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
             (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
@@ -200,6 +203,7 @@ impl Mib {
             sys,
             max_message_size,
             nodes,
+            set_serial: std::sync::atomic::AtomicI32::new(0),
             physical_seen: std::sync::Mutex::new(None),
         }
     }

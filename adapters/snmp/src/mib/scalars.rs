@@ -19,6 +19,8 @@ pub(super) enum Scalar {
     SysOrLastChange,
     Count(Counter),
     EnableAuthenTraps,
+    /// snmpSetSerialNo (TestAndIncr): managers' advisory lock.
+    SetSerialNo,
     EngineId,
     EngineBoots,
     EngineTime,
@@ -45,6 +47,9 @@ impl Mib {
             Scalar::Count(c) => counter32(e.get(c)),
             // TruthValue: true(1), false(2).
             Scalar::EnableAuthenTraps => int(if self.sys.enable_authen_traps { 1 } else { 2 }),
+            Scalar::SetSerialNo => int(i64::from(
+                self.set_serial.load(std::sync::atomic::Ordering::SeqCst),
+            )),
             Scalar::EngineId => octets(e.id.clone()),
             Scalar::EngineBoots => int(i64::from(e.boots)),
             Scalar::EngineTime => int(i64::from(e.time())),

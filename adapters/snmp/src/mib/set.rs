@@ -4,6 +4,11 @@ use halyard_cluster_model::model::Protocol;
 use halyard_cluster_model::port::{Change, ModelError, Principal, Transaction};
 use rasn_snmp::v2::VarBindValue;
 
+use std::sync::atomic::Ordering;
+
+use rasn_smi::v2::{ObjectSyntax, SimpleSyntax};
+
+use super::scalars::Scalar;
 use super::{Mib, Node};
 use crate::codec;
 use crate::config::View;
@@ -20,10 +25,35 @@ impl Mib {
         write_view: &View,
     ) -> Result<(), (u32, u32)> {
         let mut changes = Vec::with_capacity(varbinds.len());
+        // snmpSetSerialNo's value as sent, with its varbind's position.
+        let mut serial: Option<(i32, u32)> = None;
+        // The varbind (1-based) of each change.
+        let mut positions = Vec::with_capacity(varbinds.len());
         for (i, (oid, value)) in varbinds.iter().enumerate() {
             let fail = |status| (status, i as u32 + 1);
             if !write_view.contains(oid) {
                 return Err(fail(code::NO_ACCESS));
+            }
+            if let Some((prefix, Node::Scalar(Scalar::SetSerialNo))) = self.find_node(oid) {
+                if oid[prefix.len()..] != [0] {
+                    return Err(fail(code::NO_CREATION));
+                }
+                let VarBindValue::Value(ObjectSyntax::Simple(SimpleSyntax::Integer(v))) = value
+                else {
+                    return Err(fail(code::WRONG_TYPE));
+                };
+                let Ok(v) = i32::try_from(v) else {
+                    return Err(fail(code::WRONG_VALUE));
+                };
+                if v < 0 {
+                    return Err(fail(code::WRONG_VALUE));
+                }
+                // TestAndIncr: only the value it holds is accepted.
+                if v != self.set_serial.load(Ordering::SeqCst) {
+                    return Err(fail(code::INCONSISTENT_VALUE));
+                }
+                serial = Some((v, i as u32 + 1));
+                continue;
             }
             let Some((prefix, Node::Class(class, cols, _))) = self.find_node(oid) else {
                 return Err(fail(code::NOT_WRITABLE));
@@ -53,11 +83,20 @@ impl Mib {
                     error: e,
                 })));
             }
+            positions.push(i as u32 + 1);
             changes.push(Change::Set {
                 object: object.name,
                 attribute: attr.name.to_string(),
                 value,
             });
+        }
+        // The serial number moves first (another manager's SET racing
+        // this one fails), and back when the rest is refused.
+        if let Some((v, at)) = serial {
+            let next = if v == i32::MAX { 0 } else { v + 1 };
+            self.set_serial
+                .compare_exchange(v, next, Ordering::SeqCst, Ordering::SeqCst)
+                .map_err(|_| (code::INCONSISTENT_VALUE, at))?;
         }
         if changes.is_empty() {
             return Ok(());
@@ -66,9 +105,18 @@ impl Mib {
             principal: Principal::new(user, Protocol::Snmp),
             changes,
         };
-        self.model
-            .transact(tx)
-            .await
-            .map_err(|e| (error_status(&e.error), e.index as u32 + 1))
+        let r = self.model.transact(tx).await.map_err(|e| {
+            let at = positions.get(e.index).copied().unwrap_or(1);
+            (error_status(&e.error), at)
+        });
+        if r.is_err()
+            && let Some((v, _)) = serial
+        {
+            let next = if v == i32::MAX { 0 } else { v + 1 };
+            let _ = self
+                .set_serial
+                .compare_exchange(next, v, Ordering::SeqCst, Ordering::SeqCst);
+        }
+        r
     }
 }

@@ -625,9 +625,7 @@ fn sys_or_table_lists_the_served_mibs() {
         ],
         "{ids:?}"
     );
-    // (SNMPv2-MIB's system and snmp groups live under mib-2, not under
-    // its MODULE-IDENTITY.)
-    for id in listed.iter().filter(|id| **id != ".1.3.6.1.6.3.1") {
+    for id in &listed {
         let mut args = v2c("public", r.addr);
         args.extend(s(&["-On", id]));
         let walk = tool("snmpwalk", &args);
@@ -638,4 +636,59 @@ fn sys_or_table_lists_the_served_mibs() {
             "nothing under {id}: {walk:?}"
         );
     }
+}
+
+/// snmpSetSerialNo (TestAndIncr) as net-snmp's snmpset uses it for an
+/// advisory lock: a SET with the current value succeeds, with the label
+/// change in the same PDU, and moves it on; a SET with a stale value is
+/// inconsistentValue and changes nothing, the other varbind included.
+#[test]
+fn snmp_set_serial_no_is_a_test_and_increment_lock() {
+    let r = start();
+    let serial_oid = ".1.3.6.1.6.3.1.1.6.1.0";
+    let read = || -> i64 {
+        let out = tool(
+            "snmpget",
+            &cat(v2c("public", r.addr), &["-Oqv", serial_oid]),
+        );
+        out.stdout.trim().parse().unwrap_or(-1)
+    };
+    let comp = "ne=1/shelf=1/node=a/comp=counterd-a";
+    let label = instance(&r, comp, "Label");
+    let now = read();
+    assert!(now >= 0);
+    let current = now.to_string();
+    let out = tool(
+        "snmpset",
+        &cat(
+            v3("admin", "authPriv", r.addr),
+            &[serial_oid, "i", &current, &label, "s", "locked-by-serial"],
+        ),
+    );
+    assert!(out.ok, "{out:?}");
+    assert_eq!(read(), now + 1);
+    assert_eq!(
+        object(&r, comp).get("Label"),
+        Some(&Value::Str("locked-by-serial".into()))
+    );
+    // The stale value: refused, and the label stays.
+    let out = tool(
+        "snmpset",
+        &cat(
+            v3("admin", "authPriv", r.addr),
+            &[&label, "s", "second", serial_oid, "i", &current],
+        ),
+    );
+    assert!(!out.ok, "{out:?}");
+    assert!(out.stderr.contains("inconsistentValue"), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("Failed object: iso.3.6.1.6.3.1.1.6.1.0"),
+        "{out:?}"
+    );
+    assert_eq!(read(), now + 1);
+    assert_eq!(
+        object(&r, comp).get("Label"),
+        Some(&Value::Str("locked-by-serial".into()))
+    );
 }
