@@ -51,7 +51,7 @@ impl AgentModel {
         const BATCH: usize = 4096;
         let mut events = self.core.events.subscribe(EventFilter::default());
         // What happened before this subscription is read from CRIM once.
-        self.refresh_states().await;
+        self.refresh_states(Reread::Full).await;
         self.save_indices().await;
         loop {
             let mut next = tokio::select! {
@@ -80,16 +80,18 @@ impl AgentModel {
                     missed,
                     "agent fell behind the HA core's events; re-reading states and replicated writes"
                 );
-                self.refresh().await;
+                self.refresh_states(Reread::Full).await;
+                self.catch_up().await;
             }
             self.save_indices().await;
         }
     }
 
     /// Re-reads every component's states from CRIM (in a cluster, the
-    /// local replica) and applies replicated writes not seen yet.
+    /// local replica) and applies replicated writes not seen yet: the
+    /// cluster's periodic pass, beside the event task (see [`Reread`]).
     pub async fn refresh(&self) {
-        self.refresh_states().await;
+        self.refresh_states(Reread::Beside).await;
         self.catch_up().await;
     }
 
@@ -244,9 +246,10 @@ impl AgentModel {
     }
 
     /// Re-reads every component's states and assignments from CRIM: the
-    /// assignments CRIM no longer has are removed, the ones it has and the
-    /// tree lacks (or holds in another role) are made.
-    async fn refresh_states(&self) {
+    /// ones CRIM has and the tree lacks (or holds in another role) are
+    /// made; with [`Reread::Full`] also the acknowledgements, and the
+    /// assignments CRIM no longer has are removed.
+    async fn refresh_states(&self, how: Reread) {
         let Ok(views) = self.core.components().await else {
             return;
         };
@@ -291,7 +294,9 @@ impl AgentModel {
                 // Acknowledgements before the subscription (or missed) are
                 // read from CRIM too: the role the component acknowledged
                 // is its current one.
-                if let Ok(n) = ObjectName::parse(&object) {
+                if how == Reread::Full
+                    && let Ok(n) = ObjectName::parse(&object)
+                {
                     self.set(
                         &n,
                         AssignmentPatch::new()
@@ -301,6 +306,9 @@ impl AgentModel {
                 }
                 expected.insert(object);
             }
+        }
+        if how == Reread::Beside {
+            return;
         }
         for a in self
             .store
@@ -738,6 +746,19 @@ impl AgentModel {
             }
         }
     }
+}
+
+/// How much a re-read of CRIM may overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reread {
+    /// By the event task itself (at its start, after it missed events):
+    /// nothing applies events meanwhile, so what CRIM says replaces the
+    /// tree's assignments and acknowledgements.
+    Full,
+    /// Beside the event task (the cluster's periodic pass): an event
+    /// applied between CRIM's answer and the write would be undone, so
+    /// only what is missing is made, nothing is removed or reset.
+    Beside,
 }
 
 /// The name of the Assignment object of `component` in service instance
