@@ -14,6 +14,7 @@ pub mod layer;
 pub mod memory;
 pub mod meta;
 pub mod name;
+pub mod physical;
 pub mod port;
 pub mod secret;
 pub mod value;

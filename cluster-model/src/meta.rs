@@ -153,6 +153,27 @@ impl PhysicalClass {
         self as u32
     }
 
+    /// The iana-hardware identity (RFC 8348) of the class. `other` has
+    /// none (RFC 8348 leaves it to vendor identities): it is `unknown`.
+    pub fn iana_identity(self) -> &'static str {
+        match self {
+            Self::Other | Self::Unknown => "unknown",
+            Self::Chassis => "chassis",
+            Self::Backplane => "backplane",
+            Self::Container => "container",
+            Self::PowerSupply => "power-supply",
+            Self::Fan => "fan",
+            Self::Sensor => "sensor",
+            Self::Module => "module",
+            Self::Port => "port",
+            Self::Stack => "stack",
+            Self::Cpu => "cpu",
+            Self::EnergyObject => "energy-object",
+            Self::Battery => "battery",
+            Self::StorageDrive => "storage-drive",
+        }
+    }
+
     /// The ENTITY-MIB label, as the schema spells it.
     pub fn label(self) -> &'static str {
         match self {
@@ -199,10 +220,18 @@ pub enum Role {
     StateLastChanged,
     /// On an indication: the persistent name of the alarm it is about (string).
     Alarm,
+    /// Of the element: who to contact about it, SNMPv2-MIB sysContact,
+    /// ietf-system `contact` (string).
+    Contact,
+    /// Of the element: where it is, sysLocation, ietf-system `location` (string).
+    Location,
+    /// Of the element: whether the SNMP face sends authenticationFailure
+    /// notifications, snmpEnableAuthenTraps (boolean).
+    AuthenticationTraps,
 }
 
 impl Role {
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 12] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -212,6 +241,9 @@ impl Role {
         Self::Availability,
         Self::StateLastChanged,
         Self::Alarm,
+        Self::Contact,
+        Self::Location,
+        Self::AuthenticationTraps,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -226,6 +258,9 @@ impl Role {
             Self::Availability => "availability",
             Self::StateLastChanged => "stateLastChanged",
             Self::Alarm => "alarm",
+            Self::Contact => "contact",
+            Self::Location => "location",
+            Self::AuthenticationTraps => "authenticationTraps",
         }
     }
 }

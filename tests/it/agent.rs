@@ -1259,3 +1259,70 @@ fn hashed_passwords_log_in_on_http_and_netconf() {
         "{err}"
     );
 }
+
+/// sysContact, sysLocation and snmpEnableAuthenTraps are the element's
+/// attributes: net-snmp's snmpset writes them and HTTP shows the same
+/// values. They, and any operator's write (a fan's label over HTTP),
+/// survive a restart, which rebuilds the tree from the configuration.
+#[test]
+fn sys_contact_location_and_authen_traps_are_the_elements_attributes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::start(dir.path());
+    const CONTACT: &str = "1.3.6.1.2.1.1.4.0";
+    const LOCATION: &str = "1.3.6.1.2.1.1.6.0";
+    const AUTHEN_TRAPS: &str = "1.3.6.1.2.1.11.30.0";
+    assert_eq!(get(&a, CONTACT), "");
+    assert_eq!(get(&a, AUTHEN_TRAPS), "2", "disabled until enabled");
+    let (ok, out) = a.snmp(
+        "snmpset",
+        V3,
+        &[
+            CONTACT,
+            "s",
+            "NOC +1 555 0100",
+            LOCATION,
+            "s",
+            "Site 4, row B, rack 12",
+            AUTHEN_TRAPS,
+            "i",
+            "1",
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(get(&a, CONTACT), "NOC +1 555 0100");
+    let element = |a: &Agent| {
+        let (code, body) = a.curl("GET", "/api/v1/objects/ne=1", None);
+        assert_eq!(code, 200, "{body}");
+        body
+    };
+    let body = element(&a);
+    for want in ["NOC +1 555 0100", "Site 4, row B, rack 12"] {
+        assert!(body.contains(want), "{want} not in {body}");
+    }
+    // A bad value is refused at its varbind; nothing changes.
+    let (ok, out) = a.snmp(
+        "snmpset",
+        V3,
+        &[LOCATION, "s", "elsewhere", AUTHEN_TRAPS, "i", "7"],
+    );
+    assert!(!ok && out.contains("wrongValue"), "{out}");
+    assert_eq!(get(&a, LOCATION), "Site 4, row B, rack 12");
+    // The public community may not write them.
+    let (ok, out) = a.snmp("snmpset", &["-v2c", "-c", "public"], &[CONTACT, "s", "x"]);
+    assert!(!ok || out.contains("noAccess"), "{out}");
+    let (code, body) = a.curl(
+        "PATCH",
+        "/api/v1/objects/ne=1/shelf=1/fan=1",
+        Some(r#"{"label":"left fan"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    // SIGTERM and start again: the values are kept.
+    assert!(a.signal("-TERM").success());
+    a.spawn();
+    let (_, fan) = a.curl("GET", "/api/v1/objects/ne=1/shelf=1/fan=1", None);
+    assert!(fan.contains("left fan"), "{fan}");
+    assert_eq!(get(&a, CONTACT), "NOC +1 555 0100");
+    assert_eq!(get(&a, LOCATION), "Site 4, row B, rack 12");
+    assert_eq!(get(&a, AUTHEN_TRAPS), "1");
+    assert!(element(&a).contains("NOC +1 555 0100"));
+}

@@ -126,3 +126,147 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
     // Every reply and notification of the session validates.
     crate::netconf_correctness::check_trace(&trace);
 }
+
+const HARDWARE_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+host, port = sys.argv[1].rsplit(":", 1)
+HW = "urn:ietf:params:xml:ns:yang:ietf-hardware"
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+q = lambda e, n: e.find("{%s}%s" % (HW, n))
+t = lambda e, n: (q(e, n).text or "") if q(e, n) is not None else ""
+data = m.get(filter=("subtree", '<hardware xmlns="%s"/>' % HW)).data_ele
+for c in data.iter("{%s}component" % HW):
+    st = q(c, "state")
+    print("component %s %s %s %s %s [%s]" % (t(c, "physical-index"), t(c, "name"),
+          t(c, "class").split(":")[-1], t(c, "parent") or "-", t(st, "oper-state"),
+          t(st, "alarm-state")))
+# An XPath filter on the standard module selects by class.
+x = m.get(filter=("xpath", ({"hw": HW},
+    "/hw:hardware/hw:component[hw:class='ianahw:fan']/hw:name"))).data_ele
+print("xpath-fans=%s" % ",".join(sorted(e.text for e in x.iter("{%s}name" % HW))))
+# The yang-library lists the module with its features.
+LIB = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
+lib = m.get(filter=("subtree", '<yang-library xmlns="%s"/>' % LIB)).data_ele
+for mod in lib.iter("{%s}module" % LIB):
+    if mod.find("{%s}name" % LIB).text == "ietf-hardware":
+        print("library-features=%s" % ",".join(sorted(f.text for f in mod.iter("{%s}feature" % LIB))))
+print("schema-served=%s" % ("module ietf-hardware" in m.get_schema("ietf-hardware").data))
+m.close_session()
+"#;
+
+/// ietf-hardware and ENTITY-MIB / ENTITY-STATE-MIB are one physical view:
+/// ncclient's `/hardware` and net-snmp's entPhysicalTable and entStateTable
+/// list the same entities, with the same indices, classes, containers,
+/// operational states and alarmed entities, after a shelf power loss
+/// raised alarms. Every reply validates against the published ietf-hardware.
+#[test]
+fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
+    use crate::agent::wait_until;
+    let _load = crate::cluster::not_beside_a_cluster();
+    let dir = tempfile::tempdir().unwrap();
+    let (a, trace) = crate::netconf_correctness::traced_agent(dir.path());
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/operations/inject-fault",
+        Some(r#"{"fault":"power-loss"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let shelf = index_of(&a, "ne=1/shelf=1");
+    const ENT_STATE: &str = "1.3.6.1.2.1.131.1.1.1";
+    wait_until("the shelf's alarm in entStateAlarm", || {
+        let (_, out) = a.snmp(
+            "snmpget",
+            &["-v2c", "-c", "public", "-Oqv", "-Ox"],
+            &[&format!("{ENT_STATE}.5.{shelf}")],
+        );
+        out.trim().trim_matches('"').trim() != "00"
+    });
+    let script = dir.path().join("hw.py");
+    std::fs::write(&script, HARDWARE_SCRIPT).unwrap();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(&a.netconf)
+        .output()
+        .expect("python3 with ncclient (tests/run.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // index -> (name, class, parent, oper, alarmed) from NETCONF.
+    let mut hw = std::collections::BTreeMap::new();
+    for l in text.lines().filter_map(|l| l.strip_prefix("component ")) {
+        let (head, alarms) = l.split_once(" [").unwrap();
+        let f: Vec<&str> = head.split(' ').collect();
+        hw.insert(
+            f[0].to_string(),
+            (
+                f[1].to_string(),
+                f[2].to_string(),
+                f[3].to_string(),
+                f[4].to_string(),
+                !alarms.trim_end_matches(']').is_empty(),
+            ),
+        );
+    }
+    assert!(hw.len() >= 8, "{text}");
+    let name_of = |i: &str| hw.get(i).map(|v| v.0.clone());
+    // The same from SNMP: entPhysicalClass(5), entPhysicalContainedIn(4),
+    // entStateOper(3), entStateAlarm(5).
+    let column = |oid: String| -> std::collections::BTreeMap<String, String> {
+        a.walk(&oid)
+            .into_iter()
+            .map(|(o, v)| (o.rsplit('.').next().unwrap().to_string(), v))
+            .collect()
+    };
+    let classes = column("1.3.6.1.2.1.47.1.1.1.1.5".into());
+    let contained = column("1.3.6.1.2.1.47.1.1.1.1.4".into());
+    let oper = column(format!("{ENT_STATE}.3"));
+    assert_eq!(
+        classes.keys().collect::<Vec<_>>(),
+        hw.keys().collect::<Vec<_>>(),
+        "the same entities by index\n{text}"
+    );
+    let class_name = |v: &str| match v {
+        "3" => "chassis",
+        "6" => "power-supply",
+        "7" => "fan",
+        "9" => "module",
+        "10" => "port",
+        "12" => "cpu",
+        other => panic!("unexpected entPhysicalClass {other}"),
+    };
+    for (i, (name, class, parent, op, alarmed)) in &hw {
+        assert_eq!(class_name(&classes[i]), class, "{name}");
+        let snmp_parent = name_of(&contained[i]).unwrap_or_else(|| "-".into());
+        assert_eq!(&snmp_parent, parent, "{name}");
+        let snmp_oper = match oper[i].as_str() {
+            "2" => "disabled",
+            "3" => "enabled",
+            _ => "unknown",
+        };
+        assert_eq!(snmp_oper, op, "{name}");
+        let (_, bits) = a.snmp(
+            "snmpget",
+            &["-v2c", "-c", "public", "-Oqv", "-Ox"],
+            &[&format!("{ENT_STATE}.5.{i}")],
+        );
+        let snmp_alarmed = bits.trim().trim_matches('"').trim() != "00";
+        assert_eq!(snmp_alarmed, *alarmed, "{name}: entStateAlarm {bits}");
+    }
+    assert!(hw[&shelf].4, "the shelf is alarmed on both faces\n{text}");
+    assert!(
+        text.contains("xpath-fans=ne=1/shelf=1/fan=1,ne=1/shelf=1/fan=2"),
+        "{text}"
+    );
+    assert!(
+        text.contains("library-features=entity-mib,hardware-state"),
+        "{text}"
+    );
+    assert!(text.contains("schema-served=True"), "{text}");
+    drop(a);
+    crate::netconf_correctness::check_trace(&trace);
+}

@@ -16,24 +16,23 @@ use std::process::Command;
 use crate::xml;
 use crate::{BASE_NS, SCHEMA_TEXT};
 
-/// The modules a trace is checked against, in `yang/` and `yang/standard/`
-/// of the workspace (`yang` is that directory).
+/// The modules a trace is checked against: every module the server
+/// implements, from `yang/` and `yang/standard/` of the workspace (`yang`
+/// is that directory).
 fn modules(yang: &Path) -> Vec<PathBuf> {
     let ours = &halyard_cluster_model::SCHEMA.module;
-    let mut v = vec![yang.join(format!("{}@{}.yang", ours.yang_module, ours.revision))];
-    for m in [
-        "ietf-netconf@2011-06-01",
-        "ietf-netconf-monitoring@2010-10-04",
-        "ietf-netconf-with-defaults@2011-06-01",
-        "ietf-yang-library@2019-01-04",
-        "notifications@2008-07-14",
-        "nc-notifications@2008-07-14",
-        "ietf-netconf-notifications@2012-02-06",
-        "ietf-datastores@2018-02-14",
-    ] {
-        v.push(yang.join("standard").join(format!("{m}.yang")));
-    }
-    v
+    crate::monitoring::modules()
+        .iter()
+        .filter(|m| m.implement)
+        .map(|m| {
+            let file = format!("{}@{}.yang", m.name, m.revision);
+            if m.name == ours.yang_module {
+                yang.join(file)
+            } else {
+                yang.join("standard").join(file)
+            }
+        })
+        .collect()
 }
 
 fn os<'a>(v: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {

@@ -8,6 +8,7 @@
 //! - [`datastore`]: running / candidate, locks, commit, confirmed commit.
 //! - [`session`]: one NETCONF session: hello, RPC dispatch, notifications.
 //! - [`monitoring`]: ietf-netconf-monitoring, ietf-yang-library, get-schema.
+//! - [`hardware`]: ietf-hardware from the containment tree (the physical view).
 //! - [`events`]: RFC 6470 notifications the server generates itself.
 //! - [`error`]: typed errors and the one ModelError -> rpc-error table.
 //!
@@ -19,6 +20,7 @@ pub mod datastore;
 pub mod error;
 pub mod events;
 pub mod framing;
+pub mod hardware;
 pub mod monitoring;
 pub mod session;
 pub mod ssh;

@@ -108,6 +108,8 @@ const STANDARD: &[(&str, &str, &str)] = standard![
     "ietf-inet-types" @ "2013-07-15",
     "ietf-netconf-acm" @ "2018-02-14",
     "ietf-datastores" @ "2018-02-14",
+    "ietf-hardware" @ "2018-03-13",
+    "iana-hardware" @ "2018-03-13",
 ];
 
 /// The features of ietf-netconf the server supports, one per capability
@@ -183,6 +185,22 @@ pub fn modules() -> Vec<ModuleInfo> {
             "2018-02-14",
             "urn:ietf:params:xml:ns:yang:ietf-datastores",
             // Implemented: yang-library names datastores by its identities.
+            true,
+        ),
+        ModuleInfo {
+            features: crate::hardware::FEATURES,
+            ..m(
+                "ietf-hardware",
+                "2018-03-13",
+                crate::hardware::HARDWARE_NS,
+                true,
+            )
+        },
+        // Implemented: components' classes are its identities.
+        m(
+            "iana-hardware",
+            "2018-03-13",
+            crate::hardware::IANA_HW_NS,
             true,
         ),
     ]

@@ -163,9 +163,12 @@ pub struct SnmpConfig {
     /// A fixed engine ID (hex in the file otherwise); `None` generates one.
     pub engine_id: Option<Vec<u8>>,
     pub sys_descr: String,
-    pub sys_contact: String,
+    /// sysContact fixed by configuration (read-only); `None`: the
+    /// element's `contact` attribute, writable from every face.
+    pub sys_contact: Option<String>,
     pub sys_name: String,
-    pub sys_location: String,
+    /// sysLocation fixed by configuration; `None`: the element's `location`.
+    pub sys_location: Option<String>,
     /// Deadline of one request, model calls included.
     pub request_timeout: Duration,
     /// Largest message the agent sends or accepts.
@@ -173,8 +176,9 @@ pub struct SnmpConfig {
     /// Requests handled at once; more are dropped (snmpSilentDrops).
     pub max_in_flight: usize,
     /// Send authenticationFailure traps (snmpEnableAuthenTraps) on bad
-    /// communities and wrong digests.
-    pub authentication_failure_traps: bool,
+    /// communities and wrong digests, fixed by configuration; `None`: the
+    /// element's `authentication-traps` attribute decides.
+    pub authentication_failure_traps: Option<bool>,
 }
 
 impl Default for SnmpConfig {
@@ -192,13 +196,13 @@ impl Default for SnmpConfig {
                 "Halyard network-element agent {}",
                 env!("CARGO_PKG_VERSION")
             ),
-            sys_contact: String::new(),
+            sys_contact: None,
             sys_name: String::new(),
-            sys_location: String::new(),
+            sys_location: None,
             request_timeout: Duration::from_secs(5),
             max_message_size: 65_507,
             max_in_flight: 1024,
-            authentication_failure_traps: false,
+            authentication_failure_traps: None,
         }
     }
 }

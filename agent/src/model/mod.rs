@@ -169,6 +169,11 @@ impl AgentModel {
                 .await?;
         }
         model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
+        // Operators' writes come back over the configuration's values.
+        let restored = model.restore_writes().await?;
+        if restored > 0 {
+            tracing::info!(restored, "operators' attribute writes restored");
+        }
         // The audit trail: the latest records come back as objects.
         let audits = model
             .repo

@@ -134,6 +134,9 @@ impl AgentModel {
             Replicated::Set(ops) => ops,
             _ => return,
         };
+        if let Err(e) = self.keep_writes(&ops).await {
+            tracing::warn!(error = %e, "replicated writes not kept in the repository");
+        }
         for op in ops {
             let Ok(name) = ObjectName::parse(&op.object) else {
                 tracing::error!(object = %op.object, "replicated write names no object");

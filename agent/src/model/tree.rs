@@ -17,6 +17,9 @@ use crate::replication::{Replicated, SetOp};
 
 use super::{AgentModel, err_commit};
 
+/// Repository prefix of operators' attribute writes.
+const WRITES: &str = "/writes";
+
 impl AgentModel {
     /// Writes attributes of an object the agent keeps current: the one way
     /// the agent updates its own objects. A string longer than its
@@ -145,6 +148,63 @@ impl AgentModel {
         let i = self.create(class, object, values, &mut fresh).await?;
         self.persist_indices(fresh).await?;
         Ok(i)
+    }
+
+    /// Keeps operators' attribute writes in this node's repository
+    /// (`/writes/<object>/<attribute>`, the value as text), so that a
+    /// restart, which rebuilds the tree from the configuration, gives them
+    /// back ([`AgentModel::restore_writes`]). Components' administrative
+    /// states are CRIM's, not kept here.
+    pub(crate) async fn keep_writes(&self, sets: &[SetOp]) -> Result<(), ModelError> {
+        for op in sets {
+            if let Ok(o) = self.store.get(&super::name(&op.object)?).await
+                && Self::is_availability_attr(o.class, &op.attribute)
+            {
+                continue;
+            }
+            self.repo
+                .set(
+                    &format!("{WRITES}/{}/{}", op.object, op.attribute),
+                    &op.value,
+                )
+                .await
+                .map_err(err_commit)?;
+        }
+        Ok(())
+    }
+
+    /// Applies the kept writes to the tree built from the configuration.
+    /// A write to an object or attribute that is gone (hot swap, a schema
+    /// change) is dropped from the repository.
+    pub(crate) async fn restore_writes(&self) -> Result<usize, ModelError> {
+        let mut restored = 0;
+        for (key, v) in self.repo.list(WRITES).await.map_err(err_commit)? {
+            let target = key
+                .strip_prefix(WRITES)
+                .and_then(|r| r.strip_prefix('/'))
+                .and_then(|r| r.rsplit_once('/'))
+                .and_then(|(o, a)| Some((ObjectName::parse(o).ok()?, a)));
+            let found = match &target {
+                Some((name, attribute)) => self.store.get(name).await.ok().and_then(|o| {
+                    let (_, m) = o.class.attribute(attribute)?;
+                    (m.writable && !Self::is_availability_attr(o.class, attribute)).then_some(m.ty)
+                }),
+                None => None,
+            };
+            let (Some((name, attribute)), Some(ty)) = (target, found) else {
+                tracing::info!(key = %key, "a kept write names nothing the element has; dropped");
+                self.repo.delete(&key).await.map_err(err_commit)?;
+                continue;
+            };
+            match v.as_str().map(|t| Value::parse(&ty, t)) {
+                Some(Ok(value)) => {
+                    self.set(&name, &[(attribute, value)]);
+                    restored += 1;
+                }
+                _ => tracing::warn!(key = %key, value = %v, "a kept write does not parse; ignored"),
+            }
+        }
+        Ok(restored)
     }
 
     /// Whether objects of this class come from the element itself (its
@@ -320,38 +380,46 @@ impl InformationModel for AgentModel {
             }
         }
         let principal = tx.principal.clone();
-        // In a cluster, attribute writes are committed to the log and
-        // applied by every node, so every face of every node reads them.
-        if self.cluster.get().is_some() {
-            let mut sets = Vec::new();
-            for c in &tx.changes {
-                if let Change::Set {
-                    object,
-                    attribute,
-                    value,
-                } = c
-                    && let Ok(o) = self.store.get(object).await
-                    && let Some((_, m)) = o.class.attribute(attribute)
-                {
-                    sets.push(SetOp {
-                        object: object.as_str().to_string(),
-                        attribute: attribute.to_string(),
-                        value: value.render(&m.ty),
-                    });
-                }
-            }
-            if !sets.is_empty()
-                && let Err(e) = Replicated::Set(sets).replicate(&self.core).await
+        let mut sets = Vec::new();
+        for c in &tx.changes {
+            if let Change::Set {
+                object,
+                attribute,
+                value,
+            } = c
+                && let Ok(o) = self.store.get(object).await
+                && let Some((_, m)) = o.class.attribute(attribute)
             {
-                let error = ModelError::CommitFailed {
-                    reason: e.to_string(),
-                };
-                self.audit(&principal, &what, &format!("failed: {error}"))
-                    .await;
-                return Err(TxError { index: 0, error });
+                sets.push(SetOp {
+                    object: object.as_str().to_string(),
+                    attribute: attribute.to_string(),
+                    value: value.render(&m.ty),
+                });
             }
         }
+        // In a cluster, attribute writes are committed to the log and
+        // applied by every node (each keeps them, see the projection), so
+        // every face of every node reads them.
+        if self.cluster.get().is_some()
+            && !sets.is_empty()
+            && let Err(e) = Replicated::Set(sets.clone()).replicate(&self.core).await
+        {
+            let error = ModelError::CommitFailed {
+                reason: e.to_string(),
+            };
+            self.audit(&principal, &what, &format!("failed: {error}"))
+                .await;
+            return Err(TxError { index: 0, error });
+        }
         let r = self.store.transact(tx).await;
+        // Alone, the node keeps its writes itself, before it answers.
+        if r.is_ok()
+            && self.cluster.get().is_none()
+            && let Err(e) = self.keep_writes(&sets).await
+        {
+            self.audit(&principal, &what, &format!("failed: {e}")).await;
+            return Err(TxError { index: 0, error: e });
+        }
         self.audit(
             &principal,
             &what,

@@ -91,6 +91,8 @@ pub struct Shared {
     pub events: EventLog,
     /// Every message exchanged, written to files (conformance checks).
     pub trace: Option<Trace>,
+    /// ietf-hardware `last-change`.
+    pub hardware_changed: crate::hardware::LastChange,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,
@@ -154,6 +156,7 @@ impl Shared {
             limits,
             idle_timeout,
             events: EventLog::default(),
+            hardware_changed: Default::default(),
             ds: Mutex::new(DsState::default()),
             sessions: std::sync::Mutex::new(BTreeMap::new()),
             next_session: std::sync::atomic::AtomicU32::new(1),

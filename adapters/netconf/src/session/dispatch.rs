@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use halyard_cluster_model::model::Protocol;
-use halyard_cluster_model::port::{NotificationFilter, Principal, Query};
+use halyard_cluster_model::port::{ManagedObject, NotificationFilter, Principal, Query};
 use halyard_cluster_model::{AttrType, SCHEMA, Timestamp, Value};
 use tracing::{info, warn};
 
@@ -14,6 +14,7 @@ use super::filters::{Filter, filter_of};
 use crate::data::{self, ConfigStore, Op, apply_edit, render_objects};
 use crate::datastore::{CommitOptions, Datastore};
 use crate::error::{RpcError, Tag, from_model};
+use crate::hardware::HARDWARE_NS;
 use crate::monitoring::{MonitoringView, yang_library};
 use crate::xml::Element;
 use crate::{
@@ -159,6 +160,9 @@ impl Session {
             if wants(crate::monitoring::NC_NOTIFICATIONS_NS, "netconf") {
                 roots.push(self.streams().await);
             }
+            if wants(HARDWARE_NS, "hardware") {
+                roots.push(self.hardware().await?);
+            }
         }
         match filter {
             None => Ok(roots),
@@ -176,12 +180,28 @@ impl Session {
             .map_err(|e| from_model(&e, None))?;
         let mut w = quick_xml::Writer::new(Vec::with_capacity(objs.len() * 512));
         data::write_objects(&objs, false, &mut w);
+        self.hardware_of(&objs).write_to(&mut w, BASE_NS);
         drop(objs);
         for e in self.monitoring_and_library().await {
             e.write_to(&mut w, BASE_NS);
         }
         self.streams().await.write_to(&mut w, BASE_NS);
         Ok(crate::xml::into_string(w))
+    }
+
+    /// `/hardware` (ietf-hardware) of the whole element.
+    async fn hardware(&self) -> Result<Element, RpcError> {
+        let objs = self
+            .shared
+            .model
+            .query(&Query::default())
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        Ok(self.hardware_of(&objs))
+    }
+
+    fn hardware_of(&self, objs: &[ManagedObject]) -> Element {
+        crate::hardware::render(objs, self.shared.start_time, &self.shared.hardware_changed)
     }
 
     /// `/netconf/streams`: replay reaches back to the oldest notification

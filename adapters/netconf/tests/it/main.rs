@@ -1042,6 +1042,8 @@ m.close_session()
         "ietf-yang-types",
         "ietf-inet-types",
         "ietf-datastores",
+        "ietf-hardware",
+        "iana-hardware",
     ] {
         assert!(
             modules.split(',').any(|x| x == m),
@@ -1074,6 +1076,8 @@ m.close_session()
         "ietf-yang-library@2019-01-04.yang",
         "ietf-datastores@2018-02-14.yang",
         "nc-notifications@2008-07-14.yang",
+        "ietf-hardware@2018-03-13.yang",
+        "iana-hardware@2018-03-13.yang",
     ];
     let o = Command::new("yanglint")
         .arg("-p")

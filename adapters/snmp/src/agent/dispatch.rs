@@ -31,7 +31,7 @@ impl Shared {
 
     /// RFC 3418 authenticationFailure, when enabled (no receiver: none sent).
     pub(super) fn authentication_failure(&self) {
-        if self.config.authentication_failure_traps {
+        if self.mib.authentication_traps() {
             let _ = self
                 .standard
                 .send(crate::notify::Standard::AuthenticationFailure);

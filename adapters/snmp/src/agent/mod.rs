@@ -321,6 +321,9 @@ async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
     let mut last_sent: Option<tokio::time::Instant> = None;
     loop {
         tick.tick().await;
+        if let Err(e) = shared.mib.observe_system().await {
+            tracing::debug!(error = %e, "snmpEnableAuthenTraps not read");
+        }
         let changed = match shared.mib.observe_entities().await {
             Ok(at) => at,
             Err(e) => {

@@ -1,6 +1,7 @@
 //! ENTITY-MIB (RFC 4133): entPhysicalTable columns, containment and entLastChangeTime.
 
 use halyard_cluster_model::meta::Role;
+use halyard_cluster_model::physical;
 use halyard_cluster_model::port::{ManagedObject, ModelError};
 use halyard_cluster_model::value::Value;
 use rasn_smi::v2::ObjectSyntax;
@@ -55,7 +56,7 @@ fn role_str(o: &ManagedObject, role: Role) -> &str {
 /// ENTITY-MIB entPhysicalEntry columns.
 pub(super) fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
     Some(match col {
-        2 => octets(format!("{} {}", o.class.name, o.name).into_bytes()),
+        2 => octets(physical::description(o).into_bytes()),
         3 => object_id(&class_entry(o.class)),
         4 => int(i64::from(physical_parent(snap, o).unwrap_or(0))),
         5 => int(physical_class(o.class)?),

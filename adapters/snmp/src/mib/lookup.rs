@@ -43,7 +43,7 @@ impl Mib {
         let found = match node {
             Node::Scalar(s) => {
                 return Ok(if rel == [0] {
-                    VarBindValue::Value(self.scalar_value(*s))
+                    VarBindValue::Value(self.scalar(*s).await?)
                 } else {
                     VarBindValue::NoSuchInstance
                 });
@@ -189,7 +189,7 @@ impl Mib {
     ) -> Result<Option<(Oid, ObjectSyntax)>, ModelError> {
         match node {
             Node::Scalar(s) => Ok(match rel {
-                None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar_value(*s))),
+                None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar(*s).await?)),
                 Some(_) => None,
             }),
             Node::Fixed(rows) => Ok(rows

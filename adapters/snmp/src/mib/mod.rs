@@ -32,15 +32,16 @@ pub use cluster::{class_entry, module_root, notification_object, notification_oi
 use scalars::{Scalar, scalar};
 use snapshot::Snapshot;
 
-/// The system group's configured strings.
+/// The system group's configured values. `None`: the element's attribute
+/// with that role (writable, shared with every face).
 #[derive(Debug, Clone, Default)]
 pub struct SysInfo {
     pub descr: String,
-    pub contact: String,
+    pub contact: Option<String>,
     pub name: String,
-    pub location: String,
+    pub location: Option<String>,
     /// snmpEnableAuthenTraps.
-    pub enable_authen_traps: bool,
+    pub enable_authen_traps: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -117,6 +118,8 @@ pub struct Mib {
     /// The physical table's last fingerprint and the sysUpTime at which it
     /// was first seen (entLastChangeTime).
     physical_seen: std::sync::Mutex<Option<(u64, u32)>>,
+    /// The element's snmpEnableAuthenTraps as last read from the model.
+    authen_traps: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Mib {
@@ -205,6 +208,7 @@ impl Mib {
             nodes,
             set_serial: std::sync::atomic::AtomicI32::new(0),
             physical_seen: std::sync::Mutex::new(None),
+            authen_traps: std::sync::atomic::AtomicBool::new(false),
         }
     }
 

@@ -55,6 +55,36 @@ impl Mib {
                 serial = Some((v, i as u32 + 1));
                 continue;
             }
+            // sysContact, sysLocation, snmpEnableAuthenTraps: the element's
+            // attribute (not writable when the configuration fixes it).
+            if let Some((prefix, Node::Scalar(s))) = self.find_node(oid) {
+                let Some(role) = self.model_role(*s) else {
+                    return Err(fail(code::NOT_WRITABLE));
+                };
+                if oid[prefix.len()..] != [0] {
+                    return Err(fail(code::NO_CREATION));
+                }
+                let (object, ai) = match self.root_attribute(role).await {
+                    Ok(Some(found)) => found,
+                    Ok(None) => return Err(fail(code::NOT_WRITABLE)),
+                    Err(e) => return Err(fail(error_status(&e))),
+                };
+                let attr = &object.class.attributes[ai];
+                let value = codec::decode_value(attr, value).map_err(fail)?;
+                if let Err(e) = value.check(&attr.ty) {
+                    return Err(fail(error_status(&ModelError::InvalidValue {
+                        attribute: attr.name.to_string(),
+                        error: e,
+                    })));
+                }
+                positions.push(i as u32 + 1);
+                changes.push(Change::Set {
+                    object: object.name,
+                    attribute: attr.name.to_string(),
+                    value,
+                });
+                continue;
+            }
             let Some((prefix, Node::Class(class, cols, _))) = self.find_node(oid) else {
                 return Err(fail(code::NOT_WRITABLE));
             };

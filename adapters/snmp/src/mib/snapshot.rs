@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::ClassMeta;
+use halyard_cluster_model::physical;
 use halyard_cluster_model::port::{ManagedObject, ModelError};
 
 use super::{Ctx, Mib};
@@ -74,23 +74,7 @@ impl Mib {
             .filter(|i| physical_class(objects[*i].class).is_some())
             .collect();
         physical.sort_by_key(|i| objects[*i].index);
-        let mut alarms: HashMap<String, u8> = HashMap::new();
-        for a in objects.iter().filter(|o| alarm::is_active(o)) {
-            use halyard_cluster_model::model::PerceivedSeverity as S;
-            // EntityAlarmStatus: critical(2) major(3) minor(4) warning(5)
-            // indeterminate(6); bit 0 is the most significant.
-            let bit = match alarm::severity(a) {
-                Some(S::Critical) => 2,
-                Some(S::Major) => 3,
-                Some(S::Minor) => 4,
-                Some(S::Warning) => 5,
-                Some(S::Indeterminate) => 6,
-                _ => continue,
-            };
-            if let Some(r) = alarm::resource(a) {
-                *alarms.entry(r.to_string()).or_default() |= 0x80 >> bit;
-            }
-        }
+        let alarms = physical::alarm_bits(&objects);
         let mut snap = Snapshot {
             objects,
             by_index,
@@ -122,14 +106,5 @@ pub(super) fn physical_class(class: &ClassMeta) -> Option<i64> {
 
 /// The nearest physical ancestor of an object.
 pub(super) fn physical_parent(snap: &Snapshot, o: &ManagedObject) -> Option<u32> {
-    let mut parent = o.parent_index;
-    // The containment tree is finite; the bound guards against a cycle.
-    for _ in 0..snap.objects.len() {
-        let p = &snap.objects[*snap.by_index.get(&parent)?];
-        if physical_class(p.class).is_some() {
-            return Some(p.index);
-        }
-        parent = p.parent_index;
-    }
-    None
+    physical::parent(o, |i| Some(&snap.objects[*snap.by_index.get(&i)?])).map(|p| p.index)
 }

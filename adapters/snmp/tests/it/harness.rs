@@ -118,8 +118,8 @@ pub fn config(dir: &std::path::Path) -> SnmpConfig {
         .into(),
         engine_state: Some(dir.join("snmp-engine")),
         sys_name: "halyard-demo".into(),
-        sys_location: "lab rack 1".into(),
-        sys_contact: "ops@example.org".into(),
+        sys_location: Some("lab rack 1".into()),
+        sys_contact: Some("ops@example.org".into()),
         ..SnmpConfig::default()
     }
 }

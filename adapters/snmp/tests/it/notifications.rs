@@ -310,7 +310,7 @@ fn authentication_failures_are_trapped_when_enabled() {
     let port = free_udp_port();
     let trapd = TrapD::start(port, COMMUNITY_CONF_TOP);
     let r = start_with(|mut c| {
-        c.authentication_failure_traps = true;
+        c.authentication_failure_traps = Some(true);
         c.trap_targets = vec![TrapTarget {
             address: ([127, 0, 0, 1], port).into(),
             security: TrapSecurity::Community("public".into()),

@@ -213,7 +213,9 @@ pub const PHYSICAL_CLASSES: &[&str] = &[
 
 /// The values of the `Role` property qualifier: the standard meaning of an
 /// attribute, named after the ENTITY-MIB, ENTITY-STATE-MIB and RFC 8348
-/// (ietf-hardware) leaves it feeds, and the type it must have.
+/// (ietf-hardware) leaves it feeds, or the SNMPv2-MIB / ietf-system
+/// objects of the element (contact, location, authenticationTraps), and
+/// the type it must have.
 pub const ROLES: &[(&str, RoleType)] = &[
     ("serialNum", RoleType::String),
     ("hardwareRev", RoleType::String),
@@ -224,6 +226,9 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("availability", RoleType::Enum),
     ("stateLastChanged", RoleType::DateTime),
     ("alarm", RoleType::String),
+    ("contact", RoleType::String),
+    ("location", RoleType::String),
+    ("authenticationTraps", RoleType::Boolean),
 ];
 
 /// The type an attribute with a given role must have.
@@ -235,6 +240,7 @@ pub enum RoleType {
     /// Any enumeration.
     Enum,
     DateTime,
+    Boolean,
 }
 
 impl RoleType {
@@ -244,6 +250,7 @@ impl RoleType {
             RoleType::Integer => matches!(ty, Type::Uint32 | Type::Sint32),
             RoleType::Enum => matches!(ty, Type::Enum(_)),
             RoleType::DateTime => *ty == Type::DateTime,
+            RoleType::Boolean => *ty == Type::Boolean,
         }
     }
 
@@ -253,6 +260,7 @@ impl RoleType {
             RoleType::Integer => "uint32 or sint32",
             RoleType::Enum => "an enumeration",
             RoleType::DateTime => "datetime",
+            RoleType::Boolean => "boolean",
         }
     }
 }

@@ -1,0 +1,260 @@
+//! The physical view of the element, said once for ENTITY-MIB,
+//! ENTITY-STATE-MIB (SNMP) and ietf-hardware (NETCONF): which objects are
+//! physical entities, which physical entity contains each, and their
+//! standard states (RFC 4268 and RFC 8348 share the same enumerations)
+//! mapped from the schema's X.731 states. The faces number or spell the
+//! values; they never map states themselves.
+
+use std::collections::HashMap;
+
+use crate::alarm;
+use crate::meta::{PhysicalClass, Role};
+use crate::model::PerceivedSeverity;
+use crate::port::ManagedObject;
+use crate::value::Value;
+use crate::{AttrType, Timestamp};
+
+/// EntityAdminState / ietf-hardware `admin-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admin {
+    Unknown = 1,
+    Locked = 2,
+    ShuttingDown = 3,
+    Unlocked = 4,
+}
+
+/// EntityOperState / ietf-hardware `oper-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Oper {
+    Unknown = 1,
+    Disabled = 2,
+    Enabled = 3,
+    Testing = 4,
+}
+
+/// EntityUsageState / ietf-hardware `usage-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    Unknown = 1,
+    Idle = 2,
+    Active = 3,
+    Busy = 4,
+}
+
+/// EntityStandbyStatus / ietf-hardware `standby-state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standby {
+    Unknown = 1,
+    HotStandby = 2,
+    ColdStandby = 3,
+    ProvidingService = 4,
+}
+
+impl Admin {
+    /// The SMIv2 value.
+    pub fn smi(self) -> i64 {
+        self as i64
+    }
+    /// The YANG enum name (RFC 8348).
+    pub fn yang(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Locked => "locked",
+            Self::ShuttingDown => "shutting-down",
+            Self::Unlocked => "unlocked",
+        }
+    }
+}
+
+impl Oper {
+    pub fn smi(self) -> i64 {
+        self as i64
+    }
+    pub fn yang(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Disabled => "disabled",
+            Self::Enabled => "enabled",
+            Self::Testing => "testing",
+        }
+    }
+}
+
+impl Usage {
+    pub fn smi(self) -> i64 {
+        self as i64
+    }
+    pub fn yang(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Idle => "idle",
+            Self::Active => "active",
+            Self::Busy => "busy",
+        }
+    }
+}
+
+impl Standby {
+    pub fn smi(self) -> i64 {
+        self as i64
+    }
+    pub fn yang(self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::HotStandby => "hot-standby",
+            Self::ColdStandby => "cold-standby",
+            Self::ProvidingService => "providing-service",
+        }
+    }
+}
+
+/// The enumeration label of the attribute with a role, by the schema's spelling.
+fn role_label(o: &ManagedObject, role: Role) -> Option<&'static str> {
+    let (i, a) = o.class.attribute_by_role(role)?;
+    match (&a.ty, o.values.get(i)?) {
+        (AttrType::Enum(e), Value::Enum(v)) => Some(e.by_value(*v)?.name),
+        _ => None,
+    }
+}
+
+/// The entity's administrative state (the `adminState` role).
+pub fn admin(o: &ManagedObject) -> Admin {
+    match role_label(o, Role::AdminState) {
+        Some("locked") => Admin::Locked,
+        Some("shuttingDown") => Admin::ShuttingDown,
+        Some("unlocked") => Admin::Unlocked,
+        _ => Admin::Unknown,
+    }
+}
+
+/// The entity's operational state (the `operState` role).
+pub fn oper(o: &ManagedObject) -> Oper {
+    match role_label(o, Role::OperState) {
+        Some("disabled") => Oper::Disabled,
+        Some("enabled") => Oper::Enabled,
+        _ => Oper::Unknown,
+    }
+}
+
+/// Usage from the availability state: a primary carries the service
+/// (active), a secondary or spare waits for it (idle).
+pub fn usage(o: &ManagedObject) -> Usage {
+    match role_label(o, Role::Availability) {
+        Some("primary") => Usage::Active,
+        Some("secondary" | "spare") => Usage::Idle,
+        _ => Usage::Unknown,
+    }
+}
+
+/// Standby from the availability state: a secondary is hot (checkpointed),
+/// a spare cold.
+pub fn standby(o: &ManagedObject) -> Standby {
+    match role_label(o, Role::Availability) {
+        Some("primary") => Standby::ProvidingService,
+        Some("secondary") => Standby::HotStandby,
+        Some("spare") => Standby::ColdStandby,
+        _ => Standby::Unknown,
+    }
+}
+
+/// When the entity's states last changed; `started` (the agent's start)
+/// when the model knows of no change since (RFC 4268, RFC 8348).
+pub fn state_last_changed(o: &ManagedObject, started: Timestamp) -> Timestamp {
+    match o.by_role(Role::StateLastChanged) {
+        Some(Value::Time(t)) => *t,
+        _ => started,
+    }
+}
+
+/// The entity's description (entPhysicalDescr, ietf-hardware `description`).
+pub fn description(o: &ManagedObject) -> String {
+    format!("{} {}", o.class.name, o.name)
+}
+
+/// The physical class of an object (`None`: not a physical entity).
+pub fn class(o: &ManagedObject) -> Option<PhysicalClass> {
+    o.class.entity()
+}
+
+/// The alarm-state bits (EntityAlarmStatus, ietf-hardware `alarm-state`:
+/// the same bit numbers) of every alarmed resource, by persistent name.
+/// Bit 0 is the most significant bit of the byte, as in SMIv2 BITS.
+pub fn alarm_bits<'a>(objects: impl IntoIterator<Item = &'a ManagedObject>) -> HashMap<String, u8> {
+    let mut bits: HashMap<String, u8> = HashMap::new();
+    for a in objects.into_iter().filter(|o| alarm::is_active(o)) {
+        let Some(bit) = alarm::severity(a).and_then(alarm_bit) else {
+            continue;
+        };
+        if let Some(r) = alarm::resource(a) {
+            *bits.entry(r.to_string()).or_default() |= 0x80 >> bit;
+        }
+    }
+    bits
+}
+
+/// critical(2) major(3) minor(4) warning(5) indeterminate(6).
+fn alarm_bit(s: PerceivedSeverity) -> Option<u8> {
+    Some(match s {
+        PerceivedSeverity::Critical => 2,
+        PerceivedSeverity::Major => 3,
+        PerceivedSeverity::Minor => 4,
+        PerceivedSeverity::Warning => 5,
+        PerceivedSeverity::Indeterminate => 6,
+        _ => return None,
+    })
+}
+
+/// The names of the alarm-state bits set in `bits`, in bit order
+/// (ietf-hardware's spelling).
+pub fn alarm_bit_names(bits: u8) -> Vec<&'static str> {
+    const NAMES: [&str; 7] = [
+        "unknown",
+        "under-repair",
+        "critical",
+        "major",
+        "minor",
+        "warning",
+        "indeterminate",
+    ];
+    NAMES
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| bits & (0x80 >> i) != 0)
+        .map(|(_, n)| *n)
+        .collect()
+}
+
+/// The nearest physical ancestor of `o`, found through `by_index`
+/// (an object's index to the object). Non-physical objects between them
+/// (a node, a software group) are skipped.
+pub fn parent<'a>(
+    o: &ManagedObject,
+    by_index: impl Fn(u32) -> Option<&'a ManagedObject>,
+) -> Option<&'a ManagedObject> {
+    let mut at = o.parent_index;
+    // The containment tree is finite; the bound guards against a cycle.
+    for _ in 0..4096 {
+        let p = by_index(at)?;
+        if class(p).is_some() {
+            return Some(p);
+        }
+        at = p.parent_index;
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alarm_bits_are_named_in_bit_order() {
+        assert_eq!(alarm_bit_names(0), Vec::<&str>::new());
+        assert_eq!(
+            alarm_bit_names((0x80 >> 2) | (0x80 >> 5)),
+            vec!["critical", "warning"]
+        );
+        assert_eq!(alarm_bit(PerceivedSeverity::Cleared), None);
+        assert_eq!(alarm_bit(PerceivedSeverity::Major), Some(3));
+    }
+}
