@@ -34,4 +34,19 @@ fn main() {
         halyard_schema::yang::generate(&schema),
     )
     .expect("write module.yang");
+    // The alarm-types module (ietf-alarms identities), likewise.
+    let (name, namespace, prefix) = halyard_schema::yang::alarm_types_names(&schema.module);
+    let text = halyard_schema::yang::generate_alarm_types(&schema).unwrap_or_default();
+    std::fs::write(out.join("alarm-types.yang"), &text).expect("write alarm-types.yang");
+    std::fs::write(
+        out.join("alarm_types.rs"),
+        format!(
+            "/// The module's name.\npub const NAME: &str = {name:?};\n\
+             /// Its namespace.\npub const NAMESPACE: &str = {namespace:?};\n\
+             /// Its prefix.\npub const PREFIX: &str = {prefix:?};\n\
+             /// Its text (empty: the schema has no alarmType role).\n\
+             pub const TEXT: &str = include_str!(concat!(env!(\"OUT_DIR\"), \"/alarm-types.yang\"));\n"
+        ),
+    )
+    .expect("write alarm_types.rs");
 }

@@ -4,6 +4,7 @@
 //! The faces ask here instead of reading the Alarm class's attributes.
 
 use crate::SCHEMA;
+use crate::Timestamp;
 use crate::model::PerceivedSeverity;
 use crate::port::ManagedObject;
 use crate::value::{SchemaEnum, Value};
@@ -31,6 +32,47 @@ pub fn severity(o: &ManagedObject) -> Option<PerceivedSeverity> {
         Some(Value::Enum(v)) => PerceivedSeverity::from_value(*v),
         _ => None,
     }
+}
+
+/// The severity the alarm had when last raised, kept after it is cleared
+/// (ietf-alarms reports it for a cleared alarm); its severity when the
+/// agent recorded no other (alarms of an older release).
+pub fn last_severity(o: &ManagedObject) -> Option<PerceivedSeverity> {
+    match o.get("LastSeverity") {
+        Some(Value::Enum(v)) => PerceivedSeverity::from_value(*v),
+        _ => severity(o).filter(|s| *s != PerceivedSeverity::Cleared),
+    }
+}
+
+/// The alarm's probable cause (its alarm type).
+pub fn cause(o: &ManagedObject) -> Option<crate::model::ProbableCause> {
+    match o.get("ProbableCause") {
+        Some(Value::Enum(v)) => crate::model::ProbableCause::from_value(*v),
+        _ => None,
+    }
+}
+
+/// When it was raised, changed and cleared.
+pub fn times(o: &ManagedObject) -> (Option<Timestamp>, Option<Timestamp>, Option<Timestamp>) {
+    let t = |a: &str| match o.get(a) {
+        Some(Value::Time(t)) => Some(*t),
+        _ => None,
+    };
+    (t("RaisedAt"), t("ChangedAt"), t("ClearedAt"))
+}
+
+/// The alarm's text (X.733 specific problem).
+pub fn text(o: &ManagedObject) -> &str {
+    o.get("SpecificProblem")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// The root alarm of a secondary alarm.
+pub fn root_alarm(o: &ManagedObject) -> Option<&str> {
+    o.get("RootAlarm")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
 }
 
 /// The alarmed resource's persistent name.

@@ -30,6 +30,13 @@ pub mod model {
 /// face serves with `<get-schema>`.
 pub const YANG_MODULE_TEXT: &str = include_str!(concat!(env!("OUT_DIR"), "/module.yang"));
 
+/// The generated module of the alarm types (ietf-alarms `alarm-type-id`
+/// identities, one per value of the `alarmType` role's enumeration), at
+/// the schema's revision.
+pub mod alarm_types {
+    include!(concat!(env!("OUT_DIR"), "/alarm_types.rs"));
+}
+
 pub use meta::{AttrMeta, AttrType, ClassMeta, SchemaMeta};
 pub use model::SCHEMA;
 pub use name::ObjectName;

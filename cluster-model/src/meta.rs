@@ -228,10 +228,13 @@ pub enum Role {
     /// Of the element: whether the SNMP face sends authenticationFailure
     /// notifications, snmpEnableAuthenTraps (boolean).
     AuthenticationTraps,
+    /// On an alarm: its type, an enumeration whose every value is an
+    /// ietf-alarms `alarm-type-id` identity (the generated alarm-types module).
+    AlarmType,
 }
 
 impl Role {
-    pub const ALL: [Self; 12] = [
+    pub const ALL: [Self; 13] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -244,6 +247,7 @@ impl Role {
         Self::Contact,
         Self::Location,
         Self::AuthenticationTraps,
+        Self::AlarmType,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -261,6 +265,7 @@ impl Role {
             Self::Contact => "contact",
             Self::Location => "location",
             Self::AuthenticationTraps => "authenticationTraps",
+            Self::AlarmType => "alarmType",
         }
     }
 }

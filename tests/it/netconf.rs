@@ -153,10 +153,21 @@ for mod in lib.iter("{%s}module" % LIB):
     if mod.find("{%s}name" % LIB).text == "ietf-hardware":
         print("library-features=%s" % ",".join(sorted(f.text for f in mod.iter("{%s}feature" % LIB))))
 print("schema-served=%s" % ("module ietf-hardware" in m.get_schema("ietf-hardware").data))
+AL = "urn:ietf:params:xml:ns:yang:ietf-alarms"
+al = m.get(filter=("subtree", '<alarms xmlns="%s"><alarm-list/><summary/></alarms>' % AL)).data_ele
+for a in al.iter("{%s}alarm" % AL):
+    f = lambda n: a.find("{%s}%s" % (AL, n))
+    res = f("resource").text.split("name='")[-1].rstrip("']")
+    print("alarm %s %s cleared=%s %s" % (res, f("alarm-type-id").text.split(":")[-1],
+          f("is-cleared").text, f("perceived-severity").text))
+total = sum(int(s.find("{%s}not-cleared" % AL).text) for s in al.iter("{%s}alarm-summary" % AL))
+print("summary-not-cleared=%d" % total)
+print("number-of-alarms=%s" % al.find(".//{%s}number-of-alarms" % AL).text)
 m.close_session()
 "#;
 
-/// ietf-hardware and ENTITY-MIB / ENTITY-STATE-MIB are one physical view:
+/// ietf-hardware and ENTITY-MIB / ENTITY-STATE-MIB are one physical view,
+/// and ietf-alarms and hcAlarmTable one alarm engine:
 /// ncclient's `/hardware` and net-snmp's entPhysicalTable and entStateTable
 /// list the same entities, with the same indices, classes, containers,
 /// operational states and alarmed entities, after a shelf power loss
@@ -267,6 +278,31 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         "{text}"
     );
     assert!(text.contains("schema-served=True"), "{text}");
+    // ietf-alarms and HALYARD-CLUSTER-MIB's hcAlarmTable are one alarm
+    // engine: the resources with an active alarm are the same, and the
+    // summary counts them.
+    let resources = a.walk(&format!("{}.1.30.1.10", crate::agent::HC));
+    let severities = a.walk(&format!("{}.1.30.1.13", crate::agent::HC));
+    let mut snmp_active: Vec<String> = resources
+        .into_iter()
+        .zip(severities)
+        .filter(|(_, (_, sev))| sev != "1")
+        .map(|((_, r), _)| r.trim_matches('"').to_string())
+        .collect();
+    snmp_active.sort();
+    let mut nc_active: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("alarm "))
+        .filter(|l| l.contains("cleared=false"))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    nc_active.sort();
+    assert!(nc_active.contains(&"ne=1/shelf=1".to_string()), "{text}");
+    assert_eq!(nc_active, snmp_active, "{text}");
+    assert!(
+        text.contains(&format!("summary-not-cleared={}", nc_active.len())),
+        "{text}"
+    );
     drop(a);
     crate::netconf_correctness::check_trace(&trace);
 }

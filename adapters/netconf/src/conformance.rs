@@ -26,7 +26,7 @@ fn modules(yang: &Path) -> Vec<PathBuf> {
         .filter(|m| m.implement)
         .map(|m| {
             let file = format!("{}@{}.yang", m.name, m.revision);
-            if m.name == ours.yang_module {
+            if m.name == ours.yang_module || m.name == halyard_cluster_model::alarm_types::NAME {
                 yang.join(file)
             } else {
                 yang.join("standard").join(file)

@@ -8,12 +8,14 @@
 //! - [`datastore`]: running / candidate, locks, commit, confirmed commit.
 //! - [`session`]: one NETCONF session: hello, RPC dispatch, notifications.
 //! - [`monitoring`]: ietf-netconf-monitoring, ietf-yang-library, get-schema.
+//! - [`alarms`]: ietf-alarms from the alarm engine's objects.
 //! - [`hardware`]: ietf-hardware from the containment tree (the physical view).
 //! - [`events`]: RFC 6470 notifications the server generates itself.
 //! - [`error`]: typed errors and the one ModelError -> rpc-error table.
 //!
 //! The agent wires it in with [`NetconfServer::bind`] and [`NetconfServer::run`].
 
+pub mod alarms;
 pub mod conformance;
 pub mod data;
 pub mod datastore;

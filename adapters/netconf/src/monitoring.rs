@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use halyard_cluster_model::{SCHEMA, Timestamp};
+use halyard_cluster_model::{SCHEMA, Timestamp, alarm_types};
 
 use crate::error::{RpcError, Tag};
 use crate::xml::{Element, XMLNS_DECL};
@@ -72,6 +72,9 @@ impl ModuleInfo {
         if self.name == SCHEMA.module.yang_module {
             return Some(SCHEMA_TEXT);
         }
+        if self.name == alarm_types::NAME {
+            return Some(alarm_types::TEXT);
+        }
         STANDARD
             .iter()
             .find(|(n, r, _)| *n == self.name && *r == self.revision)
@@ -110,6 +113,7 @@ const STANDARD: &[(&str, &str, &str)] = standard![
     "ietf-datastores" @ "2018-02-14",
     "ietf-hardware" @ "2018-03-13",
     "iana-hardware" @ "2018-03-13",
+    "ietf-alarms" @ "2019-09-11",
 ];
 
 /// The features of ietf-netconf the server supports, one per capability
@@ -201,6 +205,17 @@ pub fn modules() -> Vec<ModuleInfo> {
             "iana-hardware",
             "2018-03-13",
             crate::hardware::IANA_HW_NS,
+            true,
+        ),
+        ModuleInfo {
+            features: crate::alarms::FEATURES,
+            ..m("ietf-alarms", "2019-09-11", crate::alarms::ALARMS_NS, true)
+        },
+        // Implemented: alarms' types are its identities.
+        m(
+            alarm_types::NAME,
+            SCHEMA.module.revision,
+            alarm_types::NAMESPACE,
             true,
         ),
     ]

@@ -77,6 +77,7 @@ impl AgentModel {
                 .occurrences(n)
                 .changed_at(now)
                 .severity(severity)
+                .last_severity(severity)
                 // Reopened.
                 .unset_cleared_at();
             self.store.update(&a.name, patch.values())?;
@@ -125,6 +126,7 @@ impl AgentModel {
             .event_type(event_type)
             .probable_cause(cause)
             .severity(severity)
+            .last_severity(severity)
             .specific_problem(text)
             .additional_text("")
             .raised_at(now)

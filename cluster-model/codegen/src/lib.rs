@@ -80,7 +80,7 @@ pub struct Generated {
 
 /// The files `cargo codegen` writes and the freshness test compares.
 pub fn shipped_files(schema: &Schema) -> Vec<Generated> {
-    vec![
+    let mut v = vec![
         Generated {
             path: PathBuf::from("mib").join(format!("{}.txt", schema.module.mib_module)),
             text: smi::generate(schema),
@@ -92,7 +92,15 @@ pub fn shipped_files(schema: &Schema) -> Vec<Generated> {
             )),
             text: yang::generate(schema),
         },
-    ]
+    ];
+    if let Some(text) = yang::generate_alarm_types(schema) {
+        let (name, _, _) = yang::alarm_types_names(&schema.module);
+        v.push(Generated {
+            path: PathBuf::from("yang").join(format!("{name}@{}.yang", schema.module.revision)),
+            text,
+        });
+    }
+    v
 }
 
 /// Compares the generated files with those under `root`; returns the stale ones.

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use super::Session;
 use super::filters::{Filter, filter_of};
+use crate::alarms::ALARMS_NS;
 use crate::data::{self, ConfigStore, Op, apply_edit, render_objects};
 use crate::datastore::{CommitOptions, Datastore};
 use crate::error::{RpcError, Tag, from_model};
@@ -160,8 +161,21 @@ impl Session {
             if wants(crate::monitoring::NC_NOTIFICATIONS_NS, "netconf") {
                 roots.push(self.streams().await);
             }
-            if wants(HARDWARE_NS, "hardware") {
-                roots.push(self.hardware().await?);
+            let hardware = wants(HARDWARE_NS, "hardware");
+            let alarms = wants(ALARMS_NS, "alarms");
+            if hardware || alarms {
+                let objs = self
+                    .shared
+                    .model
+                    .query(&Query::default())
+                    .await
+                    .map_err(|e| from_model(&e, None))?;
+                if hardware {
+                    roots.push(self.hardware_of(&objs));
+                }
+                if alarms {
+                    roots.push(crate::alarms::render(&objs, self.shared.start_time));
+                }
             }
         }
         match filter {
@@ -181,6 +195,7 @@ impl Session {
         let mut w = quick_xml::Writer::new(Vec::with_capacity(objs.len() * 512));
         data::write_objects(&objs, false, &mut w);
         self.hardware_of(&objs).write_to(&mut w, BASE_NS);
+        crate::alarms::render(&objs, self.shared.start_time).write_to(&mut w, BASE_NS);
         drop(objs);
         for e in self.monitoring_and_library().await {
             e.write_to(&mut w, BASE_NS);
@@ -190,16 +205,6 @@ impl Session {
     }
 
     /// `/hardware` (ietf-hardware) of the whole element.
-    async fn hardware(&self) -> Result<Element, RpcError> {
-        let objs = self
-            .shared
-            .model
-            .query(&Query::default())
-            .await
-            .map_err(|e| from_model(&e, None))?;
-        Ok(self.hardware_of(&objs))
-    }
-
     fn hardware_of(&self, objs: &[ManagedObject]) -> Element {
         crate::hardware::render(objs, self.shared.start_time, &self.shared.hardware_changed)
     }

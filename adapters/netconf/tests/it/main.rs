@@ -1044,6 +1044,8 @@ m.close_session()
         "ietf-datastores",
         "ietf-hardware",
         "iana-hardware",
+        "ietf-alarms",
+        halyard_cluster_model::alarm_types::NAME,
     ] {
         assert!(
             modules.split(',').any(|x| x == m),
@@ -1070,6 +1072,11 @@ m.close_session()
     // The data of a full <get> validates against the modules it uses.
     let data = s.dir.path().join("get-data.xml");
     let our_file = ours();
+    let alarm_types_file = format!(
+        "{}@{}.yang",
+        halyard_cluster_model::alarm_types::NAME,
+        halyard_cluster_model::SCHEMA.module.revision
+    );
     let wanted = [
         our_file.as_str(),
         "ietf-netconf-monitoring@2010-10-04.yang",
@@ -1078,6 +1085,8 @@ m.close_session()
         "nc-notifications@2008-07-14.yang",
         "ietf-hardware@2018-03-13.yang",
         "iana-hardware@2018-03-13.yang",
+        "ietf-alarms@2019-09-11.yang",
+        &alarm_types_file,
     ];
     let o = Command::new("yanglint")
         .arg("-p")

@@ -229,6 +229,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("contact", RoleType::String),
     ("location", RoleType::String),
     ("authenticationTraps", RoleType::Boolean),
+    ("alarmType", RoleType::Enum),
 ];
 
 /// The type an attribute with a given role must have.
