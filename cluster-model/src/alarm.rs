@@ -75,6 +75,36 @@ pub fn root_alarm(o: &ManagedObject) -> Option<&str> {
         .filter(|s| !s.is_empty())
 }
 
+/// What an alarm indication (a notification class with an attribute of
+/// the `alarm` role: raised, changed, cleared) says: the resource, the
+/// cause, and the severity (`cleared` for an indication without one).
+pub fn indication(
+    class: &crate::meta::ClassMeta,
+    values: &[Value],
+) -> Option<(
+    String,
+    crate::model::ProbableCause,
+    PerceivedSeverity,
+    String,
+)> {
+    class.attribute_by_role(crate::meta::Role::Alarm)?;
+    let get = |a: &str| class.attribute(a).and_then(|(i, _)| values.get(i));
+    let resource = get("Resource").and_then(Value::as_str)?.to_string();
+    let cause = match get("ProbableCause") {
+        Some(Value::Enum(v)) => crate::model::ProbableCause::from_value(*v)?,
+        _ => return None,
+    };
+    let severity = match get("Severity") {
+        Some(Value::Enum(v)) => PerceivedSeverity::from_value(*v)?,
+        _ => PerceivedSeverity::Cleared,
+    };
+    let text = get("SpecificProblem")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    Some((resource, cause, severity, text))
+}
+
 /// The alarmed resource's persistent name.
 pub fn resource(o: &ManagedObject) -> Option<&str> {
     o.get("Resource").and_then(Value::as_str)

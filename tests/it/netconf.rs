@@ -32,11 +32,15 @@ r = m.dispatch(etree.fromstring("""
 </shelf></element></action>""" % NS))
 got = ""
 deadline = time.time() + 30
-while time.time() < deadline and "alarm-raised" not in got:
+AL = "urn:ietf:params:xml:ns:yang:ietf-alarms"
+while time.time() < deadline and not ("alarm-raised" in got and AL in got):
     n = m.take_notification(timeout=5)
     if n is not None:
         got += n.notification_xml
 print("alarm-notification=%s" % ("alarm-raised" in got and "ne=1/shelf=1" in got))
+# The same alarm as ietf-alarms' alarm-notification.
+print("ietf-alarm-notification=%s" % ("<alarm-notification" in got
+      and "hc-at:power-problem" in got and "[hc:name='ne=1/shelf=1']" in got))
 data = m.get(filter=("subtree", '<element xmlns="%s"/>' % NS)).data_ele
 with open(sys.argv[2], "wb") as f:
     f.write(b"".join(etree.tostring(c) for c in data))
@@ -81,6 +85,7 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
         "running-has-counterd=True",
         "committed=yes",
         "alarm-notification=True",
+        "ietf-alarm-notification=True",
     ] {
         assert!(text.contains(want), "missing {want} in:\n{text}");
     }

@@ -12,7 +12,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use halyard_cluster_model::model::{PerceivedSeverity, ProbableCause};
-use halyard_cluster_model::port::ManagedObject;
+use halyard_cluster_model::port::{ManagedObject, Notification};
 use halyard_cluster_model::{SCHEMA, SchemaEnum, Timestamp, alarm, alarm_types};
 
 use crate::xml::{Element, XMLNS_DECL};
@@ -42,11 +42,16 @@ fn type_id(cause: ProbableCause) -> Element {
 }
 
 /// The resource as an instance-identifier of its list entry in the
-/// schema's module when the element has it, else its persistent name.
-fn resource(leaf_name: &str, name: &str, by_name: &HashMap<&str, &ManagedObject>) -> Element {
-    match by_name.get(name) {
-        Some(o) if SCHEMA.object_classes().any(|c| c.name == o.class.name) => {
-            let mut e = leaf(leaf_name, crate::data::entry_path(o.class, name, None));
+/// schema's module (its class known by its last RDN), else its persistent
+/// name: the same in the alarm list and in notifications.
+fn resource(leaf_name: &str, name: &str) -> Element {
+    let class = halyard_cluster_model::ObjectName::parse(name)
+        .ok()
+        .and_then(|n| SCHEMA.class_by_rdn(n.leaf().0))
+        .filter(|c| SCHEMA.object_classes().any(|o| o.name == c.name));
+    match class {
+        Some(c) => {
+            let mut e = leaf(leaf_name, crate::data::entry_path(c, name, None));
             e.attrs.push((
                 XMLNS_DECL.into(),
                 SCHEMA.module.prefix.into(),
@@ -54,8 +59,22 @@ fn resource(leaf_name: &str, name: &str, by_name: &HashMap<&str, &ManagedObject>
             ));
             e
         }
-        _ => leaf(leaf_name, name),
+        None => leaf(leaf_name, name),
     }
+}
+
+/// The ietf-alarms `alarm-notification` of an alarm indication (raised,
+/// changed or cleared), beside the schema's own notification.
+pub fn notification(n: &Notification) -> Option<Element> {
+    let (res, cause, severity, text) = alarm::indication(n.class, &n.values)?;
+    let mut e = Element::new(ALARMS_NS, "alarm-notification");
+    e.push(resource("resource", &res));
+    e.push(type_id(cause));
+    e.push(leaf("alarm-type-qualifier", ""));
+    e.push(leaf("time", n.time.to_string()));
+    e.push(leaf("perceived-severity", severity_name(severity)));
+    e.push(leaf("alarm-text", text));
+    Some(e)
 }
 
 fn severity_name(s: PerceivedSeverity) -> &'static str {
@@ -145,7 +164,7 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
             .unwrap_or(raised);
         last_changed = last_changed.max(Some(changed));
         let mut e = Element::new(ALARMS_NS, "alarm");
-        e.push(resource("resource", r, &by_name));
+        e.push(resource("resource", r));
         e.push(type_id(cause));
         e.push(leaf("alarm-type-qualifier", ""));
         // A secondary alarm names its root alarm's resource.
@@ -153,7 +172,7 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
             .and_then(|n| by_name.get(n))
             .and_then(|root| alarm::resource(root))
         {
-            e.push(resource("root-cause-resource", root, &by_name));
+            e.push(resource("root-cause-resource", root));
         }
         let first = created.get(key).copied().unwrap_or(raised);
         e.push(leaf("time-created", first.to_string()));
@@ -290,6 +309,64 @@ mod tests {
             x.contains("<last-changed>1970-01-01T00:00:06.000Z</last-changed><alarm>"),
             "{x}"
         );
+    }
+
+    /// An alarm indication gives an alarm-notification with the same
+    /// resource and type as its alarm-list entry; a cleared one says so.
+    #[tokio::test]
+    async fn alarm_indications_become_alarm_notifications() {
+        use halyard_cluster_model::ObjectName;
+        use halyard_cluster_model::model::{AlarmClearedPatch, AlarmRaisedPatch};
+        let note = |class: &str, values: Vec<(&'static str, Value)>| {
+            let class = SCHEMA.class(class).unwrap();
+            let mut v = vec![Value::Absent; class.attributes.len()];
+            for (a, x) in values {
+                v[class.attribute(a).unwrap().0] = x;
+            }
+            Notification {
+                seq: 1,
+                time: Timestamp(7_000),
+                class,
+                source: ObjectName::parse("ne=1/shelf=1/fan=1").unwrap(),
+                severity: None,
+                values: v,
+            }
+        };
+        let raised = note(
+            "AlarmRaised",
+            AlarmRaisedPatch::new()
+                .alarm("ne=1/alarm=9")
+                .resource("ne=1/shelf=1/fan=1")
+                .probable_cause(ProbableCause::CoolingFanFailure)
+                .severity(PerceivedSeverity::Major)
+                .specific_problem("fan stalled")
+                .values()
+                .to_vec(),
+        );
+        let x = notification(&raised).unwrap().to_xml();
+        assert!(
+            x.contains("/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1']</resource>")
+                && x.contains(">hc-at:cooling-fan-failure</alarm-type-id>")
+                && x.contains("<time>1970-01-01T00:00:07.000Z</time><perceived-severity>major</perceived-severity><alarm-text>fan stalled</alarm-text>"),
+            "{x}"
+        );
+        let cleared = note(
+            "AlarmCleared",
+            AlarmClearedPatch::new()
+                .alarm("ne=1/alarm=9")
+                .resource("ne=1/shelf=1/fan=1")
+                .probable_cause(ProbableCause::CoolingFanFailure)
+                .values()
+                .to_vec(),
+        );
+        let x = notification(&cleared).unwrap().to_xml();
+        assert!(
+            x.contains("<perceived-severity>cleared</perceived-severity>"),
+            "{x}"
+        );
+        // Not an alarm indication: nothing.
+        let other = note("FruChanged", Vec::new());
+        assert!(notification(&other).is_none());
     }
 
     /// libyang accepts the rendering against the published ietf-alarms and

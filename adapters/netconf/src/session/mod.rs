@@ -307,7 +307,7 @@ where
             }
             ev = sub_event => {
                 match ev {
-                    SubEvent::Send(x) => s.outbox.push_back(x),
+                    SubEvent::Send(xs) => s.outbox.extend(xs),
                     SubEvent::Missed(k) => warn!(missed = k, "subscriber too slow: notifications dropped"),
                     SubEvent::Complete => {
                         s.outbox.push_back(notification_xml(Timestamp::now(), Element::new(NC_NOTIF_NS, "notificationComplete")));

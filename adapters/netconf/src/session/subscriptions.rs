@@ -134,7 +134,9 @@ impl Session {
             let mut replay: Vec<(Timestamp, Option<String>)> = Vec::new();
             for n in &past {
                 sub.replayed_up_to = Some(n.seq);
-                replay.push((n.time, render_for(&sub, n)));
+                for x in render_for(&sub, n) {
+                    replay.push((n.time, Some(x)));
+                }
             }
             for e in &past_server {
                 sub.server_replayed_up_to = Some(e.seq);
@@ -163,8 +165,13 @@ impl Session {
     }
 }
 
-fn render_for(sub: &ActiveSub, n: &Notification) -> Option<String> {
-    render_element(sub, n.time, event_element(n))
+/// The schema's notification, and for an alarm indication also the
+/// ietf-alarms alarm-notification, each through the filter.
+fn render_for(sub: &ActiveSub, n: &Notification) -> Vec<String> {
+    std::iter::once(event_element(n))
+        .chain(crate::alarms::notification(n))
+        .filter_map(|e| render_element(sub, n.time, e))
+        .collect()
 }
 
 /// An event element through the subscription's filter, as a notification.
@@ -181,7 +188,7 @@ fn render_element(sub: &ActiveSub, time: Timestamp, ev: Element) -> Option<Strin
 }
 
 pub(super) enum SubEvent {
-    Send(String),
+    Send(Vec<String>),
     Missed(u64),
     Complete,
     Nothing,
@@ -207,9 +214,11 @@ pub(super) async fn next_sub_event(sub: &mut ActiveSub) -> SubEvent {
                 if sub.stop.is_some_and(|s| n.time > s) {
                     return SubEvent::Complete;
                 }
-                match render_for(sub, &n) {
-                    Some(x) => SubEvent::Send(x),
-                    None => SubEvent::Nothing,
+                let xs = render_for(sub, &n);
+                if xs.is_empty() {
+                    SubEvent::Nothing
+                } else {
+                    SubEvent::Send(xs)
                 }
             }
             Some(Delivery::Missed(k)) => SubEvent::Missed(k),
@@ -224,7 +233,7 @@ pub(super) async fn next_sub_event(sub: &mut ActiveSub) -> SubEvent {
                     return SubEvent::Complete;
                 }
                 match render_element(sub, e.time, e.event.clone()) {
-                    Some(x) => SubEvent::Send(x),
+                    Some(x) => SubEvent::Send(vec![x]),
                     None => SubEvent::Nothing,
                 }
             }
