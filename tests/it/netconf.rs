@@ -168,11 +168,37 @@ for a in al.iter("{%s}alarm" % AL):
 total = sum(int(s.find("{%s}not-cleared" % AL).text) for s in al.iter("{%s}alarm-summary" % AL))
 print("summary-not-cleared=%d" % total)
 print("number-of-alarms=%s" % al.find(".//{%s}number-of-alarms" % AL).text)
+# NMDA (RFC 8526): <get-data> and <edit-data>, by ncclient's dispatch.
+from lxml import etree
+NMDA = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda"
+DS = "urn:ietf:params:xml:ns:yang:ietf-datastores"
+HC = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+def nmda(body):
+    r = m.dispatch(etree.fromstring('<%s xmlns="%s" xmlns:ds="%s">%s</%s>' % (
+        body[0], NMDA, DS, body[1], body[0])))
+    return etree.fromstring(r.xml.encode())
+op = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter>' % HW))
+print("get-data-components=%d" % len(op.findall(".//{%s}component" % HW)))
+print("get-components=%d" % len(data.findall(".//{%s}component" % HW)))
+nmda(("edit-data", '<datastore>ds:running</datastore><config><element xmlns="%s"><network-element><name>ne=1</name><location>NMDA row 5</location></network-element></element></config>' % HC))
+run = nmda(("get-data", '<datastore>ds:running</datastore><subtree-filter><element xmlns="%s"><network-element/></element></subtree-filter>' % HC))
+print("running-location=%s" % run.findtext(".//{%s}location" % HC))
+cur = nmda(("get-data", '<datastore>ds:operational</datastore><xpath-filter xmlns:hc="%s">/hc:element/hc:network-element/hc:location</xpath-filter>' % HC))
+print("operational-location=%s" % cur.findtext(".//{%s}location" % HC))
+shallow = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter><max-depth>1</max-depth>' % HW))
+hw_el = shallow.find(".//{%s}hardware" % HW)
+print("max-depth-1=%s" % (hw_el is not None and len(hw_el) == 0))
+try:
+    nmda(("get-data", '<datastore>ds:intended</datastore>'))
+    print("intended=accepted")
+except Exception as e:
+    print("intended=refused %s" % ("invalid-value" in str(getattr(e, "tag", "")) or "not a datastore" in str(e)))
 m.close_session()
 "#;
 
 /// ietf-hardware and ENTITY-MIB / ENTITY-STATE-MIB are one physical view,
-/// and ietf-alarms and hcAlarmTable one alarm engine:
+/// and ietf-alarms and hcAlarmTable one alarm engine (and NMDA's
+/// <get-data>/<edit-data> read and write the same datastores):
 /// ncclient's `/hardware` and net-snmp's entPhysicalTable and entStateTable
 /// list the same entities, with the same indices, classes, containers,
 /// operational states and alarmed entities, after a shelf power loss
@@ -283,6 +309,29 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         "{text}"
     );
     assert!(text.contains("schema-served=True"), "{text}");
+    // NMDA: <get-data> of operational is <get>'s data; <edit-data> on
+    // running is seen in running and operational; max-depth prunes; a
+    // datastore the server lacks is refused.
+    let count = |key: &str| -> usize {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in {text}"))
+    };
+    assert_eq!(
+        count("get-data-components="),
+        count("get-components="),
+        "{text}"
+    );
+    assert!(count("get-data-components=") >= 8, "{text}");
+    for want in [
+        "running-location=NMDA row 5",
+        "operational-location=NMDA row 5",
+        "max-depth-1=True",
+        "intended=refused True",
+    ] {
+        assert!(text.contains(want), "missing {want} in:\n{text}");
+    }
     // ietf-alarms and HALYARD-CLUSTER-MIB's hcAlarmTable are one alarm
     // engine: the resources with an active alarm are the same, and the
     // summary counts them.

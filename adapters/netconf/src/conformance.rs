@@ -181,10 +181,18 @@ pub fn check_trace(dir: &Path, yang: &Path) -> Report {
         let op = std::fs::read_to_string(&rpc)
             .ok()
             .and_then(|t| xml::parse(&t, 256).ok())
-            .and_then(|e| e.children.first().map(|o| (o.ns.clone(), o.name.clone())));
+            .and_then(|e| e.children.first().cloned());
         let kind = match op {
-            Some((ns, n)) if ns == BASE_NS && n == "get" => "get",
-            Some((ns, n)) if ns == BASE_NS && n == "get-config" => "getconfig",
+            Some(o) if o.ns == BASE_NS && o.name == "get" => "get",
+            Some(o) if o.ns == BASE_NS && o.name == "get-config" => "getconfig",
+            // <get-data>: operational as <get>, a configuration datastore
+            // as <get-config>.
+            Some(o) if o.ns == crate::NMDA_NS && o.name == "get-data" => {
+                let operational = o
+                    .find(crate::NMDA_NS, "datastore")
+                    .is_some_and(|d| d.trimmed().ends_with("operational"));
+                if operational { "get" } else { "getconfig" }
+            }
             _ => continue,
         };
         let Ok(reply) = xml::parse(&reply_text, 256) else {
@@ -193,6 +201,7 @@ pub fn check_trace(dir: &Path, yang: &Path) -> Report {
         };
         if reply
             .find(BASE_NS, "data")
+            .or_else(|| reply.find(crate::NMDA_NS, "data"))
             .is_none_or(|d| d.children.is_empty())
         {
             continue;

@@ -53,6 +53,10 @@ pub const MONITORING_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-monito
 pub const YANG_LIBRARY_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-yang-library";
 /// RFC 6243.
 pub const WITH_DEFAULTS_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults";
+/// RFC 8526 (NMDA operations).
+pub const NMDA_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-nmda";
+/// RFC 8342 datastore identities.
+pub const DATASTORES_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-datastores";
 /// YANG 1.1 `<action>`.
 pub const YANG1_NS: &str = "urn:ietf:params:xml:ns:yang:1";
 

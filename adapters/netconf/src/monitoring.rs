@@ -114,6 +114,9 @@ const STANDARD: &[(&str, &str, &str)] = standard![
     "ietf-hardware" @ "2018-03-13",
     "iana-hardware" @ "2018-03-13",
     "ietf-alarms" @ "2019-09-11",
+    "ietf-netconf-nmda" @ "2019-01-07",
+    "ietf-origin" @ "2018-02-14",
+    "ietf-yang-metadata" @ "2016-08-05",
 ];
 
 /// The features of ietf-netconf the server supports, one per capability
@@ -207,6 +210,20 @@ pub fn modules() -> Vec<ModuleInfo> {
             crate::hardware::IANA_HW_NS,
             true,
         ),
+        // NMDA (RFC 8526): <get-data> and <edit-data>; no origin feature.
+        m("ietf-netconf-nmda", "2019-01-07", crate::NMDA_NS, true),
+        m(
+            "ietf-origin",
+            "2018-02-14",
+            "urn:ietf:params:xml:ns:yang:ietf-origin",
+            false,
+        ),
+        m(
+            "ietf-yang-metadata",
+            "2016-08-05",
+            "urn:ietf:params:xml:ns:yang:ietf-yang-metadata",
+            false,
+        ),
         ModuleInfo {
             features: crate::alarms::FEATURES,
             ..m("ietf-alarms", "2019-09-11", crate::alarms::ALARMS_NS, true)
@@ -257,6 +274,12 @@ pub fn capabilities() -> Vec<String> {
     );
     caps.push(format!(
         "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2019-01-04&module-set-id={}",
+        content_id()
+    ));
+    // NMDA (RFC 8526 §2): yang-library 1.1 with the content-id; 1.0 stays
+    // for clients that predate it.
+    caps.push(format!(
+        "urn:ietf:params:netconf:capability:yang-library:1.1?revision=2019-01-04&content-id={}",
         content_id()
     ));
     for m in modules().iter().filter(|m| m.implement && !m.is_yang11()) {

@@ -25,6 +25,8 @@ use crate::{
 pub(super) enum Reply {
     Ok,
     Data(Vec<Element>),
+    /// `<get-data>`'s output: `<data>` of ietf-netconf-nmda.
+    NmdaData(Vec<Element>),
     /// `<data>` content already serialized (the unfiltered `<get>`).
     DataText(String),
     /// Elements straight under rpc-reply (action output).
@@ -64,6 +66,85 @@ fn datastore_of(parent: &Element, which: &str) -> Result<Datastore, RpcError> {
             name,
             format!("datastore '{name}' is not supported"),
         )),
+    }
+}
+
+/// The datastores of the server (RFC 8342), as `<get-data>` names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NmdaDatastore {
+    Running,
+    Candidate,
+    Operational,
+}
+
+/// The `datastore` leaf of get-data / edit-data: an ietf-datastores
+/// identity, its prefix resolved where it is written.
+fn nmda_datastore(op: &Element) -> Result<NmdaDatastore, RpcError> {
+    let leaf = op
+        .find(crate::NMDA_NS, "datastore")
+        .ok_or_else(|| missing("datastore"))?;
+    let text = leaf.trimmed();
+    let (ns, name) = match text.split_once(':') {
+        Some((p, n)) => (leaf.resolve_prefix(p), n),
+        None => (leaf.resolve_prefix(""), text),
+    };
+    match (ns, name) {
+        (Some(crate::DATASTORES_NS), "running") => Ok(NmdaDatastore::Running),
+        (Some(crate::DATASTORES_NS), "candidate") => Ok(NmdaDatastore::Candidate),
+        (Some(crate::DATASTORES_NS), "operational") => Ok(NmdaDatastore::Operational),
+        _ => Err(RpcError::bad_element(
+            Tag::InvalidValue,
+            "datastore",
+            format!(
+                "'{text}' is not a datastore of this server (ds:running, ds:candidate, ds:operational)"
+            ),
+        )),
+    }
+}
+
+/// `<edit-data>` (RFC 8526) is `<edit-config>` on a configuration
+/// datastore with the same content and default operation.
+fn edit_data_as_edit_config(op: &Element) -> Result<Element, RpcError> {
+    let target = match nmda_datastore(op)? {
+        NmdaDatastore::Running => "running",
+        NmdaDatastore::Candidate => "candidate",
+        NmdaDatastore::Operational => {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "datastore",
+                "the operational datastore is not writable",
+            ));
+        }
+    };
+    let config = op
+        .find(crate::NMDA_NS, "config")
+        .ok_or_else(|| missing("config"))?;
+    let mut edit = Element::new(BASE_NS, "edit-config");
+    edit.bindings = op.bindings.clone();
+    let mut t = Element::new(BASE_NS, "target");
+    t.push(Element::new(BASE_NS, target));
+    edit.push(t);
+    if let Some(d) = op.find(crate::NMDA_NS, "default-operation") {
+        edit.push(Element::with_text(
+            BASE_NS,
+            "default-operation",
+            d.trimmed().to_string(),
+        ));
+    }
+    let mut c = config.clone();
+    c.ns = BASE_NS.to_string();
+    edit.push(c);
+    Ok(edit)
+}
+
+/// Prunes `e`'s descendants deeper than `depth` levels (1: `e` alone).
+fn prune(e: &mut Element, depth: u16) {
+    if depth <= 1 {
+        e.children.clear();
+        return;
+    }
+    for c in &mut e.children {
+        prune(c, depth - 1);
     }
 }
 
@@ -184,6 +265,83 @@ impl Session {
         }
     }
 
+    /// `<get-data>` (RFC 8526): the operational datastore is what `<get>`
+    /// shows, running and candidate what `<get-config>` shows. On
+    /// operational, `config-filter` true selects the applied configuration
+    /// (running: commits apply synchronously); false is not supported.
+    async fn get_data(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
+        with_defaults(op)?;
+        let ds = nmda_datastore(op)?;
+        for unsupported in ["with-origin", "origin-filter", "negated-origin-filter"] {
+            if op.find(crate::NMDA_NS, unsupported).is_some() {
+                return Err(RpcError::bad_element(
+                    Tag::OperationNotSupported,
+                    unsupported,
+                    "the server does not support the origin feature",
+                ));
+            }
+        }
+        let filter = if let Some(f) = op.find(crate::NMDA_NS, "subtree-filter") {
+            Some(Filter::Subtree(f.children.clone()))
+        } else if let Some(x) = op.find(crate::NMDA_NS, "xpath-filter") {
+            let mut ctx = x.clone();
+            ctx.children.clear();
+            Some(Filter::XPath {
+                select: x.trimmed().to_string(),
+                ctx,
+            })
+        } else {
+            None
+        };
+        let config_filter = match op
+            .find(crate::NMDA_NS, "config-filter")
+            .map(|e| e.trimmed())
+        {
+            None => None,
+            Some("true") => Some(true),
+            Some("false") => Some(false),
+            Some(other) => {
+                return Err(RpcError::bad_element(
+                    Tag::InvalidValue,
+                    "config-filter",
+                    format!("'{other}' is not a boolean"),
+                ));
+            }
+        };
+        let source = match (ds, config_filter) {
+            // Every node of a configuration datastore is config.
+            (NmdaDatastore::Running | NmdaDatastore::Candidate, Some(false)) => {
+                return Ok(Vec::new());
+            }
+            (NmdaDatastore::Running, _) => Some(Datastore::Running),
+            (NmdaDatastore::Candidate, _) => Some(Datastore::Candidate),
+            (NmdaDatastore::Operational, None) => None,
+            (NmdaDatastore::Operational, Some(true)) => Some(Datastore::Running),
+            (NmdaDatastore::Operational, Some(false)) => {
+                return Err(RpcError::bad_element(
+                    Tag::OperationNotSupported,
+                    "config-filter",
+                    "selecting the operational datastore's state nodes alone is not supported",
+                ));
+            }
+        };
+        let mut roots = self.compose(source, &filter).await?;
+        match op.find(crate::NMDA_NS, "max-depth").map(|e| e.trimmed()) {
+            None | Some("unbounded") => {}
+            Some(d) => match d.parse::<u16>() {
+                Ok(d) if d >= 1 => roots.iter_mut().for_each(|r| prune(r, d)),
+                _ => {
+                    return Err(RpcError::bad_element(
+                        Tag::InvalidValue,
+                        "max-depth",
+                        format!("'{d}' is not 1..65535 or unbounded"),
+                    ));
+                }
+            },
+        }
+        Ok(roots)
+    }
+
     /// The whole operational tree, serialized without building a tree.
     async fn compose_all(&self) -> Result<String, RpcError> {
         let objs = self
@@ -263,6 +421,7 @@ impl Session {
                     | "discard-changes"
                     | "kill-session"
             ) | (YANG1_NS, "action")
+                | (crate::NMDA_NS, "edit-data")
         );
         if writes && self.read_only {
             warn!(op = %op.name, user = %self.user, "access denied: read-only user");
@@ -296,6 +455,14 @@ impl Session {
                     Err(e) => Reply::Errors(vec![e]),
                 }
             }
+            (crate::NMDA_NS, "get-data") => self
+                .get_data(op)
+                .await
+                .map_or_else(|e| Reply::Errors(vec![e]), Reply::NmdaData),
+            (crate::NMDA_NS, "edit-data") => match edit_data_as_edit_config(op) {
+                Ok(edit) => self.edit_config(&edit).await,
+                Err(e) => Reply::Errors(vec![e]),
+            },
             (BASE_NS, "edit-config") => self.edit_config(op).await,
             (BASE_NS, "copy-config") => self.copy_config(op).await,
             (BASE_NS, "delete-config") => match datastore_of(op, "target") {

@@ -116,6 +116,11 @@ fn reply_xml(attrs: &[(String, String, String)], reply: Reply) -> String {
             data.children = d;
             r.push(data);
         }
+        Reply::NmdaData(d) => {
+            let mut data = Element::new(crate::NMDA_NS, "data");
+            data.children = d;
+            r.push(data);
+        }
         Reply::DataText(text) => {
             // `<data>` around content an XmlWriter has written already.
             let mut w = xml::writer();
