@@ -196,6 +196,27 @@ except Exception as e:
 m.close_session()
 "#;
 
+const PURGE_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+from lxml import etree
+host, port = sys.argv[1].rsplit(":", 1)
+AL = "urn:ietf:params:xml:ns:yang:ietf-alarms"
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+def purge(body):
+    r = m.dispatch(etree.fromstring('<action xmlns="urn:ietf:params:xml:ns:yang:1"><alarms xmlns="%s"><alarm-list><purge-alarms>%s</purge-alarms></alarm-list></alarms></action>' % (AL, body)))
+    return etree.fromstring(r.xml.encode()).findtext(".//{%s}purged-alarms" % AL)
+print("purge-old=%s" % purge("<alarm-clearance-status>any</alarm-clearance-status><older-than><hours>1</hours></older-than>"))
+print("purge-active=%s" % purge("<alarm-clearance-status>not-cleared</alarm-clearance-status>"))
+try:
+    purge("<alarm-clearance-status>sometimes</alarm-clearance-status>")
+    print("bad-status=accepted")
+except Exception as e:
+    print("bad-status=%s" % getattr(e, "tag", e))
+m.close_session()
+"#;
+
 /// ietf-hardware and ENTITY-MIB / ENTITY-STATE-MIB are one physical view,
 /// and ietf-alarms and hcAlarmTable one alarm engine (and NMDA's
 /// <get-data>/<edit-data> read and write the same datastores):
@@ -357,6 +378,26 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         text.contains(&format!("summary-not-cleared={}", nc_active.len())),
         "{text}"
     );
+    // ietf-alarms purge-alarms: nothing is an hour old; every active one goes.
+    let purge = dir.path().join("purge.py");
+    std::fs::write(&purge, PURGE_SCRIPT).unwrap();
+    let out = Command::new("python3")
+        .arg(&purge)
+        .arg(&a.netconf)
+        .output()
+        .expect("python3 with ncclient");
+    let purged = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{purged}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(purged.contains("purge-old=0"), "{purged}");
+    assert!(
+        purged.contains(&format!("purge-active={}", nc_active.len())),
+        "{purged} (active before: {nc_active:?})"
+    );
+    assert!(purged.contains("bad-status=invalid-value"), "{purged}");
     drop(a);
     crate::netconf_correctness::check_trace(&trace);
 }

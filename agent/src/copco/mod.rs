@@ -105,6 +105,52 @@ pub async fn invoke(
         return Ok(finished_job(target.clone(), "acknowledged".into()));
     }
 
+    // Purging alarms is no availability operation either.
+    if obj.class.name == "NetworkElement" && method.name == "PurgeAlarms" {
+        let older = args
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("OlderThan"))
+            .and_then(|(_, v)| match v {
+                Value::U32(s) => Some(*s),
+                _ => None,
+            })
+            .unwrap_or(0);
+        let clearance = arg("Clearance").unwrap_or_else(|| "cleared".into());
+        let severity = arg("Severity").unwrap_or_default();
+        let what = format!("purge alarms {clearance} older-than {older}s {severity}");
+        let n = match model
+            .purge_alarms(
+                &clearance,
+                std::time::Duration::from_secs(u64::from(older)),
+                &severity,
+            )
+            .await
+        {
+            Ok(n) => n,
+            Err(e) => {
+                model
+                    .audit(&principal, &what, &format!("refused: {e}"))
+                    .await;
+                return Err(e);
+            }
+        };
+        model
+            .audit(&principal, &what, &format!("ok: {n} purged"))
+            .await;
+        let (tx, status) = tokio::sync::watch::channel(halyard_cluster_model::port::JobStatus {
+            state: halyard_cluster_model::model::JobState::Succeeded,
+            steps_done: 1,
+            steps_total: 1,
+            detail: format!("{n} alarms purged"),
+            result: Some(n),
+        });
+        drop(tx);
+        return Ok(JobHandle {
+            job: target.clone(),
+            status,
+        });
+    }
+
     // Cluster fault injection acts at once on this node's transport.
     if obj.class.name == "Node"
         && matches!(

@@ -221,6 +221,90 @@ impl AgentModel {
         Ok(n)
     }
 
+    /// Removes the alarms an operator names (ietf-alarms purge-alarms,
+    /// the element's PurgeAlarms): by clearance (`any`, `cleared`,
+    /// `not-cleared`, `none`), last change at least `older_than` ago, and
+    /// severity (`is|above|below <severity>`, a cleared alarm by the
+    /// severity it had). Returns how many went.
+    pub(crate) async fn purge_alarms(
+        &self,
+        clearance: &str,
+        older_than: std::time::Duration,
+        severity: &str,
+    ) -> Result<u32, ModelError> {
+        let bad = |reason: String| ModelError::Inconsistent { reason };
+        let want_active = match clearance {
+            "any" => None,
+            "cleared" => Some(false),
+            "not-cleared" => Some(true),
+            "none" => return Ok(0),
+            other => {
+                return Err(bad(format!(
+                    "'{other}' is not any, cleared, not-cleared or none"
+                )));
+            }
+        };
+        // X.733 order, least severe first.
+        let rank =
+            |s: PerceivedSeverity| alarm::ACTIVE_SEVERITIES.iter().rev().position(|x| *x == s);
+        let sev_filter = match severity.split_once(' ') {
+            None if severity.is_empty() => None,
+            Some((rel @ ("is" | "above" | "below"), s)) => {
+                let s: PerceivedSeverity = s.parse().map_err(|e: String| bad(e))?;
+                Some((
+                    rel,
+                    rank(s).ok_or_else(|| bad(format!("'{s}' is no alarm severity")))?,
+                ))
+            }
+            _ => {
+                return Err(bad(format!(
+                    "severity filter '{severity}' is not 'is|above|below <severity>'"
+                )));
+            }
+        };
+        let _g = self.alarm_lock.lock().await;
+        let cutoff = Timestamp::now().0 - older_than.as_millis() as i64;
+        let all = self
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await?;
+        let mut n = 0;
+        for a in all {
+            if want_active.is_some_and(|w| alarm::is_active(&a) != w) {
+                continue;
+            }
+            let (raised, changed, cleared) = alarm::times(&a);
+            let last = [raised, changed, cleared].into_iter().flatten().max();
+            if last.is_some_and(|t| t.0 > cutoff) {
+                continue;
+            }
+            if let Some((rel, want)) = sev_filter {
+                let Some(r) = alarm::last_severity(&a).and_then(rank) else {
+                    continue;
+                };
+                let keep = match rel {
+                    "is" => r == want,
+                    "above" => r > want,
+                    _ => r < want,
+                };
+                if !keep {
+                    continue;
+                }
+            }
+            self.store.remove(&a.name);
+            let (_, id) = a.name.leaf();
+            self.repo
+                .delete(&format!("/alarms/{id}"))
+                .await
+                .map_err(err_commit)?;
+            n += 1;
+        }
+        Ok(n)
+    }
+
     /// Forgets cleared alarms older than `retention` (scheduled by the
     /// statistics cycle); returns how many went.
     pub(crate) async fn prune_alarms(

@@ -671,9 +671,137 @@ impl Session {
         self.shared.validate_config(&self.user, &store).await
     }
 
+    /// ietf-alarms' `purge-alarms` action: the element's PurgeAlarms
+    /// operation, whose result is `purged-alarms`.
+    async fn alarms_action(&self, top: &Element) -> Result<Vec<Element>, RpcError> {
+        let list = top
+            .find(ALARMS_NS, "alarm-list")
+            .ok_or_else(|| missing("alarm-list"))?;
+        let act = list.children.first().ok_or_else(|| missing("action"))?;
+        if act.ns != ALARMS_NS || act.name != "purge-alarms" {
+            return Err(RpcError::bad_element(
+                Tag::OperationNotSupported,
+                &act.name,
+                format!(
+                    "ietf-alarms action '{}' is not supported (purge-alarms is)",
+                    act.name
+                ),
+            ));
+        }
+        if act.find(ALARMS_NS, "operator-state-filter").is_some() {
+            return Err(RpcError::bad_element(
+                Tag::OperationNotSupported,
+                "operator-state-filter",
+                "the server does not support operator-actions",
+            ));
+        }
+        let clearance = act
+            .find(ALARMS_NS, "alarm-clearance-status")
+            .ok_or_else(|| missing("alarm-clearance-status"))?
+            .trimmed()
+            .to_string();
+        if !matches!(clearance.as_str(), "any" | "cleared" | "not-cleared") {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "alarm-clearance-status",
+                format!("'{clearance}' is not any, cleared or not-cleared"),
+            ));
+        }
+        let mut older = 0u32;
+        if let Some(age) = act.find(ALARMS_NS, "older-than")
+            && let Some(unit) = age.children.first()
+        {
+            let scale = match unit.name.as_str() {
+                "seconds" => 1,
+                "minutes" => 60,
+                "hours" => 3_600,
+                "days" => 86_400,
+                "weeks" => 604_800,
+                other => {
+                    return Err(RpcError::bad_element(
+                        Tag::UnknownElement,
+                        other,
+                        format!("'{other}' is no unit of older-than"),
+                    ));
+                }
+            };
+            let n: u32 = unit.trimmed().parse().map_err(|_| {
+                RpcError::bad_element(
+                    Tag::InvalidValue,
+                    &unit.name,
+                    format!("'{}' is not a uint16", unit.trimmed()),
+                )
+            })?;
+            older = n.saturating_mul(scale);
+        }
+        let severity = act
+            .find(ALARMS_NS, "severity")
+            .and_then(|s| s.children.first())
+            .map(|c| format!("{} {}", c.name, c.trimmed()))
+            .unwrap_or_default();
+        if let Some((rel, level)) = severity.split_once(' ')
+            && (!matches!(rel, "below" | "is" | "above")
+                || !matches!(
+                    level,
+                    "indeterminate" | "warning" | "minor" | "major" | "critical"
+                ))
+        {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "severity",
+                format!("'{severity}' is no severity filter"),
+            ));
+        }
+        let roots = self
+            .shared
+            .model
+            .query(&Query {
+                classes: vec!["NetworkElement".into()],
+                ..Query::default()
+            })
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let root = roots
+            .into_iter()
+            .find(|o| o.parent_index == 0)
+            .ok_or_else(|| RpcError::operation_failed("the element has no root object"))?;
+        let job = self
+            .shared
+            .model
+            .invoke(
+                &root.name,
+                "PurgeAlarms",
+                vec![
+                    ("Clearance".into(), Value::Str(clearance)),
+                    ("OlderThan".into(), Value::U32(older)),
+                    ("Severity".into(), Value::Str(severity)),
+                ],
+                Principal::new(self.user.clone(), Protocol::Netconf),
+            )
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let purged = match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
+            Ok(s) => s.result.unwrap_or(0),
+            Err(_) => {
+                return Err(RpcError::operation_failed(
+                    "purge-alarms did not finish in 60 s",
+                ));
+            }
+        };
+        info!(purged, "ietf-alarms purge-alarms");
+        Ok(vec![Element::with_text(
+            ALARMS_NS,
+            "purged-alarms",
+            purged.to_string(),
+        )])
+    }
+
     async fn action(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
         let ns = schema_ns();
         let top = op.children.first().ok_or_else(|| missing(data::TOP))?;
+        if top.ns == ALARMS_NS && top.name == "alarms" {
+            return self.alarms_action(top).await;
+        }
         if top.ns != ns {
             return Err(RpcError::protocol(
                 Tag::UnknownNamespace,
