@@ -105,6 +105,28 @@ pub fn indication(
     Some((resource, cause, severity, text))
 }
 
+/// The schema operation of the element that purges alarms (ietf-alarms
+/// purge-alarms), and its arguments: clearance (`any`, `cleared`,
+/// `not-cleared`), age in seconds, severity filter (`is|above|below
+/// <severity>` or empty).
+pub const PURGE: &str = "PurgeAlarms";
+
+/// The arguments of [`PURGE`].
+pub fn purge_args(clearance: &str, older_than_s: u32, severity: &str) -> Vec<(String, Value)> {
+    vec![
+        ("Clearance".into(), Value::Str(clearance.into())),
+        ("OlderThan".into(), Value::U32(older_than_s)),
+        ("Severity".into(), Value::Str(severity.into())),
+    ]
+}
+
+/// The class whose root object carries [`PURGE`].
+pub fn purge_class() -> Option<&'static crate::ClassMeta> {
+    SCHEMA
+        .object_classes()
+        .find(|c| c.methods.iter().any(|m| m.name == PURGE))
+}
+
 /// The alarmed resource's persistent name.
 pub fn resource(o: &ManagedObject) -> Option<&str> {
     o.get("Resource").and_then(Value::as_str)

@@ -106,7 +106,7 @@ pub async fn invoke(
     }
 
     // Purging alarms is no availability operation either.
-    if obj.class.name == "NetworkElement" && method.name == "PurgeAlarms" {
+    if method.name == halyard_cluster_model::alarm::PURGE {
         let older = args
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case("OlderThan"))

@@ -752,11 +752,15 @@ impl Session {
                 format!("'{severity}' is no severity filter"),
             ));
         }
+        use halyard_cluster_model::alarm;
+        let class = alarm::purge_class().ok_or_else(|| {
+            RpcError::operation_failed("the schema has no operation that purges alarms")
+        })?;
         let roots = self
             .shared
             .model
             .query(&Query {
-                classes: vec!["NetworkElement".into()],
+                classes: vec![class.name.to_string()],
                 ..Query::default()
             })
             .await
@@ -770,12 +774,8 @@ impl Session {
             .model
             .invoke(
                 &root.name,
-                "PurgeAlarms",
-                vec![
-                    ("Clearance".into(), Value::Str(clearance)),
-                    ("OlderThan".into(), Value::U32(older)),
-                    ("Severity".into(), Value::Str(severity)),
-                ],
+                alarm::PURGE,
+                alarm::purge_args(&clearance, older, &severity),
                 Principal::new(self.user.clone(), Protocol::Netconf),
             )
             .await
