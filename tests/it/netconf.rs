@@ -185,6 +185,11 @@ run = nmda(("get-data", '<datastore>ds:running</datastore><subtree-filter><eleme
 print("running-location=%s" % run.findtext(".//{%s}location" % HC))
 cur = nmda(("get-data", '<datastore>ds:operational</datastore><xpath-filter xmlns:hc="%s">/hc:element/hc:network-element/hc:location</xpath-filter>' % HC))
 print("operational-location=%s" % cur.findtext(".//{%s}location" % HC))
+SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+sy = m.get(filter=("subtree", '<system xmlns="%s"/>' % SYS)).data_ele
+print("system-location=%s" % sy.findtext(".//{%s}location" % SYS))
+ss = m.get(filter=("subtree", '<system-state xmlns="%s"/>' % SYS)).data_ele
+print("os-name=%s" % ss.findtext(".//{%s}os-name" % SYS))
 shallow = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter><max-depth>1</max-depth>' % HW))
 hw_el = shallow.find(".//{%s}hardware" % HW)
 print("max-depth-1=%s" % (hw_el is not None and len(hw_el) == 0))
@@ -245,6 +250,22 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
             &[&format!("{ENT_STATE}.5.{shelf}")],
         );
         out.trim().trim_matches('"').trim() != "00"
+    });
+    // The power loss spreads over a few seconds (units go disabled, their
+    // alarms come): compare the faces once the physical states and the
+    // alarms hold still for two seconds.
+    let settled = || {
+        (
+            a.walk(&format!("{ENT_STATE}.3")),
+            a.walk(&format!("{ENT_STATE}.5")),
+            a.walk(&format!("{}.1.30.1.13", crate::agent::HC)),
+        )
+    };
+    let mut before = settled();
+    wait_until("the states to settle after the power loss", || {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let now = settled();
+        std::mem::replace(&mut before, now) == before
     });
     let script = dir.path().join("hw.py");
     std::fs::write(&script, HARDWARE_SCRIPT).unwrap();
@@ -348,6 +369,9 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     for want in [
         "running-location=NMDA row 5",
         "operational-location=NMDA row 5",
+        // ietf-system shows the element's location and the platform.
+        "system-location=NMDA row 5",
+        "os-name=Linux",
         "max-depth-1=True",
         "intended=refused True",
     ] {

@@ -10,6 +10,7 @@
 //! - [`monitoring`]: ietf-netconf-monitoring, ietf-yang-library, get-schema.
 //! - [`alarms`]: ietf-alarms from the alarm engine's objects.
 //! - [`hardware`]: ietf-hardware from the containment tree (the physical view).
+//! - [`system`]: ietf-system's contact, location, platform and clock.
 //! - [`events`]: RFC 6470 notifications the server generates itself.
 //! - [`error`]: typed errors and the one ModelError -> rpc-error table.
 //!
@@ -26,6 +27,7 @@ pub mod hardware;
 pub mod monitoring;
 pub mod session;
 pub mod ssh;
+pub mod system;
 pub mod xml;
 pub mod xpath;
 

@@ -117,6 +117,8 @@ const STANDARD: &[(&str, &str, &str)] = standard![
     "ietf-netconf-nmda" @ "2019-01-07",
     "ietf-origin" @ "2018-02-14",
     "ietf-yang-metadata" @ "2016-08-05",
+    "ietf-system" @ "2014-08-06",
+    "iana-crypt-hash" @ "2014-08-06",
 ];
 
 /// The features of ietf-netconf the server supports, one per capability
@@ -222,6 +224,14 @@ pub fn modules() -> Vec<ModuleInfo> {
             "ietf-yang-metadata",
             "2016-08-05",
             "urn:ietf:params:xml:ns:yang:ietf-yang-metadata",
+            false,
+        ),
+        // ietf-system: no feature (no NTP, RADIUS, DNS or local users here).
+        m("ietf-system", "2014-08-06", crate::system::SYSTEM_NS, true),
+        m(
+            "iana-crypt-hash",
+            "2014-08-06",
+            "urn:ietf:params:xml:ns:yang:iana-crypt-hash",
             false,
         ),
         ModuleInfo {

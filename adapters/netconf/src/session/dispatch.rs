@@ -17,6 +17,7 @@ use crate::datastore::{CommitOptions, Datastore};
 use crate::error::{RpcError, Tag, from_model};
 use crate::hardware::HARDWARE_NS;
 use crate::monitoring::{MonitoringView, yang_library};
+use crate::system::SYSTEM_NS;
 use crate::xml::Element;
 use crate::{
     BASE_NS, MONITORING_NS, NOTIF_NS, WITH_DEFAULTS_NS, YANG_LIBRARY_NS, YANG1_NS, schema_ns,
@@ -244,7 +245,11 @@ impl Session {
             }
             let hardware = wants(HARDWARE_NS, "hardware");
             let alarms = wants(ALARMS_NS, "alarms");
-            if hardware || alarms {
+            let system = wants(SYSTEM_NS, "system");
+            if wants(SYSTEM_NS, "system-state") {
+                roots.push(crate::system::system_state(self.shared.start_time));
+            }
+            if hardware || alarms || system {
                 let objs = self
                     .shared
                     .model
@@ -256,6 +261,9 @@ impl Session {
                 }
                 if alarms {
                     roots.push(crate::alarms::render(&objs, self.shared.start_time));
+                }
+                if system {
+                    roots.push(crate::system::system(&objs));
                 }
             }
         }
@@ -354,6 +362,8 @@ impl Session {
         data::write_objects(&objs, false, &mut w);
         self.hardware_of(&objs).write_to(&mut w, BASE_NS);
         crate::alarms::render(&objs, self.shared.start_time).write_to(&mut w, BASE_NS);
+        crate::system::system(&objs).write_to(&mut w, BASE_NS);
+        crate::system::system_state(self.shared.start_time).write_to(&mut w, BASE_NS);
         drop(objs);
         for e in self.monitoring_and_library().await {
             e.write_to(&mut w, BASE_NS);

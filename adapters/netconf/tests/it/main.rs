@@ -1046,6 +1046,9 @@ m.close_session()
         "iana-hardware",
         "ietf-alarms",
         halyard_cluster_model::alarm_types::NAME,
+        "ietf-system",
+        "iana-crypt-hash",
+        "ietf-netconf-nmda",
     ] {
         assert!(
             modules.split(',').any(|x| x == m),
@@ -1087,6 +1090,7 @@ m.close_session()
         "iana-hardware@2018-03-13.yang",
         "ietf-alarms@2019-09-11.yang",
         &alarm_types_file,
+        "ietf-system@2014-08-06.yang",
     ];
     let o = Command::new("yanglint")
         .arg("-p")
