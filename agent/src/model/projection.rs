@@ -270,6 +270,13 @@ impl AgentModel {
                         .incarnation(v.incarnation)
                         .values(),
                 );
+                // The process id, which only a missed event would carry.
+                if let Some(pid) = v.pid
+                    && let Ok(o) = self.store.get(&n).await
+                    && o.class.name == SoftwareComponent::META.name
+                {
+                    self.set(&n, SoftwareComponentPatch::new().pid(pid).values());
+                }
             }
             self.proxied_by(&v.name, v.avail).await;
             let roles = v

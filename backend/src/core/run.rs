@@ -457,7 +457,20 @@ impl CoreState {
                     panic,
                 } => self.task_panicked(&component, supervisor, &panic).await,
                 Msg::Views(reply) => {
-                    let _ = reply.send(self.crim.components());
+                    let mut views = self.crim.components();
+                    // A running incarnation's pid (the naming service keeps
+                    // the last one started, so only while it is enabled).
+                    for v in views
+                        .iter_mut()
+                        .filter(|v| v.oper == halyard_cluster_model::model::OperState::Enabled)
+                    {
+                        v.pid = self
+                            .core
+                            .naming
+                            .resolve(&format!("component/{}", v.name))
+                            .and_then(|p| p.strip_prefix("pid:")?.parse().ok());
+                    }
+                    let _ = reply.send(views);
                 }
                 Msg::SessionOpen {
                     component,

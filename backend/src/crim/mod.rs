@@ -277,6 +277,9 @@ pub struct ComponentView {
     /// this instant (unix ns), though its assigned state is already the
     /// new one.
     pub primary_until: Option<u64>,
+    /// The running incarnation's process id, when the core started one
+    /// (filled by the core from its naming service; CRIM knows none).
+    pub pid: Option<u32>,
 }
 
 impl Comp {
@@ -350,6 +353,7 @@ impl Crim {
                 .collect(),
             acked: c.acked,
             primary_until: c.primary_until,
+            pid: None,
         })
     }
 
