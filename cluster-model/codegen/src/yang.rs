@@ -202,6 +202,7 @@ pub fn generate_alarm_types(schema: &Schema) -> Option<String> {
     w.blank();
     w.open(&format!("revision {}", m.revision));
     w.desc("Generated from the Halyard schema of this revision.");
+    w.line("reference \"cluster-model/schema of the Halyard project\";");
     w.close();
     let base = format!("{}-alarm", m.yang_module);
     w.blank();
@@ -252,6 +253,7 @@ pub fn generate(schema: &Schema) -> String {
     w.blank();
     w.open(&format!("revision {}", m.revision));
     w.desc("Generated from the Halyard schema of this revision.");
+    w.line("reference \"cluster-model/schema of the Halyard project\";");
     w.close();
 
     for e in &schema.enums {

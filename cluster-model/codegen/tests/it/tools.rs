@@ -136,3 +136,28 @@ fn pyang_strict_accepts_every_module() {
         );
     }
 }
+
+/// What `pyang --ietf` says of any module the IETF did not publish: its
+/// name and namespace are not `ietf-…`, and it carries no IETF Trust
+/// copyright. Nothing else may be reported.
+const IETF_ONLY_RULES: &[&str] = &["RFC 8407: 4.1:", "RFC 8407: 4.9:", "RFC 8407: 3.1:"];
+
+#[test]
+fn pyang_ietf_reports_nothing_but_the_rules_only_ietf_modules_meet() {
+    for f in yang_files() {
+        let (_, out, err) = run(Command::new("python3")
+            .args(["-m", "pyang", "--ietf", "-p"])
+            .arg(format!(
+                "{}:{}",
+                repo_root().join("yang").display(),
+                repo_root().join("yang/standard").display()
+            ))
+            .arg(&f));
+        let text = out + &err;
+        let other: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !IETF_ONLY_RULES.iter().any(|r| l.contains(r)))
+            .collect();
+        assert!(other.is_empty(), "pyang --ietf {}:\n{text}", f.display());
+    }
+}
