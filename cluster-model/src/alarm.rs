@@ -105,6 +105,25 @@ pub fn indication(
     Some((resource, cause, severity, text))
 }
 
+/// The alarm's operation that acknowledges it (ietf-alarms operator state `ack`).
+pub const ACKNOWLEDGE: &str = "Acknowledge";
+
+/// Who acknowledged the alarm, and when (None: not acknowledged).
+pub fn acknowledgement(o: &ManagedObject) -> Option<(&str, Timestamp)> {
+    if !acknowledged(o) {
+        return None;
+    }
+    let who = o
+        .get("AcknowledgedBy")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    match o.get("AcknowledgedAt") {
+        Some(Value::Time(t)) => Some((who, *t)),
+        // Acknowledged by an older release, which kept no time.
+        _ => None,
+    }
+}
+
 /// The schema operation of the element that purges alarms (ietf-alarms
 /// purge-alarms), and its arguments: clearance (`any`, `cleared`,
 /// `not-cleared`), age in seconds, severity filter (`is|above|below

@@ -212,6 +212,26 @@ m = manager.connect(host=host, port=int(port), username="operator", password="ha
 def purge(body):
     r = m.dispatch(etree.fromstring('<action xmlns="urn:ietf:params:xml:ns:yang:1"><alarms xmlns="%s"><alarm-list><purge-alarms>%s</purge-alarms></alarm-list></alarms></action>' % (AL, body)))
     return etree.fromstring(r.xml.encode()).findtext(".//{%s}purged-alarms" % AL)
+HC = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+AT = "urn:halyard:params:xml:ns:yang:halyard-cluster-alarm-types"
+def set_state(state):
+    m.dispatch(etree.fromstring('<action xmlns="urn:ietf:params:xml:ns:yang:1"><alarms xmlns="%s"><alarm-list><alarm>'
+        '<resource xmlns:hc="%s">/hc:element/hc:shelf[hc:name=\'ne=1/shelf=1\']</resource>'
+        '<alarm-type-id xmlns:hc-at="%s">hc-at:power-problem</alarm-type-id><alarm-type-qualifier/>'
+        '<set-operator-state><state>%s</state><text>on it</text></set-operator-state></alarm></alarm-list></alarms></action>'
+        % (AL, HC, AT, state)))
+set_state("ack")
+lst = m.get(filter=("subtree", '<alarms xmlns="%s"><alarm-list/></alarms>' % AL)).data_ele
+acked = [a for a in lst.iter("{%s}alarm" % AL)
+         if a.find("{%s}operator-state-change" % AL) is not None]
+print("acked=%s" % ",".join("%s:%s:%s" % (a.findtext("{%s}resource" % AL).split("'")[1],
+      a.findtext("{%s}operator-state-change/{%s}state" % (AL, AL)),
+      a.findtext("{%s}operator-state-change/{%s}operator" % (AL, AL))) for a in acked))
+try:
+    set_state("closed")
+    print("closed=accepted")
+except Exception as e:
+    print("closed=%s" % getattr(e, "tag", e))
 print("purge-old=%s" % purge("<alarm-clearance-status>any</alarm-clearance-status><older-than><hours>1</hours></older-than>"))
 print("purge-active=%s" % purge("<alarm-clearance-status>not-cleared</alarm-clearance-status>"))
 try:
@@ -415,6 +435,16 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         out.status.success(),
         "{purged}\n{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // set-operator-state: ack is the engine's acknowledgement, seen as the
+    // entry's operator-state-change; other states are not kept.
+    assert!(
+        purged.contains("acked=ne=1/shelf=1:ack:operator"),
+        "{purged}"
+    );
+    assert!(
+        purged.contains("closed=operation-not-supported"),
+        "{purged}"
     );
     assert!(purged.contains("purge-old=0"), "{purged}");
     assert!(

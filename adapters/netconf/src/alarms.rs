@@ -19,9 +19,10 @@ use crate::xml::{Element, XMLNS_DECL};
 
 /// RFC 8632's namespace.
 pub const ALARMS_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-alarms";
-/// The features of ietf-alarms the server supports: the summary, and the
-/// root cause of a secondary alarm (the engine's root-cause suppression).
-pub const FEATURES: &[&str] = &["alarm-summary", "root-cause-analysis"];
+/// The features of ietf-alarms the server supports: the summary, operator
+/// actions (the `ack` state: the engine's acknowledgement), and the root
+/// cause of a secondary alarm (the engine's root-cause suppression).
+pub const FEATURES: &[&str] = &["alarm-summary", "operator-actions", "root-cause-analysis"];
 
 fn leaf(name: &str, text: impl Into<String>) -> Element {
     Element::with_text(ALARMS_NS, name, text)
@@ -86,6 +87,34 @@ fn severity_name(s: PerceivedSeverity) -> &'static str {
         PerceivedSeverity::Major => "major",
         PerceivedSeverity::Critical => "critical",
     }
+}
+
+/// The alarm object behind an alarm-list entry's keys (its resource as an
+/// instance-identifier or a persistent name, and its type identity): the
+/// latest of that resource and type.
+pub fn find<'a>(
+    objects: &'a [ManagedObject],
+    resource: &str,
+    type_id: &str,
+) -> Option<&'a ManagedObject> {
+    let name = resource
+        .split_once("name='")
+        .and_then(|(_, r)| r.split_once('\''))
+        .or_else(|| {
+            resource
+                .split_once("name=\"")
+                .and_then(|(_, r)| r.split_once('"'))
+        })
+        .map_or(resource, |(n, _)| n);
+    let ident = type_id.rsplit(':').next().unwrap_or(type_id);
+    let cause = ProbableCause::ALL
+        .into_iter()
+        .find(|c| c.yang_name() == ident)?;
+    objects
+        .iter()
+        .filter(|o| alarm::is_alarm(o))
+        .filter(|o| alarm::resource(o) == Some(name) && alarm::cause(o) == Some(cause))
+        .max_by_key(|o| (alarm::times(o).0, o.index))
 }
 
 /// `/alarms` of the element: alarm inventory, summary and alarm list.
@@ -181,6 +210,13 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
         e.push(leaf("last-changed", changed.to_string()));
         e.push(leaf("perceived-severity", severity_name(sev)));
         e.push(leaf("alarm-text", alarm::text(a)));
+        if let Some((who, at)) = alarm::acknowledgement(a) {
+            let mut c = Element::new(ALARMS_NS, "operator-state-change");
+            c.push(leaf("time", at.to_string()));
+            c.push(leaf("operator", who));
+            c.push(leaf("state", "ack"));
+            e.push(c);
+        }
         entries.push(e);
     }
     list.push(leaf("number-of-alarms", entries.len().to_string()));

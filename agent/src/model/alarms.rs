@@ -348,6 +348,7 @@ impl AgentModel {
             AlarmPatch::new()
                 .acknowledged(true)
                 .acknowledged_by(who)
+                .acknowledged_at(Timestamp::now())
                 .changed_at(Timestamp::now())
                 .values(),
         )?;

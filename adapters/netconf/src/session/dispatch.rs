@@ -534,6 +534,8 @@ impl Session {
             },
             (NOTIF_NS, "create-subscription") => self.create_subscription(op).await.into(),
             (YANG1_NS, "action") => match self.action(op).await {
+                // An action without output answers <ok/>.
+                Ok(out) if out.is_empty() => Reply::Ok,
                 Ok(out) => Reply::Raw(out),
                 Err(e) => Reply::Errors(vec![e]),
             },
@@ -688,6 +690,9 @@ impl Session {
             .find(ALARMS_NS, "alarm-list")
             .ok_or_else(|| missing("alarm-list"))?;
         let act = list.children.first().ok_or_else(|| missing("action"))?;
+        if act.ns == ALARMS_NS && act.name == "alarm" {
+            return self.set_operator_state(act).await;
+        }
         if act.ns != ALARMS_NS || act.name != "purge-alarms" {
             return Err(RpcError::bad_element(
                 Tag::OperationNotSupported,
@@ -804,6 +809,73 @@ impl Session {
             "purged-alarms",
             purged.to_string(),
         )])
+    }
+
+    /// ietf-alarms' `set-operator-state` on one alarm-list entry: `ack`
+    /// is the alarm's acknowledgement; the engine keeps no other state.
+    async fn set_operator_state(&self, entry: &Element) -> Result<Vec<Element>, RpcError> {
+        use halyard_cluster_model::alarm;
+        let key = |n: &str| {
+            entry
+                .find(ALARMS_NS, n)
+                .map(|e| e.trimmed().to_string())
+                .ok_or_else(|| missing(n))
+        };
+        let (resource, type_id) = (key("resource")?, key("alarm-type-id")?);
+        let act = entry
+            .find(ALARMS_NS, "set-operator-state")
+            .ok_or_else(|| missing("set-operator-state"))?;
+        let state = act
+            .find(ALARMS_NS, "state")
+            .ok_or_else(|| missing("state"))?
+            .trimmed()
+            .to_string();
+        if state != "ack" {
+            return Err(RpcError::bad_element(
+                Tag::OperationNotSupported,
+                "state",
+                format!("operator state '{state}' is not kept; only 'ack' (acknowledged) is"),
+            ));
+        }
+        let objects = self
+            .shared
+            .model
+            .query(&Query {
+                classes: vec![alarm::CLASS.to_string()],
+                ..Query::default()
+            })
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let target = crate::alarms::find(&objects, &resource, &type_id)
+            .ok_or_else(|| {
+                RpcError::application(
+                    Tag::DataMissing,
+                    format!("no alarm of type {type_id} on {resource}"),
+                )
+            })?
+            .name
+            .clone();
+        let job = self
+            .shared
+            .model
+            .invoke(
+                &target,
+                alarm::ACKNOWLEDGE,
+                Vec::new(),
+                Principal::new(self.user.clone(), Protocol::Netconf),
+            )
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        if tokio::time::timeout(Duration::from_secs(60), job.wait())
+            .await
+            .is_err()
+        {
+            return Err(RpcError::operation_failed(
+                "set-operator-state did not finish in 60 s",
+            ));
+        }
+        info!(alarm = %target, "ietf-alarms set-operator-state ack");
+        Ok(Vec::new())
     }
 
     async fn action(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
