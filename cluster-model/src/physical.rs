@@ -14,6 +14,11 @@ use crate::port::ManagedObject;
 use crate::value::Value;
 use crate::{AttrType, Timestamp};
 
+/// The indication that says the physical entity table changed (a unit
+/// inserted or removed): ENTITY-MIB's entConfigChange, ietf-hardware's
+/// hardware-state-change.
+pub const TABLE_CHANGED: &str = "FruChanged";
+
 /// EntityAdminState / ietf-hardware `admin-state`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Admin {

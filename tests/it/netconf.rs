@@ -209,6 +209,29 @@ host, port = sys.argv[1].rsplit(":", 1)
 AL = "urn:ietf:params:xml:ns:yang:ietf-alarms"
 m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
                     hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+# A unit inserted (the demo's simulated hot-swap bus, over HTTP) is
+# ietf-hardware's hardware-state-change, and the new card is a component.
+import base64, json, time, urllib.request, urllib.error
+m.create_subscription()
+req = urllib.request.Request("http://%s/api/v1/objects/ne=1/shelf=1/hsc=1/operations/insert" % sys.argv[2],
+    data=json.dumps({"slot": "8", "fru-type": "linecard-10g", "serial-number": "T0008",
+                     "hardware-revision": "A"}).encode(),
+    headers={"Content-Type": "application/json", "Accept": "application/json",
+             "Authorization": "Basic " + base64.b64encode(b"operator:halyard-demo").decode()})
+try:
+    urllib.request.urlopen(req, timeout=30).read()
+except urllib.error.HTTPError as e:
+    print("insert-refused=%s %s" % (e.code, e.read().decode()))
+got = ""
+deadline = time.time() + 30
+while time.time() < deadline and "hardware-state-change" not in got:
+    n = m.take_notification(timeout=5)
+    if n is not None:
+        got += n.notification_xml
+print("hardware-state-change=%s" % ("hardware-state-change" in got))
+HW = "urn:ietf:params:xml:ns:yang:ietf-hardware"
+hw = m.get(filter=("subtree", '<hardware xmlns="%s"><component><name>ne=1/shelf=1/linecard=slot-8</name></component></hardware>' % HW)).data_ele
+print("new-card-class=%s" % hw.findtext(".//{%s}class" % HW))
 def purge(body):
     r = m.dispatch(etree.fromstring('<action xmlns="urn:ietf:params:xml:ns:yang:1"><alarms xmlns="%s"><alarm-list><purge-alarms>%s</purge-alarms></alarm-list></alarms></action>' % (AL, body)))
     return etree.fromstring(r.xml.encode()).findtext(".//{%s}purged-alarms" % AL)
@@ -428,6 +451,7 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     let out = Command::new("python3")
         .arg(&purge)
         .arg(&a.netconf)
+        .arg(&a.http)
         .output()
         .expect("python3 with ncclient");
     let purged = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -446,6 +470,8 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         purged.contains("closed=operation-not-supported"),
         "{purged}"
     );
+    assert!(purged.contains("hardware-state-change=True"), "{purged}");
+    assert!(purged.contains("new-card-class=ianahw:module"), "{purged}");
     assert!(purged.contains("purge-old=0"), "{purged}");
     assert!(
         purged.contains(&format!("purge-active={}", nc_active.len())),

@@ -46,6 +46,13 @@ impl LastChange {
     }
 }
 
+/// ietf-hardware's `hardware-state-change` for the indication that the
+/// physical entity table changed ([`physical::TABLE_CHANGED`]).
+pub fn notification(n: &halyard_cluster_model::port::Notification) -> Option<Element> {
+    (n.class.name == physical::TABLE_CHANGED)
+        .then(|| Element::new(HARDWARE_NS, "hardware-state-change"))
+}
+
 fn leaf(name: &str, text: impl Into<String>) -> Element {
     Element::with_text(HARDWARE_NS, name, text)
 }
@@ -171,6 +178,35 @@ mod tests {
         );
         assert!(x.contains("<admin-state>unlocked</admin-state>"), "{x}");
         assert!(x.contains("<is-fru>true</is-fru>"), "{x}");
+    }
+
+    /// A unit inserted or removed is hardware-state-change; nothing else is.
+    #[test]
+    fn the_table_change_indication_is_hardware_state_change() {
+        use halyard_cluster_model::port::Notification;
+        use halyard_cluster_model::{ObjectName, SCHEMA};
+        let note = |class: &str| {
+            let class = SCHEMA.class(class).unwrap();
+            Notification {
+                seq: 1,
+                time: Timestamp(1),
+                class,
+                source: ObjectName::parse("ne=1/shelf=1").unwrap(),
+                severity: None,
+                values: vec![Value::Absent; class.attributes.len()],
+            }
+        };
+        let e = notification(&note(physical::TABLE_CHANGED)).unwrap();
+        assert_eq!(
+            e.to_xml(),
+            "<hardware-state-change xmlns=\"urn:ietf:params:xml:ns:yang:ietf-hardware\"/>"
+        );
+        let other = SCHEMA
+            .classes
+            .iter()
+            .find(|c| c.is_indication && c.name != physical::TABLE_CHANGED)
+            .unwrap();
+        assert!(notification(&note(other.name)).is_none());
     }
 
     /// libyang accepts the rendering against the published module.

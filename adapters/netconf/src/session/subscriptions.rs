@@ -166,10 +166,12 @@ impl Session {
 }
 
 /// The schema's notification, and for an alarm indication also the
-/// ietf-alarms alarm-notification, each through the filter.
+/// ietf-alarms alarm-notification (for a unit inserted or removed,
+/// ietf-hardware's hardware-state-change), each through the filter.
 fn render_for(sub: &ActiveSub, n: &Notification) -> Vec<String> {
     std::iter::once(event_element(n))
         .chain(crate::alarms::notification(n))
+        .chain(crate::hardware::notification(n))
         .filter_map(|e| render_element(sub, n.time, e))
         .collect()
 }
