@@ -61,6 +61,12 @@ pub fn times(o: &ManagedObject) -> (Option<Timestamp>, Option<Timestamp>, Option
     (t("RaisedAt"), t("ChangedAt"), t("ClearedAt"))
 }
 
+/// When the alarm last changed: the latest of its raise, change and clear.
+pub fn last_changed(o: &ManagedObject) -> Option<Timestamp> {
+    let (raised, changed, cleared) = times(o);
+    [raised, changed, cleared].into_iter().flatten().max()
+}
+
 /// The alarm's text (X.733 specific problem).
 pub fn text(o: &ManagedObject) -> &str {
     o.get("SpecificProblem")

@@ -19,99 +19,70 @@ use crate::{AttrType, Timestamp};
 /// hardware-state-change.
 pub const TABLE_CHANGED: &str = "FruChanged";
 
-/// EntityAdminState / ietf-hardware `admin-state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admin {
-    Unknown = 1,
-    Locked = 2,
-    ShuttingDown = 3,
-    Unlocked = 4,
-}
-
-/// EntityOperState / ietf-hardware `oper-state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Oper {
-    Unknown = 1,
-    Disabled = 2,
-    Enabled = 3,
-    Testing = 4,
-}
-
-/// EntityUsageState / ietf-hardware `usage-state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Usage {
-    Unknown = 1,
-    Idle = 2,
-    Active = 3,
-    Busy = 4,
-}
-
-/// EntityStandbyStatus / ietf-hardware `standby-state`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Standby {
-    Unknown = 1,
-    HotStandby = 2,
-    ColdStandby = 3,
-    ProvidingService = 4,
-}
-
-impl Admin {
-    /// The SMIv2 value.
-    pub fn smi(self) -> i64 {
-        self as i64
-    }
-    /// The YANG enum name (RFC 8348).
-    pub fn yang(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Locked => "locked",
-            Self::ShuttingDown => "shutting-down",
-            Self::Unlocked => "unlocked",
+/// An enumeration RFC 4268 and RFC 8348 share: its SMIv2 value (the
+/// discriminant) and its YANG enum name.
+macro_rules! standard_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident = $value:literal => $yang:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $name {
+            $($variant = $value),+
         }
-    }
+
+        impl $name {
+            /// The SMIv2 value.
+            pub fn smi(self) -> i64 {
+                self as i64
+            }
+            /// The YANG enum name (RFC 8348).
+            pub fn yang(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $yang),+
+                }
+            }
+        }
+    };
 }
 
-impl Oper {
-    pub fn smi(self) -> i64 {
-        self as i64
+standard_enum!(
+    /// EntityAdminState / ietf-hardware `admin-state`.
+    Admin {
+        Unknown = 1 => "unknown",
+        Locked = 2 => "locked",
+        ShuttingDown = 3 => "shutting-down",
+        Unlocked = 4 => "unlocked",
     }
-    pub fn yang(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Disabled => "disabled",
-            Self::Enabled => "enabled",
-            Self::Testing => "testing",
-        }
-    }
-}
+);
 
-impl Usage {
-    pub fn smi(self) -> i64 {
-        self as i64
+standard_enum!(
+    /// EntityOperState / ietf-hardware `oper-state`.
+    Oper {
+        Unknown = 1 => "unknown",
+        Disabled = 2 => "disabled",
+        Enabled = 3 => "enabled",
+        Testing = 4 => "testing",
     }
-    pub fn yang(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::Idle => "idle",
-            Self::Active => "active",
-            Self::Busy => "busy",
-        }
-    }
-}
+);
 
-impl Standby {
-    pub fn smi(self) -> i64 {
-        self as i64
+standard_enum!(
+    /// EntityUsageState / ietf-hardware `usage-state`.
+    Usage {
+        Unknown = 1 => "unknown",
+        Idle = 2 => "idle",
+        Active = 3 => "active",
+        Busy = 4 => "busy",
     }
-    pub fn yang(self) -> &'static str {
-        match self {
-            Self::Unknown => "unknown",
-            Self::HotStandby => "hot-standby",
-            Self::ColdStandby => "cold-standby",
-            Self::ProvidingService => "providing-service",
-        }
+);
+
+standard_enum!(
+    /// EntityStandbyStatus / ietf-hardware `standby-state`.
+    Standby {
+        Unknown = 1 => "unknown",
+        HotStandby = 2 => "hot-standby",
+        ColdStandby = 3 => "cold-standby",
+        ProvidingService = 4 => "providing-service",
     }
-}
+);
 
 /// The enumeration label of the attribute with a role, by the schema's spelling.
 fn role_label(o: &ManagedObject, role: Role) -> Option<&'static str> {

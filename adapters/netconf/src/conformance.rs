@@ -35,6 +35,17 @@ fn modules(yang: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Validates `<get>` content (top-level data elements) against every
+/// module the server implements, as the trace check does (unit tests).
+#[cfg(test)]
+pub(crate) fn check_get_content(xml: &str) -> Result<(), String> {
+    let yang = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../yang");
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let f = dir.path().join("data.xml");
+    std::fs::write(&f, xml).map_err(|e| e.to_string())?;
+    yanglint(&yang, &os(&["-t", "get", "-f", "xml"]), &[&f])
+}
+
 fn os<'a>(v: &[&'a str]) -> Vec<&'a std::ffi::OsStr> {
     v.iter().map(|s| std::ffi::OsStr::new(*s)).collect()
 }

@@ -262,38 +262,42 @@ impl AgentModel {
                 )));
             }
         };
-        let _g = self.alarm_lock.lock().await;
         let cutoff = Timestamp::now().0 - older_than.as_millis() as i64;
+        self.remove_alarms(|a| {
+            if want_active.is_some_and(|w| alarm::is_active(a) != w)
+                || alarm::last_changed(a).is_some_and(|t| t.0 > cutoff)
+            {
+                return false;
+            }
+            let Some((rel, want)) = sev_filter else {
+                return true;
+            };
+            match (rel, alarm::last_severity(a).and_then(rank)) {
+                (_, None) => false,
+                ("is", Some(r)) => r == want,
+                ("above", Some(r)) => r > want,
+                (_, Some(r)) => r < want,
+            }
+        })
+        .await
+    }
+
+    /// Removes the alarms `doomed` selects from the tree and the
+    /// repository, under the alarm lock; returns how many went.
+    async fn remove_alarms(
+        &self,
+        doomed: impl Fn(&ManagedObject) -> bool,
+    ) -> Result<u32, ModelError> {
+        let _g = self.alarm_lock.lock().await;
         let all = self
             .store
             .query(&Query {
-                classes: vec!["Alarm".into()],
+                classes: vec![alarm::CLASS.into()],
                 ..Query::default()
             })
             .await?;
         let mut n = 0;
-        for a in all {
-            if want_active.is_some_and(|w| alarm::is_active(&a) != w) {
-                continue;
-            }
-            let (raised, changed, cleared) = alarm::times(&a);
-            let last = [raised, changed, cleared].into_iter().flatten().max();
-            if last.is_some_and(|t| t.0 > cutoff) {
-                continue;
-            }
-            if let Some((rel, want)) = sev_filter {
-                let Some(r) = alarm::last_severity(&a).and_then(rank) else {
-                    continue;
-                };
-                let keep = match rel {
-                    "is" => r == want,
-                    "above" => r > want,
-                    _ => r < want,
-                };
-                if !keep {
-                    continue;
-                }
-            }
+        for a in all.iter().filter(|a| doomed(a)) {
             self.store.remove(&a.name);
             let (_, id) = a.name.leaf();
             self.repo
@@ -311,30 +315,11 @@ impl AgentModel {
         &self,
         retention: std::time::Duration,
     ) -> Result<usize, ModelError> {
-        let _g = self.alarm_lock.lock().await;
         let cutoff = Timestamp::now().0 - retention.as_millis() as i64;
-        let all = self
-            .store
-            .query(&Query {
-                classes: vec!["Alarm".into()],
-                ..Query::default()
-            })
+        let n = self
+            .remove_alarms(|a| matches!(a.get("ClearedAt"), Some(Value::Time(t)) if t.0 < cutoff))
             .await?;
-        let mut n = 0;
-        for a in all {
-            if let Some(Value::Time(t)) = a.get("ClearedAt")
-                && t.0 < cutoff
-            {
-                self.store.remove(&a.name);
-                let (_, id) = a.name.leaf();
-                self.repo
-                    .delete(&format!("/alarms/{id}"))
-                    .await
-                    .map_err(err_commit)?;
-                n += 1;
-            }
-        }
-        Ok(n)
+        Ok(n as usize)
     }
 
     pub(crate) async fn acknowledge_alarm(

@@ -1,7 +1,7 @@
 //! SET: every varbind validated, then applied in one transaction.
 
 use halyard_cluster_model::model::Protocol;
-use halyard_cluster_model::port::{Change, ModelError, Principal, Transaction};
+use halyard_cluster_model::port::{Change, ManagedObject, ModelError, Principal, Transaction};
 use rasn_snmp::v2::VarBindValue;
 
 use std::sync::atomic::Ordering;
@@ -16,6 +16,46 @@ use crate::oid::Oid;
 use crate::status::{code, error_status};
 
 impl Mib {
+    /// The object and attribute position a SET varbind writes, or the
+    /// error-status that refuses it: a writable column of a class table,
+    /// or a scalar that is the element's attribute (sysContact,
+    /// sysLocation, snmpEnableAuthenTraps, unless the configuration fixes
+    /// them).
+    async fn set_target(&self, oid: &Oid) -> Result<(ManagedObject, usize), u32> {
+        match self.find_node(oid) {
+            Some((prefix, Node::Scalar(s))) => {
+                let role = self.model_role(*s).ok_or(code::NOT_WRITABLE)?;
+                if oid[prefix.len()..] != [0] {
+                    return Err(code::NO_CREATION);
+                }
+                match self.root_attribute(role).await {
+                    Ok(Some(found)) => Ok(found),
+                    Ok(None) => Err(code::NOT_WRITABLE),
+                    Err(e) => Err(error_status(&e)),
+                }
+            }
+            Some((prefix, Node::Class(class, cols, _))) => {
+                let rel = &oid[prefix.len()..];
+                let (_, ai) = rel
+                    .first()
+                    .and_then(|c| cols.iter().find(|(k, _)| k == c))
+                    .ok_or(code::NOT_WRITABLE)?;
+                if !class.attributes[*ai].writable {
+                    return Err(code::NOT_WRITABLE);
+                }
+                let [_, index] = rel else {
+                    return Err(code::NO_CREATION);
+                };
+                match self.model.get_by_index(*index).await {
+                    Ok(o) if o.class.name == class.name => Ok((o, *ai)),
+                    Ok(_) | Err(ModelError::NoSuchObject { .. }) => Err(code::NO_CREATION),
+                    Err(e) => Err(error_status(&e)),
+                }
+            }
+            _ => Err(code::NOT_WRITABLE),
+        }
+    }
+
     /// SET: validates every varbind, then applies them in one transaction.
     /// `Err((error-status, error-index))` with a 1-based index.
     pub async fn set(
@@ -55,57 +95,8 @@ impl Mib {
                 serial = Some((v, i as u32 + 1));
                 continue;
             }
-            // sysContact, sysLocation, snmpEnableAuthenTraps: the element's
-            // attribute (not writable when the configuration fixes it).
-            if let Some((prefix, Node::Scalar(s))) = self.find_node(oid) {
-                let Some(role) = self.model_role(*s) else {
-                    return Err(fail(code::NOT_WRITABLE));
-                };
-                if oid[prefix.len()..] != [0] {
-                    return Err(fail(code::NO_CREATION));
-                }
-                let (object, ai) = match self.root_attribute(role).await {
-                    Ok(Some(found)) => found,
-                    Ok(None) => return Err(fail(code::NOT_WRITABLE)),
-                    Err(e) => return Err(fail(error_status(&e))),
-                };
-                let attr = &object.class.attributes[ai];
-                let value = codec::decode_value(attr, value).map_err(fail)?;
-                if let Err(e) = value.check(&attr.ty) {
-                    return Err(fail(error_status(&ModelError::InvalidValue {
-                        attribute: attr.name.to_string(),
-                        error: e,
-                    })));
-                }
-                positions.push(i as u32 + 1);
-                changes.push(Change::Set {
-                    object: object.name,
-                    attribute: attr.name.to_string(),
-                    value,
-                });
-                continue;
-            }
-            let Some((prefix, Node::Class(class, cols, _))) = self.find_node(oid) else {
-                return Err(fail(code::NOT_WRITABLE));
-            };
-            let rel = &oid[prefix.len()..];
-            let Some((_, ai)) = rel.first().and_then(|c| cols.iter().find(|(k, _)| k == c)) else {
-                return Err(fail(code::NOT_WRITABLE));
-            };
-            let attr = &class.attributes[*ai];
-            if !attr.writable {
-                return Err(fail(code::NOT_WRITABLE));
-            }
-            let [_, index] = rel else {
-                return Err(fail(code::NO_CREATION));
-            };
-            let object = match self.model.get_by_index(*index).await {
-                Ok(o) if o.class.name == class.name => o,
-                Ok(_) | Err(ModelError::NoSuchObject { .. }) => {
-                    return Err(fail(code::NO_CREATION));
-                }
-                Err(e) => return Err(fail(error_status(&e))),
-            };
+            let (object, ai) = self.set_target(oid).await.map_err(fail)?;
+            let attr = &object.class.attributes[ai];
             let value = codec::decode_value(attr, value).map_err(fail)?;
             if let Err(e) = value.check(&attr.ty) {
                 return Err(fail(error_status(&ModelError::InvalidValue {
