@@ -5,7 +5,7 @@
 
 use crate::SCHEMA;
 use crate::Timestamp;
-use crate::model::PerceivedSeverity;
+use crate::model::{AlarmTrend, EventType, PerceivedSeverity, ProbableCause};
 use crate::port::ManagedObject;
 use crate::value::{SchemaEnum, Value};
 
@@ -45,9 +45,9 @@ pub fn last_severity(o: &ManagedObject) -> Option<PerceivedSeverity> {
 }
 
 /// The alarm's probable cause (its alarm type).
-pub fn cause(o: &ManagedObject) -> Option<crate::model::ProbableCause> {
+pub fn cause(o: &ManagedObject) -> Option<ProbableCause> {
     match o.get("ProbableCause") {
-        Some(Value::Enum(v)) => crate::model::ProbableCause::from_value(*v),
+        Some(Value::Enum(v)) => ProbableCause::from_value(*v),
         _ => None,
     }
 }
@@ -160,6 +160,61 @@ pub fn resource(o: &ManagedObject) -> Option<&str> {
 /// Whether an operator acknowledged it.
 pub fn acknowledged(o: &ManagedObject) -> bool {
     matches!(o.get("Acknowledged"), Some(Value::Bool(true)))
+}
+
+/// The X.733 event type of the alarms of a probable cause: one per alarm
+/// type, so the alarm engine and every face's alarm model agree.
+pub fn event_type(cause: ProbableCause) -> EventType {
+    match cause {
+        ProbableCause::PowerProblem
+        | ProbableCause::CoolingFanFailure
+        | ProbableCause::HighTemperature => EventType::EnvironmentalAlarm,
+        ProbableCause::SoftwareError | ProbableCause::ApplicationSubsystemFailure => {
+            EventType::ProcessingErrorAlarm
+        }
+        ProbableCause::ThresholdCrossed => EventType::QualityOfServiceAlarm,
+        _ => EventType::EquipmentAlarm,
+    }
+}
+
+/// A severity's place in X.733's order: cleared 0, indeterminate 1,
+/// warning 2, minor 3, major 4, critical 5.
+pub fn rank(s: PerceivedSeverity) -> u32 {
+    match s {
+        PerceivedSeverity::Cleared => 0,
+        PerceivedSeverity::Indeterminate => 1,
+        PerceivedSeverity::Warning => 2,
+        PerceivedSeverity::Minor => 3,
+        PerceivedSeverity::Major => 4,
+        PerceivedSeverity::Critical => 5,
+    }
+}
+
+/// How the severity moved from the alarm's last severity (None: a new
+/// alarm) to `new` (X.733 trend indication).
+pub fn trend_between(old: Option<PerceivedSeverity>, new: PerceivedSeverity) -> AlarmTrend {
+    match old.map(|o| rank(new).cmp(&rank(o))) {
+        Some(std::cmp::Ordering::Greater) => AlarmTrend::MoreSevere,
+        Some(std::cmp::Ordering::Less) => AlarmTrend::LessSevere,
+        _ => AlarmTrend::NoChange,
+    }
+}
+
+/// The alarm's trend at its last raise or change (noChange when the
+/// agent recorded none).
+pub fn trend(o: &ManagedObject) -> AlarmTrend {
+    match o.get("Trend") {
+        Some(Value::Enum(v)) => AlarmTrend::from_value(*v).unwrap_or(AlarmTrend::NoChange),
+        _ => AlarmTrend::NoChange,
+    }
+}
+
+/// The alarm's event type as recorded (its cause's when none was).
+pub fn recorded_event_type(o: &ManagedObject) -> Option<EventType> {
+    match o.get("EventType") {
+        Some(Value::Enum(v)) => EventType::from_value(*v),
+        _ => cause(o).map(event_type),
+    }
 }
 
 /// The severities an active alarm can have, most severe first.

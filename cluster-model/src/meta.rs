@@ -231,10 +231,13 @@ pub enum Role {
     /// On an alarm: its type, an enumeration whose every value is an
     /// ietf-alarms `alarm-type-id` identity (the generated alarm-types module).
     AlarmType,
+    /// Of the element: the most cleared alarms kept, ALARM-MIB
+    /// alarmClearMaximum (integer).
+    AlarmClearMaximum,
 }
 
 impl Role {
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -248,6 +251,7 @@ impl Role {
         Self::Location,
         Self::AuthenticationTraps,
         Self::AlarmType,
+        Self::AlarmClearMaximum,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -266,6 +270,7 @@ impl Role {
             Self::Location => "location",
             Self::AuthenticationTraps => "authenticationTraps",
             Self::AlarmType => "alarmType",
+            Self::AlarmClearMaximum => "alarmClearMaximum",
         }
     }
 }

@@ -835,11 +835,20 @@ impl TrapD {
                 std::env::var("HOME").unwrap_or_default()
             )
         });
-        let mibs = format!("+{}:{base}", workspace().join("mib").display());
+        let mibs = format!(
+            "+{}:{}:{base}",
+            workspace().join("mib").display(),
+            workspace().join("mib/standard").display()
+        );
         let mut child = Command::new("/usr/sbin/snmptrapd")
             .args(["-f", "-Lo", "-n", "-C", "-c"])
             .arg(&conf)
-            .args(["-m", "+HALYARD-CLUSTER-MIB", "-M", &mibs])
+            .args([
+                "-m",
+                "+HALYARD-CLUSTER-MIB:ALARM-MIB:ITU-ALARM-MIB:ENTITY-MIB",
+                "-M",
+                &mibs,
+            ])
             .arg(format!("udp:127.0.0.1:{port}"))
             .env("SNMP_PERSISTENT_DIR", dir.path())
             .env("SNMPCONFPATH", dir.path())
@@ -896,18 +905,17 @@ impl Drop for TrapD {
     }
 }
 
-#[test]
-fn the_agent_sends_alarm_traps_and_informs_that_snmptrapd_decodes() {
-    let (trap_port, inform_port) = (free_port(), free_port());
-    // Both receivers listen before the agent starts: nothing is missed.
-    let traps = TrapD::start(trap_port);
-    let informs = TrapD::start(inform_port);
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("traps.toml");
+/// The demo's configuration with these `traps = [...]` entries (TOML
+/// inline tables, one per line), written into `dir`.
+fn demo_with_traps(dir: &Path, targets: &[String]) -> PathBuf {
+    let config = dir.join("traps.toml");
     let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
     let targets = format!(
-        "traps = [\n  {{ target = \"127.0.0.1:{trap_port}\", community = \"public\" }},\n  \
-         {{ target = \"127.0.0.1:{inform_port}\", community = \"public\", inform = true }},\n]\n\n[netconf]\n"
+        "traps = [\n{}]\n\n[netconf]\n",
+        targets
+            .iter()
+            .map(|t| format!("  {t},\n"))
+            .collect::<String>()
     );
     assert!(demo.contains("\n[netconf]\n"));
     std::fs::write(
@@ -915,6 +923,25 @@ fn the_agent_sends_alarm_traps_and_informs_that_snmptrapd_decodes() {
         demo.replacen("\n[netconf]\n", &format!("\n{targets}"), 1),
     )
     .unwrap();
+    config
+}
+
+#[test]
+fn the_agent_sends_alarm_traps_and_informs_that_snmptrapd_decodes() {
+    let (trap_port, inform_port) = (free_port(), free_port());
+    // Both receivers listen before the agent starts: nothing is missed.
+    let traps = TrapD::start(trap_port);
+    let informs = TrapD::start(inform_port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_with_traps(
+        dir.path(),
+        &[
+            format!("{{ target = \"127.0.0.1:{trap_port}\", community = \"public\" }}"),
+            format!(
+                "{{ target = \"127.0.0.1:{inform_port}\", community = \"public\", inform = true }}"
+            ),
+        ],
+    );
     let a = Agent::start_with(&dir.path().join("data"), Some(config));
 
     let fan = "ne=1/shelf=1/fan=1";
@@ -1325,4 +1352,164 @@ fn sys_contact_location_and_authen_traps_are_the_elements_attributes() {
     assert_eq!(get(&a, LOCATION), "Site 4, row B, rack 12");
     assert_eq!(get(&a, AUTHEN_TRAPS), "1");
     assert!(element(&a).contains("NOC +1 555 0100"));
+}
+
+/// ALARM-MIB and ITU-ALARM-MIB (RFC 3877) over the one alarm engine: a
+/// fan stall is an active alarm row that net-snmp's snmptable shows with
+/// the RFC modules loaded, announced as alarmActiveState (snmptrapd
+/// decodes it), and the same count on HTTP; the repair moves it to the
+/// clear table with alarmClearState; alarmClearMaximum is the element's
+/// attribute, written over SNMPv3 and read back over HTTP.
+#[test]
+fn alarm_mib_and_itu_alarm_mib_show_the_engines_alarms() {
+    let trap_port = free_port();
+    let traps = TrapD::start(trap_port);
+    let dir = tempfile::tempdir().unwrap();
+    let config = demo_with_traps(
+        dir.path(),
+        &[format!(
+            "{{ target = \"127.0.0.1:{trap_port}\", community = \"public\" }}"
+        )],
+    );
+    let a = Agent::start_with(&dir.path().join("data"), Some(config));
+    let mibs = [
+        "-M",
+        &format!(
+            "+{}:{}",
+            workspace().join("mib/standard").display(),
+            std::env::var("HALYARD_BASE_MIBS").unwrap_or_else(|_| format!(
+                "{}/.cache/halyard-npm/node_modules/net-snmp/lib/mibs",
+                std::env::var("HOME").unwrap_or_default()
+            ))
+        ),
+        "-m",
+        "ALARM-MIB:ITU-ALARM-MIB:ENTITY-MIB",
+    ]
+    .map(String::from);
+    let opts = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["-v2c", "-c", "public"].map(String::from).to_vec();
+        v.extend(mibs.iter().cloned());
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |tool: &str, extra: &[&str], rest: &[&str]| {
+        let o = opts(extra);
+        let o: Vec<&str> = o.iter().map(String::as_str).collect();
+        let (ok, out) = a.snmp(tool, &o, rest);
+        assert!(ok, "{tool} {rest:?}: {out}");
+        out
+    };
+    // snmptable's rows: the data lines between `|`, header skipped.
+    let table = |name: &str| -> Vec<Vec<String>> {
+        run("snmptable", &["-Cf", "|"], &[name])
+            .lines()
+            .filter(|l| l.contains('|'))
+            .skip(1)
+            .map(|l| l.split('|').map(str::to_string).collect())
+            .collect()
+    };
+    assert!(table("ALARM-MIB::alarmActiveTable").is_empty());
+    // The model: one alarm per alarm type, six states each.
+    let model = table("ALARM-MIB::alarmModelTable");
+    assert_eq!(model.len() % 6, 0, "{model:?}");
+    assert!(model.len() >= 6 * 10, "{model:?}");
+    let itu = run(
+        "snmpget",
+        &[],
+        &["ITU-ALARM-MIB::ituAlarmProbableCause.\"\".107.critical"],
+    );
+    assert!(itu.contains("coolingFanFailure(107)"), "{itu}");
+
+    let fan = "ne=1/shelf=1/fan=1";
+    let fan_index = index_of(&a, fan);
+    let (code, body) = a.curl(
+        "POST",
+        &format!("/api/v1/objects/{fan}/operations/inject-fault"),
+        Some(r#"{"fault":"fan-stall"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let text = traps.wait_for("ALARM-MIB::alarmActiveState");
+    let resource = format!("ENTITY-MIB::entPhysicalDescr.{fan_index}");
+    assert!(
+        text.contains(&format!("= OID: {resource}")),
+        "{resource} not in {text}"
+    );
+    assert!(
+        text.contains("= OID: ALARM-MIB::alarmModelNotificationId.\"\".107.6"),
+        "{text}"
+    );
+    let mut active = Vec::new();
+    wait_until("the fan's alarm in alarmActiveTable", || {
+        active = table("ALARM-MIB::alarmActiveTable");
+        !active.is_empty()
+    });
+    assert_eq!(active.len(), 1, "{active:?}");
+    let row = active[0].join("|");
+    for want in [
+        "ALARM-MIB::alarmActiveState",
+        &resource,
+        "(ne=1/shelf=1/fan=1)",
+        "ALARM-MIB::alarmModelNotificationId.\"\".107.6",
+    ] {
+        assert!(row.contains(want), "{want} not in {row}");
+    }
+    let itu_active = table("ITU-ALARM-MIB::ituAlarmActiveTable");
+    assert_eq!(itu_active.len(), 1, "{itu_active:?}");
+    assert!(
+        itu_active[0].join("|").contains("noChange"),
+        "{itu_active:?}"
+    );
+    // The same count on every channel.
+    let (_, summary) = a.curl("GET", "/api/v1/alarms/summary", None);
+    let total = serde_json::from_str::<serde_json::Value>(&summary).unwrap()["total"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("{summary}"));
+    let stats = run(
+        "snmpget",
+        &["-Oqv"],
+        &[
+            "ALARM-MIB::alarmActiveStatsActiveCurrent.\"\"",
+            "ALARM-MIB::alarmActiveStatsActives.\"\"",
+            "ITU-ALARM-MIB::ituAlarmActiveStatsCriticalCurrent.\"\"",
+        ],
+    );
+    let stats: Vec<&str> = stats.lines().collect();
+    assert_eq!(stats, [total.to_string().as_str(), "1", "1"], "{summary}");
+
+    // Repaired: alarmClearState, and the row moves to alarmClearTable.
+    let (code, body) = a.curl(
+        "POST",
+        &format!("/api/v1/objects/{fan}/operations/inject-fault"),
+        Some(r#"{"fault":"repair"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let text = traps.wait_for("ALARM-MIB::alarmClearState");
+    assert!(
+        text.contains("= OID: ALARM-MIB::alarmModelNotificationId.\"\".107.1"),
+        "{text}"
+    );
+    wait_until("the active table empty", || {
+        table("ALARM-MIB::alarmActiveTable").is_empty()
+    });
+    let cleared = table("ALARM-MIB::alarmClearTable");
+    assert!(
+        cleared.iter().any(|r| r.join("|").contains(&resource)
+            && r.join("|")
+                .contains("ALARM-MIB::alarmModelNotificationId.\"\".107.1")),
+        "{cleared:?}"
+    );
+    // alarmClearMaximum is the element's MaxClearedAlarms: written over
+    // SNMPv3 (the public community may not), read over HTTP.
+    let max = "ALARM-MIB::alarmClearMaximum.0";
+    let o = opts(&[]);
+    let o: Vec<&str> = o.iter().map(String::as_str).collect();
+    let (ok, out) = a.snmp("snmpset", &o, &[max, "u", "0"]);
+    assert!(!ok || out.contains("noAccess"), "{out}");
+    let mut v3: Vec<&str> = V3.to_vec();
+    v3.extend(mibs.iter().map(String::as_str));
+    let (ok, out) = a.snmp("snmpset", &v3, &[max, "u", "0"]);
+    assert!(ok, "{out}");
+    let (_, element) = a.curl("GET", "/api/v1/objects/ne=1", None);
+    assert!(element.contains(r#""max-cleared-alarms":0"#), "{element}");
+    assert!(table("ALARM-MIB::alarmClearTable").is_empty());
 }

@@ -588,3 +588,55 @@ fn no_crate_reaches_what_it_may_not_even_indirectly() {
     let agent = closure(&graph, "halyard-agent");
     assert!(agent.iter().any(|p| p == "sqlx"), "{agent:?}");
 }
+
+/// The standard modules shipped (mib/standard, yang/standard) are
+/// byte-exact copies of their published sources: every file is listed in
+/// its directory's SOURCES.md with the prefix of its git blob hash, and
+/// nothing listed is missing.
+#[test]
+fn shipped_standard_modules_are_byte_exact_with_their_listed_sources() {
+    let root = halyard_tests::workspace();
+    for dir in ["mib/standard", "yang/standard"] {
+        let dir = root.join(dir);
+        let sources = std::fs::read_to_string(dir.join("SOURCES.md")).unwrap();
+        let mut listed = 0;
+        for line in sources.lines().filter(|l| l.starts_with("| ")) {
+            let Some(file) = line.split('|').nth(1).map(str::trim) else {
+                continue;
+            };
+            let Some(blob) = line
+                .split("(blob ")
+                .nth(1)
+                .and_then(|r| r.split(')').next())
+            else {
+                continue;
+            };
+            listed += 1;
+            let out = Command::new("git")
+                .args(["hash-object", "--no-filters"])
+                .arg(dir.join(file))
+                .output()
+                .expect("git");
+            assert!(out.status.success(), "{file}: not shipped");
+            let hash = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                hash.starts_with(blob),
+                "{}/{file} is not the listed source (blob {blob}, file {hash})",
+                dir.display()
+            );
+        }
+        let shipped = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy() != "SOURCES.md")
+            })
+            .count();
+        assert_eq!(
+            shipped,
+            listed,
+            "{}: a file without a source",
+            dir.display()
+        );
+    }
+}

@@ -90,12 +90,41 @@ pub fn ent_config_change(uptime: u32) -> Vec<v2::VarBind> {
 }
 
 /// Notifications of standard MIBs, not of the model.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Standard {
     /// SNMPv2-MIB authenticationFailure.
     AuthenticationFailure,
     /// ENTITY-MIB entConfigChange.
     EntConfigChange,
+    /// ALARM-MIB alarmActiveState or alarmClearState: its bindings.
+    AlarmState(Arc<Vec<v2::VarBind>>),
+}
+
+/// The bindings of ALARM-MIB alarmActiveState (alarmClearState when
+/// `cleared`): the alarm row's model pointer and resource.
+pub fn alarm_state(
+    uptime: u32,
+    cleared: bool,
+    instance: &[u32],
+    model_pointer: &[u32],
+    resource: &[u32],
+) -> Vec<v2::VarBind> {
+    let vb = |name: &[u32], v| v2::VarBind {
+        name: oid::to_asn(name),
+        value: v2::VarBindValue::Value(v),
+    };
+    let (model_name, resource_name) = crate::mib::notification_objects(instance);
+    let trap = if cleared {
+        crate::mib::CLEAR_STATE
+    } else {
+        crate::mib::ACTIVE_STATE
+    };
+    vec![
+        vb(oid::SYS_UPTIME, ticks(uptime)),
+        vb(oid::SNMP_TRAP_OID, object_id(trap)),
+        vb(&model_name, object_id(model_pointer)),
+        vb(&resource_name, object_id(resource)),
+    ]
 }
 
 /// Encodes a v2c notification message.
@@ -143,9 +172,17 @@ pub(crate) async fn run_target(
                 Ok(Standard::EntConfigChange) => {
                     (ent_config_change(shared.engine().uptime_ticks()), None)
                 }
-                Ok(Standard::AuthenticationFailure)
-                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                Ok(Standard::AuthenticationFailure) => {
                     (authentication_failure(shared.engine().uptime_ticks()), None)
+                }
+                Ok(Standard::AlarmState(vbs)) => (vbs.to_vec(), None),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
+                    shared.engine().add(
+                        Counter::NotificationsMissed,
+                        u32::try_from(k).unwrap_or(u32::MAX),
+                    );
+                    tracing::warn!(missed = k, target = %target.address, "snmp standard notifications dropped: sender too slow");
+                    continue;
                 }
                 Err(tokio::sync::broadcast::error::RecvError::Closed) => {
                     auth_open = false;

@@ -4,8 +4,9 @@
 use std::sync::atomic::Ordering;
 
 use halyard_cluster_model::alarm;
+use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::model::{
-    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, EventType,
+    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, AlarmTrend,
     PerceivedSeverity, ProbableCause,
 };
 use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query};
@@ -76,14 +77,40 @@ impl AgentModel {
             let patch = AlarmPatch::new()
                 .occurrences(n)
                 .changed_at(now)
+                .trend(alarm::trend_between(alarm::last_severity(a), severity))
                 .severity(severity)
                 .last_severity(severity)
                 // Reopened.
                 .unset_cleared_at();
+            // A new severity of an active alarm is announced (AlarmRaised
+            // says "raised or its severity changed"); a repeat is not.
+            let escalated = alarm::is_active(a) && alarm::severity(a) != Some(severity);
             self.store.update(&a.name, patch.values())?;
             self.persist_alarm(&a.name).await?;
             if flapping {
                 tracing::debug!(alarm = %a.name, "flapping alarm damped");
+            } else if escalated {
+                let event_type = alarm::recorded_event_type(a).unwrap_or(alarm::event_type(cause));
+                let correlation = a
+                    .get("Correlation")
+                    .and_then(enum_of)
+                    .unwrap_or(AlarmCorrelation::Independent);
+                self.publish(
+                    "AlarmRaised",
+                    &name(resource).unwrap_or_else(|_| self.root.clone()),
+                    AlarmRaisedPatch::new()
+                        .alarm(a.name.to_string())
+                        .resource(resource)
+                        .event_type(event_type)
+                        .probable_cause(cause)
+                        .severity(severity)
+                        .specific_problem(text)
+                        .additional_text("")
+                        .correlation(correlation)
+                        .values()
+                        .to_vec(),
+                );
+                tracing::warn!(alarm = %a.name, %resource, cause = cause.label(), severity = severity.label(), "alarm severity changed");
             }
             return Ok(a.name.clone());
         }
@@ -111,22 +138,14 @@ impl AgentModel {
         }
         let n = self.next_alarm.fetch_add(1, Ordering::Relaxed);
         let object = format!("{}/alarm={n}", self.root);
-        let event_type = match cause {
-            ProbableCause::PowerProblem
-            | ProbableCause::CoolingFanFailure
-            | ProbableCause::HighTemperature => EventType::EnvironmentalAlarm,
-            ProbableCause::SoftwareError | ProbableCause::ApplicationSubsystemFailure => {
-                EventType::ProcessingErrorAlarm
-            }
-            ProbableCause::ThresholdCrossed => EventType::QualityOfServiceAlarm,
-            _ => EventType::EquipmentAlarm,
-        };
+        let event_type = alarm::event_type(cause);
         let patch = AlarmPatch::new()
             .resource(resource)
             .event_type(event_type)
             .probable_cause(cause)
             .severity(severity)
             .last_severity(severity)
+            .trend(AlarmTrend::NoChange)
             .specific_problem(text)
             .additional_text("")
             .raised_at(now)
@@ -309,15 +328,45 @@ impl AgentModel {
         Ok(n)
     }
 
-    /// Forgets cleared alarms older than `retention` (scheduled by the
-    /// statistics cycle); returns how many went.
+    /// Forgets cleared alarms older than `retention`, and the oldest
+    /// cleared alarms past the element's maximum (its attribute with the
+    /// `alarmClearMaximum` role, ALARM-MIB alarmClearMaximum); scheduled
+    /// by the statistics cycle. Returns how many went.
     pub(crate) async fn prune_alarms(
         &self,
         retention: std::time::Duration,
     ) -> Result<usize, ModelError> {
         let cutoff = Timestamp::now().0 - retention.as_millis() as i64;
+        let maximum = InformationModel::get(&self.store, &self.root)
+            .await
+            .ok()
+            .and_then(|root| {
+                let (i, _) = root.class.attribute_by_role(Role::AlarmClearMaximum)?;
+                match root.values.get(i) {
+                    Some(Value::U32(n)) => Some(*n as usize),
+                    _ => None,
+                }
+            });
+        // The clear times of the newest `maximum` cleared alarms: older go.
+        let mut cleared: Vec<i64> = self
+            .store
+            .query(&Query {
+                classes: vec![alarm::CLASS.into()],
+                ..Query::default()
+            })
+            .await?
+            .iter()
+            .filter_map(|a| alarm::times(a).2.map(|t| t.0))
+            .collect();
+        cleared.sort_unstable_by(|a, b| b.cmp(a));
+        let oldest_kept = match maximum {
+            Some(m) if cleared.len() > m => m.checked_sub(1).map_or(i64::MAX, |k| cleared[k]),
+            _ => i64::MIN,
+        };
         let n = self
-            .remove_alarms(|a| matches!(a.get("ClearedAt"), Some(Value::Time(t)) if t.0 < cutoff))
+            .remove_alarms(
+                |a| matches!(alarm::times(a).2, Some(t) if t.0 < cutoff || t.0 < oldest_kept),
+            )
             .await?;
         Ok(n as usize)
     }

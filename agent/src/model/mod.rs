@@ -426,6 +426,87 @@ mod tests {
         running.shutdown().await;
     }
 
+    /// A new severity of an active alarm is announced with its X.733
+    /// trend; a repeat is not. Cleared alarms past the element's
+    /// MaxClearedAlarms go, oldest first.
+    #[tokio::test]
+    async fn severity_changes_are_announced_with_their_trend_and_cleared_alarms_are_capped() {
+        use halyard_cluster_model::model::{AlarmTrend, NetworkElementPatch};
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let mut sub = m.subscribe(NotificationFilter::default());
+        let shelf = "ne=1/shelf=1";
+        let raise = |s| m.raise_alarm(shelf, ProbableCause::PowerProblem, s, "x");
+        let a = raise(PerceivedSeverity::Major).await.unwrap();
+        let trend =
+            |o: &halyard_cluster_model::port::ManagedObject| halyard_cluster_model::alarm::trend(o);
+        assert_eq!(trend(&m.store.get(&a).await.unwrap()), AlarmTrend::NoChange);
+        assert_eq!(alarms_raised(&mut sub), 1);
+        raise(PerceivedSeverity::Critical).await.unwrap();
+        assert_eq!(alarms_raised(&mut sub), 1, "escalation announced");
+        assert_eq!(
+            trend(&m.store.get(&a).await.unwrap()),
+            AlarmTrend::MoreSevere
+        );
+        raise(PerceivedSeverity::Minor).await.unwrap();
+        assert_eq!(alarms_raised(&mut sub), 1);
+        assert_eq!(
+            trend(&m.store.get(&a).await.unwrap()),
+            AlarmTrend::LessSevere
+        );
+        raise(PerceivedSeverity::Minor).await.unwrap();
+        assert_eq!(alarms_raised(&mut sub), 0, "a repeat is not");
+        assert_eq!(trend(&m.store.get(&a).await.unwrap()), AlarmTrend::NoChange);
+
+        let causes = [
+            ProbableCause::PowerProblem,
+            ProbableCause::HighTemperature,
+            ProbableCause::CoolingFanFailure,
+            ProbableCause::SoftwareError,
+            ProbableCause::TimeoutExpired,
+        ];
+        for c in &causes[1..] {
+            m.raise_alarm(shelf, *c, PerceivedSeverity::Minor, "y")
+                .await
+                .unwrap();
+        }
+        let mut order = Vec::new();
+        for c in causes {
+            m.clear_alarms_matching(shelf, Some(c)).await.unwrap();
+            order.push(c);
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        m.store
+            .update(
+                &m.root,
+                NetworkElementPatch::new().max_cleared_alarms(2).values(),
+            )
+            .unwrap();
+        let n = m
+            .prune_alarms(std::time::Duration::from_secs(3600))
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        let left: Vec<_> = m
+            .store
+            .query(&Query {
+                classes: vec!["Alarm".into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(halyard_cluster_model::alarm::cause)
+            .collect();
+        assert_eq!(left.len(), 2, "{left:?}");
+        assert!(
+            left.iter().all(|c| order[3..].contains(c)),
+            "the newest stay: {left:?}"
+        );
+        assert_eq!(m.repo.list("/alarms").await.unwrap().len(), 2);
+        running.shutdown().await;
+    }
+
     #[tokio::test]
     async fn an_alarm_storm_keeps_root_alarms_and_drops_secondaries_past_the_limit() {
         let dir = tempfile::tempdir().unwrap();

@@ -82,6 +82,8 @@ pub struct SnmpAgent {
     sockets: Vec<Arc<UdpSocket>>,
     shared: Arc<Shared>,
     subscriptions: Vec<Subscription>,
+    /// The model's notifications, for ALARM-MIB's alarm state ones.
+    alarm_subscription: Subscription,
 }
 
 impl SnmpAgent {
@@ -203,6 +205,7 @@ impl SnmpAgent {
             .iter()
             .map(|_| model.subscribe(NotificationFilter::default()))
             .collect();
+        let alarm_subscription = model.subscribe(NotificationFilter::default());
         let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32);
         let salt = AtomicU64::new(
             std::time::SystemTime::now()
@@ -223,11 +226,12 @@ impl SnmpAgent {
                     .collect(),
                 users,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
-                standard: tokio::sync::broadcast::channel(16).0,
+                standard: tokio::sync::broadcast::channel(256).0,
                 config,
                 salt,
             }),
             subscriptions,
+            alarm_subscription,
         })
     }
 
@@ -278,6 +282,7 @@ impl SnmpAgent {
             ));
         }
         tasks.spawn(watch_entities(self.shared.clone()));
+        tasks.spawn(watch_alarms(self.shared.clone(), self.alarm_subscription));
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
@@ -340,5 +345,86 @@ async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
                 .standard
                 .send(crate::notify::Standard::EntConfigChange);
         }
+    }
+}
+
+/// Follows the alarm engine's indications: counts them for ALARM-MIB's and
+/// ITU-ALARM-MIB's statistics, and announces each as ALARM-MIB's
+/// alarmActiveState or alarmClearState — at most one every two seconds per
+/// model row and resource, later ones dropped, as RFC 3877 asks.
+async fn watch_alarms(shared: Arc<Shared>, mut sub: Subscription) -> Result<(), SnmpError> {
+    use halyard_cluster_model::alarm;
+    use halyard_cluster_model::meta::Role;
+    use halyard_cluster_model::model::PerceivedSeverity;
+    use halyard_cluster_model::port::Delivery;
+    const THROTTLE: std::time::Duration = std::time::Duration::from_secs(2);
+    let mut sent: std::collections::HashMap<(bool, Vec<u32>, Vec<u32>), tokio::time::Instant> =
+        std::collections::HashMap::new();
+    loop {
+        let n = match sub.recv().await {
+            None => return Ok(()),
+            Some(Delivery::Notification(n)) => n,
+            Some(Delivery::Missed(k)) => {
+                tracing::warn!(
+                    missed = k,
+                    "alarm indications missed: ALARM-MIB statistics undercount"
+                );
+                continue;
+            }
+        };
+        let Some((resource, cause, severity, _)) = alarm::indication(n.class, &n.values) else {
+            continue;
+        };
+        let Some(name) = n
+            .class
+            .attribute_by_role(Role::Alarm)
+            .and_then(|(i, _)| n.values.get(i))
+            .and_then(|v| v.as_str())
+            .and_then(|s| halyard_cluster_model::ObjectName::parse(s).ok())
+        else {
+            continue;
+        };
+        let model = shared.mib.model();
+        // The alarm as it is now (gone: purged already, nothing to say).
+        let Ok(a) = model.get(&name).await else {
+            continue;
+        };
+        let (raised, changed, _) = alarm::times(&a);
+        let cleared = severity == PerceivedSeverity::Cleared;
+        shared
+            .mib
+            .note_alarm(severity, !cleared && raised.is_some() && raised == changed);
+        let resource_id = match halyard_cluster_model::ObjectName::parse(&resource) {
+            Ok(r) => match model.get(&r).await {
+                Ok(o) => crate::mib::resource_id(&o),
+                Err(_) => vec![0, 0],
+            },
+            Err(_) => vec![0, 0],
+        };
+        let pointer = crate::mib::model_pointer(cause, crate::mib::model_state(severity));
+        let now = tokio::time::Instant::now();
+        sent.retain(|_, t| now.duration_since(*t) < THROTTLE);
+        let key = (cleared, pointer.clone(), resource_id.clone());
+        if sent.contains_key(&key) {
+            tracing::debug!(alarm = %name, "ALARM-MIB alarm state notification throttled");
+            continue;
+        }
+        sent.insert(key, now);
+        let instance = crate::mib::alarm_instance(
+            raised
+                .or(changed)
+                .unwrap_or(halyard_cluster_model::Timestamp(0)),
+            a.index,
+        );
+        let vbs = crate::notify::alarm_state(
+            shared.engine.uptime_ticks(),
+            cleared,
+            &instance,
+            &pointer,
+            &resource_id,
+        );
+        let _ = shared
+            .standard
+            .send(crate::notify::Standard::AlarmState(Arc::new(vbs)));
     }
 }

@@ -12,7 +12,10 @@ use crate::oid::{self, Oid};
 
 /// Where the columns scan starts: the first column position at or after
 /// the requested one, and the index to continue after (None: all rows).
-fn column_start<'a>(columns: &[u32], rel: Option<&'a [u32]>) -> (usize, Option<&'a [u32]>) {
+pub(super) fn column_start<'a>(
+    columns: &[u32],
+    rel: Option<&'a [u32]>,
+) -> (usize, Option<&'a [u32]>) {
     match rel {
         None | Some([]) => (0, None),
         Some([c, rest @ ..]) => {
@@ -55,6 +58,12 @@ impl Mib {
                         Err(_) => VarBindValue::NoSuchInstance,
                     },
                 );
+            }
+            Node::Alarm(t) => {
+                if !rel.first().is_some_and(|c| t.columns().contains(c)) {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                self.alarm_get(ctx, *t, rel).await?
             }
             Node::EntLastChange => {
                 if rel != [0] {
@@ -196,6 +205,7 @@ impl Mib {
                 .iter()
                 .find(|(r, _)| rel.is_none_or(|x| r.as_slice() > x))
                 .map(|(r, v)| (oid::join(prefix, r), v.clone()))),
+            Node::Alarm(t) => self.alarm_next(ctx, *t, prefix, rel).await,
             Node::EntLastChange => Ok(match rel {
                 None | Some([]) => {
                     let snap = self.snapshot(ctx).await?;

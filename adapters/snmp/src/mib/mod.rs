@@ -18,6 +18,7 @@ use halyard_cluster_model::port::{InformationModel, ManagedObject};
 use crate::engine::{Counter, Engine};
 use crate::oid::{self, Oid};
 
+mod alarm;
 mod cluster;
 mod entity;
 mod entity_state;
@@ -28,6 +29,10 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 
+pub use alarm::{
+    ACTIVE_STATE, CLEAR_STATE, alarm_instance, model_pointer, model_state, notification_objects,
+    resource_id,
+};
 pub use cluster::{class_entry, module_root, notification_object, notification_oid};
 use scalars::{Scalar, scalar};
 use snapshot::Snapshot;
@@ -58,6 +63,8 @@ enum Node {
     EntContains,
     /// entLastChangeTime.
     EntLastChange,
+    /// An ALARM-MIB or ITU-ALARM-MIB table.
+    Alarm(alarm::Table),
     /// A table whose rows never change (sysORTable): (instance relative to
     /// the entry, value), in OID order.
     Fixed(Vec<(Oid, rasn_smi::v2::ObjectSyntax)>),
@@ -68,6 +75,8 @@ enum Node {
 #[derive(Debug, Default)]
 pub struct Ctx {
     snapshot: Option<Arc<Snapshot>>,
+    /// The alarm tables' rows, built from the snapshot at most once.
+    alarms: Option<Arc<alarm::AlarmView>>,
     /// The last batch of ordered rows read for a table walk: GETBULK and
     /// multi-binding GETNEXT continue from it without asking again.
     rows: Option<RowCache>,
@@ -120,6 +129,8 @@ pub struct Mib {
     physical_seen: std::sync::Mutex<Option<(u64, u32)>>,
     /// The element's snmpEnableAuthenTraps as last read from the model.
     authen_traps: std::sync::atomic::AtomicBool,
+    /// ALARM-MIB / ITU-ALARM-MIB counts since start.
+    alarm_stats: alarm::AlarmStats,
 }
 
 impl std::fmt::Debug for Mib {
@@ -157,6 +168,22 @@ impl Mib {
             scalar(oid::SNMP_GROUP, 31, Scalar::Count(C::SilentDrops)),
             scalar(oid::SNMP_GROUP, 32, Scalar::Count(C::ProxyDrops)),
             scalar(oid::SNMP_SET, 1, Scalar::SetSerialNo),
+            (
+                alarm::MODEL_LAST_CHANGED.to_vec(),
+                Node::Scalar(Scalar::AlarmModelLastChanged),
+            ),
+            (
+                alarm::ACTIVE_LAST_CHANGED.to_vec(),
+                Node::Scalar(Scalar::AlarmActiveLastChanged),
+            ),
+            (
+                alarm::ACTIVE_OVERFLOW.to_vec(),
+                Node::Scalar(Scalar::AlarmActiveOverflow),
+            ),
+            (
+                alarm::CLEAR_MAXIMUM.to_vec(),
+                Node::Scalar(Scalar::AlarmClearMaximum),
+            ),
             (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
             (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
             (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
@@ -176,6 +203,9 @@ impl Mib {
             scalar(oid::USM_STATS, 5, Scalar::Count(C::WrongDigests)),
             scalar(oid::USM_STATS, 6, Scalar::Count(C::DecryptionErrors)),
         ];
+        for (table, entry) in alarm::Table::ALL {
+            nodes.push((entry.to_vec(), Node::Alarm(table)));
+        }
         let root = module_root();
         nodes.push((
             oid::join(oid::SYSTEM, &[9, 1]),
@@ -209,6 +239,7 @@ impl Mib {
             set_serial: std::sync::atomic::AtomicI32::new(0),
             physical_seen: std::sync::Mutex::new(None),
             authen_traps: std::sync::atomic::AtomicBool::new(false),
+            alarm_stats: alarm::AlarmStats::default(),
         }
     }
 
@@ -222,7 +253,7 @@ impl Mib {
 /// sysORLastChange).
 fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
     use crate::codec::{object_id, octets, ticks};
-    let modules: [(&[u32], &str); 7] = [
+    let modules: [(&[u32], &str); 9] = [
         (
             &[1, 3, 6, 1, 6, 3, 1],
             "SNMPv2-MIB: the system and snmp groups (RFC 3418)",
@@ -246,6 +277,14 @@ fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
         (
             &[1, 3, 6, 1, 2, 1, 131],
             "ENTITY-STATE-MIB: the entities' states (RFC 4268)",
+        ),
+        (
+            alarm::ALARM_MIB,
+            "ALARM-MIB: the alarm model, active and cleared alarms (RFC 3877)",
+        ),
+        (
+            alarm::ITU_ALARM_MIB,
+            "ITU-ALARM-MIB: the alarms' X.733 view (RFC 3877)",
         ),
         (
             halyard,

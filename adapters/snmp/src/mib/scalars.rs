@@ -31,6 +31,14 @@ pub(super) enum Scalar {
     EngineBoots,
     EngineTime,
     EngineMaxMessageSize,
+    /// ALARM-MIB alarmModelLastChanged: the model is fixed (0).
+    AlarmModelLastChanged,
+    AlarmActiveLastChanged,
+    /// alarmActiveOverflow: the active table refuses no alarm the engine
+    /// raised (the engine's storm limit refuses alarms before they exist).
+    AlarmActiveOverflow,
+    /// alarmClearMaximum: the element's attribute with that role.
+    AlarmClearMaximum,
 }
 
 pub(super) fn scalar(prefix: &[u32], arc: u32, s: Scalar) -> (Oid, Node) {
@@ -50,6 +58,7 @@ impl Mib {
             Scalar::EnableAuthenTraps if self.sys.enable_authen_traps.is_none() => {
                 Some(Role::AuthenticationTraps)
             }
+            Scalar::AlarmClearMaximum => Some(Role::AlarmClearMaximum),
             _ => None,
         }
     }
@@ -131,6 +140,11 @@ impl Mib {
             Scalar::EngineBoots => int(i64::from(e.boots)),
             Scalar::EngineTime => int(i64::from(e.time())),
             Scalar::EngineMaxMessageSize => int(i64::from(self.max_message_size)),
+            Scalar::AlarmModelLastChanged => ticks(0),
+            Scalar::AlarmActiveLastChanged => ticks(self.alarm_stats.active_changed()),
+            Scalar::AlarmActiveOverflow => counter32(0),
+            // Before the element exists: none kept.
+            Scalar::AlarmClearMaximum => codec::gauge32(0),
         }
     }
 }

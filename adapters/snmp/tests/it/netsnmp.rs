@@ -587,7 +587,7 @@ fn sys_or_table_lists_the_served_mibs() {
         .filter(|l| l.matches('|').count() == 2)
         .skip(1)
         .collect();
-    assert_eq!(rows.len(), 7, "{table:?}");
+    assert_eq!(rows.len(), 9, "{table:?}");
     for want in [
         "|SNMPv2-MIB: ",
         "|SNMP-FRAMEWORK-MIB: ",
@@ -595,6 +595,8 @@ fn sys_or_table_lists_the_served_mibs() {
         "|SNMP-USER-BASED-SM-MIB: ",
         "|ENTITY-MIB: ",
         "|ENTITY-STATE-MIB: ",
+        "|ALARM-MIB: ",
+        "|ITU-ALARM-MIB: ",
         "|HALYARD-CLUSTER-MIB: ",
     ] {
         assert!(rows.iter().any(|l| l.contains(want)), "{want}: {table:?}");

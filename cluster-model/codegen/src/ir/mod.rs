@@ -230,6 +230,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("location", RoleType::String),
     ("authenticationTraps", RoleType::Boolean),
     ("alarmType", RoleType::Enum),
+    ("alarmClearMaximum", RoleType::Integer),
 ];
 
 /// The type an attribute with a given role must have.
