@@ -149,8 +149,8 @@ fn v1_get_and_walk() {
         ),
     );
     assert!(walk.ok, "{walk:?}");
-    // Eight scalars and sysORTable's 7 rows of 3 columns.
-    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 21, "{walk:?}");
+    // Eight scalars and sysORTable's 9 rows of 3 columns.
+    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 27, "{walk:?}");
     let get = tool(
         "snmpget",
         &cat(
@@ -220,7 +220,7 @@ fn v3_authpriv_sha256_aes_walk() {
         .iter()
         .map(|(o, _)| halyard_snmp::oid::format(o))
         .collect();
-    assert_eq!(names.len(), 7 + 21, "{out:?}");
+    assert_eq!(names.len(), 7 + 27, "{out:?}");
     assert!(
         names.iter().all(|n| n.starts_with("1.3.6.1.2.1.1.")),
         "{out:?}"
@@ -623,6 +623,8 @@ fn sys_or_table_lists_the_served_mibs() {
             ".1.3.6.1.6.3.15",
             ".1.3.6.1.2.1.47",
             ".1.3.6.1.2.1.131",
+            ".1.3.6.1.2.1.118",
+            ".1.3.6.1.2.1.121",
             ".1.3.6.1.4.1.32473.77"
         ],
         "{ids:?}"
