@@ -352,6 +352,8 @@ impl HotSwap {
             slot,
             serial,
             revision,
+            // A hot-swapped unit is known by its FRU type.
+            model: "",
         };
         let manual = ty.instantiate == Instantiate::Manual;
         let ctx = FruCtx {

@@ -234,10 +234,15 @@ pub enum Role {
     /// Of the element: the most cleared alarms kept, ALARM-MIB
     /// alarmClearMaximum (integer).
     AlarmClearMaximum,
+    /// entPhysicalMfgName, ietf-hardware `mfg-name` (string): on an
+    /// entity or, for everything under it, on an ancestor.
+    MfgName,
+    /// entPhysicalModelName, ietf-hardware `model-name` (string).
+    ModelName,
 }
 
 impl Role {
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 16] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -252,6 +257,8 @@ impl Role {
         Self::AuthenticationTraps,
         Self::AlarmType,
         Self::AlarmClearMaximum,
+        Self::MfgName,
+        Self::ModelName,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -271,6 +278,8 @@ impl Role {
             Self::AuthenticationTraps => "authenticationTraps",
             Self::AlarmType => "alarmType",
             Self::AlarmClearMaximum => "alarmClearMaximum",
+            Self::MfgName => "mfgName",
+            Self::ModelName => "modelName",
         }
     }
 }

@@ -147,6 +147,39 @@ pub fn description(o: &ManagedObject) -> String {
     format!("{} {}", o.class.name, o.name)
 }
 
+/// The entity's model name (entPhysicalModelName, ietf-hardware
+/// `model-name`): its attribute with the `modelName` role; None when it
+/// has none or it is empty.
+pub fn model_name(o: &ManagedObject) -> Option<&str> {
+    o.by_role(Role::ModelName)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The entity's manufacturer (entPhysicalMfgName, ietf-hardware
+/// `mfg-name`): the `mfgName`-role attribute of the entity or of its
+/// nearest ancestor that has one (the element's vendor makes its
+/// hardware unless a unit says otherwise), found through `by_index`.
+pub fn mfg_name<'a>(
+    o: &'a ManagedObject,
+    by_index: impl Fn(u32) -> Option<&'a ManagedObject>,
+) -> Option<&'a str> {
+    let mut at = Some(o);
+    // The containment tree is finite; the bound guards against a cycle.
+    for _ in 0..4096 {
+        let here = at?;
+        if let Some(m) = here
+            .by_role(Role::MfgName)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+        {
+            return Some(m);
+        }
+        at = by_index(here.parent_index);
+    }
+    None
+}
+
 /// The physical class of an object (`None`: not a physical entity).
 pub fn class(o: &ManagedObject) -> Option<PhysicalClass> {
     o.class.entity()

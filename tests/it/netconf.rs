@@ -147,6 +147,7 @@ for c in data.iter("{%s}component" % HW):
     print("component %s %s %s %s %s [%s]" % (t(c, "physical-index"), t(c, "name"),
           t(c, "class").split(":")[-1], t(c, "parent") or "-", t(st, "oper-state"),
           t(st, "alarm-state")))
+    print("made %s %s|%s" % (t(c, "physical-index"), t(c, "mfg-name"), t(c, "model-name")))
 # An XPath filter on the standard module selects by class.
 x = m.get(filter=("xpath", ({"hw": HW},
     "/hw:hardware/hw:component[hw:class='ianahw:fan']/hw:name"))).data_ele
@@ -363,6 +364,7 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         "7" => "fan",
         "9" => "module",
         "10" => "port",
+        "11" => "stack",
         "12" => "cpu",
         other => panic!("unexpected entPhysicalClass {other}"),
     };
@@ -385,6 +387,49 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         assert_eq!(snmp_alarmed, *alarmed, "{name}: entStateAlarm {bits}");
     }
     assert!(hw[&shelf].4, "the shelf is alarmed on both faces\n{text}");
+    // The element is an entity (a stack of shelves) that holds the shelf;
+    // every entity's maker is the element's vendor; models as configured.
+    let element = index_of(&a, "ne=1");
+    assert_eq!(hw[&element].1, "stack", "{text}");
+    assert_eq!(hw[&shelf].2, "ne=1", "{text}");
+    let made: std::collections::BTreeMap<String, String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("made "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(i, m)| (i.to_string(), m.to_string()))
+        .collect();
+    let mfg = column("1.3.6.1.2.1.47.1.1.1.1.12".into());
+    let model = column("1.3.6.1.2.1.47.1.1.1.1.13".into());
+    for (i, m) in &made {
+        assert_eq!(&format!("{}|{}", mfg[i], model[i]), m, "entity {i}");
+    }
+    let fan = index_of(&a, "ne=1/shelf=1/fan=1");
+    assert_eq!(made[&fan], "Halyard|FT-120", "{text}");
+    assert_eq!(made[&shelf], "Halyard|HS-7", "{text}");
+    assert_eq!(made[&element], "Halyard|demo", "{text}");
+    // entPhysicalVendorType: the generated MIB's registration of the class.
+    let (_, vendor_type) = a.snmp(
+        "snmpget",
+        &[
+            "-v2c",
+            "-c",
+            "public",
+            "-Oqv",
+            "-M",
+            &format!(
+                "+{}:{}",
+                crate::agent::workspace().join("mib").display(),
+                crate::agent::workspace().join("mib/standard").display()
+            ),
+            "-m",
+            "+HALYARD-CLUSTER-MIB",
+        ],
+        &[&format!("1.3.6.1.2.1.47.1.1.1.1.3.{fan}")],
+    );
+    assert!(
+        vendor_type.contains("HALYARD-CLUSTER-MIB::hcFanType"),
+        "{vendor_type}"
+    );
     assert!(
         text.contains("xpath-fans=ne=1/shelf=1/fan=1,ne=1/shelf=1/fan=2"),
         "{text}"

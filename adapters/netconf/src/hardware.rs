@@ -126,6 +126,12 @@ pub fn render(objects: &[ManagedObject], started: Timestamp, last_change: &LastC
         if let Some(v) = role_str(o, Role::SerialNum) {
             c.push(leaf("serial-num", v));
         }
+        if let Some(v) = physical::mfg_name(o, lookup) {
+            c.push(leaf("mfg-name", v));
+        }
+        if let Some(v) = physical::model_name(o) {
+            c.push(leaf("model-name", v));
+        }
         if let Some(v) = role_str(o, Role::Alias) {
             c.push(leaf("alias", v));
         }

@@ -427,6 +427,9 @@ pub struct ShelfSection {
     pub position: u32,
     #[serde(default, rename = "fru")]
     pub frus: Vec<FruEntry>,
+    /// The shelf's model name (entPhysicalModelName).
+    #[serde(default)]
+    pub model: String,
 }
 
 fn one() -> u32 {
@@ -446,6 +449,9 @@ pub struct FruEntry {
     pub serial: String,
     #[serde(default)]
     pub revision: String,
+    /// Its model name (entPhysicalModelName); default: its type's name.
+    #[serde(default)]
+    pub model: String,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -36,6 +36,8 @@ pub struct Unit<'a> {
     pub slot: u32,
     pub serial: &'a str,
     pub revision: &'a str,
+    /// Its model name as configured ("": its FRU type's name).
+    pub model: &'a str,
 }
 
 /// What instantiating a unit creates.
@@ -88,6 +90,11 @@ pub fn fru_parts(
             .slot(unit.slot)
             .serial_number(unit.serial)
             .hardware_revision(unit.revision)
+            .model_name(if unit.model.is_empty() {
+                ty.map_or("", |t| t.name.get_ref().as_str())
+            } else {
+                unit.model
+            })
             .present(true)
             .values(),
     );

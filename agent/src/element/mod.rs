@@ -27,8 +27,17 @@ pub use fru::{Unit, fru_class, fru_parts};
 
 use crate::config::{self, Config, FruClass};
 
-/// A FRU of a shelf: kind, name, slot, serial number, revision, FRU type.
-type Fru = (FruClass, String, u32, String, String, Option<String>);
+/// A FRU of a shelf: kind, name, slot, serial number, revision, FRU type,
+/// model name.
+type Fru = (
+    FruClass,
+    String,
+    u32,
+    String,
+    String,
+    Option<String>,
+    String,
+);
 
 /// One managed object to create: class, persistent name, attributes.
 #[derive(Debug, Clone)]
@@ -151,6 +160,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                             f.serial.clone(),
                             f.revision.clone(),
                             f.fru_type.as_ref().map(|t| t.get_ref().clone()),
+                            f.model.clone(),
                         )
                     })
                     .collect(),
@@ -171,16 +181,23 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             format!("SC{k:06}"),
             "A".into(),
             None,
+            String::new(),
         ));
     }
 
     for (sname, position, frus) in &shelves {
         let shelf = format!("{root}/shelf={sname}");
         let mut v = component_states(AdminState::Unlocked);
+        let model = c
+            .shelves
+            .iter()
+            .find(|s| s.name.get_ref() == sname)
+            .map_or("", |s| s.model.as_str());
         v.extend_from_slice(
             ShelfPatch::new()
                 .position(*position)
                 .power_good(true)
+                .model_name(model)
                 .values(),
         );
         objects.push(ObjectSpec {
@@ -191,7 +208,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
         components.push(hw(&shelf, None));
         let mut by_role: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
         by_role.entry("chassis").or_default().push(shelf.clone());
-        for (kind, name, slot, serial, rev, ty) in frus {
+        for (kind, name, slot, serial, rev, ty, model) in frus {
             let ty = ty
                 .as_ref()
                 .and_then(|t| c.fru_types.iter().find(|x| x.name.get_ref() == t));
@@ -202,6 +219,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
                 slot: *slot,
                 serial,
                 revision: rev,
+                model,
             };
             let parts = fru_parts(&ctx, &unit, ty, false, false);
             let (_, _, role) = fru_class(*kind);

@@ -124,6 +124,9 @@ pub fn generate(schema: &Schema) -> String {
         smi.insert("NOTIFICATION-TYPE");
         conf.insert("NOTIFICATION-GROUP");
     }
+    if schema.object_classes().any(|c| c.entity.is_some()) {
+        smi.insert("OBJECT-IDENTITY");
+    }
     let mut scales = BTreeSet::new();
     for c in schema.object_classes().chain(schema.indications()) {
         for a in &c.attributes {
@@ -182,7 +185,8 @@ pub fn generate(schema: &Schema) -> String {
     let _ = writeln!(o, "{p}Notifications OBJECT IDENTIFIER ::= {{ {root} 0 }}");
     let _ = writeln!(o, "{p}Objects       OBJECT IDENTIFIER ::= {{ {root} 1 }}");
     let _ = writeln!(o, "{p}Conformance   OBJECT IDENTIFIER ::= {{ {root} 2 }}");
-    let _ = writeln!(o, "{p}NotifObjects  OBJECT IDENTIFIER ::= {{ {root} 3 }}\n");
+    let _ = writeln!(o, "{p}NotifObjects  OBJECT IDENTIFIER ::= {{ {root} 3 }}");
+    let _ = writeln!(o, "{p}PhysicalTypes OBJECT IDENTIFIER ::= {{ {root} 4 }}\n");
 
     // Textual conventions.
     for e in &schema.enums {
@@ -257,6 +261,22 @@ pub fn generate(schema: &Schema) -> String {
         let _ = writeln!(o, "    DESCRIPTION {}", quoted(&c.description, "   "));
         let _ = writeln!(o, "    ::= {{ {p}Notifications {} }}\n", c.oid);
         notifs.push(base);
+    }
+
+    // The vendor types of the physical entities (entPhysicalVendorType):
+    // one registration per concrete class with an Entity qualifier.
+    for c in schema.object_classes().filter(|c| c.entity.is_some()) {
+        let _ = writeln!(o, "{p}{}Type OBJECT-IDENTITY", c.mib_name);
+        let _ = writeln!(o, "    STATUS      current");
+        let _ = writeln!(
+            o,
+            "    DESCRIPTION {}",
+            quoted(
+                &format!("The vendor type of {}: {}", c.name, c.description),
+                "   "
+            )
+        );
+        let _ = writeln!(o, "    ::= {{ {p}PhysicalTypes {} }}\n", c.oid);
     }
 
     // Conformance.

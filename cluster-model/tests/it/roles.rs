@@ -31,6 +31,7 @@ fn the_hardware_classes_carry_their_entity_mib_meaning() {
     assert_eq!(
         physical,
         [
+            ("NetworkElement", PhysicalClass::Stack, false),
             ("Shelf", PhysicalClass::Chassis, false),
             ("HardwareFru", PhysicalClass::Other, true),
             ("HotSwapController", PhysicalClass::Module, true),
@@ -54,6 +55,10 @@ fn the_hardware_classes_carry_their_entity_mib_meaning() {
     assert_eq!(role("Fan", Role::SerialNum), Some("SerialNumber"));
     assert_eq!(role("Fan", Role::HardwareRev), Some("HardwareRevision"));
     assert_eq!(role("Port", Role::SerialNum), None);
+    assert_eq!(role("NetworkElement", Role::MfgName), Some("Vendor"));
+    assert_eq!(role("NetworkElement", Role::ModelName), Some("Model"));
+    assert_eq!(role("Fan", Role::ModelName), Some("ModelName"));
+    assert_eq!(role("Shelf", Role::ModelName), Some("ModelName"));
     for class in ["Shelf", "Fan", "Port", "Node", "SoftwareComponent"] {
         assert_eq!(role(class, Role::Alias), Some("Label"));
         assert_eq!(role(class, Role::AdminState), Some("AdminState"));

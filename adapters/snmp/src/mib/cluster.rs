@@ -19,6 +19,13 @@ pub fn class_entry(class: &ClassMeta) -> Oid {
     oid::join(&module_root(), &[1, class.oid, 1])
 }
 
+/// The registered vendor type of a physical entity class
+/// (entPhysicalVendorType): `<root>.4.<class>`, an OBJECT-IDENTITY of the
+/// generated MIB.
+pub fn physical_type(class: &ClassMeta) -> Oid {
+    oid::join(&module_root(), &[4, class.oid])
+}
+
 /// The notification OID of an indication class: `<root>.0.<n>`.
 pub fn notification_oid(class: &ClassMeta) -> Oid {
     oid::join(&module_root(), &[0, class.oid])

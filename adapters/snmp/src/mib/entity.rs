@@ -6,8 +6,9 @@ use halyard_cluster_model::port::{ManagedObject, ModelError};
 use halyard_cluster_model::value::Value;
 use rasn_smi::v2::ObjectSyntax;
 
+use super::cluster::physical_type;
 use super::snapshot::{Snapshot, physical_class, physical_parent};
-use super::{Ctx, Mib, class_entry};
+use super::{Ctx, Mib};
 use crate::codec::{int, object_id, octets};
 
 pub(super) const ENT_PHYSICAL_COLUMNS: &[u32] =
@@ -57,14 +58,20 @@ fn role_str(o: &ManagedObject, role: Role) -> &str {
 pub(super) fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<ObjectSyntax> {
     Some(match col {
         2 => octets(physical::description(o).into_bytes()),
-        3 => object_id(&class_entry(o.class)),
+        3 => object_id(&physical_type(o.class)),
         4 => int(i64::from(physical_parent(snap, o).unwrap_or(0))),
         5 => int(physical_class(o.class)?),
         6 => int(role_u32(o, Role::ParentRelPos).map_or(-1, i64::from)),
         7 => octets(o.name.as_str().as_bytes()),
         8 => octets(role_str(o, Role::HardwareRev).as_bytes()),
-        9 | 10 | 12 | 13 | 15 => octets(Vec::new()),
+        9 | 10 | 15 => octets(Vec::new()),
         11 => octets(role_str(o, Role::SerialNum).as_bytes()),
+        12 => octets(
+            physical::mfg_name(o, |i| Some(&snap.objects[*snap.by_index.get(&i)?]))
+                .unwrap_or("")
+                .as_bytes(),
+        ),
+        13 => octets(physical::model_name(o).unwrap_or("").as_bytes()),
         14 => octets(role_str(o, Role::Alias).as_bytes()),
         16 => int(if o.class.is_fru { 1 } else { 2 }),
         _ => return None,

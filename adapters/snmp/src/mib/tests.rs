@@ -113,7 +113,8 @@ async fn snapshots_page_through_large_models() {
         65_507,
     );
     let mut ctx = Ctx::default();
-    // Count entPhysicalName instances: shelf, hsc, 700 fans, 2 PSUs, 2 boards.
+    // Count entPhysicalName instances: the element, shelf, hsc, 700 fans,
+    // 2 PSUs, 2 boards.
     let column: Oid = oid::join(oid::ENT_PHYSICAL_ENTRY, &[7]);
     let mut cur = column.clone();
     let mut n = 0;
@@ -124,7 +125,7 @@ async fn snapshots_page_through_large_models() {
         n += 1;
         cur = next;
     }
-    assert_eq!(n, 1 + 1 + 700 + 2 + 2);
+    assert_eq!(n, 1 + 1 + 1 + 700 + 2 + 2);
     // A generated column over many row batches, in order, complete;
     // a fresh request context per step (GETNEXT) and one for all (GETBULK).
     let fan = SCHEMA.class("Fan").unwrap();

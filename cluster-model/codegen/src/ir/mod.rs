@@ -231,6 +231,8 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("authenticationTraps", RoleType::Boolean),
     ("alarmType", RoleType::Enum),
     ("alarmClearMaximum", RoleType::Integer),
+    ("mfgName", RoleType::String),
+    ("modelName", RoleType::String),
 ];
 
 /// The type an attribute with a given role must have.
