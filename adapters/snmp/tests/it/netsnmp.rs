@@ -360,8 +360,11 @@ fn entity_mib_lists_the_hardware_with_containment() {
     };
     let names = col(7);
     let shelf = object(&r, "ne=1/shelf=1").index;
+    let element = object(&r, "ne=1").index;
     let want = [
-        ("ne=1/shelf=1", 3, 0),
+        // The element is a stack holding its shelves.
+        ("ne=1", 11, 0),
+        ("ne=1/shelf=1", 3, element),
         ("ne=1/shelf=1/hsc=1", 9, shelf),
         ("ne=1/shelf=1/fan=1", 7, shelf),
         ("ne=1/shelf=1/fan=2", 7, shelf),
@@ -388,7 +391,8 @@ fn entity_mib_lists_the_hardware_with_containment() {
             "{name} parent"
         );
     }
-    // entPhysicalContainsTable: the shelf contains the seven FRUs.
+    // entPhysicalContainsTable: the element contains the shelf, the shelf
+    // the seven FRUs.
     let contains = tool(
         "snmpwalk",
         &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.47.1.3.3"]),
@@ -397,8 +401,13 @@ fn entity_mib_lists_the_hardware_with_containment() {
         .iter()
         .map(|(o, _)| (o[12], o[13]))
         .collect();
-    assert_eq!(pairs.len(), 7, "{contains:?}");
-    assert!(pairs.iter().all(|(p, _)| *p == shelf), "{contains:?}");
+    assert_eq!(pairs.len(), 8, "{contains:?}");
+    assert!(pairs.contains(&(element, shelf)), "{contains:?}");
+    assert_eq!(
+        pairs.iter().filter(|(p, _)| *p == shelf).count(),
+        7,
+        "{contains:?}"
+    );
     // Serial numbers and FRU flags.
     let fan = object(&r, "ne=1/shelf=1/fan=1").index;
     assert!(col(11).contains(&(fan, "STRING: \"HY0002\"".into())));
