@@ -190,22 +190,28 @@ pub fn rank(s: PerceivedSeverity) -> u32 {
     }
 }
 
-/// How the severity moved from the alarm's last severity (None: a new
-/// alarm) to `new` (X.733 trend indication).
-pub fn trend_between(old: Option<PerceivedSeverity>, new: PerceivedSeverity) -> AlarmTrend {
-    match old.map(|o| rank(new).cmp(&rank(o))) {
-        Some(std::cmp::Ordering::Greater) => AlarmTrend::MoreSevere,
-        Some(std::cmp::Ordering::Less) => AlarmTrend::LessSevere,
-        _ => AlarmTrend::NoChange,
-    }
+/// The X.733 trend of an alarm raised or changed to `new` on a resource
+/// whose other outstanding (active) alarms have `outstanding` severities:
+/// more severe than all of them, as severe as the most severe, or less.
+/// None when nothing else is outstanding (X.733 then gives no trend).
+pub fn trend_among(
+    new: PerceivedSeverity,
+    outstanding: impl IntoIterator<Item = PerceivedSeverity>,
+) -> Option<AlarmTrend> {
+    let highest = outstanding.into_iter().map(rank).max()?;
+    Some(match rank(new).cmp(&highest) {
+        std::cmp::Ordering::Greater => AlarmTrend::MoreSevere,
+        std::cmp::Ordering::Equal => AlarmTrend::NoChange,
+        std::cmp::Ordering::Less => AlarmTrend::LessSevere,
+    })
 }
 
-/// The alarm's trend at its last raise or change (noChange when the
-/// agent recorded none).
-pub fn trend(o: &ManagedObject) -> AlarmTrend {
+/// The alarm's X.733 trend at its last raise or change (None: no other
+/// alarm of its resource was outstanding).
+pub fn trend(o: &ManagedObject) -> Option<AlarmTrend> {
     match o.get("Trend") {
-        Some(Value::Enum(v)) => AlarmTrend::from_value(*v).unwrap_or(AlarmTrend::NoChange),
-        _ => AlarmTrend::NoChange,
+        Some(Value::Enum(v)) => AlarmTrend::from_value(*v),
+        _ => None,
     }
 }
 

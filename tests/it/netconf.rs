@@ -166,6 +166,9 @@ for a in al.iter("{%s}alarm" % AL):
     res = f("resource").text.split("name='")[-1].rstrip("']")
     print("alarm %s %s cleared=%s %s" % (res, f("alarm-type-id").text.split(":")[-1],
           f("is-cleared").text, f("perceived-severity").text))
+    X = lambda n: a.findtext("{urn:ietf:params:xml:ns:yang:ietf-alarms-x733}%s" % n)
+    print("x733 %s %s %s %s %s %s" % (res, f("is-cleared").text, X("probable-cause"),
+          X("probable-cause-string"), X("event-type"), X("trend-indication") or "-"))
 total = sum(int(s.find("{%s}not-cleared" % AL).text) for s in al.iter("{%s}alarm-summary" % AL))
 print("summary-not-cleared=%d" % total)
 print("number-of-alarms=%s" % al.find(".//{%s}number-of-alarms" % AL).text)
@@ -486,6 +489,33 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     nc_active.sort();
     assert!(nc_active.contains(&"ne=1/shelf=1".to_string()), "{text}");
     assert_eq!(nc_active, snmp_active, "{text}");
+    // ietf-alarms-x733's probable cause of every active alarm is the alarm
+    // type of its ALARM-MIB row (alarmModelIndex in alarmActiveModelPointer).
+    let x733: Vec<Vec<&str>> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("x733 "))
+        .map(|l| l.split(' ').collect())
+        .collect();
+    let mut nc_causes: Vec<String> = x733
+        .iter()
+        .filter(|f| f[1] == "false")
+        .map(|f| f[2].to_string())
+        .collect();
+    nc_causes.sort();
+    let mut mib_causes: Vec<String> = a
+        .walk("1.3.6.1.2.1.118.1.2.2.1.13")
+        .into_iter()
+        .map(|(_, v)| v.rsplit('.').nth(1).unwrap_or_default().to_string())
+        .collect();
+    mib_causes.sort();
+    assert_eq!(nc_causes, mib_causes, "{text}");
+    assert!(
+        x733.iter().any(|f| f[0] == "ne=1/shelf=1"
+            && f[2] == "58"
+            && f[3] == "powerProblem"
+            && f[4] == "environmental-alarm"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!("summary-not-cleared={}", nc_active.len())),
         "{text}"

@@ -19,6 +19,20 @@ use crate::xml::{Element, XMLNS_DECL};
 
 /// RFC 8632's namespace.
 pub const ALARMS_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-alarms";
+/// RFC 8632's X.733 augmentation.
+pub const X733_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-alarms-x733";
+
+/// ietf-alarms-x733's event type, probable cause (the IANAItuProbableCause
+/// number, as ALARM-MIB and ITU-ALARM-MIB give it) and its X.733 name.
+fn x733_cause(e: &mut Element, cause: ProbableCause) {
+    let x = |n: &str, t: String| Element::with_text(X733_NS, n, t);
+    e.push(x(
+        "event-type",
+        alarm::event_type(cause).yang_name().to_string(),
+    ));
+    e.push(x("probable-cause", cause.value().to_string()));
+    e.push(x("probable-cause-string", cause.label().to_string()));
+}
 /// The features of ietf-alarms the server supports: the summary, operator
 /// actions (the `ack` state: the engine's acknowledgement), and the root
 /// cause of a secondary alarm (the engine's root-cause suppression).
@@ -75,6 +89,7 @@ pub fn notification(n: &Notification) -> Option<Element> {
     e.push(leaf("time", n.time.to_string()));
     e.push(leaf("perceived-severity", severity_name(severity)));
     e.push(leaf("alarm-text", text));
+    x733_cause(&mut e, cause);
     Some(e)
 }
 
@@ -151,6 +166,7 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
             .by_value(cause.value())
             .map_or("", |v| v.description);
         t.push(leaf("description", text));
+        x733_cause(&mut t, cause);
         inventory.push(t);
     }
     top.push(inventory);
@@ -212,6 +228,14 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
             c.push(leaf("operator", who));
             c.push(leaf("state", "ack"));
             e.push(c);
+        }
+        x733_cause(&mut e, cause);
+        if let Some(t) = alarm::trend(a) {
+            e.push(Element::with_text(
+                X733_NS,
+                "trend-indication",
+                t.yang_name(),
+            ));
         }
         entries.push(e);
     }

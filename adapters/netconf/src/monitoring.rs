@@ -114,6 +114,7 @@ const STANDARD: &[(&str, &str, &str)] = standard![
     "ietf-hardware" @ "2018-03-13",
     "iana-hardware" @ "2018-03-13",
     "ietf-alarms" @ "2019-09-11",
+    "ietf-alarms-x733" @ "2019-09-11",
     "ietf-netconf-nmda" @ "2019-01-07",
     "ietf-origin" @ "2018-02-14",
     "ietf-yang-metadata" @ "2016-08-05",
@@ -238,6 +239,14 @@ pub fn modules() -> Vec<ModuleInfo> {
             features: crate::alarms::FEATURES,
             ..m("ietf-alarms", "2019-09-11", crate::alarms::ALARMS_NS, true)
         },
+        // X.733 event type, probable cause and trend of every alarm; no
+        // configurable mapping (the engine's causes are X.733's).
+        m(
+            "ietf-alarms-x733",
+            "2019-09-11",
+            crate::alarms::X733_NS,
+            true,
+        ),
         // Implemented: alarms' types are its identities.
         m(
             alarm_types::NAME,

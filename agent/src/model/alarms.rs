@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::model::{
-    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, AlarmTrend,
-    PerceivedSeverity, ProbableCause,
+    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, PerceivedSeverity,
+    ProbableCause,
 };
 use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
@@ -74,14 +74,21 @@ impl AgentModel {
                 Some(Value::U32(n)) => n + 1,
                 _ => 2,
             };
+            let outstanding = active
+                .iter()
+                .filter(|x| alarm::resource(x) == Some(resource) && x.name != a.name)
+                .filter_map(alarm::severity);
             let patch = AlarmPatch::new()
                 .occurrences(n)
                 .changed_at(now)
-                .trend(alarm::trend_between(alarm::last_severity(a), severity))
                 .severity(severity)
                 .last_severity(severity)
                 // Reopened.
                 .unset_cleared_at();
+            let patch = match alarm::trend_among(severity, outstanding) {
+                Some(t) => patch.trend(t),
+                None => patch.unset_trend(),
+            };
             // A new severity of an active alarm is announced (AlarmRaised
             // says "raised or its severity changed"); a repeat is not.
             let escalated = alarm::is_active(a) && alarm::severity(a) != Some(severity);
@@ -145,7 +152,6 @@ impl AgentModel {
             .probable_cause(cause)
             .severity(severity)
             .last_severity(severity)
-            .trend(AlarmTrend::NoChange)
             .specific_problem(text)
             .additional_text("")
             .raised_at(now)
@@ -154,6 +160,16 @@ impl AgentModel {
             .occurrences(1)
             .correlation(correlation)
             .root_alarm(root_alarm.map(|a| a.name.to_string()).unwrap_or_default());
+        let outstanding = active
+            .iter()
+            .filter(|x| alarm::resource(x) == Some(resource))
+            .filter_map(alarm::severity);
+        // Explicitly unset when alone: an absent enumeration would take
+        // its first value.
+        let patch = match alarm::trend_among(severity, outstanding) {
+            Some(t) => patch.trend(t),
+            None => patch.unset_trend(),
+        };
         let values = patch.values();
         // Persisted before anyone can read it (a walk, a get), not only
         // before it is announced: a kill -9 never loses an alarm a manager saw.

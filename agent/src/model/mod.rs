@@ -426,8 +426,9 @@ mod tests {
         running.shutdown().await;
     }
 
-    /// A new severity of an active alarm is announced with its X.733
-    /// trend; a repeat is not. Cleared alarms past the element's
+    /// A new severity of an active alarm is announced; a repeat is not.
+    /// The X.733 trend sets an alarm against the other outstanding alarms
+    /// of its resource. Cleared alarms past the element's
     /// MaxClearedAlarms go, oldest first.
     #[tokio::test]
     async fn severity_changes_are_announced_with_their_trend_and_cleared_alarms_are_capped() {
@@ -436,27 +437,58 @@ mod tests {
         let (m, running) = model(dir.path()).await;
         let mut sub = m.subscribe(NotificationFilter::default());
         let shelf = "ne=1/shelf=1";
-        let raise = |s| m.raise_alarm(shelf, ProbableCause::PowerProblem, s, "x");
-        let a = raise(PerceivedSeverity::Major).await.unwrap();
+        let raise = |c, s| m.raise_alarm(shelf, c, s, "x");
         let trend =
             |o: &halyard_cluster_model::port::ManagedObject| halyard_cluster_model::alarm::trend(o);
-        assert_eq!(trend(&m.store.get(&a).await.unwrap()), AlarmTrend::NoChange);
+        let power = ProbableCause::PowerProblem;
+        let a = raise(power, PerceivedSeverity::Major).await.unwrap();
+        assert_eq!(trend(&m.store.get(&a).await.unwrap()), None, "alone");
         assert_eq!(alarms_raised(&mut sub), 1);
-        raise(PerceivedSeverity::Critical).await.unwrap();
-        assert_eq!(alarms_raised(&mut sub), 1, "escalation announced");
-        assert_eq!(
-            trend(&m.store.get(&a).await.unwrap()),
-            AlarmTrend::MoreSevere
-        );
-        raise(PerceivedSeverity::Minor).await.unwrap();
-        assert_eq!(alarms_raised(&mut sub), 1);
-        assert_eq!(
-            trend(&m.store.get(&a).await.unwrap()),
-            AlarmTrend::LessSevere
-        );
-        raise(PerceivedSeverity::Minor).await.unwrap();
+        raise(power, PerceivedSeverity::Critical).await.unwrap();
+        assert_eq!(alarms_raised(&mut sub), 1, "a new severity is announced");
+        raise(power, PerceivedSeverity::Critical).await.unwrap();
         assert_eq!(alarms_raised(&mut sub), 0, "a repeat is not");
-        assert_eq!(trend(&m.store.get(&a).await.unwrap()), AlarmTrend::NoChange);
+        // Against the power problem's critical:
+        for (cause, severity, want) in [
+            (
+                ProbableCause::HighTemperature,
+                PerceivedSeverity::Minor,
+                AlarmTrend::LessSevere,
+            ),
+            (
+                ProbableCause::SoftwareError,
+                PerceivedSeverity::Critical,
+                AlarmTrend::NoChange,
+            ),
+        ] {
+            let b = raise(cause, severity).await.unwrap();
+            assert_eq!(
+                trend(&m.store.get(&b).await.unwrap()),
+                Some(want),
+                "{cause:?}"
+            );
+        }
+        // On the fan: alone first, then a more severe one beside it.
+        let on_fan = |c, s| m.raise_alarm("ne=1/shelf=1/fan=1", c, s, "y");
+        let f = on_fan(ProbableCause::CoolingFanFailure, PerceivedSeverity::Warning)
+            .await
+            .unwrap();
+        assert_eq!(trend(&m.store.get(&f).await.unwrap()), None);
+        let f = on_fan(ProbableCause::PowerProblem, PerceivedSeverity::Major)
+            .await
+            .unwrap();
+        assert_eq!(
+            trend(&m.store.get(&f).await.unwrap()),
+            Some(AlarmTrend::MoreSevere)
+        );
+        // Two cleared alarms already (the fan's); five more below.
+        m.clear_alarms("ne=1/shelf=1/fan=1").await.unwrap();
+        raise(ProbableCause::CoolingFanFailure, PerceivedSeverity::Minor)
+            .await
+            .unwrap();
+        raise(ProbableCause::TimeoutExpired, PerceivedSeverity::Minor)
+            .await
+            .unwrap();
 
         let causes = [
             ProbableCause::PowerProblem,
@@ -465,11 +497,6 @@ mod tests {
             ProbableCause::SoftwareError,
             ProbableCause::TimeoutExpired,
         ];
-        for c in &causes[1..] {
-            m.raise_alarm(shelf, *c, PerceivedSeverity::Minor, "y")
-                .await
-                .unwrap();
-        }
         let mut order = Vec::new();
         for c in causes {
             m.clear_alarms_matching(shelf, Some(c)).await.unwrap();
@@ -486,7 +513,7 @@ mod tests {
             .prune_alarms(std::time::Duration::from_secs(3600))
             .await
             .unwrap();
-        assert_eq!(n, 3);
+        assert_eq!(n, 5);
         let left: Vec<_> = m
             .store
             .query(&Query {

@@ -433,8 +433,9 @@ fn class_patch(o: &mut String, c: &ClassDef) {
         let _ = writeln!(o, "    pub fn {f}(mut self, {arg}) -> Self {{");
         let _ = writeln!(o, "        self.0.push(({:?}, {value}));", p.name);
         o.push_str("        self\n    }\n");
-        // A time may be unset (an alarm reopened: no ClearedAt).
-        if p.ty == Type::DateTime {
+        // A time or an enumeration may be unset (an alarm reopened: no
+        // ClearedAt; no other alarm outstanding: no Trend).
+        if matches!(p.ty, Type::DateTime | Type::Enum(_)) {
             let _ = writeln!(o);
             let _ = writeln!(o, "    /// Unsets `{}`.", p.name);
             let _ = writeln!(o, "    pub fn unset_{f}(mut self) -> Self {{");

@@ -1089,6 +1089,7 @@ m.close_session()
         "ietf-hardware@2018-03-13.yang",
         "iana-hardware@2018-03-13.yang",
         "ietf-alarms@2019-09-11.yang",
+        "ietf-alarms-x733@2019-09-11.yang",
         &alarm_types_file,
         "ietf-system@2014-08-06.yang",
     ];

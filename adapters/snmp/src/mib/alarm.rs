@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::Role;
-use halyard_cluster_model::model::{PerceivedSeverity, ProbableCause};
+use halyard_cluster_model::model::{AlarmTrend, PerceivedSeverity, ProbableCause};
 use halyard_cluster_model::port::{ManagedObject, ModelError};
 use halyard_cluster_model::value::{SchemaEnum, Value};
 use rasn_smi::v2::ObjectSyntax;
@@ -414,7 +414,11 @@ pub(super) fn cell(
         (Table::ItuActive, Row::Alarm(i)) => {
             let o = &c.snap.objects[i];
             Some(match col {
-                1 => int(i64::from(alarm::trend(o).value())),
+                // With no other alarm of the resource outstanding, X.733
+                // gives no trend; the column must have one: noChange.
+                1 => int(i64::from(
+                    alarm::trend(o).unwrap_or(AlarmTrend::NoChange).value(),
+                )),
                 2..=4 => zero(),
                 _ => return None,
             })
