@@ -25,6 +25,9 @@ pub const LOG_BATCHES_KEPT: usize = 64;
 pub enum Replicated {
     /// Attribute writes of one transaction, as text in the schema's types.
     Set(Vec<SetOp>),
+    /// Configuration objects one transaction created or deleted (its
+    /// attribute writes follow as a `Set`).
+    Objects(Vec<ObjectOp>),
     /// A management operation of any node, for every node's audit trail.
     Audit(AuditEntry),
     /// A batch of a node's warnings and errors (the cluster log).
@@ -46,6 +49,29 @@ pub struct SetOp {
     pub object: String,
     pub attribute: String,
     pub value: String,
+}
+
+/// A configuration object created (its class and attributes, as text in
+/// the schema's types) or deleted (with everything under it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectOp {
+    Create {
+        class: String,
+        object: String,
+        values: Vec<(String, String)>,
+    },
+    Delete {
+        object: String,
+    },
+}
+
+impl ObjectOp {
+    pub fn object(&self) -> &str {
+        match self {
+            ObjectOp::Create { object, .. } | ObjectOp::Delete { object } => object,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,6 +97,12 @@ impl Replicated {
                     .collect();
                 targets.sort();
                 Retention::Latest(format!("set/{}", targets.join(",")))
+            }
+            // The latest create or delete of the same objects is their state.
+            Self::Objects(ops) => {
+                let mut targets: Vec<&str> = ops.iter().map(ObjectOp::object).collect();
+                targets.sort();
+                Retention::Latest(format!("objects/{}", targets.join(",")))
             }
             Self::Audit(_) => recent("audit".into(), AUDIT_KEPT),
             Self::Log(b) => recent(format!("log/{}", b.node), LOG_BATCHES_KEPT),

@@ -211,6 +211,14 @@ impl MemoryModel {
         gone.len()
     }
 
+    /// Objects created by [`InformationModel::transact`] from now on get
+    /// indices from `next` up (a caller that allocates indices of its own
+    /// reserves a block so that the two never meet).
+    pub fn advance_next_index(&self, next: u32) {
+        let mut st = self.write();
+        st.next_index = st.next_index.max(next);
+    }
+
     /// Checks a transaction as `transact` would, without applying it.
     pub fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         stage(&self.read(), tx).map(|_| ())

@@ -1513,3 +1513,95 @@ fn alarm_mib_and_itu_alarm_mib_show_the_engines_alarms() {
     assert!(element.contains(r#""max-cleared-alarms":0"#), "{element}");
     assert!(table("ALARM-MIB::alarmClearTable").is_empty());
 }
+
+/// edit-config creations and deletions, as ncclient makes them.
+const EDIT_OBJECTS_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+host, port = sys.argv[1].rsplit(":", 1)
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+def edit(body):
+    m.edit_config(target="running", config='<config xmlns="%s"><element xmlns="%s" xmlns:nc="%s">%s</element></config>' % (NC, NS, NC, body))
+if sys.argv[2] == "edit":
+    edit('<threshold nc:operation="create"><name>ne=1/shelf=1/board=1/stat=temperature/thr=nc</name>'
+         '<rising>90.000</rising><falling>80.000</falling><severity>minor</severity></threshold>')
+    edit('<threshold nc:operation="delete"><name>ne=1/shelf=1/board=1/stat=temperature/thr=hot</name></threshold>')
+r = m.get_config(source="running", filter=("subtree", '<element xmlns="%s"><threshold/></element>' % NS)).xml
+print("created=%s" % ("thr=nc" in r))
+print("deleted=%s" % ("thr=hot" not in r))
+"#;
+
+/// Configuration objects an operator creates or deletes over NETCONF are
+/// kept like attribute writes: after SIGTERM and after kill -9 the created
+/// threshold is there with its index and values (and a later write to it),
+/// the deleted one of the configuration file stays deleted.
+#[test]
+fn netconf_created_and_deleted_objects_survive_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::start(dir.path());
+    let script = dir.path().join("edit.py");
+    std::fs::write(&script, EDIT_OBJECTS_SCRIPT).unwrap();
+    let run = |a: &Agent, what: &str| {
+        let out = Command::new("python3")
+            .arg(&script)
+            .arg(&a.netconf)
+            .arg(what)
+            .output()
+            .expect("python3 with ncclient (tests/run.sh installs it)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let text = run(&a, "edit");
+    assert!(
+        text.contains("created=True") && text.contains("deleted=True"),
+        "{text}"
+    );
+    let created = "ne=1/shelf=1/board=1/stat=temperature/thr=nc";
+    let index = index_of(&a, created);
+    let (code, body) = a.curl(
+        "PATCH",
+        &format!("/api/v1/objects/{created}"),
+        Some(r#"{"rising":"95.000"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    // A fault raises an alarm after the creation: the stable indices the
+    // agent hands out never meet the created object's.
+    let (code, body) = a.curl(
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/fan=1/operations/inject-fault",
+        Some(r#"{"fault":"fan-stall"}"#),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    wait_until("the fan's alarm", || {
+        a.walk(&format!("{HC}.1.30.1.10"))
+            .iter()
+            .any(|(_, r)| r == "ne=1/shelf=1/fan=1")
+    });
+    for sig in ["-TERM", "-KILL"] {
+        a.signal(sig);
+        a.spawn();
+        // Statistics (the thresholds' containers) appear at the first
+        // collection after the start; the created threshold with them.
+        let mut text = String::new();
+        wait_until("the created threshold back", || {
+            text = run(&a, "check");
+            text.contains("created=True")
+        });
+        assert!(text.contains("deleted=True"), "after {sig}: {text}");
+        assert_eq!(index_of(&a, created), index, "after {sig}");
+        let (_, body) = a.curl("GET", &format!("/api/v1/objects/{created}"), None);
+        assert!(body.contains(r#""rising":"95.000""#), "after {sig}: {body}");
+        assert!(
+            body.contains(r#""severity":"minor""#),
+            "after {sig}: {body}"
+        );
+    }
+}

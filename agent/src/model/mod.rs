@@ -26,6 +26,7 @@ use crate::replication::Reader;
 mod alarms;
 mod audit;
 mod incidents;
+mod kept;
 mod projection;
 mod tree;
 
@@ -88,6 +89,8 @@ pub struct AgentModel {
     operations: std::sync::RwLock<Vec<Arc<dyn crate::operations::Operations>>>,
     /// Proxy component -> (its non-peer node's object, its host node).
     proxies: BTreeMap<String, (String, String)>,
+    /// Operators' kept edits, laid over objects as they are created.
+    kept: std::sync::Mutex<kept::Kept>,
 }
 
 fn err_commit(e: impl std::fmt::Display) -> ModelError {
@@ -140,9 +143,19 @@ impl AgentModel {
             alarm_lock: Mutex::new(AlarmGuards::default()),
             operations: std::sync::RwLock::default(),
             proxies: element.proxies.clone(),
+            kept: std::sync::Mutex::default(),
         });
+        // Operators' writes, creations and deletions come back over the
+        // configuration's tree as its objects are created.
+        let (writes, created, deleted) = model.load_kept().await?;
+        if writes + created + deleted > 0 {
+            tracing::info!(writes, created, deleted, "operators' kept edits loaded");
+        }
         let mut fresh = Vec::new();
         for o in &element.objects {
+            if model.kept_deleted(&o.name) {
+                continue;
+            }
             model
                 .create(o.class, &o.name, &o.values, &mut fresh)
                 .await?;
@@ -169,11 +182,6 @@ impl AgentModel {
                 .await?;
         }
         model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
-        // Operators' writes come back over the configuration's values.
-        let restored = model.restore_writes().await?;
-        if restored > 0 {
-            tracing::info!(restored, "operators' attribute writes restored");
-        }
         // The audit trail: the latest records come back as objects.
         let audits = model
             .repo

@@ -132,6 +132,12 @@ impl AgentModel {
                 return;
             }
             Replicated::Set(ops) => ops,
+            Replicated::Objects(ops) => {
+                if let Err(e) = self.apply_objects(&ops).await {
+                    tracing::warn!(error = %e, "replicated creations and deletions not kept");
+                }
+                return;
+            }
             _ => return,
         };
         if let Err(e) = self.keep_writes(&ops).await {

@@ -13,12 +13,40 @@ use halyard_cluster_model::port::{
 use halyard_cluster_model::{ClassMeta, ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use serde_json::json;
 
-use crate::replication::{Replicated, SetOp};
+use crate::replication::{ObjectOp, Replicated, SetOp};
 
 use super::{AgentModel, err_commit};
 
-/// Repository prefix of operators' attribute writes.
-const WRITES: &str = "/writes";
+/// The creations and deletions of a transaction, values as text.
+fn object_ops(tx: &Transaction) -> Vec<ObjectOp> {
+    tx.changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Create {
+                class,
+                object,
+                values,
+            } => {
+                let meta = SCHEMA.class(class)?;
+                Some(ObjectOp::Create {
+                    class: class.clone(),
+                    object: object.to_string(),
+                    values: values
+                        .iter()
+                        .filter_map(|(a, v)| {
+                            let (_, m) = meta.attribute(a)?;
+                            Some((a.clone(), v.render(&m.ty)))
+                        })
+                        .collect(),
+                })
+            }
+            Change::Delete { object } => Some(ObjectOp::Delete {
+                object: object.to_string(),
+            }),
+            Change::Set { .. } => None,
+        })
+        .collect()
+}
 
 impl AgentModel {
     /// Writes attributes of an object the agent keeps current: the one way
@@ -74,7 +102,39 @@ impl AgentModel {
     }
 
     /// Creates an object with its persisted index (or a new one).
+    /// Creates an object with its stable index, unless an operator deleted
+    /// it (or what contains it); the operator's kept writes to it, and the
+    /// objects an operator created under it, come with it.
     pub(crate) async fn create(
+        &self,
+        class: &str,
+        object: &str,
+        values: &[(&'static str, Value)],
+        fresh: &mut Vec<(String, u32)>,
+    ) -> Result<u32, ModelError> {
+        if self.kept_deleted(object) {
+            return Err(ModelError::NoCreation {
+                name: object.to_string(),
+                reason: "an operator deleted it".into(),
+            });
+        }
+        let i = self.create_one(class, object, values, fresh).await?;
+        for (name, class, values) in self.kept_created_under(object) {
+            if let Ok(n) = ObjectName::parse(&name)
+                && self.store.get(&n).await.is_ok()
+            {
+                continue;
+            }
+            let values = super::kept::parse_values(&class, &values);
+            if let Err(e) = self.create_one(&class, &name, &values, fresh).await {
+                tracing::info!(object = %name, error = %e, "an operator's kept creation does not fit the element; left out");
+            }
+        }
+        Ok(i)
+    }
+
+    /// Creates one object with its stable index and the kept writes to it.
+    async fn create_one(
         &self,
         class: &str,
         object: &str,
@@ -92,7 +152,9 @@ impl AgentModel {
             }
         };
         drop(indices);
-        self.store.insert_at(class, object, values, index)
+        let i = self.store.insert_at(class, object, values, index)?;
+        self.apply_kept_writes(object);
+        Ok(i)
     }
 
     pub(crate) async fn persist_indices(
@@ -150,61 +212,20 @@ impl AgentModel {
         Ok(i)
     }
 
-    /// Keeps operators' attribute writes in this node's repository
-    /// (`/writes/<object>/<attribute>`, the value as text), so that a
-    /// restart, which rebuilds the tree from the configuration, gives them
-    /// back ([`AgentModel::restore_writes`]). Components' administrative
-    /// states are CRIM's, not kept here.
-    pub(crate) async fn keep_writes(&self, sets: &[SetOp]) -> Result<(), ModelError> {
-        for op in sets {
-            if let Ok(o) = self.store.get(&super::name(&op.object)?).await
-                && Self::is_availability_attr(o.class, &op.attribute)
+    /// Takes the indices the store gave objects a transaction created into
+    /// the agent's stable indices (kept across restarts).
+    async fn adopt_indices(&self, ops: &[ObjectOp]) -> Result<(), ModelError> {
+        let mut fresh = Vec::new();
+        for op in ops {
+            if let ObjectOp::Create { object, .. } = op
+                && let Ok(o) = self.store.get(&super::name(object)?).await
             {
-                continue;
-            }
-            self.repo
-                .set(
-                    &format!("{WRITES}/{}/{}", op.object, op.attribute),
-                    &op.value,
-                )
-                .await
-                .map_err(err_commit)?;
-        }
-        Ok(())
-    }
-
-    /// Applies the kept writes to the tree built from the configuration.
-    /// A write to an object or attribute that is gone (hot swap, a schema
-    /// change) is dropped from the repository.
-    pub(crate) async fn restore_writes(&self) -> Result<usize, ModelError> {
-        let mut restored = 0;
-        for (key, v) in self.repo.list(WRITES).await.map_err(err_commit)? {
-            let target = key
-                .strip_prefix(WRITES)
-                .and_then(|r| r.strip_prefix('/'))
-                .and_then(|r| r.rsplit_once('/'))
-                .and_then(|(o, a)| Some((ObjectName::parse(o).ok()?, a)));
-            let found = match &target {
-                Some((name, attribute)) => self.store.get(name).await.ok().and_then(|o| {
-                    let (_, m) = o.class.attribute(attribute)?;
-                    (m.writable && !Self::is_availability_attr(o.class, attribute)).then_some(m.ty)
-                }),
-                None => None,
-            };
-            let (Some((name, attribute)), Some(ty)) = (target, found) else {
-                tracing::info!(key = %key, "a kept write names nothing the element has; dropped");
-                self.repo.delete(&key).await.map_err(err_commit)?;
-                continue;
-            };
-            match v.as_str().map(|t| Value::parse(&ty, t)) {
-                Some(Ok(value)) => {
-                    self.set(&name, &[(attribute, value)]);
-                    restored += 1;
-                }
-                _ => tracing::warn!(key = %key, value = %v, "a kept write does not parse; ignored"),
+                self.indices.lock().await.insert(object.clone(), o.index);
+                self.next_index.fetch_max(o.index + 1, Ordering::Relaxed);
+                fresh.push((object.clone(), o.index));
             }
         }
-        Ok(restored)
+        self.persist_indices(fresh).await
     }
 
     /// Whether objects of this class come from the element itself (its
@@ -268,7 +289,31 @@ impl AgentModel {
         Ok(())
     }
 
-    fn is_availability_attr(class: &ClassMeta, attribute: &str) -> bool {
+    /// The transaction without the creations and deletions this node
+    /// already applied from the log: a creation of an object that is there
+    /// becomes writes of its values; a deletion of one that is gone, nothing.
+    async fn not_yet_applied(&self, tx: Transaction) -> Transaction {
+        let mut changes = Vec::with_capacity(tx.changes.len());
+        for c in tx.changes {
+            match c {
+                Change::Create { object, values, .. } if self.store.get(&object).await.is_ok() => {
+                    changes.extend(values.into_iter().map(|(attribute, value)| Change::Set {
+                        object: object.clone(),
+                        attribute,
+                        value,
+                    }));
+                }
+                Change::Delete { object } if self.store.get(&object).await.is_err() => {}
+                c => changes.push(c),
+            }
+        }
+        Transaction {
+            principal: tx.principal,
+            changes,
+        }
+    }
+
+    pub(super) fn is_availability_attr(class: &ClassMeta, attribute: &str) -> bool {
         class
             .attribute(attribute)
             .is_some_and(|(_, a)| a.name == "AdminState")
@@ -380,6 +425,7 @@ impl InformationModel for AgentModel {
             }
         }
         let principal = tx.principal.clone();
+        let objects = object_ops(&tx);
         let mut sets = Vec::new();
         for c in &tx.changes {
             if let Change::Set {
@@ -397,9 +443,22 @@ impl InformationModel for AgentModel {
                 });
             }
         }
-        // In a cluster, attribute writes are committed to the log and
-        // applied by every node (each keeps them, see the projection), so
-        // every face of every node reads them.
+        // In a cluster, creations, deletions and attribute writes are
+        // committed to the log and applied by every node (each keeps them,
+        // see the projection), so every face of every node reads them.
+        if self.cluster.get().is_some()
+            && !objects.is_empty()
+            && let Err(e) = Replicated::Objects(objects.clone())
+                .replicate(&self.core)
+                .await
+        {
+            let error = ModelError::CommitFailed {
+                reason: e.to_string(),
+            };
+            self.audit(&principal, &what, &format!("failed: {error}"))
+                .await;
+            return Err(TxError { index: 0, error });
+        }
         if self.cluster.get().is_some()
             && !sets.is_empty()
             && let Err(e) = Replicated::Set(sets.clone()).replicate(&self.core).await
@@ -411,7 +470,37 @@ impl InformationModel for AgentModel {
                 .await;
             return Err(TxError { index: 0, error });
         }
+        // In a cluster this node may have applied the committed creations
+        // and deletions from the log already: what is done is not redone.
+        let tx = if self.cluster.get().is_some() {
+            self.not_yet_applied(tx).await
+        } else {
+            tx
+        };
+        // Objects created here get indices the agent has not handed out.
+        let creates = objects
+            .iter()
+            .filter(|o| matches!(o, ObjectOp::Create { .. }))
+            .count() as u32;
+        if creates > 0 {
+            let block = self.next_index.fetch_add(creates, Ordering::Relaxed);
+            self.store.advance_next_index(block);
+        }
         let r = self.store.transact(tx).await;
+        if r.is_ok()
+            && let Err(e) = self.adopt_indices(&objects).await
+        {
+            tracing::warn!(error = %e, "indices of created objects not kept");
+        }
+        // Alone, the node keeps its creations and deletions itself, before
+        // it answers.
+        if r.is_ok()
+            && self.cluster.get().is_none()
+            && let Err(e) = self.keep_objects(&objects).await
+        {
+            self.audit(&principal, &what, &format!("failed: {e}")).await;
+            return Err(TxError { index: 0, error: e });
+        }
         // Alone, the node keeps its writes itself, before it answers.
         if r.is_ok()
             && self.cluster.get().is_none()
