@@ -114,10 +114,7 @@ impl AgentModel {
     }
 
     /// The objects an operator created under `object`, containers first.
-    pub(crate) fn kept_created_under(
-        &self,
-        object: &str,
-    ) -> Vec<(String, String, TextValues)> {
+    pub(crate) fn kept_created_under(&self, object: &str) -> Vec<(String, String, TextValues)> {
         let prefix = format!("{object}/");
         self.kept()
             .created
