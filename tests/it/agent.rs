@@ -1514,6 +1514,23 @@ fn alarm_mib_and_itu_alarm_mib_show_the_engines_alarms() {
     assert!(table("ALARM-MIB::alarmClearTable").is_empty());
 }
 
+/// Runs a Python script (an ncclient client) with `args`; its output,
+/// once it succeeded.
+pub(crate) fn python3(script: &Path, args: &[&str]) -> String {
+    let out = Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 with ncclient (tests/run.sh installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 /// edit-config creations and deletions, as ncclient makes them.
 const EDIT_OBJECTS_SCRIPT: &str = r#"
 import sys
@@ -1544,21 +1561,7 @@ fn netconf_created_and_deleted_objects_survive_restarts() {
     let mut a = Agent::start(dir.path());
     let script = dir.path().join("edit.py");
     std::fs::write(&script, EDIT_OBJECTS_SCRIPT).unwrap();
-    let run = |a: &Agent, what: &str| {
-        let out = Command::new("python3")
-            .arg(&script)
-            .arg(&a.netconf)
-            .arg(what)
-            .output()
-            .expect("python3 with ncclient (tests/run.sh installs it)");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        assert!(
-            out.status.success(),
-            "{text}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        text
-    };
+    let run = |a: &Agent, what: &str| python3(&script, &[&a.netconf, what]);
     let text = run(&a, "edit");
     assert!(
         text.contains("created=True") && text.contains("deleted=True"),

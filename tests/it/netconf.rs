@@ -67,18 +67,9 @@ fn ncclient_commits_a_lock_through_crim_and_receives_the_fault_alarm() {
     let data = dir.path().join("get.xml");
     let mods = dir.path().join("mods");
     std::fs::create_dir_all(&mods).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&a.netconf)
-        .arg(&data)
-        .arg(&mods)
-        .output()
-        .expect("python3 with ncclient (tests/run.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = crate::agent::python3(
+        &script,
+        &[&a.netconf, &data.to_string_lossy(), &mods.to_string_lossy()],
     );
     for want in [
         "base11=True",
@@ -316,17 +307,7 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     });
     let script = dir.path().join("hw.py");
     std::fs::write(&script, HARDWARE_SCRIPT).unwrap();
-    let out = Command::new("python3")
-        .arg(&script)
-        .arg(&a.netconf)
-        .output()
-        .expect("python3 with ncclient (tests/run.sh installs it)");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = crate::agent::python3(&script, &[&a.netconf]);
     // index -> (name, class, parent, oper, alarmed) from NETCONF.
     let mut hw = std::collections::BTreeMap::new();
     for l in text.lines().filter_map(|l| l.strip_prefix("component ")) {
@@ -523,18 +504,7 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     // ietf-alarms purge-alarms: nothing is an hour old; every active one goes.
     let purge = dir.path().join("purge.py");
     std::fs::write(&purge, PURGE_SCRIPT).unwrap();
-    let out = Command::new("python3")
-        .arg(&purge)
-        .arg(&a.netconf)
-        .arg(&a.http)
-        .output()
-        .expect("python3 with ncclient");
-    let purged = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{purged}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let purged = crate::agent::python3(&purge, &[&a.netconf, &a.http]);
     // set-operator-state: ack is the engine's acknowledgement, seen as the
     // entry's operator-state-change; other states are not kept.
     assert!(

@@ -81,6 +81,7 @@ impl AgentModel {
             let patch = AlarmPatch::new()
                 .occurrences(n)
                 .changed_at(now)
+                .specific_problem(text)
                 .severity(severity)
                 .last_severity(severity)
                 // Reopened.
@@ -97,26 +98,7 @@ impl AgentModel {
             if flapping {
                 tracing::debug!(alarm = %a.name, "flapping alarm damped");
             } else if escalated {
-                let event_type = alarm::recorded_event_type(a).unwrap_or(alarm::event_type(cause));
-                let correlation = a
-                    .get("Correlation")
-                    .and_then(enum_of)
-                    .unwrap_or(AlarmCorrelation::Independent);
-                self.publish(
-                    "AlarmRaised",
-                    &name(resource).unwrap_or_else(|_| self.root.clone()),
-                    AlarmRaisedPatch::new()
-                        .alarm(a.name.to_string())
-                        .resource(resource)
-                        .event_type(event_type)
-                        .probable_cause(cause)
-                        .severity(severity)
-                        .specific_problem(text)
-                        .additional_text("")
-                        .correlation(correlation)
-                        .values()
-                        .to_vec(),
-                );
+                self.announce_raised(&a.name).await;
                 tracing::warn!(alarm = %a.name, %resource, cause = cause.label(), severity = severity.label(), "alarm severity changed");
             }
             return Ok(a.name.clone());
@@ -145,10 +127,10 @@ impl AgentModel {
         }
         let n = self.next_alarm.fetch_add(1, Ordering::Relaxed);
         let object = format!("{}/alarm={n}", self.root);
-        let event_type = alarm::event_type(cause);
+
         let patch = AlarmPatch::new()
             .resource(resource)
-            .event_type(event_type)
+            .event_type(alarm::event_type(cause))
             .probable_cause(cause)
             .severity(severity)
             .last_severity(severity)
@@ -182,24 +164,40 @@ impl AgentModel {
         }
         self.create_dynamic("Alarm", &object, values).await?;
         self.persist_alarm(&alarm).await?;
-        let source = name(resource).unwrap_or_else(|_| self.root.clone());
+        self.announce_raised(&alarm).await;
+        tracing::warn!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), "alarm raised");
+        Ok(alarm)
+    }
+
+    /// Announces an alarm raised, or raised again at a new severity
+    /// (AlarmRaised), as the store holds it.
+    async fn announce_raised(&self, alarm: &ObjectName) {
+        let Ok(a) = self.store.get(alarm).await else {
+            return;
+        };
+        let (Some(cause), Some(severity)) = (alarm::cause(&a), alarm::severity(&a)) else {
+            return;
+        };
+        let resource = alarm::resource(&a).unwrap_or_default();
         self.publish(
             "AlarmRaised",
-            &source,
+            &name(resource).unwrap_or_else(|_| self.root.clone()),
             AlarmRaisedPatch::new()
-                .alarm(object.as_str())
+                .alarm(alarm.to_string())
                 .resource(resource)
-                .event_type(event_type)
+                .event_type(alarm::recorded_event_type(&a).unwrap_or(alarm::event_type(cause)))
                 .probable_cause(cause)
                 .severity(severity)
-                .specific_problem(text)
+                .specific_problem(alarm::text(&a))
                 .additional_text("")
-                .correlation(correlation)
+                .correlation(
+                    a.get("Correlation")
+                        .and_then(enum_of)
+                        .unwrap_or(AlarmCorrelation::Independent),
+                )
                 .values()
                 .to_vec(),
         );
-        tracing::warn!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), "alarm raised");
-        Ok(alarm)
     }
 
     /// Clears the active alarms of a resource (and its secondaries).

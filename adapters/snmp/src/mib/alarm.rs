@@ -486,6 +486,14 @@ pub(super) fn cell(
 }
 
 impl Mib {
+    fn cell_ctx<'a>(&'a self, snap: &'a Snapshot) -> CellCtx<'a> {
+        CellCtx {
+            snap,
+            stats: &self.alarm_stats,
+            engine_id: &self.engine.id,
+        }
+    }
+
     /// The alarm tables' rows for this request (built once per request).
     async fn alarm_view(
         &self,
@@ -521,11 +529,7 @@ impl Mib {
             return Ok(None);
         }
         let (snap, v) = self.alarm_view(ctx).await?;
-        let c = CellCtx {
-            snap: &snap,
-            stats: &self.alarm_stats,
-            engine_id: &self.engine.id,
-        };
+        let c = self.cell_ctx(&snap);
         let rows = v.rows(t);
         Ok(rows
             .binary_search_by(|(k, _)| k.as_slice().cmp(index))
@@ -548,11 +552,7 @@ impl Mib {
             return Ok(None);
         }
         let (snap, v) = self.alarm_view(ctx).await?;
-        let c = CellCtx {
-            snap: &snap,
-            stats: &self.alarm_stats,
-            engine_id: &self.engine.id,
-        };
+        let c = self.cell_ctx(&snap);
         let rows = v.rows(t);
         for (k, col) in columns.iter().enumerate().skip(pos) {
             let start = match rest {
