@@ -11,8 +11,10 @@ use super::snapshot::{Snapshot, physical_class, physical_parent};
 use super::{Ctx, Mib};
 use crate::codec::{int, object_id, octets};
 
+/// entPhysicalMfgDate (17) is not instantiated: no date is known, as
+/// RFC 6933 allows; entPhysicalUris and entPhysicalUUID are empty.
 pub(super) const ENT_PHYSICAL_COLUMNS: &[u32] =
-    &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+    &[2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 18, 19];
 
 impl Mib {
     /// entLastChangeTime: the sysUpTime at which this agent saw the
@@ -64,7 +66,7 @@ pub(super) fn ent_physical(snap: &Snapshot, col: u32, o: &ManagedObject) -> Opti
         6 => int(role_u32(o, Role::ParentRelPos).map_or(-1, i64::from)),
         7 => octets(o.name.as_str().as_bytes()),
         8 => octets(role_str(o, Role::HardwareRev).as_bytes()),
-        9 | 10 | 15 => octets(Vec::new()),
+        9 | 10 | 15 | 18 | 19 => octets(Vec::new()),
         11 => octets(role_str(o, Role::SerialNum).as_bytes()),
         12 => octets(
             physical::mfg_name(o, |i| Some(&snap.objects[*snap.by_index.get(&i)?]))
