@@ -526,3 +526,60 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     drop(a);
     crate::netconf_correctness::check_trace(&trace);
 }
+
+const SYSTEM_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+from ncclient.operations.rpc import RPCError
+host, port = sys.argv[1].rsplit(":", 1)
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+def edit(target, body):
+    return m.edit_config(target=target, config='<config xmlns="%s"><system xmlns="%s" xmlns:nc="%s">%s</system></config>' % (NC, SYS, NC, body))
+def shown(source):
+    d = m.get_config(source=source, filter=("subtree", '<system xmlns="%s"/>' % SYS)).data_ele
+    return "%s|%s" % (d.findtext(".//{%s}contact" % SYS), d.findtext(".//{%s}location" % SYS))
+if sys.argv[2] == "set":
+    edit("running", "<contact>NOC +1 555 0199</contact><location>Site 9, rack 2</location>")
+    print("running=%s" % shown("running"))
+    try:
+        edit("running", "<hostname>ne1</hostname>")
+        print("hostname=accepted")
+    except RPCError as e:
+        print("hostname=%s" % e.tag)
+    edit("candidate", "<location>Site 10</location>")
+    print("candidate=%s" % shown("candidate"))
+    print("running-before-commit=%s" % shown("running"))
+    m.commit()
+elif sys.argv[2] == "delete":
+    edit("running", '<location nc:operation="delete"/>')
+    print("running=%s" % shown("running"))
+"#;
+
+/// ietf-system's contact and location are configuration (RFC 7317):
+/// ncclient edits them in running and candidate (get-config shows them),
+/// net-snmp reads the same values as sysContact and sysLocation; the rest
+/// of /system is refused, not silently dropped.
+#[test]
+fn ietf_system_contact_and_location_are_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = crate::agent::Agent::start(dir.path());
+    let script = dir.path().join("system.py");
+    std::fs::write(&script, SYSTEM_SCRIPT).unwrap();
+    let text = crate::agent::python3(&script, &[&a.netconf, "set"]);
+    for want in [
+        "running=NOC +1 555 0199|Site 9, rack 2",
+        "hostname=operation-not-supported",
+        "candidate=NOC +1 555 0199|Site 10",
+        "running-before-commit=NOC +1 555 0199|Site 9, rack 2",
+    ] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+    assert_eq!(get(&a, "1.3.6.1.2.1.1.4.0"), "NOC +1 555 0199");
+    assert_eq!(get(&a, "1.3.6.1.2.1.1.6.0"), "Site 10", "committed");
+    let text = crate::agent::python3(&script, &[&a.netconf, "delete"]);
+    assert!(text.contains("running=NOC +1 555 0199|None"), "{text}");
+    assert_eq!(get(&a, "1.3.6.1.2.1.1.6.0"), "");
+}

@@ -1,10 +1,12 @@
 //! ietf-system (RFC 7317), the parts an NE agent has: `/system` contact
 //! and location (the element's attributes with the `contact` and
 //! `location` roles, as SNMPv2-MIB's sysContact and sysLocation), and
-//! `/system-state` platform and clock. Read-only here: contact and
-//! location are written through halyard-cluster's leaves (or SNMP); the
-//! RPCs (set-current-datetime, system-restart, system-shutdown) answer
-//! operation-not-supported.
+//! `/system-state` platform and clock. Contact and location are
+//! configuration: in running and candidate, and written by edit-config
+//! ([`edit`], the same attributes as halyard-cluster's leaves and SNMP);
+//! the rest of `/system` (hostname, clock, NTP, DNS, users) is not
+//! configurable here, and the RPCs (set-current-datetime, system-restart,
+//! system-shutdown) answer operation-not-supported.
 
 use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::port::ManagedObject;
@@ -32,13 +34,127 @@ fn root_text(objects: &[ManagedObject], role: Role) -> Option<String> {
 /// `/system`: contact and location of the element.
 pub fn system(objects: &[ManagedObject]) -> Element {
     let mut s = Element::new(SYSTEM_NS, "system");
-    if let Some(c) = root_text(objects, Role::Contact) {
+    // An empty one is not set.
+    if let Some(c) = root_text(objects, Role::Contact).filter(|c| !c.is_empty()) {
         s.push(leaf("contact", c));
     }
-    if let Some(l) = root_text(objects, Role::Location) {
+    if let Some(l) = root_text(objects, Role::Location).filter(|l| !l.is_empty()) {
         s.push(leaf("location", l));
     }
     s
+}
+
+/// The element's configuration entry (the root, with the contact and
+/// location roles) in a configuration store.
+fn root_entry(
+    store: &crate::data::ConfigStore,
+) -> Option<(
+    &halyard_cluster_model::ObjectName,
+    &crate::data::ConfigEntry,
+)> {
+    store
+        .entries
+        .iter()
+        .find(|(n, e)| n.parent().is_none() && e.class.attribute_by_role(Role::Contact).is_some())
+}
+
+/// `/system` of a configuration datastore: the element's contact and location.
+pub fn system_config(store: &crate::data::ConfigStore) -> Option<Element> {
+    let (_, e) = root_entry(store)?;
+    let mut s = Element::new(SYSTEM_NS, "system");
+    for (role, name) in [(Role::Contact, "contact"), (Role::Location, "location")] {
+        // An empty one is not set.
+        if let Some(Value::Str(v)) = e
+            .class
+            .attribute_by_role(role)
+            .and_then(|(i, _)| e.values.get(i))
+            && !v.is_empty()
+        {
+            s.push(leaf(name, v.clone()));
+        }
+    }
+    Some(s)
+}
+
+/// Applies an edit-config of `/system` to a configuration store: contact
+/// and location set the element's attributes (merge, replace, create);
+/// delete and remove give them back their default (empty). Anything else
+/// of ietf-system is not configurable here.
+pub fn edit(
+    store: &mut crate::data::ConfigStore,
+    system: &Element,
+    op: crate::data::Op,
+) -> Result<(), crate::error::RpcError> {
+    use crate::data::Op;
+    use crate::error::{RpcError, Tag};
+    let Some(root) = root_entry(store).map(|(n, _)| n.clone()) else {
+        return Err(RpcError::application(
+            Tag::DataMissing,
+            "the element has no configuration entry",
+        ));
+    };
+    let entry = store.entries.get_mut(&root).expect("root entry");
+    for child in &system.children {
+        let role = match (child.ns.as_str(), child.name.as_str()) {
+            (SYSTEM_NS, "contact") => Role::Contact,
+            (SYSTEM_NS, "location") => Role::Location,
+            _ => {
+                return Err(RpcError::application(
+                    Tag::OperationNotSupported,
+                    format!(
+                        "/system/{} is not configurable on this server (contact and location are)",
+                        child.name
+                    ),
+                )
+                .with_info("bad-element", child.name.clone()));
+            }
+        };
+        let op = match child.attr(crate::BASE_NS, "operation") {
+            None => op,
+            Some(v) => Op::parse(v).ok_or_else(|| {
+                RpcError::application(Tag::BadAttribute, format!("'{v}' is not an edit operation"))
+                    .with_info("bad-attribute", "operation")
+                    .with_info("bad-element", child.name.clone())
+            })?,
+        };
+        let Some((i, a)) = entry.class.attribute_by_role(role) else {
+            continue;
+        };
+        let current = match &entry.values[i] {
+            Value::Str(s) => s.clone(),
+            _ => String::new(),
+        };
+        let value = match op {
+            Op::None => continue,
+            Op::Delete if current.is_empty() => {
+                return Err(RpcError::application(
+                    Tag::DataMissing,
+                    format!("/system/{} is not set", child.name),
+                )
+                .with_info("bad-element", child.name.clone()));
+            }
+            Op::Create if !current.is_empty() => {
+                return Err(RpcError::application(
+                    Tag::DataExists,
+                    format!("/system/{} is already set", child.name),
+                )
+                .with_info("bad-element", child.name.clone()));
+            }
+            Op::Delete | Op::Remove => a.default.unwrap_or("").to_string(),
+            Op::Merge | Op::Replace | Op::Create => child.trimmed().to_string(),
+        };
+        if let halyard_cluster_model::AttrType::String { max_len: m } = a.ty
+            && value.chars().count() > m as usize
+        {
+            return Err(RpcError::application(
+                Tag::InvalidValue,
+                format!("/system/{} is longer than {m} characters", child.name),
+            )
+            .with_info("bad-element", child.name.clone()));
+        }
+        entry.values[i] = Value::Str(value);
+    }
+    Ok(())
 }
 
 /// The kernel's own words (`uname -s`, `-r`, `-v`), from /proc.

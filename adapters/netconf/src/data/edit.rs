@@ -63,6 +63,23 @@ pub fn apply_edit(
     let mut errors = Vec::new();
     let ns = schema_ns();
     for top in &config.children {
+        // ietf-system's contact and location are the element's attributes.
+        if top.ns == crate::system::SYSTEM_NS && top.name == "system" {
+            let op = match op_of(top, default_op) {
+                Ok(o) => o,
+                Err(e) => {
+                    errors.push(e);
+                    return errors;
+                }
+            };
+            if let Err(e) = crate::system::edit(store, top, op) {
+                errors.push(e);
+                if !continue_on_error {
+                    return errors;
+                }
+            }
+            continue;
+        }
         if top.ns != ns {
             errors.push(
                 RpcError::application(
@@ -149,6 +166,11 @@ pub fn touched(config: &Element, default_op: Op) -> Touched {
     };
     let ns = schema_ns();
     for top in &config.children {
+        // An edit of /system reads the element's entry: read everything.
+        if top.ns == crate::system::SYSTEM_NS {
+            t.full = true;
+            continue;
+        }
         let top_op = op_of(top, default_op).unwrap_or(default_op);
         if matches!(top_op, Op::Replace | Op::Delete | Op::Remove) {
             t.full = true;

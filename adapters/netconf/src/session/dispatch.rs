@@ -230,6 +230,16 @@ impl Session {
                 Some(Datastore::Candidate) => self.shared.candidate().await?.render(),
             });
         }
+        // ietf-system's configuration: the element's contact and location.
+        if let Some(ds) = source
+            && wants(SYSTEM_NS, "system")
+        {
+            let store = match ds {
+                Datastore::Running => self.shared.running().await?,
+                Datastore::Candidate => self.shared.candidate().await?,
+            };
+            roots.extend(crate::system::system_config(&store));
+        }
         if source.is_none() {
             let lib =
                 wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state");

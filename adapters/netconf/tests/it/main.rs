@@ -1114,6 +1114,7 @@ m.close_session()
         .arg(&mods)
         .args(["-t", "getconfig", "-f", "xml"])
         .arg(mods.join(ours()))
+        .arg(mods.join("ietf-system@2014-08-06.yang"))
         .arg(s.dir.path().join("get-config-data.xml"))
         .output()
         .await
