@@ -119,10 +119,17 @@ impl AgentModel {
             });
         }
         let i = self.create_one(class, object, values, fresh).await?;
+        // Containers first (key order); one whose container is not there
+        // yet waits for it (a statistic appears at the first collection).
         for (name, class, values) in self.kept_created_under(object) {
-            if let Ok(n) = ObjectName::parse(&name)
-                && self.store.get(&n).await.is_ok()
-            {
+            let Ok(n) = ObjectName::parse(&name) else {
+                continue;
+            };
+            let container_there = match n.parent() {
+                Some(p) => self.store.get(&p).await.is_ok(),
+                None => true,
+            };
+            if !container_there || self.store.get(&n).await.is_ok() {
                 continue;
             }
             let values = super::kept::parse_values(&class, &values);
