@@ -239,10 +239,13 @@ pub enum Role {
     MfgName,
     /// entPhysicalModelName, ietf-hardware `model-name` (string).
     ModelName,
+    /// Of the element: alarms the engine dropped in storms, ALARM-MIB
+    /// alarmActiveOverflow (integer, a counter).
+    AlarmOverflow,
 }
 
 impl Role {
-    pub const ALL: [Self; 16] = [
+    pub const ALL: [Self; 17] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -259,6 +262,7 @@ impl Role {
         Self::AlarmClearMaximum,
         Self::MfgName,
         Self::ModelName,
+        Self::AlarmOverflow,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -280,6 +284,7 @@ impl Role {
             Self::AlarmClearMaximum => "alarmClearMaximum",
             Self::MfgName => "mfgName",
             Self::ModelName => "modelName",
+            Self::AlarmOverflow => "alarmOverflow",
         }
     }
 }

@@ -6,8 +6,8 @@ use std::sync::atomic::Ordering;
 use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::model::{
-    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, PerceivedSeverity,
-    ProbableCause,
+    AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, NetworkElementPatch,
+    PerceivedSeverity, ProbableCause,
 };
 use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
@@ -120,6 +120,11 @@ impl AgentModel {
         // (counted); root and independent alarms are always kept.
         if correlation == AlarmCorrelation::Secondary && active.len() >= STORM_LIMIT {
             guards.dropped += 1;
+            let dropped = u32::try_from(guards.dropped).unwrap_or(u32::MAX);
+            self.set(
+                &self.root,
+                NetworkElementPatch::new().alarms_dropped(dropped).values(),
+            );
             tracing::warn!(dropped = guards.dropped, %resource, "alarm storm: secondary alarm dropped");
             return Err(ModelError::Unavailable {
                 reason: format!("alarm storm: {} active alarms", active.len()),

@@ -573,6 +573,12 @@ mod tests {
             dropped >= 50,
             "secondaries past the limit are dropped: {dropped}"
         );
+        // Counted on the element (ALARM-MIB alarmActiveOverflow).
+        let root = m.store.get(&m.root).await.unwrap();
+        assert_eq!(
+            root.by_role(halyard_cluster_model::meta::Role::AlarmOverflow),
+            Some(&Value::U32(dropped as u32))
+        );
         // A new root-cause (independent) alarm is still taken in the storm.
         m.raise_alarm(
             "ne=1/shelf=2",

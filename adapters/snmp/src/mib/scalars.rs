@@ -34,8 +34,8 @@ pub(super) enum Scalar {
     /// ALARM-MIB alarmModelLastChanged: the model is fixed (0).
     AlarmModelLastChanged,
     AlarmActiveLastChanged,
-    /// alarmActiveOverflow: the active table refuses no alarm the engine
-    /// raised (the engine's storm limit refuses alarms before they exist).
+    /// alarmActiveOverflow: the alarms the engine dropped in storms (the
+    /// element's attribute with the `alarmOverflow` role).
     AlarmActiveOverflow,
     /// alarmClearMaximum: the element's attribute with that role.
     AlarmClearMaximum,
@@ -59,6 +59,7 @@ impl Mib {
                 Some(Role::AuthenticationTraps)
             }
             Scalar::AlarmClearMaximum => Some(Role::AlarmClearMaximum),
+            Scalar::AlarmActiveOverflow => Some(Role::AlarmOverflow),
             _ => None,
         }
     }
@@ -142,6 +143,7 @@ impl Mib {
             Scalar::EngineMaxMessageSize => int(i64::from(self.max_message_size)),
             Scalar::AlarmModelLastChanged => ticks(0),
             Scalar::AlarmActiveLastChanged => ticks(self.alarm_stats.active_changed()),
+            // Before the element exists: none dropped.
             Scalar::AlarmActiveOverflow => counter32(0),
             // Before the element exists: none kept.
             Scalar::AlarmClearMaximum => codec::gauge32(0),

@@ -29,6 +29,8 @@ impl Mib {
                     return Err(code::NO_CREATION);
                 }
                 match self.root_attribute(role).await {
+                    // A counter the element keeps is read-only.
+                    Ok(Some((o, i))) if !o.class.attributes[i].writable => Err(code::NOT_WRITABLE),
                     Ok(Some(found)) => Ok(found),
                     Ok(None) => Err(code::NOT_WRITABLE),
                     Err(e) => Err(error_status(&e)),

@@ -186,3 +186,63 @@ async fn exceptions() {
     );
     assert!(mib.next(&mut ctx, &get("2")).await.unwrap().is_none());
 }
+
+/// alarmActiveOverflow is the element's count of alarms dropped in storms
+/// (its `alarmOverflow` role), a Counter32 no SET changes; alarmClearMaximum
+/// is the element's writable maximum.
+#[tokio::test]
+async fn alarm_overflow_and_clear_maximum_are_the_elements_attributes() {
+    use halyard_cluster_model::meta::Role;
+    use halyard_cluster_model::port::{InformationModel, Query};
+    let model = demo_element();
+    let root = model
+        .query(&Query::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|o| o.parent_index == 0)
+        .unwrap();
+    let (_, a) = root.class.attribute_by_role(Role::AlarmOverflow).unwrap();
+    model
+        .update(
+            &root.name,
+            &[(a.name, halyard_cluster_model::Value::U32(7))],
+        )
+        .unwrap();
+    let mib = Mib::new(
+        Arc::new(model),
+        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+        SysInfo::default(),
+        65_507,
+    );
+    let mut ctx = Ctx::default();
+    let overflow = oid::join(alarm::ACTIVE_OVERFLOW, &[0]);
+    assert_eq!(
+        mib.get(&mut ctx, &overflow).await.unwrap(),
+        VarBindValue::Value(crate::codec::counter32(7))
+    );
+    let all = crate::config::View::all();
+    let refused = mib
+        .set(
+            &[(overflow, VarBindValue::Value(crate::codec::counter32(0)))],
+            "test",
+            &all,
+        )
+        .await;
+    assert_eq!(refused, Err((crate::status::code::NOT_WRITABLE, 1)));
+    let maximum = oid::join(alarm::CLEAR_MAXIMUM, &[0]);
+    mib.set(
+        &[(
+            maximum.clone(),
+            VarBindValue::Value(crate::codec::gauge32(5)),
+        )],
+        "test",
+        &all,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        mib.get(&mut ctx, &maximum).await.unwrap(),
+        VarBindValue::Value(crate::codec::gauge32(5))
+    );
+}

@@ -233,6 +233,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("alarmClearMaximum", RoleType::Integer),
     ("mfgName", RoleType::String),
     ("modelName", RoleType::String),
+    ("alarmOverflow", RoleType::Integer),
 ];
 
 /// The type an attribute with a given role must have.
