@@ -6,8 +6,12 @@ use rasn_smi::v2::ObjectSyntax;
 use rasn_snmp::v2::VarBindValue;
 
 fn mib() -> Mib {
+    mib_over(demo_element())
+}
+
+fn mib_over(model: halyard_cluster_model::memory::MemoryModel) -> Mib {
     Mib::new(
-        Arc::new(demo_element()),
+        Arc::new(model),
         Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
         SysInfo::default(),
         65_507,
@@ -106,12 +110,7 @@ async fn snapshots_page_through_large_models() {
             .insert("Fan", &format!("ne=1/shelf=1/fan={n}"), &[])
             .unwrap();
     }
-    let mib = Mib::new(
-        Arc::new(model),
-        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
-        SysInfo::default(),
-        65_507,
-    );
+    let mib = mib_over(model);
     let mut ctx = Ctx::default();
     // Count entPhysicalName instances: the element, shelf, hsc, 700 fans,
     // 2 PSUs, 2 boards.
@@ -209,12 +208,7 @@ async fn alarm_overflow_and_clear_maximum_are_the_elements_attributes() {
             &[(a.name, halyard_cluster_model::Value::U32(7))],
         )
         .unwrap();
-    let mib = Mib::new(
-        Arc::new(model),
-        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
-        SysInfo::default(),
-        65_507,
-    );
+    let mib = mib_over(model);
     let mut ctx = Ctx::default();
     let overflow = oid::join(alarm::ACTIVE_OVERFLOW, &[0]);
     assert_eq!(
