@@ -282,9 +282,8 @@ impl AgentModel {
                 )));
             }
         };
-        // X.733 order, least severe first.
-        let rank =
-            |s: PerceivedSeverity| alarm::ACTIVE_SEVERITIES.iter().rev().position(|x| *x == s);
+        // X.733 order, least severe first; cleared is no alarm severity.
+        let rank = |s: PerceivedSeverity| (s != PerceivedSeverity::Cleared).then(|| alarm::rank(s));
         let sev_filter = match severity.split_once(' ') {
             None if severity.is_empty() => None,
             Some((rel @ ("is" | "above" | "below"), s)) => {

@@ -101,7 +101,6 @@ impl AgentModel {
         }
     }
 
-    /// Creates an object with its persisted index (or a new one).
     /// Creates an object with its stable index, unless an operator deleted
     /// it (or what contains it); the operator's kept writes to it, and the
     /// objects an operator created under it, come with it.

@@ -160,18 +160,12 @@ pub fn model_state(s: PerceivedSeverity) -> u32 {
     alarm::rank(s) + 1
 }
 
-/// The severity of an alarmModelState (ITU-ALARM-MIB's mapping).
+/// The severity of an alarmModelState (ITU-ALARM-MIB's mapping), the
+/// inverse of [`model_state`].
 fn state_severity(state: u32) -> Option<PerceivedSeverity> {
-    [
-        PerceivedSeverity::Cleared,
-        PerceivedSeverity::Indeterminate,
-        PerceivedSeverity::Warning,
-        PerceivedSeverity::Minor,
-        PerceivedSeverity::Major,
-        PerceivedSeverity::Critical,
-    ]
-    .get(state.checked_sub(1)? as usize)
-    .copied()
+    PerceivedSeverity::ALL
+        .into_iter()
+        .find(|s| model_state(*s) == state)
 }
 
 /// The alarm types: every value of the enumeration with the `alarmType` role.
