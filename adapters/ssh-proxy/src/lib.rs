@@ -218,7 +218,7 @@ impl SshProxy {
                 });
             }
             if session.is_none() {
-                *session = Some(connect(&slot, &addr, deadline)?);
+                *session = Some(connect_retrying(&slot, &addr, deadline)?);
             }
             let s = session.as_ref().expect("connected");
             let r = op(s, &addr, deadline);
@@ -268,6 +268,34 @@ fn fingerprint_of(s: &ssh2::Session) -> Option<String> {
         "SHA256:{}",
         base64::engine::general_purpose::STANDARD_NO_PAD.encode(hash)
     ))
+}
+
+/// Attempts at a fresh connection whose transport fails before the SSH
+/// handshake is done.
+const CONNECT_ATTEMPTS: u32 = 3;
+
+/// Connects, retrying within the deadline when the server drops a fresh
+/// connection before or during the handshake: sshd does so by design when
+/// it has many unauthenticated connections (`MaxStartups` early drop) or
+/// cannot fork, and OpenSSH's own client retries the same way
+/// (`ConnectionAttempts`). Refusals (nothing listening), host-key
+/// mismatches, authentication failures and time-outs are not retried.
+fn connect_retrying(slot: &Slot, addr: &str, deadline: Instant) -> Result<ssh2::Session, SshError> {
+    let mut attempt = 1;
+    loop {
+        match connect(slot, addr, deadline) {
+            Err(SshError::Session { detail, .. })
+                if attempt < CONNECT_ATTEMPTS
+                    && deadline.saturating_duration_since(Instant::now())
+                        > Duration::from_millis(100) =>
+            {
+                tracing::debug!(%addr, attempt, %detail, "SSH handshake failed: connecting again");
+                attempt += 1;
+                std::thread::sleep(Duration::from_millis(20 * u64::from(attempt)));
+            }
+            r => return r,
+        }
+    }
 }
 
 fn connect(slot: &Slot, addr: &str, deadline: Instant) -> Result<ssh2::Session, SshError> {

@@ -118,6 +118,10 @@ impl Sshd {
         }
     }
 
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+
     fn target(&self) -> TargetConfig {
         TargetConfig {
             host: "127.0.0.1".into(),
@@ -284,9 +288,48 @@ async fn a_stalled_command_times_out_and_the_next_call_reconnects() {
         .run("np", "sleep 20", Duration::from_millis(800))
         .await
         .unwrap_err();
-    assert!(matches!(e, SshError::Timeout { .. }), "{e:?}");
+    assert!(
+        matches!(e, SshError::Timeout { .. }),
+        "{e:?}\nsshd's log:\n{}",
+        sshd.log()
+    );
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
     assert_eq!(p.run("np", "echo back", T).await.unwrap().stdout, "back\n");
+}
+
+#[tokio::test]
+async fn a_connection_dropped_before_the_handshake_is_tried_again() {
+    // A relay in front of sshd closes the first connection it accepts
+    // unanswered (as sshd's MaxStartups early drop does) and relays the
+    // next ones.
+    let sshd = Sshd::start();
+    let relay = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let relay_port = relay.local_addr().unwrap().port();
+    let upstream = sshd.port;
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        for conn in relay.incoming() {
+            let Ok(down) = conn else { return };
+            if count.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                drop(down);
+                continue;
+            }
+            let up = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+            let (mut d2, mut u2) = (down.try_clone().unwrap(), up.try_clone().unwrap());
+            let (mut d, mut u) = (down, up);
+            std::thread::spawn(move || std::io::copy(&mut d, &mut u));
+            std::thread::spawn(move || std::io::copy(&mut u2, &mut d2));
+        }
+    });
+    let mut t = sshd.target();
+    t.port = relay_port;
+    let p = SshProxy::new([("np".to_string(), t)]);
+    assert_eq!(
+        p.run("np", "echo through", T).await.unwrap().stdout,
+        "through\n"
+    );
+    assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
