@@ -133,15 +133,22 @@ pub fn acknowledgement(o: &ManagedObject) -> Option<(&str, Timestamp)> {
 /// The schema operation of the element that purges alarms (ietf-alarms
 /// purge-alarms), and its arguments: clearance (`any`, `cleared`,
 /// `not-cleared`), age in seconds, severity filter (`is|above|below
-/// <severity>` or empty).
+/// <severity>` or empty), and whether the shelved alarms are purged
+/// instead of the alarm list's.
 pub const PURGE: &str = "PurgeAlarms";
 
 /// The arguments of [`PURGE`].
-pub fn purge_args(clearance: &str, older_than_s: u32, severity: &str) -> Vec<(String, Value)> {
+pub fn purge_args(
+    clearance: &str,
+    older_than_s: u32,
+    severity: &str,
+    shelved: bool,
+) -> Vec<(String, Value)> {
     vec![
         ("Clearance".into(), Value::Str(clearance.into())),
         ("OlderThan".into(), Value::U32(older_than_s)),
         ("Severity".into(), Value::Str(severity.into())),
+        ("Shelved".into(), Value::Bool(shelved)),
     ]
 }
 
@@ -221,6 +228,116 @@ pub fn recorded_event_type(o: &ManagedObject) -> Option<EventType> {
         Some(Value::Enum(v)) => EventType::from_value(*v),
         _ => cause(o).map(event_type),
     }
+}
+
+/// The class of an alarm's status changes (ietf-alarms status-change),
+/// contained in the alarm.
+pub const CHANGE_CLASS: &str = "AlarmStatusChange";
+
+/// A status change: when, the severity from then on (`cleared` for a
+/// clear), and the text.
+pub fn status_change(o: &ManagedObject) -> Option<(Timestamp, PerceivedSeverity, &str)> {
+    if !SCHEMA.is_a(o.class.name, CHANGE_CLASS) {
+        return None;
+    }
+    let time = match o.get("Time") {
+        Some(Value::Time(t)) => *t,
+        _ => return None,
+    };
+    let severity = match o.get("Severity") {
+        Some(Value::Enum(v)) => PerceivedSeverity::from_value(*v)?,
+        _ => return None,
+    };
+    Some((
+        time,
+        severity,
+        o.get("Text").and_then(Value::as_str).unwrap_or(""),
+    ))
+}
+
+/// The values of a status change.
+pub fn status_change_values(
+    time: Timestamp,
+    severity: PerceivedSeverity,
+    text: &str,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("Time", Value::Time(time)),
+        ("Severity", Value::Enum(severity.value())),
+        ("Text", Value::Str(text.to_string())),
+    ]
+}
+
+/// The element's attribute bounding the status changes kept per alarm
+/// (ietf-alarms max-alarm-status-changes; 0: no limit).
+pub const MAX_STATUS_CHANGES: &str = "MaxAlarmStatusChanges";
+
+/// The element's bound on status changes per alarm (None: no limit).
+pub fn max_status_changes(root: &ManagedObject) -> Option<u32> {
+    match root.get(MAX_STATUS_CHANGES) {
+        Some(Value::U32(0)) => None,
+        Some(Value::U32(n)) => Some(*n),
+        _ => Some(32),
+    }
+}
+
+/// The class of alarm shelves (ietf-alarms alarm-shelving), created by
+/// operators in the element.
+pub const SHELF_CLASS: &str = "AlarmShelf";
+
+/// A shelf's name: its relative name's value (`ne=1/alarmshelf=<name>`).
+pub fn shelf_name(o: &ManagedObject) -> &str {
+    o.name.leaf().1
+}
+
+/// What a shelf holds: the resource (None: every resource) and the alarm
+/// type (None: every type).
+pub fn shelf_match(o: &ManagedObject) -> (Option<&str>, Option<ProbableCause>, bool) {
+    let text = |a: &str| o.get(a).and_then(Value::as_str).filter(|s| !s.is_empty());
+    let (cause, known) = match text("AlarmType") {
+        None => (None, true),
+        Some(t) => {
+            let t = t.rsplit(':').next().unwrap_or(t);
+            match ProbableCause::ALL.into_iter().find(|c| c.yang_name() == t) {
+                Some(c) => (Some(c), true),
+                None => (None, false),
+            }
+        }
+    };
+    (text("Resource"), cause, known)
+}
+
+/// Whether a shelf holds alarms of `resource` and `cause`: both match
+/// (an empty match matches all; an unknown alarm type matches nothing).
+pub fn shelf_holds(shelf: &ManagedObject, resource: &str, cause: ProbableCause) -> bool {
+    let (r, c, known) = shelf_match(shelf);
+    known && r.is_none_or(|r| r == resource) && c.is_none_or(|c| c == cause)
+}
+
+/// A shelf's reason.
+pub fn shelf_reason(o: &ManagedObject) -> &str {
+    o.get("Reason").and_then(Value::as_str).unwrap_or("")
+}
+
+/// The shelf holding an alarm (None: not shelved).
+pub fn shelf(o: &ManagedObject) -> Option<&str> {
+    o.get("Shelf")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// The element's operation that compresses alarms' status changes
+/// (ietf-alarms compress-alarms), and its arguments: resource and alarm
+/// type (empty: all).
+pub const COMPRESS: &str = "CompressAlarms";
+
+/// The arguments of [`COMPRESS`].
+pub fn compress_args(resource: &str, alarm_type: &str, shelved: bool) -> Vec<(String, Value)> {
+    vec![
+        ("Resource".into(), Value::Str(resource.into())),
+        ("AlarmType".into(), Value::Str(alarm_type.into())),
+        ("Shelved".into(), Value::Bool(shelved)),
+    ]
 }
 
 /// The severities an active alarm can have, most severe first.

@@ -6,14 +6,15 @@
 //! An ietf-alarms alarm is the state of one (resource, alarm type): the
 //! engine folds a repeat of an active alarm into it and makes a new object
 //! when a cleared one is raised again, so the list shows, per resource
-//! and type, the latest object. Read-only for now: no control, shelving,
-//! operator state or purge.
+//! and type, the latest object; its status changes are those of all its
+//! objects. Control (status changes kept, shelves) is configuration: the
+//! element's attributes and its alarm shelves ([`control`], [`edit`]).
 
 use std::collections::{BTreeMap, HashMap};
 
 use halyard_cluster_model::model::{PerceivedSeverity, ProbableCause};
 use halyard_cluster_model::port::{ManagedObject, Notification};
-use halyard_cluster_model::{SCHEMA, SchemaEnum, Timestamp, alarm, alarm_types};
+use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value, alarm, alarm_types};
 
 use crate::xml::{Element, XMLNS_DECL};
 
@@ -33,10 +34,18 @@ fn x733_cause(e: &mut Element, cause: ProbableCause) {
     e.push(x("probable-cause", cause.value().to_string()));
     e.push(x("probable-cause-string", cause.label().to_string()));
 }
-/// The features of ietf-alarms the server supports: the summary, operator
-/// actions (the `ack` state: the engine's acknowledgement), and the root
-/// cause of a secondary alarm (the engine's root-cause suppression).
-pub const FEATURES: &[&str] = &["alarm-summary", "operator-actions", "root-cause-analysis"];
+/// The features of ietf-alarms the server supports: shelving (the
+/// element's alarm shelves), history (alarms' status changes, compress),
+/// the summary, operator actions (the `ack` state: the engine's
+/// acknowledgement), and the root cause of a secondary alarm (the engine's
+/// root-cause suppression).
+pub const FEATURES: &[&str] = &[
+    "alarm-shelving",
+    "alarm-history",
+    "alarm-summary",
+    "operator-actions",
+    "root-cause-analysis",
+];
 
 fn leaf(name: &str, text: impl Into<String>) -> Element {
     Element::with_text(ALARMS_NS, name, text)
@@ -132,28 +141,152 @@ pub fn find<'a>(
         .max_by_key(|o| (alarm::times(o).0, o.index))
 }
 
-/// `/alarms` of the element: alarm inventory, summary and alarm list.
-pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
-    let by_name: HashMap<&str, &ManagedObject> =
-        objects.iter().map(|o| (o.name.as_str(), o)).collect();
-    // The latest alarm object of each (resource, type), and when the
-    // first was raised (the entry's time-created).
-    let mut latest: BTreeMap<(&str, u32), &ManagedObject> = BTreeMap::new();
-    let mut created: HashMap<(&str, u32), Timestamp> = HashMap::new();
+/// The latest alarm object of each (resource, type), when the first was
+/// raised (the entry's time-created), and the status changes of all its
+/// objects, newest first.
+struct Entry<'a> {
+    latest: &'a ManagedObject,
+    created: Option<Timestamp>,
+    changes: Vec<(Timestamp, PerceivedSeverity, &'a str)>,
+}
+
+fn entries(objects: &[ManagedObject]) -> BTreeMap<(&str, u32), Entry<'_>> {
+    let mut changes: HashMap<&str, Vec<(Timestamp, PerceivedSeverity, &str)>> = HashMap::new();
+    let mut parents: HashMap<u32, &str> = HashMap::new();
+    for o in objects.iter().filter(|o| alarm::is_alarm(o)) {
+        parents.insert(o.index, o.name.as_str());
+    }
+    for o in objects {
+        if let Some(c) = alarm::status_change(o)
+            && let Some(parent) = parents.get(&o.parent_index)
+        {
+            changes.entry(parent).or_default().push(c);
+        }
+    }
+    let mut out: BTreeMap<(&str, u32), Entry> = BTreeMap::new();
     for o in objects.iter().filter(|o| alarm::is_alarm(o)) {
         let (Some(r), Some(c)) = (alarm::resource(o), alarm::cause(o)) else {
             continue;
         };
-        let e = latest.entry((r, c.value())).or_insert(o);
-        if (alarm::times(o).0, o.index) > (alarm::times(e).0, e.index) {
-            *e = o;
+        let e = out.entry((r, c.value())).or_insert(Entry {
+            latest: o,
+            created: None,
+            changes: Vec::new(),
+        });
+        if (alarm::times(o).0, o.index) > (alarm::times(e.latest).0, e.latest.index) {
+            e.latest = o;
         }
         if let Some(t) = alarm::times(o).0 {
-            let first = created.entry((r, c.value())).or_insert(t);
-            *first = (*first).min(t);
+            e.created = Some(e.created.map_or(t, |f| f.min(t)));
         }
+        e.changes
+            .extend(changes.get(o.name.as_str()).into_iter().flatten().copied());
     }
+    for e in out.values_mut() {
+        // Newest first; one per instant (the list's key is the time).
+        e.changes.sort_by_key(|c| std::cmp::Reverse(c.0));
+        e.changes.dedup_by_key(|c| c.0);
+    }
+    out
+}
+
+/// The state leaves of an alarm (ietf-alarms resource-alarm-parameters):
+/// is-cleared, last-raised, last-changed, severity, text and the status
+/// changes; None for an alarm without its times or severity.
+fn alarm_state(e: &Entry, into: &mut Element) -> Option<Timestamp> {
+    let a = e.latest;
+    let sev = alarm::last_severity(a)?;
+    let (Some(raised), Some(changed)) = (alarm::times(a).0, alarm::last_changed(a)) else {
+        return None;
+    };
+    into.push(leaf("is-cleared", (!alarm::is_active(a)).to_string()));
+    into.push(leaf("last-raised", raised.to_string()));
+    into.push(leaf("last-changed", changed.to_string()));
+    into.push(leaf("perceived-severity", severity_name(sev)));
+    into.push(leaf("alarm-text", alarm::text(a)));
+    let mut changes = e.changes.clone();
+    // An alarm of an older release, which kept no status changes: its
+    // present state is the one change known.
+    if changes.is_empty() {
+        let now = if alarm::is_active(a) {
+            sev
+        } else {
+            PerceivedSeverity::Cleared
+        };
+        changes.push((changed, now, alarm::text(a)));
+    }
+    for (time, severity, text) in changes {
+        let mut c = Element::new(ALARMS_NS, "status-change");
+        c.push(leaf("time", time.to_string()));
+        c.push(leaf("perceived-severity", severity_name(severity)));
+        c.push(leaf("alarm-text", text));
+        into.push(c);
+    }
+    Some(changed)
+}
+
+fn ack_change(a: &ManagedObject, into: &mut Element) {
+    if let Some((who, at)) = alarm::acknowledgement(a) {
+        let mut c = Element::new(ALARMS_NS, "operator-state-change");
+        c.push(leaf("time", at.to_string()));
+        c.push(leaf("operator", who));
+        c.push(leaf("state", "ack"));
+        into.push(c);
+    }
+}
+
+/// `/alarms/control` of the element's objects: the status changes kept
+/// per alarm and the shelves. Notification of status changes is always
+/// all-state-changes (the default, not shown).
+pub fn control(objects: &[ManagedObject]) -> Element {
+    let mut c = Element::new(ALARMS_NS, "control");
+    if let Some(root) = objects
+        .iter()
+        .find(|o| o.parent_index == 0 && o.class.attribute(alarm::MAX_STATUS_CHANGES).is_some())
+    {
+        c.push(leaf(
+            "max-alarm-status-changes",
+            alarm::max_status_changes(root).map_or("infinite".to_string(), |n| n.to_string()),
+        ));
+    }
+    let mut shelving = Element::new(ALARMS_NS, "alarm-shelving");
+    for s in objects
+        .iter()
+        .filter(|o| SCHEMA.is_a(o.class.name, alarm::SHELF_CLASS))
+    {
+        let mut e = Element::new(ALARMS_NS, "shelf");
+        e.push(leaf("name", alarm::shelf_name(s)));
+        let (resource_match, cause, _) = alarm::shelf_match(s);
+        if let Some(r) = resource_match {
+            e.push(resource("resource", r));
+        }
+        if let Some(cause) = cause {
+            let mut t = Element::new(ALARMS_NS, "alarm-type");
+            t.push(type_id(cause));
+            t.push(leaf("alarm-type-qualifier-match", ""));
+            e.push(t);
+        }
+        let reason = alarm::shelf_reason(s);
+        if !reason.is_empty() {
+            e.push(leaf("description", reason));
+        }
+        shelving.push(e);
+    }
+    c.push(shelving);
+    c
+}
+
+/// `/alarms` of the element: control, alarm inventory, summary, alarm
+/// list and shelved alarms.
+pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
+    let by_name: HashMap<&str, &ManagedObject> =
+        objects.iter().map(|o| (o.name.as_str(), o)).collect();
+    let all = entries(objects);
+    let shelves_active = objects
+        .iter()
+        .any(|o| SCHEMA.is_a(o.class.name, alarm::SHELF_CLASS));
     let mut top = Element::new(ALARMS_NS, "alarms");
+    top.push(control(objects));
 
     let mut inventory = Element::new(ALARMS_NS, "alarm-inventory");
     for cause in ProbableCause::ALL {
@@ -171,12 +304,14 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
     }
     top.push(inventory);
 
+    // The summary counts the alarm list: shelved alarms are not in it.
+    let listed = || all.values().filter(|e| alarm::shelf(e.latest).is_none());
     let mut summary = Element::new(ALARMS_NS, "summary");
     for s in alarm::ACTIVE_SEVERITIES.iter().rev() {
         let (mut cleared, mut not_cleared) = (0u32, 0u32);
-        for a in latest.values() {
-            if alarm::last_severity(a) == Some(*s) {
-                if alarm::is_active(a) {
+        for e in listed() {
+            if alarm::last_severity(e.latest) == Some(*s) {
+                if alarm::is_active(e.latest) {
                     not_cleared += 1;
                 } else {
                     cleared += 1;
@@ -190,22 +325,28 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
         e.push(leaf("cleared", cleared.to_string()));
         summary.push(e);
     }
+    if shelves_active {
+        summary.push(Element::new(ALARMS_NS, "shelves-active"));
+    }
     top.push(summary);
 
     let mut list = Element::new(ALARMS_NS, "alarm-list");
-    let mut entries = Vec::new();
-    let mut last_changed = None;
-    for (key, a) in &latest {
-        let r = key.0;
-        let (Some(cause), Some(sev)) = (alarm::cause(a), alarm::last_severity(a)) else {
+    let mut shelved = Vec::new();
+    let mut listed_entries = Vec::new();
+    let (mut last_changed, mut shelved_changed) = (None, None);
+    for (key, entry) in &all {
+        let a = entry.latest;
+        let Some(cause) = alarm::cause(a) else {
             continue;
         };
-        let (Some(raised), Some(changed)) = (alarm::times(a).0, alarm::last_changed(a)) else {
-            continue;
+        let shelf = alarm::shelf(a);
+        let tag = if shelf.is_some() {
+            "shelved-alarm"
+        } else {
+            "alarm"
         };
-        last_changed = last_changed.max(Some(changed));
-        let mut e = Element::new(ALARMS_NS, "alarm");
-        e.push(resource("resource", r));
+        let mut e = Element::new(ALARMS_NS, tag);
+        e.push(resource("resource", key.0));
         e.push(type_id(cause));
         e.push(leaf("alarm-type-qualifier", ""));
         // A secondary alarm names its root alarm's resource.
@@ -215,20 +356,19 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
         {
             e.push(resource("root-cause-resource", root));
         }
-        let first = created.get(key).copied().unwrap_or(raised);
-        e.push(leaf("time-created", first.to_string()));
-        e.push(leaf("is-cleared", (!alarm::is_active(a)).to_string()));
-        e.push(leaf("last-raised", raised.to_string()));
-        e.push(leaf("last-changed", changed.to_string()));
-        e.push(leaf("perceived-severity", severity_name(sev)));
-        e.push(leaf("alarm-text", alarm::text(a)));
-        if let Some((who, at)) = alarm::acknowledgement(a) {
-            let mut c = Element::new(ALARMS_NS, "operator-state-change");
-            c.push(leaf("time", at.to_string()));
-            c.push(leaf("operator", who));
-            c.push(leaf("state", "ack"));
-            e.push(c);
+        if let Some(shelf) = shelf {
+            let name = shelf.rsplit_once('=').map_or(shelf, |(_, n)| n);
+            e.push(leaf("shelf-name", name));
+        } else {
+            let first = entry.created.or(alarm::times(a).0);
+            if let Some(first) = first {
+                e.push(leaf("time-created", first.to_string()));
+            }
         }
+        let Some(changed) = alarm_state(entry, &mut e) else {
+            continue;
+        };
+        ack_change(a, &mut e);
         x733_cause(&mut e, cause);
         if let Some(t) = alarm::trend(a) {
             e.push(Element::with_text(
@@ -237,18 +377,360 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
                 t.yang_name(),
             ));
         }
-        entries.push(e);
+        if shelf.is_some() {
+            shelved_changed = shelved_changed.max(Some(changed));
+            shelved.push(e);
+        } else {
+            last_changed = last_changed.max(Some(changed));
+            listed_entries.push(e);
+        }
     }
-    list.push(leaf("number-of-alarms", entries.len().to_string()));
+    list.push(leaf("number-of-alarms", listed_entries.len().to_string()));
     list.push(leaf(
         "last-changed",
         last_changed.unwrap_or(started).to_string(),
     ));
-    for e in entries {
+    for e in listed_entries {
         list.push(e);
     }
     top.push(list);
+    let mut sh = Element::new(ALARMS_NS, "shelved-alarms");
+    sh.push(leaf("number-of-shelved-alarms", shelved.len().to_string()));
+    if let Some(t) = shelved_changed {
+        sh.push(leaf("shelved-alarms-last-changed", t.to_string()));
+    }
+    for e in shelved {
+        sh.push(e);
+    }
+    top.push(sh);
     top
+}
+
+/// `/alarms` of a configuration datastore: its control.
+pub fn alarms_config(store: &crate::data::ConfigStore) -> Element {
+    let objects: Vec<ManagedObject> = store
+        .entries
+        .iter()
+        .enumerate()
+        .map(|(i, (name, e))| ManagedObject {
+            class: e.class,
+            index: i as u32 + 1,
+            name: name.clone(),
+            parent_index: u32::from(name.parent().is_some()),
+            values: e.values.clone(),
+        })
+        .collect();
+    let mut top = Element::new(ALARMS_NS, "alarms");
+    top.push(control(&objects));
+    top
+}
+
+/// Applies an edit-config of `/alarms` to a configuration store: the
+/// control's max-alarm-status-changes is the element's attribute, each
+/// alarm-shelving shelf an alarm shelf of the element (created, replaced,
+/// merged or deleted as the edit says). A shelf matches one resource (an
+/// instance-identifier of a halyard-cluster entry, as the alarm list gives
+/// it, or its persistent name) and one alarm type at most; the server
+/// notifies all state changes.
+pub fn edit(
+    store: &mut crate::data::ConfigStore,
+    alarms: &Element,
+    op: crate::data::Op,
+) -> Result<(), crate::error::RpcError> {
+    use crate::data::Op;
+    use crate::error::{RpcError, Tag};
+    let unsupported = |what: &str, msg: String| {
+        RpcError::application(Tag::OperationNotSupported, msg).with_info("bad-element", what)
+    };
+    let invalid = |what: &str, msg: String| {
+        RpcError::application(Tag::InvalidValue, msg).with_info("bad-element", what)
+    };
+    let op_of = |e: &Element, inherited: Op| match e.attr(crate::BASE_NS, "operation") {
+        None => Ok(inherited),
+        Some(v) => Op::parse(v).ok_or_else(|| {
+            RpcError::application(Tag::BadAttribute, format!("'{v}' is not an edit operation"))
+                .with_info("bad-attribute", "operation")
+                .with_info("bad-element", e.name.clone())
+        }),
+    };
+    let Some(root) = store
+        .entries
+        .iter()
+        .find(|(n, e)| {
+            n.parent().is_none() && e.class.attribute(alarm::MAX_STATUS_CHANGES).is_some()
+        })
+        .map(|(n, _)| n.clone())
+    else {
+        return Err(RpcError::application(
+            Tag::DataMissing,
+            "the element has no configuration entry",
+        ));
+    };
+    let shelf_class = SCHEMA
+        .class(alarm::SHELF_CLASS)
+        .ok_or_else(|| RpcError::operation_failed("the schema has no alarm shelves"))?;
+    let op = op_of(alarms, op)?;
+    for control in &alarms.children {
+        if control.ns != ALARMS_NS || control.name != "control" {
+            return Err(unsupported(
+                &control.name,
+                format!("/alarms/{} is not configuration", control.name),
+            ));
+        }
+        let cop = op_of(control, op)?;
+        for item in &control.children {
+            let iop = op_of(item, cop)?;
+            match item.name.as_str() {
+                "max-alarm-status-changes" => {
+                    let entry = store.entries.get_mut(&root).expect("root entry");
+                    let (i, a) = entry
+                        .class
+                        .attribute(alarm::MAX_STATUS_CHANGES)
+                        .expect("the root has it");
+                    entry.values[i] = match (iop, item.trimmed()) {
+                        (Op::None, _) => continue,
+                        (Op::Delete | Op::Remove, _) => {
+                            Value::parse(&a.ty, a.default.unwrap_or("32")).unwrap_or(Value::U32(32))
+                        }
+                        (_, "infinite") => Value::U32(0),
+                        (_, n) => match n.parse::<u16>() {
+                            Ok(n) => Value::U32(u32::from(n)),
+                            Err(_) => {
+                                return Err(invalid(
+                                    &item.name,
+                                    format!("'{n}' is neither a uint16 nor infinite"),
+                                ));
+                            }
+                        },
+                    };
+                }
+                "notify-status-changes" => {
+                    if !matches!(iop, Op::Delete | Op::Remove | Op::None)
+                        && item.trimmed() != "all-state-changes"
+                    {
+                        return Err(unsupported(
+                            &item.name,
+                            format!(
+                                "notify-status-changes '{}' is not supported: the server notifies all state changes",
+                                item.trimmed()
+                            ),
+                        ));
+                    }
+                }
+                "notify-severity-level" => {
+                    return Err(unsupported(
+                        &item.name,
+                        "the server notifies all state changes, at every severity".into(),
+                    ));
+                }
+                "alarm-shelving" => {
+                    let sop = op_of(item, iop)?;
+                    let shelves: Vec<ObjectName> = store
+                        .entries
+                        .keys()
+                        .filter(|n| {
+                            n.parent().as_ref() == Some(&root)
+                                && Some(n.leaf().0) == shelf_class.rdn
+                        })
+                        .cloned()
+                        .collect();
+                    match sop {
+                        Op::Delete if shelves.is_empty() && item.children.is_empty() => {
+                            return Err(RpcError::application(
+                                Tag::DataMissing,
+                                "there are no alarm shelves",
+                            )
+                            .with_info("bad-element", "alarm-shelving"));
+                        }
+                        Op::Delete | Op::Remove | Op::Replace => {
+                            for n in shelves {
+                                store.entries.remove(&n);
+                            }
+                            if sop != Op::Replace {
+                                continue;
+                            }
+                        }
+                        _ => {}
+                    }
+                    for shelf in &item.children {
+                        edit_shelf(store, &root, shelf_class, shelf, op_of(shelf, sop)?)?;
+                    }
+                }
+                other => {
+                    return Err(unsupported(
+                        other,
+                        format!("/alarms/control/{other} is not supported"),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One `shelf` entry of an edit: an alarm shelf of the element.
+fn edit_shelf(
+    store: &mut crate::data::ConfigStore,
+    root: &ObjectName,
+    class: &'static halyard_cluster_model::ClassMeta,
+    shelf: &Element,
+    op: crate::data::Op,
+) -> Result<(), crate::error::RpcError> {
+    use crate::data::Op;
+    use crate::error::{RpcError, Tag};
+    let bad = |tag: Tag, what: &str, msg: String| {
+        RpcError::application(tag, msg).with_info("bad-element", what)
+    };
+    if shelf.ns != ALARMS_NS || shelf.name != "shelf" {
+        return Err(bad(
+            Tag::UnknownElement,
+            &shelf.name,
+            format!("'{}' is no element of alarm-shelving", shelf.name),
+        ));
+    }
+    let key = shelf
+        .find(ALARMS_NS, "name")
+        .map(|n| n.trimmed().to_string())
+        .ok_or_else(|| bad(Tag::MissingElement, "name", "a shelf needs its name".into()))?;
+    let rdn = class
+        .rdn
+        .ok_or_else(|| RpcError::operation_failed("alarm shelves have no relative name"))?;
+    let name = root.child(rdn, &key).map_err(|_| {
+        bad(
+            Tag::InvalidValue,
+            "name",
+            format!("shelf name '{key}': use letters, digits, '.', '-' and '_'"),
+        )
+    })?;
+    let exists = store.entries.contains_key(&name);
+    match op {
+        Op::Delete if !exists => {
+            return Err(bad(
+                Tag::DataMissing,
+                "shelf",
+                format!("there is no shelf '{key}'"),
+            ));
+        }
+        Op::Delete | Op::Remove => {
+            store.entries.remove(&name);
+            return Ok(());
+        }
+        Op::Create if exists => {
+            return Err(bad(
+                Tag::DataExists,
+                "shelf",
+                format!("shelf '{key}' exists"),
+            ));
+        }
+        Op::None if !exists => {
+            return Err(bad(
+                Tag::DataMissing,
+                "shelf",
+                format!("there is no shelf '{key}'"),
+            ));
+        }
+        _ => {}
+    }
+    let fresh = || crate::data::ConfigEntry {
+        class,
+        values: class
+            .attributes
+            .iter()
+            .map(|a| match (a.writable, a.default) {
+                (true, Some(d)) => Value::parse(&a.ty, d).unwrap_or(Value::Absent),
+                _ => Value::Absent,
+            })
+            .collect(),
+    };
+    // Checked whole before the store changes.
+    let mut sets: Vec<(&str, String)> = Vec::new();
+    let mut set = |attr: &'static str, v: String| sets.push((attr, v));
+    let resources: Vec<&Element> = shelf
+        .children
+        .iter()
+        .filter(|c| c.name == "resource")
+        .collect();
+    if resources.len() > 1 {
+        return Err(bad(
+            Tag::OperationNotSupported,
+            "resource",
+            "a shelf matches one resource on this server".into(),
+        ));
+    }
+    if let Some(r) = resources.first() {
+        let text = r.trimmed();
+        // An instance-identifier of a halyard-cluster entry, or a
+        // persistent name.
+        let object = text
+            .split_once("name='")
+            .and_then(|(_, r)| r.split_once('\''))
+            .map_or(text, |(n, _)| n);
+        if ObjectName::parse(object).is_err() {
+            return Err(bad(
+                Tag::OperationNotSupported,
+                "resource",
+                format!(
+                    "resource '{text}': a shelf matches a resource as the alarm list names it (an instance-identifier of a halyard-cluster entry) or by its persistent name"
+                ),
+            ));
+        }
+        set("Resource", object.to_string());
+    }
+    let types: Vec<&Element> = shelf
+        .children
+        .iter()
+        .filter(|c| c.name == "alarm-type")
+        .collect();
+    if types.len() > 1 {
+        return Err(bad(
+            Tag::OperationNotSupported,
+            "alarm-type",
+            "a shelf matches one alarm type on this server".into(),
+        ));
+    }
+    if let Some(t) = types.first() {
+        let id = t
+            .find(ALARMS_NS, "alarm-type-id")
+            .map(|e| e.trimmed().to_string())
+            .unwrap_or_default();
+        let ident = id.rsplit(':').next().unwrap_or(&id);
+        if !ProbableCause::ALL
+            .into_iter()
+            .any(|c| c.yang_name() == ident)
+        {
+            return Err(bad(
+                Tag::InvalidValue,
+                "alarm-type-id",
+                format!("'{id}' is no alarm type of this element (see the alarm inventory)"),
+            ));
+        }
+        let qualifier = t
+            .find(ALARMS_NS, "alarm-type-qualifier-match")
+            .map(|e| e.trimmed())
+            .unwrap_or("");
+        if !qualifier.is_empty() && qualifier != ".*" {
+            return Err(bad(
+                Tag::OperationNotSupported,
+                "alarm-type-qualifier-match",
+                "the element's alarm types have no qualifiers: match them with an empty pattern"
+                    .into(),
+            ));
+        }
+        set("AlarmType", ident.to_string());
+    }
+    if let Some(d) = shelf.find(ALARMS_NS, "description") {
+        set("Reason", d.trimmed().to_string());
+    }
+    if op == Op::Replace || !exists {
+        store.entries.insert(name.clone(), fresh());
+    }
+    let entry = store.entries.get_mut(&name).expect("entry present");
+    for (attr, v) in sets {
+        if let Some((i, _)) = entry.class.attribute(attr) {
+            entry.values[i] = Value::Str(v);
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -423,6 +905,153 @@ mod tests {
         // Not an alarm indication: nothing.
         let other = note("FruChanged", Vec::new());
         assert!(notification(&other).is_none());
+    }
+
+    /// A shelf holding the fan's alarm moves it from the alarm list to the
+    /// shelved alarms; status changes of all of an alarm's objects are
+    /// listed newest first; control shows the shelf and the bound; libyang
+    /// accepts it all.
+    #[tokio::test]
+    async fn shelved_alarms_and_status_changes() {
+        let m = demo_element();
+        for (n, (res, cause, shelf)) in [
+            ("ne=1/shelf=1", ProbableCause::PowerProblem, ""),
+            (
+                "ne=1/shelf=1/fan=1",
+                ProbableCause::CoolingFanFailure,
+                "ne=1/alarmshelf=fans",
+            ),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let n = n + 1;
+            m.insert(
+                "Alarm",
+                &format!("ne=1/alarm={n}"),
+                &[
+                    ("Resource", Value::Str(res.into())),
+                    ("ProbableCause", Value::Enum(cause.value())),
+                    ("Severity", Value::Enum(PerceivedSeverity::Major.value())),
+                    (
+                        "LastSeverity",
+                        Value::Enum(PerceivedSeverity::Major.value()),
+                    ),
+                    ("SpecificProblem", Value::Str(format!("now {n}"))),
+                    ("RaisedAt", Value::Time(Timestamp(1_000))),
+                    ("ChangedAt", Value::Time(Timestamp(2_000))),
+                    ("Shelf", Value::Str(shelf.into())),
+                ],
+            )
+            .unwrap();
+            for (k, (t, sev, text)) in [
+                (1_000, PerceivedSeverity::Minor, "first"),
+                (2_000, PerceivedSeverity::Major, "now"),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                let v = alarm::status_change_values(Timestamp(t), sev, text);
+                m.insert(
+                    alarm::CHANGE_CLASS,
+                    &format!("ne=1/alarm={n}/change={}", k + 1),
+                    &v,
+                )
+                .unwrap();
+            }
+        }
+        m.insert(
+            alarm::SHELF_CLASS,
+            "ne=1/alarmshelf=fans",
+            &[
+                ("Resource", Value::Str("ne=1/shelf=1/fan=1".into())),
+                ("AlarmType", Value::Str("cooling-fan-failure".into())),
+                ("Reason", Value::Str("fan swap tonight".into())),
+            ],
+        )
+        .unwrap();
+        let objs = m.query(&Query::default()).await.unwrap();
+        let x = render(&objs, Timestamp(0)).to_xml();
+        assert!(x.contains("<number-of-alarms>1</number-of-alarms>"), "{x}");
+        // The summary counts the listed alarm only.
+        assert!(
+            x.contains("<severity>major</severity><total>1</total><not-cleared>1</not-cleared>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<number-of-shelved-alarms>1</number-of-shelved-alarms>"),
+            "{x}"
+        );
+        let shelved = &x[x.find("<shelved-alarm>").expect("a shelved alarm")..];
+        assert!(
+            shelved.contains("fan[hc:name='ne=1/shelf=1/fan=1']</resource>")
+                && shelved.contains("<shelf-name>fans</shelf-name>"),
+            "{shelved}"
+        );
+        assert!(
+            x.contains("<status-change><time>1970-01-01T00:00:02.000Z</time><perceived-severity>major</perceived-severity><alarm-text>now</alarm-text></status-change><status-change><time>1970-01-01T00:00:01.000Z</time><perceived-severity>minor</perceived-severity><alarm-text>first</alarm-text></status-change>"),
+            "{x}"
+        );
+        assert!(x.contains("<shelves-active/>"), "{x}");
+        assert!(
+            x.contains("<shelf><name>fans</name><resource xmlns:hc=")
+                && x.contains("<alarm-type-qualifier-match/></alarm-type><description>fan swap tonight</description></shelf>"),
+            "{x}"
+        );
+        assert!(
+            x.contains("<max-alarm-status-changes>32</max-alarm-status-changes>"),
+            "{x}"
+        );
+        crate::conformance::check_get_content(&x).unwrap();
+    }
+
+    /// An edit of /alarms/control makes the element's shelves and bound;
+    /// what cannot be kept is refused with the reason.
+    #[tokio::test]
+    async fn control_edits_become_shelves_and_the_bound() {
+        use crate::data::{ConfigStore, Op};
+        let objs = demo_element().query(&Query::default()).await.unwrap();
+        let mut store = ConfigStore::from_objects(&objs);
+        let edit_of = |xml: &str| crate::xml::parse(xml, 64).unwrap();
+        let e = edit_of(&format!(
+            "<alarms xmlns='{ALARMS_NS}'><control><max-alarm-status-changes>infinite</max-alarm-status-changes>\
+             <alarm-shelving><shelf><name>fans</name>\
+             <resource xmlns:hc='urn:halyard:params:xml:ns:yang:halyard-cluster'>/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1']</resource>\
+             <alarm-type><alarm-type-id xmlns:hc-at='{}'>hc-at:cooling-fan-failure</alarm-type-id><alarm-type-qualifier-match/></alarm-type>\
+             <description>swap</description></shelf></alarm-shelving></control></alarms>",
+            alarm_types::NAMESPACE
+        ));
+        edit(&mut store, &e, Op::Merge).unwrap();
+        let x = alarms_config(&store).to_xml();
+        assert!(
+            x.contains("<max-alarm-status-changes>infinite</max-alarm-status-changes>")
+                && x.contains("<name>fans</name>")
+                && x.contains("fan[hc:name='ne=1/shelf=1/fan=1']</resource>")
+                && x.contains("hc-at:cooling-fan-failure</alarm-type-id>"),
+            "{x}"
+        );
+        crate::conformance::check_get_content(&x).unwrap();
+        // Two resources in one shelf: refused, nothing half-made.
+        let two = edit_of(&format!(
+            "<alarms xmlns='{ALARMS_NS}'><control><alarm-shelving><shelf><name>x</name>\
+             <resource>ne=1/shelf=1</resource><resource>ne=1/shelf=2</resource></shelf></alarm-shelving></control></alarms>"
+        ));
+        let err = edit(&mut store, &two, Op::Merge).unwrap_err();
+        assert!(format!("{err:?}").contains("one resource"), "{err:?}");
+        // An unknown alarm type: invalid-value.
+        let bad = edit_of(&format!(
+            "<alarms xmlns='{ALARMS_NS}'><control><alarm-shelving><shelf><name>y</name>\
+             <alarm-type><alarm-type-id>nope</alarm-type-id><alarm-type-qualifier-match/></alarm-type></shelf></alarm-shelving></control></alarms>"
+        ));
+        let err = edit(&mut store, &bad, Op::Merge).unwrap_err();
+        assert!(format!("{err:?}").contains("no alarm type"), "{err:?}");
+        // Deleted: gone.
+        let del = edit_of(&format!(
+            "<alarms xmlns='{ALARMS_NS}' xmlns:nc='urn:ietf:params:xml:ns:netconf:base:1.0'><control><alarm-shelving>\
+             <shelf nc:operation='delete'><name>fans</name></shelf></alarm-shelving></control></alarms>"
+        ));
+        edit(&mut store, &del, Op::Merge).unwrap();
+        assert!(!alarms_config(&store).to_xml().contains("<shelf>"));
     }
 
     /// libyang accepts the rendering against the published ietf-alarms and

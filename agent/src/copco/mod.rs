@@ -94,6 +94,10 @@ pub async fn invoke(
             .and_then(|(_, v)| v.as_str())
             .map(str::to_string)
     };
+    let flag = |n: &str| {
+        args.iter()
+            .any(|(k, v)| k.eq_ignore_ascii_case(n) && matches!(v, Value::Bool(true)))
+    };
     let is_component = SCHEMA.is_a(obj.class.name, "Component");
 
     // Alarm acknowledgement is no availability operation: no job, no lock.
@@ -117,12 +121,17 @@ pub async fn invoke(
             .unwrap_or(0);
         let clearance = arg("Clearance").unwrap_or_else(|| "cleared".into());
         let severity = arg("Severity").unwrap_or_default();
-        let what = format!("purge alarms {clearance} older-than {older}s {severity}");
+        let shelved = flag("Shelved");
+        let what = format!(
+            "purge {}alarms {clearance} older-than {older}s {severity}",
+            if shelved { "shelved " } else { "" }
+        );
         let n = match model
             .purge_alarms(
                 &clearance,
                 std::time::Duration::from_secs(u64::from(older)),
                 &severity,
+                shelved,
             )
             .await
         {
@@ -137,18 +146,32 @@ pub async fn invoke(
         model
             .audit(&principal, &what, &format!("ok: {n} purged"))
             .await;
-        let (tx, status) = tokio::sync::watch::channel(halyard_cluster_model::port::JobStatus {
-            state: halyard_cluster_model::model::JobState::Succeeded,
-            steps_done: 1,
-            steps_total: 1,
-            detail: format!("{n} alarms purged"),
-            result: Some(n),
-        });
-        drop(tx);
-        return Ok(JobHandle {
-            job: target.clone(),
-            status,
-        });
+        return Ok(counted_job(target, n, format!("{n} alarms purged")));
+    }
+
+    // Nor is compressing alarms' status changes.
+    if method.name == halyard_cluster_model::alarm::COMPRESS {
+        let resource = arg("Resource").unwrap_or_default();
+        let alarm_type = arg("AlarmType").unwrap_or_default();
+        let shelved = flag("Shelved");
+        let what = format!(
+            "compress {}alarms resource '{resource}' type '{alarm_type}'",
+            if shelved { "shelved " } else { "" }
+        );
+        let n = model.compress_alarms(&resource, &alarm_type, shelved).await;
+        let n = match n {
+            Ok(n) => n,
+            Err(e) => {
+                model
+                    .audit(&principal, &what, &format!("refused: {e}"))
+                    .await;
+                return Err(e);
+            }
+        };
+        model
+            .audit(&principal, &what, &format!("ok: {n} compressed"))
+            .await;
+        return Ok(counted_job(target, n, format!("{n} alarms compressed")));
     }
 
     // Cluster fault injection acts at once on this node's transport.
@@ -524,4 +547,21 @@ async fn cluster_operation(
         .audit(principal, &format!("{operation} {target}"), &detail)
         .await;
     Ok(finished_job(target.clone(), detail))
+}
+
+/// A job already done (an operation that is no availability operation),
+/// with the count it gives back.
+fn counted_job(target: &ObjectName, n: u32, detail: String) -> JobHandle {
+    let (tx, status) = tokio::sync::watch::channel(halyard_cluster_model::port::JobStatus {
+        state: halyard_cluster_model::model::JobState::Succeeded,
+        steps_done: 1,
+        steps_total: 1,
+        detail,
+        result: Some(n),
+    });
+    drop(tx);
+    JobHandle {
+        job: target.clone(),
+        status,
+    }
 }

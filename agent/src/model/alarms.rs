@@ -93,9 +93,20 @@ impl AgentModel {
             // A new severity of an active alarm is announced (AlarmRaised
             // says "raised or its severity changed"); a repeat is not.
             let escalated = alarm::is_active(a) && alarm::severity(a) != Some(severity);
+            // A status change: reopened, a new severity or a new text.
+            let changed = !alarm::is_active(a)
+                || alarm::severity(a) != Some(severity)
+                || alarm::text(a) != text;
+            let shelf = self.shelf_for(resource, cause).await?;
+            let patch = patch.shelf(shelf.as_ref().map(ToString::to_string).unwrap_or_default());
             self.store.update(&a.name, patch.values())?;
             self.persist_alarm(&a.name).await?;
-            if flapping {
+            if changed {
+                self.record_change(&a.name, now, severity, text).await?;
+            }
+            if let Some(shelf) = &shelf {
+                tracing::debug!(alarm = %a.name, %shelf, "shelved alarm changed: not announced");
+            } else if flapping {
                 tracing::debug!(alarm = %a.name, "flapping alarm damped");
             } else if escalated {
                 self.announce_raised(&a.name).await;
@@ -147,6 +158,8 @@ impl AgentModel {
             .occurrences(1)
             .correlation(correlation)
             .root_alarm(root_alarm.map(|a| a.name.to_string()).unwrap_or_default());
+        let shelf = self.shelf_for(resource, cause).await?;
+        let patch = patch.shelf(shelf.as_ref().map(ToString::to_string).unwrap_or_default());
         let outstanding = active
             .iter()
             .filter(|x| alarm::resource(x) == Some(resource))
@@ -169,6 +182,11 @@ impl AgentModel {
         }
         self.create_dynamic("Alarm", &object, values).await?;
         self.persist_alarm(&alarm).await?;
+        self.record_change(&alarm, now, severity, text).await?;
+        if let Some(shelf) = shelf {
+            tracing::info!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), %shelf, "alarm raised on a shelf: not announced");
+            return Ok(alarm);
+        }
         self.announce_raised(&alarm).await;
         tracing::warn!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), "alarm raised");
         Ok(alarm)
@@ -243,6 +261,13 @@ impl AgentModel {
                     .values(),
             )?;
             self.persist_alarm(&a.name).await?;
+            self.record_change(&a.name, now, PerceivedSeverity::Cleared, alarm::text(&a))
+                .await?;
+            n += 1;
+            // A shelved alarm's clear is not announced either.
+            if alarm::shelf(&a).is_some() {
+                continue;
+            }
             let mut cleared = AlarmClearedPatch::new()
                 .alarm(a.name.to_string())
                 .resource(res.as_str());
@@ -254,7 +279,6 @@ impl AgentModel {
                 &name(&res).unwrap_or_else(|_| self.root.clone()),
                 cleared.values().to_vec(),
             );
-            n += 1;
         }
         Ok(n)
     }
@@ -263,12 +287,14 @@ impl AgentModel {
     /// the element's PurgeAlarms): by clearance (`any`, `cleared`,
     /// `not-cleared`, `none`), last change at least `older_than` ago, and
     /// severity (`is|above|below <severity>`, a cleared alarm by the
-    /// severity it had). Returns how many went.
+    /// severity it had), from the alarm list or, if `shelved`, the shelved
+    /// alarms. Returns how many went.
     pub(crate) async fn purge_alarms(
         &self,
         clearance: &str,
         older_than: std::time::Duration,
         severity: &str,
+        shelved: bool,
     ) -> Result<u32, ModelError> {
         let bad = |reason: String| ModelError::Inconsistent { reason };
         let want_active = match clearance {
@@ -301,7 +327,8 @@ impl AgentModel {
         };
         let cutoff = Timestamp::now().0 - older_than.as_millis() as i64;
         self.remove_alarms(|a| {
-            if want_active.is_some_and(|w| alarm::is_active(a) != w)
+            if alarm::shelf(a).is_some() != shelved
+                || want_active.is_some_and(|w| alarm::is_active(a) != w)
                 || alarm::last_changed(a).is_some_and(|t| t.0 > cutoff)
             {
                 return false;
@@ -341,9 +368,216 @@ impl AgentModel {
                 .delete(&format!("/alarms/{id}"))
                 .await
                 .map_err(err_commit)?;
+            for (key, _) in self
+                .repo
+                .list(&format!("{CHANGES}/{id}"))
+                .await
+                .map_err(err_commit)?
+            {
+                self.repo.delete(&key).await.map_err(err_commit)?;
+            }
             n += 1;
         }
         Ok(n)
+    }
+
+    /// The shelf that holds alarms of `resource` and `cause` (the first by
+    /// name), if any.
+    async fn shelf_for(
+        &self,
+        resource: &str,
+        cause: ProbableCause,
+    ) -> Result<Option<ObjectName>, ModelError> {
+        Ok(self
+            .objects_of(alarm::SHELF_CLASS)
+            .await?
+            .into_iter()
+            .find(|s| alarm::shelf_holds(s, resource, cause))
+            .map(|s| s.name))
+    }
+
+    async fn objects_of(&self, class: &str) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store
+            .query(&Query {
+                classes: vec![class.into()],
+                ..Query::default()
+            })
+            .await
+    }
+
+    /// Puts every alarm on the shelf that now holds it, or takes it off:
+    /// run when an operator created, changed or deleted a shelf. Returns
+    /// how many alarms moved.
+    pub(crate) async fn reshelve(&self) -> Result<usize, ModelError> {
+        let _g = self.alarm_lock.lock().await;
+        let shelves = self.objects_of(alarm::SHELF_CLASS).await?;
+        let mut moved = 0;
+        for a in self.objects_of(alarm::CLASS).await? {
+            let (Some(resource), Some(cause)) = (alarm::resource(&a), alarm::cause(&a)) else {
+                continue;
+            };
+            let want = shelves
+                .iter()
+                .find(|s| alarm::shelf_holds(s, resource, cause))
+                .map(|s| s.name.to_string());
+            if alarm::shelf(&a) == want.as_deref() {
+                continue;
+            }
+            self.store.update(
+                &a.name,
+                AlarmPatch::new()
+                    .shelf(want.clone().unwrap_or_default())
+                    .values(),
+            )?;
+            self.persist_alarm(&a.name).await?;
+            tracing::info!(alarm = %a.name, shelf = want.as_deref().unwrap_or(""), "alarm shelving changed");
+            moved += 1;
+        }
+        Ok(moved)
+    }
+
+    /// Records a status change of an alarm (kept in the repository before
+    /// it is visible), then drops the oldest status changes of its
+    /// resource and type past the element's maximum.
+    async fn record_change(
+        &self,
+        alarm: &ObjectName,
+        time: Timestamp,
+        severity: PerceivedSeverity,
+        text: &str,
+    ) -> Result<(), ModelError> {
+        let changes = self.objects_of(alarm::CHANGE_CLASS).await?;
+        let k = changes
+            .iter()
+            .filter(|c| c.name.parent().as_ref() == Some(alarm))
+            .filter_map(|c| c.name.leaf().1.parse::<u32>().ok())
+            .max()
+            .unwrap_or(0)
+            + 1;
+        let values = alarm::status_change_values(time, severity, text);
+        let (_, id) = alarm.leaf();
+        self.repo
+            .set(
+                &format!("{CHANGES}/{id}/{k}"),
+                body_of(alarm::CHANGE_CLASS, &values),
+            )
+            .await
+            .map_err(err_commit)?;
+        self.create_dynamic(alarm::CHANGE_CLASS, &format!("{alarm}/change={k}"), &values)
+            .await?;
+        let limit = InformationModel::get(&self.store, &self.root)
+            .await
+            .ok()
+            .and_then(|r| alarm::max_status_changes(&r));
+        if let Some(limit) = limit {
+            let a = self.store.get(alarm).await?;
+            self.trim_changes(&a, limit as usize).await?;
+        }
+        Ok(())
+    }
+
+    /// Keeps the newest `keep` status changes of the alarms of `a`'s
+    /// resource and type (one ietf-alarms alarm); returns how many went.
+    async fn trim_changes(&self, a: &ManagedObject, keep: usize) -> Result<usize, ModelError> {
+        let (resource, cause) = (alarm::resource(a), alarm::cause(a));
+        let siblings: Vec<ObjectName> = self
+            .objects_of(alarm::CLASS)
+            .await?
+            .into_iter()
+            .filter(|x| alarm::resource(x) == resource && alarm::cause(x) == cause)
+            .map(|x| x.name)
+            .collect();
+        let mut changes: Vec<ManagedObject> = self
+            .objects_of(alarm::CHANGE_CLASS)
+            .await?
+            .into_iter()
+            .filter(|c| c.name.parent().is_some_and(|p| siblings.contains(&p)))
+            .collect();
+        if changes.len() <= keep {
+            return Ok(0);
+        }
+        changes.sort_by_key(|c| (alarm::status_change(c).map(|s| s.0), c.index));
+        let gone = changes.len() - keep;
+        for c in &changes[..gone] {
+            self.store.remove(&c.name);
+            if let Some(parent) = c.name.parent() {
+                let key = format!("{CHANGES}/{}/{}", parent.leaf().1, c.name.leaf().1);
+                self.repo.delete(&key).await.map_err(err_commit)?;
+            }
+        }
+        Ok(gone)
+    }
+
+    /// ietf-alarms compress-alarms (or compress-shelved-alarms): keeps only
+    /// the latest status change of each alarm (resource and type) of the
+    /// alarm list (or the shelf) selected by resource and type (empty:
+    /// all). Returns how many alarms lost entries.
+    pub(crate) async fn compress_alarms(
+        &self,
+        resource: &str,
+        alarm_type: &str,
+        shelved: bool,
+    ) -> Result<u32, ModelError> {
+        let cause = match alarm_type.rsplit(':').next().unwrap_or("") {
+            "" => None,
+            t => Some(
+                ProbableCause::ALL
+                    .into_iter()
+                    .find(|c| c.yang_name() == t)
+                    .ok_or_else(|| ModelError::Inconsistent {
+                        reason: format!("'{alarm_type}' is no alarm type of this element"),
+                    })?,
+            ),
+        };
+        let _g = self.alarm_lock.lock().await;
+        let mut seen = std::collections::HashSet::new();
+        let mut n = 0;
+        for a in self.objects_of(alarm::CLASS).await? {
+            let (Some(r), Some(c)) = (alarm::resource(&a), alarm::cause(&a)) else {
+                continue;
+            };
+            if alarm::shelf(&a).is_some() != shelved
+                || (!resource.is_empty() && r != resource)
+                || cause.is_some_and(|x| x != c)
+                || !seen.insert((r.to_string(), c.value()))
+            {
+                continue;
+            }
+            if self.trim_changes(&a, 1).await? > 0 {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Status changes persisted under `/alarm-changes`, back as objects of
+    /// the alarms loaded (a change of an alarm that is gone is dropped).
+    pub(super) async fn load_alarm_changes(
+        &self,
+        fresh: &mut Vec<(String, u32)>,
+    ) -> Result<(), ModelError> {
+        for (key, v) in self.repo.list(CHANGES).await.map_err(err_commit)? {
+            let Some((id, k)) = key
+                .strip_prefix(&format!("{CHANGES}/"))
+                .and_then(|rest| rest.split_once('/'))
+            else {
+                continue;
+            };
+            let alarm = format!("{}/alarm={id}", self.root);
+            if self.store.get(&name(&alarm)?).await.is_err() {
+                self.repo.delete(&key).await.map_err(err_commit)?;
+                continue;
+            }
+            let values = values_of(alarm::CHANGE_CLASS, &v);
+            self.create(
+                alarm::CHANGE_CLASS,
+                &format!("{alarm}/change={k}"),
+                &values,
+                fresh,
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// Forgets cleared alarms older than `retention`, and the oldest
@@ -479,9 +713,44 @@ impl AgentModel {
     }
 }
 
+/// Whether objects named so include an alarm shelf.
+pub(super) fn touch_shelves<'a>(mut objects: impl Iterator<Item = &'a str>) -> bool {
+    objects.any(|o| {
+        ObjectName::parse(o)
+            .ok()
+            .and_then(|n| SCHEMA.class_by_rdn(n.leaf().0))
+            .is_some_and(|c| c.name == alarm::SHELF_CLASS)
+    })
+}
+
+/// Where alarms' status changes are kept: `/alarm-changes/<alarm>/<n>`.
+const CHANGES: &str = "/alarm-changes";
+
 /// Alarm attributes from their persisted JSON form.
 pub(super) fn alarm_values(v: &serde_json::Value) -> Vec<(&'static str, Value)> {
-    let meta = SCHEMA.class("Alarm").expect("Alarm class");
+    values_of(alarm::CLASS, v)
+}
+
+/// The persisted JSON form of some attributes of a class.
+fn body_of(class: &str, values: &[(&str, Value)]) -> serde_json::Value {
+    let mut body = serde_json::Map::new();
+    if let Some(meta) = SCHEMA.class(class) {
+        for (n, v) in values {
+            if let Some((_, a)) = meta.attribute(n)
+                && !matches!(v, Value::Absent)
+            {
+                body.insert(a.name.to_string(), json!(v.render(&a.ty)));
+            }
+        }
+    }
+    serde_json::Value::Object(body)
+}
+
+/// A class's attributes from their persisted JSON form.
+fn values_of(class: &str, v: &serde_json::Value) -> Vec<(&'static str, Value)> {
+    let Some(meta) = SCHEMA.class(class) else {
+        return Vec::new();
+    };
     let mut out = Vec::new();
     for a in meta.attributes {
         if let Some(text) = v.get(a.name).and_then(|x| x.as_str())

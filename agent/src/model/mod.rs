@@ -182,6 +182,7 @@ impl AgentModel {
                 .await?;
         }
         model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
+        model.load_alarm_changes(&mut fresh).await?;
         // The audit trail: the latest records come back as objects.
         let audits = model
             .repo

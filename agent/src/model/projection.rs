@@ -136,6 +136,12 @@ impl AgentModel {
                 if let Err(e) = self.apply_objects(&ops).await {
                     tracing::warn!(error = %e, "replicated creations and deletions not kept");
                 }
+                if super::alarms::touch_shelves(
+                    ops.iter().map(crate::replication::ObjectOp::object),
+                ) && let Err(e) = self.reshelve().await
+                {
+                    tracing::warn!(error = %e, "alarms not reshelved");
+                }
                 return;
             }
             _ => return,
@@ -143,6 +149,7 @@ impl AgentModel {
         if let Err(e) = self.keep_writes(&ops).await {
             tracing::warn!(error = %e, "replicated writes not kept in the repository");
         }
+        let shelves = super::alarms::touch_shelves(ops.iter().map(|o| o.object.as_str()));
         for op in ops {
             let Ok(name) = ObjectName::parse(&op.object) else {
                 tracing::error!(object = %op.object, "replicated write names no object");
@@ -164,6 +171,9 @@ impl AgentModel {
                     tracing::error!(object = %op.object, attribute = %op.attribute, error = %e, "replicated write does not parse")
                 }
             }
+        }
+        if shelves && let Err(e) = self.reshelve().await {
+            tracing::warn!(error = %e, "alarms not reshelved");
         }
     }
 

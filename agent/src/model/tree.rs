@@ -515,6 +515,18 @@ impl InformationModel for AgentModel {
             self.audit(&principal, &what, &format!("failed: {e}")).await;
             return Err(TxError { index: 0, error: e });
         }
+        // A shelf created, changed or deleted moves alarms on or off it.
+        if r.is_ok()
+            && super::alarms::touch_shelves(
+                objects
+                    .iter()
+                    .map(ObjectOp::object)
+                    .chain(sets.iter().map(|s| s.object.as_str())),
+            )
+            && let Err(e) = self.reshelve().await
+        {
+            tracing::warn!(error = %e, "alarms not reshelved");
+        }
         self.audit(
             &principal,
             &what,

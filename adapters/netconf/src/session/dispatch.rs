@@ -240,6 +240,16 @@ impl Session {
             };
             roots.extend(crate::system::system_config(&store));
         }
+        // ietf-alarms' configuration: the control.
+        if let Some(ds) = source
+            && wants(ALARMS_NS, "alarms")
+        {
+            let store = match ds {
+                Datastore::Running => self.shared.running().await?,
+                Datastore::Candidate => self.shared.candidate().await?,
+            };
+            roots.push(crate::alarms::alarms_config(&store));
+        }
         if source.is_none() {
             let lib =
                 wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state");
@@ -693,22 +703,38 @@ impl Session {
         self.shared.validate_config(&self.user, &store).await
     }
 
-    /// ietf-alarms' `purge-alarms` action: the element's PurgeAlarms
-    /// operation, whose result is `purged-alarms`.
+    /// ietf-alarms' actions: on the alarm list, `purge-alarms` (the
+    /// element's PurgeAlarms operation, whose result is `purged-alarms`),
+    /// `compress-alarms` (its CompressAlarms) and an alarm's
+    /// `set-operator-state`; on the shelved alarms, the same purge and
+    /// compress of the shelved ones.
     async fn alarms_action(&self, top: &Element) -> Result<Vec<Element>, RpcError> {
-        let list = top
-            .find(ALARMS_NS, "alarm-list")
-            .ok_or_else(|| missing("alarm-list"))?;
+        let (list, shelved) = match (
+            top.find(ALARMS_NS, "alarm-list"),
+            top.find(ALARMS_NS, "shelved-alarms"),
+        ) {
+            (Some(l), _) => (l, false),
+            (None, Some(l)) => (l, true),
+            (None, None) => return Err(missing("alarm-list")),
+        };
         let act = list.children.first().ok_or_else(|| missing("action"))?;
-        if act.ns == ALARMS_NS && act.name == "alarm" {
+        if act.ns == ALARMS_NS && act.name == "alarm" && !shelved {
             return self.set_operator_state(act).await;
         }
-        if act.ns != ALARMS_NS || act.name != "purge-alarms" {
+        let (purge, compress) = if shelved {
+            ("purge-shelved-alarms", "compress-shelved-alarms")
+        } else {
+            ("purge-alarms", "compress-alarms")
+        };
+        if act.ns == ALARMS_NS && act.name == compress {
+            return self.compress_alarms(act, shelved).await;
+        }
+        if act.ns != ALARMS_NS || act.name != purge {
             return Err(RpcError::bad_element(
                 Tag::OperationNotSupported,
                 &act.name,
                 format!(
-                    "ietf-alarms action '{}' is not supported (purge-alarms is)",
+                    "ietf-alarms action '{}' is not supported here ({purge} and {compress} are)",
                     act.name
                 ),
             ));
@@ -800,7 +826,7 @@ impl Session {
             .invoke(
                 &root.name,
                 alarm::PURGE,
-                alarm::purge_args(&clearance, older, &severity),
+                alarm::purge_args(&clearance, older, &severity, shelved),
                 Principal::new(self.user.clone(), Protocol::Netconf),
             )
             .await
@@ -818,6 +844,77 @@ impl Session {
             ALARMS_NS,
             "purged-alarms",
             purged.to_string(),
+        )])
+    }
+
+    /// ietf-alarms' `compress-alarms` (or `compress-shelved-alarms`): the
+    /// element's CompressAlarms operation, whose result is
+    /// `compressed-alarms`.
+    async fn compress_alarms(
+        &self,
+        act: &Element,
+        shelved: bool,
+    ) -> Result<Vec<Element>, RpcError> {
+        use halyard_cluster_model::alarm;
+        let text = |n: &str| act.find(ALARMS_NS, n).map(|e| e.trimmed().to_string());
+        if text("alarm-type-qualifier").is_some_and(|q| !q.is_empty()) {
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                "alarm-type-qualifier",
+                "the element's alarm types have no qualifiers",
+            ));
+        }
+        // The resource as the list names it, or a persistent name.
+        let resource = text("resource").unwrap_or_default();
+        let resource = resource
+            .split_once("name='")
+            .and_then(|(_, r)| r.split_once('\''))
+            .map_or(resource.as_str(), |(n, _)| n)
+            .to_string();
+        let alarm_type = text("alarm-type-id").unwrap_or_default();
+        let class = alarm::purge_class().ok_or_else(|| {
+            RpcError::operation_failed("the schema has no operation that compresses alarms")
+        })?;
+        let roots = self
+            .shared
+            .model
+            .query(&Query {
+                classes: vec![class.name.to_string()],
+                ..Query::default()
+            })
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let root = roots
+            .into_iter()
+            .find(|o| o.parent_index == 0)
+            .ok_or_else(|| RpcError::operation_failed("the element has no root object"))?;
+        let job = self
+            .shared
+            .model
+            .invoke(
+                &root.name,
+                alarm::COMPRESS,
+                alarm::compress_args(&resource, &alarm_type, shelved),
+                Principal::new(self.user.clone(), Protocol::Netconf),
+            )
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let n = match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
+            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {
+                s.result.unwrap_or(0)
+            }
+            Ok(s) => return Err(RpcError::operation_failed(s.detail)),
+            Err(_) => {
+                return Err(RpcError::operation_failed(
+                    "compress-alarms did not finish in 60 s",
+                ));
+            }
+        };
+        info!(compressed = n, shelved, "ietf-alarms compress-alarms");
+        Ok(vec![Element::with_text(
+            ALARMS_NS,
+            "compressed-alarms",
+            n.to_string(),
         )])
     }
 
