@@ -9,7 +9,7 @@ use halyard_cluster_model::model::{
     AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, NetworkElementPatch,
     PerceivedSeverity, ProbableCause,
 };
-use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query};
+use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query, Scope};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use serde_json::json;
 
@@ -396,6 +396,20 @@ impl AgentModel {
             .map(|s| s.name))
     }
 
+    /// The status changes of one alarm.
+    pub(super) async fn changes_of(
+        &self,
+        alarm: &ObjectName,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store
+            .query(&Query {
+                scope: Scope::Children(alarm.clone()),
+                classes: vec![alarm::CHANGE_CLASS.into()],
+                ..Query::default()
+            })
+            .await
+    }
+
     async fn objects_of(&self, class: &str) -> Result<Vec<ManagedObject>, ModelError> {
         self.store
             .query(&Query {
@@ -446,10 +460,10 @@ impl AgentModel {
         severity: PerceivedSeverity,
         text: &str,
     ) -> Result<(), ModelError> {
-        let changes = self.objects_of(alarm::CHANGE_CLASS).await?;
-        let k = changes
+        let k = self
+            .changes_of(alarm)
+            .await?
             .iter()
-            .filter(|c| c.name.parent().as_ref() == Some(alarm))
             .filter_map(|c| c.name.leaf().1.parse::<u32>().ok())
             .max()
             .unwrap_or(0)
@@ -480,19 +494,24 @@ impl AgentModel {
     /// resource and type (one ietf-alarms alarm); returns how many went.
     async fn trim_changes(&self, a: &ManagedObject, keep: usize) -> Result<usize, ModelError> {
         let (resource, cause) = (alarm::resource(a), alarm::cause(a));
-        let siblings: Vec<ObjectName> = self
-            .objects_of(alarm::CLASS)
-            .await?
-            .into_iter()
+        let siblings = self
+            .store
+            .query(&Query {
+                classes: vec![alarm::CLASS.into()],
+                filters: resource
+                    .map(|r| ("Resource".to_string(), r.to_string()))
+                    .into_iter()
+                    .collect(),
+                ..Query::default()
+            })
+            .await?;
+        let mut changes = Vec::new();
+        for x in siblings
+            .iter()
             .filter(|x| alarm::resource(x) == resource && alarm::cause(x) == cause)
-            .map(|x| x.name)
-            .collect();
-        let mut changes: Vec<ManagedObject> = self
-            .objects_of(alarm::CHANGE_CLASS)
-            .await?
-            .into_iter()
-            .filter(|c| c.name.parent().is_some_and(|p| siblings.contains(&p)))
-            .collect();
+        {
+            changes.extend(self.changes_of(&x.name).await?);
+        }
         if changes.len() <= keep {
             return Ok(0);
         }

@@ -603,6 +603,164 @@ mod tests {
         running.shutdown().await;
     }
 
+    /// ietf-alarms shelving and history: an alarm a shelf holds is neither
+    /// announced nor its clear; deleting the shelf takes it off. Every
+    /// status change is kept (in the repository too, so a restart has
+    /// them), capped per alarm by MaxAlarmStatusChanges, and compress
+    /// leaves the latest.
+    #[tokio::test]
+    async fn shelved_alarms_are_quiet_and_status_changes_are_kept_capped_and_compressed() {
+        use halyard_cluster_model::alarm;
+        use halyard_cluster_model::model::{NetworkElementPatch, Protocol};
+        use halyard_cluster_model::port::{Change, Principal, Transaction};
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let mut sub = m.subscribe(NotificationFilter::default());
+        let shelf = "ne=1/shelf=1";
+        let root = ObjectName::parse("ne=1").unwrap();
+        let shelf_obj = root.child("alarmshelf", "psu-work").unwrap();
+        let principal = Principal::new("test", Protocol::Internal);
+        m.transact(Transaction {
+            principal: principal.clone(),
+            changes: vec![Change::Create {
+                class: alarm::SHELF_CLASS.into(),
+                object: shelf_obj.clone(),
+                values: vec![
+                    ("Resource".into(), Value::Str(shelf.into())),
+                    (
+                        "AlarmType".into(),
+                        Value::Str(ProbableCause::PowerProblem.yang_name().into()),
+                    ),
+                    ("Reason".into(), Value::Str("PSU swap".into())),
+                ],
+            }],
+        })
+        .await
+        .unwrap();
+        let power = |s| m.raise_alarm(shelf, ProbableCause::PowerProblem, s, "power lost");
+        let a = power(PerceivedSeverity::Major).await.unwrap();
+        // Another type on the same resource is not on the shelf.
+        let other = m
+            .raise_alarm(
+                shelf,
+                ProbableCause::HighTemperature,
+                PerceivedSeverity::Minor,
+                "hot",
+            )
+            .await
+            .unwrap();
+        assert_eq!(alarms_raised(&mut sub), 1, "only the unshelved one");
+        assert_eq!(
+            alarm::shelf(&m.store.get(&a).await.unwrap()),
+            Some(shelf_obj.to_string().as_str())
+        );
+        assert_eq!(alarm::shelf(&m.store.get(&other).await.unwrap()), None);
+        power(PerceivedSeverity::Critical).await.unwrap();
+        assert_eq!(alarms_raised(&mut sub), 0, "a shelved escalation is quiet");
+        m.clear_alarms_matching(shelf, Some(ProbableCause::PowerProblem))
+            .await
+            .unwrap();
+        let reopened = power(PerceivedSeverity::Major).await.unwrap();
+        // Raised, escalated, cleared, reopened: four changes, kept in order.
+        // One ietf-alarms alarm: every alarm object of a resource and type.
+        async fn changes_in(m: &AgentModel, a: &ObjectName) -> Vec<PerceivedSeverity> {
+            let a = m.store.get(a).await.unwrap();
+            let mut v: Vec<(Timestamp, u32, PerceivedSeverity)> = Vec::new();
+            for x in m
+                .store
+                .query(&Query {
+                    classes: vec![alarm::CLASS.into()],
+                    ..Query::default()
+                })
+                .await
+                .unwrap()
+            {
+                if alarm::resource(&x) != alarm::resource(&a)
+                    || alarm::cause(&x) != alarm::cause(&a)
+                {
+                    continue;
+                }
+                for c in m.changes_of(&x.name).await.unwrap() {
+                    let (t, s, _) = alarm::status_change(&c).unwrap();
+                    v.push((t, c.index, s));
+                }
+            }
+            v.sort_by_key(|c| (c.0, c.1));
+            v.into_iter().map(|c| c.2).collect()
+        }
+        assert_eq!(
+            changes_in(&m, &a).await,
+            [
+                PerceivedSeverity::Major,
+                PerceivedSeverity::Critical,
+                PerceivedSeverity::Cleared,
+                PerceivedSeverity::Major
+            ]
+        );
+        assert_eq!(
+            m.repo.list("/alarm-changes").await.unwrap().len(),
+            5,
+            "the temperature alarm's one besides"
+        );
+        assert_eq!(alarms_raised(&mut sub), 0, "nor its reopening");
+        assert_eq!(
+            alarm::shelf(&m.store.get(&reopened).await.unwrap()),
+            Some(shelf_obj.to_string().as_str())
+        );
+        // The shelf deleted: the alarm is back in the list.
+        m.transact(Transaction {
+            principal,
+            changes: vec![Change::Delete {
+                object: shelf_obj.clone(),
+            }],
+        })
+        .await
+        .unwrap();
+        assert_eq!(alarm::shelf(&m.store.get(&reopened).await.unwrap()), None);
+        // The cap: the oldest go first.
+        m.store
+            .update(
+                &root,
+                NetworkElementPatch::new()
+                    .max_alarm_status_changes(3)
+                    .values(),
+            )
+            .unwrap();
+        power(PerceivedSeverity::Critical).await.unwrap();
+        assert_eq!(
+            changes_in(&m, &a).await,
+            [
+                PerceivedSeverity::Cleared,
+                PerceivedSeverity::Major,
+                PerceivedSeverity::Critical
+            ]
+        );
+        // Compress keeps the latest of the (unshelved) alarm list's alarms:
+        // the power alarm lost two, the temperature alarm had one.
+        assert_eq!(
+            m.compress_alarms(shelf, "", true).await.unwrap(),
+            0,
+            "no shelved alarm"
+        );
+        assert_eq!(m.compress_alarms(shelf, "", false).await.unwrap(), 1);
+        assert_eq!(changes_in(&m, &a).await, [PerceivedSeverity::Critical]);
+        assert_eq!(changes_in(&m, &other).await, [PerceivedSeverity::Minor]);
+        assert_eq!(m.repo.list("/alarm-changes").await.unwrap().len(), 2);
+        running.shutdown().await;
+        drop(m);
+        // A restart has the alarms' status changes back.
+        let (m, running) = model(dir.path()).await;
+        let back: Vec<_> = m
+            .changes_of(&reopened)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|c| alarm::status_change(c).map(|(_, s, _)| s))
+            .collect();
+        assert_eq!(back, [PerceivedSeverity::Critical]);
+        running.shutdown().await;
+    }
+
     #[tokio::test]
     async fn a_refused_update_is_logged_and_counted_and_long_text_is_cut() {
         let dir = tempfile::tempdir().unwrap();
