@@ -5,7 +5,7 @@
 
 use crate::SCHEMA;
 use crate::Timestamp;
-use crate::model::{AlarmTrend, EventType, PerceivedSeverity, ProbableCause};
+use crate::model::{AlarmTrend, EventType, OperatorState, PerceivedSeverity, ProbableCause};
 use crate::port::ManagedObject;
 use crate::value::{SchemaEnum, Value};
 
@@ -137,19 +137,75 @@ pub fn acknowledgement(o: &ManagedObject) -> Option<(&str, Timestamp)> {
 /// instead of the alarm list's.
 pub const PURGE: &str = "PurgeAlarms";
 
-/// The arguments of [`PURGE`].
-pub fn purge_args(
-    clearance: &str,
-    older_than_s: u32,
-    severity: &str,
-    shelved: bool,
-) -> Vec<(String, Value)> {
-    vec![
-        ("Clearance".into(), Value::Str(clearance.into())),
-        ("OlderThan".into(), Value::U32(older_than_s)),
-        ("Severity".into(), Value::Str(severity.into())),
-        ("Shelved".into(), Value::Bool(shelved)),
-    ]
+/// What [`PURGE`] selects, and its arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PurgeFilter {
+    /// `any`, `cleared`, `not-cleared` or `none`.
+    pub clearance: String,
+    /// Only alarms whose last change is at least this many seconds old.
+    pub older_than_s: u32,
+    /// Empty (any) or `is|above|below <severity>`.
+    pub severity: String,
+    /// The shelved alarms instead of the alarm list's.
+    pub shelved: bool,
+    /// Only alarms whose operator state is this one (its ietf-alarms
+    /// name; an alarm no operator touched is `none`); empty: any.
+    pub operator_state: String,
+    /// Only alarms whose operator state this user set last; empty: any.
+    pub operator: String,
+}
+
+impl Default for PurgeFilter {
+    fn default() -> Self {
+        PurgeFilter {
+            clearance: "cleared".into(),
+            older_than_s: 0,
+            severity: String::new(),
+            shelved: false,
+            operator_state: String::new(),
+            operator: String::new(),
+        }
+    }
+}
+
+impl PurgeFilter {
+    /// The operation's arguments.
+    pub fn args(&self) -> Vec<(String, Value)> {
+        vec![
+            ("Clearance".into(), Value::Str(self.clearance.clone())),
+            ("OlderThan".into(), Value::U32(self.older_than_s)),
+            ("Severity".into(), Value::Str(self.severity.clone())),
+            ("Shelved".into(), Value::Bool(self.shelved)),
+            (
+                "OperatorState".into(),
+                Value::Str(self.operator_state.clone()),
+            ),
+            ("Operator".into(), Value::Str(self.operator.clone())),
+        ]
+    }
+
+    /// From the operation's arguments (names in any case; a missing one
+    /// takes its default).
+    pub fn from_args(args: &[(String, Value)]) -> Self {
+        let get = |n: &str| {
+            args.iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(n))
+                .map(|(_, v)| v)
+        };
+        let text = |n: &str| get(n).and_then(Value::as_str).map(str::to_string);
+        let d = PurgeFilter::default();
+        PurgeFilter {
+            clearance: text("Clearance").unwrap_or(d.clearance),
+            older_than_s: match get("OlderThan") {
+                Some(Value::U32(s)) => *s,
+                _ => 0,
+            },
+            severity: text("Severity").unwrap_or_default(),
+            shelved: matches!(get("Shelved"), Some(Value::Bool(true))),
+            operator_state: text("OperatorState").unwrap_or_default(),
+            operator: text("Operator").unwrap_or_default(),
+        }
+    }
 }
 
 /// The class whose root object carries [`PURGE`].
@@ -264,6 +320,70 @@ pub fn status_change_values(
     vec![
         ("Time", Value::Time(time)),
         ("Severity", Value::Enum(severity.value())),
+        ("Text", Value::Str(text.to_string())),
+    ]
+}
+
+/// The alarm's operation that sets its operator state (ietf-alarms
+/// set-operator-state): arguments `State` (the state's ietf-alarms name)
+/// and `Text`.
+pub const SET_OPERATOR_STATE: &str = "SetOperatorState";
+
+/// The arguments of [`SET_OPERATOR_STATE`].
+pub fn set_operator_state_args(state: OperatorState, text: &str) -> Vec<(String, Value)> {
+    vec![
+        ("State".into(), Value::Str(state.yang_name().into())),
+        ("Text".into(), Value::Str(text.into())),
+    ]
+}
+
+/// An operator state by its ietf-alarms name (`ack`, `un-shelved`, ...).
+pub fn operator_state_named(name: &str) -> Option<OperatorState> {
+    OperatorState::ALL
+        .into_iter()
+        .find(|s| s.yang_name() == name)
+}
+
+/// The operator state last set on the alarm (None: never set).
+pub fn operator_state(o: &ManagedObject) -> Option<OperatorState> {
+    match o.get("OperatorState") {
+        Some(Value::Enum(v)) => OperatorState::from_value(*v),
+        _ => None,
+    }
+}
+
+/// The class of operators' actions on an alarm (ietf-alarms
+/// operator-state-change), contained in the alarm.
+pub const OPERATOR_ACTION_CLASS: &str = "AlarmOperatorAction";
+
+/// An operator action: when, by whom, the state set and why.
+pub fn operator_action(o: &ManagedObject) -> Option<(Timestamp, &str, OperatorState, &str)> {
+    if !SCHEMA.is_a(o.class.name, OPERATOR_ACTION_CLASS) {
+        return None;
+    }
+    let time = match o.get("Time") {
+        Some(Value::Time(t)) => *t,
+        _ => return None,
+    };
+    let state = match o.get("State") {
+        Some(Value::Enum(v)) => OperatorState::from_value(*v)?,
+        _ => return None,
+    };
+    let text = |a: &str| o.get(a).and_then(Value::as_str).unwrap_or("");
+    Some((time, text("Operator"), state, text("Text")))
+}
+
+/// The values of an operator action.
+pub fn operator_action_values(
+    time: Timestamp,
+    operator: &str,
+    state: OperatorState,
+    text: &str,
+) -> Vec<(&'static str, Value)> {
+    vec![
+        ("Time", Value::Time(time)),
+        ("Operator", Value::Str(operator.to_string())),
+        ("State", Value::Enum(state.value())),
         ("Text", Value::Str(text.to_string())),
     ]
 }

@@ -251,6 +251,9 @@ try:
 except Exception as e:
     print("closed=%s" % getattr(e, "tag", e))
 print("purge-old=%s" % purge("<alarm-clearance-status>any</alarm-clearance-status><older-than><hours>1</hours></older-than>"))
+# The operator-state filter: the closed alarm, by its closer only.
+print("purge-closed-by-other=%s" % purge("<alarm-clearance-status>any</alarm-clearance-status><operator-state-filter><state>closed</state><user>nobody</user></operator-state-filter>"))
+print("purge-closed=%s" % purge("<alarm-clearance-status>any</alarm-clearance-status><operator-state-filter><state>closed</state><user>operator</user></operator-state-filter>"))
 print("purge-active=%s" % purge("<alarm-clearance-status>not-cleared</alarm-clearance-status>"))
 try:
     purge("<alarm-clearance-status>sometimes</alarm-clearance-status>")
@@ -506,20 +509,19 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
     std::fs::write(&purge, PURGE_SCRIPT).unwrap();
     let purged = crate::agent::python3(&purge, &[&a.netconf, &a.http]);
     // set-operator-state: ack is the engine's acknowledgement, seen as the
-    // entry's operator-state-change; other states are not kept.
+    // entry's operator-state-change; closed is kept too.
     assert!(
         purged.contains("acked=ne=1/shelf=1:ack:operator"),
         "{purged}"
     );
-    assert!(
-        purged.contains("closed=operation-not-supported"),
-        "{purged}"
-    );
+    assert!(purged.contains("closed=accepted"), "{purged}");
+    assert!(purged.contains("purge-closed-by-other=0"), "{purged}");
+    assert!(purged.contains("purge-closed=1"), "{purged}");
     assert!(purged.contains("hardware-state-change=True"), "{purged}");
     assert!(purged.contains("new-card-class=ianahw:module"), "{purged}");
     assert!(purged.contains("purge-old=0"), "{purged}");
     assert!(
-        purged.contains(&format!("purge-active={}", nc_active.len())),
+        purged.contains(&format!("purge-active={}", nc_active.len() - 1)),
         "{purged} (active before: {nc_active:?})"
     );
     assert!(purged.contains("bad-status=invalid-value"), "{purged}");
@@ -628,6 +630,14 @@ def shelved_where(pred):
     s = find(alarms(), "shelved-alarm")
     return s if s is not None and pred(s) else None
 changes = lambda a: len(a.findall("{%s}status-change" % AL))
+ops = lambda a: ",".join("%s:%s%s" % (c.findtext("{%s}state" % AL), c.findtext("{%s}operator" % AL),
+    (":" + c.findtext("{%s}text" % AL)) if c.find("{%s}text" % AL) is not None else "")
+    for c in a.findall("{%s}operator-state-change" % AL))
+def set_state(state, text):
+    m.dispatch(etree.fromstring('''<action xmlns="urn:ietf:params:xml:ns:yang:1"><alarms xmlns="%s"><alarm-list><alarm>
+      <resource xmlns:hc="%s">%s</resource><alarm-type-id xmlns:hc-at="%s">hc-at:power-problem</alarm-type-id><alarm-type-qualifier/>
+      <set-operator-state><state>%s</state><text>%s</text></set-operator-state></alarm></alarm-list></alarms></action>'''
+      % (AL, HC, SHELF, AT, state, text)))
 cleared = lambda a: a.findtext("{%s}is-cleared" % AL) == "true"
 control("""<max-alarm-status-changes>16</max-alarm-status-changes><alarm-shelving><shelf>
   <name>psu-swap</name><resource xmlns:hc="%s">%s</resource>
@@ -649,6 +659,7 @@ if wait("shelved", lambda: shelved_where(lambda s: True)) is not None:
     al = alarms()
     s = find(al, "shelved-alarm")
     print("shelved=%s in-list=%s" % (s.findtext("{%s}shelf-name" % AL), find(al, "alarm") is not None))
+    print("shelved-ops=%s" % ops(s))
     print("shelves-active=%s" % (al.find(".//{%s}summary/{%s}shelves-active" % (AL, AL)) is not None))
 # What else the power loss raised is announced; the shelved alarm is not.
 got = []
@@ -675,6 +686,14 @@ control('<alarm-shelving><shelf nc:operation="delete"><name>psu-swap</name></she
 a = wait("unshelved", lambda: find(alarms(), "alarm"))
 if a is not None:
     print("unshelved=True changes=%d" % changes(a))
+    print("unshelved-ops=%s" % ops(a))
+set_state("closed", "PSU replaced")
+print("closed-ops=%s" % ops(find(alarms(), "alarm")).split(",")[0])
+try:
+    set_state("done", "")
+    print("bad-state=accepted")
+except RPCError as e:
+    print("bad-state=%s" % e.tag)
 cfg = m.get_config(source="running", filter=("subtree", '<alarms xmlns="%s"/>' % AL)).data_ele
 print("config-shelves-left=%d" % len(cfg.findall(".//{%s}shelf" % AL)))
 r = m.dispatch(etree.fromstring('''<action xmlns="urn:ietf:params:xml:ns:yang:1"><alarms xmlns="%s"><alarm-list><compress-alarms>
@@ -708,6 +727,11 @@ fn ietf_alarms_shelving_history_and_compress() {
         "shelved-changes=3",
         "severities=critical,cleared,critical",
         "unshelved=True changes=3",
+        "shelved-ops=shelved:system:shelf psu-swap\n",
+        // Newest first: taken off the shelf, and the two raises onto it.
+        "unshelved-ops=un-shelved:system:no shelf holds it,shelved:system:shelf psu-swap,shelved:system:shelf psu-swap\n",
+        "closed-ops=closed:operator:PSU replaced\n",
+        "bad-state=invalid-value",
         "config-shelves-left=0",
         "compressed=1",
         "changes-after-compress=1",

@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use halyard_cluster_model::model::{PerceivedSeverity, ProbableCause};
+use halyard_cluster_model::model::{OperatorState, PerceivedSeverity, ProbableCause};
 use halyard_cluster_model::port::{ManagedObject, Notification};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value, alarm, alarm_types};
 
@@ -148,6 +148,8 @@ struct Entry<'a> {
     latest: &'a ManagedObject,
     created: Option<Timestamp>,
     changes: Vec<(Timestamp, PerceivedSeverity, &'a str)>,
+    /// Operators' actions (time, operator, state, text), newest first.
+    actions: Vec<(Timestamp, &'a str, OperatorState, &'a str)>,
 }
 
 fn entries(objects: &[ManagedObject]) -> BTreeMap<(&str, u32), Entry<'_>> {
@@ -156,11 +158,16 @@ fn entries(objects: &[ManagedObject]) -> BTreeMap<(&str, u32), Entry<'_>> {
     for o in objects.iter().filter(|o| alarm::is_alarm(o)) {
         parents.insert(o.index, o.name.as_str());
     }
+    type Action<'a> = (Timestamp, &'a str, OperatorState, &'a str);
+    let mut actions: HashMap<&str, Vec<Action>> = HashMap::new();
     for o in objects {
-        if let Some(c) = alarm::status_change(o)
-            && let Some(parent) = parents.get(&o.parent_index)
-        {
+        let Some(parent) = parents.get(&o.parent_index) else {
+            continue;
+        };
+        if let Some(c) = alarm::status_change(o) {
             changes.entry(parent).or_default().push(c);
+        } else if let Some(a) = alarm::operator_action(o) {
+            actions.entry(parent).or_default().push(a);
         }
     }
     let mut out: BTreeMap<(&str, u32), Entry> = BTreeMap::new();
@@ -172,6 +179,7 @@ fn entries(objects: &[ManagedObject]) -> BTreeMap<(&str, u32), Entry<'_>> {
             latest: o,
             created: None,
             changes: Vec::new(),
+            actions: Vec::new(),
         });
         if (alarm::times(o).0, o.index) > (alarm::times(e.latest).0, e.latest.index) {
             e.latest = o;
@@ -181,11 +189,15 @@ fn entries(objects: &[ManagedObject]) -> BTreeMap<(&str, u32), Entry<'_>> {
         }
         e.changes
             .extend(changes.get(o.name.as_str()).into_iter().flatten().copied());
+        e.actions
+            .extend(actions.get(o.name.as_str()).into_iter().flatten().copied());
     }
     for e in out.values_mut() {
         // Newest first; one per instant (the list's key is the time).
         e.changes.sort_by_key(|c| std::cmp::Reverse(c.0));
         e.changes.dedup_by_key(|c| c.0);
+        e.actions.sort_by_key(|c| std::cmp::Reverse(c.0));
+        e.actions.dedup_by_key(|c| c.0);
     }
     out
 }
@@ -225,13 +237,28 @@ fn alarm_state(e: &Entry, into: &mut Element) -> Option<Timestamp> {
     Some(changed)
 }
 
-fn ack_change(a: &ManagedObject, into: &mut Element) {
-    if let Some((who, at)) = alarm::acknowledgement(a) {
+/// The entry's operator-state-change list, newest first (an alarm
+/// acknowledged by an older release, which kept no actions: its
+/// acknowledgement).
+fn operator_changes(e: &Entry, into: &mut Element) {
+    let mut push = |time: Timestamp, who: &str, state: &str, text: &str| {
         let mut c = Element::new(ALARMS_NS, "operator-state-change");
-        c.push(leaf("time", at.to_string()));
+        c.push(leaf("time", time.to_string()));
         c.push(leaf("operator", who));
-        c.push(leaf("state", "ack"));
+        c.push(leaf("state", state));
+        if !text.is_empty() {
+            c.push(leaf("text", text));
+        }
         into.push(c);
+    };
+    if e.actions.is_empty() {
+        if let Some((who, at)) = alarm::acknowledgement(e.latest) {
+            push(at, who, "ack", "");
+        }
+        return;
+    }
+    for (time, who, state, text) in &e.actions {
+        push(*time, who, state.yang_name(), text);
     }
 }
 
@@ -368,7 +395,7 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
         let Some(changed) = alarm_state(entry, &mut e) else {
             continue;
         };
-        ack_change(a, &mut e);
+        operator_changes(entry, &mut e);
         x733_cause(&mut e, cause);
         if let Some(t) = alarm::trend(a) {
             e.push(Element::with_text(

@@ -11,10 +11,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use halyard_backend::crim::Input;
-use halyard_cluster_model::model::{AdminState, AvailabilityState, ComponentPatch, Job, JobPatch};
+use halyard_cluster_model::alarm;
+use halyard_cluster_model::model::{
+    AdminState, AvailabilityState, ComponentPatch, Job, JobPatch, OperatorState,
+};
 use halyard_cluster_model::port::{
     InformationModel, JobHandle, JobStatus, ModelError, Principal, Query, Scope,
 };
+use halyard_cluster_model::value::ValueError;
 use halyard_cluster_model::{ManagedClass, ObjectName, SCHEMA, Timestamp, Value};
 use tokio::sync::watch;
 
@@ -100,41 +104,64 @@ pub async fn invoke(
     };
     let is_component = SCHEMA.is_a(obj.class.name, "Component");
 
-    // Alarm acknowledgement is no availability operation: no job, no lock.
-    if obj.class.name == "Alarm" && method.name == "Acknowledge" {
-        model.acknowledge_alarm(target, &principal.user).await?;
-        model
-            .audit(&principal, &format!("acknowledge {target}"), "ok")
-            .await;
-        return Ok(finished_job(target.clone(), "acknowledged".into()));
+    // An operator state (acknowledgement is `ack`) is no availability
+    // operation: no job, no lock.
+    if alarm::is_alarm(&obj)
+        && matches!(method.name, alarm::ACKNOWLEDGE | alarm::SET_OPERATOR_STATE)
+    {
+        let (state, text) = if method.name == alarm::ACKNOWLEDGE {
+            (OperatorState::Ack, String::new())
+        } else {
+            let name = arg("State").unwrap_or_default();
+            let state =
+                alarm::operator_state_named(&name).ok_or_else(|| ModelError::InvalidValue {
+                    attribute: "State".into(),
+                    error: ValueError::WrongValue {
+                        reason: format!(
+                            "'{name}' is no operator state (none, ack, closed, shelved, un-shelved)"
+                        ),
+                    },
+                })?;
+            (state, arg("Text").unwrap_or_default())
+        };
+        let what = format!("set operator state of {target} to {}", state.yang_name());
+        if let Err(e) = model
+            .set_operator_state(target, state, &text, &principal.user)
+            .await
+        {
+            model
+                .audit(&principal, &what, &format!("refused: {e}"))
+                .await;
+            return Err(e);
+        }
+        model.audit(&principal, &what, "ok").await;
+        return Ok(finished_job(
+            target.clone(),
+            format!("operator state {}", state.yang_name()),
+        ));
     }
 
     // Purging alarms is no availability operation either.
-    if method.name == halyard_cluster_model::alarm::PURGE {
-        let older = args
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("OlderThan"))
-            .and_then(|(_, v)| match v {
-                Value::U32(s) => Some(*s),
-                _ => None,
-            })
-            .unwrap_or(0);
-        let clearance = arg("Clearance").unwrap_or_else(|| "cleared".into());
-        let severity = arg("Severity").unwrap_or_default();
-        let shelved = flag("Shelved");
+    if method.name == alarm::PURGE {
+        let f = alarm::PurgeFilter::from_args(&args);
         let what = format!(
-            "purge {}alarms {clearance} older-than {older}s {severity}",
-            if shelved { "shelved " } else { "" }
+            "purge {}alarms {} older-than {}s {}{}{}",
+            if f.shelved { "shelved " } else { "" },
+            f.clearance,
+            f.older_than_s,
+            f.severity,
+            if f.operator_state.is_empty() {
+                String::new()
+            } else {
+                format!(" operator-state {}", f.operator_state)
+            },
+            if f.operator.is_empty() {
+                String::new()
+            } else {
+                format!(" by {}", f.operator)
+            },
         );
-        let n = match model
-            .purge_alarms(
-                &clearance,
-                std::time::Duration::from_secs(u64::from(older)),
-                &severity,
-                shelved,
-            )
-            .await
-        {
+        let n = match model.purge_alarms(&f).await {
             Ok(n) => n,
             Err(e) => {
                 model

@@ -7,7 +7,7 @@ use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::model::{
     AlarmClearedPatch, AlarmCorrelation, AlarmPatch, AlarmRaisedPatch, NetworkElementPatch,
-    PerceivedSeverity, ProbableCause,
+    OperatorState, PerceivedSeverity, ProbableCause,
 };
 use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError, Query, Scope};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
@@ -98,8 +98,12 @@ impl AgentModel {
                 || alarm::severity(a) != Some(severity)
                 || alarm::text(a) != text;
             let shelf = self.shelf_for(resource, cause).await?;
-            let patch = patch.shelf(shelf.as_ref().map(ToString::to_string).unwrap_or_default());
+            let shelf_text = shelf.as_ref().map(ToString::to_string);
+            let patch = patch.shelf(shelf_text.clone().unwrap_or_default());
             self.store.update(&a.name, patch.values())?;
+            if alarm::shelf(a) != shelf_text.as_deref() {
+                self.note_shelving(&a.name, shelf_text.as_deref()).await?;
+            }
             self.persist_alarm(&a.name).await?;
             if changed {
                 self.record_change(&a.name, now, severity, text).await?;
@@ -184,6 +188,8 @@ impl AgentModel {
         self.persist_alarm(&alarm).await?;
         self.record_change(&alarm, now, severity, text).await?;
         if let Some(shelf) = shelf {
+            self.note_shelving(&alarm, Some(shelf.as_str())).await?;
+            self.persist_alarm(&alarm).await?;
             tracing::info!(alarm = %object, %resource, cause = cause.label(), severity = severity.label(), %shelf, "alarm raised on a shelf: not announced");
             return Ok(alarm);
         }
@@ -289,15 +295,33 @@ impl AgentModel {
     /// severity (`is|above|below <severity>`, a cleared alarm by the
     /// severity it had), from the alarm list or, if `shelved`, the shelved
     /// alarms. Returns how many went.
-    pub(crate) async fn purge_alarms(
-        &self,
-        clearance: &str,
-        older_than: std::time::Duration,
-        severity: &str,
-        shelved: bool,
-    ) -> Result<u32, ModelError> {
+    pub(crate) async fn purge_alarms(&self, f: &alarm::PurgeFilter) -> Result<u32, ModelError> {
+        let (severity, shelved) = (f.severity.as_str(), f.shelved);
+        let older_than = std::time::Duration::from_secs(u64::from(f.older_than_s));
         let bad = |reason: String| ModelError::Inconsistent { reason };
-        let want_active = match clearance {
+        let want_state = match f.operator_state.as_str() {
+            "" => None,
+            s => Some(
+                alarm::operator_state_named(s)
+                    .ok_or_else(|| bad(format!("'{s}' is no operator state")))?,
+            ),
+        };
+        // Who set each alarm's operator state last.
+        let mut last_operator: std::collections::HashMap<ObjectName, (Timestamp, String)> =
+            std::collections::HashMap::new();
+        if !f.operator.is_empty() {
+            for o in self.objects_of(alarm::OPERATOR_ACTION_CLASS).await? {
+                if let (Some((t, who, _, _)), Some(parent)) =
+                    (alarm::operator_action(&o), o.name.parent())
+                {
+                    let e = last_operator.entry(parent).or_insert((t, who.to_string()));
+                    if t >= e.0 {
+                        *e = (t, who.to_string());
+                    }
+                }
+            }
+        }
+        let want_active = match f.clearance.as_str() {
             "any" => None,
             "cleared" => Some(false),
             "not-cleared" => Some(true),
@@ -327,9 +351,14 @@ impl AgentModel {
         };
         let cutoff = Timestamp::now().0 - older_than.as_millis() as i64;
         self.remove_alarms(|a| {
+            let state = alarm::operator_state(a).unwrap_or(OperatorState::None);
             if alarm::shelf(a).is_some() != shelved
                 || want_active.is_some_and(|w| alarm::is_active(a) != w)
                 || alarm::last_changed(a).is_some_and(|t| t.0 > cutoff)
+                || want_state.is_some_and(|w| w != state)
+                || (!f.operator.is_empty()
+                    && last_operator.get(&a.name).map(|(_, who)| who.as_str())
+                        != Some(f.operator.as_str()))
             {
                 return false;
             }
@@ -368,13 +397,15 @@ impl AgentModel {
                 .delete(&format!("/alarms/{id}"))
                 .await
                 .map_err(err_commit)?;
-            for (key, _) in self
-                .repo
-                .list(&format!("{CHANGES}/{id}"))
-                .await
-                .map_err(err_commit)?
-            {
-                self.repo.delete(&key).await.map_err(err_commit)?;
+            for h in HISTORIES {
+                for (key, _) in self
+                    .repo
+                    .list(&format!("{}/{id}", h.key))
+                    .await
+                    .map_err(err_commit)?
+                {
+                    self.repo.delete(&key).await.map_err(err_commit)?;
+                }
             }
             n += 1;
         }
@@ -396,15 +427,16 @@ impl AgentModel {
             .map(|s| s.name))
     }
 
-    /// The status changes of one alarm.
-    pub(super) async fn changes_of(
+    /// One kind of history of one alarm.
+    pub(super) async fn history_of(
         &self,
+        h: History,
         alarm: &ObjectName,
     ) -> Result<Vec<ManagedObject>, ModelError> {
         self.store
             .query(&Query {
                 scope: Scope::Children(alarm.clone()),
-                classes: vec![alarm::CHANGE_CLASS.into()],
+                classes: vec![h.class.into()],
                 ..Query::default()
             })
             .await
@@ -425,8 +457,24 @@ impl AgentModel {
     pub(crate) async fn reshelve(&self) -> Result<usize, ModelError> {
         let _g = self.alarm_lock.lock().await;
         let shelves = self.objects_of(alarm::SHELF_CLASS).await?;
+        let all = self.objects_of(alarm::CLASS).await?;
+        // The newest alarm object of each resource and type is the one
+        // ietf-alarms shows: only its history notes the move.
+        let mut newest: std::collections::HashMap<
+            (&str, u32),
+            (Option<Timestamp>, u32, &ObjectName),
+        > = std::collections::HashMap::new();
+        for a in &all {
+            if let (Some(r), Some(c)) = (alarm::resource(a), alarm::cause(a)) {
+                let k = (alarm::times(a).0, a.index, &a.name);
+                let e = newest.entry((r, c.value())).or_insert(k);
+                if (k.0, k.1) > (e.0, e.1) {
+                    *e = k;
+                }
+            }
+        }
         let mut moved = 0;
-        for a in self.objects_of(alarm::CLASS).await? {
+        for a in &all {
             let (Some(resource), Some(cause)) = (alarm::resource(&a), alarm::cause(&a)) else {
                 continue;
             };
@@ -443,6 +491,12 @@ impl AgentModel {
                     .shelf(want.clone().unwrap_or_default())
                     .values(),
             )?;
+            if newest
+                .get(&(resource, cause.value()))
+                .is_some_and(|n| n.2 == &a.name)
+            {
+                self.note_shelving(&a.name, want.as_deref()).await?;
+            }
             self.persist_alarm(&a.name).await?;
             tracing::info!(alarm = %a.name, shelf = want.as_deref().unwrap_or(""), "alarm shelving changed");
             moved += 1;
@@ -450,9 +504,29 @@ impl AgentModel {
         Ok(moved)
     }
 
-    /// Records a status change of an alarm (kept in the repository before
-    /// it is visible), then drops the oldest status changes of its
-    /// resource and type past the element's maximum.
+    /// The system's operator action when an alarm goes on or off a shelf
+    /// (RFC 8632: for shelved alarms the system sets the operator state
+    /// `shelved`); the caller persists the alarm.
+    async fn note_shelving(
+        &self,
+        alarm: &ObjectName,
+        shelf: Option<&str>,
+    ) -> Result<(), ModelError> {
+        let (state, text) = match shelf {
+            Some(s) => (
+                OperatorState::Shelved,
+                format!("shelf {}", s.rsplit_once('=').map_or(s, |(_, n)| n)),
+            ),
+            None => (OperatorState::UnShelved, "no shelf holds it".to_string()),
+        };
+        let values = alarm::operator_action_values(Timestamp::now(), SYSTEM, state, &text);
+        self.record(ACTIONS, alarm, &values).await?;
+        self.store
+            .update(alarm, AlarmPatch::new().operator_state(state).values())?;
+        Ok(())
+    }
+
+    /// Records a status change of an alarm.
     async fn record_change(
         &self,
         alarm: &ObjectName,
@@ -460,24 +534,33 @@ impl AgentModel {
         severity: PerceivedSeverity,
         text: &str,
     ) -> Result<(), ModelError> {
+        let values = alarm::status_change_values(time, severity, text);
+        self.record(STATUS, alarm, &values).await
+    }
+
+    /// Records an entry of an alarm's history (kept in the repository
+    /// before it is visible), then drops the oldest entries of its
+    /// resource and type past the element's maximum.
+    async fn record(
+        &self,
+        h: History,
+        alarm: &ObjectName,
+        values: &[(&'static str, Value)],
+    ) -> Result<(), ModelError> {
         let k = self
-            .changes_of(alarm)
+            .history_of(h, alarm)
             .await?
             .iter()
             .filter_map(|c| c.name.leaf().1.parse::<u32>().ok())
             .max()
             .unwrap_or(0)
             + 1;
-        let values = alarm::status_change_values(time, severity, text);
         let (_, id) = alarm.leaf();
         self.repo
-            .set(
-                &format!("{CHANGES}/{id}/{k}"),
-                body_of(alarm::CHANGE_CLASS, &values),
-            )
+            .set(&format!("{}/{id}/{k}", h.key), body_of(h.class, values))
             .await
             .map_err(err_commit)?;
-        self.create_dynamic(alarm::CHANGE_CLASS, &format!("{alarm}/change={k}"), &values)
+        self.create_dynamic(h.class, &format!("{alarm}/{}={k}", h.rdn()), values)
             .await?;
         let limit = InformationModel::get(&self.store, &self.root)
             .await
@@ -485,14 +568,15 @@ impl AgentModel {
             .and_then(|r| alarm::max_status_changes(&r));
         if let Some(limit) = limit {
             let a = self.store.get(alarm).await?;
-            self.trim_changes(&a, limit as usize).await?;
+            self.trim(h, &a, limit as usize).await?;
         }
         Ok(())
     }
 
-    /// Keeps the newest `keep` status changes of the alarms of `a`'s
-    /// resource and type (one ietf-alarms alarm); returns how many went.
-    async fn trim_changes(&self, a: &ManagedObject, keep: usize) -> Result<usize, ModelError> {
+    /// Keeps the newest `keep` entries of one kind of history of the
+    /// alarms of `a`'s resource and type (one ietf-alarms alarm); returns
+    /// how many went.
+    async fn trim(&self, h: History, a: &ManagedObject, keep: usize) -> Result<usize, ModelError> {
         let (resource, cause) = (alarm::resource(a), alarm::cause(a));
         let siblings = self
             .store
@@ -505,22 +589,28 @@ impl AgentModel {
                 ..Query::default()
             })
             .await?;
-        let mut changes = Vec::new();
+        let mut entries = Vec::new();
         for x in siblings
             .iter()
             .filter(|x| alarm::resource(x) == resource && alarm::cause(x) == cause)
         {
-            changes.extend(self.changes_of(&x.name).await?);
+            entries.extend(self.history_of(h, &x.name).await?);
         }
-        if changes.len() <= keep {
+        if entries.len() <= keep {
             return Ok(0);
         }
-        changes.sort_by_key(|c| (alarm::status_change(c).map(|s| s.0), c.index));
-        let gone = changes.len() - keep;
-        for c in &changes[..gone] {
+        entries.sort_by_key(|c| {
+            let t = match c.get("Time") {
+                Some(Value::Time(t)) => Some(*t),
+                _ => None,
+            };
+            (t, c.index)
+        });
+        let gone = entries.len() - keep;
+        for c in &entries[..gone] {
             self.store.remove(&c.name);
             if let Some(parent) = c.name.parent() {
-                let key = format!("{CHANGES}/{}/{}", parent.leaf().1, c.name.leaf().1);
+                let key = format!("{}/{}/{}", h.key, parent.leaf().1, c.name.leaf().1);
                 self.repo.delete(&key).await.map_err(err_commit)?;
             }
         }
@@ -562,39 +652,37 @@ impl AgentModel {
             {
                 continue;
             }
-            if self.trim_changes(&a, 1).await? > 0 {
+            if self.trim(STATUS, &a, 1).await? > 0 {
                 n += 1;
             }
         }
         Ok(n)
     }
 
-    /// Status changes persisted under `/alarm-changes`, back as objects of
-    /// the alarms loaded (a change of an alarm that is gone is dropped).
-    pub(super) async fn load_alarm_changes(
+    /// The alarms' histories persisted in the repository, back as objects
+    /// of the alarms loaded (an entry of an alarm that is gone is dropped).
+    pub(super) async fn load_alarm_histories(
         &self,
         fresh: &mut Vec<(String, u32)>,
     ) -> Result<(), ModelError> {
-        for (key, v) in self.repo.list(CHANGES).await.map_err(err_commit)? {
-            let Some((id, k)) = key
-                .strip_prefix(&format!("{CHANGES}/"))
-                .and_then(|rest| rest.split_once('/'))
-            else {
-                continue;
-            };
-            let alarm = format!("{}/alarm={id}", self.root);
-            if self.store.get(&name(&alarm)?).await.is_err() {
-                self.repo.delete(&key).await.map_err(err_commit)?;
-                continue;
+        for h in HISTORIES {
+            for (key, v) in self.repo.list(h.key).await.map_err(err_commit)? {
+                let Some((id, k)) = key
+                    .strip_prefix(h.key)
+                    .and_then(|rest| rest.strip_prefix('/'))
+                    .and_then(|rest| rest.split_once('/'))
+                else {
+                    continue;
+                };
+                let alarm = format!("{}/alarm={id}", self.root);
+                if self.store.get(&name(&alarm)?).await.is_err() {
+                    self.repo.delete(&key).await.map_err(err_commit)?;
+                    continue;
+                }
+                let values = values_of(h.class, &v);
+                self.create(h.class, &format!("{alarm}/{}={k}", h.rdn()), &values, fresh)
+                    .await?;
             }
-            let values = values_of(alarm::CHANGE_CLASS, &v);
-            self.create(
-                alarm::CHANGE_CLASS,
-                &format!("{alarm}/change={k}"),
-                &values,
-                fresh,
-            )
-            .await?;
         }
         Ok(())
     }
@@ -642,21 +730,37 @@ impl AgentModel {
         Ok(n as usize)
     }
 
-    pub(crate) async fn acknowledge_alarm(
+    /// Sets an alarm's operator state (ietf-alarms set-operator-state),
+    /// recorded among its operator actions. `ack` is also the alarm's
+    /// acknowledgement (the MIBs' and the API's), `none` withdraws it. An
+    /// operator state is no status change: the alarm's last change stays.
+    pub(crate) async fn set_operator_state(
         &self,
         alarm: &ObjectName,
+        state: OperatorState,
+        text: &str,
         who: &str,
     ) -> Result<(), ModelError> {
         let _g = self.alarm_lock.lock().await;
-        self.store.update(
+        let now = Timestamp::now();
+        // The alarm must be there before its history grows.
+        self.store.get(alarm).await?;
+        self.record(
+            ACTIONS,
             alarm,
-            AlarmPatch::new()
+            &alarm::operator_action_values(now, who, state, text),
+        )
+        .await?;
+        let patch = AlarmPatch::new().operator_state(state);
+        let patch = match state {
+            OperatorState::Ack => patch
                 .acknowledged(true)
                 .acknowledged_by(who)
-                .acknowledged_at(Timestamp::now())
-                .changed_at(Timestamp::now())
-                .values(),
-        )?;
+                .acknowledged_at(now),
+            OperatorState::None => patch.acknowledged(false),
+            _ => patch,
+        };
+        self.store.update(alarm, patch.values())?;
         self.persist_alarm(alarm).await
     }
 
@@ -742,8 +846,40 @@ pub(super) fn touch_shelves<'a>(mut objects: impl Iterator<Item = &'a str>) -> b
     })
 }
 
-/// Where alarms' status changes are kept: `/alarm-changes/<alarm>/<n>`.
-const CHANGES: &str = "/alarm-changes";
+/// A kind of an alarm's history: entries of a class contained in the
+/// alarm, kept in the repository under `<key>/<alarm>/<n>`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct History {
+    class: &'static str,
+    key: &'static str,
+}
+
+impl History {
+    /// The relative name of the entries (`change`, `opaction`).
+    fn rdn(self) -> &'static str {
+        SCHEMA
+            .class(self.class)
+            .and_then(|c| c.rdn)
+            .unwrap_or("entry")
+    }
+}
+
+/// The operator of the actions the agent itself takes (shelving).
+const SYSTEM: &str = "system";
+
+/// Status changes (ietf-alarms status-change).
+pub(super) const STATUS: History = History {
+    class: alarm::CHANGE_CLASS,
+    key: "/alarm-changes",
+};
+
+/// Operators' actions (ietf-alarms operator-state-change).
+pub(super) const ACTIONS: History = History {
+    class: alarm::OPERATOR_ACTION_CLASS,
+    key: "/alarm-actions",
+};
+
+const HISTORIES: [History; 2] = [STATUS, ACTIONS];
 
 /// Alarm attributes from their persisted JSON form.
 pub(super) fn alarm_values(v: &serde_json::Value) -> Vec<(&'static str, Value)> {

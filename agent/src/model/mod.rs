@@ -182,7 +182,7 @@ impl AgentModel {
                 .await?;
         }
         model.next_alarm.store(max_alarm + 1, Ordering::Relaxed);
-        model.load_alarm_changes(&mut fresh).await?;
+        model.load_alarm_histories(&mut fresh).await?;
         // The audit trail: the latest records come back as objects.
         let audits = model
             .repo
@@ -611,7 +611,7 @@ mod tests {
     #[tokio::test]
     async fn shelved_alarms_are_quiet_and_status_changes_are_kept_capped_and_compressed() {
         use halyard_cluster_model::alarm;
-        use halyard_cluster_model::model::{NetworkElementPatch, Protocol};
+        use halyard_cluster_model::model::{NetworkElementPatch, OperatorState, Protocol};
         use halyard_cluster_model::port::{Change, Principal, Transaction};
         let dir = tempfile::tempdir().unwrap();
         let (m, running) = model(dir.path()).await;
@@ -680,7 +680,7 @@ mod tests {
                 {
                     continue;
                 }
-                for c in m.changes_of(&x.name).await.unwrap() {
+                for c in m.history_of(super::alarms::STATUS, &x.name).await.unwrap() {
                     let (t, s, _) = alarm::status_change(&c).unwrap();
                     v.push((t, c.index, s));
                 }
@@ -751,13 +751,66 @@ mod tests {
         // A restart has the alarms' status changes back.
         let (m, running) = model(dir.path()).await;
         let back: Vec<_> = m
-            .changes_of(&reopened)
+            .history_of(super::alarms::STATUS, &reopened)
             .await
             .unwrap()
             .iter()
             .filter_map(|c| alarm::status_change(c).map(|(_, s, _)| s))
             .collect();
         assert_eq!(back, [PerceivedSeverity::Critical]);
+        // The system marked the alarm shelved and un-shelved among its
+        // operator actions (kept across the restart too).
+        async fn actions_of(m: &AgentModel, a: &ObjectName) -> Vec<(String, OperatorState)> {
+            let mut v: Vec<_> = m
+                .history_of(super::alarms::ACTIONS, a)
+                .await
+                .unwrap()
+                .iter()
+                .filter_map(|c| {
+                    alarm::operator_action(c).map(|(t, who, s, _)| (t, c.index, who.to_string(), s))
+                })
+                .collect();
+            v.sort_by_key(|x| (x.0, x.1));
+            v.into_iter().map(|x| (x.2, x.3)).collect()
+        }
+        let system = |s| ("system".to_string(), s);
+        assert_eq!(
+            actions_of(&m, &reopened).await,
+            [
+                system(OperatorState::Shelved),
+                system(OperatorState::UnShelved)
+            ]
+        );
+        // An operator's state: ack is the acknowledgement too.
+        m.set_operator_state(&reopened, OperatorState::Ack, "on it", "alice")
+            .await
+            .unwrap();
+        let o = m.store.get(&reopened).await.unwrap();
+        assert_eq!(alarm::operator_state(&o), Some(OperatorState::Ack));
+        assert_eq!(alarm::acknowledgement(&o).map(|x| x.0), Some("alice"));
+        assert_eq!(
+            actions_of(&m, &reopened).await.last(),
+            Some(&("alice".to_string(), OperatorState::Ack))
+        );
+        // purge-alarms' operator-state filter: by state, and by who set it.
+        let purge = |state: &str, who: &str| alarm::PurgeFilter {
+            clearance: "any".into(),
+            operator_state: state.into(),
+            operator: who.into(),
+            ..alarm::PurgeFilter::default()
+        };
+        assert_eq!(m.purge_alarms(&purge("closed", "")).await.unwrap(), 0);
+        assert_eq!(m.purge_alarms(&purge("ack", "bob")).await.unwrap(), 0);
+        assert!(m.purge_alarms(&purge("bogus", "")).await.is_err());
+        // The temperature alarm: no operator touched it.
+        assert_eq!(m.purge_alarms(&purge("none", "")).await.unwrap(), 1);
+        assert!(m.store.get(&other).await.is_err());
+        assert_eq!(m.purge_alarms(&purge("ack", "alice")).await.unwrap(), 1);
+        assert!(m.store.get(&reopened).await.is_err());
+        assert!(
+            m.repo.list("/alarm-actions").await.unwrap().len() <= 2,
+            "only the first alarm's"
+        );
         running.shutdown().await;
     }
 

@@ -739,12 +739,26 @@ impl Session {
                 ),
             ));
         }
-        if act.find(ALARMS_NS, "operator-state-filter").is_some() {
-            return Err(RpcError::bad_element(
-                Tag::OperationNotSupported,
-                "operator-state-filter",
-                "the server does not support operator-actions",
-            ));
+        use halyard_cluster_model::alarm;
+        let mut filter = alarm::PurgeFilter {
+            shelved,
+            ..alarm::PurgeFilter::default()
+        };
+        if let Some(f) = act.find(ALARMS_NS, "operator-state-filter") {
+            if let Some(state) = f.find(ALARMS_NS, "state") {
+                let state = state.trimmed();
+                if alarm::operator_state_named(state).is_none() {
+                    return Err(RpcError::bad_element(
+                        Tag::InvalidValue,
+                        "state",
+                        format!("'{state}' is no operator state"),
+                    ));
+                }
+                filter.operator_state = state.to_string();
+            }
+            if let Some(user) = f.find(ALARMS_NS, "user") {
+                filter.operator = user.trimmed().to_string();
+            }
         }
         let clearance = act
             .find(ALARMS_NS, "alarm-clearance-status")
@@ -803,7 +817,9 @@ impl Session {
                 format!("'{severity}' is no severity filter"),
             ));
         }
-        use halyard_cluster_model::alarm;
+        filter.clearance = clearance;
+        filter.older_than_s = older;
+        filter.severity = severity;
         let class = alarm::purge_class().ok_or_else(|| {
             RpcError::operation_failed("the schema has no operation that purges alarms")
         })?;
@@ -826,13 +842,16 @@ impl Session {
             .invoke(
                 &root.name,
                 alarm::PURGE,
-                alarm::purge_args(&clearance, older, &severity, shelved),
+                filter.args(),
                 Principal::new(self.user.clone(), Protocol::Netconf),
             )
             .await
             .map_err(|e| from_model(&e, None))?;
         let purged = match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
-            Ok(s) => s.result.unwrap_or(0),
+            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {
+                s.result.unwrap_or(0)
+            }
+            Ok(s) => return Err(RpcError::operation_failed(s.detail)),
             Err(_) => {
                 return Err(RpcError::operation_failed(
                     "purge-alarms did not finish in 60 s",
@@ -918,8 +937,8 @@ impl Session {
         )])
     }
 
-    /// ietf-alarms' `set-operator-state` on one alarm-list entry: `ack`
-    /// is the alarm's acknowledgement; the engine keeps no other state.
+    /// ietf-alarms' `set-operator-state` on one alarm-list entry: the
+    /// alarm's SetOperatorState (`ack` is also its acknowledgement).
     async fn set_operator_state(&self, entry: &Element) -> Result<Vec<Element>, RpcError> {
         use halyard_cluster_model::alarm;
         let key = |n: &str| {
@@ -932,18 +951,22 @@ impl Session {
         let act = entry
             .find(ALARMS_NS, "set-operator-state")
             .ok_or_else(|| missing("set-operator-state"))?;
-        let state = act
+        let name = act
             .find(ALARMS_NS, "state")
             .ok_or_else(|| missing("state"))?
             .trimmed()
             .to_string();
-        if state != "ack" {
-            return Err(RpcError::bad_element(
-                Tag::OperationNotSupported,
+        let state = alarm::operator_state_named(&name).ok_or_else(|| {
+            RpcError::bad_element(
+                Tag::InvalidValue,
                 "state",
-                format!("operator state '{state}' is not kept; only 'ack' (acknowledged) is"),
-            ));
-        }
+                format!("'{name}' is no operator state (none, ack, closed, shelved, un-shelved)"),
+            )
+        })?;
+        let text = act
+            .find(ALARMS_NS, "text")
+            .map(|t| t.trimmed().to_string())
+            .unwrap_or_default();
         let objects = self
             .shared
             .model
@@ -967,21 +990,22 @@ impl Session {
             .model
             .invoke(
                 &target,
-                alarm::ACKNOWLEDGE,
-                Vec::new(),
+                alarm::SET_OPERATOR_STATE,
+                alarm::set_operator_state_args(state, &text),
                 Principal::new(self.user.clone(), Protocol::Netconf),
             )
             .await
             .map_err(|e| from_model(&e, None))?;
-        if tokio::time::timeout(Duration::from_secs(60), job.wait())
-            .await
-            .is_err()
-        {
-            return Err(RpcError::operation_failed(
-                "set-operator-state did not finish in 60 s",
-            ));
+        match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
+            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {}
+            Ok(s) => return Err(RpcError::operation_failed(s.detail)),
+            Err(_) => {
+                return Err(RpcError::operation_failed(
+                    "set-operator-state did not finish in 60 s",
+                ));
+            }
         }
-        info!(alarm = %target, "ietf-alarms set-operator-state ack");
+        info!(alarm = %target, state = name, "ietf-alarms set-operator-state");
         Ok(Vec::new())
     }
 
