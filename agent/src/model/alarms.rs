@@ -475,14 +475,14 @@ impl AgentModel {
         }
         let mut moved = 0;
         for a in &all {
-            let (Some(resource), Some(cause)) = (alarm::resource(&a), alarm::cause(&a)) else {
+            let (Some(resource), Some(cause)) = (alarm::resource(a), alarm::cause(a)) else {
                 continue;
             };
             let want = shelves
                 .iter()
                 .find(|s| alarm::shelf_holds(s, resource, cause))
                 .map(|s| s.name.to_string());
-            if alarm::shelf(&a) == want.as_deref() {
+            if alarm::shelf(a) == want.as_deref() {
                 continue;
             }
             self.store.update(
