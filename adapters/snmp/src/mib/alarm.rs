@@ -30,7 +30,7 @@ use crate::oid::{self, Oid};
 pub(super) const ALARM_MIB: &[u32] = &[1, 3, 6, 1, 2, 1, 118];
 pub(super) const ITU_ALARM_MIB: &[u32] = &[1, 3, 6, 1, 2, 1, 121];
 const MODEL_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 118, 1, 1, 2, 1];
-const ACTIVE_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 118, 1, 2, 2, 1];
+pub(super) const ACTIVE_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 118, 1, 2, 2, 1];
 const VARIABLE_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 118, 1, 2, 3, 1];
 const STATS_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 118, 1, 2, 4, 1];
 const CLEAR_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 118, 1, 3, 2, 1];
@@ -257,7 +257,9 @@ impl AlarmView {
             .collect();
         let mut cleared = Vec::new();
         for (i, o) in snap.objects.iter().enumerate() {
-            if !alarm::is_alarm(o) {
+            // A shelved alarm (ietf-alarms shelving) is out of the alarm
+            // list on every face: ALARM-MIB has no shelf to show it in.
+            if !alarm::is_alarm(o) || alarm::shelf(o).is_some() {
                 continue;
             }
             let resource = alarm::resource(o).and_then(|r| by_name.get(r)).map_or_else(

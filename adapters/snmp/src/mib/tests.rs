@@ -240,3 +240,44 @@ async fn alarm_overflow_and_clear_maximum_are_the_elements_attributes() {
         VarBindValue::Value(crate::codec::gauge32(5))
     );
 }
+
+/// A shelved alarm is out of alarmActiveTable (and so of ituAlarmActiveTable,
+/// which lists the same rows), as it is out of ietf-alarms' alarm list.
+#[tokio::test]
+async fn a_shelved_alarm_is_not_an_active_row() {
+    use halyard_cluster_model::model::{PerceivedSeverity, ProbableCause};
+    use halyard_cluster_model::{SchemaEnum, Value};
+    let model = demo_element();
+    for (n, shelf) in [(1, ""), (2, "ne=1/alarmshelf=psu")] {
+        model
+            .insert(
+                halyard_cluster_model::alarm::CLASS,
+                &format!("ne=1/alarm={n}"),
+                &[
+                    ("Resource", Value::Str("ne=1/shelf=1".into())),
+                    (
+                        "ProbableCause",
+                        Value::Enum(ProbableCause::PowerProblem.value()),
+                    ),
+                    ("Severity", Value::Enum(PerceivedSeverity::Major.value())),
+                    ("RaisedAt", Value::Time(halyard_cluster_model::Timestamp(n))),
+                    ("Shelf", Value::Str(shelf.into())),
+                ],
+            )
+            .unwrap();
+    }
+    let mib = mib_over(model);
+    let mut ctx = Ctx::default();
+    // Rows of one column of alarmActiveTable (alarmActiveResourceId).
+    let column = oid::join(alarm::ACTIVE_ENTRY, &[6]);
+    let mut cur = column.clone();
+    let mut rows = 0;
+    while let Some((next, _)) = mib.next(&mut ctx, &cur).await.unwrap() {
+        if !next.starts_with(&column) {
+            break;
+        }
+        rows += 1;
+        cur = next;
+    }
+    assert_eq!(rows, 1);
+}
