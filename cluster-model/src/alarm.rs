@@ -405,6 +405,12 @@ pub fn max_status_changes(root: &ManagedObject) -> Option<u32> {
 /// operators in the element.
 pub const SHELF_CLASS: &str = "AlarmShelf";
 
+/// A shelf's attributes: the resource it holds (empty: every one), the
+/// alarm type (its ietf-alarms identity name; empty: every one) and why.
+pub const SHELF_RESOURCE: &str = "Resource";
+pub const SHELF_ALARM_TYPE: &str = "AlarmType";
+pub const SHELF_REASON: &str = "Reason";
+
 /// A shelf's name: its relative name's value (`ne=1/alarmshelf=<name>`).
 pub fn shelf_name(o: &ManagedObject) -> &str {
     o.name.leaf().1
@@ -414,7 +420,7 @@ pub fn shelf_name(o: &ManagedObject) -> &str {
 /// type (None: every type).
 pub fn shelf_match(o: &ManagedObject) -> (Option<&str>, Option<ProbableCause>, bool) {
     let text = |a: &str| o.get(a).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let (cause, known) = match text("AlarmType") {
+    let (cause, known) = match text(SHELF_ALARM_TYPE) {
         None => (None, true),
         Some(t) => {
             let t = t.rsplit(':').next().unwrap_or(t);
@@ -424,7 +430,7 @@ pub fn shelf_match(o: &ManagedObject) -> (Option<&str>, Option<ProbableCause>, b
             }
         }
     };
-    (text("Resource"), cause, known)
+    (text(SHELF_RESOURCE), cause, known)
 }
 
 /// Whether a shelf holds alarms of `resource` and `cause`: both match
@@ -436,7 +442,7 @@ pub fn shelf_holds(shelf: &ManagedObject, resource: &str, cause: ProbableCause) 
 
 /// A shelf's reason.
 pub fn shelf_reason(o: &ManagedObject) -> &str {
-    o.get("Reason").and_then(Value::as_str).unwrap_or("")
+    o.get(SHELF_REASON).and_then(Value::as_str).unwrap_or("")
 }
 
 /// The shelf holding an alarm (None: not shelved).

@@ -84,6 +84,167 @@ standard_enum!(
     }
 );
 
+standard_enum!(
+    /// EntitySensorDataType (RFC 3433) / ietf-hardware `sensor-value-type`.
+    SensorType {
+        Other = 1 => "other",
+        Unknown = 2 => "unknown",
+        VoltsAc = 3 => "volts-AC",
+        VoltsDc = 4 => "volts-DC",
+        Amperes = 5 => "amperes",
+        Watts = 6 => "watts",
+        Hertz = 7 => "hertz",
+        Celsius = 8 => "celsius",
+        PercentRh = 9 => "percent-RH",
+        Rpm = 10 => "rpm",
+        Cmm = 11 => "cmm",
+        TruthValue = 12 => "truth-value",
+    }
+);
+
+standard_enum!(
+    /// EntitySensorDataScale / ietf-hardware `sensor-value-scale` (the
+    /// scales the schema's units use).
+    SensorScale {
+        Micro = 7 => "micro",
+        Milli = 8 => "milli",
+        Units = 9 => "units",
+        Kilo = 10 => "kilo",
+        Mega = 11 => "mega",
+    }
+);
+
+standard_enum!(
+    /// EntitySensorStatus / ietf-hardware `sensor-status`.
+    SensorStatus {
+        Ok = 1 => "ok",
+        Unavailable = 2 => "unavailable",
+        Nonoperational = 3 => "nonoperational",
+    }
+);
+
+/// Where sensors' entity indices start: a sensor is no object of the
+/// model, so its entPhysicalIndex (and ietf-hardware physical-index) is
+/// derived from its entity's index and the attribute's place
+/// ([`Sensor::index`]), above every object index the agent hands out.
+pub const SENSOR_INDEX_BASE: u32 = 1 << 30;
+
+/// Attributes per entity that can be sensors (the index's low bits).
+const SENSORS_PER_ENTITY: u32 = 16;
+
+/// A sensor of a physical entity: one of its gauges whose units a
+/// standard sensor type measures (rpm, watts, millivolts, celsius), so
+/// that an attribute added to the schema with such units is a sensor on
+/// every face with no code of its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Sensor<'a> {
+    pub entity: &'a ManagedObject,
+    pub attr: &'static crate::meta::AttrMeta,
+    /// The attribute's position among the entity's attributes.
+    pub position: usize,
+    /// Its place among the entity's sensors (the index's low bits).
+    pub ordinal: u32,
+    pub ty: SensorType,
+    pub scale: SensorScale,
+}
+
+impl Sensor<'_> {
+    /// The sensor's entity index (entPhysicalIndex): None when the
+    /// entity's index is beyond the range sensors are numbered in.
+    pub fn index(&self) -> Option<u32> {
+        let i = self.entity.index.checked_mul(SENSORS_PER_ENTITY)?;
+        let i = i.checked_add(self.ordinal)?;
+        let i = SENSOR_INDEX_BASE.checked_add(i)?;
+        (i <= i32::MAX as u32).then_some(i)
+    }
+
+    /// Its name (entPhysicalName, ietf-hardware `name`): the entity's
+    /// persistent name and the attribute's YANG name.
+    pub fn name(&self) -> String {
+        format!("{}/sensor={}", self.entity.name, self.attr.yang_name)
+    }
+
+    /// Its description: what the schema says the attribute is.
+    pub fn description(&self) -> String {
+        format!(
+            "{} sensor of {}: {}",
+            self.attr.yang_name, self.entity.name, self.attr.description
+        )
+    }
+
+    /// The reading in the sensor's scale (None: no reading yet).
+    pub fn value(&self) -> Option<i64> {
+        match self.entity.values.get(self.position)? {
+            Value::U32(v) => Some(i64::from(*v)),
+            Value::I32(v) => Some(i64::from(*v)),
+            Value::U64(v) => i64::try_from(*v).ok(),
+            _ => None,
+        }
+    }
+
+    /// ok while its entity works and it has a reading; nonoperational
+    /// when the entity is disabled; unavailable without a reading.
+    pub fn status(&self) -> SensorStatus {
+        if oper(self.entity) == Oper::Disabled {
+            SensorStatus::Nonoperational
+        } else if self.value().is_some() {
+            SensorStatus::Ok
+        } else {
+            SensorStatus::Unavailable
+        }
+    }
+
+    /// The units as shown (entPhySensorUnitsDisplay, ietf-hardware
+    /// `units-display`): the schema's.
+    pub fn units(&self) -> &'static str {
+        self.attr.units.unwrap_or("")
+    }
+}
+
+/// The sensor type and scale of a gauge's units.
+fn sensor_kind(units: &str) -> Option<(SensorType, SensorScale)> {
+    Some(match units {
+        "rpm" => (SensorType::Rpm, SensorScale::Units),
+        "watts" => (SensorType::Watts, SensorScale::Units),
+        "milliwatts" => (SensorType::Watts, SensorScale::Milli),
+        "volts" => (SensorType::VoltsDc, SensorScale::Units),
+        "millivolts" => (SensorType::VoltsDc, SensorScale::Milli),
+        "amperes" => (SensorType::Amperes, SensorScale::Units),
+        "milliamperes" => (SensorType::Amperes, SensorScale::Milli),
+        "celsius" => (SensorType::Celsius, SensorScale::Units),
+        "hertz" => (SensorType::Hertz, SensorScale::Units),
+        _ => return None,
+    })
+}
+
+/// The sensors of a physical entity, in attribute order (none for an
+/// object that is no physical entity).
+pub fn sensors(o: &ManagedObject) -> Vec<Sensor<'_>> {
+    if class(o).is_none() {
+        return Vec::new();
+    }
+    o.class
+        .attributes
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.measure == crate::meta::Measure::Gauge)
+        .filter_map(|(position, attr)| {
+            let (ty, scale) = sensor_kind(attr.units?)?;
+            Some((position, attr, ty, scale))
+        })
+        .zip(0..SENSORS_PER_ENTITY)
+        .map(|((position, attr, ty, scale), ordinal)| Sensor {
+            entity: o,
+            attr,
+            position,
+            ordinal,
+            ty,
+            scale,
+        })
+        .filter(|s| s.index().is_some())
+        .collect()
+}
+
 /// The enumeration label of the attribute with a role, by the schema's spelling.
 fn role_label(o: &ManagedObject, role: Role) -> Option<&'static str> {
     let (i, a) = o.class.attribute_by_role(role)?;

@@ -196,6 +196,26 @@ except Exception as e:
 m.close_session()
 "#;
 
+const SENSORS_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+host, port = sys.argv[1].rsplit(":", 1)
+HW = "urn:ietf:params:xml:ns:yang:ietf-hardware"
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+t = lambda e, n: e.findtext("{%s}%s" % (HW, n)) or ""
+data = m.get(filter=("subtree", '<hardware xmlns="%s"/>' % HW)).data_ele
+rows = []
+for c in data.iter("{%s}component" % HW):
+    d = c.find("{%s}sensor-data" % HW)
+    if d is not None:
+        rows.append((int(t(c, "physical-index")), "%s %s %s %s %s %s" % (t(c, "physical-index"), t(c, "name"),
+              t(d, "value"), t(d, "value-type"), t(d, "value-scale"), t(d, "oper-status"))))
+for _, r in sorted(rows):
+    print(r)
+m.close_session()
+"#;
+
 const PURGE_SCRIPT: &str = r#"
 import sys
 from ncclient import manager
@@ -352,6 +372,7 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         "9" => "module",
         "10" => "port",
         "11" => "stack",
+        "8" => "sensor",
         "12" => "cpu",
         other => panic!("unexpected entPhysicalClass {other}"),
     };
@@ -422,10 +443,105 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         "{text}"
     );
     assert!(
-        text.contains("library-features=entity-mib,hardware-state"),
+        text.contains("library-features=entity-mib,hardware-sensor,hardware-state"),
         "{text}"
     );
     assert!(text.contains("schema-served=True"), "{text}");
+    // ENTITY-SENSOR-MIB and ietf-hardware's sensor-data read the same
+    // sensors, and /metrics has each reading in base units. The readings
+    // move every statistics period: the faces are compared between two
+    // equal SNMP readings (nothing moved in between).
+    let sensors_script = dir.path().join("sensors.py");
+    std::fs::write(&sensors_script, SENSORS_SCRIPT).unwrap();
+    let strip = |v: &String| v.trim_start_matches("INTEGER: ").to_string();
+    let snmp = || -> Vec<(String, String, String, String)> {
+        let col = |c: u32| column(format!("1.3.6.1.2.1.99.1.1.1.{c}"));
+        let (ty, scale, value, status) = (col(1), col(2), col(4), col(5));
+        value
+            .iter()
+            .map(|(i, v)| {
+                (
+                    i.clone(),
+                    strip(v),
+                    strip(&ty[i]),
+                    strip(&scale[i]) + "/" + &strip(&status[i]),
+                )
+            })
+            .collect()
+    };
+    let mut agreed = false;
+    for _ in 0..15 {
+        let before = snmp();
+        let nc = crate::agent::python3(&sensors_script, &[&a.netconf]);
+        let (_, metrics) = a.curl("GET", "/metrics", None);
+        if snmp() != before {
+            continue;
+        }
+        let nc: Vec<Vec<&str>> = nc.lines().map(|l| l.split(' ').collect()).collect();
+        assert!(before.len() >= 8, "{before:?}");
+        assert_eq!(
+            nc.len(),
+            before.len(),
+            "the same sensors\n{nc:?}\n{before:?}"
+        );
+        for (f, (index, value, ty, scale_status)) in nc.iter().zip(&before) {
+            let (name, nc_value, nc_type, nc_scale, nc_status) = (f[1], f[2], f[3], f[4], f[5]);
+            assert_eq!(f[0], index, "{name}");
+            assert_eq!(
+                nc_value, value,
+                "{name}: sensor-data against entPhySensorValue"
+            );
+            let smi = |t: &str| match t {
+                "rpm" => "10",
+                "watts" => "6",
+                "volts-DC" => "4",
+                "celsius" => "8",
+                "milli" => "8",
+                "units" => "9",
+                "ok" => "1",
+                "unavailable" => "2",
+                "nonoperational" => "3",
+                other => panic!("unexpected {other}"),
+            };
+            assert_eq!(smi(nc_type), ty, "{name}");
+            assert_eq!(
+                format!("{}/{}", smi(nc_scale), smi(nc_status)),
+                *scale_status,
+                "{name}"
+            );
+            // The gauge's family in base units, labelled with the entity.
+            let (entity, attr) = name.split_once("/sensor=").unwrap();
+            let family = |x: &halyard_cluster_model::meta::AttrMeta| {
+                halyard_http::metrics::base_unit(x.metric.as_ref().unwrap().name)
+            };
+            let line = halyard_cluster_model::SCHEMA
+                .object_classes()
+                .flat_map(|c| c.attributes.iter())
+                .filter(|x| x.yang_name == attr && x.metric.is_some())
+                .find_map(|x| {
+                    let (fam, factor) = family(x);
+                    metrics
+                        .lines()
+                        .find(|l| l.starts_with(&format!("{fam}{{name=\"{entity}\"")))
+                        .map(|l| (l.to_string(), factor))
+                })
+                .unwrap_or_else(|| panic!("no family of {name} in /metrics"));
+            let exposed: f64 = line.0.rsplit(' ').next().unwrap().parse().unwrap();
+            let reading: f64 = nc_value.parse().unwrap();
+            let exp = if nc_scale == "milli" { 1e-3 } else { 1.0 };
+            assert!(
+                (exposed - reading * exp).abs() < 1e-9 && (line.1 - exp).abs() < 1e-12,
+                "{name}: /metrics {} against sensor-data {nc_value} {nc_scale}",
+                line.0
+            );
+        }
+        agreed = true;
+        break;
+    }
+    assert!(
+        agreed,
+        "the readings never held still between two SNMP walks"
+    );
     // NMDA: <get-data> of operational is <get>'s data; <edit-data> on
     // running is seen in running and operational; max-depth prunes; a
     // datastore the server lacks is refused.

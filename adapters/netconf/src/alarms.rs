@@ -701,7 +701,7 @@ fn edit_shelf(
                 ),
             ));
         }
-        set("Resource", object.to_string());
+        set(alarm::SHELF_RESOURCE, object.to_string());
     }
     let types: Vec<&Element> = shelf
         .children
@@ -743,10 +743,10 @@ fn edit_shelf(
                     .into(),
             ));
         }
-        set("AlarmType", ident.to_string());
+        set(alarm::SHELF_ALARM_TYPE, ident.to_string());
     }
     if let Some(d) = shelf.find(ALARMS_NS, "description") {
-        set("Reason", d.trimmed().to_string());
+        set(alarm::SHELF_REASON, d.trimmed().to_string());
     }
     if op == Op::Replace || !exists {
         store.entries.insert(name.clone(), fresh());

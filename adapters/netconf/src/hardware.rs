@@ -21,7 +21,7 @@ pub const HARDWARE_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-hardware";
 pub const IANA_HW_NS: &str = "urn:ietf:params:xml:ns:yang:iana-hardware";
 /// The features of ietf-hardware the server supports: `physical-index`
 /// is the entPhysicalIndex of the same entity, and `state` is filled.
-pub const FEATURES: &[&str] = &["entity-mib", "hardware-state"];
+pub const FEATURES: &[&str] = &["entity-mib", "hardware-sensor", "hardware-state"];
 
 /// `last-change`: when this server saw the component list change
 /// (components inserted, removed or moved), its start until then.
@@ -84,6 +84,18 @@ pub fn render(objects: &[ManagedObject], started: Timestamp, last_change: &LastC
         }
     }
     let alarms = physical::alarm_bits(objects);
+    // Each entity's sensors: components of class sensor in it.
+    let sensors: Vec<physical::Sensor> = components
+        .iter()
+        .flat_map(|o| physical::sensors(o))
+        .collect();
+    let mut sensor_names: HashMap<u32, Vec<String>> = HashMap::new();
+    for s in &sensors {
+        sensor_names
+            .entry(s.entity.index)
+            .or_default()
+            .push(s.name());
+    }
 
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -120,6 +132,9 @@ pub fn render(objects: &[ManagedObject], started: Timestamp, last_change: &LastC
         for child in children.get(&o.index).into_iter().flatten() {
             c.push(leaf("contains-child", *child));
         }
+        for child in sensor_names.get(&o.index).into_iter().flatten() {
+            c.push(leaf("contains-child", child.as_str()));
+        }
         if let Some(v) = role_str(o, Role::HardwareRev) {
             c.push(leaf("hardware-rev", v));
         }
@@ -153,7 +168,73 @@ pub fn render(objects: &[ManagedObject], started: Timestamp, last_change: &LastC
         c.push(st);
         hw.push(c);
     }
+    let now = Timestamp::now();
+    for s in &sensors {
+        if let Some(c) = sensor_component(s, lookup, started, now) {
+            hw.push(c);
+        }
+    }
     hw
+}
+
+/// A sensor as a component of class sensor, with its `sensor-data` (the
+/// same reading ENTITY-SENSOR-MIB's entPhySensorTable shows).
+fn sensor_component<'a>(
+    s: &physical::Sensor<'a>,
+    lookup: impl Fn(u32) -> Option<&'a ManagedObject>,
+    started: Timestamp,
+    now: Timestamp,
+) -> Option<Element> {
+    let index = s.index()?;
+    let mut c = Element::new(HARDWARE_NS, "component");
+    c.push(leaf("name", s.name()));
+    let mut cl = leaf("class", "ianahw:sensor");
+    cl.attrs
+        .push((XMLNS_DECL.into(), "ianahw".into(), IANA_HW_NS.into()));
+    c.push(cl);
+    c.push(leaf("physical-index", index.to_string()));
+    c.push(leaf("description", s.description()));
+    c.push(leaf("parent", s.entity.name.as_str()));
+    if let Some(v) = physical::mfg_name(s.entity, lookup) {
+        c.push(leaf("mfg-name", v));
+    }
+    c.push(leaf("is-fru", "false"));
+    let status = s.status();
+    let mut st = Element::new(HARDWARE_NS, "state");
+    st.push(leaf(
+        "state-last-changed",
+        physical::state_last_changed(s.entity, started).to_string(),
+    ));
+    st.push(leaf("admin-state", physical::Admin::Unknown.yang()));
+    let oper = match status {
+        physical::SensorStatus::Ok => physical::Oper::Enabled,
+        physical::SensorStatus::Nonoperational => physical::Oper::Disabled,
+        physical::SensorStatus::Unavailable => physical::Oper::Unknown,
+    };
+    st.push(leaf("oper-state", oper.yang()));
+    st.push(leaf("usage-state", physical::Usage::Unknown.yang()));
+    st.push(leaf("alarm-state", ""));
+    st.push(leaf("standby-state", physical::Standby::Unknown.yang()));
+    c.push(st);
+    let mut d = Element::new(HARDWARE_NS, "sensor-data");
+    // sensor-value: -1000000000..1000000000; 0 without a reading, as
+    // entPhySensorValue.
+    d.push(leaf(
+        "value",
+        s.value()
+            .unwrap_or(0)
+            .clamp(-1_000_000_000, 1_000_000_000)
+            .to_string(),
+    ));
+    d.push(leaf("value-type", s.ty.yang()));
+    d.push(leaf("value-scale", s.scale.yang()));
+    d.push(leaf("value-precision", "0"));
+    d.push(leaf("oper-status", status.yang()));
+    d.push(leaf("units-display", s.units()));
+    // The model's value now: the agent reads it at every request.
+    d.push(leaf("value-timestamp", now.to_string()));
+    c.push(d);
+    Some(c)
 }
 
 #[cfg(test)]
@@ -184,6 +265,35 @@ mod tests {
         );
         assert!(x.contains("<admin-state>unlocked</admin-state>"), "{x}");
         assert!(x.contains("<is-fru>true</is-fru>"), "{x}");
+    }
+
+    /// A gauge with a sensor's units is a sensor component in its entity,
+    /// with the reading as sensor-data.
+    #[tokio::test]
+    async fn gauges_with_sensor_units_are_sensor_components() {
+        let x = demo_hardware().await;
+        assert!(
+            x.contains("<contains-child>ne=1/shelf=1/fan=1/sensor=speed</contains-child>"),
+            "{x}"
+        );
+        let at = x
+            .find("<component><name>ne=1/shelf=1/fan=1/sensor=speed</name>")
+            .unwrap_or_else(|| panic!("{x}"));
+        let c = &x[at..at + x[at..].find("</component>").unwrap()];
+        assert!(c.contains("ianahw:sensor</class>"), "{c}");
+        assert!(c.contains("<parent>ne=1/shelf=1/fan=1</parent>"), "{c}");
+        assert!(
+            c.contains(
+                "<sensor-data><value>4200</value><value-type>rpm</value-type>\
+                 <value-scale>units</value-scale><value-precision>0</value-precision>\
+                 <oper-status>ok</oper-status><units-display>rpm</units-display>"
+            ),
+            "{c}"
+        );
+        assert!(
+            x.contains("<value-type>volts-DC</value-type><value-scale>milli</value-scale>"),
+            "{x}"
+        );
     }
 
     /// A unit inserted or removed is hardware-state-change; nothing else is.

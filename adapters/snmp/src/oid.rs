@@ -45,6 +45,8 @@ pub const ENT_PHYSICAL_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1];
 pub const ENT_CONTAINS_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 3, 3, 1];
 /// entLastChangeTime (a scalar: the instance is `.0`).
 pub const ENT_LAST_CHANGE_TIME: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 4, 1];
+/// ENTITY-SENSOR-MIB entPhySensorEntry.
+pub const ENT_SENSOR_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 99, 1, 1, 1];
 pub const ENT_STATE_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 131, 1, 1, 1];
 pub const ENGINE_GROUP: &[u32] = &[1, 3, 6, 1, 6, 3, 10, 2, 1];
 pub const MPD_STATS: &[u32] = &[1, 3, 6, 1, 6, 3, 11, 2, 1];

@@ -28,3 +28,29 @@ pub(super) fn ent_state(snap: &Snapshot, col: u32, o: &ManagedObject) -> Option<
         _ => return None,
     })
 }
+
+/// entStateEntry columns of a sensor: no administrative or standby state
+/// of its own; enabled while it reads, disabled when its entity is.
+pub(super) fn ent_state_sensor(
+    snap: &Snapshot,
+    col: u32,
+    s: &physical::Sensor,
+) -> Option<ObjectSyntax> {
+    Some(match col {
+        1 => octets(codec::date_and_time(physical::state_last_changed(
+            s.entity,
+            snap.started,
+        ))),
+        2 => int(physical::Admin::Unknown.smi()),
+        3 => int(match s.status() {
+            physical::SensorStatus::Ok => physical::Oper::Enabled,
+            physical::SensorStatus::Nonoperational => physical::Oper::Disabled,
+            physical::SensorStatus::Unavailable => physical::Oper::Unknown,
+        }
+        .smi()),
+        4 => int(physical::Usage::Unknown.smi()),
+        5 => octets(vec![0]),
+        6 => int(physical::Standby::Unknown.smi()),
+        _ => return None,
+    })
+}

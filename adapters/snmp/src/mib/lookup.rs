@@ -4,8 +4,10 @@ use halyard_cluster_model::port::ModelError;
 use rasn_smi::v2::ObjectSyntax;
 use rasn_snmp::v2::VarBindValue;
 
-use super::entity::{ENT_PHYSICAL_COLUMNS, ent_physical};
-use super::entity_state::{ENT_STATE_COLUMNS, ent_state};
+use super::entity::{
+    ENT_PHYSICAL_COLUMNS, ENT_SENSOR_COLUMNS, ent_physical, ent_physical_sensor, ent_sensor,
+};
+use super::entity_state::{ENT_STATE_COLUMNS, ent_state, ent_state_sensor};
 use super::{Ctx, Mib, Node, class_entry};
 use crate::codec::{encode_value, int, object_id, ticks};
 use crate::oid::{self, Oid};
@@ -142,17 +144,38 @@ impl Mib {
                     return Ok(VarBindValue::NoSuchObject);
                 }
                 let snap = self.snapshot(ctx).await?;
-                snap.by_index
-                    .get(index)
-                    .filter(|i| snap.physical.contains(i))
-                    .and_then(|i| {
-                        let o = &snap.objects[*i];
-                        if matches!(node, Node::EntPhysical) {
-                            ent_physical(&snap, *col, o)
-                        } else {
-                            ent_state(&snap, *col, o)
-                        }
-                    })
+                if let Some(s) = snap.sensor_at(*index).and_then(|k| snap.sensor(k)) {
+                    if matches!(node, Node::EntPhysical) {
+                        ent_physical_sensor(&snap, *col, &s)
+                    } else {
+                        ent_state_sensor(&snap, *col, &s)
+                    }
+                } else {
+                    snap.by_index
+                        .get(index)
+                        .filter(|i| snap.physical.contains(i))
+                        .and_then(|i| {
+                            let o = &snap.objects[*i];
+                            if matches!(node, Node::EntPhysical) {
+                                ent_physical(&snap, *col, o)
+                            } else {
+                                ent_state(&snap, *col, o)
+                            }
+                        })
+                }
+            }
+            Node::EntSensor => {
+                let [col, index] = rel else {
+                    return Ok(self.missing_column(rel, ENT_SENSOR_COLUMNS));
+                };
+                if !ENT_SENSOR_COLUMNS.contains(col) {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                let snap = self.snapshot(ctx).await?;
+                let now = self.engine.uptime_ticks();
+                snap.sensor_at(*index)
+                    .and_then(|k| snap.sensor(k))
+                    .and_then(|s| ent_sensor(&s, *col, now))
             }
         };
         Ok(found.map_or(VarBindValue::NoSuchInstance, VarBindValue::Value))
@@ -304,6 +327,48 @@ impl Mib {
                         };
                         if let Some(v) = v {
                             return Ok(Some((oid::join(prefix, &[*col, o.index]), v)));
+                        }
+                    }
+                    // The sensors, numbered above every object.
+                    let from = match rest {
+                        Some(r) if k == pos => {
+                            snap.sensors.partition_point(|s| [s.0].as_slice() <= r)
+                        }
+                        _ => 0,
+                    };
+                    for (j, (index, _, _)) in snap.sensors.iter().enumerate().skip(from) {
+                        let Some(s) = snap.sensor(j) else {
+                            continue;
+                        };
+                        let v = if physical {
+                            ent_physical_sensor(&snap, *col, &s)
+                        } else {
+                            ent_state_sensor(&snap, *col, &s)
+                        };
+                        if let Some(v) = v {
+                            return Ok(Some((oid::join(prefix, &[*col, *index]), v)));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            Node::EntSensor => {
+                let (pos, rest) = column_start(ENT_SENSOR_COLUMNS, rel);
+                if pos >= ENT_SENSOR_COLUMNS.len() {
+                    return Ok(None);
+                }
+                let snap = self.snapshot(ctx).await?;
+                let now = self.engine.uptime_ticks();
+                for (k, col) in ENT_SENSOR_COLUMNS.iter().enumerate().skip(pos) {
+                    let from = match rest {
+                        Some(r) if k == pos => {
+                            snap.sensors.partition_point(|s| [s.0].as_slice() <= r)
+                        }
+                        _ => 0,
+                    };
+                    for (j, (index, _, _)) in snap.sensors.iter().enumerate().skip(from) {
+                        if let Some(v) = snap.sensor(j).and_then(|s| ent_sensor(&s, *col, now)) {
+                            return Ok(Some((oid::join(prefix, &[*col, *index]), v)));
                         }
                     }
                 }

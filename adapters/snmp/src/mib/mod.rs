@@ -59,6 +59,8 @@ enum Node {
     ChildTable,
     EntPhysical,
     EntState,
+    /// entPhySensorTable: the physical entities' sensors.
+    EntSensor,
     /// entPhysicalContainsTable: (container, contained) physical pairs.
     EntContains,
     /// entLastChangeTime.
@@ -186,6 +188,7 @@ impl Mib {
             ),
             (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
             (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
+            (oid::ENT_SENSOR_ENTRY.to_vec(), Node::EntSensor),
             (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
             (oid::ENT_LAST_CHANGE_TIME.to_vec(), Node::EntLastChange),
             scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
@@ -253,7 +256,7 @@ impl Mib {
 /// sysORLastChange).
 fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
     use crate::codec::{object_id, octets, ticks};
-    let modules: [(&[u32], &str); 9] = [
+    let modules: [(&[u32], &str); 10] = [
         (
             &[1, 3, 6, 1, 6, 3, 1],
             "SNMPv2-MIB: the system and snmp groups (RFC 3418)",
@@ -277,6 +280,10 @@ fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
         (
             &[1, 3, 6, 1, 2, 1, 131],
             "ENTITY-STATE-MIB: the entities' states (RFC 4268)",
+        ),
+        (
+            &[1, 3, 6, 1, 2, 1, 99],
+            "ENTITY-SENSOR-MIB: the entities' sensors (RFC 3433)",
         ),
         (
             alarm::ALARM_MIB,

@@ -21,6 +21,9 @@ pub(super) struct Snapshot {
     pub(super) physical: Vec<usize>,
     /// EntityAlarmStatus bits of each alarmed resource (by name).
     pub(super) alarms: HashMap<String, u8>,
+    /// The physical entities' sensors: (entity index, object position,
+    /// attribute position), by entity index (all above the objects').
+    pub(super) sensors: Vec<(u32, usize, usize)>,
     /// (container, contained) physical entity pairs, in order.
     pub(super) contains: Vec<(u32, u32)>,
     /// When the agent started: entStateLastChanged of an entity whose
@@ -29,6 +32,19 @@ pub(super) struct Snapshot {
 }
 
 impl Snapshot {
+    /// The sensor at `k` of [`Snapshot::sensors`].
+    pub(super) fn sensor(&self, k: usize) -> Option<physical::Sensor<'_>> {
+        let (_, i, position) = self.sensors.get(k)?;
+        physical::sensors(&self.objects[*i])
+            .into_iter()
+            .find(|s| s.position == *position)
+    }
+
+    /// The position in [`Snapshot::sensors`] of the sensor with an index.
+    pub(super) fn sensor_at(&self, index: u32) -> Option<usize> {
+        self.sensors.binary_search_by_key(&index, |s| s.0).ok()
+    }
+
     /// What identifies the physical entity table's shape: each entity's
     /// index, class and container (entLastChangeTime follows it).
     pub(super) fn physical_fingerprint(&self) -> u64 {
@@ -75,12 +91,22 @@ impl Mib {
             .collect();
         physical.sort_by_key(|i| objects[*i].index);
         let alarms = physical::alarm_bits(&objects);
+        let mut sensors: Vec<(u32, usize, usize)> = physical
+            .iter()
+            .flat_map(|i| {
+                physical::sensors(&objects[*i])
+                    .into_iter()
+                    .filter_map(move |s| Some((s.index()?, *i, s.position)))
+            })
+            .collect();
+        sensors.sort();
         let mut snap = Snapshot {
             objects,
             by_index,
             children,
             physical,
             alarms,
+            sensors,
             contains: Vec::new(),
             started: self.engine.started_at,
         };
@@ -89,6 +115,11 @@ impl Mib {
             .iter()
             .map(|i| &snap.objects[*i])
             .filter_map(|o| Some((physical_parent(&snap, o)?, o.index)))
+            .chain(
+                snap.sensors
+                    .iter()
+                    .map(|(s, i, _)| (snap.objects[*i].index, *s)),
+            )
             .collect();
         contains.sort();
         snap.contains = contains;

@@ -124,7 +124,9 @@ async fn snapshots_page_through_large_models() {
         n += 1;
         cur = next;
     }
-    assert_eq!(n, 1 + 1 + 1 + 700 + 2 + 2);
+    // And their sensors: each fan's speed, each PSU's power and voltage,
+    // each board's temperature.
+    assert_eq!(n, 1 + 1 + 1 + 700 + 2 + 2 + 700 + 2 * 2 + 2);
     // A generated column over many row batches, in order, complete;
     // a fresh request context per step (GETNEXT) and one for all (GETBULK).
     let fan = SCHEMA.class("Fan").unwrap();
@@ -280,4 +282,104 @@ async fn a_shelved_alarm_is_not_an_active_row() {
         cur = next;
     }
     assert_eq!(rows, 1);
+}
+
+/// ENTITY-SENSOR-MIB: a fan's speed gauge (Units "rpm") is a sensor entity
+/// of class sensor(8) contained in the fan, and entPhySensorValue reads the
+/// gauge; a power supply's watts are another; a board's load (percent) is
+/// no sensor type.
+#[tokio::test]
+async fn gauges_with_sensor_units_are_entity_sensors() {
+    use halyard_cluster_model::physical::{self, SENSOR_INDEX_BASE};
+    let mib = mib();
+    let mut ctx = Ctx::default();
+    let snap = mib.snapshot(&mut ctx).await.unwrap();
+    let fan = snap
+        .objects
+        .iter()
+        .find(|o| o.name.as_str() == "ne=1/shelf=1/fan=1")
+        .unwrap();
+    let s = physical::sensors(fan);
+    assert_eq!(s.len(), 1);
+    let index = s[0].index().unwrap();
+    assert!(index >= SENSOR_INDEX_BASE);
+    let get = |col: &[u32], i: u32| oid::join(col, &[i]);
+    let mut ctx = Ctx::default();
+    let value = |v: VarBindValue| match v {
+        VarBindValue::Value(ObjectSyntax::Simple(rasn_smi::v2::SimpleSyntax::Integer(i))) => {
+            i64::try_from(&i).unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    let sensor = oid::ENT_SENSOR_ENTRY;
+    assert_eq!(
+        value(
+            mib.get(&mut ctx, &get(&oid::join(sensor, &[1]), index))
+                .await
+                .unwrap()
+        ),
+        10,
+        "rpm"
+    );
+    assert_eq!(
+        value(
+            mib.get(&mut ctx, &get(&oid::join(sensor, &[2]), index))
+                .await
+                .unwrap()
+        ),
+        9,
+        "units"
+    );
+    assert_eq!(
+        value(
+            mib.get(&mut ctx, &get(&oid::join(sensor, &[4]), index))
+                .await
+                .unwrap()
+        ),
+        4200
+    );
+    assert_eq!(
+        value(
+            mib.get(&mut ctx, &get(&oid::join(sensor, &[5]), index))
+                .await
+                .unwrap()
+        ),
+        1,
+        "ok"
+    );
+    let physical_entry = oid::ENT_PHYSICAL_ENTRY;
+    assert_eq!(
+        value(
+            mib.get(&mut ctx, &get(&oid::join(physical_entry, &[5]), index))
+                .await
+                .unwrap()
+        ),
+        8,
+        "sensor"
+    );
+    assert_eq!(
+        value(
+            mib.get(&mut ctx, &get(&oid::join(physical_entry, &[4]), index))
+                .await
+                .unwrap()
+        ),
+        i64::from(fan.index),
+        "contained in the fan"
+    );
+    // entPhysicalContainsTable lists it under the fan.
+    let contains = oid::join(oid::ENT_CONTAINS_ENTRY, &[1, fan.index, index]);
+    assert!(matches!(
+        mib.get(&mut ctx, &contains).await.unwrap(),
+        VarBindValue::Value(_)
+    ));
+    // Every sensor is a row of entPhySensorTable and entPhysicalTable.
+    let sensors: Vec<u32> = snap.sensors.iter().map(|s| s.0).collect();
+    let board = snap
+        .objects
+        .iter()
+        .find(|o| o.class.name == "HostBoard")
+        .unwrap();
+    let units: Vec<_> = physical::sensors(board).iter().map(|s| s.units()).collect();
+    assert_eq!(units, ["celsius"]);
+    assert!(sensors.len() >= 4, "{sensors:?}");
 }

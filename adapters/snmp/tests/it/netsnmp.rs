@@ -149,8 +149,8 @@ fn v1_get_and_walk() {
         ),
     );
     assert!(walk.ok, "{walk:?}");
-    // Eight scalars and sysORTable's 9 rows of 3 columns.
-    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 27, "{walk:?}");
+    // Eight scalars and sysORTable's 10 rows of 3 columns.
+    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 30, "{walk:?}");
     let get = tool(
         "snmpget",
         &cat(
@@ -220,7 +220,7 @@ fn v3_authpriv_sha256_aes_walk() {
         .iter()
         .map(|(o, _)| halyard_snmp::oid::format(o))
         .collect();
-    assert_eq!(names.len(), 7 + 27, "{out:?}");
+    assert_eq!(names.len(), 7 + 30, "{out:?}");
     assert!(
         names.iter().all(|n| n.starts_with("1.3.6.1.2.1.1.")),
         "{out:?}"
@@ -373,9 +373,34 @@ fn entity_mib_lists_the_hardware_with_containment() {
         ("ne=1/shelf=1/board=1", 9, shelf),
         ("ne=1/shelf=1/board=2", 9, shelf),
     ];
-    assert_eq!(names.len(), want.len(), "{walk:?}");
+    // Besides, each gauge with a sensor's units is a sensor entity
+    // (class 8) in its entity (ENTITY-SENSOR-MIB).
+    let sensors = [
+        ("ne=1/shelf=1/fan=1", "speed"),
+        ("ne=1/shelf=1/fan=2", "speed"),
+        ("ne=1/shelf=1/psu=1", "output-power"),
+        ("ne=1/shelf=1/psu=1", "input-voltage"),
+        ("ne=1/shelf=1/psu=2", "output-power"),
+        ("ne=1/shelf=1/psu=2", "input-voltage"),
+        ("ne=1/shelf=1/board=1", "temperature"),
+        ("ne=1/shelf=1/board=2", "temperature"),
+    ];
+    assert_eq!(names.len(), want.len() + sensors.len(), "{walk:?}");
     let class = col(5);
     let contained = col(4);
+    for (entity, sensor) in sensors {
+        let name = format!("STRING: \"{entity}/sensor={sensor}\"");
+        let (idx, _) = names
+            .iter()
+            .find(|(_, n)| *n == name)
+            .unwrap_or_else(|| panic!("no {name}: {walk:?}"));
+        assert!(class.contains(&(*idx, "INTEGER: 8".into())), "{name}");
+        let parent = object(&r, entity).index;
+        assert!(
+            contained.contains(&(*idx, format!("INTEGER: {parent}"))),
+            "{name} in {entity}"
+        );
+    }
     for (name, phys_class, parent) in want {
         let idx = object(&r, name).index;
         assert!(
@@ -401,7 +426,7 @@ fn entity_mib_lists_the_hardware_with_containment() {
         .iter()
         .map(|(o, _)| (o[12], o[13]))
         .collect();
-    assert_eq!(pairs.len(), 8, "{contains:?}");
+    assert_eq!(pairs.len(), 8 + sensors.len(), "{contains:?}");
     assert!(pairs.contains(&(element, shelf)), "{contains:?}");
     assert_eq!(
         pairs.iter().filter(|(p, _)| *p == shelf).count(),
@@ -596,7 +621,7 @@ fn sys_or_table_lists_the_served_mibs() {
         .filter(|l| l.matches('|').count() == 2)
         .skip(1)
         .collect();
-    assert_eq!(rows.len(), 9, "{table:?}");
+    assert_eq!(rows.len(), 10, "{table:?}");
     for want in [
         "|SNMPv2-MIB: ",
         "|SNMP-FRAMEWORK-MIB: ",
@@ -604,6 +629,7 @@ fn sys_or_table_lists_the_served_mibs() {
         "|SNMP-USER-BASED-SM-MIB: ",
         "|ENTITY-MIB: ",
         "|ENTITY-STATE-MIB: ",
+        "|ENTITY-SENSOR-MIB: ",
         "|ALARM-MIB: ",
         "|ITU-ALARM-MIB: ",
         "|HALYARD-CLUSTER-MIB: ",
@@ -632,6 +658,7 @@ fn sys_or_table_lists_the_served_mibs() {
             ".1.3.6.1.6.3.15",
             ".1.3.6.1.2.1.47",
             ".1.3.6.1.2.1.131",
+            ".1.3.6.1.2.1.99",
             ".1.3.6.1.2.1.118",
             ".1.3.6.1.2.1.121",
             ".1.3.6.1.4.1.32473.77"
