@@ -865,3 +865,59 @@ fn ietf_alarms_shelving_history_and_compress() {
     drop(a);
     crate::netconf_correctness::check_trace(&trace);
 }
+
+const HARDWARE_CONFIG_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+from ncclient.operations.rpc import RPCError
+host, port = sys.argv[1].rsplit(":", 1)
+HW = "urn:ietf:params:xml:ns:yang:ietf-hardware"
+IANA = "urn:ietf:params:xml:ns:yang:iana-hardware"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+def edit(body):
+    m.edit_config(target="running", config='<config xmlns="%s"><hardware xmlns="%s" xmlns:ianahw="%s">%s</hardware></config>' % (NC, HW, IANA, body))
+FAN = "<name>ne=1/shelf=1/fan=1</name><class>ianahw:fan</class>"
+state = sys.argv[2]
+edit("<component>%s<alias>left fan</alias><state><admin-state>%s</admin-state></state></component>" % (FAN, state))
+cfg = m.get_config(source="running", filter=("subtree",
+    '<hardware xmlns="%s"><component><name>ne=1/shelf=1/fan=1</name></component></hardware>' % HW)).data_ele
+print("config=%s|%s" % (cfg.findtext(".//{%s}alias" % HW), cfg.findtext(".//{%s}admin-state" % HW)))
+try:
+    edit("<component><name>ne=1/shelf=1/fan=1</name><class>ianahw:cpu</class></component>")
+    print("wrong-class=accepted")
+except RPCError as e:
+    print("wrong-class=%s" % e.tag)
+"#;
+
+/// ietf-hardware's alias and admin-state are configuration (RFC 8348):
+/// ncclient locks a fan and names it in running; net-snmp's entStateAdmin
+/// and entPhysicalAlias show it, and unlocking it over ietf-hardware
+/// unlocks it everywhere. A class that is not the entity's is refused.
+#[test]
+fn ietf_hardware_admin_state_and_alias_are_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, trace) = crate::netconf_correctness::traced_agent(dir.path());
+    let script = dir.path().join("hwcfg.py");
+    std::fs::write(&script, HARDWARE_CONFIG_SCRIPT).unwrap();
+    let fan = index_of(&a, "ne=1/shelf=1/fan=1");
+    let text = crate::agent::python3(&script, &[&a.netconf, "locked"]);
+    for want in ["config=left fan|locked", "wrong-class=invalid-value"] {
+        assert!(text.contains(want), "{want} not in {text}");
+    }
+    wait_until("the fan locked (entStateAdmin)", || {
+        get(&a, &format!("1.3.6.1.2.1.131.1.1.1.2.{fan}")) == "2"
+    });
+    assert_eq!(
+        get(&a, &format!("1.3.6.1.2.1.47.1.1.1.1.14.{fan}")),
+        "left fan"
+    );
+    let text = crate::agent::python3(&script, &[&a.netconf, "unlocked"]);
+    assert!(text.contains("config=left fan|unlocked"), "{text}");
+    wait_until("the fan unlocked (entStateAdmin)", || {
+        get(&a, &format!("1.3.6.1.2.1.131.1.1.1.2.{fan}")) == "4"
+    });
+    drop(a);
+    crate::netconf_correctness::check_trace(&trace);
+}

@@ -237,6 +237,208 @@ fn sensor_component<'a>(
     Some(c)
 }
 
+/// The physical entity's attribute with a role, among a configuration
+/// entry's (writable) attributes.
+fn config_attr(
+    e: &crate::data::ConfigEntry,
+    role: Role,
+) -> Option<(usize, &'static halyard_cluster_model::meta::AttrMeta)> {
+    e.class.attribute_by_role(role).filter(|(_, a)| a.writable)
+}
+
+/// `/hardware` of a configuration datastore: each physical entity with
+/// something to configure — its name and class (mandatory in the module),
+/// its alias and its admin-state: the entity's attributes with those
+/// roles, the same ones halyard-cluster's leaves and the MIBs write.
+pub fn hardware_config(store: &crate::data::ConfigStore) -> Element {
+    let mut hw = Element::new(HARDWARE_NS, "hardware");
+    for (name, e) in &store.entries {
+        let Some(class) = e.class.entity() else {
+            continue;
+        };
+        let alias = config_attr(e, Role::Alias);
+        let admin = config_attr(e, Role::AdminState);
+        if alias.is_none() && admin.is_none() {
+            continue;
+        }
+        let mut c = Element::new(HARDWARE_NS, "component");
+        c.push(leaf("name", name.as_str()));
+        let mut cl = leaf("class", format!("ianahw:{}", class.iana_identity()));
+        cl.attrs
+            .push((XMLNS_DECL.into(), "ianahw".into(), IANA_HW_NS.into()));
+        c.push(cl);
+        if let Some((i, _)) = alias
+            && let Some(Value::Str(v)) = e.values.get(i)
+            && !v.is_empty()
+        {
+            c.push(leaf("alias", v.as_str()));
+        }
+        if let Some((i, a)) = admin
+            && let (halyard_cluster_model::AttrType::Enum(m), Some(Value::Enum(v))) =
+                (&a.ty, e.values.get(i))
+            && let Some(label) = m.by_value(*v)
+        {
+            let mut st = Element::new(HARDWARE_NS, "state");
+            st.push(leaf("admin-state", label.yang_name));
+            c.push(st);
+        }
+        hw.push(c);
+    }
+    hw
+}
+
+/// Applies an edit-config of `/hardware` to a configuration store. A
+/// component is a physical entity of the element (none is configured
+/// ahead of its hardware); its `class`, if given, must be the entity's;
+/// `alias` and `state/admin-state` set the entity's attributes with those
+/// roles (delete and remove give back their defaults). Nothing else of a
+/// component is configurable.
+pub fn edit(
+    store: &mut crate::data::ConfigStore,
+    hardware: &Element,
+    op: crate::data::Op,
+) -> Result<(), crate::error::RpcError> {
+    use crate::data::Op;
+    use crate::error::{RpcError, Tag};
+    let bad = |tag: Tag, what: &str, msg: String| {
+        RpcError::application(tag, msg).with_info("bad-element", what)
+    };
+    let op_of = |e: &Element, inherited: Op| match e.attr(crate::BASE_NS, "operation") {
+        None => Ok(inherited),
+        Some(v) => Op::parse(v).ok_or_else(|| {
+            RpcError::application(Tag::BadAttribute, format!("'{v}' is not an edit operation"))
+                .with_info("bad-attribute", "operation")
+                .with_info("bad-element", e.name.clone())
+        }),
+    };
+    let op = op_of(hardware, op)?;
+    for c in &hardware.children {
+        if c.ns != HARDWARE_NS || c.name != "component" {
+            return Err(bad(
+                Tag::UnknownElement,
+                &c.name,
+                format!("'{}' is no configurable part of /hardware", c.name),
+            ));
+        }
+        let cop = op_of(c, op)?;
+        let name = c
+            .find(HARDWARE_NS, "name")
+            .map(|n| n.trimmed().to_string())
+            .ok_or_else(|| {
+                bad(
+                    Tag::MissingElement,
+                    "name",
+                    "a component needs its name".into(),
+                )
+            })?;
+        let entry = halyard_cluster_model::ObjectName::parse(&name)
+            .ok()
+            .and_then(|n| store.entries.get_mut(&n))
+            .filter(|e| e.class.entity().is_some())
+            .ok_or_else(|| {
+                bad(
+                    Tag::DataMissing,
+                    "name",
+                    format!(
+                        "no component '{name}': components are the element's hardware, none is configured ahead of it"
+                    ),
+                )
+            })?;
+        let class = entry.class.entity().expect("a physical entity");
+        for leaf_el in &c.children {
+            let lop = op_of(leaf_el, cop)?;
+            match (leaf_el.ns.as_str(), leaf_el.name.as_str()) {
+                (HARDWARE_NS, "name") => {}
+                (HARDWARE_NS, "class") => {
+                    let given = leaf_el.trimmed();
+                    let ident = given.rsplit(':').next().unwrap_or(given);
+                    if ident != class.iana_identity() && !matches!(lop, Op::Delete | Op::Remove) {
+                        return Err(bad(
+                            Tag::InvalidValue,
+                            "class",
+                            format!(
+                                "component '{name}' is of class ianahw:{}, not {given}",
+                                class.iana_identity()
+                            ),
+                        ));
+                    }
+                }
+                (HARDWARE_NS, "alias") => {
+                    let Some((i, a)) = config_attr(entry, Role::Alias) else {
+                        return Err(bad(
+                            Tag::OperationNotSupported,
+                            "alias",
+                            format!("component '{name}' has no alias to set"),
+                        ));
+                    };
+                    let v = match lop {
+                        Op::None => continue,
+                        Op::Delete | Op::Remove => a.default.unwrap_or("").to_string(),
+                        _ => leaf_el.trimmed().to_string(),
+                    };
+                    if let halyard_cluster_model::AttrType::String { max_len } = a.ty
+                        && v.chars().count() > max_len as usize
+                    {
+                        return Err(bad(
+                            Tag::InvalidValue,
+                            "alias",
+                            format!("alias is longer than {max_len} characters"),
+                        ));
+                    }
+                    entry.values[i] = Value::Str(v);
+                }
+                (HARDWARE_NS, "state") => {
+                    for st in &leaf_el.children {
+                        if st.ns != HARDWARE_NS || st.name != "admin-state" {
+                            return Err(bad(
+                                Tag::OperationNotSupported,
+                                &st.name,
+                                format!("state/{} is not configuration", st.name),
+                            ));
+                        }
+                        let sop = op_of(st, op_of(leaf_el, lop)?)?;
+                        let Some((i, a)) = config_attr(entry, Role::AdminState) else {
+                            return Err(bad(
+                                Tag::OperationNotSupported,
+                                "admin-state",
+                                format!("component '{name}' has no administrative state"),
+                            ));
+                        };
+                        let halyard_cluster_model::AttrType::Enum(m) = &a.ty else {
+                            continue;
+                        };
+                        let wanted = match sop {
+                            Op::None => continue,
+                            Op::Delete | Op::Remove => a.default.unwrap_or("unlocked"),
+                            _ => st.trimmed(),
+                        };
+                        let v = m.by_name(wanted).ok_or_else(|| {
+                            bad(
+                                Tag::InvalidValue,
+                                "admin-state",
+                                format!(
+                                    "'{wanted}' is no admin-state of component '{name}' (locked, unlocked, shutting-down)"
+                                ),
+                            )
+                        })?;
+                        entry.values[i] = Value::Enum(v.value);
+                    }
+                }
+                (_, other) => {
+                    return Err(bad(
+                        Tag::OperationNotSupported,
+                        other,
+                        format!(
+                            "/hardware/component/{other} is not configurable on this server (alias and state/admin-state are)"
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +495,86 @@ mod tests {
         assert!(
             x.contains("<value-type>volts-DC</value-type><value-scale>milli</value-scale>"),
             "{x}"
+        );
+    }
+
+    /// ietf-hardware's configuration is the entities' alias and
+    /// admin-state: an edit sets the attributes with those roles; a wrong
+    /// class, an unknown component, a bad state or a read-only leaf is
+    /// refused with the reason.
+    #[tokio::test]
+    async fn alias_and_admin_state_are_configuration() {
+        use crate::data::{ConfigStore, Op};
+        use crate::error::Tag;
+        let objs = demo_element().query(&Query::default()).await.unwrap();
+        let mut store = ConfigStore::from_objects(&objs);
+        let edit_of = |body: &str| {
+            crate::xml::parse(
+                &format!(
+                    "<hardware xmlns='{HARDWARE_NS}' xmlns:ianahw='{IANA_HW_NS}'>{body}</hardware>"
+                ),
+                64,
+            )
+            .unwrap()
+        };
+        let fan = "<name>ne=1/shelf=1/fan=1</name>";
+        edit(
+            &mut store,
+            &edit_of(&format!(
+                "<component>{fan}<class>ianahw:fan</class><alias>left fan</alias>\
+                 <state><admin-state>locked</admin-state></state></component>"
+            )),
+            Op::Merge,
+        )
+        .unwrap();
+        let x = hardware_config(&store).to_xml();
+        assert!(
+            x.contains(
+                "<component><name>ne=1/shelf=1/fan=1</name><class xmlns:ianahw=\"urn:ietf:params:xml:ns:yang:iana-hardware\">ianahw:fan</class>\
+                 <alias>left fan</alias><state><admin-state>locked</admin-state></state></component>"
+            ),
+            "{x}"
+        );
+        crate::conformance::check_get_content(&x).unwrap();
+        let refused = |body: &str| {
+            let mut s = ConfigStore::from_objects(&objs);
+            edit(&mut s, &edit_of(body), Op::Merge).unwrap_err().tag
+        };
+        assert_eq!(
+            refused(&format!(
+                "<component>{fan}<class>ianahw:cpu</class></component>"
+            )),
+            Tag::InvalidValue
+        );
+        assert_eq!(
+            refused("<component><name>ne=1/shelf=1/fan=9</name><alias>x</alias></component>"),
+            Tag::DataMissing
+        );
+        assert_eq!(
+            refused(&format!(
+                "<component>{fan}<state><admin-state>asleep</admin-state></state></component>"
+            )),
+            Tag::InvalidValue
+        );
+        assert_eq!(
+            refused(&format!(
+                "<component>{fan}<serial-num>X</serial-num></component>"
+            )),
+            Tag::OperationNotSupported
+        );
+        // Delete gives the admin-state back its default.
+        edit(
+            &mut store,
+            &edit_of(&format!(
+                "<component>{fan}<state><admin-state xmlns:nc='urn:ietf:params:xml:ns:netconf:base:1.0' nc:operation='delete'/></state></component>"
+            )),
+            Op::Merge,
+        )
+        .unwrap();
+        assert!(
+            hardware_config(&store)
+                .to_xml()
+                .contains("<alias>left fan</alias><state><admin-state>unlocked</admin-state>"),
         );
     }
 

@@ -80,6 +80,17 @@ pub fn apply_edit(
             }
             continue;
         }
+        // ietf-hardware: the entities' alias and admin-state.
+        if top.ns == crate::hardware::HARDWARE_NS && top.name == "hardware" {
+            let r = op_of(top, default_op).and_then(|op| crate::hardware::edit(store, top, op));
+            if let Err(e) = r {
+                errors.push(e);
+                if !continue_on_error {
+                    return errors;
+                }
+            }
+            continue;
+        }
         // ietf-alarms' control: the element's attribute and alarm shelves.
         if top.ns == crate::alarms::ALARMS_NS && top.name == "alarms" {
             let r = op_of(top, default_op).and_then(|op| crate::alarms::edit(store, top, op));
@@ -178,7 +189,10 @@ pub fn touched(config: &Element, default_op: Op) -> Touched {
     let ns = schema_ns();
     for top in &config.children {
         // An edit of /system reads the element's entry: read everything.
-        if top.ns == crate::system::SYSTEM_NS || top.ns == crate::alarms::ALARMS_NS {
+        if top.ns == crate::system::SYSTEM_NS
+            || top.ns == crate::alarms::ALARMS_NS
+            || top.ns == crate::hardware::HARDWARE_NS
+        {
             t.full = true;
             continue;
         }

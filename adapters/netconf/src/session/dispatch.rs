@@ -240,6 +240,16 @@ impl Session {
             };
             roots.extend(crate::system::system_config(&store));
         }
+        // ietf-hardware's configuration: the entities' alias and admin-state.
+        if let Some(ds) = source
+            && wants(crate::hardware::HARDWARE_NS, "hardware")
+        {
+            let store = match ds {
+                Datastore::Running => self.shared.running().await?,
+                Datastore::Candidate => self.shared.candidate().await?,
+            };
+            roots.push(crate::hardware::hardware_config(&store));
+        }
         // ietf-alarms' configuration: the control.
         if let Some(ds) = source
             && wants(ALARMS_NS, "alarms")
