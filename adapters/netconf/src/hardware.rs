@@ -1,9 +1,9 @@
 //! ietf-hardware (RFC 8348): `/hardware` from the containment tree, by the
 //! physical view the SNMP face's ENTITY-MIB uses too
 //! ([`halyard_cluster_model::physical`]), so both faces show the same
-//! components, parents and states. Operational state only: the server
-//! takes no hardware configuration (the schema's own module carries the
-//! writable attributes).
+//! components, parents and states, and the same sensors. Configuration:
+//! each entity's alias and admin-state ([`hardware_config`], [`edit`]),
+//! the attributes with those roles that halyard-cluster's leaves write.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
