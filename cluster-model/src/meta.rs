@@ -242,10 +242,13 @@ pub enum Role {
     /// Of the element: alarms the engine dropped in storms, ALARM-MIB
     /// alarmActiveOverflow (integer, a counter).
     AlarmOverflow,
+    /// Of the element: its host name, SNMPv2-MIB sysName and ietf-system
+    /// `hostname` (string).
+    Hostname,
 }
 
 impl Role {
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -263,6 +266,7 @@ impl Role {
         Self::MfgName,
         Self::ModelName,
         Self::AlarmOverflow,
+        Self::Hostname,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -285,6 +289,7 @@ impl Role {
             Self::MfgName => "mfgName",
             Self::ModelName => "modelName",
             Self::AlarmOverflow => "alarmOverflow",
+            Self::Hostname => "hostname",
         }
     }
 }

@@ -662,11 +662,19 @@ def shown(source):
 if sys.argv[2] == "set":
     edit("running", "<contact>NOC +1 555 0199</contact><location>Site 9, rack 2</location>")
     print("running=%s" % shown("running"))
+    edit("running", "<hostname>ne1.example.net</hostname>")
+    d = m.get_config(source="running", filter=("subtree", '<system xmlns="%s"/>' % SYS)).data_ele
+    print("hostname=%s" % d.findtext(".//{%s}hostname" % SYS))
     try:
-        edit("running", "<hostname>ne1</hostname>")
-        print("hostname=accepted")
+        edit("running", "<hostname>core router 1</hostname>")
+        print("bad-hostname=accepted")
     except RPCError as e:
-        print("hostname=%s" % e.tag)
+        print("bad-hostname=%s" % e.tag)
+    try:
+        edit("running", "<clock><timezone-utc-offset>60</timezone-utc-offset></clock>")
+        print("clock=accepted")
+    except RPCError as e:
+        print("clock=%s" % e.tag)
     edit("candidate", "<location>Site 10</location>")
     print("candidate=%s" % shown("candidate"))
     print("running-before-commit=%s" % shown("running"))
@@ -676,10 +684,11 @@ elif sys.argv[2] == "delete":
     print("running=%s" % shown("running"))
 "#;
 
-/// ietf-system's contact and location are configuration (RFC 7317):
-/// ncclient edits them in running and candidate (get-config shows them),
-/// net-snmp reads the same values as sysContact and sysLocation; the rest
-/// of /system is refused, not silently dropped.
+/// ietf-system's contact, hostname and location are configuration (RFC
+/// 7317): ncclient edits them in running and candidate (get-config shows
+/// them), net-snmp reads the same values as sysContact, sysName and
+/// sysLocation; a host name that is no domain name and the rest of
+/// /system are refused, not silently dropped.
 #[test]
 fn ietf_system_contact_and_location_are_configuration() {
     let dir = tempfile::tempdir().unwrap();
@@ -689,13 +698,17 @@ fn ietf_system_contact_and_location_are_configuration() {
     let text = crate::agent::python3(&script, &[&a.netconf, "set"]);
     for want in [
         "running=NOC +1 555 0199|Site 9, rack 2",
-        "hostname=operation-not-supported",
+        "hostname=ne1.example.net",
+        "bad-hostname=invalid-value",
+        "clock=operation-not-supported",
         "candidate=NOC +1 555 0199|Site 10",
         "running-before-commit=NOC +1 555 0199|Site 9, rack 2",
     ] {
         assert!(text.contains(want), "{want} not in {text}");
     }
     assert_eq!(get(&a, "1.3.6.1.2.1.1.4.0"), "NOC +1 555 0199");
+    // ietf-system's hostname is sysName.
+    assert_eq!(get(&a, "1.3.6.1.2.1.1.5.0"), "ne1.example.net");
     assert_eq!(get(&a, "1.3.6.1.2.1.1.6.0"), "Site 10", "committed");
     let text = crate::agent::python3(&script, &[&a.netconf, "delete"]);
     assert!(text.contains("running=NOC +1 555 0199|None"), "{text}");

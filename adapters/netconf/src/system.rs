@@ -1,10 +1,10 @@
-//! ietf-system (RFC 7317), the parts an NE agent has: `/system` contact
-//! and location (the element's attributes with the `contact` and
-//! `location` roles, as SNMPv2-MIB's sysContact and sysLocation), and
-//! `/system-state` platform and clock. Contact and location are
+//! ietf-system (RFC 7317), the parts an NE agent has: `/system` contact,
+//! hostname and location (the element's attributes with the `contact`,
+//! `hostname` and `location` roles, as SNMPv2-MIB's sysContact, sysName
+//! and sysLocation), and `/system-state` platform and clock. They are
 //! configuration: in running and candidate, and written by edit-config
 //! ([`edit`], the same attributes as halyard-cluster's leaves and SNMP);
-//! the rest of `/system` (hostname, clock, NTP, DNS, users) is not
+//! the rest of `/system` (clock, NTP, DNS, users) is not
 //! configurable here, and the RPCs (set-current-datetime, system-restart,
 //! system-shutdown) answer operation-not-supported.
 
@@ -31,12 +31,38 @@ fn root_text(objects: &[ManagedObject], role: Role) -> Option<String> {
         .map(str::to_string)
 }
 
-/// `/system`: contact and location of the element.
+/// Whether `s` is an inet:domain-name (RFC 6991): dot-separated labels
+/// of letters, digits, '-' and '_' (not starting with '-', ending with a
+/// letter or digit), at most 63 characters each and 253 in all, or ".".
+pub fn is_domain_name(s: &str) -> bool {
+    if s == "." {
+        return true;
+    }
+    let body = s.strip_suffix('.').unwrap_or(s);
+    !body.is_empty()
+        && s.len() <= 253
+        && body.split('.').all(|l| {
+            let b = l.as_bytes();
+            !b.is_empty()
+                && b.len() <= 63
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || *c == b'-' || *c == b'_')
+                && b[0] != b'-'
+                && b[b.len() - 1].is_ascii_alphanumeric()
+        })
+}
+
+/// `/system`: hostname, contact and location of the element (a host name
+/// set to something that is no domain name, as sysName may be, is not
+/// shown here).
 pub fn system(objects: &[ManagedObject]) -> Element {
     let mut s = Element::new(SYSTEM_NS, "system");
     // An empty one is not set.
     if let Some(c) = root_text(objects, Role::Contact).filter(|c| !c.is_empty()) {
         s.push(leaf("contact", c));
+    }
+    if let Some(h) = root_text(objects, Role::Hostname).filter(|h| is_domain_name(h)) {
+        s.push(leaf("hostname", h));
     }
     if let Some(l) = root_text(objects, Role::Location).filter(|l| !l.is_empty()) {
         s.push(leaf("location", l));
@@ -62,13 +88,18 @@ fn root_entry(
 pub fn system_config(store: &crate::data::ConfigStore) -> Option<Element> {
     let (_, e) = root_entry(store)?;
     let mut s = Element::new(SYSTEM_NS, "system");
-    for (role, name) in [(Role::Contact, "contact"), (Role::Location, "location")] {
+    for (role, name) in [
+        (Role::Contact, "contact"),
+        (Role::Hostname, "hostname"),
+        (Role::Location, "location"),
+    ] {
         // An empty one is not set.
         if let Some(Value::Str(v)) = e
             .class
             .attribute_by_role(role)
             .and_then(|(i, _)| e.values.get(i))
             && !v.is_empty()
+            && (role != Role::Hostname || is_domain_name(v))
         {
             s.push(leaf(name, v.clone()));
         }
@@ -97,12 +128,13 @@ pub fn edit(
     for child in &system.children {
         let role = match (child.ns.as_str(), child.name.as_str()) {
             (SYSTEM_NS, "contact") => Role::Contact,
+            (SYSTEM_NS, "hostname") => Role::Hostname,
             (SYSTEM_NS, "location") => Role::Location,
             _ => {
                 return Err(RpcError::application(
                     Tag::OperationNotSupported,
                     format!(
-                        "/system/{} is not configurable on this server (contact and location are)",
+                        "/system/{} is not configurable on this server (contact, hostname and location are)",
                         child.name
                     ),
                 )
@@ -152,6 +184,13 @@ pub fn edit(
             )
             .with_info("bad-element", child.name.clone()));
         }
+        if role == Role::Hostname && !value.is_empty() && !is_domain_name(&value) {
+            return Err(RpcError::application(
+                Tag::InvalidValue,
+                format!("/system/hostname '{value}' is no domain name"),
+            )
+            .with_info("bad-element", child.name.clone()));
+        }
         entry.values[i] = Value::Str(value);
     }
     Ok(())
@@ -193,6 +232,24 @@ mod tests {
     use super::*;
     use halyard_cluster_model::memory::demo_element;
     use halyard_cluster_model::port::{InformationModel, Query};
+
+    #[test]
+    fn host_names_are_domain_names() {
+        for ok in [
+            "ne1",
+            "ne1.example.net",
+            "ne1.example.net.",
+            ".",
+            "a",
+            "x_1-b",
+        ] {
+            assert!(is_domain_name(ok), "{ok}");
+        }
+        for bad in ["", "core router", "-ne1", "ne1-", "a..b", "ne1/shelf=1"] {
+            assert!(!is_domain_name(bad), "{bad}");
+        }
+        assert!(!is_domain_name(&"a".repeat(64)));
+    }
 
     /// libyang accepts both trees against the published ietf-system.
     #[tokio::test]

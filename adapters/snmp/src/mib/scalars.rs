@@ -46,8 +46,8 @@ pub(super) fn scalar(prefix: &[u32], arc: u32, s: Scalar) -> (Oid, Node) {
 }
 
 impl Mib {
-    /// The element attribute a scalar shows: sysContact, sysLocation and
-    /// snmpEnableAuthenTraps are the root's attributes with those roles
+    /// The element attribute a scalar shows: sysContact, sysLocation,
+    /// sysName and snmpEnableAuthenTraps are the root's attributes with those roles
     /// (one value for every face, persisted and writable), unless the SNMP
     /// configuration fixes them (then read-only, as snmpd.conf's
     /// `syscontact` makes sysContact).
@@ -60,6 +60,9 @@ impl Mib {
             }
             Scalar::AlarmClearMaximum => Some(Role::AlarmClearMaximum),
             Scalar::AlarmActiveOverflow => Some(Role::AlarmOverflow),
+            // The element's host name; the configured name (the serving
+            // node's) while it is empty.
+            Scalar::SysName => Some(Role::Hostname),
             _ => None,
         }
     }
@@ -97,6 +100,9 @@ impl Mib {
         };
         let found = self.root_attribute(role).await?;
         let value = found.as_ref().map(|(o, i)| &o.values[*i]);
+        if role == Role::Hostname && value.and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Ok(self.scalar_value(s));
+        }
         if role == Role::AuthenticationTraps {
             self.authen_traps
                 .store(matches!(value, Some(Value::Bool(true))), Ordering::Relaxed);

@@ -383,3 +383,46 @@ async fn gauges_with_sensor_units_are_entity_sensors() {
     assert_eq!(units, ["celsius"]);
     assert!(sensors.len() >= 4, "{sensors:?}");
 }
+
+/// sysName is the element's host name (writable, one value with
+/// ietf-system's hostname), the configured name while it is empty.
+#[tokio::test]
+async fn sys_name_is_the_elements_host_name() {
+    let mib = Mib::new(
+        Arc::new(demo_element()),
+        Arc::new(Engine::new(vec![0x80, 0, 0x7e, 0xd9, 5, 1], 1)),
+        SysInfo {
+            name: "halyard node a".into(),
+            ..SysInfo::default()
+        },
+        65_507,
+    );
+    let mut ctx = Ctx::default();
+    let sys_name = oid::join(oid::SYSTEM, &[5, 0]);
+    let read = |v: VarBindValue| match v {
+        VarBindValue::Value(ObjectSyntax::Simple(rasn_smi::v2::SimpleSyntax::String(s))) => {
+            String::from_utf8(s.to_vec()).unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        read(mib.get(&mut ctx, &sys_name).await.unwrap()),
+        "halyard node a"
+    );
+    let all = crate::config::View::all();
+    mib.set(
+        &[(
+            sys_name.clone(),
+            VarBindValue::Value(crate::codec::octets(b"ne1.example.net".to_vec())),
+        )],
+        "test",
+        &all,
+    )
+    .await
+    .unwrap();
+    let mut ctx = Ctx::default();
+    assert_eq!(
+        read(mib.get(&mut ctx, &sys_name).await.unwrap()),
+        "ne1.example.net"
+    );
+}

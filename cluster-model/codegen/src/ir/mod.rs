@@ -234,6 +234,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("mfgName", RoleType::String),
     ("modelName", RoleType::String),
     ("alarmOverflow", RoleType::Integer),
+    ("hostname", RoleType::String),
 ];
 
 /// The type an attribute with a given role must have.
