@@ -192,7 +192,12 @@ impl ModelCollector {
             .filter(|v| v.value != PerceivedSeverity::Cleared.value())
             .map(|v| (v.yang_name, (0, 0)))
             .collect();
-        for o in self.objects.iter().filter(|o| alarm::is_active(o)) {
+        // A shelved alarm is out of the alarm list: no alert should fire on it.
+        for o in self
+            .objects
+            .iter()
+            .filter(|o| alarm::is_active(o) && alarm::shelf(o).is_none())
+        {
             let sev = alarm::severity(o).and_then(|s| meta.by_value(s.value()));
             let acked = alarm::acknowledged(o);
             if let Some(sev) = sev

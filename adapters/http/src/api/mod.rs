@@ -510,7 +510,8 @@ async fn alarms(
     Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
 }
 
-/// Active (uncleared) alarms by severity, most severe first.
+/// Active (uncleared) alarms by severity, most severe first; shelved
+/// alarms are not counted.
 async fn alarm_summary(
     State(st): State<Shared>,
     Extension(c): Extension<Caller>,
@@ -544,7 +545,8 @@ async fn alarm_summary(
                 .and_then(|r| halyard_cluster_model::ObjectName::parse(r).ok())
                 .is_some_and(|r| r.is_within(root))
         });
-        if !alarm::is_active(o) || !in_scope {
+        // A shelved alarm is out of the alarm list (ietf-alarms shelving).
+        if !alarm::is_active(o) || !in_scope || alarm::shelf(o).is_some() {
             continue;
         }
         let acked = alarm::acknowledged(o);

@@ -304,17 +304,20 @@ async function loadAlarms() {
   const showAcked = $('#show-acked').checked;
   const rank = { critical: 0, major: 1, minor: 2, warning: 3, indeterminate: 4, cleared: 5 };
   const rows = state.alarms
-    .filter((a) => showAcked || !a.attributes.acknowledged)
-    .sort((a, b) => (rank[a.attributes.severity] - rank[b.attributes.severity]) || String(b.attributes['raised-at'] || '').localeCompare(String(a.attributes['raised-at'] || '')))
+    .filter((a) => showAcked || !(a.attributes.acknowledged || a.attributes.shelf))
+    .sort((a, b) => (!!a.attributes.shelf - !!b.attributes.shelf) || (rank[a.attributes.severity] - rank[b.attributes.severity]) || String(b.attributes['raised-at'] || '').localeCompare(String(a.attributes['raised-at'] || '')))
     .map((a) => {
       const x = a.attributes;
-      const acked = !!x.acknowledged;
+      // A shelved alarm (ietf-alarms shelving) is shown muted, last, with its shelf.
+      const shelf = x.shelf ? String(x.shelf).split('=').pop() : '';
+      const acked = !!x.acknowledged || !!shelf;
       return el('tr', { 'data-alarm': x.name, class: (acked ? 'acked' : '') + (before.size && !before.has(x.name) ? ' fresh' : '') },
         el('td', { class: 'sev' }, el('span', { class: 'sev ' + x.severity, text: x.severity })),
         el('td', {}, el('a', { class: 'link', text: x.resource || '', onclick: () => x.resource && select(x.resource) })),
         el('td', { title: x['additional-text'] || '', text: [x['probable-cause'], x['specific-problem']].filter(Boolean).join(': ') }),
         el('td', { class: 'num', text: fmtTime(x['raised-at']) }),
-        el('td', {}, acked ? el('span', { class: 'muted small ack-by', text: '✓ ' + (x['acknowledged-by'] || '') })
+        el('td', {}, shelf ? el('span', { class: 'muted small shelved', text: 'shelved: ' + shelf })
+          : acked ? el('span', { class: 'muted small ack-by', text: '✓ ' + (x['acknowledged-by'] || '') })
           : el('button', { class: 'ack', onclick: () => ack(x.name) }, 'Ack')));
     });
   $('#alarms tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No alarms.' }))]));

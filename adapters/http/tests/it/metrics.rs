@@ -132,6 +132,23 @@ async fn openmetrics_when_asked() {
         before.contains("halyard_alarms_active{severity=\"critical\"} 0"),
         "{before}"
     );
+    // Shelved (ietf-alarms shelving), it is out of the alarm list: no
+    // alert is to fire on it.
+    h.model
+        .inner
+        .update(
+            &halyard_cluster_model::ObjectName::parse("ne=1/alarm=1").unwrap(),
+            &[(
+                "Shelf",
+                halyard_cluster_model::Value::Str("ne=1/alarmshelf=work".into()),
+            )],
+        )
+        .unwrap();
+    let (_, shelved) = scrape(&h, None).await;
+    assert!(
+        shelved.contains("halyard_alarms_active{severity=\"critical\"} 0"),
+        "{shelved}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
