@@ -472,14 +472,7 @@ pub fn edit(
     let invalid = |what: &str, msg: String| {
         RpcError::application(Tag::InvalidValue, msg).with_info("bad-element", what)
     };
-    let op_of = |e: &Element, inherited: Op| match e.attr(crate::BASE_NS, "operation") {
-        None => Ok(inherited),
-        Some(v) => Op::parse(v).ok_or_else(|| {
-            RpcError::application(Tag::BadAttribute, format!("'{v}' is not an edit operation"))
-                .with_info("bad-attribute", "operation")
-                .with_info("bad-element", e.name.clone())
-        }),
-    };
+    let op_of = crate::data::op_of;
     let Some(root) = store
         .entries
         .iter()

@@ -303,14 +303,7 @@ pub fn edit(
     let bad = |tag: Tag, what: &str, msg: String| {
         RpcError::application(tag, msg).with_info("bad-element", what)
     };
-    let op_of = |e: &Element, inherited: Op| match e.attr(crate::BASE_NS, "operation") {
-        None => Ok(inherited),
-        Some(v) => Op::parse(v).ok_or_else(|| {
-            RpcError::application(Tag::BadAttribute, format!("'{v}' is not an edit operation"))
-                .with_info("bad-attribute", "operation")
-                .with_info("bad-element", e.name.clone())
-        }),
-    };
+    let op_of = crate::data::op_of;
     let op = op_of(hardware, op)?;
     for c in &hardware.children {
         if c.ns != HARDWARE_NS || c.name != "component" {

@@ -141,14 +141,7 @@ pub fn edit(
                 .with_info("bad-element", child.name.clone()));
             }
         };
-        let op = match child.attr(crate::BASE_NS, "operation") {
-            None => op,
-            Some(v) => Op::parse(v).ok_or_else(|| {
-                RpcError::application(Tag::BadAttribute, format!("'{v}' is not an edit operation"))
-                    .with_info("bad-attribute", "operation")
-                    .with_info("bad-element", child.name.clone())
-            })?,
-        };
+        let op = crate::data::op_of(child, op)?;
         let Some((i, a)) = entry.class.attribute_by_role(role) else {
             continue;
         };

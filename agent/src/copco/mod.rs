@@ -161,18 +161,7 @@ pub async fn invoke(
                 format!(" by {}", f.operator)
             },
         );
-        let n = match model.purge_alarms(&f).await {
-            Ok(n) => n,
-            Err(e) => {
-                model
-                    .audit(&principal, &what, &format!("refused: {e}"))
-                    .await;
-                return Err(e);
-            }
-        };
-        model
-            .audit(&principal, &what, &format!("ok: {n} purged"))
-            .await;
+        let n = audited(model, &principal, &what, "purged", model.purge_alarms(&f)).await?;
         return Ok(counted_job(target, n, format!("{n} alarms purged")));
     }
 
@@ -185,19 +174,8 @@ pub async fn invoke(
             "compress {}alarms resource '{resource}' type '{alarm_type}'",
             if shelved { "shelved " } else { "" }
         );
-        let n = model.compress_alarms(&resource, &alarm_type, shelved).await;
-        let n = match n {
-            Ok(n) => n,
-            Err(e) => {
-                model
-                    .audit(&principal, &what, &format!("refused: {e}"))
-                    .await;
-                return Err(e);
-            }
-        };
-        model
-            .audit(&principal, &what, &format!("ok: {n} compressed"))
-            .await;
+        let compressed = model.compress_alarms(&resource, &alarm_type, shelved);
+        let n = audited(model, &principal, &what, "compressed", compressed).await?;
         return Ok(counted_job(target, n, format!("{n} alarms compressed")));
     }
 
@@ -574,6 +552,29 @@ async fn cluster_operation(
         .audit(principal, &format!("{operation} {target}"), &detail)
         .await;
     Ok(finished_job(target.clone(), detail))
+}
+
+/// Runs an alarm operation that counts what it did, recording it in the
+/// audit trail: `ok: <n> <done>`, or why it was refused.
+async fn audited(
+    model: &AgentModel,
+    principal: &Principal,
+    what: &str,
+    done: &str,
+    op: impl std::future::Future<Output = Result<u32, ModelError>>,
+) -> Result<u32, ModelError> {
+    match op.await {
+        Ok(n) => {
+            model
+                .audit(principal, what, &format!("ok: {n} {done}"))
+                .await;
+            Ok(n)
+        }
+        Err(e) => {
+            model.audit(principal, what, &format!("refused: {e}")).await;
+            Err(e)
+        }
+    }
 }
 
 /// A job already done (an operation that is no availability operation),

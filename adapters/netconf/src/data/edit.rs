@@ -33,7 +33,9 @@ impl Op {
     }
 }
 
-fn op_of(e: &Element, inherited: Op) -> Result<Op, RpcError> {
+/// The edit operation of `e`: its `operation` attribute, else the one it
+/// inherits.
+pub fn op_of(e: &Element, inherited: Op) -> Result<Op, RpcError> {
     match e.attr(BASE_NS, "operation") {
         None => Ok(inherited),
         Some(v) => Op::parse(v).ok_or_else(|| {

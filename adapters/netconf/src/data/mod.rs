@@ -12,7 +12,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use edit::{Op, Touched, apply_edit, touched};
+pub use edit::{Op, Touched, apply_edit, op_of, touched};
 pub(crate) use filter::merge;
 pub use filter::{filter_wants, subtree_classes, subtree_filter, xpath_classes, xpath_wants};
 pub use render::{render_objects, write_objects};

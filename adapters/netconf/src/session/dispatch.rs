@@ -830,44 +830,9 @@ impl Session {
         filter.clearance = clearance;
         filter.older_than_s = older;
         filter.severity = severity;
-        let class = alarm::purge_class().ok_or_else(|| {
-            RpcError::operation_failed("the schema has no operation that purges alarms")
-        })?;
-        let roots = self
-            .shared
-            .model
-            .query(&Query {
-                classes: vec![class.name.to_string()],
-                ..Query::default()
-            })
-            .await
-            .map_err(|e| from_model(&e, None))?;
-        let root = roots
-            .into_iter()
-            .find(|o| o.parent_index == 0)
-            .ok_or_else(|| RpcError::operation_failed("the element has no root object"))?;
-        let job = self
-            .shared
-            .model
-            .invoke(
-                &root.name,
-                alarm::PURGE,
-                filter.args(),
-                Principal::new(self.user.clone(), Protocol::Netconf),
-            )
-            .await
-            .map_err(|e| from_model(&e, None))?;
-        let purged = match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
-            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {
-                s.result.unwrap_or(0)
-            }
-            Ok(s) => return Err(RpcError::operation_failed(s.detail)),
-            Err(_) => {
-                return Err(RpcError::operation_failed(
-                    "purge-alarms did not finish in 60 s",
-                ));
-            }
-        };
+        let purged = self
+            .element_operation(alarm::PURGE, filter.args(), "purge-alarms")
+            .await?;
         info!(purged, "ietf-alarms purge-alarms");
         Ok(vec![Element::with_text(
             ALARMS_NS,
@@ -901,44 +866,13 @@ impl Session {
             .map_or(resource.as_str(), |(n, _)| n)
             .to_string();
         let alarm_type = text("alarm-type-id").unwrap_or_default();
-        let class = alarm::purge_class().ok_or_else(|| {
-            RpcError::operation_failed("the schema has no operation that compresses alarms")
-        })?;
-        let roots = self
-            .shared
-            .model
-            .query(&Query {
-                classes: vec![class.name.to_string()],
-                ..Query::default()
-            })
-            .await
-            .map_err(|e| from_model(&e, None))?;
-        let root = roots
-            .into_iter()
-            .find(|o| o.parent_index == 0)
-            .ok_or_else(|| RpcError::operation_failed("the element has no root object"))?;
-        let job = self
-            .shared
-            .model
-            .invoke(
-                &root.name,
+        let n = self
+            .element_operation(
                 alarm::COMPRESS,
                 alarm::compress_args(&resource, &alarm_type, shelved),
-                Principal::new(self.user.clone(), Protocol::Netconf),
+                "compress-alarms",
             )
-            .await
-            .map_err(|e| from_model(&e, None))?;
-        let n = match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
-            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {
-                s.result.unwrap_or(0)
-            }
-            Ok(s) => return Err(RpcError::operation_failed(s.detail)),
-            Err(_) => {
-                return Err(RpcError::operation_failed(
-                    "compress-alarms did not finish in 60 s",
-                ));
-            }
-        };
+            .await?;
         info!(compressed = n, shelved, "ietf-alarms compress-alarms");
         Ok(vec![Element::with_text(
             ALARMS_NS,
@@ -995,28 +929,75 @@ impl Session {
             })?
             .name
             .clone();
+        self.invoke_and_wait(
+            &target,
+            alarm::SET_OPERATOR_STATE,
+            alarm::set_operator_state_args(state, &text),
+            "set-operator-state",
+        )
+        .await?;
+        info!(alarm = %target, state = name, "ietf-alarms set-operator-state");
+        Ok(Vec::new())
+    }
+
+    /// Invokes a schema operation as this session's user and waits (up to
+    /// 60 s) for its job: its result, or the job's failure as an rpc-error.
+    async fn invoke_and_wait(
+        &self,
+        target: &halyard_cluster_model::ObjectName,
+        operation: &str,
+        args: Vec<(String, halyard_cluster_model::Value)>,
+        what: &str,
+    ) -> Result<u32, RpcError> {
         let job = self
             .shared
             .model
             .invoke(
-                &target,
-                alarm::SET_OPERATOR_STATE,
-                alarm::set_operator_state_args(state, &text),
+                target,
+                operation,
+                args,
                 Principal::new(self.user.clone(), Protocol::Netconf),
             )
             .await
             .map_err(|e| from_model(&e, None))?;
         match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
-            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {}
-            Ok(s) => return Err(RpcError::operation_failed(s.detail)),
-            Err(_) => {
-                return Err(RpcError::operation_failed(
-                    "set-operator-state did not finish in 60 s",
-                ));
+            Ok(s) if s.state == halyard_cluster_model::model::JobState::Succeeded => {
+                Ok(s.result.unwrap_or(0))
             }
+            Ok(s) => Err(RpcError::operation_failed(s.detail)),
+            Err(_) => Err(RpcError::operation_failed(format!(
+                "{what} did not finish in 60 s"
+            ))),
         }
-        info!(alarm = %target, state = name, "ietf-alarms set-operator-state");
-        Ok(Vec::new())
+    }
+
+    /// An operation of the element's root object (the class that carries
+    /// the alarm operations), invoked and waited for.
+    async fn element_operation(
+        &self,
+        operation: &str,
+        args: Vec<(String, halyard_cluster_model::Value)>,
+        what: &str,
+    ) -> Result<u32, RpcError> {
+        use halyard_cluster_model::alarm;
+        let class = alarm::purge_class().ok_or_else(|| {
+            RpcError::operation_failed("the schema has no element operations for alarms")
+        })?;
+        let roots = self
+            .shared
+            .model
+            .query(&Query {
+                classes: vec![class.name.to_string()],
+                ..Query::default()
+            })
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let root = roots
+            .into_iter()
+            .find(|o| o.parent_index == 0)
+            .ok_or_else(|| RpcError::operation_failed("the element has no root object"))?;
+        self.invoke_and_wait(&root.name, operation, args, what)
+            .await
     }
 
     async fn action(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
