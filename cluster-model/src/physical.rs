@@ -245,6 +245,28 @@ pub fn sensors(o: &ManagedObject) -> Vec<Sensor<'_>> {
         .collect()
 }
 
+/// Whether a physical entity is a network interface (IF-MIB's ifTable,
+/// ietf-interfaces): an entity of class port.
+pub fn is_interface(o: &ManagedObject) -> bool {
+    class(o) == Some(PhysicalClass::Port)
+}
+
+/// An interface's nominal speed in megabits per second: its gauge with
+/// those units (IF-MIB ifHighSpeed; ifSpeed in bits per second).
+pub fn interface_speed_mbps(o: &ManagedObject) -> Option<u32> {
+    o.class
+        .attributes
+        .iter()
+        .zip(&o.values)
+        .find(|(a, _)| {
+            a.measure == crate::meta::Measure::Gauge && a.units == Some("megabitsPerSecond")
+        })
+        .and_then(|(_, v)| match v {
+            Value::U32(v) => Some(*v),
+            _ => None,
+        })
+}
+
 /// The enumeration label of the attribute with a role, by the schema's spelling.
 fn role_label(o: &ManagedObject, role: Role) -> Option<&'static str> {
     let (i, a) = o.class.attribute_by_role(role)?;

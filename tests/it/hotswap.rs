@@ -226,6 +226,13 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
     }
     assert_eq!(attrs(&a, &ports[0]).unwrap()["speed"], 10000);
     assert_eq!(u["ports"], 2, "{u}");
+    // And the element's interfaces (IF-MIB): ifName and ifHighSpeed by the
+    // same index, ifNumber counting them.
+    for (p, pi) in ports.iter().zip(&port_idx) {
+        assert_eq!(&get(&a, &format!("1.3.6.1.2.1.31.1.1.1.1.{pi}")), p);
+        assert_eq!(get(&a, &format!("1.3.6.1.2.1.31.1.1.1.15.{pi}")), "10000");
+    }
+    assert_eq!(get(&a, "1.3.6.1.2.1.2.1.0"), "2");
     for c in [&portd, &diagd] {
         let ci = index_of(&a, c);
         assert_eq!(

@@ -8,6 +8,7 @@ use super::entity::{
     ENT_PHYSICAL_COLUMNS, ENT_SENSOR_COLUMNS, ent_physical, ent_physical_sensor, ent_sensor,
 };
 use super::entity_state::{ENT_STATE_COLUMNS, ent_state, ent_state_sensor};
+use super::interfaces::if_column;
 use super::{Ctx, Mib, Node, class_entry};
 use crate::codec::{encode_value, int, object_id, ticks};
 use crate::oid::{self, Oid};
@@ -163,6 +164,27 @@ impl Mib {
                             }
                         })
                 }
+            }
+            Node::IfNumber => {
+                if rel != [0] {
+                    return Ok(VarBindValue::NoSuchInstance);
+                }
+                let snap = self.snapshot(ctx).await?;
+                return Ok(VarBindValue::Value(int(snap.interfaces.len() as i64)));
+            }
+            Node::Interfaces(t) => {
+                let cols = t.columns();
+                let [col, index] = rel else {
+                    return Ok(self.missing_column(rel, cols));
+                };
+                if !cols.contains(col) {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                let snap = self.snapshot(ctx).await?;
+                snap.by_index
+                    .get(index)
+                    .filter(|i| snap.interfaces.contains(i))
+                    .and_then(|i| if_column(&snap, *t, *col, &snap.objects[*i]))
             }
             Node::EntSensor => {
                 let [col, index] = rel else {
@@ -347,6 +369,33 @@ impl Mib {
                         };
                         if let Some(v) = v {
                             return Ok(Some((oid::join(prefix, &[*col, *index]), v)));
+                        }
+                    }
+                }
+                Ok(None)
+            }
+            Node::IfNumber => Ok(match rel {
+                None | Some([]) => {
+                    let snap = self.snapshot(ctx).await?;
+                    Some((oid::join(prefix, &[0]), int(snap.interfaces.len() as i64)))
+                }
+                Some(_) => None,
+            }),
+            Node::Interfaces(t) => {
+                let cols = t.columns();
+                let (pos, rest) = column_start(cols, rel);
+                if pos >= cols.len() {
+                    return Ok(None);
+                }
+                let snap = self.snapshot(ctx).await?;
+                for (k, col) in cols.iter().enumerate().skip(pos) {
+                    for i in &snap.interfaces {
+                        let o = &snap.objects[*i];
+                        if k == pos && rest.is_some_and(|r| [o.index].as_slice() <= r) {
+                            continue;
+                        }
+                        if let Some(v) = if_column(&snap, *t, *col, o) {
+                            return Ok(Some((oid::join(prefix, &[*col, o.index]), v)));
                         }
                     }
                 }

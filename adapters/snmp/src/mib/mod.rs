@@ -22,6 +22,7 @@ mod alarm;
 mod cluster;
 mod entity;
 mod entity_state;
+mod interfaces;
 mod lookup;
 mod scalars;
 mod set;
@@ -61,6 +62,10 @@ enum Node {
     EntState,
     /// entPhySensorTable: the physical entities' sensors.
     EntSensor,
+    /// ifNumber: the element's interfaces.
+    IfNumber,
+    /// ifTable and ifXTable: the element's interfaces.
+    Interfaces(interfaces::IfTable),
     /// entPhysicalContainsTable: (container, contained) physical pairs.
     EntContains,
     /// entLastChangeTime.
@@ -189,6 +194,15 @@ impl Mib {
             (oid::ENT_PHYSICAL_ENTRY.to_vec(), Node::EntPhysical),
             (oid::ENT_STATE_ENTRY.to_vec(), Node::EntState),
             (oid::ENT_SENSOR_ENTRY.to_vec(), Node::EntSensor),
+            (interfaces::IF_NUMBER.to_vec(), Node::IfNumber),
+            (
+                interfaces::IF_ENTRY.to_vec(),
+                Node::Interfaces(interfaces::IfTable::If),
+            ),
+            (
+                interfaces::IF_X_ENTRY.to_vec(),
+                Node::Interfaces(interfaces::IfTable::IfX),
+            ),
             (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
             (oid::ENT_LAST_CHANGE_TIME.to_vec(), Node::EntLastChange),
             scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
@@ -256,7 +270,7 @@ impl Mib {
 /// sysORLastChange).
 fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
     use crate::codec::{object_id, octets, ticks};
-    let modules: [(&[u32], &str); 10] = [
+    let modules: [(&[u32], &str); 11] = [
         (
             &[1, 3, 6, 1, 6, 3, 1],
             "SNMPv2-MIB: the system and snmp groups (RFC 3418)",
@@ -284,6 +298,10 @@ fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
         (
             &[1, 3, 6, 1, 2, 1, 99],
             "ENTITY-SENSOR-MIB: the entities' sensors (RFC 3433)",
+        ),
+        (
+            interfaces::IF_MIB,
+            "IF-MIB: the line cards' ports (RFC 2863)",
         ),
         (
             alarm::ALARM_MIB,

@@ -24,6 +24,8 @@ pub(super) struct Snapshot {
     /// The physical entities' sensors: (entity index, object position,
     /// attribute position), by entity index (all above the objects').
     pub(super) sensors: Vec<(u32, usize, usize)>,
+    /// Positions of the interfaces (ports), by index.
+    pub(super) interfaces: Vec<usize>,
     /// (container, contained) physical entity pairs, in order.
     pub(super) contains: Vec<(u32, u32)>,
     /// When the agent started: entStateLastChanged of an entity whose
@@ -100,6 +102,11 @@ impl Mib {
             })
             .collect();
         sensors.sort();
+        let interfaces: Vec<usize> = physical
+            .iter()
+            .copied()
+            .filter(|i| physical::is_interface(&objects[*i]))
+            .collect();
         let mut snap = Snapshot {
             objects,
             by_index,
@@ -107,6 +114,7 @@ impl Mib {
             physical,
             alarms,
             sensors,
+            interfaces,
             contains: Vec::new(),
             started: self.engine.started_at,
         };

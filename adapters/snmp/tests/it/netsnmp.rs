@@ -149,8 +149,8 @@ fn v1_get_and_walk() {
         ),
     );
     assert!(walk.ok, "{walk:?}");
-    // Eight scalars and sysORTable's 10 rows of 3 columns.
-    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 30, "{walk:?}");
+    // Eight scalars and sysORTable's 11 rows of 3 columns.
+    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 33, "{walk:?}");
     let get = tool(
         "snmpget",
         &cat(
@@ -220,7 +220,7 @@ fn v3_authpriv_sha256_aes_walk() {
         .iter()
         .map(|(o, _)| halyard_snmp::oid::format(o))
         .collect();
-    assert_eq!(names.len(), 7 + 30, "{out:?}");
+    assert_eq!(names.len(), 7 + 33, "{out:?}");
     assert!(
         names.iter().all(|n| n.starts_with("1.3.6.1.2.1.1.")),
         "{out:?}"
@@ -621,7 +621,7 @@ fn sys_or_table_lists_the_served_mibs() {
         .filter(|l| l.matches('|').count() == 2)
         .skip(1)
         .collect();
-    assert_eq!(rows.len(), 10, "{table:?}");
+    assert_eq!(rows.len(), 11, "{table:?}");
     for want in [
         "|SNMPv2-MIB: ",
         "|SNMP-FRAMEWORK-MIB: ",
@@ -630,6 +630,7 @@ fn sys_or_table_lists_the_served_mibs() {
         "|ENTITY-MIB: ",
         "|ENTITY-STATE-MIB: ",
         "|ENTITY-SENSOR-MIB: ",
+        "|IF-MIB: ",
         "|ALARM-MIB: ",
         "|ITU-ALARM-MIB: ",
         "|HALYARD-CLUSTER-MIB: ",
@@ -659,6 +660,7 @@ fn sys_or_table_lists_the_served_mibs() {
             ".1.3.6.1.2.1.47",
             ".1.3.6.1.2.1.131",
             ".1.3.6.1.2.1.99",
+            ".1.3.6.1.2.1.31",
             ".1.3.6.1.2.1.118",
             ".1.3.6.1.2.1.121",
             ".1.3.6.1.4.1.32473.77"
@@ -666,6 +668,13 @@ fn sys_or_table_lists_the_served_mibs() {
         "{ids:?}"
     );
     for id in &listed {
+        // IF-MIB's ifNumber is in the interfaces group (mib-2.2); the demo
+        // has no line card, so ifXTable (under ifMIB) has no row.
+        let id = if *id == ".1.3.6.1.2.1.31" {
+            ".1.3.6.1.2.1.2"
+        } else {
+            id
+        };
         let mut args = v2c("public", r.addr);
         args.extend(s(&["-On", id]));
         let walk = tool("snmpwalk", &args);
@@ -731,4 +740,80 @@ fn snmp_set_serial_no_is_a_test_and_increment_lock() {
         object(&r, comp).get("Label"),
         Some(&Value::Str("locked-by-serial".into()))
     );
+}
+
+/// IF-MIB: a line card's ports are the element's interfaces. net-snmp's
+/// snmptable, with IF-MIB loaded, shows them in ifTable and ifXTable with
+/// their descriptions, speeds (ifSpeed saturated at 10 Gb/s, ifHighSpeed
+/// in Mb/s), states and aliases; ifNumber counts them.
+#[test]
+fn if_mib_lists_the_line_cards_ports() {
+    use halyard_cluster_model::{AttrType, SCHEMA};
+    let r = start();
+    let label = |class: &str, attr: &str, name: &str| {
+        let (_, a) = SCHEMA.class(class).unwrap().attribute(attr).unwrap();
+        match &a.ty {
+            AttrType::Enum(m) => Value::Enum(m.by_name(name).unwrap().value),
+            _ => panic!("{attr} is no enumeration"),
+        }
+    };
+    r.model
+        .insert("LineCard", "ne=1/shelf=1/linecard=slot-8", &[])
+        .unwrap();
+    for (p, oper, alias) in [(1, "enabled", "uplink"), (2, "disabled", "")] {
+        r.model
+            .insert(
+                "Port",
+                &format!("ne=1/shelf=1/linecard=slot-8/port={p}"),
+                &[
+                    ("Position", Value::U32(p)),
+                    ("Speed", Value::U32(10_000)),
+                    ("OperState", label("Port", "OperState", oper)),
+                    ("AdminState", label("Port", "AdminState", "unlocked")),
+                    ("Label", Value::Str(alias.into())),
+                ],
+            )
+            .unwrap();
+    }
+    let table = |name: &str| {
+        let mut args = v2c("public", r.addr);
+        args.extend(s(&[
+            "-M",
+            &format!("+{}/standard", repo_mib_dir()),
+            "-m",
+            "+IF-MIB",
+            "-Cf",
+            "|",
+            name,
+        ]));
+        let t = tool("snmptable", &args);
+        assert!(t.ok, "{t:?}");
+        t.stdout
+    };
+    let if_table = table("IF-MIB::ifTable");
+    let rows: Vec<&str> = if_table
+        .lines()
+        .filter(|l| l.contains("linecard=slot-8/port="))
+        .collect();
+    assert_eq!(rows.len(), 2, "{if_table}");
+    assert!(
+        rows[0].contains("|Port ne=1/shelf=1/linecard=slot-8/port=1|ethernetCsmacd|")
+            && rows[0].contains("|4294967295|")
+            && rows[0].contains("|up|up|"),
+        "{if_table}"
+    );
+    assert!(rows[1].contains("|up|down|"), "{if_table}");
+    let if_x = table("IF-MIB::ifXTable");
+    assert!(
+        if_x.lines()
+            .any(|l| l.starts_with("ne=1/shelf=1/linecard=slot-8/port=1|")
+                && l.contains("|10000|")
+                && l.contains("|uplink|")),
+        "{if_x}"
+    );
+    let n = tool(
+        "snmpget",
+        &cat(v2c("public", r.addr), &["-Oqv", ".1.3.6.1.2.1.2.1.0"]),
+    );
+    assert_eq!(n.stdout.trim(), "2", "{n:?}");
 }
