@@ -42,6 +42,8 @@ pub const SNMP_GROUP: &[u32] = &[1, 3, 6, 1, 2, 1, 11];
 pub const SNMP_SET: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 6];
 pub const SNMP_TRAP_OID: &[u32] = &[1, 3, 6, 1, 6, 3, 1, 1, 4, 1, 0];
 pub const ENT_PHYSICAL_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 1, 1, 1];
+/// ENTITY-MIB entAliasMappingEntry.
+pub const ENT_ALIAS_MAPPING_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 3, 2, 1];
 pub const ENT_CONTAINS_ENTRY: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 3, 3, 1];
 /// entLastChangeTime (a scalar: the instance is `.0`).
 pub const ENT_LAST_CHANGE_TIME: &[u32] = &[1, 3, 6, 1, 2, 1, 47, 1, 4, 1];

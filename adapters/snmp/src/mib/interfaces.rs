@@ -100,3 +100,9 @@ fn since_start(snap: &Snapshot, o: &ManagedObject) -> u32 {
     let t = physical::state_last_changed(o, snap.started);
     u32::try_from((t.0 - snap.started.0).max(0) / 10).unwrap_or(u32::MAX)
 }
+
+/// entAliasMappingIdentifier of an interface's entity (RFC 6933): its
+/// ifIndex instance, for every logical entity (index 0).
+pub(super) fn alias_mapping(o: &ManagedObject) -> ObjectSyntax {
+    crate::codec::object_id(&[IF_ENTRY, &[1, o.index]].concat())
+}

@@ -8,7 +8,7 @@ use super::entity::{
     ENT_PHYSICAL_COLUMNS, ENT_SENSOR_COLUMNS, ent_physical, ent_physical_sensor, ent_sensor,
 };
 use super::entity_state::{ENT_STATE_COLUMNS, ent_state, ent_state_sensor};
-use super::interfaces::if_column;
+use super::interfaces::{alias_mapping, if_column};
 use super::{Ctx, Mib, Node, class_entry};
 use crate::codec::{encode_value, int, object_id, ticks};
 use crate::oid::{self, Oid};
@@ -164,6 +164,19 @@ impl Mib {
                             }
                         })
                 }
+            }
+            Node::EntAliasMapping => {
+                let [col, index, logical] = rel else {
+                    return Ok(self.missing_column(rel, &[2]));
+                };
+                if *col != 2 {
+                    return Ok(VarBindValue::NoSuchObject);
+                }
+                let snap = self.snapshot(ctx).await?;
+                snap.by_index
+                    .get(index)
+                    .filter(|i| *logical == 0 && snap.interfaces.contains(i))
+                    .map(|i| alias_mapping(&snap.objects[*i]))
             }
             Node::IfNumber => {
                 if rel != [0] {
@@ -373,6 +386,19 @@ impl Mib {
                     }
                 }
                 Ok(None)
+            }
+            Node::EntAliasMapping => {
+                let (pos, rest) = column_start(&[2], rel);
+                if pos > 0 {
+                    return Ok(None);
+                }
+                let snap = self.snapshot(ctx).await?;
+                let found = snap
+                    .interfaces
+                    .iter()
+                    .map(|i| &snap.objects[*i])
+                    .find(|o| rest.is_none_or(|r| [o.index, 0].as_slice() > r));
+                Ok(found.map(|o| (oid::join(prefix, &[2, o.index, 0]), alias_mapping(o))))
             }
             Node::IfNumber => Ok(match rel {
                 None | Some([]) => {

@@ -64,6 +64,8 @@ enum Node {
     EntSensor,
     /// ifNumber: the element's interfaces.
     IfNumber,
+    /// entAliasMappingTable: each interface's entity maps to its ifIndex.
+    EntAliasMapping,
     /// ifTable and ifXTable: the element's interfaces.
     Interfaces(interfaces::IfTable),
     /// entPhysicalContainsTable: (container, contained) physical pairs.
@@ -204,6 +206,7 @@ impl Mib {
                 Node::Interfaces(interfaces::IfTable::IfX),
             ),
             (oid::ENT_CONTAINS_ENTRY.to_vec(), Node::EntContains),
+            (oid::ENT_ALIAS_MAPPING_ENTRY.to_vec(), Node::EntAliasMapping),
             (oid::ENT_LAST_CHANGE_TIME.to_vec(), Node::EntLastChange),
             scalar(oid::ENGINE_GROUP, 1, Scalar::EngineId),
             scalar(oid::ENGINE_GROUP, 2, Scalar::EngineBoots),

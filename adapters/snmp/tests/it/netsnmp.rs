@@ -760,8 +760,10 @@ fn if_mib_lists_the_line_cards_ports() {
     r.model
         .insert("LineCard", "ne=1/shelf=1/linecard=slot-8", &[])
         .unwrap();
+    let mut ports = Vec::new();
     for (p, oper, alias) in [(1, "enabled", "uplink"), (2, "disabled", "")] {
-        r.model
+        let index = r
+            .model
             .insert(
                 "Port",
                 &format!("ne=1/shelf=1/linecard=slot-8/port={p}"),
@@ -774,6 +776,7 @@ fn if_mib_lists_the_line_cards_ports() {
                 ],
             )
             .unwrap();
+        ports.push(index);
     }
     let table = |name: &str| {
         let mut args = v2c("public", r.addr);
@@ -816,4 +819,18 @@ fn if_mib_lists_the_line_cards_ports() {
         &cat(v2c("public", r.addr), &["-Oqv", ".1.3.6.1.2.1.2.1.0"]),
     );
     assert_eq!(n.stdout.trim(), "2", "{n:?}");
+    // ENTITY-MIB's entAliasMappingTable: each port's entity is its ifIndex.
+    let aliases = tool(
+        "snmpwalk",
+        &cat(v2c("public", r.addr), &["-On", ".1.3.6.1.2.1.47.1.3.2"]),
+    );
+    let want: Vec<String> = ports
+        .iter()
+        .map(|i| format!(".1.3.6.1.2.1.47.1.3.2.1.2.{i}.0 = OID: .1.3.6.1.2.1.2.2.1.1.{i}"))
+        .collect();
+    assert_eq!(
+        aliases.stdout.lines().collect::<Vec<_>>(),
+        want,
+        "{aliases:?}"
+    );
 }
