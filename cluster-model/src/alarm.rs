@@ -286,6 +286,15 @@ pub fn recorded_event_type(o: &ManagedObject) -> Option<EventType> {
     }
 }
 
+/// When an entry of an alarm's history (a status change or an operator
+/// action) happened.
+pub fn history_time(o: &ManagedObject) -> Option<Timestamp> {
+    match o.get("Time") {
+        Some(Value::Time(t)) => Some(*t),
+        _ => None,
+    }
+}
+
 /// The class of an alarm's status changes (ietf-alarms status-change),
 /// contained in the alarm.
 pub const CHANGE_CLASS: &str = "AlarmStatusChange";
@@ -296,10 +305,7 @@ pub fn status_change(o: &ManagedObject) -> Option<(Timestamp, PerceivedSeverity,
     if !SCHEMA.is_a(o.class.name, CHANGE_CLASS) {
         return None;
     }
-    let time = match o.get("Time") {
-        Some(Value::Time(t)) => *t,
-        _ => return None,
-    };
+    let time = history_time(o)?;
     let severity = match o.get("Severity") {
         Some(Value::Enum(v)) => PerceivedSeverity::from_value(*v)?,
         _ => return None,
@@ -337,13 +343,6 @@ pub fn set_operator_state_args(state: OperatorState, text: &str) -> Vec<(String,
     ]
 }
 
-/// An operator state by its ietf-alarms name (`ack`, `un-shelved`, ...).
-pub fn operator_state_named(name: &str) -> Option<OperatorState> {
-    OperatorState::ALL
-        .into_iter()
-        .find(|s| s.yang_name() == name)
-}
-
 /// The operator state last set on the alarm (None: never set).
 pub fn operator_state(o: &ManagedObject) -> Option<OperatorState> {
     match o.get("OperatorState") {
@@ -361,10 +360,7 @@ pub fn operator_action(o: &ManagedObject) -> Option<(Timestamp, &str, OperatorSt
     if !SCHEMA.is_a(o.class.name, OPERATOR_ACTION_CLASS) {
         return None;
     }
-    let time = match o.get("Time") {
-        Some(Value::Time(t)) => *t,
-        _ => return None,
-    };
+    let time = history_time(o)?;
     let state = match o.get("State") {
         Some(Value::Enum(v)) => OperatorState::from_value(*v)?,
         _ => return None,
@@ -424,7 +420,7 @@ pub fn shelf_match(o: &ManagedObject) -> (Option<&str>, Option<ProbableCause>, b
         None => (None, true),
         Some(t) => {
             let t = t.rsplit(':').next().unwrap_or(t);
-            match ProbableCause::ALL.into_iter().find(|c| c.yang_name() == t) {
+            match t.parse::<ProbableCause>().ok() {
                 Some(c) => (Some(c), true),
                 None => (None, false),
             }

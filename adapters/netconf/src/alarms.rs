@@ -36,9 +36,9 @@ fn x733_cause(e: &mut Element, cause: ProbableCause) {
 }
 /// The features of ietf-alarms the server supports: shelving (the
 /// element's alarm shelves), history (alarms' status changes, compress),
-/// the summary, operator actions (the `ack` state: the engine's
-/// acknowledgement), and the root cause of a secondary alarm (the engine's
-/// root-cause suppression).
+/// the summary, operator actions (every operator state, kept with who,
+/// when and why; `ack` is also the engine's acknowledgement), and the root
+/// cause of a secondary alarm (the engine's root-cause suppression).
 pub const FEATURES: &[&str] = &[
     "alarm-shelving",
     "alarm-history",
@@ -113,6 +113,27 @@ fn severity_name(s: PerceivedSeverity) -> &'static str {
     }
 }
 
+/// The persistent name a resource names: the key of an instance-identifier
+/// of a halyard-cluster entry (as the alarm list gives it), or the text
+/// itself (a persistent name).
+pub fn resource_name(resource: &str) -> &str {
+    resource
+        .split_once("name='")
+        .and_then(|(_, r)| r.split_once('\''))
+        .or_else(|| {
+            resource
+                .split_once("name=\"")
+                .and_then(|(_, r)| r.split_once('"'))
+        })
+        .map_or(resource, |(n, _)| n)
+}
+
+/// The alarm type an `alarm-type-id` names (its identity, with or without
+/// a prefix).
+pub fn alarm_type(type_id: &str) -> Option<ProbableCause> {
+    type_id.rsplit(':').next().unwrap_or(type_id).parse().ok()
+}
+
 /// The alarm object behind an alarm-list entry's keys (its resource as an
 /// instance-identifier or a persistent name, and its type identity): the
 /// latest of that resource and type.
@@ -121,19 +142,8 @@ pub fn find<'a>(
     resource: &str,
     type_id: &str,
 ) -> Option<&'a ManagedObject> {
-    let name = resource
-        .split_once("name='")
-        .and_then(|(_, r)| r.split_once('\''))
-        .or_else(|| {
-            resource
-                .split_once("name=\"")
-                .and_then(|(_, r)| r.split_once('"'))
-        })
-        .map_or(resource, |(n, _)| n);
-    let ident = type_id.rsplit(':').next().unwrap_or(type_id);
-    let cause = ProbableCause::ALL
-        .into_iter()
-        .find(|c| c.yang_name() == ident)?;
+    let name = resource_name(resource);
+    let cause = alarm_type(type_id)?;
     objects
         .iter()
         .filter(|o| alarm::is_alarm(o))
@@ -681,10 +691,7 @@ fn edit_shelf(
         let text = r.trimmed();
         // An instance-identifier of a halyard-cluster entry, or a
         // persistent name.
-        let object = text
-            .split_once("name='")
-            .and_then(|(_, r)| r.split_once('\''))
-            .map_or(text, |(n, _)| n);
+        let object = resource_name(text);
         if ObjectName::parse(object).is_err() {
             return Err(bad(
                 Tag::OperationNotSupported,
@@ -713,17 +720,13 @@ fn edit_shelf(
             .find(ALARMS_NS, "alarm-type-id")
             .map(|e| e.trimmed().to_string())
             .unwrap_or_default();
-        let ident = id.rsplit(':').next().unwrap_or(&id);
-        if !ProbableCause::ALL
-            .into_iter()
-            .any(|c| c.yang_name() == ident)
-        {
+        let Some(cause) = alarm_type(&id) else {
             return Err(bad(
                 Tag::InvalidValue,
                 "alarm-type-id",
                 format!("'{id}' is no alarm type of this element (see the alarm inventory)"),
             ));
-        }
+        };
         let qualifier = t
             .find(ALARMS_NS, "alarm-type-qualifier-match")
             .map(|e| e.trimmed())
@@ -736,7 +739,7 @@ fn edit_shelf(
                     .into(),
             ));
         }
-        set(alarm::SHELF_ALARM_TYPE, ident.to_string());
+        set(alarm::SHELF_ALARM_TYPE, cause.yang_name().to_string());
     }
     if let Some(d) = shelf.find(ALARMS_NS, "description") {
         set(alarm::SHELF_REASON, d.trimmed().to_string());

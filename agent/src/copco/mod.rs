@@ -113,8 +113,9 @@ pub async fn invoke(
             (OperatorState::Ack, String::new())
         } else {
             let name = arg("State").unwrap_or_default();
-            let state =
-                alarm::operator_state_named(&name).ok_or_else(|| ModelError::InvalidValue {
+            let state = name
+                .parse::<OperatorState>()
+                .map_err(|_| ModelError::InvalidValue {
                     attribute: "State".into(),
                     error: ValueError::WrongValue {
                         reason: format!(

@@ -302,8 +302,8 @@ impl AgentModel {
         let want_state = match f.operator_state.as_str() {
             "" => None,
             s => Some(
-                alarm::operator_state_named(s)
-                    .ok_or_else(|| bad(format!("'{s}' is no operator state")))?,
+                s.parse::<OperatorState>()
+                    .map_err(|_| bad(format!("'{s}' is no operator state")))?,
             ),
         };
         // Who set each alarm's operator state last.
@@ -599,13 +599,7 @@ impl AgentModel {
         if entries.len() <= keep {
             return Ok(0);
         }
-        entries.sort_by_key(|c| {
-            let t = match c.get("Time") {
-                Some(Value::Time(t)) => Some(*t),
-                _ => None,
-            };
-            (t, c.index)
-        });
+        entries.sort_by_key(|c| (alarm::history_time(c), c.index));
         let gone = entries.len() - keep;
         for c in &entries[..gone] {
             self.store.remove(&c.name);
@@ -630,10 +624,8 @@ impl AgentModel {
         let cause = match alarm_type.rsplit(':').next().unwrap_or("") {
             "" => None,
             t => Some(
-                ProbableCause::ALL
-                    .into_iter()
-                    .find(|c| c.yang_name() == t)
-                    .ok_or_else(|| ModelError::Inconsistent {
+                t.parse::<ProbableCause>()
+                    .map_err(|_| ModelError::Inconsistent {
                         reason: format!("'{alarm_type}' is no alarm type of this element"),
                     })?,
             ),
@@ -787,28 +779,28 @@ impl AgentModel {
         values: &[(&str, Value)],
     ) -> Result<(), ModelError> {
         let meta = SCHEMA
-            .class("Alarm")
+            .class(alarm::CLASS)
             .ok_or_else(|| ModelError::CommitFailed {
                 reason: "no Alarm class in the schema".into(),
             })?;
         let current = self.store.get(alarm).await.ok();
-        let mut body = serde_json::Map::new();
-        for (i, a) in meta.attributes.iter().enumerate() {
-            if a.key || a.name == "Parent" {
-                continue;
-            }
-            let v = values
-                .iter()
-                .find(|(n, _)| *n == a.name)
-                .map(|(_, v)| v)
-                .or_else(|| current.as_ref().and_then(|o| o.values.get(i)));
-            if let Some(v) = v.filter(|v| !matches!(v, Value::Absent)) {
-                body.insert(a.name.to_string(), json!(v.render(&a.ty)));
-            }
-        }
+        let merged: Vec<(&str, Value)> = meta
+            .attributes
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| !a.key && a.name != "Parent")
+            .filter_map(|(i, a)| {
+                let v = values
+                    .iter()
+                    .find(|(n, _)| *n == a.name)
+                    .map(|(_, v)| v)
+                    .or_else(|| current.as_ref().and_then(|o| o.values.get(i)))?;
+                Some((a.name, v.clone()))
+            })
+            .collect();
         let (_, n) = alarm.leaf();
         self.repo
-            .set(&format!("/alarms/{n}"), serde_json::Value::Object(body))
+            .set(&format!("/alarms/{n}"), body_of(alarm::CLASS, &merged))
             .await
             .map_err(err_commit)?;
         Ok(())

@@ -65,38 +65,19 @@ pub fn apply_edit(
     let mut errors = Vec::new();
     let ns = schema_ns();
     for top in &config.children {
-        // ietf-system's contact and location are the element's attributes.
-        if top.ns == crate::system::SYSTEM_NS && top.name == "system" {
-            let op = match op_of(top, default_op) {
-                Ok(o) => o,
-                Err(e) => {
-                    errors.push(e);
-                    return errors;
-                }
-            };
-            if let Err(e) = crate::system::edit(store, top, op) {
-                errors.push(e);
-                if !continue_on_error {
-                    return errors;
-                }
-            }
-            continue;
-        }
-        // ietf-hardware: the entities' alias and admin-state.
-        if top.ns == crate::hardware::HARDWARE_NS && top.name == "hardware" {
-            let r = op_of(top, default_op).and_then(|op| crate::hardware::edit(store, top, op));
-            if let Err(e) = r {
-                errors.push(e);
-                if !continue_on_error {
-                    return errors;
-                }
-            }
-            continue;
-        }
-        // ietf-alarms' control: the element's attribute and alarm shelves.
-        if top.ns == crate::alarms::ALARMS_NS && top.name == "alarms" {
-            let r = op_of(top, default_op).and_then(|op| crate::alarms::edit(store, top, op));
-            if let Err(e) = r {
+        // The standard modules' configuration, each over the element's
+        // attributes and objects: ietf-system's contact, hostname and
+        // location; ietf-hardware's aliases and admin-states; ietf-alarms'
+        // control (the status changes kept, the alarm shelves).
+        type StandardEdit = fn(&mut ConfigStore, &Element, Op) -> Result<(), RpcError>;
+        let standard: Option<StandardEdit> = match (top.ns.as_str(), top.name.as_str()) {
+            (crate::system::SYSTEM_NS, "system") => Some(crate::system::edit),
+            (crate::hardware::HARDWARE_NS, "hardware") => Some(crate::hardware::edit),
+            (crate::alarms::ALARMS_NS, "alarms") => Some(crate::alarms::edit),
+            _ => None,
+        };
+        if let Some(edit) = standard {
+            if let Err(e) = op_of(top, default_op).and_then(|op| edit(store, top, op)) {
                 errors.push(e);
                 if !continue_on_error {
                     return errors;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::model::{OperatorState, Protocol};
 use halyard_cluster_model::port::{ManagedObject, NotificationFilter, Principal, Query};
 use halyard_cluster_model::{AttrType, SCHEMA, Timestamp, Value};
 use tracing::{info, warn};
@@ -757,7 +757,7 @@ impl Session {
         if let Some(f) = act.find(ALARMS_NS, "operator-state-filter") {
             if let Some(state) = f.find(ALARMS_NS, "state") {
                 let state = state.trimmed();
-                if alarm::operator_state_named(state).is_none() {
+                if state.parse::<OperatorState>().is_err() {
                     return Err(RpcError::bad_element(
                         Tag::InvalidValue,
                         "state",
@@ -860,11 +860,7 @@ impl Session {
         }
         // The resource as the list names it, or a persistent name.
         let resource = text("resource").unwrap_or_default();
-        let resource = resource
-            .split_once("name='")
-            .and_then(|(_, r)| r.split_once('\''))
-            .map_or(resource.as_str(), |(n, _)| n)
-            .to_string();
+        let resource = crate::alarms::resource_name(&resource).to_string();
         let alarm_type = text("alarm-type-id").unwrap_or_default();
         let n = self
             .element_operation(
@@ -900,7 +896,7 @@ impl Session {
             .ok_or_else(|| missing("state"))?
             .trimmed()
             .to_string();
-        let state = alarm::operator_state_named(&name).ok_or_else(|| {
+        let state = name.parse::<OperatorState>().map_err(|_| {
             RpcError::bad_element(
                 Tag::InvalidValue,
                 "state",
