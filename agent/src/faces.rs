@@ -270,6 +270,7 @@ async fn bind_netconf(
     data_dir: &Path,
     model: &Arc<dyn InformationModel>,
     guard: &Arc<halyard_cluster_model::guard::FailureGuard>,
+    system: tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>,
 ) -> anyhow::Result<Option<Box<dyn Face>>> {
     let listen = addrs(cli.netconf_listen, &cfg.netconf.listen);
     let Some(first) = listen.first() else {
@@ -285,9 +286,15 @@ async fn bind_netconf(
             name: u.name.get_ref().clone(),
             password: u.password.as_ref().map(|p| p.get_ref().clone()),
             authorized_keys: u.authorized_keys.clone(),
+            access: match u.role {
+                crate::config::Role::Viewer => halyard_netconf::Access::ReadOnly,
+                crate::config::Role::Operator => halyard_netconf::Access::Operator,
+                crate::config::Role::Admin => halyard_netconf::Access::Admin,
+            },
         })
         .collect();
     c.trace_dir = cfg.netconf.trace_dir.clone();
+    c.system = Some(system);
     c.auth_guard = guard.clone();
     let (model, calls) = layered(model, "netconf");
     let server = halyard_netconf::NetconfServer::bind(c, model)
@@ -355,13 +362,14 @@ pub async fn start(
     node: &str,
     model: Arc<dyn InformationModel>,
     stop: watch::Receiver<bool>,
+    system: tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>,
 ) -> anyhow::Result<Faces> {
     let mut bound: Vec<Box<dyn Face>> = Vec::new();
     // Failed password logins per address, one record for the faces that
     // take passwords over TCP: a guesser switching faces stays refused.
     let guard = Arc::new(halyard_cluster_model::guard::FailureGuard::default());
     bound.extend(bind_snmp(cli, cfg, data_dir, node, &model).await?);
-    bound.extend(bind_netconf(cli, cfg, data_dir, &model, &guard).await?);
+    bound.extend(bind_netconf(cli, cfg, data_dir, &model, &guard, system).await?);
     // HTTP last: its /metrics serves the others' counters.
     let mut metrics = FaceMetrics::default();
     for f in &bound {

@@ -217,6 +217,20 @@ fn main() -> anyhow::Result<()> {
     match r {
         // Stopped to boot onto another release: the supervisor restarts it.
         Ok(Exit::Reboot) => std::process::exit(boot::REBOOT),
+        // Under `halyard boot` the supervisor starts the node again; alone,
+        // the process replaces itself (same pid, so a service manager sees
+        // no exit), its sockets closed on exec.
+        Ok(Exit::Restart) if std::env::var_os("HALYARD_RELEASE").is_some() => {
+            std::process::exit(boot::REBOOT)
+        }
+        Ok(Exit::Restart) => {
+            use std::os::unix::process::CommandExt;
+            let exe = std::env::current_exe().context("cannot find the agent's executable")?;
+            let e = std::process::Command::new(&exe)
+                .args(std::env::args_os().skip(1))
+                .exec();
+            Err(anyhow::Error::new(e).context(format!("cannot restart {}", exe.display())))
+        }
         Ok(Exit::Stopped) => Ok(()),
         Err(e) => Err(e),
     }
@@ -227,6 +241,8 @@ fn main() -> anyhow::Result<()> {
 enum Exit {
     Stopped,
     Reboot,
+    /// system-restart: start again with the same arguments.
+    Restart,
 }
 
 /// The node's name and data directory, from the flags and the config (in
@@ -423,6 +439,8 @@ async fn run_node(
         stop_rx.clone(),
     ));
 
+    // ietf-system's system-restart / system-shutdown, from the faces.
+    let (system_tx, mut system_rx) = tokio::sync::mpsc::channel(1);
     let faces = faces::start(
         &cli,
         &cfg,
@@ -430,6 +448,7 @@ async fn run_node(
         &node,
         model.clone() as Arc<dyn halyard_cluster_model::port::InformationModel>,
         stop_rx.clone(),
+        system_tx,
     )
     .await?;
     tracing::info!(objects = model.store.len(), faces = %faces.describe(), "ready");
@@ -479,6 +498,10 @@ async fn run_node(
     let exit = tokio::select! {
         _ = wait_for_signal() => Exit::Stopped,
         _ = reboot.notified() => Exit::Reboot,
+        Some(a) = system_rx.recv() => match a {
+            halyard_cluster_model::port::SystemAction::Shutdown => Exit::Stopped,
+            halyard_cluster_model::port::SystemAction::Restart => Exit::Restart,
+        },
     };
     tracing::info!(
         ?exit,

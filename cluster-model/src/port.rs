@@ -65,6 +65,15 @@ pub struct Query {
     pub filters: Vec<(String, String)>,
 }
 
+/// What a face may ask of the node's agent process as a whole (ietf-system's
+/// system-restart and system-shutdown): the agent runs its ordered shutdown,
+/// then ends (`Shutdown`) or starts again with the same arguments (`Restart`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SystemAction {
+    Restart,
+    Shutdown,
+}
+
 /// Who asks, and through which face. Recorded in the audit trail.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {

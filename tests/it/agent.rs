@@ -1309,6 +1309,125 @@ fn hashed_passwords_log_in_on_http_and_netconf() {
     );
 }
 
+const NC_SYSTEM: &str = r#"
+import sys
+from ncclient import manager
+from ncclient.operations import RPCError
+from ncclient.xml_ import to_ele
+host, port = sys.argv[1].rsplit(":", 1)
+user, password, what = sys.argv[2], sys.argv[3], sys.argv[4]
+m = manager.connect(host=host, port=int(port), username=user, password=password,
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+try:
+    if what == "location":
+        m.edit_config(target="running", config='''<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><system xmlns="%s">
+<location>%s</location></system></config>''' % (SYS, sys.argv[5]))
+        print("reply=ok")
+    elif what == "get-location":
+        r = m.get(filter=("subtree", '<system xmlns="%s"><location/></system>' % SYS))
+        loc = r.data_ele.find(".//{%s}location" % SYS)
+        print("location=%s" % (loc.text if loc is not None else ""))
+    else:
+        r = m.dispatch(to_ele('<%s xmlns="%s"/>' % (what, SYS)))
+        print("reply=%s" % ("ok" if "<ok" in r.xml else r.xml))
+except RPCError as e:
+    print("reply=%s" % e.tag)
+try:
+    m.close_session()
+except Exception:
+    pass
+"#;
+
+/// ietf-system's system-restart and system-shutdown over NETCONF: refused
+/// to an operator and a viewer, an admin's restart runs the ordered
+/// shutdown and the same process (same pid) comes back with the committed
+/// configuration, and an admin's shutdown ends it with status 0.
+#[test]
+fn system_restart_and_shutdown_are_the_agents_ordered_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    let config = dir.path().join("system.toml");
+    let old = r#"  { name = "admin", password = "halyard-demo-admin", role = "admin" },
+]
+
+[http]"#;
+    assert!(demo.contains(old));
+    std::fs::write(
+        &config,
+        demo.replacen(
+            old,
+            "  { name = \"admin\", password = \"halyard-demo-admin\", role = \"admin\" },\n  { name = \"viewer\", password = \"viewer-pw\", role = \"viewer\" },\n]\n\n[http]",
+            1,
+        ),
+    )
+    .unwrap();
+    let mut a = Agent::start_with(&dir.path().join("data"), Some(config));
+    let script = dir.path().join("system.py");
+    std::fs::write(&script, NC_SYSTEM).unwrap();
+    let nc = |user: &str, password: &str, what: &[&str]| -> String {
+        let out = Command::new("python3")
+            .arg(&script)
+            .args([a.netconf.as_str(), user, password])
+            .args(what)
+            .output()
+            .expect("python3 with ncclient");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        nc("operator", "halyard-demo", &["system-restart"]),
+        "reply=access-denied"
+    );
+    assert_eq!(
+        nc("viewer", "viewer-pw", &["system-shutdown"]),
+        "reply=access-denied"
+    );
+    // The viewer role now holds on NETCONF too: no edits.
+    assert_eq!(
+        nc("viewer", "viewer-pw", &["location", "nowhere"]),
+        "reply=access-denied"
+    );
+    assert_eq!(
+        nc("operator", "halyard-demo", &["location", "rack 7"]),
+        "reply=ok"
+    );
+    let pid = a.pid();
+    assert_eq!(a.logged(" ready ").len(), 1);
+    assert_eq!(
+        nc("admin", "halyard-demo-admin", &["system-restart"]),
+        "reply=ok"
+    );
+    wait_until("the agent to be ready again", || {
+        a.logged(" ready ").len() == 2
+    });
+    assert!(
+        a.child.as_mut().unwrap().try_wait().unwrap().is_none(),
+        "the restart is the same process"
+    );
+    assert_eq!(a.pid(), pid);
+    assert!(!a.logged("stopping").is_empty());
+    assert_eq!(
+        nc("operator", "halyard-demo", &["get-location"]),
+        "location=rack 7"
+    );
+    assert_eq!(
+        nc("admin", "halyard-demo-admin", &["system-shutdown"]),
+        "reply=ok"
+    );
+    let mut child = a.child.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "halyard did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(!a.logged("stopped").is_empty());
+}
+
 /// sysContact, sysLocation and snmpEnableAuthenTraps are the element's
 /// attributes: net-snmp's snmpset writes them and HTTP shows the same
 /// values. They, and any operator's write (a fan's label over HTTP),

@@ -125,6 +125,7 @@ async fn main() {
         name: "bench".into(),
         password: Some("bench-pw".into()),
         authorized_keys: Vec::new(),
+        access: Default::default(),
     });
     let server = NetconfServer::bind(config, Arc::new(model) as Arc<dyn InformationModel>)
         .await

@@ -79,6 +79,20 @@ pub struct UserConfig {
     pub password: Option<String>,
     /// Public keys in OpenSSH `authorized_keys` form (`ssh-ed25519 AAAA... comment`).
     pub authorized_keys: Vec<String>,
+    pub access: Access,
+}
+
+/// What a user may do over NETCONF.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Read and subscribe; edits, locks, commits, actions and kill-session
+    /// get `access-denied`.
+    ReadOnly,
+    /// Everything but restarting or stopping the system.
+    #[default]
+    Operator,
+    /// Also ietf-system's system-restart and system-shutdown.
+    Admin,
 }
 
 /// Limits that protect the server from one client.
@@ -123,6 +137,9 @@ pub struct NetconfConfig {
     /// Users (by name) who may read and subscribe but not change anything:
     /// edits, locks, commits, actions and kill-session get `access-denied`.
     pub read_only_users: Vec<String>,
+    /// Where system-restart and system-shutdown go (the agent's ordered
+    /// shutdown); without one they answer operation-not-supported.
+    pub system: Option<tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>>,
     /// When set, every rpc with its reply and every notification sent is
     /// also written to a numbered file here ([`datastore::Trace`]): the
     /// conformance tests validate each with yanglint.
@@ -142,6 +159,7 @@ impl NetconfConfig {
             auth_rejection_time: Duration::from_secs(1),
             limits: Limits::default(),
             read_only_users: Vec::new(),
+            system: None,
             trace_dir: None,
             auth_guard: Default::default(),
         }

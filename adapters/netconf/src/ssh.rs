@@ -77,7 +77,7 @@ pub fn load_or_create_host_key(path: &std::path::Path) -> Result<PrivateKey, Net
 struct User {
     password: Option<Arc<halyard_cluster_model::secret::Password>>,
     keys: Vec<PublicKey>,
-    read_only: bool,
+    access: crate::Access,
 }
 
 /// What every connection shares.
@@ -260,7 +260,11 @@ impl Handler for Conn {
         session.channel_success(id)?;
         self.started.store(true, Ordering::Relaxed);
         let shared = self.ctx.shared.clone();
-        let read_only = self.ctx.users.get(&user).is_some_and(|u| u.read_only);
+        let access = self
+            .ctx
+            .users
+            .get(&user)
+            .map_or(crate::Access::ReadOnly, |u| u.access);
         let peer = self.peer_ip.clone();
         let stream = channel.into_stream();
         self.ctx
@@ -268,7 +272,7 @@ impl Handler for Conn {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .spawn(
-                crate::session::run_session(shared, stream, user, peer, read_only)
+                crate::session::run_session(shared, stream, user, peer, access)
                     .instrument(self.ctx.span.clone()),
             );
         Ok(())
@@ -336,6 +340,7 @@ impl Listener {
             name,
             password,
             authorized_keys,
+            access,
         } in &config.users
         {
             let keys = authorized_keys
@@ -358,7 +363,11 @@ impl Listener {
                         None => None,
                     },
                     keys,
-                    read_only: config.read_only_users.contains(name),
+                    access: if config.read_only_users.contains(name) {
+                        crate::Access::ReadOnly
+                    } else {
+                        *access
+                    },
                 },
             );
         }
@@ -395,6 +404,9 @@ impl Listener {
             config.idle_timeout,
             config.trace_dir.clone(),
         );
+        if let Some(tx) = &config.system {
+            let _ = shared.system.set(tx.clone());
+        }
         Ok(Listener {
             listeners,
             hello_timeout: config.limits.hello_timeout,

@@ -5,8 +5,10 @@
 //! configuration: in running and candidate, and written by edit-config
 //! ([`edit`], the same attributes as halyard-cluster's leaves and SNMP);
 //! the rest of `/system` (clock, NTP, DNS, users) is not
-//! configurable here, and the RPCs (set-current-datetime, system-restart,
-//! system-shutdown) answer operation-not-supported.
+//! configurable here. The RPCs system-restart and system-shutdown (admin
+//! role only) are the agent's ordered shutdown, dispatched in
+//! `session::dispatch`; set-current-datetime answers
+//! operation-not-supported (the host's clock is its operating system's).
 
 use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::port::ManagedObject;

@@ -93,6 +93,9 @@ pub struct Shared {
     pub trace: Option<Trace>,
     /// ietf-hardware `last-change`.
     pub hardware_changed: crate::hardware::LastChange,
+    /// The agent's system-restart / system-shutdown, when it takes them.
+    pub system:
+        std::sync::OnceLock<tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>>,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,
@@ -157,6 +160,7 @@ impl Shared {
             idle_timeout,
             events: EventLog::default(),
             hardware_changed: Default::default(),
+            system: Default::default(),
             ds: Mutex::new(DsState::default()),
             sessions: std::sync::Mutex::new(BTreeMap::new()),
             next_session: std::sync::atomic::AtomicU32::new(1),

@@ -463,7 +463,7 @@ impl Session {
             ) | (YANG1_NS, "action")
                 | (crate::NMDA_NS, "edit-data")
         );
-        if writes && self.read_only {
+        if writes && self.access == crate::Access::ReadOnly {
             warn!(op = %op.name, user = %self.user, "access denied: read-only user");
             return Reply::Errors(vec![RpcError::protocol(
                 Tag::AccessDenied,
@@ -569,13 +569,21 @@ impl Session {
                 Ok(out) => Reply::Raw(out),
                 Err(e) => Reply::Errors(vec![e]),
             },
-            (BASE_NS, name) | (MONITORING_NS, name) | (NOTIF_NS, name) | (YANG1_NS, name) => {
-                Reply::Errors(vec![RpcError::bad_element(
-                    Tag::OperationNotSupported,
-                    name,
-                    format!("operation '{name}' is not supported"),
-                )])
-            }
+            (SYSTEM_NS, "system-restart" | "system-shutdown") => self.system_action(op).into(),
+            (SYSTEM_NS, "set-current-datetime") => Reply::Errors(vec![RpcError::bad_element(
+                Tag::OperationNotSupported,
+                "set-current-datetime",
+                "the host's clock belongs to its operating system (NTP); the agent does not set it",
+            )]),
+            (BASE_NS, name)
+            | (MONITORING_NS, name)
+            | (NOTIF_NS, name)
+            | (YANG1_NS, name)
+            | (SYSTEM_NS, name) => Reply::Errors(vec![RpcError::bad_element(
+                Tag::OperationNotSupported,
+                name,
+                format!("operation '{name}' is not supported"),
+            )]),
             (ns, name) => Reply::Errors(vec![
                 RpcError::protocol(
                     Tag::UnknownNamespace,
@@ -585,6 +593,38 @@ impl Session {
                 .with_info("bad-namespace", ns),
             ]),
         }
+    }
+
+    /// ietf-system's system-restart and system-shutdown (admin only): the
+    /// agent's ordered shutdown, after which it ends or starts again. The
+    /// reply is written first (RFC 7317 asks for it).
+    fn system_action(&mut self, op: &Element) -> Result<(), RpcError> {
+        use halyard_cluster_model::port::SystemAction;
+        if self.access != crate::Access::Admin {
+            warn!(op = %op.name, user = %self.user, "access denied: needs the admin role");
+            return Err(RpcError::protocol(
+                Tag::AccessDenied,
+                format!(
+                    "user {} may not use <{}>: it needs the admin role",
+                    self.user, op.name
+                ),
+            ));
+        }
+        if self.shared.system.get().is_none() {
+            return Err(RpcError::bad_element(
+                Tag::OperationNotSupported,
+                &op.name,
+                "this server cannot restart or stop its system",
+            ));
+        }
+        let action = if op.name == "system-restart" {
+            SystemAction::Restart
+        } else {
+            SystemAction::Shutdown
+        };
+        info!(user = %self.user, action = ?action, "ordered by NETCONF {}", op.name);
+        self.after_reply = Some(action);
+        Ok(())
     }
 
     async fn edit_config(&mut self, op: &Element) -> Reply {

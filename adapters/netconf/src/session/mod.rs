@@ -42,14 +42,15 @@ struct Session {
     shared: Arc<Shared>,
     id: u32,
     user: String,
-    /// May read and subscribe only.
-    read_only: bool,
+    access: crate::Access,
     framing: Framing,
     subscribed: bool,
     sub: Option<ActiveSub>,
     /// Notifications (rendered) waiting to go out after the current reply.
     outbox: VecDeque<String>,
     close: bool,
+    /// Asked of the agent once the reply is written (system-restart).
+    after_reply: Option<halyard_cluster_model::port::SystemAction>,
 }
 
 impl Session {
@@ -148,7 +149,7 @@ pub async fn run_session<S>(
     stream: S,
     user: String,
     peer: String,
-    read_only: bool,
+    access: crate::Access,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -157,7 +158,7 @@ pub async fn run_session<S>(
     let who = shared.who(id);
     // Aborted when dropped: shutdown aborts the outer task.
     let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-        serve(shared.clone(), stream, id, user, read_only, kill).instrument(span.clone()),
+        serve(shared.clone(), stream, id, user, access, kill).instrument(span.clone()),
     ));
     let end = match task.await {
         Ok(end) => end,
@@ -188,7 +189,7 @@ async fn serve<S>(
     stream: S,
     id: u32,
     user: String,
-    read_only: bool,
+    access: crate::Access,
     mut kill: tokio::sync::watch::Receiver<Option<u32>>,
 ) -> End
 where
@@ -201,12 +202,13 @@ where
         shared: shared.clone(),
         id,
         user,
-        read_only,
+        access,
         framing: Framing::EndOfMessage,
         subscribed: false,
         sub: None,
         outbox: VecDeque::new(),
         close: false,
+        after_reply: None,
     };
     // Our hello goes out at once, without waiting for the client's (RFC 6241 §8.1).
     if let Err(e) = s.write(&mut wr, &hello_xml(id)).await {
@@ -288,6 +290,13 @@ where
                         s.shared.stats.rpc_latency.observe(started.elapsed());
                         if s.write(&mut wr, &out).await.is_err() {
                             return End::Dropped;
+                        }
+                        // RFC 7317: the reply goes out before the system restarts.
+                        if let Some(a) = s.after_reply.take()
+                            && let Some(tx) = shared.system.get()
+                            && tx.try_send(a).is_err()
+                        {
+                            warn!(action = ?a, "the agent is already stopping");
                         }
                     }
                     Ok(None) => {
@@ -490,12 +499,13 @@ mod tests {
             shared,
             id,
             user: "admin".into(),
-            read_only: false,
+            access: crate::Access::Admin,
             framing: Framing::EndOfMessage,
             subscribed: false,
             sub: None,
             outbox: VecDeque::new(),
             close: false,
+            after_reply: None,
         }
     }
 

@@ -111,6 +111,7 @@ fn key_user_config(dir: &Path) -> UserConfig {
         name: "keyuser".into(),
         password: None,
         authorized_keys: vec![public],
+        access: Default::default(),
     }
 }
 
@@ -126,11 +127,13 @@ async fn start_with(f: impl FnOnce(&mut NetconfConfig)) -> Server {
             name: "admin".into(),
             password: Some(PASSWORD.into()),
             authorized_keys: Vec::new(),
+            access: halyard_netconf::Access::Admin,
         },
         UserConfig {
             name: "oper".into(),
             password: Some("oper-pw".into()),
             authorized_keys: Vec::new(),
+            access: Default::default(),
         },
         key_user_config(dir.path()),
     ];
@@ -1232,6 +1235,65 @@ m.close_session()
     s.stop().await;
 }
 
+/// ietf-system's system-restart and system-shutdown: admin only, answered
+/// before the agent is asked; set-current-datetime is refused (the host's
+/// clock is the operating system's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn system_restart_and_shutdown_are_for_admins_and_answered_first() {
+    use halyard_cluster_model::port::SystemAction;
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let s = start_with(|c| c.system = Some(tx)).await;
+    let out = s
+        .python(
+            "system.py",
+            r#"
+SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+def call(m, name, body=""):
+    try:
+        r = m.dispatch(to_ele('<%s xmlns="%s">%s</%s>' % (name, SYS, body, name)))
+        return "ok" if "<ok" in r.xml else r.xml
+    except RPCError as e:
+        return e.tag
+ro = connect("oper", "oper-pw")
+print("readonly_restart=%s" % call(ro, "system-restart"))
+ro.close_session()
+op = manager.connect(host="127.0.0.1", port=PORT, username="keyuser", key_filename="client_key",
+                     hostkey_verify=False, allow_agent=False, look_for_keys=False, timeout=60,
+                     device_params={"name": "default"})
+print("operator_shutdown=%s" % call(op, "system-shutdown"))
+op.close_session()
+m = connect()
+print("datetime=%s" % call(m, "set-current-datetime", "<current-datetime>2026-12-06T00:00:00Z</current-datetime>"))
+print("restart=%s" % call(m, "system-restart"))
+print("shutdown=%s" % call(m, "system-shutdown"))
+m.close_session()
+"#,
+        )
+        .await;
+    assert_eq!(
+        line_value(&out, "readonly_restart"),
+        "access-denied",
+        "{out}"
+    );
+    assert_eq!(
+        line_value(&out, "operator_shutdown"),
+        "access-denied",
+        "{out}"
+    );
+    assert_eq!(
+        line_value(&out, "datetime"),
+        "operation-not-supported",
+        "{out}"
+    );
+    assert_eq!(line_value(&out, "restart"), "ok", "{out}");
+    assert_eq!(line_value(&out, "shutdown"), "ok", "{out}");
+    // Each was handed to the agent once, in order, after its reply.
+    assert_eq!(rx.try_recv(), Ok(SystemAction::Restart));
+    assert_eq!(rx.try_recv(), Ok(SystemAction::Shutdown));
+    assert!(rx.try_recv().is_err());
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn host_key_is_generated_once_and_kept() {
     let dir = tempfile::tempdir().unwrap();
@@ -1242,6 +1304,7 @@ async fn host_key_is_generated_once_and_kept() {
             name: "a".into(),
             password: Some("b".into()),
             authorized_keys: Vec::new(),
+            access: Default::default(),
         });
         NetconfServer::bind(c, Arc::new(demo_element()) as Arc<dyn InformationModel>)
     };
@@ -1262,6 +1325,7 @@ async fn host_key_is_generated_once_and_kept() {
         name: "x".into(),
         password: None,
         authorized_keys: vec!["ssh-ed25519 not-base64".into()],
+        access: Default::default(),
     });
     let e = NetconfServer::bind(c, Arc::new(demo_element()) as Arc<dyn InformationModel>)
         .await
