@@ -1304,7 +1304,7 @@ fn hashed_passwords_log_in_on_http_and_netconf() {
     let err = String::from_utf8_lossy(&check.stderr).into_owned();
     assert!(!check.status.success());
     assert!(
-        err.contains("hashed.toml:18:") && err.contains("halyard hash-password"),
+        err.contains("hashed.toml:19:") && err.contains("halyard hash-password"),
         "{err}"
     );
 }

@@ -188,6 +188,34 @@ print("os-name=%s" % ss.findtext(".//{%s}os-name" % SYS))
 shallow = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter><max-depth>1</max-depth>' % HW))
 hw_el = shallow.find(".//{%s}hardware" % HW)
 print("max-depth-1=%s" % (hw_el is not None and len(hw_el) == 0))
+# NMDA origins (RFC 8342): with-origin and the origin filters.
+OR = "urn:ietf:params:xml:ns:yang:ietf-origin"
+nmda(("edit-data", '<datastore>ds:running</datastore><config><hardware xmlns="%s" xmlns:ianahw="urn:ietf:params:xml:ns:yang:iana-hardware"><component><name>ne=1/shelf=1/fan=1</name><class>ianahw:fan</class><alias>left fan</alias></component></hardware></config>' % HW))
+def origin(e):
+    while e is not None:
+        if e.get("{%s}origin" % OR):
+            return e.get("{%s}origin" % OR)
+        e = e.getparent()
+    return "none"
+def fan1(doc):
+    return [c for c in doc.iter("{%s}component" % HW) if c.findtext("{%s}name" % HW) == "ne=1/shelf=1/fan=1"][0]
+wo = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/><system xmlns="%s"/></subtree-filter><with-origin/>' % (HW, SYS)))
+print("origin-hardware=%s" % wo.find(".//{%s}hardware" % HW).get("{%s}origin" % OR))
+print("origin-system-location=%s" % origin(wo.find(".//{%s}location" % SYS)))
+f = fan1(wo)
+print("origin-fan1-alias=%s" % origin(f.find("{%s}alias" % HW)))
+print("origin-fan1-parent-rel-pos=%s" % origin(f.find("{%s}parent-rel-pos" % HW)))
+print("origin-fan1-serial=%s" % f.find("{%s}serial-num" % HW).get("{%s}origin" % OR))
+kept = lambda doc: ",".join(n for n in ["alias", "parent-rel-pos", "serial-num"] if fan1(doc).find("{%s}%s" % (HW, n)) is not None)
+only = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter><origin-filter xmlns:or="%s">or:intended</origin-filter>' % (HW, OR)))
+print("filter-intended=%s" % kept(only))
+neg = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter><negated-origin-filter xmlns:or="%s">or:intended</negated-origin-filter>' % (HW, OR)))
+print("filter-not-intended=%s" % kept(neg))
+try:
+    nmda(("get-data", '<datastore>ds:running</datastore><with-origin/>'))
+    print("origin-on-running=accepted")
+except Exception as e:
+    print("origin-on-running=%s" % getattr(e, "tag", e))
 try:
     nmda(("get-data", '<datastore>ds:intended</datastore>'))
     print("intended=accepted")
@@ -565,6 +593,17 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         "os-name=Linux",
         "max-depth-1=True",
         "intended=refused True",
+        // Origins: what running holds is intended, the system's own
+        // configuration (a component's position) is system, state has none;
+        // the filters select configuration and keep state.
+        "origin-hardware=or:intended",
+        "origin-system-location=or:intended",
+        "origin-fan1-alias=or:intended",
+        "origin-fan1-parent-rel-pos=or:system",
+        "origin-fan1-serial=None",
+        "filter-intended=alias,serial-num\n",
+        "filter-not-intended=parent-rel-pos,serial-num\n",
+        "origin-on-running=invalid-value",
     ] {
         assert!(text.contains(want), "missing {want} in:\n{text}");
     }

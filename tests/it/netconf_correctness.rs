@@ -224,18 +224,13 @@ pub(crate) fn traced_agent(dir: &Path) -> (Agent, PathBuf) {
     let trace = dir.join("trace");
     std::fs::create_dir_all(&trace).unwrap();
     let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
-    let config = demo
-        .replacen(
-            "\n[netconf]\n",
-            &format!("\n[netconf]\ntrace_dir = \"{}\"\n", trace.display()),
-            1,
-        )
-        .replacen(
-            r#"users = [{ name = "operator", password = "halyard-demo", role = "operator" }]"#,
-            r#"users = [{ name = "operator", password = "halyard-demo", role = "operator" }, { name = "admin", password = "admin-pw", role = "admin" }]"#,
-            1,
-        );
-    assert!(config.contains("trace_dir") && config.contains("admin-pw"));
+    let config = demo.replacen(
+        "\n[netconf]\n",
+        &format!("\n[netconf]\ntrace_dir = \"{}\"\n", trace.display()),
+        1,
+    );
+    // The demo's admin (halyard-demo-admin) is the HTTP admin the tests use.
+    assert!(config.contains("trace_dir") && config.contains("halyard-demo-admin"));
     let path = dir.join("traced.toml");
     std::fs::write(&path, config).unwrap();
     (Agent::start_with(&dir.join("data"), Some(path)), trace)
@@ -563,7 +558,7 @@ fn characters_xml_forbids_are_refused_and_never_stored() {
             .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", "PATCH"])
             .args([
                 "-u",
-                "admin:admin-pw",
+                "admin:halyard-demo-admin",
                 "-H",
                 "Content-Type: application/json",
             ])

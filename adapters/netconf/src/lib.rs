@@ -25,6 +25,7 @@ pub mod events;
 pub mod framing;
 pub mod hardware;
 pub mod monitoring;
+pub mod origin;
 pub mod session;
 pub mod ssh;
 pub mod system;

@@ -213,14 +213,14 @@ pub fn modules() -> Vec<ModuleInfo> {
             crate::hardware::IANA_HW_NS,
             true,
         ),
-        // NMDA (RFC 8526): <get-data> and <edit-data>; no origin feature.
-        m("ietf-netconf-nmda", "2019-01-07", crate::NMDA_NS, true),
-        m(
-            "ietf-origin",
-            "2018-02-14",
-            "urn:ietf:params:xml:ns:yang:ietf-origin",
-            false,
-        ),
+        // NMDA (RFC 8526): <get-data> and <edit-data>, with the origin
+        // annotation and filters.
+        ModuleInfo {
+            features: &["origin"],
+            ..m("ietf-netconf-nmda", "2019-01-07", crate::NMDA_NS, true)
+        },
+        // Implemented: its annotation marks the operational datastore.
+        m("ietf-origin", "2018-02-14", crate::origin::ORIGIN_NS, true),
         m(
             "ietf-yang-metadata",
             "2016-08-05",

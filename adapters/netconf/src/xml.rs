@@ -106,6 +106,13 @@ impl Element {
             } else if ns == XMLNS_DECL {
                 // A prefix declaration the writer was asked to carry.
                 tag.push_attribute((format!("xmlns:{name}").as_str(), value.as_ref()));
+            } else if let Some((_, p, _)) = self
+                .attrs
+                .iter()
+                .find(|(d, _, bound)| d == XMLNS_DECL && bound == ns)
+            {
+                // A prefix declared here already names the namespace.
+                tag.push_attribute((format!("{p}:{name}").as_str(), value.as_ref()));
             } else {
                 prefixes += 1;
                 tag.push_attribute((

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use toml::Spanned;
 
 use super::{
-    ComponentKind, ComponentSection, Config, ConfigError, DEMO_AUTH, DEMO_PASSWORD, Locator,
-    NodeSection, SnmpLevel,
+    ComponentKind, ComponentSection, Config, ConfigError, DEMO_ADMIN_PASSWORD, DEMO_AUTH,
+    DEMO_PASSWORD, Locator, NodeSection, SnmpLevel,
 };
 
 /// Where the checkers put what they find.
@@ -121,7 +121,7 @@ fn check_faces(c: &Config, r: &mut Report<'_>) {
     let demo_creds = c.http.users.iter().chain(&c.netconf.users).any(|u| {
         u.password
             .as_ref()
-            .is_some_and(|p| p.get_ref() == DEMO_PASSWORD)
+            .is_some_and(|p| [DEMO_PASSWORD, DEMO_ADMIN_PASSWORD].contains(&p.get_ref().as_str()))
     }) || c
         .snmp
         .users

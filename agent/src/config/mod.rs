@@ -667,4 +667,6 @@ fn load_sources(c: &mut Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) 
 }
 
 pub const DEMO_PASSWORD: &str = "halyard-demo";
+/// The demo's admin (NETCONF and HTTP).
+pub const DEMO_ADMIN_PASSWORD: &str = "halyard-demo-admin";
 pub const DEMO_AUTH: &str = "halyard-demo-auth";

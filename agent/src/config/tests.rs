@@ -366,6 +366,16 @@ fn check_faces_refuses_a_listen_address_without_port_and_public_demo_credentials
         "listen",
         "found the demo credentials with non-loopback address 0.0.0.0:1161",
     );
+    // The demo's admin alone is demo credentials too.
+    let ok = with_element(
+        "[netconf]\nlisten = [\"127.0.0.1:8830\"]\nusers = [{ name = \"admin\", password = \"halyard-demo-admin\", role = \"admin\" }]\n",
+    );
+    refused(
+        &ok,
+        &ok.replace("127.0.0.1", "0.0.0.0"),
+        "listen",
+        "found the demo credentials with non-loopback address 0.0.0.0:8830",
+    );
 }
 
 #[test]

@@ -310,14 +310,19 @@ impl Session {
     async fn get_data(&self, op: &Element) -> Result<Vec<Element>, RpcError> {
         with_defaults(op)?;
         let ds = nmda_datastore(op)?;
-        for unsupported in ["with-origin", "origin-filter", "negated-origin-filter"] {
-            if op.find(crate::NMDA_NS, unsupported).is_some() {
-                return Err(RpcError::bad_element(
-                    Tag::OperationNotSupported,
-                    unsupported,
-                    "the server does not support the origin feature",
-                ));
-            }
+        let with_origin = op.find(crate::NMDA_NS, "with-origin").is_some();
+        let origin_filter = crate::origin::OriginFilter::of(op)?;
+        if ds != NmdaDatastore::Operational && (with_origin || origin_filter.is_some()) {
+            // RFC 8526: only the operational datastore has origins.
+            return Err(RpcError::bad_element(
+                Tag::InvalidValue,
+                if with_origin {
+                    "with-origin"
+                } else {
+                    "origin-filter"
+                },
+                "origins are the operational datastore's",
+            ));
         }
         let filter = if let Some(f) = op.find(crate::NMDA_NS, "subtree-filter") {
             Some(Filter::Subtree(f.children.clone()))
@@ -364,6 +369,11 @@ impl Session {
             }
         };
         let mut roots = self.compose(source, &filter).await?;
+        if with_origin || origin_filter.is_some() {
+            let running = self.shared.running().await?;
+            let intended = crate::origin::Intended::of(&crate::hardware::hardware_config(&running));
+            crate::origin::apply(&mut roots, &intended, with_origin, origin_filter.as_ref());
+        }
         match op.find(crate::NMDA_NS, "max-depth").map(|e| e.trimmed()) {
             None | Some("unbounded") => {}
             Some(d) => match d.parse::<u16>() {
