@@ -19,6 +19,32 @@ use crate::{AttrType, Timestamp};
 /// hardware-state-change.
 pub const TABLE_CHANGED: &str = "FruChanged";
 
+/// The indication of a component's state change, and its attributes that
+/// say whether, and to what, the operational state changed.
+pub const STATE_CHANGED: &str = "StateChanged";
+const OPER_STATE_CHANGED: &str = "OperStateChanged";
+const OPER_STATE: &str = "OperState";
+
+/// When `n` says a component's operational state changed: the component
+/// and whether it is now enabled (for a physical entity, ietf-hardware's
+/// hardware-state-oper-enabled or hardware-state-oper-disabled).
+pub fn oper_transition(n: &crate::port::Notification) -> Option<(&crate::ObjectName, bool)> {
+    if n.class.name != STATE_CHANGED {
+        return None;
+    }
+    let get = |a: &str| n.class.attribute(a).and_then(|(i, _)| n.values.get(i));
+    if get(OPER_STATE_CHANGED) != Some(&Value::Bool(true)) {
+        return None;
+    }
+    match get(OPER_STATE) {
+        Some(Value::Enum(v)) => Some((
+            &n.source,
+            *v == crate::value::SchemaEnum::value(crate::model::OperState::Enabled),
+        )),
+        _ => None,
+    }
+}
+
 /// An enumeration RFC 4268 and RFC 8348 share: its SMIv2 value (the
 /// discriminant) and its YANG enum name.
 macro_rules! standard_enum {

@@ -842,6 +842,17 @@ for x in got:
         notified.add("%s|%s" % (n.findtext("{%s}resource" % AL).split("name='")[-1].rstrip("']"),
                                 n.findtext("{%s}alarm-type-id" % AL).split(":")[-1]))
 print("notified=%s;" % ";".join(sorted(notified)))
+# The units the power loss took down: ietf-hardware's oper-disabled, each
+# a component of /hardware.
+HW = "urn:ietf:params:xml:ns:yang:ietf-hardware"
+down = set()
+for x in got:
+    for n in etree.fromstring(x.encode()).iter("{%s}hardware-state-oper-disabled" % HW):
+        down.add(n.findtext("{%s}name" % HW))
+hw = m.get(filter=("subtree", '<hardware xmlns="%s"><component><name/></component></hardware>' % HW)).data_ele
+names = set(c.text for c in hw.iter("{%s}name" % HW))
+print("oper-disabled=%s;" % ";".join(sorted(down)))
+print("oper-disabled-in-hardware=%s" % (len(down) > 0 and down <= names))
 # Cleared and raised again on the shelf: three status changes.
 fault("repair")
 wait("cleared", lambda: shelved_where(cleared))
@@ -892,6 +903,9 @@ fn ietf_alarms_shelving_history_and_compress() {
         "bad-type=invalid-value",
         "shelved=psu-swap in-list=False",
         "shelves-active=True",
+        "oper-disabled-in-hardware=True",
+        // The shelf itself fails; its units go off-line as contained.
+        "oper-disabled=ne=1/shelf=1;",
         "shelved-changes=3",
         "severities=critical,cleared,critical",
         "unshelved=True changes=3",

@@ -13,7 +13,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::xml;
+use crate::xml::{self, Element};
 use crate::{BASE_NS, SCHEMA_TEXT};
 
 /// The modules a trace is checked against: every module the server
@@ -117,6 +117,40 @@ impl Report {
     }
 }
 
+/// For an ietf-hardware notification that names a component, a data file
+/// (beside it, `-notif.operational.xml`) with that component and its
+/// admin-state: the targets of the notification's leafrefs.
+fn hardware_reference(notif: &Path) -> Option<PathBuf> {
+    use crate::hardware::{HARDWARE_NS, IANA_HW_NS};
+    let text = std::fs::read_to_string(notif).ok()?;
+    let doc = xml::parse(&text, 64).ok()?;
+    let ev = doc
+        .children
+        .iter()
+        .find(|c| c.ns == HARDWARE_NS && c.name.starts_with("hardware-state-oper-"))?;
+    let mut c = Element::new(HARDWARE_NS, "component");
+    c.push(Element::with_text(
+        HARDWARE_NS,
+        "name",
+        ev.find(HARDWARE_NS, "name")?.trimmed(),
+    ));
+    let mut class = Element::with_text(HARDWARE_NS, "class", "ianahw:unknown");
+    class
+        .attrs
+        .push((xml::XMLNS_DECL.into(), "ianahw".into(), IANA_HW_NS.into()));
+    c.push(class);
+    if let Some(a) = ev.find(HARDWARE_NS, "admin-state") {
+        let mut st = Element::new(HARDWARE_NS, "state");
+        st.push(Element::with_text(HARDWARE_NS, "admin-state", a.trimmed()));
+        c.push(st);
+    }
+    let mut hw = Element::new(HARDWARE_NS, "hardware");
+    hw.push(c);
+    let path = notif.with_extension("operational.xml");
+    std::fs::write(&path, hw.to_xml()).ok()?;
+    Some(path)
+}
+
 /// Checks every message of the trace in `dir`; `yang` is the workspace's
 /// `yang/` directory.
 pub fn check_trace(dir: &Path, yang: &Path) -> Report {
@@ -143,7 +177,17 @@ pub fn check_trace(dir: &Path, yang: &Path) -> Report {
         let Some(name) = name else { continue };
         if name.ends_with("-notif.xml") {
             r.notifications += 1;
-            if let Err(e) = yanglint(yang, &os(&["-t", "nc-notif", "-f", "xml"]), &[f]) {
+            let mut args = os(&["-t", "nc-notif", "-f", "xml"]);
+            // ietf-hardware's oper-enabled/-disabled refer (leafref) to the
+            // component: the operational data it needs holds that component
+            // as the notification names it (whether the name is one of
+            // /hardware's is the end-to-end tests' to check).
+            let operational = hardware_reference(f);
+            if let Some(o) = &operational {
+                args.push(std::ffi::OsStr::new("-O"));
+                args.push(o.as_os_str());
+            }
+            if let Err(e) = yanglint(yang, &args, &[f]) {
                 r.failures.push(format!("{name}: {e}"));
             }
             continue;

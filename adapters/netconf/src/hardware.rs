@@ -47,10 +47,44 @@ impl LastChange {
 }
 
 /// ietf-hardware's `hardware-state-change` for the indication that the
-/// physical entity table changed ([`physical::TABLE_CHANGED`]).
-pub fn notification(n: &halyard_cluster_model::port::Notification) -> Option<Element> {
-    (n.class.name == physical::TABLE_CHANGED)
-        .then(|| Element::new(HARDWARE_NS, "hardware-state-change"))
+/// physical entity table changed ([`physical::TABLE_CHANGED`]), and
+/// `hardware-state-oper-enabled` / `-disabled` for a physical entity's
+/// operational state change ([`physical::oper_transition`]; `entity` is
+/// the object it names, when that is a physical entity).
+pub fn notification(
+    n: &halyard_cluster_model::port::Notification,
+    entity: Option<&ManagedObject>,
+) -> Option<Element> {
+    if n.class.name == physical::TABLE_CHANGED {
+        return Some(Element::new(HARDWARE_NS, "hardware-state-change"));
+    }
+    let (name, enabled) = physical::oper_transition(n)?;
+    let entity = entity.filter(|e| e.name == *name && physical::class(e).is_some())?;
+    let mut e = Element::new(
+        HARDWARE_NS,
+        if enabled {
+            "hardware-state-oper-enabled"
+        } else {
+            "hardware-state-oper-disabled"
+        },
+    );
+    e.push(leaf("name", name.as_str()));
+    e.push(leaf("admin-state", physical::admin(entity).yang()));
+    Some(e)
+}
+
+/// The physical entity a notification's operational state change is
+/// about, read from the model (None for anything else).
+pub async fn entity_of(
+    model: &dyn halyard_cluster_model::port::InformationModel,
+    n: &halyard_cluster_model::port::Notification,
+) -> Option<ManagedObject> {
+    let (name, _) = physical::oper_transition(n)?;
+    model
+        .get(name)
+        .await
+        .ok()
+        .filter(|o| physical::class(o).is_some())
 }
 
 fn leaf(name: &str, text: impl Into<String>) -> Element {

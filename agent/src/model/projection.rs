@@ -354,6 +354,30 @@ impl AgentModel {
         }
     }
 
+    /// Publishes `StateChanged` with the component's states as stored.
+    fn publish_state_changed(
+        &self,
+        n: &ObjectName,
+        o: &halyard_cluster_model::port::ManagedObject,
+        reason: &str,
+        oper_changed: bool,
+    ) {
+        let mut patch = StateChangedPatch::new()
+            .component(n.as_str())
+            .reason(reason)
+            .oper_state_changed(oper_changed);
+        if let Some(a) = o.get("AdminState").and_then(enum_of) {
+            patch = patch.admin_state(a);
+        }
+        if let Some(s) = o.get("OperState").and_then(enum_of) {
+            patch = patch.oper_state(s);
+        }
+        if let Some(s) = o.get("AvailabilityState").and_then(enum_of) {
+            patch = patch.availability_state(s);
+        }
+        self.publish("StateChanged", n, patch.values().to_vec());
+    }
+
     async fn apply(&self, kind: &EventKind) {
         let now = Timestamp::now();
         match kind {
@@ -380,18 +404,7 @@ impl AgentModel {
                 let Ok(o) = self.store.get(&n).await else {
                     return;
                 };
-                let mut patch = StateChangedPatch::new()
-                    .component(component.as_str())
-                    .availability_state(to)
-                    .reason(reason.as_str());
-                // The component's other states, as stored.
-                if let Some(a) = o.get("AdminState").and_then(enum_of) {
-                    patch = patch.admin_state(a);
-                }
-                if let Some(s) = o.get("OperState").and_then(enum_of) {
-                    patch = patch.oper_state(s);
-                }
-                self.publish("StateChanged", &n, patch.values().to_vec());
+                self.publish_state_changed(&n, &o, reason, false);
             }
             // A component taken down by its container's failure: a
             // secondary alarm (root-cause suppression files it under the
@@ -414,7 +427,9 @@ impl AgentModel {
                 }
             }
             EventKind::OperChanged {
-                component, enabled, ..
+                component,
+                enabled,
+                reason,
             } => {
                 if let Ok(n) = ObjectName::parse(component) {
                     let s = if *enabled {
@@ -422,7 +437,15 @@ impl AgentModel {
                     } else {
                         OperState::Disabled
                     };
+                    let before = self.store.get(&n).await.ok();
                     self.set(&n, ComponentPatch::new().oper_state(s).values());
+                    // A change (not a repeat) is announced.
+                    if let Some(before) = before
+                        && before.get("OperState").and_then(enum_of::<OperState>) != Some(s)
+                        && let Ok(o) = self.store.get(&n).await
+                    {
+                        self.publish_state_changed(&n, &o, reason, true);
+                    }
                     if *enabled {
                         let _ = self.clear_alarms_if_secondary(component).await;
                     }

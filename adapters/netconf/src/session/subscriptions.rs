@@ -19,6 +19,8 @@ use crate::{BASE_NS, NC_NOTIF_NS, NOTIF_NS, schema_ns};
 
 pub(super) struct ActiveSub {
     live: Subscription,
+    /// Reads the entity an operational state change names.
+    model: Arc<dyn halyard_cluster_model::port::InformationModel>,
     /// The server's own events (RFC 6470).
     server: tokio::sync::broadcast::Receiver<Arc<ServerEvent>>,
     filter: Option<Filter>,
@@ -116,6 +118,7 @@ impl Session {
         let server = self.shared.events.subscribe();
         let mut sub = ActiveSub {
             live,
+            model: self.shared.model.clone(),
             server,
             filter,
             stop,
@@ -134,7 +137,8 @@ impl Session {
             let mut replay: Vec<(Timestamp, Option<String>)> = Vec::new();
             for n in &past {
                 sub.replayed_up_to = Some(n.seq);
-                for x in render_for(&sub, n) {
+                let entity = crate::hardware::entity_of(sub.model.as_ref(), n).await;
+                for x in render_for(&sub, n, entity.as_ref()) {
                     replay.push((n.time, Some(x)));
                 }
             }
@@ -167,11 +171,17 @@ impl Session {
 
 /// The schema's notification, and for an alarm indication also the
 /// ietf-alarms alarm-notification (for a unit inserted or removed,
-/// ietf-hardware's hardware-state-change), each through the filter.
-fn render_for(sub: &ActiveSub, n: &Notification) -> Vec<String> {
+/// ietf-hardware's hardware-state-change; for an entity's operational
+/// state change, hardware-state-oper-enabled or -disabled), each through
+/// the filter.
+fn render_for(
+    sub: &ActiveSub,
+    n: &Notification,
+    entity: Option<&halyard_cluster_model::port::ManagedObject>,
+) -> Vec<String> {
     std::iter::once(event_element(n))
         .chain(crate::alarms::notification(n))
-        .chain(crate::hardware::notification(n))
+        .chain(crate::hardware::notification(n, entity))
         .filter_map(|e| render_element(sub, n.time, e))
         .collect()
 }
@@ -216,7 +226,8 @@ pub(super) async fn next_sub_event(sub: &mut ActiveSub) -> SubEvent {
                 if sub.stop.is_some_and(|s| n.time > s) {
                     return SubEvent::Complete;
                 }
-                let xs = render_for(sub, &n);
+                let entity = crate::hardware::entity_of(sub.model.as_ref(), &n).await;
+                let xs = render_for(sub, &n, entity.as_ref());
                 if xs.is_empty() {
                     SubEvent::Nothing
                 } else {
