@@ -621,7 +621,7 @@ mod tests {
                 values: vec![Value::Absent; class.attributes.len()],
             }
         };
-        let e = notification(&note(physical::TABLE_CHANGED)).unwrap();
+        let e = notification(&note(physical::TABLE_CHANGED), None).unwrap();
         assert_eq!(
             e.to_xml(),
             "<hardware-state-change xmlns=\"urn:ietf:params:xml:ns:yang:ietf-hardware\"/>"
@@ -631,7 +631,65 @@ mod tests {
             .iter()
             .find(|c| c.is_indication && c.name != physical::TABLE_CHANGED)
             .unwrap();
-        assert!(notification(&note(other.name)).is_none());
+        assert!(notification(&note(other.name), None).is_none());
+    }
+
+    /// An entity's operational state change is oper-enabled or -disabled
+    /// with its admin-state; a change that is not the operational state's,
+    /// or of no physical entity, is neither.
+    #[tokio::test]
+    async fn an_entitys_oper_change_is_oper_enabled_or_disabled() {
+        use halyard_cluster_model::model::{OperState, StateChangedPatch};
+        use halyard_cluster_model::port::{InformationModel, Notification};
+        use halyard_cluster_model::{ObjectName, SCHEMA};
+        let model = demo_element();
+        let fan = ObjectName::parse("ne=1/shelf=1/fan=1").unwrap();
+        let class = SCHEMA.class(physical::STATE_CHANGED).unwrap();
+        let note = |oper: OperState, changed: bool| {
+            let patch = StateChangedPatch::new()
+                .component(fan.as_str())
+                .oper_state(oper)
+                .oper_state_changed(changed);
+            let mut values = vec![Value::Absent; class.attributes.len()];
+            for (a, v) in patch.values() {
+                values[class.attribute(a).unwrap().0] = v.clone();
+            }
+            Notification {
+                seq: 1,
+                time: Timestamp(1),
+                class,
+                source: fan.clone(),
+                severity: None,
+                values,
+            }
+        };
+        let n = note(OperState::Disabled, true);
+        let entity = entity_of(&model, &n).await;
+        assert!(entity.is_some());
+        assert_eq!(
+            notification(&n, entity.as_ref()).unwrap().to_xml(),
+            "<hardware-state-oper-disabled xmlns=\"urn:ietf:params:xml:ns:yang:ietf-hardware\"><name>ne=1/shelf=1/fan=1</name><admin-state>unlocked</admin-state></hardware-state-oper-disabled>"
+        );
+        let n = note(OperState::Enabled, true);
+        assert!(
+            notification(&n, entity.as_ref())
+                .unwrap()
+                .to_xml()
+                .starts_with("<hardware-state-oper-enabled ")
+        );
+        let n = note(OperState::Enabled, false);
+        assert!(entity_of(&model, &n).await.is_none());
+        assert!(notification(&n, entity.as_ref()).is_none());
+        // Not a physical entity (a software component, say).
+        let objs = model
+            .query(&halyard_cluster_model::port::Query::default())
+            .await
+            .unwrap();
+        let soft = objs.iter().find(|o| physical::class(o).is_none()).unwrap();
+        let mut n = note(OperState::Enabled, true);
+        n.source = soft.name.clone();
+        assert!(entity_of(&model, &n).await.is_none());
+        assert!(notification(&n, Some(soft)).is_none());
     }
 
     /// libyang accepts the rendering against the published module.
