@@ -14,6 +14,7 @@ mod element;
 mod face_metrics;
 mod faces;
 mod hotswap;
+mod inventory;
 mod loadserver;
 mod model;
 mod operations;
@@ -451,6 +452,7 @@ async fn run_node(
         system_tx,
     )
     .await?;
+    inventory::check(&data_dir, &model, &el.root, &node).await;
     tracing::info!(objects = model.store.len(), faces = %faces.describe(), "ready");
 
     let log = clusterlog::ClusterLog {

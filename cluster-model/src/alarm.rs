@@ -12,6 +12,10 @@ use crate::value::{SchemaEnum, Value};
 /// The schema class every alarm is (or derives from).
 pub const CLASS: &str = "Alarm";
 
+/// The indication that the alarm inventory changed (ietf-alarms
+/// alarm-inventory-changed).
+pub const INVENTORY_CHANGED: &str = "AlarmInventoryChanged";
+
 /// Whether `o` is an alarm.
 pub fn is_alarm(o: &ManagedObject) -> bool {
     SCHEMA.is_a(o.class.name, CLASS)

@@ -1749,3 +1749,65 @@ fn netconf_created_and_deleted_objects_survive_restarts() {
         );
     }
 }
+
+/// The notifications a NETCONF replay from the agent's start holds, by name
+/// (ietf-alarms' and halyard-cluster's inventory change).
+const INVENTORY_SCRIPT: &str = r#"
+import sys, time
+from ncclient import manager
+from lxml import etree
+host, port = sys.argv[1].rsplit(":", 1)
+m = manager.connect(host=host, port=int(port), username="operator", password="halyard-demo",
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+m.create_subscription(start_time="2000-01-01T00:00:00Z")
+seen = []
+deadline = time.time() + 5
+while time.time() < deadline:
+    n = m.take_notification(block=True, timeout=1)
+    if n is None:
+        continue
+    for e in etree.fromstring(n.notification_xml.encode()):
+        name = etree.QName(e).localname
+        if "inventory" in name:
+            fields = ",".join("%s=%s" % (etree.QName(c).localname, c.text) for c in e)
+            seen.append(name + ("(" + fields + ")" if fields else ""))
+print("seen=%s" % ";".join(sorted(seen)))
+m.close_session()
+"#;
+
+/// The alarm inventory is the release's: a node that starts with other
+/// alarm types than it served before (here: its remembered list lacks one
+/// and has one this release dropped) announces alarm-inventory-changed on
+/// NETCONF (with the schema's own notification saying how many types came
+/// and went); a start with the same inventory announces nothing.
+#[test]
+fn a_release_with_other_alarm_types_announces_alarm_inventory_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = Agent::start(dir.path());
+    let script = dir.path().join("inventory.py");
+    std::fs::write(&script, INVENTORY_SCRIPT).unwrap();
+    // A first start has nothing to compare with.
+    let text = python3(&script, &[&a.netconf]);
+    assert!(text.contains("seen=\n"), "{text}");
+    let list = dir.path().join("alarm-inventory");
+    let types = std::fs::read_to_string(&list).unwrap();
+    assert!(types.lines().count() > 10, "{types}");
+    assert!(a.signal("-TERM").success());
+    // The release it ran before had a type this one lacks, and lacked one.
+    let mut older: Vec<&str> = types.lines().skip(1).collect();
+    older.push("retired-type");
+    std::fs::write(&list, older.join("\n") + "\n").unwrap();
+    a.spawn();
+    let text = python3(&script, &[&a.netconf]);
+    assert!(
+        text.contains("alarm-inventory-changed;")
+            && text.contains("alarm-inventory-changed(node=a,added=1,removed=1)"),
+        "{text}"
+    );
+    assert_eq!(std::fs::read_to_string(&list).unwrap(), types);
+    // The same release again: nothing to announce.
+    assert!(a.signal("-TERM").success());
+    a.spawn();
+    let text = python3(&script, &[&a.netconf]);
+    assert!(text.contains("seen=\n"), "{text}");
+}

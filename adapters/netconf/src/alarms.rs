@@ -88,8 +88,12 @@ fn resource(leaf_name: &str, name: &str) -> Element {
 }
 
 /// The ietf-alarms `alarm-notification` of an alarm indication (raised,
-/// changed or cleared), beside the schema's own notification.
+/// changed or cleared), or `alarm-inventory-changed`, beside the schema's
+/// own notification.
 pub fn notification(n: &Notification) -> Option<Element> {
+    if n.class.name == alarm::INVENTORY_CHANGED {
+        return Some(Element::new(ALARMS_NS, "alarm-inventory-changed"));
+    }
     let (res, cause, severity, text) = alarm::indication(n.class, &n.values)?;
     let mut e = Element::new(ALARMS_NS, "alarm-notification");
     e.push(resource("resource", &res));
