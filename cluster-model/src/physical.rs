@@ -56,6 +56,8 @@ macro_rules! standard_enum {
         }
 
         impl $name {
+            /// Every value, in SMIv2 order.
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
             /// The SMIv2 value.
             pub fn smi(self) -> i64 {
                 self as i64
@@ -422,19 +424,21 @@ fn alarm_bit(s: PerceivedSeverity) -> Option<u8> {
     })
 }
 
+/// The alarm-state bits' names, bit 0 first (ietf-hardware's spelling).
+pub const ALARM_BIT_NAMES: [&str; 7] = [
+    "unknown",
+    "under-repair",
+    "critical",
+    "major",
+    "minor",
+    "warning",
+    "indeterminate",
+];
+
 /// The names of the alarm-state bits set in `bits`, in bit order
 /// (ietf-hardware's spelling).
 pub fn alarm_bit_names(bits: u8) -> Vec<&'static str> {
-    const NAMES: [&str; 7] = [
-        "unknown",
-        "under-repair",
-        "critical",
-        "major",
-        "minor",
-        "warning",
-        "indeterminate",
-    ];
-    NAMES
+    ALARM_BIT_NAMES
         .iter()
         .enumerate()
         .filter(|(i, _)| bits & (0x80 >> i) != 0)
@@ -459,6 +463,147 @@ pub fn parent<'a>(
         at = p.parent_index;
     }
     None
+}
+
+/// A sensor's reading, as entPhySensorTable and ietf-hardware's
+/// `sensor-data` show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SensorReading {
+    /// In the sensor's scale; 0 without a reading (as entPhySensorValue).
+    pub value: i64,
+    pub ty: SensorType,
+    pub scale: SensorScale,
+    pub status: SensorStatus,
+    pub units: &'static str,
+}
+
+/// One physical component as every face shows it (ENTITY-MIB's
+/// entPhysicalTable with ENTITY-STATE-MIB's states, ietf-hardware's
+/// `component`, the HTTP API's hardware view): an entity, or a sensor of
+/// one (then `sensor` holds its reading).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Component {
+    pub index: u32,
+    pub name: String,
+    pub class: PhysicalClass,
+    pub description: String,
+    pub parent: Option<String>,
+    pub parent_rel_pos: Option<u32>,
+    /// Contained entities, then the entity's sensors.
+    pub children: Vec<String>,
+    pub hardware_rev: Option<String>,
+    pub serial_num: Option<String>,
+    pub mfg_name: Option<String>,
+    pub model_name: Option<String>,
+    pub alias: Option<String>,
+    pub is_fru: bool,
+    pub state_last_changed: Timestamp,
+    pub admin: Admin,
+    pub oper: Oper,
+    pub usage: Usage,
+    /// Alarm-state bits ([`alarm_bit_names`]).
+    pub alarm: u8,
+    pub standby: Standby,
+    pub sensor: Option<SensorReading>,
+}
+
+fn role_text(o: &ManagedObject, role: Role) -> Option<String> {
+    o.by_role(role)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+}
+
+/// Every physical component among `objects` (which must hold the entities'
+/// ancestors and the element's alarms): the entities in index order, then
+/// their sensors. `started` is when the agent started (the state change
+/// time of an entity that has not changed since).
+pub fn components(objects: &[ManagedObject], started: Timestamp) -> Vec<Component> {
+    let by_index: HashMap<u32, &ManagedObject> = objects.iter().map(|o| (o.index, o)).collect();
+    let lookup = |i: u32| by_index.get(&i).copied();
+    let mut entities: Vec<&ManagedObject> = objects.iter().filter(|o| class(o).is_some()).collect();
+    entities.sort_by_key(|o| o.index);
+    let parents: Vec<Option<&ManagedObject>> = entities.iter().map(|o| parent(o, lookup)).collect();
+    let mut children: HashMap<u32, Vec<String>> = HashMap::new();
+    for (o, p) in entities.iter().zip(&parents) {
+        if let Some(p) = p {
+            children
+                .entry(p.index)
+                .or_default()
+                .push(o.name.to_string());
+        }
+    }
+    let sensors: Vec<Sensor> = entities.iter().flat_map(|o| sensors(o)).collect();
+    for s in &sensors {
+        children.entry(s.entity.index).or_default().push(s.name());
+    }
+    let alarms = alarm_bits(objects);
+    let mut out = Vec::with_capacity(entities.len() + sensors.len());
+    for (o, p) in entities.iter().zip(&parents) {
+        let Some(cls) = class(o) else { continue };
+        out.push(Component {
+            index: o.index,
+            name: o.name.to_string(),
+            class: cls,
+            description: description(o),
+            parent: p.map(|p| p.name.to_string()),
+            parent_rel_pos: match o.by_role(Role::ParentRelPos) {
+                Some(Value::U32(pos)) => Some(*pos),
+                _ => None,
+            },
+            children: children.remove(&o.index).unwrap_or_default(),
+            hardware_rev: role_text(o, Role::HardwareRev),
+            serial_num: role_text(o, Role::SerialNum),
+            mfg_name: mfg_name(o, lookup).map(str::to_string),
+            model_name: model_name(o).map(str::to_string),
+            alias: role_text(o, Role::Alias),
+            is_fru: o.class.is_fru,
+            state_last_changed: state_last_changed(o, started),
+            admin: admin(o),
+            oper: oper(o),
+            usage: usage(o),
+            alarm: alarms.get(o.name.as_str()).copied().unwrap_or(0),
+            standby: standby(o),
+            sensor: None,
+        });
+    }
+    for s in &sensors {
+        let Some(index) = s.index() else { continue };
+        let status = s.status();
+        out.push(Component {
+            index,
+            name: s.name(),
+            class: PhysicalClass::Sensor,
+            description: s.description(),
+            parent: Some(s.entity.name.to_string()),
+            parent_rel_pos: None,
+            children: Vec::new(),
+            hardware_rev: None,
+            serial_num: None,
+            mfg_name: mfg_name(s.entity, lookup).map(str::to_string),
+            model_name: None,
+            alias: None,
+            is_fru: false,
+            state_last_changed: state_last_changed(s.entity, started),
+            admin: Admin::Unknown,
+            oper: match status {
+                SensorStatus::Ok => Oper::Enabled,
+                SensorStatus::Nonoperational => Oper::Disabled,
+                SensorStatus::Unavailable => Oper::Unknown,
+            },
+            usage: Usage::Unknown,
+            alarm: 0,
+            standby: Standby::Unknown,
+            sensor: Some(SensorReading {
+                value: s.value().unwrap_or(0),
+                ty: s.ty,
+                scale: s.scale,
+                status,
+                units: s.units(),
+            }),
+        });
+    }
+    out
 }
 
 #[cfg(test)]

@@ -251,6 +251,7 @@ impl HttpServer {
             buckets: Mutex::new(HashMap::new()),
             release_dir: config.release_dir.clone(),
             auth_guard: config.auth_guard.clone(),
+            started: halyard_cluster_model::Timestamp::now(),
             span: tracing::Span::current(),
         });
         let router = crate::api::routes()

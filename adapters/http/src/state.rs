@@ -85,6 +85,8 @@ pub(crate) struct AppState {
     /// name): the parent of every request's span, since the connections'
     /// tasks run in none.
     pub span: tracing::Span,
+    /// When the face started: an entity's state change time until it has one.
+    pub started: halyard_cluster_model::Timestamp,
 }
 
 impl std::fmt::Debug for AppState {

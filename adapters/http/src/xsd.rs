@@ -75,6 +75,154 @@ fn class_type(d: &mut Doc, c: &ClassMeta) {
 }
 
 /// The XML Schema of every document the API serves, generated from `SCHEMA`.
+/// A required attribute whose value is one of `values` (ietf-hardware's
+/// names), or, with `list`, a space-separated list of them.
+fn enum_attribute(d: &mut Doc, name: &str, values: &[&str], list: bool) {
+    d.start("xs:attribute", &[("name", name), ("use", "required")]);
+    d.start("xs:simpleType", &[]);
+    if list {
+        d.start("xs:list", &[]);
+        d.start("xs:simpleType", &[]);
+    }
+    d.start("xs:restriction", &[("base", "xs:string")]);
+    let mut seen = std::collections::BTreeSet::new();
+    for v in values.iter().filter(|v| seen.insert(**v)) {
+        d.empty("xs:enumeration", &[("value", v)]);
+    }
+    d.end("xs:restriction");
+    if list {
+        d.end("xs:simpleType");
+        d.end("xs:list");
+    }
+    d.end("xs:simpleType");
+    d.end("xs:attribute");
+}
+
+fn attribute(d: &mut Doc, name: &str, ty: &str, required: bool) {
+    let mut a = vec![("name", name), ("type", ty)];
+    if required {
+        a.push(("use", "required"));
+    }
+    d.empty("xs:attribute", &a);
+}
+
+/// `hardware`: the physical view's document.
+fn hardware_xsd(d: &mut Doc) {
+    use halyard_cluster_model::meta::PhysicalClass;
+    use halyard_cluster_model::physical::{
+        ALARM_BIT_NAMES, Admin, Oper, SensorScale, SensorStatus, SensorType, Standby, Usage,
+    };
+    let unbounded = [("minOccurs", "0"), ("maxOccurs", "unbounded")];
+    d.start("xs:element", &[("name", "hardware")]);
+    d.start("xs:complexType", &[]);
+    d.start("xs:sequence", &[]);
+    d.start(
+        "xs:element",
+        &[&[("name", "component")][..], &unbounded].concat(),
+    );
+    d.start("xs:complexType", &[]);
+    d.start("xs:sequence", &[]);
+    d.empty(
+        "xs:element",
+        &[("name", "description"), ("type", "xs:string")],
+    );
+    d.start(
+        "xs:element",
+        &[&[("name", "contains")][..], &unbounded].concat(),
+    );
+    d.start("xs:complexType", &[]);
+    attribute(d, "name", "xs:string", true);
+    d.end("xs:complexType");
+    d.end("xs:element");
+    d.start("xs:element", &[("name", "sensor"), ("minOccurs", "0")]);
+    d.start("xs:complexType", &[]);
+    attribute(d, "value", "xs:long", true);
+    enum_attribute(
+        d,
+        "value-type",
+        &SensorType::ALL.iter().map(|v| v.yang()).collect::<Vec<_>>(),
+        false,
+    );
+    enum_attribute(
+        d,
+        "value-scale",
+        &SensorScale::ALL
+            .iter()
+            .map(|v| v.yang())
+            .collect::<Vec<_>>(),
+        false,
+    );
+    enum_attribute(
+        d,
+        "oper-status",
+        &SensorStatus::ALL
+            .iter()
+            .map(|v| v.yang())
+            .collect::<Vec<_>>(),
+        false,
+    );
+    attribute(d, "units", "xs:string", true);
+    d.end("xs:complexType");
+    d.end("xs:element");
+    d.end("xs:sequence");
+    attribute(d, "index", "xs:unsignedInt", true);
+    attribute(d, "name", "xs:string", true);
+    enum_attribute(
+        d,
+        "class",
+        &PhysicalClass::ALL
+            .iter()
+            .map(|c| c.iana_identity())
+            .collect::<Vec<_>>(),
+        false,
+    );
+    for n in [
+        "parent",
+        "hardware-rev",
+        "serial-num",
+        "mfg-name",
+        "model-name",
+        "alias",
+    ] {
+        attribute(d, n, "xs:string", false);
+    }
+    attribute(d, "parent-rel-pos", "xs:unsignedInt", false);
+    attribute(d, "is-fru", "xs:boolean", true);
+    attribute(d, "state-last-changed", "xs:dateTime", true);
+    enum_attribute(
+        d,
+        "admin-state",
+        &Admin::ALL.iter().map(|v| v.yang()).collect::<Vec<_>>(),
+        false,
+    );
+    enum_attribute(
+        d,
+        "oper-state",
+        &Oper::ALL.iter().map(|v| v.yang()).collect::<Vec<_>>(),
+        false,
+    );
+    enum_attribute(
+        d,
+        "usage-state",
+        &Usage::ALL.iter().map(|v| v.yang()).collect::<Vec<_>>(),
+        false,
+    );
+    // Space-separated: ietf-hardware's alarm-state bits.
+    enum_attribute(d, "alarm-state", &ALARM_BIT_NAMES, true);
+    enum_attribute(
+        d,
+        "standby-state",
+        &Standby::ALL.iter().map(|v| v.yang()).collect::<Vec<_>>(),
+        false,
+    );
+    d.end("xs:complexType");
+    d.end("xs:element");
+    d.end("xs:sequence");
+    d.end("xs:complexType");
+    d.end("xs:element");
+    d.raw("\n");
+}
+
 pub fn xsd() -> String {
     let mut s = Doc::new();
     s.start(
@@ -160,6 +308,9 @@ pub fn xsd() -> String {
         "<xs:attribute name=\"name\" type=\"hc:PerceivedSeverityType\" use=\"required\"/><xs:attribute name=\"active\" type=\"xs:unsignedInt\" use=\"required\"/><xs:attribute name=\"unacknowledged\" type=\"xs:unsignedInt\" use=\"required\"/>",
         "</xs:complexType></xs:element></xs:sequence>",
         "<xs:attribute name=\"total\" type=\"xs:unsignedInt\" use=\"required\"/><xs:attribute name=\"unacknowledged\" type=\"xs:unsignedInt\" use=\"required\"/></xs:complexType></xs:element>\n",
+    ));
+    hardware_xsd(&mut s);
+    s.raw(concat!(
         "<xs:element name=\"error\"><xs:complexType><xs:sequence>",
         "<xs:element name=\"status\" type=\"xs:unsignedShort\"/><xs:element name=\"code\" type=\"xs:string\"/><xs:element name=\"message\" type=\"xs:string\"/><xs:element name=\"change\" type=\"xs:unsignedInt\" minOccurs=\"0\"/>",
         "</xs:sequence></xs:complexType></xs:element>\n",

@@ -5,7 +5,6 @@
 //! each entity's alias and admin-state ([`hardware_config`], [`edit`]),
 //! the attributes with those roles that halyard-cluster's leaves write.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use halyard_cluster_model::meta::Role;
@@ -91,184 +90,89 @@ fn leaf(name: &str, text: impl Into<String>) -> Element {
     Element::with_text(HARDWARE_NS, name, text)
 }
 
-fn role_str(o: &ManagedObject, role: Role) -> Option<&str> {
-    o.by_role(role)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-}
-
 /// `/hardware` of every physical entity among `objects` (which must hold
-/// their ancestors and the element's alarms).
+/// their ancestors and the element's alarms), with their sensors: the
+/// components of [`physical::components`], as every face shows them.
 pub fn render(objects: &[ManagedObject], started: Timestamp, last_change: &LastChange) -> Element {
-    let by_index: HashMap<u32, &ManagedObject> = objects.iter().map(|o| (o.index, o)).collect();
-    let lookup = |i: u32| by_index.get(&i).copied();
-    let mut components: Vec<&ManagedObject> = objects
-        .iter()
-        .filter(|o| physical::class(o).is_some())
-        .collect();
-    components.sort_by_key(|o| o.index);
-    let parents: Vec<Option<&ManagedObject>> = components
-        .iter()
-        .map(|o| physical::parent(o, lookup))
-        .collect();
-    let mut children: HashMap<u32, Vec<&str>> = HashMap::new();
-    for (o, p) in components.iter().zip(&parents) {
-        if let Some(p) = p {
-            children.entry(p.index).or_default().push(o.name.as_str());
-        }
-    }
-    let alarms = physical::alarm_bits(objects);
-    // Each entity's sensors: components of class sensor in it.
-    let sensors: Vec<physical::Sensor> = components
-        .iter()
-        .flat_map(|o| physical::sensors(o))
-        .collect();
-    let mut sensor_names: HashMap<u32, Vec<String>> = HashMap::new();
-    for s in &sensors {
-        sensor_names
-            .entry(s.entity.index)
-            .or_default()
-            .push(s.name());
-    }
-
+    let components = physical::components(objects, started);
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    for (o, p) in components.iter().zip(&parents) {
-        (o.index, o.class.name, p.map(|p| p.index)).hash(&mut h);
+    for c in components.iter().filter(|c| c.sensor.is_none()) {
+        (c.index, c.class as u32, &c.parent).hash(&mut h);
     }
     let mut hw = Element::new(HARDWARE_NS, "hardware");
     hw.push(leaf(
         "last-change",
         last_change.observe(h.finish(), started).to_string(),
     ));
-    for (o, p) in components.iter().zip(&parents) {
-        let Some(class) = physical::class(o) else {
-            continue;
-        };
-        let mut c = Element::new(HARDWARE_NS, "component");
-        c.push(leaf("name", o.name.as_str()));
-        let mut cl = leaf("class", format!("ianahw:{}", class.iana_identity()));
-        cl.attrs
-            .push((XMLNS_DECL.into(), "ianahw".into(), IANA_HW_NS.into()));
-        c.push(cl);
-        c.push(leaf("physical-index", o.index.to_string()));
-        c.push(leaf("description", physical::description(o)));
-        if let Some(p) = p {
-            c.push(leaf("parent", p.name.as_str()));
-        }
-        if let Some(Value::U32(pos)) = o.by_role(Role::ParentRelPos) {
-            // int32 0..2147483647.
-            c.push(leaf(
-                "parent-rel-pos",
-                (*pos).min(i32::MAX as u32).to_string(),
-            ));
-        }
-        for child in children.get(&o.index).into_iter().flatten() {
-            c.push(leaf("contains-child", *child));
-        }
-        for child in sensor_names.get(&o.index).into_iter().flatten() {
-            c.push(leaf("contains-child", child.as_str()));
-        }
-        if let Some(v) = role_str(o, Role::HardwareRev) {
-            c.push(leaf("hardware-rev", v));
-        }
-        if let Some(v) = role_str(o, Role::SerialNum) {
-            c.push(leaf("serial-num", v));
-        }
-        if let Some(v) = physical::mfg_name(o, lookup) {
-            c.push(leaf("mfg-name", v));
-        }
-        if let Some(v) = physical::model_name(o) {
-            c.push(leaf("model-name", v));
-        }
-        if let Some(v) = role_str(o, Role::Alias) {
-            c.push(leaf("alias", v));
-        }
-        c.push(leaf("is-fru", o.class.is_fru.to_string()));
-        let mut st = Element::new(HARDWARE_NS, "state");
-        st.push(leaf(
-            "state-last-changed",
-            physical::state_last_changed(o, started).to_string(),
-        ));
-        st.push(leaf("admin-state", physical::admin(o).yang()));
-        st.push(leaf("oper-state", physical::oper(o).yang()));
-        st.push(leaf("usage-state", physical::usage(o).yang()));
-        let bits = alarms.get(o.name.as_str()).copied().unwrap_or(0);
-        st.push(leaf(
-            "alarm-state",
-            physical::alarm_bit_names(bits).join(" "),
-        ));
-        st.push(leaf("standby-state", physical::standby(o).yang()));
-        c.push(st);
-        hw.push(c);
-    }
     let now = Timestamp::now();
-    for s in &sensors {
-        if let Some(c) = sensor_component(s, lookup, started, now) {
-            hw.push(c);
-        }
+    for c in &components {
+        hw.push(component(c, now));
     }
     hw
 }
 
-/// A sensor as a component of class sensor, with its `sensor-data` (the
-/// same reading ENTITY-SENSOR-MIB's entPhySensorTable shows).
-fn sensor_component<'a>(
-    s: &physical::Sensor<'a>,
-    lookup: impl Fn(u32) -> Option<&'a ManagedObject>,
-    started: Timestamp,
-    now: Timestamp,
-) -> Option<Element> {
-    let index = s.index()?;
+/// One `component`; a sensor's with its `sensor-data` (the same reading
+/// ENTITY-SENSOR-MIB's entPhySensorTable shows).
+fn component(x: &physical::Component, now: Timestamp) -> Element {
     let mut c = Element::new(HARDWARE_NS, "component");
-    c.push(leaf("name", s.name()));
-    let mut cl = leaf("class", "ianahw:sensor");
+    c.push(leaf("name", x.name.as_str()));
+    let mut cl = leaf("class", format!("ianahw:{}", x.class.iana_identity()));
     cl.attrs
         .push((XMLNS_DECL.into(), "ianahw".into(), IANA_HW_NS.into()));
     c.push(cl);
-    c.push(leaf("physical-index", index.to_string()));
-    c.push(leaf("description", s.description()));
-    c.push(leaf("parent", s.entity.name.as_str()));
-    if let Some(v) = physical::mfg_name(s.entity, lookup) {
-        c.push(leaf("mfg-name", v));
+    c.push(leaf("physical-index", x.index.to_string()));
+    c.push(leaf("description", x.description.as_str()));
+    if let Some(p) = &x.parent {
+        c.push(leaf("parent", p.as_str()));
     }
-    c.push(leaf("is-fru", "false"));
-    let status = s.status();
+    if let Some(pos) = x.parent_rel_pos {
+        // int32 0..2147483647.
+        c.push(leaf("parent-rel-pos", pos.min(i32::MAX as u32).to_string()));
+    }
+    for child in &x.children {
+        c.push(leaf("contains-child", child.as_str()));
+    }
+    for (name, v) in [
+        ("hardware-rev", &x.hardware_rev),
+        ("serial-num", &x.serial_num),
+        ("mfg-name", &x.mfg_name),
+        ("model-name", &x.model_name),
+        ("alias", &x.alias),
+    ] {
+        if let Some(v) = v {
+            c.push(leaf(name, v.as_str()));
+        }
+    }
+    c.push(leaf("is-fru", x.is_fru.to_string()));
     let mut st = Element::new(HARDWARE_NS, "state");
+    st.push(leaf("state-last-changed", x.state_last_changed.to_string()));
+    st.push(leaf("admin-state", x.admin.yang()));
+    st.push(leaf("oper-state", x.oper.yang()));
+    st.push(leaf("usage-state", x.usage.yang()));
     st.push(leaf(
-        "state-last-changed",
-        physical::state_last_changed(s.entity, started).to_string(),
+        "alarm-state",
+        physical::alarm_bit_names(x.alarm).join(" "),
     ));
-    st.push(leaf("admin-state", physical::Admin::Unknown.yang()));
-    let oper = match status {
-        physical::SensorStatus::Ok => physical::Oper::Enabled,
-        physical::SensorStatus::Nonoperational => physical::Oper::Disabled,
-        physical::SensorStatus::Unavailable => physical::Oper::Unknown,
-    };
-    st.push(leaf("oper-state", oper.yang()));
-    st.push(leaf("usage-state", physical::Usage::Unknown.yang()));
-    st.push(leaf("alarm-state", ""));
-    st.push(leaf("standby-state", physical::Standby::Unknown.yang()));
+    st.push(leaf("standby-state", x.standby.yang()));
     c.push(st);
-    let mut d = Element::new(HARDWARE_NS, "sensor-data");
-    // sensor-value: -1000000000..1000000000; 0 without a reading, as
-    // entPhySensorValue.
-    d.push(leaf(
-        "value",
-        s.value()
-            .unwrap_or(0)
-            .clamp(-1_000_000_000, 1_000_000_000)
-            .to_string(),
-    ));
-    d.push(leaf("value-type", s.ty.yang()));
-    d.push(leaf("value-scale", s.scale.yang()));
-    d.push(leaf("value-precision", "0"));
-    d.push(leaf("oper-status", status.yang()));
-    d.push(leaf("units-display", s.units()));
-    // The model's value now: the agent reads it at every request.
-    d.push(leaf("value-timestamp", now.to_string()));
-    c.push(d);
-    Some(c)
+    if let Some(s) = &x.sensor {
+        let mut d = Element::new(HARDWARE_NS, "sensor-data");
+        // sensor-value: -1000000000..1000000000.
+        d.push(leaf(
+            "value",
+            s.value.clamp(-1_000_000_000, 1_000_000_000).to_string(),
+        ));
+        d.push(leaf("value-type", s.ty.yang()));
+        d.push(leaf("value-scale", s.scale.yang()));
+        d.push(leaf("value-precision", "0"));
+        d.push(leaf("oper-status", s.status.yang()));
+        d.push(leaf("units-display", s.units));
+        // The model's value now: the agent reads it at every request.
+        d.push(leaf("value-timestamp", now.to_string()));
+        c.push(d);
+    }
+    c
 }
 
 /// The physical entity's attribute with a role, among a configuration

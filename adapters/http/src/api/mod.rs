@@ -53,9 +53,14 @@ pub(crate) fn routes() -> Router<Shared> {
         .route("/api/v1/objects", get(objects))
         .route(
             "/api/v1/objects/{*path}",
-            get(object).patch(patch_object).post(post_object),
+            get(object)
+                .patch(patch_object)
+                .post(post_object)
+                .put(put_object)
+                .delete(delete_object),
         )
         .route("/api/v1/jobs/{*job}", get(job))
+        .route("/api/v1/hardware", get(hardware))
         .route("/api/v1/alarms", get(alarms))
         .route("/api/v1/alarms/summary", get(alarm_summary))
         .route("/api/v1/alarms/events", get(alarm_events))
@@ -125,6 +130,7 @@ async fn index(Extension(c): Extension<Caller>, f: Format) -> Result<Response, A
         ("classes", "/api/v1/classes"),
         ("tree", "/api/v1/tree"),
         ("objects", "/api/v1/objects"),
+        ("hardware", "/api/v1/hardware"),
         ("alarms", "/api/v1/alarms"),
         ("alarm-summary", "/api/v1/alarms/summary"),
         ("events", "/api/v1/events"),
@@ -340,21 +346,10 @@ async fn patch_object(
     let current = st.call(st.model.get(&name)).await?;
     let mut changes = Vec::new();
     for (k, text) in fields {
-        let (_, a) = current.class.attribute(&k).ok_or_else(|| {
-            ApiError::from(halyard_cluster_model::port::ModelError::NoSuchAttribute {
-                class: current.class.name.to_string(),
-                attribute: k.clone(),
-            })
-        })?;
-        let value = Value::parse(&a.ty, &text).map_err(|error| {
-            ApiError::from(halyard_cluster_model::port::ModelError::InvalidValue {
-                attribute: a.name.to_string(),
-                error,
-            })
-        })?;
+        let (attribute, value) = attribute_value(current.class, &k, &text)?;
         changes.push(Change::Set {
             object: name.clone(),
-            attribute: a.name.to_string(),
+            attribute,
             value,
         });
     }
@@ -366,6 +361,85 @@ async fn patch_object(
     tracing::info!(object = %name, "attributes set");
     let o = st.call(st.model.get(&name)).await?;
     Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
+}
+
+/// The attribute `k` of `class`, and `text` as its value.
+fn attribute_value(class: &ClassMeta, k: &str, text: &str) -> Result<(String, Value), ApiError> {
+    let (_, a) = class.attribute(k).ok_or_else(|| {
+        ApiError::from(halyard_cluster_model::port::ModelError::NoSuchAttribute {
+            class: class.name.to_string(),
+            attribute: k.to_string(),
+        })
+    })?;
+    let value = Value::parse(&a.ty, text).map_err(|error| {
+        ApiError::from(halyard_cluster_model::port::ModelError::InvalidValue {
+            attribute: a.name.to_string(),
+            error,
+        })
+    })?;
+    Ok((a.name.to_string(), value))
+}
+
+/// Creates an object: `PUT /api/v1/objects/<name>` with its `class` and
+/// attributes (JSON or a form), in one transaction. What may be created
+/// where is the model's to say, as for NETCONF's create (an operator makes
+/// an alarm shelf this way).
+async fn put_object(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+    Path(path): Path<String>,
+    headers: HeaderMap,
+    bytes: Bytes,
+) -> Result<Response, ApiError> {
+    let user = c.require(Role::Operator)?.to_string();
+    let name = parse_name(&path)?;
+    let fields = body::fields(content_type(&headers), &bytes)?;
+    let wanted = fields
+        .iter()
+        .find(|(k, _)| k == "class")
+        .map(|(_, v)| v.as_str())
+        .ok_or_else(|| ApiError::bad_request("the new object's class is required"))?;
+    let class = SCHEMA
+        .classes
+        .iter()
+        .find(|c| c.name == wanted || c.yang_name == wanted)
+        .ok_or_else(|| ApiError::invalid(format!("no class {wanted}")))?;
+    let mut values = Vec::new();
+    for (k, text) in fields.iter().filter(|(k, _)| k != "class") {
+        values.push(attribute_value(class, k, text)?);
+    }
+    let tx = Transaction {
+        principal: Principal::new(user, Protocol::Http),
+        changes: vec![Change::Create {
+            class: class.name.to_string(),
+            object: name.clone(),
+            values,
+        }],
+    };
+    st.call(st.model.transact(tx)).await?;
+    tracing::info!(object = %name, class = class.name, "object created");
+    let o = st.call(st.model.get(&name)).await?;
+    Ok(reply(StatusCode::CREATED, f, repr::object_doc(&o, f)))
+}
+
+/// Deletes an object (and what it contains), as NETCONF's delete does.
+async fn delete_object(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    Path(path): Path<String>,
+) -> Result<Response, ApiError> {
+    let user = c.require(Role::Operator)?.to_string();
+    let name = parse_name(&path)?;
+    let tx = Transaction {
+        principal: Principal::new(user, Protocol::Http),
+        changes: vec![Change::Delete {
+            object: name.clone(),
+        }],
+    };
+    st.call(st.model.transact(tx)).await?;
+    tracing::info!(object = %name, "object deleted");
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// `POST /api/v1/objects/<name>/operations/<operation>`.
@@ -496,6 +570,20 @@ fn alarm_class() -> Result<&'static ClassMeta, ApiError> {
     SCHEMA
         .class(alarm::CLASS)
         .ok_or_else(|| ApiError::not_found("the schema has no Alarm class"))
+}
+
+/// The physical view: every entity and sensor with ietf-hardware's
+/// fields, states and readings (the same rows as ENTITY-MIB's tables).
+async fn hardware(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+    f: Format,
+) -> Result<Response, ApiError> {
+    c.require(Role::Viewer)?;
+    // The entities, their ancestors and the element's alarms: everything.
+    let objs = list(&st, &Query::default()).await?;
+    let components = halyard_cluster_model::physical::components(&objs, st.started);
+    Ok(reply(StatusCode::OK, f, repr::hardware_doc(&components, f)))
 }
 
 async fn alarms(

@@ -80,6 +80,7 @@ async fn xml_replies_validate_against_the_served_schema() {
         "/api/v1/classes/Component?scope=subtree&base=ne=1/shelf=1",
         "/api/v1/alarms",
         "/api/v1/alarms/summary",
+        "/api/v1/hardware",
         "/api/v1/notifications",
         &job,
         "/api/v1/objects/ne=1/shelf=9",
@@ -111,6 +112,119 @@ async fn xml_replies_validate_against_the_served_schema() {
     assert!(ct.starts_with("application/xml"));
     assert!(alarms.contains("<severity>critical</severity>"), "{alarms}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The physical view: every entity of the tree with ietf-hardware's
+/// class, parent and states, its sensors with their readings, and the
+/// alarm-state of an alarmed entity; JSON and XML alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hardware_view_has_every_entity_its_states_and_sensors() {
+    let h = Harness::start().await;
+    h.model
+        .raise_alarm("ne=1/shelf=1/fan=2", "critical", "fan stalled")
+        .await;
+    let (st, _, body) = get(&h, "/api/v1/hardware", JSON).await;
+    assert_eq!(st, StatusCode::OK);
+    let j: Json = serde_json::from_str(&body).unwrap();
+    let rows = j["components"].as_array().unwrap();
+    let by_name = |n: &str| {
+        rows.iter()
+            .find(|c| c["name"] == n)
+            .unwrap_or_else(|| panic!("no {n}: {body}"))
+    };
+    let fan = by_name("ne=1/shelf=1/fan=2");
+    assert_eq!(fan["class"], "fan");
+    assert_eq!(fan["parent"], "ne=1/shelf=1");
+    assert_eq!(fan["alarm-state"], serde_json::json!(["critical"]));
+    assert_eq!(fan["oper-state"], "enabled");
+    let shelf = by_name("ne=1/shelf=1");
+    assert!(
+        shelf["contains"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "ne=1/shelf=1/fan=2")
+    );
+    // The fan's speed is a sensor, with the fan as its parent.
+    let speed = rows
+        .iter()
+        .find(|c| c["class"] == "sensor" && c["parent"] == "ne=1/shelf=1/fan=2")
+        .unwrap_or_else(|| panic!("no sensor of fan=2: {body}"));
+    assert_eq!(speed["sensor"]["value-type"], "rpm");
+    assert!(speed["sensor"]["value"].is_i64());
+    // The entities are the tree's objects with a physical class.
+    let (_, _, objs) = get(&h, "/api/v1/objects", JSON).await;
+    let objs: Json = serde_json::from_str(&objs).unwrap();
+    let entities = rows.iter().filter(|c| c["class"] != "sensor").count();
+    assert!(entities >= 8 && entities < objs["objects"].as_array().unwrap().len());
+    // XML carries the same rows.
+    let (_, _, xml) = get(&h, "/api/v1/hardware", XML).await;
+    assert_eq!(xml.matches("<component ").count(), rows.len(), "{xml}");
+    assert!(xml.contains("name=\"ne=1/shelf=1/fan=2\""), "{xml}");
+}
+
+/// An operator creates and deletes objects the model lets operators make
+/// (an alarm shelf here) with PUT and DELETE; a viewer may not; a class
+/// that does not exist is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn put_creates_and_delete_removes_an_object() {
+    let h = Harness::start().await;
+    let c = client();
+    let shelf = h.url("/api/v1/objects/ne=1/alarmshelf=fans");
+    let body = r#"{"class":"AlarmShelf","resource":"ne=1/shelf=1/fan=1","alarm-type":"cooling-fan-failure","reason":"swap"}"#;
+    let r = c
+        .put(&shelf)
+        .basic_auth(VIEWER.0, Some(VIEWER.1))
+        .header("Content-Type", JSON)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = c
+        .put(&shelf)
+        .bearer_auth(OPERATOR_TOKEN)
+        .header("Content-Type", JSON)
+        .header("Accept", JSON)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::CREATED);
+    let created: Json = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    assert_eq!(created["attributes"]["reason"], "swap", "{created}");
+    let (st, _, again) = get(&h, "/api/v1/objects/ne=1/alarmshelf=fans", JSON).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(again.contains("cooling-fan-failure"), "{again}");
+    // Made twice: the model says it exists.
+    let r = c
+        .put(&shelf)
+        .bearer_auth(OPERATOR_TOKEN)
+        .header("Content-Type", JSON)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    let r = c
+        .put(h.url("/api/v1/objects/ne=1/thing=1"))
+        .bearer_auth(OPERATOR_TOKEN)
+        .header("Content-Type", JSON)
+        .body(r#"{"class":"NoSuchClass"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.text().await.unwrap().contains("no class NoSuchClass"));
+    let r = c
+        .delete(&shelf)
+        .bearer_auth(OPERATOR_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let (st, _, _) = get(&h, "/api/v1/objects/ne=1/alarmshelf=fans", JSON).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
 }
 
 /// The text of a JSON attribute value, as XML carries it.
