@@ -497,6 +497,118 @@ pub fn classes_xml() -> String {
     d.finish()
 }
 
+/// The physical view (`/api/v1/hardware`): every component as the MIBs
+/// and ietf-hardware show it, with its states and, for a sensor, its
+/// reading. Names and enumerations are ietf-hardware's.
+pub fn hardware_doc(
+    components: &[halyard_cluster_model::physical::Component],
+    f: Format,
+) -> String {
+    use halyard_cluster_model::physical::alarm_bit_names;
+    let text = |o: &Option<String>| o.clone();
+    match f {
+        Format::Json => {
+            let rows: Vec<Json> = components
+                .iter()
+                .map(|c| {
+                    let mut o = json!({
+                        "index": c.index,
+                        "name": c.name,
+                        "class": c.class.iana_identity(),
+                        "description": c.description,
+                        "parent": text(&c.parent),
+                        "parent-rel-pos": c.parent_rel_pos,
+                        "contains": c.children,
+                        "hardware-rev": text(&c.hardware_rev),
+                        "serial-num": text(&c.serial_num),
+                        "mfg-name": text(&c.mfg_name),
+                        "model-name": text(&c.model_name),
+                        "alias": text(&c.alias),
+                        "is-fru": c.is_fru,
+                        "state-last-changed": c.state_last_changed.to_string(),
+                        "admin-state": c.admin.yang(),
+                        "oper-state": c.oper.yang(),
+                        "usage-state": c.usage.yang(),
+                        "alarm-state": alarm_bit_names(c.alarm),
+                        "standby-state": c.standby.yang(),
+                    });
+                    if let Some(s) = &c.sensor {
+                        o["sensor"] = json!({
+                            "value": s.value,
+                            "value-type": s.ty.yang(),
+                            "value-scale": s.scale.yang(),
+                            "oper-status": s.status.yang(),
+                            "units": s.units,
+                        });
+                    }
+                    // Absent is left out, as in the objects' documents.
+                    if let Json::Object(m) = &mut o {
+                        m.retain(|_, v| !v.is_null());
+                    }
+                    o
+                })
+                .collect();
+            json!({ "components": rows }).to_string()
+        }
+        Format::Xml => {
+            let mut d = xml_root("hardware", &[]);
+            for c in components {
+                let index = c.index.to_string();
+                let pos = c.parent_rel_pos.map(|p| p.to_string());
+                let changed = c.state_last_changed.to_string();
+                let alarm = alarm_bit_names(c.alarm).join(" ");
+                let mut attrs: Vec<(&str, &str)> = vec![
+                    ("index", &index),
+                    ("name", &c.name),
+                    ("class", c.class.iana_identity()),
+                ];
+                for (k, v) in [
+                    ("parent", &c.parent),
+                    ("parent-rel-pos", &pos),
+                    ("hardware-rev", &c.hardware_rev),
+                    ("serial-num", &c.serial_num),
+                    ("mfg-name", &c.mfg_name),
+                    ("model-name", &c.model_name),
+                    ("alias", &c.alias),
+                ] {
+                    if let Some(v) = v {
+                        attrs.push((k, v));
+                    }
+                }
+                attrs.extend([
+                    ("is-fru", if c.is_fru { "true" } else { "false" }),
+                    ("state-last-changed", changed.as_str()),
+                    ("admin-state", c.admin.yang()),
+                    ("oper-state", c.oper.yang()),
+                    ("usage-state", c.usage.yang()),
+                    ("alarm-state", alarm.as_str()),
+                    ("standby-state", c.standby.yang()),
+                ]);
+                d.start("component", &attrs);
+                d.leaf("description", &c.description);
+                for child in &c.children {
+                    d.empty("contains", &[("name", child)]);
+                }
+                if let Some(s) = &c.sensor {
+                    d.empty(
+                        "sensor",
+                        &[
+                            ("value", &s.value.to_string()),
+                            ("value-type", s.ty.yang()),
+                            ("value-scale", s.scale.yang()),
+                            ("oper-status", s.status.yang()),
+                            ("units", s.units),
+                        ],
+                    );
+                }
+                d.end("component");
+            }
+            d.end("hardware");
+            d.finish()
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -691,117 +803,5 @@ mod tests {
         read_back(&tree_doc(&objs, Format::Xml));
         read_back(&classes_xml());
         read_back(&xsd());
-    }
-}
-
-/// The physical view (`/api/v1/hardware`): every component as the MIBs
-/// and ietf-hardware show it, with its states and, for a sensor, its
-/// reading. Names and enumerations are ietf-hardware's.
-pub fn hardware_doc(
-    components: &[halyard_cluster_model::physical::Component],
-    f: Format,
-) -> String {
-    use halyard_cluster_model::physical::alarm_bit_names;
-    let text = |o: &Option<String>| o.clone();
-    match f {
-        Format::Json => {
-            let rows: Vec<Json> = components
-                .iter()
-                .map(|c| {
-                    let mut o = json!({
-                        "index": c.index,
-                        "name": c.name,
-                        "class": c.class.iana_identity(),
-                        "description": c.description,
-                        "parent": text(&c.parent),
-                        "parent-rel-pos": c.parent_rel_pos,
-                        "contains": c.children,
-                        "hardware-rev": text(&c.hardware_rev),
-                        "serial-num": text(&c.serial_num),
-                        "mfg-name": text(&c.mfg_name),
-                        "model-name": text(&c.model_name),
-                        "alias": text(&c.alias),
-                        "is-fru": c.is_fru,
-                        "state-last-changed": c.state_last_changed.to_string(),
-                        "admin-state": c.admin.yang(),
-                        "oper-state": c.oper.yang(),
-                        "usage-state": c.usage.yang(),
-                        "alarm-state": alarm_bit_names(c.alarm),
-                        "standby-state": c.standby.yang(),
-                    });
-                    if let Some(s) = &c.sensor {
-                        o["sensor"] = json!({
-                            "value": s.value,
-                            "value-type": s.ty.yang(),
-                            "value-scale": s.scale.yang(),
-                            "oper-status": s.status.yang(),
-                            "units": s.units,
-                        });
-                    }
-                    // Absent is left out, as in the objects' documents.
-                    if let Json::Object(m) = &mut o {
-                        m.retain(|_, v| !v.is_null());
-                    }
-                    o
-                })
-                .collect();
-            json!({ "components": rows }).to_string()
-        }
-        Format::Xml => {
-            let mut d = xml_root("hardware", &[]);
-            for c in components {
-                let index = c.index.to_string();
-                let pos = c.parent_rel_pos.map(|p| p.to_string());
-                let changed = c.state_last_changed.to_string();
-                let alarm = alarm_bit_names(c.alarm).join(" ");
-                let mut attrs: Vec<(&str, &str)> = vec![
-                    ("index", &index),
-                    ("name", &c.name),
-                    ("class", c.class.iana_identity()),
-                ];
-                for (k, v) in [
-                    ("parent", &c.parent),
-                    ("parent-rel-pos", &pos),
-                    ("hardware-rev", &c.hardware_rev),
-                    ("serial-num", &c.serial_num),
-                    ("mfg-name", &c.mfg_name),
-                    ("model-name", &c.model_name),
-                    ("alias", &c.alias),
-                ] {
-                    if let Some(v) = v {
-                        attrs.push((k, v));
-                    }
-                }
-                attrs.extend([
-                    ("is-fru", if c.is_fru { "true" } else { "false" }),
-                    ("state-last-changed", changed.as_str()),
-                    ("admin-state", c.admin.yang()),
-                    ("oper-state", c.oper.yang()),
-                    ("usage-state", c.usage.yang()),
-                    ("alarm-state", alarm.as_str()),
-                    ("standby-state", c.standby.yang()),
-                ]);
-                d.start("component", &attrs);
-                d.leaf("description", &c.description);
-                for child in &c.children {
-                    d.empty("contains", &[("name", child)]);
-                }
-                if let Some(s) = &c.sensor {
-                    d.empty(
-                        "sensor",
-                        &[
-                            ("value", &s.value.to_string()),
-                            ("value-type", s.ty.yang()),
-                            ("value-scale", s.scale.yang()),
-                            ("oper-status", s.status.yang()),
-                            ("units", s.units),
-                        ],
-                    );
-                }
-                d.end("component");
-            }
-            d.end("hardware");
-            d.finish()
-        }
     }
 }
