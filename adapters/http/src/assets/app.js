@@ -316,9 +316,13 @@ async function loadAlarms() {
         el('td', {}, el('a', { class: 'link', text: x.resource || '', onclick: () => x.resource && select(x.resource) })),
         el('td', { title: x['additional-text'] || '', text: [x['probable-cause'], x['specific-problem']].filter(Boolean).join(': ') }),
         el('td', { class: 'num', text: fmtTime(x['raised-at']) }),
-        el('td', {}, shelf ? el('span', { class: 'muted small shelved', text: 'shelved: ' + shelf })
-          : acked ? el('span', { class: 'muted small ack-by', text: '✓ ' + (x['acknowledged-by'] || '') })
-          : el('button', { class: 'ack', onclick: () => ack(x.name) }, 'Ack')));
+        el('td', { class: 'alarm-actions' },
+          shelf ? el('span', { class: 'muted small shelved', text: 'shelved: ' + shelf })
+            : acked ? el('span', { class: 'muted small ack-by', text: '✓ ' + (x['acknowledged-by'] || '') })
+            : el('button', { class: 'ack', onclick: () => ack(x.name) }, 'Ack'),
+          x['operator-state'] && x['operator-state'] !== 'none' && x['operator-state'] !== 'ack'
+            ? el('span', { class: 'muted small op-state', text: x['operator-state'] }) : null,
+          el('button', { class: 'more', title: 'Operator state and shelving', onclick: () => alarmActions(x) }, '⋯')));
     });
   $('#alarms tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No alarms.' }))]));
   $('#summary').replaceChildren(...sum.severities.map((s) => el('span', {
@@ -334,6 +338,87 @@ async function ack(name) {
   } catch (e) {
     toast(`acknowledge ${name}: ${e.message}${e.status === 401 ? ' — sign in first' : ''}`, true);
   }
+}
+
+// A small form in the modal: `fields` are [name, label, options|null];
+// `onOk` gets the values by name.
+function dialog(title, text, fields, onOk, okText = 'Confirm') {
+  const modal = $('#modal');
+  $('#modal-title').textContent = title;
+  $('#modal-text').textContent = text;
+  $('#modal-params').replaceChildren(...fields.map(([name, label, options]) => el('div', {},
+    el('label', { for: 'param-' + name, text: label }),
+    options ? el('select', { id: 'param-' + name, name }, options.map((o) => el('option', { value: o, text: o })))
+      : el('input', { id: 'param-' + name, name }))));
+  $('#confirm-ok').textContent = okText;
+  modal.classList.remove('hidden');
+  const form = $('#modal-form');
+  const close = () => { modal.classList.add('hidden'); form.onsubmit = null; $('#confirm-ok').textContent = 'Confirm'; };
+  $('#confirm-cancel').onclick = close;
+  form.onsubmit = async (ev) => {
+    ev.preventDefault();
+    const v = {};
+    for (const i of $('#modal-params').querySelectorAll('input, select')) v[i.name] = i.value;
+    close();
+    await onOk(v);
+  };
+}
+
+// ietf-alarms operator state and shelving, from the alarm panel: the
+// alarm's SetOperatorState operation, and an AlarmShelf object for the
+// alarm's resource and type (deleted to take the alarm off the shelf).
+function alarmActions(x) {
+  if (x.shelf) {
+    dialog(`Take ${leaf(x.resource || x.name)} off the shelf?`,
+      `Deletes the shelf ${x.shelf}: the alarms it holds are listed and announced again.`, [],
+      async () => {
+        try {
+          await api('/objects/' + objPath(x.shelf), { method: 'DELETE' });
+          toast(`shelf ${leaf(x.shelf)} deleted`);
+          refreshSoon();
+        } catch (e) { toast(`unshelve: ${e.message}${e.status === 401 ? ' — sign in first' : ''}`, true); }
+      }, 'Unshelve');
+    return;
+  }
+  dialog(`Alarm on ${leaf(x.resource || x.name)}`,
+    `${x['probable-cause'] || ''}: set the operator state (with a note), or shelve every ${x['probable-cause'] || ''} alarm of this resource.`,
+    [['state', 'operator state', ['ack', 'closed', 'none', 'shelve on a new shelf']], ['text', 'note (why)', null]],
+    async (v) => {
+      if (v.state !== 'shelve on a new shelf') {
+        await runOp(x.name, 'SetOperatorState', { state: v.state, text: v.text });
+        return;
+      }
+      const root = (x.resource || x.name).split('/')[0];
+      const shelf = `${root}/alarmshelf=${x['probable-cause'] || 'any'}-${Date.now().toString(36)}`;
+      try {
+        await api('/objects/' + objPath(shelf), {
+          method: 'PUT', headers: { 'Content-Type': 'application/json' },
+          body: JSON.stringify({ class: 'AlarmShelf', resource: x.resource || '', 'alarm-type': x['probable-cause'] || '', reason: v.text }),
+        });
+        toast(`shelved on ${leaf(shelf)}`);
+        refreshSoon();
+      } catch (e) { toast(`shelve: ${e.message}${e.status === 401 ? ' — sign in first' : ''}`, true); }
+    });
+}
+
+// ---- hardware ----------------------------------------------------------
+// The physical view (/api/v1/hardware): each entity with its states and
+// its sensors' readings.
+async function loadHardware() {
+  const hw = await api('/hardware');
+  const rows = hw.components || [];
+  const readings = new Map();
+  for (const c of rows.filter((c) => c.sensor)) {
+    const r = readings.get(c.parent) || [];
+    r.push(el('span', { class: 'reading' + (c.sensor['oper-status'] === 'ok' ? '' : ' off'), title: c.description, text: `${c.sensor.value} ${c.sensor.units}` }));
+    readings.set(c.parent, r);
+  }
+  const out = rows.filter((c) => !c.sensor).map((c) => el('tr', { 'data-component': c.name, title: [c['model-name'], c['serial-num'] && 'serial ' + c['serial-num'], c['hardware-rev'] && 'rev ' + c['hardware-rev']].filter(Boolean).join(' · ') },
+    el('td', {}, el('a', { class: 'link', text: c.alias ? `${leaf(c.name)} (${c.alias})` : leaf(c.name), onclick: () => select(c.name) })),
+    el('td', { class: 'small', text: c.class }),
+    el('td', {}, pillFor('oper-state', c['oper-state']), (c['alarm-state'] || []).map((a) => el('span', { class: 'pill sv-' + a, text: a }))),
+    el('td', { class: 'small' }, readings.get(c.name) || [])));
+  $('#hardware tbody').replaceChildren(...(out.length ? out : [el('tr', {}, el('td', { colspan: 4, class: 'muted', text: 'No physical components.' }))]));
 }
 
 // ---- service groups ----------------------------------------------------
@@ -376,7 +461,7 @@ async function refresh() {
   try {
     await loadTree();
     flatten();
-    await Promise.all([loadAlarms(), loadGroups(), loadDetail()]);
+    await Promise.all([loadAlarms(), loadGroups(), loadHardware(), loadDetail()]);
   } catch (e) {
     toast(e.status === 401 ? 'Sign in to see the element (' + e.message + ')' : 'refresh: ' + e.message, true);
   }

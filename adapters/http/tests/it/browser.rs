@@ -202,6 +202,78 @@ async fn console_in_headless_chromium() {
             !unacked.contains('('),
             "acknowledged: no unacknowledged count: {unacked}"
         );
+        // The hardware panel: the physical view, with the fans' speeds.
+        wait_text(
+            &c,
+            "#hardware tr[data-component=\"ne=1/shelf=1/fan=1\"]",
+            "fan",
+        )
+        .await;
+        wait_text(&c, "#hardware tbody", "rpm").await;
+        // ietf-alarms' operator state from the alarm panel: closed, with a note.
+        let dialog = |c: &Client, state: &'static str, note: &'static str| {
+            let c = c.clone();
+            let arow = arow.clone();
+            async move {
+                click(&c, &format!("{arow} button.more")).await;
+                eventually("the alarm dialog", WAIT, || async {
+                    let m = c.find(Locator::Css("#modal")).await.ok()?;
+                    m.is_displayed().await.ok()?.then_some(())
+                })
+                .await;
+                c.find(Locator::Css("#param-state"))
+                    .await
+                    .unwrap()
+                    .select_by_value(state)
+                    .await
+                    .unwrap();
+                c.find(Locator::Css("#param-text"))
+                    .await
+                    .unwrap()
+                    .send_keys(note)
+                    .await
+                    .unwrap();
+                click(&c, "#confirm-ok").await;
+            }
+        };
+        dialog(&c, "closed", "PSU replaced").await;
+        let inv = eventually("SetOperatorState", WAIT, || async {
+            h.model
+                .inner
+                .invocations()
+                .into_iter()
+                .find(|i| i.operation == "SetOperatorState")
+        })
+        .await;
+        assert_eq!(inv.target.as_str(), alarm.as_str());
+        let args: Vec<String> = inv.args.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+        assert!(
+            args.contains(&"State=Str(\"closed\")".to_string())
+                && args.contains(&"Text=Str(\"PSU replaced\")".to_string()),
+            "{args:?}"
+        );
+        // Shelving from the panel makes an AlarmShelf for the alarm's
+        // resource and type.
+        dialog(&c, "shelve on a new shelf", "swap").await;
+        let shelf = eventually("the shelf", WAIT, || async {
+            use halyard_cluster_model::port::{InformationModel, Query};
+            h.model
+                .inner
+                .query(&Query {
+                    classes: vec!["AlarmShelf".into()],
+                    ..Query::default()
+                })
+                .await
+                .ok()?
+                .into_iter()
+                .next()
+        })
+        .await;
+        assert_eq!(
+            shelf.get("Resource").and_then(|v| v.as_str()),
+            Some("ne=1/shelf=1/psu=2")
+        );
+        assert_eq!(shelf.get("Reason").and_then(|v| v.as_str()), Some("swap"));
         let marker = c
             .execute("return window.__noReload;", vec![])
             .await
