@@ -245,10 +245,13 @@ pub enum Role {
     /// Of the element: its host name, SNMPv2-MIB sysName and ietf-system
     /// `hostname` (string).
     Hostname,
+    /// Of the element: its offset from UTC in minutes, ietf-system's
+    /// clock `timezone-utc-offset` (integer).
+    TimezoneUtcOffset,
 }
 
 impl Role {
-    pub const ALL: [Self; 18] = [
+    pub const ALL: [Self; 19] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -267,6 +270,7 @@ impl Role {
         Self::ModelName,
         Self::AlarmOverflow,
         Self::Hostname,
+        Self::TimezoneUtcOffset,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -290,6 +294,7 @@ impl Role {
             Self::ModelName => "modelName",
             Self::AlarmOverflow => "alarmOverflow",
             Self::Hostname => "hostname",
+            Self::TimezoneUtcOffset => "timezoneUtcOffset",
         }
     }
 }

@@ -185,6 +185,17 @@ sy = m.get(filter=("subtree", '<system xmlns="%s"/>' % SYS)).data_ele
 print("system-location=%s" % sy.findtext(".//{%s}location" % SYS))
 ss = m.get(filter=("subtree", '<system-state xmlns="%s"/>' % SYS)).data_ele
 print("os-name=%s" % ss.findtext(".//{%s}os-name" % SYS))
+# The clock's time zone: an offset from UTC, shown by the state clock.
+nmda(("edit-data", '<datastore>ds:running</datastore><config><system xmlns="%s"><clock><timezone-utc-offset>120</timezone-utc-offset></clock></system></config>' % SYS))
+ss = m.get(filter=("subtree", '<system-state xmlns="%s"><clock/></system-state>' % SYS)).data_ele
+print("clock-offset=%s" % ss.findtext(".//{%s}current-datetime" % SYS)[-6:])
+cf = m.get_config(source="running", filter=("subtree", '<system xmlns="%s"><clock/></system>' % SYS)).data_ele
+print("config-offset=%s" % cf.findtext(".//{%s}timezone-utc-offset" % SYS))
+try:
+    nmda(("edit-data", '<datastore>ds:running</datastore><config><system xmlns="%s"><clock><timezone-utc-offset>1501</timezone-utc-offset></clock></system></config>' % SYS))
+    print("offset-1501=accepted")
+except Exception as e:
+    print("offset-1501=%s" % getattr(e, "tag", e))
 shallow = nmda(("get-data", '<datastore>ds:operational</datastore><subtree-filter><hardware xmlns="%s"/></subtree-filter><max-depth>1</max-depth>' % HW))
 hw_el = shallow.find(".//{%s}hardware" % HW)
 print("max-depth-1=%s" % (hw_el is not None and len(hw_el) == 0))
@@ -591,6 +602,9 @@ fn ietf_hardware_and_the_entity_mib_show_one_physical_view() {
         // ietf-system shows the element's location and the platform.
         "system-location=NMDA row 5",
         "os-name=Linux",
+        "clock-offset=+02:00",
+        "config-offset=120",
+        "offset-1501=invalid-value",
         "max-depth-1=True",
         "intended=refused True",
         // Origins: what running holds is intended, the system's own

@@ -4,8 +4,9 @@
 //! and sysLocation), and `/system-state` platform and clock. They are
 //! configuration: in running and candidate, and written by edit-config
 //! ([`edit`], the same attributes as halyard-cluster's leaves and SNMP);
-//! the rest of `/system` (clock, NTP, DNS, users) is not
-//! configurable here. The RPCs system-restart and system-shutdown (admin
+//! `/system/clock` `timezone-utc-offset` is the element's attribute with
+//! that role (the state clock's times are shown at it); the rest of
+//! `/system` (time-zone names, NTP, DNS, users) is not configurable here. The RPCs system-restart and system-shutdown (admin
 //! role only) are the agent's ordered shutdown, dispatched in
 //! `session::dispatch`; set-current-datetime answers
 //! operation-not-supported (the host's clock is its operating system's).
@@ -69,7 +70,51 @@ pub fn system(objects: &[ManagedObject]) -> Element {
     if let Some(l) = root_text(objects, Role::Location).filter(|l| !l.is_empty()) {
         s.push(leaf("location", l));
     }
+    if let Some(c) = clock(utc_offset(objects)) {
+        s.push(c);
+    }
     s
+}
+
+/// The element's offset from UTC in minutes (0: UTC, or none set).
+pub fn utc_offset(objects: &[ManagedObject]) -> i32 {
+    objects
+        .iter()
+        .find(|o| {
+            o.parent_index == 0 && o.class.attribute_by_role(Role::TimezoneUtcOffset).is_some()
+        })
+        .and_then(|o| match o.by_role(Role::TimezoneUtcOffset) {
+            Some(Value::I32(m)) => Some(*m),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// `clock` of `/system`: the offset, when one is set (0 is UTC, the
+/// default, shown as nothing configured).
+fn clock(offset: i32) -> Option<Element> {
+    (offset != 0).then(|| {
+        let mut c = Element::new(SYSTEM_NS, "clock");
+        c.push(leaf("timezone-utc-offset", offset.to_string()));
+        c
+    })
+}
+
+/// `t` as a date-and-time at `offset` minutes from UTC (`Z` at 0).
+pub fn local_time(t: Timestamp, offset: i32) -> String {
+    if offset == 0 {
+        return t.to_string();
+    }
+    let local = Timestamp(t.0 + i64::from(offset) * 60_000);
+    let text = local.to_string();
+    let sign = if offset < 0 { '-' } else { '+' };
+    let m = offset.unsigned_abs();
+    format!(
+        "{}{sign}{:02}:{:02}",
+        text.trim_end_matches('Z'),
+        m / 60,
+        m % 60
+    )
 }
 
 /// The element's configuration entry (the root, with the contact and
@@ -106,6 +151,14 @@ pub fn system_config(store: &crate::data::ConfigStore) -> Option<Element> {
             s.push(leaf(name, v.clone()));
         }
     }
+    if let Some(Value::I32(m)) = e
+        .class
+        .attribute_by_role(Role::TimezoneUtcOffset)
+        .and_then(|(i, _)| e.values.get(i))
+        && let Some(c) = clock(*m)
+    {
+        s.push(c);
+    }
     Some(s)
 }
 
@@ -128,6 +181,10 @@ pub fn edit(
     };
     let entry = store.entries.get_mut(&root).expect("root entry");
     for child in &system.children {
+        if child.ns == SYSTEM_NS && child.name == "clock" {
+            edit_clock(entry, child, crate::data::op_of(child, op)?)?;
+            continue;
+        }
         let role = match (child.ns.as_str(), child.name.as_str()) {
             (SYSTEM_NS, "contact") => Role::Contact,
             (SYSTEM_NS, "hostname") => Role::Hostname,
@@ -191,6 +248,84 @@ pub fn edit(
     Ok(())
 }
 
+/// Applies `/system/clock` to the element's entry: `timezone-utc-offset`
+/// is its attribute with that role (-1500..1500 minutes); delete or
+/// remove (of the clock or the leaf) gives back UTC. `timezone-name` is
+/// a feature this server does not have (no time-zone database).
+fn edit_clock(
+    entry: &mut crate::data::ConfigEntry,
+    clock: &Element,
+    op: crate::data::Op,
+) -> Result<(), crate::error::RpcError> {
+    use crate::data::Op;
+    use crate::error::{RpcError, Tag};
+    let Some((i, _)) = entry.class.attribute_by_role(Role::TimezoneUtcOffset) else {
+        return Err(RpcError::application(
+            Tag::OperationNotSupported,
+            "/system/clock is not configurable on this server",
+        ));
+    };
+    let current = match entry.values[i] {
+        Value::I32(m) => m,
+        _ => 0,
+    };
+    if matches!(op, Op::Delete | Op::Remove) {
+        if op == Op::Delete && current == 0 {
+            return Err(
+                RpcError::application(Tag::DataMissing, "/system/clock is not set")
+                    .with_info("bad-element", "clock"),
+            );
+        }
+        entry.values[i] = Value::I32(0);
+        return Ok(());
+    }
+    for c in &clock.children {
+        if c.ns != SYSTEM_NS || c.name != "timezone-utc-offset" {
+            return Err(RpcError::application(
+                Tag::OperationNotSupported,
+                format!(
+                    "/system/clock/{} is not configurable on this server (timezone-utc-offset is)",
+                    c.name
+                ),
+            )
+            .with_info("bad-element", c.name.clone()));
+        }
+        let value = match crate::data::op_of(c, op)? {
+            Op::None => continue,
+            Op::Delete if current == 0 => {
+                return Err(RpcError::application(
+                    Tag::DataMissing,
+                    "/system/clock/timezone-utc-offset is not set",
+                )
+                .with_info("bad-element", c.name.clone()));
+            }
+            Op::Create if current != 0 => {
+                return Err(RpcError::application(
+                    Tag::DataExists,
+                    "/system/clock/timezone-utc-offset is already set",
+                )
+                .with_info("bad-element", c.name.clone()));
+            }
+            Op::Delete | Op::Remove => 0,
+            Op::Merge | Op::Replace | Op::Create => match c.trimmed().parse::<i32>() {
+                Ok(m) if (-1500..=1500).contains(&m) => m,
+                _ => {
+                    return Err(RpcError::application(
+                        Tag::InvalidValue,
+                        format!(
+                            "timezone-utc-offset '{}' is not -1500..1500 minutes",
+                            c.trimmed()
+                        ),
+                    )
+                    .with_info("bad-element", c.name.clone()));
+                }
+            },
+        };
+        entry.values[i] = Value::I32(value);
+    }
+    Ok(())
+}
+
 /// The kernel's own words (`uname -s`, `-r`, `-v`), from /proc.
 fn kernel(file: &str) -> Option<String> {
     std::fs::read_to_string(format!("/proc/sys/kernel/{file}"))
@@ -200,8 +335,9 @@ fn kernel(file: &str) -> Option<String> {
 }
 
 /// `/system-state`: the platform this node runs on, the time now and
-/// when the agent (the system that `system-restart` would restart) started.
-pub fn system_state(started: Timestamp) -> Element {
+/// when the agent (the system that `system-restart` restarts) started,
+/// at the element's offset from UTC.
+pub fn system_state(started: Timestamp, offset: i32) -> Element {
     let mut st = Element::new(SYSTEM_NS, "system-state");
     let mut p = Element::new(SYSTEM_NS, "platform");
     if let Some(v) = kernel("ostype") {
@@ -216,8 +352,11 @@ pub fn system_state(started: Timestamp) -> Element {
     p.push(leaf("machine", std::env::consts::ARCH));
     st.push(p);
     let mut c = Element::new(SYSTEM_NS, "clock");
-    c.push(leaf("current-datetime", Timestamp::now().to_string()));
-    c.push(leaf("boot-datetime", started.to_string()));
+    c.push(leaf(
+        "current-datetime",
+        local_time(Timestamp::now(), offset),
+    ));
+    c.push(leaf("boot-datetime", local_time(started, offset)));
     st.push(c);
     st
 }
@@ -227,6 +366,16 @@ mod tests {
     use super::*;
     use halyard_cluster_model::memory::demo_element;
     use halyard_cluster_model::port::{InformationModel, Query};
+
+    #[test]
+    fn times_at_an_offset() {
+        // 2026-12-06T22:00:00Z
+        let t = Timestamp(1_796_594_400_000);
+        assert_eq!(local_time(t, 0), "2026-12-06T22:00:00.000Z");
+        assert_eq!(local_time(t, 90), "2026-12-06T23:30:00.000+01:30");
+        assert_eq!(local_time(t, -300), "2026-12-06T17:00:00.000-05:00");
+        assert_eq!(local_time(t, 180), "2026-12-07T01:00:00.000+03:00");
+    }
 
     #[test]
     fn host_names_are_domain_names() {
@@ -250,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn yanglint_accepts_system_and_system_state() {
         let objs = demo_element().query(&Query::default()).await.unwrap();
-        let xml = system(&objs).to_xml() + &system_state(Timestamp(0)).to_xml();
+        let xml = system(&objs).to_xml() + &system_state(Timestamp(0), 90).to_xml();
         assert!(xml.contains("<machine>"), "{xml}");
         crate::conformance::check_get_content(&xml).unwrap();
     }

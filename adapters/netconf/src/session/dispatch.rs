@@ -276,10 +276,8 @@ impl Session {
             let hardware = wants(HARDWARE_NS, "hardware");
             let alarms = wants(ALARMS_NS, "alarms");
             let system = wants(SYSTEM_NS, "system");
-            if wants(SYSTEM_NS, "system-state") {
-                roots.push(crate::system::system_state(self.shared.start_time));
-            }
-            if hardware || alarms || system {
+            let system_state = wants(SYSTEM_NS, "system-state");
+            if hardware || alarms || system || system_state {
                 let objs = self
                     .shared
                     .model
@@ -291,6 +289,10 @@ impl Session {
                 }
                 if alarms {
                     roots.push(crate::alarms::render(&objs, self.shared.start_time));
+                }
+                if system_state {
+                    let offset = crate::system::utc_offset(&objs);
+                    roots.push(crate::system::system_state(self.shared.start_time, offset));
                 }
                 if system {
                     roots.push(crate::system::system(&objs));
@@ -403,7 +405,8 @@ impl Session {
         self.hardware_of(&objs).write_to(&mut w, BASE_NS);
         crate::alarms::render(&objs, self.shared.start_time).write_to(&mut w, BASE_NS);
         crate::system::system(&objs).write_to(&mut w, BASE_NS);
-        crate::system::system_state(self.shared.start_time).write_to(&mut w, BASE_NS);
+        crate::system::system_state(self.shared.start_time, crate::system::utc_offset(&objs))
+            .write_to(&mut w, BASE_NS);
         drop(objs);
         for e in self.monitoring_and_library().await {
             e.write_to(&mut w, BASE_NS);

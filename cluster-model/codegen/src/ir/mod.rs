@@ -235,6 +235,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("modelName", RoleType::String),
     ("alarmOverflow", RoleType::Integer),
     ("hostname", RoleType::String),
+    ("timezoneUtcOffset", RoleType::Integer),
 ];
 
 /// The type an attribute with a given role must have.
