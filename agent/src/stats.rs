@@ -12,8 +12,8 @@ use std::time::Duration;
 use halyard_cluster_model::meta::Measure;
 use halyard_cluster_model::model::{
     AggregateFunction, AggregatePatch, FanPatch, HostBoardPatch, NetworkElementPatch, OperState,
-    PerceivedSeverity, PowerSupplyPatch, ProbableCause, StatisticPatch, ThresholdDirection,
-    ThresholdPatch,
+    PerceivedSeverity, PortPatch, PowerSupplyPatch, ProbableCause, StatisticPatch,
+    ThresholdDirection, ThresholdPatch,
 };
 use halyard_cluster_model::port::{InformationModel, ManagedObject, Query, Scope};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
@@ -72,6 +72,8 @@ pub struct Collector {
     retention: Duration,
     alarm_retention: Duration,
     tick: u64,
+    /// When the simulated hardware was last sampled (traffic since then).
+    sampled: Option<Timestamp>,
 }
 
 impl Collector {
@@ -89,6 +91,7 @@ impl Collector {
             retention,
             alarm_retention,
             tick: 0,
+            sampled: None,
         }
     }
 
@@ -146,7 +149,13 @@ impl Collector {
     }
 
     /// Simulated hardware: fans spin unless failed, boards warm with load.
-    async fn simulate_sensors(&self) {
+    async fn simulate_sensors(&mut self) {
+        let now = Timestamp::now();
+        // Seconds of traffic since the last sample (none at the first).
+        let dt = self
+            .sampled
+            .replace(now)
+            .map_or(0.0, |t| ((now.0 - t.0).max(0) as f64) / 1000.0);
         let m = &self.model;
         let jitter = |i: u32| {
             ((self.tick as u32)
@@ -172,6 +181,36 @@ impl Collector {
                     .output_power(if down { 0 } else { 290 + (j * 20.0) as u32 })
                     .values()
                     .to_vec(),
+                // Ports carry 5-35 % of their speed each way while up;
+                // packets of 700 octets on average, an error now and then.
+                "Port" => {
+                    let counter = |name: &str| match o.get(name) {
+                        Some(Value::U64(v)) => *v,
+                        _ => 0,
+                    };
+                    let speed = match o.get("Speed") {
+                        Some(Value::U32(v)) => f64::from(*v),
+                        _ => 0.0,
+                    };
+                    let octets = |share: f64| {
+                        if down {
+                            0
+                        } else {
+                            (speed * 1e6 / 8.0 * (0.05 + 0.3 * share) * dt) as u64
+                        }
+                    };
+                    let (rx, tx) = (octets(j), octets(jitter(o.index.wrapping_add(7))));
+                    let err =
+                        u64::from(!down && dt > 0.0 && jitter(o.index.wrapping_add(13)) > 0.97);
+                    PortPatch::new()
+                        .in_octets(counter("InOctets") + rx)
+                        .out_octets(counter("OutOctets") + tx)
+                        .in_unicast_packets(counter("InUnicastPackets") + rx / 700)
+                        .out_unicast_packets(counter("OutUnicastPackets") + tx / 700)
+                        .in_errors(counter("InErrors") + err)
+                        .values()
+                        .to_vec()
+                }
                 _ => continue,
             };
             m.set(&o.name, &v);

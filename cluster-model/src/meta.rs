@@ -248,10 +248,18 @@ pub enum Role {
     /// Of the element: its offset from UTC in minutes, ietf-system's
     /// clock `timezone-utc-offset` (integer).
     TimezoneUtcOffset,
+    /// Of an interface (a port): its traffic counters (uint64), IF-MIB's
+    /// ifHCInOctets / ifInOctets and the others of the same names.
+    IfInOctets,
+    IfOutOctets,
+    IfInUcastPkts,
+    IfOutUcastPkts,
+    IfInErrors,
+    IfOutErrors,
 }
 
 impl Role {
-    pub const ALL: [Self; 19] = [
+    pub const ALL: [Self; 25] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -271,6 +279,12 @@ impl Role {
         Self::AlarmOverflow,
         Self::Hostname,
         Self::TimezoneUtcOffset,
+        Self::IfInOctets,
+        Self::IfOutOctets,
+        Self::IfInUcastPkts,
+        Self::IfOutUcastPkts,
+        Self::IfInErrors,
+        Self::IfOutErrors,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -295,6 +309,12 @@ impl Role {
             Self::AlarmOverflow => "alarmOverflow",
             Self::Hostname => "hostname",
             Self::TimezoneUtcOffset => "timezoneUtcOffset",
+            Self::IfInOctets => "ifInOctets",
+            Self::IfOutOctets => "ifOutOctets",
+            Self::IfInUcastPkts => "ifInUcastPkts",
+            Self::IfOutUcastPkts => "ifOutUcastPkts",
+            Self::IfInErrors => "ifInErrors",
+            Self::IfOutErrors => "ifOutErrors",
         }
     }
 }

@@ -233,6 +233,26 @@ fn hot_swap_instantiates_a_unit_in_entphysicaltable_and_its_removal_takes_the_su
         assert_eq!(get(&a, &format!("1.3.6.1.2.1.31.1.1.1.15.{pi}")), "10000");
     }
     assert_eq!(get(&a, "1.3.6.1.2.1.2.1.0"), "2");
+    // The ports' traffic (the simulated hardware's, sampled with the
+    // statistics): ifHCInOctets grows, ifInOctets is its low 32 bits.
+    let octets = |pi: &str| -> u64 {
+        get(&a, &format!("1.3.6.1.2.1.31.1.1.1.6.{pi}"))
+            .parse()
+            .unwrap_or(0)
+    };
+    let first = {
+        let mut v = 0;
+        crate::agent::wait_until("traffic on the first port", || {
+            v = octets(&port_idx[0]);
+            v > 0
+        });
+        v
+    };
+    crate::agent::wait_until("more traffic", || octets(&port_idx[0]) > first);
+    let low: u64 = get(&a, &format!("1.3.6.1.2.1.2.2.1.10.{}", port_idx[0]))
+        .parse()
+        .unwrap();
+    assert!(low <= u64::from(u32::MAX));
     for c in [&portd, &diagd] {
         let ci = index_of(&a, c);
         assert_eq!(

@@ -1,9 +1,12 @@
 //! IF-MIB (RFC 2863): ifNumber, ifTable and ifXTable over the element's
 //! interfaces, the physical entities of class port
 //! ([`physical::is_interface`]); ifIndex is the port's object index, as
-//! its entPhysicalIndex. The model keeps no traffic counters for ports, so
-//! ifTable's counters are not instantiated (a walk shows none rather than
-//! invented zeros), nor are ifMtu and the deprecated columns.
+//! its entPhysicalIndex. Traffic counters are the port's attributes with
+//! the `ifInOctets` ... `ifOutErrors` roles (64-bit: the Counter32 columns
+//! are their low 32 bits, ifXTable's HC columns the whole), from 0 when
+//! the port appeared (ifCounterDiscontinuityTime 0: the agent's start). ifMtu, the discards, unknown
+//! protocols and the deprecated columns are not kept by the model, so
+//! not instantiated (rather than invented zeros).
 
 use halyard_cluster_model::meta::Role;
 use halyard_cluster_model::physical::{self, Admin, Oper};
@@ -12,7 +15,7 @@ use halyard_cluster_model::value::Value;
 use rasn_smi::v2::ObjectSyntax;
 
 use super::snapshot::Snapshot;
-use crate::codec::{gauge32, int, octets, ticks};
+use crate::codec::{counter32, counter64, gauge32, int, octets, ticks};
 
 /// ifNumber.
 pub(super) const IF_NUMBER: &[u32] = &[1, 3, 6, 1, 2, 1, 2, 1];
@@ -32,13 +35,15 @@ pub(super) enum IfTable {
 
 impl IfTable {
     /// ifIndex, ifDescr, ifType, ifSpeed, ifPhysAddress, ifAdminStatus,
-    /// ifOperStatus, ifLastChange; ifName, ifPromiscuousMode,
+    /// ifOperStatus, ifLastChange, ifInOctets, ifInUcastPkts, ifInErrors,
+    /// ifOutOctets, ifOutUcastPkts, ifOutErrors; ifName, ifHCInOctets,
+    /// ifHCInUcastPkts, ifHCOutOctets, ifHCOutUcastPkts, ifPromiscuousMode,
     /// ifHighSpeed, ifConnectorPresent, ifAlias,
     /// ifCounterDiscontinuityTime.
     pub(super) fn columns(self) -> &'static [u32] {
         match self {
-            IfTable::If => &[1, 2, 3, 5, 6, 7, 8, 9],
-            IfTable::IfX => &[1, 15, 16, 17, 18, 19],
+            IfTable::If => &[1, 2, 3, 5, 6, 7, 8, 9, 10, 11, 14, 16, 17, 20],
+            IfTable::IfX => &[1, 6, 7, 10, 11, 15, 16, 17, 18, 19],
         }
     }
 }
@@ -46,6 +51,20 @@ impl IfTable {
 /// ethernetCsmacd(6): every port of the element's line cards is an
 /// Ethernet port.
 const ETHERNET_CSMACD: i64 = 6;
+
+/// The port's counter with `role`.
+fn counter(o: &ManagedObject, role: Role) -> Option<u64> {
+    match o.by_role(role)? {
+        Value::U64(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// A Counter32 column: the counter's low 32 bits (it wraps as Counter32
+/// does).
+fn low32(o: &ManagedObject, role: Role) -> Option<ObjectSyntax> {
+    counter(o, role).map(|v| counter32(v as u32))
+}
 
 /// A column of an interface's row.
 pub(super) fn if_column(
@@ -78,6 +97,16 @@ pub(super) fn if_column(
         }),
         // sysUpTime when the states last changed; 0 before the agent's start.
         (IfTable::If, 9) => ticks(since_start(snap, o)),
+        (IfTable::If, 10) => low32(o, Role::IfInOctets)?,
+        (IfTable::If, 11) => low32(o, Role::IfInUcastPkts)?,
+        (IfTable::If, 14) => low32(o, Role::IfInErrors)?,
+        (IfTable::If, 16) => low32(o, Role::IfOutOctets)?,
+        (IfTable::If, 17) => low32(o, Role::IfOutUcastPkts)?,
+        (IfTable::If, 20) => low32(o, Role::IfOutErrors)?,
+        (IfTable::IfX, 6) => counter64(counter(o, Role::IfInOctets)?),
+        (IfTable::IfX, 7) => counter64(counter(o, Role::IfInUcastPkts)?),
+        (IfTable::IfX, 10) => counter64(counter(o, Role::IfOutOctets)?),
+        (IfTable::IfX, 11) => counter64(counter(o, Role::IfOutUcastPkts)?),
         (IfTable::IfX, 1) => octets(o.name.as_str().as_bytes()),
         // false(2).
         (IfTable::IfX, 16) => int(2),

@@ -776,6 +776,21 @@ fn if_mib_lists_the_line_cards_ports() {
                 ],
             )
             .unwrap();
+        if p == 1 {
+            // Past 2^32: ifInOctets is the low 32 bits, ifHCInOctets all.
+            r.model
+                .update(
+                    &halyard_cluster_model::ObjectName::parse(
+                        "ne=1/shelf=1/linecard=slot-8/port=1",
+                    )
+                    .unwrap(),
+                    &[
+                        ("InOctets", Value::U64(5_000_000_000)),
+                        ("OutErrors", Value::U64(3)),
+                    ],
+                )
+                .unwrap();
+        }
         ports.push(index);
     }
     let table = |name: &str| {
@@ -819,6 +834,24 @@ fn if_mib_lists_the_line_cards_ports() {
         &cat(v2c("public", r.addr), &["-Oqv", ".1.3.6.1.2.1.2.1.0"]),
     );
     assert_eq!(n.stdout.trim(), "2", "{n:?}");
+    // Counters, 32 and 64 bits; the other port's start at 0 with it.
+    let get = |oid: String| {
+        tool("snmpget", &cat(v2c("public", r.addr), &["-Oqv", &oid]))
+            .stdout
+            .trim()
+            .to_string()
+    };
+    assert_eq!(
+        get(format!(".1.3.6.1.2.1.2.2.1.10.{}", ports[0])),
+        "705032704"
+    );
+    assert_eq!(
+        get(format!(".1.3.6.1.2.1.31.1.1.1.6.{}", ports[0])),
+        "5000000000"
+    );
+    assert_eq!(get(format!(".1.3.6.1.2.1.2.2.1.20.{}", ports[0])), "3");
+    let other = get(format!(".1.3.6.1.2.1.2.2.1.10.{}", ports[1]));
+    assert_eq!(other, "0");
     // ENTITY-MIB's entAliasMappingTable: each port's entity is its ifIndex.
     let aliases = tool(
         "snmpwalk",

@@ -236,6 +236,12 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("alarmOverflow", RoleType::Integer),
     ("hostname", RoleType::String),
     ("timezoneUtcOffset", RoleType::Integer),
+    ("ifInOctets", RoleType::Counter64),
+    ("ifOutOctets", RoleType::Counter64),
+    ("ifInUcastPkts", RoleType::Counter64),
+    ("ifOutUcastPkts", RoleType::Counter64),
+    ("ifInErrors", RoleType::Counter64),
+    ("ifOutErrors", RoleType::Counter64),
 ];
 
 /// The type an attribute with a given role must have.
@@ -248,6 +254,8 @@ pub enum RoleType {
     Enum,
     DateTime,
     Boolean,
+    /// uint64 (a 64-bit counter).
+    Counter64,
 }
 
 impl RoleType {
@@ -258,6 +266,7 @@ impl RoleType {
             RoleType::Enum => matches!(ty, Type::Enum(_)),
             RoleType::DateTime => *ty == Type::DateTime,
             RoleType::Boolean => *ty == Type::Boolean,
+            RoleType::Counter64 => *ty == Type::Uint64,
         }
     }
 
@@ -268,6 +277,7 @@ impl RoleType {
             RoleType::Enum => "an enumeration",
             RoleType::DateTime => "datetime",
             RoleType::Boolean => "boolean",
+            RoleType::Counter64 => "uint64",
         }
     }
 }
