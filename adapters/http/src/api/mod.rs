@@ -353,11 +353,7 @@ async fn patch_object(
             value,
         });
     }
-    let tx = Transaction {
-        principal: Principal::new(user, Protocol::Http),
-        changes,
-    };
-    st.call(st.model.transact(tx)).await?;
+    transact(&st, user, changes).await?;
     tracing::info!(object = %name, "attributes set");
     let o = st.call(st.model.get(&name)).await?;
     Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
@@ -378,6 +374,17 @@ fn attribute_value(class: &ClassMeta, k: &str, text: &str) -> Result<(String, Va
         })
     })?;
     Ok((a.name.to_string(), value))
+}
+
+/// Applies `changes` as `user`, all or none: the model's one transaction,
+/// as NETCONF's commit is.
+async fn transact(st: &Shared, user: String, changes: Vec<Change>) -> Result<(), ApiError> {
+    let tx = Transaction {
+        principal: Principal::new(user, Protocol::Http),
+        changes,
+    };
+    st.call(st.model.transact(tx)).await?;
+    Ok(())
 }
 
 /// Creates an object: `PUT /api/v1/objects/<name>` with its `class` and
@@ -409,15 +416,16 @@ async fn put_object(
     for (k, text) in fields.iter().filter(|(k, _)| k != "class") {
         values.push(attribute_value(class, k, text)?);
     }
-    let tx = Transaction {
-        principal: Principal::new(user, Protocol::Http),
-        changes: vec![Change::Create {
+    transact(
+        &st,
+        user,
+        vec![Change::Create {
             class: class.name.to_string(),
             object: name.clone(),
             values,
         }],
-    };
-    st.call(st.model.transact(tx)).await?;
+    )
+    .await?;
     tracing::info!(object = %name, class = class.name, "object created");
     let o = st.call(st.model.get(&name)).await?;
     Ok(reply(StatusCode::CREATED, f, repr::object_doc(&o, f)))
@@ -431,13 +439,14 @@ async fn delete_object(
 ) -> Result<Response, ApiError> {
     let user = c.require(Role::Operator)?.to_string();
     let name = parse_name(&path)?;
-    let tx = Transaction {
-        principal: Principal::new(user, Protocol::Http),
-        changes: vec![Change::Delete {
+    transact(
+        &st,
+        user,
+        vec![Change::Delete {
             object: name.clone(),
         }],
-    };
-    st.call(st.model.transact(tx)).await?;
+    )
+    .await?;
     tracing::info!(object = %name, "object deleted");
     Ok(StatusCode::NO_CONTENT.into_response())
 }
