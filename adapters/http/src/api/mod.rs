@@ -699,6 +699,7 @@ async fn metrics(
     )
     .await?;
     st.metrics.scrape_objects.set(objects.len() as i64);
+    let read = start.elapsed();
     let format = crate::metrics::Exposition::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
     );
@@ -720,6 +721,12 @@ async fn metrics(
     st.metrics
         .scrape_duration
         .set(start.elapsed().as_secs_f64());
+    tracing::debug!(
+        read_ms = read.as_millis() as u64,
+        encode_ms = (start.elapsed() - read).as_millis() as u64,
+        bytes = body.len(),
+        "scrape"
+    );
     let mut r = body.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -206,7 +206,8 @@ impl SnmpAgent {
             .map(|_| model.subscribe(NotificationFilter::default()))
             .collect();
         let alarm_subscription = model.subscribe(NotificationFilter::default());
-        let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32);
+        let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32)
+            .with_targets(&config.trap_targets, &config.users);
         let salt = AtomicU64::new(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)

@@ -27,6 +27,7 @@ mod lookup;
 mod scalars;
 mod set;
 mod snapshot;
+mod target;
 #[cfg(test)]
 mod tests;
 
@@ -266,6 +267,20 @@ impl Mib {
     pub fn model(&self) -> &Arc<dyn InformationModel> {
         &self.model
     }
+
+    /// Adds SNMP-TARGET-MIB's and SNMP-NOTIFICATION-MIB's tables of these
+    /// notification targets (read-only).
+    pub fn with_targets(
+        mut self,
+        targets: &[crate::config::TrapTarget],
+        users: &[crate::config::UsmUser],
+    ) -> Self {
+        for (entry, rows) in target::tables(targets, users) {
+            self.nodes.push((entry, Node::Fixed(rows)));
+        }
+        self.nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        self
+    }
 }
 
 /// sysORTable (RFC 3418): the MIB modules this agent implements, by their
@@ -273,7 +288,7 @@ impl Mib {
 /// sysORLastChange).
 fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
     use crate::codec::{object_id, octets, ticks};
-    let modules: [(&[u32], &str); 11] = [
+    let modules: [(&[u32], &str); 13] = [
         (
             &[1, 3, 6, 1, 6, 3, 1],
             "SNMPv2-MIB: the system and snmp groups (RFC 3418)",
@@ -285,6 +300,14 @@ fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
         (
             &[1, 3, 6, 1, 6, 3, 11],
             "SNMP-MPD-MIB: message processing statistics (RFC 3412)",
+        ),
+        (
+            target::TARGET_MIB,
+            "SNMP-TARGET-MIB: the notification targets, read-only (RFC 3413)",
+        ),
+        (
+            target::NOTIFICATION_MIB,
+            "SNMP-NOTIFICATION-MIB: which targets get traps and which informs, read-only (RFC 3413)",
         ),
         (
             &[1, 3, 6, 1, 6, 3, 15],

@@ -247,6 +247,58 @@ fn traps_and_informs_reach_snmptrapd() {
     }
     assert!(r.engine.get(Counter::InformsSent) >= 4);
     assert_eq!(r.engine.get(Counter::InformsTimedOut), 0);
+    // The targets as SNMP-TARGET-MIB and SNMP-NOTIFICATION-MIB show
+    // them (net-snmp's snmptable with the RFC modules loaded).
+    let table = |name: &str| {
+        let mut args = v2c("public", r.addr);
+        args.extend(s(&[
+            "-M",
+            &format!("+{}/standard", repo_mib_dir()),
+            "-m",
+            "+SNMP-TARGET-MIB:SNMP-NOTIFICATION-MIB",
+            "-Cf",
+            "|",
+            "-Ci",
+            name,
+        ]));
+        let t = tool("snmptable", &args);
+        assert!(t.ok, "{t:?}");
+        t.stdout
+    };
+    let addr = table("SNMP-TARGET-MIB::snmpTargetAddrTable");
+    let rows: Vec<&str> = addr.lines().filter(|l| l.contains("target-")).collect();
+    assert_eq!(rows.len(), 3, "{addr}");
+    assert!(
+        // TAddress: 127.0.0.1 and the port (SNMPv2-TM's display is not loaded).
+        rows[2].contains(&format!(
+            "\"7F 00 00 01 {:02X} {:02X} \"",
+            inform_port >> 8,
+            inform_port & 0xff
+        ))
+            && rows[2].contains("|30|100|inform|target-3|readOnly|active"),
+        "{addr}"
+    );
+    assert!(rows[1].contains("|trap|target-2|"), "{addr}");
+    let params = table("SNMP-TARGET-MIB::snmpTargetParamsTable");
+    assert!(
+        params
+            .lines()
+            .any(|l| l.starts_with("'target-1'|3|3|admin|authPriv|")),
+        "{params}"
+    );
+    assert!(
+        !params.contains("public"),
+        "the community is not shown: {params}"
+    );
+    let notify = table("SNMP-NOTIFICATION-MIB::snmpNotifyTable");
+    assert!(
+        notify.lines().any(|l| l.starts_with("'inform'|inform|inform|readOnly|active")),
+        "{notify}"
+    );
+    assert!(
+        notify.lines().any(|l| l.starts_with("'trap'|trap|trap|readOnly|active")),
+        "{notify}"
+    );
 }
 
 /// SNMPv3 informs: the receiver is the authoritative engine, discovered
