@@ -96,8 +96,10 @@ pub enum Standard {
     AuthenticationFailure,
     /// ENTITY-MIB entConfigChange.
     EntConfigChange,
-    /// ALARM-MIB alarmActiveState or alarmClearState: its bindings.
-    AlarmState(Arc<Vec<v2::VarBind>>),
+    /// A notification its watcher made whole (ALARM-MIB's alarmActiveState
+    /// and alarmClearState, ENTITY-STATE-MIB's entStateOperEnabled and
+    /// entStateOperDisabled): its bindings.
+    Prepared(Arc<Vec<v2::VarBind>>),
 }
 
 /// The bindings of ALARM-MIB alarmActiveState (alarmClearState when
@@ -124,6 +126,31 @@ pub fn alarm_state(
         vb(oid::SNMP_TRAP_OID, object_id(trap)),
         vb(&model_name, object_id(model_pointer)),
         vb(&resource_name, object_id(resource)),
+    ]
+}
+
+/// The bindings of ENTITY-STATE-MIB entStateOperEnabled (entStateOperDisabled
+/// when not `enabled`): the entity's entStateAdmin and entStateAlarm.
+pub fn ent_state_oper(
+    uptime: u32,
+    enabled: bool,
+    index: u32,
+    admin: i64,
+    alarm: u8,
+) -> Vec<v2::VarBind> {
+    let vb = |name: &[u32], v| v2::VarBind {
+        name: oid::to_asn(name),
+        value: v2::VarBindValue::Value(v),
+    };
+    let column = |c: u32| oid::join(oid::ENT_STATE_ENTRY, &[c, index]);
+    vec![
+        vb(oid::SYS_UPTIME, ticks(uptime)),
+        vb(
+            oid::SNMP_TRAP_OID,
+            object_id(&[1, 3, 6, 1, 2, 1, 131, 0, if enabled { 1 } else { 2 }]),
+        ),
+        vb(&column(2), crate::codec::int(admin)),
+        vb(&column(5), crate::codec::octets(vec![alarm])),
     ]
 }
 
@@ -175,7 +202,7 @@ pub(crate) async fn run_target(
                 Ok(Standard::AuthenticationFailure) => {
                     (authentication_failure(shared.engine().uptime_ticks()), None)
                 }
-                Ok(Standard::AlarmState(vbs)) => (vbs.to_vec(), None),
+                Ok(Standard::Prepared(vbs)) => (vbs.to_vec(), None),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(k)) => {
                     shared.engine().add(
                         Counter::NotificationsMissed,

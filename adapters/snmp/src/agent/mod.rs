@@ -349,6 +349,54 @@ async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
     }
 }
 
+/// ENTITY-STATE-MIB's entStateOperEnabled or entStateOperDisabled for a
+/// physical entity's operational state change, at most one per entity and
+/// direction a second (RFC 4268 asks agents to throttle them).
+async fn ent_state_oper(
+    shared: &Shared,
+    name: &halyard_cluster_model::ObjectName,
+    enabled: bool,
+    sent: &mut std::collections::HashMap<(u32, bool), tokio::time::Instant>,
+) {
+    use halyard_cluster_model::physical;
+    use halyard_cluster_model::port::Query;
+    const THROTTLE: std::time::Duration = std::time::Duration::from_secs(1);
+    let model = shared.mib.model();
+    let Ok(o) = model.get(name).await else {
+        return;
+    };
+    if physical::class(&o).is_none() {
+        return;
+    }
+    let now = tokio::time::Instant::now();
+    sent.retain(|_, t| now.duration_since(*t) < THROTTLE);
+    if sent.insert((o.index, enabled), now).is_some() {
+        tracing::debug!(entity = %name, "entStateOper notification throttled");
+        return;
+    }
+    let alarms = model
+        .query(&Query {
+            classes: vec![halyard_cluster_model::alarm::CLASS.to_string()],
+            ..Query::default()
+        })
+        .await
+        .unwrap_or_default();
+    let bits = physical::alarm_bits(&alarms)
+        .get(name.as_str())
+        .copied()
+        .unwrap_or(0);
+    let vbs = crate::notify::ent_state_oper(
+        shared.engine.uptime_ticks(),
+        enabled,
+        o.index,
+        physical::admin(&o).smi(),
+        bits,
+    );
+    let _ = shared
+        .standard
+        .send(crate::notify::Standard::Prepared(Arc::new(vbs)));
+}
+
 /// Follows the alarm engine's indications: counts them for ALARM-MIB's and
 /// ITU-ALARM-MIB's statistics, and announces each as ALARM-MIB's
 /// alarmActiveState or alarmClearState — at most one every two seconds per
@@ -360,6 +408,8 @@ async fn watch_alarms(shared: Arc<Shared>, mut sub: Subscription) -> Result<(), 
     use halyard_cluster_model::port::Delivery;
     const THROTTLE: std::time::Duration = std::time::Duration::from_secs(2);
     let mut sent: std::collections::HashMap<(bool, Vec<u32>, Vec<u32>), tokio::time::Instant> =
+        std::collections::HashMap::new();
+    let mut oper_sent: std::collections::HashMap<(u32, bool), tokio::time::Instant> =
         std::collections::HashMap::new();
     loop {
         let n = match sub.recv().await {
@@ -373,6 +423,10 @@ async fn watch_alarms(shared: Arc<Shared>, mut sub: Subscription) -> Result<(), 
                 continue;
             }
         };
+        if let Some((name, enabled)) = halyard_cluster_model::physical::oper_transition(&n) {
+            ent_state_oper(&shared, name, enabled, &mut oper_sent).await;
+            continue;
+        }
         let Some((resource, cause, severity, _)) = alarm::indication(n.class, &n.values) else {
             continue;
         };
@@ -426,6 +480,6 @@ async fn watch_alarms(shared: Arc<Shared>, mut sub: Subscription) -> Result<(), 
         );
         let _ = shared
             .standard
-            .send(crate::notify::Standard::AlarmState(Arc::new(vbs)));
+            .send(crate::notify::Standard::Prepared(Arc::new(vbs)));
     }
 }

@@ -26,8 +26,14 @@ impl TrapD {
         std::fs::write(dir.join("snmp.conf"), "mibs :\n").unwrap();
         let mut args = s(&["-f", "-Lo", "-C", "-c", conf.to_str().unwrap()]);
         // Only the modules needed: -C skips snmp.conf and its empty list.
-        args.extend(s(&["-M", &format!("+{}:{}", repo_mib_dir(), base_mibs())]));
-        args.extend(s(&["-m", "SNMPv2-MIB:HALYARD-CLUSTER-MIB"]));
+        args.extend(s(&[
+            "-M",
+            &format!("+{0}:{0}/standard:{1}", repo_mib_dir(), base_mibs()),
+        ]));
+        args.extend(s(&[
+            "-m",
+            "SNMPv2-MIB:HALYARD-CLUSTER-MIB:ENTITY-STATE-MIB",
+        ]));
         args.push(format!("udp:127.0.0.1:{port}"));
         let mut child = Command::new("/usr/sbin/snmptrapd")
             .args(&args)
@@ -274,8 +280,7 @@ fn traps_and_informs_reach_snmptrapd() {
             "\"7F 00 00 01 {:02X} {:02X} \"",
             inform_port >> 8,
             inform_port & 0xff
-        ))
-            && rows[2].contains("|30|100|inform|target-3|readOnly|active"),
+        )) && rows[2].contains("|30|100|inform|target-3|readOnly|active"),
         "{addr}"
     );
     assert!(rows[1].contains("|trap|target-2|"), "{addr}");
@@ -292,11 +297,15 @@ fn traps_and_informs_reach_snmptrapd() {
     );
     let notify = table("SNMP-NOTIFICATION-MIB::snmpNotifyTable");
     assert!(
-        notify.lines().any(|l| l.starts_with("'inform'|inform|inform|readOnly|active")),
+        notify
+            .lines()
+            .any(|l| l.starts_with("'inform'|inform|inform|readOnly|active")),
         "{notify}"
     );
     assert!(
-        notify.lines().any(|l| l.starts_with("'trap'|trap|trap|readOnly|active")),
+        notify
+            .lines()
+            .any(|l| l.starts_with("'trap'|trap|trap|readOnly|active")),
         "{notify}"
     );
 }
@@ -347,8 +356,34 @@ fn v3_informs_are_acknowledged_by_snmptrapd() {
         text.contains("HALYARD-CLUSTER-MIB::hcStateChangedAdminState.0 = INTEGER: locked(1)"),
         "{text}"
     );
+    // A physical entity's operational state change is also ENTITY-STATE-MIB's
+    // entStateOperDisabled, with its admin state and alarms.
+    let fan = ObjectName::parse("ne=1/shelf=1/fan=1").unwrap();
+    r.model
+        .publish(
+            "StateChanged",
+            &fan,
+            values(
+                "StateChanged",
+                &[
+                    ("Component", Value::Str(fan.to_string())),
+                    ("OperState", label("StateChanged", "OperState", "disabled")),
+                    ("OperStateChanged", Value::Bool(true)),
+                ],
+            ),
+        )
+        .unwrap();
+    let text = trapd.wait_for(
+        "ENTITY-STATE-MIB::entStateOperDisabled",
+        Duration::from_secs(20),
+    );
+    assert!(
+        text.contains("ENTITY-STATE-MIB::entStateAdmin.")
+            && text.contains("ENTITY-STATE-MIB::entStateAlarm."),
+        "{text}"
+    );
     let end = Instant::now() + Duration::from_secs(10);
-    while r.engine.get(Counter::InformsAcked) < 1 {
+    while r.engine.get(Counter::InformsAcked) < 2 {
         assert!(Instant::now() < end, "v3 inform not acknowledged");
         std::thread::sleep(Duration::from_millis(50));
     }
