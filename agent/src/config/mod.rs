@@ -240,6 +240,12 @@ pub struct StatisticsSection {
     /// History kept in the repository.
     #[serde(default = "sixty")]
     pub retention_minutes: u32,
+    /// How often a statistic's value also goes to the history (at most
+    /// once per collection): the live value follows every collection,
+    /// the history is for trends, and at 10,000 components a sample every
+    /// period would be thousands of rows a second.
+    #[serde(default = "sixty")]
+    pub history_period_s: u32,
     /// How long cleared alarms are kept.
     #[serde(default = "one_day")]
     pub alarm_retention_minutes: u32,
@@ -250,6 +256,7 @@ impl Default for StatisticsSection {
         StatisticsSection {
             period_ms: two_seconds(),
             retention_minutes: sixty(),
+            history_period_s: sixty(),
             alarm_retention_minutes: one_day(),
         }
     }

@@ -84,6 +84,8 @@ pub struct SnmpAgent {
     subscriptions: Vec<Subscription>,
     /// The model's notifications, for ALARM-MIB's alarm state ones.
     alarm_subscription: Subscription,
+    /// The physical entity table's changes (units inserted or removed).
+    entity_subscription: Subscription,
 }
 
 impl SnmpAgent {
@@ -206,6 +208,10 @@ impl SnmpAgent {
             .map(|_| model.subscribe(NotificationFilter::default()))
             .collect();
         let alarm_subscription = model.subscribe(NotificationFilter::default());
+        let entity_subscription = model.subscribe(NotificationFilter {
+            classes: vec![halyard_cluster_model::physical::TABLE_CHANGED.to_string()],
+            ..NotificationFilter::default()
+        });
         let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32)
             .with_targets(&config.trap_targets, &config.users);
         let salt = AtomicU64::new(
@@ -233,6 +239,7 @@ impl SnmpAgent {
             }),
             subscriptions,
             alarm_subscription,
+            entity_subscription,
         })
     }
 
@@ -282,7 +289,10 @@ impl SnmpAgent {
                 auth,
             ));
         }
-        tasks.spawn(watch_entities(self.shared.clone()));
+        tasks.spawn(watch_entities(
+            self.shared.clone(),
+            self.entity_subscription,
+        ));
         tasks.spawn(watch_alarms(self.shared.clone(), self.alarm_subscription));
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
@@ -314,34 +324,59 @@ impl SnmpAgent {
     }
 }
 
-/// Looks at the physical entity table every second, so entLastChangeTime
-/// says when a unit came or went even if nobody was reading, and sends
-/// ENTITY-MIB's entConfigChange when it changed — at most one every five
-/// seconds (RFC 4133); later changes in the interval are announced at its
-/// end.
-async fn watch_entities(shared: Arc<Shared>) -> Result<(), SnmpError> {
+/// Follows the physical entity table, so entLastChangeTime says when a unit
+/// came or went even if nobody was reading, and sends ENTITY-MIB's
+/// entConfigChange when it changed — at most one every five seconds (RFC
+/// 4133); later changes in the interval are announced at its end. The
+/// table is read at start, when a unit is inserted or removed (the
+/// model's table-change indication) and once a minute besides: reading it
+/// means reading the whole tree, too much to do every second at 10,000
+/// components. snmpEnableAuthenTraps is read every second.
+async fn watch_entities(shared: Arc<Shared>, mut changes: Subscription) -> Result<(), SnmpError> {
     const THROTTLE: std::time::Duration = std::time::Duration::from_secs(5);
+    const SAFETY: u32 = 60;
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut announced: Option<u32> = None;
     let mut last_sent: Option<tokio::time::Instant> = None;
+    // A change seen but not announced yet (throttled): look again.
+    let mut pending = true;
+    let mut ticks: u32 = 0;
+    let mut open = true;
     loop {
-        tick.tick().await;
-        if let Err(e) = shared.mib.observe_system().await {
-            tracing::debug!(error = %e, "snmpEnableAuthenTraps not read");
+        tokio::select! {
+            _ = tick.tick() => {
+                ticks = ticks.wrapping_add(1);
+                if let Err(e) = shared.mib.observe_system().await {
+                    tracing::debug!(error = %e, "snmpEnableAuthenTraps not read");
+                }
+                if !pending && ticks % SAFETY != 0 {
+                    continue;
+                }
+            }
+            d = changes.recv(), if open => match d {
+                Some(_) => {}
+                None => {
+                    open = false;
+                    continue;
+                }
+            },
         }
         let changed = match shared.mib.observe_entities().await {
             Ok(at) => at,
             Err(e) => {
                 tracing::debug!(error = %e, "entity table not observed");
+                pending = true;
                 continue;
             }
         };
         // The first look is the start: nothing to announce.
         let known = *announced.get_or_insert(changed);
-        if changed != known && last_sent.is_none_or(|t| t.elapsed() >= THROTTLE) {
+        pending = changed != known;
+        if pending && last_sent.is_none_or(|t| t.elapsed() >= THROTTLE) {
             announced = Some(changed);
             last_sent = Some(tokio::time::Instant::now());
+            pending = false;
             let _ = shared
                 .standard
                 .send(crate::notify::Standard::EntConfigChange);
