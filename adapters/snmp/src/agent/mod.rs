@@ -350,7 +350,7 @@ async fn watch_entities(shared: Arc<Shared>, mut changes: Subscription) -> Resul
                 if let Err(e) = shared.mib.observe_system().await {
                     tracing::debug!(error = %e, "snmpEnableAuthenTraps not read");
                 }
-                if !pending && ticks % SAFETY != 0 {
+                if !pending && !ticks.is_multiple_of(SAFETY) {
                     continue;
                 }
             }
