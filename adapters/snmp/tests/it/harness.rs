@@ -238,6 +238,26 @@ pub fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
+/// net-snmp's snmptable over v2c `public`, with the standard MIB texts
+/// in `mib/standard` and `modules` loaded, `|` between columns; `extra`
+/// options before the table's name. Its output; fails the test if it fails.
+pub fn snmptable(addr: SocketAddr, modules: &str, extra: &[&str], table: &str) -> String {
+    let mut args = v2c("public", addr);
+    args.extend(s(&[
+        "-M",
+        &format!("+{}/standard", repo_mib_dir()),
+        "-m",
+        &format!("+{modules}"),
+        "-Cf",
+        "|",
+    ]));
+    args.extend(s(extra));
+    args.push(table.to_string());
+    let t = tool("snmptable", &args);
+    assert!(t.ok, "{t:?}");
+    t.stdout
+}
+
 pub fn v2c(community: &str, addr: SocketAddr) -> Vec<String> {
     s(&[
         "-v2c",

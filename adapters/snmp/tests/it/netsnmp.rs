@@ -802,21 +802,7 @@ fn if_mib_lists_the_line_cards_ports() {
         }
         ports.push(index);
     }
-    let table = |name: &str| {
-        let mut args = v2c("public", r.addr);
-        args.extend(s(&[
-            "-M",
-            &format!("+{}/standard", repo_mib_dir()),
-            "-m",
-            "+IF-MIB",
-            "-Cf",
-            "|",
-            name,
-        ]));
-        let t = tool("snmptable", &args);
-        assert!(t.ok, "{t:?}");
-        t.stdout
-    };
+    let table = |name: &str| snmptable(r.addr, "IF-MIB", &[], name);
     let if_table = table("IF-MIB::ifTable");
     let rows: Vec<&str> = if_table
         .lines()

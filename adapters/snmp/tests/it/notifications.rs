@@ -256,20 +256,12 @@ fn traps_and_informs_reach_snmptrapd() {
     // The targets as SNMP-TARGET-MIB and SNMP-NOTIFICATION-MIB show
     // them (net-snmp's snmptable with the RFC modules loaded).
     let table = |name: &str| {
-        let mut args = v2c("public", r.addr);
-        args.extend(s(&[
-            "-M",
-            &format!("+{}/standard", repo_mib_dir()),
-            "-m",
-            "+SNMP-TARGET-MIB:SNMP-NOTIFICATION-MIB",
-            "-Cf",
-            "|",
-            "-Ci",
+        snmptable(
+            r.addr,
+            "SNMP-TARGET-MIB:SNMP-NOTIFICATION-MIB",
+            &["-Ci"],
             name,
-        ]));
-        let t = tool("snmptable", &args);
-        assert!(t.ok, "{t:?}");
-        t.stdout
+        )
     };
     let addr = table("SNMP-TARGET-MIB::snmpTargetAddrTable");
     let rows: Vec<&str> = addr.lines().filter(|l| l.contains("target-")).collect();
