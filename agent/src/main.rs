@@ -244,8 +244,8 @@ fn main() -> anyhow::Result<()> {
 /// and blocks of 1 MiB and more always mapped, so the few large, short
 /// buffers (a scrape's exposition, a full `<get>`) go back to the system
 /// instead of staying in an arena. At 10,000 components this keeps the
-/// resident set about 50 MB lower (BENCHMARKS.md). The agent's own
-/// children inherit them.
+/// resident set about 50 MB lower (BENCHMARKS.md). The element's software
+/// does not inherit them (`halyard_backend::spawn`).
 fn tune_allocator() {
     const TUNABLES: &str = "glibc.malloc.arena_max=2:glibc.malloc.mmap_threshold=1048576";
     if !cfg!(all(target_os = "linux", target_env = "gnu"))
@@ -260,6 +260,8 @@ fn tune_allocator() {
     let e = std::process::Command::new(&exe)
         .args(std::env::args_os().skip(1))
         .env("GLIBC_TUNABLES", TUNABLES)
+        // The components' processes get the environment without them.
+        .env(halyard_backend::spawn::ALLOCATOR_MARK, "1")
         .exec();
     // Not replaced: go on with the defaults.
     eprintln!("halyard: cannot restart with the allocator settings ({e}); going on without them");

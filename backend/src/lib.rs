@@ -46,5 +46,6 @@ pub mod release;
 pub mod remote;
 pub mod replicated;
 pub mod repo;
+pub mod spawn;
 pub mod state;
 pub mod tasks;

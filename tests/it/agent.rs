@@ -1394,6 +1394,22 @@ fn system_restart_and_shutdown_are_the_agents_ordered_stop() {
     );
     let pid = a.pid();
     assert_eq!(a.logged(" ready ").len(), 1);
+    // The agent runs with its allocator settings; the components it
+    // started get the environment without them.
+    let environ = |p: u32| {
+        std::fs::read(format!("/proc/{p}/environ"))
+            .map(|b| String::from_utf8_lossy(&b).replace('\0', "\n"))
+            .unwrap_or_default()
+    };
+    assert!(environ(pid as u32).contains("GLIBC_TUNABLES="));
+    let children: Vec<String> = halyard_tests::process_tree(pid as u32)
+        .into_iter()
+        .filter(|c| *c != pid as u32)
+        .map(environ)
+        .filter(|e| e.contains("HALYARD_COMPONENT="))
+        .collect();
+    assert!(!children.is_empty());
+    assert!(children.iter().all(|e| !e.contains("GLIBC_TUNABLES=")));
     assert_eq!(
         nc("admin", "halyard-demo-admin", &["system-restart"]),
         "reply=ok"

@@ -281,7 +281,7 @@ impl CoreState {
                     let Some((prog, args)) = cmd.split_first() else {
                         return;
                     };
-                    let ok = tokio::process::Command::new(prog)
+                    let ok = crate::spawn::command(prog)
                         .args(args)
                         .envs(env)
                         .env("HALYARD_COMPONENT", &component)

@@ -15,7 +15,7 @@ use crate::lane::Lane;
 
 pub(in crate::core) async fn run_health_command(cmd: &[String]) -> Result<(), String> {
     let (prog, args) = cmd.split_first().ok_or("empty health command")?;
-    let status = tokio::process::Command::new(prog)
+    let status = crate::spawn::command(prog)
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -62,7 +62,7 @@ pub(in crate::core) async fn supervise(
                         let _ = old.wait().await;
                     }
                     let Some((prog, args)) = command.split_first() else { continue };
-                    let spawned = tokio::process::Command::new(prog)
+                    let spawned = crate::spawn::command(prog)
                         .args(args)
                         .envs(env.iter().cloned())
                         .env("HALYARD_SOCKET", &socket)
@@ -135,7 +135,7 @@ pub(in crate::core) async fn stop_child(
     let pid = c.id();
     match (stop.and_then(<[String]>::split_first), pid) {
         (Some((prog, args)), Some(pid)) => {
-            let run = tokio::process::Command::new(prog)
+            let run = crate::spawn::command(prog)
                 .args(args)
                 .env("HALYARD_COMPONENT", name)
                 .env("HALYARD_PID", pid.to_string())
