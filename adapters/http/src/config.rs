@@ -67,7 +67,9 @@ pub struct Limits {
     /// Deadline of one API request (503 when the model does not answer in time).
     #[serde(with = "millis")]
     pub request_timeout: Duration,
-    /// Objects fetched from the model per step of a scrape or listing.
+    /// Objects fetched from the model per step of a scrape or listing: a
+    /// step holds the model's lock for a few milliseconds at 4096 (writers
+    /// get in between steps), and smaller steps cost more per object.
     pub page_size: usize,
     /// Server-sent event streams open at once (503 above).
     pub max_event_streams: usize,
@@ -87,7 +89,7 @@ impl Default for Limits {
             burst: 400,
             max_concurrent_requests: 256,
             request_timeout: Duration::from_secs(10),
-            page_size: 512,
+            page_size: 4096,
             max_event_streams: 64,
             max_connections: 1024,
             idle_timeout: Duration::from_secs(60),

@@ -239,6 +239,8 @@ impl ModelCollector {
     pub fn write_families(&self, out: &mut String, format: Exposition) {
         use halyard_cluster_model::Value as V;
         use std::fmt::Write as _;
+        // Each object's `{name="…",class="…"` once, not once per series.
+        let labels = Labels::of(&self.objects);
         for (name, f) in self.plan() {
             let counter = f.kind == MetricKind::Counter;
             let help = f.help.trim_end_matches('.');
@@ -272,11 +274,7 @@ impl ModelCollector {
                 let v = &o.values[ai];
                 head.clear();
                 head.push_str(&sample);
-                head.push_str("{name=\"");
-                escape_label(&mut head, o.name.as_str());
-                head.push_str("\",class=\"");
-                escape_label(&mut head, o.class.name);
-                head.push('"');
+                head.push_str(labels.get(oi));
                 match (f.kind, &a.ty) {
                     (MetricKind::StateSet, AttrType::Enum(e)) => {
                         let current = match v {
@@ -331,6 +329,35 @@ fn float(buf: &mut ryu::Buffer, x: f64) -> &str {
         if x > 0.0 { "+Inf" } else { "-Inf" }
     } else {
         buf.format_finite(x)
+    }
+}
+
+/// Every object's label set, `{name="…",class="…"` (escaped), in one
+/// buffer: one allocation for the scrape instead of one per series.
+struct Labels {
+    text: String,
+    /// End of each object's labels in `text`.
+    ends: Vec<usize>,
+}
+
+impl Labels {
+    fn of(objects: &[ManagedObject]) -> Labels {
+        let mut text = String::with_capacity(objects.len() * 64);
+        let mut ends = Vec::with_capacity(objects.len());
+        for o in objects {
+            text.push_str("{name=\"");
+            escape_label(&mut text, o.name.as_str());
+            text.push_str("\",class=\"");
+            escape_label(&mut text, o.class.name);
+            text.push('"');
+            ends.push(text.len());
+        }
+        Labels { text, ends }
+    }
+
+    fn get(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text[start..self.ends[i]]
     }
 }
 
