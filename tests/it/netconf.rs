@@ -728,6 +728,12 @@ if sys.argv[2] == "set":
         print("clock=accepted")
     except RPCError as e:
         print("clock=%s" % e.tag)
+    # A time-zone name needs a time-zone database: refused, not dropped.
+    try:
+        edit("running", "<clock><timezone-name>Europe/Berlin</timezone-name></clock>")
+        print("timezone-name=accepted")
+    except RPCError as e:
+        print("timezone-name=%s" % e.tag)
     edit("candidate", "<location>Site 10</location>")
     print("candidate=%s" % shown("candidate"))
     print("running-before-commit=%s" % shown("running"))
@@ -753,7 +759,8 @@ fn ietf_system_contact_and_location_are_configuration() {
         "running=NOC +1 555 0199|Site 9, rack 2",
         "hostname=ne1.example.net",
         "bad-hostname=invalid-value",
-        "clock=operation-not-supported",
+        "clock=accepted",
+        "timezone-name=operation-not-supported",
         "candidate=NOC +1 555 0199|Site 10",
         "running-before-commit=NOC +1 555 0199|Site 9, rack 2",
     ] {
