@@ -37,14 +37,16 @@ fn x733_cause(e: &mut Element, cause: ProbableCause) {
 /// The features of ietf-alarms the server supports: shelving (the
 /// element's alarm shelves), history (alarms' status changes, compress),
 /// the summary, operator actions (every operator state, kept with who,
-/// when and why; `ack` is also the engine's acknowledgement), and the root
-/// cause of a secondary alarm (the engine's root-cause suppression).
+/// when and why; `ack` is also the engine's acknowledgement), and from the
+/// engine's root-cause suppression the root cause of a secondary alarm and
+/// the resources a root alarm's secondaries are on (its impact).
 pub const FEATURES: &[&str] = &[
     "alarm-shelving",
     "alarm-history",
     "alarm-summary",
     "operator-actions",
     "root-cause-analysis",
+    "service-impact-analysis",
 ];
 
 fn leaf(name: &str, text: impl Into<String>) -> Element {
@@ -371,6 +373,16 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
     }
     top.push(summary);
 
+    // The resources each root alarm's active secondaries are on.
+    let mut impacted: HashMap<&str, Vec<&str>> = HashMap::new();
+    for o in objects.iter().filter(|o| alarm::is_active(o)) {
+        if let (Some(root), Some(res)) = (alarm::root_alarm(o), alarm::resource(o)) {
+            let v = impacted.entry(root).or_default();
+            if !v.contains(&res) {
+                v.push(res);
+            }
+        }
+    }
     let mut list = Element::new(ALARMS_NS, "alarm-list");
     let mut shelved = Vec::new();
     let mut listed_entries = Vec::new();
@@ -390,6 +402,10 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
         e.push(resource("resource", key.0));
         e.push(type_id(cause));
         e.push(leaf("alarm-type-qualifier", ""));
+        // A root alarm names the resources its secondaries are on.
+        for res in impacted.get(a.name.as_str()).into_iter().flatten() {
+            e.push(resource("impacted-resource", res));
+        }
         // A secondary alarm names its root alarm's resource.
         if let Some(root) = alarm::root_alarm(a)
             .and_then(|n| by_name.get(n))
@@ -853,6 +869,11 @@ mod tests {
         );
         assert!(
             x.contains("<root-cause-resource xmlns:hc=\"urn:halyard:params:xml:ns:yang:halyard-cluster\">/hc:element/hc:shelf[hc:name='ne=1/shelf=1']</root-cause-resource>"),
+            "{x}"
+        );
+        // And the root alarm (the shelf's) names the fan its secondary is on.
+        assert!(
+            x.contains("<impacted-resource xmlns:hc=\"urn:halyard:params:xml:ns:yang:halyard-cluster\">/hc:element/hc:fan[hc:name='ne=1/shelf=1/fan=1']</impacted-resource>"),
             "{x}"
         );
         // Created when first raised.
