@@ -77,6 +77,8 @@ pub struct Collector {
     /// How often values go to the history, and when they last went.
     history_period: Duration,
     history_at: Option<Timestamp>,
+    /// The component classes with gauges of their own ([`gauged_classes`]).
+    gauged: Vec<String>,
 }
 
 impl Collector {
@@ -97,6 +99,7 @@ impl Collector {
             sampled: None,
             history_period: Duration::ZERO,
             history_at: None,
+            gauged: gauged_classes(),
         }
     }
 
@@ -176,7 +179,7 @@ impl Collector {
                 % 100) as f64
                 / 100.0
         };
-        for o in of_classes(m, gauged_classes()).await {
+        for o in of_classes(m, self.gauged.clone()).await {
             let down = o.get("OperState") == Some(&Value::Enum(OperState::Disabled.value()));
             let j = jitter(o.index);
             let v: Vec<(&str, Value)> = match o.class.name {
@@ -244,7 +247,7 @@ impl Collector {
         let mut out = Vec::new();
         let mut fresh = Vec::new();
         let mut history = Vec::new();
-        for o in of_classes(m, gauged_classes()).await {
+        for o in of_classes(m, self.gauged.clone()).await {
             for (i, a) in o.class.attributes.iter().enumerate() {
                 if a.measure != Measure::Gauge || a.declared_in == "Component" {
                     continue;

@@ -24,12 +24,17 @@ fn leaf(name: &str, text: impl Into<String>) -> Element {
     Element::with_text(SYSTEM_NS, name, text)
 }
 
-/// The root object's attribute with `role`, as text.
-fn root_text(objects: &[ManagedObject], role: Role) -> Option<String> {
+/// The root object's attribute with `role`.
+fn root_value(objects: &[ManagedObject], role: Role) -> Option<&Value> {
     objects
         .iter()
         .find(|o| o.parent_index == 0 && o.class.attribute_by_role(role).is_some())
         .and_then(|o| o.by_role(role))
+}
+
+/// The root object's attribute with `role`, as text.
+fn root_text(objects: &[ManagedObject], role: Role) -> Option<String> {
+    root_value(objects, role)
         .and_then(Value::as_str)
         .map(str::to_string)
 }
@@ -78,16 +83,10 @@ pub fn system(objects: &[ManagedObject]) -> Element {
 
 /// The element's offset from UTC in minutes (0: UTC, or none set).
 pub fn utc_offset(objects: &[ManagedObject]) -> i32 {
-    objects
-        .iter()
-        .find(|o| {
-            o.parent_index == 0 && o.class.attribute_by_role(Role::TimezoneUtcOffset).is_some()
-        })
-        .and_then(|o| match o.by_role(Role::TimezoneUtcOffset) {
-            Some(Value::I32(m)) => Some(*m),
-            _ => None,
-        })
-        .unwrap_or(0)
+    match root_value(objects, Role::TimezoneUtcOffset) {
+        Some(Value::I32(m)) => *m,
+        _ => 0,
+    }
 }
 
 /// `clock` of `/system`: the offset, when one is set (0 is UTC, the
@@ -171,7 +170,6 @@ pub fn edit(
     system: &Element,
     op: crate::data::Op,
 ) -> Result<(), crate::error::RpcError> {
-    use crate::data::Op;
     use crate::error::{RpcError, Tag};
     let Some(root) = root_entry(store).map(|(n, _)| n.clone()) else {
         return Err(RpcError::application(
@@ -208,24 +206,11 @@ pub fn edit(
             Value::Str(s) => s.clone(),
             _ => String::new(),
         };
-        let value = match op {
-            Op::None => continue,
-            Op::Delete if current.is_empty() => {
-                return Err(RpcError::application(
-                    Tag::DataMissing,
-                    format!("/system/{} is not set", child.name),
-                )
-                .with_info("bad-element", child.name.clone()));
-            }
-            Op::Create if !current.is_empty() => {
-                return Err(RpcError::application(
-                    Tag::DataExists,
-                    format!("/system/{} is already set", child.name),
-                )
-                .with_info("bad-element", child.name.clone()));
-            }
-            Op::Delete | Op::Remove => a.default.unwrap_or("").to_string(),
-            Op::Merge | Op::Replace | Op::Create => child.trimmed().to_string(),
+        let path = format!("/system/{}", child.name);
+        let value = match leaf_edit(op, !current.is_empty(), child, &path)? {
+            None => continue,
+            Some(None) => a.default.unwrap_or("").to_string(),
+            Some(Some(text)) => text.to_string(),
         };
         if let halyard_cluster_model::AttrType::String { max_len: m } = a.ty
             && value.chars().count() > m as usize
@@ -246,6 +231,30 @@ pub fn edit(
         entry.values[i] = Value::Str(value);
     }
     Ok(())
+}
+
+/// What an edit operation makes of a leaf of `/system` at `path`: `None`
+/// leaves it, `Some(None)` gives it back its default, `Some(Some(text))`
+/// sets it. Deleting an unset leaf or creating a set one is an error.
+fn leaf_edit<'a>(
+    op: crate::data::Op,
+    is_set: bool,
+    leaf: &'a Element,
+    path: &str,
+) -> Result<Option<Option<&'a str>>, crate::error::RpcError> {
+    use crate::data::Op;
+    use crate::error::{RpcError, Tag};
+    let refuse = |tag, why: &str| {
+        Err(RpcError::application(tag, format!("{path} is {why}"))
+            .with_info("bad-element", leaf.name.clone()))
+    };
+    match op {
+        Op::None => Ok(None),
+        Op::Delete if !is_set => refuse(Tag::DataMissing, "not set"),
+        Op::Create if is_set => refuse(Tag::DataExists, "already set"),
+        Op::Delete | Op::Remove => Ok(Some(None)),
+        Op::Merge | Op::Replace | Op::Create => Ok(Some(Some(leaf.trimmed()))),
+    }
 }
 
 /// Applies `/system/clock` to the element's entry: `timezone-utc-offset`
@@ -290,32 +299,16 @@ fn edit_clock(
             )
             .with_info("bad-element", c.name.clone()));
         }
-        let value = match crate::data::op_of(c, op)? {
-            Op::None => continue,
-            Op::Delete if current == 0 => {
-                return Err(RpcError::application(
-                    Tag::DataMissing,
-                    "/system/clock/timezone-utc-offset is not set",
-                )
-                .with_info("bad-element", c.name.clone()));
-            }
-            Op::Create if current != 0 => {
-                return Err(RpcError::application(
-                    Tag::DataExists,
-                    "/system/clock/timezone-utc-offset is already set",
-                )
-                .with_info("bad-element", c.name.clone()));
-            }
-            Op::Delete | Op::Remove => 0,
-            Op::Merge | Op::Replace | Op::Create => match c.trimmed().parse::<i32>() {
+        let path = "/system/clock/timezone-utc-offset";
+        let value = match leaf_edit(crate::data::op_of(c, op)?, current != 0, c, path)? {
+            None => continue,
+            Some(None) => 0,
+            Some(Some(text)) => match text.parse::<i32>() {
                 Ok(m) if (-1500..=1500).contains(&m) => m,
                 _ => {
                     return Err(RpcError::application(
                         Tag::InvalidValue,
-                        format!(
-                            "timezone-utc-offset '{}' is not -1500..1500 minutes",
-                            c.trimmed()
-                        ),
+                        format!("timezone-utc-offset '{text}' is not -1500..1500 minutes"),
                     )
                     .with_info("bad-element", c.name.clone()));
                 }
