@@ -154,18 +154,15 @@ fn kind(path: &[&str], e: &Element, intended: &Intended) -> Kind {
         (_, []) if ns == crate::schema_ns() && name == crate::data::TOP => {
             config(Some(Origin::Intended))
         }
-        (_, [_]) if ns == crate::schema_ns() => {
-            match SCHEMA.classes.iter().find(|c| c.yang_name == name) {
-                Some(c) if is_config_class(c) => config(None),
-                _ => Kind::State,
-            }
-        }
+        (_, [_]) if ns == crate::schema_ns() => match SCHEMA.class(name) {
+            Some(c) if is_config_class(c) => config(None),
+            _ => Kind::State,
+        },
         (_, [_, class]) if ns == crate::schema_ns() => {
             let attr = SCHEMA
-                .classes
-                .iter()
-                .find(|c| c.yang_name == *class && is_config_class(c))
-                .and_then(|c| c.attributes.iter().find(|a| a.yang_name == name));
+                .class(class)
+                .filter(|c| is_config_class(c))
+                .and_then(|c| c.attribute(name).map(|(_, a)| a));
             match attr {
                 Some(a) if a.key => Kind::Config {
                     origin: None,
@@ -392,6 +389,48 @@ mod tests {
         );
         assert_eq!(roots.len(), 1);
         assert_eq!(roots[0].name, "system-state");
+    }
+
+    /// halyard-cluster's tree: running holds it, so it is intended; a
+    /// filter for the system's origin keeps each entry's key and state
+    /// leaves and drops its writable ones.
+    #[tokio::test]
+    async fn the_schema_tree_is_intended() {
+        use halyard_cluster_model::port::{InformationModel, Query};
+        let objs = halyard_cluster_model::memory::demo_element()
+            .query(&Query::default())
+            .await
+            .unwrap();
+        let fan = |roots: &[Element]| -> Element {
+            roots[0]
+                .children
+                .iter()
+                .find(|e| {
+                    e.children
+                        .first()
+                        .is_some_and(|k| k.trimmed() == "ne=1/shelf=1/fan=1")
+                })
+                .cloned()
+                .unwrap()
+        };
+        let mut roots = vec![crate::data::render_objects(&objs, false)];
+        let before = fan(&roots);
+        apply(&mut roots, &Intended::default(), true, None);
+        assert_eq!(origin_of(&roots[0]), Some("or:intended"));
+        assert_eq!(origin_of(&fan(&roots)), None);
+        let mut roots = vec![crate::data::render_objects(&objs, false)];
+        let f = OriginFilter {
+            bases: vec!["system"],
+            negated: false,
+        };
+        apply(&mut roots, &Intended::default(), false, Some(&f));
+        let after = fan(&roots);
+        let class = SCHEMA.class(&before.name).unwrap();
+        for leaf in &before.children {
+            let (_, a) = class.attribute(&leaf.name).unwrap();
+            let kept = after.children.iter().any(|c| c.name == leaf.name);
+            assert_eq!(kept, a.key || !a.writable, "{}", leaf.name);
+        }
     }
 
     #[test]

@@ -408,9 +408,7 @@ async fn put_object(
         .map(|(_, v)| v.as_str())
         .ok_or_else(|| ApiError::bad_request("the new object's class is required"))?;
     let class = SCHEMA
-        .classes
-        .iter()
-        .find(|c| c.name == wanted || c.yang_name == wanted)
+        .class(wanted)
         .ok_or_else(|| ApiError::invalid(format!("no class {wanted}")))?;
     let mut values = Vec::new();
     for (k, text) in fields.iter().filter(|(k, _)| k != "class") {
