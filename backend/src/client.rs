@@ -78,11 +78,24 @@ pub struct HaClient {
 
 /// The roles a component was assigned over time, including one scheduled
 /// for a later instant (a timed assignment). Instants are unix ns.
+///
+/// With a lease (protocol version 2), a primary assignment is in force only
+/// while the node's lease holds: past the lease's end, and until a renewal
+/// arrives, the state is `quiesced` (the component keeps its state but must
+/// not act as primary). [`Timeline::at`] and [`Timeline::render`] give the
+/// state in force, lapses included.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Timeline {
-    /// (from, state), oldest first.
+    /// (from, state) as assigned, oldest first.
     changes: Vec<(u64, String)>,
+    /// The lease's end (unix ns), once one was received.
+    lease: Option<u64>,
+    /// Past lapses: [from, to) with no lease in force.
+    lapses: Vec<(u64, u64)>,
 }
+
+/// What a primary is while its node's lease has lapsed.
+pub const QUIESCED: &str = "quiesced";
 
 impl Timeline {
     /// Longest history kept: enough for an observer a moment behind.
@@ -96,15 +109,42 @@ impl Timeline {
         self.changes.push((from, state.to_string()));
         let extra = self.changes.len().saturating_sub(Self::KEPT);
         self.changes.drain(..extra);
+        if let Some((oldest, _)) = self.changes.first() {
+            self.lapses.retain(|(_, to)| to > oldest);
+        }
+    }
+
+    /// Records a lease renewal received at `now`: the node holds its lease
+    /// until `until` (unix ns). Leases only grow; a lease that had run out
+    /// before `now` leaves a lapse in the history.
+    pub fn renew(&mut self, until: u64, now: u64) {
+        if until <= self.lease.unwrap_or(0) {
+            return;
+        }
+        if let Some(end) = self.lease.filter(|e| *e < now.min(until)) {
+            self.lapses.push((end, now.min(until)));
+        }
+        self.lease = Some(until);
     }
 
     /// The state in force at instant `t`.
     pub fn at(&self, t: u64) -> Option<&str> {
-        self.changes
+        let assigned = self
+            .changes
             .iter()
             .rev()
             .find(|(from, _)| *from <= t)
-            .map(|(_, s)| s.as_str())
+            .map(|(_, s)| s.as_str())?;
+        let lapsed = self.lease.is_some_and(|e| t >= e)
+            || self
+                .lapses
+                .iter()
+                .any(|(from, to)| (*from..*to).contains(&t));
+        Some(if assigned == "primary" && lapsed {
+            QUIESCED
+        } else {
+            assigned
+        })
     }
 
     /// The state in force now.
@@ -123,7 +163,7 @@ impl Timeline {
     }
 
     /// Reads what [`Timeline::render`] wrote (pairs it cannot read are
-    /// skipped).
+    /// skipped): the states in force, lapses included.
     pub fn parse(text: &str) -> Timeline {
         Timeline {
             changes: text
@@ -131,6 +171,7 @@ impl Timeline {
                 .filter_map(|c| c.split_once(':'))
                 .filter_map(|(f, s)| Some((f.parse().ok()?, s.to_string())))
                 .collect(),
+            ..Timeline::default()
         }
     }
 
@@ -142,13 +183,25 @@ impl Timeline {
             .map(Timeline::parse)
     }
 
-    /// `from:state` pairs, oldest first, space-separated (for observers).
+    /// `from:state` pairs of the states in force (a lapsed lease shows as
+    /// `quiesced` from its end), oldest first, space-separated (for
+    /// observers).
     pub fn render(&self) -> String {
-        self.changes
-            .iter()
-            .map(|(f, s)| format!("{f}:{s}"))
-            .collect::<Vec<_>>()
-            .join(" ")
+        let mut edges: Vec<u64> = self.changes.iter().map(|(f, _)| *f).collect();
+        edges.extend(self.lapses.iter().flat_map(|(f, t)| [*f, *t]));
+        edges.extend(self.lease);
+        edges.sort_unstable();
+        edges.dedup();
+        let mut out: Vec<String> = Vec::new();
+        let mut last: Option<&str> = None;
+        for t in edges {
+            let Some(s) = self.at(t) else { continue };
+            if last != Some(s) {
+                out.push(format!("{t}:{s}"));
+                last = Some(s);
+            }
+        }
+        out.join(" ")
     }
 }
 
@@ -173,6 +226,13 @@ impl HaClient {
                 if let Ok(ToComponent::Assign { state, at, .. }) = &msg {
                     let now = crate::protocol::unix_ns();
                     role_tx.send_modify(|t| t.assign(state, *at, now));
+                }
+                // Leases are the library's: the lapse is in the timeline.
+                if let Ok(ToComponent::Lease { until }) = &msg {
+                    let (mono, now) = (crate::protocol::mono_ns(), crate::protocol::unix_ns());
+                    let until = (now + until).saturating_sub(mono);
+                    role_tx.send_modify(|t| t.renew(until, now));
+                    continue;
                 }
                 if tx.send(msg).await.is_err() {
                     break;
@@ -256,7 +316,9 @@ impl HaClient {
                 ToComponent::Error { code, message } => {
                     return Err(ClientError::Refused { code, message });
                 }
-                ToComponent::Registered { .. } | ToComponent::CheckpointWritten { .. } => {}
+                ToComponent::Registered { .. }
+                | ToComponent::CheckpointWritten { .. }
+                | ToComponent::Lease { .. } => {}
             }
         }
     }
@@ -358,5 +420,37 @@ mod tests {
         let answer = format!("41 off-line\nroles {}\n", t.render());
         assert_eq!(Timeline::from_query_answer(&answer), Some(t.clone()));
         assert_eq!(t.last(), Some((900, "off-line")));
+    }
+
+    #[test]
+    fn a_primary_past_its_lease_is_quiesced_until_a_renewal() {
+        let mut t = Timeline::default();
+        t.assign("primary", None, 100);
+        // No lease yet (a single node): primary for good.
+        assert_eq!(t.at(10_000), Some("primary"));
+        t.renew(300, 150);
+        assert_eq!(t.at(299), Some("primary"));
+        assert_eq!(t.at(300), Some(super::QUIESCED));
+        // What an observer reads at 400: quiesced from the lease's end.
+        let seen = Timeline::parse(&t.render());
+        assert_eq!(seen.at(299), Some("primary"));
+        assert_eq!(seen.at(350), Some(super::QUIESCED));
+        // A stale renewal (the agent was stalled) changes nothing.
+        t.renew(250, 400);
+        assert_eq!(t.at(400), Some(super::QUIESCED));
+        // A fresh one at 500: quiesced from 300 to 500, then primary.
+        t.renew(900, 500);
+        assert_eq!(t.at(450), Some(super::QUIESCED));
+        assert_eq!(t.at(500), Some("primary"));
+        assert_eq!(
+            t.render(),
+            format!(
+                "100:primary 300:{q} 500:primary 900:{q}",
+                q = super::QUIESCED
+            )
+        );
+        // Other states are not the lease's business.
+        t.assign("secondary", None, 600);
+        assert_eq!(t.at(5_000), Some("secondary"));
     }
 }

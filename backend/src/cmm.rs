@@ -13,7 +13,11 @@
 //!   older than `lease` gives up its primaries at once (fencing). Since
 //!   `lease` < `failure`, a node cut off from the majority has demoted its
 //!   primaries before the master promotes their standbys: two primaries of
-//!   one service instance never coexist.
+//!   one service instance never coexist. The agent passes the lease's
+//!   end on to its HA-aware components as an instant of the host's
+//!   monotonic clock, and they quiesce at it by themselves: a stalled
+//!   agent (or a paused machine) cannot fence, but its primaries still
+//!   stop before the majority promotes their standbys.
 //!
 //! Consensus (openraft) elects the master; this only watches liveness.
 
@@ -239,6 +243,20 @@ pub async fn run(
                 trips.sort_unstable_by(|a, b| b.cmp(a));
                 let quorum = majority <= 1
                     || trips.get(majority - 2).is_some_and(|t| now.duration_since(*t) <= cfg.lease);
+                // The same lease as an instant, for the HA-aware components:
+                // they quiesce at it by themselves, even with this agent
+                // stalled (the fence below needs the agent to run).
+                if majority > 1 && let Some(t) = trips.get(majority - 2) {
+                    let until = (crate::protocol::mono_ns() + cfg.lease.as_nanos() as u64)
+                        .saturating_sub(now.duration_since(*t).as_nanos() as u64);
+                    core.lease.send_if_modified(|l| {
+                        let later = l.is_none_or(|v| until > v);
+                        if later {
+                            *l = Some(until);
+                        }
+                        later
+                    });
+                }
                 if quorum {
                     if cut_off {
                         cut_off = false;

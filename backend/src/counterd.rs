@@ -4,10 +4,13 @@
 //! checkpoints every increment; when it becomes primary it resumes from
 //! the checkpoint; as a standby it follows the checkpoint increments. It
 //! takes timed assignments: a role scheduled for an instant holds from
-//! that instant exactly.
+//! that instant exactly. Past its node's lease it stops counting
+//! (quiesced) until the lease is renewed.
 //!
 //! A connection to the Unix socket COUNTERD_QUERY gets two lines back:
-//! `<count> <state>` (the state in force now), then `roles <from>:<state> …`,
+//! `<count> <state>` (the state in force now and the count it acts on; `-`
+//! while it takes a primary role up and reads the checkpoint), then
+//! `roles <from>:<state> …`,
 //! its recent and scheduled roles with the instant (unix ns) each began, so
 //! an observer can tell the role it held at any recent instant.
 
@@ -39,7 +42,10 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     // Queries are answered by their own task, with the count and the
     // roles received, so a checkpoint write in flight never delays the
     // answer nor hides a demotion.
-    let shown = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    // The count and the role counterd acts in, changed together: a
+    // component taking a primary role up has no count to show until it
+    // has read the checkpoint.
+    let shown = std::sync::Arc::new(std::sync::Mutex::new((0u64, String::from("off-line"))));
     let _query = match std::env::var("COUNTERD_QUERY") {
         Ok(path) => {
             let _ = std::fs::remove_file(&path);
@@ -52,7 +58,14 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
                         let t = roles.borrow();
                         (t.now().unwrap_or("off-line").to_string(), t.render())
                     };
-                    let count = shown.load(std::sync::atomic::Ordering::SeqCst);
+                    let (count, acting) = shown.lock().map(|s| s.clone()).unwrap_or_default();
+                    // Taking a primary role up: no count until the
+                    // checkpoint is read.
+                    let count = if role == "primary" && acting != "primary" {
+                        "-".to_string()
+                    } else {
+                        count.to_string()
+                    };
                     let _ = s
                         .write_all(format!("{count} {role}\nroles {history}\n").as_bytes())
                         .await;
@@ -65,7 +78,14 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     // The role counterd acts in; it follows the timeline, a timed change at
     // its instant.
     let mut acting = String::from("off-line");
-    let show = |count: u64| shown.store(count, std::sync::atomic::Ordering::SeqCst);
+    let show = |count: u64, acting: &str| {
+        if let Ok(mut s) = shown.lock() {
+            *s = (count, acting.to_string());
+        }
+    };
+    // Wakes on every change of the timeline: a lease renewed after a lapse
+    // puts a quiesced primary back to work.
+    let mut changes = ha.roles();
     let mut tick = tokio::time::interval(Duration::from_millis(interval.max(1)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -82,21 +102,21 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
                     // it would block the reader task that updates it.)
                     let now = roles.borrow().clone();
                     take_up(&mut ha, &now, &mut acting, &mut count).await?;
-                    show(count);
+                    show(count, &acting);
                     ha.ack(&state).await?;
                 }
                 // A primary's count is its own: late pushes are only acknowledged.
                 Ok(Notice::State { seq, entries }) => {
                     if acting != "primary" && let Some(v) = entries.get("count").and_then(|v| v.parse().ok()) {
                         count = v;
-                        show(count);
+                        show(count, &acting);
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
                 Ok(Notice::Checkpoint { seq, key, value }) => {
                     if acting != "primary" && key == "count" && let Ok(v) = value.parse() {
                         count = v;
-                        show(count);
+                        show(count, &acting);
                     }
                     ha.ack_checkpoint(seq).await?;
                 }
@@ -105,18 +125,28 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             _ = tokio::time::sleep(Duration::from_nanos(next.unwrap_or(0).saturating_sub(unix_ns()))), if next.is_some() => {
                 let now = roles.borrow().clone();
                 take_up(&mut ha, &now, &mut acting, &mut count).await?;
-                show(count);
+                show(count, &acting);
+            }
+            Ok(()) = changes.changed() => {
+                let now = roles.borrow().clone();
+                take_up(&mut ha, &now, &mut acting, &mut count).await?;
+                show(count, &acting);
             }
             _ = tick.tick(), if acting == "primary" => {
-                // Stepped down an instant ago (timed): not ours to count.
-                if roles.borrow().now() != Some("primary") {
+                // Stepped down an instant ago (timed), or the node's lease
+                // ran out: not ours to count. Back to primary, it resumes
+                // from the checkpoint (the standby may have counted).
+                let state = roles.borrow().now().unwrap_or("off-line").to_string();
+                if state != "primary" {
+                    acting = state;
+                    show(count, &acting);
                     continue;
                 }
                 match ha.checkpoint("count", &(count + 1).to_string()).await {
                     // Counted only once the checkpoint holds it: nothing is lost.
                     Ok(_) => {
                         count += 1;
-                        show(count);
+                        show(count, &acting);
                     }
                     // Demoted an instant ago: the new role is on its way.
                     Err(crate::client::ClientError::Refused { .. }) => {}

@@ -1,11 +1,12 @@
-//! The HA-aware component protocol, version 1.
+//! The HA-aware component protocol, version 2 (version 1 is still served:
+//! it has no `lease`).
 //!
 //! A component connects to the agent's Unix socket (path in the
 //! `HALYARD_SOCKET` environment variable) and exchanges JSON objects, one
 //! per line (at most [`MAX_LINE`] bytes). Every message has an `op`.
 //!
 //! Component -> agent:
-//! - `{"op":"register","version":1,"component":"counterd-a","pid":123}` —
+//! - `{"op":"register","version":2,"component":"counterd-a","pid":123}` —
 //!   first message; the agent answers `registered` with the incarnation.
 //! - `{"op":"ack","state":"primary"}` — acknowledges an `assign`.
 //! - `{"op":"checkpoint-write","key":"count","value":"41"}` — primary only;
@@ -29,12 +30,21 @@
 //! - `{"op":"checkpoint-written","seq":8}`
 //! - `{"op":"error","code":"out-of-order","message":"..."}` — a typed error;
 //!   the session goes on unless the code is `fatal`.
+//! - `{"op":"lease","until":81234567890123}` — (version 2) the node holds
+//!   its majority lease until this instant of the host's CLOCK_MONOTONIC
+//!   (ns), renewed every heartbeat. A primary must not act as primary past
+//!   it: the agent may be stalled, and the majority promotes the standby
+//!   once the node's failure is detected, which is always later. The
+//!   client library quiesces its component's primary role at that instant
+//!   by itself ([`crate::client::Timeline`]). Not sent on a single node.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
+/// The oldest version still served.
+pub const OLDEST_VERSION: u32 = 1;
 /// Longest accepted line, in bytes.
 pub const MAX_LINE: usize = 64 * 1024;
 
@@ -102,6 +112,10 @@ pub enum ToComponent {
         code: ErrorCode,
         message: String,
     },
+    /// The node's majority lease runs until this CLOCK_MONOTONIC instant (ns).
+    Lease {
+        until: u64,
+    },
 }
 
 /// Typed protocol errors.
@@ -130,6 +144,15 @@ pub fn unix_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// The host's CLOCK_MONOTONIC in ns: the one clock every process of a host
+/// shares that never jumps (lease instants between the agent and its
+/// components).
+pub fn mono_ns() -> u64 {
+    nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).map_or(0, |t| {
+        t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64
+    })
 }
 
 /// Encodes a message as one line.

@@ -617,3 +617,61 @@ fn a_unit_inserted_as_the_master_dies_is_instantiated_by_the_next_master() {
         assert_eq!(unit["serial-number"], "LC0808", "{n}");
     }
 }
+
+#[test]
+fn a_stalled_agents_primaries_quiesce_by_their_lease_before_the_standbys_take_over() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+    let (primary, _) = c.primary_of("counter").unwrap();
+    let stalled = host_of(&primary).unwrap();
+    // The agent stops; its counterd runs on, and nobody can fence it.
+    c.signal(stalled, "STOP", false);
+    wait_until("the standby primary on another node", 20, || {
+        c.primary_of("counter")
+            .is_some_and(|(p, _)| host_of(&p) != Some(stalled))
+    });
+    // The stalled node's counterd says it quiesced at its lease's end.
+    let (_, state) = c.query(&primary).expect("the daemon answers");
+    assert_eq!(state, halyard_backend::client::QUIESCED, "{primary}");
+    // Since before the standby took over: its history says so.
+    let path = c
+        .nodes
+        .iter()
+        .find(|n| n.name == stalled)
+        .unwrap()
+        .data
+        .join(format!("run/{primary}.q"));
+    let history = halyard_tests::role_history(&path).expect("the daemon answers");
+    let quiesced_at = history
+        .iter()
+        .rev()
+        .find(|(_, s)| s == halyard_backend::client::QUIESCED)
+        .map(|(t, _)| *t)
+        .expect("a quiesced entry");
+    let (other, _) = c.primary_of("counter").unwrap();
+    let other_path = c
+        .nodes
+        .iter()
+        .find(|n| Some(n.name.as_str()) == host_of(&other))
+        .unwrap()
+        .data
+        .join(format!("run/{other}.q"));
+    let promoted_at = halyard_tests::role_history(&other_path)
+        .expect("the new primary answers")
+        .iter()
+        .rev()
+        .find(|(_, s)| s == "primary")
+        .map(|(t, _)| *t)
+        .expect("a primary entry");
+    assert!(
+        quiesced_at < promoted_at,
+        "quiesced at {quiesced_at}, the standby promoted at {promoted_at}"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    c.signal(stalled, "CONT", false);
+    wait_steady(&c);
+    assert_one_primary(&checker.finish());
+}

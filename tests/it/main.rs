@@ -2,6 +2,7 @@
 
 mod agent;
 mod architecture;
+mod chaos;
 mod cluster;
 mod hotswap;
 mod netconf;

@@ -6,6 +6,8 @@
 //! runs. Each node logs to `<dir>/<node>.log`.
 
 use halyard_backend::client::Timeline;
+
+pub mod chaos;
 use std::io::Read;
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -358,6 +360,24 @@ checkpoint = "asynchronous"
         }
     }
 
+    /// The agent's process id while it runs.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.node(name).child.as_ref().map(Child::id)
+    }
+
+    /// A signal (`STOP`, `CONT`, ...) to the agent process alone, or with
+    /// `tree` to it and every process descended from it (its components).
+    pub fn signal(&self, name: &str, sig: &str, tree: bool) {
+        let Some(pid) = self.pid(name) else { return };
+        let pids = if tree { process_tree(pid) } else { vec![pid] };
+        for p in pids {
+            let _ = Command::new("kill")
+                .args([&format!("-{sig}"), &p.to_string()])
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+
     pub fn running(&self, name: &str) -> bool {
         self.node(name).child.is_some()
     }
@@ -656,6 +676,18 @@ fn query_answer(path: &Path) -> Option<String> {
     Some(answer)
 }
 
+/// A counterd's role history: (from, state) pairs, oldest first (unix ns).
+pub fn role_history(path: &Path) -> Option<Vec<(u64, String)>> {
+    let answer = query_answer(path)?;
+    let line = answer.lines().find_map(|l| l.strip_prefix("roles"))?;
+    Some(
+        line.split_whitespace()
+            .filter_map(|c| c.split_once(':'))
+            .filter_map(|(f, s)| Some((f.parse().ok()?, s.to_string())))
+            .collect(),
+    )
+}
+
 /// The state a counterd was in at instant `t` (unix ns), from its answer's
 /// role history; None when it does not answer.
 pub fn role_at(path: &Path, t: u64) -> Option<String> {
@@ -685,6 +717,9 @@ pub struct CheckReport {
     pub longest_gap: Vec<(String, Duration)>,
     /// Per pair, the samples that saw no primary at all.
     pub without_primary: Vec<(String, u64)>,
+    /// (pair, time since start, highest count a primary showed before,
+    /// the lower count a primary showed then): checkpointed state lost.
+    pub count_regressions: Vec<(String, Duration, u64, u64)>,
 }
 
 impl CheckReport {
@@ -726,17 +761,39 @@ impl Checker {
         let handle = std::thread::spawn(move || {
             let start = Instant::now();
             let mut r = CheckReport::default();
+            let mut highest = vec![0u64; sockets.len()];
             let mut gaps: Vec<(Option<Instant>, Duration)> =
                 vec![(None, Duration::ZERO); sockets.len()];
             while !s2.load(Ordering::SeqCst) {
                 let t = Instant::now();
                 for (i, (pair, paths)) in sockets.iter().enumerate() {
                     let instant = halyard_backend::protocol::unix_ns();
-                    let primaries: Vec<String> = paths
-                        .iter()
-                        .filter(|p| role_at(p, instant).is_some_and(|s| s == "primary"))
-                        .map(|p| p.display().to_string())
-                        .collect();
+                    let mut primaries = Vec::new();
+                    for p in paths {
+                        let Some(answer) = query_answer(p) else {
+                            continue;
+                        };
+                        let primary = Timeline::from_query_answer(&answer)
+                            .is_some_and(|h| h.at(instant) == Some("primary"));
+                        if !primary {
+                            continue;
+                        }
+                        primaries.push(p.display().to_string());
+                        // A checkpointed count never goes back, whichever
+                        // member shows it as primary.
+                        let count = answer
+                            .split_whitespace()
+                            .next()
+                            .and_then(|n| n.parse::<u64>().ok());
+                        if let Some(n) = count {
+                            let high = &mut highest[i];
+                            if n < *high {
+                                r.count_regressions
+                                    .push((pair.clone(), t - start, *high, n));
+                            }
+                            *high = (*high).max(n);
+                        }
+                    }
                     if primaries.len() > 1 {
                         r.double_primaries
                             .push((pair.clone(), t - start, primaries.clone()));

@@ -127,6 +127,10 @@ pub struct HaCore {
     pub repo: Repository,
     pub asr: Asr,
     pub watchdog: Arc<Watchdog>,
+    /// The node's majority lease (CLOCK_MONOTONIC ns), set by the
+    /// membership monitor each heartbeat and passed on to HA-aware
+    /// components; None on a single node (no lease bounds a primary).
+    pub lease: Arc<watch::Sender<Option<u64>>>,
 }
 
 /// Owns the core's tasks; `shutdown` stops components (children first)

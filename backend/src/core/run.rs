@@ -93,6 +93,7 @@ impl HaCore {
             repo: repo.clone(),
             asr: Asr::new(repo.pool().clone()),
             watchdog: watchdog.clone(),
+            lease: Arc::new(watch::channel(None).0),
         };
         let tasks = Tasks::new();
 
@@ -158,6 +159,7 @@ impl HaCore {
                 checkpoints.clone(),
                 config.checkpoint_deadline,
                 modes.clone(),
+                core.lease.subscribe(),
                 stop_rx.clone(),
             ),
         );

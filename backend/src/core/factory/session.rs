@@ -17,7 +17,7 @@ use crate::cec::{ErrorKind, ErrorReport};
 use crate::checkpoint::{CheckpointError, CheckpointPush, CheckpointService};
 use crate::crim::Input;
 use crate::lane::{Lane, Supersedes};
-use crate::protocol::{ErrorCode, MAX_LINE, ToAgent, ToComponent, VERSION, encode};
+use crate::protocol::{ErrorCode, MAX_LINE, OLDEST_VERSION, ToAgent, ToComponent, VERSION, encode};
 
 use crate::protocol::unix_ns;
 
@@ -179,6 +179,7 @@ pub(in crate::core) async fn accept_sessions(
     checkpoints: CheckpointService,
     deadline: Duration,
     modes: Modes,
+    lease: watch::Receiver<Option<u64>>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut sessions = JoinSet::new();
@@ -189,7 +190,7 @@ pub(in crate::core) async fn accept_sessions(
                 let Ok((stream, _)) = conn else { continue };
                 let id = next_id;
                 next_id += 1;
-                sessions.spawn(session(stream, id, core.clone(), checkpoints.clone(), deadline, modes.clone()));
+                sessions.spawn(session(stream, id, core.clone(), checkpoints.clone(), deadline, modes.clone(), lease.clone()));
             }
             Some(r) = sessions.join_next(), if !sessions.is_empty() => {
                 crate::tasks::note_panic(r, "an HA-aware component's session");
@@ -208,6 +209,7 @@ pub(in crate::core) async fn session(
     checkpoints: CheckpointService,
     deadline: Duration,
     modes: Modes,
+    mut lease: watch::Receiver<Option<u64>>,
 ) {
     let (r, mut w) = stream.into_split();
     let mut reader = BufReader::new(r);
@@ -244,6 +246,8 @@ pub(in crate::core) async fn session(
         }
     });
     let mut writer_done = false;
+    // Registered at version 2 or later: the node's lease is passed on.
+    let mut leased = false;
     let mut component: Option<String> = None;
     let mut line = Vec::new();
     loop {
@@ -253,6 +257,14 @@ pub(in crate::core) async fn session(
             r = read_line_limited(&mut reader, &mut line) => r,
             // The writer gave up (a dead or stalled reader): so does the session.
             _ = &mut writer, if !writer_done => { writer_done = true; break }
+            // The newest lease only: one lost to a full queue is replaced
+            // by the next heartbeat's.
+            Ok(()) = lease.changed(), if leased => {
+                if let Some(until) = *lease.borrow_and_update() {
+                    let _ = out_tx.try_send(ToComponent::Lease { until });
+                }
+                continue;
+            }
             Some(push) = push_rx.recv() => {
                 let m = match push {
                     CheckpointPush::Full { seq, entries } => ToComponent::CheckpointState { seq, entries },
@@ -299,8 +311,8 @@ pub(in crate::core) async fn session(
                     pid,
                 },
             ) => {
-                if version != VERSION {
-                    let _ = out_tx.send(ToComponent::Error { code: ErrorCode::Version, message: format!("protocol version {version} unsupported; this agent speaks {VERSION}") }).await;
+                if !(OLDEST_VERSION..=VERSION).contains(&version) {
+                    let _ = out_tx.send(ToComponent::Error { code: ErrorCode::Version, message: format!("protocol version {version} unsupported; this agent speaks {OLDEST_VERSION} to {VERSION}") }).await;
                     continue;
                 }
                 let (reply_tx, reply_rx) = oneshot::channel();
@@ -324,7 +336,14 @@ pub(in crate::core) async fn session(
                     break;
                 }
                 match reply_rx.await {
-                    Ok(Ok(_incarnation)) => component = Some(name),
+                    Ok(Ok(_incarnation)) => {
+                        component = Some(name);
+                        leased = version >= 2;
+                        // The lease in force now, right after the registration.
+                        if let Some(until) = leased.then(|| *lease.borrow_and_update()).flatten() {
+                            let _ = out_tx.try_send(ToComponent::Lease { until });
+                        }
+                    }
                     Ok(Err((code, message))) => {
                         let _ = out_tx.send(ToComponent::Error { code, message }).await;
                     }

@@ -1,0 +1,33 @@
+//! The chaos round as a command (release build), for as long as asked:
+//!
+//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S]
+//!
+//! Prints each fault as it is injected, then the report's table (faults,
+//! load, violations). Exits 1 when there is a violation. See
+//! `halyard_tests::chaos` for what it runs and checks.
+
+use std::time::Duration;
+
+use halyard_tests::chaos::{Options, run};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let opts = Options {
+        duration: Duration::from_secs(value("--secs").unwrap_or(120)),
+        seed: value("--seed").unwrap_or_else(halyard_tests::chaos::seed),
+        release: true,
+        converge_bound: Duration::from_secs(30),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let report = run(dir.path(), &opts);
+    println!("{}", report.table());
+    if !report.violations.is_empty() {
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,38 @@
+//! A short chaos round on every run (see `halyard_tests::chaos`): every
+//! face under load while nodes are killed, stalled and partitioned and a
+//! link flaps. The seed is printed; `HALYARD_CHAOS_SEED` replays it.
+
+use std::time::Duration;
+
+use halyard_tests::chaos::{KINDS, Options, run, seed};
+
+#[test]
+fn a_short_chaos_round_breaks_no_invariant() {
+    let _one = crate::cluster::serial();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        duration: Duration::from_secs(100),
+        seed: seed(),
+        release: false,
+        // A debug build on a loaded two-core machine.
+        converge_bound: Duration::from_secs(45),
+    };
+    let report = run(dir.path(), &opts);
+    let table = report.table();
+    eprintln!("{table}");
+    assert!(report.violations.is_empty(), "{table}");
+    // The round did what it says: faults of several kinds, every load
+    // answered, the counters checked at speed.
+    let kinds = KINDS
+        .iter()
+        .filter(|k| report.faults.iter().any(|f| f.kind == **k))
+        .count();
+    assert!(report.faults.len() >= 10 && kinds >= 4, "{table}");
+    assert!(report.checker.rate_hz() >= 100.0, "{table}");
+    for (load, t) in &report.loads {
+        assert!(t.answered > 10, "{load}: {t:?}\n{table}");
+    }
+    assert!(report.edits.iter().all(|(_, ok, _, _)| *ok > 10), "{table}");
+    assert!(report.scrapes.1 > 60, "{table}");
+    assert!(report.sse_events > 0, "{table}");
+}

@@ -1,0 +1,832 @@
+//! The chaos round: the three-node example under every face's load while
+//! faults are injected one after another, with a checker that records
+//! what must never happen.
+//!
+//! Load, for the whole round: SNMP polling (a GET four times a second and
+//! a walk of the element's subtree every two seconds, net-snmp's tools),
+//! two ncclient sessions committing edits of their own ietf-system leaf
+//! through the candidate, a real `prometheus` scraping every node every
+//! second, a server-sent-event client (curl), the example's HA-aware
+//! counters checkpointing every increment, and malformed input to every
+//! face (SNMP garbage, broken SSH/NETCONF framing, bad HTTP).
+//!
+//! Faults, drawn from a seeded generator: `kill -9` of a node (and its
+//! daemons) and of a primary component, SIGSTOP/SIGCONT of an agent (a
+//! stalled, not dead, node) and of a whole node with its daemons (a paused
+//! machine), a partition of one node from the others (both ways), and
+//! link flaps on one of the two cluster links. Each fault is healed, and
+//! the cluster must converge again before the next.
+//!
+//! Checked: never two primaries of one service instance at one instant,
+//! and every primary's checkpointed count monotonic ([`Checker`], sampling
+//! every member's own role history at 100 Hz or more); every acknowledged
+//! NETCONF commit survives on every node; every node reconverges within
+//! [`Options::converge_bound`]; no node is declared lost for a flapping
+//! link; every request to a node with no fault on it is answered.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::{CheckReport, Checker, Cluster, NODES, PAIRS, host_of};
+
+/// What a round does.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long faults are injected.
+    pub duration: Duration,
+    /// Seeds the fault generator (printed in the report to replay a round).
+    pub seed: u64,
+    /// Release or the tests' own build of the agent.
+    pub release: bool,
+    /// Longest a node may take to reconverge after a fault is healed.
+    pub converge_bound: Duration,
+}
+
+/// The fault kinds, in the report's order.
+pub const KINDS: [&str; 6] = [
+    "kill -9 node",
+    "kill -9 primary component",
+    "SIGSTOP agent",
+    "SIGSTOP node",
+    "partition node",
+    "flap link 1",
+];
+
+/// One injected fault and what followed.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub kind: &'static str,
+    pub victim: String,
+    pub at: Duration,
+    /// How long the fault lasted before it was healed.
+    pub held: Duration,
+    /// From the fault to every pair it took a primary from served again.
+    pub failover: Option<Duration>,
+    /// From the heal to a converged cluster.
+    pub reconverge: Option<Duration>,
+}
+
+/// Requests of one load, and how many a node with no fault failed.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Tally {
+    pub sent: u64,
+    pub answered: u64,
+    /// Unanswered by a node that had no fault during the request.
+    pub failed_healthy: u64,
+}
+
+#[derive(Debug, Default)]
+pub struct Report {
+    pub seed: u64,
+    pub elapsed: Duration,
+    pub faults: Vec<Fault>,
+    pub checker: CheckReport,
+    pub violations: Vec<String>,
+    pub loads: BTreeMap<&'static str, Tally>,
+    /// Per editor leaf: commits acknowledged, failed, and the last
+    /// acknowledged value.
+    pub edits: Vec<(String, u64, u64, u64)>,
+    pub sse_events: u64,
+    /// Prometheus: scrapes attempted and scrapes that succeeded.
+    pub scrapes: (u64, u64),
+    pub garbage_sent: u64,
+}
+
+impl Report {
+    /// The report as a table (Markdown).
+    pub fn table(&self) -> String {
+        let mut s = format!(
+            "chaos round: seed {}, {:.0} s, {} faults, checker {} samples at {:.0} Hz\n\n",
+            self.seed,
+            self.elapsed.as_secs_f64(),
+            self.faults.len(),
+            self.checker.samples,
+            self.checker.rate_hz()
+        );
+        s.push_str(
+            "| fault | injected | worst fail-over | worst reconvergence |\n|---|---|---|---|\n",
+        );
+        let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{} ms", d.as_millis()));
+        for k in KINDS {
+            let of: Vec<&Fault> = self.faults.iter().filter(|f| f.kind == k).collect();
+            s.push_str(&format!(
+                "| {k} | {} | {} | {} |\n",
+                of.len(),
+                ms(of.iter().filter_map(|f| f.failover).max()),
+                ms(of.iter().filter_map(|f| f.reconverge).max()),
+            ));
+        }
+        s.push_str(
+            "\n| load | sent | answered | unanswered by a healthy node |\n|---|---|---|---|\n",
+        );
+        for (k, t) in &self.loads {
+            s.push_str(&format!(
+                "| {k} | {} | {} | {} |\n",
+                t.sent, t.answered, t.failed_healthy
+            ));
+        }
+        for (leaf, ok, err, last) in &self.edits {
+            s.push_str(&format!(
+                "| NETCONF commits of {leaf} | {} | {ok} | last acknowledged #{last} |\n",
+                ok + err
+            ));
+        }
+        s.push_str(&format!(
+            "| prometheus scrapes | {} | {} | |\n| SSE events received | | {} | |\n| malformed inputs sent | {} | | |\n",
+            self.scrapes.0, self.scrapes.1, self.sse_events, self.garbage_sent
+        ));
+        s.push_str(&format!(
+            "\nviolations: {}\n",
+            if self.violations.is_empty() {
+                "0".to_string()
+            } else {
+                format!(
+                    "{}\n  {}",
+                    self.violations.len(),
+                    self.violations.join("\n  ")
+                )
+            }
+        ));
+        s
+    }
+}
+
+/// A seed from the clock, for rounds not asked to replay one
+/// (`HALYARD_CHAOS_SEED` replays one in the tests).
+pub fn seed() -> u64 {
+    std::env::var("HALYARD_CHAOS_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        })
+}
+
+/// A small seeded generator (xorshift64*): the same seed, the same faults.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn ms(&mut self, lo: u64, hi: u64) -> Duration {
+        Duration::from_millis(lo + self.below(hi - lo + 1))
+    }
+}
+
+/// Which nodes have a fault on them now, and a per-node epoch that moves
+/// at every fault's start and heal: a request that saw the same epoch
+/// before and after, with no fault, was owed an answer.
+#[derive(Debug, Default)]
+struct Health {
+    faulted: Mutex<BTreeMap<String, bool>>,
+    epoch: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Health {
+    fn set(&self, node: &str, faulted: bool) {
+        self.faulted.lock().unwrap().insert(node.into(), faulted);
+        *self.epoch.lock().unwrap().entry(node.into()).or_default() += 1;
+    }
+    fn mark(&self, node: &str) -> Option<u64> {
+        let f = self.faulted.lock().unwrap();
+        if f.get(node).copied().unwrap_or(false) {
+            return None;
+        }
+        Some(self.epoch.lock().unwrap().get(node).copied().unwrap_or(0))
+    }
+    fn still(&self, node: &str, mark: u64) -> bool {
+        self.mark(node) == Some(mark)
+    }
+    fn healthy(&self) -> Vec<String> {
+        let f = self.faulted.lock().unwrap();
+        NODES
+            .iter()
+            .filter(|n| !f.get(**n).copied().unwrap_or(false))
+            .map(|n| n.to_string())
+            .collect()
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Addrs {
+    node: String,
+    snmp: String,
+    netconf: String,
+    http: String,
+}
+
+/// Runs one round in `dir` (the nodes' data, logs and Prometheus).
+pub fn run(dir: &Path, opts: &Options) -> Report {
+    let mut c = Cluster::start(dir, opts.release);
+    crate::wait_until("a steady cluster", 90, || c.steady());
+    let addrs: Vec<Addrs> = c
+        .nodes
+        .iter()
+        .map(|n| Addrs {
+            node: n.name.clone(),
+            snmp: n.snmp.clone(),
+            netconf: n.netconf.clone(),
+            http: n.http.clone(),
+        })
+        .collect();
+    let health = Arc::new(Health::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let loads: Arc<Mutex<BTreeMap<&'static str, Tally>>> = Arc::default();
+    let sse = Arc::new(AtomicU64::new(0));
+    let garbage = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    let spawn_load = |f: Box<dyn FnOnce() + Send>| std::thread::spawn(f);
+    {
+        let (a, h, s, l) = (addrs.clone(), health.clone(), stop.clone(), loads.clone());
+        threads.push(spawn_load(Box::new(move || snmp_load(&a, &h, &s, &l))));
+    }
+    {
+        let (a, h, s, n) = (addrs.clone(), health.clone(), stop.clone(), sse.clone());
+        threads.push(spawn_load(Box::new(move || sse_load(&a, &h, &s, &n))));
+    }
+    {
+        let (a, s, g) = (addrs.clone(), stop.clone(), garbage.clone());
+        threads.push(spawn_load(Box::new(move || garbage_load(&a, &s, &g))));
+    }
+    let editors: Vec<Editor> = ["contact", "location"]
+        .iter()
+        .enumerate()
+        .map(|(i, leaf)| {
+            // Each starts on its own node, and moves on when it fails.
+            let mut order: Vec<String> = addrs.iter().map(|a| a.netconf.clone()).collect();
+            order.rotate_left(i);
+            Editor::start(leaf, &order)
+        })
+        .collect();
+    let prometheus = Prometheus::start(dir, &addrs);
+    let checker = Checker::start(&c);
+
+    let mut rng = Rng(opts.seed.max(1));
+    let mut report = Report {
+        seed: opts.seed,
+        ..Report::default()
+    };
+    let start = Instant::now();
+    while start.elapsed() < opts.duration {
+        std::thread::sleep(rng.ms(1000, 3000));
+        let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+        let victim = NODES[rng.below(NODES.len() as u64) as usize].to_string();
+        let lost_before = declared_lost(&c);
+        let mut f = inject(&mut c, &health, &mut rng, kind, &victim, start);
+        f.reconverge = converge(&c, opts.converge_bound);
+        if f.reconverge.is_none() {
+            report.violations.push(format!(
+                "{kind} of {victim} at {:.1} s: no reconvergence within {:?}",
+                f.at.as_secs_f64(),
+                opts.converge_bound
+            ));
+        }
+        if kind == "flap link 1" && declared_lost(&c) > lost_before {
+            report.violations.push(format!(
+                "a node was declared lost while one of two links flapped at {:.1} s",
+                f.at.as_secs_f64()
+            ));
+        }
+        eprintln!(
+            "chaos: {:>6.1} s {kind} {victim} held {} ms, fail-over {:?}, reconverged {:?}",
+            f.at.as_secs_f64(),
+            f.held.as_millis(),
+            f.failover,
+            f.reconverge
+        );
+        report.faults.push(f);
+    }
+    report.elapsed = start.elapsed();
+    report.checker = checker.finish();
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    report.loads = loads.lock().unwrap().clone();
+    report.sse_events = sse.load(Ordering::SeqCst);
+    report.garbage_sent = garbage.load(Ordering::SeqCst);
+    report.scrapes = prometheus.scrapes();
+
+    // Every acknowledged commit survives, on every node.
+    for e in editors {
+        let (leaf, ok, err, last) = e.finish();
+        if last > 0 {
+            // Every node applies the last commit within a moment.
+            let deadline = Instant::now() + Duration::from_secs(20);
+            let (held, shown) = loop {
+                let shown: Vec<(&str, Option<String>)> = NODES
+                    .iter()
+                    .map(|n| {
+                        let v = c
+                            .attrs(n, "ne=1")
+                            .and_then(|a| a[&leaf].as_str().map(String::from));
+                        (*n, v)
+                    })
+                    .collect();
+                let all = shown.iter().all(|(_, v)| {
+                    v.as_deref()
+                        .and_then(|v| v.rsplit('-').next())
+                        .and_then(|k| k.parse::<u64>().ok())
+                        .is_some_and(|k| k >= last)
+                });
+                if all || Instant::now() > deadline {
+                    break (all, shown);
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            };
+            if !held {
+                report.violations.push(format!(
+                    "the acknowledged commit #{last} of {leaf} is lost: nodes show {shown:?}"
+                ));
+            }
+        }
+        report.edits.push((leaf, ok, err, last));
+    }
+    let r = &report.checker;
+    for (pair, at, who) in r.double_primaries.iter().take(5) {
+        report.violations.push(format!(
+            "two primaries of {pair} at {:.3} s: {who:?}",
+            at.as_secs_f64()
+        ));
+    }
+    if r.double_primaries.len() > 5 {
+        report.violations.push(format!(
+            "... {} samples with two primaries in all",
+            r.double_primaries.len()
+        ));
+    }
+    for (pair, at, high, low) in r.count_regressions.iter().take(5) {
+        report.violations.push(format!(
+            "the count of {pair} went back from {high} to {low} at {:.3} s",
+            at.as_secs_f64()
+        ));
+    }
+    for (k, t) in &report.loads {
+        if t.failed_healthy > 0 {
+            report.violations.push(format!(
+                "{k}: {} requests to a node with no fault went unanswered",
+                t.failed_healthy
+            ));
+        }
+    }
+    report
+}
+
+/// Injects one fault, holds it, heals it.
+fn inject(
+    c: &mut Cluster,
+    health: &Health,
+    rng: &mut Rng,
+    kind: &'static str,
+    victim: &str,
+    start: Instant,
+) -> Fault {
+    let at = start.elapsed();
+    // The pairs whose primary the fault takes away.
+    let affected: Vec<&str> = PAIRS
+        .iter()
+        .filter(|(p, _)| {
+            c.primary_of(p)
+                .is_some_and(|(comp, _)| host_of(&comp) == Some(victim))
+        })
+        .map(|(p, _)| *p)
+        .collect();
+    let served_elsewhere = |c: &Cluster| {
+        affected.iter().all(|p| {
+            PAIRS.iter().any(|(q, members)| {
+                q == p
+                    && members.iter().any(|(comp, host)| {
+                        *host != victim && c.query(comp).is_some_and(|(_, s)| s == "primary")
+                    })
+            })
+        })
+    };
+    let mut failover = None;
+    let t0 = Instant::now();
+    let watch = |c: &Cluster, failover: &mut Option<Duration>, hold: Duration| {
+        while t0.elapsed() < hold {
+            if failover.is_none() && !affected.is_empty() && served_elsewhere(c) {
+                *failover = Some(t0.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    match kind {
+        "kill -9 node" => {
+            health.set(victim, true);
+            c.kill9(victim);
+            watch(c, &mut failover, rng.ms(1500, 4000));
+            c.spawn(victim);
+            c.wait_ready(victim);
+        }
+        "kill -9 primary component" => {
+            // A primary member of a random pair, wherever it runs.
+            let (pair, members) = PAIRS[rng.below(PAIRS.len() as u64) as usize];
+            let Some((comp, host)) = members
+                .iter()
+                .find(|(comp, _)| c.query(comp).is_some_and(|(_, s)| s == "primary"))
+            else {
+                return Fault {
+                    kind,
+                    victim: format!("{pair}: no primary"),
+                    at,
+                    held: Duration::ZERO,
+                    failover: None,
+                    reconverge: None,
+                };
+            };
+            let object = format!("ne=1/shelf=1/node={host}/comp={comp}");
+            let pid = c
+                .attrs(host, &object)
+                .and_then(|a| a["pid"].as_u64())
+                .filter(|p| *p > 1);
+            if let Some(pid) = pid {
+                crate::kill9(&pid.to_string());
+            }
+            let t0 = Instant::now();
+            while t0.elapsed() < Duration::from_secs(30) {
+                // first_recovery = fail-over: the other member takes over.
+                if c.primary_of(pair).is_some_and(|(p, _)| p != *comp) {
+                    failover = Some(t0.elapsed());
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return Fault {
+                kind,
+                victim: format!("{comp} (pid {})", pid.unwrap_or(0)),
+                at,
+                held: Duration::ZERO,
+                failover,
+                reconverge: None,
+            };
+        }
+        "SIGSTOP agent" | "SIGSTOP node" => {
+            let tree = kind == "SIGSTOP node";
+            health.set(victim, true);
+            c.signal(victim, "STOP", tree);
+            watch(c, &mut failover, rng.ms(1000, 3000));
+            c.signal(victim, "CONT", tree);
+        }
+        "partition node" => {
+            health.set(victim, true);
+            let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
+            for o in &others {
+                c.invoke(victim, &node_object(o), "Disconnect", &[]);
+                c.invoke(o, &node_object(victim), "Disconnect", &[]);
+            }
+            watch(c, &mut failover, rng.ms(1500, 4000));
+            for o in &others {
+                c.invoke(victim, &node_object(o), "Reconnect", &[]);
+                c.invoke(o, &node_object(victim), "Reconnect", &[]);
+            }
+        }
+        "flap link 1" => {
+            // Link 1 (the second address) goes down and up three times on
+            // every node: no node may be lost, nothing fails over.
+            for _ in 0..3 {
+                set_link(c, true);
+                std::thread::sleep(rng.ms(300, 1500));
+                set_link(c, false);
+                std::thread::sleep(rng.ms(200, 800));
+            }
+        }
+        _ => unreachable!("{kind}"),
+    }
+    let held = t0.elapsed();
+    health.set(victim, false);
+    Fault {
+        kind,
+        victim: victim.to_string(),
+        at,
+        held,
+        failover,
+        reconverge: None,
+    }
+}
+
+/// How many times the nodes' logs say a node was declared lost.
+fn declared_lost(c: &Cluster) -> usize {
+    NODES
+        .iter()
+        .map(|n| {
+            std::fs::read_to_string(c.log(n))
+                .unwrap_or_default()
+                .matches("declaring the node lost")
+                .count()
+        })
+        .sum()
+}
+
+fn set_link(c: &Cluster, down: bool) {
+    for n in NODES {
+        let d = if down { "true" } else { "false" };
+        c.invoke(
+            n,
+            &node_object(n),
+            "SetLinkDown",
+            &[("Link", "1"), ("Down", d)],
+        );
+    }
+}
+
+fn node_object(n: &str) -> String {
+    format!("ne=1/shelf=1/node={n}")
+}
+
+/// Waits until every node runs, every node names the same master, every
+/// node sees every node a member, and every 2N pair has one primary and
+/// one secondary. Returns how long that took, or None past `bound`.
+fn converge(c: &Cluster, bound: Duration) -> Option<Duration> {
+    let t0 = Instant::now();
+    while t0.elapsed() < bound {
+        let masters: Vec<Option<String>> = NODES.iter().map(|n| c.master(n)).collect();
+        let agreed = masters[0].is_some() && masters.iter().all(|m| *m == masters[0]);
+        if agreed
+            && c.steady()
+            && NODES.iter().all(|n| {
+                NODES.iter().all(|m| {
+                    c.attrs(n, &node_object(m))
+                        .is_some_and(|a| a["membership"] == "member")
+                })
+            })
+        {
+            return Some(t0.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn tally(loads: &Mutex<BTreeMap<&'static str, Tally>>, load: &'static str, ok: bool, owed: bool) {
+    let mut l = loads.lock().unwrap();
+    let t = l.entry(load).or_default();
+    t.sent += 1;
+    if ok {
+        t.answered += 1;
+    } else if owed {
+        t.failed_healthy += 1;
+    }
+}
+
+/// An NMS: a GET of sysUpTime and the node table's first row four times a
+/// second, a walk of the element's subtree every two seconds (v2c), each
+/// to a node with no fault on it.
+fn snmp_load(
+    addrs: &[Addrs],
+    health: &Health,
+    stop: &AtomicBool,
+    loads: &Mutex<BTreeMap<&'static str, Tally>>,
+) {
+    let mut i = 0u64;
+    while !stop.load(Ordering::SeqCst) {
+        i += 1;
+        let healthy = health.healthy();
+        let Some(a) = addrs
+            .iter()
+            .filter(|a| healthy.contains(&a.node))
+            .nth((i % healthy.len().max(1) as u64) as usize)
+        else {
+            std::thread::sleep(Duration::from_millis(250));
+            continue;
+        };
+        let walk = i.is_multiple_of(8);
+        let Some(mark) = health.mark(&a.node) else {
+            continue;
+        };
+        let mut cmd = Command::new(if walk { "snmpwalk" } else { "snmpget" });
+        cmd.args(["-v2c", "-c", "public", "-t", "3", "-r", "2", "-On"])
+            .arg(&a.snmp);
+        if walk {
+            cmd.arg("1.3.6.1.4.1.32473.77");
+        } else {
+            cmd.args(["1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0"]);
+        }
+        let out = cmd.stderr(Stdio::null()).output();
+        let ok = out.is_ok_and(|o| o.status.success() && !o.stdout.is_empty());
+        let owed = health.still(&a.node, mark);
+        tally(loads, if walk { "SNMP walk" } else { "SNMP get" }, ok, owed);
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// One server-sent-event client, moving to another node when its stream ends.
+fn sse_load(addrs: &[Addrs], health: &Health, stop: &AtomicBool, events: &AtomicU64) {
+    let mut i = 0;
+    while !stop.load(Ordering::SeqCst) {
+        i += 1;
+        let healthy = health.healthy();
+        let Some(a) = addrs
+            .iter()
+            .filter(|a| healthy.contains(&a.node))
+            .nth(i % healthy.len().max(1))
+        else {
+            std::thread::sleep(Duration::from_millis(250));
+            continue;
+        };
+        let Ok(mut child) = Command::new("curl")
+            .args(["-sN", "-m", "20", "-u", "operator:halyard-demo"])
+            .arg(format!("http://{}/api/v1/events", a.http))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+        else {
+            return;
+        };
+        let out = child.stdout.take().unwrap();
+        for line in BufReader::new(out).lines() {
+            let Ok(line) = line else { break };
+            if line.starts_with("event:") {
+                events.fetch_add(1, Ordering::SeqCst);
+            }
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// Malformed input to every face of every node, a few a second: SNMP
+/// garbage and a truncated BER message, a broken SSH banner on the NETCONF
+/// port, bad HTTP request lines.
+fn garbage_load(addrs: &[Addrs], stop: &AtomicBool, sent: &AtomicU64) {
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let mut i = 0u8;
+    while !stop.load(Ordering::SeqCst) {
+        i = i.wrapping_add(1);
+        for a in addrs {
+            let _ = udp.send_to(&[0x30, 0x82, 0xff, 0xff, 0x02, 0x01, i], &a.snmp);
+            let _ = udp.send_to(b"\x30\x03\x02\x01", &a.snmp);
+            for (addr, text) in [
+                (
+                    &a.netconf,
+                    &b"SSH-2.0-garbage\r\n\x00\x00\x00\x05\x00\x00\x00\x00\x00]]>]]>"[..],
+                ),
+                (
+                    &a.http,
+                    &b"GET /api/v1/objects/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+                ),
+                (&a.http, &b"BREW / HTCPCP/1.0\r\n\r\n"[..]),
+            ] {
+                if let Ok(mut s) = TcpStream::connect_timeout(
+                    &addr.parse().expect("address"),
+                    Duration::from_millis(500),
+                ) {
+                    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
+                    let _ = s.write_all(text);
+                    let _ = s.read(&mut [0u8; 512]);
+                }
+            }
+            sent.fetch_add(5, Ordering::SeqCst);
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// An ncclient session committing edits of one ietf-system leaf.
+struct Editor {
+    leaf: String,
+    child: Child,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl Editor {
+    fn start(leaf: &str, addrs: &[String]) -> Editor {
+        let mut child = Command::new("python3")
+            .arg("-c")
+            .arg(include_str!("chaos_editor.py"))
+            .arg(leaf)
+            .args(addrs)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 with ncclient");
+        let out = child.stdout.take().unwrap();
+        let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+        let l2 = lines.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                l2.lock().unwrap().push(line);
+            }
+        });
+        Editor {
+            leaf: leaf.into(),
+            child,
+            lines,
+            reader,
+        }
+    }
+
+    /// Ends the session: (leaf, acknowledged, failed, last acknowledged).
+    fn finish(mut self) -> (String, u64, u64, u64) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline && self.child.try_wait().ok().flatten().is_none() {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.reader.join();
+        let lines = self.lines.lock().unwrap();
+        let mut ok = 0;
+        let mut err = 0;
+        let mut last = 0;
+        for l in lines.iter() {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next().and_then(|n| n.parse::<u64>().ok())) {
+                (Some("ok"), Some(n)) => {
+                    ok += 1;
+                    last = last.max(n);
+                }
+                (Some("err"), _) => err += 1,
+                _ => {}
+            }
+        }
+        (self.leaf.clone(), ok, err, last)
+    }
+}
+
+/// A real Prometheus scraping every node's `/metrics` every second.
+struct Prometheus {
+    child: Child,
+    port: u16,
+}
+
+impl Prometheus {
+    fn start(dir: &Path, addrs: &[Addrs]) -> Prometheus {
+        let port = crate::free_port();
+        let targets: Vec<String> = addrs.iter().map(|a| format!("'{}'", a.http)).collect();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 900ms\nscrape_configs:\n  - job_name: halyard\n    static_configs:\n      - targets: [{}]\n",
+                targets.join(", ")
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus");
+        Prometheus { child, port }
+    }
+
+    /// (scrapes attempted, scrapes that succeeded) over the round, from
+    /// Prometheus's own `up` series.
+    fn scrapes(&self) -> (u64, u64) {
+        let q = |expr: &str| -> u64 {
+            let out = Command::new("curl")
+                .args(["-s", "-m", "10", "--data-urlencode"])
+                .arg(format!("query={expr}"))
+                .arg(format!("http://127.0.0.1:{}/api/v1/query", self.port))
+                .output();
+            out.ok()
+                .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+                .and_then(|v| {
+                    v["data"]["result"][0]["value"][1]
+                        .as_str()
+                        .and_then(|s| s.parse::<f64>().ok())
+                })
+                .map_or(0, |f| f as u64)
+        };
+        (
+            q("sum(count_over_time(up[1h]))"),
+            q("sum(sum_over_time(up[1h]))"),
+        )
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
