@@ -115,9 +115,13 @@ pub async fn publish_status(
     view: ClusterView,
     root: String,
     node_objects: BTreeMap<String, String>,
+    joiners: std::collections::BTreeSet<String>,
     failure: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // A node out of the voters is joining when it is configured to join
+    // (again, after an eviction: it can be admitted again), and has left
+    // otherwise (an initial member, evicted).
     let mut tick = tokio::time::interval(Duration::from_millis(200));
     let mut n = 0u32;
     let me = view.me();
@@ -139,7 +143,11 @@ pub async fn publish_status(
             };
             let age = s.heard_ms.unwrap_or(u64::from(u32::MAX));
             let membership = if !s.voter {
-                MembershipState::Joining
+                if joiners.contains(&s.name) {
+                    MembershipState::Joining
+                } else {
+                    MembershipState::Left
+                }
             } else if !s.up {
                 MembershipState::Down
             } else if s.name != me && age > failure.as_millis() as u64 {

@@ -428,6 +428,11 @@ async fn run_node(
             view.clone(),
             el.root.clone(),
             el.node_objects.clone(),
+            cfg.nodes
+                .iter()
+                .filter(|n| n.join)
+                .map(|n| n.name.get_ref().clone())
+                .collect(),
             *failure,
             stop_rx.clone(),
         )));

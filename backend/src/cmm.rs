@@ -241,13 +241,26 @@ pub async fn run(
                     .filter_map(|(_, p)| p.round_trip)
                     .collect();
                 trips.sort_unstable_by(|a, b| b.cmp(a));
-                let quorum = majority <= 1
-                    || trips.get(majority - 2).is_some_and(|t| now.duration_since(*t) <= cfg.lease);
-                // The same lease as an instant, for the HA-aware components:
-                // they quiesce at it by themselves, even with this agent
-                // stalled (the fence below needs the agent to run).
-                if majority > 1 && let Some(t) = trips.get(majority - 2) {
-                    let until = (crate::protocol::mono_ns() + cfg.lease.as_nanos() as u64)
+                // A node evicted from the voters holds no lease at all.
+                let evicted = !voters.is_empty() && !voters.contains(&my_id);
+                let quorum = !evicted
+                    && (majority <= 1
+                        || trips.get(majority - 2).is_some_and(|t| now.duration_since(*t) <= cfg.lease));
+                // The lease as an instant, for the HA-aware components: they
+                // quiesce at it by themselves, even with this agent stalled
+                // (the fence below needs the agent to run). Its bound is
+                // the promotion's, less two heartbeats: the majority that
+                // declares this node lost includes a node of the round trip
+                // counted here (two majorities meet), which had not heard
+                // this node for `failure` since at least the round trip's
+                // send instant `t`. So no standby is promoted before
+                // t + failure, and the components stop at
+                // t + failure - 2 heartbeats (never before the fence's
+                // t + lease: the timers' check keeps failure >= lease + 2
+                // heartbeats), with room for a busy agent's late renewals.
+                if majority > 1 && !evicted && let Some(t) = trips.get(majority - 2) {
+                    let bound = cfg.failure.saturating_sub(2 * cfg.heartbeat);
+                    let until = (crate::protocol::mono_ns() + bound.as_nanos() as u64)
                         .saturating_sub(now.duration_since(*t).as_nanos() as u64);
                     core.lease.send_if_modified(|l| {
                         let later = l.is_none_or(|v| until > v);

@@ -1,9 +1,10 @@
 //! The chaos round as a command (release build), for as long as asked:
 //!
-//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S]
+//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S] [--sample-secs N]
 //!
 //! Prints each fault as it is injected, then the report's table (faults,
-//! load, violations). Exits 1 when there is a violation. See
+//! load, each node's resources first / last / max, violations). An hour
+//! is the soak: `-- --secs 3600 --sample-secs 60`. Exits 1 when there is a violation. See
 //! `halyard_tests::chaos` for what it runs and checks.
 
 use std::time::Duration;
@@ -23,6 +24,7 @@ fn main() {
         seed: value("--seed").unwrap_or_else(halyard_tests::chaos::seed),
         release: true,
         converge_bound: Duration::from_secs(30),
+        sample_every: Duration::from_secs(value("--sample-secs").unwrap_or(30)),
     };
     let dir = tempfile::tempdir().unwrap();
     let report = run(dir.path(), &opts);

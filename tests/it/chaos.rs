@@ -16,6 +16,7 @@ fn a_short_chaos_round_breaks_no_invariant() {
         release: false,
         // A debug build on a loaded two-core machine.
         converge_bound: Duration::from_secs(45),
+        sample_every: Duration::from_secs(20),
     };
     let report = run(dir.path(), &opts);
     let table = report.table();
@@ -35,4 +36,9 @@ fn a_short_chaos_round_breaks_no_invariant() {
     assert!(report.edits.iter().all(|(_, ok, _, _)| *ok > 10), "{table}");
     assert!(report.scrapes.1 > 60, "{table}");
     assert!(report.sse_events > 0, "{table}");
+    // Every node's resources were read (a node may be down at a sample).
+    assert!(
+        report.resources.len() == 3 && report.resources.values().all(|v| !v.is_empty()),
+        "{table}"
+    );
 }

@@ -675,3 +675,52 @@ fn a_stalled_agents_primaries_quiesce_by_their_lease_before_the_standbys_take_ov
     wait_steady(&c);
     assert_one_primary(&checker.finish());
 }
+
+#[test]
+fn a_dead_node_is_evicted_and_replaced_and_the_new_majority_fails_over() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start_joining(dir.path(), false, "n4");
+    wait_steady(&c);
+    // n3 dies for good.
+    c.kill9("n3");
+    wait_until("n3 shown down", 20, || {
+        c.attrs("n1", &node_object("n3"))
+            .is_some_and(|a| a["membership"] == "down")
+    });
+    // A node is evicted through another node's face, never its own.
+    let (code, body) = c.invoke_full("n2", &node_object("n2"), "Evict", &[]);
+    assert_eq!(code, 422, "{body}");
+    let (code, body) = c.invoke_full("n1", &node_object("n3"), "Evict", &[]);
+    assert_eq!(code, 202, "{body}");
+    for n in ["n1", "n2"] {
+        wait_until(&format!("n3 shown left on {n}"), 20, || {
+            c.attrs(n, &node_object("n3"))
+                .is_some_and(|a| a["membership"] == "left")
+        });
+    }
+    // Its replacement, configured to join, is admitted.
+    let (code, body) = c.invoke_full("n2", &node_object("n4"), "Admit", &[]);
+    assert_eq!(code, 202, "{body}");
+    for n in ["n1", "n2", "n4"] {
+        wait_until(&format!("n4 a member as {n} sees it"), 30, || {
+            c.attrs(n, &node_object("n4"))
+                .is_some_and(|a| a["membership"] == "member")
+        });
+    }
+    // Three voters again (n1, n2, n4): one more loss leaves a majority, and
+    // the counter fails over. Had n3 stayed a voter, two of four would
+    // not be one.
+    let (primary, before) = c.primary_of("counter").unwrap();
+    let victim = host_of(&primary).unwrap();
+    c.kill9(victim);
+    wait_until("the counter served again by the new majority", 30, || {
+        c.primary_of("counter")
+            .is_some_and(|(p, n)| host_of(&p) != Some(victim) && n >= before)
+    });
+    let survivor = ["n1", "n2"].into_iter().find(|n| *n != victim).unwrap();
+    wait_until("a master among the survivors", 30, || {
+        c.master(survivor)
+            .is_some_and(|m| m == survivor || m == "n4")
+    });
+}

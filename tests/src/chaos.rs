@@ -46,6 +46,22 @@ pub struct Options {
     pub release: bool,
     /// Longest a node may take to reconverge after a fault is healed.
     pub converge_bound: Duration,
+    /// How often each node's resources are sampled (a soak's figures).
+    pub sample_every: Duration,
+}
+
+/// One node's resources at one instant, from its `/metrics` and its data
+/// directory.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Resources {
+    pub at: Duration,
+    pub rss_mb: f64,
+    pub fds: u64,
+    pub tasks: u64,
+    /// Every file of the data directory (SQLite state, raft log, ...).
+    pub data_mb: f64,
+    /// The consensus log and its snapshots alone.
+    pub raft_mb: f64,
 }
 
 /// The fault kinds, in the report's order.
@@ -96,6 +112,8 @@ pub struct Report {
     /// Prometheus: scrapes attempted and scrapes that succeeded.
     pub scrapes: (u64, u64),
     pub garbage_sent: u64,
+    /// Per node, its samples in time order.
+    pub resources: BTreeMap<String, Vec<Resources>>,
 }
 
 impl Report {
@@ -141,6 +159,25 @@ impl Report {
             "| prometheus scrapes | {} | {} | |\n| SSE events received | | {} | |\n| malformed inputs sent | {} | | |\n",
             self.scrapes.0, self.scrapes.1, self.sse_events, self.garbage_sent
         ));
+        if !self.resources.is_empty() {
+            s.push_str("\n| node | samples | RSS MB first / last / max | fds first / last / max | tasks first / last / max | data MB first / last / max | raft MB first / last / max |\n|---|---|---|---|---|---|---|\n");
+            for (n, v) in &self.resources {
+                let (Some(a), Some(z)) = (v.first(), v.last()) else {
+                    continue;
+                };
+                let maxf = |f: fn(&Resources) -> f64| v.iter().map(f).fold(0.0, f64::max);
+                let maxu = |f: fn(&Resources) -> u64| v.iter().map(f).max().unwrap_or(0);
+                s.push_str(&format!(
+                    "| {n} | {} | {:.0} / {:.0} / {:.0} | {} / {} / {} | {} / {} / {} | {:.1} / {:.1} / {:.1} | {:.1} / {:.1} / {:.1} |\n",
+                    v.len(),
+                    a.rss_mb, z.rss_mb, maxf(|r| r.rss_mb),
+                    a.fds, z.fds, maxu(|r| r.fds),
+                    a.tasks, z.tasks, maxu(|r| r.tasks),
+                    a.data_mb, z.data_mb, maxf(|r| r.data_mb),
+                    a.raft_mb, z.raft_mb, maxf(|r| r.raft_mb),
+                ));
+            }
+        }
         s.push_str(&format!(
             "\nviolations: {}\n",
             if self.violations.is_empty() {
@@ -263,6 +300,23 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         let (a, s, g) = (addrs.clone(), stop.clone(), garbage.clone());
         threads.push(spawn_load(Box::new(move || garbage_load(&a, &s, &g))));
     }
+    let resources: Arc<Mutex<BTreeMap<String, Vec<Resources>>>> = Arc::default();
+    {
+        let dirs: Vec<(String, String, std::path::PathBuf)> = c
+            .nodes
+            .iter()
+            .map(|n| (n.name.clone(), n.http.clone(), n.data.clone()))
+            .collect();
+        let (h, s, r, every) = (
+            health.clone(),
+            stop.clone(),
+            resources.clone(),
+            opts.sample_every,
+        );
+        threads.push(spawn_load(Box::new(move || {
+            sample(&dirs, &h, &s, &r, every)
+        })));
+    }
     let editors: Vec<Editor> = ["contact", "location"]
         .iter()
         .enumerate()
@@ -321,6 +375,7 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
     report.sse_events = sse.load(Ordering::SeqCst);
     report.garbage_sent = garbage.load(Ordering::SeqCst);
     report.scrapes = prometheus.scrapes();
+    report.resources = resources.lock().unwrap().clone();
 
     // Every acknowledged commit survives, on every node.
     for e in editors {
@@ -623,6 +678,92 @@ fn snmp_load(
         tally(loads, if walk { "SNMP walk" } else { "SNMP get" }, ok, owed);
         std::thread::sleep(Duration::from_millis(250));
     }
+}
+
+/// Samples every node with no fault on it: its `/metrics` process gauges
+/// and the size of its data directory.
+fn sample(
+    nodes: &[(String, String, std::path::PathBuf)],
+    health: &Health,
+    stop: &AtomicBool,
+    out: &Mutex<BTreeMap<String, Vec<Resources>>>,
+    every: Duration,
+) {
+    let start = Instant::now();
+    let mut next = Duration::ZERO;
+    while !stop.load(Ordering::SeqCst) {
+        if start.elapsed() < next {
+            std::thread::sleep(Duration::from_millis(100));
+            continue;
+        }
+        next += every;
+        for (name, http, data) in nodes {
+            if health.mark(name).is_none() {
+                continue;
+            }
+            let Ok(o) = Command::new("curl")
+                .args(["-s", "-m", "10"])
+                .arg(format!("http://{http}/metrics"))
+                .output()
+            else {
+                continue;
+            };
+            let text = String::from_utf8_lossy(&o.stdout);
+            let gauge = |name: &str| {
+                text.lines().find_map(|l| {
+                    l.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                })
+            };
+            let (Some(rss), Some(fds), Some(tasks)) = (
+                gauge("process_resident_memory_bytes"),
+                gauge("process_open_fds"),
+                gauge("halyard_runtime_alive_tasks"),
+            ) else {
+                continue;
+            };
+            let (all, raft) = dir_bytes(data);
+            out.lock()
+                .unwrap()
+                .entry(name.clone())
+                .or_default()
+                .push(Resources {
+                    at: start.elapsed(),
+                    rss_mb: rss / 1e6,
+                    fds: fds as u64,
+                    tasks: tasks as u64,
+                    data_mb: all as f64 / 1e6,
+                    raft_mb: raft as f64 / 1e6,
+                });
+        }
+    }
+}
+
+/// Bytes of every file under `dir`, and of those whose path names raft.
+fn dir_bytes(dir: &Path) -> (u64, u64) {
+    let mut all = 0;
+    let mut raft = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let Ok(m) = e.metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                all += m.len();
+                if e.path().to_string_lossy().contains("raft") {
+                    raft += m.len();
+                }
+            }
+        }
+    }
+    (all, raft)
 }
 
 /// One server-sent-event client, moving to another node when its stream ends.

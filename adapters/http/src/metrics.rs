@@ -616,6 +616,17 @@ impl Collector for ProcessCollector {
             )?;
             ConstGauge::new(fds.count() as i64).encode(me)?;
         }
+        // Tasks alive in the agent's runtime: flat on an idle agent, so a
+        // soak shows a leak of spawned tasks.
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let me = encoder.encode_descriptor(
+                "halyard_runtime_alive_tasks",
+                "Tasks alive in the agent's async runtime",
+                None,
+                MetricType::Gauge,
+            )?;
+            ConstGauge::new(rt.metrics().num_alive_tasks() as i64).encode(me)?;
+        }
         Ok(())
     }
 }

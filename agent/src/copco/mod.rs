@@ -184,7 +184,7 @@ pub async fn invoke(
     if obj.class.name == "Node"
         && matches!(
             method.name,
-            "Admit" | "Disconnect" | "Reconnect" | "SetLinkDown"
+            "Admit" | "Evict" | "Disconnect" | "Reconnect" | "SetLinkDown"
         )
     {
         return cluster_operation(model, target, method.name, &args, &principal).await;
@@ -512,6 +512,36 @@ async fn cluster_operation(
                 return Err(ModelError::CommitFailed { reason: detail });
             }
             detail
+        }
+        "Evict" => {
+            if node == hooks.me {
+                return refuse(format!(
+                    "a node is evicted through another node's face, not its own ({node})"
+                ));
+            }
+            // Out of the voters first: the majority is counted without it
+            // from then on (a dead node no longer counts against it).
+            if let Err(e) = hooks.consensus.remove_node(id).await {
+                let detail = format!("{node} not evicted: {e}");
+                model
+                    .audit(principal, &format!("Evict {target}"), &detail)
+                    .await;
+                return Err(ModelError::CommitFailed { reason: detail });
+            }
+            // Then whatever it served fails over (a live evicted node
+            // fences itself: it holds no lease outside the voters).
+            let lost = halyard_backend::cluster::Command::NodeLost {
+                node: node.clone(),
+                restart: false,
+                reason: format!("evicted by {}", principal.user),
+                boot: None,
+            };
+            if let Ok(v) = serde_json::to_value(lost)
+                && let Err(e) = hooks.consensus.propose(v, Duration::from_secs(5)).await
+            {
+                tracing::warn!(%node, error = %e, "evicted, but its loss was not committed");
+            }
+            format!("{node} evicted from the voting members")
         }
         "SetLinkDown" => {
             if node != hooks.me {
