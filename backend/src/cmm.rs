@@ -8,7 +8,9 @@
 //! trip), not just when it heard the peer.
 //!
 //! - The master declares a node lost (a committed `NodeLost`) when it has
-//!   not heard it for `failure`; CRIM then promotes the standbys.
+//!   not heard it for `failure`, or when the node's heartbeat says it is
+//!   cut off and its components' leases are over (a one-way partition:
+//!   heard, but hearing no majority); CRIM then promotes the standbys.
 //! - A node whose round trips with a majority (itself included) are all
 //!   older than `lease` gives up its primaries at once (fencing). Since
 //!   `lease` < `failure`, a node cut off from the majority has demoted its
@@ -73,6 +75,12 @@ struct Beat {
     /// Milliseconds since this sender last heard each node (absent: never).
     #[serde(default)]
     ages: BTreeMap<NodeId, u64>,
+    /// The sender is fenced (no round trip with a majority) and every
+    /// lease it gave its components has run out: nothing of it acts as
+    /// primary, so the master may move its roles at once instead of
+    /// waiting to lose it (it may still be heard: a one-way partition).
+    #[serde(default)]
+    released: bool,
 }
 
 /// Largest heartbeat accepted (a handful of nodes fits easily).
@@ -88,6 +96,9 @@ struct Peer {
     round_trip: Option<Instant>,
     /// The peer's latest report of how long ago it heard each node.
     reported: Option<(Instant, BTreeMap<NodeId, u64>)>,
+    /// When the peer last said it had released its roles (fenced, its
+    /// components' leases over).
+    released: Option<Instant>,
 }
 
 /// Runs the CMM until `stop`.
@@ -153,6 +164,7 @@ pub async fn run(
                     last_seq: 0,
                     round_trip: None,
                     reported: None,
+                    released: None,
                 },
             )
         })
@@ -187,12 +199,13 @@ pub async fn run(
                     tracing::debug!("malformed heartbeat dropped");
                     continue;
                 };
-                if faults.is_isolated_from(beat.from) { continue }
+                if faults.drops_from(beat.from) { continue }
                 let now = Instant::now();
                 if let Some(p) = peers.get_mut(&beat.from) {
                     p.heard = Some(now);
                     p.last_seq = p.last_seq.max(beat.seq);
                     p.reported = Some((now, beat.ages));
+                    p.released = if beat.released { Some(now) } else { None };
                     if let Some(s) = beat.echo.get(&my_id)
                         && let Some((_, at)) = sent.iter().find(|(q, _)| q == s)
                     {
@@ -218,6 +231,8 @@ pub async fn run(
                         .iter()
                         .filter_map(|(id, p)| p.heard.map(|h| (*id, now.duration_since(h).as_millis() as u64)))
                         .collect(),
+                    released: cut_off
+                        && core.lease.borrow().is_none_or(|u| crate::protocol::mono_ns() > u),
                 };
                 let bytes = serde_json::to_vec(&beat).unwrap_or_default();
                 for (id, p) in &peers {
@@ -273,6 +288,7 @@ pub async fn run(
                 if quorum {
                     if cut_off {
                         cut_off = false;
+                        faults.set_muted(false);
                         let _ = core.membership(Membership::Rejoin).await;
                     }
                     had_quorum = true;
@@ -280,6 +296,9 @@ pub async fn run(
                     cut_off = true;
                     tracing::warn!(lease_ms = cfg.lease.as_millis() as u64, "no round trip with a majority within the lease");
                     let _ = core.membership(Membership::Fence).await;
+                    // Heard or not, it asks the group for nothing (no
+                    // elections, no appends) until it hears a majority.
+                    faults.set_muted(true);
                 }
 
                 // What every face shows.
@@ -317,15 +336,24 @@ pub async fn run(
                             })
                             .count();
                         let agreed = 1 + silent_others >= majority;
-                        if up && silent > cfg.failure && agreed && !pending.contains(id) {
+                        // Or it says it let go of its roles: heard, but
+                        // cut off (it hears no majority).
+                        let released = p.released.is_some_and(|t| now.duration_since(t) <= cfg.failure / 2);
+                        if up && ((silent > cfg.failure && agreed) || released) && !pending.contains(id) {
                             pending.insert(*id);
                             let c = consensus.clone();
                             let node = p.name.clone();
                             let id = *id;
                             let ms = silent.as_millis();
-                            tracing::warn!(%node, silent_ms = ms as u64, "no heartbeat: declaring the node lost");
+                            let reason = if silent > cfg.failure {
+                                tracing::warn!(%node, silent_ms = ms as u64, "no heartbeat: declaring the node lost");
+                                format!("no heartbeat for {ms} ms")
+                            } else {
+                                tracing::warn!(%node, "the node is cut off from the majority and released its roles: declaring the node lost");
+                                "cut off from the majority (it hears no majority)".to_string()
+                            };
                             declaring.spawn(async move {
-                                let cmd = Command::NodeLost { node, restart: true, reason: format!("no heartbeat for {ms} ms"), boot: None };
+                                let cmd = Command::NodeLost { node, restart: true, reason, boot: None };
                                 if let Ok(v) = serde_json::to_value(cmd)
                                     && let Err(e) = c.propose(v, Duration::from_secs(2)).await
                                 {

@@ -724,3 +724,46 @@ fn a_dead_node_is_evicted_and_replaced_and_the_new_majority_fails_over() {
             .is_some_and(|m| m == survivor || m == "n4")
     });
 }
+
+#[test]
+fn a_node_that_hears_nobody_releases_its_primaries_and_the_majority_takes_over() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let checker = Checker::start(&c);
+    let (primary, before) = c.primary_of("counter").unwrap();
+    let deaf = host_of(&primary).unwrap();
+    let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != deaf).collect();
+    // One way only: everybody still hears it, so nobody misses its
+    // heartbeats; it says it let go of its roles instead.
+    for o in &others {
+        assert_eq!(
+            c.invoke(deaf, &node_object(o), "SetDeaf", &[("Deaf", "true")]),
+            202
+        );
+    }
+    wait_until("the counter served by the majority", 20, || {
+        c.primary_of("counter")
+            .is_some_and(|(p, n)| host_of(&p) != Some(deaf) && n >= before)
+    });
+    let master_log = others
+        .iter()
+        .map(|o| std::fs::read_to_string(c.log(o)).unwrap())
+        .collect::<String>();
+    assert!(
+        master_log.contains("cut off from the majority and released its roles"),
+        "the majority did not declare the deaf node lost on its word"
+    );
+    for o in &others {
+        assert_eq!(
+            c.invoke(deaf, &node_object(o), "SetDeaf", &[("Deaf", "false")]),
+            202
+        );
+    }
+    wait_until("the deaf node's counterd back as secondary", 60, || {
+        c.query(&primary).is_some_and(|(_, s)| s == "secondary")
+    });
+    wait_steady(&c);
+    assert_one_primary(&checker.finish());
+}

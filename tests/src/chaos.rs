@@ -13,8 +13,9 @@
 //! Faults, drawn from a seeded generator: `kill -9` of a node (and its
 //! daemons) and of a primary component, SIGSTOP/SIGCONT of an agent (a
 //! stalled, not dead, node) and of a whole node with its daemons (a paused
-//! machine), a partition of one node from the others (both ways), and
-//! link flaps on one of the two cluster links. Each fault is healed, and
+//! machine), a partition of one node from the others (both ways, or one
+//! way: it hears nobody while everybody hears it), and link flaps on one
+//! of the two cluster links. Each fault is healed, and
 //! the cluster must converge again before the next.
 //!
 //! Checked: never two primaries of one service instance at one instant,
@@ -65,12 +66,13 @@ pub struct Resources {
 }
 
 /// The fault kinds, in the report's order.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "kill -9 node",
     "kill -9 primary component",
     "SIGSTOP agent",
     "SIGSTOP node",
     "partition node",
+    "one-way partition",
     "flap link 1",
 ];
 
@@ -549,6 +551,18 @@ fn inject(
             for o in &others {
                 c.invoke(victim, &node_object(o), "Reconnect", &[]);
                 c.invoke(o, &node_object(victim), "Reconnect", &[]);
+            }
+        }
+        "one-way partition" => {
+            // The victim hears nobody; everybody hears the victim.
+            health.set(victim, true);
+            let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
+            for o in &others {
+                c.invoke(victim, &node_object(o), "SetDeaf", &[("Deaf", "true")]);
+            }
+            watch(c, &mut failover, rng.ms(1500, 4000));
+            for o in &others {
+                c.invoke(victim, &node_object(o), "SetDeaf", &[("Deaf", "false")]);
             }
         }
         "flap link 1" => {

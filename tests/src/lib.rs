@@ -55,10 +55,15 @@ pub fn yang_module() -> PathBuf {
 
 /// Builds the agent once (a no-op when the workspace is built): release,
 /// or with the tests' own profile.
+/// `HALYARD_BIN` names a binary to run instead (a soak keeps its own copy
+/// while the workspace is rebuilt).
 pub fn halyard(release: bool) -> PathBuf {
     static BIN: [OnceLock<PathBuf>; 2] = [OnceLock::new(), OnceLock::new()];
     BIN[usize::from(release)]
         .get_or_init(|| {
+            if let Some(bin) = std::env::var_os("HALYARD_BIN") {
+                return PathBuf::from(bin);
+            }
             // Otherwise the profile the tests themselves were built with
             // (a custom one has its own directory in a shared target dir).
             let dir = if release {

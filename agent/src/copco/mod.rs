@@ -184,7 +184,7 @@ pub async fn invoke(
     if obj.class.name == "Node"
         && matches!(
             method.name,
-            "Admit" | "Evict" | "Disconnect" | "Reconnect" | "SetLinkDown"
+            "Admit" | "Evict" | "Disconnect" | "Reconnect" | "SetDeaf" | "SetLinkDown"
         )
     {
         return cluster_operation(model, target, method.name, &args, &principal).await;
@@ -559,9 +559,41 @@ async fn cluster_operation(
             hooks.faults.set_link_down(link, down);
             format!("link {link} {}", if down { "down" } else { "up" })
         }
+        "SetDeaf" => {
+            if node == hooks.me {
+                return refuse("a node cannot be deaf to itself".into());
+            }
+            let deaf = arg("Deaf").is_none_or(|v| {
+                v.as_f64() == Some(1.0) || matches!(v.as_str(), Some("true" | "1"))
+            });
+            let mut set: std::collections::BTreeSet<u64> = hooks
+                .nodes
+                .values()
+                .map(|(_, i)| *i)
+                .filter(|i| hooks.faults.is_deaf_to(*i))
+                .collect();
+            if deaf {
+                set.insert(id);
+            } else {
+                set.remove(&id);
+            }
+            hooks.faults.deafen_to(set);
+            tracing::warn!(operation = "SetDeaf", %node, deaf, "cluster fault injection");
+            format!("{} {node}", if deaf { "deaf to" } else { "hearing" })
+        }
         m => {
             if node == hooks.me {
                 return refuse("a node cannot disconnect from itself".into());
+            }
+            // Reconnecting also ends a one-way partition.
+            if m == "Reconnect" && hooks.faults.is_deaf_to(id) {
+                let set = hooks
+                    .nodes
+                    .values()
+                    .map(|(_, i)| *i)
+                    .filter(|i| *i != id && hooks.faults.is_deaf_to(*i))
+                    .collect();
+                hooks.faults.deafen_to(set);
             }
             let mut set: std::collections::BTreeSet<u64> = hooks
                 .nodes

@@ -148,13 +148,22 @@ pub struct Faults {
 #[derive(Default)]
 struct FaultState {
     isolated: RwLock<BTreeSet<NodeId>>,
+    /// One way only: what these nodes send is dropped on arrival, what
+    /// is sent to them still goes.
+    deaf_to: RwLock<BTreeSet<NodeId>>,
     links_down: RwLock<BTreeSet<usize>>,
+    /// Not fault injection: the node holds no lease (its membership
+    /// monitor hears no majority), so it asks nothing of the others: a
+    /// cut-off leader stops holding the group, a cut-off follower stops
+    /// calling elections the majority would have to sit out.
+    muted: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Faults {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Faults")
             .field("isolated", &*read(&self.inner.isolated))
+            .field("deaf_to", &*read(&self.inner.deaf_to))
             .field("links_down", &*read(&self.inner.links_down))
             .finish()
     }
@@ -180,6 +189,40 @@ impl Faults {
 
     pub fn is_isolated_from(&self, node: NodeId) -> bool {
         read(&self.inner.isolated).contains(&node)
+    }
+
+    /// A one-way partition: drop what these nodes send (requests,
+    /// responses, heartbeats) on arrival, keep sending to them (empty =
+    /// heal).
+    pub fn deafen_to(&self, nodes: BTreeSet<NodeId>) {
+        tracing::info!(?nodes, "fault injection: deaf to");
+        *write(&self.inner.deaf_to) = nodes;
+    }
+
+    /// Whether what `node` sends is dropped here: isolated both ways, or
+    /// deaf to it.
+    pub fn drops_from(&self, node: NodeId) -> bool {
+        self.is_isolated_from(node) || read(&self.inner.deaf_to).contains(&node)
+    }
+
+    pub fn is_deaf_to(&self, node: NodeId) -> bool {
+        read(&self.inner.deaf_to).contains(&node)
+    }
+
+    /// Stops (or resumes) this node's requests to the others; it still
+    /// answers theirs.
+    pub fn set_muted(&self, muted: bool) {
+        let was = self
+            .inner
+            .muted
+            .swap(muted, std::sync::atomic::Ordering::SeqCst);
+        if was != muted {
+            tracing::info!(muted, "consensus requests to the other nodes");
+        }
+    }
+
+    pub fn is_muted(&self) -> bool {
+        self.inner.muted.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Take one of this node's links (index into its address list) down or up: sends on that
@@ -342,6 +385,12 @@ impl Transport {
                 "isolated by fault injection".into(),
             ));
         }
+        if self.faults.is_muted() {
+            return Err(CallError::Unreachable(
+                target,
+                "cut off from the majority: this node asks nothing".into(),
+            ));
+        }
         let peer = self.peer(target, addrs);
         let conn = self.connection(target, &peer, lane).await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -472,6 +521,10 @@ impl Transport {
                         tracing::debug!(target, link, "fault injection: dropping connection");
                         break;
                     }
+                    // Deaf to it: its answers never arrive (the call times out).
+                    if faults.is_deaf_to(target) {
+                        continue;
+                    }
                     match frame.msg {
                         Msg::Response(r) => {
                             if let Some(tx) = lock(&pending).remove(&frame.id) {
@@ -571,6 +624,10 @@ async fn serve_conn(
                     "fault injection: dropping connection"
                 );
                 break;
+            }
+            // Deaf to it: its requests never arrive (and get no answer).
+            if faults.is_deaf_to(frame.from) {
+                continue;
             }
             let request = match frame.msg {
                 Msg::Request(r) => r,
