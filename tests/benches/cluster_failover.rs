@@ -10,7 +10,7 @@
 
 use std::time::{Duration, Instant};
 
-use halyard_tests::{Cluster, NODES, PAIRS, host_of, wait_until};
+use halyard_tests::{Cluster, NODES, host_of, wait_until};
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
     v.sort_by(|a, b| a.partial_cmp(b).unwrap());
@@ -42,15 +42,7 @@ fn main() {
         wait_until("steady", 60, || c.steady());
         let (primary, _) = c.primary_of("counter").unwrap();
         let victim = host_of(&primary).unwrap();
-        // The pairs this node serves as primary.
-        let affected: Vec<&str> = PAIRS
-            .iter()
-            .filter(|(p, _)| {
-                c.primary_of(p)
-                    .is_some_and(|(comp, _)| host_of(&comp) == Some(victim))
-            })
-            .map(|(p, _)| *p)
-            .collect();
+        let affected = c.pairs_served_by(victim);
         let t0 = Instant::now();
         c.kill9(victim);
         loop {

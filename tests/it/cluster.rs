@@ -767,3 +767,56 @@ fn a_node_that_hears_nobody_releases_its_primaries_and_the_majority_takes_over()
     wait_steady(&c);
     assert_one_primary(&checker.finish());
 }
+
+#[test]
+fn seven_nodes_lose_three_at_once_and_the_four_left_serve_and_shrink_the_membership() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let extra = ["n4", "n5", "n6", "n7"];
+    let mut c = Cluster::start_larger(dir.path(), false, &extra);
+    let all: Vec<&str> = NODES.iter().copied().chain(extra).collect();
+    wait_steady(&c);
+    for seen_by in ["n1", "n7"] {
+        wait_until(&format!("seven members as {seen_by} sees them"), 60, || {
+            all.iter().all(|n| {
+                c.attrs(seen_by, &node_object(n))
+                    .is_some_and(|a| a["membership"] == "member")
+            })
+        });
+    }
+    let checker = Checker::start(&c);
+    // Three at once, the counter primary's node among them: four of seven
+    // are still a majority.
+    let (primary, before) = c.primary_of("counter").unwrap();
+    let victims = [host_of(&primary).unwrap(), "n5", "n6"];
+    for v in victims {
+        c.kill9(v);
+    }
+    wait_until("the counter served again by the four", 30, || {
+        c.primary_of("counter")
+            .is_some_and(|(p, n)| !victims.contains(&host_of(&p).unwrap()) && n >= before)
+    });
+    let survivors: Vec<&str> = all
+        .iter()
+        .copied()
+        .filter(|n| !victims.contains(n))
+        .collect();
+    wait_until("the survivors agree on a master among them", 30, || {
+        let m: Vec<Option<String>> = survivors.iter().map(|n| c.master(n)).collect();
+        m[0].as_deref().is_some_and(|x| survivors.contains(&x)) && m.iter().all(|x| *x == m[0])
+    });
+    // The dead extra nodes are evicted: the membership shrinks to five.
+    for v in ["n5", "n6"] {
+        let (code, body) = c.invoke_full(survivors[0], &node_object(v), "Evict", &[]);
+        assert_eq!(code, 202, "{body}");
+    }
+    for n in &survivors {
+        wait_until(&format!("n5 and n6 shown left on {n}"), 30, || {
+            ["n5", "n6"].iter().all(|v| {
+                c.attrs(n, &node_object(v))
+                    .is_some_and(|a| a["membership"] == "left")
+            })
+        });
+    }
+    assert_one_primary(&checker.finish());
+}

@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::{CheckReport, Checker, Cluster, NODES, PAIRS, host_of};
+use crate::{CheckReport, Checker, Cluster, NODES, PAIRS};
 
 /// What a round does.
 #[derive(Debug, Clone)]
@@ -251,13 +251,14 @@ impl Health {
     fn still(&self, node: &str, mark: u64) -> bool {
         self.mark(node) == Some(mark)
     }
-    fn healthy(&self) -> Vec<String> {
+    /// The `i`-th node with no fault on it, going round.
+    fn pick<'a>(&self, addrs: &'a [Addrs], i: usize) -> Option<&'a Addrs> {
         let f = self.faulted.lock().unwrap();
-        NODES
+        let healthy: Vec<&Addrs> = addrs
             .iter()
-            .filter(|n| !f.get(**n).copied().unwrap_or(false))
-            .map(|n| n.to_string())
-            .collect()
+            .filter(|a| !f.get(&a.node).copied().unwrap_or(false))
+            .collect();
+        healthy.get(i % healthy.len().max(1)).copied()
     }
 }
 
@@ -455,14 +456,7 @@ fn inject(
 ) -> Fault {
     let at = start.elapsed();
     // The pairs whose primary the fault takes away.
-    let affected: Vec<&str> = PAIRS
-        .iter()
-        .filter(|(p, _)| {
-            c.primary_of(p)
-                .is_some_and(|(comp, _)| host_of(&comp) == Some(victim))
-        })
-        .map(|(p, _)| *p)
-        .collect();
+    let affected = c.pairs_served_by(victim);
     let served_elsewhere = |c: &Cluster| {
         affected.iter().all(|p| {
             PAIRS.iter().any(|(q, members)| {
@@ -662,19 +656,14 @@ fn snmp_load(
     stop: &AtomicBool,
     loads: &Mutex<BTreeMap<&'static str, Tally>>,
 ) {
-    let mut i = 0u64;
+    let mut i = 0;
     while !stop.load(Ordering::SeqCst) {
         i += 1;
-        let healthy = health.healthy();
-        let Some(a) = addrs
-            .iter()
-            .filter(|a| healthy.contains(&a.node))
-            .nth((i % healthy.len().max(1) as u64) as usize)
-        else {
+        let Some(a) = health.pick(addrs, i) else {
             std::thread::sleep(Duration::from_millis(250));
             continue;
         };
-        let walk = i.is_multiple_of(8);
+        let walk = i.is_multiple_of(8_usize);
         let Some(mark) = health.mark(&a.node) else {
             continue;
         };
@@ -785,12 +774,7 @@ fn sse_load(addrs: &[Addrs], health: &Health, stop: &AtomicBool, events: &Atomic
     let mut i = 0;
     while !stop.load(Ordering::SeqCst) {
         i += 1;
-        let healthy = health.healthy();
-        let Some(a) = addrs
-            .iter()
-            .filter(|a| healthy.contains(&a.node))
-            .nth(i % healthy.len().max(1))
-        else {
+        let Some(a) = health.pick(addrs, i) else {
             std::thread::sleep(Duration::from_millis(250));
             continue;
         };

@@ -128,27 +128,33 @@ impl Cluster {
     /// Writes the config and starts every node; returns once each logged
     /// its ready line.
     pub fn start(dir: &Path, release: bool) -> Cluster {
-        Self::start_with(dir, release, None, "", None)
+        Self::start_with(dir, release, None, "", None, &[])
     }
 
     /// The example with `extra` appended to its config (more nodes,
     /// groups, components).
     pub fn start_extended(dir: &Path, release: bool, extra: &str) -> Cluster {
-        Self::start_with(dir, release, None, extra, None)
+        Self::start_with(dir, release, None, extra, None, &[])
     }
 
     /// The example run from release stores: each node under `halyard boot`,
     /// installing release `1` from `load_server`, a directory or an
     /// `http://` URL (see [`make_release`]).
     pub fn start_upgradable(dir: &Path, release: bool, load_server: &str) -> Cluster {
-        Self::start_with(dir, release, None, "", Some(load_server))
+        Self::start_with(dir, release, None, "", Some(load_server), &[])
     }
 
     /// The example plus `joiner`, a fourth node configured to join later
     /// (`join = true`) with one ticker of its own, `ticker-4`; it is
     /// started too, and waits to be admitted.
     pub fn start_joining(dir: &Path, release: bool, joiner: &str) -> Cluster {
-        Self::start_with(dir, release, Some(joiner), "", None)
+        Self::start_with(dir, release, Some(joiner), "", None, &[])
+    }
+
+    /// The example with more founding members (voters from the start,
+    /// serving every face, hosting no component): `n4`, `n5`, ...
+    pub fn start_larger(dir: &Path, release: bool, founders: &[&str]) -> Cluster {
+        Self::start_with(dir, release, None, "", None, founders)
     }
 
     fn start_with(
@@ -157,6 +163,7 @@ impl Cluster {
         joiner: Option<&str>,
         extra: &str,
         load_server: Option<&str>,
+        founders: &[&str],
     ) -> Cluster {
         let mut text = std::fs::read_to_string(workspace().join("examples/three-node.toml"))
             .expect("examples/three-node.toml");
@@ -189,6 +196,32 @@ impl Cluster {
             }
             nodes.push(Node {
                 name: n.to_string(),
+                data,
+                http: format!("127.0.0.1:{http}"),
+                snmp: format!("127.0.0.1:{snmp}"),
+                netconf: format!("127.0.0.1:{netconf}"),
+                child: None,
+            });
+        }
+        for f in founders {
+            let data = dir.join(f);
+            let (cluster, snmp, netconf, http) =
+                (free_port(), free_port(), free_port(), free_port());
+            text.push_str(&format!(
+                r#"
+[[node]]
+name = "{f}"
+shelf = "1"
+cluster = ["127.0.0.1:{cluster}", "127.0.0.2:{cluster}"]
+data_dir = "{}"
+snmp = ["127.0.0.1:{snmp}"]
+netconf = ["127.0.0.1:{netconf}"]
+http = ["127.0.0.1:{http}"]
+"#,
+                data.display()
+            ));
+            nodes.push(Node {
+                name: f.to_string(),
                 data,
                 http: format!("127.0.0.1:{http}"),
                 snmp: format!("127.0.0.1:{snmp}"),
@@ -562,6 +595,18 @@ m.close_session()
                 .filter(|(_, s)| s == "primary")
                 .map(|(n, _)| (c.to_string(), n))
         })
+    }
+
+    /// The 2N pairs whose primary runs on `node` now.
+    pub fn pairs_served_by(&self, node: &str) -> Vec<&'static str> {
+        PAIRS
+            .iter()
+            .filter(|(p, _)| {
+                self.primary_of(p)
+                    .is_some_and(|(comp, _)| host_of(&comp) == Some(node))
+            })
+            .map(|(p, _)| *p)
+            .collect()
     }
 
     /// Both pairs have a primary and a secondary.

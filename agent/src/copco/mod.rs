@@ -492,6 +492,15 @@ async fn cluster_operation(
                 reason: format!("{target} is not a peer node"),
             })?;
     let refuse = |reason: String| Err(ModelError::Inconsistent { reason });
+    // The peers (by consensus id) a fault-injection set holds now.
+    let peers = |holds: fn(&halyard_consensus::Faults, u64) -> bool| {
+        hooks
+            .nodes
+            .values()
+            .map(|(_, i)| *i)
+            .filter(|i| holds(&hooks.faults, *i))
+            .collect::<std::collections::BTreeSet<u64>>()
+    };
     let arg = |name: &str| {
         args.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
@@ -553,9 +562,7 @@ async fn cluster_operation(
             let link = arg("Link")
                 .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
                 .unwrap_or(0.0) as usize;
-            let down = arg("Down").is_none_or(|v| {
-                v.as_f64() == Some(1.0) || matches!(v.as_str(), Some("true" | "1"))
-            });
+            let down = arg("Down").is_none_or(truthy);
             hooks.faults.set_link_down(link, down);
             format!("link {link} {}", if down { "down" } else { "up" })
         }
@@ -563,21 +570,10 @@ async fn cluster_operation(
             if node == hooks.me {
                 return refuse("a node cannot be deaf to itself".into());
             }
-            let deaf = arg("Deaf").is_none_or(|v| {
-                v.as_f64() == Some(1.0) || matches!(v.as_str(), Some("true" | "1"))
-            });
-            let mut set: std::collections::BTreeSet<u64> = hooks
-                .nodes
-                .values()
-                .map(|(_, i)| *i)
-                .filter(|i| hooks.faults.is_deaf_to(*i))
-                .collect();
-            if deaf {
-                set.insert(id);
-            } else {
-                set.remove(&id);
-            }
-            hooks.faults.deafen_to(set);
+            let deaf = arg("Deaf").is_none_or(truthy);
+            hooks
+                .faults
+                .deafen_to(with(peers(halyard_consensus::Faults::is_deaf_to), id, deaf));
             tracing::warn!(operation = "SetDeaf", %node, deaf, "cluster fault injection");
             format!("{} {node}", if deaf { "deaf to" } else { "hearing" })
         }
@@ -587,26 +583,17 @@ async fn cluster_operation(
             }
             // Reconnecting also ends a one-way partition.
             if m == "Reconnect" && hooks.faults.is_deaf_to(id) {
-                let set = hooks
-                    .nodes
-                    .values()
-                    .map(|(_, i)| *i)
-                    .filter(|i| *i != id && hooks.faults.is_deaf_to(*i))
-                    .collect();
-                hooks.faults.deafen_to(set);
+                hooks.faults.deafen_to(with(
+                    peers(halyard_consensus::Faults::is_deaf_to),
+                    id,
+                    false,
+                ));
             }
-            let mut set: std::collections::BTreeSet<u64> = hooks
-                .nodes
-                .values()
-                .map(|(_, i)| *i)
-                .filter(|i| hooks.faults.is_isolated_from(*i))
-                .collect();
-            if m == "Disconnect" {
-                set.insert(id);
-            } else {
-                set.remove(&id);
-            }
-            hooks.faults.isolate_from(set);
+            hooks.faults.isolate_from(with(
+                peers(halyard_consensus::Faults::is_isolated_from),
+                id,
+                m == "Disconnect",
+            ));
             tracing::warn!(operation = m, %node, "cluster fault injection");
             format!("{} {node}", m.to_lowercase())
         }
@@ -615,6 +602,25 @@ async fn cluster_operation(
         .audit(principal, &format!("{operation} {target}"), &detail)
         .await;
     Ok(finished_job(target.clone(), detail))
+}
+
+/// A boolean operation argument: true, 1 or "true"/"1".
+fn truthy(v: &Value) -> bool {
+    v.as_f64() == Some(1.0) || matches!(v.as_str(), Some("true" | "1"))
+}
+
+/// `set` with `id` in it or not.
+fn with(
+    mut set: std::collections::BTreeSet<u64>,
+    id: u64,
+    member: bool,
+) -> std::collections::BTreeSet<u64> {
+    if member {
+        set.insert(id);
+    } else {
+        set.remove(&id);
+    }
+    set
 }
 
 /// Runs an alarm operation that counts what it did, recording it in the

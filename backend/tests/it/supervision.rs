@@ -188,16 +188,29 @@ impl Element {
         .unwrap();
     }
 
+    /// The daemon's count and state; while it takes a primary role up it
+    /// has no count yet (`-`), and is asked again.
     async fn count(&self, name: &str) -> (u64, String) {
         let path = self.dir.path().join(format!("{name}.q"));
-        let mut s = UnixStream::connect(&path)
-            .await
-            .unwrap_or_else(|e| panic!("query {name}: {e}"));
-        let mut out = String::new();
-        s.read_to_string(&mut out).await.unwrap();
-        let first = out.lines().next().unwrap_or_default();
-        let (n, state) = first.trim().split_once(' ').unwrap();
-        (n.parse().unwrap(), state.to_string())
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let mut s = UnixStream::connect(&path)
+                .await
+                .unwrap_or_else(|e| panic!("query {name}: {e}"));
+            let mut out = String::new();
+            s.read_to_string(&mut out).await.unwrap();
+            let first = out.lines().next().unwrap_or_default();
+            let (n, state) = first.trim().split_once(' ').unwrap();
+            if let Ok(n) = n.parse() {
+                return (n, state.to_string());
+            }
+            assert_eq!(n, "-", "{name} answered {first:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{name} took its role up for 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
 
     async fn stop(&mut self) {
