@@ -228,7 +228,7 @@ impl ClusterLog {
                     }
                     while shown.len() > KEEP {
                         if let Some(old) = shown.pop_front() {
-                            self.model.store.remove(&old);
+                            self.model.forget(&old).await;
                         }
                     }
                 }

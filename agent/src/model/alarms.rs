@@ -391,7 +391,7 @@ impl AgentModel {
             .await?;
         let mut n = 0;
         for a in all.iter().filter(|a| doomed(a)) {
-            self.store.remove(&a.name);
+            self.forget(&a.name).await;
             let (_, id) = a.name.leaf();
             self.repo
                 .delete(&format!("/alarms/{id}"))
@@ -602,7 +602,7 @@ impl AgentModel {
         entries.sort_by_key(|c| (alarm::history_time(c), c.index));
         let gone = entries.len() - keep;
         for c in &entries[..gone] {
-            self.store.remove(&c.name);
+            self.forget(&c.name).await;
             if let Some(parent) = c.name.parent() {
                 let key = format!("{}/{}/{}", h.key, parent.leaf().1, c.name.leaf().1);
                 self.repo.delete(&key).await.map_err(err_commit)?;

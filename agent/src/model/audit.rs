@@ -81,7 +81,7 @@ impl AgentModel {
             q.push_back(o);
             while q.len() > AUDIT_KEPT {
                 if let Some(old) = q.pop_front() {
-                    self.store.remove(&old);
+                    self.forget(&old).await;
                 }
             }
         }

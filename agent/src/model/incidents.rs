@@ -69,7 +69,7 @@ impl AgentModel {
                     .rsplit_once("incident=")
                     .and_then(|(_, id)| id.parse::<i64>().ok());
                 if id.is_some_and(|id| !shown.contains(&id)) {
-                    self.store.remove(&o.name);
+                    self.forget(&o.name).await;
                 }
             }
         }

@@ -105,6 +105,11 @@ fn name(s: &str) -> Result<ObjectName, ModelError> {
     })
 }
 
+/// Where each object's stable index is kept: `<prefix>/<name>`.
+pub(crate) const INDEX_PREFIX: &str = "/mo/index";
+/// The next index to give (never below every index given so far).
+pub(crate) const NEXT_INDEX_KEY: &str = "/mo/next-index";
+
 impl AgentModel {
     /// Builds the managed-object tree; names keep the indices they had
     /// before a restart; persisted alarms come back.
@@ -114,12 +119,19 @@ impl AgentModel {
         repo: Repository,
     ) -> Result<Arc<Self>, ModelError> {
         let mut indices = BTreeMap::new();
-        for (k, v) in repo.list("/mo/index").await.map_err(err_commit)? {
-            if let (Some(n), Some(i)) = (k.strip_prefix("/mo/index/"), v.as_u64()) {
+        let prefix = format!("{INDEX_PREFIX}/");
+        for (k, v) in repo.list(INDEX_PREFIX).await.map_err(err_commit)? {
+            if let (Some(n), Some(i)) = (k.strip_prefix(&prefix), v.as_u64()) {
                 indices.insert(n.to_string(), i as u32);
             }
         }
-        let next = indices.values().max().copied().unwrap_or(0) + 1;
+        // Past every index ever given, those of forgotten records included.
+        let mark = repo
+            .get_as::<u32>(NEXT_INDEX_KEY)
+            .await
+            .map_err(err_commit)?
+            .unwrap_or(0);
+        let next = (indices.values().max().copied().unwrap_or(0) + 1).max(mark);
         let root = name(&element.root)?;
         let model = Arc::new_cyclic(|me| AgentModel {
             me: me.clone(),
@@ -432,6 +444,48 @@ mod tests {
             .unwrap();
         assert_eq!(n, all.len());
         assert!(m.repo.list("/alarms").await.unwrap().is_empty());
+        running.shutdown().await;
+    }
+
+    /// Records rotated out take their stable index with them (the index
+    /// table stays bounded), and no index is given twice, across a
+    /// restart too.
+    #[tokio::test]
+    async fn rotated_records_take_their_index_along_and_no_index_is_given_twice() {
+        use halyard_cluster_model::port::Principal;
+        let dir = tempfile::tempdir().unwrap();
+        let (m, running) = model(dir.path()).await;
+        let who = Principal::new("t", Protocol::Http);
+        let extra = 40;
+        for i in 0..AUDIT_KEPT + extra {
+            m.audit(&who, &format!("op {i}"), "ok").await;
+        }
+        let audits = |keys: &[(String, serde_json::Value)]| {
+            keys.iter().filter(|(k, _)| k.contains("/audit=")).count()
+        };
+        let kept = m.repo.list(INDEX_PREFIX).await.unwrap();
+        assert_eq!(audits(&kept), AUDIT_KEPT, "index entries of audit records");
+        let highest = kept.iter().filter_map(|(_, v)| v.as_u64()).max().unwrap();
+        running.shutdown().await;
+        drop(m);
+        // After a restart, a new record's index is past every index given,
+        // those of the forgotten records included.
+        let (m, running) = model(dir.path()).await;
+        let forgotten_max = highest as u32;
+        m.audit(&who, "after the restart", "ok").await;
+        let fresh = m
+            .repo
+            .list(INDEX_PREFIX)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter_map(|(_, v)| v.as_u64())
+            .max()
+            .unwrap() as u32;
+        assert!(
+            fresh > forgotten_max,
+            "index {fresh} given again (highest was {forgotten_max})"
+        );
         running.shutdown().await;
     }
 

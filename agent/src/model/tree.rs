@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::replication::{ObjectOp, Replicated, SetOp};
 
-use super::{AgentModel, err_commit};
+use super::{AgentModel, INDEX_PREFIX, NEXT_INDEX_KEY, err_commit};
 
 /// The creations and deletions of a transaction, values as text.
 fn object_ops(tx: &Transaction) -> Vec<ObjectOp> {
@@ -170,12 +170,36 @@ impl AgentModel {
         if fresh.is_empty() {
             return Ok(());
         }
-        let entries = fresh
+        let mut entries: Vec<(String, Option<serde_json::Value>)> = fresh
             .into_iter()
-            .map(|(n, i)| (format!("/mo/index/{n}"), Some(json!(i))))
+            .map(|(n, i)| (format!("{INDEX_PREFIX}/{n}"), Some(json!(i))))
             .collect();
+        // The high-water mark, so that an index given to an object since
+        // forgotten is never given again after a restart.
+        entries.push((
+            NEXT_INDEX_KEY.to_string(),
+            Some(json!(self.next_index.load(Ordering::Relaxed))),
+        ));
         self.repo.apply(entries).await.map_err(err_commit)?;
         Ok(())
+    }
+
+    /// Removes a record that never comes back under its name (a log,
+    /// audit or incident record rotated out, a cleared alarm past its
+    /// retention) with its stable index: kept, these indices grew without
+    /// bound, in memory and on disk (the chaos soak found 17,000 in 13
+    /// minutes). Names that come back (a unit re-inserted, an assignment
+    /// made again) are removed from the store alone and keep their index.
+    pub(crate) async fn forget(&self, name: &ObjectName) {
+        self.store.remove(name);
+        if self.indices.lock().await.remove(name.as_str()).is_some()
+            && let Err(e) = self
+                .repo
+                .delete(&format!("{INDEX_PREFIX}/{}", name.as_str()))
+                .await
+        {
+            tracing::debug!(error = %e, object = %name, "index of a removed record not deleted");
+        }
     }
 
     /// Creates a dynamic object whose index is saved later, with others,
