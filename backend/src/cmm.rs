@@ -273,7 +273,8 @@ pub async fn run(
                 // t + failure - 2 heartbeats (never before the fence's
                 // t + lease: the timers' check keeps failure >= lease + 2
                 // heartbeats), with room for a busy agent's late renewals.
-                if majority > 1 && !evicted && let Some(t) = trips.get(majority - 2) {
+                let gate = core.lease_gate.load(std::sync::atomic::Ordering::SeqCst);
+                if majority > 1 && !evicted && gate && let Some(t) = trips.get(majority - 2) {
                     let bound = cfg.failure.saturating_sub(2 * cfg.heartbeat);
                     let until = (crate::protocol::mono_ns() + bound.as_nanos() as u64)
                         .saturating_sub(now.duration_since(*t).as_nanos() as u64);

@@ -21,7 +21,11 @@ fn a_short_chaos_round_breaks_no_invariant() {
     let report = run(dir.path(), &opts);
     let table = report.table();
     eprintln!("{table}");
-    assert!(report.violations.is_empty(), "{table}");
+    if !report.violations.is_empty() {
+        // The nodes' logs, for whoever reads the failure.
+        let kept = dir.keep();
+        panic!("{table}\nthe nodes' logs are kept in {}", kept.display());
+    }
     // The round did what it says: faults of several kinds, every load
     // answered, the counters checked at speed.
     let kinds = KINDS

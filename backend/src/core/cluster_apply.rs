@@ -332,6 +332,10 @@ impl CoreState {
                 self.core.checkpoints.remove_component(c);
                 self.start_component(c).await;
             }
+            // Fresh incarnations: leases may flow again.
+            self.core
+                .lease_gate
+                .store(true, std::sync::atomic::Ordering::SeqCst);
             if let Some(rt) = &self.cluster {
                 rt.propose(Command::NodeUp { node: me });
             }
@@ -423,6 +427,9 @@ impl CoreState {
                 if let Some(rt) = &mut self.cluster {
                     rt.fenced = true;
                 }
+                self.core
+                    .lease_gate
+                    .store(false, std::sync::atomic::Ordering::SeqCst);
             }
             Membership::Rejoin => {
                 if !rt.fenced {

@@ -131,6 +131,10 @@ pub struct HaCore {
     /// membership monitor each heartbeat and passed on to HA-aware
     /// components; None on a single node (no lease bounds a primary).
     pub lease: Arc<watch::Sender<Option<u64>>>,
+    /// Closed while the node is fenced, until its components are restarted
+    /// (its own loss applied): a replica that was cut off is stale, and a
+    /// role it still holds must not be renewed in the meantime.
+    pub lease_gate: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// Owns the core's tasks; `shutdown` stops components (children first)

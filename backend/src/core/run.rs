@@ -94,6 +94,7 @@ impl HaCore {
             asr: Asr::new(repo.pool().clone()),
             watchdog: watchdog.clone(),
             lease: Arc::new(watch::channel(None).0),
+            lease_gate: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
         let tasks = Tasks::new();
 
