@@ -104,6 +104,36 @@ fn own_profile_dir() -> Option<String> {
 
 pub use halyard_test_ports::free_port;
 
+/// A node appended to the example: its `[[node]]` section (free ports, a
+/// data directory in `dir`; `join` for one admitted later) and its handle.
+fn extra_node(dir: &Path, name: &str, join: bool) -> (String, Node) {
+    let data = dir.join(name);
+    let (cluster, snmp, netconf, http) = (free_port(), free_port(), free_port(), free_port());
+    let join = if join { "join = true\n" } else { "" };
+    let toml = format!(
+        r#"
+[[node]]
+name = "{name}"
+shelf = "1"
+{join}cluster = ["127.0.0.1:{cluster}", "127.0.0.2:{cluster}"]
+data_dir = "{}"
+snmp = ["127.0.0.1:{snmp}"]
+netconf = ["127.0.0.1:{netconf}"]
+http = ["127.0.0.1:{http}"]
+"#,
+        data.display()
+    );
+    let node = Node {
+        name: name.to_string(),
+        data,
+        http: format!("127.0.0.1:{http}"),
+        snmp: format!("127.0.0.1:{snmp}"),
+        netconf: format!("127.0.0.1:{netconf}"),
+        child: None,
+    };
+    (toml, node)
+}
+
 #[derive(Debug)]
 pub struct Node {
     pub name: String,
@@ -204,47 +234,16 @@ impl Cluster {
             });
         }
         for f in founders {
-            let data = dir.join(f);
-            let (cluster, snmp, netconf, http) =
-                (free_port(), free_port(), free_port(), free_port());
-            text.push_str(&format!(
-                r#"
-[[node]]
-name = "{f}"
-shelf = "1"
-cluster = ["127.0.0.1:{cluster}", "127.0.0.2:{cluster}"]
-data_dir = "{}"
-snmp = ["127.0.0.1:{snmp}"]
-netconf = ["127.0.0.1:{netconf}"]
-http = ["127.0.0.1:{http}"]
-"#,
-                data.display()
-            ));
-            nodes.push(Node {
-                name: f.to_string(),
-                data,
-                http: format!("127.0.0.1:{http}"),
-                snmp: format!("127.0.0.1:{snmp}"),
-                netconf: format!("127.0.0.1:{netconf}"),
-                child: None,
-            });
+            let (toml, node) = extra_node(dir, f, false);
+            text.push_str(&toml);
+            nodes.push(node);
         }
         if let Some(j) = joiner {
-            let data = dir.join(j);
-            let (cluster, snmp, netconf, http) =
-                (free_port(), free_port(), free_port(), free_port());
+            let (toml, node) = extra_node(dir, j, true);
+            text.push_str(&toml);
+            // It brings one ticker of its own.
             text.push_str(&format!(
                 r#"
-[[node]]
-name = "{j}"
-shelf = "1"
-join = true
-cluster = ["127.0.0.1:{cluster}", "127.0.0.2:{cluster}"]
-data_dir = "{}"
-snmp = ["127.0.0.1:{snmp}"]
-netconf = ["127.0.0.1:{netconf}"]
-http = ["127.0.0.1:{http}"]
-
 [[component]]
 name = "ticker-4"
 node = "{j}"
@@ -253,17 +252,9 @@ kind = "ha-aware"
 command = ["@counterd"]
 env = {{ COUNTERD_INTERVAL_MS = "1000" }}
 checkpoint = "asynchronous"
-"#,
-                data.display()
+"#
             ));
-            nodes.push(Node {
-                name: j.to_string(),
-                data,
-                http: format!("127.0.0.1:{http}"),
-                snmp: format!("127.0.0.1:{snmp}"),
-                netconf: format!("127.0.0.1:{netconf}"),
-                child: None,
-            });
+            nodes.push(node);
         }
         // A timed switch-over's lead must cover two commits and the old
         // primary's acknowledgement; a debug build on a loaded CI machine
