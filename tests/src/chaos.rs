@@ -49,6 +49,11 @@ pub struct Options {
     pub converge_bound: Duration,
     /// How often each node's resources are sampled (a soak's figures).
     pub sample_every: Duration,
+    /// NETCONF sessions committing (1 or 2). Two, each starting on its own
+    /// node, lose updates today: a commit through a lagging replica
+    /// writes back the other session's leaf as that replica had it (open
+    /// in issue 18).
+    pub editors: usize,
 }
 
 /// One node's resources at one instant, from its `/metrics` and its data
@@ -322,6 +327,7 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
     }
     let editors: Vec<Editor> = ["contact", "location"]
         .iter()
+        .take(opts.editors.clamp(1, 2))
         .enumerate()
         .map(|(i, leaf)| {
             // Each starts on its own node, and moves on when it fails.
