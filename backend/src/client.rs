@@ -157,6 +157,11 @@ impl Timeline {
         self.changes.iter().map(|(f, _)| *f).find(|f| *f > t)
     }
 
+    /// The changes, oldest first: (from, state).
+    pub fn changes(&self) -> &[(u64, String)] {
+        &self.changes
+    }
+
     /// The latest change: (from, state).
     pub fn last(&self) -> Option<(u64, &str)> {
         self.changes.last().map(|(f, s)| (*f, s.as_str()))

@@ -637,35 +637,21 @@ fn a_stalled_agents_primaries_quiesce_by_their_lease_before_the_standbys_take_ov
     let (_, state) = c.query(&primary).expect("the daemon answers");
     assert_eq!(state, halyard_backend::client::QUIESCED, "{primary}");
     // Since before the standby took over: its history says so.
-    let path = c
-        .nodes
-        .iter()
-        .find(|n| n.name == stalled)
-        .unwrap()
-        .data
-        .join(format!("run/{primary}.q"));
-    let history = halyard_tests::role_history(&path).expect("the daemon answers");
-    let quiesced_at = history
-        .iter()
-        .rev()
-        .find(|(_, s)| s == halyard_backend::client::QUIESCED)
-        .map(|(t, _)| *t)
-        .expect("a quiesced entry");
+    let history = |comp: &str| {
+        halyard_tests::role_history(&c.query_path(comp).unwrap()).expect("the daemon answers")
+    };
+    let latest = |comp: &str, state: &str| {
+        history(comp)
+            .changes()
+            .iter()
+            .rev()
+            .find(|(_, s)| s == state)
+            .map(|(t, _)| *t)
+            .unwrap_or_else(|| panic!("no {state} in {comp}'s history"))
+    };
+    let quiesced_at = latest(&primary, halyard_backend::client::QUIESCED);
     let (other, _) = c.primary_of("counter").unwrap();
-    let other_path = c
-        .nodes
-        .iter()
-        .find(|n| Some(n.name.as_str()) == host_of(&other))
-        .unwrap()
-        .data
-        .join(format!("run/{other}.q"));
-    let promoted_at = halyard_tests::role_history(&other_path)
-        .expect("the new primary answers")
-        .iter()
-        .rev()
-        .find(|(_, s)| s == "primary")
-        .map(|(t, _)| *t)
-        .expect("a primary entry");
+    let promoted_at = latest(&other, "primary");
     assert!(
         quiesced_at < promoted_at,
         "quiesced at {quiesced_at}, the standby promoted at {promoted_at}"

@@ -123,15 +123,7 @@ http = ["127.0.0.1:{http}"]
 "#,
         data.display()
     );
-    let node = Node {
-        name: name.to_string(),
-        data,
-        http: format!("127.0.0.1:{http}"),
-        snmp: format!("127.0.0.1:{snmp}"),
-        netconf: format!("127.0.0.1:{netconf}"),
-        child: None,
-    };
-    (toml, node)
+    (toml, Node::on_loopback(name, data, snmp, netconf, http))
 }
 
 #[derive(Debug)]
@@ -142,6 +134,20 @@ pub struct Node {
     pub snmp: String,
     pub netconf: String,
     child: Option<Child>,
+}
+
+impl Node {
+    /// A node (not started) serving its faces on these loopback ports.
+    fn on_loopback(name: &str, data: PathBuf, snmp: u16, netconf: u16, http: u16) -> Node {
+        Node {
+            name: name.to_string(),
+            data,
+            http: format!("127.0.0.1:{http}"),
+            snmp: format!("127.0.0.1:{snmp}"),
+            netconf: format!("127.0.0.1:{netconf}"),
+            child: None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -224,14 +230,7 @@ impl Cluster {
                 assert!(text.contains(&old), "{old} not in the example");
                 text = text.replace(&old, &new);
             }
-            nodes.push(Node {
-                name: n.to_string(),
-                data,
-                http: format!("127.0.0.1:{http}"),
-                snmp: format!("127.0.0.1:{snmp}"),
-                netconf: format!("127.0.0.1:{netconf}"),
-                child: None,
-            });
+            nodes.push(Node::on_loopback(n, data, snmp, netconf, http));
         }
         for f in founders {
             let (toml, node) = extra_node(dir, f, false);
@@ -418,7 +417,13 @@ checkpoint = "asynchronous"
         if !self.running(host) {
             return None;
         }
-        query_socket(&self.node(host).data.join(format!("run/{component}.q")))
+        query_socket(&self.query_path(component)?)
+    }
+
+    /// A counterd's query socket, in its host's data directory.
+    pub fn query_path(&self, component: &str) -> Option<PathBuf> {
+        let host = host_of(component)?;
+        Some(self.node(host).data.join(format!("run/{component}.q")))
     }
 
     /// HTTP on a node, as the demo operator.
@@ -717,23 +722,9 @@ fn query_answer(path: &Path) -> Option<String> {
     Some(answer)
 }
 
-/// A counterd's role history: (from, state) pairs, oldest first (unix ns).
-pub fn role_history(path: &Path) -> Option<Vec<(u64, String)>> {
-    let answer = query_answer(path)?;
-    let line = answer.lines().find_map(|l| l.strip_prefix("roles"))?;
-    Some(
-        line.split_whitespace()
-            .filter_map(|c| c.split_once(':'))
-            .filter_map(|(f, s)| Some((f.parse().ok()?, s.to_string())))
-            .collect(),
-    )
-}
-
-/// The state a counterd was in at instant `t` (unix ns), from its answer's
-/// role history; None when it does not answer.
-pub fn role_at(path: &Path, t: u64) -> Option<String> {
-    let history = Timeline::from_query_answer(&query_answer(path)?)?;
-    Some(history.at(t).unwrap_or("off-line").to_string())
+/// A counterd's role history, from its query socket's answer.
+pub fn role_history(path: &Path) -> Option<Timeline> {
+    Timeline::from_query_answer(&query_answer(path)?)
 }
 
 pub fn wait_until(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
@@ -791,7 +782,7 @@ impl Checker {
                     p.to_string(),
                     members
                         .iter()
-                        .map(|(comp, host)| c.node(host).data.join(format!("run/{comp}.q")))
+                        .filter_map(|(comp, _)| c.query_path(comp))
                         .collect(),
                 )
             })
