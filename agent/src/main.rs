@@ -383,8 +383,22 @@ async fn run_node(
             ),
             tracing::info_span!("cmm", node = %node),
         );
-        cluster_tasks.push(tokio::spawn(async move {
-            if let Err(e) = cmm.await {
+        // The membership monitor runs on a thread and runtime of its own:
+        // heartbeats and lease renewals must not wait behind the agent's
+        // other work (a busy runtime would let the leases lapse and the
+        // primaries quiesce). It stops with `stop` like every other task.
+        cluster_tasks.push(tokio::task::spawn_blocking(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the cluster membership monitor's runtime");
+                    return;
+                }
+            };
+            if let Err(e) = rt.block_on(cmm) {
                 tracing::error!(error = %e, "cluster membership monitor stopped");
             }
         }));

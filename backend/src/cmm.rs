@@ -216,8 +216,15 @@ pub async fn run(
                     view.heard_master();
                 }
             }
-            _ = tick.tick() => {
+            due = tick.tick() => {
                 let now = Instant::now();
+                // Like Corosync's "not scheduled" warning: a monitor that
+                // runs late renews leases late, and its components may
+                // quiesce (the machine is overloaded or the process stalled).
+                let late = now.saturating_duration_since(due);
+                if late > 3 * cfg.heartbeat {
+                    tracing::warn!(late_ms = late.as_millis() as u64, "the membership monitor was not scheduled in time: leases may lapse");
+                }
                 seq += 1;
                 sent.push_back((seq, now));
                 while sent.front().is_some_and(|(_, t)| now.duration_since(*t) > cfg.failure * 4) {

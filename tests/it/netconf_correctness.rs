@@ -217,6 +217,26 @@ elif case == "lock-over-edits":
     y.unlock(target="candidate")
     x.close_session(); y.close_session()
 
+elif case == "commit-writes-its-edits-only":
+    SYS = "urn:ietf:params:xml:ns:yang:ietf-system"
+    def system(body):
+        return '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><system xmlns="%s">%s</system></config>' % (SYS, body)
+    def sysleaf(m, name, source):
+        d = m.get_config(source=source, filter=("subtree", '<system xmlns="%s"><%s/></system>' % (SYS, name))).data_ele
+        e = d.find(".//{%s}%s" % (SYS, name))
+        return None if e is None else (e.text or "")
+    x = connect()
+    y = connect()
+    # y edits one leaf of the entry in the candidate...
+    y.edit_config(target="candidate", config=system("<location>y-location</location>"))
+    # ...while x changes another leaf of it in running.
+    x.edit_config(target="running", config=system("<contact>x-contact</contact>"))
+    print("candidate-contact=%s" % sysleaf(y, "contact", "candidate"))
+    y.commit()
+    print("running-contact=%s" % sysleaf(x, "contact", "running"))
+    print("running-location=%s" % sysleaf(x, "location", "running"))
+    x.close_session(); y.close_session()
+
 "#;
 
 /// The demo element, with every NETCONF message traced to `trace`.
@@ -432,6 +452,22 @@ fn xpath_filters_are_xpath_1_0_as_advertised() {
 fn a_lock_is_refused_while_another_sessions_edits_are_in_the_candidate() {
     let (text, _, _d) = run("lock-over-edits");
     expect(&text, &["y-lock=lock-denied", "y-lock-after-discard=ok"]);
+}
+
+/// A commit writes what the candidate changed, not the values running had
+/// when it was edited: a leaf another session changed meanwhile stays (the
+/// chaos round's lost commit, with two sessions on one entry).
+#[test]
+fn a_commit_writes_only_what_the_candidate_changed() {
+    let (text, _, _d) = run("commit-writes-its-edits-only");
+    expect(
+        &text,
+        &[
+            "candidate-contact=x-contact\n",
+            "running-contact=x-contact\n",
+            "running-location=y-location\n",
+        ],
+    );
 }
 
 /// A NETCONF session through OpenSSH's client (`ssh -s netconf`), password

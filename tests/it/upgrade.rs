@@ -124,9 +124,10 @@ fn assert_handed_over(r: &CheckReport) {
     );
     assert!(
         r.without_primary.is_empty(),
-        "samples without a primary: {:?}; longest gaps {:?}",
+        "samples without a primary: {:?}; longest gaps {:?}; the first: {:#?}",
         r.without_primary,
-        r.longest_gap
+        r.longest_gap,
+        r.gap_samples
     );
 }
 

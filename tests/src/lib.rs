@@ -629,6 +629,14 @@ impl Drop for Cluster {
             for n in &names {
                 let t = std::fs::read_to_string(self.log(n)).unwrap_or_default();
                 let lines: Vec<&str> = t.lines().collect();
+                let warned: Vec<&&str> = lines
+                    .iter()
+                    .filter(|l| l.contains(" WARN ") || l.contains(" ERROR "))
+                    .collect();
+                eprintln!("---- {n}.log: its last warnings and errors ----");
+                for l in &warned[warned.len().saturating_sub(30)..] {
+                    eprintln!("{}", l.chars().take(300).collect::<String>());
+                }
                 eprintln!("---- last lines of {n}.log ----");
                 for l in &lines[lines.len().saturating_sub(60)..] {
                     eprintln!("{}", l.chars().take(300).collect::<String>());
@@ -749,6 +757,10 @@ pub struct CheckReport {
     pub longest_gap: Vec<(String, Duration)>,
     /// Per pair, the samples that saw no primary at all.
     pub without_primary: Vec<(String, u64)>,
+    /// The first samples without a primary: (pair, time since start, what
+    /// each member answered), so a failure says why (no answer, a
+    /// lapsed lease, a late promotion).
+    pub gap_samples: Vec<(String, Duration, Vec<String>)>,
     /// (pair, time since start, highest count a primary showed before,
     /// the lower count a primary showed then): checkpointed state lost.
     pub count_regressions: Vec<(String, Duration, u64, u64)>,
@@ -801,13 +813,27 @@ impl Checker {
                 for (i, (pair, paths)) in sockets.iter().enumerate() {
                     let instant = halyard_backend::protocol::unix_ns();
                     let mut primaries = Vec::new();
+                    let mut seen = Vec::new();
                     for p in paths {
+                        let name = p.file_name().unwrap_or_default().to_string_lossy();
                         let Some(answer) = query_answer(p) else {
+                            seen.push(format!("{name}: no answer"));
                             continue;
                         };
-                        let primary = Timeline::from_query_answer(&answer)
-                            .is_some_and(|h| h.at(instant) == Some("primary"));
-                        if !primary {
+                        let timeline = Timeline::from_query_answer(&answer);
+                        let role = timeline
+                            .as_ref()
+                            .and_then(|h| h.at(instant))
+                            .map(str::to_string);
+                        // The history's tail is what explains a gap.
+                        let history = timeline.as_ref().map(|h| h.render()).unwrap_or_default();
+                        let tail: Vec<&str> = history.split(' ').rev().take(4).collect();
+                        seen.push(format!(
+                            "{name} at {instant}: {} (… {})",
+                            role.as_deref().unwrap_or("-"),
+                            tail.into_iter().rev().collect::<Vec<_>>().join(" ")
+                        ));
+                        if role.as_deref() != Some("primary") {
                             continue;
                         }
                         primaries.push(p.display().to_string());
@@ -831,6 +857,9 @@ impl Checker {
                             .push((pair.clone(), t - start, primaries.clone()));
                     }
                     if primaries.is_empty() {
+                        if r.gap_samples.len() < 8 {
+                            r.gap_samples.push((pair.clone(), t - start, seen));
+                        }
                         match r.without_primary.iter_mut().find(|(p, _)| p == pair) {
                             Some((_, n)) => *n += 1,
                             None => r.without_primary.push((pair.clone(), 1)),

@@ -12,15 +12,29 @@ use crate::data::{ConfigEntry, ConfigStore, Touched, change_path};
 use crate::error::{RpcError, from_model};
 use crate::events;
 
-/// The candidate: running plus the entries edited since the last commit
-/// (so an edit and a commit cost what they touch, not the datastore size),
-/// or a whole replacement after copy-config, delete-config or a
+/// The candidate: running plus what was edited since the last commit (so
+/// an edit and a commit cost what they touch, not the datastore size), or
+/// a whole replacement after copy-config, delete-config or a
 /// container-level replace.
 #[derive(Debug, Default)]
 pub(super) struct Candidate {
-    /// Edited entries; None marks a deleted one.
-    pub(super) overlay: BTreeMap<ObjectName, Option<ConfigEntry>>,
+    pub(super) overlay: BTreeMap<ObjectName, Edited>,
     pub(super) full: Option<ConfigStore>,
+}
+
+/// What the candidate changed on one entry.
+#[derive(Debug, Clone)]
+pub(super) enum Edited {
+    Deleted,
+    /// Created in the candidate (running did not have it): the whole entry.
+    Whole(ConfigEntry),
+    /// Leaves changed on an entry running has (attribute indices): only
+    /// those are laid over running. Running moves under a candidate (other
+    /// sessions, other nodes' commits), and a commit must write what this
+    /// candidate changed, never the values running had when it was edited:
+    /// otherwise two sessions editing different leaves of one entry lose
+    /// each other's commits.
+    Leaves(ConfigEntry, BTreeSet<usize>),
 }
 
 impl Candidate {
@@ -31,34 +45,61 @@ impl Candidate {
     pub(super) fn apply_to(&self, store: &mut ConfigStore, within: impl Fn(&ObjectName) -> bool) {
         for (n, v) in self.overlay.iter().filter(|(n, _)| within(n)) {
             match v {
-                Some(e) => {
-                    store.entries.insert(n.clone(), e.clone());
-                }
-                None => {
+                Edited::Deleted => {
                     store.entries.remove(n);
                 }
+                Edited::Whole(e) => {
+                    store.entries.insert(n.clone(), e.clone());
+                }
+                Edited::Leaves(e, leaves) => match store.entries.get_mut(n) {
+                    Some(cur) if cur.class.name == e.class.name => {
+                        for i in leaves {
+                            cur.values[*i] = e.values[*i].clone();
+                        }
+                    }
+                    // Running lost the entry meanwhile: the candidate still
+                    // shows it as edited.
+                    _ => {
+                        store.entries.insert(n.clone(), e.clone());
+                    }
+                },
             }
         }
     }
 
-    /// Records the result of an edit of the entries in `base`.
+    /// Records the result of an edit of the entries in `base` (the
+    /// candidate's view of them).
     fn record(&mut self, base: &ConfigStore, new: ConfigStore) {
         let names: BTreeSet<&ObjectName> = base.entries.keys().chain(new.entries.keys()).collect();
         for n in names {
             let v = new.entries.get(n).cloned();
-            match &mut self.full {
-                Some(f) => match v {
-                    Some(e) => {
-                        f.entries.insert(n.clone(), e);
-                    }
-                    None => {
-                        f.entries.remove(n);
-                    }
-                },
-                None => {
-                    self.overlay.insert(n.clone(), v);
-                }
+            if let Some(f) = &mut self.full {
+                match v {
+                    Some(e) => f.entries.insert(n.clone(), e),
+                    None => f.entries.remove(n),
+                };
+                continue;
             }
+            let edited = match (base.entries.get(n), v) {
+                (_, None) => Edited::Deleted,
+                (None, Some(e)) => Edited::Whole(e),
+                (Some(b), Some(e)) if b.class.name != e.class.name => Edited::Whole(e),
+                (Some(b), Some(e)) => {
+                    let changed: BTreeSet<usize> = (0..e.values.len())
+                        .filter(|i| b.values.get(*i) != e.values.get(*i))
+                        .collect();
+                    match self.overlay.remove(n) {
+                        Some(Edited::Leaves(_, mut before)) => {
+                            before.extend(changed);
+                            Edited::Leaves(e, before)
+                        }
+                        Some(Edited::Whole(_) | Edited::Deleted) => Edited::Whole(e),
+                        None if changed.is_empty() => continue,
+                        None => Edited::Leaves(e, changed),
+                    }
+                }
+            };
+            self.overlay.insert(n.clone(), edited);
         }
     }
 }
@@ -285,14 +326,10 @@ impl Shared {
                 Err(e) => errors.push(e),
             },
             Datastore::Candidate => {
-                if touched.full {
-                    ds.candidate = Candidate {
-                        overlay: BTreeMap::new(),
-                        full: Some(new),
-                    };
-                } else {
-                    ds.candidate.record(&base, new);
-                }
+                // Even an edit that read the whole candidate records only
+                // what it changed: a whole copy would, once committed,
+                // write back every value running had at the edit.
+                ds.candidate.record(&base, new);
                 ds.candidate_modified_by.insert(me);
             }
         }
