@@ -17,11 +17,9 @@ fn a_short_chaos_round_breaks_no_invariant() {
         // A debug build on a loaded two-core machine.
         converge_bound: Duration::from_secs(45),
         sample_every: Duration::from_secs(20),
-        // One session: with two committing through different nodes, an
-        // acknowledged commit can be lost today (a commit through a
-        // lagging replica writes the other session's leaf back); that is
-        // open in issue 18, and the bench runs two.
-        editors: 1,
+        // Two sessions, each committing its own leaf of one entry through
+        // a different node.
+        editors: 2,
     };
     let report = run(dir.path(), &opts);
     let table = report.table();

@@ -258,10 +258,20 @@ checkpoint = "asynchronous"
         // A timed switch-over's lead must cover two commits and the old
         // primary's acknowledgement; a debug build on a loaded CI machine
         // takes far longer than the release build the default is for.
+        // Likewise the components' lease: it is renewed every heartbeat
+        // and runs out `failure_ms` less two heartbeats after the last
+        // round trip with a majority, so a debug agent stalled for 300 ms
+        // (its runtime busy with a node's loss, on a loaded machine) lets
+        // its primaries quiesce: safe, but not the hand-over the upgrade
+        // tests check. Twice the failure time gives it 800 ms.
         if !release {
-            let lead = "switchover_lead_ms = 500\n";
-            assert!(text.contains(lead), "{lead} not in the example");
-            text = text.replace(lead, "switchover_lead_ms = 2000\n");
+            for (from, to) in [
+                ("switchover_lead_ms = 500\n", "switchover_lead_ms = 2000\n"),
+                ("failure_ms = 500\n", "failure_ms = 1000\n"),
+            ] {
+                assert!(text.contains(from), "{from} not in the example");
+                text = text.replace(from, to);
+            }
         }
         text.push('\n');
         text.push_str(extra);
