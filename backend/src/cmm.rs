@@ -303,6 +303,12 @@ pub async fn run(
                 } else if had_quorum && !cut_off {
                     cut_off = true;
                     tracing::warn!(lease_ms = cfg.lease.as_millis() as u64, "no round trip with a majority within the lease");
+                    // No renewal from now on until the core has fenced and
+                    // restarted its components (it reopens the gate then, or
+                    // at once when nothing here was primary): this thread
+                    // may hear the majority again before the core has even
+                    // read the Fence, and must not re-arm a stale primary.
+                    core.lease_gate.store(false, std::sync::atomic::Ordering::SeqCst);
                     let _ = core.membership(Membership::Fence).await;
                     // Heard or not, it asks the group for nothing (no
                     // elections, no appends) until it hears a majority.

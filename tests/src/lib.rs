@@ -403,11 +403,35 @@ checkpoint = "asynchronous"
         self.node(name).child.as_ref().map(Child::id)
     }
 
+    /// The agent's own pid: under `halyard boot`, the supervisor's child
+    /// (the node it runs), else the process started.
+    pub fn agent_pid(&self, name: &str) -> Option<u32> {
+        let pid = self.pid(name)?;
+        if !self.boot {
+            return Some(pid);
+        }
+        let out = Command::new("ps")
+            .args(["-o", "pid=", "--ppid", &pid.to_string()])
+            .output()
+            .ok()?;
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .find_map(|p| p.parse::<u32>().ok())
+    }
+
     /// A signal (`STOP`, `CONT`, ...) to the agent process alone, or with
     /// `tree` to it and every process descended from it (its components).
     pub fn signal(&self, name: &str, sig: &str, tree: bool) {
-        let Some(pid) = self.pid(name) else { return };
-        let pids = if tree { process_tree(pid) } else { vec![pid] };
+        let pids = if tree {
+            // Under `halyard boot`, the supervisor too: the whole machine.
+            let Some(pid) = self.pid(name) else { return };
+            process_tree(pid)
+        } else {
+            let Some(pid) = self.agent_pid(name) else {
+                return;
+            };
+            vec![pid]
+        };
         for p in pids {
             let _ = Command::new("kill")
                 .args([&format!("-{sig}"), &p.to_string()])
@@ -771,6 +795,8 @@ pub struct CheckReport {
     /// each member answered), so a failure says why (no answer, a
     /// lapsed lease, a late promotion).
     pub gap_samples: Vec<(String, Duration, Vec<String>)>,
+    /// The first samples with two primaries, likewise.
+    pub double_samples: Vec<(String, Duration, Vec<String>)>,
     /// (pair, time since start, highest count a primary showed before,
     /// the lower count a primary showed then): checkpointed state lost.
     pub count_regressions: Vec<(String, Duration, u64, u64)>,
@@ -865,6 +891,10 @@ impl Checker {
                     if primaries.len() > 1 {
                         r.double_primaries
                             .push((pair.clone(), t - start, primaries.clone()));
+                        if r.double_samples.len() < 8 {
+                            r.double_samples
+                                .push((pair.clone(), t - start, seen.clone()));
+                        }
                     }
                     if primaries.is_empty() {
                         if r.gap_samples.len() < 8 {

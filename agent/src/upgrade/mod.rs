@@ -186,7 +186,18 @@ impl Upgrades {
         };
         for change in new {
             match change {
-                Replicated::Campaign(c) => r.campaign = Some(c),
+                // Campaigns are numbered in order: an entry of an older
+                // one (a stale master's late write) never makes it current
+                // again, or a finished campaign would be driven anew.
+                Replicated::Campaign(c) => match &r.campaign {
+                    Some(cur) if c.id < cur.id => tracing::warn!(
+                        campaign = c.id,
+                        current = cur.id,
+                        detail = %c.detail,
+                        "an entry of an older campaign after a newer one: ignored"
+                    ),
+                    _ => r.campaign = Some(c),
+                },
                 Replicated::ReleaseStatus(s) => {
                     r.statuses.insert(s.node.clone(), s);
                 }

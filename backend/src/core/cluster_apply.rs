@@ -417,6 +417,11 @@ impl CoreState {
                     })
                     .collect();
                 if active.is_empty() {
+                    // Nothing to give up: leases may flow again (the CMM
+                    // closed the gate when it saw the majority go).
+                    self.core
+                        .lease_gate
+                        .store(true, std::sync::atomic::Ordering::SeqCst);
                     return;
                 }
                 tracing::warn!(components = ?active, "lost contact with the majority: giving up primaries");
