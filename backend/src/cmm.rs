@@ -218,6 +218,11 @@ pub async fn run(
             }
             due = tick.tick() => {
                 let now = Instant::now();
+                // The same instant on the monotonic clock the components
+                // share: a lease computed from `now` must not also count
+                // whatever delay (a pause, a busy machine) comes later in
+                // this tick.
+                let mono_now = crate::protocol::mono_ns();
                 // Like Corosync's "not scheduled" warning: a monitor that
                 // runs late renews leases late, and its components may
                 // quiesce (the machine is overloaded or the process stalled).
@@ -283,7 +288,7 @@ pub async fn run(
                 let gate = core.lease_gate.load(std::sync::atomic::Ordering::SeqCst);
                 if majority > 1 && !evicted && gate && let Some(t) = trips.get(majority - 2) {
                     let bound = cfg.failure.saturating_sub(2 * cfg.heartbeat);
-                    let until = (crate::protocol::mono_ns() + bound.as_nanos() as u64)
+                    let until = (mono_now + bound.as_nanos() as u64)
                         .saturating_sub(now.duration_since(*t).as_nanos() as u64);
                     core.lease.send_if_modified(|l| {
                         let later = l.is_none_or(|v| until > v);
