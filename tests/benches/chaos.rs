@@ -32,6 +32,8 @@ fn main() {
     let report = run(dir.path(), &opts);
     println!("{}", report.table());
     if !report.violations.is_empty() {
+        // The nodes' logs, for whoever reads the violations.
+        println!("the nodes' logs are kept in {}", dir.keep().display());
         std::process::exit(1);
     }
 }
