@@ -286,7 +286,21 @@ pub async fn run(
                 // t + lease: the timers' check keeps failure >= lease + 2
                 // heartbeats), with room for a busy agent's late renewals.
                 let gate = core.lease_gate.load(std::sync::atomic::Ordering::SeqCst);
-                if majority > 1 && !evicted && gate && let Some(t) = trips.get(majority - 2) {
+                // Until the consensus layer knows its membership (a replica
+                // still loading, a node not admitted yet), leases count the
+                // configured nodes: never a majority of one.
+                let (lease_majority, lease_trips) = if voters.is_empty() {
+                    let mut all: Vec<Instant> = peers.values().filter_map(|p| p.round_trip).collect();
+                    all.sort_unstable_by(|a, b| b.cmp(a));
+                    (cfg.nodes.len().max(1) / 2 + 1, all)
+                } else {
+                    (majority, trips.clone())
+                };
+                if lease_majority > 1
+                    && !evicted
+                    && gate
+                    && let Some(t) = lease_trips.get(lease_majority - 2)
+                {
                     let bound = cfg.failure.saturating_sub(2 * cfg.heartbeat);
                     let until = (mono_now + bound.as_nanos() as u64)
                         .saturating_sub(now.duration_since(*t).as_nanos() as u64);

@@ -93,7 +93,11 @@ impl HaCore {
             repo: repo.clone(),
             asr: Asr::new(repo.pool().clone()),
             watchdog: watchdog.clone(),
-            lease: Arc::new(watch::channel(None).0),
+            // In a cluster a component holds no role beyond a lease it was
+            // given: until the CMM gives the first, the lease is over (a
+            // primary registering before it, or while no lease flows, is
+            // quiesced rather than primary for good).
+            lease: Arc::new(watch::channel(cluster.is_some().then_some(0)).0),
             lease_gate: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         };
         let tasks = Tasks::new();
