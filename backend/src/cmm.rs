@@ -300,12 +300,14 @@ pub async fn run(
                 // Until the consensus layer knows its membership (a replica
                 // still loading, a node not admitted yet), leases count the
                 // configured nodes: never a majority of one.
-                let (lease_majority, lease_trips) = if voters.is_empty() {
-                    let mut all: Vec<Instant> = peers.values().filter_map(|p| p.round_trip).collect();
-                    all.sort_unstable_by(|a, b| b.cmp(a));
-                    (cfg.nodes.len().max(1) / 2 + 1, all)
+                let all: Vec<Instant>;
+                let (lease_majority, lease_trips): (usize, &[Instant]) = if voters.is_empty() {
+                    let mut v: Vec<Instant> = peers.values().filter_map(|p| p.round_trip).collect();
+                    v.sort_unstable_by(|a, b| b.cmp(a));
+                    all = v;
+                    (cfg.nodes.len().max(1) / 2 + 1, &all)
                 } else {
-                    (majority, trips.clone())
+                    (majority, &trips)
                 };
                 if lease_majority > 1
                     && !evicted

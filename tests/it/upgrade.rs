@@ -67,7 +67,7 @@ fn upgradable(
     let c = Cluster::start_upgradable(dir, false, &url);
     wait_steady(&c);
     wait_until("every node reports release 1 committed", 60, || {
-        on_release(&c, "1")
+        c.on_release("1")
     });
     (c, server)
 }
@@ -97,17 +97,6 @@ fn finished(c: &Cluster, id: u32, secs: u64) -> serde_json::Value {
         campaign(c, id).is_some_and(|a| a["state"] != "running" && a["state"] != "paused")
     });
     campaign(c, id).unwrap()
-}
-
-/// Every node runs and has committed `version`, as every node shows it.
-fn on_release(c: &Cluster, version: &str) -> bool {
-    NODES.iter().all(|seen_by| {
-        NODES.iter().all(|n| {
-            c.attrs(seen_by, &node_object(n)).is_some_and(|a| {
-                a["software-version"] == version && a["committed-version"] == version
-            })
-        })
-    })
 }
 
 /// Every pair had exactly one primary at every sample, at 100 Hz or more:
@@ -173,7 +162,7 @@ fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["steps-done"], done["steps-total"], "{done}");
     wait_until("every node on release 2, committed", 60, || {
-        on_release(&c, "2")
+        c.on_release("2")
     });
     for n in NODES {
         assert_eq!(
@@ -214,7 +203,7 @@ fn a_rolling_upgrade_hands_every_pair_over_and_a_release_that_crashes_is_rolled_
         "the reason names the failed release: {done}"
     );
     wait_until("every node back on release 2, committed", 60, || {
-        on_release(&c, "2")
+        c.on_release("2")
     });
     let fell_back: Vec<String> = NODES
         .iter()
@@ -255,7 +244,7 @@ fn a_split_mode_upgrade_hands_every_pair_over_and_copco_refuses_a_power_off_mean
     assert_eq!(done["state"], "succeeded", "{done}");
     assert_eq!(done["method"], "split-mode", "{done}");
     wait_until("every node on release 2, committed", 60, || {
-        on_release(&c, "2")
+        c.on_release("2")
     });
     wait_steady(&c);
     assert_handed_over(&checker.finish());
@@ -355,7 +344,7 @@ fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it(
         "{done}"
     );
     wait_until("every node back on release 1, committed", 60, || {
-        on_release(&c, "1")
+        c.on_release("1")
     });
     let walk = snmp_campaigns(&c, "n3");
     assert!(walk.contains("rolledBack"), "{walk}");
@@ -370,7 +359,7 @@ fn an_operator_pauses_resumes_and_rolls_back_a_campaign_and_every_face_shows_it(
     let done = finished(&c, 2, 300);
     assert_eq!(done["state"], "succeeded", "{done}");
     wait_until("every node on release 2, committed", 60, || {
-        on_release(&c, "2")
+        c.on_release("2")
     });
     // And Prometheus: the campaign's state set and its steps.
     let (_, metrics) = c.curl("n1", "GET", "/metrics");
@@ -410,7 +399,7 @@ fn a_release_that_never_becomes_healthy_is_ended_by_the_watchdog_and_rolled_back
         "the reason is the watchdog: {done}"
     );
     wait_until("every node back on release 1, committed", 60, || {
-        on_release(&c, "1")
+        c.on_release("1")
     });
     wait_steady(&c);
 }

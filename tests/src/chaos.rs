@@ -531,25 +531,17 @@ impl Upgrades {
                 std::thread::sleep(Duration::from_millis(200));
             }
         }
-        let on_next = |c: &Cluster| {
-            NODES.iter().all(|n| {
-                c.attrs(n, &node_object(n)).is_some_and(|a| {
-                    a["software-version"] == next.as_str()
-                        && a["committed-version"] == next.as_str()
-                })
-            })
-        };
         let deadline = Instant::now() + Duration::from_secs(60);
-        while outcome == "succeeded" && !on_next(c) && Instant::now() < deadline {
+        while outcome == "succeeded" && !c.on_release(&next) && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(200));
         }
-        if outcome == "succeeded" && on_next(c) {
+        if outcome == "succeeded" && c.on_release(&next) {
             self.version += 1;
         } else {
             violations.push(format!(
                 "the rolling upgrade to release {next} at {:.1} s ended {outcome:?}, every node on it: {}",
                 at.as_secs_f64(),
-                on_next(c)
+                c.on_release(&next)
             ));
         }
         for n in NODES {
@@ -568,16 +560,11 @@ impl Upgrades {
 
 /// The state of the newest campaign to `release`, as `node` shows it.
 fn campaign_state(c: &Cluster, node: &str, release: &str) -> Option<String> {
-    let http = &c.nodes.iter().find(|n| n.name == node)?.http;
-    let out = Command::new("curl")
-        .args(["-s", "-m", "10", "-u", "operator:halyard-demo"])
-        .args(["-H", "Accept: application/json"])
-        .arg(format!(
-            "http://{http}/api/v1/objects?class=UpgradeCampaign"
-        ))
-        .output()
-        .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+    let (code, body) = c.curl(node, "GET", "/api/v1/objects?class=UpgradeCampaign");
+    if code != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
     v["objects"]
         .as_array()?
         .iter()

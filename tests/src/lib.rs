@@ -495,6 +495,18 @@ checkpoint = "asynchronous"
             .map(|v| v["attributes"].clone())
     }
 
+    /// Every node runs and has committed `version`, as every node shows it.
+    pub fn on_release(&self, version: &str) -> bool {
+        NODES.iter().all(|seen_by| {
+            NODES.iter().all(|n| {
+                self.attrs(seen_by, &format!("ne=1/shelf=1/node={n}"))
+                    .is_some_and(|a| {
+                        a["software-version"] == version && a["committed-version"] == version
+                    })
+            })
+        })
+    }
+
     /// The master as `node` knows it.
     pub fn master(&self, node: &str) -> Option<String> {
         self.attrs(node, "ne=1")?["master"]

@@ -429,12 +429,11 @@ impl CoreState {
                     self.demote_local(c);
                     self.record(c, "fenced: lost contact with the majority".into());
                 }
+                // The gate stays closed (the CMM closed it before asking
+                // for this) until the node's own loss restarts them.
                 if let Some(rt) = &mut self.cluster {
                     rt.fenced = true;
                 }
-                self.core
-                    .lease_gate
-                    .store(false, std::sync::atomic::Ordering::SeqCst);
             }
             Membership::Rejoin => {
                 if !rt.fenced {

@@ -131,8 +131,9 @@ pub struct HaCore {
     /// membership monitor each heartbeat and passed on to HA-aware
     /// components; None on a single node (no lease bounds a primary).
     pub lease: Arc<watch::Sender<Option<u64>>>,
-    /// Closed while the node is fenced, until its components are restarted
-    /// (its own loss applied): a replica that was cut off is stale, and a
+    /// Closed by the CMM when it loses the majority, and opened by the core
+    /// once the node's own loss restarted its components (or at once when
+    /// nothing was primary): a replica that was cut off is stale, and a
     /// role it still holds must not be renewed in the meantime.
     pub lease_gate: Arc<std::sync::atomic::AtomicBool>,
 }

@@ -14,8 +14,7 @@ use crate::events;
 
 /// The candidate: running plus what was edited since the last commit (so
 /// an edit and a commit cost what they touch, not the datastore size), or
-/// a whole replacement after copy-config, delete-config or a
-/// container-level replace.
+/// a whole replacement after copy-config or delete-config.
 #[derive(Debug, Default)]
 pub(super) struct Candidate {
     pub(super) overlay: BTreeMap<ObjectName, Edited>,
