@@ -8,7 +8,7 @@
 //! read, so none skips or repeats a change, even across a snapshot install.
 
 use halyard_backend::core::HaCore;
-use halyard_backend::replicated::{Change, RelayedAlarm, Retention};
+use halyard_backend::replicated::{Change, Expected, RelayedAlarm, Retention};
 use serde::{Deserialize, Serialize};
 
 use crate::upgrade::campaign::{CAMPAIGN_OPS_KEPT, Campaign, CampaignOp, NodeRelease};
@@ -127,6 +127,7 @@ impl Replicated {
             topic: v["topic"].as_str().unwrap_or_default().to_string(),
             retention: self.retention(),
             body: v["body"].clone(),
+            expect: None,
         })
     }
 
@@ -139,6 +140,24 @@ impl Replicated {
     /// node).
     pub async fn replicate(&self, core: &HaCore) -> Result<(), ReplicateError> {
         core.replicate(self.change()?).await?;
+        Ok(())
+    }
+
+    /// Sends it to every node only if the newest change of its topic is
+    /// still `previous` (its body as the log keeps it; None: there is
+    /// none). Otherwise every node refuses it, and so does this call: the
+    /// writer read a replica that was behind, or waited while others wrote.
+    pub async fn replicate_after(
+        &self,
+        core: &HaCore,
+        previous: Option<serde_json::Value>,
+    ) -> Result<(), ReplicateError> {
+        let mut change = self.change()?;
+        change.expect = Some(Expected {
+            topic: change.topic.clone(),
+            body: previous,
+        });
+        core.replicate(change).await?;
         Ok(())
     }
 }
@@ -172,6 +191,20 @@ impl Reader {
         &mut self,
         core: &HaCore,
     ) -> Result<Vec<Replicated>, halyard_backend::core::CoreError> {
+        Ok(self
+            .next_with_bodies(core)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r)
+            .collect())
+    }
+
+    /// As [`Reader::next`], each change with its body as the log keeps it:
+    /// what a conditional write ([`Replicated::replicate_after`]) names.
+    pub async fn next_with_bodies(
+        &mut self,
+        core: &HaCore,
+    ) -> Result<Vec<(Replicated, serde_json::Value)>, halyard_backend::core::CoreError> {
         let since = core.replicated_since(self.cursor).await?;
         if since.missed {
             tracing::warn!(
@@ -184,7 +217,7 @@ impl Reader {
         for e in since.entries {
             self.cursor = e.index;
             match Replicated::decode(&e.topic, &e.body) {
-                Ok(r) => out.push(r),
+                Ok(r) => out.push((r, e.body)),
                 Err(error) => tracing::warn!(
                     reader = self.name,
                     topic = %e.topic,

@@ -25,6 +25,21 @@ pub struct Change {
     #[serde(default)]
     pub retention: Retention,
     pub body: serde_json::Value,
+    /// Applied only when the newest kept change of a topic is as expected
+    /// (compare-and-set), so a writer that read a lagging replica, or
+    /// whose proposal waited in a queue or behind a pause, cannot put back
+    /// state that newer changes superseded. Every node decides the same,
+    /// from the same kept entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expected>,
+}
+
+/// What a conditional [`Change`] expects to follow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Expected {
+    pub topic: String,
+    /// The newest kept change's body; None: there is none.
+    pub body: Option<serde_json::Value>,
 }
 
 /// The body of a [`crate::core::RELAYED_ALARM`] change: an alarm of a
@@ -114,6 +129,28 @@ impl ReplicatedLog {
         );
     }
 
+    /// Whether `change` may be applied now: its [`Change::expect`], if
+    /// any, names the newest kept change of its topic.
+    pub fn precondition(&self, change: &Change) -> Result<(), String> {
+        let Some(expected) = &change.expect else {
+            return Ok(());
+        };
+        let newest = self
+            .entries
+            .values()
+            .rev()
+            .find(|e| e.topic == expected.topic)
+            .map(|e| &e.body);
+        if newest == expected.body.as_ref() {
+            Ok(())
+        } else {
+            Err(format!(
+                "not applied: the newest {} change is not the one this write followed (a newer one superseded it)",
+                expected.topic
+            ))
+        }
+    }
+
     /// The entries after `cursor` (the index of the last entry read; 0 for
     /// none).
     pub fn since(&self, cursor: u64) -> Since {
@@ -153,6 +190,7 @@ mod tests {
             topic: topic.into(),
             retention,
             body: serde_json::json!(n),
+            expect: None,
         }
     }
 
@@ -217,6 +255,33 @@ mod tests {
         }
         log.push(9, change("hotswap", Retention::Keep, 9));
         assert_eq!(bodies(&log.since(cursor)), vec![6, 7, 8, 9]);
+    }
+
+    #[test]
+    fn a_conditional_change_names_the_newest_of_its_topic() {
+        let mut log = ReplicatedLog::default();
+        let after = |n: Option<u64>| Change {
+            expect: Some(Expected {
+                topic: "campaign".into(),
+                body: n.map(|n| serde_json::json!(n)),
+            }),
+            ..change("campaign", Retention::Latest("c".into()), 0)
+        };
+        assert!(log.precondition(&after(None)).is_ok());
+        assert!(log.precondition(&after(Some(1))).is_err());
+        log.push(1, change("campaign", Retention::Latest("c/1".into()), 1));
+        log.push(2, change("audit", Retention::Keep, 9));
+        log.push(3, change("campaign", Retention::Latest("c/2".into()), 2));
+        log.push(4, change("audit", Retention::Keep, 10));
+        assert!(log.precondition(&after(Some(2))).is_ok());
+        // An older one of the topic, or none, no longer is the newest.
+        assert!(log.precondition(&after(Some(1))).is_err());
+        assert!(log.precondition(&after(None)).is_err());
+        // An unconditional change always applies.
+        assert!(
+            log.precondition(&change("campaign", Retention::Keep, 5))
+                .is_ok()
+        );
     }
 
     #[test]

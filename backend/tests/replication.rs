@@ -62,6 +62,7 @@ fn audit(n: u64) -> Change {
             "operation": format!("set ne=1/shelf=1/fan=1 Label = \"fan {n}\""),
             "result": "ok",
         }),
+        expect: None,
     }
 }
 
@@ -192,5 +193,72 @@ async fn a_hundred_thousand_audited_operations_keep_snapshot_and_restart_bounded
         after.iter().map(|a| a.1).collect::<Vec<_>>(),
         vec![total + 1]
     );
+    node.stop().await;
+}
+
+/// A conditional change is applied only after the change it names, so a
+/// writer that read a lagging replica (or whose proposal waited) cannot put
+/// back a superseded state; after a restart the log replays to the same
+/// verdicts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_follows_a_superseded_change_is_refused_by_the_log() {
+    use halyard_backend::replicated::Expected;
+    let dir = tempfile::tempdir().unwrap();
+    let addr = support::free_addr();
+    let node = start(dir.path(), addr).await;
+    let state = |id: u64, step: u64, after: Option<(u64, u64)>| Change {
+        topic: "campaign".into(),
+        retention: Retention::Latest(format!("campaign/{id}")),
+        body: serde_json::json!({"id": id, "step": step}),
+        expect: Some(Expected {
+            topic: "campaign".into(),
+            body: after.map(|(id, step)| serde_json::json!({"id": id, "step": step})),
+        }),
+    };
+    // Campaign 1 runs two steps, then campaign 2 starts after it.
+    node.core.replicate(state(1, 1, None)).await.unwrap();
+    node.core
+        .replicate(state(1, 2, Some((1, 1))))
+        .await
+        .unwrap();
+    node.core
+        .replicate(state(2, 1, Some((1, 2))))
+        .await
+        .unwrap();
+    // A second "first" campaign, and a stale master's step 3 of campaign
+    // 1 (it read step 2 before campaign 2 began): both refused.
+    let first = node.core.replicate(state(1, 1, None)).await.unwrap_err();
+    let stale = node
+        .core
+        .replicate(state(1, 3, Some((1, 2))))
+        .await
+        .unwrap_err();
+    assert!(stale.to_string().contains("superseded"), "{stale}");
+    assert!(first.to_string().contains("superseded"), "{first}");
+    node.core
+        .replicate(state(2, 2, Some((2, 1))))
+        .await
+        .unwrap();
+
+    let kept = |since: halyard_backend::replicated::Since| -> Vec<serde_json::Value> {
+        since.entries.into_iter().map(|e| e.body).collect()
+    };
+    let expected = vec![
+        serde_json::json!({"id": 1, "step": 2}),
+        serde_json::json!({"id": 2, "step": 2}),
+    ];
+    assert_eq!(kept(node.core.replicated_since(0).await.unwrap()), expected);
+    node.stop().await;
+    // Replayed from raft.db: the refused changes stay refused.
+    let node = start(dir.path(), addr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let now = kept(node.core.replicated_since(0).await.unwrap());
+        if now == expected {
+            break;
+        }
+        assert!(Instant::now() < deadline, "after the restart: {now:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     node.stop().await;
 }

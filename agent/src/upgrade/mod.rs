@@ -86,6 +86,9 @@ pub struct Upgrades {
 struct Replica {
     reader: Reader,
     campaign: Option<Campaign>,
+    /// The newest campaign change in the log, as kept there: what this
+    /// node's next campaign write must follow (compare-and-set).
+    campaign_body: Option<serde_json::Value>,
     statuses: BTreeMap<String, NodeRelease>,
     ops: Vec<CampaignOp>,
     reported: Option<NodeRelease>,
@@ -146,6 +149,7 @@ impl Upgrades {
             state: tokio::sync::Mutex::new(Replica {
                 reader: Reader::new("upgrade"),
                 campaign: None,
+                campaign_body: None,
                 statuses: BTreeMap::new(),
                 ops: Vec::new(),
                 reported: None,
@@ -181,10 +185,13 @@ impl Upgrades {
     async fn fold(&self) {
         let mut r = self.state.lock().await;
         let r = &mut *r;
-        let Ok(new) = r.reader.next(&self.model.core).await else {
+        let Ok(new) = r.reader.next_with_bodies(&self.model.core).await else {
             return;
         };
-        for change in new {
+        for (change, body) in new {
+            if matches!(change, Replicated::Campaign(_)) {
+                r.campaign_body = Some(body);
+            }
             match change {
                 // Campaigns are numbered in order: an entry of an older
                 // one (a stale master's late write) never makes it current
@@ -455,9 +462,14 @@ impl Upgrades {
     /// log and the cluster view, let the time pass, and carry out what it
     /// answers (see [`campaign::Machine`]).
     async fn drive(&self) {
-        let (campaign, statuses, ops) = {
+        let (campaign, logged, statuses, ops) = {
             let r = self.state.lock().await;
-            (r.campaign.clone(), r.statuses.clone(), r.ops.clone())
+            (
+                r.campaign.clone(),
+                r.campaign_body.clone(),
+                r.statuses.clone(),
+                r.ops.clone(),
+            )
         };
         let Some(campaign) = campaign else { return };
         let mut m = self.machine.lock().await;
@@ -489,13 +501,21 @@ impl Upgrades {
             fx.extend(m.handle(Input::Op(op), now));
         }
         fx.extend(m.handle(Input::Tick, now));
-        self.execute(&mut m, fx).await;
+        self.execute(&mut m, fx, logged).await;
     }
 
     /// Carries out the machine's effects in order, feeding the answers to
-    /// fetch and switch-away back. A campaign that cannot be written to the
-    /// log drops the rest: the next tick starts again from the log.
-    async fn execute(&self, m: &mut Machine, fx: Vec<Effect>) {
+    /// fetch and switch-away back. Each campaign write names the one it
+    /// follows (`logged` first), so a master whose replica was behind, or
+    /// that resumes after a pause, cannot put back an older state. A
+    /// campaign that cannot be written to the log drops the rest: the next
+    /// tick starts again from the log.
+    async fn execute(
+        &self,
+        m: &mut Machine,
+        fx: Vec<Effect>,
+        mut logged: Option<serde_json::Value>,
+    ) {
         let mut queue: std::collections::VecDeque<Effect> = fx.into();
         while let Some(e) = queue.pop_front() {
             let answer = match e {
@@ -508,10 +528,13 @@ impl Upgrades {
                     Input::Switching { nodes, pending }
                 }
                 Effect::Publish(c) => {
-                    if let Err(e) = Replicated::Campaign(*c).replicate(&self.model.core).await {
+                    let write = Replicated::Campaign(*c);
+                    let body = write.change().map(|c| c.body).ok();
+                    if let Err(e) = write.replicate_after(&self.model.core, logged).await {
                         tracing::warn!(error = %e, "cannot commit the campaign's progress");
                         return;
                     }
+                    logged = body;
                     continue;
                 }
                 Effect::Unlock { holder } => {

@@ -35,9 +35,13 @@ impl Upgrades {
             )));
         }
         self.fold().await;
-        let (previous, statuses) = {
+        let (previous, logged, statuses) = {
             let r = self.state.lock().await;
-            (r.campaign.clone(), r.statuses.clone())
+            (
+                r.campaign.clone(),
+                r.campaign_body.clone(),
+                r.statuses.clone(),
+            )
         };
         if let Some(p) = previous.as_ref().filter(|p| p.state.active()) {
             return Err(ModelError::Conflict {
@@ -85,8 +89,11 @@ impl Upgrades {
             .map_err(|e| ModelError::Conflict {
                 reason: e.to_string(),
             })?;
+        // Only after the newest campaign this node has read: two requests,
+        // or a node whose replica is behind, never number two campaigns
+        // alike or start one beside a running one.
         if let Err(e) = Replicated::Campaign(c.clone())
-            .replicate(&self.model.core)
+            .replicate_after(&self.model.core, logged)
             .await
         {
             let _ = self.model.core.unlock(&c.holder()).await;

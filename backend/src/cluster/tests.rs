@@ -79,6 +79,7 @@ fn snapshots_keep_the_latest_write_only_where_state_is_overwritten() {
         topic: "audit".into(),
         retention: bounded.clone(),
         body: serde_json::json!({}),
+        expect: None,
     });
     assert_eq!(keep(change), bounded);
     // A command logged before changes carried a rule is kept.

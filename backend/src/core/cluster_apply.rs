@@ -247,10 +247,13 @@ impl CoreState {
                 },
             },
             c @ (Command::Lock { .. } | Command::Unlock { .. }) => self.apply_lock(c),
-            Command::Replicated(change) => {
-                self.keep_replicated(index, change);
-                apply_ok()
-            }
+            Command::Replicated(change) => match self.replicated.precondition(&change) {
+                Err(e) => apply_error(e),
+                Ok(()) => {
+                    self.keep_replicated(index, change);
+                    apply_ok()
+                }
+            },
         };
         if let Some(rt) = &self.cluster {
             rt.view.applied();

@@ -60,6 +60,7 @@ impl CoreState {
                 topic: HOTSWAP_TOPIC.to_string(),
                 retention: Retention::Keep,
                 body: ch.note.clone(),
+                expect: None,
             },
         );
         for e in effects {

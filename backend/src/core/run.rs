@@ -446,9 +446,12 @@ impl CoreState {
                 }
                 Msg::Replicate { change, reply } => match &self.cluster {
                     None => {
-                        let index = self.replicated.next_local();
-                        self.keep_replicated(index, change);
-                        let _ = reply.send(Ok(()));
+                        let r = self.replicated.precondition(&change);
+                        if r.is_ok() {
+                            let index = self.replicated.next_local();
+                            self.keep_replicated(index, change);
+                        }
+                        let _ = reply.send(r.map_err(CoreError::Refused));
                     }
                     Some(rt) => {
                         rt.propose_answered(Command::Replicated(change), reply, CoreError::Refused)

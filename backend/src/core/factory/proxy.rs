@@ -118,6 +118,7 @@ pub(in crate::core) async fn relay_alarm(
         topic: RELAYED_ALARM.into(),
         retention: Retention::Latest(format!("{RELAYED_ALARM}/{resource}/{}", cause.value())),
         body,
+        expect: None,
     };
     let _ = core.send(Msg::Replicate { change, reply }).await;
 }
