@@ -20,10 +20,8 @@ fn a_short_chaos_round_breaks_no_invariant() {
         // Two sessions, each committing its own leaf of one entry through
         // a different node.
         editors: 2,
-        // No rolling upgrades here yet: under chaos a finished campaign's
-        // stale state came back as the current one after a master's
-        // reboot (open in issue 18); the bench runs them.
-        upgrades: false,
+        // At least one rolling upgrade, among the other faults.
+        upgrades: true,
     };
     let report = run(dir.path(), &opts);
     let table = report.table();
@@ -40,6 +38,10 @@ fn a_short_chaos_round_breaks_no_invariant() {
         .filter(|k| report.faults.iter().any(|f| f.kind == **k))
         .count();
     assert!(report.faults.len() >= 10 && kinds >= 4, "{table}");
+    assert!(
+        report.faults.iter().any(|f| f.kind == "rolling upgrade"),
+        "{table}"
+    );
     assert!(report.checker.rate_hz() >= 100.0, "{table}");
     for (load, t) in &report.loads {
         assert!(t.answered > 10, "{load}: {t:?}\n{table}");

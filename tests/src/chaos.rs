@@ -364,6 +364,13 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         while kind == "rolling upgrade" && !opts.upgrades {
             kind = KINDS[rng.below(KINDS.len() as u64) as usize];
         }
+        // Every round with upgrades rolls at least one, from its middle on.
+        if opts.upgrades
+            && start.elapsed() > opts.duration / 2
+            && !report.faults.iter().any(|f| f.kind == "rolling upgrade")
+        {
+            kind = "rolling upgrade";
+        }
         let victim = NODES[rng.below(NODES.len() as u64) as usize].to_string();
         let lost_before = declared_lost(&c);
         let mut f = if kind == "rolling upgrade" {
