@@ -48,6 +48,11 @@ fn a_short_chaos_round_breaks_no_invariant() {
     }
     assert!(report.edits.iter().all(|(_, ok, _, _)| *ok > 10), "{table}");
     assert!(report.scrapes.1 > 60, "{table}");
+    // Bad input under load: every face refused and counted the audit's.
+    assert_eq!(report.refusals.len(), 3, "{table}");
+    for (face, (sent, counted)) in &report.refusals {
+        assert!(*sent > 0 && counted == sent, "{face}\n{table}");
+    }
     assert!(report.sse_events > 0, "{table}");
     // Every node's resources were read (a node may be down at a sample).
     assert!(

@@ -122,6 +122,9 @@ pub struct Report {
     /// Prometheus: scrapes attempted and scrapes that succeeded.
     pub scrapes: (u64, u64),
     pub garbage_sent: u64,
+    /// Per face: malformed inputs sent in the closing audit, and how many
+    /// the nodes' refusal counters counted (see [`audit_refusals`]).
+    pub refusals: BTreeMap<&'static str, (u64, u64)>,
     /// Per node, its samples in time order.
     pub resources: BTreeMap<String, Vec<Resources>>,
 }
@@ -169,6 +172,12 @@ impl Report {
             "| prometheus scrapes | {} | {} | |\n| SSE events received | | {} | |\n| malformed inputs sent | {} | | |\n",
             self.scrapes.0, self.scrapes.1, self.sse_events, self.garbage_sent
         ));
+        if !self.refusals.is_empty() {
+            s.push_str("\n| malformed input (closing audit, every node) | sent | refused and counted |\n|---|---|---|\n");
+            for (face, (sent, counted)) in &self.refusals {
+                s.push_str(&format!("| {face} | {sent} | {counted} |\n"));
+            }
+        }
         if !self.resources.is_empty() {
             s.push_str("\n| node | samples | RSS MB first / last / max | fds first / last / max | tasks first / last / max | data MB first / last / max | raft MB first / last / max |\n|---|---|---|---|---|---|---|\n");
             for (n, v) in &self.resources {
@@ -317,10 +326,12 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         let (a, h, s, n) = (addrs.clone(), health.clone(), stop.clone(), sse.clone());
         threads.push(spawn_load(Box::new(move || sse_load(&a, &h, &s, &n))));
     }
-    {
-        let (a, s, g) = (addrs.clone(), stop.clone(), garbage.clone());
-        threads.push(spawn_load(Box::new(move || garbage_load(&a, &s, &g))));
-    }
+    // Stopped before the closing audit, which counts its own.
+    let garbage_stop = Arc::new(AtomicBool::new(false));
+    let garbage_thread = {
+        let (a, s, g) = (addrs.clone(), garbage_stop.clone(), garbage.clone());
+        spawn_load(Box::new(move || garbage_load(&a, &s, &g)))
+    };
     let resources: Arc<Mutex<BTreeMap<String, Vec<Resources>>>> = Arc::default();
     {
         let dirs: Vec<(String, String, std::path::PathBuf)> = c
@@ -358,7 +369,10 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         ..Report::default()
     };
     let start = Instant::now();
-    while start.elapsed() < opts.duration {
+    // A rolling upgrade's own time does not count against the round's:
+    // the other faults get the whole duration.
+    let mut upgrading = Duration::ZERO;
+    while start.elapsed() < opts.duration + upgrading {
         std::thread::sleep(rng.ms(1000, 3000));
         let mut kind = KINDS[rng.below(KINDS.len() as u64) as usize];
         while kind == "rolling upgrade" && !opts.upgrades {
@@ -374,7 +388,9 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         let victim = NODES[rng.below(NODES.len() as u64) as usize].to_string();
         let lost_before = declared_lost(&c);
         let mut f = if kind == "rolling upgrade" {
-            upgrades.roll(&c, &health, opts, start, &mut report.violations)
+            let f = upgrades.roll(&c, &health, opts, start, &mut report.violations);
+            upgrading += f.held;
+            f
         } else {
             inject(&mut c, &health, &mut rng, kind, &victim, start)
         };
@@ -402,6 +418,10 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         report.faults.push(f);
     }
     report.elapsed = start.elapsed();
+    // Bad input under load: the other loads and the checker still run.
+    garbage_stop.store(true, Ordering::SeqCst);
+    let _ = garbage_thread.join();
+    report.refusals = audit_refusals(&c, &addrs, &mut report.violations);
     report.checker = checker.finish();
     stop.store(true, Ordering::SeqCst);
     for t in threads {
@@ -972,6 +992,120 @@ fn garbage_load(addrs: &[Addrs], stop: &AtomicBool, sent: &AtomicU64) {
         }
         std::thread::sleep(Duration::from_millis(500));
     }
+}
+
+/// Malformed inputs of each kind the closing audit sends every node.
+const AUDIT_EACH: u64 = 10;
+
+/// The faces' refusal counters on a node's `/metrics`: SNMP messages that
+/// do not parse (or name no SNMP version), SSH connections refused for
+/// malformed input, requests refused as malformed HTTP.
+fn refusal_counters(c: &Cluster, node: &str) -> Option<BTreeMap<&'static str, u64>> {
+    let (code, body) = c.curl(node, "GET", "/metrics");
+    if code != 200 {
+        return None;
+    }
+    let value = |series: &str| -> u64 {
+        body.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .map_or(0, |v| v as u64)
+    };
+    Some(BTreeMap::from([
+        (
+            "SNMP",
+            value("halyard_snmp_messages_total{counter=\"in_asn_parse_errs\"}")
+                + value("halyard_snmp_messages_total{counter=\"in_bad_versions\"}"),
+        ),
+        (
+            "NETCONF (SSH)",
+            value("halyard_netconf_events_total{counter=\"ssh_errors\"}"),
+        ),
+        ("HTTP", value("halyard_http_malformed_requests_total")),
+    ]))
+}
+
+/// Sends every node a counted batch of malformed input on each face
+/// while the other loads run, and checks that each was refused (HTTP
+/// answers 400) and counted. Returns, per face, what was sent and counted.
+fn audit_refusals(
+    c: &Cluster,
+    addrs: &[Addrs],
+    violations: &mut Vec<String>,
+) -> BTreeMap<&'static str, (u64, u64)> {
+    let mut out: BTreeMap<&'static str, (u64, u64)> = BTreeMap::new();
+    let udp = UdpSocket::bind("127.0.0.1:0").expect("udp");
+    let tcp = |addr: &str, text: &[u8]| -> Vec<u8> {
+        let mut answer = Vec::new();
+        if let Ok(mut s) =
+            TcpStream::connect_timeout(&addr.parse().expect("address"), Duration::from_secs(5))
+        {
+            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+            let _ = s.write_all(text);
+            let _ = s.read_to_end(&mut answer);
+        }
+        answer
+    };
+    for a in addrs {
+        let Some(before) = refusal_counters(c, &a.node) else {
+            violations.push(format!("audit: {} does not serve /metrics", a.node));
+            continue;
+        };
+        let mut http_400 = 0;
+        for i in 0..AUDIT_EACH {
+            // A length beyond the datagram, and a truncated sequence.
+            let _ = udp.send_to(&[0x30, 0x82, 0xff, 0xff, 0x02, 0x01, i as u8], &a.snmp);
+            let _ = udp.send_to(b"\x30\x03\x02\x01", &a.snmp);
+            // An SSH identification followed by a packet that is not one,
+            // and no SSH identification at all.
+            tcp(
+                &a.netconf,
+                b"SSH-2.0-garbage\r\n\x00\x00\x00\x05\x00\x00\x00\x00\x00]]>]]>",
+            );
+            tcp(&a.netconf, b"<hello/>]]>]]>\r\n");
+            for text in [
+                &b"GET /api/v1/objects/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+                &b"BREW / HTCPCP/1.0\r\n\r\n"[..],
+            ] {
+                if tcp(&a.http, text).starts_with(b"HTTP/1.1 400") {
+                    http_400 += 1;
+                }
+            }
+        }
+        let sent = 2 * AUDIT_EACH;
+        if http_400 != sent {
+            violations.push(format!(
+                "audit: {} answered {http_400} of {sent} malformed HTTP requests with 400",
+                a.node
+            ));
+        }
+        // UDP is counted as it is read: give the node a moment.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let after = loop {
+            let now = refusal_counters(c, &a.node);
+            let done = now
+                .as_ref()
+                .is_some_and(|now| now.iter().all(|(f, v)| v.saturating_sub(before[f]) >= sent));
+            if done || Instant::now() > deadline {
+                break now.unwrap_or_default();
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        for (face, was) in &before {
+            let counted = after.get(face).map_or(0, |v| v.saturating_sub(*was));
+            let t = out.entry(face).or_default();
+            t.0 += sent;
+            // Refusals counted beyond the audit's own came from elsewhere.
+            t.1 += counted.min(sent);
+            if counted < sent {
+                violations.push(format!(
+                    "audit: {} counted {counted} of {sent} malformed {face} inputs",
+                    a.node
+                ));
+            }
+        }
+    }
+    out
 }
 
 /// An ncclient session committing edits of one ietf-system leaf.

@@ -25,6 +25,7 @@ pub mod xml;
 mod api;
 mod conn;
 mod console;
+mod serve;
 mod server;
 mod state;
 mod tls;

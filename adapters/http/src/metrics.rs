@@ -53,6 +53,8 @@ pub struct HttpMetrics {
     pub auth_failures: Counter,
     /// Requests refused unread because their source failed too often.
     pub auth_refused: Counter,
+    /// Requests refused as malformed HTTP before any route saw them.
+    pub malformed: Counter,
 }
 
 impl HttpMetrics {
@@ -66,7 +68,13 @@ impl HttpMetrics {
             scrape_duration: Gauge::default(),
             auth_failures: Counter::default(),
             auth_refused: Counter::default(),
+            malformed: Counter::default(),
         };
+        registry.register(
+            "halyard_http_malformed_requests",
+            "Requests refused as malformed HTTP (answered 400 before any route saw them)",
+            m.malformed.clone(),
+        );
         registry.register(
             "halyard_http_auth_failures",
             "Requests with wrong credentials",

@@ -193,6 +193,8 @@ pub struct HttpServer {
     tls: Option<tokio_rustls::TlsAcceptor>,
     limits: Limits,
     stop: watch::Sender<bool>,
+    /// Requests hyper refused as malformed (see `serve.rs`).
+    malformed: prometheus_client::metrics::counter::Counter,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -222,6 +224,7 @@ impl HttpServer {
         let tls = config.tls.as_ref().map(crate::tls::acceptor).transpose()?;
         let auth = Authenticator::new(&config).map_err(HttpError::Config)?;
         let metrics = HttpMetrics::register(&mut registry);
+        let malformed = metrics.malformed.clone();
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for addr in &config.listen {
@@ -269,6 +272,7 @@ impl HttpServer {
             tls,
             limits: config.limits.clone(),
             stop,
+            malformed,
         })
     }
 
@@ -288,32 +292,26 @@ impl HttpServer {
             tls,
             limits,
             stop,
+            malformed,
         } = self;
         let mut tasks = tokio::task::JoinSet::new();
         for (l, addr) in listeners.into_iter().zip(addrs) {
             let l = tokio::net::TcpListener::from_std(l).map_err(HttpError::Serve)?;
-            let app = router.clone().into_make_service_with_connect_info::<Peer>();
-            let mut rx = stop.subscribe();
-            let stopped = async move {
-                let _ = rx.wait_for(|s| *s).await;
-            };
+            let stopped = stop.subscribe();
+            let gate = Gate::new(limits.max_connections, limits.idle_timeout);
+            let malformed = malformed.clone();
+            let router = router.clone();
             match &tls {
                 Some(acceptor) => {
-                    let gate = Gate::new(limits.max_connections, limits.idle_timeout);
                     let l =
                         TlsListener::new(l, acceptor.clone(), gate).map_err(HttpError::Serve)?;
                     tracing::info!(%addr, "HTTP face listening (HTTPS)");
-                    tasks.spawn(async move {
-                        axum::serve(l, app).with_graceful_shutdown(stopped).await
-                    });
+                    tasks.spawn(crate::serve::serve(l, router, stopped, malformed));
                 }
                 None => {
-                    let gate = Gate::new(limits.max_connections, limits.idle_timeout);
                     let l = PlainListener::new(l, gate);
                     tracing::info!(%addr, "HTTP face listening");
-                    tasks.spawn(async move {
-                        axum::serve(l, app).with_graceful_shutdown(stopped).await
-                    });
+                    tasks.spawn(crate::serve::serve(l, router, stopped, malformed));
                 }
             }
         }
@@ -322,8 +320,7 @@ impl HttpServer {
             () = shutdown => {}
             Some(r) = tasks.join_next() => {
                 failure = Some(match r {
-                    Ok(Ok(())) => HttpError::Serve(std::io::Error::other("a listener stopped")),
-                    Ok(Err(e)) => HttpError::Serve(e),
+                    Ok(()) => HttpError::Serve(std::io::Error::other("a listener stopped")),
                     Err(e) => HttpError::Serve(std::io::Error::other(e.to_string())),
                 });
             }
@@ -331,7 +328,7 @@ impl HttpServer {
         let _ = stop.send(true);
         let drained = tokio::time::timeout(DRAIN, async {
             while let Some(r) = tasks.join_next().await {
-                if let Ok(Err(e)) = r {
+                if let Err(e) = r {
                     tracing::warn!(error = %e, "HTTP listener ended with an error");
                 }
             }

@@ -27,6 +27,9 @@ pub struct Stats {
     pub auth_refused: AtomicU64,
     /// Sessions closed for a framing error or an oversize message.
     pub framing_errors: AtomicU64,
+    /// SSH connections refused for malformed input before or during the
+    /// SSH protocol: a bad identification line, a malformed packet.
+    pub ssh_errors: AtomicU64,
     /// Time to handle one RPC, from the whole message to the reply.
     pub rpc_latency: halyard_cluster_model::latency::LatencyHistogram,
 }

@@ -530,6 +530,9 @@ impl Ctx {
                 {
                     Ok(Ok(r)) => r,
                     Ok(Err(e)) => {
+                        if malformed(&e) {
+                            Stats::inc(&self.shared.stats.ssh_errors);
+                        }
                         debug!(error = %e, "SSH handshake failed");
                         return;
                     }
@@ -557,6 +560,9 @@ impl Ctx {
                 tokio::select! {
                     r = running => {
                         if let Err(e) = r {
+                            if malformed(&e) {
+                                Stats::inc(&self.shared.stats.ssh_errors);
+                            }
                             debug!(error = %e, "SSH connection ended");
                         }
                     }
@@ -566,4 +572,18 @@ impl Ctx {
             .instrument(span),
         );
     }
+}
+
+/// Whether an SSH connection ended for its peer's malformed input (counted
+/// as refused), not because the peer went away or the server shut down.
+fn malformed(e: &russh::Error) -> bool {
+    !matches!(
+        e,
+        russh::Error::IO(_)
+            | russh::Error::Disconnect
+            | russh::Error::SendError
+            | russh::Error::Elapsed(_)
+            | russh::Error::InactivityTimeout
+            | russh::Error::KeepaliveTimeout
+    )
 }

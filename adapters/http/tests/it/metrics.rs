@@ -302,3 +302,40 @@ async fn a_scrape_reads_the_model_in_bounded_pages() {
         "{again}"
     );
 }
+
+/// Requests that are not HTTP are answered 400 by the connection itself,
+/// before any route sees them; they are counted on `/metrics`, and a good
+/// request is still served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_requests_are_refused_and_counted() {
+    use tokio::io::AsyncReadExt;
+    let h = Harness::start().await;
+    let count = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("halyard_http_malformed_requests_total "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no malformed counter\n{text}"))
+    };
+    let before = count(&scrape(&h, None).await.1);
+    for text in [
+        &b"GET /api/v1/objects/\xff\xfe HTTP/1.1\r\nHost: x\r\n\r\n"[..],
+        &b"BREW / HTCPCP/1.0\r\n\r\n"[..],
+        &b"GET / HTTP/1.1\r\nHost x\r\n\r\n"[..],
+    ] {
+        let mut s = tokio::net::TcpStream::connect(h.addr).await.unwrap();
+        s.write_all(text).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut answer))
+            .await
+            .expect("closed after the answer")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    }
+    let text = scrape(&h, None).await.1;
+    assert_eq!(count(&text), before + 3, "{text}");
+    // Counted apart from the requests the routes answered.
+    assert!(!text.contains("status=\"400\""), "{text}");
+    let r = client().get(h.url("/api/v1/tree")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -762,6 +762,25 @@ for k, v in results.items():
     ] {
         assert_eq!(line_value(&out, key), "True", "{key}: {out}");
     }
+    // Malformed SSH: no identification line, and a packet that is not one
+    // after it. Each connection is refused and counted.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let before = Stats::get(&s.stats.ssh_errors);
+    for text in [
+        &b"<hello/>]]>]]>\r\n"[..],
+        &b"SSH-2.0-garbage\r\n\x00\x00\x00\x05\x00\x00\x00\x00\x00]]>]]>"[..],
+    ] {
+        let mut t = tokio::net::TcpStream::connect(("127.0.0.1", s.port))
+            .await
+            .unwrap();
+        t.write_all(text).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(10), t.read_to_end(&mut answer))
+            .await
+            .expect("the server closes a malformed SSH connection")
+            .ok();
+    }
+    assert_eq!(Stats::get(&s.stats.ssh_errors), before + 2, "{:?}", s.stats);
     assert!(Stats::get(&s.stats.auth_failures) >= 1);
     assert!(Stats::get(&s.stats.framing_errors) >= 3, "{:?}", s.stats);
     assert!(Stats::get(&s.stats.in_bad_hellos) >= 1);
