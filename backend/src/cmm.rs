@@ -85,6 +85,8 @@ struct Beat {
 
 /// Largest heartbeat accepted (a handful of nodes fits easily).
 const MAX_BEAT: usize = 4096;
+/// Heartbeats an injected link delay holds back, at most.
+const OUTBOX: usize = 1024;
 
 #[derive(Debug)]
 struct Peer {
@@ -198,9 +200,22 @@ pub async fn run(
     let mut declaring: tokio::task::JoinSet<NodeId> = tokio::task::JoinSet::new();
     let mut pending: std::collections::BTreeSet<NodeId> = Default::default();
 
+    // Heartbeats held back by an injected link delay: (due, link, to, bytes).
+    let mut outbox: std::collections::VecDeque<(Instant, usize, std::net::SocketAddr, Vec<u8>)> =
+        Default::default();
     loop {
+        let due = outbox.front().map(|(d, ..)| *d);
         tokio::select! {
             _ = stop.changed() => break,
+            () = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                let now = Instant::now();
+                while let Some((_, link, to, bytes)) = outbox.front().filter(|(d, ..)| *d <= now) {
+                    if let Some(sock) = sockets.get(*link) {
+                        let _ = sock.try_send_to(bytes, *to);
+                    }
+                    outbox.pop_front();
+                }
+            }
             Some(done) = declaring.join_next(), if !declaring.is_empty() => {
                 if let Ok(id) = done { pending.remove(&id); }
             }
@@ -262,8 +277,20 @@ pub async fn run(
                     if faults.is_isolated_from(*id) { continue }
                     for (link, (sock, addr)) in sockets.iter().zip(p.addrs.iter()).enumerate() {
                         if faults.link_down(link) { continue }
-                        // Loss is what heartbeats measure: errors are not fatal.
-                        let _ = sock.try_send_to(&bytes, *addr);
+                        match faults.datagram() {
+                            halyard_consensus::Fate::Lost => {}
+                            // Loss is what heartbeats measure: errors are not fatal.
+                            halyard_consensus::Fate::After(d) if d.is_zero() => {
+                                let _ = sock.try_send_to(&bytes, *addr);
+                            }
+                            // An injected delay: sent from the outbox (bounded:
+                            // a delay's worth of heartbeats).
+                            halyard_consensus::Fate::After(d) => {
+                                if outbox.len() < OUTBOX {
+                                    outbox.push_back((now + d, link, *addr, bytes.clone()));
+                                }
+                            }
+                        }
                     }
                 }
 

@@ -26,7 +26,11 @@ fn main() {
         converge_bound: Duration::from_secs(30),
         sample_every: Duration::from_secs(value("--sample-secs").unwrap_or(30)),
         editors: value("--editors").unwrap_or(2) as usize,
-        upgrades: !args.iter().any(|a| a == "--no-upgrades"),
+        upgrades: if args.iter().any(|a| a == "--no-upgrades") {
+            0
+        } else {
+            usize::MAX
+        },
     };
     let dir = tempfile::tempdir().unwrap();
     let report = run(dir.path(), &opts);

@@ -15,16 +15,20 @@
 //! stalled, not dead, node) and of a whole node with its daemons (a paused
 //! machine), a partition of one node from the others (both ways, or one
 //! way: it hears nobody while everybody hears it), link flaps on one
-//! of the two cluster links, and rolling upgrades to a new release (with
-//! [`Options::upgrades`]). Each fault is healed, and
-//! the cluster must converge again before the next.
+//! of the two cluster links, lossy links (every node's cluster traffic
+//! delayed 10–50 ms and 5–20 % of it lost, by the agent's own
+//! `SetImpairment`: this machine, like CI's, has no `tc netem`), and
+//! rolling upgrades to a new release (with [`Options::upgrades`]). Each
+//! fault is healed, and the cluster must converge again before the next.
 //!
 //! Checked: never two primaries of one service instance at one instant,
 //! and every primary's checkpointed count monotonic ([`Checker`], sampling
 //! every member's own role history at 100 Hz or more); every acknowledged
 //! NETCONF commit survives on every node; every node reconverges within
 //! [`Options::converge_bound`]; no node is declared lost for a flapping
-//! link; every request to a node with no fault on it is answered.
+//! or lossy link; every request to a node with no fault on it is
+//! answered; at the end, malformed input to every face of every node is
+//! refused and counted ([`audit_refusals`]).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -52,10 +56,12 @@ pub struct Options {
     pub sample_every: Duration,
     /// NETCONF sessions committing (1 or 2), each starting on its own node.
     pub editors: usize,
-    /// Rolling upgrades among the faults: the nodes run under `halyard
-    /// boot` from a load server, and each upgrade is to a new release
-    /// (the same binary, packed again under the next version).
-    pub upgrades: bool,
+    /// Rolling upgrades among the faults, at most this many (0: none):
+    /// the nodes run under `halyard boot` from a load server, and each
+    /// upgrade is to a new release (the same binary, packed again under
+    /// the next version). A round with upgrades rolls its first from its
+    /// middle on, if the draw has not brought one yet.
+    pub upgrades: usize,
 }
 
 /// One node's resources at one instant, from its `/metrics` and its data
@@ -73,7 +79,7 @@ pub struct Resources {
 }
 
 /// The fault kinds, in the report's order.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "kill -9 node",
     "kill -9 primary component",
     "SIGSTOP agent",
@@ -81,6 +87,7 @@ pub const KINDS: [&str; 8] = [
     "partition node",
     "one-way partition",
     "flap link 1",
+    "lossy links",
     "rolling upgrade",
 ];
 
@@ -290,7 +297,7 @@ struct Addrs {
 /// Runs one round in `dir` (the nodes' data, logs and Prometheus).
 pub fn run(dir: &Path, opts: &Options) -> Report {
     let load_server = dir.join("load-server");
-    let mut c = if opts.upgrades {
+    let mut c = if opts.upgrades > 0 {
         crate::make_release(opts.release, &load_server, "1", false);
         Cluster::start_upgradable(dir, opts.release, &load_server.display().to_string())
     } else {
@@ -375,14 +382,15 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
     while start.elapsed() < opts.duration + upgrading {
         std::thread::sleep(rng.ms(1000, 3000));
         let mut kind = KINDS[rng.below(KINDS.len() as u64) as usize];
-        while kind == "rolling upgrade" && !opts.upgrades {
+        let rolled = report
+            .faults
+            .iter()
+            .filter(|f| f.kind == "rolling upgrade")
+            .count();
+        while kind == "rolling upgrade" && rolled >= opts.upgrades {
             kind = KINDS[rng.below(KINDS.len() as u64) as usize];
         }
-        // Every round with upgrades rolls at least one, from its middle on.
-        if opts.upgrades
-            && start.elapsed() > opts.duration / 2
-            && !report.faults.iter().any(|f| f.kind == "rolling upgrade")
-        {
+        if rolled == 0 && opts.upgrades > 0 && start.elapsed() > opts.duration / 2 {
             kind = "rolling upgrade";
         }
         let victim = NODES[rng.below(NODES.len() as u64) as usize].to_string();
@@ -402,9 +410,10 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
                 opts.converge_bound
             ));
         }
-        if kind == "flap link 1" && declared_lost(&c) > lost_before {
+        if matches!(kind, "flap link 1" | "lossy links") && declared_lost(&c) > lost_before {
             report.violations.push(format!(
-                "a node was declared lost while one of two links flapped at {:.1} s",
+                "a node was declared lost during {kind} ({}) at {:.1} s",
+                f.victim,
                 f.at.as_secs_f64()
             ));
         }
@@ -724,6 +733,23 @@ fn inject(
                 std::thread::sleep(rng.ms(200, 800));
             }
         }
+        "lossy links" => {
+            // Every node's cluster links delay and lose part of what they
+            // carry, as netem would: nobody may be lost, nothing fails over.
+            let delay = 10 + rng.below(41);
+            let loss = 5 + rng.below(16);
+            set_impairment(c, delay, loss);
+            std::thread::sleep(rng.ms(2000, 5000));
+            set_impairment(c, 0, 0);
+            return Fault {
+                kind,
+                victim: format!("every node: {delay} ms, {loss} % lost"),
+                at,
+                held: t0.elapsed(),
+                failover: None,
+                reconverge: None,
+            };
+        }
         _ => unreachable!("{kind}"),
     }
     let held = t0.elapsed();
@@ -760,6 +786,30 @@ fn set_link(c: &Cluster, down: bool) {
             "SetLinkDown",
             &[("Link", "1"), ("Down", d)],
         );
+    }
+}
+
+/// Every node's egress impairment (see the Node's `SetImpairment`); a
+/// heal is retried, so a round never goes on impaired.
+fn set_impairment(c: &Cluster, delay_ms: u64, loss_percent: u64) {
+    let (d, l) = (delay_ms.to_string(), loss_percent.to_string());
+    for n in NODES {
+        for _ in 0..if delay_ms == 0 && loss_percent == 0 {
+            5
+        } else {
+            1
+        } {
+            let code = c.invoke(
+                n,
+                &node_object(n),
+                "SetImpairment",
+                &[("DelayMs", d.as_str()), ("LossPercent", l.as_str())],
+            );
+            if (200..300).contains(&code) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 }
 

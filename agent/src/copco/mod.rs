@@ -184,7 +184,13 @@ pub async fn invoke(
     if obj.class.name == "Node"
         && matches!(
             method.name,
-            "Admit" | "Evict" | "Disconnect" | "Reconnect" | "SetDeaf" | "SetLinkDown"
+            "Admit"
+                | "Evict"
+                | "Disconnect"
+                | "Reconnect"
+                | "SetDeaf"
+                | "SetLinkDown"
+                | "SetImpairment"
         )
     {
         return cluster_operation(model, target, method.name, &args, &principal).await;
@@ -565,6 +571,35 @@ async fn cluster_operation(
             let down = arg("Down").is_none_or(truthy);
             hooks.faults.set_link_down(link, down);
             format!("link {link} {}", if down { "down" } else { "up" })
+        }
+        "SetImpairment" => {
+            if node != hooks.me {
+                return refuse(format!(
+                    "the impairment is set on the serving node's own object ({})",
+                    hooks.me
+                ));
+            }
+            let number = |name: &str| {
+                arg(name).and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok()))
+            };
+            let delay = number("DelayMs").unwrap_or(0.0);
+            let loss = number("LossPercent").unwrap_or(0.0);
+            if !(0.0..=10_000.0).contains(&delay) || !(0.0..=100.0).contains(&loss) {
+                return refuse(format!(
+                    "found DelayMs {delay} and LossPercent {loss}, expected 0 to 10000 ms and 0 to 100 %"
+                ));
+            }
+            hooks.faults.impair(
+                Duration::from_millis(delay as u64),
+                (loss * 10.0).round() as u32,
+            );
+            tracing::warn!(
+                operation = "SetImpairment",
+                delay_ms = delay as u64,
+                loss_percent = loss,
+                "cluster fault injection"
+            );
+            format!("cluster links delayed {delay} ms, {loss} % lost")
         }
         "SetDeaf" => {
             if node == hooks.me {

@@ -71,7 +71,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub use net::Faults;
+pub use net::{Fate, Faults};
 use net::{Lane, Refusal, Request, Response};
 pub use store::Command;
 

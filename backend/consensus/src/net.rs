@@ -157,6 +157,33 @@ struct FaultState {
     /// cut-off leader stops holding the group, a cut-off follower stops
     /// calling elections the majority would have to sit out.
     muted: std::sync::atomic::AtomicBool,
+    /// What this node sends on its cluster links is delayed and lost, as
+    /// `tc netem` would do on its interfaces' egress (where the machine
+    /// has no netem, as CI's have not).
+    impairment: Mutex<Impairment>,
+}
+
+/// A link impairment: a constant delay, and a chance of losing each
+/// datagram (a TCP segment is sent again instead, [`RETRANSMIT`] later).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Impairment {
+    pub delay: Duration,
+    /// Chance of loss, in thousandths.
+    pub loss_permille: u32,
+    /// The loss draw's generator state (xorshift64).
+    draw: u64,
+}
+
+/// Linux's minimum TCP retransmission timeout: what a lost segment costs a
+/// stream, and everything queued behind it.
+pub const RETRANSMIT: Duration = Duration::from_millis(200);
+
+/// What an impaired link does to one datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    Lost,
+    /// Leaves after this delay (zero: at once).
+    After(Duration),
 }
 
 impl std::fmt::Debug for Faults {
@@ -240,6 +267,100 @@ impl Faults {
 
     pub fn link_down(&self, link: usize) -> bool {
         read(&self.inner.links_down).contains(&link)
+    }
+
+    /// Delays what this node sends by `delay` and loses `loss_permille`
+    /// thousandths of it (zero and zero: healed).
+    pub fn impair(&self, delay: Duration, loss_permille: u32) {
+        tracing::info!(
+            delay_ms = delay.as_millis() as u64,
+            loss_permille,
+            "fault injection: link impairment"
+        );
+        let mut i = lock(&self.inner.impairment);
+        i.delay = delay;
+        i.loss_permille = loss_permille.min(1000);
+        if i.draw == 0 {
+            // Any non-zero seed; the draws need not be reproducible.
+            i.draw = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0x9e37_79b9, |d| d.as_nanos() as u64)
+                | 1;
+        }
+    }
+
+    pub fn impairment(&self) -> (Duration, u32) {
+        let i = lock(&self.inner.impairment);
+        (i.delay, i.loss_permille)
+    }
+
+    /// The fate of one datagram sent now (a heartbeat).
+    pub fn datagram(&self) -> Fate {
+        let mut i = lock(&self.inner.impairment);
+        if i.loss_permille > 0 && i.lost() {
+            return Fate::Lost;
+        }
+        Fate::After(i.delay)
+    }
+
+    /// How long a frame written now to a stream waits: the delay, and a
+    /// retransmission when its segment is lost (the caller keeps the frames
+    /// behind it waiting too, in order, as TCP does).
+    pub fn stream_delay(&self) -> Duration {
+        let mut i = lock(&self.inner.impairment);
+        if i.loss_permille > 0 && i.lost() {
+            return i.delay + RETRANSMIT;
+        }
+        i.delay
+    }
+}
+
+impl Impairment {
+    fn lost(&mut self) -> bool {
+        let mut x = self.draw.max(1);
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.draw = x;
+        (x % 1000) < u64::from(self.loss_permille)
+    }
+}
+
+/// Writes the frames `rx` yields to `wr` in order. Under an injected
+/// impairment each leaves its delay after it was queued (never before the
+/// one ahead of it), without holding up the queue while it waits.
+async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+    wr: &mut W,
+    rx: &mut mpsc::Receiver<Vec<u8>>,
+    faults: &Faults,
+) {
+    let mut held: std::collections::VecDeque<(tokio::time::Instant, Vec<u8>)> =
+        std::collections::VecDeque::new();
+    loop {
+        let due = held.front().map(|(d, _)| *d);
+        tokio::select! {
+            biased;
+            () = async { tokio::time::sleep_until(due.unwrap_or_else(tokio::time::Instant::now)).await }, if due.is_some() => {
+                if let Some((_, bytes)) = held.pop_front()
+                    && wr.write_all(&bytes).await.is_err()
+                {
+                    return;
+                }
+            }
+            m = rx.recv(), if held.len() < QUEUE => {
+                let Some(bytes) = m else { return };
+                let delay = faults.stream_delay();
+                if delay.is_zero() && held.is_empty() {
+                    if wr.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                    continue;
+                }
+                let at = tokio::time::Instant::now() + delay;
+                let at = held.back().map_or(at, |(prev, _)| at.max(*prev));
+                held.push_back((at, bytes));
+            }
+        }
     }
 }
 
@@ -490,14 +611,7 @@ impl Transport {
         let faults = self.faults.clone();
         let me = self.id;
         let task = async move {
-            let writer = async {
-                while let Some(bytes) = rx.recv().await {
-                    if let Err(e) = wr.write_all(&bytes).await {
-                        tracing::debug!(target, error = %e, "write failed");
-                        break;
-                    }
-                }
-            };
+            let writer = write_frames(&mut wr, &mut rx, &faults);
             let reader = async {
                 let peer = target.to_string();
                 loop {
@@ -587,13 +701,8 @@ async fn serve_conn(
 ) {
     let (mut rd, mut wr) = stream.into_split();
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(QUEUE);
-    let writer = async {
-        while let Some(bytes) = rx.recv().await {
-            if wr.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    };
+    let egress = faults.clone();
+    let writer = write_frames(&mut wr, &mut rx, &egress);
     let reader = async move {
         let peer = addr.to_string();
         // Requests run concurrently; they die with the connection.
@@ -803,5 +912,53 @@ impl RaftNetwork<TypeConfig> for PeerClient {
     /// caught up quickly; an unreachable peer costs at most a failed connect per try.
     fn backoff(&self) -> Backoff {
         Backoff::new(std::iter::repeat(Duration::from_millis(200)))
+    }
+}
+
+#[cfg(test)]
+mod impairment_tests {
+    use super::*;
+
+    #[test]
+    fn the_loss_rate_is_the_one_set_and_zero_heals() {
+        let f = Faults::default();
+        f.impair(Duration::from_millis(30), 100);
+        let lost = (0..20_000).filter(|_| f.datagram() == Fate::Lost).count();
+        assert!(
+            (1_600..2_400).contains(&lost),
+            "{lost} of 20000 lost at 10 %"
+        );
+        assert_eq!(f.impairment(), (Duration::from_millis(30), 100));
+        f.impair(Duration::ZERO, 0);
+        assert!((0..1000).all(|_| f.datagram() == Fate::After(Duration::ZERO)));
+        assert_eq!(f.stream_delay(), Duration::ZERO);
+    }
+
+    /// Frames leave their delay after they were queued, in order, and a
+    /// lost segment holds the ones behind it (paused time).
+    #[tokio::test(start_paused = true)]
+    async fn delayed_frames_leave_in_order_without_holding_the_queue() {
+        use tokio::io::AsyncReadExt;
+        let f = Faults::default();
+        f.impair(Duration::from_millis(50), 0);
+        let (mut client, mut server) = tokio::io::duplex(1 << 16);
+        let (tx, mut rx) = mpsc::channel(QUEUE);
+        let egress = f.clone();
+        let writer = tokio::spawn(async move { write_frames(&mut client, &mut rx, &egress).await });
+        let start = tokio::time::Instant::now();
+        for i in 0..5u8 {
+            tx.send(vec![i]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let mut got = Vec::new();
+        for _ in 0..5 {
+            let b = server.read_u8().await.unwrap();
+            got.push((b, start.elapsed().as_millis()));
+        }
+        // Queued at 0, 10, ... 40 ms: each leaves 50 ms later, not 50 ms
+        // after the one before it.
+        assert_eq!(got, vec![(0, 50), (1, 60), (2, 70), (3, 80), (4, 90)],);
+        drop(tx);
+        writer.await.unwrap();
     }
 }
