@@ -176,6 +176,15 @@ impl Forward for Traced {
         self.read(Call::Walk, self.base.walk(class, after, limit))
             .await
     }
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<ChangePage>, ModelError> {
+        self.read(Call::Walk, self.base.changed(since, after, limit))
+            .await
+    }
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         self.timed(Call::Transact, self.base.transact(tx)).await
     }

@@ -15,8 +15,8 @@ use crate::meta::ClassMeta;
 use crate::model::{JobState, SCHEMA};
 use crate::name::ObjectName;
 use crate::port::{
-    Change, InformationModel, JobHandle, JobStatus, ManagedObject, ModelError, Notification,
-    NotificationFilter, Principal, Query, Scope, Subscription, Transaction, TxError,
+    Change, ChangePage, InformationModel, JobHandle, JobStatus, ManagedObject, ModelError,
+    Notification, NotificationFilter, Principal, Query, Scope, Subscription, Transaction, TxError,
 };
 use crate::value::{Timestamp, Value};
 
@@ -32,6 +32,18 @@ struct State {
     next_index: u32,
     history: VecDeque<Arc<Notification>>,
     next_seq: u64,
+    /// The latest revision given (see [`InformationModel::changed`]).
+    revision: u64,
+    /// Object index -> the revision of its last change.
+    revisions: HashMap<u32, u64>,
+}
+
+impl State {
+    /// Marks an object changed (or created).
+    fn touch(&mut self, index: u32) {
+        self.revision += 1;
+        self.revisions.insert(index, self.revision);
+    }
 }
 
 /// An operation the in-memory model accepted, for tests to inspect.
@@ -170,7 +182,12 @@ impl MemoryModel {
             })?;
             old.push(std::mem::replace(&mut staged[ai], v.clone()));
         }
-        obj.values = staged;
+        // A write of the values it has already is no change (the
+        // collectors write every sample; most are what they were).
+        if obj.values != staged {
+            obj.values = staged;
+            st.touch(i);
+        }
         Ok(old)
     }
 
@@ -206,6 +223,7 @@ impl MemoryModel {
         for i in &gone {
             if let Some(o) = st.objects.remove(i) {
                 st.by_name.remove(&o.name);
+                st.revisions.remove(i);
             }
         }
         gone.len()
@@ -384,6 +402,7 @@ fn commit_create(st: &mut State, mut obj: ManagedObject, at: Option<u32>) -> u32
     obj.index = index;
     st.by_name.insert(obj.name.clone(), index);
     st.objects.insert(index, obj);
+    st.touch(index);
     index
 }
 
@@ -590,6 +609,29 @@ impl InformationModel for MemoryModel {
             .collect())
     }
 
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<ChangePage>, ModelError> {
+        let Some(first) = after.checked_add(1) else {
+            return Ok(Some(ChangePage::default()));
+        };
+        let st = self.read();
+        let mut page = ChangePage {
+            revision: st.revision,
+            ..ChangePage::default()
+        };
+        for (i, o) in st.objects.range(first..).take(limit) {
+            page.present.push(*i);
+            if st.revisions.get(i).is_none_or(|r| *r > since) {
+                page.changed.push(o.clone());
+            }
+        }
+        Ok(Some(page))
+    }
+
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         MemoryModel::validate(self, tx)
     }
@@ -606,7 +648,10 @@ impl InformationModel for MemoryModel {
         let mut st = self.write();
         let staged = stage(&st, &tx)?;
         for (i, obj) in staged.sets {
-            st.objects.insert(i, obj);
+            if st.objects.get(&i).is_none_or(|o| o.values != obj.values) {
+                st.objects.insert(i, obj);
+                st.touch(i);
+            }
         }
         for obj in staged.creates {
             commit_create(&mut st, obj, None);
@@ -614,6 +659,7 @@ impl InformationModel for MemoryModel {
         for i in staged.deletes {
             if let Some(o) = st.objects.remove(&i) {
                 st.by_name.remove(&o.name);
+                st.revisions.remove(&i);
             }
         }
         Ok(())

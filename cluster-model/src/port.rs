@@ -30,6 +30,20 @@ pub struct ManagedObject {
     pub values: Vec<Value>,
 }
 
+/// One page of [`InformationModel::changed`].
+#[derive(Debug, Clone, Default)]
+pub struct ChangePage {
+    /// The model's revision when this page was read: every change after
+    /// it has a greater one.
+    pub revision: u64,
+    /// The index of every object in the page, changed or not, ascending:
+    /// an index of the range missing here is an object that went away.
+    /// Fewer than the limit asked for: the last page.
+    pub present: Vec<u32>,
+    /// The objects of the page changed (or created) after `since`.
+    pub changed: Vec<ManagedObject>,
+}
+
 impl ManagedObject {
     pub fn get(&self, attribute: &str) -> Option<&Value> {
         let (i, _) = self.class.attribute(attribute)?;
@@ -353,6 +367,21 @@ pub trait InformationModel: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<ManagedObject>, ModelError>;
 
+    /// What changed after revision `since` (0: everything), page by page
+    /// in index order: up to `limit` objects with an index greater than
+    /// `after`. `Ok(None)` when this model keeps no revisions (read it
+    /// with [`walk`](Self::walk)). A cache of the model (`/metrics`)
+    /// reads only what changed since the revision of its last read.
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<ChangePage>, ModelError> {
+        let _ = (since, after, limit);
+        Ok(None)
+    }
+
     /// Applies every change or none. Availability-affecting writes go
     /// through COpCo in the agent.
     async fn transact(&self, tx: Transaction) -> Result<(), TxError>;
@@ -438,6 +467,14 @@ pub trait Forward: Send + Sync + 'static {
     ) -> Result<Vec<ManagedObject>, ModelError> {
         self.base().walk(class, after, limit).await
     }
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<ChangePage>, ModelError> {
+        self.base().changed(since, after, limit).await
+    }
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         self.base().transact(tx).await
     }
@@ -487,6 +524,14 @@ impl<T: Forward> InformationModel for T {
         limit: usize,
     ) -> Result<Vec<ManagedObject>, ModelError> {
         Forward::walk(self, class, after, limit).await
+    }
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<ChangePage>, ModelError> {
+        Forward::changed(self, since, after, limit).await
     }
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
         Forward::transact(self, tx).await

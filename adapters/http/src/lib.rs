@@ -18,6 +18,7 @@ pub mod body;
 pub mod client;
 pub mod config;
 pub mod error;
+pub mod exposition;
 pub mod metrics;
 pub mod repr;
 pub mod xml;

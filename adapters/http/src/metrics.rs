@@ -3,13 +3,15 @@
 //! Model families come from `AttrMeta.metric` of every object: counters,
 //! gauges, state sets (one series per label, the current one at 1) and
 //! flags, labelled with the object's persistent `name` and its `class`.
-//! A scrape reads the model in bounded pages (no lock of ours is held across
-//! an await), then encodes synchronously from that snapshot.
+//! The model's series are kept rendered between scrapes
+//! ([`crate::exposition`]): a scrape reads in bounded pages only what
+//! changed since the last one, then copies the exposition out.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use halyard_cluster_model::meta::{AttrType, MetricKind};
+pub use crate::exposition::{ModelExposition, Sealed};
+
 use halyard_cluster_model::port::{InformationModel, ManagedObject, ModelError};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
@@ -48,6 +50,7 @@ pub struct HttpMetrics {
     pub latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     pub event_streams: Gauge,
     pub scrape_objects: Gauge,
+    pub scrape_rendered: Gauge,
     pub scrape_duration: Gauge<f64, std::sync::atomic::AtomicU64>,
     /// Requests with wrong credentials.
     pub auth_failures: Counter,
@@ -65,6 +68,7 @@ impl HttpMetrics {
             latency: Family::new_with_constructor(latency_histogram as fn() -> Histogram),
             event_streams: Gauge::default(),
             scrape_objects: Gauge::default(),
+            scrape_rendered: Gauge::default(),
             scrape_duration: Gauge::default(),
             auth_failures: Counter::default(),
             auth_refused: Counter::default(),
@@ -102,12 +106,17 @@ impl HttpMetrics {
         );
         registry.register(
             "halyard_http_scrape_objects",
-            "Objects read from the model by the last scrape",
+            "Objects the last scrape exposed",
             m.scrape_objects.clone(),
         );
         registry.register(
+            "halyard_http_scrape_rendered_objects",
+            "Objects the last scrape read from the model and rendered again (new or changed since the scrape before)",
+            m.scrape_rendered.clone(),
+        );
+        registry.register(
             "halyard_http_scrape_duration_seconds",
-            "Time the last scrape took to read the model and encode it",
+            "Time the last scrape took to answer (with a refresh of the exposition when it had to make one)",
             m.scrape_duration.clone(),
         );
         registry.register(
@@ -142,15 +151,7 @@ pub fn base_unit(name: &str) -> (String, f64) {
     (name.to_string(), 1.0)
 }
 
-struct FamilyPlan {
-    kind: MetricKind,
-    help: &'static str,
-    factor: f64,
-    /// (object, attribute position)
-    series: Vec<(usize, usize)>,
-}
-
-/// A snapshot of the model, encoded as metric families.
+/// The alarm severity summary over the alarm objects of a scrape.
 #[derive(Debug)]
 pub struct ModelCollector {
     objects: Vec<ManagedObject>,
@@ -159,30 +160,6 @@ pub struct ModelCollector {
 impl ModelCollector {
     pub fn new(objects: Vec<ManagedObject>) -> Self {
         ModelCollector { objects }
-    }
-
-    /// The families and their series, in name order. Keyed by the schema's
-    /// static family name, so planning allocates nothing per object.
-    fn plan(&self) -> Vec<(String, FamilyPlan)> {
-        let mut fams: BTreeMap<&'static str, FamilyPlan> = BTreeMap::new();
-        for (oi, o) in self.objects.iter().enumerate() {
-            for (ai, a) in o.class.attributes.iter().enumerate() {
-                let Some(m) = &a.metric else { continue };
-                fams.entry(m.name)
-                    .or_insert_with(|| FamilyPlan {
-                        kind: m.kind,
-                        help: a.description,
-                        factor: base_unit(m.name).1,
-                        series: Vec::new(),
-                    })
-                    .series
-                    .push((oi, ai));
-            }
-        }
-        let mut out: Vec<(String, FamilyPlan)> =
-            fams.into_iter().map(|(n, f)| (base_unit(n).0, f)).collect();
-        out.sort_by(|a, b| a.0.cmp(&b.0));
-        out
     }
 }
 
@@ -238,155 +215,8 @@ impl ModelCollector {
     }
 }
 
-impl ModelCollector {
-    /// Writes every schema family straight into `out`. prometheus-client's
-    /// generic encoder spent about 300 ns a series (50 ms for 10,000
-    /// components); this writer emits the same exposition, line for line,
-    /// at a fraction of that. The registry's own metrics still go through
-    /// prometheus-client.
-    pub fn write_families<W: std::fmt::Write>(
-        &self,
-        out: &mut W,
-        format: Exposition,
-    ) -> std::fmt::Result {
-        use halyard_cluster_model::Value as V;
-        // Each object's `{name="…",class="…"` once, not once per series.
-        let labels = Labels::of(&self.objects);
-        for (name, f) in self.plan() {
-            let counter = f.kind == MetricKind::Counter;
-            let help = f.help.trim_end_matches('.');
-            // OpenMetrics names the family without `_total`; the text format with it.
-            let family = if counter && format == Exposition::Text {
-                format!("{name}_total")
-            } else {
-                name.clone()
-            };
-            let sample = if counter {
-                format!("{name}_total")
-            } else {
-                name
-            };
-            writeln!(
-                out,
-                "# HELP {family} {}",
-                help.replace('\\', "\\\\").replace('\n', "\\n")
-            )?;
-            writeln!(
-                out,
-                "# TYPE {family} {}",
-                if counter { "counter" } else { "gauge" }
-            )?;
-            let mut ints = itoa::Buffer::new();
-            let mut floats = ryu::Buffer::new();
-            let mut head = String::with_capacity(256);
-            for (oi, ai) in f.series {
-                let o = &self.objects[oi];
-                let a = &o.class.attributes[ai];
-                let v = &o.values[ai];
-                head.clear();
-                head.push_str(&sample);
-                head.push_str(labels.get(oi));
-                match (f.kind, &a.ty) {
-                    (MetricKind::StateSet, AttrType::Enum(e)) => {
-                        let current = match v {
-                            V::Enum(x) => Some(*x),
-                            _ => None,
-                        };
-                        for label in e.values {
-                            out.write_str(&head)?;
-                            out.write_str(",state=\"")?;
-                            out.write_str(label.yang_name)?;
-                            out.write_str(if current == Some(label.value) {
-                                "\"} 1\n"
-                            } else {
-                                "\"} 0\n"
-                            })?;
-                        }
-                    }
-                    _ => {
-                        let value: &str = match (v, f.factor == 1.0) {
-                            // Integers stay integers (exact, and cheaper to format).
-                            (V::U64(n), true) => ints.format(*n),
-                            (V::U32(n), true) => ints.format(*n),
-                            (V::I32(n), true) => ints.format(*n),
-                            (V::Bool(b), _) => {
-                                if *b {
-                                    "1"
-                                } else {
-                                    "0"
-                                }
-                            }
-                            _ => match v.as_f64() {
-                                Some(x) => float(&mut floats, x * f.factor),
-                                None => continue,
-                            },
-                        };
-                        out.write_str(&head)?;
-                        out.write_str("} ")?;
-                        out.write_str(value)?;
-                        out.write_char('\n')?;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A float as Prometheus reads it (`1.0`, `0.25`, `NaN`, `+Inf`).
-fn float(buf: &mut ryu::Buffer, x: f64) -> &str {
-    if x.is_nan() {
-        "NaN"
-    } else if x.is_infinite() {
-        if x > 0.0 { "+Inf" } else { "-Inf" }
-    } else {
-        buf.format_finite(x)
-    }
-}
-
-/// Every object's label set, `{name="…",class="…"` (escaped), in one
-/// buffer: one allocation for the scrape instead of one per series.
-struct Labels {
-    text: String,
-    /// End of each object's labels in `text`.
-    ends: Vec<usize>,
-}
-
-impl Labels {
-    fn of(objects: &[ManagedObject]) -> Labels {
-        let mut text = String::with_capacity(objects.len() * 64);
-        let mut ends = Vec::with_capacity(objects.len());
-        for o in objects {
-            text.push_str("{name=\"");
-            escape_label(&mut text, o.name.as_str());
-            text.push_str("\",class=\"");
-            escape_label(&mut text, o.class.name);
-            text.push('"');
-            ends.push(text.len());
-        }
-        Labels { text, ends }
-    }
-
-    fn get(&self, i: usize) -> &str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        &self.text[start..self.ends[i]]
-    }
-}
-
-/// Label values escape backslash, double quote and newline.
-fn escape_label(out: &mut String, v: &str) {
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-}
-
 /// Only the alarm summary goes through prometheus-client's encoder; the
-/// schema families are written by [`ModelCollector::write_families`].
+/// schema families are written by [`ModelExposition::write`].
 impl Collector for ModelCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_alarm_summary(&mut encoder)?;
@@ -449,97 +279,57 @@ impl Exposition {
     }
 }
 
-/// Encodes the registry and the model snapshot as one document.
+/// Encodes the registry and a snapshot of the model as one document.
 pub fn encode(
     registry: &Registry,
     objects: Vec<ManagedObject>,
     format: Exposition,
 ) -> Result<String, std::fmt::Error> {
-    // About 500 bytes an object at 10,000 components (25 MB for 50,000
-    // objects); reserving 1,600 touched 80 MB a scrape and left the
-    // process 60 MB larger after a few scrapes.
-    let mut out = String::with_capacity(256 + objects.len() * 600);
-    encode_into(&mut out, registry, objects, format)?;
+    let model = ModelExposition::of(&objects);
+    let mut out = String::with_capacity(model.size_hint() + 64 * 1024);
+    encode_into(&mut out, registry, &model, format)?;
     Ok(out)
 }
 
-/// Writes the registry and the model snapshot into `out` as one document.
+/// Writes the registry and the model's series into `out` as one document.
 pub fn encode_into<W: std::fmt::Write>(
     out: &mut W,
     registry: &Registry,
-    objects: Vec<ManagedObject>,
+    model: &ModelExposition,
     format: Exposition,
 ) -> std::fmt::Result {
-    use prometheus_client::encoding::{prometheus_text, text};
-    let collector = ModelCollector::new(objects);
-    match format {
-        Exposition::OpenMetrics => {
-            text::encode_registry(out, registry)?;
-            collector.write_families(out, format)?;
-            let mut model = Registry::default();
-            model.register_collector(Box::new(collector));
-            text::encode_registry(out, &model)?;
-            text::encode_eof(out)?;
-        }
-        Exposition::Text => {
-            prometheus_text::encode(out, registry)?;
-            collector.write_families(out, format)?;
-            let mut model = Registry::default();
-            model.register_collector(Box::new(collector));
-            prometheus_text::encode(out, &model)?;
-        }
+    for piece in pieces(registry, &model.sealed(), format)? {
+        out.write_str(std::str::from_utf8(&piece).map_err(|_| std::fmt::Error)?)?;
     }
     Ok(())
 }
 
-/// Size of the pieces a scrape's exposition is sent in.
-const CHUNK: usize = 256 * 1024;
-
-/// A writer that hands the exposition on in chunks while it is written, so
-/// that sending overlaps encoding (25 MB at 10,000 components). Writing
-/// fails once the receiver is gone (the client left): the encoding stops.
-#[derive(Debug)]
-pub struct Chunks {
-    buf: String,
-    tx: tokio::sync::mpsc::Sender<axum::body::Bytes>,
-    sent: usize,
-}
-
-impl Chunks {
-    pub fn new(tx: tokio::sync::mpsc::Sender<axum::body::Bytes>) -> Chunks {
-        Chunks {
-            buf: String::with_capacity(CHUNK + 4096),
-            tx,
-            sent: 0,
+/// The document in pieces: the registry's metrics, the model's families
+/// (shared with the cache), the alarm summary.
+pub fn pieces(
+    registry: &Registry,
+    model: &Sealed,
+    format: Exposition,
+) -> Result<Vec<axum::body::Bytes>, std::fmt::Error> {
+    use prometheus_client::encoding::{prometheus_text, text};
+    let mut alarms = Registry::default();
+    alarms.register_collector(Box::new(ModelCollector::new(model.alarms.clone())));
+    let (mut head, mut tail) = (String::new(), String::new());
+    match format {
+        Exposition::OpenMetrics => {
+            text::encode_registry(&mut head, registry)?;
+            text::encode_registry(&mut tail, &alarms)?;
+            text::encode_eof(&mut tail)?;
+        }
+        Exposition::Text => {
+            prometheus_text::encode(&mut head, registry)?;
+            prometheus_text::encode(&mut tail, &alarms)?;
         }
     }
-
-    fn flush(&mut self) -> std::fmt::Result {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let b = std::mem::replace(&mut self.buf, String::with_capacity(CHUNK + 4096));
-        self.sent += b.len();
-        self.tx
-            .blocking_send(axum::body::Bytes::from(b))
-            .map_err(|_| std::fmt::Error)
-    }
-
-    /// Sends what is left; the bytes sent in all.
-    pub fn finish(mut self) -> Result<usize, std::fmt::Error> {
-        self.flush()?;
-        Ok(self.sent)
-    }
-}
-
-impl std::fmt::Write for Chunks {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        self.buf.push_str(s);
-        if self.buf.len() >= CHUNK {
-            self.flush()?;
-        }
-        Ok(())
-    }
+    let mut out = vec![head.into()];
+    out.extend(model.pieces(format).iter().cloned());
+    out.push(tail.into());
+    Ok(out)
 }
 
 /// Process metrics from `/proc/self` (Linux); nothing elsewhere.
@@ -646,34 +436,6 @@ mod tests {
     /// The exposition goes out in chunks that add up to the whole
     /// document; once the receiver is gone, writing fails (the encoding
     /// stops instead of running on for nobody).
-    #[test]
-    fn chunks_add_up_and_stop_when_nobody_reads() {
-        use std::fmt::Write as _;
-        let objects = futures_util::FutureExt::now_or_never(
-            halyard_cluster_model::port::InformationModel::query(
-                &halyard_cluster_model::memory::demo_element(),
-                &halyard_cluster_model::port::Query::default(),
-            ),
-        )
-        .unwrap()
-        .unwrap();
-        let registry = Registry::default();
-        let whole = encode(&registry, objects.clone(), Exposition::Text).unwrap();
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1024);
-        let mut out = Chunks::new(tx);
-        encode_into(&mut out, &registry, objects, Exposition::Text).unwrap();
-        assert_eq!(out.finish().unwrap(), whole.len());
-        let mut got = Vec::new();
-        while let Ok(b) = rx.try_recv() {
-            got.extend_from_slice(&b);
-        }
-        assert_eq!(String::from_utf8(got).unwrap(), whole);
-        let (tx, rx) = tokio::sync::mpsc::channel(1);
-        drop(rx);
-        let mut out = Chunks::new(tx);
-        assert!(out.write_str(&"x".repeat(CHUNK)).is_err());
-    }
-
     #[test]
     fn base_units() {
         for (name, want, factor) in [

@@ -76,6 +76,15 @@ pub(crate) struct AppState {
     pub limits: Limits,
     pub metrics: HttpMetrics,
     pub registry: Registry,
+    /// The model's series kept between scrapes (one scrape refreshes it
+    /// at a time).
+    pub exposition: tokio::sync::Mutex<crate::metrics::ModelExposition>,
+    /// The exposition as of the last refresh (see `refresh_exposition`).
+    pub sealed: Mutex<Option<Arc<crate::metrics::Sealed>>>,
+    /// When `/metrics` was last asked for (ms since `started`; 0: never).
+    pub last_scrape: std::sync::atomic::AtomicU64,
+    /// When the face started (for `last_scrape`).
+    pub up: Instant,
     pub jobs: Mutex<Jobs>,
     pub shutdown: watch::Receiver<bool>,
     pub(crate) buckets: Mutex<HashMap<IpAddr, Bucket>>,
@@ -98,6 +107,47 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
+    /// Brings `/metrics`' kept exposition up to date with the model and
+    /// seals it for scrapes. `None` if another refresh holds it and
+    /// `wait` is false.
+    pub async fn refresh_exposition(
+        &self,
+        wait: bool,
+    ) -> Result<Option<Arc<crate::metrics::Sealed>>, halyard_cluster_model::port::ModelError> {
+        let mut model = if wait {
+            self.exposition.lock().await
+        } else {
+            match self.exposition.try_lock() {
+                Ok(m) => m,
+                Err(_) => return Ok(None),
+            }
+        };
+        let done = model
+            .refresh(
+                self.model.as_ref(),
+                self.limits.page_size,
+                self.limits.request_timeout,
+            )
+            .await?;
+        let sealed = model.sealed();
+        drop(model);
+        self.metrics.scrape_objects.set(done.objects as i64);
+        self.metrics.scrape_rendered.set(done.rendered as i64);
+        tracing::debug!(
+            reading_ms = done.reading.as_millis() as u64,
+            rendering_ms = done.rendering.as_millis() as u64,
+            rendered = done.rendered,
+            "exposition refreshed"
+        );
+        *self.sealed.lock().unwrap_or_else(|e| e.into_inner()) = Some(sealed.clone());
+        Ok(Some(sealed))
+    }
+
+    /// Milliseconds since the face started (at least 1).
+    pub fn uptime_ms(&self) -> u64 {
+        (self.up.elapsed().as_millis() as u64).max(1)
+    }
+
     /// Runs a model call under the request deadline.
     pub async fn call<T, E: Into<ApiError>>(
         &self,

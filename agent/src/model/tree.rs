@@ -374,6 +374,15 @@ impl InformationModel for AgentModel {
         self.store.walk(class, after, limit).await
     }
 
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<halyard_cluster_model::port::ChangePage>, ModelError> {
+        self.store.changed(since, after, limit).await
+    }
+
     async fn audit(&self, principal: &Principal, event: &str, result: &str) {
         AgentModel::audit(self, principal, event, result).await
     }

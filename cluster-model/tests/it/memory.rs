@@ -235,3 +235,50 @@ async fn operations_are_checked_against_the_schema() {
     ));
     assert_eq!(m.invocations().len(), 1);
 }
+
+/// `changed` pages name every object and hand back only those changed
+/// after the revision asked about; a write of the values an object has
+/// already is no change, and a removed object is missing from its page.
+#[tokio::test]
+async fn changes_are_read_by_revision() {
+    let m = demo_element();
+    let all = m.changed(0, 0, usize::MAX).await.unwrap().unwrap();
+    assert_eq!(all.present.len(), m.len());
+    assert_eq!(all.changed.len(), m.len());
+    let since = all.revision;
+    let none = m.changed(since, 0, usize::MAX).await.unwrap().unwrap();
+    assert!(none.changed.is_empty());
+    assert_eq!(none.revision, since);
+
+    let fan = ObjectName::parse("ne=1/shelf=1/fan=1").unwrap();
+    let speed = m.get(&fan).await.unwrap().get("Speed").cloned().unwrap();
+    m.update(&fan, &[("Speed", speed)]).unwrap();
+    let same = m.changed(since, 0, usize::MAX).await.unwrap().unwrap();
+    assert!(same.changed.is_empty(), "a write of the same value");
+
+    m.update(&fan, &[("Speed", Value::U32(4321))]).unwrap();
+    let one = m.changed(since, 0, usize::MAX).await.unwrap().unwrap();
+    assert_eq!(one.changed.len(), 1);
+    assert_eq!(one.changed[0].name, fan);
+    assert!(one.revision > since);
+
+    // Pages: the first two objects, then the rest after them.
+    let first = m.changed(since, 0, 2).await.unwrap().unwrap();
+    assert_eq!(first.present.len(), 2);
+    let rest = m
+        .changed(since, first.present[1], usize::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.present.len() + rest.present.len(), m.len());
+
+    let index = m.get(&fan).await.unwrap().index;
+    assert_eq!(m.remove(&fan), 1);
+    let after = m
+        .changed(one.revision, 0, usize::MAX)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!after.present.contains(&index));
+    assert!(after.changed.is_empty());
+}

@@ -690,51 +690,50 @@ async fn metrics(
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     let start = Instant::now();
-    let objects = crate::metrics::snapshot(
-        st.model.as_ref(),
-        st.limits.page_size,
-        st.limits.request_timeout,
-    )
-    .await?;
-    st.metrics.scrape_objects.set(objects.len() as i64);
-    let read = start.elapsed();
+    // The exposition is kept between scrapes and brought up to date
+    // every half second while someone scrapes (`server::keep_exposition`):
+    // a scrape sends it as of at most a second ago, and refreshes it
+    // itself only when it is older (the first scrape, or after a pause).
+    st.last_scrape
+        .store(st.uptime_ms(), std::sync::atomic::Ordering::Relaxed);
+    let kept = st
+        .sealed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()
+        .filter(|s| s.at.elapsed() <= crate::server::EXPOSITION_MAX_AGE);
+    let model = match kept {
+        Some(m) => m,
+        None => st
+            .refresh_exposition(true)
+            .await?
+            .ok_or_else(ApiError::timeout)?,
+    };
     let format = crate::metrics::Exposition::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
     );
-    // Encoding is CPU work in proportion to the model: off the async
-    // workers, and sent in chunks while it goes on (the transfer of 25 MB
-    // at 10,000 components overlaps the encoding). The task ends with the
-    // encoding, or as soon as the client is gone (the chunks' receiver is
-    // dropped with the response).
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let encoder = st.clone();
-    let span = tracing::Span::current();
-    tokio::task::spawn_blocking(move || {
-        let _in = span.enter();
-        let mut out = crate::metrics::Chunks::new(tx);
-        let sent = crate::metrics::encode_into(&mut out, &encoder.registry, objects, format)
-            .and_then(|()| out.finish());
-        match sent {
-            Ok(bytes) => {
-                encoder
-                    .metrics
-                    .scrape_duration
-                    .set(start.elapsed().as_secs_f64());
-                tracing::debug!(
-                    read_ms = read.as_millis() as u64,
-                    encode_ms = (start.elapsed() - read).as_millis() as u64,
-                    bytes,
-                    "scrape"
-                );
-            }
-            Err(_) => tracing::debug!("scrape abandoned: the client is gone"),
-        }
-    });
-    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv()
-            .await
-            .map(|b| (Ok::<Bytes, std::convert::Infallible>(b), rx))
-    });
+    let pieces = crate::metrics::pieces(&st.registry, &model, format).map_err(|_| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the exposition could not be written",
+        )
+    })?;
+    st.metrics
+        .scrape_duration
+        .set(start.elapsed().as_secs_f64());
+    tracing::debug!(
+        age_ms = model.at.elapsed().as_millis() as u64,
+        ms = start.elapsed().as_millis() as u64,
+        bytes = pieces.iter().map(|p| p.len()).sum::<usize>(),
+        "scrape"
+    );
+    // The pieces are the cache's own (shared): sent as they are.
+    let chunks = futures_util::stream::iter(
+        pieces
+            .into_iter()
+            .map(Ok::<Bytes, std::convert::Infallible>),
+    );
     let body = axum::body::Body::from_stream(chunks);
     let mut r = body.into_response();
     r.headers_mut().insert(

@@ -205,7 +205,8 @@ impl TestModel {
     }
 }
 
-/// Overrides what the tests watch (walks' page sizes) or script (jobs,
+/// Overrides what the tests watch (the page sizes of walks and of reads
+/// of changes) or script (jobs,
 /// conflicts, alarms); the rest reach the memory model.
 #[async_trait]
 impl Forward for TestModel {
@@ -220,6 +221,15 @@ impl Forward for TestModel {
     ) -> Result<Vec<ManagedObject>, ModelError> {
         self.walks.lock().unwrap().push(limit);
         self.inner.walk(class, after, limit).await
+    }
+    async fn changed(
+        &self,
+        since: u64,
+        after: u32,
+        limit: usize,
+    ) -> Result<Option<halyard_cluster_model::port::ChangePage>, ModelError> {
+        self.walks.lock().unwrap().push(limit);
+        self.inner.changed(since, after, limit).await
     }
     async fn invoke(
         &self,

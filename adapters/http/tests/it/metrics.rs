@@ -103,13 +103,14 @@ async fn openmetrics_when_asked() {
             "halyard_component_restarts_total{name=\"ne=1/shelf=1/fan=1\",class=\"Fan\"} 0"
         )
     );
-    // The model is read afresh on every scrape.
+    // A scrape shows the model as of at most a second ago: a change
+    // shows within about that.
     let (_, before) = scrape(&h, None).await;
     assert!(!before.contains("ne=1/alarm=1"), "{before}");
     h.model
         .raise_alarm("ne=1/shelf=1/fan=1", "critical", "stalled")
         .await;
-    let (_, after) = scrape(&h, None).await;
+    let after = scrape_until(&h, |t| t.contains("ne=1/alarm=1")).await;
     assert!(
         after.contains(
             "halyard_alarm_severity{name=\"ne=1/alarm=1\",class=\"Alarm\",state=\"critical\"} 1"
@@ -144,11 +145,35 @@ async fn openmetrics_when_asked() {
             )],
         )
         .unwrap();
-    let (_, shelved) = scrape(&h, None).await;
+    let shelved = scrape_until(&h, |t| {
+        t.contains("halyard_alarms_active{severity=\"critical\"} 0")
+    })
+    .await;
     assert!(
         shelved.contains("halyard_alarms_active{severity=\"critical\"} 0"),
         "{shelved}"
     );
+}
+
+/// Scrapes until the exposition `shows` a change made just before: it
+/// follows the model within about a second (the kept exposition is
+/// refreshed every half second while someone scrapes, and a scrape
+/// refreshes one older than a second). Asserts it took less than 5 s
+/// (generous for a loaded machine).
+async fn scrape_until(h: &Harness, shows: impl Fn(&str) -> bool) -> String {
+    let changed = std::time::Instant::now();
+    loop {
+        let (_, text) = scrape(h, None).await;
+        if shows(&text) || changed.elapsed() > Duration::from_secs(10) {
+            assert!(
+                changed.elapsed() < Duration::from_secs(5),
+                "the change showed after {:?}",
+                changed.elapsed()
+            );
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
