@@ -1,10 +1,12 @@
 //! The chaos round as a command (release build), for as long as asked:
 //!
-//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S] [--sample-secs N] [--editors 1|2] [--no-upgrades]
+//!     cargo bench -p halyard-tests --bench chaos -- [--secs N] [--seed S] [--sample-secs N] [--editors 1|2] [--nodes N] [--no-upgrades]
 //!
 //! Prints each fault as it is injected, then the report's table (faults,
 //! load, each node's resources first / last / max, violations). An hour
-//! is the soak: `-- --secs 3600 --sample-secs 60`. Exits 1 when there is a violation. See
+//! is the soak: `-- --secs 3600 --sample-secs 60`. `--nodes 7` adds four
+//! founding members with no component of their own to the example's
+//! three (faults strike any of the seven). Exits 1 when there is a violation. See
 //! `halyard_tests::chaos` for what it runs and checks.
 
 use std::time::Duration;
@@ -31,6 +33,7 @@ fn main() {
         } else {
             usize::MAX
         },
+        nodes: value("--nodes").unwrap_or(3) as usize,
     };
     let dir = tempfile::tempdir().unwrap();
     let report = run(dir.path(), &opts);

@@ -22,6 +22,7 @@ fn a_short_chaos_round_breaks_no_invariant() {
         editors: 2,
         // One rolling upgrade, among the other faults.
         upgrades: 1,
+        nodes: 3,
     };
     let report = run(dir.path(), &opts);
     let table = report.table();

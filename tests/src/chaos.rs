@@ -62,6 +62,9 @@ pub struct Options {
     /// the next version). A round with upgrades rolls its first from its
     /// middle on, if the draw has not brought one yet.
     pub upgrades: usize,
+    /// Nodes in all: the example's three, and founding members with no
+    /// component of their own (`n4`, `n5`, ...) up to this many.
+    pub nodes: usize,
 }
 
 /// One node's resources at one instant, from its `/metrics` and its data
@@ -297,12 +300,18 @@ struct Addrs {
 /// Runs one round in `dir` (the nodes' data, logs and Prometheus).
 pub fn run(dir: &Path, opts: &Options) -> Report {
     let load_server = dir.join("load-server");
+    let founders: Vec<String> = (NODES.len() + 1..=opts.nodes)
+        .map(|i| format!("n{i}"))
+        .collect();
+    let founders: Vec<&str> = founders.iter().map(String::as_str).collect();
     let mut c = if opts.upgrades > 0 {
         crate::make_release(opts.release, &load_server, "1", false);
-        Cluster::start_upgradable(dir, opts.release, &load_server.display().to_string())
+        let ls = load_server.display().to_string();
+        Cluster::start_sized(dir, opts.release, Some(&ls), &founders)
     } else {
-        Cluster::start(dir, opts.release)
+        Cluster::start_sized(dir, opts.release, None, &founders)
     };
+    let names = c.names();
     crate::wait_until("a steady cluster", 90, || c.steady());
     let mut upgrades = Upgrades {
         load_server,
@@ -393,7 +402,7 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
         if rolled == 0 && opts.upgrades > 0 && start.elapsed() > opts.duration / 2 {
             kind = "rolling upgrade";
         }
-        let victim = NODES[rng.below(NODES.len() as u64) as usize].to_string();
+        let victim = names[rng.below(names.len() as u64) as usize].to_string();
         let lost_before = declared_lost(&c);
         let mut f = if kind == "rolling upgrade" {
             let f = upgrades.roll(&c, &health, opts, start, &mut report.violations);
@@ -449,13 +458,13 @@ pub fn run(dir: &Path, opts: &Options) -> Report {
             // Every node applies the last commit within a moment.
             let deadline = Instant::now() + Duration::from_secs(20);
             let (held, shown) = loop {
-                let shown: Vec<(&str, Option<String>)> = NODES
+                let shown: Vec<(&str, Option<String>)> = names
                     .iter()
                     .map(|n| {
                         let v = c
                             .attrs(n, "ne=1")
                             .and_then(|a| a[&leaf].as_str().map(String::from));
-                        (*n, v)
+                        (n.as_str(), v)
                     })
                     .collect();
                 let all = shown.iter().all(|(_, v)| {
@@ -537,11 +546,12 @@ impl Upgrades {
         let at = start.elapsed();
         let next = (self.version + 1).to_string();
         crate::make_release(opts.release, &self.load_server, &next, false);
-        for n in NODES {
+        let names = c.names();
+        for n in &names {
             health.set(n, true);
         }
         let t0 = Instant::now();
-        let started = NODES.iter().find(|n| {
+        let started = names.iter().find(|n| {
             let (code, _) = c.invoke_full(
                 n,
                 "ne=1",
@@ -556,7 +566,7 @@ impl Upgrades {
             let deadline =
                 Instant::now() + Duration::from_secs(if opts.release { 180 } else { 600 });
             while Instant::now() < deadline {
-                let state = NODES.iter().find_map(|n| campaign_state(c, n, &next));
+                let state = names.iter().find_map(|n| campaign_state(c, n, &next));
                 if let Some(s) = state
                     && s != "running"
                     && s != "paused"
@@ -580,7 +590,7 @@ impl Upgrades {
                 c.on_release(&next)
             ));
         }
-        for n in NODES {
+        for n in &names {
             health.set(n, false);
         }
         Fault {
@@ -700,7 +710,12 @@ fn inject(
         }
         "partition node" => {
             health.set(victim, true);
-            let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
+            let names = c.names();
+            let others: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| *n != victim)
+                .collect();
             for o in &others {
                 c.invoke(victim, &node_object(o), "Disconnect", &[]);
                 c.invoke(o, &node_object(victim), "Disconnect", &[]);
@@ -714,7 +729,12 @@ fn inject(
         "one-way partition" => {
             // The victim hears nobody; everybody hears the victim.
             health.set(victim, true);
-            let others: Vec<&str> = NODES.iter().copied().filter(|n| *n != victim).collect();
+            let names = c.names();
+            let others: Vec<&str> = names
+                .iter()
+                .map(String::as_str)
+                .filter(|n| *n != victim)
+                .collect();
             for o in &others {
                 c.invoke(victim, &node_object(o), "SetDeaf", &[("Deaf", "true")]);
             }
@@ -766,7 +786,7 @@ fn inject(
 
 /// How many times the nodes' logs say a node was declared lost.
 fn declared_lost(c: &Cluster) -> usize {
-    NODES
+    c.names()
         .iter()
         .map(|n| {
             std::fs::read_to_string(c.log(n))
@@ -778,7 +798,7 @@ fn declared_lost(c: &Cluster) -> usize {
 }
 
 fn set_link(c: &Cluster, down: bool) {
-    for n in NODES {
+    for n in &c.names() {
         let d = if down { "true" } else { "false" };
         c.invoke(
             n,
@@ -793,7 +813,7 @@ fn set_link(c: &Cluster, down: bool) {
 /// heal is retried, so a round never goes on impaired.
 fn set_impairment(c: &Cluster, delay_ms: u64, loss_percent: u64) {
     let (d, l) = (delay_ms.to_string(), loss_percent.to_string());
-    for n in NODES {
+    for n in &c.names() {
         for _ in 0..if delay_ms == 0 && loss_percent == 0 {
             5
         } else {
@@ -823,12 +843,13 @@ fn node_object(n: &str) -> String {
 fn converge(c: &Cluster, bound: Duration) -> Option<Duration> {
     let t0 = Instant::now();
     while t0.elapsed() < bound {
-        let masters: Vec<Option<String>> = NODES.iter().map(|n| c.master(n)).collect();
+        let names = c.names();
+        let masters: Vec<Option<String>> = names.iter().map(|n| c.master(n)).collect();
         let agreed = masters[0].is_some() && masters.iter().all(|m| *m == masters[0]);
         if agreed
             && c.steady()
-            && NODES.iter().all(|n| {
-                NODES.iter().all(|m| {
+            && names.iter().all(|n| {
+                names.iter().all(|m| {
                     c.attrs(n, &node_object(m))
                         .is_some_and(|a| a["membership"] == "member")
                 })

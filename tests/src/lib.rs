@@ -193,6 +193,23 @@ impl Cluster {
         Self::start_with(dir, release, None, "", None, founders)
     }
 
+    /// The example with more founding members (see
+    /// [`start_larger`](Self::start_larger)), from release stores when
+    /// `load_server` is given (see [`start_upgradable`](Self::start_upgradable)).
+    pub fn start_sized(
+        dir: &Path,
+        release: bool,
+        load_server: Option<&str>,
+        founders: &[&str],
+    ) -> Cluster {
+        Self::start_with(dir, release, None, "", load_server, founders)
+    }
+
+    /// Every node's name, the example's three first.
+    pub fn names(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
     fn start_with(
         dir: &Path,
         release: bool,

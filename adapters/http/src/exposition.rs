@@ -99,6 +99,10 @@ impl Sealed {
     }
 }
 
+/// Objects rendered between two yields to the runtime (about a
+/// millisecond's work).
+const RENDER_STEP: usize = 256;
+
 /// What one refresh did.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Refresh {
@@ -194,12 +198,17 @@ impl ModelExposition {
             for i in gone {
                 self.remove(i);
             }
-            let rendering = Instant::now();
             done.rendered += p.changed.len();
-            for o in &p.changed {
-                self.put(o);
+            for some in p.changed.chunks(RENDER_STEP) {
+                let rendering = Instant::now();
+                for o in some {
+                    self.put(o);
+                }
+                done.rendering += rendering.elapsed();
+                // A scrape's transfer (25 MB at 10,000 components) shares
+                // the runtime's workers with this.
+                tokio::task::yield_now().await;
             }
-            done.rendering += rendering.elapsed();
             match last {
                 Some(l) if !complete => after = l,
                 _ => {

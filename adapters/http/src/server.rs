@@ -357,8 +357,12 @@ impl HttpServer {
 /// 10,000 components; read by the scrape, that made its slowest tenth).
 const EXPOSITION_REFRESH: Duration = Duration::from_millis(500);
 /// A scrape serves the exposition as of at most this long ago; an older
-/// one (no scrape for a while, or a refresh that lags) it refreshes first.
+/// one (no scrape for a while, or a refresh that lags) it refreshes first,
+/// unless a refresh is under way (then see `EXPOSITION_STALE`).
 pub(crate) const EXPOSITION_MAX_AGE: Duration = Duration::from_secs(1);
+/// While a refresh is under way, a scrape sends the last one if it is not
+/// older than this, rather than wait.
+pub(crate) const EXPOSITION_STALE: Duration = Duration::from_secs(3);
 /// Without a scrape for this long, the exposition is left as it is.
 const EXPOSITION_IDLE: Duration = Duration::from_secs(300);
 

@@ -692,22 +692,27 @@ async fn metrics(
     let start = Instant::now();
     // The exposition is kept between scrapes and brought up to date
     // every half second while someone scrapes (`server::keep_exposition`):
-    // a scrape sends it as of at most a second ago, and refreshes it
-    // itself only when it is older (the first scrape, or after a pause).
+    // a scrape sends it as of at most a second ago (three while a refresh
+    // is under way), and refreshes it itself only when it is older (the
+    // first scrape, or after a pause).
     st.last_scrape
         .store(st.uptime_ms(), std::sync::atomic::Ordering::Relaxed);
-    let kept = st
-        .sealed
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()
-        .filter(|s| s.at.elapsed() <= crate::server::EXPOSITION_MAX_AGE);
+    let kept = st.sealed.lock().unwrap_or_else(|e| e.into_inner()).clone();
     let model = match kept {
-        Some(m) => m,
-        None => st
-            .refresh_exposition(true)
-            .await?
-            .ok_or_else(ApiError::timeout)?,
+        Some(m) if m.at.elapsed() <= crate::server::EXPOSITION_MAX_AGE => m,
+        kept => match st.refresh_exposition(false).await? {
+            Some(m) => m,
+            // A refresh is under way (the collector changed thousands of
+            // objects at once): the last one, if not much older, rather
+            // than a wait for it.
+            None => match kept {
+                Some(m) if m.at.elapsed() <= crate::server::EXPOSITION_STALE => m,
+                _ => st
+                    .refresh_exposition(true)
+                    .await?
+                    .ok_or_else(ApiError::timeout)?,
+            },
+        },
     };
     let format = crate::metrics::Exposition::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
