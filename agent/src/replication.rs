@@ -206,11 +206,19 @@ impl Reader {
         core: &HaCore,
     ) -> Result<Vec<(Replicated, serde_json::Value)>, halyard_backend::core::CoreError> {
         let since = core.replicated_since(self.cursor).await?;
-        if since.missed {
+        // A reader that starts (cursor 0, at every start of the agent)
+        // reads what the retention keeps, as designed; one that lagged
+        // behind the retention has missed changes it was reading.
+        if since.missed && self.cursor > 0 {
             tracing::warn!(
                 reader = self.name,
                 after = self.cursor,
                 "replicated history was dropped before it was read (bounded retention); the store keeps it"
+            );
+        } else if since.missed {
+            tracing::debug!(
+                reader = self.name,
+                "starting from the replicated changes the retention keeps"
             );
         }
         let mut out = Vec::with_capacity(since.entries.len());

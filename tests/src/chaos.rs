@@ -710,12 +710,7 @@ fn inject(
         }
         "partition node" => {
             health.set(victim, true);
-            let names = c.names();
-            let others: Vec<&str> = names
-                .iter()
-                .map(String::as_str)
-                .filter(|n| *n != victim)
-                .collect();
+            let others = others(c, victim);
             for o in &others {
                 c.invoke(victim, &node_object(o), "Disconnect", &[]);
                 c.invoke(o, &node_object(victim), "Disconnect", &[]);
@@ -729,12 +724,7 @@ fn inject(
         "one-way partition" => {
             // The victim hears nobody; everybody hears the victim.
             health.set(victim, true);
-            let names = c.names();
-            let others: Vec<&str> = names
-                .iter()
-                .map(String::as_str)
-                .filter(|n| *n != victim)
-                .collect();
+            let others = others(c, victim);
             for o in &others {
                 c.invoke(victim, &node_object(o), "SetDeaf", &[("Deaf", "true")]);
             }
@@ -831,6 +821,11 @@ fn set_impairment(c: &Cluster, delay_ms: u64, loss_percent: u64) {
             std::thread::sleep(Duration::from_millis(200));
         }
     }
+}
+
+/// Every node but `victim`.
+fn others(c: &Cluster, victim: &str) -> Vec<String> {
+    c.names().into_iter().filter(|n| n != victim).collect()
 }
 
 fn node_object(n: &str) -> String {
