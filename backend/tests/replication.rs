@@ -262,3 +262,71 @@ async fn a_write_that_follows_a_superseded_change_is_refused_by_the_log() {
     }
     node.stop().await;
 }
+
+/// A node restarted from a snapshot still has every kept change of every
+/// topic: a campaign's newest state among many newer audit records (an
+/// upgrade manager that restarts reads the campaign it was driving).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_keeps_the_newest_change_of_each_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let addr = support::free_addr();
+    let node = start(dir.path(), addr).await;
+    let campaign = |id: u64, step: u64| Change {
+        topic: "campaign".into(),
+        retention: Retention::Latest(format!("campaign/{id}")),
+        body: serde_json::json!({"id": id, "step": step}),
+        expect: None,
+    };
+    node.core.replicate(campaign(1, 9)).await.unwrap();
+    node.core.replicate(campaign(2, 1)).await.unwrap();
+    for n in 0..(KEPT as u64 + 200) {
+        node.core.replicate(audit(n)).await.unwrap();
+    }
+    node.core.replicate(campaign(2, 2)).await.unwrap();
+    node.consensus.trigger_snapshot().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while node.consensus.snapshot_state().0.is_none() {
+        assert!(Instant::now() < deadline, "no snapshot built");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // More after the snapshot, as a cluster goes on.
+    for n in 0..50 {
+        node.core.replicate(audit(10_000 + n)).await.unwrap();
+    }
+    let campaigns = |since: halyard_backend::replicated::Since| -> Vec<serde_json::Value> {
+        since
+            .entries
+            .into_iter()
+            .filter(|e| e.topic == "campaign")
+            .map(|e| e.body)
+            .collect()
+    };
+    let expected = vec![
+        serde_json::json!({"id": 1, "step": 9}),
+        serde_json::json!({"id": 2, "step": 2}),
+    ];
+    assert_eq!(
+        campaigns(node.core.replicated_since(0).await.unwrap()),
+        expected
+    );
+    node.stop().await;
+    let node = start(dir.path(), addr).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let since = node.core.replicated_since(0).await.unwrap();
+        let done = since
+            .entries
+            .iter()
+            .any(|e| e.body["time"] == serde_json::json!(1_700_000_000_000i64 + 10_049));
+        if done {
+            assert_eq!(campaigns(since), expected, "after the restart");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restarted node never replayed the log"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    node.stop().await;
+}
