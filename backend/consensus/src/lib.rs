@@ -154,6 +154,19 @@ pub trait Machine: Send + Sync + 'static {
     ) -> impl std::future::Future<Output = serde_json::Value> + Send;
     /// Called before a snapshot is installed (the commands it holds are then applied in order).
     fn reset(&self) -> impl std::future::Future<Output = ()> + Send;
+    /// Called once the commands of a snapshot have been applied again (after [`reset`](Self::reset)):
+    /// what follows comes from the log. A Machine whose commands carry preconditions on earlier
+    /// commands skips them in between: the snapshot kept the command, not the ones it followed.
+    fn restored(&self) -> impl std::future::Future<Output = ()> + Send {
+        async {}
+    }
+    /// Whether a snapshot keeps `command`, given what applying it answered. The default keeps
+    /// every command; a Machine that refuses some (a failed precondition) says they changed
+    /// nothing, so that a refused command never displaces the accepted one of its key.
+    fn kept(&self, command: &serde_json::Value, result: &serde_json::Value) -> bool {
+        let _ = (command, result);
+        true
+    }
     /// How long snapshots keep `command` (see [`Retention`]). The default keeps everything,
     /// which makes snapshots grow without bound: a Machine whose commands overwrite state or
     /// record history says so here.

@@ -398,6 +398,7 @@ impl<M: Machine> StateMachine<M> {
         for applied in parsed.commands {
             self.apply_command(applied.index, applied.command).await;
         }
+        self.machine.restored().await;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         tracing::info!(
@@ -417,6 +418,9 @@ impl<M: Machine> StateMachine<M> {
         }
         let result = self.machine.apply(index, command.command.clone()).await;
         self.dedup.insert(key, result.clone());
+        if !self.machine.kept(&command.command, &result) {
+            return result;
+        }
         self.next += 1;
         match self.machine.retention(&command.command) {
             crate::Retention::Keep => {}

@@ -150,6 +150,8 @@ pub enum Applied {
     },
     /// A snapshot is about to be installed: start from empty state.
     Reset(oneshot::Sender<()>),
+    /// The snapshot's commands have been applied; the log follows.
+    Restored,
 }
 
 /// The consensus engine's state machine: hands committed commands to the
@@ -211,6 +213,17 @@ impl halyard_consensus::Machine for Applier {
     /// See [`retention`].
     fn retention(&self, command: &serde_json::Value) -> Retention {
         retention(command)
+    }
+
+    /// A replicated change refused at apply (its precondition failed)
+    /// changed nothing: no snapshot keeps it, or it could displace the
+    /// accepted change of its key.
+    fn kept(&self, command: &serde_json::Value, result: &serde_json::Value) -> bool {
+        command["cmd"] != "replicated" || result.get("error").is_none()
+    }
+
+    async fn restored(&self) {
+        let _ = self.tx.send(Applied::Restored);
     }
 
     async fn reset(&self) {

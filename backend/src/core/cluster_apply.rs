@@ -247,7 +247,11 @@ impl CoreState {
                 },
             },
             c @ (Command::Lock { .. } | Command::Unlock { .. }) => self.apply_lock(c),
-            Command::Replicated(change) => match self.replicated.precondition(&change) {
+            Command::Replicated(change) => match if self.restoring {
+                Ok(())
+            } else {
+                self.replicated.precondition(&change)
+            } {
                 Err(e) => apply_error(e),
                 Ok(()) => {
                     self.keep_replicated(index, change);

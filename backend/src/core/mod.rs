@@ -302,6 +302,11 @@ struct CoreState {
     cluster: Option<ClusterRt>,
     /// Replicated changes, in log order, bounded by their retention.
     replicated: ReplicatedLog,
+    /// Applying a snapshot's commands again (between the consensus
+    /// engine's `Reset` and `Restored`): a replicated change's
+    /// precondition named a change the snapshot did not keep, and the
+    /// change was accepted when it was first applied.
+    restoring: bool,
     /// COpCo's held subtrees: (subject, holder).
     locks: Vec<(String, String)>,
     /// Components configured locked (CRIM starts them locked).

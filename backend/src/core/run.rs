@@ -251,6 +251,7 @@ impl HaCore {
             groups: config.groups.clone(),
             cluster: cluster_rt,
             replicated: ReplicatedLog::default(),
+            restoring: false,
             locks: Vec::new(),
             locked: config.locked.clone(),
             runner: Runner {
@@ -387,8 +388,12 @@ impl CoreState {
                             if let Some(rt) = &self.cluster {
                                 rt.view.reset();
                             }
+                            // Until `Restored`, the commands are a
+                            // snapshot's: see `apply`.
+                            self.restoring = true;
                             let _ = done.send(());
                         }
+                        Some(Applied::Restored) => self.restoring = false,
                         None => applied = None,
                     }
                     continue;
