@@ -66,6 +66,21 @@ fn audit(n: u64) -> Change {
     }
 }
 
+/// Step `step` of campaign `id`, written after step `after` (a campaign's
+/// writes as the upgrade manager makes them: each names the newest
+/// campaign change it follows).
+fn state(id: u64, step: u64, after: Option<(u64, u64)>) -> Change {
+    Change {
+        topic: "campaign".into(),
+        retention: Retention::Latest(format!("campaign/{id}")),
+        body: serde_json::json!({"id": id, "step": step}),
+        expect: Some(halyard_backend::replicated::Expected {
+            topic: "campaign".into(),
+            body: after.map(|(id, step)| serde_json::json!({"id": id, "step": step})),
+        }),
+    }
+}
+
 /// Reads every change after `cursor` as `(index, n)`.
 async fn read(core: &HaCore, cursor: u64) -> (Vec<(u64, u64)>, bool) {
     let since = core.replicated_since(cursor).await.unwrap();
@@ -202,19 +217,9 @@ async fn a_hundred_thousand_audited_operations_keep_snapshot_and_restart_bounded
 /// verdicts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_that_follows_a_superseded_change_is_refused_by_the_log() {
-    use halyard_backend::replicated::Expected;
     let dir = tempfile::tempdir().unwrap();
     let addr = support::free_addr();
     let node = start(dir.path(), addr).await;
-    let state = |id: u64, step: u64, after: Option<(u64, u64)>| Change {
-        topic: "campaign".into(),
-        retention: Retention::Latest(format!("campaign/{id}")),
-        body: serde_json::json!({"id": id, "step": step}),
-        expect: Some(Expected {
-            topic: "campaign".into(),
-            body: after.map(|(id, step)| serde_json::json!({"id": id, "step": step})),
-        }),
-    };
     // Campaign 1 runs two steps, then campaign 2 starts after it.
     node.core.replicate(state(1, 1, None)).await.unwrap();
     node.core
@@ -271,19 +276,9 @@ async fn a_write_that_follows_a_superseded_change_is_refused_by_the_log() {
 /// way in the seven-node chaos round.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_keeps_the_newest_change_of_each_topic() {
-    use halyard_backend::replicated::Expected;
     let dir = tempfile::tempdir().unwrap();
     let addr = support::free_addr();
     let node = start(dir.path(), addr).await;
-    let state = |id: u64, step: u64, after: Option<(u64, u64)>| Change {
-        topic: "campaign".into(),
-        retention: Retention::Latest(format!("campaign/{id}")),
-        body: serde_json::json!({"id": id, "step": step}),
-        expect: Some(Expected {
-            topic: "campaign".into(),
-            body: after.map(|(id, step)| serde_json::json!({"id": id, "step": step})),
-        }),
-    };
     node.core.replicate(state(1, 1, None)).await.unwrap();
     node.core
         .replicate(state(1, 2, Some((1, 1))))
