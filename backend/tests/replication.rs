@@ -81,6 +81,13 @@ fn state(id: u64, step: u64, after: Option<(u64, u64)>) -> Change {
     }
 }
 
+/// Campaign 1 runs two steps, then campaign 2 starts after it.
+async fn two_campaigns(core: &HaCore) {
+    core.replicate(state(1, 1, None)).await.unwrap();
+    core.replicate(state(1, 2, Some((1, 1)))).await.unwrap();
+    core.replicate(state(2, 1, Some((1, 2)))).await.unwrap();
+}
+
 /// Reads every change after `cursor` as `(index, n)`.
 async fn read(core: &HaCore, cursor: u64) -> (Vec<(u64, u64)>, bool) {
     let since = core.replicated_since(cursor).await.unwrap();
@@ -220,16 +227,7 @@ async fn a_write_that_follows_a_superseded_change_is_refused_by_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let addr = support::free_addr();
     let node = start(dir.path(), addr).await;
-    // Campaign 1 runs two steps, then campaign 2 starts after it.
-    node.core.replicate(state(1, 1, None)).await.unwrap();
-    node.core
-        .replicate(state(1, 2, Some((1, 1))))
-        .await
-        .unwrap();
-    node.core
-        .replicate(state(2, 1, Some((1, 2))))
-        .await
-        .unwrap();
+    two_campaigns(&node.core).await;
     // A second "first" campaign, and a stale master's step 3 of campaign
     // 1 (it read step 2 before campaign 2 began): both refused.
     let first = node.core.replicate(state(1, 1, None)).await.unwrap_err();
@@ -279,15 +277,7 @@ async fn a_snapshot_keeps_the_newest_change_of_each_topic() {
     let dir = tempfile::tempdir().unwrap();
     let addr = support::free_addr();
     let node = start(dir.path(), addr).await;
-    node.core.replicate(state(1, 1, None)).await.unwrap();
-    node.core
-        .replicate(state(1, 2, Some((1, 1))))
-        .await
-        .unwrap();
-    node.core
-        .replicate(state(2, 1, Some((1, 2))))
-        .await
-        .unwrap();
+    two_campaigns(&node.core).await;
     node.core
         .replicate(state(2, 2, Some((2, 1))))
         .await

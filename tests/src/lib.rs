@@ -306,7 +306,7 @@ checkpoint = "asynchronous"
             bin: halyard(release),
             boot: load_server.is_some(),
         };
-        let names: Vec<String> = c.nodes.iter().map(|n| n.name.clone()).collect();
+        let names = c.names();
         for n in &names {
             c.spawn(n);
         }
@@ -683,7 +683,7 @@ m.close_session()
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        let names: Vec<String> = self.nodes.iter().map(|n| n.name.clone()).collect();
+        let names = self.names();
         for n in &names {
             self.kill9(n);
         }

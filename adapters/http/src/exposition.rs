@@ -69,8 +69,6 @@ pub struct ModelExposition {
     /// Per class (by address): its families, each with the positions of
     /// its attributes in that family, in attribute order.
     plans: HashMap<usize, Plan>,
-    /// Bytes of series kept (for the output's capacity).
-    bytes: usize,
 }
 
 /// A class's families: (schema family name, attribute positions).
@@ -371,12 +369,6 @@ impl ModelExposition {
             pending.shrink_to(64);
             f.dirty = false;
         }
-        self.bytes = self.families.values().map(|f| f.body.len()).sum();
-    }
-
-    /// About how many bytes [`pieces`](Self::pieces) add up to.
-    pub fn size_hint(&self) -> usize {
-        self.bytes + self.order.len() * 256
     }
 
     /// Every family with a series, in name order: each one's `# HELP` and
@@ -405,14 +397,6 @@ impl ModelExposition {
             out.push(f.body.clone());
         }
         out
-    }
-
-    /// Writes every family with a series, in name order.
-    pub fn write<W: std::fmt::Write>(&self, out: &mut W, format: Exposition) -> std::fmt::Result {
-        for piece in self.pieces(format) {
-            out.write_str(std::str::from_utf8(&piece).map_err(|_| std::fmt::Error)?)?;
-        }
-        Ok(())
     }
 
     /// The exposition as it stands, in both formats, to be served
@@ -536,17 +520,12 @@ mod tests {
 
     async fn whole(model: &MemoryModel) -> String {
         let objects = model.query(&Query::default()).await.unwrap();
-        let mut out = String::new();
-        ModelExposition::of(&objects)
-            .write(&mut out, Exposition::Text)
-            .unwrap();
-        out
+        kept(&ModelExposition::of(&objects)).await
     }
 
     async fn kept(cache: &ModelExposition) -> String {
-        let mut out = String::new();
-        cache.write(&mut out, Exposition::Text).unwrap();
-        out
+        let text: Vec<u8> = cache.pieces(Exposition::Text).concat();
+        String::from_utf8(text).unwrap()
     }
 
     /// A cache kept up to date by reading only what changed writes what a

@@ -111,7 +111,7 @@ impl HttpMetrics {
         );
         registry.register(
             "halyard_http_scrape_rendered_objects",
-            "Objects the last scrape read from the model and rendered again (new or changed since the scrape before)",
+            "Objects the last refresh of the exposition read from the model and rendered again (new or changed since the one before)",
             m.scrape_rendered.clone(),
         );
         registry.register(
@@ -216,7 +216,7 @@ impl ModelCollector {
 }
 
 /// Only the alarm summary goes through prometheus-client's encoder; the
-/// schema families are written by [`ModelExposition::write`].
+/// schema families come from [`ModelExposition::pieces`].
 impl Collector for ModelCollector {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_alarm_summary(&mut encoder)?;
@@ -279,29 +279,20 @@ impl Exposition {
     }
 }
 
-/// Encodes the registry and a snapshot of the model as one document.
+/// Encodes the registry and a snapshot of the model as one document (the
+/// bench; the face sends [`pieces`] as they are).
 pub fn encode(
     registry: &Registry,
     objects: Vec<ManagedObject>,
     format: Exposition,
 ) -> Result<String, std::fmt::Error> {
-    let model = ModelExposition::of(&objects);
-    let mut out = String::with_capacity(model.size_hint() + 64 * 1024);
-    encode_into(&mut out, registry, &model, format)?;
-    Ok(out)
-}
-
-/// Writes the registry and the model's series into `out` as one document.
-pub fn encode_into<W: std::fmt::Write>(
-    out: &mut W,
-    registry: &Registry,
-    model: &ModelExposition,
-    format: Exposition,
-) -> std::fmt::Result {
-    for piece in pieces(registry, &model.sealed(), format)? {
-        out.write_str(std::str::from_utf8(&piece).map_err(|_| std::fmt::Error)?)?;
+    let model = ModelExposition::of(&objects).sealed();
+    let pieces = pieces(registry, &model, format)?;
+    let mut out = Vec::with_capacity(pieces.iter().map(|p| p.len()).sum());
+    for p in pieces {
+        out.extend_from_slice(&p);
     }
-    Ok(())
+    String::from_utf8(out).map_err(|_| std::fmt::Error)
 }
 
 /// The document in pieces: the registry's metrics, the model's families

@@ -698,21 +698,20 @@ async fn metrics(
     st.last_scrape
         .store(st.uptime_ms(), std::sync::atomic::Ordering::Relaxed);
     let kept = st.sealed.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    let model = match kept {
-        Some(m) if m.at.elapsed() <= crate::server::EXPOSITION_MAX_AGE => m,
-        kept => match st.refresh_exposition(false).await? {
-            Some(m) => m,
-            // A refresh is under way (the collector changed thousands of
-            // objects at once): the last one, if not much older, rather
-            // than a wait for it.
-            None => match kept {
-                Some(m) if m.at.elapsed() <= crate::server::EXPOSITION_STALE => m,
-                _ => st
-                    .refresh_exposition(true)
-                    .await?
-                    .ok_or_else(ApiError::timeout)?,
-            },
-        },
+    let younger = |age| kept.clone().filter(|m| m.at.elapsed() <= age);
+    let model = if let Some(m) = younger(crate::server::EXPOSITION_MAX_AGE) {
+        m
+    } else if let Some(m) = st.refresh_exposition(false).await? {
+        m
+    } else if let Some(m) = younger(crate::server::EXPOSITION_STALE) {
+        // A refresh is under way (the collector changed thousands of
+        // objects at once): the last one, not much older, rather than a
+        // wait for it.
+        m
+    } else {
+        st.refresh_exposition(true)
+            .await?
+            .ok_or_else(ApiError::timeout)?
     };
     let format = crate::metrics::Exposition::negotiate(
         headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()),
