@@ -7,6 +7,7 @@
 //! - [`memory`]: an in-memory implementation of the port, so adapters can be
 //!   tested before (and without) the agent.
 
+pub mod access;
 pub mod alarm;
 pub mod guard;
 pub mod latency;

@@ -62,6 +62,9 @@ pub struct MemoryModel {
     invocations: Mutex<Vec<Invocation>>,
     /// Audit events recorded by the faces: (user, event, result).
     audits: Mutex<Vec<(String, String, String)>>,
+    /// Whether writes and operations are checked against the access model
+    /// its objects hold (see [`MemoryModel::unchecked`]).
+    checks_access: bool,
 }
 
 impl Default for MemoryModel {
@@ -86,7 +89,54 @@ impl MemoryModel {
             tx: broadcast::channel(QUEUE).0,
             invocations: Mutex::new(Vec::new()),
             audits: Mutex::new(Vec::new()),
+            checks_access: true,
         }
+    }
+
+    /// A model that leaves the access checks to its owner (the agent's
+    /// store: the agent checks, counts and audits each refusal once).
+    pub fn unchecked() -> Self {
+        MemoryModel {
+            checks_access: false,
+            ..Self::new()
+        }
+    }
+
+    /// The access model its objects hold.
+    fn policy(st: &State) -> crate::access::Policy {
+        crate::access::Policy::from_objects(
+            st.objects
+                .values()
+                .filter(|o| crate::access::POLICY_CLASSES.contains(&o.class.name)),
+        )
+    }
+
+    /// Refuses the first change the access model does not allow.
+    fn check_access(&self, tx: &Transaction) -> Result<(), TxError> {
+        if !self.checks_access || tx.principal.is_trusted() {
+            return Ok(());
+        }
+        let st = self.read();
+        let policy = Self::policy(&st);
+        for (index, c) in tx.changes.iter().enumerate() {
+            let class = match c {
+                Change::Create { class, .. } => SCHEMA.class(class),
+                Change::Set { object, .. } | Change::Delete { object } => {
+                    st.by_name.get(object).map(|i| st.objects[i].class)
+                }
+            };
+            let Some(class) = class else { continue };
+            let (subject, op) = crate::access::change_subject(c, class);
+            let p = &tx.principal;
+            let d = policy.decide(&p.user, p.role, &subject, op);
+            if !d.permit {
+                return Err(TxError {
+                    index,
+                    error: crate::access::refusal(p, &subject, op, &d),
+                });
+            }
+        }
+        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -633,6 +683,7 @@ impl InformationModel for MemoryModel {
     }
 
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        self.check_access(tx)?;
         MemoryModel::validate(self, tx)
     }
 
@@ -645,6 +696,7 @@ impl InformationModel for MemoryModel {
     }
 
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        self.check_access(&tx)?;
         let mut st = self.write();
         let staged = stage(&st, &tx)?;
         for (i, obj) in staged.sets {
@@ -674,6 +726,24 @@ impl InformationModel for MemoryModel {
     ) -> Result<JobHandle, ModelError> {
         let obj = self.get(target).await?;
         let m = crate::port::resolve_operation(&obj, operation, &args)?;
+        if self.checks_access && !principal.is_trusted() {
+            let subject = crate::access::Subject::operation(obj.class, m.name);
+            let p = &principal;
+            let d = Self::policy(&self.read()).decide(
+                &p.user,
+                p.role,
+                &subject,
+                crate::access::Op::Exec,
+            );
+            if !d.permit {
+                return Err(crate::access::refusal(
+                    p,
+                    &subject,
+                    crate::access::Op::Exec,
+                    &d,
+                ));
+            }
+        }
         let seq = {
             let mut inv = self.invocations.lock().unwrap_or_else(|e| e.into_inner());
             inv.push(Invocation {

@@ -93,6 +93,10 @@ pub enum SystemAction {
 pub struct Principal {
     pub user: String,
     pub protocol: Protocol,
+    /// The role the face that authenticated the user gave it (its group
+    /// in the access model, see [`crate::access`]); None: no role, only
+    /// the stored rules and the defaults apply.
+    pub role: Option<crate::access::Role>,
 }
 
 impl Principal {
@@ -100,7 +104,21 @@ impl Principal {
         Principal {
             user: user.into(),
             protocol,
+            role: None,
         }
+    }
+
+    pub fn with_role(self, role: crate::access::Role) -> Self {
+        Principal {
+            role: Some(role),
+            ..self
+        }
+    }
+
+    /// The agent itself and the local command line are not checked
+    /// against the access model.
+    pub fn is_trusted(&self) -> bool {
+        matches!(self.protocol, Protocol::Internal | Protocol::Cli)
     }
 }
 

@@ -4,6 +4,8 @@ use std::collections::HashMap;
 
 use base64::Engine as _;
 
+use halyard_cluster_model::model::Protocol;
+use halyard_cluster_model::port::Principal;
 use halyard_cluster_model::secret::Password;
 
 use crate::config::{HttpConfig, Role};
@@ -29,6 +31,18 @@ impl Caller {
                 role.as_str()
             ))),
             None if role == Role::Viewer && self.anonymous_read => Ok("anonymous"),
+            None => Err(ApiError::unauthorized()),
+        }
+    }
+
+    /// The caller as the model sees it, with its role, for a request that
+    /// writes or runs an operation: the model's access rules decide, and
+    /// an anonymous caller is asked to authenticate.
+    pub fn principal(&self) -> Result<Principal, ApiError> {
+        match &self.user {
+            Some((name, role)) => {
+                Ok(Principal::new(name.clone(), Protocol::Http).with_role(role.model_role()))
+            }
             None => Err(ApiError::unauthorized()),
         }
     }

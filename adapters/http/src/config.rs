@@ -29,6 +29,16 @@ impl Role {
             Role::Admin => "admin",
         }
     }
+
+    /// The same role in the access model.
+    pub fn model_role(self) -> halyard_cluster_model::access::Role {
+        use halyard_cluster_model::access::Role as R;
+        match self {
+            Role::Viewer => R::Viewer,
+            Role::Operator => R::Operator,
+            Role::Admin => R::Admin,
+        }
+    }
 }
 
 /// A user: basic-auth password and/or bearer tokens, and a role.

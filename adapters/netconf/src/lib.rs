@@ -96,6 +96,18 @@ pub enum Access {
     Admin,
 }
 
+impl Access {
+    /// The role the access model gives the user (its built-in rules).
+    pub fn role(self) -> halyard_cluster_model::access::Role {
+        use halyard_cluster_model::access::Role;
+        match self {
+            Access::ReadOnly => Role::Viewer,
+            Access::Operator => Role::Operator,
+            Access::Admin => Role::Admin,
+        }
+    }
+}
+
 /// Limits that protect the server from one client.
 #[derive(Debug, Clone)]
 pub struct Limits {

@@ -30,6 +30,9 @@ pub struct Stats {
     /// SSH connections refused for malformed input before or during the
     /// SSH protocol: a bad identification line, a malformed packet.
     pub ssh_errors: AtomicU64,
+    /// RPCs the access rules refused (edits and actions the model refused
+    /// are counted by the model, in the element's `AccessDenials`).
+    pub access_denied: AtomicU64,
     /// Time to handle one RPC, from the whole message to the reply.
     pub rpc_latency: halyard_cluster_model::latency::LatencyHistogram,
 }

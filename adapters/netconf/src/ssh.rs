@@ -407,6 +407,12 @@ impl Listener {
         if let Some(tx) = &config.system {
             let _ = shared.system.set(tx.clone());
         }
+        let _ = shared.roles.set(
+            users
+                .iter()
+                .map(|(name, u)| (name.clone(), u.access.role()))
+                .collect(),
+        );
         Ok(Listener {
             listeners,
             hello_timeout: config.limits.hello_timeout,

@@ -121,6 +121,7 @@ pub fn build(c: &Config, self_exe: &Path, run_dir: &Path, demo_scale: usize) -> 
             .watchdog_expirations(0)
             .model_update_errors(0)
             .task_panics(0)
+            .access_denials(0)
             .values()
             .to_vec(),
     }];

@@ -23,6 +23,7 @@ use crate::copco::locks::Copco;
 use crate::element::Element;
 use crate::replication::Reader;
 
+mod access;
 mod alarms;
 mod audit;
 mod incidents;
@@ -82,6 +83,8 @@ pub struct AgentModel {
     pub(crate) next_job: AtomicU32,
     /// Updates of the agent's own that the store refused (see `set`).
     update_errors: std::sync::atomic::AtomicU64,
+    /// Requests the access rules refused (see `access`).
+    access_denials: std::sync::atomic::AtomicU64,
     audits: Mutex<std::collections::VecDeque<ObjectName>>,
     /// Serializes alarm changes (raise, fold, clear).
     alarm_lock: Mutex<AlarmGuards>,
@@ -137,7 +140,7 @@ impl AgentModel {
             me: me.clone(),
             tasks: halyard_backend::tasks::Tasks::new(),
             cluster: std::sync::OnceLock::new(),
-            store: MemoryModel::new(),
+            store: MemoryModel::unchecked(),
             core,
             repo,
             root,
@@ -151,6 +154,7 @@ impl AgentModel {
             next_audit: AtomicU32::new(1),
             next_job: AtomicU32::new(1),
             update_errors: std::sync::atomic::AtomicU64::new(0),
+            access_denials: std::sync::atomic::AtomicU64::new(0),
             audits: Mutex::new(Default::default()),
             alarm_lock: Mutex::new(AlarmGuards::default()),
             operations: std::sync::RwLock::default(),

@@ -388,6 +388,7 @@ impl InformationModel for AgentModel {
     }
 
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
+        self.check_access(tx).await?;
         self.store.validate(tx)?;
         self.check_element_rules(tx).await
     }
@@ -579,6 +580,7 @@ impl InformationModel for AgentModel {
         args: Vec<(String, Value)>,
         principal: Principal,
     ) -> Result<JobHandle, ModelError> {
+        self.check_invoke(target, operation, &principal).await?;
         crate::copco::invoke(self, &self.copco, target, operation, args, principal).await
     }
 

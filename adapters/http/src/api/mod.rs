@@ -19,7 +19,7 @@ use axum::routing::get;
 use axum::{Extension, extract::FromRequestParts, http::request::Parts};
 use halyard_cluster_model::alarm;
 use halyard_cluster_model::meta::{AttrMeta, ClassMeta};
-use halyard_cluster_model::model::{PerceivedSeverity, Protocol};
+use halyard_cluster_model::model::PerceivedSeverity;
 use halyard_cluster_model::port::{Change, ManagedObject, Principal, Query, Scope, Transaction};
 use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Value};
 
@@ -337,7 +337,7 @@ async fn patch_object(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = c.require(Role::Operator)?.to_string();
+    let who = c.principal()?;
     let name = parse_name(&path)?;
     let fields = body::fields(content_type(&headers), &bytes)?;
     if fields.is_empty() {
@@ -353,7 +353,7 @@ async fn patch_object(
             value,
         });
     }
-    transact(&st, user, changes).await?;
+    transact(&st, who, changes).await?;
     tracing::info!(object = %name, "attributes set");
     let o = st.call(st.model.get(&name)).await?;
     Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
@@ -378,11 +378,8 @@ fn attribute_value(class: &ClassMeta, k: &str, text: &str) -> Result<(String, Va
 
 /// Applies `changes` as `user`, all or none: the model's one transaction,
 /// as NETCONF's commit is.
-async fn transact(st: &Shared, user: String, changes: Vec<Change>) -> Result<(), ApiError> {
-    let tx = Transaction {
-        principal: Principal::new(user, Protocol::Http),
-        changes,
-    };
+async fn transact(st: &Shared, principal: Principal, changes: Vec<Change>) -> Result<(), ApiError> {
+    let tx = Transaction { principal, changes };
     st.call(st.model.transact(tx)).await?;
     Ok(())
 }
@@ -399,7 +396,7 @@ async fn put_object(
     headers: HeaderMap,
     bytes: Bytes,
 ) -> Result<Response, ApiError> {
-    let user = c.require(Role::Operator)?.to_string();
+    let who = c.principal()?;
     let name = parse_name(&path)?;
     let fields = body::fields(content_type(&headers), &bytes)?;
     let wanted = fields
@@ -416,7 +413,7 @@ async fn put_object(
     }
     transact(
         &st,
-        user,
+        who,
         vec![Change::Create {
             class: class.name.to_string(),
             object: name.clone(),
@@ -435,11 +432,11 @@ async fn delete_object(
     Extension(c): Extension<Caller>,
     Path(path): Path<String>,
 ) -> Result<Response, ApiError> {
-    let user = c.require(Role::Operator)?.to_string();
+    let who = c.principal()?;
     let name = parse_name(&path)?;
     transact(
         &st,
-        user,
+        who,
         vec![Change::Delete {
             object: name.clone(),
         }],
@@ -468,15 +465,15 @@ async fn post_object(
                 "POST to <object>/operations/<operation> to invoke an operation",
             )
         })?;
-    let user = c.require(Role::Operator)?.to_string();
+    let who = c.principal()?;
     let fields = body::fields(content_type(&headers), &bytes)?;
-    invoke(&st, f, &user, target, op, fields).await
+    invoke(&st, f, who, target, op, fields).await
 }
 
 async fn invoke(
     st: &Shared,
     f: Format,
-    user: &str,
+    principal: Principal,
     target: &str,
     op: &str,
     fields: Vec<(String, String)>,
@@ -500,7 +497,7 @@ async fn invoke(
             .map_err(|e| ApiError::invalid(format!("parameter {k}: {e}")))?;
         args.push((p.name.to_string(), v));
     }
-    let principal = Principal::new(user, Protocol::Http);
+    let user = principal.user.clone();
     let handle = st
         .call(st.model.invoke(&name, m.name, args, principal))
         .await?;
@@ -676,11 +673,11 @@ async fn acknowledge(
             "POST to /api/v1/alarms/<name>/acknowledge",
         )
     })?;
-    let user = c.require(Role::Operator)?.to_string();
+    let who = c.principal()?;
     let op = alarm_class()?
         .method("Acknowledge")
         .ok_or_else(|| ApiError::not_found("the Alarm class has no Acknowledge operation"))?;
-    invoke(&st, f, &user, target, op.name, Vec::new()).await
+    invoke(&st, f, who, target, op.name, Vec::new()).await
 }
 
 async fn metrics(

@@ -200,8 +200,17 @@ impl Shared {
         self.materialize(&ds.candidate).await
     }
 
-    fn principal(user: &str) -> Principal {
-        Principal::new(user, Protocol::Netconf)
+    /// The user as the model sees it: with its role; the server's own
+    /// rollback of a confirmed commit is the agent's.
+    pub fn principal(&self, user: &str) -> Principal {
+        if user == crate::datastore::ROLLBACK_USER {
+            return Principal::new(user, Protocol::Internal);
+        }
+        let p = Principal::new(user, Protocol::Netconf);
+        match self.roles.get().and_then(|r| r.get(user)) {
+            Some(role) => p.with_role(*role),
+            None => p,
+        }
     }
 
     /// Applies `target_store` to running as one transaction.
@@ -218,7 +227,7 @@ impl Shared {
             return Ok(0);
         }
         let tx = Transaction {
-            principal: Self::principal(user),
+            principal: self.principal(user),
             changes: changes.clone(),
         };
         self.model
@@ -253,7 +262,7 @@ impl Shared {
             return Ok(());
         }
         let tx = Transaction {
-            principal: Self::principal(user),
+            principal: self.principal(user),
             changes,
         };
         self.model
@@ -308,7 +317,7 @@ impl Shared {
                 let changes = base.diff(&new);
                 if !changes.is_empty() {
                     let tx = Transaction {
-                        principal: Self::principal(user),
+                        principal: self.principal(user),
                         changes,
                     };
                     if let Err(e) = self.model.validate(&tx).await {

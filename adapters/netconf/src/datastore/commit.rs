@@ -228,7 +228,12 @@ impl Shared {
             }
         };
         let n = self
-            .apply_running(None, "confirmed-commit-rollback", &current, &p.backup.store)
+            .apply_running(
+                None,
+                crate::datastore::ROLLBACK_USER,
+                &current,
+                &p.backup.store,
+            )
             .await?;
         ds.candidate = Candidate::default();
         ds.candidate_modified_by.clear();

@@ -79,6 +79,9 @@ pub struct CommitOptions {
     pub persist_id: Option<String>,
 }
 
+/// Who rolls back a confirmed commit that was not confirmed: the server.
+pub const ROLLBACK_USER: &str = "confirmed-commit-rollback";
+
 /// What every session shares.
 pub struct Shared {
     pub model: Arc<dyn InformationModel>,
@@ -96,6 +99,9 @@ pub struct Shared {
     /// The agent's system-restart / system-shutdown, when it takes them.
     pub system:
         std::sync::OnceLock<tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>>,
+    /// Each user's role (its group in the access model).
+    pub roles:
+        std::sync::OnceLock<std::collections::HashMap<String, halyard_cluster_model::access::Role>>,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,
@@ -161,6 +167,7 @@ impl Shared {
             events: EventLog::default(),
             hardware_changed: Default::default(),
             system: Default::default(),
+            roles: Default::default(),
             ds: Mutex::new(DsState::default()),
             sessions: std::sync::Mutex::new(BTreeMap::new()),
             next_session: std::sync::atomic::AtomicU32::new(1),

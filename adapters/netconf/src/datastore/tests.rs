@@ -18,6 +18,15 @@ fn shared() -> (Arc<halyard_cluster_model::memory::MemoryModel>, Arc<Shared>) {
         Duration::from_secs(60),
         None,
     );
+    // The tests' user "u" is an operator.
+    let _ = s.roles.set(
+        [(
+            "u".to_string(),
+            halyard_cluster_model::access::Role::Operator,
+        )]
+        .into_iter()
+        .collect(),
+    );
     (m, s)
 }
 

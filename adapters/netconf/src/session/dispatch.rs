@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
-use halyard_cluster_model::model::{OperatorState, Protocol};
-use halyard_cluster_model::port::{ManagedObject, NotificationFilter, Principal, Query};
+use halyard_cluster_model::model::OperatorState;
+use halyard_cluster_model::port::{ManagedObject, NotificationFilter, Query};
 use halyard_cluster_model::{AttrType, SCHEMA, Timestamp, Value};
 use tracing::{info, warn};
 
@@ -460,28 +460,8 @@ impl Session {
     pub(super) async fn dispatch(&mut self, op: &Element) -> Reply {
         let sh = self.shared.clone();
         let me = self.id;
-        let writes = matches!(
-            (op.ns.as_str(), op.name.as_str()),
-            (
-                BASE_NS,
-                "edit-config"
-                    | "copy-config"
-                    | "delete-config"
-                    | "lock"
-                    | "unlock"
-                    | "commit"
-                    | "cancel-commit"
-                    | "discard-changes"
-                    | "kill-session"
-            ) | (YANG1_NS, "action")
-                | (crate::NMDA_NS, "edit-data")
-        );
-        if writes && self.access == crate::Access::ReadOnly {
-            warn!(op = %op.name, user = %self.user, "access denied: read-only user");
-            return Reply::Errors(vec![RpcError::protocol(
-                Tag::AccessDenied,
-                format!("user {} may not use <{}>", self.user, op.name),
-            )]);
+        if let Err(e) = self.may_run(op).await {
+            return Reply::Errors(vec![e]);
         }
         match (op.ns.as_str(), op.name.as_str()) {
             (BASE_NS, "get") => {
@@ -608,21 +588,55 @@ impl Session {
         }
     }
 
+    /// Whether the access model lets the user run the RPC `op` (RFC 8341
+    /// §3.4.4). An `<action>` is decided by the model on its data node; an
+    /// operation of an unknown namespace gets its own error.
+    async fn may_run(&self, op: &Element) -> Result<(), RpcError> {
+        let module = match op.ns.as_str() {
+            BASE_NS => "ietf-netconf",
+            MONITORING_NS => "ietf-netconf-monitoring",
+            NOTIF_NS => "notifications",
+            crate::NMDA_NS => "ietf-netconf-nmda",
+            SYSTEM_NS => "ietf-system",
+            _ => return Ok(()),
+        };
+        let policy = halyard_cluster_model::access::load(self.shared.model.as_ref())
+            .await
+            .map_err(|e| crate::error::from_model(&e, None))?;
+        let subject = halyard_cluster_model::access::Subject::rpc(module, &op.name);
+        let d = policy.decide(
+            &self.user,
+            Some(self.access.role()),
+            &subject,
+            halyard_cluster_model::access::Op::Exec,
+        );
+        if d.permit {
+            return Ok(());
+        }
+        crate::Stats::inc(&self.shared.stats.access_denied);
+        warn!(op = %op.name, user = %self.user, rule = %d.by, "access denied");
+        self.shared
+            .model
+            .audit(
+                &self.shared.principal(&self.user),
+                &format!("<{}>", op.name),
+                &format!("refused: access rule {}", d.by),
+            )
+            .await;
+        Err(RpcError::protocol(
+            Tag::AccessDenied,
+            format!(
+                "user {} may not use <{}> (access rule {})",
+                self.user, op.name, d.by
+            ),
+        ))
+    }
+
     /// ietf-system's system-restart and system-shutdown (admin only): the
     /// agent's ordered shutdown, after which it ends or starts again. The
     /// reply is written first (RFC 7317 asks for it).
     fn system_action(&mut self, op: &Element) -> Result<(), RpcError> {
         use halyard_cluster_model::port::SystemAction;
-        if self.access != crate::Access::Admin {
-            warn!(op = %op.name, user = %self.user, "access denied: needs the admin role");
-            return Err(RpcError::protocol(
-                Tag::AccessDenied,
-                format!(
-                    "user {} may not use <{}>: it needs the admin role",
-                    self.user, op.name
-                ),
-            ));
-        }
         if self.shared.system.get().is_none() {
             return Err(RpcError::bad_element(
                 Tag::OperationNotSupported,
@@ -1001,12 +1015,7 @@ impl Session {
         let job = self
             .shared
             .model
-            .invoke(
-                target,
-                operation,
-                args,
-                Principal::new(self.user.clone(), Protocol::Netconf),
-            )
+            .invoke(target, operation, args, self.shared.principal(&self.user))
             .await
             .map_err(|e| from_model(&e, None))?;
         match tokio::time::timeout(Duration::from_secs(60), job.wait()).await {
@@ -1135,12 +1144,7 @@ impl Session {
         let job = self
             .shared
             .model
-            .invoke(
-                &target,
-                m.name,
-                args,
-                Principal::new(self.user.clone(), Protocol::Netconf),
-            )
+            .invoke(&target, m.name, args, self.shared.principal(&self.user))
             .await
             .map_err(|e| from_model(&e, Some(path.clone())))?;
         info!(target = %target, action = m.yang_name, job = %job.job, "action invoked");

@@ -494,6 +494,14 @@ mod tests {
             std::time::Duration::from_secs(60),
             None,
         );
+        let _ = shared.roles.set(
+            [(
+                "admin".to_string(),
+                halyard_cluster_model::access::Role::Admin,
+            )]
+            .into_iter()
+            .collect(),
+        );
         let (id, _kill) = shared.register("admin", "test");
         Session {
             shared,

@@ -125,7 +125,10 @@ impl Mib {
             return Ok(());
         }
         let tx = Transaction {
-            principal: Principal::new(user, Protocol::Snmp),
+            // Only a community or user with write access gets here: it is
+            // an operator to the access model, whose rules decide the rest.
+            principal: Principal::new(user, Protocol::Snmp)
+                .with_role(halyard_cluster_model::access::Role::Operator),
             changes,
         };
         let r = self.model.transact(tx).await.map_err(|e| {
