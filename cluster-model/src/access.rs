@@ -401,19 +401,14 @@ pub fn path_segments(path: &str) -> Vec<String> {
         match c {
             '[' => depth += 1,
             ']' => depth = depth.saturating_sub(1),
-            '/' if depth == 0 => {
-                if !seg.is_empty() {
-                    out.push(std::mem::take(&mut seg));
-                }
-            }
+            '/' if depth == 0 => out.push(std::mem::take(&mut seg)),
             _ if depth == 0 => seg.push(c),
             _ => {}
         }
     }
-    if !seg.is_empty() {
-        out.push(seg);
-    }
+    out.push(seg);
     out.into_iter()
+        .filter(|s| !s.is_empty())
         .map(|s| match s.split_once(':') {
             Some((_, local)) => local.trim().to_string(),
             None => s.trim().to_string(),

@@ -1,5 +1,6 @@
 //! End-to-end and architecture tests for the whole workspace.
 
+mod access;
 mod agent;
 mod architecture;
 mod chaos;

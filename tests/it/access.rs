@@ -1,0 +1,298 @@
+//! The access model, face by face: the same users (a viewer, an operator in
+//! a group with a stored rule, an operator outside it) and the same rules
+//! give the same answer over HTTP (curl), NETCONF (ncclient) and SNMPv3
+//! (net-snmp's snmpset), compared with one table; an admin edits the rules
+//! at run time and the next request obeys them; refusals are counted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::agent::{Agent, HC, index_of, python3};
+use halyard_tests::workspace;
+
+/// Each user's password (HTTP and NETCONF) and SNMPv3 passphrases.
+const USERS: &[(&str, &str)] = &[
+    ("ann", "viewer"),
+    ("olga", "operator"),
+    ("otto", "operator"),
+    ("adam", "admin"),
+];
+
+fn password(user: &str) -> String {
+    format!("{user}-secret-1")
+}
+
+/// The demo's configuration with these users on every face.
+fn config(dir: &Path) -> PathBuf {
+    let demo = std::fs::read_to_string(workspace().join("examples/demo.toml")).unwrap();
+    let snmp: String = USERS
+        .iter()
+        .map(|(u, role)| {
+            format!(
+                "  {{ name = \"{u}\", auth = \"SHA-256\", auth_pass = \"{u}-auth-pass\", priv = \"AES\", priv_pass = \"{u}-priv-pass\", write = {} }},\n",
+                *role != "viewer"
+            )
+        })
+        .collect();
+    let logins: String = USERS
+        .iter()
+        .map(|(u, role)| {
+            format!(
+                "  {{ name = \"{u}\", password = \"{}\", role = \"{role}\" }},\n",
+                password(u)
+            )
+        })
+        .collect();
+    let swap = |text: String, from: &str, to: &str| {
+        assert!(text.contains(from), "the demo config changed: {from}");
+        text.replacen(from, to, 1)
+    };
+    let mut text = swap(
+        demo,
+        "users = [\n  { name = \"operator\", auth",
+        &format!("users = [\n{snmp}  {{ name = \"operator\", auth"),
+    );
+    text = swap(
+        text,
+        "users = [\n  { name = \"operator\", password = \"halyard-demo\" },",
+        &format!("users = [\n{logins}  {{ name = \"operator\", password = \"halyard-demo\" }},"),
+    );
+    text = swap(
+        text,
+        "users = [\n  { name = \"operator\", password = \"halyard-demo\", role = \"operator\" },",
+        &format!(
+            "users = [\n{logins}  {{ name = \"operator\", password = \"halyard-demo\", role = \"operator\" }},"
+        ),
+    );
+    let path = dir.join("access.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// ncclient as `user`: `label <list> <name> <text>` writes an object's
+/// label in running; `lock` locks and unlocks running. Prints `ok` or
+/// `denied:<error-tag>` (any other error fails).
+const NC_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+from ncclient.operations.rpc import RPCError
+addr, user, password, what = sys.argv[1:5]
+host, port = addr.rsplit(":", 1)
+m = manager.connect(host=host, port=int(port), username=user, password=password,
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+try:
+    if what == "label":
+        lst, name, text = sys.argv[5:8]
+        m.edit_config(target="running", config=
+            '<config xmlns="%s"><element xmlns="%s"><%s><name>%s</name><label>%s</label></%s></element></config>'
+            % (NC, NS, lst, name, text, lst))
+    elif what == "lock":
+        m.lock(target="running")
+        m.unlock(target="running")
+    print("ok")
+except RPCError as e:
+    print("denied:%s" % e.tag if e.tag == "access-denied" else "error:%s:%s" % (e.tag, e.message))
+m.close_session()
+"#;
+
+struct Faces<'a> {
+    a: &'a Agent,
+    script: PathBuf,
+}
+
+impl Faces<'_> {
+    fn http(&self, user: &str, method: &str, path: &str, body: &str) -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-X", method])
+            .args(["-u", &format!("{user}:{}", password(user))])
+            .args(["-H", "Accept: application/json"])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!("http://{}{path}", self.a.http))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Whether the HTTP API lets `user` set the object's label.
+    fn http_label(&self, user: &str, object: &str, text: &str) -> bool {
+        let (code, body) = self.http(
+            user,
+            "PATCH",
+            &format!("/api/v1/objects/{object}"),
+            &format!(r#"{{"label":"{text}"}}"#),
+        );
+        match code {
+            200..=299 => true,
+            403 => {
+                assert!(body.contains("access"), "{user} {object}: {body}");
+                false
+            }
+            _ => panic!("{user} PATCH {object}: {code} {body}"),
+        }
+    }
+
+    fn netconf(&self, user: &str, args: &[&str]) -> String {
+        let pw = password(user);
+        let mut all = vec![self.a.netconf.as_str(), user, pw.as_str()];
+        all.extend_from_slice(args);
+        python3(&self.script, &all).trim().to_string()
+    }
+
+    fn netconf_label(&self, user: &str, list: &str, object: &str, text: &str) -> bool {
+        match self.netconf(user, &["label", list, object, text]).as_str() {
+            "ok" => true,
+            "denied:access-denied" => false,
+            other => panic!("{user} edit-config {object}: {other}"),
+        }
+    }
+
+    /// Whether snmpset as the user's v3 identity sets the label column.
+    fn snmp_label(&self, user: &str, oid: &str, text: &str) -> bool {
+        let (auth, privacy) = (format!("{user}-auth-pass"), format!("{user}-priv-pass"));
+        let (ok, out) = self.a.snmp(
+            "snmpset",
+            &[
+                "-v3", "-l", "authPriv", "-u", user, "-a", "SHA-256", "-A", &auth, "-x", "AES",
+                "-X", &privacy, "-t", "5", "-r", "1",
+            ],
+            &[oid, "s", text],
+        );
+        if !ok {
+            assert!(
+                out.contains("noAccess") || out.contains("authorizationError"),
+                "{user} snmpset {oid}: {out}"
+            );
+        }
+        ok
+    }
+}
+
+#[test]
+fn every_face_gives_the_same_answer_from_one_access_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    let script = dir.path().join("nc.py");
+    std::fs::write(&script, NC_SCRIPT).unwrap();
+    let f = Faces { a: &a, script };
+
+    // An admin adds a group and a rule at run time; an operator may not.
+    let (code, body) = f.http(
+        "olga",
+        "PUT",
+        "/api/v1/objects/ne=1/accessgroup=night",
+        r#"{"class":"AccessGroup","users":"olga"}"#,
+    );
+    assert_eq!(code, 403, "an operator created an access group: {body}");
+    for (path, body) in [
+        (
+            "ne=1/accessgroup=night",
+            r#"{"class":"AccessGroup","users":"olga"}"#,
+        ),
+        (
+            "ne=1/rulelist=night-shift",
+            r#"{"class":"AccessRuleList","groups":"night"}"#,
+        ),
+        (
+            "ne=1/rulelist=night-shift/rule=no-fan-labels",
+            r#"{"class":"AccessRule","module":"halyard-cluster","path":"/halyard-cluster:element/fan/label","operations":"update","action":"deny","comment":"fans are the day shift's"}"#,
+        ),
+    ] {
+        let (code, text) = f.http("adam", "PUT", &format!("/api/v1/objects/{path}"), body);
+        assert!((200..300).contains(&code), "PUT {path}: {code} {text}");
+    }
+    // A rule that does not parse is refused with what is wrong.
+    let (code, text) = f.http(
+        "adam",
+        "PUT",
+        "/api/v1/objects/ne=1/rulelist=night-shift/rule=bad",
+        r#"{"class":"AccessRule","rpc":"lock","path":"/x","operations":"read"}"#,
+    );
+    assert!(code >= 400 && text.contains("one of rpc"), "{code} {text}");
+
+    let fan = "ne=1/shelf=1/fan=1";
+    let shelf = "ne=1/shelf=1";
+    let fan_oid = format!("{HC}.1.5.1.19.{}", index_of(&a, fan));
+    let shelf_oid = format!("{HC}.1.2.1.19.{}", index_of(&a, shelf));
+    // user, object, its NETCONF list, its SNMP column, allowed?
+    let table: &[(&str, &str, &str, &str, bool)] = &[
+        ("ann", fan, "fan", &fan_oid, false),
+        ("ann", shelf, "shelf", &shelf_oid, false),
+        ("olga", fan, "fan", &fan_oid, false),
+        ("olga", shelf, "shelf", &shelf_oid, true),
+        ("otto", fan, "fan", &fan_oid, true),
+        ("otto", shelf, "shelf", &shelf_oid, true),
+    ];
+    let mut refused = 0;
+    for (i, (user, object, list, oid, allowed)) in table.iter().enumerate() {
+        let text = format!("{user}-{i}");
+        let answers = [
+            ("HTTP", f.http_label(user, object, &text)),
+            ("NETCONF", f.netconf_label(user, list, object, &text)),
+            ("SNMP", f.snmp_label(user, oid, &text)),
+        ];
+        for (face, got) in answers {
+            assert_eq!(got, *allowed, "{face}: {user} writing {object}'s label");
+            refused += usize::from(!got);
+        }
+    }
+    // What one face wrote, every face reads.
+    let (_, body) = f.http("ann", "GET", &format!("/api/v1/objects/{shelf}"), "");
+    assert!(body.contains(r#""label":"otto-5""#), "{body}");
+
+    // A viewer may not lock a datastore; an operator may.
+    assert_eq!(f.netconf("ann", &["lock"]), "denied:access-denied");
+    assert_eq!(f.netconf("olga", &["lock"]), "ok");
+
+    // Every refusal of a write is counted on the element, shown by every
+    // face, and audited with the user and the rule.
+    let (_, ne) = f.http("ann", "GET", "/api/v1/objects/ne=1", "");
+    let v: serde_json::Value = serde_json::from_str(&ne).unwrap();
+    let denials = v["attributes"]["access-denials"]
+        .as_str()
+        .map(|s| s.parse::<usize>().unwrap())
+        .or_else(|| {
+            v["attributes"]["access-denials"]
+                .as_u64()
+                .map(|n| n as usize)
+        })
+        .unwrap_or_else(|| panic!("no access-denials in {ne}"));
+    // The model refuses the HTTP and NETCONF writes and olga's SNMP SET
+    // (ann's SNMP identity is read-only: SNMP refuses its SET itself;
+    // NETCONF refuses ann's edit-config as an RPC) and olga's PUT above.
+    assert_eq!(refused, 9);
+    assert_eq!(denials, 6, "{ne}");
+    let (_, metrics) = f.http("ann", "GET", "/metrics", "");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("access_denials") && !l.starts_with('#')),
+        "no access denials in /metrics"
+    );
+    // NETCONF refused ann's two edit-configs and her lock as RPCs.
+    let rpc_refusals = metrics
+        .lines()
+        .find(|l| l.starts_with("halyard_netconf_events_total{counter=\"access_denied\"}"))
+        .and_then(|l| l.rsplit(' ').next())
+        .unwrap_or_else(|| panic!("NETCONF's refusals are not in /metrics"));
+    assert_eq!(rpc_refusals, "3");
+    assert!(
+        !a.logged("night-shift/no-fan-labels").is_empty(),
+        "the refusing rule is not logged"
+    );
+
+    // The admin removes the list: the next write obeys at once.
+    let (code, text) = f.http(
+        "adam",
+        "DELETE",
+        "/api/v1/objects/ne=1/rulelist=night-shift",
+        "",
+    );
+    assert!((200..300).contains(&code), "{code} {text}");
+    assert!(f.http_label("olga", fan, "olga-after"));
+    assert!(f.netconf_label("olga", "fan", fan, "olga-after-nc"));
+    assert!(f.snmp_label("olga", &fan_oid, "olga-after-snmp"));
+}
