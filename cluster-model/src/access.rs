@@ -493,13 +493,17 @@ impl Policy {
     }
 
     /// The access model held by the element's objects: the root's
-    /// settings, its groups, and its rule lists and rules in the order
-    /// they were created (object index). A rule that does not parse is
+    /// settings, its groups, and its rule lists and rules by their
+    /// `Order`, then in the order they were created (object index). A rule that does not parse is
     /// left out (its object was checked when written; see [`check_rule`]).
     pub fn from_objects<'a>(objects: impl IntoIterator<Item = &'a ManagedObject>) -> Policy {
         let mut p = Policy::default();
-        let mut lists: Vec<(u32, RuleList)> = Vec::new();
-        let mut rules: Vec<(u32, u32, Rule)> = Vec::new();
+        let mut lists: Vec<((u32, u32), &crate::ObjectName, RuleList)> = Vec::new();
+        let mut rules: Vec<(crate::ObjectName, (u32, u32), Rule)> = Vec::new();
+        let place = |o: &ManagedObject| match o.get("Order") {
+            Some(Value::U32(n)) => (*n, o.index),
+            _ => (0, o.index),
+        };
         let text =
             |o: &ManagedObject, a: &str| o.get(a).and_then(Value::as_str).unwrap_or("").to_string();
         let action = |o: &ManagedObject, a: &str, default: bool| match o.get(a) {
@@ -524,7 +528,8 @@ impl Policy {
                         .collect(),
                 )),
                 "AccessRuleList" => lists.push((
-                    o.index,
+                    place(o),
+                    &o.name,
                     RuleList {
                         name: o.name.leaf().1.to_string(),
                         groups: text(o, "Groups")
@@ -535,22 +540,24 @@ impl Policy {
                     },
                 )),
                 "AccessRule" => {
-                    if let Ok(r) = rule_of(o) {
-                        rules.push((o.parent_index, o.index, r));
+                    if let Ok(r) = rule_of(o)
+                        && let Some(list) = o.name.parent()
+                    {
+                        rules.push((list, place(o), r));
                     }
                 }
                 _ => {}
             }
         }
-        lists.sort_by_key(|(i, _)| *i);
-        rules.sort_by_key(|(_, i, _)| *i);
+        lists.sort_by_key(|(p, _, _)| *p);
+        rules.sort_by_key(|(_, p, _)| *p);
         for (parent, _, r) in rules {
-            if let Some((_, l)) = lists.iter_mut().find(|(i, _)| *i == parent) {
+            if let Some((_, _, l)) = lists.iter_mut().find(|(_, n, _)| **n == parent) {
                 l.rules.push(r);
             }
         }
         p.groups.sort();
-        p.lists = lists.into_iter().map(|(_, l)| l).collect();
+        p.lists = lists.into_iter().map(|(_, _, l)| l).collect();
         p
     }
 }

@@ -168,7 +168,7 @@ impl MemoryModel {
                 .collect(),
         };
         let mut st = self.write();
-        let obj = build_create(&st, &change)?;
+        let obj = build_create(&st, &[], &change)?;
         Ok(commit_create(&mut st, obj, None))
     }
 
@@ -201,7 +201,7 @@ impl MemoryModel {
                 reason: format!("index {index} is taken"),
             });
         }
-        let obj = build_create(&st, &change)?;
+        let obj = build_create(&st, &[], &change)?;
         Ok(commit_create(&mut st, obj, Some(index)))
     }
 
@@ -358,8 +358,14 @@ impl MemoryModel {
     }
 }
 
-/// Validates a create against metadata and the current state.
-fn build_create(st: &State, change: &Change) -> Result<ManagedObject, ModelError> {
+/// Validates a create against metadata and the current state, where the
+/// container may be one of `staged` (created before it by the same
+/// transaction; its index is known at commit).
+fn build_create(
+    st: &State,
+    staged: &[ManagedObject],
+    change: &Change,
+) -> Result<ManagedObject, ModelError> {
     let Change::Create {
         class,
         object,
@@ -403,11 +409,14 @@ fn build_create(st: &State, change: &Change) -> Result<ManagedObject, ModelError
             0
         }
         Some(p) => {
-            let pi = *st
-                .by_name
-                .get(&p)
-                .ok_or_else(|| refuse(format!("no container {p}")))?;
-            let pclass = st.objects[&pi].class.name;
+            let (pi, pclass) = match st.by_name.get(&p) {
+                Some(pi) => (*pi, st.objects[pi].class.name),
+                None => staged
+                    .iter()
+                    .find(|o| o.name == p)
+                    .map(|o| (0, o.class.name))
+                    .ok_or_else(|| refuse(format!("no container {p}")))?,
+            };
             if !meta.contained_in.iter().any(|c| SCHEMA.is_a(pclass, c)) {
                 return Err(refuse(format!(
                     "a {} cannot be contained in a {pclass}",
@@ -576,7 +585,8 @@ fn stage(st: &State, tx: &Transaction) -> Result<Staged, TxError> {
                         name: object.to_string(),
                     }));
                 }
-                staged.creates.push(build_create(st, change).map_err(fail)?);
+                let obj = build_create(st, &staged.creates, change).map_err(fail)?;
+                staged.creates.push(obj);
             }
             Change::Delete { object } => {
                 if !st.by_name.contains_key(object) {
@@ -705,7 +715,11 @@ impl InformationModel for MemoryModel {
                 st.touch(i);
             }
         }
-        for obj in staged.creates {
+        for mut obj in staged.creates {
+            // A container created by the same transaction has its index now.
+            if let Some(pi) = obj.name.parent().and_then(|p| st.by_name.get(&p).copied()) {
+                obj.parent_index = pi;
+            }
             commit_create(&mut st, obj, None);
         }
         for i in staged.deletes {

@@ -82,6 +82,7 @@ m = manager.connect(host=host, port=int(port), username=user, password=password,
                     hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
 NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+NACM = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm"
 try:
     if what == "label":
         lst, name, text = sys.argv[5:8]
@@ -91,6 +92,19 @@ try:
     elif what == "lock":
         m.lock(target="running")
         m.unlock(target="running")
+    elif what == "nacm-add":
+        m.edit_config(target="running", config=
+            '<config xmlns="%s"><nacm xmlns="%s" xmlns:hc="%s"><rule-list><name>no-shelf</name>'
+            '<group>operator</group><rule><name>no-shelf-labels</name><module-name>halyard-cluster</module-name>'
+            '<path>/hc:element/hc:shelf/hc:label</path><access-operations>update</access-operations>'
+            '<action>deny</action></rule></rule-list></nacm></config>' % (NC, NACM, NS))
+    elif what == "nacm-delete":
+        m.edit_config(target="running", config=
+            '<config xmlns="%s"><nacm xmlns="%s"><rule-list xmlns:nc="%s" nc:operation="delete">'
+            '<name>no-shelf</name></rule-list></nacm></config>' % (NC, NACM, NC))
+    elif what == "nacm-get":
+        print(m.get_config(source="running", filter=("subtree", '<nacm xmlns="%s"/>' % NACM)).data_xml)
+        print(m.get(filter=("subtree", '<nacm xmlns="%s"/>' % NACM)).data_xml)
     print("ok")
 except RPCError as e:
     print("denied:%s" % e.tag if e.tag == "access-denied" else "error:%s:%s" % (e.tag, e.message))
@@ -283,6 +297,27 @@ fn every_face_gives_the_same_answer_from_one_access_model() {
         !a.logged("night-shift/no-fan-labels").is_empty(),
         "the refusing rule is not logged"
     );
+
+    // The same model is ietf-netconf-acm's /nacm: an operator may not edit
+    // it; an admin adds a rule list for the operator role over NETCONF,
+    // and HTTP obeys it at once.
+    assert_eq!(f.netconf("olga", &["nacm-add"]), "denied:access-denied");
+    assert_eq!(f.netconf("adam", &["nacm-add"]), "ok");
+    assert!(!f.http_label("otto", shelf, "otto-nacm"));
+    assert!(f.http_label("adam", shelf, "adam-nacm"));
+    let nacm = f.netconf("ann", &["nacm-get"]);
+    for needle in [
+        "<name>night-shift</name>",
+        "<group>night</group>",
+        "<path>/halyard-cluster:element/fan/label</path>",
+        "<name>no-shelf-labels</name>",
+        "<user-name>olga</user-name>",
+        "<denied-data-writes>",
+    ] {
+        assert!(nacm.contains(needle), "{needle} not in /nacm: {nacm}");
+    }
+    assert_eq!(f.netconf("adam", &["nacm-delete"]), "ok");
+    assert!(f.http_label("otto", shelf, "otto-after"));
 
     // The admin removes the list: the next write obeys at once.
     let (code, text) = f.http(

@@ -11,6 +11,7 @@
 //! - [`alarms`]: ietf-alarms from the alarm engine's objects.
 //! - [`hardware`]: ietf-hardware from the containment tree (the physical view).
 //! - [`system`]: ietf-system's contact, location, platform and clock.
+//! - [`nacm`]: ietf-netconf-acm over the element's access model.
 //! - [`events`]: RFC 6470 notifications the server generates itself.
 //! - [`error`]: typed errors and the one ModelError -> rpc-error table.
 //!
@@ -25,6 +26,7 @@ pub mod events;
 pub mod framing;
 pub mod hardware;
 pub mod monitoring;
+pub mod nacm;
 pub mod origin;
 pub mod session;
 pub mod ssh;

@@ -190,12 +190,8 @@ pub fn modules() -> Vec<ModuleInfo> {
             "urn:ietf:params:xml:ns:yang:ietf-inet-types",
             false,
         ),
-        m(
-            "ietf-netconf-acm",
-            "2018-02-14",
-            "urn:ietf:params:xml:ns:yang:ietf-netconf-acm",
-            false,
-        ),
+        // Implemented: /nacm is the element's access model.
+        m("ietf-netconf-acm", "2018-02-14", crate::nacm::NACM_NS, true),
         m(
             "ietf-datastores",
             "2018-02-14",

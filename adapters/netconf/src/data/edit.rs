@@ -74,6 +74,7 @@ pub fn apply_edit(
             (crate::system::SYSTEM_NS, "system") => Some(crate::system::edit),
             (crate::hardware::HARDWARE_NS, "hardware") => Some(crate::hardware::edit),
             (crate::alarms::ALARMS_NS, "alarms") => Some(crate::alarms::edit),
+            (crate::nacm::NACM_NS, "nacm") => Some(crate::nacm::edit),
             _ => None,
         };
         if let Some(edit) = standard {
@@ -175,6 +176,7 @@ pub fn touched(config: &Element, default_op: Op) -> Touched {
         if top.ns == crate::system::SYSTEM_NS
             || top.ns == crate::alarms::ALARMS_NS
             || top.ns == crate::hardware::HARDWARE_NS
+            || top.ns == crate::nacm::NACM_NS
         {
             t.full = true;
             continue;

@@ -260,7 +260,20 @@ impl Session {
             };
             roots.push(crate::alarms::alarms_config(&store));
         }
+        // ietf-netconf-acm's configuration: the access model.
+        if let Some(ds) = source
+            && wants(crate::nacm::NACM_NS, "nacm")
+        {
+            let store = match ds {
+                Datastore::Running => self.shared.running().await?,
+                Datastore::Candidate => self.shared.candidate().await?,
+            };
+            roots.push(crate::nacm::nacm_config(&store));
+        }
         if source.is_none() {
+            if wants(crate::nacm::NACM_NS, "nacm") {
+                roots.push(self.nacm().await?);
+            }
             let lib =
                 wants(YANG_LIBRARY_NS, "yang-library") || wants(YANG_LIBRARY_NS, "modules-state");
             if wants(MONITORING_NS, "netconf-state") || lib {
@@ -408,11 +421,36 @@ impl Session {
         crate::system::system_state(self.shared.start_time, crate::system::utc_offset(&objs))
             .write_to(&mut w, BASE_NS);
         drop(objs);
+        self.nacm().await?.write_to(&mut w, BASE_NS);
         for e in self.monitoring_and_library().await {
             e.write_to(&mut w, BASE_NS);
         }
         self.streams().await.write_to(&mut w, BASE_NS);
         Ok(crate::xml::into_string(w))
+    }
+
+    /// `/nacm` as the element enforces it, with the refusals counted.
+    async fn nacm(&self) -> Result<Element, RpcError> {
+        let objs = self
+            .shared
+            .model
+            .query(&Query {
+                classes: halyard_cluster_model::access::POLICY_CLASSES
+                    .iter()
+                    .map(|c| c.to_string())
+                    .collect(),
+                ..Query::default()
+            })
+            .await
+            .map_err(|e| from_model(&e, None))?;
+        let writes = objs
+            .iter()
+            .find(|o| o.parent_index == 0)
+            .and_then(|o| o.get("AccessDenials"))
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0) as u64;
+        let operations = crate::Stats::get(&self.shared.stats.access_denied);
+        Ok(crate::nacm::render(&objs, Some((operations, writes))))
     }
 
     /// `/hardware` (ietf-hardware) of the whole element.

@@ -1114,6 +1114,7 @@ m.close_session()
         "ietf-alarms-x733@2019-09-11.yang",
         &alarm_types_file,
         "ietf-system@2014-08-06.yang",
+        "ietf-netconf-acm@2018-02-14.yang",
     ];
     let o = Command::new("yanglint")
         .arg("-p")
