@@ -679,6 +679,168 @@ pub fn refusal(
     }
 }
 
+/// The access model as last read, for the faces' read checks and RPC
+/// checks: read again when older than its time to live, so a rule changed
+/// anywhere applies on every face within that time. (Writes and
+/// operations are decided by the model on its current objects.)
+#[derive(Debug)]
+pub struct PolicyCache {
+    ttl: std::time::Duration,
+    slot: std::sync::Mutex<Option<(std::time::Instant, std::sync::Arc<Policy>)>>,
+}
+
+impl Default for PolicyCache {
+    fn default() -> Self {
+        PolicyCache::new(std::time::Duration::from_millis(250))
+    }
+}
+
+impl PolicyCache {
+    pub fn new(ttl: std::time::Duration) -> Self {
+        PolicyCache {
+            ttl,
+            slot: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub async fn get(
+        &self,
+        model: &dyn InformationModel,
+    ) -> Result<std::sync::Arc<Policy>, ModelError> {
+        {
+            let slot = self.slot.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some((at, p)) = slot.as_ref()
+                && at.elapsed() < self.ttl
+            {
+                return Ok(p.clone());
+            }
+        }
+        let p = std::sync::Arc::new(load(model).await?);
+        *self.slot.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((std::time::Instant::now(), p.clone()));
+        Ok(p)
+    }
+}
+
+/// What one user may read, class by class (RFC 8341 §3.4.5: a denied
+/// entry is left out, a denied leaf of a permitted entry too; the key
+/// stays with its entry).
+#[derive(Debug)]
+pub struct ReadFilter {
+    policy: std::sync::Arc<Policy>,
+    user: String,
+    role: Option<Role>,
+    /// Class name -> None (hidden) or which attributes are readable.
+    classes: std::collections::HashMap<&'static str, Option<Vec<bool>>>,
+    /// Whether any read may be denied at all (else nothing is filtered).
+    active: bool,
+}
+
+impl ReadFilter {
+    pub fn new(policy: std::sync::Arc<Policy>, user: &str, role: Option<Role>) -> Self {
+        let denies_reads =
+            |rules: &[Rule]| rules.iter().any(|r| !r.permit && r.ops.contains(Op::Read));
+        let active = match role {
+            // The roles' rules permit every read: only stored deny rules
+            // of the user's lists can hide something.
+            Some(_) => {
+                policy.enabled && {
+                    let groups: Vec<&str> = policy
+                        .groups_of(user)
+                        .chain(role.map(Role::as_str))
+                        .collect();
+                    policy.lists.iter().any(|l| {
+                        l.groups
+                            .iter()
+                            .any(|g| g == "*" || groups.contains(&g.as_str()))
+                            && denies_reads(&l.rules)
+                    })
+                }
+            }
+            None => true,
+        };
+        ReadFilter {
+            policy,
+            user: user.to_string(),
+            role,
+            classes: std::collections::HashMap::new(),
+            active,
+        }
+    }
+
+    /// Whether nothing is hidden from this user.
+    pub fn is_open(&self) -> bool {
+        !self.active
+    }
+
+    /// None: the class's entries are hidden; else the readable attributes.
+    pub fn class(&mut self, class: &'static ClassMeta) -> Option<&[bool]> {
+        if !self.active {
+            return Some(&[]);
+        }
+        let (policy, user, role) = (&self.policy, self.user.as_str(), self.role);
+        self.classes
+            .entry(class.name)
+            .or_insert_with(|| {
+                let read = |s: &Subject| policy.decide(user, role, s, Op::Read).permit;
+                read(&Subject::attribute(class, None)).then(|| {
+                    class
+                        .attributes
+                        .iter()
+                        .map(|a| a.key || read(&Subject::attribute(class, Some(a.name))))
+                        .collect()
+                })
+            })
+            .as_deref()
+    }
+
+    /// Leaves out what the user may not read: hidden entries, and the
+    /// values of hidden attributes (`Absent`).
+    pub fn objects(&mut self, objects: &mut Vec<ManagedObject>) {
+        if !self.active {
+            return;
+        }
+        objects.retain_mut(|o| self.object(o));
+    }
+
+    /// Masks one object; false when it is hidden, or anything that
+    /// contains it is (what one may not see, one may not see into: its
+    /// containers' classes are in its name).
+    pub fn object(&mut self, o: &mut ManagedObject) -> bool {
+        if !self.active {
+            return true;
+        }
+        let depth = o.name.depth();
+        for (i, (rdn, _)) in o.name.rdns().enumerate() {
+            if i + 1 < depth
+                && let Some(c) = SCHEMA.class_by_rdn(rdn)
+                && self.class(c).is_none()
+            {
+                return false;
+            }
+        }
+        self.values(o.class, &mut o.values)
+    }
+
+    /// Masks values of `class`; false when the class is hidden.
+    pub fn values(&mut self, class: &'static ClassMeta, values: &mut [Value]) -> bool {
+        if !self.active {
+            return true;
+        }
+        match self.class(class) {
+            None => false,
+            Some(mask) => {
+                for (v, ok) in values.iter_mut().zip(mask) {
+                    if !ok {
+                        *v = Value::Absent;
+                    }
+                }
+                true
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -810,6 +972,58 @@ mod tests {
             !off.decide("bob", Some(Role::Viewer), &sg_admin, Op::Update)
                 .permit
         );
+    }
+
+    #[tokio::test]
+    async fn reads_hide_entries_their_contents_and_leaves() {
+        use crate::port::{InformationModel, Query};
+        let objs = crate::memory::demo_element()
+            .query(&Query::default())
+            .await
+            .unwrap();
+        let rules = vec![
+            check_rule("no-nodes", "*", "", "", "/element/node", "read", false).unwrap(),
+            check_rule(
+                "no-fan-labels",
+                "*",
+                "",
+                "",
+                "/element/fan/label",
+                "read",
+                false,
+            )
+            .unwrap(),
+        ];
+        let p = std::sync::Arc::new(policy(
+            vec![RuleList {
+                name: "l".into(),
+                groups: vec!["night".into()],
+                rules,
+            }],
+            vec![("night", &["olga"])],
+        ));
+        let mut open = ReadFilter::new(p.clone(), "otto", Some(Role::Operator));
+        assert!(open.is_open());
+        let mut all = objs.clone();
+        open.objects(&mut all);
+        assert_eq!(all, objs);
+        let mut f = ReadFilter::new(p, "olga", Some(Role::Operator));
+        assert!(!f.is_open());
+        let mut seen = objs.clone();
+        f.objects(&mut seen);
+        let node = objs.iter().find(|o| o.class.name == "Node").unwrap();
+        assert!(
+            seen.iter()
+                .all(|o| o.class.name != "Node" && !o.name.is_within(&node.name))
+        );
+        assert!(
+            objs.iter()
+                .any(|o| o.name.is_within(&node.name) && o.name != node.name)
+        );
+        let fan = seen.iter().find(|o| o.class.name == "Fan").unwrap();
+        assert_eq!(fan.get("Label"), Some(&Value::Absent));
+        assert!(!matches!(fan.get("Name"), Some(Value::Absent)));
+        assert!(seen.len() < objs.len() && seen.iter().any(|o| o.class.name == "Shelf"));
     }
 
     #[test]

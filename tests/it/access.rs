@@ -102,6 +102,11 @@ try:
         m.edit_config(target="running", config=
             '<config xmlns="%s"><nacm xmlns="%s"><rule-list xmlns:nc="%s" nc:operation="delete">'
             '<name>no-shelf</name></rule-list></nacm></config>' % (NC, NACM, NC))
+    elif what == "read":
+        x = m.get(filter=("subtree", '<element xmlns="%s"><power-supply/><fan/></element>' % NS)).data_xml
+        print("psu=%s" % ("ne=1/shelf=1/psu=1" in x))
+        print("fans=%s" % ("ne=1/shelf=1/fan=1" in x))
+        print("fan-label=%s" % ("<label>" in x.split("<fan>", 1)[-1]))
     elif what == "nacm-get":
         print(m.get_config(source="running", filter=("subtree", '<nacm xmlns="%s"/>' % NACM)).data_xml)
         print(m.get(filter=("subtree", '<nacm xmlns="%s"/>' % NACM)).data_xml)
@@ -162,6 +167,23 @@ impl Faces<'_> {
             "denied:access-denied" => false,
             other => panic!("{user} edit-config {object}: {other}"),
         }
+    }
+
+    /// snmpget as the user's v3 identity: the value, or None when the
+    /// instance is not there (or hidden).
+    fn snmp_get(&self, user: &str, oid: &str) -> Option<String> {
+        let (auth, privacy) = (format!("{user}-auth-pass"), format!("{user}-priv-pass"));
+        let (ok, out) = self.a.snmp(
+            "snmpget",
+            &[
+                "-v3", "-l", "authPriv", "-u", user, "-a", "SHA-256", "-A", &auth, "-x", "AES",
+                "-X", &privacy, "-t", "5", "-r", "1", "-Oqv",
+            ],
+            &[oid],
+        );
+        assert!(ok, "{user} snmpget {oid}: {out}");
+        let v = out.trim().trim_matches('"').to_string();
+        (!v.starts_with("No Such")).then_some(v)
     }
 
     /// Whether snmpset as the user's v3 identity sets the label column.
@@ -256,6 +278,77 @@ fn every_face_gives_the_same_answer_from_one_access_model() {
     // What one face wrote, every face reads.
     let (_, body) = f.http("ann", "GET", &format!("/api/v1/objects/{shelf}"), "");
     assert!(body.contains(r#""label":"otto-5""#), "{body}");
+
+    // Reads: the night shift does not see power supplies, nor fans'
+    // labels; nobody else is affected.
+    for (path, body) in [
+        (
+            "ne=1/rulelist=night-shift/rule=no-psu",
+            r#"{"class":"AccessRule","path":"/halyard-cluster:element/power-supply","operations":"read","action":"deny"}"#,
+        ),
+        (
+            "ne=1/rulelist=night-shift/rule=no-fan-label-reads",
+            r#"{"class":"AccessRule","path":"/halyard-cluster:element/fan/label","operations":"read","action":"deny"}"#,
+        ),
+    ] {
+        let (code, text) = f.http("adam", "PUT", &format!("/api/v1/objects/{path}"), body);
+        assert!((200..300).contains(&code), "PUT {path}: {code} {text}");
+    }
+    // The faces read the rules again within 250 ms.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let psu = "ne=1/shelf=1/psu=1";
+    let psu_oid = format!("{HC}.1.6.1.19.{}", index_of(&a, psu));
+    for (user, hidden) in [("olga", true), ("otto", false), ("ann", false)] {
+        let (code, body) = f.http(user, "GET", &format!("/api/v1/objects/{psu}"), "");
+        assert_eq!(
+            code,
+            if hidden { 404 } else { 200 },
+            "HTTP: {user} reading {psu}: {body}"
+        );
+        let (code, body) = f.http(user, "GET", &format!("/api/v1/objects/{fan}"), "");
+        assert_eq!(code, 200, "{body}");
+        assert_eq!(
+            body.contains(r#""label""#),
+            !hidden,
+            "HTTP: {user} reading the fan's label: {body}"
+        );
+        // Neither it nor what it contains is listed.
+        let (_, list) = f.http(user, "GET", "/api/v1/classes/PowerSupply", "");
+        assert_eq!(
+            list.contains(psu),
+            !hidden,
+            "HTTP: {user}'s power supplies: {list}"
+        );
+        let (_, tree) = f.http(user, "GET", "/api/v1/tree", "");
+        assert_eq!(
+            tree.contains(&format!("{psu}/")),
+            !hidden,
+            "HTTP: {user}'s tree shows what the power supply contains"
+        );
+        let nc = f.netconf(user, &["read"]);
+        assert!(nc.contains("fans=True"), "NETCONF: {user}: {nc}");
+        assert!(
+            nc.contains(&format!("psu={}", if hidden { "False" } else { "True" })),
+            "NETCONF: {user}: {nc}"
+        );
+        assert!(
+            nc.contains(&format!(
+                "fan-label={}",
+                if hidden { "False" } else { "True" }
+            )),
+            "NETCONF: {user}: {nc}"
+        );
+        assert_eq!(
+            f.snmp_get(user, &psu_oid).is_none(),
+            hidden,
+            "SNMP: {user} reading {psu}"
+        );
+        assert_eq!(
+            f.snmp_get(user, &fan_oid).is_none(),
+            hidden,
+            "SNMP: {user} reading the fan's label"
+        );
+    }
 
     // A viewer may not lock a datastore; an operator may.
     assert_eq!(f.netconf("ann", &["lock"]), "denied:access-denied");

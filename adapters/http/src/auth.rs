@@ -35,6 +35,15 @@ impl Caller {
         }
     }
 
+    /// Who reads, for the access model's read rules: the user and its
+    /// role, or an anonymous reader with no role.
+    pub fn reader(&self) -> (&str, Option<halyard_cluster_model::access::Role>) {
+        match &self.user {
+            Some((name, role)) => (name, Some(role.model_role())),
+            None => ("anonymous", None),
+        }
+    }
+
     /// The caller as the model sees it, with its role, for a request that
     /// writes or runs an operation: the model's access rules decide, and
     /// an anonymous caller is asked to authenticate.

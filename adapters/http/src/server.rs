@@ -247,6 +247,7 @@ impl HttpServer {
         let state = Arc::new(AppState {
             model,
             auth,
+            policy: Default::default(),
             limits: config.limits.clone(),
             metrics,
             registry,

@@ -73,6 +73,8 @@ pub(crate) struct Bucket {
 pub(crate) struct AppState {
     pub model: Arc<dyn InformationModel>,
     pub auth: Authenticator,
+    /// The access model as last read (the read rules).
+    pub policy: halyard_cluster_model::access::PolicyCache,
     pub limits: Limits,
     pub metrics: HttpMetrics,
     pub registry: Registry,

@@ -29,6 +29,7 @@ use crate::config::Role;
 use crate::error::ApiError;
 use crate::repr::{self, Format};
 use crate::state::{JobEntry, Shared};
+use halyard_cluster_model::access::ReadFilter;
 use notifications::{alarm_events, events, notifications};
 
 impl<S: Send + Sync> FromRequestParts<S> for Format {
@@ -258,8 +259,29 @@ fn build_query(
     Ok(q)
 }
 
-async fn list(st: &Shared, q: &Query) -> Result<Vec<ManagedObject>, ApiError> {
-    st.call(st.model.query(q)).await
+/// The objects a query selects that the caller may read (the access
+/// model's read rules: hidden entries left out, hidden values absent).
+async fn list(st: &Shared, c: &Caller, q: &Query) -> Result<Vec<ManagedObject>, ApiError> {
+    let mut objs = st.call(st.model.query(q)).await?;
+    let policy = st.call(st.policy.get(st.model.as_ref())).await?;
+    let (user, role) = c.reader();
+    ReadFilter::new(policy, user, role).objects(&mut objs);
+    Ok(objs)
+}
+
+/// One object, if the caller may read it (a hidden one is not found).
+async fn readable(st: &Shared, c: &Caller, name: &ObjectName) -> Result<ManagedObject, ApiError> {
+    let mut o = st.call(st.model.get(name)).await?;
+    let policy = st.call(st.policy.get(st.model.as_ref())).await?;
+    let (user, role) = c.reader();
+    if !ReadFilter::new(policy, user, role).object(&mut o) {
+        return Err(ApiError::from(
+            halyard_cluster_model::port::ModelError::NoSuchObject {
+                name: name.to_string(),
+            },
+        ));
+    }
+    Ok(o)
 }
 
 async fn objects(
@@ -270,7 +292,7 @@ async fn objects(
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     let q = build_query(raw.as_deref(), None)?;
-    let objs = list(&st, &q).await?;
+    let objs = list(&st, &c, &q).await?;
     Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
 }
 
@@ -287,7 +309,7 @@ async fn class_objects(
         .filter(|c| !c.is_indication)
         .ok_or_else(|| ApiError::not_found(format!("unknown class {class}")))?;
     let q = build_query(raw.as_deref(), Some(meta))?;
-    let objs = list(&st, &q).await?;
+    let objs = list(&st, &c, &q).await?;
     Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
 }
 
@@ -307,7 +329,7 @@ async fn tree(
         scope: root.map_or(Scope::All, Scope::Subtree),
         ..Query::default()
     };
-    let objs = list(&st, &q).await?;
+    let objs = list(&st, &c, &q).await?;
     Ok(reply(StatusCode::OK, f, repr::tree_doc(&objs, f)))
 }
 
@@ -319,7 +341,7 @@ async fn object(
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     let name = parse_name(&path)?;
-    let o = st.call(st.model.get(&name)).await?;
+    let o = readable(&st, &c, &name).await?;
     Ok(reply(StatusCode::OK, f, repr::object_doc(&o, f)))
 }
 
@@ -585,7 +607,7 @@ async fn hardware(
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     // The entities, their ancestors and the element's alarms: everything.
-    let objs = list(&st, &Query::default()).await?;
+    let objs = list(&st, &c, &Query::default()).await?;
     let components = halyard_cluster_model::physical::components(&objs, st.started);
     Ok(reply(StatusCode::OK, f, repr::hardware_doc(&components, f)))
 }
@@ -598,7 +620,7 @@ async fn alarms(
 ) -> Result<Response, ApiError> {
     c.require(Role::Viewer)?;
     let q = build_query(raw.as_deref(), Some(alarm_class()?))?;
-    let objs = list(&st, &q).await?;
+    let objs = list(&st, &c, &q).await?;
     Ok(reply(StatusCode::OK, f, repr::objects_doc(&objs, f)))
 }
 
@@ -622,7 +644,7 @@ async fn alarm_summary(
         classes: vec![class.name.to_string()],
         ..Query::default()
     };
-    let objs = list(&st, &q).await?;
+    let objs = list(&st, &c, &q).await?;
     let meta = <PerceivedSeverity as SchemaEnum>::META;
     let mut s = repr::AlarmSummary {
         rows: alarm::ACTIVE_SEVERITIES

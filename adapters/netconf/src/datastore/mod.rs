@@ -99,6 +99,8 @@ pub struct Shared {
     /// The agent's system-restart / system-shutdown, when it takes them.
     pub system:
         std::sync::OnceLock<tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>>,
+    /// The access model as last read (RPC and read checks).
+    pub policy: halyard_cluster_model::access::PolicyCache,
     /// Each user's role (its group in the access model).
     pub roles:
         std::sync::OnceLock<std::collections::HashMap<String, halyard_cluster_model::access::Role>>,
@@ -168,6 +170,7 @@ impl Shared {
             hardware_changed: Default::default(),
             system: Default::default(),
             roles: Default::default(),
+            policy: Default::default(),
             ds: Mutex::new(DsState::default()),
             sessions: std::sync::Mutex::new(BTreeMap::new()),
             next_session: std::sync::atomic::AtomicU32::new(1),

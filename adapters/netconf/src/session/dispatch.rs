@@ -224,50 +224,66 @@ impl Session {
                             .await
                             .map_err(|e| from_model(&e, None))?,
                     };
+                    let mut objs = objs;
+                    self.readable(&mut objs).await?;
                     render_objects(&objs, false)
                 }
-                Some(Datastore::Running) => self.shared.running().await?.render(),
-                Some(Datastore::Candidate) => self.shared.candidate().await?.render(),
+                Some(Datastore::Running) => self
+                    .readable_config(self.shared.running().await?)
+                    .await?
+                    .render(),
+                Some(Datastore::Candidate) => self
+                    .readable_config(self.shared.candidate().await?)
+                    .await?
+                    .render(),
             });
         }
         // ietf-system's configuration: the element's contact and location.
         if let Some(ds) = source
             && wants(SYSTEM_NS, "system")
         {
-            let store = match ds {
-                Datastore::Running => self.shared.running().await?,
-                Datastore::Candidate => self.shared.candidate().await?,
-            };
+            let store = self
+                .readable_config(match ds {
+                    Datastore::Running => self.shared.running().await?,
+                    Datastore::Candidate => self.shared.candidate().await?,
+                })
+                .await?;
             roots.extend(crate::system::system_config(&store));
         }
         // ietf-hardware's configuration: the entities' alias and admin-state.
         if let Some(ds) = source
             && wants(crate::hardware::HARDWARE_NS, "hardware")
         {
-            let store = match ds {
-                Datastore::Running => self.shared.running().await?,
-                Datastore::Candidate => self.shared.candidate().await?,
-            };
+            let store = self
+                .readable_config(match ds {
+                    Datastore::Running => self.shared.running().await?,
+                    Datastore::Candidate => self.shared.candidate().await?,
+                })
+                .await?;
             roots.push(crate::hardware::hardware_config(&store));
         }
         // ietf-alarms' configuration: the control.
         if let Some(ds) = source
             && wants(ALARMS_NS, "alarms")
         {
-            let store = match ds {
-                Datastore::Running => self.shared.running().await?,
-                Datastore::Candidate => self.shared.candidate().await?,
-            };
+            let store = self
+                .readable_config(match ds {
+                    Datastore::Running => self.shared.running().await?,
+                    Datastore::Candidate => self.shared.candidate().await?,
+                })
+                .await?;
             roots.push(crate::alarms::alarms_config(&store));
         }
         // ietf-netconf-acm's configuration: the access model.
         if let Some(ds) = source
             && wants(crate::nacm::NACM_NS, "nacm")
         {
-            let store = match ds {
-                Datastore::Running => self.shared.running().await?,
-                Datastore::Candidate => self.shared.candidate().await?,
-            };
+            let store = self
+                .readable_config(match ds {
+                    Datastore::Running => self.shared.running().await?,
+                    Datastore::Candidate => self.shared.candidate().await?,
+                })
+                .await?;
             roots.push(crate::nacm::nacm_config(&store));
         }
         if source.is_none() {
@@ -291,12 +307,13 @@ impl Session {
             let system = wants(SYSTEM_NS, "system");
             let system_state = wants(SYSTEM_NS, "system-state");
             if hardware || alarms || system || system_state {
-                let objs = self
+                let mut objs = self
                     .shared
                     .model
                     .query(&Query::default())
                     .await
                     .map_err(|e| from_model(&e, None))?;
+                self.readable(&mut objs).await?;
                 if hardware {
                     roots.push(self.hardware_of(&objs));
                 }
@@ -407,12 +424,13 @@ impl Session {
 
     /// The whole operational tree, serialized without building a tree.
     async fn compose_all(&self) -> Result<String, RpcError> {
-        let objs = self
+        let mut objs = self
             .shared
             .model
             .query(&Query::default())
             .await
             .map_err(|e| from_model(&e, None))?;
+        self.readable(&mut objs).await?;
         let mut w = quick_xml::Writer::new(Vec::with_capacity(objs.len() * 512));
         data::write_objects(&objs, false, &mut w);
         self.hardware_of(&objs).write_to(&mut w, BASE_NS);
@@ -431,7 +449,7 @@ impl Session {
 
     /// `/nacm` as the element enforces it, with the refusals counted.
     async fn nacm(&self) -> Result<Element, RpcError> {
-        let objs = self
+        let mut objs = self
             .shared
             .model
             .query(&Query {
@@ -443,6 +461,7 @@ impl Session {
             })
             .await
             .map_err(|e| from_model(&e, None))?;
+        self.readable(&mut objs).await?;
         let writes = objs
             .iter()
             .find(|o| o.parent_index == 0)
@@ -626,6 +645,48 @@ impl Session {
         }
     }
 
+    /// The access model as the face last read it.
+    async fn policy(
+        &self,
+    ) -> Result<std::sync::Arc<halyard_cluster_model::access::Policy>, RpcError> {
+        self.shared
+            .policy
+            .get(self.shared.model.as_ref())
+            .await
+            .map_err(|e| from_model(&e, None))
+    }
+
+    /// Leaves out of `objs` what the user may not read (RFC 8341 §3.4.5).
+    async fn readable(&self, objs: &mut Vec<ManagedObject>) -> Result<(), RpcError> {
+        let policy = self.policy().await?;
+        halyard_cluster_model::access::ReadFilter::new(
+            policy,
+            &self.user,
+            Some(self.access.role()),
+        )
+        .objects(objs);
+        Ok(())
+    }
+
+    /// A configuration datastore without what the user may not read.
+    async fn readable_config(
+        &self,
+        mut store: data::ConfigStore,
+    ) -> Result<data::ConfigStore, RpcError> {
+        let policy = self.policy().await?;
+        let mut filter = halyard_cluster_model::access::ReadFilter::new(
+            policy,
+            &self.user,
+            Some(self.access.role()),
+        );
+        if !filter.is_open() {
+            store
+                .entries
+                .retain(|_, e| filter.values(e.class, &mut e.values));
+        }
+        Ok(store)
+    }
+
     /// Whether the access model lets the user run the RPC `op` (RFC 8341
     /// §3.4.4). An `<action>` is decided by the model on its data node; an
     /// operation of an unknown namespace gets its own error.
@@ -638,9 +699,7 @@ impl Session {
             SYSTEM_NS => "ietf-system",
             _ => return Ok(()),
         };
-        let policy = halyard_cluster_model::access::load(self.shared.model.as_ref())
-            .await
-            .map_err(|e| crate::error::from_model(&e, None))?;
+        let policy = self.policy().await?;
         let subject = halyard_cluster_model::access::Subject::rpc(module, &op.name);
         let d = policy.decide(
             &self.user,

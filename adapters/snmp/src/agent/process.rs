@@ -73,6 +73,24 @@ impl Shared {
             Request::GetBulk(b) => Ctx::for_rows(b.max_repetitions as usize + 1),
             _ => Ctx::default(),
         };
+        // The access rules' reads: a user that may write is an operator.
+        let role = if access.write_view.is_some() {
+            halyard_cluster_model::access::Role::Operator
+        } else {
+            halyard_cluster_model::access::Role::Viewer
+        };
+        match mib.reader(access.user, role).await {
+            Ok(r) => ctx.reader = r,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the access rules");
+                return response(
+                    request.request_id(),
+                    code::GEN_ERR,
+                    0,
+                    request.varbinds().to_vec(),
+                );
+            }
+        }
         let id = request.request_id();
         match request {
             Request::Get(p) => {

@@ -81,11 +81,21 @@ impl Mib {
                 Some(c) if c.complete || c.rows.last().is_some_and(|o| o.index > after) => c,
                 _ => {
                     let batch = ctx.batch();
-                    let rows = self.model.walk(class, after, batch).await?;
+                    let mut rows = self.model.walk(class, after, batch).await?;
+                    let complete = rows.len() < batch;
+                    // A hidden row is skipped; the walk goes on after it.
+                    let last = rows.last().map(|o| o.index);
+                    if let Some(r) = ctx.reader.as_mut() {
+                        r.objects(&mut rows);
+                    }
+                    if !complete && rows.is_empty() {
+                        after = last.unwrap_or(u32::MAX);
+                        continue;
+                    }
                     &*ctx.rows.insert(RowCache {
                         class: key,
                         after,
-                        complete: rows.len() < batch,
+                        complete,
                         rows,
                     })
                 }

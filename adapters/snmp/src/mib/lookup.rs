@@ -86,8 +86,12 @@ impl Mib {
                     return Ok(VarBindValue::NoSuchInstance);
                 };
                 match self.model.get_by_index(*index).await {
-                    Ok(o) if o.class.name == class.name => {
-                        encode_value(&class.attributes[*ai], &o.values[*ai])
+                    Ok(mut o) if o.class.name == class.name => {
+                        if ctx.visible(&mut o) {
+                            encode_value(&class.attributes[*ai], &o.values[*ai])
+                        } else {
+                            None
+                        }
                     }
                     Ok(_) | Err(ModelError::NoSuchObject { .. }) => None,
                     Err(e) => return Err(e),
@@ -101,7 +105,7 @@ impl Mib {
                     return Ok(VarBindValue::NoSuchObject);
                 }
                 match self.model.get_by_index(*index).await {
-                    Ok(o) => Some(self.object_row(*col, &o)),
+                    Ok(mut o) => ctx.visible(&mut o).then(|| self.object_row(*col, &o)),
                     Err(ModelError::NoSuchObject { .. }) => None,
                     Err(e) => return Err(e),
                 }
@@ -114,7 +118,9 @@ impl Mib {
                     return Ok(VarBindValue::NoSuchObject);
                 }
                 match self.model.get_by_index(*child).await {
-                    Ok(o) if o.parent_index == *parent => Some(self.entry_of(o.class)),
+                    Ok(mut o) if o.parent_index == *parent => {
+                        ctx.visible(&mut o).then(|| self.entry_of(o.class))
+                    }
                     Ok(_) | Err(ModelError::NoSuchObject { .. }) => None,
                     Err(e) => return Err(e),
                 }

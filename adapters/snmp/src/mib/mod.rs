@@ -95,6 +95,9 @@ pub struct Ctx {
     /// The node the last GETNEXT answered from: the next one usually
     /// starts there (a GETBULK walking a table), so no search.
     node: Option<usize>,
+    /// What the requester may read, when the access rules hide anything
+    /// from it (see [`Mib::reader`]).
+    pub reader: Option<halyard_cluster_model::access::ReadFilter>,
 }
 
 impl Ctx {
@@ -105,6 +108,11 @@ impl Ctx {
             batch: rows.clamp(1, MAX_ROW_BATCH),
             ..Ctx::default()
         }
+    }
+
+    /// Masks an object the requester reads; false when it is hidden.
+    fn visible(&mut self, o: &mut ManagedObject) -> bool {
+        self.reader.as_mut().is_none_or(|r| r.object(o))
     }
 
     fn batch(&self) -> usize {
@@ -141,6 +149,8 @@ pub struct Mib {
     authen_traps: std::sync::atomic::AtomicBool,
     /// ALARM-MIB / ITU-ALARM-MIB counts since start.
     alarm_stats: alarm::AlarmStats,
+    /// The access model as last read (the read rules).
+    policy: halyard_cluster_model::access::PolicyCache,
 }
 
 impl std::fmt::Debug for Mib {
@@ -258,6 +268,7 @@ impl Mib {
             max_message_size,
             nodes,
             set_serial: std::sync::atomic::AtomicI32::new(0),
+            policy: Default::default(),
             physical_seen: std::sync::Mutex::new(None),
             authen_traps: std::sync::atomic::AtomicBool::new(false),
             alarm_stats: alarm::AlarmStats::default(),
@@ -266,6 +277,21 @@ impl Mib {
 
     pub fn model(&self) -> &Arc<dyn InformationModel> {
         &self.model
+    }
+
+    /// What `user` with `role` may read, when the access rules hide
+    /// anything from it; None: everything.
+    pub async fn reader(
+        &self,
+        user: &str,
+        role: halyard_cluster_model::access::Role,
+    ) -> Result<
+        Option<halyard_cluster_model::access::ReadFilter>,
+        halyard_cluster_model::port::ModelError,
+    > {
+        let policy = self.policy.get(self.model.as_ref()).await?;
+        let r = halyard_cluster_model::access::ReadFilter::new(policy, user, Some(role));
+        Ok((!r.is_open()).then_some(r))
     }
 
     /// Adds SNMP-TARGET-MIB's and SNMP-NOTIFICATION-MIB's tables of these

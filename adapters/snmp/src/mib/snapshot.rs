@@ -76,6 +76,9 @@ impl Mib {
                 break;
             }
         }
+        if let Some(r) = ctx.reader.as_mut() {
+            r.objects(&mut objects);
+        }
         let by_index: HashMap<u32, usize> = objects
             .iter()
             .enumerate()
