@@ -314,7 +314,12 @@ const READING_RPCS: &[&str] = &[
 
 /// The classes and element attributes of the access model: only an admin
 /// writes them.
-const ACCESS_CLASSES: &[&str] = &["access-group", "access-rule-list", "access-rule"];
+const ACCESS_CLASSES: &[&str] = &[
+    "access-group",
+    "access-rule-list",
+    "access-rule",
+    "access-token",
+];
 const ACCESS_ATTRIBUTES: &[&str] = &[
     "access-control",
     "read-default",

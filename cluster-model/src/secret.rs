@@ -121,6 +121,31 @@ pub fn hash_password(password: &str) -> Result<String, BadHash> {
         })
 }
 
+/// A new bearer token: 32 random bytes in hex, with a `hly_` prefix so a
+/// leaked one is recognisable (secret scanners) and never mistaken for a
+/// password.
+pub fn new_token() -> Result<String, getrandom::Error> {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b)?;
+    Ok(format!("hly_{}", hex(&b)))
+}
+
+/// What the element keeps of a token: its SHA-256 digest in hex. A token
+/// is random and long, so a fast digest is enough (no password hash).
+pub fn token_digest(token: &str) -> String {
+    use sha2::Digest;
+    hex(&sha2::Sha256::digest(token.as_bytes()))
+}
+
+fn hex(b: &[u8]) -> String {
+    use std::fmt::Write;
+    b.iter()
+        .fold(String::with_capacity(b.len() * 2), |mut s, x| {
+            let _ = write!(s, "{x:02x}");
+            s
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

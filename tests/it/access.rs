@@ -424,3 +424,88 @@ fn every_face_gives_the_same_answer_from_one_access_model() {
     assert!(f.netconf_label("olga", "fan", fan, "olga-after-nc"));
     assert!(f.snmp_label("olga", &fan_oid, "olga-after-snmp"));
 }
+
+/// Bearer tokens issued at run time: a user issues one for itself (shown
+/// once), it authenticates with the user's role, lists only the owner's,
+/// another user cannot revoke it, the owner does and the next request with
+/// it is refused; an expired one is refused; no token is in a log line or
+/// in /metrics.
+#[test]
+fn issued_tokens_authenticate_until_revoked_or_expired() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    let script = dir.path().join("nc.py");
+    std::fs::write(&script, NC_SCRIPT).unwrap();
+    let f = Faces { a: &a, script };
+    let bearer = |token: &str, method: &str, path: &str, body: &str| -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-X", method])
+            .args(["-H", &format!("Authorization: Bearer {token}")])
+            .args([
+                "-H",
+                "Accept: application/json",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-d", body])
+            .arg(format!("http://{}{path}", a.http))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    };
+    let issue = |user: &str, body: &str| -> (String, String) {
+        let (code, text) = f.http(user, "POST", "/api/v1/tokens", body);
+        assert_eq!(code, 201, "{user} issuing a token: {text}");
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        (
+            v["token"].as_str().unwrap().to_string(),
+            v["id"].as_str().unwrap().to_string(),
+        )
+    };
+    let (olga, olga_id) = issue("olga", r#"{"comment":"nightly job"}"#);
+    let (ann, _) = issue("ann", "");
+    assert!(olga.starts_with("hly_") && olga.len() > 60, "{olga}");
+    // The token is the user, with the user's role.
+    let shelf = "/api/v1/objects/ne=1/shelf=1";
+    assert_eq!(
+        bearer(&olga, "PATCH", shelf, r#"{"label":"by-token"}"#).0,
+        200
+    );
+    assert_eq!(
+        bearer(&ann, "PATCH", shelf, r#"{"label":"by-viewer-token"}"#).0,
+        403
+    );
+    assert_eq!(bearer(&ann, "GET", shelf, "").0, 200);
+    let (_, listed) = bearer(&olga, "GET", "/api/v1/tokens", "");
+    assert!(
+        listed.contains(&olga_id) && listed.contains("nightly job"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&olga), "a listing shows the token itself");
+    let (_, theirs) = f.http("otto", "GET", "/api/v1/tokens", "");
+    assert!(
+        !theirs.contains(&olga_id),
+        "otto sees olga's token: {theirs}"
+    );
+    let (_, all) = f.http("adam", "GET", "/api/v1/tokens", "");
+    assert!(all.contains(&olga_id), "an admin lists every token: {all}");
+    // Only its owner (or an admin) revokes it.
+    let path = format!("/api/v1/tokens/{olga_id}");
+    assert_eq!(f.http("otto", "DELETE", &path, "").0, 404);
+    assert_eq!(bearer(&olga, "GET", shelf, "").0, 200);
+    assert_eq!(f.http("olga", "DELETE", &path, "").0, 204);
+    assert_eq!(bearer(&olga, "GET", shelf, "").0, 401);
+    // An expired token is refused.
+    let (short, _) = issue("otto", r#"{"expires-in":"1"}"#);
+    assert_eq!(bearer(&short, "GET", shelf, "").0, 200);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(bearer(&short, "GET", shelf, "").0, 401);
+    // Secrets stay secret.
+    let (_, metrics) = f.http("adam", "GET", "/metrics", "");
+    for t in [&olga, &ann, &short] {
+        assert!(a.logged(t).is_empty(), "a token in the log");
+        assert!(!metrics.contains(t.as_str()), "a token in /metrics");
+    }
+}

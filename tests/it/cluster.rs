@@ -4,7 +4,7 @@
 //! the test if one service instance ever has two primaries.
 
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use halyard_tests::{Checker, Cluster, NODES, PAIRS, host_of, wait_until};
 
@@ -805,4 +805,93 @@ fn seven_nodes_lose_three_at_once_and_the_four_left_serve_and_shrink_the_members
         });
     }
     assert_one_primary(&checker.finish());
+}
+
+/// The access model is the element's configuration: a rule an admin adds
+/// on one node is enforced by every node, and a bearer token issued on one
+/// node authenticates on all of them until it is revoked on any, after
+/// which every node refuses it. The delays are printed (the goal is under
+/// a second; the bound here is generous for a loaded machine).
+#[test]
+fn access_rules_and_revoked_tokens_reach_every_node() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let admin =
+        |n: &str, m: &str, p: &str, b: &str| c.curl_as(n, "admin", "halyard-demo-admin", m, p, b);
+    let shelf = "/api/v1/objects/ne=1/shelf=1";
+    let relabel = |n: &str, who: &str, secret: &str, text: &str| {
+        c.curl_as(
+            n,
+            who,
+            secret,
+            "PATCH",
+            shelf,
+            &format!(r#"{{"label":"{text}"}}"#),
+        )
+        .0
+    };
+    for n in NODES {
+        assert_eq!(relabel(n, "operator", "halyard-demo", n), 200, "{n}");
+    }
+    for (path, body) in [
+        (
+            "ne=1/rulelist=no-shelves",
+            r#"{"class":"AccessRuleList","groups":"operator"}"#,
+        ),
+        (
+            "ne=1/rulelist=no-shelves/rule=labels",
+            r#"{"class":"AccessRule","path":"/halyard-cluster:element/shelf/label","operations":"update","action":"deny"}"#,
+        ),
+    ] {
+        let (code, text) = admin("n1", "PUT", &format!("/api/v1/objects/{path}"), body);
+        assert!((200..300).contains(&code), "PUT {path}: {code} {text}");
+    }
+    let t0 = Instant::now();
+    for n in NODES {
+        wait_until(&format!("{n} to enforce the rule"), 30, || {
+            relabel(n, "operator", "halyard-demo", "after") == 403
+        });
+        eprintln!(
+            "rule enforced on {n} {:?} after n1 committed it",
+            t0.elapsed()
+        );
+    }
+    // A token issued on n2 works on every node.
+    let (code, text) = c.curl_as(
+        "n2",
+        "operator",
+        "halyard-demo",
+        "POST",
+        "/api/v1/tokens",
+        "",
+    );
+    assert_eq!(code, 201, "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let (token, id) = (v["token"].as_str().unwrap(), v["id"].as_str().unwrap());
+    for n in NODES {
+        wait_until(&format!("{n} to take the token"), 30, || {
+            c.curl_as(n, "", token, "GET", shelf, "").0 == 200
+        });
+    }
+    let (code, text) = c.curl_as(
+        "n3",
+        "operator",
+        "halyard-demo",
+        "DELETE",
+        &format!("/api/v1/tokens/{id}"),
+        "",
+    );
+    assert_eq!(code, 204, "{text}");
+    let t1 = Instant::now();
+    for n in NODES {
+        wait_until(&format!("{n} to refuse the revoked token"), 30, || {
+            c.curl_as(n, "", token, "GET", shelf, "").0 == 401
+        });
+        eprintln!(
+            "token refused on {n} {:?} after it was revoked on n3",
+            t1.elapsed()
+        );
+    }
 }

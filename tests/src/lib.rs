@@ -501,6 +501,40 @@ checkpoint = "asynchronous"
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
+    /// curl of a node's HTTP face with a body, as `user` (basic auth, or
+    /// a bearer token when `password` starts with `hly_`).
+    pub fn curl_as(
+        &self,
+        node: &str,
+        user: &str,
+        password: &str,
+        method: &str,
+        path: &str,
+        body: &str,
+    ) -> (u16, String) {
+        let mut cmd = Command::new("curl");
+        cmd.args(["-s", "-m", "10", "-w", "\n%{http_code}", "-X", method]);
+        if password.starts_with("hly_") {
+            cmd.args(["-H", &format!("Authorization: Bearer {password}")]);
+        } else {
+            cmd.args(["-u", &format!("{user}:{password}")]);
+        }
+        let out = cmd
+            .args([
+                "-H",
+                "Accept: application/json",
+                "-H",
+                "Content-Type: application/json",
+            ])
+            .args(["-d", body])
+            .arg(format!("http://{}{path}", self.node(node).http))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
     /// An object's attributes as a node serves them.
     pub fn attrs(&self, node: &str, object: &str) -> Option<serde_json::Value> {
         let (code, body) = self.curl(node, "GET", &format!("/api/v1/objects/{object}"));

@@ -57,6 +57,33 @@ impl Caller {
     }
 }
 
+/// The user an issued token authenticates as, if it is one, unexpired.
+async fn issued_token_user(
+    model: &dyn halyard_cluster_model::port::InformationModel,
+    token: &str,
+) -> Option<String> {
+    if !token.starts_with("hly_") {
+        return None;
+    }
+    let q = halyard_cluster_model::port::Query {
+        classes: vec!["AccessToken".into()],
+        filters: vec![(
+            "Digest".into(),
+            halyard_cluster_model::secret::token_digest(token),
+        )],
+        ..halyard_cluster_model::port::Query::default()
+    };
+    let o = model.query(&q).await.ok()?.into_iter().next()?;
+    if let Some(halyard_cluster_model::Value::Time(t)) = o.get("Expires")
+        && t.0 <= halyard_cluster_model::Timestamp::now().0
+    {
+        return None;
+    }
+    o.get("User")
+        .and_then(halyard_cluster_model::Value::as_str)
+        .map(str::to_string)
+}
+
 #[derive(Debug)]
 struct Account {
     password: Option<std::sync::Arc<Password>>,
@@ -128,16 +155,29 @@ impl Authenticator {
         }
     }
 
-    fn token(&self, token: &str) -> Result<Caller, ApiError> {
+    async fn token(
+        &self,
+        token: &str,
+        model: Option<&dyn halyard_cluster_model::port::InformationModel>,
+    ) -> Result<Caller, ApiError> {
         // Every token is compared, so timing does not tell which one matched.
         let mut found = None;
         for (t, u) in &self.tokens {
             if same(t, token) {
-                found = Some(u);
+                found = Some(u.clone());
             }
         }
+        // Else an issued one (its digest is looked up), of a user that is
+        // still configured.
+        if found.is_none()
+            && let Some(m) = model
+        {
+            found = issued_token_user(m, token)
+                .await
+                .filter(|u| self.users.contains_key(u));
+        }
         found
-            .map(|u| self.caller(u))
+            .map(|u| self.caller(&u))
             .ok_or_else(ApiError::bad_credentials)
     }
 
@@ -149,12 +189,13 @@ impl Authenticator {
         &self,
         authorization: Option<&str>,
         query: Option<&str>,
+        model: Option<&dyn halyard_cluster_model::port::InformationModel>,
     ) -> Result<Caller, ApiError> {
         if let Some(h) = authorization {
             let (scheme, rest) = h.trim().split_once(' ').unwrap_or((h, ""));
             let rest = rest.trim();
             if scheme.eq_ignore_ascii_case("bearer") {
-                return self.token(rest);
+                return self.token(rest, model).await;
             }
             if scheme.eq_ignore_ascii_case("basic") {
                 let decoded = base64::engine::general_purpose::STANDARD
@@ -192,7 +233,7 @@ impl Authenticator {
                 .find_map(|p| p.strip_prefix("access_token="))
                 .map(str::to_string)
         }) {
-            return self.token(&t);
+            return self.token(&t, model).await;
         }
         Ok(Caller {
             user: None,
@@ -239,18 +280,18 @@ mod tests {
     async fn credentials_and_roles() {
         let a = auth(false);
         let ann = a
-            .authenticate(Some(&basic("ann", "pw")), None)
+            .authenticate(Some(&basic("ann", "pw")), None, None)
             .await
             .unwrap();
         assert_eq!(ann.require(Role::Operator).unwrap(), "ann");
         assert_eq!(ann.require(Role::Admin).unwrap_err().status.as_u16(), 403);
         let t = a
-            .authenticate(Some("Bearer 0123456789abcdef-ann"), None)
+            .authenticate(Some("Bearer 0123456789abcdef-ann"), None, None)
             .await
             .unwrap();
         assert_eq!(t.require(Role::Viewer).unwrap(), "ann");
         let q = a
-            .authenticate(None, Some("x=1&access_token=0123456789abcdef-ann"))
+            .authenticate(None, Some("x=1&access_token=0123456789abcdef-ann"), None)
             .await
             .unwrap();
         assert_eq!(q.require(Role::Viewer).unwrap(), "ann");
@@ -262,12 +303,12 @@ mod tests {
             "Basic !!!".into(),
             "Digest x".into(),
         ] {
-            let e = a.authenticate(Some(&bad), None).await.unwrap_err();
+            let e = a.authenticate(Some(&bad), None, None).await.unwrap_err();
             assert_eq!(e.status.as_u16(), 401, "{bad}");
         }
-        let anon = a.authenticate(None, None).await.unwrap();
+        let anon = a.authenticate(None, None, None).await.unwrap();
         assert_eq!(anon.require(Role::Viewer).unwrap_err().status.as_u16(), 401);
-        let anon = auth(true).authenticate(None, None).await.unwrap();
+        let anon = auth(true).authenticate(None, None, None).await.unwrap();
         assert_eq!(anon.require(Role::Viewer).unwrap(), "anonymous");
         assert_eq!(
             anon.require(Role::Operator).unwrap_err().status.as_u16(),
@@ -289,12 +330,12 @@ mod tests {
         })
         .unwrap();
         let ok = a
-            .authenticate(Some(&basic("h", "pw2")), None)
+            .authenticate(Some(&basic("h", "pw2")), None, None)
             .await
             .unwrap();
         assert_eq!(ok.require(Role::Viewer).unwrap(), "h");
         let e = a
-            .authenticate(Some(&basic("h", "pw")), None)
+            .authenticate(Some(&basic("h", "pw")), None, None)
             .await
             .unwrap_err();
         assert_eq!(e.status.as_u16(), 401);
@@ -303,7 +344,11 @@ mod tests {
             Some(_) => halyard_cluster_model::secret::hash_password("pw2").unwrap(),
             None => unreachable!(),
         };
-        assert!(a.authenticate(Some(&basic("h", &phc)), None).await.is_err());
+        assert!(
+            a.authenticate(Some(&basic("h", &phc)), None, None)
+                .await
+                .is_err()
+        );
     }
 
     #[test]

@@ -77,7 +77,11 @@ async fn front(
             )
             .into_response_after(wait);
         }
-        match st.auth.authenticate(auth, req.uri().query()).await {
+        match st
+            .auth
+            .authenticate(auth, req.uri().query(), Some(st.model.as_ref()))
+            .await
+        {
             Ok(caller) => {
                 if caller.user.is_some() {
                     st.auth_guard.succeeded(peer.ip());

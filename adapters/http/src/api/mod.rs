@@ -5,6 +5,7 @@
 //! `notifications.rs`.
 
 mod notifications;
+mod tokens;
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -61,6 +62,8 @@ pub(crate) fn routes() -> Router<Shared> {
                 .delete(delete_object),
         )
         .route("/api/v1/jobs/{*job}", get(job))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::issue))
+        .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/hardware", get(hardware))
         .route("/api/v1/alarms", get(alarms))
         .route("/api/v1/alarms/summary", get(alarm_summary))
