@@ -119,6 +119,22 @@ impl Collector for FaceMetrics {
             )?;
             Latency(&s.rpc_latency).encode(me)?;
         }
+        let denials = halyard_cluster_model::access::Denials::global().snapshot();
+        if !denials.is_empty() {
+            let mut me = encoder.encode_descriptor(
+                "halyard_access_denials",
+                "Requests the access rules refused, by face, user and the rule that refused them",
+                None,
+                MetricType::Counter,
+            )?;
+            for (face, user, rule, n) in &denials {
+                ConstCounter::new(*n).encode(me.encode_family(&[
+                    ("face", *face),
+                    ("user", user.as_str()),
+                    ("rule", rule.as_str()),
+                ])?)?;
+            }
+        }
         if !self.calls.is_empty() {
             let mut me = encoder.encode_descriptor(
                 "halyard_model_call_duration_seconds",

@@ -684,6 +684,55 @@ pub fn refusal(
     }
 }
 
+/// Refusals by face, user and rule, for `/metrics` (process-wide, like
+/// the task panic count: one agent per process). The rule is what
+/// [`Decision::by`] names; users and rules are bounded by the
+/// configuration, and past [`Denials::MAX_SERIES`] series the rest count
+/// under user and rule `other`.
+#[derive(Debug, Default)]
+pub struct Denials {
+    counts: std::sync::Mutex<std::collections::BTreeMap<(&'static str, String, String), u64>>,
+}
+
+impl Denials {
+    pub const MAX_SERIES: usize = 1000;
+
+    /// The process's refusals.
+    pub fn global() -> &'static Denials {
+        static DENIALS: std::sync::OnceLock<Denials> = std::sync::OnceLock::new();
+        DENIALS.get_or_init(Denials::default)
+    }
+
+    pub fn record(&self, face: &'static str, user: &str, rule: &str) {
+        let mut m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut key = (face, user.to_string(), rule.to_string());
+        if !m.contains_key(&key) && m.len() >= Self::MAX_SERIES {
+            key = (face, "other".into(), "other".into());
+        }
+        *m.entry(key).or_default() += 1;
+    }
+
+    /// (face, user, rule, count), in order.
+    pub fn snapshot(&self) -> Vec<(&'static str, String, String, u64)> {
+        let m = self.counts.lock().unwrap_or_else(|e| e.into_inner());
+        m.iter()
+            .map(|((f, u, r), n)| (*f, u.clone(), r.clone(), *n))
+            .collect()
+    }
+}
+
+/// The face a protocol is, as `/metrics` labels it.
+pub fn face_name(p: crate::model::Protocol) -> &'static str {
+    use crate::model::Protocol as P;
+    match p {
+        P::Snmp => "snmp",
+        P::Netconf => "netconf",
+        P::Http => "http",
+        P::Cli => "cli",
+        P::Internal => "internal",
+    }
+}
+
 /// The access model as last read, for the faces' read checks and RPC
 /// checks: read again when older than its time to live, so a rule changed
 /// anywhere applies on every face within that time. (Writes and

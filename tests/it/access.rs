@@ -373,11 +373,18 @@ fn every_face_gives_the_same_answer_from_one_access_model() {
     assert_eq!(refused, 9);
     assert_eq!(denials, 6, "{ne}");
     let (_, metrics) = f.http("ann", "GET", "/metrics", "");
+    // Counted by face, user and rule.
+    for face in ["http", "netconf", "snmp"] {
+        let series = format!(
+            "halyard_access_denials_total{{face=\"{face}\",user=\"olga\",rule=\"night-shift/no-fan-labels\"}} 1"
+        );
+        assert!(metrics.contains(&series), "no {series} in /metrics");
+    }
     assert!(
-        metrics
-            .lines()
-            .any(|l| l.contains("access_denials") && !l.starts_with('#')),
-        "no access denials in /metrics"
+        metrics.contains(
+            "halyard_access_denials_total{face=\"netconf\",user=\"ann\",rule=\"role viewer/nothing-else\"} 3"
+        ),
+        "NETCONF's RPC refusals by rule"
     );
     // NETCONF refused ann's two edit-configs and her lock as RPCs.
     let rpc_refusals = metrics

@@ -42,7 +42,9 @@ pub fn error_status(e: &ModelError) -> u32 {
             ValueError::WrongValue { .. } => WRONG_VALUE,
         },
         ModelError::Inconsistent { .. } | ModelError::AlreadyExists { .. } => INCONSISTENT_VALUE,
-        ModelError::AccessDenied { .. } => AUTHORIZATION_ERROR,
+        // A rule denying the variable is VACM's notInView: noAccess
+        // (RFC 3416 4.2.5).
+        ModelError::AccessDenied { .. } => NO_ACCESS,
         ModelError::Conflict { .. } | ModelError::Unavailable { .. } => RESOURCE_UNAVAILABLE,
         ModelError::CommitFailed { .. } => COMMIT_FAILED,
         // The outcome is unknown: the change may have been applied.
@@ -142,7 +144,7 @@ mod tests {
             ),
             (
                 ModelError::AccessDenied { reason: s() },
-                AUTHORIZATION_ERROR,
+                NO_ACCESS,
                 NO_SUCH_NAME,
             ),
             (

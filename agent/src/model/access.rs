@@ -39,7 +39,7 @@ impl AgentModel {
             let d = policy.decide(&tx.principal.user, tx.principal.role, &subject, op);
             if !d.permit {
                 let error = access::refusal(&tx.principal, &subject, op, &d);
-                self.count_denial(&tx.principal, &error, false).await;
+                self.count_denial(&tx.principal, &d.by, &error, false).await;
                 return Err(TxError { index, error });
             }
         }
@@ -64,14 +64,25 @@ impl AgentModel {
             return Ok(());
         }
         let error = access::refusal(principal, &subject, Op::Exec, &d);
-        self.count_denial(principal, &error, true).await;
+        self.count_denial(principal, &d.by, &error, true).await;
         Err(error)
     }
 
     /// Logs and counts a refusal, and audits it when the caller does not
     /// (a refused transaction is audited by `transact` with what it was).
-    async fn count_denial(&self, principal: &Principal, error: &ModelError, audit: bool) {
+    async fn count_denial(
+        &self,
+        principal: &Principal,
+        rule: &str,
+        error: &ModelError,
+        audit: bool,
+    ) {
         let n = self.access_denials.fetch_add(1, Ordering::Relaxed) + 1;
+        access::Denials::global().record(
+            access::face_name(principal.protocol),
+            &principal.user,
+            rule,
+        );
         tracing::warn!(
             user = %principal.user,
             protocol = principal.protocol.yang_name(),

@@ -711,6 +711,7 @@ impl Session {
             return Ok(());
         }
         crate::Stats::inc(&self.shared.stats.access_denied);
+        halyard_cluster_model::access::Denials::global().record("netconf", &self.user, &d.by);
         warn!(op = %op.name, user = %self.user, rule = %d.by, "access denied");
         self.shared
             .model
