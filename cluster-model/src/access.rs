@@ -684,6 +684,35 @@ pub fn refusal(
     }
 }
 
+/// The schema's names of the access model (the faces name them through
+/// these, not literals).
+pub mod names {
+    /// The element's class (the settings and the counter are its attributes).
+    pub const ROOT: &str = "NetworkElement";
+    pub const GROUP: &str = "AccessGroup";
+    pub const LIST: &str = "AccessRuleList";
+    pub const RULE: &str = "AccessRule";
+    pub const TOKEN: &str = "AccessToken";
+    pub const ENABLED: &str = "AccessControl";
+    pub const READ_DEFAULT: &str = "ReadDefault";
+    pub const WRITE_DEFAULT: &str = "WriteDefault";
+    pub const EXEC_DEFAULT: &str = "ExecDefault";
+    pub const DENIALS: &str = "AccessDenials";
+    pub const USERS: &str = "Users";
+    pub const GROUPS: &str = "Groups";
+    pub const ORDER: &str = "Order";
+    pub const MODULE: &str = "Module";
+    pub const RPC: &str = "Rpc";
+    pub const NOTIFICATION: &str = "Notification";
+    pub const PATH: &str = "Path";
+    pub const OPERATIONS: &str = "Operations";
+    pub const ACTION: &str = "Action";
+    pub const COMMENT: &str = "Comment";
+    pub const USER: &str = "User";
+    pub const DIGEST: &str = "Digest";
+    pub const EXPIRES: &str = "Expires";
+}
+
 /// Refusals by face, user and rule, for `/metrics` (process-wide, like
 /// the task panic count: one agent per process). The rule is what
 /// [`Decision::by`] names; users and rules are bounded by the
@@ -1078,6 +1107,40 @@ mod tests {
         assert_eq!(fan.get("Label"), Some(&Value::Absent));
         assert!(!matches!(fan.get("Name"), Some(Value::Absent)));
         assert!(seen.len() < objs.len() && seen.iter().any(|o| o.class.name == "Shelf"));
+    }
+
+    /// Every name the faces use is the schema's.
+    #[test]
+    fn the_names_are_the_schemas() {
+        use names::*;
+        let has = |class: &str, attrs: &[&str]| {
+            let c = SCHEMA
+                .class(class)
+                .unwrap_or_else(|| panic!("no class {class}"));
+            for a in attrs {
+                assert!(c.attribute(a).is_some(), "{class} has no {a}");
+            }
+        };
+        has(
+            ROOT,
+            &[ENABLED, READ_DEFAULT, WRITE_DEFAULT, EXEC_DEFAULT, DENIALS],
+        );
+        has(GROUP, &[USERS]);
+        has(LIST, &[GROUPS, ORDER]);
+        has(
+            RULE,
+            &[
+                MODULE,
+                RPC,
+                NOTIFICATION,
+                PATH,
+                OPERATIONS,
+                ACTION,
+                COMMENT,
+                ORDER,
+            ],
+        );
+        has(TOKEN, &[USER, DIGEST, EXPIRES, COMMENT]);
     }
 
     #[test]

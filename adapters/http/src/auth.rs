@@ -66,20 +66,21 @@ async fn issued_token_user(
         return None;
     }
     let q = halyard_cluster_model::port::Query {
-        classes: vec!["AccessToken".into()],
+        classes: vec![halyard_cluster_model::access::names::TOKEN.into()],
         filters: vec![(
-            "Digest".into(),
+            halyard_cluster_model::access::names::DIGEST.into(),
             halyard_cluster_model::secret::token_digest(token),
         )],
         ..halyard_cluster_model::port::Query::default()
     };
     let o = model.query(&q).await.ok()?.into_iter().next()?;
-    if let Some(halyard_cluster_model::Value::Time(t)) = o.get("Expires")
+    if let Some(halyard_cluster_model::Value::Time(t)) =
+        o.get(halyard_cluster_model::access::names::EXPIRES)
         && t.0 <= halyard_cluster_model::Timestamp::now().0
     {
         return None;
     }
-    o.get("User")
+    o.get(halyard_cluster_model::access::names::USER)
         .and_then(halyard_cluster_model::Value::as_str)
         .map(str::to_string)
 }

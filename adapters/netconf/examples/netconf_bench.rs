@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use halyard_cluster_model::memory::demo_element;
-use halyard_cluster_model::model::AdminState;
+use halyard_cluster_model::model::{AccessAction, AdminState};
 use halyard_cluster_model::port::InformationModel;
 use halyard_cluster_model::{SchemaEnum, Value};
 use halyard_netconf::framing::{FrameReader, Framing, encode};
@@ -127,7 +127,8 @@ async fn main() {
         authorized_keys: Vec::new(),
         access: Default::default(),
     });
-    let server = NetconfServer::bind(config, Arc::new(model) as Arc<dyn InformationModel>)
+    let shared_model = Arc::new(model);
+    let server = NetconfServer::bind(config, shared_model.clone() as Arc<dyn InformationModel>)
         .await
         .expect("bind");
     let port = server.local_addrs()[0].port();
@@ -152,6 +153,72 @@ async fn main() {
         per.as_secs_f64() * 1e3,
         bytes as f64 / el.as_secs_f64() / 1e6
     );
+
+    // The same <get> checked against the access rules: a rule list of the
+    // user's group denying one leaf of every node, so every object is
+    // checked and masked (the worst case; with no rule that denies a read
+    // the check is skipped).
+    let deny = Value::Enum(AccessAction::Deny.value());
+    type Object<'a> = (&'a str, &'a str, Vec<(&'a str, Value)>);
+    let rules: [Object; 3] = [
+        (
+            "AccessGroup",
+            "ne=1/accessgroup=bench",
+            vec![("Users", Value::Str("bench".into()))],
+        ),
+        (
+            "AccessRuleList",
+            "ne=1/rulelist=bench",
+            vec![("Groups", Value::Str("bench".into()))],
+        ),
+        (
+            "AccessRule",
+            "ne=1/rulelist=bench/rule=no-labels",
+            vec![
+                (
+                    "Path",
+                    Value::Str("/halyard-cluster:element/node/label".into()),
+                ),
+                ("Operations", Value::Str("read".into())),
+                ("Action", deny),
+            ],
+        ),
+    ];
+    for (class, name, values) in &rules {
+        let values: Vec<(&str, Value)> = values.clone();
+        shared_model
+            .insert(class, name, &values)
+            .expect("access objects");
+    }
+    // The face reads the rules again after 250 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    c.rpc("<get/>").await;
+    let t = Instant::now();
+    let mut checked_bytes = 0;
+    for _ in 0..gets {
+        checked_bytes += c.rpc("<get/>").await.len();
+    }
+    let checked = t.elapsed() / gets as u32;
+    println!(
+        "objects={objects} get checked by the access rules: {:.1} KiB, {:.2} ms each = {:.2} x unchecked",
+        checked_bytes as f64 / gets as f64 / 1024.0,
+        checked.as_secs_f64() * 1e3,
+        checked.as_secs_f64() / per.as_secs_f64()
+    );
+    for (_, name, _) in rules.iter().rev() {
+        shared_model
+            .transact(halyard_cluster_model::port::Transaction {
+                principal: halyard_cluster_model::port::Principal::new(
+                    "bench",
+                    halyard_cluster_model::model::Protocol::Internal,
+                ),
+                changes: vec![halyard_cluster_model::port::Change::Delete {
+                    object: halyard_cluster_model::ObjectName::parse(name).unwrap(),
+                }],
+            })
+            .await
+            .expect("access objects removed");
+    }
 
     let config_items = scale.max(2);
     let t = Instant::now();

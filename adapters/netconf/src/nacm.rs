@@ -21,16 +21,14 @@ use crate::xml::Element;
 /// RFC 8341's namespace.
 pub const NACM_NS: &str = "urn:ietf:params:xml:ns:yang:ietf-netconf-acm";
 
-const GROUP: &str = "AccessGroup";
-const LIST: &str = "AccessRuleList";
-const RULE: &str = "AccessRule";
+use access::names::{self as n, GROUP, LIST, RULE};
 
 /// The root's attributes of the top-level leaves, with their YANG names.
 const SETTINGS: &[(&str, &str)] = &[
-    ("enable-nacm", "AccessControl"),
-    ("read-default", "ReadDefault"),
-    ("write-default", "WriteDefault"),
-    ("exec-default", "ExecDefault"),
+    ("enable-nacm", n::ENABLED),
+    ("read-default", n::READ_DEFAULT),
+    ("write-default", n::WRITE_DEFAULT),
+    ("exec-default", n::EXEC_DEFAULT),
 ];
 
 fn leaf(name: &str, text: impl Into<String>) -> Element {
@@ -45,7 +43,7 @@ fn text(o: &ManagedObject, attr: &str) -> String {
 }
 
 fn order(o: &ManagedObject) -> (u32, u32) {
-    match o.get("Order") {
+    match o.get(n::ORDER) {
         Some(Value::U32(n)) => (*n, o.index),
         _ => (0, o.index),
     }
@@ -69,7 +67,7 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
     let mut top = Element::new(NACM_NS, "nacm");
     if let Some(root) = objects
         .iter()
-        .find(|o| o.parent_index == 0 && o.class.name == "NetworkElement")
+        .find(|o| o.parent_index == 0 && o.class.name == n::ROOT)
     {
         for (yang, attr) in SETTINGS {
             if let Some(v) = yang_text(root, attr) {
@@ -89,7 +87,7 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
     for g in gs {
         let mut e = Element::new(NACM_NS, "group");
         e.push(leaf("name", g.name.leaf().1));
-        for u in text(g, "Users").split_whitespace() {
+        for u in text(g, n::USERS).split_whitespace() {
             e.push(leaf("user-name", u));
         }
         groups.push(e);
@@ -100,7 +98,7 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
     for l in lists {
         let mut e = Element::new(NACM_NS, "rule-list");
         e.push(leaf("name", l.name.leaf().1));
-        for g in text(l, "Groups").split_whitespace() {
+        for g in text(l, n::GROUPS).split_whitespace() {
             e.push(leaf("group", g));
         }
         let mut rules: Vec<&ManagedObject> = objects
@@ -111,7 +109,7 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
         for r in rules {
             let mut re = Element::new(NACM_NS, "rule");
             re.push(leaf("name", r.name.leaf().1));
-            let module = text(r, "Module");
+            let module = text(r, n::MODULE);
             re.push(leaf(
                 "module-name",
                 if module.is_empty() {
@@ -121,9 +119,9 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
                 },
             ));
             for (yang, attr) in [
-                ("rpc-name", "Rpc"),
-                ("notification-name", "Notification"),
-                ("path", "Path"),
+                ("rpc-name", n::RPC),
+                ("notification-name", n::NOTIFICATION),
+                ("path", n::PATH),
             ] {
                 let t = text(r, attr);
                 if !t.is_empty() {
@@ -131,7 +129,7 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
                     break;
                 }
             }
-            let ops = text(r, "Operations");
+            let ops = text(r, n::OPERATIONS);
             re.push(leaf(
                 "access-operations",
                 if ops.trim().is_empty() {
@@ -142,9 +140,9 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
             ));
             re.push(leaf(
                 "action",
-                yang_text(r, "Action").unwrap_or_else(|| "deny".into()),
+                yang_text(r, n::ACTION).unwrap_or_else(|| "deny".into()),
             ));
-            let comment = text(r, "Comment");
+            let comment = text(r, n::COMMENT);
             if !comment.is_empty() {
                 re.push(leaf("comment", comment));
             }
@@ -242,7 +240,7 @@ fn next_order(store: &ConfigStore, siblings: &[ObjectName]) -> u32 {
         .filter_map(|n| store.entries.get(n))
         .filter_map(|e| {
             e.class
-                .attribute("Order")
+                .attribute(n::ORDER)
                 .and_then(|(i, _)| match e.values[i] {
                     Value::U32(n) => Some(n),
                     _ => None,
@@ -341,7 +339,7 @@ pub fn edit(store: &mut ConfigStore, nacm: &Element, op: Op) -> Result<(), RpcEr
     let Some(root) = store
         .entries
         .iter()
-        .find(|(n, e)| n.parent().is_none() && e.class.attribute("AccessControl").is_some())
+        .find(|(n, e)| n.parent().is_none() && e.class.attribute(n::ENABLED).is_some())
         .map(|(n, _)| n.clone())
     else {
         return Err(RpcError::application(
@@ -470,8 +468,8 @@ fn edit_group(
         .iter()
         .filter(|c| c.name == "user-name")
         .collect();
-    let v = leaf_list(&get_text(entry, "Users"), &users, Op::Merge)?;
-    set(entry, "Users", &v, "user-name")
+    let v = leaf_list(&get_text(entry, n::USERS), &users, Op::Merge)?;
+    set(entry, n::USERS, &v, "user-name")
 }
 
 fn edit_list(
@@ -495,7 +493,7 @@ fn edit_list(
         let siblings = children(store, root, class);
         let place = next_order(store, &siblings);
         let mut e = fresh(class);
-        set(&mut e, "Order", &place.to_string(), "rule-list")?;
+        set(&mut e, n::ORDER, &place.to_string(), "rule-list")?;
         store.entries.insert(name.clone(), e);
     }
     let rop = if op == Op::Replace { Op::Merge } else { op };
@@ -505,10 +503,10 @@ fn edit_list(
         let old = if op == Op::Replace || !exists {
             String::new()
         } else {
-            get_text(entry, "Groups")
+            get_text(entry, n::GROUPS)
         };
         let v = leaf_list(&old, &groups, Op::Merge)?;
-        set(entry, "Groups", &v, "group")?;
+        set(entry, n::GROUPS, &v, "group")?;
     }
     for r in l
         .children
@@ -549,7 +547,7 @@ fn edit_rule(
         // A replaced rule keeps its place.
         store.entries.get(&name).and_then(|e| {
             e.class
-                .attribute("Order")
+                .attribute(n::ORDER)
                 .and_then(|(i, _)| match e.values[i] {
                     Value::U32(n) => Some(n),
                     _ => None,
@@ -561,7 +559,7 @@ fn edit_rule(
     if op == Op::Replace || !exists {
         let mut e = fresh(class);
         if let Some(p) = place {
-            set(&mut e, "Order", &p.to_string(), "rule")?;
+            set(&mut e, n::ORDER, &p.to_string(), "rule")?;
         }
         store.entries.insert(name.clone(), e);
     }
@@ -586,13 +584,13 @@ fn edit_rule(
         let value = if removes { "" } else { c.trimmed() };
         match c.name.as_str() {
             "name" => {}
-            "module-name" => set(entry, "Module", if removes { "*" } else { value }, &c.name)?,
+            "module-name" => set(entry, n::MODULE, if removes { "*" } else { value }, &c.name)?,
             // One case of the rule-type choice: the others go.
             "rpc-name" | "notification-name" | "path" => {
                 for (yang, attr) in [
-                    ("rpc-name", "Rpc"),
-                    ("notification-name", "Notification"),
-                    ("path", "Path"),
+                    ("rpc-name", n::RPC),
+                    ("notification-name", n::NOTIFICATION),
+                    ("path", n::PATH),
                 ] {
                     let v = if yang == c.name { value } else { "" };
                     set(entry, attr, v, &c.name)?;
@@ -600,12 +598,12 @@ fn edit_rule(
             }
             "access-operations" => set(
                 entry,
-                "Operations",
+                n::OPERATIONS,
                 if removes { "*" } else { value },
                 &c.name,
             )?,
-            "action" => set(entry, "Action", value, &c.name)?,
-            "comment" => set(entry, "Comment", value, &c.name)?,
+            "action" => set(entry, n::ACTION, value, &c.name)?,
+            "comment" => set(entry, n::COMMENT, value, &c.name)?,
             other => {
                 return Err(bad(
                     Tag::UnknownElement,

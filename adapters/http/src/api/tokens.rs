@@ -16,6 +16,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
+use halyard_cluster_model::access::names as n;
 use halyard_cluster_model::model::Protocol;
 use halyard_cluster_model::port::{Change, ManagedObject, Principal, Query, Transaction};
 use halyard_cluster_model::secret;
@@ -31,7 +32,7 @@ use crate::repr::{self, Format};
 use crate::state::Shared;
 
 /// The class of issued tokens.
-pub(crate) const CLASS: &str = "AccessToken";
+pub(crate) const CLASS: &str = n::TOKEN;
 /// A token lives at most this long (a year); `expires-in` may shorten it.
 const MAX_LIFETIME_S: i64 = 365 * 24 * 3600;
 
@@ -43,7 +44,7 @@ fn issuer() -> Principal {
 async fn root(st: &Shared) -> Result<ObjectName, ApiError> {
     let roots = st
         .call(st.model.query(&Query {
-            classes: vec!["NetworkElement".into()],
+            classes: vec![n::ROOT.into()],
             ..Query::default()
         }))
         .await?;
@@ -60,7 +61,7 @@ async fn tokens_of(st: &Shared, user: Option<&str>) -> Result<Vec<ManagedObject>
         ..Query::default()
     };
     if let Some(u) = user {
-        q.filters.push(("User".into(), u.to_string()));
+        q.filters.push((n::USER.into(), u.to_string()));
     }
     st.call(st.model.query(&q)).await
 }
@@ -121,10 +122,10 @@ pub(crate) async fn issue(
             class: CLASS.into(),
             object: name.clone(),
             values: vec![
-                ("User".into(), Value::Str(who.user.clone())),
-                ("Digest".into(), Value::Str(digest)),
-                ("Expires".into(), Value::Time(expires)),
-                ("Comment".into(), Value::Str(comment)),
+                (n::USER.into(), Value::Str(who.user.clone())),
+                (n::DIGEST.into(), Value::Str(digest)),
+                (n::EXPIRES.into(), Value::Time(expires)),
+                (n::COMMENT.into(), Value::Str(comment)),
             ],
         }],
     }))
@@ -175,7 +176,7 @@ pub(crate) async fn revoke(
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let o = st.call(st.model.get(&name)).await.ok().filter(|o| {
         o.class.name == CLASS
-            && (admin || o.get("User").and_then(Value::as_str) == Some(who.user.as_str()))
+            && (admin || o.get(n::USER).and_then(Value::as_str) == Some(who.user.as_str()))
     });
     // Someone else's token is as absent as a missing one.
     if o.is_none() {

@@ -465,7 +465,7 @@ impl Session {
         let writes = objs
             .iter()
             .find(|o| o.parent_index == 0)
-            .and_then(|o| o.get("AccessDenials"))
+            .and_then(|o| o.get(halyard_cluster_model::access::names::DENIALS))
             .and_then(Value::as_f64)
             .unwrap_or(0.0) as u64;
         let operations = crate::Stats::get(&self.shared.stats.access_denied);
