@@ -509,6 +509,23 @@ fn issued_tokens_authenticate_until_revoked_or_expired() {
     assert_eq!(bearer(&short, "GET", shelf, "").0, 200);
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert_eq!(bearer(&short, "GET", shelf, "").0, 401);
+    // What each may do, as the console is told.
+    let rights = |user: &str| -> serde_json::Value {
+        let (code, text) = f.http(user, "GET", "/api/v1/access", "");
+        assert_eq!(code, 200, "{text}");
+        serde_json::from_str(&text).unwrap()
+    };
+    let (ann_r, olga_r, adam_r) = (rights("ann"), rights("olga"), rights("adam"));
+    assert_eq!(ann_r["role"], "viewer");
+    assert_eq!(ann_r["classes"]["Fan"]["operations"], serde_json::json!([]));
+    assert_eq!(ann_r["classes"]["Fan"]["writable"], serde_json::json!([]));
+    let olga_ops = olga_r["classes"]["Fan"]["operations"].as_array().unwrap();
+    assert!(olga_ops.iter().any(|o| o == "Lock"), "{olga_r}");
+    let olga_writes = olga_r["classes"]["Fan"]["writable"].as_array().unwrap();
+    assert!(olga_writes.iter().any(|a| a == "label"), "{olga_r}");
+    assert_eq!(olga_r["classes"]["AccessRule"]["create"], false);
+    assert_eq!(adam_r["classes"]["AccessRule"]["create"], true);
+
     // Secrets stay secret.
     let (_, metrics) = f.http("adam", "GET", "/metrics", "");
     for t in [&olga, &ann, &short] {

@@ -62,6 +62,7 @@ pub(crate) fn routes() -> Router<Shared> {
                 .delete(delete_object),
         )
         .route("/api/v1/jobs/{*job}", get(job))
+        .route("/api/v1/access", get(rights))
         .route("/api/v1/tokens", get(tokens::list).post(tokens::issue))
         .route("/api/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/hardware", get(hardware))
@@ -177,6 +178,56 @@ async fn classes(Extension(c): Extension<Caller>, f: Format) -> Result<Response,
         Format::Json => reply(StatusCode::OK, f, repr::classes_json().to_string()),
         Format::Xml => reply(StatusCode::OK, f, repr::classes_xml()),
     })
+}
+
+/// `GET /api/v1/access`: what the caller may do, class by class, as the
+/// access rules say now (the console shows only these controls): the
+/// operations it may run, the attributes it may write, the classes whose
+/// objects it may create and delete. JSON only. An anonymous caller may
+/// do nothing.
+async fn rights(
+    State(st): State<Shared>,
+    Extension(c): Extension<Caller>,
+) -> Result<Response, ApiError> {
+    use halyard_cluster_model::access::{Op, Subject};
+    c.require(Role::Viewer)?;
+    let mut classes = serde_json::Map::new();
+    if let Some((user, role)) = &c.user {
+        let policy = st
+            .call(halyard_cluster_model::access::load(st.model.as_ref()))
+            .await?;
+        let may = |s: &Subject, op: Op| policy.decide(user, Some(role.model_role()), s, op).permit;
+        for class in SCHEMA.object_classes() {
+            let operations: Vec<&str> = class
+                .methods
+                .iter()
+                .filter(|m| may(&Subject::operation(class, m.name), Op::Exec))
+                .map(|m| m.name)
+                .collect();
+            let writable: Vec<&str> = class
+                .attributes
+                .iter()
+                .filter(|a| a.writable && may(&Subject::attribute(class, Some(a.name)), Op::Update))
+                .map(|a| a.yang_name)
+                .collect();
+            let node = Subject::attribute(class, None);
+            classes.insert(
+                class.name.to_string(),
+                serde_json::json!({
+                    "operations": operations,
+                    "writable": writable,
+                    "create": may(&node, Op::Create),
+                    "delete": may(&node, Op::Delete),
+                }),
+            );
+        }
+    }
+    let (user, role) = match &c.user {
+        Some((u, r)) => (Some(u.as_str()), Some(r.as_str())),
+        None => (None, None),
+    };
+    let body = serde_json::json!({ "user": user, "role": role, "classes": classes });
+    Ok(reply(StatusCode::OK, Format::Json, body.to_string()))
 }
 
 /// Query parameters every listing understands; the others are attribute filters.

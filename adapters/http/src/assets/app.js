@@ -222,7 +222,7 @@ async function loadDetail() {
       el('td', { text: a['yang-name'] }),
       el('td', { class: typeof v === 'number' ? 'num' : '' }, isRef ? el('a', { class: 'link', text: v, onclick: () => select(v) }) : (v === undefined ? el('span', { class: 'muted', text: '—' }) : String(v) + (a.units ? ' ' + a.units : ''))));
   });
-  const ops = meta.operations.map((m) => el('button', {
+  const ops = meta.operations.filter((m) => may(o.class, m.name)).map((m) => el('button', {
     'data-op': m.name, title: m.description,
     class: /Lock|Fault|Restart|Reset/.test(m.name) && m.name !== 'Unlock' ? 'danger' : '',
     onclick: () => confirmOp(name, m),
@@ -319,10 +319,10 @@ async function loadAlarms() {
         el('td', { class: 'alarm-actions' },
           shelf ? el('span', { class: 'muted small shelved', text: 'shelved: ' + shelf })
             : acked ? el('span', { class: 'muted small ack-by', text: '✓ ' + (x['acknowledged-by'] || '') })
-            : el('button', { class: 'ack', onclick: () => ack(x.name) }, 'Ack'),
+            : may('Alarm', 'Acknowledge') ? el('button', { class: 'ack', onclick: () => ack(x.name) }, 'Ack') : null,
           x['operator-state'] && x['operator-state'] !== 'none' && x['operator-state'] !== 'ack'
             ? el('span', { class: 'muted small op-state', text: x['operator-state'] }) : null,
-          el('button', { class: 'more', title: 'Operator state and shelving', onclick: () => alarmActions(x) }, '⋯')));
+          may('Alarm', 'SetOperatorState') ? el('button', { class: 'more', title: 'Operator state and shelving', onclick: () => alarmActions(x) }, '⋯') : null));
     });
   $('#alarms tbody').replaceChildren(...(rows.length ? rows : [el('tr', {}, el('td', { colspan: 5, class: 'muted', text: 'No alarms.' }))]));
   $('#summary').replaceChildren(...sum.severities.map((s) => el('span', {
@@ -558,6 +558,22 @@ async function connect() {
   }
 }
 
+// ---- rights ------------------------------------------------------------
+// What the signed-in user may do (the access rules, as the server says):
+// the console shows only those controls. Nobody signed in may do nothing.
+state.rights = {};
+async function loadRights() {
+  try {
+    state.rights = creds() ? (await api('/access')).classes || {} : {};
+  } catch {
+    state.rights = {};
+  }
+}
+function may(cls, op) {
+  const r = state.rights[cls];
+  return !!(r && r.operations.includes(op));
+}
+
 // ---- start -------------------------------------------------------------
 async function start() {
   showWho();
@@ -571,14 +587,16 @@ async function start() {
     showWho();
     connect();
     start.meta().then(async () => {
+      await loadRights();
       await refresh();
       if (!state.selected && state.tree[0]) await select(state.tree[0].name);
     });
   });
-  $('#logout').addEventListener('click', () => { sessionStorage.removeItem('halyard-creds'); showWho(); connect(); });
+  $('#logout').addEventListener('click', () => { sessionStorage.removeItem('halyard-creds'); state.rights = {}; showWho(); connect(); });
   $('#tree-filter').addEventListener('input', renderTree);
   $('#show-acked').addEventListener('change', () => loadAlarms().catch(() => {}));
   await start.meta();
+  await loadRights();
   const fromHash = decodeURIComponent(location.hash.slice(1));
   if (fromHash) state.selected = fromHash;
   await refresh();

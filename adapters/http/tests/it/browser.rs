@@ -138,6 +138,16 @@ async fn console_in_headless_chromium() {
             .await
             .unwrap();
 
+        // Signed out, the console offers no operation (the access rules
+        // give an anonymous reader none).
+        click(&c, &row).await;
+        wait_text(&c, "#detail-name", comp).await;
+        wait_text(&c, "#charts", "restarts").await;
+        assert!(
+            c.find(Locator::Css("#ops button")).await.is_err(),
+            "an operation offered to nobody signed in"
+        );
+
         // Sign in with the operator's token, select the component, lock it.
         c.find(Locator::Css("#login-pass"))
             .await
