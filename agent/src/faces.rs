@@ -332,7 +332,16 @@ fn bind_http(
             },
         })
         .collect();
+    let configured = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+        (Some(c), Some(k)) => Some((
+            std::path::PathBuf::from(c.get_ref()),
+            std::path::PathBuf::from(k.get_ref()),
+        )),
+        _ => None,
+    };
+    let tls = crate::tls::http_tls(cfg.http.tls, &listen, configured, data_dir, &[])?;
     let c = halyard_http::HttpConfig {
+        tls,
         listen,
         users,
         allow_anonymous_read: cfg.http.anonymous_read,

@@ -21,6 +21,7 @@ mod operations;
 mod proxy;
 mod replication;
 mod stats;
+mod tls;
 mod upgrade;
 
 use std::net::SocketAddr;

@@ -137,6 +137,17 @@ pub fn token_digest(token: &str) -> String {
     hex(&sha2::Sha256::digest(token.as_bytes()))
 }
 
+/// A certificate's SHA-256 fingerprint as `openssl x509 -fingerprint
+/// -sha256` prints it (upper-case hex, colon-separated), from its DER.
+pub fn fingerprint(der: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(der)
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
 fn hex(b: &[u8]) -> String {
     use std::fmt::Write;
     b.iter()

@@ -533,3 +533,89 @@ fn issued_tokens_authenticate_until_revoked_or_expired() {
         assert!(!metrics.contains(t.as_str()), "a token in /metrics");
     }
 }
+
+/// The demo's configuration with secrets of the site's own (the agent
+/// refuses the demo's off loopback).
+fn site_config(dir: &Path) -> PathBuf {
+    let mut text = std::fs::read_to_string(config(dir)).unwrap();
+    for (demo, own) in [
+        ("halyard-demo-admin", "site-admin-secret-1"),
+        ("halyard-demo-auth", "site-auth-secret-1"),
+        ("halyard-demo-priv", "site-priv-secret-1"),
+        ("halyard-demo", "site-operator-secret-1"),
+    ] {
+        text = text.replace(demo, own);
+    }
+    let path = dir.join("site.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// On a network address the HTTP face speaks HTTPS by default, with a
+/// self-signed certificate made on the first start and kept (its key
+/// readable by the agent's user only), whose SHA-256 fingerprint the log
+/// gives as openssl computes it; plain HTTP gets no answer there.
+#[test]
+fn http_off_loopback_is_https_with_a_logged_fingerprint() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut a = Agent::start_http_on(&data, Some(site_config(dir.path())), &[], "0.0.0.0");
+    let port = a.http.rsplit(':').next().unwrap().to_string();
+    let cert = data.join("http-tls/cert.pem");
+    let logged = |a: &Agent| -> String {
+        let line = a
+            .logged("HTTP face speaks HTTPS")
+            .pop()
+            .expect("the HTTPS line in the log");
+        line.split("sha256_fingerprint=")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no fingerprint in {line}"))
+            .to_string()
+    };
+    let fp = logged(&a);
+    let out = Command::new("openssl")
+        .args(["x509", "-noout", "-fingerprint", "-sha256", "-in"])
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    let openssl = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        openssl.trim().ends_with(&format!("={fp}")),
+        "{openssl} vs {fp}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(data.join("http-tls/key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0, "the key is readable by others: {mode:o}");
+    let curl = |url: &str| -> u16 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+                "--cacert",
+            ])
+            .arg(&cert)
+            .args(["-u", &format!("olga:{}", password("olga")), url])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert_eq!(curl(&format!("https://127.0.0.1:{port}/api/v1/tree")), 200);
+    assert_ne!(curl(&format!("http://127.0.0.1:{port}/api/v1/tree")), 200);
+    // Kept across a restart.
+    a.signal("-TERM");
+    a.spawn();
+    assert_eq!(logged(&a), fp);
+    assert_eq!(curl(&format!("https://localhost:{port}/api/v1/tree")), 200);
+}

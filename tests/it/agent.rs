@@ -39,9 +39,19 @@ impl Agent {
     }
 
     pub(crate) fn start_args(data: &Path, config: Option<PathBuf>, extra: &[&str]) -> Agent {
+        Self::start_http_on(data, config, extra, "127.0.0.1")
+    }
+
+    /// An agent whose HTTP face listens on `http_ip` (a free port).
+    pub(crate) fn start_http_on(
+        data: &Path,
+        config: Option<PathBuf>,
+        extra: &[&str],
+        http_ip: &str,
+    ) -> Agent {
         let (snmp, http, netconf) = (
             format!("127.0.0.1:{}", free_port()),
-            format!("127.0.0.1:{}", free_port()),
+            format!("{http_ip}:{}", free_port()),
             format!("127.0.0.1:{}", free_port()),
         );
         let mut a = Agent {
@@ -82,7 +92,7 @@ impl Agent {
         cmd
     }
 
-    fn spawn(&mut self) {
+    pub(crate) fn spawn(&mut self) {
         let mut child = self.command().spawn().expect("start halyard");
         // The ready line is logged once every face listens.
         let out = child.stdout.take().unwrap();
@@ -177,7 +187,7 @@ impl Agent {
         self.child.as_ref().unwrap().id() as i32
     }
 
-    fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
+    pub(crate) fn signal(&mut self, sig: &str) -> std::process::ExitStatus {
         Command::new("kill")
             .args([sig, &self.pid().to_string()])
             .status()

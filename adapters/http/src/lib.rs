@@ -29,7 +29,7 @@ mod console;
 mod serve;
 mod server;
 mod state;
-mod tls;
+pub mod tls;
 mod xsd;
 
 pub use config::{HttpConfig, Limits, Role, TlsConfig, UserConfig};

@@ -25,6 +25,26 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Handshakes in progress at once per listener.
 const MAX_HANDSHAKES: usize = 256;
 
+/// The SHA-256 fingerprint of the first certificate of a PEM file.
+pub fn fingerprint(cert_path: &std::path::Path) -> Result<String, HttpError> {
+    let first = CertificateDer::pem_file_iter(cert_path)
+        .map_err(|e| {
+            HttpError::Tls(format!(
+                "cannot read certificates from {}: {e}",
+                cert_path.display()
+            ))
+        })?
+        .next()
+        .ok_or_else(|| HttpError::Tls(format!("no certificate in {}", cert_path.display())))?
+        .map_err(|e| {
+            HttpError::Tls(format!(
+                "invalid certificate in {}: {e}",
+                cert_path.display()
+            ))
+        })?;
+    Ok(halyard_cluster_model::secret::fingerprint(first.as_ref()))
+}
+
 /// Reads the PEM certificate chain and key and builds the acceptor.
 pub fn acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, HttpError> {
     let tls = |what: &str, p: &std::path::Path, e: &dyn std::fmt::Display| {

@@ -32,6 +32,7 @@ pub(super) fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) 
     check_release(c, r);
     check_element(c, r);
     check_faces(c, r);
+    check_http_tls(c, r);
     check_snmp_users(c, r);
     check_snmp_traps(c, r);
     let groups = check_groups(c, r);
@@ -156,6 +157,35 @@ fn check_faces(c: &Config, r: &mut Report<'_>) {
             ),
             Ok(_) => {}
         }
+    }
+}
+
+/// `[http]` HTTPS: a certificate and its key together, both readable.
+fn check_http_tls(c: &Config, r: &mut Report<'_>) {
+    match (&c.http.tls_cert, &c.http.tls_key) {
+        (Some(_), None) | (None, Some(_)) => {
+            let s = c
+                .http
+                .tls_cert
+                .as_ref()
+                .or(c.http.tls_key.as_ref())
+                .expect("one");
+            r.at(
+                s,
+                "found only one of tls_cert and tls_key, expected both or neither",
+            );
+        }
+        (Some(cert), Some(key)) => {
+            for p in [cert, key] {
+                if !std::path::Path::new(p.get_ref()).is_file() {
+                    r.at(
+                        p,
+                        format!("found \"{}\", expected a readable PEM file", p.get_ref()),
+                    );
+                }
+            }
+        }
+        (None, None) => {}
     }
 }
 

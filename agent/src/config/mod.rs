@@ -398,6 +398,13 @@ pub struct HttpSection {
     pub users: Vec<LoginEntry>,
     #[serde(default)]
     pub anonymous_read: bool,
+    /// When to speak HTTPS: "auto" (off loopback), "on" or "off".
+    #[serde(default)]
+    pub tls: crate::tls::TlsMode,
+    /// Certificate chain and key (PEM); without them a self-signed pair
+    /// is made in the data directory.
+    pub tls_cert: Option<Spanned<String>>,
+    pub tls_key: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

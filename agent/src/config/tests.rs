@@ -605,3 +605,29 @@ fn snmp_read_and_write_levels_default_to_the_keys_and_are_checked() {
         "found authPriv for a user without priv_pass",
     );
 }
+
+#[test]
+fn check_http_tls_wants_a_certificate_with_its_key_and_a_known_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    std::fs::write(&cert, "x").unwrap();
+    std::fs::write(&key, "x").unwrap();
+    let ok = with_element(&format!(
+        "[http]\ntls = \"on\"\ntls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        cert.display(),
+        key.display()
+    ));
+    refused(
+        &ok,
+        &ok.replace(&format!("tls_key = \"{}\"\n", key.display()), ""),
+        "tls_cert",
+        "found only one of tls_cert and tls_key",
+    );
+    refused(
+        &ok,
+        &ok.replace("k.pem", "missing.pem"),
+        "tls_key",
+        "expected a readable PEM file",
+    );
+    refused(&ok, &ok.replace("\"on\"", "\"yes\""), "tls =", "yes");
+}
