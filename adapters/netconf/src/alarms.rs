@@ -465,18 +465,7 @@ pub fn render(objects: &[ManagedObject], started: Timestamp) -> Element {
 
 /// `/alarms` of a configuration datastore: its control.
 pub fn alarms_config(store: &crate::data::ConfigStore) -> Element {
-    let objects: Vec<ManagedObject> = store
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, (name, e))| ManagedObject {
-            class: e.class,
-            index: i as u32 + 1,
-            name: name.clone(),
-            parent_index: u32::from(name.parent().is_some()),
-            values: e.values.clone(),
-        })
-        .collect();
+    let objects = store.objects();
     let mut top = Element::new(ALARMS_NS, "alarms");
     top.push(control(&objects));
     top

@@ -153,25 +153,9 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
     top
 }
 
-/// The store's entries as objects (what [`render`] reads).
-fn objects_of(store: &ConfigStore) -> Vec<ManagedObject> {
-    store
-        .entries
-        .iter()
-        .enumerate()
-        .map(|(i, (name, e))| ManagedObject {
-            class: e.class,
-            index: i as u32 + 1,
-            name: name.clone(),
-            parent_index: u32::from(name.parent().is_some()),
-            values: e.values.clone(),
-        })
-        .collect()
-}
-
 /// `/nacm` of a configuration datastore.
 pub fn nacm_config(store: &ConfigStore) -> Element {
-    render(&objects_of(store), None)
+    render(&store.objects(), None)
 }
 
 fn bad(tag: Tag, what: &str, msg: String) -> RpcError {
@@ -443,6 +427,19 @@ pub fn edit(store: &mut ConfigStore, nacm: &Element, op: Op) -> Result<(), RpcEr
     Ok(())
 }
 
+/// Delete, remove and none are done with the entry itself: true when
+/// nothing is left to edit.
+fn settled(store: &mut ConfigStore, name: &ObjectName, op: Op) -> bool {
+    match op {
+        Op::Delete | Op::Remove => {
+            store.entries.remove(name);
+            true
+        }
+        Op::None => true,
+        _ => false,
+    }
+}
+
 fn edit_group(
     store: &mut ConfigStore,
     root: &ObjectName,
@@ -451,13 +448,8 @@ fn edit_group(
     op: Op,
 ) -> Result<(), RpcError> {
     let (name, exists) = keyed(store, root, class, g, op)?;
-    match op {
-        Op::Delete | Op::Remove => {
-            store.entries.remove(&name);
-            return Ok(());
-        }
-        Op::None => return Ok(()),
-        _ => {}
+    if settled(store, &name, op) {
+        return Ok(());
     }
     if op == Op::Replace || !exists {
         store.entries.insert(name.clone(), fresh(class));
@@ -533,13 +525,8 @@ fn edit_rule(
     op: Op,
 ) -> Result<(), RpcError> {
     let (name, exists) = keyed(store, list, class, r, op)?;
-    match op {
-        Op::Delete | Op::Remove => {
-            store.entries.remove(&name);
-            return Ok(());
-        }
-        Op::None => return Ok(()),
-        _ => {}
+    if settled(store, &name, op) {
+        return Ok(());
     }
     let place = if exists && op != Op::Replace {
         None
@@ -691,7 +678,7 @@ mod tests {
             "{x}"
         );
         // The objects hold the same model the faces enforce.
-        let objects = objects_of(&store);
+        let objects = store.objects();
         let p = access::Policy::from_objects(&objects);
         assert!(p.write_default);
         assert_eq!(p.lists[0].name, "b-list");
@@ -732,7 +719,7 @@ mod tests {
             "<nacm xmlns='{NACM_NS}' xmlns:nc='urn:ietf:params:xml:ns:netconf:base:1.0' nc:operation='delete'/>"
         ));
         edit(&mut store, &e, Op::Merge).unwrap();
-        let p = access::Policy::from_objects(&objects_of(&store));
+        let p = access::Policy::from_objects(&store.objects());
         assert!(p.lists.is_empty() && p.groups.is_empty() && !p.write_default);
     }
 }

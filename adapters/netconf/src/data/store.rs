@@ -49,6 +49,22 @@ impl ConfigStore {
         ConfigStore { entries }
     }
 
+    /// The entries as objects (the standard modules' views read these),
+    /// numbered in name order.
+    pub fn objects(&self) -> Vec<ManagedObject> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, (name, e))| ManagedObject {
+                class: e.class,
+                index: i as u32 + 1,
+                name: name.clone(),
+                parent_index: u32::from(name.parent().is_some()),
+                values: e.values.clone(),
+            })
+            .collect()
+    }
+
     pub fn render(&self) -> Element {
         let mut sorted: Vec<(&ObjectName, &ConfigEntry)> = self.entries.iter().collect();
         sorted.sort_by_key(|(n, e)| (class_rank(e.class), n.as_str()));
