@@ -227,13 +227,14 @@ async function loadDetail() {
     class: /Lock|Fault|Restart|Reset/.test(m.name) && m.name !== 'Unlock' ? 'danger' : '',
     onclick: () => confirmOp(name, m),
   }, m.name.replace(/([a-z])([A-Z])/g, '$1 $2')));
-  box.replaceChildren(
+  box.replaceChildren(...[
     el('div', { class: 'title' }, el('h3', { id: 'detail-name', text: name }), el('span', { class: 'muted', text: `${o.class} · index ${o.index}` })),
     el('div', { class: 'states', id: 'detail-states' }, states.map((a) => pillFor(a['yang-name'], String(o.attributes[a['yang-name']])))),
     ops.length ? el('div', { class: 'ops', id: 'ops' }, ops) : null,
     stats.length ? el('div', { class: 'charts', id: 'charts' }, stats.map((a) => chart(name, a, a.units))) : null,
     el('table', { class: 'grid attrs' }, el('tbody', {}, rows)),
-  );
+  // replaceChildren would show a left-out part as the text "null".
+  ].filter(Boolean));
 }
 
 // ---- operations and jobs -----------------------------------------------
