@@ -213,7 +213,8 @@ impl SnmpAgent {
             ..NotificationFilter::default()
         });
         let mib = Mib::new(model, engine.clone(), sys, config.max_message_size as u32)
-            .with_targets(&config.trap_targets, &config.users);
+            .with_targets(&config.trap_targets, &config.users)
+            .with_vacm(&config);
         let salt = AtomicU64::new(
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -226,10 +227,14 @@ impl SnmpAgent {
                 mib,
                 engine_id: OctetString::from(engine.id.clone()),
                 engine,
+                // A community is a secret: the audit trail, the access
+                // rules and /metrics know it by its place (as
+                // SNMP-VIEW-BASED-ACM-MIB shows it).
                 communities: config
                     .communities
                     .iter()
-                    .map(|c| (c.clone(), format!("community:{}", c.name)))
+                    .enumerate()
+                    .map(|(i, c)| (c.clone(), crate::mib::vacm::community_name(i)))
                     .collect(),
                 users,
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),

@@ -30,6 +30,7 @@ mod snapshot;
 mod target;
 #[cfg(test)]
 mod tests;
+pub mod vacm;
 
 pub use alarm::{
     ACTIVE_STATE, CLEAR_STATE, alarm_instance, model_pointer, model_state, notification_objects,
@@ -294,6 +295,20 @@ impl Mib {
         Ok((!r.is_open()).then_some(r))
     }
 
+    /// Adds SNMP-VIEW-BASED-ACM-MIB's tables of the face's configuration
+    /// (read-only).
+    pub fn with_vacm(mut self, config: &crate::config::SnmpConfig) -> Self {
+        for (entry, rows) in vacm::tables(config) {
+            self.nodes.push((entry, Node::Fixed(rows)));
+        }
+        self.nodes.push((
+            vacm::SPIN_LOCK.to_vec(),
+            Node::Fixed(vec![(vec![0], crate::codec::int(0))]),
+        ));
+        self.nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        self
+    }
+
     /// Adds SNMP-TARGET-MIB's and SNMP-NOTIFICATION-MIB's tables of these
     /// notification targets (read-only).
     pub fn with_targets(
@@ -314,7 +329,7 @@ impl Mib {
 /// sysORLastChange).
 fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
     use crate::codec::{object_id, octets, ticks};
-    let modules: [(&[u32], &str); 13] = [
+    let modules: [(&[u32], &str); 14] = [
         (
             &[1, 3, 6, 1, 6, 3, 1],
             "SNMPv2-MIB: the system and snmp groups (RFC 3418)",
@@ -338,6 +353,10 @@ fn sys_or_table(halyard: &[u32]) -> Vec<(Oid, rasn_smi::v2::ObjectSyntax)> {
         (
             &[1, 3, 6, 1, 6, 3, 15],
             "SNMP-USER-BASED-SM-MIB: USM statistics (RFC 3414)",
+        ),
+        (
+            vacm::VACM_MIB,
+            "SNMP-VIEW-BASED-ACM-MIB: the SNMP groups, access and views, read-only (RFC 3415)",
         ),
         (
             &[1, 3, 6, 1, 2, 1, 47],

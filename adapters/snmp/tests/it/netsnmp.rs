@@ -95,11 +95,10 @@ fn v2c_walk_and_bulkwalk_return_the_whole_tree_in_order() {
             .contains(".1.3.6.1.2.1.1.5.0 = STRING: \"halyard-demo\""),
         "{walk:?}"
     );
-    // The walk ends at the end of the MIB view (the last USM counter).
-    assert_eq!(
-        halyard_snmp::oid::format(&wl.last().unwrap().0),
-        "1.3.6.1.6.3.15.1.1.6.0"
-    );
+    // The walk ends at the end of the MIB view: the last column of
+    // SNMP-VIEW-BASED-ACM-MIB's last table (vacmViewTreeFamilyStatus).
+    let last = halyard_snmp::oid::format(&wl.last().unwrap().0);
+    assert!(last.starts_with("1.3.6.1.6.3.16.1.5.2.1.6."), "{last}");
 
     for reps in ["-Cr1", "-Cr10", "-Cr50"] {
         let bulk = tool(
@@ -149,8 +148,8 @@ fn v1_get_and_walk() {
         ),
     );
     assert!(walk.ok, "{walk:?}");
-    // Eight scalars and sysORTable's 13 rows of 3 columns.
-    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 39, "{walk:?}");
+    // Eight scalars and sysORTable's 14 rows of 3 columns.
+    assert_eq!(numeric_lines(&walk.stdout).len(), 8 + 42, "{walk:?}");
     let get = tool(
         "snmpget",
         &cat(
@@ -220,7 +219,7 @@ fn v3_authpriv_sha256_aes_walk() {
         .iter()
         .map(|(o, _)| halyard_snmp::oid::format(o))
         .collect();
-    assert_eq!(names.len(), 7 + 39, "{out:?}");
+    assert_eq!(names.len(), 7 + 42, "{out:?}");
     assert!(
         names.iter().all(|n| n.starts_with("1.3.6.1.2.1.1.")),
         "{out:?}"
@@ -621,7 +620,7 @@ fn sys_or_table_lists_the_served_mibs() {
         .filter(|l| l.matches('|').count() == 2)
         .skip(1)
         .collect();
-    assert_eq!(rows.len(), 13, "{table:?}");
+    assert_eq!(rows.len(), 14, "{table:?}");
     for want in [
         "|SNMPv2-MIB: ",
         "|SNMP-FRAMEWORK-MIB: ",
@@ -629,6 +628,7 @@ fn sys_or_table_lists_the_served_mibs() {
         "|SNMP-TARGET-MIB: ",
         "|SNMP-NOTIFICATION-MIB: ",
         "|SNMP-USER-BASED-SM-MIB: ",
+        "|SNMP-VIEW-BASED-ACM-MIB: ",
         "|ENTITY-MIB: ",
         "|ENTITY-STATE-MIB: ",
         "|ENTITY-SENSOR-MIB: ",
@@ -661,6 +661,7 @@ fn sys_or_table_lists_the_served_mibs() {
             ".1.3.6.1.6.3.12",
             ".1.3.6.1.6.3.13",
             ".1.3.6.1.6.3.15",
+            ".1.3.6.1.6.3.16",
             ".1.3.6.1.2.1.47",
             ".1.3.6.1.2.1.131",
             ".1.3.6.1.2.1.99",
@@ -861,4 +862,64 @@ fn if_mib_lists_the_line_cards_ports() {
         want,
         "{aliases:?}"
     );
+}
+
+/// SNMP-VIEW-BASED-ACM-MIB shows the face's access control as net-snmp's
+/// snmptable reads it with the module loaded: each user in its group, the
+/// community as `community-1` (never its name: a secret), each group's
+/// views per security level, and the views' subtrees.
+#[test]
+fn vacm_tables_show_groups_access_and_views() {
+    let r = start();
+    let table = |name: &str| -> String {
+        let mut args = v2c("public", r.addr);
+        // The standard module, byte-exact as shipped in mib/standard.
+        args.extend([
+            "-M".to_string(),
+            format!("+{}/standard:{}", repo_mib_dir(), base_mibs()),
+            "-m".to_string(),
+            "+SNMP-VIEW-BASED-ACM-MIB".to_string(),
+        ]);
+        args.extend(s(&["-Ci", "-Cf", "|", name]));
+        let t = tool("snmptable", &args);
+        assert!(t.ok, "{t:?}");
+        t.stdout
+    };
+    let groups = table("SNMP-VIEW-BASED-ACM-MIB::vacmSecurityToGroupTable");
+    // Index: the security model (3 USM, 1 v1, 2 v2c) and name.
+    for row in [
+        "3.limited|system-only|readOnly|active",
+        "3.admin|operators|readOnly|active",
+        "2.community-1|community-1|readOnly|active",
+        "1.community-1|community-1|readOnly|active",
+    ] {
+        assert!(
+            groups.lines().any(|l| l.replace('"', "").contains(&row)),
+            "{row} not in {groups}"
+        );
+    }
+    let access = table("SNMP-VIEW-BASED-ACM-MIB::vacmAccessTable");
+    // The group "system-only" reads and writes its view at authPriv.
+    assert!(
+        access.lines().any(|l| l.contains("system-only")
+            && l.contains("authPriv")
+            && l.matches("system").count() >= 3),
+        "{access}"
+    );
+    let views = table("SNMP-VIEW-BASED-ACM-MIB::vacmViewTreeFamilyTable");
+    assert!(
+        views
+            .lines()
+            .any(|l| l.contains("system") && l.contains("included")),
+        "{views}"
+    );
+    assert!(
+        views
+            .lines()
+            .any(|l| l.contains("system") && l.contains("excluded")),
+        "{views}"
+    );
+    for t in [&groups, &access, &views] {
+        assert!(!t.contains("public"), "the community's name is shown: {t}");
+    }
 }
