@@ -894,7 +894,7 @@ fn vacm_tables_show_groups_access_and_views() {
         "1.community-1|community-1|readOnly|active",
     ] {
         assert!(
-            groups.lines().any(|l| l.replace('"', "").contains(&row)),
+            groups.lines().any(|l| l.replace('"', "").contains(row)),
             "{row} not in {groups}"
         );
     }
