@@ -101,6 +101,7 @@ impl Collector for FaceMetrics {
                 ("auth_failures", get(&s.auth_failures)),
                 ("auth_refused", get(&s.auth_refused)),
                 ("access_denied", get(&s.access_denied)),
+                ("denied_notifications", get(&s.denied_notifications)),
                 ("framing_errors", get(&s.framing_errors)),
                 ("ssh_errors", get(&s.ssh_errors)),
                 // Characters XML 1.0 forbids, replaced in what it sent.

@@ -107,6 +107,20 @@ try:
         print("psu=%s" % ("ne=1/shelf=1/psu=1" in x))
         print("fans=%s" % ("ne=1/shelf=1/fan=1" in x))
         print("fan-label=%s" % ("<label>" in x.split("<fan>", 1)[-1]))
+    elif what == "listen":
+        import time
+        from lxml import etree
+        m.create_subscription()
+        print("subscribed", flush=True)
+        seen = set()
+        deadline = time.time() + float(sys.argv[5])
+        while time.time() < deadline:
+            n = m.take_notification(block=True, timeout=1)
+            if n is None:
+                continue
+            for e in etree.fromstring(n.notification_xml.encode()):
+                seen.add(etree.QName(e).localname)
+        print("seen=%s" % ",".join(sorted(seen)))
     elif what == "nacm-get":
         print(m.get_config(source="running", filter=("subtree", '<nacm xmlns="%s"/>' % NACM)).data_xml)
         print(m.get(filter=("subtree", '<nacm xmlns="%s"/>' % NACM)).data_xml)
@@ -618,4 +632,86 @@ fn http_off_loopback_is_https_with_a_logged_fingerprint() {
     a.spawn();
     assert_eq!(logged(&a), fp);
     assert_eq!(curl(&format!("https://localhost:{port}/api/v1/tree")), 200);
+}
+
+/// Notifications obey the rules too (RFC 8341 §3.4.6): a rule denying the
+/// night shift ietf-alarms' notifications keeps alarm-notification from
+/// olga, who still gets halyard-cluster's alarm-raised; otto gets both;
+/// the kept-back notifications are counted.
+#[test]
+fn notifications_a_rule_denies_are_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    let script = dir.path().join("nc.py");
+    std::fs::write(&script, NC_SCRIPT).unwrap();
+    let f = Faces {
+        a: &a,
+        script: script.clone(),
+    };
+    for (path, body) in [
+        (
+            "ne=1/accessgroup=night",
+            r#"{"class":"AccessGroup","users":"olga"}"#,
+        ),
+        (
+            "ne=1/rulelist=night-shift",
+            r#"{"class":"AccessRuleList","groups":"night"}"#,
+        ),
+        (
+            "ne=1/rulelist=night-shift/rule=no-alarm-notifications",
+            r#"{"class":"AccessRule","module":"ietf-alarms","notification":"*","operations":"read","action":"deny"}"#,
+        ),
+    ] {
+        let (code, text) = f.http("adam", "PUT", &format!("/api/v1/objects/{path}"), body);
+        assert!((200..300).contains(&code), "PUT {path}: {code} {text}");
+    }
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let listen = |user: &str| {
+        let mut child = Command::new("python3")
+            .arg(&script)
+            .args([a.netconf.as_str(), user, &password(user), "listen", "12"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 with ncclient");
+        // Wait until it is subscribed.
+        let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+        assert_eq!(line.trim(), "subscribed", "{user}");
+        (child, out)
+    };
+    let (mut olga, mut olga_out) = listen("olga");
+    let (mut otto, mut otto_out) = listen("otto");
+    let (code, body) = f.http(
+        "otto",
+        "POST",
+        "/api/v1/objects/ne=1/shelf=1/fan=1/operations/inject-fault",
+        r#"{"fault":"fan-stall"}"#,
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    let seen = |child: &mut std::process::Child,
+                out: &mut std::io::BufReader<std::process::ChildStdout>| {
+        let mut rest = String::new();
+        std::io::Read::read_to_string(out, &mut rest).unwrap();
+        assert!(child.wait().unwrap().success(), "{rest}");
+        rest
+    };
+    let olga_seen = seen(&mut olga, &mut olga_out);
+    let otto_seen = seen(&mut otto, &mut otto_out);
+    assert!(
+        otto_seen.contains("alarm-notification") && otto_seen.contains("alarm-raised"),
+        "otto: {otto_seen}"
+    );
+    assert!(olga_seen.contains("alarm-raised"), "olga: {olga_seen}");
+    assert!(
+        !olga_seen.contains("alarm-notification"),
+        "olga got what the rule denies: {olga_seen}"
+    );
+    let (_, metrics) = f.http("adam", "GET", "/metrics", "");
+    assert!(
+        metrics.contains("halyard_netconf_events_total{counter=\"denied_notifications\"}")
+            && !metrics
+                .contains("halyard_netconf_events_total{counter=\"denied_notifications\"} 0"),
+        "the kept-back notifications are not counted"
+    );
 }

@@ -33,6 +33,8 @@ pub struct Stats {
     /// RPCs the access rules refused (edits and actions the model refused
     /// are counted by the model, in the element's `AccessDenials`).
     pub access_denied: AtomicU64,
+    /// Notifications the access rules kept from a subscriber.
+    pub denied_notifications: AtomicU64,
     /// Time to handle one RPC, from the whole message to the reply.
     pub rpc_latency: halyard_cluster_model::latency::LatencyHistogram,
 }

@@ -63,7 +63,7 @@ fn yang_text(o: &ManagedObject, attr: &str) -> Option<String> {
 /// `/nacm` of the objects: the settings, groups and rule lists in their
 /// order; with `counters` (denied operations, denied data writes), the
 /// operational view.
-pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Element {
+pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64, u64)>) -> Element {
     let mut top = Element::new(NACM_NS, "nacm");
     if let Some(root) = objects
         .iter()
@@ -76,10 +76,13 @@ pub fn render(objects: &[ManagedObject], counters: Option<(u64, u64)>) -> Elemen
         }
     }
     top.push(leaf("enable-external-groups", "true"));
-    if let Some((operations, writes)) = counters {
+    if let Some((operations, writes, notifications)) = counters {
         top.push(leaf("denied-operations", (operations as u32).to_string()));
         top.push(leaf("denied-data-writes", (writes as u32).to_string()));
-        top.push(leaf("denied-notifications", "0"));
+        top.push(leaf(
+            "denied-notifications",
+            (notifications as u32).to_string(),
+        ));
     }
     let mut groups = Element::new(NACM_NS, "groups");
     let mut gs: Vec<&ManagedObject> = objects.iter().filter(|o| o.class.name == GROUP).collect();

@@ -469,7 +469,11 @@ impl Session {
             .and_then(Value::as_f64)
             .unwrap_or(0.0) as u64;
         let operations = crate::Stats::get(&self.shared.stats.access_denied);
-        Ok(crate::nacm::render(&objs, Some((operations, writes))))
+        let notifications = crate::Stats::get(&self.shared.stats.denied_notifications);
+        Ok(crate::nacm::render(
+            &objs,
+            Some((operations, writes, notifications)),
+        ))
     }
 
     /// `/hardware` (ietf-hardware) of the whole element.

@@ -8,7 +8,7 @@ use std::time::Duration;
 use halyard_cluster_model::port::{Delivery, Notification, NotificationFilter, Subscription};
 use halyard_cluster_model::{Timestamp, Value};
 use tokio::time::Instant;
-use tracing::info;
+use tracing::{info, warn};
 
 use super::Session;
 use super::filters::Filter;
@@ -28,6 +28,50 @@ pub(super) struct ActiveSub {
     /// Notifications already sent by the replay.
     replayed_up_to: Option<u64>,
     server_replayed_up_to: Option<u64>,
+    /// Who receives: each notification is checked against the access
+    /// rules' notification reads (RFC 8341 §3.4.6) as of the last read
+    /// of the rules (`Shared::policy`).
+    reader: Reader,
+}
+
+struct Reader {
+    shared: Arc<crate::datastore::Shared>,
+    user: String,
+    role: halyard_cluster_model::access::Role,
+    policy: Option<Arc<halyard_cluster_model::access::Policy>>,
+}
+
+impl Reader {
+    async fn refresh(&mut self) {
+        match self.shared.policy.get(self.shared.model.as_ref()).await {
+            Ok(p) => self.policy = Some(p),
+            Err(e) => warn!(error = %e, "cannot read the access rules; notifications go as before"),
+        }
+    }
+
+    /// Whether the user may receive a notification of this element (the
+    /// module is the one of its namespace).
+    fn may_receive(&self, ev: &Element) -> bool {
+        let Some(policy) = &self.policy else {
+            return true;
+        };
+        let module = crate::monitoring::modules()
+            .into_iter()
+            .find(|m| m.namespace == ev.ns)
+            .map_or(ev.ns.as_str(), |m| m.name);
+        let subject = halyard_cluster_model::access::Subject::notification(module, &ev.name);
+        let d = policy.decide(
+            &self.user,
+            Some(self.role),
+            &subject,
+            halyard_cluster_model::access::Op::Read,
+        );
+        if !d.permit {
+            crate::Stats::inc(&self.shared.stats.denied_notifications);
+            halyard_cluster_model::access::Denials::global().record("netconf", &self.user, &d.by);
+        }
+        d.permit
+    }
 }
 
 /// Renders a notification's event element.
@@ -124,7 +168,14 @@ impl Session {
             stop,
             replayed_up_to: None,
             server_replayed_up_to: None,
+            reader: Reader {
+                shared: self.shared.clone(),
+                user: self.user.clone(),
+                role: self.access.role(),
+                policy: None,
+            },
         };
+        sub.reader.refresh().await;
         if let Some(s) = start {
             let past = self
                 .shared
@@ -186,8 +237,12 @@ fn render_for(
         .collect()
 }
 
-/// An event element through the subscription's filter, as a notification.
+/// An event element through the access rules and the subscription's
+/// filter, as a notification.
 fn render_element(sub: &ActiveSub, time: Timestamp, ev: Element) -> Option<String> {
+    if !sub.reader.may_receive(&ev) {
+        return None;
+    }
     let ev = match &sub.filter {
         None => ev,
         Some(f) => f
@@ -217,6 +272,7 @@ pub(super) async fn next_sub_event(sub: &mut ActiveSub) -> SubEvent {
             None => std::future::pending().await,
         }
     };
+    sub.reader.refresh().await;
     tokio::select! {
         d = sub.live.recv() => match d {
             Some(Delivery::Notification(n)) => {
