@@ -670,17 +670,6 @@ fn edit_shelf(
         }
         _ => {}
     }
-    let fresh = || crate::data::ConfigEntry {
-        class,
-        values: class
-            .attributes
-            .iter()
-            .map(|a| match (a.writable, a.default) {
-                (true, Some(d)) => Value::parse(&a.ty, d).unwrap_or(Value::Absent),
-                _ => Value::Absent,
-            })
-            .collect(),
-    };
     // Checked whole before the store changes.
     let mut sets: Vec<(&str, String)> = Vec::new();
     let mut set = |attr: &'static str, v: String| sets.push((attr, v));
@@ -754,7 +743,9 @@ fn edit_shelf(
         set(alarm::SHELF_REASON, d.trimmed().to_string());
     }
     if op == Op::Replace || !exists {
-        store.entries.insert(name.clone(), fresh());
+        store
+            .entries
+            .insert(name.clone(), crate::data::ConfigEntry::fresh(class));
     }
     let entry = store.entries.get_mut(&name).expect("entry present");
     for (attr, v) in sets {

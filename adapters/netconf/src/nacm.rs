@@ -171,21 +171,6 @@ fn class(name: &str) -> Result<&'static ClassMeta, RpcError> {
         .ok_or_else(|| RpcError::operation_failed(format!("the schema has no {name}")))
 }
 
-/// A fresh entry: writable attributes at their defaults.
-fn fresh(class: &'static ClassMeta) -> ConfigEntry {
-    ConfigEntry {
-        class,
-        values: class
-            .attributes
-            .iter()
-            .map(|a| match (a.writable, a.default) {
-                (true, Some(d)) => Value::parse(&a.ty, d).unwrap_or(Value::Absent),
-                _ => Value::Absent,
-            })
-            .collect(),
-    }
-}
-
 fn set(entry: &mut ConfigEntry, attr: &str, text: &str, what: &str) -> Result<(), RpcError> {
     let (i, a) = entry
         .class
@@ -343,7 +328,7 @@ pub fn edit(store: &mut ConfigStore, nacm: &Element, op: Op) -> Result<(), RpcEr
         {
             remove_subtree(store, &n);
         }
-        let defaults = fresh(store.entries[&root].class);
+        let defaults = ConfigEntry::fresh(store.entries[&root].class);
         let entry = store.entries.get_mut(&root).expect("root entry");
         for (_, attr) in SETTINGS {
             if let Some((i, _)) = entry.class.attribute(attr) {
@@ -371,7 +356,7 @@ pub fn edit(store: &mut ConfigStore, nacm: &Element, op: Op) -> Result<(), RpcEr
                 match cop {
                     Op::None => {}
                     Op::Delete | Op::Remove => {
-                        let defaults = fresh(entry.class);
+                        let defaults = ConfigEntry::fresh(entry.class);
                         if let Some((i, _)) = entry.class.attribute(attr) {
                             entry.values[i] = defaults.values[i].clone();
                         }
@@ -455,7 +440,9 @@ fn edit_group(
         return Ok(());
     }
     if op == Op::Replace || !exists {
-        store.entries.insert(name.clone(), fresh(class));
+        store
+            .entries
+            .insert(name.clone(), ConfigEntry::fresh(class));
     }
     let entry = store.entries.get_mut(&name).expect("present");
     let users: Vec<&Element> = g
@@ -487,7 +474,7 @@ fn edit_list(
     if !store.entries.contains_key(&name) {
         let siblings = children(store, root, class);
         let place = next_order(store, &siblings);
-        let mut e = fresh(class);
+        let mut e = ConfigEntry::fresh(class);
         set(&mut e, n::ORDER, &place.to_string(), "rule-list")?;
         store.entries.insert(name.clone(), e);
     }
@@ -547,7 +534,7 @@ fn edit_rule(
         Some(next_order(store, &children(store, list, class)))
     };
     if op == Op::Replace || !exists {
-        let mut e = fresh(class);
+        let mut e = ConfigEntry::fresh(class);
         if let Some(p) = place {
             set(&mut e, n::ORDER, &p.to_string(), "rule")?;
         }

@@ -18,6 +18,23 @@ pub struct ConfigEntry {
     pub values: Vec<Value>,
 }
 
+impl ConfigEntry {
+    /// A new entry of `class`: its writable attributes at their defaults.
+    pub fn fresh(class: &'static ClassMeta) -> Self {
+        ConfigEntry {
+            class,
+            values: class
+                .attributes
+                .iter()
+                .map(|a| match (a.writable, a.default) {
+                    (true, Some(d)) => Value::parse(&a.ty, d).unwrap_or(Value::Absent),
+                    _ => Value::Absent,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// A configuration datastore's content.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct ConfigStore {
