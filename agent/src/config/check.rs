@@ -33,6 +33,7 @@ pub(super) fn check(c: &Config, loc: &Locator<'_>, errs: &mut Vec<ConfigError>) 
     check_element(c, r);
     check_faces(c, r);
     check_http_tls(c, r);
+    check_roles(c, r);
     check_snmp_users(c, r);
     check_snmp_traps(c, r);
     let groups = check_groups(c, r);
@@ -156,6 +157,61 @@ fn check_faces(c: &Config, r: &mut Report<'_>) {
                 format!("found the demo credentials with non-loopback address {a}, expected a loopback address or credentials of your own"),
             ),
             Ok(_) => {}
+        }
+    }
+}
+
+/// One person, one role: a user named on several faces has the same role
+/// on each (the access rules give a user's role its built-in rules, so a
+/// viewer on one face and an operator on another would get two answers);
+/// an SNMP user writes exactly when its role is operator or admin.
+fn check_roles(c: &Config, r: &mut Report<'_>) {
+    use crate::config::Role;
+    let word = |role: Role| match role {
+        Role::Viewer => "viewer",
+        Role::Operator => "operator",
+        Role::Admin => "admin",
+    };
+    for n in &c.netconf.users {
+        if let Some(h) = c
+            .http
+            .users
+            .iter()
+            .find(|h| h.name.get_ref() == n.name.get_ref())
+            && h.role != n.role
+        {
+            r.at(
+                &n.name,
+                format!(
+                    "found user {} with role {} here and {} in [http], expected one role for one user on every face",
+                    n.name.get_ref(),
+                    word(n.role),
+                    word(h.role)
+                ),
+            );
+        }
+    }
+    for s in &c.snmp.users {
+        let role = c
+            .http
+            .users
+            .iter()
+            .chain(&c.netconf.users)
+            .find(|u| u.name.get_ref() == s.name.get_ref())
+            .map(|u| u.role);
+        if let Some(role) = role
+            && s.write != (role != Role::Viewer)
+        {
+            r.at(
+                &s.name,
+                format!(
+                    "found SNMP user {} with write = {} and role {} on another face, expected write = {}",
+                    s.name.get_ref(),
+                    s.write,
+                    word(role),
+                    role != Role::Viewer
+                ),
+            );
         }
     }
 }

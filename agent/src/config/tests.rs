@@ -631,3 +631,27 @@ fn check_http_tls_wants_a_certificate_with_its_key_and_a_known_mode() {
     );
     refused(&ok, &ok.replace("\"on\"", "\"yes\""), "tls =", "yes");
 }
+
+#[test]
+fn check_roles_wants_one_role_per_user_on_every_face() {
+    let ok = with_element(
+        "[[snmp.users]]\nname = \"olga\"\nauth = \"SHA-256\"\nauth_pass = \"12345678\"\nwrite = true\n\
+         [http]\nusers = [{ name = \"olga\", password = \"http-password\", role = \"operator\" }]\n\
+         [netconf]\nusers = [{ name = \"olga\", password = \"netconf-password\", role = \"operator\" }]\n",
+    );
+    refused(
+        &ok,
+        &ok.replace(
+            "\"netconf-password\", role = \"operator\"",
+            "\"netconf-password\", role = \"viewer\"",
+        ),
+        "netconf-password",
+        "expected one role for one user on every face",
+    );
+    refused(
+        &ok,
+        &ok.replace("write = true", "write = false"),
+        "name = \"olga\"",
+        "expected write = true",
+    );
+}
