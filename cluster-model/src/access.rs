@@ -666,6 +666,30 @@ pub fn change_subject(change: &Change, class: &ClassMeta) -> (Subject, Op) {
     }
 }
 
+/// The first change of `changes` the policy refuses `principal`: its
+/// position, the decision and the error to report. `class_of` names an
+/// existing object's class; a change of an unknown class or object is
+/// left to the validation to report.
+pub fn first_refusal(
+    policy: &Policy,
+    principal: &Principal,
+    changes: &[Change],
+    mut class_of: impl FnMut(&crate::ObjectName) -> Option<&'static ClassMeta>,
+) -> Option<(usize, Decision, ModelError)> {
+    changes.iter().enumerate().find_map(|(index, c)| {
+        let class = match c {
+            Change::Create { class, .. } => SCHEMA.class(class),
+            Change::Set { object, .. } | Change::Delete { object } => class_of(object),
+        }?;
+        let (subject, op) = change_subject(c, class);
+        let d = policy.decide(&principal.user, principal.role, &subject, op);
+        (!d.permit).then(|| {
+            let error = refusal(principal, &subject, op, &d);
+            (index, d, error)
+        })
+    })
+}
+
 /// The refusal of `subject` for `principal`, as the model reports it:
 /// who, what and the rule, never a value.
 pub fn refusal(

@@ -117,26 +117,12 @@ impl MemoryModel {
             return Ok(());
         }
         let st = self.read();
-        let policy = Self::policy(&st);
-        for (index, c) in tx.changes.iter().enumerate() {
-            let class = match c {
-                Change::Create { class, .. } => SCHEMA.class(class),
-                Change::Set { object, .. } | Change::Delete { object } => {
-                    st.by_name.get(object).map(|i| st.objects[i].class)
-                }
-            };
-            let Some(class) = class else { continue };
-            let (subject, op) = crate::access::change_subject(c, class);
-            let p = &tx.principal;
-            let d = policy.decide(&p.user, p.role, &subject, op);
-            if !d.permit {
-                return Err(TxError {
-                    index,
-                    error: crate::access::refusal(p, &subject, op, &d),
-                });
-            }
+        let class_of = |name: &ObjectName| st.by_name.get(name).map(|i| st.objects[i].class);
+        match crate::access::first_refusal(&Self::policy(&st), &tx.principal, &tx.changes, class_of)
+        {
+            Some((index, _, error)) => Err(TxError { index, error }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {

@@ -262,6 +262,21 @@ pub fn modules() -> Vec<ModuleInfo> {
 }
 
 /// A stable identifier of the module set (yang-library content-id).
+/// The name of the module with namespace `ns`, among the served ones.
+pub fn module_of_namespace(ns: &str) -> Option<&'static str> {
+    static BY_NS: std::sync::OnceLock<std::collections::HashMap<&'static str, &'static str>> =
+        std::sync::OnceLock::new();
+    BY_NS
+        .get_or_init(|| {
+            modules()
+                .into_iter()
+                .map(|m| (m.namespace, m.name))
+                .collect()
+        })
+        .get(ns)
+        .copied()
+}
+
 pub fn content_id() -> String {
     // FNV-1a over names and revisions.
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;

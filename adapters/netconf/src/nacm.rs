@@ -205,19 +205,21 @@ fn remove_subtree(store: &mut ConfigStore, name: &ObjectName) {
     store.entries.retain(|n, _| !n.is_within(name) && n != name);
 }
 
+/// An entry's place among its siblings.
+fn order_of(e: &ConfigEntry) -> Option<u32> {
+    let (i, _) = e.class.attribute(n::ORDER)?;
+    match e.values[i] {
+        Value::U32(n) => Some(n),
+        _ => None,
+    }
+}
+
 /// The next place after the siblings' (a new list or rule is appended).
 fn next_order(store: &ConfigStore, siblings: &[ObjectName]) -> u32 {
     siblings
         .iter()
         .filter_map(|n| store.entries.get(n))
-        .filter_map(|e| {
-            e.class
-                .attribute(n::ORDER)
-                .and_then(|(i, _)| match e.values[i] {
-                    Value::U32(n) => Some(n),
-                    _ => None,
-                })
-        })
+        .filter_map(order_of)
         .max()
         .map_or(1, |m| m.saturating_add(1))
 }
@@ -269,17 +271,14 @@ fn keyed(
     }
 }
 
-/// A leaf-list's new value: `merge` adds the given items, `replace`
-/// sets them; an item with `delete` or `remove` goes.
-fn leaf_list(old: &str, items: &[&Element], op: Op) -> Result<String, RpcError> {
-    let mut v: Vec<String> = if op == Op::Replace {
-        Vec::new()
-    } else {
-        old.split_whitespace().map(str::to_string).collect()
-    };
+/// A leaf-list's new value (space-separated): the given items merged into
+/// `old` (a replace passes an empty `old`); an item with `delete` or
+/// `remove` goes.
+fn leaf_list(old: &str, items: &[&Element]) -> Result<String, RpcError> {
+    let mut v: Vec<String> = old.split_whitespace().map(str::to_string).collect();
     for item in items {
         let t = item.trimmed().to_string();
-        match op_of(item, op)? {
+        match op_of(item, Op::Merge)? {
             Op::Delete if !v.contains(&t) => {
                 return Err(bad(
                     Tag::DataMissing,
@@ -450,7 +449,7 @@ fn edit_group(
         .iter()
         .filter(|c| c.name == "user-name")
         .collect();
-    let v = leaf_list(&get_text(entry, n::USERS), &users, Op::Merge)?;
+    let v = leaf_list(&get_text(entry, n::USERS), &users)?;
     set(entry, n::USERS, &v, "user-name")
 }
 
@@ -487,7 +486,7 @@ fn edit_list(
         } else {
             get_text(entry, n::GROUPS)
         };
-        let v = leaf_list(&old, &groups, Op::Merge)?;
+        let v = leaf_list(&old, &groups)?;
         set(entry, n::GROUPS, &v, "group")?;
     }
     for r in l
@@ -522,14 +521,7 @@ fn edit_rule(
         None
     } else if exists {
         // A replaced rule keeps its place.
-        store.entries.get(&name).and_then(|e| {
-            e.class
-                .attribute(n::ORDER)
-                .and_then(|(i, _)| match e.values[i] {
-                    Value::U32(n) => Some(n),
-                    _ => None,
-                })
-        })
+        store.entries.get(&name).and_then(order_of)
     } else {
         Some(next_order(store, &children(store, list, class)))
     };

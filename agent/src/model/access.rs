@@ -26,22 +26,12 @@ impl AgentModel {
         let policy = access::load(self)
             .await
             .map_err(|error| TxError { index: 0, error })?;
-        for (index, c) in tx.changes.iter().enumerate() {
-            let class = match c {
-                Change::Create { class, .. } => SCHEMA.class(class),
-                Change::Set { object, .. } | Change::Delete { object } => {
-                    self.store.get(object).await.ok().map(|o| o.class)
-                }
-            };
-            // An unknown class or object is the validation's to report.
-            let Some(class) = class else { continue };
-            let (subject, op) = access::change_subject(c, class);
-            let d = policy.decide(&tx.principal.user, tx.principal.role, &subject, op);
-            if !d.permit {
-                let error = access::refusal(&tx.principal, &subject, op, &d);
-                self.count_denial(&tx.principal, &d.by, &error, false).await;
-                return Err(TxError { index, error });
-            }
+        let class_of = |name: &ObjectName| self.store.class_of(name);
+        if let Some((index, d, error)) =
+            access::first_refusal(&policy, &tx.principal, &tx.changes, class_of)
+        {
+            self.count_denial(&tx.principal, &d.by, &error, false).await;
+            return Err(TxError { index, error });
         }
         Ok(())
     }

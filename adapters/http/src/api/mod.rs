@@ -193,9 +193,7 @@ async fn rights(
     c.require(Role::Viewer)?;
     let mut classes = serde_json::Map::new();
     if let Some((user, role)) = &c.user {
-        let policy = st
-            .call(halyard_cluster_model::access::load(st.model.as_ref()))
-            .await?;
+        let policy = st.call(st.policy.get(st.model.as_ref())).await?;
         let may = |s: &Subject, op: Op| policy.decide(user, Some(role.model_role()), s, op).permit;
         for class in SCHEMA.object_classes() {
             let operations: Vec<&str> = class

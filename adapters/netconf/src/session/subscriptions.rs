@@ -55,10 +55,7 @@ impl Reader {
         let Some(policy) = &self.policy else {
             return true;
         };
-        let module = crate::monitoring::modules()
-            .into_iter()
-            .find(|m| m.namespace == ev.ns)
-            .map_or(ev.ns.as_str(), |m| m.name);
+        let module = crate::monitoring::module_of_namespace(&ev.ns).unwrap_or(&ev.ns);
         let subject = halyard_cluster_model::access::Subject::notification(module, &ev.name);
         let d = policy.decide(
             &self.user,
