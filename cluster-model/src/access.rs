@@ -319,6 +319,8 @@ const ACCESS_CLASSES: &[&str] = &[
     "access-rule-list",
     "access-rule",
     "access-token",
+    "access-user",
+    "access-key",
 ];
 const ACCESS_ATTRIBUTES: &[&str] = &[
     "access-control",

@@ -260,6 +260,9 @@ impl MemoryModel {
             if let Some(o) = st.objects.remove(i) {
                 st.by_name.remove(&o.name);
                 st.revisions.remove(i);
+                // A deletion is a change too: readers that compare
+                // revisions (the users' cache) read again.
+                st.revision += 1;
             }
         }
         gone.len()
@@ -503,7 +506,8 @@ fn matches_query(obj: &ManagedObject, q: &Query, classes: &mut ClassCache) -> bo
         && q.filters.iter().all(|(attr, text)| {
             obj.class
                 .attribute(attr)
-                .is_some_and(|(i, a)| obj.values[i].render(&a.ty) == *text)
+                // A secret matches no filter: a query is no oracle for it.
+                .is_some_and(|(i, a)| !a.secret && obj.values[i].render(&a.ty) == *text)
         })
 }
 
@@ -591,13 +595,20 @@ fn stage(st: &State, tx: &Transaction) -> Result<Staged, TxError> {
     Ok(staged)
 }
 
+/// An object as a read gives it: without its secrets' values.
+fn revealed(o: &ManagedObject) -> ManagedObject {
+    let mut o = o.clone();
+    crate::secret::mask(&mut o);
+    o
+}
+
 #[async_trait]
 impl InformationModel for MemoryModel {
     async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
         let st = self.read();
         st.by_name
             .get(name)
-            .map(|i| st.objects[i].clone())
+            .map(|i| revealed(&st.objects[i]))
             .ok_or_else(|| no_such(name))
     }
 
@@ -605,7 +616,7 @@ impl InformationModel for MemoryModel {
         self.read()
             .objects
             .get(&index)
-            .cloned()
+            .map(revealed)
             .ok_or_else(|| ModelError::NoSuchObject {
                 name: format!("#{index}"),
             })
@@ -628,10 +639,23 @@ impl InformationModel for MemoryModel {
             .objects
             .values()
             .filter(|o| matches_query(o, q, &mut classes))
-            .cloned()
+            .map(revealed)
             .collect();
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    async fn credentials(
+        &self,
+        class: &'static ClassMeta,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        let st = self.read();
+        Ok(st
+            .objects
+            .values()
+            .filter(|o| std::ptr::eq(o.class, class))
+            .cloned()
+            .collect())
     }
 
     async fn walk(
@@ -651,7 +675,7 @@ impl InformationModel for MemoryModel {
             .map(|(_, o)| o)
             .filter(|o| class.is_none_or(|c| std::ptr::eq(o.class, c)))
             .take(limit)
-            .cloned()
+            .map(revealed)
             .collect())
     }
 
@@ -672,7 +696,7 @@ impl InformationModel for MemoryModel {
         for (i, o) in st.objects.range(first..).take(limit) {
             page.present.push(*i);
             if st.revisions.get(i).is_none_or(|r| *r > since) {
-                page.changed.push(o.clone());
+                page.changed.push(revealed(o));
             }
         }
         Ok(Some(page))
@@ -680,6 +704,12 @@ impl InformationModel for MemoryModel {
 
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         self.check_access(tx)?;
+        if crate::secret::needs_seal(tx) {
+            // Checked as it would be kept (a key line as its fingerprint).
+            let mut sealed = tx.clone();
+            crate::secret::seal(&mut sealed)?;
+            return MemoryModel::validate(self, &sealed);
+        }
         MemoryModel::validate(self, tx)
     }
 
@@ -691,8 +721,11 @@ impl InformationModel for MemoryModel {
         ));
     }
 
-    async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+    async fn transact(&self, mut tx: Transaction) -> Result<(), TxError> {
         self.check_access(&tx)?;
+        // Idempotent: the agent seals on the blocking pool before this,
+        // leaving hashes and fingerprints that are kept as they are.
+        crate::secret::seal(&mut tx)?;
         let mut st = self.write();
         let staged = stage(&st, &tx)?;
         for (i, obj) in staged.sets {
@@ -712,6 +745,7 @@ impl InformationModel for MemoryModel {
             if let Some(o) = st.objects.remove(&i) {
                 st.by_name.remove(&o.name);
                 st.revisions.remove(&i);
+                st.revision += 1;
             }
         }
         Ok(())

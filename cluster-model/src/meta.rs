@@ -256,10 +256,14 @@ pub enum Role {
     IfOutUcastPkts,
     IfInErrors,
     IfOutErrors,
+    /// An SSH public key, kept as its SHA-256 fingerprint (`SHA256:...`, as
+    /// `ssh-keygen -l` prints it); written as a fingerprint or as an
+    /// OpenSSH public key line (string).
+    SshKey,
 }
 
 impl Role {
-    pub const ALL: [Self; 25] = [
+    pub const ALL: [Self; 26] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -285,6 +289,7 @@ impl Role {
         Self::IfOutUcastPkts,
         Self::IfInErrors,
         Self::IfOutErrors,
+        Self::SshKey,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -315,6 +320,7 @@ impl Role {
             Self::IfOutUcastPkts => "ifOutUcastPkts",
             Self::IfInErrors => "ifInErrors",
             Self::IfOutErrors => "ifOutErrors",
+            Self::SshKey => "sshKey",
         }
     }
 }
@@ -342,6 +348,10 @@ pub struct AttrMeta {
     pub reference: Option<&'static str>,
     /// The standard meaning of the attribute, if it has one.
     pub role: Option<Role>,
+    /// Write-only: a password, kept as its Argon2id hash (written as plain
+    /// text or as a hash) and never read back (the model reads it as
+    /// `Absent`; see [`crate::secret`]).
+    pub secret: bool,
     pub declared_in: &'static str,
     pub description: &'static str,
 }

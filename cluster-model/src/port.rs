@@ -400,6 +400,18 @@ pub trait InformationModel: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// Every object of `class` with its secret attributes' values (the
+    /// Argon2id hashes that every other read gives as `Absent`): for the
+    /// faces' authentication of users, never for answering a request.
+    /// A model that keeps no secrets has none to give.
+    async fn credentials(
+        &self,
+        class: &'static ClassMeta,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        let _ = class;
+        Ok(Vec::new())
+    }
+
     /// Applies every change or none. Availability-affecting writes go
     /// through COpCo in the agent.
     async fn transact(&self, tx: Transaction) -> Result<(), TxError>;
@@ -477,6 +489,12 @@ pub trait Forward: Send + Sync + 'static {
     async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
         self.base().query(query).await
     }
+    async fn credentials(
+        &self,
+        class: &'static ClassMeta,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.base().credentials(class).await
+    }
     async fn walk(
         &self,
         class: Option<&'static ClassMeta>,
@@ -534,6 +552,12 @@ impl<T: Forward> InformationModel for T {
     }
     async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
         Forward::query(self, query).await
+    }
+    async fn credentials(
+        &self,
+        class: &'static ClassMeta,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        Forward::credentials(self, class).await
     }
     async fn walk(
         &self,

@@ -62,6 +62,13 @@ impl Password {
         })
     }
 
+    /// Whether this is the password configured as `text`.
+    pub fn is(&self, text: &str) -> bool {
+        match &self.stored {
+            Stored::Plain(p) | Stored::Argon2(p) => p == text,
+        }
+    }
+
     /// Whether the configured form is a hash.
     pub fn is_hashed(&self) -> bool {
         matches!(self.stored, Stored::Argon2(_))
@@ -146,6 +153,181 @@ pub fn fingerprint(der: &[u8]) -> String {
         .map(|b| format!("{b:02X}"))
         .collect::<Vec<_>>()
         .join(":")
+}
+
+/// Whether a class has secret attributes (`Secret` in the schema).
+pub fn has_secrets(class: &crate::meta::ClassMeta) -> bool {
+    class.attributes.iter().any(|a| a.secret)
+}
+
+/// Reads a secret attribute as `Absent`: what every read of the model
+/// gives (only [`crate::port::InformationModel::credentials`] sees them).
+pub fn mask(o: &mut crate::port::ManagedObject) {
+    if has_secrets(o.class) {
+        for (v, a) in o.values.iter_mut().zip(o.class.attributes) {
+            if a.secret {
+                *v = crate::Value::Absent;
+            }
+        }
+    }
+}
+
+/// The text an attribute's written value is kept as, if it is one the
+/// model transforms: a secret (a password) as its Argon2id hash, an SSH
+/// key as its SHA-256 fingerprint. `Ok(None)`: kept as written.
+/// Hashing takes tens of milliseconds: call it off the async threads.
+pub fn sealed(
+    attribute: &crate::meta::AttrMeta,
+    value: &crate::Value,
+) -> Result<Option<String>, crate::value::ValueError> {
+    let crate::Value::Str(text) = value else {
+        return Ok(None);
+    };
+    let wrong = |reason: String| crate::value::ValueError::WrongValue { reason };
+    if attribute.secret {
+        if text.is_empty() {
+            return Ok(None);
+        }
+        if text.starts_with("$argon2") {
+            Password::from_config(text).map_err(|e| wrong(e.to_string()))?;
+            return Ok(None);
+        }
+        return hash_password(text)
+            .map(Some)
+            .map_err(|e| wrong(e.to_string()));
+    }
+    if attribute.role == Some(crate::meta::Role::SshKey) {
+        if let Some(b64) = text.strip_prefix("SHA256:") {
+            use base64::Engine as _;
+            return match base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64) {
+                Ok(d) if d.len() == 32 => Ok(None),
+                _ => Err(wrong(format!(
+                    "'{text}' is not a SHA-256 key fingerprint (SHA256: and 43 base64 characters, as ssh-keygen -l prints)"
+                ))),
+            };
+        }
+        return ssh_key_fingerprint(text).map(Some).map_err(wrong);
+    }
+    Ok(None)
+}
+
+/// The SHA-256 fingerprint of an OpenSSH public key line (`type base64
+/// [comment]`), as `ssh-keygen -l` prints it: `SHA256:` and the unpadded
+/// base64 of the digest of the key blob.
+pub fn ssh_key_fingerprint(line: &str) -> Result<String, String> {
+    use base64::Engine as _;
+    use sha2::Digest;
+    let mut fields = line.split_whitespace();
+    let (Some(kind), Some(b64)) = (fields.next(), fields.next()) else {
+        return Err(format!(
+            "'{line}' is not an OpenSSH public key line (type, base64 key, comment) nor a SHA256: fingerprint"
+        ));
+    };
+    let blob = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .map_err(|e| format!("the key of '{kind}' is not base64: {e}"))?;
+    // The blob starts with its own type name (RFC 4253 §6.6): a line whose
+    // type and blob disagree is a broken paste, not a key.
+    let named = blob
+        .get(..4)
+        .map(|n| u32::from_be_bytes([n[0], n[1], n[2], n[3]]) as usize)
+        .and_then(|n| blob.get(4..4 + n));
+    if named != Some(kind.as_bytes()) {
+        return Err(format!(
+            "the key data does not start with its type {kind}: not an OpenSSH public key"
+        ));
+    }
+    Ok(format!(
+        "SHA256:{}",
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode(sha2::Sha256::digest(&blob))
+    ))
+}
+
+/// Seals a transaction's written values as [`sealed`] says (hashes
+/// passwords, turns SSH keys into fingerprints) before the model checks
+/// and keeps them. Runs Argon2 for each password: off the async threads.
+pub fn seal(tx: &mut crate::port::Transaction) -> Result<(), crate::port::TxError> {
+    use crate::port::{Change, ModelError, TxError};
+    let class_of = |name: &crate::ObjectName, class: Option<&str>| {
+        class.and_then(|c| crate::SCHEMA.class(c)).or_else(|| {
+            name.rdns()
+                .last()
+                .and_then(|(r, _)| crate::SCHEMA.class_by_rdn(r))
+        })
+    };
+    for (index, change) in tx.changes.iter_mut().enumerate() {
+        let (class, values): (_, Vec<(&String, &mut crate::Value)>) = match change {
+            Change::Set {
+                object,
+                attribute,
+                value,
+            } => (class_of(object, None), vec![(&*attribute, value)]),
+            Change::Create {
+                class,
+                object,
+                values,
+            } => (
+                class_of(object, Some(class)),
+                values.iter_mut().map(|(a, v)| (&*a, v)).collect(),
+            ),
+            Change::Delete { .. } => continue,
+        };
+        let Some(class) = class else { continue };
+        if !has_secrets(class) && class.attribute_by_role(crate::meta::Role::SshKey).is_none() {
+            continue;
+        }
+        for (attribute, value) in values {
+            let Some((_, meta)) = class.attribute(attribute) else {
+                continue;
+            };
+            match sealed(meta, value) {
+                Ok(Some(kept)) => *value = crate::Value::Str(kept),
+                Ok(None) => {}
+                Err(error) => {
+                    return Err(TxError {
+                        index,
+                        error: ModelError::InvalidValue {
+                            attribute: attribute.clone(),
+                            error,
+                        },
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Whether a transaction writes anything [`seal`] transforms (so callers
+/// may skip the blocking pool when nothing is).
+pub fn needs_seal(tx: &crate::port::Transaction) -> bool {
+    use crate::port::Change;
+    tx.changes.iter().any(|c| {
+        let class = match c {
+            Change::Create { class, .. } => crate::SCHEMA.class(class),
+            Change::Set { object, .. } => object
+                .rdns()
+                .last()
+                .and_then(|(r, _)| crate::SCHEMA.class_by_rdn(r)),
+            Change::Delete { .. } => None,
+        };
+        class.is_some_and(|c| {
+            has_secrets(c) || c.attribute_by_role(crate::meta::Role::SshKey).is_some()
+        })
+    })
+}
+
+/// How a written value appears in the audit trail and the log: a
+/// secret's never does.
+pub fn audit_value(
+    class: Option<&crate::meta::ClassMeta>,
+    attribute: &str,
+    value: &crate::Value,
+) -> String {
+    match class.and_then(|c| c.attribute(attribute)) {
+        Some((_, a)) if a.secret => "(secret)".to_string(),
+        _ => format!("{value:?}"),
+    }
 }
 
 fn hex(b: &[u8]) -> String {

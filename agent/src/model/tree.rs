@@ -351,6 +351,23 @@ impl AgentModel {
     }
 }
 
+/// A transaction with its passwords hashed and keys made fingerprints
+/// ([`halyard_cluster_model::secret::seal`]), on the blocking pool (Argon2
+/// takes tens of milliseconds).
+async fn sealed_tx(mut tx: Transaction) -> Result<Transaction, TxError> {
+    tokio::task::spawn_blocking(move || {
+        halyard_cluster_model::secret::seal(&mut tx)?;
+        Ok(tx)
+    })
+    .await
+    .map_err(|e| TxError {
+        index: 0,
+        error: ModelError::CommitFailed {
+            reason: format!("sealing secrets failed: {e}"),
+        },
+    })?
+}
+
 #[async_trait]
 impl InformationModel for AgentModel {
     async fn get(&self, name: &ObjectName) -> Result<ManagedObject, ModelError> {
@@ -363,6 +380,13 @@ impl InformationModel for AgentModel {
 
     async fn query(&self, query: &Query) -> Result<Vec<ManagedObject>, ModelError> {
         self.store.query(query).await
+    }
+
+    async fn credentials(
+        &self,
+        class: &'static ClassMeta,
+    ) -> Result<Vec<ManagedObject>, ModelError> {
+        self.store.credentials(class).await
     }
 
     async fn walk(
@@ -389,11 +413,25 @@ impl InformationModel for AgentModel {
 
     async fn validate(&self, tx: &Transaction) -> Result<(), TxError> {
         self.check_access(tx).await?;
+        let sealed;
+        let tx = if halyard_cluster_model::secret::needs_seal(tx) {
+            sealed = sealed_tx(tx.clone()).await?;
+            &sealed
+        } else {
+            tx
+        };
         self.store.validate(tx)?;
         self.check_element_rules(tx).await
     }
 
     async fn transact(&self, tx: Transaction) -> Result<(), TxError> {
+        // Passwords become Argon2id hashes and SSH keys fingerprints before
+        // anything is checked, logged, replicated or kept.
+        let tx = if halyard_cluster_model::secret::needs_seal(&tx) {
+            sealed_tx(tx).await?
+        } else {
+            tx
+        };
         let what = tx
             .changes
             .iter()
@@ -402,7 +440,17 @@ impl InformationModel for AgentModel {
                     object,
                     attribute,
                     value,
-                } => format!("set {object} {attribute}={value:?}"),
+                } => format!(
+                    "set {object} {attribute}={}",
+                    halyard_cluster_model::secret::audit_value(
+                        object
+                            .rdns()
+                            .last()
+                            .and_then(|(r, _)| SCHEMA.class_by_rdn(r)),
+                        attribute,
+                        value
+                    )
+                ),
                 Change::Create { object, .. } => format!("create {object}"),
                 Change::Delete { object } => format!("delete {object}"),
             })

@@ -263,7 +263,7 @@ fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property, krate:
     };
     let _ = writeln!(
         o,
-        "        AttrMeta {{ name: {:?}, field: {:?}, column: {}, ty: {}, key: {}, writable: {}, measure: Measure::{measure}, units: {}, default: {}, mib_name: {:?}, yang_name: {:?}, metric: {metric}, reference: {}, role: {}, declared_in: {:?}, description: {:?} }},",
+        "        AttrMeta {{ name: {:?}, field: {:?}, column: {}, ty: {}, key: {}, writable: {}, measure: Measure::{measure}, units: {}, default: {}, mib_name: {:?}, yang_name: {:?}, metric: {metric}, reference: {}, role: {}, secret: {}, declared_in: {:?}, description: {:?} }},",
         p.name,
         names::snake(&p.name),
         p.oid,
@@ -276,6 +276,7 @@ fn attr_meta(o: &mut String, schema: &Schema, prefix: &str, p: &Property, krate:
         p.yang_name,
         opt_str(p.reference.as_deref()),
         opt_variant(krate, "Role", p.role.as_deref()),
+        p.secret,
         p.declared_in,
         p.description
     );

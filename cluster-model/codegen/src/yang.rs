@@ -94,6 +94,9 @@ fn leaf(w: &mut W, p: &Property, list_config: bool) {
     if list_config && !p.write && !p.key {
         w.line("config false;");
     }
+    if p.secret {
+        w.line("nacm:default-deny-all;");
+    }
     w.desc(&p.description);
     w.close();
 }
@@ -149,14 +152,14 @@ fn list(w: &mut W, c: &ClassDef) {
 }
 
 /// Opens a generated module: its identity (name, namespace, prefix), one
-/// import (module, prefix, reference), the schema module's organization
+/// its imports (module, prefix, reference), the schema module's organization
 /// and contact, `description` with the generated-file notice, and the
 /// schema's revision.
 fn header(
     w: &mut W,
     m: &crate::ir::Module,
     (name, namespace, prefix): (&str, &str, &str),
-    (import, import_prefix, reference): (&str, &str, &str),
+    imports: &[(&str, &str, &str)],
     description: &str,
 ) {
     w.open(&format!("module {name}"));
@@ -164,11 +167,13 @@ fn header(
     w.line(&format!("namespace \"{namespace}\";"));
     w.line(&format!("prefix {prefix};"));
     w.blank();
-    w.open(&format!("import {import}"));
-    w.line(&format!("prefix {import_prefix};"));
-    w.line(&format!("reference \"{reference}\";"));
-    w.close();
-    w.blank();
+    for (import, import_prefix, reference) in imports {
+        w.open(&format!("import {import}"));
+        w.line(&format!("prefix {import_prefix};"));
+        w.line(&format!("reference \"{reference}\";"));
+        w.close();
+        w.blank();
+    }
     w.line(&format!(
         "organization\n    {};",
         quoted(&m.organization, 4)
@@ -207,7 +212,7 @@ fn alarm_type_enum(schema: &Schema) -> Option<&crate::ir::EnumDef> {
 /// The alarm types as ietf-alarms (RFC 8632) identities: one per value of
 /// the enumeration of the attribute with the `alarmType` role, under one
 /// abstract identity of the element's. A module of its own, so that the
-/// schema's module imports nothing but ietf-yang-types. None without the role.
+/// schema's module need not import ietf-alarms. None without the role.
 pub fn generate_alarm_types(schema: &Schema) -> Option<String> {
     let e = alarm_type_enum(schema)?;
     let m = &schema.module;
@@ -220,11 +225,11 @@ pub fn generate_alarm_types(schema: &Schema) -> Option<String> {
         &mut w,
         m,
         (&name, &namespace, &prefix),
-        (
+        &[(
             "ietf-alarms",
             "al",
             "RFC 8632: A YANG Data Model for Alarm Management",
-        ),
+        )],
         &format!(
             "The alarm types of the {} module's element, as ietf-alarms alarm-type-id identities: one per {} value.",
             m.yang_module, e.name
@@ -257,15 +262,28 @@ pub fn generate(schema: &Schema) -> String {
         out: String::new(),
         depth: 0,
     };
+    let mut imports = vec![(
+        "ietf-yang-types",
+        "yang",
+        "RFC 6991: Common YANG Data Types",
+    )];
+    // A secret leaf is marked nacm:default-deny-all (RFC 8341 §3.4.5).
+    if schema
+        .classes
+        .iter()
+        .any(|c| c.attributes.iter().any(|a| a.secret))
+    {
+        imports.push((
+            "ietf-netconf-acm",
+            "nacm",
+            "RFC 8341: Network Configuration Access Control Model",
+        ));
+    }
     header(
         &mut w,
         m,
         (&m.yang_module, &m.namespace, &m.prefix),
-        (
-            "ietf-yang-types",
-            "yang",
-            "RFC 6991: Common YANG Data Types",
-        ),
+        &imports,
         &m.description,
     );
 

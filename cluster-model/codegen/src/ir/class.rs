@@ -383,6 +383,7 @@ fn build_property(
     let mib_name = q.string("MibName", errs).unwrap_or_else(|| name.clone());
     let yang_name = q.string("Yang", errs).unwrap_or_else(|| names::kebab(name));
     let role = q.one_of("Role", ROLES.iter().map(|(r, _)| *r), errs);
+    let secret = q.flag("Secret", errs);
     let ty = resolve_type(&m.ty, enums, scale, errs);
 
     if !name.starts_with(|c: char| c.is_ascii_uppercase()) {
@@ -455,6 +456,11 @@ fn build_property(
             "found Write on the Key, expected a read-only key".to_string(),
         ));
     }
+    if secret && (!write || ty != Type::String || key) {
+        errs.push(here(format!(
+            "found Secret on '{name}', expected it on a Write string property that is not the Key"
+        )));
+    }
     if let Some(d) = &default {
         if !write {
             errs.push(here(format!(
@@ -524,6 +530,7 @@ fn build_property(
         yang_name,
         declared_in: class.to_string(),
         role,
+        secret,
     })
 }
 

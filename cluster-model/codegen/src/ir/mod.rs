@@ -103,6 +103,9 @@ pub struct Property {
     pub declared_in: String,
     /// The standard meaning of the attribute (`Role` qualifier), one of [`ROLES`].
     pub role: Option<String>,
+    /// Write-only (`Secret`): a password, kept as its Argon2id hash and
+    /// never read back on any face (YANG `nacm:default-deny-all`).
+    pub secret: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -242,6 +245,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("ifOutUcastPkts", RoleType::Counter64),
     ("ifInErrors", RoleType::Counter64),
     ("ifOutErrors", RoleType::Counter64),
+    ("sshKey", RoleType::String),
 ];
 
 /// The type an attribute with a given role must have.

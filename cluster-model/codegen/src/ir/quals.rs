@@ -50,6 +50,7 @@ pub(super) const PROPERTY_QUALIFIERS: &[&str] = &[
     "MibName",
     "Yang",
     "Role",
+    "Secret",
 ];
 pub(super) const METHOD_QUALIFIERS: &[&str] = &["Description", "Job", "Yang"];
 pub(super) const PARAM_QUALIFIERS: &[&str] = &["In", "Description", "Yang"];
