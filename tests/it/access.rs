@@ -715,3 +715,163 @@ fn notifications_a_rule_denies_are_not_sent() {
         "the kept-back notifications are not counted"
     );
 }
+
+/// ncclient with an SSH key and nothing else: `ok` after a `<get>` of the
+/// element's name, or `refused` when the server does not take the key.
+const KEY_SCRIPT: &str = r#"
+import sys
+from ncclient import manager
+from ncclient.transport.errors import AuthenticationError
+addr, user, key = sys.argv[1:4]
+host, port = addr.rsplit(":", 1)
+try:
+    m = manager.connect(host=host, port=int(port), username=user, key_filename=key,
+                        hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+except AuthenticationError:
+    print("refused")
+    sys.exit(0)
+x = m.get(filter=("subtree", '<element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><access-user/></element>')).data_xml
+print("argon2" if "argon2" in x else "ok")
+m.close_session()
+"#;
+
+#[test]
+fn users_and_keys_added_at_run_time_log_in_on_http_and_netconf() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    let script = dir.path().join("nc.py");
+    std::fs::write(&script, NC_SCRIPT).unwrap();
+    let f = Faces { a: &a, script };
+    let basic = |user: &str, pass: &str, method: &str, path: &str, body: &str| -> u16 {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+            .args(["-u", &format!("{user}:{pass}")])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!("http://{}{path}", a.http))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let nina = "/api/v1/objects/ne=1/user=nina";
+    let user_body = |pass: &str| {
+        format!(
+            r#"{{"class":"AccessUser","role":"operator","password":"{pass}","comment":"night shift"}}"#
+        )
+    };
+    // Only an admin adds users.
+    let (code, body) = f.http("otto", "PUT", nina, &user_body("nina-secret-1"));
+    assert_eq!(code, 403, "an operator added a user: {body}");
+    let (code, body) = f.http("adam", "PUT", nina, &user_body("nina-secret-1"));
+    assert_eq!(code, 201, "{body}");
+    // Nina logs in on HTTP and NETCONF with her role at once.
+    let shelf = "/api/v1/objects/ne=1/shelf=1";
+    assert_eq!(
+        basic(
+            "nina",
+            "nina-secret-1",
+            "PATCH",
+            shelf,
+            r#"{"label":"by-nina"}"#
+        ),
+        200
+    );
+    assert_eq!(basic("nina", "nina-secret-x", "GET", shelf, ""), 401);
+    assert!(f.netconf_label("nina", "shelf", "ne=1/shelf=1", "by-nina-nc"));
+    // Her password is never read back, as text or as its hash, on any face.
+    let (code, read) = f.http("adam", "GET", nina, "");
+    assert_eq!(code, 200, "{read}");
+    assert!(read.contains("night shift"), "{read}");
+    assert!(
+        !read.contains("nina-secret") && !read.contains("argon2"),
+        "{read}"
+    );
+    let (ok, walk) = a.snmp("snmpwalk", &["-v2c", "-c", "public"], &[HC]);
+    assert!(
+        ok && walk.contains("night shift"),
+        "the user's row is served: {ok}"
+    );
+    assert!(
+        !walk.contains("argon2") && !walk.contains("nina-secret"),
+        "a password over SNMP"
+    );
+
+    // An SSH key: written as its public key line, kept as its fingerprint.
+    let key = dir.path().join("nina_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nina@laptop", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let line = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let fp = String::from_utf8(
+        Command::new("ssh-keygen")
+            .arg("-lf")
+            .arg(key.with_extension("pub"))
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let fp = fp.split_whitespace().nth(1).unwrap().to_string();
+    let keypath = format!("{nina}/sshkey=laptop");
+    let (code, body) = f.http(
+        "adam",
+        "PUT",
+        &keypath,
+        &format!(
+            r#"{{"class":"AccessKey","key":"{}","comment":"laptop"}}"#,
+            line.trim()
+        ),
+    );
+    assert_eq!(code, 201, "{body}");
+    let (_, read) = f.http("adam", "GET", &keypath, "");
+    assert!(read.contains(&fp), "the key kept as {fp}: {read}");
+    let keyscript = dir.path().join("key.py");
+    std::fs::write(&keyscript, KEY_SCRIPT).unwrap();
+    let by_key = |user: &str| {
+        python3(
+            &keyscript,
+            &[a.netconf.as_str(), user, key.to_str().unwrap()],
+        )
+        .trim()
+        .to_string()
+    };
+    assert_eq!(by_key("nina"), "ok");
+    // Another user may not log in with nina's key.
+    assert_eq!(by_key("ann"), "refused");
+    // Deleting the key revokes it.
+    assert_eq!(f.http("adam", "DELETE", &keypath, "").0, 204);
+    assert_eq!(by_key("nina"), "refused");
+
+    // A new password replaces the old one at once.
+    let (code, body) = f.http("adam", "PATCH", nina, r#"{"password":"nina-secret-2"}"#);
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(basic("nina", "nina-secret-1", "GET", shelf, ""), 401);
+    assert_eq!(basic("nina", "nina-secret-2", "GET", shelf, ""), 200);
+    // A user of the configuration comes first: a model user of that name
+    // does not change its password or role.
+    let (code, body) = f.http(
+        "adam",
+        "PUT",
+        "/api/v1/objects/ne=1/user=ann",
+        &user_body("ann-other"),
+    );
+    assert_eq!(code, 201, "{body}");
+    assert_eq!(basic("ann", "ann-other", "GET", shelf, ""), 401);
+    assert_eq!(
+        basic("ann", &password("ann"), "PATCH", shelf, r#"{"label":"x"}"#),
+        403
+    );
+    // A removed user is refused everywhere.
+    assert_eq!(f.http("adam", "DELETE", nina, "").0, 204);
+    assert_eq!(basic("nina", "nina-secret-2", "GET", shelf, ""), 401);
+
+    // No password reaches the log, as text or hash.
+    for secret in ["nina-secret-1", "nina-secret-2", "ann-other", "$argon2"] {
+        assert!(a.logged(secret).is_empty(), "{secret} in the log");
+    }
+}

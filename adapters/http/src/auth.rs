@@ -91,12 +91,15 @@ struct Account {
     role: Role,
 }
 
-/// The users and tokens of the configuration, looked up per request.
+/// The users and tokens of the configuration, looked up per request,
+/// then the model's users (`AccessUser` objects, see
+/// [`halyard_cluster_model::users`]).
 #[derive(Debug)]
 pub struct Authenticator {
     users: HashMap<String, Account>,
     tokens: Vec<(String, String)>,
     anonymous_read: bool,
+    model_users: halyard_cluster_model::users::UserCache,
 }
 
 /// Compares secrets without an early exit on the first differing byte.
@@ -146,14 +149,31 @@ impl Authenticator {
             users,
             tokens,
             anonymous_read: config.allow_anonymous_read,
+            model_users: Default::default(),
         })
     }
 
-    fn caller(&self, user: &str) -> Caller {
+    fn caller(&self, user: &str, role: Role) -> Caller {
         Caller {
-            user: self.users.get(user).map(|a| (user.to_string(), a.role)),
+            user: Some((user.to_string(), role)),
             anonymous_read: self.anonymous_read,
         }
+    }
+
+    /// The role of a user of the configuration, else of the model.
+    async fn role_of(
+        &self,
+        user: &str,
+        model: Option<&dyn halyard_cluster_model::port::InformationModel>,
+    ) -> Option<Role> {
+        if let Some(a) = self.users.get(user) {
+            return Some(a.role);
+        }
+        let m = model?;
+        self.model_users
+            .user(m, user)
+            .await
+            .map(|u| Role::from_model(u.role))
     }
 
     async fn token(
@@ -168,18 +188,20 @@ impl Authenticator {
                 found = Some(u.clone());
             }
         }
-        // Else an issued one (its digest is looked up), of a user that is
-        // still configured.
+        // Else an issued one (its digest is looked up), of a user that
+        // still exists.
         if found.is_none()
             && let Some(m) = model
         {
-            found = issued_token_user(m, token)
-                .await
-                .filter(|u| self.users.contains_key(u));
+            found = issued_token_user(m, token).await;
         }
-        found
-            .map(|u| self.caller(&u))
-            .ok_or_else(ApiError::bad_credentials)
+        let Some(user) = found else {
+            return Err(ApiError::bad_credentials());
+        };
+        match self.role_of(&user, model).await {
+            Some(role) => Ok(self.caller(&user, role)),
+            None => Err(ApiError::bad_credentials()),
+        }
     }
 
     /// Authenticates from the `Authorization` header, or an `access_token`
@@ -207,11 +229,23 @@ impl Authenticator {
                 let (user, pass) = decoded
                     .split_once(':')
                     .ok_or_else(ApiError::bad_credentials)?;
-                let Some(Account {
-                    password: Some(p), ..
-                }) = self.users.get(user)
-                else {
-                    return Err(ApiError::bad_credentials());
+                // A user of the configuration, else of the model.
+                let (p, role) = match self.users.get(user) {
+                    Some(Account {
+                        password: Some(p),
+                        role,
+                    }) => (p.clone(), *role),
+                    Some(_) => return Err(ApiError::bad_credentials()),
+                    None => match model {
+                        Some(m) => match self.model_users.user(m, user).await {
+                            Some(halyard_cluster_model::users::User {
+                                password: Some(p),
+                                role,
+                            }) => (p, Role::from_model(role)),
+                            _ => return Err(ApiError::bad_credentials()),
+                        },
+                        None => return Err(ApiError::bad_credentials()),
+                    },
                 };
                 let ok = if p.is_hashed() {
                     let (p, pass) = (p.clone(), pass.to_string());
@@ -222,7 +256,7 @@ impl Authenticator {
                     p.matches(pass)
                 };
                 return if ok {
-                    Ok(self.caller(user))
+                    Ok(self.caller(user, role))
                 } else {
                     Err(ApiError::bad_credentials())
                 };

@@ -39,6 +39,16 @@ impl Role {
             Role::Admin => R::Admin,
         }
     }
+
+    /// The access model's role as this face's.
+    pub fn from_model(role: halyard_cluster_model::access::Role) -> Role {
+        use halyard_cluster_model::access::Role as R;
+        match role {
+            R::Viewer => Role::Viewer,
+            R::Operator => Role::Operator,
+            R::Admin => Role::Admin,
+        }
+    }
 }
 
 /// A user: basic-auth password and/or bearer tokens, and a role.

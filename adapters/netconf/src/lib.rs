@@ -108,6 +108,16 @@ impl Access {
             Access::Admin => Role::Admin,
         }
     }
+
+    /// What a user of the access model's role may do.
+    pub fn of_role(role: halyard_cluster_model::access::Role) -> Access {
+        use halyard_cluster_model::access::Role;
+        match role {
+            Role::Viewer => Access::ReadOnly,
+            Role::Operator => Access::Operator,
+            Role::Admin => Access::Admin,
+        }
+    }
 }
 
 /// Limits that protect the server from one client.

@@ -83,7 +83,9 @@ struct User {
 /// What every connection shares.
 struct Ctx {
     shared: Arc<Shared>,
+    /// The configuration's users; then the model's.
     users: HashMap<String, User>,
+    model_users: halyard_cluster_model::users::UserCache,
     ssh: Arc<russh::server::Config>,
     max_sessions: usize,
     auth_guard: Arc<halyard_cluster_model::guard::FailureGuard>,
@@ -102,6 +104,8 @@ struct Conn {
     peer_ip: String,
     peer_addr: std::net::IpAddr,
     user: Option<String>,
+    /// What the authenticated user may do (its role).
+    access: crate::Access,
     channels: HashMap<ChannelId, Channel<Msg>>,
     started: Arc<AtomicBool>,
     /// Failed password attempts on this connection.
@@ -174,7 +178,20 @@ impl Handler for Conn {
             warn!(user, peer = %self.peer, retry_after_s = wait.as_secs() + 1, "NETCONF login refused unchecked: too many failed logins from this address");
             return Ok(self.failed(user, "password").await);
         }
-        let ok = match self.ctx.users.get(user).and_then(|u| u.password.clone()) {
+        // A user of the configuration, else of the model.
+        let (stored, access) = match self.ctx.users.get(user) {
+            Some(u) => (u.password.clone(), u.access),
+            None => match self
+                .ctx
+                .model_users
+                .user(&*self.ctx.shared.model, user)
+                .await
+            {
+                Some(u) => (u.password, crate::Access::of_role(u.role)),
+                None => (None, crate::Access::ReadOnly),
+            },
+        };
+        let ok = match stored {
             // Argon2 takes tens of milliseconds: not on an async thread.
             Some(p) if p.is_hashed() => {
                 let given = password.to_string();
@@ -189,6 +206,7 @@ impl Handler for Conn {
             info!(user, peer = %self.peer, method = "password", "NETCONF login");
             self.ctx.auth_guard.succeeded(self.peer_addr);
             self.user = Some(user.to_string());
+            self.access = access;
             Ok(Auth::Accept)
         } else {
             if let halyard_cluster_model::guard::Verdict::Refused { failures, for_ } =
@@ -205,14 +223,38 @@ impl Handler for Conn {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        let ok = self.ctx.users.get(user).is_some_and(|u| {
-            u.keys
+        // A key of the configuration's user, else one of the model's
+        // user (kept as its SHA-256 fingerprint).
+        let access = match self.ctx.users.get(user) {
+            Some(u) => u
+                .keys
                 .iter()
                 .any(|k| k.key_data() == key.public_key.key_data())
-        });
-        if ok {
+                .then_some(u.access),
+            None => {
+                let fingerprint = key
+                    .public_key
+                    .fingerprint(russh::keys::HashAlg::Sha256)
+                    .to_string();
+                let model = &*self.ctx.shared.model;
+                match self.ctx.model_users.user(model, user).await {
+                    Some(u)
+                        if self
+                            .ctx
+                            .model_users
+                            .has_key(model, user, &fingerprint)
+                            .await =>
+                    {
+                        Some(crate::Access::of_role(u.role))
+                    }
+                    _ => None,
+                }
+            }
+        };
+        if let Some(access) = access {
             info!(user, peer = %self.peer, method = "publickey", "NETCONF login");
             self.user = Some(user.to_string());
+            self.access = access;
             Ok(Auth::Accept)
         } else {
             Ok(self.failed(user, "publickey").await)
@@ -260,11 +302,8 @@ impl Handler for Conn {
         session.channel_success(id)?;
         self.started.store(true, Ordering::Relaxed);
         let shared = self.ctx.shared.clone();
-        let access = self
-            .ctx
-            .users
-            .get(&user)
-            .map_or(crate::Access::ReadOnly, |u| u.access);
+        let access = self.access;
+        self.ctx.shared.set_role(&user, access.role());
         let peer = self.peer_ip.clone();
         let stream = channel.into_stream();
         self.ctx
@@ -407,12 +446,9 @@ impl Listener {
         if let Some(tx) = &config.system {
             let _ = shared.system.set(tx.clone());
         }
-        let _ = shared.roles.set(
-            users
-                .iter()
-                .map(|(name, u)| (name.clone(), u.access.role()))
-                .collect(),
-        );
+        for (name, u) in &users {
+            shared.set_role(name, u.access.role());
+        }
         Ok(Listener {
             listeners,
             hello_timeout: config.limits.hello_timeout,
@@ -420,6 +456,7 @@ impl Listener {
             ctx: Arc::new(Ctx {
                 shared,
                 users,
+                model_users: Default::default(),
                 ssh: Arc::new(ssh),
                 max_sessions: config.limits.max_sessions,
                 auth_guard: config.auth_guard.clone(),
@@ -519,6 +556,7 @@ impl Ctx {
             peer_ip: peer.ip().to_string(),
             peer_addr: peer.ip(),
             user: None,
+            access: crate::Access::ReadOnly,
             channels: HashMap::new(),
             started: started.clone(),
             password_failures: 0,

@@ -207,10 +207,25 @@ impl Shared {
             return Principal::new(user, Protocol::Internal);
         }
         let p = Principal::new(user, Protocol::Netconf);
-        match self.roles.get().and_then(|r| r.get(user)) {
-            Some(role) => p.with_role(*role),
+        let role = self
+            .roles
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(user)
+            .copied();
+        match role {
+            Some(role) => p.with_role(role),
             None => p,
         }
+    }
+
+    /// Records the role a user logged in with (the configuration's at
+    /// start, a model user's at each login).
+    pub fn set_role(&self, user: &str, role: halyard_cluster_model::access::Role) {
+        self.roles
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(user.to_string(), role);
     }
 
     /// Applies `target_store` to running as one transaction.

@@ -101,9 +101,9 @@ pub struct Shared {
         std::sync::OnceLock<tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>>,
     /// The access model as last read (RPC and read checks).
     pub policy: halyard_cluster_model::access::PolicyCache,
-    /// Each user's role (its group in the access model).
-    pub roles:
-        std::sync::OnceLock<std::collections::HashMap<String, halyard_cluster_model::access::Role>>,
+    /// Each user's role (its group in the access model): the
+    /// configuration's users, and the model's as they log in.
+    roles: std::sync::RwLock<std::collections::HashMap<String, halyard_cluster_model::access::Role>>,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,

@@ -19,14 +19,7 @@ fn shared() -> (Arc<halyard_cluster_model::memory::MemoryModel>, Arc<Shared>) {
         None,
     );
     // The tests' user "u" is an operator.
-    let _ = s.roles.set(
-        [(
-            "u".to_string(),
-            halyard_cluster_model::access::Role::Operator,
-        )]
-        .into_iter()
-        .collect(),
-    );
+    s.set_role("u", halyard_cluster_model::access::Role::Operator);
     (m, s)
 }
 

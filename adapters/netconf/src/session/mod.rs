@@ -494,14 +494,7 @@ mod tests {
             std::time::Duration::from_secs(60),
             None,
         );
-        let _ = shared.roles.set(
-            [(
-                "admin".to_string(),
-                halyard_cluster_model::access::Role::Admin,
-            )]
-            .into_iter()
-            .collect(),
-        );
+        shared.set_role("admin", halyard_cluster_model::access::Role::Admin);
         let (id, _kill) = shared.register("admin", "test");
         Session {
             shared,
