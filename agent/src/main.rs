@@ -23,6 +23,7 @@ mod replication;
 mod stats;
 mod tls;
 mod upgrade;
+mod usercli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,6 +81,10 @@ enum Command {
     Boot,
     /// Writes DIR/manifest.json for a release (its version, and every file
     /// with its SHA-256 and size): what a load server holds per version.
+    /// Manages the users the element keeps (added at run time, replicated
+    /// to every node) through a running agent's HTTP API, as an
+    /// administrator: list, add, passwd, role, del, key, del-key.
+    User(usercli::UserArgs),
     Pack {
         /// Release version.
         #[arg(long)]
@@ -165,6 +170,13 @@ fn main() -> anyhow::Result<()> {
                 m.files.len()
             );
             return Ok(());
+        }
+        Some(Command::User(args)) => {
+            let data_dir = cli
+                .data_dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from("./halyard-data"));
+            return usercli::run(args, &data_dir);
         }
         Some(Command::Boot) | None => {}
     }

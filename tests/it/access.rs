@@ -632,6 +632,130 @@ fn http_off_loopback_is_https_with_a_logged_fingerprint() {
     a.spawn();
     assert_eq!(logged(&a), fp);
     assert_eq!(curl(&format!("https://localhost:{port}/api/v1/tree")), 200);
+
+    // `halyard user` over HTTPS, the certificate pinned from the data dir.
+    let url = format!("https://127.0.0.1:{port}");
+    let user_cli = |args: &[&str], stdin: &str, pin: Option<&str>| -> (bool, String) {
+        use std::io::Write as _;
+        let mut cmd = Command::new(halyard_tests::halyard(false));
+        cmd.arg("--data-dir").arg(&data);
+        cmd.args(["user", "--url", &url, "--as", "adam"]);
+        if let Some(p) = pin {
+            cmd.args(["--fingerprint", p]);
+        }
+        let mut child = cmd
+            .args(args)
+            .env("HALYARD_PASSWORD", password("adam"))
+            .env("RUST_BACKTRACE", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("halyard user");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, out) = user_cli(
+        &["add", "nina", "--role", "operator", "--password-stdin"],
+        "nina-secret-1\n",
+        None,
+    );
+    assert!(ok, "{out}");
+    let nina = |path: &str| -> u16 {
+        let out = Command::new("curl")
+            .args([
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "-m",
+                "10",
+                "--cacert",
+            ])
+            .arg(&cert)
+            .args(["-u", "nina:nina-secret-1", &format!("{url}{path}")])
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    assert_eq!(nina("/api/v1/tree"), 200);
+    // Another certificate is refused before anything is sent.
+    let wrong = "AB:".repeat(31) + "AB";
+    let (ok, out) = user_cli(&["del", "nina"], "", Some(&wrong));
+    assert!(!ok && out.contains("not the pinned one"), "{out}");
+    assert_eq!(nina("/api/v1/tree"), 200);
+    // A key added, rotated and listed by its fingerprint.
+    let keys: Vec<(PathBuf, String)> = ["one", "two"]
+        .iter()
+        .map(|n| {
+            let k = dir.path().join(format!("nina_{n}"));
+            let made = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", n, "-f"])
+                .arg(&k)
+                .status()
+                .expect("ssh-keygen");
+            assert!(made.success());
+            let out = Command::new("ssh-keygen")
+                .arg("-lf")
+                .arg(k.with_extension("pub"))
+                .output()
+                .unwrap();
+            let fp = String::from_utf8_lossy(&out.stdout)
+                .split_whitespace()
+                .nth(1)
+                .unwrap()
+                .to_string();
+            (k.with_extension("pub"), fp)
+        })
+        .collect();
+    for (file, fp) in &keys {
+        let (ok, out) = user_cli(&["key", "nina", "laptop", file.to_str().unwrap()], "", None);
+        assert!(ok && out.contains(fp.as_str()), "{out}");
+    }
+    let (ok, listed) = user_cli(&["list"], "", None);
+    assert!(ok && listed.contains("role=operator"), "{listed}");
+    assert!(
+        listed.contains(&keys[1].1) && !listed.contains(&keys[0].1),
+        "{listed}"
+    );
+    // A private key file is named as not a public key, and nothing is sent.
+    let (ok, out) = user_cli(
+        &[
+            "key",
+            "nina",
+            "desk",
+            keys[0].0.with_extension("").to_str().unwrap(),
+        ],
+        "",
+        None,
+    );
+    assert!(!ok && out.contains("nina_one"), "{out}");
+    // A new password, then removal.
+    let (ok, out) = user_cli(&["passwd", "nina"], "nina-secret-2\n", None);
+    assert!(ok, "{out}");
+    assert_eq!(nina("/api/v1/tree"), 401);
+    let (ok, out) = user_cli(&["del", "nina"], "", None);
+    assert!(ok, "{out}");
+    let (_, listed) = user_cli(&["list"], "", None);
+    assert!(!listed.contains("nina"), "{listed}");
+    assert!(a.logged("nina-secret").is_empty(), "a password in the log");
 }
 
 /// Notifications obey the rules too (RFC 8341 §3.4.6): a rule denying the

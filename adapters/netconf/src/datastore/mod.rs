@@ -103,7 +103,8 @@ pub struct Shared {
     pub policy: halyard_cluster_model::access::PolicyCache,
     /// Each user's role (its group in the access model): the
     /// configuration's users, and the model's as they log in.
-    roles: std::sync::RwLock<std::collections::HashMap<String, halyard_cluster_model::access::Role>>,
+    roles:
+        std::sync::RwLock<std::collections::HashMap<String, halyard_cluster_model::access::Role>>,
     ds: Mutex<DsState>,
     sessions: std::sync::Mutex<BTreeMap<u32, SessionEntry>>,
     next_session: std::sync::atomic::AtomicU32,
