@@ -842,7 +842,7 @@ fn notifications_a_rule_denies_are_not_sent() {
 
 /// ncclient with an SSH key and nothing else: `ok` after a `<get>` of the
 /// element's name, or `refused` when the server does not take the key.
-const KEY_SCRIPT: &str = r#"
+pub(crate) const KEY_SCRIPT: &str = r#"
 import sys
 from ncclient import manager
 from ncclient.transport.errors import AuthenticationError

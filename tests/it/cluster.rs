@@ -894,4 +894,56 @@ fn access_rules_and_revoked_tokens_reach_every_node() {
             t1.elapsed()
         );
     }
+
+    // A user with an SSH key, added on n1, logs in with it on every node
+    // (ncclient); the key deleted on n2 is refused by every node.
+    let key = dir.path().join("nina_ed25519");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nina", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen");
+    assert!(made.success());
+    let line = std::fs::read_to_string(key.with_extension("pub")).unwrap();
+    let user = "/api/v1/objects/ne=1/user=nina";
+    let (code, text) = admin(
+        "n1",
+        "PUT",
+        user,
+        r#"{"class":"AccessUser","role":"operator"}"#,
+    );
+    assert_eq!(code, 201, "{text}");
+    let body = format!(r#"{{"class":"AccessKey","key":"{}"}}"#, line.trim());
+    let (code, text) = admin("n1", "PUT", &format!("{user}/sshkey=laptop"), &body);
+    assert_eq!(code, 201, "{text}");
+    let script = dir.path().join("key.py");
+    std::fs::write(&script, crate::access::KEY_SCRIPT).unwrap();
+    let by_key = |n: &str| {
+        crate::agent::python3(
+            &script,
+            &[c.node(n).netconf.as_str(), "nina", key.to_str().unwrap()],
+        )
+        .trim()
+        .to_string()
+    };
+    for n in NODES {
+        wait_until(&format!("{n} to take nina's key"), 30, || by_key(n) == "ok");
+    }
+    let (code, text) = admin("n2", "DELETE", &format!("{user}/sshkey=laptop"), "");
+    assert_eq!(code, 204, "{text}");
+    // Each login attempt takes a second or more (python, SSH, and the
+    // server's delay after a refused key): the count of attempts tells
+    // whether the first one was already refused.
+    let t2 = Instant::now();
+    for n in NODES {
+        let mut attempts = 0;
+        wait_until(&format!("{n} to refuse the deleted key"), 30, || {
+            attempts += 1;
+            by_key(n) == "refused"
+        });
+        eprintln!(
+            "key refused on {n} at attempt {attempts}, {:?} after it was deleted on n2",
+            t2.elapsed()
+        );
+    }
 }

@@ -316,7 +316,7 @@ checkpoint = "asynchronous"
         c
     }
 
-    fn node(&self, name: &str) -> &Node {
+    pub fn node(&self, name: &str) -> &Node {
         self.nodes.iter().find(|n| n.name == name).expect("node")
     }
 
