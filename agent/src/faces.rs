@@ -98,6 +98,8 @@ impl Face for Http {
 #[derive(Debug, Default)]
 pub struct Faces {
     tasks: Vec<(String, tokio::task::JoinHandle<()>)>,
+    /// The SNMP engine ID, when the SNMP face runs.
+    pub snmp_engine_id: Option<Vec<u8>>,
 }
 
 impl Faces {
@@ -160,8 +162,8 @@ fn snmp_config(
     node: &str,
 ) -> anyhow::Result<halyard_snmp::SnmpConfig> {
     use halyard_snmp::{
-        AuthProtocol, Community, Group, NotifyKind, PrivProtocol, SecurityLevel, SnmpConfig,
-        TrapSecurity, TrapTarget, UsmUser, View,
+        Community, Group, NotifyKind, SecurityLevel, SnmpConfig, TrapSecurity, TrapTarget, UsmUser,
+        View,
     };
     let mut c = SnmpConfig {
         listen,
@@ -179,28 +181,14 @@ fn snmp_config(
         .collect();
     c.views.insert("all".into(), View::all());
     for u in &cfg.snmp.users {
-        let auth = match u.auth {
-            SnmpAuth::Md5 => AuthProtocol::Md5,
-            SnmpAuth::Sha1 => AuthProtocol::Sha1,
-            SnmpAuth::Sha224 => AuthProtocol::Sha224,
-            SnmpAuth::Sha256 => AuthProtocol::Sha256,
-            SnmpAuth::Sha384 => AuthProtocol::Sha384,
-            SnmpAuth::Sha512 => AuthProtocol::Sha512,
-        };
+        let auth = auth_protocol(u.auth);
         c.users.push(UsmUser {
             name: u.name.get_ref().clone(),
             auth: Some((auth, u.auth_pass.get_ref().clone())),
-            privacy: u.privacy.zip(u.priv_pass.as_ref()).map(|(proto, p)| {
-                let proto = match proto {
-                    SnmpPriv::Des => PrivProtocol::Des,
-                    SnmpPriv::Aes => PrivProtocol::Aes128,
-                    SnmpPriv::Aes192 => PrivProtocol::Aes192,
-                    SnmpPriv::Aes256 => PrivProtocol::Aes256,
-                    SnmpPriv::Aes192Reeder => PrivProtocol::Aes192Reeder,
-                    SnmpPriv::Aes256Reeder => PrivProtocol::Aes256Reeder,
-                };
-                (proto, p.get_ref().clone())
-            }),
+            privacy: u
+                .privacy
+                .zip(u.priv_pass.as_ref())
+                .map(|(proto, p)| (priv_protocol(proto), p.get_ref().clone())),
             group: u.name.get_ref().clone(),
         });
         // One VACM group per user: its views and its levels.
@@ -384,8 +372,12 @@ pub async fn start(
     for f in &bound {
         f.resources(&mut metrics);
     }
+    let snmp_engine_id = metrics.snmp.as_ref().map(|e| e.id.clone());
     bound.extend(bind_http(cli, cfg, data_dir, &model, metrics, &guard)?);
-    let mut faces = Faces::default();
+    let mut faces = Faces {
+        snmp_engine_id,
+        ..Faces::default()
+    };
     for face in bound {
         let name = face.name();
         let stop = stop.clone();
@@ -401,4 +393,30 @@ pub async fn start(
         faces.tasks.push((name, task));
     }
     Ok(faces)
+}
+
+/// The SNMP face's protocol of a config file's `auth` word.
+pub(crate) fn auth_protocol(a: SnmpAuth) -> halyard_snmp::AuthProtocol {
+    use halyard_snmp::AuthProtocol;
+    match a {
+        SnmpAuth::Md5 => AuthProtocol::Md5,
+        SnmpAuth::Sha1 => AuthProtocol::Sha1,
+        SnmpAuth::Sha224 => AuthProtocol::Sha224,
+        SnmpAuth::Sha256 => AuthProtocol::Sha256,
+        SnmpAuth::Sha384 => AuthProtocol::Sha384,
+        SnmpAuth::Sha512 => AuthProtocol::Sha512,
+    }
+}
+
+/// The SNMP face's protocol of a config file's `priv` word.
+pub(crate) fn priv_protocol(p: SnmpPriv) -> halyard_snmp::PrivProtocol {
+    use halyard_snmp::PrivProtocol;
+    match p {
+        SnmpPriv::Des => PrivProtocol::Des,
+        SnmpPriv::Aes => PrivProtocol::Aes128,
+        SnmpPriv::Aes192 => PrivProtocol::Aes192,
+        SnmpPriv::Aes256 => PrivProtocol::Aes256,
+        SnmpPriv::Aes192Reeder => PrivProtocol::Aes192Reeder,
+        SnmpPriv::Aes256Reeder => PrivProtocol::Aes256Reeder,
+    }
 }

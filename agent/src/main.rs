@@ -94,6 +94,30 @@ enum Command {
     },
 }
 
+/// Replicates this node's SNMP engine ID, retrying until the cluster
+/// takes it (a node may start before there is a quorum) or the agent stops.
+async fn publish_snmp_engine(
+    model: Arc<model::AgentModel>,
+    node: String,
+    id: Vec<u8>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let change = replication::Replicated::SnmpEngine(replication::SnmpEngine {
+        node,
+        engine_id: halyard_snmp::engine::to_hex(&id),
+    });
+    loop {
+        match change.replicate(&model.core).await {
+            Ok(()) => return,
+            Err(e) => tracing::debug!(error = %e, "SNMP engine ID not published yet"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 fn load(cli: &Cli) -> Result<(String, config::Config), config::ConfigErrors> {
     match &cli.config {
         Some(path) => {
@@ -519,6 +543,13 @@ async fn run_node(
     .await?;
     inventory::check(&data_dir, &model, &el.root, &node).await;
     tracing::info!(objects = model.store.len(), faces = %faces.describe(), "ready");
+    // Every node shows every node's SNMP engine ID, for `halyard user snmp`
+    // to localize keys for each.
+    if let Some(id) = faces.snmp_engine_id.clone() {
+        cluster_tasks.push(tokio::spawn(tracing::Instrument::in_current_span(
+            publish_snmp_engine(model.clone(), node.clone(), id, stop_rx.clone()),
+        )));
+    }
 
     let log = clusterlog::ClusterLog {
         model: model.clone(),

@@ -42,6 +42,16 @@ pub enum Replicated {
     Hotswap(serde_json::Value),
     /// An alarm of a non-peer node, relayed by its proxy.
     RelayedAlarm(RelayedAlarm),
+    /// A node's SNMP engine ID (hex), for localizing users' keys.
+    SnmpEngine(SnmpEngine),
+}
+
+/// A node's SNMP engine, as it publishes it once its SNMP face is up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnmpEngine {
+    pub node: String,
+    /// The engine ID in hex.
+    pub engine_id: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,6 +121,7 @@ impl Replicated {
             Self::ReleaseStatus(s) => Retention::Latest(format!("release-status/{}", s.node)),
             // Written by the core, which states its own rule.
             Self::Hotswap(_) => Retention::Keep,
+            Self::SnmpEngine(e) => Retention::Latest(format!("snmp-engine/{}", e.node)),
             Self::RelayedAlarm(a) => Retention::Latest(format!(
                 "{}/{}/{}",
                 halyard_backend::core::RELAYED_ALARM,

@@ -65,6 +65,20 @@ enum Action {
     },
     /// Removes (revokes) one of a user's SSH keys.
     DelKey { name: String, key_name: String },
+    /// Sets a user's SNMPv3 keys: reads the authentication passphrase (and,
+    /// with --priv, the privacy passphrase) on standard input, one per
+    /// line, localizes them for every node's SNMP engine and stores only
+    /// the localized keys (replacing the user's previous ones).
+    Snmp {
+        name: String,
+        /// MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512.
+        #[arg(long, default_value = "SHA-256")]
+        auth: String,
+        /// DES, AES, AES-192, AES-256, AES-192-C or AES-256-C; without it,
+        /// authNoPriv.
+        #[arg(long = "priv")]
+        privacy: Option<String>,
+    },
 }
 
 /// The API's path of a user, or of one of its keys.
@@ -190,6 +204,10 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
             ..
         }
         | Action::Passwd { .. } => Some(hash_password(&read_line_stdin("password")?)?),
+        _ => None,
+    };
+    let snmp = match action {
+        Action::Snmp { auth, privacy, .. } => Some(SnmpSecrets::read(auth, privacy.as_deref())?),
         _ => None,
     };
     let key = match action {
@@ -321,6 +339,59 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
                     v["attributes"]["key"].as_str().unwrap_or("?")
                 );
             }
+            Action::Snmp { name, .. } => {
+                let secrets = snmp.as_ref().expect("read above");
+                let nodes = client
+                    .expect("GET", "/api/v1/classes/Node", None, &[200])
+                    .await?;
+                let engines: Vec<(String, String)> = nodes["objects"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|n| {
+                        let a = &n["attributes"];
+                        let id = a["snmp-engine-id"].as_str().filter(|s| !s.is_empty())?;
+                        Some((a["name"].as_str()?.to_string(), id.to_string()))
+                    })
+                    .collect();
+                if engines.is_empty() {
+                    bail!("no node shows an SNMP engine ID yet (is an SNMP face running?)");
+                }
+                // The user's keys for engines no node has any more go.
+                let old = client
+                    .expect("GET", "/api/v1/classes/AccessSnmpKey", None, &[200])
+                    .await?;
+                let prefix = format!("ne=1/user={name}/snmpkey=");
+                for k in old["objects"].as_array().into_iter().flatten() {
+                    let Some(kn) = k["attributes"]["name"].as_str() else {
+                        continue;
+                    };
+                    if let Some(id) = kn.strip_prefix(&prefix)
+                        && !engines.iter().any(|(_, e)| e.eq_ignore_ascii_case(id))
+                    {
+                        client
+                            .expect("DELETE", &format!("/api/v1/objects/{kn}"), None, &[204])
+                            .await?;
+                    }
+                }
+                for (node, id) in &engines {
+                    let body = secrets.object(id)?;
+                    let path = format!("{}/snmpkey={id}", user_path(name));
+                    let (status, answer) = client.send("PUT", &path, Some(body.clone())).await?;
+                    match status {
+                        201 => {}
+                        409 => {
+                            let mut patch = body;
+                            if let Some(o) = patch.as_object_mut() {
+                                o.remove("class");
+                            }
+                            client.expect("PATCH", &path, Some(patch), &[200]).await?;
+                        }
+                        _ => return Err(refused("PUT", &path, status, &answer)),
+                    }
+                    println!("SNMPv3 keys of {name} localized for {node} (engine {id})");
+                }
+            }
             Action::DelKey { name, key_name } => {
                 let path = format!("{}/sshkey={key_name}", user_path(name));
                 client.expect("DELETE", &path, None, &[204]).await?;
@@ -329,4 +400,90 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
         }
         Ok(())
     })
+}
+
+/// A user's SNMPv3 protocols and passphrases, read once; only keys
+/// localized from them leave this process.
+struct SnmpSecrets {
+    auth: halyard_snmp::AuthProtocol,
+    auth_label: &'static str,
+    auth_pass: String,
+    privacy: Option<(&'static str, String)>,
+}
+
+impl SnmpSecrets {
+    fn read(auth: &str, privacy: Option<&str>) -> anyhow::Result<SnmpSecrets> {
+        use crate::config::{SnmpAuth, SnmpPriv};
+        let word = |w: &str| serde_json::Value::String(w.to_string());
+        let a: SnmpAuth = serde_json::from_value(word(auth)).map_err(|_| {
+            anyhow::anyhow!(
+                "--auth {auth}: expected MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512"
+            )
+        })?;
+        let auth_label = match a {
+            SnmpAuth::Md5 => "md5",
+            SnmpAuth::Sha1 => "sha",
+            SnmpAuth::Sha224 => "sha224",
+            SnmpAuth::Sha256 => "sha256",
+            SnmpAuth::Sha384 => "sha384",
+            SnmpAuth::Sha512 => "sha512",
+        };
+        let p = match privacy {
+            None => None,
+            Some(w) => Some(serde_json::from_value::<SnmpPriv>(word(w)).map_err(|_| {
+                anyhow::anyhow!(
+                    "--priv {w}: expected DES, AES, AES-192, AES-256, AES-192-C or AES-256-C"
+                )
+            })?),
+        };
+        let auth_pass = read_line_stdin("authentication passphrase")?;
+        let privacy = match p {
+            None => None,
+            Some(p) => {
+                let label = match p {
+                    SnmpPriv::Des => "des",
+                    SnmpPriv::Aes => "aes",
+                    SnmpPriv::Aes192 => "aes192",
+                    SnmpPriv::Aes256 => "aes256",
+                    SnmpPriv::Aes192Reeder => "aes192c",
+                    SnmpPriv::Aes256Reeder => "aes256c",
+                };
+                Some((label, read_line_stdin("privacy passphrase")?))
+            }
+        };
+        for pass in std::iter::once(&auth_pass).chain(privacy.as_ref().map(|(_, p)| p)) {
+            if pass.chars().count() < 8 {
+                bail!("a passphrase needs at least 8 characters (RFC 3414)");
+            }
+        }
+        Ok(SnmpSecrets {
+            auth: crate::faces::auth_protocol(a),
+            auth_label,
+            auth_pass,
+            privacy,
+        })
+    }
+
+    /// The `AccessSnmpKey` object for one engine (its ID in hex).
+    fn object(&self, engine_hex: &str) -> anyhow::Result<serde_json::Value> {
+        use halyard_snmp::engine::{from_hex, to_hex};
+        use halyard_snmp::usm::localized_key;
+        let id =
+            from_hex(engine_hex).with_context(|| format!("engine ID {engine_hex} is not hex"))?;
+        let mut body = serde_json::json!({
+            "class": halyard_cluster_model::users::names::SNMP_KEY,
+            "auth-protocol": self.auth_label,
+            "auth-key": to_hex(&localized_key(self.auth, &self.auth_pass, &id)),
+            "priv-protocol": "none",
+            "priv-key": "",
+        });
+        if let Some((label, pass)) = &self.privacy {
+            // The privacy key is localized with the authentication hash
+            // (RFC 3414 2.6); its protocol extends it as it needs.
+            body["priv-protocol"] = serde_json::Value::String(label.to_string());
+            body["priv-key"] =
+                serde_json::Value::String(to_hex(&localized_key(self.auth, pass, &id)));
+        }
+        Ok(body)
+    }
 }

@@ -321,6 +321,7 @@ const ACCESS_CLASSES: &[&str] = &[
     "access-token",
     "access-user",
     "access-key",
+    "access-snmp-key",
 ];
 const ACCESS_ATTRIBUTES: &[&str] = &[
     "access-control",

@@ -260,10 +260,13 @@ pub enum Role {
     /// `ssh-keygen -l` prints it); written as a fingerprint or as an
     /// OpenSSH public key line (string).
     SshKey,
+    /// A password, kept as its Argon2id hash (a `Secret` string): written
+    /// as plain text or as a hash.
+    Password,
 }
 
 impl Role {
-    pub const ALL: [Self; 26] = [
+    pub const ALL: [Self; 27] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -290,6 +293,7 @@ impl Role {
         Self::IfInErrors,
         Self::IfOutErrors,
         Self::SshKey,
+        Self::Password,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -321,6 +325,7 @@ impl Role {
             Self::IfInErrors => "ifInErrors",
             Self::IfOutErrors => "ifOutErrors",
             Self::SshKey => "sshKey",
+            Self::Password => "password",
         }
     }
 }
@@ -348,9 +353,8 @@ pub struct AttrMeta {
     pub reference: Option<&'static str>,
     /// The standard meaning of the attribute, if it has one.
     pub role: Option<Role>,
-    /// Write-only: a password, kept as its Argon2id hash (written as plain
-    /// text or as a hash) and never read back (the model reads it as
-    /// `Absent`; see [`crate::secret`]).
+    /// Write-only: never read back (the model reads it as `Absent`; see
+    /// [`crate::secret`]). Its role says how a written value is kept.
     pub secret: bool,
     pub declared_in: &'static str,
     pub description: &'static str,

@@ -173,8 +173,9 @@ pub fn mask(o: &mut crate::port::ManagedObject) {
 }
 
 /// The text an attribute's written value is kept as, if it is one the
-/// model transforms: a secret (a password) as its Argon2id hash, an SSH
-/// key as its SHA-256 fingerprint. `Ok(None)`: kept as written.
+/// model transforms: a password as its Argon2id hash, an SSH key as its
+/// SHA-256 fingerprint. `Ok(None)`: kept as written (other secrets, such
+/// as localized SNMP keys, too).
 /// Hashing takes tens of milliseconds: call it off the async threads.
 pub fn sealed(
     attribute: &crate::meta::AttrMeta,
@@ -184,7 +185,7 @@ pub fn sealed(
         return Ok(None);
     };
     let wrong = |reason: String| crate::value::ValueError::WrongValue { reason };
-    if attribute.secret {
+    if attribute.role == Some(crate::meta::Role::Password) {
         if text.is_empty() {
             return Ok(None);
         }
@@ -273,7 +274,11 @@ pub fn seal(tx: &mut crate::port::Transaction) -> Result<(), crate::port::TxErro
             Change::Delete { .. } => continue,
         };
         let Some(class) = class else { continue };
-        if !has_secrets(class) && class.attribute_by_role(crate::meta::Role::SshKey).is_none() {
+        if class
+            .attribute_by_role(crate::meta::Role::Password)
+            .is_none()
+            && class.attribute_by_role(crate::meta::Role::SshKey).is_none()
+        {
             continue;
         }
         for (attribute, value) in values {
@@ -312,7 +317,8 @@ pub fn needs_seal(tx: &crate::port::Transaction) -> bool {
             Change::Delete { .. } => None,
         };
         class.is_some_and(|c| {
-            has_secrets(c) || c.attribute_by_role(crate::meta::Role::SshKey).is_some()
+            c.attribute_by_role(crate::meta::Role::Password).is_some()
+                || c.attribute_by_role(crate::meta::Role::SshKey).is_some()
         })
     })
 }

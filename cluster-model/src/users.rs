@@ -26,6 +26,13 @@ pub mod names {
     pub const PASSWORD: &str = "Password";
     pub const KEY_ATTR: &str = "Key";
     pub const COMMENT: &str = "Comment";
+    pub const SNMP_KEY: &str = "AccessSnmpKey";
+    pub const AUTH_PROTOCOL: &str = "AuthProtocol";
+    pub const AUTH_KEY: &str = "AuthKey";
+    pub const PRIV_PROTOCOL: &str = "PrivProtocol";
+    pub const PRIV_KEY: &str = "PrivKey";
+    /// Of a Node: its SNMP engine ID in hex.
+    pub const SNMP_ENGINE_ID: &str = "SnmpEngineId";
 }
 
 /// One user of the model, as a face authenticates it.

@@ -999,3 +999,222 @@ fn users_and_keys_added_at_run_time_log_in_on_http_and_netconf() {
         assert!(a.logged(secret).is_empty(), "{secret} in the log");
     }
 }
+
+/// Runs `halyard user` against the agent's HTTP API as adam, with `stdin`.
+fn user_cli(a: &Agent, args: &[&str], stdin: &str) -> (bool, String) {
+    use std::io::Write as _;
+    let mut child = Command::new(halyard_tests::halyard(false))
+        .args([
+            "user",
+            "--url",
+            &format!("http://{}", a.http),
+            "--as",
+            "adam",
+        ])
+        .args(args)
+        .env("HALYARD_PASSWORD", password("adam"))
+        .env("RUST_BACKTRACE", "0")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("halyard user");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// SNMPv3 users of the element: `halyard user snmp` localizes the
+/// passphrases for the node's engine and stores only the localized keys;
+/// net-snmp (its protocols) and pysnmp (all of them, Reeder's AES key
+/// extension too) get answers with each pair; the role decides writes; a
+/// deleted user is unknown at once; the passphrases are nowhere in the
+/// data directory, the log or any answer.
+#[test]
+fn snmpv3_users_of_the_element_keep_only_localized_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    // (user, auth, priv): every protocol of RFC 3414, 7860 and 3826, and
+    // both AES-192/256 key extensions.
+    let pairs: &[(&str, &str, Option<&str>)] = &[
+        ("p-md5-des", "MD5", Some("DES")),
+        ("p-sha-aes", "SHA", Some("AES")),
+        ("p-224-aes", "SHA-224", Some("AES")),
+        ("p-256-none", "SHA-256", None),
+        ("p-384-192", "SHA-384", Some("AES-192")),
+        ("p-512-256", "SHA-512", Some("AES-256")),
+        ("p-256-192c", "SHA-256", Some("AES-192-C")),
+        ("p-512-256c", "SHA-512", Some("AES-256-C")),
+    ];
+    let auth_pass = |u: &str| format!("{u}-auth-secret");
+    let priv_pass = |u: &str| format!("{u}-priv-secret");
+    for (u, auth, privacy) in pairs {
+        let role = if *u == "p-sha-aes" {
+            "viewer"
+        } else {
+            "operator"
+        };
+        let (ok, out) = user_cli(&a, &["add", u, "--role", role], "");
+        assert!(ok, "{out}");
+        let mut args = vec!["snmp", *u, "--auth", *auth];
+        if let Some(p) = privacy {
+            args.extend(["--priv", *p]);
+        }
+        let (ok, out) = user_cli(&a, &args, &format!("{}\n{}\n", auth_pass(u), priv_pass(u)));
+        assert!(ok && out.contains("localized for"), "{out}");
+    }
+    let v3 = |u: &str, auth: &str, privacy: Option<&str>| -> Vec<String> {
+        let mut v = vec![
+            "-v3".to_string(),
+            "-u".into(),
+            u.into(),
+            "-a".into(),
+            auth.into(),
+        ];
+        v.extend(["-A".into(), auth_pass(u)]);
+        match privacy {
+            Some(p) => v.extend([
+                "-l".into(),
+                "authPriv".into(),
+                "-x".into(),
+                p.into(),
+                "-X".into(),
+                priv_pass(u),
+            ]),
+            None => v.extend(["-l".into(), "authNoPriv".into()]),
+        }
+        v.extend(["-t".into(), "5".into(), "-r".into(), "1".into()]);
+        v
+    };
+    let sys_name = "1.3.6.1.2.1.1.5.0";
+    // Users appear within the face's 250 ms re-read.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    for (u, auth, privacy) in pairs {
+        // net-snmp knows Blumenthal's AES-192/256 only.
+        if privacy.is_some_and(|p| p.ends_with("-C")) {
+            continue;
+        }
+        let opts = v3(u, auth, *privacy);
+        let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+        let (ok, out) = a.snmp("snmpget", &opts, &[sys_name]);
+        assert!(ok && out.contains("halyard"), "{u} with net-snmp: {out}");
+    }
+    let users: Vec<serde_json::Value> = pairs
+        .iter()
+        .map(|(u, auth, privacy)| {
+            let mut j = serde_json::json!({"name": u, "auth": auth, "auth_pass": auth_pass(u)});
+            if let Some(p) = privacy {
+                j["priv"] = serde_json::json!(p);
+                j["priv_pass"] = serde_json::json!(priv_pass(u));
+            }
+            j
+        })
+        .collect();
+    let (host, port) = a.snmp.rsplit_once(':').unwrap();
+    let out = python3(
+        &workspace().join("adapters/snmp/tests/peers/pysnmp_get.py"),
+        &[host, port, &serde_json::to_string(&users).unwrap()],
+    );
+    for (u, _, _) in pairs {
+        let line = out
+            .lines()
+            .find(|l| l.contains(&format!("\"user\": \"{u}\"")))
+            .unwrap_or_else(|| panic!("no pysnmp answer for {u}: {out}"));
+        assert!(
+            line.contains("\"error\": null") && line.contains("halyard"),
+            "{line}"
+        );
+    }
+    // The role decides writes: an operator sets sysLocation, a viewer may not.
+    let set = |u: &str, auth: &str, privacy: Option<&str>| {
+        let opts = v3(u, auth, privacy);
+        let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+        a.snmp(
+            "snmpset",
+            &opts,
+            &["1.3.6.1.2.1.1.6.0", "s", &format!("by {u}")],
+        )
+    };
+    let (ok, out) = set("p-512-256", "SHA-512", Some("AES-256"));
+    assert!(ok, "{out}");
+    let (ok, out) = set("p-sha-aes", "SHA", Some("AES"));
+    assert!(!ok && out.contains("noAccess"), "{out}");
+    // A wrong passphrase is a wrong digest.
+    let (ok, out) = a.snmp(
+        "snmpget",
+        &[
+            "-v3",
+            "-l",
+            "authNoPriv",
+            "-u",
+            "p-256-none",
+            "-a",
+            "SHA-256",
+            "-A",
+            "not-the-passphrase",
+            "-t",
+            "2",
+            "-r",
+            "0",
+        ],
+        &[sys_name],
+    );
+    assert!(!ok && out.contains("Authentication failure"), "{out}");
+    // Keys are never read back, and passphrases never left the command.
+    let (code, body) = Faces {
+        a: &a,
+        script: PathBuf::new(),
+    }
+    .http("adam", "GET", "/api/v1/classes/AccessSnmpKey", "");
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.contains("sha512")
+            && !body.contains("auth-key\":\"")
+            && !body.contains("priv-key\":\""),
+        "{body}"
+    );
+    let mut files = Vec::new();
+    let mut stack = vec![dir.path().to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    for (u, _, _) in pairs {
+        for secret in [auth_pass(u), priv_pass(u)] {
+            for f in &files {
+                let bytes = std::fs::read(f).unwrap_or_default();
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{secret} in {}",
+                    f.display()
+                );
+            }
+        }
+    }
+    // A deleted user is unknown at once.
+    let (ok, out) = user_cli(&a, &["del", "p-512-256"], "");
+    assert!(ok, "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let opts = v3("p-512-256", "SHA-512", Some("AES-256"));
+    let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+    let (ok, out) = a.snmp("snmpget", &opts, &[sys_name]);
+    assert!(!ok && out.contains("Unknown user name"), "{out}");
+}

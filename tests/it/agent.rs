@@ -24,7 +24,7 @@ pub(crate) struct Agent {
     extra: Vec<String>,
     /// Every line the agent logged.
     log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    snmp: String,
+    pub(crate) snmp: String,
     pub(crate) http: String,
     pub(crate) netconf: String,
 }

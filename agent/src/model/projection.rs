@@ -105,6 +105,29 @@ impl AgentModel {
         }
     }
 
+    /// Shows a node's SNMP engine ID on its Node object (every node reads
+    /// it there to localize users' keys for that node).
+    async fn show_snmp_engine(&self, e: &crate::replication::SnmpEngine) {
+        use halyard_cluster_model::ManagedClass;
+        let q = halyard_cluster_model::port::Query {
+            classes: vec![halyard_cluster_model::model::Node::META.name.into()],
+            ..Default::default()
+        };
+        let Ok(nodes) = self.store.query(&q).await else {
+            return;
+        };
+        for n in nodes {
+            if n.name.rdns().last().is_some_and(|(_, v)| v == e.node) {
+                self.set(
+                    &n.name,
+                    halyard_cluster_model::model::NodePatch::new()
+                        .snmp_engine_id(e.engine_id.clone())
+                        .values(),
+                );
+            }
+        }
+    }
+
     /// Applies a replicated change: attribute writes (idempotent), audit
     /// records, hot swaps and relayed alarms (the other kinds have their
     /// own readers).
@@ -129,6 +152,10 @@ impl AgentModel {
             }
             Replicated::RelayedAlarm(alarm) => {
                 self.relayed_alarm(&alarm).await;
+                return;
+            }
+            Replicated::SnmpEngine(e) => {
+                self.show_snmp_engine(&e).await;
                 return;
             }
             Replicated::Set(ops) => ops,

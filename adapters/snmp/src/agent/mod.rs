@@ -68,6 +68,10 @@ pub(crate) struct Shared {
     /// Each community with its principal name, made once.
     communities: Vec<(Community, String)>,
     users: Vec<LocalUser>,
+    /// The element's users with keys for this engine (`AccessSnmpKey`
+    /// objects), after the configured ones; replaced whole by
+    /// [`watch_users`].
+    model_users: std::sync::RwLock<Arc<Vec<LocalUser>>>,
     pub(crate) config: SnmpConfig,
     salt: AtomicU64,
     in_flight: Arc<Semaphore>,
@@ -237,6 +241,7 @@ impl SnmpAgent {
                     .map(|(i, c)| (c.clone(), crate::mib::vacm::community_name(i)))
                     .collect(),
                 users,
+                model_users: Default::default(),
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 standard: tokio::sync::broadcast::channel(256).0,
                 config,
@@ -299,6 +304,7 @@ impl SnmpAgent {
             self.entity_subscription,
         ));
         tasks.spawn(watch_alarms(self.shared.clone(), self.alarm_subscription));
+        tasks.spawn(watch_users(self.shared.clone()));
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
@@ -327,6 +333,144 @@ impl SnmpAgent {
         tracing::info!("snmp agent stopped");
         result
     }
+}
+
+/// Follows the element's users: an `AccessUser` with an `AccessSnmpKey`
+/// named after this engine's ID is an SNMPv3 user here, read again within
+/// 250 ms of any change of the model (so a deleted user or key is refused
+/// as soon as this node has applied the deletion).
+async fn watch_users(shared: Arc<Shared>) -> Result<(), SnmpError> {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut seen = None;
+    loop {
+        tick.tick().await;
+        let model = shared.mib.model().clone();
+        let revision = match model.changed(0, 0, 0).await {
+            Ok(page) => page.map(|p| p.revision),
+            Err(_) => continue,
+        };
+        if revision.is_some() && revision == seen {
+            continue;
+        }
+        match model_users(&*model, &shared.engine.id).await {
+            Ok(users) => {
+                let before = shared
+                    .model_users
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .len();
+                if before != users.len() {
+                    tracing::info!(users = users.len(), "SNMPv3 users of the element");
+                }
+                *shared
+                    .model_users
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
+                seen = revision;
+            }
+            Err(e) => tracing::debug!(error = %e, "the element's users could not be read"),
+        }
+    }
+}
+
+/// The element's SNMPv3 users for this engine (see [`watch_users`]).
+async fn model_users(
+    model: &dyn InformationModel,
+    engine_id: &[u8],
+) -> Result<Vec<LocalUser>, halyard_cluster_model::port::ModelError> {
+    use halyard_cluster_model::users::names;
+    use halyard_cluster_model::{SCHEMA, Value};
+    let (Some(user_class), Some(key_class)) =
+        (SCHEMA.class(names::USER), SCHEMA.class(names::SNMP_KEY))
+    else {
+        return Ok(Vec::new());
+    };
+    let hex = crate::engine::to_hex(engine_id);
+    let users = model.credentials(user_class).await?;
+    let mut out = Vec::new();
+    for k in model.credentials(key_class).await? {
+        if !k
+            .name
+            .rdns()
+            .last()
+            .is_some_and(|(_, v)| v.eq_ignore_ascii_case(&hex))
+        {
+            continue;
+        }
+        let Some(owner) = k.name.parent() else {
+            continue;
+        };
+        let Some(u) = users.iter().find(|u| u.name == owner) else {
+            continue;
+        };
+        let Some((_, name)) = owner.rdns().last() else {
+            continue;
+        };
+        let label = |o: &halyard_cluster_model::port::ManagedObject, attr: &str| {
+            o.class
+                .attribute(attr)
+                .and_then(|(i, a)| o.values.get(i).map(|v| v.render(&a.ty)))
+        };
+        let text = |attr: &str| {
+            k.get(attr)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let auth = match label(&k, names::AUTH_PROTOCOL).as_deref() {
+            Some("md5") => AuthProtocol::Md5,
+            Some("sha") => AuthProtocol::Sha1,
+            Some("sha224") => AuthProtocol::Sha224,
+            Some("sha256") => AuthProtocol::Sha256,
+            Some("sha384") => AuthProtocol::Sha384,
+            Some("sha512") => AuthProtocol::Sha512,
+            _ => continue,
+        };
+        let privacy = match label(&k, names::PRIV_PROTOCOL).as_deref() {
+            Some("des") => Some(crate::config::PrivProtocol::Des),
+            Some("aes") => Some(crate::config::PrivProtocol::Aes128),
+            Some("aes192") => Some(crate::config::PrivProtocol::Aes192),
+            Some("aes256") => Some(crate::config::PrivProtocol::Aes256),
+            Some("aes192c") => Some(crate::config::PrivProtocol::Aes192Reeder),
+            Some("aes256c") => Some(crate::config::PrivProtocol::Aes256Reeder),
+            _ => None,
+        };
+        // A localized key is as long as the protocol's digest.
+        let key_len = usm::localized_key(auth, "", engine_id).len();
+        let key = |attr: &str| crate::engine::from_hex(&text(attr)).filter(|k| k.len() == key_len);
+        let Some(auth_key) = key(names::AUTH_KEY) else {
+            tracing::warn!(user = %name, "an SNMP key of the wrong length for its protocol: user left out");
+            continue;
+        };
+        let privacy = match privacy {
+            None => None,
+            Some(p) => match key(names::PRIV_KEY) {
+                Some(kul) => Some(usm::PrivKey::from_localized(auth, p, kul, engine_id)),
+                None => {
+                    tracing::warn!(user = %name, "an SNMP privacy key of the wrong length: user left out");
+                    continue;
+                }
+            },
+        };
+        let writes = matches!(label(u, names::ROLE).as_deref(), Some("operator" | "admin"));
+        let level = if privacy.is_some() {
+            SecurityLevel::AuthPriv
+        } else {
+            SecurityLevel::AuthNoPriv
+        };
+        out.push(LocalUser {
+            name: name.as_bytes().to_vec(),
+            principal: name.to_string(),
+            auth: Some((auth, auth_key)),
+            privacy,
+            read_view: View::all(),
+            write_view: writes.then(View::all),
+            min_level: level,
+            write_min_level: level,
+        });
+    }
+    Ok(out)
 }
 
 /// Follows the physical entity table, so entLastChangeTime says when a unit

@@ -69,7 +69,18 @@ impl Shared {
         if usm.authoritative_engine_id[..] != e.id[..] {
             return report(Counter::UnknownEngineIds, None);
         }
-        let Some(user) = self.users.iter().find(|u| u.name[..] == usm.user_name[..]) else {
+        // The configured users first, then the element's.
+        let element_users = self
+            .model_users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let Some(user) = self
+            .users
+            .iter()
+            .chain(element_users.iter())
+            .find(|u| u.name[..] == usm.user_name[..])
+        else {
             return report(Counter::UnknownUserNames, None);
         };
         if (auth && user.auth.is_none()) || (privacy && user.privacy.is_none()) {

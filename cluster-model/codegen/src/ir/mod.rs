@@ -103,8 +103,8 @@ pub struct Property {
     pub declared_in: String,
     /// The standard meaning of the attribute (`Role` qualifier), one of [`ROLES`].
     pub role: Option<String>,
-    /// Write-only (`Secret`): a password, kept as its Argon2id hash and
-    /// never read back on any face (YANG `nacm:default-deny-all`).
+    /// Write-only (`Secret`): never read back on any face (YANG
+    /// `nacm:default-deny-all`); its role says how it is kept.
     pub secret: bool,
 }
 
@@ -246,6 +246,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("ifInErrors", RoleType::Counter64),
     ("ifOutErrors", RoleType::Counter64),
     ("sshKey", RoleType::String),
+    ("password", RoleType::String),
 ];
 
 /// The type an attribute with a given role must have.
