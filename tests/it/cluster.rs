@@ -946,4 +946,91 @@ fn access_rules_and_revoked_tokens_reach_every_node() {
             t2.elapsed()
         );
     }
+
+    // SNMPv3 keys localized for each node's engine (every node shows every
+    // engine ID): nina gets answers from all three; deleted, from none.
+    for n in NODES {
+        wait_until(&format!("every engine ID on {n}"), 30, || {
+            c.curl(n, "GET", "/api/v1/classes/Node")
+                .1
+                .matches("\"snmp-engine-id\":\"80")
+                .count()
+                == NODES.len()
+        });
+    }
+    let user_cli = |args: &[&str], stdin: &str| -> (bool, String) {
+        use std::io::Write as _;
+        let mut child = Command::new(halyard_tests::halyard(false))
+            .args(["user", "--url", &format!("http://{}", c.node("n1").http)])
+            .args(["--as", "admin"])
+            .args(args)
+            .env("HALYARD_PASSWORD", "halyard-demo-admin")
+            .env("RUST_BACKTRACE", "0")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("halyard user");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (ok, out) = user_cli(
+        &["snmp", "nina", "--auth", "SHA-384", "--priv", "AES-256"],
+        "nina-auth-secret\nnina-priv-secret\n",
+    );
+    assert!(
+        ok && out.matches("localized for").count() == NODES.len(),
+        "{out}"
+    );
+    let snmpget = |n: &str| {
+        Command::new("snmpget")
+            .args(["-v3", "-l", "authPriv", "-u", "nina", "-a", "SHA-384"])
+            .args([
+                "-A",
+                "nina-auth-secret",
+                "-x",
+                "AES-256",
+                "-X",
+                "nina-priv-secret",
+            ])
+            .args([
+                "-t",
+                "2",
+                "-r",
+                "0",
+                "-Oqv",
+                &c.node(n).snmp,
+                "1.3.6.1.2.1.1.5.0",
+            ])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    for n in NODES {
+        wait_until(&format!("{n} to answer nina over SNMPv3"), 30, || {
+            snmpget(n)
+        });
+    }
+    let (ok, out) = user_cli(&["del", "nina"], "");
+    assert!(ok, "{out}");
+    let t3 = Instant::now();
+    for n in NODES {
+        wait_until(&format!("{n} to refuse the deleted SNMP user"), 30, || {
+            !snmpget(n)
+        });
+        eprintln!(
+            "SNMP user refused on {n} {:?} after it was deleted on n1",
+            t3.elapsed()
+        );
+    }
 }
