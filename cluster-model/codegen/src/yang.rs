@@ -85,7 +85,9 @@ fn leaf(w: &mut W, p: &Property, list_config: bool) {
     if let Some(u) = &p.units {
         w.line(&format!("units \"{u}\";"));
     }
-    if list_config && p.write {
+    // A secret is never read back: no default (it would read as a value)
+    // and not mandatory (replies leave it out).
+    if list_config && p.write && !p.secret {
         match &p.default {
             Some(d) => w.line(&format!("default \"{d}\";")),
             None => w.line("mandatory true;"),

@@ -1022,6 +1022,43 @@ async fn openssh_subsystem_with_a_public_key() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn yanglint_validates_a_full_get_and_every_served_module() {
     let s = start().await;
+    // A user with an SSH key and SNMP keys: their secrets (never read
+    // back, not mandatory in the module) leave the data valid.
+    {
+        use halyard_cluster_model::Value;
+        use halyard_cluster_model::users::names;
+        let str = |v: &str| Value::Str(v.to_string());
+        s.model
+            .insert(
+                names::USER,
+                "ne=1/user=nina",
+                &[(
+                    names::PASSWORD,
+                    str("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA"),
+                )],
+            )
+            .unwrap();
+        s.model
+            .insert(
+                names::KEY,
+                "ne=1/user=nina/sshkey=laptop",
+                &[(
+                    names::KEY_ATTR,
+                    str("SHA256:fvtvJzYQtMSrYGTFtSsDVXY7PeaWk3lbCYH0f7x9mAk"),
+                )],
+            )
+            .unwrap();
+        s.model
+            .insert(
+                names::SNMP_KEY,
+                "ne=1/user=nina/snmpkey=80007ed905775617ee840fbc25752c3bb9",
+                &[
+                    (names::AUTH_PROTOCOL, Value::Enum(4)),
+                    (names::AUTH_KEY, str(&"ab".repeat(32))),
+                ],
+            )
+            .unwrap();
+    }
     let mods = s.dir.path().join("mods");
     std::fs::create_dir_all(&mods).unwrap();
     let out = s
