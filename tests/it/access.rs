@@ -1,6 +1,7 @@
 //! The access model, face by face: the same users (a viewer, an operator in
 //! a group with a stored rule, an operator outside it) and the same rules
-//! give the same answer over HTTP (curl), NETCONF (ncclient) and SNMPv3
+//! give the same answer over HTTP (curl), NETCONF (ncclient and
+//! netconf-console2) and SNMPv3
 //! (net-snmp's snmpset), compared with one table; an admin edits the rules
 //! at run time and the next request obeys them; refusals are counted.
 
@@ -175,6 +176,48 @@ impl Faces<'_> {
         python3(&self.script, &all).trim().to_string()
     }
 
+    /// Whether netconf-console2 (a second NETCONF client) may set the
+    /// object's label in running as `user`.
+    fn console2_label(&self, user: &str, list: &str, object: &str, text: &str) -> bool {
+        let (host, port) = self.a.netconf.rsplit_once(':').unwrap();
+        let edit = self
+            .script
+            .with_file_name(format!("edit-{user}-{text}.xml"));
+        // netconf-console2 wraps the file in <config> itself.
+        std::fs::write(
+            &edit,
+            format!(
+                r#"<element xmlns="urn:halyard:params:xml:ns:yang:halyard-cluster"><{list}><name>{object}</name><label>{text}</label></{list}></element>"#
+            ),
+        )
+        .unwrap();
+        let out = Command::new("netconf-console2")
+            .args([
+                "--host",
+                host,
+                "--port",
+                port,
+                "-u",
+                user,
+                "-p",
+                &password(user),
+            ])
+            .args(["--db", "running", "--edit-config"])
+            .arg(&edit)
+            .output()
+            .expect("netconf-console2");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        if text.contains("access-denied") {
+            return false;
+        }
+        assert!(
+            out.status.success() && !text.contains("rpc-error"),
+            "{user} netconf-console2 edit-config {object}: {text}"
+        );
+        true
+    }
+
     fn netconf_label(&self, user: &str, list: &str, object: &str, text: &str) -> bool {
         match self.netconf(user, &["label", list, object, text]).as_str() {
             "ok" => true,
@@ -282,6 +325,10 @@ fn every_face_gives_the_same_answer_from_one_access_model() {
         let answers = [
             ("HTTP", f.http_label(user, object, &text)),
             ("NETCONF", f.netconf_label(user, list, object, &text)),
+            (
+                "netconf-console2",
+                f.console2_label(user, list, object, &format!("{text}c")),
+            ),
             ("SNMP", f.snmp_label(user, oid, &text)),
         ];
         for (face, got) in answers {
@@ -381,32 +428,34 @@ fn every_face_gives_the_same_answer_from_one_access_model() {
                 .map(|n| n as usize)
         })
         .unwrap_or_else(|| panic!("no access-denials in {ne}"));
-    // The model refuses the HTTP and NETCONF writes and olga's SNMP SET
-    // (ann's SNMP identity is read-only: SNMP refuses its SET itself;
-    // NETCONF refuses ann's edit-config as an RPC) and olga's PUT above.
-    assert_eq!(refused, 9);
-    assert_eq!(denials, 6, "{ne}");
+    // The model refuses the HTTP and both NETCONF clients' writes and
+    // olga's SNMP SET (ann's SNMP identity is read-only: SNMP refuses its
+    // SET itself; NETCONF refuses ann's edit-config as an RPC) and olga's
+    // PUT above.
+    assert_eq!(refused, 12);
+    assert_eq!(denials, 7, "{ne}");
     let (_, metrics) = f.http("ann", "GET", "/metrics", "");
     // Counted by face, user and rule.
-    for face in ["http", "netconf", "snmp"] {
+    for (face, n) in [("http", 1), ("netconf", 2), ("snmp", 1)] {
         let series = format!(
-            "halyard_access_denials_total{{face=\"{face}\",user=\"olga\",rule=\"night-shift/no-fan-labels\"}} 1"
+            "halyard_access_denials_total{{face=\"{face}\",user=\"olga\",rule=\"night-shift/no-fan-labels\"}} {n}"
         );
         assert!(metrics.contains(&series), "no {series} in /metrics");
     }
     assert!(
         metrics.contains(
-            "halyard_access_denials_total{face=\"netconf\",user=\"ann\",rule=\"role viewer/nothing-else\"} 3"
+            "halyard_access_denials_total{face=\"netconf\",user=\"ann\",rule=\"role viewer/nothing-else\"} 5"
         ),
         "NETCONF's RPC refusals by rule"
     );
-    // NETCONF refused ann's two edit-configs and her lock as RPCs.
+    // NETCONF refused ann's four edit-configs (two clients) and her lock
+    // as RPCs.
     let rpc_refusals = metrics
         .lines()
         .find(|l| l.starts_with("halyard_netconf_events_total{counter=\"access_denied\"}"))
         .and_then(|l| l.rsplit(' ').next())
         .unwrap_or_else(|| panic!("NETCONF's refusals are not in /metrics"));
-    assert_eq!(rpc_refusals, "3");
+    assert_eq!(rpc_refusals, "5");
     assert!(
         !a.logged("night-shift/no-fan-labels").is_empty(),
         "the refusing rule is not logged"
