@@ -1110,10 +1110,10 @@ fn snmpv3_users_of_the_element_keep_only_localized_keys() {
     let auth_pass = |u: &str| format!("{u}-auth-secret");
     let priv_pass = |u: &str| format!("{u}-priv-secret");
     for (u, auth, privacy) in pairs {
-        let role = if *u == "p-sha-aes" {
-            "viewer"
-        } else {
-            "operator"
+        let role = match *u {
+            "p-sha-aes" => "viewer",
+            "p-384-192" => "admin",
+            _ => "operator",
         };
         let (ok, out) = user_cli(&a, &["add", u, "--role", role], "");
         assert!(ok, "{out}");
@@ -1200,6 +1200,30 @@ fn snmpv3_users_of_the_element_keep_only_localized_keys() {
     assert!(ok, "{out}");
     let (ok, out) = set("p-sha-aes", "SHA", Some("AES"));
     assert!(!ok && out.contains("noAccess"), "{out}");
+    // The element's access settings are an admin's: the admin user sets
+    // exec-default over SNMP, an operator gets noAccess.
+    let ne = halyard_cluster_model::SCHEMA
+        .class("NetworkElement")
+        .unwrap();
+    let (_, exec) = ne.attribute("ExecDefault").unwrap();
+    let exec_oid = format!(
+        "{HC}.1.{}.1.{}.{}",
+        ne.oid,
+        exec.column,
+        index_of(&a, "ne=1")
+    );
+    let set_exec = |u: &str, auth: &str, privacy: Option<&str>| {
+        let opts = v3(u, auth, privacy);
+        let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
+        a.snmp("snmpset", &opts, &[&exec_oid, "i", "1"])
+    };
+    let (ok, out) = set_exec("p-224-aes", "SHA-224", Some("AES"));
+    assert!(
+        !ok && out.contains("noAccess"),
+        "an operator set exec-default: {out}"
+    );
+    let (ok, out) = set_exec("p-384-192", "SHA-384", Some("AES-192"));
+    assert!(ok, "the admin user: {out}");
     // A wrong passphrase is a wrong digest.
     let (ok, out) = a.snmp(
         "snmpget",

@@ -74,6 +74,7 @@ impl Shared {
             read_view: &community.view,
             write_view: community.write.then_some(&community.view),
             v1: false,
+            admin: false,
         };
         if matches!(request, Request::Set(_)) && !community.write {
             self.engine.count(Counter::InBadCommunityUses);
@@ -140,6 +141,7 @@ impl Shared {
             read_view: &community.view,
             write_view: community.write.then_some(&community.view),
             v1: true,
+            admin: false,
         };
         let request_vbs: Vec<v1::VarBind> = match &msg.data {
             v1::Pdus::GetRequest(r) => r.0.variable_bindings.clone(),

@@ -47,6 +47,9 @@ struct LocalUser {
     write_view: Option<View>,
     min_level: SecurityLevel,
     write_min_level: SecurityLevel,
+    /// An element's user whose role is admin (the access model's admin
+    /// rules apply to it; every other user that writes is an operator).
+    admin: bool,
 }
 
 /// What one request may do.
@@ -57,6 +60,8 @@ struct Access<'a> {
     read_view: &'a View,
     write_view: Option<&'a View>,
     v1: bool,
+    /// The user is an admin to the access model.
+    admin: bool,
 }
 
 #[derive(Debug)]
@@ -188,6 +193,7 @@ impl SnmpAgent {
                     write_view,
                     min_level,
                     write_min_level,
+                    admin: false,
                 }
             })
             .collect();
@@ -453,7 +459,8 @@ async fn model_users(
                 }
             },
         };
-        let writes = matches!(label(u, names::ROLE).as_deref(), Some("operator" | "admin"));
+        let role = label(u, names::ROLE);
+        let writes = matches!(role.as_deref(), Some("operator" | "admin"));
         let level = if privacy.is_some() {
             SecurityLevel::AuthPriv
         } else {
@@ -468,6 +475,7 @@ async fn model_users(
             write_view: writes.then(View::all),
             min_level: level,
             write_min_level: level,
+            admin: role.as_deref() == Some("admin"),
         });
     }
     Ok(out)

@@ -73,8 +73,11 @@ impl Shared {
             Request::GetBulk(b) => Ctx::for_rows(b.max_repetitions as usize + 1),
             _ => Ctx::default(),
         };
-        // The access rules' reads: a user that may write is an operator.
-        let role = if access.write_view.is_some() {
+        // The access rules' role: a user that may write is an operator
+        // (an element's admin user, an admin).
+        let role = if access.admin {
+            halyard_cluster_model::access::Role::Admin
+        } else if access.write_view.is_some() {
             halyard_cluster_model::access::Role::Operator
         } else {
             halyard_cluster_model::access::Role::Viewer
@@ -240,7 +243,7 @@ impl Shared {
                     .iter()
                     .map(|b| (b.name.to_vec(), b.value.clone()))
                     .collect();
-                match mib.set(&vbs, access.user, view).await {
+                match mib.set(&vbs, access.user, role, view).await {
                     Ok(()) => response(id, 0, 0, p.variable_bindings.clone()),
                     Err((status, index)) => {
                         response(id, status, index, p.variable_bindings.clone())

@@ -149,6 +149,7 @@ impl Shared {
                 .as_ref()
                 .filter(|_| level >= user.write_min_level),
             v1: false,
+            admin: user.admin,
         };
         let bulk = matches!(request, Request::GetBulk(_));
         let envelope = ENVELOPE_SLACK * 2

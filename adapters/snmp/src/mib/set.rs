@@ -64,6 +64,7 @@ impl Mib {
         &self,
         varbinds: &[(Oid, VarBindValue)],
         user: &str,
+        role: halyard_cluster_model::access::Role,
         write_view: &View,
     ) -> Result<(), (u32, u32)> {
         let mut changes = Vec::with_capacity(varbinds.len());
@@ -125,10 +126,10 @@ impl Mib {
             return Ok(());
         }
         let tx = Transaction {
-            // Only a community or user with write access gets here: it is
-            // an operator to the access model, whose rules decide the rest.
-            principal: Principal::new(user, Protocol::Snmp)
-                .with_role(halyard_cluster_model::access::Role::Operator),
+            // Only a community or user with write access gets here: an
+            // operator (or an element's admin user) to the access model,
+            // whose rules decide the rest.
+            principal: Principal::new(user, Protocol::Snmp).with_role(role),
             changes,
         };
         let r = self.model.transact(tx).await.map_err(|e| {

@@ -222,6 +222,7 @@ async fn alarm_overflow_and_clear_maximum_are_the_elements_attributes() {
         .set(
             &[(overflow, VarBindValue::Value(crate::codec::counter32(0)))],
             "test",
+            halyard_cluster_model::access::Role::Operator,
             &all,
         )
         .await;
@@ -233,6 +234,7 @@ async fn alarm_overflow_and_clear_maximum_are_the_elements_attributes() {
             VarBindValue::Value(crate::codec::gauge32(5)),
         )],
         "test",
+        halyard_cluster_model::access::Role::Operator,
         &all,
     )
     .await
@@ -416,6 +418,7 @@ async fn sys_name_is_the_elements_host_name() {
             VarBindValue::Value(crate::codec::octets(b"ne1.example.net".to_vec())),
         )],
         "test",
+        halyard_cluster_model::access::Role::Operator,
         &all,
     )
     .await
