@@ -130,13 +130,26 @@ impl Collector {
     /// One collection: sensors, statistics, aggregates, thresholds.
     pub async fn cycle(&mut self) {
         self.tick += 1;
+        // Each phase's time, for the debug log (what a cycle costs at scale).
+        let mut at = std::time::Instant::now();
+        let mut lap = || {
+            let ms = at.elapsed().as_secs_f64() * 1e3;
+            at = std::time::Instant::now();
+            ms
+        };
         self.simulate_sensors().await;
+        let sensors = lap();
         let stats = self.collect().await;
+        let collect = lap();
         self.aggregates(&stats).await;
+        let aggregates = lap();
         self.thresholds().await;
+        let thresholds = lap();
         self.model.refresh_counters().await;
+        let counters = lap();
         self.watchdog().await;
         self.model.sync_incidents().await;
+        let incidents = lap();
         let cutoff = Timestamp::now().0 - self.retention.as_millis() as i64;
         if let Err(e) = self.model.repo.prune_journal("statistic", cutoff).await {
             tracing::warn!(error = %e, "cannot prune statistics history");
@@ -144,6 +157,17 @@ impl Collector {
         if let Err(e) = self.model.prune_alarms(self.alarm_retention).await {
             tracing::warn!(error = %e, "cannot prune alarm history");
         }
+        let prune = lap();
+        tracing::debug!(
+            sensors,
+            collect,
+            aggregates,
+            thresholds,
+            counters,
+            incidents,
+            prune,
+            "statistics cycle (ms)"
+        );
     }
 
     /// The serving node's watchdog expirations and panicked tasks, on the

@@ -5,7 +5,7 @@
 //! can be developed and tested before the agent exists. Operations are
 //! accepted and recorded, and finish at once: the agent runs real ones.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use async_trait::async_trait;
@@ -36,9 +36,66 @@ struct State {
     revision: u64,
     /// Object index -> the revision of its last change.
     revisions: HashMap<u32, u64>,
+    /// Class name -> the indices of its objects (exactly that class):
+    /// queries and walks of a class read these, not every object (at ten
+    /// thousand components a scan of the whole model cost milliseconds,
+    /// and the agent's tasks query by class many times a second).
+    by_class: HashMap<&'static str, BTreeSet<u32>>,
 }
 
 impl State {
+    /// Keeps an object, and its place in the class index.
+    fn put(&mut self, index: u32, obj: ManagedObject) {
+        self.by_class
+            .entry(obj.class.name)
+            .or_default()
+            .insert(index);
+        if let Some(old) = self.objects.insert(index, obj)
+            && !std::ptr::eq(old.class, self.objects[&index].class)
+            && let Some(set) = self.by_class.get_mut(old.class.name)
+        {
+            set.remove(&index);
+        }
+    }
+
+    /// Forgets an object: its name, revision and place in the class index.
+    fn forget(&mut self, index: u32) -> Option<ManagedObject> {
+        let o = self.objects.remove(&index)?;
+        self.by_name.remove(&o.name);
+        self.revisions.remove(&index);
+        if let Some(set) = self.by_class.get_mut(o.class.name) {
+            set.remove(&index);
+        }
+        Some(o)
+    }
+
+    /// The indices of the objects of these classes and their subclasses,
+    /// in index order.
+    fn of_classes(&self, classes: &[String]) -> Vec<u32> {
+        let wanted: Vec<&str> = SCHEMA
+            .classes
+            .iter()
+            .filter(|c| {
+                classes.iter().any(|q| {
+                    SCHEMA
+                        .class(q)
+                        .is_some_and(|qm| SCHEMA.is_a(c.name, qm.name))
+                })
+            })
+            .map(|c| c.name)
+            .collect();
+        let mut out: Vec<u32> = wanted
+            .iter()
+            .filter_map(|c| self.by_class.get(c))
+            .flatten()
+            .copied()
+            .collect();
+        if wanted.len() > 1 {
+            out.sort_unstable();
+        }
+        out
+    }
+
     /// Marks an object changed (or created).
     fn touch(&mut self, index: u32) {
         self.revision += 1;
@@ -257,9 +314,7 @@ impl MemoryModel {
                 .collect()
         };
         for i in &gone {
-            if let Some(o) = st.objects.remove(i) {
-                st.by_name.remove(&o.name);
-                st.revisions.remove(i);
+            if st.forget(*i).is_some() {
                 // A deletion is a change too: readers that compare
                 // revisions (the users' cache) read again.
                 st.revision += 1;
@@ -449,7 +504,7 @@ fn commit_create(st: &mut State, mut obj: ManagedObject, at: Option<u32>) -> u32
     st.next_index = st.next_index.max(index + 1);
     obj.index = index;
     st.by_name.insert(obj.name.clone(), index);
-    st.objects.insert(index, obj);
+    st.put(index, obj);
     st.touch(index);
     index
 }
@@ -635,12 +690,21 @@ impl InformationModel for MemoryModel {
             return Err(no_such(root));
         }
         let mut classes = ClassCache::default();
-        let mut out: Vec<ManagedObject> = st
-            .objects
-            .values()
-            .filter(|o| matches_query(o, q, &mut classes))
-            .map(revealed)
-            .collect();
+        let mut out: Vec<ManagedObject> = if q.classes.is_empty() {
+            st.objects
+                .values()
+                .filter(|o| matches_query(o, q, &mut classes))
+                .map(revealed)
+                .collect()
+        } else {
+            // Only the queried classes' objects (the index).
+            st.of_classes(&q.classes)
+                .into_iter()
+                .filter_map(|i| st.objects.get(&i))
+                .filter(|o| matches_query(o, q, &mut classes))
+                .map(revealed)
+                .collect()
+        };
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
@@ -651,9 +715,11 @@ impl InformationModel for MemoryModel {
     ) -> Result<Vec<ManagedObject>, ModelError> {
         let st = self.read();
         Ok(st
-            .objects
-            .values()
-            .filter(|o| std::ptr::eq(o.class, class))
+            .by_class
+            .get(class.name)
+            .into_iter()
+            .flatten()
+            .filter_map(|i| st.objects.get(i))
             .cloned()
             .collect())
     }
@@ -669,14 +735,25 @@ impl InformationModel for MemoryModel {
             return Ok(Vec::new());
         };
         let st = self.read();
-        Ok(st
-            .objects
-            .range(first..)
-            .map(|(_, o)| o)
-            .filter(|o| class.is_none_or(|c| std::ptr::eq(o.class, c)))
-            .take(limit)
-            .map(revealed)
-            .collect())
+        Ok(match class {
+            None => st
+                .objects
+                .range(first..)
+                .map(|(_, o)| o)
+                .take(limit)
+                .map(revealed)
+                .collect(),
+            // Exactly that class's objects: the index.
+            Some(c) => st
+                .by_class
+                .get(c.name)
+                .into_iter()
+                .flat_map(|set| set.range(first..))
+                .filter_map(|i| st.objects.get(i))
+                .take(limit)
+                .map(revealed)
+                .collect(),
+        })
     }
 
     async fn changed(
@@ -730,7 +807,7 @@ impl InformationModel for MemoryModel {
         let staged = stage(&st, &tx)?;
         for (i, obj) in staged.sets {
             if st.objects.get(&i).is_none_or(|o| o.values != obj.values) {
-                st.objects.insert(i, obj);
+                st.put(i, obj);
                 st.touch(i);
             }
         }
@@ -742,9 +819,7 @@ impl InformationModel for MemoryModel {
             commit_create(&mut st, obj, None);
         }
         for i in staged.deletes {
-            if let Some(o) = st.objects.remove(&i) {
-                st.by_name.remove(&o.name);
-                st.revisions.remove(&i);
+            if st.forget(i).is_some() {
                 st.revision += 1;
             }
         }

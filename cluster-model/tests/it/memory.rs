@@ -282,3 +282,60 @@ async fn changes_are_read_by_revision() {
     assert!(!after.present.contains(&index));
     assert!(after.changed.is_empty());
 }
+
+/// Queries and walks of a class read the class index: after creations
+/// and deletions they answer exactly as a scan of every object would, for
+/// every class of the schema (subclasses included in queries, exactly the
+/// class in walks).
+#[tokio::test]
+async fn the_class_index_answers_as_a_scan_would() {
+    let m = demo_element();
+    index_matches_a_scan(&m).await;
+    m.transact(Transaction {
+        principal: operator(),
+        changes: vec![
+            Change::Delete {
+                object: name("ne=1/shelf=1/node=a"),
+            },
+            Change::Create {
+                class: "AlarmShelf".into(),
+                object: name("ne=1/alarmshelf=quiet"),
+                values: vec![],
+            },
+        ],
+    })
+    .await
+    .unwrap();
+    index_matches_a_scan(&m).await;
+}
+
+async fn index_matches_a_scan(m: &halyard_cluster_model::memory::MemoryModel) {
+    let all = m.walk(None, 0, usize::MAX).await.unwrap();
+    for c in SCHEMA.classes.iter().filter(|c| !c.is_indication) {
+        let mut scanned: Vec<_> = all
+            .iter()
+            .filter(|o| SCHEMA.is_a(o.class.name, c.name))
+            .cloned()
+            .collect();
+        scanned.sort_by(|a, b| a.name.cmp(&b.name));
+        let queried = m
+            .query(&Query {
+                classes: vec![c.name.into()],
+                ..Query::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(queried, scanned, "query of {}", c.name);
+        let exact: Vec<_> = all
+            .iter()
+            .filter(|o| std::ptr::eq(o.class, *c))
+            .cloned()
+            .collect();
+        assert_eq!(
+            m.walk(Some(c), 0, usize::MAX).await.unwrap(),
+            exact,
+            "walk of {}",
+            c.name
+        );
+    }
+}
