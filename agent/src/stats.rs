@@ -21,6 +21,9 @@ use halyard_cluster_model::{ObjectName, SCHEMA, SchemaEnum, Timestamp, Value};
 use crate::config::{self, AggregateEntry, ThresholdEntry};
 use crate::model::AgentModel;
 
+/// Objects the collector handles between two yields to the runtime.
+const YIELD_EVERY: usize = 256;
+
 /// What a threshold does on a new sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crossing {
@@ -203,7 +206,16 @@ impl Collector {
                 % 100) as f64
                 / 100.0
         };
-        for o in of_classes(m, self.gauged.clone()).await {
+        for (k, o) in of_classes(m, self.gauged.clone())
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            // Thousands of objects a cycle: let the faces' requests in
+            // between (the model's calls here never wait).
+            if k % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
             let down = o.get("OperState") == Some(&Value::Enum(OperState::Disabled.value()));
             let j = jitter(o.index);
             let v: Vec<(&str, Value)> = match o.class.name {
@@ -271,7 +283,14 @@ impl Collector {
         let mut out = Vec::new();
         let mut fresh = Vec::new();
         let mut history = Vec::new();
-        for o in of_classes(m, self.gauged.clone()).await {
+        for (k, o) in of_classes(m, self.gauged.clone())
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            if k % YIELD_EVERY == YIELD_EVERY - 1 {
+                tokio::task::yield_now().await;
+            }
             for (i, a) in o.class.attributes.iter().enumerate() {
                 if a.measure != Measure::Gauge || a.declared_in == "Component" {
                     continue;

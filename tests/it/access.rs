@@ -684,38 +684,14 @@ fn http_off_loopback_is_https_with_a_logged_fingerprint() {
 
     // `halyard user` over HTTPS, the certificate pinned from the data dir.
     let url = format!("https://127.0.0.1:{port}");
+    let data_arg = data.display().to_string();
     let user_cli = |args: &[&str], stdin: &str, pin: Option<&str>| -> (bool, String) {
-        use std::io::Write as _;
-        let mut cmd = Command::new(halyard_tests::halyard(false));
-        cmd.arg("--data-dir").arg(&data);
-        cmd.args(["user", "--url", &url, "--as", "adam"]);
+        let mut all = vec!["--url", url.as_str(), "--as", "adam"];
         if let Some(p) = pin {
-            cmd.args(["--fingerprint", p]);
+            all.extend(["--fingerprint", p]);
         }
-        let mut child = cmd
-            .args(args)
-            .env("HALYARD_PASSWORD", password("adam"))
-            .env("RUST_BACKTRACE", "0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("halyard user");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            ),
-        )
+        all.extend_from_slice(args);
+        halyard_user(&["--data-dir", &data_arg], &password("adam"), &all, stdin)
     };
     let (ok, out) = user_cli(
         &["add", "nina", "--role", "operator", "--password-stdin"],
@@ -1049,19 +1025,20 @@ fn users_and_keys_added_at_run_time_log_in_on_http_and_netconf() {
     }
 }
 
-/// Runs `halyard user` against the agent's HTTP API as adam, with `stdin`.
-fn user_cli(a: &Agent, args: &[&str], stdin: &str) -> (bool, String) {
+/// Runs `halyard <before> user <args>` with `stdin`, as the admin whose
+/// password is given: whether it succeeded, and what it printed.
+pub(crate) fn halyard_user(
+    before: &[&str],
+    admin_password: &str,
+    args: &[&str],
+    stdin: &str,
+) -> (bool, String) {
     use std::io::Write as _;
     let mut child = Command::new(halyard_tests::halyard(false))
-        .args([
-            "user",
-            "--url",
-            &format!("http://{}", a.http),
-            "--as",
-            "adam",
-        ])
+        .args(before)
+        .arg("user")
         .args(args)
-        .env("HALYARD_PASSWORD", password("adam"))
+        .env("HALYARD_PASSWORD", admin_password)
         .env("RUST_BACKTRACE", "0")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -1077,12 +1054,16 @@ fn user_cli(a: &Agent, args: &[&str], stdin: &str) -> (bool, String) {
     let out = child.wait_with_output().unwrap();
     (
         out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
+}
+
+/// `halyard user` against the agent's HTTP API as adam.
+fn user_cli(a: &Agent, args: &[&str], stdin: &str) -> (bool, String) {
+    let url = format!("http://{}", a.http);
+    let mut all = vec!["--url", url.as_str(), "--as", "adam"];
+    all.extend_from_slice(args);
+    halyard_user(&[], &password("adam"), &all, stdin)
 }
 
 /// SNMPv3 users of the element: `halyard user snmp` localizes the

@@ -958,31 +958,11 @@ fn access_rules_and_revoked_tokens_reach_every_node() {
                 == NODES.len()
         });
     }
+    let url = format!("http://{}", c.node("n1").http);
     let user_cli = |args: &[&str], stdin: &str| -> (bool, String) {
-        use std::io::Write as _;
-        let mut child = Command::new(halyard_tests::halyard(false))
-            .args(["user", "--url", &format!("http://{}", c.node("n1").http)])
-            .args(["--as", "admin"])
-            .args(args)
-            .env("HALYARD_PASSWORD", "halyard-demo-admin")
-            .env("RUST_BACKTRACE", "0")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .expect("halyard user");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(stdin.as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned()
-                + &String::from_utf8_lossy(&out.stderr),
-        )
+        let mut all = vec!["--url", url.as_str(), "--as", "admin"];
+        all.extend_from_slice(args);
+        crate::access::halyard_user(&[], "halyard-demo-admin", &all, stdin)
     };
     let (ok, out) = user_cli(
         &["snmp", "nina", "--auth", "SHA-384", "--priv", "AES-256"],
