@@ -181,6 +181,26 @@ impl Client {
         }
         Err(refused(method, path, status, &value))
     }
+
+    /// Creates the object, or sets the same attributes of the one of that
+    /// name (a key replaced: rotation). The object as kept.
+    async fn put_or_patch(
+        &self,
+        path: &str,
+        mut body: serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let (status, answer) = self.send("PUT", path, Some(body.clone())).await?;
+        match status {
+            201 => Ok(answer),
+            409 => {
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("class");
+                }
+                self.expect("PATCH", path, Some(body), &[200]).await
+            }
+            _ => Err(refused("PUT", path, status, &answer)),
+        }
+    }
 }
 
 /// The agent's refusal, with its message.
@@ -319,21 +339,7 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
                     "comment": line.split_whitespace().nth(2).unwrap_or(""),
                 });
                 // A new key is created; one of that name is replaced.
-                let (status, answer) = client.send("PUT", &path, Some(body)).await?;
-                let v = if status == 409 {
-                    client
-                        .expect(
-                            "PATCH",
-                            &path,
-                            Some(serde_json::json!({ "key": line })),
-                            &[200],
-                        )
-                        .await?
-                } else if status == 201 {
-                    client.expect("GET", &path, None, &[200]).await?
-                } else {
-                    return Err(refused("PUT", &path, status, &answer));
-                };
+                let v = client.put_or_patch(&path, body).await?;
                 println!(
                     "key {key_name} of {name}: {}",
                     v["attributes"]["key"].as_str().unwrap_or("?")
@@ -377,18 +383,7 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
                 for (node, id) in &engines {
                     let body = secrets.object(id)?;
                     let path = format!("{}/snmpkey={id}", user_path(name));
-                    let (status, answer) = client.send("PUT", &path, Some(body.clone())).await?;
-                    match status {
-                        201 => {}
-                        409 => {
-                            let mut patch = body;
-                            if let Some(o) = patch.as_object_mut() {
-                                o.remove("class");
-                            }
-                            client.expect("PATCH", &path, Some(patch), &[200]).await?;
-                        }
-                        _ => return Err(refused("PUT", &path, status, &answer)),
-                    }
+                    client.put_or_patch(&path, body).await?;
                     println!("SNMPv3 keys of {name} localized for {node} (engine {id})");
                 }
             }
@@ -406,7 +401,6 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
 /// localized from them leave this process.
 struct SnmpSecrets {
     auth: halyard_snmp::AuthProtocol,
-    auth_label: &'static str,
     auth_pass: String,
     privacy: Option<(&'static str, String)>,
 }
@@ -420,14 +414,6 @@ impl SnmpSecrets {
                 "--auth {auth}: expected MD5, SHA, SHA-224, SHA-256, SHA-384 or SHA-512"
             )
         })?;
-        let auth_label = match a {
-            SnmpAuth::Md5 => "md5",
-            SnmpAuth::Sha1 => "sha",
-            SnmpAuth::Sha224 => "sha224",
-            SnmpAuth::Sha256 => "sha256",
-            SnmpAuth::Sha384 => "sha384",
-            SnmpAuth::Sha512 => "sha512",
-        };
         let p = match privacy {
             None => None,
             Some(w) => Some(serde_json::from_value::<SnmpPriv>(word(w)).map_err(|_| {
@@ -440,14 +426,7 @@ impl SnmpSecrets {
         let privacy = match p {
             None => None,
             Some(p) => {
-                let label = match p {
-                    SnmpPriv::Des => "des",
-                    SnmpPriv::Aes => "aes",
-                    SnmpPriv::Aes192 => "aes192",
-                    SnmpPriv::Aes256 => "aes256",
-                    SnmpPriv::Aes192Reeder => "aes192c",
-                    SnmpPriv::Aes256Reeder => "aes256c",
-                };
+                let label = crate::faces::priv_protocol(p).label();
                 Some((label, read_line_stdin("privacy passphrase")?))
             }
         };
@@ -458,7 +437,6 @@ impl SnmpSecrets {
         }
         Ok(SnmpSecrets {
             auth: crate::faces::auth_protocol(a),
-            auth_label,
             auth_pass,
             privacy,
         })
@@ -472,7 +450,7 @@ impl SnmpSecrets {
             from_hex(engine_hex).with_context(|| format!("engine ID {engine_hex} is not hex"))?;
         let mut body = serde_json::json!({
             "class": halyard_cluster_model::users::names::SNMP_KEY,
-            "auth-protocol": self.auth_label,
+            "auth-protocol": self.auth.label(),
             "auth-key": to_hex(&localized_key(self.auth, &self.auth_pass, &id)),
             "priv-protocol": "none",
             "priv-key": "",

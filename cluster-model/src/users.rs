@@ -74,7 +74,7 @@ impl Default for UserCache {
 }
 
 /// The role an `AccessUser`'s `Role` value names.
-fn role_of(o: &ManagedObject) -> Role {
+pub fn role_of(o: &ManagedObject) -> Role {
     let Some((i, a)) = o.class.attribute(names::ROLE) else {
         return Role::Viewer;
     };

@@ -731,23 +731,10 @@ fn http_off_loopback_is_https_with_a_logged_fingerprint() {
         .iter()
         .map(|n| {
             let k = dir.path().join(format!("nina_{n}"));
-            let made = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", n, "-f"])
-                .arg(&k)
-                .status()
-                .expect("ssh-keygen");
-            assert!(made.success());
-            let out = Command::new("ssh-keygen")
-                .arg("-lf")
-                .arg(k.with_extension("pub"))
-                .output()
-                .unwrap();
-            let fp = String::from_utf8_lossy(&out.stdout)
-                .split_whitespace()
-                .nth(1)
-                .unwrap()
-                .to_string();
-            (k.with_extension("pub"), fp)
+            halyard_tests::keygen(&k);
+            let public = k.with_extension("pub");
+            let fp = halyard_tests::key_fingerprint(&public);
+            (public, fp)
         })
         .collect();
     for (file, fp) in &keys {
@@ -949,23 +936,9 @@ fn users_and_keys_added_at_run_time_log_in_on_http_and_netconf() {
 
     // An SSH key: written as its public key line, kept as its fingerprint.
     let key = dir.path().join("nina_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nina@laptop", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
+    halyard_tests::keygen(&key);
     let line = std::fs::read_to_string(key.with_extension("pub")).unwrap();
-    let fp = String::from_utf8(
-        Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(key.with_extension("pub"))
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    let fp = fp.split_whitespace().nth(1).unwrap().to_string();
+    let fp = halyard_tests::key_fingerprint(&key.with_extension("pub"));
     let keypath = format!("{nina}/sshkey=laptop");
     let (code, body) = f.http(
         "adam",

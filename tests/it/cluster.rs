@@ -898,12 +898,7 @@ fn access_rules_and_revoked_tokens_reach_every_node() {
     // A user with an SSH key, added on n1, logs in with it on every node
     // (ncclient); the key deleted on n2 is refused by every node.
     let key = dir.path().join("nina_ed25519");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "nina", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(made.success());
+    halyard_tests::keygen(&key);
     let line = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let user = "/api/v1/objects/ne=1/user=nina";
     let (code, text) = admin(

@@ -1021,13 +1021,28 @@ pub struct Sshd {
     child: Option<Child>,
 }
 
-fn keygen(path: &Path) {
+/// Makes an ed25519 key pair without passphrase at `path` (and `.pub`).
+pub fn keygen(path: &Path) {
     let st = Command::new("ssh-keygen")
         .args(["-q", "-t", "ed25519", "-N", "", "-C", "halyard-test", "-f"])
         .arg(path)
         .status()
         .expect("ssh-keygen (openssh-client) is installed");
     assert!(st.success());
+}
+
+/// A public key file's SHA-256 fingerprint as `ssh-keygen -l` prints it.
+pub fn key_fingerprint(public: &Path) -> String {
+    let out = Command::new("ssh-keygen")
+        .arg("-lf")
+        .arg(public)
+        .output()
+        .expect("ssh-keygen");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(1)
+        .expect("a fingerprint")
+        .to_string()
 }
 
 impl Sshd {
@@ -1042,16 +1057,7 @@ impl Sshd {
             dir.join("authorized_keys"),
         )
         .unwrap();
-        let fp = Command::new("ssh-keygen")
-            .arg("-lf")
-            .arg(host_key.with_extension("pub"))
-            .output()
-            .unwrap();
-        let host_fingerprint = String::from_utf8_lossy(&fp.stdout)
-            .split_whitespace()
-            .nth(1)
-            .expect("a fingerprint")
-            .to_string();
+        let host_fingerprint = key_fingerprint(&host_key.with_extension("pub"));
         let user = String::from_utf8(Command::new("id").arg("-un").output().unwrap().stdout)
             .unwrap()
             .trim()

@@ -33,7 +33,59 @@ pub enum PrivProtocol {
     Aes256Reeder,
 }
 
+/// The element's labels of the protocols (the schema's `AccessSnmpAuth`
+/// and `AccessSnmpPriv`, which hold a user's keys): one table each, for
+/// the SNMP face reading the keys and the command line writing them.
+const AUTH_LABELS: [(AuthProtocol, &str); 6] = [
+    (AuthProtocol::Md5, "md5"),
+    (AuthProtocol::Sha1, "sha"),
+    (AuthProtocol::Sha224, "sha224"),
+    (AuthProtocol::Sha256, "sha256"),
+    (AuthProtocol::Sha384, "sha384"),
+    (AuthProtocol::Sha512, "sha512"),
+];
+const PRIV_LABELS: [(PrivProtocol, &str); 6] = [
+    (PrivProtocol::Des, "des"),
+    (PrivProtocol::Aes128, "aes"),
+    (PrivProtocol::Aes192, "aes192"),
+    (PrivProtocol::Aes256, "aes256"),
+    (PrivProtocol::Aes192Reeder, "aes192c"),
+    (PrivProtocol::Aes256Reeder, "aes256c"),
+];
+
+impl AuthProtocol {
+    /// Its label in the element's model.
+    pub fn label(self) -> &'static str {
+        AUTH_LABELS
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("", |(_, l)| l)
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        AUTH_LABELS
+            .iter()
+            .find(|(_, l)| *l == label)
+            .map(|(p, _)| *p)
+    }
+}
+
 impl PrivProtocol {
+    /// Its label in the element's model.
+    pub fn label(self) -> &'static str {
+        PRIV_LABELS
+            .iter()
+            .find(|(p, _)| *p == self)
+            .map_or("", |(_, l)| l)
+    }
+
+    pub fn from_label(label: &str) -> Option<Self> {
+        PRIV_LABELS
+            .iter()
+            .find(|(_, l)| *l == label)
+            .map(|(p, _)| *p)
+    }
+
     /// Octets of localised key the protocol takes: DES uses 8 for the key
     /// and 8 for the pre-IV (RFC 3414 8.1.1.1).
     pub fn key_len(self) -> usize {
@@ -203,6 +255,46 @@ impl Default for SnmpConfig {
             max_message_size: 65_507,
             max_in_flight: 1024,
             authentication_failure_traps: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every protocol's label is a value of the schema's enumeration that
+    /// holds it, and every value of those enumerations (but `none`) is a
+    /// protocol's: the table cannot drift from the schema.
+    #[test]
+    fn protocol_labels_are_the_schema_enumerations() {
+        let labels = |name: &str| -> Vec<&'static str> {
+            let e = halyard_cluster_model::SCHEMA
+                .enums
+                .iter()
+                .find(|e| e.name == name)
+                .unwrap_or_else(|| panic!("no enumeration {name}"));
+            e.values
+                .iter()
+                .map(|v| v.name)
+                .filter(|n| *n != "none")
+                .collect()
+        };
+        let mut auth: Vec<&str> = AUTH_LABELS.iter().map(|(p, _)| p.label()).collect();
+        let mut schema = labels("AccessSnmpAuth");
+        auth.sort_unstable();
+        schema.sort_unstable();
+        assert_eq!(auth, schema);
+        let mut privacy: Vec<&str> = PRIV_LABELS.iter().map(|(p, _)| p.label()).collect();
+        let mut schema = labels("AccessSnmpPriv");
+        privacy.sort_unstable();
+        schema.sort_unstable();
+        assert_eq!(privacy, schema);
+        for (p, l) in AUTH_LABELS {
+            assert_eq!(AuthProtocol::from_label(l), Some(p));
+        }
+        for (p, l) in PRIV_LABELS {
+            assert_eq!(PrivProtocol::from_label(l), Some(p));
         }
     }
 }

@@ -424,24 +424,15 @@ async fn model_users(
                 .unwrap_or("")
                 .to_string()
         };
-        let auth = match label(&k, names::AUTH_PROTOCOL).as_deref() {
-            Some("md5") => AuthProtocol::Md5,
-            Some("sha") => AuthProtocol::Sha1,
-            Some("sha224") => AuthProtocol::Sha224,
-            Some("sha256") => AuthProtocol::Sha256,
-            Some("sha384") => AuthProtocol::Sha384,
-            Some("sha512") => AuthProtocol::Sha512,
-            _ => continue,
+        let Some(auth) = label(&k, names::AUTH_PROTOCOL)
+            .as_deref()
+            .and_then(AuthProtocol::from_label)
+        else {
+            continue;
         };
-        let privacy = match label(&k, names::PRIV_PROTOCOL).as_deref() {
-            Some("des") => Some(crate::config::PrivProtocol::Des),
-            Some("aes") => Some(crate::config::PrivProtocol::Aes128),
-            Some("aes192") => Some(crate::config::PrivProtocol::Aes192),
-            Some("aes256") => Some(crate::config::PrivProtocol::Aes256),
-            Some("aes192c") => Some(crate::config::PrivProtocol::Aes192Reeder),
-            Some("aes256c") => Some(crate::config::PrivProtocol::Aes256Reeder),
-            _ => None,
-        };
+        let privacy = label(&k, names::PRIV_PROTOCOL)
+            .as_deref()
+            .and_then(crate::config::PrivProtocol::from_label);
         // A localized key is as long as the protocol's digest.
         let key_len = usm::localized_key(auth, "", engine_id).len();
         let key = |attr: &str| crate::engine::from_hex(&text(attr)).filter(|k| k.len() == key_len);
@@ -459,8 +450,8 @@ async fn model_users(
                 }
             },
         };
-        let role = label(u, names::ROLE);
-        let writes = matches!(role.as_deref(), Some("operator" | "admin"));
+        let role = halyard_cluster_model::users::role_of(u);
+        let writes = role != halyard_cluster_model::access::Role::Viewer;
         let level = if privacy.is_some() {
             SecurityLevel::AuthPriv
         } else {
@@ -475,7 +466,7 @@ async fn model_users(
             write_view: writes.then(View::all),
             min_level: level,
             write_min_level: level,
-            admin: role.as_deref() == Some("admin"),
+            admin: role == halyard_cluster_model::access::Role::Admin,
         });
     }
     Ok(out)
