@@ -4,6 +4,16 @@
 //! standby acknowledged it (or a deadline passed); in asynchronous mode
 //! at once. The agent keeps the state too, so a promoted standby (or a
 //! restarted primary) always resumes from the last acknowledged write.
+//!
+//! A primary taking a service instance over *fences* it when it reads the
+//! state: from then on only it may write, and the state it reads holds
+//! every write accepted before. In a cluster the fence is a log entry, and
+//! the state returned is the master's at that entry, not this replica's
+//! (which may not have applied the last commits yet); an old primary's
+//! write still on its way when the fence lands is refused, so it does not
+//! count it. Without the fence, a timed switchover lost the write the old
+//! primary made an instant before its step-down (seen by the chaos round:
+//! a count went back by one).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -35,6 +45,21 @@ struct Store {
     standbys: HashMap<String, mpsc::Sender<CheckpointPush>>,
     /// (standby, seq) -> waiter of a synchronous write.
     waiting: HashMap<(String, u64), oneshot::Sender<()>>,
+    /// The primary that fenced the service instance last: the only writer.
+    owner: Option<String>,
+}
+
+impl Store {
+    /// Whether `writer` may write: no fence yet, or its own (an empty
+    /// writer is a write logged before fences existed).
+    fn admits(&self, writer: &str) -> Result<(), CheckpointError> {
+        match &self.owner {
+            Some(o) if !writer.is_empty() && o != writer => {
+                Err(CheckpointError::Superseded(o.clone()))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -54,6 +79,9 @@ pub enum CheckpointError {
     /// Not committed by the cluster (no quorum before the deadline).
     #[error("checkpoint not committed: {0}")]
     NotCommitted(String),
+    /// Another component took the service instance over (fenced it).
+    #[error("checkpoint refused: {0} has taken the service instance over")]
+    Superseded(String),
 }
 
 /// Standbys that did not acknowledge a synchronous write in time.
@@ -78,10 +106,18 @@ impl CheckpointService {
     }
 
     /// Applies a committed write (cluster mode): stores it and pushes it to
-    /// this node's standbys. Returns its sequence number.
-    pub fn apply_write(&self, si: &str, key: &str, value: &str) -> u64 {
+    /// this node's standbys. Returns its sequence number, or why it is
+    /// refused (the service instance was fenced by another writer).
+    pub fn apply_write(
+        &self,
+        si: &str,
+        writer: &str,
+        key: &str,
+        value: &str,
+    ) -> Result<u64, CheckpointError> {
         let mut stores = self.lock();
         let store = stores.entry(si.to_string()).or_default();
+        store.admits(writer)?;
         store.seq += 1;
         store.entries.insert(key.to_string(), value.to_string());
         for tx in store.standbys.values() {
@@ -91,7 +127,16 @@ impl CheckpointService {
                 value: value.to_string(),
             });
         }
-        store.seq
+        Ok(store.seq)
+    }
+
+    /// Applies a committed fence (cluster mode): `owner` is the only writer
+    /// from here; returns the state as of this point of the log.
+    pub fn apply_fence(&self, si: &str, owner: &str) -> (u64, BTreeMap<String, String>) {
+        let mut stores = self.lock();
+        let store = stores.entry(si.to_string()).or_default();
+        store.owner = Some(owner.to_string());
+        (store.seq, store.entries.clone())
     }
 
     /// Forgets every service instance's state (a snapshot is installed next).
@@ -99,6 +144,7 @@ impl CheckpointService {
         for s in self.lock().values_mut() {
             s.seq = 0;
             s.entries.clear();
+            s.owner = None;
         }
     }
 
@@ -122,17 +168,16 @@ impl CheckpointService {
         if let Some(log) = &self.log {
             let cmd = crate::cluster::Command::Checkpoint {
                 si: si.to_string(),
+                writer: writer.to_string(),
                 key: key.to_string(),
                 value: value.to_string(),
             };
-            let cmd = serde_json::to_value(cmd)
-                .map_err(|e| CheckpointError::NotCommitted(e.to_string()))?;
             // Committed means applied on the master; it is in the log ahead
             // of any fail-over decision taken after it.
-            let r = log
-                .propose(cmd, deadline)
-                .await
-                .map_err(|e| CheckpointError::NotCommitted(e.to_string()))?;
+            let r = propose(log, cmd, deadline).await?;
+            if let Some(owner) = r.get("superseded").and_then(serde_json::Value::as_str) {
+                return Err(CheckpointError::Superseded(owner.to_string()));
+            }
             return r
                 .get("seq")
                 .and_then(serde_json::Value::as_u64)
@@ -141,6 +186,7 @@ impl CheckpointService {
         let (seq, waits) = {
             let mut stores = self.lock();
             let store = stores.entry(si.to_string()).or_default();
+            store.admits(writer)?;
             store.seq += 1;
             let seq = store.seq;
             store.entries.insert(key.to_string(), value.to_string());
@@ -208,7 +254,36 @@ impl CheckpointService {
         }
     }
 
-    /// The full state of a service instance (a new primary reads it).
+    /// The full state of a service instance as a primary takes it up: it
+    /// fences the instance for `reader` (see the module's documentation)
+    /// and returns every write accepted before, cluster-wide.
+    pub async fn take_over(
+        &self,
+        reader: &str,
+        si: &str,
+        deadline: Duration,
+    ) -> Result<(u64, BTreeMap<String, String>), CheckpointError> {
+        let Some(log) = &self.log else {
+            return Ok(self.apply_fence(si, reader));
+        };
+        let cmd = crate::cluster::Command::CheckpointFence {
+            si: si.to_string(),
+            owner: reader.to_string(),
+        };
+        let r = propose(log, cmd, deadline).await?;
+        let seq = r.get("seq").and_then(serde_json::Value::as_u64);
+        let entries = r
+            .get("entries")
+            .cloned()
+            .and_then(|e| serde_json::from_value::<BTreeMap<String, String>>(e).ok());
+        match (seq, entries) {
+            (Some(seq), Some(entries)) => Ok((seq, entries)),
+            _ => Err(CheckpointError::NotCommitted(r.to_string())),
+        }
+    }
+
+    /// The full state of a service instance as this node holds it (a
+    /// standby's read; a new primary calls [`CheckpointService::take_over`]).
     pub fn read(&self, si: &str) -> (u64, BTreeMap<String, String>) {
         self.lock()
             .get(si)
@@ -250,6 +325,25 @@ impl CheckpointService {
         for si in sis {
             self.remove_standby(&si, component);
         }
+    }
+}
+
+/// Proposes `cmd` and returns the master's answer; an `error` in it (the
+/// command was refused at apply) is not a commit.
+async fn propose(
+    log: &halyard_consensus::Consensus,
+    cmd: crate::cluster::Command,
+    deadline: Duration,
+) -> Result<serde_json::Value, CheckpointError> {
+    let cmd =
+        serde_json::to_value(cmd).map_err(|e| CheckpointError::NotCommitted(e.to_string()))?;
+    let r = log
+        .propose(cmd, deadline)
+        .await
+        .map_err(|e| CheckpointError::NotCommitted(e.to_string()))?;
+    match r.get("error").and_then(serde_json::Value::as_str) {
+        Some(e) => Err(CheckpointError::NotCommitted(e.to_string())),
+        None => Ok(r),
     }
 }
 
@@ -298,5 +392,36 @@ mod tests {
         assert_eq!(err.missing, vec!["b".to_string()]);
         // The agent's copy holds every write regardless.
         assert_eq!(svc.read("si=1").1["count"], "3");
+    }
+
+    #[tokio::test]
+    async fn a_fence_leaves_one_writer_and_hands_over_every_earlier_write() {
+        let svc = CheckpointService::new();
+        let d = Duration::from_secs(1);
+        // Before any fence, the old primary writes.
+        assert_eq!(svc.write("a", "si=1", "count", "41", false, d).await, Ok(1));
+        // b takes the instance over: it reads a's last write...
+        let (seq, entries) = svc.take_over("b", "si=1", d).await.unwrap();
+        assert_eq!((seq, entries["count"].as_str()), (1, "41"));
+        // ...and a's write arriving after the fence is refused, not counted.
+        assert_eq!(
+            svc.write("a", "si=1", "count", "42", false, d).await,
+            Err(CheckpointError::Superseded("b".into()))
+        );
+        assert_eq!(svc.read("si=1").1["count"], "41");
+        assert_eq!(svc.write("b", "si=1", "count", "42", false, d).await, Ok(2));
+        // Another instance is not fenced; a write logged before fences
+        // existed (no writer) is admitted; a's own fence makes it the writer again.
+        assert_eq!(svc.write("a", "si=2", "count", "1", false, d).await, Ok(1));
+        assert_eq!(svc.apply_write("si=1", "", "count", "43"), Ok(3));
+        svc.take_over("a", "si=1", d).await.unwrap();
+        assert_eq!(
+            svc.apply_write("si=1", "b", "count", "44"),
+            Err(CheckpointError::Superseded("a".into()))
+        );
+        assert_eq!(svc.apply_write("si=1", "a", "count", "44"), Ok(4));
+        // A snapshot about to be installed forgets the fence with the state.
+        svc.clear();
+        assert_eq!(svc.apply_write("si=1", "b", "count", "1"), Ok(1));
     }
 }

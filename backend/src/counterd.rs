@@ -78,6 +78,8 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
     // The role counterd acts in; it follows the timeline, a timed change at
     // its instant.
     let mut acting = String::from("off-line");
+    // A primary role not taken up yet: its checkpoint could not be read.
+    let mut pending = false;
     let show = |count: u64, acting: &str| {
         if let Ok(mut s) = shown.lock() {
             *s = (count, acting.to_string());
@@ -101,7 +103,7 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
                     // (A copy: the borrow must not be held across an await,
                     // it would block the reader task that updates it.)
                     let now = roles.borrow().clone();
-                    take_up(&mut ha, &now, &mut acting, &mut count).await?;
+                    pending = !take_up(&mut ha, &now, &mut acting, &mut count).await?;
                     show(count, &acting);
                     ha.ack(&state).await?;
                 }
@@ -124,12 +126,18 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
             // A timed role's instant.
             _ = tokio::time::sleep(Duration::from_nanos(next.unwrap_or(0).saturating_sub(unix_ns()))), if next.is_some() => {
                 let now = roles.borrow().clone();
-                take_up(&mut ha, &now, &mut acting, &mut count).await?;
+                pending = !take_up(&mut ha, &now, &mut acting, &mut count).await?;
                 show(count, &acting);
             }
             Ok(()) = changes.changed() => {
                 let now = roles.borrow().clone();
-                take_up(&mut ha, &now, &mut acting, &mut count).await?;
+                pending = !take_up(&mut ha, &now, &mut acting, &mut count).await?;
+                show(count, &acting);
+            }
+            // The checkpoint could not be read (no quorum a moment ago).
+            _ = tokio::time::sleep(Duration::from_millis(100)), if pending => {
+                let now = roles.borrow().clone();
+                pending = !take_up(&mut ha, &now, &mut acting, &mut count).await?;
                 show(count, &acting);
             }
             _ = tick.tick(), if acting == "primary" => {
@@ -159,25 +167,32 @@ async fn serve() -> Result<(), Box<dyn std::error::Error>> {
 
 /// Acts in the role in force now: becoming primary resumes from the last
 /// checkpoint of the service instance taken over (what a standby of
-/// several held may differ).
+/// several held may differ). Returns false when the checkpoint cannot be
+/// read yet (the agent refused: no quorum to fence it): the role is not
+/// taken up, and is tried again shortly.
 async fn take_up(
     ha: &mut HaClient,
     roles: &Timeline,
     acting: &mut String,
     count: &mut u64,
-) -> Result<(), crate::client::ClientError> {
+) -> Result<bool, crate::client::ClientError> {
     let now = roles.now().unwrap_or("off-line").to_string();
     if now == *acting {
-        return Ok(());
+        return Ok(true);
     }
     if now == "primary" {
-        let (_, entries) = ha.read_checkpoint().await?;
-        if let Some(saved) = entries.get("count").and_then(|v| v.parse().ok()) {
-            *count = saved;
+        match ha.read_checkpoint().await {
+            Ok((_, entries)) => {
+                if let Some(saved) = entries.get("count").and_then(|v| v.parse().ok()) {
+                    *count = saved;
+                }
+            }
+            Err(crate::client::ClientError::Refused { .. }) => return Ok(false),
+            Err(e) => return Err(e),
         }
     }
     *acting = now;
-    Ok(())
+    Ok(true)
 }
 
 /// Stops the query task with counterd.

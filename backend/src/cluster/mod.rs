@@ -49,12 +49,18 @@ pub enum Command {
     },
     /// A node is a member again (its components register next).
     NodeUp { node: String },
-    /// A primary's checkpoint write.
+    /// A primary's checkpoint write. `writer` is the component (empty in
+    /// logs written before fences existed: admitted).
     Checkpoint {
         si: String,
+        #[serde(default)]
+        writer: String,
         key: String,
         value: String,
     },
+    /// A primary taking a service instance over: only `owner` writes its
+    /// checkpoint from here; the answer carries the state at this entry.
+    CheckpointFence { si: String, owner: String },
     /// A simulated fault, executed by the node hosting the component.
     Fault { component: String, fault: String },
     /// COpCo's subtree lock, cluster-wide: granted unless a held subject
@@ -133,6 +139,7 @@ pub fn retention(command: &serde_json::Value) -> Retention {
     let s = |k: &str| command[k].as_str().unwrap_or_default().to_string();
     match command["cmd"].as_str() {
         Some("checkpoint") => Retention::Latest(format!("checkpoint/{}/{}", s("si"), s("key"))),
+        Some("checkpoint-fence") => Retention::Latest(format!("checkpoint-fence/{}", s("si"))),
         Some("replicated") => {
             serde_json::from_value(command["retention"].clone()).unwrap_or_default()
         }
@@ -215,11 +222,15 @@ impl halyard_consensus::Machine for Applier {
         retention(command)
     }
 
-    /// A replicated change refused at apply (its precondition failed)
-    /// changed nothing: no snapshot keeps it, or it could displace the
-    /// accepted change of its key.
+    /// A replicated change refused at apply (its precondition failed), or
+    /// a checkpoint write refused by a fence, changed nothing: no snapshot
+    /// keeps it, or it could displace the accepted write of its key.
     fn kept(&self, command: &serde_json::Value, result: &serde_json::Value) -> bool {
-        command["cmd"] != "replicated" || result.get("error").is_none()
+        match command["cmd"].as_str() {
+            Some("replicated") => result.get("error").is_none(),
+            Some("checkpoint") => result.get("superseded").is_none(),
+            _ => true,
+        }
     }
 
     async fn restored(&self) {

@@ -59,11 +59,28 @@ fn snapshots_keep_the_latest_write_only_where_state_is_overwritten() {
     let keep = |c: Command| retention(&serde_json::to_value(c).unwrap());
     let w = |v: &str| Command::Checkpoint {
         si: "si=1".into(),
+        writer: "a".into(),
         key: "count".into(),
         value: v.into(),
     };
     assert_eq!(keep(w("1")), keep(w("2")));
     assert!(matches!(keep(w("1")), Retention::Latest(_)));
+    // A fence is overwritten by the next fence of its instance only.
+    let fence = |si: &str, owner: &str| {
+        keep(Command::CheckpointFence {
+            si: si.into(),
+            owner: owner.into(),
+        })
+    };
+    assert_eq!(fence("si=1", "a"), fence("si=1", "b"));
+    assert_ne!(fence("si=1", "a"), fence("si=2", "a"));
+    assert_ne!(fence("si=1", "a"), keep(w("1")));
+    // A write logged before fences existed has no writer, and is admitted.
+    let old = serde_json::json!({"cmd": "checkpoint", "si": "si=1", "key": "count", "value": "7"});
+    let Command::Checkpoint { writer, .. } = serde_json::from_value(old).unwrap() else {
+        panic!("not a checkpoint write")
+    };
+    assert_eq!(writer, "");
     let lock = keep(Command::Lock {
         subject: "ne=1/shelf=1".into(),
         holder: "job 1 on node n1".into(),

@@ -12,6 +12,7 @@ use halyard_cluster_model::model::{AdminState, AvailabilityState};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 
+use crate::checkpoint::CheckpointError;
 use crate::cluster::{ClusterClock, ClusterView, Command};
 use crate::crim::Input;
 use crate::events::EventKind;
@@ -234,9 +235,25 @@ impl CoreState {
                 }
                 apply_ok()
             }
-            Command::Checkpoint { si, key, value } => {
-                let seq = self.core.checkpoints.apply_write(&si, &key, &value);
-                serde_json::json!({"ok": true, "seq": seq})
+            Command::Checkpoint {
+                si,
+                writer,
+                key,
+                value,
+            } => match self
+                .core
+                .checkpoints
+                .apply_write(&si, &writer, &key, &value)
+            {
+                Ok(seq) => serde_json::json!({"ok": true, "seq": seq}),
+                Err(CheckpointError::Superseded(owner)) => {
+                    serde_json::json!({"superseded": owner})
+                }
+                Err(e) => apply_error(e),
+            },
+            Command::CheckpointFence { si, owner } => {
+                let (seq, entries) = self.core.checkpoints.apply_fence(&si, &owner);
+                serde_json::json!({"ok": true, "seq": seq, "entries": entries})
             }
             Command::Fault { component, fault } => self.apply_fault(&component, &fault).await,
             Command::Reconfigure(change) => match Reconfigure::try_from(*change) {

@@ -394,8 +394,11 @@ pub(in crate::core) async fn session(
                         tracing::warn!(component = %name, error = %e, "synchronous checkpoint incomplete");
                         e.seq
                     }
-                    // Not held by the cluster: the component must not count it.
-                    Err(e @ CheckpointError::NotCommitted(_)) => {
+                    // Not held by the cluster, or another primary took the
+                    // instance over: the component must not count it.
+                    Err(
+                        e @ (CheckpointError::NotCommitted(_) | CheckpointError::Superseded(_)),
+                    ) => {
                         let _ = out_tx
                             .send(ToComponent::Error {
                                 code: ErrorCode::Refused,
@@ -407,18 +410,36 @@ pub(in crate::core) async fn session(
                 };
                 let _ = out_tx.send(ToComponent::CheckpointWritten { seq }).await;
             }
-            (Some(_), ToAgent::CheckpointRead) => {
+            (Some(name), ToAgent::CheckpointRead) => {
                 let r = role.borrow().clone();
-                let si = r
-                    .active
+                let (state, active) = r.at_time(unix_ns());
+                // A primary reads to take the instance over: the read fences
+                // it (only this component writes from here) and holds every
+                // write accepted before, cluster-wide.
+                let taking = active
                     .first()
-                    .or(r.standby.first())
                     .cloned()
-                    .unwrap_or_default();
-                let (seq, entries) = checkpoints.read(&si);
-                let _ = out_tx
-                    .send(ToComponent::CheckpointState { seq, entries })
-                    .await;
+                    .filter(|_| state == Some(AvailabilityState::Primary));
+                let read = match taking {
+                    Some(si) => checkpoints.take_over(name, &si, deadline).await,
+                    None => {
+                        let si = r
+                            .active
+                            .first()
+                            .or(r.standby.first())
+                            .cloned()
+                            .unwrap_or_default();
+                        Ok(checkpoints.read(&si))
+                    }
+                };
+                let reply = match read {
+                    Ok((seq, entries)) => ToComponent::CheckpointState { seq, entries },
+                    Err(e) => ToComponent::Error {
+                        code: ErrorCode::Refused,
+                        message: e.to_string(),
+                    },
+                };
+                let _ = out_tx.send(reply).await;
             }
             (Some(name), ToAgent::CheckpointAck { seq }) => {
                 for si in role.borrow().standby.iter() {
