@@ -78,6 +78,11 @@ enum Action {
         /// authNoPriv.
         #[arg(long = "priv")]
         privacy: Option<String>,
+        /// Also localizes for this engine ID (hex), e.g. an inform
+        /// receiver's (snmptrapd's `oldEngineID`); repeatable. Keys for
+        /// engines neither a node's nor named here are removed.
+        #[arg(long = "engine")]
+        engines: Vec<String>,
     },
 }
 
@@ -345,12 +350,16 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
                     v["attributes"]["key"].as_str().unwrap_or("?")
                 );
             }
-            Action::Snmp { name, .. } => {
+            Action::Snmp {
+                name,
+                engines: extra,
+                ..
+            } => {
                 let secrets = snmp.as_ref().expect("read above");
                 let nodes = client
                     .expect("GET", "/api/v1/classes/Node", None, &[200])
                     .await?;
-                let engines: Vec<(String, String)> = nodes["objects"]
+                let mut engines: Vec<(String, String)> = nodes["objects"]
                     .as_array()
                     .into_iter()
                     .flatten()
@@ -360,6 +369,15 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
                         Some((a["name"].as_str()?.to_string(), id.to_string()))
                     })
                     .collect();
+                for e in extra {
+                    let id = e.trim_start_matches("0x").to_ascii_lowercase();
+                    match halyard_snmp::engine::from_hex(&id) {
+                        Some(b) if (5..=32).contains(&b.len()) => {
+                            engines.push((format!("engine {id}"), id));
+                        }
+                        _ => bail!("--engine {e}: not an SNMP engine ID (5 to 32 octets in hex)"),
+                    }
+                }
                 if engines.is_empty() {
                     bail!("no node shows an SNMP engine ID yet (is an SNMP face running?)");
                 }

@@ -312,8 +312,8 @@ const READING_RPCS: &[&str] = &[
     "validate",
 ];
 
-/// The classes and element attributes of the access model: only an admin
-/// writes them.
+/// The classes and element attributes of the access model, and where the
+/// element's notifications go: only an admin writes them.
 const ACCESS_CLASSES: &[&str] = &[
     "access-group",
     "access-rule-list",
@@ -322,6 +322,7 @@ const ACCESS_CLASSES: &[&str] = &[
     "access-user",
     "access-key",
     "access-snmp-key",
+    "notification-target",
 ];
 const ACCESS_ATTRIBUTES: &[&str] = &[
     "access-control",

@@ -18,6 +18,7 @@ pub mod name;
 pub mod physical;
 pub mod port;
 pub mod secret;
+pub mod targets;
 pub mod users;
 pub mod value;
 

@@ -263,10 +263,14 @@ pub enum Role {
     /// A password, kept as its Argon2id hash (a `Secret` string): written
     /// as plain text or as a hash.
     Password,
+    /// A UDP transport address (string): an IPv4 or IPv6 address and a
+    /// port, kept as `192.0.2.7:162` or `[2001:db8::7]:162`; written
+    /// without a port, the SNMP notification port 162 is added.
+    UdpAddress,
 }
 
 impl Role {
-    pub const ALL: [Self; 27] = [
+    pub const ALL: [Self; 28] = [
         Self::SerialNum,
         Self::HardwareRev,
         Self::Alias,
@@ -294,6 +298,7 @@ impl Role {
         Self::IfOutErrors,
         Self::SshKey,
         Self::Password,
+        Self::UdpAddress,
     ];
 
     /// The schema spelling, as in `Role("serialNum")`.
@@ -326,6 +331,7 @@ impl Role {
             Self::IfOutErrors => "ifOutErrors",
             Self::SshKey => "sshKey",
             Self::Password => "password",
+            Self::UdpAddress => "udpAddress",
         }
     }
 }

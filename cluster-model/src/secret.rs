@@ -174,7 +174,7 @@ pub fn mask(o: &mut crate::port::ManagedObject) {
 
 /// The text an attribute's written value is kept as, if it is one the
 /// model transforms: a password as its Argon2id hash, an SSH key as its
-/// SHA-256 fingerprint. `Ok(None)`: kept as written (other secrets, such
+/// SHA-256 fingerprint, a UDP address with its port. `Ok(None)`: kept as written (other secrets, such
 /// as localized SNMP keys, too).
 /// Hashing takes tens of milliseconds: call it off the async threads.
 pub fn sealed(
@@ -208,6 +208,11 @@ pub fn sealed(
             };
         }
         return ssh_key_fingerprint(text).map(Some).map_err(wrong);
+    }
+    if attribute.role == Some(crate::meta::Role::UdpAddress) {
+        let a = udp_address(text).map_err(wrong)?;
+        let kept = a.to_string();
+        return Ok((kept != *text).then_some(kept));
     }
     Ok(None)
 }
@@ -274,11 +279,7 @@ pub fn seal(tx: &mut crate::port::Transaction) -> Result<(), crate::port::TxErro
             Change::Delete { .. } => continue,
         };
         let Some(class) = class else { continue };
-        if class
-            .attribute_by_role(crate::meta::Role::Password)
-            .is_none()
-            && class.attribute_by_role(crate::meta::Role::SshKey).is_none()
-        {
+        if !seals(class) {
             continue;
         }
         for (attribute, value) in values {
@@ -316,11 +317,38 @@ pub fn needs_seal(tx: &crate::port::Transaction) -> bool {
                 .and_then(|(r, _)| crate::SCHEMA.class_by_rdn(r)),
             Change::Delete { .. } => None,
         };
-        class.is_some_and(|c| {
-            c.attribute_by_role(crate::meta::Role::Password).is_some()
-                || c.attribute_by_role(crate::meta::Role::SshKey).is_some()
-        })
+        class.is_some_and(seals)
     })
+}
+
+/// Whether a class has an attribute whose written value [`sealed`] checks
+/// or transforms.
+fn seals(class: &crate::meta::ClassMeta) -> bool {
+    use crate::meta::Role;
+    [Role::Password, Role::SshKey, Role::UdpAddress]
+        .into_iter()
+        .any(|r| class.attribute_by_role(r).is_some())
+}
+
+/// A UDP address as written (`192.0.2.7`, `192.0.2.7:1162`,
+/// `2001:db8::7`, `[2001:db8::7]:162`), with the SNMP notification port
+/// when none is given.
+pub fn udp_address(text: &str) -> Result<std::net::SocketAddr, String> {
+    let text = text.trim();
+    if let Ok(a) = text.parse::<std::net::SocketAddr>() {
+        return Ok(a);
+    }
+    let ip = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or(text);
+    ip.parse::<std::net::IpAddr>()
+        .map(|ip| std::net::SocketAddr::new(ip, 162))
+        .map_err(|_| {
+            format!(
+                "'{text}' is not a UDP address: expected an IPv4 or IPv6 address and an optional port, e.g. 192.0.2.7:162 or [2001:db8::7]:162"
+            )
+        })
 }
 
 /// How a written value appears in the audit trail and the log: a

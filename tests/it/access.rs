@@ -1245,3 +1245,228 @@ fn snmpv3_users_of_the_element_keep_only_localized_keys() {
     let (ok, out) = a.snmp("snmpget", &opts, &[sys_name]);
     assert!(!ok && out.contains("Unknown user name"), "{out}");
 }
+
+/// The element's notification targets (#17), added and removed at run
+/// time by an admin: a v2c target with a community, a v3 trap target as an
+/// element user (its keys for this node's engine, which is authoritative
+/// for traps) and a v3 inform target as the same user (its keys for the
+/// receiver's engine, stored with `halyard user snmp --engine`). Three
+/// snmptrapd decode the alarm; SNMP-TARGET-MIB shows the rows; the
+/// community is never read back; a deleted target gets nothing more.
+#[test]
+fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() {
+    use crate::agent::TrapD;
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    let (v2_port, v3_port, inform_port) = (
+        halyard_tests::free_port(),
+        halyard_tests::free_port(),
+        halyard_tests::free_port(),
+    );
+    // snmptrapd's engine ID from its `engineID` text (net-snmp: enterprise
+    // 8072, format 4 = text).
+    let trapd_engine: String = "80001f8804"
+        .chars()
+        .chain(
+            "halyard-trapd"
+                .bytes()
+                .flat_map(|b| format!("{b:02x}").chars().collect::<Vec<_>>()),
+        )
+        .collect();
+    let (ok, out) = user_cli(&a, &["add", "nms", "--role", "viewer"], "");
+    assert!(ok, "{out}");
+    let (ok, out) = user_cli(
+        &a,
+        &[
+            "snmp",
+            "nms",
+            "--auth",
+            "SHA-256",
+            "--priv",
+            "AES",
+            "--engine",
+            &trapd_engine,
+        ],
+        "nms-auth-secret\nnms-priv-secret\n",
+    );
+    assert!(ok, "{out}");
+    assert!(out.contains(&trapd_engine), "{out}");
+    // This node's engine, as the CLI localized for it.
+    let engine = out
+        .lines()
+        .filter_map(|l| l.split("(engine ").nth(1))
+        .map(|e| e.trim_end_matches(')').to_string())
+        .find(|e| *e != trapd_engine)
+        .unwrap_or_else(|| panic!("no node engine in {out}"));
+    let user_line = "createUser {e}nms SHA-256 nms-auth-secret AES nms-priv-secret\nauthUser log,execute nms priv\n";
+    let v2 = TrapD::start(v2_port);
+    let v3 = TrapD::start_with(
+        v3_port,
+        &user_line.replace("{e}", &format!("-e 0x{engine} ")),
+    );
+    let informs = TrapD::start_with(
+        inform_port,
+        &format!("engineID halyard-trapd\n{}", user_line.replace("{e}", "")),
+    );
+
+    let put = |user: &str, name: &str, body: &str| -> (u16, String) {
+        let out = Command::new("curl")
+            .args(["-s", "-w", "\n%{http_code}", "-X", "PUT"])
+            .args(["-u", &format!("{user}:{}", password(user))])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!(
+                "http://{}/api/v1/objects/ne=1/notifytarget={name}",
+                a.http
+            ))
+            .output()
+            .expect("curl");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    };
+    let v2_body = format!(
+        r#"{{"class":"NotificationTarget","address":"127.0.0.1:{v2_port}","community":"public","comment":"v2c receiver"}}"#
+    );
+    // Only an admin adds a target.
+    let (code, body) = put("olga", "v2", &v2_body);
+    assert_eq!(code, 403, "an operator added a target: {body}");
+    // A bad address is refused, saying what is expected.
+    let (code, body) = put(
+        "adam",
+        "bad",
+        r#"{"class":"NotificationTarget","address":"nms.example:162","community":"public"}"#,
+    );
+    assert_eq!(code, 422, "{body}");
+    assert!(
+        body.contains("not a UDP address") && body.contains("192.0.2.7:162"),
+        "{body}"
+    );
+    for (name, body) in [
+        ("v2", v2_body.clone()),
+        (
+            "v3",
+            format!(
+                r#"{{"class":"NotificationTarget","address":"127.0.0.1:{v3_port}","user":"nms"}}"#
+            ),
+        ),
+        (
+            "inform",
+            format!(
+                r#"{{"class":"NotificationTarget","address":"127.0.0.1:{inform_port}","user":"nms","kind":"inform","timeout":2000,"retries":3}}"#
+            ),
+        ),
+    ] {
+        let (code, out) = put("adam", name, &body);
+        assert!((200..300).contains(&code), "{name}: {code} {out}");
+        // The community is never read back.
+        assert!(!out.contains("\"public\""), "{out}");
+    }
+    let (code, body) = a.curl("GET", "/api/v1/objects/ne=1/notifytarget=v2", None);
+    assert_eq!(code, 200, "{body}");
+    assert!(!body.contains("public"), "the community read back: {body}");
+    assert!(body.contains(&format!("127.0.0.1:{v2_port}")), "{body}");
+
+    // SNMP-TARGET-MIB shows the three rows (nonVolatile, active), the v3
+    // ones with their user and level authPriv; the v2c one no community.
+    std::thread::sleep(std::time::Duration::from_millis(600));
+    let implied = |name: &str| {
+        name.bytes()
+            .map(|b| b.to_string())
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let addr = a.walk("1.3.6.1.6.3.12.1.2.1");
+    let params = a.walk("1.3.6.1.6.3.12.1.3.1");
+    let cell = |rows: &[(String, String)], entry: &str, col: u32, name: &str| {
+        let oid = format!(".{entry}.{col}.{}", implied(name));
+        rows.iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("no {oid} in {rows:?}"))
+    };
+    for name in ["v2", "v3", "inform"] {
+        assert_eq!(
+            cell(&addr, "1.3.6.1.6.3.12.1.2.1", 8, name),
+            "3",
+            "{name}: storage"
+        );
+        assert_eq!(
+            cell(&addr, "1.3.6.1.6.3.12.1.2.1", 9, name),
+            "1",
+            "{name}: status"
+        );
+    }
+    assert_eq!(cell(&addr, "1.3.6.1.6.3.12.1.2.1", 6, "inform"), "inform");
+    assert_eq!(cell(&addr, "1.3.6.1.6.3.12.1.2.1", 4, "inform"), "200");
+    assert_eq!(cell(&params, "1.3.6.1.6.3.12.1.3.1", 4, "v3"), "nms");
+    assert_eq!(cell(&params, "1.3.6.1.6.3.12.1.3.1", 5, "v3"), "3");
+    assert_eq!(cell(&params, "1.3.6.1.6.3.12.1.3.1", 4, "v2"), "");
+    assert!(!format!("{addr:?}{params:?}").contains("public"));
+
+    // An alarm reaches all three receivers.
+    let fan = "ne=1/shelf=1/fan=1";
+    let fault = |f: &str| {
+        let (code, body) = a.curl(
+            "POST",
+            &format!("/api/v1/objects/{fan}/operations/inject-fault"),
+            Some(&format!(r#"{{"fault":"{f}"}}"#)),
+        );
+        assert!((200..300).contains(&code), "{code} {body}");
+    };
+    fault("fan-stall");
+    for (t, name) in [(&v2, "v2"), (&v3, "v3"), (&informs, "inform")] {
+        let text = t.wait_for("HALYARD-CLUSTER-MIB::hcAlarmRaised");
+        assert!(
+            text.contains(&format!("hcAlarmRaisedResource.0 = STRING: {fan}")),
+            "{name}: {text}"
+        );
+    }
+    let acked = || -> u64 {
+        let (_, metrics) = a.curl("GET", "/metrics", None);
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("halyard_snmp_messages_total{counter=\"informs_acked\"} "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    crate::agent::wait_until("the inform acknowledged", || acked() >= 1);
+
+    // The v2c target deleted: the clearing reaches the other two only.
+    let out = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "DELETE",
+        ])
+        .args(["-u", &format!("adam:{}", password("adam"))])
+        .arg(format!(
+            "http://{}/api/v1/objects/ne=1/notifytarget=v2",
+            a.http
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    fault("repair");
+    v3.wait_for("HALYARD-CLUSTER-MIB::hcAlarmCleared");
+    informs.wait_for("HALYARD-CLUSTER-MIB::hcAlarmCleared");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        !v2.text().contains("hcAlarmCleared"),
+        "a deleted target still gets notifications: {}",
+        v2.text()
+    );
+    let addr = a.walk("1.3.6.1.6.3.12.1.2.1");
+    assert!(
+        !addr
+            .iter()
+            .any(|(o, _)| o.ends_with(&format!(".9.{}", implied("v2")))),
+        "the deleted target's row stays: {addr:?}"
+    );
+    // Nothing secret in the log.
+    assert!(a.logged("nms-auth-secret").is_empty() && a.logged("nms-priv-secret").is_empty());
+}

@@ -14,7 +14,7 @@ use rasn_snmp::{v2, v2c, v3};
 use tokio::net::UdpSocket;
 
 use crate::codec::{encode_value, object_id, ticks};
-use crate::config::{AuthProtocol, NotifyKind, TrapSecurity, TrapTarget, UsmUser};
+use crate::config::{AuthProtocol, NotifyKind, TrapSecurity, TrapTarget};
 use crate::engine::{Counter, Engine};
 use crate::error::SnmpError;
 use crate::mib::{notification_object, notification_oid};
@@ -30,9 +30,13 @@ pub(crate) trait Originator: Send + Sync + 'static {
     fn max_message_size(&self) -> usize;
     /// A v3 notification from this (authoritative) engine to `user`.
     fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>>;
-    fn user_config(&self, name: &str) -> Option<&UsmUser>;
+    /// `user`'s keys localized for a receiver's engine (informs).
+    fn keys_for(&self, user: &str, engine_id: &[u8]) -> Option<Keys>;
     fn next_salt(&self) -> u64;
 }
+
+/// A user's authentication key and privacy key for one engine.
+pub(crate) type Keys = (Option<(AuthProtocol, Vec<u8>)>, Option<usm::PrivKey>);
 
 static REQUEST_ID: AtomicI32 = AtomicI32::new(1);
 
@@ -179,6 +183,7 @@ pub(crate) async fn run_target(
     // The receiver's engine, for SNMPv3 informs (it is authoritative).
     let mut remote: Option<Remote> = None;
     let mut auth_open = true;
+    let mut unsendable = false;
     loop {
         let (vbs, seq) = tokio::select! {
             d = sub.recv() => match d {
@@ -232,6 +237,11 @@ pub(crate) async fn run_target(
                     TrapSecurity::Usm { user } => shared.encode_v3_notification(user, trap),
                 };
                 let Some(bytes) = bytes else {
+                    // A user without keys for this engine: said once.
+                    if !unsendable {
+                        unsendable = true;
+                        tracing::warn!(target = %target.address, "a trap cannot be sent: its user has no keys for this engine");
+                    }
                     continue;
                 };
                 if socket.send_to(&bytes, target.address).await.is_ok() {
@@ -406,14 +416,14 @@ async fn discover(
     if engine_id.is_empty() {
         return None;
     }
-    let u = shared.user_config(user)?;
-    let auth = u
-        .auth
-        .as_ref()
-        .map(|(proto, pw)| (*proto, usm::localized_key(*proto, pw, &engine_id)));
-    let privacy = match (&u.privacy, &u.auth) {
-        (Some((pp, pw)), Some((ap, _))) => Some(usm::PrivKey::new(*ap, *pp, pw, &engine_id)),
-        _ => None,
+    let Some((auth, privacy)) = shared.keys_for(user, &engine_id) else {
+        tracing::warn!(
+            target = %target.address,
+            %user,
+            engine_id = %crate::engine::to_hex(&engine_id),
+            "no keys of the user for the inform receiver's engine (halyard user snmp NAME --engine ID)"
+        );
+        return None;
     };
     tracing::debug!(target = %target.address, engine_id = %crate::engine::to_hex(&engine_id), "discovered inform receiver engine");
     Some(Remote {

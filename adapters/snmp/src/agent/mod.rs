@@ -52,6 +52,9 @@ struct LocalUser {
     admin: bool,
 }
 
+/// A user with keys localized for another engine (its ID first).
+type EngineUser = (Vec<u8>, LocalUser);
+
 /// What one request may do.
 #[derive(Debug)]
 struct Access<'a> {
@@ -75,8 +78,11 @@ pub(crate) struct Shared {
     users: Vec<LocalUser>,
     /// The element's users with keys for this engine (`AccessSnmpKey`
     /// objects), after the configured ones; replaced whole by
-    /// [`watch_users`].
+    /// [`watch_element`].
     model_users: std::sync::RwLock<Arc<Vec<LocalUser>>>,
+    /// The element's users' keys for other engines, by engine ID: informs
+    /// to a receiver use its engine's (it is authoritative).
+    remote_users: std::sync::RwLock<Arc<Vec<EngineUser>>>,
     pub(crate) config: SnmpConfig,
     salt: AtomicU64,
     in_flight: Arc<Semaphore>,
@@ -248,6 +254,7 @@ impl SnmpAgent {
                     .collect(),
                 users,
                 model_users: Default::default(),
+                remote_users: Default::default(),
                 in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
                 standard: tokio::sync::broadcast::channel(256).0,
                 config,
@@ -310,7 +317,7 @@ impl SnmpAgent {
             self.entity_subscription,
         ));
         tasks.spawn(watch_alarms(self.shared.clone(), self.alarm_subscription));
-        tasks.spawn(watch_users(self.shared.clone()));
+        tasks.spawn(watch_element(self.shared.clone()));
         tracing::info!(addrs = ?self.sockets.iter().filter_map(|s| s.local_addr().ok()).collect::<Vec<_>>(), "snmp agent listening");
         let mut shutdown = std::pin::pin!(shutdown);
         let result = loop {
@@ -341,16 +348,21 @@ impl SnmpAgent {
     }
 }
 
-/// Follows the element's users: an `AccessUser` with an `AccessSnmpKey`
-/// named after this engine's ID is an SNMPv3 user here, read again within
-/// 250 ms of any change of the model (so a deleted user or key is refused
-/// as soon as this node has applied the deletion).
-async fn watch_users(shared: Arc<Shared>) -> Result<(), SnmpError> {
+/// Follows the element's SNMPv3 users and notification targets: whenever
+/// the model's revision moves (checked every 250 ms), rebuilds the users
+/// with keys for this engine (and for others, for informs), shows the
+/// targets in SNMP-TARGET-MIB, and starts and stops their senders. Its
+/// senders stop with it.
+async fn watch_element(shared: Arc<Shared>) -> Result<(), SnmpError> {
     let mut tick = tokio::time::interval(std::time::Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut seen = None;
+    let mut senders = Senders::default();
     loop {
         tick.tick().await;
+        if senders.reap() {
+            seen = None;
+        }
         let model = shared.mib.model().clone();
         let revision = match model.changed(0, 0, 0).await {
             Ok(page) => page.map(|p| p.revision),
@@ -359,32 +371,162 @@ async fn watch_users(shared: Arc<Shared>) -> Result<(), SnmpError> {
         if revision.is_some() && revision == seen {
             continue;
         }
-        match model_users(&*model, &shared.engine.id).await {
-            Ok(users) => {
+        let users = match model_users(&*model).await {
+            Ok(all) => {
+                let (own, remote): (Vec<_>, Vec<_>) = all
+                    .into_iter()
+                    .partition(|(engine, _)| *engine == shared.engine.id);
+                let own: Vec<LocalUser> = own.into_iter().map(|(_, u)| u).collect();
                 let before = shared
                     .model_users
                     .read()
                     .unwrap_or_else(|e| e.into_inner())
                     .len();
-                if before != users.len() {
-                    tracing::info!(users = users.len(), "SNMPv3 users of the element");
+                if before != own.len() {
+                    tracing::info!(users = own.len(), "SNMPv3 users of the element");
                 }
                 *shared
                     .model_users
                     .write()
-                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(users);
-                seen = revision;
+                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(own);
+                *shared
+                    .remote_users
+                    .write()
+                    .unwrap_or_else(|e| e.into_inner()) = Arc::new(remote);
+                true
             }
-            Err(e) => tracing::debug!(error = %e, "the element's users could not be read"),
+            Err(e) => {
+                tracing::debug!(error = %e, "the element's users could not be read");
+                false
+            }
+        };
+        let targets = senders.sync(&shared).await;
+        if users && targets {
+            seen = revision;
         }
     }
 }
 
-/// The element's SNMPv3 users for this engine (see [`watch_users`]).
+/// The senders of the element's notification targets, by target name.
+#[derive(Default)]
+struct Senders {
+    running:
+        std::collections::HashMap<String, (crate::config::TrapTarget, tokio::task::AbortHandle)>,
+    tasks: JoinSet<Result<(), SnmpError>>,
+    /// The targets left out last time, and why (warned about once).
+    left_out: Vec<(String, String)>,
+}
+
+impl Senders {
+    /// Brings the senders and SNMP-TARGET-MIB in line with the model's
+    /// targets; false when the model could not be read.
+    async fn sync(&mut self, shared: &Arc<Shared>) -> bool {
+        use crate::config::{NotifyKind, TrapSecurity, TrapTarget};
+        use halyard_cluster_model::targets;
+        let model = shared.mib.model().clone();
+        let (found, left_out) = match targets::load(&*model).await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::debug!(error = %e, "the element's notification targets could not be read");
+                return false;
+            }
+        };
+        if left_out != self.left_out {
+            for (name, why) in &left_out {
+                tracing::warn!(target = %name, reason = %why, "notification target left out");
+            }
+            self.left_out = left_out;
+        }
+        let here =
+            match targets::sends_here(&*model, &crate::engine::to_hex(&shared.engine.id)).await {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::debug!(error = %e, "the element's nodes could not be read");
+                    return false;
+                }
+            };
+        let rows: Vec<crate::mib::target::TargetRow> = found
+            .into_iter()
+            .map(|t| {
+                let security = match &t.user {
+                    Some(u) => TrapSecurity::Usm { user: u.clone() },
+                    None => TrapSecurity::Community(t.community.clone()),
+                };
+                let level = match &t.user {
+                    None => 1,
+                    Some(u) => shared.user_level(u),
+                };
+                crate::mib::target::TargetRow {
+                    name: t.name,
+                    target: TrapTarget {
+                        address: t.address,
+                        security,
+                        kind: if t.inform {
+                            NotifyKind::Inform {
+                                timeout: t.timeout,
+                                retries: t.retries,
+                            }
+                        } else {
+                            NotifyKind::Trap
+                        },
+                    },
+                    level,
+                    storage: crate::mib::target::NON_VOLATILE,
+                }
+            })
+            .collect();
+        shared.mib.set_element_targets(rows.clone());
+        let want: std::collections::HashMap<String, TrapTarget> = if here {
+            rows.into_iter().map(|r| (r.name, r.target)).collect()
+        } else {
+            Default::default()
+        };
+        self.running.retain(|name, (t, handle)| {
+            let keep = want.get(name) == Some(t);
+            if !keep {
+                handle.abort();
+                tracing::info!(target = %name, address = %t.address, "notification target stopped");
+            }
+            keep
+        });
+        for (name, t) in want {
+            if self.running.contains_key(&name) {
+                continue;
+            }
+            let sub = model.subscribe(NotificationFilter::default());
+            let standard = shared.standard.subscribe();
+            let handle = self.tasks.spawn(crate::notify::run_target(
+                shared.clone(),
+                t.clone(),
+                sub,
+                standard,
+            ));
+            tracing::info!(target = %name, address = %t.address, "sending notifications to the element's target");
+            self.running.insert(name, (t, handle));
+        }
+        true
+    }
+
+    /// Collects the senders that ended (a socket error): true when one
+    /// did, so they are started again.
+    fn reap(&mut self) -> bool {
+        let mut ended = false;
+        while let Some(r) = self.tasks.try_join_next() {
+            ended = true;
+            if let Ok(Err(e)) = r {
+                tracing::warn!(error = %e, "a notification target's sender stopped");
+            }
+        }
+        self.running.retain(|_, (_, h)| !h.is_finished());
+        ended
+    }
+}
+
+/// The element's SNMPv3 users with the engine each key is localized for
+/// (see [`watch_element`]).
 async fn model_users(
     model: &dyn InformationModel,
-    engine_id: &[u8],
-) -> Result<Vec<LocalUser>, halyard_cluster_model::port::ModelError> {
+) -> Result<Vec<(Vec<u8>, LocalUser)>, halyard_cluster_model::port::ModelError> {
     use halyard_cluster_model::users::names;
     use halyard_cluster_model::{SCHEMA, Value};
     let (Some(user_class), Some(key_class)) =
@@ -392,18 +534,19 @@ async fn model_users(
     else {
         return Ok(Vec::new());
     };
-    let hex = crate::engine::to_hex(engine_id);
     let users = model.credentials(user_class).await?;
     let mut out = Vec::new();
     for k in model.credentials(key_class).await? {
-        if !k
+        let Some(engine_id) = k
             .name
             .rdns()
             .last()
-            .is_some_and(|(_, v)| v.eq_ignore_ascii_case(&hex))
-        {
+            .and_then(|(_, v)| crate::engine::from_hex(v))
+            .filter(|e| !e.is_empty())
+        else {
             continue;
-        }
+        };
+        let engine_id = &engine_id[..];
         let Some(owner) = k.name.parent() else {
             continue;
         };
@@ -457,17 +600,20 @@ async fn model_users(
         } else {
             SecurityLevel::AuthNoPriv
         };
-        out.push(LocalUser {
-            name: name.as_bytes().to_vec(),
-            principal: name.to_string(),
-            auth: Some((auth, auth_key)),
-            privacy,
-            read_view: View::all(),
-            write_view: writes.then(View::all),
-            min_level: level,
-            write_min_level: level,
-            admin: role == halyard_cluster_model::access::Role::Admin,
-        });
+        out.push((
+            engine_id.to_vec(),
+            LocalUser {
+                name: name.as_bytes().to_vec(),
+                principal: name.to_string(),
+                auth: Some((auth, auth_key)),
+                privacy,
+                read_view: View::all(),
+                write_view: writes.then(View::all),
+                min_level: level,
+                write_min_level: level,
+                admin: role == halyard_cluster_model::access::Role::Admin,
+            },
+        ));
     }
     Ok(out)
 }

@@ -217,7 +217,17 @@ impl Shared {
 
     /// An SNMPv3 notification message from this (authoritative) engine.
     pub(crate) fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
-        let u = self.users.iter().find(|u| u.name == user.as_bytes())?;
+        // The configured user, else the element's with keys for this engine.
+        let element = self
+            .model_users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let u = self
+            .users
+            .iter()
+            .chain(element.iter())
+            .find(|u| u.name == user.as_bytes())?;
         let scoped = v3::ScopedPdu {
             engine_id: self.engine_id.clone(),
             name: OctetString::from_static(b""),
@@ -278,8 +288,50 @@ impl Shared {
 
     /// Password, protocols and name of a configured user (notification
     /// targets localise keys for a remote engine).
-    pub(crate) fn user_config(&self, name: &str) -> Option<&crate::config::UsmUser> {
-        self.config.users.iter().find(|u| u.name == name)
+    /// A user's keys localized for another engine (an inform's receiver):
+    /// a configured user's from its passphrases, an element user's from
+    /// its stored keys for that engine.
+    pub(crate) fn keys_for(&self, name: &str, engine_id: &[u8]) -> Option<crate::notify::Keys> {
+        if let Some(u) = self.config.users.iter().find(|u| u.name == name) {
+            let auth = u
+                .auth
+                .as_ref()
+                .map(|(proto, pw)| (*proto, usm::localized_key(*proto, pw, engine_id)));
+            let privacy = match (&u.privacy, &u.auth) {
+                (Some((pp, pw)), Some((ap, _))) => Some(usm::PrivKey::new(*ap, *pp, pw, engine_id)),
+                _ => None,
+            };
+            return Some((auth, privacy));
+        }
+        let remote = self
+            .remote_users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        remote
+            .iter()
+            .find(|(e, u)| e[..] == *engine_id && u.name == name.as_bytes())
+            .map(|(_, u)| (u.auth.clone(), u.privacy.clone()))
+    }
+
+    /// snmpTargetParamsSecurityLevel of notifications sent as `name`:
+    /// authPriv(3) with a privacy key, authNoPriv(2), else noAuthNoPriv(1).
+    pub(crate) fn user_level(&self, name: &str) -> i64 {
+        let element = self
+            .model_users
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        match self
+            .users
+            .iter()
+            .chain(element.iter())
+            .find(|u| u.name == name.as_bytes())
+        {
+            Some(u) if u.privacy.is_some() => 3,
+            Some(u) if u.auth.is_some() => 2,
+            _ => 1,
+        }
     }
 
     pub(crate) fn next_salt(&self) -> u64 {
@@ -300,8 +352,8 @@ impl crate::notify::Originator for Shared {
         Shared::encode_v3_notification(self, user, pdu)
     }
 
-    fn user_config(&self, name: &str) -> Option<&crate::config::UsmUser> {
-        Shared::user_config(self, name)
+    fn keys_for(&self, name: &str, engine_id: &[u8]) -> Option<crate::notify::Keys> {
+        Shared::keys_for(self, name, engine_id)
     }
 
     fn next_salt(&self) -> u64 {

@@ -54,13 +54,10 @@ impl Mib {
                     VarBindValue::NoSuchInstance
                 });
             }
-            Node::Fixed(rows) => {
-                return Ok(
-                    match rows.binary_search_by(|(r, _)| r.as_slice().cmp(rel)) {
-                        Ok(k) => VarBindValue::Value(rows[k].1.clone()),
-                        Err(_) => VarBindValue::NoSuchInstance,
-                    },
-                );
+            Node::Fixed(rows) => return Ok(fixed_get(rows, rel)),
+            Node::Live(rows) => {
+                let rows = rows.read().unwrap_or_else(|e| e.into_inner()).clone();
+                return Ok(fixed_get(&rows, rel));
             }
             Node::Alarm(t) => {
                 if !rel.first().is_some_and(|c| t.columns().contains(c)) {
@@ -265,10 +262,11 @@ impl Mib {
                 None | Some([]) => Some((oid::join(prefix, &[0]), self.scalar(*s).await?)),
                 Some(_) => None,
             }),
-            Node::Fixed(rows) => Ok(rows
-                .iter()
-                .find(|(r, _)| rel.is_none_or(|x| r.as_slice() > x))
-                .map(|(r, v)| (oid::join(prefix, r), v.clone()))),
+            Node::Fixed(rows) => Ok(fixed_next(prefix, rows, rel)),
+            Node::Live(rows) => {
+                let rows = rows.read().unwrap_or_else(|e| e.into_inner()).clone();
+                Ok(fixed_next(prefix, &rows, rel))
+            }
             Node::Alarm(t) => self.alarm_next(ctx, *t, prefix, rel).await,
             Node::EntLastChange => Ok(match rel {
                 None | Some([]) => {
@@ -457,4 +455,23 @@ impl Mib {
             }
         }
     }
+}
+
+/// A row of a table of fixed rows, in OID order.
+fn fixed_get(rows: &[(Oid, ObjectSyntax)], rel: &[u32]) -> VarBindValue {
+    match rows.binary_search_by(|(r, _)| r.as_slice().cmp(rel)) {
+        Ok(k) => VarBindValue::Value(rows[k].1.clone()),
+        Err(_) => VarBindValue::NoSuchInstance,
+    }
+}
+
+/// The row after `rel` (the first when `None`) of a table of fixed rows.
+fn fixed_next(
+    prefix: &[u32],
+    rows: &[(Oid, ObjectSyntax)],
+    rel: Option<&[u32]>,
+) -> Option<(Oid, ObjectSyntax)> {
+    rows.iter()
+        .find(|(r, _)| rel.is_none_or(|x| r.as_slice() > x))
+        .map(|(r, v)| (oid::join(prefix, r), v.clone()))
 }

@@ -27,7 +27,7 @@ mod lookup;
 mod scalars;
 mod set;
 mod snapshot;
-mod target;
+pub(crate) mod target;
 #[cfg(test)]
 mod tests;
 pub mod vacm;
@@ -79,7 +79,13 @@ enum Node {
     /// A table whose rows never change (sysORTable): (instance relative to
     /// the entry, value), in OID order.
     Fixed(Vec<(Oid, rasn_smi::v2::ObjectSyntax)>),
+    /// A table of rows replaced as a whole when what they show changes
+    /// (the notification targets), in OID order.
+    Live(LiveRows),
 }
+
+/// The rows of a [`Node::Live`] table, shared with what replaces them.
+type LiveRows = Arc<std::sync::RwLock<Arc<Vec<(Oid, rasn_smi::v2::ObjectSyntax)>>>>;
 
 /// State of one request: a snapshot of every object, taken at most once,
 /// for the subtrees that need the whole tree (containment, ENTITY-MIB).
@@ -152,6 +158,10 @@ pub struct Mib {
     alarm_stats: alarm::AlarmStats,
     /// The access model as last read (the read rules).
     policy: halyard_cluster_model::access::PolicyCache,
+    /// SNMP-TARGET-MIB's and SNMP-NOTIFICATION-MIB's tables, and the
+    /// configuration file's targets they always show.
+    targets: [LiveRows; 3],
+    config_targets: Vec<target::TargetRow>,
 }
 
 impl std::fmt::Debug for Mib {
@@ -273,6 +283,8 @@ impl Mib {
             physical_seen: std::sync::Mutex::new(None),
             authen_traps: std::sync::atomic::AtomicBool::new(false),
             alarm_stats: alarm::AlarmStats::default(),
+            targets: Default::default(),
+            config_targets: Vec::new(),
         }
     }
 
@@ -309,18 +321,38 @@ impl Mib {
         self
     }
 
-    /// Adds SNMP-TARGET-MIB's and SNMP-NOTIFICATION-MIB's tables of these
-    /// notification targets (read-only).
+    /// Adds SNMP-TARGET-MIB's and SNMP-NOTIFICATION-MIB's tables, with
+    /// the configuration file's notification targets (the element's are
+    /// added by [`Mib::set_element_targets`]).
     pub fn with_targets(
         mut self,
         targets: &[crate::config::TrapTarget],
         users: &[crate::config::UsmUser],
     ) -> Self {
-        for (entry, rows) in target::tables(targets, users) {
-            self.nodes.push((entry, Node::Fixed(rows)));
+        self.config_targets = target::config_rows(targets, users);
+        for ((entry, rows), live) in target::tables(&self.config_targets)
+            .into_iter()
+            .zip(&self.targets)
+        {
+            *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rows);
+            self.nodes.push((entry, Node::Live(live.clone())));
         }
         self.nodes.sort_by(|a, b| a.0.cmp(&b.0));
         self
+    }
+
+    /// Shows the element's notification targets after the configuration
+    /// file's (a name the file's rows hold already is left out).
+    pub fn set_element_targets(&self, rows: Vec<target::TargetRow>) {
+        let mut all = self.config_targets.clone();
+        for r in rows {
+            if !all.iter().any(|c| c.name == r.name) {
+                all.push(r);
+            }
+        }
+        for ((_, rows), live) in target::tables(&all).into_iter().zip(&self.targets) {
+            *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rows);
+        }
     }
 }
 

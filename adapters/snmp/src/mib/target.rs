@@ -1,10 +1,12 @@
 //! SNMP-TARGET-MIB's snmpTargetAddrTable and snmpTargetParamsTable and
 //! SNMP-NOTIFICATION-MIB's snmpNotifyTable (RFC 3413), read-only: where
-//! the agent sends notifications and how, as configured. Target `n` (from
-//! 1, in the configuration's order) is the address row and the params row
-//! `target-n`; targets are tagged `trap` or `inform`, which the two
-//! snmpNotifyTable rows of those names select. A v2c target's community
-//! is a secret: its security name is left empty, not shown.
+//! the agent sends notifications and how. The configuration file's target
+//! `n` (from 1, in its order) is the address row and the params row
+//! `target-n` (readOnly); the element's NotificationTarget objects, added
+//! at run time, are rows of their own names (nonVolatile). Targets are
+//! tagged `trap` or `inform`, which the two snmpNotifyTable rows of those
+//! names select. A v2c target's community is a secret: its security name
+//! is left empty, not shown.
 
 use std::net::SocketAddr;
 
@@ -55,15 +57,53 @@ fn transport(a: &SocketAddr) -> (&'static [u32], Vec<u8>) {
     (domain, bytes)
 }
 
+/// One target as the tables show it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetRow {
+    /// The row's name (snmpTargetAddrName, snmpTargetParamsName).
+    pub name: String,
+    pub target: TrapTarget,
+    /// snmpTargetParamsSecurityLevel: noAuthNoPriv(1), authNoPriv(2), authPriv(3).
+    pub level: i64,
+    /// StorageType: readOnly(5) for the configuration file's,
+    /// nonVolatile(3) for the element's (kept, and deleted at run time).
+    pub storage: i64,
+}
+
+/// StorageType nonVolatile(3).
+pub const NON_VOLATILE: i64 = 3;
+
+/// The configuration file's targets: `target-n` from 1, in its order,
+/// their level from the configured user's keys.
+pub fn config_rows(targets: &[TrapTarget], users: &[UsmUser]) -> Vec<TargetRow> {
+    targets
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let level = match &t.security {
+                TrapSecurity::Community(_) => 1,
+                TrapSecurity::Usm { user } => match users.iter().find(|u| &u.name == user) {
+                    Some(u) if u.privacy.is_some() => 3,
+                    Some(u) if u.auth.is_some() => 2,
+                    _ => 1,
+                },
+            };
+            TargetRow {
+                name: format!("target-{}", i + 1),
+                target: t.clone(),
+                level,
+                storage: READ_ONLY,
+            }
+        })
+        .collect()
+}
+
 /// The three tables' rows (relative to each entry, in OID order): address,
 /// params, notify.
-pub(super) fn tables(
-    targets: &[TrapTarget],
-    users: &[UsmUser],
-) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 3] {
+pub(super) fn tables(targets: &[TargetRow]) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 3] {
     let (mut addr, mut params, mut notify) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, t) in targets.iter().enumerate() {
-        let name = format!("target-{}", i + 1);
+    for row_of in targets {
+        let (name, t) = (&row_of.name, &row_of.target);
         let (domain, address) = transport(&t.address);
         let (tag, timeout, retries) = match t.kind {
             NotifyKind::Trap => ("trap", DEFAULT_TIMEOUT_CS, DEFAULT_RETRIES),
@@ -73,40 +113,31 @@ pub(super) fn tables(
                 i64::from(retries.min(255)),
             ),
         };
-        addr.push(row(2, &name, object_id(domain)));
-        addr.push(row(3, &name, octets(address)));
-        addr.push(row(4, &name, int(timeout)));
-        addr.push(row(5, &name, int(retries)));
-        addr.push(row(6, &name, octets(tag.as_bytes())));
-        addr.push(row(7, &name, octets(name.as_bytes())));
-        addr.push(row(8, &name, int(READ_ONLY)));
-        addr.push(row(9, &name, int(ACTIVE)));
-        // mpModel v2c(1) / SNMPv3(3); securityModel v2c(2) / usm(3);
-        // level noAuthNoPriv(1), authNoPriv(2), authPriv(3).
-        let (mp, model, security_name, level) = match &t.security {
-            TrapSecurity::Community(_) => (1, 2, String::new(), 1),
-            TrapSecurity::Usm { user } => {
-                let u = users.iter().find(|u| &u.name == user);
-                let level = match u {
-                    Some(u) if u.privacy.is_some() => 3,
-                    Some(u) if u.auth.is_some() => 2,
-                    _ => 1,
-                };
-                (3, 3, user.clone(), level)
-            }
+        addr.push(row(2, name, object_id(domain)));
+        addr.push(row(3, name, octets(address)));
+        addr.push(row(4, name, int(timeout)));
+        addr.push(row(5, name, int(retries)));
+        addr.push(row(6, name, octets(tag.as_bytes())));
+        addr.push(row(7, name, octets(name.as_bytes())));
+        addr.push(row(8, name, int(row_of.storage)));
+        addr.push(row(9, name, int(ACTIVE)));
+        // mpModel v2c(1) / SNMPv3(3); securityModel v2c(2) / usm(3).
+        let (mp, model, security_name) = match &t.security {
+            TrapSecurity::Community(_) => (1, 2, String::new()),
+            TrapSecurity::Usm { user } => (3, 3, user.clone()),
         };
-        params.push(row(2, &name, int(mp)));
-        params.push(row(3, &name, int(model)));
-        params.push(row(4, &name, octets(security_name.into_bytes())));
-        params.push(row(5, &name, int(level)));
-        params.push(row(6, &name, int(READ_ONLY)));
-        params.push(row(7, &name, int(ACTIVE)));
+        params.push(row(2, name, int(mp)));
+        params.push(row(3, name, int(model)));
+        params.push(row(4, name, octets(security_name.into_bytes())));
+        params.push(row(5, name, int(row_of.level)));
+        params.push(row(6, name, int(row_of.storage)));
+        params.push(row(7, name, int(ACTIVE)));
     }
     // trap(1), inform(2): a row for each kind some target has.
     for (name, kind) in [("inform", 2), ("trap", 1)] {
         let used = targets
             .iter()
-            .any(|t| matches!(t.kind, NotifyKind::Inform { .. }) == (kind == 2));
+            .any(|t| matches!(t.target.kind, NotifyKind::Inform { .. }) == (kind == 2));
         if used {
             notify.push(row(2, name, octets(name.as_bytes())));
             notify.push(row(3, name, int(kind)));
@@ -152,7 +183,7 @@ mod tests {
             privacy: None,
             group: "g".into(),
         }];
-        let [(_, addr), (_, params), (_, notify)] = tables(&targets, &users);
+        let [(_, addr), (_, params), (_, notify)] = tables(&config_rows(&targets, &users));
         let get = |rows: &[(Oid, ObjectSyntax)], col: u32, name: &str| {
             let mut oid = vec![col];
             oid.extend(implied(name));

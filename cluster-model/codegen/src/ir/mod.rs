@@ -247,6 +247,7 @@ pub const ROLES: &[(&str, RoleType)] = &[
     ("ifOutErrors", RoleType::Counter64),
     ("sshKey", RoleType::String),
     ("password", RoleType::String),
+    ("udpAddress", RoleType::String),
 ];
 
 /// The type an attribute with a given role must have.
