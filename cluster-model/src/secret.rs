@@ -378,6 +378,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_udp_address_is_kept_with_its_port() {
+        let kept = |t: &str| udp_address(t).map(|a| a.to_string());
+        assert_eq!(kept("192.0.2.7").as_deref(), Ok("192.0.2.7:162"));
+        assert_eq!(kept(" 192.0.2.7:1162 ").as_deref(), Ok("192.0.2.7:1162"));
+        assert_eq!(kept("2001:db8::7").as_deref(), Ok("[2001:db8::7]:162"));
+        assert_eq!(kept("[2001:db8::7]").as_deref(), Ok("[2001:db8::7]:162"));
+        assert_eq!(
+            kept("[2001:db8::7]:10162").as_deref(),
+            Ok("[2001:db8::7]:10162")
+        );
+        for bad in ["nms.example:162", "192.0.2.7:70000", "", "192.0.2.7:"] {
+            let e = udp_address(bad).unwrap_err();
+            assert!(
+                e.contains("not a UDP address") && e.contains("192.0.2.7:162"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn a_hash_matches_its_password_only_and_remembers_a_match() {
         let phc = hash_password("s3cret pass").unwrap();
         assert!(phc.starts_with("$argon2id$v=19$"), "{phc}");

@@ -1101,3 +1101,67 @@ fn planned_switch_overs_back_and_forth_lose_no_checkpointed_count() {
     );
     assert_one_primary(&r);
 }
+
+/// The element's notification targets (#17) are sent to by the master
+/// alone: a target added through a follower gets an alarm of the shared
+/// shelf once, not once per node; with the master killed, the next master
+/// sends the next alarm, once.
+#[test]
+fn an_element_notification_target_gets_each_notification_once_from_the_master() {
+    let _one = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = Cluster::start(dir.path(), false);
+    wait_steady(&c);
+    let port = halyard_tests::free_port();
+    let trapd = crate::agent::TrapD::start(port);
+    let master = wait_master(&c, "n1");
+    let via = *NODES.iter().find(|n| **n != master).unwrap();
+    let (code, body) = c.curl_as(
+        via,
+        "admin",
+        "halyard-demo-admin",
+        "PUT",
+        "/api/v1/objects/ne=1/notifytarget=noc",
+        &format!(
+            r#"{{"class":"NotificationTarget","address":"127.0.0.1:{port}","community":"public"}}"#
+        ),
+    );
+    assert!((200..300).contains(&code), "{code} {body}");
+    // Every node applies it and its SNMP face re-reads within 250 ms.
+    std::thread::sleep(Duration::from_millis(1500));
+    let count = |fan: &str| {
+        trapd
+            .text()
+            .matches(&format!("hcAlarmRaisedResource.0 = STRING: {fan}"))
+            .count()
+    };
+    let stall = |c: &Cluster, through: &str, fan: &str| {
+        let (code, body) = c.invoke_full(through, fan, "InjectFault", &[("Fault", "fan-stall")]);
+        assert!((200..300).contains(&code), "{code} {body}");
+        wait_until(&format!("the alarm trap of {fan}"), 20, || count(fan) >= 1);
+        std::thread::sleep(Duration::from_secs(2));
+        assert_eq!(
+            count(fan),
+            1,
+            "sent by more than one node: {}",
+            trapd.text()
+        );
+    };
+    stall(&c, via, "ne=1/shelf=1/fan=1");
+
+    c.kill9(&master);
+    let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
+    wait_until("a new master", 20, || {
+        survivors
+            .iter()
+            .all(|n| c.master(n).is_some_and(|m| m != master))
+    });
+    let new_master = c.master(survivors[0]).unwrap();
+    // The new master's role reaches its SNMP face within 250 ms.
+    wait_until("the new master shown as master", 20, || {
+        c.attrs(&new_master, &node_object(&new_master))
+            .is_some_and(|a| a["role"] == "master")
+    });
+    std::thread::sleep(Duration::from_millis(1000));
+    stall(&c, survivors[0], "ne=1/shelf=1/fan=2");
+}

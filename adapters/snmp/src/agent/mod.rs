@@ -415,6 +415,8 @@ struct Senders {
     tasks: JoinSet<Result<(), SnmpError>>,
     /// The targets left out last time, and why (warned about once).
     left_out: Vec<(String, String)>,
+    /// Whether this node sent last time.
+    here: Option<bool>,
 }
 
 impl Senders {
@@ -445,6 +447,13 @@ impl Senders {
                     return false;
                 }
             };
+        if self.here != Some(here) {
+            self.here = Some(here);
+            tracing::info!(
+                sends = here,
+                "sender of the element's notification targets (the only node or the master)"
+            );
+        }
         let rows: Vec<crate::mib::target::TargetRow> = found
             .into_iter()
             .map(|t| {
