@@ -373,7 +373,7 @@ pub fn run(args: &UserArgs, data_dir: &Path) -> anyhow::Result<()> {
                     let id = e.trim_start_matches("0x").to_ascii_lowercase();
                     match halyard_snmp::engine::from_hex(&id) {
                         Some(b) if (5..=32).contains(&b.len()) => {
-                            engines.push((format!("engine {id}"), id));
+                            engines.push(("the engine named with --engine".to_string(), id));
                         }
                         _ => bail!("--engine {e}: not an SNMP engine ID (5 to 32 octets in hex)"),
                     }

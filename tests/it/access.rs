@@ -1308,6 +1308,12 @@ fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() 
         inform_port,
         &format!("engineID halyard-trapd\n{}", user_line.replace("{e}", "")),
     );
+    // A receiver whose engine the user has no keys for.
+    let stranger_port = halyard_tests::free_port();
+    let _stranger = TrapD::start_with(
+        stranger_port,
+        &format!("engineID other-trapd\n{}", user_line.replace("{e}", "")),
+    );
 
     let put = |user: &str, name: &str, body: &str| -> (u16, String) {
         let out = Command::new("curl")
@@ -1353,6 +1359,12 @@ fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() 
             "inform",
             format!(
                 r#"{{"class":"NotificationTarget","address":"127.0.0.1:{inform_port}","user":"nms","kind":"inform","timeout":2000,"retries":3}}"#
+            ),
+        ),
+        (
+            "stranger",
+            format!(
+                r#"{{"class":"NotificationTarget","address":"127.0.0.1:{stranger_port}","user":"nms","kind":"inform","timeout":2000,"retries":3}}"#
             ),
         ),
     ] {
@@ -1467,6 +1479,13 @@ fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() 
             .any(|(o, _)| o.ends_with(&format!(".9.{}", implied("v2")))),
         "the deleted target's row stays: {addr:?}"
     );
+    // The receiver without keys: said once, with its engine ID, and its
+    // informs not sent (no retries, no warning per notification).
+    let stranger: String = "other-trapd".bytes().map(|b| format!("{b:02x}")).collect();
+    let said = a.logged("no keys of the user for the inform receiver's engine");
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].contains(&stranger), "{said:?}");
+    assert!(a.logged("snmp inform not acknowledged").is_empty());
     // Nothing secret in the log.
     assert!(a.logged("nms-auth-secret").is_empty() && a.logged("nms-priv-secret").is_empty());
 }

@@ -184,6 +184,8 @@ pub(crate) async fn run_target(
     let mut remote: Option<Remote> = None;
     let mut auth_open = true;
     let mut unsendable = false;
+    // The receiver's engine our user has no keys for (said once).
+    let mut no_keys: Option<Vec<u8>> = None;
     loop {
         let (vbs, seq) = tokio::select! {
             d = sub.recv() => match d {
@@ -268,6 +270,7 @@ pub(crate) async fn run_target(
                             &target,
                             user,
                             &mut remote,
+                            &mut no_keys,
                             inform,
                             timeout,
                             retries,
@@ -279,7 +282,10 @@ pub(crate) async fn run_target(
                     shared.engine().count(Counter::InformsAcked);
                 } else {
                     shared.engine().count(Counter::InformsTimedOut);
-                    tracing::warn!(target = %target.address, ?seq, "snmp inform not acknowledged");
+                    // Without keys for the receiver, that was said already.
+                    if no_keys.is_none() {
+                        tracing::warn!(target = %target.address, ?seq, "snmp inform not acknowledged");
+                    }
                 }
             }
         }
@@ -376,6 +382,14 @@ fn authentic(r: &Remote, p: &v3::USMSecurityParameters, bytes: &[u8]) -> bool {
         && usm::verify(*proto, key, &p.authentication_parameters, bytes)
 }
 
+/// Why a receiver's engine is not usable.
+enum Undiscovered {
+    /// No answer to the probe.
+    Silent,
+    /// Our user has no keys for the receiver's engine (its ID).
+    NoKeys(Vec<u8>),
+}
+
 /// Engine discovery (RFC 3414 4): a reportable, unauthenticated probe.
 async fn discover(
     shared: &impl Originator,
@@ -383,7 +397,20 @@ async fn discover(
     target: &TrapTarget,
     user: &str,
     timeout: Duration,
-) -> Option<Remote> {
+) -> Result<Remote, Undiscovered> {
+    probe(shared, socket, target, user, timeout)
+        .await
+        .ok_or(Undiscovered::Silent)?
+}
+
+/// Sends the probe and reads the receiver's engine from its Report.
+async fn probe(
+    shared: &impl Originator,
+    socket: &UdpSocket,
+    target: &TrapTarget,
+    user: &str,
+    timeout: Duration,
+) -> Option<Result<Remote, Undiscovered>> {
     let msg_id = next_msg_id();
     let probe = usm::build_message(&usm::Outgoing {
         msg_id,
@@ -417,23 +444,17 @@ async fn discover(
         return None;
     }
     let Some((auth, privacy)) = shared.keys_for(user, &engine_id) else {
-        tracing::warn!(
-            target = %target.address,
-            %user,
-            engine_id = %crate::engine::to_hex(&engine_id),
-            "no keys of the user for the inform receiver's engine (halyard user snmp NAME --engine ID)"
-        );
-        return None;
+        return Some(Err(Undiscovered::NoKeys(engine_id)));
     };
     tracing::debug!(target = %target.address, engine_id = %crate::engine::to_hex(&engine_id), "discovered inform receiver engine");
-    Some(Remote {
+    Some(Ok(Remote {
         boots: u32::try_from(&p.authoritative_engine_boots).unwrap_or(0),
         time: u32::try_from(&p.authoritative_engine_time).unwrap_or(0),
         at: Instant::now(),
         engine_id,
         auth,
         privacy,
-    })
+    }))
 }
 
 /// An SNMPv3 InformRequest to a receiver that is the authoritative
@@ -445,6 +466,7 @@ async fn send_v3_inform(
     target: &TrapTarget,
     user: &str,
     remote: &mut Option<Remote>,
+    no_keys: &mut Option<Vec<u8>>,
     inform: v2::Pdus,
     timeout: Duration,
     retries: u32,
@@ -453,7 +475,27 @@ async fn send_v3_inform(
     while attempt <= retries {
         attempt += 1;
         if remote.is_none() {
-            *remote = discover(shared, socket, target, user, timeout).await;
+            match discover(shared, socket, target, user, timeout).await {
+                Ok(r) => {
+                    *no_keys = None;
+                    *remote = Some(r);
+                }
+                Err(Undiscovered::Silent) => {}
+                // Not sendable until an admin adds the keys: no retries,
+                // and said once per engine.
+                Err(Undiscovered::NoKeys(engine)) => {
+                    if no_keys.as_ref() != Some(&engine) {
+                        tracing::warn!(
+                            target = %target.address,
+                            %user,
+                            engine_id = %crate::engine::to_hex(&engine),
+                            "no keys of the user for the inform receiver's engine (halyard user snmp NAME --engine ID): informs to it are not sent"
+                        );
+                        *no_keys = Some(engine);
+                    }
+                    return false;
+                }
+            }
         }
         let Some(r) = remote.as_ref() else {
             continue;
