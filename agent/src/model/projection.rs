@@ -625,7 +625,8 @@ impl AgentModel {
         }
     }
 
-    /// An alarm change a proxy relayed from its non-peer node: raised
+    /// An alarm change replicated to every node (a proxy's relayed from its
+    /// non-peer node, or a hardware fault of a cluster node's unit): raised
     /// (folded into the active one) or cleared, by resource and cause.
     async fn relayed_alarm(&self, alarm: &RelayedAlarm) {
         let resource = alarm.resource.as_str();
@@ -651,6 +652,17 @@ impl AgentModel {
         };
         if let Err(e) = r {
             tracing::error!(error = %e, %resource, "cannot apply a relayed alarm");
+        }
+        // A power supply's or a shelf's flag, as for a local alarm.
+        let good = match severity {
+            Some(_) if cause == ProbableCause::PowerProblem => Some(false),
+            Some(_) => None,
+            None => Some(true),
+        };
+        if let Some(good) = good
+            && let Some((n, patch)) = self.power_good(resource, good)
+        {
+            self.set(&n, &patch);
         }
     }
 

@@ -421,13 +421,7 @@ impl CoreState {
                     "fan-stall" => (ProbableCause::CoolingFanFailure, "fan stalled"),
                     _ => (ProbableCause::ReplaceableUnitProblem, "unit failed"),
                 };
-                self.publish(EventKind::alarm(
-                    name,
-                    cause,
-                    PerceivedSeverity::Critical,
-                    text,
-                    false,
-                ));
+                self.hardware_alarm(name, cause, Some((PerceivedSeverity::Critical, text)));
                 for v in victims {
                     self.faults.insert(v.clone(), fault.to_string());
                     let vinc = self.incarnations[&v];
@@ -449,20 +443,58 @@ impl CoreState {
                 let mut repaired = vec![name.to_string()];
                 repaired.extend(self.descendants(name));
                 for r in repaired {
-                    if self.faults.remove(&r).is_some() {
-                        self.publish(EventKind::alarm(
-                            &r,
-                            ProbableCause::ReplaceableUnitProblem,
-                            PerceivedSeverity::Cleared,
-                            "repaired",
-                            true,
-                        ));
+                    let known = self.faults.remove(&r).is_some();
+                    // In a cluster the unit may have failed under another
+                    // host (a master since lost): its alarms, kept by every
+                    // node, clear all the same.
+                    if known || (self.cluster.is_some() && r == name) {
+                        self.hardware_alarm(&r, ProbableCause::ReplaceableUnitProblem, None);
+                    }
+                    if known {
                         self.start_component(&r).await;
                     }
                 }
                 Ok(())
             }
             _ => Err(unknown()),
+        }
+    }
+
+    /// A hardware alarm raised (or, without `raise`, cleared) by the node
+    /// hosting the unit. In a cluster it is a replicated change: every node
+    /// shows it, and it outlives the host (a master's shelf hardware moves
+    /// to the next master, which clears it on repair); a clear clears the
+    /// unit's every hardware cause. Alone, it is an event like any other.
+    fn hardware_alarm(
+        &mut self,
+        resource: &str,
+        cause: ProbableCause,
+        raise: Option<(PerceivedSeverity, &str)>,
+    ) {
+        let Some(rt) = &self.cluster else {
+            let (severity, text) = raise.unwrap_or((PerceivedSeverity::Cleared, "repaired"));
+            self.publish(EventKind::alarm(
+                resource,
+                cause,
+                severity,
+                text,
+                raise.is_none(),
+            ));
+            return;
+        };
+        let causes = match raise {
+            Some(_) => vec![cause],
+            None => vec![
+                ProbableCause::ReplaceableUnitProblem,
+                ProbableCause::CoolingFanFailure,
+                ProbableCause::PowerProblem,
+            ],
+        };
+        for c in causes {
+            if let Some(change) = factory::proxy::alarm_change(resource, c, raise) {
+                let (reply, _) = tokio::sync::oneshot::channel::<Result<(), CoreError>>();
+                rt.propose_answered(Command::Replicated(change), reply, CoreError::Refused);
+            }
         }
     }
 

@@ -103,24 +103,34 @@ pub(in crate::core) async fn relay_alarm(
     cause: ProbableCause,
     raise: Option<(PerceivedSeverity, &str)>,
 ) {
+    let Some(change) = alarm_change(resource, cause, raise) else {
+        return;
+    };
+    let (reply, _) = oneshot::channel();
+    let _ = core.send(Msg::Replicate { change, reply }).await;
+}
+
+/// The replicated change that raises (or, without `raise`, clears) an
+/// alarm on every node: a [`crate::replicated::RelayedAlarm`] body.
+pub(in crate::core) fn alarm_change(
+    resource: &str,
+    cause: ProbableCause,
+    raise: Option<(PerceivedSeverity, &str)>,
+) -> Option<Change> {
     let alarm = crate::replicated::RelayedAlarm {
         resource: resource.to_string(),
         cause: cause.value(),
         severity: raise.map(|(s, _)| s.value()),
         text: raise.map(|(_, t)| t.to_string()),
     };
-    let Ok(body) = serde_json::to_value(&alarm) else {
-        return;
-    };
-    let (reply, _) = oneshot::channel();
+    let body = serde_json::to_value(&alarm).ok()?;
     // The newest change of an alarm is its state.
-    let change = Change {
+    Some(Change {
         topic: RELAYED_ALARM.into(),
         retention: Retention::Latest(format!("{RELAYED_ALARM}/{resource}/{}", cause.value())),
         body,
         expect: None,
-    };
-    let _ = core.send(Msg::Replicate { change, reply }).await;
+    })
 }
 
 /// What a proxy's supervisor works with.
