@@ -1489,3 +1489,93 @@ fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() 
     // Nothing secret in the log.
     assert!(a.logged("nms-auth-secret").is_empty() && a.logged("nms-priv-secret").is_empty());
 }
+
+/// One ncclient session, driven line by line on stdin: `edit <text>` writes
+/// the first fan's label, `get` reads it; each prints `ok`, `denied:<tag>`
+/// or `closed` (the server ended the session).
+const NC_SESSION: &str = r#"
+import sys
+from ncclient import manager
+from ncclient.operations.rpc import RPCError
+addr, user, password = sys.argv[1:4]
+host, port = addr.rsplit(":", 1)
+m = manager.connect(host=host, port=int(port), username=user, password=password,
+                    hostkey_verify=False, look_for_keys=False, allow_agent=False, timeout=30)
+NS = "urn:halyard:params:xml:ns:yang:halyard-cluster"
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+print("ready", flush=True)
+for line in sys.stdin:
+    what, _, text = line.strip().partition(" ")
+    try:
+        if what == "edit":
+            m.edit_config(target="running", config=
+                '<config xmlns="%s"><element xmlns="%s"><fan><name>ne=1/shelf=1/fan=1</name><label>%s</label></fan></element></config>'
+                % (NC, NS, text))
+        else:
+            m.get(filter=("subtree", '<element xmlns="%s"><fan/></element>' % NS))
+        print("ok", flush=True)
+    except RPCError as e:
+        print("denied:%s" % e.tag if e.tag == "access-denied" else "error:%s" % e.tag, flush=True)
+    except Exception as e:
+        print("closed", flush=True)
+        break
+"#;
+
+/// A model user's open NETCONF session follows the user (#17): its role
+/// lowered from operator to viewer, the next edit of the same session is
+/// refused; the user deleted, the session ends at its next RPC.
+#[test]
+fn an_open_netconf_session_of_a_model_user_follows_its_role_and_removal() {
+    use std::io::{BufRead, BufReader, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let a = Agent::start_with(dir.path(), Some(config(dir.path())));
+    let admin = |method: &str, body: &str| -> u16 {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
+            .args(["-u", &format!("adam:{}", password("adam"))])
+            .args(["-H", "Content-Type: application/json", "-d", body])
+            .arg(format!("http://{}/api/v1/objects/ne=1/user=vera", a.http))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
+    };
+    let code = admin(
+        "PUT",
+        r#"{"class":"AccessUser","role":"operator","password":"vera-secret-1"}"#,
+    );
+    assert!((200..300).contains(&code), "{code}");
+    let script = dir.path().join("session.py");
+    std::fs::write(&script, NC_SESSION).unwrap();
+    let mut child = Command::new("python3")
+        .arg(&script)
+        .args([a.netconf.as_str(), "vera", "vera-secret-1"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3 with ncclient");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = || lines.next().and_then(Result::ok).unwrap_or_default();
+    assert_eq!(next(), "ready");
+    let mut ask = |line: &str| {
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+        next()
+    };
+    assert_eq!(ask("edit vera-was-here"), "ok", "an operator edits");
+    assert_eq!(admin("PATCH", r#"{"role":"viewer"}"#), 200);
+    assert_eq!(
+        ask("edit vera-again"),
+        "denied:access-denied",
+        "the same session, a viewer now"
+    );
+    assert_eq!(ask("get"), "ok", "a viewer reads");
+    assert!(!a.logged("the user's role changed").is_empty());
+    assert_eq!(admin("DELETE", ""), 204);
+    assert_eq!(ask("get"), "closed", "the session of a removed user");
+    let _ = child.wait();
+    assert!(!a.logged("the user was removed: session closed").is_empty());
+}

@@ -85,7 +85,6 @@ struct Ctx {
     shared: Arc<Shared>,
     /// The configuration's users; then the model's.
     users: HashMap<String, User>,
-    model_users: halyard_cluster_model::users::UserCache,
     ssh: Arc<russh::server::Config>,
     max_sessions: usize,
     auth_guard: Arc<halyard_cluster_model::guard::FailureGuard>,
@@ -106,6 +105,9 @@ struct Conn {
     user: Option<String>,
     /// What the authenticated user may do (its role).
     access: crate::Access,
+    /// The user is the model's (not the configuration's): its role is
+    /// read again at each RPC.
+    of_model: bool,
     channels: HashMap<ChannelId, Channel<Msg>>,
     started: Arc<AtomicBool>,
     /// Failed password attempts on this connection.
@@ -179,10 +181,12 @@ impl Handler for Conn {
             return Ok(self.failed(user, "password").await);
         }
         // A user of the configuration, else of the model.
+        let of_model = !self.ctx.users.contains_key(user);
         let (stored, access) = match self.ctx.users.get(user) {
             Some(u) => (u.password.clone(), u.access),
             None => match self
                 .ctx
+                .shared
                 .model_users
                 .user(&*self.ctx.shared.model, user)
                 .await
@@ -207,6 +211,7 @@ impl Handler for Conn {
             self.ctx.auth_guard.succeeded(self.peer_addr);
             self.user = Some(user.to_string());
             self.access = access;
+            self.of_model = of_model;
             Ok(Auth::Accept)
         } else {
             if let halyard_cluster_model::guard::Verdict::Refused { failures, for_ } =
@@ -237,10 +242,11 @@ impl Handler for Conn {
                     .fingerprint(russh::keys::HashAlg::Sha256)
                     .to_string();
                 let model = &*self.ctx.shared.model;
-                match self.ctx.model_users.user(model, user).await {
+                match self.ctx.shared.model_users.user(model, user).await {
                     Some(u)
                         if self
                             .ctx
+                            .shared
                             .model_users
                             .has_key(model, user, &fingerprint)
                             .await =>
@@ -255,6 +261,7 @@ impl Handler for Conn {
             info!(user, peer = %self.peer, method = "publickey", "NETCONF login");
             self.user = Some(user.to_string());
             self.access = access;
+            self.of_model = !self.ctx.users.contains_key(user);
             Ok(Auth::Accept)
         } else {
             Ok(self.failed(user, "publickey").await)
@@ -311,7 +318,7 @@ impl Handler for Conn {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .spawn(
-                crate::session::run_session(shared, stream, user, peer, access)
+                crate::session::run_session(shared, stream, user, peer, access, self.of_model)
                     .instrument(self.ctx.span.clone()),
             );
         Ok(())
@@ -456,7 +463,6 @@ impl Listener {
             ctx: Arc::new(Ctx {
                 shared,
                 users,
-                model_users: Default::default(),
                 ssh: Arc::new(ssh),
                 max_sessions: config.limits.max_sessions,
                 auth_guard: config.auth_guard.clone(),
@@ -557,6 +563,7 @@ impl Ctx {
             peer_addr: peer.ip(),
             user: None,
             access: crate::Access::ReadOnly,
+            of_model: false,
             channels: HashMap::new(),
             started: started.clone(),
             password_failures: 0,

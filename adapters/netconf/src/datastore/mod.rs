@@ -101,6 +101,8 @@ pub struct Shared {
         std::sync::OnceLock<tokio::sync::mpsc::Sender<halyard_cluster_model::port::SystemAction>>,
     /// The access model as last read (RPC and read checks).
     pub policy: halyard_cluster_model::access::PolicyCache,
+    /// The model's users (logins, and each RPC of a model user's session).
+    pub model_users: halyard_cluster_model::users::UserCache,
     /// Each user's role (its group in the access model): the
     /// configuration's users, and the model's as they log in.
     roles:
@@ -172,6 +174,7 @@ impl Shared {
             system: Default::default(),
             roles: Default::default(),
             policy: Default::default(),
+            model_users: Default::default(),
             ds: Mutex::new(DsState::default()),
             sessions: std::sync::Mutex::new(BTreeMap::new()),
             next_session: std::sync::atomic::AtomicU32::new(1),

@@ -54,6 +54,22 @@ struct Session {
 }
 
 impl Session {
+    /// Reads a model user's role again; false when the user is gone.
+    async fn refresh_access(&mut self) -> bool {
+        let shared = self.shared.clone();
+        let Some(u) = shared.model_users.user(&*shared.model, &self.user).await else {
+            info!("the user was removed: session closed");
+            return false;
+        };
+        let access = crate::Access::of_role(u.role);
+        if access != self.access {
+            info!(from = ?self.access, to = ?access, "the user's role changed");
+            self.access = access;
+            shared.set_role(&self.user, access.role());
+        }
+        true
+    }
+
     async fn write(&self, w: &mut (impl AsyncWrite + Unpin), msg: &str) -> std::io::Result<()> {
         w.write_all(&encode(msg, self.framing)).await?;
         w.flush().await
@@ -150,6 +166,7 @@ pub async fn run_session<S>(
     user: String,
     peer: String,
     access: crate::Access,
+    of_model: bool,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -158,7 +175,7 @@ pub async fn run_session<S>(
     let who = shared.who(id);
     // Aborted when dropped: shutdown aborts the outer task.
     let task = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(
-        serve(shared.clone(), stream, id, user, access, kill).instrument(span.clone()),
+        serve(shared.clone(), stream, id, user, access, of_model, kill).instrument(span.clone()),
     ));
     let end = match task.await {
         Ok(end) => end,
@@ -190,6 +207,7 @@ async fn serve<S>(
     id: u32,
     user: String,
     access: crate::Access,
+    of_model: bool,
     mut kill: tokio::sync::watch::Receiver<Option<u32>>,
 ) -> End
 where
@@ -282,6 +300,12 @@ where
                 match msg {
                     Ok(Some(m)) => {
                         deadline = Instant::now() + idle;
+                        // A model user's role holds as it is now: a change
+                        // or a removal takes effect at the next RPC.
+                        if of_model && !s.refresh_access().await {
+                            let _ = wr.shutdown().await;
+                            return End::Killed(0);
+                        }
                         let started = std::time::Instant::now();
                         let out = s.handle_message(&m).await;
                         if let Some(t) = &shared.trace {
