@@ -1104,6 +1104,48 @@ fn snmpv3_users_of_the_element_keep_only_localized_keys() {
     let sys_name = "1.3.6.1.2.1.1.5.0";
     // Users appear within the face's 250 ms re-read.
     std::thread::sleep(std::time::Duration::from_millis(600));
+    // SNMP-VIEW-BASED-ACM-MIB shows each in its role's group, and the
+    // groups' access rows: the operator group writes at authPriv, the
+    // viewer group reads only.
+    let string_index = |s: &str| {
+        std::iter::once(s.len().to_string())
+            .chain(s.bytes().map(|b| b.to_string()))
+            .collect::<Vec<_>>()
+            .join(".")
+    };
+    let groups = a.walk("1.3.6.1.6.3.16.1.2.1.3");
+    let group_of = |u: &str| {
+        let oid = format!(".1.3.6.1.6.3.16.1.2.1.3.3.{}", string_index(u));
+        groups
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        group_of("p-md5-des").as_deref(),
+        Some("operator"),
+        "{groups:?}"
+    );
+    assert_eq!(group_of("p-sha-aes").as_deref(), Some("viewer"));
+    assert_eq!(group_of("p-384-192").as_deref(), Some("admin"));
+    let access = a.walk("1.3.6.1.6.3.16.1.4.1");
+    let access_of = |group: &str, col: u32, level: u32| {
+        let oid = format!(
+            ".1.3.6.1.6.3.16.1.4.1.{col}.{}.0.3.{level}",
+            string_index(group)
+        );
+        access
+            .iter()
+            .find(|(o, _)| *o == oid)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        access_of("operator", 6, 3).as_deref(),
+        Some("all"),
+        "{access:?}"
+    );
+    assert_eq!(access_of("viewer", 5, 3).as_deref(), Some("all"));
+    assert_eq!(access_of("viewer", 6, 3).as_deref(), Some(""));
     for (u, auth, privacy) in pairs {
         // net-snmp knows Blumenthal's AES-192/256 only.
         if privacy.is_some_and(|p| p.ends_with("-C")) {
@@ -1244,6 +1286,10 @@ fn snmpv3_users_of_the_element_keep_only_localized_keys() {
     let opts: Vec<&str> = opts.iter().map(String::as_str).collect();
     let (ok, out) = a.snmp("snmpget", &opts, &[sys_name]);
     assert!(!ok && out.contains("Unknown user name"), "{out}");
+    // ...and gone from SNMP-VIEW-BASED-ACM-MIB.
+    let gone = format!(".1.3.6.1.6.3.16.1.2.1.3.3.{}", string_index("p-512-256"));
+    let groups = a.walk("1.3.6.1.6.3.16.1.2.1.3");
+    assert!(!groups.iter().any(|(o, _)| *o == gone), "{groups:?}");
 }
 
 /// The element's notification targets (#17), added and removed at run

@@ -377,6 +377,23 @@ async fn watch_element(shared: Arc<Shared>) -> Result<(), SnmpError> {
                     .into_iter()
                     .partition(|(engine, _)| *engine == shared.engine.id);
                 let own: Vec<LocalUser> = own.into_iter().map(|(_, u)| u).collect();
+                // SNMP-VIEW-BASED-ACM-MIB shows them in their roles' groups.
+                let shown: Vec<crate::mib::vacm::ElementUser> = own
+                    .iter()
+                    .map(|u| crate::mib::vacm::ElementUser {
+                        name: u.principal.clone(),
+                        group: if u.admin {
+                            "admin"
+                        } else if u.write_view.is_some() {
+                            "operator"
+                        } else {
+                            "viewer"
+                        },
+                        writes: u.write_view.is_some(),
+                        level: u.min_level,
+                    })
+                    .collect();
+                shared.mib.set_element_users(&shown);
                 let before = shared
                     .model_users
                     .read()

@@ -162,6 +162,10 @@ pub struct Mib {
     /// configuration file's targets they always show.
     targets: [LiveRows; 3],
     config_targets: Vec<target::TargetRow>,
+    /// SNMP-VIEW-BASED-ACM-MIB's four tables, and the configuration they
+    /// always show.
+    vacm: [LiveRows; 4],
+    vacm_config: Option<crate::config::SnmpConfig>,
 }
 
 impl std::fmt::Debug for Mib {
@@ -285,6 +289,8 @@ impl Mib {
             alarm_stats: alarm::AlarmStats::default(),
             targets: Default::default(),
             config_targets: Vec::new(),
+            vacm: Default::default(),
+            vacm_config: None,
         }
     }
 
@@ -310,9 +316,11 @@ impl Mib {
     /// Adds SNMP-VIEW-BASED-ACM-MIB's tables of the face's configuration
     /// (read-only).
     pub fn with_vacm(mut self, config: &crate::config::SnmpConfig) -> Self {
-        for (entry, rows) in vacm::tables(config) {
-            self.nodes.push((entry, Node::Fixed(rows)));
+        for ((entry, rows), live) in vacm::tables(config, &[]).into_iter().zip(&self.vacm) {
+            *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rows);
+            self.nodes.push((entry, Node::Live(live.clone())));
         }
+        self.vacm_config = Some(config.clone());
         self.nodes.push((
             vacm::SPIN_LOCK.to_vec(),
             Node::Fixed(vec![(vec![0], crate::codec::int(0))]),
@@ -339,6 +347,17 @@ impl Mib {
         }
         self.nodes.sort_by(|a, b| a.0.cmp(&b.0));
         self
+    }
+
+    /// Shows the element's SNMPv3 users in SNMP-VIEW-BASED-ACM-MIB, after
+    /// the configuration's.
+    pub fn set_element_users(&self, users: &[vacm::ElementUser]) {
+        let Some(config) = &self.vacm_config else {
+            return;
+        };
+        for ((_, rows), live) in vacm::tables(config, users).into_iter().zip(&self.vacm) {
+            *live.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(rows);
+        }
     }
 
     /// Shows the element's notification targets after the configuration

@@ -5,6 +5,9 @@
 //! secret, so neither its security name nor its group shows it); each
 //! group's access rows per security level (a row with the write view from
 //! the level writes need); and the views, `all` as the subtree iso(1).
+//! The element's SNMPv3 users (added at run time) are shown too, each in
+//! the group of its role ([`ElementUser`]); the tables are rebuilt when
+//! they change.
 //! The element's access rules (`halyard_cluster_model::access`) apply on
 //! top of these views, for every face alike.
 
@@ -91,8 +94,26 @@ fn families(name: &str, v: &View, out: &mut Vec<(Oid, ObjectSyntax)>) {
     }
 }
 
-/// The four tables' rows (relative to each entry, in OID order).
-pub(super) fn tables(config: &SnmpConfig) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 4] {
+/// An SNMPv3 user of the element (an `AccessUser` with keys for this
+/// engine), as VACM shows it: in the group of its role (`viewer`,
+/// `operator`, `admin`), which reads the view `all` and, but for viewers,
+/// writes it, at the level its keys allow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ElementUser {
+    pub name: String,
+    /// Its role's name, the group.
+    pub group: &'static str,
+    pub writes: bool,
+    pub level: SecurityLevel,
+}
+
+/// The four tables' rows (relative to each entry, in OID order): the
+/// configuration's, then the element's users (a name the configuration
+/// has is left out: the configured user is the one served).
+pub(super) fn tables(
+    config: &SnmpConfig,
+    element: &[ElementUser],
+) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 4] {
     let (mut groups, mut access, mut views) = (Vec::new(), Vec::new(), Vec::new());
     let context = vec![(vec![1, 0], octets(Vec::new()))];
     let mut member = |model: u32, name: &str, group: &str| {
@@ -110,6 +131,13 @@ pub(super) fn tables(config: &SnmpConfig) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 4
     };
     for u in &config.users {
         member(USM, &u.name, &u.group);
+    }
+    let element: Vec<&ElementUser> = element
+        .iter()
+        .filter(|e| !config.users.iter().any(|u| u.name == e.name))
+        .collect();
+    for e in &element {
+        member(USM, &e.name, e.group);
     }
     for i in 0..config.communities.len() {
         let name = community_name(i);
@@ -144,6 +172,18 @@ pub(super) fn tables(config: &SnmpConfig) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 4
             row(&g.name, USM, level(write_level), read, write);
         }
     }
+    // A role group's row per level its users log in at.
+    let mut role_rows: Vec<(&str, u32, bool)> = element
+        .iter()
+        .map(|e| (e.group, level(e.level), e.writes))
+        .collect();
+    role_rows.sort_unstable();
+    role_rows.dedup();
+    for (group, lvl, writes) in role_rows {
+        if !config.groups.iter().any(|g| g.name == group) {
+            row(group, USM, lvl, "all", if writes { "all" } else { "" });
+        }
+    }
     for (i, c) in config.communities.iter().enumerate() {
         let name = community_name(i);
         let write = if c.write { name.as_str() } else { "" };
@@ -163,7 +203,7 @@ pub(super) fn tables(config: &SnmpConfig) -> [(Oid, Vec<(Oid, ObjectSyntax)>); 4
             .iter()
             .any(|g| g.read_view.as_deref() == Some(n) || g.write_view.as_deref() == Some(n))
     };
-    if !config.views.contains_key("all") && used("all") {
+    if !config.views.contains_key("all") && (used("all") || !element.is_empty()) {
         named.push(("all", View::all()));
     }
     for (n, v) in named {
@@ -206,7 +246,7 @@ mod tests {
             min_level: SecurityLevel::AuthNoPriv,
             write_min_level: SecurityLevel::AuthPriv,
         });
-        let [(_, ctx), (_, groups), (_, access), (_, views)] = tables(&config);
+        let [(_, ctx), (_, groups), (_, access), (_, views)] = tables(&config, &[]);
         assert_eq!(ctx.len(), 1);
         let has = |rows: &[(Oid, ObjectSyntax)], oid: Vec<u32>, v: ObjectSyntax| {
             assert!(
@@ -239,6 +279,69 @@ mod tests {
             "{:?}",
             b"s3cret".iter().map(|b| *b as u32).collect::<Vec<_>>()
         )));
+        for rows in [&groups, &access, &views] {
+            assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
+        }
+    }
+
+    #[test]
+    fn element_users_are_in_their_roles_groups() {
+        let mut config = SnmpConfig::default();
+        config.users.push(UsmUser {
+            name: "ops".into(),
+            auth: Some((AuthProtocol::Sha256, "authpass1".into())),
+            privacy: None,
+            group: "operators".into(),
+        });
+        let element = [
+            ElementUser {
+                name: "nina".into(),
+                group: "operator",
+                writes: true,
+                level: SecurityLevel::AuthPriv,
+            },
+            ElementUser {
+                name: "vic".into(),
+                group: "viewer",
+                writes: false,
+                level: SecurityLevel::AuthNoPriv,
+            },
+            // The configured user of that name is the one served.
+            ElementUser {
+                name: "ops".into(),
+                group: "admin",
+                writes: true,
+                level: SecurityLevel::AuthPriv,
+            },
+        ];
+        let [_, (_, groups), (_, access), (_, views)] = tables(&config, &element);
+        let group_of = |name: &str| {
+            let mut o = vec![3, USM];
+            o.extend(string_index(name));
+            groups.iter().find(|(x, _)| *x == o).map(|(_, v)| v.clone())
+        };
+        assert_eq!(group_of("nina"), Some(octets(b"operator".to_vec())));
+        assert_eq!(group_of("vic"), Some(octets(b"viewer".to_vec())));
+        assert_eq!(group_of("ops"), Some(octets(b"operators".to_vec())));
+        let access_of = |group: &str, col: u32, lvl: u32| {
+            let mut o = vec![col];
+            o.extend(string_index(group));
+            o.extend(string_index(""));
+            o.extend([USM, lvl]);
+            access.iter().find(|(x, _)| *x == o).map(|(_, v)| v.clone())
+        };
+        assert_eq!(access_of("operator", 6, 3), Some(octets(b"all".to_vec())));
+        assert_eq!(access_of("viewer", 5, 2), Some(octets(b"all".to_vec())));
+        assert_eq!(access_of("viewer", 6, 2), Some(octets(Vec::new())));
+        assert_eq!(
+            access_of("admin", 5, 3),
+            None,
+            "no admin of the element here"
+        );
+        let mut all = vec![4];
+        all.extend(string_index("all"));
+        all.extend(oid_index(&[1]));
+        assert!(views.iter().any(|(o, v)| *o == all && *v == int(INCLUDED)));
         for rows in [&groups, &access, &views] {
             assert!(rows.windows(2).all(|w| w[0].0 < w[1].0));
         }
