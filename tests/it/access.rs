@@ -138,17 +138,7 @@ struct Faces<'a> {
 
 impl Faces<'_> {
     fn http(&self, user: &str, method: &str, path: &str, body: &str) -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "-X", method])
-            .args(["-u", &format!("{user}:{}", password(user))])
-            .args(["-H", "Accept: application/json"])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!("http://{}{path}", self.a.http))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+        http_with(self.a, user, &password(user), method, path, body)
     }
 
     /// Whether the HTTP API lets `user` set the object's label.
@@ -878,18 +868,8 @@ fn users_and_keys_added_at_run_time_log_in_on_http_and_netconf() {
     let script = dir.path().join("nc.py");
     std::fs::write(&script, NC_SCRIPT).unwrap();
     let f = Faces { a: &a, script };
-    let basic = |user: &str, pass: &str, method: &str, path: &str, body: &str| -> u16 {
-        let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
-            .args(["-u", &format!("{user}:{pass}")])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!("http://{}{path}", a.http))
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+    let basic = |user: &str, pass: &str, method: &str, path: &str, body: &str| {
+        http_with(&a, user, pass, method, path, body).0
     };
     let nina = "/api/v1/objects/ne=1/user=nina";
     let user_body = |pass: &str| {
@@ -1029,6 +1009,29 @@ pub(crate) fn halyard_user(
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr),
     )
+}
+
+/// One request as `user` (Basic) with a JSON body: the status and the
+/// (JSON) answer.
+fn http_with(
+    a: &Agent,
+    user: &str,
+    pass: &str,
+    method: &str,
+    path: &str,
+    body: &str,
+) -> (u16, String) {
+    let out = Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", method])
+        .args(["-u", &format!("{user}:{pass}")])
+        .args(["-H", "Accept: application/json"])
+        .args(["-H", "Content-Type: application/json", "-d", body])
+        .arg(format!("http://{}{path}", a.http))
+        .output()
+        .expect("curl");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), body.to_string())
 }
 
 /// `halyard user` against the agent's HTTP API as adam.
@@ -1361,20 +1364,9 @@ fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() 
         &format!("engineID other-trapd\n{}", user_line.replace("{e}", "")),
     );
 
-    let put = |user: &str, name: &str, body: &str| -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "-X", "PUT"])
-            .args(["-u", &format!("{user}:{}", password(user))])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!(
-                "http://{}/api/v1/objects/ne=1/notifytarget={name}",
-                a.http
-            ))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+    let put = |user: &str, name: &str, body: &str| {
+        let path = format!("/api/v1/objects/ne=1/notifytarget={name}");
+        http_with(&a, user, &password(user), "PUT", &path, body)
     };
     let v2_body = format!(
         r#"{{"class":"NotificationTarget","address":"127.0.0.1:{v2_port}","community":"public","comment":"v2c receiver"}}"#
@@ -1490,24 +1482,9 @@ fn notification_targets_added_at_run_time_get_traps_and_informs_until_deleted() 
     crate::agent::wait_until("the inform acknowledged", || acked() >= 1);
 
     // The v2c target deleted: the clearing reaches the other two only.
-    let out = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code}",
-            "-X",
-            "DELETE",
-        ])
-        .args(["-u", &format!("adam:{}", password("adam"))])
-        .arg(format!(
-            "http://{}/api/v1/objects/ne=1/notifytarget=v2",
-            a.http
-        ))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "204");
+    let v2_path = "/api/v1/objects/ne=1/notifytarget=v2";
+    let (code, _) = http_with(&a, "adam", &password("adam"), "DELETE", v2_path, "");
+    assert_eq!(code, 204);
     std::thread::sleep(std::time::Duration::from_millis(1000));
     fault("repair");
     v3.wait_for("HALYARD-CLUSTER-MIB::hcAlarmCleared");
@@ -1575,18 +1552,9 @@ fn an_open_netconf_session_of_a_model_user_follows_its_role_and_removal() {
     use std::io::{BufRead, BufReader, Write};
     let dir = tempfile::tempdir().unwrap();
     let a = Agent::start_with(dir.path(), Some(config(dir.path())));
-    let admin = |method: &str, body: &str| -> u16 {
-        let out = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-X", method])
-            .args(["-u", &format!("adam:{}", password("adam"))])
-            .args(["-H", "Content-Type: application/json", "-d", body])
-            .arg(format!("http://{}/api/v1/objects/ne=1/user=vera", a.http))
-            .output()
-            .expect("curl");
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse()
-            .unwrap_or(0)
+    let admin = |method: &str, body: &str| {
+        let path = "/api/v1/objects/ne=1/user=vera";
+        http_with(&a, "adam", &password("adam"), method, path, body).0
     };
     let code = admin(
         "PUT",

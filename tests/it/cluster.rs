@@ -42,6 +42,21 @@ pub(crate) fn wait_master(c: &Cluster, node: &str) -> String {
     master.unwrap()
 }
 
+/// Kills the master with SIGKILL; returns the survivors once both name
+/// the same new master, and that master.
+pub(crate) fn kill_the_master(c: &mut Cluster, master: &str) -> (Vec<&'static str>, String) {
+    c.kill9(master);
+    let survivors: Vec<&'static str> = NODES.iter().copied().filter(|n| *n != master).collect();
+    wait_until("a new master", 20, || {
+        survivors
+            .iter()
+            .all(|n| c.master(n).is_some_and(|m| m != master))
+    });
+    let new_master = c.master(survivors[0]).unwrap();
+    assert_eq!(c.master(survivors[1]).as_deref(), Some(new_master.as_str()));
+    (survivors, new_master)
+}
+
 pub(crate) fn node_object(n: &str) -> String {
     format!("ne=1/shelf=1/node={n}")
 }
@@ -209,15 +224,7 @@ fn the_master_killed_a_new_master_is_elected_and_no_decision_is_lost() {
         });
     }
 
-    c.kill9(&master);
-    let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
-    wait_until("a new master", 20, || {
-        survivors
-            .iter()
-            .all(|n| c.master(n).is_some_and(|m| m != master))
-    });
-    let new_master = c.master(survivors[0]).unwrap();
-    assert_eq!(c.master(survivors[1]).as_deref(), Some(new_master.as_str()));
+    let (survivors, _) = kill_the_master(&mut c, &master);
     // The decision committed before is still there.
     for n in &survivors {
         assert_eq!(c.attrs(n, ticker).unwrap()["admin-state"], "locked");
@@ -1165,14 +1172,7 @@ fn an_element_notification_target_gets_each_notification_once_from_the_master() 
         trapd.text()
     );
 
-    c.kill9(&master);
-    let survivors: Vec<&str> = NODES.iter().copied().filter(|n| *n != master).collect();
-    wait_until("a new master", 20, || {
-        survivors
-            .iter()
-            .all(|n| c.master(n).is_some_and(|m| m != master))
-    });
-    let new_master = c.master(survivors[0]).unwrap();
+    let (survivors, new_master) = kill_the_master(&mut c, &master);
     // The new master's role reaches its SNMP face within 250 ms.
     wait_until("the new master shown as master", 20, || {
         c.attrs(&new_master, &node_object(&new_master))
