@@ -465,11 +465,15 @@ impl Senders {
                 }
             };
         if self.here != Some(here) {
+            // Not sending is the start (until this node's engine shows)
+            // and every follower's lot: said only when it stops.
+            if here || self.here == Some(true) {
+                tracing::info!(
+                    sends = here,
+                    "sender of the element's notification targets (the only node or the master)"
+                );
+            }
             self.here = Some(here);
-            tracing::info!(
-                sends = here,
-                "sender of the element's notification targets (the only node or the master)"
-            );
         }
         let rows: Vec<crate::mib::target::TargetRow> = found
             .into_iter()
