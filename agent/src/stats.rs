@@ -24,6 +24,14 @@ use crate::model::AgentModel;
 /// Objects the collector handles between two yields to the runtime.
 const YIELD_EVERY: usize = 256;
 
+/// Thousands of objects a cycle: lets the faces' requests in every
+/// [`YIELD_EVERY`] objects (the model's calls here never wait).
+async fn pace(k: usize) {
+    if k % YIELD_EVERY == YIELD_EVERY - 1 {
+        tokio::task::yield_now().await;
+    }
+}
+
 /// What a threshold does on a new sample.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Crossing {
@@ -211,11 +219,7 @@ impl Collector {
             .into_iter()
             .enumerate()
         {
-            // Thousands of objects a cycle: let the faces' requests in
-            // between (the model's calls here never wait).
-            if k % YIELD_EVERY == YIELD_EVERY - 1 {
-                tokio::task::yield_now().await;
-            }
+            pace(k).await;
             let down = o.get("OperState") == Some(&Value::Enum(OperState::Disabled.value()));
             let j = jitter(o.index);
             let v: Vec<(&str, Value)> = match o.class.name {
@@ -288,9 +292,7 @@ impl Collector {
             .into_iter()
             .enumerate()
         {
-            if k % YIELD_EVERY == YIELD_EVERY - 1 {
-                tokio::task::yield_now().await;
-            }
+            pace(k).await;
             for (i, a) in o.class.attributes.iter().enumerate() {
                 if a.measure != Measure::Gauge || a.declared_in == "Component" {
                     continue;

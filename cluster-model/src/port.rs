@@ -50,6 +50,13 @@ impl ManagedObject {
         self.values.get(i)
     }
 
+    /// An attribute's value as text in the schema's spelling (an
+    /// enumeration's label, a number in decimal), if the class has it.
+    pub fn text(&self, attribute: &str) -> Option<String> {
+        let (i, a) = self.class.attribute(attribute)?;
+        self.values.get(i).map(|v| v.render(&a.ty))
+    }
+
     /// The value of the attribute with a standard role, if the class has one.
     pub fn by_role(&self, role: crate::meta::Role) -> Option<&Value> {
         let (i, _) = self.class.attribute_by_role(role)?;

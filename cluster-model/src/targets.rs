@@ -75,7 +75,7 @@ pub async fn load(
         };
         let user = Some(text(names::USER)).filter(|u| !u.is_empty());
         out.push(Target {
-            inform: label(&o, names::KIND).as_deref() == Some(names::INFORM),
+            inform: o.text(names::KIND).as_deref() == Some(names::INFORM),
             address,
             user,
             community: text(names::COMMUNITY),
@@ -112,11 +112,5 @@ pub async fn sends_here(
     Ok(nodes
         .iter()
         .find(|o| engine_of(o).eq_ignore_ascii_case(engine_hex))
-        .is_some_and(|me| label(me, names::NODE_ROLE).as_deref() == Some(names::MASTER)))
-}
-
-/// An enumeration attribute's label.
-fn label(o: &ManagedObject, attribute: &str) -> Option<String> {
-    let (i, a) = o.class.attribute(attribute)?;
-    o.values.get(i).map(|v| v.render(&a.ty))
+        .is_some_and(|me| me.text(names::NODE_ROLE).as_deref() == Some(names::MASTER)))
 }

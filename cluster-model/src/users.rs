@@ -75,10 +75,7 @@ impl Default for UserCache {
 
 /// The role an `AccessUser`'s `Role` value names.
 pub fn role_of(o: &ManagedObject) -> Role {
-    let Some((i, a)) = o.class.attribute(names::ROLE) else {
-        return Role::Viewer;
-    };
-    match o.values.get(i).map(|v| v.render(&a.ty)).as_deref() {
+    match o.text(names::ROLE).as_deref() {
         Some("admin") => Role::Admin,
         Some("operator") => Role::Operator,
         _ => Role::Viewer,

@@ -497,23 +497,9 @@ fn issued_tokens_authenticate_until_revoked_or_expired() {
     let script = dir.path().join("nc.py");
     std::fs::write(&script, NC_SCRIPT).unwrap();
     let f = Faces { a: &a, script };
-    let bearer = |token: &str, method: &str, path: &str, body: &str| -> (u16, String) {
-        let out = Command::new("curl")
-            .args(["-s", "-w", "\n%{http_code}", "-X", method])
-            .args(["-H", &format!("Authorization: Bearer {token}")])
-            .args([
-                "-H",
-                "Accept: application/json",
-                "-H",
-                "Content-Type: application/json",
-            ])
-            .args(["-d", body])
-            .arg(format!("http://{}{path}", a.http))
-            .output()
-            .expect("curl");
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
-        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
-        (code.trim().parse().unwrap_or(0), body.to_string())
+    let bearer = |token: &str, method: &str, path: &str, body: &str| {
+        let auth = ["-H".to_string(), format!("Authorization: Bearer {token}")];
+        http_request(&a, &auth, method, path, body)
     };
     let issue = |user: &str, body: &str| -> (String, String) {
         let (code, text) = f.http(user, "POST", "/api/v1/tokens", body);
@@ -1021,9 +1007,16 @@ fn http_with(
     path: &str,
     body: &str,
 ) -> (u16, String) {
+    let auth = ["-u".to_string(), format!("{user}:{pass}")];
+    http_request(a, &auth, method, path, body)
+}
+
+/// One request with these curl authentication arguments and a JSON body:
+/// the status and the (JSON) answer.
+fn http_request(a: &Agent, auth: &[String], method: &str, path: &str, body: &str) -> (u16, String) {
     let out = Command::new("curl")
         .args(["-s", "-w", "\n%{http_code}", "-X", method])
-        .args(["-u", &format!("{user}:{pass}")])
+        .args(auth)
         .args(["-H", "Accept: application/json"])
         .args(["-H", "Content-Type: application/json", "-d", body])
         .arg(format!("http://{}{path}", a.http))

@@ -586,24 +586,21 @@ async fn model_users(
         let Some((_, name)) = owner.rdns().last() else {
             continue;
         };
-        let label = |o: &halyard_cluster_model::port::ManagedObject, attr: &str| {
-            o.class
-                .attribute(attr)
-                .and_then(|(i, a)| o.values.get(i).map(|v| v.render(&a.ty)))
-        };
         let text = |attr: &str| {
             k.get(attr)
                 .and_then(Value::as_str)
                 .unwrap_or("")
                 .to_string()
         };
-        let Some(auth) = label(&k, names::AUTH_PROTOCOL)
+        let Some(auth) = k
+            .text(names::AUTH_PROTOCOL)
             .as_deref()
             .and_then(AuthProtocol::from_label)
         else {
             continue;
         };
-        let privacy = label(&k, names::PRIV_PROTOCOL)
+        let privacy = k
+            .text(names::PRIV_PROTOCOL)
             .as_deref()
             .and_then(crate::config::PrivProtocol::from_label);
         // A localized key is as long as the protocol's digest.

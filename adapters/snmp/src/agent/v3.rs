@@ -217,30 +217,35 @@ impl Shared {
 
     /// An SNMPv3 notification message from this (authoritative) engine.
     pub(crate) fn encode_v3_notification(&self, user: &str, pdu: v2::Pdus) -> Option<Vec<u8>> {
-        // The configured user, else the element's with keys for this engine.
+        self.with_user(user.as_bytes(), |u| {
+            let scoped = v3::ScopedPdu {
+                engine_id: self.engine_id.clone(),
+                name: OctetString::from_static(b""),
+                data: pdu,
+            };
+            let msg_id = (self.salt.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
+            self.encode_v3(
+                msg_id,
+                scoped,
+                Some(u),
+                u.auth.is_some(),
+                u.privacy.is_some(),
+            )
+        })?
+    }
+
+    /// `f` of the user of that name with keys for this engine: the
+    /// configured one, else the element's.
+    fn with_user<R>(&self, name: &[u8], f: impl FnOnce(&LocalUser) -> R) -> Option<R> {
+        if let Some(u) = self.users.iter().find(|u| u.name == name) {
+            return Some(f(u));
+        }
         let element = self
             .model_users
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone();
-        let u = self
-            .users
-            .iter()
-            .chain(element.iter())
-            .find(|u| u.name == user.as_bytes())?;
-        let scoped = v3::ScopedPdu {
-            engine_id: self.engine_id.clone(),
-            name: OctetString::from_static(b""),
-            data: pdu,
-        };
-        let msg_id = (self.salt.fetch_add(1, Ordering::Relaxed) & 0x7fff_ffff) as i32;
-        self.encode_v3(
-            msg_id,
-            scoped,
-            Some(u),
-            u.auth.is_some(),
-            u.privacy.is_some(),
-        )
+        element.iter().find(|u| u.name == name).map(f)
     }
 
     /// Builds (and authenticates / encrypts) an outgoing v3 message from
@@ -317,21 +322,12 @@ impl Shared {
     /// snmpTargetParamsSecurityLevel of notifications sent as `name`:
     /// authPriv(3) with a privacy key, authNoPriv(2), else noAuthNoPriv(1).
     pub(crate) fn user_level(&self, name: &str) -> i64 {
-        let element = self
-            .model_users
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        match self
-            .users
-            .iter()
-            .chain(element.iter())
-            .find(|u| u.name == name.as_bytes())
-        {
-            Some(u) if u.privacy.is_some() => 3,
-            Some(u) if u.auth.is_some() => 2,
+        self.with_user(name.as_bytes(), |u| match u {
+            u if u.privacy.is_some() => 3,
+            u if u.auth.is_some() => 2,
             _ => 1,
-        }
+        })
+        .unwrap_or(1)
     }
 
     pub(crate) fn next_salt(&self) -> u64 {
